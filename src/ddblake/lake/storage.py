@@ -1,0 +1,130 @@
+"""Lake storage picked by URI: one code path for a local directory and ``s3://``.
+
+Everything goes through :mod:`pyarrow.fs`, the same file layer pyiceberg uses, so a ``file://``
+lake in tests and an ``s3://`` lake in AWS run the same code. The one difference that matters is
+atomicity: an S3 PUT is atomic on its own, a local file is written beside its target and renamed.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pyarrow.fs as pafs
+
+from ddblake.errors import ConfigError, TransientError
+
+
+def s3_endpoint_from_env() -> str | None:
+    """The S3 endpoint override from the standard AWS variables, if any (moto, LocalStack, MinIO)."""
+    return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
+
+
+@dataclass(frozen=True)
+class Storage:
+    """A lake root: ``fs`` plus the root path inside it (no trailing slash).
+
+    Paths given to the methods are relative to the root and use ``/``.
+    """
+
+    fs: pafs.FileSystem
+    root: str
+    uri_root: str
+    is_local: bool
+
+    @classmethod
+    def from_uri(cls, uri: str, *, s3_endpoint_url: str | None = None) -> Storage:
+        """Open a lake from ``/path``, ``file:///path`` or ``s3://bucket/prefix``.
+
+        Raises:
+            ConfigError: the scheme is not supported.
+        """
+        parsed = urlparse(uri)
+        if parsed.scheme in ("", "file"):
+            path = Path(parsed.path if parsed.scheme == "file" else uri).expanduser().resolve()
+            path.mkdir(parents=True, exist_ok=True)
+            return cls(pafs.LocalFileSystem(), path.as_posix(), path.as_uri(), True)
+        if parsed.scheme == "s3":
+            if not parsed.netloc:
+                raise ConfigError(f"lake URI {uri!r} names no bucket; use s3://bucket/prefix")
+            endpoint = s3_endpoint_url or s3_endpoint_from_env()
+            kwargs: dict[str, object] = {
+                "region": os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+            }
+            if endpoint:
+                ep = urlparse(endpoint)
+                kwargs["endpoint_override"] = ep.netloc or endpoint
+                kwargs["scheme"] = ep.scheme or "https"
+            fs = pafs.S3FileSystem(**kwargs)  # type: ignore[arg-type]
+            root = (parsed.netloc + "/" + parsed.path.strip("/")).rstrip("/")
+            return cls(fs, root, "s3://" + root, False)
+        raise ConfigError(f"lake URI {uri!r}: scheme {parsed.scheme!r} is not supported; use a path or s3://")
+
+    def _full(self, rel: str) -> str:
+        return f"{self.root}/{rel.lstrip('/')}" if rel else self.root
+
+    def uri(self, rel: str = "") -> str:
+        """The URI of a path under the root (what pyiceberg and DuckDB are given)."""
+        return f"{self.uri_root}/{rel.lstrip('/')}" if rel else self.uri_root
+
+    def write_atomic(self, rel: str, data: bytes) -> None:
+        """Write a whole file so that readers see the old content or the new one, never a part."""
+        full = self._full(rel)
+        try:
+            if self.is_local:
+                parent = full.rsplit("/", 1)[0]
+                self.fs.create_dir(parent, recursive=True)
+                tmp = f"{parent}/.tmp-{uuid.uuid4().hex}"
+                with self.fs.open_output_stream(tmp) as out:
+                    out.write(data)
+                fd = os.open(tmp, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+                self.fs.move(tmp, full)
+            else:
+                with self.fs.open_output_stream(full) as out:
+                    out.write(data)
+        except OSError as e:
+            raise TransientError(f"cannot write {self.uri(rel)}: {e}") from e
+
+    def read(self, rel: str) -> bytes | None:
+        """The file's bytes, or None when it does not exist."""
+        full = self._full(rel)
+        try:
+            with self.fs.open_input_stream(full) as f:
+                data: bytes = f.read()
+                return data
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            if "not found" in str(e).lower() or "no such file" in str(e).lower():
+                return None
+            raise TransientError(f"cannot read {self.uri(rel)}: {e}") from e
+
+    def list_files(self, prefix: str) -> list[str]:
+        """Every file under ``prefix`` (recursive), relative to the root, sorted; temp files skipped."""
+        selector = pafs.FileSelector(self._full(prefix), recursive=True, allow_not_found=True)
+        try:
+            infos = self.fs.get_file_info(selector)
+        except OSError as e:
+            raise TransientError(f"cannot list {self.uri(prefix)}: {e}") from e
+        start = len(self.root) + 1
+        return sorted(
+            i.path[start:]
+            for i in infos
+            if i.type == pafs.FileType.File and not i.base_name.startswith(".tmp-")
+        )
+
+    def delete(self, rel: str) -> None:
+        """Delete a file; a missing file is not an error."""
+        try:
+            self.fs.delete_file(self._full(rel))
+        except FileNotFoundError:
+            return
+        except OSError as e:
+            raise TransientError(f"cannot delete {self.uri(rel)}: {e}") from e
