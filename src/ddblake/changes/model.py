@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, TypeGuard
 
 from ddblake.errors import BadRecordError
 
@@ -21,6 +21,10 @@ LINE_FORMAT_VERSION: Final = 1
 
 DynamoJson = dict[str, Any]
 """An item or key in DynamoDB JSON: attribute name -> ``{"S": "..."}`` and friends."""
+
+
+def _is_int(value: Any) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,8 +107,8 @@ class ChangeEvent:
                 raise BadRecordError(f"raw-log line field {name!r} is not an object")
         if seq is not None and not isinstance(seq, str):
             raise BadRecordError("raw-log line field 'seq' is not a string")
-        times = obj.get("event_time_us"), obj.get("ingested_us")
-        if not all(isinstance(t, int) and not isinstance(t, bool) for t in times):
+        event_time, ingested = obj.get("event_time_us"), obj.get("ingested_us")
+        if not (_is_int(event_time) and _is_int(ingested)):
             raise BadRecordError("raw-log line times are not integers (microseconds)")
         ttl = obj.get("ttl", False)
         if not isinstance(ttl, bool):
@@ -116,11 +120,11 @@ class ChangeEvent:
             new_image=new,
             old_image=old,
             event_id=event_id,
-            event_time_us=times[0],
+            event_time_us=event_time,
             sequence=seq,
             source=source,
             ttl=ttl,
-            ingested_us=times[1],
+            ingested_us=ingested,
         )
 
     @classmethod

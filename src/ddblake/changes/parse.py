@@ -49,7 +49,7 @@ def to_micros(value: Any) -> int:
         return round(value * 1_000_000)
     if value < 1e14:  # milliseconds (Kinesis default)
         return round(value * 1_000)
-    return int(value)  # microseconds (Kinesis with MICROSECOND precision)
+    return round(value)  # microseconds (Kinesis with MICROSECOND precision)
 
 
 def _check_image(image: Any, what: str) -> DynamoJson | None:
@@ -64,15 +64,19 @@ def _check_image(image: Any, what: str) -> DynamoJson | None:
     return image
 
 
+def _b64(value: Any) -> Any:
+    return base64.b64encode(value).decode("ascii") if isinstance(value, bytes | bytearray) else value
+
+
 def _rebase64(value: Any) -> Any:
     """Re-encode the ``bytes`` botocore decoded, so boto3 records match the wire format."""
     if isinstance(value, dict):
         if len(value) == 1:
             tag, inner = next(iter(value.items()))
             if tag == "B" and isinstance(inner, bytes | bytearray):
-                return {"B": base64.b64encode(inner).decode("ascii")}
+                return {"B": _b64(inner)}
             if tag == "BS" and isinstance(inner, list):
-                return {"BS": [base64.b64encode(b).decode("ascii") if isinstance(b, bytes) else b for b in inner]}
+                return {"BS": [_b64(b) for b in inner]}
         return {k: _rebase64(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_rebase64(v) for v in value]

@@ -58,7 +58,7 @@ class Storage:
                 ep = urlparse(endpoint)
                 kwargs["endpoint_override"] = ep.netloc or endpoint
                 kwargs["scheme"] = ep.scheme or "https"
-            fs = pafs.S3FileSystem(**kwargs)  # type: ignore[arg-type]
+            fs = pafs.S3FileSystem(**kwargs)
             root = (parsed.netloc + "/" + parsed.path.strip("/")).rstrip("/")
             return cls(fs, root, "s3://" + root, False)
         raise ConfigError(f"lake URI {uri!r}: scheme {parsed.scheme!r} is not supported; use a path or s3://")
