@@ -23,6 +23,10 @@ DynamoJson = dict[str, Any]
 """An item or key in DynamoDB JSON: attribute name -> ``{"S": "..."}`` and friends."""
 
 
+_COMPACT: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+_COMPACT_ASCII: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True)
+
+
 def _is_int(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -75,8 +79,18 @@ class ChangeEvent:
         }
 
     def to_line(self) -> bytes:
-        """One raw-log line, UTF-8, ending in a newline."""
-        return (json.dumps(self.to_dict(), separators=(",", ":"), ensure_ascii=False) + "\n").encode()
+        """One raw-log line, UTF-8, ending in a newline.
+
+        Compact JSON with non-ASCII text kept as UTF-8, the smallest lossless form. JSON escapes
+        every control character, so the only newline is the last byte. A string holding a lone
+        surrogate (which UTF-8 cannot carry; the parsers reject it) is written ``\\uXXXX``-escaped
+        rather than failing.
+        """
+        obj = self.to_dict()
+        try:
+            return (_COMPACT.encode(obj) + "\n").encode("utf-8")
+        except UnicodeEncodeError:
+            return (_COMPACT_ASCII.encode(obj) + "\n").encode("ascii")
 
     @classmethod
     def from_dict(cls, obj: Any) -> ChangeEvent:
@@ -87,7 +101,7 @@ class ChangeEvent:
         """
         if not isinstance(obj, dict):
             raise BadRecordError(f"raw-log line is {type(obj).__name__}, not a JSON object")
-        if obj.get("v") != LINE_FORMAT_VERSION:
+        if not _is_int(obj.get("v")) or obj["v"] != LINE_FORMAT_VERSION:
             raise BadRecordError(f"raw-log line has format version {obj.get('v')!r}, expected 1")
         op, source = obj.get("op"), obj.get("source")
         if op not in OPERATIONS:
@@ -136,6 +150,6 @@ class ChangeEvent:
         """
         try:
             obj = json.loads(line)
-        except (ValueError, UnicodeDecodeError) as e:
+        except (ValueError, RecursionError) as e:  # UnicodeDecodeError is a ValueError
             raise BadRecordError(f"raw-log line is not JSON: {e.__class__.__name__}") from e
         return cls.from_dict(obj)

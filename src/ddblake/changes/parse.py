@@ -12,6 +12,12 @@ Shapes (samples in shared/formats/ and tests/events/):
 
 Times are normalised to microseconds from their magnitude: any real change time in seconds is below
 1e11, in milliseconds below 1e14, in microseconds above.
+
+This module is the *reference* parser: it checks every field and every attribute value, so anything
+it accepts can be written to the raw log and read back by the codec. Whatever is wrong with a record
+surfaces as :class:`~ddblake.errors.BadRecordError` and nothing else, and the error message never
+quotes item data (it may end up in logs). ``ddblake.changes.transform`` has a faster path for the
+Firehose Lambda that must accept nothing this module rejects (tests check the two against each other).
 """
 
 from __future__ import annotations
@@ -19,49 +25,174 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import math
+import re
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any, Final, NoReturn, cast
 
-from ddblake.changes.model import ChangeEvent, DynamoJson, Source
+from ddblake.changes.model import ChangeEvent, DynamoJson, Operation, Source
 from ddblake.errors import BadRecordError
 
 STREAM_EVENTS: Final[frozenset[str]] = frozenset({"INSERT", "MODIFY", "REMOVE"})
 TTL_PRINCIPAL: Final = "dynamodb.amazonaws.com"
+TTL_IDENTITY_TYPE: Final = "Service"
+MAX_DEPTH: Final = 32
+"""DynamoDB nests maps and lists at most 32 levels deep; deeper input cannot come from DynamoDB."""
+MAX_EVENT_TIME_US: Final = 253_402_300_800_000_000
+"""10000-01-01T00:00:00Z in µs: later times cannot be partitioned as YYYY and are not real changes."""
+KEY_TYPES: Final[frozenset[str]] = frozenset({"S", "N", "B"})
 _TYPES: Final[frozenset[str]] = frozenset({"S", "N", "B", "BOOL", "NULL", "M", "L", "SS", "NS", "BS"})
+# DynamoDB's number syntax (what it returns; Decimal reads all of it). [0-9], not \d: \d is Unicode.
+_NUMBER: Final = re.compile(r"-?(?:[0-9]++(?:\.[0-9]*+)?|\.[0-9]++)(?:[eE][+-]?[0-9]++)?")
+_BASE64: Final = re.compile(r"(?:[A-Za-z0-9+/]{4})*+(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
+_TABLE_NAME: Final = re.compile(r"[A-Za-z0-9_.-]{3,255}")
+_SAFE_WORD: Final = re.compile(r"[A-Za-z_]{1,20}")
+_EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def _reject_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not JSON")
+
+
+_DECODER: Final = json.JSONDecoder(parse_constant=_reject_constant)
+"""Strict JSON: Python's json accepts NaN and Infinity, which no other JSON reader does."""
 
 
 def to_micros(value: Any) -> int:
     """Normalise an ``ApproximateCreationDateTime`` (s, ms, µs or datetime) to epoch microseconds.
 
     Raises:
-        BadRecordError: the value is not a time.
+        BadRecordError: the value is not a time, is negative, or is past the year 9999.
     """
     if isinstance(value, dt.datetime):
         if value.tzinfo is None:
             value = value.replace(tzinfo=dt.UTC)
-        delta: dt.timedelta = value - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-        return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-    if isinstance(value, bool) or not isinstance(value, int | float):
+        delta: dt.timedelta = value - _EPOCH
+        micros = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    elif isinstance(value, bool) or not isinstance(value, int | float):
         raise BadRecordError(f"ApproximateCreationDateTime {type(value).__name__} is not a number")
-    if value < 0:
-        raise BadRecordError("ApproximateCreationDateTime is negative")
-    if value < 1e11:  # seconds (Streams); may carry a fraction
-        return round(value * 1_000_000)
-    if value < 1e14:  # milliseconds (Kinesis default)
-        return round(value * 1_000)
-    return round(value)  # microseconds (Kinesis with MICROSECOND precision)
+    elif not math.isfinite(value):
+        raise BadRecordError("ApproximateCreationDateTime is not a finite number")
+    elif value < 1e11:  # seconds (Streams); may carry a fraction
+        micros = round(value * 1_000_000)
+    elif value < 1e14:  # milliseconds (Kinesis default)
+        micros = round(value * 1_000)
+    else:  # microseconds (Kinesis with MICROSECOND precision)
+        micros = round(value)
+    if not 0 <= micros < MAX_EVENT_TIME_US:
+        raise BadRecordError("ApproximateCreationDateTime is before 1970 or after 9999")
+    return micros
 
 
-def _check_image(image: Any, what: str) -> DynamoJson | None:
+def _bad(what: str, problem: str) -> NoReturn:
+    raise BadRecordError(f"{what}: {problem}")
+
+
+def _is_utf8(text: str) -> bool:
+    """False for strings holding lone surrogates (JSON escapes allow them; UTF-8 and DynamoDB do not)."""
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _check_strings(values: Any, what: str, tag: str) -> None:
+    if not isinstance(values, list):
+        _bad(what, f"{tag} value is not a list")
+    for text in values:
+        if not isinstance(text, str) or not _is_utf8(text):
+            _bad(what, f"{tag} member is not a UTF-8 string")
+
+
+def _check_value(value: Any, what: str, depth: int) -> None:
+    """Check one attribute value in DynamoDB JSON, all the way down."""
+    if not isinstance(value, dict) or len(value) != 1:
+        _bad(what, "attribute value is not an object with exactly one type tag")
+    ((tag, inner),) = value.items()
+    if tag == "S":
+        if not isinstance(inner, str) or not _is_utf8(inner):
+            _bad(what, "S value is not a UTF-8 string")
+    elif tag == "N":
+        if not isinstance(inner, str) or _NUMBER.fullmatch(inner) is None:
+            _bad(what, "N value is not a number string")
+    elif tag == "B":
+        if not isinstance(inner, str) or _BASE64.fullmatch(inner) is None:
+            _bad(what, "B value is not base64")
+    elif tag == "BOOL":
+        if not isinstance(inner, bool):
+            _bad(what, "BOOL value is not true or false")
+    elif tag == "NULL":
+        if inner is not True:
+            _bad(what, "NULL value is not true")
+    elif tag == "M":
+        if depth >= MAX_DEPTH:
+            _bad(what, f"nested deeper than DynamoDB's {MAX_DEPTH} levels")
+        _check_attributes(inner, what, depth + 1)
+    elif tag == "L":
+        if depth >= MAX_DEPTH:
+            _bad(what, f"nested deeper than DynamoDB's {MAX_DEPTH} levels")
+        if not isinstance(inner, list):
+            _bad(what, "L value is not a list")
+        for item in inner:
+            _check_value(item, what, depth + 1)
+    elif tag == "SS":
+        _check_strings(inner, what, tag)
+    elif tag == "NS":
+        if not isinstance(inner, list) or not all(isinstance(n, str) and _NUMBER.fullmatch(n) for n in inner):
+            _bad(what, "NS value is not a list of number strings")
+    elif tag == "BS":
+        if not isinstance(inner, list) or not all(isinstance(b, str) and _BASE64.fullmatch(b) for b in inner):
+            _bad(what, "BS value is not a list of base64 strings")
+    else:
+        _bad(what, f"unknown type tag; expected one of {sorted(_TYPES)}")
+
+
+def _check_attributes(attributes: Any, what: str, depth: int) -> None:
+    if not isinstance(attributes, dict):
+        _bad(what, f"{type(attributes).__name__}, not an object of attributes")
+    for name, value in attributes.items():
+        if not isinstance(name, str) or not _is_utf8(name):
+            _bad(what, "attribute name is not a UTF-8 string")
+        _check_value(value, what, depth)
+
+
+def check_image(image: Any, what: str) -> DynamoJson | None:
+    """Check an item image is DynamoDB JSON all the way down, and return it unchanged.
+
+    The raw log keeps images verbatim, so a malformed value caught here goes to the error prefix
+    instead of breaking ``apply`` later for the whole table.
+
+    Args:
+        image: ``NewImage`` or ``OldImage`` as decoded from JSON (None when the view lacks it).
+        what: the field's name, for the error message.
+
+    Raises:
+        BadRecordError: not an object of attribute values, a value of the wrong type, a number
+            that is not a number, binary that is not base64, nesting deeper than DynamoDB allows.
+    """
     if image is None:
         return None
-    if not isinstance(image, dict):
-        raise BadRecordError(f"{what} is {type(image).__name__}, not an object of attributes")
-    for name, value in image.items():
-        if not isinstance(value, dict) or len(value) != 1 or next(iter(value)) not in _TYPES:
-            raise BadRecordError(f"{what} attribute is not DynamoDB JSON (one type tag of {sorted(_TYPES)})")
-        del name
-    return image
+    _check_attributes(image, what, 1)
+    checked: DynamoJson = image
+    return checked
+
+
+def check_keys(keys: Any) -> DynamoJson:
+    """Check a primary key: a non-empty object of S, N or B attribute values.
+
+    Raises:
+        BadRecordError: no key, or a key attribute DynamoDB could not have produced.
+    """
+    if not isinstance(keys, dict) or not keys:
+        raise BadRecordError("record has no Keys")
+    _check_attributes(keys, "Keys", 1)
+    for value in keys.values():
+        if next(iter(value)) not in KEY_TYPES:
+            raise BadRecordError("Keys: key attribute is not of type S, N or B")
+    return keys
 
 
 def _b64(value: Any) -> Any:
@@ -83,11 +214,17 @@ def _rebase64(value: Any) -> Any:
     return value
 
 
-def _is_ttl(record: Mapping[str, Any]) -> bool:
-    identity = record.get("userIdentity")
-    if not isinstance(identity, Mapping):
+def is_ttl_identity(identity: Any) -> bool:
+    """Whether a ``userIdentity`` names DynamoDB's TTL process (only meaningful on a REMOVE).
+
+    Raises:
+        BadRecordError: ``userIdentity`` is neither null nor an object.
+    """
+    if identity is None:
         return False
-    return identity.get("principalId") == TTL_PRINCIPAL and identity.get("type", "Service") == "Service"
+    if not isinstance(identity, Mapping):
+        raise BadRecordError(f"userIdentity is {type(identity).__name__}, not an object or null")
+    return identity.get("type") == TTL_IDENTITY_TYPE and identity.get("principalId") == TTL_PRINCIPAL
 
 
 def _table_from_arn(arn: Any) -> str | None:
@@ -95,6 +232,26 @@ def _table_from_arn(arn: Any) -> str | None:
     if not isinstance(arn, str) or ":table/" not in arn:
         return None
     return arn.split(":table/", 1)[1].split("/", 1)[0] or None
+
+
+def check_table_name(name: Any) -> str:
+    """Return ``name`` if it is a valid DynamoDB table name; it becomes an S3 prefix and a partition key.
+
+    Raises:
+        BadRecordError: not 3-255 characters of ``[A-Za-z0-9_.-]`` (so never ``/`` or ``..`` alone).
+    """
+    if not isinstance(name, str) or _TABLE_NAME.fullmatch(name) is None:
+        raise BadRecordError("table name is not a DynamoDB table name (3-255 of A-Z a-z 0-9 _ . -)")
+    return name
+
+
+def _operation(op: Any) -> Operation:
+    if isinstance(op, str) and op in STREAM_EVENTS:
+        return cast(Operation, op)
+    if op is None:
+        raise BadRecordError("record has no eventName; expected INSERT, MODIFY or REMOVE")
+    shown = op if isinstance(op, str) and _SAFE_WORD.fullmatch(op) else f"<{type(op).__name__}>"
+    raise BadRecordError(f"unknown eventName {shown}; expected INSERT, MODIFY or REMOVE")
 
 
 def parse_record(
@@ -118,9 +275,7 @@ def parse_record(
     """
     if not isinstance(record, Mapping):
         raise BadRecordError(f"record is {type(record).__name__}, not a JSON object")
-    op = record.get("eventName")
-    if op not in STREAM_EVENTS:
-        raise BadRecordError(f"unknown eventName {str(op)[:40]!r}; expected INSERT, MODIFY or REMOVE")
+    op = _operation(record.get("eventName"))
     ddb = record.get("dynamodb")
     if not isinstance(ddb, Mapping):
         raise BadRecordError("record has no 'dynamodb' object")
@@ -128,34 +283,46 @@ def parse_record(
     if not isinstance(event_id, str) or not event_id:
         raise BadRecordError("record has no eventID")
     seq = ddb.get("SequenceNumber")
-    if seq is not None and not (isinstance(seq, str) and seq.isdigit()):
+    if seq is not None and not (isinstance(seq, str) and seq.isascii() and seq.isdigit()):
         raise BadRecordError("SequenceNumber is not a decimal string")
-    name = table or record.get("tableName") or _table_from_arn(record.get("eventSourceARN"))
-    if not isinstance(name, str) or not name:
-        raise BadRecordError("record names no table (no tableName, no eventSourceARN)")
+    name = check_table_name(table or record.get("tableName") or _table_from_arn(record.get("eventSourceARN")))
     if source is None:
         source = "kinesis" if seq is None and "tableName" in record else "streams"
+    ttl = is_ttl_identity(record.get("userIdentity")) and op == "REMOVE"
+    if isinstance(ingested_us, bool) or not isinstance(ingested_us, int):
+        raise TypeError("ingested_us must be an int (microseconds)")
     raw_time = ddb.get("ApproximateCreationDateTime")
-    needs_rebase = isinstance(raw_time, dt.datetime)
+    event_time_us = to_micros(raw_time)
     keys, new, old = ddb.get("Keys"), ddb.get("NewImage"), ddb.get("OldImage")
-    if needs_rebase:
+    if isinstance(raw_time, dt.datetime):  # boto3's get_records: binary came back as bytes
         keys, new, old = _rebase64(keys), _rebase64(new), _rebase64(old)
-    checked_keys = _check_image(keys, "Keys")
-    if not checked_keys:
-        raise BadRecordError("record has no Keys")
     return ChangeEvent(
         op=op,
         table=name,
-        keys=checked_keys,
-        new_image=_check_image(new, "NewImage"),
-        old_image=_check_image(old, "OldImage"),
+        keys=check_keys(keys),
+        new_image=check_image(new, "NewImage"),
+        old_image=check_image(old, "OldImage"),
         event_id=event_id,
-        event_time_us=to_micros(raw_time),
+        event_time_us=event_time_us,
         sequence=seq,
         source=source,
-        ttl=op == "REMOVE" and _is_ttl(record),
+        ttl=ttl,
         ingested_us=ingested_us,
     )
+
+
+def loads_strict(data: bytes | str) -> Any:
+    """Decode strict JSON from UTF-8 bytes or text.
+
+    Raises:
+        BadRecordError: not UTF-8, not JSON (``NaN`` and ``Infinity`` included), or nested so deep
+            the decoder gives up.
+    """
+    try:
+        text = data.decode("utf-8") if isinstance(data, bytes | bytearray) else data
+        return _DECODER.decode(text)
+    except (ValueError, RecursionError) as e:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise BadRecordError(f"record is not UTF-8 JSON ({e.__class__.__name__})") from e
 
 
 def parse_json_record(data: bytes | str, *, ingested_us: int, table: str | None = None) -> ChangeEvent:
@@ -164,8 +331,4 @@ def parse_json_record(data: bytes | str, *, ingested_us: int, table: str | None 
     Raises:
         BadRecordError: not UTF-8 JSON, or not a change record.
     """
-    try:
-        obj = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise BadRecordError(f"record is not JSON ({e.__class__.__name__})") from e
-    return parse_record(obj, ingested_us=ingested_us, table=table)
+    return parse_record(loads_strict(data), ingested_us=ingested_us, table=table)

@@ -12,8 +12,13 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
+from typing import TYPE_CHECKING
+
 from ddblake import __version__
 from ddblake.errors import DdblakeError, UsageError
+
+if TYPE_CHECKING:
+    from ddblake.lake.catalog import LakeConfig
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -54,6 +59,62 @@ def _cmd_capture(args: argparse.Namespace) -> int:
     return 0
 
 
+def _lake_config(args: argparse.Namespace) -> LakeConfig:
+    from ddblake.lake.catalog import LakeConfig
+
+    return LakeConfig.build(lake=args.lake, catalog=args.catalog, namespace=args.namespace)
+
+
+def _cmd_apply(args: argparse.Namespace) -> int:
+    from ddblake.lake.apply import ApplyConfig, run_apply
+
+    config = ApplyConfig.build(
+        table=args.table,
+        lake=_lake_config(args),
+        once=args.once,
+        poll_seconds=args.poll_seconds,
+        buckets=args.buckets,
+    )
+    result = run_apply(config)
+    print(result.summary(), file=sys.stderr)
+    return 0
+
+
+def _cmd_query(args: argparse.Namespace) -> int:
+    from ddblake.lake.catalog import open_catalog
+    from ddblake.lake.query import format_rows, parse_time, run_sql
+
+    config = _lake_config(args)
+    as_of = parse_time(args.as_of) if args.as_of else None
+    catalog = open_catalog(config, config.storage())
+    columns, rows = run_sql(catalog, config.namespace, args.sql, as_of=as_of)
+    sys.stdout.write(format_rows(columns, rows, args.format))
+    return 0
+
+
+def _cmd_dump(args: argparse.Namespace) -> int:
+    from ddblake.lake.catalog import open_catalog
+    from ddblake.lake.report import dump_items
+
+    config = _lake_config(args)
+    catalog = open_catalog(config, config.storage())
+    out = sys.stdout
+    for line in dump_items(catalog, config.namespace, args.table):
+        out.write(line + "\n")
+    return 0
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from ddblake.lake.catalog import open_catalog
+    from ddblake.lake.report import lake_status, status_json, status_text
+
+    config = _lake_config(args)
+    storage = config.storage()
+    statuses = lake_status(open_catalog(config, storage), config.namespace, storage)
+    sys.stdout.write(status_json(statuses) + "\n" if args.format == "json" else status_text(statuses))
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from ddblake.cli.demo import run_demo
 
@@ -89,7 +150,41 @@ def build_parser() -> argparse.ArgumentParser:
     capture.add_argument("--buffer-bytes", type=int, default=None, help="flush a file at this size")
     capture.add_argument("--buffer-seconds", type=float, default=None, help="flush a file at this age")
     capture.set_defaults(func=_cmd_capture)
+
+    apply = sub.add_parser("apply", help="raw change log to the Iceberg tables, exactly once")
+    _table_lake(apply)
+    apply.add_argument("--once", action="store_true", help="apply what is there now, commit, exit")
+    apply.add_argument("--poll-seconds", type=float, default=None, help="wait between polls (default 1)")
+    apply.add_argument("--buckets", type=int, default=None, help="key buckets of a new table (default 16)")
+    apply.set_defaults(func=_cmd_apply)
+
+    query = sub.add_parser("query", help="SQL over the lake's tables (DuckDB)")
+    _lake_args(query)
+    query.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    query.add_argument("--as-of", default=None, help="read the snapshots current at this time (ISO 8601)")
+    query.add_argument("sql", help="one SQL statement, e.g. \"SELECT * FROM example_ddb_table\"")
+    query.set_defaults(func=_cmd_query)
+
+    dump = sub.add_parser("dump", help="current items as DynamoDB JSON lines {\"Item\": {...}}")
+    _table_lake(dump)
+    dump.set_defaults(func=_cmd_dump)
+
+    status = sub.add_parser("status", help="per table: last commit, rows, files, lag, quarantined")
+    _lake_args(status)
+    status.add_argument("--format", choices=("text", "json"), default="text")
+    status.set_defaults(func=_cmd_status)
     return parser
+
+
+def _lake_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--lake", default=None, help="lake directory or s3://bucket/prefix (or DDBLAKE_LAKE)")
+    p.add_argument("--catalog", choices=("sql", "glue"), default=None, help="Iceberg catalog (default sql)")
+    p.add_argument("--namespace", default=None, help="catalog namespace (default ddb)")
+
+
+def _table_lake(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--table", default=None, help="DynamoDB table name (or DDBLAKE_TABLE)")
+    _lake_args(p)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

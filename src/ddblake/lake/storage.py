@@ -3,6 +3,9 @@
 Everything goes through :mod:`pyarrow.fs`, the same file layer pyiceberg uses, so a ``file://``
 lake in tests and an ``s3://`` lake in AWS run the same code. The one difference that matters is
 atomicity: an S3 PUT is atomic on its own, a local file is written beside its target and renamed.
+
+Bytes go in and out unchanged: pyarrow would otherwise guess a compression from the file name and
+silently (de)compress ``*.gz`` files, so every stream is opened with ``compression=None``.
 """
 
 from __future__ import annotations
@@ -21,6 +24,33 @@ from ddblake.errors import ConfigError, TransientError
 def s3_endpoint_from_env() -> str | None:
     """The S3 endpoint override from the standard AWS variables, if any (moto, LocalStack, MinIO)."""
     return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
+
+
+def _deepest_existing(path: str) -> str:
+    """The deepest ancestor-or-self of a local path that exists now."""
+    p = Path(path)
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    return p.as_posix()
+
+
+def _fsync_dirs(path: str, upto: str) -> None:
+    """fsync ``path`` and its ancestors up to ``upto`` (the folders whose entries changed)."""
+    p, stop = Path(path), Path(upto)
+    while True:
+        try:
+            fd = os.open(p, os.O_RDONLY)
+        except OSError:
+            return  # platforms where directories cannot be opened (Windows): nothing to do
+        try:
+            os.fsync(fd)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+        if p == stop or p == p.parent or stop not in p.parents:
+            return
+        p = p.parent
 
 
 @dataclass(frozen=True)
@@ -76,9 +106,10 @@ class Storage:
         try:
             if self.is_local:
                 parent = full.rsplit("/", 1)[0]
+                existing = _deepest_existing(parent)
                 self.fs.create_dir(parent, recursive=True)
                 tmp = f"{parent}/.tmp-{uuid.uuid4().hex}"
-                with self.fs.open_output_stream(tmp) as out:
+                with self.fs.open_output_stream(tmp, compression=None) as out:
                     out.write(data)
                 fd = os.open(tmp, os.O_RDONLY)
                 try:
@@ -86,8 +117,12 @@ class Storage:
                 finally:
                     os.close(fd)
                 self.fs.move(tmp, full)
+                # The rename (and any folder just created) is durable only once its directory is
+                # synced; without this a power cut could keep a later write (a checkpoint) and lose
+                # this one.
+                _fsync_dirs(parent, existing)
             else:
-                with self.fs.open_output_stream(full) as out:
+                with self.fs.open_output_stream(full, compression=None) as out:
                     out.write(data)
         except OSError as e:
             raise TransientError(f"cannot write {self.uri(rel)}: {e}") from e
@@ -96,7 +131,7 @@ class Storage:
         """The file's bytes, or None when it does not exist."""
         full = self._full(rel)
         try:
-            with self.fs.open_input_stream(full) as f:
+            with self.fs.open_input_stream(full, compression=None) as f:
                 data: bytes = f.read()
                 return data
         except FileNotFoundError:

@@ -1,0 +1,291 @@
+"""boto3 client factories and the translation of botocore errors into ddblake errors.
+
+Clients are built once per command (they are thread-safe and hold connection pools) and handed to
+adapters as parameters, so tests can give an adapter a client pointed at DynamoDB Local, moto or a
+``botocore.stub.Stubber``.
+
+Endpoints follow boto3's standard chain (``AWS_ENDPOINT_URL_<SERVICE>``, ``AWS_ENDPOINT_URL``,
+profiles); ``--endpoint-url`` is only a shortcut. DynamoDB Local serves DynamoDB *and* DynamoDB
+Streams on one port, so a DynamoDB endpoint override also applies to Streams unless
+``AWS_ENDPOINT_URL_DYNAMODB_STREAMS`` says otherwise. When an endpoint override is in effect and no
+credentials or region are configured, dummy ones are used: DynamoDB Local accepts any, and asking a
+newcomer to invent credentials for a local database would be a needless hurdle.
+
+Errors are translated at the adapters (``raise translate_error(...) from e``) so that callers decide
+from the *kind* of error, and the CLI's one line names the table, endpoint or region, account and
+what to change.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import urlparse
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    HTTPClientError,
+    NoCredentialsError,
+    NoRegionError,
+    ParamValidationError,
+)
+from botocore.exceptions import (
+    ConnectionError as BotoConnectionError,
+)
+
+from ddblake.errors import (
+    ConfigError,
+    DdblakeError,
+    NotFoundError,
+    TerminalError,
+    TransientError,
+)
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodbstreams import DynamoDBStreamsClient
+    from mypy_boto3_s3 import S3Client
+
+DUMMY_REGION: Final = "us-east-1"
+# DynamoDB Local accepts any credentials whose access key is letters and digits only.
+DUMMY_ACCESS_KEY: Final = "ddblakelocal"
+DUMMY_SECRET_KEY: Final = "ddblakelocal"  # noqa: S105 - not a secret
+
+THROTTLING_CODES: Final[frozenset[str]] = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "Throttling",
+        "RequestLimitExceeded",
+        "LimitExceededException",
+        "TooManyRequestsException",
+        "SlowDown",
+        "InternalServerError",
+        "InternalFailure",
+        "ServiceUnavailable",
+        "RequestTimeout",
+        "RequestTimeoutException",
+    }
+)
+ACCESS_DENIED_CODES: Final[frozenset[str]] = frozenset(
+    {
+        "AccessDeniedException",
+        "AccessDenied",
+        "UnrecognizedClientException",
+        "InvalidSignatureException",
+        "ExpiredTokenException",
+        "KMSAccessDeniedException",
+    }
+)
+NOT_FOUND_CODES: Final[frozenset[str]] = frozenset({"ResourceNotFoundException", "NoSuchBucket", "NoSuchKey"})
+
+_ARN = re.compile(r"arn:aws[\w-]*:([\w-]*):([\w-]*):(\d{12})?:([^\s,;\"']+)")
+
+
+def _env(name: str) -> str | None:
+    value = os.environ.get(name, "").strip()
+    return value or None
+
+
+def is_local_endpoint(endpoint_url: str | None) -> bool:
+    """Whether an endpoint is on this machine (DynamoDB Local, moto, MinIO), not AWS."""
+    if not endpoint_url:
+        return False
+    host = (urlparse(endpoint_url).hostname or "").lower()
+    return host in {"localhost", "127.0.0.1", "::1", "0.0.0.0", "host.docker.internal"} or host.endswith(  # noqa: S104
+        ".localhost"
+    )
+
+
+def dynamodb_endpoint(explicit: str | None = None) -> str | None:
+    """The DynamoDB endpoint override in effect: the argument, else the standard variables."""
+    return explicit or _env("AWS_ENDPOINT_URL_DYNAMODB") or _env("AWS_ENDPOINT_URL")
+
+
+def streams_endpoint(explicit: str | None = None) -> str | None:
+    """The DynamoDB Streams endpoint override: DynamoDB Local serves Streams on the DynamoDB port."""
+    return (
+        explicit
+        or _env("AWS_ENDPOINT_URL_DYNAMODB_STREAMS")
+        or _env("AWS_ENDPOINT_URL_DYNAMODB")
+        or _env("AWS_ENDPOINT_URL")
+    )
+
+
+def client_config(*, local: bool = False) -> Config:
+    """Adaptive retries (client-side rate limiting on throttles) with short timeouts.
+
+    A local endpoint gets fewer attempts: a refused connection to DynamoDB Local means it is not
+    running, and saying so quickly helps more than a minute of backoff.
+    """
+    return Config(
+        retries={"mode": "adaptive", "max_attempts": 3 if local else 8},
+        connect_timeout=3 if local else 10,
+        read_timeout=30,
+        tcp_keepalive=True,
+    )
+
+
+def _client_kwargs(session: boto3.session.Session, endpoint_url: str | None) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {"config": client_config(local=is_local_endpoint(endpoint_url))}
+    if endpoint_url:
+        kwargs["endpoint_url"] = endpoint_url
+        if session.get_credentials() is None:
+            kwargs["aws_access_key_id"] = DUMMY_ACCESS_KEY
+            kwargs["aws_secret_access_key"] = DUMMY_SECRET_KEY
+    if session.region_name is None:
+        if not endpoint_url:
+            raise ConfigError(
+                "no AWS region configured: set AWS_REGION (or AWS_DEFAULT_REGION), or a region in your "
+                "AWS profile, or pass --endpoint-url for DynamoDB Local"
+            )
+        kwargs["region_name"] = DUMMY_REGION
+    return kwargs
+
+
+@dataclass(frozen=True)
+class DynamoClients:
+    """The DynamoDB and DynamoDB Streams clients of one command, built once."""
+
+    dynamodb: DynamoDBClient
+    streams: DynamoDBStreamsClient
+
+    @property
+    def where(self) -> str:
+        """Where requests go, for error messages: the endpoint when overridden, else the region."""
+        return describe_client(self.dynamodb)
+
+
+def describe_client(client: Any) -> str:
+    """``endpoint http://...`` for a local/overridden endpoint, ``region xx-yyy-n`` for AWS."""
+    endpoint = str(getattr(client.meta, "endpoint_url", "") or "")
+    region = str(getattr(client.meta, "region_name", "") or "?")
+    if endpoint and not endpoint.endswith(".amazonaws.com") and ".amazonaws.com." not in endpoint:
+        return f"endpoint {endpoint}"
+    return f"region {region}"
+
+
+def build_dynamodb_clients(
+    endpoint_url: str | None = None, *, session: boto3.session.Session | None = None
+) -> DynamoClients:
+    """Build the DynamoDB and Streams clients for one command.
+
+    Raises:
+        ConfigError: no region is configured and no endpoint override is in effect.
+    """
+    session = session or boto3.session.Session()
+    ddb_ep, streams_ep = dynamodb_endpoint(endpoint_url), streams_endpoint(endpoint_url)
+    dynamodb: DynamoDBClient = session.client("dynamodb", **_client_kwargs(session, ddb_ep))
+    streams: DynamoDBStreamsClient = session.client("dynamodbstreams", **_client_kwargs(session, streams_ep))
+    return DynamoClients(dynamodb=dynamodb, streams=streams)
+
+
+def build_s3_client(
+    endpoint_url: str | None = None, *, session: boto3.session.Session | None = None
+) -> S3Client:
+    """An S3 client honoring ``AWS_ENDPOINT_URL_S3`` (moto, MinIO) like the lake's Storage does."""
+    session = session or boto3.session.Session()
+    endpoint = endpoint_url or _env("AWS_ENDPOINT_URL_S3") or _env("AWS_ENDPOINT_URL")
+    client: S3Client = session.client("s3", **_client_kwargs(session, endpoint))
+    return client
+
+
+def error_code(e: BaseException) -> str:
+    """The botocore error code of a ``ClientError`` ('' for anything else)."""
+    if isinstance(e, ClientError):
+        return str(e.response.get("Error", {}).get("Code", ""))
+    return ""
+
+
+def _status(e: ClientError) -> int:
+    return int(e.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+
+
+def _access_denied(e: ClientError, *, action: str, table: str | None, where: str) -> TerminalError:
+    message = str(e.response.get("Error", {}).get("Message", ""))
+    principal = resource = None
+    for match in _ARN.finditer(message):
+        service, region, account, rest = match.groups()
+        if service in {"sts", "iam"} and principal is None:
+            principal = (match.group(0), account)
+        elif service not in {"sts", "iam"} and resource is None:
+            resource = (match.group(0), region, account, rest)
+    parts = [f"access denied calling {action}"]
+    if table:
+        parts.append(f"on table {table!r}")
+    if resource:
+        parts.append(f"in region {resource[1] or '?'}, account {resource[2] or '?'} ({resource[0]})")
+    else:
+        parts.append(f"at {where}")
+    if principal:
+        parts.append(f"as {principal[0]} (account {principal[1] or '?'})")
+    hint = (
+        "; grant that principal the permission on that resource, or use credentials for the account "
+        "that owns the table (AWS_PROFILE, or assume its read role)"
+    )
+    if resource and principal and resource[2] and principal[1] and resource[2] != principal[1]:
+        hint = (
+            f"; the request went to account {resource[2]} with a principal of account {principal[1]}: "
+            "if the table lives in another account, assume that account's read role"
+        )
+    return TerminalError(" ".join(parts) + hint)
+
+
+def translate_error(
+    e: BaseException, *, action: str, table: str | None = None, client: Any = None
+) -> DdblakeError:
+    """Turn a botocore error into the ddblake error kind; the caller raises it ``from e``.
+
+    Args:
+        e: the caught exception (``ClientError`` or ``BotoCoreError``; others pass through as
+            terminal errors).
+        action: the API called (``DescribeTable``), named in the message.
+        table: the DynamoDB table involved, named in the message.
+        client: the client used, to name its endpoint or region.
+
+    Returns:
+        TransientError for throttling, 5xx and connection problems; NotFoundError for a missing
+        resource; TerminalError (naming table, region and account) for access denied; ConfigError
+        for missing credentials or region; TerminalError otherwise.
+    """
+    where = describe_client(client) if client is not None else "the configured endpoint"
+    subject = f"table {table!r}" if table else "the request"
+    if isinstance(e, DdblakeError):
+        return e
+    if isinstance(e, ClientError):
+        code = error_code(e)
+        message = str(e.response.get("Error", {}).get("Message", ""))[:300]
+        if code in THROTTLING_CODES or _status(e) >= 500:
+            return TransientError(f"{action} for {subject} at {where} failed after retries: {code} {message}")
+        if code in NOT_FOUND_CODES:
+            return NotFoundError(
+                f"{subject} not found at {where} ({action}: {code}); check the name and the "
+                "endpoint/region/account your AWS settings point to"
+            )
+        if code in ACCESS_DENIED_CODES or "not authorized" in message.lower():
+            return _access_denied(e, action=action, table=table, where=where)
+        return TerminalError(f"{action} for {subject} at {where} failed: {code} {message}")
+    if isinstance(e, NoCredentialsError):
+        return ConfigError(
+            f"no AWS credentials found for {action} at {where}: configure a profile (AWS_PROFILE), "
+            "environment credentials, or pass --endpoint-url for DynamoDB Local"
+        )
+    if isinstance(e, NoRegionError):
+        return ConfigError("no AWS region configured: set AWS_REGION or a region in your AWS profile")
+    if isinstance(e, BotoConnectionError | HTTPClientError):
+        hint = (
+            " (is DynamoDB Local running? 'ddblake local start')"
+            if "127.0.0.1" in where or ("localhost" in where)
+            else ""
+        )
+        return TransientError(f"cannot reach {where} for {action} on {subject}{hint}: {e}")
+    if isinstance(e, ParamValidationError):
+        return TerminalError(f"{action} for {subject}: invalid request: {e}")
+    if isinstance(e, BotoCoreError):
+        return TerminalError(f"{action} for {subject} at {where} failed: {e}")
+    return TerminalError(f"{action} for {subject} at {where} failed: {e.__class__.__name__}: {e}")

@@ -1,0 +1,150 @@
+"""Capture checkpoints, kept in the lake beside the data they describe.
+
+Layout: one JSON document per table at ``<lake>/state/capture/<table>/checkpoint.json``::
+
+    {
+      "v": 1,
+      "table": "example-ddb-table",
+      "stream_arn": "arn:aws:dynamodb:...:table/example-ddb-table/stream/2024-...",
+      "updated_us": 1732780800000000,
+      "last_file": "raw/example-ddb-table/2024/11/28/08/example-ddb-table-....gz",
+      "shards": {
+        "shardId-...": {"parent": null, "seq": "000000000000000000042", "closed": false}
+      }
+    }
+
+``seq`` is the sequence number of the last record of that shard that is in a raw file already
+written; ``closed`` means the shard is closed *and* every record in it is in a raw file. Every shard
+ddblake has seen is listed (``seq`` null until a record is read), which is what lets gap detection
+tell "trimmed before we read it" from "never existed". Shards read to their end are pruned once they
+leave the stream and no listed shard names them as parent.
+
+One document (not one file per shard) so that a checkpoint moves all shards at once: it is rewritten
+whole with :meth:`Storage.write_atomic` right after the raw file it covers is written, so the lake
+never holds a checkpoint ahead of its data.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from ddblake.errors import TerminalError
+from ddblake.lake.storage import Storage
+
+CHECKPOINT_VERSION: Final = 1
+
+
+def checkpoint_path(table: str) -> str:
+    """``state/capture/<table>/checkpoint.json`` relative to the lake root."""
+    return f"state/capture/{table}/checkpoint.json"
+
+
+@dataclass
+class ShardPosition:
+    """How far one shard has been read and written.
+
+    Attributes:
+        parent: the parent shard ID (kept so ordering and pruning work after the parent is trimmed).
+        seq: the last sequence number written to a raw file; None before the first record.
+        closed: the shard is closed and read to its end.
+    """
+
+    parent: str | None = None
+    seq: str | None = None
+    closed: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form."""
+        return {"parent": self.parent, "seq": self.seq, "closed": self.closed}
+
+
+@dataclass
+class Checkpoint:
+    """Capture progress of one table: its stream and a position per shard."""
+
+    table: str
+    stream_arn: str | None = None
+    shards: dict[str, ShardPosition] = field(default_factory=dict)
+    last_file: str | None = None
+    updated_us: int = 0
+
+    def copy(self) -> Checkpoint:
+        """A deep copy (the consumer keeps the in-memory state and the persisted one apart)."""
+        return Checkpoint(
+            table=self.table,
+            stream_arn=self.stream_arn,
+            shards={k: ShardPosition(v.parent, v.seq, v.closed) for k, v in self.shards.items()},
+            last_file=self.last_file,
+            updated_us=self.updated_us,
+        )
+
+    def to_json(self) -> bytes:
+        """The document, shards sorted so that rewrites of the same state are byte-identical."""
+        doc = {
+            "v": CHECKPOINT_VERSION,
+            "table": self.table,
+            "stream_arn": self.stream_arn,
+            "updated_us": self.updated_us,
+            "last_file": self.last_file,
+            "shards": {k: self.shards[k].to_dict() for k in sorted(self.shards)},
+        }
+        return (json.dumps(doc, indent=1) + "\n").encode()
+
+    @classmethod
+    def from_json(cls, data: bytes, *, table: str, where: str) -> Checkpoint:
+        """Parse a stored checkpoint.
+
+        Raises:
+            TerminalError: the document is not a checkpoint of this table (the message names the file
+                and what to do).
+        """
+        fix = f"; if the file is damaged, delete {where} to capture again from the stream's oldest record"
+        try:
+            doc = json.loads(data)
+            if not isinstance(doc, dict) or doc.get("v") != CHECKPOINT_VERSION:
+                raise ValueError(f"not a version {CHECKPOINT_VERSION} checkpoint")
+            if doc.get("table") != table:
+                raise ValueError(f"it belongs to table {doc.get('table')!r}, not {table!r}")
+            shards = {}
+            for shard_id, pos in dict(doc.get("shards") or {}).items():
+                seq, parent, closed = pos.get("seq"), pos.get("parent"), pos.get("closed", False)
+                if seq is not None and not (isinstance(seq, str) and seq.isdigit()):
+                    raise ValueError(f"shard {shard_id} has sequence number {seq!r}")
+                if parent is not None and not isinstance(parent, str):
+                    raise ValueError(f"shard {shard_id} has parent {parent!r}")
+                shards[str(shard_id)] = ShardPosition(parent=parent, seq=seq, closed=bool(closed))
+            arn = doc.get("stream_arn")
+            return cls(
+                table=table,
+                stream_arn=arn if isinstance(arn, str) else None,
+                shards=shards,
+                last_file=doc.get("last_file"),
+                updated_us=int(doc.get("updated_us") or 0),
+            )
+        except (ValueError, TypeError, AttributeError) as e:
+            raise TerminalError(f"capture checkpoint {where} is unreadable: {e}{fix}") from e
+
+
+def load_checkpoint(storage: Storage, table: str) -> Checkpoint | None:
+    """The table's checkpoint, or None before the first capture.
+
+    Raises:
+        TerminalError: the checkpoint exists but cannot be understood.
+        TransientError: the lake could not be read.
+    """
+    path = checkpoint_path(table)
+    data = storage.read(path)
+    if data is None:
+        return None
+    return Checkpoint.from_json(data, table=table, where=storage.uri(path))
+
+
+def save_checkpoint(storage: Storage, checkpoint: Checkpoint) -> None:
+    """Write the checkpoint atomically (readers see the old or the new document, never a part).
+
+    Raises:
+        TransientError: the lake could not be written.
+    """
+    storage.write_atomic(checkpoint_path(checkpoint.table), checkpoint.to_json())

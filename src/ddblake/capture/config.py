@@ -1,0 +1,130 @@
+"""Capture settings: one typed, frozen value built from arguments, environment and defaults.
+
+Precedence is argument, then ``DDBLAKE_*`` environment variable, then default, so the CLI, a
+container's environment and tests all configure the same thing the same way. A missing or malformed
+value is a :class:`ConfigError` that names the setting and every place that was looked at.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final, TypeVar
+
+from ddblake.errors import ConfigError
+from ddblake.lake.rawlog import DEFAULT_BUFFER_BYTES, DEFAULT_BUFFER_SECONDS
+
+DEFAULT_POLL_SECONDS: Final = 0.5
+DEFAULT_REFRESH_SECONDS: Final = 10.0
+MAX_RECORDS_PER_CALL: Final = 1000
+
+T = TypeVar("T")
+
+
+def _parse(
+    name: str, flag: str | None, value: T | None, convert: Callable[[str], T], default: T | None
+) -> T | None:
+    if value is not None:
+        return value
+    env = f"DDBLAKE_{name.upper()}"
+    raw = os.environ.get(env, "").strip()
+    if raw:
+        try:
+            return convert(raw)
+        except ValueError as e:
+            where = f"{flag} or " if flag else ""
+            raise ConfigError(f"{name}: {env}={raw!r} is not valid ({e}); set {where}{env} correctly") from e
+    return default
+
+
+def _value(name: str, flag: str | None, value: T | None, convert: Callable[[str], T], default: T) -> T:
+    found = _parse(name, flag, value, convert, default)
+    return default if found is None else found
+
+
+def _required(name: str, flag: str, value: str | None) -> str:
+    found = _parse(name, flag, value or None, str, None)
+    if not found:
+        raise ConfigError(f"missing {name}: pass {flag} or set DDBLAKE_{name.upper()} (looked at both)")
+    return found
+
+
+def _bool(raw: str) -> bool:
+    lowered = raw.lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError("expected true or false")
+
+
+@dataclass(frozen=True)
+class CaptureConfig:
+    """Everything ``ddblake capture`` needs.
+
+    Attributes:
+        table: the DynamoDB table name.
+        lake: the lake, a directory or ``s3://bucket/prefix``.
+        endpoint_url: DynamoDB endpoint override (DynamoDB Local); None follows boto3's chain.
+        once: catch up with the stream, flush, checkpoint and return.
+        buffer_bytes: cut a raw file at this many uncompressed bytes.
+        buffer_seconds: cut a raw file when its oldest line is this old.
+        poll_seconds: pause between polls when every shard is caught up.
+        refresh_seconds: how often the shard list is re-read while running.
+        max_records: GetRecords ``Limit`` (1..1000).
+    """
+
+    table: str
+    lake: str
+    endpoint_url: str | None = None
+    once: bool = False
+    buffer_bytes: int = DEFAULT_BUFFER_BYTES
+    buffer_seconds: float = DEFAULT_BUFFER_SECONDS
+    poll_seconds: float = DEFAULT_POLL_SECONDS
+    refresh_seconds: float = DEFAULT_REFRESH_SECONDS
+    max_records: int = MAX_RECORDS_PER_CALL
+
+    def __post_init__(self) -> None:
+        for name, value in (
+            ("buffer_bytes", self.buffer_bytes),
+            ("buffer_seconds", self.buffer_seconds),
+            ("poll_seconds", self.poll_seconds),
+            ("refresh_seconds", self.refresh_seconds),
+        ):
+            if value <= 0:
+                raise ConfigError(f"{name} must be positive, got {value}")
+        if not 1 <= self.max_records <= MAX_RECORDS_PER_CALL:
+            raise ConfigError(f"max_records must be 1..{MAX_RECORDS_PER_CALL}, got {self.max_records}")
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        table: str | None = None,
+        lake: str | None = None,
+        endpoint_url: str | None = None,
+        once: bool | None = None,
+        buffer_bytes: int | None = None,
+        buffer_seconds: float | None = None,
+        poll_seconds: float | None = None,
+    ) -> CaptureConfig:
+        """Resolve each setting: argument, then ``DDBLAKE_<NAME>``, then the default.
+
+        ``once=False`` counts as "not given" (a command-line switch cannot say no), so
+        ``DDBLAKE_ONCE=1`` can still turn it on.
+
+        Raises:
+            ConfigError: a required setting is missing or a value is malformed.
+        """
+        return cls(
+            table=_required("table", "--table", table),
+            lake=_required("lake", "--lake", lake),
+            endpoint_url=_parse("endpoint_url", "--endpoint-url", endpoint_url or None, str, None),
+            once=_value("once", "--once", once or None, _bool, False),
+            buffer_bytes=_value("buffer_bytes", "--buffer-bytes", buffer_bytes, int, DEFAULT_BUFFER_BYTES),
+            buffer_seconds=_value(
+                "buffer_seconds", "--buffer-seconds", buffer_seconds, float, DEFAULT_BUFFER_SECONDS
+            ),
+            poll_seconds=_value("poll_seconds", None, poll_seconds, float, DEFAULT_POLL_SECONDS),
+        )

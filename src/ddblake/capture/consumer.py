@@ -1,0 +1,442 @@
+"""The DynamoDB Streams consumer: shards in order, records into raw files, checkpoints after them.
+
+Crash safety rests on one ordering: a record's position reaches the checkpoint only after the raw
+file holding the record is written (atomically), and the checkpoint itself is written atomically.
+So at any instant the lake's checkpoint is at or behind its raw files. A crash loses only what was
+buffered in memory — which the stream still holds, and a rerun reads again from the checkpoint. The
+price is duplicates: records written to a raw file whose checkpoint was not written yet are written
+again on rerun. ``apply`` drops them by event ID.
+
+Gaps are the one thing a rerun cannot repair, so they stop capture with :class:`StreamGapError`:
+
+1. a shard in the checkpoint, not read to its end, is gone from the stream (trimmed after 24 h);
+2. the stream refuses a position as trimmed (``TrimmedDataAccessException``);
+3. a new shard's parent is neither in the stream nor in the checkpoint, on a stream ddblake has
+   read before (a whole generation of shards came and went unread);
+4. the table's stream ARN differs from the checkpoint's (stream disabled and re-enabled, or the
+   table re-created): changes made in between were in no stream.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from ddblake.capture.checkpoint import (
+    Checkpoint,
+    ShardPosition,
+    checkpoint_path,
+    load_checkpoint,
+    save_checkpoint,
+)
+from ddblake.capture.config import CaptureConfig
+from ddblake.capture.shards import Shard, readable_shards
+from ddblake.capture.streams import DataTrimmed, IteratorExpired, StreamsAdapter
+from ddblake.changes.transform import line_for_stream_record
+from ddblake.errors import BadRecordError, NotFoundError, StreamGapError, TerminalError, TransientError
+from ddblake.lake.rawlog import RawLogWriter
+from ddblake.lake.storage import Storage
+
+log = logging.getLogger(__name__)
+
+ERRORS_ROOT = "errors"
+_MAX_BACKOFF_S = 30.0
+
+
+def record_to_line(record: Any, *, table: str, ingested_us: int) -> bytes:
+    """One boto3 Streams record as a raw-log line, by the transform Firehose's Lambda also uses."""
+    return line_for_stream_record(repair_empty_maps(record), table, ingested_us)
+
+
+def _repair_value(value: Any) -> Any:
+    if isinstance(value, dict):
+        if not value:
+            return {"M": {}}
+        if len(value) == 1 and isinstance(value.get("M"), dict):
+            return {"M": {k: _repair_value(v) for k, v in value["M"].items()}}
+        if len(value) == 1 and isinstance(value.get("L"), list):
+            return {"L": [_repair_value(v) for v in value["L"]]}
+    return value
+
+
+def repair_empty_maps(record: Any) -> Any:
+    """Restore empty maps that DynamoDB Local's stream writes as ``{}`` instead of ``{"M": {}}``.
+
+    DynamoDB Local (3.x) drops the type tag of an empty map in stream records (GetItem returns it
+    intact). ``{}`` is not DynamoDB JSON and AWS never sends it, so reading it as the empty map it
+    stands for changes nothing for AWS streams and keeps such items out of quarantine locally.
+    """
+    if not isinstance(record, dict) or not isinstance(record.get("dynamodb"), dict):
+        return record
+    ddb = dict(record["dynamodb"])
+    for name in ("NewImage", "OldImage"):
+        image = ddb.get(name)
+        if isinstance(image, dict):
+            ddb[name] = {k: _repair_value(v) for k, v in image.items()}
+    return {**record, "dynamodb": ddb}
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, bytes | bytearray):
+        return base64.b64encode(value).decode("ascii")
+    if isinstance(value, dt.datetime):
+        return value.timestamp()
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)
+
+
+def _seq_of(record: Any) -> str | None:
+    ddb = record.get("dynamodb") if isinstance(record, dict) else None
+    seq = ddb.get("SequenceNumber") if isinstance(ddb, dict) else None
+    return seq if isinstance(seq, str) and seq.isdigit() else None
+
+
+def _now_us() -> int:
+    return time.time_ns() // 1000
+
+
+@dataclass
+class CaptureStats:
+    """What one capture run did (logged at the end; no item data)."""
+
+    records: int = 0
+    files: int = 0
+    quarantined: int = 0
+    shards_finished: int = 0
+    checkpoints: int = 0
+
+
+class StreamCapture:
+    """Reads one table's stream into the raw change log until caught up (once) or stopped."""
+
+    def __init__(
+        self,
+        config: CaptureConfig,
+        adapter: StreamsAdapter,
+        storage: Storage,
+        *,
+        stop: threading.Event | None = None,
+    ) -> None:
+        """Prepare a run; nothing is read until :meth:`run`."""
+        self.config = config
+        self.table = config.table
+        self.adapter = adapter
+        self.storage = storage
+        self.stop = stop or threading.Event()
+        self.writer = RawLogWriter(storage, config.table, config.buffer_bytes, config.buffer_seconds)
+        self.errors = RawLogWriter(
+            storage, config.table, config.buffer_bytes, config.buffer_seconds, root=ERRORS_ROOT
+        )
+        self.state = Checkpoint(table=config.table)
+        self.stats = CaptureStats()
+        self.topology: list[Shard] = []
+        self.iterators: dict[str, str] = {}
+        self.caught_up: set[str] = set()
+        self.stream_enabled = True
+        self.dirty = False
+        self.need_refresh = True
+        self._warned: set[str] = set()
+
+    # --- public ---------------------------------------------------------------------------------------
+
+    def run(self) -> CaptureStats:
+        """Capture until caught up (``once``) or until :attr:`stop` is set; flush and checkpoint.
+
+        Raises:
+            StreamGapError: the stream lost records ddblake never read.
+            NotFoundError: the table or stream does not exist.
+            TerminalError: the table has no stream, or another error retrying will not fix.
+            TransientError: (with ``once``) AWS or the lake kept failing after retries.
+        """
+        loaded = load_checkpoint(self.storage, self.table)
+        if loaded is not None:
+            self.state = loaded
+        log.info(
+            "capture %s: %s, lake %s",
+            self.table,
+            f"resuming {len(self.state.shards)} shard(s) from checkpoint" if loaded else "first run",
+            self.storage.uri(),
+        )
+        try:
+            self._loop()
+        except Exception:
+            try:  # keep what was read before the error; the checkpoint still never passes the data
+                self._commit()
+            except Exception as e:  # the original error matters more
+                log.warning("capture %s: could not flush after an error: %s", self.table, e)
+            raise
+        self._commit()
+        log.info(
+            "capture %s: %d record(s) in %d file(s), %d quarantined, %d shard(s) finished; checkpoint %s",
+            self.table,
+            self.stats.records,
+            self.stats.files,
+            self.stats.quarantined,
+            self.stats.shards_finished,
+            self.storage.uri(checkpoint_path(self.table)),
+        )
+        return self.stats
+
+    # --- loop -----------------------------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        next_refresh = 0.0
+        confirming = False  # once: every shard looked caught up; one more topology check before exit
+        backoff = 0.0
+        while not self.stop.is_set():
+            try:
+                if self.need_refresh or time.monotonic() >= next_refresh:
+                    self._refresh()
+                    next_refresh = time.monotonic() + self.config.refresh_seconds
+                ready = readable_shards(self.topology, self._closed(), self.state.shards.keys())
+                if not ready and self._drained_disabled_stream():
+                    return
+                pending = [s for s in ready if not (self.config.once and s.shard_id in self.caught_up)]
+                if self.config.once and not pending:
+                    if confirming or not ready:
+                        return
+                    confirming, self.need_refresh = True, True
+                    continue
+                confirming = False
+                progressed = False
+                for shard in pending:
+                    if self.stop.is_set():
+                        break
+                    progressed = self._poll_shard(shard) > 0 or progressed
+                if self.writer.due() or self.errors.due():
+                    self._commit()
+                backoff = 0.0
+            except TransientError as e:
+                if self.config.once:
+                    raise
+                backoff = min(_MAX_BACKOFF_S, max(1.0, backoff * 2))
+                log.warning("capture %s: %s; retrying in %.0f s", self.table, e, backoff)
+                self.stop.wait(backoff)
+                continue
+            if not progressed and not self.config.once:
+                until_due = self.writer.seconds_until_due()
+                wait = (
+                    self.config.poll_seconds
+                    if until_due is None
+                    else min(self.config.poll_seconds, until_due)
+                )
+                self.stop.wait(wait)
+
+    def _closed(self) -> set[str]:
+        return {sid for sid, pos in self.state.shards.items() if pos.closed}
+
+    def _drained_disabled_stream(self) -> bool:
+        """True (once) when a disabled stream is read to its end; raises when running on."""
+        if self.stream_enabled or any(not self.state.shards[s.shard_id].closed for s in self.topology):
+            return False
+        message = (
+            f"the stream of table {self.table!r} is disabled and every change it held is captured; "
+            "changes made from now on are not captured: enable the stream again "
+            "(aws dynamodb update-table --table-name "
+            f"{self.table} --stream-specification StreamEnabled=true,StreamViewType=NEW_AND_OLD_IMAGES) "
+            "and re-bootstrap the table from a full load"
+        )
+        if self.config.once:
+            log.warning("capture %s: %s", self.table, message)
+            return True
+        raise TerminalError(message)
+
+    # --- topology and gaps ------------------------------------------------------------------------------
+
+    def _gap(self, what: str) -> StreamGapError:
+        where = self.storage.uri(checkpoint_path(self.table))
+        return StreamGapError(
+            f"stream gap for table {self.table!r}: {what}; the lake would miss those changes. Re-bootstrap "
+            "the table from a full load ('ddblake load', later 'ddblake sync --rebootstrap'); to accept the "
+            f"gap and capture from the stream's oldest record instead, delete {where}"
+        )
+
+    def _refresh(self) -> None:
+        self.need_refresh = False
+        stream = self.adapter.table_stream()
+        if stream.arn is None:
+            raise TerminalError(
+                f"table {self.table!r} at {self.adapter.where} has no stream; enable one with: aws dynamodb "
+                f"update-table --table-name {self.table} --stream-specification "
+                "StreamEnabled=true,StreamViewType=NEW_AND_OLD_IMAGES"
+            )
+        if self.state.stream_arn is None:
+            self.state.stream_arn, self.dirty = stream.arn, True
+        elif stream.arn != self.state.stream_arn:
+            raise self._gap(
+                f"its stream changed from {self.state.stream_arn} to {stream.arn} (stream disabled and "
+                "re-enabled, or table re-created); changes made between the two streams are in neither"
+            )
+        self.stream_enabled = stream.enabled
+        if not stream.enabled:
+            self._warn_once("disabled", "stream is disabled; reading what it still holds")
+        elif stream.view_type not in ("NEW_AND_OLD_IMAGES", "NEW_IMAGE"):
+            self._warn_once(
+                "view",
+                f"stream view type is {stream.view_type}: the lake needs NEW_IMAGE or NEW_AND_OLD_IMAGES",
+            )
+        shards = self.adapter.shards(stream.arn)
+        self._check_gaps(shards, stream.arn)
+        for shard in shards:
+            if shard.shard_id not in self.state.shards:
+                self.state.shards[shard.shard_id] = ShardPosition(parent=shard.parent_id)
+                self.dirty = True
+        in_stream = {s.shard_id for s in shards}
+        parents = {s.parent_id for s in shards if s.parent_id}
+        for sid, pos in list(self.state.shards.items()):
+            if pos.closed and sid not in in_stream and sid not in parents:
+                del self.state.shards[sid]  # trimmed after we read it all, and no child needs it
+                self.caught_up.discard(sid)
+                self.dirty = True
+        if not self.topology:
+            log.info(
+                "capture %s: stream %s, %d shard(s), %d open",
+                self.table,
+                stream.arn,
+                len(shards),
+                sum(1 for s in shards if not s.closed),
+            )
+        self.topology = shards
+
+    def _check_gaps(self, shards: list[Shard], arn: str) -> None:
+        in_stream = {s.shard_id for s in shards}
+        for sid, pos in sorted(self.state.shards.items()):
+            if not pos.closed and sid not in in_stream:
+                read = f"read up to sequence number {pos.seq}" if pos.seq else "never read"
+                raise self._gap(
+                    f"shard {sid} of stream {arn} ({read}) is no longer in the stream (trimmed after 24 h); "
+                    f"its records after {pos.seq or 'its start'} are lost"
+                )
+        if not self.state.shards:
+            return  # first sight of this stream: shards whose parents were trimmed are simply roots
+        for shard in shards:
+            parent = shard.parent_id
+            if (
+                shard.shard_id not in self.state.shards
+                and parent
+                and parent not in in_stream
+                and parent not in self.state.shards
+            ):
+                raise self._gap(
+                    f"shard {parent} of stream {arn}, parent of shard {shard.shard_id}, was trimmed before "
+                    "ddblake read it; all of its records are lost"
+                )
+
+    # --- reading --------------------------------------------------------------------------------------
+
+    def _open(self, shard: Shard) -> str:
+        pos = self.state.shards[shard.shard_id]
+        arn = self.state.stream_arn or ""  # set by the first _refresh, before any shard is read
+        try:
+            return self.adapter.shard_iterator(arn, shard.shard_id, pos.seq)
+        except DataTrimmed as e:
+            raise self._gap(
+                f"records of shard {shard.shard_id} after sequence number {pos.seq} are past the stream's "
+                "24-hour retention (TrimmedDataAccessException)"
+            ) from e
+        except NotFoundError as e:
+            raise self._gap(
+                f"shard {shard.shard_id} of stream {self.state.stream_arn} vanished before it was read to "
+                f"its end (read up to {pos.seq or 'nothing'})"
+            ) from e
+
+    def _poll_shard(self, shard: Shard) -> int:
+        """One GetRecords on a shard; returns how many records it gave."""
+        sid = shard.shard_id
+        for _ in range(3):
+            iterator = self.iterators.get(sid) or self._open(shard)
+            try:
+                batch = self.adapter.get_records(iterator, self.config.max_records)
+                break
+            except IteratorExpired:
+                log.info(
+                    "capture %s: iterator of shard %s expired; reopening from the checkpoint", self.table, sid
+                )
+                self.iterators.pop(sid, None)
+            except DataTrimmed as e:
+                self.iterators.pop(sid, None)
+                pos = self.state.shards[sid]
+                raise self._gap(
+                    f"records of shard {sid} after sequence number {pos.seq or 'its start'} are past the "
+                    "stream's 24-hour retention (TrimmedDataAccessException)"
+                ) from e
+        else:
+            raise TransientError(f"shard {sid} of table {self.table!r}: iterators keep expiring")
+        ingested = _now_us()
+        pos = self.state.shards[sid]
+        try:
+            for record in batch.records:
+                self._add(record, sid, ingested)
+                seq = _seq_of(record)
+                if seq is not None:
+                    pos.seq = seq
+                if self.writer.buffered_bytes >= self.config.buffer_bytes:
+                    self._commit()
+        except BaseException:
+            self.iterators.pop(sid, None)  # reopen after the last record buffered: no loss, no repeat
+            raise
+        self.stats.records += len(batch.records)
+        if batch.next_iterator is None:
+            pos.closed, self.dirty, self.need_refresh = True, True, True
+            self.iterators.pop(sid, None)
+            self.caught_up.discard(sid)
+            self.stats.shards_finished += 1
+            log.info("capture %s: shard %s read to its end", self.table, sid)
+        else:
+            self.iterators[sid] = batch.next_iterator
+            if batch.records:
+                self.caught_up.discard(sid)
+            else:
+                self.caught_up.add(sid)
+        return len(batch.records)
+
+    def _add(self, record: Any, shard_id: str, ingested_us: int) -> None:
+        try:
+            line = record_to_line(record, table=self.table, ingested_us=ingested_us)
+        except BadRecordError as e:
+            self.stats.quarantined += 1
+            log.warning("capture %s: quarantined a record of shard %s: %s", self.table, shard_id, e)
+            quarantined = {
+                "reason": str(e),
+                "source": "streams",
+                "table": self.table,
+                "shard_id": shard_id,
+                "seq": _seq_of(record),
+                "ingested_us": ingested_us,
+                "record": _json_safe(record),
+            }
+            self.errors.add(json.dumps(quarantined, separators=(",", ":")).encode() + b"\n")
+            return
+        self.writer.add(line)
+
+    def _commit(self) -> None:
+        """Write buffered lines, then (only then) the checkpoint covering them."""
+        written = self.writer.flush()
+        if written is not None:
+            self.dirty = True
+            self.stats.files += 1
+            self.state.last_file = written.path
+            log.info("capture %s: wrote %s (%d records)", self.table, written.path, written.records)
+        if self.errors.flush() is not None:
+            self.dirty = True
+        if self.dirty:
+            self.state.updated_us = _now_us()
+            save_checkpoint(self.storage, self.state)
+            self.stats.checkpoints += 1
+            self.dirty = False
+
+    def _warn_once(self, key: str, message: str) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            log.warning("capture %s: %s", self.table, message)

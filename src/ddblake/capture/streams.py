@@ -1,0 +1,185 @@
+"""DynamoDB and DynamoDB Streams calls capture needs, with errors translated into ddblake's kinds.
+
+The adapter is the only place that sees botocore: the consumer gets shards, iterators and records, and
+errors it can act on — :class:`IteratorExpired` (re-open from the checkpoint), :class:`DataTrimmed`
+(a gap), and otherwise the kinds of :mod:`ddblake.errors`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from ddblake.aws.clients import build_dynamodb_clients, describe_client, error_code, translate_error
+from ddblake.capture.shards import Shard
+from ddblake.errors import DdblakeError, NotFoundError, TransientError
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodbstreams import DynamoDBStreamsClient
+
+log = logging.getLogger(__name__)
+
+IteratorType = Literal["TRIM_HORIZON", "AFTER_SEQUENCE_NUMBER", "LATEST", "AT_SEQUENCE_NUMBER"]
+
+
+class IteratorExpired(TransientError):
+    """A shard iterator is older than 15 minutes; open a new one from the last position."""
+
+
+class DataTrimmed(DdblakeError):
+    """The records asked for are past the stream's 24-hour retention (TrimmedDataAccessException)."""
+
+
+@dataclass(frozen=True)
+class TableStream:
+    """The stream DescribeTable reports for a table.
+
+    Attributes:
+        arn: ``LatestStreamArn``; DynamoDB keeps it after a stream is disabled (still readable 24 h).
+        enabled: whether the table currently writes to a stream.
+        view_type: KEYS_ONLY, NEW_IMAGE, OLD_IMAGE or NEW_AND_OLD_IMAGES.
+    """
+
+    arn: str | None
+    enabled: bool
+    view_type: str | None
+
+
+@dataclass(frozen=True)
+class RecordBatch:
+    """One GetRecords answer: records, and the next iterator (None once a closed shard is drained)."""
+
+    records: Sequence[Any]
+    next_iterator: str | None
+
+
+class StreamsAdapter:
+    """DescribeTable, DescribeStream, GetShardIterator and GetRecords for one table."""
+
+    def __init__(
+        self,
+        table: str,
+        *,
+        dynamodb: DynamoDBClient | None = None,
+        streams: DynamoDBStreamsClient | None = None,
+        endpoint_url: str | None = None,
+    ) -> None:
+        """Use the given clients; build the missing ones from ``endpoint_url`` and boto3's chain."""
+        if dynamodb is None or streams is None:
+            built = build_dynamodb_clients(endpoint_url)
+            dynamodb = dynamodb or built.dynamodb
+            streams = streams or built.streams
+        self.table = table
+        self.dynamodb = dynamodb
+        self.streams = streams
+
+    @property
+    def where(self) -> str:
+        """The endpoint or region the table is read from (for messages)."""
+        return describe_client(self.dynamodb)
+
+    def _fail(self, e: Exception, action: str) -> DdblakeError:
+        client = self.dynamodb if action == "DescribeTable" else self.streams
+        return translate_error(e, action=action, table=self.table, client=client)
+
+    def table_stream(self) -> TableStream:
+        """The table's stream settings.
+
+        Raises:
+            NotFoundError: no such table at this endpoint/region.
+        """
+        try:
+            table = self.dynamodb.describe_table(TableName=self.table)["Table"]
+        except (ClientError, BotoCoreError) as e:
+            if error_code(e) == "ResourceNotFoundException":
+                raise NotFoundError(
+                    f"table {self.table!r} not found at {self.where}; check --table and the endpoint/region "
+                    "(AWS_REGION, --endpoint-url)"
+                ) from e
+            raise self._fail(e, "DescribeTable") from e
+        spec = table.get("StreamSpecification")
+        return TableStream(
+            arn=table.get("LatestStreamArn"),
+            enabled=bool(spec and spec.get("StreamEnabled")),
+            view_type=spec.get("StreamViewType") if spec else None,
+        )
+
+    def shards(self, stream_arn: str) -> list[Shard]:
+        """Every shard of the stream (DescribeStream, all pages).
+
+        Raises:
+            NotFoundError: the stream no longer exists.
+        """
+        shards: list[Shard] = []
+        start: str | None = None
+        while True:
+            try:
+                if start is None:
+                    page = self.streams.describe_stream(StreamArn=stream_arn)
+                else:
+                    page = self.streams.describe_stream(StreamArn=stream_arn, ExclusiveStartShardId=start)
+            except (ClientError, BotoCoreError) as e:
+                if error_code(e) == "ResourceNotFoundException":
+                    raise NotFoundError(
+                        f"stream {stream_arn} of table {self.table!r} not found at {self.where}"
+                    ) from e
+                raise self._fail(e, "DescribeStream") from e
+            description = page["StreamDescription"]
+            shards.extend(Shard.from_api(s) for s in description.get("Shards", []))
+            start = description.get("LastEvaluatedShardId")
+            if not start:
+                return shards
+
+    def shard_iterator(self, stream_arn: str, shard_id: str, after_seq: str | None) -> str:
+        """An iterator after ``after_seq``, or at the shard's oldest record when None.
+
+        Raises:
+            DataTrimmed: ``after_seq`` is older than the stream keeps.
+            NotFoundError: the shard is gone.
+        """
+        try:
+            if after_seq is None:
+                answer = self.streams.get_shard_iterator(
+                    StreamArn=stream_arn, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON"
+                )
+            else:
+                answer = self.streams.get_shard_iterator(
+                    StreamArn=stream_arn,
+                    ShardId=shard_id,
+                    ShardIteratorType="AFTER_SEQUENCE_NUMBER",
+                    SequenceNumber=after_seq,
+                )
+        except (ClientError, BotoCoreError) as e:
+            code = error_code(e)
+            if code == "TrimmedDataAccessException":
+                raise DataTrimmed(f"shard {shard_id}: records after {after_seq} were trimmed") from e
+            if code == "ResourceNotFoundException":
+                raise NotFoundError(f"shard {shard_id} of stream {stream_arn} not found") from e
+            raise self._fail(e, "GetShardIterator") from e
+        iterator = answer.get("ShardIterator")
+        if not iterator:
+            raise NotFoundError(f"shard {shard_id} of stream {stream_arn} gave no iterator")
+        return iterator
+
+    def get_records(self, iterator: str, limit: int) -> RecordBatch:
+        """One GetRecords call.
+
+        Raises:
+            IteratorExpired: the iterator is too old.
+            DataTrimmed: the iterator points at trimmed records.
+        """
+        try:
+            answer = self.streams.get_records(ShardIterator=iterator, Limit=limit)
+        except (ClientError, BotoCoreError) as e:
+            code = error_code(e)
+            if code == "ExpiredIteratorException":
+                raise IteratorExpired("shard iterator expired") from e
+            if code == "TrimmedDataAccessException":
+                raise DataTrimmed("records were trimmed") from e
+            raise self._fail(e, "GetRecords") from e
+        return RecordBatch(records=answer.get("Records", []), next_iterator=answer.get("NextShardIterator"))

@@ -1,0 +1,162 @@
+"""``ddblake demo``: the reference architecture's walkthrough, on this machine, in seconds.
+
+It replays the reference document's three ``aws dynamodb put-item`` calls (plus one put and delete of
+another item) against DynamoDB Local, captures the stream into a lake, and prints the raw change log.
+DynamoDB Local runs inside a context manager, so it is stopped on success, on error and on
+SIGINT/SIGTERM: the demo never leaves a JVM behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import signal
+import sys
+import tempfile
+from collections.abc import Iterator
+from types import FrameType
+from typing import TYPE_CHECKING, Any, Final
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from ddblake.aws.clients import build_dynamodb_clients, translate_error
+from ddblake.capture.service import CaptureConfig, run_capture
+from ddblake.changes.model import ChangeEvent
+from ddblake.lake.rawlog import iter_raw_lines, table_prefix
+from ddblake.lake.storage import Storage
+from ddblake.local.dynamodb_local import DynamoDBLocal
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+TABLE: Final = "example-ddb-table"
+DESIGNATIONS: Final = ("Architect", "Sr. Architect", "Developer Advocate")
+OTHER_ITEM: Final = {"id": {"S": "531337"}, "name": {"S": "Eve"}, "Designation": {"S": "Intern"}}
+
+
+def create_example_table(client: DynamoDBClient, table: str = TABLE) -> None:
+    """The reference's table: ``id`` (S) partition key, ``name`` (S) sort key, NEW_AND_OLD_IMAGES stream."""
+    client.create_table(
+        TableName=table,
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}, {"AttributeName": "name", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": "id", "AttributeType": "S"},
+            {"AttributeName": "name", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+    )
+    client.get_waiter("table_exists").wait(TableName=table, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+
+
+def reference_writes(client: DynamoDBClient, table: str = TABLE) -> None:
+    """The reference document's three put-item calls, argument for argument."""
+    for designation in DESIGNATIONS:
+        client.put_item(
+            TableName=table,
+            Item={"id": {"S": "864732"}, "name": {"S": "Adam"}, "Designation": {"S": designation}},
+            ReturnConsumedCapacity="TOTAL",
+        )
+
+
+def _value(attr: Any) -> str:
+    """A DynamoDB JSON value, readable: strings and numbers bare, the rest compact JSON."""
+    if isinstance(attr, dict) and len(attr) == 1:
+        tag, inner = next(iter(attr.items()))
+        if tag in ("S", "N"):
+            return str(inner)
+        if tag == "BOOL":
+            return "true" if inner else "false"
+        if tag == "NULL":
+            return "null"
+    return json.dumps(attr, separators=(",", ":"), ensure_ascii=False)
+
+
+def _detail(event: ChangeEvent, width: int = 40) -> str:
+    if event.op == "REMOVE":
+        return "(deleted)"
+    image = event.new_image or {}
+    if "Designation" in image:
+        return _value(image["Designation"])
+    text = ", ".join(f"{k}={_value(v)}" for k, v in sorted(image.items()) if k not in event.keys)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _sort_key(event: ChangeEvent) -> tuple[int, int, str]:
+    seq = int(event.sequence) if event.sequence and event.sequence.isdigit() else -1
+    return event.event_time_us, seq, event.event_id
+
+
+def format_change_log(events: list[ChangeEvent]) -> str:
+    """The change log as a text table, in event order (time, then stream sequence number)."""
+    rows = [("TIME (UTC)", "OP", "KEY", "DESIGNATION / NEW IMAGE", "SOURCE")]
+    for event in sorted(events, key=_sort_key):
+        when = dt.datetime.fromtimestamp(event.event_time_us / 1_000_000, tz=dt.UTC)
+        key = ", ".join(f"{k}={_value(v)}" for k, v in sorted(event.keys.items()))
+        rows.append((when.strftime("%Y-%m-%d %H:%M:%S"), event.op, key, _detail(event), event.source))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows)
+
+
+def read_change_log(lake: str, table: str = TABLE) -> list[ChangeEvent]:
+    """Every event of the table's raw change log."""
+    storage = Storage.from_uri(lake)
+    return [ChangeEvent.from_line(line) for _, line in iter_raw_lines(storage, table)]
+
+
+@contextlib.contextmanager
+def _sigterm_unwinds() -> Iterator[None]:
+    """Turn SIGTERM into SystemExit so context managers (DynamoDB Local) clean up."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        del frame
+        raise SystemExit(128 + signum)
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def run_demo(lake: str | None) -> int:
+    """Run the walkthrough; returns the exit code.
+
+    Args:
+        lake: the lake to write (kept afterwards); a new temporary directory when None.
+    """
+    lake = lake or tempfile.mkdtemp(prefix="ddblake-demo-")
+    try:
+        return _run(lake)
+    except (ClientError, BotoCoreError) as e:
+        raise translate_error(e, action="the demo's DynamoDB calls", table=TABLE) from e
+
+
+def _run(lake: str) -> int:
+    out = sys.stdout
+    with _sigterm_unwinds(), DynamoDBLocal(in_memory=True) as ddb:
+        print(f"DynamoDB Local: {ddb.endpoint} (in memory, pid {ddb.pid})", file=out, flush=True)
+        clients = build_dynamodb_clients(ddb.endpoint)
+        create_example_table(clients.dynamodb)
+        print(f"created table {TABLE} (id S, name S; stream NEW_AND_OLD_IMAGES)", file=out)
+        reference_writes(clients.dynamodb)
+        print("put id=864732/name=Adam three times: " + ", ".join(DESIGNATIONS), file=out)
+        clients.dynamodb.put_item(TableName=TABLE, Item=OTHER_ITEM)
+        clients.dynamodb.delete_item(
+            TableName=TABLE, Key={"id": OTHER_ITEM["id"], "name": OTHER_ITEM["name"]}
+        )
+        print("put and deleted id=531337/name=Eve", file=out, flush=True)
+        config = CaptureConfig.build(table=TABLE, lake=lake, endpoint_url=ddb.endpoint, once=True)
+        stats = run_capture(config, clients=clients)
+        print(f"captured {stats.records} changes into {stats.files} raw file(s)\n", file=out)
+        print(format_change_log(read_change_log(lake)), file=out)
+    storage = Storage.from_uri(lake)
+    print(f"\nlake: {storage.uri()}", file=out)
+    print(f"  raw change log: {storage.uri(table_prefix(TABLE))}/", file=out)
+    print("DynamoDB Local stopped", file=out)
+    return 0

@@ -1,0 +1,272 @@
+"""DynamoDB numbers: exact text in, exact values out, never a float.
+
+DynamoDB sends numbers as text: up to 38 significant digits, magnitudes from 1E-130 to
+9.9999999999999999999999999999999999999E+125, positive, negative or zero. DynamoDB itself returns
+them in plain notation with leading and trailing zeros trimmed ("12.5", "100000", never "1E+5").
+
+Two halves live here. The Python half turns one text into a :class:`~decimal.Decimal` that gives the
+same text back (:class:`NumberText` remembers texts that plain notation would not reproduce, such as
+"1E+5" or "007"). The Arrow half works on whole string arrays at once for the typed columns: it
+measures every value (digits before and after the point) to choose int64, a decimal or text, and
+converts with Arrow's casts only where they are provably exact (Arrow silently wraps around when a
+text has more digits than the decimal type holds, so long texts take an exact Python path instead).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from decimal import (
+    MAX_EMAX,
+    MAX_PREC,
+    MIN_EMIN,
+    Context,
+    Decimal,
+    DivisionByZero,
+    Inexact,
+    InvalidOperation,
+    Overflow,
+    Underflow,
+)
+from typing import Any, Final
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ddblake.codec.errors import BadValueError
+
+MAX_DIGITS: Final = 38
+"""Significant digits DynamoDB keeps."""
+MAX_ADJUSTED: Final = 125
+"""Largest power of ten of a DynamoDB number's leading digit (9.99...E+125)."""
+MIN_ADJUSTED: Final = -130
+"""Smallest power of ten of a non-zero DynamoDB number's leading digit (1E-130)."""
+INT64_DIGITS: Final = 19
+
+EXACT: Final = Context(
+    prec=MAX_PREC,
+    Emax=MAX_EMAX,
+    Emin=MIN_EMIN,
+    traps=[InvalidOperation, DivisionByZero, Inexact, Overflow, Underflow],
+)
+"""Arithmetic that raises rather than lose a digit (dropping superfluous zeros is fine)."""
+
+_SYNTAX: Final = r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
+NUMBER_RE: Final = re.compile(_SYNTAX)
+"""What DynamoDB accepts as number text (ASCII digits only; no NaN, Infinity, spaces or ``_``)."""
+NUMBER_PATTERN: Final = f"^{_SYNTAX}$"
+"""The same syntax for Arrow's RE2 matcher."""
+_SMALL_INT_PATTERN: Final = r"^-?[0-9]{1,18}$"
+"""Texts Arrow's int64 cast reads exactly and that always fit in int64."""
+_PLAIN_SPLIT: Final = r"^[+-]?0*(?P<i>[0-9]*?)(?:\.(?P<f>[0-9]*?)0*)?$"
+"""Splits plain notation into integer digits (no leading zeros) and fraction (no trailing zeros)."""
+_INT64_MIN: Final = -(2**63)
+_INT64_MAX: Final = 2**63 - 1
+
+
+class NumberText(Decimal):
+    """A Decimal that remembers the exact text it was read from.
+
+    ``deserialize_value`` returns one only when plain notation of the value would not give the text
+    back (``"1E+5"``, ``"007"``, ``"+1"``, ``".5"``); DynamoDB's own output never needs it. It is a
+    Decimal in every way (arithmetic gives plain Decimals), and ``str()`` and serialisation give the
+    original text.
+    """
+
+    __slots__ = ("text",)
+    text: str
+
+    def __new__(cls, text: str) -> NumberText:
+        self = super().__new__(cls, text)
+        self.text = text
+        return self
+
+    def __str__(self) -> str:
+        return self.text
+
+    def __repr__(self) -> str:
+        return f"NumberText({self.text!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (NumberText, (self.text,))
+
+
+def range_problem(value: Decimal) -> str | None:
+    """Why DynamoDB would refuse this number, or None when it accepts it.
+
+    Leading and trailing zeros do not count as digits: DynamoDB trims them, so ``1E+100`` (one
+    digit) is fine while a 39-digit integer is not.
+    """
+    if not value.is_finite():
+        return "is not finite (NaN and Infinity are not DynamoDB numbers)"
+    if value.is_zero():
+        return None
+    digits = value.as_tuple().digits
+    significant = len(digits)
+    while digits[significant - 1] == 0:
+        significant -= 1
+    if significant > MAX_DIGITS:
+        return f"has more than {MAX_DIGITS} significant digits"
+    adjusted = value.adjusted()
+    if adjusted > MAX_ADJUSTED:
+        return "is larger in magnitude than 9.9999999999999999999999999999999999999E+125"
+    if adjusted < MIN_ADJUSTED:
+        return "is smaller in magnitude than 1E-130"
+    return None
+
+
+def parse_number(text: Any, where: str) -> Decimal:
+    """Read DynamoDB number text into a Decimal that serialises back to the same text.
+
+    Args:
+        text: the text of an ``N`` value (or an element of an ``NS``).
+        where: the attribute path, for the error message.
+
+    Raises:
+        BadValueError: not number syntax, or outside DynamoDB's range.
+    """
+    if type(text) is not str or NUMBER_RE.fullmatch(text) is None:
+        raise BadValueError(f"attribute {where}: N value is not DynamoDB number text")
+    try:
+        value = Decimal(text)
+    except (InvalidOperation, ValueError, OverflowError) as e:  # exponent beyond Decimal's limits
+        raise BadValueError(f"attribute {where}: N value is out of DynamoDB's range") from e
+    problem = range_problem(value)
+    if problem is not None:
+        raise BadValueError(f"attribute {where}: N value {problem}")
+    return value if format(value, "f") == text else NumberText(text)
+
+
+def number_text(value: Decimal | int) -> str:
+    """The text to send for a number: the remembered text, else plain notation (never exponents).
+
+    Plain notation keeps the Decimal's own trailing zeros (``Decimal("12.50")`` gives ``"12.50"``),
+    so a value read from DynamoDB, or from any plain text, goes back unchanged.
+    """
+    if isinstance(value, NumberText):
+        return value.text
+    if isinstance(value, int):
+        return str(value)
+    return format(value, "f")
+
+
+def canonical_number(value: Decimal | int) -> str:
+    """The text DynamoDB itself returns for a number: plain notation, no superfluous zeros."""
+    if isinstance(value, int):
+        return str(value)
+    if value.is_zero():
+        return "0"
+    sign, digits, exponent = value.as_tuple()
+    exponent = int(exponent)  # finite: the exponent is a number, not "n" or "F"
+    end = len(digits)
+    while digits[end - 1] == 0:
+        end -= 1
+    return format(Decimal((sign, digits[:end], exponent + len(digits) - end)), "f")
+
+
+def digits_of(value: Decimal) -> tuple[int, int]:
+    """(digits before the point, digits after it) of a value, ignoring superfluous zeros."""
+    if value.is_zero():
+        return 0, 0
+    _, digits, exponent = value.as_tuple()
+    exponent = int(exponent)
+    end = len(digits)
+    while digits[end - 1] == 0:
+        end -= 1
+    exponent += len(digits) - end
+    return max(0, end + exponent), max(0, -exponent)
+
+
+# --- Arrow: whole columns of number text -------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class NumStats:
+    """What a column of numbers needs: the facts that decide int64, a decimal, or text.
+
+    Attributes:
+        count: non-null values measured.
+        all_int64: every value is an integer in int64's range.
+        int_digits: most digits before the point (leading zeros not counted).
+        scale: most digits after the point (trailing zeros not counted).
+    """
+
+    count: int
+    all_int64: bool
+    int_digits: int
+    scale: int
+
+
+def _max(values: pa.Array) -> int:
+    result = pc.max(values).as_py()
+    return 0 if result is None else int(result)
+
+
+def _check_syntax(texts: pa.Array, where: str) -> None:
+    if not pc.all(pc.match_substring_regex(texts, NUMBER_PATTERN)).as_py():
+        raise BadValueError(f"attribute {where}: N value is not DynamoDB number text")
+
+
+def number_stats(texts: pa.Array, where: str) -> NumStats:
+    """Measure a string array of number texts (nulls ignored), checking the syntax of each.
+
+    Raises:
+        BadValueError: a text is not DynamoDB number syntax.
+    """
+    values = pc.drop_null(texts)
+    count = len(values)
+    if count == 0:
+        return NumStats(0, True, 0, 0)
+    if pc.all(pc.match_substring_regex(values, _SMALL_INT_PATTERN)).as_py():
+        stripped = pc.utf8_ltrim(pc.utf8_ltrim(values, characters="-"), characters="0")
+        return NumStats(count, True, _max(pc.utf8_length(stripped)), 0)
+    _check_syntax(values, where)
+    has_exponent = pc.match_substring_regex(values, "[eE]")
+    plain = pc.filter(values, pc.invert(has_exponent))
+    split = pc.extract_regex(plain, _PLAIN_SPLIT)
+    int_lengths = pc.utf8_length(pc.struct_field(split, "i"))
+    int_digits = _max(int_lengths)
+    scale = _max(pc.utf8_length(pc.struct_field(split, "f")))
+    all_int64 = scale == 0
+    if all_int64 and int_digits >= INT64_DIGITS:
+        big = pc.filter(plain, pc.greater_equal(int_lengths, INT64_DIGITS)).to_pylist()
+        all_int64 = all(_fits_int64(Decimal(t)) for t in big)
+    for text in pc.filter(values, has_exponent).to_pylist():
+        try:
+            value = Decimal(text)
+        except (InvalidOperation, ValueError, OverflowError) as e:
+            raise BadValueError(f"attribute {where}: N value is out of DynamoDB's range") from e
+        before, after = digits_of(value)
+        int_digits, scale = max(int_digits, before), max(scale, after)
+        all_int64 = all_int64 and after == 0 and before <= INT64_DIGITS and _fits_int64(value)
+    return NumStats(count, all_int64, int_digits, scale)
+
+
+def _fits_int64(value: Decimal) -> bool:
+    return _INT64_MIN <= int(value) <= _INT64_MAX
+
+
+def to_int64(texts: pa.Array) -> pa.Array:
+    """Number texts known to be integers in int64's range, as int64 (exactly)."""
+    if pc.all(pc.match_substring_regex(pc.drop_null(texts), r"^-?[0-9]+$")).as_py() is not False:
+        return pc.cast(texts, pa.int64())
+    return pa.array([None if t is None else int(Decimal(t)) for t in texts.to_pylist()], pa.int64())
+
+
+def to_decimal(texts: pa.Array, type_: pa.DataType) -> pa.Array:
+    """Number texts known to fit ``type_``, as that decimal type (exactly).
+
+    Arrow's string-to-decimal cast is exact when the text's digits fit the type's storage; a longer
+    text (many superfluous zeros, say) overflows silently, so those columns are converted in Python.
+    """
+    room = 38 if pa.types.is_decimal128(type_) else 76
+    values = pc.drop_null(texts)
+    if len(values) == 0:
+        return pa.nulls(len(texts), type_)
+    if _max(pc.utf8_length(values)) <= room:
+        return pc.cast(texts, type_)
+    quantum = Decimal(1).scaleb(-type_.scale)
+    converted = [
+        None if t is None else Decimal(t).quantize(quantum, context=EXACT) for t in texts.to_pylist()
+    ]
+    return pa.array(converted, type_)

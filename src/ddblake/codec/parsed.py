@@ -1,0 +1,247 @@
+"""DynamoDB JSON as Arrow arrays, before any typing: one struct of type tags per value.
+
+Both inputs meet here in one shape, so one converter (``codec.arrow``) serves both. An attribute
+value becomes a struct row with one child per type tag seen in the column, exactly one of them set:
+``{"N": "5"}`` is ``{S: null, N: "5", ...}``. ``N`` and ``B`` stay text, ``M`` is a struct of such
+slots, ``L`` a list of them, sets lists of text. That is precisely what ``pyarrow.json`` makes of
+DynamoDB JSON Lines in C++ on all cores, which is why the bytes path is fast; Python dicts are
+turned into the same shape column by column.
+
+One trap: ``pyarrow.json`` turns strings that look like dates into timestamps, which would lose
+their text. :func:`read_jsonl` therefore reads a sample first and re-reads with every timestamp
+typed as a string (and again in the rare case a later attribute brings new ones).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any, Final
+
+import pyarrow as pa
+import pyarrow.json as pajson
+
+from ddblake.codec.ddbjson import TAGS, encode_base64
+from ddblake.codec.errors import BadValueError
+
+_SAMPLE_BYTES: Final = 1 << 20
+_STRING_TAGS: Final = frozenset({"S", "N", "B"})
+_BOOL_TAGS: Final = frozenset({"BOOL", "NULL"})
+_SET_TAGS: Final = frozenset({"SS", "NS", "BS"})
+
+
+def _path(parent: str, name: str) -> str:
+    return name if not parent else f"{parent}.{name}"
+
+
+def _mask(values: list[Any]) -> pa.Array | None:
+    if all(v is not None for v in values):
+        return None
+    return pa.array([v is None for v in values], pa.bool_())
+
+
+def _binary_text(value: Any) -> Any:
+    # boto3's low-level client hands binary over already decoded; the log and this shape hold base64.
+    return encode_base64(value) if isinstance(value, bytes | bytearray) else value
+
+
+def _strings(column: list[Any], tag: str, where: str) -> pa.Array:
+    if tag == "B":
+        column = [_binary_text(v) for v in column]
+    if not all(type(v) is str for v in column if v is not None):
+        raise BadValueError(f"attribute {where}: {tag} value is not a string")
+    return pa.array(column, pa.string())
+
+
+def _string_lists(column: list[Any], tag: str, where: str) -> pa.Array:
+    if tag == "BS":
+        column = [v if type(v) is not list else [_binary_text(m) for m in v] for v in column]
+    for value in column:
+        if value is None:
+            continue
+        if type(value) is not list:
+            raise BadValueError(f"attribute {where}: {tag} value is not a list")
+        if not all(type(m) is str for m in value):
+            raise BadValueError(f"attribute {where}: {tag} element is not a string")
+    return pa.array(column, pa.list_(pa.string()))
+
+
+def _lists(column: list[Any], where: str) -> pa.Array:
+    offsets = [0]
+    elements: list[Any] = []
+    for value in column:
+        if value is not None:
+            if type(value) is not list:
+                raise BadValueError(f"attribute {where}: L value is not a list")
+            elements.extend(value)
+        offsets.append(len(elements))
+    if any(e is None for e in elements):
+        raise BadValueError(f"attribute {where}: L element is not an attribute value")
+    values = parse_values(elements, f"{where}[]")
+    return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), values, mask=_mask(column))
+
+
+def parse_values(values: list[Any], where: str) -> pa.Array:
+    """Attribute values (None where missing) to a struct-of-type-tags array.
+
+    Raises:
+        BadValueError: a value is not DynamoDB JSON.
+    """
+    count = len(values)
+    by_tag: dict[str, list[Any]] = {}
+    for i, av in enumerate(values):
+        if av is None:
+            continue
+        if type(av) is not dict or len(av) != 1:
+            raise BadValueError(f"attribute {where}: not an attribute value (one type tag)")
+        for tag, value in av.items():
+            column = by_tag.get(tag)
+            if column is None:
+                if tag not in TAGS:
+                    raise BadValueError(
+                        f"attribute {where}: unknown type tag (expected one of {sorted(TAGS)})"
+                    )
+                column = by_tag[tag] = [None] * count
+            column[i] = value
+    if not by_tag:
+        return pa.nulls(count, pa.struct([]))
+    arrays = []
+    for tag, column in by_tag.items():
+        if tag in _STRING_TAGS:
+            arrays.append(_strings(column, tag, where))
+        elif tag in _BOOL_TAGS:
+            if not all(type(v) is bool for v in column if v is not None):
+                raise BadValueError(f"attribute {where}: {tag} value is not true or false")
+            arrays.append(pa.array(column, pa.bool_()))
+        elif tag in _SET_TAGS:
+            arrays.append(_string_lists(column, tag, where))
+        elif tag == "M":
+            arrays.append(parse_maps(column, where))
+        else:
+            arrays.append(_lists(column, where))
+    return pa.StructArray.from_arrays(arrays, names=list(by_tag), mask=_mask(values))
+
+
+def _columns(maps: list[Any], where: str) -> dict[str, list[Any]]:
+    count = len(maps)
+    fields: dict[str, list[Any]] = {}
+    for i, m in enumerate(maps):
+        if m is None:
+            continue
+        if type(m) is not dict:
+            what = "M value" if where else "item"
+            raise BadValueError(f"{what} {where or i} is {type(m).__name__}, not an object")
+        for name, av in m.items():
+            column = fields.get(name)
+            if column is None:
+                column = fields[name] = [None] * count
+            column[i] = av
+    if not all(isinstance(name, str) for name in fields):
+        raise BadValueError(f"attribute names in {where or 'an item'} must be strings")
+    return fields
+
+
+def parse_maps(maps: list[Any], where: str) -> pa.Array:
+    """M values (dicts of attribute values, None where missing) to a struct of slots."""
+    fields = _columns(maps, where)
+    if not fields:
+        return pa.array([None if m is None else {} for m in maps], pa.struct([]))
+    arrays = [parse_values(column, _path(where, name)) for name, column in fields.items()]
+    return pa.StructArray.from_arrays(arrays, names=list(fields), mask=_mask(maps))
+
+
+def parse_items(items: list[Any]) -> dict[str, pa.Array]:
+    """Items in DynamoDB JSON (None for a row without an item) to one slot array per attribute.
+
+    Raises:
+        BadValueError: an item is not DynamoDB JSON.
+    """
+    return {name: parse_values(column, name) for name, column in _columns(items, "").items()}
+
+
+# --- JSON Lines ----------------------------------------------------------------------------------
+
+
+def _explicit(type_: pa.DataType) -> pa.DataType | None:
+    """A type to give the JSON reader: timestamps as strings; None to leave a part to inference."""
+    if pa.types.is_timestamp(type_) or pa.types.is_date(type_) or pa.types.is_time(type_):
+        return pa.string()
+    if pa.types.is_null(type_):
+        return None
+    if pa.types.is_list(type_):
+        value = _explicit(type_.value_type)
+        return None if value is None else pa.list_(value)
+    if pa.types.is_struct(type_):
+        fields = []
+        for i in range(type_.num_fields):
+            child = type_.field(i)
+            child_type = _explicit(child.type)
+            if child_type is not None:
+                fields.append(pa.field(child.name, child_type))
+        return pa.struct(fields)
+    return type_
+
+
+def _has_time(type_: pa.DataType) -> bool:
+    if pa.types.is_timestamp(type_) or pa.types.is_date(type_) or pa.types.is_time(type_):
+        return True
+    if pa.types.is_list(type_):
+        return _has_time(type_.value_type)
+    if pa.types.is_struct(type_):
+        return any(_has_time(type_.field(i).type) for i in range(type_.num_fields))
+    return False
+
+
+def _read(data: bytes, schema: pa.Schema | None) -> pa.Table:
+    parse = None
+    if schema is not None:
+        fields = [pa.field(f.name, t) for f in schema if (t := _explicit(f.type)) is not None]
+        parse = pajson.ParseOptions(explicit_schema=pa.schema(fields), unexpected_field_behavior="infer")
+    return pajson.read_json(io.BytesIO(data), parse_options=parse)
+
+
+def read_jsonl(data: bytes) -> pa.Table:
+    """JSON Lines to an Arrow table whose strings are exactly the JSON strings (no timestamps).
+
+    Each line's keys become struct fields; for DynamoDB JSON items that is the struct-of-type-tags
+    shape this package converts. The lake can read raw change-log lines with it too and take the
+    image columns.
+
+    Raises:
+        pyarrow.ArrowInvalid: the text is not JSON Lines of objects, or is not UTF-8.
+    """
+    if not data or data.isspace():
+        return pa.table({})
+    sample = data
+    if len(data) > _SAMPLE_BYTES:
+        cut = data.rfind(b"\n", 0, _SAMPLE_BYTES)
+        sample = data[: cut + 1] if cut > 0 else data
+    table = _read(sample, None)
+    if sample is not data:
+        table = _read(data, table.schema)
+    for _ in range(3):
+        if not _has_time(pa.struct(list(table.schema))):
+            table.validate(full=True)  # the reader does not check UTF-8
+            return table
+        table = _read(data, table.schema)
+    raise pa.ArrowInvalid("JSON reader kept inferring timestamps")
+
+
+def load_lines(data: bytes, image_field: str | None = None) -> list[Any]:
+    """JSON Lines to Python objects, the slow and exact way (the reference for :func:`read_jsonl`).
+
+    Raises:
+        BadValueError: a line is not a JSON object; names the line number.
+    """
+    rows: list[Any] = []
+    for number, line in enumerate(data.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except ValueError as e:
+            raise BadValueError(f"line {number} is not JSON ({e.__class__.__name__})") from e
+        if not isinstance(obj, dict):
+            raise BadValueError(f"line {number} is not a JSON object")
+        rows.append(obj if image_field is None else obj.get(image_field))
+    return rows

@@ -1,0 +1,469 @@
+"""``ddblake apply``: the raw change log into the history and current-state Iceberg tables.
+
+Exactly-once, in two independent steps that each commit their own record of applied files with
+their data (see :mod:`ddblake.lake.applied`):
+
+1. history — new files' events, minus events already in the table (same event ID), appended;
+2. current state — the newest change per key wins against the table's row and against any newer
+   change the history holds (a late or repeated change never resurrects a deleted item: the
+   history's REMOVE rows are the tombstones); only the touched key buckets are rewritten.
+
+History commits first, so when a crash falls between the two commits the rerun finds the newer
+REMOVEs it needs in the history and completes the current state from the same files.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from pyiceberg.catalog import Catalog
+from pyiceberg.exceptions import CommitFailedException, NoSuchTableError
+from pyiceberg.expressions import GreaterThanOrEqual, In, LessThanOrEqual, And
+from pyiceberg.partitioning import PartitionField, PartitionSpec
+from pyiceberg.table import Table
+from pyiceberg.transforms import IdentityTransform
+
+from ddblake.changes.model import ChangeEvent
+from ddblake.changes.resolve import Keyed, bucket_of, keyed, winners
+from ddblake.errors import BadRecordError, ConfigError, TransientError
+from ddblake.lake import current, history
+from ddblake.lake.applied import PROPERTY, AppliedLog, load_log, save_log
+from ddblake.lake.catalog import LakeConfig, open_catalog
+from ddblake.lake.rawlog import list_raw_files, read_raw_file
+from ddblake.lake.storage import Storage
+from ddblake.names import changes_identifier, table_identifier
+
+log = logging.getLogger(__name__)
+
+QUARANTINE_PROPERTY = "ddblake.quarantined-total"
+NEWEST_EVENT_PROPERTY = "ddblake.newest-event-us"
+FOLD_GRACE_HOURS = 6
+
+
+@dataclass(frozen=True)
+class ApplyConfig:
+    """What ``apply`` works on and how."""
+
+    table: str
+    lake: LakeConfig
+    once: bool = True
+    poll_seconds: float = 1.0
+    buckets: int = current.DEFAULT_BUCKETS
+    max_files: int = 500
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        table: str | None,
+        lake: LakeConfig,
+        once: bool = True,
+        poll_seconds: float | None = None,
+        buckets: int | None = None,
+        max_files: int | None = None,
+    ) -> ApplyConfig:
+        """Argument, then ``DDBLAKE_*`` environment, then default.
+
+        Raises:
+            ConfigError: a value is missing or out of range.
+        """
+        table = table or os.environ.get("DDBLAKE_TABLE")
+        if not table:
+            raise ConfigError("no table given: pass --table NAME or set DDBLAKE_TABLE")
+        poll = poll_seconds if poll_seconds is not None else float(os.environ.get("DDBLAKE_POLL_SECONDS", "1"))
+        nb = buckets if buckets is not None else int(os.environ.get("DDBLAKE_BUCKETS", current.DEFAULT_BUCKETS))
+        mf = max_files if max_files is not None else int(os.environ.get("DDBLAKE_APPLY_MAX_FILES", "500"))
+        if poll <= 0 or nb <= 0 or mf <= 0:
+            raise ConfigError("poll interval, bucket count and max files must be positive")
+        return cls(table=table, lake=lake, once=once, poll_seconds=poll, buckets=nb, max_files=mf)
+
+
+@dataclass
+class ApplyResult:
+    """Counts of one apply run (no item data)."""
+
+    files: int = 0
+    events: int = 0
+    duplicates: int = 0
+    quarantined: int = 0
+    history_rows: int = 0
+    upserts: int = 0
+    deletes: int = 0
+    stale: int = 0
+    buckets_rewritten: int = 0
+
+    def summary(self) -> str:
+        """One line of counts for people."""
+        return (
+            f"applied {self.files} file(s): {self.events} event(s), {self.history_rows} new in history, "
+            f"{self.upserts} upsert(s), {self.deletes} delete(s), {self.duplicates} duplicate(s), "
+            f"{self.stale} stale, {self.quarantined} quarantined"
+        )
+
+    def add(self, other: ApplyResult) -> None:
+        """Accumulate another run's counts."""
+        for name in self.__dataclass_fields__:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+@dataclass
+class _FileBatch:
+    events: list[ChangeEvent] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
+    bad: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _read_raw(storage: Storage, path: str, table: str, batch: _FileBatch) -> None:
+    """Parse one raw file; bad lines (and a damaged tail) go to ``batch.bad`` with their reason."""
+    content = read_raw_file(storage, path)
+    for number, line in enumerate(content.lines, start=1):
+        try:
+            ev = ChangeEvent.from_line(line)
+            if ev.table != table:
+                raise BadRecordError(f"line belongs to table {ev.table!r}, not {table!r}")
+            if ev.op != "REMOVE" and ev.new_image is None:
+                raise BadRecordError(f"{ev.op} line has no new image (is the stream KEYS_ONLY?)")
+        except BadRecordError as e:
+            batch.bad.append({"file": path, "line": number, "reason": str(e), "raw": line.decode("utf-8", "replace")})
+            continue
+        batch.events.append(ev)
+        batch.sources.append(path)
+    if content.error is not None:
+        batch.bad.append({"file": path, "line": None, "reason": f"raw file {content.error}", "raw": None})
+
+
+def _quarantine(storage: Storage, table: str, bad: list[dict[str, Any]]) -> None:
+    """Write bad records under ``errors/<table>/apply/``, one file per raw file, named after it."""
+    by_file: dict[str, list[dict[str, Any]]] = {}
+    for rec in bad:
+        by_file.setdefault(rec["file"], []).append(rec)
+    for path, records in by_file.items():
+        tail = path.split(f"raw/{table}/", 1)[-1]
+        body = "".join(json.dumps({"table": table, **r}, ensure_ascii=False) + "\n" for r in records)
+        storage.write_atomic(f"errors/{table}/apply/{tail}.jsonl.gz", gzip.compress(body.encode(), mtime=0))
+
+
+class Applier:
+    """Applies one table's raw change log; holds the catalog and tables between runs."""
+
+    def __init__(self, config: ApplyConfig, *, storage: Storage | None = None, catalog: Catalog | None = None):
+        self.config = config
+        self.storage = storage or config.lake.storage()
+        self.catalog = catalog or open_catalog(config.lake, self.storage)
+        ns = config.lake.namespace
+        self.history_id = f"{ns}.{changes_identifier(config.table)}"
+        self.current_id = f"{ns}.{table_identifier(config.table)}"
+
+    # -- tables -------------------------------------------------------------------------------
+    def _history(self) -> Table:
+        try:
+            return self.catalog.load_table(self.history_id)
+        except NoSuchTableError:
+            schema = history.iceberg_schema()
+            return self.catalog.create_table_if_not_exists(
+                self.history_id,
+                schema=schema,
+                partition_spec=history.partition_spec(schema),
+                properties={"ddblake.source-table": self.config.table},
+            )
+
+    def _current(self, arrow_schema: pa.Schema | None = None) -> Table | None:
+        try:
+            return self.catalog.load_table(self.current_id)
+        except NoSuchTableError:
+            if arrow_schema is None:
+                return None
+        table = self.catalog.create_table_if_not_exists(
+            self.current_id,
+            schema=current.iceberg_compatible(arrow_schema),
+            properties={
+                "ddblake.source-table": self.config.table,
+                current.BUCKETS_PROPERTY: str(self.config.buckets),
+            },
+        )
+        if table.spec().is_unpartitioned():
+            with table.update_spec() as spec:
+                spec.add_field("_ddb_bucket", IdentityTransform(), "_ddb_bucket")
+        return self.catalog.load_table(self.current_id)
+
+    # -- one run ------------------------------------------------------------------------------
+    def run_once(self) -> ApplyResult:
+        """Apply every raw file not yet applied, in batches; returns the counts."""
+        total = ApplyResult()
+        while True:
+            result, more = self._run_batch()
+            total.add(result)
+            if not more:
+                return total
+
+    def _list_raw(self) -> list[str]:
+        return list_raw_files(self.storage, self.config.table)
+
+    def _run_batch(self) -> tuple[ApplyResult, bool]:
+        result = ApplyResult()
+        hist = self._history()
+        cur = self._current()
+        hist_log = load_log(self.storage, hist.properties.get(PROPERTY))
+        cur_log = load_log(self.storage, cur.properties.get(PROPERTY)) if cur is not None else AppliedLog()
+        listing = self._list_raw()
+        pending = [p for p in listing if not (hist_log.contains(p) and cur_log.contains(p))]
+        if not pending:
+            return result, False
+        more = len(pending) > self.config.max_files
+        pending = pending[: self.config.max_files]
+        hist_files = [p for p in pending if not hist_log.contains(p)]
+        cur_files = [p for p in pending if not cur_log.contains(p)]
+        batch = _FileBatch()
+        for path in pending:
+            _read_raw(self.storage, path, self.config.table, batch)
+        result.files = len(pending)
+        result.events = len(batch.events)
+        fold_before = time.strftime("%Y/%m/%d/%H", time.gmtime(time.time() - FOLD_GRACE_HOURS * 3600))
+
+        if hist_files:
+            in_hist = set(hist_files)
+            bad = [b for b in batch.bad if b["file"] in in_hist]
+            if bad:
+                _quarantine(self.storage, self.config.table, bad)
+            result.quarantined = len(bad)
+            evs = [(e, s) for e, s in zip(batch.events, batch.sources, strict=True) if s in in_hist]
+            self._commit_history(hist, hist_log, hist_files, evs, listing, fold_before, result)
+
+        if cur_files:
+            in_cur = set(cur_files)
+            evs_c = [e for e, s in zip(batch.events, batch.sources, strict=True) if s in in_cur]
+            self._commit_current(cur, cur_log, cur_files, evs_c, listing, fold_before, result)
+        return result, more
+
+    def _commit_history(
+        self,
+        hist: Table,
+        hist_log: AppliedLog,
+        files: list[str],
+        events: list[tuple[ChangeEvent, str]],
+        listing: list[str],
+        fold_before: str,
+        result: ApplyResult,
+    ) -> None:
+        sources = {e.event_id: s for e, s in reversed(events)}
+        changes = keyed(e for e, _ in events)
+        result.duplicates += len(events) - len(changes)
+        if changes:
+            seen = self._history_event_ids(hist, changes)
+            fresh = [c for c in changes if c.event.event_id not in seen]
+            result.duplicates += len(changes) - len(fresh)
+            changes = fresh
+        new_log = hist_log.with_files(files).folded(listing, fold_before)
+        pointer = save_log(self.storage, self.config.table, "history", new_log)
+        props = {
+            PROPERTY: pointer,
+            QUARANTINE_PROPERTY: str(int(hist.properties.get(QUARANTINE_PROPERTY, "0")) + result.quarantined),
+        }
+        if changes:
+            newest = max(c.event.event_time_us for c in changes)
+            props[NEWEST_EVENT_PROPERTY] = str(max(newest, int(hist.properties.get(NEWEST_EVENT_PROPERTY, "0"))))
+        with hist.transaction() as tx:
+            if changes:
+                rows = history.rows(changes, [sources[c.event.event_id] for c in changes])
+                self._add_key_columns(tx, rows, hist)
+                tx.append(rows, snapshot_properties={PROPERTY: pointer, "ddblake.files": str(len(files))})
+            tx.set_properties(props)
+        result.history_rows += len(changes)
+
+    @staticmethod
+    def _add_key_columns(tx: Any, rows: pa.Table, hist: Table) -> None:
+        names = {f.name for f in hist.schema().fields}
+        extra = [f for f in rows.schema if f.name not in names]
+        if extra:
+            with tx.update_schema() as upd:
+                upd.union_by_name(pa.schema(extra))
+
+    def _history_event_ids(self, hist: Table, changes: list[Keyed]) -> set[str]:
+        """Event IDs of ``changes`` already in the history (pruned by the batch's time range)."""
+        if hist.current_snapshot() is None:
+            return set()
+        times = [c.event.event_time_us for c in changes]
+        lo = pa.scalar(min(times), pa.timestamp("us", tz="UTC")).as_py()
+        hi = pa.scalar(max(times), pa.timestamp("us", tz="UTC")).as_py()
+        scan = hist.scan(
+            row_filter=And(GreaterThanOrEqual("event_time", lo.isoformat()), LessThanOrEqual("event_time", hi.isoformat())),
+            selected_fields=("event_id",),
+        )
+        ids = scan.to_arrow().column("event_id")
+        wanted = pa.array([c.event.event_id for c in changes], pa.string())
+        return set(pc.filter(ids, pc.is_in(ids, value_set=wanted)).to_pylist())
+
+    # -- current state ------------------------------------------------------------------------
+    def _history_newer(self, candidates: dict[str, Keyed]) -> dict[str, Keyed]:
+        """For keys absent from the current state: the newest history change, when newer than ours.
+
+        The history is the tombstone store: a REMOVE found here that is newer than a late change
+        keeps the item deleted. One scan, pruned by event time, joined on the key in Arrow.
+        """
+        if not candidates:
+            return {}
+        hist = self.catalog.load_table(self.history_id)
+        if hist.current_snapshot() is None:
+            return {}
+        lo = min(c.event.event_time_us for c in candidates.values())
+        lo_iso = pa.scalar(lo, pa.timestamp("us", tz="UTC")).as_py().isoformat()
+        cols = ("_ddb_key", "_ddb_version", "op", "keys", "new_image", "event_id", "event_time", "source", "ttl")
+        found = hist.scan(row_filter=GreaterThanOrEqual("event_time", lo_iso), selected_fields=cols).to_arrow()
+        if found.num_rows == 0:
+            return {}
+        wanted = pa.array(list(candidates), pa.string())
+        found = found.filter(pc.is_in(found.column("_ddb_key"), value_set=wanted))
+        newest: dict[str, dict[str, Any]] = {}
+        for row in found.to_pylist():
+            key = row["_ddb_key"]
+            if row["_ddb_version"] > candidates[key].version and (
+                key not in newest or row["_ddb_version"] > newest[key]["_ddb_version"]
+            ):
+                newest[key] = row
+        out: dict[str, Keyed] = {}
+        for key, row in newest.items():
+            ev = ChangeEvent(
+                op=row["op"],
+                table=self.config.table,
+                keys=json.loads(row["keys"]),
+                new_image=json.loads(row["new_image"]) if row["new_image"] else None,
+                old_image=None,
+                event_id=row["event_id"],
+                event_time_us=int(row["_ddb_version"].split(":", 1)[0]),
+                sequence=None,
+                source=row["source"],
+                ttl=bool(row["ttl"]),
+                ingested_us=0,
+            )
+            out[key] = Keyed(key, row["_ddb_version"], ev)
+        return out
+
+    def _commit_current(
+        self,
+        cur: Table | None,
+        cur_log: AppliedLog,
+        files: list[str],
+        events: list[ChangeEvent],
+        listing: list[str],
+        fold_before: str,
+        result: ApplyResult,
+    ) -> None:
+        best = winners(keyed(events))
+        buckets = int(cur.properties.get(current.BUCKETS_PROPERTY, self.config.buckets)) if cur else self.config.buckets
+        existing: pa.Table | None = None
+        if cur is not None and cur.current_snapshot() is not None and best:
+            touched = sorted({bucket_of(k, buckets) for k in best})
+            existing = cur.scan(row_filter=In("_ddb_bucket", touched)).to_arrow()
+        present: dict[str, str] = {}
+        if existing is not None and existing.num_rows:
+            present = dict(
+                zip(existing.column("_ddb_key").to_pylist(), existing.column("_ddb_version").to_pylist(), strict=True)
+            )
+        newer = self._history_newer({k: c for k, c in best.items() if k not in present})
+        upserts: list[Keyed] = []
+        deletes: set[str] = set()
+        for key, change in best.items():
+            winner = change
+            if key in newer:
+                winner = newer[key]
+            cur_version = present.get(key)
+            if cur_version is not None and cur_version >= winner.version:
+                result.stale += 1
+                continue
+            if winner.event.op == "REMOVE":
+                if cur_version is not None:
+                    deletes.add(key)
+            else:
+                upserts.append(winner)
+        new_log = cur_log.with_files(files).folded(listing, fold_before)
+        pointer = save_log(self.storage, self.config.table, "current", new_log)
+        props = {PROPERTY: pointer}
+        if not upserts and not deletes:
+            if cur is None:
+                cur = self._current(current.empty_schema())
+                assert cur is not None
+            with cur.transaction() as tx:
+                tx.set_properties(props)
+            return
+        typed = current.typed_rows(upserts, buckets, cur.schema().as_arrow() if cur is not None else None)
+        cur = self._current(typed.schema) if cur is None else cur
+        assert cur is not None
+        changed = {u.key for u in upserts} | deletes
+        rewrite = sorted({bucket_of(k, buckets) for k in changed})
+        with cur.transaction() as tx:
+            target = current.evolve(tx, cur, typed.schema)
+            if target.full_rewrite:
+                # A column changed type beyond what Iceberg can promote: recompute every row.
+                everything = cur.scan().to_arrow()
+                keep = everything.filter(pc.invert(pc.is_in(everything.column("_ddb_key"), value_set=pa.array(list(changed), pa.string()))))
+                rows = current.retype(keep, upserts, buckets, target.schema)
+                tx.overwrite(rows, snapshot_properties={PROPERTY: pointer})
+                result.buckets_rewritten += buckets
+            else:
+                parts = [current.conform(typed, target.schema)]
+                if existing is not None and existing.num_rows:
+                    mask = pc.and_(
+                        pc.is_in(existing.column("_ddb_bucket"), value_set=pa.array(rewrite, pa.int32())),
+                        pc.invert(pc.is_in(existing.column("_ddb_key"), value_set=pa.array(list(changed), pa.string()))),
+                    )
+                    parts.insert(0, current.conform(existing.filter(mask), target.schema))
+                rows = pa.concat_tables(parts)
+                tx.overwrite(rows, overwrite_filter=In("_ddb_bucket", rewrite), snapshot_properties={PROPERTY: pointer})
+                result.buckets_rewritten += len(rewrite)
+            tx.set_properties(props)
+        result.upserts += len(upserts)
+        result.deletes += len(deletes)
+
+
+def run_apply(config: ApplyConfig, *, stop: threading.Event | None = None) -> ApplyResult:
+    """Apply once (``--once``) or keep polling until SIGINT/SIGTERM or ``stop`` is set.
+
+    A lost commit race (another apply on the same table) is retried from the top: the loser
+    re-reads the applied-file records and finds its work done or still to do, never half done.
+    """
+    stop = stop or threading.Event()
+    applier = Applier(config)
+    total = ApplyResult()
+    previous: dict[int, Any] = {}
+    if not config.once and threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, lambda *_: stop.set())
+    try:
+        while True:
+            for attempt in range(5):
+                try:
+                    result = applier.run_once()
+                    break
+                except CommitFailedException as e:
+                    if attempt == 4:
+                        raise TransientError(
+                            f"table {config.table}: another writer keeps committing; retry later"
+                        ) from e
+                    log.info("commit race on table %s, retrying", config.table)
+            total.add(result)
+            if result.files:
+                log.info("table %s: %s", config.table, result.summary())
+            if config.once or stop.wait(config.poll_seconds):
+                return total
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def read_events(storage: Storage, paths: Iterable[str], table: str) -> list[ChangeEvent]:
+    """The good events of some raw files (for tools and tests); bad lines are skipped."""
+    batch = _FileBatch()
+    for path in paths:
+        _read_raw(storage, path, table, batch)
+    return batch.events

@@ -1,0 +1,101 @@
+"""The Iceberg catalog of a lake: SQLite beside a local lake, the AWS Glue Data Catalog in AWS.
+
+Configuration follows the project's precedence — argument, environment, default — and names the
+key and where it looked when something is missing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from pyiceberg.catalog import Catalog
+from pyiceberg.exceptions import NamespaceAlreadyExistsError
+
+from ddblake.errors import ConfigError
+from ddblake.lake.storage import Storage, s3_endpoint_from_env
+from ddblake.names import DEFAULT_NAMESPACE
+
+if TYPE_CHECKING:
+    from mypy_boto3_glue import GlueClient
+
+CatalogKind = Literal["sql", "glue"]
+
+
+@dataclass(frozen=True)
+class LakeConfig:
+    """Where a lake lives and which catalog tracks its tables."""
+
+    lake: str
+    catalog: CatalogKind
+    namespace: str
+    catalog_uri: str | None
+    s3_endpoint_url: str | None
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        lake: str | None,
+        catalog: str | None = None,
+        namespace: str | None = None,
+        catalog_uri: str | None = None,
+    ) -> LakeConfig:
+        """Argument, then ``DDBLAKE_*`` environment, then default.
+
+        Raises:
+            ConfigError: a value is missing or not one of the allowed ones.
+        """
+        lake = lake or os.environ.get("DDBLAKE_LAKE")
+        if not lake:
+            raise ConfigError("no lake given: pass --lake DIR|s3://bucket/prefix or set DDBLAKE_LAKE")
+        kind = (catalog or os.environ.get("DDBLAKE_CATALOG") or "sql").lower()
+        if kind not in ("sql", "glue"):
+            raise ConfigError(f"catalog {kind!r} (from --catalog or DDBLAKE_CATALOG) must be 'sql' or 'glue'")
+        uri = catalog_uri or os.environ.get("DDBLAKE_CATALOG_URI")
+        if kind == "sql" and lake.startswith("s3://") and not uri:
+            raise ConfigError(
+                f"lake {lake} is on S3 but the catalog is SQLite: use --catalog glue "
+                "(or DDBLAKE_CATALOG=glue), or give a SQLite catalog with DDBLAKE_CATALOG_URI=sqlite:////path/catalog.db"
+            )
+        return cls(
+            lake=lake,
+            catalog="glue" if kind == "glue" else "sql",
+            namespace=namespace or os.environ.get("DDBLAKE_NAMESPACE") or DEFAULT_NAMESPACE,
+            catalog_uri=uri,
+            s3_endpoint_url=s3_endpoint_from_env(),
+        )
+
+    def storage(self) -> Storage:
+        """The lake's storage root."""
+        return Storage.from_uri(self.lake, s3_endpoint_url=self.s3_endpoint_url)
+
+
+def _s3_properties(config: LakeConfig) -> dict[str, Any]:
+    props: dict[str, Any] = {}
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    if region:
+        props["s3.region"] = region
+    if config.s3_endpoint_url:
+        props["s3.endpoint"] = config.s3_endpoint_url
+    return props
+
+
+def open_catalog(config: LakeConfig, storage: Storage, *, glue_client: GlueClient | None = None) -> Catalog:
+    """Open the catalog and make sure the namespace exists."""
+    warehouse = storage.uri("warehouse")
+    catalog: Catalog
+    if config.catalog == "sql":
+        from pyiceberg.catalog.sql import SqlCatalog
+
+        uri = config.catalog_uri or f"sqlite:///{storage.root}/catalog.db"
+        catalog = SqlCatalog("ddblake", uri=uri, warehouse=warehouse, **_s3_properties(config))
+    else:
+        from pyiceberg.catalog.glue import GlueCatalog
+
+        catalog = GlueCatalog("ddblake", client=glue_client, warehouse=warehouse, **_s3_properties(config))
+    with contextlib.suppress(NamespaceAlreadyExistsError):
+        catalog.create_namespace(config.namespace)
+    return catalog

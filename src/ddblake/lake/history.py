@@ -1,0 +1,111 @@
+"""The change-history table: one row per distinct change, append-only, partitioned by event day.
+
+Images stay DynamoDB JSON text (lossless; DuckDB, Athena and Spark read them with their JSON
+functions); the key is there three ways — typed key columns for people, ``keys`` as DynamoDB
+JSON, and the canonical ``_ddb_key`` that apply joins on.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+import pyarrow as pa
+from pyiceberg.partitioning import PartitionField, PartitionSpec
+from pyiceberg.schema import Schema
+from pyiceberg.transforms import DayTransform
+from pyiceberg.types import BooleanType, NestedField, StringType, TimestamptzType
+
+from ddblake.changes.resolve import Keyed
+
+_FIXED: list[tuple[str, pa.DataType]] = [
+    ("op", pa.string()),
+    ("ttl", pa.bool_()),
+    ("event_time", pa.timestamp("us", tz="UTC")),
+    ("event_id", pa.string()),
+    ("seq", pa.string()),
+    ("source", pa.string()),
+    ("ingested_at", pa.timestamp("us", tz="UTC")),
+    ("keys", pa.string()),
+    ("new_image", pa.string()),
+    ("old_image", pa.string()),
+    ("_ddb_key", pa.string()),
+    ("_ddb_version", pa.string()),
+    ("_ddb_raw_file", pa.string()),
+]
+FIXED_NAMES = frozenset(name for name, _ in _FIXED)
+
+
+def iceberg_schema() -> Schema:
+    """The history table's schema (key columns are added on first write, see :func:`key_columns`)."""
+    types = {
+        "ttl": BooleanType(),
+        "event_time": TimestamptzType(),
+        "ingested_at": TimestamptzType(),
+    }
+    return Schema(
+        *(
+            NestedField(i + 1, name, types.get(name, StringType()), required=False)
+            for i, (name, _) in enumerate(_FIXED)
+        )
+    )
+
+
+def partition_spec(schema: Schema) -> PartitionSpec:
+    """Partitioned by the day of the event time, so a late change rewrites nothing it need not."""
+    field = schema.find_field("event_time")
+    return PartitionSpec(PartitionField(field.field_id, 1000, DayTransform(), "event_day"))
+
+
+def key_column(attr: str) -> str:
+    """History column name of a key attribute (prefixed when it collides with a fixed column)."""
+    return f"key_{attr}" if attr in FIXED_NAMES else attr
+
+
+def _dumps(value: object) -> str | None:
+    return None if value is None else json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _key_text(value: dict[str, object]) -> object:
+    # S and N keep their text (N exactly as received); B stays bytes after base64 decoding.
+    (tag, inner), = value.items()
+    if tag == "B":
+        import base64
+
+        return base64.b64decode(str(inner))
+    return inner
+
+
+def rows(changes: Sequence[Keyed], raw_files: Sequence[str]) -> pa.Table:
+    """Arrow rows for the history table, one per change (``raw_files[i]`` is change i's file)."""
+    cols: dict[str, list[object]] = {name: [] for name, _ in _FIXED}
+    key_values: dict[str, list[object]] = {}
+    key_types: dict[str, pa.DataType] = {}
+    for i, ch in enumerate(changes):
+        ev = ch.event
+        cols["op"].append(ev.op)
+        cols["ttl"].append(ev.ttl)
+        cols["event_time"].append(ev.event_time_us)
+        cols["event_id"].append(ev.event_id)
+        cols["seq"].append(ev.sequence)
+        cols["source"].append(ev.source)
+        cols["ingested_at"].append(ev.ingested_us)
+        cols["keys"].append(_dumps(ev.keys))
+        cols["new_image"].append(_dumps(ev.new_image))
+        cols["old_image"].append(_dumps(ev.old_image))
+        cols["_ddb_key"].append(ch.key)
+        cols["_ddb_version"].append(ch.version)
+        cols["_ddb_raw_file"].append(raw_files[i])
+        for attr, value in ev.keys.items():
+            col = key_column(attr)
+            if col not in key_values:
+                key_values[col] = [None] * i
+                key_types[col] = pa.binary() if "B" in value else pa.string()
+            key_values[col].append(_key_text(value))
+        for col, values in key_values.items():
+            if len(values) < i + 1:
+                values.append(None)
+    arrays = {name: pa.array(cols[name], type=typ) for name, typ in _FIXED}
+    for col, values in key_values.items():
+        arrays[col] = pa.array(values, type=key_types[col])
+    return pa.table(arrays)

@@ -1,0 +1,182 @@
+"""``ddblake query``: SQL over the lake's Iceberg tables with DuckDB.
+
+Tables are planned by pyiceberg (which reads the Iceberg metadata: snapshots, schema evolution,
+deletes) and handed to DuckDB as Arrow under their ARCHITECTURE.md identifiers, so DuckDB needs no
+extension — nothing is downloaded at run time, and ``file://`` and ``s3://`` lakes work alike.
+Only the tables a statement names are read.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import datetime as dt
+import io
+import json
+import re
+from collections.abc import Iterable, Sequence
+from decimal import Decimal
+from typing import Any, Literal
+
+import duckdb
+import pyarrow as pa
+from pyiceberg.catalog import Catalog
+from pyiceberg.table import Table
+
+from ddblake.errors import ConfigError, NotFoundError, TerminalError, UsageError
+
+Format = Literal["table", "json", "csv"]
+
+
+def parse_time(text: str) -> dt.datetime:
+    """An ``--as-of`` time: ISO 8601 (UTC when no offset) or epoch seconds/milliseconds.
+
+    Raises:
+        UsageError: the text is not a time.
+    """
+    value = text.strip()
+    if re.fullmatch(r"\d+(\.\d+)?", value):
+        number = float(value)
+        seconds = number / 1000 if number > 1e11 else number
+        return dt.datetime.fromtimestamp(seconds, tz=dt.UTC)
+    try:
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as e:
+        raise UsageError(f"--as-of {text!r} is not a time; use ISO 8601 (2026-11-28T10:00:00Z) or epoch ms") from e
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+def _snapshot_at(table: Table, when: dt.datetime) -> int | None:
+    snap = table.snapshot_as_of_timestamp(int(when.timestamp() * 1000))
+    return None if snap is None else snap.snapshot_id
+
+
+def table_arrow(table: Table, as_of: dt.datetime | None = None) -> pa.Table:
+    """The table's rows (at ``as_of`` when given: the snapshot current then; empty before the first)."""
+    if as_of is None:
+        if table.current_snapshot() is None:
+            return table.schema().as_arrow().empty_table()
+        return table.scan().to_arrow()
+    snapshot_id = _snapshot_at(table, as_of)
+    if snapshot_id is None:
+        return table.schema().as_arrow().empty_table()
+    return table.scan(snapshot_id=snapshot_id).to_arrow()
+
+
+def lake_tables(catalog: Catalog, namespace: str) -> list[str]:
+    """Table names (without namespace) in the lake's namespace."""
+    return sorted(ident[-1] for ident in catalog.list_tables(namespace))
+
+
+def run_sql(
+    catalog: Catalog, namespace: str, sql: str, *, as_of: dt.datetime | None = None
+) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """Run one SQL statement; returns column names and rows (Python values, numbers exact).
+
+    Raises:
+        TerminalError: DuckDB rejected the statement (the message says why).
+    """
+    con = duckdb.connect()
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        lowered = sql.lower()
+        for name in lake_tables(catalog, namespace):
+            if re.search(rf"(?<![a-z0-9_]){re.escape(name)}(?![a-z0-9_])", lowered):
+                con.register(name, table_arrow(catalog.load_table(f"{namespace}.{name}"), as_of))
+        try:
+            cursor = con.execute(sql)
+        except duckdb.Error as e:
+            raise TerminalError(f"query failed: {str(e).splitlines()[0]}") from e
+        columns = [d[0] for d in cursor.description or []]
+        return columns, cursor.fetchall()
+    finally:
+        con.close()
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _json_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_json_value(v) for v in value]
+    if isinstance(value, bytes | bytearray | memoryview):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    return value
+
+
+def _encode(value: Any) -> Iterable[str]:
+    if isinstance(value, Decimal):
+        yield format(value, "f") if value.is_finite() else json.dumps(str(value))
+    elif isinstance(value, dict):
+        yield "{"
+        for i, (k, v) in enumerate(value.items()):
+            if i:
+                yield ","
+            yield json.dumps(str(k), ensure_ascii=False)
+            yield ":"
+            yield from _encode(v)
+        yield "}"
+    elif isinstance(value, list):
+        yield "["
+        for i, v in enumerate(value):
+            if i:
+                yield ","
+            yield from _encode(v)
+        yield "]"
+    else:
+        yield json.dumps(value, ensure_ascii=False)
+
+
+def format_rows(columns: Sequence[str], rows: Sequence[tuple[Any, ...]], fmt: Format) -> str:
+    """Render a result for people (table), programs (JSON Lines) or spreadsheets (CSV)."""
+    if fmt == "json":
+        return "".join("".join(_encode(_json_value(dict(zip(columns, r, strict=True))))) + "\n" for r in rows)
+    if fmt == "csv":
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(columns)
+        for r in rows:
+            writer.writerow([_cell(v) for v in r])
+        return out.getvalue()
+    if fmt != "table":
+        raise ConfigError(f"--format {fmt!r} must be table, json or csv")
+    cells = [[_cell(v) for v in r] for r in rows]
+    widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
+    widths = [min(w, 60) for w in widths]
+    line = "+".join("-" * (w + 2) for w in widths)
+    out_lines = [" | ".join(c.ljust(w)[:w] for c, w in zip(columns, widths, strict=True)), line]
+    out_lines += [" | ".join(c.ljust(w)[:w] for c, w in zip(row, widths, strict=True)) for row in cells]
+    out_lines.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
+    return "\n".join(out_lines) + "\n"
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, dict | list | tuple | bytes | bytearray):
+        return "".join(_encode(_json_value(value)))
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    return str(value)
+
+
+def require_table(catalog: Catalog, namespace: str, name: str, table: str) -> Table:
+    """Load a lake table, or say which DynamoDB table has not been applied yet.
+
+    Raises:
+        NotFoundError: the lake has no such table.
+    """
+    from pyiceberg.exceptions import NoSuchTableError
+
+    try:
+        return catalog.load_table(f"{namespace}.{name}")
+    except NoSuchTableError as e:
+        raise NotFoundError(
+            f"the lake has no table {namespace}.{name} for DynamoDB table {table!r}; run "
+            f"'ddblake apply --table {table} --lake ...' (or sync) first"
+        ) from e

