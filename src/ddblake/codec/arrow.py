@@ -143,13 +143,13 @@ class _Converter:
             raise _mismatch(where, ListT(NULL_T), target)
         elem_target = None if target is None else target.elem
         if tag == "L":
-            return self._list(child, lambda values: self._elements(values, elem_target, where), where)
+            return self._list(child, lambda values: self._elements(values, elem_target, where))
         if pc.any(pc.equal(pc.list_value_length(child), 0)).as_py():
             raise BadValueError(
                 f"attribute {where}: {tag} is empty (DynamoDB sets hold at least one element)"
             )
         elem_tag = _ELEMENT_TAG[tag]
-        return self._list(child, lambda values: self.tag(elem_tag, values, elem_target, f"{where}[]"), where)
+        return self._list(child, lambda values: self.tag(elem_tag, values, elem_target, f"{where}[]"))
 
     def _numbers(self, texts: pa.Array, target: T | None, where: str) -> tuple[T, pa.Array]:
         inferred = number_type(numbers.number_stats(texts, where), self.max_precision)
@@ -168,9 +168,8 @@ class _Converter:
         return self.slot(values, target, f"{where}[]")
 
     @staticmethod
-    def _list(
-        lists: pa.Array, convert: Callable[[pa.Array], tuple[T, pa.Array]], where: str
-    ) -> tuple[T, pa.Array]:
+    def _list(lists: pa.Array, convert: Callable[[pa.Array], tuple[T, pa.Array]]) -> tuple[T, pa.Array]:
+        # offsets index the whole child array, so convert all of it and keep the offsets as they are
         elem, values = convert(lists.values)
         rebuilt = pa.ListArray.from_arrays(lists.offsets, values, mask=lists.is_null())
         return ListT(elem), rebuilt

@@ -21,6 +21,7 @@ import os
 import signal
 import threading
 import time
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,8 +30,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pyiceberg.catalog import Catalog
 from pyiceberg.exceptions import CommitFailedException, NoSuchTableError
-from pyiceberg.expressions import GreaterThanOrEqual, In, LessThanOrEqual, And
-from pyiceberg.partitioning import PartitionField, PartitionSpec
 from pyiceberg.table import Table
 from pyiceberg.transforms import IdentityTransform
 
@@ -40,6 +39,7 @@ from ddblake.errors import BadRecordError, ConfigError, TransientError
 from ddblake.lake import current, history
 from ddblake.lake.applied import PROPERTY, AppliedLog, load_log, save_log
 from ddblake.lake.catalog import LakeConfig, open_catalog
+from ddblake.lake.filters import at_least, between, is_in
 from ddblake.lake.rawlog import list_raw_files, read_raw_file
 from ddblake.lake.storage import Storage
 from ddblake.names import changes_identifier, table_identifier
@@ -154,6 +154,10 @@ def _quarantine(storage: Storage, table: str, bad: list[dict[str, Any]]) -> None
         storage.write_atomic(f"errors/{table}/apply/{tail}.jsonl.gz", gzip.compress(body.encode(), mtime=0))
 
 
+# pyiceberg warns when an overwrite's filter matches no file yet (a bucket's first rows): expected.
+warnings.filterwarnings("ignore", message="Delete operation did not match any records", category=UserWarning)
+
+
 class Applier:
     """Applies one table's raw change log; holds the catalog and tables between runs."""
 
@@ -264,7 +268,7 @@ class Applier:
             fresh = [c for c in changes if c.event.event_id not in seen]
             result.duplicates += len(changes) - len(fresh)
             changes = fresh
-        new_log = hist_log.with_files(files).folded(listing, fold_before)
+        new_log = hist_log.with_files(set(files)).folded(listing, fold_before)
         pointer = save_log(self.storage, self.config.table, "history", new_log)
         props = {
             PROPERTY: pointer,
@@ -297,7 +301,7 @@ class Applier:
         lo = pa.scalar(min(times), pa.timestamp("us", tz="UTC")).as_py()
         hi = pa.scalar(max(times), pa.timestamp("us", tz="UTC")).as_py()
         scan = hist.scan(
-            row_filter=And(GreaterThanOrEqual("event_time", lo.isoformat()), LessThanOrEqual("event_time", hi.isoformat())),
+            row_filter=between("event_time", lo.isoformat(), hi.isoformat()),
             selected_fields=("event_id",),
         )
         ids = scan.to_arrow().column("event_id")
@@ -319,7 +323,7 @@ class Applier:
         lo = min(c.event.event_time_us for c in candidates.values())
         lo_iso = pa.scalar(lo, pa.timestamp("us", tz="UTC")).as_py().isoformat()
         cols = ("_ddb_key", "_ddb_version", "op", "keys", "new_image", "event_id", "event_time", "source", "ttl")
-        found = hist.scan(row_filter=GreaterThanOrEqual("event_time", lo_iso), selected_fields=cols).to_arrow()
+        found = hist.scan(row_filter=at_least("event_time", lo_iso), selected_fields=cols).to_arrow()
         if found.num_rows == 0:
             return {}
         wanted = pa.array(list(candidates), pa.string())
@@ -364,7 +368,7 @@ class Applier:
         existing: pa.Table | None = None
         if cur is not None and cur.current_snapshot() is not None and best:
             touched = sorted({bucket_of(k, buckets) for k in best})
-            existing = cur.scan(row_filter=In("_ddb_bucket", touched)).to_arrow()
+            existing = cur.scan(row_filter=is_in("_ddb_bucket", touched)).to_arrow()
         present: dict[str, str] = {}
         if existing is not None and existing.num_rows:
             present = dict(
@@ -386,7 +390,7 @@ class Applier:
                     deletes.add(key)
             else:
                 upserts.append(winner)
-        new_log = cur_log.with_files(files).folded(listing, fold_before)
+        new_log = cur_log.with_files(set(files)).folded(listing, fold_before)
         pointer = save_log(self.storage, self.config.table, "current", new_log)
         props = {PROPERTY: pointer}
         if not upserts and not deletes:
@@ -419,7 +423,7 @@ class Applier:
                     )
                     parts.insert(0, current.conform(existing.filter(mask), target.schema))
                 rows = pa.concat_tables(parts)
-                tx.overwrite(rows, overwrite_filter=In("_ddb_bucket", rewrite), snapshot_properties={PROPERTY: pointer})
+                tx.overwrite(rows, overwrite_filter=is_in("_ddb_bucket", rewrite), snapshot_properties={PROPERTY: pointer})
                 result.buckets_rewritten += len(rewrite)
             tx.set_properties(props)
         result.upserts += len(upserts)
@@ -435,7 +439,7 @@ def run_apply(config: ApplyConfig, *, stop: threading.Event | None = None) -> Ap
     stop = stop or threading.Event()
     applier = Applier(config)
     total = ApplyResult()
-    previous: dict[int, Any] = {}
+    previous: dict[signal.Signals, Any] = {}
     if not config.once and threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM):
             previous[sig] = signal.signal(sig, lambda *_: stop.set())
@@ -452,7 +456,7 @@ def run_apply(config: ApplyConfig, *, stop: threading.Event | None = None) -> Ap
                         ) from e
                     log.info("commit race on table %s, retrying", config.table)
             total.add(result)
-            if result.files:
+            if result.files and not config.once:
                 log.info("table %s: %s", config.table, result.summary())
             if config.once or stop.wait(config.poll_seconds):
                 return total

@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import pyarrow as pa
+from pyiceberg.table import Table
 
 from ddblake.changes.resolve import Keyed, bucket_of
 
@@ -48,3 +51,128 @@ def meta_table(upserts: Sequence[Keyed], buckets: int) -> pa.Table:
 def attribute_column(attr: str) -> str:
     """Column name of an attribute: its own name, unless it would shadow a metadata column."""
     return f"attr{attr}" if attr.startswith("_ddb_") else attr
+
+
+def _attr_names(columns: Sequence[str]) -> dict[str, str]:
+    """Column name -> attribute name, for columns that hold attributes."""
+    out: dict[str, str] = {}
+    for col in columns:
+        if col in META_COLUMNS:
+            continue
+        out[col] = col[len("attr") :] if col.startswith("attr_ddb_") else col
+    return out
+
+
+def attribute_schema(table_schema: pa.Schema | None) -> pa.Schema | None:
+    """The attribute part of a current-state schema, with attribute names (for the codec)."""
+    if table_schema is None:
+        return None
+    names = _attr_names(table_schema.names)
+    return pa.schema([table_schema.field(col).with_name(attr) for col, attr in names.items()])
+
+
+def _to_columns(typed: pa.Table) -> pa.Table:
+    return typed.rename_columns([attribute_column(n) for n in typed.column_names])
+
+
+def typed_items(images: Sequence[object], attr_schema: pa.Schema | None, *, evolve: bool = True) -> pa.Table:
+    """Typed attribute columns for items, widened from ``attr_schema`` as the codec's rules say."""
+    from ddblake.codec import items_to_table
+
+    return _to_columns(
+        items_to_table(
+            list(images),  # type: ignore[arg-type]
+            attr_schema,
+            evolve=evolve or attr_schema is None,
+            drop_untyped=True,
+            max_decimal_precision=38,
+        )
+    )
+
+
+def typed_rows(upserts: Sequence[Keyed], buckets: int, table_schema: pa.Schema | None) -> pa.Table:
+    """The rows ``upserts`` produce: typed attribute columns (schema evolved) and metadata."""
+    typed = typed_items([u.event.new_image for u in upserts], attribute_schema(table_schema))
+    meta = meta_table(upserts, buckets)
+    for name in meta.column_names:
+        typed = typed.append_column(meta.schema.field(name), meta.column(name))
+    return typed
+
+
+def empty_schema() -> pa.Schema:
+    """A current-state schema with no attribute yet (a table whose first changes are deletes)."""
+    return pa.schema([pa.field(n, t) for n, t in META_COLUMNS.items()])
+
+
+def iceberg_compatible(schema: pa.Schema) -> pa.Schema:
+    """The schema to create an Iceberg table with (metadata columns present, no null types)."""
+    fields = [f for f in schema if not pa.types.is_null(f.type)]
+    names = {f.name for f in fields}
+    fields += [pa.field(n, t) for n, t in META_COLUMNS.items() if n not in names]
+    return pa.schema(fields)
+
+
+@dataclass(frozen=True)
+class Target:
+    """The schema rows must have after :func:`evolve`, and whether every row must be retyped."""
+
+    schema: pa.Schema
+    full_rewrite: bool
+
+
+def _plain(t: pa.DataType) -> pa.DataType:
+    if pa.types.is_large_string(t):
+        return pa.string()
+    if pa.types.is_large_binary(t):
+        return pa.binary()
+    if pa.types.is_large_list(t):
+        return pa.list_(_plain(t.value_type))
+    if pa.types.is_list(t):
+        return pa.list_(_plain(t.value_type))
+    if pa.types.is_struct(t):
+        return pa.struct([pa.field(f.name, _plain(f.type)) for f in t])
+    return t
+
+
+def evolve(tx: Any, table: Table, wanted: pa.Schema) -> Target:
+    """Bring the table's schema to ``wanted`` inside ``tx``.
+
+    New columns are added (Iceberg schema evolution, no rewrite). A column whose type changed in a
+    way Iceberg cannot promote is dropped and added again with its new type, and the caller then
+    rewrites every row, recomputing typed values from ``_ddb_item``.
+    """
+    have = table.schema().as_arrow()
+    have_types = {f.name: _plain(f.type) for f in have}
+    changed = [f for f in wanted if f.name in have_types and _plain(f.type) != have_types[f.name]]
+    added = [f for f in wanted if f.name not in have_types]
+    if changed:
+        with tx.update_schema() as upd:
+            for f in changed:
+                upd.delete_column(f.name)
+    if changed or added:
+        with tx.update_schema() as upd:
+            upd.union_by_name(pa.schema(changed + added))
+    return Target(wanted, bool(changed))
+
+
+def conform(rows: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``rows`` with exactly ``schema``'s columns: missing ones null, types cast where they differ."""
+    arrays = []
+    for field in schema:
+        if field.name in rows.column_names:
+            col = rows.column(field.name)
+            arrays.append(col if col.type == field.type else col.cast(field.type))
+        else:
+            arrays.append(pa.nulls(rows.num_rows, field.type))
+    return pa.table(arrays, schema=pa.schema([pa.field(f.name, f.type) for f in schema]))
+
+
+def retype(keep: pa.Table, upserts: Sequence[Keyed], buckets: int, schema: pa.Schema) -> pa.Table:
+    """Every row of the table again, typed for ``schema``: kept rows from their ``_ddb_item``."""
+    items = [json.loads(s) for s in keep.column("_ddb_item").to_pylist()]
+    attr = attribute_schema(schema)
+    old = typed_items(items, attr, evolve=False)
+    for name in META_COLUMNS:
+        old = old.append_column(name, keep.column(name).cast(META_COLUMNS[name]))
+    new = typed_rows(upserts, buckets, schema)
+    return pa.concat_tables([conform(old, schema), conform(new, schema)])
