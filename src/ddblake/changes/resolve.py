@@ -43,7 +43,7 @@ def _canonical_number(text: str) -> str:
 
 
 def _canonical_value(value: Mapping[str, Any]) -> Any:
-    (tag, inner), = value.items()
+    ((tag, inner),) = value.items()
     if tag == "N":
         return {"N": _canonical_number(str(inner))}
     return {tag: inner}

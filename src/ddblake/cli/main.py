@@ -11,7 +11,6 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
-
 from typing import TYPE_CHECKING
 
 from ddblake import __version__
@@ -76,6 +75,31 @@ def _cmd_apply(args: argparse.Namespace) -> int:
         buckets=args.buckets,
     )
     result = run_apply(config)
+    print(result.summary(), file=sys.stderr)
+    return 0
+
+
+def _cmd_sync(args: argparse.Namespace) -> int:
+    from ddblake.capture.config import CaptureConfig
+    from ddblake.lake.apply import ApplyConfig
+    from ddblake.sync import SYNC_BUFFER_SECONDS, SYNC_POLL_SECONDS, SyncConfig, run_sync
+
+    capture = CaptureConfig.build(
+        table=args.table,
+        lake=args.lake,
+        endpoint_url=args.endpoint_url,
+        once=args.once,
+        buffer_seconds=args.buffer_seconds or SYNC_BUFFER_SECONDS,
+        poll_seconds=args.poll_seconds or SYNC_POLL_SECONDS,
+    )
+    apply = ApplyConfig.build(
+        table=capture.table,
+        lake=_lake_config(args),
+        once=capture.once,
+        poll_seconds=args.poll_seconds or SYNC_POLL_SECONDS,
+        buckets=args.buckets,
+    )
+    result = run_sync(SyncConfig(capture=capture, apply=apply))
     print(result.summary(), file=sys.stderr)
     return 0
 
@@ -158,14 +182,23 @@ def build_parser() -> argparse.ArgumentParser:
     apply.add_argument("--buckets", type=int, default=None, help="key buckets of a new table (default 16)")
     apply.set_defaults(func=_cmd_apply)
 
+    sync = sub.add_parser("sync", help="capture and apply in one process")
+    _table_lake(sync)
+    sync.add_argument("--endpoint-url", default=None, help="DynamoDB endpoint (e.g. DynamoDB Local)")
+    sync.add_argument("--once", action="store_true", help="catch up, apply, exit")
+    sync.add_argument("--poll-seconds", type=float, default=None, help="wait between polls (default 0.2)")
+    sync.add_argument("--buffer-seconds", type=float, default=None, help="cut raw files at this age (0.2)")
+    sync.add_argument("--buckets", type=int, default=None, help="key buckets of a new table (default 16)")
+    sync.set_defaults(func=_cmd_sync)
+
     query = sub.add_parser("query", help="SQL over the lake's tables (DuckDB)")
     _lake_args(query)
     query.add_argument("--format", choices=("table", "json", "csv"), default="table")
     query.add_argument("--as-of", default=None, help="read the snapshots current at this time (ISO 8601)")
-    query.add_argument("sql", help="one SQL statement, e.g. \"SELECT * FROM example_ddb_table\"")
+    query.add_argument("sql", help='one SQL statement, e.g. "SELECT * FROM example_ddb_table"')
     query.set_defaults(func=_cmd_query)
 
-    dump = sub.add_parser("dump", help="current items as DynamoDB JSON lines {\"Item\": {...}}")
+    dump = sub.add_parser("dump", help='current items as DynamoDB JSON lines {"Item": {...}}')
     _table_lake(dump)
     dump.set_defaults(func=_cmd_dump)
 

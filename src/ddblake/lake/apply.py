@@ -81,8 +81,14 @@ class ApplyConfig:
         table = table or os.environ.get("DDBLAKE_TABLE")
         if not table:
             raise ConfigError("no table given: pass --table NAME or set DDBLAKE_TABLE")
-        poll = poll_seconds if poll_seconds is not None else float(os.environ.get("DDBLAKE_POLL_SECONDS", "1"))
-        nb = buckets if buckets is not None else int(os.environ.get("DDBLAKE_BUCKETS", current.DEFAULT_BUCKETS))
+        poll = (
+            poll_seconds if poll_seconds is not None else float(os.environ.get("DDBLAKE_POLL_SECONDS", "1"))
+        )
+        nb = (
+            buckets
+            if buckets is not None
+            else int(os.environ.get("DDBLAKE_BUCKETS", current.DEFAULT_BUCKETS))
+        )
         mf = max_files if max_files is not None else int(os.environ.get("DDBLAKE_APPLY_MAX_FILES", "500"))
         if poll <= 0 or nb <= 0 or mf <= 0:
             raise ConfigError("poll interval, bucket count and max files must be positive")
@@ -135,7 +141,9 @@ def _read_raw(storage: Storage, path: str, table: str, batch: _FileBatch) -> Non
             if ev.op != "REMOVE" and ev.new_image is None:
                 raise BadRecordError(f"{ev.op} line has no new image (is the stream KEYS_ONLY?)")
         except BadRecordError as e:
-            batch.bad.append({"file": path, "line": number, "reason": str(e), "raw": line.decode("utf-8", "replace")})
+            batch.bad.append(
+                {"file": path, "line": number, "reason": str(e), "raw": line.decode("utf-8", "replace")}
+            )
             continue
         batch.events.append(ev)
         batch.sources.append(path)
@@ -154,14 +162,12 @@ def _quarantine(storage: Storage, table: str, bad: list[dict[str, Any]]) -> None
         storage.write_atomic(f"errors/{table}/apply/{tail}.jsonl.gz", gzip.compress(body.encode(), mtime=0))
 
 
-# pyiceberg warns when an overwrite's filter matches no file yet (a bucket's first rows): expected.
-warnings.filterwarnings("ignore", message="Delete operation did not match any records", category=UserWarning)
-
-
 class Applier:
     """Applies one table's raw change log; holds the catalog and tables between runs."""
 
-    def __init__(self, config: ApplyConfig, *, storage: Storage | None = None, catalog: Catalog | None = None):
+    def __init__(
+        self, config: ApplyConfig, *, storage: Storage | None = None, catalog: Catalog | None = None
+    ):
         self.config = config
         self.storage = storage or config.lake.storage()
         self.catalog = catalog or open_catalog(config.lake, self.storage)
@@ -182,12 +188,13 @@ class Applier:
                 properties={"ddblake.source-table": self.config.table},
             )
 
-    def _current(self, arrow_schema: pa.Schema | None = None) -> Table | None:
+    def _current(self) -> Table | None:
         try:
             return self.catalog.load_table(self.current_id)
         except NoSuchTableError:
-            if arrow_schema is None:
-                return None
+            return None
+
+    def _create_current(self, arrow_schema: pa.Schema) -> Table:
         table = self.catalog.create_table_if_not_exists(
             self.current_id,
             schema=current.iceberg_compatible(arrow_schema),
@@ -276,7 +283,9 @@ class Applier:
         }
         if changes:
             newest = max(c.event.event_time_us for c in changes)
-            props[NEWEST_EVENT_PROPERTY] = str(max(newest, int(hist.properties.get(NEWEST_EVENT_PROPERTY, "0"))))
+            props[NEWEST_EVENT_PROPERTY] = str(
+                max(newest, int(hist.properties.get(NEWEST_EVENT_PROPERTY, "0")))
+            )
         with hist.transaction() as tx:
             if changes:
                 rows = history.rows(changes, [sources[c.event.event_id] for c in changes])
@@ -322,7 +331,17 @@ class Applier:
             return {}
         lo = min(c.event.event_time_us for c in candidates.values())
         lo_iso = pa.scalar(lo, pa.timestamp("us", tz="UTC")).as_py().isoformat()
-        cols = ("_ddb_key", "_ddb_version", "op", "keys", "new_image", "event_id", "event_time", "source", "ttl")
+        cols = (
+            "_ddb_key",
+            "_ddb_version",
+            "op",
+            "keys",
+            "new_image",
+            "event_id",
+            "event_time",
+            "source",
+            "ttl",
+        )
         found = hist.scan(row_filter=at_least("event_time", lo_iso), selected_fields=cols).to_arrow()
         if found.num_rows == 0:
             return {}
@@ -364,7 +383,11 @@ class Applier:
         result: ApplyResult,
     ) -> None:
         best = winners(keyed(events))
-        buckets = int(cur.properties.get(current.BUCKETS_PROPERTY, self.config.buckets)) if cur else self.config.buckets
+        buckets = (
+            int(cur.properties.get(current.BUCKETS_PROPERTY, self.config.buckets))
+            if cur
+            else self.config.buckets
+        )
         existing: pa.Table | None = None
         if cur is not None and cur.current_snapshot() is not None and best:
             touched = sorted({bucket_of(k, buckets) for k in best})
@@ -372,7 +395,11 @@ class Applier:
         present: dict[str, str] = {}
         if existing is not None and existing.num_rows:
             present = dict(
-                zip(existing.column("_ddb_key").to_pylist(), existing.column("_ddb_version").to_pylist(), strict=True)
+                zip(
+                    existing.column("_ddb_key").to_pylist(),
+                    existing.column("_ddb_version").to_pylist(),
+                    strict=True,
+                )
             )
         newer = self._history_newer({k: c for k, c in best.items() if k not in present})
         upserts: list[Keyed] = []
@@ -395,22 +422,28 @@ class Applier:
         props = {PROPERTY: pointer}
         if not upserts and not deletes:
             if cur is None:
-                cur = self._current(current.empty_schema())
-                assert cur is not None
+                cur = self._create_current(current.empty_schema())
             with cur.transaction() as tx:
                 tx.set_properties(props)
             return
         typed = current.typed_rows(upserts, buckets, cur.schema().as_arrow() if cur is not None else None)
-        cur = self._current(typed.schema) if cur is None else cur
-        assert cur is not None
+        cur = self._create_current(typed.schema) if cur is None else cur
         changed = {u.key for u in upserts} | deletes
         rewrite = sorted({bucket_of(k, buckets) for k in changed})
-        with cur.transaction() as tx:
+        with cur.transaction() as tx, warnings.catch_warnings():
+            # pyiceberg warns when an overwrite's filter matches no file yet (a bucket's first rows).
+            warnings.filterwarnings("ignore", "Delete operation did not match", UserWarning)
             target = current.evolve(tx, cur, typed.schema)
             if target.full_rewrite:
                 # A column changed type beyond what Iceberg can promote: recompute every row.
                 everything = cur.scan().to_arrow()
-                keep = everything.filter(pc.invert(pc.is_in(everything.column("_ddb_key"), value_set=pa.array(list(changed), pa.string()))))
+                keep = everything.filter(
+                    pc.invert(
+                        pc.is_in(
+                            everything.column("_ddb_key"), value_set=pa.array(list(changed), pa.string())
+                        )
+                    )
+                )
                 rows = current.retype(keep, upserts, buckets, target.schema)
                 tx.overwrite(rows, snapshot_properties={PROPERTY: pointer})
                 result.buckets_rewritten += buckets
@@ -419,25 +452,35 @@ class Applier:
                 if existing is not None and existing.num_rows:
                     mask = pc.and_(
                         pc.is_in(existing.column("_ddb_bucket"), value_set=pa.array(rewrite, pa.int32())),
-                        pc.invert(pc.is_in(existing.column("_ddb_key"), value_set=pa.array(list(changed), pa.string()))),
+                        pc.invert(
+                            pc.is_in(
+                                existing.column("_ddb_key"), value_set=pa.array(list(changed), pa.string())
+                            )
+                        ),
                     )
                     parts.insert(0, current.conform(existing.filter(mask), target.schema))
                 rows = pa.concat_tables(parts)
-                tx.overwrite(rows, overwrite_filter=is_in("_ddb_bucket", rewrite), snapshot_properties={PROPERTY: pointer})
+                tx.overwrite(
+                    rows,
+                    overwrite_filter=is_in("_ddb_bucket", rewrite),
+                    snapshot_properties={PROPERTY: pointer},
+                )
                 result.buckets_rewritten += len(rewrite)
             tx.set_properties(props)
         result.upserts += len(upserts)
         result.deletes += len(deletes)
 
 
-def run_apply(config: ApplyConfig, *, stop: threading.Event | None = None) -> ApplyResult:
+def run_apply(
+    config: ApplyConfig, *, stop: threading.Event | None = None, applier: Applier | None = None
+) -> ApplyResult:
     """Apply once (``--once``) or keep polling until SIGINT/SIGTERM or ``stop`` is set.
 
     A lost commit race (another apply on the same table) is retried from the top: the loser
     re-reads the applied-file records and finds its work done or still to do, never half done.
     """
     stop = stop or threading.Event()
-    applier = Applier(config)
+    applier = applier or Applier(config)
     total = ApplyResult()
     previous: dict[signal.Signals, Any] = {}
     if not config.once and threading.current_thread() is threading.main_thread():

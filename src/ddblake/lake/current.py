@@ -39,7 +39,9 @@ def meta_table(upserts: Sequence[Keyed], buckets: int) -> pa.Table:
             "_ddb_key": pa.array([u.key for u in upserts], pa.string()),
             "_ddb_bucket": pa.array([bucket_of(u.key, buckets) for u in upserts], pa.int32()),
             "_ddb_version": pa.array([u.version for u in upserts], pa.string()),
-            "_ddb_event_time": pa.array([u.event.event_time_us for u in upserts], META_COLUMNS["_ddb_event_time"]),
+            "_ddb_event_time": pa.array(
+                [u.event.event_time_us for u in upserts], META_COLUMNS["_ddb_event_time"]
+            ),
             "_ddb_item": pa.array(
                 [json.dumps(u.event.new_image, separators=(",", ":"), ensure_ascii=False) for u in upserts],
                 pa.string(),

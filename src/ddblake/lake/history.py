@@ -68,7 +68,7 @@ def _dumps(value: object) -> str | None:
 
 def _key_text(value: dict[str, object]) -> object:
     # S and N keep their text (N exactly as received); B stays bytes after base64 decoding.
-    (tag, inner), = value.items()
+    ((tag, inner),) = value.items()
     if tag == "B":
         import base64
 
@@ -102,7 +102,7 @@ def rows(changes: Sequence[Keyed], raw_files: Sequence[str]) -> pa.Table:
                 key_values[col] = [None] * i
                 key_types[col] = pa.binary() if "B" in value else pa.string()
             key_values[col].append(_key_text(value))
-        for col, values in key_values.items():
+        for values in key_values.values():
             if len(values) < i + 1:
                 values.append(None)
     arrays = {name: pa.array(cols[name], type=typ) for name, typ in _FIXED}

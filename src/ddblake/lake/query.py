@@ -42,7 +42,9 @@ def parse_time(text: str) -> dt.datetime:
     try:
         parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError as e:
-        raise UsageError(f"--as-of {text!r} is not a time; use ISO 8601 (2026-11-28T10:00:00Z) or epoch ms") from e
+        raise UsageError(
+            f"--as-of {text!r} is not a time; use ISO 8601 (2026-11-28T10:00:00Z) or epoch ms"
+        ) from e
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 

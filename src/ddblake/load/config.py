@@ -1,0 +1,186 @@
+"""Load settings: one typed, frozen value built from arguments, ``DDBLAKE_*`` environment and defaults.
+
+Precedence is argument, then environment variable, then default — as for capture — so the CLI,
+``sync``, a container's environment and tests configure a load the same way. A missing or malformed
+value is a :class:`ConfigError` naming the setting and every place that was looked at.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final, TypeVar
+
+from ddblake.errors import ConfigError
+from ddblake.lake.rawlog import DEFAULT_BUFFER_BYTES
+
+DEFAULT_READ_PERCENT: Final = 50.0
+"""Share of the table's read capacity a Scan load may use (the Glue connector's default, 0.5)."""
+ON_DEMAND_ASSUMED_RCU: Final = 12_000.0
+"""Read capacity assumed for an on-demand table: what AWS documents a new on-demand table serves at
+once (12,000 read request units/s), so a load of a freshly created table does not throttle itself
+into a wall; ``--read-percent`` applies to it like to provisioned capacity."""
+MAX_SEGMENTS: Final = 1_000_000
+"""DynamoDB's limit on Scan ``TotalSegments``."""
+DEFAULT_MAX_WORKERS: Final = 16
+DEFAULT_EXPORT_POLL_SECONDS: Final = 10.0
+_ROLE_ARN = re.compile(r"^arn:aws[\w-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
+
+T = TypeVar("T")
+
+
+def _env_name(name: str) -> str:
+    return f"DDBLAKE_{name.upper()}"
+
+
+def _parse(name: str, flag: str | None, value: T | None, convert: Callable[[str], T]) -> T | None:
+    if value is not None:
+        return value
+    env = _env_name(name)
+    raw = os.environ.get(env, "").strip()
+    if not raw:
+        return None
+    try:
+        return convert(raw)
+    except ValueError as e:
+        where = f"{flag} or " if flag else ""
+        raise ConfigError(f"{name}: {env}={raw!r} is not valid ({e}); set {where}{env} correctly") from e
+
+
+def _value(name: str, flag: str | None, value: T | None, convert: Callable[[str], T], default: T) -> T:
+    found = _parse(name, flag, value, convert)
+    return default if found is None else found
+
+
+def _required(name: str, flag: str, value: str | None) -> str:
+    found = _parse(name, flag, value or None, str)
+    if not found:
+        raise ConfigError(f"missing {name}: pass {flag} or set {_env_name(name)} (looked at both)")
+    return found
+
+
+def _bool(raw: str) -> bool:
+    lowered = raw.lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError("expected true or false")
+
+
+@dataclass(frozen=True)
+class LoadConfig:
+    """Everything ``ddblake load`` (and ``sync``'s first load) needs.
+
+    Attributes:
+        table: the DynamoDB table name (also the raw-log folder).
+        lake: the lake, a directory or ``s3://bucket/prefix``.
+        endpoint_url: DynamoDB endpoint override (DynamoDB Local); None follows boto3's chain.
+        segments: Scan ``TotalSegments``; None picks from the table's size (see ``plan_segments``).
+        workers: threads scanning at once; None means ``min(segments, 16)``.
+        read_percent: share of the table's read capacity (percent) the Scan may use.
+        consistent: strongly consistent Scan reads (twice the capacity per page).
+        from_export: an export folder (the one with ``manifest-summary.json``), local or ``s3://``.
+        export_to: ``s3://bucket/prefix`` to start ExportTableToPointInTime into, then load from it.
+        assume_role: an IAM role ARN to read the table (and start exports) in another account.
+        external_id: the ExternalId the role's trust policy requires, if any.
+        on_demand_rcu: read capacity assumed for an on-demand table (see ON_DEMAND_ASSUMED_RCU).
+        buffer_bytes: cut a raw file at this many uncompressed bytes (also the checkpoint interval).
+        export_poll_seconds: wait between DescribeExport calls while an export runs.
+    """
+
+    table: str
+    lake: str
+    endpoint_url: str | None = None
+    segments: int | None = None
+    workers: int | None = None
+    read_percent: float = DEFAULT_READ_PERCENT
+    consistent: bool = False
+    from_export: str | None = None
+    export_to: str | None = None
+    assume_role: str | None = None
+    external_id: str | None = None
+    on_demand_rcu: float = ON_DEMAND_ASSUMED_RCU
+    buffer_bytes: int = DEFAULT_BUFFER_BYTES
+    export_poll_seconds: float = DEFAULT_EXPORT_POLL_SECONDS
+
+    def __post_init__(self) -> None:
+        if self.segments is not None and not 1 <= self.segments <= MAX_SEGMENTS:
+            raise ConfigError(f"segments must be 1..{MAX_SEGMENTS}, got {self.segments}")
+        if self.workers is not None and not 1 <= self.workers <= 256:
+            raise ConfigError(f"workers must be 1..256, got {self.workers}")
+        if not 0 < self.read_percent <= 150:
+            raise ConfigError(f"read_percent must be in (0, 150], got {self.read_percent}")
+        for name, value in (
+            ("on_demand_rcu", self.on_demand_rcu),
+            ("buffer_bytes", self.buffer_bytes),
+            ("export_poll_seconds", self.export_poll_seconds),
+        ):
+            if value <= 0:
+                raise ConfigError(f"{name} must be positive, got {value}")
+        if self.from_export and self.export_to:
+            raise ConfigError(
+                "--from-export and --export-to exclude each other: load an existing export, or start one"
+            )
+        if self.export_to and not self.export_to.startswith("s3://"):
+            raise ConfigError(f"--export-to {self.export_to!r}: DynamoDB exports go to S3; use s3://bucket/prefix")
+        if self.assume_role and not _ROLE_ARN.match(self.assume_role):
+            raise ConfigError(
+                f"--assume-role {self.assume_role!r} is not an IAM role ARN "
+                "(expected arn:aws:iam::<12-digit account>:role/<name>)"
+            )
+
+    @property
+    def kind(self) -> str:
+        """``scan``, ``export`` (from an existing export) or ``export-to`` (start one first)."""
+        if self.export_to:
+            return "export-to"
+        return "export" if self.from_export else "scan"
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        table: str | None = None,
+        lake: str | None = None,
+        endpoint_url: str | None = None,
+        segments: int | None = None,
+        workers: int | None = None,
+        read_percent: float | None = None,
+        consistent: bool | None = None,
+        from_export: str | None = None,
+        export_to: str | None = None,
+        assume_role: str | None = None,
+        external_id: str | None = None,
+        on_demand_rcu: float | None = None,
+        buffer_bytes: int | None = None,
+        export_poll_seconds: float | None = None,
+    ) -> LoadConfig:
+        """Resolve each setting: argument, then ``DDBLAKE_<NAME>``, then the default.
+
+        ``consistent=False`` counts as "not given" (a switch cannot say no), so
+        ``DDBLAKE_CONSISTENT=1`` can still turn it on.
+
+        Raises:
+            ConfigError: a required setting is missing or a value is malformed.
+        """
+        return cls(
+            table=_required("table", "--table", table),
+            lake=_required("lake", "--lake", lake),
+            endpoint_url=_parse("endpoint_url", "--endpoint-url", endpoint_url or None, str),
+            segments=_parse("segments", "--segments", segments, int),
+            workers=_parse("workers", "--workers", workers, int),
+            read_percent=_value("read_percent", "--read-percent", read_percent, float, DEFAULT_READ_PERCENT),
+            consistent=_value("consistent", "--consistent", consistent or None, _bool, False),
+            from_export=_parse("from_export", "--from-export", from_export or None, str),
+            export_to=_parse("export_to", "--export-to", export_to or None, str),
+            assume_role=_parse("assume_role", "--assume-role", assume_role or None, str),
+            external_id=_parse("external_id", "--external-id", external_id or None, str),
+            on_demand_rcu=_value("on_demand_rcu", None, on_demand_rcu, float, ON_DEMAND_ASSUMED_RCU),
+            buffer_bytes=_value("load_buffer_bytes", None, buffer_bytes, int, DEFAULT_BUFFER_BYTES),
+            export_poll_seconds=_value(
+                "export_poll_seconds", None, export_poll_seconds, float, DEFAULT_EXPORT_POLL_SECONDS
+            ),
+        )

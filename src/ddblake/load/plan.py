@@ -1,0 +1,153 @@
+"""Pure planning for a Scan load: how many segments, how much read capacity, how fast, how to back off.
+
+Nothing here calls AWS; every clock and random source is a parameter, so the rules are unit-tested
+exactly.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Final
+
+from ddblake.load.config import DEFAULT_MAX_WORKERS, MAX_SEGMENTS
+
+MIB: Final = 1024 * 1024
+SMALL_TABLE_BYTES: Final = 1 * MIB
+"""Below this a table is one or two Scan pages: one segment, parallelism would only add calls."""
+SEGMENT_TARGET_BYTES: Final = 256 * MIB
+"""Data per segment for large tables: enough segments to keep every worker busy, few enough that
+the per-segment checkpoint stays small."""
+MIN_SEGMENTS: Final = 8
+MAX_DEFAULT_SEGMENTS: Final = 1000
+PAGE_BYTES: Final = 1 * MIB
+"""DynamoDB stops a Scan page at 1 MB of data read."""
+
+
+def plan_segments(item_count: int, size_bytes: int, requested: int | None = None) -> int:
+    """Scan ``TotalSegments`` for a table of this size (DescribeTable figures, up to 6 h stale).
+
+    * an explicit request wins (1..1,000,000);
+    * a size of 0 may be stale (a new table), so it gets :data:`MIN_SEGMENTS` (an empty table only
+      costs one call per segment);
+    * a table under 1 MiB gets one segment;
+    * otherwise one segment per 256 MiB, at least 8, at most 1000.
+    """
+    if requested is not None:
+        return max(1, min(MAX_SEGMENTS, requested))
+    if size_bytes <= 0 and item_count <= 0:
+        return MIN_SEGMENTS
+    if 0 < size_bytes < SMALL_TABLE_BYTES:
+        return 1
+    return max(MIN_SEGMENTS, min(MAX_DEFAULT_SEGMENTS, math.ceil(size_bytes / SEGMENT_TARGET_BYTES)))
+
+
+def plan_workers(segments: int, requested: int | None = None) -> int:
+    """Threads to scan with: never more than segments; 16 by default (I/O bound, the GIL is released)."""
+    return max(1, min(segments, requested or DEFAULT_MAX_WORKERS))
+
+
+def read_budget(provisioned_rcu: float, read_percent: float, on_demand_rcu: float) -> float:
+    """Read capacity units per second the load may consume.
+
+    ``provisioned_rcu`` 0 means on-demand (DescribeTable reports 0), for which ``on_demand_rcu`` is
+    assumed. Never below 1 unit/s, so a load always progresses.
+    """
+    capacity = provisioned_rcu if provisioned_rcu > 0 else on_demand_rcu
+    return max(1.0, capacity * read_percent / 100.0)
+
+
+def page_cost(consistent: bool) -> float:
+    """Capacity units of a full 1 MB page: 4 KB per unit, halved for eventually consistent reads."""
+    units = PAGE_BYTES / 4096
+    return units if consistent else units / 2
+
+
+def page_limit(budget: float, avg_item_bytes: float, consistent: bool) -> int | None:
+    """Scan ``Limit`` keeping one page within a second of budget; None when a full page fits.
+
+    With a small budget a full page would cost many seconds of capacity at once (a burst that can
+    throttle the table's other readers); a smaller page spreads the same reads evenly.
+    """
+    if budget >= page_cost(consistent) or avg_item_bytes <= 0:
+        return None
+    per_unit = 4096 if consistent else 8192
+    return max(1, int(budget * per_unit / avg_item_bytes))
+
+
+def backoff_delay(attempt: int, *, base: float = 0.1, cap: float = 20.0, rng: random.Random | None = None) -> float:
+    """Full-jitter exponential backoff: uniform in ``[0, min(cap, base * 2**attempt)]``.
+
+    Jitter spreads the retries of many workers throttled at the same instant.
+    """
+    high = min(cap, base * (2 ** max(0, attempt)))
+    return (rng or random).uniform(0, high)
+
+
+@dataclass
+class RateLimiter:
+    """A token bucket in capacity units, shared by every worker of a load (thread-safe).
+
+    A worker reserves its page's estimated cost before the call (:meth:`acquire`, which waits while
+    the bucket is in debt) and settles the difference with the ``ConsumedCapacity`` DynamoDB reports
+    (:meth:`settle`). Reserving first keeps many workers from all passing a positive balance at once;
+    settling with the real figure keeps the long-run rate at ``rate`` whatever the estimates were.
+
+    Attributes:
+        rate: capacity units per second.
+        burst: the most the bucket holds (defaults to one second of ``rate``).
+        clock: monotonic seconds.
+        sleep: waits that many seconds (pass ``stop.wait`` to make waits interruptible); returns
+            True to abandon the wait.
+    """
+
+    rate: float
+    burst: float | None = None
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], object] = time.sleep
+    _tokens: float = field(default=0.0, init=False)
+    _last: float = field(default=0.0, init=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    waited: float = field(default=0.0, init=False)
+    consumed: float = field(default=0.0, init=False)
+
+    def __post_init__(self) -> None:
+        if self.rate <= 0:
+            raise ValueError("rate must be positive")
+        self.burst = self.burst if self.burst is not None else self.rate
+        self._tokens = self.burst
+        self._last = self.clock()
+
+    def _refill(self) -> None:
+        now = self.clock()
+        assert self.burst is not None
+        self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
+        self._last = now
+
+    def acquire(self, estimate: float) -> bool:
+        """Wait until the bucket is out of debt, then reserve ``estimate`` units.
+
+        Returns:
+            False when a wait was abandoned (``sleep`` returned True: the load is stopping).
+        """
+        while True:
+            with self._lock:
+                self._refill()
+                if self._tokens > 0:
+                    self._tokens -= estimate
+                    return True
+                wait = -self._tokens / self.rate + 1e-3
+            self.waited += wait
+            if self.sleep(wait) is True:
+                return False
+
+    def settle(self, estimate: float, actual: float) -> None:
+        """Correct a reservation with the capacity actually consumed."""
+        with self._lock:
+            self._refill()
+            self._tokens -= actual - estimate
+            self.consumed += actual

@@ -1,0 +1,148 @@
+"""The pure rules of load rows: their version time, their event IDs and their raw-log lines.
+
+A load row must never overwrite a newer change, and a crashed load that is run again must produce
+the very same rows, so ``apply`` drops the repeats:
+
+* **Version time.** DynamoDB Streams stamps a change with its time *rounded down to the second*.
+  A Scan load that starts at time S writes its rows at ``floor(S) - 1 µs``: any change made after
+  the load started carries a stream time of at least ``floor(S)``, so it ranks above every load row,
+  whatever the row read. A full export uses its ``exportTime`` the same way. An incremental export
+  carries each item's exact ``WriteTimestampMicros``.
+* **Event ID.** ``load-<load id>-<sha1 of the canonical key>`` for a Scan load, ``export-<export
+  id>-<sha1>`` for a full export and ``export-<export id>-<write µs>-<sha1>`` for an incremental
+  export row: deterministic per (load, key), so a rerun repeats IDs instead of inventing new ones.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+from ddblake.changes.model import ChangeEvent, DynamoJson, Operation, Source
+from ddblake.changes.resolve import key_string
+from ddblake.errors import BadRecordError
+
+SECOND_US: Final = 1_000_000
+
+
+def version_time_us(start_seconds: float) -> int:
+    """The event time of every row of a load that started at ``start_seconds`` (epoch, UTC).
+
+    ``floor(start) - 1 µs``: strictly below the (second-rounded) stream time of any change made
+    after the start, so such a change always wins over the load row.
+    """
+    return int(start_seconds) * SECOND_US - 1
+
+
+def version_time_from_us(start_us: int) -> int:
+    """:func:`version_time_us` of a start time given in microseconds (exact integer arithmetic)."""
+    return (start_us // SECOND_US) * SECOND_US - 1
+
+
+def parse_export_time(text: str) -> int:
+    """An export manifest time (``2026-11-28T08:00:00.000Z``) in epoch microseconds.
+
+    Raises:
+        ValueError: the text is not an ISO 8601 time.
+    """
+    when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    delta = when - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    return (delta.days * 86_400 + delta.seconds) * SECOND_US + delta.microseconds
+
+
+def key_digest(keys: Mapping[str, Any]) -> str:
+    """SHA-1 (hex) of the canonical key string: short, fixed width, the same in every process."""
+    return hashlib.sha1(key_string(keys).encode(), usedforsecurity=False).hexdigest()
+
+
+def scan_event_id(load_id: str, keys: Mapping[str, Any]) -> str:
+    """The event ID of a Scan load row: ``load-<load id>-<sha1 of key>``."""
+    return f"load-{load_id}-{key_digest(keys)}"
+
+
+def export_event_id(export_id: str, keys: Mapping[str, Any], write_us: int | None = None) -> str:
+    """The event ID of an export row; incremental rows include their write time."""
+    if write_us is None:
+        return f"export-{export_id}-{key_digest(keys)}"
+    return f"export-{export_id}-{write_us}-{key_digest(keys)}"
+
+
+def key_of(item: Mapping[str, Any], key_names: Sequence[str]) -> DynamoJson:
+    """The key attributes of an item, in KeySchema order.
+
+    Raises:
+        BadRecordError: a key attribute is missing (names the attribute, never a value).
+    """
+    try:
+        return {name: item[name] for name in key_names}
+    except KeyError as e:
+        raise BadRecordError(f"item has no key attribute {e.args[0]!r}") from e
+
+
+def load_event(
+    *,
+    table: str,
+    item: DynamoJson,
+    key_names: Sequence[str],
+    event_id: str,
+    event_time_us: int,
+    ingested_us: int,
+    source: Source,
+) -> ChangeEvent:
+    """A LOAD row: the item as read, no old image, no sequence number."""
+    return ChangeEvent(
+        op="LOAD",
+        table=table,
+        keys=key_of(item, key_names),
+        new_image=item,
+        old_image=None,
+        event_id=event_id,
+        event_time_us=event_time_us,
+        sequence=None,
+        source=source,
+        ttl=False,
+        ingested_us=ingested_us,
+    )
+
+
+def incremental_op(new: DynamoJson | None, old: DynamoJson | None, view: str | None) -> Operation:
+    """The op of an incremental export row.
+
+    No NewImage is a delete (REMOVE). With an OldImage the row is a MODIFY; without one, an INSERT
+    when the export carries old images (``NEW_AND_OLD_IMAGES``), else LOAD (the view cannot tell).
+    """
+    if new is None:
+        return "REMOVE"
+    if old is not None:
+        return "MODIFY"
+    return "INSERT" if view == "NEW_AND_OLD_IMAGES" else "LOAD"
+
+
+def _wire_value(value: Any) -> Any:
+    if not isinstance(value, dict) or len(value) != 1:
+        return value
+    ((tag, inner),) = value.items()
+    if tag == "B" and isinstance(inner, bytes | bytearray):
+        return {"B": base64.b64encode(inner).decode("ascii")}
+    if tag == "BS" and isinstance(inner, list):
+        return {"BS": [base64.b64encode(v).decode("ascii") if isinstance(v, bytes | bytearray) else v
+                       for v in inner]}
+    if tag == "M" and isinstance(inner, dict):
+        return {"M": {k: _wire_value(v) for k, v in inner.items()}}
+    if tag == "L" and isinstance(inner, list):
+        return {"L": [_wire_value(v) for v in inner]}
+    return value
+
+
+def to_wire_item(item: Mapping[str, Any]) -> DynamoJson:
+    """An item as botocore parses it (binary as ``bytes``) back in DynamoDB JSON (binary as base64).
+
+    Only used when the raw response body is not available (a ``Stubber``, an older botocore): the
+    fast path keeps DynamoDB's own JSON text and needs no conversion.
+    """
+    return {name: _wire_value(value) for name, value in item.items()}

@@ -1,0 +1,217 @@
+"""Load state, kept in the lake beside the raw files it describes (``state/load/<table>/``).
+
+One JSON document per load source::
+
+    state/load/<table>/scan.json               the table's Scan load (at most one unfinished at a time)
+    state/load/<table>/export-<export id>.json  a load from one export
+    state/load/<table>/export-request.json      an export ``--export-to`` started and is waiting for
+
+A load document lists the load's *parts* — Scan segments (``"0"`` .. ``"N-1"``) or export data
+files — with, for each, whether it is done, how many items it wrote, and (Scan) the
+``LastEvaluatedKey`` after which reading resumes. It is rewritten whole with
+:meth:`Storage.write_atomic` only *after* the raw files it covers are written, so the lake never
+holds state ahead of its data: a crash costs at most the rows written since the last state write,
+which a rerun writes again with the same event IDs (``apply`` drops the repeats).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from ddblake.errors import TerminalError
+from ddblake.lake.storage import Storage
+
+STATE_VERSION: Final = 1
+SCAN_STATE: Final = "scan"
+EXPORT_REQUEST: Final = "export-request"
+
+
+def state_prefix(table: str) -> str:
+    """``state/load/<table>``, relative to the lake root."""
+    return f"state/load/{table}"
+
+
+def state_path(table: str, name: str) -> str:
+    """``state/load/<table>/<name>.json``."""
+    return f"{state_prefix(table)}/{name}.json"
+
+
+def export_state_name(export_id: str) -> str:
+    """The state document name of a load from one export."""
+    return f"export-{export_id}"
+
+
+@dataclass
+class PartState:
+    """Progress of one Scan segment or export data file.
+
+    Attributes:
+        done: every item of the part is in a raw file.
+        items: rows written to raw files so far.
+        pages: Scan pages read (0 for export files).
+        last_key: Scan ``LastEvaluatedKey`` (DynamoDB JSON) whose items are all written; None
+            before the first page or once done.
+    """
+
+    done: bool = False
+    items: int = 0
+    pages: int = 0
+    last_key: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form."""
+        return {"done": self.done, "items": self.items, "pages": self.pages, "last_key": self.last_key}
+
+
+@dataclass
+class LoadState:
+    """The state of one load.
+
+    Attributes:
+        table: DynamoDB table name.
+        name: ``scan`` or ``export-<id>`` (the document name).
+        kind: ``scan`` or ``export``.
+        load_id: the ID in the load's event IDs (Scan: generated once; export: the export's ID).
+        started_us: when the load started (Scan) or the export's time (full export), µs.
+        version_time_us: the event time of the load's rows (see ``ddblake.load.rows``).
+        total_parts: Scan TotalSegments, or the export's data file count.
+        parts: progress per part, by part name.
+        finished_us: when the last part was done; None while running.
+        source: where the rows come from (the table's endpoint/region, or the export's URI).
+        options: settings the rows depend on (consistent reads, export format and type).
+    """
+
+    table: str
+    name: str
+    kind: str
+    load_id: str
+    started_us: int
+    version_time_us: int
+    total_parts: int
+    parts: dict[str, PartState] = field(default_factory=dict)
+    finished_us: int | None = None
+    source: str = ""
+    options: dict[str, Any] = field(default_factory=dict)
+    updated_us: int = 0
+
+    @property
+    def items(self) -> int:
+        """Rows written so far, over all parts."""
+        return sum(p.items for p in self.parts.values())
+
+    @property
+    def done_parts(self) -> set[str]:
+        """Names of the parts that are done."""
+        return {k for k, p in self.parts.items() if p.done}
+
+    def part(self, name: str) -> PartState:
+        """The part's state, created on first use."""
+        return self.parts.setdefault(name, PartState())
+
+    def to_json(self) -> bytes:
+        """The document; parts sorted so that rewrites of one state are byte-identical."""
+        doc = {
+            "v": STATE_VERSION,
+            "table": self.table,
+            "name": self.name,
+            "kind": self.kind,
+            "load_id": self.load_id,
+            "started_us": self.started_us,
+            "version_time_us": self.version_time_us,
+            "total_parts": self.total_parts,
+            "finished_us": self.finished_us,
+            "updated_us": self.updated_us,
+            "source": self.source,
+            "options": self.options,
+            "items": self.items,
+            "parts": {k: self.parts[k].to_dict() for k in sorted(self.parts, key=_part_order)},
+        }
+        return (json.dumps(doc, indent=1, sort_keys=False) + "\n").encode()
+
+    @classmethod
+    def from_json(cls, data: bytes, *, table: str, where: str) -> LoadState:
+        """Parse a stored document.
+
+        Raises:
+            TerminalError: not a load state of this table (names the file and what to do).
+        """
+        fix = f"; if the file is damaged, delete {where} to start this load over"
+        try:
+            doc = json.loads(data)
+            if not isinstance(doc, dict) or doc.get("v") != STATE_VERSION:
+                raise ValueError(f"not a version {STATE_VERSION} load state")
+            if doc.get("table") != table:
+                raise ValueError(f"it belongs to table {doc.get('table')!r}, not {table!r}")
+            parts = {}
+            for name, p in dict(doc.get("parts") or {}).items():
+                last = p.get("last_key")
+                if last is not None and not isinstance(last, dict):
+                    raise ValueError(f"part {name} has last_key {type(last).__name__}")
+                parts[str(name)] = PartState(
+                    done=bool(p.get("done")), items=int(p.get("items") or 0), pages=int(p.get("pages") or 0),
+                    last_key=last,
+                )
+            finished = doc.get("finished_us")
+            return cls(
+                table=table,
+                name=str(doc["name"]),
+                kind=str(doc["kind"]),
+                load_id=str(doc["load_id"]),
+                started_us=int(doc["started_us"]),
+                version_time_us=int(doc["version_time_us"]),
+                total_parts=int(doc["total_parts"]),
+                parts=parts,
+                finished_us=int(finished) if finished is not None else None,
+                source=str(doc.get("source") or ""),
+                options=dict(doc.get("options") or {}),
+                updated_us=int(doc.get("updated_us") or 0),
+            )
+        except (ValueError, TypeError, KeyError, AttributeError) as e:
+            raise TerminalError(f"load state {where} is unreadable: {e}{fix}") from e
+
+
+def _part_order(name: str) -> tuple[int, str]:
+    return (int(name), "") if name.isdigit() else (1 << 62, name)
+
+
+def read_state(storage: Storage, table: str, name: str) -> LoadState | None:
+    """A stored load state, or None.
+
+    Raises:
+        TerminalError: the document exists but cannot be understood.
+        TransientError: the lake could not be read.
+    """
+    path = state_path(table, name)
+    data = storage.read(path)
+    if data is None:
+        return None
+    return LoadState.from_json(data, table=table, where=storage.uri(path))
+
+
+def write_state(storage: Storage, state: LoadState) -> None:
+    """Write a load state atomically (call only after the raw files it covers are written).
+
+    Raises:
+        TransientError: the lake could not be written.
+    """
+    storage.write_atomic(state_path(state.table, state.name), state.to_json())
+
+
+def list_loads(storage: Storage, table: str) -> list[LoadState]:
+    """Every load state of a table (finished or not), oldest start first."""
+    states = []
+    for path in storage.list_files(state_prefix(table)):
+        name = path.rsplit("/", 1)[-1].removesuffix(".json")
+        if name == EXPORT_REQUEST or not path.endswith(".json"):
+            continue
+        state = read_state(storage, table, name)
+        if state is not None:
+            states.append(state)
+    return sorted(states, key=lambda s: (s.started_us, s.name))
+
+
+def has_finished_load(storage: Storage, table: str) -> bool:
+    """Whether any load of the table ran to its end (``sync`` loads a table only when not)."""
+    return any(s.finished_us is not None for s in list_loads(storage, table))

@@ -1,0 +1,198 @@
+"""apply: exactly-once history and current state under duplicates, reorders, late changes, crashes."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import random
+from typing import Any
+
+import pytest
+from conftest import TABLE, Lake, event
+
+from ddblake.lake import apply as apply_module
+from ddblake.lake.report import lake_status
+
+
+def _s(v: str) -> dict[str, Any]:
+    return {"S": v}
+
+
+def test_changes_become_current_state_and_history(lake: Lake) -> None:
+    lake.write(
+        [
+            event("INSERT", "a", 1, image={"v": _s("1")}),
+            event("MODIFY", "a", 2, image={"v": _s("2")}),
+            event("INSERT", "b", 3, image={"v": _s("x")}),
+            event("REMOVE", "b", 4),
+        ]
+    )
+    result = lake.apply()
+    assert (result.files, result.events, result.history_rows) == (1, 4, 4)
+    assert lake.dump() == {"a": {"pk": _s("a"), "v": _s("2")}}
+    ops = sorted((r["op"], r["pk"]) for r in lake.history())
+    assert ops == [("INSERT", "a"), ("INSERT", "b"), ("MODIFY", "a"), ("REMOVE", "b")]
+
+
+def test_second_apply_with_nothing_new_changes_nothing(lake: Lake) -> None:
+    lake.write([event("INSERT", "a", 1, image={"v": _s("1")})])
+    lake.apply()
+    tables = [lake.catalog().load_table(f"ddb.{n}") for n in ("orders_table", "orders_table_changes")]
+    before = [t.current_snapshot().snapshot_id for t in tables]
+    result = lake.apply()
+    assert result.files == 0
+    tables = [lake.catalog().load_table(f"ddb.{n}") for n in ("orders_table", "orders_table_changes")]
+    assert [t.current_snapshot().snapshot_id for t in tables] == before
+
+
+def test_duplicated_events_across_files_land_once(lake: Lake) -> None:
+    evs = [event("INSERT", "a", 1, image={"v": _s("1")}), event("MODIFY", "a", 2, image={"v": _s("2")})]
+    lake.write(evs)
+    lake.apply()
+    lake.write(evs + [event("MODIFY", "a", 3, image={"v": _s("3")})])  # a redelivered batch plus one new
+    result = lake.apply()
+    assert result.duplicates == 2
+    assert lake.dump()["a"]["v"] == _s("3")
+    ids = [r["event_id"] for r in lake.history()]
+    assert len(ids) == 3 == len(set(ids))
+
+
+def test_order_of_delivery_does_not_matter(lake: Lake, tmp_path_factory: pytest.TempPathFactory) -> None:
+    rng = random.Random(7)
+    evs = []
+    for t in range(60):
+        pk = f"k{rng.randrange(8)}"
+        if rng.random() < 0.25:
+            evs.append(event("REMOVE", pk, t, seq=t))
+        else:
+            evs.append(event("MODIFY", pk, t, image={"n": {"N": str(t)}}, seq=t))
+    expected: dict[str, Any] = {}
+    for ev in evs:
+        pk = ev.keys["pk"]["S"]
+        if ev.op == "REMOVE":
+            expected.pop(pk, None)
+        else:
+            expected[pk] = ev.new_image
+    shuffled = evs + rng.sample(evs, 10)  # duplicates too
+    rng.shuffle(shuffled)
+    for start in range(0, len(shuffled), 7):
+        lake.write(shuffled[start : start + 7])
+        if rng.random() < 0.5:
+            lake.apply()
+    lake.apply()
+    assert lake.dump() == expected
+    assert len(lake.history()) == len(evs)
+
+
+def test_late_change_never_resurrects_a_deleted_item(lake: Lake) -> None:
+    lake.write([event("INSERT", "a", 1, image={"v": _s("1")}), event("REMOVE", "a", 5)])
+    lake.apply()
+    assert lake.dump() == {}
+    lake.write([event("MODIFY", "a", 3, image={"v": _s("late")})])  # older than the delete
+    result = lake.apply()
+    assert lake.dump() == {}
+    assert result.upserts == 0
+    # a genuinely newer write brings it back
+    lake.write([event("INSERT", "a", 9, image={"v": _s("new")})])
+    lake.apply()
+    assert lake.dump()["a"]["v"] == _s("new")
+
+
+def test_older_change_never_overwrites_a_newer_one(lake: Lake) -> None:
+    lake.write([event("MODIFY", "a", 10, image={"v": _s("new")})])
+    lake.apply()
+    lake.write([event("MODIFY", "a", 5, image={"v": _s("old")})])
+    result = lake.apply()
+    assert result.stale == 1
+    assert lake.dump()["a"]["v"] == _s("new")
+
+
+def test_sequence_number_orders_changes_within_one_second(lake: Lake) -> None:
+    lake.write(
+        [
+            event("MODIFY", "a", 1, image={"v": _s("second")}, seq=200),
+            event("MODIFY", "a", 1, image={"v": _s("first")}, seq=100),
+        ]
+    )
+    lake.apply()
+    assert lake.dump()["a"]["v"] == _s("second")
+
+
+def test_ttl_expiry_is_distinguishable_in_history(lake: Lake) -> None:
+    lake.write(
+        [
+            event("INSERT", "a", 1, image={"v": _s("1")}),
+            event("INSERT", "b", 1, image={"v": _s("1")}),
+            event("REMOVE", "a", 2, ttl=True),
+            event("REMOVE", "b", 2),
+        ]
+    )
+    lake.apply()
+    removes = {r["pk"]: r["ttl"] for r in lake.history() if r["op"] == "REMOVE"}
+    assert removes == {"a": True, "b": False}
+
+
+def test_bad_lines_are_quarantined_and_good_ones_applied(lake: Lake) -> None:
+    good = event("INSERT", "a", 1, image={"v": _s("1")})
+    bad_lines = [b"not json", b'{"v": 1, "op": "UPSERT"}', b"[1,2,3]"]
+    path = lake.write([good], lines=bad_lines)
+    result = lake.apply()
+    assert result.quarantined == 3
+    assert lake.dump() == {"a": {"pk": _s("a"), "v": _s("1")}}
+    errors = lake.storage.list_files(f"errors/{TABLE}/apply/")
+    assert len(errors) == 1
+    records = [json.loads(x) for x in gzip.decompress(lake.storage.read(errors[0]) or b"").splitlines()]
+    assert {r["file"] for r in records} == {path}
+    assert all(r["reason"] for r in records)
+    (status,) = lake_status(lake.catalog(), "ddb", lake.storage)
+    assert status.quarantined == 3
+
+
+def test_truncated_gzip_keeps_its_complete_lines(lake: Lake) -> None:
+    path = lake.write([event("INSERT", k, 1, image={"v": _s(k * 50)}) for k in "abcdefgh"])
+    data = lake.storage.read(path) or b""
+    lake.storage.write_atomic(path, data[: len(data) * 2 // 3])
+    result = lake.apply()
+    assert result.quarantined == 1
+    assert 0 < len(lake.dump()) < 8
+
+
+@pytest.mark.parametrize("crash_at", ["history", "current"])
+def test_crash_between_commits_then_rerun_gives_same_tables(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch, crash_at: str
+) -> None:
+    lake.write([event("INSERT", "a", 1, image={"v": _s("1")}), event("INSERT", "b", 1, image={"v": _s("1")})])
+    lake.apply()
+    lake.write([event("REMOVE", "a", 2), event("MODIFY", "b", 3, image={"v": _s("2")})])
+
+    class Crash(Exception):
+        pass
+
+    original = getattr(apply_module.Applier, f"_commit_{crash_at}")
+
+    def crash(*args: Any, **kwargs: Any) -> None:
+        if crash_at == "current":
+            raise Crash
+        # history: write its applied log (an orphan) and die before the commit
+        raise Crash
+
+    monkeypatch.setattr(apply_module.Applier, f"_commit_{crash_at}", crash)
+    with pytest.raises(Crash):
+        lake.apply()
+    monkeypatch.setattr(apply_module.Applier, f"_commit_{crash_at}", original)
+    lake.apply()
+    assert lake.dump() == {"b": {"pk": _s("b"), "v": _s("2")}}
+    ids = [r["event_id"] for r in lake.history()]
+    assert len(ids) == 4 == len(set(ids))
+
+
+def test_status_reports_rows_files_and_lag(lake: Lake) -> None:
+    lake.write([event("INSERT", "a", 1, image={"v": _s("1")})])
+    lake.write([event("INSERT", "b", 2, image={"v": _s("1")})])
+    lake.apply()
+    (status,) = lake_status(lake.catalog(), "ddb", lake.storage)
+    assert status.table == TABLE
+    assert (status.rows, status.history_rows) == (2, 2)
+    assert status.applied_files + (1 if status.applied_before_hour else 0) >= 1
+    assert status.lag_seconds is not None and status.lag_seconds > 0
+    assert status.quarantined == 0

@@ -1,0 +1,129 @@
+"""Typed columns, schema evolution, type conflicts and the query command over the lake tables."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from decimal import Decimal
+from typing import Any
+
+from conftest import Lake, event
+
+from ddblake.cli.main import main
+from ddblake.lake.query import format_rows, run_sql
+
+BIG = "12345678901234567890.123456789012345678"  # 38 significant digits
+
+
+def _query(lake: Lake, sql: str, **kw: Any) -> list[dict[str, Any]]:
+    cols, rows = run_sql(lake.catalog(), "ddb", sql, **kw)
+    return [dict(zip(cols, r, strict=True)) for r in rows]
+
+
+def _column_types(lake: Lake) -> dict[str, str]:
+    tbl = lake.catalog().load_table("ddb.orders_table")
+    return {f.name: str(f.field_type) for f in tbl.schema().fields}
+
+
+def test_every_type_is_typed_and_dumped_exactly(lake: Lake) -> None:
+    image = {
+        "s": {"S": ""},
+        "i": {"N": "-42"},
+        "d": {"N": BIG},
+        "b": {"B": "AAEC/w=="},
+        "t": {"BOOL": True},
+        "z": {"NULL": True},
+        "ss": {"SS": ["x", "y"]},
+        "ns": {"NS": ["1", "2.5"]},
+        "bs": {"BS": ["AQ=="]},
+        "m": {"M": {"k": {"N": "1"}, "deep": {"L": [{"S": "a"}]}}},
+        "l": {"L": [{"N": "1"}, {"S": "two"}]},
+    }
+    lake.write([event("INSERT", "a", 1, image=image)])
+    lake.apply()
+    assert lake.dump()["a"] == {"pk": {"S": "a"}, **image}
+    types = _column_types(lake)
+    assert types["i"] == "long"
+    assert types["d"].startswith("decimal(38")
+    assert types["b"] == "binary"
+    assert types["t"] == "boolean"
+    (row,) = _query(lake, "select i, d, b, ss, m from orders_table")
+    assert row["i"] == -42
+    assert row["d"] == Decimal(BIG)
+    assert row["b"] == b"\x00\x01\x02\xff"
+    assert row["ss"] == ["x", "y"]
+    assert row["m"]["k"] == 1
+
+
+def test_new_attributes_add_columns(lake: Lake) -> None:
+    lake.write([event("INSERT", "a", 1, image={"x": {"S": "1"}})])
+    lake.apply()
+    lake.write([event("INSERT", "b", 2, image={"y": {"N": "2"}})])
+    lake.apply()
+    types = _column_types(lake)
+    assert types["x"] == "string" and types["y"] == "long"
+    rows = {r["pk"]: r for r in _query(lake, "select pk, x, y from orders_table")}
+    assert rows["a"]["y"] is None and rows["b"]["y"] == 2
+
+
+def test_a_column_widens_and_keeps_every_old_value(lake: Lake) -> None:
+    lake.write([event("INSERT", f"k{i}", 1, image={"n": {"N": str(i)}}) for i in range(40)])
+    lake.apply()
+    assert _column_types(lake)["n"] == "long"
+    lake.write([event("INSERT", "frac", 2, image={"n": {"N": "0.125"}})])
+    lake.apply()
+    assert _column_types(lake)["n"].startswith("decimal")
+    values = {r["pk"]: r["n"] for r in _query(lake, "select pk, n from orders_table")}
+    assert values["k39"] == Decimal(39) and values["frac"] == Decimal("0.125")
+    # then a type conflict: the column becomes DynamoDB JSON text, still exact
+    lake.write([event("INSERT", "str", 3, image={"n": {"S": "seven"}})])
+    lake.apply()
+    assert _column_types(lake)["n"] == "string"
+    values = {r["pk"]: r["n"] for r in _query(lake, "select pk, n from orders_table")}
+    assert json.loads(values["frac"]) == {"N": "0.125"}
+    assert json.loads(values["str"]) == {"S": "seven"}
+    dumped = lake.dump()
+    assert dumped["frac"]["n"] == {"N": "0.125"} and dumped["k7"]["n"] == {"N": "7"}
+    assert len(dumped) == 42
+
+
+def test_query_as_of_reads_an_older_snapshot(lake: Lake) -> None:
+    lake.write([event("INSERT", "a", 1, image={"v": {"S": "old"}})])
+    lake.apply()
+    first = lake.catalog().load_table("ddb.orders_table").current_snapshot()
+    between = dt.datetime.fromtimestamp(first.timestamp_ms / 1000, tz=dt.UTC)
+    lake.write([event("MODIFY", "a", 2, image={"v": {"S": "new"}})])
+    lake.apply()
+    assert _query(lake, "select v from orders_table") == [{"v": "new"}]
+    assert _query(lake, "select v from orders_table", as_of=between) == [{"v": "old"}]
+    assert _query(
+        lake, "select count(*) as n from orders_table", as_of=dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+    ) == [{"n": 0}]
+
+
+def test_json_format_keeps_numbers_exact_and_binary_base64(lake: Lake) -> None:
+    lake.write(
+        [event("INSERT", "a", 1, image={"d": {"N": BIG}, "b": {"B": "AAE="}, "m": {"M": {"k": {"S": "v"}}}})]
+    )
+    lake.apply()
+    cols, rows = run_sql(lake.catalog(), "ddb", "select d, b, m from orders_table")
+    line = format_rows(cols, rows, "json")
+    assert f'"d":{BIG}' in line
+    obj = json.loads(line, parse_float=Decimal)
+    assert obj == {"d": Decimal(BIG), "b": "AAE=", "m": {"k": "v"}}
+
+
+def test_cli_query_dump_status(lake: Lake, capsys: Any) -> None:
+    lake.write([event("INSERT", "a", 1, image={"v": {"S": "1"}})])
+    assert main(["apply", "--table", "orders-table", "--lake", str(lake.root), "--once"]) == 0
+    assert main(["query", "--lake", str(lake.root), "--format", "csv", "select pk, v from orders_table"]) == 0
+    assert capsys.readouterr().out == "pk,v\na,1\n"
+    assert main(["dump", "--table", "orders-table", "--lake", str(lake.root)]) == 0
+    assert json.loads(capsys.readouterr().out) == {"Item": {"pk": {"S": "a"}, "v": {"S": "1"}}}
+    assert main(["status", "--lake", str(lake.root), "--format", "json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["tables"][0]["rows"] == 1
+    assert main(["query", "--lake", str(lake.root), "select * from nope"]) == 1
+    assert "nope" in capsys.readouterr().err
+    assert main(["dump", "--table", "other", "--lake", str(lake.root)]) == 1
+    assert "other" in capsys.readouterr().err
