@@ -111,7 +111,9 @@ def test_boto3_naive_datetime_is_utc() -> None:
     record = boto3_record(streams_records()[0])
     aware = record["dynamodb"]["ApproximateCreationDateTime"]
     record["dynamodb"]["ApproximateCreationDateTime"] = aware.replace(tzinfo=None)
-    assert parse_record(record, table=TABLE, ingested_us=1).event_time_us == int(aware.timestamp()) * 1_000_000
+    assert (
+        parse_record(record, table=TABLE, ingested_us=1).event_time_us == int(aware.timestamp()) * 1_000_000
+    )
 
 
 @pytest.mark.parametrize("index", range(5))
@@ -123,7 +125,11 @@ def test_kinesis_payload_becomes_a_kinesis_event(index: int) -> None:
     assert event.sequence is None
     assert event.table == TABLE
     assert event.event_id == payload["eventID"]
-    assert (event.keys, event.new_image, event.old_image) == (ddb["Keys"], ddb.get("NewImage"), ddb.get("OldImage"))
+    assert (event.keys, event.new_image, event.old_image) == (
+        ddb["Keys"],
+        ddb.get("NewImage"),
+        ddb.get("OldImage"),
+    )
     assert event.ingested_us == 99
 
 
@@ -138,7 +144,18 @@ def test_every_attribute_type_and_numbers_at_the_limits_pass_unchanged() -> None
     image = payload["dynamodb"]["NewImage"]
     event = parse_json_record(json.dumps(payload, ensure_ascii=False).encode(), ingested_us=0)
     assert event.new_image == image
-    assert {next(iter(v)) for v in image.values()} == {"S", "N", "B", "BOOL", "NULL", "M", "L", "SS", "NS", "BS"}
+    assert {next(iter(v)) for v in image.values()} == {
+        "S",
+        "N",
+        "B",
+        "BOOL",
+        "NULL",
+        "M",
+        "L",
+        "SS",
+        "NS",
+        "BS",
+    }
     numbers = {v["N"] for v in image.values() if "N" in v}
     assert {"12345678901234567890123456789012345678", "1E-130", "-1E-130", "9.99E+125"} <= numbers
     back = ChangeEvent.from_line(event.to_line())
@@ -177,8 +194,20 @@ def test_to_micros_normalises_every_unit(raw: Any, micros: int) -> None:
 
 @pytest.mark.parametrize(
     "raw",
-    [None, "1764316800", True, -1, float("nan"), float("inf"), -float("inf"), 10**30, [1], {"N": "1"},
-     dt.datetime(1969, 12, 31, 23, 59, tzinfo=dt.UTC), MAX_EVENT_TIME_US],
+    [
+        None,
+        "1764316800",
+        True,
+        -1,
+        float("nan"),
+        float("inf"),
+        -float("inf"),
+        10**30,
+        [1],
+        {"N": "1"},
+        dt.datetime(1969, 12, 31, 23, 59, tzinfo=dt.UTC),
+        MAX_EVENT_TIME_US,
+    ],
 )
 def test_to_micros_rejects_what_is_not_a_time(raw: Any) -> None:
     with pytest.raises(BadRecordError):
@@ -326,7 +355,9 @@ def test_nesting_deeper_than_dynamodb_allows_is_a_bad_record() -> None:
     value = {"S": "x"}
     for _ in range(31):
         value = {"M": {"m": value}}
-    assert parse_record(_with(("dynamodb", "NewImage"), {"a": value}), ingested_us=0).new_image == {"a": value}
+    assert parse_record(_with(("dynamodb", "NewImage"), {"a": value}), ingested_us=0).new_image == {
+        "a": value
+    }
 
 
 @pytest.mark.parametrize(
@@ -351,20 +382,20 @@ def test_parse_json_record_rejects_what_is_not_json(data: bytes) -> None:
 
 
 def test_error_messages_never_quote_item_data() -> None:
-    secret = "SECRET-4711"
+    planted = "SECRET-4711"
     cases = [
-        _with(("dynamodb", "NewImage"), {"a": {"N": secret}}),
-        _with(("dynamodb", "NewImage"), {"a": {"B": secret}}),
-        _with(("dynamodb", "NewImage"), {secret: {"Q": secret}}),
-        _with(("dynamodb", "Keys"), {secret: {"M": {}}}),
-        _with(("eventName",), secret),
+        _with(("dynamodb", "NewImage"), {"a": {"N": planted}}),
+        _with(("dynamodb", "NewImage"), {"a": {"B": planted}}),
+        _with(("dynamodb", "NewImage"), {planted: {"Q": planted}}),
+        _with(("dynamodb", "Keys"), {planted: {"M": {}}}),
+        _with(("eventName",), planted),
         _with(("eventName",), "INSERTX" + "A" * 40),
-        _with(("tableName",), secret + "/x"),
+        _with(("tableName",), planted + "/x"),
     ]
     for record in cases:
         with pytest.raises(BadRecordError) as err:
             parse_record(record, ingested_us=0)
-        assert secret not in str(err.value)
+        assert planted not in str(err.value)
         assert "A" * 30 not in str(err.value)
 
 

@@ -42,7 +42,7 @@ from ddblake.errors import BadRecordError
 
 EVENTS = Path(__file__).resolve().parents[1] / "events"
 TABLE = "example-ddb-table"
-SECRET = "SECRET-ITEM-VALUE-4711"  # planted in the garbage records of the mixed batch
+PLANTED = "PLANTED-ITEM-VALUE-4711"  # planted in the garbage records of the mixed batch
 
 
 def load(name: str) -> Any:
@@ -110,7 +110,13 @@ def boto3_record(lambda_record: dict[str, Any]) -> dict[str, Any]:
 
 def expected_partition(event_time_us: int) -> dict[str, str]:
     when = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=event_time_us)
-    return {"table": TABLE, "year": f"{when:%Y}", "month": f"{when:%m}", "day": f"{when:%d}", "hour": f"{when:%H}"}
+    return {
+        "table": TABLE,
+        "year": f"{when:%Y}",
+        "month": f"{when:%m}",
+        "day": f"{when:%d}",
+        "hour": f"{when:%H}",
+    }
 
 
 # --- a batch of good records -------------------------------------------------------------------
@@ -147,8 +153,20 @@ def test_times_ttl_and_partitions_of_the_sample_batch() -> None:
     assert changes[0].event_time_us == 1764316800123_000  # milliseconds
     assert changes[2].event_time_us == 1764320400000001  # microseconds
     keys = [r["metadata"]["partitionKeys"] for r in records]
-    assert keys[1] == {"table": TABLE, "year": "2025", "month": "11", "day": "28", "hour": "08"}  # 08:59:59.999
-    assert keys[2] == {"table": TABLE, "year": "2025", "month": "11", "day": "28", "hour": "09"}  # 09:00:00.000001
+    assert keys[1] == {
+        "table": TABLE,
+        "year": "2025",
+        "month": "11",
+        "day": "28",
+        "hour": "08",
+    }  # 08:59:59.999
+    assert keys[2] == {
+        "table": TABLE,
+        "year": "2025",
+        "month": "11",
+        "day": "28",
+        "hour": "09",
+    }  # 09:00:00.000001
     assert keys[3] == {"table": TABLE, "year": "2025", "month": "12", "day": "31", "hour": "23"}
     assert keys[4] == {"table": TABLE, "year": "2024", "month": "01", "day": "01", "hour": "00"}
 
@@ -183,7 +201,9 @@ def test_response_matches_powertools_data_classes() -> None:
                 record_id=out["recordId"],
                 result=out["result"],
                 data=out["data"],
-                metadata=KinesisFirehoseDataTransformationRecordMetadata(partition_keys=metadata["partitionKeys"])
+                metadata=KinesisFirehoseDataTransformationRecordMetadata(
+                    partition_keys=metadata["partitionKeys"]
+                )
                 if metadata
                 else None,
             )
@@ -213,7 +233,7 @@ def test_mixed_batch_fails_only_the_bad_records() -> None:
     assert {"data is not base64", "record is list, not a JSON object"} <= set(reasons.values())
     assert any("unknown eventName UPDATE" in r for r in reasons.values())
     assert any("B value is not base64" in r for r in reasons.values())
-    assert all(SECRET not in r for r in reasons.values())
+    assert all(PLANTED not in r for r in reasons.values())
 
 
 @pytest.mark.parametrize("data", [None, 5, "", "=", "YQ", "YQ==YQ==", "ÿÿÿÿ", "a b c d", "YWJj\nZGVm"])
@@ -239,7 +259,7 @@ def test_an_unexpected_error_fails_the_record_not_the_batch(
 ) -> None:
     def broken(data: bytes, ingested_us: int) -> None:
         if b"INSERT" in data:
-            raise RuntimeError(SECRET)
+            raise RuntimeError(PLANTED)
 
     monkeypatch.setattr(firehose_transform, "fast_line", broken)
     event = load("firehose-kinesis-event.json")
@@ -247,13 +267,15 @@ def test_an_unexpected_error_fails_the_record_not_the_batch(
     results = [r["result"] for r in response["records"]]
     assert results == ["ProcessingFailed", "Ok", "Ok", "Ok", "ProcessingFailed", "ProcessingFailed", "Ok"]
     assert "internal error RuntimeError" in logs.getvalue()
-    assert SECRET not in logs.getvalue()
+    assert PLANTED not in logs.getvalue()
 
 
 # --- arrival time ------------------------------------------------------------------------------
 
 
-def test_ingested_us_prefers_kinesis_arrival_then_the_record_then_the_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ingested_us_prefers_kinesis_arrival_then_the_record_then_the_clock(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     given = load("firehose-kinesis-event.json")["records"][0]
     with_kinesis = copy.deepcopy(given)
     record_only = copy.deepcopy(given)
@@ -289,7 +311,9 @@ def _item_strings(value: Any) -> Iterator[str]:
         yield value
 
 
-def test_logs_hold_counts_and_ids_never_item_data(logs: io.StringIO, capsys: pytest.CaptureFixture[str]) -> None:
+def test_logs_hold_counts_and_ids_never_item_data(
+    logs: io.StringIO, capsys: pytest.CaptureFixture[str]
+) -> None:
     event = load("firehose-mixed-event.json")
     firehose_transform.logger.setLevel("DEBUG")
     try:
@@ -307,8 +331,13 @@ def test_logs_hold_counts_and_ids_never_item_data(logs: io.StringIO, capsys: pyt
     info = next(e for e in entries if e["level"] == "INFO")
     assert (info["records"], info["ok"], info["failed"]) == (7, 7, 0)
     payloads = load("kinesis-dynamodb-records.json")
-    values = {s for p in payloads for n in ("Keys", "NewImage", "OldImage") for s in _item_strings(p["dynamodb"].get(n))}
-    values = {v for v in values if len(v) >= 5 and v not in {"False", "level"}} | {SECRET}
+    values = {
+        s
+        for p in payloads
+        for n in ("Keys", "NewImage", "OldImage")
+        for s in _item_strings(p["dynamodb"].get(n))
+    }
+    values = {v for v in values if len(v) >= 5 and v not in {"False", "level"}} | {PLANTED}
     leaked = sorted(v for v in values if v in written or json.dumps(v)[1:-1] in written)
     assert leaked == []
     assert "RecordsFailed" in written  # the metrics did go out
@@ -319,7 +348,9 @@ def test_logs_hold_counts_and_ids_never_item_data(logs: io.StringIO, capsys: pyt
 
 def test_transform_record_returns_the_line_and_its_event() -> None:
     given = load("firehose-kinesis-event.json")["records"][3]
-    line, change = transform_record(decoded(given), given["kinesisRecordMetadata"]["approximateArrivalTimestamp"])
+    line, change = transform_record(
+        decoded(given), given["kinesisRecordMetadata"]["approximateArrivalTimestamp"]
+    )
     assert decoded(transform_records([given])[0]) == line
     assert ChangeEvent.from_line(line) == change
     assert change.ttl is True
@@ -350,7 +381,9 @@ def test_capture_gets_the_same_line_from_boto3_records() -> None:
 def test_capture_and_firehose_write_the_same_images_for_the_same_change() -> None:
     stream = load("dynamodb-streams-lambda-event.json")["Records"][0]  # INSERT of the every-type item
     from_capture = ChangeEvent.from_line(line_for_stream_record(boto3_record(stream), TABLE, 1))
-    from_firehose = ChangeEvent.from_line(decoded(transform_records([load("firehose-kinesis-event.json")["records"][0]])[0]))
+    from_firehose = ChangeEvent.from_line(
+        decoded(transform_records([load("firehose-kinesis-event.json")["records"][0]])[0])
+    )
     assert from_capture.new_image == from_firehose.new_image
     assert from_capture.keys == from_firehose.keys
 
@@ -363,9 +396,21 @@ def test_capture_quarantines_garbage_with_bad_record_error() -> None:
 
 
 def test_partition_keys_and_prefix_are_zero_padded_utc() -> None:
-    assert partition_keys("t_1", 0) == {"table": "t_1", "year": "1970", "month": "01", "day": "01", "hour": "00"}
+    assert partition_keys("t_1", 0) == {
+        "table": "t_1",
+        "year": "1970",
+        "month": "01",
+        "day": "01",
+        "hour": "00",
+    }
     us = int(dt.datetime(2026, 2, 3, 4, 59, 59, 999999, tzinfo=dt.UTC).timestamp()) * 1_000_000 + 999_999
-    assert partition_keys("t_1", us) == {"table": "t_1", "year": "2026", "month": "02", "day": "03", "hour": "04"}
+    assert partition_keys("t_1", us) == {
+        "table": "t_1",
+        "year": "2026",
+        "month": "02",
+        "day": "03",
+        "hour": "04",
+    }
     assert raw_prefix("t_1", us) == "raw/t_1/2026/02/03/04/"
     first = partition_keys("t_1", us)
     first["table"] = "changed"

@@ -87,7 +87,7 @@ def transform_batch(records: Iterable[Mapping[str, Any]]) -> BatchResult:
         record_id = record.get("recordId")
         if not isinstance(record_id, str):
             raise BadRecordError("a Firehose record has no recordId; the event is not from Firehose")
-        data = record.get("data")
+        data: Any = record.get("data")
         meta = record.get("kinesisRecordMetadata")
         arrival = meta.get("approximateArrivalTimestamp") if isinstance(meta, dict) else None
         if type(arrival) is not int:
@@ -144,7 +144,9 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         ``{"records": [...]}``, every input ``recordId`` exactly once, in input order.
     """
     firehose = KinesisFirehoseEvent(event)
-    result = transform_batch(firehose["records"])
+    records = firehose["records"]
+    metrics.add_metric(name="RecordsReceived", unit=MetricUnit.Count, value=len(records))
+    result = transform_batch(records)
     logger.append_keys(
         invocation_id=firehose.get("invocationId"),
         delivery_stream=firehose.get("deliveryStreamArn"),

@@ -56,10 +56,6 @@ NUMBER_RE: Final = re.compile(_SYNTAX)
 """What DynamoDB accepts as number text (ASCII digits only; no NaN, Infinity, spaces or ``_``)."""
 NUMBER_PATTERN: Final = f"^{_SYNTAX}$"
 """The same syntax for Arrow's RE2 matcher."""
-_SMALL_INT_PATTERN: Final = r"^-?[0-9]{1,18}$"
-"""Texts Arrow's int64 cast reads exactly and that always fit in int64."""
-_PLAIN_SPLIT: Final = r"^[+-]?0*(?P<i>[0-9]*?)(?:\.(?P<f>[0-9]*?)0*)?$"
-"""Splits plain notation into integer digits (no leading zeros) and fraction (no trailing zeros)."""
 _INT64_MIN: Final = -(2**63)
 _INT64_MAX: Final = 2**63 - 1
 
@@ -202,36 +198,60 @@ def _max(values: pa.Array) -> int:
     return 0 if result is None else int(result)
 
 
-def _check_syntax(texts: pa.Array, where: str) -> None:
-    if not pc.all(pc.match_substring_regex(texts, NUMBER_PATTERN)).as_py():
-        raise BadValueError(f"attribute {where}: N value is not DynamoDB number text")
+def _unsigned(values: pa.Array) -> pa.Array:
+    """The texts without one leading sign (ASCII kernels: callers check the characters)."""
+    signed = pc.or_(pc.starts_with(values, "-"), pc.starts_with(values, "+"))
+    return pc.if_else(signed, pc.utf8_slice_codeunits(values, 1), values)
+
+
+def _int_stats(values: pa.Array) -> NumStats | None:
+    """Stats when every text is a plain integer that fits int64 (the common case), else None."""
+    try:
+        ints = pc.cast(values, pa.int64())  # also reads "0x1F", hence the character check below
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    body = pc.if_else(pc.starts_with(values, "-"), pc.utf8_slice_codeunits(values, 1), values)
+    if not pc.all(pc.ascii_is_decimal(body)).as_py():
+        return None
+    extremes = pc.min_max(ints).as_py()
+    widest = max(abs(extremes["min"]), abs(extremes["max"]))
+    return NumStats(len(values), True, len(str(widest)) if widest else 0, 0)
 
 
 def number_stats(texts: pa.Array, where: str) -> NumStats:
     """Measure a string array of number texts (nulls ignored), checking the syntax of each.
 
+    Plain notation ("-12.50") is measured with simple string kernels (trim zeros, find the point);
+    the rare texts with an exponent are checked against the full syntax and measured in Python.
+
     Raises:
         BadValueError: a text is not DynamoDB number syntax.
     """
     values = pc.drop_null(texts)
-    count = len(values)
-    if count == 0:
+    if len(values) == 0:
         return NumStats(0, True, 0, 0)
-    if pc.all(pc.match_substring_regex(values, _SMALL_INT_PATTERN)).as_py():
-        stripped = pc.utf8_ltrim(pc.utf8_ltrim(values, characters="-"), characters="0")
-        return NumStats(count, True, _max(pc.utf8_length(stripped)), 0)
-    _check_syntax(values, where)
-    has_exponent = pc.match_substring_regex(values, "[eE]")
-    plain = pc.filter(values, pc.invert(has_exponent))
-    split = pc.extract_regex(plain, _PLAIN_SPLIT)
-    int_lengths = pc.utf8_length(pc.struct_field(split, "i"))
+    ints = _int_stats(values)
+    if ints is not None:
+        return ints
+    body = _unsigned(values)
+    plain = pc.ascii_is_decimal(pc.replace_substring(body, ".", "", max_replacements=1))
+    others = pc.filter(values, pc.invert(plain))
+    if len(others) and not pc.all(pc.match_substring_regex(others, NUMBER_PATTERN)).as_py():
+        raise BadValueError(f"attribute {where}: N value is not DynamoDB number text")
+    body = pc.filter(body, plain)
+    has_point = pc.greater_equal(pc.find_substring(body, "."), 0)
+    digits = pc.ascii_ltrim(pc.if_else(has_point, pc.ascii_rtrim(body, "0"), body), "0")
+    point = pc.find_substring(digits, ".")
+    length = pc.binary_length(digits)
+    has_point = pc.greater_equal(point, 0)
+    int_lengths = pc.if_else(has_point, point, length)
     int_digits = _max(int_lengths)
-    scale = _max(pc.utf8_length(pc.struct_field(split, "f")))
+    scale = _max(pc.if_else(has_point, pc.subtract(pc.subtract(length, point), 1), 0))
     all_int64 = scale == 0
     if all_int64 and int_digits >= INT64_DIGITS:
-        big = pc.filter(plain, pc.greater_equal(int_lengths, INT64_DIGITS)).to_pylist()
+        big = pc.filter(pc.filter(values, plain), pc.greater_equal(int_lengths, INT64_DIGITS)).to_pylist()
         all_int64 = all(_fits_int64(Decimal(t)) for t in big)
-    for text in pc.filter(values, has_exponent).to_pylist():
+    for text in others.to_pylist():
         try:
             value = Decimal(text)
         except (InvalidOperation, ValueError, OverflowError) as e:
@@ -239,7 +259,7 @@ def number_stats(texts: pa.Array, where: str) -> NumStats:
         before, after = digits_of(value)
         int_digits, scale = max(int_digits, before), max(scale, after)
         all_int64 = all_int64 and after == 0 and before <= INT64_DIGITS and _fits_int64(value)
-    return NumStats(count, all_int64, int_digits, scale)
+    return NumStats(len(values), all_int64, int_digits, scale)
 
 
 def _fits_int64(value: Decimal) -> bool:
@@ -247,10 +267,11 @@ def _fits_int64(value: Decimal) -> bool:
 
 
 def to_int64(texts: pa.Array) -> pa.Array:
-    """Number texts known to be integers in int64's range, as int64 (exactly)."""
-    if pc.all(pc.match_substring_regex(pc.drop_null(texts), r"^-?[0-9]+$")).as_py() is not False:
-        return pc.cast(texts, pa.int64())
-    return pa.array([None if t is None else int(Decimal(t)) for t in texts.to_pylist()], pa.int64())
+    """Number texts known (checked by :func:`number_stats`) to be integers in int64's range."""
+    try:
+        return pc.cast(texts, pa.int64())  # plain integers
+    except pa.ArrowInvalid:
+        return pa.array([None if t is None else int(Decimal(t)) for t in texts.to_pylist()], pa.int64())
 
 
 def to_decimal(texts: pa.Array, type_: pa.DataType) -> pa.Array:

@@ -1,0 +1,146 @@
+"""A plain-text progress line on stderr: counts, rate and ETA, never item data.
+
+On a terminal the line is redrawn in place (carriage return) at most a few times a second;
+elsewhere (CI logs, files) a full line is printed every ``interval`` seconds, so logs stay short.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import TextIO
+
+
+def _count(n: float) -> str:
+    return f"{int(n):,}"
+
+
+def format_eta(seconds: float | None) -> str:
+    """``1:02:03`` or ``4:05``; ``?`` when unknown."""
+    if seconds is None or seconds < 0 or seconds != seconds or seconds > 360_000:
+        return "?"
+    s = int(seconds + 0.5)
+    h, rest = divmod(s, 3600)
+    m, sec = divmod(rest, 60)
+    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
+
+
+class Progress:
+    """Thread-safe progress of a load: items done against an expected total.
+
+    Args:
+        label: what is loading (e.g. ``load example-ddb-table``).
+        total: the expected item count (DescribeTable's ItemCount, up to 6 h stale), if known.
+        stream: where to draw (stderr by default).
+        tty: redraw in place; by default, whether ``stream`` is a terminal.
+        interval: seconds between lines when not a terminal.
+        clock: monotonic seconds (injectable for tests).
+    """
+
+    def __init__(
+        self,
+        label: str,
+        total: int | None = None,
+        *,
+        stream: TextIO | None = None,
+        tty: bool | None = None,
+        interval: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """Start counting now; nothing is drawn until the first update."""
+        self.label = label
+        self.total = total
+        self.stream = stream if stream is not None else sys.stderr
+        self.tty = self.stream.isatty() if tty is None else tty
+        self.interval = 0.25 if self.tty else interval
+        self.clock = clock
+        self.done = 0
+        self.base = 0
+        self.parts_done = 0
+        self.parts_total = 0
+        self.note = ""
+        self._start = clock()
+        self._last_draw = self._start
+        self._lock = threading.Lock()
+        self._drawn = False
+
+    def resume_from(self, done: int, parts_done: int = 0) -> None:
+        """Count work a previous run did (it counts toward done, not toward the rate)."""
+        with self._lock:
+            self.done = self.base = done
+            self.parts_done = parts_done
+
+    def set_parts(self, total: int) -> None:
+        """How many segments or files the load has."""
+        with self._lock:
+            self.parts_total = total
+
+    def add(self, items: int, *, part_done: bool = False) -> None:
+        """Count ``items`` more; draw if it is time."""
+        with self._lock:
+            self.done += items
+            if part_done:
+                self.parts_done += 1
+            now = self.clock()
+            if now - self._last_draw >= self.interval:
+                self._last_draw = now
+                self._draw(now)
+
+    def status(self, note: str) -> None:
+        """Show a free-text status (e.g. an export's state while waiting); drawn at once."""
+        with self._lock:
+            self.note = note
+            now = self.clock()
+            self._last_draw = now
+            self._draw(now)
+
+    def line(self, now: float | None = None) -> str:
+        """The current progress text."""
+        elapsed = max(1e-9, (now if now is not None else self.clock()) - self._start)
+        rate = (self.done - self.base) / elapsed
+        parts = [f"{self.label}:"]
+        if self.note:
+            parts.append(self.note)
+        if self.total:
+            pct = min(100.0, 100.0 * self.done / self.total) if self.total else 0.0
+            parts.append(f"{_count(self.done)} / ~{_count(self.total)} items ({pct:.0f}%)")
+            eta = (self.total - self.done) / rate if rate > 0 and self.done < self.total else None
+            parts.append(f"{_count(rate)} items/s, ETA {format_eta(eta) if self.done < self.total else '0:00'}")
+        else:
+            parts.append(f"{_count(self.done)} items, {_count(rate)} items/s")
+        if self.parts_total:
+            parts.append(f"parts {self.parts_done}/{self.parts_total}")
+        return " ".join(parts)
+
+    def _draw(self, now: float) -> None:
+        text = self.line(now)
+        if self.tty:
+            self.stream.write("\r\x1b[K" + text)
+        else:
+            self.stream.write(text + "\n")
+        self.stream.flush()
+        self._drawn = True
+
+    def finish(self) -> None:
+        """Draw the final state and end the line."""
+        with self._lock:
+            now = self.clock()
+            text = self.line(now)
+            if self.tty:
+                self.stream.write("\r\x1b[K" + text + "\n")
+            else:
+                self.stream.write(text + "\n")
+            self.stream.flush()
+
+
+class NoProgress(Progress):
+    """Counts without drawing (library use, tests, ``sync`` when it draws its own)."""
+
+    def _draw(self, now: float) -> None:
+        return
+
+    def finish(self) -> None:
+        """Nothing to end."""
+        return

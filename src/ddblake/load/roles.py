@@ -1,0 +1,208 @@
+"""Cross-account reads: assume the table owner's role, and say plainly who was denied where.
+
+The failure this module exists to prevent is the reference sample's::
+
+    ...assumed-role/<glue job role>/GlueJobRunnerSession is not authorized to perform:
+    dynamodb:DescribeTable on resource: arn:aws:dynamodb:<region>:<CONSUMER account>:table/...
+
+— a call that went to the caller's *own* account because the cross-account role was never applied.
+Every access error of a load therefore names the account and region the call went to, the principal
+that made it, the role ddblake assumed (or that none was), the table, and the one thing to change.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+import boto3
+import botocore.session
+from botocore.credentials import RefreshableCredentials
+from botocore.exceptions import BotoCoreError, ClientError
+
+from ddblake.aws.clients import ACCESS_DENIED_CODES, describe_client, error_code, translate_error
+from ddblake.errors import ConfigError, DdblakeError, NotFoundError, TerminalError
+
+if TYPE_CHECKING:
+    from mypy_boto3_sts import STSClient
+
+SESSION_NAME: Final = "ddblake-load"
+_ARN = re.compile(r"arn:aws[\w-]*:([\w-]+):([\w-]*):(\d{12})?:([^\s,;\"']+)")
+
+
+def account_of_arn(arn: str | None) -> str | None:
+    """The 12-digit account of an ARN, if it has one."""
+    match = _ARN.search(arn or "")
+    return match.group(3) if match else None
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who a load's calls are made as.
+
+    Attributes:
+        account: the caller's account (STS GetCallerIdentity), when known.
+        principal: the caller's ARN, when known.
+        role_arn: the role assumed with ``--assume-role``; None when the default credentials are used.
+    """
+
+    account: str | None = None
+    principal: str | None = None
+    role_arn: str | None = None
+
+    def describe(self) -> str:
+        """``principal P (account A)``, plus how it was obtained."""
+        who = f"principal {self.principal or '?'} (account {self.account or '?'})"
+        if self.role_arn:
+            return f"{who}, assumed from --assume-role {self.role_arn}"
+        return f"{who}, from the default AWS credentials (no --assume-role)"
+
+
+def caller_identity(session: boto3.session.Session, *, role_arn: str | None = None) -> Identity:
+    """The identity a session's calls are made as; fields stay None when STS cannot say."""
+    try:
+        sts: STSClient = session.client("sts")
+        answer = sts.get_caller_identity()
+        return Identity(answer.get("Account"), answer.get("Arn"), role_arn)
+    except (ClientError, BotoCoreError):
+        return Identity(account_of_arn(role_arn), None, role_arn)
+
+
+def _sts_failure(e: Exception, role_arn: str, base: boto3.session.Session) -> DdblakeError:
+    code = error_code(e)
+    if code in ACCESS_DENIED_CODES or "not authorized" in str(e).lower():
+        me = caller_identity(base)
+        return TerminalError(
+            f"cannot assume role {role_arn} (account {account_of_arn(role_arn) or '?'}) as principal "
+            f"{me.principal or '?'} (account {me.account or '?'}): the role's trust policy must allow that "
+            "principal, and the principal needs sts:AssumeRole on the role (and --external-id if the trust "
+            "requires one); fix the trust policy or pass the right --assume-role"
+        )
+    return translate_error(e, action="sts:AssumeRole", client=None)
+
+
+def assume_role_session(
+    role_arn: str,
+    *,
+    base: boto3.session.Session | None = None,
+    external_id: str | None = None,
+    session_name: str = SESSION_NAME,
+    duration_seconds: int = 3600,
+) -> boto3.session.Session:
+    """A boto3 session whose credentials come from ``sts:AssumeRole`` and refresh before they expire.
+
+    Loads of big tables outlive the one-hour credentials, so the session re-assumes the role
+    whenever botocore finds them close to expiry.
+
+    Raises:
+        TerminalError: the role cannot be assumed (names role, principal and accounts, says what to fix).
+        ConfigError: no credentials or region for the STS call.
+    """
+    base = base or boto3.session.Session()
+    if base.region_name is None:
+        raise ConfigError("--assume-role needs an AWS region: set AWS_REGION or a region in your AWS profile")
+    sts: STSClient = base.client("sts")
+    kwargs: dict[str, Any] = {
+        "RoleArn": role_arn,
+        "RoleSessionName": session_name,
+        "DurationSeconds": duration_seconds,
+    }
+    if external_id:
+        kwargs["ExternalId"] = external_id
+
+    def fetch() -> dict[str, str]:
+        try:
+            creds = sts.assume_role(**kwargs)["Credentials"]
+        except (ClientError, BotoCoreError) as e:
+            raise _sts_failure(e, role_arn, base) from e
+        return {
+            "access_key": creds["AccessKeyId"],
+            "secret_key": creds["SecretAccessKey"],
+            "token": creds["SessionToken"],
+            "expiry_time": creds["Expiration"].isoformat(),
+        }
+
+    credentials = RefreshableCredentials.create_from_metadata(
+        metadata=fetch(), refresh_using=fetch, method="sts-assume-role"
+    )
+    core = botocore.session.get_session()
+    core._credentials = credentials  # the documented way to hand botocore refreshable credentials
+    return boto3.session.Session(botocore_session=core, region_name=base.region_name)
+
+
+def _arns(message: str) -> tuple[tuple[str, str | None] | None, tuple[str, str, str | None] | None]:
+    principal = resource = None
+    for match in _ARN.finditer(message):
+        service, region, account, _ = match.groups()
+        if service in {"sts", "iam"} and principal is None:
+            principal = (match.group(0), account)
+        elif service not in {"sts", "iam"} and resource is None:
+            resource = (match.group(0), region, account)
+    return principal, resource
+
+
+def explain_access_error(
+    e: Exception,
+    *,
+    action: str,
+    table: str,
+    client: Any,
+    identity: Callable[[], Identity],
+) -> DdblakeError:
+    """Translate an error of a DynamoDB call of a load, spelling out accounts and roles.
+
+    Access denied and not-found errors name the account and region the call went to, the principal,
+    the role (or its absence) and the table, and say what to change. Anything else goes through
+    :func:`ddblake.aws.clients.translate_error`.
+
+    Args:
+        e: the botocore error.
+        action: the API (``DescribeTable``, ``Scan``, ``ExportTableToPointInTime``).
+        table: the table name.
+        client: the DynamoDB client used (its endpoint or region is named).
+        identity: gives the caller identity; called only for these errors (one STS call).
+    """
+    code = error_code(e)
+    message = str(e.response.get("Error", {}).get("Message", "")) if isinstance(e, ClientError) else ""
+    where = describe_client(client)
+    denied = code in ACCESS_DENIED_CODES or "not authorized" in message.lower()
+    if not denied and code != "ResourceNotFoundException":
+        return translate_error(e, action=action, table=table, client=client)
+    me = identity()
+    named_principal, resource = _arns(message)
+    principal = named_principal[0] if named_principal else me.principal
+    account = (resource[2] if resource else None) or me.account
+    region = (resource[1] if resource else None) or getattr(client.meta, "region_name", None)
+    went = f"the call went to account {account or '?'} (region {region or '?'}, {where}) as principal {principal or '?'}"
+    role = f"role {me.role_arn}" if me.role_arn else "no role (--assume-role not given)"
+    if not denied:
+        fix = (
+            f"check the table name and region; the role must belong to the account that owns {table!r}"
+            if me.role_arn
+            else f"if {table!r} lives in another account, pass --assume-role "
+            "arn:aws:iam::<owner account>:role/<read role> (or DDBLAKE_ASSUME_ROLE); else check the name "
+            "and region (AWS_REGION, --endpoint-url)"
+        )
+        return NotFoundError(f"table {table!r} not found ({action}): {went}, using {role}; {fix}")
+    if me.role_arn is None:
+        fix = (
+            f"if {table!r} is owned by another account, pass --assume-role "
+            "arn:aws:iam::<owner account>:role/<read role> (or DDBLAKE_ASSUME_ROLE) and check that the role "
+            f"trusts this principal; if it is owned by account {account or '?'}, grant the principal "
+            f"dynamodb:{action} on the table"
+        )
+    elif account and account_of_arn(me.role_arn) and account != account_of_arn(me.role_arn):
+        fix = (
+            f"the role is in account {account_of_arn(me.role_arn)} but the call named a table in account "
+            f"{account}: use a role of the account that owns the table"
+        )
+    elif principal and me.role_arn.split("/")[-1] not in principal:
+        fix = f"the call was not made with the role (credentials of {principal} were used): check how the role is applied"
+    else:
+        fix = (
+            f"grant the role dynamodb:{action} (and dynamodb:DescribeTable, dynamodb:Scan, and kms:Decrypt "
+            "on the table's key if it has a customer-managed key) on the table in its policy"
+        )
+    return TerminalError(f"access denied calling {action} on table {table!r}: {went}, using {role}; {fix}")
