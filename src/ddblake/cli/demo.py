@@ -16,7 +16,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from types import FrameType
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TextIO
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -155,8 +155,37 @@ def _run(lake: str) -> int:
         stats = run_capture(config, clients=clients)
         print(f"captured {stats.records} changes into {stats.files} raw file(s)\n", file=out)
         print(format_change_log(read_change_log(lake)), file=out)
+    print("DynamoDB Local stopped\n", file=out)
+    _show_tables(lake, out)
     storage = Storage.from_uri(lake)
     print(f"\nlake: {storage.uri()}", file=out)
     print(f"  raw change log: {storage.uri(table_prefix(TABLE))}/", file=out)
-    print("DynamoDB Local stopped", file=out)
+    print(f"  Iceberg catalog: {storage.uri('catalog.db')} (namespace ddb)", file=out)
+    print(f"  try: .venv/bin/ddblake query --lake {lake} \"SELECT * FROM example_ddb_table\"", file=out)
     return 0
+
+
+def _show_tables(lake: str, out: TextIO) -> None:
+    """Apply the change log to the Iceberg tables and show both through ``query``."""
+    from ddblake.lake.apply import ApplyConfig, run_apply
+    from ddblake.lake.catalog import LakeConfig, open_catalog
+    from ddblake.lake.query import format_rows, run_sql
+
+    config = LakeConfig.build(lake=lake)
+    result = run_apply(ApplyConfig.build(table=TABLE, lake=config, once=True))
+    print(result.summary() + "\n", file=out)
+    catalog = open_catalog(config, config.storage())
+    for title, sql in (
+        ("current state (example_ddb_table)", CURRENT_SQL),
+        ("change history (example_ddb_table_changes)", HISTORY_SQL),
+    ):
+        print(f"ddblake query: {title}\n  {sql}", file=out)
+        columns, rows = run_sql(catalog, config.namespace, sql)
+        print(format_rows(columns, rows, "table"), file=out)
+
+
+CURRENT_SQL = "SELECT id, name, Designation FROM example_ddb_table ORDER BY id, name"
+HISTORY_SQL = (
+    "SELECT event_time, op, id, name, new_image->>'$.Designation.S' AS designation "
+    "FROM example_ddb_table_changes ORDER BY event_time, seq"
+)

@@ -146,7 +146,7 @@ def format_rows(columns: Sequence[str], rows: Sequence[tuple[Any, ...]], fmt: Fo
     cells = [[_cell(v) for v in r] for r in rows]
     widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
     widths = [min(w, 60) for w in widths]
-    line = "+".join("-" * (w + 2) for w in widths)
+    line = "-+-".join("-" * w for w in widths)
     out_lines = [" | ".join(c.ljust(w)[:w] for c, w in zip(columns, widths, strict=True)), line]
     out_lines += [" | ".join(c.ljust(w)[:w] for c, w in zip(row, widths, strict=True)) for row in cells]
     out_lines.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")

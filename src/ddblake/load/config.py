@@ -125,7 +125,9 @@ class LoadConfig:
                 "--from-export and --export-to exclude each other: load an existing export, or start one"
             )
         if self.export_to and not self.export_to.startswith("s3://"):
-            raise ConfigError(f"--export-to {self.export_to!r}: DynamoDB exports go to S3; use s3://bucket/prefix")
+            raise ConfigError(
+                f"--export-to {self.export_to!r}: DynamoDB exports go to S3; use s3://bucket/prefix"
+            )
         if self.assume_role and not _ROLE_ARN.match(self.assume_role):
             raise ConfigError(
                 f"--assume-role {self.assume_role!r} is not an IAM role ARN "

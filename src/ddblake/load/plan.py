@@ -79,7 +79,9 @@ def page_limit(budget: float, avg_item_bytes: float, consistent: bool) -> int | 
     return max(1, int(budget * per_unit / avg_item_bytes))
 
 
-def backoff_delay(attempt: int, *, base: float = 0.1, cap: float = 20.0, rng: random.Random | None = None) -> float:
+def backoff_delay(
+    attempt: int, *, base: float = 0.1, cap: float = 20.0, rng: random.Random | None = None
+) -> float:
     """Full-jitter exponential backoff: uniform in ``[0, min(cap, base * 2**attempt)]``.
 
     Jitter spreads the retries of many workers throttled at the same instant.
@@ -124,8 +126,8 @@ class RateLimiter:
 
     def _refill(self) -> None:
         now = self.clock()
-        assert self.burst is not None
-        self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
+        burst = self.burst if self.burst is not None else self.rate
+        self._tokens = min(burst, self._tokens + (now - self._last) * self.rate)
         self._last = now
 
     def acquire(self, estimate: float) -> bool:

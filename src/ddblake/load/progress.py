@@ -107,7 +107,9 @@ class Progress:
             pct = min(100.0, 100.0 * self.done / self.total) if self.total else 0.0
             parts.append(f"{_count(self.done)} / ~{_count(self.total)} items ({pct:.0f}%)")
             eta = (self.total - self.done) / rate if rate > 0 and self.done < self.total else None
-            parts.append(f"{_count(rate)} items/s, ETA {format_eta(eta) if self.done < self.total else '0:00'}")
+            parts.append(
+                f"{_count(rate)} items/s, ETA {format_eta(eta) if self.done < self.total else '0:00'}"
+            )
         else:
             parts.append(f"{_count(self.done)} items, {_count(rate)} items/s")
         if self.parts_total:

@@ -128,7 +128,8 @@ def assume_role_session(
         metadata=fetch(), refresh_using=fetch, method="sts-assume-role"
     )
     core = botocore.session.get_session()
-    core._credentials = credentials  # the documented way to hand botocore refreshable credentials
+    # botocore has no public setter for refreshable credentials; this is how boto3 users hand them over.
+    core._credentials = credentials  # type: ignore[attr-defined]
     return boto3.session.Session(botocore_session=core, region_name=base.region_name)
 
 
@@ -175,7 +176,10 @@ def explain_access_error(
     principal = named_principal[0] if named_principal else me.principal
     account = (resource[2] if resource else None) or me.account
     region = (resource[1] if resource else None) or getattr(client.meta, "region_name", None)
-    went = f"the call went to account {account or '?'} (region {region or '?'}, {where}) as principal {principal or '?'}"
+    went = (
+        f"the call went to account {account or '?'} (region {region or '?'}, {where}) "
+        f"as principal {principal or '?'}"
+    )
     role = f"role {me.role_arn}" if me.role_arn else "no role (--assume-role not given)"
     if not denied:
         fix = (
@@ -199,7 +203,10 @@ def explain_access_error(
             f"{account}: use a role of the account that owns the table"
         )
     elif principal and me.role_arn.split("/")[-1] not in principal:
-        fix = f"the call was not made with the role (credentials of {principal} were used): check how the role is applied"
+        fix = (
+            f"the call was not made with the role (credentials of {principal} were used): "
+            "check how the role is applied"
+        )
     else:
         fix = (
             f"grant the role dynamodb:{action} (and dynamodb:DescribeTable, dynamodb:Scan, and kms:Decrypt "

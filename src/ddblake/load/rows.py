@@ -18,7 +18,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
 from ddblake.changes.model import ChangeEvent, DynamoJson, Operation, Source
@@ -89,19 +89,20 @@ def load_event(
     table: str,
     item: DynamoJson,
     key_names: Sequence[str],
-    event_id: str,
+    make_id: Callable[[DynamoJson], str],
     event_time_us: int,
     ingested_us: int,
     source: Source,
 ) -> ChangeEvent:
-    """A LOAD row: the item as read, no old image, no sequence number."""
+    """A LOAD row: the item as read, no old image, no sequence number; ``make_id(keys)`` names it."""
+    keys = key_of(item, key_names)
     return ChangeEvent(
         op="LOAD",
         table=table,
-        keys=key_of(item, key_names),
+        keys=keys,
         new_image=item,
         old_image=None,
-        event_id=event_id,
+        event_id=make_id(keys),
         event_time_us=event_time_us,
         sequence=None,
         source=source,
@@ -130,8 +131,11 @@ def _wire_value(value: Any) -> Any:
     if tag == "B" and isinstance(inner, bytes | bytearray):
         return {"B": base64.b64encode(inner).decode("ascii")}
     if tag == "BS" and isinstance(inner, list):
-        return {"BS": [base64.b64encode(v).decode("ascii") if isinstance(v, bytes | bytearray) else v
-                       for v in inner]}
+        return {
+            "BS": [
+                base64.b64encode(v).decode("ascii") if isinstance(v, bytes | bytearray) else v for v in inner
+            ]
+        }
     if tag == "M" and isinstance(inner, dict):
         return {"M": {k: _wire_value(v) for k, v in inner.items()}}
     if tag == "L" and isinstance(inner, list):

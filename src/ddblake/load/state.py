@@ -150,7 +150,9 @@ class LoadState:
                 if last is not None and not isinstance(last, dict):
                     raise ValueError(f"part {name} has last_key {type(last).__name__}")
                 parts[str(name)] = PartState(
-                    done=bool(p.get("done")), items=int(p.get("items") or 0), pages=int(p.get("pages") or 0),
+                    done=bool(p.get("done")),
+                    items=int(p.get("items") or 0),
+                    pages=int(p.get("pages") or 0),
                     last_key=last,
                 )
             finished = doc.get("finished_us")

@@ -1,0 +1,352 @@
+"""The Scan load: a parallel segmented Scan into the raw change log, rate limited and resumable.
+
+Each worker thread takes one segment at a time and reads its pages in order. Rows go to the
+worker's own :class:`RawLogWriter`; when its buffer is full (or the segment ends) the worker writes
+the raw file, *then* records in the load state the ``LastEvaluatedKey`` of the last page that file
+holds. A crash therefore loses nothing: a rerun skips finished segments and resumes the others after
+their last recorded key; rows written after the last state write are written again with the same
+event IDs, and ``apply`` drops the repeats.
+
+Capacity: every worker shares one token bucket of ``read_percent`` of the table's read capacity
+(provisioned RCU, or an assumed figure for on-demand tables) and settles it with the
+``ConsumedCapacity`` each page reports. Throttling that outlasts botocore's own retries is retried
+here with full-jitter exponential backoff.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import queue
+import random
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from ddblake.errors import TerminalError, TransientError
+from ddblake.lake.rawlog import RawLogWriter
+from ddblake.lake.storage import Storage
+from ddblake.load.config import LoadConfig
+from ddblake.load.plan import (
+    RateLimiter,
+    backoff_delay,
+    page_cost,
+    page_limit,
+    plan_segments,
+    plan_workers,
+    read_budget,
+)
+from ddblake.load.progress import Progress
+from ddblake.load.rows import load_event, scan_event_id, version_time_from_us
+from ddblake.load.state import SCAN_STATE, LoadState, PartState, read_state, state_path, write_state
+from ddblake.load.table import Page, TableInfo, TableReader
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 10
+FLUSH_SECONDS = 60.0
+"""A raw file (and a state write) at least this often per busy segment, so a slow, rate-limited
+load still checkpoints regularly."""
+
+
+def _now_us() -> int:
+    return time.time_ns() // 1000
+
+
+def new_load_id(started_us: int) -> str:
+    """``<UTC start, yyyymmddThhmmssZ>-<8 hex>``: readable, sortable, unique."""
+    when = dt.datetime.fromtimestamp(started_us / 1e6, tz=dt.UTC)
+    return f"{when.strftime('%Y%m%dT%H%M%SZ')}-{uuid.uuid4().hex[:8]}"
+
+
+@dataclass
+class LoadResult:
+    """What one ``load`` run did (counts only, no item data).
+
+    Attributes:
+        kind: ``scan`` or ``export``.
+        table: the table.
+        load_id: the load's ID (in its event IDs).
+        started_us: the load's start (Scan) or the export's time, µs.
+        version_time_us: the event time of its rows (see ``ddblake.load.rows``).
+        items: rows this run wrote.
+        files: raw files this run wrote.
+        pages: Scan pages this run read.
+        parts_total: segments or export data files of the load.
+        parts_skipped: parts finished by an earlier run, not read again.
+        parts_read: the parts this run read (names).
+        resumed: this run continued an unfinished load.
+        consumed_rcu: read capacity consumed (Scan).
+        seconds: wall time of this run.
+        export_arn: the export loaded, when from an export.
+    """
+
+    kind: str
+    table: str
+    load_id: str
+    started_us: int
+    version_time_us: int
+    items: int = 0
+    files: int = 0
+    pages: int = 0
+    parts_total: int = 0
+    parts_skipped: int = 0
+    parts_read: list[str] = field(default_factory=list)
+    resumed: bool = False
+    consumed_rcu: float = 0.0
+    seconds: float = 0.0
+    export_arn: str | None = None
+
+    def summary(self) -> str:
+        """One line for stderr."""
+        rate = self.items / self.seconds if self.seconds > 0 else 0.0
+        resumed = f", resumed ({self.parts_skipped} part(s) already done)" if self.resumed else ""
+        return (
+            f"load {self.table}: {self.kind} load {self.load_id}: {self.items:,} rows in {self.files} raw "
+            f"file(s), {self.parts_total} part(s){resumed}, {self.seconds:.1f} s ({rate:,.0f} rows/s)"
+        )
+
+
+class ScanLoad:
+    """One Scan load of one table (a fresh one, or the continuation of an unfinished one)."""
+
+    def __init__(
+        self,
+        config: LoadConfig,
+        reader: TableReader,
+        storage: Storage,
+        *,
+        progress: Progress,
+        started_at_us: int | None = None,
+        stop: threading.Event | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        """Prepare; nothing is read until :meth:`run`."""
+        self.config = config
+        self.table = config.table
+        self.reader = reader
+        self.storage = storage
+        self.progress = progress
+        self.started_at_us = started_at_us
+        self.stop = stop or threading.Event()
+        self.rng = rng or random.Random()  # noqa: S311 - jitter, not secrecy
+        self._lock = threading.Lock()
+        self._errors: list[BaseException] = []
+
+    def _begin(self, info: TableInfo) -> tuple[LoadState, bool]:
+        state = read_state(self.storage, self.table, SCAN_STATE)
+        if state is not None and state.finished_us is None:
+            if self.started_at_us is not None and self.started_at_us != state.started_us:
+                log.info(
+                    "load %s: continuing load %s, whose rows keep their version (start %d µs)",
+                    self.table,
+                    state.load_id,
+                    state.started_us,
+                )
+            if self.config.segments is not None and self.config.segments != state.total_parts:
+                log.warning(
+                    "load %s: continuing load %s with its %d segments (--segments %d applies to new loads)",
+                    self.table,
+                    state.load_id,
+                    state.total_parts,
+                    self.config.segments,
+                )
+            return state, True
+        if state is not None:  # keep the finished load's record under its own name
+            self.storage.write_atomic(state_path(self.table, f"scan-{state.load_id}"), state.to_json())
+        started = self.started_at_us if self.started_at_us is not None else _now_us()
+        state = LoadState(
+            table=self.table,
+            name=SCAN_STATE,
+            kind="scan",
+            load_id=new_load_id(started),
+            started_us=started,
+            version_time_us=version_time_from_us(started),
+            total_parts=plan_segments(info.item_count, info.size_bytes, self.config.segments),
+            source=f"{info.arn or self.table} at {self.reader.where}",
+            options={"consistent": self.config.consistent},
+            updated_us=_now_us(),
+        )
+        write_state(self.storage, state)  # lists no finished part yet, so it is never ahead of data
+        return state, False
+
+    def run(self) -> LoadResult:
+        """Scan every unfinished segment into the raw log, then mark the load finished.
+
+        Raises:
+            NotFoundError, TerminalError: the table cannot be read (message names account and role).
+            TransientError: throttling or the network outlasted every retry; rerun to resume.
+        """
+        clock = time.monotonic()
+        info = self.reader.describe()
+        state, resumed = self._begin(info)
+        self.state = state
+        total = state.total_parts
+        pending = [s for s in range(total) if not state.part(str(s)).done]
+        budget = read_budget(info.provisioned_rcu, self.config.read_percent, self.config.on_demand_rcu)
+        self.limit = page_limit(budget, info.avg_item_bytes, self.config.consistent)
+        self.limiter = RateLimiter(budget, clock=time.monotonic, sleep=self.stop.wait)
+        self.info = info
+        self.result = LoadResult(
+            kind="scan",
+            table=self.table,
+            load_id=state.load_id,
+            started_us=state.started_us,
+            version_time_us=state.version_time_us,
+            parts_total=total,
+            parts_skipped=total - len(pending),
+            resumed=resumed,
+        )
+        workers = plan_workers(len(pending) or 1, self.config.workers)
+        self.progress.total = info.item_count or None
+        self.progress.set_parts(total)
+        self.progress.resume_from(state.items, total - len(pending))
+        log.info(
+            "load %s: %s load %s, %d segment(s) (%d to read), %d worker(s), budget %.0f RCU/s%s",
+            self.table,
+            "continuing" if resumed else "starting",
+            state.load_id,
+            total,
+            len(pending),
+            workers,
+            budget,
+            f", page limit {self.limit}" if self.limit else "",
+        )
+        todo: queue.SimpleQueue[int] = queue.SimpleQueue()
+        for seg in pending:
+            todo.put(seg)
+        threads = [
+            threading.Thread(target=self._worker, args=(todo,), name=f"ddblake-load-{i}", daemon=True)
+            for i in range(workers)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.result.consumed_rcu = self.limiter.consumed
+        self.result.seconds = time.monotonic() - clock
+        if self._errors:
+            raise self._errors[0]
+        if self.stop.is_set() and len(state.done_parts) < total:
+            raise TransientError(
+                f"load {self.table}: stopped with {total - len(state.done_parts)} segment(s) unfinished; "
+                "run the same command again to resume"
+            )
+        with self._lock:
+            state.finished_us = state.updated_us = _now_us()
+            write_state(self.storage, state)
+        self.progress.finish()
+        return self.result
+
+    # --- workers --------------------------------------------------------------------------------------
+
+    def _worker(self, todo: queue.SimpleQueue[int]) -> None:
+        writer = RawLogWriter(self.storage, self.table, self.config.buffer_bytes, FLUSH_SECONDS)
+        while not self.stop.is_set():
+            try:
+                seg = todo.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                self._segment(seg, writer)
+            except BaseException as e:  # noqa: BLE001 - handed to the main thread, which re-raises it
+                with self._lock:
+                    self._errors.append(e)
+                self.stop.set()
+                return
+
+    def _checkpoint(self, seg: int, writer: RawLogWriter, done: PartState) -> None:
+        """Write the buffered rows, then (only then) the segment's progress."""
+        written = writer.flush()
+        with self._lock:
+            part = self.state.part(str(seg))
+            part.items += done.items
+            part.pages += done.pages
+            part.last_key = None if done.done else done.last_key
+            part.done = done.done
+            self.state.updated_us = _now_us()
+            write_state(self.storage, self.state)
+            if written is not None:
+                self.result.files += 1
+            self.result.items += done.items
+            self.result.pages += done.pages
+        done.items = done.pages = 0
+
+    def _segment(self, seg: int, writer: RawLogWriter) -> None:
+        with self._lock:
+            start_key = self.state.part(str(seg)).last_key
+            self.result.parts_read.append(str(seg))
+        pending = PartState(last_key=start_key)
+        estimate = page_cost(self.config.consistent)
+        if self.limit:
+            estimate = max(
+                0.5, self.limit * self.info.avg_item_bytes / (4096 if self.config.consistent else 8192)
+            )
+        key_names = self.info.key_names
+        version = self.state.version_time_us
+        load_id = self.state.load_id
+
+        def make_id(keys: dict[str, Any]) -> str:
+            return scan_event_id(load_id, keys)
+
+        while True:
+            page = self._fetch(seg, pending.last_key, estimate)
+            if page is None:  # stopping: keep what is read
+                self._checkpoint(seg, writer, pending)
+                return
+            estimate = page.consumed or estimate
+            ingested = _now_us()
+            for item in page.items:
+                event = load_event(
+                    table=self.table,
+                    item=item,
+                    key_names=key_names,
+                    make_id=make_id,
+                    event_time_us=version,
+                    ingested_us=ingested,
+                    source="scan",
+                )
+                writer.add(event.to_line())
+            pending.items += len(page.items)
+            pending.pages += 1
+            pending.last_key = page.last_key
+            finished = page.last_key is None
+            self.progress.add(len(page.items), part_done=finished)
+            if finished:
+                pending.done = True
+                self._checkpoint(seg, writer, pending)
+                return
+            if writer.buffered_bytes >= self.config.buffer_bytes or writer.due() or self.stop.is_set():
+                self._checkpoint(seg, writer, pending)
+                if self.stop.is_set():
+                    return
+
+    def _fetch(self, seg: int, start_key: dict[str, Any] | None, estimate: float) -> Page | None:
+        """One page, within the budget, retried with jittered backoff; None when stopping."""
+        for attempt in range(MAX_ATTEMPTS):
+            if not self.limiter.acquire(estimate):
+                return None
+            try:
+                page = self.reader.scan_page(
+                    segment=seg,
+                    total_segments=self.state.total_parts,
+                    start_key=start_key,
+                    consistent=self.config.consistent,
+                    limit=self.limit,
+                )
+            except TransientError as e:
+                self.limiter.settle(estimate, 0.0)
+                if attempt == MAX_ATTEMPTS - 1:
+                    raise
+                delay = backoff_delay(attempt, rng=self.rng)
+                log.warning(
+                    "load %s: segment %d: %s; retry %d in %.1f s", self.table, seg, e, attempt + 1, delay
+                )
+                if self.stop.wait(delay):
+                    return None
+                continue
+            self.limiter.settle(estimate, page.consumed)
+            return page
+        raise TerminalError(f"load {self.table}: segment {seg}: no page after {MAX_ATTEMPTS} attempts")

@@ -1,0 +1,185 @@
+"""DescribeTable and Scan pages for one table, keeping DynamoDB's JSON exactly as it was sent.
+
+botocore parses every Scan response twice over: ``json.loads``, then a walk of the whole item tree
+against the service model (decoding base64 binaries into ``bytes``). For a load that walk is most of
+the CPU, and it changes the data: the raw log wants DynamoDB JSON *as sent* (binary as base64 text).
+So a ``before-parse`` handler on the client stashes the response body of a successful Scan, made
+by this module in this thread, and hands botocore an empty document to parse; the reader then
+decodes the body with ``json.loads`` alone. Error responses, other operations, and other users of the
+same client are untouched. Where the hook does not fire (a ``botocore.stub.Stubber``, an older
+botocore), the parsed response is converted back to DynamoDB JSON instead — same result, slower.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from ddblake.aws.clients import describe_client
+from ddblake.errors import DdblakeError, TerminalError
+from ddblake.load.roles import Identity, explain_access_error
+from ddblake.load.rows import to_wire_item
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+_RAW_KEY: Final = "ddblakeRawBody"
+_HOOK_ID: Final = "ddblake-load-raw-scan"
+_raw_mode = threading.local()
+
+
+def _keep_raw_body(response_dict: dict[str, Any], customized_response_dict: dict[str, Any], **_: Any) -> None:
+    """botocore ``before-parse`` handler: keep a Scan's body for :class:`TableReader` (see module doc)."""
+    if not getattr(_raw_mode, "on", False):
+        return
+    body = response_dict.get("body")
+    if int(response_dict.get("status_code") or 500) < 300 and isinstance(body, bytes):
+        customized_response_dict[_RAW_KEY] = body
+        response_dict["body"] = b"{}"
+
+
+@dataclass(frozen=True)
+class TableInfo:
+    """What a load needs from DescribeTable.
+
+    Attributes:
+        name: the table name.
+        arn: the table ARN (names the owning account and region).
+        key_names: the KeySchema attribute names, hash key first.
+        item_count: DescribeTable's ItemCount (refreshed by AWS about every 6 hours).
+        size_bytes: TableSizeBytes (same caveat).
+        provisioned_rcu: provisioned read capacity; 0 for on-demand tables.
+        on_demand: billing mode PAY_PER_REQUEST.
+    """
+
+    name: str
+    arn: str
+    key_names: tuple[str, ...]
+    item_count: int
+    size_bytes: int
+    provisioned_rcu: float
+    on_demand: bool
+
+    @property
+    def avg_item_bytes(self) -> float:
+        """Average item size, 1 KB when unknown."""
+        return self.size_bytes / self.item_count if self.item_count > 0 and self.size_bytes > 0 else 1024.0
+
+
+@dataclass(frozen=True)
+class Page:
+    """One Scan page: items in DynamoDB JSON, where to continue, and the capacity it consumed."""
+
+    items: list[dict[str, Any]]
+    last_key: dict[str, Any] | None
+    consumed: float
+
+
+class TableReader:
+    """DescribeTable and Scan for one table, errors explained with accounts and roles.
+
+    Args:
+        table: the table name.
+        client: a DynamoDB client (thread-safe: one is shared by every worker).
+        identity: gives the caller identity, asked only to explain an access error.
+    """
+
+    def __init__(
+        self, table: str, client: DynamoDBClient, identity: Callable[[], Identity] | None = None
+    ) -> None:
+        """Use ``client``; install the raw-body hook on it (once per client)."""
+        self.table = table
+        self.client = client
+        self._identity = identity or Identity
+        client.meta.events.register("before-parse.dynamodb.Scan", _keep_raw_body, unique_id=_HOOK_ID)
+
+    @property
+    def where(self) -> str:
+        """The endpoint or region calls go to (for messages)."""
+        return describe_client(self.client)
+
+    def fail(self, e: Exception, action: str) -> DdblakeError:
+        """The ddblake error for a failed call (access errors name account, principal and role)."""
+        return explain_access_error(
+            e, action=action, table=self.table, client=self.client, identity=self._identity
+        )
+
+    def describe(self) -> TableInfo:
+        """DescribeTable, reduced to what a load needs.
+
+        Raises:
+            NotFoundError, TerminalError, TransientError: see :meth:`fail`.
+        """
+        try:
+            table = self.client.describe_table(TableName=self.table)["Table"]
+        except (ClientError, BotoCoreError) as e:
+            raise self.fail(e, "DescribeTable") from e
+        keys = sorted(table.get("KeySchema", []), key=lambda k: k["KeyType"] != "HASH")
+        if not keys:
+            raise TerminalError(f"table {self.table!r} at {self.where}: DescribeTable shows no key schema")
+        billing = (table.get("BillingModeSummary") or {}).get("BillingMode", "")
+        rcu = float((table.get("ProvisionedThroughput") or {}).get("ReadCapacityUnits") or 0)
+        return TableInfo(
+            name=self.table,
+            arn=str(table.get("TableArn", "")),
+            key_names=tuple(k["AttributeName"] for k in keys),
+            item_count=int(table.get("ItemCount") or 0),
+            size_bytes=int(table.get("TableSizeBytes") or 0),
+            provisioned_rcu=0.0 if billing == "PAY_PER_REQUEST" else rcu,
+            on_demand=billing == "PAY_PER_REQUEST" or rcu == 0,
+        )
+
+    def scan_page(
+        self,
+        *,
+        segment: int,
+        total_segments: int,
+        start_key: dict[str, Any] | None,
+        consistent: bool,
+        limit: int | None = None,
+    ) -> Page:
+        """One Scan call of one segment.
+
+        Raises:
+            TransientError: throttled or unreachable after botocore's retries (back off, retry).
+            NotFoundError, TerminalError: see :meth:`fail`.
+        """
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "Segment": segment,
+            "TotalSegments": total_segments,
+            "ConsistentRead": consistent,
+            "ReturnConsumedCapacity": "TOTAL",
+        }
+        if start_key:
+            kwargs["ExclusiveStartKey"] = start_key
+        if limit:
+            kwargs["Limit"] = limit
+        _raw_mode.on = True
+        try:
+            answer: dict[str, Any] = dict(self.client.scan(**kwargs))
+        except (ClientError, BotoCoreError) as e:
+            raise self.fail(e, "Scan") from e
+        finally:
+            _raw_mode.on = False
+        raw = answer.get(_RAW_KEY)
+        if isinstance(raw, bytes):
+            try:
+                answer = json.loads(raw)
+            except ValueError as e:
+                raise TerminalError(
+                    f"Scan of table {self.table!r} at {self.where}: response is not JSON"
+                ) from e
+            items = answer.get("Items") or []
+        else:
+            items = [to_wire_item(item) for item in answer.get("Items") or []]
+        consumed = float((answer.get("ConsumedCapacity") or {}).get("CapacityUnits") or 0.0)
+        last = answer.get("LastEvaluatedKey")
+        if last is not None and raw is None:
+            last = to_wire_item(last)
+        return Page(items=items, last_key=last or None, consumed=consumed)
