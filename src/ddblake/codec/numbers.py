@@ -206,12 +206,12 @@ def _unsigned(values: pa.Array) -> pa.Array:
 
 def _int_stats(values: pa.Array) -> NumStats | None:
     """Stats when every text is a plain integer that fits int64 (the common case), else None."""
-    try:
-        ints = pc.cast(values, pa.int64())  # also reads "0x1F", hence the character check below
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return None
     body = pc.if_else(pc.starts_with(values, "-"), pc.utf8_slice_codeunits(values, 1), values)
-    if not pc.all(pc.ascii_is_decimal(body)).as_py():
+    if not pc.all(pc.ascii_is_decimal(body)).as_py() or _max(pc.binary_length(body)) > INT64_DIGITS:
+        return None  # checked first: a failing cast costs far more than these kernels
+    try:
+        ints = pc.cast(values, pa.int64())
+    except pa.ArrowInvalid:  # 19 digits beyond int64
         return None
     extremes = pc.min_max(ints).as_py()
     widest = max(abs(extremes["min"]), abs(extremes["max"]))
@@ -248,9 +248,9 @@ def number_stats(texts: pa.Array, where: str) -> NumStats:
     int_digits = _max(int_lengths)
     scale = _max(pc.if_else(has_point, pc.subtract(pc.subtract(length, point), 1), 0))
     all_int64 = scale == 0
-    if all_int64 and int_digits >= INT64_DIGITS:
-        big = pc.filter(pc.filter(values, plain), pc.greater_equal(int_lengths, INT64_DIGITS)).to_pylist()
-        all_int64 = all(_fits_int64(Decimal(t)) for t in big)
+    if all_int64 and int_digits >= INT64_DIGITS:  # 19 digits may fit int64, 20 never do
+        big = pc.filter(pc.filter(values, plain), pc.equal(int_lengths, INT64_DIGITS))
+        all_int64 = int_digits == INT64_DIGITS and all(_fits_int64(Decimal(t)) for t in big.to_pylist())
     for text in others.to_pylist():
         try:
             value = Decimal(text)

@@ -1,0 +1,395 @@
+"""DynamoDB exports (ExportTableToPointInTime) read, checked and turned into load rows.
+
+An export folder (``.../AWSDynamoDB/<export id>/``) holds ``manifest-summary.json`` (one JSON
+object: export ARN and time, table ARN, output format, export type, total ``itemCount``),
+``manifest-files.json`` (JSON Lines, one per data file: ``dataFileS3Key``, ``itemCount``,
+``md5Checksum`` = base64 MD5 of the file's bytes, ``etag``) and the gzip data files under
+``data/``. Full exports hold ``{"Item": {...}}`` lines; incremental exports hold
+``{"Metadata": {"WriteTimestampMicros": {"N": ...}}, "Keys": ..., "NewImage": ..., "OldImage": ...}``
+lines (no NewImage for a delete).
+
+Nothing is written before the whole export is checked: every listed file present, its MD5 (and
+single-part ETag) equal to the manifest's, its line count equal to its ``itemCount``, and the
+files' counts adding up to the summary's. A corrupt or incomplete export is refused with an error
+naming the file, and the lake is left as it was.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import hashlib
+import json
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, Final
+from urllib.parse import urlparse
+
+import pyarrow.fs as pafs
+
+from ddblake.changes.model import ChangeEvent
+from ddblake.errors import BadRecordError, ConfigError, NotFoundError, TerminalError, TransientError
+from ddblake.lake.storage import Storage
+from ddblake.load.rows import (
+    export_event_id,
+    incremental_op,
+    key_of,
+    parse_export_time,
+    version_time_from_us,
+)
+
+SUMMARY: Final = "manifest-summary.json"
+FILES: Final = "manifest-files.json"
+CHUNK: Final = 1 << 20
+SUPPORTED_FORMATS: Final = frozenset({"DYNAMODB_JSON", "ION"})
+
+
+class CorruptExportError(TerminalError):
+    """The export is incomplete or damaged; nothing was loaded from it."""
+
+
+@dataclass(frozen=True)
+class DataFile:
+    """One data file listed in ``manifest-files.json``.
+
+    Attributes:
+        key: ``dataFileS3Key`` as listed.
+        rel: its path relative to the export folder (``data/<name>.json.gz``).
+        item_count: lines it must hold.
+        md5: base64 MD5 of its bytes (``md5Checksum``), if listed.
+        etag: its S3 ETag, if listed (checked when single-part: hex MD5).
+    """
+
+    key: str
+    rel: str
+    item_count: int
+    md5: str | None
+    etag: str | None
+
+
+@dataclass(frozen=True)
+class ExportManifest:
+    """The manifests of one export folder.
+
+    Attributes:
+        uri: the folder.
+        export_arn: ``exportArn`` (its last path segment is the export ID).
+        export_id: the export's ID (in the rows' event IDs).
+        table_arn: ``tableArn``.
+        table_name: the table's name, from its ARN.
+        incremental: an incremental export (``exportType`` ``INCREMENTAL_EXPORT``).
+        export_time_us: ``exportTime`` (full exports; the point in time of the snapshot).
+        output_format: ``DYNAMODB_JSON`` or ``ION``.
+        output_view: ``NEW_AND_OLD_IMAGES`` or ``NEW_IMAGE`` (incremental exports).
+        item_count: the summary's ``itemCount``.
+        files: the data files.
+    """
+
+    uri: str
+    export_arn: str
+    export_id: str
+    table_arn: str
+    table_name: str
+    incremental: bool
+    export_time_us: int | None
+    output_format: str
+    output_view: str | None
+    item_count: int
+    files: tuple[DataFile, ...]
+
+
+class ExportFolder:
+    """An export folder on a local disk or in S3, read as bytes through pyarrow's file systems."""
+
+    def __init__(self, uri: str) -> None:
+        """Open ``uri`` (a directory, ``file://`` or ``s3://bucket/prefix``); nothing is read yet.
+
+        Raises:
+            NotFoundError: a local folder that does not exist.
+            ConfigError: an unsupported scheme.
+        """
+        parsed = urlparse(uri)
+        self.uri = uri.rstrip("/")
+        if parsed.scheme in ("", "file"):
+            path = Path(parsed.path if parsed.scheme == "file" else uri).expanduser().resolve()
+            if not path.is_dir():
+                raise NotFoundError(f"export folder {uri} does not exist (give the folder holding {SUMMARY})")
+            self.fs: pafs.FileSystem = pafs.LocalFileSystem()
+            self.root = path.as_posix()
+        elif parsed.scheme == "s3":
+            storage = Storage.from_uri(uri)
+            self.fs, self.root = storage.fs, storage.root
+        else:
+            raise ConfigError(f"export folder {uri!r}: scheme {parsed.scheme!r} is not supported")
+
+    def where(self, rel: str) -> str:
+        """The URI of a file in the folder (for messages)."""
+        return f"{self.uri}/{rel}"
+
+    def open(self, rel: str) -> IO[bytes] | None:
+        """A binary stream of a file, or None when it does not exist.
+
+        Raises:
+            TransientError: the file exists but could not be opened.
+        """
+        try:
+            stream: IO[bytes] = self.fs.open_input_stream(f"{self.root}/{rel}", compression=None)
+            return stream
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            if "not found" in str(e).lower() or "no such file" in str(e).lower():
+                return None
+            raise TransientError(f"cannot read {self.where(rel)}: {e}") from e
+
+    def read(self, rel: str) -> bytes | None:
+        """A whole (small) file, or None."""
+        stream = self.open(rel)
+        if stream is None:
+            return None
+        with stream:
+            return stream.read()
+
+
+def _refuse(folder: ExportFolder, problem: str) -> CorruptExportError:
+    return CorruptExportError(
+        f"export {folder.uri} refused, nothing loaded: {problem}; export the table again "
+        "(ddblake load --export-to s3://...) or copy the export again in full"
+    )
+
+
+def _json_doc(folder: ExportFolder, rel: str) -> bytes:
+    data = folder.read(rel)
+    if data is None:
+        if rel == SUMMARY:
+            raise NotFoundError(
+                f"no {SUMMARY} in {folder.uri}: give the export's own folder (AWSDynamoDB/<export id>/), "
+                "not its parent or data/ folder"
+            )
+        raise _refuse(folder, f"{folder.where(rel)} is missing (the export is incomplete)")
+    return data
+
+
+def _relative(key: str, manifest_key: str) -> str:
+    """A data file's path relative to the export folder, from its S3 key."""
+    base = manifest_key.rsplit("/", 1)[0] + "/" if "/" in manifest_key else ""
+    if base and key.startswith(base):
+        return key[len(base) :]
+    marker = key.find("/data/")
+    return key[marker + 1 :] if marker >= 0 else f"data/{key.rsplit('/', 1)[-1]}"
+
+
+def read_manifest(folder: ExportFolder) -> ExportManifest:
+    """Parse both manifests.
+
+    Raises:
+        NotFoundError: the folder has no ``manifest-summary.json``.
+        CorruptExportError: a manifest is missing or not what DynamoDB writes.
+    """
+    try:
+        summary = json.loads(_json_doc(folder, SUMMARY))
+        if not isinstance(summary, dict):
+            raise ValueError("not a JSON object")
+    except ValueError as e:
+        raise _refuse(folder, f"{folder.where(SUMMARY)} is not valid JSON ({e})") from e
+    manifest_key = str(summary.get("manifestFilesS3Key") or FILES)
+    files: list[DataFile] = []
+    for number, line in enumerate(_json_doc(folder, FILES).splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+            key = str(entry["dataFileS3Key"])
+            count = int(entry["itemCount"])
+        except (ValueError, KeyError, TypeError) as e:
+            raise _refuse(folder, f"{folder.where(FILES)} line {number} is not a data file entry ({e})") from e
+        files.append(
+            DataFile(key, _relative(key, manifest_key), count, entry.get("md5Checksum"), entry.get("etag"))
+        )
+    export_arn = str(summary.get("exportArn") or "")
+    export_id = export_arn.rsplit("/", 1)[-1] if export_arn else folder.uri.rsplit("/", 1)[-1]
+    table_arn = str(summary.get("tableArn") or "")
+    incremental = summary.get("exportType") == "INCREMENTAL_EXPORT" or "exportFromTime" in summary
+    export_time: int | None = None
+    if not incremental:
+        try:
+            export_time = parse_export_time(str(summary["exportTime"]))
+        except (KeyError, ValueError) as e:
+            raise _refuse(folder, f"{folder.where(SUMMARY)} has no valid exportTime ({e})") from e
+    try:
+        item_count = int(summary["itemCount"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise _refuse(folder, f"{folder.where(SUMMARY)} has no itemCount") from e
+    return ExportManifest(
+        uri=folder.uri,
+        export_arn=export_arn,
+        export_id=export_id,
+        table_arn=table_arn,
+        table_name=table_arn.rsplit("/", 1)[-1] if "/" in table_arn else "",
+        incremental=incremental,
+        export_time_us=export_time,
+        output_format=str(summary.get("outputFormat") or "DYNAMODB_JSON"),
+        output_view=summary.get("outputView"),
+        item_count=item_count,
+        files=tuple(files),
+    )
+
+
+def _check_file(folder: ExportFolder, entry: DataFile) -> None:
+    stream = folder.open(entry.rel)
+    if stream is None:
+        raise _refuse(folder, f"data file {folder.where(entry.rel)} listed in {FILES} is missing")
+    md5 = hashlib.md5(usedforsecurity=False)
+    inflate = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    lines = 0
+    last = b"\n"
+    try:
+        with stream:
+            while chunk := stream.read(CHUNK):
+                md5.update(chunk)
+                data = chunk
+                while data:
+                    out = inflate.decompress(data)
+                    lines += out.count(b"\n")
+                    last = out[-1:] or last
+                    if inflate.eof:  # a multi-member gzip: start the next member
+                        data = inflate.unused_data
+                        inflate = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+                    else:
+                        data = b""
+    except zlib.error as e:
+        raise _refuse(folder, f"data file {folder.where(entry.rel)} is not valid gzip ({e})") from e
+    digest = md5.digest()
+    if entry.md5 is not None and base64.b64encode(digest).decode() != entry.md5:
+        raise _refuse(
+            folder,
+            f"checksum mismatch in {folder.where(entry.rel)}: its MD5 is "
+            f"{base64.b64encode(digest).decode()}, {FILES} says {entry.md5}",
+        )
+    etag = (entry.etag or "").strip('"')
+    if etag and "-" not in etag and etag != digest.hex():
+        raise _refuse(
+            folder, f"checksum mismatch in {folder.where(entry.rel)}: its MD5 is {digest.hex()}, ETag {etag}"
+        )
+    if last != b"\n":
+        lines += 1  # a last line without newline
+    if lines != entry.item_count:
+        raise _refuse(
+            folder, f"{folder.where(entry.rel)} holds {lines} item(s) but {FILES} says {entry.item_count}"
+        )
+
+
+def verify_export(folder: ExportFolder, manifest: ExportManifest, *, table: str | None = None) -> None:
+    """Check the whole export before anything is loaded from it.
+
+    Raises:
+        CorruptExportError: a data file is missing, its checksum or item count differs from the
+            manifest, or the counts do not add up (names the file).
+        ConfigError: the export is of another table than ``table``, or in an unsupported format.
+    """
+    if manifest.output_format not in SUPPORTED_FORMATS:
+        raise ConfigError(
+            f"export {manifest.uri} is in format {manifest.output_format}; ddblake reads DYNAMODB_JSON and ION"
+        )
+    if table and manifest.table_name and manifest.table_name != table:
+        raise ConfigError(
+            f"export {manifest.uri} is of table {manifest.table_name!r} ({manifest.table_arn}), not {table!r}; "
+            f"pass --table {manifest.table_name} or the right export folder"
+        )
+    listed = sum(f.item_count for f in manifest.files)
+    if listed != manifest.item_count:
+        raise _refuse(
+            folder, f"{SUMMARY} says {manifest.item_count} item(s) but {FILES} lists {listed} in its data files"
+        )
+    seen: set[str] = set()
+    for entry in manifest.files:
+        if entry.rel in seen:
+            raise _refuse(folder, f"{FILES} lists {entry.key} twice")
+        seen.add(entry.rel)
+        _check_file(folder, entry)
+
+
+def iter_lines(folder: ExportFolder, entry: DataFile) -> Iterator[bytes]:
+    """The lines of one data file (decompressed, newline kept).
+
+    Raises:
+        CorruptExportError: the file vanished since it was checked.
+    """
+    stream = folder.open(entry.rel)
+    if stream is None:
+        raise _refuse(folder, f"data file {folder.where(entry.rel)} disappeared while loading")
+    with stream, gzip.GzipFile(fileobj=stream, mode="rb") as lines:
+        yield from lines
+
+
+class RowMaker:
+    """Turns export lines into raw-log lines by the version and event-ID rules of ``ddblake.load.rows``.
+
+    Args:
+        manifest: the export.
+        table: the table name written in the rows.
+        key_names: the table's key attributes (from DescribeTable or the first item's ``Keys``).
+    """
+
+    def __init__(self, manifest: ExportManifest, table: str, key_names: tuple[str, ...] | None) -> None:
+        """Fix the rules for one export."""
+        self.manifest = manifest
+        self.table = table
+        self.key_names = key_names
+        self.version = version_time_from_us(manifest.export_time_us or 0)
+        self.export_id = manifest.export_id
+
+    def item_to_event(self, obj: Any, ingested_us: int) -> ChangeEvent:
+        """One parsed export line as a ChangeEvent.
+
+        Raises:
+            BadRecordError: the line is not an export line of this export's kind.
+        """
+        if not isinstance(obj, dict):
+            raise BadRecordError("export line is not a JSON object")
+        if not self.manifest.incremental:
+            item = obj.get("Item")
+            if not isinstance(item, dict) or not item:
+                raise BadRecordError("full export line has no Item")
+            if self.key_names is None:
+                raise BadRecordError("the table's key attributes are unknown")
+            keys = key_of(item, self.key_names)
+            return ChangeEvent(
+                op="LOAD",
+                table=self.table,
+                keys=keys,
+                new_image=item,
+                old_image=None,
+                event_id=export_event_id(self.export_id, keys),
+                event_time_us=self.version,
+                sequence=None,
+                source="export",
+                ttl=False,
+                ingested_us=ingested_us,
+            )
+        keys, new, old = obj.get("Keys"), obj.get("NewImage"), obj.get("OldImage")
+        try:
+            write_us = int(obj["Metadata"]["WriteTimestampMicros"]["N"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise BadRecordError("incremental export line has no Metadata.WriteTimestampMicros") from e
+        if not isinstance(keys, dict) or not keys:
+            raise BadRecordError("incremental export line has no Keys")
+        if new is not None and not isinstance(new, dict):
+            raise BadRecordError("incremental export line's NewImage is not an object")
+        if old is not None and not isinstance(old, dict):
+            raise BadRecordError("incremental export line's OldImage is not an object")
+        return ChangeEvent(
+            op=incremental_op(new, old, self.manifest.output_view),
+            table=self.table,
+            keys=keys,
+            new_image=new,
+            old_image=old,
+            event_id=export_event_id(self.export_id, keys, write_us),
+            event_time_us=write_us,
+            sequence=None,
+            source="export",
+            ttl=False,
+            ingested_us=ingested_us,
+        )

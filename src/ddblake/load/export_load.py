@@ -1,0 +1,196 @@
+"""Load from an export folder: check it whole, then write its rows to the raw log, resumably.
+
+State (``state/load/<table>/export-<export id>.json``) lists the export's data files as parts;
+for each, how many of its lines are in raw files. Data files never change, so a rerun skips done
+files and the written lines of a file it was in the middle of. The rows keep their event IDs
+whatever run writes them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+
+from ddblake.errors import BadRecordError, TerminalError, TransientError
+from ddblake.lake.rawlog import RawLogWriter
+from ddblake.lake.storage import Storage
+from ddblake.load.export import DataFile, ExportFolder, ExportManifest, RowMaker, iter_lines, read_manifest, verify_export
+from ddblake.load.ion import ion_line_to_json
+from ddblake.load.progress import Progress
+from ddblake.load.rows import version_time_from_us
+from ddblake.load.scan import LoadResult
+from ddblake.load.state import LoadState, PartState, export_state_name, read_state, write_state
+
+log = logging.getLogger(__name__)
+
+
+def _now_us() -> int:
+    return time.time_ns() // 1000
+
+
+class ExportLoad:
+    """One load from one export folder.
+
+    Args:
+        table: the DynamoDB table (the raw-log folder).
+        folder_uri: the export folder (local path or ``s3://``).
+        storage: the lake.
+        key_names: the table's key attributes (full exports do not carry keys apart from items).
+        buffer_bytes: raw file size (and state write interval).
+        progress: progress display.
+        stop: set to stop after the current raw file.
+    """
+
+    def __init__(
+        self,
+        table: str,
+        folder_uri: str,
+        storage: Storage,
+        *,
+        key_names: tuple[str, ...] | None,
+        buffer_bytes: int,
+        progress: Progress,
+        stop: threading.Event | None = None,
+    ) -> None:
+        """Open the folder; nothing is read until :meth:`run`."""
+        self.table = table
+        self.folder = ExportFolder(folder_uri)
+        self.storage = storage
+        self.key_names = key_names
+        self.buffer_bytes = buffer_bytes
+        self.progress = progress
+        self.stop = stop or threading.Event()
+
+    def check(self) -> ExportManifest:
+        """Read and verify the manifests and every data file (writes nothing).
+
+        Raises:
+            CorruptExportError, NotFoundError, ConfigError: see :func:`verify_export`.
+        """
+        manifest = read_manifest(self.folder)
+        self.progress.status(f"checking {len(manifest.files)} data file(s) of export {manifest.export_id}")
+        verify_export(self.folder, manifest, table=self.table)
+        return manifest
+
+    def run(self) -> LoadResult:
+        """Check the export, then load every data file not yet loaded.
+
+        Raises:
+            CorruptExportError: the export is incomplete or damaged (nothing is written).
+            TerminalError: a line is not an export line (names file and line).
+            TransientError: the lake or the export could not be read or written; rerun to resume.
+        """
+        clock = time.monotonic()
+        manifest = self.check()
+        if not manifest.incremental and self.key_names is None:
+            raise TerminalError(
+                f"cannot load full export {manifest.uri}: the key attributes of table {self.table!r} are "
+                "unknown (DescribeTable was not possible); pass --keys <hash>[,<range>]"
+            )
+        name = export_state_name(manifest.export_id)
+        state = read_state(self.storage, self.table, name)
+        resumed = state is not None
+        if state is None:
+            state = LoadState(
+                table=self.table,
+                name=name,
+                kind="export",
+                load_id=manifest.export_id,
+                started_us=manifest.export_time_us or _now_us(),
+                version_time_us=version_time_from_us(manifest.export_time_us or 0)
+                if not manifest.incremental
+                else 0,
+                total_parts=len(manifest.files),
+                source=manifest.uri,
+                options={
+                    "export_arn": manifest.export_arn,
+                    "incremental": manifest.incremental,
+                    "format": manifest.output_format,
+                },
+                updated_us=_now_us(),
+            )
+        pending = [f for f in manifest.files if not state.part(f.rel).done]
+        result = LoadResult(
+            kind="export",
+            table=self.table,
+            load_id=state.load_id,
+            started_us=state.started_us,
+            version_time_us=state.version_time_us,
+            parts_total=len(manifest.files),
+            parts_skipped=len(manifest.files) - len(pending),
+            resumed=resumed,
+            export_arn=manifest.export_arn or None,
+        )
+        self.progress.total = manifest.item_count
+        self.progress.set_parts(len(manifest.files))
+        self.progress.resume_from(state.items, result.parts_skipped)
+        self.progress.status(f"loading export {manifest.export_id}")
+        log.info(
+            "load %s: %s export %s (%s, %s, %d item(s), %d of %d file(s) to load)",
+            self.table,
+            "continuing" if resumed else "loading",
+            manifest.export_id,
+            "incremental" if manifest.incremental else "full",
+            manifest.output_format,
+            manifest.item_count,
+            len(pending),
+            len(manifest.files),
+        )
+        maker = RowMaker(manifest, self.table, self.key_names)
+        writer = RawLogWriter(self.storage, self.table, self.buffer_bytes, 3600.0)
+        for entry in pending:
+            if self.stop.is_set():
+                raise TransientError(f"load {self.table}: stopped; run the same command again to resume")
+            self._file(entry, manifest, maker, writer, state, result)
+        state.finished_us = state.updated_us = _now_us()
+        write_state(self.storage, state)
+        result.seconds = time.monotonic() - clock
+        self.progress.finish()
+        return result
+
+    def _file(
+        self,
+        entry: DataFile,
+        manifest: ExportManifest,
+        maker: RowMaker,
+        writer: RawLogWriter,
+        state: LoadState,
+        result: LoadResult,
+    ) -> None:
+        part = state.part(entry.rel)
+        skip = part.items
+        result.parts_read.append(entry.rel)
+        pending = PartState()
+        ion = manifest.output_format == "ION"
+
+        def checkpoint(done: bool) -> None:
+            if writer.flush() is not None:
+                result.files += 1
+            part.items += pending.items
+            part.done = done
+            state.updated_us = _now_us()
+            write_state(self.storage, state)
+            result.items += pending.items
+            self.progress.add(pending.items, part_done=done)
+            pending.items = 0
+
+        ingested = _now_us()
+        for number, raw in enumerate(iter_lines(self.folder, entry), start=1):
+            if number <= skip or not raw.strip():
+                continue
+            try:
+                obj = ion_line_to_json(raw) if ion else json.loads(raw)
+                event = maker.item_to_event(obj, ingested)
+            except (ValueError, BadRecordError) as e:
+                raise TerminalError(
+                    f"export {manifest.uri}: {self.folder.where(entry.rel)} line {number} is not an export "
+                    f"line ({e}); rows before it are loaded, rerun resumes after the last raw file"
+                ) from e
+            writer.add(event.to_line())
+            pending.items += 1
+            if writer.buffered_bytes >= self.buffer_bytes:
+                checkpoint(False)
+                ingested = _now_us()
+        checkpoint(True)

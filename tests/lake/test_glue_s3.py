@@ -1,0 +1,50 @@
+"""An s3:// lake with the AWS Glue Data Catalog, on moto's server (Glue and S3 have no local engine)."""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+import pytest
+
+from conftest import TABLE, event
+from ddblake.errors import ConfigError
+from ddblake.lake.apply import Applier, ApplyConfig
+from ddblake.lake.catalog import LakeConfig, open_catalog
+from ddblake.lake.rawlog import RawLogWriter
+from ddblake.lake.report import dump_items, lake_status
+
+
+def test_apply_query_dump_on_s3_with_glue(moto_s3, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("AWS_ENDPOINT_URL_GLUE", moto_s3.endpoint)
+    lake = f"s3://{moto_s3.bucket}/lake"
+    config = LakeConfig.build(lake=lake, catalog="glue")
+    storage = config.storage()
+    writer = RawLogWriter(storage, TABLE, buffer_bytes=1 << 30, buffer_seconds=3600)
+    for ev in (
+        event("INSERT", "a", 1, image={"n": {"N": "1.5"}}),
+        event("INSERT", "b", 2, image={"n": {"N": "2"}}),
+        event("REMOVE", "b", 3),
+    ):
+        writer.add(ev.to_line())
+    writer.flush()
+    result = Applier(ApplyConfig.build(table=TABLE, lake=config, once=True), storage=storage).run_once()
+    assert result.history_rows == 3
+
+    catalog = open_catalog(config, storage)
+    assert [json.loads(x)["Item"] for x in dump_items(catalog, "ddb", TABLE)] == [
+        {"pk": {"S": "a"}, "n": {"N": "1.5"}}
+    ]
+    glue = boto3.client("glue", endpoint_url=moto_s3.endpoint)
+    names = {t["Name"] for t in glue.get_tables(DatabaseName="ddb")["TableList"]}
+    assert names == {"orders_table", "orders_table_changes"}
+    s3 = boto3.client("s3", endpoint_url=moto_s3.endpoint)
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=moto_s3.bucket, Prefix="lake/warehouse/")["Contents"]]
+    assert any(k.endswith(".parquet") for k in keys)
+    (status,) = lake_status(catalog, "ddb", storage)
+    assert status.rows == 1
+
+
+def test_s3_lake_with_sqlite_catalog_is_refused_with_advice() -> None:
+    with pytest.raises(ConfigError, match="--catalog glue"):
+        LakeConfig.build(lake="s3://bucket/lake")
