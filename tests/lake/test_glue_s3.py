@@ -48,3 +48,38 @@ def test_apply_query_dump_on_s3_with_glue(moto_s3, monkeypatch: pytest.MonkeyPat
 def test_s3_lake_with_sqlite_catalog_is_refused_with_advice() -> None:
     with pytest.raises(ConfigError, match="--catalog glue"):
         LakeConfig.build(lake="s3://bucket/lake")
+
+
+def test_scheduled_apply_lambda_applies_and_emits_metrics(
+    moto_s3,  # type: ignore[no-untyped-def]
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from ddblake.aws.apply_handler import handler
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL_GLUE", moto_s3.endpoint)
+    lake = f"s3://{moto_s3.bucket}/lake"
+    monkeypatch.setenv("DDBLAKE_LAKE", lake)
+    monkeypatch.setenv("DDBLAKE_CATALOG", "glue")
+    storage = LakeConfig.build(lake=lake, catalog="glue").storage()
+    writer = RawLogWriter(storage, TABLE, buffer_bytes=1 << 30, buffer_seconds=3600)
+    writer.add(event("INSERT", "a", 1, image={"secret": {"S": "do-not-log"}}).to_line())
+    writer.add(b"garbage\n")
+    writer.flush()
+
+    class Context:
+        function_name = "ddblake-apply"
+        memory_limit_in_mb = 1024
+        invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:ddblake-apply"
+        aws_request_id = "req-1"
+
+    out = handler({"table": TABLE}, Context())
+    assert (out["files"], out["events"], out["quarantined"]) == (1, 1, 1)
+    printed = capsys.readouterr().out
+    assert "do-not-log" not in printed
+    emf = [json.loads(line) for line in printed.splitlines() if '"_aws"' in line]
+    assert emf, printed
+    metrics = {m["Name"] for d in emf[-1]["_aws"]["CloudWatchMetrics"] for m in d["Metrics"]}
+    assert {"AppliedFiles", "AppliedEvents", "QuarantinedRecords", "LagSeconds"} <= metrics
+    assert emf[-1]["Table"] == TABLE
+    assert emf[-1]["QuarantinedRecords"] in (1, [1], [1.0])

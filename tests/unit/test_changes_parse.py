@@ -301,6 +301,7 @@ GARBAGE: dict[str, Any] = {
     "sequence number int": _with(("dynamodb", "SequenceNumber"), 12),
     "sequence number words": _with(("dynamodb", "SequenceNumber"), "12ab"),
     "sequence number unicode digits": _with(("dynamodb", "SequenceNumber"), "١٢٣"),
+    "sequence number of 41 digits": _with(("dynamodb", "SequenceNumber"), "1" * 41),
     "no keys": _without(("dynamodb", "Keys")),
     "empty keys": _with(("dynamodb", "Keys"), {}),
     "keys list": _with(("dynamodb", "Keys"), [{"id": {"S": "1"}}]),

@@ -40,11 +40,14 @@ MAX_DEPTH: Final = 32
 """DynamoDB nests maps and lists at most 32 levels deep; deeper input cannot come from DynamoDB."""
 MAX_EVENT_TIME_US: Final = 253_402_300_800_000_000
 """10000-01-01T00:00:00Z in µs: later times cannot be partitioned as YYYY and are not real changes."""
+MAX_SEQUENCE_DIGITS: Final = 40
+"""DynamoDB Streams sequence numbers have 21 to 40 digits; versions pad them to 40 (changes.resolve)."""
 KEY_TYPES: Final[frozenset[str]] = frozenset({"S", "N", "B"})
 _TYPES: Final[frozenset[str]] = frozenset({"S", "N", "B", "BOOL", "NULL", "M", "L", "SS", "NS", "BS"})
 # DynamoDB's number syntax (what it returns; Decimal reads all of it). [0-9], not \d: \d is Unicode.
 _NUMBER: Final = re.compile(r"-?(?:[0-9]++(?:\.[0-9]*+)?|\.[0-9]++)(?:[eE][+-]?[0-9]++)?")
 _BASE64: Final = re.compile(r"(?:[A-Za-z0-9+/]{4})*+(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
+_DIGITS: Final = re.compile(r"[0-9]+")
 _TABLE_NAME: Final = re.compile(r"[A-Za-z0-9_.-]{3,255}")
 _SAFE_WORD: Final = re.compile(r"[A-Za-z_]{1,20}")
 _EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -283,8 +286,12 @@ def parse_record(
     if not isinstance(event_id, str) or not event_id:
         raise BadRecordError("record has no eventID")
     seq = ddb.get("SequenceNumber")
-    if seq is not None and not (isinstance(seq, str) and seq.isascii() and seq.isdigit()):
-        raise BadRecordError("SequenceNumber is not a decimal string")
+    if seq is not None and not (
+        isinstance(seq, str) and len(seq) <= MAX_SEQUENCE_DIGITS and _DIGITS.fullmatch(seq)
+    ):
+        raise BadRecordError(
+            f"SequenceNumber is not a decimal string of at most {MAX_SEQUENCE_DIGITS} digits"
+        )
     name = check_table_name(table or record.get("tableName") or _table_from_arn(record.get("eventSourceARN")))
     if source is None:
         source = "kinesis" if seq is None and "tableName" in record else "streams"

@@ -111,7 +111,7 @@ def _fast_pattern(depth: int) -> str:
             _member("Keys", "keys", _KEYS),
             _member("NewImage", "new", rf"null|{image}"),
             _member("OldImage", "old", rf"null|{image}"),
-            r'"SequenceNumber":(?(@seq)(?!))"(?P<seq>[0-9]{1,64}+)"',
+            r'"SequenceNumber":(?(@seq)(?!))"(?P<seq>[0-9]{1,40}+)"',
             rf'(?!"(?:{"|".join(ddb_known)})"){_PLAIN_KEY}:{_SCALAR}',
         )
     )

@@ -204,7 +204,9 @@ def read_manifest(folder: ExportFolder) -> ExportManifest:
             key = str(entry["dataFileS3Key"])
             count = int(entry["itemCount"])
         except (ValueError, KeyError, TypeError) as e:
-            raise _refuse(folder, f"{folder.where(FILES)} line {number} is not a data file entry ({e})") from e
+            raise _refuse(
+                folder, f"{folder.where(FILES)} line {number} is not a data file entry ({e})"
+            ) from e
         files.append(
             DataFile(key, _relative(key, manifest_key), count, entry.get("md5Checksum"), entry.get("etag"))
         )
@@ -291,17 +293,20 @@ def verify_export(folder: ExportFolder, manifest: ExportManifest, *, table: str 
     """
     if manifest.output_format not in SUPPORTED_FORMATS:
         raise ConfigError(
-            f"export {manifest.uri} is in format {manifest.output_format}; ddblake reads DYNAMODB_JSON and ION"
+            f"export {manifest.uri} is in format {manifest.output_format}; "
+            "ddblake reads DYNAMODB_JSON and ION"
         )
     if table and manifest.table_name and manifest.table_name != table:
         raise ConfigError(
-            f"export {manifest.uri} is of table {manifest.table_name!r} ({manifest.table_arn}), not {table!r}; "
+            f"export {manifest.uri} is of table {manifest.table_name!r} ({manifest.table_arn}), "
+            f"not {table!r}; "
             f"pass --table {manifest.table_name} or the right export folder"
         )
     listed = sum(f.item_count for f in manifest.files)
     if listed != manifest.item_count:
         raise _refuse(
-            folder, f"{SUMMARY} says {manifest.item_count} item(s) but {FILES} lists {listed} in its data files"
+            folder,
+            f"{SUMMARY} says {manifest.item_count} item(s) but {FILES} lists {listed} in its data files",
         )
     seen: set[str] = set()
     for entry in manifest.files:
@@ -369,7 +374,9 @@ class RowMaker:
                 ttl=False,
                 ingested_us=ingested_us,
             )
-        keys, new, old = obj.get("Keys"), obj.get("NewImage"), obj.get("OldImage")
+        keys: Any = obj.get("Keys")
+        new: Any = obj.get("NewImage")
+        old: Any = obj.get("OldImage")
         try:
             write_us = int(obj["Metadata"]["WriteTimestampMicros"]["N"])
         except (KeyError, TypeError, ValueError) as e:

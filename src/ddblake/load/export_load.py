@@ -16,7 +16,15 @@ import time
 from ddblake.errors import BadRecordError, TerminalError, TransientError
 from ddblake.lake.rawlog import RawLogWriter
 from ddblake.lake.storage import Storage
-from ddblake.load.export import DataFile, ExportFolder, ExportManifest, RowMaker, iter_lines, read_manifest, verify_export
+from ddblake.load.export import (
+    DataFile,
+    ExportFolder,
+    ExportManifest,
+    RowMaker,
+    iter_lines,
+    read_manifest,
+    verify_export,
+)
 from ddblake.load.ion import ion_line_to_json
 from ddblake.load.progress import Progress
 from ddblake.load.rows import version_time_from_us
@@ -177,8 +185,12 @@ class ExportLoad:
             pending.items = 0
 
         ingested = _now_us()
+        seen = 0  # non-blank lines: the unit of part.items, so a rerun skips exactly what is written
         for number, raw in enumerate(iter_lines(self.folder, entry), start=1):
-            if number <= skip or not raw.strip():
+            if not raw.strip():
+                continue
+            seen += 1
+            if seen <= skip:
                 continue
             try:
                 obj = ion_line_to_json(raw) if ion else json.loads(raw)

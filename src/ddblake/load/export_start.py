@@ -1,0 +1,189 @@
+"""``--export-to``: start ExportTableToPointInTime, wait for it, and say where its folder is.
+
+The request is remembered in the lake (``state/load/<table>/export-request.json``) before waiting,
+so a load interrupted while the export runs picks the same export up again instead of paying for a
+second one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from ddblake.aws.clients import describe_client, error_code
+from ddblake.errors import ConfigError, TerminalError, TransientError
+from ddblake.lake.storage import Storage
+from ddblake.load.progress import Progress, format_eta
+from ddblake.load.roles import Identity, account_of_arn, explain_access_error
+from ddblake.load.state import EXPORT_REQUEST, state_path
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    """An export ddblake started.
+
+    Attributes:
+        export_arn: the export's ARN.
+        destination: the ``s3://bucket/prefix`` it writes under.
+        started_us: when it was requested.
+    """
+
+    export_arn: str
+    destination: str
+    started_us: int
+
+    @property
+    def export_id(self) -> str:
+        """The last segment of the ARN (the export's folder name)."""
+        return self.export_arn.rsplit("/", 1)[-1]
+
+    @property
+    def folder(self) -> str:
+        """``s3://bucket/prefix/AWSDynamoDB/<export id>``: where the manifests land."""
+        return f"{self.destination.rstrip('/')}/AWSDynamoDB/{self.export_id}"
+
+
+def split_s3(uri: str) -> tuple[str, str]:
+    """``s3://bucket/prefix`` as (bucket, prefix without slashes).
+
+    Raises:
+        ConfigError: not an s3:// URI with a bucket.
+    """
+    parsed = urlparse(uri)
+    if parsed.scheme != "s3" or not parsed.netloc:
+        raise ConfigError(f"--export-to {uri!r}: expected s3://bucket/prefix")
+    return parsed.netloc, parsed.path.strip("/")
+
+
+def pending_request(storage: Storage, table: str, destination: str) -> ExportRequest | None:
+    """The export a previous run started to the same destination and did not load yet."""
+    data = storage.read(state_path(table, EXPORT_REQUEST))
+    if data is None:
+        return None
+    try:
+        doc = json.loads(data)
+        request = ExportRequest(str(doc["export_arn"]), str(doc["destination"]), int(doc["started_us"]))
+    except (ValueError, KeyError, TypeError):
+        return None
+    return request if request.destination.rstrip("/") == destination.rstrip("/") else None
+
+
+def forget_request(storage: Storage, table: str) -> None:
+    """Drop the request record once its export is loaded."""
+    storage.delete(state_path(table, EXPORT_REQUEST))
+
+
+def start_export(
+    client: DynamoDBClient,
+    *,
+    table: str,
+    table_arn: str,
+    destination: str,
+    storage: Storage,
+    identity: Callable[[], Identity],
+    bucket_owner: str | None = None,
+) -> ExportRequest:
+    """Start a full DYNAMODB_JSON export of the table as of now, and record it in the lake.
+
+    Raises:
+        TerminalError: point-in-time recovery is off (says how to enable it), or access is denied
+            (names account, principal and role).
+    """
+    bucket, prefix = split_s3(destination)
+    kwargs: dict[str, Any] = {
+        "TableArn": table_arn,
+        "S3Bucket": bucket,
+        "ExportFormat": "DYNAMODB_JSON",
+        "ClientToken": uuid.uuid4().hex,
+    }
+    if prefix:
+        kwargs["S3Prefix"] = prefix
+    if bucket_owner:
+        kwargs["S3BucketOwner"] = bucket_owner
+    try:
+        answer = client.export_table_to_point_in_time(**kwargs)
+    except (ClientError, BotoCoreError) as e:
+        if error_code(e) == "PointInTimeRecoveryUnavailableException":
+            raise TerminalError(
+                f"cannot export table {table!r} ({table_arn}, {describe_client(client)}): point-in-time "
+                "recovery is off, and exports need it. Enable it with: aws dynamodb "
+                f"update-continuous-backups --table-name {table} --point-in-time-recovery-specification "
+                "PointInTimeRecoveryEnabled=true (in the table's account), or load with a Scan instead "
+                "(leave out --export-to)"
+            ) from e
+        raise explain_access_error(
+            e, action="ExportTableToPointInTime", table=table, client=client, identity=identity
+        ) from e
+    arn = answer["ExportDescription"]["ExportArn"]
+    request = ExportRequest(arn, destination, time.time_ns() // 1000)
+    doc = {"export_arn": arn, "destination": destination, "started_us": request.started_us}
+    storage.write_atomic(state_path(table, EXPORT_REQUEST), (json.dumps(doc, indent=1) + "\n").encode())
+    log.info(
+        "load %s: started export %s to %s (table account %s)",
+        table,
+        request.export_id,
+        request.folder,
+        account_of_arn(table_arn) or "?",
+    )
+    return request
+
+
+def wait_export(
+    client: DynamoDBClient,
+    request: ExportRequest,
+    *,
+    table: str,
+    poll_seconds: float,
+    progress: Progress,
+    identity: Callable[[], Identity],
+    stop: threading.Event | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> dict[str, Any]:
+    """Poll DescribeExport until the export completes; returns its description.
+
+    Raises:
+        TerminalError: the export failed (its failure code and message), or access is denied.
+        TransientError: stopped while waiting (rerun picks the same export up again).
+    """
+    stop = stop or threading.Event()
+    began = clock()
+    while True:
+        try:
+            description: dict[str, Any] = dict(
+                client.describe_export(ExportArn=request.export_arn)["ExportDescription"]
+            )
+        except (ClientError, BotoCoreError) as e:
+            raise explain_access_error(
+                e, action="DescribeExport", table=table, client=client, identity=identity
+            ) from e
+        status = str(description.get("ExportStatus") or "")
+        if status == "COMPLETED":
+            progress.status(f"export {request.export_id} completed after {format_eta(clock() - began)}")
+            return description
+        if status == "FAILED":
+            raise TerminalError(
+                f"export {request.export_arn} of table {table!r} failed: {description.get('FailureCode')} "
+                f"{description.get('FailureMessage') or ''}".rstrip()
+                + "; check that the export's role can write to the bucket (and its KMS key), then run again"
+            )
+        progress.status(
+            f"export {request.export_id} {status or 'IN_PROGRESS'} for {format_eta(clock() - began)}"
+        )
+        if stop.wait(poll_seconds):
+            raise TransientError(
+                f"stopped while export {request.export_arn} runs; the same command picks it up again"
+            )
