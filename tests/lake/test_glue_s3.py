@@ -61,7 +61,8 @@ def test_scheduled_apply_lambda_applies_and_emits_metrics(
     lake = f"s3://{moto_s3.bucket}/lake"
     monkeypatch.setenv("DDBLAKE_LAKE", lake)
     monkeypatch.setenv("DDBLAKE_CATALOG", "glue")
-    storage = LakeConfig.build(lake=lake, catalog="glue").storage()
+    monkeypatch.setenv("DDBLAKE_NAMESPACE", "lambda_ns")
+    storage = LakeConfig.build(lake=lake).storage()
     writer = RawLogWriter(storage, TABLE, buffer_bytes=1 << 30, buffer_seconds=3600)
     writer.add(event("INSERT", "a", 1, image={"secret": {"S": "do-not-log"}}).to_line())
     writer.add(b"garbage\n")
@@ -83,3 +84,23 @@ def test_scheduled_apply_lambda_applies_and_emits_metrics(
     assert {"AppliedFiles", "AppliedEvents", "QuarantinedRecords", "LagSeconds"} <= metrics
     assert emf[-1]["Table"] == TABLE
     assert emf[-1]["QuarantinedRecords"] in (1, [1], [1.0])
+
+
+def test_a_catalog_table_of_another_lake_is_refused(moto_s3, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    from ddblake.errors import TerminalError
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL_GLUE", moto_s3.endpoint)
+    for prefix in ("one", "two"):
+        config = LakeConfig.build(
+            lake=f"s3://{moto_s3.bucket}/{prefix}", catalog="glue", namespace="shared_ns"
+        )
+        storage = config.storage()
+        writer = RawLogWriter(storage, TABLE, buffer_bytes=1 << 30, buffer_seconds=3600)
+        writer.add(event("INSERT", "a", 1, image={"v": {"S": "1"}}).to_line())
+        writer.flush()
+        applier = Applier(ApplyConfig.build(table=TABLE, lake=config, once=True), storage=storage)
+        if prefix == "one":
+            applier.run_once()
+        else:
+            with pytest.raises(TerminalError, match="another --namespace"):
+                applier.run_once()

@@ -290,6 +290,7 @@ GARBAGE: dict[str, Any] = {
     "no eventID": _without(("eventID",)),
     "empty eventID": _with(("eventID",), ""),
     "eventID number": _with(("eventID",), 7),
+    "eventID lone surrogate": _with(("eventID",), "a\udfff"),
     "no table": _without(("tableName",)),
     "table number": _with(("tableName",), 7),
     "table with slash": _with(("tableName",), "../etc"),

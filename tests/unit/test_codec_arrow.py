@@ -27,8 +27,8 @@ from ddblake.codec import (
 )
 from ddblake.codec.schema import JsonT, ListT, NullT, NumT, StructT, T, from_field
 
-SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-HEAVY = settings(SETTINGS, max_examples=30)
+SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+HEAVY = settings(SETTINGS, max_examples=20)
 _ELEMENT = {"SS": "S", "NS": "N", "BS": "B"}
 
 

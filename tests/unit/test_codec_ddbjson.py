@@ -24,7 +24,7 @@ from ddblake.codec import (
 )
 from ddblake.errors import BadRecordError
 
-SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def sorted_sets(av: Any) -> Any:

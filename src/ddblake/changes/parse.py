@@ -283,8 +283,8 @@ def parse_record(
     if not isinstance(ddb, Mapping):
         raise BadRecordError("record has no 'dynamodb' object")
     event_id = record.get("eventID")
-    if not isinstance(event_id, str) or not event_id:
-        raise BadRecordError("record has no eventID")
+    if not isinstance(event_id, str) or not event_id or not _is_utf8(event_id):
+        raise BadRecordError("record has no eventID (a non-empty UTF-8 string)")
     seq = ddb.get("SequenceNumber")
     if seq is not None and not (
         isinstance(seq, str) and len(seq) <= MAX_SEQUENCE_DIGITS and _DIGITS.fullmatch(seq)

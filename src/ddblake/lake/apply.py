@@ -35,7 +35,7 @@ from pyiceberg.transforms import IdentityTransform
 
 from ddblake.changes.model import ChangeEvent
 from ddblake.changes.resolve import Keyed, bucket_of, keyed, winners
-from ddblake.errors import BadRecordError, ConfigError, TransientError
+from ddblake.errors import BadRecordError, ConfigError, TerminalError, TransientError
 from ddblake.lake import current, history
 from ddblake.lake.applied import PROPERTY, AppliedLog, load_log, save_log
 from ddblake.lake.catalog import LakeConfig, open_catalog
@@ -47,6 +47,8 @@ from ddblake.names import changes_identifier, table_identifier
 log = logging.getLogger(__name__)
 
 QUARANTINE_PROPERTY = "ddblake.quarantined-total"
+SOURCE_PROPERTY = "ddblake.source-table"
+LAKE_PROPERTY = "ddblake.lake"
 NEWEST_EVENT_PROPERTY = "ddblake.newest-event-us"
 FOLD_GRACE_HOURS = 6
 
@@ -176,21 +178,37 @@ class Applier:
         self.current_id = f"{ns}.{table_identifier(config.table)}"
 
     # -- tables -------------------------------------------------------------------------------
+    def _owner_properties(self) -> dict[str, str]:
+        return {SOURCE_PROPERTY: self.config.table, LAKE_PROPERTY: self.storage.uri()}
+
+    def _owned(self, table: Table) -> Table:
+        """Refuse a catalog table that another lake or DynamoDB table wrote (a shared Glue database)."""
+        lake = table.properties.get(LAKE_PROPERTY)
+        source = table.properties.get(SOURCE_PROPERTY)
+        if (lake and lake != self.storage.uri()) or (source and source != self.config.table):
+            raise TerminalError(
+                f"catalog table {'.'.join(table.name())} belongs to DynamoDB table {source!r} "
+                f"in lake {lake}, "
+                f"not to {self.config.table!r} in {self.storage.uri()}; use another --namespace "
+                "(or DDBLAKE_NAMESPACE) for this lake"
+            )
+        return table
+
     def _history(self) -> Table:
         try:
-            return self.catalog.load_table(self.history_id)
+            return self._owned(self.catalog.load_table(self.history_id))
         except NoSuchTableError:
             schema = history.iceberg_schema()
             return self.catalog.create_table_if_not_exists(
                 self.history_id,
                 schema=schema,
                 partition_spec=history.partition_spec(schema),
-                properties={"ddblake.source-table": self.config.table},
+                properties=self._owner_properties(),
             )
 
     def _current(self) -> Table | None:
         try:
-            return self.catalog.load_table(self.current_id)
+            return self._owned(self.catalog.load_table(self.current_id))
         except NoSuchTableError:
             return None
 
@@ -198,10 +216,7 @@ class Applier:
         table = self.catalog.create_table_if_not_exists(
             self.current_id,
             schema=current.iceberg_compatible(arrow_schema),
-            properties={
-                "ddblake.source-table": self.config.table,
-                current.BUCKETS_PROPERTY: str(self.config.buckets),
-            },
+            properties={**self._owner_properties(), current.BUCKETS_PROPERTY: str(self.config.buckets)},
         )
         if table.spec().is_unpartitioned():
             with table.update_spec() as spec:

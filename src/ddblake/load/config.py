@@ -70,6 +70,24 @@ def _bool(raw: str) -> bool:
     raise ValueError("expected true or false")
 
 
+def _key_names(raw: str) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in raw.split(",") if n.strip())
+    if not 1 <= len(names) <= 2:
+        raise ValueError("expected <hash key>[,<range key>]")
+    return names
+
+
+def _keys_argument(keys: str | tuple[str, ...] | None) -> tuple[str, ...] | None:
+    if not keys:
+        return None
+    if isinstance(keys, tuple):
+        return keys
+    try:
+        return _key_names(keys)
+    except ValueError as e:
+        raise ConfigError(f"keys: --keys {keys!r} is not valid ({e})") from e
+
+
 @dataclass(frozen=True)
 class LoadConfig:
     """Everything ``ddblake load`` (and ``sync``'s first load) needs.
@@ -89,6 +107,10 @@ class LoadConfig:
         on_demand_rcu: read capacity assumed for an on-demand table (see ON_DEMAND_ASSUMED_RCU).
         buffer_bytes: cut a raw file at this many uncompressed bytes (also the checkpoint interval).
         export_poll_seconds: wait between DescribeExport calls while an export runs.
+        keys: the table's key attribute names (hash first), for loading a full export without
+            DescribeTable; None asks DescribeTable.
+        export_bucket_owner: the account owning the ``--export-to`` bucket, when it is not the
+            table's account (ExportTableToPointInTime ``S3BucketOwner``).
     """
 
     table: str
@@ -105,6 +127,8 @@ class LoadConfig:
     on_demand_rcu: float = ON_DEMAND_ASSUMED_RCU
     buffer_bytes: int = DEFAULT_BUFFER_BYTES
     export_poll_seconds: float = DEFAULT_EXPORT_POLL_SECONDS
+    keys: tuple[str, ...] | None = None
+    export_bucket_owner: str | None = None
 
     def __post_init__(self) -> None:
         if self.segments is not None and not 1 <= self.segments <= MAX_SEGMENTS:
@@ -128,6 +152,8 @@ class LoadConfig:
             raise ConfigError(
                 f"--export-to {self.export_to!r}: DynamoDB exports go to S3; use s3://bucket/prefix"
             )
+        if self.keys is not None and not 1 <= len(self.keys) <= 2:
+            raise ConfigError(f"keys must name the hash key and maybe the range key, got {self.keys}")
         if self.assume_role and not _ROLE_ARN.match(self.assume_role):
             raise ConfigError(
                 f"--assume-role {self.assume_role!r} is not an IAM role ARN "
@@ -159,6 +185,8 @@ class LoadConfig:
         on_demand_rcu: float | None = None,
         buffer_bytes: int | None = None,
         export_poll_seconds: float | None = None,
+        keys: str | tuple[str, ...] | None = None,
+        export_bucket_owner: str | None = None,
     ) -> LoadConfig:
         """Resolve each setting: argument, then ``DDBLAKE_<NAME>``, then the default.
 
@@ -185,4 +213,6 @@ class LoadConfig:
             export_poll_seconds=_value(
                 "export_poll_seconds", None, export_poll_seconds, float, DEFAULT_EXPORT_POLL_SECONDS
             ),
+            keys=_parse("keys", "--keys", _keys_argument(keys), _key_names),
+            export_bucket_owner=_parse("export_bucket_owner", None, export_bucket_owner or None, str),
         )

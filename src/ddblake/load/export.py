@@ -360,14 +360,14 @@ class RowMaker:
                 raise BadRecordError("full export line has no Item")
             if self.key_names is None:
                 raise BadRecordError("the table's key attributes are unknown")
-            keys = key_of(item, self.key_names)
+            item_keys = key_of(item, self.key_names)
             return ChangeEvent(
                 op="LOAD",
                 table=self.table,
-                keys=keys,
+                keys=item_keys,
                 new_image=item,
                 old_image=None,
-                event_id=export_event_id(self.export_id, keys),
+                event_id=export_event_id(self.export_id, item_keys),
                 event_time_us=self.version,
                 sequence=None,
                 source="export",

@@ -12,8 +12,9 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 
-from ddblake.errors import BadRecordError, TerminalError, TransientError
+from ddblake.errors import BadRecordError, DdblakeError, TerminalError, TransientError
 from ddblake.lake.rawlog import RawLogWriter
 from ddblake.lake.storage import Storage
 from ddblake.load.export import (
@@ -45,7 +46,8 @@ class ExportLoad:
         table: the DynamoDB table (the raw-log folder).
         folder_uri: the export folder (local path or ``s3://``).
         storage: the lake.
-        key_names: the table's key attributes (full exports do not carry keys apart from items).
+        key_names: gives the table's key attributes; asked only for a full export, whose lines do
+            not carry keys apart from the items (an incremental export needs no DescribeTable).
         buffer_bytes: raw file size (and state write interval).
         progress: progress display.
         stop: set to stop after the current raw file.
@@ -57,7 +59,7 @@ class ExportLoad:
         folder_uri: str,
         storage: Storage,
         *,
-        key_names: tuple[str, ...] | None,
+        key_names: Callable[[], tuple[str, ...]],
         buffer_bytes: int,
         progress: Progress,
         stop: threading.Event | None = None,
@@ -92,11 +94,15 @@ class ExportLoad:
         """
         clock = time.monotonic()
         manifest = self.check()
-        if not manifest.incremental and self.key_names is None:
-            raise TerminalError(
-                f"cannot load full export {manifest.uri}: the key attributes of table {self.table!r} are "
-                "unknown (DescribeTable was not possible); pass --keys <hash>[,<range>]"
-            )
+        key_names: tuple[str, ...] | None = None
+        if not manifest.incremental:
+            try:
+                key_names = self.key_names()
+            except DdblakeError as e:
+                raise TerminalError(
+                    f"cannot load full export {manifest.uri}: the key attributes of table {self.table!r} are "
+                    f"needed and DescribeTable failed ({e}); pass --keys <hash key>[,<range key>]"
+                ) from e
         name = export_state_name(manifest.export_id)
         state = read_state(self.storage, self.table, name)
         resumed = state is not None
@@ -146,7 +152,7 @@ class ExportLoad:
             len(pending),
             len(manifest.files),
         )
-        maker = RowMaker(manifest, self.table, self.key_names)
+        maker = RowMaker(manifest, self.table, key_names)
         writer = RawLogWriter(self.storage, self.table, self.buffer_bytes, 3600.0)
         for entry in pending:
             if self.stop.is_set():

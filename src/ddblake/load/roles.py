@@ -176,10 +176,13 @@ def explain_access_error(
     principal = named_principal[0] if named_principal else me.principal
     account = (resource[2] if resource else None) or me.account
     region = (resource[1] if resource else None) or getattr(client.meta, "region_name", None)
-    went = (
-        f"the call went to account {account or '?'} (region {region or '?'}, {where}) "
-        f"as principal {principal or '?'}"
-    )
+    if account or principal:
+        went = (
+            f"the call went to account {account or '?'} (region {region or '?'}, {where}) "
+            f"as principal {principal or '?'}"
+        )
+    else:  # no STS to ask (DynamoDB Local) and nothing in the message
+        went = f"the call went to {where}"
     role = f"role {me.role_arn}" if me.role_arn else "no role (--assume-role not given)"
     if not denied:
         fix = (

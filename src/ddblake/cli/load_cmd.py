@@ -1,0 +1,125 @@
+"""The ``ddblake load`` subcommand: arguments to :func:`ddblake.load.run_load`.
+
+``register(subparsers)`` adds the command; ``cli/main.py`` calls it once. Errors propagate to the
+CLI's one wrapper (one line on stderr; exit 2 for usage errors, 1 otherwise).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+
+def _cmd_load(args: argparse.Namespace) -> int:
+    from ddblake.load import LoadConfig, run_load
+
+    config = LoadConfig.build(
+        table=args.table,
+        lake=args.lake,
+        endpoint_url=args.endpoint_url,
+        segments=args.segments,
+        workers=args.workers,
+        read_percent=args.read_percent,
+        consistent=args.consistent,
+        from_export=args.from_export,
+        export_to=args.export_to,
+        assume_role=args.assume_role,
+        external_id=args.external_id,
+        keys=args.keys,
+    )
+    result = run_load(config)
+    print(result.summary(), file=sys.stderr)
+    return 0
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _percent(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 150:
+        raise argparse.ArgumentTypeError(f"must be in (0, 150], got {value}")
+    return value
+
+
+def register(subparsers: Any) -> argparse.ArgumentParser:
+    """Add ``load`` to the ``ddblake`` subcommands; returns its parser."""
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "load",
+        help="full load of a table into the raw change log (parallel Scan, or a DynamoDB export)",
+        description="Full load: a parallel segmented Scan (default), an existing export (--from-export), "
+        "or a new export (--export-to). Resumable: run the same command again after a crash.",
+    )
+    p.add_argument("--table", default=None, help="DynamoDB table name (or DDBLAKE_TABLE)")
+    p.add_argument("--lake", default=None, help="lake directory or s3://bucket/prefix (or DDBLAKE_LAKE)")
+    p.add_argument("--endpoint-url", default=None, help="DynamoDB endpoint (e.g. DynamoDB Local)")
+    p.add_argument(
+        "--segments", type=_positive_int, default=None, help="Scan segments (default: by table size)"
+    )
+    p.add_argument(
+        "--workers", type=_positive_int, default=None, help="Scan threads (default: min(segments, 16))"
+    )
+    p.add_argument(
+        "--read-percent",
+        type=_percent,
+        default=None,
+        help="share of the table's read capacity to use, percent (default 50)",
+    )
+    p.add_argument("--consistent", action="store_true", help="strongly consistent Scan reads")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument(
+        "--from-export", default=None, help="an export folder (holding manifest-summary.json)"
+    )
+    source.add_argument(
+        "--export-to", default=None, help="s3://bucket/prefix: export the table there, then load"
+    )
+    p.add_argument("--assume-role", default=None, help="IAM role ARN to read a table in another account")
+    p.add_argument("--external-id", default=None, help="ExternalId the role's trust policy requires")
+    p.add_argument(
+        "--keys", default=None, help="key attributes hash[,range] (full exports without DescribeTable)"
+    )
+    p.set_defaults(func=_cmd_load)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m ddblake.cli.load_cmd ARGS``: the load command alone, same conventions as ``ddblake``.
+
+    Lets scripts and tests run a load in a process of its own before (or without) the main CLI.
+    """
+    import logging
+    import os
+
+    from ddblake.cli.main import build_parser
+    from ddblake.errors import DdblakeError, UsageError
+
+    parser = build_parser()
+    sub = next(a for a in parser._subparsers._group_actions if isinstance(a, argparse._SubParsersAction))  # type: ignore[union-attr]
+    if "load" not in sub.choices:
+        register(sub)
+    try:
+        args = parser.parse_args(["load", *(sys.argv[1:] if argv is None else argv)])
+        logging.basicConfig(
+            level=os.environ.get("DDBLAKE_LOG_LEVEL", "INFO"),
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+            stream=sys.stderr,
+        )
+        return int(args.func(args))
+    except UsageError as e:
+        print(f"ddblake: error: {e}", file=sys.stderr)
+        return 2
+    except DdblakeError as e:
+        print(f"ddblake: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("ddblake: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

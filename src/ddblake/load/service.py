@@ -1,0 +1,211 @@
+"""``ddblake load`` (and ``sync``'s first load): wire config, clients, lake and the loaders together.
+
+The CLI and ``sync`` call :func:`run_load`. ``sync`` passes ``started_at_us`` — a time taken
+*before* it read the stream positions capture will start from — so that the load's rows rank
+below every change capture will deliver (see ``ddblake.load.rows``). The start time only has to be
+no later than the moment the Scan begins reading; earlier is always safe.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from types import FrameType
+
+import boto3
+from botocore.config import Config
+
+from ddblake.aws.clients import DynamoClients, build_dynamodb_clients, dynamodb_endpoint, is_local_endpoint
+from ddblake.lake.storage import Storage
+from ddblake.load.config import LoadConfig
+from ddblake.load.export_load import ExportLoad
+from ddblake.load.export_start import forget_request, pending_request, start_export, wait_export
+from ddblake.load.progress import NoProgress, Progress
+from ddblake.load.roles import Identity, assume_role_session
+from ddblake.load.scan import LoadResult, ScanLoad
+from ddblake.load.table import TableReader
+
+__all__ = ["LoadConfig", "LoadResult", "build_load_clients", "now_us", "run_load"]
+
+log = logging.getLogger(__name__)
+
+
+def now_us() -> int:
+    """The current time in epoch microseconds (what ``sync`` passes as ``started_at_us``)."""
+    return time.time_ns() // 1000
+
+
+def _identity_of(session: boto3.session.Session, role_arn: str | None, local: bool) -> Callable[[], Identity]:
+    @functools.cache
+    def identity() -> Identity:
+        if local:  # DynamoDB Local has no accounts, and STS is not there to ask
+            return Identity(role_arn=role_arn)
+        try:
+            sts = session.client(
+                "sts", config=Config(connect_timeout=5, read_timeout=10, retries={"max_attempts": 2})
+            )
+            answer = sts.get_caller_identity()
+            return Identity(answer.get("Account"), answer.get("Arn"), role_arn)
+        except Exception:  # noqa: BLE001 - only used to explain another error; never hide that one
+            return Identity(role_arn=role_arn)
+
+    return identity
+
+
+def build_load_clients(config: LoadConfig) -> tuple[DynamoClients, Callable[[], Identity]]:
+    """DynamoDB clients for the load (with the assumed role, if any) and who they act as.
+
+    Raises:
+        TerminalError: the role cannot be assumed (names principal, role and accounts).
+        ConfigError: no region or credentials.
+    """
+    session = boto3.session.Session()
+    if config.assume_role:
+        session = assume_role_session(config.assume_role, base=session, external_id=config.external_id)
+    clients = build_dynamodb_clients(config.endpoint_url, session=session)
+    local = is_local_endpoint(dynamodb_endpoint(config.endpoint_url))
+    return clients, _identity_of(session, config.assume_role, local)
+
+
+@contextlib.contextmanager
+def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """SIGINT/SIGTERM set ``stop``: workers write what they read, record it, and the run ends."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        del frame
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def run_load(
+    config: LoadConfig,
+    *,
+    clients: DynamoClients | None = None,
+    storage: Storage | None = None,
+    progress: Progress | None = None,
+    started_at_us: int | None = None,
+    stop: threading.Event | None = None,
+    identity: Callable[[], Identity] | None = None,
+) -> LoadResult:
+    """Load the table into the lake's raw change log: a Scan, an existing export, or a new export.
+
+    Runs to the end, or resumes an unfinished load of the same kind (same Scan; same export).
+
+    Args:
+        config: what to load, from where, how fast.
+        clients: DynamoDB clients; built from ``config`` (endpoint, assumed role) when None.
+        storage: the lake; opened from ``config.lake`` when None.
+        progress: where progress goes; a stderr line by default (``NoProgress`` for none).
+        started_at_us: the load's start for the version rule (Scan loads): a time no later than the
+            first Scan call, e.g. taken before ``sync`` read the stream positions. Default: now.
+            Ignored when an unfinished load is resumed (its rows keep their version).
+        stop: set to stop cleanly (rows read so far are written and recorded); SIGINT/SIGTERM set it.
+        identity: who the clients act as (for error messages), when ``clients`` is given.
+
+    Returns:
+        What the run did.
+
+    Raises:
+        CorruptExportError: the export is incomplete or damaged; nothing was written.
+        NotFoundError, TerminalError: the table, role or export cannot be used (the message names
+            account, role, table or file and what to change).
+        TransientError: throttling, the network or a stop interrupted the load; rerun to resume.
+    """
+    storage = storage or Storage.from_uri(config.lake)
+    progress = progress if progress is not None else Progress(f"load {config.table}")
+    if clients is None:
+        clients, built_identity = build_load_clients(config)
+        identity = identity or built_identity
+    identity = identity or (lambda: Identity(role_arn=config.assume_role))
+    reader = TableReader(config.table, clients.dynamodb, identity)
+    stop = stop or threading.Event()
+    with _stop_on_signals(stop):
+        if config.kind == "scan":
+            result = ScanLoad(
+                config, reader, storage, progress=progress, started_at_us=started_at_us, stop=stop
+            ).run()
+        else:
+            result = _export(config, reader, storage, progress, stop, identity)
+    log.info("%s", result.summary())
+    return result
+
+
+def _export(
+    config: LoadConfig,
+    reader: TableReader,
+    storage: Storage,
+    progress: Progress,
+    stop: threading.Event,
+    identity: Callable[[], Identity],
+) -> LoadResult:
+    keys: dict[str, tuple[str, ...]] = {}
+
+    def key_names() -> tuple[str, ...]:
+        if config.keys:
+            return config.keys
+        if "k" not in keys:
+            keys["k"] = reader.describe().key_names
+        return keys["k"]
+
+    if config.export_to:
+        request = pending_request(storage, config.table, config.export_to)
+        if request is None:
+            info = reader.describe()
+            keys["k"] = info.key_names
+            request = start_export(
+                reader.client,
+                table=config.table,
+                table_arn=info.arn,
+                destination=config.export_to,
+                storage=storage,
+                identity=identity,
+                bucket_owner=config.export_bucket_owner,
+            )
+        else:
+            log.info(
+                "load %s: waiting for export %s started by an earlier run", config.table, request.export_id
+            )
+        wait_export(
+            reader.client,
+            request,
+            table=config.table,
+            poll_seconds=config.export_poll_seconds,
+            progress=progress,
+            identity=identity,
+            stop=stop,
+        )
+        folder = request.folder
+    else:
+        folder = config.from_export or ""
+    loader = ExportLoad(
+        config.table,
+        folder,
+        storage,
+        key_names=key_names,
+        buffer_bytes=config.buffer_bytes,
+        progress=progress,
+        stop=stop,
+    )
+    result = loader.run()
+    if config.export_to:
+        forget_request(storage, config.table)
+    return result
+
+
+__all__ += ["NoProgress", "Progress"]
