@@ -142,7 +142,7 @@ def run_load(
             ).run()
         else:
             result = _export(config, reader, storage, progress, stop, identity)
-    log.info("%s", result.summary())
+    log.debug("%s", result.summary())
     return result
 
 
