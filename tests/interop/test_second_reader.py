@@ -23,7 +23,7 @@ import shutil
 import subprocess
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -43,8 +43,9 @@ NODE = shutil.which("node")
 TABLE = "interop-table"
 CURRENT = "ddb.interop_table"
 HISTORY = "ddb.interop_table_changes"
-BASE_US = 1_764_316_800_000_000  # 2025-11-28T00:00:00Z... plus the hours below
+BASE_US = 1_764_316_800_000_000  # 2025-11-28T08:00:00Z
 DAY_S = 86_400
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 pytestmark = pytest.mark.skipif(NODE is None, reason="Node.js is not installed: the second reader is JS")
 
@@ -205,8 +206,7 @@ def as_second_reader_sees(value: Any) -> Any:
     back decoded as UTF-8 text (hyparquet's default for a BYTE_ARRAY with no logical type).
     """
     if isinstance(value, datetime):
-        us = round(value.timestamp() * 1_000_000)
-        return ("ts_ms", us // 1000)
+        return ("ts_ms", (value - EPOCH) // timedelta(milliseconds=1))
     if isinstance(value, Decimal):
         return float(value)
     if isinstance(value, bytes):

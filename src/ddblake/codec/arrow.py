@@ -42,6 +42,7 @@ from ddblake.codec.schema import (
     T,
     arrow_field,
     arrow_type,
+    check_precision,
     fits,
     from_field,
     join,
@@ -74,7 +75,7 @@ class _Converter:
     """Typed columns from struct-of-type-tags arrays (``codec.parsed``), checking every value."""
 
     def __init__(self, max_precision: int) -> None:
-        self.max_precision = max_precision
+        self.max_precision = check_precision(max_precision)
 
     def slot(self, slot: pa.Array, target: T | None, where: str) -> tuple[T, pa.Array]:
         """One slot's values to a column of ``target`` (inferred when None): (type, array)."""

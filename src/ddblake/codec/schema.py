@@ -112,6 +112,13 @@ def number_type(stats: NumStats, max_precision: int) -> T:
     return _decimal_or_text(stats.int_digits, stats.scale, max_precision)
 
 
+def check_precision(max_precision: int) -> int:
+    """The widest decimal allowed, checked: 1..76 (decimal256's limit)."""
+    if not 1 <= max_precision <= DEFAULT_MAX_PRECISION:
+        raise ValueError(f"max_decimal_precision must be 1..{DEFAULT_MAX_PRECISION}, not {max_precision}")
+    return max_precision
+
+
 def _decimal_or_text(int_digits: int, scale: int, max_precision: int) -> NumT:
     if max(int_digits + scale, 1) > max_precision:
         return TEXT_T
@@ -305,6 +312,7 @@ def unify_schemas(
     Raises:
         SchemaMismatchError: a column in both has a type ddblake never writes.
     """
+    check_precision(max_decimal_precision)
     new_by_name = {f.name: f for f in new}
     fields = []
     for field in old:
