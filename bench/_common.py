@@ -6,6 +6,7 @@ Nothing here is timed on its own; the benches time what they compare.
 from __future__ import annotations
 
 import base64
+import gzip
 import json
 import os
 import resource
@@ -21,8 +22,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from ddblake.changes.model import ChangeEvent  # noqa: E402
-from ddblake.lake.rawlog import RawLogWriter  # noqa: E402
+from ddblake.lake.rawlog import GZIP_LEVEL, raw_file_path  # noqa: E402
 from ddblake.lake.storage import Storage  # noqa: E402
 
 _WORDS = ("alpha", "beta", "", "Zoë", "日本語", "emoji 🎉", "O'Brien", 'quote " and \\ slash')
@@ -34,55 +34,117 @@ def keys_of(i: int) -> dict[str, Any]:
     return {"pk": {"S": f"customer#{i:08d}"}, "sk": {"S": "profile"}}
 
 
-def make_item(rnd: Random, i: int, rev: int = 0) -> dict[str, Any]:
-    """An item of mixed types (S, N int/decimal/38 digits, B, BOOL, NULL, SS, NS, M, L) for key ``i``.
+def _mix(i: int, salt: int) -> int:
+    """A cheap, well-spread 64-bit hash of ``i`` (values differ per row without a Random call)."""
+    x = (i * 0x9E3779B97F4A7C15 + salt * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
+    x ^= x >> 31
+    x = (x * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
+    return x ^ (x >> 29)
 
-    ``rev`` changes the values, as an update would; every attribute keeps its type, so batches
-    never force a retype of the table (that is a different, rarer path).
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+class Items:
+    """Items of mixed types (S, N int / decimal / 38 digits, B, BOOL, NULL, SS, NS, M, L).
+
+    The numbers are per row (hashed from the key index and revision); the other attributes come
+    from a pool of pre-rendered random fragments, so a million lines render in seconds rather than
+    minutes. ``rev`` changes the values, as an update would; every attribute keeps its type, so
+    batches never force a retype of the table (that is a different, rarer path).
     """
-    item: dict[str, Any] = {
-        **keys_of(i),
-        "name": {"S": f"{rnd.choice(_WORDS)}{rnd.randrange(1000)}"},
-        "price": {"N": f"{rnd.randrange(10**6)}.{rnd.randrange(100):02d}"},
-        "qty": {"N": str(rnd.randrange(-1000, 10**6))},
-        "big": {"N": str(rnd.randrange(10**37, 10**38))},
-        "rev": {"N": str(rev)},
-        "active": {"BOOL": rnd.random() < 0.5},
-        "created": {"S": f"2025-{rnd.randrange(1, 13):02d}-{rnd.randrange(1, 29):02d}T10:00:00Z"},
-        "blob": {"B": base64.b64encode(rnd.randbytes(rnd.randrange(1, 24))).decode()},
-        "tags": {"SS": sorted({f"t{rnd.randrange(20)}" for _ in range(rnd.randrange(1, 4))})},
-        "scores": {"NS": sorted({str(rnd.randrange(100)) for _ in range(rnd.randrange(1, 4))})},
-        "meta": {
-            "M": {
-                "source": {"S": rnd.choice(_SOURCES)},
-                "version": {"N": str(rnd.randrange(100))},
+
+    POOL = 4096
+
+    def __init__(self, seed: int = 7) -> None:
+        rnd = Random(seed)
+        self.fragments: list[str] = []
+        for _ in range(self.POOL):
+            attrs: dict[str, Any] = {
+                "name": {"S": f"{rnd.choice(_WORDS)}{rnd.randrange(1000)}"},
+                "active": {"BOOL": rnd.random() < 0.5},
+                "created": {"S": f"2025-{rnd.randrange(1, 13):02d}-{rnd.randrange(1, 29):02d}T10:00:00Z"},
+                "blob": {"B": base64.b64encode(rnd.randbytes(rnd.randrange(1, 24))).decode()},
+                "tags": {"SS": sorted({f"t{rnd.randrange(20)}" for _ in range(rnd.randrange(1, 4))})},
+                "scores": {"NS": sorted({str(rnd.randrange(100)) for _ in range(rnd.randrange(1, 4))})},
+                "meta": {
+                    "M": {"source": {"S": rnd.choice(_SOURCES)}, "version": {"N": str(rnd.randrange(100))}}
+                },
+                "hist": {"L": [{"N": str(rnd.randrange(1000))} for _ in range(rnd.randrange(0, 4))]},
             }
-        },
-        "hist": {"L": [{"N": str(rnd.randrange(1000))} for _ in range(rnd.randrange(0, 4))]},
-    }
-    roll = rnd.random()
-    if roll < 0.3:
-        item["note"] = {"NULL": True}
-    elif roll < 0.6:
-        item["note"] = {"S": rnd.choice(_WORDS)}
-    return item
+            roll = rnd.random()
+            if roll < 0.3:
+                attrs["note"] = {"NULL": True}
+            elif roll < 0.6:
+                attrs["note"] = {"S": rnd.choice(_WORDS)}
+            self.fragments.append(_compact(attrs)[1:-1])
+
+    def image(self, i: int, rev: int = 0) -> str:
+        """Item ``i`` at revision ``rev`` as compact DynamoDB JSON text."""
+        h = _mix(i, rev)
+        price = f"{h % 1_000_000}.{(h >> 20) % 100:02d}"
+        qty = (h >> 27) % 1_001_000 - 1000
+        big = 10**37 + (h * 0x2545F4914F6CDD1D) % (9 * 10**37)
+        return (
+            f'{{"pk":{{"S":"customer#{i:08d}"}},"sk":{{"S":"profile"}},'
+            f'"price":{{"N":"{price}"}},"qty":{{"N":"{qty}"}},"big":{{"N":"{big}"}},'
+            f'"rev":{{"N":"{rev}"}},{self.fragments[(h >> 40) % self.POOL]}}}'
+        )
+
+
+def keys_json(i: int) -> str:
+    """``keys_of(i)`` as compact JSON text."""
+    return f'{{"pk":{{"S":"customer#{i:08d}"}},"sk":{{"S":"profile"}}}}'
+
+
+def raw_line(
+    table: str,
+    op: str,
+    i: int,
+    image: str | None,
+    event_id: str,
+    time_us: int,
+    *,
+    seq: str | None = None,
+    source: str = "streams",
+    old: str | None = None,
+) -> bytes:
+    """One raw-log line (the fields of ``ChangeEvent.to_dict``) built from pre-rendered JSON text."""
+    seq_json = "null" if seq is None else f'"{seq}"'
+    return (
+        f'{{"v":1,"op":"{op}","table":"{table}","keys":{keys_json(i)},"new":{image or "null"},'
+        f'"old":{old or "null"},"event_id":"{event_id}","event_time_us":{time_us},"seq":{seq_json},'
+        f'"source":"{source}","ttl":false,"ingested_us":{time_us}}}\n'
+    ).encode()
 
 
 def write_raw(
-    storage: Storage, table: str, events: Iterable[ChangeEvent | bytes], per_file: int
+    storage: Storage, table: str, lines: Iterable[bytes], per_file: int, *, level: int = GZIP_LEVEL
 ) -> list[str]:
-    """Write events (or ready raw lines) as raw files of ``per_file`` lines, as capture would."""
-    writer = RawLogWriter(storage, table, buffer_bytes=1 << 40, buffer_seconds=3600)
+    """Write raw-log lines as gzip files of ``per_file`` lines under ``raw/<table>/YYYY/MM/DD/HH/``.
+
+    The same layout and names as :class:`RawLogWriter` (capture's writer), in write order; the
+    gzip level is a parameter only so that a bench's setup can spend less time compressing.
+    """
     paths: list[str] = []
-    for ev in events:
-        writer.add(ev if isinstance(ev, bytes) else ev.to_line())
-        if writer.buffered_records >= per_file:
-            written = writer.flush()
-            assert written is not None
-            paths.append(written.path)
-    written = writer.flush()
-    if written is not None:
-        paths.append(written.path)
+    last_us = 0
+    buf: list[bytes] = []
+
+    def flush() -> None:
+        nonlocal last_us
+        last_us = max(int(time.time() * 1_000_000), last_us + 1)
+        path = raw_file_path(table, last_us)
+        storage.write_atomic(path, gzip.compress(b"".join(buf), compresslevel=level, mtime=0))
+        paths.append(path)
+        buf.clear()
+
+    for line in lines:
+        buf.append(line)
+        if len(buf) >= per_file:
+            flush()
+    if buf:
+        flush()
     return paths
 
 

@@ -643,7 +643,7 @@ def _transform(s: _Section) -> TransformSettings:
     powertools = s.choice("powertools", "layer", ("layer", "bundle"))
     return TransformSettings(
         architecture="x86_64" if arch == "x86_64" else "arm64",
-        runtime=s.choice("runtime", "python3.13", ("python3.11", "python3.12", "python3.13")),
+        runtime=s.choice("runtime", "python3.13", ("python3.11", "python3.12", "python3.13", "python3.14")),
         memory_mb=s.integer("memory_mb", 512, 128, 10240),
         timeout_seconds=s.integer("timeout_seconds", 120, 1, 900),
         powertools="bundle" if powertools == "bundle" else "layer",

@@ -50,7 +50,9 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 pytestmark = pytest.mark.skipif(NODE is None, reason="Node.js is not installed: the second reader is JS")
 
 
-def _event(op: str, pk: str, t: int, image: dict[str, Any] | None = None, *, ttl: bool = False) -> ChangeEvent:
+def _event(
+    op: str, pk: str, t: int, image: dict[str, Any] | None = None, *, ttl: bool = False
+) -> ChangeEvent:
     """A change of item ``pk`` at BASE + ``t`` seconds + 123 µs (sub-millisecond on purpose)."""
     keys = {"pk": {"S": pk}}
     us = BASE_US + t * 1_000_000 + 123
@@ -70,7 +72,7 @@ def _event(op: str, pk: str, t: int, image: dict[str, Any] | None = None, *, ttl
 
 
 def _item(i: int) -> dict[str, Any]:
-    return {
+    item: dict[str, Any] = {
         "s": {"S": f"value {i} ✓"},
         "n": {"N": str(i * 1000)},
         "flag": {"BOOL": i % 2 == 0},
@@ -78,6 +80,16 @@ def _item(i: int) -> dict[str, Any]:
         "tags": {"SS": [f"t{i}", "common"]},
         "nested": {"M": {"depth": {"N": str(i)}, "label": {"S": f"L{i}"}}},
     }
+    if i % 3 == 0:
+        # Names Parquet cannot carry as they are: Iceberg writers store them Avro-sanitized
+        # ("first_x20name", "a_x2Eb", "_9lives"); "_ddb_key" is renamed by ddblake itself.
+        item |= {
+            "first name": {"S": f"F{i}"},
+            "a.b": {"N": str(i)},
+            "9lives": {"BOOL": True},
+            "_ddb_key": {"S": "shadow"},
+        }
+    return item
 
 
 # Each step is one raw file applied by one ``apply`` run; the expected pks after it follow.
@@ -172,21 +184,29 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> BuiltLake:
 
 
 # -- the second reader ----------------------------------------------------------------------------
-def read_with_icebird(metadata_location: str) -> dict[str, Any]:
-    """Run the JS reader on one metadata JSON location; its JSON output with values untagged."""
+def read_with_icebird(*metadata_locations: str) -> dict[str, dict[str, Any]]:
+    """Run the JS reader once on some metadata JSON locations: location -> its output, untagged."""
     if not (REPO / "node_modules" / "icebird").is_dir():
         pytest.fail("npm package icebird is not installed: run `npm ci` (or `make install`) in the repo root")
     assert NODE is not None
     proc = subprocess.run(
-        [NODE, str(READER), metadata_location],
+        [NODE, str(READER), *metadata_locations],
         capture_output=True,
         text=True,
         timeout=120,
         cwd=REPO,
         check=False,
     )
-    assert proc.returncode == 0, f"icebird could not read {metadata_location}:\n{proc.stderr}"
-    return json.loads(proc.stdout, object_hook=_untag)
+    assert proc.returncode == 0, f"icebird could not read a table:\n{proc.stderr}"
+    out = [json.loads(line, object_hook=_untag) for line in proc.stdout.splitlines()]
+    assert [o["metadata_location"] for o in out] == list(metadata_locations)
+    return {o["metadata_location"]: o for o in out}
+
+
+@pytest.fixture(scope="module")
+def seen(built: BuiltLake) -> dict[str, dict[str, Any]]:
+    """Every version of both tables as the second reader sees it (one Node process for all)."""
+    return read_with_icebird(*dict.fromkeys(v.metadata_location for v in built.current + built.history))
 
 
 def _untag(obj: dict[str, Any]) -> Any:
@@ -219,7 +239,9 @@ def as_second_reader_sees(value: Any) -> Any:
 
 
 def same(a: Any, b: Any) -> bool:
-    """Equal, floats (decimals) to 1e-12 relative."""
+    """Equal, floats (decimals) to 1e-12 relative; a bool equals only a bool."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
     if isinstance(a, float) or isinstance(b, float):
         return isinstance(a, int | float) and isinstance(b, int | float) and math.isclose(a, b, rel_tol=1e-12)
     if isinstance(a, dict) and isinstance(b, dict):
@@ -229,37 +251,37 @@ def same(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-def assert_same_table(version: Version, seen: dict[str, Any], key: str) -> None:
+def assert_same_table(version: Version, read: dict[str, Any], key: str) -> None:
     where = f"after step {version.step!r} ({version.metadata_location})"
-    assert seen["format_version"] == 2, where
-    assert [(f["id"], f["name"]) for f in seen["schema"]] == version.schema, where
-    assert seen["data_files"] == version.data_files, where
-    assert seen["delete_files"] == version.delete_files, where
-    theirs = {r[key]: r for r in seen["rows"]}
+    assert read["format_version"] == 2, where
+    assert [(f["id"], f["name"]) for f in read["schema"]] == version.schema, where
+    assert read["data_files"] == version.data_files, where
+    assert read["delete_files"] == version.delete_files, where
+    theirs = {r[key]: r for r in read["rows"]}
     ours = {r[key]: as_second_reader_sees(r) for r in version.rows}
-    assert len(theirs) == len(seen["rows"]), f"{where}: duplicate {key} in the second reader's rows"
+    assert len(theirs) == len(read["rows"]), f"{where}: duplicate {key} in the second reader's rows"
     assert sorted(theirs) == sorted(ours), where
     for k, row in ours.items():
         assert same(theirs[k], row), f"{where}: row {k} differs\n icebird:   {theirs[k]}\n pyiceberg: {row}"
 
 
 # -- tests ---------------------------------------------------------------------------------------
-def test_current_state_reads_the_same_at_every_commit(built: BuiltLake) -> None:
+def test_current_state_reads_the_same_at_every_commit(built: BuiltLake, seen: dict[str, Any]) -> None:
     for version in built.current:
-        assert_same_table(version, read_with_icebird(version.metadata_location), "_ddb_key")
+        assert_same_table(version, seen[version.metadata_location], "_ddb_key")
 
 
-def test_history_reads_the_same_at_every_commit(built: BuiltLake) -> None:
+def test_history_reads_the_same_at_every_commit(built: BuiltLake, seen: dict[str, Any]) -> None:
     for version in built.history:
-        assert_same_table(version, read_with_icebird(version.metadata_location), "event_id")
+        assert_same_table(version, seen[version.metadata_location], "event_id")
 
 
-def test_final_current_state_has_the_expected_items(built: BuiltLake) -> None:
+def test_final_current_state_has_the_expected_items(built: BuiltLake, seen: dict[str, Any]) -> None:
     """What the second reader sees, checked against the changes themselves (not against pyiceberg)."""
-    seen = read_with_icebird(built.current[-1].metadata_location)
-    rows = {r["pk"]: r for r in seen["rows"]}
+    final = seen[built.current[-1].metadata_location]
+    rows = {r["pk"]: r for r in final["rows"]}
     assert set(rows) == FINAL_KEYS  # k03 and k06 deleted, k02 deleted then inserted again
-    types = {f["name"]: f["type"] for f in seen["schema"]}
+    types = {f["name"]: f["type"] for f in final["schema"]}
     assert types["n"].startswith("decimal(")  # int64 widened to decimal by the k05 change
     assert {"color", "late"} <= types.keys()
     assert rows["k01"]["s"] == "changed"
@@ -274,6 +296,9 @@ def test_final_current_state_has_the_expected_items(built: BuiltLake) -> None:
     assert rows["k00"]["late"] is None
     assert rows["k07"]["flag"] is False
     assert rows["k08"]["flag"] is True
+    assert (rows["k09"]["first name"], rows["k09"]["a.b"], rows["k09"]["9lives"]) == ("F9", 9, True)
+    assert rows["k09"]["attr_ddb_key"] == "shadow"
+    assert rows["k07"]["first name"] is None
     assert rows["k07"]["blob"] == "bytes-7"
     assert rows["k07"]["tags"] == ["t7", "common"]
     assert rows["k07"]["nested"] == {"depth": 7, "label": "L7"}
@@ -281,10 +306,11 @@ def test_final_current_state_has_the_expected_items(built: BuiltLake) -> None:
     assert json.loads(rows["k07"]["_ddb_item"])["s"] == {"S": "value 7 ✓"}
 
 
-def test_final_history_has_every_change(built: BuiltLake) -> None:
-    seen = read_with_icebird(built.history[-1].metadata_location)
+def test_final_history_has_every_change(built: BuiltLake, seen: dict[str, Any]) -> None:
+    """Every change of every step is in the history, as the second reader sees it."""
+    final = seen[built.history[-1].metadata_location]
     want = {ev.event_id: ev for _, events in STEPS for ev in events}
-    rows = {r["event_id"]: r for r in seen["rows"]}
+    rows = {r["event_id"]: r for r in final["rows"]}
     assert rows.keys() == want.keys()
     for event_id, row in rows.items():
         ev = want[event_id]
@@ -293,9 +319,9 @@ def test_final_history_has_every_change(built: BuiltLake) -> None:
         assert row["ttl"] is ev.ttl
         assert row["event_time"] == ("ts_ms", ev.event_time_us // 1000)
         assert (json.loads(row["new_image"]) if row["new_image"] else None) == ev.new_image
-    days = {r["event_time"][1] // (DAY_S * 1000) for r in seen["rows"]}
+    days = {r["event_time"][1] // (DAY_S * 1000) for r in final["rows"]}
     assert len(days) == 3
-    assert seen["data_files"] >= 3  # one file per day partition at least
+    assert final["data_files"] >= 3  # one file per day partition at least
 
 
 def test_copy_on_write_leaves_no_delete_files(built: BuiltLake) -> None:

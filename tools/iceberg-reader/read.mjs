@@ -2,7 +2,7 @@
 // Reads an Iceberg table with icebird (a JavaScript Iceberg implementation, independent of
 // pyiceberg), starting from nothing but the table's metadata JSON location, and prints JSON.
 //
-// Usage: node tools/iceberg-reader/read.mjs METADATA_LOCATION
+// Usage: node tools/iceberg-reader/read.mjs METADATA_LOCATION...
 //   METADATA_LOCATION: file:///lake/warehouse/ddb/t/metadata/00003-….metadata.json (or a plain path)
 //
 // icebird parses the metadata JSON, the manifest list and manifests (its own Avro decoder) and
@@ -10,14 +10,15 @@
 // fetches with the global fetch(), which Node cannot point at file:// URLs, so file:// URLs are
 // served from the local disk; any other URL is refused (the reader never touches the network).
 //
-// Output: {"format_version", "snapshot_id", "schema", "data_files", "delete_files", "rows"}.
+// Output: one JSON line per location, in order:
+//   {"metadata_location", "format_version", "schema", "data_files", "delete_files", "rows"}
 // Values that JSON cannot carry are tagged: {"$bigint": "12"}, {"$ts_ms": 1764316800000} (icebird
 // gives timestamps as Date, to the millisecond), {"$bytes": "<base64>"}.
 import { readFile } from 'node:fs/promises'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { icebergManifests, icebergMetadata, icebergRead } from 'icebird'
 
-globalThis.fetch = async (input, init) => {
+globalThis.fetch = async input => {
   const url = typeof input === 'string' ? input : input.url
   if (!url.startsWith('file:')) {
     throw new Error(`iceberg-reader: refusing non-local URL ${url}`)
@@ -44,12 +45,7 @@ function tag(value) {
   return value === undefined ? null : value
 }
 
-async function main() {
-  const location = process.argv[2]
-  if (!location) {
-    console.error('usage: read.mjs METADATA_LOCATION')
-    process.exit(2)
-  }
+async function readTable(location) {
   const url = location.startsWith('file:') ? location : pathToFileURL(location).href
   const slash = url.lastIndexOf('/')
   const metadataDir = url.slice(0, slash)
@@ -62,8 +58,8 @@ async function main() {
   const metadata = await icebergMetadata({ tableUrl, metadataFileName })
   const schema = metadata.schemas.find(s => s['schema-id'] === metadata['current-schema-id'])
   const out = {
+    metadata_location: location,
     format_version: metadata['format-version'],
-    snapshot_id: metadata['current-snapshot-id'] ?? null,
     schema: schema.fields.map(f => ({ id: f.id, name: f.name, type: f.type })),
     data_files: 0,
     delete_files: 0,
@@ -84,7 +80,18 @@ async function main() {
       out.rows = await icebergRead({ tableUrl, metadata })
     }
   }
-  process.stdout.write(JSON.stringify(tag(out)))
+  return out
+}
+
+async function main() {
+  const locations = process.argv.slice(2)
+  if (locations.length === 0) {
+    console.error('usage: read.mjs METADATA_LOCATION...')
+    process.exit(2)
+  }
+  for (const location of locations) {
+    process.stdout.write(JSON.stringify(tag(await readTable(location))) + '\n')
+  }
 }
 
 main().catch(err => {

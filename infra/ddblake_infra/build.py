@@ -1,0 +1,103 @@
+"""Building the CDK app from a configuration: one entry point for ``cdk synth`` and for the tests."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Final
+
+from aws_cdk import Annotations, App, Environment, Stack
+
+from ddblake_infra.config import CONFIG_ENV, DeployConfig, InfraConfigError, load_config, resolve_config_path
+from ddblake_infra.consumer import ConsumerStack
+from ddblake_infra.nag import check_nag
+from ddblake_infra.producer import ProducerStack
+from ddblake_infra.single import SingleAccountStack
+
+FEATURE_FLAGS: Final[dict[str, object]] = {
+    # S3 server access logs are admitted by a bucket policy (ACLs are disabled on every bucket).
+    "@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy": True,
+    # ARNs use the partition of the configured region as a literal, not ${AWS::Partition}.
+    "@aws-cdk/core:enablePartitionLiterals": True,
+    "@aws-cdk/aws-iam:standardizedServicePrincipals": True,
+    "@aws-cdk/aws-lambda:recognizeLayerVersion": True,
+    "@aws-cdk/aws-kms:aliasNameRef": True,
+    "@aws-cdk/aws-s3:createDefaultLoggingPolicy": True,
+}
+
+
+def make_app(outdir: str | None = None) -> App:
+    """An App with ddblake's feature flags, no analytics resource and no construct stack traces."""
+    return App(outdir=outdir, context=dict(FEATURE_FLAGS), analytics_reporting=False, stack_traces=False)
+
+
+def stack_names(cfg: DeployConfig) -> list[str]:
+    """The stacks a configuration deploys, in deploy order."""
+    prefix = cfg.name("stack_prefix")
+    return [f"{prefix}-consumer", f"{prefix}-producer"] if cfg.cross_account else [prefix]
+
+
+def add_stacks(app: App, cfg: DeployConfig, *, nag: bool = True) -> list[Stack]:
+    """Add the configuration's stacks to ``app`` (and cdk-nag's AwsSolutions checks when ``nag``).
+
+    Raises:
+        InfraConfigError: an asset cannot be staged (e.g. the Glue script is missing).
+    """
+    source = f"(config {cfg.path})"
+    stacks: list[Stack]
+    if cfg.cross_account:
+        consumer_name, producer_name = stack_names(cfg)
+        consumer = ConsumerStack(
+            app,
+            consumer_name,
+            cfg=cfg,
+            env=Environment(account=cfg.consumer_account, region=cfg.region),
+            description=f"ddblake consumer: lake, Glue load and scheduled apply for {cfg.table.name} {source}",
+            termination_protection=cfg.retain_data,
+        )
+        producer = ProducerStack(
+            app,
+            producer_name,
+            cfg=cfg,
+            env=Environment(account=cfg.producer_account, region=cfg.region),
+            description=f"ddblake producer: table {cfg.table.name}, Kinesis, Firehose to the consumer's lake {source}",
+            termination_protection=cfg.retain_data,
+        )
+        if cfg.lake_key_is_placeholder:
+            Annotations.of(producer).add_warning_v2(
+                "ddblake:placeholder-lake-key",
+                f"lake.key_arn in {cfg.path} is the all-zero placeholder: deploy {consumer_name} first and put "
+                "its LakeKeyArn output there before deploying this stack",
+            )
+        stacks = [consumer, producer]
+    else:
+        stacks = [
+            SingleAccountStack(
+                app,
+                stack_names(cfg)[0],
+                cfg=cfg,
+                env=Environment(account=cfg.producer_account, region=cfg.region),
+                description=f"ddblake single-account: table {cfg.table.name} to its data lake {source}",
+                termination_protection=cfg.retain_data,
+            )
+        ]
+    if nag:
+        check_nag(app)
+    return stacks
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``cdk synth`` entry point (infra/app.py): config from ``-c config=PATH`` or $DDBLAKE_INFRA_CONFIG."""
+    app = make_app()
+    chosen = app.node.try_get_context("config") or os.environ.get(CONFIG_ENV)
+    nag = str(app.node.try_get_context("nag") or "true").lower() != "false"
+    try:
+        cfg = load_config(resolve_config_path(chosen, base=Path.cwd()))
+        add_stacks(app, cfg, nag=nag)
+    except InfraConfigError as e:
+        print(f"ddblake infra: error: {e}", file=sys.stderr)
+        return 2
+    app.synth()
+    return 0

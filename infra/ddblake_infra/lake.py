@@ -1,0 +1,163 @@
+"""The lake's storage: a KMS key and a hardened bucket, admitting the producer's Firehose role(s).
+
+Used by the consumer stack (the lake) and, with ``firehose.producer_copy``, by the producer stack (a
+producer-side copy of the raw log, as the reference's same-account delivery stream wrote).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from ddblake_infra.config import DeployConfig
+from ddblake_infra.security import access_log_bucket, make_key
+
+FIREHOSE_BUCKET_ACTIONS = ("s3:GetBucketLocation", "s3:ListBucket", "s3:ListBucketMultipartUploads")
+FIREHOSE_OBJECT_ACTIONS = ("s3:AbortMultipartUpload", "s3:GetObject", "s3:PutObject")
+FIREHOSE_KEY_ACTIONS = ("kms:Decrypt", "kms:GenerateDataKey")
+
+
+def s3_encryption_contexts(bucket_arn: str, table: str) -> list[str]:
+    """The ``aws:s3:arn`` encryption contexts of Firehose's writes: the bucket (with S3 Bucket Keys)
+    or the object (without), under this table's raw and error prefixes."""
+    return [bucket_arn, f"{bucket_arn}/raw/{table}/*", f"{bucket_arn}/errors/{table}/*"]
+
+
+class LakeStorage(Construct):
+    """Key + bucket (+ access-log bucket) of a lake.
+
+    The bucket: SSE-KMS with its own key and S3 Bucket Keys, TLS 1.2+ only, public access blocked,
+    objects owned by the bucket owner (cross-account writes included), versioning, server access
+    logs, and lifecycle rules for ``raw/`` and ``errors/`` (and the scratch prefixes).
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        cfg: DeployConfig,
+        account: str,
+        bucket_name: str,
+        access_log_bucket_name: str,
+        key_alias: str,
+        description: str,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.cfg = cfg
+        self.account = account
+        self.bucket_name = bucket_name
+        self.key: kms.Key = make_key(
+            self,
+            "Key",
+            account=account,
+            alias=key_alias,
+            description=f"ddblake: {description} (bucket {bucket_name})",
+            retain=cfg.retain_data,
+        )
+        self.access_logs: s3.Bucket | None = (
+            access_log_bucket(self, "AccessLogs", bucket_name=access_log_bucket_name, retain=cfg.retain_data)
+            if cfg.lake.access_logs
+            else None
+        )
+        lake = cfg.lake
+        rules = [
+            s3.LifecycleRule(
+                id="raw-log",
+                prefix="raw/",
+                transitions=[
+                    s3.Transition(
+                        storage_class=s3.StorageClass.INFREQUENT_ACCESS,
+                        transition_after=Duration.days(lake.raw_infrequent_access_days),
+                    )
+                ],
+                expiration=Duration.days(lake.raw_expiration_days) if lake.raw_expiration_days else None,
+            ),
+            s3.LifecycleRule(id="errors", prefix="errors/", expiration=Duration.days(lake.errors_expiration_days)),
+            s3.LifecycleRule(id="glue-temp", prefix="glue-temp/", expiration=Duration.days(7)),
+            s3.LifecycleRule(id="athena-results", prefix="athena-results/", expiration=Duration.days(30)),
+            s3.LifecycleRule(
+                id="versions-and-uploads",
+                noncurrent_version_expiration=Duration.days(lake.noncurrent_expiration_days),
+                abort_incomplete_multipart_upload_after=Duration.days(7),
+                expired_object_delete_marker=True,
+            ),
+        ]
+        self.bucket = s3.Bucket(
+            self,
+            "Bucket",
+            bucket_name=bucket_name,
+            encryption=s3.BucketEncryption.KMS,
+            encryption_key=self.key,
+            bucket_key_enabled=True,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            minimum_tls_version=1.2,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            versioned=True,
+            server_access_logs_bucket=self.access_logs,
+            server_access_logs_prefix=f"{bucket_name}/" if self.access_logs else None,
+            lifecycle_rules=rules,
+            removal_policy=RemovalPolicy.RETAIN if cfg.retain_data else RemovalPolicy.DESTROY,
+        )
+
+    @property
+    def bucket_arn(self) -> str:
+        return self.bucket.bucket_arn
+
+    @property
+    def key_arn(self) -> str:
+        return self.key.key_arn
+
+    def admit_firehose(self, *, producer_account: str, role_arns: Sequence[str], table: str) -> None:
+        """Let the producer's Firehose role(s) write this table's raw log and errors - and nothing else.
+
+        The principal is the producer account, narrowed by ``aws:PrincipalArn`` to the named roles:
+        unlike a role-ARN principal this needs no deploy order (S3 and KMS do not check that the role
+        exists yet) and survives the role being recreated.
+        """
+        principal = iam.AccountPrincipal(producer_account)
+        only_roles = {"ArnEquals": {"aws:PrincipalArn": list(role_arns)}}
+        self.bucket.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="ProducerFirehoseBucket",
+                principals=[principal],
+                actions=list(FIREHOSE_BUCKET_ACTIONS),
+                resources=[self.bucket.bucket_arn],
+                conditions=only_roles,
+            )
+        )
+        self.bucket.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="ProducerFirehoseObjects",
+                principals=[principal],
+                actions=list(FIREHOSE_OBJECT_ACTIONS),
+                resources=[
+                    self.bucket.arn_for_objects(f"raw/{table}/*"),
+                    self.bucket.arn_for_objects(f"errors/{table}/*"),
+                ],
+                conditions=only_roles,
+            )
+        )
+        if producer_account != self.account:
+            # In its own account a role's identity policy suffices (the key delegates use to IAM).
+            self.key.add_to_resource_policy(
+                iam.PolicyStatement(
+                    sid="ProducerFirehoseEncryptsLakeObjects",
+                    principals=[principal],
+                    actions=list(FIREHOSE_KEY_ACTIONS),
+                    resources=["*"],
+                    conditions={
+                        **only_roles,
+                        "StringEquals": {"kms:ViaService": f"s3.{self.cfg.region}.amazonaws.com"},
+                        "StringLike": {"kms:EncryptionContext:aws:s3:arn": s3_encryption_contexts(
+                            f"arn:{self.cfg.partition}:s3:::{self.bucket_name}", table
+                        )},
+                    },
+                )
+            )

@@ -1,0 +1,102 @@
+"""Operations: a KMS key for logs and notifications, an encrypted alarm topic, alarm helpers.
+
+Metrics ddblake publishes (namespace ``ddblake``; documented in docs/deploy.md):
+
+* transform Lambda (Powertools EMF, dimension ``service=ddblake-firehose-transform``):
+  ``RecordsOk``, ``RecordsFailed``;
+* apply (dimension ``Table=<DynamoDB table name>``): ``LagSeconds`` (age of the newest change applied,
+  Maximum), ``QuarantinedRecords`` (Sum). They are emitted as CloudWatch embedded metric format log
+  lines, so no role needs ``cloudwatch:PutMetricData`` (an action that only takes ``Resource: *``).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from aws_cdk import Duration
+from aws_cdk import aws_cloudwatch as cw
+from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subs
+from constructs import Construct
+
+from ddblake_infra.config import DeployConfig
+from ddblake_infra.security import logs_service_statement, make_key, notification_services_statement
+
+NAMESPACE: Final = "ddblake"
+TRANSFORM_SERVICE: Final = "ddblake-firehose-transform"
+TABLE_DIMENSION: Final = "Table"
+LAG_METRIC: Final = "LagSeconds"
+QUARANTINE_METRIC: Final = "QuarantinedRecords"
+TRANSFORM_FAILED_METRIC: Final = "RecordsFailed"
+
+
+class Operations(Construct):
+    """The stack's ops key (CloudWatch Logs, SNS, Glue bookmarks) and its alarm topic."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, cfg: DeployConfig, account: str, topic_name: str) -> None:
+        super().__init__(scope, construct_id)
+        self.cfg = cfg
+        self.key: kms.Key = make_key(
+            self,
+            "Key",
+            account=account,
+            alias=cfg.name("ops_key_alias"),
+            description=f"ddblake {cfg.table.name}: logs, alarm notifications and Glue bookmarks",
+            statements=[
+                logs_service_statement(cfg.partition, cfg.region, account),
+                notification_services_statement(account),
+            ],
+            retain=cfg.retain_data,
+        )
+        self.topic = sns.Topic(
+            self,
+            "AlarmTopic",
+            topic_name=topic_name,
+            display_name=f"ddblake alarms for {cfg.table.name}",
+            master_key=self.key,
+            enforce_ssl=True,
+        )
+        if cfg.alarms.email:
+            self.topic.add_subscription(subs.EmailSubscription(cfg.alarms.email))
+        self._action = cw_actions.SnsAction(self.topic)
+
+    def alarm(
+        self,
+        construct_id: str,
+        *,
+        metric: cw.IMetric,
+        threshold: float,
+        description: str,
+        periods: int | None = None,
+        comparison: cw.ComparisonOperator = cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        missing: cw.TreatMissingData = cw.TreatMissingData.NOT_BREACHING,
+    ) -> cw.Alarm:
+        """An alarm that notifies the topic on ALARM and OK."""
+        n = periods or self.cfg.alarms.evaluation_periods
+        alarm = cw.Alarm(
+            self,
+            construct_id,
+            metric=metric,
+            threshold=threshold,
+            evaluation_periods=n,
+            datapoints_to_alarm=n,
+            comparison_operator=comparison,
+            treat_missing_data=missing,
+            alarm_description=description,
+        )
+        alarm.add_alarm_action(self._action)
+        alarm.add_ok_action(self._action)
+        return alarm
+
+
+def ddblake_metric(name: str, dimensions: dict[str, str], statistic: str) -> cw.Metric:
+    """A metric of ddblake's own namespace over 5-minute periods."""
+    return cw.Metric(
+        namespace=NAMESPACE,
+        metric_name=name,
+        dimensions_map=dimensions,
+        statistic=statistic,
+        period=Duration.minutes(5),
+    )
