@@ -149,7 +149,18 @@ def write_raw(
 
 
 def peak_rss_mb() -> float:
-    """This process's peak resident set size so far, in MB (Linux reports KiB)."""
+    """This process's peak resident set size so far, in MB.
+
+    Linux's ``VmHWM`` (the high-water mark of this process image's memory). ``ru_maxrss`` is not
+    used where VmHWM exists: after fork+exec it still holds the *parent's* RSS at fork time, so a
+    small child of a big parent would report the parent's size.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 

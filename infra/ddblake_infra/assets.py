@@ -3,8 +3,9 @@
 * The transform Lambda gets the import closure of ``ddblake.aws.firehose_transform`` (found by
   reading the source's imports, not by importing it) and nothing else: no CLI, no pyarrow code, no
   aws_cdk. A third-party import other than Powertools fails synth with the module that made it.
-* The apply image's build context: pyproject.toml, README.md, constraints.txt, ``src/ddblake`` and the
-  Dockerfile + handler of ``infra/apply_image``. Synth only stages it; ``cdk deploy`` builds it.
+* The apply image's build context: pyproject.toml, README.md, constraints.txt, ``src/ddblake`` and
+  ``infra/apply_image/Dockerfile`` (handler ``ddblake.aws.apply_handler.handler``). Synth only stages
+  it; ``cdk deploy`` builds it.
 * The Glue job: the script at ``load.script`` and ``src/ddblake`` as a zip for ``--extra-py-files``.
 
 CDK hashes asset contents (not paths or times), so staging into temporary directories keeps
@@ -166,8 +167,7 @@ def stage_apply_image() -> Path:
     for name in ("pyproject.toml", "README.md", "constraints.txt"):
         shutil.copyfile(REPO_ROOT / name, out / name)
     shutil.copytree(PACKAGE, out / "src" / "ddblake", ignore=_IGNORE)
-    for name in ("Dockerfile", "handler.py"):
-        shutil.copyfile(APPLY_IMAGE / name, out / name)
+    shutil.copyfile(APPLY_IMAGE / "Dockerfile", out / "Dockerfile")
     return out
 
 

@@ -167,6 +167,7 @@ class LakeSettings:
     raw_expiration_days: int | None
     errors_expiration_days: int
     noncurrent_expiration_days: int
+    exports_expiration_days: int
     access_logs: bool
     athena_workgroup: bool
     create_database: bool
@@ -177,6 +178,7 @@ class LoadSettings:
     """The Glue full-load job."""
 
     script: Path
+    source: Literal["connector", "export-files"]
     glue_version: str
     worker_type: str
     workers: int
@@ -455,7 +457,7 @@ def load_config(path: str | Path) -> DeployConfig:
         ) from None
     except json.JSONDecodeError as e:
         raise InfraConfigError(f"{shown}: not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from e
-    return parse_config(raw, file=shown, path=path)
+    return parse_config(raw, file=shown, path=Path(shown))
 
 
 def parse_config(raw: Any, *, file: str = "<config>", path: Path | None = None) -> DeployConfig:
@@ -683,6 +685,7 @@ def _lake(s: _Section, *, deployment: str, region: str, consumer: str) -> LakeSe
         raw_expiration_days=expiration,
         errors_expiration_days=s.integer("errors_expiration_days", 90, 1, 36500),
         noncurrent_expiration_days=s.integer("noncurrent_expiration_days", 30, 1, 36500),
+        exports_expiration_days=s.integer("exports_expiration_days", 30, 1, 36500),
         access_logs=s.flag("access_logs", True),
         athena_workgroup=s.flag("athena_workgroup", True),
         create_database=s.flag("create_database", True),
@@ -693,8 +696,10 @@ def _load(s: _Section) -> LoadSettings:
     script = s.text("script", DEFAULT_GLUE_SCRIPT)
     path = Path(script) if Path(script).is_absolute() else REPO_ROOT / script
     worker = s.choice("worker_type", "G.1X", ("G.025X", "G.1X", "G.2X", "G.4X", "G.8X"))
+    source = s.choice("source", "connector", ("connector", "export-files"))
     return LoadSettings(
         script=path,
+        source="export-files" if source == "export-files" else "connector",
         glue_version=s.choice("glue_version", "5.0", ("4.0", "5.0")),
         worker_type=worker,
         workers=s.integer("workers", 2, 2, 1000),

@@ -212,7 +212,6 @@ class LakeSide(Construct):
             security_configuration=security.ref,
             default_arguments=arguments,
         )
-        job.node.add_dependency(role)
         glue_logs = f"arn:{partition}:logs:{region}:{account}:log-group:/aws-glue/*"
         suppress_object_prefixes(
             role,

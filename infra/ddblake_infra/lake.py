@@ -22,10 +22,14 @@ FIREHOSE_OBJECT_ACTIONS = ("s3:AbortMultipartUpload", "s3:GetObject", "s3:PutObj
 FIREHOSE_KEY_ACTIONS = ("kms:Decrypt", "kms:GenerateDataKey")
 
 
-def s3_encryption_contexts(bucket_arn: str, table: str) -> list[str]:
-    """The ``aws:s3:arn`` encryption contexts of Firehose's writes: the bucket (with S3 Bucket Keys)
-    or the object (without), under this table's raw and error prefixes."""
-    return [bucket_arn, f"{bucket_arn}/raw/{table}/*", f"{bucket_arn}/errors/{table}/*"]
+EXPORT_BUCKET_ACTIONS = ("s3:GetBucketLocation", "s3:ListBucket")
+EXPORT_OBJECT_ACTIONS = ("s3:AbortMultipartUpload", "s3:GetObject", "s3:PutObject", "s3:PutObjectAcl")
+
+
+def s3_encryption_contexts(bucket_arn: str, table: str, roots: tuple[str, ...] = ("raw", "errors")) -> list[str]:
+    """The ``aws:s3:arn`` encryption contexts of writes under ``<root>/<table>/``: the bucket (with S3
+    Bucket Keys) or the object (without)."""
+    return [bucket_arn, *(f"{bucket_arn}/{root}/{table}/*" for root in roots)]
 
 
 class LakeStorage(Construct):
@@ -79,6 +83,7 @@ class LakeStorage(Construct):
                 expiration=Duration.days(lake.raw_expiration_days) if lake.raw_expiration_days else None,
             ),
             s3.LifecycleRule(id="errors", prefix="errors/", expiration=Duration.days(lake.errors_expiration_days)),
+            s3.LifecycleRule(id="exports", prefix="exports/", expiration=Duration.days(lake.exports_expiration_days)),
             s3.LifecycleRule(id="glue-temp", prefix="glue-temp/", expiration=Duration.days(7)),
             s3.LifecycleRule(id="athena-results", prefix="athena-results/", expiration=Duration.days(30)),
             s3.LifecycleRule(
@@ -161,3 +166,45 @@ class LakeStorage(Construct):
                     },
                 )
             )
+
+    def admit_export_writer(self, *, producer_account: str, role_arn: str, table: str) -> None:
+        """Let the producer's read role write (and read back) DynamoDB exports of the table under
+        ``exports/<table>/`` - the Glue load's export connector runs ExportTableToPointInTime with that
+        role into this bucket. Only cross-account: in one account identity policies suffice."""
+        principal = iam.AccountPrincipal(producer_account)
+        only_role = {"ArnEquals": {"aws:PrincipalArn": role_arn}}
+        self.bucket.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="ProducerExportBucket",
+                principals=[principal],
+                actions=list(EXPORT_BUCKET_ACTIONS),
+                resources=[self.bucket.bucket_arn],
+                conditions=only_role,
+            )
+        )
+        self.bucket.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="ProducerExportObjects",
+                principals=[principal],
+                actions=list(EXPORT_OBJECT_ACTIONS),
+                resources=[self.bucket.arn_for_objects(f"exports/{table}/*")],
+                conditions=only_role,
+            )
+        )
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="ProducerExportEncryption",
+                principals=[principal],
+                actions=list(FIREHOSE_KEY_ACTIONS),
+                resources=["*"],
+                conditions={
+                    **only_role,
+                    "StringEquals": {"kms:ViaService": f"s3.{self.cfg.region}.amazonaws.com"},
+                    "StringLike": {
+                        "kms:EncryptionContext:aws:s3:arn": s3_encryption_contexts(
+                            f"arn:{self.cfg.partition}:s3:::{self.bucket_name}", table, ("exports",)
+                        )
+                    },
+                },
+            )
+        )

@@ -4,9 +4,12 @@ Metrics ddblake publishes (namespace ``ddblake``; documented in docs/deploy.md):
 
 * transform Lambda (Powertools EMF, dimension ``service=ddblake-firehose-transform``):
   ``RecordsOk``, ``RecordsFailed``;
-* apply (dimension ``Table=<DynamoDB table name>``): ``LagSeconds`` (age of the newest change applied,
-  Maximum), ``QuarantinedRecords`` (Sum). They are emitted as CloudWatch embedded metric format log
-  lines, so no role needs ``cloudwatch:PutMetricData`` (an action that only takes ``Resource: *``).
+* apply (``ddblake.aws.apply_handler``; dimensions ``service=ddblake-apply`` and
+  ``Table=<DynamoDB table name>``): ``LagSeconds`` (age of the newest change applied, Maximum),
+  ``QuarantinedRecords`` (Sum), ``AppliedFiles``, ``AppliedEvents``.
+
+Both emit CloudWatch embedded metric format log lines, so no role needs ``cloudwatch:PutMetricData``
+(an action that only takes ``Resource: *``).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from ddblake_infra.security import logs_service_statement, make_key, notificatio
 
 NAMESPACE: Final = "ddblake"
 TRANSFORM_SERVICE: Final = "ddblake-firehose-transform"
+APPLY_SERVICE: Final = "ddblake-apply"
 TABLE_DIMENSION: Final = "Table"
 LAG_METRIC: Final = "LagSeconds"
 QUARANTINE_METRIC: Final = "QuarantinedRecords"

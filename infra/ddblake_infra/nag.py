@@ -45,6 +45,11 @@ def literal(resources: Sequence[str]) -> list[RegexAppliesTo]:
     return [_js(rf"^Resource::{re.escape(r)}$") for r in resources]
 
 
+def literal_suffix(suffix: str) -> list[RegexAppliesTo]:
+    """IAM5 evidence for ``<resource ARN><suffix>`` (a token or a literal ARN, then ``suffix``)."""
+    return [_js(rf"^Resource::(<[A-Za-z0-9]+\.Arn>|arn:[^*]+){re.escape(suffix)}$")]
+
+
 def suppress_object_prefixes(role: IConstruct, prefixes: Sequence[str], why: str) -> None:
     """IAM5 for a role whose object permissions are scoped to fixed prefixes."""
     suppress(

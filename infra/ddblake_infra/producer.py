@@ -24,6 +24,8 @@ from constructs import Construct
 from ddblake_infra.assets import TRANSFORM_HANDLER, stage_transform
 from ddblake_infra.config import DeployConfig
 from ddblake_infra.lake import (
+    EXPORT_BUCKET_ACTIONS,
+    EXPORT_OBJECT_ACTIONS,
     FIREHOSE_BUCKET_ACTIONS,
     FIREHOSE_KEY_ACTIONS,
     FIREHOSE_OBJECT_ACTIONS,
@@ -36,7 +38,7 @@ from ddblake_infra.monitoring import (
     Operations,
     ddblake_metric,
 )
-from ddblake_infra.nag import suppress, suppress_object_prefixes
+from ddblake_infra.nag import literal_suffix, suppress, suppress_object_prefixes
 from ddblake_infra.security import log_retention, make_key
 
 POWERTOOLS_LAYER_ACCOUNT: Final = "017000801446"
@@ -52,7 +54,12 @@ _KEY_TYPES: Final = {
     "N": dynamodb.AttributeType.NUMBER,
     "B": dynamodb.AttributeType.BINARY,
 }
-READ_ROLE_TABLE_ACTIONS: Final = ("dynamodb:DescribeContinuousBackups", "dynamodb:DescribeTable", "dynamodb:Scan")
+READ_ROLE_TABLE_ACTIONS: Final = (
+    "dynamodb:DescribeContinuousBackups",
+    "dynamodb:DescribeTable",
+    "dynamodb:ExportTableToPointInTime",
+    "dynamodb:Scan",
+)
 
 
 @dataclass(frozen=True)
@@ -457,11 +464,15 @@ class Capture(Construct):
 
     # ---- cross-account read role for the full load -------------------------------------------------
     def _read_role(self) -> iam.Role:
+        """The role the consumer's load assumes: read the table (Scan, or an export into the lake's
+        ``exports/<table>/``), decrypt it, nothing else. Trusted only by the consumer's load role."""
         cfg = self.cfg
+        t = cfg.table.name
+        key_arn = cfg.lake.key_arn or ""
         conditions: dict[str, Any] = {"ArnEquals": {"aws:PrincipalArn": cfg.load_role_arn}}
         if cfg.load.external_id:
             conditions["StringEquals"] = {"sts:ExternalId": cfg.load.external_id}
-        return iam.Role(
+        role = iam.Role(
             self,
             "ReadRole",
             role_name=cfg.name("read_role"),
@@ -476,15 +487,52 @@ class Capture(Construct):
                             sid="ReadTable", actions=list(READ_ROLE_TABLE_ACTIONS), resources=[self.table.table_arn]
                         ),
                         iam.PolicyStatement(
+                            sid="DescribeExports",
+                            actions=["dynamodb:DescribeExport"],
+                            resources=[f"{self.table.table_arn}/export/*"],
+                        ),
+                        iam.PolicyStatement(
                             sid="DecryptTable",
                             actions=["kms:Decrypt", "kms:DescribeKey"],
                             resources=[self.table_key.key_arn],
                             conditions={"StringEquals": {"kms:ViaService": f"dynamodb.{cfg.region}.amazonaws.com"}},
                         ),
+                        iam.PolicyStatement(
+                            sid="LakeExportBucket",
+                            actions=list(EXPORT_BUCKET_ACTIONS),
+                            resources=[cfg.lake_bucket_arn],
+                        ),
+                        iam.PolicyStatement(
+                            sid="LakeExportObjects",
+                            actions=list(EXPORT_OBJECT_ACTIONS),
+                            resources=[f"{cfg.lake_bucket_arn}/exports/{t}/*"],
+                        ),
+                        iam.PolicyStatement(
+                            sid="LakeExportEncryption",
+                            actions=list(FIREHOSE_KEY_ACTIONS),
+                            resources=[key_arn],
+                            conditions={
+                                "StringEquals": {"kms:ViaService": f"s3.{cfg.region}.amazonaws.com"},
+                                "StringLike": {
+                                    "kms:EncryptionContext:aws:s3:arn": s3_encryption_contexts(
+                                        cfg.lake_bucket_arn, t, ("exports",)
+                                    )
+                                },
+                            },
+                        ),
                     ]
                 )
             },
         )
+        suppress_object_prefixes(role, [f"exports/{t}/"], "DynamoDB exports the table there for the Glue load")
+        suppress(
+            role,
+            "AwsSolutions-IAM5",
+            "DescribeExport takes the export's ARN, which DynamoDB names <table ARN>/export/<id> when the "
+            "export starts; the wildcard covers this table's exports only.",
+            literal_suffix("/export/*"),
+        )
+        return role
 
     def outputs(self, stack: Stack) -> None:
         """The reference's producer outputs (and a few more)."""

@@ -12,12 +12,14 @@ import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from json.encoder import encode_basestring
 from typing import Any
 
 from ddblake.changes.model import ChangeEvent
 from ddblake.errors import BadRecordError
 
 _SEQ_WIDTH = 40
+_encode = encode_basestring  # json.dumps's own string encoder when ensure_ascii=False
 
 
 def version_of(event: ChangeEvent) -> str:
@@ -58,7 +60,15 @@ def key_string(keys: Mapping[str, Any]) -> str:
         canonical = {name: _canonical_value(keys[name]) for name in sorted(keys)}
     except (ValueError, AttributeError, TypeError) as e:
         raise BadRecordError("key is not DynamoDB JSON") from e
-    return json.dumps(canonical, separators=(",", ":"), ensure_ascii=False)
+    # The text json.dumps(canonical, separators=(",", ":"), ensure_ascii=False) gives, built from
+    # json's own string encoder: several times faster for the usual all-string key.
+    parts = []
+    for name, value in canonical.items():
+        ((tag, inner),) = value.items()
+        if type(name) is not str or type(tag) is not str or type(inner) is not str:
+            return json.dumps(canonical, separators=(",", ":"), ensure_ascii=False)
+        parts.append(f"{_encode(name)}:{{{_encode(tag)}:{_encode(inner)}}}")
+    return "{" + ",".join(parts) + "}"
 
 
 def bucket_of(key: str, buckets: int) -> int:

@@ -344,7 +344,7 @@ def _drop_untyped(
 
 
 def items_to_table(
-    items: Iterable[Mapping[str, Any] | None],
+    items: Iterable[dict[str, Any] | None],
     schema: pa.Schema | None = None,
     *,
     evolve: bool = False,
@@ -359,7 +359,7 @@ def items_to_table(
             where the batch lacks the attribute); attributes and map fields it lacks are left out.
         evolve: widen ``schema`` first so every value fits: new attributes become new columns
             (sorted by name) and columns widen by the documented rules, using the batch's actual
-            values (an int64 column of small integers joins a decimal(5, 2) as decimal(5, 2)).
+            values (small integers arriving in a decimal(5, 2) column leave it decimal(5, 2)).
         drop_untyped: leave out columns and map fields that hold only nulls so far (Iceberg before
             v3 has no null type, Parquet no empty struct).
         max_decimal_precision: widest decimal before number text; 76 (decimal256), or 38 to keep
@@ -459,7 +459,7 @@ def jsonl_to_table(
 
 
 def infer_schema(
-    items: Iterable[Mapping[str, Any] | None], *, max_decimal_precision: int = DEFAULT_MAX_PRECISION
+    items: Iterable[dict[str, Any] | None], *, max_decimal_precision: int = DEFAULT_MAX_PRECISION
 ) -> pa.Schema:
     """The Arrow schema :func:`items_to_table` gives these items (columns sorted by name)."""
     return items_to_table(items, max_decimal_precision=max_decimal_precision).schema

@@ -34,11 +34,12 @@ from pyiceberg.table import Table
 from pyiceberg.transforms import IdentityTransform
 
 from ddblake.changes.model import ChangeEvent
-from ddblake.changes.resolve import Keyed, bucket_of, keyed, winners
+from ddblake.changes.resolve import Keyed, bucket_of, key_string, version_of, winners
 from ddblake.errors import BadRecordError, ConfigError, TerminalError, TransientError
 from ddblake.lake import current, history
 from ddblake.lake.applied import PROPERTY, AppliedLog, load_log, save_log
 from ddblake.lake.catalog import LakeConfig, open_catalog
+from ddblake.lake.filters import and_ as ex_and
 from ddblake.lake.filters import at_least, between, is_in
 from ddblake.lake.rawlog import list_raw_files, read_raw_file
 from ddblake.lake.storage import Storage
@@ -130,6 +131,38 @@ class _FileBatch:
     events: list[ChangeEvent] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)
     bad: list[dict[str, Any]] = field(default_factory=list)
+
+
+class _ImageTexts:
+    """Each event's new image rendered once as compact JSON (history and current state share it)."""
+
+    def __init__(self) -> None:
+        self._texts: dict[int, str | None] = {}
+
+    def __call__(self, ev: ChangeEvent) -> str | None:
+        # Keyed by identity: the events live in the batch for as long as this does.
+        key = id(ev)
+        if key not in self._texts:
+            image = ev.new_image
+            self._texts[key] = (
+                None if image is None else json.dumps(image, separators=(",", ":"), ensure_ascii=False)
+            )
+        return self._texts[key]
+
+
+def _distinct(items: Iterable[tuple[Keyed, str]]) -> tuple[list[Keyed], list[str]]:
+    """Changes without repeated event IDs (first one wins, as ``keyed`` does), with their files."""
+    seen: set[str] = set()
+    changes: list[Keyed] = []
+    files: list[str] = []
+    for change, source in items:
+        event_id = change.event.event_id
+        if event_id in seen:
+            continue
+        seen.add(event_id)
+        changes.append(change)
+        files.append(source)
+    return changes, files
 
 
 def _read_raw(storage: Storage, path: str, table: str, batch: _FileBatch) -> None:
@@ -257,19 +290,23 @@ class Applier:
         result.events = len(batch.events)
         fold_before = time.strftime("%Y/%m/%d/%H", time.gmtime(time.time() - FOLD_GRACE_HOURS * 3600))
 
+        # Keys and versions once per event, for both tables.
+        changes = [Keyed(key_string(e.keys), version_of(e), e) for e in batch.events]
+        texts = _ImageTexts()
+
         if hist_files:
             in_hist = set(hist_files)
             bad = [b for b in batch.bad if b["file"] in in_hist]
             if bad:
                 _quarantine(self.storage, self.config.table, bad)
             result.quarantined = len(bad)
-            evs = [(e, s) for e, s in zip(batch.events, batch.sources, strict=True) if s in in_hist]
-            self._commit_history(hist, hist_log, hist_files, evs, listing, fold_before, result)
+            evs = [(c, s) for c, s in zip(changes, batch.sources, strict=True) if s in in_hist]
+            self._commit_history(hist, hist_log, hist_files, evs, listing, fold_before, result, texts)
 
         if cur_files:
             in_cur = set(cur_files)
-            evs_c = [e for e, s in zip(batch.events, batch.sources, strict=True) if s in in_cur]
-            self._commit_current(cur, cur_log, cur_files, evs_c, listing, fold_before, result)
+            evs_c = [(c, s) for c, s in zip(changes, batch.sources, strict=True) if s in in_cur]
+            self._commit_current(cur, cur_log, cur_files, evs_c, listing, fold_before, result, texts)
         return result, more
 
     def _commit_history(
@@ -277,19 +314,20 @@ class Applier:
         hist: Table,
         hist_log: AppliedLog,
         files: list[str],
-        events: list[tuple[ChangeEvent, str]],
+        events: list[tuple[Keyed, str]],
         listing: list[str],
         fold_before: str,
         result: ApplyResult,
+        texts: _ImageTexts,
     ) -> None:
-        sources = {e.event_id: s for e, s in reversed(events)}
-        changes = keyed(e for e, _ in events)
+        changes, sources = _distinct(events)
         result.duplicates += len(events) - len(changes)
         if changes:
             seen = self._history_event_ids(hist, changes)
-            fresh = [c for c in changes if c.event.event_id not in seen]
-            result.duplicates += len(changes) - len(fresh)
-            changes = fresh
+            if seen:
+                kept = [(c, s) for c, s in zip(changes, sources, strict=True) if c.event.event_id not in seen]
+                result.duplicates += len(changes) - len(kept)
+                changes, sources = [c for c, _ in kept], [s for _, s in kept]
         new_log = hist_log.with_files(set(files)).folded(listing, fold_before)
         pointer = save_log(self.storage, self.config.table, "history", new_log)
         props = {
@@ -303,7 +341,7 @@ class Applier:
             )
         with hist.transaction() as tx:
             if changes:
-                rows = history.rows(changes, [sources[c.event.event_id] for c in changes])
+                rows = history.rows(changes, sources, new_images=[texts(c.event) for c in changes])
                 self._add_key_columns(tx, rows, hist)
                 tx.append(rows, snapshot_properties={PROPERTY: pointer, "ddblake.files": str(len(files))})
             tx.set_properties(props)
@@ -346,6 +384,22 @@ class Applier:
             return {}
         lo = min(c.event.event_time_us for c in candidates.values())
         lo_iso = pa.scalar(lo, pa.timestamp("us", tz="UTC")).as_py().isoformat()
+        since = at_least("event_time", lo_iso)
+        # First only keys and versions: usually no candidate has a newer change, and the images
+        # (the bulk of the history) are then never read.
+        versions = hist.scan(row_filter=since, selected_fields=("_ddb_key", "_ddb_version")).to_arrow()
+        if versions.num_rows == 0:
+            return {}
+        wanted = pa.array(list(candidates), pa.string())
+        versions = versions.filter(pc.is_in(versions.column("_ddb_key"), value_set=wanted))
+        newest_version: dict[str, str] = {}
+        for key, version in zip(
+            versions.column("_ddb_key").to_pylist(), versions.column("_ddb_version").to_pylist(), strict=True
+        ):
+            if version > candidates[key].version and version > newest_version.get(key, ""):
+                newest_version[key] = version
+        if not newest_version:
+            return {}
         cols = (
             "_ddb_key",
             "_ddb_version",
@@ -357,17 +411,16 @@ class Applier:
             "source",
             "ttl",
         )
-        found = hist.scan(row_filter=at_least("event_time", lo_iso), selected_fields=cols).to_arrow()
-        if found.num_rows == 0:
-            return {}
-        wanted = pa.array(list(candidates), pa.string())
-        found = found.filter(pc.is_in(found.column("_ddb_key"), value_set=wanted))
+        found = hist.scan(
+            row_filter=ex_and(since, is_in("_ddb_version", newest_version.values())), selected_fields=cols
+        ).to_arrow()
+        found = found.filter(
+            pc.is_in(found.column("_ddb_version"), value_set=pa.array(list(newest_version.values()), pa.string()))
+        )
         newest: dict[str, dict[str, Any]] = {}
         for row in found.to_pylist():
             key = row["_ddb_key"]
-            if row["_ddb_version"] > candidates[key].version and (
-                key not in newest or row["_ddb_version"] > newest[key]["_ddb_version"]
-            ):
+            if newest_version.get(key) == row["_ddb_version"]:
                 newest[key] = row
         out: dict[str, Keyed] = {}
         for key, row in newest.items():
@@ -392,12 +445,13 @@ class Applier:
         cur: Table | None,
         cur_log: AppliedLog,
         files: list[str],
-        events: list[ChangeEvent],
+        events: list[tuple[Keyed, str]],
         listing: list[str],
         fold_before: str,
         result: ApplyResult,
+        texts: _ImageTexts,
     ) -> None:
-        best = winners(keyed(events))
+        best = winners(_distinct(events)[0])
         buckets = (
             int(cur.properties.get(current.BUCKETS_PROPERTY, self.config.buckets))
             if cur
@@ -409,12 +463,12 @@ class Applier:
             existing = cur.scan(row_filter=is_in("_ddb_bucket", touched)).to_arrow()
         present: dict[str, str] = {}
         if existing is not None and existing.num_rows:
+            # Only the batch's keys go to Python, not every row of the touched buckets.
+            mine = existing.select(["_ddb_key", "_ddb_version"]).filter(
+                pc.is_in(existing.column("_ddb_key"), value_set=pa.array(list(best), pa.string()))
+            )
             present = dict(
-                zip(
-                    existing.column("_ddb_key").to_pylist(),
-                    existing.column("_ddb_version").to_pylist(),
-                    strict=True,
-                )
+                zip(mine.column("_ddb_key").to_pylist(), mine.column("_ddb_version").to_pylist(), strict=True)
             )
         newer = self._history_newer({k: c for k, c in best.items() if k not in present})
         upserts: list[Keyed] = []
@@ -441,7 +495,12 @@ class Applier:
             with cur.transaction() as tx:
                 tx.set_properties(props)
             return
-        typed = current.typed_rows(upserts, buckets, cur.schema().as_arrow() if cur is not None else None)
+        typed = current.typed_rows(
+            upserts,
+            buckets,
+            cur.schema().as_arrow() if cur is not None else None,
+            [texts(u.event) or "{}" for u in upserts],
+        )
         cur = self._create_current(typed.schema) if cur is None else cur
         changed = {u.key for u in upserts} | deletes
         rewrite = sorted({bucket_of(k, buckets) for k in changed})

@@ -32,8 +32,14 @@ DEFAULT_BUCKETS = 16
 BUCKETS_PROPERTY = "ddblake.buckets"
 
 
-def meta_table(upserts: Sequence[Keyed], buckets: int) -> pa.Table:
-    """The metadata columns of the rows that ``upserts`` produce."""
+def item_text(upsert: Keyed) -> str:
+    """The ``_ddb_item`` text of an upsert: its new image as compact DynamoDB JSON."""
+    return json.dumps(upsert.event.new_image, separators=(",", ":"), ensure_ascii=False)
+
+
+def meta_table(upserts: Sequence[Keyed], buckets: int, item_texts: Sequence[str] | None = None) -> pa.Table:
+    """The metadata columns of the rows that ``upserts`` produce (``item_texts``: their item_text)."""
+    texts = [item_text(u) for u in upserts] if item_texts is None else item_texts
     return pa.table(
         {
             "_ddb_key": pa.array([u.key for u in upserts], pa.string()),
@@ -42,10 +48,7 @@ def meta_table(upserts: Sequence[Keyed], buckets: int) -> pa.Table:
             "_ddb_event_time": pa.array(
                 [u.event.event_time_us for u in upserts], META_COLUMNS["_ddb_event_time"]
             ),
-            "_ddb_item": pa.array(
-                [json.dumps(u.event.new_image, separators=(",", ":"), ensure_ascii=False) for u in upserts],
-                pa.string(),
-            ),
+            "_ddb_item": pa.array(texts, pa.string()),
         }
     )
 
@@ -92,10 +95,44 @@ def typed_items(images: Sequence[object], attr_schema: pa.Schema | None, *, evol
     )
 
 
-def typed_rows(upserts: Sequence[Keyed], buckets: int, table_schema: pa.Schema | None) -> pa.Table:
-    """The rows ``upserts`` produce: typed attribute columns (schema evolved) and metadata."""
-    typed = typed_items([u.event.new_image for u in upserts], attribute_schema(table_schema))
-    meta = meta_table(upserts, buckets)
+def _typed_texts(texts: Sequence[str], attr_schema: pa.Schema | None) -> pa.Table | None:
+    """:func:`typed_items` of items given as their JSON text, by the codec's C++ JSON Lines path.
+
+    None when the texts cannot be UTF-8 (a lone surrogate): the caller takes the dict path.
+    """
+    from ddblake.codec import jsonl_to_table
+
+    try:
+        data = "\n".join(texts).encode("utf-8")
+    except UnicodeEncodeError:
+        return None
+    return _to_columns(
+        jsonl_to_table(
+            data,
+            attr_schema,
+            evolve=True,
+            drop_untyped=True,
+            max_decimal_precision=38,
+        )
+    )
+
+
+def typed_rows(
+    upserts: Sequence[Keyed],
+    buckets: int,
+    table_schema: pa.Schema | None,
+    item_texts: Sequence[str] | None = None,
+) -> pa.Table:
+    """The rows ``upserts`` produce: typed attribute columns (schema evolved) and metadata.
+
+    ``item_texts[i]``, when given, is ``item_text(upserts[i])`` already rendered; the typed columns
+    are then read from that text in C++ (the same result as from the images, faster).
+    """
+    attr_schema = attribute_schema(table_schema)
+    typed = _typed_texts(item_texts, attr_schema) if item_texts else None
+    if typed is None:
+        typed = typed_items([u.event.new_image for u in upserts], attr_schema)
+    meta = meta_table(upserts, buckets, item_texts)
     for name in meta.column_names:
         typed = typed.append_column(meta.schema.field(name), meta.column(name))
     return typed

@@ -76,8 +76,14 @@ def _key_text(value: dict[str, object]) -> object:
     return inner
 
 
-def rows(changes: Sequence[Keyed], raw_files: Sequence[str]) -> pa.Table:
-    """Arrow rows for the history table, one per change (``raw_files[i]`` is change i's file)."""
+def rows(
+    changes: Sequence[Keyed], raw_files: Sequence[str], *, new_images: Sequence[str | None] | None = None
+) -> pa.Table:
+    """Arrow rows for the history table, one per change (``raw_files[i]`` is change i's file).
+
+    ``new_images[i]``, when given, is change i's new image already rendered as compact JSON text
+    (apply renders each image once and uses the text here and in the current state).
+    """
     cols: dict[str, list[object]] = {name: [] for name, _ in _FIXED}
     key_values: dict[str, list[object]] = {}
     key_types: dict[str, pa.DataType] = {}
@@ -91,7 +97,7 @@ def rows(changes: Sequence[Keyed], raw_files: Sequence[str]) -> pa.Table:
         cols["source"].append(ev.source)
         cols["ingested_at"].append(ev.ingested_us)
         cols["keys"].append(_dumps(ev.keys))
-        cols["new_image"].append(_dumps(ev.new_image))
+        cols["new_image"].append(_dumps(ev.new_image) if new_images is None else new_images[i])
         cols["old_image"].append(_dumps(ev.old_image))
         cols["_ddb_key"].append(ch.key)
         cols["_ddb_version"].append(ch.version)

@@ -247,22 +247,27 @@ def _check_file(folder: ExportFolder, entry: DataFile) -> None:
     inflate = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
     lines = 0
     last = b"\n"
-    try:
-        with stream:
-            while chunk := stream.read(CHUNK):
-                md5.update(chunk)
-                data = chunk
-                while data:
+    gzip_error: str | None = None
+    in_member = False  # a gzip member begun and not ended: at the end of the file, a cut-short file
+    with stream:
+        while chunk := stream.read(CHUNK):
+            md5.update(chunk)
+            data = chunk if gzip_error is None else b""
+            while data:  # the checksum covers the whole file even past a gzip error: it is reported first
+                try:
                     out = inflate.decompress(data)
-                    lines += out.count(b"\n")
-                    last = out[-1:] or last
-                    if inflate.eof:  # a multi-member gzip: start the next member
-                        data = inflate.unused_data
-                        inflate = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-                    else:
-                        data = b""
-    except zlib.error as e:
-        raise _refuse(folder, f"data file {folder.where(entry.rel)} is not valid gzip ({e})") from e
+                except zlib.error as e:
+                    gzip_error = str(e)
+                    break
+                in_member = True
+                lines += out.count(b"\n")
+                last = out[-1:] or last
+                if inflate.eof:  # a multi-member gzip: start the next member
+                    data = inflate.unused_data
+                    inflate = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+                    in_member = False
+                else:
+                    data = b""
     digest = md5.digest()
     if entry.md5 is not None and base64.b64encode(digest).decode() != entry.md5:
         raise _refuse(
@@ -275,6 +280,9 @@ def _check_file(folder: ExportFolder, entry: DataFile) -> None:
         raise _refuse(
             folder, f"checksum mismatch in {folder.where(entry.rel)}: its MD5 is {digest.hex()}, ETag {etag}"
         )
+    if gzip_error is not None or in_member:
+        problem = gzip_error or "the gzip stream is cut short"
+        raise _refuse(folder, f"data file {folder.where(entry.rel)} is not valid gzip ({problem})")
     if last != b"\n":
         lines += 1  # a last line without newline
     if lines != entry.item_count:

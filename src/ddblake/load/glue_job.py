@@ -1,30 +1,424 @@
-"""Placeholder for the Glue full-load job script (AWS Glue 5.0, Spark, Python 3).
+"""ddblake's full load as an AWS Glue (Spark) job, for tables too big for one machine.
 
-Owned by the load work (issue 4), which replaces this file; the infrastructure (infra/, issue 5) only
-packages whatever is at this path as the Glue job's script asset. It is created here so that
-``make synth`` works before the real script exists.
+It writes the *same* raw change log ``ddblake load`` writes — gzip JSON Lines of load rows under
+``<lake>/raw/<table>/YYYY/MM/DD/HH/``, with the same version rule and deterministic event IDs (see
+``ddblake.load.rows``) — so ``ddblake apply`` continues from it as from any load. Two sources:
 
-The job's arguments, set by the consumer stack (docs/deploy.md): ``--ddblake_table``,
-``--ddblake_table_arn``, ``--ddblake_region``, ``--ddblake_lake`` (``s3://<lake bucket>``),
-``--ddblake_namespace``, ``--ddblake_read_percent`` and, cross-account, ``--ddblake_assume_role``
-(the producer's read role) and optionally ``--ddblake_external_id``. ``src/ddblake`` is on the job's
-Python path (``--extra-py-files``).
+* ``--SOURCE export-files`` (lossless; the default): an existing export folder
+  (``--EXPORT_PATH s3://.../AWSDynamoDB/<export id>/``, e.g. made by ``ddblake load --export-to`` or
+  by the table owner). Every data file is checked against the manifests first (MD5, item counts);
+  one corrupt file and the job writes nothing. Then each Spark task converts one data file's lines.
+* ``--SOURCE connector``: Glue's DynamoDB export connector (``dynamodb.export`` = ``ddb``) reads the
+  table through the cross-account role ``--ROLE_ARN`` (``dynamodb.sts.roleArn``). Spark infers one
+  struct type over all items, so absent type tags come back as nulls; :func:`strip_nulls` removes
+  them to rebuild DynamoDB JSON. An attribute holding an empty map may come back as null (Spark keeps
+  no empty structs): use ``export-files`` where that matters.
+
+This file is a Glue *script*: deployed on its own, it imports only the standard library at module
+level (``pyspark``/``awsglue``/``boto3`` only inside :func:`main`), and its transformation logic is
+plain functions that the unit tests run without Spark. Tests also check that its key, event-ID and
+path rules equal the ones in the ``ddblake`` package.
+
+Job arguments: ``--TABLE`` (DynamoDB table name), ``--LAKE`` (``s3://bucket/prefix``), ``--SOURCE``,
+``--EXPORT_PATH`` (export-files), ``--TABLE_ARN`` / ``--ROLE_ARN`` / ``--EXPORT_BUCKET`` /
+``--EXPORT_PREFIX`` / ``--EXPORT_BUCKET_OWNER`` / ``--READ_PERCENT`` (connector), ``--KEYS`` (hash[,range],
+required for full exports), ``--LOAD_ID`` (default: the job run ID).
 """
 
 from __future__ import annotations
 
+import base64
+import datetime as dt
+import gzip
+import hashlib
+import json
 import sys
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+SECOND_US = 1_000_000
+MAX_FILE_BYTES = 64 * 1024 * 1024
+"""Uncompressed bytes per raw file the job writes (Firehose-sized files are too small at this scale)."""
 
 
-def main(argv: list[str]) -> int:
-    """Refuse to run: the real load script has not replaced this placeholder yet."""
-    print(
-        "ddblake: error: the Glue load script is a placeholder; deploy a ddblake release whose "
-        "src/ddblake/load/glue_job.py implements the load (or run `ddblake load` from a machine)",
-        file=sys.stderr,
+# --- the rules shared with ddblake (tests check they agree) ---------------------------------------
+
+
+def _canonical_number(text: str) -> str:
+    try:
+        number = Decimal(text)
+    except InvalidOperation as e:
+        raise ValueError("key attribute of type N is not a number") from e
+    if not number.is_finite():
+        raise ValueError("key attribute of type N is not finite")
+    if number == 0:
+        return "0"
+    return format(number.normalize(), "f")
+
+
+def key_string(keys: Mapping[str, Any]) -> str:
+    """The canonical key string (``ddblake.changes.resolve.key_string``): numbers normalised."""
+    canonical = {}
+    for name in sorted(keys):
+        ((tag, inner),) = keys[name].items()
+        canonical[name] = {"N": _canonical_number(str(inner))} if tag == "N" else {tag: inner}
+    return json.dumps(canonical, separators=(",", ":"), ensure_ascii=False)
+
+
+def event_id(
+    load_id: str, keys: Mapping[str, Any], *, export: bool = False, write_us: int | None = None
+) -> str:
+    """``load-<id>-<sha1>`` (Scan/connector), ``export-<id>-<sha1>`` or ``export-<id>-<µs>-<sha1>``."""
+    digest = hashlib.sha1(key_string(keys).encode(), usedforsecurity=False).hexdigest()
+    if not export:
+        return f"load-{load_id}-{digest}"
+    return f"export-{load_id}-{digest}" if write_us is None else f"export-{load_id}-{write_us}-{digest}"
+
+
+def version_time_from_us(start_us: int) -> int:
+    """``floor(start to the second) - 1 µs``: below any stream change made after the start."""
+    return (start_us // SECOND_US) * SECOND_US - 1
+
+
+def parse_time_us(text: str) -> int:
+    """An ISO 8601 time (``2026-11-28T08:00:00.000Z``) in epoch microseconds."""
+    when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    delta = when - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    return (delta.days * 86_400 + delta.seconds) * SECOND_US + delta.microseconds
+
+
+def raw_file_key(lake_prefix: str, table: str, written_us: int, unique: str | None = None) -> str:
+    """The raw file path under the lake (``ddblake.lake.rawlog.raw_file_path``'s layout)."""
+    when = dt.datetime.fromtimestamp(written_us / SECOND_US, tz=dt.UTC)
+    stamp = f"{when.strftime('%Y-%m-%d-%H-%M-%S')}-{written_us % SECOND_US:06d}"
+    name = f"{table}-{stamp}-{unique or uuid.uuid4().hex}.gz"
+    path = f"raw/{table}/{when.strftime('%Y/%m/%d/%H')}/{name}"
+    return f"{lake_prefix.strip('/')}/{path}" if lake_prefix.strip("/") else path
+
+
+def raw_line(
+    *,
+    op: str,
+    table: str,
+    keys: Mapping[str, Any],
+    new: Mapping[str, Any] | None,
+    old: Mapping[str, Any] | None,
+    eid: str,
+    event_time_us: int,
+    source: str,
+    ingested_us: int,
+) -> bytes:
+    """One raw-log line (``ddblake.changes.model.ChangeEvent.to_line``'s format, version 1)."""
+    obj = {
+        "v": 1,
+        "op": op,
+        "table": table,
+        "keys": keys,
+        "new": new,
+        "old": old,
+        "event_id": eid,
+        "event_time_us": event_time_us,
+        "seq": None,
+        "source": source,
+        "ttl": False,
+        "ingested_us": ingested_us,
+    }
+    try:
+        return (json.dumps(obj, separators=(",", ":"), ensure_ascii=False) + "\n").encode("utf-8")
+    except UnicodeEncodeError:
+        return (json.dumps(obj, separators=(",", ":"), ensure_ascii=True) + "\n").encode("ascii")
+
+
+# --- transformations --------------------------------------------------------------------------------
+
+
+def strip_nulls(value: Any) -> Any:
+    """Rebuild DynamoDB JSON from a Spark row dict, where a merged schema adds null type tags.
+
+    ``{"S": "x", "N": None, "M": None}`` becomes ``{"S": "x"}``; maps and lists are walked. A real
+    DynamoDB value is never JSON null (NULL is ``{"NULL": true}``), so dropping nulls loses nothing.
+    Binary that Spark handed over as bytes becomes base64 text again.
+    """
+    if isinstance(value, dict):
+        return {k: strip_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list | tuple):
+        return [strip_nulls(v) for v in value]
+    if isinstance(value, bytes | bytearray):
+        return base64.b64encode(value).decode("ascii")
+    return value
+
+
+def item_from_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    """An item in DynamoDB JSON from a connector row (``{"Item": {...}}`` or the item itself)."""
+    item = row.get("Item", row) if isinstance(row.get("Item"), dict) else row
+    cleaned = strip_nulls(dict(item))
+    if not isinstance(cleaned, dict) or not cleaned:
+        raise ValueError("row holds no item")
+    return cleaned
+
+
+def keys_of(item: Mapping[str, Any], key_names: Sequence[str]) -> dict[str, Any]:
+    """The key attributes of an item (raises ValueError naming a missing attribute, never a value)."""
+    missing = [n for n in key_names if n not in item]
+    if missing:
+        raise ValueError(f"item has no key attribute {missing[0]!r}")
+    return {n: item[n] for n in key_names}
+
+
+@dataclass(frozen=True)
+class Rules:
+    """How one job turns items into rows.
+
+    Attributes:
+        table: the DynamoDB table name.
+        load_id: the export ID (export files) or the load ID (connector).
+        key_names: the table's key attributes, hash first (not needed for incremental exports).
+        version_us: the event time of full-load rows.
+        export: rows come from export files (source ``export``) rather than the connector (``scan``).
+        incremental: an incremental export.
+        view: the incremental export's ``outputView``.
+    """
+
+    table: str
+    load_id: str
+    key_names: tuple[str, ...]
+    version_us: int
+    export: bool = True
+    incremental: bool = False
+    view: str | None = None
+
+
+def row_line(item: Mapping[str, Any], rules: Rules, ingested_us: int) -> bytes:
+    """A LOAD row for one item."""
+    keys = keys_of(item, rules.key_names)
+    return raw_line(
+        op="LOAD",
+        table=rules.table,
+        keys=keys,
+        new=item,
+        old=None,
+        eid=event_id(rules.load_id, keys, export=rules.export),
+        event_time_us=rules.version_us,
+        source="export" if rules.export else "scan",
+        ingested_us=ingested_us,
     )
-    return 1
 
 
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+def export_line(line: bytes | str, rules: Rules, ingested_us: int) -> bytes:
+    """One export data-file line as a raw-log line (full: LOAD; incremental: its change)."""
+    obj = json.loads(line)
+    if not rules.incremental:
+        item = obj.get("Item") if isinstance(obj, dict) else None
+        if not isinstance(item, dict) or not item:
+            raise ValueError("full export line has no Item")
+        return row_line(item, rules, ingested_us)
+    write_us = int(obj["Metadata"]["WriteTimestampMicros"]["N"])
+    keys, new, old = obj["Keys"], obj.get("NewImage"), obj.get("OldImage")
+    if new is None:
+        op = "REMOVE"
+    elif old is not None:
+        op = "MODIFY"
+    else:
+        op = "INSERT" if rules.view == "NEW_AND_OLD_IMAGES" else "LOAD"
+    return raw_line(
+        op=op,
+        table=rules.table,
+        keys=keys,
+        new=new,
+        old=old,
+        eid=event_id(rules.load_id, keys, export=True, write_us=write_us),
+        event_time_us=write_us,
+        source="export",
+        ingested_us=ingested_us,
+    )
+
+
+def chunks(lines: Iterable[bytes], max_bytes: int = MAX_FILE_BYTES) -> Iterator[list[bytes]]:
+    """Group lines into raw files of at most ``max_bytes`` (uncompressed; one line may exceed it)."""
+    batch: list[bytes] = []
+    size = 0
+    for line in lines:
+        if batch and size + len(line) > max_bytes:
+            yield batch
+            batch, size = [], 0
+        batch.append(line)
+        size += len(line)
+    if batch:
+        yield batch
+
+
+def gzip_lines(lines: Sequence[bytes]) -> bytes:
+    """A raw file's bytes (gzip, level 6, no timestamp: equal input, equal file)."""
+    return gzip.compress(b"".join(lines), compresslevel=6, mtime=0)
+
+
+@dataclass(frozen=True)
+class ManifestEntry:
+    """One line of ``manifest-files.json``."""
+
+    key: str
+    item_count: int
+    md5: str | None
+    etag: str | None
+
+
+def parse_manifest_files(text: str) -> list[ManifestEntry]:
+    """``manifest-files.json`` (JSON Lines) parsed."""
+    entries = []
+    for line in text.splitlines():
+        if line.strip():
+            doc = json.loads(line)
+            entries.append(
+                ManifestEntry(
+                    str(doc["dataFileS3Key"]), int(doc["itemCount"]), doc.get("md5Checksum"), doc.get("etag")
+                )
+            )
+    return entries
+
+
+def check_data_file(data: bytes, entry: ManifestEntry) -> str | None:
+    """What is wrong with a data file against its manifest entry; None when it matches."""
+    digest = hashlib.md5(data, usedforsecurity=False).digest()
+    if entry.md5 is not None and base64.b64encode(digest).decode() != entry.md5:
+        return f"checksum mismatch in {entry.key}"
+    etag = (entry.etag or "").strip('"')
+    if etag and "-" not in etag and etag != digest.hex():
+        return f"ETag mismatch in {entry.key}"
+    try:
+        payload = gzip.decompress(data)
+    except (OSError, EOFError) as e:
+        return f"{entry.key} is not valid gzip ({e})"
+    count = payload.count(b"\n") + (1 if payload and not payload.endswith(b"\n") else 0)
+    if count != entry.item_count:
+        return f"{entry.key} holds {count} item(s), the manifest says {entry.item_count}"
+    return None
+
+
+def split_s3(uri: str) -> tuple[str, str]:
+    """``s3://bucket/key`` as (bucket, key without leading or trailing slash)."""
+    if not uri.startswith("s3://"):
+        raise ValueError(f"{uri!r} is not an s3:// URI")
+    bucket, _, key = uri[5:].partition("/")
+    return bucket, key.strip("/")
+
+
+def resolve_args(argv: Sequence[str]) -> dict[str, str]:
+    """``--NAME value`` pairs as Glue passes job arguments (a stand-in for getResolvedOptions)."""
+    out: dict[str, str] = {}
+    it = iter(argv)
+    for token in it:
+        if token.startswith("--"):
+            value = next(it, "")
+            out[token[2:]] = value
+    return out
+
+
+# --- Glue entry point (runs only inside a Glue job) -----------------------------------------------
+
+
+def _put_files(lines: Iterable[bytes], lake: str, table: str) -> Iterator[int]:
+    import boto3  # a Glue executor has boto3
+
+    s3 = boto3.client("s3")
+    bucket, prefix = split_s3(lake)
+    for batch in chunks(lines):
+        key = raw_file_key(prefix, table, time.time_ns() // 1000)
+        s3.put_object(Bucket=bucket, Key=key, Body=gzip_lines(batch))
+        yield len(batch)
+
+
+def main(argv: Sequence[str] | None = None) -> None:  # pragma: no cover - needs Glue
+    """Run the job (Glue calls the script; arguments come from the job's parameters)."""
+    import boto3
+    from awsglue.context import GlueContext  # type: ignore[import-not-found]
+    from awsglue.job import Job  # type: ignore[import-not-found]
+    from pyspark.context import SparkContext  # type: ignore[import-not-found]
+
+    args = resolve_args(sys.argv[1:] if argv is None else argv)
+    table, lake = args["TABLE"], args["LAKE"].rstrip("/")
+    source = args.get("SOURCE", "export-files")
+    key_names = tuple(k for k in args.get("KEYS", "").split(",") if k)
+    sc = SparkContext.getOrCreate()
+    glue = GlueContext(sc)
+    job = Job(glue)
+    job.init(args.get("JOB_NAME", "ddblake-load"), args)
+    started_us = time.time_ns() // 1000
+    if source == "connector":
+        rules = Rules(
+            table=table,
+            load_id=args.get("LOAD_ID") or args.get("JOB_RUN_ID") or uuid.uuid4().hex,
+            key_names=key_names,
+            version_us=version_time_from_us(started_us),
+            export=False,
+        )
+        options = {
+            "dynamodb.export": "ddb",
+            "dynamodb.tableArn": args["TABLE_ARN"],
+            "dynamodb.s3.bucket": args["EXPORT_BUCKET"],
+            "dynamodb.s3.prefix": args.get("EXPORT_PREFIX", "ddblake-glue-export/"),
+            "dynamodb.unnestDDBJson": False,
+        }
+        if args.get("ROLE_ARN"):
+            options["dynamodb.sts.roleArn"] = args["ROLE_ARN"]
+        if args.get("EXPORT_BUCKET_OWNER"):
+            options["dynamodb.s3.bucketOwner"] = args["EXPORT_BUCKET_OWNER"]
+        frame = glue.create_dynamic_frame.from_options(connection_type="dynamodb", connection_options=options)
+
+        def convert(rows: Iterable[Any]) -> Iterator[int]:
+            ingested = time.time_ns() // 1000
+            lines = (row_line(item_from_row(r.asDict(recursive=True)), rules, ingested) for r in rows)
+            return _put_files(lines, lake, table)
+
+        written = frame.toDF().rdd.mapPartitions(convert).sum()
+    else:
+        bucket, folder = split_s3(args["EXPORT_PATH"])
+        s3 = boto3.client("s3")
+        summary = json.loads(
+            s3.get_object(Bucket=bucket, Key=f"{folder}/manifest-summary.json")["Body"].read()
+        )
+        files_key = f"{folder}/manifest-files.json"
+        entries = parse_manifest_files(s3.get_object(Bucket=bucket, Key=files_key)["Body"].read().decode())
+        if sum(e.item_count for e in entries) != int(summary["itemCount"]):
+            raise SystemExit(f"export {args['EXPORT_PATH']} refused: manifest item counts do not add up")
+        incremental = summary.get("exportType") == "INCREMENTAL_EXPORT" or "exportFromTime" in summary
+        export_arn = str(summary.get("exportArn") or folder)
+        rules = Rules(
+            table=table,
+            load_id=export_arn.rsplit("/", 1)[-1],
+            key_names=key_names,
+            version_us=0 if incremental else version_time_from_us(parse_time_us(summary["exportTime"])),
+            incremental=incremental,
+            view=summary.get("outputView"),
+        )
+        if not incremental and not key_names:
+            raise SystemExit("a full export needs --KEYS hash[,range]")
+
+        def fetch(entry: ManifestEntry) -> bytes:
+            import boto3 as b3
+
+            return bytes(b3.client("s3").get_object(Bucket=bucket, Key=entry.key)["Body"].read())
+
+        rdd = sc.parallelize(entries, max(1, len(entries)))
+        problems = rdd.map(lambda e: check_data_file(fetch(e), e)).filter(lambda p: p is not None).collect()
+        if problems:  # nothing written yet: refuse the whole export
+            raise SystemExit(f"export {args['EXPORT_PATH']} refused, nothing loaded: {problems[0]}")
+
+        def convert_file(entry: ManifestEntry) -> int:
+            ingested = time.time_ns() // 1000
+            payload = gzip.decompress(fetch(entry))
+            lines = (export_line(line, rules, ingested) for line in payload.splitlines() if line.strip())
+            return sum(_put_files(lines, lake, table))
+
+        written = rdd.map(convert_file).sum()
+    print(f"ddblake glue load of {table}: {written} row(s) written to {lake}/raw/{table}/")
+    job.commit()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

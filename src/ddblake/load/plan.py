@@ -22,7 +22,7 @@ SMALL_TABLE_BYTES: Final = 1 * MIB
 SEGMENT_TARGET_BYTES: Final = 256 * MIB
 """Data per segment for large tables: enough segments to keep every worker busy, few enough that
 the per-segment checkpoint stays small."""
-MIN_SEGMENTS: Final = 8
+MIN_SEGMENTS: Final = 16
 MAX_DEFAULT_SEGMENTS: Final = 1000
 PAGE_BYTES: Final = 1 * MIB
 """DynamoDB stops a Scan page at 1 MB of data read."""
@@ -35,7 +35,7 @@ def plan_segments(item_count: int, size_bytes: int, requested: int | None = None
     * a size of 0 may be stale (a new table), so it gets :data:`MIN_SEGMENTS` (an empty table only
       costs one call per segment);
     * a table under 1 MiB gets one segment;
-    * otherwise one segment per 256 MiB, at least 8, at most 1000.
+    * otherwise one segment per 256 MiB, at least 16 (one per default worker), at most 1000.
     """
     if requested is not None:
         return max(1, min(MAX_SEGMENTS, requested))

@@ -15,6 +15,7 @@ here with full-jitter exponential backoff.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import queue
@@ -40,7 +41,7 @@ from ddblake.load.plan import (
 )
 from ddblake.load.progress import Progress
 from ddblake.load.rows import load_event, scan_event_id, version_time_from_us
-from ddblake.load.state import SCAN_STATE, LoadState, PartState, read_state, state_path, write_state
+from ddblake.load.state import SCAN_STATE, LoadState, PartState, read_state, write_state
 from ddblake.load.table import Page, TableInfo, TableReader
 
 log = logging.getLogger(__name__)
@@ -155,7 +156,7 @@ class ScanLoad:
                 )
             return state, True
         if state is not None:  # keep the finished load's record under its own name
-            self.storage.write_atomic(state_path(self.table, f"scan-{state.load_id}"), state.to_json())
+            write_state(self.storage, dataclasses.replace(state, name=f"scan-{state.load_id}"))
         started = self.started_at_us if self.started_at_us is not None else _now_us()
         state = LoadState(
             table=self.table,
@@ -187,9 +188,6 @@ class ScanLoad:
         pending = [s for s in range(total) if not state.part(str(s)).done]
         budget = read_budget(info.provisioned_rcu, self.config.read_percent, self.config.on_demand_rcu)
         self.limit = page_limit(budget, info.avg_item_bytes, self.config.consistent)
-        import os
-        if os.environ.get("XPAGE"):
-            self.limit = int(os.environ["XPAGE"])
         self.limiter = RateLimiter(budget, clock=time.monotonic, sleep=self.stop.wait)
         self.info = info
         self.result = LoadResult(

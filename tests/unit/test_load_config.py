@@ -1,0 +1,149 @@
+"""LoadConfig precedence and checks; access errors that name account, principal, role and table."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+
+from ddblake.errors import ConfigError, NotFoundError, TerminalError, TransientError
+from ddblake.load.config import DEFAULT_READ_PERCENT, ON_DEMAND_ASSUMED_RCU, LoadConfig
+from ddblake.load.ion import ion_line_to_json, parse_ion
+from ddblake.load.roles import Identity, account_of_arn, explain_access_error
+
+ROLE = "arn:aws:iam::111111111111:role/dynamodb-cross-account-read-role"
+
+
+@pytest.fixture(autouse=True)
+def _no_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("DDBLAKE_"):
+            monkeypatch.delenv(name)
+
+
+def test_defaults_and_frozen() -> None:
+    config = LoadConfig.build(table="t", lake="/l")
+    assert config == LoadConfig(table="t", lake="/l")
+    assert config.read_percent == DEFAULT_READ_PERCENT and config.on_demand_rcu == ON_DEMAND_ASSUMED_RCU
+    assert config.segments is None and not config.consistent and config.kind == "scan"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.table = "x"  # type: ignore[misc]
+
+
+def test_environment_fills_in_and_arguments_win(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in {
+        "TABLE": "env-t", "LAKE": "s3://b/l", "SEGMENTS": "12", "READ_PERCENT": "25", "CONSISTENT": "yes",
+        "ASSUME_ROLE": ROLE, "FROM_EXPORT": "s3://b/AWSDynamoDB/x", "ON_DEMAND_RCU": "500", "KEYS": "id,name",
+    }.items():
+        monkeypatch.setenv(f"DDBLAKE_{name}", value)
+    config = LoadConfig.build()
+    assert (config.table, config.lake, config.segments, config.read_percent, config.consistent) == (
+        "env-t", "s3://b/l", 12, 25.0, True)
+    assert config.assume_role == ROLE and config.kind == "export" and config.on_demand_rcu == 500
+    assert config.keys == ("id", "name")
+    given = LoadConfig.build(table="arg", segments=3, read_percent=80, keys="pk")
+    assert (given.table, given.segments, given.read_percent, given.keys) == ("arg", 3, 80, ("pk",))
+
+
+def test_missing_and_malformed_values_name_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ConfigError, match="missing table: pass --table or set DDBLAKE_TABLE"):
+        LoadConfig.build(lake="/l")
+    with pytest.raises(ConfigError, match="missing lake: pass --lake or set DDBLAKE_LAKE"):
+        LoadConfig.build(table="t")
+    monkeypatch.setenv("DDBLAKE_SEGMENTS", "many")
+    with pytest.raises(ConfigError, match="DDBLAKE_SEGMENTS='many'"):
+        LoadConfig.build(table="t", lake="/l")
+    monkeypatch.delenv("DDBLAKE_SEGMENTS")
+    for bad, match in (
+        ({"segments": 0}, "segments must be"),
+        ({"read_percent": 0}, "read_percent"),
+        ({"read_percent": 151}, "read_percent"),
+        ({"from_export": "/x", "export_to": "s3://b/p"}, "exclude each other"),
+        ({"export_to": "/local"}, "exports go to S3"),
+        ({"assume_role": "arn:aws:iam::12:user/x"}, "not an IAM role ARN"),
+        ({"keys": "a,b,c"}, "--keys"),
+    ):
+        with pytest.raises(ConfigError, match=match):
+            LoadConfig.build(table="t", lake="/l", **bad)
+
+
+def _error(code: str, message: str, op: str = "DescribeTable") -> ClientError:
+    return ClientError({"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": 400}}, op)
+
+
+@pytest.fixture
+def client() -> Any:
+    return boto3.client("dynamodb", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="y")
+
+
+def test_the_reference_samples_confusing_failure_is_spelled_out(client: Any) -> None:
+    """The call went to the caller's own account: say so, and say to pass --assume-role."""
+    message = (
+        "User: arn:aws:sts::222222222222:assumed-role/ddb-cross-account-full-load-glue-job-role/GlueJobRunnerSession "
+        "is not authorized to perform: dynamodb:DescribeTable on resource: "
+        "arn:aws:dynamodb:eu-west-1:222222222222:table/example-ddb-table"
+    )
+    me = Identity("222222222222", "arn:aws:sts::222222222222:assumed-role/glue-role/GlueJobRunnerSession", None)
+    error = explain_access_error(_error("AccessDeniedException", message), action="DescribeTable",
+                                 table="example-ddb-table", client=client, identity=lambda: me)
+    text = str(error)
+    assert isinstance(error, TerminalError)
+    assert "the call went to account 222222222222 (region eu-west-1" in text
+    assert "assumed-role/ddb-cross-account-full-load-glue-job-role/GlueJobRunnerSession" in text
+    assert "no role (--assume-role not given)" in text
+    assert "pass --assume-role arn:aws:iam::<owner account>:role/<read role>" in text
+    assert "table 'example-ddb-table'" in text
+
+
+def test_denied_with_the_role_says_to_grant_the_role(client: Any) -> None:
+    principal = "arn:aws:sts::111111111111:assumed-role/dynamodb-cross-account-read-role/ddblake-load"
+    message = (f"User: {principal} is not authorized to perform: dynamodb:Scan on resource: "
+               "arn:aws:dynamodb:eu-west-1:111111111111:table/t")
+    me = Identity("111111111111", principal, ROLE)
+    text = str(explain_access_error(_error("AccessDeniedException", message, "Scan"), action="Scan", table="t",
+                                    client=client, identity=lambda: me))
+    assert f"using role {ROLE}" in text and "grant the role dynamodb:Scan" in text and "kms:Decrypt" in text
+
+
+def test_role_of_another_account_than_the_table(client: Any) -> None:
+    message = ("User: arn:aws:sts::111111111111:assumed-role/dynamodb-cross-account-read-role/ddblake-load is not "
+               "authorized to perform: dynamodb:DescribeTable on resource: arn:aws:dynamodb:eu-west-1:333333333333:table/t")
+    me = Identity("111111111111", None, ROLE)
+    text = str(explain_access_error(_error("AccessDeniedException", message), action="DescribeTable", table="t",
+                                    client=client, identity=lambda: me))
+    assert "the role is in account 111111111111 but the call named a table in account 333333333333" in text
+
+
+def test_not_found_names_account_and_role(client: Any) -> None:
+    me = Identity("222222222222", "arn:aws:iam::222222222222:user/me", None)
+    error = explain_access_error(_error("ResourceNotFoundException", "Requested resource not found"),
+                                 action="DescribeTable", table="t", client=client, identity=lambda: me)
+    assert isinstance(error, NotFoundError)
+    assert "account 222222222222" in str(error) and "--assume-role" in str(error)
+    local = explain_access_error(_error("ResourceNotFoundException", "not found"), action="DescribeTable",
+                                 table="t", client=client, identity=Identity)
+    assert "the call went to region eu-west-1" in str(local)
+    throttled = explain_access_error(_error("ProvisionedThroughputExceededException", "slow down", "Scan"),
+                                     action="Scan", table="t", client=client, identity=Identity)
+    assert isinstance(throttled, TransientError)
+    assert account_of_arn(ROLE) == "111111111111" and account_of_arn("nope") is None
+
+
+def test_ion_reader_covers_dynamodbs_subset() -> None:
+    line = (b"$ion_1_0 /* c */ {Item:{'odd name':\"q\\\"uote\\u00e9\",n:-0.5d1,i:7,f:false,"
+            b"l:[1.,{{ AA EC }}, '''long ''' '''string'''],ns:$dynamodb_NS::[3,1.0],bs:$dynamodb_BS::[{{AAEC}}],"
+            b"e:{}}} // end\n")
+    assert ion_line_to_json(line) == {"Item": {
+        "odd name": {"S": 'q"uoteé'}, "n": {"N": "-5"}, "i": {"N": "7"}, "f": {"BOOL": False},
+        "l": {"L": [{"N": "1"}, {"B": "AAEC"}, {"S": "long string"}]}, "ns": {"NS": ["3", "1"]},
+        "bs": {"BS": ["AAEC"]}, "e": {"M": {}},
+    }}
+    for bad in (b"{Item:{a:\"x}}", b"{Item:{a:$dynamodb_XX::[1]}}", b"[1]", b"{Item:{a:1}} junk", b"{Item:{a:@}}"):
+        with pytest.raises(ValueError, match="Ion text"):
+            ion_line_to_json(bad)
+    assert parse_ion(b"null.string") is None

@@ -1,0 +1,203 @@
+"""The Scan loader against an in-memory table: resume, crash safety, throttling, stop, progress."""
+
+from __future__ import annotations
+
+import io
+import threading
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ddblake.changes.model import ChangeEvent
+from ddblake.errors import TransientError
+from ddblake.lake.rawlog import iter_raw_files
+from ddblake.lake.storage import Storage
+from ddblake.load import scan as scan_module
+from ddblake.load.config import LoadConfig
+from ddblake.load.progress import NoProgress, Progress, format_eta
+from ddblake.load.scan import LoadResult, ScanLoad
+from ddblake.load.state import SCAN_STATE, list_loads, read_state, has_finished_load
+from ddblake.load.table import Page, TableInfo
+
+
+class SimulatedCrash(BaseException):
+    """Not an Exception: nothing may catch it and tidy up, like a kill."""
+
+
+class FakeReader:
+    """A table of ``count`` items split into segments by key hash, served ``page`` items at a time."""
+
+    where = "endpoint memory"
+
+    def __init__(self, count: int, page: int = 7, throttle_every: int = 0) -> None:
+        self.items = [{"pk": {"S": f"k{i:05d}"}, "v": {"N": str(i)}} for i in range(count)]
+        self.page = page
+        self.calls: Counter[int] = Counter()
+        self.throttle_every = throttle_every
+        self.total_calls = 0
+        self.lock = threading.Lock()
+
+    def describe(self) -> TableInfo:
+        return TableInfo("t", "arn:aws:dynamodb:us-east-1:111111111111:table/t", ("pk",), len(self.items), 0, 0, True)
+
+    def scan_page(
+        self, *, segment: int, total_segments: int, start_key: Any, consistent: bool, limit: int | None = None
+    ) -> Page:
+        with self.lock:
+            self.total_calls += 1
+            if self.throttle_every and self.total_calls % self.throttle_every == 0:
+                raise TransientError("Scan throttled: ProvisionedThroughputExceededException")
+            self.calls[segment] += 1
+        mine = [it for i, it in enumerate(self.items) if i % total_segments == segment]
+        start = 0
+        if start_key is not None:
+            start = next(i for i, it in enumerate(mine) if it["pk"] == start_key["pk"]) + 1
+        chunk = mine[start : start + self.page]
+        last = {"pk": chunk[-1]["pk"]} if chunk and start + self.page < len(mine) else None
+        return Page(items=chunk, last_key=last, consumed=0.5 * len(chunk))
+
+
+def _config(lake: Path, **kw: Any) -> LoadConfig:
+    return LoadConfig(table="t", lake=str(lake), **kw)
+
+
+def _events(storage: Storage) -> list[ChangeEvent]:
+    out = []
+    for content in iter_raw_files(storage, "t"):
+        assert content.error is None
+        out.extend(ChangeEvent.from_line(line) for line in content.lines)
+    return out
+
+
+def _load(reader: FakeReader, lake: Path, **kw: Any) -> LoadResult:
+    storage = Storage.from_uri(str(lake))
+    return ScanLoad(_config(lake, **kw), reader, storage, progress=NoProgress("t")).run()  # type: ignore[arg-type]
+
+
+def test_every_item_once_as_a_load_row(tmp_path: Path) -> None:
+    reader = FakeReader(100)
+    result = _load(reader, tmp_path, segments=4, workers=3)
+    storage = Storage.from_uri(str(tmp_path))
+    events = _events(storage)
+    assert sorted(e.new_image["pk"]["S"] for e in events if e.new_image) == [f"k{i:05d}" for i in range(100)]
+    assert len({e.event_id for e in events}) == 100
+    assert {e.op for e in events} == {"LOAD"} and {e.source for e in events} == {"scan"}
+    assert {e.event_time_us for e in events} == {result.version_time_us}
+    assert result.items == 100 and result.parts_total == 4 and not result.resumed
+    state = read_state(storage, "t", SCAN_STATE)
+    assert state is not None and state.finished_us is not None and state.items == 100
+    assert has_finished_load(storage, "t")
+
+
+def test_given_start_time_sets_the_version(tmp_path: Path) -> None:
+    storage = Storage.from_uri(str(tmp_path))
+    load = ScanLoad(_config(tmp_path, segments=2), FakeReader(10), storage, progress=NoProgress("t"),  # type: ignore[arg-type]
+                    started_at_us=1_700_000_000_500_000)
+    result = load.run()
+    assert result.version_time_us == 1_699_999_999_999_999 and result.started_us == 1_700_000_000_500_000
+
+
+def test_crash_then_rerun_skips_finished_segments_and_resumes_within_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reader = FakeReader(200, page=5)
+    real = scan_module.write_state
+    writes: list[int] = []
+
+    def crash_on(storage: Storage, state: Any) -> None:
+        writes.append(1)
+        if len(writes) == 14:  # initial write, 10 pages of segment 0, 2 of segment 1, then the 3rd
+            raise SimulatedCrash  # the raw file of this checkpoint is written, its state is not
+        real(storage, state)
+
+    monkeypatch.setattr(scan_module, "write_state", crash_on)
+    # one worker, a tiny buffer: a raw file and a state write after every page
+    with pytest.raises(SimulatedCrash):
+        _load(reader, tmp_path, segments=4, workers=1, buffer_bytes=10)
+    storage = Storage.from_uri(str(tmp_path))
+    before = read_state(storage, "t", SCAN_STATE)
+    assert before is not None and before.finished_us is None
+    done = before.done_parts
+    assert done, "some segments finished before the crash"
+    in_progress = {k: p for k, p in before.parts.items() if not p.done and p.last_key}
+    assert in_progress, "a segment was in the middle"
+    monkeypatch.setattr(scan_module, "write_state", real)
+    calls_before = Counter(reader.calls)
+    rerun = _load(reader, tmp_path, segments=99, workers=2, buffer_bytes=10)
+    assert rerun.resumed and rerun.parts_skipped == len(done) and rerun.parts_total == 4
+    assert not done & set(rerun.parts_read), "finished segments are not read again"
+    for seg in done:
+        assert reader.calls[int(seg)] == calls_before[int(seg)]
+    seg, part = next(iter(in_progress.items()))
+    assert part.pages == 2
+    assert reader.calls[int(seg)] - calls_before[int(seg)] == 10 - 2, "resumed after its last key"
+    events = _events(storage)
+    counts = Counter(e.event_id for e in events)
+    assert len(counts) == 200, "every item, under one deterministic ID"
+    assert sum(counts.values()) - 200 == 5, "only the page whose state write was lost repeats"
+    assert rerun.load_id == before.load_id and rerun.version_time_us == before.version_time_us
+
+
+def test_throttling_is_retried_with_backoff(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    delays: list[float] = []
+    monkeypatch.setattr(scan_module, "backoff_delay", lambda attempt, rng=None: delays.append(attempt) or 0.0)
+    result = _load(FakeReader(60, page=4, throttle_every=3), tmp_path, segments=2, workers=1)
+    assert result.items == 60 and delays and set(delays) == {0}
+
+
+def test_persistent_throttling_fails_transiently_and_resumes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(scan_module, "backoff_delay", lambda attempt, rng=None: 0.0)
+    with pytest.raises(TransientError, match="throttled"):
+        _load(FakeReader(20, throttle_every=1), tmp_path, segments=2, workers=1)
+    assert _load(FakeReader(20), tmp_path, segments=2).resumed
+
+
+def test_stop_keeps_what_was_read_and_rerun_finishes(tmp_path: Path) -> None:
+    storage = Storage.from_uri(str(tmp_path))
+    stop = threading.Event()
+
+    class Stopping(FakeReader):
+        def scan_page(self, **kw: Any) -> Page:
+            page = super().scan_page(**kw)
+            if self.total_calls == 3:
+                stop.set()
+            return page
+
+    with pytest.raises(TransientError, match="run the same command again"):
+        ScanLoad(_config(tmp_path, segments=3, workers=1), Stopping(60, page=5), storage,  # type: ignore[arg-type]
+                 progress=NoProgress("t"), stop=stop).run()
+    state = read_state(storage, "t", SCAN_STATE)
+    assert state is not None and 0 < state.items < 60
+    rerun = _load(FakeReader(60, page=5), tmp_path, segments=3)
+    assert rerun.items == 60 - state.items
+    assert len({e.event_id for e in _events(storage)}) == 60
+
+
+def test_a_finished_load_is_kept_and_a_new_one_starts(tmp_path: Path) -> None:
+    first = _load(FakeReader(10), tmp_path, segments=2)
+    second = _load(FakeReader(10), tmp_path, segments=2)
+    assert second.load_id != first.load_id and not second.resumed
+    names = sorted(s.name for s in list_loads(Storage.from_uri(str(tmp_path)), "t"))
+    assert names == sorted(["scan", f"scan-{first.load_id}"])
+
+
+def test_progress_lines_show_counts_rate_and_eta_only() -> None:
+    now = [0.0]
+    out = io.StringIO()
+    progress = Progress("load t", 1000, stream=out, tty=False, interval=10, clock=lambda: now[0])
+    progress.set_parts(4)
+    now[0] = 5.0
+    progress.add(100)  # before the interval: nothing drawn
+    assert out.getvalue() == ""
+    now[0] = 10.0
+    progress.add(100, part_done=True)
+    assert out.getvalue() == "load t: 200 / ~1,000 items (20%) 20 items/s, ETA 0:40 parts 1/4\n"
+    tty = io.StringIO()
+    live = Progress("load t", None, stream=tty, tty=True, clock=lambda: now[0])
+    now[0] = 20.0
+    live.add(5)
+    live.finish()
+    assert tty.getvalue().startswith("\r\x1b[K") and tty.getvalue().endswith("\n") and "5 items" in tty.getvalue()
+    assert format_eta(3725) == "1:02:05" and format_eta(None) == "?" and format_eta(65) == "1:05"
