@@ -5,10 +5,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
+INFRA_STAMP := $(VENV)/.installed-infra
+SYNTH_CONFIGS ?= single-account cross-account
 PYTEST_WORKERS ?= 2
 export PYTHON
 
-.PHONY: install prereqs demo test unit lint typecheck bench-quick clean
+.PHONY: install prereqs demo test unit lint typecheck bench-quick clean synth
 
 prereqs:
 	@tools/check-prereqs.sh
@@ -24,7 +26,22 @@ $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
+# The CDK app (infra/) and its linters: for make test and make synth, not needed by make demo.
+$(INFRA_STAMP): $(STAMP) pyproject.toml constraints.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,infra]'
+	@touch $@
+
 install: $(STAMP) $(NODE_STAMP)
+
+# CloudFormation templates for each infra/config/<name>.json into cdk.out/<name>/: offline, no AWS
+# credentials, no lookups (docs/deploy.md).
+synth: $(INFRA_STAMP) $(NODE_STAMP)
+	@for c in $(SYNTH_CONFIGS); do \
+	  echo "cdk synth: infra/config/$$c.json -> cdk.out/$$c/"; \
+	  env -u AWS_PROFILE AWS_EC2_METADATA_DISABLED=true CDK_DISABLE_CLI_TELEMETRY=true \
+	    node_modules/.bin/cdk synth --quiet --no-notices -c config=infra/config/$$c.json -o cdk.out/$$c \
+	    || exit 1; \
+	done
 
 demo: install
 	@tools/check-prereqs.sh java
@@ -40,7 +57,7 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit
 
-test: install
+test: install $(INFRA_STAMP)
 	@tools/check-prereqs.sh java
 	$(BIN)/ruff check .
 	$(BIN)/mypy
@@ -50,4 +67,4 @@ bench-quick: install
 	for b in bench/*.py; do $(BIN)/python $$b --quick || exit 1; done
 
 clean:
-	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis cdk.out

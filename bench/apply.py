@@ -199,6 +199,7 @@ def child_ddblake(work: Path, max_files: int) -> dict[str, Any]:
     from ddblake.lake.apply import Applier, ApplyConfig
     from ddblake.lake.catalog import LakeConfig
 
+    phases = _time_phases()
     lake = str(work / "lake")
     started = time.perf_counter()
     config = ApplyConfig.build(
@@ -206,7 +207,35 @@ def child_ddblake(work: Path, max_files: int) -> dict[str, Any]:
     )
     result = Applier(config).run_once()
     seconds = time.perf_counter() - started
-    return {"seconds": seconds, "peak_rss_mb": peak_rss_mb(), **result.__dict__}
+    phases["other"] = seconds - sum(phases.values())
+    return {
+        "seconds": seconds,
+        "peak_rss_mb": peak_rss_mb(),
+        "phases": {k: round(v, 3) for k, v in phases.items()},
+        **result.__dict__,
+    }
+
+
+def _time_phases() -> dict[str, float]:
+    """Wrap apply's three stages with timers (reading raw files, history commit, current commit)."""
+    from ddblake.lake import apply as mod
+
+    phases = {"read_parse": 0.0, "history": 0.0, "current": 0.0}
+
+    def timed(name: str, fn: Any) -> Any:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                phases[name] += time.perf_counter() - t0
+
+        return wrapper
+
+    mod._read_raw = timed("read_parse", mod._read_raw)  # type: ignore[attr-defined]
+    mod.Applier._commit_history = timed("history", mod.Applier._commit_history)  # type: ignore[method-assign]
+    mod.Applier._commit_current = timed("current", mod.Applier._commit_current)  # type: ignore[method-assign]
+    return phases
 
 
 def child_delta(work: Path, changes: str) -> dict[str, Any]:
@@ -242,9 +271,7 @@ def _pyiceberg_catalog(work: Path) -> Any:
 
     root = work / "pyiceberg"
     root.mkdir(exist_ok=True)
-    catalog = SqlCatalog(
-        "bench", uri=f"sqlite:///{root}/catalog.db", warehouse=(root / "warehouse").as_uri()
-    )
+    catalog = SqlCatalog("bench", uri=f"sqlite:///{root}/catalog.db", warehouse=(root / "warehouse").as_uri())
     return catalog
 
 
@@ -329,7 +356,9 @@ class Bench:
     def load(self) -> dict[str, Any]:
         lake = self.work / "lake"
         started = time.perf_counter()
-        write_raw(Storage.from_uri(str(lake)), TABLE, load_lines(self.items, self.rows), LOAD_FILE_LINES, level=1)
+        write_raw(
+            Storage.from_uri(str(lake)), TABLE, load_lines(self.items, self.rows), LOAD_FILE_LINES, level=1
+        )
         print(f"setup: {self.rows:,} load lines written in {time.perf_counter() - started:.1f} s")
         per_batch = max(1, 200_000 // LOAD_FILE_LINES)
         out = self.must("ddblake", str(per_batch), timeout=3600)
@@ -450,8 +479,9 @@ def run(b: Bench, repeats: int) -> int:
         print(
             f"round {r + 1}/{repeats}: ddblake {d['seconds']:.2f} s "
             f"({_rate(spread.changes, d['seconds']):,.0f} changes/s, {d['upserts']:,} upserts, "
-            f"{d['deletes']:,} deletes, {d['duplicates']:,} duplicates dropped, {d['history_rows']:,} history "
-            f"rows, {d['buckets_rewritten']} buckets, peak RSS {d['peak_rss_mb']:.0f} MB); "
+            f"{d['deletes']:,} deletes, {d['duplicates']:,} duplicates dropped, "
+            f"{d['history_rows']:,} history rows, {d['buckets_rewritten']} buckets, "
+            f"peak RSS {d['peak_rss_mb']:.0f} MB); "
             f"delta-rs MERGE {x['seconds']:.2f} s ({_rate(spread.changes, x['seconds']):,.0f} changes/s, "
             f"{x['num_target_rows_updated']:,} updated, {x['num_target_rows_inserted']:,} inserted, "
             f"{x['num_target_rows_deleted']:,} deleted, peak RSS {x['peak_rss_mb']:.0f} MB)"
@@ -489,7 +519,9 @@ def run(b: Bench, repeats: int) -> int:
         )
         best = out
         if out["seconds"] * 10 > b.timeout * 1.5:
-            print(f"pyiceberg: {n * 10:,} changes would not finish within the {b.timeout:.0f} s timeout; stop")
+            print(
+                f"pyiceberg: {n * 10:,} changes would not finish within the {b.timeout:.0f} s timeout; stop"
+            )
             break
         n *= 10
     ours_rate = _rate(spread.changes, ours_s)
@@ -506,7 +538,8 @@ def run(b: Bench, repeats: int) -> int:
         same_ratio = None
     ratio_py = ours_rate / py_rate if py_rate else float("inf")
     print(
-        f"ddblake {ours_rate:,.0f} changes/s (spread, median); delta-rs {_rate(spread.changes, theirs_s):,.0f}; "
+        f"ddblake {ours_rate:,.0f} changes/s (spread, median); "
+        f"delta-rs {_rate(spread.changes, theirs_s):,.0f}; "
         f"pyiceberg {py_rate:,.0f} (largest batch survived: {best['changes'] if best else 0:,}); "
         f"ratio vs pyiceberg {ratio_py:.1f}, vs delta-rs {ratio_delta:.2f}; ddblake peak RSS {peak:.0f} MB"
     )
@@ -530,8 +563,11 @@ def run(b: Bench, repeats: int) -> int:
         "pyiceberg_s": round(best["seconds"], 3) if best else None,
         "pyiceberg_changes_per_s": round(py_rate),
         "pyiceberg_ladder": [
-            {"changes": o["changes"], "outcome": "ok" if o.get("ok") else o["outcome"],
-             "seconds": round(o.get("seconds", 0.0), 3)}
+            {
+                "changes": o["changes"],
+                "outcome": "ok" if o.get("ok") else o["outcome"],
+                "seconds": round(o.get("seconds", 0.0), 3),
+            }
             for o in ladder
         ],
         "local_changes": local.changes,

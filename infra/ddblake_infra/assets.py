@@ -6,7 +6,7 @@
 * The apply image's build context: pyproject.toml, README.md, constraints.txt, ``src/ddblake`` and
   ``infra/apply_image/Dockerfile`` (handler ``ddblake.aws.apply_handler.handler``). Synth only stages
   it; ``cdk deploy`` builds it.
-* The Glue job: the script at ``load.script`` and ``src/ddblake`` as a zip for ``--extra-py-files``.
+* The Glue job: the script at ``load.script`` (a standalone script: standard library at module level).
 
 CDK hashes asset contents (not paths or times), so staging into temporary directories keeps
 templates byte-identical from one synth to the next.
@@ -187,10 +187,3 @@ def glue_script(path: Path) -> Path:
             "writes it at src/ddblake/load/glue_job.py) - create it, or set load.script in the config file"
         )
     return path
-
-
-def stage_python_package() -> Path:
-    """``src/ddblake`` alone in a directory; the asset zips it for Glue's ``--extra-py-files``."""
-    out = _fresh_dir("glue-pyfiles")
-    shutil.copytree(PACKAGE, out / "ddblake", ignore=_IGNORE)
-    return out

@@ -697,6 +697,12 @@ def _load(s: _Section) -> LoadSettings:
     path = Path(script) if Path(script).is_absolute() else REPO_ROOT / script
     worker = s.choice("worker_type", "G.1X", ("G.025X", "G.1X", "G.2X", "G.4X", "G.8X"))
     source = s.choice("source", "connector", ("connector", "export-files"))
+    if source == "connector" and s.data.get("external_id") is not None:
+        raise s.error(
+            "external_id",
+            "cannot be used with source 'connector': Glue's DynamoDB connector assumes the read role "
+            "without an ExternalId; use source 'export-files' (or ddblake load --assume-role) or remove it",
+        )
     return LoadSettings(
         script=path,
         source="export-files" if source == "export-files" else "connector",

@@ -24,12 +24,13 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct
 
-from ddblake_infra.assets import glue_script, stage_apply_image, stage_python_package
+from ddblake_infra.assets import glue_script, stage_apply_image
 from ddblake_infra.config import DeployConfig
-from ddblake_infra.lake import LakeStorage
-from ddblake_infra.nag import literal, suppress, suppress_object_prefixes
+from ddblake_infra.lake import EXPORT_OBJECT_ACTIONS, LakeStorage
+from ddblake_infra.nag import literal, literal_suffix, suppress, suppress_object_prefixes
 from ddblake_infra.security import log_retention
-from ddblake_infra.monitoring import LAG_METRIC, QUARANTINE_METRIC, TABLE_DIMENSION, Operations, ddblake_metric
+from ddblake_infra.producer import READ_ROLE_TABLE_ACTIONS
+from ddblake_infra.monitoring import APPLY_SERVICE, LAG_METRIC, QUARANTINE_METRIC, TABLE_DIMENSION, Operations, ddblake_metric
 
 GLUE_CATALOG_READ: Final = ("glue:GetDatabase", "glue:GetTable")
 GLUE_CATALOG_WRITE: Final = ("glue:CreateDatabase", "glue:CreateTable", "glue:UpdateTable")
@@ -90,7 +91,7 @@ class LakeSide(Construct):
         t = cfg.table.name
         job_name = cfg.name("load_job")
         script = s3_assets.Asset(self, "LoadScript", path=str(glue_script(cfg.load.script)))
-        package = s3_assets.Asset(self, "LoadPythonPackage", path=str(stage_python_package()))
+        same_account = table is not None and table_key is not None
         statements = [
             iam.PolicyStatement(
                 sid="GlueJobLogs",
@@ -100,10 +101,7 @@ class LakeSide(Construct):
             iam.PolicyStatement(
                 sid="ReadJobAssets",
                 actions=["s3:GetObject"],
-                resources=[
-                    script.bucket.arn_for_objects(script.s3_object_key),
-                    package.bucket.arn_for_objects(package.s3_object_key),
-                ],
+                resources=[script.bucket.arn_for_objects(script.s3_object_key)],
             ),
             iam.PolicyStatement(
                 sid="LakeBucket", actions=["s3:GetBucketLocation", "s3:ListBucket"], resources=[lake.bucket.bucket_arn]
@@ -116,6 +114,13 @@ class LakeSide(Construct):
                     lake.bucket.arn_for_objects(f"state/load/{t}/*"),
                     lake.bucket.arn_for_objects(f"glue-temp/{t}/*"),
                 ],
+            ),
+            iam.PolicyStatement(
+                sid="LakeExports",
+                # One account: DynamoDB exports the table with this role's credentials. Across
+                # accounts the producer's read role writes the export; this role only reads it.
+                actions=list(EXPORT_OBJECT_ACTIONS) if same_account else ["s3:GetObject"],
+                resources=[lake.bucket.arn_for_objects(f"exports/{t}/*")],
             ),
             iam.PolicyStatement(
                 sid="LakeKey",
@@ -132,9 +137,12 @@ class LakeSide(Construct):
         if table is not None and table_key is not None:
             statements += [
                 iam.PolicyStatement(
-                    sid="ReadTable",
-                    actions=["dynamodb:DescribeContinuousBackups", "dynamodb:DescribeTable", "dynamodb:Scan"],
-                    resources=[table.table_arn],
+                    sid="ReadTable", actions=list(READ_ROLE_TABLE_ACTIONS), resources=[table.table_arn]
+                ),
+                iam.PolicyStatement(
+                    sid="DescribeExports",
+                    actions=["dynamodb:DescribeExport"],
+                    resources=[f"{table.table_arn}/export/*"],
                 ),
                 iam.PolicyStatement(
                     sid="DecryptTable",
@@ -176,22 +184,25 @@ class LakeSide(Construct):
             ),
         )
         load = cfg.load
+        keys = [cfg.table.partition_key.name] + ([cfg.table.sort_key.name] if cfg.table.sort_key else [])
+        # The job's parameters as src/ddblake/load/glue_job.py reads them (docs/deploy.md); a run
+        # can override any of them, e.g. --SOURCE export-files --EXPORT_PATH s3://.../AWSDynamoDB/<id>/.
         arguments = {
             "--job-language": "python",
             "--TempDir": f"s3://{lake.bucket_name}/glue-temp/{t}/",
             "--enable-continuous-cloudwatch-log": "true",
-            "--extra-py-files": package.s3_object_url,
-            "--ddblake_table": t,
-            "--ddblake_table_arn": cfg.table_arn,
-            "--ddblake_region": region,
-            "--ddblake_lake": f"s3://{lake.bucket_name}",
-            "--ddblake_namespace": cfg.lake.namespace,
-            "--ddblake_read_percent": f"{load.read_percent:g}",
+            "--TABLE": t,
+            "--LAKE": f"s3://{lake.bucket_name}",
+            "--SOURCE": load.source,
+            "--KEYS": ",".join(keys),
+            "--TABLE_ARN": cfg.table_arn,
+            "--EXPORT_BUCKET": lake.bucket_name,
+            "--EXPORT_PREFIX": f"exports/{t}/",
+            "--READ_PERCENT": f"{load.read_percent:g}",
         }
         if cfg.cross_account:
-            arguments["--ddblake_assume_role"] = cfg.read_role_arn
-            if load.external_id:
-                arguments["--ddblake_external_id"] = load.external_id
+            arguments["--ROLE_ARN"] = cfg.read_role_arn
+            arguments["--EXPORT_BUCKET_OWNER"] = cfg.consumer_account
         if load.additional_python_modules:
             arguments["--additional-python-modules"] = ",".join(load.additional_python_modules)
         job = glue.CfnJob(
@@ -215,9 +226,18 @@ class LakeSide(Construct):
         glue_logs = f"arn:{partition}:logs:{region}:{account}:log-group:/aws-glue/*"
         suppress_object_prefixes(
             role,
-            [f"raw/{t}/", f"state/load/{t}/", f"glue-temp/{t}/"],
-            "the load writes load rows to the raw log, keeps its resumable state, and Spark's temp files",
+            [f"raw/{t}/", f"state/load/{t}/", f"glue-temp/{t}/", f"exports/{t}/"],
+            "the load writes load rows to the raw log, keeps its resumable state and Spark's temp files, "
+            "and reads the table's exports",
         )
+        if same_account:
+            suppress(
+                role,
+                "AwsSolutions-IAM5",
+                "DescribeExport takes the export's ARN, which DynamoDB names <table ARN>/export/<id> when "
+                "the export starts; the wildcard covers this table's exports only.",
+                literal_suffix("/export/*"),
+            )
         suppress(
             role,
             "AwsSolutions-IAM5",
@@ -285,8 +305,11 @@ class LakeSide(Construct):
                         iam.PolicyStatement(
                             sid="QuarantineAndTables",
                             actions=list(LAKE_READ_WRITE),
-                            resources=[lake.bucket.arn_for_objects(f"errors/{t}/apply/*")]
-                            + [lake.bucket.arn_for_objects(p) for p in warehouse],
+                            resources=[
+                                lake.bucket.arn_for_objects(f"errors/{t}/apply/*"),
+                                lake.bucket.arn_for_objects(f"state/apply/{t}/*"),
+                                *(lake.bucket.arn_for_objects(p) for p in warehouse),
+                            ],
                         ),
                         iam.PolicyStatement(
                             sid="LakeKey",
@@ -310,9 +333,15 @@ class LakeSide(Construct):
         )
         suppress_object_prefixes(
             role,
-            [f"raw/{t}/", f"state/load/{t}/", f"errors/{t}/apply/", *(w.removesuffix("*") for w in warehouse)],
-            "apply reads the raw log and the load's hand-off state, quarantines bad records, and writes "
-            "the data and metadata files of this table's two Iceberg tables",
+            [
+                f"raw/{t}/",
+                f"state/load/{t}/",
+                f"errors/{t}/apply/",
+                f"state/apply/{t}/",
+                *(w.removesuffix("*") for w in warehouse),
+            ],
+            "apply reads the raw log and the load's hand-off state, quarantines bad records, keeps its "
+            "applied-file logs, and writes the data and metadata files of this table's two Iceberg tables",
         )
         fn = lambda_.DockerImageFunction(
             self,
@@ -340,7 +369,7 @@ class LakeSide(Construct):
                 "DDBLAKE_LAKE": f"s3://{lake.bucket_name}",
                 "DDBLAKE_CATALOG": "glue",
                 "DDBLAKE_NAMESPACE": ns,
-                "DDBLAKE_METRICS_NAMESPACE": "ddblake",
+                "POWERTOOLS_LOG_LEVEL": "INFO",
             },
         )
         events.Rule(
@@ -350,7 +379,7 @@ class LakeSide(Construct):
             schedule=events.Schedule.expression(a.schedule),
             targets=[targets.LambdaFunction(fn, retry_attempts=0, max_event_age=Duration.seconds(60))],
         )
-        dims = {TABLE_DIMENSION: t}
+        dims = {"service": APPLY_SERVICE, TABLE_DIMENSION: t}
         self.ops.alarm(
             "ApplyLag",
             metric=ddblake_metric(LAG_METRIC, dims, "Maximum"),
@@ -442,6 +471,9 @@ class ConsumerStack(Stack):
         )
         self.lake.admit_firehose(
             producer_account=cfg.producer_account, role_arns=[cfg.firehose_role_arn], table=cfg.table.name
+        )
+        self.lake.admit_export_writer(
+            producer_account=cfg.producer_account, role_arn=cfg.read_role_arn, table=cfg.table.name
         )
         self.side = LakeSide(self, "LakeSide", cfg=cfg, lake=self.lake, ops=self.ops)
         self.side.outputs(self)

@@ -44,7 +44,7 @@ def varied_item(i: int) -> dict[str, Any]:
     item: dict[str, Any] = {
         "pk": {"S": f"user#{i:06d}"},
         "sk": {"N": str(i % 13)},
-        "text": {"S": "Zoë 日本 🎉 \"q\" \\ " * (i % 3)},
+        "text": {"S": 'Zoë 日本 🎉 "q" \\ ' * (i % 3)},
         "empty": {"S": ""},
         "n": {"N": "12345678901234567890123456789012345678" if i % 5 == 0 else f"-{i}.250"},
         "tiny": {"N": "1E-130"},
@@ -52,16 +52,23 @@ def varied_item(i: int) -> dict[str, Any]:
         "flag": {"BOOL": i % 2 == 0},
         "nil": {"NULL": True},
         "ss": {"SS": ["a", f"s{i}"]},
-        "ns": {"NS": ["1", "2.5", str(i)]} if i else {"NS": ["1", "2.5"]},
+        "ns": {"NS": ["1", "2.5", str(i + 3)]},
         "bs": {"BS": [b"\x00", bytes([i % 200 + 1])]},
-        "m": {"M": {"l": {"L": [{"N": "1"}, {"M": {}}, {"L": []}, {"S": "x"}]}, "deep": {"M": {"k": {"BOOL": False}}}}},
+        "m": {
+            "M": {
+                "l": {"L": [{"N": "1"}, {"M": {}}, {"L": []}, {"S": "x"}]},
+                "deep": {"M": {"k": {"BOOL": False}}},
+            }
+        },
     }
     if i % 7 == 0:
         item["pad"] = {"S": "p" * 2000}
     return item
 
 
-def put_items(clients: DynamoClients, table: str, count: int, make: Callable[[int], dict[str, Any]] = varied_item) -> None:
+def put_items(
+    clients: DynamoClients, table: str, count: int, make: Callable[[int], dict[str, Any]] = varied_item
+) -> None:
     for start in range(0, count, 25):
         batch = [{"PutRequest": {"Item": make(i)}} for i in range(start, min(count, start + 25))]
         clients.dynamodb.batch_write_item(RequestItems={table: batch})  # type: ignore[dict-item]
@@ -100,7 +107,9 @@ def test_scan_load_writes_every_item_exactly_as_scan_returns_it(
     put_items(clients, table, 5000)
     lake = str(tmp_path / "lake")
     started = time.time_ns() // 1000
-    config = LoadConfig.build(table=table, lake=lake, endpoint_url=dynamodb_local_endpoint, segments=6, workers=3)
+    config = LoadConfig.build(
+        table=table, lake=lake, endpoint_url=dynamodb_local_endpoint, segments=6, workers=3
+    )
     result = run_load(config, clients=clients, progress=NoProgress("t"), started_at_us=started)
 
     expected = {_key(it): it for it in raw_scan(clients, table)}
@@ -119,9 +128,25 @@ def test_scan_load_writes_every_item_exactly_as_scan_returns_it(
 def _load_process(table: str, lake: str, endpoint: str, *extra: str) -> subprocess.Popen[str]:
     env = {**os.environ, "DDBLAKE_ON_DEMAND_RCU": "20", "DDBLAKE_LOG_LEVEL": "WARNING"}
     return subprocess.Popen(
-        [sys.executable, "-m", "ddblake.cli.load_cmd", "--table", table, "--lake", lake, "--endpoint-url", endpoint,
-         "--read-percent", "100", *extra],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        [
+            sys.executable,
+            "-m",
+            "ddblake.cli.load_cmd",
+            "--table",
+            table,
+            "--lake",
+            lake,
+            "--endpoint-url",
+            endpoint,
+            "--read-percent",
+            "100",
+            *extra,
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
     )
 
 
@@ -154,7 +179,9 @@ def test_a_killed_load_resumes_without_rereading_finished_segments(
     config = LoadConfig.build(table=table, lake=lake, endpoint_url=dynamodb_local_endpoint)
     rerun = run_load(config, clients=clients, progress=NoProgress("t"))
     assert rerun.resumed and rerun.load_id == before.load_id and rerun.parts_total == 12
-    assert rerun.parts_skipped == len(done) and not done & set(rerun.parts_read), "finished segments not re-read"
+    assert rerun.parts_skipped == len(done) and not done & set(rerun.parts_read), (
+        "finished segments not re-read"
+    )
     after = read_state(storage, table, SCAN_STATE)
     assert after is not None and after.finished_us is not None
     for seg in done:
@@ -173,12 +200,23 @@ def test_a_killed_load_resumes_without_rereading_finished_segments(
 def test_load_cli_errors_are_one_line(table_name: str, tmp_path: Path, dynamodb_local_endpoint: str) -> None:
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("DDBLAKE_")}
-        return subprocess.run([sys.executable, "-m", "ddblake.cli.load_cmd", *args], capture_output=True,
-                              text=True, cwd=REPO, env=env, timeout=60, check=False)
+        return subprocess.run(
+            [sys.executable, "-m", "ddblake.cli.load_cmd", *args],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            env=env,
+            timeout=60,
+            check=False,
+        )
 
     usage = run("--lake", str(tmp_path))
-    assert usage.returncode == 2 and usage.stderr.strip().splitlines()[-1].startswith("ddblake: error: missing table")
-    missing = run("--table", table_name, "--lake", str(tmp_path / "lake"), "--endpoint-url", dynamodb_local_endpoint)
+    assert usage.returncode == 2 and usage.stderr.strip().splitlines()[-1].startswith(
+        "ddblake: error: missing table"
+    )
+    missing = run(
+        "--table", table_name, "--lake", str(tmp_path / "lake"), "--endpoint-url", dynamodb_local_endpoint
+    )
     assert missing.returncode == 1
     (line,) = [ln for ln in missing.stderr.splitlines() if ln.startswith("ddblake: error")]
     assert f"table {table_name!r} not found" in line and dynamodb_local_endpoint in line

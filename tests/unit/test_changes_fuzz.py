@@ -56,9 +56,9 @@ scalars = st.one_of(
     key_values,
     st.builds(lambda b: {"BOOL": b}, st.booleans()),
     st.just({"NULL": True}),
-    st.builds(lambda v: {"SS": v}, st.lists(texts, max_size=3)),
-    st.builds(lambda v: {"NS": v}, st.lists(number_texts, max_size=3)),
-    st.builds(lambda v: {"BS": v}, st.lists(base64s, max_size=3)),
+    st.builds(lambda v: {"SS": v}, st.lists(texts, min_size=1, max_size=3)),  # sets: 1+ elements
+    st.builds(lambda v: {"NS": v}, st.lists(number_texts, min_size=1, max_size=3)),  # sets: 1+ elements
+    st.builds(lambda v: {"BS": v}, st.lists(base64s, min_size=1, max_size=3)),  # sets: 1+ elements
 )
 values = st.recursive(
     scalars,

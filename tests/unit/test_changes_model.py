@@ -65,6 +65,8 @@ def test_lone_surrogates_are_escaped_rather_than_failing() -> None:
         {"v": 1.0},
         {"v": 2},
         {"op": "UPDATE"},
+        {"op": ["INSERT"]},
+        {"source": {"kinesis": 1}},
         {"source": "firehose"},
         {"table": ""},
         {"keys": {}},

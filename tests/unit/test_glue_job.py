@@ -34,7 +34,8 @@ def test_the_script_imports_only_the_standard_library() -> None:
         f"spec = importlib.util.spec_from_file_location('glue_script', {str(GLUE_FILE)!r})\n"
         "mod = importlib.util.module_from_spec(spec); sys.modules['glue_script'] = mod\n"
         "spec.loader.exec_module(mod)\n"
-        "bad = [m for m in sys.modules if m.split('.')[0] in {'ddblake', 'boto3', 'botocore', 'pyspark', 'awsglue'}]\n"
+        "deps = {'ddblake', 'boto3', 'botocore', 'pyspark', 'awsglue'}\n"
+        "bad = [m for m in sys.modules if m.split('.')[0] in deps]\n"
         "print(bad)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -53,7 +54,9 @@ def test_time_and_path_rules_equal_ddblakes() -> None:
     for us in (0, 1_795_852_800_000_000, 1_795_852_800_999_999, 1_795_852_801_000_001):
         assert job.version_time_from_us(us) == version_time_from_us(us)
     assert job.parse_time_us("2026-11-28T08:00:00.250Z") == parse_export_time("2026-11-28T08:00:00.250Z")
-    assert job.raw_file_key("", "t", 1_795_852_800_123_456, "u") == raw_file_path("t", 1_795_852_800_123_456, "u")
+    assert job.raw_file_key("", "t", 1_795_852_800_123_456, "u") == raw_file_path(
+        "t", 1_795_852_800_123_456, "u"
+    )
     assert job.raw_file_key("lake/x/", "t", 1_795_852_800_123_456, "u") == "lake/x/" + raw_file_path(
         "t", 1_795_852_800_123_456, "u"
     )
@@ -61,10 +64,17 @@ def test_time_and_path_rules_equal_ddblakes() -> None:
 
 def _manifest(incremental: bool) -> ExportManifest:
     return ExportManifest(
-        uri="s3://b/AWSDynamoDB/E1", export_arn="arn:aws:dynamodb:us-east-1:1:table/t/export/E1", export_id="E1",
-        table_arn="arn:aws:dynamodb:us-east-1:1:table/t", table_name="t", incremental=incremental,
-        export_time_us=None if incremental else 1_795_852_800_000_000, output_format="DYNAMODB_JSON",
-        output_view="NEW_AND_OLD_IMAGES" if incremental else None, item_count=1, files=(),
+        uri="s3://b/AWSDynamoDB/E1",
+        export_arn="arn:aws:dynamodb:us-east-1:1:table/t/export/E1",
+        export_id="E1",
+        table_arn="arn:aws:dynamodb:us-east-1:1:table/t",
+        table_name="t",
+        incremental=incremental,
+        export_time_us=None if incremental else 1_795_852_800_000_000,
+        output_format="DYNAMODB_JSON",
+        output_view="NEW_AND_OLD_IMAGES" if incremental else None,
+        item_count=1,
+        files=(),
     )
 
 
@@ -75,10 +85,22 @@ def test_export_lines_become_the_rows_ddblake_load_writes() -> None:
     theirs = RowMaker(_manifest(False), "t", ("pk", "sk")).item_to_event(full, 5)
     assert ours == theirs and ours.to_line() == job.export_line(json.dumps(full), rules, 5)
     for obj in (
-        {"Metadata": {"WriteTimestampMicros": {"N": "9"}}, "Keys": {"pk": {"S": "a"}}, "NewImage": {"pk": {"S": "a"}}},
-        {"Metadata": {"WriteTimestampMicros": {"N": "9"}}, "Keys": {"pk": {"S": "a"}}, "OldImage": {"pk": {"S": "a"}}},
-        {"Metadata": {"WriteTimestampMicros": {"N": "9"}}, "Keys": {"pk": {"S": "a"}}, "NewImage": {"pk": {"S": "a"}},
-         "OldImage": {"pk": {"S": "b"}}},
+        {
+            "Metadata": {"WriteTimestampMicros": {"N": "9"}},
+            "Keys": {"pk": {"S": "a"}},
+            "NewImage": {"pk": {"S": "a"}},
+        },
+        {
+            "Metadata": {"WriteTimestampMicros": {"N": "9"}},
+            "Keys": {"pk": {"S": "a"}},
+            "OldImage": {"pk": {"S": "a"}},
+        },
+        {
+            "Metadata": {"WriteTimestampMicros": {"N": "9"}},
+            "Keys": {"pk": {"S": "a"}},
+            "NewImage": {"pk": {"S": "a"}},
+            "OldImage": {"pk": {"S": "b"}},
+        },
     ):
         inc = job.Rules("t", "E1", (), 0, incremental=True, view="NEW_AND_OLD_IMAGES")
         assert ChangeEvent.from_line(job.export_line(json.dumps(obj), inc, 5)) == RowMaker(
@@ -110,7 +132,11 @@ def test_connector_rows_lose_their_null_type_tags() -> None:
     rules = job.Rules("t", "run-1", ("pk",), 99, export=False)
     event = ChangeEvent.from_line(job.row_line(item, rules, 5))
     assert (event.op, event.source, event.event_id, event.event_time_us) == (
-        "LOAD", "scan", scan_event_id("run-1", {"pk": {"S": "a"}}), 99)
+        "LOAD",
+        "scan",
+        scan_event_id("run-1", {"pk": {"S": "a"}}),
+        99,
+    )
     assert job.item_from_row({"pk": {"S": "x"}}) == {"pk": {"S": "x"}}
     with pytest.raises(ValueError, match="'pk'"):
         job.keys_of({"x": {"S": "1"}}, ("pk",))
@@ -122,16 +148,22 @@ def test_files_chunking_gzip_and_manifest_checks() -> None:
     assert list(job.chunks([], 10)) == []
     data = job.gzip_lines(lines)
     assert gzip.decompress(data) == b"".join(lines) and job.gzip_lines(lines) == data
-    digest = hashlib.md5(data).digest()
+    digest = hashlib.md5(data, usedforsecurity=False).digest()
     entry = job.ManifestEntry("k", 7, base64.b64encode(digest).decode(), digest.hex())
     assert job.check_data_file(data, entry) is None
     assert "checksum mismatch" in (job.check_data_file(data[:-1] + bytes([data[-1] ^ 1]), entry) or "")
     assert "holds 7 item(s)" in (job.check_data_file(data, job.ManifestEntry("k", 8, None, None)) or "")
-    assert "not valid gzip" in (job.check_data_file(b"nope", job.ManifestEntry("k", 0, None, None)) or "")
-    text = '{"itemCount": 2, "md5Checksum": "x", "etag": "y", "dataFileS3Key": "AWSDynamoDB/E/data/a.json.gz"}\n\n'
+    not_gzip = job.check_data_file(b"nope", job.ManifestEntry("k", 0, None, None))
+    assert "not valid gzip" in (not_gzip or "")
+    key = "AWSDynamoDB/E/data/a.json.gz"
+    entry_doc = {"itemCount": 2, "md5Checksum": "x", "etag": "y", "dataFileS3Key": key}
+    text = json.dumps(entry_doc) + "\n\n"
     assert job.parse_manifest_files(text) == [job.ManifestEntry("AWSDynamoDB/E/data/a.json.gz", 2, "x", "y")]
     assert job.split_s3("s3://b/p/q/") == ("b", "p/q")
     with pytest.raises(ValueError):
         job.split_s3("/local")
     assert job.resolve_args(["--TABLE", "t", "--LAKE", "s3://b/l", "x", "--KEYS", "pk,sk"]) == {
-        "TABLE": "t", "LAKE": "s3://b/l", "KEYS": "pk,sk"}
+        "TABLE": "t",
+        "LAKE": "s3://b/l",
+        "KEYS": "pk,sk",
+    }

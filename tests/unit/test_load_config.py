@@ -14,6 +14,7 @@ from ddblake.load.config import DEFAULT_READ_PERCENT, ON_DEMAND_ASSUMED_RCU, Loa
 from ddblake.load.ion import ion_line_to_json, parse_ion
 from ddblake.load.roles import Identity, account_of_arn, explain_access_error
 
+CREDS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 ROLE = "arn:aws:iam::111111111111:role/dynamodb-cross-account-read-role"
 
 
@@ -37,13 +38,25 @@ def test_defaults_and_frozen() -> None:
 
 def test_environment_fills_in_and_arguments_win(monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in {
-        "TABLE": "env-t", "LAKE": "s3://b/l", "SEGMENTS": "12", "READ_PERCENT": "25", "CONSISTENT": "yes",
-        "ASSUME_ROLE": ROLE, "FROM_EXPORT": "s3://b/AWSDynamoDB/x", "ON_DEMAND_RCU": "500", "KEYS": "id,name",
+        "TABLE": "env-t",
+        "LAKE": "s3://b/l",
+        "SEGMENTS": "12",
+        "READ_PERCENT": "25",
+        "CONSISTENT": "yes",
+        "ASSUME_ROLE": ROLE,
+        "FROM_EXPORT": "s3://b/AWSDynamoDB/x",
+        "ON_DEMAND_RCU": "500",
+        "KEYS": "id,name",
     }.items():
         monkeypatch.setenv(f"DDBLAKE_{name}", value)
     config = LoadConfig.build()
     assert (config.table, config.lake, config.segments, config.read_percent, config.consistent) == (
-        "env-t", "s3://b/l", 12, 25.0, True)
+        "env-t",
+        "s3://b/l",
+        12,
+        25.0,
+        True,
+    )
     assert config.assume_role == ROLE and config.kind == "export" and config.on_demand_rcu == 500
     assert config.keys == ("id", "name")
     given = LoadConfig.build(table="arg", segments=3, read_percent=80, keys="pk")
@@ -73,24 +86,34 @@ def test_missing_and_malformed_values_name_the_setting(monkeypatch: pytest.Monke
 
 
 def _error(code: str, message: str, op: str = "DescribeTable") -> ClientError:
-    return ClientError({"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": 400}}, op)
+    return ClientError(
+        {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": 400}}, op
+    )
 
 
 @pytest.fixture
 def client() -> Any:
-    return boto3.client("dynamodb", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="y")
+    return boto3.client("dynamodb", region_name="eu-west-1", **CREDS)
 
 
 def test_the_reference_samples_confusing_failure_is_spelled_out(client: Any) -> None:
     """The call went to the caller's own account: say so, and say to pass --assume-role."""
     message = (
-        "User: arn:aws:sts::222222222222:assumed-role/ddb-cross-account-full-load-glue-job-role/GlueJobRunnerSession "
+        "User: arn:aws:sts::222222222222:assumed-role/ddb-cross-account-full-load-glue-job-role/"
+        "GlueJobRunnerSession "
         "is not authorized to perform: dynamodb:DescribeTable on resource: "
         "arn:aws:dynamodb:eu-west-1:222222222222:table/example-ddb-table"
     )
-    me = Identity("222222222222", "arn:aws:sts::222222222222:assumed-role/glue-role/GlueJobRunnerSession", None)
-    error = explain_access_error(_error("AccessDeniedException", message), action="DescribeTable",
-                                 table="example-ddb-table", client=client, identity=lambda: me)
+    me = Identity(
+        "222222222222", "arn:aws:sts::222222222222:assumed-role/glue-role/GlueJobRunnerSession", None
+    )
+    error = explain_access_error(
+        _error("AccessDeniedException", message),
+        action="DescribeTable",
+        table="example-ddb-table",
+        client=client,
+        identity=lambda: me,
+    )
     text = str(error)
     assert isinstance(error, TerminalError)
     assert "the call went to account 222222222222 (region eu-west-1" in text
@@ -102,48 +125,149 @@ def test_the_reference_samples_confusing_failure_is_spelled_out(client: Any) -> 
 
 def test_denied_with_the_role_says_to_grant_the_role(client: Any) -> None:
     principal = "arn:aws:sts::111111111111:assumed-role/dynamodb-cross-account-read-role/ddblake-load"
-    message = (f"User: {principal} is not authorized to perform: dynamodb:Scan on resource: "
-               "arn:aws:dynamodb:eu-west-1:111111111111:table/t")
+    message = (
+        f"User: {principal} is not authorized to perform: dynamodb:Scan on resource: "
+        "arn:aws:dynamodb:eu-west-1:111111111111:table/t"
+    )
     me = Identity("111111111111", principal, ROLE)
-    text = str(explain_access_error(_error("AccessDeniedException", message, "Scan"), action="Scan", table="t",
-                                    client=client, identity=lambda: me))
+    text = str(
+        explain_access_error(
+            _error("AccessDeniedException", message, "Scan"),
+            action="Scan",
+            table="t",
+            client=client,
+            identity=lambda: me,
+        )
+    )
     assert f"using role {ROLE}" in text and "grant the role dynamodb:Scan" in text and "kms:Decrypt" in text
 
 
 def test_role_of_another_account_than_the_table(client: Any) -> None:
-    message = ("User: arn:aws:sts::111111111111:assumed-role/dynamodb-cross-account-read-role/ddblake-load is not "
-               "authorized to perform: dynamodb:DescribeTable on resource: arn:aws:dynamodb:eu-west-1:333333333333:table/t")
+    message = (
+        "User: arn:aws:sts::111111111111:assumed-role/dynamodb-cross-account-read-role/ddblake-load is not "
+        "authorized to perform: dynamodb:DescribeTable on resource: "
+        "arn:aws:dynamodb:eu-west-1:333333333333:table/t"
+    )
     me = Identity("111111111111", None, ROLE)
-    text = str(explain_access_error(_error("AccessDeniedException", message), action="DescribeTable", table="t",
-                                    client=client, identity=lambda: me))
+    text = str(
+        explain_access_error(
+            _error("AccessDeniedException", message),
+            action="DescribeTable",
+            table="t",
+            client=client,
+            identity=lambda: me,
+        )
+    )
     assert "the role is in account 111111111111 but the call named a table in account 333333333333" in text
 
 
 def test_not_found_names_account_and_role(client: Any) -> None:
     me = Identity("222222222222", "arn:aws:iam::222222222222:user/me", None)
-    error = explain_access_error(_error("ResourceNotFoundException", "Requested resource not found"),
-                                 action="DescribeTable", table="t", client=client, identity=lambda: me)
+    error = explain_access_error(
+        _error("ResourceNotFoundException", "Requested resource not found"),
+        action="DescribeTable",
+        table="t",
+        client=client,
+        identity=lambda: me,
+    )
     assert isinstance(error, NotFoundError)
     assert "account 222222222222" in str(error) and "--assume-role" in str(error)
-    local = explain_access_error(_error("ResourceNotFoundException", "not found"), action="DescribeTable",
-                                 table="t", client=client, identity=Identity)
+    local = explain_access_error(
+        _error("ResourceNotFoundException", "not found"),
+        action="DescribeTable",
+        table="t",
+        client=client,
+        identity=Identity,
+    )
     assert "the call went to region eu-west-1" in str(local)
-    throttled = explain_access_error(_error("ProvisionedThroughputExceededException", "slow down", "Scan"),
-                                     action="Scan", table="t", client=client, identity=Identity)
+    throttled = explain_access_error(
+        _error("ProvisionedThroughputExceededException", "slow down", "Scan"),
+        action="Scan",
+        table="t",
+        client=client,
+        identity=Identity,
+    )
     assert isinstance(throttled, TransientError)
     assert account_of_arn(ROLE) == "111111111111" and account_of_arn("nope") is None
 
 
 def test_ion_reader_covers_dynamodbs_subset() -> None:
-    line = (b"$ion_1_0 /* c */ {Item:{'odd name':\"q\\\"uote\\u00e9\",n:-0.5d1,i:7,f:false,"
-            b"l:[1.,{{ AA EC }}, '''long ''' '''string'''],ns:$dynamodb_NS::[3,1.0],bs:$dynamodb_BS::[{{AAEC}}],"
-            b"e:{}}} // end\n")
-    assert ion_line_to_json(line) == {"Item": {
-        "odd name": {"S": 'q"uoteé'}, "n": {"N": "-5"}, "i": {"N": "7"}, "f": {"BOOL": False},
-        "l": {"L": [{"N": "1"}, {"B": "AAEC"}, {"S": "long string"}]}, "ns": {"NS": ["3", "1"]},
-        "bs": {"BS": ["AAEC"]}, "e": {"M": {}},
-    }}
-    for bad in (b"{Item:{a:\"x}}", b"{Item:{a:$dynamodb_XX::[1]}}", b"[1]", b"{Item:{a:1}} junk", b"{Item:{a:@}}"):
+    line = (
+        b'$ion_1_0 /* c */ {Item:{\'odd name\':"q\\"uote\\u00e9",n:-0.5d1,i:7,f:false,'
+        b"l:[1.,{{ AA EC }}, '''long ''' '''string'''],ns:$dynamodb_NS::[3,1.0],bs:$dynamodb_BS::[{{AAEC}}],"
+        b"e:{}}} // end\n"
+    )
+    assert ion_line_to_json(line) == {
+        "Item": {
+            "odd name": {"S": 'q"uoteé'},
+            "n": {"N": "-5"},
+            "i": {"N": "7"},
+            "f": {"BOOL": False},
+            "l": {"L": [{"N": "1"}, {"B": "AAEC"}, {"S": "long string"}]},
+            "ns": {"NS": ["3", "1"]},
+            "bs": {"BS": ["AAEC"]},
+            "e": {"M": {}},
+        }
+    }
+    for bad in (
+        b'{Item:{a:"x}}',
+        b"{Item:{a:$dynamodb_XX::[1]}}",
+        b"[1]",
+        b"{Item:{a:1}} junk",
+        b"{Item:{a:@}}",
+    ):
         with pytest.raises(ValueError, match="Ion text"):
             ion_line_to_json(bad)
     assert parse_ion(b"null.string") is None
+
+
+def test_a_role_that_cannot_be_assumed_names_principal_role_and_trust() -> None:
+    from botocore.stub import Stubber
+
+    from ddblake.load.roles import assume_role_session
+
+    base = boto3.session.Session(region_name="eu-west-1", **CREDS)
+    sts = base.client("sts")
+    with Stubber(sts) as stub:
+        stub.add_client_error(
+            "assume_role",
+            service_error_code="AccessDenied",
+            service_message=f"User: arn:aws:iam::222222222222:user/dev is not authorized to perform: "
+            f"sts:AssumeRole on resource: {ROLE}",
+        )
+        with pytest.raises(TerminalError) as caught:
+            assume_role_session(ROLE, base=base, sts=sts)
+    text = str(caught.value)
+    assert f"cannot assume role {ROLE} (account 111111111111)" in text
+    assert "principal arn:aws:iam::222222222222:user/dev (account 222222222222)" in text
+    assert "trust policy" in text
+
+
+def test_assumed_credentials_refresh_through_sts() -> None:
+    import datetime as dt
+
+    from botocore.stub import Stubber
+
+    from ddblake.load.roles import SESSION_NAME, assume_role_session
+
+    base = boto3.session.Session(region_name="eu-west-1", **CREDS)
+    sts = base.client("sts")
+    expires = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+    answer = {
+        "Credentials": {
+            "AccessKeyId": "ASIAEXAMPLEEXAMPLE",
+            "SecretAccessKey": "s",
+            "SessionToken": "t",
+            "Expiration": expires,
+        }
+    }
+    with Stubber(sts) as stub:
+        stub.add_response(
+            "assume_role",
+            answer,
+            {"RoleArn": ROLE, "RoleSessionName": SESSION_NAME, "DurationSeconds": 3600, "ExternalId": "ext"},
+        )
+        session = assume_role_session(ROLE, base=base, sts=sts, external_id="ext")
+    creds = session.get_credentials()
+    assert creds is not None and creds.get_frozen_credentials().access_key == "ASIAEXAMPLEEXAMPLE"
+    assert session.region_name == "eu-west-1"

@@ -62,10 +62,14 @@ def make_export(
         data = gzip.compress(payload)
         key = f"AWSDynamoDB/{EXPORT_ID}/data/file{n:02d}.json.gz"
         (root / key).write_bytes(data)
-        digest = hashlib.md5(data).digest()
+        digest = hashlib.md5(data, usedforsecurity=False).digest()
         entries.append(
-            {"itemCount": len(lines), "md5Checksum": base64.b64encode(digest).decode(), "etag": digest.hex(),
-             "dataFileS3Key": key}
+            {
+                "itemCount": len(lines),
+                "md5Checksum": base64.b64encode(digest).decode(),
+                "etag": digest.hex(),
+                "dataFileS3Key": key,
+            }
         )
     (folder / "manifest-files.json").write_text("".join(json.dumps(e) + "\n" for e in entries))
     summary: dict[str, Any] = {
@@ -78,8 +82,12 @@ def make_export(
         "outputFormat": fmt,
     }
     if incremental:
-        summary.update(exportType="INCREMENTAL_EXPORT", exportFromTime="2026-11-28T07:00:00Z",
-                       exportToTime=EXPORT_TIME, outputView="NEW_AND_OLD_IMAGES")
+        summary.update(
+            exportType="INCREMENTAL_EXPORT",
+            exportFromTime="2026-11-28T07:00:00Z",
+            exportToTime=EXPORT_TIME,
+            outputView="NEW_AND_OLD_IMAGES",
+        )
         del summary["exportTime"]
     (folder / "manifest-summary.json").write_text(json.dumps(summary))
     return folder
@@ -87,8 +95,15 @@ def make_export(
 
 def _load(folder: Path, lake: Path, table: str = "example-ddb-table", **kw: Any) -> Any:
     storage = Storage.from_uri(str(lake))
-    return ExportLoad(table, str(folder), storage, key_names=lambda: ("id",), buffer_bytes=kw.pop("buffer_bytes", 1 << 20),
-                      progress=NoProgress("t"), **kw).run()
+    return ExportLoad(
+        table,
+        str(folder),
+        storage,
+        key_names=lambda: ("id",),
+        buffer_bytes=kw.pop("buffer_bytes", 1 << 20),
+        progress=NoProgress("t"),
+        **kw,
+    ).run()
 
 
 def _events(lake: Path, table: str = "example-ddb-table") -> list[ChangeEvent]:
@@ -117,7 +132,9 @@ def test_the_shared_sample_checks_out_and_loads(tmp_path: Path) -> None:
 
 def test_full_export_rows_are_load_rows_at_the_export_time(tmp_path: Path) -> None:
     items = [_item(i) for i in range(30)]
-    folder = make_export(tmp_path / "exp", [[{"Item": it} for it in items[:20]], [{"Item": it} for it in items[20:]]])
+    folder = make_export(
+        tmp_path / "exp", [[{"Item": it} for it in items[:20]], [{"Item": it} for it in items[20:]]]
+    )
     result = _load(folder, tmp_path / "lake")
     events = _events(tmp_path / "lake")
     assert [e.new_image for e in events] == items
@@ -130,12 +147,22 @@ def test_full_export_rows_are_load_rows_at_the_export_time(tmp_path: Path) -> No
 
 def test_incremental_export_keeps_write_times_and_deletes(tmp_path: Path) -> None:
     lines = [
-        {"Metadata": {"WriteTimestampMicros": {"N": "1795849200000001"}}, "Keys": {"id": {"S": "a"}},
-         "NewImage": {"id": {"S": "a"}, "v": {"N": "1"}}},
-        {"Metadata": {"WriteTimestampMicros": {"N": "1795849200000002"}}, "Keys": {"id": {"S": "b"}},
-         "NewImage": {"id": {"S": "b"}, "v": {"N": "2"}}, "OldImage": {"id": {"S": "b"}, "v": {"N": "1"}}},
-        {"Metadata": {"WriteTimestampMicros": {"N": "1795849200000003"}}, "Keys": {"id": {"S": "c"}},
-         "OldImage": {"id": {"S": "c"}}},
+        {
+            "Metadata": {"WriteTimestampMicros": {"N": "1795849200000001"}},
+            "Keys": {"id": {"S": "a"}},
+            "NewImage": {"id": {"S": "a"}, "v": {"N": "1"}},
+        },
+        {
+            "Metadata": {"WriteTimestampMicros": {"N": "1795849200000002"}},
+            "Keys": {"id": {"S": "b"}},
+            "NewImage": {"id": {"S": "b"}, "v": {"N": "2"}},
+            "OldImage": {"id": {"S": "b"}, "v": {"N": "1"}},
+        },
+        {
+            "Metadata": {"WriteTimestampMicros": {"N": "1795849200000003"}},
+            "Keys": {"id": {"S": "c"}},
+            "OldImage": {"id": {"S": "c"}},
+        },
     ]
     folder = make_export(tmp_path / "exp", [lines], incremental=True)
     storage = Storage.from_uri(str(tmp_path / "lake"))
@@ -143,22 +170,38 @@ def test_incremental_export_keeps_write_times_and_deletes(tmp_path: Path) -> Non
     def no_describe() -> tuple[str, ...]:
         raise AssertionError("incremental exports carry their keys")
 
-    ExportLoad("example-ddb-table", str(folder), storage, key_names=no_describe, buffer_bytes=1 << 20,
-               progress=NoProgress("t")).run()
+    ExportLoad(
+        "example-ddb-table",
+        str(folder),
+        storage,
+        key_names=no_describe,
+        buffer_bytes=1 << 20,
+        progress=NoProgress("t"),
+    ).run()
     events = _events(tmp_path / "lake")
     assert [(e.op, e.event_time_us) for e in events] == [
-        ("INSERT", 1795849200000001), ("MODIFY", 1795849200000002), ("REMOVE", 1795849200000003)]
+        ("INSERT", 1795849200000001),
+        ("MODIFY", 1795849200000002),
+        ("REMOVE", 1795849200000003),
+    ]
     assert events[2].new_image is None and events[2].old_image == {"id": {"S": "c"}}
     assert events[1].event_id == export_event_id(EXPORT_ID, {"id": {"S": "b"}}, 1795849200000002)
 
 
 def test_ion_export_gives_the_rows_the_json_export_gives(tmp_path: Path) -> None:
-    ion = [b'$ion_1_0 {Item:{id:"1",n:12.50,big:2d3,b:{{AAEC}},ss:$dynamodb_SS::["a","b"],m:{ok:true,nil:null}}}\n']
+    ion = [
+        b'$ion_1_0 {Item:{id:"1",n:12.50,big:2d3,b:{{AAEC}},ss:$dynamodb_SS::["a","b"],'
+        b"m:{ok:true,nil:null}}}\n"
+    ]
     folder = make_export(tmp_path / "exp", [ion], fmt="ION", raw_lines=True)
     _load(folder, tmp_path / "lake")
     (event,) = _events(tmp_path / "lake")
     assert event.new_image == {
-        "id": {"S": "1"}, "n": {"N": "12.5"}, "big": {"N": "2000"}, "b": {"B": "AAEC"}, "ss": {"SS": ["a", "b"]},
+        "id": {"S": "1"},
+        "n": {"N": "12.5"},
+        "big": {"N": "2000"},
+        "b": {"B": "AAEC"},
+        "ss": {"SS": ["a", "b"]},
         "m": {"M": {"ok": {"BOOL": True}, "nil": {"NULL": True}}},
     }
 
@@ -177,8 +220,10 @@ def test_ion_export_gives_the_rows_the_json_export_gives(tmp_path: Path) -> None
 def test_a_corrupt_or_incomplete_export_is_refused_and_changes_nothing(
     tmp_path: Path, damage: str, message: str
 ) -> None:
-    folder = make_export(tmp_path / "exp", [[{"Item": _item(i)} for i in range(10)],
-                                            [{"Item": _item(i)} for i in range(10, 20)]])
+    folder = make_export(
+        tmp_path / "exp",
+        [[{"Item": _item(i)} for i in range(10)], [{"Item": _item(i)} for i in range(10, 20)]],
+    )
     data = folder / "data" / "file01.json.gz"
     manifest = folder / "manifest-files.json"
     if damage == "flip":
@@ -222,16 +267,24 @@ def test_wrong_table_missing_folder_and_unknown_keys(tmp_path: Path) -> None:
 
     storage = Storage.from_uri(str(tmp_path / "lake"))
     with pytest.raises(TerminalError, match="pass --keys"):
-        ExportLoad("example-ddb-table", str(good), storage, key_names=denied, buffer_bytes=1 << 20,
-                   progress=NoProgress("t")).run()
+        ExportLoad(
+            "example-ddb-table",
+            str(good),
+            storage,
+            key_names=denied,
+            buffer_bytes=1 << 20,
+            progress=NoProgress("t"),
+        ).run()
     assert _untouched(tmp_path / "lake")
 
 
 def test_an_interrupted_export_load_resumes_after_its_last_raw_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    folder = make_export(tmp_path / "exp", [[{"Item": _item(i)} for i in range(20)],
-                                            [{"Item": _item(i)} for i in range(20, 40)]])
+    folder = make_export(
+        tmp_path / "exp",
+        [[{"Item": _item(i)} for i in range(20)], [{"Item": _item(i)} for i in range(20, 40)]],
+    )
     real = export_load.write_state
     writes: list[int] = []
 

@@ -8,6 +8,7 @@ import pytest
 
 from ddblake.changes.model import ChangeEvent
 from ddblake.changes.resolve import keyed, version_of, winners
+from ddblake.errors import BadRecordError
 from ddblake.load.plan import (
     MIN_SEGMENTS,
     RateLimiter,
@@ -29,14 +30,15 @@ from ddblake.load.rows import (
     version_time_from_us,
     version_time_us,
 )
-from ddblake.errors import BadRecordError
 
 KEYS = {"pk": {"S": "a"}, "sk": {"N": "10"}}
 
 
 def _stream_change(time_s: int, seq: str, new: dict[str, object]) -> ChangeEvent:
     """A DynamoDB Streams change: its time is whole seconds (ApproximateCreationDateTime)."""
-    return ChangeEvent("MODIFY", "t", KEYS, new, None, f"ev-{seq}", time_s * 1_000_000, seq, "streams", False, 0)
+    return ChangeEvent(
+        "MODIFY", "t", KEYS, new, None, f"ev-{seq}", time_s * 1_000_000, seq, "streams", False, 0
+    )
 
 
 def _load_row(start_us: int, new: dict[str, object]) -> ChangeEvent:
@@ -177,3 +179,68 @@ def test_rate_limiter_waits_only_in_debt_and_can_be_abandoned() -> None:
     assert stopping.acquire(1.0) is False
     with pytest.raises(ValueError):
         RateLimiter(rate=0)
+
+
+def test_spliced_lines_equal_encoded_lines_and_keep_the_image_text() -> None:
+    import json
+
+    from ddblake.load.jsontext import members_with_text
+    from ddblake.load.rows import fast_key_digest, key_digest, spliced_line
+
+    text = (
+        '{"pk": {"S": "a\\u00e9"}, "sk": {"N": "10"}, "n": {"N": "1.50"}, "s": {"S": "Zoë \\ud83c\\udf89"}}'
+    )
+    item = json.loads(text)
+    keys = {"pk": item["pk"], "sk": item["sk"]}
+    line = spliced_line(
+        op="LOAD",
+        table="tä",
+        keys=keys,
+        new_text=text,
+        event_id="load-x-1",
+        event_time_us=5,
+        source="scan",
+        ingested_us=6,
+    )
+    event = ChangeEvent("LOAD", "tä", keys, item, None, "load-x-1", 5, None, "scan", False, 6)
+    assert ChangeEvent.from_line(line) == event
+    assert json.loads(line) == json.loads(event.to_line()), "same fields, same values"
+    assert text.encode() in line, "the image bytes are DynamoDB's own"
+    removed = spliced_line(
+        op="REMOVE",
+        table="t",
+        keys=keys,
+        new_text=None,
+        old_text=text,
+        event_id="e",
+        event_time_us=1,
+        source="export",
+        ingested_us=2,
+    )
+    assert (
+        ChangeEvent.from_line(removed).old_image == item and ChangeEvent.from_line(removed).new_image is None
+    )
+    for k in (keys, {"pk": {"S": "a"}}, {"b": {"B": "AAE="}, "a": {"S": '"'}}):
+        assert fast_key_digest(k) == key_digest(k)
+    members = members_with_text(' { "Items" : [ ] , "Count":0 } ', split=frozenset({"Items"}))
+    assert members == {"Items": ([], []), "Count": (0, "0")}
+    for bad in ("[1]", '{"a":1} x', '{"a" 1}', '{"a":1,}', ""):
+        with pytest.raises(ValueError):
+            members_with_text(bad)
+
+
+def test_a_lone_surrogate_in_a_key_is_escaped_not_fatal() -> None:
+    from ddblake.load.rows import spliced_line
+
+    keys = {"pk": {"S": "\ud800"}}
+    line = spliced_line(
+        op="LOAD",
+        table="t",
+        keys=keys,
+        new_text='{"pk":{"S":"\\ud800"}}',
+        event_id="e",
+        event_time_us=1,
+        source="scan",
+        ingested_us=1,
+    )
+    assert ChangeEvent.from_line(line).keys == keys

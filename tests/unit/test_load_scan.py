@@ -18,7 +18,7 @@ from ddblake.load import scan as scan_module
 from ddblake.load.config import LoadConfig
 from ddblake.load.progress import NoProgress, Progress, format_eta
 from ddblake.load.scan import LoadResult, ScanLoad
-from ddblake.load.state import SCAN_STATE, list_loads, read_state, has_finished_load
+from ddblake.load.state import SCAN_STATE, has_finished_load, list_loads, read_state
 from ddblake.load.table import Page, TableInfo
 
 
@@ -40,7 +40,9 @@ class FakeReader:
         self.lock = threading.Lock()
 
     def describe(self) -> TableInfo:
-        return TableInfo("t", "arn:aws:dynamodb:us-east-1:111111111111:table/t", ("pk",), len(self.items), 0, 0, True)
+        return TableInfo(
+            "t", "arn:aws:dynamodb:us-east-1:111111111111:table/t", ("pk",), len(self.items), 0, 0, True
+        )
 
     def scan_page(
         self, *, segment: int, total_segments: int, start_key: Any, consistent: bool, limit: int | None = None
@@ -93,8 +95,13 @@ def test_every_item_once_as_a_load_row(tmp_path: Path) -> None:
 
 def test_given_start_time_sets_the_version(tmp_path: Path) -> None:
     storage = Storage.from_uri(str(tmp_path))
-    load = ScanLoad(_config(tmp_path, segments=2), FakeReader(10), storage, progress=NoProgress("t"),  # type: ignore[arg-type]
-                    started_at_us=1_700_000_000_500_000)
+    load = ScanLoad(
+        _config(tmp_path, segments=2),
+        FakeReader(10),
+        storage,
+        progress=NoProgress("t"),  # type: ignore[arg-type]
+        started_at_us=1_700_000_000_500_000,
+    )
     result = load.run()
     assert result.version_time_us == 1_699_999_999_999_999 and result.started_us == 1_700_000_000_500_000
 
@@ -147,7 +154,9 @@ def test_throttling_is_retried_with_backoff(tmp_path: Path, monkeypatch: pytest.
     assert result.items == 60 and delays and set(delays) == {0}
 
 
-def test_persistent_throttling_fails_transiently_and_resumes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_persistent_throttling_fails_transiently_and_resumes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(scan_module, "backoff_delay", lambda attempt, rng=None: 0.0)
     with pytest.raises(TransientError, match="throttled"):
         _load(FakeReader(20, throttle_every=1), tmp_path, segments=2, workers=1)
@@ -166,8 +175,13 @@ def test_stop_keeps_what_was_read_and_rerun_finishes(tmp_path: Path) -> None:
             return page
 
     with pytest.raises(TransientError, match="run the same command again"):
-        ScanLoad(_config(tmp_path, segments=3, workers=1), Stopping(60, page=5), storage,  # type: ignore[arg-type]
-                 progress=NoProgress("t"), stop=stop).run()
+        ScanLoad(
+            _config(tmp_path, segments=3, workers=1),
+            Stopping(60, page=5),
+            storage,  # type: ignore[arg-type]
+            progress=NoProgress("t"),
+            stop=stop,
+        ).run()
     state = read_state(storage, "t", SCAN_STATE)
     assert state is not None and 0 < state.items < 60
     rerun = _load(FakeReader(60, page=5), tmp_path, segments=3)
@@ -199,5 +213,9 @@ def test_progress_lines_show_counts_rate_and_eta_only() -> None:
     now[0] = 20.0
     live.add(5)
     live.finish()
-    assert tty.getvalue().startswith("\r\x1b[K") and tty.getvalue().endswith("\n") and "5 items" in tty.getvalue()
+    assert (
+        tty.getvalue().startswith("\r\x1b[K")
+        and tty.getvalue().endswith("\n")
+        and "5 items" in tty.getvalue()
+    )
     assert format_eta(3725) == "1:02:05" and format_eta(None) == "?" and format_eta(65) == "1:05"

@@ -17,6 +17,12 @@ retries a batch the lines come out byte-identical.
 Logs carry counts, record IDs and reasons only - never item data: the event is not logged, errors
 from parsing never quote values, and an unexpected exception is logged by type alone.
 
+Powertools provides the logger, the metrics and the event wrapper (``KinesisFirehoseEvent``). The
+per-record loop reads the records as plain dicts and answers with plain dicts of exactly the shape
+``KinesisFirehoseDataTransformationRecord(...).asdict()`` gives (a test holds the two equal):
+wrapping each record in Powertools objects on the way in and out measured 15-30 % more time per
+record, for no change in the output.
+
 Imports stay light for cold starts: the standard library, Powertools and ``ddblake.changes``.
 """
 

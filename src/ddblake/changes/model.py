@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Final, Literal, TypeGuard
+from typing import Any, Final, Literal, TypeGuard, cast
 
 from ddblake.errors import BadRecordError
 
@@ -23,12 +23,48 @@ DynamoJson = dict[str, Any]
 """An item or key in DynamoDB JSON: attribute name -> ``{"S": "..."}`` and friends."""
 
 
+MAX_LINE_BYTES: Final = 16 * 1024 * 1024
+"""Longest raw-log line read. A change holds at most two 400 KB DynamoDB items; even written as JSON
+with every character escaped (six bytes each) that stays under 5 MiB, so a longer line is not a
+change (a corrupt file, a runaway writer) and is quarantined rather than held in memory and applied."""
+_MAX_TIME_US: Final = 253_402_300_800_000_000  # 10000-01-01T00:00:00Z, as ddblake.changes.parse
+_MAX_SEQ_DIGITS: Final = 40
+
 _COMPACT: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 _COMPACT_ASCII: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True)
 
 
 def _is_int(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_line_values(
+    op: str, table: str, keys: Any, new: Any, seq: str | None, event_time: int, ingested: int, ttl: bool
+) -> None:
+    """What a raw-log line's fields must hold beyond their JSON types, so that ``apply`` can rely on it.
+
+    The same rules the transform applies to records (``ddblake.changes.parse``): a line that passes
+    here can be versioned, keyed, partitioned and typed; one that does not is quarantined by the
+    reader instead of stopping ``apply`` for the whole table.
+
+    Raises:
+        BadRecordError: what is wrong, without item data.
+    """
+    from ddblake.changes import parse  # parse imports this module; imported here, not at the top
+
+    parse.check_table_name(table)
+    if not 0 <= event_time < _MAX_TIME_US:
+        raise BadRecordError("raw-log line field 'event_time_us' is outside years 1970 to 9999")
+    if not 0 <= ingested < _MAX_TIME_US:
+        raise BadRecordError("raw-log line field 'ingested_us' is outside years 1970 to 9999")
+    if seq is not None and not (0 < len(seq) <= _MAX_SEQ_DIGITS and seq.isascii() and seq.isdigit()):
+        raise BadRecordError(f"raw-log line field 'seq' is not a string of 1 to {_MAX_SEQ_DIGITS} digits")
+    if ttl and op != "REMOVE":
+        raise BadRecordError(f"raw-log line is a TTL expiry but its op is {op}, not REMOVE")
+    if len(keys) > 2:
+        raise BadRecordError("raw-log line has more than two key attributes")
+    parse.check_keys(keys)
+    parse.check_image(new, "new")
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,9 +140,9 @@ class ChangeEvent:
         if not _is_int(obj.get("v")) or obj["v"] != LINE_FORMAT_VERSION:
             raise BadRecordError(f"raw-log line has format version {obj.get('v')!r}, expected 1")
         op, source = obj.get("op"), obj.get("source")
-        if op not in OPERATIONS:
+        if not isinstance(op, str) or op not in OPERATIONS:
             raise BadRecordError(f"raw-log line has unknown op {op!r}")
-        if source not in SOURCES:
+        if not isinstance(source, str) or source not in SOURCES:
             raise BadRecordError(f"raw-log line has unknown source {source!r}")
         table, keys, event_id = obj.get("table"), obj.get("keys"), obj.get("event_id")
         if not isinstance(table, str) or not table:
@@ -127,8 +163,9 @@ class ChangeEvent:
         ttl = obj.get("ttl", False)
         if not isinstance(ttl, bool):
             raise BadRecordError("raw-log line field 'ttl' is not a boolean")
+        _check_line_values(op, table, keys, new, seq, event_time, ingested, ttl)
         return cls(
-            op=op,
+            op=cast(Operation, op),
             table=table,
             keys=keys,
             new_image=new,
@@ -136,7 +173,7 @@ class ChangeEvent:
             event_id=event_id,
             event_time_us=event_time,
             sequence=seq,
-            source=source,
+            source=cast(Source, source),
             ttl=ttl,
             ingested_us=ingested,
         )
@@ -148,6 +185,10 @@ class ChangeEvent:
         Raises:
             BadRecordError: the line is not JSON or not a raw-log object.
         """
+        if len(line) > MAX_LINE_BYTES:
+            raise BadRecordError(
+                f"raw-log line is {len(line):,} bytes, over the {MAX_LINE_BYTES:,}-byte limit of a change"
+            )
         try:
             obj = json.loads(line)
         except (ValueError, RecursionError) as e:  # UnicodeDecodeError is a ValueError

@@ -143,12 +143,18 @@ def _check_value(value: Any, what: str, depth: int) -> None:
             _check_value(item, what, depth + 1)
     elif tag == "SS":
         _check_strings(inner, what, tag)
+        if not inner:
+            _bad(what, "SS value is empty (DynamoDB sets hold at least one element)")
     elif tag == "NS":
         if not isinstance(inner, list) or not all(isinstance(n, str) and _NUMBER.fullmatch(n) for n in inner):
             _bad(what, "NS value is not a list of number strings")
+        if not inner:
+            _bad(what, "NS value is empty (DynamoDB sets hold at least one element)")
     elif tag == "BS":
         if not isinstance(inner, list) or not all(isinstance(b, str) and _BASE64.fullmatch(b) for b in inner):
             _bad(what, "BS value is not a list of base64 strings")
+        if not inner:
+            _bad(what, "BS value is empty (DynamoDB sets hold at least one element)")
     else:
         _bad(what, f"unknown type tag; expected one of {sorted(_TYPES)}")
 

@@ -73,9 +73,10 @@ _SCALAR_VALUE = "|".join(
         r'BOOL":(?:true|false)',
         r'NULL":true',
         rf'B":{_BASE64_TEXT}',
-        r'SS":\[' + _items(_TEXT, _QUOTE, _CLOSE_LIST),
-        r'NS":\[' + _items(_NUMBER_TEXT, _QUOTE, _CLOSE_LIST),
-        r'BS":\[' + _items(_BASE64_TEXT, _QUOTE, _CLOSE_LIST),
+        # Sets hold at least one element: (?=") refuses [] (the reference parser does too).
+        r'SS":\[(?=")' + _items(_TEXT, _QUOTE, _CLOSE_LIST),
+        r'NS":\[(?=")' + _items(_NUMBER_TEXT, _QUOTE, _CLOSE_LIST),
+        r'BS":\[(?=")' + _items(_BASE64_TEXT, _QUOTE, _CLOSE_LIST),
     )
 )
 

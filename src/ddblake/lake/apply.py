@@ -15,21 +15,25 @@ REMOVEs it needs in the history and completes the current state from the same fi
 from __future__ import annotations
 
 import gzip
+import itertools
 import json
 import logging
 import os
 import signal
 import threading
 import time
+import uuid
 import warnings
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import pyarrow as pa
 import pyarrow.compute as pc
 from pyiceberg.catalog import Catalog
 from pyiceberg.exceptions import CommitFailedException, NoSuchTableError
+from pyiceberg.expressions import AlwaysTrue, And
 from pyiceberg.table import Table
 from pyiceberg.transforms import IdentityTransform
 
@@ -39,7 +43,6 @@ from ddblake.errors import BadRecordError, ConfigError, TerminalError, Transient
 from ddblake.lake import current, history
 from ddblake.lake.applied import PROPERTY, AppliedLog, load_log, save_log
 from ddblake.lake.catalog import LakeConfig, open_catalog
-from ddblake.lake.filters import and_ as ex_and
 from ddblake.lake.filters import at_least, between, is_in
 from ddblake.lake.rawlog import list_raw_files, read_raw_file
 from ddblake.lake.storage import Storage
@@ -137,17 +140,16 @@ class _ImageTexts:
     """Each event's new image rendered once as compact JSON (history and current state share it)."""
 
     def __init__(self) -> None:
-        self._texts: dict[int, str | None] = {}
+        # By identity; the event is held too, so that its id cannot be reused while this lives.
+        self._texts: dict[int, tuple[ChangeEvent, str | None]] = {}
 
     def __call__(self, ev: ChangeEvent) -> str | None:
-        # Keyed by identity: the events live in the batch for as long as this does.
-        key = id(ev)
-        if key not in self._texts:
+        known = self._texts.get(id(ev))
+        if known is None:
             image = ev.new_image
-            self._texts[key] = (
-                None if image is None else json.dumps(image, separators=(",", ":"), ensure_ascii=False)
-            )
-        return self._texts[key]
+            text = None if image is None else current.compact_json(image)
+            known = self._texts[id(ev)] = (ev, text)
+        return known[1]
 
 
 def _distinct(items: Iterable[tuple[Keyed, str]]) -> tuple[list[Keyed], list[str]]:
@@ -412,11 +414,10 @@ class Applier:
             "ttl",
         )
         found = hist.scan(
-            row_filter=ex_and(since, is_in("_ddb_version", newest_version.values())), selected_fields=cols
+            row_filter=And(since, is_in("_ddb_version", newest_version.values())), selected_fields=cols
         ).to_arrow()
-        found = found.filter(
-            pc.is_in(found.column("_ddb_version"), value_set=pa.array(list(newest_version.values()), pa.string()))
-        )
+        chosen = pa.array(list(newest_version.values()), pa.string())
+        found = found.filter(pc.is_in(found.column("_ddb_version"), value_set=chosen))
         newest: dict[str, dict[str, Any]] = {}
         for row in found.to_pylist():
             key = row["_ddb_key"]
@@ -457,15 +458,16 @@ class Applier:
             if cur
             else self.config.buckets
         )
-        existing: pa.Table | None = None
-        if cur is not None and cur.current_snapshot() is not None and best:
-            touched = sorted({bucket_of(k, buckets) for k in best})
-            existing = cur.scan(row_filter=is_in("_ddb_bucket", touched)).to_arrow()
         present: dict[str, str] = {}
-        if existing is not None and existing.num_rows:
+        if cur is not None and cur.current_snapshot() is not None and best:
+            # Keys and versions only: the full rows are read bucket by bucket when rewritten.
+            touched = sorted({bucket_of(k, buckets) for k in best})
+            versions = cur.scan(
+                row_filter=is_in("_ddb_bucket", touched), selected_fields=("_ddb_key", "_ddb_version")
+            ).to_arrow()
             # Only the batch's keys go to Python, not every row of the touched buckets.
-            mine = existing.select(["_ddb_key", "_ddb_version"]).filter(
-                pc.is_in(existing.column("_ddb_key"), value_set=pa.array(list(best), pa.string()))
+            mine = versions.filter(
+                pc.is_in(versions.column("_ddb_key"), value_set=pa.array(list(best), pa.string()))
             )
             present = dict(
                 zip(mine.column("_ddb_key").to_pylist(), mine.column("_ddb_version").to_pylist(), strict=True)
@@ -495,11 +497,12 @@ class Applier:
             with cur.transaction() as tx:
                 tx.set_properties(props)
             return
+        item_texts = [texts(u.event) for u in upserts]
         typed = current.typed_rows(
             upserts,
             buckets,
             cur.schema().as_arrow() if cur is not None else None,
-            [texts(u.event) or "{}" for u in upserts],
+            None if None in item_texts else cast(list[str], item_texts),
         )
         cur = self._create_current(typed.schema) if cur is None else cur
         changed = {u.key for u in upserts} | deletes
@@ -522,27 +525,116 @@ class Applier:
                 tx.overwrite(rows, snapshot_properties={PROPERTY: pointer})
                 result.buckets_rewritten += buckets
             else:
-                parts = [current.conform(typed, target.schema)]
-                if existing is not None and existing.num_rows:
-                    mask = pc.and_(
-                        pc.is_in(existing.column("_ddb_bucket"), value_set=pa.array(rewrite, pa.int32())),
-                        pc.invert(
-                            pc.is_in(
-                                existing.column("_ddb_key"), value_set=pa.array(list(changed), pa.string())
-                            )
-                        ),
-                    )
-                    parts.insert(0, current.conform(existing.filter(mask), target.schema))
-                rows = pa.concat_tables(parts)
-                tx.overwrite(
-                    rows,
-                    overwrite_filter=is_in("_ddb_bucket", rewrite),
-                    snapshot_properties={PROPERTY: pointer},
+                _rewrite_buckets(
+                    tx,
+                    cur,
+                    current.conform(typed, target.schema),
+                    rewrite,
+                    pa.array(list(changed), pa.string()),
+                    target.schema,
+                    {PROPERTY: pointer},
                 )
                 result.buckets_rewritten += len(rewrite)
             tx.set_properties(props)
         result.upserts += len(upserts)
         result.deletes += len(deletes)
+
+
+def _bucket_tasks(cur: Table, rewrite: list[int]) -> dict[int, list[Any]] | None:
+    """The data files of each bucket to rewrite, from one scan plan; None if the layout is unexpected.
+
+    Every file of a current-state table lies in one bucket (identity partition), so a bucket's
+    files hold exactly its rows and are read without a row filter.
+    """
+    spec = cur.spec()
+    if len(spec.fields) != 1 or spec.fields[0].name != "_ddb_bucket":
+        return None
+    out: dict[int, list[Any]] = {b: [] for b in rewrite}
+    for task in cur.scan(row_filter=is_in("_ddb_bucket", rewrite)).plan_files():
+        file = task.file
+        bucket = file.partition[0] if file.spec_id == spec.spec_id and len(file.partition) == 1 else None
+        if bucket not in out or task.delete_files or task.residual != AlwaysTrue():
+            return None
+        out[bucket].append(task)
+    return out
+
+
+def _rewrite_buckets(
+    tx: Any,
+    cur: Table,
+    new_rows: pa.Table,
+    rewrite: list[int],
+    changed: pa.Array,
+    schema: pa.Schema,
+    snapshot_properties: dict[str, str],
+) -> None:
+    """``tx.overwrite(kept rows + new_rows, overwrite_filter=_ddb_bucket IN rewrite)``, a bucket at a time.
+
+    The same two snapshots as that overwrite (delete the buckets' files, append the new ones), but
+    each bucket is read, merged and written on its own, so memory holds a bucket rather than every
+    touched row, and the rows are split by bucket with one cheap mask each — pyiceberg's overwrite
+    splits a table by partition with one filter pass over *all* its rows per partition, which at
+    16 buckets cost more than the writing. Falls back to that overwrite on a pyiceberg without the
+    functions used here.
+    """
+    overwrite_filter = is_in("_ddb_bucket", rewrite)
+    try:
+        from pyiceberg.io.pyarrow import ArrowScan, _check_pyarrow_schema_compatible, _dataframe_to_data_files
+        from pyiceberg.table.snapshots import Operation
+
+        append_producer = tx._append_snapshot_producer
+    except (ImportError, AttributeError):  # pragma: no cover - a pyiceberg that moved its internals
+        tasks = None
+    else:
+        tasks = _bucket_tasks(cur, rewrite)
+
+    def bucket_rows(bucket: int, old: pa.Table | None) -> pa.Table:
+        mine = new_rows.filter(pc.equal(new_rows.column("_ddb_bucket"), pa.scalar(bucket, pa.int32())))
+        if old is None or old.num_rows == 0:
+            return mine
+        kept = old.filter(pc.invert(pc.is_in(old.column("_ddb_key"), value_set=changed)))
+        return pa.concat_tables([current.conform(kept, schema), mine])
+
+    if tasks is None:
+        old_rows = cur.scan(row_filter=overwrite_filter).to_arrow()
+        old_buckets = old_rows.column("_ddb_bucket")
+        parts = [
+            bucket_rows(b, old_rows.filter(pc.equal(old_buckets, pa.scalar(b, pa.int32())))) for b in rewrite
+        ]
+        rows = pa.concat_tables(parts)
+        tx.overwrite(rows, overwrite_filter=overwrite_filter, snapshot_properties=snapshot_properties)
+        return
+
+    metadata = tx.table_metadata
+    _check_pyarrow_schema_compatible(
+        metadata.schema(), provided_schema=new_rows.schema, format_version=metadata.format_version
+    )
+    write_uuid = uuid.uuid4()
+    counter = itertools.count(0)
+    reader = ArrowScan(cur.metadata, cur.io, cur.schema(), AlwaysTrue())
+
+    def write(bucket: int) -> list[Any]:
+        old = reader.to_table(tasks[bucket]) if tasks[bucket] else None
+        rows = bucket_rows(bucket, old)
+        if rows.num_rows == 0:
+            return []
+        return list(
+            _dataframe_to_data_files(
+                table_metadata=tx.table_metadata, write_uuid=write_uuid, df=rows, io=cur.io, counter=counter
+            )
+        )
+
+    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+        data_files = [f for files in pool.map(write, rewrite) for f in files]
+    tx.delete(
+        delete_filter=overwrite_filter,
+        snapshot_properties=snapshot_properties,
+        _isolation_operation=Operation.OVERWRITE,
+    )
+    with append_producer(snapshot_properties) as append_files:
+        append_files.commit_uuid = write_uuid
+        for data_file in data_files:
+            append_files.append_data_file(data_file)
 
 
 def run_apply(

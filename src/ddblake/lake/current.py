@@ -29,12 +29,19 @@ META_COLUMNS: dict[str, pa.DataType] = {
     "_ddb_item": pa.string(),
 }
 DEFAULT_BUCKETS = 16
+_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
+def compact_json(value: object) -> str:
+    """``json.dumps(value, separators=(",", ":"), ensure_ascii=False)``, without a new encoder per call."""
+    return _COMPACT.encode(value)
+
 BUCKETS_PROPERTY = "ddblake.buckets"
 
 
 def item_text(upsert: Keyed) -> str:
     """The ``_ddb_item`` text of an upsert: its new image as compact DynamoDB JSON."""
-    return json.dumps(upsert.event.new_image, separators=(",", ":"), ensure_ascii=False)
+    return compact_json(upsert.event.new_image)
 
 
 def meta_table(upserts: Sequence[Keyed], buckets: int, item_texts: Sequence[str] | None = None) -> pa.Table:

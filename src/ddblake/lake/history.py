@@ -34,6 +34,7 @@ _FIXED: list[tuple[str, pa.DataType]] = [
     ("_ddb_raw_file", pa.string()),
 ]
 FIXED_NAMES = frozenset(name for name, _ in _FIXED)
+_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
 def iceberg_schema() -> Schema:
@@ -63,7 +64,7 @@ def key_column(attr: str) -> str:
 
 
 def _dumps(value: object) -> str | None:
-    return None if value is None else json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return None if value is None else _COMPACT.encode(value)
 
 
 def _key_text(value: dict[str, object]) -> object:

@@ -32,17 +32,20 @@ import pyarrow.fs as pafs
 from ddblake.changes.model import ChangeEvent
 from ddblake.errors import BadRecordError, ConfigError, NotFoundError, TerminalError, TransientError
 from ddblake.lake.storage import Storage
+from ddblake.load.jsontext import members_with_text
 from ddblake.load.rows import (
     export_event_id,
     incremental_op,
     key_of,
     parse_export_time,
+    spliced_line,
     version_time_from_us,
 )
 
 SUMMARY: Final = "manifest-summary.json"
 FILES: Final = "manifest-files.json"
 CHUNK: Final = 1 << 20
+_ITEM_PREFIX: Final = '{"Item":'
 SUPPORTED_FORMATS: Final = frozenset({"DYNAMODB_JSON", "ION"})
 
 
@@ -353,6 +356,51 @@ class RowMaker:
         self.key_names = key_names
         self.version = version_time_from_us(manifest.export_time_us or 0)
         self.export_id = manifest.export_id
+
+    def line_for(self, text: str, ingested_us: int) -> bytes:
+        """One DYNAMODB_JSON export line as a raw-log line, its images copied as text.
+
+        Raises:
+            BadRecordError: the line is not an export line of this export's kind.
+        """
+        stripped = text.strip()
+        if not self.manifest.incremental and stripped.startswith(_ITEM_PREFIX) and stripped.endswith("}"):
+            # The common full-export line: one C parse for the values; then, as "Item" is the only
+            # member and written literally, its text is everything between that colon and the last brace.
+            try:
+                whole = json.loads(stripped)
+            except ValueError as e:
+                raise BadRecordError(f"export line is not JSON ({e})") from e
+            if isinstance(whole, dict) and len(whole) == 1:
+                event = self.item_to_event(whole, ingested_us)
+                return spliced_line(
+                    op=event.op,
+                    table=event.table,
+                    keys=event.keys,
+                    new_text=stripped[len(_ITEM_PREFIX) : -1].strip(),
+                    event_id=event.event_id,
+                    event_time_us=event.event_time_us,
+                    source=event.source,
+                    ingested_us=ingested_us,
+                )
+        try:
+            members = members_with_text(text)
+        except ValueError as e:
+            raise BadRecordError(f"export line is not a JSON object ({e})") from e
+        obj = {name: value for name, (value, _) in members.items()}
+        event = self.item_to_event(obj, ingested_us)  # checks the shape, computes keys and ID
+        new_name = "NewImage" if self.manifest.incremental else "Item"
+        return spliced_line(
+            op=event.op,
+            table=event.table,
+            keys=event.keys,
+            new_text=members[new_name][1] if event.new_image is not None else None,
+            old_text=members["OldImage"][1] if event.old_image is not None else None,
+            event_id=event.event_id,
+            event_time_us=event.event_time_us,
+            source=event.source,
+            ingested_us=ingested_us,
+        )
 
     def item_to_event(self, obj: Any, ingested_us: int) -> ChangeEvent:
         """One parsed export line as a ChangeEvent.

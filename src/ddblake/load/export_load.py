@@ -8,7 +8,6 @@ whatever run writes them.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -199,14 +198,16 @@ class ExportLoad:
             if seen <= skip:
                 continue
             try:
-                obj = ion_line_to_json(raw) if ion else json.loads(raw)
-                event = maker.item_to_event(obj, ingested)
+                if ion:
+                    line = maker.item_to_event(ion_line_to_json(raw), ingested).to_line()
+                else:
+                    line = maker.line_for(raw.decode("utf-8"), ingested)
             except (ValueError, BadRecordError) as e:
                 raise TerminalError(
                     f"export {manifest.uri}: {self.folder.where(entry.rel)} line {number} is not an export "
                     f"line ({e}); rows before it are loaded, rerun resumes after the last raw file"
                 ) from e
-            writer.add(event.to_line())
+            writer.add(line)
             pending.items += 1
             if writer.buffered_bytes >= self.buffer_bytes:
                 checkpoint(False)

@@ -72,8 +72,10 @@ def caller_identity(session: boto3.session.Session, *, role_arn: str | None = No
 
 def _sts_failure(e: Exception, role_arn: str, base: boto3.session.Session) -> DdblakeError:
     code = error_code(e)
-    if code in ACCESS_DENIED_CODES or "not authorized" in str(e).lower():
-        me = caller_identity(base)
+    message = str(e.response.get("Error", {}).get("Message", "")) if isinstance(e, ClientError) else ""
+    if code in ACCESS_DENIED_CODES or "not authorized" in message.lower():
+        named, _ = _arns(message)
+        me = Identity(named[1], named[0]) if named else caller_identity(base)
         return TerminalError(
             f"cannot assume role {role_arn} (account {account_of_arn(role_arn) or '?'}) as principal "
             f"{me.principal or '?'} (account {me.account or '?'}): the role's trust policy must allow that "
@@ -90,11 +92,20 @@ def assume_role_session(
     external_id: str | None = None,
     session_name: str = SESSION_NAME,
     duration_seconds: int = 3600,
+    sts: STSClient | None = None,
 ) -> boto3.session.Session:
     """A boto3 session whose credentials come from ``sts:AssumeRole`` and refresh before they expire.
 
     Loads of big tables outlive the one-hour credentials, so the session re-assumes the role
     whenever botocore finds them close to expiry.
+
+    Args:
+        role_arn: the role to assume.
+        base: the session whose credentials assume the role (default: boto3's chain).
+        external_id: the ExternalId the role's trust policy requires, if any.
+        session_name: the role session name (shows in CloudTrail).
+        duration_seconds: lifetime of each set of credentials.
+        sts: the STS client to use (tests pass a stubbed one); built from ``base`` when None.
 
     Raises:
         TerminalError: the role cannot be assumed (names role, principal and accounts, says what to fix).
@@ -103,7 +114,7 @@ def assume_role_session(
     base = base or boto3.session.Session()
     if base.region_name is None:
         raise ConfigError("--assume-role needs an AWS region: set AWS_REGION or a region in your AWS profile")
-    sts: STSClient = base.client("sts")
+    sts = sts or base.client("sts")
     kwargs: dict[str, Any] = {
         "RoleArn": role_arn,
         "RoleSessionName": session_name,

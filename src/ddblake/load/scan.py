@@ -40,7 +40,7 @@ from ddblake.load.plan import (
     read_budget,
 )
 from ddblake.load.progress import Progress
-from ddblake.load.rows import load_event, scan_event_id, version_time_from_us
+from ddblake.load.rows import key_of, load_event, scan_event_id, spliced_line, version_time_from_us
 from ddblake.load.state import SCAN_STATE, LoadState, PartState, read_state, write_state
 from ddblake.load.table import Page, TableInfo, TableReader
 
@@ -299,17 +299,33 @@ class ScanLoad:
                 return
             estimate = page.consumed or estimate
             ingested = _now_us()
-            for item in page.items:
-                event = load_event(
-                    table=self.table,
-                    item=item,
-                    key_names=key_names,
-                    make_id=make_id,
-                    event_time_us=version,
-                    ingested_us=ingested,
-                    source="scan",
-                )
-                writer.add(event.to_line())
+            if page.texts is not None:  # DynamoDB's own text of each item goes into the line unchanged
+                for item, text in zip(page.items, page.texts, strict=True):
+                    keys = key_of(item, key_names)
+                    writer.add(
+                        spliced_line(
+                            op="LOAD",
+                            table=self.table,
+                            keys=keys,
+                            new_text=text,
+                            event_id=make_id(keys),
+                            event_time_us=version,
+                            source="scan",
+                            ingested_us=ingested,
+                        )
+                    )
+            else:
+                for item in page.items:
+                    event = load_event(
+                        table=self.table,
+                        item=item,
+                        key_names=key_names,
+                        make_id=make_id,
+                        event_time_us=version,
+                        ingested_us=ingested,
+                        source="scan",
+                    )
+                    writer.add(event.to_line())
             pending.items += len(page.items)
             pending.pages += 1
             pending.last_key = page.last_key

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import os
 import signal
 import threading
 import time
@@ -68,8 +69,11 @@ def build_load_clients(config: LoadConfig) -> tuple[DynamoClients, Callable[[], 
     if config.assume_role:
         session = assume_role_session(config.assume_role, base=session, external_id=config.external_id)
     clients = build_dynamodb_clients(config.endpoint_url, session=session)
-    local = is_local_endpoint(dynamodb_endpoint(config.endpoint_url))
-    return clients, _identity_of(session, config.assume_role, local)
+    # DynamoDB Local has no STS beside it; moto (or LocalStack) does when an STS endpoint is set.
+    no_sts = is_local_endpoint(dynamodb_endpoint(config.endpoint_url)) and not (
+        os.environ.get("AWS_ENDPOINT_URL_STS") or os.environ.get("AWS_ENDPOINT_URL")
+    )
+    return clients, _identity_of(session, config.assume_role, no_sts)
 
 
 @contextlib.contextmanager

@@ -12,7 +12,6 @@ botocore), the parsed response is converted back to DynamoDB JSON instead — sa
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from ddblake.aws.clients import describe_client
 from ddblake.errors import DdblakeError, TerminalError
+from ddblake.load.jsontext import members_with_text
 from ddblake.load.roles import Identity, explain_access_error
 from ddblake.load.rows import to_wire_item
 
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 _RAW_KEY: Final = "ddblakeRawBody"
 _HOOK_ID: Final = "ddblake-load-raw-scan"
+_ITEMS: Final = frozenset({"Items"})
 _raw_mode = threading.local()
 
 
@@ -73,11 +74,19 @@ class TableInfo:
 
 @dataclass(frozen=True)
 class Page:
-    """One Scan page: items in DynamoDB JSON, where to continue, and the capacity it consumed."""
+    """One Scan page: items in DynamoDB JSON, where to continue, and the capacity it consumed.
+
+    Attributes:
+        items: the items, decoded.
+        last_key: ``LastEvaluatedKey``; None on the segment's last page.
+        consumed: capacity units the page consumed.
+        texts: each item's JSON text exactly as DynamoDB sent it, when the raw body was available.
+    """
 
     items: list[dict[str, Any]]
     last_key: dict[str, Any] | None
     consumed: float
+    texts: list[str] | None = None
 
 
 class TableReader:
@@ -168,18 +177,20 @@ class TableReader:
         finally:
             _raw_mode.on = False
         raw = answer.get(_RAW_KEY)
+        texts: list[str] | None = None
         if isinstance(raw, bytes):
             try:
-                answer = json.loads(raw)
-            except ValueError as e:
+                members = members_with_text(raw.decode("utf-8"), split=_ITEMS)
+            except (ValueError, UnicodeDecodeError) as e:
                 raise TerminalError(
                     f"Scan of table {self.table!r} at {self.where}: response is not JSON"
                 ) from e
-            items = answer.get("Items") or []
+            answer = {name: value for name, (value, _) in members.items()}
+            items, texts = members.get("Items", ([], []))
         else:
             items = [to_wire_item(item) for item in answer.get("Items") or []]
         consumed = float((answer.get("ConsumedCapacity") or {}).get("CapacityUnits") or 0.0)
         last = answer.get("LastEvaluatedKey")
         if last is not None and raw is None:
             last = to_wire_item(last)
-        return Page(items=items, last_key=last or None, consumed=consumed)
+        return Page(items=items, last_key=last or None, consumed=consumed, texts=texts)

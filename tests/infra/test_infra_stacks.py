@@ -1,0 +1,407 @@
+"""Each stack has its counterpart of every row of shared/seed/resource-inventory.md, hardened.
+
+Assertions run on the templates ``make synth`` writes (tests/infra/conftest.py), through
+aws_cdk.assertions.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aws_cdk.assertions import Match, Template
+
+ACCOUNT_P, ACCOUNT_C, REGION = "111111111111", "222222222222", "ap-northeast-1"
+TABLE = "example-ddb-table"
+SINGLE_BUCKET = f"ddblake-{TABLE}-{ACCOUNT_P}-{REGION}"
+CROSS_BUCKET = f"ddblake-{TABLE}-{ACCOUNT_C}-{REGION}"
+PLACEHOLDER_KEY = f"arn:aws:kms:{REGION}:{ACCOUNT_C}:key/00000000-0000-0000-0000-000000000000"
+
+CAPTURE = ("single", "producer")
+LAKE = ("single", "consumer")
+
+
+def t(stack_templates: dict[str, Template], name: str) -> Template:
+    return stack_templates[name]
+
+
+# ---- producer side -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", CAPTURE)
+def test_table(stack_templates: dict[str, Template], name: str) -> None:
+    tpl = t(stack_templates, name)
+    tpl.resource_count_is("AWS::DynamoDB::Table", 1)
+    tpl.has_resource(
+        "AWS::DynamoDB::Table",
+        {
+            "DeletionPolicy": "Retain",
+            "Properties": {
+                "TableName": TABLE,
+                "BillingMode": "PAY_PER_REQUEST",
+                "KeySchema": [
+                    {"AttributeName": "id", "KeyType": "HASH"},
+                    {"AttributeName": "name", "KeyType": "RANGE"},
+                ],
+                "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+                "SSESpecification": {
+                    "SSEEnabled": True,
+                    "SSEType": "KMS",
+                    "KMSMasterKeyId": {"Fn::GetAtt": [Match.string_like_regexp("^CaptureTableKey"), "Arn"]},
+                },
+                "KinesisStreamSpecification": {
+                    "StreamArn": {"Fn::GetAtt": [Match.string_like_regexp("^CaptureStream"), "Arn"]},
+                    "ApproximateCreationDateTimePrecision": "MICROSECOND",
+                },
+                "DeletionProtectionEnabled": True,
+            },
+        },
+    )
+
+
+@pytest.mark.parametrize("name", CAPTURE)
+def test_stream_has_its_own_key(stack_templates: dict[str, Template], name: str) -> None:
+    tpl = t(stack_templates, name)
+    tpl.has_resource_properties(
+        "AWS::Kinesis::Stream",
+        {
+            "Name": f"ddblake-{TABLE}",
+            "ShardCount": 10,
+            "RetentionPeriodHours": 24,
+            "StreamEncryption": {
+                "EncryptionType": "KMS",
+                "KeyId": {"Fn::GetAtt": [Match.string_like_regexp("^CaptureStreamKey"), "Arn"]},
+            },
+        },
+    )
+    tpl.has_resource_properties("AWS::KMS::Alias", {"AliasName": f"alias/ddblake/{TABLE}/stream"})
+    tpl.has_resource_properties("AWS::KMS::Alias", {"AliasName": f"alias/ddblake/{TABLE}/table"})
+    # one key per purpose, each rotated
+    keys = tpl.find_resources("AWS::KMS::Key")
+    assert all(k["Properties"]["EnableKeyRotation"] for k in keys.values())
+    assert len(keys) >= 3
+
+
+@pytest.mark.parametrize("name", CAPTURE)
+def test_transform_lambda(stack_templates: dict[str, Template], name: str) -> None:
+    tpl = t(stack_templates, name)
+    tpl.has_resource_properties(
+        "AWS::Lambda::Function",
+        {
+            "FunctionName": f"ddblake-{TABLE}-transform",
+            "Handler": "ddblake.aws.firehose_transform.handler",
+            "Runtime": "python3.13",
+            "Architectures": ["arm64"],
+            "Layers": [f"arn:aws:lambda:{REGION}:017000801446:layer:AWSLambdaPowertoolsPythonV3-python313-arm64:27"],
+            "Environment": {"Variables": Match.object_like({"POWERTOOLS_METRICS_NAMESPACE": "ddblake"})},
+            "LoggingConfig": Match.object_like({"LogFormat": "JSON"}),
+        },
+    )
+    tpl.has_resource_properties(
+        "AWS::Logs::LogGroup", {"LogGroupName": f"/aws/lambda/ddblake-{TABLE}-transform", "RetentionInDays": 90}
+    )
+
+
+def _delivery(tpl: Template, name: str) -> dict[str, Any]:
+    found = tpl.find_resources(
+        "AWS::KinesisFirehose::DeliveryStream", {"Properties": {"DeliveryStreamName": name}}
+    )
+    assert len(found) == 1, found
+    props: dict[str, Any] = next(iter(found.values()))["Properties"]
+    return props
+
+
+@pytest.mark.parametrize("name", CAPTURE)
+def test_delivery_stream(stack_templates: dict[str, Template], name: str) -> None:
+    tpl = t(stack_templates, name)
+    props = _delivery(tpl, f"ddblake-{TABLE}")
+    assert props["DeliveryStreamType"] == "KinesisStreamAsSource"
+    s3 = props["ExtendedS3DestinationConfiguration"]
+    assert s3["Prefix"] == f"raw/{TABLE}/!{{timestamp:yyyy/MM/dd/HH}}/"
+    assert s3["ErrorOutputPrefix"] == f"errors/{TABLE}/!{{firehose:error-output-type}}/!{{timestamp:yyyy/MM/dd/HH}}/"
+    assert s3["CompressionFormat"] == "GZIP"
+    assert s3["BufferingHints"] == {"IntervalInSeconds": 60, "SizeInMBs": 16}
+    assert s3["CloudWatchLoggingOptions"]["Enabled"] is True
+    assert s3["CloudWatchLoggingOptions"]["LogStreamName"] == "S3Delivery"
+    processor = s3["ProcessingConfiguration"]["Processors"][0]
+    params = {p["ParameterName"]: p["ParameterValue"] for p in processor["Parameters"]}
+    assert processor["Type"] == "Lambda"
+    assert params["NumberOfRetries"] == "2" and params["BufferSizeInMBs"] == "3"
+    assert params["BufferIntervalInSeconds"] == "60"
+    assert "Fn::GetAtt" in params["LambdaArn"]
+    key = s3["EncryptionConfiguration"]["KMSEncryptionConfig"]["AWSKMSKeyARN"]
+    if name == "producer":  # the consumer's bucket and key, by name and ARN from the config
+        assert s3["BucketARN"] == f"arn:aws:s3:::{CROSS_BUCKET}"
+        assert key == PLACEHOLDER_KEY
+    else:
+        assert s3["BucketARN"] == {"Fn::GetAtt": [Match.string_like_regexp("^LakeBucket"), "Arn"]} or "Fn::GetAtt" in (
+            s3["BucketARN"]
+        )
+        assert "Fn::GetAtt" in key
+    tpl.has_resource_properties(
+        "AWS::Logs::LogGroup", {"LogGroupName": f"/aws/kinesisfirehose/ddblake-{TABLE}", "RetentionInDays": 90}
+    )
+    tpl.has_resource_properties("AWS::Logs::LogStream", {"LogStreamName": "S3Delivery"})
+
+
+def test_producer_copy_delivery_uses_dynamic_defaults_and_local_bucket(stack_templates: dict[str, Template]) -> None:
+    tpl = t(stack_templates, "producer")
+    props = _delivery(tpl, f"ddblake-{TABLE}-local")
+    assert "Fn::GetAtt" in props["ExtendedS3DestinationConfiguration"]["BucketARN"]
+    tpl.has_resource_properties("AWS::S3::Bucket", {"BucketName": f"ddblake-{TABLE}-raw-{ACCOUNT_P}-{REGION}"})
+    tpl.resource_count_is("AWS::KinesisFirehose::DeliveryStream", 2)
+
+
+def test_read_role_trusts_only_the_consumer_load_role(stack_templates: dict[str, Template]) -> None:
+    tpl = t(stack_templates, "producer")
+    tpl.has_resource_properties(
+        "AWS::IAM::Role",
+        {
+            "RoleName": f"ddblake-{TABLE}-load-read",
+            "AssumeRolePolicyDocument": {
+                "Statement": [
+                    {
+                        "Action": "sts:AssumeRole",
+                        "Effect": "Allow",
+                        "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT_C}:root"},
+                        "Condition": {
+                            "ArnEquals": {"aws:PrincipalArn": f"arn:aws:iam::{ACCOUNT_C}:role/ddblake-{TABLE}-load"}
+                        },
+                    }
+                ]
+            },
+        },
+    )
+    t(stack_templates, "single").resource_properties_count_is(
+        "AWS::IAM::Role", {"RoleName": f"ddblake-{TABLE}-load-read"}, 0
+    )
+
+
+# ---- consumer side -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", LAKE)
+def test_lake_bucket(stack_templates: dict[str, Template], name: str) -> None:
+    tpl = t(stack_templates, name)
+    bucket = SINGLE_BUCKET if name == "single" else CROSS_BUCKET
+    found = tpl.find_resources("AWS::S3::Bucket", {"Properties": {"BucketName": bucket}})
+    assert len(found) == 1
+    (res,) = found.values()
+    props = res["Properties"]
+    assert res["DeletionPolicy"] == "Retain"
+    rule = props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
+    assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
+    assert "Fn::GetAtt" in rule["ServerSideEncryptionByDefault"]["KMSMasterKeyID"]
+    assert rule["BucketKeyEnabled"] is True
+    assert props["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    assert props["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert props["OwnershipControls"] == {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
+    assert props["LoggingConfiguration"]["LogFilePrefix"] == f"{bucket}/"
+    rules = {r["Id"]: r for r in props["LifecycleConfiguration"]["Rules"]}
+    assert rules["raw-log"]["Prefix"] == "raw/"
+    assert rules["raw-log"]["Transitions"] == [{"StorageClass": "STANDARD_IA", "TransitionInDays": 30}]
+    assert rules["errors"] == {"Id": "errors", "Prefix": "errors/", "ExpirationInDays": 90, "Status": "Enabled"}
+    assert rules["versions-and-uploads"]["NoncurrentVersionExpiration"] == {"NoncurrentDays": 30}
+    assert rules["versions-and-uploads"]["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 7}
+
+
+@pytest.mark.parametrize("name", LAKE)
+def test_bucket_policy_tls_only_and_producer_firehose_only(stack_templates: dict[str, Template], name: str) -> None:
+    tpl = t(stack_templates, name)
+    producer = ACCOUNT_P
+    policies = tpl.find_resources("AWS::S3::BucketPolicy")
+    lake = [p for p in policies.values() if "LakeBucket" in json.dumps(p["Properties"]["Bucket"])]
+    assert len(lake) == 1
+    stmts = lake[0]["Properties"]["PolicyDocument"]["Statement"]
+    denies = [s for s in stmts if s["Effect"] == "Deny"]
+    assert {json.dumps(s["Condition"], sort_keys=True) for s in denies} == {
+        json.dumps({"Bool": {"aws:SecureTransport": "false"}}),
+        json.dumps({"NumericLessThan": {"s3:TlsVersion": 1.2}}),
+    }
+    allows = [s for s in stmts if s["Effect"] == "Allow"]
+    firehose = f"arn:aws:iam::{producer}:role/ddblake-{TABLE}-firehose"
+    read = f"arn:aws:iam::{producer}:role/ddblake-{TABLE}-load-read"
+    for s in allows:
+        assert s["Principal"] == {"AWS": f"arn:aws:iam::{producer}:root"}
+        admitted = s["Condition"]["ArnEquals"]["aws:PrincipalArn"]
+        assert admitted in ([firehose], firehose, read)
+    # the read role (the load's export writer) only across accounts
+    assert any("load-read" in json.dumps(s) for s in allows) == (name == "consumer")
+
+
+def test_lake_key_policy_admits_only_the_producer_roles(stack_templates: dict[str, Template]) -> None:
+    keys = t(stack_templates, "consumer").find_resources("AWS::KMS::Key")
+    lake_keys = [k for lid, k in keys.items() if lid.startswith("LakeKey")]
+    assert len(lake_keys) == 1
+    stmts = lake_keys[0]["Properties"]["KeyPolicy"]["Statement"]
+    foreign = [s for s in stmts if ACCOUNT_P in json.dumps(s.get("Principal"))]
+    assert {s["Sid"] for s in foreign} == {"ProducerFirehoseEncryptsLakeObjects", "ProducerExportEncryption"}
+    for s in foreign:
+        assert s["Condition"]["StringEquals"]["kms:ViaService"] == f"s3.{REGION}.amazonaws.com"
+        assert s["Condition"]["ArnEquals"]["aws:PrincipalArn"]
+        assert sorted(s["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey"]
+
+
+@pytest.mark.parametrize("name", LAKE)
+def test_glue_database_and_load_job(stack_templates: dict[str, Template], name: str) -> None:
+    tpl = t(stack_templates, name)
+    bucket = SINGLE_BUCKET if name == "single" else CROSS_BUCKET
+    tpl.has_resource_properties(
+        "AWS::Glue::Database",
+        {"DatabaseInput": Match.object_like({"Name": "ddb", "LocationUri": f"s3://{bucket}/warehouse/ddb.db"})},
+    )
+    jobs = tpl.find_resources("AWS::Glue::Job")
+    assert len(jobs) == 1
+    job = next(iter(jobs.values()))["Properties"]
+    assert job["GlueVersion"] == "5.0" and job["WorkerType"] == "G.1X" and job["NumberOfWorkers"] == 2
+    assert job["Command"]["Name"] == "glueetl" and job["Command"]["ScriptLocation"].endswith(".py")
+    assert job["ExecutionProperty"] == {"MaxConcurrentRuns": 1}
+    assert "Ref" in job["SecurityConfiguration"]
+    args = job["DefaultArguments"]
+    assert args["--TABLE"] == TABLE and args["--LAKE"] == f"s3://{bucket}" and args["--KEYS"] == "id,name"
+    assert args["--SOURCE"] == "connector" and args["--EXPORT_PREFIX"] == f"exports/{TABLE}/"
+    if name == "consumer":  # cross-account: the job reads through the producer's read role
+        assert args["--ROLE_ARN"] == f"arn:aws:iam::{ACCOUNT_P}:role/ddblake-{TABLE}-load-read"
+        assert args["--EXPORT_BUCKET_OWNER"] == ACCOUNT_C
+        assert args["--TABLE_ARN"] == f"arn:aws:dynamodb:{REGION}:{ACCOUNT_P}:table/{TABLE}"
+    else:
+        assert "--ROLE_ARN" not in args
+    tpl.has_resource_properties(
+        "AWS::Glue::SecurityConfiguration",
+        {
+            "EncryptionConfiguration": {
+                "S3Encryptions": [Match.object_like({"S3EncryptionMode": "SSE-KMS"})],
+                "CloudWatchEncryption": Match.object_like({"CloudWatchEncryptionMode": "SSE-KMS"}),
+                "JobBookmarksEncryption": Match.object_like({"JobBookmarksEncryptionMode": "CSE-KMS"}),
+            }
+        },
+    )
+
+
+@pytest.mark.parametrize("name", LAKE)
+def test_scheduled_apply_one_run_at_a_time(stack_templates: dict[str, Template], name: str) -> None:
+    tpl = t(stack_templates, name)
+    bucket = SINGLE_BUCKET if name == "single" else CROSS_BUCKET
+    tpl.has_resource_properties(
+        "AWS::Lambda::Function",
+        {
+            "FunctionName": f"ddblake-{TABLE}-apply",
+            "PackageType": "Image",
+            "ReservedConcurrentExecutions": 1,
+            "Architectures": ["arm64"],
+            "Timeout": 900,
+            "Environment": {
+                "Variables": Match.object_like(
+                    {
+                        "DDBLAKE_TABLE": TABLE,
+                        "DDBLAKE_LAKE": f"s3://{bucket}",
+                        "DDBLAKE_CATALOG": "glue",
+                        "DDBLAKE_NAMESPACE": "ddb",
+                    }
+                )
+            },
+        },
+    )
+    tpl.has_resource_properties(
+        "AWS::Lambda::EventInvokeConfig", {"MaximumRetryAttempts": 0, "MaximumEventAgeInSeconds": 60}
+    )
+    tpl.has_resource_properties("AWS::Events::Rule", {"ScheduleExpression": "rate(5 minutes)", "State": "ENABLED"})
+    tpl.has_resource_properties(
+        "AWS::Events::Rule",
+        {
+            "EventPattern": {
+                "source": ["aws.glue"],
+                "detail-type": ["Glue Job State Change"],
+                "detail": {"jobName": [f"ddblake-{TABLE}-load"], "state": ["FAILED", "TIMEOUT", "ERROR"]},
+            }
+        },
+    )
+
+
+@pytest.mark.parametrize("name", LAKE)
+def test_alarms(stack_templates: dict[str, Template], name: str) -> None:
+    tpl = t(stack_templates, name)
+    dims = [{"Name": "Table", "Value": TABLE}, {"Name": "service", "Value": "ddblake-apply"}]
+    for metric, statistic in (("LagSeconds", "Maximum"), ("QuarantinedRecords", "Sum")):
+        tpl.has_resource_properties(
+            "AWS::CloudWatch::Alarm",
+            {
+                "Namespace": "ddblake",
+                "MetricName": metric,
+                "Statistic": statistic,
+                "Dimensions": dims,
+                "AlarmActions": [{"Ref": Match.string_like_regexp("AlarmTopic")}],
+            },
+        )
+    tpl.has_resource_properties(
+        "AWS::CloudWatch::Alarm", {"Namespace": "AWS/Lambda", "MetricName": "Errors", "Threshold": 0}
+    )
+    tpl.has_resource_properties(
+        "AWS::SNS::Topic", {"KmsMasterKeyId": {"Fn::GetAtt": [Match.string_like_regexp("^OpsKey"), "Arn"]}}
+    )
+
+
+def test_athena_workgroup_encrypts_results(stack_templates: dict[str, Template]) -> None:
+    t(stack_templates, "consumer").has_resource_properties(
+        "AWS::Athena::WorkGroup",
+        {
+            "WorkGroupConfiguration": Match.object_like(
+                {
+                    "EnforceWorkGroupConfiguration": True,
+                    "ResultConfiguration": {
+                        "OutputLocation": f"s3://{CROSS_BUCKET}/athena-results/",
+                        "EncryptionConfiguration": Match.object_like({"EncryptionOption": "SSE_KMS"}),
+                    },
+                }
+            )
+        },
+    )
+
+
+# ---- outputs and synth hygiene -------------------------------------------------------------------
+
+PRODUCER_OUTPUTS = {
+    "LakeBucketArn", "StreamArn", "DeliveryStreamArn", "LakeKeyArn", "TableArn", "FirehoseRoleArn",
+    "FirehoseRoleId", "ReadRoleArn", "LocalCopyDeliveryStreamArn", "TableKeyArn", "StreamKeyArn",
+}  # fmt: skip
+CONSUMER_OUTPUTS = {
+    "LakeBucketArn", "LakeKeyArn", "LoadRoleArn", "LoadRoleId", "LoadJobArn", "GlueDatabase",
+    "ApplyFunctionArn", "AlarmTopicArn", "AthenaWorkGroup",
+}  # fmt: skip
+
+
+def test_outputs_cover_the_reference(templates: dict[str, Any]) -> None:
+    producer = set(templates["cross-account/ddblake-example-ddb-table-producer"]["Outputs"])
+    consumer = set(templates["cross-account/ddblake-example-ddb-table-consumer"]["Outputs"])
+    single = set(templates["single-account/ddblake-example-ddb-table"]["Outputs"])
+    assert PRODUCER_OUTPUTS <= producer
+    assert CONSUMER_OUTPUTS <= consumer
+    assert (PRODUCER_OUTPUTS - {"ReadRoleArn", "LocalCopyDeliveryStreamArn"}) | CONSUMER_OUTPUTS <= single
+
+
+def test_synth_is_offline_and_deterministic(assemblies: dict[str, Path], templates: dict[str, Any]) -> None:
+    for config, assembly in assemblies.items():
+        manifest = json.loads((assembly / "manifest.json").read_text())
+        assert "missing" not in manifest, f"{config}: synth needed context lookups: {manifest.get('missing')}"
+        for artifact in manifest["artifacts"].values():
+            if artifact["type"] == "aws:cloudformation:stack":
+                assert artifact["environment"] in (
+                    f"aws://{ACCOUNT_P}/{REGION}",
+                    f"aws://{ACCOUNT_C}/{REGION}",
+                ), "stacks must name their account and region (no environment-agnostic stacks)"
+    for name, template in templates.items():
+        text = json.dumps(template)
+        assert "AWS::CDK::Metadata" not in text, name
+        assert "/work/" not in text and "/tmp/" not in text, f"{name}: a local path leaked into the template"
+
+
+def test_placeholder_key_is_flagged(assemblies: dict[str, Path]) -> None:
+    metadata = (assemblies["cross-account"] / "ddblake-example-ddb-table-producer.metadata.json").read_text()
+    assert "placeholder" in metadata and "LakeKeyArn" in metadata
