@@ -48,6 +48,7 @@ from ddblake.load.export_load import ExportLoad  # noqa: E402
 from ddblake.load.progress import NoProgress  # noqa: E402
 from ddblake.local.dynamodb_local import DynamoDBLocal  # noqa: E402
 
+TABLE_ARN = "arn:aws:dynamodb:us-east-1:111111111111:table/bench"
 _WORDS = ["alice", "bob", "", "Zoë", "日本語", "emoji 🎉", "O'Brien"]
 
 
@@ -138,13 +139,8 @@ def bench_scan(items: int, work: Path) -> dict[str, Any]:
         t0 = time.perf_counter()
         fill_table(clients.dynamodb, "bench", items)
         print(f"filled {items} items in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
-        plain = boto3.client(
-            "dynamodb",
-            endpoint_url=ddb.endpoint,
-            region_name="us-east-1",
-            aws_access_key_id="bench",
-            aws_secret_access_key="bench",
-        )
+        creds = {"aws_access_key_id": "bench", "aws_secret_access_key": "bench"}  # DynamoDB Local takes any
+        plain = boto3.client("dynamodb", endpoint_url=ddb.endpoint, region_name="us-east-1", **creds)
         base_count, base_s = baseline_scan(plain, "bench")
         lake = work / "scan-lake"
         config = LoadConfig.build(table="bench", lake=str(lake), endpoint_url=ddb.endpoint)
@@ -194,8 +190,8 @@ def write_export(folder: Path, count: int, files: int) -> Path:
     (root / "manifest-summary.json").write_text(
         json.dumps(
             {
-                "exportArn": "arn:aws:dynamodb:us-east-1:111111111111:table/bench/export/01700000000000-bench",
-                "tableArn": "arn:aws:dynamodb:us-east-1:111111111111:table/bench",
+                "exportArn": f"{TABLE_ARN}/export/01700000000000-bench",
+                "tableArn": TABLE_ARN,
                 "exportTime": "2026-11-28T08:00:00Z",
                 "itemCount": count,
                 "outputFormat": "DYNAMODB_JSON",
@@ -244,11 +240,12 @@ def bench_export(items: int, work: Path) -> dict[str, Any]:
     t0 = time.perf_counter()
     con = duckdb.connect()
     glob = str(folder / "data" / "*.json.gz")
+    # paths made by this script in its own temporary folder, not user input
     con.execute(
-        f"COPY (SELECT * FROM read_json('{glob}', format='newline_delimited')) TO '{out}' (FORMAT parquet)"
+        f"COPY (SELECT * FROM read_json('{glob}', format='newline_delimited')) TO '{out}' (FORMAT parquet)"  # noqa: S608
     )
     duck_s = time.perf_counter() - t0
-    duck_rows = con.execute(f"SELECT count(*) FROM read_parquet('{out}')").fetchone()
+    duck_rows = con.execute(f"SELECT count(*) FROM read_parquet('{out}')").fetchone()  # noqa: S608
     assert load.items == items and duck_rows is not None and duck_rows[0] == items
     return {
         "export_items": items,

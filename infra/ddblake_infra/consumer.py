@@ -245,16 +245,14 @@ class LakeSide(Construct):
             "creates their streams per run; the role can only write and encrypt logs there.",
             literal([glue_logs]),
         )
-        events.Rule(
-            self,
+        self.ops.notify_on_event(
             "LoadFailed",
             description=f"ddblake {t}: Glue job {job_name} failed, timed out or errored",
-            event_pattern=events.EventPattern(
-                source=["aws.glue"],
-                detail_type=["Glue Job State Change"],
-                detail={"jobName": [job_name], "state": ["FAILED", "TIMEOUT", "ERROR"]},
-            ),
-            targets=[targets.SnsTopic(self.ops.topic)],
+            pattern={
+                "source": ["aws.glue"],
+                "detail-type": ["Glue Job State Change"],
+                "detail": {"jobName": [job_name], "state": ["FAILED", "TIMEOUT", "ERROR"]},
+            },
         )
         return role, job_name
 

@@ -19,6 +19,8 @@ from typing import Final
 from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_events as events
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subs
@@ -65,6 +67,32 @@ class Operations(Construct):
         if cfg.alarms.email:
             self.topic.add_subscription(subs.EmailSubscription(cfg.alarms.email))
         self._action = cw_actions.SnsAction(self.topic)
+
+    def notify_on_event(self, construct_id: str, *, description: str, pattern: dict[str, object]) -> events.CfnRule:
+        """An EventBridge rule that publishes matching events to the alarm topic.
+
+        Written as an L1 rule with its own topic-policy statement (limited to this rule by
+        ``aws:SourceArn``): the L2 SNS target would also add a ``kms:GenerateDataKey*`` statement to
+        the key policy, which the key's explicit policy already covers without a wildcard.
+        """
+        rule = events.CfnRule(
+            self,
+            construct_id,
+            description=description,
+            event_pattern=pattern,
+            state="ENABLED",
+            targets=[events.CfnRule.TargetProperty(arn=self.topic.topic_arn, id="alarm-topic")],
+        )
+        self.topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid=f"{construct_id}Publishes",
+                principals=[iam.ServicePrincipal("events.amazonaws.com")],
+                actions=["sns:Publish"],
+                resources=[self.topic.topic_arn],
+                conditions={"ArnEquals": {"aws:SourceArn": rule.attr_arn}},
+            )
+        )
+        return rule
 
     def alarm(
         self,

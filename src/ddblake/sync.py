@@ -16,8 +16,9 @@ from dataclasses import dataclass, replace
 from ddblake.aws.clients import DynamoClients, build_dynamodb_clients
 from ddblake.capture.config import CaptureConfig
 from ddblake.capture.service import run_capture
-from ddblake.errors import DdblakeError
+from ddblake.errors import DdblakeError, TerminalError
 from ddblake.lake.apply import Applier, ApplyConfig, ApplyResult, run_apply
+from ddblake.rebootstrap import unfinished_rebootstrap
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +45,14 @@ def run_sync(
     """Run capture and apply until caught up (``once``) or until stopped (SIGINT/SIGTERM/``stop``).
 
     Raises:
+        TerminalError: a re-bootstrap of the table was interrupted (run it again first).
         DdblakeError: from capture (a stream gap, a missing table) or from apply.
     """
-    clients = clients or build_dynamodb_clients(config.capture.endpoint_url)
     storage = config.apply.lake.storage()
+    interrupted = unfinished_rebootstrap(storage, config.capture.table)
+    if interrupted:
+        raise TerminalError(interrupted)
+    clients = clients or build_dynamodb_clients(config.capture.endpoint_url)
     if config.once:
         run_capture(replace(config.capture, once=True), clients=clients, storage=storage)
         return run_apply(config.apply)

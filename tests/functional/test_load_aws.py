@@ -94,7 +94,7 @@ def test_export_to_without_pitr_says_how_to_enable_it(moto_aws: Any, tmp_path: P
         table="no-pitr", lake=str(tmp_path / "lake"), export_to=f"s3://{moto_aws.bucket}/x"
     )
     with pytest.raises(TerminalError) as caught:
-        run_load(config, progress=NoProgress("t"))
+        run_load(config, progress=NoProgress("tbl"))
     text = str(caught.value)
     assert "point-in-time recovery is off" in text
     assert "aws dynamodb update-continuous-backups --table-name no-pitr" in text
@@ -122,7 +122,7 @@ def test_export_to_starts_waits_checks_and_loads(
     config = LoadConfig.build(
         table="with-pitr", lake=lake, export_to=f"s3://{moto_aws.bucket}/exports", export_poll_seconds=0.05
     )
-    result = run_load(config, progress=NoProgress("t"))
+    result = run_load(config, progress=NoProgress("tbl"))
     (request,) = seen
     assert request.folder.startswith(f"s3://{moto_aws.bucket}/exports/AWSDynamoDB/")
     assert result.kind == "export" and result.items == 5 and result.export_arn == request.export_arn
@@ -140,7 +140,7 @@ def test_export_to_starts_waits_checks_and_loads(
         ).encode(),
     )
     before = len(client.list_exports(TableArn=table_arn)["ExportSummaries"])
-    again = run_load(config, progress=NoProgress("t"))
+    again = run_load(config, progress=NoProgress("tbl"))
     assert len(client.list_exports(TableArn=table_arn)["ExportSummaries"]) == before
     assert again.parts_skipped == 1 and again.items == 0, "the same export is not loaded twice"
 
@@ -148,16 +148,16 @@ def test_export_to_starts_waits_checks_and_loads(
 def test_from_export_on_s3_refuses_a_corrupt_file(moto_aws: Any, tmp_path: Path) -> None:
     s3 = boto3.client("s3", endpoint_url=moto_aws.endpoint, region_name=REGION)
     request = ExportRequest(
-        f"arn:aws:dynamodb:{REGION}:{OWNER}:table/t/export/0123-abcd", f"s3://{moto_aws.bucket}/e", 0
+        f"arn:aws:dynamodb:{REGION}:{OWNER}:table/tbl/export/0123-abcd", f"s3://{moto_aws.bucket}/e", 0
     )
-    _write_export(s3, request, f"arn:aws:dynamodb:{REGION}:{OWNER}:table/t", [{"id": {"S": "a"}}])
+    _write_export(s3, request, f"arn:aws:dynamodb:{REGION}:{OWNER}:table/tbl", [{"id": {"S": "a"}}])
     bucket, _, prefix = request.folder[5:].partition("/")
     (key,) = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=f"{prefix}/data/")["Contents"]]
     s3.put_object(Bucket=bucket, Key=key, Body=gzip.compress(b'{"Item": {"id": {"S": "b"}}}\n'))
     lake = tmp_path / "lake"
-    config = LoadConfig.build(table="t", lake=str(lake), from_export=request.folder, keys="id")
+    config = LoadConfig.build(table="tbl", lake=str(lake), from_export=request.folder, keys="id")
     with pytest.raises(TerminalError, match=f"checksum mismatch in {request.folder}/data/"):
-        run_load(config, progress=NoProgress("t"))
+        run_load(config, progress=NoProgress("tbl"))
     assert not any(p.is_file() for p in lake.rglob("*"))
 
 
@@ -176,12 +176,12 @@ def test_assume_role_reads_a_table_in_another_account(moto_aws: Any, tmp_path: P
     lake = str(tmp_path / "lake")
     without = LoadConfig.build(table="shared-table", lake=lake)
     with pytest.raises(NotFoundError) as caught:
-        run_load(without, progress=NoProgress("t"))
+        run_load(without, progress=NoProgress("tbl"))
     text = str(caught.value)
     assert "account 123456789012" in text, "names the account the call actually went to"
     assert "no role (--assume-role not given)" in text and "pass --assume-role" in text
 
     with_role = LoadConfig.build(table="shared-table", lake=lake, assume_role=READ_ROLE)
-    result = run_load(with_role, progress=NoProgress("t"))
+    result = run_load(with_role, progress=NoProgress("tbl"))
     assert result.items == 4
     assert OWNER in Storage.from_uri(lake).read(state_path("shared-table", "scan")).decode()  # type: ignore[union-attr]

@@ -2,6 +2,18 @@
 
 Every attribute type, numbers at DynamoDB's limits, one attribute name carrying different types in
 different items, puts, updates, deletes, batch and transaction writes. Same seed, same workload.
+
+Optional extras (all off by default, so existing seeds give the same workload):
+
+* ``hot_keys``: that many keys take ``hot_share`` of all single-item writes, so one item changes
+  many times within one second (versions then hang on the stream's sequence numbers);
+* ``big_rate``: share of writes that put an item of 300 KB up to DynamoDB's 400 KB limit;
+* ``ttl_rate``: share of writes that are TTL-style deletes: the item gets ``expires_at`` in the past,
+  then is deleted on condition that it expired, as DynamoDB's TTL process would. DynamoDB Local
+  never expires items itself; :class:`TtlStreams` marks such REMOVE records with DynamoDB's TTL
+  identity, as AWS does;
+* ``conflict_rate``: share of writes that give attribute ``shifty`` of a hot key a different type
+  than last time (N, S, M, L, BOOL, NS...), so typed columns change type under one key.
 """
 
 from __future__ import annotations
@@ -9,6 +21,7 @@ from __future__ import annotations
 import base64
 import json
 import random
+import time
 from typing import Any
 
 from ddblake.aws.clients import DynamoClients
@@ -31,14 +44,37 @@ EXTREME_NUMBERS = [
 ]
 
 
+TTL_ATTRIBUTE = "expires_at"
+TTL_PRINCIPAL = {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
+BIG_MIN, BIG_MAX = 300_000, 400_000  # bytes of the big attribute; the item stays under 400 KB
+
+
 class Workload:
     """Random writes to one table whose key is ``pk`` (S) and ``sk`` (S)."""
 
-    def __init__(self, clients: DynamoClients, table: str, seed: int, keys: int = 40) -> None:
+    def __init__(
+        self,
+        clients: DynamoClients,
+        table: str,
+        seed: int,
+        keys: int = 40,
+        *,
+        hot_keys: int = 0,
+        hot_share: float = 0.3,
+        big_rate: float = 0.0,
+        ttl_rate: float = 0.0,
+        conflict_rate: float = 0.0,
+    ) -> None:
         self.ddb = clients.dynamodb
         self.table = table
         self.rng = random.Random(seed)
         self.keys = [(f"p{i % 13}", f"s{i}") for i in range(keys)]
+        self.hot = self.keys[:hot_keys]
+        self.hot_share = hot_share
+        self.big_rate, self.ttl_rate, self.conflict_rate = big_rate, ttl_rate, conflict_rate
+        self.extras = bool(hot_keys or big_rate or ttl_rate or conflict_rate)
+        self.ttl_deletes = 0
+        self.big_items = 0
 
     def value(self, depth: int = 0) -> dict[str, Any]:
         """A random attribute value in DynamoDB JSON (low-level client shape: B as bytes)."""
@@ -74,12 +110,62 @@ class Workload:
         return item
 
     def _key(self) -> dict[str, Any]:
-        pk, sk = self.rng.choice(self.keys)
+        pool = self.hot if self.hot and self.rng.random() < self.hot_share else self.keys
+        pk, sk = self.rng.choice(pool)
         return {"pk": {"S": pk}, "sk": {"S": sk}}
+
+    def _extra(self) -> str | None:
+        """One of the optional writes, or None for an ordinary one."""
+        rng = self.rng
+        roll = rng.random()
+        if roll < self.ttl_rate:
+            key = self._key()
+            past = {"N": str(int(time.time()) - rng.randrange(1, 10**6))}
+            self.ddb.update_item(
+                TableName=self.table,
+                Key=key,
+                UpdateExpression="SET #t = :t",
+                ExpressionAttributeNames={"#t": TTL_ATTRIBUTE},
+                ExpressionAttributeValues={":t": past},
+            )
+            self.ddb.delete_item(
+                TableName=self.table,
+                Key=key,
+                ConditionExpression="#t < :now",
+                ExpressionAttributeNames={"#t": TTL_ATTRIBUTE},
+                ExpressionAttributeValues={":now": {"N": str(int(time.time()) + 1)}},
+            )
+            self.ttl_deletes += 1
+            return "ttl"
+        roll -= self.ttl_rate
+        if roll < self.big_rate:
+            item = self.item(self.rng.choice(self.keys))
+            size = rng.randrange(BIG_MIN, BIG_MAX)
+            # binary, or text of two-byte characters (DynamoDB counts UTF-8 bytes)
+            item["blob"] = {"B": rng.randbytes(size)} if rng.random() < 0.5 else {"S": "ü" * (size // 2)}
+            self.ddb.put_item(TableName=self.table, Item=item)
+            self.big_items += 1
+            return "big"
+        roll -= self.big_rate
+        if roll < self.conflict_rate and self.hot:
+            pk, sk = rng.choice(self.hot)
+            value = self.value()
+            self.ddb.update_item(
+                TableName=self.table,
+                Key={"pk": {"S": pk}, "sk": {"S": sk}},
+                UpdateExpression="SET shifty = :v",
+                ExpressionAttributeValues={":v": value},
+            )
+            return "conflict"
+        return None
 
     def step(self) -> str:
         """One random write; returns what kind it was."""
         rng = self.rng
+        if self.extras:
+            extra = self._extra()
+            if extra is not None:
+                return extra
         roll = rng.random()
         key = self._key()
         if roll < 0.35:
@@ -139,6 +225,30 @@ class Workload:
             kind = self.step()
             counts[kind] = counts.get(kind, 0) + 1
         return counts
+
+
+class TtlStreams:
+    """A DynamoDB Streams client that marks TTL-style deletes the way AWS marks TTL expiries.
+
+    A REMOVE whose old image holds ``expires_at`` in the past gets ``userIdentity`` = DynamoDB's
+    service principal, which is what a TTL deletion carries on AWS. Everything else passes through.
+    """
+
+    def __init__(self, streams: Any) -> None:
+        self._streams = streams
+        self.marked: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._streams, name)
+
+    def get_records(self, **kwargs: Any) -> Any:
+        answer = self._streams.get_records(**kwargs)
+        for record in answer.get("Records", []):
+            old = record.get("dynamodb", {}).get("OldImage") or {}
+            if record.get("eventName") == "REMOVE" and TTL_ATTRIBUTE in old:
+                record["userIdentity"] = dict(TTL_PRINCIPAL)
+                self.marked.append(record["eventID"])
+        return answer
 
 
 def _wire(value: Any) -> Any:

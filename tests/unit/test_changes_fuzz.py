@@ -340,3 +340,23 @@ def test_fast_path_stays_linear_on_hostile_input() -> None:
         assert time.perf_counter() - start < 2.0, "fast path is not linear"
         kind, _ = outcome(kinesis_line, data, 0)
         assert kind == "bad"
+
+
+def test_fast_path_leaves_the_unusual_to_the_reference_parser() -> None:
+    head = (
+        b'{"eventID":"a","eventName":"INSERT","tableName":"tbl","dynamodb":{"ApproximateCreationDateTime":1,'
+    )
+    deep = b'{"L":[{"L":[{"L":[{"L":[{"S":"x"}]}]}]}]}'
+    cases = {
+        b'"Keys":{"a":{"S":"1"},"b":{"S":"2"},"c":{"S":"3"}}}}': "bad",  # three key attributes
+        b'"Keys":{"a":{"S":"1"}},"NewImage":{"s":{"SS":[]}}}}': "bad",  # an empty set
+        b'"Keys":{"a":{"S":"1"}},"NewImage":{"d":' + deep + b"}}}": "ok",  # deeper than the fast path
+        b'"Keys":{"a":{"S":"1"}}, "NewImage":{"s":{"S":"x"}}}}': "ok",  # whitespace
+        b'"Keys":{"a":{"S":"\\ud83d\\ude00"}}}}': "ok",  # an escaped surrogate pair
+    }
+    for tail, expected in cases.items():
+        data = head + tail
+        assert fast_line(data, 0) is None
+        kind, _ = outcome(kinesis_line, data, 0)
+        assert kind == expected, tail
+        assert_fast_agrees(data)

@@ -54,21 +54,21 @@ def test_time_and_path_rules_equal_ddblakes() -> None:
     for us in (0, 1_795_852_800_000_000, 1_795_852_800_999_999, 1_795_852_801_000_001):
         assert job.version_time_from_us(us) == version_time_from_us(us)
     assert job.parse_time_us("2026-11-28T08:00:00.250Z") == parse_export_time("2026-11-28T08:00:00.250Z")
-    assert job.raw_file_key("", "t", 1_795_852_800_123_456, "u") == raw_file_path(
-        "t", 1_795_852_800_123_456, "u"
+    assert job.raw_file_key("", "tbl", 1_795_852_800_123_456, "u") == raw_file_path(
+        "tbl", 1_795_852_800_123_456, "u"
     )
-    assert job.raw_file_key("lake/x/", "t", 1_795_852_800_123_456, "u") == "lake/x/" + raw_file_path(
-        "t", 1_795_852_800_123_456, "u"
+    assert job.raw_file_key("lake/x/", "tbl", 1_795_852_800_123_456, "u") == "lake/x/" + raw_file_path(
+        "tbl", 1_795_852_800_123_456, "u"
     )
 
 
 def _manifest(incremental: bool) -> ExportManifest:
     return ExportManifest(
         uri="s3://b/AWSDynamoDB/E1",
-        export_arn="arn:aws:dynamodb:us-east-1:1:table/t/export/E1",
+        export_arn="arn:aws:dynamodb:us-east-1:1:table/tbl/export/E1",
         export_id="E1",
-        table_arn="arn:aws:dynamodb:us-east-1:1:table/t",
-        table_name="t",
+        table_arn="arn:aws:dynamodb:us-east-1:1:table/tbl",
+        table_name="tbl",
         incremental=incremental,
         export_time_us=None if incremental else 1_795_852_800_000_000,
         output_format="DYNAMODB_JSON",
@@ -79,10 +79,10 @@ def _manifest(incremental: bool) -> ExportManifest:
 
 
 def test_export_lines_become_the_rows_ddblake_load_writes() -> None:
-    full = {"Item": {"pk": {"S": "a"}, "sk": {"N": "1"}, "b": {"B": "AAEC"}, "t": {"S": "é"}}}
-    rules = job.Rules("t", "E1", ("pk", "sk"), job.version_time_from_us(1_795_852_800_000_000))
+    full = {"Item": {"pk": {"S": "a"}, "sk": {"N": "1"}, "b": {"B": "AAEC"}, "tbl": {"S": "é"}}}
+    rules = job.Rules("tbl", "E1", ("pk", "sk"), job.version_time_from_us(1_795_852_800_000_000))
     ours = ChangeEvent.from_line(job.export_line(json.dumps(full), rules, 5))
-    theirs = RowMaker(_manifest(False), "t", ("pk", "sk")).item_to_event(full, 5)
+    theirs = RowMaker(_manifest(False), "tbl", ("pk", "sk")).item_to_event(full, 5)
     assert ours == theirs and ours.to_line() == job.export_line(json.dumps(full), rules, 5)
     for obj in (
         {
@@ -102,9 +102,9 @@ def test_export_lines_become_the_rows_ddblake_load_writes() -> None:
             "OldImage": {"pk": {"S": "b"}},
         },
     ):
-        inc = job.Rules("t", "E1", (), 0, incremental=True, view="NEW_AND_OLD_IMAGES")
+        inc = job.Rules("tbl", "E1", (), 0, incremental=True, view="NEW_AND_OLD_IMAGES")
         assert ChangeEvent.from_line(job.export_line(json.dumps(obj), inc, 5)) == RowMaker(
-            _manifest(True), "t", None
+            _manifest(True), "tbl", None
         ).item_to_event(obj, 5)
     with pytest.raises(ValueError, match="no Item"):
         job.export_line(b'{"Keys": {}}', rules, 5)
@@ -129,7 +129,7 @@ def test_connector_rows_lose_their_null_type_tags() -> None:
         "l": {"L": [{"S": "x"}, {"N": "2"}]},
         "b": {"B": "AAE="},
     }
-    rules = job.Rules("t", "run-1", ("pk",), 99, export=False)
+    rules = job.Rules("tbl", "run-1", ("pk",), 99, export=False)
     event = ChangeEvent.from_line(job.row_line(item, rules, 5))
     assert (event.op, event.source, event.event_id, event.event_time_us) == (
         "LOAD",
@@ -162,8 +162,8 @@ def test_files_chunking_gzip_and_manifest_checks() -> None:
     assert job.split_s3("s3://b/p/q/") == ("b", "p/q")
     with pytest.raises(ValueError):
         job.split_s3("/local")
-    assert job.resolve_args(["--TABLE", "t", "--LAKE", "s3://b/l", "x", "--KEYS", "pk,sk"]) == {
-        "TABLE": "t",
+    assert job.resolve_args(["--TABLE", "tbl", "--LAKE", "s3://b/l", "x", "--KEYS", "pk,sk"]) == {
+        "TABLE": "tbl",
         "LAKE": "s3://b/l",
         "KEYS": "pk,sk",
     }

@@ -28,8 +28,8 @@ def _no_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_defaults_and_frozen() -> None:
-    config = LoadConfig.build(table="t", lake="/l")
-    assert config == LoadConfig(table="t", lake="/l")
+    config = LoadConfig.build(table="tbl", lake="/l")
+    assert config == LoadConfig(table="tbl", lake="/l")
     assert config.read_percent == DEFAULT_READ_PERCENT and config.on_demand_rcu == ON_DEMAND_ASSUMED_RCU
     assert config.segments is None and not config.consistent and config.kind == "scan"
     with pytest.raises(dataclasses.FrozenInstanceError):
@@ -67,10 +67,10 @@ def test_missing_and_malformed_values_name_the_setting(monkeypatch: pytest.Monke
     with pytest.raises(ConfigError, match="missing table: pass --table or set DDBLAKE_TABLE"):
         LoadConfig.build(lake="/l")
     with pytest.raises(ConfigError, match="missing lake: pass --lake or set DDBLAKE_LAKE"):
-        LoadConfig.build(table="t")
+        LoadConfig.build(table="tbl")
     monkeypatch.setenv("DDBLAKE_SEGMENTS", "many")
     with pytest.raises(ConfigError, match="DDBLAKE_SEGMENTS='many'"):
-        LoadConfig.build(table="t", lake="/l")
+        LoadConfig.build(table="tbl", lake="/l")
     monkeypatch.delenv("DDBLAKE_SEGMENTS")
     for bad, match in (
         ({"segments": 0}, "segments must be"),
@@ -82,7 +82,7 @@ def test_missing_and_malformed_values_name_the_setting(monkeypatch: pytest.Monke
         ({"keys": "a,b,c"}, "--keys"),
     ):
         with pytest.raises(ConfigError, match=match):
-            LoadConfig.build(table="t", lake="/l", **bad)
+            LoadConfig.build(table="tbl", lake="/l", **bad)
 
 
 def _error(code: str, message: str, op: str = "DescribeTable") -> ClientError:
@@ -127,14 +127,14 @@ def test_denied_with_the_role_says_to_grant_the_role(client: Any) -> None:
     principal = "arn:aws:sts::111111111111:assumed-role/dynamodb-cross-account-read-role/ddblake-load"
     message = (
         f"User: {principal} is not authorized to perform: dynamodb:Scan on resource: "
-        "arn:aws:dynamodb:eu-west-1:111111111111:table/t"
+        "arn:aws:dynamodb:eu-west-1:111111111111:table/tbl"
     )
     me = Identity("111111111111", principal, ROLE)
     text = str(
         explain_access_error(
             _error("AccessDeniedException", message, "Scan"),
             action="Scan",
-            table="t",
+            table="tbl",
             client=client,
             identity=lambda: me,
         )
@@ -146,14 +146,14 @@ def test_role_of_another_account_than_the_table(client: Any) -> None:
     message = (
         "User: arn:aws:sts::111111111111:assumed-role/dynamodb-cross-account-read-role/ddblake-load is not "
         "authorized to perform: dynamodb:DescribeTable on resource: "
-        "arn:aws:dynamodb:eu-west-1:333333333333:table/t"
+        "arn:aws:dynamodb:eu-west-1:333333333333:table/tbl"
     )
     me = Identity("111111111111", None, ROLE)
     text = str(
         explain_access_error(
             _error("AccessDeniedException", message),
             action="DescribeTable",
-            table="t",
+            table="tbl",
             client=client,
             identity=lambda: me,
         )
@@ -166,7 +166,7 @@ def test_not_found_names_account_and_role(client: Any) -> None:
     error = explain_access_error(
         _error("ResourceNotFoundException", "Requested resource not found"),
         action="DescribeTable",
-        table="t",
+        table="tbl",
         client=client,
         identity=lambda: me,
     )
@@ -175,7 +175,7 @@ def test_not_found_names_account_and_role(client: Any) -> None:
     local = explain_access_error(
         _error("ResourceNotFoundException", "not found"),
         action="DescribeTable",
-        table="t",
+        table="tbl",
         client=client,
         identity=Identity,
     )
@@ -183,7 +183,7 @@ def test_not_found_names_account_and_role(client: Any) -> None:
     throttled = explain_access_error(
         _error("ProvisionedThroughputExceededException", "slow down", "Scan"),
         action="Scan",
-        table="t",
+        table="tbl",
         client=client,
         identity=Identity,
     )
@@ -257,7 +257,7 @@ def test_assumed_credentials_refresh_through_sts() -> None:
         "Credentials": {
             "AccessKeyId": "ASIAEXAMPLEEXAMPLE",
             "SecretAccessKey": "s",
-            "SessionToken": "t",
+            "SessionToken": "tbl",
             "Expiration": expires,
         }
     }

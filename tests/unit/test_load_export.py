@@ -101,7 +101,7 @@ def _load(folder: Path, lake: Path, table: str = "example-ddb-table", **kw: Any)
         storage,
         key_names=lambda: ("id",),
         buffer_bytes=kw.pop("buffer_bytes", 1 << 20),
-        progress=NoProgress("t"),
+        progress=NoProgress("tbl"),
         **kw,
     ).run()
 
@@ -176,7 +176,7 @@ def test_incremental_export_keeps_write_times_and_deletes(tmp_path: Path) -> Non
         storage,
         key_names=no_describe,
         buffer_bytes=1 << 20,
-        progress=NoProgress("t"),
+        progress=NoProgress("tbl"),
     ).run()
     events = _events(tmp_path / "lake")
     assert [(e.op, e.event_time_us) for e in events] == [
@@ -273,7 +273,7 @@ def test_wrong_table_missing_folder_and_unknown_keys(tmp_path: Path) -> None:
             storage,
             key_names=denied,
             buffer_bytes=1 << 20,
-            progress=NoProgress("t"),
+            progress=NoProgress("tbl"),
         ).run()
     assert _untouched(tmp_path / "lake")
 

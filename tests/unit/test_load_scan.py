@@ -41,7 +41,7 @@ class FakeReader:
 
     def describe(self) -> TableInfo:
         return TableInfo(
-            "t", "arn:aws:dynamodb:us-east-1:111111111111:table/t", ("pk",), len(self.items), 0, 0, True
+            "tbl", "arn:aws:dynamodb:us-east-1:111111111111:table/tbl", ("pk",), len(self.items), 0, 0, True
         )
 
     def scan_page(
@@ -62,12 +62,12 @@ class FakeReader:
 
 
 def _config(lake: Path, **kw: Any) -> LoadConfig:
-    return LoadConfig(table="t", lake=str(lake), **kw)
+    return LoadConfig(table="tbl", lake=str(lake), **kw)
 
 
 def _events(storage: Storage) -> list[ChangeEvent]:
     out = []
-    for content in iter_raw_files(storage, "t"):
+    for content in iter_raw_files(storage, "tbl"):
         assert content.error is None
         out.extend(ChangeEvent.from_line(line) for line in content.lines)
     return out
@@ -75,7 +75,7 @@ def _events(storage: Storage) -> list[ChangeEvent]:
 
 def _load(reader: FakeReader, lake: Path, **kw: Any) -> LoadResult:
     storage = Storage.from_uri(str(lake))
-    return ScanLoad(_config(lake, **kw), reader, storage, progress=NoProgress("t")).run()  # type: ignore[arg-type]
+    return ScanLoad(_config(lake, **kw), reader, storage, progress=NoProgress("tbl")).run()  # type: ignore[arg-type]
 
 
 def test_every_item_once_as_a_load_row(tmp_path: Path) -> None:
@@ -88,9 +88,9 @@ def test_every_item_once_as_a_load_row(tmp_path: Path) -> None:
     assert {e.op for e in events} == {"LOAD"} and {e.source for e in events} == {"scan"}
     assert {e.event_time_us for e in events} == {result.version_time_us}
     assert result.items == 100 and result.parts_total == 4 and not result.resumed
-    state = read_state(storage, "t", SCAN_STATE)
+    state = read_state(storage, "tbl", SCAN_STATE)
     assert state is not None and state.finished_us is not None and state.items == 100
-    assert has_finished_load(storage, "t")
+    assert has_finished_load(storage, "tbl")
 
 
 def test_given_start_time_sets_the_version(tmp_path: Path) -> None:
@@ -99,7 +99,7 @@ def test_given_start_time_sets_the_version(tmp_path: Path) -> None:
         _config(tmp_path, segments=2),
         FakeReader(10),
         storage,
-        progress=NoProgress("t"),  # type: ignore[arg-type]
+        progress=NoProgress("tbl"),  # type: ignore[arg-type]
         started_at_us=1_700_000_000_500_000,
     )
     result = load.run()
@@ -124,7 +124,7 @@ def test_crash_then_rerun_skips_finished_segments_and_resumes_within_one(
     with pytest.raises(SimulatedCrash):
         _load(reader, tmp_path, segments=4, workers=1, buffer_bytes=10)
     storage = Storage.from_uri(str(tmp_path))
-    before = read_state(storage, "t", SCAN_STATE)
+    before = read_state(storage, "tbl", SCAN_STATE)
     assert before is not None and before.finished_us is None
     done = before.done_parts
     assert done, "some segments finished before the crash"
@@ -179,10 +179,10 @@ def test_stop_keeps_what_was_read_and_rerun_finishes(tmp_path: Path) -> None:
             _config(tmp_path, segments=3, workers=1),
             Stopping(60, page=5),
             storage,  # type: ignore[arg-type]
-            progress=NoProgress("t"),
+            progress=NoProgress("tbl"),
             stop=stop,
         ).run()
-    state = read_state(storage, "t", SCAN_STATE)
+    state = read_state(storage, "tbl", SCAN_STATE)
     assert state is not None and 0 < state.items < 60
     rerun = _load(FakeReader(60, page=5), tmp_path, segments=3)
     assert rerun.items == 60 - state.items
@@ -193,7 +193,7 @@ def test_a_finished_load_is_kept_and_a_new_one_starts(tmp_path: Path) -> None:
     first = _load(FakeReader(10), tmp_path, segments=2)
     second = _load(FakeReader(10), tmp_path, segments=2)
     assert second.load_id != first.load_id and not second.resumed
-    names = sorted(s.name for s in list_loads(Storage.from_uri(str(tmp_path)), "t"))
+    names = sorted(s.name for s in list_loads(Storage.from_uri(str(tmp_path)), "tbl"))
     assert names == sorted(["scan", f"scan-{first.load_id}"])
 
 
@@ -219,3 +219,50 @@ def test_progress_lines_show_counts_rate_and_eta_only() -> None:
         and "5 items" in tty.getvalue()
     )
     assert format_eta(3725) == "1:02:05" and format_eta(None) == "?" and format_eta(65) == "1:05"
+
+
+def test_table_reader_without_the_raw_body_converts_parsed_items_back() -> None:
+    import boto3
+    from botocore.stub import Stubber
+
+    from ddblake.errors import NotFoundError
+    from ddblake.load.table import TableReader
+
+    creds = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+    client = boto3.client("dynamodb", region_name="eu-west-1", **creds)
+    reader = TableReader("tbl", client)
+    with Stubber(client) as stub:
+        stub.add_response(
+            "describe_table",
+            {
+                "Table": {
+                    "TableName": "tbl",
+                    "TableArn": "arn:aws:dynamodb:eu-west-1:111111111111:table/tbl",
+                    "KeySchema": [
+                        {"AttributeName": "sk", "KeyType": "RANGE"},
+                        {"AttributeName": "pk", "KeyType": "HASH"},
+                    ],
+                    "ItemCount": 10,
+                    "TableSizeBytes": 2000,
+                    "ProvisionedThroughput": {"ReadCapacityUnits": 40, "WriteCapacityUnits": 5},
+                }
+            },
+        )
+        stub.add_response(
+            "scan",
+            {
+                "Items": [{"pk": {"B": b"\x00\x01"}, "sk": {"N": "1"}, "bs": {"BS": [b"\xff"]}}],
+                "LastEvaluatedKey": {"pk": {"B": b"\x00\x01"}, "sk": {"N": "1"}},
+                "ConsumedCapacity": {"TableName": "tbl", "CapacityUnits": 0.5},
+            },
+        )
+        stub.add_client_error("scan", service_error_code="ResourceNotFoundException", service_message="gone")
+        info = reader.describe()
+        page = reader.scan_page(segment=0, total_segments=1, start_key=None, consistent=False)
+        with pytest.raises(NotFoundError, match="table 'tbl' not found"):
+            reader.scan_page(segment=0, total_segments=1, start_key=None, consistent=False)
+    assert info.key_names == ("pk", "sk") and info.provisioned_rcu == 40 and not info.on_demand
+    assert info.avg_item_bytes == 200
+    assert page.items == [{"pk": {"B": "AAE="}, "sk": {"N": "1"}, "bs": {"BS": ["/w=="]}}]
+    assert page.last_key == {"pk": {"B": "AAE="}, "sk": {"N": "1"}} and page.consumed == 0.5
+    assert page.texts is None

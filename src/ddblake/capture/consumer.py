@@ -23,6 +23,7 @@ import base64
 import datetime as dt
 import json
 import logging
+import random
 import threading
 import time
 from dataclasses import dataclass
@@ -47,6 +48,16 @@ log = logging.getLogger(__name__)
 
 ERRORS_ROOT = "errors"
 _MAX_BACKOFF_S = 30.0
+_JITTER = random.Random()  # noqa: S311 - spreading retries, not secrecy
+
+
+def backoff_with_jitter(ceiling: float, rng: random.Random | None = None) -> float:
+    """A wait of half ``ceiling`` plus a random share of the other half ("equal jitter").
+
+    Many captures (or a capture and a load) throttled by one table at the same instant then retry
+    spread out instead of together, and none retries sooner than half the backoff.
+    """
+    return ceiling / 2 + (rng or _JITTER).uniform(0.0, ceiling / 2)
 
 
 def record_to_line(record: Any, *, table: str, ingested_us: int) -> bytes:
@@ -221,8 +232,9 @@ class StreamCapture:
                 if self.config.once:
                     raise
                 backoff = min(_MAX_BACKOFF_S, max(1.0, backoff * 2))
-                log.warning("capture %s: %s; retrying in %.0f s", self.table, e, backoff)
-                self.stop.wait(backoff)
+                delay = backoff_with_jitter(backoff)
+                log.warning("capture %s: %s; retrying in %.1f s", self.table, e, delay)
+                self.stop.wait(delay)
                 continue
             if not progressed and not self.config.once:
                 until_due = self.writer.seconds_until_due()
@@ -258,8 +270,9 @@ class StreamCapture:
         where = self.storage.uri(checkpoint_path(self.table))
         return StreamGapError(
             f"stream gap for table {self.table!r}: {what}; the lake would miss those changes. Re-bootstrap "
-            "the table from a full load ('ddblake load', later 'ddblake sync --rebootstrap'); to accept the "
-            f"gap and capture from the stream's oldest record instead, delete {where}"
+            f"the table from a full load: ddblake sync --table {self.table} --lake {self.storage.uri()} "
+            "--rebootstrap; to accept the gap and capture from the stream's oldest record instead, "
+            f"delete {where}"
         )
 
     def _refresh(self) -> None:

@@ -190,13 +190,16 @@ def check_image(image: Any, what: str) -> DynamoJson | None:
 
 
 def check_keys(keys: Any) -> DynamoJson:
-    """Check a primary key: a non-empty object of S, N or B attribute values.
+    """Check a primary key: the partition key and at most a sort key, each of type S, N or B.
 
     Raises:
-        BadRecordError: no key, or a key attribute DynamoDB could not have produced.
+        BadRecordError: no key, more than two attributes, or a key attribute DynamoDB could not
+            have produced (the raw-log reader, ``ChangeEvent.from_dict``, holds lines to the same).
     """
     if not isinstance(keys, dict) or not keys:
         raise BadRecordError("record has no Keys")
+    if len(keys) > 2:
+        raise BadRecordError("Keys: more than two key attributes (a partition key and a sort key)")
     _check_attributes(keys, "Keys", 1)
     for value in keys.values():
         if next(iter(value)) not in KEY_TYPES:

@@ -94,7 +94,10 @@ def _image(depth: int) -> str:
     return r"\{" + _items(f"{_TEXT}:{_attribute_value(depth)}", _QUOTE, _CLOSE_MAP)
 
 
-_KEYS = rf'\{{(?:{_TEXT}:\{{"(?:S":{_TEXT}|N":{_NUMBER_TEXT}|B":{_BASE64_TEXT})\}}(?:,(?=")|(?=\}})))++\}}'
+# One or two attributes (partition and sort key): after a second one only the closing brace fits.
+_KEYS = (
+    rf'\{{(?:{_TEXT}:\{{"(?:S":{_TEXT}|N":{_NUMBER_TEXT}|B":{_BASE64_TEXT})\}}(?:,(?=")|(?=\}}))){{1,2}}+\}}'
+)
 
 
 def _member(key: str, group: str, value: str) -> str:

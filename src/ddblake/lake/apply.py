@@ -568,22 +568,26 @@ def _rewrite_buckets(
     schema: pa.Schema,
     snapshot_properties: dict[str, str],
 ) -> None:
-    """``tx.overwrite(kept rows + new_rows, overwrite_filter=_ddb_bucket IN rewrite)``, a bucket at a time.
+    """The rows of the ``rewrite`` buckets become their kept rows plus ``new_rows``, in one snapshot.
 
-    The same two snapshots as that overwrite (delete the buckets' files, append the new ones), but
-    each bucket is read, merged and written on its own, so memory holds a bucket rather than every
-    touched row, and the rows are split by bucket with one cheap mask each — pyiceberg's overwrite
-    splits a table by partition with one filter pass over *all* its rows per partition, which at
-    16 buckets cost more than the writing. Falls back to that overwrite on a pyiceberg without the
-    functions used here.
+    What ``tx.overwrite(kept + new_rows, overwrite_filter=_ddb_bucket IN rewrite)`` does, done
+    differently where it matters:
+
+    * each bucket is read, merged and written on its own (two at a time), so memory holds a few
+      buckets rather than every touched row, and rows are split by bucket with one cheap mask each
+      — pyiceberg's overwrite splits a table with one filter pass over *all* its rows per partition;
+    * one OVERWRITE snapshot replaces the buckets' files with the new ones, where ``overwrite``
+      commits a delete snapshot then an append snapshot: half the snapshots (each one makes every
+      later commit slower, since pyiceberg copies the whole metadata many times per commit) and no
+      intermediate snapshot in which the touched buckets are empty.
+
+    Falls back to ``tx.overwrite`` on a pyiceberg without the functions used here, or when a file
+    is not in exactly one bucket.
     """
     overwrite_filter = is_in("_ddb_bucket", rewrite)
     try:
         from pyiceberg.io.pyarrow import ArrowScan, _check_pyarrow_schema_compatible, _dataframe_to_data_files
-        from pyiceberg.table.snapshots import Operation
-
-        append_producer = tx._append_snapshot_producer
-    except (ImportError, AttributeError):  # pragma: no cover - a pyiceberg that moved its internals
+    except ImportError:  # pragma: no cover - a pyiceberg that moved its internals
         tasks = None
     else:
         tasks = _bucket_tasks(cur, rewrite)
@@ -620,21 +624,20 @@ def _rewrite_buckets(
             return []
         return list(
             _dataframe_to_data_files(
-                table_metadata=tx.table_metadata, write_uuid=write_uuid, df=rows, io=cur.io, counter=counter
+                table_metadata=metadata, write_uuid=write_uuid, df=rows, io=cur.io, counter=counter
             )
         )
 
-    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+    with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
         data_files = [f for files in pool.map(write, rewrite) for f in files]
-    tx.delete(
-        delete_filter=overwrite_filter,
-        snapshot_properties=snapshot_properties,
-        _isolation_operation=Operation.OVERWRITE,
-    )
-    with append_producer(snapshot_properties) as append_files:
-        append_files.commit_uuid = write_uuid
+    snapshot = tx.update_snapshot(snapshot_properties=snapshot_properties)
+    with snapshot.overwrite(commit_uuid=write_uuid) as overwrite:
+        overwrite.delete_by_predicate(overwrite_filter)  # the scope of conflict checks on commit
+        for bucket in rewrite:
+            for task in tasks[bucket]:
+                overwrite.delete_data_file(task.file)
         for data_file in data_files:
-            append_files.append_data_file(data_file)
+            overwrite.append_data_file(data_file)
 
 
 def run_apply(

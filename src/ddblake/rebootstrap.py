@@ -1,0 +1,242 @@
+"""``ddblake sync --rebootstrap``: start a table over from a full load after a stream gap.
+
+A :class:`~ddblake.errors.StreamGapError` means changes left the stream before capture read them; no
+rerun can bring them back. A re-bootstrap makes the lake equal to the table again:
+
+1. **Fresh stream positions.** The capture checkpoint is set aside (kept beside it as
+   ``checkpoint-replaced-<µs>.json``) and capture reads the table's *current* stream once from its
+   oldest record, pinning a position in every shard. A time ``t0`` is taken before that read.
+2. **Full load** (``ddblake.load.run_load``) with ``started_at_us=t0``: its rows rank below every
+   change made after ``t0``, and every such change is in the stream after the pinned positions.
+   An unfinished Scan load is *not* continued: it started before the gap, so its rows could win
+   over changes the gap swallowed; it is set aside (``scan-<load id>.json``) and a new load starts.
+3. **Apply**, so the load's rows are in the current-state table.
+4. **Deletes the gap hid.** A key still in the current state with a version older than the load's
+   (``floor(t0) - 1 µs``, see ``ddblake.load.rows``) was not seen by the Scan and no change after
+   ``t0`` touched it: it did not exist when the Scan passed. For each, a ``REMOVE`` line (``source``
+   ``scan``, event ID ``rebootstrap-<load id>-<sha1 of key>``, event time = the load's version time)
+   goes into the raw log, and apply runs again. A change after ``t0`` still wins over that REMOVE.
+
+Crash safety: a marker ``state/rebootstrap/<table>.json`` is written first and removed last;
+``ddblake sync`` refuses to run while it exists (a half-done re-bootstrap could leave items the gap
+deleted), and running ``--rebootstrap`` again starts over, which is always safe — every step either
+writes deterministic event IDs or rewrites state atomically.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+from ddblake.capture.checkpoint import checkpoint_path
+from ddblake.capture.config import CaptureConfig
+from ddblake.capture.service import run_capture
+from ddblake.changes.model import ChangeEvent
+from ddblake.changes.resolve import key_string
+from ddblake.errors import TerminalError
+from ddblake.lake.apply import ApplyConfig, run_apply
+from ddblake.lake.catalog import LakeConfig, open_catalog
+from ddblake.lake.rawlog import RawLogWriter
+from ddblake.lake.storage import Storage
+from ddblake.names import table_identifier
+
+if TYPE_CHECKING:
+    from ddblake.aws.clients import DynamoClients
+    from ddblake.load import LoadConfig
+
+log = logging.getLogger(__name__)
+
+MARKER_VERSION: Final = 1
+
+
+def marker_path(table: str) -> str:
+    """``state/rebootstrap/<table>.json``: present while a re-bootstrap of the table is unfinished."""
+    return f"state/rebootstrap/{table}.json"
+
+
+def unfinished_rebootstrap(storage: Storage, table: str) -> str | None:
+    """A message naming the interrupted re-bootstrap of ``table``, or None when there is none."""
+    data = storage.read(marker_path(table))
+    if data is None:
+        return None
+    try:
+        started = int(json.loads(data).get("started_us", 0))
+    except (ValueError, TypeError, AttributeError):
+        started = 0
+    when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started / 1e6)) if started else "an unknown time"
+    return (
+        f"a re-bootstrap of table {table!r} started at {when} did not finish, so the lake may still hold "
+        f"items the stream gap deleted; run 'ddblake sync --table {table} --lake {storage.uri()} "
+        f"--rebootstrap' again (marker {storage.uri(marker_path(table))})"
+    )
+
+
+@dataclass
+class RebootstrapResult:
+    """What a re-bootstrap did (counts, no item data)."""
+
+    table: str
+    load_id: str = ""
+    loaded: int = 0
+    captured: int = 0
+    removed: int = 0
+    replaced_checkpoint: str | None = None
+    abandoned_load: str | None = None
+
+    def summary(self) -> str:
+        """One line for stderr."""
+        old = f", old checkpoint kept as {self.replaced_checkpoint}" if self.replaced_checkpoint else ""
+        return (
+            f"re-bootstrapped table {self.table}: full load {self.load_id} of {self.loaded:,} item(s), "
+            f"{self.captured:,} stream record(s) from fresh positions, {self.removed:,} item(s) that the "
+            f"stream gap had deleted removed{old}"
+        )
+
+
+def _now_us() -> int:
+    return time.time_ns() // 1000
+
+
+def _set_aside_checkpoint(storage: Storage, table: str) -> str | None:
+    data = storage.read(checkpoint_path(table))
+    if data is None:
+        return None
+    kept = checkpoint_path(table).replace("checkpoint.json", f"checkpoint-replaced-{_now_us()}.json")
+    storage.write_atomic(kept, data)
+    storage.delete(checkpoint_path(table))
+    return kept
+
+
+def _set_aside_unfinished_load(storage: Storage, table: str) -> str | None:
+    from ddblake.load.state import SCAN_STATE, read_state, state_path, write_state
+
+    state = read_state(storage, table, SCAN_STATE)
+    if state is None or state.finished_us is not None:
+        return None  # a finished load is kept by the load itself when the new one starts
+    write_state(storage, dataclasses.replace(state, name=f"scan-{state.load_id}"))
+    storage.delete(state_path(table, SCAN_STATE))
+    return state.load_id
+
+
+def removal_event(table: str, keys: dict[str, Any], load_id: str, version_time_us: int) -> ChangeEvent:
+    """The REMOVE that a re-bootstrap writes for a key its full load did not find."""
+    digest = hashlib.sha1(key_string(keys).encode(), usedforsecurity=False).hexdigest()
+    now = _now_us()
+    return ChangeEvent(
+        op="REMOVE",
+        table=table,
+        keys=keys,
+        new_image=None,
+        old_image=None,
+        event_id=f"rebootstrap-{load_id}-{digest}",
+        event_time_us=version_time_us,
+        sequence=None,
+        source="scan",
+        ttl=False,
+        ingested_us=now,
+    )
+
+
+def _stale_keys(
+    lake: LakeConfig, storage: Storage, table: str, load_id: str, version_time_us: int
+) -> list[str]:
+    """Canonical keys of current rows older than the load: the Scan did not see them."""
+    from pyiceberg.exceptions import NoSuchTableError
+
+    catalog = open_catalog(lake, storage)
+    try:
+        current = catalog.load_table(f"{lake.namespace}.{table_identifier(table)}")
+    except NoSuchTableError:
+        return []
+    if current.current_snapshot() is None:
+        return []
+    rows = current.scan(selected_fields=("_ddb_key", "_ddb_version")).to_arrow()
+    ours = f"load-{load_id}-"
+    stale = []
+    for key, version in zip(
+        rows.column("_ddb_key").to_pylist(), rows.column("_ddb_version").to_pylist(), strict=True
+    ):
+        event_time = int(version[:20])
+        event_id = version.split(":", 2)[2]
+        if event_time < version_time_us or (event_time == version_time_us and not event_id.startswith(ours)):
+            stale.append(key)
+    return stale
+
+
+def rebootstrap(
+    table: str,
+    lake_config: LakeConfig,
+    endpoint_url: str | None = None,
+    *,
+    clients: DynamoClients | None = None,
+    load_config: LoadConfig | None = None,
+    apply_config: ApplyConfig | None = None,
+) -> RebootstrapResult:
+    """Make the lake equal to the table again after a stream gap (see the module docstring).
+
+    Args:
+        table: the DynamoDB table name.
+        lake_config: the lake and its catalog.
+        endpoint_url: DynamoDB endpoint override (DynamoDB Local); None follows boto3's chain.
+        clients: DynamoDB and Streams clients for capture and the load (built when None).
+        load_config: the load's settings (segments, role, ...); by default a Scan load of ``table``.
+        apply_config: apply's settings; by default ``ApplyConfig.build(table, lake_config)``.
+
+    Returns:
+        What was loaded, captured and removed.
+
+    Raises:
+        TerminalError: the table has no stream, cannot be read, or the lake cannot be written; the
+            marker stays, so ``sync`` keeps refusing until a re-bootstrap completes.
+        TransientError: AWS or the lake kept failing; run the re-bootstrap again.
+    """
+    from ddblake.load import LoadConfig, run_load
+
+    storage = lake_config.storage()
+    result = RebootstrapResult(table=table)
+    started = _now_us()
+    storage.write_atomic(
+        marker_path(table), json.dumps({"v": MARKER_VERSION, "table": table, "started_us": started}).encode()
+    )
+    log.info("re-bootstrap %s: replacing the capture checkpoint and loading the table in full", table)
+    result.replaced_checkpoint = _set_aside_checkpoint(storage, table)
+    result.abandoned_load = _set_aside_unfinished_load(storage, table)
+    if result.abandoned_load:
+        log.info(
+            "re-bootstrap %s: unfinished load %s set aside (it predates the gap)",
+            table,
+            result.abandoned_load,
+        )
+
+    t0 = _now_us()  # before the positions: every later change is in the stream after them
+    capture = CaptureConfig.build(table=table, lake=lake_config.lake, endpoint_url=endpoint_url, once=True)
+    result.captured = run_capture(capture, clients=clients, storage=storage).records
+
+    load = load_config or LoadConfig.build(table=table, lake=lake_config.lake, endpoint_url=endpoint_url)
+    if load.table != table:
+        raise TerminalError(f"re-bootstrap of table {table!r} was given a load of table {load.table!r}")
+    loaded = run_load(load, clients=clients, storage=storage, started_at_us=t0)
+    result.load_id, result.loaded = loaded.load_id, loaded.items
+
+    apply = dataclasses.replace(
+        apply_config or ApplyConfig.build(table=table, lake=lake_config, once=True), once=True
+    )
+    run_apply(apply)
+    stale = _stale_keys(lake_config, storage, table, loaded.load_id, loaded.version_time_us)
+    if stale:
+        writer = RawLogWriter(storage, table, buffer_bytes=1 << 62, buffer_seconds=1e9)
+        for key in stale:
+            writer.add(
+                removal_event(table, json.loads(key), loaded.load_id, loaded.version_time_us).to_line()
+            )
+        writer.flush()
+        run_apply(apply)
+    result.removed = len(stale)
+    storage.delete(marker_path(table))
+    log.info("%s", result.summary())
+    return result
