@@ -489,6 +489,13 @@ def run(b: Bench, repeats: int) -> int:
     ours_s = statistics.median(o["seconds"] for o in ours)
     theirs_s = statistics.median(t["seconds"] for t in theirs)
     ratio_delta = theirs_s / ours_s
+    phases = {k: statistics.median(o["phases"][k] for o in ours) for k in ours[0]["phases"]}
+    ratio_merge = theirs_s / phases["current"]
+    print(
+        "ddblake phases (median): "
+        + ", ".join(f"{k} {v:.2f} s" for k, v in phases.items())
+        + f"; its current-state merge alone vs delta-rs MERGE: {ratio_merge:.2f}x delta-rs's speed"
+    )
     peak = max(o["peak_rss_mb"] for o in ours)
 
     dl = b.run_ddblake("local")
@@ -553,6 +560,8 @@ def run(b: Bench, repeats: int) -> int:
         "ratio_vs_pyiceberg": round(ratio_py, 2),
         "ratio_vs_deltalake": round(ratio_delta, 3),
         "ratio_vs_pyiceberg_same_batch": None if same_ratio is None else round(same_ratio, 2),
+        "ratio_vs_deltalake_merge_only": round(ratio_merge, 3),
+        "ddblake_phases_s": {k: round(v, 3) for k, v in phases.items()},
         "peak_rss_mb": round(peak),
         "ddblake_s": round(ours_s, 3),
         "ddblake_changes_per_s": round(ours_rate),

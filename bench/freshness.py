@@ -25,6 +25,7 @@ Usage: ``python bench/freshness.py [--quick] [--puts N] [--interval S] [--poll S
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 import shutil
@@ -85,6 +86,53 @@ class Poller:
         return {str(sk): int(v) for sk, v in rows if v is not None}
 
 
+def _written_s(path: str) -> float:
+    """Write time of a raw file, from its name ``<table>-<yyyy-MM-dd-HH-mm-ss>-<us>-<uuid>.gz``."""
+    parts = path.rsplit("/", 1)[-1][len(TABLE) + 1 : -3].split("-")
+    stamp = dt.datetime(*map(int, parts[:6]), tzinfo=dt.UTC)
+    return stamp.timestamp() + int(parts[6]) / 1e6
+
+
+def breakdown(lake: str, put_wall: dict[str, float], latencies: dict[str, float]) -> dict[str, float]:
+    """Median time per stage: capture (put -> raw file), apply (file -> commit), query (commit -> seen).
+
+    From the raw files' names (their write time) and the current-state snapshots (their time and the
+    applied-file record each one points at); informational, clocks are this machine's wall clock.
+    """
+    from ddblake.changes.model import ChangeEvent
+    from ddblake.lake.applied import PROPERTY, load_log
+    from ddblake.lake.rawlog import list_raw_files, read_raw_file
+
+    config = LakeConfig.build(lake=lake)
+    storage = config.storage()
+    file_of: dict[str, str] = {}
+    for path in list_raw_files(storage, TABLE):
+        for line in read_raw_file(storage, path).lines:
+            ev = ChangeEvent.from_line(line)
+            file_of.setdefault(str(ev.keys["sk"]["S"]), path)
+    table = open_catalog(config, storage).load_table(f"{config.namespace}.{table_identifier(TABLE)}")
+    commits = []
+    for snap in table.snapshots():
+        pointer = snap.summary.additional_properties.get(PROPERTY) if snap.summary else None
+        if pointer:
+            commits.append((snap.timestamp_ms / 1000, load_log(storage, pointer)))
+    capture, apply, query = [], [], []
+    for sk, t_put in put_wall.items():
+        path = file_of.get(sk)
+        done = next((t for t, log in commits if path and log.contains(path)), None)
+        if path is None or done is None or sk not in latencies:
+            continue
+        written = _written_s(path)
+        capture.append(written - t_put)
+        apply.append(done - written)
+        query.append(latencies[sk] - (done - t_put))
+    return {
+        "capture_s": round(percentile(capture, 0.5), 3),
+        "apply_s": round(percentile(apply, 0.5), 3),
+        "query_s": round(percentile(query, 0.5), 3),
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="20 puts instead of 50")
@@ -141,6 +189,7 @@ def main() -> int:
             print(f"warm-up item visible after {time.monotonic() - started:.2f} s")
 
             returned: dict[str, tuple[int, float]] = {}
+            wall: dict[str, float] = {}
             lock = threading.Lock()
 
             def writer() -> None:
@@ -150,6 +199,7 @@ def main() -> int:
                     clients.dynamodb.put_item(TableName=TABLE, Item=item(i))  # type: ignore[arg-type]
                     with lock:
                         returned[f"item#{i:05d}"] = (i, time.monotonic())
+                        wall[f"item#{i:05d}"] = time.time()
 
             latencies: dict[str, float] = {}
             query_s: list[float] = []
@@ -182,11 +232,16 @@ def main() -> int:
                 sync.kill()
                 sync.wait()
 
+    stages = breakdown(lake, wall, latencies)
     values = sorted(latencies.values())
     p50, p95 = percentile(values, 0.5), percentile(values, 0.95)
     for n, sk in enumerate(sorted(latencies), start=1):
         if n <= 3 or n > puts - 2:
             print(f"  {sk}: visible {latencies[sk]:.2f} s after PutItem returned")
+    print(
+        "median per stage: PutItem -> raw file written {capture_s:.2f} s, raw file -> current-state "
+        "commit {apply_s:.2f} s, commit -> seen by a query {query_s:.2f} s".format(**stages)
+    )
     print(
         f"{puts} PutItems, one every {args.interval} s: visible through query after p50 {p50:.2f} s, "
         f"p95 {p95:.2f} s, max {values[-1]:.2f} s (lake polled every {args.poll} s; one query took "
@@ -206,6 +261,7 @@ def main() -> int:
         "ratio": round(REFERENCE_BUFFER_S / p95, 2),
         "reference": "Firehose buffers up to 60 s before writing; ratio = 60 / p95",
         "goal_met": p95 <= 2.0,
+        "stages_median_s": stages,
     }
     shutil.rmtree(work, ignore_errors=True)
     print(json.dumps(summary))

@@ -133,7 +133,9 @@ def stage_transform(*, bundle_powertools: bool) -> Path:
             installed here.
     """
     files, external = import_closure()
-    third_party = sorted(m for m in external if m not in sys.stdlib_module_names and m not in ALLOWED_THIRD_PARTY)
+    third_party = sorted(
+        m for m in external if m not in sys.stdlib_module_names and m not in ALLOWED_THIRD_PARTY
+    )
     if third_party:
         raise InfraConfigError(
             f"{TRANSFORM_MODULE} (through its ddblake imports) imports {', '.join(third_party)}, which the "

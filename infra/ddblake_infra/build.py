@@ -54,7 +54,7 @@ def add_stacks(app: App, cfg: DeployConfig, *, nag: bool = True) -> list[Stack]:
             consumer_name,
             cfg=cfg,
             env=Environment(account=cfg.consumer_account, region=cfg.region),
-            description=f"ddblake consumer: lake, Glue load and scheduled apply for {cfg.table.name} {source}",
+            description=f"ddblake consumer: lake, Glue load, scheduled apply for {cfg.table.name} {source}",
             termination_protection=cfg.retain_data,
         )
         producer = ProducerStack(
@@ -62,14 +62,14 @@ def add_stacks(app: App, cfg: DeployConfig, *, nag: bool = True) -> list[Stack]:
             producer_name,
             cfg=cfg,
             env=Environment(account=cfg.producer_account, region=cfg.region),
-            description=f"ddblake producer: table {cfg.table.name}, Kinesis, Firehose to the consumer's lake {source}",
+            description=f"ddblake producer: table {cfg.table.name}, Kinesis, Firehose to the lake {source}",
             termination_protection=cfg.retain_data,
         )
         if cfg.lake_key_is_placeholder:
             Annotations.of(producer).add_warning_v2(
                 "ddblake:placeholder-lake-key",
-                f"lake.key_arn in {cfg.path} is the all-zero placeholder: deploy {consumer_name} first and put "
-                "its LakeKeyArn output there before deploying this stack",
+                f"lake.key_arn in {cfg.path} is the all-zero placeholder: deploy {consumer_name} first "
+                "and put its LakeKeyArn output there before deploying this stack",
             )
         stacks = [consumer, producer]
     else:

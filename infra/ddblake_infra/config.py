@@ -365,7 +365,9 @@ class _Section:
             raise self.error(name, f"{value!r} is not {what or 'valid'}")
         return value
 
-    def optional_text(self, name: str, *, pattern: re.Pattern[str] | None = None, what: str = "") -> str | None:
+    def optional_text(
+        self, name: str, *, pattern: re.Pattern[str] | None = None, what: str = ""
+    ) -> str | None:
         if self.data.get(name) is None:
             self.seen.add(name)
             return None
@@ -466,9 +468,7 @@ def parse_config(raw: Any, *, file: str = "<config>", path: Path | None = None) 
     deployment = top.choice("deployment", "single-account", ("single-account", "cross-account"))
     region = top.text("region", required=True, pattern=_REGION, what="an AWS region such as eu-west-1")
     producer = top.text("producer_account", required=True, pattern=_ACCOUNT, what="a 12-digit account ID")
-    consumer = top.text(
-        "consumer_account", producer, pattern=_ACCOUNT, what="a 12-digit account ID"
-    )
+    consumer = top.text("consumer_account", producer, pattern=_ACCOUNT, what="a 12-digit account ID")
     if deployment == "single-account" and consumer != producer:
         raise top.error(
             "consumer_account",
@@ -606,7 +606,10 @@ def _firehose(s: _Section, table: str, deployment: str) -> FirehoseSettings:
     _check_prefix(s, "error_prefix", error_prefix, f"errors/{table}/", ("!{firehose:error-output-type}",))
     buffer_mb = s.integer("buffer_mb", 64 if dynamic else 16, 1, 128)
     if dynamic and buffer_mb < 64:
-        raise s.error("buffer_mb", f"must be at least 64 with dynamic_partitioning (Firehose's minimum); got {buffer_mb}")
+        raise s.error(
+            "buffer_mb",
+            f"must be at least 64 with dynamic_partitioning (Firehose's minimum); got {buffer_mb}",
+        )
     proc = s.section("processor")
     processor = ProcessorSettings(
         buffer_seconds=proc.integer("buffer_seconds", 60, 60, 900),
@@ -616,7 +619,9 @@ def _firehose(s: _Section, table: str, deployment: str) -> FirehoseSettings:
     proc.finish()
     copy = s.flag("producer_copy", False)
     if copy and deployment != "cross-account":
-        raise s.error("producer_copy", "applies to cross-account deployments only (a second, producer-side lake)")
+        raise s.error(
+            "producer_copy", "applies to cross-account deployments only (a second, producer-side lake)"
+        )
     return FirehoseSettings(
         buffer_seconds=s.integer("buffer_seconds", 60, 0, 900),
         buffer_mb=buffer_mb,
@@ -629,8 +634,30 @@ def _firehose(s: _Section, table: str, deployment: str) -> FirehoseSettings:
     )
 
 
-_RETENTION_DAYS: Final = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192,
-                          2557, 2922, 3288, 3653)
+_RETENTION_DAYS: Final = (
+    1,
+    3,
+    5,
+    7,
+    14,
+    30,
+    60,
+    90,
+    120,
+    150,
+    180,
+    365,
+    400,
+    545,
+    731,
+    1096,
+    1827,
+    2192,
+    2557,
+    2922,
+    3288,
+    3653,
+)
 
 
 def _retention(s: _Section, key: str, default: int) -> int:
@@ -659,28 +686,48 @@ def _lake(s: _Section, *, deployment: str, region: str, consumer: str) -> LakeSe
     if key_arn is not None:
         m = re.match(r"^arn:aws[a-z-]*:kms:([a-z0-9-]+):(\d{12}):key/(.+)$", key_arn)
         if not m or not _KEY_ID.match(m.group(3)):
-            raise s.error("key_arn", f"{key_arn!r} is not a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>)")
+            raise s.error(
+                "key_arn", f"{key_arn!r} is not a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>)"
+            )
         if m.group(1) != region:
-            raise s.error("key_arn", f"is in region {m.group(1)} but region is {region}: the lake key must be "
-                          "in the bucket's region")
+            raise s.error(
+                "key_arn",
+                f"is in region {m.group(1)} but region is {region}: the lake key must be "
+                "in the bucket's region",
+            )
         if m.group(2) != consumer:
-            raise s.error("key_arn", f"is in account {m.group(2)} but consumer_account is {consumer}: use the "
-                          "LakeKeyArn output of the consumer stack")
+            raise s.error(
+                "key_arn",
+                f"is in account {m.group(2)} but consumer_account is {consumer}: use the "
+                "LakeKeyArn output of the consumer stack",
+            )
         if deployment == "single-account":
-            raise s.error("key_arn", "applies to cross-account deployments only (the single-account stack "
-                          "creates the lake key itself); remove it")
+            raise s.error(
+                "key_arn",
+                "applies to cross-account deployments only (the single-account stack "
+                "creates the lake key itself); remove it",
+            )
     elif deployment == "cross-account":
-        raise s.error("key_arn", "is required for a cross-account deployment: deploy the consumer stack first "
-                      "and copy its LakeKeyArn output here (the producer's Firehose encrypts with it)")
+        raise s.error(
+            "key_arn",
+            "is required for a cross-account deployment: deploy the consumer stack first "
+            "and copy its LakeKeyArn output here (the producer's Firehose encrypts with it)",
+        )
     expiration = s.optional_integer("raw_expiration_days", 1, 36500)
     ia_days = s.integer("raw_infrequent_access_days", 30, 30, 36500)
     if expiration is not None and expiration <= ia_days:
-        raise s.error("raw_expiration_days", f"({expiration}) must be later than raw_infrequent_access_days "
-                      f"({ia_days}) or null (never)")
+        raise s.error(
+            "raw_expiration_days",
+            f"({expiration}) must be later than raw_infrequent_access_days ({ia_days}) or null (never)",
+        )
     return LakeSettings(
         key_arn=key_arn,
-        namespace=s.text("namespace", DEFAULT_NAMESPACE, pattern=_NAMESPACE, what="a Glue database name "
-                         "(lower-case letters, digits, '_')"),
+        namespace=s.text(
+            "namespace",
+            DEFAULT_NAMESPACE,
+            pattern=_NAMESPACE,
+            what="a Glue database name (lower-case letters, digits, '_')",
+        ),
         raw_infrequent_access_days=ia_days,
         raw_expiration_days=expiration,
         errors_expiration_days=s.integer("errors_expiration_days", 90, 1, 36500),
@@ -711,8 +758,11 @@ def _load(s: _Section) -> LoadSettings:
         workers=s.integer("workers", 2, 2, 1000),
         timeout_minutes=s.integer("timeout_minutes", 480, 1, 10080),
         read_percent=s.number("read_percent", 50, 1, 150),
-        external_id=s.optional_text("external_id", pattern=re.compile(r"^[\w+=,.@:/-]{2,1224}$"),
-                                    what="an sts:ExternalId (2-1224 chars)"),
+        external_id=s.optional_text(
+            "external_id",
+            pattern=re.compile(r"^[\w+=,.@:/-]{2,1224}$"),
+            what="an sts:ExternalId (2-1224 chars)",
+        ),
         max_session_hours=s.integer("max_session_hours", 1, 1, 12),
         additional_python_modules=s.strings("additional_python_modules"),
     )
@@ -721,8 +771,12 @@ def _load(s: _Section) -> LoadSettings:
 def _apply(s: _Section) -> ApplySettings:
     arch = s.choice("architecture", "arm64", ("arm64", "x86_64"))
     return ApplySettings(
-        schedule=s.text("schedule", "rate(5 minutes)", pattern=_SCHEDULE,
-                        what="an EventBridge schedule expression, rate(5 minutes) or cron(...)"),
+        schedule=s.text(
+            "schedule",
+            "rate(5 minutes)",
+            pattern=_SCHEDULE,
+            what="an EventBridge schedule expression, rate(5 minutes) or cron(...)",
+        ),
         memory_mb=s.integer("memory_mb", 3008, 512, 10240),
         timeout_seconds=s.integer("timeout_seconds", 900, 60, 900),
         ephemeral_storage_mb=s.integer("ephemeral_storage_mb", 2048, 512, 10240),
@@ -736,7 +790,9 @@ def _alarms(s: _Section) -> AlarmSettings:
     return AlarmSettings(
         lag_seconds=s.integer("lag_seconds", 900, 60, 7 * 86400),
         evaluation_periods=s.integer("evaluation_periods", 3, 1, 100),
-        email=s.optional_text("email", pattern=re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$"), what="an e-mail address"),
+        email=s.optional_text(
+            "email", pattern=re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$"), what="an e-mail address"
+        ),
         delivery_freshness_seconds=s.integer("delivery_freshness_seconds", 900, 60, 86400),
     )
 
@@ -748,11 +804,17 @@ def _names(s: _Section, values: Mapping[str, str]) -> dict[str, str]:
         try:
             value = raw.format_map(values)
         except (KeyError, ValueError, IndexError) as e:
-            raise s.error(key, f"{raw!r}: unknown or malformed placeholder {e}; use {{table}}, {{slug}}, "
-                          "{region}, {producer_account}, {consumer_account} or {namespace}") from None
+            raise s.error(
+                key,
+                f"{raw!r}: unknown or malformed placeholder {e}; use {{table}}, {{slug}}, "
+                "{region}, {producer_account}, {consumer_account} or {namespace}",
+            ) from None
         pattern, max_len, allowed = _NAME_RULES[kind]
         if not pattern.match(value) or len(value) > max_len:
-            raise s.error(key, f"{value!r} is not a valid {kind} name: at most {max_len} characters, {allowed}; "
-                          f"set names.{key} to a shorter or simpler name")
+            raise s.error(
+                key,
+                f"{value!r} is not a valid {kind} name: at most {max_len} characters, {allowed}; "
+                f"set names.{key} to a shorter or simpler name",
+            )
         names[key] = value
     return names

@@ -27,10 +27,17 @@ from constructs import Construct
 from ddblake_infra.assets import glue_script, stage_apply_image
 from ddblake_infra.config import DeployConfig
 from ddblake_infra.lake import EXPORT_OBJECT_ACTIONS, LakeStorage
+from ddblake_infra.monitoring import (
+    APPLY_SERVICE,
+    LAG_METRIC,
+    QUARANTINE_METRIC,
+    TABLE_DIMENSION,
+    Operations,
+    ddblake_metric,
+)
 from ddblake_infra.nag import literal, literal_suffix, suppress, suppress_object_prefixes
-from ddblake_infra.security import log_retention
 from ddblake_infra.producer import READ_ROLE_TABLE_ACTIONS
-from ddblake_infra.monitoring import APPLY_SERVICE, LAG_METRIC, QUARANTINE_METRIC, TABLE_DIMENSION, Operations, ddblake_metric
+from ddblake_infra.security import log_retention
 
 GLUE_CATALOG_READ: Final = ("glue:GetDatabase", "glue:GetTable")
 GLUE_CATALOG_WRITE: Final = ("glue:CreateDatabase", "glue:CreateTable", "glue:UpdateTable")
@@ -76,7 +83,7 @@ class LakeSide(Construct):
                 catalog_id=account,
                 database_input=glue.CfnDatabase.DatabaseInputProperty(
                     name=ns,
-                    description="ddblake lake tables (Apache Iceberg): <table> current state, <table>_changes history",
+                    description="ddblake Iceberg tables: <table> (current state), <table>_changes (history)",
                     location_uri=f"s3://{lake.bucket_name}/warehouse/{ns}.db",
                 ),
             )
@@ -95,7 +102,12 @@ class LakeSide(Construct):
         statements = [
             iam.PolicyStatement(
                 sid="GlueJobLogs",
-                actions=["logs:AssociateKmsKey", "logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+                actions=[
+                    "logs:AssociateKmsKey",
+                    "logs:CreateLogGroup",
+                    "logs:CreateLogStream",
+                    "logs:PutLogEvents",
+                ],
                 resources=[f"arn:{partition}:logs:{region}:{account}:log-group:/aws-glue/*"],
             ),
             iam.PolicyStatement(
@@ -104,7 +116,9 @@ class LakeSide(Construct):
                 resources=[script.bucket.arn_for_objects(script.s3_object_key)],
             ),
             iam.PolicyStatement(
-                sid="LakeBucket", actions=["s3:GetBucketLocation", "s3:ListBucket"], resources=[lake.bucket.bucket_arn]
+                sid="LakeBucket",
+                actions=["s3:GetBucketLocation", "s3:ListBucket"],
+                resources=[lake.bucket.bucket_arn],
             ),
             iam.PolicyStatement(
                 sid="LakeLoadObjects",
@@ -153,7 +167,9 @@ class LakeSide(Construct):
             ]
         else:
             statements.append(
-                iam.PolicyStatement(sid="AssumeProducerReadRole", actions=["sts:AssumeRole"], resources=[cfg.read_role_arn])
+                iam.PolicyStatement(
+                    sid="AssumeProducerReadRole", actions=["sts:AssumeRole"], resources=[cfg.read_role_arn]
+                )
             )
         role = iam.Role(
             self,
@@ -205,7 +221,7 @@ class LakeSide(Construct):
             arguments["--EXPORT_BUCKET_OWNER"] = cfg.consumer_account
         if load.additional_python_modules:
             arguments["--additional-python-modules"] = ",".join(load.additional_python_modules)
-        job = glue.CfnJob(
+        glue.CfnJob(
             self,
             "LoadJob",
             name=job_name,
@@ -272,7 +288,9 @@ class LakeSide(Construct):
             encryption_key=self.ops.key,
             removal_policy=RemovalPolicy.RETAIN if cfg.retain_data else RemovalPolicy.DESTROY,
         )
-        warehouse = [f"warehouse/{ns}.db/{ident}/*" for ident in (cfg.table_identifier, cfg.changes_identifier)]
+        warehouse = [
+            f"warehouse/{ns}.db/{ident}/*" for ident in (cfg.table_identifier, cfg.changes_identifier)
+        ]
         role = iam.Role(
             self,
             "ApplyRole",
@@ -349,11 +367,15 @@ class LakeSide(Construct):
             code=lambda_.DockerImageCode.from_image_asset(
                 str(stage_apply_image()),
                 platform=(
-                    ecr_assets.Platform.LINUX_ARM64 if a.architecture == "arm64" else ecr_assets.Platform.LINUX_AMD64
+                    ecr_assets.Platform.LINUX_ARM64
+                    if a.architecture == "arm64"
+                    else ecr_assets.Platform.LINUX_AMD64
                 ),
                 build_args={"PYTHON_VERSION": a.python_version},
             ),
-            architecture=lambda_.Architecture.ARM_64 if a.architecture == "arm64" else lambda_.Architecture.X86_64,
+            architecture=lambda_.Architecture.ARM_64
+            if a.architecture == "arm64"
+            else lambda_.Architecture.X86_64,
             memory_size=a.memory_mb,
             ephemeral_storage_size=Size.mebibytes(a.ephemeral_storage_mb),
             timeout=Duration.seconds(a.timeout_seconds),
@@ -442,7 +464,11 @@ class LakeSide(Construct):
             f"arn:{cfg.partition}:glue:{cfg.region}:{cfg.consumer_account}:job/{self.load_job_name}",
             "Glue full-load job",
         )
-        out("LoadJobName", self.load_job_name, "Glue full-load job name (aws glue start-job-run --job-name ...)")
+        out(
+            "LoadJobName",
+            self.load_job_name,
+            "Glue full-load job name (aws glue start-job-run --job-name ...)",
+        )
         out("GlueDatabase", cfg.lake.namespace, "Glue database (Iceberg namespace) of the lake tables")
         out("ApplyFunctionArn", self.apply.function_arn, "Scheduled apply (Lambda container image)")
         out("AlarmTopicArn", self.ops.topic.topic_arn, "SNS topic of the alarms")
@@ -456,7 +482,9 @@ class ConsumerStack(Stack):
     def __init__(self, scope: Construct, construct_id: str, *, cfg: DeployConfig, **kwargs: Any) -> None:
         super().__init__(scope, construct_id, **kwargs)
         self.cfg = cfg
-        self.ops = Operations(self, "Ops", cfg=cfg, account=cfg.consumer_account, topic_name=cfg.name("alarm_topic"))
+        self.ops = Operations(
+            self, "Ops", cfg=cfg, account=cfg.consumer_account, topic_name=cfg.name("alarm_topic")
+        )
         self.lake = LakeStorage(
             self,
             "Lake",

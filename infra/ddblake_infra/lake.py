@@ -26,7 +26,9 @@ EXPORT_BUCKET_ACTIONS = ("s3:GetBucketLocation", "s3:ListBucket")
 EXPORT_OBJECT_ACTIONS = ("s3:AbortMultipartUpload", "s3:GetObject", "s3:PutObject", "s3:PutObjectAcl")
 
 
-def s3_encryption_contexts(bucket_arn: str, table: str, roots: tuple[str, ...] = ("raw", "errors")) -> list[str]:
+def s3_encryption_contexts(
+    bucket_arn: str, table: str, roots: tuple[str, ...] = ("raw", "errors")
+) -> list[str]:
     """The ``aws:s3:arn`` encryption contexts of writes under ``<root>/<table>/``: the bucket (with S3
     Bucket Keys) or the object (without)."""
     return [bucket_arn, *(f"{bucket_arn}/{root}/{table}/*" for root in roots)]
@@ -82,8 +84,12 @@ class LakeStorage(Construct):
                 ],
                 expiration=Duration.days(lake.raw_expiration_days) if lake.raw_expiration_days else None,
             ),
-            s3.LifecycleRule(id="errors", prefix="errors/", expiration=Duration.days(lake.errors_expiration_days)),
-            s3.LifecycleRule(id="exports", prefix="exports/", expiration=Duration.days(lake.exports_expiration_days)),
+            s3.LifecycleRule(
+                id="errors", prefix="errors/", expiration=Duration.days(lake.errors_expiration_days)
+            ),
+            s3.LifecycleRule(
+                id="exports", prefix="exports/", expiration=Duration.days(lake.exports_expiration_days)
+            ),
             s3.LifecycleRule(id="glue-temp", prefix="glue-temp/", expiration=Duration.days(7)),
             s3.LifecycleRule(id="athena-results", prefix="athena-results/", expiration=Duration.days(30)),
             s3.LifecycleRule(
@@ -160,9 +166,11 @@ class LakeStorage(Construct):
                     conditions={
                         **only_roles,
                         "StringEquals": {"kms:ViaService": f"s3.{self.cfg.region}.amazonaws.com"},
-                        "StringLike": {"kms:EncryptionContext:aws:s3:arn": s3_encryption_contexts(
-                            f"arn:{self.cfg.partition}:s3:::{self.bucket_name}", table
-                        )},
+                        "StringLike": {
+                            "kms:EncryptionContext:aws:s3:arn": s3_encryption_contexts(
+                                f"arn:{self.cfg.partition}:s3:::{self.bucket_name}", table
+                            )
+                        },
                     },
                 )
             )

@@ -27,7 +27,7 @@ from aws_cdk import aws_sns_subscriptions as subs
 from constructs import Construct
 
 from ddblake_infra.config import DeployConfig
-from ddblake_infra.security import logs_service_statement, make_key, notification_services_statement
+from ddblake_infra.security import logs_service_statement, make_key, notification_services_statements
 
 NAMESPACE: Final = "ddblake"
 TRANSFORM_SERVICE: Final = "ddblake-firehose-transform"
@@ -41,7 +41,9 @@ TRANSFORM_FAILED_METRIC: Final = "RecordsFailed"
 class Operations(Construct):
     """The stack's ops key (CloudWatch Logs, SNS, Glue bookmarks) and its alarm topic."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, cfg: DeployConfig, account: str, topic_name: str) -> None:
+    def __init__(
+        self, scope: Construct, construct_id: str, *, cfg: DeployConfig, account: str, topic_name: str
+    ) -> None:
         super().__init__(scope, construct_id)
         self.cfg = cfg
         self.key: kms.Key = make_key(
@@ -52,7 +54,7 @@ class Operations(Construct):
             description=f"ddblake {cfg.table.name}: logs, alarm notifications and Glue bookmarks",
             statements=[
                 logs_service_statement(cfg.partition, cfg.region, account),
-                notification_services_statement(account),
+                *notification_services_statements(cfg.partition, cfg.region, account),
             ],
             retain=cfg.retain_data,
         )
@@ -68,7 +70,9 @@ class Operations(Construct):
             self.topic.add_subscription(subs.EmailSubscription(cfg.alarms.email))
         self._action = cw_actions.SnsAction(self.topic)
 
-    def notify_on_event(self, construct_id: str, *, description: str, pattern: dict[str, object]) -> events.CfnRule:
+    def notify_on_event(
+        self, construct_id: str, *, description: str, pattern: dict[str, object]
+    ) -> events.CfnRule:
         """An EventBridge rule that publishes matching events to the alarm topic.
 
         Written as an L1 rule with its own topic-policy statement (limited to this rule by

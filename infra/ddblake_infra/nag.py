@@ -20,7 +20,9 @@ def check_nag(scope: IConstruct) -> None:
     Aspects.of(scope).add(AwsSolutionsChecks(verbose=True))
 
 
-def suppress(construct: IConstruct, rule: str, reason: str, applies_to: Sequence[RegexAppliesTo] | None = None) -> None:
+def suppress(
+    construct: IConstruct, rule: str, reason: str, applies_to: Sequence[RegexAppliesTo] | None = None
+) -> None:
     """Suppress ``rule`` on ``construct`` (and its children) for ``reason``."""
     NagSuppressions.add_resource_suppressions(
         construct,

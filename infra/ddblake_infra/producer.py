@@ -93,7 +93,7 @@ class Capture(Construct):
         super().__init__(scope, construct_id)
         self.cfg = cfg
         self.ops = ops
-        account, region, partition = cfg.producer_account, cfg.region, cfg.partition
+        account = cfg.producer_account
         removal = RemovalPolicy.RETAIN if cfg.retain_data else RemovalPolicy.DESTROY
         self.deliveries: dict[str, firehose.CfnDeliveryStream] = {}
         self.firehose_roles: dict[str, iam.Role] = {}
@@ -132,7 +132,9 @@ class Capture(Construct):
             stream_name=cfg.name("stream"),
             encryption=kinesis.StreamEncryption.KMS,
             encryption_key=self.stream_key,
-            stream_mode=kinesis.StreamMode.ON_DEMAND if s.mode == "ON_DEMAND" else kinesis.StreamMode.PROVISIONED,
+            stream_mode=kinesis.StreamMode.ON_DEMAND
+            if s.mode == "ON_DEMAND"
+            else kinesis.StreamMode.PROVISIONED,
             shard_count=s.shards if s.mode == "PROVISIONED" else None,
             retention_period=Duration.hours(s.retention_hours),
             removal_policy=removal,
@@ -150,11 +152,17 @@ class Capture(Construct):
             self,
             "Table",
             table_name=t.name,
-            partition_key=dynamodb.Attribute(name=t.partition_key.name, type=_KEY_TYPES[t.partition_key.type]),
-            sort_key=(
-                dynamodb.Attribute(name=t.sort_key.name, type=_KEY_TYPES[t.sort_key.type]) if t.sort_key else None
+            partition_key=dynamodb.Attribute(
+                name=t.partition_key.name, type=_KEY_TYPES[t.partition_key.type]
             ),
-            billing_mode=dynamodb.BillingMode.PROVISIONED if provisioned else dynamodb.BillingMode.PAY_PER_REQUEST,
+            sort_key=(
+                dynamodb.Attribute(name=t.sort_key.name, type=_KEY_TYPES[t.sort_key.type])
+                if t.sort_key
+                else None
+            ),
+            billing_mode=dynamodb.BillingMode.PROVISIONED
+            if provisioned
+            else dynamodb.BillingMode.PAY_PER_REQUEST,
             read_capacity=t.read_capacity if provisioned else None,
             write_capacity=t.write_capacity if provisioned else None,
             encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED,
@@ -244,7 +252,9 @@ class Capture(Construct):
             function_name=name,
             description=f"ddblake: Kinesis records of {cfg.table.name} to raw-log lines (Firehose transform)",
             runtime=_RUNTIMES[t.runtime],
-            architecture=lambda_.Architecture.ARM_64 if t.architecture == "arm64" else lambda_.Architecture.X86_64,
+            architecture=lambda_.Architecture.ARM_64
+            if t.architecture == "arm64"
+            else lambda_.Architecture.X86_64,
             handler=TRANSFORM_HANDLER,
             code=lambda_.Code.from_asset(str(stage_transform(bundle_powertools=t.powertools == "bundle"))),
             layers=layers,
@@ -355,8 +365,9 @@ class Capture(Construct):
             role_name=role_name,
             description=f"ddblake {table}: Firehose {delivery_name} reads {cfg.name('stream')} and writes "
             f"s3://{target.bucket_name}/raw/{table}/",
+            # Firehose's documented confused-deputy guard: the account as sts:ExternalId.
             assumed_by=iam.ServicePrincipal("firehose.amazonaws.com").with_conditions(
-                {"StringEquals": {"aws:SourceAccount": account}}
+                {"StringEquals": {"sts:ExternalId": account}}
             ),
             inline_policies={"delivery": iam.PolicyDocument(statements=statements)},
         )
@@ -484,7 +495,9 @@ class Capture(Construct):
                 "read-table": iam.PolicyDocument(
                     statements=[
                         iam.PolicyStatement(
-                            sid="ReadTable", actions=list(READ_ROLE_TABLE_ACTIONS), resources=[self.table.table_arn]
+                            sid="ReadTable",
+                            actions=list(READ_ROLE_TABLE_ACTIONS),
+                            resources=[self.table.table_arn],
                         ),
                         iam.PolicyStatement(
                             sid="DescribeExports",
@@ -495,7 +508,9 @@ class Capture(Construct):
                             sid="DecryptTable",
                             actions=["kms:Decrypt", "kms:DescribeKey"],
                             resources=[self.table_key.key_arn],
-                            conditions={"StringEquals": {"kms:ViaService": f"dynamodb.{cfg.region}.amazonaws.com"}},
+                            conditions={
+                                "StringEquals": {"kms:ViaService": f"dynamodb.{cfg.region}.amazonaws.com"}
+                            },
                         ),
                         iam.PolicyStatement(
                             sid="LakeExportBucket",
@@ -524,7 +539,9 @@ class Capture(Construct):
                 )
             },
         )
-        suppress_object_prefixes(role, [f"exports/{t}/"], "DynamoDB exports the table there for the Glue load")
+        suppress_object_prefixes(
+            role, [f"exports/{t}/"], "DynamoDB exports the table there for the Glue load"
+        )
         suppress(
             role,
             "AwsSolutions-IAM5",
@@ -566,7 +583,9 @@ class ProducerStack(Stack):
     def __init__(self, scope: Construct, construct_id: str, *, cfg: DeployConfig, **kwargs: Any) -> None:
         super().__init__(scope, construct_id, **kwargs)
         self.cfg = cfg
-        self.ops = Operations(self, "Ops", cfg=cfg, account=cfg.producer_account, topic_name=cfg.name("alarm_topic"))
+        self.ops = Operations(
+            self, "Ops", cfg=cfg, account=cfg.producer_account, topic_name=cfg.name("alarm_topic")
+        )
         self.capture = Capture(self, "Capture", cfg=cfg, ops=self.ops)
         key_arn = cfg.lake.key_arn
         assert key_arn is not None  # noqa: S101 - config validation requires it for cross-account

@@ -88,7 +88,10 @@ def make_key(
                 sid="KeyAdministration", principals=[root], actions=list(KEY_ADMIN_ACTIONS), resources=["*"]
             ),
             iam.PolicyStatement(
-                sid="KeyUseThroughIamPolicies", principals=[root], actions=list(KEY_USE_ACTIONS), resources=["*"]
+                sid="KeyUseThroughIamPolicies",
+                principals=[root],
+                actions=list(KEY_USE_ACTIONS),
+                resources=["*"],
             ),
         ]
     )
@@ -121,29 +124,53 @@ def logs_service_statement(partition: str, region: str, account: str) -> iam.Pol
     return iam.PolicyStatement(
         sid="CloudWatchLogsEncryption",
         principals=[iam.ServicePrincipal(f"logs.{region}.amazonaws.com")],
-        actions=["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey", "kms:ReEncryptFrom",
-                 "kms:ReEncryptTo"],
+        actions=[
+            "kms:Decrypt",
+            "kms:DescribeKey",
+            "kms:Encrypt",
+            "kms:GenerateDataKey",
+            "kms:ReEncryptFrom",
+            "kms:ReEncryptTo",
+        ],
         resources=["*"],
         conditions={
-            "ArnLike": {"kms:EncryptionContext:aws:logs:arn": f"arn:{partition}:logs:{region}:{account}:log-group:*"}
+            "ArnLike": {
+                "kms:EncryptionContext:aws:logs:arn": f"arn:{partition}:logs:{region}:{account}:log-group:*"
+            }
         },
     )
 
 
-def notification_services_statement(account: str) -> iam.PolicyStatement:
-    """Let CloudWatch alarms and EventBridge rules of ``account`` publish to a topic under this key."""
-    return iam.PolicyStatement(
-        sid="AlarmAndEventNotifications",
-        principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com"), iam.ServicePrincipal("events.amazonaws.com")],
-        actions=["kms:Decrypt", "kms:GenerateDataKey"],
-        resources=["*"],
-        conditions={"StringEquals": {"aws:SourceAccount": account}},
-    )
+def notification_services_statements(partition: str, region: str, account: str) -> list[iam.PolicyStatement]:
+    """Let this account's CloudWatch alarms and EventBridge rules publish to a topic under this key.
+
+    CloudWatch passes the alarm as ``aws:SourceArn``, so its statement is limited to this account's
+    alarms. EventBridge's request to KMS carries no source keys (AWS documents that
+    aws:SourceAccount/SourceArn are not supported there: a condition would drop every event), so
+    its statement has none; the topic policy admits only this stack's rule, by ``aws:SourceArn``.
+    """
+    actions = ["kms:Decrypt", "kms:GenerateDataKey"]
+    return [
+        iam.PolicyStatement(
+            sid="AlarmNotifications",
+            principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+            actions=actions,
+            resources=["*"],
+            conditions={
+                "StringEquals": {"aws:SourceAccount": account},
+                "ArnLike": {"aws:SourceArn": f"arn:{partition}:cloudwatch:{region}:{account}:alarm:*"},
+            },
+        ),
+        iam.PolicyStatement(
+            sid="EventNotifications",
+            principals=[iam.ServicePrincipal("events.amazonaws.com")],
+            actions=actions,
+            resources=["*"],
+        ),
+    ]
 
 
-def access_log_bucket(
-    scope: Construct, construct_id: str, *, bucket_name: str, retain: bool
-) -> s3.Bucket:
+def access_log_bucket(scope: Construct, construct_id: str, *, bucket_name: str, retain: bool) -> s3.Bucket:
     """The target of S3 server access logs: SSE-S3 (the only encryption log delivery supports), TLS only,
     no public access, objects owned by the bucket owner, logs kept one year."""
     return s3.Bucket(

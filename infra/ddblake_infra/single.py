@@ -21,7 +21,9 @@ class SingleAccountStack(Stack):
     def __init__(self, scope: Construct, construct_id: str, *, cfg: DeployConfig, **kwargs: Any) -> None:
         super().__init__(scope, construct_id, **kwargs)
         self.cfg = cfg
-        self.ops = Operations(self, "Ops", cfg=cfg, account=cfg.consumer_account, topic_name=cfg.name("alarm_topic"))
+        self.ops = Operations(
+            self, "Ops", cfg=cfg, account=cfg.consumer_account, topic_name=cfg.name("alarm_topic")
+        )
         self.lake = LakeStorage(
             self,
             "Lake",

@@ -4,10 +4,15 @@ A :class:`~ddblake.errors.StreamGapError` means changes left the stream before c
 rerun can bring them back. A re-bootstrap makes the lake equal to the table again:
 
 1. **Fresh stream positions.** The capture checkpoint is set aside (kept beside it as
-   ``checkpoint-replaced-<µs>.json``) and capture reads the table's *current* stream once from its
-   oldest record, pinning a position in every shard. A time ``t0`` is taken before that read.
-2. **Full load** (``ddblake.load.run_load``) with ``started_at_us=t0``: its rows rank below every
-   change made after ``t0``, and every such change is in the stream after the pinned positions.
+   ``checkpoint-replaced-<µs>.json``), what was captured before the gap is applied, and capture
+   reads the table's *current* stream once from its oldest record, pinning a position in every
+   shard. A time ``t0`` is taken before that read, in a later stream-time window (a second on AWS,
+   a minute on DynamoDB Local, which stamps changes to the minute) than the newest change the lake
+   holds — waiting for the next window if needed (:func:`wait_for_next_window`).
+2. **Full load** (``ddblake.load.run_load``) started at the beginning of ``t0``'s window: its rows
+   rank above every change the lake held before (older than the changes the gap swallowed, which
+   the load sees), below every change made after ``t0``, and every such change is in the stream
+   after the pinned positions.
    An unfinished Scan load is *not* continued: it started before the gap, so its rows could win
    over changes the gap swallowed; it is set aside (``scan-<load id>.json``) and a new load starts.
 3. **Apply**, so the load's rows are in the current-state table.
@@ -30,20 +35,22 @@ import hashlib
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
+from ddblake.aws.clients import dynamodb_endpoint, is_local_endpoint
 from ddblake.capture.checkpoint import checkpoint_path
 from ddblake.capture.config import CaptureConfig
 from ddblake.capture.service import run_capture
 from ddblake.changes.model import ChangeEvent
 from ddblake.changes.resolve import key_string
 from ddblake.errors import TerminalError
-from ddblake.lake.apply import ApplyConfig, run_apply
+from ddblake.lake.apply import NEWEST_EVENT_PROPERTY, ApplyConfig, run_apply
 from ddblake.lake.catalog import LakeConfig, open_catalog
 from ddblake.lake.rawlog import RawLogWriter
 from ddblake.lake.storage import Storage
-from ddblake.names import table_identifier
+from ddblake.names import changes_identifier, table_identifier
 
 if TYPE_CHECKING:
     from ddblake.aws.clients import DynamoClients
@@ -52,6 +59,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MARKER_VERSION: Final = 1
+AWS_STAMP_US: Final = 1_000_000
+LOCAL_STAMP_US: Final = 60_000_000
 
 
 def marker_path(table: str) -> str:
@@ -123,6 +132,50 @@ def _set_aside_unfinished_load(storage: Storage, table: str) -> str | None:
     return state.load_id
 
 
+def stamp_window_us(endpoint_url: str | None) -> int:
+    """How coarsely the stream stamps change times: AWS to the second, DynamoDB Local to the minute.
+
+    DynamoDB Streams' ``ApproximateCreationDateTime`` is rounded down to the second on AWS; DynamoDB
+    Local truncates it to the minute. A load's rows must rank below every change made after its start,
+    so its version time is the start of the window holding the start, minus 1 µs.
+    """
+    return LOCAL_STAMP_US if is_local_endpoint(dynamodb_endpoint(endpoint_url)) else AWS_STAMP_US
+
+
+def wait_for_next_window(
+    newest_us: int | None,
+    window_us: int,
+    *,
+    clock: Callable[[], int] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> int:
+    """A start time ``t0`` whose stamp window is later than ``newest_us``; waits for it if needed.
+
+    The load's rows get the version time ``window(t0) - 1 µs``: above every change the lake already
+    holds (those may be older than changes the gap swallowed, which the load sees), and below every
+    change made after ``t0``. When the newest change the lake holds is in the current window, that
+    means waiting for the next one (at most a second on AWS, a minute on DynamoDB Local).
+    """
+    now = clock or _now_us
+    t0 = now()
+    while newest_us is not None and t0 - t0 % window_us <= newest_us:
+        sleep((window_us - t0 % window_us) / 1e6 + 0.001)  # until the clock enters the next window
+        t0 = now()
+    return t0
+
+
+def _newest_event_us(lake: LakeConfig, storage: Storage, table: str) -> int | None:
+    from pyiceberg.exceptions import NoSuchTableError
+
+    catalog = open_catalog(lake, storage)
+    try:
+        history = catalog.load_table(f"{lake.namespace}.{changes_identifier(table)}")
+    except NoSuchTableError:
+        return None
+    newest = history.properties.get(NEWEST_EVENT_PROPERTY)
+    return int(newest) if newest else None
+
+
 def removal_event(table: str, keys: dict[str, Any], load_id: str, version_time_us: int) -> ChangeEvent:
     """The REMOVE that a re-bootstrap writes for a key its full load did not find."""
     digest = hashlib.sha1(key_string(keys).encode(), usedforsecurity=False).hexdigest()
@@ -145,8 +198,10 @@ def removal_event(table: str, keys: dict[str, Any], load_id: str, version_time_u
 def _stale_keys(
     lake: LakeConfig, storage: Storage, table: str, load_id: str, version_time_us: int
 ) -> list[str]:
-    """Canonical keys of current rows older than the load: the Scan did not see them."""
+    """Canonical keys of current rows the load did not see (older than it, and not among its rows)."""
     from pyiceberg.exceptions import NoSuchTableError
+
+    from ddblake.load.rows import export_event_id, scan_event_id
 
     catalog = open_catalog(lake, storage)
     try:
@@ -156,16 +211,91 @@ def _stale_keys(
     if current.current_snapshot() is None:
         return []
     rows = current.scan(selected_fields=("_ddb_key", "_ddb_version")).to_arrow()
-    ours = f"load-{load_id}-"
+    mine = (f"load-{load_id}-", f"export-{load_id}-")
+    ours: set[str] | None = None
     stale = []
     for key, version in zip(
         rows.column("_ddb_key").to_pylist(), rows.column("_ddb_version").to_pylist(), strict=True
     ):
         event_time = int(version[:20])
-        event_id = version.split(":", 2)[2]
-        if event_time < version_time_us or (event_time == version_time_us and not event_id.startswith(ours)):
-            stale.append(key)
+        if event_time > version_time_us or version.split(":", 2)[2].startswith(mine):
+            continue
+        if event_time == version_time_us:  # another load of the same instant won here: was ours there too?
+            if ours is None:
+                history = catalog.load_table(f"{lake.namespace}.{changes_identifier(table)}")
+                ids = history.scan(selected_fields=("event_id",)).to_arrow().column("event_id").to_pylist()
+                ours = {i for i in ids if i.startswith(mine)}
+            keys = json.loads(key)
+            if scan_event_id(load_id, keys) in ours or export_event_id(load_id, keys) in ours:
+                continue
+        stale.append(key)
     return stale
+
+
+def _read_marker(storage: Storage, table: str) -> dict[str, Any] | None:
+    data = storage.read(marker_path(table))
+    if data is None:
+        return None
+    try:
+        doc = json.loads(data)
+    except ValueError:
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def _write_marker(storage: Storage, table: str, **fields: Any) -> None:
+    doc = {"v": MARKER_VERSION, "table": table, **fields}
+    storage.write_atomic(marker_path(table), json.dumps(doc).encode())
+
+
+def _fresh_positions(
+    table: str,
+    lake_config: LakeConfig,
+    storage: Storage,
+    endpoint_url: str | None,
+    clients: DynamoClients | None,
+    apply: ApplyConfig,
+    result: RebootstrapResult,
+) -> int:
+    """Steps 1: set the old positions aside, pin new ones; returns the load's start (µs)."""
+    result.replaced_checkpoint = _set_aside_checkpoint(storage, table)
+    result.abandoned_load = _set_aside_unfinished_load(storage, table)
+    if result.abandoned_load:
+        log.info(
+            "re-bootstrap %s: unfinished load %s set aside (older than the gap)", table, result.abandoned_load
+        )
+    run_apply(apply)  # what was captured before the gap, so that its newest change is known
+    window = stamp_window_us(endpoint_url)
+    t0 = wait_for_next_window(_newest_event_us(lake_config, storage, table), window)
+    # t0 comes before the positions: every later change is in the stream after them
+    capture = CaptureConfig.build(table=table, lake=lake_config.lake, endpoint_url=endpoint_url, once=True)
+    result.captured = run_capture(capture, clients=clients, storage=storage).records
+    return t0 - t0 % window  # the start of t0's window: an earlier start is always safe
+
+
+def _load(
+    table: str,
+    load: LoadConfig,
+    storage: Storage,
+    clients: DynamoClients | None,
+    load_start: int,
+    result: RebootstrapResult,
+) -> int:
+    """Step 2: the full load started at ``load_start`` (continued or reused if an earlier run began
+    it); returns its rows' version time."""
+    from ddblake.load import run_load
+    from ddblake.load.state import SCAN_STATE, read_state
+
+    state = read_state(storage, table, SCAN_STATE) if load.kind == "scan" else None
+    if state is not None and state.started_us == load_start and state.finished_us is not None:
+        log.info("re-bootstrap %s: load %s already finished", table, state.load_id)
+        result.load_id, result.loaded = state.load_id, state.items
+        return state.version_time_us
+    if state is not None and state.finished_us is None and state.started_us != load_start:
+        result.abandoned_load = _set_aside_unfinished_load(storage, table)  # not this re-bootstrap's
+    loaded = run_load(load, clients=clients, storage=storage, started_at_us=load_start)
+    result.load_id, result.loaded = loaded.load_id, loaded.items
+    return loaded.version_time_us
 
 
 def rebootstrap(
@@ -178,6 +308,9 @@ def rebootstrap(
     apply_config: ApplyConfig | None = None,
 ) -> RebootstrapResult:
     """Make the lake equal to the table again after a stream gap (see the module docstring).
+
+    An interrupted re-bootstrap that had pinned its stream positions is continued (its load resumed
+    or reused); one interrupted before that starts over.
 
     Args:
         table: the DynamoDB table name.
@@ -195,45 +328,34 @@ def rebootstrap(
             marker stays, so ``sync`` keeps refusing until a re-bootstrap completes.
         TransientError: AWS or the lake kept failing; run the re-bootstrap again.
     """
-    from ddblake.load import LoadConfig, run_load
+    from ddblake.load import LoadConfig
 
     storage = lake_config.storage()
     result = RebootstrapResult(table=table)
-    started = _now_us()
-    storage.write_atomic(
-        marker_path(table), json.dumps({"v": MARKER_VERSION, "table": table, "started_us": started}).encode()
-    )
-    log.info("re-bootstrap %s: replacing the capture checkpoint and loading the table in full", table)
-    result.replaced_checkpoint = _set_aside_checkpoint(storage, table)
-    result.abandoned_load = _set_aside_unfinished_load(storage, table)
-    if result.abandoned_load:
-        log.info(
-            "re-bootstrap %s: unfinished load %s set aside (it predates the gap)",
-            table,
-            result.abandoned_load,
-        )
-
-    t0 = _now_us()  # before the positions: every later change is in the stream after them
-    capture = CaptureConfig.build(table=table, lake=lake_config.lake, endpoint_url=endpoint_url, once=True)
-    result.captured = run_capture(capture, clients=clients, storage=storage).records
-
     load = load_config or LoadConfig.build(table=table, lake=lake_config.lake, endpoint_url=endpoint_url)
     if load.table != table:
         raise TerminalError(f"re-bootstrap of table {table!r} was given a load of table {load.table!r}")
-    loaded = run_load(load, clients=clients, storage=storage, started_at_us=t0)
-    result.load_id, result.loaded = loaded.load_id, loaded.items
-
     apply = dataclasses.replace(
         apply_config or ApplyConfig.build(table=table, lake=lake_config, once=True), once=True
     )
+    marker = _read_marker(storage, table) or {}
+    started = marker.get("started_us") if isinstance(marker.get("started_us"), int) else _now_us()
+    load_start = marker.get("load_start_us")
+    if isinstance(load_start, int):
+        log.info("re-bootstrap %s: continuing the one started at %d µs", table, started)
+    else:
+        _write_marker(storage, table, started_us=started)
+        log.info("re-bootstrap %s: new stream positions, then a full load", table)
+        load_start = _fresh_positions(table, lake_config, storage, endpoint_url, clients, apply, result)
+        _write_marker(storage, table, started_us=started, load_start_us=load_start)
+
+    version_time = _load(table, load, storage, clients, load_start, result)
     run_apply(apply)
-    stale = _stale_keys(lake_config, storage, table, loaded.load_id, loaded.version_time_us)
+    stale = _stale_keys(lake_config, storage, table, result.load_id, version_time)
     if stale:
         writer = RawLogWriter(storage, table, buffer_bytes=1 << 62, buffer_seconds=1e9)
         for key in stale:
-            writer.add(
-                removal_event(table, json.loads(key), loaded.load_id, loaded.version_time_us).to_line()
-            )
+            writer.add(removal_event(table, json.loads(key), result.load_id, version_time).to_line())
         writer.flush()
         run_apply(apply)
     result.removed = len(stale)

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from capture_helpers import REPO, ddblake
-from test_load_scan import create_table, put_items, raw_scan
+from test_load_local import create_table, put_items, raw_scan
 
 from ddblake.aws.clients import DynamoClients
 from ddblake.cli.load_cmd import main as load_main

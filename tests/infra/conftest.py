@@ -10,6 +10,7 @@ assemblies. Everything else reads the JSON files.
 from __future__ import annotations
 
 import fcntl
+import importlib.util
 import json
 import os
 import subprocess
@@ -21,6 +22,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+if importlib.util.find_spec("aws_cdk") is None or importlib.util.find_spec("cdk_nag") is None:
+    raise pytest.UsageError(
+        "tests/infra need the 'infra' extra (aws-cdk-lib, cdk-nag, cfn-lint): run make test, or "
+        ".venv/bin/pip install -c constraints.txt -e '.[dev,infra]'"
+    )
 
 REPO = Path(__file__).resolve().parents[2]
 INFRA = REPO / "infra"
@@ -66,7 +73,10 @@ def _synth_one(name: str, out: Path, home: Path) -> dict[str, Any]:
         env = offline_env(home)
     else:  # no npm install: run the app the way the CLI does
         cmd = [sys.executable, "infra/app.py"]
-        env = offline_env(home) | {"CDK_OUTDIR": str(target), "CDK_CONTEXT_JSON": json.dumps({"config": config})}
+        env = offline_env(home) | {
+            "CDK_OUTDIR": str(target),
+            "CDK_CONTEXT_JSON": json.dumps({"config": config}),
+        }
     start = time.monotonic()
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=SYNTH_TIMEOUT)
     return {
@@ -95,12 +105,16 @@ def assemblies(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             home = out / "home"
             home.mkdir(exist_ok=True)
             with ThreadPoolExecutor(len(CONFIGS)) as pool:
-                results = dict(zip(CONFIGS, pool.map(lambda c: _synth_one(c, out, home), CONFIGS), strict=True))
+                results = dict(
+                    zip(CONFIGS, pool.map(lambda c: _synth_one(c, out, home), CONFIGS), strict=True)
+                )
             done.write_text(json.dumps(results, indent=2))
         results = json.loads(done.read_text())
     for name, result in results.items():
         if result["rc"] != 0:
-            pytest.fail(f"synth of infra/config/{name}.json failed ({' '.join(result['cmd'])}):\n{result['output']}")
+            pytest.fail(
+                f"synth of infra/config/{name}.json failed ({' '.join(result['cmd'])}):\n{result['output']}"
+            )
     return {name: out / name for name in CONFIGS}
 
 

@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from infra_templates import resources_of_type
+
 from ddblake_infra.assets import (
     ALLOWED_THIRD_PARTY,
     SRC,
@@ -18,13 +20,19 @@ from ddblake_infra.assets import (
     stage_transform,
 )
 from ddblake_infra.config import InfraConfigError
-from infra_templates import resources_of_type
 
 REPO = Path(__file__).resolve().parents[2]
 EVENT = REPO / "tests" / "events" / "firehose-kinesis-event.json"
 
 # The bundle is for the transform only: none of these belong in it.
-NOT_IN_BUNDLE = ("ddblake/cli/", "ddblake/lake/", "ddblake/capture/", "ddblake/local/", "ddblake/load/", "ddblake/codec/")
+NOT_IN_BUNDLE = (
+    "ddblake/cli/",
+    "ddblake/lake/",
+    "ddblake/capture/",
+    "ddblake/local/",
+    "ddblake/load/",
+    "ddblake/codec/",
+)
 
 
 def _files(root: Path) -> set[str]:

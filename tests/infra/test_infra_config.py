@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from ddblake_infra.config import (
     REPO_ROOT,
     InfraConfigError,
@@ -58,9 +59,14 @@ def test_minimal_config_has_working_defaults() -> None:
     assert cfg.deployment == "single-account" and cfg.consumer_account == "111111111111"
     assert cfg.partition == "aws"
     assert cfg.firehose.prefix == "raw/orders.v2/!{timestamp:yyyy/MM/dd/HH}/"
-    assert cfg.firehose.error_prefix == "errors/orders.v2/!{firehose:error-output-type}/!{timestamp:yyyy/MM/dd/HH}/"
+    assert (
+        cfg.firehose.error_prefix
+        == "errors/orders.v2/!{firehose:error-output-type}/!{timestamp:yyyy/MM/dd/HH}/"
+    )
     assert (cfg.firehose.buffer_seconds, cfg.firehose.buffer_mb) == (60, 16)
-    assert cfg.load.glue_version == "5.0" and cfg.load.worker_type == "G.1X" and cfg.load.source == "connector"
+    assert (
+        cfg.load.glue_version == "5.0" and cfg.load.worker_type == "G.1X" and cfg.load.source == "connector"
+    )
     assert cfg.load.script == REPO_ROOT / "src/ddblake/load/glue_job.py"
     # names: the table's dots are not allowed everywhere, so names use the slug
     assert cfg.slug == "orders-v2"
@@ -84,29 +90,64 @@ def test_partition_follows_region() -> None:
         (config(producer_account="1234"), "x.json: producer_account: '1234' is not a 12-digit account ID"),
         (config(table__name="x"), "x.json: table.name: 'x' is not a DynamoDB table name"),
         ({**MINIMAL, "table": {"name": "abc"}}, "x.json: table.partition_key: is required"),
-        (config(table__partition_key={"name": "pk", "type": "M"}), "x.json: table.partition_key.type: must be one of"),
+        (
+            config(table__partition_key={"name": "pk", "type": "M"}),
+            "x.json: table.partition_key.type: must be one of",
+        ),
         (config(stream__shards=0), "x.json: stream.shards: must be an integer from 1 to 10000 (got 0)"),
-        (config(stream__shards="ten"), "x.json: stream.shards: must be an integer from 1 to 10000 (got 'ten')"),
-        (config(stream__mode="ON_DEMAND", stream__shards=4), "x.json: stream.shards: applies to mode PROVISIONED"),
+        (
+            config(stream__shards="ten"),
+            "x.json: stream.shards: must be an integer from 1 to 10000 (got 'ten')",
+        ),
+        (
+            config(stream__mode="ON_DEMAND", stream__shards=4),
+            "x.json: stream.shards: applies to mode PROVISIONED",
+        ),
         (config(firehose__bufer_mb=5), "x.json: firehose.bufer_mb: unknown key"),
         (config(colour="blue"), "x.json: colour: unknown key"),
         (config(firehose__buffer_mb=129), "x.json: firehose.buffer_mb: must be an integer from 1 to 128"),
-        (config(firehose__prefix="dynamodb/{table}/!{timestamp:yyyy}/"), "firehose.prefix: 'dynamodb/orders.v2/"),
-        (config(firehose__prefix="raw/{table}/"), "firehose.prefix: 'raw/orders.v2/' must contain !{timestamp:"),
-        (config(firehose__error_prefix="errors/{table}/"), "firehose.error_prefix: 'errors/orders.v2/' must contain"),
-        (config(firehose__dynamic_partitioning=True, firehose__buffer_mb=16), "firehose.buffer_mb: must be at least 64"),
-        (config(firehose__producer_copy=True), "firehose.producer_copy: applies to cross-account deployments only"),
-        (config(firehose__log_retention_days=10), "firehose.log_retention_days: 10 is not a CloudWatch Logs retention"),
-        (config(firehose__processor__buffer_mb=5), "firehose.processor.buffer_mb: must be a number from 0.2 to 3"),
+        (
+            config(firehose__prefix="dynamodb/{table}/!{timestamp:yyyy}/"),
+            "firehose.prefix: 'dynamodb/orders.v2/",
+        ),
+        (
+            config(firehose__prefix="raw/{table}/"),
+            "firehose.prefix: 'raw/orders.v2/' must contain !{timestamp:",
+        ),
+        (
+            config(firehose__error_prefix="errors/{table}/"),
+            "firehose.error_prefix: 'errors/orders.v2/' must contain",
+        ),
+        (
+            config(firehose__dynamic_partitioning=True, firehose__buffer_mb=16),
+            "firehose.buffer_mb: must be at least 64",
+        ),
+        (
+            config(firehose__producer_copy=True),
+            "firehose.producer_copy: applies to cross-account deployments only",
+        ),
+        (
+            config(firehose__log_retention_days=10),
+            "firehose.log_retention_days: 10 is not a CloudWatch Logs retention",
+        ),
+        (
+            config(firehose__processor__buffer_mb=5),
+            "firehose.processor.buffer_mb: must be a number from 0.2 to 3",
+        ),
         (config(transform__architecture="sparc"), "transform.architecture: must be one of 'arm64', 'x86_64'"),
-        (config(consumer_account="222222222222"), "x.json: consumer_account: is 222222222222 but producer_account"),
+        (
+            config(consumer_account="222222222222"),
+            "x.json: consumer_account: is 222222222222 but producer_account",
+        ),
         (config(deployment="cross-account"), "consumer_account: equals producer_account (111111111111)"),
         (
             config(deployment="cross-account", consumer_account="222222222222"),
-            "x.json: lake.key_arn: is required for a cross-account deployment: deploy the consumer stack first",
+            "x.json: lake.key_arn: is required for a cross-account deployment: deploy the consumer stack",
         ),
         (
-            config(lake__key_arn="arn:aws:kms:eu-west-1:111111111111:key/0a3c2f1e-1111-2222-3333-444455556666"),
+            config(
+                lake__key_arn="arn:aws:kms:eu-west-1:111111111111:key/0a3c2f1e-1111-2222-3333-444455556666"
+            ),
             "lake.key_arn: applies to cross-account deployments only",
         ),
         (
@@ -131,10 +172,19 @@ def test_partition_follows_region() -> None:
         (config(load__worker_type="Standard"), "load.worker_type: must be one of"),
         (config(load__workers=1), "load.workers: must be an integer from 2 to 1000"),
         (config(load__external_id="abc123"), "load.external_id: cannot be used with source 'connector'"),
-        (config(apply__schedule="every 5 minutes"), "apply.schedule: 'every 5 minutes' is not an EventBridge"),
-        (config(names__transform_function="ddblake.{table}"), "names.transform_function: 'ddblake.orders.v2' is not a valid lambda"),
+        (
+            config(apply__schedule="every 5 minutes"),
+            "apply.schedule: 'every 5 minutes' is not an EventBridge",
+        ),
+        (
+            config(names__transform_function="ddblake.{table}"),
+            "names.transform_function: 'ddblake.orders.v2' is not a valid lambda",
+        ),
         (config(names__stream="{tabel}"), "names.stream: '{tabel}': unknown or malformed placeholder"),
-        (config(names__lake_bucket="Lake_Bucket"), "names.lake_bucket: 'Lake_Bucket' is not a valid bucket name"),
+        (
+            config(names__lake_bucket="Lake_Bucket"),
+            "names.lake_bucket: 'Lake_Bucket' is not a valid bucket name",
+        ),
         (config(alarms__email="ops"), "alarms.email: 'ops' is not an e-mail address"),
         (config(removal_policy="keep"), "removal_policy: must be one of 'retain', 'destroy'"),
     ],
@@ -185,3 +235,23 @@ def test_infra_config_needs_no_cdk() -> None:
         "assert not any(m.startswith(('aws_cdk', 'jsii')) for m in sys.modules), 'imported the CDK'"
     )
     subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, check=True)
+
+
+def test_app_reports_a_bad_config_in_one_line(tmp_path: Path) -> None:
+    """``cdk synth`` runs infra/app.py; a bad file ends it with exit code 2 and one clear line."""
+    import os
+    import subprocess
+    import sys
+
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(config(stream__shards=0)))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env |= {"CDK_OUTDIR": str(tmp_path / "out"), "CDK_CONTEXT_JSON": json.dumps({"config": str(bad)})}
+    proc = subprocess.run(
+        [sys.executable, "infra/app.py"], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 2
+    assert (
+        f"ddblake infra: error: {bad}: stream.shards: must be an integer from 1 to 10000 (got 0)"
+        in proc.stderr
+    )

@@ -39,6 +39,8 @@ def test_cfn_lint(assemblies: dict[str, Path], config: str) -> None:
 def test_cfn_lint_finds_errors(tmp_path: Path) -> None:
     """The lint really runs: a broken template is reported."""
     bad = tmp_path / "bad.template.json"
-    bad.write_text('{"Resources": {"T": {"Type": "AWS::DynamoDB::Table", "Properties": {"BillingMode": "FREE"}}}}')
+    bad.write_text(
+        '{"Resources": {"T": {"Type": "AWS::DynamoDB::Table", "Properties": {"BillingMode": "FREE"}}}}'
+    )
     matches = lint_file(bad, config=ManualArgs(regions=["ap-northeast-1"]))
     assert [m for m in matches if m.rule.id.startswith("E")]

@@ -266,3 +266,29 @@ def test_table_reader_without_the_raw_body_converts_parsed_items_back() -> None:
     assert page.items == [{"pk": {"B": "AAE="}, "sk": {"N": "1"}, "bs": {"BS": ["/w=="]}}]
     assert page.last_key == {"pk": {"B": "AAE="}, "sk": {"N": "1"}} and page.consumed == 0.5
     assert page.texts is None
+
+
+def test_pages_are_capped_against_dynamodb_local_only(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    limits: list[int | None] = []
+
+    class Recording(FakeReader):
+        def __init__(self, endpoint: str) -> None:
+            super().__init__(20)
+            self.client = SimpleNamespace(meta=SimpleNamespace(endpoint_url=endpoint))
+
+        def scan_page(self, **kw: Any) -> Page:
+            limits.append(kw.get("limit"))
+            return super().scan_page(**kw)
+
+    seen = []
+    for endpoint, extra in (
+        ("http://127.0.0.1:8000", {}),
+        ("https://dynamodb.eu-west-1.amazonaws.com", {}),
+        ("https://dynamodb.eu-west-1.amazonaws.com", {"page_items": 50}),
+    ):
+        limits.clear()
+        _load(Recording(endpoint), tmp_path / str(len(seen)), segments=1, **extra)
+        seen.append(set(limits))
+    assert seen == [{1000}, {None}, {50}]

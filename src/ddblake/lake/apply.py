@@ -14,6 +14,7 @@ REMOVEs it needs in the history and completes the current state from the same fi
 
 from __future__ import annotations
 
+import functools
 import gzip
 import itertools
 import json
@@ -34,7 +35,8 @@ import pyarrow.compute as pc
 from pyiceberg.catalog import Catalog
 from pyiceberg.exceptions import CommitFailedException, NoSuchTableError
 from pyiceberg.expressions import AlwaysTrue, And
-from pyiceberg.table import Table
+from pyiceberg.table import Table, Transaction
+from pyiceberg.table.metadata import TableMetadata
 from pyiceberg.transforms import IdentityTransform
 
 from ddblake.changes.model import ChangeEvent
@@ -55,6 +57,10 @@ SOURCE_PROPERTY = "ddblake.source-table"
 LAKE_PROPERTY = "ddblake.lake"
 NEWEST_EVENT_PROPERTY = "ddblake.newest-event-us"
 FOLD_GRACE_HOURS = 6
+# Appends merge the history's small manifests (one per commit) once this many pile up, so a scan
+# plan reads a few manifests rather than one per batch ever applied. Iceberg table properties:
+# every engine honours them.
+HISTORY_MANIFEST_MERGE = {"commit.manifest-merge.enabled": "true", "commit.manifest.min-count-to-merge": "8"}
 
 
 @dataclass(frozen=True)
@@ -134,6 +140,26 @@ class _FileBatch:
     events: list[ChangeEvent] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)
     bad: list[dict[str, Any]] = field(default_factory=list)
+
+
+class _Transaction(Transaction):
+    """pyiceberg's transaction, computing its view of the table metadata once per state.
+
+    pyiceberg rebuilds and deep-copies the whole table metadata on every access to
+    ``Transaction.table_metadata`` — some forty times per commit here — so the cost of a commit grew
+    with the table's snapshot count: at 170 snapshots a one-row batch spent seconds copying. The
+    metadata models are immutable (frozen), so one copy per (base metadata, staged updates) serves
+    every access; a new update or a refreshed table makes a new one.
+    """
+
+    _view: tuple[object, object, TableMetadata] | None = None
+
+    @property
+    def table_metadata(self) -> TableMetadata:
+        base, updates, view = self._table.metadata, self._updates, self._view
+        if view is None or view[0] is not base or view[1] is not updates:
+            view = self._view = (base, updates, super().table_metadata)
+        return view[2]
 
 
 class _ImageTexts:
@@ -336,12 +362,15 @@ class Applier:
             PROPERTY: pointer,
             QUARANTINE_PROPERTY: str(int(hist.properties.get(QUARANTINE_PROPERTY, "0")) + result.quarantined),
         }
+        for name, value in HISTORY_MANIFEST_MERGE.items():
+            if name not in hist.properties:
+                props[name] = value
         if changes:
             newest = max(c.event.event_time_us for c in changes)
             props[NEWEST_EVENT_PROPERTY] = str(
                 max(newest, int(hist.properties.get(NEWEST_EVENT_PROPERTY, "0")))
             )
-        with hist.transaction() as tx:
+        with _Transaction(hist) as tx:
             if changes:
                 rows = history.rows(changes, sources, new_images=[texts(c.event) for c in changes])
                 self._add_key_columns(tx, rows, hist)
@@ -494,7 +523,7 @@ class Applier:
         if not upserts and not deletes:
             if cur is None:
                 cur = self._create_current(current.empty_schema())
-            with cur.transaction() as tx:
+            with _Transaction(cur) as tx:
                 tx.set_properties(props)
             return
         item_texts = [texts(u.event) for u in upserts]
@@ -507,7 +536,7 @@ class Applier:
         cur = self._create_current(typed.schema) if cur is None else cur
         changed = {u.key for u in upserts} | deletes
         rewrite = sorted({bucket_of(k, buckets) for k in changed})
-        with cur.transaction() as tx, warnings.catch_warnings():
+        with _Transaction(cur) as tx, warnings.catch_warnings():
             # pyiceberg warns when an overwrite's filter matches no file yet (a bucket's first rows).
             warnings.filterwarnings("ignore", "Delete operation did not match", UserWarning)
             target = current.evolve(tx, cur, typed.schema)
@@ -557,6 +586,36 @@ def _bucket_tasks(cur: Table, rewrite: list[int]) -> dict[int, list[Any]] | None
             return None
         out[bucket].append(task)
     return out
+
+
+def _replace_files(tx: Any, cur: Table, commit_uuid: uuid.UUID, snapshot_properties: dict[str, str]) -> Any:
+    """An OVERWRITE snapshot producer that drops the parent's manifests holding no live file.
+
+    pyiceberg's own overwrite carries every manifest of the parent snapshot forward, including
+    those left with nothing but DELETED entries, so a table rewritten batch after batch gained one
+    dead manifest per commit, and every scan plan read them all. Its fast append already drops them
+    by the same rule (no added and no existing file), as Java Iceberg does.
+    """
+    producer = tx.update_snapshot(snapshot_properties=snapshot_properties).overwrite(commit_uuid=commit_uuid)
+    replace = _replace_class()
+    if replace is not None and type(producer) is replace.__base__:
+        producer.__class__ = replace
+    return producer
+
+
+@functools.cache
+def _replace_class() -> type | None:
+    try:
+        from pyiceberg.table.update.snapshot import _OverwriteFiles
+    except ImportError:  # pragma: no cover - a pyiceberg that moved its internals
+        return None
+
+    class _ReplaceFiles(_OverwriteFiles):
+        def _existing_manifests(self) -> list[Any]:
+            manifests = super()._existing_manifests()
+            return [m for m in manifests if m.has_added_files() or m.has_existing_files()]
+
+    return _ReplaceFiles
 
 
 def _rewrite_buckets(
@@ -630,8 +689,7 @@ def _rewrite_buckets(
 
     with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
         data_files = [f for files in pool.map(write, rewrite) for f in files]
-    snapshot = tx.update_snapshot(snapshot_properties=snapshot_properties)
-    with snapshot.overwrite(commit_uuid=write_uuid) as overwrite:
+    with _replace_files(tx, cur, write_uuid, snapshot_properties) as overwrite:
         overwrite.delete_by_predicate(overwrite_filter)  # the scope of conflict checks on commit
         for bucket in rewrite:
             for task in tasks[bucket]:

@@ -188,8 +188,9 @@ def explain_access_error(
     account = (resource[2] if resource else None) or me.account
     region = (resource[1] if resource else None) or getattr(client.meta, "region_name", None)
     if account or principal:
+        endpoint = f", {where}" if where.startswith("endpoint") else ""
         went = (
-            f"the call went to account {account or '?'} (region {region or '?'}, {where}) "
+            f"the call went to account {account or '?'} (region {region or '?'}{endpoint}) "
             f"as principal {principal or '?'}"
         )
     else:  # no STS to ask (DynamoDB Local) and nothing in the message

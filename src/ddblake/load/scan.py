@@ -26,10 +26,11 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from ddblake.aws.clients import is_local_endpoint
 from ddblake.errors import TerminalError, TransientError
 from ddblake.lake.rawlog import RawLogWriter
 from ddblake.lake.storage import Storage
-from ddblake.load.config import LoadConfig
+from ddblake.load.config import LOCAL_PAGE_ITEMS, LoadConfig
 from ddblake.load.plan import (
     RateLimiter,
     backoff_delay,
@@ -188,6 +189,12 @@ class ScanLoad:
         pending = [s for s in range(total) if not state.part(str(s)).done]
         budget = read_budget(info.provisioned_rcu, self.config.read_percent, self.config.on_demand_rcu)
         self.limit = page_limit(budget, info.avg_item_bytes, self.config.consistent)
+        cap = self.config.page_items
+        meta = getattr(getattr(self.reader, "client", None), "meta", None)
+        if cap is None and is_local_endpoint(str(getattr(meta, "endpoint_url", "") or "")):
+            cap = LOCAL_PAGE_ITEMS
+        if cap is not None:
+            self.limit = min(self.limit, cap) if self.limit else cap
         self.limiter = RateLimiter(budget, clock=time.monotonic, sleep=self.stop.wait)
         self.info = info
         self.result = LoadResult(

@@ -1,0 +1,230 @@
+"""SIGKILL at random instants of capture, load, apply and sync — real ``ddblake`` processes — then
+restart: the dump equals a Scan and the history holds every stream event exactly once.
+
+Each trial has its own seed (``DDBLAKE_VERIFY_SEED`` and the trial's index): the workload, how many
+times the process is killed, and each kill instant (a random delay, or the moment a random number of
+new files has appeared) all come from it, so a failing trial is replayed by its seed.
+``DDBLAKE_VERIFY_TRIALS`` sets the trials per stage (2 under ``make test``; ``make verify`` more).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from faultlib import (
+    DDBLAKE,
+    Verdict,
+    check_lake,
+    compare_history,
+    compare_items,
+    dump_lake,
+    history_rows,
+    kill_at_random_instant,
+    load_argv,
+    merge,
+    no_traceback,
+    quiet_env,
+    record,
+    run,
+    start,
+    strength,
+    trial_seed,
+)
+from workload import Workload, scan_items
+
+from ddblake.aws.clients import DynamoClients
+from ddblake.capture.service import CaptureConfig, run_capture
+from ddblake.lake.storage import Storage
+
+pytestmark = [pytest.mark.faults, pytest.mark.functional]
+
+TRIALS = strength("trials", 2)
+
+
+def workload(clients: DynamoClients, table: str, seed: int) -> Workload:
+    """The crash trials' workload: hot keys, TTL-style deletes, type conflicts, now and then a big item."""
+    return Workload(
+        clients, table, seed, keys=30, hot_keys=3, ttl_rate=0.04, conflict_rate=0.05, big_rate=0.01
+    )
+
+
+def files(storage: Storage, prefix: str) -> Callable[[], int]:
+    return lambda: len(storage.list_files(prefix))
+
+
+def finish(argv: list[str], what: str) -> None:
+    done = run(argv)
+    assert done.returncode == 0, f"{what} after the crashes failed: {done.stderr[-3000:]}"
+    no_traceback(done.stderr)
+
+
+def verdict_or_fail(test: str, kills: int, verdict: Verdict, **extra: object) -> None:
+    record(test, trials=1, faults=kills, verdict=verdict, **extra)
+    assert verdict.ok, str(verdict)
+
+
+@pytest.mark.parametrize("trial", range(TRIALS))
+def test_capture_killed_at_random_instants(
+    trial: int,
+    clients: DynamoClients,
+    make_table: Callable[..., str],
+    table_name: str,
+    dynamodb_local_endpoint: str,
+    tmp_path: Path,
+) -> None:
+    seed = trial_seed("capture", trial)
+    rng = random.Random(seed)
+    table = make_table(table_name)
+    lake = str(tmp_path / "lake")
+    storage = Storage.from_uri(lake)
+    work = workload(clients, table, seed)
+    work.run(rng.randrange(20, 60))
+    kills = 0
+    for _ in range(rng.randrange(1, 4)):
+        buffer = rng.choice(["1500", "6000", "60000"])
+        argv = [
+            str(DDBLAKE),
+            "capture",
+            "--table",
+            table,
+            "--lake",
+            lake,
+            "--endpoint-url",
+            dynamodb_local_endpoint,
+        ]
+        proc = start([*argv, "--buffer-bytes", buffer, "--buffer-seconds", "0.2"])
+        work.run(rng.randrange(5, 30))  # changes while capture runs
+        killed, _plan, err = kill_at_random_instant(
+            proc, rng, counter=files(storage, f"raw/{table}"), delay=(0.0, 2.0)
+        )
+        no_traceback(err)
+        kills += killed
+    finish([*argv, "--once"], "capture --once")
+    finish([str(DDBLAKE), "apply", "--table", table, "--lake", lake, "--once"], "apply --once")
+    verdict_or_fail("crash/capture", kills, check_lake(clients, table, lake), seed=seed)
+
+
+@pytest.mark.parametrize("trial", range(TRIALS))
+def test_apply_killed_at_random_instants(
+    trial: int,
+    clients: DynamoClients,
+    make_table: Callable[..., str],
+    table_name: str,
+    dynamodb_local_endpoint: str,
+    tmp_path: Path,
+) -> None:
+    seed = trial_seed("apply", trial)
+    rng = random.Random(seed)
+    table = make_table(table_name)
+    lake = str(tmp_path / "lake")
+    storage = Storage.from_uri(lake)
+    work = workload(clients, table, seed)
+    capture = CaptureConfig.build(table=table, lake=lake, endpoint_url=dynamodb_local_endpoint, once=True)
+    argv = [str(DDBLAKE), "apply", "--table", table, "--lake", lake, "--once"]
+    kills = 0
+    for _ in range(rng.randrange(1, 4)):
+        work.run(rng.randrange(20, 60))
+        # many small raw files, applied a few per commit: many commits to land a kill between
+        run_capture(
+            CaptureConfig(**{**capture.__dict__, "buffer_bytes": rng.choice([1500, 4000])}), clients=clients
+        )
+        env = quiet_env(DDBLAKE_APPLY_MAX_FILES=str(rng.randrange(1, 4)))
+        proc = start(argv, env)
+        killed, _plan, err = kill_at_random_instant(
+            proc, rng, counter=files(storage, f"state/apply/{table}"), delay=(0.3, 3.0), steps=(1, 6)
+        )
+        no_traceback(err)
+        kills += killed
+    finish(argv, "apply --once")
+    verdict_or_fail("crash/apply", kills, check_lake(clients, table, lake), seed=seed)
+
+
+@pytest.mark.parametrize("trial", range(TRIALS))
+def test_sync_killed_at_random_instants(
+    trial: int,
+    clients: DynamoClients,
+    make_table: Callable[..., str],
+    table_name: str,
+    dynamodb_local_endpoint: str,
+    tmp_path: Path,
+) -> None:
+    seed = trial_seed("sync", trial)
+    rng = random.Random(seed)
+    table = make_table(table_name)
+    lake = str(tmp_path / "lake")
+    storage = Storage.from_uri(lake)
+    work = workload(clients, table, seed)
+    argv = [str(DDBLAKE), "sync", "--table", table, "--lake", lake, "--endpoint-url", dynamodb_local_endpoint]
+    kills = 0
+    for _ in range(rng.randrange(1, 4)):
+        proc = start(argv)
+        work.run(rng.randrange(10, 50))  # the writer's pace: sync is somewhere in capture or apply
+        watch = rng.choice([f"raw/{table}", f"state/apply/{table}"])
+        killed, _plan, err = kill_at_random_instant(
+            proc, rng, counter=files(storage, watch), delay=(0.0, 2.0)
+        )
+        no_traceback(err)
+        kills += killed
+    finish([*argv, "--once"], "sync --once")
+    verdict_or_fail("crash/sync", kills, check_lake(clients, table, lake), seed=seed)
+
+
+@pytest.mark.parametrize("trial", range(TRIALS))
+def test_load_killed_at_random_instants(
+    trial: int,
+    clients: DynamoClients,
+    make_table: Callable[..., str],
+    table_name: str,
+    dynamodb_local_endpoint: str,
+    tmp_path: Path,
+) -> None:
+    seed = trial_seed("load", trial)
+    rng = random.Random(seed)
+    table = make_table(table_name, stream=False)
+    lake = str(tmp_path / "lake")
+    storage = Storage.from_uri(lake)
+    work = workload(clients, table, seed)
+    count = rng.randrange(200, 600)
+    for start_at in range(0, count, 25):
+        keys = [(f"p{i % 17}", f"s{i}") for i in range(start_at, min(count, start_at + 25))]
+        requests: list[object] = [{"PutRequest": {"Item": work.item(k)}} for k in keys]
+        clients.dynamodb.batch_write_item(RequestItems={table: requests})  # type: ignore[dict-item]
+    work.run(rng.randrange(0, 20))  # some big items, TTL-style deletes, conflicts too
+    argv = [
+        *load_argv(),
+        "--table",
+        table,
+        "--lake",
+        lake,
+        "--endpoint-url",
+        dynamodb_local_endpoint,
+        "--segments",
+        str(rng.randrange(2, 9)),
+        "--workers",
+        str(rng.randrange(1, 4)),
+    ]
+    # a slow load (20 RCU assumed) in small files, so a kill finds it mid-way
+    env = quiet_env(DDBLAKE_ON_DEMAND_RCU="20", DDBLAKE_LOAD_BUFFER_BYTES=str(rng.choice([3000, 12000])))
+    kills = 0
+    for _ in range(rng.randrange(1, 4)):
+        proc = start(argv, env)
+        killed, _plan, err = kill_at_random_instant(
+            proc, rng, counter=files(storage, f"raw/{table}"), delay=(0.5, 4.0), steps=(1, 8)
+        )
+        no_traceback(err)
+        kills += killed
+    finished = run(argv, env)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    finish([str(DDBLAKE), "apply", "--table", table, "--lake", lake, "--once"], "apply --once")
+    source = scan_items(clients, table)
+    ids = [r["event_id"] for r in history_rows(lake, table)]
+    # one load row per item (its ID is deterministic per load and key), none twice
+    history = compare_history(ids, set(ids))
+    if len(set(ids)) != len(source):
+        history.lost += max(0, len(source) - len(set(ids)))
+        history.details.append(f"{len(set(ids))} load rows in the history for {len(source)} items")
+    items = compare_items(source, dump_lake(lake, table))
+    verdict_or_fail("crash/load", kills, merge(items, history), seed=seed)
