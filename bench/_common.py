@@ -193,8 +193,10 @@ def run_child(args: Sequence[str], timeout: float, *, env: dict[str, str] | None
     if proc.returncode != 0:
         tail = (err or "").strip().splitlines()[-1:] or ["(no stderr)"]
         return {"ok": False, "outcome": f"exit {proc.returncode}: {tail[0][:300]}", "wall_s": wall}
-    last = out.strip().splitlines()[-1]
-    result: dict[str, Any] = json.loads(last)
+    lines = out.strip().splitlines()
+    if not lines:
+        return {"ok": False, "outcome": "no output", "wall_s": wall}
+    result: dict[str, Any] = json.loads(lines[-1])
     result.setdefault("ok", True)
     result["wall_s"] = wall
     return result

@@ -20,12 +20,15 @@ appear twice (at-least-once delivery); lines shuffled (out of order). Each side 
   newer → delete (REMOVE) or update all columns, not matched → insert. Only the merge is timed — no
   parsing, no dedup, no history. Predicate ``t._ddb_bucket = s._ddb_bucket AND t._ddb_key =
   s._ddb_key`` (the partition column lets delta-rs prune partitions).
-* pyiceberg 0.12: the same net changes; ``Table.upsert(rows, join_cols=["_ddb_key"])`` (a single
-  join column, so pyiceberg builds one ``In`` filter — its fastest path; the DynamoDB key is two
-  columns, which would make it build one ``Or`` term per row) then ``Table.delete`` of the removed
-  keys (upsert cannot delete). No version check. Run on the first 1,000, 10,000, ... changes of the
-  batch, each in its own process with a timeout, stopping at the first crash or timeout; its
-  throughput is taken on the largest batch it survives, per change.
+* pyiceberg 0.12: the same net changes; ``Table.upsert(rows, join_cols=...)`` then
+  ``Table.delete(In("_ddb_key", removed))`` (upsert cannot delete). No version check. Two ways:
+  joined on the DynamoDB key columns ``pk, sk`` — what upsert on a DynamoDB table means, and what
+  the issue measured (pyiceberg builds one ``Or`` of ``And`` terms per row) — which gives
+  ``ratio_vs_pyiceberg``; and joined on ddblake's single canonical key column ``_ddb_key``
+  (pyiceberg's fastest path, one ``In`` filter), which gives ``ratio_vs_pyiceberg_single_key``.
+  Each runs on the first 100, 1,000, 10,000, ... changes of the batch and then all of it, each in its
+  own process with a timeout, stopping at the first crash or timeout; its throughput is taken on
+  the largest batch it survives, per change.
 
 Every timed run is a fresh child process (``python bench/apply.py --child ...``) started on a fresh
 copy of the tables; a child times only its apply/merge/upsert call and reports its peak RSS
@@ -290,7 +293,7 @@ def child_pyiceberg_setup(work: Path) -> dict[str, Any]:
     return {"rows": base.num_rows}
 
 
-def child_pyiceberg(work: Path, changes: str) -> dict[str, Any]:
+def child_pyiceberg(work: Path, changes: str, join: str) -> dict[str, Any]:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
     from pyiceberg.expressions import In
@@ -301,13 +304,16 @@ def child_pyiceberg(work: Path, changes: str) -> dict[str, Any]:
     removed = net.filter(is_rm).column("_ddb_key").to_pylist()
     table = _pyiceberg_catalog(work).load_table("bench.t")
     ups = ups.cast(table.schema().as_arrow())
+    join_cols = ["pk", "sk"] if join == "key" else ["_ddb_key"]
     started = time.perf_counter()
-    res = table.upsert(ups, join_cols=["_ddb_key"])
+    res = table.upsert(ups, join_cols=join_cols)
+    upsert_s = time.perf_counter() - started
     if removed:
         table.delete(In("_ddb_key", removed))
     seconds = time.perf_counter() - started
     return {
         "seconds": seconds,
+        "upsert_s": upsert_s,
         "peak_rss_mb": peak_rss_mb(),
         "rows_updated": res.rows_updated,
         "rows_inserted": res.rows_inserted,
@@ -324,7 +330,7 @@ def run_as_child(argv: list[str]) -> int:
     elif mode == "pyiceberg-setup":
         out = child_pyiceberg_setup(work)
     elif mode == "pyiceberg":
-        out = child_pyiceberg(work, argv[2])
+        out = child_pyiceberg(work, argv[2], argv[3])
     else:
         raise SystemExit(f"unknown child mode {mode}")
     print(json.dumps(out))
@@ -409,9 +415,47 @@ class Bench:
         snapshot(self.work / "delta-base", self.work / "delta")
         return self.must("delta", f"net-{name}.parquet")
 
-    def run_pyiceberg(self, name: str) -> dict[str, Any]:
+    def run_pyiceberg(self, name: str, join: str) -> dict[str, Any]:
         snapshot(self.work / "pyiceberg-base", self.work / "pyiceberg")
-        return self.child("pyiceberg", f"net-{name}.parquet")
+        return self.child("pyiceberg", f"net-{name}.parquet", join)
+
+
+def pyiceberg_ladder(
+    b: Bench,
+    join: str,
+    what: str,
+    spread: Batch,
+    events: list[bytes],
+    schema: Any,
+    prefixes: set[int],
+) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """pyiceberg upsert on growing prefixes of the spread batch (100, 1,000, ..., all of it),
+    each in its own process, until a crash, a timeout, or a run that predicts the next would time out.
+    """
+    ladder: list[dict[str, Any]] = []
+    best: dict[str, Any] | None = None
+    sizes = [n for n in (100, 1_000, 10_000, 100_000, 1_000_000) if n < spread.changes] + [spread.changes]
+    for n in sizes:
+        name = f"prefix{n}"
+        if n not in prefixes:
+            b.batch(Batch(name, events[:n], n, 0), events[:n], schema)
+            prefixes.add(n)
+        out = b.run_pyiceberg(name, join)
+        out["changes"] = n
+        ladder.append(out)
+        if not out.get("ok"):
+            print(f"pyiceberg upsert {what}, {n:,} changes: {out['outcome']}")
+            break
+        print(
+            f"pyiceberg upsert {what} + delete, {n:,} changes: {out['seconds']:.2f} s "
+            f"(upsert {out['upsert_s']:.2f} s; {_rate(n, out['seconds']):,.0f} changes/s, "
+            f"peak RSS {out['peak_rss_mb']:.0f} MB)"
+        )
+        best = out
+        if n != sizes[-1] and out["seconds"] * sizes[sizes.index(n) + 1] / n > b.timeout * 1.5:
+            print(f"pyiceberg {what}: the next batch would not finish within {b.timeout:.0f} s; stop")
+            break
+    return best, ladder
 
 
 def _rate(n: int, seconds: float) -> float:
@@ -507,49 +551,48 @@ def run(b: Bench, repeats: int) -> int:
         f"of its changes); delta-rs {xl['seconds']:.2f} s ({xl['files_rewritten']} files rewritten)"
     )
 
-    # pyiceberg: growing prefixes of the spread batch until a crash or a timeout.
-    ladder: list[dict[str, Any]] = []
-    best: dict[str, Any] | None = None
-    n = 1000
-    while n <= spread.changes:
-        name = f"prefix{n}"
-        b.batch(Batch(name, spread_events[:n], n, 0), spread_events[:n], schema)
-        out = b.run_pyiceberg(name)
-        out["changes"] = n
-        ladder.append(out)
-        if not out.get("ok"):
-            print(f"pyiceberg upsert on {n:,} changes: {out['outcome']}")
-            break
-        print(
-            f"pyiceberg upsert+delete on {n:,} changes: {out['seconds']:.2f} s "
-            f"({_rate(n, out['seconds']):,.0f} changes/s, peak RSS {out['peak_rss_mb']:.0f} MB)"
-        )
-        best = out
-        if out["seconds"] * 10 > b.timeout * 1.5:
-            print(
-                f"pyiceberg: {n * 10:,} changes would not finish within the {b.timeout:.0f} s timeout; stop"
-            )
-            break
-        n *= 10
     ours_rate = _rate(spread.changes, ours_s)
-    if best is not None:
-        py_rate = _rate(best["changes"], best["seconds"])
-        same = b.run_ddblake(f"prefix{best['changes']}")
-        same_ratio = best["seconds"] / same["seconds"]
-        print(
-            f"ddblake on the same {best['changes']:,} changes: {same['seconds']:.2f} s "
-            f"({same_ratio:.1f}x pyiceberg's speed on that batch)"
-        )
-    else:
-        py_rate = 0.0
-        same_ratio = None
-    ratio_py = ours_rate / py_rate if py_rate else float("inf")
+    prefixes: set[int] = set()
+    runs = {}
+    for join, what in (("key", "on the DynamoDB key (pk, sk)"), ("canonical", "on _ddb_key")):
+        runs[join] = pyiceberg_ladder(b, join, what, spread, spread_events, schema, prefixes)
+    key_best, key_ladder = runs["key"]
+    canon_best, canon_ladder = runs["canonical"]
+    same: dict[int, float] = {}
+    for best in (key_best, canon_best):
+        if best is not None and best["changes"] not in same:
+            if best["changes"] == spread.changes:
+                same[best["changes"]] = ours_s
+            else:
+                same[best["changes"]] = b.run_ddblake(f"prefix{best['changes']}")["seconds"]
+                print(f"ddblake on the first {best['changes']:,} changes: {same[best['changes']]:.2f} s")
+
+    def ratios(best: dict[str, Any] | None) -> tuple[float, float | None, float]:
+        if best is None:
+            return float("inf"), None, 0.0
+        rate = _rate(best["changes"], best["seconds"])
+        return ours_rate / rate, best["seconds"] / same[best["changes"]], rate
+
+    ratio_py, same_key, py_rate = ratios(key_best)
+    ratio_canon, same_canon, canon_rate = ratios(canon_best)
     print(
         f"ddblake {ours_rate:,.0f} changes/s (spread, median); "
         f"delta-rs {_rate(spread.changes, theirs_s):,.0f}; "
-        f"pyiceberg {py_rate:,.0f} (largest batch survived: {best['changes'] if best else 0:,}); "
-        f"ratio vs pyiceberg {ratio_py:.1f}, vs delta-rs {ratio_delta:.2f}; ddblake peak RSS {peak:.0f} MB"
+        f"pyiceberg upsert on (pk, sk) {py_rate:,.0f}, on _ddb_key {canon_rate:,.0f} (each on the largest "
+        f"batch it survived); ratio vs pyiceberg {ratio_py:.1f} (on _ddb_key: {ratio_canon:.1f}), "
+        f"vs delta-rs {ratio_delta:.2f}; ddblake peak RSS {peak:.0f} MB"
     )
+
+    def ladder_json(ladder: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [
+            {
+                "changes": o["changes"],
+                "outcome": "ok" if o.get("ok") else o["outcome"],
+                "seconds": round(o.get("seconds", 0.0), 3),
+            }
+            for o in ladder
+        ]
+
     summary = {
         "bench": "apply",
         "rows": b.rows,
@@ -559,7 +602,9 @@ def run(b: Bench, repeats: int) -> int:
         "ratio": round(ratio_py, 2),
         "ratio_vs_pyiceberg": round(ratio_py, 2),
         "ratio_vs_deltalake": round(ratio_delta, 3),
-        "ratio_vs_pyiceberg_same_batch": None if same_ratio is None else round(same_ratio, 2),
+        "ratio_vs_pyiceberg_same_batch": None if same_key is None else round(same_key, 2),
+        "ratio_vs_pyiceberg_single_key": round(ratio_canon, 2),
+        "ratio_vs_pyiceberg_single_key_same_batch": None if same_canon is None else round(same_canon, 2),
         "ratio_vs_deltalake_merge_only": round(ratio_merge, 3),
         "ddblake_phases_s": {k: round(v, 3) for k, v in phases.items()},
         "peak_rss_mb": round(peak),
@@ -568,17 +613,12 @@ def run(b: Bench, repeats: int) -> int:
         "deltalake_s": round(theirs_s, 3),
         "deltalake_changes_per_s": round(_rate(spread.changes, theirs_s)),
         "deltalake_peak_rss_mb": round(max(t["peak_rss_mb"] for t in theirs)),
-        "pyiceberg_largest_ok_changes": best["changes"] if best else 0,
-        "pyiceberg_s": round(best["seconds"], 3) if best else None,
+        "pyiceberg_largest_ok_changes": key_best["changes"] if key_best else 0,
         "pyiceberg_changes_per_s": round(py_rate),
-        "pyiceberg_ladder": [
-            {
-                "changes": o["changes"],
-                "outcome": "ok" if o.get("ok") else o["outcome"],
-                "seconds": round(o.get("seconds", 0.0), 3),
-            }
-            for o in ladder
-        ],
+        "pyiceberg_ladder": ladder_json(key_ladder),
+        "pyiceberg_single_key_largest_ok_changes": canon_best["changes"] if canon_best else 0,
+        "pyiceberg_single_key_changes_per_s": round(canon_rate),
+        "pyiceberg_single_key_ladder": ladder_json(canon_ladder),
         "local_changes": local.changes,
         "local_s": round(dl["seconds"], 3),
         "local_vs_spread_time": round(dl["seconds"] / ours_s, 3),

@@ -39,10 +39,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-from ddblake.aws.clients import dynamodb_endpoint, is_local_endpoint
 from ddblake.capture.checkpoint import checkpoint_path
 from ddblake.capture.config import CaptureConfig
 from ddblake.capture.service import run_capture
+from ddblake.capture.streams import stream_time_granularity_us
 from ddblake.changes.model import ChangeEvent
 from ddblake.changes.resolve import key_string
 from ddblake.errors import TerminalError
@@ -59,8 +59,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MARKER_VERSION: Final = 1
-AWS_STAMP_US: Final = 1_000_000
-LOCAL_STAMP_US: Final = 60_000_000
 
 
 def marker_path(table: str) -> str:
@@ -133,13 +131,8 @@ def _set_aside_unfinished_load(storage: Storage, table: str) -> str | None:
 
 
 def stamp_window_us(endpoint_url: str | None) -> int:
-    """How coarsely the stream stamps change times: AWS to the second, DynamoDB Local to the minute.
-
-    DynamoDB Streams' ``ApproximateCreationDateTime`` is rounded down to the second on AWS; DynamoDB
-    Local truncates it to the minute. A load's rows must rank below every change made after its start,
-    so its version time is the start of the window holding the start, minus 1 µs.
-    """
-    return LOCAL_STAMP_US if is_local_endpoint(dynamodb_endpoint(endpoint_url)) else AWS_STAMP_US
+    """How coarsely the table's stream stamps change times (see :func:`stream_time_granularity_us`)."""
+    return stream_time_granularity_us(endpoint_url)
 
 
 def wait_for_next_window(

@@ -1,4 +1,18 @@
-"""``ddblake sync``: capture and apply in one process.
+"""``ddblake sync``: load if new, then capture and apply in one process.
+
+**Hand-off from load to stream** (the invariant; docs/load.md proves it in words, a test in
+tests/functional/test_sync_handoff.py with writes during the load):
+
+1. ``t0`` is taken before anything else; the load's rows get the version ``floor(t0, 1 s) - 1 µs``.
+2. Capture starts *before* the load's first Scan and keeps reading the stream while the load runs,
+   from each shard's trim horizon — so every change made after ``t0`` reaches the raw log, even when
+   the load outlasts the stream's 24-hour retention.
+3. DynamoDB Streams round change times down to the second, so every change made after ``t0`` has a
+   version above every load row: a load row never overwrites a newer change, and a change the load
+   already saw simply wins with the same content.
+
+A table is loaded when the lake has never seen it (no capture checkpoint, no load) or when a load
+was started and not finished (it resumes). ``--no-load`` skips this.
 
 With ``--once`` it catches up with the stream, applies, and exits. Otherwise capture runs in a
 thread, cutting raw files quickly (sub-second buffering), while the main thread applies new files
@@ -14,10 +28,13 @@ import threading
 from dataclasses import dataclass, replace
 
 from ddblake.aws.clients import DynamoClients, build_dynamodb_clients
+from ddblake.capture.checkpoint import load_checkpoint
 from ddblake.capture.config import CaptureConfig
 from ddblake.capture.service import run_capture
 from ddblake.errors import DdblakeError, TerminalError
 from ddblake.lake.apply import Applier, ApplyConfig, ApplyResult, run_apply
+from ddblake.lake.storage import Storage
+from ddblake.load import LoadConfig, has_finished_load, list_loads, now_us, run_load
 from ddblake.rebootstrap import unfinished_rebootstrap
 
 log = logging.getLogger(__name__)
@@ -32,6 +49,7 @@ class SyncConfig:
 
     capture: CaptureConfig
     apply: ApplyConfig
+    load: LoadConfig | None = None
 
     @property
     def once(self) -> bool:
@@ -39,49 +57,89 @@ class SyncConfig:
         return self.apply.once
 
 
+def needs_load(storage: Storage, table: str) -> bool:
+    """Whether sync must (first) load the table: never seen by the lake, or a load left unfinished."""
+    if has_finished_load(storage, table):
+        return False
+    if list_loads(storage, table):
+        return True
+    return load_checkpoint(storage, table) is None
+
+
+class _CaptureThread:
+    """Continuous capture in a thread; its failure is handed to the caller."""
+
+    def __init__(self, config: CaptureConfig, clients: DynamoClients, storage: Storage) -> None:
+        self.stop = threading.Event()
+        self.failure: list[BaseException] = []
+
+        def loop() -> None:
+            try:
+                run_capture(replace(config, once=False), clients=clients, storage=storage, stop=self.stop)
+            except BaseException as e:  # handed to the main thread, which re-raises it
+                self.failure.append(e)
+                self.stop.set()
+
+        self.thread = threading.Thread(target=loop, name=f"capture-{config.table}", daemon=True)
+        self.thread.start()
+
+    def finish(self) -> None:
+        """Stop (capture flushes and checkpoints), wait, and raise what capture raised."""
+        self.stop.set()
+        self.thread.join()
+        if self.failure:
+            err = self.failure[0]
+            if isinstance(err, DdblakeError):
+                raise err
+            raise DdblakeError(f"capture failed: {err}") from err
+
+
 def run_sync(
     config: SyncConfig, *, clients: DynamoClients | None = None, stop: threading.Event | None = None
 ) -> ApplyResult:
-    """Run capture and apply until caught up (``once``) or until stopped (SIGINT/SIGTERM/``stop``).
+    """Run load (if new), capture and apply until caught up (``once``) or until stopped.
 
     Raises:
         TerminalError: a re-bootstrap of the table was interrupted (run it again first).
-        DdblakeError: from capture (a stream gap, a missing table) or from apply.
+        DdblakeError: from capture (a stream gap, a missing table), load or apply.
     """
     storage = config.apply.lake.storage()
     interrupted = unfinished_rebootstrap(storage, config.capture.table)
     if interrupted:
         raise TerminalError(interrupted)
     clients = clients or build_dynamodb_clients(config.capture.endpoint_url)
+    stop = stop or threading.Event()
+    capture: _CaptureThread | None = None
+    if config.load is not None and needs_load(storage, config.capture.table):
+        t0 = now_us()
+        capture = _CaptureThread(config.capture, clients, storage)
+        try:
+            result = run_load(config.load, clients=clients, storage=storage, started_at_us=t0)
+            log.info("sync %s: %s", config.capture.table, result.summary())
+        except BaseException:
+            capture.stop.set()
+            capture.thread.join()
+            raise
     if config.once:
+        if capture is not None:
+            capture.finish()
         run_capture(replace(config.capture, once=True), clients=clients, storage=storage)
         return run_apply(config.apply)
 
-    stop = stop or threading.Event()
-    failure: list[BaseException] = []
-
-    def capture_loop() -> None:
-        try:
-            run_capture(replace(config.capture, once=False), clients=clients, storage=storage, stop=stop)
-        except BaseException as e:  # handed to the main thread, which re-raises it
-            failure.append(e)
-            stop.set()
-
-    thread = threading.Thread(target=capture_loop, name=f"capture-{config.capture.table}", daemon=True)
-    thread.start()
+    capture = capture or _CaptureThread(config.capture, clients, storage)
     applier = Applier(config.apply, storage=storage)
     total = ApplyResult()
+
+    def watch() -> None:  # stop applying as soon as capture dies
+        capture.stop.wait()
+        stop.set()
+
+    threading.Thread(target=watch, daemon=True).start()
     try:
         total.add(run_apply(config.apply, stop=stop, applier=applier))
     finally:
         stop.set()
-        thread.join()
+        capture.finish()
     # One last pass: capture flushed its buffer on the way out; apply what it wrote.
-    if not failure:
-        total.add(applier.run_once())
-    if failure:
-        err = failure[0]
-        if isinstance(err, DdblakeError):
-            raise err
-        raise DdblakeError(f"capture of table {config.capture.table} failed: {err}") from err
+    total.add(applier.run_once())
     return total

@@ -296,3 +296,18 @@ def kill_at_random_instant(
             time.sleep(0.005)  # polling the condition, bounded by the deadline
     killed, err = kill(proc)
     return killed, plan, err
+
+
+class LambdaContext:
+    """What Powertools reads from a Lambda context (for calling the transform ``handler``)."""
+
+    function_name = "ddblake-firehose-transform"
+    function_version = "$LATEST"
+    invoked_function_arn = "arn:aws:lambda:us-east-1:111111111111:function:ddblake-firehose-transform"
+    memory_limit_in_mb = 512
+    aws_request_id = "00000000-0000-4000-8000-000000000000"
+    log_group_name = "/aws/lambda/ddblake-firehose-transform"
+    log_stream_name = "2026/11/28/[$LATEST]faults"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 300_000

@@ -55,8 +55,8 @@ def files(storage: Storage, prefix: str) -> Callable[[], int]:
     return lambda: len(storage.list_files(prefix))
 
 
-def finish(argv: list[str], what: str) -> None:
-    done = run(argv)
+def finish(argv: list[str], what: str, env: dict[str, str] | None = None) -> None:
+    done = run(argv, env)
     assert done.returncode == 0, f"{what} after the crashes failed: {done.stderr[-3000:]}"
     no_traceback(done.stderr)
 
@@ -157,10 +157,14 @@ def test_sync_killed_at_random_instants(
     lake = str(tmp_path / "lake")
     storage = Storage.from_uri(lake)
     work = workload(clients, table, seed)
+    # Items before the first sync, so that sync starts with a full load (slowed down: 20 RCU) and
+    # the workload changes items while it runs — the load-to-stream hand-off under fire.
+    work.run(rng.randrange(0, 120))
+    env = quiet_env(DDBLAKE_ON_DEMAND_RCU="20")
     argv = [str(DDBLAKE), "sync", "--table", table, "--lake", lake, "--endpoint-url", dynamodb_local_endpoint]
     kills = 0
     for _ in range(rng.randrange(1, 4)):
-        proc = start(argv)
+        proc = start(argv, env)
         work.run(rng.randrange(10, 50))  # the writer's pace: sync is somewhere in capture or apply
         watch = rng.choice([f"raw/{table}", f"state/apply/{table}"])
         killed, _plan, err = kill_at_random_instant(
@@ -168,7 +172,7 @@ def test_sync_killed_at_random_instants(
         )
         no_traceback(err)
         kills += killed
-    finish([*argv, "--once"], "sync --once")
+    finish([*argv, "--once"], "sync --once", env)
     verdict_or_fail("crash/sync", kills, check_lake(clients, table, lake), seed=seed)
 
 
@@ -187,10 +191,13 @@ def test_load_killed_at_random_instants(
     lake = str(tmp_path / "lake")
     storage = Storage.from_uri(lake)
     work = workload(clients, table, seed)
-    count = rng.randrange(200, 600)
+    count = rng.randrange(300, 800)
     for start_at in range(0, count, 25):
         keys = [(f"p{i % 17}", f"s{i}") for i in range(start_at, min(count, start_at + 25))]
-        requests: list[object] = [{"PutRequest": {"Item": work.item(k)}} for k in keys]
+        # padded to about 1 KB an item, so that a 20 RCU load takes seconds (a window to kill it in)
+        requests: list[object] = [
+            {"PutRequest": {"Item": {**work.item(k), "pad": {"S": "p" * 1000}}}} for k in keys
+        ]
         clients.dynamodb.batch_write_item(RequestItems={table: requests})  # type: ignore[dict-item]
     work.run(rng.randrange(0, 20))  # some big items, TTL-style deletes, conflicts too
     argv = [

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from faultlib import Verdict, check_lake, history_rows, merge, record, strength, trial_seed
+from faultlib import LambdaContext, Verdict, check_lake, history_rows, merge, record, strength, trial_seed
 from workload import TTL_PRINCIPAL, TtlStreams, Workload
 
 from ddblake.aws.clients import DynamoClients
@@ -43,19 +43,6 @@ pytestmark = [pytest.mark.faults, pytest.mark.functional]
 
 TRIALS = strength("trials", 2)
 PATHS = ("streams", "kinesis", "firehose")
-
-
-class LambdaContext:
-    function_name = "ddblake-firehose-transform"
-    function_version = "$LATEST"
-    invoked_function_arn = "arn:aws:lambda:us-east-1:111111111111:function:ddblake-firehose-transform"
-    memory_limit_in_mb = 512
-    aws_request_id = "00000000-0000-4000-8000-000000000000"
-    log_group_name = "/aws/lambda/ddblake-firehose-transform"
-    log_stream_name = "2026/11/28/[$LATEST]faults"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 300_000
 
 
 def staged_events(

@@ -20,6 +20,7 @@ from ddblake.aws.clients import DynamoClients
 from ddblake.lake.storage import Storage
 from ddblake.load import LoadConfig, run_load
 from ddblake.load.progress import NoProgress
+from ddblake.load.rows import version_time_from_us
 from ddblake.load.state import SCAN_STATE, read_state
 
 pytestmark = pytest.mark.functional
@@ -119,7 +120,7 @@ def test_scan_load_writes_every_item_exactly_as_scan_returns_it(
     assert all(e.op == "LOAD" and e.source == "scan" and e.old_image is None for e in events)
     assert all(e.keys == {"pk": e.new_image["pk"], "sk": e.new_image["sk"]} for e in events if e.new_image)
     assert len({e.event_id for e in events}) == 5000
-    assert {e.event_time_us for e in events} == {(started // 1_000_000) * 1_000_000 - 1}
+    assert {e.event_time_us for e in events} == {version_time_from_us(started)}
     state = read_state(Storage.from_uri(lake), table, SCAN_STATE)
     assert state is not None and state.finished_us is not None and state.total_parts == 6
     assert result.parts_total == 6 and sorted(result.parts_read, key=int) == [str(s) for s in range(6)]

@@ -86,17 +86,17 @@ def test_export_lines_become_the_rows_ddblake_load_writes() -> None:
     assert ours == theirs and ours.to_line() == job.export_line(json.dumps(full), rules, 5)
     for obj in (
         {
-            "Metadata": {"WriteTimestampMicros": {"N": "9"}},
+            "Metadata": {"WriteTimestampMicros": {"N": "1795852800000009"}},
             "Keys": {"pk": {"S": "a"}},
             "NewImage": {"pk": {"S": "a"}},
         },
         {
-            "Metadata": {"WriteTimestampMicros": {"N": "9"}},
+            "Metadata": {"WriteTimestampMicros": {"N": "1795852800000009"}},
             "Keys": {"pk": {"S": "a"}},
             "OldImage": {"pk": {"S": "a"}},
         },
         {
-            "Metadata": {"WriteTimestampMicros": {"N": "9"}},
+            "Metadata": {"WriteTimestampMicros": {"N": "1795852800000009"}},
             "Keys": {"pk": {"S": "a"}},
             "NewImage": {"pk": {"S": "a"}},
             "OldImage": {"pk": {"S": "b"}},

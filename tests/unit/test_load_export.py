@@ -179,10 +179,11 @@ def test_incremental_export_keeps_write_times_and_deletes(tmp_path: Path) -> Non
         progress=NoProgress("tbl"),
     ).run()
     events = _events(tmp_path / "lake")
-    assert [(e.op, e.event_time_us) for e in events] == [
-        ("INSERT", 1795849200000001),
-        ("MODIFY", 1795849200000002),
-        ("REMOVE", 1795849200000003),
+    version = version_time_from_us(1795849200000001)  # write times rounded like stream times
+    assert [(e.op, e.event_time_us, e.sequence) for e in events] == [
+        ("INSERT", version, "1795849200000001"),
+        ("MODIFY", version, "1795849200000002"),
+        ("REMOVE", version, "1795849200000003"),
     ]
     assert events[2].new_image is None and events[2].old_image == {"id": {"S": "c"}}
     assert events[1].event_id == export_event_id(EXPORT_ID, {"id": {"S": "b"}}, 1795849200000002)

@@ -53,10 +53,20 @@ def _load_row(start_us: int, new: dict[str, object]) -> ChangeEvent:
     )
 
 
-def test_version_is_the_start_second_minus_one_microsecond() -> None:
-    assert version_time_us(1_700_000_000.999) == 1_700_000_000_000_000 - 1
-    assert version_time_from_us(1_700_000_000_999_999) == 1_700_000_000_000_000 - 1
-    assert version_time_from_us(1_700_000_000_000_000) == 1_700_000_000_000_000 - 1
+def test_version_is_the_start_minute_less_a_minute_of_skew_minus_one_microsecond() -> None:
+    minute = 1_699_999_980_000_000  # 1_700_000_000 s falls 20 s into this minute
+    assert version_time_us(1_700_000_000.999) == minute - 60_000_000 - 1
+    assert version_time_from_us(1_700_000_000_999_999) == minute - 60_000_000 - 1
+    assert version_time_from_us(minute) == minute - 60_000_000 - 1
+
+
+def test_a_change_rounded_down_to_the_minute_still_beats_the_load_row() -> None:
+    # DynamoDB Local stamps stream records with the minute; a change 1 s after the start is
+    # reported at the start of that minute, which must still outrank the load's rows.
+    start_us = 1_700_000_000_400_000
+    row = _load_row(start_us, {"v": {"S": "read by the scan"}})
+    change = _stream_change(1_699_999_980, "100", {"v": {"S": "changed after the start"}})
+    assert next(iter(winners(keyed([row, change])).values())).event is change
 
 
 def test_a_change_after_the_load_start_beats_the_load_row_even_in_the_same_second() -> None:
@@ -71,7 +81,7 @@ def test_a_change_after_the_load_start_beats_the_load_row_even_in_the_same_secon
 
 def test_the_load_row_beats_changes_of_earlier_seconds() -> None:
     row = _load_row(1_700_000_000_400_000, {"v": {"S": "newer, read by the scan"}})
-    older = _stream_change(1_699_999_999, "99", {"v": {"S": "older"}})
+    older = _stream_change(1_699_999_800, "99", {"v": {"S": "older"}})
     assert version_of(row) > version_of(older)
     assert next(iter(winners(keyed([row, older])).values())).event is row
 

@@ -99,7 +99,14 @@ def _cmd_sync(args: argparse.Namespace) -> int:
         poll_seconds=args.poll_seconds or SYNC_POLL_SECONDS,
         buckets=args.buckets,
     )
-    result = run_sync(SyncConfig(capture=capture, apply=apply))
+    load = None
+    if not args.no_load:
+        from ddblake.load import LoadConfig
+
+        load = LoadConfig.build(
+            table=capture.table, lake=args.lake, endpoint_url=args.endpoint_url, segments=args.segments
+        )
+    result = run_sync(SyncConfig(capture=capture, apply=apply, load=load))
     print(result.summary(), file=sys.stderr)
     return 0
 
@@ -175,6 +182,10 @@ def build_parser() -> argparse.ArgumentParser:
     capture.add_argument("--buffer-seconds", type=float, default=None, help="flush a file at this age")
     capture.set_defaults(func=_cmd_capture)
 
+    from ddblake.cli.load_cmd import register as register_load
+
+    register_load(sub)
+
     apply = sub.add_parser("apply", help="raw change log to the Iceberg tables, exactly once")
     _table_lake(apply)
     apply.add_argument("--once", action="store_true", help="apply what is there now, commit, exit")
@@ -189,6 +200,10 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument("--poll-seconds", type=float, default=None, help="wait between polls (default 0.2)")
     sync.add_argument("--buffer-seconds", type=float, default=None, help="cut raw files at this age (0.2)")
     sync.add_argument("--buckets", type=int, default=None, help="key buckets of a new table (default 16)")
+    sync.add_argument("--segments", type=int, default=None, help="Scan segments of the first load")
+    sync.add_argument(
+        "--no-load", action="store_true", help="never run the first full load (capture the stream only)"
+    )
     sync.set_defaults(func=_cmd_sync)
 
     query = sub.add_parser("query", help="SQL over the lake's tables (DuckDB)")

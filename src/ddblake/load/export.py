@@ -36,6 +36,7 @@ from ddblake.load.jsontext import members_with_text
 from ddblake.load.rows import (
     export_event_id,
     incremental_op,
+    incremental_sequence,
     key_of,
     parse_export_time,
     spliced_line,
@@ -382,6 +383,7 @@ class RowMaker:
                     event_time_us=event.event_time_us,
                     source=event.source,
                     ingested_us=ingested_us,
+                    sequence=event.sequence,
                 )
         try:
             members = members_with_text(text)
@@ -400,6 +402,7 @@ class RowMaker:
             event_time_us=event.event_time_us,
             source=event.source,
             ingested_us=ingested_us,
+            sequence=event.sequence,
         )
 
     def item_to_event(self, obj: Any, ingested_us: int) -> ChangeEvent:
@@ -450,8 +453,8 @@ class RowMaker:
             new_image=new,
             old_image=old,
             event_id=export_event_id(self.export_id, keys, write_us),
-            event_time_us=write_us,
-            sequence=None,
+            event_time_us=version_time_from_us(write_us),
+            sequence=incremental_sequence(write_us),
             source="export",
             ttl=False,
             ingested_us=ingested_us,

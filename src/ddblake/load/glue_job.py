@@ -80,8 +80,9 @@ def event_id(
 
 
 def version_time_from_us(start_us: int) -> int:
-    """``floor(start to the second) - 1 µs``: below any stream change made after the start."""
-    return (start_us // SECOND_US) * SECOND_US - 1
+    """``floor(start, 1 min) - 1 min - 1 µs``: below any stream change made after the start."""
+    minute = 60 * SECOND_US
+    return (start_us // minute) * minute - minute - 1
 
 
 def parse_time_us(text: str) -> int:
@@ -113,6 +114,7 @@ def raw_line(
     event_time_us: int,
     source: str,
     ingested_us: int,
+    seq: str | None = None,
 ) -> bytes:
     """One raw-log line (``ddblake.changes.model.ChangeEvent.to_line``'s format, version 1)."""
     obj = {
@@ -124,7 +126,7 @@ def raw_line(
         "old": old,
         "event_id": eid,
         "event_time_us": event_time_us,
-        "seq": None,
+        "seq": seq,
         "source": source,
         "ttl": False,
         "ingested_us": ingested_us,
@@ -233,7 +235,8 @@ def export_line(line: bytes | str, rules: Rules, ingested_us: int) -> bytes:
         new=new,
         old=old,
         eid=event_id(rules.load_id, keys, export=True, write_us=write_us),
-        event_time_us=write_us,
+        event_time_us=version_time_from_us(write_us),
+        seq=str(write_us),
         source="export",
         ingested_us=ingested_us,
     )

@@ -3,11 +3,16 @@
 A load row must never overwrite a newer change, and a crashed load that is run again must produce
 the very same rows, so ``apply`` drops the repeats:
 
-* **Version time.** DynamoDB Streams stamps a change with its time *rounded down to the second*.
-  A Scan load that starts at time S writes its rows at ``floor(S) - 1 µs``: any change made after
-  the load started carries a stream time of at least ``floor(S)``, so it ranks above every load row,
-  whatever the row read. A full export uses its ``exportTime`` the same way. An incremental export
-  carries each item's exact ``WriteTimestampMicros``.
+* **Version time.** DynamoDB Streams stamps a change with an *approximate* time rounded down — to
+  the second on AWS, to the minute on DynamoDB Local — taken from AWS's clock, not ours. A Scan
+  load that starts at time S writes its rows at ``floor(S, 1 min) - 1 min - 1 µs``: any change
+  made after the load started carries a stream time of at least ``floor(S, 1 min)`` (a minute of
+  clock skew allowed), so it ranks above every load row, whatever the row read. Letting a change
+  made shortly *before* S win as well is safe: every later change of that item is in the stream
+  too, so the newest version is still the item's true state. A full export uses its
+  ``exportTime`` the same way; an incremental export row uses its ``WriteTimestampMicros`` the same
+  way and carries that exact time as its sequence number, which orders rows of one item across
+  incremental exports (a stream change, whose sequence numbers are longer, still wins a tie).
 * **Event ID.** ``load-<load id>-<sha1 of the canonical key>`` for a Scan load, ``export-<export
   id>-<sha1>`` for a full export and ``export-<export id>-<write µs>-<sha1>`` for an incremental
   export row: deterministic per (load, key), so a rerun repeats IDs instead of inventing new ones.
@@ -27,20 +32,27 @@ from ddblake.changes.resolve import key_string
 from ddblake.errors import BadRecordError
 
 SECOND_US: Final = 1_000_000
+MINUTE_US: Final = 60 * SECOND_US
+CLOCK_SKEW_US: Final = MINUTE_US
 
 
 def version_time_us(start_seconds: float) -> int:
     """The event time of every row of a load that started at ``start_seconds`` (epoch, UTC).
 
-    ``floor(start) - 1 µs``: strictly below the (second-rounded) stream time of any change made
-    after the start, so such a change always wins over the load row.
+    ``floor(start, 1 min) - 1 min - 1 µs``: strictly below the (rounded-down) stream time of any
+    change made after the start, even with a minute of clock skew, so such a change always wins.
     """
-    return int(start_seconds) * SECOND_US - 1
+    return version_time_from_us(int(start_seconds) * SECOND_US)
 
 
 def version_time_from_us(start_us: int) -> int:
     """:func:`version_time_us` of a start time given in microseconds (exact integer arithmetic)."""
-    return (start_us // SECOND_US) * SECOND_US - 1
+    return (start_us // MINUTE_US) * MINUTE_US - CLOCK_SKEW_US - 1
+
+
+def incremental_sequence(write_us: int) -> str:
+    """The sequence number of an incremental export row: its exact write time in µs."""
+    return str(write_us)
 
 
 def parse_export_time(text: str) -> int:
@@ -176,6 +188,7 @@ def spliced_line(
     event_time_us: int,
     source: Source,
     ingested_us: int,
+    sequence: str | None = None,
 ) -> bytes:
     """A raw-log line around images given as JSON *text*, exactly as DynamoDB sent it.
 
@@ -190,7 +203,8 @@ def spliced_line(
                 f'{{"v":1,"op":"{op}","table":{encode(table)},"keys":{encode(keys)},'
                 f'"new":{new_text if new_text is not None else "null"},'
                 f'"old":{old_text if old_text is not None else "null"},'
-                f'"event_id":{encode(event_id)},"event_time_us":{event_time_us},"seq":null,'
+                f'"event_id":{encode(event_id)},"event_time_us":{event_time_us},'
+                f'"seq":{encode(sequence) if sequence is not None else "null"},'
                 f'"source":"{source}","ttl":false,"ingested_us":{ingested_us}}}\n'
             ).encode()
         except UnicodeEncodeError:
