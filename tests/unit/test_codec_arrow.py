@@ -382,3 +382,20 @@ def test_json_text_is_canonical_and_exact() -> None:
     text = table.column("x")[0].as_py()
     assert text == '{"M":{"a":{"SS":["z","y"]},"b":{"N":"1.50"}}}'
     assert json.loads(text) == av
+
+
+def test_jsonl_falls_back_to_the_exact_path_when_the_arrow_reader_cannot_convert(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Seen in a fault-suite workload: pyarrow's JSON reader inferred timestamps inside a struct
+    # and then refused the conversion (ArrowNotImplementedError) instead of ArrowInvalid.
+    import ddblake.codec.arrow as arrow_module
+
+    items = [{"a": {"S": "2020-01-01"}}, {"a": {"N": "1"}}]
+    data = b"".join(json.dumps(i).encode() + b"\n" for i in items)
+
+    def refuse(_: bytes) -> pa.Table:
+        raise pa.ArrowNotImplementedError("JSON conversion to struct<N: timestamp[s]> is not supported")
+
+    monkeypatch.setattr(arrow_module, "read_jsonl", refuse)
+    assert arrow_module.jsonl_to_table(data).equals(items_to_table(items))

@@ -435,7 +435,7 @@ def jsonl_to_table(
     """
     try:
         parsed = read_jsonl(data)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeDecodeError):
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, UnicodeDecodeError):
         parsed = None
     if parsed is None:
         items: Any = load_lines(data, image_field)
