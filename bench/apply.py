@@ -31,14 +31,20 @@ appear twice (at-least-once delivery); lines shuffled (out of order). Each side 
   the largest batch it survives, per change.
 
 Every timed run is a fresh child process (``python bench/apply.py --child ...``) started on a fresh
-copy of the tables; a child times only its apply/merge/upsert call and reports its peak RSS
-(``ru_maxrss``). ddblake and delta-rs alternate in each repeat. A localised batch (``--local``
-changes on keys of two of the 16 key buckets) shows that ddblake's cost follows the data touched.
+copy of the tables (data files hard-linked, catalogs copied); a child times only its
+apply/merge/upsert call (imports and reading its input excluded) and reports its peak RSS (Linux
+``VmHWM``: ``ru_maxrss`` of a child still holds the parent's size at fork). ddblake and delta-rs
+alternate in each repeat; the figures are medians. ddblake's time is also split into its stages
+(reading + parsing the raw files, the history commit, the current-state commit), and its
+current-state stage alone is compared with the delta-rs MERGE (``ratio_vs_deltalake_merge_only``).
+A localised batch (``--local`` changes, all on keys of two of the 16 key buckets) shows that
+ddblake's cost follows the data touched (time against the spread batch, buckets rewritten).
 
 Usage: ``python bench/apply.py [--quick] [--rows N] [--changes N] [--repeats R] [--workdir DIR]``.
-The last line printed is one JSON object: ``"bench": "apply"``, ``ratio`` (= ``ratio_vs_pyiceberg``,
-changes per second, ddblake over pyiceberg upsert), ``ratio_vs_deltalake`` (changes per second on
-the spread batch, ddblake over delta-rs MERGE), ``peak_rss_mb`` (ddblake's apply process).
+The last line printed is one JSON object: ``"bench": "apply"``, ``ratio`` (= ``ratio_vs_pyiceberg``:
+changes per second, ddblake on the spread batch over pyiceberg upsert on (pk, sk) on the largest
+batch it survived), ``ratio_vs_deltalake`` (changes per second on the spread batch, ddblake's whole
+apply over delta-rs's MERGE alone), ``peak_rss_mb`` (ddblake's apply process), and the details.
 """
 
 from __future__ import annotations

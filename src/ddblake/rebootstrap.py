@@ -6,15 +6,12 @@ rerun can bring them back. A re-bootstrap makes the lake equal to the table agai
 1. **Fresh stream positions.** The capture checkpoint is set aside (kept beside it as
    ``checkpoint-replaced-<µs>.json``), what was captured before the gap is applied, and capture
    reads the table's *current* stream once from its oldest record, pinning a position in every
-   shard. A time ``t0`` is taken before that read, in a later stream-time window (a second on AWS,
-   a minute on DynamoDB Local, which stamps changes to the minute) than the newest change the lake
-   holds — waiting for the next window if needed (:func:`wait_for_next_window`).
-2. **Full load** (``ddblake.load.run_load``) started at the beginning of ``t0``'s window: its rows
-   rank above every change the lake held before (older than the changes the gap swallowed, which
-   the load sees), below every change made after ``t0``, and every such change is in the stream
-   after the pinned positions.
-   An unfinished Scan load is *not* continued: it started before the gap, so its rows could win
-   over changes the gap swallowed; it is set aside (``scan-<load id>.json``) and a new load starts.
+   shard. A time ``t0`` is taken before that read — late enough that the load's rows outrank every
+   change the lake holds (those may be older than changes the gap swallowed, which the load sees):
+   load rows sit a little below their start (``ddblake.load.rows``), so this can mean waiting a
+   minute or two for the clock (:func:`wait_until_loads_rank_above`).
+2. **Full load** (``ddblake.load.run_load``) started at ``t0``: its rows rank below every change
+   made after ``t0``, and every such change is in the stream after the pinned positions.
 3. **Apply**, so the load's rows are in the current-state table.
 4. **Deletes the gap hid.** A key still in the current state with a version older than the load's
    (``floor(t0) - 1 µs``, see ``ddblake.load.rows``) was not seen by the Scan and no change after
@@ -42,7 +39,6 @@ from typing import TYPE_CHECKING, Any, Final
 from ddblake.capture.checkpoint import checkpoint_path
 from ddblake.capture.config import CaptureConfig
 from ddblake.capture.service import run_capture
-from ddblake.capture.streams import stream_time_granularity_us
 from ddblake.changes.model import ChangeEvent
 from ddblake.changes.resolve import key_string
 from ddblake.errors import TerminalError
@@ -130,29 +126,27 @@ def _set_aside_unfinished_load(storage: Storage, table: str) -> str | None:
     return state.load_id
 
 
-def stamp_window_us(endpoint_url: str | None) -> int:
-    """How coarsely the table's stream stamps change times (see :func:`stream_time_granularity_us`)."""
-    return stream_time_granularity_us(endpoint_url)
-
-
-def wait_for_next_window(
+def wait_until_loads_rank_above(
     newest_us: int | None,
-    window_us: int,
+    version_of_start: Callable[[int], int],
     *,
     clock: Callable[[], int] | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> int:
-    """A start time ``t0`` whose stamp window is later than ``newest_us``; waits for it if needed.
+    """A load start ``t0`` whose rows' version is above ``newest_us``; waits for the clock if needed.
 
-    The load's rows get the version time ``window(t0) - 1 µs``: above every change the lake already
-    holds (those may be older than changes the gap swallowed, which the load sees), and below every
-    change made after ``t0``. When the newest change the lake holds is in the current window, that
-    means waiting for the next one (at most a second on AWS, a minute on DynamoDB Local).
+    The changes the lake holds may be older than changes the gap swallowed, which the load sees, so
+    the load's rows must outrank them all. Load rows sit a little below their start (streams stamp
+    change times coarsely: to the second on AWS, the minute on DynamoDB Local; see
+    ``ddblake.load.rows``), so right after a gap that can mean waiting a minute or two.
     """
     now = clock or _now_us
     t0 = now()
-    while newest_us is not None and t0 - t0 % window_us <= newest_us:
-        sleep((window_us - t0 % window_us) / 1e6 + 0.001)  # until the clock enters the next window
+    if newest_us is None or version_of_start(t0) > newest_us:
+        return t0
+    log.info("re-bootstrap: waiting for the clock, so that the load ranks above every change the lake holds")
+    while version_of_start(t0) <= newest_us:
+        sleep((1_000_000 - t0 % 1_000_000) / 1e6 + 0.001)  # to the next second, then look again
         t0 = now()
     return t0
 
@@ -257,13 +251,14 @@ def _fresh_positions(
         log.info(
             "re-bootstrap %s: unfinished load %s set aside (older than the gap)", table, result.abandoned_load
         )
+    from ddblake.load.rows import version_time_from_us
+
     run_apply(apply)  # what was captured before the gap, so that its newest change is known
-    window = stamp_window_us(endpoint_url)
-    t0 = wait_for_next_window(_newest_event_us(lake_config, storage, table), window)
+    t0 = wait_until_loads_rank_above(_newest_event_us(lake_config, storage, table), version_time_from_us)
     # t0 comes before the positions: every later change is in the stream after them
     capture = CaptureConfig.build(table=table, lake=lake_config.lake, endpoint_url=endpoint_url, once=True)
     result.captured = run_capture(capture, clients=clients, storage=storage).records
-    return t0 - t0 % window  # the start of t0's window: an earlier start is always safe
+    return t0
 
 
 def _load(

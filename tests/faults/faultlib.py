@@ -2,9 +2,10 @@
 
 * **Strength.** Every randomised test reads its trial count from the environment, so ``make test``
   runs a small slice and ``tools/verify.py`` the whole suite at full strength with the same code:
-  ``DDBLAKE_VERIFY_TRIALS`` (crash trials per stage), ``DDBLAKE_VERIFY_WORKLOADS`` (random
-  workloads), ``DDBLAKE_VERIFY_EXAMPLES`` (hypothesis examples), ``DDBLAKE_VERIFY_SEED`` (base seed:
-  the same seed gives the same workloads, kill plans and fault plans).
+  ``DDBLAKE_VERIFY_TRIALS`` (trials per crash stage and per fault kind), ``DDBLAKE_VERIFY_WORKLOADS``
+  (random workloads), ``DDBLAKE_VERIFY_GAP_TRIALS`` (stream gap + re-bootstrap runs, which wait for
+  the clock), ``DDBLAKE_VERIFY_EXAMPLES`` (hypothesis examples per property), ``DDBLAKE_VERIFY_SEED``
+  (base seed: the same seed gives the same workloads, kill plans and fault plans).
 * **Ledger.** Each trial reports what it did — trials, faults injected, and what the oracle found
   (mismatched items, lost events, duplicated events) — as one JSON line appended to the file named
   by ``DDBLAKE_VERIFY_LEDGER``; ``tools/verify.py`` adds them up. Without the variable nothing is

@@ -40,7 +40,7 @@ from ddblake.sync import SyncConfig, run_sync
 
 pytestmark = [pytest.mark.faults, pytest.mark.functional]
 
-TRIALS = strength("trials", 1)
+TRIALS = strength("gap_trials", 1)
 
 
 def sync_once(table: str, lake: str, endpoint: str) -> None:
@@ -153,25 +153,26 @@ def test_gap_stops_sync_with_one_line_and_rebootstrap_ends_equal_to_the_source(
     assert verdict.ok, str(verdict)
 
 
-def test_the_load_starts_in_a_stream_window_after_the_lakes_newest_change() -> None:
-    from ddblake.rebootstrap import LOCAL_STAMP_US, stamp_window_us, wait_for_next_window
+def test_the_load_starts_late_enough_to_outrank_everything_the_lake_holds() -> None:
+    from ddblake.load.rows import version_time_from_us
+    from ddblake.rebootstrap import wait_until_loads_rank_above
 
-    assert stamp_window_us("http://127.0.0.1:8000") == LOCAL_STAMP_US  # DynamoDB Local: minutes
-    assert stamp_window_us("https://dynamodb.eu-west-1.amazonaws.com") == 1_000_000
-    now = [125_000_000]  # 2 min 5 s
+    now = [125_000_000]  # 0:02:05
     slept: list[float] = []
 
     def sleep(seconds: float) -> None:
         slept.append(seconds)
         now[0] += int(seconds * 1e6)
 
-    # the newest change is in this very minute: wait for the next one
-    t0 = wait_for_next_window(120_000_000, LOCAL_STAMP_US, clock=lambda: now[0], sleep=sleep)
-    assert t0 >= 180_000_000 and len(slept) == 1 and 54.9 < slept[0] < 55.1
-    # older than this minute, or an empty lake: no wait
-    assert (
-        wait_for_next_window(119_999_999, LOCAL_STAMP_US, clock=lambda: 125_000_000, sleep=sleep)
-        == 125_000_000
+    newest = 120_000_000  # a change stamped 0:02:00 is in the lake
+    t0 = wait_until_loads_rank_above(newest, version_time_from_us, clock=lambda: now[0], sleep=sleep)
+    assert version_time_from_us(t0) > newest >= version_time_from_us(t0 - 1_000_000), (
+        "waited no longer than needed"
     )
-    assert wait_for_next_window(None, LOCAL_STAMP_US, clock=lambda: 1, sleep=sleep) == 1
-    assert len(slept) == 1
+    assert slept and all(0 < s <= 1.001 for s in slept)
+    # nothing newer than what a load started now would outrank, or an empty lake: no wait
+    slept.clear()
+    assert wait_until_loads_rank_above(None, version_time_from_us, clock=lambda: 7, sleep=sleep) == 7
+    old = version_time_from_us(now[0]) - 1
+    assert wait_until_loads_rank_above(old, version_time_from_us, clock=lambda: now[0], sleep=sleep) == now[0]
+    assert not slept

@@ -35,7 +35,7 @@ pytestmark = [pytest.mark.faults]
 
 TABLE = "poison-table"
 BASE_US = 1_795_000_000_000_000
-TRIALS = strength("trials", 2)
+TRIALS = strength("trials", 1) * 5
 
 
 def event(op: str, pk: str, t: int, image: dict[str, Any] | None = None, **over: Any) -> dict[str, Any]:

@@ -41,7 +41,7 @@ from ddblake.lake.storage import Storage
 
 pytestmark = [pytest.mark.faults, pytest.mark.functional]
 
-TRIALS = strength("trials", 2)
+TRIALS = strength("trials", 1)
 PATHS = ("streams", "kinesis", "firehose")
 
 

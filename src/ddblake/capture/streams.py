@@ -10,18 +10,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ddblake.aws.clients import (
-    build_dynamodb_clients,
-    describe_client,
-    dynamodb_endpoint,
-    error_code,
-    is_local_endpoint,
-    translate_error,
-)
+from ddblake.aws.clients import build_dynamodb_clients, describe_client, error_code, translate_error
 from ddblake.capture.shards import Shard
 from ddblake.errors import DdblakeError, NotFoundError, TransientError
 
@@ -32,22 +25,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 IteratorType = Literal["TRIM_HORIZON", "AFTER_SEQUENCE_NUMBER", "LATEST", "AT_SEQUENCE_NUMBER"]
-
-
-AWS_STAMP_US: Final = 1_000_000
-LOCAL_STAMP_US: Final = 60_000_000
-
-
-def stream_time_granularity_us(endpoint_url: str | None) -> int:
-    """How coarsely a DynamoDB stream stamps ``ApproximateCreationDateTime``, in microseconds.
-
-    AWS rounds it down to the second. DynamoDB Local truncates it to the *minute* (a change made at
-    10:58:14 is stamped 10:58:00). Whatever must rank below every change made after an instant — a
-    load's rows — must therefore sit below the start of that instant's window: the second on AWS,
-    the minute on DynamoDB Local (any local endpoint counts as DynamoDB Local; coarser is safe when
-    no change is missing from the stream).
-    """
-    return LOCAL_STAMP_US if is_local_endpoint(dynamodb_endpoint(endpoint_url)) else AWS_STAMP_US
 
 
 class IteratorExpired(TransientError):

@@ -14,12 +14,14 @@ REMOVEs it needs in the history and completes the current state from the same fi
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import gzip
 import itertools
 import json
 import logging
 import os
+import random
 import signal
 import threading
 import time
@@ -33,7 +35,7 @@ from typing import Any, cast
 import pyarrow as pa
 import pyarrow.compute as pc
 from pyiceberg.catalog import Catalog
-from pyiceberg.exceptions import CommitFailedException, NoSuchTableError
+from pyiceberg.exceptions import CommitFailedException, NoSuchTableError, ValidationException
 from pyiceberg.expressions import AlwaysTrue, And
 from pyiceberg.table import Table, Transaction
 from pyiceberg.table.metadata import TableMetadata
@@ -61,6 +63,9 @@ FOLD_GRACE_HOURS = 6
 # plan reads a few manifests rather than one per batch ever applied. Iceberg table properties:
 # every engine honours them.
 HISTORY_MANIFEST_MERGE = {"commit.manifest-merge.enabled": "true", "commit.manifest.min-count-to-merge": "8"}
+# A lost commit race is retried by run_apply from the top (applied-file records re-read, events
+# deduplicated again); pyiceberg's own retry would re-commit the same append on top of the winner's.
+NO_CATALOG_RETRY = {"commit.retry.num-retries": "0"}
 
 
 @dataclass(frozen=True)
@@ -162,20 +167,77 @@ class _Transaction(Transaction):
         return view[2]
 
 
+_FAST_SLIM = tuple(f.name for f in dataclasses.fields(ChangeEvent)) == (
+    "op",
+    "table",
+    "keys",
+    "new_image",
+    "old_image",
+    "event_id",
+    "event_time_us",
+    "sequence",
+    "source",
+    "ttl",
+    "ingested_us",
+)
+
+
 class _ImageTexts:
-    """Each event's new image rendered once as compact JSON (history and current state share it)."""
+    """Each event's images rendered once as compact JSON, shared by the history and current state.
+
+    Apply reads a batch's events through :meth:`slim`: the images become text at once and the
+    event kept is a copy without them. Parsed images are the bulk of a batch's memory (a dict per
+    attribute value: some ten times the text), and the tables only ever need their text — the
+    history stores it, the current state stores it and types its columns from it.
+    """
 
     def __init__(self) -> None:
         # By identity; the event is held too, so that its id cannot be reused while this lives.
-        self._texts: dict[int, tuple[ChangeEvent, str | None]] = {}
+        self._texts: dict[int, tuple[ChangeEvent, str | None, str | None]] = {}
+
+    def slim(self, ev: ChangeEvent) -> ChangeEvent:
+        """``ev`` without its images, which this keeps as text."""
+        new, old = ev.new_image, ev.old_image
+        if not _FAST_SLIM:  # pragma: no cover - ChangeEvent gained a field
+            slim = dataclasses.replace(ev, new_image=None, old_image=None)
+            self._texts[id(slim)] = (slim, *self._render(new, old))
+            return slim
+        slim = ChangeEvent(  # dataclasses.replace, without its per-call introspection
+            op=ev.op,
+            table=ev.table,
+            keys=ev.keys,
+            new_image=None,
+            old_image=None,
+            event_id=ev.event_id,
+            event_time_us=ev.event_time_us,
+            sequence=ev.sequence,
+            source=ev.source,
+            ttl=ev.ttl,
+            ingested_us=ev.ingested_us,
+        )
+        self._texts[id(slim)] = (slim, *self._render(new, old))
+        return slim
+
+    @staticmethod
+    def _render(new: Any, old: Any) -> tuple[str | None, str | None]:
+        return (
+            None if new is None else current.compact_json(new),
+            None if old is None else current.compact_json(old),
+        )
+
+    def _known(self, ev: ChangeEvent) -> tuple[ChangeEvent, str | None, str | None]:
+        known = self._texts.get(id(ev))
+        if known is None:  # an event that did not come through slim (one rebuilt from the history)
+            known = self._texts[id(ev)] = (ev, *self._render(ev.new_image, ev.old_image))
+        return known
 
     def __call__(self, ev: ChangeEvent) -> str | None:
-        known = self._texts.get(id(ev))
-        if known is None:
-            image = ev.new_image
-            text = None if image is None else current.compact_json(image)
-            known = self._texts[id(ev)] = (ev, text)
-        return known[1]
+        """The new image's text (None for none)."""
+        return self._known(ev)[1]
+
+    def old(self, ev: ChangeEvent) -> str | None:
+        """The old image's text (None for none)."""
+        return self._known(ev)[2]
 
 
 def _distinct(items: Iterable[tuple[Keyed, str]]) -> tuple[list[Keyed], list[str]]:
@@ -193,8 +255,13 @@ def _distinct(items: Iterable[tuple[Keyed, str]]) -> tuple[list[Keyed], list[str
     return changes, files
 
 
-def _read_raw(storage: Storage, path: str, table: str, batch: _FileBatch) -> None:
-    """Parse one raw file; bad lines (and a damaged tail) go to ``batch.bad`` with their reason."""
+def _read_raw(
+    storage: Storage, path: str, table: str, batch: _FileBatch, texts: _ImageTexts | None = None
+) -> None:
+    """Parse one raw file; bad lines (and a damaged tail) go to ``batch.bad`` with their reason.
+
+    With ``texts``, events are kept slim (their images as text in ``texts``, see there).
+    """
     content = read_raw_file(storage, path)
     for number, line in enumerate(content.lines, start=1):
         try:
@@ -208,7 +275,7 @@ def _read_raw(storage: Storage, path: str, table: str, batch: _FileBatch) -> Non
                 {"file": path, "line": number, "reason": str(e), "raw": line.decode("utf-8", "replace")}
             )
             continue
-        batch.events.append(ev)
+        batch.events.append(ev if texts is None else texts.slim(ev))
         batch.sources.append(path)
     if content.error is not None:
         batch.bad.append({"file": path, "line": None, "reason": f"raw file {content.error}", "raw": None})
@@ -240,7 +307,7 @@ class Applier:
 
     # -- tables -------------------------------------------------------------------------------
     def _owner_properties(self) -> dict[str, str]:
-        return {SOURCE_PROPERTY: self.config.table, LAKE_PROPERTY: self.storage.uri()}
+        return {SOURCE_PROPERTY: self.config.table, LAKE_PROPERTY: self.storage.uri(), **NO_CATALOG_RETRY}
 
     def _owned(self, table: Table) -> Table:
         """Refuse a catalog table that another lake or DynamoDB table wrote (a shared Glue database)."""
@@ -312,15 +379,15 @@ class Applier:
         hist_files = [p for p in pending if not hist_log.contains(p)]
         cur_files = [p for p in pending if not cur_log.contains(p)]
         batch = _FileBatch()
+        texts = _ImageTexts()
         for path in pending:
-            _read_raw(self.storage, path, self.config.table, batch)
+            _read_raw(self.storage, path, self.config.table, batch, texts)
         result.files = len(pending)
         result.events = len(batch.events)
         fold_before = time.strftime("%Y/%m/%d/%H", time.gmtime(time.time() - FOLD_GRACE_HOURS * 3600))
 
         # Keys and versions once per event, for both tables.
         changes = [Keyed(key_string(e.keys), version_of(e), e) for e in batch.events]
-        texts = _ImageTexts()
 
         if hist_files:
             in_hist = set(hist_files)
@@ -362,7 +429,7 @@ class Applier:
             PROPERTY: pointer,
             QUARANTINE_PROPERTY: str(int(hist.properties.get(QUARANTINE_PROPERTY, "0")) + result.quarantined),
         }
-        for name, value in HISTORY_MANIFEST_MERGE.items():
+        for name, value in {**HISTORY_MANIFEST_MERGE, **NO_CATALOG_RETRY}.items():
             if name not in hist.properties:
                 props[name] = value
         if changes:
@@ -372,7 +439,12 @@ class Applier:
             )
         with _Transaction(hist) as tx:
             if changes:
-                rows = history.rows(changes, sources, new_images=[texts(c.event) for c in changes])
+                rows = history.rows(
+                    changes,
+                    sources,
+                    new_images=[texts(c.event) for c in changes],
+                    old_images=[texts.old(c.event) for c in changes],
+                )
                 self._add_key_columns(tx, rows, hist)
                 tx.append(rows, snapshot_properties={PROPERTY: pointer, "ddblake.files": str(len(files))})
             tx.set_properties(props)
@@ -519,7 +591,7 @@ class Applier:
                 upserts.append(winner)
         new_log = cur_log.with_files(set(files)).folded(listing, fold_before)
         pointer = save_log(self.storage, self.config.table, "current", new_log)
-        props = {PROPERTY: pointer}
+        props = {PROPERTY: pointer, **NO_CATALOG_RETRY}
         if not upserts and not deletes:
             if cur is None:
                 cur = self._create_current(current.empty_schema())
@@ -527,12 +599,11 @@ class Applier:
                 tx.set_properties(props)
             return
         item_texts = [texts(u.event) for u in upserts]
-        typed = current.typed_rows(
-            upserts,
-            buckets,
-            cur.schema().as_arrow() if cur is not None else None,
-            None if None in item_texts else cast(list[str], item_texts),
-        )
+        if None in item_texts:  # cannot happen: every non-REMOVE event has a new image
+            raise BadRecordError(f"table {self.config.table}: a change to apply has no new image")
+        images = cast(list[str], item_texts)
+        schema = cur.schema().as_arrow() if cur is not None else None
+        typed = current.typed_rows(upserts, buckets, schema, images)
         cur = self._create_current(typed.schema) if cur is None else cur
         changed = {u.key for u in upserts} | deletes
         rewrite = sorted({bucket_of(k, buckets) for k in changed})
@@ -550,7 +621,7 @@ class Applier:
                         )
                     )
                 )
-                rows = current.retype(keep, upserts, buckets, target.schema)
+                rows = current.retype(keep, upserts, buckets, target.schema, images)
                 tx.overwrite(rows, snapshot_properties={PROPERTY: pointer})
                 result.buckets_rewritten += buckets
             else:
@@ -719,12 +790,13 @@ def run_apply(
                 try:
                     result = applier.run_once()
                     break
-                except CommitFailedException as e:
+                except (CommitFailedException, ValidationException) as e:  # the commit did not land
                     if attempt == 4:
                         raise TransientError(
                             f"table {config.table}: another writer keeps committing; retry later"
                         ) from e
                     log.info("commit race on table %s, retrying", config.table)
+                    time.sleep(random.uniform(0.05, 0.25) * (attempt + 1))  # noqa: S311 - jitter parts the racers
             total.add(result)
             if result.files and not config.once:
                 log.info("table %s: %s", config.table, result.summary())

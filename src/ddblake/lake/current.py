@@ -132,13 +132,15 @@ def typed_rows(
 ) -> pa.Table:
     """The rows ``upserts`` produce: typed attribute columns (schema evolved) and metadata.
 
-    ``item_texts[i]``, when given, is ``item_text(upserts[i])`` already rendered; the typed columns
-    are then read from that text in C++ (the same result as from the images, faster).
+    ``item_texts[i]``, when given, is ``item_text(upserts[i])`` already rendered, and the rows come
+    from the texts alone (the events' images are not read: apply keeps only their text); the typed
+    columns are then read from that text in C++ (the same result as from the images, faster).
     """
     attr_schema = attribute_schema(table_schema)
     typed = _typed_texts(item_texts, attr_schema) if item_texts else None
     if typed is None:
-        typed = typed_items([u.event.new_image for u in upserts], attr_schema)
+        images = [json.loads(t) for t in item_texts] if item_texts else [u.event.new_image for u in upserts]
+        typed = typed_items(images, attr_schema)
     meta = meta_table(upserts, buckets, item_texts)
     for name in meta.column_names:
         typed = typed.append_column(meta.schema.field(name), meta.column(name))
@@ -213,12 +215,21 @@ def conform(rows: pa.Table, schema: pa.Schema) -> pa.Table:
     return pa.table(arrays, schema=pa.schema([pa.field(f.name, f.type) for f in schema]))
 
 
-def retype(keep: pa.Table, upserts: Sequence[Keyed], buckets: int, schema: pa.Schema) -> pa.Table:
-    """Every row of the table again, typed for ``schema``: kept rows from their ``_ddb_item``."""
+def retype(
+    keep: pa.Table,
+    upserts: Sequence[Keyed],
+    buckets: int,
+    schema: pa.Schema,
+    item_texts: Sequence[str] | None = None,
+) -> pa.Table:
+    """Every row of the table again, typed for ``schema``: kept rows from their ``_ddb_item``.
+
+    ``item_texts``: as for :func:`typed_rows`.
+    """
     items = [json.loads(s) for s in keep.column("_ddb_item").to_pylist()]
     attr = attribute_schema(schema)
     old = typed_items(items, attr, evolve=False)
     for name in META_COLUMNS:
         old = old.append_column(name, keep.column(name).cast(META_COLUMNS[name]))
-    new = typed_rows(upserts, buckets, schema)
+    new = typed_rows(upserts, buckets, schema, item_texts)
     return pa.concat_tables([conform(old, schema), conform(new, schema)])

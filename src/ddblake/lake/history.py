@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from typing import Any
 
 import pyarrow as pa
 from pyiceberg.partitioning import PartitionField, PartitionSpec
@@ -78,31 +79,37 @@ def _key_text(value: dict[str, object]) -> object:
 
 
 def rows(
-    changes: Sequence[Keyed], raw_files: Sequence[str], *, new_images: Sequence[str | None] | None = None
+    changes: Sequence[Keyed],
+    raw_files: Sequence[str],
+    *,
+    new_images: Sequence[str | None] | None = None,
+    old_images: Sequence[str | None] | None = None,
 ) -> pa.Table:
     """Arrow rows for the history table, one per change (``raw_files[i]`` is change i's file).
 
-    ``new_images[i]``, when given, is change i's new image already rendered as compact JSON text
-    (apply renders each image once and uses the text here and in the current state).
+    ``new_images[i]`` and ``old_images[i]``, when given, are change i's images already rendered as
+    compact JSON text (apply renders each image once, keeps only the text, and uses it here and in
+    the current state); otherwise they are rendered from the event.
     """
-    cols: dict[str, list[object]] = {name: [] for name, _ in _FIXED}
+    events = [ch.event for ch in changes]
+    cols: dict[str, list[Any]] = {
+        "op": [ev.op for ev in events],
+        "ttl": [ev.ttl for ev in events],
+        "event_time": [ev.event_time_us for ev in events],
+        "event_id": [ev.event_id for ev in events],
+        "seq": [ev.sequence for ev in events],
+        "source": [ev.source for ev in events],
+        "ingested_at": [ev.ingested_us for ev in events],
+        "keys": [_dumps(ev.keys) for ev in events],
+        "new_image": [_dumps(ev.new_image) for ev in events] if new_images is None else list(new_images),
+        "old_image": [_dumps(ev.old_image) for ev in events] if old_images is None else list(old_images),
+        "_ddb_key": [ch.key for ch in changes],
+        "_ddb_version": [ch.version for ch in changes],
+        "_ddb_raw_file": list(raw_files),
+    }
     key_values: dict[str, list[object]] = {}
     key_types: dict[str, pa.DataType] = {}
-    for i, ch in enumerate(changes):
-        ev = ch.event
-        cols["op"].append(ev.op)
-        cols["ttl"].append(ev.ttl)
-        cols["event_time"].append(ev.event_time_us)
-        cols["event_id"].append(ev.event_id)
-        cols["seq"].append(ev.sequence)
-        cols["source"].append(ev.source)
-        cols["ingested_at"].append(ev.ingested_us)
-        cols["keys"].append(_dumps(ev.keys))
-        cols["new_image"].append(_dumps(ev.new_image) if new_images is None else new_images[i])
-        cols["old_image"].append(_dumps(ev.old_image))
-        cols["_ddb_key"].append(ch.key)
-        cols["_ddb_version"].append(ch.version)
-        cols["_ddb_raw_file"].append(raw_files[i])
+    for i, ev in enumerate(events):
         for attr, value in ev.keys.items():
             col = key_column(attr)
             if col not in key_values:
