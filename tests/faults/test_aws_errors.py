@@ -120,9 +120,10 @@ def test_capture_rides_out_an_outage_longer_than_botocores_retries(
     lake = str(tmp_path / "lake")
     work = Workload(clients, table, 3, keys=10)
     outage = threading.Event()
+    rng = random.Random(trial_seed("outage", 0))
 
     def plan(call: Call) -> Fault | None:
-        return random.choice(TRANSIENT) if outage.is_set() else None
+        return rng.choice(TRANSIENT) if outage.is_set() else None
 
     with FlakyProxy(dynamodb_local_endpoint, plan) as proxy:
         argv = [str(DDBLAKE), "capture", "--table", table, "--lake", lake, "--endpoint-url", proxy.endpoint]

@@ -162,6 +162,8 @@ class _Transaction(Transaction):
     @property
     def table_metadata(self) -> TableMetadata:
         base, updates, view = self._table.metadata, self._updates, self._view
+        if not updates:
+            return base  # nothing staged: the table's own (immutable) metadata
         if view is None or view[0] is not base or view[1] is not updates:
             view = self._view = (base, updates, super().table_metadata)
         return view[2]
@@ -786,6 +788,7 @@ def run_apply(
             previous[sig] = signal.signal(sig, lambda *_: stop.set())
     try:
         while True:
+            started = time.monotonic()
             for attempt in range(5):
                 try:
                     result = applier.run_once()
@@ -800,7 +803,9 @@ def run_apply(
             total.add(result)
             if result.files and not config.once:
                 log.info("table %s: %s", config.table, result.summary())
-            if config.once or stop.wait(config.poll_seconds):
+            # The poll interval is the period between polls, not a pause after each: when a batch
+            # took longer, files have been landing meanwhile and the next poll starts at once.
+            if config.once or stop.wait(max(0.0, config.poll_seconds - (time.monotonic() - started))):
                 return total
     finally:
         for sig, handler in previous.items():
