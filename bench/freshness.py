@@ -140,10 +140,12 @@ def main() -> int:
     parser.add_argument("--interval", type=float, default=0.5, help="seconds between PutItems")
     parser.add_argument("--poll", type=float, default=0.05, help="seconds between lake queries")
     parser.add_argument("--timeout", type=float, default=60.0, help="give up on a put after this long")
+    parser.add_argument("--workdir", default=None, help="keep the lake and logs here (default: a temp dir)")
     args = parser.parse_args()
     puts = args.puts or (20 if args.quick else 50)
 
-    work = Path(tempfile.mkdtemp(prefix="ddblake-bench-freshness-"))
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="ddblake-bench-freshness-"))
+    work.mkdir(parents=True, exist_ok=True)
     lake = str(work / "lake")
     env = {
         **os.environ,
@@ -263,7 +265,8 @@ def main() -> int:
         "goal_met": p95 <= 2.0,
         "stages_median_s": stages,
     }
-    shutil.rmtree(work, ignore_errors=True)
+    if not args.workdir:
+        shutil.rmtree(work, ignore_errors=True)
     print(json.dumps(summary))
     return 0
 

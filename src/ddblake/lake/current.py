@@ -29,14 +29,13 @@ META_COLUMNS: dict[str, pa.DataType] = {
     "_ddb_item": pa.string(),
 }
 DEFAULT_BUCKETS = 16
+BUCKETS_PROPERTY = "ddblake.buckets"
 _COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
 def compact_json(value: object) -> str:
     """``json.dumps(value, separators=(",", ":"), ensure_ascii=False)``, without a new encoder per call."""
     return _COMPACT.encode(value)
-
-BUCKETS_PROPERTY = "ddblake.buckets"
 
 
 def item_text(upsert: Keyed) -> str:
