@@ -103,7 +103,8 @@ def test_given_start_time_sets_the_version(tmp_path: Path) -> None:
         started_at_us=1_700_000_000_500_000,
     )
     result = load.run()
-    assert result.version_time_us == 1_699_999_999_999_999 and result.started_us == 1_700_000_000_500_000
+    # floor to the minute (1_699_999_980 s), less a minute of skew, less 1 µs (ddblake.load.rows)
+    assert result.version_time_us == 1_699_999_919_999_999 and result.started_us == 1_700_000_000_500_000
 
 
 def test_crash_then_rerun_skips_finished_segments_and_resumes_within_one(
