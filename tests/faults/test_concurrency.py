@@ -172,12 +172,6 @@ def test_two_apply_threads_at_once(trial: int, tmp_path: Path) -> None:
     assert v.ok, str(v)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="lake/catalog.py bug, reported: two applies opening a new lake's SQLite catalog at the same "
-    "instant race on CREATE TABLE iceberg_tables / the namespace row; the loser fails with sqlalchemy's "
-    "OperationalError or IntegrityError instead of using what the winner created",
-)
 def test_two_applies_opening_a_new_lakes_catalog_at_once(tmp_path: Path) -> None:
     failures: list[BaseException] = []
     for attempt in range(10):

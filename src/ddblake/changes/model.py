@@ -7,6 +7,7 @@ DynamoDB JSON exactly as received, so the log is lossless whatever the codec lat
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any, Final, Literal, TypeGuard, cast
 
@@ -29,6 +30,8 @@ with every character escaped (six bytes each) that stays under 5 MiB, so a longe
 change (a corrupt file, a runaway writer) and is quarantined rather than held in memory and applied."""
 _MAX_TIME_US: Final = 253_402_300_800_000_000  # 10000-01-01T00:00:00Z, as ddblake.changes.parse
 _MAX_SEQ_DIGITS: Final = 40
+_SURROGATE_BYTES: Final = re.compile(rb"\\u[dD][89a-fA-F]")
+_SURROGATE_TEXT: Final = re.compile("[\ud800-\udfff]|\\\\u[dD][89a-fA-F]")
 
 _COMPACT: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 _COMPACT_ASCII: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True)
@@ -193,4 +196,12 @@ class ChangeEvent:
             obj = json.loads(line)
         except (ValueError, RecursionError) as e:  # UnicodeDecodeError is a ValueError
             raise BadRecordError(f"raw-log line is not JSON: {e.__class__.__name__}") from e
+        # UTF-8 bytes cannot hold a surrogate, but a \uD800-style escape can, anywhere (event ID,
+        # old image...); Arrow and Iceberg cannot store one, so such a line is no change.
+        maybe = _SURROGATE_BYTES.search(line) if isinstance(line, bytes) else _SURROGATE_TEXT.search(line)
+        if maybe is not None:
+            try:
+                json.dumps(obj, ensure_ascii=False).encode("utf-8")
+            except UnicodeEncodeError as e:
+                raise BadRecordError("raw-log line holds a lone surrogate, which UTF-8 cannot carry") from e
         return cls.from_dict(obj)

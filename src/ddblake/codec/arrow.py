@@ -434,7 +434,9 @@ def jsonl_to_table(
         SchemaMismatchError: as :func:`items_to_table`.
     """
     try:
-        parsed = read_jsonl(data)
+        # pyarrow's reader crashes the process on a first line that is not an object (b"null"):
+        # such input goes the exact Python way, which names the bad line.
+        parsed = read_jsonl(data) if data.lstrip()[:1] in (b"{", b"") else None
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, UnicodeDecodeError):
         parsed = None
     if parsed is None:

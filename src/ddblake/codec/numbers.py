@@ -285,7 +285,10 @@ def to_decimal(texts: pa.Array, type_: pa.DataType) -> pa.Array:
     if len(values) == 0:
         return pa.nulls(len(texts), type_)
     if _max(pc.utf8_length(values)) <= room:
-        return pc.cast(texts, type_)
+        try:
+            return pc.cast(texts, type_)
+        except pa.ArrowInvalid:  # e.g. "0E+55": exact in Python below, refused by Arrow's cast
+            pass
     quantum = Decimal(1).scaleb(-type_.scale)
     converted = [
         None if t is None else Decimal(t).quantize(quantum, context=EXACT) for t in texts.to_pylist()

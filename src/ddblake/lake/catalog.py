@@ -7,6 +7,7 @@ key and where it looked when something is missing.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -20,6 +21,8 @@ from ddblake.names import DEFAULT_NAMESPACE
 
 if TYPE_CHECKING:
     from mypy_boto3_glue import GlueClient
+
+log = logging.getLogger(__name__)
 
 CatalogKind = Literal["sql", "glue"]
 
@@ -84,7 +87,23 @@ def _s3_properties(config: LakeConfig) -> dict[str, Any]:
 
 
 def open_catalog(config: LakeConfig, storage: Storage, *, glue_client: GlueClient | None = None) -> Catalog:
-    """Open the catalog and make sure the namespace exists."""
+    """Open the catalog and make sure the namespace exists.
+
+    Two processes opening a new lake's SQLite catalog at the same instant race on creating its
+    tables and the namespace row; the loser sees the database error, retries, and finds what the
+    winner created.
+    """
+    for attempt in range(5):
+        try:
+            return _open(config, storage, glue_client)
+        except Exception as e:  # sqlalchemy's OperationalError/IntegrityError: no public base here
+            if attempt == 4 or type(e).__module__.split(".")[0] != "sqlalchemy":
+                raise
+            log.debug("catalog of %s busy (%s), retrying", storage.uri(), type(e).__name__)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _open(config: LakeConfig, storage: Storage, glue_client: GlueClient | None) -> Catalog:
     warehouse = storage.uri("warehouse")
     catalog: Catalog
     if config.catalog == "sql":
