@@ -1,14 +1,17 @@
 """Acceptance: the reference document's walkthrough, through the real CLI.
 
 The reference runs three ``aws dynamodb put-item --table-name example-ddb-table --item '...'
---return-consumed-capacity TOTAL`` commands. The AWS CLI is not a dependency here, so the same calls
-go through boto3 with exactly those arguments, against ``ddblake local start``; then
+--return-consumed-capacity TOTAL`` commands. They run here as written, with the AWS CLI (``awscli``,
+a dev dependency) and ``--endpoint-url``, against ``ddblake local start``; then
 ``ddblake capture --table example-ddb-table --lake L --endpoint-url U --once`` must have put all three
 changes in the raw change log, in order.
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -60,9 +63,39 @@ def test_reference_put_items_reach_the_raw_change_log_in_order(local_endpoint: s
         BillingMode="PAY_PER_REQUEST",
         StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
     )
-    for item in REFERENCE_ITEMS:  # aws dynamodb put-item --item '<item>' --return-consumed-capacity TOTAL
-        answer = client.put_item(TableName=TABLE, Item=json.loads(item), ReturnConsumedCapacity="TOTAL")
-        assert answer["ConsumedCapacity"]["TableName"] == TABLE
+    aws = Path(sys.executable).with_name("aws")
+    env = {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": "reference",
+        "AWS_SECRET_ACCESS_KEY": "reference",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+    }
+    env.pop("AWS_PROFILE", None)
+    for item in REFERENCE_ITEMS:  # the reference document's command, as written, plus --endpoint-url
+        done = subprocess.run(
+            [
+                str(aws),
+                "dynamodb",
+                "put-item",
+                "--table-name",
+                TABLE,
+                "--item",
+                item,
+                "--return-consumed-capacity",
+                "TOTAL",
+                "--endpoint-url",
+                local_endpoint,
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["ConsumedCapacity"]["TableName"] == TABLE
 
     lake = tmp_path / "lake"
     result = ddblake(
