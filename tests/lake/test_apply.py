@@ -8,8 +8,8 @@ import random
 from typing import Any
 
 import pytest
+from lake_helpers import TABLE, Lake, event
 
-from conftest import TABLE, Lake, event
 from ddblake.lake import apply as apply_module
 from ddblake.lake.report import lake_status
 

@@ -6,8 +6,8 @@ import json
 
 import boto3
 import pytest
+from lake_helpers import TABLE, event
 
-from conftest import TABLE, event
 from ddblake.errors import ConfigError
 from ddblake.lake.apply import Applier, ApplyConfig
 from ddblake.lake.catalog import LakeConfig, open_catalog

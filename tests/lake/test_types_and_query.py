@@ -7,7 +7,8 @@ import json
 from decimal import Decimal
 from typing import Any
 
-from conftest import Lake, event
+from lake_helpers import Lake, event
+
 from ddblake.cli.main import main
 from ddblake.lake.query import format_rows, run_sql
 
