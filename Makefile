@@ -10,7 +10,7 @@ SYNTH_CONFIGS ?= single-account cross-account
 PYTEST_WORKERS ?= 2
 export PYTHON
 
-.PHONY: install prereqs demo test unit lint typecheck bench-quick clean synth
+.PHONY: install prereqs demo test unit lint typecheck bench-quick clean synth verify
 
 prereqs:
 	@tools/check-prereqs.sh
@@ -62,6 +62,11 @@ test: install $(INFRA_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --durations=10 tests
+
+# The fault suite at full strength (docs/reliability.md); ends with one 'verify: ...' line.
+verify: install
+	@tools/check-prereqs.sh java
+	$(BIN)/python tools/verify.py
 
 bench-quick: install
 	for b in bench/*.py; do $(BIN)/python $$b --quick || exit 1; done

@@ -71,7 +71,18 @@ rebootstrap(sys.argv[1], LakeConfig.build(lake=sys.argv[2]), sys.argv[3])
 def rebootstrap_argv(table: str, lake: str, endpoint: str) -> list[str]:
     """``ddblake sync --rebootstrap --once`` once cli/main.py has the flag; until then the same call."""
     if cli_has_rebootstrap():
-        return [str(DDBLAKE), "sync", "--table", table, "--lake", lake, "--endpoint-url", endpoint]
+        return [
+            str(DDBLAKE),
+            "sync",
+            "--rebootstrap",
+            "--once",
+            "--table",
+            table,
+            "--lake",
+            lake,
+            "--endpoint-url",
+            endpoint,
+        ]
     return [str(PYTHON), "-c", REBOOTSTRAP_SCRIPT, table, lake, endpoint]
 
 

@@ -84,6 +84,17 @@ def _cmd_sync(args: argparse.Namespace) -> int:
     from ddblake.lake.apply import ApplyConfig
     from ddblake.sync import SYNC_BUFFER_SECONDS, SYNC_POLL_SECONDS, SyncConfig, run_sync
 
+    if args.rebootstrap:
+        from ddblake.rebootstrap import rebootstrap
+
+        lake = _lake_config(args)
+        table = args.table or os.environ.get("DDBLAKE_TABLE")
+        if not table:
+            raise UsageError("sync --rebootstrap needs --table (or DDBLAKE_TABLE)")
+        done = rebootstrap(table, lake, args.endpoint_url)
+        print(done.summary(), file=sys.stderr)
+        if args.once:
+            return 0
     capture = CaptureConfig.build(
         table=args.table,
         lake=args.lake,
@@ -203,6 +214,11 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument("--segments", type=int, default=None, help="Scan segments of the first load")
     sync.add_argument(
         "--no-load", action="store_true", help="never run the first full load (capture the stream only)"
+    )
+    sync.add_argument(
+        "--rebootstrap",
+        action="store_true",
+        help="after a stream gap: fresh stream positions and a full load, so the lake equals the table again",
     )
     sync.set_defaults(func=_cmd_sync)
 
