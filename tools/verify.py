@@ -15,7 +15,8 @@ commit races), and the last three what the oracles found: items where the lake d
 table, changes missing from the history, changes in it more than once.
 
 Exit status 0 only when pytest passed, the oracles found nothing and the minimum strength (50 crash
-trials, 20 workloads) was reached — or was lowered on purpose with ``--quick``.
+trials whose process was killed mid-run, 20 workloads) was reached — or lowered on purpose with
+``--quick``.
 
 Usage: ``python tools/verify.py [--trials N] [--workloads N] [--gap-trials N] [--examples N]
 [--seed S] [--workers W] [--quick] [--ledger PATH]``. The seed makes a run repeatable: the same seed
@@ -66,7 +67,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def summarise(ledger: Path) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
+def summarise(ledger: Path) -> tuple[dict[str, int], dict[str, dict[str, int]], int]:
+    """Totals, totals per test, and the crash trials whose process was killed mid-run at least once."""
+    killed = 0
     totals = dict.fromkeys((*FIGURES, "examples"), 0)
     by_test: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys((*FIGURES, "examples"), 0))
     if ledger.exists():
@@ -74,11 +77,12 @@ def summarise(ledger: Path) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
             if not line.strip():
                 continue
             entry = json.loads(line)
+            killed += int(entry["test"].startswith("crash/") and entry.get("faults", 0) > 0)
             for name in totals:
                 value = int(entry.get(name, 0))
                 totals[name] += value
                 by_test[entry["test"]][name] += value
-    return totals, by_test
+    return totals, by_test, killed
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -105,16 +109,16 @@ def main(argv: list[str] | None = None) -> int:
         began = time.monotonic()
         code = subprocess.run(command, cwd=REPO, env=env, check=False).returncode  # noqa: S603 - our pytest
         minutes = (time.monotonic() - began) / 60
-        totals, by_test = summarise(ledger)
+        totals, by_test, killed_crash_trials = summarise(ledger)
 
     print(f"\n{'test':<32}" + "".join(f"{n:>12}" for n in (*FIGURES, "examples")))
     for test in sorted(by_test):
         print(f"{test:<32}" + "".join(f"{by_test[test][n]:>12}" for n in (*FIGURES, "examples")))
-    crash = sum(v["trials"] for k, v in by_test.items() if k.startswith("crash/"))
+    crash = killed_crash_trials
     workloads = by_test.get("workload", {}).get("trials", 0)
     print(
-        f"\n{crash} crash trials, {workloads} random workloads, {totals['examples']} fuzz examples; "
-        f"pytest exit {code}; {minutes:.1f} min",
+        f"\n{crash} crash trials (killed mid-run at least once), {workloads} random workloads, "
+        f"{totals['examples']} fuzz examples; pytest exit {code}; {minutes:.1f} min",
         flush=True,
     )
     problems = []

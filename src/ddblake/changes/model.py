@@ -58,8 +58,8 @@ def _check_line_values(
     parse.check_table_name(table)
     if not 0 <= event_time < _MAX_TIME_US:
         raise BadRecordError("raw-log line field 'event_time_us' is outside years 1970 to 9999")
-    if not 0 <= ingested < 1 << 63:  # informational (an arrival time): only what Arrow's int64 holds
-        raise BadRecordError("raw-log line field 'ingested_us' is not a microsecond time")
+    if not 0 <= ingested < _MAX_TIME_US:  # the transform caps arrival times past 9999
+        raise BadRecordError("raw-log line field 'ingested_us' is outside years 1970 to 9999")
     if seq is not None and not (0 < len(seq) <= _MAX_SEQ_DIGITS and seq.isascii() and seq.isdigit()):
         raise BadRecordError(f"raw-log line field 'seq' is not a string of 1 to {_MAX_SEQ_DIGITS} digits")
     if ttl and op != "REMOVE":

@@ -209,6 +209,8 @@ def fast_line(data: bytes, ingested_us: int) -> tuple[bytes, str, int] | None:
     # Field for field what ChangeEvent.to_line() writes; event_id and table hold no character JSON
     # would escape (the pattern saw to it), so quoting them is enough.
     new, old = new or b"null", old or b"null"
+    if ingested_us >= MAX_EVENT_TIME_US:  # an arrival time past 9999 (bad metadata): keep the change
+        ingested_us = MAX_EVENT_TIME_US - 1
     line = _LINE % (op, table, keys, new, old, event_id, event_time_us, seq, source, ttl, ingested_us)
     name = _tables.get(table)
     if name is None:
@@ -225,9 +227,12 @@ _LINE: Final = (
 
 
 def _check_ingested(ingested_us: Any) -> int:
+    """The arrival time to record; one past year 9999 is bad metadata and is capped (as the fast path
+    does), never a reason to drop the change: the raw-log reader and the history hold only real times.
+    """
     if isinstance(ingested_us, bool) or not isinstance(ingested_us, int) or ingested_us < 0:
         raise TypeError("ingested_us must be a non-negative int (microseconds)")
-    return ingested_us
+    return min(ingested_us, MAX_EVENT_TIME_US - 1)
 
 
 def kinesis_line(data: bytes, ingested_us: int) -> tuple[bytes, str, int]:
