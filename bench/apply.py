@@ -242,7 +242,7 @@ def _time_phases() -> dict[str, float]:
 
         return wrapper
 
-    mod._read_raw = timed("read_parse", mod._read_raw)  # type: ignore[attr-defined]
+    mod.read_raw = timed("read_parse", mod.read_raw)  # type: ignore[attr-defined]
     mod.Applier._commit_history = timed("history", mod.Applier._commit_history)  # type: ignore[method-assign]
     mod.Applier._commit_current = timed("current", mod.Applier._commit_current)  # type: ignore[method-assign]
     return phases

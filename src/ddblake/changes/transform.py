@@ -90,12 +90,16 @@ def _attribute_value(depth: int) -> str:
     return rf'\{{"(?:{body})\}}'
 
 
-def _image(depth: int) -> str:
+def image_pattern(depth: int) -> str:
+    """The pattern of an item image in compact DynamoDB JSON, maps and lists nested up to ``depth``.
+
+    Shared with the raw-log reader's fast path (``ddblake.changes.rawline``).
+    """
     return r"\{" + _items(f"{_TEXT}:{_attribute_value(depth)}", _QUOTE, _CLOSE_MAP)
 
 
 # One or two attributes (partition and sort key): after a second one only the closing brace fits.
-_KEYS = (
+KEYS_PATTERN: Final = (
     rf'\{{(?:{_TEXT}:\{{"(?:S":{_TEXT}|N":{_NUMBER_TEXT}|B":{_BASE64_TEXT})\}}(?:,(?=")|(?=\}}))){{1,2}}+\}}'
 )
 
@@ -107,12 +111,12 @@ def _member(key: str, group: str, value: str) -> str:
 
 
 def _fast_pattern(depth: int) -> str:
-    image = _image(depth)
+    image = image_pattern(depth)
     ddb_known = ("ApproximateCreationDateTime", "Keys", "NewImage", "OldImage", "SequenceNumber")
     ddb_member = "|".join(
         (
             _member("ApproximateCreationDateTime", "t", r"0|[1-9][0-9]{0,17}+"),
-            _member("Keys", "keys", _KEYS),
+            _member("Keys", "keys", KEYS_PATTERN),
             _member("NewImage", "new", rf"null|{image}"),
             _member("OldImage", "old", rf"null|{image}"),
             r'"SequenceNumber":(?(@seq)(?!))"(?P<seq>[0-9]{1,40}+)"',

@@ -14,9 +14,7 @@ REMOVEs it needs in the history and completes the current state from the same fi
 
 from __future__ import annotations
 
-import dataclasses
 import functools
-import gzip
 import itertools
 import json
 import logging
@@ -29,7 +27,7 @@ import uuid
 import warnings
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, cast
 
 import pyarrow as pa
@@ -46,9 +44,10 @@ from ddblake.changes.resolve import Keyed, bucket_of, key_string, version_of, wi
 from ddblake.errors import BadRecordError, ConfigError, TerminalError, TransientError
 from ddblake.lake import current, history
 from ddblake.lake.applied import PROPERTY, AppliedLog, load_log, save_log
+from ddblake.lake.batch import FileBatch, ImageTexts, distinct, quarantine, read_raw
 from ddblake.lake.catalog import LakeConfig, open_catalog
 from ddblake.lake.filters import at_least, between, is_in
-from ddblake.lake.rawlog import list_raw_files, read_raw_file
+from ddblake.lake.rawlog import list_raw_files
 from ddblake.lake.storage import Storage
 from ddblake.names import changes_identifier, table_identifier
 
@@ -140,13 +139,6 @@ class ApplyResult:
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
-@dataclass
-class _FileBatch:
-    events: list[ChangeEvent] = field(default_factory=list)
-    sources: list[str] = field(default_factory=list)
-    bad: list[dict[str, Any]] = field(default_factory=list)
-
-
 class _Transaction(Transaction):
     """pyiceberg's transaction, computing its view of the table metadata once per state.
 
@@ -167,131 +159,6 @@ class _Transaction(Transaction):
         if view is None or view[0] is not base or view[1] is not updates:
             view = self._view = (base, updates, super().table_metadata)
         return view[2]
-
-
-_FAST_SLIM = tuple(f.name for f in dataclasses.fields(ChangeEvent)) == (
-    "op",
-    "table",
-    "keys",
-    "new_image",
-    "old_image",
-    "event_id",
-    "event_time_us",
-    "sequence",
-    "source",
-    "ttl",
-    "ingested_us",
-)
-
-
-class _ImageTexts:
-    """Each event's images rendered once as compact JSON, shared by the history and current state.
-
-    Apply reads a batch's events through :meth:`slim`: the images become text at once and the
-    event kept is a copy without them. Parsed images are the bulk of a batch's memory (a dict per
-    attribute value: some ten times the text), and the tables only ever need their text — the
-    history stores it, the current state stores it and types its columns from it.
-    """
-
-    def __init__(self) -> None:
-        # By identity; the event is held too, so that its id cannot be reused while this lives.
-        self._texts: dict[int, tuple[ChangeEvent, str | None, str | None]] = {}
-
-    def slim(self, ev: ChangeEvent) -> ChangeEvent:
-        """``ev`` without its images, which this keeps as text."""
-        new, old = ev.new_image, ev.old_image
-        if not _FAST_SLIM:  # pragma: no cover - ChangeEvent gained a field
-            slim = dataclasses.replace(ev, new_image=None, old_image=None)
-            self._texts[id(slim)] = (slim, *self._render(new, old))
-            return slim
-        slim = ChangeEvent(  # dataclasses.replace, without its per-call introspection
-            op=ev.op,
-            table=ev.table,
-            keys=ev.keys,
-            new_image=None,
-            old_image=None,
-            event_id=ev.event_id,
-            event_time_us=ev.event_time_us,
-            sequence=ev.sequence,
-            source=ev.source,
-            ttl=ev.ttl,
-            ingested_us=ev.ingested_us,
-        )
-        self._texts[id(slim)] = (slim, *self._render(new, old))
-        return slim
-
-    @staticmethod
-    def _render(new: Any, old: Any) -> tuple[str | None, str | None]:
-        return (
-            None if new is None else current.compact_json(new),
-            None if old is None else current.compact_json(old),
-        )
-
-    def _known(self, ev: ChangeEvent) -> tuple[ChangeEvent, str | None, str | None]:
-        known = self._texts.get(id(ev))
-        if known is None:  # an event that did not come through slim (one rebuilt from the history)
-            known = self._texts[id(ev)] = (ev, *self._render(ev.new_image, ev.old_image))
-        return known
-
-    def __call__(self, ev: ChangeEvent) -> str | None:
-        """The new image's text (None for none)."""
-        return self._known(ev)[1]
-
-    def old(self, ev: ChangeEvent) -> str | None:
-        """The old image's text (None for none)."""
-        return self._known(ev)[2]
-
-
-def _distinct(items: Iterable[tuple[Keyed, str]]) -> tuple[list[Keyed], list[str]]:
-    """Changes without repeated event IDs (first one wins, as ``keyed`` does), with their files."""
-    seen: set[str] = set()
-    changes: list[Keyed] = []
-    files: list[str] = []
-    for change, source in items:
-        event_id = change.event.event_id
-        if event_id in seen:
-            continue
-        seen.add(event_id)
-        changes.append(change)
-        files.append(source)
-    return changes, files
-
-
-def _read_raw(
-    storage: Storage, path: str, table: str, batch: _FileBatch, texts: _ImageTexts | None = None
-) -> None:
-    """Parse one raw file; bad lines (and a damaged tail) go to ``batch.bad`` with their reason.
-
-    With ``texts``, events are kept slim (their images as text in ``texts``, see there).
-    """
-    content = read_raw_file(storage, path)
-    for number, line in enumerate(content.lines, start=1):
-        try:
-            ev = ChangeEvent.from_line(line)
-            if ev.table != table:
-                raise BadRecordError(f"line belongs to table {ev.table!r}, not {table!r}")
-            if ev.op != "REMOVE" and ev.new_image is None:
-                raise BadRecordError(f"{ev.op} line has no new image (is the stream KEYS_ONLY?)")
-        except BadRecordError as e:
-            batch.bad.append(
-                {"file": path, "line": number, "reason": str(e), "raw": line.decode("utf-8", "replace")}
-            )
-            continue
-        batch.events.append(ev if texts is None else texts.slim(ev))
-        batch.sources.append(path)
-    if content.error is not None:
-        batch.bad.append({"file": path, "line": None, "reason": f"raw file {content.error}", "raw": None})
-
-
-def _quarantine(storage: Storage, table: str, bad: list[dict[str, Any]]) -> None:
-    """Write bad records under ``errors/<table>/apply/``, one file per raw file, named after it."""
-    by_file: dict[str, list[dict[str, Any]]] = {}
-    for rec in bad:
-        by_file.setdefault(rec["file"], []).append(rec)
-    for path, records in by_file.items():
-        tail = path.split(f"raw/{table}/", 1)[-1]
-        body = "".join(json.dumps({"table": table, **r}, ensure_ascii=False) + "\n" for r in records)
-        storage.write_atomic(f"errors/{table}/apply/{tail}.jsonl.gz", gzip.compress(body.encode(), mtime=0))
 
 
 class Applier:
@@ -380,10 +247,10 @@ class Applier:
         pending = pending[: self.config.max_files]
         hist_files = [p for p in pending if not hist_log.contains(p)]
         cur_files = [p for p in pending if not cur_log.contains(p)]
-        batch = _FileBatch()
-        texts = _ImageTexts()
+        batch = FileBatch()
+        texts = ImageTexts()
         for path in pending:
-            _read_raw(self.storage, path, self.config.table, batch, texts)
+            read_raw(self.storage, path, self.config.table, batch, texts)
         result.files = len(pending)
         result.events = len(batch.events)
         fold_before = time.strftime("%Y/%m/%d/%H", time.gmtime(time.time() - FOLD_GRACE_HOURS * 3600))
@@ -395,7 +262,7 @@ class Applier:
             in_hist = set(hist_files)
             bad = [b for b in batch.bad if b["file"] in in_hist]
             if bad:
-                _quarantine(self.storage, self.config.table, bad)
+                quarantine(self.storage, self.config.table, bad)
             result.quarantined = len(bad)
             evs = [(c, s) for c, s in zip(changes, batch.sources, strict=True) if s in in_hist]
             self._commit_history(hist, hist_log, hist_files, evs, listing, fold_before, result, texts)
@@ -415,9 +282,9 @@ class Applier:
         listing: list[str],
         fold_before: str,
         result: ApplyResult,
-        texts: _ImageTexts,
+        texts: ImageTexts,
     ) -> None:
-        changes, sources = _distinct(events)
+        changes, sources = distinct(events)
         result.duplicates += len(events) - len(changes)
         if changes:
             seen = self._history_event_ids(hist, changes)
@@ -553,9 +420,9 @@ class Applier:
         listing: list[str],
         fold_before: str,
         result: ApplyResult,
-        texts: _ImageTexts,
+        texts: ImageTexts,
     ) -> None:
-        best = winners(_distinct(events)[0])
+        best = winners(distinct(events)[0])
         buckets = (
             int(cur.properties.get(current.BUCKETS_PROPERTY, self.config.buckets))
             if cur
@@ -814,7 +681,7 @@ def run_apply(
 
 def read_events(storage: Storage, paths: Iterable[str], table: str) -> list[ChangeEvent]:
     """The good events of some raw files (for tools and tests); bad lines are skipped."""
-    batch = _FileBatch()
+    batch = FileBatch()
     for path in paths:
-        _read_raw(storage, path, table, batch)
+        read_raw(storage, path, table, batch)
     return batch.events

@@ -1,0 +1,120 @@
+"""One apply batch read from the raw log: good events (images as text), bad lines with reasons.
+
+Apply reads a batch's lines through :func:`ddblake.changes.rawline.read_line`: each event is kept
+without its images, whose text :class:`ImageTexts` holds. Parsed images are the bulk of a batch's
+memory (a dict per attribute value: some ten times the text), and the tables only ever need their
+text — the history stores it, the current state stores it and types its columns from it.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ddblake.changes import rawline
+from ddblake.changes.model import ChangeEvent
+from ddblake.changes.resolve import Keyed
+from ddblake.errors import BadRecordError
+from ddblake.lake.rawlog import read_raw_file
+from ddblake.lake.storage import Storage
+
+
+@dataclass
+class FileBatch:
+    """The events of some raw files, the file each came from, and the lines quarantined."""
+
+    events: list[ChangeEvent] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
+    bad: list[dict[str, Any]] = field(default_factory=list)
+
+
+class ImageTexts:
+    """Each event's images as compact JSON text, shared by the history and the current state."""
+
+    def __init__(self) -> None:
+        # By identity; the event is held too, so that its id cannot be reused while this lives.
+        self._texts: dict[int, tuple[ChangeEvent, str | None, str | None]] = {}
+
+    def keep(self, ev: ChangeEvent, new: str | None, old: str | None) -> ChangeEvent:
+        """Hold the texts of ``ev``'s images (``ev`` itself may be kept without them)."""
+        self._texts[id(ev)] = (ev, new, old)
+        return ev
+
+    def slim(self, ev: ChangeEvent) -> ChangeEvent:
+        """``ev`` without its images, which this keeps as text."""
+        return self.keep(rawline.slim(ev), rawline.render(ev.new_image), rawline.render(ev.old_image))
+
+    def _known(self, ev: ChangeEvent) -> tuple[ChangeEvent, str | None, str | None]:
+        known = self._texts.get(id(ev))
+        if known is None:  # an event that did not come through here (one rebuilt from the history)
+            known = (ev, rawline.render(ev.new_image), rawline.render(ev.old_image))
+            self._texts[id(ev)] = known
+        return known
+
+    def __call__(self, ev: ChangeEvent) -> str | None:
+        """The new image's text (None for none)."""
+        return self._known(ev)[1]
+
+    def old(self, ev: ChangeEvent) -> str | None:
+        """The old image's text (None for none)."""
+        return self._known(ev)[2]
+
+
+def distinct(items: Iterable[tuple[Keyed, str]]) -> tuple[list[Keyed], list[str]]:
+    """Changes without repeated event IDs (first one wins, as ``keyed`` does), with their files."""
+    seen: set[str] = set()
+    changes: list[Keyed] = []
+    files: list[str] = []
+    for change, source in items:
+        event_id = change.event.event_id
+        if event_id in seen:
+            continue
+        seen.add(event_id)
+        changes.append(change)
+        files.append(source)
+    return changes, files
+
+
+def read_raw(
+    storage: Storage, path: str, table: str, batch: FileBatch, texts: ImageTexts | None = None
+) -> None:
+    """Parse one raw file; bad lines (and a damaged tail) go to ``batch.bad`` with their reason.
+
+    With ``texts``, events are kept without their images (their text is in ``texts``); without,
+    events are whole (for tools and tests).
+    """
+    content = read_raw_file(storage, path)
+    for number, line in enumerate(content.lines, start=1):
+        try:
+            if texts is None:
+                ev = ChangeEvent.from_line(line)
+                new_text = "" if ev.new_image is not None else None
+            else:
+                ev, new_text, old_text = rawline.read_line(line)
+            if ev.table != table:
+                raise BadRecordError(f"line belongs to table {ev.table!r}, not {table!r}")
+            if ev.op != "REMOVE" and new_text is None:
+                raise BadRecordError(f"{ev.op} line has no new image (is the stream KEYS_ONLY?)")
+        except BadRecordError as e:
+            batch.bad.append(
+                {"file": path, "line": number, "reason": str(e), "raw": line.decode("utf-8", "replace")}
+            )
+            continue
+        batch.events.append(ev if texts is None else texts.keep(ev, new_text, old_text))
+        batch.sources.append(path)
+    if content.error is not None:
+        batch.bad.append({"file": path, "line": None, "reason": f"raw file {content.error}", "raw": None})
+
+
+def quarantine(storage: Storage, table: str, bad: list[dict[str, Any]]) -> None:
+    """Write bad records under ``errors/<table>/apply/``, one file per raw file, named after it."""
+    by_file: dict[str, list[dict[str, Any]]] = {}
+    for rec in bad:
+        by_file.setdefault(rec["file"], []).append(rec)
+    for path, records in by_file.items():
+        tail = path.split(f"raw/{table}/", 1)[-1]
+        body = "".join(json.dumps({"table": table, **r}, ensure_ascii=False) + "\n" for r in records)
+        storage.write_atomic(f"errors/{table}/apply/{tail}.jsonl.gz", gzip.compress(body.encode(), mtime=0))
