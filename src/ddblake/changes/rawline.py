@@ -35,7 +35,8 @@ _fast: re.Pattern[bytes] | None = None
 
 
 def _compile() -> re.Pattern[bytes]:
-    image = transform.image_pattern(transform.FAST_DEPTH)
+    # Images also as export files write them: ", " and ": ", astral characters as escaped pairs.
+    image = transform.image_pattern(transform.FAST_DEPTH, " ?", transform.TEXT_WITH_PAIRS)
     number = r"0|[1-9][0-9]{0,17}+"
     pattern = (
         r'\{"v":1,"op":"(INSERT|MODIFY|REMOVE|LOAD)","table":"([A-Za-z0-9_.-]{3,255}+)",'

@@ -42,6 +42,12 @@ _CHARS = r'[^"\\\x00-\x1f]*+'
 # A string the reference parser accepts as UTF-8: escapes of surrogates (even valid pairs) are left
 # to the reference parser, which decodes them and rejects lone ones.
 _TEXT = rf'"{_CHARS}(?:\\(?:["\\/bfnrt]|u(?![dD][89a-fA-F])[0-9a-fA-F]{{4}}){_CHARS})*+"'
+# A string of text with valid surrogate pairs escaped too (\\ud83c\\udf89): the raw-log reader's fast
+# path takes it; json decodes a pair to one character, as UTF-8 can carry it.
+TEXT_WITH_PAIRS: Final = (
+    rf'"{_CHARS}(?:\\(?:["\\/bfnrt]|u(?![dD][89a-fA-F])[0-9a-fA-F]{{4}}'
+    rf'|u[dD][89abAB][0-9a-fA-F]{{2}}\\u[dD][c-fC-F][0-9a-fA-F]{{2}}){_CHARS})*+"'
+)
 _ANY_TEXT = rf'"{_CHARS}(?:\\(?:["\\/bfnrt]|u[0-9a-fA-F]{{4}}){_CHARS})*+"'
 _NUMBER_TEXT = r'"-?(?:[0-9]++(?:\.[0-9]*+)?|\.[0-9]++)(?:[eE][+-]?[0-9]++)?"'
 _BASE64_TEXT = r'"(?:[A-Za-z0-9+/]{4})*+(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?"'
@@ -57,45 +63,50 @@ _CLOSE_MAP = r"\}"
 _OPEN_MAP = r"\{"
 
 
-def _items(element: str, first: str, close: str) -> str:
+def _items(element: str, first: str, close: str, sp: str = "") -> str:
     """``element`` repeated, comma-separated, then ``close``, with one copy of ``element``.
 
     After each element comes either a comma that must be followed by the next element's first
     character, or the closing bracket; so no trailing comma, and the pattern stays linear in size.
+    ``sp`` is what may follow a separator (" ?" for JSON written with ", " and ": ").
     """
-    return rf"(?:{element}(?:,(?={first})|(?={close})))*+{close}"
+    return rf"(?:{element}(?:,{sp}(?={first})|(?={close})))*+{close}"
 
 
-_SCALAR_VALUE = "|".join(
-    (
-        rf'S":{_TEXT}',
-        rf'N":{_NUMBER_TEXT}',
-        r'BOOL":(?:true|false)',
-        r'NULL":true',
-        rf'B":{_BASE64_TEXT}',
-        # Sets hold at least one element: (?=") refuses [] (the reference parser does too).
-        r'SS":\[(?=")' + _items(_TEXT, _QUOTE, _CLOSE_LIST),
-        r'NS":\[(?=")' + _items(_NUMBER_TEXT, _QUOTE, _CLOSE_LIST),
-        r'BS":\[(?=")' + _items(_BASE64_TEXT, _QUOTE, _CLOSE_LIST),
+def _scalar_value(sp: str, text: str) -> str:
+    tag = f'":{sp}'
+    return "|".join(
+        (
+            rf"S{tag}{text}",
+            rf"N{tag}{_NUMBER_TEXT}",
+            rf"BOOL{tag}(?:true|false)",
+            rf"NULL{tag}true",
+            rf"B{tag}{_BASE64_TEXT}",
+            # Sets hold at least one element: (?=") refuses [] (the reference parser does too).
+            rf'SS{tag}\[(?=")' + _items(text, _QUOTE, _CLOSE_LIST, sp),
+            rf'NS{tag}\[(?=")' + _items(_NUMBER_TEXT, _QUOTE, _CLOSE_LIST, sp),
+            rf'BS{tag}\[(?=")' + _items(_BASE64_TEXT, _QUOTE, _CLOSE_LIST, sp),
+        )
     )
-)
 
 
-def _attribute_value(depth: int) -> str:
-    body = _SCALAR_VALUE
+def _attribute_value(depth: int, sp: str = "", text: str = _TEXT) -> str:
+    body = _scalar_value(sp, text)
     if depth > 0:
-        inner = _attribute_value(depth - 1)
-        body += r'|M":\{' + _items(f"{_TEXT}:{inner}", _QUOTE, _CLOSE_MAP)
-        body += r'|L":\[' + _items(inner, _OPEN_MAP, _CLOSE_LIST)
+        inner = _attribute_value(depth - 1, sp, text)
+        body += rf'|M":{sp}\{{' + _items(f"{text}:{sp}{inner}", _QUOTE, _CLOSE_MAP, sp)
+        body += rf'|L":{sp}\[' + _items(inner, _OPEN_MAP, _CLOSE_LIST, sp)
     return rf'\{{"(?:{body})\}}'
 
 
-def image_pattern(depth: int) -> str:
-    """The pattern of an item image in compact DynamoDB JSON, maps and lists nested up to ``depth``.
+def image_pattern(depth: int, sp: str = "", text: str = _TEXT) -> str:
+    """The pattern of an item image in DynamoDB JSON, maps and lists nested up to ``depth``.
 
-    Shared with the raw-log reader's fast path (``ddblake.changes.rawline``).
+    Compact JSON only, unless ``sp`` (" ?") lets a space follow each separator, as in JSON written
+    with Python's default ", " and ": " (the export files' style). Shared with the raw-log reader's
+    fast path (``ddblake.changes.rawline``), which also passes :data:`TEXT_WITH_PAIRS` as ``text``.
     """
-    return r"\{" + _items(f"{_TEXT}:{_attribute_value(depth)}", _QUOTE, _CLOSE_MAP)
+    return r"\{" + _items(f"{text}:{sp}{_attribute_value(depth, sp, text)}", _QUOTE, _CLOSE_MAP, sp)
 
 
 # One or two attributes (partition and sort key): after a second one only the closing brace fits.
