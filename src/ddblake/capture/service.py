@@ -6,50 +6,19 @@ the caller (the demo, a test) passes its own.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import signal
 import threading
-from collections.abc import Iterator
-from types import FrameType
 
 from ddblake.aws.clients import DynamoClients, build_dynamodb_clients
 from ddblake.capture.config import CaptureConfig
 from ddblake.capture.consumer import CaptureStats, StreamCapture
 from ddblake.capture.streams import StreamsAdapter
 from ddblake.lake.storage import Storage
+from ddblake.signals import stop_on_signals
 
 __all__ = ["CaptureConfig", "CaptureStats", "run_capture"]
 
 log = logging.getLogger(__name__)
-
-
-@contextlib.contextmanager
-def _stop_on_signals(stop: threading.Event) -> Iterator[list[str]]:
-    """SIGINT/SIGTERM set ``stop`` so the consumer flushes and checkpoints before exiting.
-
-    Yields the names of the signals received (logged by the caller, not in the handler). Only the
-    main thread can install handlers; elsewhere (a test's thread) the caller's event is the only way
-    to stop, which is what such callers use anyway.
-    """
-    received: list[str] = []
-    if threading.current_thread() is not threading.main_thread():
-        yield received
-        return
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        del frame
-        if stop.is_set():  # a second signal: the user insists
-            raise KeyboardInterrupt
-        received.append(signal.Signals(signum).name)
-        stop.set()
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield received
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
 
 
 def run_capture(
@@ -78,7 +47,7 @@ def run_capture(
     storage = storage or Storage.from_uri(config.lake)
     adapter = StreamsAdapter(config.table, dynamodb=clients.dynamodb, streams=clients.streams)
     stop = stop or threading.Event()
-    with _stop_on_signals(stop) as received:
+    with stop_on_signals(stop) as received:
         stats = StreamCapture(config, adapter, storage, stop=stop).run()
     if received:
         log.info("capture %s: stopped by %s after flushing and checkpointing", config.table, received[0])

@@ -8,15 +8,12 @@ no later than the moment the Scan begins reading; earlier is always safe.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 import os
-import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
-from types import FrameType
+from collections.abc import Callable
 
 import boto3
 from botocore.config import Config
@@ -30,6 +27,7 @@ from ddblake.load.progress import NoProgress, Progress
 from ddblake.load.roles import Identity, assume_role_session
 from ddblake.load.scan import LoadResult, ScanLoad
 from ddblake.load.table import TableReader
+from ddblake.signals import stop_on_signals
 
 __all__ = ["LoadConfig", "LoadResult", "build_load_clients", "now_us", "run_load"]
 
@@ -76,27 +74,6 @@ def build_load_clients(config: LoadConfig) -> tuple[DynamoClients, Callable[[], 
     return clients, _identity_of(session, config.assume_role, no_sts)
 
 
-@contextlib.contextmanager
-def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
-    """SIGINT/SIGTERM set ``stop``: workers write what they read, record it, and the run ends."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        del frame
-        if stop.is_set():
-            raise KeyboardInterrupt
-        stop.set()
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-
-
 def run_load(
     config: LoadConfig,
     *,
@@ -139,7 +116,7 @@ def run_load(
     identity = identity or (lambda: Identity(role_arn=config.assume_role))
     reader = TableReader(config.table, clients.dynamodb, identity)
     stop = stop or threading.Event()
-    with _stop_on_signals(stop):
+    with stop_on_signals(stop):
         if config.kind == "scan":
             result = ScanLoad(
                 config, reader, storage, progress=progress, started_at_us=started_at_us, stop=stop

@@ -1,0 +1,38 @@
+"""SIGINT and SIGTERM as a stop request, shared by the long-running services (capture, load)."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
+from types import FrameType
+
+
+@contextlib.contextmanager
+def stop_on_signals(stop: threading.Event) -> Iterator[list[str]]:
+    """SIGINT/SIGTERM set ``stop``, so the service writes and records what it holds before exiting.
+
+    A second signal raises KeyboardInterrupt: the user insists. Yields the names of the signals
+    received (logged by the caller, not in the handler). Only the main thread can install handlers;
+    elsewhere (a test's thread, sync's workers) the caller's event is the only way to stop, which
+    is what such callers use anyway.
+    """
+    received: list[str] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        del frame
+        if stop.is_set():
+            raise KeyboardInterrupt
+        received.append(signal.Signals(signum).name)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield received
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
