@@ -7,56 +7,19 @@ value is a :class:`ConfigError` that names the setting and every place that was 
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final, TypeVar
+from typing import Final
 
 from ddblake.errors import ConfigError
 from ddblake.lake.rawlog import DEFAULT_BUFFER_BYTES, DEFAULT_BUFFER_SECONDS
+from ddblake.settings import boolean as _bool
+from ddblake.settings import optional as _optional
+from ddblake.settings import required as _required
+from ddblake.settings import value as _value
 
 DEFAULT_POLL_SECONDS: Final = 0.5
 DEFAULT_REFRESH_SECONDS: Final = 10.0
 MAX_RECORDS_PER_CALL: Final = 1000
-
-T = TypeVar("T")
-
-
-def _parse(
-    name: str, flag: str | None, value: T | None, convert: Callable[[str], T], default: T | None
-) -> T | None:
-    if value is not None:
-        return value
-    env = f"DDBLAKE_{name.upper()}"
-    raw = os.environ.get(env, "").strip()
-    if raw:
-        try:
-            return convert(raw)
-        except ValueError as e:
-            where = f"{flag} or " if flag else ""
-            raise ConfigError(f"{name}: {env}={raw!r} is not valid ({e}); set {where}{env} correctly") from e
-    return default
-
-
-def _value(name: str, flag: str | None, value: T | None, convert: Callable[[str], T], default: T) -> T:
-    found = _parse(name, flag, value, convert, default)
-    return default if found is None else found
-
-
-def _required(name: str, flag: str, value: str | None) -> str:
-    found = _parse(name, flag, value or None, str, None)
-    if not found:
-        raise ConfigError(f"missing {name}: pass {flag} or set DDBLAKE_{name.upper()} (looked at both)")
-    return found
-
-
-def _bool(raw: str) -> bool:
-    lowered = raw.lower()
-    if lowered in {"1", "true", "yes", "on"}:
-        return True
-    if lowered in {"0", "false", "no", "off"}:
-        return False
-    raise ValueError("expected true or false")
 
 
 @dataclass(frozen=True)
@@ -120,7 +83,7 @@ class CaptureConfig:
         return cls(
             table=_required("table", "--table", table),
             lake=_required("lake", "--lake", lake),
-            endpoint_url=_parse("endpoint_url", "--endpoint-url", endpoint_url or None, str, None),
+            endpoint_url=_optional("endpoint_url", "--endpoint-url", endpoint_url or None, str),
             once=_value("once", "--once", once or None, _bool, False),
             buffer_bytes=_value("buffer_bytes", "--buffer-bytes", buffer_bytes, int, DEFAULT_BUFFER_BYTES),
             buffer_seconds=_value(

@@ -7,14 +7,16 @@ value is a :class:`ConfigError` naming the setting and every place that was look
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final, TypeVar
+from typing import Final
 
 from ddblake.errors import ConfigError
 from ddblake.lake.rawlog import DEFAULT_BUFFER_BYTES
+from ddblake.settings import boolean as _bool
+from ddblake.settings import optional as _optional
+from ddblake.settings import required as _required
+from ddblake.settings import value as _value
 
 DEFAULT_READ_PERCENT: Final = 50.0
 """Share of the table's read capacity a Scan load may use (the Glue connector's default, 0.5)."""
@@ -30,47 +32,6 @@ LOCAL_PAGE_ITEMS: Final = 1000
 costs it about twice per item what 1,000-item pages do), and it shares the machine with the load."""
 DEFAULT_EXPORT_POLL_SECONDS: Final = 10.0
 _ROLE_ARN = re.compile(r"^arn:aws[\w-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
-
-T = TypeVar("T")
-
-
-def _env_name(name: str) -> str:
-    return f"DDBLAKE_{name.upper()}"
-
-
-def _parse(name: str, flag: str | None, value: T | None, convert: Callable[[str], T]) -> T | None:
-    if value is not None:
-        return value
-    env = _env_name(name)
-    raw = os.environ.get(env, "").strip()
-    if not raw:
-        return None
-    try:
-        return convert(raw)
-    except ValueError as e:
-        where = f"{flag} or " if flag else ""
-        raise ConfigError(f"{name}: {env}={raw!r} is not valid ({e}); set {where}{env} correctly") from e
-
-
-def _value(name: str, flag: str | None, value: T | None, convert: Callable[[str], T], default: T) -> T:
-    found = _parse(name, flag, value, convert)
-    return default if found is None else found
-
-
-def _required(name: str, flag: str, value: str | None) -> str:
-    found = _parse(name, flag, value or None, str)
-    if not found:
-        raise ConfigError(f"missing {name}: pass {flag} or set {_env_name(name)} (looked at both)")
-    return found
-
-
-def _bool(raw: str) -> bool:
-    lowered = raw.lower()
-    if lowered in {"1", "true", "yes", "on"}:
-        return True
-    if lowered in {"0", "false", "no", "off"}:
-        return False
-    raise ValueError("expected true or false")
 
 
 def _key_names(raw: str) -> tuple[str, ...]:
@@ -208,21 +169,21 @@ class LoadConfig:
         return cls(
             table=_required("table", "--table", table),
             lake=_required("lake", "--lake", lake),
-            endpoint_url=_parse("endpoint_url", "--endpoint-url", endpoint_url or None, str),
-            segments=_parse("segments", "--segments", segments, int),
-            workers=_parse("workers", "--workers", workers, int),
+            endpoint_url=_optional("endpoint_url", "--endpoint-url", endpoint_url or None, str),
+            segments=_optional("segments", "--segments", segments, int),
+            workers=_optional("workers", "--workers", workers, int),
             read_percent=_value("read_percent", "--read-percent", read_percent, float, DEFAULT_READ_PERCENT),
             consistent=_value("consistent", "--consistent", consistent or None, _bool, False),
-            from_export=_parse("from_export", "--from-export", from_export or None, str),
-            export_to=_parse("export_to", "--export-to", export_to or None, str),
-            assume_role=_parse("assume_role", "--assume-role", assume_role or None, str),
-            external_id=_parse("external_id", "--external-id", external_id or None, str),
+            from_export=_optional("from_export", "--from-export", from_export or None, str),
+            export_to=_optional("export_to", "--export-to", export_to or None, str),
+            assume_role=_optional("assume_role", "--assume-role", assume_role or None, str),
+            external_id=_optional("external_id", "--external-id", external_id or None, str),
             on_demand_rcu=_value("on_demand_rcu", None, on_demand_rcu, float, ON_DEMAND_ASSUMED_RCU),
             buffer_bytes=_value("load_buffer_bytes", None, buffer_bytes, int, DEFAULT_BUFFER_BYTES),
             export_poll_seconds=_value(
                 "export_poll_seconds", None, export_poll_seconds, float, DEFAULT_EXPORT_POLL_SECONDS
             ),
-            keys=_parse("keys", "--keys", _keys_argument(keys), _key_names),
-            export_bucket_owner=_parse("export_bucket_owner", None, export_bucket_owner or None, str),
-            page_items=_parse("page_items", None, page_items, int),
+            keys=_optional("keys", "--keys", _keys_argument(keys), _key_names),
+            export_bucket_owner=_optional("export_bucket_owner", None, export_bucket_owner or None, str),
+            page_items=_optional("page_items", None, page_items, int),
         )

@@ -1,0 +1,72 @@
+"""Settings from arguments and ``DDBLAKE_*`` environment variables, for every component's config.
+
+Precedence is argument, then environment variable, then default, so the CLI, ``sync``, a
+container's environment and tests configure a component the same way. A missing or malformed value
+is a :class:`~ddblake.errors.ConfigError` naming the setting and every place that was looked at.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import TypeVar
+
+from ddblake.errors import ConfigError
+
+T = TypeVar("T")
+
+
+def env_name(name: str) -> str:
+    """The environment variable of a setting: ``DDBLAKE_`` and its name in capitals."""
+    return f"DDBLAKE_{name.upper()}"
+
+
+def optional(name: str, flag: str | None, value: T | None, convert: Callable[[str], T]) -> T | None:
+    """The argument, else the environment variable converted, else None.
+
+    Raises:
+        ConfigError: the environment variable does not convert; names it and the flag.
+    """
+    if value is not None:
+        return value
+    env = env_name(name)
+    raw = os.environ.get(env, "").strip()
+    if not raw:
+        return None
+    try:
+        return convert(raw)
+    except ValueError as e:
+        where = f"{flag} or " if flag else ""
+        raise ConfigError(f"{name}: {env}={raw!r} is not valid ({e}); set {where}{env} correctly") from e
+
+
+def value(name: str, flag: str | None, given: T | None, convert: Callable[[str], T], default: T) -> T:
+    """:func:`optional`, falling back to ``default``."""
+    found = optional(name, flag, given, convert)
+    return default if found is None else found
+
+
+def required(name: str, flag: str, given: str | None) -> str:
+    """A setting without a default (an empty one counts as missing).
+
+    Raises:
+        ConfigError: missing; names the flag and the environment variable looked at.
+    """
+    found = optional(name, flag, given or None, str)
+    if not found:
+        raise ConfigError(f"missing {name}: pass {flag} or set {env_name(name)} (looked at both)")
+    return found
+
+
+def boolean(raw: str) -> bool:
+    """An environment variable's truth value.
+
+    Raises:
+        ValueError: not one of 1/0, true/false, yes/no, on/off.
+    """
+    lowered = raw.lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError("expected true or false")
