@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
 import random
@@ -146,6 +147,17 @@ def test_bad_lines_are_quarantined_and_good_ones_applied(lake: Lake) -> None:
     assert all(r["reason"] for r in records)
     (status,) = lake_status(lake.catalog(), "ddb", lake.storage)
     assert status.quarantined == 3
+
+
+def test_a_key_that_cannot_be_keyed_is_quarantined_not_fatal(lake: Lake) -> None:
+    """A number key with an exponent no decimal holds passes the syntax checks; only its line fails."""
+    good = event("INSERT", "a", 1, image={"v": _s("1")})
+    poison = dataclasses.replace(good, keys={"pk": {"N": "1E+99999999999999999999"}}, event_id="p")
+    poison = dataclasses.replace(poison, new_image=poison.keys)
+    lake.write([good, poison])
+    result = lake.apply()
+    assert result.quarantined == 1
+    assert lake.dump() == {"a": {"pk": _s("a"), "v": _s("1")}}
 
 
 def test_truncated_gzip_keeps_its_complete_lines(lake: Lake) -> None:

@@ -8,10 +8,11 @@ version comparison, and the lake stores it in one column.
 from __future__ import annotations
 
 import json
+import re
 import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import MAX_EMAX, MIN_EMIN, Context, Decimal, InvalidOperation
 from json.encoder import encode_basestring
 from typing import Any
 
@@ -32,7 +33,12 @@ def version_of(event: ChangeEvent) -> str:
     return f"{event.event_time_us:020d}:{seq:0>{_SEQ_WIDTH}}:{event.event_id}"
 
 
+_PLAIN_INT = re.compile(r"-?[1-9][0-9]{0,99}")
+
+
 def _canonical_number(text: str) -> str:
+    if _PLAIN_INT.fullmatch(text):  # the usual key number: already canonical
+        return text
     try:
         number = Decimal(text)
     except InvalidOperation as e:
@@ -41,7 +47,11 @@ def _canonical_number(text: str) -> str:
         raise BadRecordError("key attribute of type N is not finite")
     if number == 0:
         return "0"
-    return format(number.normalize(), "f")
+    # Exact: the default context (28 digits) would round 38-digit keys together. A context as wide
+    # as the text never rounds. Beyond DynamoDB's range (|exponent| <= 130) the plain form could be
+    # a gigabyte of zeros ("1E+999999999"): such numbers keep scientific form, still one per value.
+    normal = number.normalize(Context(prec=len(text), Emax=MAX_EMAX, Emin=MIN_EMIN))
+    return format(normal, "f" if -200 <= normal.adjusted() <= 200 else "E")
 
 
 def _canonical_value(value: Mapping[str, Any]) -> Any:

@@ -40,7 +40,7 @@ from pyiceberg.table.metadata import TableMetadata
 from pyiceberg.transforms import IdentityTransform
 
 from ddblake.changes.model import ChangeEvent
-from ddblake.changes.resolve import Keyed, bucket_of, key_string, version_of, winners
+from ddblake.changes.resolve import Keyed, bucket_of, version_of, winners
 from ddblake.errors import BadRecordError, ConfigError, TerminalError, TransientError
 from ddblake.lake import current, history
 from ddblake.lake.applied import PROPERTY, AppliedLog, load_log, save_log
@@ -256,7 +256,7 @@ class Applier:
         fold_before = time.strftime("%Y/%m/%d/%H", time.gmtime(time.time() - FOLD_GRACE_HOURS * 3600))
 
         # Keys and versions once per event, for both tables.
-        changes = [Keyed(key_string(e.keys), version_of(e), e) for e in batch.events]
+        changes = [Keyed(k, version_of(e), e) for k, e in zip(batch.keys, batch.events, strict=True)]
 
         if hist_files:
             in_hist = set(hist_files)

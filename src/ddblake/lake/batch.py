@@ -16,7 +16,7 @@ from typing import Any
 
 from ddblake.changes import rawline
 from ddblake.changes.model import ChangeEvent
-from ddblake.changes.resolve import Keyed
+from ddblake.changes.resolve import Keyed, key_string
 from ddblake.errors import BadRecordError
 from ddblake.lake.rawlog import read_raw_file
 from ddblake.lake.storage import Storage
@@ -27,6 +27,7 @@ class FileBatch:
     """The events of some raw files, the file each came from, and the lines quarantined."""
 
     events: list[ChangeEvent] = field(default_factory=list)
+    keys: list[str] = field(default_factory=list)  # each event's canonical key (resolve.key_string)
     sources: list[str] = field(default_factory=list)
     bad: list[dict[str, Any]] = field(default_factory=list)
 
@@ -98,12 +99,14 @@ def read_raw(
                 raise BadRecordError(f"line belongs to table {ev.table!r}, not {table!r}")
             if ev.op != "REMOVE" and new_text is None:
                 raise BadRecordError(f"{ev.op} line has no new image (is the stream KEYS_ONLY?)")
+            key = key_string(ev.keys)  # here, so a key that cannot be keyed is this line's problem
         except BadRecordError as e:
             batch.bad.append(
                 {"file": path, "line": number, "reason": str(e), "raw": line.decode("utf-8", "replace")}
             )
             continue
         batch.events.append(ev if texts is None else texts.keep(ev, new_text, old_text))
+        batch.keys.append(key)
         batch.sources.append(path)
     if content.error is not None:
         batch.bad.append({"file": path, "line": None, "reason": f"raw file {content.error}", "raw": None})

@@ -32,12 +32,13 @@ import datetime as dt
 import gzip
 import hashlib
 import json
+import re
 import sys
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import MAX_EMAX, MIN_EMIN, Context, Decimal, InvalidOperation
 from typing import Any
 
 SECOND_US = 1_000_000
@@ -48,7 +49,12 @@ MAX_FILE_BYTES = 64 * 1024 * 1024
 # --- the rules shared with ddblake (tests check they agree) ---------------------------------------
 
 
+_PLAIN_INT = re.compile(r"-?[1-9][0-9]{0,99}")
+
+
 def _canonical_number(text: str) -> str:
+    if _PLAIN_INT.fullmatch(text):  # the usual key number: already canonical
+        return text
     try:
         number = Decimal(text)
     except InvalidOperation as e:
@@ -57,7 +63,11 @@ def _canonical_number(text: str) -> str:
         raise ValueError("key attribute of type N is not finite")
     if number == 0:
         return "0"
-    return format(number.normalize(), "f")
+    # Exact: the default context (28 digits) would round 38-digit keys together. A context as wide
+    # as the text never rounds. Beyond DynamoDB's range (|exponent| <= 130) the plain form could be
+    # a gigabyte of zeros ("1E+999999999"): such numbers keep scientific form, still one per value.
+    normal = number.normalize(Context(prec=len(text), Emax=MAX_EMAX, Emin=MIN_EMIN))
+    return format(normal, "f" if -200 <= normal.adjusted() <= 200 else "E")
 
 
 def key_string(keys: Mapping[str, Any]) -> str:
