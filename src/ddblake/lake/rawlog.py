@@ -33,7 +33,9 @@ from ddblake.lake.storage import Storage
 RAW_PREFIX: Final = "raw"
 DEFAULT_BUFFER_BYTES: Final = 5 * 1024 * 1024
 DEFAULT_BUFFER_SECONDS: Final = 1.0
-GZIP_LEVEL: Final = 6
+GZIP_LEVEL: Final = 3
+"""zlib level of raw files: twice level 6's speed (about 140 against 67 MB/s here) for files about 12 %
+larger; loads and capture spent more CPU compressing than building lines at level 6."""
 
 
 def table_prefix(table: str, root: str = RAW_PREFIX) -> str:

@@ -30,6 +30,9 @@ DEFAULT_MAX_WORKERS: Final = 16
 LOCAL_PAGE_ITEMS: Final = 1000
 """Scan ``Limit`` against DynamoDB Local: its CPU per item grows with the page (a full 1 MB page
 costs it about twice per item what 1,000-item pages do), and it shares the machine with the load."""
+LOCAL_WORKERS_PER_CPU: Final = 2
+"""Scan threads per CPU against a local endpoint: DynamoDB Local runs on the same cores, and past two
+threads a core the load only adds contention (measured: 4 threads beat 16 on 2 cores, bench/load.py)."""
 DEFAULT_EXPORT_POLL_SECONDS: Final = 10.0
 _ROLE_ARN = re.compile(r"^arn:aws[\w-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
 
@@ -61,7 +64,8 @@ class LoadConfig:
         lake: the lake, a directory or ``s3://bucket/prefix``.
         endpoint_url: DynamoDB endpoint override (DynamoDB Local); None follows boto3's chain.
         segments: Scan ``TotalSegments``; None picks from the table's size (see ``plan_segments``).
-        workers: threads scanning at once; None means ``min(segments, 16)``.
+        workers: threads scanning at once; None means ``min(segments, 16)``, and against a local
+            endpoint ``min(segments, 2 × CPUs)``.
         read_percent: share of the table's read capacity (percent) the Scan may use.
         consistent: strongly consistent Scan reads (twice the capacity per page).
         from_export: an export folder (the one with ``manifest-summary.json``), local or ``s3://``.

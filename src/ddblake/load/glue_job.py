@@ -267,8 +267,8 @@ def chunks(lines: Iterable[bytes], max_bytes: int = MAX_FILE_BYTES) -> Iterator[
 
 
 def gzip_lines(lines: Sequence[bytes]) -> bytes:
-    """A raw file's bytes (gzip, level 6, no timestamp: equal input, equal file)."""
-    return gzip.compress(b"".join(lines), compresslevel=6, mtime=0)
+    """A raw file's bytes (gzip level 3, as ddblake.lake.rawlog; no timestamp: equal input, equal file)."""
+    return gzip.compress(b"".join(lines), compresslevel=3, mtime=0)
 
 
 @dataclass(frozen=True)

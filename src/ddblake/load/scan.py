@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+import os
 import queue
 import random
 import threading
@@ -30,7 +31,7 @@ from ddblake.aws.clients import is_local_endpoint
 from ddblake.errors import TerminalError, TransientError
 from ddblake.lake.rawlog import RawLogWriter
 from ddblake.lake.storage import Storage
-from ddblake.load.config import LOCAL_PAGE_ITEMS, LoadConfig
+from ddblake.load.config import LOCAL_PAGE_ITEMS, LOCAL_WORKERS_PER_CPU, LoadConfig
 from ddblake.load.plan import (
     RateLimiter,
     backoff_delay,
@@ -191,7 +192,8 @@ class ScanLoad:
         self.limit = page_limit(budget, info.avg_item_bytes, self.config.consistent)
         cap = self.config.page_items
         meta = getattr(getattr(self.reader, "client", None), "meta", None)
-        if cap is None and is_local_endpoint(str(getattr(meta, "endpoint_url", "") or "")):
+        local = is_local_endpoint(str(getattr(meta, "endpoint_url", "") or ""))
+        if cap is None and local:
             cap = LOCAL_PAGE_ITEMS
         if cap is not None:
             self.limit = min(self.limit, cap) if self.limit else cap
@@ -207,7 +209,10 @@ class ScanLoad:
             parts_skipped=total - len(pending),
             resumed=resumed,
         )
-        workers = plan_workers(len(pending) or 1, self.config.workers)
+        requested = self.config.workers
+        if requested is None and local:  # DynamoDB Local's JVM shares these cores: more threads only contend
+            requested = LOCAL_WORKERS_PER_CPU * (os.cpu_count() or 1)
+        workers = plan_workers(len(pending) or 1, requested)
         self.progress.total = info.item_count or None
         self.progress.set_parts(total)
         self.progress.resume_from(state.items, total - len(pending))
