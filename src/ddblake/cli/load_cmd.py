@@ -92,33 +92,9 @@ def main(argv: list[str] | None = None) -> int:
 
     Lets scripts and tests run a load in a process of its own before (or without) the main CLI.
     """
-    import logging
-    import os
+    from ddblake.cli.main import main as ddblake_main
 
-    from ddblake.cli.main import build_parser
-    from ddblake.errors import DdblakeError, UsageError
-
-    parser = build_parser()
-    sub = next(a for a in parser._subparsers._group_actions if isinstance(a, argparse._SubParsersAction))  # type: ignore[union-attr]
-    if "load" not in sub.choices:
-        register(sub)
-    try:
-        args = parser.parse_args(["load", *(sys.argv[1:] if argv is None else argv)])
-        logging.basicConfig(
-            level=os.environ.get("DDBLAKE_LOG_LEVEL", "INFO"),
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-            stream=sys.stderr,
-        )
-        return int(args.func(args))
-    except UsageError as e:
-        print(f"ddblake: error: {e}", file=sys.stderr)
-        return 2
-    except DdblakeError as e:
-        print(f"ddblake: error: {e}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("ddblake: interrupted", file=sys.stderr)
-        return 130
+    return ddblake_main(["load", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":
