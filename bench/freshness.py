@@ -15,9 +15,10 @@ waiting. A put's latency is the start of the first query that saw its value minu
 PutItem returned: an upper bound (the value was visible by then; the query before did not see it).
 
 The last line printed is one JSON object: ``"bench": "freshness"``, ``p50_s``, ``p95_s``, ``max_s``,
-``"ratio"`` = 60 / p95 — the reference architecture's Firehose buffers up to 60 s before it even
-writes a file, so its freshness is at best 60 s; AWS's zero-ETL integration refreshes every 15
-minutes at best. Goal: p95 <= 2 s.
+``trend`` (p95 of the first and of the last third of the puts: does a long run slow down?),
+``load_average`` (1 min, at the end), ``"ratio"`` = 60 / p95 — the reference architecture's
+Firehose buffers up to 60 s before it even writes a file, so its freshness is at best 60 s; AWS's
+zero-ETL integration refreshes every 15 minutes at best. Goal: p95 <= 2 s.
 
 Usage: ``python bench/freshness.py [--quick] [--puts N] [--interval S] [--poll S]``.
 """
@@ -93,8 +94,12 @@ def _written_s(path: str) -> float:
     return stamp.timestamp() + int(parts[6]) / 1e6
 
 
-def breakdown(lake: str, put_wall: dict[str, float], latencies: dict[str, float]) -> dict[str, float]:
+def breakdown(
+    lake: str, put_wall: dict[str, float], latencies: dict[str, float]
+) -> tuple[dict[str, float], int]:
     """Median time per stage: capture (put -> raw file), apply (file -> commit), query (commit -> seen).
+
+    Also returns how many puts the medians are over (those whose commit is still in the metadata).
 
     From the raw files' names (their write time) and the current-state snapshots (their time and the
     applied-file record each one points at); informational, clocks are this machine's wall clock.
@@ -112,16 +117,21 @@ def breakdown(lake: str, put_wall: dict[str, float], latencies: dict[str, float]
             file_of.setdefault(str(ev.keys["sk"]["S"]), path)
     table = open_catalog(config, storage).load_table(f"{config.namespace}.{table_identifier(TABLE)}")
     commits = []
-    for snap in table.snapshots():
+    for snap in sorted(table.snapshots(), key=lambda s: s.timestamp_ms):
         pointer = snap.summary.additional_properties.get(PROPERTY) if snap.summary else None
         if pointer:
             commits.append((snap.timestamp_ms / 1000, load_log(storage, pointer)))
+    # Applied-file records are cumulative: once older snapshots are expired (docs/lake.md,
+    # Maintenance), the oldest kept one also holds the files of the expired ones, so a file first
+    # found there has no known commit time and is left out.
+    expired = "ddblake.expired-through-ms" in table.properties
     capture, apply, query = [], [], []
     for sk, t_put in put_wall.items():
         path = file_of.get(sk)
-        done = next((t for t, log in commits if path and log.contains(path)), None)
-        if path is None or done is None or sk not in latencies:
+        first = next((i for i, (_, log) in enumerate(commits) if path and log.contains(path)), None)
+        if path is None or first is None or (first == 0 and expired) or sk not in latencies:
             continue
+        done = commits[first][0]
         written = _written_s(path)
         capture.append(written - t_put)
         apply.append(done - written)
@@ -130,7 +140,7 @@ def breakdown(lake: str, put_wall: dict[str, float], latencies: dict[str, float]
         "capture_s": round(percentile(capture, 0.5), 3),
         "apply_s": round(percentile(apply, 0.5), 3),
         "query_s": round(percentile(query, 0.5), 3),
-    }
+    }, len(apply)
 
 
 def main() -> int:
@@ -234,9 +244,16 @@ def main() -> int:
                 sync.kill()
                 sync.wait()
 
-    stages = breakdown(lake, wall, latencies)
+    stages, staged = breakdown(lake, wall, latencies)
     values = sorted(latencies.values())
     p50, p95 = percentile(values, 0.5), percentile(values, 0.95)
+    # Does a long run slow down? p95 of the first and the last third of the puts, in put order.
+    in_order = [latencies[sk] for sk in sorted(latencies)]
+    third = max(1, len(in_order) // 3)
+    trend = {
+        "first_third_p95_s": round(percentile(in_order[:third], 0.95), 3),
+        "last_third_p95_s": round(percentile(in_order[-third:], 0.95), 3),
+    }
     for n, sk in enumerate(sorted(latencies), start=1):
         if n <= 3 or n > puts - 2:
             print(f"  {sk}: visible {latencies[sk]:.2f} s after PutItem returned")
@@ -249,6 +266,10 @@ def main() -> int:
         f"p95 {p95:.2f} s, max {values[-1]:.2f} s (lake polled every {args.poll} s; one query took "
         f"{percentile(query_s, 0.5) * 1000:.0f} ms median). Reference: Firehose alone buffers up to "
         f"{REFERENCE_BUFFER_S:.0f} s; ratio = {REFERENCE_BUFFER_S:.0f} / p95 = {REFERENCE_BUFFER_S / p95:.1f}"
+    )
+    print(
+        "p95 of the first third of the puts {first_third_p95_s:.2f} s, of the last third "
+        "{last_third_p95_s:.2f} s".format(**trend)
     )
     summary = {
         "bench": "freshness",
@@ -264,6 +285,9 @@ def main() -> int:
         "reference": "Firehose buffers up to 60 s before writing; ratio = 60 / p95",
         "goal_met": p95 <= 2.0,
         "stages_median_s": stages,
+        "stages_puts": staged,
+        "trend": trend,
+        "load_average": round(os.getloadavg()[0], 2),
     }
     if not args.workdir:
         shutil.rmtree(work, ignore_errors=True)

@@ -78,6 +78,11 @@ class ApplyConfig:
     poll_seconds: float = 1.0
     buckets: int = current.DEFAULT_BUCKETS
     max_files: int = 500
+    # Table maintenance (ddblake.lake.maintain); None: the table's property, else maintain's default.
+    keep_hours: float | None = None
+    keep_snapshots: int | None = None
+    keep_min_snapshots: int | None = None
+    compact_files: int | None = None
 
     @classmethod
     def build(
@@ -89,12 +94,37 @@ class ApplyConfig:
         poll_seconds: float | None = None,
         buckets: int | None = None,
         max_files: int | None = None,
+        keep_hours: float | None = None,
+        keep_snapshots: int | None = None,
+        keep_min_snapshots: int | None = None,
+        compact_files: int | None = None,
     ) -> ApplyConfig:
         """Argument, then ``DDBLAKE_*`` environment, then default.
+
+        The maintenance settings left unset here fall back to table properties, then to
+        ``ddblake.lake.maintain``'s defaults (docs/lake.md, Maintenance); zero turns a limit off.
 
         Raises:
             ConfigError: a value is missing or out of range.
         """
+
+        def env(given: float | None, name: str, kind: type[int] | type[float]) -> Any:
+            text = os.environ.get(name) if given is None else None
+            if text is None:
+                return given
+            try:
+                return kind(text)
+            except ValueError:
+                raise ConfigError(f"{name}={text!r} is not a {kind.__name__}") from None
+
+        maintenance = {
+            "keep_hours": env(keep_hours, "DDBLAKE_KEEP_HOURS", float),
+            "keep_snapshots": env(keep_snapshots, "DDBLAKE_KEEP_SNAPSHOTS", int),
+            "keep_min_snapshots": env(keep_min_snapshots, "DDBLAKE_KEEP_MIN_SNAPSHOTS", int),
+            "compact_files": env(compact_files, "DDBLAKE_COMPACT_FILES", int),
+        }
+        if any(v is not None and v < 0 for v in maintenance.values()):
+            raise ConfigError("DDBLAKE_KEEP_* and DDBLAKE_COMPACT_FILES must be zero or more")
         table = table or os.environ.get("DDBLAKE_TABLE")
         if not table:
             raise ConfigError("no table given: pass --table NAME or set DDBLAKE_TABLE")
@@ -109,7 +139,9 @@ class ApplyConfig:
         mf = max_files if max_files is not None else int(os.environ.get("DDBLAKE_APPLY_MAX_FILES", "500"))
         if poll <= 0 or nb <= 0 or mf <= 0:
             raise ConfigError("poll interval, bucket count and max files must be positive")
-        return cls(table=table, lake=lake, once=once, poll_seconds=poll, buckets=nb, max_files=mf)
+        return cls(
+            table=table, lake=lake, once=once, poll_seconds=poll, buckets=nb, max_files=mf, **maintenance
+        )
 
 
 @dataclass
@@ -682,8 +714,11 @@ def run_apply(
     A lost commit race (another apply on the same table) is retried from the top: the loser
     re-reads the applied-file records and finds its work done or still to do, never half done.
     """
+    from ddblake.lake.maintain import Maintainer  # here: maintain imports this module
+
     stop = stop or threading.Event()
     applier = applier or Applier(config)
+    maintainer = Maintainer(applier)
     total = ApplyResult()
     previous: dict[signal.Signals, Any] = {}
     if not config.once and threading.current_thread() is threading.main_thread():
@@ -706,9 +741,16 @@ def run_apply(
             total.add(result)
             if result.files and not config.once:
                 log.info("table %s: %s", config.table, result.summary())
+            # Snapshot expiry and history compaction: every so many commits, and at the end of
+            # --once; each pass checks its thresholds and never raises.
+            if config.once:
+                if total.files:
+                    maintainer.run()
+                return total
+            maintainer.after_cycle(bool(result.files))
             # The poll interval is the period between polls, not a pause after each: when a batch
             # took longer, files have been landing meanwhile and the next poll starts at once.
-            if config.once or stop.wait(max(0.0, config.poll_seconds - (time.monotonic() - started))):
+            if stop.wait(max(0.0, config.poll_seconds - (time.monotonic() - started))):
                 return total
     finally:
         for sig, handler in previous.items():

@@ -26,6 +26,8 @@ from pyiceberg.table import Table
 from ddblake.errors import ConfigError, NotFoundError, TerminalError, UsageError
 
 Format = Literal["table", "json", "csv"]
+# Set by snapshot expiry (ddblake.lake.maintain): commit time (ms) of the newest snapshot expired.
+EXPIRED_PROPERTY = "ddblake.expired-through-ms"
 
 
 def parse_time(text: str) -> dt.datetime:
@@ -49,7 +51,22 @@ def parse_time(text: str) -> dt.datetime:
 
 
 def _snapshot_at(table: Table, when: dt.datetime) -> int | None:
+    """The snapshot current at ``when``; None before the table's first one.
+
+    Raises:
+        UsageError: ``when`` is older than the snapshots the table keeps (docs/lake.md, Maintenance):
+            the snapshot current then was expired, so no answer would be right.
+    """
     snap = table.snapshot_as_of_timestamp(int(when.timestamp() * 1000))
+    expired_through = int(table.properties.get(EXPIRED_PROPERTY, "0") or 0)
+    if expired_through and (snap is None or snap.timestamp_ms <= expired_through):
+        kept = min((s.timestamp_ms for s in table.snapshots()), default=None)
+        oldest = "none" if kept is None else dt.datetime.fromtimestamp(kept / 1000, tz=dt.UTC).isoformat()
+        raise UsageError(
+            f"--as-of {when.isoformat()} is older than what table {'.'.join(table.name())} keeps "
+            f"(its oldest snapshot is from {oldest}); older snapshots were expired, see Maintenance "
+            "in docs/lake.md (DDBLAKE_KEEP_HOURS, DDBLAKE_KEEP_SNAPSHOTS)"
+        )
     return None if snap is None else snap.snapshot_id
 
 

@@ -1,0 +1,329 @@
+"""Table maintenance: keeps a long-running ``apply`` as fast as a new one.
+
+Every apply cycle adds a snapshot to each table and a small data file to the history. pyiceberg
+parses and copies the whole table metadata (every snapshot in it) several times per commit, so
+commits slow down as snapshots pile up, and history scans plan ever more files. Two chores undo
+that without changing a row the tables hold:
+
+* **expiry** drops old snapshots from the metadata, keeping the newest and the young ones (what
+  ``query --as-of`` reads), the current one and any a branch or tag points at;
+* **compaction** rewrites a history day's small files into one, in one ``replace`` commit that
+  deletes exactly those files and adds one holding exactly their rows.
+
+Neither touches the table properties apply reads (the applied-file record ``ddblake.applied-log``,
+the counts ``status`` shows). Each chore is one optimistic commit that asserts the table's main
+branch has not moved: a concurrent apply makes it fail, and it is tried again later. Files that
+only expired snapshots reference stay on storage (pyiceberg 0.12 deletes no data files).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pyiceberg.exceptions import NoSuchTableError
+from pyiceberg.expressions import AlwaysTrue
+from pyiceberg.table import Table
+from pyiceberg.table.snapshots import Operation, Snapshot, Summary
+from pyiceberg.table.update import AssertRefSnapshotId
+from pyiceberg.table.update.snapshot import ExpireSnapshots
+
+from ddblake.lake.apply import Applier, ApplyConfig, _replace_files, _Transaction
+from ddblake.lake.query import EXPIRED_PROPERTY  # newest expired commit time: --as-of stops there
+
+log = logging.getLogger(__name__)
+
+DEFAULT_KEEP_HOURS = 24
+DEFAULT_KEEP_SNAPSHOTS = 200  # ≈0.45 ms of CPU per kept snapshot per one-row cycle (docs/benchmarks.md)
+DEFAULT_KEEP_MIN_SNAPSHOTS = 10
+DEFAULT_COMPACT_FILES = 32
+# Iceberg's own property names where it has one (Spark's expire_snapshots procedure reads them).
+AGE_PROPERTY = "history.expire.max-snapshot-age-ms"
+MIN_PROPERTY = "history.expire.min-snapshots-to-keep"
+MAX_PROPERTY = "ddblake.expire.max-snapshots"
+COMPACT_PROPERTY = "ddblake.compact.min-files"
+# Each metadata file copies every kept snapshot: keep the 20 newest files, delete older ones.
+METADATA_PROPERTIES = {
+    "write.metadata.delete-after-commit.enabled": "true",
+    "write.metadata.previous-versions-max": "20",
+}
+EXPIRE_BATCH = 16  # expire once this many are due: one commit per batch, not one per cycle
+SMALL_FILE_BYTES = 16 << 20  # history files below this size are compacted
+COMPACT_BUDGET_BYTES = 128 << 20  # at most this much Parquet is rewritten (and held) per commit
+EVERY_COMMITS = 50  # the polling loop maintains after this many cycles that committed ...
+EVERY_SECONDS = 300.0  # ... or this long after its last pass, when something was committed since
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What one table keeps. Zero turns a limit off; with both age and count off nothing expires."""
+
+    keep_ms: int = DEFAULT_KEEP_HOURS * 3_600_000
+    keep_snapshots: int = DEFAULT_KEEP_SNAPSHOTS
+    keep_min: int = DEFAULT_KEEP_MIN_SNAPSHOTS
+    compact_files: int = DEFAULT_COMPACT_FILES
+
+    @classmethod
+    def for_table(cls, table: Table, config: ApplyConfig) -> Policy:
+        """The config's value (argument, environment) wins, then the table's property, then the default.
+
+        Table properties let one table keep more than the others without a redeploy.
+        """
+
+        def pick(given: float | None, name: str, default: int, scale: int = 1) -> int:
+            if given is not None:
+                return int(given * scale)
+            try:
+                return max(0, int(table.properties.get(name, default)))
+            except ValueError:
+                log.warning("table %s: property %s is not a whole number", ".".join(table.name()), name)
+                return default
+
+        return cls(
+            pick(config.keep_hours, AGE_PROPERTY, cls.keep_ms, 3_600_000),
+            pick(config.keep_snapshots, MAX_PROPERTY, cls.keep_snapshots),
+            pick(config.keep_min_snapshots, MIN_PROPERTY, cls.keep_min),
+            pick(config.compact_files, COMPACT_PROPERTY, cls.compact_files),
+        )
+
+
+def expirable(table: Table, policy: Policy, now_ms: int) -> list[Snapshot]:
+    """The snapshots the policy lets go, oldest first (a pure decision on the loaded metadata).
+
+    Ranked newest first by commit time, a snapshot stays when it is among the ``keep_min`` newest,
+    or when it is both younger than ``keep_ms`` and among the ``keep_snapshots`` newest. Both rules
+    keep a run of the newest snapshots, so ``--as-of`` is exact from the oldest kept one onwards.
+    Snapshots a branch or a tag points at (the current one is main's) always stay.
+    """
+    if policy.keep_ms <= 0 and policy.keep_snapshots <= 0:
+        return []
+    protected = {ref.snapshot_id for ref in table.metadata.refs.values()}
+    newest_first = sorted(table.snapshots(), key=lambda s: (s.timestamp_ms, s.sequence_number), reverse=True)
+    out: list[Snapshot] = []
+    for rank, snap in enumerate(newest_first):
+        young = policy.keep_ms <= 0 or now_ms - snap.timestamp_ms < policy.keep_ms
+        few = policy.keep_snapshots <= 0 or rank < policy.keep_snapshots
+        if not (rank < policy.keep_min or (young and few) or snap.snapshot_id in protected):
+            out.append(snap)
+    return out[::-1]
+
+
+def expire_snapshots(
+    table: Table, policy: Policy, *, now_ms: int | None = None, batch: int = EXPIRE_BATCH
+) -> list[Snapshot]:
+    """Expire what :func:`expirable` names once at least ``batch`` are due; returns what went.
+
+    pyiceberg's ``ExpireSnapshots`` (what ``table.maintenance.expire_snapshots()`` builds) staged in
+    our own transaction, so that the same commit asserts main has not moved (a concurrent commit,
+    or a rollback onto a snapshot being expired, makes it fail instead of dropping the current
+    snapshot) and records :data:`EXPIRED_PROPERTY` for ``query --as-of``.
+    """
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    gone = expirable(table, policy, now_ms)
+    current = table.current_snapshot()
+    if len(gone) < max(1, batch) or current is None:
+        return []
+    through = max(int(table.properties.get(EXPIRED_PROPERTY, "0")), *(s.timestamp_ms for s in gone))
+    with _Transaction(table) as tx:
+        tx._apply(
+            (), (AssertRefSnapshotId.model_validate({"ref": "main", "snapshot-id": current.snapshot_id}),)
+        )
+        ExpireSnapshots(tx).by_ids([s.snapshot_id for s in gone]).commit()
+        tx.set_properties({EXPIRED_PROPERTY: str(through), **_missing(table, METADATA_PROPERTIES)})
+    return gone
+
+
+def _missing(table: Table, wanted: dict[str, str]) -> dict[str, str]:
+    """The properties not set yet (a value someone set by hand is theirs)."""
+    return {k: v for k, v in wanted.items() if k not in table.properties}
+
+
+@dataclass
+class Compaction:
+    """What one compaction commit did (counts only)."""
+
+    partitions: int = 0
+    files_removed: int = 0
+    files_added: int = 0
+    rows: int = 0
+
+
+def compact_history(
+    table: Table,
+    min_files: int,
+    *,
+    small_bytes: int = SMALL_FILE_BYTES,
+    budget_bytes: int = COMPACT_BUDGET_BYTES,
+) -> Compaction | None:
+    """Rewrite each partition holding more than ``min_files`` small files into one file.
+
+    One ``replace`` snapshot deletes exactly the files read and adds files written from exactly
+    their rows (sorted by event time; counts checked before the commit). It asserts main is still
+    the snapshot read, so a concurrent apply makes it fail rather than race it. None when nothing
+    was due; never touches a table with delete files.
+    """
+    snap = table.current_snapshot()
+    if min_files <= 0 or snap is None or snap.summary is None:
+        return None
+    if int(snap.summary.get("total-data-files") or 0) <= min_files:
+        return None  # cheap: no partition can be over the threshold
+    groups: dict[tuple[Any, ...], list[Any]] = {}
+    for task in table.scan(snapshot_id=snap.snapshot_id).plan_files():
+        if task.delete_files:
+            return None
+        if task.file.spec_id == table.spec().spec_id and task.file.file_size_in_bytes < small_bytes:
+            groups.setdefault(_values(task.file.partition), []).append(task)
+    tasks: list[Any] = []
+    spent = 0
+    for group in sorted(groups.values(), key=len, reverse=True):
+        for task in sorted(group, key=lambda t: t.file.file_path) if len(group) > min_files else ():
+            if spent >= budget_bytes:
+                break
+            tasks.append(task)
+            spent += task.file.file_size_in_bytes
+    return _rewrite(table, tasks) if len(tasks) > 1 else None
+
+
+def _rewrite(table: Table, tasks: list[Any]) -> Compaction:
+    from pyiceberg.io.pyarrow import ArrowScan, _dataframe_to_data_files
+
+    rows = ArrowScan(table.metadata, table.io, table.schema(), AlwaysTrue()).to_table(tasks)
+    order = [(c, "ascending") for c in ("event_time", "_ddb_version") if c in rows.column_names]
+    rows = rows.sort_by(order) if order else rows  # tight row-group statistics for time filters
+    write_uuid = uuid.uuid4()
+    added = list(
+        _dataframe_to_data_files(table_metadata=table.metadata, df=rows, io=table.io, write_uuid=write_uuid)
+    )
+    expected = sum(t.file.record_count for t in tasks)
+    partitions = {_values(t.file.partition) for t in tasks}
+    if rows.num_rows != expected or sum(f.record_count for f in added) != expected:
+        raise RuntimeError(f"compaction read {rows.num_rows} rows, wrote other counts; expected {expected}")
+    if {_values(f.partition) for f in added} - partitions:
+        raise RuntimeError("compaction would move rows to another partition")
+    props = {"ddblake.maintenance": "compact", "ddblake.compacted-files": str(len(tasks))}
+    with _Transaction(table) as tx:
+        producer = _replace_files(tx, table, write_uuid, props)  # apply's: drops dead manifests
+        producer.__class__ = _replace_operation(producer.__class__)
+        with producer as rewrite:
+            for task in tasks:
+                rewrite.delete_data_file(task.file)
+            for data_file in added:
+                rewrite.append_data_file(data_file)
+    return Compaction(len(partitions), len(tasks), len(added), expected)
+
+
+def _values(record: Any) -> tuple[Any, ...]:
+    return tuple(record[i] for i in range(len(record)))
+
+
+@functools.cache
+def _replace_operation(base: Any) -> type:
+    """``base`` (an overwrite producer) committing as Iceberg's ``replace``: files moved, no data changed.
+
+    Incremental readers (Spark or Flink streaming the history) skip ``replace`` snapshots, where an
+    ``overwrite`` looks like changed data. pyiceberg 0.12 only sums up overwrites, so the summary
+    is computed as one and relabelled.
+    """
+
+    def _summary(self: Any, snapshot_properties: dict[str, str] = {}) -> Summary:  # noqa: B006 - read only
+        summary: Summary = base._summary(self, snapshot_properties)
+        return Summary(Operation.REPLACE, **summary.additional_properties)
+
+    return type(f"_Replace{base.__name__}", (base,), {"_summary": _summary})
+
+
+@dataclass
+class Report:
+    """What one maintenance pass did (counts only)."""
+
+    expired: dict[str, int] = field(default_factory=dict)
+    compaction: Compaction | None = None
+    failures: list[str] = field(default_factory=list)
+
+
+def maintain(applier: Applier, *, now_ms: int | None = None, batch: int | None = None) -> Report:
+    """Compact the history, then expire both tables' snapshots, each only where thresholds are exceeded.
+
+    Each chore commits on its own. A failure (a lost commit race, a transient storage error) ends
+    that table's pass: it is logged at warning and recorded, and the next pass tries again.
+    """
+    report = Report()
+    for ident in (applier.history_id, applier.current_id):
+        try:
+            table = applier.catalog.load_table(ident)
+            policy = Policy.for_table(table, applier.config)
+            if ident == applier.history_id and policy.compact_files:
+                report.compaction = c = compact_history(table, policy.compact_files)
+                if c is not None:  # the commit refreshed ``table``: expiry sees the new snapshot
+                    log.info(
+                        "table %s: compacted %d small file(s) of %d partition(s) into %d (%d rows)",
+                        ident, c.files_removed, c.partitions, c.files_added, c.rows,
+                    )  # fmt: skip
+            gone = expire_snapshots(
+                table, policy, now_ms=now_ms, batch=EXPIRE_BATCH if batch is None else batch
+            )
+            report.expired[ident] = len(gone)
+            if gone:
+                log.info(
+                    "table %s: expired %d snapshot(s) committed %s to %s; %d kept",
+                    ident, len(gone), _iso(gone[0].timestamp_ms), _iso(gone[-1].timestamp_ms),
+                    len(table.snapshots()),
+                )  # fmt: skip
+            elif missing := _missing(table, METADATA_PROPERTIES):  # once per table
+                with _Transaction(table) as tx:
+                    tx.set_properties(missing)
+        except NoSuchTableError:
+            continue
+        except Exception as e:  # noqa: BLE001 - maintenance must never fail an apply
+            log.warning(
+                "table %s: maintenance skipped, tried again later: %s: %s", ident, type(e).__name__, e
+            )
+            report.failures.append(f"{ident}: {type(e).__name__}")
+    return report
+
+
+def _iso(ms: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ms / 1000))
+
+
+@dataclass
+class Maintainer:
+    """Decides when ``run_apply`` maintains, so that maintenance costs a polling loop next to nothing.
+
+    Every ``every_commits`` cycles that committed, or ``every_seconds`` after the last pass when
+    something was committed since; ``run_apply`` also calls :meth:`run` at the end of a ``--once``
+    run that applied files. Between passes it only counts.
+    """
+
+    applier: Applier
+    every_commits: int = EVERY_COMMITS
+    every_seconds: float = EVERY_SECONDS
+    clock: Callable[[], float] = time.monotonic
+    commits: int = 0
+    last: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.last = self.clock()
+
+    def after_cycle(self, committed: bool) -> Report | None:
+        """Count a cycle; maintain when due. Never raises."""
+        self.commits += bool(committed)
+        if not self.commits:
+            return None
+        if self.commits < self.every_commits and self.clock() - self.last < self.every_seconds:
+            return None
+        return self.run()
+
+    def run(self) -> Report | None:
+        """One maintenance pass now (each step checks its own thresholds). Never raises."""
+        self.commits, self.last = 0, self.clock()
+        try:
+            return maintain(self.applier)
+        except Exception as e:  # noqa: BLE001 - e.g. an unreachable catalog: apply goes on
+            log.warning("table %s: maintenance skipped: %s", self.applier.config.table, type(e).__name__)
+            return None

@@ -1,0 +1,318 @@
+"""Table maintenance: snapshot expiry and history compaction change nothing the lake holds."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import logging
+import threading
+from typing import Any
+
+import pyarrow as pa
+import pytest
+from lake_helpers import TABLE, Lake, event
+from pyiceberg.exceptions import CommitFailedException
+from pyiceberg.table import Table
+from pyiceberg.table.snapshots import Operation
+
+from ddblake.errors import ConfigError, UsageError
+from ddblake.lake import maintain
+from ddblake.lake.applied import PROPERTY
+from ddblake.lake.apply import Applier, ApplyConfig, run_apply
+from ddblake.lake.query import run_sql
+from ddblake.lake.report import lake_status
+
+HIST = "ddb.orders_table_changes"
+CUR = "ddb.orders_table"
+DAY = 86_400
+
+
+def _s(v: str) -> dict[str, Any]:
+    return {"S": v}
+
+
+def _applier(lake: Lake, **knobs: Any) -> Applier:
+    config = ApplyConfig.build(table=TABLE, lake=lake.config, once=True, **knobs)
+    return Applier(config, storage=lake.storage)
+
+
+def _cycles(lake: Lake, count: int, *, days: int = 1) -> None:
+    """``count`` apply cycles of one file each, spread over ``days`` event days."""
+    for i in range(count):
+        lake.write([event("MODIFY", f"k{i % 5}", (i % days) * DAY + i, image={"v": _s(str(i))})])
+        lake.apply()
+
+
+def _rows(table: Table) -> list[dict[str, Any]]:
+    return sorted(table.scan().to_arrow().to_pylist(), key=repr)
+
+
+def _data_files(table: Table) -> int:
+    return len(list(table.scan().plan_files()))
+
+
+def _plain_table(lake: Lake, commits: int) -> Table:
+    catalog = lake.catalog()
+    catalog.create_namespace_if_not_exists("ddb")
+    table = catalog.create_table("ddb.plain", schema=pa.schema([("x", pa.int64())]))
+    for i in range(commits):
+        table.append(pa.table({"x": pa.array([i], pa.int64())}))
+    return catalog.load_table("ddb.plain")
+
+
+def _status(lake: Lake) -> tuple[Any, ...]:
+    (s,) = lake_status(lake.catalog(), "ddb", lake.storage)
+    return (s.rows, s.history_rows, s.applied_files, s.applied_before_hour, s.newest_event, s.quarantined)
+
+
+def _newest_first(table: Table) -> list[int]:
+    snaps = sorted(table.snapshots(), key=lambda s: (s.timestamp_ms, s.sequence_number), reverse=True)
+    return [s.snapshot_id for s in snaps]
+
+
+def test_expiry_keeps_the_newest_the_young_and_every_referenced_snapshot(lake: Lake) -> None:
+    table = _plain_table(lake, 10)
+    order = _newest_first(table)
+    stamps = {s.snapshot_id: s.timestamp_ms for s in table.snapshots()}
+    now = stamps[order[0]]
+
+    def kept(gone: list[Any]) -> list[int]:
+        return [i for i in order if i not in {s.snapshot_id for s in gone}]
+
+    # All young: the count cap decides; all old: only the minimum stays.
+    young = maintain.Policy(keep_ms=3_600_000, keep_snapshots=6, keep_min=2)
+    assert kept(maintain.expirable(table, young, now)) == order[:6]
+    old = maintain.Policy(keep_ms=1, keep_snapshots=6, keep_min=2)
+    assert kept(maintain.expirable(table, old, now + 10_000)) == order[:2]
+    # Under the cap the age decides: the four youngest stay (commits are milliseconds apart).
+    mixed = maintain.Policy(keep_ms=now + 2 - stamps[order[3]], keep_snapshots=6, keep_min=1)
+    assert kept(maintain.expirable(table, mixed, now + 1)) == order[:4]
+
+    # A tag and a branch protect their snapshots; the current one is never expired.
+    table.manage_snapshots().create_tag(order[7], "audit").create_branch(order[8], "side").commit()
+    table = lake.catalog().load_table("ddb.plain")
+    nothing_else = maintain.Policy(keep_ms=1, keep_snapshots=0, keep_min=0)
+    gone = maintain.expire_snapshots(table, nothing_else, now_ms=now + 10_000, batch=1)
+    assert {s.snapshot_id for s in gone} == set(order) - {order[0], order[7], order[8]}
+    table = lake.catalog().load_table("ddb.plain")
+    assert {s.snapshot_id for s in table.snapshots()} == {order[0], order[7], order[8]}
+    assert table.current_snapshot().snapshot_id == order[0]
+    assert table.scan().to_arrow().num_rows == 10
+    assert int(table.properties[maintain.EXPIRED_PROPERTY]) == max(stamps[i] for i in order[1:7] + order[9:])
+    assert table.properties["write.metadata.delete-after-commit.enabled"] == "true"
+
+
+def test_expiry_waits_for_a_batch_and_both_limits_off_keep_everything(lake: Lake) -> None:
+    table = _plain_table(lake, 6)
+    now = max(s.timestamp_ms for s in table.snapshots()) + 10_000
+    policy = maintain.Policy(keep_ms=1, keep_snapshots=3, keep_min=1)
+    assert len(maintain.expirable(table, policy, now)) == 5
+    assert maintain.expire_snapshots(table, policy, now_ms=now, batch=6) == []
+    assert len(lake.catalog().load_table("ddb.plain").snapshots()) == 6
+    assert maintain.expirable(table, maintain.Policy(keep_ms=0, keep_snapshots=0, keep_min=0), now) == []
+
+
+def test_compaction_rewrites_small_files_into_one_per_day_with_the_same_rows(lake: Lake) -> None:
+    _cycles(lake, 12, days=2)
+    hist = lake.catalog().load_table(HIST)
+    before, pointer, status = _rows(hist), hist.properties[PROPERTY], _status(lake)
+    assert _data_files(hist) == 12
+
+    done = maintain.compact_history(hist, 4)
+    assert done == maintain.Compaction(partitions=2, files_removed=12, files_added=2, rows=12)
+    hist = lake.catalog().load_table(HIST)
+    assert _data_files(hist) == 2
+    assert _rows(hist) == before  # every column of every row, none lost or duplicated
+    snap = hist.current_snapshot()
+    assert snap is not None and snap.summary is not None and snap.summary.operation == Operation.REPLACE
+    assert hist.properties[PROPERTY] == pointer  # the applied-file record is untouched
+    assert _status(lake) == status  # rows, history rows, applied files, newest event
+    assert maintain.compact_history(hist, 4) is None  # nothing due any more
+
+
+def test_compaction_leaves_partitions_under_the_threshold_and_large_files_alone(lake: Lake) -> None:
+    _cycles(lake, 9, days=3)  # three files per day
+    hist = lake.catalog().load_table(HIST)
+    assert maintain.compact_history(hist, 3) is None
+    assert maintain.compact_history(hist, 2, small_bytes=1) is None  # every file counts as large
+    assert maintain.compact_history(hist, 2) == maintain.Compaction(3, 9, 3, 9)
+
+
+def test_apply_after_compaction_and_expiry_still_applies_exactly_once(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _cycles(lake, 10)
+    redelivered = [event("INSERT", "late", 3, image={"v": _s("late")})]
+    lake.write(redelivered)
+    lake.apply()
+    # A crash between the two commits: the history has the batch, the current state does not.
+    lake.write([event("REMOVE", "k1", 50), event("INSERT", "n", 51, image={"v": _s("n")})])
+
+    def crash(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("killed")
+
+    monkeypatch.setattr(Applier, "_commit_current", crash)
+    with pytest.raises(RuntimeError):
+        lake.apply()
+    monkeypatch.undo()
+
+    report = maintain.maintain(
+        _applier(lake, keep_snapshots=2, keep_min_snapshots=1, compact_files=4), batch=1
+    )
+    assert report.failures == [] and report.compaction is not None
+    assert report.expired[HIST] >= 9 and report.expired[CUR] >= 9
+
+    lake.write(redelivered + [event("MODIFY", "n", 52, image={"v": _s("n2")})])  # a repeat and a new one
+    lake.apply()
+    ids = [r["event_id"] for r in lake.history()]
+    assert len(ids) == 10 + 1 + 2 + 1 == len(set(ids))
+    dump = lake.dump()
+    assert "k1" not in dump and dump["n"]["v"] == _s("n2") and dump["late"]["v"] == _s("late")
+
+    tables = [lake.catalog().load_table(n) for n in (HIST, CUR)]
+    before = [(t.current_snapshot().snapshot_id, _rows(t)) for t in tables]
+    assert lake.apply().files == 0  # the rerun finds everything applied
+    tables = [lake.catalog().load_table(n) for n in (HIST, CUR)]
+    assert [(t.current_snapshot().snapshot_id, _rows(t)) for t in tables] == before
+
+
+def test_a_commit_during_compaction_wins_and_nothing_is_lost(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _cycles(lake, 6)
+    real = maintain._replace_files
+
+    def racing(*args: Any, **kwargs: Any) -> Any:
+        # Another apply commits after compaction read its files, before compaction commits.
+        lake.write([event("INSERT", "racer", 99, image={"v": _s("r")})])
+        other = _applier(lake)
+        other.run_once()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(maintain, "_replace_files", racing)
+    hist = lake.catalog().load_table(HIST)
+    with pytest.raises(CommitFailedException):
+        maintain.compact_history(hist, 3)
+    report = maintain.maintain(_applier(lake, compact_files=3))  # a pass logs it and goes on
+    monkeypatch.undo()
+    assert report.failures == [f"{HIST}: CommitFailedException"]
+
+    hist = lake.catalog().load_table(HIST)
+    ids = sorted(r["event_id"] for r in _rows(hist))
+    assert len(ids) == 8 == len(set(ids))  # six cycles and two racers, each once
+    assert maintain.compact_history(hist, 3) is not None  # the next pass does it
+    assert sorted(r["event_id"] for r in _rows(lake.catalog().load_table(HIST))) == ids
+
+
+def test_query_as_of_reads_kept_snapshots_and_refuses_expired_ones(lake: Lake) -> None:
+    _cycles(lake, 6)
+    cur = lake.catalog().load_table(CUR)
+    snaps = sorted(cur.snapshots(), key=lambda s: s.timestamp_ms)
+    at = dt.datetime.fromtimestamp(snaps[-2].timestamp_ms / 1000, tz=dt.UTC)
+    expected = run_sql(lake.catalog(), "ddb", "SELECT pk, v FROM orders_table ORDER BY pk", as_of=at)
+    maintain.maintain(_applier(lake, keep_snapshots=2, keep_min_snapshots=0), batch=1)
+    assert len(lake.catalog().load_table(CUR).snapshots()) == 2
+    assert run_sql(lake.catalog(), "ddb", "SELECT pk, v FROM orders_table ORDER BY pk", as_of=at) == expected
+    before = dt.datetime.fromtimestamp(snaps[0].timestamp_ms / 1000, tz=dt.UTC)
+    with pytest.raises(UsageError, match="older than what table ddb.orders_table keeps"):
+        run_sql(lake.catalog(), "ddb", "SELECT * FROM orders_table", as_of=before)
+
+
+def test_run_apply_maintains_at_the_end_of_once_and_survives_failures(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(maintain, "EXPIRE_BATCH", 1)
+    config = ApplyConfig.build(
+        table=TABLE, lake=lake.config, once=True, keep_snapshots=3, keep_min_snapshots=1, compact_files=4
+    )
+    for i in range(6):
+        lake.write([event("INSERT", f"k{i}", i, image={"v": _s("x")})])
+        run_apply(config)
+    hist = lake.catalog().load_table(HIST)
+    assert len(hist.snapshots()) <= 3 and len(lake.catalog().load_table(CUR).snapshots()) <= 3
+    assert _data_files(hist) <= 4
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise CommitFailedException("someone else committed")
+
+    monkeypatch.setattr(maintain, "compact_history", broken)
+    monkeypatch.setattr(maintain, "expire_snapshots", broken)
+    lake.write([event("INSERT", "z", 9, image={"v": _s("z")})])
+    with caplog.at_level(logging.WARNING, logger="ddblake.lake.maintain"):
+        result = run_apply(config)
+    assert result.files == 1 and "z" in lake.dump()
+    assert f"table {HIST}: maintenance skipped" in caplog.text
+    assert f"table {CUR}: maintenance skipped" in caplog.text
+
+
+def test_the_polling_loop_maintains_every_so_many_commits_or_seconds(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    passes: list[int] = []
+    monkeypatch.setattr(maintain, "maintain", lambda applier: passes.append(1) or maintain.Report())
+    now = [0.0]
+    m = maintain.Maintainer(_applier(lake), every_commits=3, every_seconds=60, clock=lambda: now[0])
+    assert [m.after_cycle(c) is not None for c in (True, False, True, True)] == [False, False, False, True]
+    now[0] = 100.0
+    assert m.after_cycle(False) is None  # nothing committed since: nothing to do however long
+    assert m.after_cycle(True) is not None  # one commit, but the time is up
+    assert len(passes) == 2
+
+    def fail(applier: Any) -> Any:
+        raise OSError("catalog unreachable")
+
+    monkeypatch.setattr(maintain, "maintain", fail)
+    assert m.run() is None  # logged, never raised
+
+
+def test_run_apply_polling_maintains_and_a_failing_pass_does_not_stop_it(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stop = threading.Event()
+    calls: list[str] = []
+
+    def failing(applier: Applier) -> Any:
+        calls.append(applier.config.table)
+        stop.set()  # the loop ends after this cycle, whatever maintenance did
+        raise OSError("storage unreachable")
+
+    monkeypatch.setattr(maintain, "maintain", failing)
+    monkeypatch.setattr(maintain, "Maintainer", functools.partial(maintain.Maintainer, every_commits=1))
+    lake.write([event("INSERT", "a", 1, image={"v": _s("1")})])
+    config = ApplyConfig.build(table=TABLE, lake=lake.config, once=False, poll_seconds=0.01)
+    failsafe = threading.Timer(60, stop.set)  # only if the loop never maintained: the test then fails
+    failsafe.start()
+    try:
+        result = run_apply(config, stop=stop)
+    finally:
+        failsafe.cancel()
+    assert calls == [TABLE]
+    assert result.files == 1 and lake.dump() == {"a": {"pk": _s("a"), "v": _s("1")}}
+
+
+def test_settings_come_from_argument_then_environment_then_table_then_default(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _cycles(lake, 1)
+    hist = lake.catalog().load_table(HIST)
+    with hist.transaction() as tx:
+        tx.set_properties({maintain.MAX_PROPERTY: "77", maintain.AGE_PROPERTY: "5000"})
+    hist = lake.catalog().load_table(HIST)
+    monkeypatch.setenv("DDBLAKE_KEEP_SNAPSHOTS", "40")
+    monkeypatch.setenv("DDBLAKE_COMPACT_FILES", "0")
+    policy = maintain.Policy.for_table(
+        hist, ApplyConfig.build(table=TABLE, lake=lake.config, keep_min_snapshots=3)
+    )
+    assert policy == maintain.Policy(keep_ms=5000, keep_snapshots=40, keep_min=3, compact_files=0)
+    config = ApplyConfig.build(table=TABLE, lake=lake.config, keep_snapshots=9)
+    assert maintain.Policy.for_table(hist, config).keep_snapshots == 9
+    monkeypatch.delenv("DDBLAKE_KEEP_SNAPSHOTS")
+    assert (
+        maintain.Policy.for_table(hist, ApplyConfig.build(table=TABLE, lake=lake.config)).keep_snapshots == 77
+    )
+    assert maintain.Policy.for_table(lake.catalog().load_table(CUR), config) == maintain.Policy(
+        keep_snapshots=9, compact_files=0
+    )
+    monkeypatch.setenv("DDBLAKE_KEEP_HOURS", "soon")
+    with pytest.raises(ConfigError, match="DDBLAKE_KEEP_HOURS"):
+        ApplyConfig.build(table=TABLE, lake=lake.config)
