@@ -40,6 +40,7 @@ from pyiceberg.table import Table, Transaction
 from pyiceberg.table.metadata import TableMetadata
 from pyiceberg.transforms import IdentityTransform
 
+from ddblake import settings
 from ddblake.changes.model import ChangeEvent
 from ddblake.changes.resolve import Keyed, bucket_of, version_of, winners
 from ddblake.errors import BadRecordError, ConfigError, TerminalError, TransientError
@@ -108,20 +109,11 @@ class ApplyConfig:
             ConfigError: a value is missing or out of range.
         """
 
-        def env(given: float | None, name: str, kind: type[int] | type[float]) -> Any:
-            text = os.environ.get(name) if given is None else None
-            if text is None:
-                return given
-            try:
-                return kind(text)
-            except ValueError:
-                raise ConfigError(f"{name}={text!r} is not a {kind.__name__}") from None
-
-        maintenance = {
-            "keep_hours": env(keep_hours, "DDBLAKE_KEEP_HOURS", float),
-            "keep_snapshots": env(keep_snapshots, "DDBLAKE_KEEP_SNAPSHOTS", int),
-            "keep_min_snapshots": env(keep_min_snapshots, "DDBLAKE_KEEP_MIN_SNAPSHOTS", int),
-            "compact_files": env(compact_files, "DDBLAKE_COMPACT_FILES", int),
+        maintenance: dict[str, Any] = {
+            "keep_hours": settings.optional("keep_hours", None, keep_hours, float),
+            "keep_snapshots": settings.optional("keep_snapshots", None, keep_snapshots, int),
+            "keep_min_snapshots": settings.optional("keep_min_snapshots", None, keep_min_snapshots, int),
+            "compact_files": settings.optional("compact_files", None, compact_files, int),
         }
         if any(v is not None and v < 0 for v in maintenance.values()):
             raise ConfigError("DDBLAKE_KEEP_* and DDBLAKE_COMPACT_FILES must be zero or more")
