@@ -180,7 +180,7 @@ def test_a_commit_during_compaction_wins_and_nothing_is_lost(
     lake: Lake, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _cycles(lake, 6)
-    real = maintain._replace_files
+    real = maintain.replace_files
 
     def racing(*args: Any, **kwargs: Any) -> Any:
         # Another apply commits after compaction read its files, before compaction commits.
@@ -189,7 +189,7 @@ def test_a_commit_during_compaction_wins_and_nothing_is_lost(
         other.run_once()
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(maintain, "_replace_files", racing)
+    monkeypatch.setattr(maintain, "replace_files", racing)
     hist = lake.catalog().load_table(HIST)
     with pytest.raises(CommitFailedException):
         maintain.compact_history(hist, 3)

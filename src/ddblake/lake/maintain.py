@@ -33,7 +33,8 @@ from pyiceberg.table.snapshots import Operation, Snapshot, Summary
 from pyiceberg.table.update import AssertRefSnapshotId
 from pyiceberg.table.update.snapshot import ExpireSnapshots
 
-from ddblake.lake.apply import Applier, ApplyConfig, _replace_files, _Transaction
+from ddblake.lake.apply import Applier, ApplyConfig
+from ddblake.lake.commits import CachedTransaction, replace_files
 from ddblake.lake.query import EXPIRED_PROPERTY  # newest expired commit time: --as-of stops there
 
 log = logging.getLogger(__name__)
@@ -129,7 +130,7 @@ def expire_snapshots(
     if len(gone) < max(1, batch) or current is None:
         return []
     through = max(int(table.properties.get(EXPIRED_PROPERTY, "0")), *(s.timestamp_ms for s in gone))
-    with _Transaction(table) as tx:
+    with CachedTransaction(table) as tx:
         tx._apply(
             (), (AssertRefSnapshotId.model_validate({"ref": "main", "snapshot-id": current.snapshot_id}),)
         )
@@ -206,8 +207,8 @@ def _rewrite(table: Table, tasks: list[Any]) -> Compaction:
     if {_values(f.partition) for f in added} - partitions:
         raise RuntimeError("compaction would move rows to another partition")
     props = {"ddblake.maintenance": "compact", "ddblake.compacted-files": str(len(tasks))}
-    with _Transaction(table) as tx:
-        producer = _replace_files(tx, table, write_uuid, props)  # apply's: drops dead manifests
+    with CachedTransaction(table) as tx:
+        producer = replace_files(tx, table, write_uuid, props)  # apply's: drops dead manifests
         producer.__class__ = _replace_operation(producer.__class__)
         with producer as rewrite:
             for task in tasks:
@@ -275,7 +276,7 @@ def maintain(applier: Applier, *, now_ms: int | None = None, batch: int | None =
                     len(table.snapshots()),
                 )  # fmt: skip
             elif missing := _missing(table, METADATA_PROPERTIES):  # once per table
-                with _Transaction(table) as tx:
+                with CachedTransaction(table) as tx:
                     tx.set_properties(missing)
         except NoSuchTableError:
             continue

@@ -1,0 +1,216 @@
+"""Iceberg commits the way apply needs them, beyond what pyiceberg's public API does fast enough.
+
+* :class:`CachedTransaction`: a transaction that computes its view of the table metadata once per
+  state (pyiceberg recomputes and deep-copies it on every access).
+* :func:`replace_files`: an OVERWRITE snapshot that drops the parent's dead manifests.
+* :func:`rewrite_buckets`: the current state's touched buckets rewritten bucket by bucket, read
+  straight from their files where they hold the table's schema, in one snapshot.
+
+These use pyiceberg 0.12 internals (``Transaction._updates``, ``_OverwriteFiles``, ``ArrowScan``,
+``_dataframe_to_data_files``) and fall back to public calls where those moved; retest on upgrades.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import os
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from pyiceberg.expressions import AlwaysTrue
+from pyiceberg.table import Table, Transaction
+from pyiceberg.table.metadata import TableMetadata
+
+from ddblake.lake import current
+from ddblake.lake.filters import is_in
+
+
+class CachedTransaction(Transaction):
+    """pyiceberg's transaction, computing its view of the table metadata once per state.
+
+    pyiceberg rebuilds and deep-copies the whole table metadata on every access to
+    ``Transaction.table_metadata`` — some forty times per commit here — so the cost of a commit grew
+    with the table's snapshot count: at 170 snapshots a one-row batch spent seconds copying. The
+    metadata models are immutable (frozen), so one copy per (base metadata, staged updates) serves
+    every access; a new update or a refreshed table makes a new one.
+    """
+
+    _view: tuple[object, object, TableMetadata] | None = None
+
+    @property
+    def table_metadata(self) -> TableMetadata:
+        base, updates, view = self._table.metadata, self._updates, self._view
+        if not updates:
+            return base  # nothing staged: the table's own (immutable) metadata
+        if view is None or view[0] is not base or view[1] is not updates:
+            view = self._view = (base, updates, super().table_metadata)
+        return view[2]
+
+
+def bucket_tasks(cur: Table, rewrite: list[int]) -> dict[int, list[Any]] | None:
+    """The data files of each bucket to rewrite, from one scan plan; None if the layout is unexpected.
+
+    Every file of a current-state table lies in one bucket (identity partition), so a bucket's
+    files hold exactly its rows and are read without a row filter.
+    """
+    spec = cur.spec()
+    if len(spec.fields) != 1 or spec.fields[0].name != "_ddb_bucket":
+        return None
+    out: dict[int, list[Any]] = {b: [] for b in rewrite}
+    for task in cur.scan(row_filter=is_in("_ddb_bucket", rewrite)).plan_files():
+        file = task.file
+        bucket = file.partition[0] if file.spec_id == spec.spec_id and len(file.partition) == 1 else None
+        if bucket not in out or task.delete_files or task.residual != AlwaysTrue():
+            return None
+        out[bucket].append(task)
+    return out
+
+
+def replace_files(tx: Any, cur: Table, commit_uuid: uuid.UUID, snapshot_properties: dict[str, str]) -> Any:
+    """An OVERWRITE snapshot producer that drops the parent's manifests holding no live file.
+
+    pyiceberg's own overwrite carries every manifest of the parent snapshot forward, including
+    those left with nothing but DELETED entries, so a table rewritten batch after batch gained one
+    dead manifest per commit, and every scan plan read them all. Its fast append already drops them
+    by the same rule (no added and no existing file), as Java Iceberg does.
+    """
+    producer = tx.update_snapshot(snapshot_properties=snapshot_properties).overwrite(commit_uuid=commit_uuid)
+    replace = _replace_class()
+    if replace is not None and type(producer) is replace.__base__:
+        producer.__class__ = replace
+    return producer
+
+
+@functools.cache
+def _replace_class() -> type | None:
+    try:
+        from pyiceberg.table.update.snapshot import _OverwriteFiles
+    except ImportError:  # pragma: no cover - a pyiceberg that moved its internals
+        return None
+
+    class _ReplaceFiles(_OverwriteFiles):
+        def _existing_manifests(self) -> list[Any]:
+            manifests = super()._existing_manifests()
+            return [m for m in manifests if m.has_added_files() or m.has_existing_files()]
+
+    return _ReplaceFiles
+
+
+def small_field(field: pa.Field) -> pa.Field:
+    """``field`` with large strings, binaries and lists as their 32-bit-offset kinds, as files hold them."""
+    t = field.type
+    if pa.types.is_large_string(t):
+        t = pa.string()
+    elif pa.types.is_large_binary(t):
+        t = pa.binary()
+    elif pa.types.is_large_list(t) or pa.types.is_list(t):
+        t = pa.list_(small_field(t.value_field))
+    elif pa.types.is_struct(t):
+        t = pa.struct([small_field(f) for f in t])
+    return pa.field(field.name, t, field.nullable)
+
+
+def read_files(cur: Table, tasks: list[Any], expected: pa.Schema) -> pa.Table | None:
+    """A bucket's files read straight with pyarrow, when each holds exactly the table's schema.
+
+    pyiceberg's ``ArrowScan`` reads through per-batch schema projection and its own thread pool,
+    several times slower than reading the files; it is needed only where a file predates a schema
+    change. None when any file differs (the caller then reads all of them through ``ArrowScan``).
+    """
+    parts = []
+    for task in tasks:
+        with cur.io.new_input(task.file.file_path).open() as f:
+            part = pq.read_table(f)
+        if not part.schema.equals(expected) or part.num_rows != task.file.record_count:
+            return None
+        parts.append(part)
+    return pa.concat_tables(parts)
+
+
+def rewrite_buckets(
+    tx: Any,
+    cur: Table,
+    new_rows: pa.Table,
+    rewrite: list[int],
+    changed: pa.Array,
+    schema: pa.Schema,
+    snapshot_properties: dict[str, str],
+) -> None:
+    """The rows of the ``rewrite`` buckets become their kept rows plus ``new_rows``, in one snapshot.
+
+    What ``tx.overwrite(kept + new_rows, overwrite_filter=_ddb_bucket IN rewrite)`` does, done
+    differently where it matters:
+
+    * each bucket is read, merged and written on its own (two at a time), so memory holds a few
+      buckets rather than every touched row, and rows are split by bucket with one cheap mask each
+      — pyiceberg's overwrite splits a table with one filter pass over *all* its rows per partition;
+    * one OVERWRITE snapshot replaces the buckets' files with the new ones, where ``overwrite``
+      commits a delete snapshot then an append snapshot: half the snapshots (each one makes every
+      later commit slower, since pyiceberg copies the whole metadata many times per commit) and no
+      intermediate snapshot in which the touched buckets are empty.
+
+    Falls back to ``tx.overwrite`` on a pyiceberg without the functions used here, or when a file
+    is not in exactly one bucket.
+    """
+    overwrite_filter = is_in("_ddb_bucket", rewrite)
+    try:
+        from pyiceberg.io.pyarrow import ArrowScan, _check_pyarrow_schema_compatible, _dataframe_to_data_files
+    except ImportError:  # pragma: no cover - a pyiceberg that moved its internals
+        tasks = None
+    else:
+        tasks = bucket_tasks(cur, rewrite)
+
+    def bucket_rows(bucket: int, old: pa.Table | None) -> pa.Table:
+        mine = new_rows.filter(pc.equal(new_rows.column("_ddb_bucket"), pa.scalar(bucket, pa.int32())))
+        if old is None or old.num_rows == 0:
+            return mine
+        kept = old.filter(pc.invert(pc.is_in(old.column("_ddb_key"), value_set=changed)))
+        return pa.concat_tables([current.conform(kept, schema), mine])
+
+    if tasks is None:
+        old_rows = cur.scan(row_filter=overwrite_filter).to_arrow()
+        old_buckets = old_rows.column("_ddb_bucket")
+        parts = [
+            bucket_rows(b, old_rows.filter(pc.equal(old_buckets, pa.scalar(b, pa.int32())))) for b in rewrite
+        ]
+        rows = pa.concat_tables(parts)
+        tx.overwrite(rows, overwrite_filter=overwrite_filter, snapshot_properties=snapshot_properties)
+        return
+
+    metadata = tx.table_metadata
+    _check_pyarrow_schema_compatible(
+        metadata.schema(), provided_schema=new_rows.schema, format_version=metadata.format_version
+    )
+    write_uuid = uuid.uuid4()
+    counter = itertools.count(0)
+    reader = ArrowScan(cur.metadata, cur.io, cur.schema(), AlwaysTrue())
+
+    expected = pa.schema([small_field(f) for f in cur.schema().as_arrow()])
+
+    def write(bucket: int) -> list[Any]:
+        old = None
+        if tasks[bucket]:
+            old = read_files(cur, tasks[bucket], expected) or reader.to_table(tasks[bucket])
+        rows = bucket_rows(bucket, old)
+        if rows.num_rows == 0:
+            return []
+        return list(
+            _dataframe_to_data_files(
+                table_metadata=metadata, write_uuid=write_uuid, df=rows, io=cur.io, counter=counter
+            )
+        )
+
+    with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
+        data_files = [f for files in pool.map(write, rewrite) for f in files]
+    with replace_files(tx, cur, write_uuid, snapshot_properties) as overwrite:
+        overwrite.delete_by_predicate(overwrite_filter)  # the scope of conflict checks on commit
+        for bucket in rewrite:
+            for task in tasks[bucket]:
+                overwrite.delete_data_file(task.file)
+        for data_file in data_files:
+            overwrite.append_data_file(data_file)
