@@ -41,6 +41,9 @@ log = logging.getLogger(__name__)
 
 SYNC_BUFFER_SECONDS = 0.2
 SYNC_POLL_SECONDS = 0.2
+SYNC_APPLY_POLL_SECONDS = 1.0
+"""Apply's poll in sync: capture wakes it as soon as it writes a raw file, so the poll only catches
+files other writers add; polling every 0.2 s cost CPU that a busy machine's commits needed."""
 
 
 @dataclass(frozen=True)
@@ -71,14 +74,23 @@ class _CaptureThread:
 
     def __init__(self, config: CaptureConfig, clients: DynamoClients, storage: Storage) -> None:
         self.stop = threading.Event()
+        self.wake = threading.Event()  # set when a raw file is written (and when capture ends)
         self.failure: list[BaseException] = []
 
         def loop() -> None:
             try:
-                run_capture(replace(config, once=False), clients=clients, storage=storage, stop=self.stop)
+                run_capture(
+                    replace(config, once=False),
+                    clients=clients,
+                    storage=storage,
+                    stop=self.stop,
+                    on_file=lambda _path: self.wake.set(),
+                )
             except BaseException as e:  # handed to the main thread, which re-raises it
                 self.failure.append(e)
                 self.stop.set()
+            finally:
+                self.wake.set()
 
         self.thread = threading.Thread(target=loop, name=f"capture-{config.table}", daemon=True)
         self.thread.start()
@@ -130,13 +142,19 @@ def run_sync(
     applier = Applier(config.apply, storage=storage)
     total = ApplyResult()
 
-    def watch() -> None:  # stop applying as soon as capture dies
+    def watch() -> None:  # stop applying as soon as capture dies (or is told to stop)
         capture.stop.wait()
         stop.set()
+        capture.wake.set()
+
+    def relay() -> None:  # a stop from the caller wakes the apply loop too
+        stop.wait()
+        capture.wake.set()
 
     threading.Thread(target=watch, daemon=True).start()
+    threading.Thread(target=relay, daemon=True).start()
     try:
-        total.add(run_apply(config.apply, stop=stop, applier=applier))
+        total.add(run_apply(config.apply, stop=stop, applier=applier, wake=capture.wake))
     finally:
         stop.set()
         capture.finish()

@@ -26,6 +26,7 @@ import logging
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -138,8 +139,14 @@ class StreamCapture:
         storage: Storage,
         *,
         stop: threading.Event | None = None,
+        on_file: Callable[[str], None] | None = None,
     ) -> None:
-        """Prepare a run; nothing is read until :meth:`run`."""
+        """Prepare a run; nothing is read until :meth:`run`.
+
+        ``on_file`` is called with each raw file's path once the file and the checkpoint covering
+        it are written (``sync`` wakes its apply loop with it).
+        """
+        self.on_file = on_file
         self.config = config
         self.table = config.table
         self.adapter = adapter
@@ -448,6 +455,8 @@ class StreamCapture:
             save_checkpoint(self.storage, self.state)
             self.stats.checkpoints += 1
             self.dirty = False
+        if written is not None and self.on_file is not None:
+            self.on_file(written.path)
 
     def _warn_once(self, key: str, message: str) -> None:
         if key not in self._warned:

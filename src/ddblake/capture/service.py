@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
 from ddblake.aws.clients import DynamoClients, build_dynamodb_clients
 from ddblake.capture.config import CaptureConfig
@@ -27,6 +28,7 @@ def run_capture(
     clients: DynamoClients | None = None,
     storage: Storage | None = None,
     stop: threading.Event | None = None,
+    on_file: Callable[[str], None] | None = None,
 ) -> CaptureStats:
     """Capture the table's stream into the lake's raw change log.
 
@@ -48,7 +50,7 @@ def run_capture(
     adapter = StreamsAdapter(config.table, dynamodb=clients.dynamodb, streams=clients.streams)
     stop = stop or threading.Event()
     with stop_on_signals(stop) as received:
-        stats = StreamCapture(config, adapter, storage, stop=stop).run()
+        stats = StreamCapture(config, adapter, storage, stop=stop, on_file=on_file).run()
     if received:
         log.info("capture %s: stopped by %s after flushing and checkpointing", config.table, received[0])
     return stats

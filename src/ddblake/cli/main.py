@@ -82,7 +82,13 @@ def _cmd_apply(args: argparse.Namespace) -> int:
 def _cmd_sync(args: argparse.Namespace) -> int:
     from ddblake.capture.config import CaptureConfig
     from ddblake.lake.apply import ApplyConfig
-    from ddblake.sync import SYNC_BUFFER_SECONDS, SYNC_POLL_SECONDS, SyncConfig, run_sync
+    from ddblake.sync import (
+        SYNC_APPLY_POLL_SECONDS,
+        SYNC_BUFFER_SECONDS,
+        SYNC_POLL_SECONDS,
+        SyncConfig,
+        run_sync,
+    )
 
     if args.rebootstrap:
         from ddblake.rebootstrap import rebootstrap
@@ -107,7 +113,7 @@ def _cmd_sync(args: argparse.Namespace) -> int:
         table=capture.table,
         lake=_lake_config(args),
         once=capture.once,
-        poll_seconds=args.poll_seconds or SYNC_POLL_SECONDS,
+        poll_seconds=args.poll_seconds or SYNC_APPLY_POLL_SECONDS,
         buckets=args.buckets,
     )
     load = None
@@ -208,7 +214,12 @@ def build_parser() -> argparse.ArgumentParser:
     _table_lake(sync)
     sync.add_argument("--endpoint-url", default=None, help="DynamoDB endpoint (e.g. DynamoDB Local)")
     sync.add_argument("--once", action="store_true", help="catch up, apply, exit")
-    sync.add_argument("--poll-seconds", type=float, default=None, help="wait between polls (default 0.2)")
+    sync.add_argument(
+        "--poll-seconds",
+        type=float,
+        default=None,
+        help="stream poll (0.2) and apply poll (1; a new raw file wakes apply at once)",
+    )
     sync.add_argument("--buffer-seconds", type=float, default=None, help="cut raw files at this age (0.2)")
     sync.add_argument("--buckets", type=int, default=None, help="key buckets of a new table (default 16)")
     sync.add_argument("--segments", type=int, default=None, help="Scan segments of the first load")

@@ -507,10 +507,24 @@ class Applier:
         result.deletes += len(deletes)
 
 
+def _stop_now(stop: threading.Event, wake: threading.Event | None) -> None:
+    stop.set()
+    if wake is not None:
+        wake.set()
+
+
 def run_apply(
-    config: ApplyConfig, *, stop: threading.Event | None = None, applier: Applier | None = None
+    config: ApplyConfig,
+    *,
+    stop: threading.Event | None = None,
+    applier: Applier | None = None,
+    wake: threading.Event | None = None,
 ) -> ApplyResult:
     """Apply once (``--once``) or keep polling until SIGINT/SIGTERM or ``stop`` is set.
+
+    ``wake``, set by a writer in the same process (``sync``'s capture, when it wrote a raw file),
+    starts the next poll at once instead of at the end of the interval; whoever sets ``stop``
+    should set it too.
 
     A lost commit race (another apply on the same table) is retried from the top: the loser
     re-reads the applied-file records and finds its work done or still to do, never half done.
@@ -524,7 +538,7 @@ def run_apply(
     previous: dict[signal.Signals, Any] = {}
     if not config.once and threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM):
-            previous[sig] = signal.signal(sig, lambda *_: stop.set())
+            previous[sig] = signal.signal(sig, lambda *_: _stop_now(stop, wake))
     try:
         while True:
             started = time.monotonic()
@@ -551,7 +565,14 @@ def run_apply(
             maintainer.after_cycle(bool(result.files))
             # The poll interval is the period between polls, not a pause after each: when a batch
             # took longer, files have been landing meanwhile and the next poll starts at once.
-            if stop.wait(max(0.0, config.poll_seconds - (time.monotonic() - started))):
+            pause = max(0.0, config.poll_seconds - (time.monotonic() - started))
+            if wake is None:
+                if stop.wait(pause):
+                    return total
+                continue
+            wake.wait(pause)
+            wake.clear()  # before the next poll lists files: a file written after this wakes again
+            if stop.is_set():
                 return total
     finally:
         for sig, handler in previous.items():
