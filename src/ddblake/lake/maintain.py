@@ -40,7 +40,7 @@ from ddblake.lake.query import EXPIRED_PROPERTY  # newest expired commit time: -
 log = logging.getLogger(__name__)
 
 DEFAULT_KEEP_HOURS = 24
-DEFAULT_KEEP_SNAPSHOTS = 200  # ≈0.45 ms of CPU per kept snapshot per one-row cycle (docs/benchmarks.md)
+DEFAULT_KEEP_SNAPSHOTS = 100  # ≈0.45 ms of CPU per kept snapshot per one-row cycle (docs/benchmarks.md)
 DEFAULT_KEEP_MIN_SNAPSHOTS = 10
 DEFAULT_COMPACT_FILES = 32
 # Iceberg's own property names where it has one (Spark's expire_snapshots procedure reads them).
