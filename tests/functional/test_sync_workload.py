@@ -36,7 +36,11 @@ def _check(clients: DynamoClients, table: str, lake: str) -> None:
     history = catalog.load_table(f"ddb.{changes_identifier(table)}").scan(selected_fields=("event_id",))
     ids = history.to_arrow().column("event_id").to_pylist()
     assert len(ids) == len(set(ids)), "an event landed twice in the history"
-    assert set(ids) == set(stream_event_ids(clients, table)), "history differs from the stream"
+    # A sync killed before its first (empty) load finished loads again on restart, when the table
+    # has items: their load rows are in the history too, beside every stream event (as the faults
+    # oracle, tests/faults/faultlib.check_lake, counts them).
+    stream = {i for i in ids if not i.startswith("load-")}
+    assert stream == set(stream_event_ids(clients, table)), "history differs from the stream"
 
 
 @pytest.mark.parametrize("seed", [1, 2])
