@@ -145,7 +145,6 @@ def run_sync(
     def watch() -> None:  # stop applying as soon as capture dies (or is told to stop)
         capture.stop.wait()
         stop.set()
-        capture.wake.set()
 
     def relay() -> None:  # a stop from the caller wakes the apply loop too
         stop.wait()

@@ -34,6 +34,16 @@ _SURROGATE_BYTES: Final = re.compile(rb"\\u[dD][89a-fA-F]")
 _SURROGATE_TEXT: Final = re.compile("[\ud800-\udfff]|\\\\u[dD][89a-fA-F]")
 
 _COMPACT: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
+def compact_json(value: object) -> str:
+    """``json.dumps(value, separators=(",", ":"), ensure_ascii=False)`` with one shared encoder.
+
+    The text form of images everywhere: raw-log lines, the history, ``_ddb_item``.
+    """
+    return _COMPACT.encode(value)
+
+
 _COMPACT_ASCII: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True)
 
 

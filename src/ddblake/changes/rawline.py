@@ -23,13 +23,11 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Final, cast
+from typing import Any, cast
 
 from ddblake.changes import transform
-from ddblake.changes.model import MAX_LINE_BYTES, ChangeEvent, Operation, Source
+from ddblake.changes.model import MAX_LINE_BYTES, ChangeEvent, Operation, Source, compact_json
 from ddblake.changes.parse import MAX_EVENT_TIME_US
-
-_COMPACT: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 _fast: re.Pattern[bytes] | None = None
 
@@ -58,7 +56,7 @@ def prepare() -> None:
 
 def render(image: Any) -> str | None:
     """An image's text as the reference path keeps it: compact JSON, non-ASCII as is (None for none)."""
-    return None if image is None else _COMPACT.encode(image)
+    return None if image is None else compact_json(image)
 
 
 def fast_read(line: bytes) -> tuple[ChangeEvent, str | None, str | None] | None:

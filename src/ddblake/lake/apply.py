@@ -42,7 +42,7 @@ from ddblake.lake import current, history
 from ddblake.lake.applied import PROPERTY, AppliedLog, load_log, save_log
 from ddblake.lake.batch import FileBatch, ImageTexts, distinct, quarantine, read_raw
 from ddblake.lake.catalog import LakeConfig, open_catalog
-from ddblake.lake.commits import CachedTransaction, rewrite_buckets
+from ddblake.lake.commits import CachedTransaction, missing_properties, rewrite_buckets
 from ddblake.lake.filters import at_least, between, is_in
 from ddblake.lake.rawlog import list_raw_files
 from ddblake.lake.storage import Storage
@@ -296,9 +296,7 @@ class Applier:
             PROPERTY: pointer,
             QUARANTINE_PROPERTY: str(int(hist.properties.get(QUARANTINE_PROPERTY, "0")) + result.quarantined),
         }
-        for name, value in {**HISTORY_MANIFEST_MERGE, **NO_CATALOG_RETRY}.items():
-            if name not in hist.properties:
-                props[name] = value
+        props.update(missing_properties(hist, {**HISTORY_MANIFEST_MERGE, **NO_CATALOG_RETRY}))
         if changes:
             newest = max(c.event.event_time_us for c in changes)
             props[NEWEST_EVENT_PROPERTY] = str(

@@ -92,12 +92,13 @@ def read_raw(
         try:
             if texts is None:
                 ev = ChangeEvent.from_line(line)
-                new_text = "" if ev.new_image is not None else None
+                has_new = ev.new_image is not None
             else:
                 ev, new_text, old_text = rawline.read_line(line)
+                has_new = new_text is not None
             if ev.table != table:
                 raise BadRecordError(f"line belongs to table {ev.table!r}, not {table!r}")
-            if ev.op != "REMOVE" and new_text is None:
+            if ev.op != "REMOVE" and not has_new:
                 raise BadRecordError(f"{ev.op} line has no new image (is the stream KEYS_ONLY?)")
             key = key_string(ev.keys)  # here, so a key that cannot be keyed is this line's problem
         except BadRecordError as e:

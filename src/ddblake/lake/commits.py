@@ -30,6 +30,11 @@ from ddblake.lake import current
 from ddblake.lake.filters import is_in
 
 
+def missing_properties(table: Table, wanted: dict[str, str]) -> dict[str, str]:
+    """The properties of ``wanted`` not set on ``table`` yet (a value someone set by hand is theirs)."""
+    return {k: v for k, v in wanted.items() if k not in table.properties}
+
+
 class CachedTransaction(Transaction):
     """pyiceberg's transaction, computing its view of the table metadata once per state.
 

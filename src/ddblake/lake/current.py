@@ -19,6 +19,7 @@ from typing import Any
 import pyarrow as pa
 from pyiceberg.table import Table
 
+from ddblake.changes.model import compact_json
 from ddblake.changes.resolve import Keyed, bucket_of
 
 META_COLUMNS: dict[str, pa.DataType] = {
@@ -30,12 +31,6 @@ META_COLUMNS: dict[str, pa.DataType] = {
 }
 DEFAULT_BUCKETS = 16
 BUCKETS_PROPERTY = "ddblake.buckets"
-_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
-
-
-def compact_json(value: object) -> str:
-    """``json.dumps(value, separators=(",", ":"), ensure_ascii=False)``, without a new encoder per call."""
-    return _COMPACT.encode(value)
 
 
 def item_text(upsert: Keyed) -> str:

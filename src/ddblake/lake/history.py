@@ -7,7 +7,6 @@ JSON, and the canonical ``_ddb_key`` that apply joins on.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,6 +16,7 @@ from pyiceberg.schema import Schema
 from pyiceberg.transforms import DayTransform
 from pyiceberg.types import BooleanType, NestedField, StringType, TimestamptzType
 
+from ddblake.changes.model import compact_json
 from ddblake.changes.resolve import Keyed
 
 _FIXED: list[tuple[str, pa.DataType]] = [
@@ -35,7 +35,6 @@ _FIXED: list[tuple[str, pa.DataType]] = [
     ("_ddb_raw_file", pa.string()),
 ]
 FIXED_NAMES = frozenset(name for name, _ in _FIXED)
-_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
 def iceberg_schema() -> Schema:
@@ -65,7 +64,7 @@ def key_column(attr: str) -> str:
 
 
 def _dumps(value: object) -> str | None:
-    return None if value is None else _COMPACT.encode(value)
+    return None if value is None else compact_json(value)
 
 
 def _key_text(value: dict[str, object]) -> object:

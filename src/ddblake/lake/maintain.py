@@ -34,7 +34,7 @@ from pyiceberg.table.update import AssertRefSnapshotId
 from pyiceberg.table.update.snapshot import ExpireSnapshots
 
 from ddblake.lake.apply import Applier, ApplyConfig
-from ddblake.lake.commits import CachedTransaction, replace_files
+from ddblake.lake.commits import CachedTransaction, missing_properties, replace_files
 from ddblake.lake.query import EXPIRED_PROPERTY  # newest expired commit time: --as-of stops there
 
 log = logging.getLogger(__name__)
@@ -135,13 +135,8 @@ def expire_snapshots(
             (), (AssertRefSnapshotId.model_validate({"ref": "main", "snapshot-id": current.snapshot_id}),)
         )
         ExpireSnapshots(tx).by_ids([s.snapshot_id for s in gone]).commit()
-        tx.set_properties({EXPIRED_PROPERTY: str(through), **_missing(table, METADATA_PROPERTIES)})
+        tx.set_properties({EXPIRED_PROPERTY: str(through), **missing_properties(table, METADATA_PROPERTIES)})
     return gone
-
-
-def _missing(table: Table, wanted: dict[str, str]) -> dict[str, str]:
-    """The properties not set yet (a value someone set by hand is theirs)."""
-    return {k: v for k, v in wanted.items() if k not in table.properties}
 
 
 @dataclass
@@ -275,7 +270,7 @@ def maintain(applier: Applier, *, now_ms: int | None = None, batch: int | None =
                     ident, len(gone), _iso(gone[0].timestamp_ms), _iso(gone[-1].timestamp_ms),
                     len(table.snapshots()),
                 )  # fmt: skip
-            elif missing := _missing(table, METADATA_PROPERTIES):  # once per table
+            elif missing := missing_properties(table, METADATA_PROPERTIES):  # once per table
                 with CachedTransaction(table) as tx:
                     tx.set_properties(missing)
         except NoSuchTableError:

@@ -75,14 +75,14 @@ def key_digest(keys: Mapping[str, Any]) -> str:
 
 def scan_event_id(load_id: str, keys: Mapping[str, Any]) -> str:
     """The event ID of a Scan load row: ``load-<load id>-<sha1 of key>``."""
-    return f"load-{load_id}-{fast_key_digest(keys)}"
+    return f"load-{load_id}-{key_digest(keys)}"
 
 
 def export_event_id(export_id: str, keys: Mapping[str, Any], write_us: int | None = None) -> str:
     """The event ID of an export row; incremental rows include their write time."""
     if write_us is None:
-        return f"export-{export_id}-{fast_key_digest(keys)}"
-    return f"export-{export_id}-{write_us}-{fast_key_digest(keys)}"
+        return f"export-{export_id}-{key_digest(keys)}"
+    return f"export-{export_id}-{write_us}-{key_digest(keys)}"
 
 
 def key_of(item: Mapping[str, Any], key_names: Sequence[str]) -> DynamoJson:
@@ -169,9 +169,8 @@ _ENCODE: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).enc
 _ENCODE_ASCII: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True).encode
 
 
-def fast_key_digest(keys: Mapping[str, Any]) -> str:
-    """:func:`key_digest` (kept for callers; ``key_string`` itself has the fast path now)."""
-    return key_digest(keys)
+fast_key_digest = key_digest
+"""The former fast path of :func:`key_digest`; ``key_string`` has the fast path now."""
 
 
 def spliced_line(
