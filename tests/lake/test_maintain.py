@@ -6,6 +6,7 @@ import datetime as dt
 import functools
 import logging
 import threading
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -202,6 +203,84 @@ def test_a_commit_during_compaction_wins_and_nothing_is_lost(
     assert len(ids) == 8 == len(set(ids))  # six cycles and two racers, each once
     assert maintain.compact_history(hist, 3) is not None  # the next pass does it
     assert sorted(r["event_id"] for r in _rows(lake.catalog().load_table(HIST))) == ids
+
+
+def _reachable(table: Table, snap: Any) -> set[str]:
+    paths = {snap.manifest_list}
+    for manifest in snap.manifests(table.io):
+        paths.add(manifest.manifest_path)
+        paths.update(e.data_file.file_path for e in manifest.fetch_manifest_entry(table.io))
+    return paths
+
+
+def _on_disk(path: str) -> bool:
+    return Path(path.removeprefix("file://")).exists()
+
+
+def test_expiry_deletes_the_files_only_expired_snapshots_reach_and_keeps_the_rest(lake: Lake) -> None:
+    _cycles(lake, 8)  # every cycle rewrites a bucket of the current state: a dead copy each time
+    before = {ident: lake.catalog().load_table(ident) for ident in (CUR, HIST)}
+    reach = {ident: {s.snapshot_id: _reachable(t, s) for s in t.snapshots()} for ident, t in before.items()}
+    contents = {ident: {sid: _rows_at(t, sid) for sid in reach[ident]} for ident, t in before.items()}
+    assert all(_on_disk(p) for r in reach.values() for paths in r.values() for p in paths)
+
+    report = maintain.maintain(
+        _applier(lake, keep_snapshots=3, keep_min_snapshots=0, compact_files=0), batch=1
+    )
+
+    expected_gone = 0
+    for ident in (CUR, HIST):
+        table = lake.catalog().load_table(ident)
+        kept = {s.snapshot_id for s in table.snapshots()}
+        assert len(kept) == 3 and report.expired[ident] == len(reach[ident]) - 3
+        live = set().union(*(reach[ident][sid] for sid in kept))
+        dead = set().union(*(p for sid, p in reach[ident].items() if sid not in kept)) - live
+        assert dead and not any(_on_disk(p) for p in dead)
+        assert all(_on_disk(p) for p in live)
+        for sid in kept:  # every kept snapshot still reads, with the rows it had
+            assert _rows_at(table, sid) == contents[ident][sid]
+        expected_gone += len(dead)
+        # Nothing else is left behind: the table's data folder holds exactly the live data files.
+        data_dir = Path(table.location().removeprefix("file://")) / "data"
+        on_disk = {str(p) for p in data_dir.rglob("*.parquet")}
+        assert on_disk == {p.removeprefix("file://") for p in live if p.endswith(".parquet")}
+    assert report.cleanup.files == expected_gone and report.cleanup.failed == 0
+    assert report.cleanup.data_bytes > 0
+    # The tables go on: another cycle applies exactly once on top of the cleaned tables.
+    lake.write([event("MODIFY", "k9", 99, image={"v": _s("last")})])
+    lake.apply()
+    assert {"pk": "k9", "v": "last"} in [
+        {"pk": r["pk"], "v": r["v"]} for r in _rows(lake.catalog().load_table(CUR))
+    ]
+
+
+def test_a_file_that_cannot_be_deleted_is_counted_and_expiry_still_lands(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    for i in range(4):  # one key: each cycle replaces the file holding it
+        lake.write([event("MODIFY", "k0", i, image={"v": _s(str(i))})])
+        lake.apply()
+    from pyiceberg.io.pyarrow import PyArrowFileIO
+
+    real = PyArrowFileIO.delete
+    refused: list[str] = []
+
+    def delete(self: Any, location: Any) -> None:
+        if str(location).endswith(".parquet") and not refused:
+            refused.append(str(location))
+            raise PermissionError("access denied")
+        real(self, location)
+
+    monkeypatch.setattr(PyArrowFileIO, "delete", delete)
+    with caplog.at_level(logging.WARNING):
+        report = maintain.maintain(_applier(lake, keep_snapshots=1, keep_min_snapshots=0), batch=1)
+    assert report.failures == [] and report.cleanup.failed == 1 and report.cleanup.files > 0
+    assert len(lake.catalog().load_table(CUR).snapshots()) == 1
+    assert _on_disk(refused[0]) and "left for an orphan-file sweep" in caplog.text
+
+
+def _rows_at(table: Table, snapshot_id: int) -> list[dict[str, Any]]:
+    return sorted(table.scan(snapshot_id=snapshot_id).to_arrow().to_pylist(), key=repr)
 
 
 def test_query_as_of_reads_kept_snapshots_and_refuses_expired_ones(lake: Lake) -> None:

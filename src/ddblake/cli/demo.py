@@ -161,7 +161,7 @@ def _run(lake: str) -> int:
     print(f"\nlake: {storage.uri()}", file=out)
     print(f"  raw change log: {storage.uri(table_prefix(TABLE))}/", file=out)
     print(f"  Iceberg catalog: {storage.uri('catalog.db')} (namespace ddb)", file=out)
-    print(f"  try: .venv/bin/ddblake query --lake {lake} \"SELECT * FROM example_ddb_table\"", file=out)  # noqa: S608
+    print(f'  try: .venv/bin/ddblake query --lake {lake} "SELECT * FROM example_ddb_table"', file=out)  # noqa: S608
     return 0
 
 

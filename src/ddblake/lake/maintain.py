@@ -12,8 +12,12 @@ that without changing a row the tables hold:
 
 Neither touches the table properties apply reads (the applied-file record ``ddblake.applied-log``,
 the counts ``status`` shows). Each chore is one optimistic commit that asserts the table's main
-branch has not moved: a concurrent apply makes it fail, and it is tried again later. Files that
-only expired snapshots reference stay on storage (pyiceberg 0.12 deletes no data files).
+branch has not moved: a concurrent apply makes it fail, and it is tried again later.
+
+After an expiry commit lands, the files only the expired snapshots could reach — their manifest
+lists, manifests and data files — are deleted (:func:`delete_unreachable`; pyiceberg 0.12 deletes
+none, and apply's copy-on-write bucket rewrites would otherwise leave a full copy of every touched
+bucket behind at each commit).
 """
 
 from __future__ import annotations
@@ -22,12 +26,14 @@ import functools
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from pyiceberg.exceptions import NoSuchTableError
 from pyiceberg.expressions import AlwaysTrue
+from pyiceberg.io import FileIO
 from pyiceberg.table import Table
 from pyiceberg.table.snapshots import Operation, Snapshot, Summary
 from pyiceberg.table.update import AssertRefSnapshotId
@@ -53,6 +59,7 @@ METADATA_PROPERTIES = {
     "write.metadata.delete-after-commit.enabled": "true",
     "write.metadata.previous-versions-max": "20",
 }
+DELETE_THREADS = 8  # object stores delete one request per file: a few in flight
 EXPIRE_BATCH = 16  # expire once this many are due: one commit per batch, not one per cycle
 SMALL_FILE_BYTES = 16 << 20  # history files below this size are compacted
 COMPACT_BUDGET_BYTES = 128 << 20  # at most this much Parquet is rewritten (and held) per commit
@@ -115,14 +122,20 @@ def expirable(table: Table, policy: Policy, now_ms: int) -> list[Snapshot]:
 
 
 def expire_snapshots(
-    table: Table, policy: Policy, *, now_ms: int | None = None, batch: int = EXPIRE_BATCH
+    table: Table,
+    policy: Policy,
+    *,
+    now_ms: int | None = None,
+    batch: int = EXPIRE_BATCH,
+    cleanup: Cleanup | None = None,
 ) -> list[Snapshot]:
     """Expire what :func:`expirable` names once at least ``batch`` are due; returns what went.
 
     pyiceberg's ``ExpireSnapshots`` (what ``table.maintenance.expire_snapshots()`` builds) staged in
     our own transaction, so that the same commit asserts main has not moved (a concurrent commit,
     or a rollback onto a snapshot being expired, makes it fail instead of dropping the current
-    snapshot) and records :data:`EXPIRED_PROPERTY` for ``query --as-of``.
+    snapshot) and records :data:`EXPIRED_PROPERTY` for ``query --as-of``. Once the commit has
+    landed, the files no kept snapshot reaches are deleted (counted in ``cleanup``).
     """
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     gone = expirable(table, policy, now_ms)
@@ -136,7 +149,89 @@ def expire_snapshots(
         )
         ExpireSnapshots(tx).by_ids([s.snapshot_id for s in gone]).commit()
         tx.set_properties({EXPIRED_PROPERTY: str(through), **missing_properties(table, METADATA_PROPERTIES)})
+    # The commit refreshed ``table``: its snapshots are the kept ones. Files a later commit adds are
+    # new or carried over from the current snapshot, which is kept, so none of them is deleted here.
+    done = delete_unreachable(table.io, gone, table.snapshots())
+    if cleanup is not None:
+        cleanup.add(done)
     return gone
+
+
+@dataclass
+class Cleanup:
+    """Files deleted after expiry (counts only)."""
+
+    files: int = 0
+    data_bytes: int = 0
+    failed: int = 0
+
+    def add(self, other: Cleanup) -> None:
+        """Accumulate another table's counts."""
+        self.files += other.files
+        self.data_bytes += other.data_bytes
+        self.failed += other.failed
+
+
+def _live_files(io: FileIO, manifest: Any) -> dict[str, int]:
+    """Path → size of the data and delete files a manifest holds live (added or existing)."""
+    return {
+        e.data_file.file_path: e.data_file.file_size_in_bytes
+        for e in manifest.fetch_manifest_entry(io, discard_deleted=True)
+    }
+
+
+def delete_unreachable(io: FileIO, gone: Iterable[Snapshot], kept: Iterable[Snapshot]) -> Cleanup:
+    """Delete every file the ``gone`` snapshots reach and no ``kept`` snapshot does.
+
+    Reachable means: a snapshot's manifest list, the manifests it lists, and the files those
+    manifests hold live — what Iceberg's own snapshot expiry removes. A manifest that a kept
+    snapshot also lists is skipped unread (every file in it is kept). A file already gone (another
+    maintainer, a crash between delete and commit of an earlier pass) counts as deleted; any other
+    failure to delete is counted and logged, and leaves the file for an orphan-file sweep.
+    """
+    kept_lists: set[str] = set()
+    kept_files: set[str] = set()
+    kept_manifests: set[str] = set()
+    for snap in kept:
+        kept_lists.add(snap.manifest_list)
+        for manifest in snap.manifests(io):
+            if manifest.manifest_path not in kept_manifests:
+                kept_manifests.add(manifest.manifest_path)
+                kept_files.update(_live_files(io, manifest))
+    doomed: dict[str, int] = {}  # path -> data bytes (0 for metadata files)
+    seen: set[str] = set()
+    for snap in gone:
+        if snap.manifest_list not in kept_lists:
+            doomed[snap.manifest_list] = 0
+        for manifest in snap.manifests(io):
+            path = manifest.manifest_path
+            if path in kept_manifests or path in seen:
+                continue
+            seen.add(path)
+            doomed[path] = 0
+            for file, size in _live_files(io, manifest).items():
+                if file not in kept_files:
+                    doomed[file] = size
+    out = Cleanup()
+
+    def delete(path: str) -> bool:
+        try:
+            io.delete(path)
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            log.warning("could not delete %s (left for an orphan-file sweep): %s", path, type(e).__name__)
+            return False
+        return True
+
+    with ThreadPoolExecutor(max_workers=DELETE_THREADS) as pool:
+        for size, ok in zip(doomed.values(), pool.map(delete, doomed), strict=True):
+            if ok:
+                out.files += 1
+                out.data_bytes += size
+            else:
+                out.failed += 1
+    return out
 
 
 @dataclass
@@ -238,6 +333,7 @@ class Report:
     """What one maintenance pass did (counts only)."""
 
     expired: dict[str, int] = field(default_factory=dict)
+    cleanup: Cleanup = field(default_factory=Cleanup)
     compaction: Compaction | None = None
     failures: list[str] = field(default_factory=list)
 
@@ -260,15 +356,23 @@ def maintain(applier: Applier, *, now_ms: int | None = None, batch: int | None =
                         "table %s: compacted %d small file(s) of %d partition(s) into %d (%d rows)",
                         ident, c.files_removed, c.partitions, c.files_added, c.rows,
                     )  # fmt: skip
+            cleanup = Cleanup()
             gone = expire_snapshots(
-                table, policy, now_ms=now_ms, batch=EXPIRE_BATCH if batch is None else batch
+                table,
+                policy,
+                now_ms=now_ms,
+                batch=EXPIRE_BATCH if batch is None else batch,
+                cleanup=cleanup,
             )
             report.expired[ident] = len(gone)
+            report.cleanup.add(cleanup)
             if gone:
                 log.info(
-                    "table %s: expired %d snapshot(s) committed %s to %s; %d kept",
+                    "table %s: expired %d snapshot(s) committed %s to %s; %d kept; deleted %d file(s) "
+                    "no kept snapshot uses (%.1f MB of data)%s",
                     ident, len(gone), _iso(gone[0].timestamp_ms), _iso(gone[-1].timestamp_ms),
-                    len(table.snapshots()),
+                    len(table.snapshots()), cleanup.files, cleanup.data_bytes / 1e6,
+                    f", {cleanup.failed} could not be deleted" if cleanup.failed else "",
                 )  # fmt: skip
             elif missing := missing_properties(table, METADATA_PROPERTIES):  # once per table
                 with CachedTransaction(table) as tx:
