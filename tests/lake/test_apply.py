@@ -58,6 +58,33 @@ def test_duplicated_events_across_files_land_once(lake: Lake) -> None:
     assert len(ids) == 3 == len(set(ids))
 
 
+@pytest.mark.parametrize("limit", [{"max_events": 5}, {"max_bytes": 1}])
+def test_a_large_backlog_is_applied_in_bounded_batches_with_the_same_result(
+    lake: Lake, tmp_path_factory: pytest.TempPathFactory, limit: dict[str, int]
+) -> None:
+    files = [
+        [event("MODIFY", f"k{(f * 3 + i) % 7}", f * 10 + i, image={"v": _s(f"{f}.{i}")}) for i in range(3)]
+        + ([event("REMOVE", f"k{f % 7}", f * 10 + 5)] if f % 2 else [])
+        for f in range(6)
+    ]
+    for evs in files:
+        lake.write(evs)
+    reference = Lake(tmp_path_factory.mktemp("one-batch"))
+    for evs in files:
+        reference.write(evs)
+    assert reference.apply().files == 6
+
+    result = lake.apply(**limit)
+    assert result.files == 6 and result.events == sum(map(len, files))
+    hist = lake.catalog().load_table("ddb.orders_table_changes")
+    appended = [int(s.summary["ddblake.files"]) for s in hist.snapshots() if "ddblake.files" in s.summary]
+    # max_events=5: each batch stops at the file that reaches 5 events (two files of 3 or 4);
+    # max_bytes=1: every file is a batch of its own.
+    assert appended == ([2, 2, 2] if "max_events" in limit else [1] * 6)
+    assert lake.dump() == reference.dump()
+    assert sorted(r["event_id"] for r in lake.history()) == sorted(r["event_id"] for r in reference.history())
+
+
 def test_order_of_delivery_does_not_matter(lake: Lake, tmp_path_factory: pytest.TempPathFactory) -> None:
     rng = random.Random(7)
     evs = []

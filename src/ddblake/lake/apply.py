@@ -74,6 +74,11 @@ class ApplyConfig:
     poll_seconds: float = 1.0
     buckets: int = current.DEFAULT_BUCKETS
     max_files: int = 500
+    # A batch also stops at the file that brings it to this many events or bytes of raw lines:
+    # a batch's memory grows with its events (some 7 KB each, images included), and a full load
+    # cuts thousands of raw files that would otherwise come as one batch.
+    max_events: int = 200_000
+    max_bytes: int = 256 << 20
     # Table maintenance (ddblake.lake.maintain); None: the table's property, else maintain's default.
     keep_hours: float | None = None
     keep_snapshots: int | None = None
@@ -90,6 +95,8 @@ class ApplyConfig:
         poll_seconds: float | None = None,
         buckets: int | None = None,
         max_files: int | None = None,
+        max_events: int | None = None,
+        max_bytes: int | None = None,
         keep_hours: float | None = None,
         keep_snapshots: int | None = None,
         keep_min_snapshots: int | None = None,
@@ -124,10 +131,22 @@ class ApplyConfig:
             else int(os.environ.get("DDBLAKE_BUCKETS", current.DEFAULT_BUCKETS))
         )
         mf = max_files if max_files is not None else int(os.environ.get("DDBLAKE_APPLY_MAX_FILES", "500"))
-        if poll <= 0 or nb <= 0 or mf <= 0:
-            raise ConfigError("poll interval, bucket count and max files must be positive")
+        me = settings.value("apply_max_events", None, max_events, int, cls.max_events)
+        mb = settings.value("apply_max_bytes", None, max_bytes, int, cls.max_bytes)
+        if poll <= 0 or nb <= 0 or mf <= 0 or me <= 0 or mb <= 0:
+            raise ConfigError(
+                "poll interval, bucket count, max files, max events and max bytes must be positive"
+            )
         return cls(
-            table=table, lake=lake, once=once, poll_seconds=poll, buckets=nb, max_files=mf, **maintenance
+            table=table,
+            lake=lake,
+            once=once,
+            poll_seconds=poll,
+            buckets=nb,
+            max_files=mf,
+            max_events=me,
+            max_bytes=mb,
+            **maintenance,
         )
 
 
@@ -243,12 +262,18 @@ class Applier:
             return result, False
         more = len(pending) > self.config.max_files
         pending = pending[: self.config.max_files]
-        hist_files = [p for p in pending if not hist_log.contains(p)]
-        cur_files = [p for p in pending if not cur_log.contains(p)]
         batch = FileBatch()
         texts = ImageTexts()
-        for path in pending:
-            read_raw(self.storage, path, self.config.table, batch, texts)
+        line_bytes = 0
+        for count, path in enumerate(pending, start=1):
+            line_bytes += read_raw(self.storage, path, self.config.table, batch, texts)
+            if count < len(pending) and (
+                len(batch.events) >= self.config.max_events or line_bytes >= self.config.max_bytes
+            ):
+                more, pending = True, pending[:count]  # the rest in the next batch
+                break
+        hist_files = [p for p in pending if not hist_log.contains(p)]
+        cur_files = [p for p in pending if not cur_log.contains(p)]
         result.files = len(pending)
         result.events = len(batch.events)
         fold_before = time.strftime("%Y/%m/%d/%H", time.gmtime(time.time() - FOLD_GRACE_HOURS * 3600))

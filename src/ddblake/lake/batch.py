@@ -81,11 +81,12 @@ def distinct(items: Iterable[tuple[Keyed, str]]) -> tuple[list[Keyed], list[str]
 
 def read_raw(
     storage: Storage, path: str, table: str, batch: FileBatch, texts: ImageTexts | None = None
-) -> None:
+) -> int:
     """Parse one raw file; bad lines (and a damaged tail) go to ``batch.bad`` with their reason.
 
     With ``texts``, events are kept without their images (their text is in ``texts``); without,
-    events are whole (for tools and tests).
+    events are whole (for tools and tests). Returns the bytes of the file's lines (uncompressed),
+    what apply bounds a batch by.
     """
     content = read_raw_file(storage, path)
     for number, line in enumerate(content.lines, start=1):
@@ -111,6 +112,7 @@ def read_raw(
         batch.sources.append(path)
     if content.error is not None:
         batch.bad.append({"file": path, "line": None, "reason": f"raw file {content.error}", "raw": None})
+    return sum(map(len, content.lines))
 
 
 def quarantine(storage: Storage, table: str, bad: list[dict[str, Any]]) -> None:
