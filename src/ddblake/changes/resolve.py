@@ -89,8 +89,13 @@ def _key_string_of_any(keys: Mapping[str, Any]) -> str:
     return json.dumps(canonical, separators=(",", ":"), ensure_ascii=False)
 
 
+def key_hash(key: str) -> int:
+    """The CRC-32 of a canonical key (the same in every process and release): ``_ddb_hash``."""
+    return zlib.crc32(key.encode())
+
+
 def bucket_of(key: str, buckets: int) -> int:
-    """Stable partition bucket of a canonical key (CRC-32, the same in every process and release)."""
+    """Stable partition bucket of a canonical key: its :func:`key_hash` modulo the bucket count."""
     return zlib.crc32(key.encode()) % buckets
 
 

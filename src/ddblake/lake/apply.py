@@ -36,13 +36,20 @@ from pyiceberg.transforms import IdentityTransform
 
 from ddblake import settings
 from ddblake.changes.model import ChangeEvent
-from ddblake.changes.resolve import Keyed, bucket_of, version_of, winners
+from ddblake.changes.resolve import Keyed, bucket_of, key_hash, version_of, winners
 from ddblake.errors import BadRecordError, ConfigError, TerminalError, TransientError
 from ddblake.lake import current, history
 from ddblake.lake.applied import PROPERTY, AppliedLog, load_log, save_log
 from ddblake.lake.batch import FileBatch, ImageTexts, distinct, quarantine, read_raw
 from ddblake.lake.catalog import LakeConfig, open_catalog
-from ddblake.lake.commits import CachedTransaction, missing_properties, rewrite_buckets
+from ddblake.lake.commits import (
+    CachedTransaction,
+    missing_properties,
+    plan_buckets,
+    read_columns,
+    rewrite_buckets,
+)
+from ddblake.lake.files import FileRange, covering
 from ddblake.lake.filters import at_least, between, is_in
 from ddblake.lake.rawlog import list_raw_files
 from ddblake.lake.storage import Storage
@@ -163,6 +170,7 @@ class ApplyResult:
     deletes: int = 0
     stale: int = 0
     buckets_rewritten: int = 0
+    files_rewritten: int = 0
 
     def summary(self) -> str:
         """One line of counts for people."""
@@ -432,6 +440,38 @@ class Applier:
             out[key] = Keyed(key, row["_ddb_version"], ev)
         return out
 
+    @staticmethod
+    def _present(
+        cur: Table, best: dict[str, Keyed], buckets: int
+    ) -> tuple[dict[str, str], dict[int, list[FileRange]] | None]:
+        """The version of each of ``best``'s keys the current state holds, and the touched files.
+
+        Only keys and versions are read, and only from the files whose hash range holds one of
+        the batch's keys (:mod:`ddblake.lake.files`); the full rows are read when rewritten.
+        """
+        touched = sorted({bucket_of(k, buckets) for k in best})
+        plan = plan_buckets(cur, touched)
+        versions = None
+        if plan is not None:
+            hashes: dict[int, list[int]] = {}
+            for key in best:
+                h = key_hash(key)
+                hashes.setdefault(h % buckets, []).append(h)
+            files = [r for b in touched for r in covering(plan[b], sorted(hashes[b]))]
+            versions = read_columns(cur, files, ["_ddb_key", "_ddb_version"])
+            if versions is None and not files:
+                return {}, plan
+        if versions is None:
+            versions = cur.scan(
+                row_filter=is_in("_ddb_bucket", touched), selected_fields=("_ddb_key", "_ddb_version")
+            ).to_arrow()
+        # Only the batch's keys go to Python, not every row read.
+        mine = versions.filter(
+            pc.is_in(versions.column("_ddb_key"), value_set=pa.array(list(best), pa.string()))
+        )
+        keys, found = mine.column("_ddb_key").to_pylist(), mine.column("_ddb_version").to_pylist()
+        return dict(zip(keys, found, strict=True)), plan
+
     def _commit_current(
         self,
         cur: Table | None,
@@ -450,19 +490,9 @@ class Applier:
             else self.config.buckets
         )
         present: dict[str, str] = {}
+        plan = None
         if cur is not None and cur.current_snapshot() is not None and best:
-            # Keys and versions only: the full rows are read bucket by bucket when rewritten.
-            touched = sorted({bucket_of(k, buckets) for k in best})
-            versions = cur.scan(
-                row_filter=is_in("_ddb_bucket", touched), selected_fields=("_ddb_key", "_ddb_version")
-            ).to_arrow()
-            # Only the batch's keys go to Python, not every row of the touched buckets.
-            mine = versions.filter(
-                pc.is_in(versions.column("_ddb_key"), value_set=pa.array(list(best), pa.string()))
-            )
-            present = dict(
-                zip(mine.column("_ddb_key").to_pylist(), mine.column("_ddb_version").to_pylist(), strict=True)
-            )
+            present, plan = self._present(cur, best, buckets)
         newer = self._history_newer({k: c for k, c in best.items() if k not in present})
         upserts: list[Keyed] = []
         deletes: set[str] = set()
@@ -515,7 +545,7 @@ class Applier:
                 tx.overwrite(rows, snapshot_properties={PROPERTY: pointer})
                 result.buckets_rewritten += buckets
             else:
-                rewrite_buckets(
+                result.files_rewritten += rewrite_buckets(
                     tx,
                     cur,
                     current.conform(typed, target.schema),
@@ -523,6 +553,8 @@ class Applier:
                     pa.array(list(changed), pa.string()),
                     target.schema,
                     {PROPERTY: pointer},
+                    buckets,
+                    plan,
                 )
                 result.buckets_rewritten += len(rewrite)
             tx.set_properties(props)

@@ -26,7 +26,9 @@ from pyiceberg.expressions import AlwaysTrue
 from pyiceberg.table import Table, Transaction
 from pyiceberg.table.metadata import TableMetadata
 
+from ddblake.changes.resolve import key_hash
 from ddblake.lake import current
+from ddblake.lake.files import HASH_COLUMN, FileRange, file_ranges, owners, split_sorted, with_hashes
 from ddblake.lake.filters import is_in
 
 
@@ -137,6 +139,35 @@ def read_files(cur: Table, tasks: list[Any], expected: pa.Schema) -> pa.Table | 
     return pa.concat_tables(parts)
 
 
+def plan_buckets(cur: Table, buckets: list[int]) -> dict[int, list[FileRange]] | None:
+    """Every data file of the ``buckets`` with its hash range (:mod:`ddblake.lake.files`).
+
+    None when the layout is not apply's own (see :func:`bucket_tasks`); the caller then works on
+    whole buckets through pyiceberg's scans.
+    """
+    tasks = bucket_tasks(cur, buckets)
+    if tasks is None:
+        return None
+    schema = cur.schema()
+    field_id = schema.find_field(HASH_COLUMN).field_id if HASH_COLUMN in schema.column_names else None
+    return {b: file_ranges(t, field_id) for b, t in tasks.items()}
+
+
+def read_columns(cur: Table, ranges: list[FileRange], columns: list[str]) -> pa.Table | None:
+    """Some columns of some files, read straight with pyarrow (None when a file lacks one)."""
+    parts = []
+    for r in ranges:
+        with cur.io.new_input(r.task.file.file_path).open() as f:
+            try:
+                part = pq.read_table(f, columns=columns)
+            except (pa.ArrowInvalid, KeyError):
+                return None
+        if part.column_names != columns or part.num_rows != r.task.file.record_count:
+            return None
+        parts.append(part)
+    return pa.concat_tables(parts) if parts else None
+
+
 def rewrite_buckets(
     tx: Any,
     cur: Table,
@@ -145,47 +176,62 @@ def rewrite_buckets(
     changed: pa.Array,
     schema: pa.Schema,
     snapshot_properties: dict[str, str],
-) -> None:
-    """The rows of the ``rewrite`` buckets become their kept rows plus ``new_rows``, in one snapshot.
+    buckets: int,
+    plan: dict[int, list[FileRange]] | None = None,
+) -> int:
+    """Replace the files of the ``rewrite`` buckets that the change touches, in one snapshot.
+
+    In each bucket, each file whose hash range holds a ``changed`` key or that takes in new rows
+    (:func:`ddblake.lake.files.owners`) becomes, on its own, its kept rows plus the ``new_rows``
+    it takes, sorted by hash and cut into files of disjoint hash ranges. Other files stay as they
+    are. ``plan`` is :func:`plan_buckets` of ``rewrite`` when the caller has it; ``buckets`` is the
+    table's bucket count. Returns how many files were replaced (0 when unknown: the fallback).
 
     What ``tx.overwrite(kept + new_rows, overwrite_filter=_ddb_bucket IN rewrite)`` does, done
     differently where it matters:
 
+    * only the touched files of a bucket are read and written, not the whole bucket, so the cost
+      of a batch follows the files it touches, not the table's size;
     * each bucket is read, merged and written on its own (two at a time), so memory holds a few
-      buckets rather than every touched row, and rows are split by bucket with one cheap mask each
+      files rather than every touched row, and rows are split by bucket with one cheap mask each
       — pyiceberg's overwrite splits a table with one filter pass over *all* its rows per partition;
-    * one OVERWRITE snapshot replaces the buckets' files with the new ones, where ``overwrite``
+    * one OVERWRITE snapshot replaces the files with the new ones, where ``overwrite``
       commits a delete snapshot then an append snapshot: half the snapshots (each one makes every
       later commit slower, since pyiceberg copies the whole metadata many times per commit) and no
       intermediate snapshot in which the touched buckets are empty.
 
-    Falls back to ``tx.overwrite`` on a pyiceberg without the functions used here, or when a file
-    is not in exactly one bucket.
+    Falls back to ``tx.overwrite`` of whole buckets on a pyiceberg without the functions used
+    here, or when a file is not in exactly one bucket.
     """
     overwrite_filter = is_in("_ddb_bucket", rewrite)
     try:
         from pyiceberg.io.pyarrow import ArrowScan, _check_pyarrow_schema_compatible, _dataframe_to_data_files
     except ImportError:  # pragma: no cover - a pyiceberg that moved its internals
-        tasks = None
+        plan = None
     else:
-        tasks = bucket_tasks(cur, rewrite)
+        plan = plan if plan is not None else plan_buckets(cur, rewrite)
 
-    def bucket_rows(bucket: int, old: pa.Table | None) -> pa.Table:
-        mine = new_rows.filter(pc.equal(new_rows.column("_ddb_bucket"), pa.scalar(bucket, pa.int32())))
+    def merged(old: pa.Table | None, mine: pa.Table) -> pa.Table:
         if old is None or old.num_rows == 0:
             return mine
         kept = old.filter(pc.invert(pc.is_in(old.column("_ddb_key"), value_set=changed)))
-        return pa.concat_tables([current.conform(kept, schema), mine])
+        return pa.concat_tables([current.conform(with_hashes(kept), schema), mine])
 
-    if tasks is None:
+    if plan is None:
         old_rows = cur.scan(row_filter=overwrite_filter).to_arrow()
-        old_buckets = old_rows.column("_ddb_bucket")
+        old_buckets, new_buckets = old_rows.column("_ddb_bucket"), new_rows.column("_ddb_bucket")
         parts = [
-            bucket_rows(b, old_rows.filter(pc.equal(old_buckets, pa.scalar(b, pa.int32())))) for b in rewrite
+            merged(
+                old_rows.filter(pc.equal(old_buckets, pa.scalar(b, pa.int32()))),
+                new_rows.filter(pc.equal(new_buckets, pa.scalar(b, pa.int32()))),
+            )
+            for b in rewrite
         ]
         rows = pa.concat_tables(parts)
+        if HASH_COLUMN in rows.column_names:
+            rows = rows.sort_by([("_ddb_bucket", "ascending"), (HASH_COLUMN, "ascending")])
         tx.overwrite(rows, overwrite_filter=overwrite_filter, snapshot_properties=snapshot_properties)
-        return
+        return 0
 
     metadata = tx.table_metadata
     _check_pyarrow_schema_compatible(
@@ -194,28 +240,50 @@ def rewrite_buckets(
     write_uuid = uuid.uuid4()
     counter = itertools.count(0)
     reader = ArrowScan(cur.metadata, cur.io, cur.schema(), AlwaysTrue())
-
     expected = pa.schema([small_field(f) for f in cur.schema().as_arrow()])
+    changed_hashes: dict[int, list[int]] = {}
+    for key in changed.to_pylist():
+        h = key_hash(key)
+        changed_hashes.setdefault(h % buckets, []).append(h)
+    bucket_column = new_rows.column("_ddb_bucket")
+    # Work items: (files replaced, their new rows). A file is rewritten with the rows it takes,
+    # alone; a bucket holding files without hash bounds is rewritten whole, once.
+    work: list[tuple[list[Any], pa.Table]] = []
+    for bucket in rewrite:
+        ranges = plan.get(bucket, [])
+        mine = new_rows.filter(pc.equal(bucket_column, pa.scalar(bucket, pa.int32())))
+        fresh = mine.column(HASH_COLUMN).to_pylist()
+        owner = owners(ranges, fresh)
+        if owner is None:
+            if ranges or mine.num_rows:
+                work.append(([r.task for r in ranges], mine))
+            continue
+        groups: dict[int, list[int]] = {}
+        for row, index in enumerate(owner):
+            groups.setdefault(index, []).append(row)
+        hashes = sorted(changed_hashes.get(bucket, []))
+        for index, r in enumerate(ranges):
+            if index in groups or r.holds(hashes):
+                work.append(([r.task], mine.take(pa.array(groups.get(index, []), pa.int64()))))
 
-    def write(bucket: int) -> list[Any]:
-        old = None
-        if tasks[bucket]:
-            old = read_files(cur, tasks[bucket], expected) or reader.to_table(tasks[bucket])
-        rows = bucket_rows(bucket, old)
-        if rows.num_rows == 0:
-            return []
-        return list(
-            _dataframe_to_data_files(
-                table_metadata=metadata, write_uuid=write_uuid, df=rows, io=cur.io, counter=counter
+    def write(item: tuple[list[Any], pa.Table]) -> list[Any]:
+        tasks, mine = item
+        old = (read_files(cur, tasks, expected) or reader.to_table(tasks)) if tasks else None
+        return [
+            f
+            for part in split_sorted(merged(old, mine))
+            for f in _dataframe_to_data_files(
+                table_metadata=metadata, write_uuid=write_uuid, df=part, io=cur.io, counter=counter
             )
-        )
+        ]
 
     with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
-        data_files = [f for files in pool.map(write, rewrite) for f in files]
+        data_files = [f for files in pool.map(write, work) for f in files]
     with replace_files(tx, cur, write_uuid, snapshot_properties) as overwrite:
         overwrite.delete_by_predicate(overwrite_filter)  # the scope of conflict checks on commit
-        for bucket in rewrite:
-            for task in tasks[bucket]:
+        for tasks, _ in work:
+            for task in tasks:
                 overwrite.delete_data_file(task.file)
         for data_file in data_files:
             overwrite.append_data_file(data_file)
+    return sum(len(tasks) for tasks, _ in work)

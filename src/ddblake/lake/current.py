@@ -20,11 +20,13 @@ import pyarrow as pa
 from pyiceberg.table import Table
 
 from ddblake.changes.model import compact_json
-from ddblake.changes.resolve import Keyed, bucket_of
+from ddblake.changes.resolve import Keyed, key_hash
+from ddblake.lake.files import with_hashes
 
 META_COLUMNS: dict[str, pa.DataType] = {
     "_ddb_key": pa.string(),
     "_ddb_bucket": pa.int32(),
+    "_ddb_hash": pa.int64(),  # CRC-32 of _ddb_key: files hold disjoint ranges of it (lake.files)
     "_ddb_version": pa.string(),
     "_ddb_event_time": pa.timestamp("us", tz="UTC"),
     "_ddb_item": pa.string(),
@@ -41,10 +43,12 @@ def item_text(upsert: Keyed) -> str:
 def meta_table(upserts: Sequence[Keyed], buckets: int, item_texts: Sequence[str] | None = None) -> pa.Table:
     """The metadata columns of the rows that ``upserts`` produce (``item_texts``: their item_text)."""
     texts = [item_text(u) for u in upserts] if item_texts is None else item_texts
+    hashes = [key_hash(u.key) for u in upserts]
     return pa.table(
         {
             "_ddb_key": pa.array([u.key for u in upserts], pa.string()),
-            "_ddb_bucket": pa.array([bucket_of(u.key, buckets) for u in upserts], pa.int32()),
+            "_ddb_bucket": pa.array([h % buckets for h in hashes], pa.int32()),
+            "_ddb_hash": pa.array(hashes, pa.int64()),
             "_ddb_version": pa.array([u.version for u in upserts], pa.string()),
             "_ddb_event_time": pa.array(
                 [u.event.event_time_us for u in upserts], META_COLUMNS["_ddb_event_time"]
@@ -220,6 +224,7 @@ def retype(
 
     ``item_texts``: as for :func:`typed_rows`.
     """
+    keep = with_hashes(keep)  # rows of files written before _ddb_hash existed
     items = [json.loads(s) for s in keep.column("_ddb_item").to_pylist()]
     attr = attribute_schema(schema)
     old = typed_items(items, attr, evolve=False)
