@@ -563,7 +563,7 @@ def run(b: Bench, repeats: int) -> int:
     xl = b.run_delta("local")
     print(
         f"localised: ddblake {dl['seconds']:.2f} s for {local.changes:,} changes, "
-        f"{dl['buckets_rewritten']} of {BUCKETS} buckets rewritten "
+        f"{dl['buckets_rewritten']} of {BUCKETS} buckets, {dl['files_rewritten']} files rewritten "
         f"({dl['seconds'] / ours_s:.2f}x the spread batch's time for {local.changes / spread.changes:.1%} "
         f"of its changes); delta-rs {xl['seconds']:.2f} s ({xl['files_rewritten']} files rewritten)"
     )
@@ -641,6 +641,8 @@ def run(b: Bench, repeats: int) -> int:
         "local_vs_spread_time": round(dl["seconds"] / ours_s, 3),
         "local_buckets_rewritten": dl["buckets_rewritten"],
         "spread_buckets_rewritten": ours[0]["buckets_rewritten"],
+        "local_files_rewritten": dl["files_rewritten"],
+        "spread_files_rewritten": ours[0]["files_rewritten"],
         "deltalake_local_s": round(xl["seconds"], 3),
         "load_s": round(load["seconds"], 1),
         "load_peak_rss_mb": round(load["peak_rss_mb"]),

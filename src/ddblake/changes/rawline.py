@@ -81,7 +81,7 @@ def fast_read(line: bytes) -> tuple[ChangeEvent, str | None, str | None] | None:
         event = ChangeEvent(
             op=cast(Operation, op.decode("ascii")),
             table=table.decode("ascii"),
-            keys=json.loads(keys),
+            keys=json.loads(keys.decode("utf-8")),  # str: json.loads(bytes) sniffs the encoding first
             new_image=None,
             old_image=None,
             event_id=event_id.decode("utf-8"),
