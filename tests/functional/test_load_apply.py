@@ -45,7 +45,7 @@ def test_load_then_apply_gives_a_dump_equal_to_a_scan(
 
 
 @pytest.mark.skipif(
-    os.environ.get("LOAD_200K") == "0", reason="200,000 items take two or three minutes; LOAD_200K=0 skips them"
+    os.environ.get("LOAD_200K") == "0", reason="200,000 items take two or three minutes; LOAD_200K=0 skips"
 )
 def test_200k_items_killed_rerun_apply_dump_equals_scan(
     clients: DynamoClients, table_name: str, tmp_path: Path, dynamodb_local_endpoint: str

@@ -104,3 +104,48 @@ def test_a_catalog_table_of_another_lake_is_refused(moto_s3, monkeypatch: pytest
         else:
             with pytest.raises(TerminalError, match="another --namespace"):
                 applier.run_once()
+
+
+def test_expiry_and_the_orphan_sweep_on_s3_delete_only_unreferenced_objects(  # type: ignore[no-untyped-def]
+    moto_s3, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    from ddblake.lake import maintain
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL_GLUE", moto_s3.endpoint)
+    config = LakeConfig.build(lake=f"s3://{moto_s3.bucket}/sweep", catalog="glue", namespace="sweep")
+    storage = config.storage()
+    applier = Applier(
+        ApplyConfig.build(table=TABLE, lake=config, once=True, keep_min_snapshots=2),
+        storage=storage,
+    )
+    for i in range(4):
+        writer = RawLogWriter(storage, TABLE, buffer_bytes=1 << 30, buffer_seconds=3600)
+        writer.add(event("MODIFY", "a", i, image={"n": {"N": str(i)}}).to_line())
+        writer.flush()
+        applier.run_once()
+    s3 = boto3.client("s3", endpoint_url=moto_s3.endpoint)
+    orphan = "sweep/warehouse/ddb.db/orders_table/data/_ddb_bucket=1/orphan-from-a-crash.parquet"
+    table = applier.catalog.load_table("sweep.orders_table")
+    assert table.location().startswith(f"s3://{moto_s3.bucket}/sweep/warehouse/")
+    s3.put_object(
+        Bucket=moto_s3.bucket,
+        Key=orphan.replace("ddb.db/orders_table", table.location().split("/warehouse/")[1]),
+        Body=b"x",
+    )
+
+    report = maintain.maintain(applier, batch=1, now_ms=int(time.time() * 1000) + 4 * 86_400_000)
+    assert report.failures == [] and all(n >= 2 for n in report.expired.values()) and len(report.expired) == 2
+    assert report.cleanup.files > 0 and report.swept.files >= 1
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket=moto_s3.bucket, Prefix="sweep/")["Contents"]}
+    assert not any(k.endswith("orphan-from-a-crash.parquet") for k in keys)
+    catalog = open_catalog(config, storage)
+    assert [json.loads(x)["Item"] for x in dump_items(catalog, "sweep", TABLE)] == [
+        {"pk": {"S": "a"}, "n": {"N": "3"}}
+    ]
+    for ident in ("sweep.orders_table", "sweep.orders_table_changes"):
+        kept = catalog.load_table(ident)
+        assert len(kept.snapshots()) == 2
+        for snap in kept.snapshots():  # every kept snapshot reads: none of its objects was deleted
+            assert kept.scan(snapshot_id=snap.snapshot_id).to_arrow().num_rows >= 1

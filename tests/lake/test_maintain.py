@@ -5,7 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
+import os
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -233,6 +235,13 @@ def test_expiry_deletes_the_files_only_expired_snapshots_reach_and_keeps_the_res
         table = lake.catalog().load_table(ident)
         kept = {s.snapshot_id for s in table.snapshots()}
         assert len(kept) == 3 and report.expired[ident] == len(reach[ident]) - 3
+        # The applied-file records the expired commits named are gone; the kept ones stay.
+        pointers = {s.snapshot_id: s.summary[PROPERTY] for s in before[ident].snapshots()}
+        named_by_kept = {pointers[sid] for sid in kept} | {table.properties[PROPERTY]}
+        dead_pointers = {p for sid, p in pointers.items() if sid not in kept and p} - named_by_kept
+        assert dead_pointers and not any((lake.root / p).exists() for p in dead_pointers)
+        assert all((lake.root / p).exists() for p in named_by_kept if p)
+        expected_gone += len(dead_pointers)
         live = set().union(*(reach[ident][sid] for sid in kept))
         dead = set().union(*(p for sid, p in reach[ident].items() if sid not in kept)) - live
         assert dead and not any(_on_disk(p) for p in dead)
@@ -252,6 +261,57 @@ def test_expiry_deletes_the_files_only_expired_snapshots_reach_and_keeps_the_res
     assert {"pk": "k9", "v": "last"} in [
         {"pk": r["pk"], "v": r["v"]} for r in _rows(lake.catalog().load_table(CUR))
     ]
+
+
+def test_the_daily_sweep_deletes_what_a_crashed_apply_left_and_nothing_referenced(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ddblake.lake import commits
+
+    for i in range(3):
+        lake.write([event("MODIFY", f"k{i}", i, image={"v": _s(str(i))})])
+        lake.apply()
+    lake.write([event("MODIFY", "k0", 10, image={"v": _s("after the crash")})])
+
+    class Crash(Exception):
+        pass
+
+    def crash(*args: Any, **kwargs: Any) -> Any:
+        raise Crash  # the bucket files and the applied-file record are written: the commit never is
+
+    monkeypatch.setattr(commits, "replace_files", crash)
+    files_before_crash = {p for p in lake.root.rglob("*") if p.is_file()}
+    with pytest.raises(Crash):
+        lake.apply()
+    monkeypatch.undo()
+    written_by_crash = {p for p in lake.root.rglob("*") if p.is_file()} - files_before_crash
+    lake.apply()  # the rerun writes its own files; the crashed run's stay behind, unreferenced
+    expected = lake.dump()
+    # The history commit landed before the crash; the current state's files and record are orphans.
+    left_by_crash = {p for p in written_by_crash if str(p) not in _referenced(lake)}
+    assert any(p.suffix == ".parquet" for p in left_by_crash)
+    assert any("state/apply" in str(p) for p in left_by_crash)
+
+    # Files younger than the age limit are never swept (a commit may be on its way) ...
+    report = maintain.maintain(_applier(lake, keep_snapshots=0, keep_hours=0), batch=1)
+    assert report.swept.files == 0 and all(p.exists() for p in left_by_crash)
+    # ... and a day later, once they are old enough, they are.
+    old = time.time() - 4 * DAY
+    for p in lake.root.rglob("*"):
+        if p.is_file():
+            os.utime(p, (old, old))
+    for ident in (CUR, HIST):
+        table = lake.catalog().load_table(ident)
+        with table.transaction() as tx:
+            tx.set_properties({maintain.SWEPT_PROPERTY: str(int((time.time() - 2 * DAY) * 1000))})
+    report = maintain.maintain(_applier(lake, keep_snapshots=0, keep_hours=0), batch=1)
+    assert report.failures == []
+    assert report.swept.files >= len(left_by_crash) and not any(p.exists() for p in left_by_crash)
+    assert all(Path(p).exists() for p in _referenced(lake))
+    assert lake.dump() == expected
+    lake.write([event("MODIFY", "k1", 20, image={"v": _s("on")})])
+    lake.apply()
+    assert lake.dump()["k1"]["v"] == _s("on")
 
 
 def test_a_file_that_cannot_be_deleted_is_counted_and_expiry_still_lands(
@@ -277,6 +337,21 @@ def test_a_file_that_cannot_be_deleted_is_counted_and_expiry_still_lands(
     assert report.failures == [] and report.cleanup.failed == 1 and report.cleanup.files > 0
     assert len(lake.catalog().load_table(CUR).snapshots()) == 1
     assert _on_disk(refused[0]) and "left for an orphan-file sweep" in caplog.text
+
+
+def _referenced(lake: Lake) -> set[str]:
+    """Every file the two tables use, as local paths: what no sweep may ever delete."""
+    out: set[str] = set()
+    for ident in (CUR, HIST):
+        table = lake.catalog().load_table(ident)
+        for snap in table.snapshots():
+            out |= _reachable(table, snap)
+            if snap.summary[PROPERTY]:
+                out.add(str(lake.root / snap.summary[PROPERTY]))
+        out.add(table.metadata_location)
+        out.update(e.metadata_file for e in table.metadata.metadata_log)
+        out.add(str(lake.root / table.properties[PROPERTY]))
+    return {p.removeprefix("file://") for p in out}
 
 
 def _rows_at(table: Table, snapshot_id: int) -> list[dict[str, Any]]:

@@ -15,9 +15,10 @@ the counts ``status`` shows). Each chore is one optimistic commit that asserts t
 branch has not moved: a concurrent apply makes it fail, and it is tried again later.
 
 After an expiry commit lands, the files only the expired snapshots could reach — their manifest
-lists, manifests and data files — are deleted (:func:`delete_unreachable`; pyiceberg 0.12 deletes
-none, and apply's copy-on-write bucket rewrites would otherwise leave a full copy of every touched
-bucket behind at each commit).
+lists, manifests and data files, and the applied-file records they named — are deleted
+(:func:`delete_unreachable`; pyiceberg 0.12 deletes none, and apply's copy-on-write rewrites would
+otherwise leave a copy of every touched file behind at each commit). Once a day a sweep deletes
+old files that nothing references at all (:func:`sweep_orphans`, :func:`sweep_pointers`).
 """
 
 from __future__ import annotations
@@ -39,9 +40,12 @@ from pyiceberg.table.snapshots import Operation, Snapshot, Summary
 from pyiceberg.table.update import AssertRefSnapshotId
 from pyiceberg.table.update.snapshot import ExpireSnapshots
 
+from ddblake.errors import TransientError
+from ddblake.lake.applied import PROPERTY
 from ddblake.lake.apply import Applier, ApplyConfig
 from ddblake.lake.commits import CachedTransaction, missing_properties, replace_files
 from ddblake.lake.query import EXPIRED_PROPERTY  # newest expired commit time: --as-of stops there
+from ddblake.lake.storage import Storage
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +64,12 @@ METADATA_PROPERTIES = {
     "write.metadata.previous-versions-max": "20",
 }
 DELETE_THREADS = 8  # object stores delete one request per file: a few in flight
+# Unreferenced files younger than these may belong to a commit still in flight (Spark's default age
+# for orphan files is three days); an applied-file record is written just before its commit.
+ORPHAN_AGE_MS = 72 * 3_600_000
+POINTER_AGE_MS = 6 * 3_600_000
+SWEEP_EVERY_MS = 24 * 3_600_000  # the orphan sweep lists the table's folder: once a day
+SWEPT_PROPERTY = "ddblake.orphans-swept-ms"
 EXPIRE_BATCH = 16  # expire once this many are due: one commit per batch, not one per cycle
 SMALL_FILE_BYTES = 16 << 20  # history files below this size are compacted
 COMPACT_BUDGET_BYTES = 128 << 20  # at most this much Parquet is rewritten (and held) per commit
@@ -128,6 +138,7 @@ def expire_snapshots(
     now_ms: int | None = None,
     batch: int = EXPIRE_BATCH,
     cleanup: Cleanup | None = None,
+    storage: Storage | None = None,
 ) -> list[Snapshot]:
     """Expire what :func:`expirable` names once at least ``batch`` are due; returns what went.
 
@@ -135,7 +146,8 @@ def expire_snapshots(
     our own transaction, so that the same commit asserts main has not moved (a concurrent commit,
     or a rollback onto a snapshot being expired, makes it fail instead of dropping the current
     snapshot) and records :data:`EXPIRED_PROPERTY` for ``query --as-of``. Once the commit has
-    landed, the files no kept snapshot reaches are deleted (counted in ``cleanup``).
+    landed, the files no kept snapshot reaches are deleted (counted in ``cleanup``), and, given the
+    lake's ``storage``, the applied-file records only expired snapshots named.
     """
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     gone = expirable(table, policy, now_ms)
@@ -152,6 +164,11 @@ def expire_snapshots(
     # The commit refreshed ``table``: its snapshots are the kept ones. Files a later commit adds are
     # new or carried over from the current snapshot, which is kept, so none of them is deleted here.
     done = delete_unreachable(table.io, gone, table.snapshots())
+    if storage is not None:  # committed records, so none is in flight: no age needed
+        named = {s.summary[PROPERTY] for s in table.snapshots() if s.summary is not None}
+        named.add(table.properties.get(PROPERTY))
+        dead = {s.summary[PROPERTY] for s in gone if s.summary is not None} - named - {None}
+        done.add(_delete_all(storage.delete, {str(p): 0 for p in dead}))
     if cleanup is not None:
         cleanup.add(done)
     return gone
@@ -180,6 +197,58 @@ def _live_files(io: FileIO, manifest: Any) -> dict[str, int]:
     }
 
 
+@dataclass
+class _Reach:
+    """What some snapshots reach: manifest lists, manifests, and live files with their sizes."""
+
+    lists: set[str] = field(default_factory=set)
+    manifests: set[str] = field(default_factory=set)
+    files: dict[str, int] = field(default_factory=dict)
+
+    def paths(self) -> set[str]:
+        return self.lists | self.manifests | set(self.files)
+
+
+def _reach(
+    io: FileIO, snapshots: Iterable[Snapshot], skip: frozenset[str] | set[str] = frozenset()
+) -> _Reach:
+    """Every file ``snapshots`` reach; manifests in ``skip`` are left unread (and out)."""
+    out = _Reach()
+    for snap in snapshots:
+        out.lists.add(snap.manifest_list)
+        for manifest in snap.manifests(io):
+            path = manifest.manifest_path
+            if path in out.manifests or path in skip:
+                continue
+            out.manifests.add(path)
+            out.files.update(_live_files(io, manifest))
+    return out
+
+
+def _delete_all(delete: Callable[[str], None], doomed: dict[str, int]) -> Cleanup:
+    """Delete ``doomed`` (path -> data bytes) a few at a time; a file already gone counts as deleted."""
+
+    def one(path: str) -> bool:
+        try:
+            delete(path)
+        except FileNotFoundError:
+            pass
+        except (OSError, TransientError) as e:
+            log.warning("could not delete %s (left for an orphan-file sweep): %s", path, type(e).__name__)
+            return False
+        return True
+
+    out = Cleanup()
+    with ThreadPoolExecutor(max_workers=DELETE_THREADS) as pool:
+        for size, ok in zip(doomed.values(), pool.map(one, doomed), strict=True):
+            if ok:
+                out.files += 1
+                out.data_bytes += size
+            else:
+                out.failed += 1
+    return out
+
+
 def delete_unreachable(io: FileIO, gone: Iterable[Snapshot], kept: Iterable[Snapshot]) -> Cleanup:
     """Delete every file the ``gone`` snapshots reach and no ``kept`` snapshot does.
 
@@ -187,51 +256,71 @@ def delete_unreachable(io: FileIO, gone: Iterable[Snapshot], kept: Iterable[Snap
     manifests hold live — what Iceberg's own snapshot expiry removes. A manifest that a kept
     snapshot also lists is skipped unread (every file in it is kept). A file already gone (another
     maintainer, a crash between delete and commit of an earlier pass) counts as deleted; any other
-    failure to delete is counted and logged, and leaves the file for an orphan-file sweep.
+    failure to delete is counted and logged, and leaves the file for :func:`sweep_orphans`.
     """
-    kept_lists: set[str] = set()
-    kept_files: set[str] = set()
-    kept_manifests: set[str] = set()
-    for snap in kept:
-        kept_lists.add(snap.manifest_list)
-        for manifest in snap.manifests(io):
-            if manifest.manifest_path not in kept_manifests:
-                kept_manifests.add(manifest.manifest_path)
-                kept_files.update(_live_files(io, manifest))
-    doomed: dict[str, int] = {}  # path -> data bytes (0 for metadata files)
-    seen: set[str] = set()
-    for snap in gone:
-        if snap.manifest_list not in kept_lists:
-            doomed[snap.manifest_list] = 0
-        for manifest in snap.manifests(io):
-            path = manifest.manifest_path
-            if path in kept_manifests or path in seen:
-                continue
-            seen.add(path)
-            doomed[path] = 0
-            for file, size in _live_files(io, manifest).items():
-                if file not in kept_files:
-                    doomed[file] = size
-    out = Cleanup()
+    keep = _reach(io, kept)
+    dead = _reach(io, gone, skip=keep.manifests)
+    doomed = dict.fromkeys(dead.lists - keep.lists | dead.manifests, 0)
+    doomed.update({f: size for f, size in dead.files.items() if f not in keep.files})
+    return _delete_all(io.delete, doomed)
 
-    def delete(path: str) -> bool:
-        try:
-            io.delete(path)
-        except FileNotFoundError:
-            pass
-        except OSError as e:
-            log.warning("could not delete %s (left for an orphan-file sweep): %s", path, type(e).__name__)
-            return False
-        return True
 
-    with ThreadPoolExecutor(max_workers=DELETE_THREADS) as pool:
-        for size, ok in zip(doomed.values(), pool.map(delete, doomed), strict=True):
-            if ok:
-                out.files += 1
-                out.data_bytes += size
-            else:
-                out.failed += 1
-    return out
+def sweep_orphans(table: Table, storage: Storage, *, now_ms: int, min_age_ms: int = ORPHAN_AGE_MS) -> Cleanup:
+    """Delete files in the table's folder that nothing references and that are older than ``min_age_ms``.
+
+    What Spark's ``remove_orphan_files`` does, for files left by an apply killed before its commit,
+    by the loser of a commit race, or by a delete that failed. Referenced: the files every snapshot
+    reaches, the current metadata file and those in the metadata log, statistics files. The age
+    keeps a writer's files that its commit has yet to reference. When a referenced file under the
+    folder is not among the files listed (paths spelled differently, say), nothing is deleted.
+    """
+    location = table.location().rstrip("/")
+    root = storage.uri_root.rstrip("/")
+    if not location.startswith(root + "/"):
+        return Cleanup()  # a table outside the lake (a catalog shared by hand): not ours to sweep
+    referenced = _reach(table.io, table.snapshots()).paths()
+    referenced.add(table.metadata_location)
+    referenced.update(entry.metadata_file for entry in table.metadata.metadata_log)
+    referenced.update(f.statistics_path for f in table.metadata.statistics)
+    referenced.update(f.statistics_path for f in table.metadata.partition_statistics)
+    listed = {storage.uri(rel): mtime for rel, mtime in storage.list_with_times(location[len(root) + 1 :])}
+    missing = [p for p in referenced if p.startswith(location + "/") and p not in listed]
+    if missing:
+        log.warning(
+            "table %s: orphan sweep skipped: %d referenced file(s) not found under %s (e.g. %s)",
+            ".".join(table.name()), len(missing), location, missing[0],
+        )  # fmt: skip
+        return Cleanup()
+    cutoff = (now_ms - min_age_ms) / 1000
+    doomed = {p: 0 for p, mtime in listed.items() if p not in referenced and mtime < cutoff}
+    return _delete_all(lambda p: storage.delete(p[len(root) + 1 :]), doomed)
+
+
+def sweep_pointers(
+    storage: Storage,
+    table: Table,
+    source_table: str,
+    which: str,
+    *,
+    now_ms: int,
+    min_age_ms: int = POINTER_AGE_MS,
+) -> Cleanup:
+    """Delete the applied-file records (``state/apply/<table>/<which>-*``) nothing points at any more.
+
+    Apply writes a new record for every commit and points the table's property (and the commit's
+    snapshot summary) at it; the one before is then dead. Kept: the property's record, the records
+    kept snapshots name, and any younger than ``min_age_ms`` — a record an apply has written but
+    not yet committed.
+    """
+    keep = {table.properties.get(PROPERTY)}
+    keep.update(s.summary[PROPERTY] for s in table.snapshots() if s.summary is not None)
+    cutoff = (now_ms - min_age_ms) / 1000
+    doomed = {
+        rel: 0
+        for rel, mtime in storage.list_with_times(f"state/apply/{source_table}/")
+        if rel.rsplit("/", 1)[-1].startswith(f"{which}-") and rel not in keep and mtime < cutoff
+    }
+    return _delete_all(storage.delete, doomed)
 
 
 @dataclass
@@ -334,6 +423,7 @@ class Report:
 
     expired: dict[str, int] = field(default_factory=dict)
     cleanup: Cleanup = field(default_factory=Cleanup)
+    swept: Cleanup = field(default_factory=Cleanup)
     compaction: Compaction | None = None
     failures: list[str] = field(default_factory=list)
 
@@ -363,6 +453,7 @@ def maintain(applier: Applier, *, now_ms: int | None = None, batch: int | None =
                 now_ms=now_ms,
                 batch=EXPIRE_BATCH if batch is None else batch,
                 cleanup=cleanup,
+                storage=applier.storage,
             )
             report.expired[ident] = len(gone)
             report.cleanup.add(cleanup)
@@ -377,6 +468,7 @@ def maintain(applier: Applier, *, now_ms: int | None = None, batch: int | None =
             elif missing := missing_properties(table, METADATA_PROPERTIES):  # once per table
                 with CachedTransaction(table) as tx:
                     tx.set_properties(missing)
+            report.swept.add(_sweep_when_due(applier, table, ident, now_ms))
         except NoSuchTableError:
             continue
         except Exception as e:  # noqa: BLE001 - maintenance must never fail an apply
@@ -385,6 +477,28 @@ def maintain(applier: Applier, *, now_ms: int | None = None, batch: int | None =
             )
             report.failures.append(f"{ident}: {type(e).__name__}")
     return report
+
+
+def _sweep_when_due(applier: Applier, table: Table, ident: str, now_ms: int | None) -> Cleanup:
+    """The daily sweep of one table: orphan files in its folder, dead applied-file records.
+
+    Due when the table's ``ddblake.orphans-swept-ms`` is a day old; recorded after the sweep, so a
+    pass that fails sweeps again next time (deleting what is dead is idempotent).
+    """
+    now = int(time.time() * 1000) if now_ms is None else now_ms
+    if now - int(table.properties.get(SWEPT_PROPERTY, "0")) < SWEEP_EVERY_MS:
+        return Cleanup()
+    which = "history" if ident == applier.history_id else "current"
+    swept = sweep_orphans(table, applier.storage, now_ms=now)
+    swept.add(sweep_pointers(applier.storage, table, applier.config.table, which, now_ms=now))
+    with CachedTransaction(table) as tx:
+        tx.set_properties({SWEPT_PROPERTY: str(now)})
+    if swept.files or swept.failed:
+        log.info(
+            "table %s: deleted %d orphan file(s) and dead applied-file record(s)%s",
+            ident, swept.files, f", {swept.failed} could not be deleted" if swept.failed else "",
+        )  # fmt: skip
+    return swept
 
 
 def _iso(ms: int) -> str:

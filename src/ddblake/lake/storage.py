@@ -155,6 +155,20 @@ class Storage:
             if i.type == pafs.FileType.File and not i.base_name.startswith(".tmp-")
         )
 
+    def list_with_times(self, prefix: str) -> list[tuple[str, float]]:
+        """:meth:`list_files` with each file's modification time (seconds since the epoch)."""
+        selector = pafs.FileSelector(self._full(prefix), recursive=True, allow_not_found=True)
+        try:
+            infos = self.fs.get_file_info(selector)
+        except OSError as e:
+            raise TransientError(f"cannot list {self.uri(prefix)}: {e}") from e
+        start = len(self.root) + 1
+        return sorted(
+            (i.path[start:], (i.mtime_ns or 0) / 1e9)
+            for i in infos
+            if i.type == pafs.FileType.File and not i.base_name.startswith(".tmp-")
+        )
+
     def delete(self, rel: str) -> None:
         """Delete a file; a missing file is not an error."""
         try:
