@@ -13,7 +13,9 @@ from __future__ import annotations
 import random
 import shutil
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from faultlib import (
@@ -53,6 +55,26 @@ def workload(clients: DynamoClients, table: str, seed: int) -> Workload:
     )
 
 
+@dataclass
+class Trial:
+    """One crash trial's seed, randomness, DynamoDB Local table, lake and workload."""
+
+    seed: int
+    rng: random.Random
+    table: str
+    lake: str
+    storage: Storage
+    work: Workload
+
+    @classmethod
+    def start(cls, stage: str, trial: int, clients: DynamoClients, table: str, tmp_path: Path) -> Trial:
+        seed = trial_seed(stage, trial)
+        lake = str(tmp_path / "lake")
+        return cls(
+            seed, random.Random(seed), table, lake, Storage.from_uri(lake), workload(clients, table, seed)
+        )
+
+
 def files(storage: Storage, prefix: str) -> Callable[[], int]:
     return lambda: len(storage.list_files(prefix))
 
@@ -67,6 +89,12 @@ class Kills:
     """SIGKILLs of a trial that hit its process mid-run."""
 
     count = 0
+
+    def kill(self, proc: Any, rng: random.Random, counter: Callable[[], int], **plan: Any) -> None:
+        """Kill ``proc`` at a random instant (see ``kill_at_random_instant``) and count a hit."""
+        killed, _plan, err = kill_at_random_instant(proc, rng, counter=counter, **plan)
+        no_traceback(err)
+        self.count += killed
 
 
 def cycles(rng: random.Random, kills: Kills) -> Iterator[int]:
@@ -93,12 +121,8 @@ def test_capture_killed_at_random_instants(
     dynamodb_local_endpoint: str,
     tmp_path: Path,
 ) -> None:
-    seed = trial_seed("capture", trial)
-    rng = random.Random(seed)
-    table = make_table(table_name)
-    lake = str(tmp_path / "lake")
-    storage = Storage.from_uri(lake)
-    work = workload(clients, table, seed)
+    t = Trial.start("capture", trial, clients, make_table(table_name), tmp_path)
+    seed, rng, table, lake, storage, work = t.seed, t.rng, t.table, t.lake, t.storage, t.work
     work.run(rng.randrange(20, 60))
     kills = Kills()
     for _ in cycles(rng, kills):
@@ -115,11 +139,7 @@ def test_capture_killed_at_random_instants(
         ]
         proc = start([*argv, "--buffer-bytes", buffer, "--buffer-seconds", "0.2"])
         work.run(rng.randrange(5, 30))  # changes while capture runs
-        killed, _plan, err = kill_at_random_instant(
-            proc, rng, counter=files(storage, f"raw/{table}"), delay=(0.0, 2.0)
-        )
-        no_traceback(err)
-        kills.count += killed
+        kills.kill(proc, rng, counter=files(storage, f"raw/{table}"), delay=(0.0, 2.0))
     finish([*argv, "--once"], "capture --once")
     finish([str(DDBLAKE), "apply", "--table", table, "--lake", lake, "--once"], "apply --once")
     verdict_or_fail("crash/capture", kills.count, check_lake(clients, table, lake), seed=seed)
@@ -134,12 +154,8 @@ def test_apply_killed_at_random_instants(
     dynamodb_local_endpoint: str,
     tmp_path: Path,
 ) -> None:
-    seed = trial_seed("apply", trial)
-    rng = random.Random(seed)
-    table = make_table(table_name)
-    lake = str(tmp_path / "lake")
-    storage = Storage.from_uri(lake)
-    work = workload(clients, table, seed)
+    t = Trial.start("apply", trial, clients, make_table(table_name), tmp_path)
+    seed, rng, table, lake, storage, work = t.seed, t.rng, t.table, t.lake, t.storage, t.work
     capture = CaptureConfig.build(table=table, lake=lake, endpoint_url=dynamodb_local_endpoint, once=True)
     argv = [str(DDBLAKE), "apply", "--table", table, "--lake", lake, "--once"]
     kills = Kills()
@@ -151,11 +167,7 @@ def test_apply_killed_at_random_instants(
         )
         env = quiet_env(DDBLAKE_APPLY_MAX_FILES=str(rng.randrange(1, 4)))
         proc = start(argv, env)
-        killed, _plan, err = kill_at_random_instant(
-            proc, rng, counter=files(storage, f"state/apply/{table}"), delay=(0.3, 3.0), steps=(1, 6)
-        )
-        no_traceback(err)
-        kills.count += killed
+        kills.kill(proc, rng, counter=files(storage, f"state/apply/{table}"), delay=(0.3, 3.0), steps=(1, 6))
     finish(argv, "apply --once")
     verdict_or_fail("crash/apply", kills.count, check_lake(clients, table, lake), seed=seed)
 
@@ -169,12 +181,8 @@ def test_sync_killed_at_random_instants(
     dynamodb_local_endpoint: str,
     tmp_path: Path,
 ) -> None:
-    seed = trial_seed("sync", trial)
-    rng = random.Random(seed)
-    table = make_table(table_name)
-    lake = str(tmp_path / "lake")
-    storage = Storage.from_uri(lake)
-    work = workload(clients, table, seed)
+    t = Trial.start("sync", trial, clients, make_table(table_name), tmp_path)
+    seed, rng, table, lake, storage, work = t.seed, t.rng, t.table, t.lake, t.storage, t.work
     # Items before the first sync, so that sync starts with a full load (slowed down: 20 RCU) and
     # the workload changes items while it runs — the load-to-stream hand-off under fire.
     work.run(rng.randrange(0, 120))
@@ -185,11 +193,7 @@ def test_sync_killed_at_random_instants(
         proc = start(argv, env)
         work.run(rng.randrange(10, 50))  # the writer's pace: sync is somewhere in capture or apply
         watch = rng.choice([f"raw/{table}", f"state/apply/{table}"])
-        killed, _plan, err = kill_at_random_instant(
-            proc, rng, counter=files(storage, watch), delay=(0.0, 2.0)
-        )
-        no_traceback(err)
-        kills.count += killed
+        kills.kill(proc, rng, counter=files(storage, watch), delay=(0.0, 2.0))
     finish([*argv, "--once"], "sync --once", env)
     verdict_or_fail("crash/sync", kills.count, check_lake(clients, table, lake), seed=seed)
 
@@ -203,12 +207,8 @@ def test_load_killed_at_random_instants(
     dynamodb_local_endpoint: str,
     tmp_path: Path,
 ) -> None:
-    seed = trial_seed("load", trial)
-    rng = random.Random(seed)
-    table = make_table(table_name, stream=False)
-    lake = str(tmp_path / "lake")
-    storage = Storage.from_uri(lake)
-    work = workload(clients, table, seed)
+    t = Trial.start("load", trial, clients, make_table(table_name, stream=False), tmp_path)
+    seed, rng, table, lake, storage, work = t.seed, t.rng, t.table, t.lake, t.storage, t.work
     count = rng.randrange(300, 800)
     for start_at in range(0, count, 25):
         keys = [(f"p{i % 17}", f"s{i}") for i in range(start_at, min(count, start_at + 25))]
@@ -236,11 +236,9 @@ def test_load_killed_at_random_instants(
     kills = Kills()
     for cycle in cycles(rng, kills):
         proc = start(argv, env)
-        killed, _plan, err = kill_at_random_instant(
+        kills.kill(
             proc, rng, counter=files(storage, f"raw/{table}"), delay=(0.5, 4.0 / (cycle + 1)), steps=(1, 8)
         )
-        no_traceback(err)
-        kills.count += killed
         if not kills.count and proc.returncode == 0:  # the load finished first: a new load, killed sooner
             shutil.rmtree(lake)
     finished = run(argv, env)

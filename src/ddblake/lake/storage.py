@@ -143,17 +143,7 @@ class Storage:
 
     def list_files(self, prefix: str) -> list[str]:
         """Every file under ``prefix`` (recursive), relative to the root, sorted; temp files skipped."""
-        selector = pafs.FileSelector(self._full(prefix), recursive=True, allow_not_found=True)
-        try:
-            infos = self.fs.get_file_info(selector)
-        except OSError as e:
-            raise TransientError(f"cannot list {self.uri(prefix)}: {e}") from e
-        start = len(self.root) + 1
-        return sorted(
-            i.path[start:]
-            for i in infos
-            if i.type == pafs.FileType.File and not i.base_name.startswith(".tmp-")
-        )
+        return [path for path, _ in self.list_with_times(prefix)]
 
     def list_with_times(self, prefix: str) -> list[tuple[str, float]]:
         """:meth:`list_files` with each file's modification time (seconds since the epoch)."""
