@@ -98,18 +98,18 @@ def with_hashes(rows: pa.Table) -> pa.Table:
 
 
 def split_sorted(rows: pa.Table, target_bytes: int | None = None) -> list[pa.Table]:
-    """``rows`` sorted by hash and cut into parts of about ``target_bytes``, never inside one hash.
+    """``rows`` cut into parts of about ``target_bytes`` by hash order, never inside one hash.
 
     Parts cover disjoint hash ranges, which is what :func:`covering` relies on to skip files.
     ``target_bytes`` defaults to :data:`TARGET_FILE_BYTES` (read at each call).
     """
     if rows.num_rows == 0:
         return []
-    rows = rows.take(pc.sort_indices(rows.column(HASH_COLUMN)))
     per_row = max(1, rows.nbytes // rows.num_rows)
     step = max(1, (target_bytes or TARGET_FILE_BYTES) // per_row)
     if rows.num_rows <= step:
-        return [rows]
+        return [rows]  # one file: its range is its min and max, whatever the order (no sort, no copy)
+    rows = rows.take(pc.sort_indices(rows.column(HASH_COLUMN)))
     hashes = rows.column(HASH_COLUMN)
     parts, start = [], 0
     while start < rows.num_rows:
