@@ -235,3 +235,31 @@ def test_status_reports_rows_files_and_lag(lake: Lake) -> None:
     assert status.applied_files + (1 if status.applied_before_hour else 0) >= 1
     assert status.lag_seconds is not None and status.lag_seconds > 0
     assert status.quarantined == 0
+
+
+def test_apply_settings_come_from_argument_then_environment_then_default_and_bad_ones_are_named(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ddblake.errors import ConfigError
+    from ddblake.lake.apply import ApplyConfig
+
+    default = ApplyConfig.build(table=TABLE, lake=lake.config)
+    assert (default.max_files, default.max_events, default.max_bytes, default.buckets) == (
+        500,
+        200_000,
+        256 << 20,
+        16,
+    )
+    monkeypatch.setenv("DDBLAKE_APPLY_MAX_EVENTS", "10")
+    monkeypatch.setenv("DDBLAKE_BUCKETS", "4")
+    from_env = ApplyConfig.build(table=TABLE, lake=lake.config)
+    assert (from_env.max_events, from_env.buckets) == (10, 4)
+    assert ApplyConfig.build(table=TABLE, lake=lake.config, max_events=7).max_events == 7
+    monkeypatch.setenv("DDBLAKE_APPLY_MAX_BYTES", "lots")
+    with pytest.raises(ConfigError, match="DDBLAKE_APPLY_MAX_BYTES='lots' is not valid"):
+        ApplyConfig.build(table=TABLE, lake=lake.config)
+    monkeypatch.setenv("DDBLAKE_APPLY_MAX_BYTES", "0")
+    with pytest.raises(ConfigError, match="must be positive"):
+        ApplyConfig.build(table=TABLE, lake=lake.config)
+    with pytest.raises(ConfigError, match="missing table: pass --table or set DDBLAKE_TABLE"):
+        ApplyConfig.build(table=None, lake=lake.config)

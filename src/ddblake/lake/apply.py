@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import random
 import signal
 import threading
@@ -126,18 +125,10 @@ class ApplyConfig:
         }
         if any(v is not None and v < 0 for v in maintenance.values()):
             raise ConfigError("DDBLAKE_KEEP_* and DDBLAKE_COMPACT_FILES must be zero or more")
-        table = table or os.environ.get("DDBLAKE_TABLE")
-        if not table:
-            raise ConfigError("no table given: pass --table NAME or set DDBLAKE_TABLE")
-        poll = (
-            poll_seconds if poll_seconds is not None else float(os.environ.get("DDBLAKE_POLL_SECONDS", "1"))
-        )
-        nb = (
-            buckets
-            if buckets is not None
-            else int(os.environ.get("DDBLAKE_BUCKETS", current.DEFAULT_BUCKETS))
-        )
-        mf = max_files if max_files is not None else int(os.environ.get("DDBLAKE_APPLY_MAX_FILES", "500"))
+        table = settings.required("table", "--table", table)
+        poll = settings.value("poll_seconds", "--poll-seconds", poll_seconds, float, cls.poll_seconds)
+        nb = settings.value("buckets", "--buckets", buckets, int, cls.buckets)
+        mf = settings.value("apply_max_files", None, max_files, int, cls.max_files)
         me = settings.value("apply_max_events", None, max_events, int, cls.max_events)
         mb = settings.value("apply_max_bytes", None, max_bytes, int, cls.max_bytes)
         if poll <= 0 or nb <= 0 or mf <= 0 or me <= 0 or mb <= 0:
