@@ -96,7 +96,7 @@ def key_hash(key: str) -> int:
 
 def bucket_of(key: str, buckets: int) -> int:
     """Stable partition bucket of a canonical key: its :func:`key_hash` modulo the bucket count."""
-    return zlib.crc32(key.encode()) % buckets
+    return key_hash(key) % buckets
 
 
 @dataclass(frozen=True, slots=True)

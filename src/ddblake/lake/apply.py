@@ -35,7 +35,7 @@ from pyiceberg.transforms import IdentityTransform
 
 from ddblake import settings
 from ddblake.changes.model import ChangeEvent
-from ddblake.changes.resolve import Keyed, bucket_of, key_hash, version_of, winners
+from ddblake.changes.resolve import Keyed, bucket_of, version_of, winners
 from ddblake.errors import BadRecordError, ConfigError, TerminalError, TransientError
 from ddblake.lake import current, history
 from ddblake.lake.applied import PROPERTY, AppliedLog, load_log, save_log
@@ -45,10 +45,10 @@ from ddblake.lake.commits import (
     CachedTransaction,
     missing_properties,
     plan_buckets,
-    read_columns,
+    read_files,
     rewrite_buckets,
 )
-from ddblake.lake.files import FileRange, covering
+from ddblake.lake.files import FileRange, covering, hashes_by_bucket
 from ddblake.lake.filters import at_least, between, is_in
 from ddblake.lake.rawlog import list_raw_files
 from ddblake.lake.storage import Storage
@@ -444,12 +444,9 @@ class Applier:
         plan = plan_buckets(cur, touched)
         versions = None
         if plan is not None:
-            hashes: dict[int, list[int]] = {}
-            for key in best:
-                h = key_hash(key)
-                hashes.setdefault(h % buckets, []).append(h)
-            files = [r for b in touched for r in covering(plan[b], sorted(hashes[b]))]
-            versions = read_columns(cur, files, ["_ddb_key", "_ddb_version"])
+            hashes = hashes_by_bucket(best, buckets)
+            files = [r.task for b in touched for r in covering(plan[b], hashes[b])]
+            versions = read_files(cur, files, columns=["_ddb_key", "_ddb_version"])
             if versions is None and not files:
                 return {}, plan
         if versions is None:

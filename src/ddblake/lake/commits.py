@@ -26,9 +26,16 @@ from pyiceberg.expressions import AlwaysTrue
 from pyiceberg.table import Table, Transaction
 from pyiceberg.table.metadata import TableMetadata
 
-from ddblake.changes.resolve import key_hash
 from ddblake.lake import current
-from ddblake.lake.files import HASH_COLUMN, FileRange, file_ranges, owners, split_sorted, with_hashes
+from ddblake.lake.files import (
+    HASH_COLUMN,
+    FileRange,
+    file_ranges,
+    hashes_by_bucket,
+    owners,
+    split_sorted,
+    with_hashes,
+)
 from ddblake.lake.filters import is_in
 
 
@@ -122,21 +129,28 @@ def small_field(field: pa.Field) -> pa.Field:
     return pa.field(field.name, t, field.nullable)
 
 
-def read_files(cur: Table, tasks: list[Any], expected: pa.Schema) -> pa.Table | None:
-    """A bucket's files read straight with pyarrow, when each holds exactly the table's schema.
+def read_files(
+    cur: Table, tasks: list[Any], *, expected: pa.Schema | None = None, columns: list[str] | None = None
+) -> pa.Table | None:
+    """Files read straight with pyarrow: whole when each holds exactly ``expected``, else ``columns``.
 
     pyiceberg's ``ArrowScan`` reads through per-batch schema projection and its own thread pool,
     several times slower than reading the files; it is needed only where a file predates a schema
-    change. None when any file differs (the caller then reads all of them through ``ArrowScan``).
+    change. None when any file differs, or when there is no file (the caller then reads through
+    pyiceberg).
     """
     parts = []
     for task in tasks:
         with cur.io.new_input(task.file.file_path).open() as f:
-            part = pq.read_table(f)
-        if not part.schema.equals(expected) or part.num_rows != task.file.record_count:
+            try:
+                part = pq.read_table(f, columns=columns)
+            except (pa.ArrowInvalid, KeyError):  # a column this file does not hold
+                return None
+        fits = part.schema.equals(expected) if expected is not None else part.column_names == columns
+        if not fits or part.num_rows != task.file.record_count:
             return None
         parts.append(part)
-    return pa.concat_tables(parts)
+    return pa.concat_tables(parts) if parts else None
 
 
 def plan_buckets(cur: Table, buckets: list[int]) -> dict[int, list[FileRange]] | None:
@@ -151,21 +165,6 @@ def plan_buckets(cur: Table, buckets: list[int]) -> dict[int, list[FileRange]] |
     schema = cur.schema()
     field_id = schema.find_field(HASH_COLUMN).field_id if HASH_COLUMN in schema.column_names else None
     return {b: file_ranges(t, field_id) for b, t in tasks.items()}
-
-
-def read_columns(cur: Table, ranges: list[FileRange], columns: list[str]) -> pa.Table | None:
-    """Some columns of some files, read straight with pyarrow (None when a file lacks one)."""
-    parts = []
-    for r in ranges:
-        with cur.io.new_input(r.task.file.file_path).open() as f:
-            try:
-                part = pq.read_table(f, columns=columns)
-            except (pa.ArrowInvalid, KeyError):
-                return None
-        if part.column_names != columns or part.num_rows != r.task.file.record_count:
-            return None
-        parts.append(part)
-    return pa.concat_tables(parts) if parts else None
 
 
 def rewrite_buckets(
@@ -241,10 +240,7 @@ def rewrite_buckets(
     counter = itertools.count(0)
     reader = ArrowScan(cur.metadata, cur.io, cur.schema(), AlwaysTrue())
     expected = pa.schema([small_field(f) for f in cur.schema().as_arrow()])
-    changed_hashes: dict[int, list[int]] = {}
-    for key in changed.to_pylist():
-        h = key_hash(key)
-        changed_hashes.setdefault(h % buckets, []).append(h)
+    changed_hashes = hashes_by_bucket(changed.to_pylist(), buckets)
     bucket_column = new_rows.column("_ddb_bucket")
     # Work items: (files replaced, their new rows). A file is rewritten with the rows it takes,
     # alone; a bucket holding files without hash bounds is rewritten whole, once.
@@ -261,14 +257,14 @@ def rewrite_buckets(
         groups: dict[int, list[int]] = {}
         for row, index in enumerate(owner):
             groups.setdefault(index, []).append(row)
-        hashes = sorted(changed_hashes.get(bucket, []))
+        hashes = changed_hashes.get(bucket, [])
         for index, r in enumerate(ranges):
             if index in groups or r.holds(hashes):
                 work.append(([r.task], mine.take(pa.array(groups.get(index, []), pa.int64()))))
 
     def write(item: tuple[list[Any], pa.Table]) -> list[Any]:
         tasks, mine = item
-        old = (read_files(cur, tasks, expected) or reader.to_table(tasks)) if tasks else None
+        old = (read_files(cur, tasks, expected=expected) or reader.to_table(tasks)) if tasks else None
         return [
             f
             for part in split_sorted(merged(old, mine))

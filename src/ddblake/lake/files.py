@@ -50,6 +50,17 @@ class FileRange:
         return i < len(hashes) and hashes[i] <= self.high
 
 
+def hashes_by_bucket(keys: Iterable[str], buckets: int) -> dict[int, list[int]]:
+    """The keys' hashes, sorted, per bucket (what :func:`covering` takes)."""
+    out: dict[int, list[int]] = {}
+    for key in keys:
+        h = key_hash(key)
+        out.setdefault(h % buckets, []).append(h)
+    for hashes in out.values():
+        hashes.sort()
+    return out
+
+
 def file_ranges(tasks: Iterable[Any], field_id: int | None) -> list[FileRange]:
     """Each file with its hash range from the manifest's column bounds, sorted by range start."""
     from pyiceberg.conversions import from_bytes

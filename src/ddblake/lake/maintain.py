@@ -165,9 +165,7 @@ def expire_snapshots(
     # new or carried over from the current snapshot, which is kept, so none of them is deleted here.
     done = delete_unreachable(table.io, gone, table.snapshots())
     if storage is not None:  # committed records, so none is in flight: no age needed
-        named = {s.summary[PROPERTY] for s in table.snapshots() if s.summary is not None}
-        named.add(table.properties.get(PROPERTY))
-        dead = {s.summary[PROPERTY] for s in gone if s.summary is not None} - named - {None}
+        dead = {s.summary[PROPERTY] for s in gone if s.summary is not None} - _named_records(table) - {None}
         done.add(_delete_all(storage.delete, {str(p): 0 for p in dead}))
     if cleanup is not None:
         cleanup.add(done)
@@ -296,6 +294,13 @@ def sweep_orphans(table: Table, storage: Storage, *, now_ms: int, min_age_ms: in
     return _delete_all(lambda p: storage.delete(p[len(root) + 1 :]), doomed)
 
 
+def _named_records(table: Table) -> set[str | None]:
+    """The applied-file records the table's property and its snapshots' summaries name."""
+    named = {s.summary[PROPERTY] for s in table.snapshots() if s.summary is not None}
+    named.add(table.properties.get(PROPERTY))
+    return named
+
+
 def sweep_pointers(
     storage: Storage,
     table: Table,
@@ -312,8 +317,7 @@ def sweep_pointers(
     kept snapshots name, and any younger than ``min_age_ms`` — a record an apply has written but
     not yet committed.
     """
-    keep = {table.properties.get(PROPERTY)}
-    keep.update(s.summary[PROPERTY] for s in table.snapshots() if s.summary is not None)
+    keep = _named_records(table)
     cutoff = (now_ms - min_age_ms) / 1000
     doomed = {
         rel: 0
