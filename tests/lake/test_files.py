@@ -13,7 +13,7 @@ from lake_helpers import Lake, event
 
 from ddblake.changes.resolve import key_hash, key_string
 from ddblake.lake import files
-from ddblake.lake.files import FileRange, covering, owners, split_sorted, with_hashes
+from ddblake.lake.files import FileRange, covering, open_file, split_sorted, with_hashes
 
 CUR = "ddb.orders_table"
 
@@ -22,24 +22,28 @@ def _s(v: str) -> dict[str, Any]:
     return {"S": v}
 
 
-def _range(name: str, low: int | None, high: int | None) -> FileRange:
-    # A scan task as the planner gives it: only the file's path is read here.
-    return FileRange(SimpleNamespace(file=SimpleNamespace(file_path=name)), low, high)
+def _range(name: str, low: int | None, high: int | None, size: int = 1 << 30) -> FileRange:
+    # A scan task as the planner gives it: only the file's path and size are read here.
+    return FileRange(
+        SimpleNamespace(file=SimpleNamespace(file_path=name, file_size_in_bytes=size)), low, high
+    )
 
 
 def test_covering_takes_the_files_whose_range_holds_a_hash_and_every_file_without_bounds() -> None:
     ranges = [_range("old", None, None), _range("a", 0, 9), _range("b", 10, 19), _range("c", 30, 39)]
-    assert [r.task.file.file_path for r in covering(ranges, [5, 35])] == ["old", "a", "c"]
+    assert [ranges[i].task.file.file_path for i in covering(ranges, [5, 35])] == ["old", "a", "c"]
     assert [r.task.file.file_path for r in covering(ranges[1:], [20, 25])] == []
     assert covering(ranges, []) == []
 
 
-def test_new_rows_go_to_the_file_holding_their_hash_else_the_one_below_so_ranges_stay_disjoint() -> None:
-    ranges = [_range("a", 10, 19), _range("b", 30, 39)]
-    # 25 widens a to 25 (< 30); 5 is below every file: the first; 15 and 35 are held; 50 widens b.
-    assert owners(ranges, [25, 5, 15, 35, 50]) == [0, 0, 0, 1, 1]
-    assert owners([], [1]) is None  # an empty bucket: the new rows make a new file
-    assert owners([_range("old", None, None), *ranges], [25]) is None  # rewritten whole, once
+def test_new_keys_go_to_the_buckets_smallest_file_while_it_is_small_else_to_a_new_file() -> None:
+    small = files.open_file_bytes() - 1
+    ranges = [_range("a", 10, 19), _range("b", 30, 39, small), _range("c", 40, 49, small // 2)]
+    assert open_file(ranges) == 2  # the smallest of the small ones
+    assert open_file(ranges[:2]) == 1
+    assert open_file(ranges[:1]) is None  # only full files: new keys make a new file
+    assert open_file([]) is None  # an empty bucket: likewise
+    assert open_file([_range("old", None, None, 10)]) == 0  # a file without bounds takes them too
 
 
 def test_split_cuts_sorted_parts_of_the_target_size_and_never_inside_one_hash() -> None:
@@ -88,7 +92,8 @@ def test_a_small_batch_in_a_large_bucket_rewrites_only_the_files_its_keys_hash_t
     assert len(bounds) >= 8 and first.files_rewritten == 0
     assert all(hi < lo for (_, hi), (lo, _) in zip(bounds, bounds[1:], strict=False))  # disjoint
 
-    # One update, one delete, one new key: at most three files of the bucket are replaced.
+    # One update, one delete, one new key: the files holding the first two are replaced; the new
+    # key's row makes a new file, since no file of the bucket is small enough to take it.
     lake.write(
         [
             event("MODIFY", "k0005", 2, image={"v": _s("changed")}),
@@ -97,10 +102,10 @@ def test_a_small_batch_in_a_large_bucket_rewrites_only_the_files_its_keys_hash_t
         ]
     )
     result = lake.apply(buckets=1)
-    assert 1 <= result.files_rewritten <= 3 and result.buckets_rewritten == 1
+    assert 1 <= result.files_rewritten <= 2 and result.buckets_rewritten == 1
     after = _file_bounds(lake)
-    assert all(hi < lo for (_, hi), (lo, _) in zip(after, after[1:], strict=False))
-    assert len(set(after) & set(bounds)) >= len(bounds) - 3  # the other files are untouched
+    assert len(set(after) & set(bounds)) >= len(bounds) - 2  # the other files are untouched
+    assert (key_hash(key_string({"pk": _s("new")})),) * 2 in after  # a file of its own
 
     expected = {pk: {"pk": _s(pk), **image} for pk, image in items.items()}
     expected["k0005"] = {"pk": _s("k0005"), "v": _s("changed")}
@@ -112,6 +117,58 @@ def test_a_small_batch_in_a_large_bucket_rewrites_only_the_files_its_keys_hash_t
     lake.write([event("MODIFY", "k0300", 2, image={"v": _s("late")})])
     assert lake.apply(buckets=1).stale == 0
     assert "k0300" not in lake.dump()
+
+
+def _paths(lake: Lake) -> set[str]:
+    return {t.file.file_path for t in lake.catalog().load_table(CUR).scan().plan_files()}
+
+
+def test_new_keys_never_make_a_full_file_be_rewritten_and_overlapping_files_stay_exact(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(files, "TARGET_FILE_BYTES", 8 << 10)  # many files in the one bucket
+    monkeypatch.setattr(files, "open_file_bytes", lambda: 1)  # and none small enough to take rows
+    items = {f"k{i:04d}": {"v": _s(f"v{i}")} for i in range(600)}
+    lake.write([event("INSERT", pk, 1, image=image) for pk, image in items.items()])
+    lake.apply(buckets=1)
+    full = _paths(lake)
+    assert len(full) >= 8
+
+    # A batch of new keys spread over every file's range (a load's, an insert-only workload's):
+    # no file is rewritten; the rows make files of their own, whose ranges overlap the others.
+    fresh = {f"n{i:03d}": {"v": _s(f"new{i}")} for i in range(60)}
+    lake.write([event("INSERT", pk, 2, image=image) for pk, image in fresh.items()])
+    result = lake.apply(buckets=1)
+    assert result.files_rewritten == 0 and result.upserts == 60
+    assert full < _paths(lake)
+
+    # Once the bucket has a small file, it takes the next new keys: one file rewritten, not more.
+    monkeypatch.setattr(files, "open_file_bytes", lambda: 1 << 30)
+    more = {f"m{i:03d}": {"v": _s(f"more{i}")} for i in range(60)}
+    lake.write([event("INSERT", pk, 3, image=image) for pk, image in more.items()])
+    assert lake.apply(buckets=1).files_rewritten == 1
+    assert len(full & _paths(lake)) >= len(full) - 1
+
+    # Updates and deletes find their key in whichever overlapping file holds it; no key is
+    # duplicated or lost, and a late change does not bring back a deleted one.
+    lake.write(
+        [
+            event("MODIFY", "k0007", 4, image={"v": _s("changed")}),
+            event("MODIFY", "n005", 4, image={"v": _s("changed too")}),
+            event("REMOVE", "m010", 4),
+            event("REMOVE", "k0400", 4),
+        ]
+    )
+    lake.apply(buckets=1)
+    lake.write([event("MODIFY", "m010", 3, image={"v": _s("late")})])
+    assert lake.apply(buckets=1).upserts == 0
+    expected = {pk: {"pk": _s(pk), **image} for pk, image in {**items, **fresh, **more}.items()}
+    expected["k0007"] = {"pk": _s("k0007"), "v": _s("changed")}
+    expected["n005"] = {"pk": _s("n005"), "v": _s("changed too")}
+    del expected["m010"], expected["k0400"]
+    assert lake.dump() == expected
+    keys = lake.catalog().load_table(CUR).scan(selected_fields=("_ddb_key",)).to_arrow().column(0)
+    assert len(keys) == len(set(keys.to_pylist())) == len(expected)
 
 
 def test_random_batches_on_many_small_files_end_as_on_one_file_per_bucket(

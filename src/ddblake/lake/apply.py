@@ -43,12 +43,12 @@ from ddblake.lake.batch import FileBatch, ImageTexts, distinct, quarantine, read
 from ddblake.lake.catalog import LakeConfig, open_catalog
 from ddblake.lake.commits import (
     CachedTransaction,
+    locate,
     missing_properties,
     plan_buckets,
-    read_files,
     rewrite_buckets,
 )
-from ddblake.lake.files import FileRange, covering, hashes_by_bucket
+from ddblake.lake.files import FileRange
 from ddblake.lake.filters import at_least, between, is_in
 from ddblake.lake.rawlog import list_raw_files
 from ddblake.lake.storage import Storage
@@ -434,31 +434,27 @@ class Applier:
     @staticmethod
     def _present(
         cur: Table, best: dict[str, Keyed], buckets: int
-    ) -> tuple[dict[str, str], dict[int, list[FileRange]] | None]:
-        """The version of each of ``best``'s keys the current state holds, and the touched files.
+    ) -> tuple[dict[str, str], dict[int, list[FileRange]] | None, dict[str, tuple[int, str]] | None]:
+        """The version of each of ``best``'s keys the current state holds, the touched buckets'
+        files, and which file holds each key found (:func:`ddblake.lake.commits.locate`).
 
         Only keys and versions are read, and only from the files whose hash range holds one of
         the batch's keys (:mod:`ddblake.lake.files`); the full rows are read when rewritten.
         """
         touched = sorted({bucket_of(k, buckets) for k in best})
         plan = plan_buckets(cur, touched)
-        versions = None
         if plan is not None:
-            hashes = hashes_by_bucket(best, buckets)
-            files = [r.task for b in touched for r in covering(plan[b], hashes[b])]
-            versions = read_files(cur, files, columns=["_ddb_key", "_ddb_version"])
-            if versions is None and not files:
-                return {}, plan
-        if versions is None:
-            versions = cur.scan(
-                row_filter=is_in("_ddb_bucket", touched), selected_fields=("_ddb_key", "_ddb_version")
-            ).to_arrow()
+            located = locate(cur, plan, best, buckets)
+            return {k: v for k, (_, v) in located.items()}, plan, located
+        versions = cur.scan(
+            row_filter=is_in("_ddb_bucket", touched), selected_fields=("_ddb_key", "_ddb_version")
+        ).to_arrow()
         # Only the batch's keys go to Python, not every row read.
         mine = versions.filter(
             pc.is_in(versions.column("_ddb_key"), value_set=pa.array(list(best), pa.string()))
         )
         keys, found = mine.column("_ddb_key").to_pylist(), mine.column("_ddb_version").to_pylist()
-        return dict(zip(keys, found, strict=True)), plan
+        return dict(zip(keys, found, strict=True)), None, None
 
     def _commit_current(
         self,
@@ -478,9 +474,9 @@ class Applier:
             else self.config.buckets
         )
         present: dict[str, str] = {}
-        plan = None
+        plan = located = None
         if cur is not None and cur.current_snapshot() is not None and best:
-            present, plan = self._present(cur, best, buckets)
+            present, plan, located = self._present(cur, best, buckets)
         newer = self._history_newer({k: c for k, c in best.items() if k not in present})
         upserts: list[Keyed] = []
         deletes: set[str] = set()
@@ -543,6 +539,7 @@ class Applier:
                     {PROPERTY: pointer},
                     buckets,
                     plan,
+                    located,
                 )
                 result.buckets_rewritten += len(rewrite)
             tx.set_properties(props)

@@ -3,7 +3,8 @@
 * :class:`CachedTransaction`: a transaction that computes its view of the table metadata once per
   state (pyiceberg recomputes and deep-copies it on every access).
 * :func:`replace_files`: an OVERWRITE snapshot that drops the parent's dead manifests.
-* :func:`rewrite_buckets`: the current state's touched buckets rewritten bucket by bucket, read
+* :func:`locate`: which file of its bucket holds each of a batch's keys, and its version.
+* :func:`rewrite_buckets`: the current state's touched files rewritten file by file, read
   straight from their files where they hold the table's schema, in one snapshot.
 
 These use pyiceberg 0.12 internals (``Transaction._updates``, ``_OverwriteFiles``, ``ArrowScan``,
@@ -16,6 +17,7 @@ import functools
 import itertools
 import os
 import uuid
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -26,13 +28,14 @@ from pyiceberg.expressions import AlwaysTrue
 from pyiceberg.table import Table, Transaction
 from pyiceberg.table.metadata import TableMetadata
 
+from ddblake.changes.resolve import bucket_of, key_hash
 from ddblake.lake import current
 from ddblake.lake.files import (
     HASH_COLUMN,
     FileRange,
+    covering,
     file_ranges,
-    hashes_by_bucket,
-    owners,
+    open_file,
     split_sorted,
     with_hashes,
 )
@@ -146,7 +149,12 @@ def read_files(
                 part = pq.read_table(f, columns=columns)
             except (pa.ArrowInvalid, KeyError):  # a column this file does not hold
                 return None
-        fits = part.schema.equals(expected) if expected is not None else part.column_names == columns
+        # Files keep the Arrow schema they were written from (large or small offsets): same data.
+        fits = (
+            pa.schema([small_field(f) for f in part.schema]).equals(expected)
+            if expected is not None
+            else part.column_names == columns
+        )
         if not fits or part.num_rows != task.file.record_count:
             return None
         parts.append(part)
@@ -167,6 +175,49 @@ def plan_buckets(cur: Table, buckets: list[int]) -> dict[int, list[FileRange]] |
     return {b: file_ranges(t, field_id) for b, t in tasks.items()}
 
 
+def _read_columns(cur: Table, task: Any, columns: list[str]) -> pa.Table:
+    """Some columns of one data file: straight with pyarrow, else through pyiceberg's projection."""
+    part = read_files(cur, [task], columns=columns)
+    if part is None:
+        from pyiceberg.io.pyarrow import ArrowScan
+
+        part = ArrowScan(cur.metadata, cur.io, cur.schema().select(*columns), AlwaysTrue()).to_table([task])
+    return part
+
+
+def locate(
+    cur: Table, plan: dict[int, list[FileRange]], keys: Iterable[str], buckets: int
+) -> dict[str, tuple[int, str]]:
+    """For each of ``keys`` the table holds: the index of its file in ``plan[bucket]``, and its version.
+
+    Only keys and versions are read, and only from the files whose hash range holds one of the
+    keys' hashes; reads run a few at a time (object stores answer each with some latency).
+    """
+    by_bucket: dict[int, list[str]] = {}
+    for key in keys:
+        by_bucket.setdefault(bucket_of(key, buckets), []).append(key)
+    reads: list[tuple[int, pa.Array, Any]] = []
+    for bucket, mine in by_bucket.items():
+        hashes = sorted(key_hash(k) for k in mine)
+        wanted = pa.array(mine, pa.string())
+        ranges = plan.get(bucket, [])
+        reads += [(i, wanted, ranges[i].task) for i in covering(ranges, hashes)]
+
+    def read(item: tuple[int, pa.Array, Any]) -> tuple[int, pa.Table]:
+        index, wanted, task = item
+        part = _read_columns(cur, task, ["_ddb_key", "_ddb_version"])
+        return index, part.filter(pc.is_in(part.column("_ddb_key"), value_set=wanted))
+
+    out: dict[str, tuple[int, str]] = {}
+    with ThreadPoolExecutor(max_workers=max(1, min(8, len(reads)))) as pool:
+        for index, found in pool.map(read, reads):
+            for key, version in zip(
+                found.column("_ddb_key").to_pylist(), found.column("_ddb_version").to_pylist(), strict=True
+            ):
+                out[key] = (index, version)
+    return out
+
+
 def rewrite_buckets(
     tx: Any,
     cur: Table,
@@ -177,21 +228,24 @@ def rewrite_buckets(
     snapshot_properties: dict[str, str],
     buckets: int,
     plan: dict[int, list[FileRange]] | None = None,
+    located: dict[str, tuple[int, str]] | None = None,
 ) -> int:
     """Replace the files of the ``rewrite`` buckets that the change touches, in one snapshot.
 
-    In each bucket, each file whose hash range holds a ``changed`` key or that takes in new rows
-    (:func:`ddblake.lake.files.owners`) becomes, on its own, its kept rows plus the ``new_rows``
-    it takes, sorted by hash and cut into files of disjoint hash ranges. Other files stay as they
-    are. ``plan`` is :func:`plan_buckets` of ``rewrite`` when the caller has it; ``buckets`` is the
-    table's bucket count. Returns how many files were replaced (0 when unknown: the fallback).
+    In each bucket (see :mod:`ddblake.lake.files`), each file holding a ``changed`` key becomes,
+    on its own, its other rows plus the new versions of its keys; the rows of keys new to the table
+    go into the bucket's open file, rewritten with them, or else into new files. Rows are sorted by
+    hash and cut into files of the target size. Other files stay as they are. ``plan`` is
+    :func:`plan_buckets` of ``rewrite`` and ``located`` is :func:`locate` of (at least) the
+    ``changed`` keys, when the caller has them. Returns how many files were replaced (0 when
+    unknown: the fallback).
 
     What ``tx.overwrite(kept + new_rows, overwrite_filter=_ddb_bucket IN rewrite)`` does, done
     differently where it matters:
 
     * only the touched files of a bucket are read and written, not the whole bucket, so the cost
-      of a batch follows the files it touches, not the table's size;
-    * each bucket is read, merged and written on its own (two at a time), so memory holds a few
+      of a batch follows the rows it touches, not the table's size;
+    * each file is read, merged and written on its own (two at a time), so memory holds a few
       files rather than every touched row, and rows are split by bucket with one cheap mask each
       — pyiceberg's overwrite splits a table with one filter pass over *all* its rows per partition;
     * one OVERWRITE snapshot replaces the files with the new ones, where ``overwrite``
@@ -210,10 +264,10 @@ def rewrite_buckets(
     else:
         plan = plan if plan is not None else plan_buckets(cur, rewrite)
 
-    def merged(old: pa.Table | None, mine: pa.Table) -> pa.Table:
+    def merged(old: pa.Table | None, mine: pa.Table, drop: pa.Array) -> pa.Table:
         if old is None or old.num_rows == 0:
             return mine
-        kept = old.filter(pc.invert(pc.is_in(old.column("_ddb_key"), value_set=changed)))
+        kept = old.filter(pc.invert(pc.is_in(old.column("_ddb_key"), value_set=drop)))
         return pa.concat_tables([current.conform(with_hashes(kept), schema), mine])
 
     if plan is None:
@@ -223,6 +277,7 @@ def rewrite_buckets(
             merged(
                 old_rows.filter(pc.equal(old_buckets, pa.scalar(b, pa.int32()))),
                 new_rows.filter(pc.equal(new_buckets, pa.scalar(b, pa.int32()))),
+                changed,
             )
             for b in rewrite
         ]
@@ -240,34 +295,39 @@ def rewrite_buckets(
     counter = itertools.count(0)
     reader = ArrowScan(cur.metadata, cur.io, cur.schema(), AlwaysTrue())
     expected = pa.schema([small_field(f) for f in cur.schema().as_arrow()])
-    changed_hashes = hashes_by_bucket(changed.to_pylist(), buckets)
+    changed_keys = changed.to_pylist()
+    if located is None:
+        located = locate(cur, plan, changed_keys, buckets)
+    dropped: dict[int, list[str]] = {}
+    for key in changed_keys:
+        dropped.setdefault(bucket_of(key, buckets), []).append(key)
     bucket_column = new_rows.column("_ddb_bucket")
-    # Work items: (files replaced, their new rows). A file is rewritten with the rows it takes,
-    # alone; a bucket holding files without hash bounds is rewritten whole, once.
-    work: list[tuple[list[Any], pa.Table]] = []
+    # Work items: (files replaced, their new rows, keys their old rows lose). A file holding a
+    # changed key is rewritten with its keys' new rows; new keys' rows go to the open file, or
+    # else to new files (no file replaced).
+    work: list[tuple[list[Any], pa.Table, pa.Array]] = []
     for bucket in rewrite:
         ranges = plan.get(bucket, [])
         mine = new_rows.filter(pc.equal(bucket_column, pa.scalar(bucket, pa.int32())))
-        fresh = mine.column(HASH_COLUMN).to_pylist()
-        owner = owners(ranges, fresh)
-        if owner is None:
-            if ranges or mine.num_rows:
-                work.append(([r.task for r in ranges], mine))
-            continue
-        groups: dict[int, list[int]] = {}
-        for row, index in enumerate(owner):
-            groups.setdefault(index, []).append(row)
-        hashes = changed_hashes.get(bucket, [])
-        for index, r in enumerate(ranges):
-            if index in groups or r.holds(hashes):
-                work.append(([r.task], mine.take(pa.array(groups.get(index, []), pa.int64()))))
+        drop = pa.array(dropped.get(bucket, []), pa.string())
+        held = {located[k][0] for k in dropped.get(bucket, []) if k in located}
+        target = open_file(ranges)
+        groups: dict[int | None, list[int]] = {}
+        for row, key in enumerate(mine.column("_ddb_key").to_pylist()):
+            where = located.get(key)
+            groups.setdefault(target if where is None else where[0], []).append(row)
+        for index in sorted(held | {i for i in groups if i is not None}):
+            rows_in = mine.take(pa.array(groups.get(index, []), pa.int64()))
+            work.append(([ranges[index].task], rows_in, drop))
+        if None in groups:
+            work.append(([], mine.take(pa.array(groups[None], pa.int64())), drop))
 
-    def write(item: tuple[list[Any], pa.Table]) -> list[Any]:
-        tasks, mine = item
+    def write(item: tuple[list[Any], pa.Table, pa.Array]) -> list[Any]:
+        tasks, mine, drop = item
         old = (read_files(cur, tasks, expected=expected) or reader.to_table(tasks)) if tasks else None
         return [
             f
-            for part in split_sorted(merged(old, mine))
+            for part in split_sorted(merged(old, mine, drop))
             for f in _dataframe_to_data_files(
                 table_metadata=metadata, write_uuid=write_uuid, df=part, io=cur.io, counter=counter
             )
@@ -277,9 +337,9 @@ def rewrite_buckets(
         data_files = [f for files in pool.map(write, work) for f in files]
     with replace_files(tx, cur, write_uuid, snapshot_properties) as overwrite:
         overwrite.delete_by_predicate(overwrite_filter)  # the scope of conflict checks on commit
-        for tasks, _ in work:
+        for tasks, _, _ in work:
             for task in tasks:
                 overwrite.delete_data_file(task.file)
         for data_file in data_files:
             overwrite.append_data_file(data_file)
-    return sum(len(tasks) for tasks, _ in work)
+    return sum(len(tasks) for tasks, _, _ in work)

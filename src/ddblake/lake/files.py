@@ -2,20 +2,30 @@
 
 Buckets (``_ddb_bucket``, an identity partition) bound what a batch touches to the buckets its keys
 hash to, but a bucket grows with the table: with a fixed bucket count, one change in a 100 GB
-table would rewrite a sixteenth of it. So each bucket is further held in files that cover disjoint
-ranges of the key hash (``_ddb_hash``, the CRC-32 whose remainder is the bucket): rows are written
-sorted by hash and cut into files of about :data:`TARGET_FILE_BYTES`, and the manifests record each
-file's lowest and highest hash (Iceberg column bounds, exact for integers). A batch then reads and
-rewrites only the files whose range holds one of its keys' hashes — plus, for a key new to the
-table whose hash falls between files, the file nearest below it, which the rewrite widens to cover
-it. Each such file is rewritten on its own (its rows plus the new rows it takes), so the files
-written cover the same stretch of hashes as the one they replace and never reach into a
-neighbour's. The cost of a batch follows the files it touches, whatever the table's size.
+table would rewrite a sixteenth of it. So a bucket is held in several files, and the manifests
+record each file's lowest and highest key hash (``_ddb_hash``, the CRC-32 whose remainder is the
+bucket; Iceberg column bounds, exact for integers). Rows are written sorted by hash and cut into
+files of about :data:`TARGET_FILE_BYTES`, so the files one rewrite writes cover disjoint ranges.
 
-The rules need no more than this to be correct: a key present in the table lies in a file whose
-range holds its hash, and every such file is rewritten without the batch's keys. Files without
-hash bounds (written before ``_ddb_hash`` existed) hold every hash as far as this module knows,
-so they are always taken, and leave the layout as soon as they are rewritten.
+A batch then works file by file:
+
+* **Lookup.** It reads keys and versions only from the files whose range holds one of its keys'
+  hashes (:func:`covering`), and learns which file holds each key already in the table.
+* **Changed keys.** Each file holding an updated or deleted key is rewritten on its own: its other
+  rows plus the new versions of its keys. Files holding none of the batch's keys stay as they are.
+* **New keys.** Rows for keys new to the table never make a large file be rewritten: they go into
+  the bucket's *open* file (its smallest, while under :func:`open_file_bytes`), which is rewritten
+  with them, or else into a new file. A batch of inserts — a full load's, or an application that
+  mostly inserts — so costs its own rows plus at most one small file per bucket, whatever the
+  table's size; rewriting the file whose range a new hash falls in would rewrite every file of the
+  table for a batch of random new keys.
+
+Ranges of files written by different batches may then overlap; nothing relies on them being
+disjoint. What correctness needs is only this: a key present in the table lies in exactly one
+file, whose range holds its hash — so the lookup finds it — and every file holding a changed key
+is rewritten without its old row. Files without hash bounds (written before ``_ddb_hash`` existed)
+hold every hash as far as this module knows, so the lookup always reads them, and they leave the
+layout as soon as they are rewritten.
 """
 
 from __future__ import annotations
@@ -50,17 +60,6 @@ class FileRange:
         return i < len(hashes) and hashes[i] <= self.high
 
 
-def hashes_by_bucket(keys: Iterable[str], buckets: int) -> dict[int, list[int]]:
-    """The keys' hashes, sorted, per bucket (what :func:`covering` takes)."""
-    out: dict[int, list[int]] = {}
-    for key in keys:
-        h = key_hash(key)
-        out.setdefault(h % buckets, []).append(h)
-    for hashes in out.values():
-        hashes.sort()
-    return out
-
-
 def file_ranges(tasks: Iterable[Any], field_id: int | None) -> list[FileRange]:
     """Each file with its hash range from the manifest's column bounds, sorted by range start."""
     from pyiceberg.conversions import from_bytes
@@ -78,23 +77,27 @@ def file_ranges(tasks: Iterable[Any], field_id: int | None) -> list[FileRange]:
     return sorted(out, key=lambda r: (-1 if r.low is None else r.low, r.task.file.file_path))
 
 
-def covering(ranges: Sequence[FileRange], hashes: Sequence[int]) -> list[FileRange]:
-    """The files whose range holds one of ``hashes`` (sorted): where those keys can be."""
-    return [r for r in ranges if r.holds(hashes)]
+def covering(ranges: Sequence[FileRange], hashes: Sequence[int]) -> list[int]:
+    """The indexes of the files whose range holds one of ``hashes`` (sorted): where those keys can be."""
+    return [i for i, r in enumerate(ranges) if r.holds(hashes)]
 
 
-def owners(ranges: Sequence[FileRange], hashes: Sequence[int]) -> list[int] | None:
-    """For each hash, the index in ``ranges`` of the file that takes its new row.
+def open_file_bytes() -> int:
+    """Parquet bytes under which a file still takes in new keys' rows (a sixteenth of the target).
 
-    The file whose range holds the hash, else the nearest below it (else the first): rewriting
-    that file with the row widens its range to the hash, and ranges stay disjoint, since the hash
-    lay between that file's end and the next file's start. None when a file has no bounds (the
-    whole bucket is then rewritten as one) or the bucket has no file yet.
+    Parquet is some 3-6x smaller than the Arrow memory :data:`TARGET_FILE_BYTES` counts, so an
+    open file is a fraction of a full one: rewriting it with each batch's new rows stays cheap,
+    and a bucket fed only inserts gains one file per this many bytes rather than one per batch.
     """
-    if not ranges or any(r.low is None or r.high is None for r in ranges):
-        return None
-    starts = [r.low for r in ranges if r.low is not None]
-    return [max(bisect.bisect_right(starts, h) - 1, 0) for h in hashes]
+    return max(1, TARGET_FILE_BYTES // 16)
+
+
+def open_file(ranges: Sequence[FileRange]) -> int | None:
+    """The index in ``ranges`` of the bucket's open file (its smallest, if small enough), else None."""
+    limit = open_file_bytes()
+    sizes = [(r.task.file.file_size_in_bytes, i) for i, r in enumerate(ranges)]
+    size, index = min(sizes, default=(limit, -1))
+    return index if size < limit else None
 
 
 def with_hashes(rows: pa.Table) -> pa.Table:
