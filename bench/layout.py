@@ -8,13 +8,20 @@ batch of ``--changes`` updates of existing keys whose hashes lie close together 
 nearby keys does; random keys touch more files), applied by ``Applier.run_once()``; the time of
 that call is the median of ``--repeats`` runs, each on a fresh copy of the tables.
 
-What it shows: with hash-range files the cost of a batch follows the files it touches and stays
+A second batch, of ``--inserts`` keys new to the table with random hashes (a full load's, or an
+application's that mostly inserts), goes through the same two layouts: with hash-range files its
+rows make new files (or join the bucket's small open file) and no full file is rewritten; as one
+file per bucket, the bucket is rewritten.
+
+What it shows: with hash-range files the cost of a batch follows the rows it touches and stays
 flat as the table grows; rewriting whole buckets it grows with the table.
 
-Usage: ``python bench/layout.py [--quick] [--rows N] [--changes N] [--file-mb M] [--repeats R]``.
-The last line printed is one JSON object: ``"bench": "layout"``, ``ratio`` (whole-bucket seconds
-over hash-range seconds on the larger table), ``growth_files`` and ``growth_bucket`` (each
-layout's seconds on the larger table over the smaller one), and the raw figures.
+Usage: ``python bench/layout.py [--quick] [--rows N] [--changes N] [--inserts N] [--file-mb M]
+[--repeats R]``. The last line printed is one JSON object: ``"bench": "layout"``, ``ratio``
+(whole-bucket seconds over hash-range seconds on the larger table), ``growth_files`` and
+``growth_bucket`` (each layout's seconds on the larger table over the smaller one), the same for
+the insert batch (``inserts_ratio``, ``inserts_growth_files``, ``inserts_growth_bucket``), and the
+raw figures.
 """
 
 from __future__ import annotations
@@ -89,6 +96,14 @@ def batch(rows: int, changes: int, items: Items) -> list[bytes]:
     ]
 
 
+def inserts(rows: int, count: int, items: Items) -> list[bytes]:
+    """``count`` keys new to the table, with random hashes (the keys after the table's)."""
+    return [
+        raw_line(TABLE, "INSERT", i, items.image(i), f"ins-{i:08d}", CHANGES_US + n, seq=str(10**20 + n))
+        for n, i in enumerate(range(rows, rows + count))
+    ]
+
+
 def measure(work: Path, base: Path, lines: list[bytes], target_bytes: int, repeats: int) -> dict[str, Any]:
     runs = []
     rewritten = 0
@@ -107,6 +122,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="100,000 rows (and 10,000), under a minute")
     parser.add_argument("--rows", type=int, default=None)
     parser.add_argument("--changes", type=int, default=200)
+    parser.add_argument("--inserts", type=int, default=10_000, help="new keys in the insert batch")
     parser.add_argument("--file-mb", type=int, default=16, help="file size of the hash-range layout")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
@@ -116,18 +132,25 @@ def main() -> int:
     whole = 1 << 62  # one file per bucket: the layout before hash ranges
     items = Items()
     work = Path(tempfile.mkdtemp(prefix="ddblake-bench-layout-"))
-    out: dict[str, Any] = {"bench": "layout", "changes": args.changes, "file_mb": args.file_mb}
+    out: dict[str, Any] = {
+        "bench": "layout",
+        "changes": args.changes,
+        "inserts": args.inserts,
+        "file_mb": args.file_mb,
+    }
     try:
         for rows in sizes:
             lines = batch(rows, args.changes, items)
+            new_keys = inserts(rows, args.inserts, items)
             for name, size in (("files", target), ("bucket", whole)):
                 base = build(work, rows, size, items)
-                got = measure(work, base, lines, size, args.repeats)
-                out[f"{name}_{rows}"] = got
-                print(
-                    f"{rows:,} rows, {name}: {got['seconds']:.2f} s, "
-                    f"{got['files_rewritten']} file(s) rewritten"
-                )
+                for kind, batch_lines in (("", lines), ("inserts_", new_keys)):
+                    got = measure(work, base, batch_lines, size, args.repeats)
+                    out[f"{kind}{name}_{rows}"] = got
+                    print(
+                        f"{rows:,} rows, {name}, {kind or 'updates_'}batch: {got['seconds']:.2f} s, "
+                        f"{got['files_rewritten']} file(s) rewritten"
+                    )
                 shutil.rmtree(base)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -136,6 +159,12 @@ def main() -> int:
     out["ratio"] = round(out[f"bucket_{big}"]["seconds"] / out[f"files_{big}"]["seconds"], 2)
     out["growth_files"] = round(out[f"files_{big}"]["seconds"] / out[f"files_{small}"]["seconds"], 2)
     out["growth_bucket"] = round(out[f"bucket_{big}"]["seconds"] / out[f"bucket_{small}"]["seconds"], 2)
+    for kind in ("inserts_",):
+        f_big, f_small = out[f"{kind}files_{big}"]["seconds"], out[f"{kind}files_{small}"]["seconds"]
+        b_big, b_small = out[f"{kind}bucket_{big}"]["seconds"], out[f"{kind}bucket_{small}"]["seconds"]
+        out[f"{kind}ratio"] = round(b_big / f_big, 2)
+        out[f"{kind}growth_files"] = round(f_big / f_small, 2)
+        out[f"{kind}growth_bucket"] = round(b_big / b_small, 2)
     print(json.dumps(out))
     return 0
 

@@ -121,7 +121,7 @@ def test_compaction_rewrites_small_files_into_one_per_day_with_the_same_rows(lak
     before, pointer, status = _rows(hist), hist.properties[PROPERTY], _status(lake)
     assert _data_files(hist) == 12
 
-    done = maintain.compact_history(hist, 4)
+    done = maintain.compact_small_files(hist, 4)
     assert done == maintain.Compaction(partitions=2, files_removed=12, files_added=2, rows=12)
     hist = lake.catalog().load_table(HIST)
     assert _data_files(hist) == 2
@@ -130,15 +130,46 @@ def test_compaction_rewrites_small_files_into_one_per_day_with_the_same_rows(lak
     assert snap is not None and snap.summary is not None and snap.summary.operation == Operation.REPLACE
     assert hist.properties[PROPERTY] == pointer  # the applied-file record is untouched
     assert _status(lake) == status  # rows, history rows, applied files, newest event
-    assert maintain.compact_history(hist, 4) is None  # nothing due any more
+    assert maintain.compact_small_files(hist, 4) is None  # nothing due any more
 
 
 def test_compaction_leaves_partitions_under_the_threshold_and_large_files_alone(lake: Lake) -> None:
     _cycles(lake, 9, days=3)  # three files per day
     hist = lake.catalog().load_table(HIST)
-    assert maintain.compact_history(hist, 3) is None
-    assert maintain.compact_history(hist, 2, small_bytes=1) is None  # every file counts as large
-    assert maintain.compact_history(hist, 2) == maintain.Compaction(3, 9, 3, 9)
+    assert maintain.compact_small_files(hist, 3) is None
+    assert maintain.compact_small_files(hist, 2, small_bytes=1) is None  # every file counts as large
+    assert maintain.compact_small_files(hist, 2) == maintain.Compaction(3, 9, 3, 9)
+
+
+def test_compaction_merges_a_buckets_small_current_state_files_sorted_by_hash(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ddblake.lake import files
+
+    with monkeypatch.context() as m:  # no open file: each insert batch makes a file of its own
+        m.setattr(files, "open_file_bytes", lambda: 1)
+        for n in range(5):
+            lake.write([event("INSERT", f"k{n}-{i}", n + 1, image={"v": _s(str(i))}) for i in range(20)])
+            lake.apply(buckets=1, compact_files=0)
+    cur = lake.catalog().load_table(CUR)
+    before, dump, pointer = _rows(cur), lake.dump(), cur.properties[PROPERTY]
+    assert _data_files(cur) == 5
+
+    report = maintain.maintain(_applier(lake, buckets=1, compact_files=3))
+    assert report.failures == []
+    assert report.compaction_current == maintain.Compaction(1, 5, 1, 100)
+    cur = lake.catalog().load_table(CUR)
+    assert _data_files(cur) == 1 and _rows(cur) == before and lake.dump() == dump
+    assert cur.properties[PROPERTY] == pointer
+    hashes = cur.scan(selected_fields=("_ddb_hash",)).to_arrow().column(0).to_pylist()
+    assert hashes == sorted(hashes)
+
+    # Apply goes on from the compacted file: an update and a delete land on the right rows.
+    lake.write([event("MODIFY", "k2-7", 9, image={"v": _s("new")}), event("REMOVE", "k4-0", 9)])
+    lake.apply(buckets=1)
+    dump["k2-7"] = {"pk": _s("k2-7"), "v": _s("new")}
+    del dump["k4-0"]
+    assert lake.dump() == dump
 
 
 def test_apply_after_compaction_and_expiry_still_applies_exactly_once(
@@ -195,7 +226,7 @@ def test_a_commit_during_compaction_wins_and_nothing_is_lost(
     monkeypatch.setattr(maintain, "replace_files", racing)
     hist = lake.catalog().load_table(HIST)
     with pytest.raises(CommitFailedException):
-        maintain.compact_history(hist, 3)
+        maintain.compact_small_files(hist, 3)
     report = maintain.maintain(_applier(lake, compact_files=3))  # a pass logs it and goes on
     monkeypatch.undo()
     assert report.failures == [f"{HIST}: CommitFailedException"]
@@ -203,7 +234,7 @@ def test_a_commit_during_compaction_wins_and_nothing_is_lost(
     hist = lake.catalog().load_table(HIST)
     ids = sorted(r["event_id"] for r in _rows(hist))
     assert len(ids) == 8 == len(set(ids))  # six cycles and two racers, each once
-    assert maintain.compact_history(hist, 3) is not None  # the next pass does it
+    assert maintain.compact_small_files(hist, 3) is not None  # the next pass does it
     assert sorted(r["event_id"] for r in _rows(lake.catalog().load_table(HIST))) == ids
 
 
@@ -389,7 +420,7 @@ def test_run_apply_maintains_at_the_end_of_once_and_survives_failures(
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise CommitFailedException("someone else committed")
 
-    monkeypatch.setattr(maintain, "compact_history", broken)
+    monkeypatch.setattr(maintain, "compact_small_files", broken)
     monkeypatch.setattr(maintain, "expire_snapshots", broken)
     lake.write([event("INSERT", "z", 9, image={"v": _s("z")})])
     with caplog.at_level(logging.WARNING, logger="ddblake.lake.maintain"):

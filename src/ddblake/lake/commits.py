@@ -190,8 +190,9 @@ def locate(
 ) -> dict[str, tuple[int, str]]:
     """For each of ``keys`` the table holds: the index of its file in ``plan[bucket]``, and its version.
 
-    Only keys and versions are read, and only from the files whose hash range holds one of the
-    keys' hashes; reads run a few at a time (object stores answer each with some latency).
+    Only keys are read, from the files whose hash range holds one of the keys' hashes, and then
+    versions from the files holding one of the keys (for a batch of new keys, none). Reads run a
+    few at a time (object stores answer each with some latency).
     """
     by_bucket: dict[int, list[str]] = {}
     for key in keys:
@@ -205,8 +206,14 @@ def locate(
 
     def read(item: tuple[int, pa.Array, Any]) -> tuple[int, pa.Table]:
         index, wanted, task = item
-        part = _read_columns(cur, task, ["_ddb_key", "_ddb_version"])
-        return index, part.filter(pc.is_in(part.column("_ddb_key"), value_set=wanted))
+        keys = _read_columns(cur, task, ["_ddb_key"]).column(0)
+        mask = pc.is_in(keys, value_set=wanted)
+        if not pc.any(mask).as_py():  # the usual case for new keys: versions are never read
+            return index, pa.table(
+                {"_ddb_key": pa.array([], pa.string()), "_ddb_version": pa.array([], pa.string())}
+            )
+        versions = _read_columns(cur, task, ["_ddb_version"]).column(0)
+        return index, pa.table({"_ddb_key": keys.filter(mask), "_ddb_version": versions.filter(mask)})
 
     out: dict[str, tuple[int, str]] = {}
     with ThreadPoolExecutor(max_workers=max(1, min(8, len(reads)))) as pool:

@@ -26,7 +26,7 @@ from ddblake.lake.files import with_hashes
 META_COLUMNS: dict[str, pa.DataType] = {
     "_ddb_key": pa.string(),
     "_ddb_bucket": pa.int32(),
-    "_ddb_hash": pa.int64(),  # CRC-32 of _ddb_key: files hold disjoint ranges of it (lake.files)
+    "_ddb_hash": pa.int64(),  # CRC-32 of _ddb_key: files record their range of it (lake.files)
     "_ddb_version": pa.string(),
     "_ddb_event_time": pa.timestamp("us", tz="UTC"),
     "_ddb_item": pa.string(),

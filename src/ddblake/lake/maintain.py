@@ -7,8 +7,10 @@ that without changing a row the tables hold:
 
 * **expiry** drops old snapshots from the metadata, keeping the newest and the young ones (what
   ``query --as-of`` reads), the current one and any a branch or tag points at;
-* **compaction** rewrites a history day's small files into one, in one ``replace`` commit that
-  deletes exactly those files and adds one holding exactly their rows.
+* **compaction** rewrites a partition's small files into one, in one ``replace`` commit that
+  deletes exactly those files and adds files holding exactly their rows: a history day's files
+  (one per cycle), and a current-state bucket's files left small by deletes (under the open-file
+  size of :mod:`ddblake.lake.files`).
 
 Neither touches the table properties apply reads (the applied-file record ``ddblake.applied-log``,
 the counts ``status`` shows). Each chore is one optimistic commit that asserts the table's main
@@ -44,6 +46,7 @@ from ddblake.errors import TransientError
 from ddblake.lake.applied import PROPERTY
 from ddblake.lake.apply import Applier, ApplyConfig
 from ddblake.lake.commits import CachedTransaction, missing_properties, replace_files
+from ddblake.lake.files import HASH_COLUMN, open_file_bytes
 from ddblake.lake.query import EXPIRED_PROPERTY  # newest expired commit time: --as-of stops there
 from ddblake.lake.storage import Storage
 
@@ -337,7 +340,7 @@ class Compaction:
     rows: int = 0
 
 
-def compact_history(
+def compact_small_files(
     table: Table,
     min_files: int,
     *,
@@ -345,6 +348,10 @@ def compact_history(
     budget_bytes: int = COMPACT_BUDGET_BYTES,
 ) -> Compaction | None:
     """Rewrite each partition holding more than ``min_files`` small files into one file.
+
+    The history's partitions are event days (files under :data:`SMALL_FILE_BYTES`); the current
+    state's are key buckets (files under :func:`ddblake.lake.files.open_file_bytes`, whose rows are
+    written sorted by key hash, so each file written records a tight hash range).
 
     One ``replace`` snapshot deletes exactly the files read and adds files written from exactly
     their rows (sorted by event time; counts checked before the commit). It asserts main is still
@@ -377,7 +384,8 @@ def _rewrite(table: Table, tasks: list[Any]) -> Compaction:
     from pyiceberg.io.pyarrow import ArrowScan, _dataframe_to_data_files
 
     rows = ArrowScan(table.metadata, table.io, table.schema(), AlwaysTrue()).to_table(tasks)
-    order = [(c, "ascending") for c in ("event_time", "_ddb_version") if c in rows.column_names]
+    by = ("_ddb_bucket", HASH_COLUMN) if HASH_COLUMN in rows.column_names else ("event_time", "_ddb_version")
+    order = [(c, "ascending") for c in by if c in rows.column_names]
     rows = rows.sort_by(order) if order else rows  # tight row-group statistics for time filters
     write_uuid = uuid.uuid4()
     added = list(
@@ -429,6 +437,7 @@ class Report:
     cleanup: Cleanup = field(default_factory=Cleanup)
     swept: Cleanup = field(default_factory=Cleanup)
     compaction: Compaction | None = None
+    compaction_current: Compaction | None = None
     failures: list[str] = field(default_factory=list)
 
 
@@ -443,8 +452,14 @@ def maintain(applier: Applier, *, now_ms: int | None = None, batch: int | None =
         try:
             table = applier.catalog.load_table(ident)
             policy = Policy.for_table(table, applier.config)
-            if ident == applier.history_id and policy.compact_files:
-                report.compaction = c = compact_history(table, policy.compact_files)
+            if policy.compact_files:
+                history = ident == applier.history_id
+                small = SMALL_FILE_BYTES if history else open_file_bytes()
+                c = compact_small_files(table, policy.compact_files, small_bytes=small)
+                if history:
+                    report.compaction = c
+                else:
+                    report.compaction_current = c
                 if c is not None:  # the commit refreshed ``table``: expiry sees the new snapshot
                     log.info(
                         "table %s: compacted %d small file(s) of %d partition(s) into %d (%d rows)",
