@@ -13,7 +13,7 @@ from lake_helpers import Lake, event
 
 from ddblake.changes.resolve import key_hash, key_string
 from ddblake.lake import files
-from ddblake.lake.files import FileRange, covering, open_file, split_sorted, with_hashes
+from ddblake.lake.files import FileRange, covering, layers, open_file, place, split_sorted, with_hashes
 
 CUR = "ddb.orders_table"
 
@@ -44,6 +44,33 @@ def test_new_keys_go_to_the_buckets_smallest_file_while_it_is_small_else_to_a_ne
     assert open_file(ranges[:1]) is None  # only full files: new keys make a new file
     assert open_file([]) is None  # an empty bucket: likewise
     assert open_file([_range("old", None, None, 10)]) == 0  # a file without bounds takes them too
+
+
+def test_the_base_is_the_largest_disjoint_files_and_the_rest_overlap_it() -> None:
+    ranges = [
+        _range("a", 0, 9, 100),
+        _range("b", 10, 19, 100),
+        _range("wide", 5, 15, 50),  # overlaps a and b: not in the base
+        _range("c", 30, 39, 10),
+        _range("old", None, None, 500),  # no bounds: overlaps everything
+    ]
+    assert layers(ranges) == ([0, 1, 3], [2, 4])
+    assert layers([_range("wide", 0, 99, 500), *ranges[:2]]) == ([0], [1, 2])  # largest first
+    assert layers([]) == ([], [])
+
+
+def test_new_rows_go_home_else_to_a_base_file_rewritten_anyway_else_to_the_spare() -> None:
+    ranges = [_range("a", 10, 19), _range("b", 30, 39), _range("x", 0, 50)]
+    base = [0, 1]
+    hashes = [25, 5, 35, 15, 45]
+    homes: list[int | None] = [None, None, None, 2, None]  # the fourth row's key is in x
+    # b is rewritten anyway: 35 and 45 (nearest below: b) join it; 25 and 5 belong to a, which
+    # is not rewritten: they go to the spare (the open file, here x).
+    assert place(ranges, base, hashes, homes, {1}, 2) == {2: [0, 1, 3], 1: [2, 4]}
+    # no spare: a new file (None)
+    assert place(ranges, base, hashes, homes, {1}, None) == {None: [0, 1], 1: [2, 4], 2: [3]}
+    # an empty bucket: every row makes new files
+    assert place([], [], [1, 2], [None, None], set(), None) == {None: [0, 1]}
 
 
 def test_split_cuts_sorted_parts_of_the_target_size_and_never_inside_one_hash() -> None:
@@ -93,7 +120,8 @@ def test_a_small_batch_in_a_large_bucket_rewrites_only_the_files_its_keys_hash_t
     assert all(hi < lo for (_, hi), (lo, _) in zip(bounds, bounds[1:], strict=False))  # disjoint
 
     # One update, one delete, one new key: the files holding the first two are replaced; the new
-    # key's row makes a new file, since no file of the bucket is small enough to take it.
+    # key's row joins one of them if its hash falls there, else makes a file of its own (no file
+    # of the bucket is small enough to take it).
     lake.write(
         [
             event("MODIFY", "k0005", 2, image={"v": _s("changed")}),
@@ -105,7 +133,6 @@ def test_a_small_batch_in_a_large_bucket_rewrites_only_the_files_its_keys_hash_t
     assert 1 <= result.files_rewritten <= 2 and result.buckets_rewritten == 1
     after = _file_bounds(lake)
     assert len(set(after) & set(bounds)) >= len(bounds) - 2  # the other files are untouched
-    assert (key_hash(key_string({"pk": _s("new")})),) * 2 in after  # a file of its own
 
     expected = {pk: {"pk": _s(pk), **image} for pk, image in items.items()}
     expected["k0005"] = {"pk": _s("k0005"), "v": _s("changed")}
@@ -166,6 +193,41 @@ def test_new_keys_never_make_a_full_file_be_rewritten_and_overlapping_files_stay
     expected["k0007"] = {"pk": _s("k0007"), "v": _s("changed")}
     expected["n005"] = {"pk": _s("n005"), "v": _s("changed too")}
     del expected["m010"], expected["k0400"]
+    assert lake.dump() == expected
+    keys = lake.catalog().load_table(CUR).scan(selected_fields=("_ddb_key",)).to_arrow().column(0)
+    assert len(keys) == len(set(keys.to_pylist())) == len(expected)
+
+
+def test_overlapping_files_past_their_limit_are_merged_into_the_base_which_stays_disjoint(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(files, "TARGET_FILE_BYTES", 8 << 10)
+    monkeypatch.setattr(files, "open_file_bytes", lambda: 1)  # no open file; any overlap is too much
+    items = {f"k{i:04d}": {"v": _s(f"v{i}")} for i in range(600)}
+    lake.write([event("INSERT", pk, 1, image=image) for pk, image in items.items()])
+    lake.apply(buckets=1)
+    base = _file_bounds(lake)
+
+    fresh = {f"n{i:03d}": {"v": _s(f"new{i}")} for i in range(60)}
+    lake.write([event("INSERT", pk, 2, image=image) for pk, image in fresh.items()])
+    assert lake.apply(buckets=1).files_rewritten == 0  # a file of their own, overlapping the base
+    overlapping = _file_bounds(lake)
+    assert not all(hi < lo for (_, hi), (lo, _) in zip(overlapping, overlapping[1:], strict=False))
+
+    more = {f"m{i:03d}": {"v": _s(f"more{i}")} for i in range(60)}
+    lake.write(
+        [event("INSERT", pk, 3, image=image) for pk, image in more.items()]
+        + [event("MODIFY", "n007", 3, image={"v": _s("changed")}), event("REMOVE", "n008", 3)]
+    )
+    result = lake.apply(buckets=1)
+    assert result.files_rewritten > 1  # the overlapping file, and the base files taking its rows
+    merged = _file_bounds(lake)
+    assert all(hi < lo for (_, hi), (lo, _) in zip(merged, merged[1:], strict=False))  # disjoint again
+    assert len(merged) <= 2 * len(base)  # a full file taking rows may split in two
+
+    expected = {pk: {"pk": _s(pk), **image} for pk, image in {**items, **fresh, **more}.items()}
+    expected["n007"] = {"pk": _s("n007"), "v": _s("changed")}
+    del expected["n008"]
     assert lake.dump() == expected
     keys = lake.catalog().load_table(CUR).scan(selected_fields=("_ddb_key",)).to_arrow().column(0)
     assert len(keys) == len(set(keys.to_pylist())) == len(expected)

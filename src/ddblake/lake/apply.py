@@ -49,7 +49,7 @@ from ddblake.lake.commits import (
     rewrite_buckets,
 )
 from ddblake.lake.files import FileRange
-from ddblake.lake.filters import at_least, between, is_in
+from ddblake.lake.filters import at_least, between, equals, is_in
 from ddblake.lake.rawlog import list_raw_files
 from ddblake.lake.storage import Storage
 from ddblake.names import changes_identifier, table_identifier
@@ -364,10 +364,14 @@ class Applier:
 
     # -- current state ------------------------------------------------------------------------
     def _history_newer(self, candidates: dict[str, Keyed]) -> dict[str, Keyed]:
-        """For keys absent from the current state: the newest history change, when newer than ours.
+        """For keys absent from the current state: the newest REMOVE in the history, when newer than ours.
 
         The history is the tombstone store: a REMOVE found here that is newer than a late change
-        keeps the item deleted. One scan, pruned by event time, joined on the key in Arrow.
+        keeps the item deleted. Only REMOVE rows can matter for a key the current state lacks (a
+        newer upsert not yet in the current state comes from files still to apply, which bring it
+        themselves), so the scan is pruned by event time and by ``op``: the files of a load or of
+        an insert-only stretch hold no REMOVE, and their column bounds let the scan skip them
+        unread, however many rows the history holds since the batch's oldest change.
         """
         if not candidates:
             return {}
@@ -376,7 +380,7 @@ class Applier:
             return {}
         lo = min(c.event.event_time_us for c in candidates.values())
         lo_iso = pa.scalar(lo, pa.timestamp("us", tz="UTC")).as_py().isoformat()
-        since = at_least("event_time", lo_iso)
+        since = And(at_least("event_time", lo_iso), equals("op", "REMOVE"))
         # First only keys and versions: usually no candidate has a newer change, and the images
         # (the bulk of the history) are then never read.
         versions = hist.scan(row_filter=since, selected_fields=("_ddb_key", "_ddb_version")).to_arrow()

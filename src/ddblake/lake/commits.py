@@ -35,7 +35,10 @@ from ddblake.lake.files import (
     FileRange,
     covering,
     file_ranges,
+    layers,
     open_file,
+    overlap_limit,
+    place,
     split_sorted,
     with_hashes,
 )
@@ -310,19 +313,33 @@ def rewrite_buckets(
         dropped.setdefault(bucket_of(key, buckets), []).append(key)
     bucket_column = new_rows.column("_ddb_bucket")
     # Work items: (files replaced, their new rows, keys their old rows lose). A file holding a
-    # changed key is rewritten with its keys' new rows; new keys' rows go to the open file, or
-    # else to new files (no file replaced).
+    # changed key is rewritten with its keys' new rows; new keys' rows go to a base file rewritten
+    # anyway, else to the open file, else to new files (no file replaced). Files whose rows all
+    # moved elsewhere (overlapping files merged into the base) are replaced without a work item.
     work: list[tuple[list[Any], pa.Table, pa.Array]] = []
+    absorbed: list[Any] = []
     for bucket in rewrite:
         ranges = plan.get(bucket, [])
         mine = new_rows.filter(pc.equal(bucket_column, pa.scalar(bucket, pa.int32())))
         drop = pa.array(dropped.get(bucket, []), pa.string())
         held = {located[k][0] for k in dropped.get(bucket, []) if k in located}
-        target = open_file(ranges)
-        groups: dict[int | None, list[int]] = {}
-        for row, key in enumerate(mine.column("_ddb_key").to_pylist()):
-            where = located.get(key)
-            groups.setdefault(target if where is None else where[0], []).append(row)
+        homes = [located[k][0] if k in located else None for k in mine.column("_ddb_key").to_pylist()]
+        base, over = layers(ranges)
+        size = sum(ranges[i].task.file.file_size_in_bytes for i in over)
+        if over and size > overlap_limit(sum(ranges[i].task.file.file_size_in_bytes for i in base)):
+            # Merge: the overlapping files' rows join the new ones, and every row goes to the
+            # base file its hash falls in (or near), so the bucket is disjoint again.
+            moved = [ranges[i].task for i in over]
+            old = read_files(cur, moved, expected=expected) or reader.to_table(moved)
+            kept = old.filter(pc.invert(pc.is_in(old.column("_ddb_key"), value_set=drop)))
+            mine = pa.concat_tables([mine, current.conform(with_hashes(kept), schema)])
+            homes = [None if h in over else h for h in homes] + [None] * kept.num_rows
+            absorbed += moved
+            held -= set(over)
+            groups = place(ranges, base, mine.column(HASH_COLUMN).to_pylist(), homes, set(base), None)
+        else:
+            spare = open_file(ranges)
+            groups = place(ranges, base, mine.column(HASH_COLUMN).to_pylist(), homes, held, spare)
         for index in sorted(held | {i for i in groups if i is not None}):
             rows_in = mine.take(pa.array(groups.get(index, []), pa.int64()))
             work.append(([ranges[index].task], rows_in, drop))
@@ -344,9 +361,8 @@ def rewrite_buckets(
         data_files = [f for files in pool.map(write, work) for f in files]
     with replace_files(tx, cur, write_uuid, snapshot_properties) as overwrite:
         overwrite.delete_by_predicate(overwrite_filter)  # the scope of conflict checks on commit
-        for tasks, _, _ in work:
-            for task in tasks:
-                overwrite.delete_data_file(task.file)
+        for task in absorbed + [t for tasks, _, _ in work for t in tasks]:
+            overwrite.delete_data_file(task.file)
         for data_file in data_files:
             overwrite.append_data_file(data_file)
-    return sum(len(tasks) for tasks, _, _ in work)
+    return len(absorbed) + sum(len(tasks) for tasks, _, _ in work)

@@ -100,6 +100,63 @@ def open_file(ranges: Sequence[FileRange]) -> int | None:
     return index if size < limit else None
 
 
+def layers(ranges: Sequence[FileRange]) -> tuple[list[int], list[int]]:
+    """The bucket's files split into a base of disjoint ranges and the files overlapping it.
+
+    The base is picked largest file first, each file joining it if its range meets none already
+    picked; files without bounds overlap everything. Returns (base, overlapping), as indexes.
+    """
+    base: list[int] = []
+    taken: list[tuple[int, int]] = []  # sorted disjoint (low, high) of the base
+    order = sorted(range(len(ranges)), key=lambda i: (-ranges[i].task.file.file_size_in_bytes, i))
+    for i in order:
+        low, high = ranges[i].low, ranges[i].high
+        if low is None or high is None:
+            continue
+        at = bisect.bisect_left(taken, (low, high))
+        if (at > 0 and taken[at - 1][1] >= low) or (at < len(taken) and taken[at][0] <= high):
+            continue
+        taken.insert(at, (low, high))
+        base.append(i)
+    chosen = set(base)
+    return sorted(base, key=lambda i: ranges[i].low or 0), [i for i in range(len(ranges)) if i not in chosen]
+
+
+def overlap_limit(base_bytes: int) -> int:
+    """Parquet bytes of overlapping files a bucket may hold before they are merged into its base.
+
+    A quarter of the base, within 4 to 8 open files' worth: each row is then rewritten a few times
+    as the bucket grows, not once per batch, and a lookup reads at most this much besides the
+    files its hashes fall in.
+    """
+    return min(max(base_bytes // 4, 4 * open_file_bytes()), 8 * open_file_bytes())
+
+
+def place(
+    ranges: Sequence[FileRange],
+    base: Sequence[int],
+    hashes: Sequence[int],
+    homes: Sequence[int | None],
+    rewritten: set[int],
+    spare: int | None,
+) -> dict[int | None, list[int]]:
+    """Which file takes each new row (index in ``ranges``; None: a new file), as row lists.
+
+    A row whose key the table holds goes back to its file (``homes``). A new key goes to the base
+    file whose range holds its hash, else the base file nearest below it (else the first), when that
+    file is ``rewritten`` anyway, so the base stays disjoint for free; else to ``spare`` (the open
+    file, or None for a new file).
+    """
+    starts = [ranges[i].low or 0 for i in base]
+    out: dict[int | None, list[int]] = {}
+    for row, (h, home) in enumerate(zip(hashes, homes, strict=True)):
+        if home is None:
+            owner = base[max(bisect.bisect_right(starts, h) - 1, 0)] if base else None
+            home = owner if owner is not None and owner in rewritten else spare
+        out.setdefault(home, []).append(row)
+    return out
+
+
 def with_hashes(rows: pa.Table) -> pa.Table:
     """``rows`` with ``_ddb_hash`` filled in where it is missing or null (rows of older files)."""
     if HASH_COLUMN in rows.column_names and rows.column(HASH_COLUMN).null_count == 0:

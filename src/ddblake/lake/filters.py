@@ -18,6 +18,11 @@ def is_in(column: str, values: Iterable[Any]) -> BooleanExpression:
     return cast(BooleanExpression, cast(Any, ex.In)(column, list(values)))
 
 
+def equals(column: str, value: Any) -> BooleanExpression:
+    """``column = value``."""
+    return cast(BooleanExpression, cast(Any, ex.EqualTo)(column, value))
+
+
 def at_least(column: str, value: Any) -> BooleanExpression:
     """``column >= value``."""
     return cast(BooleanExpression, cast(Any, ex.GreaterThanOrEqual)(column, value))
