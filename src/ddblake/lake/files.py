@@ -7,25 +7,31 @@ record each file's lowest and highest key hash (``_ddb_hash``, the CRC-32 whose 
 bucket; Iceberg column bounds, exact for integers). Rows are written sorted by hash and cut into
 files of about :data:`TARGET_FILE_BYTES`, so the files one rewrite writes cover disjoint ranges.
 
-A batch then works file by file:
+A bucket's files are a **base** of disjoint ranges plus files that **overlap** it
+(:func:`layers`), and a batch works file by file:
 
-* **Lookup.** It reads keys and versions only from the files whose range holds one of its keys'
-  hashes (:func:`covering`), and learns which file holds each key already in the table.
+* **Lookup.** It reads keys, and then versions, only from the files whose range holds one of its
+  keys' hashes, and learns which file holds each key already in the table.
 * **Changed keys.** Each file holding an updated or deleted key is rewritten on its own: its other
   rows plus the new versions of its keys. Files holding none of the batch's keys stay as they are.
-* **New keys.** Rows for keys new to the table never make a large file be rewritten: they go into
-  the bucket's *open* file (its smallest, while under :func:`open_file_bytes`), which is rewritten
-  with them, or else into a new file. A batch of inserts — a full load's, or an application that
-  mostly inserts — so costs its own rows plus at most one small file per bucket, whatever the
-  table's size; rewriting the file whose range a new hash falls in would rewrite every file of the
-  table for a batch of random new keys.
+* **New keys** (:func:`place`). A new key's row joins the base file its hash falls in (or the
+  nearest below) when that file is rewritten anyway; otherwise it goes to the bucket's *open* file
+  (its smallest, while under :func:`open_file_bytes`), or else to a new file, which overlaps the
+  base. Rewriting the base file of every new key instead would rewrite every file of the table
+  for a batch of random new keys (a full load's batches, or an application that mostly inserts).
+* **Merge.** Once the overlapping files of a bucket pass :func:`overlap_limit` (a quarter of the
+  base, 32 to 64 MiB of Parquet), the batch touching the bucket moves their rows into the base
+  files their hashes fall in, and the bucket is disjoint again.
 
-Ranges of files written by different batches may then overlap; nothing relies on them being
-disjoint. What correctness needs is only this: a key present in the table lies in exactly one
-file, whose range holds its hash — so the lookup finds it — and every file holding a changed key
-is rewritten without its old row. Files without hash bounds (written before ``_ddb_hash`` existed)
-hold every hash as far as this module knows, so the lookup always reads them, and they leave the
-layout as soon as they are rewritten.
+So a batch of inserts costs its own rows plus at most an open file per bucket, and each row is
+rewritten a few times as a bucket grows, not once per batch; a lookup reads at most the overlap
+limit besides the base files its hashes fall in.
+
+Correctness needs only this: a key present in the table lies in exactly one file, whose range
+holds its hash — so the lookup finds it — and every file holding a changed key is rewritten
+without its old row. Files without hash bounds (written before ``_ddb_hash`` existed) overlap
+everything, so the lookup always reads them, and they leave the layout when first rewritten or
+merged.
 """
 
 from __future__ import annotations
