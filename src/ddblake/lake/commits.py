@@ -244,8 +244,10 @@ def rewrite_buckets(
 
     In each bucket (see :mod:`ddblake.lake.files`), each file holding a ``changed`` key becomes,
     on its own, its other rows plus the new versions of its keys; the rows of keys new to the table
-    go into the bucket's open file, rewritten with them, or else into new files. Rows are sorted by
-    hash and cut into files of the target size. Other files stay as they are. ``plan`` is
+    join a base file rewritten anyway, or the bucket's open file, or else new files. Once a
+    bucket's files overlapping its base pass :func:`ddblake.lake.files.overlap_limit`, their rows
+    move into the base files too. Rows are sorted by hash and cut into files of the target size.
+    Other files stay as they are. ``plan`` is
     :func:`plan_buckets` of ``rewrite`` and ``located`` is :func:`locate` of (at least) the
     ``changed`` keys, when the caller has them. Returns how many files were replaced (0 when
     unknown: the fallback).
