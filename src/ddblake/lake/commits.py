@@ -314,6 +314,10 @@ def rewrite_buckets(
     for key in changed_keys:
         dropped.setdefault(bucket_of(key, buckets), []).append(key)
     bucket_column = new_rows.column("_ddb_bucket")
+
+    def whole(tasks: list[Any]) -> pa.Table:
+        return read_files(cur, tasks, expected=expected) or reader.to_table(tasks)
+
     # Work items: (files replaced, their new rows, keys their old rows lose). A file holding a
     # changed key is rewritten with its keys' new rows; new keys' rows go to a base file rewritten
     # anyway, else to the open file, else to new files (no file replaced). Files whose rows all
@@ -325,14 +329,14 @@ def rewrite_buckets(
         mine = new_rows.filter(pc.equal(bucket_column, pa.scalar(bucket, pa.int32())))
         drop = pa.array(dropped.get(bucket, []), pa.string())
         held = {located[k][0] for k in dropped.get(bucket, []) if k in located}
-        homes = [located[k][0] if k in located else None for k in mine.column("_ddb_key").to_pylist()]
+        homes = [where[0] if (where := located.get(k)) else None for k in mine.column("_ddb_key").to_pylist()]
         base, over = layers(ranges)
         size = sum(ranges[i].task.file.file_size_in_bytes for i in over)
         if over and size > overlap_limit(sum(ranges[i].task.file.file_size_in_bytes for i in base)):
             # Merge: the overlapping files' rows join the new ones, and every row goes to the
             # base file its hash falls in (or near), so the bucket is disjoint again.
             moved = [ranges[i].task for i in over]
-            old = read_files(cur, moved, expected=expected) or reader.to_table(moved)
+            old = whole(moved)
             kept = old.filter(pc.invert(pc.is_in(old.column("_ddb_key"), value_set=drop)))
             mine = pa.concat_tables([mine, current.conform(with_hashes(kept), schema)])
             homes = [None if h in over else h for h in homes] + [None] * kept.num_rows
@@ -350,7 +354,7 @@ def rewrite_buckets(
 
     def write(item: tuple[list[Any], pa.Table, pa.Array]) -> list[Any]:
         tasks, mine, drop = item
-        old = (read_files(cur, tasks, expected=expected) or reader.to_table(tasks)) if tasks else None
+        old = whole(tasks) if tasks else None
         return [
             f
             for part in split_sorted(merged(old, mine, drop))
