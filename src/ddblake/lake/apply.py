@@ -401,7 +401,6 @@ class Applier:
             "_ddb_version",
             "op",
             "keys",
-            "new_image",
             "event_id",
             "event_time",
             "source",
@@ -423,7 +422,7 @@ class Applier:
                 op=row["op"],
                 table=self.config.table,
                 keys=json.loads(row["keys"]),
-                new_image=json.loads(row["new_image"]) if row["new_image"] else None,
+                new_image=None,  # a REMOVE: only its version and key matter here
                 old_image=None,
                 event_id=row["event_id"],
                 event_time_us=int(row["_ddb_version"].split(":", 1)[0]),

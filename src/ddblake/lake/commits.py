@@ -197,12 +197,15 @@ def locate(
     versions from the files holding one of the keys (for a batch of new keys, none). Reads run a
     few at a time (object stores answer each with some latency).
     """
-    by_bucket: dict[int, list[str]] = {}
+    by_bucket: dict[int, tuple[list[str], list[int]]] = {}
     for key in keys:
-        by_bucket.setdefault(bucket_of(key, buckets), []).append(key)
+        h = key_hash(key)  # once per key: the bucket is its remainder (resolve.bucket_of)
+        mine, hashes = by_bucket.setdefault(h % buckets, ([], []))
+        mine.append(key)
+        hashes.append(h)
     reads: list[tuple[int, pa.Array, Any]] = []
-    for bucket, mine in by_bucket.items():
-        hashes = sorted(key_hash(k) for k in mine)
+    for bucket, (mine, hashes) in by_bucket.items():
+        hashes.sort()
         wanted = pa.array(mine, pa.string())
         ranges = plan.get(bucket, [])
         reads += [(i, wanted, ranges[i].task) for i in covering(ranges, hashes)]
@@ -336,10 +339,10 @@ def rewrite_buckets(
             # Merge: the overlapping files' rows join the new ones, and every row goes to the
             # base file its hash falls in (or near), so the bucket is disjoint again.
             moved = [ranges[i].task for i in over]
-            old = whole(moved)
-            kept = old.filter(pc.invert(pc.is_in(old.column("_ddb_key"), value_set=drop)))
-            mine = pa.concat_tables([mine, current.conform(with_hashes(kept), schema)])
-            homes = [None if h in over else h for h in homes] + [None] * kept.num_rows
+            pooled = merged(whole(moved), mine, drop)  # their kept rows, then the new ones
+            moved_homes: list[int | None] = [None] * (pooled.num_rows - mine.num_rows)
+            homes = moved_homes + [None if h in over else h for h in homes]
+            mine = pooled
             absorbed += moved
             held -= set(over)
             groups = place(ranges, base, mine.column(HASH_COLUMN).to_pylist(), homes, set(base), None)
