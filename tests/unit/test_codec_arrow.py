@@ -11,7 +11,7 @@ import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_codec_strategies import DATE_LIKE, batches, decimals, jsonl, number_texts, typed_batches
+from test_codec_strategies import DATE_LIKE, batches, decimals, jsonl, number_texts, texts, typed_batches
 
 from ddblake.codec import (
     BadValueError,
@@ -25,6 +25,7 @@ from ddblake.codec import (
     table_to_items,
     unify_schemas,
 )
+from ddblake.codec.arrow import _json_texts
 from ddblake.codec.schema import JsonT, ListT, NullT, NumT, StructT, T, from_field
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -382,6 +383,73 @@ def test_json_text_is_canonical_and_exact() -> None:
     text = table.column("x")[0].as_py()
     assert text == '{"M":{"a":{"SS":["z","y"]},"b":{"N":"1.50"}}}'
     assert json.loads(text) == av
+
+
+# Every character json.dumps escapes (quote, backslash, each control) and ones it leaves alone.
+TRICKY_TEXTS = [
+    "",
+    "plain",
+    '"',
+    'say "hi"',
+    "\\",
+    "back\\slash\\",
+    *(f"a{chr(c)}b" for c in range(0x20)),
+    "".join(map(chr, range(0x20))),
+    "\x7f",
+    "\u2028 \u2029",
+    "Zoë 日本語",
+    "emoji 🎉 𝄞",
+    '{"S":"x"}',
+    "\\u0041",
+]
+
+
+def python_texts(tag: str, values: list[Any]) -> list[str | None]:
+    return [None if v is None else dumps({tag: v}) for v in values]
+
+
+@pytest.mark.parametrize("type_", [pa.string(), pa.large_string()])
+@pytest.mark.parametrize("tag", ["S", "N", "B"])
+def test_json_texts_of_strings_equal_the_python_rendering(tag: str, type_: pa.DataType) -> None:
+    # tags the values never had still render exactly: N and B are checked before, but not here
+    values = [v for text in TRICKY_TEXTS for v in (text, None)]
+    for chunk in (values, values[1:], TRICKY_TEXTS[:2], [None, None], []):
+        assert _json_texts(tag, pa.array(chunk, type_)).to_pylist() == python_texts(tag, chunk)
+    sliced = pa.array([None, *TRICKY_TEXTS], type_).slice(3, 9)  # an offset into the buffers
+    assert _json_texts(tag, sliced).to_pylist() == python_texts(tag, sliced.to_pylist())
+
+
+@SETTINGS
+@given(
+    st.sampled_from(["S", "N", "B"]),
+    st.lists(st.none() | texts | st.sampled_from(TRICKY_TEXTS) | st.text(st.characters(max_codepoint=0x7F))),
+)
+def test_json_texts_of_any_strings_equal_the_python_rendering(tag: str, values: list[str | None]) -> None:
+    assert _json_texts(tag, pa.array(values, pa.string())).to_pylist() == python_texts(tag, values)
+
+
+def test_json_texts_of_booleans_nulls_and_nested_values() -> None:
+    flags = [True, None, False, False, None]
+    assert _json_texts("BOOL", pa.array(flags)).to_pylist() == python_texts("BOOL", flags)
+    assert _json_texts("BOOL", pa.array(flags)).type == pa.string()
+    assert _json_texts("NULL", pa.array([True, None])).to_pylist() == [None, None]
+    assert _json_texts("S", pa.nulls(2)).to_pylist() == [None, None]
+    sets = [["b", 'q"'], None, ["\n"]]
+    assert _json_texts("SS", pa.array(sets)).to_pylist() == python_texts("SS", sets)
+
+
+def test_mixed_lists_and_attributes_on_the_bytes_path_are_exact() -> None:
+    rows = [
+        {
+            "hist": {"L": [{"N": str(i)}, {"S": text}, {"BOOL": i % 2 == 0}, {"B": "AAE="}, {"NULL": True}]},
+            "x": {"N": "1.50"} if i % 3 == 0 else {"S": text} if i % 3 == 1 else {"BOOL": True},
+        }
+        for i, text in enumerate(TRICKY_TEXTS)
+    ]
+    table = jsonl_to_table(jsonl([{"Item": row} for row in rows]), image_field="Item")
+    assert_exact(table, rows)  # each text is dumps() of the value, computed from the item alone
+    assert table.equals(items_to_table(rows))
+    assert table.column("x").to_pylist()[:3] == ['{"N":"1.50"}', '{"S":"plain"}', '{"BOOL":true}']
 
 
 def test_jsonl_falls_back_to_the_exact_path_when_the_arrow_reader_cannot_convert(

@@ -9,8 +9,9 @@ Pure functions, no I/O. Three entry points take the same path after parsing:
 
 Each works column by column with vectorised Arrow kernels; Python touches single values only for
 base64, numbers written with exponents or with more digits than a cast handles exactly, and the
-DynamoDB JSON text of conflicting values. Without a schema the batch's own types are inferred; with
-one the values are converted to it (``evolve=True`` widens it first, :func:`unify_schemas` rules).
+DynamoDB JSON text of conflicting sets, maps and lists (and of strings that need escaping).
+Without a schema the batch's own types are inferred; with one the values are converted to it
+(``evolve=True`` widens it first, :func:`unify_schemas` rules).
 """
 
 from __future__ import annotations
@@ -261,12 +262,41 @@ def _av(slot: dict[str, Any]) -> dict[str, Any]:
 
 
 def _json_texts(tag: str, child: pa.Array) -> pa.Array:
-    """DynamoDB JSON text of each value of one tag, as received (map keys sorted); NULL stays null."""
-    if tag == "NULL":
+    """DynamoDB JSON text of each value of one tag, as received (map keys sorted); NULL stays null.
+
+    The text is :func:`~ddblake.codec.ddbjson.dumps` of each value, byte for byte. Conflicting
+    attributes (a list of numbers and strings) are common enough that rendering each value in
+    Python dominated the fast path, so the scalar tags are rendered with Arrow kernels; sets, maps
+    and lists are nested and rare, and keep the Python way.
+    """
+    if tag == "NULL" or pa.types.is_null(child.type):
         return pa.nulls(len(child), pa.string())
+    if tag == "BOOL":
+        return pc.if_else(child, pa.scalar('{"BOOL":true}'), pa.scalar('{"BOOL":false}'))
+    if tag in _STRING_TAGS:
+        return _wrapped_texts(tag, child.cast(pa.string()))
     return pa.array(
         [None if v is None else dumps({tag: _plain(tag, v)}) for v in child.to_pylist()], pa.string()
     )
+
+
+_JSON_ESCAPED = r'["\\\x00-\x1f]'
+"""Characters ``json.dumps(..., ensure_ascii=False)`` escapes: quote, backslash, controls (RE2)."""
+
+
+def _wrapped_texts(tag: str, texts: pa.Array) -> pa.Array:
+    """``{"<tag>":"<text>"}`` of each string value, escaped exactly as ``json.dumps`` does.
+
+    Text that needs no escaping (nearly all of it) is wrapped by a kernel; the rest goes through
+    ``dumps`` itself rather than a second escaper that would have to agree with it on every
+    character (``\\u00XX`` spellings, which characters stay as they are).
+    """
+    wrapped = pc.binary_join_element_wise(f'{{"{tag}":"', texts, '"}', "")
+    escape = pc.fill_null(pc.match_substring_regex(texts, _JSON_ESCAPED), False)
+    if not pc.any(escape).as_py():
+        return wrapped
+    rendered = [dumps({tag: v}) for v in pc.filter(texts, escape).to_pylist()]
+    return pc.replace_with_mask(wrapped, escape, pa.array(rendered, pa.string()))
 
 
 # --- tables ---------------------------------------------------------------------------------------
