@@ -37,7 +37,7 @@ from ddblake import settings
 from ddblake.changes.model import ChangeEvent
 from ddblake.changes.resolve import Keyed, bucket_of, version_of, winners
 from ddblake.errors import BadRecordError, ConfigError, TerminalError, TransientError
-from ddblake.lake import current, history
+from ddblake.lake import current, history, seen
 from ddblake.lake.applied import PROPERTY, AppliedLog, load_log, save_log
 from ddblake.lake.batch import FileBatch, ImageTexts, distinct, quarantine, read_raw
 from ddblake.lake.catalog import LakeConfig, open_catalog
@@ -49,7 +49,7 @@ from ddblake.lake.commits import (
     rewrite_buckets,
 )
 from ddblake.lake.files import FileRange
-from ddblake.lake.filters import at_least, between, equals, is_in
+from ddblake.lake.filters import at_least, equals, is_in
 from ddblake.lake.rawlog import list_raw_files
 from ddblake.lake.storage import Storage
 from ddblake.names import changes_identifier, table_identifier
@@ -177,6 +177,15 @@ class ApplyResult:
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
+@dataclass(frozen=True)
+class Lookup:
+    """What the current state holds of a batch's keys (:meth:`Applier._lookup`)."""
+
+    present: dict[str, str]  # key -> version, for the keys the table holds
+    plan: dict[int, list[FileRange]] | None = None  # the touched buckets' files, when apply's layout
+    located: dict[str, tuple[int, str]] | None = None  # key -> (file index in plan, version)
+
+
 class Applier:
     """Applies one table's raw change log; holds the catalog and tables between runs."""
 
@@ -279,6 +288,13 @@ class Applier:
 
         # Keys and versions once per event, for both tables.
         changes = [Keyed(k, version_of(e), e) for k, e in zip(batch.keys, batch.events, strict=True)]
+        in_cur = set(cur_files)
+        evs_c = [(c, s) for c, s in zip(changes, batch.sources, strict=True) if s in in_cur]
+        # The current state's side of the batch is looked up first: the history's duplicate check
+        # uses which keys the current state holds (ddblake.lake.seen).
+        best = winners(distinct(evs_c)[0])
+        buckets = self._buckets(cur)
+        lookup = self._lookup(cur, best, buckets)
 
         if hist_files:
             in_hist = set(hist_files)
@@ -287,12 +303,13 @@ class Applier:
                 quarantine(self.storage, self.config.table, bad)
             result.quarantined = len(bad)
             evs = [(c, s) for c, s in zip(changes, batch.sources, strict=True) if s in in_hist]
-            self._commit_history(hist, hist_log, hist_files, evs, listing, fold_before, result, texts)
+            screen = seen.screen(hist_log, cur_log, cur_files, evs_c, best.keys(), lookup.present)
+            self._commit_history(hist, hist_log, hist_files, evs, listing, fold_before, result, texts, screen)
 
         if cur_files:
-            in_cur = set(cur_files)
-            evs_c = [(c, s) for c, s in zip(changes, batch.sources, strict=True) if s in in_cur]
-            self._commit_current(cur, cur_log, cur_files, evs_c, listing, fold_before, result, texts)
+            self._commit_current(
+                cur, cur_log, cur_files, best, buckets, lookup, listing, fold_before, result, texts
+            )
         return result, more
 
     def _commit_history(
@@ -305,13 +322,15 @@ class Applier:
         fold_before: str,
         result: ApplyResult,
         texts: ImageTexts,
+        screen: seen.Screen | None = None,
     ) -> None:
         changes, sources = distinct(events)
         result.duplicates += len(events) - len(changes)
         if changes:
-            seen = self._history_event_ids(hist, changes)
-            if seen:
-                kept = [(c, s) for c, s in zip(changes, sources, strict=True) if c.event.event_id not in seen]
+            known = seen.known_ids(hist, changes, screen)
+            if known:
+                pairs = zip(changes, sources, strict=True)
+                kept = [(c, s) for c, s in pairs if c.event.event_id not in known]
                 result.duplicates += len(changes) - len(kept)
                 changes, sources = [c for c, _ in kept], [s for _, s in kept]
         new_log = hist_log.with_files(set(files)).folded(listing, fold_before)
@@ -347,21 +366,6 @@ class Applier:
             with tx.update_schema() as upd:
                 upd.union_by_name(pa.schema(extra))
 
-    def _history_event_ids(self, hist: Table, changes: list[Keyed]) -> set[str]:
-        """Event IDs of ``changes`` already in the history (pruned by the batch's time range)."""
-        if hist.current_snapshot() is None:
-            return set()
-        times = [c.event.event_time_us for c in changes]
-        lo = pa.scalar(min(times), pa.timestamp("us", tz="UTC")).as_py()
-        hi = pa.scalar(max(times), pa.timestamp("us", tz="UTC")).as_py()
-        scan = hist.scan(
-            row_filter=between("event_time", lo.isoformat(), hi.isoformat()),
-            selected_fields=("event_id",),
-        )
-        ids = scan.to_arrow().column("event_id")
-        wanted = pa.array([c.event.event_id for c in changes], pa.string())
-        return set(pc.filter(ids, pc.is_in(ids, value_set=wanted)).to_pylist())
-
     # -- current state ------------------------------------------------------------------------
     def _history_newer(self, candidates: dict[str, Keyed]) -> dict[str, Keyed]:
         """For keys absent from the current state: the newest REMOVE in the history, when newer than ours.
@@ -383,17 +387,11 @@ class Applier:
         since = And(at_least("event_time", lo_iso), equals("op", "REMOVE"))
         # First only keys and versions: usually no candidate has a newer change, and the images
         # (the bulk of the history) are then never read.
-        versions = hist.scan(row_filter=since, selected_fields=("_ddb_key", "_ddb_version")).to_arrow()
-        if versions.num_rows == 0:
-            return {}
-        wanted = pa.array(list(candidates), pa.string())
-        versions = versions.filter(pc.is_in(versions.column("_ddb_key"), value_set=wanted))
-        newest_version: dict[str, str] = {}
-        for key, version in zip(
-            versions.column("_ddb_key").to_pylist(), versions.column("_ddb_version").to_pylist(), strict=True
-        ):
-            if version > candidates[key].version and version > newest_version.get(key, ""):
-                newest_version[key] = version
+        newest_version = {
+            key: version
+            for key, version in seen.newest_removes(hist, candidates.keys(), lo).items()
+            if version > candidates[key].version
+        }
         if not newest_version:
             return {}
         cols = (
@@ -434,21 +432,26 @@ class Applier:
             out[key] = Keyed(key, row["_ddb_version"], ev)
         return out
 
-    @staticmethod
-    def _present(
-        cur: Table, best: dict[str, Keyed], buckets: int
-    ) -> tuple[dict[str, str], dict[int, list[FileRange]] | None, dict[str, tuple[int, str]] | None]:
+    def _buckets(self, cur: Table | None) -> int:
+        """The current state's bucket count: the table's own once it exists."""
+        if cur is None:
+            return self.config.buckets
+        return int(cur.properties.get(current.BUCKETS_PROPERTY, self.config.buckets))
+
+    def _lookup(self, cur: Table | None, best: dict[str, Keyed], buckets: int) -> Lookup:
         """The version of each of ``best``'s keys the current state holds, the touched buckets'
         files, and which file holds each key found (:func:`ddblake.lake.commits.locate`).
 
         Only keys and versions are read, and only from the files whose hash range holds one of
         the batch's keys (:mod:`ddblake.lake.files`); the full rows are read when rewritten.
         """
+        if cur is None or cur.current_snapshot() is None or not best:
+            return Lookup({})
         touched = sorted({bucket_of(k, buckets) for k in best})
         plan = plan_buckets(cur, touched)
         if plan is not None:
             located = locate(cur, plan, best, buckets)
-            return {k: v for k, (_, v) in located.items()}, plan, located
+            return Lookup({k: v for k, (_, v) in located.items()}, plan, located)
         versions = cur.scan(
             row_filter=is_in("_ddb_bucket", touched), selected_fields=("_ddb_key", "_ddb_version")
         ).to_arrow()
@@ -457,29 +460,22 @@ class Applier:
             pc.is_in(versions.column("_ddb_key"), value_set=pa.array(list(best), pa.string()))
         )
         keys, found = mine.column("_ddb_key").to_pylist(), mine.column("_ddb_version").to_pylist()
-        return dict(zip(keys, found, strict=True)), None, None
+        return Lookup(dict(zip(keys, found, strict=True)))
 
     def _commit_current(
         self,
         cur: Table | None,
         cur_log: AppliedLog,
         files: list[str],
-        events: list[tuple[Keyed, str]],
+        best: dict[str, Keyed],
+        buckets: int,
+        lookup: Lookup,
         listing: list[str],
         fold_before: str,
         result: ApplyResult,
         texts: ImageTexts,
     ) -> None:
-        best = winners(distinct(events)[0])
-        buckets = (
-            int(cur.properties.get(current.BUCKETS_PROPERTY, self.config.buckets))
-            if cur
-            else self.config.buckets
-        )
-        present: dict[str, str] = {}
-        plan = located = None
-        if cur is not None and cur.current_snapshot() is not None and best:
-            present, plan, located = self._present(cur, best, buckets)
+        present, plan, located = lookup.present, lookup.plan, lookup.located
         newer = self._history_newer({k: c for k, c in best.items() if k not in present})
         upserts: list[Keyed] = []
         deletes: set[str] = set()

@@ -1,0 +1,140 @@
+"""Which of a batch's events the change history already holds, so that none is appended twice.
+
+The plain way reads the event IDs of every history row in the batch's event-time range
+(:func:`event_ids`). For stream changes that range is a few seconds or minutes of history. Load
+rows, though, all carry their load's one event time, so each batch of a load read the IDs of every
+earlier row of that load: applying a load of N rows read on the order of N² IDs in all.
+
+Most events can be cleared without reading any ID (:class:`Screen`). An event E of key K and
+version V is in the history only if the raw file it came in, F, was applied to the history. Then
+either:
+
+* F is not yet applied to the current state (a crash fell between the two commits): F is then
+  pending for the current state, so it is in this batch and its events are at hand; or
+* F is applied to the current state too. Applying E (or a newer change that beat it) left K at a
+  version at least V, and the current state's versions only grow, so the current state holds K
+  now, unless a REMOVE of version at least V deleted it, and that REMOVE is in the history
+  (apply appends every change to the history before the current state sees it).
+
+So only events whose key the current state holds, or whose key has a REMOVE at or above their
+version in the history, need the ID scan. The REMOVE scan (:func:`newest_removes`) skips, by the
+``op`` column's bounds, every file without a REMOVE, such as all of a load's. A batch of new keys
+reads no event IDs at all.
+
+The first case needs every such F at hand. When the history's record of applied files holds one
+that is neither applied to the current state nor in this batch (say, the current-state table was
+dropped), the screen is not used (:func:`screen`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from pyiceberg.expressions import And
+from pyiceberg.table import Table
+
+from ddblake.changes.resolve import Keyed
+from ddblake.lake.applied import AppliedLog
+from ddblake.lake.filters import at_least, between, equals
+
+
+def _iso(us: int) -> str:
+    return str(pa.scalar(us, pa.timestamp("us", tz="UTC")).as_py().isoformat())
+
+
+def event_ids(hist: Table, changes: Sequence[Keyed]) -> set[str]:
+    """Event IDs of ``changes`` already in the history, by reading those in their time range."""
+    if not changes or hist.current_snapshot() is None:
+        return set()
+    times = [c.event.event_time_us for c in changes]
+    scan = hist.scan(
+        row_filter=between("event_time", _iso(min(times)), _iso(max(times))),
+        selected_fields=("event_id",),
+    )
+    ids = scan.to_arrow().column("event_id")
+    wanted = pa.array([c.event.event_id for c in changes], pa.string())
+    return set(pc.filter(ids, pc.is_in(ids, value_set=wanted)).to_pylist())
+
+
+def newest_removes(hist: Table, keys: Collection[str], since_us: int) -> dict[str, str]:
+    """For each of ``keys`` with a REMOVE in the history at or after ``since_us``: its newest version.
+
+    Only REMOVE rows are read, keys and versions: the scan skips unread every file whose ``op``
+    bounds hold no REMOVE (a load's, an insert-only stretch's).
+    """
+    if not keys or hist.current_snapshot() is None:
+        return {}
+    since = And(at_least("event_time", _iso(since_us)), equals("op", "REMOVE"))
+    rows = hist.scan(row_filter=since, selected_fields=("_ddb_key", "_ddb_version")).to_arrow()
+    if rows.num_rows == 0:
+        return {}
+    rows = rows.filter(pc.is_in(rows.column("_ddb_key"), value_set=pa.array(list(keys), pa.string())))
+    newest: dict[str, str] = {}
+    for key, version in zip(
+        rows.column("_ddb_key").to_pylist(), rows.column("_ddb_version").to_pylist(), strict=True
+    ):
+        if version > newest.get(key, ""):
+            newest[key] = version
+    return newest
+
+
+@dataclass(frozen=True)
+class Screen:
+    """What clears events without an ID scan (see the module's docstring).
+
+    Attributes:
+        looked_up: the keys whose presence in the current state is known (``present``'s domain).
+        present: of those, the keys the current state holds (their version).
+        pending_ids: event IDs of this batch's events that came in files the history has applied
+            and the current state has not.
+    """
+
+    looked_up: Collection[str]
+    present: Mapping[str, str]
+    pending_ids: frozenset[str]
+
+
+def screen(
+    hist_log: AppliedLog,
+    cur_log: AppliedLog,
+    cur_files: Collection[str],
+    batch: Iterable[tuple[Keyed, str]],
+    looked_up: Collection[str],
+    present: Mapping[str, str],
+) -> Screen | None:
+    """The screen for a batch, or None when a file the history applied is out of reach.
+
+    Args:
+        hist_log, cur_log: the two tables' records of applied files.
+        cur_files: the batch's files still to apply to the current state.
+        batch: the batch's events pending for the current state, with their files.
+        looked_up, present: as :class:`Screen`.
+    """
+    if hist_log.before_hour > cur_log.before_hour:
+        return None  # hours folded in the history only: their files cannot be listed
+    pending = set(cur_files)
+    if any(not cur_log.contains(p) and p not in pending for p in hist_log.files):
+        return None
+    ids = frozenset(c.event.event_id for c, source in batch if hist_log.contains(source))
+    return Screen(looked_up, present, ids)
+
+
+def known_ids(hist: Table, changes: Sequence[Keyed], screen: Screen | None = None) -> set[str]:
+    """Event IDs of ``changes`` already in the history; with ``screen``, reading as few as it allows."""
+    if not changes or hist.current_snapshot() is None:
+        return set()
+    if screen is None or any(c.key not in screen.looked_up for c in changes):
+        return event_ids(hist, changes)
+    known = {c.event.event_id for c in changes if c.event.event_id in screen.pending_ids}
+    rest = [c for c in changes if c.event.event_id not in known]
+    absent = [c for c in rest if c.key not in screen.present]
+    removes = (
+        newest_removes(hist, {c.key for c in absent}, min(c.event.event_time_us for c in absent))
+        if absent
+        else {}
+    )
+    maybe = [c for c in rest if c.key in screen.present or removes.get(c.key, "") >= c.version]
+    return known | event_ids(hist, maybe)
