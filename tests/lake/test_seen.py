@@ -169,3 +169,15 @@ def test_the_screen_holds_the_events_of_files_applied_to_the_history_only() -> N
     both = AppliedLog(files=frozenset({f1}))
     screen = seen.screen(hist, both, [f2], [(e2, f2)], [e2.key], {})
     assert screen is not None and screen.pending_ids == frozenset()
+
+
+def test_an_event_whose_key_the_screen_never_looked_up_is_looked_for(lake: Lake) -> None:
+    first = event("INSERT", "a", 1, image={"v": _s("1")}, event_id="e1")
+    lake.write([first])
+    lake.apply()
+    hist = lake.catalog().load_table("ddb.orders_table_changes")
+    blind = seen.Screen(looked_up=frozenset(), present={}, pending_ids=frozenset())
+    assert seen.known_ids(hist, [_keyed(first)], blind) == {"e1"}
+    # The same event with its key looked up and absent, and no REMOVE: cleared unread.
+    looked = seen.Screen(looked_up=frozenset({_keyed(first).key}), present={}, pending_ids=frozenset())
+    assert seen.known_ids(hist, [_keyed(first)], looked) == set()

@@ -126,15 +126,25 @@ def known_ids(hist: Table, changes: Sequence[Keyed], screen: Screen | None = Non
     """Event IDs of ``changes`` already in the history; with ``screen``, reading as few as it allows."""
     if not changes or hist.current_snapshot() is None:
         return set()
-    if screen is None or any(c.key not in screen.looked_up for c in changes):
+    if screen is None:
         return event_ids(hist, changes)
-    known = {c.event.event_id for c in changes if c.event.event_id in screen.pending_ids}
-    rest = [c for c in changes if c.event.event_id not in known]
-    absent = [c for c in rest if c.key not in screen.present]
-    removes = (
-        newest_removes(hist, {c.key for c in absent}, min(c.event.event_time_us for c in absent))
-        if absent
-        else {}
-    )
-    maybe = [c for c in rest if c.key in screen.present or removes.get(c.key, "") >= c.version]
+    known: set[str] = set()
+    maybe: list[Keyed] = []  # their key is in the current state: look for them
+    absent: list[Keyed] = []  # not: look for them only under a REMOVE at or above them
+    pending, present, looked_up = screen.pending_ids, screen.present, screen.looked_up
+    for change in changes:  # one pass: a load's batch holds hundreds of thousands
+        event_id, key = change.event.event_id, change.key
+        if event_id in pending:
+            known.add(event_id)
+        elif key not in looked_up:
+            return event_ids(hist, changes)  # a key the screen knows nothing of
+        elif key in present:
+            maybe.append(change)
+        else:
+            absent.append(change)
+    if absent:
+        since = min(c.event.event_time_us for c in absent)
+        removes = newest_removes(hist, [c.key for c in absent], since)
+        if removes:
+            maybe += [c for c in absent if removes.get(c.key, "") >= c.version]
     return known | event_ids(hist, maybe)
