@@ -192,3 +192,14 @@ def test_a_line_with_one_field_or_value_replaced_agrees_with_the_reference(data:
         obj[name] = data.draw(st.one_of(json_values, values))
     line = json.dumps(obj, separators=(",", ":"), ensure_ascii=data.draw(st.booleans())).encode()
     same(line)
+
+
+@FUZZ
+@given(keys, st.booleans())
+def test_a_key_reads_as_json_reads_it_in_order_too(k: Any, repeat: bool) -> None:
+    text = json.dumps(k, ensure_ascii=False, separators=(",", ":"))
+    if repeat:  # a repeated name (DynamoDB never writes one): first place, last value, as json
+        first = next(iter(k))
+        text = text[:-1] + "," + json.dumps({first: {"S": "again"}}, separators=(",", ":"))[1:]
+    got, expected = rawline._keys(text), json.loads(text)
+    assert got == expected and list(got) == list(expected)

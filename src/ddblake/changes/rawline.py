@@ -54,6 +54,26 @@ def prepare() -> None:
         _fast = _compile()
 
 
+_PLAIN = r'"([^"\\\x00-\x1f]*+)"'
+_SIMPLE_KEYS = re.compile(rf'\{{{_PLAIN}:\{{"([SNB])":{_PLAIN}\}}(?:,{_PLAIN}:\{{"([SNB])":{_PLAIN}\}})?\}}')
+
+
+def _keys(text: str) -> Any:
+    """A key's JSON text (already checked by the fast pattern) as ``json.loads`` reads it.
+
+    The usual key, with no escape in its strings, is split by one small pattern: a quarter of what
+    ``json.loads`` takes, and this runs once per line of every batch.
+    """
+    m = _SIMPLE_KEYS.fullmatch(text)
+    if m is None:
+        return json.loads(text)
+    name, tag, value, name2, tag2, value2 = m.groups()
+    keys = {name: {tag: value}}
+    if name2 is not None:
+        keys[name2] = {tag2: value2}  # a repeated name keeps its first place and last value, as json
+    return keys
+
+
 def render(image: Any) -> str | None:
     """An image's text as the reference path keeps it: compact JSON, non-ASCII as is (None for none)."""
     return None if image is None else compact_json(image)
@@ -81,7 +101,7 @@ def fast_read(line: bytes) -> tuple[ChangeEvent, str | None, str | None] | None:
         event = ChangeEvent(
             op=cast(Operation, op.decode("ascii")),
             table=table.decode("ascii"),
-            keys=json.loads(keys.decode("utf-8")),  # str: json.loads(bytes) sniffs the encoding first
+            keys=_keys(keys.decode("utf-8")),
             new_image=None,
             old_image=None,
             event_id=event_id.decode("utf-8"),
