@@ -48,8 +48,8 @@ from ddblake.lake.rawlog import iter_raw_files  # noqa: E402
 from ddblake.lake.storage import Storage  # noqa: E402
 from ddblake.load import LoadConfig, run_load  # noqa: E402
 from ddblake.load.export_load import ExportLoad  # noqa: E402
-from ddblake.load.progress import NoProgress  # noqa: E402
 from ddblake.local.dynamodb_local import DynamoDBLocal  # noqa: E402
+from ddblake.progress import NoProgress  # noqa: E402
 
 TABLE_ARN = "arn:aws:dynamodb:us-east-1:111111111111:table/bench"
 _WORDS = ["alice", "bob", "", "Zoë", "日本語", "emoji 🎉", "O'Brien"]

@@ -32,7 +32,7 @@ from ddblake.capture.checkpoint import load_checkpoint
 from ddblake.capture.config import CaptureConfig
 from ddblake.capture.service import run_capture
 from ddblake.errors import DdblakeError, TerminalError
-from ddblake.lake.apply import Applier, ApplyConfig, ApplyResult, run_apply
+from ddblake.lake.apply import Applier, ApplyConfig, ApplyResult, apply_progress, run_apply
 from ddblake.lake.storage import Storage
 from ddblake.load import LoadConfig, has_finished_load, list_loads, now_us, run_load
 from ddblake.rebootstrap import unfinished_rebootstrap
@@ -136,7 +136,7 @@ def run_sync(
         if capture is not None:
             capture.finish()
         run_capture(replace(config.capture, once=True), clients=clients, storage=storage)
-        return run_apply(config.apply)
+        return run_apply(config.apply, progress=apply_progress(config.apply.table))
 
     capture = capture or _CaptureThread(config.capture, clients, storage)
     applier = Applier(config.apply, storage=storage)
@@ -153,7 +153,8 @@ def run_sync(
     threading.Thread(target=watch, daemon=True).start()
     threading.Thread(target=relay, daemon=True).start()
     try:
-        total.add(run_apply(config.apply, stop=stop, applier=applier, wake=capture.wake))
+        progress = apply_progress(config.apply.table)
+        total.add(run_apply(config.apply, stop=stop, applier=applier, wake=capture.wake, progress=progress))
     finally:
         stop.set()
         capture.finish()

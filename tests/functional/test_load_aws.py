@@ -18,8 +18,8 @@ from ddblake.lake.rawlog import iter_raw_files
 from ddblake.lake.storage import Storage
 from ddblake.load import LoadConfig, run_load, service
 from ddblake.load.export_start import ExportRequest
-from ddblake.load.progress import NoProgress
 from ddblake.load.state import EXPORT_REQUEST, state_path
+from ddblake.progress import NoProgress
 
 pytestmark = pytest.mark.functional
 

@@ -19,9 +19,9 @@ from capture_helpers import REPO, read_events
 from ddblake.aws.clients import DynamoClients
 from ddblake.lake.storage import Storage
 from ddblake.load import LoadConfig, run_load
-from ddblake.load.progress import NoProgress
 from ddblake.load.rows import version_time_from_us
 from ddblake.load.state import SCAN_STATE, read_state
+from ddblake.progress import NoProgress
 
 pytestmark = pytest.mark.functional
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
+import io
 import json
 import random
 from typing import Any
@@ -13,6 +14,7 @@ from lake_helpers import TABLE, Lake, event
 
 from ddblake.lake import apply as apply_module
 from ddblake.lake.report import lake_status
+from ddblake.progress import Progress
 
 
 def _s(v: str) -> dict[str, Any]:
@@ -83,6 +85,29 @@ def test_a_large_backlog_is_applied_in_bounded_batches_with_the_same_result(
     assert appended == ([2, 2, 2] if "max_events" in limit else [1] * 6)
     assert lake.dump() == reference.dump()
     assert sorted(r["event_id"] for r in lake.history()) == sorted(r["event_id"] for r in reference.history())
+
+
+def test_a_backlog_of_several_batches_shows_progress_and_one_batch_shows_none(lake: Lake) -> None:
+    for f in range(5):
+        lake.write([event("INSERT", f"k{f}.{i}", f, image={"v": _s("x")}) for i in range(2)])
+    config = apply_module.ApplyConfig.build(table=TABLE, lake=lake.config, once=True, max_files=2)
+    ticks = iter(range(0, 1000, 10))  # each clock reading 10 s later: every batch is drawn
+    shown = io.StringIO()
+    progress = Progress(
+        "apply t", stream=shown, tty=False, interval=0, clock=lambda: next(ticks), unit="raw files"
+    )
+    result = apply_module.Applier(config, storage=lake.storage).run_once(progress)
+    assert result.files == 5
+    lines = shown.getvalue().splitlines()
+    assert lines[0].startswith("apply t: 4 events, 2 / ~5 raw files (40%)")
+    assert "ETA" in lines[0] and "raw files/s" in lines[0]
+    assert lines[-1].startswith("apply t: 10 events, 5 / ~5 raw files (100%)") and "ETA 0:00" in lines[-1]
+
+    lake.write([event("INSERT", "late", 9, image={"v": _s("x")})])
+    quiet = io.StringIO()
+    progress = Progress("apply t", stream=quiet, tty=False, interval=0, unit="raw files")
+    assert apply_module.Applier(config, storage=lake.storage).run_once(progress).files == 1
+    assert quiet.getvalue() == ""  # one batch: nothing to show
 
 
 def test_order_of_delivery_does_not_matter(lake: Lake, tmp_path_factory: pytest.TempPathFactory) -> None:

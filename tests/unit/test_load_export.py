@@ -20,9 +20,9 @@ from ddblake.lake.storage import Storage
 from ddblake.load import export_load
 from ddblake.load.export import CorruptExportError, ExportFolder, read_manifest, verify_export
 from ddblake.load.export_load import ExportLoad
-from ddblake.load.progress import NoProgress
 from ddblake.load.rows import export_event_id, version_time_from_us
 from ddblake.load.state import list_loads
+from ddblake.progress import NoProgress
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE_CANDIDATES = [REPO.parent / "shared", Path("/work/shared")]

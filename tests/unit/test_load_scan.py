@@ -16,10 +16,10 @@ from ddblake.lake.rawlog import iter_raw_files
 from ddblake.lake.storage import Storage
 from ddblake.load import scan as scan_module
 from ddblake.load.config import LoadConfig
-from ddblake.load.progress import NoProgress, Progress, format_eta
 from ddblake.load.scan import LoadResult, ScanLoad
 from ddblake.load.state import SCAN_STATE, has_finished_load, list_loads, read_state
 from ddblake.load.table import Page, TableInfo
+from ddblake.progress import NoProgress, Progress, format_eta
 
 
 class SimulatedCrash(BaseException):

@@ -65,7 +65,7 @@ def _lake_config(args: argparse.Namespace) -> LakeConfig:
 
 
 def _cmd_apply(args: argparse.Namespace) -> int:
-    from ddblake.lake.apply import ApplyConfig, run_apply
+    from ddblake.lake.apply import ApplyConfig, apply_progress, run_apply
 
     config = ApplyConfig.build(
         table=args.table,
@@ -74,7 +74,7 @@ def _cmd_apply(args: argparse.Namespace) -> int:
         poll_seconds=args.poll_seconds,
         buckets=args.buckets,
     )
-    result = run_apply(config)
+    result = run_apply(config, progress=apply_progress(config.table))
     print(result.summary(), file=sys.stderr)
     return 0
 

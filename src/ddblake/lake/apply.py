@@ -21,7 +21,7 @@ import signal
 import threading
 import time
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -53,6 +53,7 @@ from ddblake.lake.filters import at_least, equals, is_in
 from ddblake.lake.rawlog import list_raw_files
 from ddblake.lake.storage import Storage
 from ddblake.names import changes_identifier, table_identifier
+from ddblake.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -198,6 +199,7 @@ class Applier:
         ns = config.lake.namespace
         self.history_id = f"{ns}.{changes_identifier(config.table)}"
         self.current_id = f"{ns}.{table_identifier(config.table)}"
+        self._pending_files = 0  # raw files still to apply when the last batch started
 
     # -- tables -------------------------------------------------------------------------------
     def _owner_properties(self) -> dict[str, str]:
@@ -246,13 +248,24 @@ class Applier:
         return self.catalog.load_table(self.current_id)
 
     # -- one run ------------------------------------------------------------------------------
-    def run_once(self) -> ApplyResult:
-        """Apply every raw file not yet applied, in batches; returns the counts."""
+    def run_once(self, progress: Progress | None = None) -> ApplyResult:
+        """Apply every raw file not yet applied, in batches; returns the counts.
+
+        With ``progress``, a backlog of more than one batch (a load's thousands of raw files take
+        hours) is shown on it as it goes: raw files done against those pending, rate, ETA, and the
+        events applied. One batch shows nothing.
+        """
         total = ApplyResult()
         while True:
             result, more = self._run_batch()
             total.add(result)
+            if progress is not None and (more or progress.done):
+                progress.total = progress.done + self._pending_files
+                progress.note = f"{total.events:,} events,"
+                progress.add(result.files)
             if not more:
+                if progress is not None and progress.done:
+                    progress.finish()
                 return total
 
     def _list_raw(self) -> list[str]:
@@ -268,6 +281,7 @@ class Applier:
         pending = [p for p in listing if not (hist_log.contains(p) and cur_log.contains(p))]
         if not pending:
             return result, False
+        self._pending_files = len(pending)
         more = len(pending) > self.config.max_files
         pending = pending[: self.config.max_files]
         batch = FileBatch()
@@ -552,14 +566,22 @@ def _stop_now(stop: threading.Event, wake: threading.Event | None) -> None:
         wake.set()
 
 
+def apply_progress(table: str) -> Callable[[], Progress]:
+    """A progress display for each poll, on stderr: what ``apply`` and ``sync`` show people."""
+    return lambda: Progress(f"apply {table}", unit="raw files")
+
+
 def run_apply(
     config: ApplyConfig,
     *,
     stop: threading.Event | None = None,
     applier: Applier | None = None,
     wake: threading.Event | None = None,
+    progress: Callable[[], Progress] | None = None,
 ) -> ApplyResult:
     """Apply once (``--once``) or keep polling until SIGINT/SIGTERM or ``stop`` is set.
+
+    ``progress`` makes a fresh progress display for each poll (see :meth:`Applier.run_once`).
 
     ``wake``, set by a writer in the same process (``sync``'s capture, when it wrote a raw file),
     starts the next poll at once instead of at the end of the interval; whoever sets ``stop``
@@ -583,7 +605,7 @@ def run_apply(
             started = time.monotonic()
             for attempt in range(5):
                 try:
-                    result = applier.run_once()
+                    result = applier.run_once(progress() if progress is not None else None)
                     break
                 except (CommitFailedException, ValidationException) as e:  # the commit did not land
                     if attempt == 4:

@@ -26,10 +26,10 @@ from ddblake.load.export import (
     verify_export,
 )
 from ddblake.load.ion import ion_line_to_json
-from ddblake.load.progress import Progress
 from ddblake.load.rows import version_time_from_us
 from ddblake.load.scan import LoadResult
 from ddblake.load.state import LoadState, PartState, export_state_name, read_state, write_state
+from ddblake.progress import Progress
 
 log = logging.getLogger(__name__)
 

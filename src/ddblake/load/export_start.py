@@ -22,9 +22,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 from ddblake.aws.clients import describe_client, error_code
 from ddblake.errors import ConfigError, TerminalError, TransientError
 from ddblake.lake.storage import Storage
-from ddblake.load.progress import Progress, format_eta
 from ddblake.load.roles import Identity, account_of_arn, explain_access_error
 from ddblake.load.state import EXPORT_REQUEST, state_path
+from ddblake.progress import Progress, format_eta
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

@@ -41,10 +41,10 @@ from ddblake.load.plan import (
     plan_workers,
     read_budget,
 )
-from ddblake.load.progress import Progress
 from ddblake.load.rows import key_of, load_event, scan_event_id, spliced_line, version_time_from_us
 from ddblake.load.state import SCAN_STATE, LoadState, PartState, read_state, write_state
 from ddblake.load.table import Page, TableInfo, TableReader
+from ddblake.progress import Progress
 
 log = logging.getLogger(__name__)
 

@@ -23,10 +23,10 @@ from ddblake.lake.storage import Storage
 from ddblake.load.config import LoadConfig
 from ddblake.load.export_load import ExportLoad
 from ddblake.load.export_start import forget_request, pending_request, start_export, wait_export
-from ddblake.load.progress import NoProgress, Progress
 from ddblake.load.roles import Identity, assume_role_session
 from ddblake.load.scan import LoadResult, ScanLoad
 from ddblake.load.table import TableReader
+from ddblake.progress import NoProgress, Progress
 from ddblake.signals import stop_on_signals
 
 __all__ = ["LoadConfig", "LoadResult", "build_load_clients", "now_us", "run_load"]

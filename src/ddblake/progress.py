@@ -17,6 +17,10 @@ def _count(n: float) -> str:
     return f"{int(n):,}"
 
 
+def _rate(r: float) -> str:
+    return f"{r:.1f}" if r < 10 else _count(r)
+
+
 def format_eta(seconds: float | None) -> str:
     """``1:02:03`` or ``4:05``; ``?`` when unknown."""
     if seconds is None or seconds < 0 or seconds != seconds or seconds > 360_000:
@@ -28,15 +32,16 @@ def format_eta(seconds: float | None) -> str:
 
 
 class Progress:
-    """Thread-safe progress of a load: items done against an expected total.
+    """Thread-safe progress of long work (a load, an apply backlog): units done against a total.
 
     Args:
-        label: what is loading (e.g. ``load example-ddb-table``).
-        total: the expected item count (DescribeTable's ItemCount, up to 6 h stale), if known.
+        label: what is working (e.g. ``load example-ddb-table``).
+        total: the expected count (a load: DescribeTable's ItemCount, up to 6 h stale), if known.
         stream: where to draw (stderr by default).
         tty: redraw in place; by default, whether ``stream`` is a terminal.
         interval: seconds between lines when not a terminal.
         clock: monotonic seconds (injectable for tests).
+        unit: what is counted (``items``; apply counts ``raw files``).
     """
 
     def __init__(
@@ -48,9 +53,11 @@ class Progress:
         tty: bool | None = None,
         interval: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
+        unit: str = "items",
     ) -> None:
         """Start counting now; nothing is drawn until the first update."""
         self.label = label
+        self.unit = unit
         self.total = total
         self.stream = stream if stream is not None else sys.stderr
         self.tty = self.stream.isatty() if tty is None else tty
@@ -105,13 +112,13 @@ class Progress:
             parts.append(self.note)
         if self.total:
             pct = min(100.0, 100.0 * self.done / self.total) if self.total else 0.0
-            parts.append(f"{_count(self.done)} / ~{_count(self.total)} items ({pct:.0f}%)")
+            parts.append(f"{_count(self.done)} / ~{_count(self.total)} {self.unit} ({pct:.0f}%)")
             eta = (self.total - self.done) / rate if rate > 0 and self.done < self.total else None
             parts.append(
-                f"{_count(rate)} items/s, ETA {format_eta(eta) if self.done < self.total else '0:00'}"
+                f"{_rate(rate)} {self.unit}/s, ETA {format_eta(eta) if self.done < self.total else '0:00'}"
             )
         else:
-            parts.append(f"{_count(self.done)} items, {_count(rate)} items/s")
+            parts.append(f"{_count(self.done)} {self.unit}, {_rate(rate)} {self.unit}/s")
         if self.parts_total:
             parts.append(f"parts {self.parts_done}/{self.parts_total}")
         return " ".join(parts)
