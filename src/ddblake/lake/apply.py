@@ -14,7 +14,6 @@ REMOVEs it needs in the history and completes the current state from the same fi
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import signal
@@ -29,7 +28,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pyiceberg.catalog import Catalog
 from pyiceberg.exceptions import CommitFailedException, NoSuchTableError, ValidationException
-from pyiceberg.expressions import And
 from pyiceberg.table import Table
 from pyiceberg.transforms import IdentityTransform
 
@@ -49,7 +47,7 @@ from ddblake.lake.commits import (
     rewrite_buckets,
 )
 from ddblake.lake.files import FileRange
-from ddblake.lake.filters import at_least, equals, is_in
+from ddblake.lake.filters import is_in
 from ddblake.lake.rawlog import list_raw_files
 from ddblake.lake.storage import Storage
 from ddblake.names import changes_identifier, table_identifier
@@ -382,69 +380,11 @@ class Applier:
 
     # -- current state ------------------------------------------------------------------------
     def _history_newer(self, candidates: dict[str, Keyed]) -> dict[str, Keyed]:
-        """For keys absent from the current state: the newest REMOVE in the history, when newer than ours.
-
-        The history is the tombstone store: a REMOVE found here that is newer than a late change
-        keeps the item deleted. Only REMOVE rows can matter for a key the current state lacks (a
-        newer upsert not yet in the current state comes from files still to apply, which bring it
-        themselves), so the scan is pruned by event time and by ``op``: the files of a load or of
-        an insert-only stretch hold no REMOVE, and their column bounds let the scan skip them
-        unread, however many rows the history holds since the batch's oldest change.
-        """
+        """For keys absent from the current state: the newest REMOVE in the history, when newer than ours."""
         if not candidates:
             return {}
         hist = self.catalog.load_table(self.history_id)
-        if hist.current_snapshot() is None:
-            return {}
-        lo = min(c.event.event_time_us for c in candidates.values())
-        lo_iso = pa.scalar(lo, pa.timestamp("us", tz="UTC")).as_py().isoformat()
-        since = And(at_least("event_time", lo_iso), equals("op", "REMOVE"))
-        # First only keys and versions: usually no candidate has a newer change, and the images
-        # (the bulk of the history) are then never read.
-        newest_version = {
-            key: version
-            for key, version in seen.newest_removes(hist, candidates.keys(), lo).items()
-            if version > candidates[key].version
-        }
-        if not newest_version:
-            return {}
-        cols = (
-            "_ddb_key",
-            "_ddb_version",
-            "op",
-            "keys",
-            "event_id",
-            "event_time",
-            "source",
-            "ttl",
-        )
-        found = hist.scan(
-            row_filter=And(since, is_in("_ddb_version", newest_version.values())), selected_fields=cols
-        ).to_arrow()
-        chosen = pa.array(list(newest_version.values()), pa.string())
-        found = found.filter(pc.is_in(found.column("_ddb_version"), value_set=chosen))
-        newest: dict[str, dict[str, Any]] = {}
-        for row in found.to_pylist():
-            key = row["_ddb_key"]
-            if newest_version.get(key) == row["_ddb_version"]:
-                newest[key] = row
-        out: dict[str, Keyed] = {}
-        for key, row in newest.items():
-            ev = ChangeEvent(
-                op=row["op"],
-                table=self.config.table,
-                keys=json.loads(row["keys"]),
-                new_image=None,  # a REMOVE: only its version and key matter here
-                old_image=None,
-                event_id=row["event_id"],
-                event_time_us=int(row["_ddb_version"].split(":", 1)[0]),
-                sequence=None,
-                source=row["source"],
-                ttl=bool(row["ttl"]),
-                ingested_us=0,
-            )
-            out[key] = Keyed(key, row["_ddb_version"], ev)
-        return out
+        return seen.newer_removes(hist, candidates, self.config.table)
 
     def _buckets(self, cur: Table | None) -> int:
         """The current state's bucket count: the table's own once it exists."""

@@ -1,4 +1,5 @@
-"""Which of a batch's events the change history already holds, so that none is appended twice.
+"""What the change history already holds of a batch: its events (so none is appended twice) and
+the newer REMOVEs that keep deleted items deleted (tombstones).
 
 The plain way reads the event IDs of every history row in the batch's event-time range
 (:func:`event_ids`). For stream changes that range is a few seconds or minutes of history. Load
@@ -28,17 +29,20 @@ dropped), the screen is not used (:func:`screen`).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 from pyiceberg.expressions import And
 from pyiceberg.table import Table
 
+from ddblake.changes.model import ChangeEvent
 from ddblake.changes.resolve import Keyed
 from ddblake.lake.applied import AppliedLog
-from ddblake.lake.filters import at_least, between, equals
+from ddblake.lake.filters import at_least, between, equals, is_in
 
 
 def _iso(us: int) -> str:
@@ -79,6 +83,68 @@ def newest_removes(hist: Table, keys: Collection[str], since_us: int) -> dict[st
         if version > newest.get(key, ""):
             newest[key] = version
     return newest
+
+
+def newer_removes(hist: Table, candidates: Mapping[str, Keyed], table: str) -> dict[str, Keyed]:
+    """For keys absent from the current state: their newest REMOVE in the history, if newer than theirs.
+
+    The history is the tombstone store: a REMOVE found here that is newer than a late change
+    keeps the item deleted. Only REMOVE rows can matter for a key the current state lacks (a
+    newer upsert not yet in the current state comes from files still to apply, which bring it
+    themselves), so the scan is pruned by event time and by ``op``: the files of a load or of
+    an insert-only stretch hold no REMOVE, and their column bounds let the scan skip them
+    unread, however many rows the history holds since the batch's oldest change.
+    """
+    if not candidates or hist.current_snapshot() is None:
+        return {}
+    lo = min(c.event.event_time_us for c in candidates.values())
+    since = And(at_least("event_time", _iso(lo)), equals("op", "REMOVE"))
+    # First only keys and versions: usually no candidate has a newer change, and the images
+    # (the bulk of the history) are then never read.
+    newest_version = {
+        key: version
+        for key, version in newest_removes(hist, candidates.keys(), lo).items()
+        if version > candidates[key].version
+    }
+    if not newest_version:
+        return {}
+    cols = (
+        "_ddb_key",
+        "_ddb_version",
+        "op",
+        "keys",
+        "event_id",
+        "event_time",
+        "source",
+        "ttl",
+    )
+    found = hist.scan(
+        row_filter=And(since, is_in("_ddb_version", newest_version.values())), selected_fields=cols
+    ).to_arrow()
+    chosen = pa.array(list(newest_version.values()), pa.string())
+    found = found.filter(pc.is_in(found.column("_ddb_version"), value_set=chosen))
+    newest: dict[str, dict[str, Any]] = {}
+    for row in found.to_pylist():
+        key = row["_ddb_key"]
+        if newest_version.get(key) == row["_ddb_version"]:
+            newest[key] = row
+    out: dict[str, Keyed] = {}
+    for key, row in newest.items():
+        ev = ChangeEvent(
+            op=row["op"],
+            table=table,
+            keys=json.loads(row["keys"]),
+            new_image=None,  # a REMOVE: only its version and key matter here
+            old_image=None,
+            event_id=row["event_id"],
+            event_time_us=int(row["_ddb_version"].split(":", 1)[0]),
+            sequence=None,
+            source=row["source"],
+            ttl=bool(row["ttl"]),
+            ingested_us=0,
+        )
+        out[key] = Keyed(key, row["_ddb_version"], ev)
+    return out
 
 
 @dataclass(frozen=True)
