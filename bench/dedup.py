@@ -39,11 +39,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import pyarrow as pa  # noqa: E402
 from _common import keys_of  # noqa: E402
 
-from ddblake.changes.model import ChangeEvent  # noqa: E402
 from ddblake.changes.resolve import Keyed, key_string, version_of  # noqa: E402
 from ddblake.lake import seen  # noqa: E402
 from ddblake.lake.apply import Applier, ApplyConfig  # noqa: E402
 from ddblake.lake.catalog import LakeConfig  # noqa: E402
+from ddblake.load.rows import load_event  # noqa: E402
 
 TABLE = "bench-table"
 LOAD_US = 1_764_316_800_000_000  # 2025-11-28T08:00:00Z
@@ -80,21 +80,16 @@ def batch_changes(start: int, count: int) -> list[Keyed]:
     """A batch of load rows ``start``... at the load's event time, as apply holds them."""
     out = []
     for i in range(start, start + count):
-        keys = keys_of(i)
-        ev = ChangeEvent(
-            op="LOAD",
+        ev = load_event(
             table=TABLE,
-            keys=keys,
-            new_image=None,
-            old_image=None,
-            event_id=_event_id(i),
+            item=keys_of(i),  # the image does not matter to the check
+            key_names=("pk", "sk"),
+            make_id=lambda _keys, i=i: _event_id(i),
             event_time_us=LOAD_US,
-            sequence=None,
-            source="scan",
-            ttl=False,
             ingested_us=LOAD_US,
+            source="scan",
         )
-        out.append(Keyed(key_string(keys), version_of(ev), ev))
+        out.append(Keyed(key_string(ev.keys), version_of(ev), ev))
     return out
 
 
