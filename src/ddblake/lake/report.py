@@ -16,6 +16,7 @@ from pyiceberg.table import Table
 from ddblake.lake.applied import PROPERTY, load_log
 from ddblake.lake.apply import NEWEST_EVENT_PROPERTY, QUARANTINE_PROPERTY
 from ddblake.lake.query import require_table
+from ddblake.lake.rawlog import list_raw_files
 from ddblake.lake.storage import Storage
 from ddblake.names import changes_identifier, table_identifier
 
@@ -47,6 +48,7 @@ class TableStatus:
     history_rows: int
     applied_files: int
     applied_before_hour: str | None
+    pending_files: int  # raw files not yet applied to both tables: apply's backlog
     newest_event: str | None
     lag_seconds: float | None
     quarantined: int
@@ -78,6 +80,12 @@ def table_status(catalog: Catalog, namespace: str, storage: Storage, table: str)
     commits = [s.timestamp_ms for s in snaps if s is not None]
     props = hist.properties if hist is not None else {}
     log = load_log(storage, props.get(PROPERTY))
+    cur_log = load_log(storage, cur.properties.get(PROPERTY)) if cur is not None else None
+    pending = [
+        p
+        for p in list_raw_files(storage, table)
+        if not (log.contains(p) and cur_log is not None and cur_log.contains(p))
+    ]
     newest = int(props[NEWEST_EVENT_PROPERTY]) if NEWEST_EVENT_PROPERTY in props else None
     return TableStatus(
         table=table,
@@ -88,6 +96,7 @@ def table_status(catalog: Catalog, namespace: str, storage: Storage, table: str)
         history_rows=_rows(hist),
         applied_files=log.count(),
         applied_before_hour=log.before_hour or None,
+        pending_files=len(pending),
         newest_event=_iso_ms(newest // 1000) if newest is not None else None,
         lag_seconds=round(time.time() - newest / 1e6, 3) if newest is not None else None,
         quarantined=int(props.get(QUARANTINE_PROPERTY, "0")),
