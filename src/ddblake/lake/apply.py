@@ -21,7 +21,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 import pyarrow as pa
@@ -178,11 +178,12 @@ class ApplyResult:
 
 @dataclass(frozen=True)
 class Lookup:
-    """What the current state holds of a batch's keys (:meth:`Applier._lookup`)."""
+    """What the lake holds of a batch's keys (:meth:`Applier._lookup`): current versions, tombstones."""
 
     present: dict[str, str]  # key -> version, for the keys the table holds
     plan: dict[int, list[FileRange]] | None = None  # the touched buckets' files, when apply's layout
     located: dict[str, tuple[int, str]] | None = None  # key -> (file index in plan, version)
+    removes: dict[str, str] = field(default_factory=dict)  # the history's newest REMOVE of keys absent
 
 
 class Applier:
@@ -306,7 +307,7 @@ class Applier:
         # uses which keys the current state holds (ddblake.lake.seen).
         best = winners(distinct(evs_c)[0])
         buckets = self._buckets(cur)
-        lookup = self._lookup(cur, best, buckets)
+        lookup = self._lookup(cur, hist, [c for c, _ in evs_c], best, buckets)
 
         if hist_files:
             in_hist = set(hist_files)
@@ -315,7 +316,9 @@ class Applier:
                 quarantine(self.storage, self.config.table, bad)
             result.quarantined = len(bad)
             evs = [(c, s) for c, s in zip(changes, batch.sources, strict=True) if s in in_hist]
-            screen = seen.screen(hist_log, cur_log, cur_files, evs_c, best.keys(), lookup.present)
+            screen = seen.screen(
+                hist_log, cur_log, cur_files, evs_c, best.keys(), lookup.present, lookup.removes
+            )
             self._commit_history(hist, hist_log, hist_files, evs, listing, fold_before, result, texts, screen)
 
         if cur_files:
@@ -379,12 +382,12 @@ class Applier:
                 upd.union_by_name(pa.schema(extra))
 
     # -- current state ------------------------------------------------------------------------
-    def _history_newer(self, candidates: dict[str, Keyed]) -> dict[str, Keyed]:
+    def _history_newer(self, candidates: dict[str, Keyed], newest: dict[str, str]) -> dict[str, Keyed]:
         """For keys absent from the current state: the newest REMOVE in the history, when newer than ours."""
-        if not candidates:
+        if not any(key in candidates for key in newest):
             return {}
         hist = self.catalog.load_table(self.history_id)
-        return seen.newer_removes(hist, candidates, self.config.table)
+        return seen.newer_removes(hist, candidates, self.config.table, newest)
 
     def _buckets(self, cur: Table | None) -> int:
         """The current state's bucket count: the table's own once it exists."""
@@ -392,13 +395,21 @@ class Applier:
             return self.config.buckets
         return int(cur.properties.get(current.BUCKETS_PROPERTY, self.config.buckets))
 
-    def _lookup(self, cur: Table | None, best: dict[str, Keyed], buckets: int) -> Lookup:
+    def _lookup(
+        self, cur: Table | None, hist: Table, events: list[Keyed], best: dict[str, Keyed], buckets: int
+    ) -> Lookup:
         """The version of each of ``best``'s keys the current state holds, the touched buckets'
-        files, and which file holds each key found (:func:`ddblake.lake.commits.locate`).
+        files, which file holds each key found (:func:`ddblake.lake.commits.locate`), and the
+        history's newest REMOVE of each key of ``events`` the current state lacks.
 
         Only keys and versions are read, and only from the files whose hash range holds one of
         the batch's keys (:mod:`ddblake.lake.files`); the full rows are read when rewritten.
         """
+        found = self._current_versions(cur, best, buckets)
+        removes = seen.absent_removes(hist, events, found.present)
+        return Lookup(found.present, found.plan, found.located, removes)
+
+    def _current_versions(self, cur: Table | None, best: dict[str, Keyed], buckets: int) -> Lookup:
         if cur is None or cur.current_snapshot() is None or not best:
             return Lookup({})
         touched = sorted({bucket_of(k, buckets) for k in best})
@@ -430,7 +441,7 @@ class Applier:
         texts: ImageTexts,
     ) -> None:
         present, plan, located = lookup.present, lookup.plan, lookup.located
-        newer = self._history_newer({k: c for k, c in best.items() if k not in present})
+        newer = self._history_newer({k: c for k, c in best.items() if k not in present}, lookup.removes)
         upserts: list[Keyed] = []
         deletes: set[str] = set()
         for key, change in best.items():

@@ -18,7 +18,7 @@ either:
   (apply appends every change to the history before the current state sees it).
 
 So only events whose key the current state holds, or whose key has a REMOVE at or above their
-version in the history, need the ID scan. The REMOVE scan (:func:`newest_removes`) skips, by the
+version in the history, need the ID scan. The REMOVE scan (:func:`absent_removes`) skips, by the
 ``op`` column's bounds, every file without a REMOVE, such as all of a load's. A batch of new keys
 reads no event IDs at all.
 
@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
@@ -85,7 +85,27 @@ def newest_removes(hist: Table, keys: Collection[str], since_us: int) -> dict[st
     return newest
 
 
-def newer_removes(hist: Table, candidates: Mapping[str, Keyed], table: str) -> dict[str, Keyed]:
+def absent_removes(hist: Table, events: Iterable[Keyed], present: Collection[str]) -> dict[str, str]:
+    """:func:`newest_removes` of the keys of ``events`` that are not ``present``, since their oldest event.
+
+    One scan serves a batch twice: the duplicate screen (:func:`known_ids`) and the tombstones
+    (:func:`newer_removes`). Both look only at keys the current state lacks, at or after their
+    events; the REMOVEs the history commit appends in between never outrank the batch's own
+    newest change of a key, so reading before that commit misses nothing either needs.
+    """
+    keys: set[str] = set()
+    since: int | None = None
+    for change in events:
+        if change.key not in present:
+            keys.add(change.key)
+            t = change.event.event_time_us
+            since = t if since is None or t < since else since
+    return newest_removes(hist, keys, since) if since is not None else {}
+
+
+def newer_removes(
+    hist: Table, candidates: Mapping[str, Keyed], table: str, newest: Mapping[str, str]
+) -> dict[str, Keyed]:
     """For keys absent from the current state: their newest REMOVE in the history, if newer than theirs.
 
     The history is the tombstone store: a REMOVE found here that is newer than a late change
@@ -94,20 +114,19 @@ def newer_removes(hist: Table, candidates: Mapping[str, Keyed], table: str) -> d
     themselves), so the scan is pruned by event time and by ``op``: the files of a load or of
     an insert-only stretch hold no REMOVE, and their column bounds let the scan skip them
     unread, however many rows the history holds since the batch's oldest change.
+
+    ``newest`` is :func:`absent_removes` of the batch (keys and versions only: usually no
+    candidate has a newer change, and the rest of those rows is then never read).
     """
-    if not candidates or hist.current_snapshot() is None:
-        return {}
-    lo = min(c.event.event_time_us for c in candidates.values())
-    since = And(at_least("event_time", _iso(lo)), equals("op", "REMOVE"))
-    # First only keys and versions: usually no candidate has a newer change, and the images
-    # (the bulk of the history) are then never read.
     newest_version = {
         key: version
-        for key, version in newest_removes(hist, candidates.keys(), lo).items()
-        if version > candidates[key].version
+        for key, version in newest.items()
+        if key in candidates and version > candidates[key].version
     }
-    if not newest_version:
+    if not newest_version or hist.current_snapshot() is None:
         return {}
+    lo = min(candidates[key].event.event_time_us for key in newest_version)
+    since = And(at_least("event_time", _iso(lo)), equals("op", "REMOVE"))
     cols = (
         "_ddb_key",
         "_ddb_version",
@@ -123,13 +142,13 @@ def newer_removes(hist: Table, candidates: Mapping[str, Keyed], table: str) -> d
     ).to_arrow()
     chosen = pa.array(list(newest_version.values()), pa.string())
     found = found.filter(pc.is_in(found.column("_ddb_version"), value_set=chosen))
-    newest: dict[str, dict[str, Any]] = {}
+    rows: dict[str, dict[str, Any]] = {}
     for row in found.to_pylist():
         key = row["_ddb_key"]
         if newest_version.get(key) == row["_ddb_version"]:
-            newest[key] = row
+            rows[key] = row
     out: dict[str, Keyed] = {}
-    for key, row in newest.items():
+    for key, row in rows.items():
         ev = ChangeEvent(
             op=row["op"],
             table=table,
@@ -156,11 +175,14 @@ class Screen:
         present: of those, the keys the current state holds (their version).
         pending_ids: event IDs of this batch's events that came in files the history has applied
             and the current state has not.
+        removes: :func:`absent_removes` of the batch's events: the newest REMOVE of each key
+            ``present`` lacks.
     """
 
     looked_up: Collection[str]
     present: Mapping[str, str]
     pending_ids: frozenset[str]
+    removes: Mapping[str, str] = field(default_factory=dict)
 
 
 def screen(
@@ -170,6 +192,7 @@ def screen(
     batch: Iterable[tuple[Keyed, str]],
     looked_up: Collection[str],
     present: Mapping[str, str],
+    removes: Mapping[str, str] | None = None,
 ) -> Screen | None:
     """The screen for a batch, or None when a file the history applied is out of reach.
 
@@ -177,7 +200,7 @@ def screen(
         hist_log, cur_log: the two tables' records of applied files.
         cur_files: the batch's files still to apply to the current state.
         batch: the batch's events pending for the current state, with their files.
-        looked_up, present: as :class:`Screen`.
+        looked_up, present, removes: as :class:`Screen`.
     """
     if hist_log.before_hour > cur_log.before_hour:
         return None  # hours folded in the history only: their files cannot be listed
@@ -185,7 +208,7 @@ def screen(
     if any(not cur_log.contains(p) and p not in pending for p in hist_log.files):
         return None
     ids = frozenset(c.event.event_id for c, source in batch if hist_log.contains(source))
-    return Screen(looked_up, present, ids)
+    return Screen(looked_up, present, ids, removes or {})
 
 
 def known_ids(hist: Table, changes: Sequence[Keyed], screen: Screen | None = None) -> set[str]:
@@ -208,9 +231,7 @@ def known_ids(hist: Table, changes: Sequence[Keyed], screen: Screen | None = Non
             maybe.append(change)
         else:
             absent.append(change)
-    if absent:
-        since = min(c.event.event_time_us for c in absent)
-        removes = newest_removes(hist, [c.key for c in absent], since)
-        if removes:
-            maybe += [c for c in absent if removes.get(c.key, "") >= c.version]
+    removes = screen.removes
+    if removes:
+        maybe += [c for c in absent if removes.get(c.key, "") >= c.version]
     return known | event_ids(hist, maybe)
