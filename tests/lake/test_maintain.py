@@ -19,7 +19,7 @@ from pyiceberg.table import Table
 from pyiceberg.table.snapshots import Operation
 
 from ddblake.errors import ConfigError, UsageError
-from ddblake.lake import maintain
+from ddblake.lake import compact, maintain
 from ddblake.lake.applied import PROPERTY
 from ddblake.lake.apply import Applier, ApplyConfig, run_apply
 from ddblake.lake.query import run_sql
@@ -121,8 +121,8 @@ def test_compaction_rewrites_small_files_into_one_per_day_with_the_same_rows(lak
     before, pointer, status = _rows(hist), hist.properties[PROPERTY], _status(lake)
     assert _data_files(hist) == 12
 
-    done = maintain.compact_small_files(hist, 4)
-    assert done == maintain.Compaction(partitions=2, files_removed=12, files_added=2, rows=12)
+    done = compact.compact_small_files(hist, 4)
+    assert done == compact.Compaction(partitions=2, files_removed=12, files_added=2, rows=12)
     hist = lake.catalog().load_table(HIST)
     assert _data_files(hist) == 2
     assert _rows(hist) == before  # every column of every row, none lost or duplicated
@@ -130,15 +130,15 @@ def test_compaction_rewrites_small_files_into_one_per_day_with_the_same_rows(lak
     assert snap is not None and snap.summary is not None and snap.summary.operation == Operation.REPLACE
     assert hist.properties[PROPERTY] == pointer  # the applied-file record is untouched
     assert _status(lake) == status  # rows, history rows, applied files, newest event
-    assert maintain.compact_small_files(hist, 4) is None  # nothing due any more
+    assert compact.compact_small_files(hist, 4) is None  # nothing due any more
 
 
 def test_compaction_leaves_partitions_under_the_threshold_and_large_files_alone(lake: Lake) -> None:
     _cycles(lake, 9, days=3)  # three files per day
     hist = lake.catalog().load_table(HIST)
-    assert maintain.compact_small_files(hist, 3) is None
-    assert maintain.compact_small_files(hist, 2, small_bytes=1) is None  # every file counts as large
-    assert maintain.compact_small_files(hist, 2) == maintain.Compaction(3, 9, 3, 9)
+    assert compact.compact_small_files(hist, 3) is None
+    assert compact.compact_small_files(hist, 2, small_bytes=1) is None  # every file counts as large
+    assert compact.compact_small_files(hist, 2) == compact.Compaction(3, 9, 3, 9)
 
 
 def test_compaction_merges_a_buckets_small_current_state_files_sorted_by_hash(
@@ -158,7 +158,7 @@ def test_compaction_merges_a_buckets_small_current_state_files_sorted_by_hash(
 
     report = maintain.maintain(_applier(lake, buckets=1, compact_files=3))
     assert report.failures == []
-    assert report.compaction_current == maintain.Compaction(1, 5, 1, 100)
+    assert report.compaction_current == compact.Compaction(1, 5, 1, 100)
     cur = lake.catalog().load_table(CUR)
     assert _data_files(cur) == 1 and _rows(cur) == before and lake.dump() == dump
     assert cur.properties[PROPERTY] == pointer
@@ -215,7 +215,7 @@ def test_a_commit_during_compaction_wins_and_nothing_is_lost(
     lake: Lake, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _cycles(lake, 6)
-    real = maintain.replace_files
+    real = compact.replace_files
 
     def racing(*args: Any, **kwargs: Any) -> Any:
         # Another apply commits after compaction read its files, before compaction commits.
@@ -224,10 +224,10 @@ def test_a_commit_during_compaction_wins_and_nothing_is_lost(
         other.run_once()
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(maintain, "replace_files", racing)
+    monkeypatch.setattr(compact, "replace_files", racing)
     hist = lake.catalog().load_table(HIST)
     with pytest.raises(CommitFailedException):
-        maintain.compact_small_files(hist, 3)
+        compact.compact_small_files(hist, 3)
     report = maintain.maintain(_applier(lake, compact_files=3))  # a pass logs it and goes on
     monkeypatch.undo()
     assert report.failures == [f"{HIST}: CommitFailedException"]
@@ -235,7 +235,7 @@ def test_a_commit_during_compaction_wins_and_nothing_is_lost(
     hist = lake.catalog().load_table(HIST)
     ids = sorted(r["event_id"] for r in _rows(hist))
     assert len(ids) == 8 == len(set(ids))  # six cycles and two racers, each once
-    assert maintain.compact_small_files(hist, 3) is not None  # the next pass does it
+    assert compact.compact_small_files(hist, 3) is not None  # the next pass does it
     assert sorted(r["event_id"] for r in _rows(lake.catalog().load_table(HIST))) == ids
 
 

@@ -31,14 +31,13 @@ from pyiceberg.exceptions import CommitFailedException, NoSuchTableError, Valida
 from pyiceberg.table import Table
 from pyiceberg.transforms import IdentityTransform
 
-from ddblake import settings
 from ddblake.changes.model import ChangeEvent
 from ddblake.changes.resolve import Keyed, bucket_of, version_of, winners
-from ddblake.errors import BadRecordError, ConfigError, TerminalError, TransientError
+from ddblake.errors import BadRecordError, TerminalError, TransientError
 from ddblake.lake import current, history, seen
 from ddblake.lake.applied import PROPERTY, AppliedLog, load_log, save_log
 from ddblake.lake.batch import FileBatch, ImageTexts, distinct, quarantine, read_raw
-from ddblake.lake.catalog import LakeConfig, open_catalog
+from ddblake.lake.catalog import open_catalog
 from ddblake.lake.commits import (
     CachedTransaction,
     locate,
@@ -48,132 +47,23 @@ from ddblake.lake.commits import (
 )
 from ddblake.lake.files import FileRange
 from ddblake.lake.filters import is_in
+from ddblake.lake.options import (
+    FOLD_GRACE_HOURS,
+    HISTORY_MANIFEST_MERGE,
+    LAKE_PROPERTY,
+    NEWEST_EVENT_PROPERTY,
+    NO_CATALOG_RETRY,
+    QUARANTINE_PROPERTY,
+    SOURCE_PROPERTY,
+)
+from ddblake.lake.options import ApplyConfig as ApplyConfig  # the public names stay importable here
+from ddblake.lake.options import ApplyResult as ApplyResult
 from ddblake.lake.rawlog import list_raw_files
 from ddblake.lake.storage import Storage
 from ddblake.names import changes_identifier, table_identifier
 from ddblake.progress import Progress
 
 log = logging.getLogger(__name__)
-
-QUARANTINE_PROPERTY = "ddblake.quarantined-total"
-SOURCE_PROPERTY = "ddblake.source-table"
-LAKE_PROPERTY = "ddblake.lake"
-NEWEST_EVENT_PROPERTY = "ddblake.newest-event-us"
-FOLD_GRACE_HOURS = 6
-# Appends merge the history's small manifests (one per commit) once this many pile up, so a scan
-# plan reads a few manifests rather than one per batch ever applied. Iceberg table properties:
-# every engine honours them.
-HISTORY_MANIFEST_MERGE = {"commit.manifest-merge.enabled": "true", "commit.manifest.min-count-to-merge": "8"}
-# A lost commit race is retried by run_apply from the top (applied-file records re-read, events
-# deduplicated again); pyiceberg's own retry would re-commit the same append on top of the winner's.
-NO_CATALOG_RETRY = {"commit.retry.num-retries": "0"}
-
-
-@dataclass(frozen=True)
-class ApplyConfig:
-    """What ``apply`` works on and how."""
-
-    table: str
-    lake: LakeConfig
-    once: bool = True
-    poll_seconds: float = 1.0
-    buckets: int = current.DEFAULT_BUCKETS
-    max_files: int = 500
-    # A batch also stops at the file that brings it to this many events or bytes of raw lines:
-    # a batch's memory grows with its events (some 7 KB each, images included), and a full load
-    # cuts thousands of raw files that would otherwise come as one batch.
-    max_events: int = 200_000
-    max_bytes: int = 256 << 20
-    # Table maintenance (ddblake.lake.maintain); None: the table's property, else maintain's default.
-    keep_hours: float | None = None
-    keep_snapshots: int | None = None
-    keep_min_snapshots: int | None = None
-    compact_files: int | None = None
-
-    @classmethod
-    def build(
-        cls,
-        *,
-        table: str | None,
-        lake: LakeConfig,
-        once: bool = True,
-        poll_seconds: float | None = None,
-        buckets: int | None = None,
-        max_files: int | None = None,
-        max_events: int | None = None,
-        max_bytes: int | None = None,
-        keep_hours: float | None = None,
-        keep_snapshots: int | None = None,
-        keep_min_snapshots: int | None = None,
-        compact_files: int | None = None,
-    ) -> ApplyConfig:
-        """Argument, then ``DDBLAKE_*`` environment, then default.
-
-        The maintenance settings left unset here fall back to table properties, then to
-        ``ddblake.lake.maintain``'s defaults (docs/lake.md, Maintenance); zero turns a limit off.
-
-        Raises:
-            ConfigError: a value is missing or out of range.
-        """
-
-        maintenance: dict[str, Any] = {
-            "keep_hours": settings.optional("keep_hours", None, keep_hours, float),
-            "keep_snapshots": settings.optional("keep_snapshots", None, keep_snapshots, int),
-            "keep_min_snapshots": settings.optional("keep_min_snapshots", None, keep_min_snapshots, int),
-            "compact_files": settings.optional("compact_files", None, compact_files, int),
-        }
-        if any(v is not None and v < 0 for v in maintenance.values()):
-            raise ConfigError("DDBLAKE_KEEP_* and DDBLAKE_COMPACT_FILES must be zero or more")
-        table = settings.required("table", "--table", table)
-        poll = settings.value("poll_seconds", "--poll-seconds", poll_seconds, float, cls.poll_seconds)
-        nb = settings.value("buckets", "--buckets", buckets, int, cls.buckets)
-        mf = settings.value("apply_max_files", None, max_files, int, cls.max_files)
-        me = settings.value("apply_max_events", None, max_events, int, cls.max_events)
-        mb = settings.value("apply_max_bytes", None, max_bytes, int, cls.max_bytes)
-        if poll <= 0 or nb <= 0 or mf <= 0 or me <= 0 or mb <= 0:
-            raise ConfigError(
-                "poll interval, bucket count, max files, max events and max bytes must be positive"
-            )
-        return cls(
-            table=table,
-            lake=lake,
-            once=once,
-            poll_seconds=poll,
-            buckets=nb,
-            max_files=mf,
-            max_events=me,
-            max_bytes=mb,
-            **maintenance,
-        )
-
-
-@dataclass
-class ApplyResult:
-    """Counts of one apply run (no item data)."""
-
-    files: int = 0
-    events: int = 0
-    duplicates: int = 0
-    quarantined: int = 0
-    history_rows: int = 0
-    upserts: int = 0
-    deletes: int = 0
-    stale: int = 0
-    buckets_rewritten: int = 0
-    files_rewritten: int = 0
-
-    def summary(self) -> str:
-        """One line of counts for people."""
-        return (
-            f"applied {self.files} file(s): {self.events} event(s), {self.history_rows} new in history, "
-            f"{self.upserts} upsert(s), {self.deletes} delete(s), {self.duplicates} duplicate(s), "
-            f"{self.stale} stale, {self.quarantined} quarantined"
-        )
-
-    def add(self, other: ApplyResult) -> None:
-        """Accumulate another run's counts."""
-        for name in self.__dataclass_fields__:
-            setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
 @dataclass(frozen=True)

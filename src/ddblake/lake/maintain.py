@@ -18,35 +18,38 @@ branch has not moved: a concurrent apply makes it fail, and it is tried again la
 
 After an expiry commit lands, the files only the expired snapshots could reach — their manifest
 lists, manifests and data files, and the applied-file records they named — are deleted
-(:func:`delete_unreachable`; pyiceberg 0.12 deletes none, and apply's copy-on-write rewrites would
-otherwise leave a copy of every touched file behind at each commit). Once a day a sweep deletes
-old files that nothing references at all (:func:`sweep_orphans`, :func:`sweep_pointers`).
+(:func:`ddblake.lake.cleanup.delete_unreachable`; pyiceberg 0.12 deletes none, and apply's
+copy-on-write rewrites would otherwise leave a copy of every touched file behind at each commit).
+Once a day a sweep deletes old files that nothing references at all (:mod:`ddblake.lake.cleanup`).
+Compaction itself is :mod:`ddblake.lake.compact`; this module decides when each chore runs.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
-import uuid
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from pyiceberg.exceptions import NoSuchTableError
-from pyiceberg.expressions import AlwaysTrue
-from pyiceberg.io import FileIO
 from pyiceberg.table import Table
-from pyiceberg.table.snapshots import Operation, Snapshot, Summary
+from pyiceberg.table.snapshots import Snapshot
 from pyiceberg.table.update import AssertRefSnapshotId
 from pyiceberg.table.update.snapshot import ExpireSnapshots
 
-from ddblake.errors import TransientError
 from ddblake.lake.applied import PROPERTY
 from ddblake.lake.apply import Applier, ApplyConfig
-from ddblake.lake.commits import CachedTransaction, missing_properties, replace_files
-from ddblake.lake.files import HASH_COLUMN, open_file_bytes
+from ddblake.lake.cleanup import (
+    Cleanup,
+    delete_all,
+    delete_unreachable,
+    named_records,
+    sweep_orphans,
+    sweep_pointers,
+)
+from ddblake.lake.commits import CachedTransaction, missing_properties
+from ddblake.lake.compact import SMALL_FILE_BYTES, Compaction, compact_small_files
+from ddblake.lake.files import open_file_bytes
 from ddblake.lake.query import EXPIRED_PROPERTY  # newest expired commit time: --as-of stops there
 from ddblake.lake.storage import Storage
 
@@ -66,16 +69,9 @@ METADATA_PROPERTIES = {
     "write.metadata.delete-after-commit.enabled": "true",
     "write.metadata.previous-versions-max": "20",
 }
-DELETE_THREADS = 8  # object stores delete one request per file: a few in flight
-# Unreferenced files younger than these may belong to a commit still in flight (Spark's default age
-# for orphan files is three days); an applied-file record is written just before its commit.
-ORPHAN_AGE_MS = 72 * 3_600_000
-POINTER_AGE_MS = 6 * 3_600_000
 SWEEP_EVERY_MS = 24 * 3_600_000  # the orphan sweep lists the table's folder: once a day
 SWEPT_PROPERTY = "ddblake.orphans-swept-ms"
 EXPIRE_BATCH = 16  # expire once this many are due: one commit per batch, not one per cycle
-SMALL_FILE_BYTES = 16 << 20  # history files below this size are compacted
-COMPACT_BUDGET_BYTES = 128 << 20  # at most this much Parquet is rewritten (and held) per commit
 EVERY_COMMITS = 50  # the polling loop maintains after this many cycles that committed ...
 EVERY_SECONDS = 300.0  # ... or this long after its last pass, when something was committed since
 
@@ -168,265 +164,11 @@ def expire_snapshots(
     # new or carried over from the current snapshot, which is kept, so none of them is deleted here.
     done = delete_unreachable(table.io, gone, table.snapshots())
     if storage is not None:  # committed records, so none is in flight: no age needed
-        dead = {s.summary[PROPERTY] for s in gone if s.summary is not None} - _named_records(table) - {None}
-        done.add(_delete_all(storage.delete, {str(p): 0 for p in dead}))
+        dead = {s.summary[PROPERTY] for s in gone if s.summary is not None} - named_records(table) - {None}
+        done.add(delete_all(storage.delete, {str(p): 0 for p in dead}))
     if cleanup is not None:
         cleanup.add(done)
     return gone
-
-
-@dataclass
-class Cleanup:
-    """Files deleted after expiry (counts only)."""
-
-    files: int = 0
-    data_bytes: int = 0
-    failed: int = 0
-
-    def add(self, other: Cleanup) -> None:
-        """Accumulate another table's counts."""
-        self.files += other.files
-        self.data_bytes += other.data_bytes
-        self.failed += other.failed
-
-
-def _live_files(io: FileIO, manifest: Any) -> dict[str, int]:
-    """Path → size of the data and delete files a manifest holds live (added or existing)."""
-    return {
-        e.data_file.file_path: e.data_file.file_size_in_bytes
-        for e in manifest.fetch_manifest_entry(io, discard_deleted=True)
-    }
-
-
-@dataclass
-class _Reach:
-    """What some snapshots reach: manifest lists, manifests, and live files with their sizes."""
-
-    lists: set[str] = field(default_factory=set)
-    manifests: set[str] = field(default_factory=set)
-    files: dict[str, int] = field(default_factory=dict)
-
-    def paths(self) -> set[str]:
-        return self.lists | self.manifests | set(self.files)
-
-
-def _reach(
-    io: FileIO, snapshots: Iterable[Snapshot], skip: frozenset[str] | set[str] = frozenset()
-) -> _Reach:
-    """Every file ``snapshots`` reach; manifests in ``skip`` are left unread (and out)."""
-    out = _Reach()
-    for snap in snapshots:
-        out.lists.add(snap.manifest_list)
-        for manifest in snap.manifests(io):
-            path = manifest.manifest_path
-            if path in out.manifests or path in skip:
-                continue
-            out.manifests.add(path)
-            out.files.update(_live_files(io, manifest))
-    return out
-
-
-def _delete_all(delete: Callable[[str], None], doomed: dict[str, int]) -> Cleanup:
-    """Delete ``doomed`` (path -> data bytes) a few at a time; a file already gone counts as deleted."""
-
-    def one(path: str) -> bool:
-        try:
-            delete(path)
-        except FileNotFoundError:
-            pass
-        except (OSError, TransientError) as e:
-            log.warning("could not delete %s (left for an orphan-file sweep): %s", path, type(e).__name__)
-            return False
-        return True
-
-    out = Cleanup()
-    with ThreadPoolExecutor(max_workers=DELETE_THREADS) as pool:
-        for size, ok in zip(doomed.values(), pool.map(one, doomed), strict=True):
-            if ok:
-                out.files += 1
-                out.data_bytes += size
-            else:
-                out.failed += 1
-    return out
-
-
-def delete_unreachable(io: FileIO, gone: Iterable[Snapshot], kept: Iterable[Snapshot]) -> Cleanup:
-    """Delete every file the ``gone`` snapshots reach and no ``kept`` snapshot does.
-
-    Reachable means: a snapshot's manifest list, the manifests it lists, and the files those
-    manifests hold live — what Iceberg's own snapshot expiry removes. A manifest that a kept
-    snapshot also lists is skipped unread (every file in it is kept). A file already gone (another
-    maintainer, a crash between delete and commit of an earlier pass) counts as deleted; any other
-    failure to delete is counted and logged, and leaves the file for :func:`sweep_orphans`.
-    """
-    keep = _reach(io, kept)
-    dead = _reach(io, gone, skip=keep.manifests)
-    doomed = dict.fromkeys(dead.lists - keep.lists | dead.manifests, 0)
-    doomed.update({f: size for f, size in dead.files.items() if f not in keep.files})
-    return _delete_all(io.delete, doomed)
-
-
-def sweep_orphans(table: Table, storage: Storage, *, now_ms: int, min_age_ms: int = ORPHAN_AGE_MS) -> Cleanup:
-    """Delete files in the table's folder that nothing references and that are older than ``min_age_ms``.
-
-    What Spark's ``remove_orphan_files`` does, for files left by an apply killed before its commit,
-    by the loser of a commit race, or by a delete that failed. Referenced: the files every snapshot
-    reaches, the current metadata file and those in the metadata log, statistics files. The age
-    keeps a writer's files that its commit has yet to reference. When a referenced file under the
-    folder is not among the files listed (paths spelled differently, say), nothing is deleted.
-    """
-    location = table.location().rstrip("/")
-    root = storage.uri_root.rstrip("/")
-    if not location.startswith(root + "/"):
-        return Cleanup()  # a table outside the lake (a catalog shared by hand): not ours to sweep
-    referenced = _reach(table.io, table.snapshots()).paths()
-    referenced.add(table.metadata_location)
-    referenced.update(entry.metadata_file for entry in table.metadata.metadata_log)
-    referenced.update(f.statistics_path for f in table.metadata.statistics)
-    referenced.update(f.statistics_path for f in table.metadata.partition_statistics)
-    listed = {storage.uri(rel): mtime for rel, mtime in storage.list_with_times(location[len(root) + 1 :])}
-    missing = [p for p in referenced if p.startswith(location + "/") and p not in listed]
-    if missing:
-        log.warning(
-            "table %s: orphan sweep skipped: %d referenced file(s) not found under %s (e.g. %s)",
-            ".".join(table.name()), len(missing), location, missing[0],
-        )  # fmt: skip
-        return Cleanup()
-    cutoff = (now_ms - min_age_ms) / 1000
-    doomed = {p: 0 for p, mtime in listed.items() if p not in referenced and mtime < cutoff}
-    return _delete_all(lambda p: storage.delete(p[len(root) + 1 :]), doomed)
-
-
-def _named_records(table: Table) -> set[str | None]:
-    """The applied-file records the table's property and its snapshots' summaries name."""
-    named = {s.summary[PROPERTY] for s in table.snapshots() if s.summary is not None}
-    named.add(table.properties.get(PROPERTY))
-    return named
-
-
-def sweep_pointers(
-    storage: Storage,
-    table: Table,
-    source_table: str,
-    which: str,
-    *,
-    now_ms: int,
-    min_age_ms: int = POINTER_AGE_MS,
-) -> Cleanup:
-    """Delete the applied-file records (``state/apply/<table>/<which>-*``) nothing points at any more.
-
-    Apply writes a new record for every commit and points the table's property (and the commit's
-    snapshot summary) at it; the one before is then dead. Kept: the property's record, the records
-    kept snapshots name, and any younger than ``min_age_ms`` — a record an apply has written but
-    not yet committed.
-    """
-    keep = _named_records(table)
-    cutoff = (now_ms - min_age_ms) / 1000
-    doomed = {
-        rel: 0
-        for rel, mtime in storage.list_with_times(f"state/apply/{source_table}/")
-        if rel.rsplit("/", 1)[-1].startswith(f"{which}-") and rel not in keep and mtime < cutoff
-    }
-    return _delete_all(storage.delete, doomed)
-
-
-@dataclass
-class Compaction:
-    """What one compaction commit did (counts only)."""
-
-    partitions: int = 0
-    files_removed: int = 0
-    files_added: int = 0
-    rows: int = 0
-
-
-def compact_small_files(
-    table: Table,
-    min_files: int,
-    *,
-    small_bytes: int = SMALL_FILE_BYTES,
-    budget_bytes: int = COMPACT_BUDGET_BYTES,
-) -> Compaction | None:
-    """Rewrite each partition holding more than ``min_files`` small files into one file.
-
-    The history's partitions are event days (files under :data:`SMALL_FILE_BYTES`); the current
-    state's are key buckets (files under :func:`ddblake.lake.files.open_file_bytes`, whose rows are
-    written sorted by key hash, so each file written records a tight hash range).
-
-    One ``replace`` snapshot deletes exactly the files read and adds files written from exactly
-    their rows (sorted by event time; counts checked before the commit). It asserts main is still
-    the snapshot read, so a concurrent apply makes it fail rather than race it. None when nothing
-    was due; never touches a table with delete files.
-    """
-    snap = table.current_snapshot()
-    if min_files <= 0 or snap is None or snap.summary is None:
-        return None
-    if int(snap.summary.get("total-data-files") or 0) <= min_files:
-        return None  # cheap: no partition can be over the threshold
-    groups: dict[tuple[Any, ...], list[Any]] = {}
-    for task in table.scan(snapshot_id=snap.snapshot_id).plan_files():
-        if task.delete_files:
-            return None
-        if task.file.spec_id == table.spec().spec_id and task.file.file_size_in_bytes < small_bytes:
-            groups.setdefault(_values(task.file.partition), []).append(task)
-    tasks: list[Any] = []
-    spent = 0
-    for group in sorted(groups.values(), key=len, reverse=True):
-        for task in sorted(group, key=lambda t: t.file.file_path) if len(group) > min_files else ():
-            if spent >= budget_bytes:
-                break
-            tasks.append(task)
-            spent += task.file.file_size_in_bytes
-    return _rewrite(table, tasks) if len(tasks) > 1 else None
-
-
-def _rewrite(table: Table, tasks: list[Any]) -> Compaction:
-    from pyiceberg.io.pyarrow import ArrowScan, _dataframe_to_data_files
-
-    rows = ArrowScan(table.metadata, table.io, table.schema(), AlwaysTrue()).to_table(tasks)
-    by = ("_ddb_bucket", HASH_COLUMN) if HASH_COLUMN in rows.column_names else ("event_time", "_ddb_version")
-    order = [(c, "ascending") for c in by if c in rows.column_names]
-    rows = rows.sort_by(order) if order else rows  # tight row-group statistics for time filters
-    write_uuid = uuid.uuid4()
-    added = list(
-        _dataframe_to_data_files(table_metadata=table.metadata, df=rows, io=table.io, write_uuid=write_uuid)
-    )
-    expected = sum(t.file.record_count for t in tasks)
-    partitions = {_values(t.file.partition) for t in tasks}
-    if rows.num_rows != expected or sum(f.record_count for f in added) != expected:
-        raise RuntimeError(f"compaction read {rows.num_rows} rows, wrote other counts; expected {expected}")
-    if {_values(f.partition) for f in added} - partitions:
-        raise RuntimeError("compaction would move rows to another partition")
-    props = {"ddblake.maintenance": "compact", "ddblake.compacted-files": str(len(tasks))}
-    with CachedTransaction(table) as tx:
-        producer = replace_files(tx, table, write_uuid, props)  # apply's: drops dead manifests
-        producer.__class__ = _replace_operation(producer.__class__)
-        with producer as rewrite:
-            for task in tasks:
-                rewrite.delete_data_file(task.file)
-            for data_file in added:
-                rewrite.append_data_file(data_file)
-    return Compaction(len(partitions), len(tasks), len(added), expected)
-
-
-def _values(record: Any) -> tuple[Any, ...]:
-    return tuple(record[i] for i in range(len(record)))
-
-
-@functools.cache
-def _replace_operation(base: Any) -> type:
-    """``base`` (an overwrite producer) committing as Iceberg's ``replace``: files moved, no data changed.
-
-    Incremental readers (Spark or Flink streaming the history) skip ``replace`` snapshots, where an
-    ``overwrite`` looks like changed data. pyiceberg 0.12 only sums up overwrites, so the summary
-    is computed as one and relabelled.
-    """
-
-    def _summary(self: Any, snapshot_properties: dict[str, str] = {}) -> Summary:  # noqa: B006 - read only
-        summary: Summary = base._summary(self, snapshot_properties)
-        return Summary(Operation.REPLACE, **summary.additional_properties)
-
-    return type(f"_Replace{base.__name__}", (base,), {"_summary": _summary})
 
 
 @dataclass

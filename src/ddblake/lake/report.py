@@ -14,7 +14,7 @@ from pyiceberg.catalog import Catalog
 from pyiceberg.table import Table
 
 from ddblake.lake.applied import PROPERTY, load_log
-from ddblake.lake.apply import NEWEST_EVENT_PROPERTY, QUARANTINE_PROPERTY
+from ddblake.lake.options import NEWEST_EVENT_PROPERTY, QUARANTINE_PROPERTY
 from ddblake.lake.query import require_table
 from ddblake.lake.rawlog import list_raw_files
 from ddblake.lake.storage import Storage
