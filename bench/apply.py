@@ -46,303 +46,45 @@ The last line printed is one JSON object: ``"bench": "apply"``, ``ratio`` (= ``r
 changes per second, ddblake on the spread batch over pyiceberg upsert on (pk, sk) on the largest
 batch it survived), ``ratio_vs_deltalake`` (changes per second on the spread batch, ddblake's whole
 apply over delta-rs's MERGE alone), ``peak_rss_mb`` (ddblake's apply process), and the details.
+
+The batches, net changes and table copies come from bench/_apply_data.py; the child bodies (one
+timed call each) from bench/_apply_children.py.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
-from random import Random
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import Items, keys_of, peak_rss_mb, raw_line, run_child, write_raw  # noqa: E402
+from _apply_children import run_as_child  # noqa: E402
+from _apply_data import (  # noqa: E402
+    BUCKETS,
+    CHANGE_FILE_LINES,
+    CURRENT_ID,
+    LOAD_FILE_LINES,
+    LOCAL_BUCKETS,
+    TABLE,
+    Batch,
+    install_raw,
+    load_lines,
+    make_batch,
+    net_changes,
+    snapshot,
+)
+from _common import Items, keys_of, run_child, write_raw  # noqa: E402
 
 from ddblake.lake.storage import Storage  # noqa: E402
 
-TABLE = "bench-table"
-CURRENT_ID = "ddb.bench_table"
-LOAD_US = 1_764_316_800_000_000  # 2025-11-28T08:00:00Z
-CHANGES_US = LOAD_US + 86_400_000_000  # a day later
-BUCKETS = 16
-LOCAL_BUCKETS = (3, 11)
-LOAD_FILE_LINES = 50_000
-CHANGE_FILE_LINES = 10_000
 SCRIPT = str(Path(__file__).resolve())
-
-
-# --- data ------------------------------------------------------------------------------------------
-
-
-def load_lines(items: Items, rows: int) -> Any:
-    for i in range(rows):
-        yield raw_line(TABLE, "LOAD", i, items.image(i), f"load-{i:08d}", LOAD_US, source="scan")
-
-
-class Batch:
-    """A batch of change events as raw lines, plus what it does per key."""
-
-    def __init__(self, name: str, lines: list[bytes], changes: int, duplicates: int) -> None:
-        self.name = name
-        self.lines = lines
-        self.changes = changes
-        self.duplicates = duplicates
-
-
-def make_batch(
-    items: Items,
-    name: str,
-    keys_pool: list[int],
-    new_keys: list[int],
-    changes: int,
-    seed: int,
-    *,
-    time_offset_us: int = 0,
-    dup_share: float = 0.05,
-) -> tuple[Batch, list[bytes]]:
-    """80 % updates of keys drawn from ``keys_pool``, 10 % inserts of ``new_keys``, 10 % deletes.
-
-    Returns the batch (lines shuffled, 5 % repeated) and its distinct events in event order (for
-    building the same net changes for the other engines, and prefixes of it for pyiceberg).
-    """
-    rng = Random(seed)
-    n_ins = changes // 10
-    n_del = changes // 10
-    n_upd = changes - n_ins - n_del
-    deleted = rng.sample(keys_pool, n_del)
-    gone = set(deleted)
-    live = [k for k in keys_pool if k not in gone]
-    ops = [("MODIFY", rng.choice(live)) for _ in range(n_upd)]
-    ops += [("INSERT", k) for k in new_keys[:n_ins]]
-    ops += [("REMOVE", k) for k in deleted]
-    rng.shuffle(ops)
-    revs: dict[int, int] = {}
-    distinct: list[bytes] = []
-    for idx, (op, key) in enumerate(ops):
-        rev = idx + 1
-        before = revs.get(key, 0)
-        old = None if op == "INSERT" else items.image(key, before)
-        new = None if op == "REMOVE" else items.image(key, rev)
-        revs[key] = rev
-        distinct.append(
-            raw_line(
-                TABLE,
-                op,
-                key,
-                new,
-                f"{name}-{idx:08d}",
-                CHANGES_US + time_offset_us + idx * 1000,
-                seq=f"{10**20 + time_offset_us + idx}",
-                old=old,
-            )
-        )
-    dups = [distinct[i] for i in rng.sample(range(len(distinct)), int(len(distinct) * dup_share))]
-    lines = distinct + dups
-    rng.shuffle(lines)
-    return Batch(name, lines, len(distinct), len(dups)), distinct
-
-
-def net_changes(lines: list[bytes], schema: Any) -> Any:
-    """The batch resolved by ddblake's own rules: newest change per key, typed like the table, + _op."""
-    import pyarrow as pa
-
-    from ddblake.changes.model import ChangeEvent
-    from ddblake.changes.resolve import bucket_of, keyed, winners
-    from ddblake.lake import current
-
-    best = winners(keyed(ChangeEvent.from_line(line) for line in lines))
-    upserts = [c for c in best.values() if c.event.op != "REMOVE"]
-    removes = [c for c in best.values() if c.event.op == "REMOVE"]
-    up = current.conform(current.typed_rows(upserts, BUCKETS, schema), schema)
-    rm = pa.table(
-        {
-            "_ddb_key": pa.array([c.key for c in removes], pa.string()),
-            "_ddb_bucket": pa.array([bucket_of(c.key, BUCKETS) for c in removes], pa.int32()),
-            "_ddb_version": pa.array([c.version for c in removes], pa.string()),
-        }
-    )
-    rows = pa.concat_tables([up, current.conform(rm, schema)])
-    ops = ["UPSERT"] * up.num_rows + ["REMOVE"] * rm.num_rows
-    return rows.append_column("_op", pa.array(ops, pa.string()))
-
-
-# --- file sets -------------------------------------------------------------------------------------
-
-
-def snapshot(src: Path, dst: Path) -> None:
-    """Copy a table directory: data files hard-linked (never modified in place), databases copied."""
-    if dst.exists():
-        shutil.rmtree(dst)
-
-    def copy(s: str, d: str) -> None:
-        if s.endswith((".db", ".db-journal", ".db-wal")):
-            shutil.copy2(s, d)
-        else:
-            os.link(s, d)
-
-    shutil.copytree(src, dst, copy_function=copy)
-
-
-def install_raw(lake: Path, raw_src: Path) -> None:
-    """Add a batch's raw files to a lake (hard links)."""
-    for f in raw_src.rglob("*.gz"):
-        target = lake / f.relative_to(raw_src)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.link(f, target)
-
-
-# --- children: each times one thing in a fresh process ---------------------------------------------
-
-
-def child_ddblake(work: Path, max_files: int) -> dict[str, Any]:
-    import pyiceberg.catalog.sql  # noqa: F401  (imported lazily by open_catalog: not part of the timing)
-
-    import ddblake.codec  # noqa: F401
-    from ddblake.lake.apply import Applier, ApplyConfig
-    from ddblake.lake.catalog import LakeConfig
-
-    phases = _time_phases()
-    lake = str(work / "lake")
-    started = time.perf_counter()
-    config = ApplyConfig.build(
-        table=TABLE, lake=LakeConfig.build(lake=lake), once=True, buckets=BUCKETS, max_files=max_files
-    )
-    result = Applier(config).run_once()
-    seconds = time.perf_counter() - started
-    phases["other"] = seconds - sum(phases.values())
-    return {
-        "seconds": seconds,
-        "peak_rss_mb": peak_rss_mb(),
-        "phases": {k: round(v, 3) for k, v in phases.items()},
-        **result.__dict__,
-    }
-
-
-def _time_phases() -> dict[str, float]:
-    """Wrap apply's three stages with timers (reading raw files, history commit, current lookup + commit)."""
-    from ddblake.lake import apply as mod
-
-    phases = {"read_parse": 0.0, "history": 0.0, "current": 0.0}
-
-    def timed(name: str, fn: Any) -> Any:
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            t0 = time.perf_counter()
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                phases[name] += time.perf_counter() - t0
-
-        return wrapper
-
-    mod.read_raw = timed("read_parse", mod.read_raw)  # type: ignore[attr-defined]
-    mod.Applier._commit_history = timed("history", mod.Applier._commit_history)  # type: ignore[method-assign]
-    mod.Applier._commit_current = timed("current", mod.Applier._commit_current)  # type: ignore[method-assign]
-    mod.Applier._lookup = timed("current", mod.Applier._lookup)  # type: ignore[method-assign]
-    return phases
-
-
-def child_delta(work: Path, changes: str) -> dict[str, Any]:
-    import pyarrow.parquet as pq
-    from deltalake import DeltaTable
-
-    source = pq.read_table(work / changes)
-    started = time.perf_counter()
-    metrics = (
-        DeltaTable(str(work / "delta"))
-        .merge(
-            source=source,
-            predicate="t._ddb_bucket = s._ddb_bucket AND t._ddb_key = s._ddb_key",
-            source_alias="s",
-            target_alias="t",
-        )
-        .when_matched_delete(predicate="s._op = 'REMOVE' AND s._ddb_version > t._ddb_version")
-        .when_matched_update_all(
-            predicate="s._op <> 'REMOVE' AND s._ddb_version > t._ddb_version", except_cols=["_op"]
-        )
-        .when_not_matched_insert_all(predicate="s._op <> 'REMOVE'", except_cols=["_op"])
-        .execute()
-    )
-    seconds = time.perf_counter() - started
-    keep = ("num_target_rows_updated", "num_target_rows_inserted", "num_target_rows_deleted")
-    out = {k: metrics.get(k) for k in keep}
-    out["files_rewritten"] = metrics.get("num_target_files_removed")
-    return {"seconds": seconds, "peak_rss_mb": peak_rss_mb(), **out}
-
-
-def _pyiceberg_catalog(work: Path) -> Any:
-    from pyiceberg.catalog.sql import SqlCatalog
-
-    root = work / "pyiceberg"
-    root.mkdir(exist_ok=True)
-    catalog = SqlCatalog("bench", uri=f"sqlite:///{root}/catalog.db", warehouse=(root / "warehouse").as_uri())
-    return catalog
-
-
-def child_pyiceberg_setup(work: Path) -> dict[str, Any]:
-    import pyarrow.parquet as pq
-    from pyiceberg.transforms import IdentityTransform
-
-    base = pq.read_table(work / "base.parquet")
-    catalog = _pyiceberg_catalog(work)
-    catalog.create_namespace("bench")
-    table = catalog.create_table("bench.t", schema=base.schema)
-    with table.update_spec() as spec:
-        spec.add_field("_ddb_bucket", IdentityTransform(), "_ddb_bucket")
-    table = catalog.load_table("bench.t")
-    table.append(base)
-    return {"rows": base.num_rows}
-
-
-def child_pyiceberg(work: Path, changes: str, join: str) -> dict[str, Any]:
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
-    from pyiceberg.expressions import In
-
-    net = pq.read_table(work / changes)
-    is_rm = pc.equal(net.column("_op"), "REMOVE")
-    ups = net.filter(pc.invert(is_rm)).drop_columns(["_op"])
-    removed = net.filter(is_rm).column("_ddb_key").to_pylist()
-    table = _pyiceberg_catalog(work).load_table("bench.t")
-    ups = ups.cast(table.schema().as_arrow())
-    join_cols = ["pk", "sk"] if join == "key" else ["_ddb_key"]
-    started = time.perf_counter()
-    res = table.upsert(ups, join_cols=join_cols)
-    upsert_s = time.perf_counter() - started
-    if removed:
-        table.delete(In("_ddb_key", removed))
-    seconds = time.perf_counter() - started
-    return {
-        "seconds": seconds,
-        "upsert_s": upsert_s,
-        "peak_rss_mb": peak_rss_mb(),
-        "rows_updated": res.rows_updated,
-        "rows_inserted": res.rows_inserted,
-        "rows_deleted": len(removed),
-    }
-
-
-def run_as_child(argv: list[str]) -> int:
-    mode, work = argv[0], Path(argv[1])
-    if mode == "ddblake":
-        out = child_ddblake(work, int(argv[2]))
-    elif mode == "delta":
-        out = child_delta(work, argv[2])
-    elif mode == "pyiceberg-setup":
-        out = child_pyiceberg_setup(work)
-    elif mode == "pyiceberg":
-        out = child_pyiceberg(work, argv[2], argv[3])
-    else:
-        raise SystemExit(f"unknown child mode {mode}")
-    print(json.dumps(out))
-    return 0
 
 
 # --- the bench -------------------------------------------------------------------------------------

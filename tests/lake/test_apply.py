@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
 import gzip
 import io
 import json
@@ -293,3 +294,49 @@ def test_apply_settings_come_from_argument_then_environment_then_default_and_bad
         ApplyConfig.build(table=TABLE, lake=lake.config)
     with pytest.raises(ConfigError, match="missing table: pass --table or set DDBLAKE_TABLE"):
         ApplyConfig.build(table=None, lake=lake.config)
+
+
+def test_the_cyclic_collector_is_off_while_a_batch_is_applied_and_back_on_after(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Full collections walk a batch's hundreds of thousands of objects again and again (docs/lake.md)."""
+    lake.write([event("INSERT", "k1", 1, image={"v": _s("x")})])
+    config = apply_module.ApplyConfig.build(table=TABLE, lake=lake.config, once=True)
+    seen_inside: list[bool] = []
+    original = apply_module.Applier._run_batch
+
+    def spy(self: apply_module.Applier) -> tuple[apply_module.ApplyResult, bool]:
+        seen_inside.append(gc.isenabled())
+        return original(self)
+
+    monkeypatch.setattr(apply_module.Applier, "_run_batch", spy)
+    assert gc.isenabled()
+    assert apply_module.Applier(config, storage=lake.storage).run_once().files == 1
+    assert seen_inside == [False] and gc.isenabled()
+
+    # A batch that fails leaves the collector as it found it; a collector someone turned off stays off.
+    def boom(self: apply_module.Applier) -> tuple[apply_module.ApplyResult, bool]:
+        raise RuntimeError("crash")
+
+    monkeypatch.setattr(apply_module.Applier, "_run_batch", boom)
+    with pytest.raises(RuntimeError):
+        apply_module.Applier(config, storage=lake.storage).run_once()
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        monkeypatch.setattr(apply_module.Applier, "_run_batch", spy)
+        apply_module.Applier(config, storage=lake.storage).run_once()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+def test_overlapping_batches_resume_the_collector_only_when_the_last_ends() -> None:
+    from ddblake.lake.batch import collector_paused
+
+    with collector_paused():
+        assert not gc.isenabled()
+        with collector_paused():  # another thread's batch, say
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    assert gc.isenabled()

@@ -8,9 +8,12 @@ text — the history stores it, the current state stores it and types its column
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import gzip
 import json
-from collections.abc import Iterable
+import threading
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +23,36 @@ from ddblake.changes.resolve import Keyed, key_string
 from ddblake.errors import BadRecordError
 from ddblake.lake.rawlog import read_raw_file
 from ddblake.lake.storage import Storage
+
+_paused = 0
+_paused_lock = threading.Lock()
+_was_enabled = False
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off while a batch is built and committed.
+
+    A batch holds hundreds of thousands of small containers (events, their key dicts, rows) until it
+    ends. Each full pass of the collector walks every one of them, and passes come more often as the
+    heap grows: in a 200,000-row load batch they took half the time spent reading the raw files,
+    and freed nothing, since a batch makes no reference cycles to speak of. Reference counting
+    still frees everything as the batch ends; the collector resumes then, when the last of
+    overlapping batches (threads applying other tables) is done, and only if it was on before.
+    """
+    global _paused, _was_enabled
+    with _paused_lock:
+        if _paused == 0:
+            _was_enabled = gc.isenabled()
+            gc.disable()
+        _paused += 1
+    try:
+        yield
+    finally:
+        with _paused_lock:
+            _paused -= 1
+            if _paused == 0 and _was_enabled:
+                gc.enable()
 
 
 @dataclass
