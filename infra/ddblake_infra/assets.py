@@ -24,7 +24,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Final
 
-from ddblake_infra.config import REPO_ROOT, InfraConfigError
+from ddblake_infra.config import REPO_ROOT
+from ddblake_infra.config_reader import InfraConfigError
 
 SRC: Final = REPO_ROOT / "src"
 PACKAGE: Final = SRC / "ddblake"

@@ -10,10 +10,12 @@ from typing import Final
 
 from aws_cdk import Annotations, App, Environment, Stack
 
-from ddblake_infra.config import CONFIG_ENV, DeployConfig, InfraConfigError, load_config, resolve_config_path
+from ddblake_infra.config import CONFIG_ENV, load_config, resolve_config_path
+from ddblake_infra.config_reader import InfraConfigError
 from ddblake_infra.consumer import ConsumerStack
 from ddblake_infra.nag import check_nag
 from ddblake_infra.producer import ProducerStack
+from ddblake_infra.settings import DeployConfig
 from ddblake_infra.single import SingleAccountStack
 
 FEATURE_FLAGS: Final[dict[str, object]] = {

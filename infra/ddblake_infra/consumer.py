@@ -4,44 +4,26 @@
 ``ConsumerStack`` is the cross-account consumer, whose bucket and key admit the producer's Firehose
 role by ARN from the configuration and whose load job reads the table through the producer's read
 role.
+
+The Glue full-load job is in ``load_job`` and the scheduled apply in ``scheduled_apply``.
 """
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Any
 
-from aws_cdk import CfnOutput, Duration, RemovalPolicy, Size, Stack
+from aws_cdk import CfnOutput, Stack
 from aws_cdk import aws_athena as athena
 from aws_cdk import aws_dynamodb as dynamodb
-from aws_cdk import aws_ecr_assets as ecr_assets
-from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_glue as glue
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
-from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
-from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct
 
-from ddblake_infra.assets import glue_script, stage_apply_image
-from ddblake_infra.config import DeployConfig
-from ddblake_infra.lake import EXPORT_OBJECT_ACTIONS, LakeStorage
-from ddblake_infra.monitoring import (
-    APPLY_SERVICE,
-    LAG_METRIC,
-    QUARANTINE_METRIC,
-    TABLE_DIMENSION,
-    Operations,
-    ddblake_metric,
-)
-from ddblake_infra.nag import literal, literal_suffix, suppress, suppress_object_prefixes
-from ddblake_infra.producer import READ_ROLE_TABLE_ACTIONS
-from ddblake_infra.security import log_retention
-
-GLUE_CATALOG_READ: Final = ("glue:GetDatabase", "glue:GetTable")
-GLUE_CATALOG_WRITE: Final = ("glue:CreateDatabase", "glue:CreateTable", "glue:UpdateTable")
-LAKE_READ_WRITE: Final = ("s3:DeleteObject", "s3:GetObject", "s3:PutObject")
+from ddblake_infra.lake import LakeStorage
+from ddblake_infra.load_job import load_job
+from ddblake_infra.monitoring import Operations
+from ddblake_infra.scheduled_apply import apply_function
+from ddblake_infra.settings import DeployConfig
 
 
 class LakeSide(Construct):
@@ -87,340 +69,17 @@ class LakeSide(Construct):
                     location_uri=f"s3://{lake.bucket_name}/warehouse/{ns}.db",
                 ),
             )
-        self.load_role, self.load_job_name = self._load_job(table, table_key)
-        self.apply = self._apply()
+        self.load_role, self.load_job_name = load_job(
+            self, cfg=cfg, lake=lake, ops=ops, table=table, table_key=table_key
+        )
+        self.apply = apply_function(
+            self,
+            cfg=cfg,
+            lake=lake,
+            ops=ops,
+            catalog_resources=[self.catalog_arn, self.database_arn, *self.table_arns],
+        )
         self.workgroup = self._athena() if cfg.lake.athena_workgroup else None
-
-    # ---- Glue full load ----------------------------------------------------------------------------
-    def _load_job(self, table: dynamodb.ITable | None, table_key: kms.IKey | None) -> tuple[iam.Role, str]:
-        cfg, lake = self.cfg, self.lake
-        account, region, partition = cfg.consumer_account, cfg.region, cfg.partition
-        t = cfg.table.name
-        job_name = cfg.name("load_job")
-        script = s3_assets.Asset(self, "LoadScript", path=str(glue_script(cfg.load.script)))
-        same_account = table is not None and table_key is not None
-        statements = [
-            iam.PolicyStatement(
-                sid="GlueJobLogs",
-                actions=[
-                    "logs:AssociateKmsKey",
-                    "logs:CreateLogGroup",
-                    "logs:CreateLogStream",
-                    "logs:PutLogEvents",
-                ],
-                resources=[f"arn:{partition}:logs:{region}:{account}:log-group:/aws-glue/*"],
-            ),
-            iam.PolicyStatement(
-                sid="ReadJobAssets",
-                actions=["s3:GetObject"],
-                resources=[script.bucket.arn_for_objects(script.s3_object_key)],
-            ),
-            iam.PolicyStatement(
-                sid="LakeBucket",
-                actions=["s3:GetBucketLocation", "s3:ListBucket"],
-                resources=[lake.bucket.bucket_arn],
-            ),
-            iam.PolicyStatement(
-                sid="LakeLoadObjects",
-                actions=list(LAKE_READ_WRITE),
-                resources=[
-                    lake.bucket.arn_for_objects(f"raw/{t}/*"),
-                    lake.bucket.arn_for_objects(f"state/load/{t}/*"),
-                    lake.bucket.arn_for_objects(f"glue-temp/{t}/*"),
-                ],
-            ),
-            iam.PolicyStatement(
-                sid="LakeExports",
-                # One account: DynamoDB exports the table with this role's credentials. Across
-                # accounts the producer's read role writes the export; this role only reads it.
-                actions=list(EXPORT_OBJECT_ACTIONS) if same_account else ["s3:GetObject"],
-                resources=[lake.bucket.arn_for_objects(f"exports/{t}/*")],
-            ),
-            iam.PolicyStatement(
-                sid="LakeKey",
-                actions=["kms:Decrypt", "kms:GenerateDataKey"],
-                resources=[lake.key.key_arn],
-                conditions={"StringEquals": {"kms:ViaService": f"s3.{region}.amazonaws.com"}},
-            ),
-            iam.PolicyStatement(
-                sid="BookmarkAndLogEncryption",
-                actions=["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"],
-                resources=[self.ops.key.key_arn],
-            ),
-        ]
-        if table is not None and table_key is not None:
-            statements += [
-                iam.PolicyStatement(
-                    sid="ReadTable", actions=list(READ_ROLE_TABLE_ACTIONS), resources=[table.table_arn]
-                ),
-                iam.PolicyStatement(
-                    sid="DescribeExports",
-                    actions=["dynamodb:DescribeExport"],
-                    resources=[f"{table.table_arn}/export/*"],
-                ),
-                iam.PolicyStatement(
-                    sid="DecryptTable",
-                    actions=["kms:Decrypt", "kms:DescribeKey"],
-                    resources=[table_key.key_arn],
-                    conditions={"StringEquals": {"kms:ViaService": f"dynamodb.{region}.amazonaws.com"}},
-                ),
-            ]
-        else:
-            statements.append(
-                iam.PolicyStatement(
-                    sid="AssumeProducerReadRole", actions=["sts:AssumeRole"], resources=[cfg.read_role_arn]
-                )
-            )
-        role = iam.Role(
-            self,
-            "LoadRole",
-            role_name=cfg.name("load_role"),
-            description=f"ddblake {t}: Glue full-load job {job_name}",
-            assumed_by=iam.ServicePrincipal("glue.amazonaws.com").with_conditions(
-                {"StringEquals": {"aws:SourceAccount": account}}
-            ),
-            inline_policies={"load": iam.PolicyDocument(statements=statements)},
-        )
-        security = glue.CfnSecurityConfiguration(
-            self,
-            "LoadSecurity",
-            name=cfg.name("load_security_configuration"),
-            encryption_configuration=glue.CfnSecurityConfiguration.EncryptionConfigurationProperty(
-                s3_encryptions=[
-                    glue.CfnSecurityConfiguration.S3EncryptionProperty(
-                        s3_encryption_mode="SSE-KMS", kms_key_arn=lake.key.key_arn
-                    )
-                ],
-                cloud_watch_encryption=glue.CfnSecurityConfiguration.CloudWatchEncryptionProperty(
-                    cloud_watch_encryption_mode="SSE-KMS", kms_key_arn=self.ops.key.key_arn
-                ),
-                job_bookmarks_encryption=glue.CfnSecurityConfiguration.JobBookmarksEncryptionProperty(
-                    job_bookmarks_encryption_mode="CSE-KMS", kms_key_arn=self.ops.key.key_arn
-                ),
-            ),
-        )
-        load = cfg.load
-        keys = [cfg.table.partition_key.name] + ([cfg.table.sort_key.name] if cfg.table.sort_key else [])
-        # The job's parameters as src/ddblake/load/glue_job.py reads them (docs/deploy.md); a run
-        # can override any of them, e.g. --SOURCE export-files --EXPORT_PATH s3://.../AWSDynamoDB/<id>/.
-        arguments = {
-            "--job-language": "python",
-            "--TempDir": f"s3://{lake.bucket_name}/glue-temp/{t}/",
-            "--enable-continuous-cloudwatch-log": "true",
-            "--TABLE": t,
-            "--LAKE": f"s3://{lake.bucket_name}",
-            "--SOURCE": load.source,
-            "--KEYS": ",".join(keys),
-            "--TABLE_ARN": cfg.table_arn,
-            "--EXPORT_BUCKET": lake.bucket_name,
-            "--EXPORT_PREFIX": f"exports/{t}/",
-            "--READ_PERCENT": f"{load.read_percent:g}",
-        }
-        if cfg.cross_account:
-            arguments["--ROLE_ARN"] = cfg.read_role_arn
-            arguments["--EXPORT_BUCKET_OWNER"] = cfg.consumer_account
-        if load.additional_python_modules:
-            arguments["--additional-python-modules"] = ",".join(load.additional_python_modules)
-        glue.CfnJob(
-            self,
-            "LoadJob",
-            name=job_name,
-            description=f"ddblake full load of DynamoDB table {t} into s3://{lake.bucket_name}/raw/{t}/",
-            role=role.role_arn,
-            command=glue.CfnJob.JobCommandProperty(
-                name="glueetl", python_version="3", script_location=script.s3_object_url
-            ),
-            glue_version=load.glue_version,
-            worker_type=load.worker_type,
-            number_of_workers=load.workers,
-            timeout=load.timeout_minutes,
-            max_retries=0,
-            execution_property=glue.CfnJob.ExecutionPropertyProperty(max_concurrent_runs=1),
-            security_configuration=security.ref,
-            default_arguments=arguments,
-        )
-        glue_logs = f"arn:{partition}:logs:{region}:{account}:log-group:/aws-glue/*"
-        suppress_object_prefixes(
-            role,
-            [f"raw/{t}/", f"state/load/{t}/", f"glue-temp/{t}/", f"exports/{t}/"],
-            "the load writes load rows to the raw log, keeps its resumable state and Spark's temp files, "
-            "and reads the table's exports",
-        )
-        if same_account:
-            suppress(
-                role,
-                "AwsSolutions-IAM5",
-                "DescribeExport takes the export's ARN, which DynamoDB names <table ARN>/export/<id> when "
-                "the export starts; the wildcard covers this table's exports only.",
-                literal_suffix("/export/*"),
-            )
-        suppress(
-            role,
-            "AwsSolutions-IAM5",
-            "Glue names its log groups itself under /aws-glue/ (prefixed by the security configuration) and "
-            "creates their streams per run; the role can only write and encrypt logs there.",
-            literal([glue_logs]),
-        )
-        self.ops.notify_on_event(
-            "LoadFailed",
-            description=f"ddblake {t}: Glue job {job_name} failed, timed out or errored",
-            pattern={
-                "source": ["aws.glue"],
-                "detail-type": ["Glue Job State Change"],
-                "detail": {"jobName": [job_name], "state": ["FAILED", "TIMEOUT", "ERROR"]},
-            },
-        )
-        return role, job_name
-
-    # ---- scheduled apply ---------------------------------------------------------------------------
-    def _apply(self) -> lambda_.DockerImageFunction:
-        cfg, lake = self.cfg, self.lake
-        a = cfg.apply
-        t = cfg.table.name
-        ns = cfg.lake.namespace
-        region = cfg.region
-        name = cfg.name("apply_function")
-        log_group = logs.LogGroup(
-            self,
-            "ApplyLogs",
-            log_group_name=f"/aws/lambda/{name}",
-            retention=log_retention(a.log_retention_days),
-            encryption_key=self.ops.key,
-            removal_policy=RemovalPolicy.RETAIN if cfg.retain_data else RemovalPolicy.DESTROY,
-        )
-        warehouse = [
-            f"warehouse/{ns}.db/{ident}/*" for ident in (cfg.table_identifier, cfg.changes_identifier)
-        ]
-        role = iam.Role(
-            self,
-            "ApplyRole",
-            role_name=cfg.name("apply_role"),
-            description=f"ddblake {t}: scheduled apply (raw log -> Iceberg tables in Glue database {ns})",
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            inline_policies={
-                "apply": iam.PolicyDocument(
-                    statements=[
-                        iam.PolicyStatement(
-                            sid="WriteOwnLog",
-                            actions=["logs:CreateLogStream", "logs:PutLogEvents"],
-                            resources=[log_group.log_group_arn],
-                        ),
-                        iam.PolicyStatement(
-                            sid="LakeBucket",
-                            actions=["s3:GetBucketLocation", "s3:ListBucket"],
-                            resources=[lake.bucket.bucket_arn],
-                        ),
-                        iam.PolicyStatement(
-                            sid="ReadRawLog",
-                            actions=["s3:GetObject"],
-                            resources=[
-                                lake.bucket.arn_for_objects(f"raw/{t}/*"),
-                                lake.bucket.arn_for_objects(f"state/load/{t}/*"),
-                            ],
-                        ),
-                        iam.PolicyStatement(
-                            sid="QuarantineAndTables",
-                            actions=list(LAKE_READ_WRITE),
-                            resources=[
-                                lake.bucket.arn_for_objects(f"errors/{t}/apply/*"),
-                                lake.bucket.arn_for_objects(f"state/apply/{t}/*"),
-                                *(lake.bucket.arn_for_objects(p) for p in warehouse),
-                            ],
-                        ),
-                        iam.PolicyStatement(
-                            sid="LakeKey",
-                            actions=["kms:Decrypt", "kms:GenerateDataKey"],
-                            resources=[lake.key.key_arn],
-                            conditions={"StringEquals": {"kms:ViaService": f"s3.{region}.amazonaws.com"}},
-                        ),
-                        iam.PolicyStatement(
-                            sid="CatalogRead",
-                            actions=list(GLUE_CATALOG_READ),
-                            resources=[self.catalog_arn, self.database_arn, *self.table_arns],
-                        ),
-                        iam.PolicyStatement(
-                            sid="CatalogWrite",
-                            actions=list(GLUE_CATALOG_WRITE),
-                            resources=[self.catalog_arn, self.database_arn, *self.table_arns],
-                        ),
-                    ]
-                )
-            },
-        )
-        suppress_object_prefixes(
-            role,
-            [
-                f"raw/{t}/",
-                f"state/load/{t}/",
-                f"errors/{t}/apply/",
-                f"state/apply/{t}/",
-                *(w.removesuffix("*") for w in warehouse),
-            ],
-            "apply reads the raw log and the load's hand-off state, quarantines bad records, keeps its "
-            "applied-file logs, and writes the data and metadata files of this table's two Iceberg tables",
-        )
-        fn = lambda_.DockerImageFunction(
-            self,
-            "Apply",
-            function_name=name,
-            description=f"ddblake apply --once for {t}: raw change log -> Iceberg tables (one run at a time)",
-            code=lambda_.DockerImageCode.from_image_asset(
-                str(stage_apply_image()),
-                platform=(
-                    ecr_assets.Platform.LINUX_ARM64
-                    if a.architecture == "arm64"
-                    else ecr_assets.Platform.LINUX_AMD64
-                ),
-                build_args={"PYTHON_VERSION": a.python_version},
-            ),
-            architecture=lambda_.Architecture.ARM_64
-            if a.architecture == "arm64"
-            else lambda_.Architecture.X86_64,
-            memory_size=a.memory_mb,
-            ephemeral_storage_size=Size.mebibytes(a.ephemeral_storage_mb),
-            timeout=Duration.seconds(a.timeout_seconds),
-            role=role,
-            log_group=log_group,
-            reserved_concurrent_executions=1,
-            retry_attempts=0,
-            max_event_age=Duration.seconds(60),
-            environment={
-                "DDBLAKE_TABLE": t,
-                "DDBLAKE_LAKE": f"s3://{lake.bucket_name}",
-                "DDBLAKE_CATALOG": "glue",
-                "DDBLAKE_NAMESPACE": ns,
-                "POWERTOOLS_LOG_LEVEL": "INFO",
-            },
-        )
-        events.Rule(
-            self,
-            "ApplySchedule",
-            description=f"ddblake {t}: run apply --once on a schedule",
-            schedule=events.Schedule.expression(a.schedule),
-            targets=[targets.LambdaFunction(fn, retry_attempts=0, max_event_age=Duration.seconds(60))],
-        )
-        dims = {"service": APPLY_SERVICE, TABLE_DIMENSION: t}
-        self.ops.alarm(
-            "ApplyLag",
-            metric=ddblake_metric(LAG_METRIC, dims, "Maximum"),
-            threshold=cfg.alarms.lag_seconds,
-            description=f"ddblake {t}: the lake tables lag the table by more than {cfg.alarms.lag_seconds} s",
-        )
-        self.ops.alarm(
-            "ApplyQuarantined",
-            metric=ddblake_metric(QUARANTINE_METRIC, dims, "Sum"),
-            threshold=0,
-            periods=1,
-            description=f"ddblake {t}: apply quarantined records under s3://{lake.bucket_name}/errors/{t}/apply/",
-        )
-        self.ops.alarm(
-            "ApplyFailures",
-            metric=fn.metric_errors(period=Duration.minutes(5), statistic="Sum"),
-            threshold=0,
-            periods=1,
-            description=f"ddblake {t}: apply --once failed; its log group /aws/lambda/{name} has the reason",
-        )
-        return fn
 
     # ---- Athena -----------------------------------------------------------------------------------
     def _athena(self) -> athena.CfnWorkGroup:

@@ -14,8 +14,8 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from ddblake_infra.config import DeployConfig
 from ddblake_infra.security import access_log_bucket, make_key
+from ddblake_infra.settings import DeployConfig
 
 FIREHOSE_BUCKET_ACTIONS = ("s3:GetBucketLocation", "s3:ListBucket", "s3:ListBucketMultipartUploads")
 FIREHOSE_OBJECT_ACTIONS = ("s3:AbortMultipartUpload", "s3:GetObject", "s3:PutObject")
@@ -24,6 +24,8 @@ FIREHOSE_KEY_ACTIONS = ("kms:Decrypt", "kms:GenerateDataKey")
 
 EXPORT_BUCKET_ACTIONS = ("s3:GetBucketLocation", "s3:ListBucket")
 EXPORT_OBJECT_ACTIONS = ("s3:AbortMultipartUpload", "s3:GetObject", "s3:PutObject", "s3:PutObjectAcl")
+# What the load job and apply do to their own prefixes of the lake.
+LAKE_READ_WRITE = ("s3:DeleteObject", "s3:GetObject", "s3:PutObject")
 
 
 def s3_encryption_contexts(

@@ -26,8 +26,8 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subs
 from constructs import Construct
 
-from ddblake_infra.config import DeployConfig
 from ddblake_infra.security import logs_service_statement, make_key, notification_services_statements
+from ddblake_infra.settings import DeployConfig
 
 NAMESPACE: Final = "ddblake"
 TRANSFORM_SERVICE: Final = "ddblake-firehose-transform"

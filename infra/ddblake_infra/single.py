@@ -7,11 +7,12 @@ from typing import Any
 from aws_cdk import Stack
 from constructs import Construct
 
-from ddblake_infra.config import DeployConfig
 from ddblake_infra.consumer import LakeSide
+from ddblake_infra.delivery import LakeTarget
 from ddblake_infra.lake import LakeStorage
 from ddblake_infra.monitoring import Operations
-from ddblake_infra.producer import Capture, LakeTarget
+from ddblake_infra.producer import Capture
+from ddblake_infra.settings import DeployConfig
 
 
 class SingleAccountStack(Stack):

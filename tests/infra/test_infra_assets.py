@@ -19,7 +19,7 @@ from ddblake_infra.assets import (
     stage_apply_image,
     stage_transform,
 )
-from ddblake_infra.config import InfraConfigError
+from ddblake_infra.config_reader import InfraConfigError
 
 REPO = Path(__file__).resolve().parents[2]
 EVENT = REPO / "tests" / "events" / "firehose-kinesis-event.json"

@@ -9,14 +9,9 @@ from typing import Any
 
 import pytest
 
-from ddblake_infra.config import (
-    REPO_ROOT,
-    InfraConfigError,
-    load_config,
-    parse_config,
-    resolve_config_path,
-    slugify,
-)
+from ddblake_infra.config import REPO_ROOT, load_config, parse_config, resolve_config_path
+from ddblake_infra.config_reader import InfraConfigError
+from ddblake_infra.settings import slugify
 
 MINIMAL: dict[str, Any] = {
     "region": "eu-west-1",

@@ -1,0 +1,391 @@
+"""Reading each section of the configuration file into its settings: defaults, ranges, and the checks
+that span keys (prefixes against partitioning, the lake key against region and account, names
+against what each AWS service allows).
+
+``ddblake_infra.config.parse_config`` calls one reader per section, each through
+:func:`~ddblake_infra.config_reader.read_section` so unknown keys fail.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Final
+
+from ddblake.names import DEFAULT_NAMESPACE
+from ddblake_infra.config_reader import Section
+from ddblake_infra.settings import (
+    AlarmSettings,
+    ApplySettings,
+    FirehoseSettings,
+    KeyAttribute,
+    LakeSettings,
+    LoadSettings,
+    ProcessorSettings,
+    StreamSettings,
+    TableSettings,
+    TransformSettings,
+)
+
+DEFAULT_GLUE_SCRIPT: Final = "src/ddblake/load/glue_job.py"
+
+_TABLE = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
+_ATTRIBUTE = re.compile(r"^.{1,255}$", re.DOTALL)
+_KEY_ID = re.compile(r"^(mrk-[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$")
+_NAMESPACE = re.compile(r"^[a-z0-9_]{1,255}$")
+_SCHEDULE = re.compile(r"^(rate\(\d+ (minute|minutes|hour|hours|day|days)\)|cron\(.+\))$")
+
+# Per resource kind: (pattern, max length, what the service allows) for names after substitution.
+_NAME_RULES: Final[dict[str, tuple[re.Pattern[str], int, str]]] = {
+    "stack": (re.compile(r"^[A-Za-z][A-Za-z0-9-]*$"), 128, "letters, digits and '-', starting with a letter"),
+    "stream": (re.compile(r"^[A-Za-z0-9_.-]+$"), 128, "letters, digits, '_', '.' and '-'"),
+    "firehose": (re.compile(r"^[A-Za-z0-9_.-]+$"), 64, "letters, digits, '_', '.' and '-'"),
+    "lambda": (re.compile(r"^[A-Za-z0-9_-]+$"), 64, "letters, digits, '_' and '-'"),
+    "role": (re.compile(r"^[\w+=,.@-]+$"), 64, "letters, digits and +=,.@_-"),
+    "glue": (re.compile(r"^[\w.-]+$"), 255, "letters, digits, '_', '.' and '-'"),
+    "bucket": (
+        re.compile(r"^[a-z0-9][a-z0-9.-]*[a-z0-9]$"),
+        63,
+        "lower-case letters, digits, '.' and '-', starting and ending with a letter or digit",
+    ),
+    "alias": (re.compile(r"^alias/[A-Za-z0-9/_-]+$"), 256, "'alias/' then letters, digits, '/', '_' and '-'"),
+    "topic": (re.compile(r"^[A-Za-z0-9_-]+$"), 256, "letters, digits, '_' and '-'"),
+    "workgroup": (re.compile(r"^[A-Za-z0-9._-]+$"), 128, "letters, digits, '.', '_' and '-'"),
+}
+
+_DEFAULT_NAMES: Final[dict[str, tuple[str, str]]] = {
+    # key: (default template, kind)
+    "stack_prefix": ("ddblake-{slug}", "stack"),
+    "stream": ("ddblake-{slug}", "stream"),
+    "delivery_stream": ("ddblake-{slug}", "firehose"),
+    "producer_copy_delivery_stream": ("ddblake-{slug}-local", "firehose"),
+    "transform_function": ("ddblake-{slug}-transform", "lambda"),
+    "firehose_role": ("ddblake-{slug}-firehose", "role"),
+    "producer_copy_firehose_role": ("ddblake-{slug}-firehose-local", "role"),
+    "transform_role": ("ddblake-{slug}-transform", "role"),
+    "read_role": ("ddblake-{slug}-load-read", "role"),
+    "load_role": ("ddblake-{slug}-load", "role"),
+    "load_job": ("ddblake-{slug}-load", "glue"),
+    "load_security_configuration": ("ddblake-{slug}-load", "glue"),
+    "apply_function": ("ddblake-{slug}-apply", "lambda"),
+    "apply_role": ("ddblake-{slug}-apply", "role"),
+    "alarm_topic": ("ddblake-{slug}-alarms", "topic"),
+    "athena_workgroup": ("ddblake-{slug}", "workgroup"),
+    "lake_bucket": ("ddblake-{slug}-{consumer_account}-{region}", "bucket"),
+    "access_log_bucket": ("ddblake-{slug}-logs-{consumer_account}-{region}", "bucket"),
+    "producer_copy_bucket": ("ddblake-{slug}-raw-{producer_account}-{region}", "bucket"),
+    "producer_copy_access_log_bucket": ("ddblake-{slug}-logs-{producer_account}-{region}", "bucket"),
+    "table_key_alias": ("alias/ddblake/{slug}/table", "alias"),
+    "stream_key_alias": ("alias/ddblake/{slug}/stream", "alias"),
+    "lake_key_alias": ("alias/ddblake/{slug}/lake", "alias"),
+    "ops_key_alias": ("alias/ddblake/{slug}/ops", "alias"),
+    "producer_copy_key_alias": ("alias/ddblake/{slug}/raw", "alias"),
+}
+
+
+def _key_attribute(s: Section, name: str) -> KeyAttribute | None:
+    if s.data.get(name) is None:
+        s.seen.add(name)
+        return None
+    sub = s.section(name)
+    attr = sub.text("name", required=True, pattern=_ATTRIBUTE, what="an attribute name (1-255 chars)")
+    kind = sub.choice("type", "S", ("S", "N", "B"))
+    sub.finish()
+    return KeyAttribute(attr, "N" if kind == "N" else "B" if kind == "B" else "S")
+
+
+def table_settings(s: Section) -> TableSettings:
+    """``table``: the table the producer stack creates; a partition key is required."""
+    name = s.text(
+        "name", required=True, pattern=_TABLE, what="a DynamoDB table name (3-255 of A-Z a-z 0-9 _ . -)"
+    )
+    pk = _key_attribute(s, "partition_key")
+    if pk is None:
+        raise s.error("partition_key", 'is required, e.g. {"name": "id", "type": "S"}')
+    sk = _key_attribute(s, "sort_key")
+    billing = s.choice("billing_mode", "PAY_PER_REQUEST", ("PAY_PER_REQUEST", "PROVISIONED"))
+    read = s.integer("read_capacity", 5, 1, 40000)
+    write = s.integer("write_capacity", 5, 1, 40000)
+    return TableSettings(
+        name=name,
+        partition_key=pk,
+        sort_key=sk,
+        billing_mode="PROVISIONED" if billing == "PROVISIONED" else "PAY_PER_REQUEST",
+        read_capacity=read,
+        write_capacity=write,
+        ttl_attribute=s.optional_text("ttl_attribute", pattern=_ATTRIBUTE, what="an attribute name"),
+        deletion_protection=s.flag("deletion_protection", True),
+    )
+
+
+def stream_settings(s: Section) -> StreamSettings:
+    """``stream``: shards only for a PROVISIONED stream, so an ON_DEMAND one never carries a stale count."""
+    mode = s.choice("mode", "PROVISIONED", ("PROVISIONED", "ON_DEMAND"))
+    shards = s.integer("shards", 1, 1, 10000)
+    if mode == "ON_DEMAND" and "shards" in s.data:
+        raise s.error("shards", "applies to mode PROVISIONED only; remove it for an ON_DEMAND stream")
+    return StreamSettings(
+        mode="ON_DEMAND" if mode == "ON_DEMAND" else "PROVISIONED",
+        shards=shards,
+        retention_hours=s.integer("retention_hours", 24, 24, 8760),
+    )
+
+
+def _check_prefix(s: Section, key: str, value: str, must_start: str, must_contain: tuple[str, ...]) -> None:
+    if not value.startswith(must_start):
+        raise s.error(key, f"{value!r} must start with {must_start!r} (the lake layout of ARCHITECTURE.md)")
+    for part in must_contain:
+        if part not in value:
+            raise s.error(key, f"{value!r} must contain {part}")
+    if not value.endswith("/"):
+        raise s.error(key, f"{value!r} must end with '/'")
+
+
+def firehose_settings(s: Section, table: str, deployment: str) -> FirehoseSettings:
+    """``firehose``: prefixes must keep the lake layout (``raw/<table>/``, ``errors/<table>/``) that the
+    IAM policies and apply rely on, and agree with ``dynamic_partitioning``."""
+    dynamic = s.flag("dynamic_partitioning", False)
+    default_prefix = (
+        "raw/!{partitionKeyFromLambda:table}/!{partitionKeyFromLambda:year}/!{partitionKeyFromLambda:month}/"
+        "!{partitionKeyFromLambda:day}/!{partitionKeyFromLambda:hour}/"
+        if dynamic
+        else "raw/{table}/!{timestamp:yyyy/MM/dd/HH}/"
+    )
+    prefix = s.text("prefix", default_prefix).replace("{table}", table)
+    error_prefix = s.text(
+        "error_prefix", "errors/{table}/!{firehose:error-output-type}/!{timestamp:yyyy/MM/dd/HH}/"
+    ).replace("{table}", table)
+    if dynamic:
+        _check_prefix(s, "prefix", prefix, "raw/", ("!{partitionKeyFromLambda:",))
+    else:
+        _check_prefix(s, "prefix", prefix, f"raw/{table}/", ("!{timestamp:",))
+        if "partitionKeyFromLambda" in prefix:
+            raise s.error("prefix", "uses partitionKeyFromLambda but dynamic_partitioning is false")
+    _check_prefix(s, "error_prefix", error_prefix, f"errors/{table}/", ("!{firehose:error-output-type}",))
+    buffer_mb = s.integer("buffer_mb", 64 if dynamic else 16, 1, 128)
+    if dynamic and buffer_mb < 64:
+        raise s.error(
+            "buffer_mb",
+            f"must be at least 64 with dynamic_partitioning (Firehose's minimum); got {buffer_mb}",
+        )
+    proc = s.section("processor")
+    processor = ProcessorSettings(
+        buffer_seconds=proc.integer("buffer_seconds", 60, 60, 900),
+        buffer_mb=proc.number("buffer_mb", 3, 0.2, 3),
+        retries=proc.integer("retries", 2, 0, 300),
+    )
+    proc.finish()
+    copy = s.flag("producer_copy", False)
+    if copy and deployment != "cross-account":
+        raise s.error(
+            "producer_copy", "applies to cross-account deployments only (a second, producer-side lake)"
+        )
+    return FirehoseSettings(
+        buffer_seconds=s.integer("buffer_seconds", 60, 0, 900),
+        buffer_mb=buffer_mb,
+        prefix=prefix,
+        error_prefix=error_prefix,
+        dynamic_partitioning=dynamic,
+        processor=processor,
+        log_retention_days=_retention(s, "log_retention_days", 90),
+        producer_copy=copy,
+    )
+
+
+_RETENTION_DAYS: Final = (
+    1,
+    3,
+    5,
+    7,
+    14,
+    30,
+    60,
+    90,
+    120,
+    150,
+    180,
+    365,
+    400,
+    545,
+    731,
+    1096,
+    1827,
+    2192,
+    2557,
+    2922,
+    3288,
+    3653,
+)
+
+
+def _retention(s: Section, key: str, default: int) -> int:
+    value = s.integer(key, default, 1, 3653)
+    if value not in _RETENTION_DAYS:
+        raise s.error(key, f"{value} is not a CloudWatch Logs retention; use one of {_RETENTION_DAYS}")
+    return value
+
+
+def transform_settings(s: Section) -> TransformSettings:
+    """``transform``: the Firehose transform Lambda."""
+    arch = s.choice("architecture", "arm64", ("arm64", "x86_64"))
+    powertools = s.choice("powertools", "layer", ("layer", "bundle"))
+    return TransformSettings(
+        architecture="x86_64" if arch == "x86_64" else "arm64",
+        runtime=s.choice("runtime", "python3.13", ("python3.11", "python3.12", "python3.13", "python3.14")),
+        memory_mb=s.integer("memory_mb", 512, 128, 10240),
+        timeout_seconds=s.integer("timeout_seconds", 120, 1, 900),
+        powertools="bundle" if powertools == "bundle" else "layer",
+        powertools_layer_version=s.integer("powertools_layer_version", 27, 1, 100000),
+        log_retention_days=_retention(s, "log_retention_days", 90),
+    )
+
+
+def lake_settings(s: Section, *, deployment: str, region: str, consumer: str) -> LakeSettings:
+    """``lake``: the key ARN must be the consumer's key in the bucket's region (cross-account only)."""
+    key_arn = s.optional_text("key_arn")
+    if key_arn is not None:
+        m = re.match(r"^arn:aws[a-z-]*:kms:([a-z0-9-]+):(\d{12}):key/(.+)$", key_arn)
+        if not m or not _KEY_ID.match(m.group(3)):
+            raise s.error(
+                "key_arn", f"{key_arn!r} is not a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>)"
+            )
+        if m.group(1) != region:
+            raise s.error(
+                "key_arn",
+                f"is in region {m.group(1)} but region is {region}: the lake key must be "
+                "in the bucket's region",
+            )
+        if m.group(2) != consumer:
+            raise s.error(
+                "key_arn",
+                f"is in account {m.group(2)} but consumer_account is {consumer}: use the "
+                "LakeKeyArn output of the consumer stack",
+            )
+        if deployment == "single-account":
+            raise s.error(
+                "key_arn",
+                "applies to cross-account deployments only (the single-account stack "
+                "creates the lake key itself); remove it",
+            )
+    elif deployment == "cross-account":
+        raise s.error(
+            "key_arn",
+            "is required for a cross-account deployment: deploy the consumer stack first "
+            "and copy its LakeKeyArn output here (the producer's Firehose encrypts with it)",
+        )
+    expiration = s.optional_integer("raw_expiration_days", 1, 36500)
+    ia_days = s.integer("raw_infrequent_access_days", 30, 30, 36500)
+    if expiration is not None and expiration <= ia_days:
+        raise s.error(
+            "raw_expiration_days",
+            f"({expiration}) must be later than raw_infrequent_access_days ({ia_days}) or null (never)",
+        )
+    return LakeSettings(
+        key_arn=key_arn,
+        namespace=s.text(
+            "namespace",
+            DEFAULT_NAMESPACE,
+            pattern=_NAMESPACE,
+            what="a Glue database name (lower-case letters, digits, '_')",
+        ),
+        raw_infrequent_access_days=ia_days,
+        raw_expiration_days=expiration,
+        errors_expiration_days=s.integer("errors_expiration_days", 90, 1, 36500),
+        noncurrent_expiration_days=s.integer("noncurrent_expiration_days", 30, 1, 36500),
+        exports_expiration_days=s.integer("exports_expiration_days", 30, 1, 36500),
+        access_logs=s.flag("access_logs", True),
+        athena_workgroup=s.flag("athena_workgroup", True),
+        create_database=s.flag("create_database", True),
+    )
+
+
+def load_settings(s: Section, root: Path) -> LoadSettings:
+    """``load``: the Glue job; a relative ``script`` is resolved against ``root`` (the repository).
+
+    Args:
+        s: the ``load`` section.
+        root: the repository root, passed in so this module needs no path of its own.
+    """
+    script = s.text("script", DEFAULT_GLUE_SCRIPT)
+    path = Path(script) if Path(script).is_absolute() else root / script
+    worker = s.choice("worker_type", "G.1X", ("G.025X", "G.1X", "G.2X", "G.4X", "G.8X"))
+    source = s.choice("source", "connector", ("connector", "export-files"))
+    if source == "connector" and s.data.get("external_id") is not None:
+        raise s.error(
+            "external_id",
+            "cannot be used with source 'connector': Glue's DynamoDB connector assumes the read role "
+            "without an ExternalId; use source 'export-files' (or ddblake load --assume-role) or remove it",
+        )
+    return LoadSettings(
+        script=path,
+        source="export-files" if source == "export-files" else "connector",
+        glue_version=s.choice("glue_version", "5.0", ("4.0", "5.0")),
+        worker_type=worker,
+        workers=s.integer("workers", 2, 2, 1000),
+        timeout_minutes=s.integer("timeout_minutes", 480, 1, 10080),
+        read_percent=s.number("read_percent", 50, 1, 150),
+        external_id=s.optional_text(
+            "external_id",
+            pattern=re.compile(r"^[\w+=,.@:/-]{2,1224}$"),
+            what="an sts:ExternalId (2-1224 chars)",
+        ),
+        max_session_hours=s.integer("max_session_hours", 1, 1, 12),
+        additional_python_modules=s.strings("additional_python_modules"),
+    )
+
+
+def apply_settings(s: Section) -> ApplySettings:
+    """``apply``: the scheduled ``ddblake apply --once``."""
+    arch = s.choice("architecture", "arm64", ("arm64", "x86_64"))
+    return ApplySettings(
+        schedule=s.text(
+            "schedule",
+            "rate(5 minutes)",
+            pattern=_SCHEDULE,
+            what="an EventBridge schedule expression, rate(5 minutes) or cron(...)",
+        ),
+        memory_mb=s.integer("memory_mb", 3008, 512, 10240),
+        timeout_seconds=s.integer("timeout_seconds", 900, 60, 900),
+        ephemeral_storage_mb=s.integer("ephemeral_storage_mb", 2048, 512, 10240),
+        architecture="x86_64" if arch == "x86_64" else "arm64",
+        python_version=s.choice("python_version", "3.13", ("3.11", "3.12", "3.13")),
+        log_retention_days=_retention(s, "log_retention_days", 90),
+    )
+
+
+def alarm_settings(s: Section) -> AlarmSettings:
+    """``alarms``: thresholds and the optional e-mail subscription."""
+    return AlarmSettings(
+        lag_seconds=s.integer("lag_seconds", 900, 60, 7 * 86400),
+        evaluation_periods=s.integer("evaluation_periods", 3, 1, 100),
+        email=s.optional_text(
+            "email", pattern=re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$"), what="an e-mail address"
+        ),
+        delivery_freshness_seconds=s.integer("delivery_freshness_seconds", 900, 60, 86400),
+    )
+
+
+def resource_names(s: Section, values: Mapping[str, str]) -> dict[str, str]:
+    """``names``: each name's template filled from ``values`` and checked against what its service
+    allows, so a too-long or invalid name fails here rather than in CloudFormation."""
+    names: dict[str, str] = {}
+    for key, (template, kind) in _DEFAULT_NAMES.items():
+        raw = s.text(key, template)
+        try:
+            value = raw.format_map(values)
+        except (KeyError, ValueError, IndexError) as e:
+            raise s.error(
+                key,
+                f"{raw!r}: unknown or malformed placeholder {e}; use {{table}}, {{slug}}, "
+                "{region}, {producer_account}, {consumer_account} or {namespace}",
+            ) from None
+        pattern, max_len, allowed = _NAME_RULES[kind]
+        if not pattern.match(value) or len(value) > max_len:
+            raise s.error(
+                key,
+                f"{value!r} is not a valid {kind} name: at most {max_len} characters, {allowed}; "
+                f"set names.{key} to a shorter or simpler name",
+            )
+        names[key] = value
+    return names

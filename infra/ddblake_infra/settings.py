@@ -1,0 +1,250 @@
+"""The validated deployment configuration: frozen dataclasses, and the names and ARNs derived from it.
+
+``ddblake_infra.config`` builds a :class:`DeployConfig` from the JSON file; the stacks read only this
+object. Derived values are plain strings (no tokens, no lookups), so they can name resources in
+another account's stack.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final, Literal
+
+from ddblake.names import changes_identifier, table_identifier
+
+Deployment = Literal["single-account", "cross-account"]
+
+_PLACEHOLDER_KEY: Final = "00000000-0000-0000-0000-000000000000"
+
+
+@dataclass(frozen=True)
+class KeyAttribute:
+    """One attribute of the table's primary key."""
+
+    name: str
+    type: Literal["S", "N", "B"]
+
+
+@dataclass(frozen=True)
+class TableSettings:
+    """The DynamoDB table the producer stack creates."""
+
+    name: str
+    partition_key: KeyAttribute
+    sort_key: KeyAttribute | None
+    billing_mode: Literal["PAY_PER_REQUEST", "PROVISIONED"]
+    read_capacity: int
+    write_capacity: int
+    ttl_attribute: str | None
+    deletion_protection: bool
+
+
+@dataclass(frozen=True)
+class StreamSettings:
+    """The Kinesis data stream the table streams its changes into."""
+
+    mode: Literal["PROVISIONED", "ON_DEMAND"]
+    shards: int
+    retention_hours: int
+
+
+@dataclass(frozen=True)
+class ProcessorSettings:
+    """How Firehose batches records for the transform Lambda."""
+
+    buffer_seconds: int
+    buffer_mb: float
+    retries: int
+
+
+@dataclass(frozen=True)
+class FirehoseSettings:
+    """The delivery stream(s): buffering, prefixes, partitioning, logging."""
+
+    buffer_seconds: int
+    buffer_mb: int
+    prefix: str
+    error_prefix: str
+    dynamic_partitioning: bool
+    processor: ProcessorSettings
+    log_retention_days: int
+    producer_copy: bool
+
+
+@dataclass(frozen=True)
+class TransformSettings:
+    """The Firehose transform Lambda (``ddblake.aws.firehose_transform.handler``)."""
+
+    architecture: Literal["arm64", "x86_64"]
+    runtime: str
+    memory_mb: int
+    timeout_seconds: int
+    powertools: Literal["layer", "bundle"]
+    powertools_layer_version: int
+    log_retention_days: int
+
+
+@dataclass(frozen=True)
+class LakeSettings:
+    """The consumer's lake bucket and its key."""
+
+    key_arn: str | None
+    namespace: str
+    raw_infrequent_access_days: int
+    raw_expiration_days: int | None
+    errors_expiration_days: int
+    noncurrent_expiration_days: int
+    exports_expiration_days: int
+    access_logs: bool
+    athena_workgroup: bool
+    create_database: bool
+
+
+@dataclass(frozen=True)
+class LoadSettings:
+    """The Glue full-load job."""
+
+    script: Path
+    source: Literal["connector", "export-files"]
+    glue_version: str
+    worker_type: str
+    workers: int
+    timeout_minutes: int
+    read_percent: float
+    external_id: str | None
+    max_session_hours: int
+    additional_python_modules: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ApplySettings:
+    """The scheduled ``ddblake apply --once`` (Lambda container image, one run at a time)."""
+
+    schedule: str
+    memory_mb: int
+    timeout_seconds: int
+    ephemeral_storage_mb: int
+    architecture: Literal["arm64", "x86_64"]
+    python_version: str
+    log_retention_days: int
+
+
+@dataclass(frozen=True)
+class AlarmSettings:
+    """CloudWatch alarms and where they notify."""
+
+    lag_seconds: int
+    evaluation_periods: int
+    email: str | None
+    delivery_freshness_seconds: int
+
+
+@dataclass(frozen=True)
+class DeployConfig:
+    """The whole, validated deployment configuration."""
+
+    path: Path
+    deployment: Deployment
+    region: str
+    partition: str
+    producer_account: str
+    consumer_account: str
+    table: TableSettings
+    stream: StreamSettings
+    firehose: FirehoseSettings
+    transform: TransformSettings
+    lake: LakeSettings
+    load: LoadSettings
+    apply: ApplySettings
+    alarms: AlarmSettings
+    names: Mapping[str, str]
+    retain_data: bool
+
+    # ---- derived values (pure strings: no tokens, no lookups) -------------------------------------
+    @property
+    def cross_account(self) -> bool:
+        """Producer and consumer are separate stacks in separate accounts."""
+        return self.deployment == "cross-account"
+
+    @property
+    def slug(self) -> str:
+        """The table name as it appears in resource names."""
+        return slugify(self.table.name)
+
+    @property
+    def table_identifier(self) -> str:
+        """Iceberg identifier of the current-state table (ARCHITECTURE.md)."""
+        return table_identifier(self.table.name)
+
+    @property
+    def changes_identifier(self) -> str:
+        """Iceberg identifier of the change-history table."""
+        return changes_identifier(self.table.name)
+
+    def name(self, key: str) -> str:
+        """A resource name from ``names`` (already substituted and validated)."""
+        return self.names[key]
+
+    def role_arn(self, account: str, name_key: str) -> str:
+        """ARN of a role this configuration names, built from strings (no lookup)."""
+        return f"arn:{self.partition}:iam::{account}:role/{self.name(name_key)}"
+
+    @property
+    def lake_bucket_name(self) -> str:
+        return self.name("lake_bucket")
+
+    @property
+    def lake_bucket_arn(self) -> str:
+        return f"arn:{self.partition}:s3:::{self.lake_bucket_name}"
+
+    @property
+    def firehose_role_arn(self) -> str:
+        return self.role_arn(self.producer_account, "firehose_role")
+
+    @property
+    def load_role_arn(self) -> str:
+        return self.role_arn(self.consumer_account, "load_role")
+
+    @property
+    def read_role_arn(self) -> str:
+        return self.role_arn(self.producer_account, "read_role")
+
+    @property
+    def table_arn(self) -> str:
+        return f"arn:{self.partition}:dynamodb:{self.region}:{self.producer_account}:table/{self.table.name}"
+
+    def prefix_of(self, template: str) -> str:
+        """The fixed part of a Firehose prefix, before its first ``!{...}`` expression."""
+        return template.split("!{", 1)[0]
+
+    @property
+    def raw_prefix(self) -> str:
+        """``raw/<table>/``: where the raw change log of this table lives."""
+        return f"raw/{self.table.name}/"
+
+    @property
+    def errors_prefix(self) -> str:
+        """``errors/<table>/``: records Firehose or apply could not process."""
+        return f"errors/{self.table.name}/"
+
+    @property
+    def lake_key_is_placeholder(self) -> bool:
+        """The cross-account example's key ARN: fine for synth, must be replaced before deploy."""
+        return bool(self.lake.key_arn and self.lake.key_arn.endswith(_PLACEHOLDER_KEY))
+
+
+def slugify(table_name: str) -> str:
+    """Lower-case, every run of characters outside ``[a-z0-9]`` becomes one ``-``."""
+    return re.sub(r"[^a-z0-9]+", "-", table_name.lower()).strip("-") or "table"
+
+
+def partition_of(region: str) -> str:
+    """The AWS partition of a region (``aws``, ``aws-cn``, ``aws-us-gov``)."""
+    if region.startswith("cn-"):
+        return "aws-cn"
+    if region.startswith("us-gov-"):
+        return "aws-us-gov"
+    return "aws"
