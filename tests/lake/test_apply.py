@@ -340,3 +340,18 @@ def test_overlapping_batches_resume_the_collector_only_when_the_last_ends() -> N
             assert not gc.isenabled()
         assert not gc.isenabled()
     assert gc.isenabled()
+
+
+def test_arrow_memory_freed_by_each_batch_goes_back_to_the_system(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for f in range(3):
+        lake.write([event("INSERT", f"k{f}", f, image={"v": _s("x")})])
+    released: list[int] = []
+    monkeypatch.setattr(apply_module, "release_arrow_memory", lambda: released.append(len(released)))
+    config = apply_module.ApplyConfig.build(table=TABLE, lake=lake.config, once=True, max_files=1)
+    assert apply_module.Applier(config, storage=lake.storage).run_once().files == 3
+    assert len(released) == 3  # after each of the three one-file batches
+    from ddblake.lake.batch import release_arrow_memory
+
+    release_arrow_memory()  # the real one runs (pyarrow's pool has release_unused)

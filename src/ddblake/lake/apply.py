@@ -36,7 +36,15 @@ from ddblake.changes.resolve import Keyed, bucket_of, version_of, winners
 from ddblake.errors import BadRecordError, TerminalError, TransientError
 from ddblake.lake import current, history, seen
 from ddblake.lake.applied import PROPERTY, AppliedLog, load_log, save_log
-from ddblake.lake.batch import FileBatch, ImageTexts, collector_paused, distinct, quarantine, read_raw
+from ddblake.lake.batch import (
+    FileBatch,
+    ImageTexts,
+    collector_paused,
+    distinct,
+    quarantine,
+    read_raw,
+    release_arrow_memory,
+)
 from ddblake.lake.catalog import open_catalog
 from ddblake.lake.commits import (
     CachedTransaction,
@@ -148,6 +156,7 @@ class Applier:
         while True:
             with collector_paused():
                 result, more = self._run_batch()
+            release_arrow_memory()
             total.add(result)
             if progress is not None and (more or progress.done):
                 progress.total = progress.done + self._pending_files

@@ -17,6 +17,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import pyarrow as pa
+
 from ddblake.changes import rawline
 from ddblake.changes.model import ChangeEvent
 from ddblake.changes.resolve import Keyed, key_string
@@ -53,6 +55,16 @@ def collector_paused() -> Iterator[None]:
             _paused -= 1
             if _paused == 0 and _was_enabled:
                 gc.enable()
+
+
+def release_arrow_memory() -> None:
+    """Give the memory Arrow freed back to the system, between batches.
+
+    Arrow's allocator keeps what a batch freed for later allocations: after a 200,000-row load
+    batch an idle ``apply`` or ``sync`` held about 1 GB more than it needed (measured from 0.5 to
+    1.6 GB of resident memory between batches). A batch's peak is unchanged.
+    """
+    pa.default_memory_pool().release_unused()
 
 
 @dataclass
