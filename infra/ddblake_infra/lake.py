@@ -36,6 +36,16 @@ def s3_encryption_contexts(
     return [bucket_arn, *(f"{bucket_arn}/{root}/{table}/*" for root in roots)]
 
 
+def lake_key_statement(key: kms.IKey, region: str) -> iam.PolicyStatement:
+    """Use of the lake's key for S3 reads and writes only (``kms:ViaService``): the load job and apply."""
+    return iam.PolicyStatement(
+        sid="LakeKey",
+        actions=["kms:Decrypt", "kms:GenerateDataKey"],
+        resources=[key.key_arn],
+        conditions={"StringEquals": {"kms:ViaService": f"s3.{region}.amazonaws.com"}},
+    )
+
+
 class LakeStorage(Construct):
     """Key + bucket (+ access-log bucket) of a lake.
 

@@ -15,7 +15,7 @@ from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct
 
 from ddblake_infra.assets import glue_script
-from ddblake_infra.lake import EXPORT_OBJECT_ACTIONS, LAKE_READ_WRITE, LakeStorage
+from ddblake_infra.lake import EXPORT_OBJECT_ACTIONS, LAKE_READ_WRITE, LakeStorage, lake_key_statement
 from ddblake_infra.monitoring import Operations
 from ddblake_infra.nag import literal, literal_suffix, suppress, suppress_object_prefixes
 from ddblake_infra.read_role import READ_ROLE_TABLE_ACTIONS
@@ -82,12 +82,7 @@ def load_job(
             actions=list(EXPORT_OBJECT_ACTIONS) if same_account else ["s3:GetObject"],
             resources=[lake.bucket.arn_for_objects(f"exports/{t}/*")],
         ),
-        iam.PolicyStatement(
-            sid="LakeKey",
-            actions=["kms:Decrypt", "kms:GenerateDataKey"],
-            resources=[lake.key.key_arn],
-            conditions={"StringEquals": {"kms:ViaService": f"s3.{region}.amazonaws.com"}},
-        ),
+        lake_key_statement(lake.key, region),
         iam.PolicyStatement(
             sid="BookmarkAndLogEncryption",
             actions=["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"],

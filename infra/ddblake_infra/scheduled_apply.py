@@ -20,7 +20,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from ddblake_infra.assets import stage_apply_image
-from ddblake_infra.lake import LAKE_READ_WRITE, LakeStorage
+from ddblake_infra.lake import LAKE_READ_WRITE, LakeStorage, lake_key_statement
 from ddblake_infra.monitoring import (
     APPLY_SERVICE,
     LAG_METRIC,
@@ -100,12 +100,7 @@ def apply_function(
                             *(lake.bucket.arn_for_objects(p) for p in warehouse),
                         ],
                     ),
-                    iam.PolicyStatement(
-                        sid="LakeKey",
-                        actions=["kms:Decrypt", "kms:GenerateDataKey"],
-                        resources=[lake.key.key_arn],
-                        conditions={"StringEquals": {"kms:ViaService": f"s3.{region}.amazonaws.com"}},
-                    ),
+                    lake_key_statement(lake.key, region),
                     iam.PolicyStatement(
                         sid="CatalogRead",
                         actions=list(GLUE_CATALOG_READ),

@@ -67,6 +67,20 @@ def _dumps(value: object) -> str | None:
     return None if value is None else compact_json(value)
 
 
+def _keys_json(change: Keyed) -> str:
+    """The key's compact DynamoDB JSON, as received: the ``keys`` column.
+
+    The canonical key string (``resolve.key_string``) is that very text when the attributes come
+    in name order and none is a number (numbers are normalised in it): the usual key, so one JSON
+    encoding per history row is saved.
+    """
+    keys = change.event.keys
+    names = list(keys)
+    if (len(names) == 1 or names[0] < names[1]) and all("N" not in v for v in keys.values()):
+        return change.key
+    return compact_json(keys)
+
+
 def _key_text(value: dict[str, object]) -> object:
     # S and N keep their text (N exactly as received); B stays bytes after base64 decoding.
     ((tag, inner),) = value.items()
@@ -99,7 +113,7 @@ def rows(
         "seq": [ev.sequence for ev in events],
         "source": [ev.source for ev in events],
         "ingested_at": [ev.ingested_us for ev in events],
-        "keys": [_dumps(ev.keys) for ev in events],
+        "keys": [_keys_json(ch) for ch in changes],
         "new_image": [_dumps(ev.new_image) for ev in events] if new_images is None else list(new_images),
         "old_image": [_dumps(ev.old_image) for ev in events] if old_images is None else list(old_images),
         "_ddb_key": [ch.key for ch in changes],
