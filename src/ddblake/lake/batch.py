@@ -60,9 +60,9 @@ def collector_paused() -> Iterator[None]:
 def release_arrow_memory() -> None:
     """Give the memory Arrow freed back to the system, between batches.
 
-    Arrow's allocator keeps what a batch freed for later allocations: after a 200,000-row load
-    batch an idle ``apply`` or ``sync`` held about 1 GB more than it needed (measured from 0.5 to
-    1.6 GB of resident memory between batches). A batch's peak is unchanged.
+    Arrow's allocator keeps what a batch freed for later allocations, so an idle ``apply`` or
+    ``sync`` held its last batch's peak: 1.2-1.6 GB after 200,000-row load batches, where 0.5 GB
+    is what it needs (bench/collector.py). A batch's peak is unchanged.
     """
     pa.default_memory_pool().release_unused()
 
