@@ -18,7 +18,7 @@ from ddblake_infra.assets import glue_script
 from ddblake_infra.lake import EXPORT_OBJECT_ACTIONS, LAKE_READ_WRITE, LakeStorage, lake_key_statement
 from ddblake_infra.monitoring import Operations
 from ddblake_infra.nag import literal, literal_suffix, suppress, suppress_object_prefixes
-from ddblake_infra.read_role import READ_ROLE_TABLE_ACTIONS
+from ddblake_infra.read_role import table_read_statements
 from ddblake_infra.settings import DeployConfig
 
 
@@ -90,22 +90,7 @@ def load_job(
         ),
     ]
     if table is not None and table_key is not None:
-        statements += [
-            iam.PolicyStatement(
-                sid="ReadTable", actions=list(READ_ROLE_TABLE_ACTIONS), resources=[table.table_arn]
-            ),
-            iam.PolicyStatement(
-                sid="DescribeExports",
-                actions=["dynamodb:DescribeExport"],
-                resources=[f"{table.table_arn}/export/*"],
-            ),
-            iam.PolicyStatement(
-                sid="DecryptTable",
-                actions=["kms:Decrypt", "kms:DescribeKey"],
-                resources=[table_key.key_arn],
-                conditions={"StringEquals": {"kms:ViaService": f"dynamodb.{region}.amazonaws.com"}},
-            ),
-        ]
+        statements += table_read_statements(table, table_key, region)
     else:
         statements.append(
             iam.PolicyStatement(

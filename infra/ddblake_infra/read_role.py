@@ -31,6 +31,32 @@ READ_ROLE_TABLE_ACTIONS: Final = (
 )
 
 
+def table_read_statements(
+    table: dynamodb.ITable, table_key: kms.IKey, region: str
+) -> list[iam.PolicyStatement]:
+    """Reading the table, its exports' status, and decrypting it through DynamoDB only.
+
+    What a load needs of the table: the read role grants it across accounts, the load job's own
+    role in one account.
+    """
+    return [
+        iam.PolicyStatement(
+            sid="ReadTable", actions=list(READ_ROLE_TABLE_ACTIONS), resources=[table.table_arn]
+        ),
+        iam.PolicyStatement(
+            sid="DescribeExports",
+            actions=["dynamodb:DescribeExport"],
+            resources=[f"{table.table_arn}/export/*"],
+        ),
+        iam.PolicyStatement(
+            sid="DecryptTable",
+            actions=["kms:Decrypt", "kms:DescribeKey"],
+            resources=[table_key.key_arn],
+            conditions={"StringEquals": {"kms:ViaService": f"dynamodb.{region}.amazonaws.com"}},
+        ),
+    ]
+
+
 def read_role(
     scope: Construct, cfg: DeployConfig, *, table: dynamodb.ITable, table_key: kms.IKey
 ) -> iam.Role:
@@ -52,24 +78,7 @@ def read_role(
         inline_policies={
             "read-table": iam.PolicyDocument(
                 statements=[
-                    iam.PolicyStatement(
-                        sid="ReadTable",
-                        actions=list(READ_ROLE_TABLE_ACTIONS),
-                        resources=[table.table_arn],
-                    ),
-                    iam.PolicyStatement(
-                        sid="DescribeExports",
-                        actions=["dynamodb:DescribeExport"],
-                        resources=[f"{table.table_arn}/export/*"],
-                    ),
-                    iam.PolicyStatement(
-                        sid="DecryptTable",
-                        actions=["kms:Decrypt", "kms:DescribeKey"],
-                        resources=[table_key.key_arn],
-                        conditions={
-                            "StringEquals": {"kms:ViaService": f"dynamodb.{cfg.region}.amazonaws.com"}
-                        },
-                    ),
+                    *table_read_statements(table, table_key, cfg.region),
                     iam.PolicyStatement(
                         sid="LakeExportBucket",
                         actions=list(EXPORT_BUCKET_ACTIONS),
