@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import shutil
 import statistics
 import sys
@@ -48,7 +49,7 @@ SCRIPT = str(Path(__file__).resolve())
 def rss_mb() -> float:
     """This process's resident memory now, in MB (Linux)."""
     with Path("/proc/self/statm").open() as f:
-        return int(f.read().split()[1]) * 4096 / 1e6
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
 
 
 def child(raw: Path, work: Path, batch: int, variant: str) -> dict[str, Any]:

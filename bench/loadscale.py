@@ -40,7 +40,6 @@ from _common import Items, raw_line, write_raw  # noqa: E402
 
 from ddblake.lake import apply as apply_module  # noqa: E402
 from ddblake.lake import files, seen  # noqa: E402
-from ddblake.lake.batch import collector_paused  # noqa: E402
 from ddblake.lake.catalog import LakeConfig  # noqa: E402
 from ddblake.lake.storage import Storage  # noqa: E402
 
@@ -93,8 +92,7 @@ def run(work: Path, lines: list[bytes], target_bytes: int, batch: int, screen: b
         more = True
         while more:
             spent.update(current=0.0, history=0.0)
-            with collector_paused():  # as Applier.run_once runs each batch
-                result, more = applier._run_batch()
+            result, more = applier.run_batch()
             rewritten += result.files_rewritten
             current.append(spent["current"])
             history.append(spent["history"])

@@ -20,7 +20,7 @@ import signal
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -31,7 +31,6 @@ from pyiceberg.exceptions import CommitFailedException, NoSuchTableError, Valida
 from pyiceberg.table import Table
 from pyiceberg.transforms import IdentityTransform
 
-from ddblake.changes.model import ChangeEvent
 from ddblake.changes.resolve import Keyed, bucket_of, version_of, winners
 from ddblake.errors import BadRecordError, TerminalError, TransientError
 from ddblake.lake import current, history, seen
@@ -154,9 +153,7 @@ class Applier:
         """
         total = ApplyResult()
         while True:
-            with collector_paused():
-                result, more = self._run_batch()
-            release_arrow_memory()
+            result, more = self.run_batch()
             total.add(result)
             if progress is not None and (more or progress.done):
                 progress.total = progress.done + self._pending_files
@@ -166,6 +163,17 @@ class Applier:
                 if progress is not None and progress.done:
                     progress.finish()
                 return total
+
+    def run_batch(self) -> tuple[ApplyResult, bool]:
+        """Apply one batch of the raw files not yet applied; returns its counts and whether more wait.
+
+        The batch runs with the cyclic collector paused, and Arrow's freed memory goes back to the
+        system after it (:mod:`ddblake.lake.batch`).
+        """
+        with collector_paused():
+            result, more = self._run_batch()
+        release_arrow_memory()
+        return result, more
 
     def _list_raw(self) -> list[str]:
         return list_raw_files(self.storage, self.config.table)
@@ -489,11 +497,3 @@ def run_apply(
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-
-
-def read_events(storage: Storage, paths: Iterable[str], table: str) -> list[ChangeEvent]:
-    """The good events of some raw files (for tools and tests); bad lines are skipped."""
-    batch = FileBatch()
-    for path in paths:
-        read_raw(storage, path, table, batch)
-    return batch.events
