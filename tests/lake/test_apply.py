@@ -342,16 +342,48 @@ def test_overlapping_batches_resume_the_collector_only_when_the_last_ends() -> N
     assert gc.isenabled()
 
 
+def test_the_batch_events_are_freed_before_the_touched_files_are_rewritten(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ddblake.changes.model import ChangeEvent
+
+    lake.write([event("INSERT", f"k{i}", i, image={"v": _s("x" * 100)}) for i in range(200)])
+    lake.write([event("MODIFY", f"k{i}", 500 + i, image={"v": _s("y")}) for i in range(0, 200, 2)])
+    alive: list[int] = []
+    real = apply_module.rewrite_buckets
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        alive.append(sum(isinstance(o, ChangeEvent) and o.table == TABLE for o in gc.get_objects()))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(apply_module, "rewrite_buckets", spy)
+    config = apply_module.ApplyConfig.build(table=TABLE, lake=lake.config, once=True)
+    result = apply_module.Applier(config, storage=lake.storage).run_once()
+    assert (result.events, result.upserts) == (300, 200)
+    assert alive == [0]  # the typed rows are all the rewrite needs
+    assert lake.dump()["k0"]["v"] == {"S": "y"}
+
+
 def test_arrow_memory_freed_by_each_batch_goes_back_to_the_system(
     lake: Lake, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for f in range(3):
         lake.write([event("INSERT", f"k{f}", f, image={"v": _s("x")})])
-    released: list[int] = []
-    monkeypatch.setattr(apply_module, "release_arrow_memory", lambda: released.append(len(released)))
+    steps: list[str] = []
+    monkeypatch.setattr(apply_module, "release_arrow_memory", lambda: steps.append("release"))
+    for name in ("_commit_history", "_commit_current"):
+        real = getattr(apply_module.Applier, name)
+
+        def spy(self: Any, *args: Any, _real: Any = real, _name: str = name, **kwargs: Any) -> Any:
+            steps.append(_name)
+            return _real(self, *args, **kwargs)
+
+        monkeypatch.setattr(apply_module.Applier, name, spy)
     config = apply_module.ApplyConfig.build(table=TABLE, lake=lake.config, once=True, max_files=1)
     assert apply_module.Applier(config, storage=lake.storage).run_once().files == 3
-    assert len(released) == 3  # after each of the three one-file batches
+    # Between the two commits (the history's rows freed before the current state's are typed)
+    # and after each of the three one-file batches.
+    assert steps == ["_commit_history", "release", "_commit_current", "release"] * 3
     from ddblake.lake.batch import release_arrow_memory
 
     release_arrow_memory()  # the real one runs (pyarrow's pool has release_unused)

@@ -56,3 +56,44 @@ def test_distinct_numbers_give_distinct_keys(digits: int, exponent: int) -> None
     a, b = f"{digits}E{exponent}", f"{digits + 1}E{exponent}"
     assert n(a) != n(b)
     assert n(a) == n(f"{digits}0E{exponent - 1}")  # the same value written another way
+
+
+def test_decide_lets_only_a_newer_change_touch_the_current_state() -> None:
+    from ddblake.changes.model import ChangeEvent
+    from ddblake.changes.resolve import Keyed, decide
+
+    def change(op: str, pk: str, version: str) -> Keyed:
+        keys = {"pk": {"S": pk}}
+        ev = ChangeEvent(
+            op=op,  # type: ignore[arg-type]
+            table="t",
+            keys=keys,
+            new_image=None if op == "REMOVE" else keys,
+            old_image=None,
+            event_id=f"{pk}-{version}",
+            event_time_us=1,
+            sequence=None,
+            source="streams",
+            ttl=False,
+            ingested_us=1,
+        )
+        return Keyed(key_string(keys), version, ev)
+
+    best = {
+        c.key: c
+        for c in (
+            change("MODIFY", "updated", "2"),  # newer than the table's 1
+            change("MODIFY", "stale", "1"),  # the table holds this version already
+            change("REMOVE", "deleted", "5"),
+            change("REMOVE", "never-held", "5"),  # nothing to delete
+            change("INSERT", "new", "3"),
+            change("INSERT", "resurrected", "3"),  # the history removed it later
+        )
+    }
+    held = (("updated", "1"), ("stale", "1"), ("deleted", "4"))
+    present = {key_string({"pk": {"S": k}}): v for k, v in held}
+    removed = change("REMOVE", "resurrected", "4")
+    upserts, deletes, stale = decide(best, {removed.key: removed}, present)
+    assert sorted(u.event.keys["pk"]["S"] for u in upserts) == ["new", "updated"]
+    assert deletes == {key_string({"pk": {"S": "deleted"}})}
+    assert stale == 1

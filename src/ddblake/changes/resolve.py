@@ -128,3 +128,28 @@ def winners(changes: Iterable[Keyed]) -> dict[str, Keyed]:
         if cur is None or ch.version > cur.version:
             best[ch.key] = ch
     return best
+
+
+def decide(
+    best: Mapping[str, Keyed], newer: Mapping[str, Keyed], present: Mapping[str, str]
+) -> tuple[list[Keyed], set[str], int]:
+    """What each key's winning change does to the current state: ``(upserts, deletes, stale)``.
+
+    ``best`` is the batch's winner per key, ``newer`` the history's newer REMOVE of a key the
+    current state lacks (it beats the batch's change, so a late change never resurrects an item),
+    ``present`` the version the current state holds per key. A change no newer than that version
+    is stale and counted; a REMOVE of a key the table does not hold deletes nothing.
+    """
+    upserts: list[Keyed] = []
+    deletes: set[str] = set()
+    stale = 0
+    for key, change in best.items():
+        winner = newer.get(key, change)
+        held = present.get(key)
+        if held is not None and held >= winner.version:
+            stale += 1
+        elif winner.event.op != "REMOVE":
+            upserts.append(winner)
+        elif held is not None:
+            deletes.add(key)
+    return upserts, deletes, stale

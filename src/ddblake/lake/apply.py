@@ -31,7 +31,7 @@ from pyiceberg.exceptions import CommitFailedException, NoSuchTableError, Valida
 from pyiceberg.table import Table
 from pyiceberg.transforms import IdentityTransform
 
-from ddblake.changes.resolve import Keyed, bucket_of, version_of, winners
+from ddblake.changes.resolve import Keyed, bucket_of, decide, version_of, winners
 from ddblake.errors import BadRecordError, TerminalError, TransientError
 from ddblake.lake import current, history, seen
 from ddblake.lake.applied import PROPERTY, AppliedLog, load_log, save_log
@@ -228,6 +228,12 @@ class Applier:
                 hist_log, cur_log, cur_files, evs_c, best.keys(), lookup.present, lookup.removes
             )
             self._commit_history(hist, hist_log, hist_files, evs, listing, fold_before, result, texts, screen)
+            del evs
+        # Only the winners and their texts are needed from here: the rest of the batch goes, and so
+        # does what the history's rows left in Arrow's pool (a 200,000-row load peaked 340 MB higher).
+        del changes, evs_c
+        batch.clear()
+        release_arrow_memory()
 
         if cur_files:
             self._commit_current(
@@ -350,21 +356,9 @@ class Applier:
     ) -> None:
         present, plan, located = lookup.present, lookup.plan, lookup.located
         newer = self._history_newer({k: c for k, c in best.items() if k not in present}, lookup.removes)
-        upserts: list[Keyed] = []
-        deletes: set[str] = set()
-        for key, change in best.items():
-            winner = change
-            if key in newer:
-                winner = newer[key]
-            cur_version = present.get(key)
-            if cur_version is not None and cur_version >= winner.version:
-                result.stale += 1
-                continue
-            if winner.event.op == "REMOVE":
-                if cur_version is not None:
-                    deletes.add(key)
-            else:
-                upserts.append(winner)
+        upserts, deletes, stale = decide(best, newer, present)
+        result.stale += stale
+        del newer
         new_log = cur_log.with_files(set(files)).folded(listing, fold_before)
         pointer = save_log(self.storage, self.config.table, "current", new_log)
         props = {PROPERTY: pointer, **NO_CATALOG_RETRY}
@@ -382,6 +376,7 @@ class Applier:
         typed = current.typed_rows(upserts, buckets, schema, images)
         cur = self._create_current(typed.schema) if cur is None else cur
         changed = {u.key for u in upserts} | deletes
+        upserted = len(upserts)
         rewrite = sorted({bucket_of(k, buckets) for k in changed})
         with CachedTransaction(cur) as tx, warnings.catch_warnings():
             # pyiceberg warns when an overwrite's filter matches no file yet (a bucket's first rows).
@@ -401,6 +396,12 @@ class Applier:
                 tx.overwrite(rows, snapshot_properties={PROPERTY: pointer})
                 result.buckets_rewritten += buckets
             else:
+                # The typed rows hold all that is left to write: the events and their texts go
+                # before the touched files are read and rewritten (``best`` and ``texts`` are the
+                # caller's, consumed here).
+                del upserts, item_texts, images
+                best.clear()
+                texts.clear()
                 result.files_rewritten += rewrite_buckets(
                     tx,
                     cur,
@@ -415,7 +416,7 @@ class Applier:
                 )
                 result.buckets_rewritten += len(rewrite)
             tx.set_properties(props)
-        result.upserts += len(upserts)
+        result.upserts += upserted
         result.deletes += len(deletes)
 
 

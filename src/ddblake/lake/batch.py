@@ -76,6 +76,12 @@ class FileBatch:
     sources: list[str] = field(default_factory=list)
     bad: list[dict[str, Any]] = field(default_factory=list)
 
+    def clear(self) -> None:
+        """Drop the events, keys and sources (the quarantined lines stay)."""
+        self.events.clear()
+        self.keys.clear()
+        self.sources.clear()
+
 
 class ImageTexts:
     """Each event's images as compact JSON text, shared by the history and the current state."""
@@ -83,6 +89,10 @@ class ImageTexts:
     def __init__(self) -> None:
         # By identity; the event is held too, so that its id cannot be reused while this lives.
         self._texts: dict[int, tuple[ChangeEvent, str | None, str | None]] = {}
+
+    def clear(self) -> None:
+        """Drop every text held (the batch's largest part) once nothing will ask for them."""
+        self._texts.clear()
 
     def keep(self, ev: ChangeEvent, new: str | None, old: str | None) -> ChangeEvent:
         """Hold the texts of ``ev``'s images (``ev`` itself may be kept without them)."""
