@@ -33,7 +33,7 @@ from pyiceberg.transforms import IdentityTransform
 
 from ddblake.changes.resolve import Keyed, bucket_of, decide, version_of, winners
 from ddblake.errors import BadRecordError, TerminalError, TransientError
-from ddblake.lake import current, history, seen
+from ddblake.lake import current, datafiles, history, seen
 from ddblake.lake.applied import PROPERTY, AppliedLog, load_log, save_log
 from ddblake.lake.batch import (
     FileBatch,
@@ -283,7 +283,7 @@ class Applier:
                     old_images=[texts.old(c.event) for c in changes],
                 )
                 self._add_key_columns(tx, rows, hist)
-                tx.append(rows, snapshot_properties={PROPERTY: pointer, "ddblake.files": str(len(files))})
+                datafiles.append(tx, hist.io, rows, {PROPERTY: pointer, "ddblake.files": str(len(files))})
             tx.set_properties(props)
         result.history_rows += len(changes)
 

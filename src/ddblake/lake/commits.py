@@ -8,7 +8,8 @@
   straight from their files where they hold the table's schema, in one snapshot.
 
 These use pyiceberg 0.12 internals (``Transaction._updates``, ``_OverwriteFiles``, ``ArrowScan``,
-``_dataframe_to_data_files``) and fall back to public calls where those moved; retest on upgrades.
+and those :mod:`ddblake.lake.datafiles` uses) and fall back to public calls where those moved;
+retest on upgrades.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from pyiceberg.table import Table, Transaction
 from pyiceberg.table.metadata import TableMetadata
 
 from ddblake.changes.resolve import bucket_of, key_hash
-from ddblake.lake import current
+from ddblake.lake import current, datafiles
 from ddblake.lake.files import (
     HASH_COLUMN,
     FileRange,
@@ -273,7 +274,7 @@ def rewrite_buckets(
     """
     overwrite_filter = is_in("_ddb_bucket", rewrite)
     try:
-        from pyiceberg.io.pyarrow import ArrowScan, _check_pyarrow_schema_compatible, _dataframe_to_data_files
+        from pyiceberg.io.pyarrow import ArrowScan, _check_pyarrow_schema_compatible
     except ImportError:  # pragma: no cover - a pyiceberg that moved its internals
         plan = None
     else:
@@ -361,9 +362,7 @@ def rewrite_buckets(
         return [
             f
             for part in split_sorted(merged(old, mine, drop))
-            for f in _dataframe_to_data_files(
-                table_metadata=metadata, write_uuid=write_uuid, df=part, io=cur.io, counter=counter
-            )
+            for f in datafiles.data_files(metadata, cur.io, part, write_uuid, counter)
         ]
 
     with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
