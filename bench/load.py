@@ -13,8 +13,6 @@ Two comparisons, each on this machine, each measured end to end:
    loaded by ddblake — manifests and MD5s checked, rows to the raw log, then ``apply`` to the Iceberg
    current-state and change-history tables — against DuckDB's ``read_json`` writing one Parquet
    file from the same data files (no checks, no typing beyond what DuckDB infers, no history).
-   When ``apply`` is not importable, the ddblake side is export → raw log → Arrow (the codec), and
-   the JSON says so in ``"measured"``.
 
 Usage: ``python bench/load.py [--quick] [--items N] [--export-items M]``. The last line printed is one
 JSON object with ``"bench": "load"``, ``"ratio"`` (ddblake Scan-load items/s over the baseline's),
@@ -223,21 +221,15 @@ def write_export(folder: Path, count: int, files: int) -> Path:
     return root
 
 
-def _apply(lake: Path) -> tuple[str, int]:
-    """Raw log → Iceberg tables with the lead's apply; falls back to raw log → Arrow with the codec."""
-    try:
-        from ddblake.lake.apply import ApplyConfig, run_apply
-        from ddblake.lake.catalog import LakeConfig
-    except ImportError:
-        from ddblake.codec import items_to_table
+MEASURED = "export files -> raw log -> Iceberg current + history tables (apply --once)"
 
-        rows = 0
-        for content in iter_raw_files(Storage.from_uri(str(lake)), "bench"):
-            images = [json.loads(line)["new"] for line in content.lines]
-            rows += items_to_table(images).num_rows
-        return "export files -> raw log -> Arrow (apply not available)", rows
+
+def _apply(lake: Path) -> None:
+    """Raw log → Iceberg tables, as ``ddblake apply --once`` does."""
+    from ddblake.lake.apply import ApplyConfig, run_apply
+    from ddblake.lake.catalog import LakeConfig
+
     run_apply(ApplyConfig.build(table="bench", lake=LakeConfig.build(lake=str(lake)), once=True))
-    return "export files -> raw log -> Iceberg current + history tables (apply --once)", 0
 
 
 def bench_export(items: int, work: Path) -> dict[str, Any]:
@@ -255,7 +247,7 @@ def bench_export(items: int, work: Path) -> dict[str, Any]:
         progress=NoProgress("bench"),
     ).run()
     t_load = time.perf_counter() - t0
-    measured, _ = _apply(lake)
+    _apply(lake)
     ours_s = time.perf_counter() - t0
     out = work / "duck.parquet"
     t0 = time.perf_counter()
@@ -270,7 +262,7 @@ def bench_export(items: int, work: Path) -> dict[str, Any]:
     assert load.items == items and duck_rows is not None and duck_rows[0] == items
     return {
         "export_items": items,
-        "measured": measured,
+        "measured": MEASURED,
         "ddblake_export_s": round(ours_s, 3),
         "ddblake_export_to_raw_s": round(t_load, 3),
         "duckdb_s": round(duck_s, 3),
