@@ -123,14 +123,8 @@ def test_append_commits_the_rows_as_tx_append_does(tmp_path: Path, merge: str) -
         assert t.current_snapshot() is not None
     a, b = ours.current_snapshot(), theirs.current_snapshot()
     assert a is not None and b is not None
-    assert (
-        (a.summary.operation, a.summary["p"])
-        == (b.summary.operation, b.summary["p"])
-        == (
-            b.summary.operation,
-            "4",
-        )
-    )
+    assert a.summary.operation == b.summary.operation
+    assert a.summary["p"] == b.summary["p"] == "4"
     assert len(a.manifests(ours.io)) == len(b.manifests(theirs.io))  # merged, or one per append
     assert ours.scan().to_arrow().sort_by("n").equals(theirs.scan().to_arrow().sort_by("n"))
     assert ours.scan().to_arrow().num_rows == 60
