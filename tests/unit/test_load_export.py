@@ -7,6 +7,7 @@ import gzip
 import hashlib
 import json
 import os
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -14,14 +15,15 @@ from typing import Any
 import pytest
 
 from ddblake.changes.model import ChangeEvent
-from ddblake.errors import ConfigError, NotFoundError, TerminalError
+from ddblake.errors import ConfigError, NotFoundError, TerminalError, TransientError
 from ddblake.lake.rawlog import iter_raw_files
 from ddblake.lake.storage import Storage
-from ddblake.load import export_load
-from ddblake.load.export import CorruptExportError, ExportFolder, read_manifest, verify_export
+from ddblake.load import export_load, export_parts
+from ddblake.load.export import CorruptExportError, DataFile, ExportFolder, read_manifest, verify_export
 from ddblake.load.export_load import ExportLoad
+from ddblake.load.export_parts import PARALLEL_MIN_ITEMS, plan_workers
 from ddblake.load.rows import export_event_id, version_time_from_us
-from ddblake.load.state import list_loads
+from ddblake.load.state import PartState, list_loads
 from ddblake.progress import NoProgress
 
 REPO = Path(__file__).resolve().parents[2]
@@ -319,3 +321,102 @@ def test_export_on_s3_folder_uri_is_accepted_by_scheme() -> None:
     with pytest.raises(ConfigError, match="not supported"):
         ExportFolder("ftp://host/x")
     assert os.sep  # s3:// folders are covered by the functional tests on moto
+
+
+def _rows(lake: Path) -> list[tuple[Any, ...]]:
+    """The raw rows, without the ingestion time (the one field that differs from run to run)."""
+    return sorted(
+        (e.event_id, e.op, json.dumps(e.keys), json.dumps(e.new_image), e.event_time_us, e.source)
+        for e in _events(lake)
+    )
+
+
+def test_export_files_in_worker_processes_give_the_rows_one_process_gives(tmp_path: Path) -> None:
+    files = [[{"Item": _item(i)} for i in range(n * 30, n * 30 + 30)] for n in range(3)]
+    folder = make_export(tmp_path / "exp", files)
+    item_bytes = len(json.dumps({"Item": _item(0)})) + 200
+    one = _load(folder, tmp_path / "one", workers=1, buffer_bytes=item_bytes * 7)
+    many = _load(folder, tmp_path / "many", workers=2, buffer_bytes=item_bytes * 7)
+    assert _rows(tmp_path / "many") == _rows(tmp_path / "one")
+    assert len(_rows(tmp_path / "many")) == 90
+    assert (many.items, many.files, sorted(many.parts_read)) == (one.items, one.files, sorted(one.parts_read))
+    (state,) = list_loads(Storage.from_uri(str(tmp_path / "many")), "example-ddb-table")
+    assert state.finished_us is not None and state.items == 90
+    assert all(p.done for p in state.parts.values()) and len(state.parts) == 3
+
+
+def test_a_bad_line_in_a_worker_names_its_file_and_line_and_what_was_written_is_recorded(
+    tmp_path: Path,
+) -> None:
+    good = [json.dumps({"Item": _item(i)}) + "\n" for i in range(10)]
+    bad = good[:3] + ['{"Item": {"id": {"S": "x"}\n'] + good[4:]
+    folder = make_export(tmp_path / "exp", [good, bad], raw_lines=True)
+    with pytest.raises(TerminalError, match=r"file01\.json\.gz line 4 is not an export line"):
+        _load(folder, tmp_path / "lake", workers=2)
+    (state,) = list_loads(Storage.from_uri(str(tmp_path / "lake")), "example-ddb-table")
+    assert state.finished_us is None
+    assert not state.parts.get("data/file01.json.gz", PartState()).done
+    # Whether the good file ran before the other worker failed is up to the scheduler; either
+    # way, every row in a raw file is in the state, so a rerun repeats none.
+    assert len(_events(tmp_path / "lake")) == state.items
+
+
+def test_a_parallel_load_stopped_midway_records_what_it_wrote_and_resumes_without_repeating_a_row(
+    tmp_path: Path,
+) -> None:
+    files = [[{"Item": _item(i)} for i in range(n * 200, n * 200 + 200)] for n in range(4)]
+    folder = make_export(tmp_path / "exp", files)
+    item_bytes = len(json.dumps({"Item": _item(0)})) + 200
+    stop = threading.Event()
+
+    class StopOnFirstReport(NoProgress):
+        def add(self, items: int, *, part_done: bool = False) -> None:
+            super().add(items, part_done=part_done)
+            stop.set()  # as Ctrl-C does: the workers stop after their current raw file
+
+    lake = Storage.from_uri(str(tmp_path / "lake"))
+
+    def load(**kw: Any) -> Any:
+        return ExportLoad(
+            "example-ddb-table",
+            str(folder),
+            lake,
+            key_names=lambda: ("id",),
+            buffer_bytes=item_bytes * 20,
+            workers=2,
+            **kw,
+        ).run()
+
+    with pytest.raises(TransientError, match="stopped; run the same command again"):
+        load(progress=StopOnFirstReport("tbl"), stop=stop)
+    written = len(_events(tmp_path / "lake"))  # rows in the raw files written before the stop
+    (state,) = list_loads(lake, "example-ddb-table")
+    assert state.finished_us is None and state.items == written >= 20
+    rerun = load(progress=NoProgress("tbl"))
+    assert rerun.resumed and rerun.items == 800 - written, "the rerun writes exactly what was not written"
+    ids = [e.event_id for e in _events(tmp_path / "lake")]
+    assert len(ids) == len(set(ids)) == 800
+
+
+def test_plan_workers_uses_processes_only_for_a_large_export() -> None:
+    def files(*counts: int) -> list[DataFile]:
+        return [DataFile(f"k{i}", f"data/f{i}.json.gz", c, None, None) for i, c in enumerate(counts)]
+
+    assert plan_workers(files(10, 10, 10), None, cpus=8) == 1, "small: this process"
+    assert plan_workers(files(PARALLEL_MIN_ITEMS, 5, 5), None, cpus=2) == 2, "large: one per CPU"
+    assert plan_workers(files(PARALLEL_MIN_ITEMS, 5), None, cpus=8) == 2, "never more than the files"
+    assert plan_workers(files(10, 10, 10), 2, cpus=1) == 2, "as asked"
+    assert plan_workers(files(10), 4, cpus=8) == 1, "as asked, but one file is one task"
+
+
+def test_where_processes_cannot_share_a_queue_the_export_loads_in_this_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class NoSemaphores:  # what multiprocessing gives on a host without /dev/shm (AWS Lambda)
+        def Queue(self) -> Any:  # noqa: N802 - the multiprocessing context's own name
+            raise OSError(38, "Function not implemented")
+
+    monkeypatch.setattr(export_parts.multiprocessing, "get_context", lambda method: NoSemaphores())
+    files = [[{"Item": _item(i)} for i in range(n * 10, n * 10 + 10)] for n in range(2)]
+    result = _load(make_export(tmp_path / "exp", files), tmp_path / "lake", workers=2)
+    assert result.items == 20 and len(_events(tmp_path / "lake")) == 20

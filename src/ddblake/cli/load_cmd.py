@@ -62,7 +62,11 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         "--segments", type=_positive_int, default=None, help="Scan segments (default: by table size)"
     )
     p.add_argument(
-        "--workers", type=_positive_int, default=None, help="Scan threads (default: min(segments, 16))"
+        "--workers",
+        type=_positive_int,
+        default=None,
+        help="Scan threads (default: min(segments, 16)); for --from-export, processes "
+        "(default: one per CPU from 100,000 items)",
     )
     p.add_argument(
         "--read-percent",

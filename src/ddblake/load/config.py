@@ -65,7 +65,8 @@ class LoadConfig:
         endpoint_url: DynamoDB endpoint override (DynamoDB Local); None follows boto3's chain.
         segments: Scan ``TotalSegments``; None picks from the table's size (see ``plan_segments``).
         workers: threads scanning at once; None means ``min(segments, 16)``, and against a local
-            endpoint ``min(segments, 2 × CPUs)``.
+            endpoint ``min(segments, 2 × CPUs)``. For an export, processes turning its data files
+            into raw files (see :func:`ddblake.load.export_parts.plan_workers`).
         read_percent: share of the table's read capacity (percent) the Scan may use.
         consistent: strongly consistent Scan reads (twice the capacity per page).
         from_export: an export folder (the one with ``manifest-summary.json``), local or ``s3://``.

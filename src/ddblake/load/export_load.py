@@ -13,22 +13,20 @@ import threading
 import time
 from collections.abc import Callable
 
-from ddblake.errors import BadRecordError, DdblakeError, TerminalError, TransientError
-from ddblake.lake.rawlog import RawLogWriter
+from ddblake.errors import DdblakeError, TerminalError, TransientError
 from ddblake.lake.storage import Storage
-from ddblake.load.export import (
-    DataFile,
-    ExportFolder,
-    ExportManifest,
-    RowMaker,
-    iter_lines,
-    read_manifest,
-    verify_export,
+from ddblake.load.export import ExportFolder, ExportManifest, read_manifest, verify_export
+from ddblake.load.export_parts import (
+    Flushed,
+    ParallelUnavailable,
+    PartJob,
+    plan_workers,
+    run_parallel,
+    write_part,
 )
-from ddblake.load.ion import ion_line_to_json
 from ddblake.load.rows import version_time_from_us
 from ddblake.load.scan import LoadResult
-from ddblake.load.state import LoadState, PartState, export_state_name, read_state, write_state
+from ddblake.load.state import LoadState, export_state_name, read_state, write_state
 from ddblake.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -50,6 +48,8 @@ class ExportLoad:
         buffer_bytes: raw file size (and state write interval).
         progress: progress display.
         stop: set to stop after the current raw file.
+        workers: processes turning data files into raw files; None: one per CPU for an export of
+            :data:`~ddblake.load.export_parts.PARALLEL_MIN_ITEMS` items or more, else this process.
     """
 
     def __init__(
@@ -62,6 +62,7 @@ class ExportLoad:
         buffer_bytes: int,
         progress: Progress,
         stop: threading.Event | None = None,
+        workers: int | None = None,
     ) -> None:
         """Open the folder; nothing is read until :meth:`run`."""
         self.table = table
@@ -71,6 +72,7 @@ class ExportLoad:
         self.buffer_bytes = buffer_bytes
         self.progress = progress
         self.stop = stop or threading.Event()
+        self.workers = workers
 
     def check(self) -> ExportManifest:
         """Read and verify the manifests and every data file (writes nothing).
@@ -151,65 +153,45 @@ class ExportLoad:
             len(pending),
             len(manifest.files),
         )
-        maker = RowMaker(manifest, self.table, key_names)
-        writer = RawLogWriter(self.storage, self.table, self.buffer_bytes, 3600.0)
-        for entry in pending:
-            if self.stop.is_set():
-                raise TransientError(f"load {self.table}: stopped; run the same command again to resume")
-            self._file(entry, manifest, maker, writer, state, result)
+
+        def record(flushed: Flushed) -> None:
+            part = state.part(flushed.rel)
+            part.items += flushed.items
+            part.done = flushed.done
+            state.updated_us = _now_us()
+            write_state(self.storage, state)
+            result.files += flushed.files
+            result.items += flushed.items
+            self.progress.add(flushed.items, part_done=flushed.done)
+
+        jobs = [
+            PartJob(
+                table=self.table,
+                folder=self.folder,
+                storage=self.storage,
+                manifest=manifest,
+                key_names=key_names,
+                entry=entry,
+                skip=state.part(entry.rel).items,
+                buffer_bytes=self.buffer_bytes,
+            )
+            for entry in pending
+        ]
+        result.parts_read.extend(entry.rel for entry in pending)
+        workers = plan_workers(pending, self.workers)
+        if workers > 1:
+            self.progress.status(f"loading export {manifest.export_id} ({workers} processes)")
+            try:
+                run_parallel(jobs, workers, record, self.stop)
+            except ParallelUnavailable as e:
+                log.warning("load %s: loading in one process (no worker processes here: %s)", self.table, e)
+                workers = 1
+        if workers <= 1:
+            for job in jobs:
+                if self.stop.is_set() or not write_part(job, record, self.stop.is_set):
+                    raise TransientError(f"load {self.table}: stopped; run the same command again to resume")
         state.finished_us = state.updated_us = _now_us()
         write_state(self.storage, state)
         result.seconds = time.monotonic() - clock
         self.progress.finish()
         return result
-
-    def _file(
-        self,
-        entry: DataFile,
-        manifest: ExportManifest,
-        maker: RowMaker,
-        writer: RawLogWriter,
-        state: LoadState,
-        result: LoadResult,
-    ) -> None:
-        part = state.part(entry.rel)
-        skip = part.items
-        result.parts_read.append(entry.rel)
-        pending = PartState()
-        ion = manifest.output_format == "ION"
-
-        def checkpoint(done: bool) -> None:
-            if writer.flush() is not None:
-                result.files += 1
-            part.items += pending.items
-            part.done = done
-            state.updated_us = _now_us()
-            write_state(self.storage, state)
-            result.items += pending.items
-            self.progress.add(pending.items, part_done=done)
-            pending.items = 0
-
-        ingested = _now_us()
-        seen = 0  # non-blank lines: the unit of part.items, so a rerun skips exactly what is written
-        for number, raw in enumerate(iter_lines(self.folder, entry), start=1):
-            if not raw.strip():
-                continue
-            seen += 1
-            if seen <= skip:
-                continue
-            try:
-                if ion:
-                    line = maker.item_to_event(ion_line_to_json(raw), ingested).to_line()
-                else:
-                    line = maker.line_for(raw.decode("utf-8"), ingested)
-            except (ValueError, BadRecordError) as e:
-                raise TerminalError(
-                    f"export {manifest.uri}: {self.folder.where(entry.rel)} line {number} is not an export "
-                    f"line ({e}); rows before it are loaded, rerun resumes after the last raw file"
-                ) from e
-            writer.add(line)
-            pending.items += 1
-            if writer.buffered_bytes >= self.buffer_bytes:
-                checkpoint(False)
-                ingested = _now_us()
-        checkpoint(True)

@@ -182,6 +182,7 @@ def _export(
         buffer_bytes=config.buffer_bytes,
         progress=progress,
         stop=stop,
+        workers=config.workers,
     )
     result = loader.run()
     if config.export_to:
