@@ -18,10 +18,11 @@ from ddblake.changes.model import ChangeEvent
 from ddblake.errors import ConfigError, NotFoundError, TerminalError, TransientError
 from ddblake.lake.rawlog import iter_raw_files
 from ddblake.lake.storage import Storage
-from ddblake.load import export_load, export_parts
+from ddblake.load import LoadConfig, export_load, export_parts
+from ddblake.load import service as load_service
 from ddblake.load.export import CorruptExportError, DataFile, ExportFolder, read_manifest, verify_export
 from ddblake.load.export_load import ExportLoad
-from ddblake.load.export_parts import PARALLEL_MIN_ITEMS, plan_workers
+from ddblake.load.export_parts import DEFAULT_MAX_WORKERS, PARALLEL_MIN_ITEMS, plan_workers
 from ddblake.load.rows import export_event_id, version_time_from_us
 from ddblake.load.state import PartState, list_loads
 from ddblake.progress import NoProgress
@@ -405,6 +406,7 @@ def test_plan_workers_uses_processes_only_for_a_large_export() -> None:
     assert plan_workers(files(10, 10, 10), None, cpus=8) == 1, "small: this process"
     assert plan_workers(files(PARALLEL_MIN_ITEMS, 5, 5), None, cpus=2) == 2, "large: one per CPU"
     assert plan_workers(files(PARALLEL_MIN_ITEMS, 5), None, cpus=8) == 2, "never more than the files"
+    assert plan_workers(files(PARALLEL_MIN_ITEMS, *[5] * 20), None, cpus=64) == DEFAULT_MAX_WORKERS, "capped"
     assert plan_workers(files(10, 10, 10), 2, cpus=1) == 2, "as asked"
     assert plan_workers(files(10), 4, cpus=8) == 1, "as asked, but one file is one task"
 
@@ -420,3 +422,21 @@ def test_where_processes_cannot_share_a_queue_the_export_loads_in_this_process(
     files = [[{"Item": _item(i)} for i in range(n * 10, n * 10 + 10)] for n in range(2)]
     result = _load(make_export(tmp_path / "exp", files), tmp_path / "lake", workers=2)
     assert result.items == 20 and len(_events(tmp_path / "lake")) == 20
+
+
+def test_an_export_loaded_with_its_keys_given_needs_no_aws_client(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+
+    def no_clients(config: Any) -> Any:
+        raise AssertionError("DynamoDB clients were built for a load that needs none")
+
+    monkeypatch.setattr(load_service, "build_load_clients", no_clients)
+    folder = make_export(tmp_path / "exp", [[{"Item": _item(i)} for i in range(5)]])
+    config = LoadConfig.build(
+        table="example-ddb-table", lake=str(tmp_path / "lake"), from_export=str(folder), keys="id"
+    )
+    result = load_service.run_load(config, progress=NoProgress("tbl"))
+    assert result.items == 5 and len(_events(tmp_path / "lake")) == 5

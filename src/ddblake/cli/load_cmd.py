@@ -66,7 +66,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         type=_positive_int,
         default=None,
         help="Scan threads (default: min(segments, 16)); for --from-export, processes "
-        "(default: one per CPU from 100,000 items)",
+        "(default: one per CPU, up to 8, from 100,000 items)",
     )
     p.add_argument(
         "--read-percent",

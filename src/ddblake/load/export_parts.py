@@ -15,10 +15,13 @@ process that started them is gone.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import multiprocessing
 import os
 import queue as queue_module
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -36,6 +39,10 @@ from ddblake.load.ion import ion_line_to_json
 #: An export smaller than this many pending items is loaded in the calling process: starting a
 #: worker (a fresh interpreter importing pyarrow) costs about as much as 30,000 items.
 PARALLEL_MIN_ITEMS = 100_000
+
+#: At most this many processes unless asked: each holds an interpreter with pyarrow (about 100 MB),
+#: and the lake's storage takes their raw files one at a time anyway.
+DEFAULT_MAX_WORKERS = 8
 
 
 class ParallelUnavailable(Exception):
@@ -69,14 +76,14 @@ class Flushed:
 def plan_workers(pending: Sequence[DataFile], requested: int | None, cpus: int | None = None) -> int:
     """Processes for the pending data files: ``requested``, else one per CPU for a large export.
 
-    Never more than the files (one file is one task), and 1 for an export under
-    :data:`PARALLEL_MIN_ITEMS` pending items unless asked.
+    Never more than the files (one file is one task); unless asked, 1 for an export under
+    :data:`PARALLEL_MIN_ITEMS` pending items and at most :data:`DEFAULT_MAX_WORKERS`.
     """
     if requested is not None:
         return max(1, min(requested, len(pending)))
     if sum(f.item_count for f in pending) < PARALLEL_MIN_ITEMS:
         return 1
-    return max(1, min(cpus or os.cpu_count() or 1, len(pending)))
+    return max(1, min(cpus or os.cpu_count() or 1, len(pending), DEFAULT_MAX_WORKERS))
 
 
 def write_part(job: PartJob, report: Callable[[Flushed], None], stopped: Callable[[], bool]) -> bool:
@@ -136,6 +143,7 @@ def _now_us() -> int:
 
 # --- worker processes ------------------------------------------------------------------------------
 
+_PR_SET_PDEATHSIG = 1
 _reports: Any = None  # the worker's end of the report queue (set by _start_worker)
 _halt: Any = None
 _parent = 0
@@ -145,6 +153,11 @@ def _start_worker(reports: Any, halt: Any, parent: int) -> None:
     global _reports, _halt, _parent
     _reports, _halt, _parent = reports, halt, parent
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent decides
+    if sys.platform == "linux":  # killed with the parent (elsewhere: at the next raw file, by getppid)
+        with contextlib.suppress(OSError, AttributeError):  # no libc prctl: the getppid check remains
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:  # the parent died before the call: no signal will come
+            os._exit(1)
 
 
 _Outcome = tuple[int, BaseException | None]  # reports sent, and the error that ended the job

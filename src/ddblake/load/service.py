@@ -110,26 +110,38 @@ def run_load(
     """
     storage = storage or Storage.from_uri(config.lake)
     progress = progress if progress is not None else Progress(f"load {config.table}")
-    if clients is None:
-        clients, built_identity = build_load_clients(config)
-        identity = identity or built_identity
-    identity = identity or (lambda: Identity(role_arn=config.assume_role))
-    reader = TableReader(config.table, clients.dynamodb, identity)
+    readers: list[TableReader] = []
+
+    def reader() -> TableReader:
+        # Built on first use: an export loaded with --keys (or an incremental one) needs no AWS
+        # client at all, so it needs no region or credentials either.
+        nonlocal clients, identity
+        if not readers:
+            if clients is None:
+                clients, built_identity = build_load_clients(config)
+                identity = identity or built_identity
+            identity = identity or (lambda: Identity(role_arn=config.assume_role))
+            readers.append(TableReader(config.table, clients.dynamodb, identity))
+        return readers[0]
+
+    def identity_now() -> Identity:
+        return identity() if identity is not None else Identity(role_arn=config.assume_role)
+
     stop = stop or threading.Event()
     with stop_on_signals(stop):
         if config.kind == "scan":
             result = ScanLoad(
-                config, reader, storage, progress=progress, started_at_us=started_at_us, stop=stop
+                config, reader(), storage, progress=progress, started_at_us=started_at_us, stop=stop
             ).run()
         else:
-            result = _export(config, reader, storage, progress, stop, identity)
+            result = _export(config, reader, storage, progress, stop, identity_now)
     log.debug("%s", result.summary())
     return result
 
 
 def _export(
     config: LoadConfig,
-    reader: TableReader,
+    reader: Callable[[], TableReader],
     storage: Storage,
     progress: Progress,
     stop: threading.Event,
@@ -141,16 +153,16 @@ def _export(
         if config.keys:
             return config.keys
         if "k" not in keys:
-            keys["k"] = reader.describe().key_names
+            keys["k"] = reader().describe().key_names
         return keys["k"]
 
     if config.export_to:
         request = pending_request(storage, config.table, config.export_to)
         if request is None:
-            info = reader.describe()
+            info = reader().describe()
             keys["k"] = info.key_names
             request = start_export(
-                reader.client,
+                reader().client,
                 table=config.table,
                 table_arn=info.arn,
                 destination=config.export_to,
@@ -163,7 +175,7 @@ def _export(
                 "load %s: waiting for export %s started by an earlier run", config.table, request.export_id
             )
         wait_export(
-            reader.client,
+            reader().client,
             request,
             table=config.table,
             poll_seconds=config.export_poll_seconds,
