@@ -40,8 +40,8 @@ from ddblake.load.ion import ion_line_to_json
 #: worker (a fresh interpreter importing pyarrow) costs about as much as 30,000 items.
 PARALLEL_MIN_ITEMS = 100_000
 
-#: At most this many processes unless asked: each holds an interpreter with pyarrow (about 100 MB),
-#: and the lake's storage takes their raw files one at a time anyway.
+#: At most this many processes unless asked: each holds an interpreter with pyarrow (75 MB at
+#: start, plus its raw-file buffer, 5 MiB by default).
 DEFAULT_MAX_WORKERS = 8
 
 
