@@ -1,9 +1,9 @@
 """``make verify``: the fault suite at full strength, and its figures in one line.
 
 Runs tests/faults (and the older crash, gap and fuzz tests it builds on) with pytest at the strength
-given here — by default 13 trials per crash stage (65 crash trials: capture, load, export load, apply, sync),
-20 random workloads, 13 trials of every stream fault, poison and concurrency kind, 3 stream-gap
-re-bootstraps and 500 examples per fuzzed property. Each trial appends its figures to a ledger
+given here — by default 13 trials per crash stage (65 crash trials: capture, load, export load,
+apply, sync), 20 random workloads, 13 trials of every stream fault, poison and concurrency kind,
+3 stream-gap re-bootstraps and 500 examples per fuzzed property. Each trial appends its figures to a ledger
 (``DDBLAKE_VERIFY_LEDGER``); this adds them up and ends with exactly one line::
 
     verify: trials=N faults=F mismatches=M lost=L duplicated=D

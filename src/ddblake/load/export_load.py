@@ -24,16 +24,12 @@ from ddblake.load.export_parts import (
     run_parallel,
     write_part,
 )
-from ddblake.load.rows import version_time_from_us
+from ddblake.load.rows import now_us, version_time_from_us
 from ddblake.load.scan import LoadResult
 from ddblake.load.state import LoadState, export_state_name, read_state, write_state
 from ddblake.progress import Progress
 
 log = logging.getLogger(__name__)
-
-
-def _now_us() -> int:
-    return time.time_ns() // 1000
 
 
 class ExportLoad:
@@ -113,7 +109,7 @@ class ExportLoad:
                 name=name,
                 kind="export",
                 load_id=manifest.export_id,
-                started_us=manifest.export_time_us or _now_us(),
+                started_us=manifest.export_time_us or now_us(),
                 version_time_us=version_time_from_us(manifest.export_time_us or 0)
                 if not manifest.incremental
                 else 0,
@@ -124,7 +120,7 @@ class ExportLoad:
                     "incremental": manifest.incremental,
                     "format": manifest.output_format,
                 },
-                updated_us=_now_us(),
+                updated_us=now_us(),
             )
         pending = [f for f in manifest.files if not state.part(f.rel).done]
         result = LoadResult(
@@ -158,7 +154,7 @@ class ExportLoad:
             part = state.part(flushed.rel)
             part.items += flushed.items
             part.done = flushed.done
-            state.updated_us = _now_us()
+            state.updated_us = now_us()
             write_state(self.storage, state)
             result.files += flushed.files
             result.items += flushed.items
@@ -189,8 +185,10 @@ class ExportLoad:
         if workers <= 1:
             for job in jobs:
                 if self.stop.is_set() or not write_part(job, record, self.stop.is_set):
-                    raise TransientError(f"load {self.table}: stopped; run the same command again to resume")
-        state.finished_us = state.updated_us = _now_us()
+                    break
+        if not all(state.part(job.entry.rel).done for job in jobs):  # stopped before the end
+            raise TransientError(f"load {self.table}: stopped; run the same command again to resume")
+        state.finished_us = state.updated_us = now_us()
         write_state(self.storage, state)
         result.seconds = time.monotonic() - clock
         self.progress.finish()

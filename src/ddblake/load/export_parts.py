@@ -23,7 +23,6 @@ import queue as queue_module
 import signal
 import sys
 import threading
-import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -35,6 +34,7 @@ from ddblake.lake.rawlog import RawLogWriter
 from ddblake.lake.storage import Storage
 from ddblake.load.export import DataFile, ExportFolder, ExportManifest, RowMaker, iter_lines
 from ddblake.load.ion import ion_line_to_json
+from ddblake.load.rows import now_us
 
 #: An export smaller than this many pending items is loaded in the calling process: starting a
 #: worker (a fresh interpreter importing pyarrow) costs about as much as 30,000 items.
@@ -108,7 +108,7 @@ def write_part(job: PartJob, report: Callable[[Flushed], None], stopped: Callabl
         report(Flushed(entry.rel, pending, files, done))
         pending = 0
 
-    ingested = _now_us()
+    ingested = now_us()
     seen = 0  # non-blank lines: the unit of job.skip, so a rerun skips exactly what is written
     for number, raw in enumerate(iter_lines(job.folder, entry), start=1):
         if not raw.strip():
@@ -132,13 +132,9 @@ def write_part(job: PartJob, report: Callable[[Flushed], None], stopped: Callabl
             flush(False)
             if stopped():
                 return False
-            ingested = _now_us()
+            ingested = now_us()
     flush(True)
     return True
-
-
-def _now_us() -> int:
-    return time.time_ns() // 1000
 
 
 # --- worker processes ------------------------------------------------------------------------------
@@ -194,7 +190,8 @@ def run_parallel(
     Raises:
         ParallelUnavailable: this platform cannot share a queue between processes (before any work).
         TerminalError, TransientError: the first error a job ended with (the others stop after
-            their current raw file); TransientError when ``stop`` was set or a worker died.
+            their current raw file); TransientError when a worker died. A set ``stop`` is not an
+            error here: the jobs stop after their current raw file and this returns.
     """
     ctx = multiprocessing.get_context("spawn")  # no fork of a process with threads and clients
     try:
@@ -255,5 +252,3 @@ def run_parallel(
                 future.cancel()
     if errors:
         raise errors[0]
-    if stop.is_set():
-        raise TransientError(f"load {jobs[0].table}: stopped; run the same command again to resume")

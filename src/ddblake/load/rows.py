@@ -24,6 +24,7 @@ import base64
 import datetime as dt
 import hashlib
 import json
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
@@ -206,3 +207,8 @@ def spliced_line(
         except UnicodeEncodeError:
             continue
     raise BadRecordError("image text cannot be written as UTF-8")
+
+
+def now_us() -> int:
+    """The current time in epoch microseconds: load starts, ingestion times, state stamps."""
+    return time.time_ns() // 1000

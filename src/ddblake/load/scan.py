@@ -41,7 +41,14 @@ from ddblake.load.plan import (
     plan_workers,
     read_budget,
 )
-from ddblake.load.rows import key_of, load_event, scan_event_id, spliced_line, version_time_from_us
+from ddblake.load.rows import (
+    key_of,
+    load_event,
+    now_us,
+    scan_event_id,
+    spliced_line,
+    version_time_from_us,
+)
 from ddblake.load.state import SCAN_STATE, LoadState, PartState, read_state, write_state
 from ddblake.load.table import Page, TableInfo, TableReader
 from ddblake.progress import Progress
@@ -52,10 +59,6 @@ MAX_ATTEMPTS = 10
 FLUSH_SECONDS = 60.0
 """A raw file (and a state write) at least this often per busy segment, so a slow, rate-limited
 load still checkpoints regularly."""
-
-
-def _now_us() -> int:
-    return time.time_ns() // 1000
 
 
 def new_load_id(started_us: int) -> str:
@@ -159,7 +162,7 @@ class ScanLoad:
             return state, True
         if state is not None:  # keep the finished load's record under its own name
             write_state(self.storage, dataclasses.replace(state, name=f"scan-{state.load_id}"))
-        started = self.started_at_us if self.started_at_us is not None else _now_us()
+        started = self.started_at_us if self.started_at_us is not None else now_us()
         state = LoadState(
             table=self.table,
             name=SCAN_STATE,
@@ -170,7 +173,7 @@ class ScanLoad:
             total_parts=plan_segments(info.item_count, info.size_bytes, self.config.segments),
             source=f"{info.arn or self.table} at {self.reader.where}",
             options={"consistent": self.config.consistent},
-            updated_us=_now_us(),
+            updated_us=now_us(),
         )
         write_state(self.storage, state)  # lists no finished part yet, so it is never ahead of data
         return state, False
@@ -248,7 +251,7 @@ class ScanLoad:
                 "run the same command again to resume"
             )
         with self._lock:
-            state.finished_us = state.updated_us = _now_us()
+            state.finished_us = state.updated_us = now_us()
             write_state(self.storage, state)
         self.progress.finish()
         return self.result
@@ -279,7 +282,7 @@ class ScanLoad:
             part.pages += done.pages
             part.last_key = None if done.done else done.last_key
             part.done = done.done
-            self.state.updated_us = _now_us()
+            self.state.updated_us = now_us()
             write_state(self.storage, self.state)
             if written is not None:
                 self.result.files += 1
@@ -310,7 +313,7 @@ class ScanLoad:
                 self._checkpoint(seg, writer, pending)
                 return
             estimate = page.consumed or estimate
-            ingested = _now_us()
+            ingested = now_us()
             if page.texts is not None:  # DynamoDB's own text of each item goes into the line unchanged
                 for item, text in zip(page.items, page.texts, strict=True):
                     keys = key_of(item, key_names)

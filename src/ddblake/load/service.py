@@ -12,7 +12,6 @@ import functools
 import logging
 import os
 import threading
-import time
 from collections.abc import Callable
 
 import boto3
@@ -24,6 +23,7 @@ from ddblake.load.config import LoadConfig
 from ddblake.load.export_load import ExportLoad
 from ddblake.load.export_start import forget_request, pending_request, start_export, wait_export
 from ddblake.load.roles import Identity, assume_role_session
+from ddblake.load.rows import now_us
 from ddblake.load.scan import LoadResult, ScanLoad
 from ddblake.load.table import TableReader
 from ddblake.progress import NoProgress, Progress
@@ -32,11 +32,6 @@ from ddblake.signals import stop_on_signals
 __all__ = ["LoadConfig", "LoadResult", "build_load_clients", "now_us", "run_load"]
 
 log = logging.getLogger(__name__)
-
-
-def now_us() -> int:
-    """The current time in epoch microseconds (what ``sync`` passes as ``started_at_us``)."""
-    return time.time_ns() // 1000
 
 
 def _identity_of(session: boto3.session.Session, role_arn: str | None, local: bool) -> Callable[[], Identity]:
@@ -110,19 +105,17 @@ def run_load(
     """
     storage = storage or Storage.from_uri(config.lake)
     progress = progress if progress is not None else Progress(f"load {config.table}")
-    readers: list[TableReader] = []
 
+    @functools.cache
     def reader() -> TableReader:
         # Built on first use: an export loaded with --keys (or an incremental one) needs no AWS
         # client at all, so it needs no region or credentials either.
         nonlocal clients, identity
-        if not readers:
-            if clients is None:
-                clients, built_identity = build_load_clients(config)
-                identity = identity or built_identity
-            identity = identity or (lambda: Identity(role_arn=config.assume_role))
-            readers.append(TableReader(config.table, clients.dynamodb, identity))
-        return readers[0]
+        if clients is None:
+            clients, built_identity = build_load_clients(config)
+            identity = identity or built_identity
+        identity = identity or (lambda: Identity(role_arn=config.assume_role))
+        return TableReader(config.table, clients.dynamodb, identity)
 
     def identity_now() -> Identity:
         return identity() if identity is not None else Identity(role_arn=config.assume_role)
