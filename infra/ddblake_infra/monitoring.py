@@ -66,6 +66,22 @@ class Operations(Construct):
             master_key=self.key,
             enforce_ssl=True,
         )
+        # enforce_ssl writes an explicit topic policy, which replaces SNS's default one: without this
+        # statement CloudWatch may not publish, and no alarm would ever notify anyone.
+        self.topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AlarmsPublish",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["sns:Publish"],
+                resources=[self.topic.topic_arn],
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": account},
+                    "ArnLike": {
+                        "aws:SourceArn": f"arn:{cfg.partition}:cloudwatch:{cfg.region}:{account}:alarm:*"
+                    },
+                },
+            )
+        )
         if cfg.alarms.email:
             self.topic.add_subscription(subs.EmailSubscription(cfg.alarms.email))
         self._action = cw_actions.SnsAction(self.topic)

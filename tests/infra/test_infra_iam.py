@@ -270,11 +270,37 @@ def test_topic_policies(templates: dict[str, Any]) -> None:
         if s.effect == "Deny":
             assert s.conditions == {"Bool": {"aws:SecureTransport": "false"}}, s.where
             continue
-        assert s.principals == {"Service": ("events.amazonaws.com",)} and s.actions == ("sns:Publish",), (
-            s.where
-        )
-        assert s.resources == ("<AWS::SNS::Topic>",)
+        assert s.actions == ("sns:Publish",) and s.resources == ("<AWS::SNS::Topic>",), s.where
+        if s.principals == {"Service": ("cloudwatch.amazonaws.com",)}:  # the alarms, this account's only
+            account = s.conditions["StringEquals"]["aws:SourceAccount"]
+            assert s.conditions["ArnLike"]["aws:SourceArn"].endswith(f":{account}:alarm:*"), s.where
+            continue
+        assert s.principals == {"Service": ("events.amazonaws.com",)}, s.where
         assert "aws:SourceArn" in s.conditions["ArnEquals"], s.where
+
+
+def test_every_alarm_topic_lets_cloudwatch_publish(templates: dict[str, Any]) -> None:
+    # An alarm whose topic policy has no CloudWatch statement fails every notification in AWS.
+    alarm_topics = {
+        ref["Ref"]
+        for tpl in templates.values()
+        for r in tpl["Resources"].values()
+        if r["Type"] == "AWS::CloudWatch::Alarm"
+        for ref in r["Properties"].get("AlarmActions", [])
+    }
+    assert alarm_topics
+    for name, tpl in templates.items():
+        for r in tpl["Resources"].values():
+            if r["Type"] != "AWS::SNS::TopicPolicy" or not any(
+                t.get("Ref") in alarm_topics for t in r["Properties"]["Topics"]
+            ):
+                continue
+            allowed = [
+                st["Principal"].get("Service")
+                for st in r["Properties"]["PolicyDocument"]["Statement"]
+                if st["Effect"] == "Allow" and isinstance(st.get("Principal"), dict)
+            ]
+            assert "cloudwatch.amazonaws.com" in allowed, name
 
 
 def test_lambda_permissions_only_for_the_schedule(templates: dict[str, Any]) -> None:
