@@ -5,16 +5,28 @@ new record to a fresh, uniquely named file first, then makes the Iceberg commit 
 (and snapshot summary) points at it. A crash before the commit leaves an orphan file nobody points
 at; a crash after leaves a consistent table. Either way a rerun sees exactly what was committed.
 
-Raw files live in hour folders (``raw/<table>/YYYY/MM/DD/HH/``) named by write time, so old hours
-can be folded into a watermark: "every file in an hour before H is applied". Hours are folded only
-once they are older than a grace period, since Firehose may deliver into an hour for a while.
+Raw files live in hour folders (``raw/<table>/YYYY/MM/DD/HH/``), so old hours can be folded into a
+watermark, "every file in an hour before H is applied", and the record stays small. Hours are folded
+only once they are older than a grace period, since Firehose may deliver into an hour for a while.
+
+A file can still land in a folded hour later: Firehose retrying S3 or KMS failures for up to a day,
+a backlog delivered into event-time folders (dynamic partitioning), records re-driven from
+``errors/``, a backfill copied in by hand. So the record also keeps, for each folded day, a digest of
+the names its folded hours held when they were folded (:func:`day_digests`). Each apply compares it
+with the listing (:meth:`AppliedLog.checked`); a day whose names changed is *reopened*: its files count
+as applied only when named, so they are all read again. Their known events are dropped as duplicates
+by apply, as any repeated event is, and the late ones are applied; once every file of the day is
+applied, the day is folded again under its new digest. A raw file deleted from a folded day (a
+lifecycle rule) reopens its day too, which costs one more read of that day's remaining files.
 """
 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import uuid
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,16 +42,39 @@ def hour_of(raw_path: str) -> str:
     return "/".join(parts[-5:-1])
 
 
+def day_digests(paths: Iterable[str], before_hour: str) -> dict[str, str]:
+    """``YYYY/MM/DD`` -> a digest of the names of that day's files in hours before ``before_hour``."""
+    by_day: dict[str, list[str]] = {}
+    for path in paths:
+        hour = hour_of(path)
+        if hour < before_hour:
+            by_day.setdefault(hour[:10], []).append(path)
+    return {
+        day: hashlib.blake2b("\n".join(sorted(names)).encode(), digest_size=8).hexdigest()
+        for day, names in by_day.items()
+    }
+
+
 @dataclass(frozen=True)
 class AppliedLog:
-    """Files applied: everything in hours before ``before_hour`` plus the ``files`` listed."""
+    """Files applied: everything in hours before ``before_hour`` plus the ``files`` listed.
+
+    ``days`` holds the digest of each folded day (:func:`day_digests`); ``reopened`` (never stored:
+    :meth:`checked` finds it in each listing) the folded days whose names changed since, whose files
+    are applied only when listed in ``files``.
+    """
 
     before_hour: str = ""
     files: frozenset[str] = field(default_factory=frozenset)
+    days: Mapping[str, str] = field(default_factory=dict)
+    reopened: frozenset[str] = field(default_factory=frozenset)
 
     def contains(self, raw_path: str) -> bool:
         """Whether a raw file is already applied."""
-        return (bool(self.before_hour) and hour_of(raw_path) < self.before_hour) or raw_path in self.files
+        if raw_path in self.files:
+            return True
+        hour = hour_of(raw_path)
+        return bool(self.before_hour) and hour < self.before_hour and hour[:10] not in self.reopened
 
     def count(self) -> int:
         """Files listed explicitly (folded hours are not counted)."""
@@ -47,35 +82,64 @@ class AppliedLog:
 
     def with_files(self, new: set[str] | frozenset[str]) -> AppliedLog:
         """A new log with more files applied."""
-        return AppliedLog(self.before_hour, self.files | frozenset(new))
+        return AppliedLog(self.before_hour, self.files | frozenset(new), self.days, self.reopened)
+
+    def checked(self, listing: list[str]) -> AppliedLog:
+        """This log against a listing of the raw files: folded days whose names changed are reopened.
+
+        A folded day with no digest (a record written before digests were kept) is taken as it is
+        listed, and gets its digest at the next commit: files that landed in it before cannot be
+        told apart any more.
+        """
+        if not self.before_hour:
+            return self
+        now = day_digests(listing, self.before_hour)
+        reopened = frozenset(d for d, digest in now.items() if self.days.get(d, digest) != digest)
+        if not reopened:
+            return self
+        return AppliedLog(self.before_hour, self.files, self.days, reopened)
 
     def folded(self, listing: list[str], fold_before_hour: str) -> AppliedLog:
         """Fold the hours before ``fold_before_hour`` whose every listed file is applied.
 
         Folding stops at the first hour holding an unapplied file, so the watermark never hides one.
+        A reopened day is folded again once every listed file of it is applied; until then it keeps
+        its old digest, so the next check reopens it again, and its applied files stay listed.
         """
-        unapplied_hours = sorted({hour_of(p) for p in listing if not self.contains(p)})
-        limit = fold_before_hour
-        if unapplied_hours and unapplied_hours[0] < limit:
-            limit = unapplied_hours[0]
-        if limit <= self.before_hour:
-            return self
-        return AppliedLog(limit, frozenset(p for p in self.files if hour_of(p) >= limit))
+        unapplied = {hour_of(p) for p in listing if not self.contains(p)}
+        limit = min([fold_before_hour, *unapplied])
+        limit = max(limit, self.before_hour)
+        still_open = frozenset(h[:10] for h in unapplied if h < self.before_hour) & self.reopened
+        digests = day_digests(listing, limit)
+        days = {d: (self.days[d] if d in still_open else digest) for d, digest in digests.items()}
+        files = frozenset(p for p in self.files if hour_of(p) >= limit or hour_of(p)[:10] in still_open)
+        return AppliedLog(limit, files, days, still_open)
 
     def to_json(self) -> dict[str, Any]:
         """Serializable form, with the files sorted for stable output."""
-        return {"version": 1, "before_hour": self.before_hour, "files": sorted(self.files)}
+        return {
+            "version": 1,
+            "before_hour": self.before_hour,
+            "files": sorted(self.files),
+            "days": dict(sorted(self.days.items())),
+        }
 
     @classmethod
     def from_json(cls, obj: Any, where: str) -> AppliedLog:
-        """Parse the stored form.
+        """Parse the stored form (a record written before digests were kept has no ``days``).
 
         Raises:
             TerminalError: the file is not an applied-log (someone edited or truncated it).
         """
-        if not isinstance(obj, dict) or obj.get("version") != 1 or not isinstance(obj.get("files"), list):
+        if (
+            not isinstance(obj, dict)
+            or obj.get("version") != 1
+            or not isinstance(obj.get("files"), list)
+            or not isinstance(obj.get("days", {}), dict)
+        ):
             raise TerminalError(f"{where} is not a ddblake applied-file log; restore it from a backup")
-        return cls(str(obj.get("before_hour") or ""), frozenset(str(f) for f in obj["files"]))
+        days = {str(d): str(digest) for d, digest in obj.get("days", {}).items()}
+        return cls(str(obj.get("before_hour") or ""), frozenset(str(f) for f in obj["files"]), days)
 
 
 def load_log(storage: Storage, pointer: str | None) -> AppliedLog:

@@ -182,9 +182,10 @@ class Applier:
         result = ApplyResult()
         hist = self._history()
         cur = self._current()
-        hist_log = load_log(self.storage, hist.properties.get(PROPERTY))
-        cur_log = load_log(self.storage, cur.properties.get(PROPERTY)) if cur is not None else AppliedLog()
         listing = self._list_raw()
+        hist_log = load_log(self.storage, hist.properties.get(PROPERTY)).checked(listing)
+        cur_log = AppliedLog() if cur is None else load_log(self.storage, cur.properties.get(PROPERTY))
+        cur_log = cur_log.checked(listing)
         pending = [p for p in listing if not (hist_log.contains(p) and cur_log.contains(p))]
         if not pending:
             return result, False

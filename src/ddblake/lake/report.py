@@ -79,13 +79,10 @@ def table_status(catalog: Catalog, namespace: str, storage: Storage, table: str)
     snaps = [t.current_snapshot() for t in (cur, hist) if t is not None]
     commits = [s.timestamp_ms for s in snaps if s is not None]
     props = hist.properties if hist is not None else {}
-    log = load_log(storage, props.get(PROPERTY))
-    cur_log = load_log(storage, cur.properties.get(PROPERTY)) if cur is not None else None
-    pending = [
-        p
-        for p in list_raw_files(storage, table)
-        if not (log.contains(p) and cur_log is not None and cur_log.contains(p))
-    ]
+    listing = list_raw_files(storage, table)
+    log = load_log(storage, props.get(PROPERTY)).checked(listing)
+    cur_log = load_log(storage, cur.properties.get(PROPERTY)).checked(listing) if cur is not None else None
+    pending = [p for p in listing if not (log.contains(p) and cur_log is not None and cur_log.contains(p))]
     newest = int(props[NEWEST_EVENT_PROPERTY]) if NEWEST_EVENT_PROPERTY in props else None
     return TableStatus(
         table=table,

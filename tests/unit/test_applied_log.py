@@ -1,0 +1,71 @@
+"""The applied-file record: folding old hours, and reopening a folded day when its files change."""
+
+from __future__ import annotations
+
+from ddblake.lake.applied import AppliedLog, day_digests
+
+
+def raw(hour: str, name: str) -> str:
+    return f"raw/t/{hour}/{name}.gz"
+
+
+A = raw("2025/11/28/08", "a")
+B = raw("2025/11/28/09", "b")
+C = raw("2025/11/29/10", "c")
+
+
+def test_folding_keeps_a_digest_per_day_and_drops_the_names() -> None:
+    log = AppliedLog().with_files({A, B, C}).folded([A, B, C], "2025/11/29/00")
+    assert log.before_hour == "2025/11/29/00"
+    assert log.files == {C}
+    assert set(log.days) == {"2025/11/28"}
+    assert all(log.contains(p) for p in (A, B, C))
+
+
+def test_a_file_landing_in_a_folded_day_is_not_taken_as_applied() -> None:
+    log = AppliedLog().with_files({A, B}).folded([A, B], "2025/11/29/00")
+    late = raw("2025/11/28/08", "late")
+    assert log.contains(late)  # what the watermark alone would say: the defect
+    checked = log.checked([A, late, B])
+    assert checked.reopened == {"2025/11/28"}
+    assert not checked.contains(late)
+    # The day's other files are read again too: their events are known and dropped by apply.
+    assert not checked.contains(A) and not checked.contains(B)
+
+
+def test_a_reopened_day_stays_open_until_every_file_of_it_is_applied() -> None:
+    late = raw("2025/11/28/08", "late")
+    listing = [A, late, B, C]
+    log = AppliedLog().with_files({A, B}).folded([A, B], "2025/11/29/00").checked(listing)
+    partly = log.with_files({A, late}).folded(listing, "2025/11/30/00")
+    assert partly.before_hour == "2025/11/29/00"  # B is not applied again yet: nothing folds past it
+    assert partly.days == log.days  # the old digest: the next check reopens the day again
+    again = partly.checked(listing)
+    assert again.reopened == {"2025/11/28"} and again.contains(late) and not again.contains(B)
+    done = again.with_files({B, C}).folded(listing, "2025/11/30/00")
+    assert done.before_hour == "2025/11/30/00" and done.files == frozenset()
+    assert done.days == day_digests(listing, "2025/11/30/00")
+    assert done.checked(listing).reopened == frozenset()
+
+
+def test_days_with_no_file_listed_are_forgotten() -> None:
+    log = AppliedLog().with_files({A, B, C}).folded([A, B, C], "2025/11/30/00")
+    assert set(log.days) == {"2025/11/28", "2025/11/29"}
+    later = log.checked([C]).folded([C], "2025/11/30/00")  # day 28's files expired (a lifecycle rule)
+    assert set(later.days) == {"2025/11/29"}
+
+
+def test_a_record_without_digests_takes_the_listing_as_it_is() -> None:
+    legacy = AppliedLog.from_json({"version": 1, "before_hour": "2025/11/29/00", "files": []}, "x")
+    assert legacy.days == {}
+    checked = legacy.checked([A, B])
+    assert checked.reopened == frozenset() and checked.contains(A)
+    saved = checked.folded([A, B], "2025/11/29/00")
+    assert saved.days == day_digests([A, B], "2025/11/29/00")
+    assert saved.checked([A, B, raw("2025/11/28/09", "late")]).reopened == {"2025/11/28"}
+
+
+def test_the_stored_form_round_trips() -> None:
+    log = AppliedLog().with_files({A, B, C}).folded([A, B, C], "2025/11/29/00")
+    back = AppliedLog.from_json(log.to_json(), "x")
+    assert back == log
