@@ -272,7 +272,7 @@ def _load(
 ) -> int:
     """Step 2: the full load started at ``load_start`` (continued or reused if an earlier run began
     it); returns its rows' version time."""
-    from ddblake.load import run_load
+    from ddblake.load import run_load_beside
     from ddblake.load.state import SCAN_STATE, read_state
 
     state = read_state(storage, table, SCAN_STATE) if load.kind == "scan" else None
@@ -282,7 +282,7 @@ def _load(
         return state.version_time_us
     if state is not None and state.finished_us is None and state.started_us != load_start:
         result.abandoned_load = _set_aside_unfinished_load(storage, table)  # not this re-bootstrap's
-    loaded = run_load(load, clients=clients, storage=storage, started_at_us=load_start)
+    loaded = run_load_beside(load, clients, storage, load_start)
     result.load_id, result.loaded = loaded.load_id, loaded.items
     return loaded.version_time_us
 

@@ -34,7 +34,7 @@ from ddblake.capture.service import run_capture
 from ddblake.errors import DdblakeError, TerminalError
 from ddblake.lake.apply import Applier, ApplyConfig, ApplyResult, apply_progress, run_apply
 from ddblake.lake.storage import Storage
-from ddblake.load import LoadConfig, has_finished_load, list_loads, now_us, run_load
+from ddblake.load import LoadConfig, has_finished_load, list_loads, now_us, run_load_beside
 from ddblake.rebootstrap import unfinished_rebootstrap
 
 log = logging.getLogger(__name__)
@@ -126,7 +126,7 @@ def run_sync(
         t0 = now_us()
         capture = _CaptureThread(config.capture, clients, storage)
         try:
-            result = run_load(config.load, clients=clients, storage=storage, started_at_us=t0)
+            result = run_load_beside(config.load, clients, storage, t0)
             log.info("sync %s: %s", config.capture.table, result.summary())
         except BaseException:
             capture.stop.set()

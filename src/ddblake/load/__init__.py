@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ddblake.load.config import LoadConfig
 from ddblake.load.scan import LoadResult
-from ddblake.load.service import build_load_clients, now_us, run_load
+from ddblake.load.service import build_load_clients, now_us, run_load, run_load_beside
 from ddblake.load.state import has_finished_load, list_loads
 
 __all__ = [
@@ -21,4 +21,5 @@ __all__ = [
     "list_loads",
     "now_us",
     "run_load",
+    "run_load_beside",
 ]

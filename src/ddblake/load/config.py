@@ -55,6 +55,16 @@ def _keys_argument(keys: str | tuple[str, ...] | None) -> tuple[str, ...] | None
         raise ConfigError(f"keys: --keys {keys!r} is not valid ({e})") from e
 
 
+def _source(from_export: str | None, export_to: str | None) -> dict[str, str | None]:
+    """``from_export`` and ``export_to``: the arguments if either is given, else the environment."""
+    if from_export or export_to:
+        return {"from_export": from_export or None, "export_to": export_to or None}
+    return {
+        "from_export": _optional("from_export", "--from-export", None, str),
+        "export_to": _optional("export_to", "--export-to", None, str),
+    }
+
+
 @dataclass(frozen=True)
 class LoadConfig:
     """Everything ``ddblake load`` (and ``sync``'s first load) needs.
@@ -166,7 +176,9 @@ class LoadConfig:
         """Resolve each setting: argument, then ``DDBLAKE_<NAME>``, then the default.
 
         ``consistent=False`` counts as "not given" (a switch cannot say no), so
-        ``DDBLAKE_CONSISTENT=1`` can still turn it on.
+        ``DDBLAKE_CONSISTENT=1`` can still turn it on. The source (``from_export`` / ``export_to``)
+        is one setting: an argument for either ignores both environment variables, so
+        ``--export-to`` wins over a ``DDBLAKE_FROM_EXPORT`` left in the environment.
 
         Raises:
             ConfigError: a required setting is missing or a value is malformed.
@@ -179,8 +191,7 @@ class LoadConfig:
             workers=_optional("workers", "--workers", workers, int),
             read_percent=_value("read_percent", "--read-percent", read_percent, float, DEFAULT_READ_PERCENT),
             consistent=_value("consistent", "--consistent", consistent or None, _bool, False),
-            from_export=_optional("from_export", "--from-export", from_export or None, str),
-            export_to=_optional("export_to", "--export-to", export_to or None, str),
+            **_source(from_export, export_to),
             assume_role=_optional("assume_role", "--assume-role", assume_role or None, str),
             external_id=_optional("external_id", "--external-id", external_id or None, str),
             on_demand_rcu=_value("on_demand_rcu", None, on_demand_rcu, float, ON_DEMAND_ASSUMED_RCU),

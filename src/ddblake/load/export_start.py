@@ -2,7 +2,8 @@
 
 The request is remembered in the lake (``state/load/<table>/export-request.json``) before waiting,
 so a load interrupted while the export runs picks the same export up again instead of paying for a
-second one.
+second one. An export DynamoDB reports FAILED is forgotten (it never completes), so the next run
+starts a new one.
 """
 
 from __future__ import annotations
@@ -30,6 +31,10 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 log = logging.getLogger(__name__)
+
+
+class ExportFailedError(TerminalError):
+    """DynamoDB reports the export FAILED: it will never complete, so its request must be forgotten."""
 
 
 @dataclass(frozen=True)
@@ -156,7 +161,9 @@ def wait_export(
     """Poll DescribeExport until the export completes; returns its description.
 
     Raises:
-        TerminalError: the export failed (its failure code and message), or access is denied.
+        ExportFailedError: the export failed (its failure code and message); the caller forgets the
+            request, so that the next run starts a new export.
+        TerminalError: access is denied.
         TransientError: stopped while waiting (rerun picks the same export up again).
     """
     stop = stop or threading.Event()
@@ -175,10 +182,11 @@ def wait_export(
             progress.status(f"export {request.export_id} completed after {format_eta(clock() - began)}")
             return description
         if status == "FAILED":
-            raise TerminalError(
+            raise ExportFailedError(
                 f"export {request.export_arn} of table {table!r} failed: {description.get('FailureCode')} "
                 f"{description.get('FailureMessage') or ''}".rstrip()
-                + "; check that the export's role can write to the bucket (and its KMS key), then run again"
+                + "; check that the export's role can write to the bucket (and its KMS key), then run "
+                "again: the next run starts a new export"
             )
         progress.status(
             f"export {request.export_id} {status or 'IN_PROGRESS'} for {format_eta(clock() - began)}"

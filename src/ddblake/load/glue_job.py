@@ -22,7 +22,8 @@ path rules equal the ones in the ``ddblake`` package.
 Job arguments: ``--TABLE`` (DynamoDB table name), ``--LAKE`` (``s3://bucket/prefix``), ``--SOURCE``,
 ``--EXPORT_PATH`` (export-files), ``--TABLE_ARN`` / ``--ROLE_ARN`` / ``--EXPORT_BUCKET`` /
 ``--EXPORT_PREFIX`` / ``--EXPORT_BUCKET_OWNER`` / ``--READ_PERCENT`` (connector), ``--KEYS`` (hash[,range],
-required for full exports), ``--LOAD_ID`` (default: the job run ID).
+required by the connector and by full exports; only an incremental export does without),
+``--LOAD_ID`` (default: the job run ID). Glue 4.0 runs Python 3.10, so the script uses nothing newer.
 """
 
 from __future__ import annotations
@@ -41,7 +42,9 @@ from dataclasses import dataclass
 from decimal import MAX_EMAX, MIN_EMIN, Context, Decimal, InvalidOperation
 from typing import Any
 
+_UTC = dt.timezone.utc  # noqa: UP017 - not dt.UTC: Glue 4.0 runs Python 3.10 (dt.UTC is 3.11+)
 SECOND_US = 1_000_000
+SOURCES = ("export-files", "connector")
 MAX_FILE_BYTES = 64 * 1024 * 1024
 """Uncompressed bytes per raw file the job writes (Firehose-sized files are too small at this scale)."""
 
@@ -95,18 +98,27 @@ def version_time_from_us(start_us: int) -> int:
     return (start_us // minute) * minute - minute - 1
 
 
+_FRACTION = re.compile(r"(\.\d+)(?=[+-]\d\d:\d\d$|$)")
+
+
 def parse_time_us(text: str) -> int:
-    """An ISO 8601 time (``2026-11-28T08:00:00.000Z``) in epoch microseconds."""
-    when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    """An ISO 8601 time (``2026-11-28T08:00:00.000Z``) in epoch microseconds.
+
+    Python 3.10's ``fromisoformat`` takes only 3 or 6 fraction digits and no ``Z``: both are
+    normalised first (the fraction to 6 digits, truncated like the package's parser).
+    """
+    text = text.strip().replace("Z", "+00:00")
+    text = _FRACTION.sub(lambda m: (m.group(1) + "000000")[:7], text, count=1)
+    when = dt.datetime.fromisoformat(text)
     if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
-    delta = when - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+        when = when.replace(tzinfo=_UTC)
+    delta = when - dt.datetime(1970, 1, 1, tzinfo=_UTC)
     return (delta.days * 86_400 + delta.seconds) * SECOND_US + delta.microseconds
 
 
 def raw_file_key(lake_prefix: str, table: str, written_us: int, unique: str | None = None) -> str:
     """The raw file path under the lake (``ddblake.lake.rawlog.raw_file_path``'s layout)."""
-    when = dt.datetime.fromtimestamp(written_us / SECOND_US, tz=dt.UTC)
+    when = dt.datetime.fromtimestamp(written_us / SECOND_US, tz=_UTC)
     stamp = f"{when.strftime('%Y-%m-%d-%H-%M-%S')}-{written_us % SECOND_US:06d}"
     name = f"{table}-{stamp}-{unique or uuid.uuid4().hex}.gz"
     path = f"raw/{table}/{when.strftime('%Y/%m/%d/%H')}/{name}"
@@ -175,8 +187,45 @@ def item_from_row(row: Mapping[str, Any]) -> dict[str, Any]:
     return cleaned
 
 
+def parse_keys(text: str) -> tuple[str, ...]:
+    """``--KEYS hash[,range]`` as attribute names (raises ValueError unless one or two names)."""
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    if not 1 <= len(names) <= 2:
+        raise ValueError(f"--KEYS {text!r}: expected the table's key attributes, hash[,range]")
+    return names
+
+
+def key_names_arg(args: Mapping[str, str], source: str) -> tuple[str, ...]:
+    """The ``--KEYS`` a job of ``source`` needs, checked before anything is read or written.
+
+    Every LOAD row needs the item's key: the connector's rows and a full export's items carry no
+    key schema, so both sources need ``--KEYS``. Only an incremental export (whose lines hold their
+    ``Keys``) can do without; ``export-files`` therefore accepts an empty ``--KEYS`` here and
+    refuses a *full* export without it once the manifest says which kind it is.
+
+    Raises:
+        ValueError: an unknown ``--SOURCE``, a malformed ``--KEYS``, or the connector without ``--KEYS``.
+    """
+    if source not in SOURCES:
+        raise ValueError(f"--SOURCE {source!r}: expected one of {', '.join(SOURCES)}")
+    text = args.get("KEYS", "")
+    if not text.strip():
+        if source == "connector":
+            raise ValueError(
+                "--SOURCE connector needs --KEYS hash[,range] (the table's key attributes, hash first): "
+                "without them rows have no keys and apply rejects them"
+            )
+        return ()
+    return parse_keys(text)
+
+
 def keys_of(item: Mapping[str, Any], key_names: Sequence[str]) -> dict[str, Any]:
-    """The key attributes of an item (raises ValueError naming a missing attribute, never a value)."""
+    """The key attributes of an item (raises ValueError naming a missing attribute, never a value).
+
+    An empty ``key_names`` is refused: a row without keys is one apply cannot place.
+    """
+    if not key_names:
+        raise ValueError("no key attribute names: pass --KEYS hash[,range]")
     missing = [n for n in key_names if n not in item]
     if missing:
         raise ValueError(f"item has no key attribute {missing[0]!r}")
@@ -348,15 +397,19 @@ def _put_files(lines: Iterable[bytes], lake: str, table: str) -> Iterator[int]:
 
 def main(argv: Sequence[str] | None = None) -> None:  # pragma: no cover - needs Glue
     """Run the job (Glue calls the script; arguments come from the job's parameters)."""
+    args = resolve_args(sys.argv[1:] if argv is None else argv)
+    table, lake = args["TABLE"], args["LAKE"].rstrip("/")
+    source = args.get("SOURCE", "export-files")
+    try:
+        key_names = key_names_arg(args, source)
+    except ValueError as e:  # before Spark starts: nothing read, nothing written
+        raise SystemExit(f"ddblake glue load of {table}: {e}") from e
+
     import boto3
     from awsglue.context import GlueContext  # type: ignore[import-not-found]
     from awsglue.job import Job  # type: ignore[import-not-found]
     from pyspark.context import SparkContext  # type: ignore[import-not-found]
 
-    args = resolve_args(sys.argv[1:] if argv is None else argv)
-    table, lake = args["TABLE"], args["LAKE"].rstrip("/")
-    source = args.get("SOURCE", "export-files")
-    key_names = tuple(k for k in args.get("KEYS", "").split(",") if k)
     sc = SparkContext.getOrCreate()
     glue = GlueContext(sc)
     job = Job(glue)
@@ -410,7 +463,10 @@ def main(argv: Sequence[str] | None = None) -> None:  # pragma: no cover - needs
             view=summary.get("outputView"),
         )
         if not incremental and not key_names:
-            raise SystemExit("a full export needs --KEYS hash[,range]")
+            raise SystemExit(
+                f"export {args['EXPORT_PATH']} is a full export: it needs --KEYS hash[,range] "
+                "(the table's key attributes, hash first); nothing loaded"
+            )
 
         def fetch(entry: ManifestEntry) -> bytes:
             import boto3 as b3

@@ -46,17 +46,34 @@ class Identity:
         account: the caller's account (STS GetCallerIdentity), when known.
         principal: the caller's ARN, when known.
         role_arn: the role assumed with ``--assume-role``; None when the default credentials are used.
+        unapplied_role: a role the settings name that ddblake did not assume for these calls, because
+            the caller supplied the clients (whatever credentials they were built with).
     """
 
     account: str | None = None
     principal: str | None = None
     role_arn: str | None = None
+    unapplied_role: str | None = None
+
+    @property
+    def role_text(self) -> str:
+        """How the calls were authorised, for messages (``role R``, or why there is none)."""
+        if self.role_arn:
+            return f"role {self.role_arn}"
+        if self.unapplied_role:
+            return (
+                "the caller's own DynamoDB clients (ddblake did not assume the configured role "
+                f"{self.unapplied_role} for them)"
+            )
+        return "no role (--assume-role not given)"
 
     def describe(self) -> str:
         """``principal P (account A)``, plus how it was obtained."""
         who = f"principal {self.principal or '?'} (account {self.account or '?'})"
         if self.role_arn:
             return f"{who}, assumed from --assume-role {self.role_arn}"
+        if self.unapplied_role:
+            return f"{who}, using {self.role_text}"
         return f"{who}, from the default AWS credentials (no --assume-role)"
 
 
@@ -195,17 +212,26 @@ def explain_access_error(
         )
     else:  # no STS to ask (DynamoDB Local) and nothing in the message
         went = f"the call went to {where}"
-    role = f"role {me.role_arn}" if me.role_arn else "no role (--assume-role not given)"
+    role = me.role_text
+    apply_role = (
+        f"build the load's clients with the role (ddblake.load.build_load_clients) or let run_load build "
+        f"them, so that {me.unapplied_role} is assumed"
+    )
     if not denied:
-        fix = (
-            f"check the table name and region; the role must belong to the account that owns {table!r}"
-            if me.role_arn
-            else f"if {table!r} lives in another account, pass --assume-role "
-            "arn:aws:iam::<owner account>:role/<read role> (or DDBLAKE_ASSUME_ROLE); else check the name "
-            "and region (AWS_REGION, --endpoint-url)"
-        )
+        if me.role_arn:
+            fix = f"check the table name and region; the role must belong to the account that owns {table!r}"
+        elif me.unapplied_role:
+            fix = f"{apply_role}; else check the name and region"
+        else:
+            fix = (
+                f"if {table!r} lives in another account, pass --assume-role "
+                "arn:aws:iam::<owner account>:role/<read role> (or DDBLAKE_ASSUME_ROLE); else check the "
+                "name and region (AWS_REGION, --endpoint-url)"
+            )
         return NotFoundError(f"table {table!r} not found ({action}): {went}, using {role}; {fix}")
-    if me.role_arn is None:
+    if me.role_arn is None and me.unapplied_role:
+        fix = f"{apply_role}; or grant the principal that made the call dynamodb:{action} on the table"
+    elif me.role_arn is None:
         fix = (
             f"if {table!r} is owned by another account, pass --assume-role "
             "arn:aws:iam::<owner account>:role/<read role> (or DDBLAKE_ASSUME_ROLE) and check that the role "

@@ -166,6 +166,35 @@ def to_wire_item(item: Mapping[str, Any]) -> DynamoJson:
     return {name: _wire_value(value) for name, value in item.items()}
 
 
+def _call_value(value: Any) -> Any:
+    if not isinstance(value, dict) or len(value) != 1:
+        return value
+    ((tag, inner),) = value.items()
+    if tag == "B" and isinstance(inner, str):
+        return {"B": base64.b64decode(inner, validate=True)}
+    if tag == "BS" and isinstance(inner, list):
+        return {"BS": [base64.b64decode(v, validate=True) if isinstance(v, str) else v for v in inner]}
+    if tag == "M" and isinstance(inner, dict):
+        return {"M": {k: _call_value(v) for k, v in inner.items()}}
+    if tag == "L" and isinstance(inner, list):
+        return {"L": [_call_value(v) for v in inner]}
+    return value
+
+
+def to_call_item(item: Mapping[str, Any]) -> dict[str, Any]:
+    """An item (or key) in DynamoDB JSON (binary as base64 text) as a botocore *parameter*.
+
+    The inverse of :func:`to_wire_item`. botocore base64-encodes whatever it is given for a binary
+    value, ``str`` included, so a key kept in wire form (a saved ``LastEvaluatedKey``) must be
+    decoded to ``bytes`` before it goes back as ``ExclusiveStartKey``: passed as text it would be
+    encoded twice, and DynamoDB would resume the Scan from a key that never existed.
+
+    Raises:
+        ValueError: a binary value is not valid base64.
+    """
+    return {name: _call_value(value) for name, value in item.items()}
+
+
 _ENCODE: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 _ENCODE_ASCII: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True).encode
 

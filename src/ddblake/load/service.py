@@ -18,13 +18,21 @@ import boto3
 from botocore.config import Config
 
 from ddblake.aws.clients import DynamoClients, build_dynamodb_clients, dynamodb_endpoint, is_local_endpoint
+from ddblake.errors import DdblakeError
 from ddblake.lake.storage import Storage
 from ddblake.load.config import LoadConfig
 from ddblake.load.export_load import ExportLoad
-from ddblake.load.export_start import forget_request, pending_request, start_export, wait_export
+from ddblake.load.export_start import (
+    ExportFailedError,
+    forget_request,
+    pending_request,
+    start_export,
+    wait_export,
+)
 from ddblake.load.roles import Identity, assume_role_session
 from ddblake.load.rows import now_us
 from ddblake.load.scan import LoadResult, ScanLoad
+from ddblake.load.state import EXPORT_REQUEST, state_path
 from ddblake.load.table import TableReader
 from ddblake.progress import NoProgress, Progress
 from ddblake.signals import stop_on_signals
@@ -85,7 +93,9 @@ def run_load(
 
     Args:
         config: what to load, from where, how fast.
-        clients: DynamoDB clients; built from ``config`` (endpoint, assumed role) when None.
+        clients: DynamoDB clients; built from ``config`` (endpoint, assumed role) when None. Given
+            clients are used as they are: no role is assumed for them (build them with
+            :func:`build_load_clients` to apply ``config.assume_role``, and pass its identity too).
         storage: the lake; opened from ``config.lake`` when None.
         progress: where progress goes; a stderr line by default (``NoProgress`` for none).
         started_at_us: the load's start for the version rule (Scan loads): a time no later than the
@@ -106,6 +116,15 @@ def run_load(
     storage = storage or Storage.from_uri(config.lake)
     progress = progress if progress is not None else Progress(f"load {config.table}")
 
+    supplied = clients is not None
+
+    def fallback_identity() -> Identity:
+        # Clients the caller built (sync's, a test's): ddblake assumed no role for them, whatever the
+        # settings name, so an error must not claim the configured role was used.
+        if supplied:
+            return Identity(unapplied_role=config.assume_role)
+        return Identity(role_arn=config.assume_role)
+
     @functools.cache
     def reader() -> TableReader:
         # Built on first use: an export loaded with --keys (or an incremental one) needs no AWS
@@ -114,11 +133,11 @@ def run_load(
         if clients is None:
             clients, built_identity = build_load_clients(config)
             identity = identity or built_identity
-        identity = identity or (lambda: Identity(role_arn=config.assume_role))
+        identity = identity or fallback_identity
         return TableReader(config.table, clients.dynamodb, identity)
 
     def identity_now() -> Identity:
-        return identity() if identity is not None else Identity(role_arn=config.assume_role)
+        return identity() if identity is not None else fallback_identity()
 
     stop = stop or threading.Event()
     with stop_on_signals(stop):
@@ -167,15 +186,19 @@ def _export(
             log.info(
                 "load %s: waiting for export %s started by an earlier run", config.table, request.export_id
             )
-        wait_export(
-            reader().client,
-            request,
-            table=config.table,
-            poll_seconds=config.export_poll_seconds,
-            progress=progress,
-            identity=identity,
-            stop=stop,
-        )
+        try:
+            wait_export(
+                reader().client,
+                request,
+                table=config.table,
+                poll_seconds=config.export_poll_seconds,
+                progress=progress,
+                identity=identity,
+                stop=stop,
+            )
+        except ExportFailedError:
+            _forget_failed(storage, config.table, request.export_id)
+            raise
         folder = request.folder
     else:
         folder = config.from_export or ""
@@ -195,4 +218,35 @@ def _export(
     return result
 
 
+def _forget_failed(storage: Storage, table: str, export_id: str) -> None:
+    """Forget a FAILED export's request, so the next run starts a new export instead of polling it."""
+    try:
+        forget_request(storage, table)
+    except DdblakeError as e:  # the export's own failure is the error to report
+        log.warning(
+            "load %s: could not forget failed export %s (%s); delete %s before the next run",
+            table,
+            export_id,
+            e,
+            storage.uri(state_path(table, EXPORT_REQUEST)),
+        )
+
+
 __all__ += ["NoProgress", "Progress"]
+
+
+def run_load_beside(
+    config: LoadConfig, clients: DynamoClients | None, storage: Storage, started_at_us: int
+) -> LoadResult:
+    """:func:`run_load` for a caller holding clients of its own (``sync``, a re-bootstrap).
+
+    Those clients serve the stream and carry no role; a load configured with one
+    (``--assume-role``, ``DDBLAKE_ASSUME_ROLE``) makes its calls with the role's own clients, as
+    ``ddblake load`` does, and its errors name the role.
+    """
+    if config.assume_role:
+        load_clients, identity = build_load_clients(config)
+        return run_load(
+            config, clients=load_clients, identity=identity, storage=storage, started_at_us=started_at_us
+        )
+    return run_load(config, clients=clients, storage=storage, started_at_us=started_at_us)

@@ -23,7 +23,7 @@ from ddblake.aws.clients import describe_client
 from ddblake.errors import DdblakeError, TerminalError
 from ddblake.load.jsontext import members_with_text
 from ddblake.load.roles import Identity, explain_access_error
-from ddblake.load.rows import to_wire_item
+from ddblake.load.rows import to_call_item, to_wire_item
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -78,7 +78,8 @@ class Page:
 
     Attributes:
         items: the items, decoded.
-        last_key: ``LastEvaluatedKey``; None on the segment's last page.
+        last_key: ``LastEvaluatedKey`` in DynamoDB JSON (binary as base64 text, as the load state
+            keeps it); None on the segment's last page.
         consumed: capacity units the page consumed.
         texts: each item's JSON text exactly as DynamoDB sent it, when the raw body was available.
     """
@@ -166,7 +167,14 @@ class TableReader:
             "ReturnConsumedCapacity": "TOTAL",
         }
         if start_key:
-            kwargs["ExclusiveStartKey"] = start_key
+            # Kept in wire form (binary as base64 text); botocore wants bytes (see to_call_item).
+            try:
+                kwargs["ExclusiveStartKey"] = to_call_item(start_key)
+            except (ValueError, TypeError) as e:
+                raise TerminalError(
+                    f"Scan of table {self.table!r}: the saved resume key of segment {segment} holds a "
+                    "binary value that is not base64; the load state is damaged"
+                ) from e
         if limit:
             kwargs["Limit"] = limit
         _raw_mode.on = True
