@@ -6,7 +6,9 @@ partitions in metadata and adds the new ones — no per-row filter terms, no who
 
 Every row carries the item's DynamoDB JSON (``_ddb_item``): typed columns are for querying, while
 ``dump`` rebuilds items from ``_ddb_item`` exactly. When a column's type must change in a way
-Iceberg cannot promote (say int64 to decimal), the typed columns are recomputed from ``_ddb_item``.
+Iceberg cannot promote (say int64 to decimal), the typed columns are recomputed from ``_ddb_item``
+(:func:`evolve`; column names and the other rules that keep the table independent of how changes
+were batched are in :mod:`ddblake.lake.columns`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pyiceberg.table import Table
 
 from ddblake.changes.model import compact_json
 from ddblake.changes.resolve import Keyed, key_hash
+from ddblake.lake import columns
 from ddblake.lake.files import with_hashes
 
 META_COLUMNS: dict[str, pa.DataType] = {
@@ -33,6 +36,8 @@ META_COLUMNS: dict[str, pa.DataType] = {
 }
 DEFAULT_BUCKETS = 16
 BUCKETS_PROPERTY = "ddblake.buckets"
+UNTYPED_PROPERTY = "ddblake.untyped-columns"
+"""JSON list of the columns not in the table that some row written holds an untyped value for."""
 
 
 def item_text(upsert: Keyed) -> str:
@@ -58,50 +63,46 @@ def meta_table(upserts: Sequence[Keyed], buckets: int, item_texts: Sequence[str]
     )
 
 
-def attribute_column(attr: str) -> str:
-    """Column name of an attribute: its own name, unless it would shadow a metadata column."""
-    return f"attr{attr}" if attr.startswith("_ddb_") else attr
-
-
-def _attr_names(columns: Sequence[str]) -> dict[str, str]:
-    """Column name -> attribute name, for columns that hold attributes."""
-    out: dict[str, str] = {}
-    for col in columns:
-        if col in META_COLUMNS:
-            continue
-        out[col] = col[len("attr") :] if col.startswith("attr_ddb_") else col
-    return out
-
-
 def attribute_schema(table_schema: pa.Schema | None) -> pa.Schema | None:
     """The attribute part of a current-state schema, with attribute names (for the codec)."""
     if table_schema is None:
         return None
-    names = _attr_names(table_schema.names)
-    return pa.schema([table_schema.field(col).with_name(attr) for col, attr in names.items()])
+    return pa.schema([columns.to_attributes(f) for f in table_schema if f.name not in META_COLUMNS])
 
 
-def _to_columns(typed: pa.Table) -> pa.Table:
-    return typed.rename_columns([attribute_column(n) for n in typed.column_names])
+def _lake_columns(typed: pa.Table) -> tuple[pa.Table, list[str]]:
+    """The codec's columns as the lake stores them (untyped parts left out, lake names), and the
+    columns left out although an item held a value for them (:func:`ddblake.lake.columns.typed_only`).
+
+    The codec keeps untyped columns (``drop_untyped=False``) so that those columns are known.
+    """
+    kept, untyped = columns.typed_only(typed)
+    return columns.to_columns(kept), untyped
 
 
-def typed_items(images: Sequence[object], attr_schema: pa.Schema | None, *, evolve: bool = True) -> pa.Table:
-    """Typed attribute columns for items, widened from ``attr_schema`` as the codec's rules say."""
+def _typed_dicts(
+    images: Sequence[object], attr_schema: pa.Schema | None, *, evolve: bool = True
+) -> tuple[pa.Table, list[str]]:
+    """:func:`_lake_columns` of items given as DynamoDB JSON dicts (the codec's Python path)."""
     from ddblake.codec import items_to_table
 
-    return _to_columns(
+    return _lake_columns(
         items_to_table(
             list(images),  # type: ignore[arg-type]
             attr_schema,
             evolve=evolve or attr_schema is None,
-            drop_untyped=True,
             max_decimal_precision=38,
         )
     )
 
 
-def _typed_texts(texts: Sequence[str], attr_schema: pa.Schema | None) -> pa.Table | None:
-    """:func:`typed_items` of items given as their JSON text, by the codec's C++ JSON Lines path.
+def typed_items(images: Sequence[object], attr_schema: pa.Schema | None, *, evolve: bool = True) -> pa.Table:
+    """Typed attribute columns for items, widened from ``attr_schema`` as the codec's rules say."""
+    return _typed_dicts(images, attr_schema, evolve=evolve)[0]
+
+
+def _typed_texts(texts: Sequence[str], attr_schema: pa.Schema | None) -> tuple[pa.Table, list[str]] | None:
+    """:func:`_typed_dicts` of items given as their JSON text, by the codec's C++ JSON Lines path.
 
     None when the texts cannot be UTF-8 (a lone surrogate): the caller takes the dict path.
     """
@@ -111,15 +112,7 @@ def _typed_texts(texts: Sequence[str], attr_schema: pa.Schema | None) -> pa.Tabl
         data = "\n".join(texts).encode("utf-8")
     except UnicodeEncodeError:
         return None
-    return _to_columns(
-        jsonl_to_table(
-            data,
-            attr_schema,
-            evolve=True,
-            drop_untyped=True,
-            max_decimal_precision=38,
-        )
-    )
+    return _lake_columns(jsonl_to_table(data, attr_schema, evolve=True, max_decimal_precision=38))
 
 
 def typed_rows(
@@ -133,16 +126,20 @@ def typed_rows(
     ``item_texts[i]``, when given, is ``item_text(upserts[i])`` already rendered, and the rows come
     from the texts alone (the events' images are not read: apply keeps only their text); the typed
     columns are then read from that text in C++ (the same result as from the images, faster).
+
+    The schema's metadata names the columns left out although an item held an untyped value for
+    them (:func:`ddblake.lake.columns.untyped_columns`): :func:`evolve` records them in the table.
     """
     attr_schema = attribute_schema(table_schema)
     typed = _typed_texts(item_texts, attr_schema) if item_texts else None
     if typed is None:
         images = [json.loads(t) for t in item_texts] if item_texts else [u.event.new_image for u in upserts]
-        typed = typed_items(images, attr_schema)
+        typed = _typed_dicts(images, attr_schema)
+    rows, untyped = typed
     meta = meta_table(upserts, buckets, item_texts)
     for name in meta.column_names:
-        typed = typed.append_column(meta.schema.field(name), meta.column(name))
-    return typed
+        rows = rows.append_column(meta.schema.field(name), meta.column(name))
+    return columns.with_untyped(rows, untyped)
 
 
 def empty_schema() -> pa.Schema:
@@ -166,39 +163,49 @@ class Target:
     full_rewrite: bool
 
 
-def _plain(t: pa.DataType) -> pa.DataType:
-    if pa.types.is_large_string(t):
-        return pa.string()
-    if pa.types.is_large_binary(t):
-        return pa.binary()
-    if pa.types.is_large_list(t):
-        return pa.list_(_plain(t.value_type))
-    if pa.types.is_list(t):
-        return pa.list_(_plain(t.value_type))
-    if pa.types.is_struct(t):
-        return pa.struct([pa.field(f.name, _plain(f.type)) for f in t])
-    return t
+def _untyped_seen(table: Table) -> set[str]:
+    raw = table.properties.get(UNTYPED_PROPERTY)
+    return set(json.loads(raw)) if raw else set()
 
 
 def evolve(tx: Any, table: Table, wanted: pa.Schema) -> Target:
-    """Bring the table's schema to ``wanted`` inside ``tx``.
+    """Bring the table's schema to ``wanted`` (:func:`typed_rows`' schema) inside ``tx``.
 
-    New columns are added (Iceberg schema evolution, no rewrite). A column whose type changed in a
-    way Iceberg cannot promote is dropped and added again with its new type, and the caller then
-    rewrites every row, recomputing typed values from ``_ddb_item``.
+    New columns are added (Iceberg schema evolution, no rewrite). A column whose type or text
+    marker changed (:func:`ddblake.lake.columns.same_shape`: Iceberg cannot promote a string of S
+    values to one of DynamoDB JSON text, nor int64 to decimal) is dropped and added again with its
+    new type, and the caller then rewrites every row, recomputing typed values from ``_ddb_item``.
+    The same full rewrite is asked for when:
+
+    * a column is named as before today's rules (``x.y``: it is dropped and its attribute's column
+      ``x%2Ey`` added; struct fields renamed change their column's type), and
+    * a column is added that rows already written may hold untyped values for (the attributes
+      listed in the table property ``ddblake.untyped-columns``): those rows must read ``[]`` or
+      ``{...: null}`` as they would had they been applied together with the typed value, not null.
+      Any other new column is null in every row written before, and costs no rewrite.
     """
     have = table.schema().as_arrow()
-    have_types = {f.name: _plain(f.type) for f in have}
-    changed = [f for f in wanted if f.name in have_types and _plain(f.type) != have_types[f.name]]
-    added = [f for f in wanted if f.name not in have_types]
-    if changed:
+    stale = [f.name for f in have if f.name not in META_COLUMNS and columns.is_stale(f)]
+    kept = {f.name: f for f in have if f.name not in stale}
+    changed = [f for f in wanted if f.name in kept and not columns.same_shape(kept[f.name], f)]
+    added = [f for f in wanted if f.name not in kept]
+    seen = _untyped_seen(table)
+    retype_untyped = any(f.name in seen for f in added)
+    if stale or changed:
         with tx.update_schema() as upd:
-            for f in changed:
-                upd.delete_column(f.name)
+            for name in stale + [f.name for f in changed]:
+                upd.delete_column(name)
     if changed or added:
         with tx.update_schema() as upd:
             upd.union_by_name(pa.schema(changed + added))
-    return Target(wanted, bool(changed))
+    # Once a column exists its rows are typed: only attributes still without one stay listed.
+    untyped = (seen | columns.untyped_columns(wanted)) - set(wanted.names)
+    if untyped != seen:
+        if untyped:
+            tx.set_properties({UNTYPED_PROPERTY: json.dumps(sorted(untyped))})
+        else:
+            tx.remove_properties(UNTYPED_PROPERTY)
+    return Target(wanted, bool(stale or changed or retype_untyped))
 
 
 def conform(rows: pa.Table, schema: pa.Schema) -> pa.Table:

@@ -1,0 +1,177 @@
+"""How attributes become the current state's columns: names, untyped values, column shapes.
+
+The rules are in docs/types.md (Typed columns in the lake). Each is a function of one name or one
+type alone, never of which other attributes a batch happens to hold, so the columns a table ends up
+with do not depend on how its changes were batched:
+
+* **Names.** An attribute's column is named by :func:`column_name`, which is reversible
+  (:func:`attribute_name`): a name that would shadow a metadata column (``_ddb_…``) gets an
+  ``attr`` prefix, and so does any name that already looks prefixed, so ``attr_ddb_x`` the
+  attribute and ``_ddb_x`` the attribute never share a column. Dots are percent-encoded in column
+  and struct field names alike (:func:`field_name`): Iceberg joins nested names with dots, so a
+  top-level ``x.y`` and the field ``y`` of a map ``x`` would both be ``x.y`` to it, and it refuses
+  such a schema — a refusal that would stop every later batch of the table.
+* **Untyped values.** Iceberg (before v3) and Parquet store no column of only nulls, empty lists or
+  empty maps, so those are left out (:func:`typed_only`); the attributes that held such a value
+  without a column are named, so that the column added for them later is filled for every row.
+* **Shapes.** Two columns are the same when their Arrow types and their text encodings (the
+  codec's ``ddblake:`` doc marker) are, at every level (:func:`same_shape`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+
+import pyarrow as pa
+
+from ddblake.codec.schema import NULL_T, arrow_field, from_field, prune, same_column
+
+_PREFIXED = re.compile(r"^(attr)*_ddb_")  # names that take one more "attr" as columns
+_STRIP = re.compile(r"^(attr)+_ddb_")  # columns that lose one "attr" as names
+_ESCAPES = re.compile(r"%(25|2E)")
+UNTYPED_KEY = b"ddblake.untyped"
+"""Schema metadata of typed rows (:func:`with_untyped`): JSON list of columns left out with values."""
+
+
+def field_name(name: str) -> str:
+    """The Iceberg name of an attribute or map key: without dots, reversibly.
+
+    Names with a dot, or with a ``%25`` or ``%2E`` that decoding would misread, have ``%`` written
+    ``%25`` and ``.`` written ``%2E``; every other name is its own (so existing columns keep theirs).
+    """
+    if "." in name or _ESCAPES.search(name):
+        return name.replace("%", "%25").replace(".", "%2E")
+    return name
+
+
+def key_name(field: str) -> str:
+    """The attribute or map key a :func:`field_name` stands for.
+
+    A name that is not one :func:`field_name` gives (``x.y``, a column from before dots were
+    encoded) stands for itself: the caller sees that it is not the key's name and retypes it.
+    """
+    if _ESCAPES.search(field):
+        name = _ESCAPES.sub(lambda m: "%" if m[1] == "25" else ".", field)
+        if field_name(name) == field:
+            return name
+    return field
+
+
+def column_name(attr: str) -> str:
+    """The column of a top-level attribute: :func:`field_name`, ``attr``-prefixed where it matches
+    ``^(attr)*_ddb_`` so that no attribute shadows a metadata column or another attribute's column.
+    """
+    col = field_name(attr)
+    return f"attr{col}" if _PREFIXED.match(col) else col
+
+
+def attribute_name(col: str) -> str:
+    """The attribute a :func:`column_name` stands for (the inverse: one ``attr`` prefix removed)."""
+    return key_name(col[len("attr") :] if _STRIP.match(col) else col)
+
+
+def is_stale(field: pa.Field) -> bool:
+    """Whether an attribute column ddblake wrote is named by an older rule (``x.y``, not ``x%2Ey``).
+
+    Such a column is retyped under its attribute's current name. A column of a type ddblake never
+    writes (one added by hand) is left alone, whatever its name.
+    """
+    return from_field(field) is not None and column_name(attribute_name(field.name)) != field.name
+
+
+def renamed(t: pa.DataType, rename: Callable[[str], str]) -> pa.DataType:
+    """``t`` with every struct field, at any depth, renamed by ``rename`` (docs and ids kept)."""
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        inner = t.value_field
+        elem = inner.with_type(renamed(inner.type, rename))
+        return pa.large_list(elem) if pa.types.is_large_list(t) else pa.list_(elem)
+    if pa.types.is_struct(t):
+        return pa.struct([f.with_name(rename(f.name)).with_type(renamed(f.type, rename)) for f in t])
+    return t
+
+
+def _view(column: pa.ChunkedArray, t: pa.DataType) -> pa.ChunkedArray:
+    """The same data under a type that differs only in field names (no copy)."""
+    return pa.chunked_array([chunk.view(t) for chunk in column.chunks], t)
+
+
+def to_columns(typed: pa.Table) -> pa.Table:
+    """A codec table (attribute names, map keys as field names) with the lake's column names."""
+    for i, field in enumerate(typed.schema):
+        t = renamed(field.type, field_name)
+        name = column_name(field.name)
+        if name != field.name or not t.equals(field.type):
+            column = typed.column(i)
+            view = column if t.equals(field.type) else _view(column, t)
+            typed = typed.set_column(i, field.with_name(name).with_type(t), view)
+    return typed
+
+
+def to_attributes(field: pa.Field) -> pa.Field:
+    """An attribute column's field as the codec sees it: attribute name and map keys."""
+    return field.with_name(attribute_name(field.name)).with_type(renamed(field.type, key_name))
+
+
+def typed_only(typed: pa.Table) -> tuple[pa.Table, list[str]]:
+    """A codec table without what holds no typed value yet, and the columns left out with values.
+
+    Columns and map fields of only nulls, empty lists and empty maps cannot be stored. A column
+    left out although some item held a value for it (``[]``, ``{}``, ``[NULL]``) is named (by its
+    column name): when a typed value arrives later, the rows written before must be retyped, or
+    they would read null where the same items applied together read ``[]`` or ``{...: null}``.
+    """
+    untyped, dropped = [], []
+    for i, field in enumerate(typed.schema):
+        t = from_field(field)
+        kept = None if t is None else prune(t)
+        if t is not None and kept is None:
+            dropped.append(i)
+            if t != NULL_T:
+                untyped.append(column_name(field.name))
+        elif kept is not None and kept != t:
+            pruned = arrow_field(field.name, kept)
+            # The cast drops the struct fields the pruned type lacks, by name.
+            typed = typed.set_column(i, pruned, typed.column(i).cast(pruned.type))
+    if dropped:
+        typed = typed.select([i for i in range(typed.num_columns) if i not in set(dropped)])
+    return typed, sorted(untyped)
+
+
+def with_untyped(rows: pa.Table, untyped: list[str]) -> pa.Table:
+    """``rows`` whose schema names the columns :func:`typed_only` left out with values."""
+    metadata = dict(rows.schema.metadata or {})
+    metadata[UNTYPED_KEY] = json.dumps(untyped).encode()
+    return rows.replace_schema_metadata(metadata)
+
+
+def untyped_columns(schema: pa.Schema) -> set[str]:
+    """The columns :func:`with_untyped` named in ``schema`` (none for any other schema)."""
+    raw = (schema.metadata or {}).get(UNTYPED_KEY)
+    return set(json.loads(raw)) if raw else set()
+
+
+def _plain(t: pa.DataType) -> pa.DataType:
+    if pa.types.is_large_string(t):
+        return pa.string()
+    if pa.types.is_large_binary(t):
+        return pa.binary()
+    if pa.types.is_large_list(t) or pa.types.is_list(t):
+        return pa.list_(_plain(t.value_type))
+    if pa.types.is_struct(t):
+        return pa.struct([pa.field(f.name, _plain(f.type)) for f in t])
+    return t
+
+
+def same_shape(a: pa.Field, b: pa.Field) -> bool:
+    """Whether rows typed for ``a`` read the same typed for ``b``: type and text marker alike.
+
+    The marker matters as much as the type: a ``string`` of S values and a ``string`` of DynamoDB
+    JSON text (or of number text) hold different things for the same item. Fields ddblake does not
+    write (a metadata timestamp) compare by type.
+    """
+    ta, tb = from_field(a), from_field(b)
+    if ta is None or tb is None:
+        return bool(_plain(a.type) == _plain(b.type))
+    return same_column(ta, tb)

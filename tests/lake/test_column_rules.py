@@ -1,0 +1,278 @@
+"""The current state's typed columns do not depend on how changes were batched (docs/types.md).
+
+Each test applies the same items to fresh lakes in one batch and in several (and in other orders
+where order could matter): ``query`` must show the same rows and ``dump`` the same items. The rules
+behind them: reversible column names (metadata prefix, dots), a text-encoding marker that changes
+as a type change, and attributes first seen with only untyped values (``[]``, ``{}``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from lake_helpers import Lake, event
+
+from ddblake.changes.model import ChangeEvent
+from ddblake.lake import columns
+from ddblake.lake.current import UNTYPED_PROPERTY
+from ddblake.lake.query import run_sql
+
+Batches = Sequence[Sequence[ChangeEvent]]
+MakeLake = Callable[[], Lake]
+
+
+@pytest.fixture
+def new_lake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> MakeLake:
+    for name in list(os.environ):
+        if name.startswith("DDBLAKE_"):
+            monkeypatch.delenv(name)
+    made: list[Lake] = []
+
+    def make() -> Lake:
+        made.append(Lake(tmp_path / f"lake{len(made)}"))
+        return made[-1]
+
+    return make
+
+
+def _insert(pk: str, t: int, image: dict[str, Any]) -> ChangeEvent:
+    return event("INSERT", pk, t, image=image)
+
+
+def _applied(lake: Lake, batches: Batches) -> Lake:
+    for batch in batches:
+        lake.write(batch)
+        lake.apply()
+    return lake
+
+
+def _rows(lake: Lake) -> list[dict[str, Any]]:
+    """Every row of the current state as {column: value}: column order does not matter."""
+    cols, rows = run_sql(lake.catalog(), "ddb", "select * from orders_table order by _ddb_key")
+    return [dict(zip(cols, row, strict=True)) for row in rows]
+
+
+def _columns(lake: Lake) -> dict[str, Any]:
+    return {f.name: f for f in lake.catalog().load_table("ddb.orders_table").schema().fields}
+
+
+def _same_whatever_the_batching(new_lake: MakeLake, *splits: Batches) -> Lake:
+    """Apply every split of the same events to its own lake; all must agree with the first."""
+    lakes = [_applied(new_lake(), split) for split in splits]
+    expected_rows, expected_dump = _rows(lakes[0]), lakes[0].dump()
+    for other in lakes[1:]:
+        assert _rows(other) == expected_rows
+        assert other.dump() == expected_dump
+    return lakes[0]
+
+
+# -- A. column names that could shadow a metadata column ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "",
+        "v",
+        "_ddb_",
+        "_ddb_key",
+        "attr",
+        "attr_ddb_",
+        "attr_ddb_x",
+        "attrattr_ddb_x",
+        "attrx_ddb_",
+        "x.y",
+        ".",
+        "..",
+        "%",
+        "%25",
+        "%2E",
+        "%2e",
+        "a%2Eb.c",
+        "attr_ddb_.x",
+        "ü.ß",
+    ],
+)
+def test_column_names_are_reversible_and_never_metadata_or_dotted(name: str) -> None:
+    col = columns.column_name(name)
+    assert columns.attribute_name(col) == name
+    assert not col.startswith("_ddb_") and "." not in col
+    assert columns.key_name(columns.field_name(name)) == name and "." not in columns.field_name(name)
+
+
+def test_names_unchanged_for_existing_lakes() -> None:
+    for plain in ("v", "pk", "price", "attrx", "a%b", "ü"):
+        assert columns.column_name(plain) == plain
+    assert columns.column_name("_ddb_x") == "attr_ddb_x"  # as before: existing columns stay valid
+
+
+def test_an_attribute_named_like_an_escaped_one_gets_its_own_column(new_lake: MakeLake) -> None:
+    a = _insert("a", 1, {"attr_ddb_x": {"S": "one"}})
+    b = _insert("b", 2, {"attr_ddb_x": {"S": "two"}, "_ddb_x": {"S": "three"}})
+    c = _insert("c", 3, {"attrattr_ddb_x": {"N": "4"}, "_ddb_key": {"S": "five"}})
+    lake = _same_whatever_the_batching(new_lake, [[a, b, c]], [[a], [b], [c]], [[c], [b], [a]])
+    rows = {r["pk"]: r for r in _rows(lake)}
+    assert rows["b"]["attr_ddb_x"] == "three"  # the escaped _ddb_x
+    assert rows["b"]["attrattr_ddb_x"] == "two"
+    assert rows["c"]["attrattrattr_ddb_x"] == 4 and rows["c"]["attr_ddb_key"] == "five"
+    assert rows["c"]["_ddb_key"] == '{"pk":{"S":"c"}}'
+
+
+# -- B. names holding dots --------------------------------------------------------------------------
+
+
+def test_dotted_names_beside_the_paths_they_spell_never_wedge(new_lake: MakeLake) -> None:
+    # Every item has a list of maps "l": pyiceberg writes a null list<struct> as [] (its issue
+    # 3833), which would differ between a row written before the column existed and one after.
+    plain = {"L": [{"M": {"e": {"M": {"f": {"S": "r"}}}}}]}
+    k = _insert("k", 1, {"x.y": {"S": "dotted"}, "t.element": {"S": "z"}, "l": plain})
+    m = _insert("m", 2, {"x": {"M": {"y": {"S": "nested"}}}, "t": {"L": [{"S": "a"}]}, "l": plain})
+    n = _insert(
+        "n",
+        3,
+        {
+            "s": {"M": {"a.b": {"N": "1"}, "a": {"M": {"b": {"N": "2"}}}}},
+            "l": {"L": [{"M": {"e.f": {"S": "p"}, "e": {"M": {"f": {"S": "q"}}}}}]},
+        },
+    )
+    later = _insert("later", 4, {"v": {"N": "3"}, "l": plain})
+    lake = _same_whatever_the_batching(
+        new_lake, [[k, m, n, later]], [[k], [m], [n], [later]], [[m, n], [k], [later]], [[later], [n, k], [m]]
+    )
+    rows = {r["pk"]: r for r in _rows(lake)}
+    assert rows["k"]["x%2Ey"] == "dotted" and rows["k"]["t%2Eelement"] == "z"
+    assert rows["m"]["x"] == {"y": "nested"} and rows["m"]["t"] == ["a"]
+    assert rows["n"]["s"] == {"a%2Eb": 1, "a": {"b": 2}}
+    assert rows["n"]["l"] == [{"e%2Ef": "p", "e": {"f": "q"}}]
+    assert set(lake.dump()) == {"k", "m", "n", "later"}
+
+
+def test_a_lake_with_dotted_columns_from_before_keeps_working(
+    new_lake: MakeLake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = [_insert("a", 1, {"x.y": {"S": "top"}, "s": {"M": {"p.q": {"N": "1"}}}})]
+    second = [_insert("b", 2, {"x.y": {"S": "again"}, "x": {"M": {"y": {"S": "nested"}}}})]
+    third = [_insert("c", 3, {"v": {"N": "1"}})]
+    old = new_lake()
+    with monkeypatch.context() as patch:  # the naming before dots were escaped
+        patch.setattr(columns, "field_name", lambda name: name)
+        _applied(old, [first])
+    assert {"x.y", "s"} <= set(_columns(old))
+    _applied(old, [second, third])
+    assert "x.y" not in _columns(old) and "x%2Ey" in _columns(old)
+    fresh = _applied(new_lake(), [[*first, *second, *third]])
+    assert _rows(old) == _rows(fresh)
+    assert old.dump() == fresh.dump()
+
+
+# -- C. a column that becomes DynamoDB JSON text ---------------------------------------------------
+
+
+def test_a_string_column_that_becomes_json_text_is_retyped_everywhere(new_lake: MakeLake) -> None:
+    first = [
+        _insert("a", 1, {"v": {"S": "5"}, "m": {"M": {"f": {"S": "5"}}}, "l": {"L": [{"S": "5"}]}}),
+        _insert("c", 1, {"v": {"S": '{"N":"7"}'}, "big": {"N": "1" * 39}}),
+    ]
+    second = [_insert("b", 2, {"v": {"N": "5"}, "m": {"M": {"f": {"N": "5"}}}, "l": {"L": [{"N": "5"}]}})]
+    third = [_insert("d", 3, {"big": {"S": "x"}})]
+    lake = _same_whatever_the_batching(
+        new_lake, [[*first, *second, *third]], [first, second, third], [first, [*second, *third]]
+    )
+    rows = {r["pk"]: r for r in _rows(lake)}
+    assert json.loads(rows["a"]["v"]) == {"S": "5"} and json.loads(rows["b"]["v"]) == {"N": "5"}
+    assert json.loads(rows["a"]["m"]["f"]) == {"S": "5"} and json.loads(rows["a"]["l"][0]) == {"S": "5"}
+    assert json.loads(rows["c"]["big"]) == {"N": "1" * 39}
+    fields = _columns(lake)
+    assert fields["v"].doc is not None and fields["v"].doc.startswith("ddblake:ddb-json")
+    assert fields["l"].doc is not None and fields["l"].doc.startswith("ddblake:[]ddb-json")
+
+
+# -- D. attributes seen only untyped, then typed ----------------------------------------------------
+
+
+def _untyped_first() -> list[ChangeEvent]:
+    # Built per test: module-level events would stay alive (test_apply counts the live ones).
+    return [
+        _insert(
+            "a",
+            1,
+            {
+                "tags": {"L": []},
+                "m": {"M": {}},
+                "ss": {"L": [{"NULL": True}]},
+                "deep": {"M": {"k": {"L": []}}},
+                "objs": {"L": [{"M": {}}]},
+                "n": {"NULL": True},
+                "s": {"M": {"typed": {"N": "1"}, "later": {"L": []}}},
+            },
+        )
+    ]
+
+
+def _typed_later() -> list[ChangeEvent]:
+    return [
+        _insert(
+            "b",
+            2,
+            {
+                "tags": {"L": [{"S": "x"}]},
+                "m": {"M": {"k": {"S": "v"}}},
+                "ss": {"L": [{"S": "y"}]},
+                "deep": {"M": {"k": {"L": [{"N": "1"}]}}},
+                "objs": {"L": [{"M": {"a": {"N": "1"}}}]},
+                "n": {"N": "2"},
+                "s": {"M": {"later": {"SS": ["z"]}}},
+            },
+        )
+    ]
+
+
+def test_untyped_values_read_the_same_once_their_attribute_is_typed(new_lake: MakeLake) -> None:
+    first, later = _untyped_first(), _typed_later()
+    lake = _same_whatever_the_batching(new_lake, [[*first, *later]], [first, later])
+    row = {r["pk"]: r for r in _rows(lake)}["a"]
+    assert row["tags"] == [] and row["m"] == {"k": None} and row["ss"] == [None]
+    assert row["deep"] == {"k": []} and row["objs"] == [{"a": None}] and row["n"] is None
+    assert row["s"] == {"typed": 1, "later": []}
+
+
+def test_only_a_new_column_that_older_rows_may_hold_untyped_rewrites_the_table(new_lake: MakeLake) -> None:
+    lake = new_lake()
+    lake.write([_insert("a", 1, {"v": {"N": "1"}, "e": {"L": []}})])
+    lake.apply()
+    table = lake.catalog().load_table("ddb.orders_table")
+    assert json.loads(table.properties[UNTYPED_PROPERTY]) == ["e"]
+    lake.write([_insert("b", 2, {"w": {"S": "new attribute"}})])
+    assert lake.apply().buckets_rewritten == 1  # an ordinary new column: only the touched bucket
+    lake.write([_insert("c", 3, {"e": {"L": [{"S": "typed"}]}})])
+    assert lake.apply().buckets_rewritten == 16  # e was held untyped: every row retyped
+    table = lake.catalog().load_table("ddb.orders_table")
+    assert UNTYPED_PROPERTY not in table.properties
+    assert {r["pk"]: r["e"] for r in _rows(lake)} == {"a": [], "b": None, "c": ["typed"]}
+
+
+def test_a_batch_of_the_types_the_table_has_retypes_nothing(new_lake: MakeLake) -> None:
+    """The shape check must see the table's own columns as unchanged, markers and all."""
+    image = {
+        "i": {"N": "-42"},
+        "d": {"N": "12345678901234567890.123456789012345678"},
+        "big": {"N": "1" * 39},
+        "b": {"B": "AAEC/w=="},
+        "ns": {"NS": ["1", "2.5"]},
+        "m": {"M": {"k": {"N": "1"}, "j": {"L": [{"N": "1"}, {"S": "x"}]}}},
+        "l": {"L": [{"N": "1"}, {"S": "two"}]},
+        "x.y": {"S": "dotted"},
+        "_ddb_x": {"BOOL": True},
+        "e": {"L": []},
+    }
+    lake = new_lake()
+    lake.write([_insert("a", 1, image), _insert("b", 1, {**image, "i": {"S": "text"}})])
+    lake.apply()
+    for t in range(2, 5):
+        lake.write([_insert(f"k{t}", t, {**image, "i": {"N": str(t)}})])
+        assert lake.apply().buckets_rewritten == 1
