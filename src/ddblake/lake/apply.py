@@ -19,7 +19,6 @@ import random
 import signal
 import threading
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -29,7 +28,6 @@ import pyarrow.compute as pc
 from pyiceberg.catalog import Catalog
 from pyiceberg.exceptions import CommitFailedException, NoSuchTableError, ValidationException
 from pyiceberg.table import Table
-from pyiceberg.transforms import IdentityTransform
 
 from ddblake.changes.resolve import Keyed, bucket_of, decide, version_of, winners
 from ddblake.errors import BadRecordError, TerminalError, TransientError
@@ -50,10 +48,12 @@ from ddblake.lake.commits import (
     locate,
     missing_properties,
     plan_buckets,
+    replace_table,
     rewrite_buckets,
 )
 from ddblake.lake.files import FileRange
 from ddblake.lake.filters import is_in
+from ddblake.lake.layout import create_current, partitioned
 from ddblake.lake.options import (
     FOLD_GRACE_HOURS,
     HISTORY_MANIFEST_MERGE,
@@ -66,7 +66,7 @@ from ddblake.lake.options import (
 from ddblake.lake.options import ApplyConfig as ApplyConfig  # the public names stay importable here
 from ddblake.lake.options import ApplyResult as ApplyResult
 from ddblake.lake.rawlog import list_raw_files
-from ddblake.lake.storage import Storage
+from ddblake.lake.storage import Storage, warn_encoded
 from ddblake.names import changes_identifier, table_identifier
 from ddblake.progress import Progress
 
@@ -105,13 +105,15 @@ class Applier:
         """Refuse a catalog table that another lake or DynamoDB table wrote (a shared Glue database)."""
         lake = table.properties.get(LAKE_PROPERTY)
         source = table.properties.get(SOURCE_PROPERTY)
-        if (lake and lake != self.storage.uri()) or (source and source != self.config.table):
+        if (lake and not self.storage.names(lake)) or (source and source != self.config.table):
             raise TerminalError(
                 f"catalog table {'.'.join(table.name())} belongs to DynamoDB table {source!r} "
                 f"in lake {lake}, "
                 f"not to {self.config.table!r} in {self.storage.uri()}; use another --namespace "
                 "(or DDBLAKE_NAMESPACE) for this lake"
             )
+        if lake and lake != self.storage.uri():  # percent-encoded by an older ddblake (storage.local_uri)
+            warn_encoded(".".join(table.name()), table.location())
         return table
 
     def _history(self) -> Table:
@@ -133,15 +135,8 @@ class Applier:
             return None
 
     def _create_current(self, arrow_schema: pa.Schema) -> Table:
-        table = self.catalog.create_table_if_not_exists(
-            self.current_id,
-            schema=current.iceberg_compatible(arrow_schema),
-            properties={**self._owner_properties(), current.BUCKETS_PROPERTY: str(self.config.buckets)},
-        )
-        if table.spec().is_unpartitioned():
-            with table.update_spec() as spec:
-                spec.add_field("_ddb_bucket", IdentityTransform(), "_ddb_bucket")
-        return self.catalog.load_table(self.current_id)
+        props = {**self._owner_properties(), current.BUCKETS_PROPERTY: str(self.config.buckets)}
+        return create_current(self.catalog, self.current_id, arrow_schema, props)
 
     # -- one run ------------------------------------------------------------------------------
     def run_once(self, progress: Progress | None = None) -> ApplyResult:
@@ -184,8 +179,9 @@ class Applier:
         cur = self._current()
         listing = self._list_raw()
         hist_log = load_log(self.storage, hist.properties.get(PROPERTY)).checked(listing)
-        cur_log = AppliedLog() if cur is None else load_log(self.storage, cur.properties.get(PROPERTY))
-        cur_log = cur_log.checked(listing)
+        cur_log = (
+            load_log(self.storage, cur.properties.get(PROPERTY)).checked(listing) if cur else AppliedLog()
+        )
         pending = [p for p in listing if not (hist_log.contains(p) and cur_log.contains(p))]
         if not pending:
             return result, False
@@ -363,6 +359,7 @@ class Applier:
         new_log = cur_log.with_files(set(files)).folded(listing, fold_before)
         pointer = save_log(self.storage, self.config.table, "current", new_log)
         props = {PROPERTY: pointer, **NO_CATALOG_RETRY}
+        cur = partitioned(cur) if cur is not None else None  # one an older apply left without a spec
         if not upserts and not deletes:
             if cur is None:
                 cur = self._create_current(current.empty_schema())
@@ -379,22 +376,17 @@ class Applier:
         changed = {u.key for u in upserts} | deletes
         upserted = len(upserts)
         rewrite = sorted({bucket_of(k, buckets) for k in changed})
-        with CachedTransaction(cur) as tx, warnings.catch_warnings():
-            # pyiceberg warns when an overwrite's filter matches no file yet (a bucket's first rows).
-            warnings.filterwarnings("ignore", "Delete operation did not match", UserWarning)
+        with CachedTransaction(cur) as tx:
             target = current.evolve(tx, cur, typed.schema)
             if target.full_rewrite:
-                # A column changed type beyond what Iceberg can promote: recompute every row.
+                # A column changed type beyond what Iceberg can promote: recompute every row, in
+                # one snapshot (commits.replace_table).
                 everything = cur.scan().to_arrow()
-                keep = everything.filter(
-                    pc.invert(
-                        pc.is_in(
-                            everything.column("_ddb_key"), value_set=pa.array(list(changed), pa.string())
-                        )
-                    )
+                drop = pc.is_in(everything.column("_ddb_key"), value_set=pa.array(list(changed), pa.string()))
+                rows = current.retype(
+                    everything.filter(pc.invert(drop)), upserts, buckets, target.schema, images
                 )
-                rows = current.retype(keep, upserts, buckets, target.schema, images)
-                tx.overwrite(rows, snapshot_properties={PROPERTY: pointer})
+                result.files_rewritten += replace_table(tx, cur, rows, {PROPERTY: pointer})
                 result.buckets_rewritten += buckets
             else:
                 # The typed rows hold all that is left to write: the events and their texts go

@@ -10,6 +10,7 @@ import contextlib
 import logging
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from pyiceberg.catalog import Catalog
@@ -103,13 +104,32 @@ def open_catalog(config: LakeConfig, storage: Storage, *, glue_client: GlueClien
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+def _sqlite_uri(storage: Storage) -> str:
+    """The SQLAlchemy URL of ``<lake>/catalog.db``, its path quoted (SQLAlchemy decodes ``%XX`` in
+    a URL and cuts it at ``?``).
+
+    Raises:
+        ConfigError: the catalog is not there but where an unquoted URL put it (an older ddblake).
+    """
+    from sqlalchemy.engine import URL, make_url
+
+    path = f"{storage.root}/catalog.db"
+    unquoted = make_url(f"sqlite:///{path}").database  # what ddblake used to give SQLAlchemy
+    if unquoted and unquoted != path and Path(unquoted).exists() and not Path(path).exists():
+        raise ConfigError(
+            f"the lake's SQLite catalog is at {unquoted}, where an older ddblake put it for this lake "
+            f"path, not at {path}: move it there (or point DDBLAKE_CATALOG_URI at it)"
+        )
+    return URL.create("sqlite", database=path).render_as_string(hide_password=False)
+
+
 def _open(config: LakeConfig, storage: Storage, glue_client: GlueClient | None) -> Catalog:
     warehouse = storage.uri("warehouse")
     catalog: Catalog
     if config.catalog == "sql":
         from pyiceberg.catalog.sql import SqlCatalog
 
-        uri = config.catalog_uri or f"sqlite:///{storage.root}/catalog.db"
+        uri = config.catalog_uri or _sqlite_uri(storage)
         catalog = SqlCatalog("ddblake", uri=uri, warehouse=warehouse, **_s3_properties(config))
     else:
         from pyiceberg.catalog.glue import GlueCatalog

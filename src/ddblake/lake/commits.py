@@ -6,6 +6,11 @@
 * :func:`locate`: which file of its bucket holds each of a batch's keys, and its version.
 * :func:`rewrite_buckets`: the current state's touched files rewritten file by file, read
   straight from their files where they hold the table's schema, in one snapshot.
+* :func:`replace_table`: every data file replaced by new rows, in one snapshot.
+
+pyiceberg's ``overwrite`` commits a DELETE snapshot and then an APPEND snapshot, and the first is a
+state no reader ever saw (``query --as-of`` a time between the two would read an empty table), so
+apply never uses it: every rewrite here is one snapshot deleting the old files and adding the new.
 
 These use pyiceberg 0.12 internals (``Transaction._updates``, ``_OverwriteFiles``, ``ArrowScan``,
 and those :mod:`ddblake.lake.datafiles` uses) and fall back to public calls where those moved;
@@ -18,14 +23,14 @@ import functools
 import itertools
 import os
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from pyiceberg.expressions import AlwaysTrue
+from pyiceberg.expressions import AlwaysTrue, BooleanExpression
 from pyiceberg.table import Table, Transaction
 from pyiceberg.table.metadata import TableMetadata
 
@@ -120,6 +125,78 @@ def _replace_class() -> type | None:
             return [m for m in manifests if m.has_added_files() or m.has_existing_files()]
 
     return _ReplaceFiles
+
+
+def bucket_files(metadata: TableMetadata, io: Any, rows: pa.Table, write_uuid: uuid.UUID) -> list[Any]:
+    """``rows`` written as data files of the table ``metadata`` describes, bucket by bucket, each
+    bucket's rows sorted by hash and cut by :func:`ddblake.lake.files.split_sorted` (the layout
+    :func:`rewrite_buckets` keeps)."""
+    if rows.num_rows == 0:
+        return []
+    hashed = HASH_COLUMN in rows.column_names
+    rows = rows.sort_by([("_ddb_bucket", "ascending")] + ([(HASH_COLUMN, "ascending")] if hashed else []))
+    counter = itertools.count(0)
+    out: list[Any] = []
+    start = 0
+    for count in pc.value_counts(rows.column("_ddb_bucket")).field("counts").to_pylist():  # sorted runs
+        part = rows.slice(start, count)
+        start += count
+        for piece in split_sorted(part) if hashed else [part]:
+            out += datafiles.data_files(metadata, io, piece, write_uuid, counter)
+    return out
+
+
+def commit_replace(
+    tx: Any,
+    cur: Table,
+    write_uuid: uuid.UUID,
+    snapshot_properties: dict[str, str],
+    scope: BooleanExpression,
+    deleted: Iterable[Any],
+    added: Iterable[Any],
+    relabel: Callable[[type], type] | None = None,
+) -> None:
+    """One snapshot (:func:`replace_files`) deleting the ``deleted`` data files and adding ``added``.
+
+    ``scope`` bounds the rows the commit's conflict checks cover; ``relabel`` (see
+    :func:`ddblake.lake.compact._replace_operation`) changes the snapshot's class.
+    """
+    producer = replace_files(tx, cur, write_uuid, snapshot_properties)
+    if relabel is not None:
+        producer.__class__ = relabel(producer.__class__)
+    with producer as overwrite:
+        overwrite.delete_by_predicate(scope)
+        for data_file in deleted:
+            overwrite.delete_data_file(data_file)
+        for data_file in added:
+            overwrite.append_data_file(data_file)
+
+
+def replace_table(
+    tx: Any,
+    cur: Table,
+    rows: pa.Table,
+    snapshot_properties: dict[str, str],
+    *,
+    relabel: Callable[[type], type] | None = None,
+) -> int:
+    """Every data file of ``cur`` replaced by ``rows``, in one snapshot; returns the files replaced.
+
+    What ``tx.overwrite(rows)`` does, without its DELETE snapshot (an empty table no reader saw):
+    the rows are written against the schema and partition spec ``tx`` stages, bucket by bucket
+    (:func:`bucket_files`).
+    """
+    from pyiceberg.io.pyarrow import _check_pyarrow_schema_compatible
+
+    metadata = tx.table_metadata
+    _check_pyarrow_schema_compatible(
+        metadata.schema(), provided_schema=rows.schema, format_version=metadata.format_version
+    )
+    old = [task.file for task in cur.scan().plan_files()] if cur.current_snapshot() is not None else []
+    write_uuid = uuid.uuid4()
+    added = bucket_files(metadata, cur.io, rows, write_uuid)
+    commit_replace(tx, cur, write_uuid, snapshot_properties, AlwaysTrue(), old, added, relabel)
+    return len(old)
 
 
 def small_field(field: pa.Field) -> pa.Field:
@@ -253,8 +330,7 @@ def rewrite_buckets(
     move into the base files too. Rows are sorted by hash and cut into files of the target size.
     Other files stay as they are. ``plan`` is
     :func:`plan_buckets` of ``rewrite`` and ``located`` is :func:`locate` of (at least) the
-    ``changed`` keys, when the caller has them. Returns how many files were replaced (0 when
-    unknown: the fallback).
+    ``changed`` keys, when the caller has them. Returns how many files were replaced.
 
     What ``tx.overwrite(kept + new_rows, overwrite_filter=_ddb_bucket IN rewrite)`` does, done
     differently where it matters:
@@ -269,16 +345,19 @@ def rewrite_buckets(
       later commit slower, since pyiceberg copies the whole metadata many times per commit) and no
       intermediate snapshot in which the touched buckets are empty.
 
-    Falls back to ``tx.overwrite`` of whole buckets on a pyiceberg without the functions used
-    here, or when a file is not in exactly one bucket.
+    When a file is not in exactly one bucket (a layout apply did not write), every file the
+    buckets' filter reaches is replaced whole instead: its rows but the changed keys', plus the new
+    rows, written bucket by bucket, in one snapshot too.
     """
+    from pyiceberg.io.pyarrow import ArrowScan, _check_pyarrow_schema_compatible
+
     overwrite_filter = is_in("_ddb_bucket", rewrite)
-    try:
-        from pyiceberg.io.pyarrow import ArrowScan, _check_pyarrow_schema_compatible
-    except ImportError:  # pragma: no cover - a pyiceberg that moved its internals
-        plan = None
-    else:
-        plan = plan if plan is not None else plan_buckets(cur, rewrite)
+    plan = plan if plan is not None else plan_buckets(cur, rewrite)
+    metadata = tx.table_metadata
+    _check_pyarrow_schema_compatible(
+        metadata.schema(), provided_schema=new_rows.schema, format_version=metadata.format_version
+    )
+    write_uuid = uuid.uuid4()
 
     def merged(old: pa.Table | None, mine: pa.Table, drop: pa.Array) -> pa.Table:
         if old is None or old.num_rows == 0:
@@ -287,27 +366,17 @@ def rewrite_buckets(
         return pa.concat_tables([current.conform(with_hashes(kept), schema), mine])
 
     if plan is None:
-        old_rows = cur.scan(row_filter=overwrite_filter).to_arrow()
-        old_buckets, new_buckets = old_rows.column("_ddb_bucket"), new_rows.column("_ddb_bucket")
-        parts = [
-            merged(
-                old_rows.filter(pc.equal(old_buckets, pa.scalar(b, pa.int32()))),
-                new_rows.filter(pc.equal(new_buckets, pa.scalar(b, pa.int32()))),
-                changed,
-            )
-            for b in rewrite
-        ]
-        rows = pa.concat_tables(parts)
-        if HASH_COLUMN in rows.column_names:
-            rows = rows.sort_by([("_ddb_bucket", "ascending"), (HASH_COLUMN, "ascending")])
-        tx.overwrite(rows, overwrite_filter=overwrite_filter, snapshot_properties=snapshot_properties)
-        return 0
+        # Whole files, whatever their layout: every file the filter may reach is replaced by its
+        # rows but the changed keys', the new rows joining them, written bucket by bucket.
+        tasks = list(cur.scan(row_filter=overwrite_filter).plan_files())
+        old_rows = (
+            ArrowScan(cur.metadata, cur.io, cur.schema(), AlwaysTrue()).to_table(tasks) if tasks else None
+        )
+        added = bucket_files(metadata, cur.io, merged(old_rows, new_rows, changed), write_uuid)
+        old_files = [task.file for task in tasks]
+        commit_replace(tx, cur, write_uuid, snapshot_properties, overwrite_filter, old_files, added)
+        return len(tasks)
 
-    metadata = tx.table_metadata
-    _check_pyarrow_schema_compatible(
-        metadata.schema(), provided_schema=new_rows.schema, format_version=metadata.format_version
-    )
-    write_uuid = uuid.uuid4()
     counter = itertools.count(0)
     reader = ArrowScan(cur.metadata, cur.io, cur.schema(), AlwaysTrue())
     expected = pa.schema([small_field(f) for f in cur.schema().as_arrow()])
@@ -367,10 +436,8 @@ def rewrite_buckets(
 
     with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
         data_files = [f for files in pool.map(write, work) for f in files]
-    with replace_files(tx, cur, write_uuid, snapshot_properties) as overwrite:
-        overwrite.delete_by_predicate(overwrite_filter)  # the scope of conflict checks on commit
-        for task in absorbed + [t for tasks, _, _ in work for t in tasks]:
-            overwrite.delete_data_file(task.file)
-        for data_file in data_files:
-            overwrite.append_data_file(data_file)
-    return len(absorbed) + sum(len(tasks) for tasks, _, _ in work)
+    replaced = absorbed + [t for tasks, _, _ in work for t in tasks]
+    commit_replace(
+        tx, cur, write_uuid, snapshot_properties, overwrite_filter, [t.file for t in replaced], data_files
+    )
+    return len(replaced)

@@ -6,10 +6,16 @@ atomicity: an S3 PUT is atomic on its own, a local file is written beside its ta
 
 Bytes go in and out unchanged: pyarrow would otherwise guess a compression from the file name and
 silently (de)compress ``*.gz`` files, so every stream is opened with ``compression=None``.
+
+A local lake's URI (:func:`local_uri`) is ``file://`` and its path as it is, not percent-encoded:
+pyiceberg takes the path of a ``file://`` location without decoding it, so an encoded space put the
+Iceberg warehouse in a sibling folder literally named ``my%20lake``.
 """
 
 from __future__ import annotations
 
+import functools
+import logging
 import os
 import uuid
 from dataclasses import dataclass
@@ -20,10 +26,38 @@ import pyarrow.fs as pafs
 
 from ddblake.errors import ConfigError, TransientError
 
+log = logging.getLogger(__name__)
+
 
 def s3_endpoint_from_env() -> str | None:
     """The S3 endpoint override from the standard AWS variables, if any (moto, LocalStack, MinIO)."""
     return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
+
+
+def local_uri(path: str) -> str:
+    """The URI of a local absolute path, as pyiceberg reads it: ``file://`` and the path unencoded.
+
+    A path that such a URI would not carry back (``#``, ``?``, tabs and newlines: the URI
+    parser splits or drops them) is given as the plain path, which pyiceberg takes as local too.
+    """
+    uri = "file://" + path
+    for child in ("", "/x"):  # the root (a --lake argument) and what pyiceberg parses: its children
+        parsed = urlparse(uri + child)
+        if parsed.path != path + child or parsed.params or parsed.query or parsed.fragment:
+            return path
+    return uri
+
+
+@functools.cache
+def warn_encoded(table: str, location: str) -> None:
+    """Warn once per process that a table of a local lake lies where an older ddblake put it."""
+    log.warning(
+        "table %s: its Iceberg files are in %s, a folder beside the lake's: an older ddblake "
+        "percent-encoded the lake's path. The lake works as it is; docs/lake.md (Catalogs) says "
+        "how to move them",
+        table,
+        location.removeprefix("file://"),
+    )
 
 
 def _deepest_existing(path: str) -> str:
@@ -76,7 +110,7 @@ class Storage:
         if parsed.scheme in ("", "file"):
             path = Path(parsed.path if parsed.scheme == "file" else uri).expanduser().resolve()
             path.mkdir(parents=True, exist_ok=True)
-            return cls(pafs.LocalFileSystem(), path.as_posix(), path.as_uri(), True)
+            return cls(pafs.LocalFileSystem(), path.as_posix(), local_uri(path.as_posix()), True)
         if parsed.scheme == "s3":
             if not parsed.netloc:
                 raise ConfigError(f"lake URI {uri!r} names no bucket; use s3://bucket/prefix")
@@ -99,6 +133,11 @@ class Storage:
     def uri(self, rel: str = "") -> str:
         """The URI of a path under the root (what pyiceberg and DuckDB are given)."""
         return f"{self.uri_root}/{rel.lstrip('/')}" if rel else self.uri_root
+
+    def names(self, uri: str) -> bool:
+        """Whether ``uri`` names this lake's root: :meth:`uri`, or for a local lake the
+        percent-encoded ``file://`` URI ddblake used before (:func:`local_uri`)."""
+        return uri == self.uri_root or (self.is_local and uri == Path(self.root).as_uri())
 
     def write_atomic(self, rel: str, data: bytes) -> None:
         """Write a whole file so that readers see the old content or the new one, never a part."""
