@@ -35,6 +35,7 @@ from ddblake.errors import DdblakeError, TerminalError
 from ddblake.lake.apply import Applier, ApplyConfig, ApplyResult, apply_progress, run_apply
 from ddblake.lake.storage import Storage
 from ddblake.load import LoadConfig, has_finished_load, list_loads, now_us, run_load_beside
+from ddblake.load.state import STREAM_SAFE_AGE_US
 from ddblake.rebootstrap import unfinished_rebootstrap
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,36 @@ class SyncConfig:
     def once(self) -> bool:
         """Catch up, apply, exit."""
         return self.apply.once
+
+
+def check_export_source(load: LoadConfig, now: int) -> None:
+    """Refuse an existing export as sync's first load when the stream cannot follow on from it.
+
+    Capture starts before the load, from the trim horizon: at most 24 hours back. An export taken
+    earlier leaves the changes in between in neither; an incremental export is not the whole table.
+
+    Raises:
+        TerminalError: the export cannot start this table's lake; the message says what to use.
+    """
+    if not load.from_export:
+        return
+    from ddblake.load.export import ExportFolder, read_manifest
+
+    manifest = read_manifest(ExportFolder(load.from_export))
+    if manifest.incremental:
+        raise TerminalError(
+            f"table {load.table!r}: export {manifest.uri} is incremental, not the whole table, so it "
+            "cannot be the first load of a sync; load a full export (or let sync Scan the table), then "
+            "the incremental one"
+        )
+    taken = manifest.export_time_us or 0
+    if taken < now - STREAM_SAFE_AGE_US:
+        raise TerminalError(
+            f"table {load.table!r}: export {manifest.uri} was taken more than "
+            f"{STREAM_SAFE_AGE_US // 3_600_000_000} hours ago and DynamoDB Streams keeps 24 hours, so the "
+            "changes made since would be in neither; use a newer export (--export-to starts one) or let sync "
+            "Scan the table, or load this one with `ddblake load` and an incremental export up to now"
+        )
 
 
 def needs_load(storage: Storage, table: str) -> bool:
@@ -124,6 +155,7 @@ def run_sync(
     capture: _CaptureThread | None = None
     if config.load is not None and needs_load(storage, config.capture.table):
         t0 = now_us()
+        check_export_source(config.load, t0)
         capture = _CaptureThread(config.capture, clients, storage)
         try:
             result = run_load_beside(config.load, clients, storage, t0)

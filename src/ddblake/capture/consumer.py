@@ -44,6 +44,7 @@ from ddblake.changes.transform import line_for_stream_record
 from ddblake.errors import BadRecordError, NotFoundError, StreamGapError, TerminalError, TransientError
 from ddblake.lake.rawlog import RawLogWriter
 from ddblake.lake.storage import Storage
+from ddblake.load.state import check_first_capture
 
 log = logging.getLogger(__name__)
 
@@ -180,6 +181,8 @@ class StreamCapture:
         loaded = load_checkpoint(self.storage, self.table)
         if loaded is not None:
             self.state = loaded
+        else:  # from the trim horizon: it must still reach back to the lake's load, if any
+            check_first_capture(self.storage, self.table, time.time_ns() // 1000)
         log.info(
             "capture %s: %s, lake %s",
             self.table,

@@ -89,6 +89,7 @@ class ExportManifest:
         output_view: ``NEW_AND_OLD_IMAGES`` or ``NEW_IMAGE`` (incremental exports).
         item_count: the summary's ``itemCount``.
         files: the data files.
+        export_to_time_us: ``exportToTime`` (incremental exports: the end of the window they hold).
     """
 
     uri: str
@@ -102,6 +103,7 @@ class ExportManifest:
     output_view: str | None
     item_count: int
     files: tuple[DataFile, ...]
+    export_to_time_us: int | None = None
 
 
 class ExportFolder:
@@ -219,6 +221,12 @@ def read_manifest(folder: ExportFolder) -> ExportManifest:
     table_arn = str(summary.get("tableArn") or "")
     incremental = summary.get("exportType") == "INCREMENTAL_EXPORT" or "exportFromTime" in summary
     export_time: int | None = None
+    export_to_time: int | None = None
+    if incremental and summary.get("exportToTime"):
+        try:
+            export_to_time = parse_export_time(str(summary["exportToTime"]))
+        except ValueError:
+            export_to_time = None  # only the stream check uses it: unknown is handled there
     if not incremental:
         try:
             export_time = parse_export_time(str(summary["exportTime"]))
@@ -240,6 +248,7 @@ def read_manifest(folder: ExportFolder) -> ExportManifest:
         output_view=summary.get("outputView"),
         item_count=item_count,
         files=tuple(files),
+        export_to_time_us=export_to_time,
     )
 
 

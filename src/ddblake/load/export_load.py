@@ -119,6 +119,7 @@ class ExportLoad:
                     "export_arn": manifest.export_arn,
                     "incremental": manifest.incremental,
                     "format": manifest.output_format,
+                    **({"covers_until_us": manifest.export_to_time_us} if manifest.export_to_time_us else {}),
                 },
                 updated_us=now_us(),
             )

@@ -16,6 +16,7 @@ which a rerun writes again with the same event IDs (``apply`` drops the repeats)
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -217,3 +218,62 @@ def list_loads(storage: Storage, table: str) -> list[LoadState]:
 def has_finished_load(storage: Storage, table: str) -> bool:
     """Whether any load of the table ran to its end (``sync`` loads a table only when not)."""
     return any(s.finished_us is not None for s in list_loads(storage, table))
+
+
+STREAM_RETENTION_US: Final = 24 * 3_600_000_000
+"""How long DynamoDB Streams keeps a record: older ones may be trimmed at any moment."""
+STREAM_SAFE_AGE_US: Final = STREAM_RETENTION_US - 3_600_000_000
+"""The oldest time a first capture can still count on reading from: an hour inside the retention,
+for clock skew and for the time a first read of every shard takes."""
+
+
+def covered_until_us(state: LoadState) -> int | None:
+    """The time up to which a finished load holds the table (None: not known)."""
+    if state.options.get("incremental"):
+        until = state.options.get("covers_until_us")
+        return int(until) if isinstance(until, int) else None
+    return state.started_us
+
+
+def stream_needed_from(states: list[LoadState]) -> tuple[LoadState, int] | None:
+    """The load whose time the stream must still reach back to, and that time (None: no load).
+
+    The lake holds the table as of its newest finished load; changes after that can only come from
+    the stream. With no finished load, an unfinished one resumes, and the changes after its start
+    must come from the stream too.
+    """
+    finished = [
+        (s, t) for s in states if s.finished_us is not None and (t := covered_until_us(s)) is not None
+    ]
+    if finished:
+        return max(finished, key=lambda st: st[1])
+    unfinished = [(s, s.started_us) for s in states if s.finished_us is None]
+    return min(unfinished, key=lambda st: st[1]) if unfinished else None
+
+
+def _utc(us: int) -> str:
+    return dt.datetime.fromtimestamp(us / 1e6, tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def check_first_capture(storage: Storage, table: str, now_us: int) -> None:
+    """Refuse a table's first capture when the stream no longer reaches back to its load.
+
+    Capture with no checkpoint starts at each shard's trim horizon, 24 hours back at most. A load
+    older than that (a ``ddblake load`` run days before the first ``sync``) leaves the changes made
+    between it and the trim horizon in neither the load nor the stream: silently, if nothing
+    checked. (``sync``'s own load is safe: capture starts before it.)
+
+    Raises:
+        TerminalError: the load is too old; the message says what to run instead.
+    """
+    needed = stream_needed_from(list_loads(storage, table))
+    if needed is None or needed[1] >= now_us - STREAM_SAFE_AGE_US:
+        return
+    state, since = needed
+    raise TerminalError(
+        f"table {table!r}: the lake holds the table as of its load {state.load_id} ({_utc(since)}), more "
+        f"than {STREAM_SAFE_AGE_US // 3_600_000_000} hours ago, and no capture has run since; DynamoDB "
+        "Streams keeps 24 hours, so changes made in between would be in neither. Run `ddblake sync` "
+        "on a new lake (it captures while it loads), or load an incremental export from that time "
+        "to now with `ddblake load --from-export`, then capture"
+    )

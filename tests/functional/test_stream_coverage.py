@@ -1,0 +1,126 @@
+"""A first capture, and sync's first load from an export, refuse when the stream cannot reach back.
+
+Capture with no checkpoint reads from each shard's trim horizon, at most 24 hours back: a load (or an
+export) older than that leaves the changes in between in neither. These run against DynamoDB Local
+(the capture) and a real export folder (sync's check), with load states as ``ddblake load`` writes them.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ddblake.capture.checkpoint import load_checkpoint
+from ddblake.errors import TerminalError
+from ddblake.lake.storage import Storage
+from ddblake.load import LoadConfig
+from ddblake.load.state import LoadState, check_first_capture, stream_needed_from, write_state
+from ddblake.sync import check_export_source
+
+pytestmark = pytest.mark.functional
+
+HOUR_US = 3_600_000_000
+
+
+def now() -> int:
+    return time.time_ns() // 1000
+
+
+def state(table: str, name: str, started: int, *, finished: bool = True, **options: Any) -> LoadState:
+    return LoadState(
+        table=table,
+        name=name,
+        kind="export" if name.startswith("export") else "scan",
+        load_id=name,
+        started_us=started,
+        version_time_us=started,
+        total_parts=1,
+        finished_us=started + 1 if finished else None,
+        options=options,
+    )
+
+
+def test_the_stream_must_reach_back_to_the_newest_finished_load() -> None:
+    t = now()
+    old_full = state("t", "export-a", t - 48 * HOUR_US)
+    gap_filled = state("t", "export-b", t - 47 * HOUR_US, incremental=True, covers_until_us=t - HOUR_US)
+    unknown_end = state("t", "export-c", t - 47 * HOUR_US, incremental=True)
+    assert stream_needed_from([old_full]) == (old_full, t - 48 * HOUR_US)
+    assert stream_needed_from([old_full, gap_filled]) == (gap_filled, t - HOUR_US)
+    assert stream_needed_from([old_full, unknown_end]) == (old_full, t - 48 * HOUR_US)
+    resumed = state("t", "scan", t - 2 * HOUR_US, finished=False)
+    assert stream_needed_from([resumed]) == (resumed, t - 2 * HOUR_US)
+    assert stream_needed_from([]) is None
+
+
+def test_a_first_capture_after_an_old_load_is_refused(
+    make_table: Callable[..., str], capture: Callable[..., Any], tmp_path: Path
+) -> None:
+    table = make_table("coverage-old-load", sort_key=False)
+    lake = str(tmp_path / "lake")
+    storage = Storage.from_uri(lake)
+    write_state(storage, state(table, "scan", now() - 30 * HOUR_US))
+    with pytest.raises(TerminalError, match=r"coverage-old-load.*more than 23 hours ago.*ddblake sync"):
+        capture(table, lake)
+    assert load_checkpoint(storage, table) is None  # nothing was captured
+
+    write_state(storage, state(table, "scan", now() - 2 * HOUR_US))  # a load the stream still covers
+    capture(table, lake)
+    assert load_checkpoint(storage, table) is not None
+    write_state(storage, state(table, "scan", now() - 30 * HOUR_US))
+    capture(table, lake)  # with a checkpoint, capture goes on from it: no question of reach
+
+
+def test_check_first_capture_passes_a_lake_without_loads(tmp_path: Path) -> None:
+    check_first_capture(Storage.from_uri(str(tmp_path / "lake")), "t", now())
+
+
+def export_taken_at(tmp_path: Path, taken_us: int | None, *, incremental: bool = False) -> str:
+    """An export folder's manifests as AWS writes them (check_export_source reads only those)."""
+    export_id = "01764316800000-a1b2c3d4"
+    folder = tmp_path / "AWSDynamoDB" / export_id
+    (folder / "data").mkdir(parents=True)
+    data = gzip.compress(b'{"Item":{"pk":{"S":"a"}}}\n', mtime=0)
+    (folder / "data" / "part.json.gz").write_bytes(data)
+    entry = {
+        "itemCount": 1,
+        "md5Checksum": base64.b64encode(hashlib.md5(data).digest()).decode(),  # noqa: S324 - as AWS
+        "etag": "x",
+        "dataFileS3Key": f"AWSDynamoDB/{export_id}/data/part.json.gz",
+    }
+    (folder / "manifest-files.json").write_text(json.dumps(entry) + "\n")
+    arn = "arn:aws:dynamodb:us-east-1:111111111111:table/example-ddb-table"
+    summary: dict[str, Any] = {
+        "version": "2020-06-30",
+        "exportArn": f"{arn}/export/{export_id}",
+        "tableArn": arn,
+        "manifestFilesS3Key": f"AWSDynamoDB/{export_id}/manifest-files.json",
+        "itemCount": 1,
+        "outputFormat": "DYNAMODB_JSON",
+    }
+    if incremental:
+        summary.update(exportType="INCREMENTAL_EXPORT", exportFromTime="2026-11-27T08:00:00Z")
+    else:
+        summary["exportTime"] = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime((taken_us or 0) / 1e6))
+    (folder / "manifest-summary.json").write_text(json.dumps(summary))
+    return str(folder)
+
+
+def test_sync_refuses_an_old_or_incremental_export_as_its_first_load(tmp_path: Path) -> None:
+    lake = str(tmp_path / "lake")
+    old = export_taken_at(tmp_path / "old", now() - 25 * HOUR_US)
+    with pytest.raises(TerminalError, match=r"more than 23 hours ago.*newer export"):
+        check_export_source(LoadConfig.build(table="example-ddb-table", lake=lake, from_export=old), now())
+    inc = export_taken_at(tmp_path / "inc", None, incremental=True)
+    with pytest.raises(TerminalError, match="is incremental, not the whole table"):
+        check_export_source(LoadConfig.build(table="example-ddb-table", lake=lake, from_export=inc), now())
+    fresh = export_taken_at(tmp_path / "fresh", now() - HOUR_US)
+    check_export_source(LoadConfig.build(table="example-ddb-table", lake=lake, from_export=fresh), now())
