@@ -104,7 +104,8 @@ def _export_arn(n: int) -> str:
     return f"{TABLE_ARN}/export/0170000000000{n}-aaaa"
 
 
-def _expect_start(stub: Stubber, arn: str) -> None:
+def _expect_start(stub: Stubber, arn: str, *, token: Any = ANY, lost: bool = False) -> None:
+    """DescribeTable, then ExportTableToPointInTime (``lost``: its answer never arrives, a 500)."""
     stub.add_response(
         "describe_table",
         {
@@ -116,17 +117,22 @@ def _expect_start(stub: Stubber, arn: str) -> None:
         },
         {"TableName": "orders"},
     )
-    stub.add_response(
-        "export_table_to_point_in_time",
-        {"ExportDescription": {"ExportArn": arn}},
-        {
-            "TableArn": TABLE_ARN,
-            "S3Bucket": "exports",
-            "S3Prefix": "ddb",
-            "ExportFormat": "DYNAMODB_JSON",
-            "ClientToken": ANY,
-        },
-    )
+    params = {
+        "TableArn": TABLE_ARN,
+        "S3Bucket": "exports",
+        "S3Prefix": "ddb",
+        "ExportFormat": "DYNAMODB_JSON",
+        "ClientToken": token,
+    }
+    if lost:
+        stub.add_client_error(
+            "export_table_to_point_in_time",
+            "InternalServerError",
+            http_status_code=500,
+            expected_params=params,
+        )
+    else:
+        stub.add_response("export_table_to_point_in_time", {"ExportDescription": {"ExportArn": arn}}, params)
 
 
 def _expect_status(stub: Stubber, arn: str, status: str) -> None:
@@ -168,6 +174,34 @@ def test_a_failed_export_is_forgotten_and_the_rerun_starts_a_new_one(tmp_path: P
             run_load(config, clients=clients, progress=NoProgress("t"), stop=stop)
         stub.assert_no_pending_responses()
     assert _recorded(tmp_path) == _export_arn(2), "a stopped wait keeps its request"
+
+
+def test_a_run_that_never_saw_its_export_started_asks_again_with_the_same_client_token(
+    tmp_path: Path,
+) -> None:
+    # A run killed after ExportTableToPointInTime and before recording the answer must not start
+    # (and pay for) a second export: its client token is recorded first and used again.
+    config = LoadConfig.build(
+        table="orders", lake=str(tmp_path), export_to="s3://exports/ddb", export_poll_seconds=0.01
+    )
+    clients = _clients()
+    with Stubber(clients.dynamodb) as stub:
+        _expect_start(stub, _export_arn(1), lost=True)
+        with pytest.raises((TransientError, TerminalError)):
+            run_load(config, clients=clients, progress=NoProgress("t"))
+    data = Storage.from_uri(str(tmp_path)).read(state_path("orders", EXPORT_REQUEST))
+    assert data is not None
+    token = json.loads(data)["client_token"]
+
+    stop = threading.Event()
+    stop.set()
+    with Stubber(clients.dynamodb) as stub:
+        _expect_start(stub, _export_arn(1), token=token)  # the same token: DynamoDB's same export
+        _expect_status(stub, _export_arn(1), "IN_PROGRESS")
+        with pytest.raises(TransientError, match="picks it up again"):
+            run_load(config, clients=clients, progress=NoProgress("t"), stop=stop)
+        stub.assert_no_pending_responses()
+    assert _recorded(tmp_path) == _export_arn(1)
 
 
 def test_a_failed_export_recorded_by_an_earlier_run_is_forgotten_when_seen(tmp_path: Path) -> None:

@@ -87,6 +87,36 @@ def pending_request(storage: Storage, table: str, destination: str) -> ExportReq
     return request if request.destination.rstrip("/") == destination.rstrip("/") else None
 
 
+TOKEN_WINDOW_US = 7 * 3_600_000_000
+"""How long a recorded client token is reused: DynamoDB honours one for 8 hours."""
+
+
+def _client_token(storage: Storage, table: str, destination: str, now: int) -> str:
+    """The client token of the export to start: the one recorded by a run that did not see its answer.
+
+    The token is recorded *before* ExportTableToPointInTime is called, so a run killed between the
+    call and recording its answer calls again with the same token, and DynamoDB returns the export
+    it already started instead of starting (and billing) a second one.
+    """
+    path = state_path(table, EXPORT_REQUEST)
+    data = storage.read(path)
+    if data is not None:
+        try:
+            doc = json.loads(data)
+            if (
+                "export_arn" not in doc
+                and str(doc["destination"]).rstrip("/") == destination.rstrip("/")
+                and now - int(doc["started_us"]) < TOKEN_WINDOW_US
+            ):
+                return str(doc["client_token"])
+        except (ValueError, KeyError, TypeError):
+            pass
+    token = uuid.uuid4().hex
+    doc = {"client_token": token, "destination": destination, "started_us": now}
+    storage.write_atomic(path, (json.dumps(doc, indent=1) + "\n").encode())
+    return token
+
+
 def forget_request(storage: Storage, table: str) -> None:
     """Drop the request record once its export is loaded."""
     storage.delete(state_path(table, EXPORT_REQUEST))
@@ -113,7 +143,7 @@ def start_export(
         "TableArn": table_arn,
         "S3Bucket": bucket,
         "ExportFormat": "DYNAMODB_JSON",
-        "ClientToken": uuid.uuid4().hex,
+        "ClientToken": _client_token(storage, table, destination, time.time_ns() // 1000),
     }
     if prefix:
         kwargs["S3Prefix"] = prefix
@@ -135,7 +165,12 @@ def start_export(
         ) from e
     arn = answer["ExportDescription"]["ExportArn"]
     request = ExportRequest(arn, destination, time.time_ns() // 1000)
-    doc = {"export_arn": arn, "destination": destination, "started_us": request.started_us}
+    doc = {
+        "export_arn": arn,
+        "destination": destination,
+        "started_us": request.started_us,
+        "client_token": kwargs["ClientToken"],
+    }
     storage.write_atomic(state_path(table, EXPORT_REQUEST), (json.dumps(doc, indent=1) + "\n").encode())
     log.info(
         "load %s: started export %s to %s (table account %s)",
