@@ -36,6 +36,20 @@ _ESCAPES: Final = {
 _HEX: Final = {"x": 2, "u": 4, "U": 8}
 
 
+_SURROGATE_PAIR = re.compile("[\ud800-\udbff][\udc00-\udfff]")
+
+
+def _paired(text: str) -> str:
+    """``text`` with each escaped UTF-16 surrogate pair (``\\uD83D\\uDE00``) as its one character.
+
+    Ion text, like JSON, may escape a character outside the BMP as two ``\\u`` halves; read one by
+    one they are two lone surrogates, which no DynamoDB string holds (and which cannot be encoded).
+    """
+    if not _SURROGATE_PAIR.search(text):
+        return text
+    return _SURROGATE_PAIR.sub(lambda m: m.group().encode("utf-16", "surrogatepass").decode("utf-16"), text)
+
+
 @dataclass(frozen=True)
 class _Number:
     text: str
@@ -74,6 +88,9 @@ class _Reader:
         self.pos += len(text)
 
     def string(self, quote: str) -> str:
+        return _paired(self._string(quote))
+
+    def _string(self, quote: str) -> str:
         """A string (or quoted symbol) whose opening quote is at pos."""
         self.pos += len(quote)
         out: list[str] = []
@@ -128,7 +145,7 @@ class _Reader:
         while True:
             self.skip()
             if not self.peek(b"'''"):
-                return "".join(parts)
+                return _paired("".join(parts))
             parts.append(self.string("'''"))
 
     def value(self) -> Any:
