@@ -223,7 +223,7 @@ def test_ion_reader_covers_dynamodbs_subset() -> None:
 
 def test_ion_surrogate_pair_escapes_are_one_character_as_in_json() -> None:
     # "\\uD83D\\uDE00" read half by half would be two lone surrogates, which no key can be encoded from.
-    escaped = ion_line_to_json(b'{Item:{pk:"a\\uD83D\\uDE00",l:\'\'\'b\\uD83D\'\'\' \'\'\'\\uDE00\'\'\'}}')
+    escaped = ion_line_to_json(b"{Item:{pk:\"a\\uD83D\\uDE00\",l:'''b\\uD83D''' '''\\uDE00'''}}")
     assert escaped == {"Item": {"pk": {"S": "a\U0001f600"}, "l": {"S": "b\U0001f600"}}}
     assert ion_line_to_json(b'{Item:{pk:"a\\U0001F600"}}')["Item"]["pk"] == escaped["Item"]["pk"]
 
