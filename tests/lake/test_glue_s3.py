@@ -74,14 +74,17 @@ def test_scheduled_apply_lambda_applies_and_emits_metrics(
         invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:ddblake-apply"
         aws_request_id = "req-1"
 
+        def get_remaining_time_in_millis(self) -> int:
+            return 900_000
+
     out = handler({"table": TABLE}, Context())
-    assert (out["files"], out["events"], out["quarantined"]) == (1, 1, 1)
+    assert (out["files"], out["events"], out["quarantined"], out["pending_files"]) == (1, 1, 1, 0)
     printed = capsys.readouterr().out
     assert "do-not-log" not in printed
     emf = [json.loads(line) for line in printed.splitlines() if '"_aws"' in line]
     assert emf, printed
     metrics = {m["Name"] for d in emf[-1]["_aws"]["CloudWatchMetrics"] for m in d["Metrics"]}
-    assert {"AppliedFiles", "AppliedEvents", "QuarantinedRecords", "LagSeconds"} <= metrics
+    assert {"AppliedFiles", "AppliedEvents", "QuarantinedRecords", "LagSeconds", "PendingFiles"} <= metrics
     assert emf[-1]["Table"] == TABLE
     assert emf[-1]["QuarantinedRecords"] in (1, [1], [1.0])
 

@@ -6,13 +6,15 @@ table (``{"table": "..."}``) when one function serves several. One run at a time
 stack's job (reserved concurrency 1); a lost commit race is retried inside ``run_apply`` anyway.
 
 Metrics (CloudWatch embedded metric format, namespace ``ddblake``, dimension ``Table``) feed the
-stack's alarms: ``LagSeconds``, ``QuarantinedRecords``, ``AppliedFiles``, ``AppliedEvents``.
+stack's alarms: ``LagSeconds``, ``QuarantinedRecords``, ``AppliedFiles``, ``AppliedEvents``,
+``PendingFiles`` (raw files left: a backlog longer than one run's time budget goes on next run).
 No item data is logged.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -24,6 +26,7 @@ from ddblake.lake.apply import ApplyConfig, run_apply
 from ddblake.lake.catalog import LakeConfig, open_catalog
 from ddblake.lake.report import table_status
 
+RESERVE_SECONDS = 30  # for the status, metrics and log line after apply
 logger = Logger(service="ddblake-apply")
 metrics = Metrics(namespace="ddblake", service="ddblake-apply")
 
@@ -36,13 +39,16 @@ def handler(event: dict[str, Any] | None, context: LambdaContext) -> dict[str, A
     if not table:
         raise ConfigError('no table: set DDBLAKE_TABLE on the function or send {"table": ...}')
     lake = LakeConfig.build(lake=None)
-    result = run_apply(ApplyConfig.build(table=table, lake=lake, once=True))
+    # No batch starts that might not finish before the function's timeout: the next run goes on.
+    deadline = time.monotonic() + context.get_remaining_time_in_millis() / 1000 - RESERVE_SECONDS
+    result = run_apply(ApplyConfig.build(table=table, lake=lake, once=True), deadline=deadline)
     storage = lake.storage()
     status = table_status(open_catalog(lake, storage), lake.namespace, storage, table)
     metrics.add_dimension(name="Table", value=table)
     metrics.add_metric(name="AppliedFiles", unit=MetricUnit.Count, value=result.files)
     metrics.add_metric(name="AppliedEvents", unit=MetricUnit.Count, value=result.events)
     metrics.add_metric(name="QuarantinedRecords", unit=MetricUnit.Count, value=result.quarantined)
+    metrics.add_metric(name="PendingFiles", unit=MetricUnit.Count, value=status.pending_files)
     if status.lag_seconds is not None:
         metrics.add_metric(name="LagSeconds", unit=MetricUnit.Seconds, value=status.lag_seconds)
     logger.info(
@@ -53,6 +59,7 @@ def handler(event: dict[str, Any] | None, context: LambdaContext) -> dict[str, A
             "events": result.events,
             "quarantined": result.quarantined,
             "lag_seconds": status.lag_seconds,
+            "pending_files": status.pending_files,
         },
     )
     return {
@@ -61,4 +68,5 @@ def handler(event: dict[str, Any] | None, context: LambdaContext) -> dict[str, A
         "events": result.events,
         "quarantined": result.quarantined,
         "lag_seconds": status.lag_seconds,
+        "pending_files": status.pending_files,
     }

@@ -139,17 +139,27 @@ class Applier:
         return create_current(self.catalog, self.current_id, arrow_schema, props)
 
     # -- one run ------------------------------------------------------------------------------
-    def run_once(self, progress: Progress | None = None) -> ApplyResult:
+    def run_once(self, progress: Progress | None = None, deadline: float | None = None) -> ApplyResult:
         """Apply every raw file not yet applied, in batches; returns the counts.
 
         With ``progress``, a backlog of more than one batch (a load's thousands of raw files take
         hours) is shown on it as it goes: raw files done against those pending, rate, ETA, and the
-        events applied. One batch shows nothing.
+        events applied. One batch shows nothing. With ``deadline`` (``time.monotonic()`` seconds,
+        a Lambda's timeout) no batch starts that might not finish by then: the next run goes on.
         """
         total = ApplyResult()
+        longest = 0.0
         while True:
+            started = time.monotonic()
             result, more = self.run_batch()
             total.add(result)
+            longest = max(longest, time.monotonic() - started)
+            if more and deadline is not None and time.monotonic() + 2 * longest + 30 > deadline:
+                left = self._pending_files - result.files
+                log.info(
+                    "table %s: out of time; %d raw file(s) left to the next run", self.config.table, left
+                )
+                return total
             if progress is not None and (more or progress.done):
                 progress.total = progress.done + self._pending_files
                 progress.note = f"{total.events:,} events,"
@@ -431,10 +441,12 @@ def run_apply(
     applier: Applier | None = None,
     wake: threading.Event | None = None,
     progress: Callable[[], Progress] | None = None,
+    deadline: float | None = None,
 ) -> ApplyResult:
     """Apply once (``--once``) or keep polling until SIGINT/SIGTERM or ``stop`` is set.
 
-    ``progress`` makes a fresh progress display for each poll (see :meth:`Applier.run_once`).
+    ``progress`` makes a fresh progress display for each poll, and ``deadline`` bounds a ``--once``
+    run (see :meth:`Applier.run_once`).
 
     ``wake``, set by a writer in the same process (``sync``'s capture, when it wrote a raw file),
     starts the next poll at once instead of at the end of the interval; whoever sets ``stop``
@@ -458,7 +470,7 @@ def run_apply(
             started = time.monotonic()
             for attempt in range(5):
                 try:
-                    result = applier.run_once(progress() if progress is not None else None)
+                    result = applier.run_once(progress() if progress is not None else None, deadline)
                     break
                 except (CommitFailedException, ValidationException) as e:  # the commit did not land
                     if attempt == 4:
@@ -473,7 +485,7 @@ def run_apply(
             # Snapshot expiry and history compaction: every so many commits, and at the end of
             # --once; each pass checks its thresholds and never raises.
             if config.once:
-                if total.files:
+                if total.files and (deadline is None or time.monotonic() + 60 < deadline):
                     maintainer.run()
                 return total
             maintainer.after_cycle(bool(result.files))

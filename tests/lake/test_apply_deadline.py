@@ -1,0 +1,26 @@
+"""A deadline (the apply Lambda's timeout) bounds an ``apply --once``: no batch starts that might
+not finish in time, and the next run goes on from there, exactly once."""
+
+from __future__ import annotations
+
+import time
+
+from lake_helpers import Lake, event
+from lake_helpers import lake as lake  # noqa: F401  (fixture)
+
+from ddblake.lake.apply import Applier, ApplyConfig, run_apply
+
+
+def test_a_run_out_of_time_stops_between_batches_and_the_next_goes_on(lake: Lake) -> None:
+    for i in range(4):
+        lake.write([event("INSERT", f"k{i}", i, image={"v": {"N": str(i)}})])
+    config = ApplyConfig.build(table="orders-table", lake=lake.config, once=True, max_files=1)
+    first = run_apply(config, applier=Applier(config, storage=lake.storage), deadline=time.monotonic())
+    assert first.files == 1  # one batch always runs: a run makes progress however short its time
+    assert len(lake.dump()) == 1
+
+    roomy = time.monotonic() + 3600
+    rest = run_apply(config, applier=Applier(config, storage=lake.storage), deadline=roomy)
+    assert rest.files == 3
+    assert sorted(lake.dump()) == ["k0", "k1", "k2", "k3"]
+    assert len(lake.history()) == 4
