@@ -23,6 +23,7 @@ import queue as queue_module
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -43,6 +44,10 @@ PARALLEL_MIN_ITEMS = 100_000
 #: At most this many processes unless asked: each holds an interpreter with pyarrow (75 MB at
 #: start, plus its raw-file buffer, 5 MiB by default).
 DEFAULT_MAX_WORKERS = 8
+
+#: How long the reports of workers that have all returned may take to arrive before they count as
+#: lost (a worker killed between returning and its queue's flush): the load then stops, resumable.
+LOST_REPORT_SECONDS = 60.0
 
 
 class ParallelUnavailable(Exception):
@@ -242,8 +247,15 @@ def run_parallel(
                         if error is not None:
                             errors.append(error)
                 waiting = still
+            quiet_since = time.monotonic()
             while received < expected:  # reports still in the queue's pipe when their job returned
-                take(block=True)
+                if take(block=True):
+                    quiet_since = time.monotonic()
+                elif time.monotonic() - quiet_since > LOST_REPORT_SECONDS:  # a worker died mid-send
+                    raise TransientError(
+                        f"load {jobs[0].table}: {expected - received} report(s) of finished workers never "
+                        "arrived; run the same command again to resume (their raw files are written again)"
+                    )
             while take(block=False):
                 pass
         finally:  # on any way out (a failed state write, a second Ctrl-C) the workers stop too
