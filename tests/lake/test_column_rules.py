@@ -241,6 +241,31 @@ def test_untyped_values_read_the_same_once_their_attribute_is_typed(new_lake: Ma
     assert row["s"] == {"typed": 1, "later": []}
 
 
+@pytest.mark.parametrize(
+    ("untyped", "typed"),
+    [
+        ({"L": []}, {"S": "x"}),
+        ({"M": {}}, {"L": [{"S": "x"}]}),
+        ({"L": []}, {"N": "7"}),
+        ({"M": {"x": {"NULL": True}}}, {"S": "x"}),
+        ({"M": {"k": {"L": []}}}, {"M": {"k": {"S": "x"}}}),
+        ({"L": [{"L": []}]}, {"L": [{"M": {"a": {"S": "x"}}}]}),
+        ({"L": [{"M": {"k": {"M": {}}}}]}, {"L": [{"M": {"k": {"N": "1"}}}]}),
+    ],
+)
+def test_an_untyped_value_then_a_conflicting_type_reads_as_in_one_batch(
+    new_lake: MakeLake, untyped: dict[str, Any], typed: dict[str, Any]
+) -> None:
+    # The rows written before hold a value the new type cannot (``[]`` under a string): the
+    # column takes the rule for mixed types, as it does when both come in one batch; it used
+    # to stop apply for good (the old rows were retyped to the batch's type alone).
+    first, later = [_insert("a", 1, {"v": untyped})], [_insert("b", 2, {"v": typed})]
+    lake = _same_whatever_the_batching(new_lake, [[*first, *later]], [first, later])
+    lake.write([_insert("c", 3, {"w": {"S": "unrelated"}})])
+    lake.apply()
+    assert sorted(lake.dump()) == ["a", "b", "c"]
+
+
 def test_only_a_new_column_that_older_rows_may_hold_untyped_rewrites_the_table(new_lake: MakeLake) -> None:
     lake = new_lake()
     lake.write([_insert("a", 1, {"v": {"N": "1"}, "e": {"L": []}})])

@@ -387,18 +387,20 @@ class Applier:
         upserted = len(upserts)
         rewrite = sorted({bucket_of(k, buckets) for k in changed})
         with CachedTransaction(cur) as tx:
-            target = current.evolve(tx, cur, typed.schema)
-            if target.full_rewrite:
+            if current.rewrites_all(cur, typed.schema):
                 # A column changed type beyond what Iceberg can promote: recompute every row, in
-                # one snapshot (commits.replace_table).
+                # one snapshot (commits.replace_table), under the schema all the rows need.
                 everything = cur.scan().to_arrow()
                 drop = pc.is_in(everything.column("_ddb_key"), value_set=pa.array(list(changed), pa.string()))
                 rows = current.retype(
-                    everything.filter(pc.invert(drop)), upserts, buckets, target.schema, images
+                    everything.filter(pc.invert(drop)), upserts, buckets, typed.schema, images
                 )
+                target = current.evolve(tx, cur, rows.schema)
+                rows = current.conform(rows, target.schema)
                 result.files_rewritten += replace_table(tx, cur, rows, {PROPERTY: pointer})
                 result.buckets_rewritten += buckets
             else:
+                target = current.evolve(tx, cur, typed.schema)
                 # The typed rows hold all that is left to write: the events and their texts go
                 # before the touched files are read and rewritten (``best`` and ``texts`` are the
                 # caller's, consumed here).

@@ -184,13 +184,7 @@ def evolve(tx: Any, table: Table, wanted: pa.Schema) -> Target:
       ``{...: null}`` as they would had they been applied together with the typed value, not null.
       Any other new column is null in every row written before, and costs no rewrite.
     """
-    have = table.schema().as_arrow()
-    stale = [f.name for f in have if f.name not in META_COLUMNS and columns.is_stale(f)]
-    kept = {f.name: f for f in have if f.name not in stale}
-    changed = [f for f in wanted if f.name in kept and not columns.same_shape(kept[f.name], f)]
-    added = [f for f in wanted if f.name not in kept]
-    seen = _untyped_seen(table)
-    retype_untyped = any(f.name in seen for f in added)
+    stale, changed, added, seen, full = _plan(table, wanted)
     if stale or changed:
         with tx.update_schema() as upd:
             for name in stale + [f.name for f in changed]:
@@ -205,7 +199,28 @@ def evolve(tx: Any, table: Table, wanted: pa.Schema) -> Target:
             tx.set_properties({UNTYPED_PROPERTY: json.dumps(sorted(untyped))})
         else:
             tx.remove_properties(UNTYPED_PROPERTY)
-    return Target(wanted, bool(stale or changed or retype_untyped))
+    return Target(wanted, full)
+
+
+def _plan(
+    table: Table, wanted: pa.Schema
+) -> tuple[list[str], list[pa.Field], list[pa.Field], set[str], bool]:
+    """What :func:`evolve` changes: stale and changed columns, added ones, the untyped columns
+    recorded, and whether every row must be retyped."""
+    have = table.schema().as_arrow()
+    stale = [f.name for f in have if f.name not in META_COLUMNS and columns.is_stale(f)]
+    kept = {f.name: f for f in have if f.name not in stale}
+    changed = [f for f in wanted if f.name in kept and not columns.same_shape(kept[f.name], f)]
+    added = [f for f in wanted if f.name not in kept]
+    seen = _untyped_seen(table)
+    full = bool(stale or changed or any(f.name in seen for f in added))
+    return stale, changed, added, seen, full
+
+
+def rewrites_all(table: Table, wanted: pa.Schema) -> bool:
+    """Whether :func:`evolve` to ``wanted`` would retype every row (decided before it changes anything,
+    since the rows' final schema is then :func:`retype`'s)."""
+    return _plan(table, wanted)[4]
 
 
 def conform(rows: pa.Table, schema: pa.Schema) -> pa.Table:
@@ -227,15 +242,26 @@ def retype(
     schema: pa.Schema,
     item_texts: Sequence[str] | None = None,
 ) -> pa.Table:
-    """Every row of the table again, typed for ``schema``: kept rows from their ``_ddb_item``.
+    """Every row of the table again, typed for ``schema`` widened as the kept rows need.
 
+    Kept rows are typed from their ``_ddb_item``, widening ``schema`` where a value does not fit it:
+    one that held no typed column so far (``[]``) under a column the batch typed (a string) makes it
+    DynamoDB JSON text, as the same items applied in one batch would. The rows' schema is the one
+    to :func:`evolve` the table to (its metadata names the columns still untyped).
     ``item_texts``: as for :func:`typed_rows`.
     """
     keep = with_hashes(keep)  # rows of files written before _ddb_hash existed
     items = [json.loads(s) for s in keep.column("_ddb_item").to_pylist()]
-    attr = attribute_schema(schema)
-    old = typed_items(items, attr, evolve=False)
+    old, old_untyped = _typed_dicts(items, attribute_schema(schema), evolve=True)
     for name in META_COLUMNS:
         old = old.append_column(name, keep.column(name).cast(META_COLUMNS[name]))
-    new = typed_rows(upserts, buckets, schema, item_texts)
-    return pa.concat_tables([conform(old, schema), conform(new, schema)])
+    new = typed_rows(upserts, buckets, old.schema, item_texts)
+    final = new.schema
+    if not final.remove_metadata().equals(old.schema.remove_metadata()):  # the batch widened it more
+        old = typed_items(items, attribute_schema(final), evolve=False)
+        for name in META_COLUMNS:
+            old = old.append_column(name, keep.column(name).cast(META_COLUMNS[name]))
+    untyped = (set(old_untyped) | columns.untyped_columns(new.schema)) - set(final.names)
+    rows = pa.concat_tables([conform(old, final), conform(new, final)])
+    rows = pa.Table.from_arrays(rows.columns, schema=final.remove_metadata())  # fields' text markers
+    return columns.with_untyped(rows, sorted(untyped))
