@@ -127,3 +127,22 @@ def test_cli_query_dump_status(lake: Lake, capsys: Any) -> None:
     assert "nope" in capsys.readouterr().err
     assert main(["dump", "--table", "other", "--lake", str(lake.root)]) == 1
     assert "other" in capsys.readouterr().err
+
+
+def test_query_output_of_intervals_uuids_non_finite_floats_and_binary() -> None:
+    import datetime as dt
+    import uuid
+
+    cols = ["lag", "id", "f", "b", "empty"]
+    rows = [(dt.timedelta(days=1, microseconds=250), uuid.UUID(int=1), float("nan"), b"\x00\xff\x10", b"")]
+    line = format_rows(cols, rows, "json")
+    assert json.loads(line) == {
+        "lag": 86400.00025,
+        "id": "00000000-0000-0000-0000-000000000001",
+        "f": "nan",
+        "b": "AP8Q",
+        "empty": "",
+    }
+    assert '"lag":86400.00025' in line  # exact, not a float's rendering
+    csv_text = format_rows(cols, rows, "csv")
+    assert csv_text.splitlines()[1].endswith(",AP8Q,")  # base64 as is: no JSON quotes to strip

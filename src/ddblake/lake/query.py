@@ -13,7 +13,9 @@ import csv
 import datetime as dt
 import io
 import json
+import math
 import re
+import uuid
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import Any, Literal
@@ -121,6 +123,13 @@ def _json_value(value: Any) -> Any:
         return base64.b64encode(bytes(value)).decode("ascii")
     if isinstance(value, dt.datetime | dt.date | dt.time):
         return value.isoformat()
+    if isinstance(value, dt.timedelta):  # an INTERVAL (now() - _ddb_event_time): in seconds
+        seconds = Decimal(value.days * 86_400 + value.seconds) + Decimal(value.microseconds).scaleb(-6)
+        return seconds.normalize() if seconds else Decimal(0)
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # JSON has no NaN or Infinity: as text, like a non-finite decimal
     return value
 
 
@@ -177,7 +186,9 @@ def _cell(value: Any) -> str:
         return value
     if isinstance(value, Decimal):
         return format(value, "f")
-    if isinstance(value, dict | list | tuple | bytes | bytearray):
+    if isinstance(value, bytes | bytearray | memoryview):  # base64, as JSON has it, without quotes
+        return str(_json_value(value))
+    if isinstance(value, dict | list | tuple):
         return "".join(_encode(_json_value(value)))
     if isinstance(value, dt.datetime):
         return value.isoformat()
