@@ -10,7 +10,8 @@ again on rerun. ``apply`` drops them by event ID.
 Gaps are the one thing a rerun cannot repair, so they stop capture with :class:`StreamGapError`:
 
 1. a shard in the checkpoint, not read to its end, is gone from the stream (trimmed after 24 h);
-2. the stream refuses a position as trimmed (``TrimmedDataAccessException``);
+2. the stream refuses a position as trimmed (``TrimmedDataAccessException``) — the position after a
+   shard's last record read, or, for a shard the checkpoint knows but never read, the shard's start;
 3. a new shard's parent is neither in the stream nor in the checkpoint, on a stream ddblake has
    read before (a whole generation of shards came and went unread);
 4. the table's stream ARN differs from the checkpoint's (stream disabled and re-enabled, or the
@@ -162,6 +163,7 @@ class StreamCapture:
         self.topology: list[Shard] = []
         self.iterators: dict[str, str] = {}
         self.caught_up: set[str] = set()
+        self.fresh: set[str] = set()  # shards first seen by this run and not opened yet: TRIM_HORIZON
         self.stream_enabled = True
         self.dirty = False
         self.need_refresh = True
@@ -314,6 +316,7 @@ class StreamCapture:
         for shard in shards:
             if shard.shard_id not in self.state.shards:
                 self.state.shards[shard.shard_id] = ShardPosition(parent=shard.parent_id)
+                self.fresh.add(shard.shard_id)
                 self.dirty = True
         in_stream = {s.shard_id for s in shards}
         parents = {s.parent_id for s in shards if s.parent_id}
@@ -359,20 +362,31 @@ class StreamCapture:
     # --- reading --------------------------------------------------------------------------------------
 
     def _open(self, shard: Shard) -> str:
-        pos = self.state.shards[shard.shard_id]
+        sid, pos = shard.shard_id, self.state.shards[shard.shard_id]
         arn = self.state.stream_arn or ""  # set by the first _refresh, before any shard is read
+        # Known but never read (seq null): from its start, not TRIM_HORIZON, which would silently skip
+        # what was trimmed since the checkpoint listed it. Only a shard seen for the first time starts
+        # at whatever the stream still holds.
+        at = None
+        if pos.seq is None and sid not in self.fresh:
+            at = shard.start_seq  # DescribeStream always gives it; without it, TRIM_HORIZON is all there is
+            if at is None:
+                self._warn_once(sid, f"shard {sid} lists no starting sequence number; from TRIM_HORIZON")
         try:
-            return self.adapter.shard_iterator(arn, shard.shard_id, pos.seq)
+            iterator = self.adapter.shard_iterator(arn, sid, pos.seq, at_seq=at)
         except DataTrimmed as e:
+            where = f"after sequence number {pos.seq}" if pos.seq else f"from its start ({at})"
             raise self._gap(
-                f"records of shard {shard.shard_id} after sequence number {pos.seq} are past the stream's "
-                "24-hour retention (TrimmedDataAccessException)"
+                f"records of shard {sid} {where} are past the stream's 24-hour retention "
+                "(TrimmedDataAccessException)"
             ) from e
         except NotFoundError as e:
             raise self._gap(
-                f"shard {shard.shard_id} of stream {self.state.stream_arn} vanished before it was read to "
+                f"shard {sid} of stream {self.state.stream_arn} vanished before it was read to "
                 f"its end (read up to {pos.seq or 'nothing'})"
             ) from e
+        self.fresh.discard(sid)  # a reopen (expired iterator) must not skip what was trimmed meanwhile
+        return iterator
 
     def _poll_shard(self, shard: Shard) -> int:
         """One GetRecords on a shard; returns how many records it gave."""

@@ -99,7 +99,7 @@ class StreamsAdapter:
             if error_code(e) == "ResourceNotFoundException":
                 raise NotFoundError(
                     f"table {self.table!r} not found at {self.where}; check --table and the endpoint/region "
-                    "(AWS_REGION, --endpoint-url)"
+                    "(AWS_REGION or AWS_DEFAULT_REGION, --endpoint-url)"
                 ) from e
             raise self._fail(e, "DescribeTable") from e
         spec = table.get("StreamSpecification")
@@ -135,29 +135,43 @@ class StreamsAdapter:
             if not start:
                 return shards
 
-    def shard_iterator(self, stream_arn: str, shard_id: str, after_seq: str | None) -> str:
-        """An iterator after ``after_seq``, or at the shard's oldest record when None.
+    def shard_iterator(
+        self, stream_arn: str, shard_id: str, after_seq: str | None, *, at_seq: str | None = None
+    ) -> str:
+        """An iterator after ``after_seq``; else at ``at_seq``; else at the shard's oldest record.
+
+        ``at_seq`` (``AT_SEQUENCE_NUMBER``) is for a shard known but never read: at its starting
+        sequence number, so records trimmed since are an error, where ``TRIM_HORIZON`` would
+        silently start at the oldest record left.
 
         Raises:
-            DataTrimmed: ``after_seq`` is older than the stream keeps.
+            DataTrimmed: the position is older than the stream keeps.
             NotFoundError: the shard is gone.
         """
         try:
-            if after_seq is None:
-                answer = self.streams.get_shard_iterator(
-                    StreamArn=stream_arn, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON"
-                )
-            else:
+            if after_seq is not None:
                 answer = self.streams.get_shard_iterator(
                     StreamArn=stream_arn,
                     ShardId=shard_id,
                     ShardIteratorType="AFTER_SEQUENCE_NUMBER",
                     SequenceNumber=after_seq,
                 )
+            elif at_seq is not None:
+                answer = self.streams.get_shard_iterator(
+                    StreamArn=stream_arn,
+                    ShardId=shard_id,
+                    ShardIteratorType="AT_SEQUENCE_NUMBER",
+                    SequenceNumber=at_seq,
+                )
+            else:
+                answer = self.streams.get_shard_iterator(
+                    StreamArn=stream_arn, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON"
+                )
         except (ClientError, BotoCoreError) as e:
             code = error_code(e)
             if code == "TrimmedDataAccessException":
-                raise DataTrimmed(f"shard {shard_id}: records after {after_seq} were trimmed") from e
+                where = f"after {after_seq}" if after_seq is not None else f"from {at_seq}"
+                raise DataTrimmed(f"shard {shard_id}: records {where} were trimmed") from e
             if code == "ResourceNotFoundException":
                 raise NotFoundError(f"shard {shard_id} of stream {stream_arn} not found") from e
             raise self._fail(e, "GetShardIterator") from e

@@ -51,6 +51,8 @@ _DIGITS: Final = re.compile(r"[0-9]+")
 _TABLE_NAME: Final = re.compile(r"[A-Za-z0-9_.-]{3,255}")
 _SAFE_WORD: Final = re.compile(r"[A-Za-z_]{1,20}")
 _EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+# userIdentity's members: (Lambda and Kinesis, boto3's dynamodbstreams model)
+_IDENTITY_SPELLINGS: Final = (("type", "principalId"), ("Type", "PrincipalId"))
 
 
 def _reject_constant(name: str) -> NoReturn:
@@ -229,6 +231,10 @@ def _rebase64(value: Any) -> Any:
 def is_ttl_identity(identity: Any) -> bool:
     """Whether a ``userIdentity`` names DynamoDB's TTL process (only meaningful on a REMOVE).
 
+    Lambda events and Kinesis records spell its members ``type`` and ``principalId``; boto3's
+    ``dynamodbstreams.get_records`` returns them under the API model's names, ``Type`` and
+    ``PrincipalId`` (botocore drops the lowercase ones). Either spelling counts, one pair at a time.
+
     Raises:
         BadRecordError: ``userIdentity`` is neither null nor an object.
     """
@@ -236,7 +242,10 @@ def is_ttl_identity(identity: Any) -> bool:
         return False
     if not isinstance(identity, Mapping):
         raise BadRecordError(f"userIdentity is {type(identity).__name__}, not an object or null")
-    return identity.get("type") == TTL_IDENTITY_TYPE and identity.get("principalId") == TTL_PRINCIPAL
+    return any(
+        identity.get(kind) == TTL_IDENTITY_TYPE and identity.get(principal) == TTL_PRINCIPAL
+        for kind, principal in _IDENTITY_SPELLINGS
+    )
 
 
 def _table_from_arn(arn: Any) -> str | None:
