@@ -139,12 +139,18 @@ def _client_kwargs(session: boto3.session.Session, endpoint_url: str | None) -> 
             kwargs["aws_access_key_id"] = DUMMY_ACCESS_KEY
             kwargs["aws_secret_access_key"] = DUMMY_SECRET_KEY
     if session.region_name is None:
-        if not endpoint_url:
+        # botocore reads AWS_DEFAULT_REGION only; the lake side (Storage, the catalog) also reads
+        # AWS_REGION, so the clients do too and both sides agree on the region.
+        env_region = _env("AWS_REGION")
+        if env_region:
+            kwargs["region_name"] = env_region
+        elif not endpoint_url:
             raise ConfigError(
-                "no AWS region configured: set AWS_REGION (or AWS_DEFAULT_REGION), or a region in your "
+                "no AWS region configured: set AWS_REGION or AWS_DEFAULT_REGION, or a region in your "
                 "AWS profile, or pass --endpoint-url for DynamoDB Local"
             )
-        kwargs["region_name"] = DUMMY_REGION
+        else:
+            kwargs["region_name"] = DUMMY_REGION
     return kwargs
 
 
@@ -276,7 +282,9 @@ def translate_error(
             "environment credentials, or pass --endpoint-url for DynamoDB Local"
         )
     if isinstance(e, NoRegionError):
-        return ConfigError("no AWS region configured: set AWS_REGION or a region in your AWS profile")
+        return ConfigError(
+            f"no AWS region configured for {action}: set AWS_DEFAULT_REGION or a region in your AWS profile"
+        )
     if isinstance(e, BotoConnectionError | HTTPClientError):
         hint = (
             " (is DynamoDB Local running? 'ddblake local start')"

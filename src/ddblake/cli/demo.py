@@ -8,14 +8,11 @@ SIGINT/SIGTERM: the demo never leaves a JVM behind.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
-import signal
 import sys
 import tempfile
-from collections.abc import Iterator
-from types import FrameType
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TextIO
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -23,6 +20,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from ddblake.aws.clients import build_dynamodb_clients, translate_error
 from ddblake.capture.service import CaptureConfig, run_capture
 from ddblake.changes.model import ChangeEvent
+from ddblake.cli.signals import sigterm_unwinds
+from ddblake.errors import UsageError
 from ddblake.lake.rawlog import iter_raw_lines, table_prefix
 from ddblake.lake.storage import Storage
 from ddblake.local.dynamodb_local import DynamoDBLocal
@@ -105,31 +104,14 @@ def read_change_log(lake: str, table: str = TABLE) -> list[ChangeEvent]:
     return [ChangeEvent.from_line(line) for _, line in iter_raw_lines(storage, table)]
 
 
-@contextlib.contextmanager
-def _sigterm_unwinds() -> Iterator[None]:
-    """Turn SIGTERM into SystemExit so context managers (DynamoDB Local) clean up."""
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        del frame
-        raise SystemExit(128 + signum)
-
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def run_demo(lake: str | None) -> int:
     """Run the walkthrough; returns the exit code.
 
     Args:
         lake: the lake to write (kept afterwards); a new temporary directory when None.
     """
+    if lake is not None:
+        _check_fresh_lake(lake)
     lake = lake or tempfile.mkdtemp(prefix="ddblake-demo-")
     try:
         return _run(lake)
@@ -137,9 +119,27 @@ def run_demo(lake: str | None) -> int:
         raise translate_error(e, action="the demo's DynamoDB calls", table=TABLE) from e
 
 
+def _check_fresh_lake(lake: str) -> None:
+    """The demo's DynamoDB Local is new and in memory each run, so its stream cannot continue a lake
+    an earlier run wrote (capture would report a stream gap). Refuse such a lake up front.
+
+    Raises:
+        UsageError: ``lake`` is a file, or a directory that is not empty.
+    """
+    if "://" in lake and not lake.startswith("file://"):
+        return
+    path = Path(lake.removeprefix("file://")).expanduser()
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        what = "is not a directory" if not path.is_dir() else "is not empty (an earlier demo?)"
+        raise UsageError(
+            f"demo lake {lake} {what}: the demo starts a new table each run; pass a new or empty "
+            "directory as --lake, or omit --lake for a temporary one"
+        )
+
+
 def _run(lake: str) -> int:
     out = sys.stdout
-    with _sigterm_unwinds(), DynamoDBLocal(in_memory=True) as ddb:
+    with sigterm_unwinds(), DynamoDBLocal(in_memory=True) as ddb:
         print(f"DynamoDB Local: {ddb.endpoint} (in memory, pid {ddb.pid})", file=out, flush=True)
         clients = build_dynamodb_clients(ddb.endpoint)
         create_example_table(clients.dynamodb)

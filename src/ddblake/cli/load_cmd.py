@@ -10,6 +10,8 @@ import argparse
 import sys
 from typing import Any
 
+from ddblake.cli.args import percent, positive_int
+
 
 def _cmd_load(args: argparse.Namespace) -> int:
     from ddblake.load import LoadConfig, run_load
@@ -33,20 +35,6 @@ def _cmd_load(args: argparse.Namespace) -> int:
     return 0
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _percent(text: str) -> float:
-    value = float(text)
-    if not 0 < value <= 150:
-        raise argparse.ArgumentTypeError(f"must be in (0, 150], got {value}")
-    return value
-
-
 def register(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``load`` to the ``ddblake`` subcommands; returns its parser."""
     p: argparse.ArgumentParser = subparsers.add_parser(
@@ -59,18 +47,18 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--lake", default=None, help="lake directory or s3://bucket/prefix (or DDBLAKE_LAKE)")
     p.add_argument("--endpoint-url", default=None, help="DynamoDB endpoint (e.g. DynamoDB Local)")
     p.add_argument(
-        "--segments", type=_positive_int, default=None, help="Scan segments (default: by table size)"
+        "--segments", type=positive_int, default=None, help="Scan segments (default: by table size)"
     )
     p.add_argument(
         "--workers",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         help="Scan threads (default: min(segments, 16)); for --from-export, processes "
         "(default: one per CPU, up to 8, from 100,000 items)",
     )
     p.add_argument(
         "--read-percent",
-        type=_percent,
+        type=percent,
         default=None,
         help="share of the table's read capacity to use, percent (default 50)",
     )

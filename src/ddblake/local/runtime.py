@@ -99,6 +99,36 @@ def port_in_use(port: int) -> bool:
         return False
 
 
+def listens_on(pid: int, port: int) -> bool | None:
+    """Whether process ``pid`` holds a listening TCP socket on ``port``; None when /proc cannot tell.
+
+    Tells our DynamoDB Local from another server that took the port between :func:`free_port` and
+    the JVM's bind: both answer on the port, only ours owns the listening socket.
+    """
+    inodes: set[str] = set()
+    try:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):
+                target = str(fd.readlink())
+                if target.startswith("socket:["):
+                    inodes.add(target[len("socket:[") : -1])
+    except OSError:
+        return None
+    wanted, readable = f"{port:04X}", False
+    for table in ("tcp", "tcp6"):
+        try:
+            rows = Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]
+        except OSError:
+            continue
+        readable = True
+        for row in rows:
+            fields = row.split()  # sl local_address rem_address st ... inode (index 9)
+            listening = len(fields) > 9 and fields[3] == "0A"
+            if listening and fields[1].rsplit(":", 1)[-1] == wanted and fields[9] in inodes:
+                return True
+    return False if readable else None
+
+
 def ping(endpoint: str, timeout: float = 1.0) -> bool:
     """Whether DynamoDB Local at ``endpoint`` answers a ListTables call.
 

@@ -1,0 +1,248 @@
+"""The command line's argument and environment checks: one line, exit 2 (or 1), never a traceback.
+
+These run :func:`ddblake.cli.main.main` in-process on cases that fail before any process or AWS
+call starts; the process behaviour (signals, JVMs) is in tests/functional/test_cli_robustness.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from ddblake.aws.clients import build_dynamodb_clients
+from ddblake.cli.args import log_level, percent, port_number, positive_int
+from ddblake.cli.main import main
+from ddblake.errors import ConfigError
+
+
+@pytest.fixture(autouse=True)
+def _hermetic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith(("DDBLAKE_", "AWS_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("DDBLAKE_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
+    code = main(list(argv))
+    err = capsys.readouterr().err
+    return code, err
+
+
+def _one_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, f"expected one line on stderr: {err!r}"
+    assert "Traceback" not in err
+    return lines[0]
+
+
+@pytest.mark.parametrize("text", ["70000", "-1", "0", "65536", "abc"])
+def test_port_outside_1_to_65535_is_a_usage_error(text: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, err = _run(capsys, "local", "start", f"--port={text}")
+    assert code == 2
+    line = _one_line(err)
+    assert "--port" in line and "1-65535" in line and text in line
+
+
+def test_port_number_accepts_the_range() -> None:
+    assert port_number("1") == 1 and port_number("65535") == 65535
+    with pytest.raises(argparse.ArgumentTypeError):
+        port_number("65536")
+
+
+def test_in_memory_with_a_data_dir_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, err = _run(capsys, "local", "start", "--in-memory", "--data-dir", str(tmp_path / "d"))
+    assert code == 2
+    line = _one_line(err)
+    assert "--data-dir" in line and "--in-memory" in line
+    assert not (tmp_path / "d").exists()
+
+
+@pytest.mark.parametrize(
+    ("option", "value"), [("--segments", "abc"), ("--workers", "0"), ("--read-percent", "x")]
+)
+def test_load_numbers_name_the_option_and_the_rule(
+    option: str, value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, err = _run(capsys, "load", "--table", "t", "--lake", "/nowhere", option, value)
+    assert code == 2
+    line = _one_line(err)
+    assert option in line and value in line
+    assert "_positive_int" not in line and "_percent" not in line
+
+
+def test_positive_int_and_percent() -> None:
+    assert positive_int("3") == 3 and percent("150") == 150.0
+    for bad in ("0", "-2", "1.5", ""):
+        with pytest.raises(argparse.ArgumentTypeError, match="at least 1"):
+            positive_int(bad)
+
+
+def test_bad_log_level_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DDBLAKE_LOG_LEVEL", "bogus")
+    code, err = _run(capsys, "local", "stop")
+    assert code == 2
+    line = _one_line(err)
+    assert "DDBLAKE_LOG_LEVEL" in line and "bogus" in line
+
+
+def test_log_level_any_case() -> None:
+    assert log_level("debug") == logging.DEBUG
+    assert log_level(None) == log_level("") == logging.INFO
+    with pytest.raises(ConfigError):
+        log_level("loud")
+
+
+def test_unusable_state_dir_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DDBLAKE_STATE_DIR", "/proc/nope")
+    code, err = _run(capsys, "local", "stop")
+    assert code == 2
+    line = _one_line(err)
+    assert "/proc/nope" in line and "DDBLAKE_STATE_DIR" in line
+
+
+def test_unusable_data_dir_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    code, err = _run(capsys, "local", "start", "--data-dir", "/proc/nope/x")
+    assert code == 2
+    line = _one_line(err)
+    assert "/proc/nope/x" in line and "--data-dir" in line
+
+
+def test_lake_that_is_a_file_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    for lake in (afile, afile / "sub"):
+        code, err = _run(capsys, "status", "--lake", str(lake))
+        assert code == 2
+        assert str(lake) in _one_line(err)
+
+
+def test_other_os_errors_are_one_line_naming_the_file(capsys: pytest.CaptureFixture[str]) -> None:
+    code, err = _run(capsys, "query", "--lake", "/proc/nope", "SELECT 1")
+    assert code == 1
+    line = _one_line(err)
+    assert "/proc/nope" in line
+
+
+def test_demo_refuses_a_lake_an_earlier_demo_wrote(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lake = tmp_path / "lake"
+    (lake / "raw").mkdir(parents=True)
+    code, err = _run(capsys, "demo", "--lake", str(lake))
+    assert code == 2
+    line = _one_line(err)
+    assert str(lake) in line and "empty" in line
+
+
+class _Result:
+    def summary(self) -> str:
+        return "done"
+
+
+@pytest.fixture
+def sync_configs(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Replace run_sync: record the SyncConfig the command built."""
+    import ddblake.sync
+
+    seen: list[Any] = []
+
+    def fake(config: Any) -> _Result:
+        seen.append(config)
+        return _Result()
+
+    monkeypatch.setattr(ddblake.sync, "run_sync", fake)
+    return seen
+
+
+def _sync(capsys: pytest.CaptureFixture[str], tmp_path: Path, *extra: str) -> tuple[int, str]:
+    return _run(capsys, "sync", "--table", "t", "--lake", str(tmp_path / "lake"), "--no-load", *extra)
+
+
+def test_sync_poll_and_buffer_precedence(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    sync_configs: list[Any],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert _sync(capsys, tmp_path)[0] == 0  # defaults of sync
+    config = sync_configs.pop()
+    assert (config.capture.poll_seconds, config.capture.buffer_seconds, config.apply.poll_seconds) == (
+        0.2,
+        0.2,
+        1.0,
+    )
+
+    monkeypatch.setenv("DDBLAKE_POLL_SECONDS", "3")
+    monkeypatch.setenv("DDBLAKE_BUFFER_SECONDS", "4")
+    assert _sync(capsys, tmp_path)[0] == 0  # environment over defaults
+    config = sync_configs.pop()
+    assert (config.capture.poll_seconds, config.capture.buffer_seconds, config.apply.poll_seconds) == (
+        3.0,
+        4.0,
+        3.0,
+    )
+
+    assert (
+        _sync(capsys, tmp_path, "--poll-seconds", "0.5", "--buffer-seconds", "0.7")[0] == 0
+    )  # argument first
+    config = sync_configs.pop()
+    assert (config.capture.poll_seconds, config.capture.buffer_seconds, config.apply.poll_seconds) == (
+        0.5,
+        0.7,
+        0.5,
+    )
+
+
+def test_sync_poll_seconds_zero_is_refused_not_replaced(
+    tmp_path: Path, sync_configs: list[Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, err = _sync(capsys, tmp_path, "--poll-seconds", "0")
+    assert code == 2 and not sync_configs
+    assert "poll_seconds" in _one_line(err)
+
+
+def test_sync_bad_environment_value_is_a_usage_error(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    sync_configs: list[Any],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("DDBLAKE_POLL_SECONDS", "soon")
+    code, err = _sync(capsys, tmp_path)
+    assert code == 2 and not sync_configs
+    assert "DDBLAKE_POLL_SECONDS" in _one_line(err)
+
+
+def test_clients_use_aws_region_when_botocore_does_not(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_REGION", "eu-west-3")
+    assert boto3.session.Session().region_name is None  # botocore reads AWS_DEFAULT_REGION only
+    clients = build_dynamodb_clients()
+    assert clients.dynamodb.meta.region_name == "eu-west-3"
+    assert clients.streams.meta.region_name == "eu-west-3"
+    local = build_dynamodb_clients("http://127.0.0.1:1")
+    assert local.dynamodb.meta.region_name == "eu-west-3"
+
+
+def test_clients_prefer_aws_default_region_and_explain_a_missing_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "ap-south-1")
+    monkeypatch.setenv("AWS_REGION", "eu-west-3")
+    assert build_dynamodb_clients().dynamodb.meta.region_name == "ap-south-1"
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    monkeypatch.delenv("AWS_REGION")
+    with pytest.raises(ConfigError, match="AWS_REGION or AWS_DEFAULT_REGION"):
+        build_dynamodb_clients()
