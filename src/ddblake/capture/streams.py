@@ -150,23 +150,15 @@ class StreamsAdapter:
         """
         try:
             if after_seq is not None:
-                answer = self.streams.get_shard_iterator(
-                    StreamArn=stream_arn,
-                    ShardId=shard_id,
-                    ShardIteratorType="AFTER_SEQUENCE_NUMBER",
-                    SequenceNumber=after_seq,
-                )
+                start: dict[str, Any] = {
+                    "ShardIteratorType": "AFTER_SEQUENCE_NUMBER",
+                    "SequenceNumber": after_seq,
+                }
             elif at_seq is not None:
-                answer = self.streams.get_shard_iterator(
-                    StreamArn=stream_arn,
-                    ShardId=shard_id,
-                    ShardIteratorType="AT_SEQUENCE_NUMBER",
-                    SequenceNumber=at_seq,
-                )
+                start = {"ShardIteratorType": "AT_SEQUENCE_NUMBER", "SequenceNumber": at_seq}
             else:
-                answer = self.streams.get_shard_iterator(
-                    StreamArn=stream_arn, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON"
-                )
+                start = {"ShardIteratorType": "TRIM_HORIZON"}
+            answer = self.streams.get_shard_iterator(StreamArn=stream_arn, ShardId=shard_id, **start)
         except (ClientError, BotoCoreError) as e:
             code = error_code(e)
             if code == "TrimmedDataAccessException":

@@ -8,43 +8,39 @@ from __future__ import annotations
 
 import argparse
 import logging
+from collections.abc import Callable
+from typing import TypeVar
 
 from ddblake.errors import ConfigError
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+N = TypeVar("N", int, float)
+
+
+def _checked(text: str, parse: Callable[[str], N], ok: Callable[[N], bool], rule: str) -> N:
+    """``text`` parsed, or an ArgumentTypeError saying ``rule`` and the value given."""
+    try:
+        value = parse(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be {rule}, got {text!r}") from None
+    if not ok(value):
+        raise argparse.ArgumentTypeError(f"must be {rule}, got {value}")
+    return value
 
 
 def port_number(text: str) -> int:
     """A TCP port, 1-65535."""
-    try:
-        port = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a port number 1-65535, got {text!r}") from None
-    if not 1 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"must be a port number 1-65535, got {port}")
-    return port
+    return _checked(text, int, lambda p: 1 <= p <= 65535, "a port number 1-65535")
 
 
 def positive_int(text: str) -> int:
     """A whole number of at least 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {value}")
-    return value
+    return _checked(text, int, lambda v: v >= 1, "a whole number of at least 1")
 
 
 def percent(text: str) -> float:
     """A share of capacity in percent, more than 0 and at most 150."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number in (0, 150], got {text!r}") from None
-    if not 0 < value <= 150:
-        raise argparse.ArgumentTypeError(f"must be a number in (0, 150], got {value}")
-    return value
+    return _checked(text, float, lambda v: 0 < v <= 150, "a number in (0, 150]")
 
 
 def log_level(raw: str | None, env: str = "DDBLAKE_LOG_LEVEL") -> int:
