@@ -8,6 +8,7 @@ from a key that never existed (re-reading pages forever, or skipping items).
 from __future__ import annotations
 
 import base64
+import copy
 import threading
 from collections import Counter
 from pathlib import Path
@@ -20,8 +21,10 @@ from ddblake.aws.clients import DynamoClients
 from ddblake.errors import TransientError
 from ddblake.lake.storage import Storage
 from ddblake.load import LoadConfig, run_load
+from ddblake.load.rows import to_wire_item
 from ddblake.load.scan import LoadResult
 from ddblake.load.state import SCAN_STATE, read_state
+from ddblake.load.table import TableReader
 from ddblake.progress import NoProgress
 
 pytestmark = pytest.mark.functional
@@ -152,3 +155,28 @@ def test_a_stopped_binary_key_load_resumes_from_its_saved_key_without_repeats(
     assert resumed.resumed and resumed.load_id == saved.load_id
     assert resumed.items == ITEMS - 12, "the rerun reads only what follows the saved key"
     _assert_every_item_once(lake, table, expected)
+
+
+def test_a_saved_binary_start_key_resumes_the_scan_right_after_that_key(
+    clients: DynamoClients, table_name: str
+) -> None:
+    """TableReader, given a resume key in the load state's wire form, continues where a plain boto3
+    Scan given the key's bytes continues (moved here from a Stubber test: Scan runs on DynamoDB Local)."""
+    table = _binary_table(clients, table_name)
+    head = clients.dynamodb.scan(TableName=table, Limit=7)
+    resume = head["LastEvaluatedKey"]  # bytes, as botocore hands it over
+    after = clients.dynamodb.scan(TableName=table, ExclusiveStartKey=resume)["Items"]
+    expected = [
+        (base64.b64encode(i["pk"]["B"]).decode(), base64.b64encode(i["sk"]["B"]).decode()) for i in after
+    ]
+    assert len(expected) == ITEMS - 7
+
+    saved = to_wire_item(resume)
+    assert isinstance(saved["pk"]["B"], str) and isinstance(saved["sk"]["B"], str)
+    kept = copy.deepcopy(saved)
+    page = TableReader(table, clients.dynamodb).scan_page(
+        segment=0, total_segments=1, start_key=saved, consistent=False
+    )
+    assert [(i["pk"]["B"], i["sk"]["B"]) for i in page.items] == expected
+    assert page.last_key is None
+    assert saved == kept, "the saved key keeps its wire form"

@@ -11,6 +11,7 @@ import base64
 import gzip
 import hashlib
 import json
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -62,13 +63,13 @@ def test_the_stream_must_reach_back_to_the_newest_finished_load() -> None:
 
 
 def test_a_first_capture_after_an_old_load_is_refused(
-    make_table: Callable[..., str], capture: Callable[..., Any], tmp_path: Path
+    make_table: Callable[..., str], capture: Callable[..., Any], table_name: str, tmp_path: Path
 ) -> None:
-    table = make_table("coverage-old-load", sort_key=False)
+    table = make_table(table_name, sort_key=False)  # unique: the session's DynamoDB Local is shared
     lake = str(tmp_path / "lake")
     storage = Storage.from_uri(lake)
     write_state(storage, state(table, "scan", now() - 30 * HOUR_US))
-    with pytest.raises(TerminalError, match=r"coverage-old-load.*more than 23 hours ago.*ddblake sync"):
+    with pytest.raises(TerminalError, match=rf"{re.escape(table)}.*more than 23 hours ago.*ddblake sync"):
         capture(table, lake)
     assert load_checkpoint(storage, table) is None  # nothing was captured
 

@@ -24,3 +24,16 @@ def test_a_run_out_of_time_stops_between_batches_and_the_next_goes_on(lake: Lake
     assert rest.files == 3
     assert sorted(lake.dump()) == ["k0", "k1", "k2", "k3"]
     assert len(lake.history()) == 4
+
+
+def test_no_batch_starts_within_the_last_30_seconds(lake: Lake) -> None:
+    """The reserve itself: 20 s left is too little for another batch however fast batches are,
+    300 s is plenty for these (a batch here takes well under a second)."""
+    for i in range(3):
+        lake.write([event("INSERT", f"k{i}", i, image={"v": {"N": str(i)}})])
+    config = ApplyConfig.build(table="orders-table", lake=lake.config, once=True, max_files=1)
+    short = run_apply(config, applier=Applier(config, storage=lake.storage), deadline=time.monotonic() + 20)
+    assert short.files == 1
+    rest = run_apply(config, applier=Applier(config, storage=lake.storage), deadline=time.monotonic() + 300)
+    assert rest.files == 2
+    assert sorted(lake.dump()) == ["k0", "k1", "k2"]

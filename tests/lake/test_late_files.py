@@ -24,12 +24,18 @@ def write_at(lake: Lake, events: list[ChangeEvent], clock_s: float) -> str:
     return written.path
 
 
+def hour_start_hours_ago(hours: int) -> float:
+    """The first second of the hour ``hours`` before this one: files written up to 59 minutes after
+    it share its folder (``time.time() - 10 * 3600`` + 60 s crossed into the next hour 1 run in 60)."""
+    return float((int(time.time()) // 3600 - hours) * 3600)
+
+
 def status(lake: Lake) -> TableStatus:
     return table_status(open_catalog(lake.config, lake.storage), "ddb", lake.storage, TABLE)
 
 
 def test_a_late_file_in_a_folded_hour_is_applied_once(lake: Lake) -> None:
-    ten_hours_ago = time.time() - 10 * 3600
+    ten_hours_ago = hour_start_hours_ago(10)
     first = write_at(lake, [event("INSERT", "a", 1, image={"v": {"N": "1"}})], ten_hours_ago)
     lake.apply()
     folded = status(lake).applied_before_hour
@@ -48,7 +54,7 @@ def test_a_late_file_in_a_folded_hour_is_applied_once(lake: Lake) -> None:
 
 
 def test_a_file_deleted_from_a_folded_day_changes_nothing(lake: Lake) -> None:
-    ten_hours_ago = time.time() - 10 * 3600
+    ten_hours_ago = hour_start_hours_ago(10)
     first = write_at(lake, [event("INSERT", "a", 1, image={"v": {"N": "1"}})], ten_hours_ago)
     write_at(lake, [event("MODIFY", "a", 2, image={"v": {"N": "2"}})], ten_hours_ago + 60)
     lake.apply()

@@ -50,6 +50,8 @@ from ddblake.local.runtime import (
     terminate_group,
 )
 
+PROC_NET = Path("/proc/self/net/tcp").exists()  # listens_on can tell who owns a socket
+
 __all__ = [
     "DynamoDBLocal",
     "LocalState",
@@ -236,12 +238,13 @@ class DynamoDBLocal:
                 if "UnsupportedClassVersionError" in tail:
                     raise PrerequisiteError(f"Java 17+ is required to run DynamoDB Local; {java} is older")
                 raise TerminalError(f"DynamoDB Local exited during startup: {tail or 'no output'}")
-            if (
-                ping(endpoint, timeout=1.0)
-                and proc.poll() is None
-                and listens_on(proc.pid, port) is not False
-            ):
-                return True
+            # Where /proc works, our JVM must be seen owning the socket: a JVM just exec'ing (or
+            # one that died of BindException) has no fds to read yet, which is not "ours". And it
+            # must still run *after* that check.
+            if ping(endpoint, timeout=1.0):
+                owns = listens_on(proc.pid, port)
+                if (owns is True or (owns is None and not PROC_NET)) and proc.poll() is None:
+                    return True
             time.sleep(POLL_S)  # polling the readiness condition, bounded by the deadline
         tail = log_tail(self._log_path)
         foreign = ping(endpoint, timeout=1.0)
