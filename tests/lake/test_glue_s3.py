@@ -152,3 +152,39 @@ def test_expiry_and_the_orphan_sweep_on_s3_delete_only_unreferenced_objects(  # 
         assert len(kept.snapshots()) == 2
         for snap in kept.snapshots():  # every kept snapshot reads: none of its objects was deleted
             assert kept.scan(snapshot_id=snap.snapshot_id).to_arrow().num_rows >= 1
+
+
+def test_the_apply_lambda_leaves_what_its_time_cannot_cover_to_the_next_run(
+    moto_s3,  # type: ignore[no-untyped-def]
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from ddblake.aws.apply_handler import handler
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL_GLUE", moto_s3.endpoint)
+    lake = f"s3://{moto_s3.bucket}/short"
+    monkeypatch.setenv("DDBLAKE_LAKE", lake)
+    monkeypatch.setenv("DDBLAKE_CATALOG", "glue")
+    monkeypatch.setenv("DDBLAKE_NAMESPACE", "short_ns")
+    monkeypatch.setenv("DDBLAKE_APPLY_MAX_FILES", "1")  # one raw file a batch
+    storage = LakeConfig.build(lake=lake).storage()
+    for i in range(3):
+        writer = RawLogWriter(storage, TABLE, buffer_bytes=1 << 30, buffer_seconds=3600)
+        writer.add(event("INSERT", f"k{i}", i, image={"v": {"N": str(i)}}).to_line())
+        writer.flush()
+
+    class Context:
+        function_name = "ddblake-apply"
+        memory_limit_in_mb = 1024
+        invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:ddblake-apply"
+        aws_request_id = "req-2"
+
+        def __init__(self, remaining_ms: int) -> None:
+            self.remaining_ms = remaining_ms
+
+        def get_remaining_time_in_millis(self) -> int:
+            return self.remaining_ms
+
+    short = handler({"table": TABLE}, Context(31_000))  # 1 s after the 30 s reserve: one batch only
+    assert (short["files"], short["pending_files"]) == (1, 2)
+    rest = handler({"table": TABLE}, Context(900_000))
+    assert (rest["files"], rest["pending_files"]) == (2, 0)
