@@ -48,12 +48,11 @@ from ddblake.lake.commits import (
     locate,
     missing_properties,
     plan_buckets,
-    replace_table,
     rewrite_buckets,
 )
 from ddblake.lake.files import FileRange
 from ddblake.lake.filters import is_in
-from ddblake.lake.layout import create_current, partitioned
+from ddblake.lake.layout import create_current, partitioned, retype_table
 from ddblake.lake.options import (
     FOLD_GRACE_HOURS,
     HISTORY_MANIFEST_MERGE,
@@ -387,17 +386,11 @@ class Applier:
         upserted = len(upserts)
         rewrite = sorted({bucket_of(k, buckets) for k in changed})
         with CachedTransaction(cur) as tx:
-            if current.rewrites_all(cur, typed.schema):
-                # A column changed type beyond what Iceberg can promote: recompute every row, in
-                # one snapshot (commits.replace_table), under the schema all the rows need.
-                everything = cur.scan().to_arrow()
-                drop = pc.is_in(everything.column("_ddb_key"), value_set=pa.array(list(changed), pa.string()))
-                rows = current.retype(
-                    everything.filter(pc.invert(drop)), upserts, buckets, typed.schema, images
+            if current.rewrites_all(cur, typed.schema):  # a type Iceberg cannot promote: every row
+                props = {PROPERTY: pointer}
+                result.files_rewritten += retype_table(
+                    tx, cur, changed, upserts, buckets, typed.schema, images, props
                 )
-                target = current.evolve(tx, cur, rows.schema)
-                rows = current.conform(rows, target.schema)
-                result.files_rewritten += replace_table(tx, cur, rows, {PROPERTY: pointer})
                 result.buckets_rewritten += buckets
             else:
                 target = current.evolve(tx, cur, typed.schema)

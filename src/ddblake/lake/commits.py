@@ -159,7 +159,7 @@ def commit_replace(
     """One snapshot (:func:`replace_files`) deleting the ``deleted`` data files and adding ``added``.
 
     ``scope`` bounds the rows the commit's conflict checks cover; ``relabel`` (see
-    :func:`ddblake.lake.compact._replace_operation`) changes the snapshot's class.
+    :func:`ddblake.lake.compact.replace_operation`) changes the snapshot's class.
     """
     producer = replace_files(tx, cur, write_uuid, snapshot_properties)
     if relabel is not None:

@@ -94,7 +94,7 @@ def _rewrite(table: Table, tasks: list[Any]) -> Compaction:
     props = {"ddblake.maintenance": "compact", "ddblake.compacted-files": str(len(tasks))}
     with CachedTransaction(table) as tx:
         producer = replace_files(tx, table, write_uuid, props)  # apply's: drops dead manifests
-        producer.__class__ = _replace_operation(producer.__class__)
+        producer.__class__ = replace_operation(producer.__class__)
         with producer as rewrite:
             for task in tasks:
                 rewrite.delete_data_file(task.file)
@@ -108,7 +108,7 @@ def _values(record: Any) -> tuple[Any, ...]:
 
 
 @functools.cache
-def _replace_operation(base: Any) -> type:
+def replace_operation(base: Any) -> type:
     """``base`` (an overwrite producer) committing as Iceberg's ``replace``: files moved, no data changed.
 
     Incremental readers (Spark or Flink streaming the history) skip ``replace`` snapshots, where an

@@ -11,16 +11,20 @@ table left without a spec its spec and its rows their bucket files, in one commi
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from pyiceberg.catalog import Catalog
 from pyiceberg.exceptions import CommitFailedException, NoSuchTableError, TableAlreadyExistsError
 from pyiceberg.table import Table
 from pyiceberg.transforms import IdentityTransform
 
+from ddblake.changes.resolve import Keyed
 from ddblake.lake import current
 from ddblake.lake.commits import CachedTransaction, replace_table
-from ddblake.lake.compact import _replace_operation
+from ddblake.lake.compact import replace_operation
 
 log = logging.getLogger(__name__)
 
@@ -72,5 +76,29 @@ def partitioned(table: Table) -> Table:
         with tx.update_spec() as spec:
             spec.add_field(BUCKET_COLUMN, IdentityTransform(), BUCKET_COLUMN)
         if table.current_snapshot() is not None:
-            replace_table(tx, table, table.scan().to_arrow(), REPAIR_PROPERTIES, relabel=_replace_operation)
+            replace_table(tx, table, table.scan().to_arrow(), REPAIR_PROPERTIES, relabel=replace_operation)
     return table  # the commit updated its metadata
+
+
+def retype_table(
+    tx: Any,
+    cur: Table,
+    changed: set[str],
+    upserts: Sequence[Keyed],
+    buckets: int,
+    wanted: pa.Schema,
+    item_texts: Sequence[str],
+    snapshot_properties: dict[str, str],
+) -> int:
+    """Every row of ``cur`` again, with the batch's: one snapshot; returns the data files written.
+
+    For a column whose type changed beyond what Iceberg can promote (:func:`current.rewrites_all`):
+    the rows of keys not ``changed`` are retyped from their items under the schema all rows need
+    (:func:`current.retype`), the table evolves to it, and one ``replace_table`` commit holds them
+    with the batch's ``upserts`` (``wanted``: their typed rows' schema).
+    """
+    everything = cur.scan().to_arrow()
+    drop = pc.is_in(everything.column("_ddb_key"), value_set=pa.array(list(changed), pa.string()))
+    rows = current.retype(everything.filter(pc.invert(drop)), upserts, buckets, wanted, item_texts)
+    target = current.evolve(tx, cur, rows.schema)
+    return replace_table(tx, cur, current.conform(rows, target.schema), snapshot_properties)
