@@ -258,6 +258,7 @@ def _fresh_positions(
     t0 = wait_until_loads_rank_above(_newest_event_us(lake_config, storage, table), version_time_from_us)
     # t0 comes before the positions: every later change is in the stream after them
     capture = CaptureConfig.build(table=table, lake=lake_config.lake, endpoint_url=endpoint_url, once=True)
+    capture = dataclasses.replace(capture, check_reach=False)  # this re-bootstrap's own load follows
     result.captured = run_capture(capture, clients=clients, storage=storage).records
     return t0
 

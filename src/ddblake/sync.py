@@ -155,7 +155,8 @@ def run_sync(
     capture: _CaptureThread | None = None
     if config.load is not None and needs_load(storage, config.capture.table):
         t0 = now_us()
-        check_export_source(config.load, t0)
+        if load_checkpoint(storage, config.capture.table) is None:  # else capture has read since
+            check_export_source(config.load, t0)
         capture = _CaptureThread(config.capture, clients, storage)
         try:
             result = run_load_beside(config.load, clients, storage, t0)

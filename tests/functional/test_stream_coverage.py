@@ -125,3 +125,51 @@ def test_sync_refuses_an_old_or_incremental_export_as_its_first_load(tmp_path: P
         check_export_source(LoadConfig.build(table="example-ddb-table", lake=lake, from_export=inc), now())
     fresh = export_taken_at(tmp_path / "fresh", now() - HOUR_US)
     check_export_source(LoadConfig.build(table="example-ddb-table", lake=lake, from_export=fresh), now())
+
+
+def test_a_rebootstrap_of_a_lake_loaded_long_ago_is_not_refused(
+    make_table: Callable[..., str],
+    clients: Any,
+    dynamodb_local_endpoint: str,
+    table_name: str,
+    tmp_path: Path,
+) -> None:
+    # The re-bootstrap's own load follows its fresh stream positions: the old load's age is moot.
+    from ddblake.capture.checkpoint import load_checkpoint
+    from ddblake.lake.catalog import LakeConfig
+    from ddblake.rebootstrap import rebootstrap
+
+    table = make_table(table_name, sort_key=False)
+    clients.dynamodb.put_item(TableName=table, Item={"pk": {"S": "a"}})
+    lake = str(tmp_path / "lake")
+    storage = Storage.from_uri(lake)
+    write_state(storage, state(table, "scan", now() - 30 * HOUR_US))  # the lake's load, 30 h ago
+    result = rebootstrap(table, LakeConfig.build(lake=lake), dynamodb_local_endpoint, clients=clients)
+    assert result.loaded == 1
+    assert load_checkpoint(storage, table) is not None
+
+
+def test_sync_resuming_an_export_load_after_capture_began_is_not_refused_for_its_age(tmp_path: Path) -> None:
+    # The first sync's capture checkpointed while the export loaded: the stream has been read since.
+    from ddblake.capture.checkpoint import Checkpoint, ShardPosition, save_checkpoint
+    from ddblake.capture.config import CaptureConfig
+    from ddblake.lake.apply import ApplyConfig
+    from ddblake.lake.catalog import LakeConfig
+    from ddblake.load.state import export_state_name
+    from ddblake.sync import SyncConfig, run_sync
+
+    table, lake = "example-ddb-table", str(tmp_path / "lake")
+    storage = Storage.from_uri(lake)
+    old = export_taken_at(tmp_path / "old", now() - 25 * HOUR_US)
+    arn = "arn:aws:dynamodb:us-east-1:1:table/x/stream/s"
+    save_checkpoint(storage, Checkpoint(table=table, stream_arn=arn, shards={"s-1": ShardPosition(seq="1")}))
+    write_state(storage, state(table, export_state_name("01764316800000-a1b2c3d4"), now(), finished=False))
+    config = SyncConfig(
+        capture=CaptureConfig.build(table=table, lake=lake, endpoint_url="http://127.0.0.1:9", once=True),
+        apply=ApplyConfig.build(table=table, lake=LakeConfig.build(lake=lake), once=True),
+        load=LoadConfig.build(table=table, lake=lake, from_export=old, keys="pk"),
+    )
+    with pytest.raises(TerminalError) as caught:  # the sample export's data fails its own check
+        run_sync(config)
+    assert "hours ago" not in str(caught.value)
+    assert "export" in str(caught.value)

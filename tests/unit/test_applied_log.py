@@ -69,3 +69,13 @@ def test_the_stored_form_round_trips() -> None:
     log = AppliedLog().with_files({A, B, C}).folded([A, B, C], "2025/11/29/00")
     back = AppliedLog.from_json(log.to_json(), "x")
     assert back == log
+
+
+def test_a_file_landing_in_a_folded_day_that_held_none_is_late() -> None:
+    # A quiet day folds with no digest; a file that lands in it later must not count as applied.
+    log = AppliedLog().with_files({C}).folded([C], "2025/11/30/00")
+    assert "2025/11/28" not in log.days
+    late = raw("2025/11/28/08", "late")
+    checked = log.checked([late, C])
+    assert checked.reopened == {"2025/11/28"} and not checked.contains(late)
+    assert AppliedLog.from_json(log.to_json(), "x").checked([late, C]).reopened == {"2025/11/28"}

@@ -36,6 +36,9 @@ class CaptureConfig:
         poll_seconds: pause between polls when every shard is caught up.
         refresh_seconds: how often the shard list is re-read while running.
         max_records: GetRecords ``Limit`` (1..1000).
+        check_reach: on a first capture (no checkpoint), refuse when the stream no longer reaches
+            back to the lake's load (:func:`ddblake.load.state.check_first_capture`); a
+            re-bootstrap, whose own load follows, turns it off.
     """
 
     table: str
@@ -47,6 +50,7 @@ class CaptureConfig:
     poll_seconds: float = DEFAULT_POLL_SECONDS
     refresh_seconds: float = DEFAULT_REFRESH_SECONDS
     max_records: int = MAX_RECORDS_PER_CALL
+    check_reach: bool = True
 
     def __post_init__(self) -> None:
         for name, value in (

@@ -183,7 +183,7 @@ class StreamCapture:
         loaded = load_checkpoint(self.storage, self.table)
         if loaded is not None:
             self.state = loaded
-        else:  # from the trim horizon: it must still reach back to the lake's load, if any
+        elif self.config.check_reach:  # from the trim horizon: it must reach back to the lake's load
             check_first_capture(self.storage, self.table, time.time_ns() // 1000)
         log.info(
             "capture %s: %s, lake %s",

@@ -17,7 +17,8 @@ with the listing (:meth:`AppliedLog.checked`); a day whose names changed is *reo
 as applied only when named, so they are all read again. Their known events are dropped as duplicates
 by apply, as any repeated event is, and the late ones are applied; once every file of the day is
 applied, the day is folded again under its new digest. A raw file deleted from a folded day (a
-lifecycle rule) reopens its day too, which costs one more read of that day's remaining files.
+lifecycle rule) reopens its day too, and its remaining files are read again, each time the
+listing shows fewer of them: a cost, not a loss.
 """
 
 from __future__ import annotations
@@ -59,15 +60,18 @@ def day_digests(paths: Iterable[str], before_hour: str) -> dict[str, str]:
 class AppliedLog:
     """Files applied: everything in hours before ``before_hour`` plus the ``files`` listed.
 
-    ``days`` holds the digest of each folded day (:func:`day_digests`); ``reopened`` (never stored:
-    :meth:`checked` finds it in each listing) the folded days whose names changed since, whose files
-    are applied only when listed in ``files``.
+    ``days`` holds the digest of each folded day that held files (:func:`day_digests`): a folded day
+    without one held none, unless it was folded before digests were kept (up to ``legacy_until``,
+    the watermark of a record written before them). ``reopened`` (never stored: :meth:`checked`
+    finds it in each listing) holds the folded days whose names changed since, whose files are
+    applied only when listed in ``files``.
     """
 
     before_hour: str = ""
     files: frozenset[str] = field(default_factory=frozenset)
     days: Mapping[str, str] = field(default_factory=dict)
     reopened: frozenset[str] = field(default_factory=frozenset)
+    legacy_until: str = ""
 
     def contains(self, raw_path: str) -> bool:
         """Whether a raw file is already applied."""
@@ -82,22 +86,28 @@ class AppliedLog:
 
     def with_files(self, new: set[str] | frozenset[str]) -> AppliedLog:
         """A new log with more files applied."""
-        return AppliedLog(self.before_hour, self.files | frozenset(new), self.days, self.reopened)
+        return AppliedLog(
+            self.before_hour, self.files | frozenset(new), self.days, self.reopened, self.legacy_until
+        )
 
     def checked(self, listing: list[str]) -> AppliedLog:
         """This log against a listing of the raw files: folded days whose names changed are reopened.
 
-        A folded day with no digest (a record written before digests were kept) is taken as it is
-        listed, and gets its digest at the next commit: files that landed in it before cannot be
+        A folded day with no digest held no files when it was folded, so any file listed in it now
+        is late; only a day folded before digests were kept (up to ``legacy_until``) is taken as it
+        is listed, and gets its digest at the next commit: files that landed in it before cannot be
         told apart any more.
         """
         if not self.before_hour:
             return self
         now = day_digests(listing, self.before_hour)
-        reopened = frozenset(d for d, digest in now.items() if self.days.get(d, digest) != digest)
+        legacy = self.legacy_until[:10]
+        reopened = frozenset(
+            d for d, digest in now.items() if self.days.get(d, digest if d <= legacy else "") != digest
+        )
         if not reopened:
             return self
-        return AppliedLog(self.before_hour, self.files, self.days, reopened)
+        return AppliedLog(self.before_hour, self.files, self.days, reopened, self.legacy_until)
 
     def folded(self, listing: list[str], fold_before_hour: str) -> AppliedLog:
         """Fold the hours before ``fold_before_hour`` whose every listed file is applied.
@@ -113,7 +123,7 @@ class AppliedLog:
         digests = day_digests(listing, limit)
         days = {d: (self.days[d] if d in still_open else digest) for d, digest in digests.items()}
         files = frozenset(p for p in self.files if hour_of(p) >= limit or hour_of(p)[:10] in still_open)
-        return AppliedLog(limit, files, days, still_open)
+        return AppliedLog(limit, files, days, still_open, self.legacy_until)
 
     def to_json(self) -> dict[str, Any]:
         """Serializable form, with the files sorted for stable output."""
@@ -122,6 +132,7 @@ class AppliedLog:
             "before_hour": self.before_hour,
             "files": sorted(self.files),
             "days": dict(sorted(self.days.items())),
+            "legacy_until": self.legacy_until,
         }
 
     @classmethod
@@ -138,8 +149,11 @@ class AppliedLog:
             or not isinstance(obj.get("days", {}), dict)
         ):
             raise TerminalError(f"{where} is not a ddblake applied-file log; restore it from a backup")
+        before = str(obj.get("before_hour") or "")
         days = {str(d): str(digest) for d, digest in obj.get("days", {}).items()}
-        return cls(str(obj.get("before_hour") or ""), frozenset(str(f) for f in obj["files"]), days)
+        # A record written before digests were kept: every day it folded is taken as listed.
+        legacy = str(obj.get("legacy_until") or "") if "days" in obj else before
+        return cls(before, frozenset(str(f) for f in obj["files"]), days, legacy_until=legacy)
 
 
 def load_log(storage: Storage, pointer: str | None) -> AppliedLog:

@@ -272,8 +272,8 @@ def check_first_capture(storage: Storage, table: str, now_us: int) -> None:
     state, since = needed
     raise TerminalError(
         f"table {table!r}: the lake holds the table as of its load {state.load_id} ({_utc(since)}), more "
-        f"than {STREAM_SAFE_AGE_US // 3_600_000_000} hours ago, and no capture has run since; DynamoDB "
-        "Streams keeps 24 hours, so changes made in between would be in neither. Run `ddblake sync` "
-        "on a new lake (it captures while it loads), or load an incremental export from that time "
-        "to now with `ddblake load --from-export`, then capture"
+        f"than {STREAM_SAFE_AGE_US // 3_600_000_000} hours ago, and has no capture checkpoint; DynamoDB "
+        "Streams keeps 24 hours, so changes made in between would be in neither. Run `ddblake sync "
+        f"--table {table} --lake L --rebootstrap` (a new load, then the stream), or load an incremental "
+        "export from that time to now with `ddblake load --from-export`, then capture"
     )
