@@ -192,7 +192,12 @@ class Storage:
         """:meth:`list_files` with each file's modification time (seconds since the epoch)."""
         selector = pafs.FileSelector(self._full(prefix), recursive=True, allow_not_found=True)
         try:
-            infos = self.fs.get_file_info(selector)
+            try:
+                infos = self.fs.get_file_info(selector)
+            except FileNotFoundError:
+                # A local folder created (by a writer) while pyarrow lists it: its "not found" check
+                # and its listing disagree. The folder is there now; listing again settles it.
+                infos = self.fs.get_file_info(selector)
         except OSError as e:
             raise TransientError(f"cannot list {self.uri(prefix)}: {e}") from e
         start = len(self.root) + 1
