@@ -15,6 +15,21 @@ from ddblake.lake.rawlog import RawLogWriter
 from ddblake.lake.report import dump_items, lake_status
 
 
+class LambdaContext:
+    """What the apply handler reads of a Lambda context: its identity and the time left."""
+
+    function_name = "ddblake-apply"
+    memory_limit_in_mb = 1024
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:ddblake-apply"
+    aws_request_id = "req-1"
+
+    def __init__(self, remaining_ms: int = 900_000) -> None:
+        self.remaining_ms = remaining_ms
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
+
+
 def test_apply_query_dump_on_s3_with_glue(moto_s3, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("AWS_ENDPOINT_URL_GLUE", moto_s3.endpoint)
     lake = f"s3://{moto_s3.bucket}/lake"
@@ -68,16 +83,7 @@ def test_scheduled_apply_lambda_applies_and_emits_metrics(
     writer.add(b"garbage\n")
     writer.flush()
 
-    class Context:
-        function_name = "ddblake-apply"
-        memory_limit_in_mb = 1024
-        invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:ddblake-apply"
-        aws_request_id = "req-1"
-
-        def get_remaining_time_in_millis(self) -> int:
-            return 900_000
-
-    out = handler({"table": TABLE}, Context())
+    out = handler({"table": TABLE}, LambdaContext())
     assert (out["files"], out["events"], out["quarantined"], out["pending_files"]) == (1, 1, 1, 0)
     printed = capsys.readouterr().out
     assert "do-not-log" not in printed
@@ -172,19 +178,7 @@ def test_the_apply_lambda_leaves_what_its_time_cannot_cover_to_the_next_run(
         writer.add(event("INSERT", f"k{i}", i, image={"v": {"N": str(i)}}).to_line())
         writer.flush()
 
-    class Context:
-        function_name = "ddblake-apply"
-        memory_limit_in_mb = 1024
-        invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:ddblake-apply"
-        aws_request_id = "req-2"
-
-        def __init__(self, remaining_ms: int) -> None:
-            self.remaining_ms = remaining_ms
-
-        def get_remaining_time_in_millis(self) -> int:
-            return self.remaining_ms
-
-    short = handler({"table": TABLE}, Context(31_000))  # 1 s after the 30 s reserve: one batch only
+    short = handler({"table": TABLE}, LambdaContext(31_000))  # 1 s after the 30 s reserve: one batch only
     assert (short["files"], short["pending_files"]) == (1, 2)
-    rest = handler({"table": TABLE}, Context(900_000))
+    rest = handler({"table": TABLE}, LambdaContext(900_000))
     assert (rest["files"], rest["pending_files"]) == (2, 0)
