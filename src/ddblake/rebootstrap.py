@@ -240,7 +240,7 @@ def _fresh_positions(
     table: str,
     lake_config: LakeConfig,
     storage: Storage,
-    endpoint_url: str | None,
+    capture: CaptureConfig,
     clients: DynamoClients | None,
     apply: ApplyConfig,
     result: RebootstrapResult,
@@ -257,8 +257,9 @@ def _fresh_positions(
     run_apply(apply)  # what was captured before the gap, so that its newest change is known
     t0 = wait_until_loads_rank_above(_newest_event_us(lake_config, storage, table), version_time_from_us)
     # t0 comes before the positions: every later change is in the stream after them
-    capture = CaptureConfig.build(table=table, lake=lake_config.lake, endpoint_url=endpoint_url, once=True)
-    capture = dataclasses.replace(capture, check_reach=False)  # this re-bootstrap's own load follows
+    capture = dataclasses.replace(
+        capture, once=True, check_reach=False
+    )  # this re-bootstrap's own load follows
     result.captured = run_capture(capture, clients=clients, storage=storage).records
     return t0
 
@@ -296,6 +297,8 @@ def rebootstrap(
     clients: DynamoClients | None = None,
     load_config: LoadConfig | None = None,
     apply_config: ApplyConfig | None = None,
+    assume_role: str | None = None,
+    external_id: str | None = None,
 ) -> RebootstrapResult:
     """Make the lake equal to the table again after a stream gap (see the module docstring).
 
@@ -309,6 +312,10 @@ def rebootstrap(
         clients: DynamoDB and Streams clients for capture and the load (built when None).
         load_config: the load's settings (segments, role, ...); by default a Scan load of ``table``.
         apply_config: apply's settings; by default ``ApplyConfig.build(table, lake_config)``.
+        assume_role: the role to read the table and its stream as (another account's table); else
+            ``DDBLAKE_ASSUME_ROLE``. Used for the capture, and for the load unless ``load_config``
+            is given.
+        external_id: the ExternalId the role's trust policy requires, if any.
 
     Returns:
         What was loaded, captured and removed.
@@ -322,7 +329,13 @@ def rebootstrap(
 
     storage = lake_config.storage()
     result = RebootstrapResult(table=table)
-    load = load_config or LoadConfig.build(table=table, lake=lake_config.lake, endpoint_url=endpoint_url)
+    load = load_config or LoadConfig.build(
+        table=table,
+        lake=lake_config.lake,
+        endpoint_url=endpoint_url,
+        assume_role=assume_role,
+        external_id=external_id,
+    )
     if load.table != table:
         raise TerminalError(f"re-bootstrap of table {table!r} was given a load of table {load.table!r}")
     apply = dataclasses.replace(
@@ -336,7 +349,15 @@ def rebootstrap(
     else:
         _write_marker(storage, table, started_us=started)
         log.info("re-bootstrap %s: new stream positions, then a full load", table)
-        load_start = _fresh_positions(table, lake_config, storage, endpoint_url, clients, apply, result)
+        capture = CaptureConfig.build(
+            table=table,
+            lake=lake_config.lake,
+            endpoint_url=endpoint_url,
+            once=True,
+            assume_role=assume_role,
+            external_id=external_id,
+        )
+        load_start = _fresh_positions(table, lake_config, storage, capture, clients, apply, result)
         _write_marker(storage, table, started_us=started, load_start_us=load_start)
 
     version_time = _load(table, load, storage, clients, load_start, result)

@@ -25,12 +25,14 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from ddblake.aws.clients import DynamoClients, build_dynamodb_clients
+from ddblake.aws.clients import DynamoClients
+from ddblake.aws.roles import Identity
 from ddblake.capture.checkpoint import load_checkpoint
 from ddblake.capture.config import CaptureConfig
-from ddblake.capture.service import run_capture
+from ddblake.capture.service import build_capture_clients, run_capture
 from ddblake.errors import DdblakeError, TerminalError
 from ddblake.lake.apply import Applier, ApplyConfig, ApplyResult, apply_progress, run_apply
 from ddblake.lake.storage import Storage
@@ -103,7 +105,13 @@ def needs_load(storage: Storage, table: str) -> bool:
 class _CaptureThread:
     """Continuous capture in a thread; its failure is handed to the caller."""
 
-    def __init__(self, config: CaptureConfig, clients: DynamoClients, storage: Storage) -> None:
+    def __init__(
+        self,
+        config: CaptureConfig,
+        clients: DynamoClients,
+        storage: Storage,
+        identity: Callable[[], Identity] | None = None,
+    ) -> None:
         self.stop = threading.Event()
         self.wake = threading.Event()  # set when a raw file is written (and when capture ends)
         self.failure: list[BaseException] = []
@@ -116,6 +124,7 @@ class _CaptureThread:
                     storage=storage,
                     stop=self.stop,
                     on_file=lambda _path: self.wake.set(),
+                    identity=identity,
                 )
             except BaseException as e:  # handed to the main thread, which re-raises it
                 self.failure.append(e)
@@ -142,6 +151,9 @@ def run_sync(
 ) -> ApplyResult:
     """Run load (if new), capture and apply until caught up (``once``) or until stopped.
 
+    With ``config.capture.assume_role`` the stream is read, and the first load made, as that role;
+    ``clients``, when given, are used as they are.
+
     Raises:
         TerminalError: a re-bootstrap of the table was interrupted (run it again first).
         DdblakeError: from capture (a stream gap, a missing table), load or apply.
@@ -150,16 +162,24 @@ def run_sync(
     interrupted = unfinished_rebootstrap(storage, config.capture.table)
     if interrupted:
         raise TerminalError(interrupted)
-    clients = clients or build_dynamodb_clients(config.capture.endpoint_url)
+    identity: Callable[[], Identity] | None = None
+    if clients is None:
+        clients, identity = build_capture_clients(config.capture)
     stop = stop or threading.Event()
     capture: _CaptureThread | None = None
     if config.load is not None and needs_load(storage, config.capture.table):
         t0 = now_us()
         if load_checkpoint(storage, config.capture.table) is None:  # else capture has read since
             check_export_source(config.load, t0)
-        capture = _CaptureThread(config.capture, clients, storage)
+        capture = _CaptureThread(config.capture, clients, storage, identity)
+        same_role = identity is not None and (config.load.assume_role, config.load.external_id) == (
+            config.capture.assume_role,
+            config.capture.external_id,
+        )
         try:
-            result = run_load_beside(config.load, clients, storage, t0)
+            result = run_load_beside(
+                config.load, clients, storage, t0, identity=identity if same_role else None
+            )
             log.info("sync %s: %s", config.capture.table, result.summary())
         except BaseException:
             capture.stop.set()
@@ -168,10 +188,10 @@ def run_sync(
     if config.once:
         if capture is not None:
             capture.finish()
-        run_capture(replace(config.capture, once=True), clients=clients, storage=storage)
+        run_capture(replace(config.capture, once=True), clients=clients, storage=storage, identity=identity)
         return run_apply(config.apply, progress=apply_progress(config.apply.table))
 
-    capture = capture or _CaptureThread(config.capture, clients, storage)
+    capture = capture or _CaptureThread(config.capture, clients, storage, identity)
     applier = Applier(config.apply, storage=storage)
     total = ApplyResult()
 

@@ -64,3 +64,22 @@ def test_malformed_values_are_config_errors(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.delenv("DDBLAKE_BUFFER_BYTES")
     with pytest.raises(ConfigError, match="buffer_seconds must be positive"):
         CaptureConfig.build(table="t1", lake="/lake", buffer_seconds=0)
+
+
+ROLE = "arn:aws:iam::111111111111:role/read"
+
+
+def test_the_role_comes_from_the_argument_then_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DDBLAKE_ASSUME_ROLE", ROLE)
+    monkeypatch.setenv("DDBLAKE_EXTERNAL_ID", "ext-env")
+    from_env = CaptureConfig.build(table="t", lake="/lake")
+    assert (from_env.assume_role, from_env.external_id) == (ROLE, "ext-env")
+    other = "arn:aws:iam::222222222222:role/other"
+    given = CaptureConfig.build(table="t", lake="/lake", assume_role=other, external_id="ext")
+    assert (given.assume_role, given.external_id) == (other, "ext")
+
+
+def test_a_malformed_role_is_refused_before_any_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DDBLAKE_ASSUME_ROLE", "read-role")
+    with pytest.raises(ConfigError, match=r"--assume-role 'read-role' is not an IAM role ARN"):
+        CaptureConfig.build(table="t", lake="/lake")

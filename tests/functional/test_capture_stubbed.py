@@ -227,3 +227,41 @@ def test_finished_shards_are_pruned_once_no_child_needs_them(script: Script, tmp
     run(script, tmp_path)
     checkpoint = load_checkpoint(storage, TABLE)
     assert checkpoint is not None and set(checkpoint.shards) == {mid, new}
+
+
+def test_a_stream_denied_to_the_role_names_the_role_the_account_and_the_permission(tmp_path: Path) -> None:
+    from ddblake.aws.roles import Identity
+    from ddblake.errors import TerminalError
+
+    role = "arn:aws:iam::111111111111:role/read"
+    principal = "arn:aws:sts::111111111111:assumed-role/read/ddblake-capture"
+    script = Script()
+    script.ddb.add_response(
+        "describe_table",
+        {
+            "Table": {
+                "TableName": TABLE,
+                "LatestStreamArn": ARN.replace("123456789012", "111111111111"),
+                "StreamSpecification": {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+            }
+        },
+        {"TableName": TABLE},
+    )
+    script.streams.add_client_error(
+        "describe_stream",
+        service_error_code="AccessDeniedException",
+        service_message=f"User: {principal} is not authorized to perform: dynamodb:DescribeStream on "
+        f"resource: {ARN.replace('123456789012', '111111111111')}",
+    )
+    config = CaptureConfig(table=TABLE, lake=str(tmp_path / "lake"), once=True, assume_role=role)
+    with script.ddb, script.streams, pytest.raises(TerminalError) as denied:
+        run_capture(
+            config,
+            clients=script.clients,
+            identity=lambda: Identity("111111111111", principal, role),
+        )
+    text = str(denied.value)
+    assert f"access denied calling DescribeStream on table {TABLE!r}" in text
+    assert "account 111111111111" in text and f"using role {role}" in text
+    assert "grant the role dynamodb:DescribeStream in its policy" in text
+    assert "DescribeStream, GetShardIterator and GetRecords on its stream" in text

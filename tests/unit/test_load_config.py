@@ -9,10 +9,10 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
+from ddblake.aws.roles import Identity, account_of_arn, explain_access_error
 from ddblake.errors import ConfigError, NotFoundError, TerminalError, TransientError
 from ddblake.load.config import DEFAULT_READ_PERCENT, ON_DEMAND_ASSUMED_RCU, LoadConfig
 from ddblake.load.ion import ion_line_to_json, parse_ion
-from ddblake.load.roles import Identity, account_of_arn, explain_access_error
 
 CREDS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 ROLE = "arn:aws:iam::111111111111:role/dynamodb-cross-account-read-role"
@@ -231,7 +231,7 @@ def test_ion_surrogate_pair_escapes_are_one_character_as_in_json() -> None:
 def test_a_role_that_cannot_be_assumed_names_principal_role_and_trust() -> None:
     from botocore.stub import Stubber
 
-    from ddblake.load.roles import assume_role_session
+    from ddblake.aws.roles import assume_role_session
 
     base = boto3.session.Session(region_name="eu-west-1", **CREDS)
     sts = base.client("sts")
@@ -255,7 +255,7 @@ def test_assumed_credentials_refresh_through_sts() -> None:
 
     from botocore.stub import Stubber
 
-    from ddblake.load.roles import SESSION_NAME, assume_role_session
+    from ddblake.aws.roles import SESSION_NAME, assume_role_session
 
     base = boto3.session.Session(region_name="eu-west-1", **CREDS)
     sts = base.client("sts")

@@ -223,7 +223,7 @@ def test_given_clients_are_not_reported_as_using_the_configured_role(
     text = str(denied.value)
     assert f"using role {ROLE}" not in text, "ddblake assumed no role for clients it was given"
     assert f"did not assume the configured role {ROLE}" in text
-    assert "build_load_clients" in text and principal in text
+    assert "build_role_clients" in text and principal in text
 
 
 # --- 4. the Glue job: keys required, Python 3.10 --------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
+from ddblake.aws.roles import check_role_arn
 from ddblake.errors import ConfigError
 from ddblake.lake.rawlog import DEFAULT_BUFFER_BYTES, DEFAULT_BUFFER_SECONDS
 from ddblake.settings import boolean as _bool
@@ -36,6 +37,9 @@ class CaptureConfig:
         poll_seconds: pause between polls when every shard is caught up.
         refresh_seconds: how often the shard list is re-read while running.
         max_records: GetRecords ``Limit`` (1..1000).
+        assume_role: an IAM role ARN to read the table's stream in another account (the same role
+            ``ddblake load`` takes with ``--assume-role``).
+        external_id: the ExternalId the role's trust policy requires, if any.
         check_reach: on a first capture (no checkpoint), refuse when the stream no longer reaches
             back to the lake's load (:func:`ddblake.load.state.check_first_capture`); a
             re-bootstrap, whose own load follows, turns it off.
@@ -50,6 +54,8 @@ class CaptureConfig:
     poll_seconds: float = DEFAULT_POLL_SECONDS
     refresh_seconds: float = DEFAULT_REFRESH_SECONDS
     max_records: int = MAX_RECORDS_PER_CALL
+    assume_role: str | None = None
+    external_id: str | None = None
     check_reach: bool = True
 
     def __post_init__(self) -> None:
@@ -63,6 +69,7 @@ class CaptureConfig:
                 raise ConfigError(f"{name} must be positive, got {value}")
         if not 1 <= self.max_records <= MAX_RECORDS_PER_CALL:
             raise ConfigError(f"max_records must be 1..{MAX_RECORDS_PER_CALL}, got {self.max_records}")
+        check_role_arn(self.assume_role)
 
     @classmethod
     def build(
@@ -75,6 +82,8 @@ class CaptureConfig:
         buffer_bytes: int | None = None,
         buffer_seconds: float | None = None,
         poll_seconds: float | None = None,
+        assume_role: str | None = None,
+        external_id: str | None = None,
     ) -> CaptureConfig:
         """Resolve each setting: argument, then ``DDBLAKE_<NAME>``, then the default.
 
@@ -94,4 +103,6 @@ class CaptureConfig:
                 "buffer_seconds", "--buffer-seconds", buffer_seconds, float, DEFAULT_BUFFER_SECONDS
             ),
             poll_seconds=_value("poll_seconds", None, poll_seconds, float, DEFAULT_POLL_SECONDS),
+            assume_role=_optional("assume_role", "--assume-role", assume_role or None, str),
+            external_id=_optional("external_id", "--external-id", external_id or None, str),
         )

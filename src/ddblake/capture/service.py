@@ -10,7 +10,8 @@ import logging
 import threading
 from collections.abc import Callable
 
-from ddblake.aws.clients import DynamoClients, build_dynamodb_clients
+from ddblake.aws.clients import DynamoClients
+from ddblake.aws.roles import Identity, build_role_clients
 from ddblake.capture.config import CaptureConfig
 from ddblake.capture.consumer import CaptureStats, StreamCapture
 from ddblake.capture.streams import StreamsAdapter
@@ -21,6 +22,23 @@ __all__ = ["CaptureConfig", "CaptureStats", "run_capture"]
 
 log = logging.getLogger(__name__)
 
+CAPTURE_SESSION_NAME = "ddblake-capture"
+
+
+def build_capture_clients(config: CaptureConfig) -> tuple[DynamoClients, Callable[[], Identity]]:
+    """DynamoDB and Streams clients for capture (as ``config.assume_role``, if set), and who they act as.
+
+    Raises:
+        TerminalError: the role cannot be assumed (names principal, role and accounts).
+        ConfigError: no region or credentials.
+    """
+    return build_role_clients(
+        config.endpoint_url,
+        config.assume_role,
+        external_id=config.external_id,
+        session_name=CAPTURE_SESSION_NAME,
+    )
+
 
 def run_capture(
     config: CaptureConfig,
@@ -29,14 +47,18 @@ def run_capture(
     storage: Storage | None = None,
     stop: threading.Event | None = None,
     on_file: Callable[[str], None] | None = None,
+    identity: Callable[[], Identity] | None = None,
 ) -> CaptureStats:
     """Capture the table's stream into the lake's raw change log.
 
     Args:
         config: what to capture, where, and how to buffer.
-        clients: DynamoDB and Streams clients; built from ``config.endpoint_url`` when None.
+        clients: DynamoDB and Streams clients; built from ``config`` (endpoint, assumed role) when
+            None. Given clients are used as they are.
         storage: the lake; opened from ``config.lake`` when None.
         stop: set it to stop a continuous capture cleanly; SIGINT/SIGTERM set it too.
+        on_file: called with each raw file written.
+        identity: who given ``clients`` act as (for error messages).
 
     Returns:
         What the run did.
@@ -45,9 +67,15 @@ def run_capture(
         StreamGapError, NotFoundError, TerminalError, TransientError: see
         :meth:`StreamCapture.run`.
     """
-    clients = clients or build_dynamodb_clients(config.endpoint_url)
+    if clients is None:
+        clients, identity = build_capture_clients(config)
+    elif identity is None and config.assume_role:
+        # the caller's clients: ddblake assumed no role for them, so errors must not claim it did
+        identity = lambda: Identity(unapplied_role=config.assume_role)  # noqa: E731
     storage = storage or Storage.from_uri(config.lake)
-    adapter = StreamsAdapter(config.table, dynamodb=clients.dynamodb, streams=clients.streams)
+    adapter = StreamsAdapter(
+        config.table, dynamodb=clients.dynamodb, streams=clients.streams, identity=identity
+    )
     stop = stop or threading.Event()
     with stop_on_signals(stop) as received:
         stats = StreamCapture(config, adapter, storage, stop=stop, on_file=on_file).run()

@@ -8,13 +8,20 @@ errors it can act on — :class:`IteratorExpired` (re-open from the checkpoint),
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ddblake.aws.clients import build_dynamodb_clients, describe_client, error_code, translate_error
+from ddblake.aws.clients import (
+    ACCESS_DENIED_CODES,
+    build_dynamodb_clients,
+    describe_client,
+    error_code,
+    translate_error,
+)
+from ddblake.aws.roles import Identity, explain_access_error
 from ddblake.capture.shards import Shard
 from ddblake.errors import DdblakeError, NotFoundError, TransientError
 
@@ -68,8 +75,13 @@ class StreamsAdapter:
         dynamodb: DynamoDBClient | None = None,
         streams: DynamoDBStreamsClient | None = None,
         endpoint_url: str | None = None,
+        identity: Callable[[], Identity] | None = None,
     ) -> None:
-        """Use the given clients; build the missing ones from ``endpoint_url`` and boto3's chain."""
+        """Use the given clients; build the missing ones from ``endpoint_url`` and boto3's chain.
+
+        ``identity`` says who the clients act as (:func:`ddblake.aws.roles.build_role_clients`), so
+        that a denied or missing table names the account, the principal and the role used.
+        """
         if dynamodb is None or streams is None:
             built = build_dynamodb_clients(endpoint_url)
             dynamodb = dynamodb or built.dynamodb
@@ -77,6 +89,7 @@ class StreamsAdapter:
         self.table = table
         self.dynamodb = dynamodb
         self.streams = streams
+        self.identity = identity or (lambda: Identity())
 
     @property
     def where(self) -> str:
@@ -85,6 +98,11 @@ class StreamsAdapter:
 
     def _fail(self, e: Exception, action: str) -> DdblakeError:
         client = self.dynamodb if action == "DescribeTable" else self.streams
+        message = str(e.response.get("Error", {}).get("Message", "")) if isinstance(e, ClientError) else ""
+        if error_code(e) in ACCESS_DENIED_CODES or "not authorized" in message.lower():
+            return explain_access_error(
+                e, action=action, table=self.table, client=client, identity=self.identity
+            )
         return translate_error(e, action=action, table=self.table, client=client)
 
     def table_stream(self) -> TableStream:
@@ -97,9 +115,9 @@ class StreamsAdapter:
             table = self.dynamodb.describe_table(TableName=self.table)["Table"]
         except (ClientError, BotoCoreError) as e:
             if error_code(e) == "ResourceNotFoundException":
-                raise NotFoundError(
-                    f"table {self.table!r} not found at {self.where}; check --table and the endpoint/region "
-                    "(AWS_REGION or AWS_DEFAULT_REGION, --endpoint-url)"
+                # names the account, principal and role used, and --assume-role for another account's table
+                raise explain_access_error(
+                    e, action="DescribeTable", table=self.table, client=self.dynamodb, identity=self.identity
                 ) from e
             raise self._fail(e, "DescribeTable") from e
         spec = table.get("StreamSpecification")

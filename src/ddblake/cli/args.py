@@ -55,3 +55,17 @@ def log_level(raw: str | None, env: str = "DDBLAKE_LOG_LEVEL") -> int:
     if name not in LOG_LEVELS:
         raise ConfigError(f"{env}={raw!r} is not a log level; set it to one of {', '.join(LOG_LEVELS)}")
     return int(getattr(logging, name))
+
+
+def add_role_args(parser: argparse.ArgumentParser) -> None:
+    """``--assume-role`` and ``--external-id``: read a table (and its stream) in another account."""
+    parser.add_argument(
+        "--assume-role",
+        default=None,
+        help="IAM role ARN to read a table in another account (or DDBLAKE_ASSUME_ROLE)",
+    )
+    parser.add_argument(
+        "--external-id",
+        default=None,
+        help="ExternalId the role's trust policy requires (or DDBLAKE_EXTERNAL_ID)",
+    )

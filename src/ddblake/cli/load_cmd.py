@@ -10,7 +10,7 @@ import argparse
 import sys
 from typing import Any
 
-from ddblake.cli.args import percent, positive_int
+from ddblake.cli.args import add_role_args, percent, positive_int
 
 
 def _cmd_load(args: argparse.Namespace) -> int:
@@ -70,8 +70,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     source.add_argument(
         "--export-to", default=None, help="s3://bucket/prefix: export the table there, then load"
     )
-    p.add_argument("--assume-role", default=None, help="IAM role ARN to read a table in another account")
-    p.add_argument("--external-id", default=None, help="ExternalId the role's trust policy requires")
+    add_role_args(p)
     p.add_argument(
         "--keys", default=None, help="key attributes hash[,range] (full exports without DescribeTable)"
     )

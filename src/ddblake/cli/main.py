@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from ddblake import __version__
-from ddblake.cli.args import log_level, port_number
+from ddblake.cli.args import add_role_args, log_level, port_number
 from ddblake.cli.signals import Terminated
 from ddblake.errors import DdblakeError, UsageError
 
@@ -58,6 +58,8 @@ def _cmd_capture(args: argparse.Namespace) -> int:
         once=args.once,
         buffer_bytes=args.buffer_bytes,
         buffer_seconds=args.buffer_seconds,
+        assume_role=args.assume_role,
+        external_id=args.external_id,
     )
     run_capture(config)
     return 0
@@ -103,7 +105,9 @@ def _cmd_sync(args: argparse.Namespace) -> int:
         table = args.table or os.environ.get("DDBLAKE_TABLE")
         if not table:
             raise UsageError("sync --rebootstrap needs --table (or DDBLAKE_TABLE)")
-        done = rebootstrap(table, lake, args.endpoint_url)
+        done = rebootstrap(
+            table, lake, args.endpoint_url, assume_role=args.assume_role, external_id=args.external_id
+        )
         print(done.summary(), file=sys.stderr)
         if args.once:
             return 0
@@ -119,6 +123,8 @@ def _cmd_sync(args: argparse.Namespace) -> int:
         once=args.once,
         buffer_seconds=buffer,
         poll_seconds=SYNC_POLL_SECONDS if poll is None else poll,
+        assume_role=args.assume_role,
+        external_id=args.external_id,
     )
     apply = ApplyConfig.build(
         table=capture.table,
@@ -132,7 +138,12 @@ def _cmd_sync(args: argparse.Namespace) -> int:
         from ddblake.load import LoadConfig
 
         load = LoadConfig.build(
-            table=capture.table, lake=args.lake, endpoint_url=args.endpoint_url, segments=args.segments
+            table=capture.table,
+            lake=args.lake,
+            endpoint_url=args.endpoint_url,
+            segments=args.segments,
+            assume_role=capture.assume_role,
+            external_id=capture.external_id,
         )
     result = run_sync(SyncConfig(capture=capture, apply=apply, load=load))
     print(result.summary(), file=sys.stderr)
@@ -203,12 +214,15 @@ def build_parser() -> argparse.ArgumentParser:
     stop.set_defaults(func=_cmd_local_stop)
 
     capture = sub.add_parser("capture", help="DynamoDB Streams to the raw change log")
-    capture.add_argument("--table", required=True, help="DynamoDB table name")
-    capture.add_argument("--lake", required=True, help="lake directory or s3://bucket/prefix")
+    capture.add_argument("--table", default=None, help="DynamoDB table name (or DDBLAKE_TABLE)")
+    capture.add_argument(
+        "--lake", default=None, help="lake directory or s3://bucket/prefix (or DDBLAKE_LAKE)"
+    )
     capture.add_argument("--endpoint-url", default=None, help="DynamoDB endpoint (e.g. DynamoDB Local)")
     capture.add_argument("--once", action="store_true", help="catch up with the stream, flush, exit")
     capture.add_argument("--buffer-bytes", type=int, default=None, help="flush a file at this size")
     capture.add_argument("--buffer-seconds", type=float, default=None, help="flush a file at this age")
+    add_role_args(capture)
     capture.set_defaults(func=_cmd_capture)
 
     from ddblake.cli.load_cmd import register as register_load
@@ -235,6 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument("--buffer-seconds", type=float, default=None, help="cut raw files at this age (0.2)")
     sync.add_argument("--buckets", type=int, default=None, help="key buckets of a new table (default 16)")
     sync.add_argument("--segments", type=int, default=None, help="Scan segments of the first load")
+    add_role_args(sync)
     sync.add_argument(
         "--no-load", action="store_true", help="never run the first full load (capture the stream only)"
     )

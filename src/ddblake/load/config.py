@@ -7,10 +7,10 @@ value is a :class:`ConfigError` naming the setting and every place that was look
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Final
 
+from ddblake.aws.roles import check_role_arn
 from ddblake.errors import ConfigError
 from ddblake.lake.rawlog import DEFAULT_BUFFER_BYTES
 from ddblake.settings import boolean as _bool
@@ -34,7 +34,6 @@ LOCAL_WORKERS_PER_CPU: Final = 2
 """Scan threads per CPU against a local endpoint: DynamoDB Local runs on the same cores, and past two
 threads a core the load only adds contention (measured: 4 threads beat 16 on 2 cores, bench/load.py)."""
 DEFAULT_EXPORT_POLL_SECONDS: Final = 10.0
-_ROLE_ARN = re.compile(r"^arn:aws[\w-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
 
 
 def _key_names(raw: str) -> tuple[str, ...]:
@@ -138,11 +137,7 @@ class LoadConfig:
             raise ConfigError(f"page_items must be positive, got {self.page_items}")
         if self.keys is not None and not 1 <= len(self.keys) <= 2:
             raise ConfigError(f"keys must name the hash key and maybe the range key, got {self.keys}")
-        if self.assume_role and not _ROLE_ARN.match(self.assume_role):
-            raise ConfigError(
-                f"--assume-role {self.assume_role!r} is not an IAM role ARN "
-                "(expected arn:aws:iam::<12-digit account>:role/<name>)"
-            )
+        check_role_arn(self.assume_role)
 
     @property
     def kind(self) -> str:

@@ -21,9 +21,9 @@ from urllib.parse import urlparse
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ddblake.aws.clients import describe_client, error_code
+from ddblake.aws.roles import Identity, account_of_arn, explain_access_error
 from ddblake.errors import ConfigError, TerminalError, TransientError
 from ddblake.lake.storage import Storage
-from ddblake.load.roles import Identity, account_of_arn, explain_access_error
 from ddblake.load.state import EXPORT_REQUEST, state_path
 from ddblake.progress import Progress, format_eta
 

@@ -10,14 +10,11 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import threading
 from collections.abc import Callable
 
-import boto3
-from botocore.config import Config
-
-from ddblake.aws.clients import DynamoClients, build_dynamodb_clients, dynamodb_endpoint, is_local_endpoint
+from ddblake.aws.clients import DynamoClients
+from ddblake.aws.roles import Identity, build_role_clients
 from ddblake.errors import DdblakeError
 from ddblake.lake.storage import Storage
 from ddblake.load.config import LoadConfig
@@ -29,7 +26,6 @@ from ddblake.load.export_start import (
     start_export,
     wait_export,
 )
-from ddblake.load.roles import Identity, assume_role_session
 from ddblake.load.rows import now_us
 from ddblake.load.scan import LoadResult, ScanLoad
 from ddblake.load.state import EXPORT_REQUEST, state_path
@@ -42,23 +38,6 @@ __all__ = ["LoadConfig", "LoadResult", "build_load_clients", "now_us", "run_load
 log = logging.getLogger(__name__)
 
 
-def _identity_of(session: boto3.session.Session, role_arn: str | None, local: bool) -> Callable[[], Identity]:
-    @functools.cache
-    def identity() -> Identity:
-        if local:  # DynamoDB Local has no accounts, and STS is not there to ask
-            return Identity(role_arn=role_arn)
-        try:
-            sts = session.client(
-                "sts", config=Config(connect_timeout=5, read_timeout=10, retries={"max_attempts": 2})
-            )
-            answer = sts.get_caller_identity()
-            return Identity(answer.get("Account"), answer.get("Arn"), role_arn)
-        except Exception:  # noqa: BLE001 - only used to explain another error; never hide that one
-            return Identity(role_arn=role_arn)
-
-    return identity
-
-
 def build_load_clients(config: LoadConfig) -> tuple[DynamoClients, Callable[[], Identity]]:
     """DynamoDB clients for the load (with the assumed role, if any) and who they act as.
 
@@ -66,15 +45,7 @@ def build_load_clients(config: LoadConfig) -> tuple[DynamoClients, Callable[[], 
         TerminalError: the role cannot be assumed (names principal, role and accounts).
         ConfigError: no region or credentials.
     """
-    session = boto3.session.Session()
-    if config.assume_role:
-        session = assume_role_session(config.assume_role, base=session, external_id=config.external_id)
-    clients = build_dynamodb_clients(config.endpoint_url, session=session)
-    # DynamoDB Local has no STS beside it; moto (or LocalStack) does when an STS endpoint is set.
-    no_sts = is_local_endpoint(dynamodb_endpoint(config.endpoint_url)) and not (
-        os.environ.get("AWS_ENDPOINT_URL_STS") or os.environ.get("AWS_ENDPOINT_URL")
-    )
-    return clients, _identity_of(session, config.assume_role, no_sts)
+    return build_role_clients(config.endpoint_url, config.assume_role, external_id=config.external_id)
 
 
 def run_load(
@@ -236,14 +207,25 @@ __all__ += ["NoProgress", "Progress"]
 
 
 def run_load_beside(
-    config: LoadConfig, clients: DynamoClients | None, storage: Storage, started_at_us: int
+    config: LoadConfig,
+    clients: DynamoClients | None,
+    storage: Storage,
+    started_at_us: int,
+    *,
+    identity: Callable[[], Identity] | None = None,
 ) -> LoadResult:
     """:func:`run_load` for a caller holding clients of its own (``sync``, a re-bootstrap).
 
-    Those clients serve the stream and carry no role; a load configured with one
-    (``--assume-role``, ``DDBLAKE_ASSUME_ROLE``) makes its calls with the role's own clients, as
-    ``ddblake load`` does, and its errors name the role.
+    Clients given with ``identity`` were built with ``config``'s role
+    (:func:`ddblake.aws.roles.build_role_clients`, as sync's capture does) and are used as they are.
+    Otherwise they carry no role, and a load configured with one (``--assume-role``,
+    ``DDBLAKE_ASSUME_ROLE``) makes its calls with the role's own clients, as ``ddblake load`` does,
+    and its errors name the role.
     """
+    if clients is not None and identity is not None:
+        return run_load(
+            config, clients=clients, identity=identity, storage=storage, started_at_us=started_at_us
+        )
     if config.assume_role:
         load_clients, identity = build_load_clients(config)
         return run_load(

@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any, Final
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ddblake.aws.clients import describe_client
+from ddblake.aws.roles import Identity, explain_access_error
 from ddblake.errors import DdblakeError, TerminalError
 from ddblake.load.jsontext import members_with_text
-from ddblake.load.roles import Identity, explain_access_error
 from ddblake.load.rows import to_call_item, to_wire_item
 
 if TYPE_CHECKING:

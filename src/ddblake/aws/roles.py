@@ -1,5 +1,9 @@
 """Cross-account reads: assume the table owner's role, and say plainly who was denied where.
 
+``ddblake load``, ``capture`` and ``sync`` all read the table (and its stream) through
+:func:`build_role_clients`: with ``--assume-role`` (``DDBLAKE_ASSUME_ROLE``) every DynamoDB and
+DynamoDB Streams call is made as that role, in the account that owns the table.
+
 The failure this module exists to prevent is the reference sample's::
 
     ...assumed-role/<glue job role>/GlueJobRunnerSession is not authorized to perform:
@@ -12,6 +16,8 @@ that made it, the role ddblake assumed (or that none was), the table, and the on
 
 from __future__ import annotations
 
+import functools
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,10 +25,20 @@ from typing import TYPE_CHECKING, Any, Final
 
 import boto3
 import botocore.session
+from botocore.config import Config
 from botocore.credentials import RefreshableCredentials
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ddblake.aws.clients import ACCESS_DENIED_CODES, describe_client, error_code, translate_error
+from ddblake.aws.clients import (
+    ACCESS_DENIED_CODES,
+    DynamoClients,
+    build_dynamodb_clients,
+    describe_client,
+    dynamodb_endpoint,
+    error_code,
+    is_local_endpoint,
+    translate_error,
+)
 from ddblake.errors import ConfigError, DdblakeError, NotFoundError, TerminalError
 
 if TYPE_CHECKING:
@@ -30,6 +46,21 @@ if TYPE_CHECKING:
 
 SESSION_NAME: Final = "ddblake-load"
 _ARN = re.compile(r"arn:aws[\w-]*:([\w-]+):([\w-]*):(\d{12})?:([^\s,;\"']+)")
+STREAM_ACTIONS: Final = frozenset({"DescribeStream", "GetShardIterator", "GetRecords", "ListStreams"})
+_ROLE_ARN = re.compile(r"^arn:aws[\w-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
+
+
+def check_role_arn(role_arn: str | None, *, option: str = "--assume-role") -> None:
+    """Refuse a malformed role ARN before any call, rather than as a puzzling STS error later.
+
+    Raises:
+        ConfigError: ``role_arn`` is set and is not an IAM role ARN; the message names the option.
+    """
+    if role_arn and not _ROLE_ARN.match(role_arn):
+        raise ConfigError(
+            f"{option} {role_arn!r} is not an IAM role ARN "
+            "(expected arn:aws:iam::<12-digit account>:role/<name>)"
+        )
 
 
 def account_of_arn(arn: str | None) -> str | None:
@@ -180,7 +211,7 @@ def explain_access_error(
     client: Any,
     identity: Callable[[], Identity],
 ) -> DdblakeError:
-    """Translate an error of a DynamoDB call of a load, spelling out accounts and roles.
+    """Translate an error of a DynamoDB call of a load or capture, spelling out accounts and roles.
 
     Access denied and not-found errors name the account and region the call went to, the principal,
     the role (or its absence) and the table, and say what to change. Anything else goes through
@@ -214,7 +245,7 @@ def explain_access_error(
         went = f"the call went to {where}"
     role = me.role_text
     apply_role = (
-        f"build the load's clients with the role (ddblake.load.build_load_clients) or let run_load build "
+        f"build the clients with the role (ddblake.aws.roles.build_role_clients) or let ddblake build "
         f"them, so that {me.unapplied_role} is assumed"
     )
     if not denied:
@@ -249,8 +280,70 @@ def explain_access_error(
             "check how the role is applied"
         )
     else:
-        fix = (
-            f"grant the role dynamodb:{action} (and dynamodb:DescribeTable, dynamodb:Scan, and kms:Decrypt "
-            "on the table's key if it has a customer-managed key) on the table in its policy"
-        )
+        if action in STREAM_ACTIONS:
+            fix = (
+                f"grant the role dynamodb:{action} in its policy: capture needs dynamodb:DescribeTable on "
+                "the table and dynamodb:DescribeStream, GetShardIterator and GetRecords on its stream"
+            )
+        else:
+            fix = (
+                f"grant the role dynamodb:{action} (and dynamodb:DescribeTable, dynamodb:Scan, and "
+                "kms:Decrypt on the table's key if it has a customer-managed key) on the table in its policy"
+            )
     return TerminalError(f"access denied calling {action} on table {table!r}: {went}, using {role}; {fix}")
+
+
+def _identity_of(session: boto3.session.Session, role_arn: str | None, local: bool) -> Callable[[], Identity]:
+    @functools.cache
+    def identity() -> Identity:
+        if local:  # DynamoDB Local has no accounts, and STS is not there to ask
+            return Identity(role_arn=role_arn)
+        try:
+            sts = session.client(
+                "sts", config=Config(connect_timeout=5, read_timeout=10, retries={"max_attempts": 2})
+            )
+            answer = sts.get_caller_identity()
+            return Identity(answer.get("Account"), answer.get("Arn"), role_arn)
+        except Exception:  # noqa: BLE001 - only used to explain another error; never hide that one
+            return Identity(role_arn=role_arn)
+
+    return identity
+
+
+def build_role_clients(
+    endpoint_url: str | None,
+    role_arn: str | None,
+    *,
+    external_id: str | None = None,
+    session_name: str = SESSION_NAME,
+    base: boto3.session.Session | None = None,
+    sts: STSClient | None = None,
+) -> tuple[DynamoClients, Callable[[], Identity]]:
+    """DynamoDB and Streams clients acting as ``role_arn`` (when given), and who they act as.
+
+    One place builds them for the load and for capture, so that a table in another account is
+    read, and its stream followed, with the same role.
+
+    Args:
+        endpoint_url: DynamoDB endpoint override (DynamoDB Local); None follows boto3's chain.
+        role_arn: the role to assume; None uses the default credentials.
+        external_id: the ExternalId the role's trust policy requires, if any.
+        session_name: the role session name (shows in CloudTrail: ``ddblake-load``, ``ddblake-capture``).
+        base: the session whose credentials assume the role (default: boto3's chain).
+        sts: the STS client for AssumeRole (tests pass a stubbed one).
+
+    Raises:
+        TerminalError: the role cannot be assumed (names principal, role and accounts).
+        ConfigError: no region or credentials.
+    """
+    session = base or boto3.session.Session()
+    if role_arn:
+        session = assume_role_session(
+            role_arn, base=session, external_id=external_id, session_name=session_name, sts=sts
+        )
+    clients = build_dynamodb_clients(endpoint_url, session=session)
+    # DynamoDB Local has no STS beside it; moto (or LocalStack) does when an STS endpoint is set.
+    no_sts = is_local_endpoint(dynamodb_endpoint(endpoint_url)) and not (
+        os.environ.get("AWS_ENDPOINT_URL_STS") or os.environ.get("AWS_ENDPOINT_URL")
+    )
+    return clients, _identity_of(session, role_arn, no_sts)
