@@ -2,26 +2,33 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 from lake_helpers import TABLE, Lake, event
 from lake_helpers import lake as lake  # noqa: F401  (fixture)
 
 from ddblake.changes.model import ChangeEvent
+from ddblake.lake import maintain
+from ddblake.lake.apply import Applier, ApplyConfig
 from ddblake.lake.catalog import open_catalog
 from ddblake.lake.rawlog import RawLogWriter
 from ddblake.lake.report import TableStatus, table_status
 
 
-def write_at(lake: Lake, events: list[ChangeEvent], clock_s: float) -> str:
+def write_lines(lake: Lake, lines: list[bytes], clock_s: float) -> str:
     writer = RawLogWriter(
         lake.storage, TABLE, buffer_bytes=1 << 30, buffer_seconds=3600, clock=lambda: clock_s
     )
-    for ev in events:
-        writer.add(ev.to_line())
+    for line in lines:
+        writer.add(line)
     written = writer.flush()
     assert written is not None
     return written.path
+
+
+def write_at(lake: Lake, events: list[ChangeEvent], clock_s: float) -> str:
+    return write_lines(lake, [ev.to_line() for ev in events], clock_s)
 
 
 def hour_start_hours_ago(hours: int) -> float:
@@ -44,9 +51,9 @@ def test_a_late_file_in_a_folded_hour_is_applied_once(lake: Lake) -> None:
 
     late = write_at(lake, [event("INSERT", "b", 2, image={"v": {"N": "2"}})], ten_hours_ago + 60)
     assert late.split("/")[-5:-1] == first.split("/")[-5:-1]  # the same, folded, hour
-    assert status(lake).pending_files == 2  # the late file, and its day's other one to read again
+    assert status(lake).pending_files == 1  # the late file only: the day's names were kept
     result = lake.apply()
-    assert result.files == 2  # the late file, and the day's other file read again
+    assert result.files == 1  # the day's other file, known by name, is not read again
     assert sorted(lake.dump()) == ["a", "b"]
     assert len(lake.history()) == 2  # nothing twice
     assert status(lake).pending_files == 0
@@ -60,7 +67,66 @@ def test_a_file_deleted_from_a_folded_day_changes_nothing(lake: Lake) -> None:
     lake.apply()
     before = lake.dump()
     lake.storage.delete(first)  # a lifecycle rule expiring the raw log
-    lake.apply()
+    assert status(lake).pending_files == 0
+    assert lake.apply().files == 0  # the day reopens, holds nothing new, and is folded again
     assert lake.dump() == before
     assert len(lake.history()) == 2
     assert lake.apply().files == 0
+
+
+def test_a_bad_line_in_a_reopened_day_is_quarantined_once(lake: Lake) -> None:
+    ten_hours_ago = hour_start_hours_ago(10)
+    write_at(lake, [event("INSERT", "a", 1, image={"v": {"N": "1"}})], ten_hours_ago)
+    bad = write_lines(lake, [b"{not json", event("INSERT", "c", 3).to_line()], ten_hours_ago + 30)
+    lake.apply()
+    assert status(lake).quarantined == 1
+    write_at(lake, [event("INSERT", "b", 2, image={"v": {"N": "2"}})], ten_hours_ago + 60)  # late
+    assert lake.apply().files == 1
+    assert sorted(lake.dump()) == ["a", "b", "c"]
+    assert status(lake).quarantined == 1, f"{bad}'s bad line was quarantined again"
+
+
+def test_a_day_whose_names_were_not_kept_is_read_again_without_duplicates(lake: Lake) -> None:
+    """A record written before names were kept (or a names file lost): the day's files are read again."""
+    ten_hours_ago = hour_start_hours_ago(10)
+    write_at(lake, [event("INSERT", "a", 1, image={"v": {"N": "1"}})], ten_hours_ago)
+    lake.apply()
+    kept = lake.storage.list_files(f"state/apply/{TABLE}/days/")
+    assert kept, "the folded day's names are kept"
+    for path in kept:
+        lake.storage.delete(path)
+    write_at(lake, [event("INSERT", "b", 2, image={"v": {"N": "2"}})], ten_hours_ago + 60)
+    assert lake.apply().files == 2  # the late file and the day's other one
+    assert sorted(lake.dump()) == ["a", "b"]
+    assert len(lake.history()) == 2  # nothing twice
+    assert lake.apply().files == 0
+
+
+def test_the_daily_sweep_deletes_dead_names_files_and_keeps_the_live_ones(lake: Lake) -> None:
+    ten_hours_ago = hour_start_hours_ago(10)
+    write_at(lake, [event("INSERT", "a", 1, image={"v": {"N": "1"}})], ten_hours_ago)
+    lake.apply()
+    (first,) = lake.storage.list_files(f"state/apply/{TABLE}/days/")
+    write_at(lake, [event("INSERT", "b", 2, image={"v": {"N": "2"}})], ten_hours_ago + 60)
+    lake.apply()  # the day is folded again under a new digest: the first names file is dead
+    names = lake.storage.list_files(f"state/apply/{TABLE}/days/")
+    assert first in names and len(names) == 2
+
+    def sweep() -> None:
+        applier = Applier(ApplyConfig.build(table=TABLE, lake=lake.config, once=True), storage=lake.storage)
+        for ident in (applier.history_id, applier.current_id):
+            table = applier.catalog.load_table(ident)
+            with table.transaction() as tx:  # the last sweep was two days ago: one is due
+                tx.set_properties({maintain.SWEPT_PROPERTY: str(int((time.time() - 2 * 86_400) * 1000))})
+        assert maintain.maintain(applier).failures == []
+
+    sweep()
+    assert lake.storage.list_files(f"state/apply/{TABLE}/days/") == names  # younger than 6 hours: kept
+    old = time.time() - 7 * 3600
+    for path in names:
+        os.utime(lake.root / path, (old, old))
+    sweep()
+    assert lake.storage.list_files(f"state/apply/{TABLE}/days/") == [p for p in names if p != first]
+    write_at(lake, [event("INSERT", "c", 3, image={"v": {"N": "3"}})], ten_hours_ago + 120)
+    assert lake.apply().files == 1  # the live names file still spares the day's other files
+    assert sorted(lake.dump()) == ["a", "b", "c"]

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from ddblake.lake.applied import AppliedLog, day_digests
+import gzip
+from pathlib import Path
+
+from ddblake.lake.applied import AppliedLog, day_digests, day_names_path, save_log, stored_names
+from ddblake.lake.storage import Storage
 
 
 def raw(hour: str, name: str) -> str:
@@ -79,3 +83,45 @@ def test_a_file_landing_in_a_folded_day_that_held_none_is_late() -> None:
     checked = log.checked([late, C])
     assert checked.reopened == {"2025/11/28"} and not checked.contains(late)
     assert AppliedLog.from_json(log.to_json(), "x").checked([late, C]).reopened == {"2025/11/28"}
+
+
+def test_the_names_a_reopened_day_held_stay_applied() -> None:
+    log = AppliedLog().with_files({A, B}).folded([A, B], "2025/11/29/00")
+    late = raw("2025/11/28/08", "late")
+    asked: list[tuple[str, str]] = []
+
+    def names_of(day: str, digest: str) -> frozenset[str] | None:
+        asked.append((day, digest))
+        return frozenset({A, B})
+
+    checked = log.checked([A, late, B], names_of)
+    assert asked == [("2025/11/28", log.days["2025/11/28"])]
+    assert checked.contains(A) and checked.contains(B) and not checked.contains(late)
+    refolded = checked.with_files({late}).folded([A, late, B], "2025/11/29/00")
+    assert refolded.days == day_digests([A, late, B], "2025/11/29/00") and refolded.reopened == frozenset()
+
+
+def test_a_day_whose_names_are_unknown_is_read_whole() -> None:
+    log = AppliedLog().with_files({A, B}).folded([A, B], "2025/11/29/00")
+    late = raw("2025/11/28/08", "late")
+    checked = log.checked([A, late, B], lambda day, digest: None)
+    assert not checked.contains(A) and not checked.contains(B) and not checked.contains(late)
+
+
+def test_names_files_are_written_for_new_digests_only_and_checked_on_read(tmp_path: Path) -> None:
+    storage = Storage.from_uri(str(tmp_path))
+    log = AppliedLog().with_files({A, B, C}).folded([A, B, C], "2025/11/30/00")
+    save_log(storage, "t", "history", log, [A, B, C], AppliedLog())
+    kept = storage.list_files("state/apply/t/days/")
+    assert kept == sorted(day_names_path("t", d, digest) for d, digest in log.days.items())
+    names_of = stored_names(storage, "t")
+    assert names_of("2025/11/28", log.days["2025/11/28"]) == {A, B}
+    save_log(storage, "t", "current", log, [A, B, C], log)  # same digests: nothing new to write
+    assert storage.list_files("state/apply/t/days/") == kept
+    # A damaged names file is not trusted: the day is read whole instead.
+    storage.write_atomic(day_names_path("t", "2025/11/29", log.days["2025/11/29"]), b"not gzip")
+    assert names_of("2025/11/29", log.days["2025/11/29"]) is None
+    storage.write_atomic(
+        day_names_path("t", "2025/11/28", log.days["2025/11/28"]), gzip.compress(f"{A}\n".encode())
+    )
+    assert names_of("2025/11/28", log.days["2025/11/28"]) is None  # names that do not match the digest

@@ -14,11 +14,13 @@ a backlog delivered into event-time folders (dynamic partitioning), records re-d
 ``errors/``, a backfill copied in by hand. So the record also keeps, for each folded day, a digest of
 the names its folded hours held when they were folded (:func:`day_digests`). Each apply compares it
 with the listing (:meth:`AppliedLog.checked`); a day whose names changed is *reopened*: its files count
-as applied only when named, so they are all read again. Their known events are dropped as duplicates
-by apply, as any repeated event is, and the late ones are applied; once every file of the day is
-applied, the day is folded again under its new digest. A raw file deleted from a folded day (a
-lifecycle rule) reopens its day too, and its remaining files are read again, each time the
-listing shows fewer of them: a cost, not a loss.
+as applied only when named. The names a day held when it was folded are kept beside the record, in
+an immutable file per day and digest (:func:`save_log`, :func:`day_names_path`), so that only the
+files the day did not hold then are read; once every file of the day is applied, the day is folded
+again under its new digest. A raw file deleted from a folded day (a lifecycle rule) reopens its day
+too, finds nothing new to read, and the day is folded again. A day whose names file is missing (a
+record written before they were kept) has all its files read again: their known events are dropped
+as duplicates by apply, as any repeated event is — a cost, not a loss.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import gzip
 import hashlib
 import json
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,17 +45,33 @@ def hour_of(raw_path: str) -> str:
     return "/".join(parts[-5:-1])
 
 
-def day_digests(paths: Iterable[str], before_hour: str) -> dict[str, str]:
-    """``YYYY/MM/DD`` -> a digest of the names of that day's files in hours before ``before_hour``."""
+def day_names(paths: Iterable[str], before_hour: str) -> dict[str, list[str]]:
+    """``YYYY/MM/DD`` -> the sorted names of that day's files in hours before ``before_hour``."""
     by_day: dict[str, list[str]] = {}
     for path in paths:
         hour = hour_of(path)
         if hour < before_hour:
             by_day.setdefault(hour[:10], []).append(path)
-    return {
-        day: hashlib.blake2b("\n".join(sorted(names)).encode(), digest_size=8).hexdigest()
-        for day, names in by_day.items()
-    }
+    return {day: sorted(names) for day, names in by_day.items()}
+
+
+def names_digest(names: list[str]) -> str:
+    """The digest of a day's sorted names."""
+    return hashlib.blake2b("\n".join(names).encode(), digest_size=8).hexdigest()
+
+
+def day_digests(paths: Iterable[str], before_hour: str) -> dict[str, str]:
+    """``YYYY/MM/DD`` -> a digest of the names of that day's files in hours before ``before_hour``."""
+    return {day: names_digest(names) for day, names in day_names(paths, before_hour).items()}
+
+
+def day_names_path(table: str, day: str, digest: str) -> str:
+    """Where the names a folded day held are kept: one immutable file per day and digest."""
+    return f"state/apply/{table}/days/{day.replace('/', '-')}-{digest}.txt.gz"
+
+
+NamesOf = Callable[[str, str], frozenset[str] | None]
+"""``(day, digest) -> the names that day held when folded under that digest``, or None if unknown."""
 
 
 @dataclass(frozen=True)
@@ -64,7 +82,8 @@ class AppliedLog:
     without one held none, unless it was folded before digests were kept (up to ``legacy_until``,
     the watermark of a record written before them). ``reopened`` (never stored: :meth:`checked`
     finds it in each listing) holds the folded days whose names changed since, whose files are
-    applied only when listed in ``files``.
+    applied only when listed in ``files`` or in ``known``: the names each of them held when it
+    was folded, where they were kept.
     """
 
     before_hour: str = ""
@@ -72,13 +91,16 @@ class AppliedLog:
     days: Mapping[str, str] = field(default_factory=dict)
     reopened: frozenset[str] = field(default_factory=frozenset)
     legacy_until: str = ""
+    known: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
     def contains(self, raw_path: str) -> bool:
         """Whether a raw file is already applied."""
         if raw_path in self.files:
             return True
         hour = hour_of(raw_path)
-        return bool(self.before_hour) and hour < self.before_hour and hour[:10] not in self.reopened
+        if not self.before_hour or hour >= self.before_hour:
+            return False
+        return hour[:10] not in self.reopened or raw_path in self.known.get(hour[:10], ())
 
     def count(self) -> int:
         """Files listed explicitly (folded hours are not counted)."""
@@ -87,16 +109,22 @@ class AppliedLog:
     def with_files(self, new: set[str] | frozenset[str]) -> AppliedLog:
         """A new log with more files applied."""
         return AppliedLog(
-            self.before_hour, self.files | frozenset(new), self.days, self.reopened, self.legacy_until
+            self.before_hour,
+            self.files | frozenset(new),
+            self.days,
+            self.reopened,
+            self.legacy_until,
+            self.known,
         )
 
-    def checked(self, listing: list[str]) -> AppliedLog:
+    def checked(self, listing: list[str], names_of: NamesOf | None = None) -> AppliedLog:
         """This log against a listing of the raw files: folded days whose names changed are reopened.
 
         A folded day with no digest held no files when it was folded, so any file listed in it now
         is late; only a day folded before digests were kept (up to ``legacy_until``) is taken as it
         is listed, and gets its digest at the next commit: files that landed in it before cannot be
-        told apart any more.
+        told apart any more. ``names_of`` gives the names a reopened day held when it was folded
+        (:func:`stored_names`): those stay applied, and only the others are read.
         """
         if not self.before_hour:
             return self
@@ -107,7 +135,12 @@ class AppliedLog:
         )
         if not reopened:
             return self
-        return AppliedLog(self.before_hour, self.files, self.days, reopened, self.legacy_until)
+        known: dict[str, frozenset[str]] = {}
+        for day in reopened:
+            names = names_of(day, self.days[day]) if names_of is not None and day in self.days else None
+            if names is not None:
+                known[day] = names
+        return AppliedLog(self.before_hour, self.files, self.days, reopened, self.legacy_until, known)
 
     def folded(self, listing: list[str], fold_before_hour: str) -> AppliedLog:
         """Fold the hours before ``fold_before_hour`` whose every listed file is applied.
@@ -123,7 +156,8 @@ class AppliedLog:
         digests = day_digests(listing, limit)
         days = {d: (self.days[d] if d in still_open else digest) for d, digest in digests.items()}
         files = frozenset(p for p in self.files if hour_of(p) >= limit or hour_of(p)[:10] in still_open)
-        return AppliedLog(limit, files, days, still_open, self.legacy_until)
+        known = {d: names for d, names in self.known.items() if d in still_open}
+        return AppliedLog(limit, files, days, still_open, self.legacy_until, known)
 
     def to_json(self) -> dict[str, Any]:
         """Serializable form, with the files sorted for stable output."""
@@ -173,8 +207,48 @@ def load_log(storage: Storage, pointer: str | None) -> AppliedLog:
     return AppliedLog.from_json(json.loads(gzip.decompress(data)), storage.uri(pointer))
 
 
-def save_log(storage: Storage, table: str, which: str, log: AppliedLog) -> str:
-    """Write a log to a new uniquely named file and return its path (for the table property)."""
+def stored_names(storage: Storage, table: str) -> NamesOf:
+    """:data:`NamesOf` reading the names files :func:`save_log` keeps; None for one missing or damaged."""
+
+    def names_of(day: str, digest: str) -> frozenset[str] | None:
+        data = storage.read(day_names_path(table, day, digest))
+        if data is None:
+            return None
+        try:
+            names = sorted(n for n in gzip.decompress(data).decode().split("\n") if n)
+        except (OSError, EOFError, UnicodeDecodeError):
+            return None  # read the day's files again, as for a day without names
+        return frozenset(names) if names_digest(names) == digest else None
+
+    return names_of
+
+
+def checked_log(storage: Storage, table: str, pointer: str | None, listing: list[str]) -> AppliedLog:
+    """:func:`load_log`, checked against ``listing`` with the kept names of reopened days."""
+    return load_log(storage, pointer).checked(listing, stored_names(storage, table))
+
+
+def save_log(
+    storage: Storage,
+    table: str,
+    which: str,
+    log: AppliedLog,
+    listing: list[str] | None = None,
+    previous: AppliedLog | None = None,
+) -> str:
+    """Write a log to a new uniquely named file and return its path (for the table property).
+
+    With ``listing``, the names of each day folded under a digest ``previous`` did not have are
+    written first (:func:`day_names_path`; the same names give the same file, so history and
+    current state share it and a rewrite after a crash is harmless).
+    """
+    if listing is not None:
+        old = previous.days if previous is not None else {}
+        names = day_names(listing, log.before_hour)
+        for day, digest in log.days.items():
+            if old.get(day) != digest and day in names and names_digest(names[day]) == digest:
+                body = "\n".join(names[day]).encode()
+                storage.write_atomic(day_names_path(table, day, digest), gzip.compress(body, mtime=0))
     path = f"state/apply/{table}/{which}-{uuid.uuid4().hex}.json.gz"
     payload = json.dumps(log.to_json(), separators=(",", ":")).encode()
     storage.write_atomic(path, gzip.compress(payload, mtime=0))

@@ -32,7 +32,7 @@ from pyiceberg.table import Table
 from ddblake.changes.resolve import Keyed, bucket_of, decide, version_of, winners
 from ddblake.errors import BadRecordError, TerminalError, TransientError
 from ddblake.lake import current, datafiles, history, seen
-from ddblake.lake.applied import PROPERTY, AppliedLog, load_log, save_log
+from ddblake.lake.applied import PROPERTY, AppliedLog, checked_log, save_log
 from ddblake.lake.batch import (
     FileBatch,
     ImageTexts,
@@ -187,9 +187,10 @@ class Applier:
         hist = self._history()
         cur = self._current()
         listing = self._list_raw()
-        hist_log = load_log(self.storage, hist.properties.get(PROPERTY)).checked(listing)
+        table = self.config.table
+        hist_log = checked_log(self.storage, table, hist.properties.get(PROPERTY), listing)
         cur_log = (
-            load_log(self.storage, cur.properties.get(PROPERTY)).checked(listing) if cur else AppliedLog()
+            checked_log(self.storage, table, cur.properties.get(PROPERTY), listing) if cur else AppliedLog()
         )
         pending = [p for p in listing if not (hist_log.contains(p) and cur_log.contains(p))]
         if not pending:
@@ -269,7 +270,7 @@ class Applier:
                 result.duplicates += len(changes) - len(kept)
                 changes, sources = [c for c, _ in kept], [s for _, s in kept]
         new_log = hist_log.with_files(set(files)).folded(listing, fold_before)
-        pointer = save_log(self.storage, self.config.table, "history", new_log)
+        pointer = save_log(self.storage, self.config.table, "history", new_log, listing, hist_log)
         props = {
             PROPERTY: pointer,
             QUARANTINE_PROPERTY: str(int(hist.properties.get(QUARANTINE_PROPERTY, "0")) + result.quarantined),
@@ -366,7 +367,7 @@ class Applier:
         result.stale += stale
         del newer
         new_log = cur_log.with_files(set(files)).folded(listing, fold_before)
-        pointer = save_log(self.storage, self.config.table, "current", new_log)
+        pointer = save_log(self.storage, self.config.table, "current", new_log, listing, cur_log)
         props = {PROPERTY: pointer, **NO_CATALOG_RETRY}
         cur = partitioned(cur) if cur is not None else None  # one an older apply left without a spec
         if not upserts and not deletes:

@@ -1,5 +1,5 @@
 """Deleting what a table no longer references: the files expired snapshots alone reached, orphan
-files in the table's folder, and dead applied-file records.
+files in the table's folder, and dead applied-file records and folded days' names.
 
 pyiceberg 0.12's snapshot expiry deletes no file, and apply's copy-on-write rewrites leave a copy of
 every touched file behind at each commit, so without this a lake grows with every batch ever
@@ -19,7 +19,7 @@ from pyiceberg.table import Table
 from pyiceberg.table.snapshots import Snapshot
 
 from ddblake.errors import TransientError
-from ddblake.lake.applied import PROPERTY
+from ddblake.lake.applied import PROPERTY, day_names_path, load_log
 from ddblake.lake.storage import Storage
 
 log = logging.getLogger(__name__)
@@ -182,5 +182,34 @@ def sweep_pointers(
         rel: 0
         for rel, mtime in storage.list_with_times(f"state/apply/{source_table}/")
         if rel.rsplit("/", 1)[-1].startswith(f"{which}-") and rel not in keep and mtime < cutoff
+    }
+    return delete_all(storage.delete, doomed)
+
+
+def sweep_day_names(
+    storage: Storage,
+    source_table: str,
+    tables: Iterable[Table],
+    *,
+    now_ms: int,
+    min_age_ms: int = POINTER_AGE_MS,
+) -> Cleanup:
+    """Delete the folded days' names files (``state/apply/<table>/days/``) no live record names.
+
+    Each fold that changes a day's digest writes a names file (:func:`ddblake.lake.applied.save_log`);
+    the day's last hours fold one by one, so most are soon dead. Kept: those of the (day, digest)
+    pairs the records the ``tables``' properties point at hold (the history's and the current
+    state's: they share the files), and any younger than ``min_age_ms``, which an apply may be about
+    to commit. A names file deleted too eagerly costs a re-read of its day, never a loss.
+    """
+    live: set[str] = set()
+    for table in tables:
+        applied = load_log(storage, table.properties.get(PROPERTY))
+        live.update(day_names_path(source_table, day, digest) for day, digest in applied.days.items())
+    cutoff = (now_ms - min_age_ms) / 1000
+    doomed = {
+        rel: 0
+        for rel, mtime in storage.list_with_times(f"state/apply/{source_table}/days/")
+        if rel not in live and mtime < cutoff
     }
     return delete_all(storage.delete, doomed)

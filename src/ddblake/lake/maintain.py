@@ -44,6 +44,7 @@ from ddblake.lake.cleanup import (
     delete_all,
     delete_unreachable,
     named_records,
+    sweep_day_names,
     sweep_orphans,
     sweep_pointers,
 )
@@ -241,7 +242,8 @@ def maintain(applier: Applier, *, now_ms: int | None = None, batch: int | None =
 
 
 def _sweep_when_due(applier: Applier, table: Table, ident: str, now_ms: int | None) -> Cleanup:
-    """The daily sweep of one table: orphan files in its folder, dead applied-file records.
+    """The daily sweep of one table: orphan files in its folder, dead applied-file records (and,
+    with the current state's, dead names files of folded days).
 
     Due when the table's ``ddblake.orphans-swept-ms`` is a day old; recorded after the sweep, so a
     pass that fails sweeps again next time (deleting what is dead is idempotent).
@@ -252,6 +254,9 @@ def _sweep_when_due(applier: Applier, table: Table, ident: str, now_ms: int | No
     which = "history" if ident == applier.history_id else "current"
     swept = sweep_orphans(table, applier.storage, now_ms=now)
     swept.add(sweep_pointers(applier.storage, table, applier.config.table, which, now_ms=now))
+    if which == "current":  # the names files are shared: swept with both tables' records in hand
+        history = applier.catalog.load_table(applier.history_id)
+        swept.add(sweep_day_names(applier.storage, applier.config.table, [history, table], now_ms=now))
     with CachedTransaction(table) as tx:
         tx.set_properties({SWEPT_PROPERTY: str(now)})
     if swept.files or swept.failed:

@@ -13,7 +13,7 @@ import pyarrow.compute as pc
 from pyiceberg.catalog import Catalog
 from pyiceberg.table import Table
 
-from ddblake.lake.applied import PROPERTY, load_log
+from ddblake.lake.applied import PROPERTY, checked_log
 from ddblake.lake.options import NEWEST_EVENT_PROPERTY, QUARANTINE_PROPERTY
 from ddblake.lake.query import require_table
 from ddblake.lake.rawlog import list_raw_files
@@ -80,8 +80,8 @@ def table_status(catalog: Catalog, namespace: str, storage: Storage, table: str)
     commits = [s.timestamp_ms for s in snaps if s is not None]
     props = hist.properties if hist is not None else {}
     listing = list_raw_files(storage, table)
-    log = load_log(storage, props.get(PROPERTY)).checked(listing)
-    cur_log = load_log(storage, cur.properties.get(PROPERTY)).checked(listing) if cur is not None else None
+    log = checked_log(storage, table, props.get(PROPERTY), listing)
+    cur_log = checked_log(storage, table, cur.properties.get(PROPERTY), listing) if cur is not None else None
     pending = [p for p in listing if not (log.contains(p) and cur_log is not None and cur_log.contains(p))]
     newest = int(props[NEWEST_EVENT_PROPERTY]) if NEWEST_EVENT_PROPERTY in props else None
     return TableStatus(
