@@ -172,13 +172,15 @@ def run_sync(
         if load_checkpoint(storage, config.capture.table) is None:  # else capture has read since
             check_export_source(config.load, t0)
         capture = _CaptureThread(config.capture, clients, storage, identity)
-        same_role = identity is not None and (config.load.assume_role, config.load.external_id) == (
-            config.capture.assume_role,
-            config.capture.external_id,
-        )
+        # The load reads with sync's clients (and says who they act as) unless it names a role
+        # of its own that they were not built with.
+        own_role = config.load.assume_role is not None and (
+            config.load.assume_role,
+            config.load.external_id,
+        ) != (config.capture.assume_role, config.capture.external_id)
         try:
             result = run_load_beside(
-                config.load, clients, storage, t0, identity=identity if same_role else None
+                config.load, clients, storage, t0, identity=None if own_role else identity
             )
             log.info("sync %s: %s", config.capture.table, result.summary())
         except BaseException:

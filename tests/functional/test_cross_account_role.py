@@ -19,6 +19,7 @@ import boto3
 import pytest
 from capture_helpers import read_events
 
+from ddblake.aws.clients import build_dynamodb_clients
 from ddblake.capture.config import CaptureConfig
 from ddblake.capture.service import run_capture
 from ddblake.cli.main import main
@@ -168,3 +169,43 @@ def test_a_rebootstrap_captures_and_loads_through_the_configured_role(
     assert result.loaded == 4
     assert_loaded_through_the_role(lake, table)
     assert "own0" not in ids(lake, table, "INSERT", "MODIFY", "LOAD")
+
+
+def test_a_first_load_without_a_role_of_its_own_reads_as_the_captures_role(
+    two_tables: TwoTables, moto_aws: Any, tmp_path: Path
+) -> None:
+    """Through the API, a load configured without a role uses sync's clients, and says so."""
+    table = two_tables.name
+    lake = str(tmp_path / "lake")
+    capture = CaptureConfig.build(table=table, lake=lake, once=True, assume_role=READ_ROLE)
+    apply = ApplyConfig.build(table=table, lake=LakeConfig.build(lake=lake), once=True)
+    load = LoadConfig.build(table=table, lake=lake)
+    assert load.assume_role is None
+    run_sync(SyncConfig(capture=capture, apply=apply, load=load))
+    assert_loaded_through_the_role(lake, table)
+    # A table the role's account lacks: the load's error names the role its calls were made as.
+    missing = f"{TABLE}-{uuid.uuid4().hex[:8]}"
+    _create(boto3.client("dynamodb", endpoint_url=moto_aws.endpoint, region_name=REGION), missing)
+    lake2 = str(tmp_path / "lake2")
+    with pytest.raises(NotFoundError) as caught:
+        run_sync(
+            SyncConfig(
+                capture=CaptureConfig.build(table=missing, lake=lake2, once=True, assume_role=READ_ROLE),
+                apply=ApplyConfig.build(table=missing, lake=LakeConfig.build(lake=lake2), once=True),
+                load=LoadConfig.build(table=missing, lake=lake2),
+            )
+        )
+    assert f"using role {READ_ROLE}" in str(caught.value)
+
+
+def test_a_rebootstrap_given_clients_of_its_own_still_loads_through_the_loads_role(
+    two_tables: TwoTables, tmp_path: Path
+) -> None:
+    """The caller's clients serve the stream; the load configured with a role builds the role's."""
+    table = two_tables.name
+    lake = str(tmp_path / "lake")
+    load = LoadConfig.build(table=table, lake=lake, assume_role=READ_ROLE)
+    clients = build_dynamodb_clients(None)  # the caller's own
+    result = rebootstrap(table, LakeConfig.build(lake=lake), clients=clients, load_config=load)
+    assert result.loaded == 4
+    assert_loaded_through_the_role(lake, table)

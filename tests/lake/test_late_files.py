@@ -68,7 +68,7 @@ def test_a_file_deleted_from_a_folded_day_changes_nothing(lake: Lake) -> None:
     before = lake.dump()
     lake.storage.delete(first)  # a lifecycle rule expiring the raw log
     assert status(lake).pending_files == 0
-    assert lake.apply().files == 0  # the day reopens, holds nothing new, and is folded again
+    assert lake.apply().files == 0  # the day reopens and holds nothing new to read
     assert lake.dump() == before
     assert len(lake.history()) == 2
     assert lake.apply().files == 0
@@ -130,3 +130,19 @@ def test_the_daily_sweep_deletes_dead_names_files_and_keeps_the_live_ones(lake: 
     write_at(lake, [event("INSERT", "c", 3, image={"v": {"N": "3"}})], ten_hours_ago + 120)
     assert lake.apply().files == 1  # the live names file still spares the day's other files
     assert sorted(lake.dump()) == ["a", "b", "c"]
+
+
+def test_a_backlog_into_a_day_folded_empty_is_applied_over_several_batches(lake: Lake) -> None:
+    """A quiet day folded with no file, then late files more than one batch takes."""
+    write_at(lake, [event("INSERT", "a", 1, image={"v": {"N": "1"}})], hour_start_hours_ago(75))
+    lake.apply()
+    for i, name in enumerate("bcd"):  # a backlog delivered into a day folded empty 50 hours ago
+        write_at(
+            lake, [event("INSERT", name, 2 + i, image={"v": {"N": "1"}})], hour_start_hours_ago(50) + 60 * i
+        )
+    assert status(lake).pending_files == 3
+    result = lake.apply(max_files=1)  # one file a batch: the day stays open between batches
+    assert result.files == 3
+    assert sorted(lake.dump()) == ["a", "b", "c", "d"]
+    assert status(lake).pending_files == 0 and lake.apply().files == 0
+    assert len(lake.history()) == 4

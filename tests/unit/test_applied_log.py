@@ -5,6 +5,8 @@ from __future__ import annotations
 import gzip
 from pathlib import Path
 
+import pytest
+
 from ddblake.lake.applied import AppliedLog, day_digests, day_names_path, save_log, stored_names
 from ddblake.lake.storage import Storage
 
@@ -108,7 +110,9 @@ def test_a_day_whose_names_are_unknown_is_read_whole() -> None:
     assert not checked.contains(A) and not checked.contains(B) and not checked.contains(late)
 
 
-def test_names_files_are_written_for_new_digests_only_and_checked_on_read(tmp_path: Path) -> None:
+def test_names_files_are_written_for_new_digests_only_and_checked_on_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     storage = Storage.from_uri(str(tmp_path))
     log = AppliedLog().with_files({A, B, C}).folded([A, B, C], "2025/11/30/00")
     save_log(storage, "t", "history", log, [A, B, C], AppliedLog())
@@ -116,11 +120,24 @@ def test_names_files_are_written_for_new_digests_only_and_checked_on_read(tmp_pa
     assert kept == sorted(day_names_path("t", d, digest) for d, digest in log.days.items())
     names_of = stored_names(storage, "t")
     assert names_of("2025/11/28", log.days["2025/11/28"]) == {A, B}
+    written: list[str] = []
+    write = Storage.write_atomic
+
+    def counted(self: Storage, rel: str, data: bytes) -> None:
+        written.append(rel)
+        write(self, rel, data)
+
+    monkeypatch.setattr(Storage, "write_atomic", counted)  # Storage is frozen: patched on the class
     save_log(storage, "t", "current", log, [A, B, C], log)  # same digests: nothing new to write
-    assert storage.list_files("state/apply/t/days/") == kept
+    assert [w for w in written if "/days/" in w] == []
+    assert len(written) == 1  # the record itself
     # A damaged names file is not trusted: the day is read whole instead.
     storage.write_atomic(day_names_path("t", "2025/11/29", log.days["2025/11/29"]), b"not gzip")
     assert names_of("2025/11/29", log.days["2025/11/29"]) is None
+    body = bytearray(gzip.compress("\n".join(sorted([A, B])).encode(), mtime=0))
+    body[10] ^= 0xFF  # the first byte of the deflate stream: zlib.error, not BadGzipFile
+    storage.write_atomic(day_names_path("t", "2025/11/28", log.days["2025/11/28"]), bytes(body))
+    assert names_of("2025/11/28", log.days["2025/11/28"]) is None
     storage.write_atomic(
         day_names_path("t", "2025/11/28", log.days["2025/11/28"]), gzip.compress(f"{A}\n".encode())
     )

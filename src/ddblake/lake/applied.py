@@ -18,7 +18,8 @@ as applied only when named. The names a day held when it was folded are kept bes
 an immutable file per day and digest (:func:`save_log`, :func:`day_names_path`), so that only the
 files the day did not hold then are read; once every file of the day is applied, the day is folded
 again under its new digest. A raw file deleted from a folded day (a lifecycle rule) reopens its day
-too, finds nothing new to read, and the day is folded again. A day whose names file is missing (a
+too and finds nothing new to read; it is folded again under its new digest at the table's next
+commit (until then each check reads its names file once). A day whose names file is missing (a
 record written before they were kept) has all its files read again: their known events are dropped
 as duplicates by apply, as any repeated event is — a cost, not a loss.
 """
@@ -29,6 +30,7 @@ import gzip
 import hashlib
 import json
 import uuid
+import zlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -154,7 +156,13 @@ class AppliedLog:
         limit = max(limit, self.before_hour)
         still_open = frozenset(h[:10] for h in unapplied if h < self.before_hour) & self.reopened
         digests = day_digests(listing, limit)
-        days = {d: (self.days[d] if d in still_open else digest) for d, digest in digests.items()}
+        # A day still open keeps its old digest (none if it held no files when folded), so that
+        # the next check reopens it again.
+        days = {
+            d: (self.days[d] if d in still_open else digest)
+            for d, digest in digests.items()
+            if d not in still_open or d in self.days
+        }
         files = frozenset(p for p in self.files if hour_of(p) >= limit or hour_of(p)[:10] in still_open)
         known = {d: names for d, names in self.known.items() if d in still_open}
         return AppliedLog(limit, files, days, still_open, self.legacy_until, known)
@@ -216,7 +224,7 @@ def stored_names(storage: Storage, table: str) -> NamesOf:
             return None
         try:
             names = sorted(n for n in gzip.decompress(data).decode().split("\n") if n)
-        except (OSError, EOFError, UnicodeDecodeError):
+        except (OSError, EOFError, UnicodeDecodeError, zlib.error):
             return None  # read the day's files again, as for a day without names
         return frozenset(names) if names_digest(names) == digest else None
 
