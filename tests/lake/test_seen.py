@@ -157,6 +157,17 @@ def test_the_screen_is_off_when_a_file_the_history_applied_is_out_of_reach() -> 
     assert seen.screen(hist, AppliedLog(), ["raw/t/2025/11/28/09/f2.gz"], batch, [], {}) is None
     # Hours folded in the history but not in the current state: their files cannot be listed.
     assert seen.screen(AppliedLog(before_hour="2025/11/28/09"), AppliedLog(), [], [], [], {}) is None
+    # A file the history holds by a folded hour, reopened in the current state only (a crash fell
+    # between the commits that folded it again), and left out of this batch.
+    f0 = "raw/t/2025/11/27/08/f0.gz"
+    listing = [f0, "raw/t/2025/11/28/09/f2.gz"]
+    folded = AppliedLog(before_hour="2025/11/28/00")
+    reopened = AppliedLog(before_hour="2025/11/28/00", reopened=frozenset({"2025/11/27"}))
+    assert folded.contains(f0) and not reopened.contains(f0)
+    batch2 = [(_keyed(event("INSERT", "b", 2, event_id="e2")), listing[1])]
+    assert seen.screen(folded, reopened, [listing[1]], batch2, [], {}) is not None  # without the listing
+    assert seen.screen(folded, reopened, [listing[1]], batch2, [], {}, None, listing) is None
+    assert seen.screen(folded, reopened, listing, batch2, [], {}, None, listing) is not None  # f0 at hand
 
 
 def test_the_screen_holds_the_events_of_files_applied_to_the_history_only() -> None:

@@ -232,7 +232,7 @@ class Applier:
             result.quarantined = len(bad)
             evs = [(c, s) for c, s in zip(changes, batch.sources, strict=True) if s in in_hist]
             screen = seen.screen(
-                hist_log, cur_log, cur_files, evs_c, best.keys(), lookup.present, lookup.removes
+                hist_log, cur_log, cur_files, evs_c, best.keys(), lookup.present, lookup.removes, listing
             )
             self._commit_history(hist, hist_log, hist_files, evs, listing, fold_before, result, texts, screen)
             del evs

@@ -193,6 +193,7 @@ def screen(
     looked_up: Collection[str],
     present: Mapping[str, str],
     removes: Mapping[str, str] | None = None,
+    listing: Iterable[str] = (),
 ) -> Screen | None:
     """The screen for a batch, or None when a file the history applied is out of reach.
 
@@ -201,11 +202,15 @@ def screen(
         cur_files: the batch's files still to apply to the current state.
         batch: the batch's events pending for the current state, with their files.
         looked_up, present, removes: as :class:`Screen`.
+        listing: the table's raw files: one the history holds by a folded hour (not by name) may be
+            pending for the current state too, after a crash between the commits.
     """
     if hist_log.before_hour > cur_log.before_hour:
         return None  # hours folded in the history only: their files cannot be listed
     pending = set(cur_files)
     if any(not cur_log.contains(p) and p not in pending for p in hist_log.files):
+        return None
+    if any(hist_log.contains(p) and not cur_log.contains(p) and p not in pending for p in listing):
         return None
     ids = frozenset(c.event.event_id for c, source in batch if hist_log.contains(source))
     return Screen(looked_up, present, ids, removes or {})
