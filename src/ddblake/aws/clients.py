@@ -212,8 +212,11 @@ def _status(e: ClientError) -> int:
     return int(e.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
 
 
-def _access_denied(e: ClientError, *, action: str, table: str | None, where: str) -> TerminalError:
-    message = str(e.response.get("Error", {}).get("Message", ""))
+def arns_in(
+    message: str,
+) -> tuple[tuple[str, str | None] | None, tuple[str, str, str | None, str] | None]:
+    """The first principal ARN (``(arn, account)``) and the first resource ARN (``(arn, region,
+    account, rest)``) an AWS error message names, if any."""
     principal = resource = None
     for match in _ARN.finditer(message):
         service, region, account, rest = match.groups()
@@ -221,6 +224,12 @@ def _access_denied(e: ClientError, *, action: str, table: str | None, where: str
             principal = (match.group(0), account)
         elif service not in {"sts", "iam"} and resource is None:
             resource = (match.group(0), region, account, rest)
+    return principal, resource
+
+
+def _access_denied(e: ClientError, *, action: str, table: str | None, where: str) -> TerminalError:
+    message = str(e.response.get("Error", {}).get("Message", ""))
+    principal, resource = arns_in(message)
     parts = [f"access denied calling {action}"]
     if table:
         parts.append(f"on table {table!r}")

@@ -32,6 +32,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from ddblake.aws.clients import (
     ACCESS_DENIED_CODES,
     DynamoClients,
+    arns_in,
     build_dynamodb_clients,
     describe_client,
     dynamodb_endpoint,
@@ -193,14 +194,8 @@ def assume_role_session(
 
 
 def _arns(message: str) -> tuple[tuple[str, str | None] | None, tuple[str, str, str | None] | None]:
-    principal = resource = None
-    for match in _ARN.finditer(message):
-        service, region, account, _ = match.groups()
-        if service in {"sts", "iam"} and principal is None:
-            principal = (match.group(0), account)
-        elif service not in {"sts", "iam"} and resource is None:
-            resource = (match.group(0), region, account)
-    return principal, resource
+    principal, resource = arns_in(message)
+    return principal, (resource[:3] if resource else None)
 
 
 def explain_access_error(
