@@ -45,8 +45,10 @@ def decimals(draw: st.DrawFn) -> Decimal:
             st.sampled_from([MIN_ADJUSTED, MAX_ADJUSTED, 0, 17, 18, 19, 37, 38, 75, 76]),
         )
     )
-    sign = draw(st.sampled_from([1, -1]))
-    return (sign * Decimal(coefficient)).scaleb(adjusted - (digits - 1))
+    negative = draw(st.booleans())
+    # Built from its parts, exactly: arithmetic would round to the context's 28 digits, and 38 nines
+    # times a sign came out as 1E+38, past the edge at the top exponent (1E+126 is out of range).
+    return Decimal((int(negative), tuple(int(c) for c in str(coefficient)), adjusted - (digits - 1)))
 
 
 @st.composite
