@@ -338,6 +338,11 @@ def rebootstrap(
     )
     if load.table != table:
         raise TerminalError(f"re-bootstrap of table {table!r} was given a load of table {load.table!r}")
+    if load.kind != "scan":
+        raise TerminalError(
+            f"re-bootstrap of table {table!r} reloads it with a Scan, but an export was named as the load "
+            f"({load.from_export or load.export_to}); unset DDBLAKE_FROM_EXPORT / DDBLAKE_EXPORT_TO"
+        )
     apply = dataclasses.replace(
         apply_config or ApplyConfig.build(table=table, lake=lake_config, once=True), once=True
     )

@@ -70,3 +70,16 @@ def boolean(raw: str) -> bool:
     if lowered in {"0", "false", "no", "off"}:
         return False
     raise ValueError("expected true or false")
+
+
+def aws_region() -> str | None:
+    """The AWS region of every client a command builds, DynamoDB's and the lake's (S3, Glue) alike.
+
+    botocore's own chain first (``AWS_DEFAULT_REGION``, then the profile's region), then
+    ``AWS_REGION``, which botocore ignores but Lambda and most containers set; one function, so the
+    two sides of a command can never disagree on the region.
+    """
+    import boto3
+
+    region = boto3.session.Session().region_name
+    return region or os.environ.get("AWS_REGION", "").strip() or None

@@ -3,16 +3,20 @@
 **Hand-off from load to stream** (the invariant; docs/load.md proves it in words, a test in
 tests/functional/test_sync_handoff.py with writes during the load):
 
-1. ``t0`` is taken before anything else; the load's rows get the version ``floor(t0, 1 s) - 1 µs``.
+1. ``t0`` is taken before anything else; the load's rows get the version
+   ``floor(t0, 1 min) - 1 min - 1 µs`` (ddblake.load.rows.version_time_us).
 2. Capture starts *before* the load's first Scan and keeps reading the stream while the load runs,
    from each shard's trim horizon — so every change made after ``t0`` reaches the raw log, even when
    the load outlasts the stream's 24-hour retention.
 3. DynamoDB Streams round change times down to the second, so every change made after ``t0`` has a
-   version above every load row: a load row never overwrites a newer change, and a change the load
-   already saw simply wins with the same content.
+   version above every load row, even with a minute of clock skew: a load row never overwrites a
+   newer change, and a change the load already saw simply wins with the same content.
 
-A table is loaded when the lake has never seen it (no capture checkpoint, no load) or when a load
-was started and not finished (it resumes). ``--no-load`` skips this.
+A table is loaded when the lake has never seen it (no capture checkpoint, no load), when a load
+was started and not finished (it resumes), or when an earlier sync's first load failed before it
+wrote anything (the marker ``state/sync/<table>/first-load.json``, written before capture starts
+and removed once a load has finished: without it, the checkpoint that capture saved on the way out
+would make the next sync skip the load for good). ``--no-load`` skips this.
 
 With ``--once`` it catches up with the stream, applies, and exits. Otherwise capture runs in a
 thread, cutting raw files quickly (sub-second buffering), while the main thread applies new files
@@ -23,6 +27,7 @@ and starting it again loses and duplicates nothing.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Callable
@@ -93,11 +98,37 @@ def check_export_source(load: LoadConfig, now: int) -> None:
         )
 
 
+def first_load_path(table: str) -> str:
+    """``state/sync/<table>/first-load.json``: sync's first load of the table has begun, not finished."""
+    return f"state/sync/{table}/first-load.json"
+
+
+def first_load_started(storage: Storage, table: str) -> int | None:
+    """When (epoch µs) an unfinished first load of ``table`` by sync began, or None."""
+    data = storage.read(first_load_path(table))
+    if data is None:
+        return None
+    try:
+        started = json.loads(data)["started_us"]
+    except (ValueError, TypeError, KeyError) as e:
+        raise TerminalError(
+            f"table {table!r}: {storage.uri(first_load_path(table))} is damaged; delete it and run "
+            "'ddblake load' for the table, then sync again"
+        ) from e
+    if not isinstance(started, int):
+        raise TerminalError(
+            f"table {table!r}: {storage.uri(first_load_path(table))} holds no start time; delete it and "
+            "run 'ddblake load' for the table, then sync again"
+        )
+    return started
+
+
 def needs_load(storage: Storage, table: str) -> bool:
-    """Whether sync must (first) load the table: never seen by the lake, or a load left unfinished."""
+    """Whether sync must (first) load the table: never seen by the lake, a load left unfinished, or
+    an earlier sync's first load that failed before writing any state of its own."""
     if has_finished_load(storage, table):
         return False
-    if list_loads(storage, table):
+    if list_loads(storage, table) or first_load_started(storage, table) is not None:
         return True
     return load_checkpoint(storage, table) is None
 
@@ -167,10 +198,17 @@ def run_sync(
         clients, identity = build_capture_clients(config.capture)
     stop = stop or threading.Event()
     capture: _CaptureThread | None = None
-    if config.load is not None and needs_load(storage, config.capture.table):
+    table = config.capture.table
+    if config.load is not None and needs_load(storage, table):
         t0 = now_us()
-        if load_checkpoint(storage, config.capture.table) is None:  # else capture has read since
+        began = first_load_started(storage, table)
+        if began is not None:  # capture has read the stream since an earlier attempt began
+            check_export_source(config.load, began)
+        elif load_checkpoint(storage, table) is None:  # else capture has read since
             check_export_source(config.load, t0)
+            # Before capture's first checkpoint: a load failing before it writes a state of its
+            # own must not leave a lake that looks loaded.
+            storage.write_atomic(first_load_path(table), json.dumps({"started_us": t0}).encode())
         capture = _CaptureThread(config.capture, clients, storage, identity)
         # The load reads with sync's clients (and says who they act as) unless it names a role
         # of its own that they were not built with.
@@ -182,7 +220,8 @@ def run_sync(
             result = run_load_beside(
                 config.load, clients, storage, t0, identity=None if own_role else identity
             )
-            log.info("sync %s: %s", config.capture.table, result.summary())
+            log.info("sync %s: %s", table, result.summary())
+            storage.delete(first_load_path(table))
         except BaseException:
             capture.stop.set()
             capture.thread.join()

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from capture_helpers import put_many
 from workload import dump_to_items, scan_items
 
@@ -74,3 +75,43 @@ def test_writes_during_the_first_load_end_in_dump_equal_to_scan(
     config = LakeConfig.build(lake=lake)
     dumped = dump_to_items(list(dump_items(open_catalog(config, config.storage()), "ddb", table)))
     assert dumped == scan_items(clients, table)
+
+
+def test_a_first_load_failing_before_its_first_state_is_run_again_by_the_next_sync(
+    clients: DynamoClients,
+    make_table: Callable[..., str],
+    table_name: str,
+    dynamodb_local_endpoint: str,
+    tmp_path: Path,
+) -> None:
+    # The first sync's load fails (an export whose data file does not match its manifest) after
+    # capture began and before the load wrote any state; capture checkpoints on the way out.
+    # Without the first-load marker the next sync would see a checkpoint and no load: never loaded.
+    from test_stream_coverage import export_taken_at
+
+    from ddblake.capture.checkpoint import load_checkpoint
+    from ddblake.errors import DdblakeError
+    from ddblake.sync import first_load_path
+
+    table = make_table(table_name)
+    lake = str(tmp_path / "lake")
+    storage = LakeConfig.build(lake=lake).storage()
+    put_many(clients, table, 40, prefix="old", pad=10)
+    capture = CaptureConfig.build(table=table, lake=lake, endpoint_url=dynamodb_local_endpoint, once=True)
+    apply = ApplyConfig.build(table=table, lake=LakeConfig.build(lake=lake), once=True)
+    folder = export_taken_at(tmp_path / "export", time.time_ns() // 1000 - 3_600_000_000)
+    (Path(folder) / "data" / "part.json.gz").write_bytes(b"not the bytes the manifest names")
+    corrupt = LoadConfig.build(table=table, lake=lake, from_export=folder, keys="pk,sk")
+    with pytest.raises(DdblakeError):
+        run_sync(SyncConfig(capture=capture, apply=apply, load=corrupt), clients=clients)
+    assert load_checkpoint(storage, table) is not None  # capture saved its positions
+    assert not list_loads(storage, table)  # and the load wrote nothing
+    assert storage.read(first_load_path(table)) is not None
+    assert needs_load(storage, table)
+
+    put_many(clients, table, 5, prefix="new", pad=10)  # captured since: applied after the load
+    _sync_once(table, lake, dynamodb_local_endpoint)
+    assert storage.read(first_load_path(table)) is None
+    assert not needs_load(storage, table)
+    catalog = open_catalog(LakeConfig.build(lake=lake), storage)
+    assert dump_to_items(list(dump_items(catalog, "ddb", table))) == scan_items(clients, table)

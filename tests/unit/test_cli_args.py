@@ -18,7 +18,7 @@ import pytest
 from ddblake.aws.clients import build_dynamodb_clients
 from ddblake.cli.args import log_level, percent, port_number, positive_int
 from ddblake.cli.main import main
-from ddblake.errors import ConfigError
+from ddblake.errors import ConfigError, TerminalError
 
 
 @pytest.fixture(autouse=True)
@@ -208,6 +208,37 @@ def test_sync_poll_and_buffer_precedence(
     )
 
 
+def test_sync_first_load_takes_the_load_source_and_scan_options(
+    tmp_path: Path, sync_configs: list[Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    lake = str(tmp_path / "lake")
+    folder = str(tmp_path / "export")
+    argv = ("sync", "--table", "t", "--lake", lake, "--once")
+    assert _run(capsys, *argv, "--from-export", folder)[0] == 0
+    load = sync_configs.pop().load
+    assert (load.kind, load.from_export) == ("export", folder)
+    assert _run(capsys, *argv, "--export-to", "s3://b/p", "--segments", "4", "--read-percent", "20")[0] == 0
+    load = sync_configs.pop().load
+    assert (load.kind, load.export_to, load.segments, load.read_percent) == ("export-to", "s3://b/p", 4, 20.0)
+
+    code, err = _run(capsys, *argv, "--from-export", folder, "--export-to", "s3://b/p")
+    assert code == 2 and "not allowed with" in err and not sync_configs
+    code, err = _run(capsys, *argv, "--rebootstrap", "--from-export", folder)
+    assert code == 2 and "reloads the table with a Scan" in _one_line(err) and not sync_configs
+
+
+def test_a_rebootstrap_refuses_an_export_named_as_its_load(tmp_path: Path) -> None:
+    from ddblake.lake.catalog import LakeConfig
+    from ddblake.load import LoadConfig
+    from ddblake.rebootstrap import marker_path, rebootstrap
+
+    lake = str(tmp_path / "lake")
+    load = LoadConfig.build(table="t", lake=lake, from_export=str(tmp_path / "export"))
+    with pytest.raises(TerminalError, match=r"'t' reloads it with a Scan.*DDBLAKE_FROM_EXPORT"):
+        rebootstrap("t", LakeConfig.build(lake=lake), load_config=load)
+    assert not (tmp_path / "lake" / marker_path("t")).exists()  # refused before it began
+
+
 def test_sync_poll_seconds_zero_is_refused_not_replaced(
     tmp_path: Path, sync_configs: list[Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -246,3 +277,23 @@ def test_clients_prefer_aws_default_region_and_explain_a_missing_one(monkeypatch
     monkeypatch.delenv("AWS_REGION")
     with pytest.raises(ConfigError, match="AWS_REGION or AWS_DEFAULT_REGION"):
         build_dynamodb_clients()
+
+
+def test_apply_takes_once_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import ddblake.lake.apply
+
+    seen: list[Any] = []
+
+    def fake(config: Any, progress: Any = None) -> _Result:
+        seen.append(config)
+        return _Result()
+
+    monkeypatch.setattr(ddblake.lake.apply, "run_apply", fake)
+    argv = ("apply", "--table", "t", "--lake", str(tmp_path / "lake"))
+    assert _run(capsys, *argv)[0] == 0
+    assert seen.pop().once is False  # default: keep polling
+    monkeypatch.setenv("DDBLAKE_ONCE", "1")
+    assert _run(capsys, *argv)[0] == 0
+    assert seen.pop().once is True

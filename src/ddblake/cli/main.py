@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from ddblake import __version__
-from ddblake.cli.args import add_role_args, log_level, port_number
+from ddblake.cli.args import add_role_args, log_level, percent, port_number
 from ddblake.cli.signals import Terminated
 from ddblake.errors import DdblakeError, UsageError
 
@@ -72,12 +72,14 @@ def _lake_config(args: argparse.Namespace) -> LakeConfig:
 
 
 def _cmd_apply(args: argparse.Namespace) -> int:
+    from ddblake import settings
     from ddblake.lake.apply import ApplyConfig, apply_progress, run_apply
 
     config = ApplyConfig.build(
         table=args.table,
         lake=_lake_config(args),
-        once=args.once,
+        # a switch cannot say no, so an absent --once defers to DDBLAKE_ONCE, as capture and sync do
+        once=settings.value("once", "--once", args.once or None, settings.boolean, False),
         poll_seconds=args.poll_seconds,
         buckets=args.buckets,
     )
@@ -99,14 +101,33 @@ def _cmd_sync(args: argparse.Namespace) -> int:
     )
 
     if args.rebootstrap:
+        from ddblake.load import LoadConfig
         from ddblake.rebootstrap import rebootstrap
 
         lake = _lake_config(args)
         table = args.table or os.environ.get("DDBLAKE_TABLE")
         if not table:
             raise UsageError("sync --rebootstrap needs --table (or DDBLAKE_TABLE)")
+        if args.from_export or args.export_to:
+            raise UsageError(
+                "sync --rebootstrap reloads the table with a Scan; drop --from-export/--export-to"
+            )
+        reload = LoadConfig.build(
+            table=table,
+            lake=lake.lake,
+            endpoint_url=args.endpoint_url,
+            segments=args.segments,
+            read_percent=args.read_percent,
+            assume_role=args.assume_role,
+            external_id=args.external_id,
+        )
         done = rebootstrap(
-            table, lake, args.endpoint_url, assume_role=args.assume_role, external_id=args.external_id
+            table,
+            lake,
+            args.endpoint_url,
+            load_config=reload,
+            assume_role=args.assume_role,
+            external_id=args.external_id,
         )
         print(done.summary(), file=sys.stderr)
         if args.once:
@@ -142,6 +163,9 @@ def _cmd_sync(args: argparse.Namespace) -> int:
             lake=args.lake,
             endpoint_url=args.endpoint_url,
             segments=args.segments,
+            read_percent=args.read_percent,
+            from_export=args.from_export,
+            export_to=args.export_to,
             assume_role=capture.assume_role,
             external_id=capture.external_id,
         )
@@ -236,7 +260,10 @@ def build_parser() -> argparse.ArgumentParser:
     apply.add_argument("--buckets", type=int, default=None, help="key buckets of a new table (default 16)")
     apply.set_defaults(func=_cmd_apply)
 
-    sync = sub.add_parser("sync", help="capture and apply in one process")
+    sync = sub.add_parser(
+        "sync",
+        help="capture and apply in one process, after a first full load of a table the lake has never seen",
+    )
     _table_lake(sync)
     sync.add_argument("--endpoint-url", default=None, help="DynamoDB endpoint (e.g. DynamoDB Local)")
     sync.add_argument("--once", action="store_true", help="catch up, apply, exit")
@@ -249,6 +276,21 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument("--buffer-seconds", type=float, default=None, help="cut raw files at this age (0.2)")
     sync.add_argument("--buckets", type=int, default=None, help="key buckets of a new table (default 16)")
     sync.add_argument("--segments", type=int, default=None, help="Scan segments of the first load")
+    sync.add_argument(
+        "--read-percent",
+        type=percent,
+        default=None,
+        help="share of the table's read capacity the first load's Scan uses, percent (default 50)",
+    )
+    source = sync.add_mutually_exclusive_group()
+    source.add_argument(
+        "--from-export",
+        default=None,
+        help="first load from this full export's folder (taken less than 23 h ago) instead of a Scan",
+    )
+    source.add_argument(
+        "--export-to", default=None, help="s3://bucket/prefix: first load from a new export made there"
+    )
     add_role_args(sync)
     sync.add_argument(
         "--no-load", action="store_true", help="never run the first full load (capture the stream only)"

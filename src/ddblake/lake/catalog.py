@@ -19,6 +19,7 @@ from pyiceberg.exceptions import NamespaceAlreadyExistsError
 from ddblake.errors import ConfigError
 from ddblake.lake.storage import Storage, s3_endpoint_from_env
 from ddblake.names import DEFAULT_NAMESPACE
+from ddblake.settings import aws_region
 
 if TYPE_CHECKING:
     from mypy_boto3_glue import GlueClient
@@ -79,7 +80,7 @@ class LakeConfig:
 
 def _s3_properties(config: LakeConfig) -> dict[str, Any]:
     props: dict[str, Any] = {}
-    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    region = aws_region()
     if region:
         props["s3.region"] = region
     if config.s3_endpoint_url:

@@ -25,6 +25,7 @@ from urllib.parse import urlparse
 import pyarrow.fs as pafs
 
 from ddblake.errors import ConfigError, TransientError
+from ddblake.settings import aws_region
 
 log = logging.getLogger(__name__)
 
@@ -119,9 +120,7 @@ class Storage:
             if not parsed.netloc:
                 raise ConfigError(f"lake URI {uri!r} names no bucket; use s3://bucket/prefix")
             endpoint = s3_endpoint_url or s3_endpoint_from_env()
-            kwargs: dict[str, object] = {
-                "region": os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
-            }
+            kwargs: dict[str, object] = {"region": aws_region() or "us-east-1"}
             if endpoint:
                 ep = urlparse(endpoint)
                 kwargs["endpoint_override"] = ep.netloc or endpoint
