@@ -297,3 +297,50 @@ def test_apply_takes_once_from_the_environment(
     monkeypatch.setenv("DDBLAKE_ONCE", "1")
     assert _run(capsys, *argv)[0] == 0
     assert seen.pop().once is True
+
+
+def test_verbose_logs_ddblake_only_never_botocore_wire_data(tmp_path: Path) -> None:
+    # botocore's DEBUG lines carry request bodies (key values), response bodies (item images,
+    # AssumeRole credentials) and headers (session tokens): -v must not turn them on.
+    import subprocess
+    import sys
+
+    probe = (
+        "import logging, sys\n"
+        "from ddblake.cli.main import main\n"
+        "code = main(sys.argv[1:])\n"
+        "print(code, *(logging.getLogger(n).isEnabledFor(logging.DEBUG) "
+        "for n in ('ddblake.capture', 'botocore.endpoint', 'urllib3', 'pyiceberg')))\n"
+    )
+    lake = str(tmp_path / "lake")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DDBLAKE_")}
+    for argv, expected in (
+        (["-v", "status", "--lake", lake], "0 True False False False"),
+        (["status", "--lake", lake], "0 False False False False"),
+    ):
+        done = subprocess.run(  # noqa: S603 - this interpreter, fixed arguments
+            [sys.executable, "-c", probe, *argv], capture_output=True, text=True, env=env, check=False
+        )
+        assert done.stdout.strip().splitlines()[-1] == expected, done.stderr
+
+
+def test_a_damaged_sqlite_catalog_is_one_line_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lake = tmp_path / "lake"
+    lake.mkdir()
+    (lake / "catalog.db").write_bytes(b"not a database, whatever it once was " * 4)
+    code, err = _run(capsys, "status", "--lake", str(lake))
+    line = _one_line(err)
+    assert code == 1 and "catalog.db" in line and "restore it from a backup" in line
+
+
+def test_a_glue_catalog_without_credentials_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The region comes from AWS_REGION alone (botocore ignores it): the error is about credentials.
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    code, err = _run(capsys, "status", "--lake", "s3://bucket/lake", "--catalog", "glue")
+    line = _one_line(err)
+    assert code == 2 and "no AWS credentials" in line and "s3://bucket/lake" in line

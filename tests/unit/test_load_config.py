@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -278,3 +279,36 @@ def test_assumed_credentials_refresh_through_sts() -> None:
     creds = session.get_credentials()
     assert creds is not None and creds.get_frozen_credentials().access_key == "ASIAEXAMPLEEXAMPLE"
     assert session.region_name == "eu-west-1"
+
+
+def test_assume_role_takes_the_region_from_aws_region_when_botocore_has_none(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # botocore reads AWS_DEFAULT_REGION and the profile only; Lambda and containers set AWS_REGION.
+    import datetime as dt
+
+    from botocore.stub import Stubber
+
+    from ddblake.aws.roles import assume_role_session
+
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_REGION", "ap-southeast-2")
+    base = boto3.session.Session(**CREDS)
+    assert base.region_name is None
+    sts = base.client("sts", region_name="ap-southeast-2")
+    expires = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+    creds = {
+        "AccessKeyId": "ASIAEXAMPLEEXAMPLE",
+        "SecretAccessKey": "s",
+        "SessionToken": "t",
+        "Expiration": expires,
+    }
+    with Stubber(sts) as stub:
+        stub.add_response("assume_role", {"Credentials": creds})
+        session = assume_role_session(ROLE, base=base, sts=sts)
+    assert session.region_name == "ap-southeast-2"
+    monkeypatch.delenv("AWS_REGION")
+    with pytest.raises(ConfigError, match="needs an AWS region"):
+        assume_role_session(ROLE, base=boto3.session.Session(**CREDS))

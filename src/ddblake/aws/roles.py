@@ -41,6 +41,7 @@ from ddblake.aws.clients import (
     translate_error,
 )
 from ddblake.errors import ConfigError, DdblakeError, NotFoundError, TerminalError
+from ddblake.settings import aws_region
 
 if TYPE_CHECKING:
     from mypy_boto3_sts import STSClient
@@ -161,9 +162,13 @@ def assume_role_session(
         ConfigError: no credentials or region for the STS call.
     """
     base = base or boto3.session.Session()
-    if base.region_name is None:
-        raise ConfigError("--assume-role needs an AWS region: set AWS_REGION or a region in your AWS profile")
-    sts = sts or base.client("sts")
+    region = base.region_name or aws_region()  # botocore ignores AWS_REGION; ddblake does not
+    if region is None:
+        raise ConfigError(
+            "--assume-role needs an AWS region: set AWS_DEFAULT_REGION (or AWS_REGION) or a region in "
+            "your AWS profile"
+        )
+    sts = sts or base.client("sts", region_name=region)
     kwargs: dict[str, Any] = {
         "RoleArn": role_arn,
         "RoleSessionName": session_name,
@@ -190,7 +195,7 @@ def assume_role_session(
     core = botocore.session.get_session()
     # botocore has no public setter for refreshable credentials; this is how boto3 users hand them over.
     core._credentials = credentials  # type: ignore[attr-defined]
-    return boto3.session.Session(botocore_session=core, region_name=base.region_name)
+    return boto3.session.Session(botocore_session=core, region_name=region)
 
 
 def _arns(message: str) -> tuple[tuple[str, str | None] | None, tuple[str, str, str | None] | None]:

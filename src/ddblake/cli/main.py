@@ -344,11 +344,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``ddblake`` command; returns the exit code."""
     try:
         args = build_parser().parse_args(argv)
+        level = logging.DEBUG if args.verbose else log_level(os.environ.get(LOG_LEVEL_ENV))
+        # The level applies to ddblake's own loggers only: botocore, urllib3 and pyiceberg stay at
+        # WARNING, since their DEBUG output holds request and response bodies (item data) and
+        # request headers and AssumeRole responses (credentials).
         logging.basicConfig(
-            level=logging.DEBUG if args.verbose else log_level(os.environ.get(LOG_LEVEL_ENV)),
+            level=max(level, logging.WARNING),
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
             stream=sys.stderr,
         )
+        logging.getLogger("ddblake").setLevel(level)
         func: Command = args.func
         return func(args)
     except UsageError as e:
@@ -366,6 +371,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as e:  # backstop: a file or directory ddblake could not use, named in one line
         print(f"ddblake: error: {_os_error_line(e)}", file=sys.stderr)
         return 1
+    except Exception as e:  # backstop: an AWS or catalog error that passed through pyiceberg
+        explained = _library_error(e)
+        if explained is None:
+            raise
+        print(f"ddblake: error: {explained}", file=sys.stderr)
+        return 1
+
+
+def _library_error(e: Exception) -> str | None:
+    """One line for a botocore or SQLAlchemy error that no adapter translated; None for others.
+
+    pyiceberg calls Glue (and SQLite) itself, so its commits and table loads can raise these.
+    """
+    root = type(e).__module__.split(".")[0]
+    if root == "botocore":
+        from ddblake.aws.clients import translate_error
+
+        return str(translate_error(e, action=getattr(e, "operation_name", None) or "an AWS call"))
+    if root == "sqlalchemy":
+        first = (str(e).splitlines() or [""])[0][:200]
+        return (
+            f"the lake's SQL catalog failed ({type(e).__name__}: {first}); if another process holds "
+            "it, retry; if the catalog file is damaged, restore it from a backup"
+        )
+    return None
 
 
 if __name__ == "__main__":

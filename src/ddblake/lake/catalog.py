@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pyiceberg.catalog import Catalog
 from pyiceberg.exceptions import NamespaceAlreadyExistsError
 
-from ddblake.errors import ConfigError
+from ddblake.errors import ConfigError, DdblakeError, TerminalError
 from ddblake.lake.storage import Storage, s3_endpoint_from_env
 from ddblake.names import DEFAULT_NAMESPACE
 from ddblake.settings import aws_region
@@ -99,10 +99,34 @@ def open_catalog(config: LakeConfig, storage: Storage, *, glue_client: GlueClien
         try:
             return _open(config, storage, glue_client)
         except Exception as e:  # sqlalchemy's OperationalError/IntegrityError: no public base here
-            if attempt == 4 or type(e).__module__.split(".")[0] != "sqlalchemy":
+            explained = catalog_error(e, config, storage)
+            if explained is None:
                 raise
+            if attempt == 4 or type(e).__module__.split(".")[0] != "sqlalchemy":
+                raise explained from e
             log.debug("catalog of %s busy (%s), retrying", storage.uri(), type(e).__name__)
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def catalog_error(e: BaseException, config: LakeConfig, storage: Storage) -> DdblakeError | None:
+    """A catalog's library error (botocore from Glue, SQLAlchemy from SQLite) as a ddblake error
+    naming the lake, the catalog and what to do; None for any other exception."""
+    root = type(e).__module__.split(".")[0]
+    if root == "botocore":
+        from ddblake.aws.clients import translate_error
+
+        operation = getattr(e, "operation_name", None) or "call"
+        action = f"Glue {operation} (catalog of lake {storage.uri()}, database {config.namespace!r})"
+        return translate_error(e, action=action)
+    if root == "sqlalchemy":
+        where = config.catalog_uri or f"{storage.uri()}/catalog.db"
+        first = (str(e).splitlines() or [""])[0][:200]
+        return TerminalError(
+            f"the lake's SQL catalog {where} cannot be used ({type(e).__name__}: {first}); if another "
+            "process holds it, retry; if the file is damaged, restore it from a backup (the tables' "
+            f"Iceberg metadata under {storage.uri('warehouse')} is untouched)"
+        )
+    return None
 
 
 def _sqlite_uri(storage: Storage) -> str:
@@ -135,7 +159,10 @@ def _open(config: LakeConfig, storage: Storage, glue_client: GlueClient | None) 
     else:
         from pyiceberg.catalog.glue import GlueCatalog
 
-        catalog = GlueCatalog("ddblake", client=glue_client, warehouse=warehouse, **_s3_properties(config))
+        props = _s3_properties(config)
+        if glue_client is None and props.get("s3.region"):
+            props["glue.region"] = props["s3.region"]  # botocore alone ignores AWS_REGION
+        catalog = GlueCatalog("ddblake", client=glue_client, warehouse=warehouse, **props)
     with contextlib.suppress(NamespaceAlreadyExistsError):
         catalog.create_namespace(config.namespace)
     return catalog
