@@ -142,3 +142,22 @@ def test_names_files_are_written_for_new_digests_only_and_checked_on_read(
         day_names_path("t", "2025/11/28", log.days["2025/11/28"]), gzip.compress(f"{A}\n".encode())
     )
     assert names_of("2025/11/28", log.days["2025/11/28"]) is None  # names that do not match the digest
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"not gzip at all",
+        gzip.compress(b"{not json", mtime=0),
+        gzip.compress(b'{"version": 1}', mtime=0)[:-6],
+    ],
+)
+def test_a_damaged_applied_log_is_a_terminal_error_naming_it(tmp_path: Path, data: bytes) -> None:
+    from ddblake.errors import TerminalError
+    from ddblake.lake.applied import load_log
+
+    storage = Storage.from_uri(str(tmp_path / "lake"))
+    storage.write_atomic("state/apply/t/current-x.json.gz", data)
+    with pytest.raises(TerminalError, match=r"current-x\.json\.gz.*(damaged|not a ddblake applied-file log)"):
+        load_log(storage, "state/apply/t/current-x.json.gz")

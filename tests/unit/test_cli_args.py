@@ -344,3 +344,11 @@ def test_a_glue_catalog_without_credentials_is_one_line(
     code, err = _run(capsys, "status", "--lake", "s3://bucket/lake", "--catalog", "glue")
     line = _one_line(err)
     assert code == 2 and "no AWS credentials" in line and "s3://bucket/lake" in line
+
+
+@pytest.mark.parametrize("text", ["99999999999999999999", "123456789012345678901234567890"])
+def test_as_of_out_of_range_is_a_usage_error(
+    text: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, err = _run(capsys, "query", "--lake", str(tmp_path / "lake"), "--as-of", text, "select 1")
+    assert code == 2 and "--as-of" in _one_line(err)

@@ -440,3 +440,15 @@ def test_an_export_loaded_with_its_keys_given_needs_no_aws_client(
     )
     result = load_service.run_load(config, progress=NoProgress("tbl"))
     assert result.items == 5 and len(_events(tmp_path / "lake")) == 5
+
+
+def test_wrong_keys_name_the_key_taken_and_the_option(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(load_service, "build_load_clients", lambda config: None)
+    folder = make_export(tmp_path / "exp", [[{"Item": _item(i)} for i in range(5)]])
+    config = LoadConfig.build(
+        table="example-ddb-table", lake=str(tmp_path / "lake"), from_export=str(folder), keys="pk"
+    )
+    with pytest.raises(TerminalError, match=r"no key attribute 'pk'.*key is taken to be pk.*--keys"):
+        load_service.run_load(config, progress=NoProgress("tbl"))

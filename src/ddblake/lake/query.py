@@ -42,7 +42,10 @@ def parse_time(text: str) -> dt.datetime:
     if re.fullmatch(r"\d+(\.\d+)?", value):
         number = float(value)
         seconds = number / 1000 if number > 1e11 else number
-        return dt.datetime.fromtimestamp(seconds, tz=dt.UTC)
+        try:
+            return dt.datetime.fromtimestamp(seconds, tz=dt.UTC)
+        except (OverflowError, OSError, ValueError) as e:
+            raise UsageError(f"--as-of {text!r} is out of range; give epoch seconds or milliseconds") from e
     try:
         parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError as e:

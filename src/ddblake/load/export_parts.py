@@ -127,6 +127,12 @@ def write_part(job: PartJob, report: Callable[[Flushed], None], stopped: Callabl
             else:
                 line = maker.line_for(raw.decode("utf-8"), ingested)
         except (ValueError, BadRecordError) as e:
+            if "has no key attribute" in str(e) and maker.key_names:
+                raise TerminalError(
+                    f"export {manifest.uri}: {job.folder.where(entry.rel)} line {number}: {e}, but the key "
+                    f"is taken to be {','.join(maker.key_names)}: if that is not the table's key, rerun "
+                    "with --keys hash[,range] naming its key attributes (or let DescribeTable find them)"
+                ) from e
             raise TerminalError(
                 f"export {manifest.uri}: {job.folder.where(entry.rel)} line {number} is not an export "
                 f"line ({e}); rows before it are loaded, rerun resumes after the last raw file"
