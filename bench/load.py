@@ -226,8 +226,9 @@ MEASURED = "export files -> raw log -> Iceberg current + history tables (apply -
 
 def _apply(lake: Path) -> None:
     """Raw log → Iceberg tables, as ``ddblake apply --once`` does."""
-    from ddblake.lake.apply import ApplyConfig, run_apply
+    from ddblake.lake.apply import ApplyConfig
     from ddblake.lake.catalog import LakeConfig
+    from ddblake.lake.service import run_apply
 
     run_apply(ApplyConfig.build(table="bench", lake=LakeConfig.build(lake=str(lake)), once=True))
 

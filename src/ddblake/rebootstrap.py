@@ -42,10 +42,11 @@ from ddblake.capture.service import run_capture
 from ddblake.changes.model import ChangeEvent
 from ddblake.changes.resolve import key_string
 from ddblake.errors import TerminalError
-from ddblake.lake.apply import ApplyConfig, run_apply
+from ddblake.lake.apply import ApplyConfig
 from ddblake.lake.catalog import LakeConfig, open_catalog
 from ddblake.lake.options import NEWEST_EVENT_PROPERTY
 from ddblake.lake.rawlog import RawLogWriter
+from ddblake.lake.service import run_apply
 from ddblake.lake.storage import Storage
 from ddblake.names import changes_identifier, table_identifier
 

@@ -39,7 +39,8 @@ from ddblake.capture.checkpoint import load_checkpoint
 from ddblake.capture.config import CaptureConfig
 from ddblake.capture.service import build_capture_clients, run_capture
 from ddblake.errors import DdblakeError, TerminalError
-from ddblake.lake.apply import Applier, ApplyConfig, ApplyResult, apply_progress, run_apply
+from ddblake.lake.apply import Applier, ApplyConfig, ApplyResult
+from ddblake.lake.service import apply_progress, run_apply
 from ddblake.lake.storage import Storage
 from ddblake.load import LoadConfig, has_finished_load, list_loads, now_us, run_load_beside
 from ddblake.load.state import STREAM_SAFE_AGE_US

@@ -28,10 +28,11 @@ from faultlib import (
 from ddblake.changes.model import ChangeEvent
 from ddblake.changes.resolve import key_string, version_of
 from ddblake.errors import DdblakeError
-from ddblake.lake.apply import ApplyConfig, run_apply
+from ddblake.lake.apply import ApplyConfig
 from ddblake.lake.catalog import LakeConfig, open_catalog
 from ddblake.lake.rawlog import RawLogWriter
 from ddblake.lake.report import dump_items
+from ddblake.lake.service import run_apply
 from ddblake.lake.storage import Storage
 from ddblake.names import changes_identifier
 

@@ -8,7 +8,8 @@ import time
 from lake_helpers import Lake, event
 from lake_helpers import lake as lake  # noqa: F401  (fixture)
 
-from ddblake.lake.apply import Applier, ApplyConfig, run_apply
+from ddblake.lake.apply import Applier, ApplyConfig
+from ddblake.lake.service import run_apply
 
 
 def test_a_run_out_of_time_stops_between_batches_and_the_next_goes_on(lake: Lake) -> None:

@@ -21,9 +21,10 @@ from pyiceberg.table.snapshots import Operation
 from ddblake.errors import ConfigError, UsageError
 from ddblake.lake import compact, maintain
 from ddblake.lake.applied import PROPERTY
-from ddblake.lake.apply import Applier, ApplyConfig, run_apply
+from ddblake.lake.apply import Applier, ApplyConfig
 from ddblake.lake.query import run_sql
 from ddblake.lake.report import lake_status
+from ddblake.lake.service import run_apply
 
 HIST = "ddb.orders_table_changes"
 CUR = "ddb.orders_table"

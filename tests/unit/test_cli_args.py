@@ -282,7 +282,7 @@ def test_clients_prefer_aws_default_region_and_explain_a_missing_one(monkeypatch
 def test_apply_takes_once_from_the_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import ddblake.lake.apply
+    import ddblake.lake.service
 
     seen: list[Any] = []
 
@@ -290,7 +290,7 @@ def test_apply_takes_once_from_the_environment(
         seen.append(config)
         return _Result()
 
-    monkeypatch.setattr(ddblake.lake.apply, "run_apply", fake)
+    monkeypatch.setattr(ddblake.lake.service, "run_apply", fake)
     argv = ("apply", "--table", "t", "--lake", str(tmp_path / "lake"))
     assert _run(capsys, *argv)[0] == 0
     assert seen.pop().once is False  # default: keep polling

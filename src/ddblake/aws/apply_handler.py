@@ -22,9 +22,10 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ddblake.errors import ConfigError
-from ddblake.lake.apply import ApplyConfig, run_apply
+from ddblake.lake.apply import ApplyConfig
 from ddblake.lake.catalog import LakeConfig, open_catalog
 from ddblake.lake.report import table_status
+from ddblake.lake.service import run_apply
 
 RESERVE_SECONDS = 30  # for the status, metrics and log line after apply
 logger = Logger(service="ddblake-apply")

@@ -167,9 +167,10 @@ def _run(lake: str) -> int:
 
 def _show_tables(lake: str, out: TextIO) -> None:
     """Apply the change log to the Iceberg tables and show both through ``query``."""
-    from ddblake.lake.apply import ApplyConfig, run_apply
+    from ddblake.lake.apply import ApplyConfig
     from ddblake.lake.catalog import LakeConfig, open_catalog
     from ddblake.lake.query import format_rows, run_sql
+    from ddblake.lake.service import run_apply
 
     config = LakeConfig.build(lake=lake)
     result = run_apply(ApplyConfig.build(table=TABLE, lake=config, once=True))

@@ -73,7 +73,8 @@ def _lake_config(args: argparse.Namespace) -> LakeConfig:
 
 def _cmd_apply(args: argparse.Namespace) -> int:
     from ddblake import settings
-    from ddblake.lake.apply import ApplyConfig, apply_progress, run_apply
+    from ddblake.lake.apply import ApplyConfig
+    from ddblake.lake.service import apply_progress, run_apply
 
     config = ApplyConfig.build(
         table=args.table,

@@ -15,22 +15,18 @@ REMOVEs it needs in the history and completes the current state from the same fi
 from __future__ import annotations
 
 import logging
-import random
-import signal
-import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
 import pyarrow as pa
 import pyarrow.compute as pc
 from pyiceberg.catalog import Catalog
-from pyiceberg.exceptions import CommitFailedException, NoSuchTableError, ValidationException
+from pyiceberg.exceptions import NoSuchTableError
 from pyiceberg.table import Table
 
 from ddblake.changes.resolve import Keyed, bucket_of, decide, version_of, winners
-from ddblake.errors import BadRecordError, TerminalError, TransientError
+from ddblake.errors import BadRecordError, TerminalError
 from ddblake.lake import current, datafiles, history, seen
 from ddblake.lake.applied import PROPERTY, AppliedLog, checked_log, save_log
 from ddblake.lake.batch import (
@@ -417,85 +413,3 @@ class Applier:
             tx.set_properties(props)
         result.upserts += upserted
         result.deletes += len(deletes)
-
-
-def _stop_now(stop: threading.Event, wake: threading.Event | None) -> None:
-    stop.set()
-    if wake is not None:
-        wake.set()
-
-
-def apply_progress(table: str) -> Callable[[], Progress]:
-    """A progress display for each poll, on stderr: what ``apply`` and ``sync`` show people."""
-    return lambda: Progress(f"apply {table}", unit="raw files")
-
-
-def run_apply(
-    config: ApplyConfig,
-    *,
-    stop: threading.Event | None = None,
-    applier: Applier | None = None,
-    wake: threading.Event | None = None,
-    progress: Callable[[], Progress] | None = None,
-    deadline: float | None = None,
-) -> ApplyResult:
-    """Apply once (``--once``) or keep polling until SIGINT/SIGTERM or ``stop`` is set.
-
-    ``progress`` makes a fresh progress display for each poll, and ``deadline`` bounds a ``--once``
-    run (see :meth:`Applier.run_once`).
-
-    ``wake``, set by a writer in the same process (``sync``'s capture, when it wrote a raw file),
-    starts the next poll at once instead of at the end of the interval; whoever sets ``stop``
-    should set it too.
-
-    A lost commit race (another apply on the same table) is retried from the top: the loser
-    re-reads the applied-file records and finds its work done or still to do, never half done.
-    """
-    from ddblake.lake.maintain import Maintainer  # here: maintain imports this module
-
-    stop = stop or threading.Event()
-    applier = applier or Applier(config)
-    maintainer = Maintainer(applier)
-    total = ApplyResult()
-    previous: dict[signal.Signals, Any] = {}
-    if not config.once and threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            previous[sig] = signal.signal(sig, lambda *_: _stop_now(stop, wake))
-    try:
-        while True:
-            started = time.monotonic()
-            for attempt in range(5):
-                try:
-                    result = applier.run_once(progress() if progress is not None else None, deadline)
-                    break
-                except (CommitFailedException, ValidationException) as e:  # the commit did not land
-                    if attempt == 4:
-                        raise TransientError(
-                            f"table {config.table}: another writer keeps committing; retry later"
-                        ) from e
-                    log.info("commit race on table %s, retrying", config.table)
-                    time.sleep(random.uniform(0.05, 0.25) * (attempt + 1))  # noqa: S311 - jitter parts the racers
-            total.add(result)
-            if result.files and not config.once:
-                log.info("table %s: %s", config.table, result.summary())
-            # Snapshot expiry and history compaction: every so many commits, and at the end of
-            # --once; each pass checks its thresholds and never raises.
-            if config.once:
-                if total.files and (deadline is None or time.monotonic() + 60 < deadline):
-                    maintainer.run()
-                return total
-            maintainer.after_cycle(bool(result.files))
-            # The poll interval is the period between polls, not a pause after each: when a batch
-            # took longer, files have been landing meanwhile and the next poll starts at once.
-            pause = max(0.0, config.poll_seconds - (time.monotonic() - started))
-            if wake is None:
-                if stop.wait(pause):
-                    return total
-                continue
-            wake.wait(pause)
-            wake.clear()  # before the next poll lists files: a file written after this wakes again
-            if stop.is_set():
-                return total
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)

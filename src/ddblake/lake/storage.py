@@ -14,20 +14,46 @@ Iceberg warehouse in a sibling folder literally named ``my%20lake``.
 
 from __future__ import annotations
 
+import errno
 import functools
 import logging
 import os
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 from urllib.parse import urlparse
 
 import pyarrow.fs as pafs
 
-from ddblake.errors import ConfigError, TransientError
+from ddblake.errors import ConfigError, DdblakeError, TerminalError, TransientError
 from ddblake.settings import aws_region
 
 log = logging.getLogger(__name__)
+
+
+#: What no retry fixes: no permission, a full disk or quota, a read-only file system; on S3, access
+#: denied or a missing bucket (pyarrow names the AWS error in its message).
+_TERMINAL_ERRNOS: Final = frozenset({errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EROFS, errno.EDQUOT})
+_TERMINAL_S3_ERRORS: Final = (
+    "ACCESS_DENIED",
+    "AccessDenied",
+    "NO_SUCH_BUCKET",
+    "NoSuchBucket",
+    "InvalidAccessKeyId",
+)
+
+
+def storage_error(verb: str, uri: str, e: OSError) -> DdblakeError:
+    """A lake I/O failure as a ddblake error: terminal (saying what to fix) when no retry can help,
+    transient otherwise, so continuous capture and apply wait and try again only when that can work."""
+    text = str(e)
+    if e.errno in _TERMINAL_ERRNOS or any(code in text for code in _TERMINAL_S3_ERRORS):
+        return TerminalError(
+            f"cannot {verb} {uri}: {text}; check that this process may {verb} the lake there (permissions, "
+            "bucket policy, free space) and run again"
+        )
+    return TransientError(f"cannot {verb} {uri}: {text}")
 
 
 def s3_endpoint_from_env() -> str | None:
@@ -167,7 +193,7 @@ class Storage:
                 with self.fs.open_output_stream(full, compression=None) as out:
                     out.write(data)
         except OSError as e:
-            raise TransientError(f"cannot write {self.uri(rel)}: {e}") from e
+            raise storage_error("write", self.uri(rel), e) from e
 
     def read(self, rel: str) -> bytes | None:
         """The file's bytes, or None when it does not exist."""
@@ -181,7 +207,7 @@ class Storage:
         except OSError as e:
             if "not found" in str(e).lower() or "no such file" in str(e).lower():
                 return None
-            raise TransientError(f"cannot read {self.uri(rel)}: {e}") from e
+            raise storage_error("read", self.uri(rel), e) from e
 
     def list_files(self, prefix: str) -> list[str]:
         """Every file under ``prefix`` (recursive), relative to the root, sorted; temp files skipped."""
@@ -198,7 +224,7 @@ class Storage:
                 # and its listing disagree. The folder is there now; listing again settles it.
                 infos = self.fs.get_file_info(selector)
         except OSError as e:
-            raise TransientError(f"cannot list {self.uri(prefix)}: {e}") from e
+            raise storage_error("list", self.uri(prefix), e) from e
         start = len(self.root) + 1
         return sorted(
             (i.path[start:], (i.mtime_ns or 0) / 1e9)
@@ -213,4 +239,4 @@ class Storage:
         except FileNotFoundError:
             return
         except OSError as e:
-            raise TransientError(f"cannot delete {self.uri(rel)}: {e}") from e
+            raise storage_error("delete", self.uri(rel), e) from e

@@ -1,0 +1,127 @@
+"""Running apply: once, or polling until stopped; what ``ddblake apply``, ``sync`` and the Lambda call.
+
+:class:`~ddblake.lake.apply.Applier` does one batch exactly once; this module decides when to run
+it again: after a lost commit race (at once, with jitter), after a transient storage or catalog
+error in continuous mode (with a growing pause, as a restart would), and when the poll interval
+or a new raw file says so. Snapshot expiry and compaction ride along (:mod:`ddblake.lake.maintain`).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import signal
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from pyiceberg.exceptions import CommitFailedException, ValidationException
+
+from ddblake.errors import TransientError
+from ddblake.lake import maintain
+from ddblake.lake.apply import Applier
+from ddblake.lake.options import ApplyConfig, ApplyResult
+from ddblake.progress import Progress
+
+log = logging.getLogger(__name__)
+
+
+def _stop_now(stop: threading.Event, wake: threading.Event | None) -> None:
+    stop.set()
+    if wake is not None:
+        wake.set()
+
+
+def apply_progress(table: str) -> Callable[[], Progress]:
+    """A progress display for each poll, on stderr: what ``apply`` and ``sync`` show people."""
+    return lambda: Progress(f"apply {table}", unit="raw files")
+
+
+def _run_once_racing(
+    applier: Applier, table: str, progress: Callable[[], Progress] | None, deadline: float | None
+) -> ApplyResult:
+    """:meth:`Applier.run_once`, again when another writer's commit beat this one's."""
+    for attempt in range(5):
+        try:
+            return applier.run_once(progress() if progress is not None else None, deadline)
+        except (CommitFailedException, ValidationException) as e:  # the commit did not land
+            if attempt == 4:
+                raise TransientError(f"table {table}: another writer keeps committing; retry later") from e
+            log.info("commit race on table %s, retrying", table)
+            time.sleep(random.uniform(0.05, 0.25) * (attempt + 1))  # noqa: S311 - jitter parts the racers
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def run_apply(
+    config: ApplyConfig,
+    *,
+    stop: threading.Event | None = None,
+    applier: Applier | None = None,
+    wake: threading.Event | None = None,
+    progress: Callable[[], Progress] | None = None,
+    deadline: float | None = None,
+) -> ApplyResult:
+    """Apply once (``--once``) or keep polling until SIGINT/SIGTERM or ``stop`` is set.
+
+    ``progress`` makes a fresh progress display for each poll, and ``deadline`` bounds a ``--once``
+    run (see :meth:`Applier.run_once`).
+
+    ``wake``, set by a writer in the same process (``sync``'s capture, when it wrote a raw file),
+    starts the next poll at once instead of at the end of the interval; whoever sets ``stop``
+    should set it too.
+
+    A lost commit race (another apply on the same table) is retried from the top: the loser
+    re-reads the applied-file records and finds its work done or still to do, never half done.
+    """
+    stop = stop or threading.Event()
+    applier = applier or Applier(config)
+    maintainer = maintain.Maintainer(applier)
+    total = ApplyResult()
+    previous: dict[signal.Signals, Any] = {}
+    if not config.once and threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, lambda *_: _stop_now(stop, wake))
+    failures = 0
+    try:
+        while True:
+            started = time.monotonic()
+            try:
+                result = _run_once_racing(applier, config.table, progress, deadline)
+            except TransientError as e:
+                if config.once:
+                    raise
+                # Continuous apply outlives a storage or catalog hiccup (S3 SlowDown, a network
+                # blip): each batch reloads the tables and the applied-file record, so trying again
+                # is the same as a restart.
+                failures += 1
+                wait = min(30.0, 0.5 * 2.0**failures)
+                log.warning("table %s: %s; trying again in %.0f s", config.table, e, wait)
+                if stop.wait(wait):
+                    return total
+                continue
+            failures = 0
+            total.add(result)
+            if result.files and not config.once:
+                log.info("table %s: %s", config.table, result.summary())
+            # Snapshot expiry and history compaction: every so many commits, and at the end of
+            # --once; each pass checks its thresholds and never raises.
+            if config.once:
+                if total.files and (deadline is None or time.monotonic() + 60 < deadline):
+                    maintainer.run()
+                return total
+            maintainer.after_cycle(bool(result.files))
+            # The poll interval is the period between polls, not a pause after each: when a batch
+            # took longer, files have been landing meanwhile and the next poll starts at once.
+            pause = max(0.0, config.poll_seconds - (time.monotonic() - started))
+            if wake is None:
+                if stop.wait(pause):
+                    return total
+                continue
+            wake.wait(pause)
+            wake.clear()  # before the next poll lists files: a file written after this wakes again
+            if stop.is_set():
+                return total
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
