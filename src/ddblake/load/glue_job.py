@@ -24,6 +24,10 @@ Job arguments: ``--TABLE`` (DynamoDB table name), ``--LAKE`` (``s3://bucket/pref
 ``--EXPORT_PREFIX`` / ``--EXPORT_BUCKET_OWNER`` / ``--READ_PERCENT`` (connector), ``--KEYS`` (hash[,range],
 required by the connector and by full exports; only an incremental export does without),
 ``--LOAD_ID`` (default: the job run ID). Glue 4.0 runs Python 3.10, so the script uses nothing newer.
+
+A connector run records its load ID and start in ``<lake>/state/load/<table>/glue-connector.json``
+and marks it finished at the end; a rerun after a failure goes on with them (:func:`connector_run`),
+so the rows it writes again repeat the first run's event IDs and times and apply drops them.
 """
 
 from __future__ import annotations
@@ -381,6 +385,35 @@ def resolve_args(argv: Sequence[str]) -> dict[str, str]:
     return out
 
 
+def connector_state_key(lake_prefix: str, table: str) -> str:
+    """The S3 key of the connector source's run record: ``<lake>/state/load/<table>/glue-connector.json``."""
+    return "/".join(p for p in (lake_prefix.strip("/"), "state", "load", table, "glue-connector.json") if p)
+
+
+def connector_run(
+    previous: Mapping[str, Any] | None, load_id: str | None, run_id: str | None, now_us: int
+) -> dict[str, Any]:
+    """The load ID and start time of a connector run: those of an unfinished earlier run, if any.
+
+    A job that failed midway left raw files whose rows carry its load ID (in their event IDs) and a
+    version from its start. A rerun that took a new ID and start would write every item again
+    under new event IDs, and one that kept the ID but took a new start would write the same event
+    IDs at new times, which the history's duplicate screen (it looks at the new events' times)
+    cannot match: either way the history would hold the load twice. Going on with the earlier
+    run's ID and start gives every row the same event ID and event time, so apply drops the repeats.
+    A finished record, or an explicit ``--LOAD_ID`` naming another load, starts a new load.
+    """
+    if (
+        previous is not None
+        and not previous.get("finished_us")
+        and isinstance(previous.get("load_id"), str)
+        and isinstance(previous.get("started_us"), int)
+        and (not load_id or load_id == previous["load_id"])
+    ):
+        return {"load_id": previous["load_id"], "started_us": previous["started_us"], "finished_us": None}
+    return {"load_id": load_id or run_id or uuid.uuid4().hex, "started_us": now_us, "finished_us": None}
+
+
 # --- Glue entry point (runs only inside a Glue job) -----------------------------------------------
 
 
@@ -414,13 +447,24 @@ def main(argv: Sequence[str] | None = None) -> None:  # pragma: no cover - needs
     glue = GlueContext(sc)
     job = Job(glue)
     job.init(args.get("JOB_NAME", "ddblake-load"), args)
-    started_us = time.time_ns() // 1000
+    state_s3 = boto3.client("s3")
+    lake_bucket, lake_prefix = split_s3(lake)
+    state_key = connector_state_key(lake_prefix, table)
+    run: dict[str, Any] = {}
     if source == "connector":
+        try:
+            previous = json.loads(state_s3.get_object(Bucket=lake_bucket, Key=state_key)["Body"].read())
+        except state_s3.exceptions.NoSuchKey:
+            previous = None
+        run = connector_run(previous, args.get("LOAD_ID"), args.get("JOB_RUN_ID"), time.time_ns() // 1000)
+        if previous is not None and run["load_id"] == previous.get("load_id"):
+            print(f"ddblake glue load of {table}: going on with unfinished load {run['load_id']}")
+        state_s3.put_object(Bucket=lake_bucket, Key=state_key, Body=json.dumps(run).encode())
         rules = Rules(
             table=table,
-            load_id=args.get("LOAD_ID") or args.get("JOB_RUN_ID") or uuid.uuid4().hex,
+            load_id=run["load_id"],
             key_names=key_names,
-            version_us=version_time_from_us(started_us),
+            version_us=version_time_from_us(run["started_us"]),
             export=False,
         )
         options = {
@@ -485,6 +529,9 @@ def main(argv: Sequence[str] | None = None) -> None:  # pragma: no cover - needs
             return sum(_put_files(lines, lake, table))
 
         written = rdd.map(convert_file).sum()
+    if run:  # the connector's load is whole: a later job starts a new one
+        run["finished_us"] = time.time_ns() // 1000
+        state_s3.put_object(Bucket=lake_bucket, Key=state_key, Body=json.dumps(run).encode())
     print(f"ddblake glue load of {table}: {written} row(s) written to {lake}/raw/{table}/")
     job.commit()
 

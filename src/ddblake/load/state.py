@@ -27,6 +27,8 @@ from ddblake.lake.storage import Storage
 STATE_VERSION: Final = 1
 SCAN_STATE: Final = "scan"
 EXPORT_REQUEST: Final = "export-request"
+GLUE_CONNECTOR: Final = "glue-connector"
+"""The Glue job's connector run record (``ddblake.load.glue_job.connector_run``): not a load state."""
 
 
 def state_prefix(table: str) -> str:
@@ -207,7 +209,7 @@ def list_loads(storage: Storage, table: str) -> list[LoadState]:
     states = []
     for path in storage.list_files(state_prefix(table)):
         name = path.rsplit("/", 1)[-1].removesuffix(".json")
-        if name == EXPORT_REQUEST or not path.endswith(".json"):
+        if name in (EXPORT_REQUEST, GLUE_CONNECTOR) or not path.endswith(".json"):
             continue
         state = read_state(storage, table, name)
         if state is not None:
