@@ -80,6 +80,10 @@ def aws_region() -> str | None:
     two sides of a command can never disagree on the region.
     """
     import boto3
+    from botocore.exceptions import ProfileNotFound
 
-    region = boto3.session.Session().region_name
+    try:
+        region = boto3.session.Session().region_name
+    except ProfileNotFound as e:
+        raise ConfigError(f"{e}: set AWS_PROFILE to a profile of your AWS config file, or unset it") from e
     return region or os.environ.get("AWS_REGION", "").strip() or None

@@ -27,7 +27,6 @@ and starting it again loses and duplicates nothing.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Callable
@@ -43,7 +42,14 @@ from ddblake.lake.apply import Applier, ApplyConfig, ApplyResult
 from ddblake.lake.service import apply_progress, run_apply
 from ddblake.lake.storage import Storage
 from ddblake.load import LoadConfig, has_finished_load, list_loads, now_us, run_load_beside
-from ddblake.load.state import STREAM_SAFE_AGE_US
+from ddblake.load.state import (
+    EXPORT_REQUEST,
+    STREAM_SAFE_AGE_US,
+    first_load_started,
+    mark_first_load,
+    settle_first_load,
+    state_path,
+)
 from ddblake.rebootstrap import unfinished_rebootstrap
 
 log = logging.getLogger(__name__)
@@ -69,15 +75,28 @@ class SyncConfig:
         return self.apply.once
 
 
-def check_export_source(load: LoadConfig, now: int) -> None:
-    """Refuse an existing export as sync's first load when the stream cannot follow on from it.
+def check_export_source(load: LoadConfig, now: int, storage: Storage | None = None) -> None:
+    """Refuse an export as sync's first load when the stream cannot follow on from it.
 
-    Capture starts before the load, from the trim horizon: at most 24 hours back. An export taken
-    earlier leaves the changes in between in neither; an incremental export is not the whole table.
+    Capture starts before the load, from the trim horizon: at most 24 hours back from ``now``. An
+    export taken earlier leaves the changes in between in neither; an incremental export is not the
+    whole table. With ``--export-to``, an export an earlier run started and did not load (the
+    request in ``storage``) is checked the same way.
 
     Raises:
         TerminalError: the export cannot start this table's lake; the message says what to use.
     """
+    if load.export_to and storage is not None:
+        from ddblake.load.export_start import pending_request
+
+        pending = pending_request(storage, load.table, load.export_to)
+        if pending is not None and pending.started_us < now - STREAM_SAFE_AGE_US:
+            raise TerminalError(
+                f"table {load.table!r}: the export {pending.export_arn} an earlier run started to "
+                f"{pending.destination} is more than {STREAM_SAFE_AGE_US // 3_600_000_000} hours older than "
+                "the stream reaches, so changes made since would be in neither; delete "
+                f"{storage.uri(state_path(load.table, EXPORT_REQUEST))} and run sync again (a new export)"
+            )
     if not load.from_export:
         return
     from ddblake.load.export import ExportFolder, read_manifest
@@ -97,31 +116,6 @@ def check_export_source(load: LoadConfig, now: int) -> None:
             "changes made since would be in neither; use a newer export (--export-to starts one) or let sync "
             "Scan the table, or load this one with `ddblake load` and an incremental export up to now"
         )
-
-
-def first_load_path(table: str) -> str:
-    """``state/sync/<table>/first-load.json``: sync's first load of the table has begun, not finished."""
-    return f"state/sync/{table}/first-load.json"
-
-
-def first_load_started(storage: Storage, table: str) -> int | None:
-    """When (epoch µs) an unfinished first load of ``table`` by sync began, or None."""
-    data = storage.read(first_load_path(table))
-    if data is None:
-        return None
-    try:
-        started = json.loads(data)["started_us"]
-    except (ValueError, TypeError, KeyError) as e:
-        raise TerminalError(
-            f"table {table!r}: {storage.uri(first_load_path(table))} is damaged; delete it and run "
-            "'ddblake load' for the table, then sync again"
-        ) from e
-    if not isinstance(started, int):
-        raise TerminalError(
-            f"table {table!r}: {storage.uri(first_load_path(table))} holds no start time; delete it and "
-            "run 'ddblake load' for the table, then sync again"
-        )
-    return started
 
 
 def needs_load(storage: Storage, table: str) -> bool:
@@ -200,16 +194,21 @@ def run_sync(
     stop = stop or threading.Event()
     capture: _CaptureThread | None = None
     table = config.capture.table
+    began = first_load_started(storage, table)
+    if began is not None and has_finished_load(storage, table):
+        settle_first_load(storage, table, began)  # a load finished since: the stream must follow on
+        began = None
     if config.load is not None and needs_load(storage, table):
         t0 = now_us()
-        began = first_load_started(storage, table)
-        if began is not None:  # capture has read the stream since an earlier attempt began
-            check_export_source(config.load, began)
-        elif load_checkpoint(storage, table) is None:  # else capture has read since
-            check_export_source(config.load, t0)
+        reach = t0  # the stream is (or will be) read from 24 hours before this
+        if load_checkpoint(storage, table) is None:  # capture will start at the trim horizon now
+            check_export_source(config.load, t0, storage)
             # Before capture's first checkpoint: a load failing before it writes a state of its
             # own must not leave a lake that looks loaded.
-            storage.write_atomic(first_load_path(table), json.dumps({"started_us": t0}).encode())
+            mark_first_load(storage, table, t0)
+        elif began is not None:  # capture has read the stream since an earlier attempt began
+            reach = began
+            check_export_source(config.load, began, storage)
         capture = _CaptureThread(config.capture, clients, storage, identity)
         # The load reads with sync's clients (and says who they act as) unless it names a role
         # of its own that they were not built with.
@@ -222,7 +221,7 @@ def run_sync(
                 config.load, clients, storage, t0, identity=None if own_role else identity
             )
             log.info("sync %s: %s", table, result.summary())
-            storage.delete(first_load_path(table))
+            settle_first_load(storage, table, reach)
         except BaseException:
             capture.stop.set()
             capture.thread.join()

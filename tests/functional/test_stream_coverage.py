@@ -173,3 +173,91 @@ def test_sync_resuming_an_export_load_after_capture_began_is_not_refused_for_its
         run_sync(config)
     assert "hours ago" not in str(caught.value)
     assert "export" in str(caught.value)
+
+
+def _sync_config(table: str, lake: str, **load: Any) -> Any:
+    from ddblake.capture.config import CaptureConfig
+    from ddblake.lake.apply import ApplyConfig
+    from ddblake.lake.catalog import LakeConfig
+    from ddblake.sync import SyncConfig
+
+    return SyncConfig(
+        capture=CaptureConfig.build(table=table, lake=lake, endpoint_url="http://127.0.0.1:9", once=True),
+        apply=ApplyConfig.build(table=table, lake=LakeConfig.build(lake=lake), once=True),
+        load=LoadConfig.build(table=table, lake=lake, keys="pk", **load),
+    )
+
+
+def test_a_first_load_marker_without_a_checkpoint_does_not_extend_the_streams_reach(tmp_path: Path) -> None:
+    # An earlier sync began 5 hours ago and died before capture checkpointed: the stream will be
+    # read from its trim horizon now, so an export 22 hours old is too old, though it was not then.
+    from ddblake.load.state import first_load_started, mark_first_load
+    from ddblake.sync import run_sync
+
+    table, lake = "example-ddb-table", str(tmp_path / "lake")
+    storage = Storage.from_uri(lake)
+    mark_first_load(storage, table, now() - 5 * HOUR_US)
+    export = export_taken_at(tmp_path / "e", now() - 26 * HOUR_US)  # within 23 h of the marker's time
+    with pytest.raises(TerminalError, match="more than 23 hours ago"):
+        run_sync(_sync_config(table, lake, from_export=export))
+    assert first_load_started(storage, table) is not None  # still pending
+
+
+def test_a_load_finished_since_the_marker_must_be_reached_by_the_stream(tmp_path: Path) -> None:
+    from ddblake.capture.checkpoint import Checkpoint, ShardPosition, save_checkpoint
+    from ddblake.load.state import first_load_started, mark_first_load, settle_first_load
+
+    table, lake = "example-ddb-table", str(tmp_path / "lake")
+    storage = Storage.from_uri(lake)
+    arn = "arn:aws:dynamodb:us-east-1:1:table/x/stream/s"
+    save_checkpoint(storage, Checkpoint(table=table, stream_arn=arn, shards={"s-1": ShardPosition(seq="1")}))
+    began = now() - HOUR_US
+    mark_first_load(storage, table, began)
+    write_state(storage, state(table, "export-old", now() - 30 * HOUR_US))  # `ddblake load` of an old export
+    with pytest.raises(
+        TerminalError, match=r"export-old holds the table as of .* read only since .*--rebootstrap"
+    ):
+        from ddblake.sync import run_sync
+
+        run_sync(_sync_config(table, lake))
+    assert first_load_started(storage, table) == began  # refused: nothing settled
+
+    write_state(storage, state(table, "scan", began - 2 * HOUR_US))  # a load the stream follows on from
+    settle_first_load(storage, table, began)
+    assert first_load_started(storage, table) is None
+
+
+def test_an_old_pending_export_request_is_refused_as_the_first_load(tmp_path: Path) -> None:
+    from ddblake.load.state import EXPORT_REQUEST, state_path
+    from ddblake.sync import check_export_source
+
+    table, lake = "example-ddb-table", str(tmp_path / "lake")
+    storage = Storage.from_uri(lake)
+    doc = {"export_arn": "arn:aws:dynamodb:us-east-1:1:table/t/export/e", "destination": "s3://b/p"}
+    storage.write_atomic(
+        state_path(table, EXPORT_REQUEST), json.dumps({**doc, "started_us": now() - 25 * HOUR_US}).encode()
+    )
+    config = LoadConfig.build(table=table, lake=lake, export_to="s3://b/p")
+    with pytest.raises(
+        TerminalError, match=r"export .* an earlier run started .*delete .*export-request\.json"
+    ):
+        check_export_source(config, now(), storage)
+    storage.write_atomic(
+        state_path(table, EXPORT_REQUEST), json.dumps({**doc, "started_us": now() - HOUR_US}).encode()
+    )
+    check_export_source(config, now(), storage)
+
+
+def test_a_first_capture_moves_a_first_load_marker_forward(
+    make_table: Callable[..., str], capture: Callable[..., Any], table_name: str, tmp_path: Path
+) -> None:
+    from ddblake.load.state import first_load_started, mark_first_load
+
+    table = make_table(table_name, sort_key=False)
+    lake = str(tmp_path / "lake")
+    storage = Storage.from_uri(lake)
+    mark_first_load(storage, table, 1)
+    before = now()
+    capture(table, lake, check_reach=False)
+    started = first_load_started(storage, table)
+    assert started is not None and started >= before

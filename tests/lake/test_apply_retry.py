@@ -78,5 +78,92 @@ def test_continuous_apply_stops_at_once_on_an_error_no_retry_fixes(
     assert calls[0] == 1  # not retried
 
 
-def test_a_transient_error_still_ends_a_once_run() -> None:
-    assert isinstance(storage_error("read", "s3://b/x", OSError("connection reset")), TransientError)
+def test_a_transient_error_still_ends_a_once_run(lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
+    lake.write([event("INSERT", "k1", 1, image={"v": {"N": "1"}})])
+    config = ApplyConfig.build(table="orders-table", lake=lake.config, once=True)
+    calls = _failing_listing(monkeypatch, OSError("AWS Error SLOW_DOWN during ListObjectsV2"), times=100)
+    with pytest.raises(TransientError, match="SLOW_DOWN"):
+        run_apply(config, applier=Applier(config, storage=lake.storage))
+    assert calls[0] == 1
+
+
+def test_pyiceberg_io_and_catalog_errors_are_classified_and_retried(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # pyiceberg writes Parquet, manifests and metadata itself: its OSError is classified like ours
+    lake.write([event("INSERT", "k1", 1, image={"v": {"N": "1"}})])
+    config = ApplyConfig.build(table="orders-table", lake=lake.config, once=False, poll_seconds=0.05)
+    applier = Applier(config, storage=lake.storage)
+    real_run_once = applier.run_once
+    stop = threading.Event()
+    raised = [OSError("AWS Error SLOW_DOWN during PutObject operation: Please reduce your request rate.")]
+
+    def run_once(*args: Any) -> Any:
+        if raised:
+            raise raised.pop()
+        result = real_run_once(*args)
+        stop.set()
+        return result
+
+    applier.run_once = run_once  # type: ignore[method-assign]
+    assert run_apply(config, applier=applier, stop=stop).files == 1
+
+    def denied(*args: Any) -> Any:
+        raise OSError("AWS Error ACCESS_DENIED during PutObject operation: Access Denied")
+
+    applier.run_once = denied  # type: ignore[method-assign]
+    with pytest.raises(TerminalError, match="ACCESS_DENIED.*check that this process may use"):
+        run_apply(config, applier=applier)
+
+
+@pytest.mark.parametrize(
+    ("error", "terminal"),
+    [
+        (OSError("AWS Error ACCESS_DENIED during HeadObject operation: No response body."), True),
+        (
+            OSError(
+                "AWS Error NO_SUCH_BUCKET during ListObjectsV2 operation: The specified bucket does not exist"
+            ),
+            True,
+        ),
+        (OSError("AWS Error INVALID_ACCESS_KEY_ID during PutObject operation: bad key"), True),
+        (OSError("AWS Error UNKNOWN (HTTP status 301) during HeadObject operation: No response body."), True),
+        (PermissionError(errno.EACCES, "Permission denied"), True),
+        (OSError(errno.EROFS, "Read-only file system"), True),
+        (OSError("AWS Error SLOW_DOWN during PutObject operation: Please reduce your request rate."), False),
+        (
+            OSError(
+                "AWS Error NETWORK_CONNECTION during GetObject operation: curlCode: 28, Timeout was reached"
+            ),
+            False,
+        ),
+        (
+            OSError(
+                "AWS Error INTERNAL_FAILURE during PutObject operation: We encountered an internal error."
+            ),
+            False,
+        ),
+        (ConnectionResetError(errno.ECONNRESET, "Connection reset by peer"), False),
+    ],
+)
+def test_storage_errors_are_terminal_only_when_no_retry_helps(error: OSError, terminal: bool) -> None:
+    explained = storage_error("write", "s3://b/lake/x", error)
+    assert isinstance(explained, TerminalError if terminal else TransientError)
+    assert "s3://b/lake/x" in str(explained)
+
+
+def test_cleanup_goes_on_past_a_delete_the_lake_refuses(caplog: pytest.LogCaptureFixture) -> None:
+    from ddblake.lake.cleanup import delete_all
+
+    deleted: list[str] = []
+
+    def delete(path: str) -> None:
+        if path.endswith("locked"):
+            raise storage_error("delete", path, OSError("AWS Error ACCESS_DENIED during DeleteObject"))
+        deleted.append(path)
+
+    with caplog.at_level(logging.WARNING, logger="ddblake"):
+        out = delete_all(delete, {"a": 1, "b-locked": 2, "c": 3})
+    assert sorted(deleted) == ["a", "c"]
+    assert "b-locked" in caplog.text
+    assert (out.files, out.data_bytes, out.failed) == (2, 4, 1)

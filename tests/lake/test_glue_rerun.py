@@ -58,6 +58,7 @@ def test_connector_run_starts_a_new_load_after_a_finished_one_or_another_load_id
     }
     assert job.connector_run(unfinished, "weekly", "jr_2", 9)["load_id"] == "weekly"  # another load
     assert job.connector_run({"load_id": 3}, None, "jr_2", 9)["load_id"] == "jr_2"  # unreadable: new
+    assert job.connector_run([1, 2], None, "jr_2", 9)["load_id"] == "jr_2"  # type: ignore[arg-type]
     assert job.connector_state_key("lake/", TABLE) == f"lake/{state_path(TABLE, GLUE_CONNECTOR)}"
     assert job.connector_state_key("", TABLE) == state_path(TABLE, GLUE_CONNECTOR)
 

@@ -352,3 +352,13 @@ def test_as_of_out_of_range_is_a_usage_error(
 ) -> None:
     code, err = _run(capsys, "query", "--lake", str(tmp_path / "lake"), "--as-of", text, "select 1")
     assert code == 2 and "--as-of" in _one_line(err)
+
+
+def test_a_local_lake_needs_no_usable_aws_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("AWS_PROFILE", "no-such-profile")
+    code, err = _run(capsys, "status", "--lake", str(tmp_path / "lake"))
+    assert code == 0, err
+    code, err = _run(capsys, "status", "--lake", "s3://bucket/lake", "--catalog", "glue")
+    assert code == 2 and "no-such-profile" in _one_line(err) and "AWS_PROFILE" in err

@@ -45,7 +45,7 @@ from ddblake.changes.transform import line_for_stream_record
 from ddblake.errors import BadRecordError, NotFoundError, StreamGapError, TerminalError, TransientError
 from ddblake.lake.rawlog import RawLogWriter
 from ddblake.lake.storage import Storage
-from ddblake.load.state import check_first_capture
+from ddblake.load.state import check_first_capture, restamp_first_load
 
 log = logging.getLogger(__name__)
 
@@ -183,8 +183,11 @@ class StreamCapture:
         loaded = load_checkpoint(self.storage, self.table)
         if loaded is not None:
             self.state = loaded
-        elif self.config.check_reach:  # from the trim horizon: it must reach back to the lake's load
-            check_first_capture(self.storage, self.table, time.time_ns() // 1000)
+        else:
+            now = time.time_ns() // 1000
+            if self.config.check_reach:  # from the trim horizon: it must reach back to the lake's load
+                check_first_capture(self.storage, self.table, now)
+            restamp_first_load(self.storage, self.table, now)  # the stream is read from now on
         log.info(
             "capture %s: %s, lake %s",
             self.table,

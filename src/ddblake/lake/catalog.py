@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pyiceberg.catalog import Catalog
 from pyiceberg.exceptions import NamespaceAlreadyExistsError
 
-from ddblake.errors import ConfigError, DdblakeError, TerminalError
+from ddblake.errors import ConfigError, DdblakeError, TerminalError, TransientError
 from ddblake.lake.storage import Storage, s3_endpoint_from_env
 from ddblake.names import DEFAULT_NAMESPACE
 from ddblake.settings import aws_region
@@ -80,6 +80,8 @@ class LakeConfig:
 
 def _s3_properties(config: LakeConfig) -> dict[str, Any]:
     props: dict[str, Any] = {}
+    if config.catalog == "sql" and not config.lake.startswith("s3://"):
+        return props  # a local lake needs no AWS settings (and must work with none, or broken ones)
     region = aws_region()
     if region:
         props["s3.region"] = region
@@ -121,6 +123,8 @@ def catalog_error(e: BaseException, config: LakeConfig, storage: Storage) -> Ddb
     if root == "sqlalchemy":
         where = config.catalog_uri or f"{storage.uri()}/catalog.db"
         first = (str(e).splitlines() or [""])[0][:200]
+        if "database is locked" in first or "database is busy" in first:
+            return TransientError(f"the lake's SQL catalog {where} is busy: {first}")
         return TerminalError(
             f"the lake's SQL catalog {where} cannot be used ({type(e).__name__}: {first}); if another "
             "process holds it, retry; if the file is damaged, restore it from a backup (the tables' "

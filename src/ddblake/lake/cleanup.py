@@ -18,7 +18,7 @@ from pyiceberg.io import FileIO
 from pyiceberg.table import Table
 from pyiceberg.table.snapshots import Snapshot
 
-from ddblake.errors import TransientError
+from ddblake.errors import DdblakeError
 from ddblake.lake.applied import PROPERTY, day_names_path, load_log
 from ddblake.lake.storage import Storage
 
@@ -90,7 +90,7 @@ def delete_all(delete: Callable[[str], None], doomed: dict[str, int]) -> Cleanup
             delete(path)
         except FileNotFoundError:
             pass
-        except (OSError, TransientError) as e:
+        except (OSError, DdblakeError) as e:  # transient or refused (access denied, Object Lock)
             log.warning("could not delete %s (left for an orphan-file sweep): %s", path, type(e).__name__)
             return False
         return True

@@ -18,10 +18,12 @@ from typing import Any
 
 from pyiceberg.exceptions import CommitFailedException, ValidationException
 
-from ddblake.errors import TransientError
+from ddblake.errors import DdblakeError, TransientError
 from ddblake.lake import maintain
 from ddblake.lake.apply import Applier
+from ddblake.lake.catalog import catalog_error
 from ddblake.lake.options import ApplyConfig, ApplyResult
+from ddblake.lake.storage import storage_error
 from ddblake.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -50,6 +52,15 @@ def _run_once_racing(
                 raise TransientError(f"table {table}: another writer keeps committing; retry later") from e
             log.info("commit race on table %s, retrying", table)
             time.sleep(random.uniform(0.05, 0.25) * (attempt + 1))  # noqa: S311 - jitter parts the racers
+        except DdblakeError:
+            raise
+        except OSError as e:  # pyiceberg's own file I/O (Parquet, manifests, metadata)
+            raise storage_error("use", f"the tables of {applier.storage.uri()}", e) from e
+        except Exception as e:  # Glue or SQLite through pyiceberg's catalog
+            explained = catalog_error(e, applier.config.lake, applier.storage)
+            if explained is None:
+                raise
+            raise explained from e
     raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -95,7 +106,7 @@ def run_apply(
                 # blip): each batch reloads the tables and the applied-file record, so trying again
                 # is the same as a restart.
                 failures += 1
-                wait = min(30.0, 0.5 * 2.0**failures)
+                wait = min(30.0, 0.5 * 2.0 ** min(failures, 6))  # 1 s, doubling, 30 s at most
                 log.warning("table %s: %s; trying again in %.0f s", config.table, e, wait)
                 if stop.wait(wait):
                     return total

@@ -32,15 +32,24 @@ from ddblake.settings import aws_region
 log = logging.getLogger(__name__)
 
 
-#: What no retry fixes: no permission, a full disk or quota, a read-only file system; on S3, access
-#: denied or a missing bucket (pyarrow names the AWS error in its message).
-_TERMINAL_ERRNOS: Final = frozenset({errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EROFS, errno.EDQUOT})
+#: What no retry fixes: no permission, a full disk or quota, a read-only file system, a file that is
+#: gone (a table's data or metadata file: damage, not a hiccup); on S3, access denied, a missing
+#: bucket or key, bad credentials, a bucket in another region or a skewed clock. pyarrow names the
+#: AWS SDK's error enum in its message ("AWS Error ACCESS_DENIED during ... operation").
+_TERMINAL_ERRNOS: Final = frozenset(
+    {errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.ENOENT}
+)
 _TERMINAL_S3_ERRORS: Final = (
     "ACCESS_DENIED",
-    "AccessDenied",
     "NO_SUCH_BUCKET",
-    "NoSuchBucket",
-    "InvalidAccessKeyId",
+    "NO_SUCH_KEY",
+    "INVALID_ACCESS_KEY_ID",
+    "INVALID_CLIENT_TOKEN_ID",
+    "SIGNATURE_DOES_NOT_MATCH",
+    "MISSING_AUTHENTICATION_TOKEN",
+    "REQUEST_TIME_TOO_SKEWED",
+    "HTTP status 301",
+    "HTTP status 403",
 )
 
 
@@ -51,7 +60,7 @@ def storage_error(verb: str, uri: str, e: OSError) -> DdblakeError:
     if e.errno in _TERMINAL_ERRNOS or any(code in text for code in _TERMINAL_S3_ERRORS):
         return TerminalError(
             f"cannot {verb} {uri}: {text}; check that this process may {verb} the lake there (permissions, "
-            "bucket policy, free space) and run again"
+            "bucket policy and region, credentials, clock, free space) and run again"
         )
     return TransientError(f"cannot {verb} {uri}: {text}")
 

@@ -404,7 +404,7 @@ def connector_run(
     A finished record, or an explicit ``--LOAD_ID`` naming another load, starts a new load.
     """
     if (
-        previous is not None
+        isinstance(previous, Mapping)
         and not previous.get("finished_us")
         and isinstance(previous.get("load_id"), str)
         and isinstance(previous.get("started_us"), int)
@@ -455,6 +455,10 @@ def main(argv: Sequence[str] | None = None) -> None:  # pragma: no cover - needs
         try:
             previous = json.loads(state_s3.get_object(Bucket=lake_bucket, Key=state_key)["Body"].read())
         except state_s3.exceptions.NoSuchKey:
+            previous = None
+        except ValueError:  # damaged: a new load (its rows may repeat a failed run's, never lose any)
+            where = f"s3://{lake_bucket}/{state_key}"
+            print(f"ddblake glue load of {table}: {where} is damaged; starting a new load")
             previous = None
         run = connector_run(previous, args.get("LOAD_ID"), args.get("JOB_RUN_ID"), time.time_ns() // 1000)
         if previous is not None and run["load_id"] == previous.get("load_id"):

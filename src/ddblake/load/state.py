@@ -279,3 +279,72 @@ def check_first_capture(storage: Storage, table: str, now_us: int) -> None:
         f"--table {table} --lake L --rebootstrap` (a new load, then the stream), or load an incremental "
         "export from that time to now with `ddblake load --from-export`, then capture"
     )
+
+
+# --- sync's first load ----------------------------------------------------------------------------
+
+
+def first_load_path(table: str) -> str:
+    """``state/sync/<table>/first-load.json``: sync's first load of the table has begun, not finished.
+
+    It holds ``started_us``: since then capture has been reading the stream (or will, from its trim
+    horizon, on its first start), so the stream reaches back to 24 hours before it. Without it, a
+    first load that failed before writing a state of its own would leave a capture checkpoint and
+    no load, and the next ``sync`` would take the table for loaded.
+    """
+    return f"state/sync/{table}/first-load.json"
+
+
+def first_load_started(storage: Storage, table: str) -> int | None:
+    """When (epoch µs) the stream reading of an unfinished first load by sync began, or None.
+
+    Raises:
+        TerminalError: the marker is damaged (names it and what to do).
+    """
+    data = storage.read(first_load_path(table))
+    if data is None:
+        return None
+    try:
+        started = json.loads(data)["started_us"]
+    except (ValueError, TypeError, KeyError):
+        started = None
+    if not isinstance(started, int) or isinstance(started, bool):
+        raise TerminalError(
+            f"table {table!r}: {storage.uri(first_load_path(table))} is damaged; delete it and run "
+            f"'ddblake sync --table {table} --lake {storage.uri()} --rebootstrap' (a new load, then the "
+            "stream)"
+        )
+    return started
+
+
+def mark_first_load(storage: Storage, table: str, started_us: int) -> None:
+    """Write (or move forward) the first-load marker: the stream is read from ``started_us`` on."""
+    storage.write_atomic(first_load_path(table), json.dumps({"started_us": started_us}).encode())
+
+
+def restamp_first_load(storage: Storage, table: str, now_us: int) -> None:
+    """A first capture (no checkpoint) starts reading at the trim horizon *now*: a marker left by an
+    earlier sync that never checkpointed moves forward to now, so no export is checked against a
+    reach the stream no longer has."""
+    if storage.read(first_load_path(table)) is not None:
+        mark_first_load(storage, table, now_us)
+
+
+def settle_first_load(storage: Storage, table: str, began_us: int) -> None:
+    """A load finished since sync's first load began (that one, or a ``ddblake load`` run by hand):
+    check that the stream, read since ``began_us``, follows on from it, then drop the marker.
+
+    Raises:
+        TerminalError: the finished load holds the table as of a time the stream no longer
+            reaches; the changes in between would be in neither.
+    """
+    needed = stream_needed_from(list_loads(storage, table))
+    if needed is not None and needed[1] < began_us - STREAM_SAFE_AGE_US:
+        state, since = needed
+        raise TerminalError(
+            f"table {table!r}: load {state.load_id} holds the table as of {_utc(since)}, but the stream has "
+            f"been read only since {_utc(began_us)} and keeps 24 hours, so changes in between would be in "
+            f"neither; run 'ddblake sync --table {table} --lake {storage.uri()} --rebootstrap' (a new load, "
+            "then the stream)"
+        )
+    storage.delete(first_load_path(table))
