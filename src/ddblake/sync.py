@@ -36,7 +36,9 @@ from ddblake.aws.clients import DynamoClients
 from ddblake.aws.roles import Identity
 from ddblake.capture.checkpoint import load_checkpoint
 from ddblake.capture.config import CaptureConfig
+from ddblake.capture.consumer import check_stream
 from ddblake.capture.service import build_capture_clients, run_capture
+from ddblake.capture.streams import StreamsAdapter
 from ddblake.errors import DdblakeError, TerminalError
 from ddblake.lake.apply import Applier, ApplyConfig, ApplyResult
 from ddblake.lake.service import apply_progress, run_apply
@@ -199,6 +201,9 @@ def run_sync(
         settle_first_load(storage, table, began)  # a load finished since: the stream must follow on
         began = None
     if config.load is not None and needs_load(storage, table):
+        # Before hours of Scan: a table whose stream cannot follow the load is refused now.
+        adapter = StreamsAdapter(table, dynamodb=clients.dynamodb, streams=clients.streams, identity=identity)
+        check_stream(adapter.table_stream(), table, adapter.where)
         t0 = now_us()
         reach = t0  # the stream is (or will be) read from 24 hours before this
         if load_checkpoint(storage, table) is None:  # capture will start at the trim horizon now

@@ -95,3 +95,64 @@ def test_missing_table_names_table_and_endpoint(
     with pytest.raises(NotFoundError) as caught:
         capture("no-such-table", str(tmp_path / "lake"))
     assert "'no-such-table'" in str(caught.value) and dynamodb_local_endpoint in str(caught.value)
+
+
+@pytest.mark.parametrize("view", ["KEYS_ONLY", "OLD_IMAGE"])
+def test_a_stream_without_new_images_is_refused_before_anything_is_read(
+    make_table: Callable[..., str],
+    capture: Callable[..., CaptureStats],
+    table_name: str,
+    tmp_path: Path,
+    view: str,
+) -> None:
+    from ddblake.capture.checkpoint import load_checkpoint
+    from ddblake.lake.storage import Storage
+
+    table = make_table(f"{table_name}-{view}", view=view)
+    lake = str(tmp_path / "lake")
+    with pytest.raises(
+        TerminalError, match=rf"streams {view} records, which carry no new image.*StreamViewType"
+    ):
+        capture(table, lake)
+    assert load_checkpoint(Storage.from_uri(lake), table) is None
+
+
+def test_a_stream_enabled_after_the_lakes_load_is_refused(
+    clients: DynamoClients,
+    make_table: Callable[..., str],
+    capture: Callable[..., CaptureStats],
+    table_name: str,
+    tmp_path: Path,
+) -> None:
+    # The table was loaded while it had no stream; the stream enabled afterwards misses what was
+    # written in between, so a first capture from it must not pass for a hand-off.
+    import time
+
+    from ddblake.lake.storage import Storage
+    from ddblake.load.state import LoadState, stream_created_us, write_state
+
+    table = make_table(table_name, stream=False)
+    lake = str(tmp_path / "lake")
+    storage = Storage.from_uri(lake)
+    loaded_at = time.time_ns() // 1000 - 10 * 60_000_000  # ten minutes ago
+    write_state(
+        storage,
+        LoadState(
+            table=table,
+            name="scan",
+            kind="scan",
+            load_id="scan-1",
+            started_us=loaded_at,
+            version_time_us=loaded_at,
+            total_parts=1,
+            finished_us=loaded_at + 1,
+            options={},
+        ),
+    )
+    spec = {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
+    arn = clients.dynamodb.update_table(TableName=table, StreamSpecification=spec)["TableDescription"][
+        "LatestStreamArn"
+    ]
+    assert stream_created_us(arn) is not None  # DynamoDB Local labels its streams with their creation time
+    with pytest.raises(TerminalError, match=r"was enabled at .*after the lake's load scan-1.*--rebootstrap"):
+        capture(table, lake)

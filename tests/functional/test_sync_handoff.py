@@ -120,3 +120,22 @@ def test_a_first_load_failing_before_its_first_state_is_run_again_by_the_next_sy
     assert not needs_load(storage, table)
     catalog = open_catalog(LakeConfig.build(lake=lake), storage)
     assert dump_to_items(list(dump_items(catalog, "ddb", table))) == scan_items(clients, table)
+
+
+def test_sync_refuses_a_table_without_a_stream_before_loading_it(
+    clients: DynamoClients,
+    make_table: Callable[..., str],
+    table_name: str,
+    dynamodb_local_endpoint: str,
+    tmp_path: Path,
+) -> None:
+    # A load made without a stream could never be followed: refused before hours of Scan.
+    from ddblake.errors import TerminalError
+
+    table = make_table(table_name, stream=False)
+    put_many(clients, table, 5, prefix="old", pad=10)
+    lake = str(tmp_path / "lake")
+    with pytest.raises(TerminalError, match="has no stream; enable one with"):
+        _sync_once(table, lake, dynamodb_local_endpoint)
+    storage = LakeConfig.build(lake=lake).storage()
+    assert not list_loads(storage, table) and not storage.list_files("raw/")

@@ -40,12 +40,12 @@ from ddblake.capture.checkpoint import (
 )
 from ddblake.capture.config import CaptureConfig
 from ddblake.capture.shards import Shard, readable_shards
-from ddblake.capture.streams import DataTrimmed, IteratorExpired, StreamsAdapter
+from ddblake.capture.streams import DataTrimmed, IteratorExpired, StreamsAdapter, TableStream
 from ddblake.changes.transform import line_for_stream_record
 from ddblake.errors import BadRecordError, NotFoundError, StreamGapError, TerminalError, TransientError
 from ddblake.lake.rawlog import RawLogWriter
 from ddblake.lake.storage import Storage
-from ddblake.load.state import check_first_capture, restamp_first_load
+from ddblake.load.state import check_first_capture, check_stream_follows_load, restamp_first_load
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +129,33 @@ class CaptureStats:
     quarantined: int = 0
     shards_finished: int = 0
     checkpoints: int = 0
+
+
+ENABLE_STREAM = (
+    "aws dynamodb update-table --table-name {table} --stream-specification "
+    "StreamEnabled=true,StreamViewType=NEW_AND_OLD_IMAGES"
+)
+
+
+def check_stream(stream: TableStream, table: str, where: str) -> None:
+    """Refuse a table whose stream cannot feed the lake, before anything is read or loaded.
+
+    A stream of KEYS_ONLY or OLD_IMAGE records carries no new image, so every insert and update
+    would end in errors/ and the lake would never hold the table.
+
+    Raises:
+        TerminalError: no stream, or one of the wrong view type (says how to enable the right one).
+    """
+    if stream.arn is None:
+        raise TerminalError(
+            f"table {table!r} at {where} has no stream; enable one with: {ENABLE_STREAM.format(table=table)}"
+        )
+    if stream.enabled and stream.view_type not in ("NEW_AND_OLD_IMAGES", "NEW_IMAGE"):
+        raise TerminalError(
+            f"table {table!r} at {where} streams {stream.view_type} records, which carry no new image; "
+            "the lake needs NEW_IMAGE or NEW_AND_OLD_IMAGES. A stream's view type cannot be changed: "
+            f"disable the stream, then enable one with: {ENABLE_STREAM.format(table=table)}"
+        )
 
 
 class StreamCapture:
@@ -293,13 +320,11 @@ class StreamCapture:
     def _refresh(self) -> None:
         self.need_refresh = False
         stream = self.adapter.table_stream()
-        if stream.arn is None:
-            raise TerminalError(
-                f"table {self.table!r} at {self.adapter.where} has no stream; enable one with: aws dynamodb "
-                f"update-table --table-name {self.table} --stream-specification "
-                "StreamEnabled=true,StreamViewType=NEW_AND_OLD_IMAGES"
-            )
+        check_stream(stream, self.table, self.adapter.where)
+        assert stream.arn is not None  # noqa: S101 - check_stream refuses a table without one
         if self.state.stream_arn is None:
+            if self.config.check_reach:  # (a re-bootstrap reloads after this: no load to follow)
+                check_stream_follows_load(self.storage, self.table, stream.arn)
             self.state.stream_arn, self.dirty = stream.arn, True
         elif stream.arn != self.state.stream_arn:
             raise self._gap(
@@ -309,11 +334,6 @@ class StreamCapture:
         self.stream_enabled = stream.enabled
         if not stream.enabled:
             self._warn_once("disabled", "stream is disabled; reading what it still holds")
-        elif stream.view_type not in ("NEW_AND_OLD_IMAGES", "NEW_IMAGE"):
-            self._warn_once(
-                "view",
-                f"stream view type is {stream.view_type}: the lake needs NEW_IMAGE or NEW_AND_OLD_IMAGES",
-            )
         shards = self.adapter.shards(stream.arn)
         self._check_gaps(shards, stream.arn)
         for shard in shards:

@@ -348,3 +348,43 @@ def settle_first_load(storage: Storage, table: str, began_us: int) -> None:
             "then the stream)"
         )
     storage.delete(first_load_path(table))
+
+
+STREAM_LABEL_SKEW_US: Final = 60_000_000
+"""How much later than a load's time a stream's creation may look and still be taken as older: the
+two times come from different clocks (this machine's, AWS's); load versions allow a minute too."""
+
+
+def stream_created_us(stream_arn: str) -> int | None:
+    """A stream's creation time, from its label (``.../stream/2026-12-05T08:00:00.123``); None if the
+    ARN carries no parsable label."""
+    label = stream_arn.rsplit("/stream/", 1)[-1] if "/stream/" in stream_arn else ""
+    try:
+        when = dt.datetime.fromisoformat(label.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return int(when.timestamp() * 1_000_000)
+
+
+def check_stream_follows_load(storage: Storage, table: str, stream_arn: str) -> None:
+    """Refuse a first capture from a stream created after the lake's load.
+
+    A stream holds only the changes made after it was enabled: a load taken before that (a table
+    whose stream was enabled after ``ddblake load``, or after a ``sync`` that failed on a table
+    without one) leaves the changes in between in neither.
+
+    Raises:
+        TerminalError: the stream is younger than the load; names both and what to run.
+    """
+    needed = stream_needed_from(list_loads(storage, table))
+    created = stream_created_us(stream_arn)
+    if needed is None or created is None or created <= needed[1] + STREAM_LABEL_SKEW_US:
+        return
+    state, since = needed
+    raise TerminalError(
+        f"table {table!r}: its stream {stream_arn} was enabled at {_utc(created)}, after the lake's load "
+        f"{state.load_id} ({_utc(since)}), so changes made in between are in neither; run 'ddblake sync "
+        f"--table {table} --lake {storage.uri()} --rebootstrap' (new stream positions, then a new load)"
+    )
