@@ -132,7 +132,7 @@ def test_lake_that_is_a_file_is_one_line(tmp_path: Path, capsys: pytest.CaptureF
 
 
 def test_other_os_errors_are_one_line_naming_the_file(capsys: pytest.CaptureFixture[str]) -> None:
-    code, err = _run(capsys, "query", "--lake", "/proc/nope", "SELECT 1")
+    code, err = _run(capsys, "apply", "--table", "t", "--lake", "/proc/nope", "--once")
     assert code == 1
     line = _one_line(err)
     assert "/proc/nope" in line
@@ -313,6 +313,7 @@ def test_verbose_logs_ddblake_only_never_botocore_wire_data(tmp_path: Path) -> N
         "for n in ('ddblake.capture', 'botocore.endpoint', 'urllib3', 'pyiceberg')))\n"
     )
     lake = str(tmp_path / "lake")
+    (tmp_path / "lake").mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("DDBLAKE_")}
     for argv, expected in (
         (["-v", "status", "--lake", lake], "0 True False False False"),
@@ -350,6 +351,7 @@ def test_a_glue_catalog_without_credentials_is_one_line(
 def test_as_of_out_of_range_is_a_usage_error(
     text: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    (tmp_path / "lake").mkdir()
     code, err = _run(capsys, "query", "--lake", str(tmp_path / "lake"), "--as-of", text, "select 1")
     assert code == 2 and "--as-of" in _one_line(err)
 
@@ -358,7 +360,38 @@ def test_a_local_lake_needs_no_usable_aws_settings(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("AWS_PROFILE", "no-such-profile")
+    (tmp_path / "lake").mkdir()
     code, err = _run(capsys, "status", "--lake", str(tmp_path / "lake"))
     assert code == 0, err
     code, err = _run(capsys, "status", "--lake", "s3://bucket/lake", "--catalog", "glue")
     assert code == 2 and "no-such-profile" in _one_line(err) and "AWS_PROFILE" in err
+
+
+def test_reading_commands_refuse_a_lake_that_is_not_there(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    typo = tmp_path / "typo-lake"
+    for argv in (("status",), ("dump", "--table", "t"), ("query", "select 1")):
+        code, err = _run(capsys, argv[0], "--lake", str(typo), *argv[1:])
+        assert code == 2 and f"no lake at {typo}" in _one_line(err)
+    assert not typo.exists()  # nothing created
+
+
+@pytest.mark.parametrize(
+    ("sql", "message"), [(" ", "no SQL statement given"), ("-- a comment", "holds no statement")]
+)
+def test_a_query_without_a_statement_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], sql: str, message: str
+) -> None:
+    (tmp_path / "lake").mkdir()
+    code, err = _run(capsys, "query", "--lake", str(tmp_path / "lake"), sql)
+    assert code == 2 and message in _one_line(err)
+
+
+def test_a_query_on_a_missing_table_says_how_tables_are_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "lake").mkdir()
+    code, err = _run(capsys, "query", "--lake", str(tmp_path / "lake"), 'select * from "example-ddb-table"')
+    line = _one_line(err)
+    assert code == 1 and "this lake's tables: none yet" in line and "_changes" in line

@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ddblake import __version__
@@ -69,6 +70,22 @@ def _lake_config(args: argparse.Namespace) -> LakeConfig:
     from ddblake.lake.catalog import LakeConfig
 
     return LakeConfig.build(lake=args.lake, catalog=args.catalog, namespace=args.namespace)
+
+
+def _existing_lake(args: argparse.Namespace) -> LakeConfig:
+    """:func:`_lake_config` for the commands that only read a lake: a local path that does not exist
+    is a mistake (a typo), not a new lake to create."""
+    config = _lake_config(args)
+    if "://" not in config.lake or config.lake.startswith("file://"):
+        from urllib.parse import unquote, urlparse
+
+        local = unquote(urlparse(config.lake).path) if config.lake.startswith("file://") else config.lake
+        path = Path(local).expanduser()
+        if not path.exists():
+            raise UsageError(
+                f"no lake at {path}: check --lake (or DDBLAKE_LAKE); capture, load, apply and sync create one"
+            )
+    return config
 
 
 def _cmd_apply(args: argparse.Namespace) -> int:
@@ -179,7 +196,7 @@ def _cmd_query(args: argparse.Namespace) -> int:
     from ddblake.lake.catalog import open_catalog
     from ddblake.lake.query import format_rows, parse_time, run_sql
 
-    config = _lake_config(args)
+    config = _existing_lake(args)
     as_of = parse_time(args.as_of) if args.as_of else None
     catalog = open_catalog(config, config.storage())
     columns, rows = run_sql(catalog, config.namespace, args.sql, as_of=as_of)
@@ -191,7 +208,7 @@ def _cmd_dump(args: argparse.Namespace) -> int:
     from ddblake.lake.catalog import open_catalog
     from ddblake.lake.report import dump_items
 
-    config = _lake_config(args)
+    config = _existing_lake(args)
     catalog = open_catalog(config, config.storage())
     out = sys.stdout
     for line in dump_items(catalog, config.namespace, args.table):
@@ -203,7 +220,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
     from ddblake.lake.catalog import open_catalog
     from ddblake.lake.report import lake_status, status_json, status_text
 
-    config = _lake_config(args)
+    config = _existing_lake(args)
     storage = config.storage()
     statuses = lake_status(open_catalog(config, storage), config.namespace, storage)
     sys.stdout.write(status_json(statuses) + "\n" if args.format == "json" else status_text(statuses))

@@ -100,17 +100,29 @@ def run_sql(
     Raises:
         TerminalError: DuckDB rejected the statement (the message says why).
     """
+    if not sql.strip():
+        raise UsageError("no SQL statement given: pass one, e.g. \"SELECT count(*) FROM example_ddb_table\"")
     con = duckdb.connect()
     try:
         con.execute("SET TimeZone = 'UTC'")
         lowered = sql.lower()
-        for name in lake_tables(catalog, namespace):
+        names = lake_tables(catalog, namespace)
+        for name in names:
             if re.search(rf"(?<![a-z0-9_]){re.escape(name)}(?![a-z0-9_])", lowered):
                 con.register(name, table_arrow(catalog.load_table(f"{namespace}.{name}"), as_of))
         try:
             cursor = con.execute(sql)
         except duckdb.Error as e:
-            raise TerminalError(f"query failed: {str(e).splitlines()[0]}") from e
+            first = str(e).splitlines()[0]
+            if "does not exist" in first:  # name the tables there are, and how they are named
+                there = ", ".join(names) or "none yet (run ddblake apply or sync)"
+                first += (
+                    f" (this lake's tables: {there}; a DynamoDB table's name lower-cased, with '_' for "
+                    "every character outside a-z, 0-9 and '_'; its history has the suffix _changes)"
+                )
+            raise TerminalError(f"query failed: {first}") from e
+        if cursor is None:  # only comments
+            raise UsageError("the SQL holds no statement (only comments or blanks)")
         columns = [d[0] for d in cursor.description or []]
         return columns, cursor.fetchall()
     finally:
