@@ -17,7 +17,7 @@ import pytest
 
 from ddblake.aws.clients import build_dynamodb_clients
 from ddblake.cli.args import log_level, percent, port_number, positive_int
-from ddblake.cli.main import main
+from ddblake.cli.main import build_parser, main
 from ddblake.errors import ConfigError, TerminalError
 
 
@@ -129,6 +129,9 @@ def test_lake_that_is_a_file_is_one_line(tmp_path: Path, capsys: pytest.CaptureF
         code, err = _run(capsys, "status", "--lake", str(lake))
         assert code == 2
         assert str(lake) in _one_line(err)
+        code, err = _run(capsys, "apply", "--table", "t", "--once", "--lake", str(lake))
+        assert code == 2
+        assert f"{afile} is a file, not a directory" in _one_line(err)  # names the file in the way
 
 
 def test_other_os_errors_are_one_line_naming_the_file(capsys: pytest.CaptureFixture[str]) -> None:
@@ -395,3 +398,17 @@ def test_a_query_on_a_missing_table_says_how_tables_are_named(
     code, err = _run(capsys, "query", "--lake", str(tmp_path / "lake"), 'select * from "example-ddb-table"')
     line = _one_line(err)
     assert code == 1 and "this lake's tables: none yet" in line and "_changes" in line
+
+
+def test_an_unknown_argument_points_at_the_commands_help_and_v_goes_anywhere(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, err = _run(capsys, "load", "--table", "t", "--lake", str(tmp_path / "l"), "--once")
+    assert code == 2 and _one_line(err) == (
+        "ddblake: error: unrecognized arguments: --once (see 'ddblake load --help')"
+    )
+    code, err = _run(capsys, "local", "start", "--bogus")
+    assert code == 2 and "(see 'ddblake local start --help')" in _one_line(err)
+    args = build_parser().parse_args(["status", "-v", "--lake", "x"])
+    assert args.verbose is True
+    assert build_parser().parse_args(["status", "--lake", "x"]).verbose is False

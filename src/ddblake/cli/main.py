@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ddblake import __version__
 from ddblake.cli.args import add_role_args, log_level, percent, port_number
@@ -28,7 +28,7 @@ LOG_LEVEL_ENV = "DDBLAKE_LOG_LEVEL"
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{self.prog}: {message} (see '{self.prog} --help')")
+        raise UsageError(f"{message} (see '{self.prog} --help')")
 
 
 def _cmd_local_start(args: argparse.Namespace) -> int:
@@ -323,7 +323,12 @@ def build_parser() -> argparse.ArgumentParser:
     query = sub.add_parser("query", help="SQL over the lake's tables (DuckDB)")
     _lake_args(query)
     query.add_argument("--format", choices=("table", "json", "csv"), default="table")
-    query.add_argument("--as-of", default=None, help="read the snapshots current at this time (ISO 8601)")
+    query.add_argument(
+        "--as-of",
+        default=None,
+        help="read the snapshots current at this time: ISO 8601 (UTC unless an offset is given), or epoch "
+        "seconds or milliseconds",
+    )
     query.add_argument("sql", help='one SQL statement, e.g. "SELECT * FROM example_ddb_table"')
     query.set_defaults(func=_cmd_query)
 
@@ -335,7 +340,21 @@ def build_parser() -> argparse.ArgumentParser:
     _lake_args(status)
     status.add_argument("--format", choices=("text", "json"), default="text")
     status.set_defaults(func=_cmd_status)
+    _everywhere(sub)
     return parser
+
+
+def _everywhere(sub: argparse._SubParsersAction[Any]) -> None:
+    """Every command (and ``local``'s) takes ``-v`` after its name too, and knows its own name, so
+    that an unknown argument points at that command's help."""
+    for parser in sub.choices.values():
+        parser.add_argument(
+            "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log progress details"
+        )
+        parser.set_defaults(_prog=parser.prog)
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                _everywhere(action)
 
 
 def _lake_args(p: argparse.ArgumentParser) -> None:
@@ -361,7 +380,11 @@ def _os_error_line(e: OSError) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``ddblake`` command; returns the exit code."""
     try:
-        args = build_parser().parse_args(argv)
+        parser = build_parser()
+        args, extra = parser.parse_known_args(argv)
+        if extra:
+            where = getattr(args, "_prog", "ddblake")
+            raise UsageError(f"unrecognized arguments: {' '.join(extra)} (see '{where} --help')")
         level = logging.DEBUG if args.verbose else log_level(os.environ.get(LOG_LEVEL_ENV))
         # The level applies to ddblake's own loggers only: botocore, urllib3 and pyiceberg stay at
         # WARNING, since their DEBUG output holds request and response bodies (item data) and

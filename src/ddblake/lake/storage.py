@@ -148,7 +148,8 @@ class Storage:
             try:
                 path.mkdir(parents=True, exist_ok=True)
             except (FileExistsError, NotADirectoryError) as e:
-                msg = f"lake {uri!r}: a file is in the way of directory {path}; pass a directory"
+                blocker = _deepest_existing(path.as_posix())  # the file where a folder should be
+                msg = f"lake {uri!r}: {blocker} is a file, not a directory; pass a directory"
                 raise ConfigError(msg) from e
             return cls(pafs.LocalFileSystem(), path.as_posix(), local_uri(path.as_posix()), True)
         if parsed.scheme == "s3":
