@@ -91,6 +91,7 @@ class Applier:
         self.history_id = f"{ns}.{changes_identifier(config.table)}"
         self.current_id = f"{ns}.{table_identifier(config.table)}"
         self._pending_files = 0  # raw files still to apply when the last batch started
+        self._said_empty = False  # warned once that the table has no raw files at all
 
     # -- tables -------------------------------------------------------------------------------
     def _owner_properties(self) -> dict[str, str]:
@@ -180,9 +181,20 @@ class Applier:
 
     def _run_batch(self) -> tuple[ApplyResult, bool]:
         result = ApplyResult()
+        listing = self._list_raw()
+        if not listing and not self.catalog.table_exists(self.history_id):
+            # Nothing captured or loaded yet (or a mistyped name): create no empty tables.
+            if not self._said_empty:
+                self._said_empty = True
+                log.warning(
+                    "table %s: no raw files under %s yet, nothing to apply (is the table name right? "
+                    "capture, load and sync write them)",
+                    self.config.table,
+                    self.storage.uri(f"raw/{self.config.table}/"),
+                )
+            return result, False
         hist = self._history()
         cur = self._current()
-        listing = self._list_raw()
         table = self.config.table
         hist_log = checked_log(self.storage, table, hist.properties.get(PROPERTY), listing)
         cur_log = (

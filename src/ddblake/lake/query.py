@@ -199,6 +199,8 @@ def _cell(value: Any) -> str:
         return ""
     if isinstance(value, str):
         return value
+    if isinstance(value, bool):  # as SQL and JSON spell them, not Python's True/False
+        return "true" if value else "false"
     if isinstance(value, Decimal):
         return format(value, "f")
     if isinstance(value, bytes | bytearray | memoryview):  # base64, as JSON has it, without quotes

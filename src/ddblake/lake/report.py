@@ -16,7 +16,7 @@ from pyiceberg.table import Table
 from ddblake.lake.applied import PROPERTY, checked_log
 from ddblake.lake.options import NEWEST_EVENT_PROPERTY, QUARANTINE_PROPERTY
 from ddblake.lake.query import require_table
-from ddblake.lake.rawlog import list_raw_files
+from ddblake.lake.rawlog import RAW_PREFIX, list_raw_files
 from ddblake.lake.storage import Storage
 from ddblake.names import changes_identifier, table_identifier
 
@@ -101,8 +101,9 @@ def table_status(catalog: Catalog, namespace: str, storage: Storage, table: str)
 
 
 def lake_status(catalog: Catalog, namespace: str, storage: Storage) -> list[TableStatus]:
-    """Status of every DynamoDB table the lake holds (found by the tables' ``ddblake.source-table``)."""
-    sources: set[str] = set()
+    """Status of every DynamoDB table the lake holds: found by the tables' ``ddblake.source-table``,
+    and by the raw log's folders (a table captured or loaded but not applied yet shows its backlog)."""
+    sources: set[str] = set(storage.list_dirs(RAW_PREFIX))
     for ident in catalog.list_tables(namespace):
         tbl = catalog.load_table(ident)
         source = tbl.properties.get("ddblake.source-table")

@@ -242,6 +242,15 @@ class Storage:
             if i.type == pafs.FileType.File and not i.base_name.startswith(".tmp-")
         )
 
+    def list_dirs(self, prefix: str) -> list[str]:
+        """The names of the folders directly under ``prefix``, sorted (none when it is not there)."""
+        selector = pafs.FileSelector(self._full(prefix), recursive=False, allow_not_found=True)
+        try:
+            infos = self.fs.get_file_info(selector)
+        except OSError as e:
+            raise storage_error("list", self.uri(prefix), e) from e
+        return sorted(i.base_name for i in infos if i.type == pafs.FileType.Directory)
+
     def delete(self, rel: str) -> None:
         """Delete a file; a missing file is not an error."""
         try:

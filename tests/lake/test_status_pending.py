@@ -1,0 +1,47 @@
+"""``status`` shows a table captured but not applied yet; ``apply`` of a table with no raw files
+creates nothing (a mistyped name must not leave empty tables behind)."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from lake_helpers import TABLE, Lake, event
+from lake_helpers import lake as lake  # noqa: F401  (fixture)
+
+from ddblake.lake.report import lake_status
+
+
+def test_status_lists_a_table_whose_raw_files_wait_for_apply(lake: Lake) -> None:
+    lake.write([event("INSERT", "k1", 1, image={"v": {"N": "1"}})])
+    lake.write([event("INSERT", "k2", 2, image={"v": {"N": "2"}})])
+    (status,) = lake_status(lake.catalog(), "ddb", lake.storage)
+    assert (status.table, status.pending_files, status.rows, status.last_commit) == (TABLE, 2, 0, None)
+    lake.apply()
+    (status,) = lake_status(lake.catalog(), "ddb", lake.storage)
+    assert (status.pending_files, status.rows, status.history_rows) == (0, 2, 2)
+
+
+def test_apply_of_a_table_never_captured_creates_no_tables(
+    lake: Lake, caplog: pytest.LogCaptureFixture
+) -> None:
+    from ddblake.lake.apply import Applier, ApplyConfig
+
+    config = ApplyConfig.build(table="never-captured", lake=lake.config, once=True)
+    with caplog.at_level(logging.WARNING, logger="ddblake"):
+        result = Applier(config, storage=lake.storage).run_once()
+        Applier(config, storage=lake.storage).run_once()
+    assert result.files == 0
+    assert lake.catalog().list_tables("ddb") == []
+    assert lake_status(lake.catalog(), "ddb", lake.storage) == []
+    warned = [r.getMessage() for r in caplog.records if "never-captured" in r.getMessage()]
+    assert len(warned) == 2 and "no raw files under" in warned[0] and "table name" in warned[0]
+
+
+def test_csv_and_table_cells_spell_booleans_as_sql_does() -> None:
+    from ddblake.lake.query import format_rows
+
+    assert format_rows(["b", "n"], [(True, 1), (False, None)], "csv") == "b,n\ntrue,1\nfalse,\n"
+    assert "true" in format_rows(["b"], [(True,)], "table") and "True" not in format_rows(
+        ["b"], [(True,)], "table"
+    )
