@@ -73,7 +73,7 @@ def test_a_first_capture_after_an_old_load_is_refused(
         capture(table, lake)
     assert load_checkpoint(storage, table) is None  # nothing was captured
 
-    write_state(storage, state(table, "scan", now() - 2 * HOUR_US))  # a load the stream still covers
+    write_state(storage, state(table, "scan", now()))  # a load the stream (older) follows on from
     capture(table, lake)
     assert load_checkpoint(storage, table) is not None
     write_state(storage, state(table, "scan", now() - 30 * HOUR_US))
@@ -84,7 +84,9 @@ def test_check_first_capture_passes_a_lake_without_loads(tmp_path: Path) -> None
     check_first_capture(Storage.from_uri(str(tmp_path / "lake")), "t", now())
 
 
-def export_taken_at(tmp_path: Path, taken_us: int | None, *, incremental: bool = False) -> str:
+def export_taken_at(
+    tmp_path: Path, taken_us: int | None, *, incremental: bool = False, table: str = "example-ddb-table"
+) -> str:
     """An export folder's manifests as AWS writes them (check_export_source reads only those)."""
     export_id = "01764316800000-a1b2c3d4"
     folder = tmp_path / "AWSDynamoDB" / export_id
@@ -98,7 +100,7 @@ def export_taken_at(tmp_path: Path, taken_us: int | None, *, incremental: bool =
         "dataFileS3Key": f"AWSDynamoDB/{export_id}/data/part.json.gz",
     }
     (folder / "manifest-files.json").write_text(json.dumps(entry) + "\n")
-    arn = "arn:aws:dynamodb:us-east-1:111111111111:table/example-ddb-table"
+    arn = f"arn:aws:dynamodb:us-east-1:111111111111:table/{table}"
     summary: dict[str, Any] = {
         "version": "2020-06-30",
         "exportArn": f"{arn}/export/{export_id}",
@@ -149,7 +151,9 @@ def test_a_rebootstrap_of_a_lake_loaded_long_ago_is_not_refused(
     assert load_checkpoint(storage, table) is not None
 
 
-def test_sync_resuming_an_export_load_after_capture_began_is_not_refused_for_its_age(tmp_path: Path) -> None:
+def test_sync_resuming_an_export_load_after_capture_began_is_not_refused_for_its_age(
+    make_table: Callable[..., str], clients: Any, table_name: str, tmp_path: Path
+) -> None:
     # The first sync's capture checkpointed while the export loaded: the stream has been read since.
     from ddblake.capture.checkpoint import Checkpoint, ShardPosition, save_checkpoint
     from ddblake.capture.config import CaptureConfig
@@ -158,9 +162,9 @@ def test_sync_resuming_an_export_load_after_capture_began_is_not_refused_for_its
     from ddblake.load.state import export_state_name
     from ddblake.sync import SyncConfig, run_sync
 
-    table, lake = "example-ddb-table", str(tmp_path / "lake")
+    table, lake = make_table(table_name, sort_key=False), str(tmp_path / "lake")
     storage = Storage.from_uri(lake)
-    old = export_taken_at(tmp_path / "old", now() - 25 * HOUR_US)
+    old = export_taken_at(tmp_path / "old", now() - 25 * HOUR_US, table=table)
     arn = "arn:aws:dynamodb:us-east-1:1:table/x/stream/s"
     save_checkpoint(storage, Checkpoint(table=table, stream_arn=arn, shards={"s-1": ShardPosition(seq="1")}))
     write_state(storage, state(table, export_state_name("01764316800000-a1b2c3d4"), now(), finished=False))
@@ -170,7 +174,7 @@ def test_sync_resuming_an_export_load_after_capture_began_is_not_refused_for_its
         load=LoadConfig.build(table=table, lake=lake, from_export=old, keys="pk"),
     )
     with pytest.raises(TerminalError) as caught:  # the sample export's data fails its own check
-        run_sync(config)
+        run_sync(config, clients=clients)
     assert "hours ago" not in str(caught.value)
     assert "export" in str(caught.value)
 
@@ -188,18 +192,22 @@ def _sync_config(table: str, lake: str, **load: Any) -> Any:
     )
 
 
-def test_a_first_load_marker_without_a_checkpoint_does_not_extend_the_streams_reach(tmp_path: Path) -> None:
+def test_a_first_load_marker_without_a_checkpoint_does_not_extend_the_streams_reach(
+    make_table: Callable[..., str], clients: Any, table_name: str, tmp_path: Path
+) -> None:
     # An earlier sync began 5 hours ago and died before capture checkpointed: the stream will be
     # read from its trim horizon now, so an export 22 hours old is too old, though it was not then.
     from ddblake.load.state import first_load_started, mark_first_load
     from ddblake.sync import run_sync
 
-    table, lake = "example-ddb-table", str(tmp_path / "lake")
+    table, lake = make_table(table_name, sort_key=False), str(tmp_path / "lake")
     storage = Storage.from_uri(lake)
     mark_first_load(storage, table, now() - 5 * HOUR_US)
-    export = export_taken_at(tmp_path / "e", now() - 26 * HOUR_US)  # within 23 h of the marker's time
+    export = export_taken_at(
+        tmp_path / "e", now() - 26 * HOUR_US, table=table
+    )  # within 23 h of the marker's time
     with pytest.raises(TerminalError, match="more than 23 hours ago"):
-        run_sync(_sync_config(table, lake, from_export=export))
+        run_sync(_sync_config(table, lake, from_export=export), clients=clients)
     assert first_load_started(storage, table) is not None  # still pending
 
 
