@@ -36,7 +36,7 @@ from ddblake.aws.clients import DynamoClients
 from ddblake.aws.roles import Identity
 from ddblake.capture.checkpoint import load_checkpoint
 from ddblake.capture.config import CaptureConfig
-from ddblake.capture.consumer import check_stream
+from ddblake.capture.consumer import ENABLE_STREAM, check_stream
 from ddblake.capture.service import build_capture_clients, run_capture
 from ddblake.capture.streams import StreamsAdapter
 from ddblake.errors import DdblakeError, TerminalError
@@ -46,11 +46,14 @@ from ddblake.lake.storage import Storage
 from ddblake.load import LoadConfig, has_finished_load, list_loads, now_us, run_load_beside
 from ddblake.load.state import (
     EXPORT_REQUEST,
+    STREAM_LABEL_SKEW_US,
     STREAM_SAFE_AGE_US,
     first_load_started,
     mark_first_load,
     settle_first_load,
     state_path,
+    stream_created_us,
+    utc_text,
 )
 from ddblake.rebootstrap import unfinished_rebootstrap
 
@@ -117,6 +120,43 @@ def check_export_source(load: LoadConfig, now: int, storage: Storage | None = No
             f"{STREAM_SAFE_AGE_US // 3_600_000_000} hours ago and DynamoDB Streams keeps 24 hours, so the "
             "changes made since would be in neither; use a newer export (--export-to starts one) or let sync "
             "Scan the table, or load this one with `ddblake load` and an incremental export up to now"
+        )
+
+
+def check_stream_older_than_load(load: LoadConfig, storage: Storage, stream_arn: str) -> None:
+    """Refuse a first load that holds the table as of a time before the stream was enabled.
+
+    A resumed Scan started then, or an export taken then, misses the changes made before the
+    stream existed, and the stream does not have them either.
+
+    Raises:
+        TerminalError: the load's time is before the stream's creation; says what to use.
+    """
+    created = stream_created_us(stream_arn)
+    if created is None:
+        return
+    times: list[tuple[int, str]] = [
+        (s.started_us, f"load {s.load_id}") for s in list_loads(storage, load.table) if s.finished_us is None
+    ]
+    if load.from_export:
+        from ddblake.load.export import ExportFolder, read_manifest
+
+        manifest = read_manifest(ExportFolder(load.from_export))
+        if manifest.export_time_us:
+            times.append((manifest.export_time_us, f"export {manifest.uri}"))
+    if load.export_to:
+        from ddblake.load.export_start import pending_request
+
+        pending = pending_request(storage, load.table, load.export_to)
+        if pending is not None:
+            times.append((pending.started_us, f"export {pending.export_arn}"))
+    if times and created > min(times)[0] + STREAM_LABEL_SKEW_US:
+        when, what = min(times)
+        raise TerminalError(
+            f"table {load.table!r}: {what} holds the table as of {utc_text(when)}, before its stream "
+            f"{stream_arn} was enabled ({utc_text(created)}), so changes made in between would be in "
+            "neither; use a load made after the stream was enabled (a Scan: run sync without "
+            "--from-export; or a new export: --export-to)"
         )
 
 
@@ -203,17 +243,26 @@ def run_sync(
     if config.load is not None and needs_load(storage, table):
         # Before hours of Scan: a table whose stream cannot follow the load is refused now.
         adapter = StreamsAdapter(table, dynamodb=clients.dynamodb, streams=clients.streams, identity=identity)
-        check_stream(adapter.table_stream(), table, adapter.where)
+        stream = adapter.table_stream()
+        check_stream(stream, table, adapter.where)
+        if not stream.enabled:
+            raise TerminalError(
+                f"table {table!r} at {adapter.where}: its stream is disabled, so no change made after the "
+                f"load would reach the lake; enable one with: {ENABLE_STREAM.format(table=table)}"
+            )
         t0 = now_us()
         reach = t0  # the stream is (or will be) read from 24 hours before this
-        if load_checkpoint(storage, table) is None:  # capture will start at the trim horizon now
+        first = load_checkpoint(storage, table) is None  # capture will start at the trim horizon now
+        if first:
             check_export_source(config.load, t0, storage)
-            # Before capture's first checkpoint: a load failing before it writes a state of its
-            # own must not leave a lake that looks loaded.
-            mark_first_load(storage, table, t0)
         elif began is not None:  # capture has read the stream since an earlier attempt began
             reach = began
             check_export_source(config.load, began, storage)
+        check_stream_older_than_load(config.load, storage, stream.arn or "")
+        if first:
+            # Before capture's first checkpoint: a load failing before it writes a state of its
+            # own must not leave a lake that looks loaded.
+            mark_first_load(storage, table, t0)
         capture = _CaptureThread(config.capture, clients, storage, identity)
         # The load reads with sync's clients (and says who they act as) unless it names a role
         # of its own that they were not built with.

@@ -23,7 +23,7 @@ from ddblake.capture.checkpoint import load_checkpoint
 from ddblake.errors import TerminalError
 from ddblake.lake.storage import Storage
 from ddblake.load import LoadConfig
-from ddblake.load.state import LoadState, check_first_capture, stream_needed_from, write_state
+from ddblake.load.state import LoadState, check_first_capture, list_loads, stream_needed_from, write_state
 from ddblake.sync import check_export_source
 
 pytestmark = pytest.mark.functional
@@ -269,3 +269,22 @@ def test_a_first_capture_moves_a_first_load_marker_forward(
     capture(table, lake, check_reach=False)
     started = first_load_started(storage, table)
     assert started is not None and started >= before
+
+
+def test_sync_refuses_a_disabled_stream_and_an_export_older_than_the_stream(
+    make_table: Callable[..., str], clients: Any, table_name: str, tmp_path: Path
+) -> None:
+    from ddblake.sync import run_sync
+
+    table = make_table(table_name, sort_key=False)  # its stream is created now
+    lake = str(tmp_path / "lake")
+    storage = Storage.from_uri(lake)
+    before_stream = export_taken_at(tmp_path / "e", now() - HOUR_US, table=table)  # young, but older
+    with pytest.raises(TerminalError, match=r"export .* holds the table as of .* before its stream"):
+        run_sync(_sync_config(table, lake, from_export=before_stream), clients=clients)
+    assert not list_loads(storage, table) and not storage.list_files("raw/")
+
+    clients.dynamodb.update_table(TableName=table, StreamSpecification={"StreamEnabled": False})
+    with pytest.raises(TerminalError, match="its stream is disabled"):
+        run_sync(_sync_config(table, lake), clients=clients)
+    assert not list_loads(storage, table) and not storage.list_files("raw/")

@@ -100,7 +100,7 @@ def test_a_first_load_failing_before_its_first_state_is_run_again_by_the_next_sy
     put_many(clients, table, 40, prefix="old", pad=10)
     capture = CaptureConfig.build(table=table, lake=lake, endpoint_url=dynamodb_local_endpoint, once=True)
     apply = ApplyConfig.build(table=table, lake=LakeConfig.build(lake=lake), once=True)
-    folder = export_taken_at(tmp_path / "export", time.time_ns() // 1000 - 3_600_000_000, table=table)
+    folder = export_taken_at(tmp_path / "export", time.time_ns() // 1000, table=table)  # after the stream
     (Path(folder) / "data" / "part.json.gz").write_bytes(b"not the bytes the manifest names")
     corrupt = LoadConfig.build(table=table, lake=lake, from_export=folder, keys="pk,sk")
     with pytest.raises(DdblakeError):

@@ -45,3 +45,16 @@ def test_csv_and_table_cells_spell_booleans_as_sql_does() -> None:
     assert "true" in format_rows(["b"], [(True,)], "table") and "True" not in format_rows(
         ["b"], [(True,)], "table"
     )
+
+
+def test_apply_of_a_captured_table_without_changes_creates_its_history(lake: Lake) -> None:
+    # Capture has run (its checkpoint is there) but the table has had no change yet: not a typo.
+    from ddblake.capture.checkpoint import checkpoint_path
+    from ddblake.lake.apply import Applier, ApplyConfig
+
+    lake.storage.write_atomic(checkpoint_path("quiet-table"), b'{"v": 1}')
+    config = ApplyConfig.build(table="quiet-table", lake=lake.config, once=True)
+    Applier(config, storage=lake.storage).run_once()
+    assert [ident[-1] for ident in lake.catalog().list_tables("ddb")] == ["quiet_table_changes"]
+    (status,) = lake_status(lake.catalog(), "ddb", lake.storage)
+    assert (status.table, status.pending_files) == ("quiet-table", 0)

@@ -77,9 +77,10 @@ def _existing_lake(args: argparse.Namespace) -> LakeConfig:
     is a mistake (a typo), not a new lake to create."""
     config = _lake_config(args)
     if "://" not in config.lake or config.lake.startswith("file://"):
-        from urllib.parse import unquote, urlparse
+        from urllib.parse import urlparse
 
-        local = unquote(urlparse(config.lake).path) if config.lake.startswith("file://") else config.lake
+        # as Storage.from_uri reads it (the path of a file:// URI as it is, not percent-decoded)
+        local = urlparse(config.lake).path if config.lake.startswith("file://") else config.lake
         path = Path(local).expanduser()
         if not path.exists():
             raise UsageError(

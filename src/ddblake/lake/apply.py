@@ -124,6 +124,16 @@ class Applier:
                 properties=self._owner_properties(),
             )
 
+    def _known(self) -> bool:
+        """Whether capture or a load has started on the table (its state files), raw files or not."""
+        from ddblake.capture.checkpoint import checkpoint_path
+        from ddblake.load.state import state_prefix
+
+        table = self.config.table
+        return self.storage.read(checkpoint_path(table)) is not None or bool(
+            self.storage.list_files(state_prefix(table))
+        )
+
     def _current(self) -> Table | None:
         try:
             return self._owned(self.catalog.load_table(self.current_id))
@@ -182,13 +192,13 @@ class Applier:
     def _run_batch(self) -> tuple[ApplyResult, bool]:
         result = ApplyResult()
         listing = self._list_raw()
-        if not listing and not self.catalog.table_exists(self.history_id):
-            # Nothing captured or loaded yet (or a mistyped name): create no empty tables.
+        if not listing and not self.catalog.table_exists(self.history_id) and not self._known():
+            # Never captured nor loaded (a mistyped name, most likely): create no empty tables.
             if not self._said_empty:
                 self._said_empty = True
                 log.warning(
-                    "table %s: no raw files under %s yet, nothing to apply (is the table name right? "
-                    "capture, load and sync write them)",
+                    "table %s: no raw files under %s and no capture or load state: nothing to apply "
+                    "(is the table name right? capture, load and sync write them)",
                     self.config.table,
                     self.storage.uri(f"raw/{self.config.table}/"),
                 )

@@ -101,7 +101,7 @@ def run_sql(
         TerminalError: DuckDB rejected the statement (the message says why).
     """
     if not sql.strip():
-        raise UsageError("no SQL statement given: pass one, e.g. \"SELECT count(*) FROM example_ddb_table\"")
+        raise UsageError('no SQL statement given: pass one, e.g. "SELECT count(*) FROM example_ddb_table"')
     con = duckdb.connect()
     try:
         con.execute("SET TimeZone = 'UTC'")
@@ -114,7 +114,7 @@ def run_sql(
             cursor = con.execute(sql)
         except duckdb.Error as e:
             first = str(e).splitlines()[0]
-            if "does not exist" in first:  # name the tables there are, and how they are named
+            if "Table with name" in first and "does not exist" in first:  # name the tables there are
                 there = ", ".join(names) or "none yet (run ddblake apply or sync)"
                 first += (
                     f" (this lake's tables: {there}; a DynamoDB table's name lower-cased, with '_' for "

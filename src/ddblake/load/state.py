@@ -253,7 +253,8 @@ def stream_needed_from(states: list[LoadState]) -> tuple[LoadState, int] | None:
     return min(unfinished, key=lambda st: st[1]) if unfinished else None
 
 
-def _utc(us: int) -> str:
+def utc_text(us: int) -> str:
+    """A µs epoch time as ``2026-12-05 08:00:00 UTC`` for messages."""
     return dt.datetime.fromtimestamp(us / 1e6, tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
@@ -273,7 +274,7 @@ def check_first_capture(storage: Storage, table: str, now_us: int) -> None:
         return
     state, since = needed
     raise TerminalError(
-        f"table {table!r}: the lake holds the table as of its load {state.load_id} ({_utc(since)}), more "
+        f"table {table!r}: the lake holds the table as of its load {state.load_id} ({utc_text(since)}), more "
         f"than {STREAM_SAFE_AGE_US // 3_600_000_000} hours ago, and has no capture checkpoint; DynamoDB "
         "Streams keeps 24 hours, so changes made in between would be in neither. Run `ddblake sync "
         f"--table {table} --lake L --rebootstrap` (a new load, then the stream), or load an incremental "
@@ -342,10 +343,10 @@ def settle_first_load(storage: Storage, table: str, began_us: int) -> None:
     if needed is not None and needed[1] < began_us - STREAM_SAFE_AGE_US:
         state, since = needed
         raise TerminalError(
-            f"table {table!r}: load {state.load_id} holds the table as of {_utc(since)}, but the stream has "
-            f"been read only since {_utc(began_us)} and keeps 24 hours, so changes in between would be in "
-            f"neither; run 'ddblake sync --table {table} --lake {storage.uri()} --rebootstrap' (a new load, "
-            "then the stream)"
+            f"table {table!r}: load {state.load_id} holds the table as of {utc_text(since)}, but the "
+            f"stream has been read only since {utc_text(began_us)} and keeps 24 hours, so changes in "
+            f"between would be in neither; run 'ddblake sync --table {table} --lake {storage.uri()} "
+            "--rebootstrap' (a new load, then the stream)"
         )
     storage.delete(first_load_path(table))
 
@@ -384,7 +385,9 @@ def check_stream_follows_load(storage: Storage, table: str, stream_arn: str) -> 
         return
     state, since = needed
     raise TerminalError(
-        f"table {table!r}: its stream {stream_arn} was enabled at {_utc(created)}, after the lake's load "
-        f"{state.load_id} ({_utc(since)}), so changes made in between are in neither; run 'ddblake sync "
-        f"--table {table} --lake {storage.uri()} --rebootstrap' (new stream positions, then a new load)"
+        f"table {table!r}: its stream {stream_arn} was enabled at {utc_text(created)}, after the lake's load "
+        f"{state.load_id} ({utc_text(since)}), so changes made in between are in neither; run 'ddblake sync "
+        f"--table {table} --lake {storage.uri()} --rebootstrap' (new stream positions, then a new load), "
+        "or load an incremental export from the load's time to now with `ddblake load --from-export`, "
+        "then capture"
     )
