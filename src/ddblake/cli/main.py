@@ -11,7 +11,6 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ddblake import __version__
@@ -75,17 +74,14 @@ def _lake_config(args: argparse.Namespace) -> LakeConfig:
 def _existing_lake(args: argparse.Namespace) -> LakeConfig:
     """:func:`_lake_config` for the commands that only read a lake: a local path that does not exist
     is a mistake (a typo), not a new lake to create."""
-    config = _lake_config(args)
-    if "://" not in config.lake or config.lake.startswith("file://"):
-        from urllib.parse import urlparse
+    from ddblake.lake.storage import local_lake_path
 
-        # as Storage.from_uri reads it (the path of a file:// URI as it is, not percent-decoded)
-        local = urlparse(config.lake).path if config.lake.startswith("file://") else config.lake
-        path = Path(local).expanduser()
-        if not path.exists():
-            raise UsageError(
-                f"no lake at {path}: check --lake (or DDBLAKE_LAKE); capture, load, apply and sync create one"
-            )
+    config = _lake_config(args)
+    path = local_lake_path(config.lake)  # as Storage.from_uri reads it
+    if path is not None and not path.exists():
+        raise UsageError(
+            f"no lake at {path}: check --lake (or DDBLAKE_LAKE); capture, load, apply and sync create one"
+        )
     return config
 
 
@@ -426,18 +422,10 @@ def _library_error(e: Exception) -> str | None:
 
     pyiceberg calls Glue (and SQLite) itself, so its commits and table loads can raise these.
     """
-    root = type(e).__module__.split(".")[0]
-    if root == "botocore":
-        from ddblake.aws.clients import translate_error
+    from ddblake.lake.catalog import catalog_error
 
-        return str(translate_error(e, action=getattr(e, "operation_name", None) or "an AWS call"))
-    if root == "sqlalchemy":
-        first = (str(e).splitlines() or [""])[0][:200]
-        return (
-            f"the lake's SQL catalog failed ({type(e).__name__}: {first}); if another process holds "
-            "it, retry; if the catalog file is damaged, restore it from a backup"
-        )
-    return None
+    explained = catalog_error(e)
+    return None if explained is None else str(explained)
 
 
 if __name__ == "__main__":

@@ -110,25 +110,33 @@ def open_catalog(config: LakeConfig, storage: Storage, *, glue_client: GlueClien
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def catalog_error(e: BaseException, config: LakeConfig, storage: Storage) -> DdblakeError | None:
+def catalog_error(
+    e: BaseException, config: LakeConfig | None = None, storage: Storage | None = None
+) -> DdblakeError | None:
     """A catalog's library error (botocore from Glue, SQLAlchemy from SQLite) as a ddblake error
-    naming the lake, the catalog and what to do; None for any other exception."""
+    saying what to do, naming the lake and catalog when given; None for any other exception."""
     root = type(e).__module__.split(".")[0]
+    lake = f" (catalog of lake {storage.uri()}, database {config.namespace!r})" if config and storage else ""
     if root == "botocore":
         from ddblake.aws.clients import translate_error
 
-        operation = getattr(e, "operation_name", None) or "call"
-        action = f"Glue {operation} (catalog of lake {storage.uri()}, database {config.namespace!r})"
+        operation = getattr(e, "operation_name", None)
+        action = f"Glue {operation or 'call'}{lake}" if lake else (operation or "an AWS call")
         return translate_error(e, action=action)
     if root == "sqlalchemy":
-        where = config.catalog_uri or f"{storage.uri()}/catalog.db"
+        where = (config.catalog_uri if config else None) or (f"{storage.uri()}/catalog.db" if storage else "")
+        catalog = f"the lake's SQL catalog {where}".rstrip()
         first = (str(e).splitlines() or [""])[0][:200]
         if "database is locked" in first or "database is busy" in first:
-            return TransientError(f"the lake's SQL catalog {where} is busy: {first}")
+            return TransientError(f"{catalog} is busy: {first}")
+        metadata = (
+            f" (the tables' Iceberg metadata under {storage.uri('warehouse')} is untouched)"
+            if storage
+            else ""
+        )
         return TerminalError(
-            f"the lake's SQL catalog {where} cannot be used ({type(e).__name__}: {first}); if another "
-            "process holds it, retry; if the file is damaged, restore it from a backup (the tables' "
-            f"Iceberg metadata under {storage.uri('warehouse')} is untouched)"
+            f"{catalog} cannot be used ({type(e).__name__}: {first}); if another process holds it, retry; "
+            f"if the file is damaged, restore it from a backup{metadata}"
         )
     return None
 

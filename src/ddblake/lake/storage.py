@@ -96,6 +96,16 @@ def warn_encoded(table: str, location: str) -> None:
     )
 
 
+def local_lake_path(uri: str) -> Path | None:
+    """The directory a local lake URI (``/path``, ``~/path``, ``file:///path``) names, not resolved;
+    None for a remote one. A ``file://`` path is taken as it is, not percent-decoded (ddblake's own
+    ``local_uri`` keeps such characters as they are)."""
+    parsed = urlparse(uri)
+    if parsed.scheme not in ("", "file"):
+        return None
+    return Path(parsed.path if parsed.scheme == "file" else uri).expanduser()
+
+
 def _deepest_existing(path: str) -> str:
     """The deepest ancestor-or-self of a local path that exists now."""
     p = Path(path)
@@ -143,8 +153,9 @@ class Storage:
             ConfigError: the scheme is not supported.
         """
         parsed = urlparse(uri)
-        if parsed.scheme in ("", "file"):
-            path = Path(parsed.path if parsed.scheme == "file" else uri).expanduser().resolve()
+        local = local_lake_path(uri)
+        if local is not None:
+            path = local.resolve()
             try:
                 path.mkdir(parents=True, exist_ok=True)
             except (FileExistsError, NotADirectoryError) as e:
