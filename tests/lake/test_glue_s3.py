@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 
 import boto3
+import pyarrow.dataset as ds
 import pytest
 from lake_helpers import TABLE, event
 
 from ddblake.errors import ConfigError
 from ddblake.lake.apply import Applier, ApplyConfig
 from ddblake.lake.catalog import LakeConfig, open_catalog
+from ddblake.lake.query import run_sql
 from ddblake.lake.rawlog import RawLogWriter
+from ddblake.lake.reading import lazy_rows
 from ddblake.lake.report import dump_items, lake_status
 
 
@@ -50,6 +54,12 @@ def test_apply_query_dump_on_s3_with_glue(moto_s3, monkeypatch: pytest.MonkeyPat
     assert [json.loads(x)["Item"] for x in dump_items(catalog, "ddb", TABLE)] == [
         {"pk": {"S": "a"}, "n": {"N": "1.5"}}
     ]
+    current = catalog.load_table("ddb.orders_table")
+    snapshot = current.current_snapshot()
+    assert snapshot is not None
+    lazy = lazy_rows(current, snapshot.snapshot_id)
+    assert lazy is not None and isinstance(lazy.source, ds.Dataset)  # read from S3 lazily
+    assert run_sql(catalog, "ddb", "select pk, n from orders_table") == (["pk", "n"], [("a", Decimal("1.5"))])
     glue = boto3.client("glue", endpoint_url=moto_s3.endpoint)
     names = {t["Name"] for t in glue.get_tables(DatabaseName="ddb")["TableList"]}
     assert names == {"orders_table", "orders_table_changes"}

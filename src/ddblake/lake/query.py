@@ -1,9 +1,10 @@
 """``ddblake query``: SQL over the lake's Iceberg tables with DuckDB.
 
 Tables are planned by pyiceberg (which reads the Iceberg metadata: snapshots, schema evolution,
-deletes) and handed to DuckDB as Arrow under their ARCHITECTURE.md identifiers, so DuckDB needs no
-extension — nothing is downloaded at run time, and ``file://`` and ``s3://`` lakes work alike.
-Only the tables a statement names are read.
+deletes) and handed to DuckDB as lazy Arrow datasets under their ARCHITECTURE.md identifiers
+(:mod:`ddblake.lake.reading`), so DuckDB needs no extension — nothing is downloaded at run time,
+``file://`` and ``s3://`` lakes work alike, and DuckDB reads only the columns and row groups a
+statement needs. Only the tables a statement names are opened.
 """
 
 from __future__ import annotations
@@ -21,11 +22,11 @@ from decimal import Decimal
 from typing import Any, Literal
 
 import duckdb
-import pyarrow as pa
 from pyiceberg.catalog import Catalog
 from pyiceberg.table import Table
 
 from ddblake.errors import ConfigError, NotFoundError, TerminalError, UsageError
+from ddblake.lake.reading import register, row_source
 
 Format = Literal["table", "json", "csv"]
 # Set by snapshot expiry (ddblake.lake.maintain): commit time (ms) of the newest snapshot expired.
@@ -75,16 +76,13 @@ def _snapshot_at(table: Table, when: dt.datetime) -> int | None:
     return None if snap is None else snap.snapshot_id
 
 
-def table_arrow(table: Table, as_of: dt.datetime | None = None) -> pa.Table:
-    """The table's rows (at ``as_of`` when given: the snapshot current then; empty before the first)."""
-    if as_of is None:
-        if table.current_snapshot() is None:
-            return table.schema().as_arrow().empty_table()
-        return table.scan().to_arrow()
-    snapshot_id = _snapshot_at(table, as_of)
-    if snapshot_id is None:
-        return table.schema().as_arrow().empty_table()
-    return table.scan(snapshot_id=snapshot_id).to_arrow()
+def snapshot_for(table: Table, as_of: dt.datetime | None = None) -> int | None:
+    """The snapshot a statement reads: the current one, or the one current at ``as_of``; None
+    before the table's first."""
+    if as_of is not None:
+        return _snapshot_at(table, as_of)
+    snap = table.current_snapshot()
+    return None if snap is None else snap.snapshot_id
 
 
 def lake_tables(catalog: Catalog, namespace: str) -> list[str]:
@@ -109,7 +107,8 @@ def run_sql(
         names = lake_tables(catalog, namespace)
         for name in names:
             if re.search(rf"(?<![a-z0-9_]){re.escape(name)}(?![a-z0-9_])", lowered):
-                con.register(name, table_arrow(catalog.load_table(f"{namespace}.{name}"), as_of))
+                table = catalog.load_table(f"{namespace}.{name}")
+                register(con, name, row_source(table, snapshot_for(table, as_of)))
         try:
             cursor = con.execute(sql)
         except duckdb.Error as e:

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import pyarrow.compute as pc
+import duckdb
 from pyiceberg.catalog import Catalog
 from pyiceberg.table import Table
 
@@ -17,8 +17,11 @@ from ddblake.lake.applied import PROPERTY, checked_log
 from ddblake.lake.options import NEWEST_EVENT_PROPERTY, QUARANTINE_PROPERTY
 from ddblake.lake.query import require_table
 from ddblake.lake.rawlog import RAW_PREFIX, list_raw_files
+from ddblake.lake.reading import register, row_source
 from ddblake.lake.storage import Storage
 from ddblake.names import changes_identifier, table_identifier
+
+DUMP_BATCH_ROWS = 10_000
 
 
 def dump_items(catalog: Catalog, namespace: str, table: str) -> Iterator[str]:
@@ -28,12 +31,18 @@ def dump_items(catalog: Catalog, namespace: str, table: str) -> Iterator[str]:
     what the stream delivered — numbers, bytes and sets included.
     """
     tbl = require_table(catalog, namespace, table_identifier(table), table)
-    if tbl.current_snapshot() is None:
+    snap = tbl.current_snapshot()
+    if snap is None:
         return
-    rows = tbl.scan(selected_fields=("_ddb_key", "_ddb_item")).to_arrow()
-    rows = rows.take(pc.sort_indices(rows, sort_keys=[("_ddb_key", "ascending")]))
-    for item in rows.column("_ddb_item").to_pylist():
-        yield '{"Item":' + item + "}"
+    con = duckdb.connect()  # sorts out of core where the items outgrow memory
+    try:
+        register(con, "current_rows", row_source(tbl, snap.snapshot_id))
+        result = con.sql("SELECT _ddb_item FROM current_rows ORDER BY _ddb_key")
+        for batch in result.to_arrow_reader(DUMP_BATCH_ROWS) or ():
+            for item in batch.column(0).to_pylist():
+                yield '{"Item":' + item + "}"
+    finally:
+        con.close()
 
 
 @dataclass

@@ -1,0 +1,181 @@
+"""Reading a lake table's rows without holding them all: its data files as one lazy Arrow dataset.
+
+pyiceberg's ``scan().to_arrow()`` materialises every row of a table before DuckDB sees the first,
+so ``query`` on a table of tens of millions of rows needed its whole size in memory, even for a
+``count(*)`` or a lookup of one key. DuckDB reads a ``pyarrow.dataset`` lazily instead: it asks
+only for the columns a statement uses, pushes its filters down to the Parquet row groups, and
+streams record batches, so memory follows the result, not the table.
+
+A dataset matches a file's columns to the schema by name, where Iceberg matches them by field ID.
+The two read the same rows only when every column in every data file sits under the name the
+snapshot's schema gives its field ID, and when no delete file hides rows. :func:`lazy_rows` reads
+each file's footer (in parallel; the dataset then reuses it) and checks exactly that, and returns
+None when it does not hold: for example a file written before a column was dropped and added again
+under the same name, a file without field IDs, or a delete file written by another engine. The
+caller then reads the table through pyiceberg, as before. ddblake's own writes (copy-on-write,
+full rewrites when a column changes type) always pass.
+
+Names: Iceberg writers store names that are not Avro names (``created-at``, ``x%2Ey``) under a
+sanitised form (``created_x2Dat``). The dataset reads the stored names and :func:`register` gives
+top-level columns their own names back through a DuckDB view; a table with such a name nested in
+a struct is read through pyiceberg.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.dataset as ds
+from pyiceberg.io.pyarrow import PYARROW_PARQUET_FIELD_ID_KEY, PyArrowFileIO, schema_to_pyarrow
+from pyiceberg.manifest import FileFormat
+from pyiceberg.schema import Schema, sanitize_column_names
+from pyiceberg.table import Table
+
+log = logging.getLogger(__name__)
+
+FOOTER_THREADS = 8
+Path = tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Rows:
+    """A table's rows for DuckDB: in memory (``pa.Table``) or lazily (a dataset), and the top-level
+    columns whose stored names differ from their own (stored name → name)."""
+
+    source: pa.Table | ds.Dataset
+    renamed: dict[str, str] = field(default_factory=dict)
+
+
+def _walk(fields: Any, prefix: Path = ()) -> Iterator[tuple[Path, int | None, str]]:
+    """Every field at every depth: its path (list elements ``[]``, map keys ``{k}`` and values
+    ``{v}``, whatever a writer named them), its Parquet field ID and its kind."""
+    for f in fields:
+        path = (*prefix, f.name)
+        raw = (f.metadata or {}).get(PYARROW_PARQUET_FIELD_ID_KEY)
+        fid = int(raw) if raw is not None else None
+        t = f.type
+        if pa.types.is_struct(t):
+            yield path, fid, "struct"
+            yield from _walk([t.field(i) for i in range(t.num_fields)], path)
+        elif pa.types.is_map(t):
+            yield path, fid, "map"
+            yield from _walk([t.key_field.with_name("{k}"), t.item_field.with_name("{v}")], path)
+        elif pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
+            yield path, fid, "list"
+            yield from _walk([t.value_field.with_name("[]")], path)
+        else:
+            yield path, fid, _leaf_kind(t)
+
+
+def _leaf_kind(t: pa.DataType) -> str:
+    if pa.types.is_large_string(t) or pa.types.is_string_view(t):
+        return "string"
+    if pa.types.is_large_binary(t) or pa.types.is_binary_view(t):
+        return "binary"
+    return str(t)
+
+
+class _Expected:
+    """The stored shape the snapshot's schema asks of a file: field ID and kind by path."""
+
+    def __init__(self, stored: pa.Schema) -> None:
+        self.by_path = {path: (fid, kind) for path, fid, kind in _walk(stored)}
+        self.paths_by_id = {fid: path for path, (fid, _) in self.by_path.items()}
+
+    def agrees(self, physical: pa.Schema) -> bool:
+        """Whether reading this file by name gives what reading it by field ID would."""
+        for path, fid, kind in _walk(physical):
+            if fid is None:
+                return False  # no IDs: only a name mapping can say what its columns are
+            want = self.by_path.get(path)
+            if want is None:
+                if fid in self.paths_by_id:  # a field of the schema, stored under another name
+                    return False
+            elif want != (fid, kind):
+                return False
+        return True
+
+
+def _stored_names(schema: Schema) -> tuple[Schema, dict[str, str]] | None:
+    """The schema under the names writers store (Avro-sanitised) and the top-level renames; None
+    when a nested field's stored name differs (no view can rename it)."""
+    stored = sanitize_column_names(schema)
+    renamed = {s.name: f.name for s, f in zip(stored.fields, schema.fields, strict=True) if s.name != f.name}
+    own = [p for p, _, _ in _walk(schema_to_pyarrow(schema))]
+    kept = [p for p, _, _ in _walk(schema_to_pyarrow(stored))]
+    if any(a[1:] != b[1:] for a, b in zip(own, kept, strict=True)):
+        return None
+    return stored, renamed
+
+
+def lazy_rows(table: Table, snapshot_id: int) -> Rows | None:
+    """The snapshot's rows as a lazy dataset over its data files, or None where that could read
+    other rows than Iceberg's field-ID projection would (the module docstring says when)."""
+    if not isinstance(table.io, PyArrowFileIO):
+        return None
+    scan = table.scan(snapshot_id=snapshot_id)
+    names = _stored_names(scan.projection())
+    if names is None:
+        return None
+    stored, renamed = names
+    expected_schema = schema_to_pyarrow(stored, include_field_ids=True)
+    paths: list[str] = []
+    place: tuple[str, str] | None = None
+    for task in scan.plan_files():
+        data = task.file
+        if task.delete_files or data.file_format != FileFormat.PARQUET:
+            return None
+        scheme, netloc, path = PyArrowFileIO.parse_location(data.file_path, table.io.properties)
+        if place is not None and place != (scheme, netloc):
+            return None  # one dataset reads through one filesystem
+        place = (scheme, netloc)
+        paths.append(path)
+    arrow_schema = schema_to_pyarrow(stored, include_field_ids=False)
+    if place is None:
+        return Rows(ds.dataset(arrow_schema.empty_table()), renamed)
+    filesystem = table.io.fs_by_scheme(*place)
+    parquet = ds.ParquetFileFormat()
+    fragments = [parquet.make_fragment(p, filesystem=filesystem) for p in paths]
+    with ThreadPoolExecutor(max_workers=min(FOOTER_THREADS, len(fragments))) as pool:
+        list(pool.map(lambda f: f.ensure_complete_metadata(), fragments))  # footers, read once
+    expected = _Expected(expected_schema)
+    if not all(expected.agrees(f.physical_schema) for f in fragments):
+        return None
+    dataset = ds.FileSystemDataset(fragments, arrow_schema, parquet, filesystem)
+    return Rows(dataset, renamed)
+
+
+def row_source(table: Table, snapshot_id: int | None) -> Rows:
+    """The rows of ``table`` at ``snapshot_id`` for DuckDB: lazily where :func:`lazy_rows` can, else
+    read whole by pyiceberg (empty before the table's first snapshot)."""
+    if snapshot_id is None:
+        return Rows(schema_to_pyarrow(table.schema(), include_field_ids=False).empty_table())
+    rows = lazy_rows(table, snapshot_id)
+    if rows is not None:
+        return rows
+    log.info("table %s: read whole through pyiceberg (its files need Iceberg's own reader)", table.name())
+    return Rows(table.scan(snapshot_id=snapshot_id).to_arrow())
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def register(con: duckdb.DuckDBPyConnection, name: str, rows: Rows) -> None:
+    """Make ``rows`` DuckDB's table ``name``, each column under its own name."""
+    if not rows.renamed:
+        con.register(name, rows.source)
+        return
+    files = f"{name}__ddblake_files"
+    con.register(files, rows.source)
+    columns = ", ".join(
+        f"{_quoted(stored)} AS {_quoted(rows.renamed[stored])}" if stored in rows.renamed else _quoted(stored)
+        for stored in rows.source.schema.names
+    )
+    con.execute(f"CREATE TEMP VIEW {_quoted(name)} AS SELECT {columns} FROM {_quoted(files)}")  # noqa: S608
