@@ -12,6 +12,8 @@ from lake_helpers import Lake, event
 from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.types import StringType
 
+from ddblake.cli.main import main
+from ddblake.lake import query
 from ddblake.lake.query import run_sql
 from ddblake.lake.reading import lazy_rows, row_source
 
@@ -161,3 +163,40 @@ def test_files_without_field_ids_are_read_through_pyiceberg(tmp_path: Path) -> N
     assert snapshot is not None
     assert lazy_rows(table, snapshot.snapshot_id) is None
     assert row_source(table, snapshot.snapshot_id).source.to_pylist() == [{"k": "a", "x": 1}]
+
+
+def test_query_output_streams_in_chunks_and_equals_the_whole_result(
+    lake: Lake, capsys: Any, monkeypatch: Any
+) -> None:
+    lake.write(
+        [
+            event("INSERT", f"k{i:02d}", 1, image={"v": {"N": str(i)}, "t": {"S": f'a,"{i}"\nb'}})
+            for i in range(25)
+        ]
+    )
+    lake.apply()
+    monkeypatch.setattr(query, "FETCH_ROWS", 4)  # 25 rows in 7 chunks
+    sql = "select pk, v, t from orders_table order by pk"
+    columns, rows = run_sql(lake.catalog(), "ddb", sql)
+    assert len(rows) == 25
+    for fmt in ("csv", "json", "table"):
+        assert main(["query", "--lake", str(lake.root), "--format", fmt, sql]) == 0
+        assert capsys.readouterr().out == query.format_rows(columns, rows, fmt)
+    assert (
+        main(
+            ["query", "--lake", str(lake.root), "--format", "csv", "select pk from orders_table where v > 99"]
+        )
+        == 0
+    )
+    assert capsys.readouterr().out == "pk\n"  # the header, with no rows
+
+
+def test_an_error_met_while_rows_stream_is_one_line(lake: Lake, capsys: Any, monkeypatch: Any) -> None:
+    lake.write([event("INSERT", f"k{i:02d}", 1, image={"v": {"N": str(i)}}) for i in range(25)])
+    lake.apply()
+    monkeypatch.setattr(query, "FETCH_ROWS", 4)
+    sql = "select pk, case when v = 20 then error('value 20 is bad') else v end from orders_table order by pk"
+    assert main(["query", "--lake", str(lake.root), "--format", "json", sql]) == 1
+    err = capsys.readouterr().err
+    assert "query failed" in err and "value 20 is bad" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1

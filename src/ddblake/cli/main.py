@@ -191,13 +191,14 @@ def _cmd_sync(args: argparse.Namespace) -> int:
 
 def _cmd_query(args: argparse.Namespace) -> int:
     from ddblake.lake.catalog import open_catalog
-    from ddblake.lake.query import format_rows, parse_time, run_sql
+    from ddblake.lake.query import format_chunks, open_sql, parse_time
 
     config = _existing_lake(args)
     as_of = parse_time(args.as_of) if args.as_of else None
     catalog = open_catalog(config, config.storage())
-    columns, rows = run_sql(catalog, config.namespace, args.sql, as_of=as_of)
-    sys.stdout.write(format_rows(columns, rows, args.format))
+    with open_sql(catalog, config.namespace, args.sql, as_of=as_of) as (columns, chunks):
+        for text in format_chunks(columns, chunks, args.format):
+            sys.stdout.write(text)
     return 0
 
 

@@ -17,7 +17,8 @@ import json
 import math
 import re
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -90,13 +91,20 @@ def lake_tables(catalog: Catalog, namespace: str) -> list[str]:
     return sorted(ident[-1] for ident in catalog.list_tables(namespace))
 
 
-def run_sql(
+FETCH_ROWS = 10_000
+"""Rows fetched from DuckDB at a time: a result is printed as it comes, never held whole (json, csv)."""
+
+
+@contextmanager
+def open_sql(
     catalog: Catalog, namespace: str, sql: str, *, as_of: dt.datetime | None = None
-) -> tuple[list[str], list[tuple[Any, ...]]]:
-    """Run one SQL statement; returns column names and rows (Python values, numbers exact).
+) -> Iterator[tuple[list[str], Iterator[list[tuple[Any, ...]]]]]:
+    """Run one SQL statement; gives its column names and its rows in chunks (Python values,
+    numbers exact), read as they are consumed, while the context is open.
 
     Raises:
-        TerminalError: DuckDB rejected the statement (the message says why).
+        UsageError: no statement.
+        TerminalError: DuckDB rejected the statement or failed while running it (the message says why).
     """
     if not sql.strip():
         raise UsageError('no SQL statement given: pass one, e.g. "SELECT count(*) FROM example_ddb_table"')
@@ -112,20 +120,48 @@ def run_sql(
         try:
             cursor = con.execute(sql)
         except duckdb.Error as e:
-            first = str(e).splitlines()[0]
-            if "Table with name" in first and "does not exist" in first:  # name the tables there are
-                there = ", ".join(names) or "none yet (run ddblake apply or sync)"
-                first += (
-                    f" (this lake's tables: {there}; a DynamoDB table's name lower-cased, with '_' for "
-                    "every character outside a-z, 0-9 and '_'; its history has the suffix _changes)"
-                )
-            raise TerminalError(f"query failed: {first}") from e
+            raise _failed(e, names) from e
         if cursor is None:  # only comments
             raise UsageError("the SQL holds no statement (only comments or blanks)")
         columns = [d[0] for d in cursor.description or []]
-        return columns, cursor.fetchall()
+
+        def chunks() -> Iterator[list[tuple[Any, ...]]]:
+            while True:
+                try:
+                    rows = cursor.fetchmany(FETCH_ROWS)
+                except duckdb.Error as e:  # a value that fails a cast, say, fails only when reached
+                    raise _failed(e, names) from e
+                if not rows:
+                    return
+                yield rows
+
+        yield columns, chunks()
     finally:
         con.close()
+
+
+def _failed(e: duckdb.Error, names: Sequence[str]) -> TerminalError:
+    first = str(e).splitlines()[0]
+    if "Table with name" in first and "does not exist" in first:  # name the tables there are
+        there = ", ".join(names) or "none yet (run ddblake apply or sync)"
+        first += (
+            f" (this lake's tables: {there}; a DynamoDB table's name lower-cased, with '_' for "
+            "every character outside a-z, 0-9 and '_'; its history has the suffix _changes)"
+        )
+    return TerminalError(f"query failed: {first}")
+
+
+def run_sql(
+    catalog: Catalog, namespace: str, sql: str, *, as_of: dt.datetime | None = None
+) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """:func:`open_sql` with every row at once.
+
+    Raises:
+        UsageError: no statement.
+        TerminalError: DuckDB rejected the statement (the message says why).
+    """
+    with open_sql(catalog, namespace, sql, as_of=as_of) as (columns, chunks):
+        return columns, [row for chunk in chunks for row in chunk]
 
 
 def _json_value(value: Any) -> Any:
@@ -175,12 +211,7 @@ def format_rows(columns: Sequence[str], rows: Sequence[tuple[Any, ...]], fmt: Fo
     if fmt == "json":
         return "".join("".join(_encode(_json_value(dict(zip(columns, r, strict=True))))) + "\n" for r in rows)
     if fmt == "csv":
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(columns)
-        for r in rows:
-            writer.writerow([_cell(v) for v in r])
-        return out.getvalue()
+        return _csv(rows, header=columns)
     if fmt != "table":
         raise ConfigError(f"--format {fmt!r} must be table, json or csv")
     cells = [[_cell(v) for v in r] for r in rows]
@@ -191,6 +222,33 @@ def format_rows(columns: Sequence[str], rows: Sequence[tuple[Any, ...]], fmt: Fo
     out_lines += [" | ".join(c.ljust(w)[:w] for c, w in zip(row, widths, strict=True)) for row in cells]
     out_lines.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
     return "\n".join(out_lines) + "\n"
+
+
+def _csv(rows: Iterable[Sequence[Any]], *, header: Sequence[str] | None = None) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    if header is not None:
+        writer.writerow(header)
+    for r in rows:
+        writer.writerow([_cell(v) for v in r])
+    return out.getvalue()
+
+
+def format_chunks(
+    columns: Sequence[str], chunks: Iterable[Sequence[tuple[Any, ...]]], fmt: Format
+) -> Iterator[str]:
+    """:func:`format_rows` for a result given in chunks: JSON Lines and CSV text as each chunk comes
+    (the CSV header once); a table needs every row for its widths, so it comes at the end."""
+    if fmt == "table":
+        yield format_rows(columns, [row for chunk in chunks for row in chunk], fmt)
+        return
+    if fmt == "csv":
+        yield _csv([], header=columns)  # the header, even for no rows
+        for chunk in chunks:
+            yield _csv(chunk)
+        return
+    for chunk in chunks:
+        yield format_rows(columns, chunk, fmt)
 
 
 def _cell(value: Any) -> str:
