@@ -5,17 +5,24 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from lake_helpers import Lake, event
 from pyiceberg.catalog.sql import SqlCatalog
-from pyiceberg.types import StringType
+from pyiceberg.manifest import DataFile, DataFileContent, FileFormat
+from pyiceberg.partitioning import PartitionField, PartitionSpec
+from pyiceberg.schema import Schema
+from pyiceberg.table import Table
+from pyiceberg.transforms import IdentityTransform
+from pyiceberg.typedef import Record
+from pyiceberg.types import LongType, NestedField, StringType
 
 from ddblake.cli.main import main
 from ddblake.lake import query
 from ddblake.lake.query import run_sql
-from ddblake.lake.reading import lazy_rows, row_source
+from ddblake.lake.reading import Rows, lazy_rows, register, row_source
 
 IMAGE: dict[str, Any] = {
     "s": {"S": "text"},
@@ -200,3 +207,97 @@ def test_an_error_met_while_rows_stream_is_one_line(lake: Lake, capsys: Any, mon
     err = capsys.readouterr().err
     assert "query failed" in err and "value 20 is bad" in err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def _catalog(tmp_path: Path) -> SqlCatalog:
+    catalog = SqlCatalog("t", uri=f"sqlite:///{tmp_path}/c.db", warehouse=(tmp_path / "w").as_uri())
+    catalog.create_namespace("ns")
+    return catalog
+
+
+def _both(table: Table, sql: str) -> tuple[Any, Any]:
+    """``sql`` over the rows ddblake hands DuckDB, and over pyiceberg's whole read."""
+    snapshot = table.current_snapshot()
+    assert snapshot is not None
+    results = []
+    for rows in (
+        row_source(table, snapshot.snapshot_id),
+        Rows(table.scan(snapshot_id=snapshot.snapshot_id).to_arrow()),
+    ):
+        con = duckdb.connect()
+        register(con, "t", rows)
+        results.append(con.execute(sql).fetchall())
+        con.close()
+    return results[0], results[1]
+
+
+def _add_foreign_file(
+    table: Table, path: Path, rows: pa.Table, ids: dict[str, int], partition: Record
+) -> None:
+    """A Parquet file written as another engine would (field IDs, names as given), appended."""
+    schema = pa.schema(
+        [pa.field(f.name, f.type, metadata={"PARQUET:field_id": str(ids[f.name])}) for f in rows.schema]
+    )
+    pq.write_table(rows.cast(schema), path)
+    data = DataFile.from_args(
+        content=DataFileContent.DATA,
+        file_path=path.as_uri(),
+        file_format=FileFormat.PARQUET,
+        partition=partition,
+        record_count=rows.num_rows,
+        file_size_in_bytes=path.stat().st_size,
+    )
+    data.spec_id = 0
+    with table.transaction() as tx, tx.update_snapshot().fast_append() as append:
+        append.append_data_file(data)
+
+
+def test_names_that_differ_in_case_keep_their_own_values(lake: Lake) -> None:
+    """DynamoDB names are case-sensitive and DuckDB's are not: the view renames by position."""
+    lake.write([event("INSERT", "k1", 1, image={"Created-At": {"S": "upper"}, "created-at": {"S": "lower"}})])
+    lake.apply()
+    table = lake.catalog().load_table("ddb.orders_table")
+    lazy, whole = _both(table, "select * from t")
+    assert lazy == whole
+    assert {"upper", "lower"} <= set(lazy[0])
+
+
+def test_a_column_added_with_a_default_is_read_through_pyiceberg(tmp_path: Path) -> None:
+    table = _catalog(tmp_path).create_table("ns.t", schema=pa.schema([("k", pa.string())]))
+    table.append(pa.table({"k": ["old"]}))
+    with table.update_schema() as upd:
+        upd.add_column("c", LongType(), default_value=42)  # files written before read 42, not null
+    table.append(pa.Table.from_pylist([{"k": "new", "c": 1}], schema=table.schema().as_arrow()))
+    snapshot = table.current_snapshot()
+    assert snapshot is not None
+    assert lazy_rows(table, snapshot.snapshot_id) is None
+    assert _both(table, "select k, c from t order by k") == ([("new", 1), ("old", 42)],) * 2
+
+
+def test_a_partition_column_a_file_does_not_store_is_read_through_pyiceberg(tmp_path: Path) -> None:
+    schema = Schema(NestedField(1, "k", StringType()), NestedField(2, "region", StringType()))
+    spec = PartitionSpec(
+        PartitionField(source_id=2, field_id=1000, transform=IdentityTransform(), name="region")
+    )
+    table = _catalog(tmp_path).create_table("ns.t", schema=schema, partition_spec=spec)
+    table.append(pa.table({"k": ["a"], "region": ["eu"]}))
+    # another engine's file: its partition value only in the manifest
+    rows = pa.table({"k": ["b", "c"]})
+    _add_foreign_file(table, tmp_path / "w" / "other.parquet", rows, {"k": 1}, Record("us"))
+    snapshot = table.current_snapshot()
+    assert snapshot is not None
+    assert lazy_rows(table, snapshot.snapshot_id) is None
+    assert (
+        _both(table, "select k, region from t order by k") == ([("a", "eu"), ("b", "us"), ("c", "us")],) * 2
+    )
+
+
+def test_names_that_sanitise_alike_are_read_through_pyiceberg(tmp_path: Path) -> None:
+    schema = Schema(NestedField(1, "a-b", StringType()), NestedField(2, "a_x2Db", StringType()))
+    table = _catalog(tmp_path).create_table("ns.t", schema=schema)
+    rows = pa.table({"a-b": ["dash"], "a_x2Db": ["literal"]})  # another engine's file, its own names
+    _add_foreign_file(table, tmp_path / "w" / "f.parquet", rows, {"a-b": 1, "a_x2Db": 2}, Record())
+    snapshot = table.current_snapshot()
+    assert snapshot is not None
+    assert lazy_rows(table, snapshot.snapshot_id) is None  # no error: the other reader
+    assert _both(table, "select * from t") == ([("dash", "literal")],) * 2

@@ -9,16 +9,19 @@ streams record batches, so memory follows the result, not the table.
 A dataset matches a file's columns to the schema by name, where Iceberg matches them by field ID.
 The two read the same rows only when every column in every data file sits under the name the
 snapshot's schema gives its field ID, and when no delete file hides rows. :func:`lazy_rows` reads
-each file's footer (in parallel; the dataset then reuses it) and checks exactly that, and returns
-None when it does not hold: for example a file written before a column was dropped and added again
-under the same name, a file without field IDs, or a delete file written by another engine. The
-caller then reads the table through pyiceberg, as before. ddblake's own writes (copy-on-write,
-full rewrites when a column changes type) always pass.
+each file's footer (in parallel; the dataset then reuses it) and checks exactly that, and that no
+column a file lacks would get a value other than null from the table's metadata (an Iceberg
+initial default, or an identity partition's value); it returns None when any of these fails: for
+example a file written before a column was dropped and added again under the same name, a file
+without field IDs, or a delete file written by another engine. The caller then reads the table
+through pyiceberg, as before. ddblake's own writes (copy-on-write, full rewrites when a column
+changes type) always pass.
 
 Names: Iceberg writers store names that are not Avro names (``created-at``, ``x%2Ey``) under a
 sanitised form (``created_x2Dat``). The dataset reads the stored names and :func:`register` gives
-top-level columns their own names back through a DuckDB view; a table with such a name nested in
-a struct is read through pyiceberg.
+top-level columns their own names back through a DuckDB view, by position (DuckDB's names are
+case-insensitive, DynamoDB's are not); a table with such a name nested in a struct, or with two
+names that sanitise alike, is read through pyiceberg.
 """
 
 from __future__ import annotations
@@ -34,8 +37,10 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 from pyiceberg.io.pyarrow import PYARROW_PARQUET_FIELD_ID_KEY, PyArrowFileIO, schema_to_pyarrow
 from pyiceberg.manifest import FileFormat
+from pyiceberg.partitioning import PartitionSpec
 from pyiceberg.schema import Schema, sanitize_column_names
 from pyiceberg.table import Table
+from pyiceberg.transforms import IdentityTransform
 
 log = logging.getLogger(__name__)
 
@@ -84,28 +89,47 @@ def _leaf_kind(t: pa.DataType) -> str:
 class _Expected:
     """The stored shape the snapshot's schema asks of a file: field ID and kind by path."""
 
-    def __init__(self, stored: pa.Schema) -> None:
+    def __init__(self, schema: Schema, stored: pa.Schema, specs: dict[int, PartitionSpec]) -> None:
+        self.schema = schema
         self.by_path = {path: (fid, kind) for path, fid, kind in _walk(stored)}
         self.paths_by_id = {fid: path for path, (fid, _) in self.by_path.items()}
+        self.specs = specs
 
-    def agrees(self, physical: pa.Schema) -> bool:
+    def agrees(self, physical: pa.Schema, spec_id: int) -> bool:
         """Whether reading this file by name gives what reading it by field ID would."""
+        held: set[int] = set()
         for path, fid, kind in _walk(physical):
             if fid is None:
                 return False  # no IDs: only a name mapping can say what its columns are
+            held.add(fid)
             want = self.by_path.get(path)
             if want is None:
                 if fid in self.paths_by_id:  # a field of the schema, stored under another name
                     return False
             elif want != (fid, kind):
                 return False
-        return True
+        return not any(self._filled(fid, spec_id) for fid in self.paths_by_id if fid not in held)
+
+    def _filled(self, fid: int | None, spec_id: int) -> bool:
+        """Whether Iceberg gives a column a file lacks a value other than null: its initial default,
+        or the file's partition value when the partition is the column's identity."""
+        if fid is None:
+            return False
+        if self.schema.find_field(fid).initial_default is not None:
+            return True
+        spec = self.specs.get(spec_id)
+        return spec is None or any(
+            f.source_id == fid and isinstance(f.transform, IdentityTransform) for f in spec.fields
+        )
 
 
 def _stored_names(schema: Schema) -> tuple[Schema, dict[str, str]] | None:
     """The schema under the names writers store (Avro-sanitised) and the top-level renames; None
     when a nested field's stored name differs (no view can rename it)."""
-    stored = sanitize_column_names(schema)
+    try:
+        stored = sanitize_column_names(schema)
+    except ValueError:  # two names that sanitise alike ("a-b" and "a_x2Db"): no stored schema
+        return None
     renamed = {s.name: f.name for s, f in zip(stored.fields, schema.fields, strict=True) if s.name != f.name}
     own = [p for p, _, _ in _walk(schema_to_pyarrow(schema))]
     kept = [p for p, _, _ in _walk(schema_to_pyarrow(stored))]
@@ -120,12 +144,14 @@ def lazy_rows(table: Table, snapshot_id: int) -> Rows | None:
     if not isinstance(table.io, PyArrowFileIO):
         return None
     scan = table.scan(snapshot_id=snapshot_id)
-    names = _stored_names(scan.projection())
+    schema = scan.projection()
+    names = _stored_names(schema)
     if names is None:
         return None
     stored, renamed = names
     expected_schema = schema_to_pyarrow(stored, include_field_ids=True)
     paths: list[str] = []
+    spec_ids: list[int] = []
     place: tuple[str, str] | None = None
     for task in scan.plan_files():
         data = task.file
@@ -136,6 +162,7 @@ def lazy_rows(table: Table, snapshot_id: int) -> Rows | None:
             return None  # one dataset reads through one filesystem
         place = (scheme, netloc)
         paths.append(path)
+        spec_ids.append(data.spec_id)
     arrow_schema = schema_to_pyarrow(stored, include_field_ids=False)
     if place is None:
         return Rows(ds.dataset(arrow_schema.empty_table()), renamed)
@@ -144,8 +171,8 @@ def lazy_rows(table: Table, snapshot_id: int) -> Rows | None:
     fragments = [parquet.make_fragment(p, filesystem=filesystem) for p in paths]
     with ThreadPoolExecutor(max_workers=min(FOOTER_THREADS, len(fragments))) as pool:
         list(pool.map(lambda f: f.ensure_complete_metadata(), fragments))  # footers, read once
-    expected = _Expected(expected_schema)
-    if not all(expected.agrees(f.physical_schema) for f in fragments):
+    expected = _Expected(schema, expected_schema, table.specs())  # defaults: sanitising drops them
+    if not all(expected.agrees(f.physical_schema, sid) for f, sid in zip(fragments, spec_ids, strict=True)):
         return None
     dataset = ds.FileSystemDataset(fragments, arrow_schema, parquet, filesystem)
     return Rows(dataset, renamed)
@@ -174,8 +201,6 @@ def register(con: duckdb.DuckDBPyConnection, name: str, rows: Rows) -> None:
         return
     files = f"{name}__ddblake_files"
     con.register(files, rows.source)
-    columns = ", ".join(
-        f"{_quoted(stored)} AS {_quoted(rows.renamed[stored])}" if stored in rows.renamed else _quoted(stored)
-        for stored in rows.source.schema.names
-    )
-    con.execute(f"CREATE TEMP VIEW {_quoted(name)} AS SELECT {columns} FROM {_quoted(files)}")  # noqa: S608
+    # Named by position: DuckDB matches names case-insensitively, and "A-b" and "a-b" both exist.
+    columns = ", ".join(_quoted(rows.renamed.get(stored, stored)) for stored in rows.source.schema.names)
+    con.execute(f"CREATE TEMP VIEW {_quoted(name)} ({columns}) AS SELECT * FROM {_quoted(files)}")  # noqa: S608
