@@ -51,7 +51,8 @@ def build(lake: Path, rows: int) -> float:
 
     items = Items()
     lines = (
-        raw_line(TABLE, "LOAD", i, items.image(i), f"load-{i:08d}", LOAD_US, source="scan") for i in range(rows)
+        raw_line(TABLE, "LOAD", i, items.image(i), f"load-{i:08d}", LOAD_US, source="scan")
+        for i in range(rows)
     )
     write_raw(Storage.from_uri(str(lake)), TABLE, lines, 100_000, level=1)
     started = time.perf_counter()
@@ -97,7 +98,12 @@ def main() -> int:
         lake = work / "lake"
         load_s = build(lake, rows)
         print(f"loaded {rows:,} rows in {load_s:.1f} s")
-        summary: dict[str, Any] = {"bench": "query", "rows": rows, "repeats": repeats, "load_s": round(load_s, 1)}
+        summary: dict[str, Any] = {
+            "bench": "query",
+            "rows": rows,
+            "repeats": repeats,
+            "load_s": round(load_s, 1),
+        }
         ratios: list[float] = []
         rss_ratios: list[float] = []
         for name, template in STATEMENTS.items():
@@ -125,9 +131,10 @@ def main() -> int:
             ratios.append(ratio)
             rss_ratios.append(rss_ratio)
             summary[name] = {**result, "ratio": round(ratio, 2), "rss_ratio": round(rss_ratio, 2)}
+            ours, theirs = result["ddblake"], result["baseline"]
             print(
-                f"{name:9s} ddblake {result['ddblake']['seconds']:.3f} s {result['ddblake']['peak_rss_mb']} MB | "
-                f"whole-table baseline {result['baseline']['seconds']:.3f} s {result['baseline']['peak_rss_mb']} MB"
+                f"{name:9s} ddblake {ours['seconds']:.3f} s {ours['peak_rss_mb']} MB | "
+                f"whole-table baseline {theirs['seconds']:.3f} s {theirs['peak_rss_mb']} MB"
             )
         summary["ratio"] = round(math.exp(statistics.fmean(math.log(r) for r in ratios)), 2)
         summary["rss_ratio"] = round(math.exp(statistics.fmean(math.log(r) for r in rss_ratios)), 2)

@@ -90,10 +90,20 @@ def add_stacks(app: App, cfg: DeployConfig, *, nag: bool = True) -> list[Stack]:
     return stacks
 
 
+def chosen_config(app: App) -> str | None:
+    """``-c config=PATH``, else $DDBLAKE_INFRA_CONFIG, else None (the single-account example).
+
+    cdk.json sets no ``config`` of its own: the CDK CLI hands cdk.json's context to the app exactly
+    as it hands ``-c`` values, so a default there would always win over the environment.
+    """
+    value = app.node.try_get_context("config") or os.environ.get(CONFIG_ENV)
+    return str(value) if value else None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``cdk synth`` entry point (infra/app.py): config from ``-c config=PATH`` or $DDBLAKE_INFRA_CONFIG."""
     app = make_app()
-    chosen = app.node.try_get_context("config") or os.environ.get(CONFIG_ENV)
+    chosen = chosen_config(app)
     nag = str(app.node.try_get_context("nag") or "true").lower() != "false"
     try:
         cfg = load_config(resolve_config_path(chosen, base=Path.cwd()))

@@ -89,6 +89,8 @@ def apply_function(
                         resources=[
                             lake.bucket.arn_for_objects(f"raw/{t}/*"),
                             lake.bucket.arn_for_objects(f"state/load/{t}/*"),
+                            # capture's checkpoint: whether the table is known before a raw file lands
+                            lake.bucket.arn_for_objects(f"state/capture/{t}/checkpoint.json"),
                         ],
                     ),
                     iam.PolicyStatement(

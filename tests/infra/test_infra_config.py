@@ -250,3 +250,20 @@ def test_app_reports_a_bad_config_in_one_line(tmp_path: Path) -> None:
         f"ddblake infra: error: {bad}: stream.shards: must be an integer from 1 to 10000 (got 0)"
         in proc.stderr
     )
+
+
+def test_the_environment_chooses_the_config_when_no_context_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    """cdk.json's context reaches the app like ``-c`` values: it must not name a config, or
+    $DDBLAKE_INFRA_CONFIG would be ignored under the CDK CLI."""
+    pytest.importorskip("aws_cdk")
+    from aws_cdk import App
+
+    from ddblake_infra.build import chosen_config
+    from ddblake_infra.config import CONFIG_ENV
+
+    cdk_context = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
+    monkeypatch.setenv(CONFIG_ENV, "infra/config/cross-account.json")
+    assert chosen_config(App(context=cdk_context)) == "infra/config/cross-account.json"
+    assert chosen_config(App(context={**cdk_context, "config": "mine.json"})) == "mine.json"
+    monkeypatch.delenv(CONFIG_ENV)
+    assert chosen_config(App(context=cdk_context)) is None  # then the single-account example

@@ -89,7 +89,8 @@ ROLES: dict[str, Allow] = {
     "apply": [
         allow("logs:CreateLogStream logs:PutLogEvents", r"<AWS::Logs::LogGroup\.Arn>"),
         allow("s3:GetBucketLocation s3:ListBucket", BUCKET),
-        allow("s3:GetObject", rf"{BUCKET}/(raw/{T}|state/load/{T})/\*"),
+        # state/capture: apply asks whether capture has started before any raw file has landed
+        allow("s3:GetObject", rf"{BUCKET}/((raw/{T}|state/load/{T})/\*|state/capture/{T}/checkpoint\.json)"),
         allow(
             "s3:DeleteObject s3:GetObject s3:PutObject",
             rf"{BUCKET}/(errors/{T}/apply|state/apply/{T}|warehouse/ddb\.db/example_ddb_table(_changes)?)/\*",

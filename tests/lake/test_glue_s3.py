@@ -80,7 +80,7 @@ def test_scheduled_apply_lambda_applies_and_emits_metrics(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from ddblake.aws.apply_handler import handler
+    from ddblake.aws.apply_handler import alarm_lag, handler
 
     monkeypatch.setenv("AWS_ENDPOINT_URL_GLUE", moto_s3.endpoint)
     lake = f"s3://{moto_s3.bucket}/lake"
@@ -103,6 +103,10 @@ def test_scheduled_apply_lambda_applies_and_emits_metrics(
     assert {"AppliedFiles", "AppliedEvents", "QuarantinedRecords", "LagSeconds", "PendingFiles"} <= metrics
     assert emf[-1]["Table"] == TABLE
     assert emf[-1]["QuarantinedRecords"] in (1, [1], [1.0])
+    assert emf[-1]["LagSeconds"] in (0, [0], [0.0])  # nothing left to apply: not late, however old
+
+    # A backlog left for the next run: the newest applied event's age; before any apply, none.
+    assert (alarm_lag(7200.5, 3), alarm_lag(None, 3), alarm_lag(7200.5, 0)) == (7200.5, None, 0.0)
 
 
 def test_a_catalog_table_of_another_lake_is_refused(moto_s3, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
@@ -192,3 +196,34 @@ def test_the_apply_lambda_leaves_what_its_time_cannot_cover_to_the_next_run(
     assert (short["files"], short["pending_files"]) == (1, 2)
     rest = handler({"table": TABLE}, LambdaContext(900_000))
     assert (rest["files"], rest["pending_files"]) == (2, 0)
+
+
+def test_a_second_lake_in_a_shared_glue_database_keeps_its_files_in_its_own_bucket(
+    moto_s3,  # type: ignore[no-untyped-def]
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The first stack creates the database with its own bucket as location (infra consumer.py);
+    a second table's stack reuses the database (lake.create_database false) with its own bucket."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL_GLUE", moto_s3.endpoint)
+    s3 = boto3.client("s3", endpoint_url=moto_s3.endpoint)
+    second, ns = f"{moto_s3.bucket}-second", f"shared_{moto_s3.bucket[-12:]}"  # one moto for all tests
+    s3.create_bucket(Bucket=second)
+    glue = boto3.client("glue", endpoint_url=moto_s3.endpoint)
+    glue.create_database(
+        DatabaseInput={"Name": ns, "LocationUri": f"s3://{moto_s3.bucket}/warehouse/{ns}.db"}
+    )
+    config = LakeConfig.build(lake=f"s3://{second}", catalog="glue", namespace=ns)
+    storage = config.storage()
+    writer = RawLogWriter(storage, "second-table", buffer_bytes=1 << 30, buffer_seconds=3600)
+    writer.add(
+        event("INSERT", "a", 1, image={"v": {"S": "1"}}).to_line().replace(TABLE.encode(), b"second-table")
+    )
+    writer.flush()
+    Applier(ApplyConfig.build(table="second-table", lake=config, once=True), storage=storage).run_once()
+    catalog = open_catalog(config, storage)
+    for name in ("second_table", "second_table_changes"):
+        assert catalog.load_table(f"{ns}.{name}").location() == f"s3://{second}/warehouse/{ns}.db/{name}"
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=second, Prefix="warehouse/")["Contents"]]
+    assert any(k.endswith(".parquet") for k in keys)
+    first = s3.list_objects_v2(Bucket=moto_s3.bucket, Prefix="warehouse/")
+    assert first.get("KeyCount", 0) == 0  # nothing in the other lake's bucket

@@ -6,9 +6,9 @@ table (``{"table": "..."}``) when one function serves several. One run at a time
 stack's job (reserved concurrency 1); a lost commit race is retried inside ``run_apply`` anyway.
 
 Metrics (CloudWatch embedded metric format, namespace ``ddblake``, dimension ``Table``) feed the
-stack's alarms: ``LagSeconds``, ``QuarantinedRecords``, ``AppliedFiles``, ``AppliedEvents``,
-``PendingFiles`` (raw files left: a backlog longer than one run's time budget goes on next run).
-No item data is logged.
+stack's alarms: ``LagSeconds`` (:func:`alarm_lag`), ``QuarantinedRecords``, ``AppliedFiles``,
+``AppliedEvents``, ``PendingFiles`` (raw files left: a backlog longer than one run's time budget
+goes on next run). No item data is logged.
 """
 
 from __future__ import annotations
@@ -32,6 +32,16 @@ logger = Logger(service="ddblake-apply")
 metrics = Metrics(namespace="ddblake", service="ddblake-apply")
 
 
+def alarm_lag(lag_seconds: float | None, pending_files: int) -> float | None:
+    """The ``LagSeconds`` metric: how far the tables trail what has landed in the raw log.
+
+    0 when no raw file is left to apply: a table nobody writes to is not late, though its newest
+    event ages (``status`` still shows that age). Otherwise the age of the newest applied event,
+    which grows while a backlog lasts; None (no metric) before anything was applied.
+    """
+    return 0.0 if pending_files == 0 else lag_seconds
+
+
 @metrics.log_metrics
 @logger.inject_lambda_context
 def handler(event: dict[str, Any] | None, context: LambdaContext) -> dict[str, Any]:
@@ -50,8 +60,9 @@ def handler(event: dict[str, Any] | None, context: LambdaContext) -> dict[str, A
     metrics.add_metric(name="AppliedEvents", unit=MetricUnit.Count, value=result.events)
     metrics.add_metric(name="QuarantinedRecords", unit=MetricUnit.Count, value=result.quarantined)
     metrics.add_metric(name="PendingFiles", unit=MetricUnit.Count, value=status.pending_files)
-    if status.lag_seconds is not None:
-        metrics.add_metric(name="LagSeconds", unit=MetricUnit.Seconds, value=status.lag_seconds)
+    lag = alarm_lag(status.lag_seconds, status.pending_files)
+    if lag is not None:
+        metrics.add_metric(name="LagSeconds", unit=MetricUnit.Seconds, value=lag)
     logger.info(
         "applied",
         extra={

@@ -112,6 +112,15 @@ class Applier:
             warn_encoded(".".join(table.name()), table.location())
         return table
 
+    def _location(self, identifier: str) -> str | None:
+        """Where a new table's files go in a Glue catalog: this lake's warehouse, where Glue's
+        default would put them (``<ns>.db/<table>``), said explicitly because a shared database's
+        own location (another lake's bucket, set by the stack that created it) would win over the
+        default. The SQLite catalog's default (``<ns>/<table>``) is this lake's already."""
+        if self.config.lake.catalog != "glue":
+            return None
+        return self.storage.uri("warehouse/" + identifier.replace(".", ".db/", 1))
+
     def _history(self) -> Table:
         try:
             return self._owned(self.catalog.load_table(self.history_id))
@@ -122,6 +131,7 @@ class Applier:
                 schema=schema,
                 partition_spec=history.partition_spec(schema),
                 properties=self._owner_properties(),
+                location=self._location(self.history_id),
             )
 
     def _known(self) -> bool:
@@ -142,7 +152,9 @@ class Applier:
 
     def _create_current(self, arrow_schema: pa.Schema) -> Table:
         props = {**self._owner_properties(), current.BUCKETS_PROPERTY: str(self.config.buckets)}
-        return create_current(self.catalog, self.current_id, arrow_schema, props)
+        return create_current(
+            self.catalog, self.current_id, arrow_schema, props, self._location(self.current_id)
+        )
 
     # -- one run ------------------------------------------------------------------------------
     def run_once(self, progress: Progress | None = None, deadline: float | None = None) -> ApplyResult:

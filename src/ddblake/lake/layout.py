@@ -33,7 +33,13 @@ BUCKET_COLUMN = "_ddb_bucket"
 REPAIR_PROPERTIES = {"ddblake.maintenance": "partition"}
 
 
-def create_current(catalog: Catalog, identifier: str, schema: pa.Schema, properties: dict[str, str]) -> Table:
+def create_current(
+    catalog: Catalog,
+    identifier: str,
+    schema: pa.Schema,
+    properties: dict[str, str],
+    location: str | None = None,
+) -> Table:
     """Create the current-state table, partitioned by bucket from its first metadata file on.
 
     ``schema``: the Arrow schema of the first rows. One catalog commit creates the table with its
@@ -41,7 +47,7 @@ def create_current(catalog: Catalog, identifier: str, schema: pa.Schema, propert
     a racing apply, or an older ddblake) is loaded instead, and given its spec if it lacks one.
     """
     tx = catalog.create_table_transaction(
-        identifier, schema=current.iceberg_compatible(schema), properties=properties
+        identifier, schema=current.iceberg_compatible(schema), properties=properties, location=location
     )
     with tx.update_spec() as spec:
         spec.add_field(BUCKET_COLUMN, IdentityTransform(), BUCKET_COLUMN)
