@@ -59,6 +59,15 @@ def add_stacks(app: App, cfg: DeployConfig, *, nag: bool = True) -> list[Stack]:
             description=f"ddblake consumer: lake, Glue load, scheduled apply for {cfg.table.name} {source}",
             termination_protection=cfg.retain_data,
         )
+        if cfg.lake.key_arn is None:  # the first step: the consumer, whose lake key the producer needs
+            Annotations.of(consumer).add_warning_v2(
+                "ddblake:no-lake-key",
+                f"lake.key_arn is not set in {cfg.path}: only {consumer_name} is synthesized. Deploy it, "
+                f"put its LakeKeyArn output in lake.key_arn, then deploy {producer_name}",
+            )
+            if nag:
+                check_nag(app)
+            return [consumer]
         producer = ProducerStack(
             app,
             producer_name,

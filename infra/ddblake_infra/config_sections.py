@@ -242,7 +242,8 @@ def transform_settings(s: Section) -> TransformSettings:
 
 
 def lake_settings(s: Section, *, deployment: str, region: str, consumer: str) -> LakeSettings:
-    """``lake``: the key ARN must be the consumer's key in the bucket's region (cross-account only)."""
+    """``lake``: the key ARN must be the consumer's key in the bucket's region (cross-account only;
+    until it is set, only the consumer stack is synthesized: ``ddblake_infra.build.add_stacks``)."""
     key_arn = s.optional_text("key_arn")
     if key_arn is not None:
         m = re.match(r"^arn:aws[a-z-]*:kms:([a-z0-9-]+):(\d{12}):key/(.+)$", key_arn)
@@ -268,12 +269,6 @@ def lake_settings(s: Section, *, deployment: str, region: str, consumer: str) ->
                 "applies to cross-account deployments only (the single-account stack "
                 "creates the lake key itself); remove it",
             )
-    elif deployment == "cross-account":
-        raise s.error(
-            "key_arn",
-            "is required for a cross-account deployment: deploy the consumer stack first "
-            "and copy its LakeKeyArn output here (the producer's Firehose encrypts with it)",
-        )
     expiration = s.optional_integer("raw_expiration_days", 1, 36500)
     ia_days = s.integer("raw_infrequent_access_days", 30, 30, 36500)
     if expiration is not None and expiration <= ia_days:
@@ -307,6 +302,12 @@ def load_settings(s: Section, root: Path) -> LoadSettings:
         s: the ``load`` section.
         root: the repository root, passed in so this module needs no path of its own.
     """
+    if "read_percent" in s.data:  # taken before session 12, never used
+        raise s.error(
+            "read_percent",
+            "is no longer a key: both job sources read an export, which uses none of the table's "
+            "read capacity; remove it",
+        )
     script = s.text("script", DEFAULT_GLUE_SCRIPT)
     path = Path(script) if Path(script).is_absolute() else root / script
     worker = s.choice("worker_type", "G.1X", ("G.025X", "G.1X", "G.2X", "G.4X", "G.8X"))
@@ -324,7 +325,6 @@ def load_settings(s: Section, root: Path) -> LoadSettings:
         worker_type=worker,
         workers=s.integer("workers", 2, 2, 1000),
         timeout_minutes=s.integer("timeout_minutes", 480, 1, 10080),
-        read_percent=s.number("read_percent", 50, 1, 150),
         external_id=s.optional_text(
             "external_id",
             pattern=re.compile(r"^[\w+=,.@:/-]{2,1224}$"),

@@ -140,7 +140,6 @@ def load_job(
         "--TABLE_ARN": cfg.table_arn,
         "--EXPORT_BUCKET": lake.bucket_name,
         "--EXPORT_PREFIX": f"exports/{t}/",
-        "--READ_PERCENT": f"{load.read_percent:g}",
     }
     if cfg.cross_account:
         arguments["--ROLE_ARN"] = cfg.read_role_arn

@@ -228,7 +228,7 @@ class ProducerStack(Stack):
         )
         self.capture = Capture(self, "Capture", cfg=cfg, ops=self.ops)
         key_arn = cfg.lake.key_arn
-        assert key_arn is not None  # noqa: S101 - config validation requires it for cross-account
+        assert key_arn is not None  # noqa: S101 - add_stacks builds the producer only once it is set
         lake = LakeTarget(cfg.lake_bucket_name, cfg.lake_bucket_arn, key_arn)
         self.capture.add_delivery(
             "Delivery",

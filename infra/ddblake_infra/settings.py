@@ -113,7 +113,6 @@ class LoadSettings:
     worker_type: str
     workers: int
     timeout_minutes: int
-    read_percent: float
     external_id: str | None
     max_session_hours: int
     additional_python_modules: tuple[str, ...]

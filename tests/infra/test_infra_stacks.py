@@ -441,3 +441,22 @@ def test_synth_is_offline_and_deterministic(assemblies: dict[str, Path], templat
 def test_placeholder_key_is_flagged(assemblies: dict[str, Path]) -> None:
     metadata = (assemblies["cross-account"] / "ddblake-example-ddb-table-producer.metadata.json").read_text()
     assert "placeholder" in metadata and "LakeKeyArn" in metadata
+
+
+def test_a_cross_account_config_without_a_lake_key_builds_the_consumer_alone(tmp_path: Path) -> None:
+    """The first cross-account step: the consumer stack (whose LakeKeyArn the producer needs) must
+    synthesize and deploy before lake.key_arn can be filled in."""
+    from ddblake_infra.build import add_stacks, make_app
+    from ddblake_infra.config import load_config
+
+    raw = json.loads((Path(__file__).resolve().parents[2] / "infra/config/cross-account.json").read_text())
+    del raw["lake"]["key_arn"]
+    path = tmp_path / "first-step.json"
+    path.write_text(json.dumps(raw))
+    app = make_app(outdir=str(tmp_path / "out"))
+    stacks = add_stacks(app, load_config(path), nag=False)
+    assert [s.stack_name for s in stacks] == ["ddblake-example-ddb-table-consumer"]
+    assembly = app.synth()
+    assert [s.stack_name for s in assembly.stacks] == ["ddblake-example-ddb-table-consumer"]
+    warnings = [m.entry.data for m in assembly.stacks[0].messages]
+    assert any("lake.key_arn is not set" in str(w) and "LakeKeyArn" in str(w) for w in warnings)

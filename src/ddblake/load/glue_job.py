@@ -21,7 +21,7 @@ path rules equal the ones in the ``ddblake`` package.
 
 Job arguments: ``--TABLE`` (DynamoDB table name), ``--LAKE`` (``s3://bucket/prefix``), ``--SOURCE``,
 ``--EXPORT_PATH`` (export-files), ``--TABLE_ARN`` / ``--ROLE_ARN`` / ``--EXPORT_BUCKET`` /
-``--EXPORT_PREFIX`` / ``--EXPORT_BUCKET_OWNER`` / ``--READ_PERCENT`` (connector), ``--KEYS`` (hash[,range],
+``--EXPORT_PREFIX`` / ``--EXPORT_BUCKET_OWNER`` (connector), ``--KEYS`` (hash[,range],
 required by the connector and by full exports; only an incremental export does without),
 ``--LOAD_ID`` (default: the job run ID). Glue 4.0 runs Python 3.10, so the script uses nothing newer.
 
