@@ -110,8 +110,11 @@ class Progress:
         parts = [f"{self.label}:"]
         if self.note:
             parts.append(self.note)
-        if self.total:
-            pct = min(100.0, 100.0 * self.done / self.total) if self.total else 0.0
+        if self.total and self.done > self.total:  # past an estimate (ItemCount is hours old)
+            parts.append(f"{_count(self.done)} {self.unit} (past the estimate of ~{_count(self.total)})")
+            parts.append(f"{_rate(rate)} {self.unit}/s")
+        elif self.total:
+            pct = min(100.0, 100.0 * self.done / self.total)
             parts.append(f"{_count(self.done)} / ~{_count(self.total)} {self.unit} ({pct:.0f}%)")
             eta = (self.total - self.done) / rate if rate > 0 and self.done < self.total else None
             parts.append(

@@ -81,6 +81,8 @@ def test_missing_and_malformed_values_name_the_setting(monkeypatch: pytest.Monke
         ({"export_to": "/local"}, "exports go to S3"),
         ({"assume_role": "arn:aws:iam::12:user/x"}, "not an IAM role ARN"),
         ({"keys": "a,b,c"}, "--keys"),
+        ({"from_export": ""}, "--from-export was given an empty value"),  # not a silent Scan instead
+        ({"export_to": " "}, "--export-to was given an empty value"),
     ):
         with pytest.raises(ConfigError, match=match):
             LoadConfig.build(table="tbl", lake="/l", **bad)
@@ -312,3 +314,25 @@ def test_assume_role_takes_the_region_from_aws_region_when_botocore_has_none(
     monkeypatch.delenv("AWS_REGION")
     with pytest.raises(ConfigError, match="needs an AWS region"):
         assume_role_session(ROLE, base=boto3.session.Session(**CREDS))
+
+
+def test_progress_past_a_stale_item_count_claims_no_end() -> None:
+    import io
+
+    from ddblake.progress import Progress
+
+    now = [0.0]
+    progress = Progress("load t", total=1000, stream=io.StringIO(), tty=False, clock=lambda: now[0])
+    now[0] = 10.0
+    progress.add(50_000)
+    line = progress.line()
+    assert "50,000 items (past the estimate of ~1,000)" in line
+    assert "100%" not in line and "ETA" not in line
+    progress.done = 500
+    assert "(50%)" in progress.line() and "ETA" in progress.line()
+
+
+def test_one_client_keeps_a_connection_for_every_load_worker() -> None:
+    from ddblake.aws.clients import client_config
+
+    assert client_config().max_pool_connections >= 256  # --workers goes up to 256

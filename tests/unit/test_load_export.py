@@ -52,10 +52,18 @@ def make_export(
     fmt: str = "DYNAMODB_JSON",
     table: str = "example-ddb-table",
     raw_lines: bool = False,
+    shared_data: bool = False,
+    kms: bool = False,
 ) -> Path:
-    """An export folder as DynamoDB writes it: data files plus both manifests with true checksums."""
+    """An export folder as DynamoDB writes it: data files plus both manifests with true checksums.
+
+    ``shared_data``: data files in ``AWSDynamoDB/data/`` beside the export folder, as incremental
+    exports may have them. ``kms``: ETags as S3 gives objects encrypted with SSE-KMS (not the MD5).
+    """
     folder = root / "AWSDynamoDB" / EXPORT_ID
+    data_dir = "AWSDynamoDB/data" if shared_data else f"AWSDynamoDB/{EXPORT_ID}/data"
     (folder / "data").mkdir(parents=True)
+    (root / data_dir).mkdir(parents=True, exist_ok=True)
     entries = []
     for n, lines in enumerate(files):
         if raw_lines:
@@ -63,14 +71,14 @@ def make_export(
         else:
             payload = b"".join(json.dumps(obj).encode() + b"\n" for obj in lines)
         data = gzip.compress(payload)
-        key = f"AWSDynamoDB/{EXPORT_ID}/data/file{n:02d}.json.gz"
+        key = f"{data_dir}/file{n:02d}.json.gz"
         (root / key).write_bytes(data)
         digest = hashlib.md5(data, usedforsecurity=False).digest()
         entries.append(
             {
                 "itemCount": len(lines),
                 "md5Checksum": base64.b64encode(digest).decode(),
-                "etag": digest.hex(),
+                "etag": hashlib.sha256(data).hexdigest()[:32] if kms else digest.hex(),
                 "dataFileS3Key": key,
             }
         )
@@ -452,3 +460,28 @@ def test_wrong_keys_name_the_key_taken_and_the_option(
     )
     with pytest.raises(TerminalError, match=r"no key attribute 'pk'.*key is taken to be pk.*--keys"):
         load_service.run_load(config, progress=NoProgress("tbl"))
+
+
+def test_an_incremental_export_with_its_files_in_the_shared_data_folder_loads(tmp_path: Path) -> None:
+    new = {"id": {"S": "a"}, "v": {"N": "1"}}
+    lines = [
+        {
+            "Metadata": {"WriteTimestampMicros": {"N": "1764313200000001"}},
+            "Keys": {"id": {"S": "a"}},
+            "NewImage": new,
+        },
+        {"Metadata": {"WriteTimestampMicros": {"N": "1764313200000002"}}, "Keys": {"id": {"S": "b"}}},
+    ]
+    folder = make_export(tmp_path / "exp", [lines], incremental=True, shared_data=True)
+    assert not any((folder / "data").iterdir())  # the files are in AWSDynamoDB/data/, not here
+    _load(folder, tmp_path / "lake")
+    assert sorted((e.op, e.keys["id"]["S"]) for e in _events(tmp_path / "lake")) == [
+        ("INSERT", "a"),  # no OldImage: a new item
+        ("REMOVE", "b"),
+    ]
+
+
+def test_an_export_to_a_kms_bucket_is_checked_by_its_md5_not_its_etag(tmp_path: Path) -> None:
+    folder = make_export(tmp_path / "exp", [[{"Item": _item(1)}, {"Item": _item(2)}]], kms=True)
+    _load(folder, tmp_path / "lake")
+    assert len(_events(tmp_path / "lake")) == 2

@@ -117,6 +117,10 @@ def streams_endpoint(explicit: str | None = None) -> str | None:
     )
 
 
+POOL_CONNECTIONS = 256
+"""Connections a client keeps open: the most load workers (``ddblake.load.config``) there can be."""
+
+
 def client_config(*, local: bool = False) -> Config:
     """Adaptive retries (client-side rate limiting on throttles) with short timeouts.
 
@@ -128,6 +132,9 @@ def client_config(*, local: bool = False) -> Config:
         connect_timeout=3 if local else 10,
         read_timeout=30,
         tcp_keepalive=True,
+        # One client serves every scan worker (up to 256): botocore's pool of 10 would drop and
+        # reopen (TLS) connections for the rest. The pool only caps idle connections kept.
+        max_pool_connections=POOL_CONNECTIONS,
     )
 
 

@@ -55,7 +55,17 @@ def _keys_argument(keys: str | tuple[str, ...] | None) -> tuple[str, ...] | None
 
 
 def _source(from_export: str | None, export_to: str | None) -> dict[str, str | None]:
-    """``from_export`` and ``export_to``: the arguments if either is given, else the environment."""
+    """``from_export`` and ``export_to``: the arguments if either is given, else the environment.
+
+    Raises:
+        ConfigError: an argument given empty (an unset shell variable, say), which would otherwise
+            fall through to a Scan of the whole table.
+    """
+    for flag, value in (("--from-export", from_export), ("--export-to", export_to)):
+        if value is not None and not value.strip():
+            raise ConfigError(
+                f"{flag} was given an empty value: pass the export's folder or S3 URI, or leave it out"
+            )
     if from_export or export_to:
         return {"from_export": from_export or None, "export_to": export_to or None}
     return {

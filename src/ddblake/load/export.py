@@ -132,7 +132,7 @@ class ExportFolder:
 
     def where(self, rel: str) -> str:
         """The URI of a file in the folder (for messages)."""
-        return f"{self.uri}/{rel}"
+        return _join(self.uri, rel)
 
     def open(self, rel: str) -> IO[bytes] | None:
         """A binary stream of a file, or None when it does not exist.
@@ -141,7 +141,7 @@ class ExportFolder:
             TransientError: the file exists but could not be opened.
         """
         try:
-            stream: IO[bytes] = self.fs.open_input_stream(f"{self.root}/{rel}", compression=None)
+            stream: IO[bytes] = self.fs.open_input_stream(_join(self.root, rel), compression=None)
             return stream
         except FileNotFoundError:
             return None
@@ -157,6 +157,17 @@ class ExportFolder:
             return None
         with stream:
             return stream.read()
+
+
+UP = "../"
+"""How a data file in the shared ``AWSDynamoDB/data/`` folder starts, relative to an export folder."""
+
+
+def _join(folder: str, rel: str) -> str:
+    """``folder/rel``, where ``rel`` may start with one :data:`UP` (a sibling of the folder)."""
+    if rel.startswith(UP):
+        return f"{folder.rsplit('/', 1)[0]}/{rel[len(UP) :]}"
+    return f"{folder}/{rel}"
 
 
 def _refuse(folder: ExportFolder, problem: str) -> CorruptExportError:
@@ -179,10 +190,18 @@ def _json_doc(folder: ExportFolder, rel: str) -> bytes:
 
 
 def _relative(key: str, manifest_key: str) -> str:
-    """A data file's path relative to the export folder, from its S3 key."""
+    """A data file's path relative to the export folder, from its S3 key.
+
+    A full export keeps its data files under its own folder (``AWSDynamoDB/<id>/data/``);
+    incremental exports may write theirs to the shared ``AWSDynamoDB/data/`` beside the export
+    folders, which is ``../data/`` from the folder (the manifest names which files are its own).
+    """
     base = manifest_key.rsplit("/", 1)[0] + "/" if "/" in manifest_key else ""
     if base and key.startswith(base):
         return key[len(base) :]
+    parent = base.rstrip("/").rsplit("/", 1)[0] + "/" if base.rstrip("/").count("/") else ""
+    if base and key.startswith(f"{parent}data/"):
+        return UP + key[len(parent) :]
     marker = key.find("/data/")
     return key[marker + 1 :] if marker >= 0 else f"data/{key.rsplit('/', 1)[-1]}"
 
@@ -288,7 +307,9 @@ def _check_file(folder: ExportFolder, entry: DataFile) -> None:
             f"checksum mismatch in {folder.where(entry.rel)}: its MD5 is "
             f"{base64.b64encode(digest).decode()}, {FILES} says {entry.md5}",
         )
-    etag = (entry.etag or "").strip('"')
+    # An ETag is the MD5 only for a single-part upload without SSE-KMS, which DynamoDB uses for
+    # exports to KMS buckets: it is checked only where the manifest gives no md5Checksum.
+    etag = (entry.etag or "").strip('"') if entry.md5 is None else ""
     if etag and "-" not in etag and etag != digest.hex():
         raise _refuse(
             folder, f"checksum mismatch in {folder.where(entry.rel)}: its MD5 is {digest.hex()}, ETag {etag}"

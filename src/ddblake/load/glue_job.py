@@ -353,7 +353,7 @@ def check_data_file(data: bytes, entry: ManifestEntry) -> str | None:
     digest = hashlib.md5(data, usedforsecurity=False).digest()
     if entry.md5 is not None and base64.b64encode(digest).decode() != entry.md5:
         return f"checksum mismatch in {entry.key}"
-    etag = (entry.etag or "").strip('"')
+    etag = (entry.etag or "").strip('"') if entry.md5 is None else ""  # not the MD5 under SSE-KMS
     if etag and "-" not in etag and etag != digest.hex():
         return f"ETag mismatch in {entry.key}"
     try:
