@@ -485,3 +485,18 @@ def test_an_export_to_a_kms_bucket_is_checked_by_its_md5_not_its_etag(tmp_path: 
     folder = make_export(tmp_path / "exp", [[{"Item": _item(1)}, {"Item": _item(2)}]], kms=True)
     _load(folder, tmp_path / "lake")
     assert len(_events(tmp_path / "lake")) == 2
+
+
+def test_ctrl_c_while_an_export_is_checked_stops_at_once_and_loads_nothing(tmp_path: Path) -> None:
+    folder = make_export(tmp_path / "exp", [[{"Item": _item(i)} for i in range(5)]] * 3)
+    stop = threading.Event()
+    stop.set()  # as the SIGINT handler does
+    with pytest.raises(TransientError, match="stopped while checking export"):
+        _load(folder, tmp_path / "lake", stop=stop)
+    assert _untouched(tmp_path / "lake")
+
+
+def test_the_manifest_summary_file_given_instead_of_its_folder_is_taken_as_its_folder(tmp_path: Path) -> None:
+    folder = make_export(tmp_path / "exp", [[{"Item": _item(1)}]])
+    _load(folder / "manifest-summary.json", tmp_path / "lake")
+    assert len(_events(tmp_path / "lake")) == 1

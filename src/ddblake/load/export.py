@@ -20,6 +20,7 @@ import base64
 import gzip
 import hashlib
 import json
+import threading
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -116,8 +117,11 @@ class ExportFolder:
             NotFoundError: a local folder that does not exist.
             ConfigError: an unsupported scheme.
         """
+        uri = uri.rstrip("/")
+        if uri.endswith(f"/{SUMMARY}") or uri == SUMMARY:  # the manifest itself: its folder is meant
+            uri = uri[: -len(SUMMARY)].rstrip("/") or "."
         parsed = urlparse(uri)
-        self.uri = uri.rstrip("/")
+        self.uri = uri
         if parsed.scheme in ("", "file"):
             path = Path(parsed.path if parsed.scheme == "file" else uri).expanduser().resolve()
             if not path.is_dir():
@@ -271,7 +275,7 @@ def read_manifest(folder: ExportFolder) -> ExportManifest:
     )
 
 
-def _check_file(folder: ExportFolder, entry: DataFile) -> None:
+def _check_file(folder: ExportFolder, entry: DataFile, stop: threading.Event | None = None) -> None:
     stream = folder.open(entry.rel)
     if stream is None:
         raise _refuse(folder, f"data file {folder.where(entry.rel)} listed in {FILES} is missing")
@@ -283,6 +287,8 @@ def _check_file(folder: ExportFolder, entry: DataFile) -> None:
     in_member = False  # a gzip member begun and not ended: at the end of the file, a cut-short file
     with stream:
         while chunk := stream.read(CHUNK):
+            if stop is not None and stop.is_set():  # Ctrl-C: a big file takes minutes to read
+                raise TransientError(f"stopped while checking export {folder.uri}; nothing was loaded")
             md5.update(chunk)
             data = chunk if gzip_error is None else b""
             while data:  # the checksum covers the whole file even past a gzip error: it is reported first
@@ -325,13 +331,20 @@ def _check_file(folder: ExportFolder, entry: DataFile) -> None:
         )
 
 
-def verify_export(folder: ExportFolder, manifest: ExportManifest, *, table: str | None = None) -> None:
-    """Check the whole export before anything is loaded from it.
+def verify_export(
+    folder: ExportFolder,
+    manifest: ExportManifest,
+    *,
+    table: str | None = None,
+    stop: threading.Event | None = None,
+) -> None:
+    """Check the whole export before anything is loaded from it (``stop`` set: stop at once).
 
     Raises:
         CorruptExportError: a data file is missing, its checksum or item count differs from the
             manifest, or the counts do not add up (names the file).
         ConfigError: the export is of another table than ``table``, or in an unsupported format.
+        TransientError: ``stop`` was set (nothing was loaded; the same command starts again).
     """
     if manifest.output_format not in SUPPORTED_FORMATS:
         raise ConfigError(
@@ -355,7 +368,7 @@ def verify_export(folder: ExportFolder, manifest: ExportManifest, *, table: str 
         if entry.rel in seen:
             raise _refuse(folder, f"{FILES} lists {entry.key} twice")
         seen.add(entry.rel)
-        _check_file(folder, entry)
+        _check_file(folder, entry, stop)
 
 
 def iter_lines(folder: ExportFolder, entry: DataFile) -> Iterator[bytes]:

@@ -78,7 +78,7 @@ class ExportLoad:
         """
         manifest = read_manifest(self.folder)
         self.progress.status(f"checking {len(manifest.files)} data file(s) of export {manifest.export_id}")
-        verify_export(self.folder, manifest, table=self.table)
+        verify_export(self.folder, manifest, table=self.table, stop=self.stop)
         return manifest
 
     def run(self) -> LoadResult:
