@@ -162,6 +162,8 @@ def test_files_chunking_gzip_and_manifest_checks() -> None:
     entry_doc = {"itemCount": 2, "md5Checksum": "x", "etag": "y", "dataFileS3Key": key}
     text = json.dumps(entry_doc) + "\n\n"
     assert job.parse_manifest_files(text) == [job.ManifestEntry("AWSDynamoDB/E/data/a.json.gz", 2, "x", "y")]
+    with pytest.raises(ValueError, match=r"lists data file AWSDynamoDB/E/data/a\.json\.gz twice"):
+        job.parse_manifest_files(text + text)
     assert job.split_s3("s3://b/p/q/") == ("b", "p/q")
     with pytest.raises(ValueError):
         job.split_s3("/local")

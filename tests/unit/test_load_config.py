@@ -45,7 +45,6 @@ def test_environment_fills_in_and_arguments_win(monkeypatch: pytest.MonkeyPatch)
         "READ_PERCENT": "25",
         "CONSISTENT": "yes",
         "ASSUME_ROLE": ROLE,
-        "FROM_EXPORT": "s3://b/AWSDynamoDB/x",
         "ON_DEMAND_RCU": "500",
         "KEYS": "id,name",
     }.items():
@@ -58,10 +57,31 @@ def test_environment_fills_in_and_arguments_win(monkeypatch: pytest.MonkeyPatch)
         25.0,
         True,
     )
-    assert config.assume_role == ROLE and config.kind == "export" and config.on_demand_rcu == 500
+    assert config.assume_role == ROLE and config.kind == "scan" and config.on_demand_rcu == 500
     assert config.keys == ("id", "name")
     given = LoadConfig.build(table="arg", segments=3, read_percent=80, keys="pk")
     assert (given.table, given.segments, given.read_percent, given.keys) == ("arg", 3, 80, ("pk",))
+    for name in ("SEGMENTS", "READ_PERCENT", "CONSISTENT"):
+        monkeypatch.delenv(f"DDBLAKE_{name}")
+    monkeypatch.setenv("DDBLAKE_FROM_EXPORT", "s3://b/AWSDynamoDB/x")
+    export = LoadConfig.build()
+    assert export.kind == "export" and export.from_export == "s3://b/AWSDynamoDB/x"
+
+
+@pytest.mark.parametrize(
+    ("scan_setting", "named"),
+    [
+        ({"segments": 8}, "--segments"),
+        ({"read_percent": 20}, "--read-percent"),
+        ({"consistent": True}, "--consistent"),
+    ],
+)
+@pytest.mark.parametrize("source", [{"from_export": "/exports/x"}, {"export_to": "s3://b/p"}])
+def test_scan_settings_with_an_export_are_refused_not_ignored(
+    scan_setting: dict[str, Any], named: str, source: dict[str, str]
+) -> None:
+    with pytest.raises(ConfigError, match=f"{named} set the Scan of table 'tbl'.*reads no table capacity"):
+        LoadConfig.build(table="tbl", lake="/l", **source, **scan_setting)
 
 
 def test_missing_and_malformed_values_name_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:

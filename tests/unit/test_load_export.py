@@ -227,6 +227,7 @@ def test_ion_export_gives_the_rows_the_json_export_gives(tmp_path: Path) -> None
         ("summary", r"manifest-summary\.json says 21 item\(s\) but manifest-files\.json lists 20"),
         ("truncate", r"file01\.json\.gz"),
         ("no-files-manifest", r"manifest-files\.json is missing"),
+        ("twice", r"manifest-files\.json lists data file \S*file01\.json\.gz twice \(lines 2 and 3\)"),
     ],
 )
 def test_a_corrupt_or_incomplete_export_is_refused_and_changes_nothing(
@@ -255,6 +256,10 @@ def test_a_corrupt_or_incomplete_export_is_refused_and_changes_nothing(
         (folder / "manifest-summary.json").write_text(json.dumps(summary))
     elif damage == "truncate":
         data.write_bytes(data.read_bytes()[:-20])
+    elif damage == "twice":  # counts made to add up, so only the repeat gives it away
+        entries = [json.loads(line) for line in manifest.read_text().splitlines()]
+        entries[0]["itemCount"] = 0
+        manifest.write_text("".join(json.dumps(e) + "\n" for e in [*entries, entries[1]]))
     else:
         manifest.unlink()
     lake = tmp_path / "lake"

@@ -190,6 +190,28 @@ def test_stop_keeps_what_was_read_and_rerun_finishes(tmp_path: Path) -> None:
     assert len({e.event_id for e in _events(storage)}) == 60
 
 
+def test_a_resumed_load_keeps_the_reads_it_started_with(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    seen: list[bool] = []
+
+    class Recording(FakeReader):
+        def scan_page(self, **kw: Any) -> Page:
+            seen.append(kw["consistent"])
+            return super().scan_page(**kw)
+
+    monkeypatch.setattr(scan_module, "backoff_delay", lambda attempt, rng=None: 0.0)
+    with pytest.raises(TransientError, match="throttled"):
+        _load(FakeReader(20, throttle_every=1), tmp_path, segments=2, workers=1, consistent=True)
+    with caplog.at_level("WARNING", logger="ddblake.load.scan"):
+        rerun = _load(Recording(20), tmp_path, segments=2)  # --consistent left out this time
+    assert rerun.resumed and rerun.items == 20
+    assert seen and set(seen) == {True}
+    assert "strongly consistent; --consistent applies to new loads" in caplog.text
+    fresh = _load(Recording(20), tmp_path, segments=2)  # a new load reads as told
+    assert not fresh.resumed and seen[-1] is False
+
+
 def test_a_finished_load_is_kept_and_a_new_one_starts(tmp_path: Path) -> None:
     first = _load(FakeReader(10), tmp_path, segments=2)
     second = _load(FakeReader(10), tmp_path, segments=2)

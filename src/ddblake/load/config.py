@@ -139,6 +139,23 @@ class LoadConfig:
             raise ConfigError(
                 "--from-export and --export-to exclude each other: load an existing export, or start one"
             )
+        if self.kind != "scan":
+            scan_only = [
+                flag
+                for flag, given in (
+                    ("--segments", self.segments is not None),
+                    ("--read-percent", self.read_percent != DEFAULT_READ_PERCENT),
+                    ("--consistent", self.consistent),
+                )
+                if given
+            ]
+            if scan_only:
+                source = "--from-export" if self.from_export else "--export-to"
+                raise ConfigError(
+                    f"{', '.join(scan_only)} set the Scan of table {self.table!r}, but {source} loads it "
+                    f"from an export, which reads no table capacity: drop {' and '.join(scan_only)} "
+                    "(or the DDBLAKE_ variable that sets it)"
+                )
         if self.export_to and not self.export_to.startswith("s3://"):
             raise ConfigError(
                 f"--export-to {self.export_to!r}: DynamoDB exports go to S3; use s3://bucket/prefix"

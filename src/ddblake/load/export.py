@@ -225,6 +225,7 @@ def read_manifest(folder: ExportFolder) -> ExportManifest:
         raise _refuse(folder, f"{folder.where(SUMMARY)} is not valid JSON ({e})") from e
     manifest_key = str(summary.get("manifestFilesS3Key") or FILES)
     files: list[DataFile] = []
+    listed: dict[str, int] = {}
     for number, line in enumerate(_json_doc(folder, FILES).splitlines(), start=1):
         if not line.strip():
             continue
@@ -236,6 +237,13 @@ def read_manifest(folder: ExportFolder) -> ExportManifest:
             raise _refuse(
                 folder, f"{folder.where(FILES)} line {number} is not a data file entry ({e})"
             ) from e
+        if key in listed:  # loading it twice would double its items; DynamoDB lists each file once
+            raise _refuse(
+                folder,
+                f"{folder.where(FILES)} lists data file {key} twice (lines {listed[key]} and {number}): "
+                "the manifest is not what DynamoDB wrote; export the table again",
+            )
+        listed[key] = number
         files.append(
             DataFile(key, _relative(key, manifest_key), count, entry.get("md5Checksum"), entry.get("etag"))
         )

@@ -335,11 +335,19 @@ class ManifestEntry:
 
 
 def parse_manifest_files(text: str) -> list[ManifestEntry]:
-    """``manifest-files.json`` (JSON Lines) parsed."""
-    entries = []
+    """``manifest-files.json`` (JSON Lines) parsed.
+
+    Raises:
+        ValueError: a data file is listed twice (loading it twice would double its items).
+    """
+    entries: list[ManifestEntry] = []
+    keys: set[str] = set()
     for line in text.splitlines():
         if line.strip():
             doc = json.loads(line)
+            if str(doc["dataFileS3Key"]) in keys:
+                raise ValueError(f"manifest-files.json lists data file {doc['dataFileS3Key']} twice")
+            keys.add(str(doc["dataFileS3Key"]))
             entries.append(
                 ManifestEntry(
                     str(doc["dataFileS3Key"]), int(doc["itemCount"]), doc.get("md5Checksum"), doc.get("etag")

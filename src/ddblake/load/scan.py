@@ -140,6 +140,7 @@ class ScanLoad:
         self.rng = rng or random.Random()  # noqa: S311 - jitter, not secrecy
         self._lock = threading.Lock()
         self._errors: list[BaseException] = []
+        self.consistent = config.consistent  # the running load's, once known (see run)
 
     def _begin(self, info: TableInfo) -> tuple[LoadState, bool]:
         state = read_state(self.storage, self.table, SCAN_STATE)
@@ -158,6 +159,15 @@ class ScanLoad:
                     state.load_id,
                     state.total_parts,
                     self.config.segments,
+                )
+            recorded = bool(state.options.get("consistent", False))
+            if recorded != self.config.consistent:
+                log.warning(
+                    "load %s: continuing load %s with the reads it started with (%s; --consistent "
+                    "applies to new loads)",
+                    self.table,
+                    state.load_id,
+                    "strongly consistent" if recorded else "eventually consistent",
                 )
             return state, True
         if state is not None:  # keep the finished load's record under its own name
@@ -189,10 +199,11 @@ class ScanLoad:
         info = self.reader.describe()
         state, resumed = self._begin(info)
         self.state = state
+        self.consistent = bool(state.options.get("consistent", False))
         total = state.total_parts
         pending = [s for s in range(total) if not state.part(str(s)).done]
         budget = read_budget(info.provisioned_rcu, self.config.read_percent, self.config.on_demand_rcu)
-        self.limit = page_limit(budget, info.avg_item_bytes, self.config.consistent)
+        self.limit = page_limit(budget, info.avg_item_bytes, self.consistent)
         cap = self.config.page_items
         meta = getattr(getattr(self.reader, "client", None), "meta", None)
         local = is_local_endpoint(str(getattr(meta, "endpoint_url", "") or ""))
@@ -295,11 +306,9 @@ class ScanLoad:
             start_key = self.state.part(str(seg)).last_key
             self.result.parts_read.append(str(seg))
         pending = PartState(last_key=start_key)
-        estimate = page_cost(self.config.consistent)
+        estimate = page_cost(self.consistent)
         if self.limit:
-            estimate = max(
-                0.5, self.limit * self.info.avg_item_bytes / (4096 if self.config.consistent else 8192)
-            )
+            estimate = max(0.5, self.limit * self.info.avg_item_bytes / (4096 if self.consistent else 8192))
         key_names = self.info.key_names
         version = self.state.version_time_us
         load_id = self.state.load_id
@@ -365,7 +374,7 @@ class ScanLoad:
                     segment=seg,
                     total_segments=self.state.total_parts,
                     start_key=start_key,
-                    consistent=self.config.consistent,
+                    consistent=self.consistent,
                     limit=self.limit,
                 )
             except TransientError as e:
