@@ -220,9 +220,14 @@ def test_sync_first_load_takes_the_load_source_and_scan_options(
     assert _run(capsys, *argv, "--from-export", folder)[0] == 0
     load = sync_configs.pop().load
     assert (load.kind, load.from_export) == ("export", folder)
-    assert _run(capsys, *argv, "--export-to", "s3://b/p", "--segments", "4", "--read-percent", "20")[0] == 0
+    assert _run(capsys, *argv, "--export-to", "s3://b/p")[0] == 0
     load = sync_configs.pop().load
-    assert (load.kind, load.export_to, load.segments, load.read_percent) == ("export-to", "s3://b/p", 4, 20.0)
+    assert (load.kind, load.export_to) == ("export-to", "s3://b/p")
+    assert _run(capsys, *argv, "--segments", "4", "--read-percent", "20")[0] == 0
+    load = sync_configs.pop().load
+    assert (load.kind, load.segments, load.read_percent) == ("scan", 4, 20.0)
+    code, err = _run(capsys, *argv, "--export-to", "s3://b/p", "--segments", "4")
+    assert code == 2 and "--segments set the Scan of table 't'" in _one_line(err) and not sync_configs
 
     code, err = _run(capsys, *argv, "--from-export", folder, "--export-to", "s3://b/p")
     assert code == 2 and "not allowed with" in err and not sync_configs

@@ -316,8 +316,8 @@ def test_an_interrupted_export_load_resumes_after_its_last_raw_file(
 
     monkeypatch.setattr(export_load, "write_state", crash)
     item_bytes = len(json.dumps({"Item": _item(0)})) + 200
-    with pytest.raises(Crash):
-        _load(folder, tmp_path / "lake", buffer_bytes=item_bytes * 5)  # a raw file every ~5 rows
+    with pytest.raises(Crash):  # a raw file every ~5 rows, each recorded at once
+        _load(folder, tmp_path / "lake", buffer_bytes=item_bytes * 5, state_seconds=0)
     monkeypatch.setattr(export_load, "write_state", real)
     rerun = _load(folder, tmp_path / "lake", buffer_bytes=item_bytes * 5)
     assert rerun.resumed and rerun.items < 40
@@ -329,6 +329,52 @@ def test_an_interrupted_export_load_resumes_after_its_last_raw_file(
     assert state.finished_us is not None and state.items == 40
     again = _load(folder, tmp_path / "lake")
     assert again.items == 0 and again.parts_skipped == 2, "a finished export is not loaded twice"
+
+
+def test_export_state_is_written_first_then_once_an_interval_then_at_the_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = make_export(
+        tmp_path / "exp",
+        [[{"Item": _item(i)} for i in range(20)], [{"Item": _item(i)} for i in range(20, 40)]],
+    )
+    real = export_load.write_state
+    written: list[tuple[int, bool]] = []
+
+    def counting(storage: Storage, state: Any) -> None:
+        written.append((state.items, state.finished_us is not None))
+        real(storage, state)
+
+    monkeypatch.setattr(export_load, "write_state", counting)
+    item_bytes = len(json.dumps({"Item": _item(0)})) + 200
+    result = _load(folder, tmp_path / "lake", buffer_bytes=item_bytes * 5, state_seconds=3600, workers=1)
+    assert result.files >= 8 and result.items == 40
+    first = written[0][0]
+    assert 0 < first < 40 and written == [(first, False), (40, True)], (
+        "with its first raw file, then at the end"
+    )
+
+
+def test_a_failing_export_load_records_what_it_wrote(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = make_export(
+        tmp_path / "exp",
+        [[{"Item": _item(i)} for i in range(20)], [{"Item": _item(i)} for i in range(20, 40)]],
+    )
+    real = export_load.write_part
+
+    def second_file_fails(job: Any, record: Any, stopped: Any) -> bool:
+        if job.entry.rel.endswith("file01.json.gz"):
+            raise TransientError("S3 read timed out")
+        return bool(real(job, record, stopped))
+
+    monkeypatch.setattr(export_load, "write_part", second_file_fails)
+    with pytest.raises(TransientError, match="timed out"):
+        _load(folder, tmp_path / "lake", state_seconds=3600, workers=1)
+    (state,) = list_loads(Storage.from_uri(str(tmp_path / "lake")), "example-ddb-table")
+    assert state.items == 20 and state.done_parts == {"data/file00.json.gz"}, "the first file is recorded"
+    monkeypatch.setattr(export_load, "write_part", real)
+    rerun = _load(folder, tmp_path / "lake")
+    assert rerun.items == 20 and len(_events(tmp_path / "lake")) == 40, "nothing written twice"
 
 
 def test_export_on_s3_folder_uri_is_accepted_by_scheme() -> None:

@@ -17,7 +17,7 @@ from ddblake.lake.storage import Storage
 from ddblake.load import scan as scan_module
 from ddblake.load.config import LoadConfig
 from ddblake.load.scan import LoadResult, ScanLoad
-from ddblake.load.state import SCAN_STATE, has_finished_load, list_loads, read_state
+from ddblake.load.state import SCAN_STATE, LoadState, StateSaver, has_finished_load, list_loads, read_state
 from ddblake.load.table import Page, TableInfo
 from ddblake.progress import NoProgress, Progress, format_eta
 
@@ -73,9 +73,12 @@ def _events(storage: Storage) -> list[ChangeEvent]:
     return out
 
 
-def _load(reader: FakeReader, lake: Path, **kw: Any) -> LoadResult:
+def _load(reader: FakeReader, lake: Path, state_seconds: float = 1.0, **kw: Any) -> LoadResult:
     storage = Storage.from_uri(str(lake))
-    return ScanLoad(_config(lake, **kw), reader, storage, progress=NoProgress("tbl")).run()  # type: ignore[arg-type]
+    load = ScanLoad(
+        _config(lake, **kw), reader, storage, progress=NoProgress("tbl"), state_seconds=state_seconds
+    )  # type: ignore[arg-type]
+    return load.run()
 
 
 def test_every_item_once_as_a_load_row(tmp_path: Path) -> None:
@@ -123,7 +126,7 @@ def test_crash_then_rerun_skips_finished_segments_and_resumes_within_one(
     monkeypatch.setattr(scan_module, "write_state", crash_on)
     # one worker, a tiny buffer: a raw file and a state write after every page
     with pytest.raises(SimulatedCrash):
-        _load(reader, tmp_path, segments=4, workers=1, buffer_bytes=10)
+        _load(reader, tmp_path, segments=4, workers=1, buffer_bytes=10, state_seconds=0)
     storage = Storage.from_uri(str(tmp_path))
     before = read_state(storage, "tbl", SCAN_STATE)
     assert before is not None and before.finished_us is None
@@ -146,6 +149,81 @@ def test_crash_then_rerun_skips_finished_segments_and_resumes_within_one(
     assert len(counts) == 200, "every item, under one deterministic ID"
     assert sum(counts.values()) - 200 == 5, "only the page whose state write was lost repeats"
     assert rerun.load_id == before.load_id and rerun.version_time_us == before.version_time_us
+
+
+def test_state_is_written_at_most_once_an_interval_and_always_at_the_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = scan_module.write_state
+    written: list[tuple[int, bool]] = []
+
+    def counting(storage: Storage, state: Any) -> None:
+        written.append((state.items, state.finished_us is not None))
+        real(storage, state)
+
+    monkeypatch.setattr(scan_module, "write_state", counting)
+    # a raw file after every page (40 of them), on a clock that never reaches the interval
+    result = _load(
+        FakeReader(200, page=5), tmp_path, segments=4, workers=2, buffer_bytes=10, state_seconds=3600
+    )
+    assert result.files == 40 and result.items == 200
+    assert written == [(0, False), (200, True)], "the first record, then the finished load only"
+
+
+def test_a_stopped_load_records_everything_it_wrote(tmp_path: Path) -> None:
+    storage = Storage.from_uri(str(tmp_path))
+    stop = threading.Event()
+
+    class Stopping(FakeReader):
+        def scan_page(self, **kw: Any) -> Page:
+            page = super().scan_page(**kw)
+            if self.total_calls == 6:
+                stop.set()
+            return page
+
+    with pytest.raises(TransientError, match="run the same command again"):
+        ScanLoad(
+            _config(tmp_path, segments=2, workers=1, buffer_bytes=10),
+            Stopping(60, page=5),
+            storage,  # type: ignore[arg-type]
+            progress=NoProgress("tbl"),
+            stop=stop,
+            state_seconds=3600,
+        ).run()
+    state = read_state(storage, "tbl", SCAN_STATE)
+    written = sum(1 for e in _events(storage))
+    assert state is not None and state.items == written == 30, "every written row is recorded"
+    rerun = _load(FakeReader(60, page=5), tmp_path, segments=2)
+    assert rerun.items == 30 and len(_events(storage)) == 60, "nothing written twice"
+
+
+def test_state_saver_copies_under_the_lock_and_skips_within_the_interval(tmp_path: Path) -> None:
+    storage = Storage.from_uri(str(tmp_path))
+    state = LoadState(
+        table="tbl", name="scan", kind="scan", load_id="L", started_us=1, version_time_us=0, total_parts=2
+    )
+    now = [0.0]
+    saved: list[LoadState] = []
+    lock = threading.Lock()
+    saver = StateSaver(
+        storage, state, lock, interval=1.0, write=lambda _s, st: saved.append(st), clock=lambda: now[0]
+    )
+    saver.save()
+    assert saved == [], "nothing changed yet"
+    with lock:
+        state.part("0").items = 5
+        saver.changed()
+    saver.save()
+    assert saved == [], "within the interval"
+    now[0] = 1.5
+    saver.save()
+    assert len(saved) == 1 and saved[0].items == 5 and saved[0] is not state
+    state.part("0").items = 9  # a later change does not alter what was handed to the writer
+    assert saved[0].parts["0"].items == 5
+    saver.save()
+    assert len(saved) == 1, "no change since"
+    saver.save(force=True)
+    assert len(saved) == 2 and saved[1].items == 9
 
 
 def test_throttling_is_retried_with_backoff(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

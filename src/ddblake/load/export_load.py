@@ -26,7 +26,14 @@ from ddblake.load.export_parts import (
 )
 from ddblake.load.rows import now_us, version_time_from_us
 from ddblake.load.scan import LoadResult
-from ddblake.load.state import LoadState, export_state_name, read_state, write_state
+from ddblake.load.state import (
+    STATE_WRITE_SECONDS,
+    LoadState,
+    StateSaver,
+    export_state_name,
+    read_state,
+    write_state,
+)
 from ddblake.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -59,8 +66,12 @@ class ExportLoad:
         progress: Progress,
         stop: threading.Event | None = None,
         workers: int | None = None,
+        state_seconds: float = STATE_WRITE_SECONDS,
     ) -> None:
-        """Open the folder; nothing is read until :meth:`run`."""
+        """Open the folder; nothing is read until :meth:`run`.
+
+        ``state_seconds`` is the least time between two state writes (0: after every raw file).
+        """
         self.table = table
         self.folder = ExportFolder(folder_uri)
         self.storage = storage
@@ -69,6 +80,7 @@ class ExportLoad:
         self.progress = progress
         self.stop = stop or threading.Event()
         self.workers = workers
+        self.state_seconds = state_seconds
 
     def check(self) -> ExportManifest:
         """Read and verify the manifests and every data file (writes nothing).
@@ -151,12 +163,22 @@ class ExportLoad:
             len(manifest.files),
         )
 
+        saver = StateSaver(
+            self.storage,
+            state,
+            threading.Lock(),  # record runs on this thread only
+            interval=self.state_seconds,
+            write=lambda storage, st: write_state(storage, st),  # late-bound: tests replace it
+            stored=resumed,
+        )
+
         def record(flushed: Flushed) -> None:
             part = state.part(flushed.rel)
             part.items += flushed.items
             part.done = flushed.done
             state.updated_us = now_us()
-            write_state(self.storage, state)
+            saver.changed()
+            saver.save()
             result.files += flushed.files
             result.items += flushed.items
             self.progress.add(flushed.items, part_done=flushed.done)
@@ -175,9 +197,25 @@ class ExportLoad:
             for entry in pending
         ]
         result.parts_read.extend(entry.rel for entry in pending)
-        workers = plan_workers(pending, self.workers)
+        try:
+            self._write_parts(jobs, record, manifest.export_id)
+        except Exception:
+            saver.save(force=True)  # what was written, so that a rerun does not write it again
+            raise
+        if not all(state.part(job.entry.rel).done for job in jobs):  # stopped before the end
+            saver.save(force=True)
+            raise TransientError(f"load {self.table}: stopped; run the same command again to resume")
+        state.finished_us = state.updated_us = now_us()
+        write_state(self.storage, state)
+        result.seconds = time.monotonic() - clock
+        self.progress.finish()
+        return result
+
+    def _write_parts(self, jobs: list[PartJob], record: Callable[[Flushed], None], export_id: str) -> None:
+        """Turn the data files into raw files, in worker processes where they can run."""
+        workers = plan_workers([job.entry for job in jobs], self.workers)
         if workers > 1:
-            self.progress.status(f"loading export {manifest.export_id} ({workers} processes)")
+            self.progress.status(f"loading export {export_id} ({workers} processes)")
             try:
                 run_parallel(jobs, workers, record, self.stop)
             except ParallelUnavailable as e:
@@ -187,10 +225,3 @@ class ExportLoad:
             for job in jobs:
                 if self.stop.is_set() or not write_part(job, record, self.stop.is_set):
                     break
-        if not all(state.part(job.entry.rel).done for job in jobs):  # stopped before the end
-            raise TransientError(f"load {self.table}: stopped; run the same command again to resume")
-        state.finished_us = state.updated_us = now_us()
-        write_state(self.storage, state)
-        result.seconds = time.monotonic() - clock
-        self.progress.finish()
-        return result

@@ -49,7 +49,15 @@ from ddblake.load.rows import (
     spliced_line,
     version_time_from_us,
 )
-from ddblake.load.state import SCAN_STATE, LoadState, PartState, read_state, write_state
+from ddblake.load.state import (
+    SCAN_STATE,
+    STATE_WRITE_SECONDS,
+    LoadState,
+    PartState,
+    StateSaver,
+    read_state,
+    write_state,
+)
 from ddblake.load.table import Page, TableInfo, TableReader
 from ddblake.progress import Progress
 
@@ -128,8 +136,12 @@ class ScanLoad:
         started_at_us: int | None = None,
         stop: threading.Event | None = None,
         rng: random.Random | None = None,
+        state_seconds: float = STATE_WRITE_SECONDS,
     ) -> None:
-        """Prepare; nothing is read until :meth:`run`."""
+        """Prepare; nothing is read until :meth:`run`.
+
+        ``state_seconds`` is the least time between two state writes (0: after every flush).
+        """
         self.config = config
         self.table = config.table
         self.reader = reader
@@ -140,6 +152,7 @@ class ScanLoad:
         self.rng = rng or random.Random()  # noqa: S311 - jitter, not secrecy
         self._lock = threading.Lock()
         self._errors: list[BaseException] = []
+        self.state_seconds = state_seconds
         self.consistent = config.consistent  # the running load's, once known (see run)
 
     def _begin(self, info: TableInfo) -> tuple[LoadState, bool]:
@@ -199,6 +212,13 @@ class ScanLoad:
         info = self.reader.describe()
         state, resumed = self._begin(info)
         self.state = state
+        self.saver = StateSaver(
+            self.storage,
+            state,
+            self._lock,
+            interval=self.state_seconds,
+            write=lambda storage, st: write_state(storage, st),  # late-bound: tests replace it
+        )
         self.consistent = bool(state.options.get("consistent", False))
         total = state.total_parts
         pending = [s for s in range(total) if not state.part(str(s)).done]
@@ -254,6 +274,13 @@ class ScanLoad:
             t.join()
         self.result.consumed_rcu = self.limiter.consumed
         self.result.seconds = time.monotonic() - clock
+        if all(isinstance(e, Exception) for e in self._errors) and (self._errors or self.stop.is_set()):
+            try:  # record what the workers wrote, so that a rerun does not read it again
+                self.saver.save(force=True)
+            except TransientError:
+                if not self._errors:
+                    raise
+                log.warning("load %s: could not record the load's last progress", self.table)
         if self._errors:
             raise self._errors[0]
         if self.stop.is_set() and len(state.done_parts) < total:
@@ -294,12 +321,13 @@ class ScanLoad:
             part.last_key = None if done.done else done.last_key
             part.done = done.done
             self.state.updated_us = now_us()
-            write_state(self.storage, self.state)
+            self.saver.changed()
             if written is not None:
                 self.result.files += 1
             self.result.items += done.items
             self.result.pages += done.pages
         done.items = done.pages = 0
+        self.saver.save()
 
     def _segment(self, seg: int, writer: RawLogWriter) -> None:
         with self._lock:
