@@ -306,6 +306,7 @@ def run_sync(
     finally:
         stop.set()
         capture.finish()
-    # One last pass: capture flushed its buffer on the way out; apply what it wrote.
-    total.add(applier.run_once())
+    # One last pass: capture flushed its buffer on the way out; apply what it wrote (one batch
+    # only when a backlog remains: the rest waits in the raw log for the next run).
+    total.add(applier.run_once(stop=stop))
     return total

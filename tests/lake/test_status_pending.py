@@ -4,6 +4,7 @@ creates nothing (a mistyped name must not leave empty tables behind)."""
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pytest
 from lake_helpers import TABLE, Lake, event
@@ -58,3 +59,26 @@ def test_apply_of_a_captured_table_without_changes_creates_its_history(lake: Lak
     assert [ident[-1] for ident in lake.catalog().list_tables("ddb")] == ["quiet_table_changes"]
     (status,) = lake_status(lake.catalog(), "ddb", lake.storage)
     assert (status.table, status.pending_files) == ("quiet-table", 0)
+
+
+def test_status_leaves_out_another_lakes_tables_in_a_shared_catalog(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dataclasses
+
+    from ddblake.lake.apply import Applier, ApplyConfig
+    from ddblake.lake.rawlog import RawLogWriter
+
+    monkeypatch.setenv("DDBLAKE_CATALOG_URI", f"sqlite:///{tmp_path}/shared.db")  # one database, two lakes
+    first, second = Lake(tmp_path / "lake-a"), Lake(tmp_path / "lake-b")
+    first.write([event("INSERT", "a", 1)])
+    first.apply()
+    writer = RawLogWriter(second.storage, "other-table", buffer_bytes=1 << 30, buffer_seconds=3600)
+    writer.add(dataclasses.replace(event("INSERT", "b", 1), table="other-table").to_line())
+    writer.flush()
+    Applier(
+        ApplyConfig.build(table="other-table", lake=second.config, once=True), storage=second.storage
+    ).run_once()
+    assert len(first.catalog().list_tables("ddb")) == 4, "both lakes' tables in the one database"
+    assert [s.table for s in lake_status(first.catalog(), "ddb", first.storage)] == [TABLE]
+    assert [s.table for s in lake_status(second.catalog(), "ddb", second.storage)] == ["other-table"]

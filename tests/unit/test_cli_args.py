@@ -417,3 +417,16 @@ def test_an_unknown_argument_points_at_the_commands_help_and_v_goes_anywhere(
     args = build_parser().parse_args(["status", "-v", "--lake", "x"])
     assert args.verbose is True
     assert build_parser().parse_args(["status", "--lake", "x"]).verbose is False
+
+
+def test_dump_takes_the_table_from_the_environment_and_names_it_when_missing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lake = tmp_path / "lake"
+    lake.mkdir()
+    code, err = _run(capsys, "dump", "--lake", str(lake))
+    assert code == 2 and "missing table: pass --table or set DDBLAKE_TABLE" in _one_line(err)
+    flag = _run(capsys, "dump", "--lake", str(lake), "--table", "orders")
+    monkeypatch.setenv("DDBLAKE_TABLE", "orders")
+    from_env = _run(capsys, "dump", "--lake", str(lake))
+    assert from_env == flag and "orders" in _one_line(flag[1])

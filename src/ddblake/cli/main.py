@@ -203,13 +203,15 @@ def _cmd_query(args: argparse.Namespace) -> int:
 
 
 def _cmd_dump(args: argparse.Namespace) -> int:
+    from ddblake import settings
     from ddblake.lake.catalog import open_catalog
     from ddblake.lake.report import dump_items
 
+    table = settings.required("table", "--table", args.table)
     config = _existing_lake(args)
     catalog = open_catalog(config, config.storage())
     out = sys.stdout
-    for line in dump_items(catalog, config.namespace, args.table):
+    for line in dump_items(catalog, config.namespace, table):
         out.write(line + "\n")
     return 0
 

@@ -15,6 +15,7 @@ REMOVEs it needs in the history and completes the current state from the same fi
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -157,13 +158,20 @@ class Applier:
         )
 
     # -- one run ------------------------------------------------------------------------------
-    def run_once(self, progress: Progress | None = None, deadline: float | None = None) -> ApplyResult:
+    def run_once(
+        self,
+        progress: Progress | None = None,
+        deadline: float | None = None,
+        stop: threading.Event | None = None,
+    ) -> ApplyResult:
         """Apply every raw file not yet applied, in batches; returns the counts.
 
         With ``progress``, a backlog of more than one batch (a load's thousands of raw files take
         hours) is shown on it as it goes: raw files done against those pending, rate, ETA, and the
         events applied. One batch shows nothing. With ``deadline`` (``time.monotonic()`` seconds,
         a Lambda's timeout) no batch starts that might not finish by then: the next run goes on.
+        With ``stop`` set (SIGINT/SIGTERM) no further batch starts: a load's backlog of thousands of
+        raw files would otherwise hold a stopping ``apply`` for hours.
         """
         total = ApplyResult()
         longest = 0.0
@@ -177,6 +185,10 @@ class Applier:
                 log.info(
                     "table %s: out of time; %d raw file(s) left to the next run", self.config.table, left
                 )
+                return total
+            if more and stop is not None and stop.is_set():
+                left = self._pending_files - result.files
+                log.info("table %s: stopped; %d raw file(s) left to the next run", self.config.table, left)
                 return total
             if progress is not None and (more or progress.done):
                 progress.total = progress.done + self._pending_files

@@ -110,15 +110,17 @@ def table_status(catalog: Catalog, namespace: str, storage: Storage, table: str)
 
 
 def lake_status(catalog: Catalog, namespace: str, storage: Storage) -> list[TableStatus]:
-    """Status of every DynamoDB table the lake holds: found by the tables' ``ddblake.source-table``,
-    and by the raw log's and capture's and load's folders (a table captured or loaded but not
-    applied yet shows its backlog)."""
+    """Status of every DynamoDB table the lake holds: found by the tables' ``ddblake.source-table``
+    (tables another lake wrote into a shared catalog database are left out), and by the raw log's
+    and capture's and load's folders (a table captured or loaded but not applied yet shows its
+    backlog)."""
     sources: set[str] = set(storage.list_dirs(RAW_PREFIX))
     sources.update(storage.list_dirs("state/capture"), storage.list_dirs("state/load"))
     for ident in catalog.list_tables(namespace):
         tbl = catalog.load_table(ident)
         source = tbl.properties.get("ddblake.source-table")
-        if source:
+        lake = tbl.properties.get("ddblake.lake")
+        if source and not (lake and not storage.names(lake)):  # not another lake's (a shared Glue database)
             sources.add(source)
     return [table_status(catalog, namespace, storage, s) for s in sorted(sources)]
 

@@ -41,12 +41,16 @@ def apply_progress(table: str) -> Callable[[], Progress]:
 
 
 def _run_once_racing(
-    applier: Applier, table: str, progress: Callable[[], Progress] | None, deadline: float | None
+    applier: Applier,
+    table: str,
+    progress: Callable[[], Progress] | None,
+    deadline: float | None,
+    stop: threading.Event | None = None,
 ) -> ApplyResult:
     """:meth:`Applier.run_once`, again when another writer's commit beat this one's."""
     for attempt in range(5):
         try:
-            return applier.run_once(progress() if progress is not None else None, deadline)
+            return applier.run_once(progress() if progress is not None else None, deadline, stop)
         except (CommitFailedException, ValidationException) as e:  # the commit did not land
             if attempt == 4:
                 raise TransientError(f"table {table}: another writer keeps committing; retry later") from e
@@ -98,7 +102,7 @@ def run_apply(
         while True:
             started = time.monotonic()
             try:
-                result = _run_once_racing(applier, config.table, progress, deadline)
+                result = _run_once_racing(applier, config.table, progress, deadline, stop)
             except TransientError as e:
                 if config.once:
                     raise
@@ -113,6 +117,8 @@ def run_apply(
                 continue
             failures = 0
             total.add(result)
+            if stop.is_set():
+                return total
             if result.files and not config.once:
                 log.info("table %s: %s", config.table, result.summary())
             # Snapshot expiry and history compaction: every so many commits, and at the end of
