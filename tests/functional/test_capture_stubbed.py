@@ -143,7 +143,9 @@ def test_expired_iterator_reopens_after_the_last_record(script: Script, tmp_path
     script.error("get_records", "ExpiredIteratorException", {"ShardIterator": "it-2", "Limit": 1000})
     script.iterator(SHARD, "it-3", after=seq(2))  # from the last record read, not from the start
     script.records("it-3", [record(3)], "it-4")
-    script.records("it-4", [], "it-5")  # caught up
+    script.records("it-4", [], "it-5")  # empty pages: caught up after the third in a row
+    script.records("it-5", [], "it-6")
+    script.records("it-6", [], "it-7")
     script.topology()  # the once-mode confirmation that no new shard appeared
 
     stats = run(script, tmp_path)
@@ -184,8 +186,9 @@ def test_children_wait_for_their_closed_parent(script: Script, tmp_path: Path) -
     script.records("l-1", [record(10)], "l-2")
     script.iterator(right, "r-1")
     script.records("r-1", [record(20)], "r-2")
-    script.records("l-2", [], "l-3")
-    script.records("r-2", [], "r-3")
+    for n in (2, 3, 4):  # three empty pages each: caught up
+        script.records(f"l-{n}", [], f"l-{n + 1}")
+        script.records(f"r-{n}", [], f"r-{n + 1}")
     script.topology(shard(left, parent, 10), shard(right, parent, 20), shard(parent, None, 1, 5))
 
     run(script, tmp_path)
@@ -223,6 +226,8 @@ def test_finished_shards_are_pruned_once_no_child_needs_them(script: Script, tmp
     script.topology(shard(new, mid, 10))
     script.iterator(new, "n-1")
     script.records("n-1", [], "n-2")
+    script.records("n-2", [], "n-3")
+    script.records("n-3", [], "n-4")
     script.topology(shard(new, mid, 10))
     run(script, tmp_path)
     checkpoint = load_checkpoint(storage, TABLE)

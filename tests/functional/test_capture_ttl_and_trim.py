@@ -147,7 +147,8 @@ def test_ttl_expiry_read_through_boto3_is_marked_ttl(
         {"StreamArn": ARN, "ShardId": SHARD, "ShardIteratorType": "TRIM_HORIZON"},
     )
     streams.add_response("get_records", answer, {"ShardIterator": "it-1", "Limit": 1000})
-    streams.add_response("get_records", {"Records": [], "NextShardIterator": "it-3"}, None)
+    for n in (3, 4, 5):  # three empty pages in a row: caught up
+        streams.add_response("get_records", {"Records": [], "NextShardIterator": f"it-{n}"}, None)
     topology(ddb, streams)
 
     run_capture(CaptureConfig(table=TABLE, lake=str(tmp_path), once=True), clients=clients)

@@ -114,7 +114,9 @@ class Checkpoint:
                     raise ValueError(f"shard {shard_id} has sequence number {seq!r}")
                 if parent is not None and not isinstance(parent, str):
                     raise ValueError(f"shard {shard_id} has parent {parent!r}")
-                shards[str(shard_id)] = ShardPosition(parent=parent, seq=seq, closed=bool(closed))
+                if not isinstance(closed, bool):  # "false" would read as closed and skip the shard
+                    raise ValueError(f"shard {shard_id} has closed {closed!r}, not true or false")
+                shards[str(shard_id)] = ShardPosition(parent=parent, seq=seq, closed=closed)
             arn = doc.get("stream_arn")
             return cls(
                 table=table,

@@ -51,6 +51,13 @@ log = logging.getLogger(__name__)
 
 ERRORS_ROOT = "errors"
 _MAX_BACKOFF_S = 30.0
+ONCE_OPEN_EMPTY_PAGES = 3
+"""``--once``: empty pages in a row after which an open shard counts as read up to now. GetRecords
+may return an empty page before records ("it might take multiple calls to get to a portion of the
+shard that contains stream records"), so one empty page is not the end."""
+ONCE_CLOSED_EMPTY_PAGES = 1000
+"""``--once``: a closed shard is read until GetRecords returns no next iterator (its end: then its
+children are read); only this many empty pages in a row stop a run short of it, with a warning."""
 _JITTER = random.Random()  # noqa: S311 - spreading retries, not secrecy
 
 
@@ -190,6 +197,7 @@ class StreamCapture:
         self.topology: list[Shard] = []
         self.iterators: dict[str, str] = {}
         self.caught_up: set[str] = set()
+        self.empty_pages: dict[str, int] = {}  # empty pages in a row, per shard
         self.fresh: set[str] = set()  # shards first seen by this run and not opened yet: TRIM_HORIZON
         self.stream_enabled = True
         self.dirty = False
@@ -447,7 +455,17 @@ class StreamCapture:
             self.iterators.pop(sid, None)  # reopen after the last record buffered: no loss, no repeat
             raise
         self.stats.records += len(batch.records)
-        if batch.next_iterator is None:
+        if batch.next_iterator is None and shard.end_seq is None:
+            # The shard list says open: closed only once DescribeStream says so too (a reply can lack
+            # its next iterator without the shard having ended). Reopen after the last record read.
+            self.iterators.pop(sid, None)
+            self.need_refresh = True
+            if not batch.records:
+                self.empty_pages[sid] = self.empty_pages.get(sid, 0) + 1
+                if self.empty_pages[sid] >= ONCE_OPEN_EMPTY_PAGES:
+                    self.caught_up.add(sid)
+            log.info("capture %s: shard %s gave no next iterator; checking the shard list", self.table, sid)
+        elif batch.next_iterator is None:
             pos.closed, self.dirty, self.need_refresh = True, True, True
             self.iterators.pop(sid, None)
             self.caught_up.discard(sid)
@@ -457,8 +475,21 @@ class StreamCapture:
             self.iterators[sid] = batch.next_iterator
             if batch.records:
                 self.caught_up.discard(sid)
+                self.empty_pages.pop(sid, None)
             else:
-                self.caught_up.add(sid)
+                empty = self.empty_pages[sid] = self.empty_pages.get(sid, 0) + 1
+                limit = ONCE_CLOSED_EMPTY_PAGES if shard.end_seq else ONCE_OPEN_EMPTY_PAGES
+                if empty >= limit:
+                    self.caught_up.add(sid)
+                    if shard.end_seq and f"empty:{sid}" not in self._warned:
+                        self._warned.add(f"empty:{sid}")
+                        log.warning(
+                            "capture %s: closed shard %s gave %d empty pages without reaching its end; "
+                            "the next run goes on reading it (its children wait until then)",
+                            self.table,
+                            sid,
+                            empty,
+                        )
         return len(batch.records)
 
     def _add(self, record: Any, shard_id: str, ingested_us: int) -> None:
