@@ -167,3 +167,39 @@ def test_cleanup_goes_on_past_a_delete_the_lake_refuses(caplog: pytest.LogCaptur
     assert sorted(deleted) == ["a", "c"]
     assert "b-locked" in caplog.text
     assert (out.files, out.data_bytes, out.failed) == (2, 4, 1)
+
+
+def test_a_batch_of_known_events_cannot_overwrite_a_record_committed_since_its_read(lake: Lake) -> None:
+    """Two applies on one table: B reads the tables for a batch whose event is a repeat (so it
+    changes no rows, only the applied-file records); meanwhile A applies a new file's event to the
+    history and dies before the current state. B's record, built from its older read, must not
+    replace A's: its commit fails and is retried from a fresh read, so the rerun appends nothing
+    twice."""
+    from ddblake.lake.apply import ApplyConfig
+
+    first = event("INSERT", "a", 1, image={"v": {"N": "1"}})
+    lake.write([first])
+    lake.apply()
+    lake.write([first])  # a re-delivery: B's batch is all repeats
+    config = ApplyConfig.build(table="orders-table", lake=lake.config, once=True)
+
+    class DiesBetweenItsCommits(Applier):
+        def _commit_current(self, *args: Any, **kwargs: Any) -> None:
+            raise RuntimeError("A killed between its two commits")
+
+    raced: list[bool] = []
+
+    class Slow(Applier):
+        def _commit_history(self, *args: Any, **kwargs: Any) -> None:
+            if not raced:  # A runs between B's read and B's first commit
+                raced.append(True)
+                lake.write([event("INSERT", "c", 3, image={"v": {"N": "3"}})])
+                with pytest.raises(RuntimeError, match="A killed"):
+                    DiesBetweenItsCommits(config, storage=lake.storage).run_once()
+            super()._commit_history(*args, **kwargs)
+
+    run_apply(config, applier=Slow(config, storage=lake.storage))
+    lake.apply()
+    keys = sorted(row["_ddb_key"] for row in lake.history())
+    assert keys == ['{"pk":{"S":"a"}}', '{"pk":{"S":"c"}}'], "every event once in the history"
+    assert sorted(lake.dump()) == ["a", "c"]

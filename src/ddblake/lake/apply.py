@@ -333,6 +333,8 @@ class Applier:
                 )
                 self._add_key_columns(tx, rows, hist)
                 datafiles.append(tx, hist.io, rows, {PROPERTY: pointer, "ddblake.files": str(len(files))})
+            else:
+                datafiles.record_only(tx, {PROPERTY: pointer, "ddblake.files": str(len(files))})
             tx.set_properties(props)
         result.history_rows += len(changes)
 
@@ -416,6 +418,7 @@ class Applier:
             if cur is None:
                 cur = self._create_current(current.empty_schema())
             with CachedTransaction(cur) as tx:
+                datafiles.record_only(tx, {PROPERTY: pointer, "ddblake.files": str(len(files))})
                 tx.set_properties(props)
             return
         item_texts = [texts(u.event) for u in upserts]

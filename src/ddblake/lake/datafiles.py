@@ -132,3 +132,21 @@ def append(tx: Any, io: FileIO, rows: pa.Table, snapshot_properties: dict[str, s
     with update.merge_append() if merge else update.fast_append() as producer:
         for data_file in data_files(metadata, io, rows, producer.commit_uuid, itertools.count(0)):
             producer.append_data_file(data_file)
+
+
+def record_only(tx: Any, snapshot_properties: dict[str, str]) -> None:
+    """An empty append: a snapshot that changes no data, only so that the commit is checked.
+
+    A batch whose events were all known (or all stale) changes no rows, only the applied-file
+    record, a table property. A commit of properties alone carries no requirement and lands on
+    whatever metadata is newest, so a second apply's record, built from an older read, could
+    replace the record of a commit made in between — whose files would then be applied again.
+    A snapshot makes pyiceberg assert that ``main`` is still the snapshot the batch read, so the
+    stale commit fails and the batch is retried from a fresh read (``ddblake.lake.service``).
+
+    Args:
+        tx: The table's open transaction.
+        snapshot_properties: Properties of the new snapshot (the record it points at).
+    """
+    with tx.update_snapshot(snapshot_properties=snapshot_properties).fast_append():
+        pass
