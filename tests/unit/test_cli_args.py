@@ -430,3 +430,25 @@ def test_dump_takes_the_table_from_the_environment_and_names_it_when_missing(
     monkeypatch.setenv("DDBLAKE_TABLE", "orders")
     from_env = _run(capsys, "dump", "--lake", str(lake))
     assert from_env == flag and "orders" in _one_line(flag[1])
+
+
+def test_reading_commands_create_no_catalog_database(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """query, dump and status only read: a role that may read the Glue Data Catalog but not create
+    databases in it can run them, and a database that is not there holds no tables."""
+    from ddblake.lake.catalog import LakeConfig, open_catalog
+    from ddblake.lake.storage import Storage
+
+    lake = tmp_path / "lake"
+    lake.mkdir()
+    open_catalog(LakeConfig.build(lake=str(lake)), Storage.from_uri(str(lake)))  # the lake's own 'ddb'
+    monkeypatch.setenv("DDBLAKE_NAMESPACE", "analytics")
+    code = main(["status", "--lake", str(lake)])
+    assert code == 0 and "holds no tables" in capsys.readouterr().out
+    assert main(["query", "--lake", str(lake), "--format", "csv", "select 42 as answer"]) == 0
+    assert capsys.readouterr().out.split() == ["answer", "42"]
+    code, err = _run(capsys, "dump", "--lake", str(lake), "--table", "orders")
+    assert code == 1 and "orders" in _one_line(err)
+    catalog = open_catalog(LakeConfig.build(lake=str(lake), namespace="ddb"), Storage.from_uri(str(lake)))
+    assert catalog.list_namespaces() == [("ddb",)], "no 'analytics' database created"

@@ -195,7 +195,7 @@ def _cmd_query(args: argparse.Namespace) -> int:
 
     config = _existing_lake(args)
     as_of = parse_time(args.as_of) if args.as_of else None
-    catalog = open_catalog(config, config.storage())
+    catalog = open_catalog(config, config.storage(), create=False)
     with open_sql(catalog, config.namespace, args.sql, as_of=as_of) as (columns, chunks):
         for text in format_chunks(columns, chunks, args.format):
             sys.stdout.write(text)
@@ -209,7 +209,7 @@ def _cmd_dump(args: argparse.Namespace) -> int:
 
     table = settings.required("table", "--table", args.table)
     config = _existing_lake(args)
-    catalog = open_catalog(config, config.storage())
+    catalog = open_catalog(config, config.storage(), create=False)
     out = sys.stdout
     for line in dump_items(catalog, config.namespace, table):
         out.write(line + "\n")
@@ -222,7 +222,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
     config = _existing_lake(args)
     storage = config.storage()
-    statuses = lake_status(open_catalog(config, storage), config.namespace, storage)
+    statuses = lake_status(open_catalog(config, storage, create=False), config.namespace, storage)
     sys.stdout.write(status_json(statuses) + "\n" if args.format == "json" else status_text(statuses))
     return 0
 

@@ -90,8 +90,14 @@ def _s3_properties(config: LakeConfig) -> dict[str, Any]:
     return props
 
 
-def open_catalog(config: LakeConfig, storage: Storage, *, glue_client: GlueClient | None = None) -> Catalog:
-    """Open the catalog and make sure the namespace exists.
+def open_catalog(
+    config: LakeConfig, storage: Storage, *, glue_client: GlueClient | None = None, create: bool = True
+) -> Catalog:
+    """Open the catalog and make sure the namespace exists (``create=False``: only open it).
+
+    The reading commands (query, dump, status) pass ``create=False``: they must work for a role
+    that may read the Glue Data Catalog but not create databases in it, and a namespace that does
+    not exist holds no tables (:func:`table_names`).
 
     Two processes opening a new lake's SQLite catalog at the same instant race on creating its
     tables and the namespace row; the loser sees the database error, retries, and finds what the
@@ -99,7 +105,7 @@ def open_catalog(config: LakeConfig, storage: Storage, *, glue_client: GlueClien
     """
     for attempt in range(5):
         try:
-            return _open(config, storage, glue_client)
+            return _open(config, storage, glue_client, create)
         except Exception as e:  # sqlalchemy's OperationalError/IntegrityError: no public base here
             explained = catalog_error(e, config, storage)
             if explained is None:
@@ -160,7 +166,7 @@ def _sqlite_uri(storage: Storage) -> str:
     return URL.create("sqlite", database=path).render_as_string(hide_password=False)
 
 
-def _open(config: LakeConfig, storage: Storage, glue_client: GlueClient | None) -> Catalog:
+def _open(config: LakeConfig, storage: Storage, glue_client: GlueClient | None, create: bool) -> Catalog:
     warehouse = storage.uri("warehouse")
     catalog: Catalog
     if config.catalog == "sql":
@@ -175,6 +181,17 @@ def _open(config: LakeConfig, storage: Storage, glue_client: GlueClient | None) 
         if glue_client is None and props.get("s3.region"):
             props["glue.region"] = props["s3.region"]  # botocore alone ignores AWS_REGION
         catalog = GlueCatalog("ddblake", client=glue_client, warehouse=warehouse, **props)
-    with contextlib.suppress(NamespaceAlreadyExistsError):
-        catalog.create_namespace(config.namespace)
+    if create:
+        with contextlib.suppress(NamespaceAlreadyExistsError):
+            catalog.create_namespace(config.namespace)
     return catalog
+
+
+def table_names(catalog: Catalog, namespace: str) -> list[tuple[str, ...]]:
+    """The namespace's table identifiers; none when the namespace does not exist (yet)."""
+    from pyiceberg.exceptions import NoSuchNamespaceError
+
+    try:
+        return list(catalog.list_tables(namespace))
+    except NoSuchNamespaceError:
+        return []

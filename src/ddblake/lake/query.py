@@ -27,6 +27,7 @@ from pyiceberg.catalog import Catalog
 from pyiceberg.table import Table
 
 from ddblake.errors import ConfigError, NotFoundError, TerminalError, UsageError
+from ddblake.lake.catalog import table_names
 from ddblake.lake.reading import register, row_source
 
 Format = Literal["table", "json", "csv"]
@@ -88,7 +89,7 @@ def snapshot_for(table: Table, as_of: dt.datetime | None = None) -> int | None:
 
 def lake_tables(catalog: Catalog, namespace: str) -> list[str]:
     """Table names (without namespace) in the lake's namespace."""
-    return sorted(ident[-1] for ident in catalog.list_tables(namespace))
+    return sorted(ident[-1] for ident in table_names(catalog, namespace))
 
 
 FETCH_ROWS = 10_000

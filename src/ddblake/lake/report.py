@@ -14,6 +14,7 @@ from pyiceberg.catalog import Catalog
 from pyiceberg.table import Table
 
 from ddblake.lake.applied import PROPERTY, checked_log
+from ddblake.lake.catalog import table_names
 from ddblake.lake.options import NEWEST_EVENT_PROPERTY, QUARANTINE_PROPERTY
 from ddblake.lake.query import require_table
 from ddblake.lake.rawlog import RAW_PREFIX, list_raw_files
@@ -116,7 +117,7 @@ def lake_status(catalog: Catalog, namespace: str, storage: Storage) -> list[Tabl
     backlog)."""
     sources: set[str] = set(storage.list_dirs(RAW_PREFIX))
     sources.update(storage.list_dirs("state/capture"), storage.list_dirs("state/load"))
-    for ident in catalog.list_tables(namespace):
+    for ident in table_names(catalog, namespace):
         tbl = catalog.load_table(ident)
         source = tbl.properties.get("ddblake.source-table")
         lake = tbl.properties.get("ddblake.lake")
