@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from pyiceberg.catalog import Catalog
-from pyiceberg.exceptions import NamespaceAlreadyExistsError
+from pyiceberg.exceptions import NamespaceAlreadyExistsError, NoSuchNamespaceError
 
 from ddblake.errors import ConfigError, DdblakeError, TerminalError, TransientError
 from ddblake.lake.storage import Storage, s3_endpoint_from_env
@@ -184,13 +184,14 @@ def _open(config: LakeConfig, storage: Storage, glue_client: GlueClient | None, 
     if create:
         with contextlib.suppress(NamespaceAlreadyExistsError):
             catalog.create_namespace(config.namespace)
+    else:  # one read now, so that missing credentials or access are told here, naming the catalog
+        with contextlib.suppress(NoSuchNamespaceError):
+            catalog.load_namespace_properties(config.namespace)
     return catalog
 
 
 def table_names(catalog: Catalog, namespace: str) -> list[tuple[str, ...]]:
     """The namespace's table identifiers; none when the namespace does not exist (yet)."""
-    from pyiceberg.exceptions import NoSuchNamespaceError
-
     try:
         return list(catalog.list_tables(namespace))
     except NoSuchNamespaceError:
