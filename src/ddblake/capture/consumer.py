@@ -519,6 +519,8 @@ class StreamCapture:
             self.stats.files += 1
             self.state.last_file = written.path
             log.info("capture %s: wrote %s (%d records)", self.table, written.path, written.records)
+            if self.on_file is not None:  # now: a failing write below must not leave apply unwoken
+                self.on_file(written.path)
         if self.errors.flush() is not None:
             self.dirty = True
         if self.dirty:
@@ -526,8 +528,6 @@ class StreamCapture:
             save_checkpoint(self.storage, self.state)
             self.stats.checkpoints += 1
             self.dirty = False
-        if written is not None and self.on_file is not None:
-            self.on_file(written.path)
 
     def _warn_once(self, key: str, message: str) -> None:
         if key not in self._warned:

@@ -364,8 +364,9 @@ def partition_keys(table: str, event_time_us: int) -> dict[str, str]:
 def raw_prefix(table: str, event_time_us: int) -> str:
     """The raw log's folder for a change, relative to the lake: ``raw/<table>/YYYY/MM/DD/HH/``.
 
-    The same rule Firehose applies through the partition keys, for runners that write files
-    themselves (``ddblake capture``).
+    The same rule Firehose applies through the partition keys (event time), offered to runners
+    that want event-time folders. ``ddblake capture`` and the loads do not use it: they file by
+    write time (``ddblake.lake.rawlog.raw_file_path``, docs/capture.md).
     """
     k = partition_keys(table, event_time_us)
     return f"raw/{k['table']}/{k['year']}/{k['month']}/{k['day']}/{k['hour']}/"
