@@ -295,13 +295,18 @@ def test_wrong_table_missing_folder_and_unknown_keys(tmp_path: Path) -> None:
     assert _untouched(tmp_path / "lake")
 
 
-def test_an_interrupted_export_load_resumes_after_its_last_raw_file(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    folder = make_export(
+def _forty_items(tmp_path: Path) -> Path:
+    """An export of two data files, 20 items each."""
+    return make_export(
         tmp_path / "exp",
         [[{"Item": _item(i)} for i in range(20)], [{"Item": _item(i)} for i in range(20, 40)]],
     )
+
+
+def test_an_interrupted_export_load_resumes_after_its_last_raw_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = _forty_items(tmp_path)
     real = export_load.write_state
     writes: list[int] = []
 
@@ -334,10 +339,7 @@ def test_an_interrupted_export_load_resumes_after_its_last_raw_file(
 def test_export_state_is_written_first_then_once_an_interval_then_at_the_end(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    folder = make_export(
-        tmp_path / "exp",
-        [[{"Item": _item(i)} for i in range(20)], [{"Item": _item(i)} for i in range(20, 40)]],
-    )
+    folder = _forty_items(tmp_path)
     real = export_load.write_state
     written: list[tuple[int, bool]] = []
 
@@ -356,10 +358,7 @@ def test_export_state_is_written_first_then_once_an_interval_then_at_the_end(
 
 
 def test_a_failing_export_load_records_what_it_wrote(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    folder = make_export(
-        tmp_path / "exp",
-        [[{"Item": _item(i)} for i in range(20)], [{"Item": _item(i)} for i in range(20, 40)]],
-    )
+    folder = _forty_items(tmp_path)
     real = export_load.write_part
 
     def second_file_fails(job: Any, record: Any, stopped: Any) -> bool:
