@@ -192,10 +192,18 @@ def test_the_apply_lambda_leaves_what_its_time_cannot_cover_to_the_next_run(
         writer.add(event("INSERT", f"k{i}", i, image={"v": {"N": str(i)}}).to_line())
         writer.flush()
 
+    from ddblake.lake import report
+
+    status_listings: list[str] = []  # the status after apply reuses apply's listing: one S3 LIST a run
+    real_list = report.list_raw_files
+    monkeypatch.setattr(
+        report, "list_raw_files", lambda *a, **k: status_listings.append("x") or real_list(*a, **k)
+    )
     short = handler({"table": TABLE}, LambdaContext(31_000))  # 1 s after the 30 s reserve: one batch only
     assert (short["files"], short["pending_files"]) == (1, 2)
     rest = handler({"table": TABLE}, LambdaContext(900_000))
     assert (rest["files"], rest["pending_files"]) == (2, 0)
+    assert status_listings == []
 
 
 def test_a_second_lake_in_a_shared_glue_database_keeps_its_files_in_its_own_bucket(

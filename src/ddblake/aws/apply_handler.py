@@ -22,8 +22,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ddblake.errors import ConfigError
-from ddblake.lake.apply import ApplyConfig
-from ddblake.lake.catalog import LakeConfig, open_catalog
+from ddblake.lake.apply import Applier, ApplyConfig
+from ddblake.lake.catalog import LakeConfig
 from ddblake.lake.report import table_status
 from ddblake.lake.service import run_apply
 
@@ -52,9 +52,13 @@ def handler(event: dict[str, Any] | None, context: LambdaContext) -> dict[str, A
     lake = LakeConfig.build(lake=None)
     # No batch starts that might not finish before the function's timeout: the next run goes on.
     deadline = time.monotonic() + context.get_remaining_time_in_millis() / 1000 - RESERVE_SECONDS
-    result = run_apply(ApplyConfig.build(table=table, lake=lake, once=True), deadline=deadline)
-    storage = lake.storage()
-    status = table_status(open_catalog(lake, storage), lake.namespace, storage, table)
+    config = ApplyConfig.build(table=table, lake=lake, once=True)
+    applier = Applier(config)
+    result = run_apply(config, applier=applier, deadline=deadline)
+    # The catalog, storage and raw-file listing apply just used: no second S3 listing per run.
+    status = table_status(
+        applier.catalog, lake.namespace, applier.storage, table, listing=applier.last_listing
+    )
     metrics.add_dimension(name="Table", value=table)
     metrics.add_metric(name="AppliedFiles", unit=MetricUnit.Count, value=result.files)
     metrics.add_metric(name="AppliedEvents", unit=MetricUnit.Count, value=result.events)

@@ -104,10 +104,6 @@ class AppliedLog:
             return False
         return hour[:10] not in self.reopened or raw_path in self.known.get(hour[:10], ())
 
-    def count(self) -> int:
-        """Files listed explicitly (folded hours are not counted)."""
-        return len(self.files)
-
     def with_files(self, new: set[str] | frozenset[str]) -> AppliedLog:
         """A new log with more files applied."""
         return AppliedLog(

@@ -92,6 +92,7 @@ class Applier:
         self.history_id = f"{ns}.{changes_identifier(config.table)}"
         self.current_id = f"{ns}.{table_identifier(config.table)}"
         self._pending_files = 0  # raw files still to apply when the last batch started
+        self.last_listing: list[str] | None = None  # the raw files the last batch listed
         self._said_empty = False  # warned once that the table has no raw files at all
 
     # -- tables -------------------------------------------------------------------------------
@@ -215,7 +216,7 @@ class Applier:
 
     def _run_batch(self) -> tuple[ApplyResult, bool]:
         result = ApplyResult()
-        listing = self._list_raw()
+        listing = self.last_listing = self._list_raw()
         if not listing and not self.catalog.table_exists(self.history_id) and not self._known():
             # Never captured nor loaded (a mistyped name, most likely): create no empty tables.
             if not self._said_empty:

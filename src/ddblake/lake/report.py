@@ -56,8 +56,8 @@ class TableStatus:
     last_commit: str | None
     rows: int
     history_rows: int
-    applied_files: int
-    applied_before_hour: str | None
+    applied_files: int  # raw files in the log applied to both tables
+    applied_before_hour: str | None  # the applied-file record's folded-hours watermark
     pending_files: int  # raw files not yet applied to both tables: apply's backlog
     newest_event: str | None
     lag_seconds: float | None
@@ -75,8 +75,14 @@ def _rows(tbl: Table | None) -> int:
     return int(snap.summary.additional_properties.get("total-records", 0))
 
 
-def table_status(catalog: Catalog, namespace: str, storage: Storage, table: str) -> TableStatus:
-    """Status of one DynamoDB table from its lake tables' metadata."""
+def table_status(
+    catalog: Catalog, namespace: str, storage: Storage, table: str, *, listing: list[str] | None = None
+) -> TableStatus:
+    """Status of one DynamoDB table from its lake tables' metadata.
+
+    ``listing``: the table's raw files, when the caller has just listed them (the apply Lambda,
+    after its run: one S3 listing per run instead of two); files landed since count from the next.
+    """
     from pyiceberg.exceptions import NoSuchTableError
 
     def load(name: str) -> Table | None:
@@ -89,7 +95,8 @@ def table_status(catalog: Catalog, namespace: str, storage: Storage, table: str)
     snaps = [t.current_snapshot() for t in (cur, hist) if t is not None]
     commits = [s.timestamp_ms for s in snaps if s is not None]
     props = hist.properties if hist is not None else {}
-    listing = list_raw_files(storage, table)
+    if listing is None:
+        listing = list_raw_files(storage, table)
     log = checked_log(storage, table, props.get(PROPERTY), listing)
     cur_log = checked_log(storage, table, cur.properties.get(PROPERTY), listing) if cur is not None else None
     pending = [p for p in listing if not (log.contains(p) and cur_log is not None and cur_log.contains(p))]
@@ -101,7 +108,7 @@ def table_status(catalog: Catalog, namespace: str, storage: Storage, table: str)
         last_commit=_iso_ms(max(commits)) if commits else None,
         rows=_rows(cur),
         history_rows=_rows(hist),
-        applied_files=log.count(),
+        applied_files=len(listing) - len(pending),
         applied_before_hour=log.before_hour or None,
         pending_files=len(pending),
         newest_event=_iso_ms(newest // 1000) if newest is not None else None,
