@@ -97,6 +97,36 @@ def test_interrupted_local_start_leaves_no_jvm(sig: signal.Signals, code: int, m
     assert stopped.returncode == 0 and "was not running" in stopped.stderr
 
 
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_before_popen_returns_still_stops_the_jvm(
+    sig: signal.Signals, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The JVM exists before Popen returns its handle: a Ctrl-C in between must not orphan it."""
+    from ddblake.cli.signals import Terminated, sigterm_unwinds
+
+    real_popen = subprocess.Popen
+    started: list[subprocess.Popen[bytes]] = []
+
+    def popen(*args: object, **kwargs: object) -> subprocess.Popen[bytes]:
+        proc = real_popen(*args, **kwargs)  # type: ignore[call-overload]
+        started.append(proc)
+        os.kill(os.getpid(), sig)  # delivered before the handle is returned
+        return proc  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(dynamodb_local.subprocess, "Popen", popen)
+    instance = DynamoDBLocal(in_memory=True, log_path=tmp_path / "ddb.log")
+    try:
+        with pytest.raises((KeyboardInterrupt, Terminated)), sigterm_unwinds():
+            instance.start()
+        assert len(started) == 1
+        assert started[0].poll() is not None, "the JVM was left running"
+    finally:
+        for proc in started:  # only if the test failed: never leave a JVM behind
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
 def test_sigterm_during_demo_startup_leaves_no_jvm(tmp_path: Path, mark: str) -> None:
     result = _interrupt_while_starting(["demo", "--lake", str(tmp_path / "lake")], mark, signal.SIGTERM)
     assert result.returncode == 143, result.stderr

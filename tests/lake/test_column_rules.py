@@ -176,7 +176,7 @@ def test_a_lake_with_dotted_columns_from_before_keeps_working(
 def test_a_string_column_that_becomes_json_text_is_retyped_everywhere(new_lake: MakeLake) -> None:
     first = [
         _insert("a", 1, {"v": {"S": "5"}, "m": {"M": {"f": {"S": "5"}}}, "l": {"L": [{"S": "5"}]}}),
-        _insert("c", 1, {"v": {"S": '{"N":"7"}'}, "big": {"N": "1" * 39}}),
+        _insert("c", 1, {"v": {"S": '{"N":"7"}'}, "big": {"N": "1" + "0" * 100}}),
     ]
     second = [_insert("b", 2, {"v": {"N": "5"}, "m": {"M": {"f": {"N": "5"}}}, "l": {"L": [{"N": "5"}]}})]
     third = [_insert("d", 3, {"big": {"S": "x"}})]
@@ -186,7 +186,7 @@ def test_a_string_column_that_becomes_json_text_is_retyped_everywhere(new_lake: 
     rows = {r["pk"]: r for r in _rows(lake)}
     assert json.loads(rows["a"]["v"]) == {"S": "5"} and json.loads(rows["b"]["v"]) == {"N": "5"}
     assert json.loads(rows["a"]["m"]["f"]) == {"S": "5"} and json.loads(rows["a"]["l"][0]) == {"S": "5"}
-    assert json.loads(rows["c"]["big"]) == {"N": "1" * 39}
+    assert json.loads(rows["c"]["big"]) == {"N": "1" + "0" * 100}
     fields = _columns(lake)
     assert fields["v"].doc is not None and fields["v"].doc.startswith("ddblake:ddb-json")
     assert fields["l"].doc is not None and fields["l"].doc.startswith("ddblake:[]ddb-json")
@@ -286,7 +286,7 @@ def test_a_batch_of_the_types_the_table_has_retypes_nothing(new_lake: MakeLake) 
     image = {
         "i": {"N": "-42"},
         "d": {"N": "12345678901234567890.123456789012345678"},
-        "big": {"N": "1" * 39},
+        "big": {"N": "1" + "0" * 100},
         "b": {"B": "AAEC/w=="},
         "ns": {"NS": ["1", "2.5"]},
         "m": {"M": {"k": {"N": "1"}, "j": {"L": [{"N": "1"}, {"S": "x"}]}}},

@@ -87,6 +87,21 @@ def test_a_column_widens_and_keeps_every_old_value(lake: Lake) -> None:
     assert len(dumped) == 42
 
 
+def test_a_column_widened_from_int64_is_typed_by_its_values_as_in_one_batch(lake: Lake) -> None:
+    """An int64 column is 19 digits wide by its type alone; the same items in one batch give a
+    decimal as narrow as their values (21 digits here, which 19 + 20 would have made number text)."""
+    tiny = "0.00000000000000000001"
+    lake.write([event("INSERT", "int", 1, image={"n": {"N": "5"}, "h": {"N": "7"}})])
+    lake.apply()
+    assert _column_types(lake)["n"] == "long"
+    lake.write([event("INSERT", "tiny", 2, image={"n": {"N": tiny}, "h": {"N": "0.5"}})])
+    lake.apply()
+    types = _column_types(lake)
+    assert (types["n"], types["h"]) == ("decimal(21, 20)", "decimal(2, 1)")
+    values = {r["pk"]: (r["n"], r["h"]) for r in _query(lake, "select pk, n, h from orders_table")}
+    assert values == {"int": (Decimal(5), Decimal(7)), "tiny": (Decimal(tiny), Decimal("0.5"))}
+
+
 def test_query_as_of_reads_an_older_snapshot(lake: Lake) -> None:
     lake.write([event("INSERT", "a", 1, image={"v": {"S": "old"}})])
     lake.apply()

@@ -10,6 +10,7 @@ import copy
 import datetime as dt
 import json
 import time
+from decimal import Decimal
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -19,17 +20,18 @@ from ddblake.changes import ChangeEvent, parse_json_record, parse_record
 from ddblake.changes.parse import MAX_EVENT_TIME_US
 from ddblake.changes.transform import fast_line, kinesis_line, reference_line, transform_record
 from ddblake.errors import BadRecordError
+from ddblake.limits import range_problem
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 # --- DynamoDB JSON ---------------------------------------------------------------------------
 
 texts = st.text(st.characters(blacklist_categories=["Cs"]), max_size=16)  # quotes, controls, astral
-names = st.one_of(
+names = st.one_of(  # DynamoDB refuses empty names, in maps too
     st.sampled_from(
-        ["id", "name", "S", "N", "M", "L", "B", "BS", "Keys", "NewImage", "eventName", "dynamodb", ""]
+        ["id", "name", "S", "N", "M", "L", "B", "BS", "Keys", "NewImage", "eventName", "dynamodb"]
     ),
-    texts,
+    texts.filter(bool),
 )
 LIMITS = [
     "12345678901234567890123456789012345678",  # 38 significant digits
@@ -44,6 +46,17 @@ number_texts = st.one_of(
     st.sampled_from(["0", "-0", "7", ".5", "5.", "1e5", *LIMITS]),
     st.from_regex(
         r"-?(?:[0-9]{1,38}(?:\.[0-9]{0,12})?|\.[0-9]{1,6})(?:[eE][+-]?[0-9]{1,3})?", fullmatch=True
+    ).filter(lambda t: range_problem(Decimal(t)) is None),  # what DynamoDB accepts
+    # plain notation as DynamoDB writes it, to the limits
+    st.builds(
+        lambda digits, zeros: digits + "0" * zeros,
+        st.from_regex(r"[1-9][0-9]{0,37}", fullmatch=True),
+        st.integers(0, 88),
+    ),
+    st.builds(
+        lambda zeros, digits: "0." + "0" * zeros + digits,
+        st.integers(0, 129),
+        st.from_regex(r"[0-9]{0,37}[1-9]", fullmatch=True),
     ),
 )
 base64s = st.binary(max_size=24).map(lambda b: base64.b64encode(b).decode())
@@ -353,6 +366,15 @@ def test_fast_path_leaves_the_unusual_to_the_reference_parser() -> None:
         b'"Keys":{"a":{"S":"1"}},"NewImage":{"d":' + deep + b"}}}": "ok",  # deeper than the fast path
         b'"Keys":{"a":{"S":"1"}}, "NewImage":{"s":{"S":"x"}}}}': "ok",  # whitespace
         b'"Keys":{"a":{"S":"\\ud83d\\ude00"}}}}': "ok",  # an escaped surrogate pair
+        b'"Keys":{"a":{"N":"1E+3"}}}}': "ok",  # exponent notation (DynamoDB writes plain)
+        b'"Keys":{"a":{"N":"1' + b"0" * 126 + b'"}}}}': "bad",  # past 9.99...E+125
+        b'"Keys":{"a":{"S":"1"}},"NewImage":{"n":{"N":"1E+126"}}}}': "bad",
+        b'"Keys":{"a":{"S":"1"}},"NewImage":{"n":{"NS":["1","0.' + b"0" * 130 + b'1"]}}}}': "bad",  # < 1E-130
+        b'"Keys":{"a":{"S":"1"}},"NewImage":{"n":{"N":"' + b"1" * 39 + b'"}}}}': "bad",  # 39 digits
+        b'"Keys":{"a":{"S":"1"}},"NewImage":{"n":{"N":"1E+99999999999999999999"}}}}': "bad",
+        b'"Keys":{"a":{"S":"1"}},"NewImage":{"":{"S":"x"}}}}': "bad",  # an empty attribute name
+        b'"Keys":{"a":{"S":"1"}},"NewImage":{"m":{"M":{"":{"S":"x"}}}}}}': "bad",  # an empty map key
+        b'"Keys":{"":{"S":"1"}}}}': "bad",
     }
     for tail, expected in cases.items():
         data = head + tail

@@ -75,6 +75,8 @@ def test_lone_surrogates_are_escaped_in_writing_and_quarantined_in_reading() -> 
         {"new": []},
         {"old": {"tags": {"SS": []}}},  # an empty set: the fast reader refuses it too
         {"old": {"n": {"N": "1.5e"}}},
+        {"old": {"n": {"N": "1E+126"}}},  # past DynamoDB's range
+        {"old": {"": {"S": "x"}}},  # an empty attribute name
         {"seq": 5},
         {"event_time_us": 1.5},
         {"ingested_us": True},
@@ -84,6 +86,17 @@ def test_lone_surrogates_are_escaped_in_writing_and_quarantined_in_reading() -> 
 def test_from_dict_rejects_malformed_lines(change: dict[str, Any]) -> None:
     with pytest.raises(BadRecordError):
         ChangeEvent.from_dict({**EVENT.to_dict(), **change})
+
+
+@pytest.mark.parametrize("field", ["v", "op", "source"])
+def test_a_bad_field_value_is_named_by_its_type_not_quoted(field: str) -> None:
+    """Reasons go to logs and quarantine records: a damaged line's text must not."""
+    for value, shown in (("alice@example.com", "<str>"), ({"x": "secret"}, "<dict>"), ("UPSERT", "'UPSERT'")):
+        with pytest.raises(BadRecordError) as caught:
+            ChangeEvent.from_dict({**EVENT.to_dict(), field: value})
+        assert (
+            shown in str(caught.value) and "secret" not in str(caught.value) and "@" not in str(caught.value)
+        )
 
 
 @pytest.mark.parametrize("line", [b"", b"{", b"[]", b"\xff", b"[" * 50_000 + b"]" * 50_000])

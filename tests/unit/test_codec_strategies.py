@@ -14,7 +14,8 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from ddblake.codec.numbers import MAX_ADJUSTED, MAX_DIGITS, MIN_ADJUSTED, canonical_number
+from ddblake.codec.numbers import canonical_number
+from ddblake.limits import MAX_ADJUSTED, MAX_DIGITS, MIN_ADJUSTED
 
 NAMES = st.sampled_from(["a", "b", "pk", "price", "x.y", "ü", "M", "S"])
 """Few names, so items of a batch share attributes (and sometimes conflict)."""

@@ -33,7 +33,7 @@ def event(**changes: Any) -> ChangeEvent:
         "new_image": {
             "pk": {"S": "Zoë#1"},
             "sk": {"N": "7"},
-            "n": {"N": "-1.5E+10"},
+            "n": {"N": "-15000000000.25"},
             "b": {"B": "AAEC"},
             "ok": {"BOOL": True},
             "nil": {"NULL": True},

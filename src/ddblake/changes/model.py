@@ -30,6 +30,7 @@ with every character escaped (six bytes each) that stays under 5 MiB, so a longe
 change (a corrupt file, a runaway writer) and is quarantined rather than held in memory and applied."""
 _MAX_TIME_US: Final = 253_402_300_800_000_000  # 10000-01-01T00:00:00Z, as ddblake.changes.parse
 _MAX_SEQ_DIGITS: Final = 40
+_SAFE_TOKEN: Final = re.compile(r"[A-Za-z0-9_]{1,20}")
 _SURROGATE_BYTES: Final = re.compile(rb"\\u[dD][89a-fA-F]")
 _SURROGATE_TEXT: Final = re.compile("[\ud800-\udfff]|\\\\u[dD][89a-fA-F]")
 
@@ -86,6 +87,14 @@ def _check_line_values(
     parse.check_keys(keys)
     parse.check_image(images[0], "new")
     parse.check_image(images[1], "old")  # as the fast reader's grammar does (ddblake.changes.rawline)
+
+
+def _shown(value: Any) -> str:
+    """A field's value for an error message: short words and numbers as they are, anything else by
+    its type, so that a damaged line cannot put item data into logs or quarantine reasons."""
+    if isinstance(value, int | str) and not isinstance(value, bool) and _SAFE_TOKEN.fullmatch(str(value)):
+        return repr(value)
+    return f"<{type(value).__name__}>"
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,12 +168,12 @@ class ChangeEvent:
         if not isinstance(obj, dict):
             raise BadRecordError(f"raw-log line is {type(obj).__name__}, not a JSON object")
         if not _is_int(obj.get("v")) or obj["v"] != LINE_FORMAT_VERSION:
-            raise BadRecordError(f"raw-log line has format version {obj.get('v')!r}, expected 1")
+            raise BadRecordError(f"raw-log line has format version {_shown(obj.get('v'))}, expected 1")
         op, source = obj.get("op"), obj.get("source")
         if not isinstance(op, str) or op not in OPERATIONS:
-            raise BadRecordError(f"raw-log line has unknown op {op!r}")
+            raise BadRecordError(f"raw-log line has unknown op {_shown(op)}")
         if not isinstance(source, str) or source not in SOURCES:
-            raise BadRecordError(f"raw-log line has unknown source {source!r}")
+            raise BadRecordError(f"raw-log line has unknown source {_shown(source)}")
         table, keys, event_id = obj.get("table"), obj.get("keys"), obj.get("event_id")
         if not isinstance(table, str) or not table:
             raise BadRecordError("raw-log line has no table name")

@@ -28,10 +28,12 @@ import json
 import math
 import re
 from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
 from typing import Any, Final, NoReturn, cast
 
 from ddblake.changes.model import ChangeEvent, DynamoJson, Operation, Source
 from ddblake.errors import BadRecordError
+from ddblake.limits import range_problem
 
 STREAM_EVENTS: Final[frozenset[str]] = frozenset({"INSERT", "MODIFY", "REMOVE"})
 TTL_PRINCIPAL: Final = "dynamodb.amazonaws.com"
@@ -112,6 +114,17 @@ def _check_strings(values: Any, what: str, tag: str) -> None:
             _bad(what, f"{tag} member is not a UTF-8 string")
 
 
+def _check_number(text: Any, what: str, tag: str) -> None:
+    if not isinstance(text, str) or _NUMBER.fullmatch(text) is None:
+        _bad(what, f"{tag} value is not a number string")
+    try:
+        problem = range_problem(Decimal(text))
+    except InvalidOperation:  # an exponent past what Decimal holds, so past DynamoDB's range too
+        problem = "is out of DynamoDB's range"
+    if problem is not None:  # DynamoDB refuses it on write, so it cannot have come from a table
+        _bad(what, f"{tag} number {problem}")
+
+
 def _check_value(value: Any, what: str, depth: int) -> None:
     """Check one attribute value in DynamoDB JSON, all the way down."""
     if not isinstance(value, dict) or len(value) != 1:
@@ -121,8 +134,7 @@ def _check_value(value: Any, what: str, depth: int) -> None:
         if not isinstance(inner, str) or not _is_utf8(inner):
             _bad(what, "S value is not a UTF-8 string")
     elif tag == "N":
-        if not isinstance(inner, str) or _NUMBER.fullmatch(inner) is None:
-            _bad(what, "N value is not a number string")
+        _check_number(inner, what, tag)
     elif tag == "B":
         if not isinstance(inner, str) or _BASE64.fullmatch(inner) is None:
             _bad(what, "B value is not base64")
@@ -148,8 +160,10 @@ def _check_value(value: Any, what: str, depth: int) -> None:
         if not inner:
             _bad(what, "SS value is empty (DynamoDB sets hold at least one element)")
     elif tag == "NS":
-        if not isinstance(inner, list) or not all(isinstance(n, str) and _NUMBER.fullmatch(n) for n in inner):
+        if not isinstance(inner, list):
             _bad(what, "NS value is not a list of number strings")
+        for number in inner:
+            _check_number(number, what, "NS member")
         if not inner:
             _bad(what, "NS value is empty (DynamoDB sets hold at least one element)")
     elif tag == "BS":
@@ -167,6 +181,8 @@ def _check_attributes(attributes: Any, what: str, depth: int) -> None:
     for name, value in attributes.items():
         if not isinstance(name, str) or not _is_utf8(name):
             _bad(what, "attribute name is not a UTF-8 string")
+        if not name:
+            _bad(what, "empty attribute name (DynamoDB refuses them, in maps too)")
         _check_value(value, what, depth)
 
 

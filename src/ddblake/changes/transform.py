@@ -49,7 +49,16 @@ TEXT_WITH_PAIRS: Final = (
     rf'|u[dD][89abAB][0-9a-fA-F]{{2}}\\u[dD][c-fC-F][0-9a-fA-F]{{2}}){_CHARS})*+"'
 )
 _ANY_TEXT = rf'"{_CHARS}(?:\\(?:["\\/bfnrt]|u[0-9a-fA-F]{{4}}){_CHARS})*+"'
-_NUMBER_TEXT = r'"-?(?:[0-9]++(?:\.[0-9]*+)?|\.[0-9]++)(?:[eE][+-]?[0-9]++)?"'
+# Numbers as DynamoDB writes them (plain notation) that are surely within its range: an integer of
+# at most 38 significant digits and 126 in all; at most 38 digits with a point; a fraction below 1
+# of at most 38 significant digits after at most 129 zeros. Anything else (exponents, more digits)
+# is left to the reference parser, which checks the range.
+_NUMBER_TEXT = (
+    r'"-?(?:[1-9][0-9]{0,37}+0{0,88}+|0|(?=(?:[0-9]\.?){1,38}")[0-9]++\.[0-9]*+'
+    r'|0?\.0{0,129}+[1-9][0-9]{0,37}+)"'
+)
+# An attribute or map key name: DynamoDB refuses empty ones.
+_NAMED = '(?!"")'
 _BASE64_TEXT = r'"(?:[A-Za-z0-9+/]{4})*+(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?"'
 # JSON numbers of bounded size (Python's int() refuses more than 4300 digits; the reference would fail).
 _JSON_NUMBER = r"-?(?:0|[1-9][0-9]{0,99}+)(?:\.[0-9]{1,100}+)?(?:[eE][+-]?[0-9]{1,100}+)?"
@@ -94,7 +103,7 @@ def _attribute_value(depth: int, sp: str = "", text: str = _TEXT) -> str:
     body = _scalar_value(sp, text)
     if depth > 0:
         inner = _attribute_value(depth - 1, sp, text)
-        body += rf'|M":{sp}\{{' + _items(f"{text}:{sp}{inner}", _QUOTE, _CLOSE_MAP, sp)
+        body += rf'|M":{sp}\{{' + _items(f"{_NAMED}{text}:{sp}{inner}", _QUOTE, _CLOSE_MAP, sp)
         body += rf'|L":{sp}\[' + _items(inner, _OPEN_MAP, _CLOSE_LIST, sp)
     return rf'\{{"(?:{body})\}}'
 
@@ -106,12 +115,13 @@ def image_pattern(depth: int, sp: str = "", text: str = _TEXT) -> str:
     with Python's default ", " and ": " (the export files' style). Shared with the raw-log reader's
     fast path (``ddblake.changes.rawline``), which also passes :data:`TEXT_WITH_PAIRS` as ``text``.
     """
-    return r"\{" + _items(f"{text}:{sp}{_attribute_value(depth, sp, text)}", _QUOTE, _CLOSE_MAP, sp)
+    return r"\{" + _items(f"{_NAMED}{text}:{sp}{_attribute_value(depth, sp, text)}", _QUOTE, _CLOSE_MAP, sp)
 
 
 # One or two attributes (partition and sort key): after a second one only the closing brace fits.
 KEYS_PATTERN: Final = (
-    rf'\{{(?:{_TEXT}:\{{"(?:S":{_TEXT}|N":{_NUMBER_TEXT}|B":{_BASE64_TEXT})\}}(?:,(?=")|(?=\}}))){{1,2}}+\}}'
+    rf'\{{(?:{_NAMED}{_TEXT}:\{{"(?:S":{_TEXT}|N":{_NUMBER_TEXT}|B":{_BASE64_TEXT})\}}'
+    rf'(?:,(?=")|(?=\}}))){{1,2}}+\}}'
 )
 
 

@@ -152,6 +152,8 @@ class _Converter:
             raise BadValueError(
                 f"attribute {where}: {tag} is empty (DynamoDB sets hold at least one element)"
             )
+        if child.values.null_count:  # JSON null in a set ({"SS": [null]}): the Python path refuses it too
+            raise BadValueError(f"attribute {where}: {tag} element is not a {_ELEMENT_TAG[tag]} value")
         elem_tag = _ELEMENT_TAG[tag]
         return self._list(child, lambda values: self.tag(elem_tag, values, elem_target, f"{where}[]"))
 

@@ -33,7 +33,8 @@ from decimal import Decimal
 from typing import Any, Final
 
 from ddblake.codec.errors import BadValueError
-from ddblake.codec.numbers import number_text, parse_number, range_problem
+from ddblake.codec.numbers import number_text, parse_number
+from ddblake.limits import range_problem
 
 TAGS: Final[frozenset[str]] = frozenset({"S", "N", "B", "BOOL", "NULL", "M", "L", "SS", "NS", "BS"})
 

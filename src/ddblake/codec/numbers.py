@@ -34,13 +34,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ddblake.codec.errors import BadValueError
+from ddblake.limits import range_problem
 
-MAX_DIGITS: Final = 38
-"""Significant digits DynamoDB keeps."""
-MAX_ADJUSTED: Final = 125
-"""Largest power of ten of a DynamoDB number's leading digit (9.99...E+125)."""
-MIN_ADJUSTED: Final = -130
-"""Smallest power of ten of a non-zero DynamoDB number's leading digit (1E-130)."""
 INT64_DIGITS: Final = 19
 
 EXACT: Final = Context(
@@ -85,30 +80,6 @@ class NumberText(Decimal):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (NumberText, (self.text,))
-
-
-def range_problem(value: Decimal) -> str | None:
-    """Why DynamoDB would refuse this number, or None when it accepts it.
-
-    Leading and trailing zeros do not count as digits: DynamoDB trims them, so ``1E+100`` (one
-    digit) is fine while a 39-digit integer is not.
-    """
-    if not value.is_finite():
-        return "is not finite (NaN and Infinity are not DynamoDB numbers)"
-    if value.is_zero():
-        return None
-    digits = value.as_tuple().digits
-    significant = len(digits)
-    while digits[significant - 1] == 0:
-        significant -= 1
-    if significant > MAX_DIGITS:
-        return f"has more than {MAX_DIGITS} significant digits"
-    adjusted = value.adjusted()
-    if adjusted > MAX_ADJUSTED:
-        return "is larger in magnitude than 9.9999999999999999999999999999999999999E+125"
-    if adjusted < MIN_ADJUSTED:
-        return "is smaller in magnitude than 1E-130"
-    return None
 
 
 def parse_number(text: Any, where: str) -> Decimal:

@@ -252,7 +252,25 @@ def retype(
     """
     keep = with_hashes(keep)  # rows of files written before _ddb_hash existed
     items = [json.loads(s) for s in keep.column("_ddb_item").to_pylist()]
-    old, old_untyped = _typed_dicts(items, attribute_schema(schema), evolve=True)
+    have = keep.schema
+    changed = {
+        f.name
+        for f in schema
+        if f.name in have.names
+        and f.name not in META_COLUMNS
+        and not columns.same_shape(have.field(f.name), f)
+    }
+    if changed:
+        # ``schema``'s type for a changed column joined the table's type with the batch's, and a
+        # table's int64 counts as 19 digits whatever its values (int64 then 0.5 would give
+        # decimal(20,1), not decimal(2,1)): those columns are typed again from the values of every
+        # item, kept and upserted together, as one batch of the same items would type them.
+        news = [json.loads(t) for t in item_texts] if item_texts else [u.event.new_image for u in upserts]
+        base = attribute_schema(pa.schema([f for f in schema if f.name not in changed]))
+        joint, old_untyped = _typed_dicts([*items, *news], base, evolve=True)
+        old = joint.slice(0, len(items))
+    else:
+        old, old_untyped = _typed_dicts(items, attribute_schema(schema), evolve=True)
     for name in META_COLUMNS:
         old = old.append_column(name, keep.column(name).cast(META_COLUMNS[name]))
     new = typed_rows(upserts, buckets, old.schema, item_texts)

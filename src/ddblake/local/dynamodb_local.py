@@ -41,6 +41,7 @@ from ddblake.local.runtime import (
     find_jar,
     find_java,
     free_port,
+    interrupts_held,
     is_dynamodb_local,
     listens_on,
     log_tail,
@@ -211,7 +212,7 @@ class DynamoDBLocal:
         log_path = self._log_path or Path(tempfile.gettempdir()) / "ddblake-dynamodb-local.log"
         self._log_path = log_path
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        with log_path.open("wb") as out:
+        with log_path.open("wb") as out, interrupts_held():
             try:
                 self._proc = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
                     self.command(java, jar, port),

@@ -15,8 +15,9 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from types import FrameType
 from typing import Final
 
 from ddblake.errors import PrerequisiteError
@@ -177,6 +178,36 @@ def is_dynamodb_local(pid: int) -> bool:
         return b"DynamoDBLocal" in Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return pid_alive(pid)
+
+
+@contextlib.contextmanager
+def interrupts_held() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM for the block, then act on the first that came as it would have.
+
+    Around starting a child that must be registered for cleanup: a Ctrl-C arriving after the exec
+    but before ``Popen`` returns would raise inside ``Popen`` and lose the only handle on a process
+    that is already running. In the main thread only (elsewhere signals are not delivered anyway).
+    """
+    held: list[int] = []
+
+    def hold(signum: int, frame: FrameType | None) -> None:
+        del frame
+        held.append(signum)
+
+    previous: dict[signal.Signals, object] = {}
+    try:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, hold)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)  # type: ignore[arg-type]  # what signal() returned
+        if held:
+            signal.raise_signal(held[0])  # now handled as it would have been (KeyboardInterrupt, ...)
 
 
 def terminate_group(
