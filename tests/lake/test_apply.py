@@ -291,8 +291,11 @@ def test_apply_settings_come_from_argument_then_environment_then_default_and_bad
     with pytest.raises(ConfigError, match="DDBLAKE_APPLY_MAX_BYTES='lots' is not valid"):
         ApplyConfig.build(table=TABLE, lake=lake.config)
     monkeypatch.setenv("DDBLAKE_APPLY_MAX_BYTES", "0")
-    with pytest.raises(ConfigError, match="must be positive"):
+    with pytest.raises(ConfigError, match="DDBLAKE_APPLY_MAX_BYTES must be positive, got 0"):
         ApplyConfig.build(table=TABLE, lake=lake.config)
+    monkeypatch.setenv("DDBLAKE_APPLY_MAX_BYTES", "1")
+    with pytest.raises(ConfigError, match=r"--buckets \(or DDBLAKE_BUCKETS\) must be positive, got -2"):
+        ApplyConfig.build(table=TABLE, lake=lake.config, buckets=-2)
     with pytest.raises(ConfigError, match="missing table: pass --table or set DDBLAKE_TABLE"):
         ApplyConfig.build(table=None, lake=lake.config)
 

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
+import subprocess
+import sys
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
+import duckdb
+import pytest
 from lake_helpers import Lake, event
 
 from ddblake.cli.main import main
@@ -160,4 +166,89 @@ def test_query_output_of_intervals_uuids_non_finite_floats_and_binary() -> None:
     }
     assert '"lag":86400.00025' in line  # exact, not a float's rendering
     csv_text = format_rows(cols, rows, "csv")
-    assert csv_text.splitlines()[1].endswith(",AP8Q,")  # base64 as is: no JSON quotes to strip
+    assert csv_text.splitlines()[1].endswith(',AP8Q,""')  # base64 as is; empty bytes are not NULL
+
+
+def test_attributes_differing_only_in_case_keep_their_own_values_and_are_named(
+    lake: Lake, caplog: pytest.LogCaptureFixture
+) -> None:
+    """DuckDB does not tell 'Ab' from 'ab': the later is read as ab_1, and a warning says so."""
+    lake.write([event("INSERT", "a", 1, image={"Ab": {"N": "1"}, "ab": {"N": "2"}, "A-b": {"S": "x"}})])
+    lake.apply()
+    with caplog.at_level(logging.WARNING, logger="ddblake.lake.reading"):
+        (row,) = _query(lake, "select * exclude (_ddb_item) from orders_table")
+    assert (row["Ab"], row["ab_1"]) == (1, 2)
+    warned = " ".join(r.getMessage() for r in caplog.records)
+    assert "'Ab' and 'ab' differ only in case" in warned and "'ab_1'" in warned
+
+
+def test_json_keeps_repeated_column_names_apart_and_csv_keeps_empty_strings_apart_from_null(
+    lake: Lake,
+) -> None:
+    lake.write([event("INSERT", "a", 1, image={"v": {"S": ""}})])
+    lake.write([event("INSERT", "b", 2, image={"w": {"S": "1"}})])
+    lake.apply()
+    cols, rows = run_sql(lake.catalog(), "ddb", "select pk, v, 1 as pk from orders_table order by 1")
+    assert [json.loads(line) for line in format_rows(cols, rows, "json").splitlines()] == [
+        {"pk": "a", "v": "", "pk_1": 1},
+        {"pk": "b", "v": None, "pk_1": 1},
+    ]
+    assert format_rows(cols, rows, "csv") == 'pk,v,pk\na,"",1\nb,,1\n'
+
+
+@pytest.mark.parametrize(
+    "error", [RuntimeError("Query interrupted"), duckdb.InterruptException("INTERRUPT Error: Interrupted!")]
+)
+def test_a_ctrl_c_duckdb_caught_is_a_keyboard_interrupt(error: Exception) -> None:
+    from ddblake.lake.query import _failed
+
+    with pytest.raises(KeyboardInterrupt):
+        _failed(error, [])
+
+
+def test_reading_commands_leave_a_directory_without_a_catalog_as_it_is(tmp_path: Path, capsys: Any) -> None:
+    """An empty directory (a wrong --lake, or a lake nothing was applied to) answers as an empty
+    lake, without an empty catalog.db left behind."""
+    assert main(["status", "--lake", str(tmp_path)]) == 0
+    assert "no tables yet" in capsys.readouterr().out
+    assert main(["query", "--lake", str(tmp_path), "--format=csv", "select 42 as x"]) == 0
+    assert capsys.readouterr().out == "x\n42\n"
+    assert main(["query", "--lake", str(tmp_path), "select * from orders_table"]) == 1
+    assert "none yet" in capsys.readouterr().err
+    assert main(["dump", "--table", "orders-table", "--lake", str(tmp_path)]) == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_damaged_table_file_is_one_line_naming_it(lake: Lake, capsys: Any) -> None:
+    lake.write([event("INSERT", "a", 1, image={"v": {"S": "1"}})])
+    lake.apply()
+    for parquet in lake.root.rglob("*.parquet"):
+        parquet.write_bytes(b"")
+    assert main(["query", "--lake", str(lake.root), "select count(*) from orders_table"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("ddblake: error: ") and len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+def test_output_into_a_closed_pipe_ends_quietly(lake: Lake) -> None:
+    """`ddblake query ... | head -1`: the reader leaving is not an error."""
+    lake.write([event("INSERT", "a", 1, image={"v": {"S": "1"}})])
+    lake.apply()
+    sql = "select * from range(3000000)"
+    argv = [
+        sys.executable,
+        "-m",
+        "ddblake.cli.main",
+        "query",
+        "--lake",
+        str(lake.root),
+        "--format",
+        "csv",
+        sql,
+    ]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.readline() == b"range\n"
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0, err
+    assert err == ""

@@ -56,7 +56,7 @@ number_texts = st.one_of(
     st.builds(
         lambda zeros, digits: "0." + "0" * zeros + digits,
         st.integers(0, 129),
-        st.from_regex(r"[0-9]{0,37}[1-9]", fullmatch=True),
+        st.from_regex(r"[1-9](?:[0-9]{0,36}[1-9])?", fullmatch=True),
     ),
 )
 base64s = st.binary(max_size=24).map(lambda b: base64.b64encode(b).decode())

@@ -235,6 +235,17 @@ def test_sync_first_load_takes_the_load_source_and_scan_options(
     assert code == 2 and "reloads the table with a Scan" in _one_line(err) and not sync_configs
 
 
+@pytest.mark.parametrize(
+    "extra", [["--from-export", "/x"], ["--export-to", "s3://b/p"], ["--segments", "4"], ["--rebootstrap"]]
+)
+def test_sync_no_load_refuses_load_options_it_would_ignore(
+    extra: list[str], tmp_path: Path, sync_configs: list[Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, err = _sync(capsys, tmp_path, "--no-load", *extra)
+    assert code == 2 and not sync_configs
+    assert f"drop {extra[0]} or --no-load" in _one_line(err)
+
+
 def test_a_rebootstrap_refuses_an_export_named_as_its_load(tmp_path: Path) -> None:
     from ddblake.lake.catalog import LakeConfig
     from ddblake.load import LoadConfig

@@ -7,11 +7,13 @@ One wrapper turns every error into one line on stderr and an exit code: 0 succes
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from ddblake import __version__
 from ddblake.cli.args import add_role_args, log_level, percent, port_number
@@ -65,6 +67,9 @@ def _cmd_capture(args: argparse.Namespace) -> int:
     return 0
 
 
+CATALOG_FILE: Final = "catalog.db"
+
+
 def _lake_config(args: argparse.Namespace) -> LakeConfig:
     from ddblake.lake.catalog import LakeConfig
 
@@ -82,6 +87,11 @@ def _existing_lake(args: argparse.Namespace) -> LakeConfig:
         raise UsageError(
             f"no lake at {path}: check --lake (or DDBLAKE_LAKE); capture, load, apply and sync create one"
         )
+    own_catalog = path is not None and config.catalog == "sql" and not config.catalog_uri
+    if own_catalog and path is not None and not (path / CATALOG_FILE).exists():
+        # No table applied yet (or a wrong --lake): an empty catalog in memory answers the same,
+        # where opening the lake's would leave an empty catalog.db in the directory.
+        config = dataclasses.replace(config, catalog_uri="sqlite:///:memory:")
     return config
 
 
@@ -115,6 +125,20 @@ def _cmd_sync(args: argparse.Namespace) -> int:
         run_sync,
     )
 
+    if args.no_load:
+        given = [
+            flag
+            for flag, value in (
+                ("--from-export", args.from_export),
+                ("--export-to", args.export_to),
+                ("--segments", args.segments),
+                ("--read-percent", args.read_percent),
+                ("--rebootstrap", args.rebootstrap),
+            )
+            if value not in (None, False)
+        ]
+        if given:
+            raise UsageError(f"sync --no-load runs no load: drop {', '.join(given)} or --no-load")
     if args.rebootstrap:
         from ddblake.load import LoadConfig
         from ddblake.rebootstrap import rebootstrap
@@ -141,6 +165,7 @@ def _cmd_sync(args: argparse.Namespace) -> int:
             lake,
             args.endpoint_url,
             load_config=reload,
+            apply_config=ApplyConfig.build(table=table, lake=lake, once=True, buckets=args.buckets),
             assume_role=args.assume_role,
             external_id=args.external_id,
         )
@@ -194,6 +219,8 @@ def _cmd_query(args: argparse.Namespace) -> int:
     from ddblake.lake.query import format_chunks, open_sql, parse_time
 
     config = _existing_lake(args)
+    if args.as_of is not None and not args.as_of.strip():
+        raise UsageError("--as-of is empty: give a time (ISO 8601, or epoch seconds or milliseconds)")
     as_of = parse_time(args.as_of) if args.as_of else None
     catalog = open_catalog(config, config.storage(), create=False)
     with open_sql(catalog, config.namespace, args.sql, as_of=as_of) as (columns, chunks):
@@ -409,6 +436,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Terminated as e:
         print("ddblake: terminated (SIGTERM)", file=sys.stderr)
         return e.code if isinstance(e.code, int) else 143
+    except BrokenPipeError:  # the reader went away (| head): not an error of ours
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 0
     except OSError as e:  # backstop: a file or directory ddblake could not use, named in one line
         print(f"ddblake: error: {_os_error_line(e)}", file=sys.stderr)
         return 1
@@ -428,7 +459,17 @@ def _library_error(e: Exception) -> str | None:
     from ddblake.lake.catalog import catalog_error
 
     explained = catalog_error(e)
-    return None if explained is None else str(explained)
+    if explained is not None:
+        return str(explained)
+    root = type(e).__module__.split(".")[0]
+    if root in ("pyarrow", "pyiceberg"):  # a damaged or missing table file, or table metadata
+        first = (str(e).splitlines() or [""])[0][:300]
+        return (
+            f"cannot read the lake's tables: {first} ({type(e).__name__}); if a table's data or metadata "
+            "file is damaged or missing: restore it (a backup, S3 versioning); the raw change log "
+            "under raw/ still holds every change"
+        )
+    return None
 
 
 if __name__ == "__main__":

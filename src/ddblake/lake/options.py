@@ -90,10 +90,15 @@ class ApplyConfig:
         mf = settings.value("apply_max_files", None, max_files, int, cls.max_files)
         me = settings.value("apply_max_events", None, max_events, int, cls.max_events)
         mb = settings.value("apply_max_bytes", None, max_bytes, int, cls.max_bytes)
-        if poll <= 0 or nb <= 0 or mf <= 0 or me <= 0 or mb <= 0:
-            raise ConfigError(
-                "poll interval, bucket count, max files, max events and max bytes must be positive"
-            )
+        for where, number in (
+            ("--poll-seconds (or DDBLAKE_POLL_SECONDS)", poll),
+            ("--buckets (or DDBLAKE_BUCKETS)", nb),
+            ("DDBLAKE_APPLY_MAX_FILES", mf),
+            ("DDBLAKE_APPLY_MAX_EVENTS", me),
+            ("DDBLAKE_APPLY_MAX_BYTES", mb),
+        ):
+            if number <= 0:
+                raise ConfigError(f"{where} must be positive, got {number:g}")
         return cls(
             table=table,
             lake=lake,

@@ -10,9 +10,7 @@ statement needs. Only the tables a statement names are opened.
 from __future__ import annotations
 
 import base64
-import csv
 import datetime as dt
-import io
 import json
 import math
 import re
@@ -20,7 +18,7 @@ import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import duckdb
 from pyiceberg.catalog import Catalog
@@ -28,7 +26,7 @@ from pyiceberg.table import Table
 
 from ddblake.errors import ConfigError, NotFoundError, TerminalError, UsageError
 from ddblake.lake.catalog import table_names
-from ddblake.lake.reading import register, row_source
+from ddblake.lake.reading import register, row_source, unique_names
 
 Format = Literal["table", "json", "csv"]
 # Set by snapshot expiry (ddblake.lake.maintain): commit time (ms) of the newest snapshot expired.
@@ -119,8 +117,10 @@ def open_sql(
                 table = catalog.load_table(f"{namespace}.{name}")
                 register(con, name, row_source(table, snapshot_for(table, as_of)))
         try:
+            if len(con.extract_statements(sql)) > 1:  # DuckDB would run them all and show the last
+                raise UsageError("give one SQL statement: this text holds several (separated by ';')")
             cursor = con.execute(sql)
-        except duckdb.Error as e:
+        except (duckdb.Error, RuntimeError) as e:
             raise _failed(e, names) from e
         if cursor is None:  # only comments
             raise UsageError("the SQL holds no statement (only comments or blanks)")
@@ -130,7 +130,7 @@ def open_sql(
             while True:
                 try:
                     rows = cursor.fetchmany(FETCH_ROWS)
-                except duckdb.Error as e:  # a value that fails a cast, say, fails only when reached
+                except (duckdb.Error, RuntimeError) as e:  # a failing cast fails only when reached
                     raise _failed(e, names) from e
                 if not rows:
                     return
@@ -141,8 +141,14 @@ def open_sql(
         con.close()
 
 
-def _failed(e: duckdb.Error, names: Sequence[str]) -> TerminalError:
-    first = str(e).splitlines()[0]
+def _failed(e: Exception, names: Sequence[str]) -> TerminalError:
+    """DuckDB's error as ddblake's; raises KeyboardInterrupt for a Ctrl-C DuckDB caught (it turns
+    SIGINT during a statement into an error of its own)."""
+    first = (str(e).splitlines() or [""])[0]
+    if isinstance(e, getattr(duckdb, "InterruptException", ())) or "interrupted" in first.lower():
+        raise KeyboardInterrupt from e
+    if not isinstance(e, duckdb.Error):
+        raise e
     if "Table with name" in first and "does not exist" in first:  # name the tables there are
         there = ", ".join(names) or "none yet (run ddblake apply or sync)"
         first += (
@@ -210,7 +216,8 @@ def _encode(value: Any) -> Iterable[str]:
 def format_rows(columns: Sequence[str], rows: Sequence[tuple[Any, ...]], fmt: Format) -> str:
     """Render a result for people (table), programs (JSON Lines) or spreadsheets (CSV)."""
     if fmt == "json":
-        return "".join("".join(_encode(_json_value(dict(zip(columns, r, strict=True))))) + "\n" for r in rows)
+        keys = unique_names(columns)  # a join's two pk columns are two members, not one
+        return "".join("".join(_encode(_json_value(dict(zip(keys, r, strict=True))))) + "\n" for r in rows)
     if fmt == "csv":
         return _csv(rows, header=columns)
     if fmt != "table":
@@ -225,14 +232,24 @@ def format_rows(columns: Sequence[str], rows: Sequence[tuple[Any, ...]], fmt: Fo
     return "\n".join(out_lines) + "\n"
 
 
+_CSV_SPECIAL: Final = re.compile(r'[",\r\n]')
+
+
+def _csv_field(value: Any) -> str:
+    """RFC 4180, with NULL as an empty field and an empty string as ``""`` (as DuckDB's COPY
+    writes them), so that the two stay apart."""
+    if value is None:
+        return ""
+    text = _cell(value)
+    if text == "" or _CSV_SPECIAL.search(text):
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
 def _csv(rows: Iterable[Sequence[Any]], *, header: Sequence[str] | None = None) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    if header is not None:
-        writer.writerow(header)
-    for r in rows:
-        writer.writerow([_cell(v) for v in r])
-    return out.getvalue()
+    lines = [] if header is None else [",".join(_csv_field(c) for c in header)]
+    lines += [",".join(_csv_field(v) for v in r) for r in rows]
+    return "".join(line + "\n" for line in lines)
 
 
 def format_chunks(

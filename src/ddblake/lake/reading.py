@@ -27,7 +27,7 @@ names that sanitise alike, is read through pyiceberg.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -190,12 +190,51 @@ def row_source(table: Table, snapshot_id: int | None) -> Rows:
     return Rows(table.scan(snapshot_id=snapshot_id).to_arrow())
 
 
+def unique_names(columns: Sequence[str]) -> list[str]:
+    """Result column names made unique as DuckDB makes a view's: a repeated name gets ``_1``,
+    ``_2``, ... (names compared as DuckDB does, without regard to case)."""
+    taken = {c.lower() for c in columns}
+    seen: set[str] = set()
+    out = []
+    for name in columns:
+        if name.lower() in seen:
+            n = 1
+            while f"{name}_{n}".lower() in taken:
+                n += 1
+            name = f"{name}_{n}"
+            taken.add(name.lower())
+        seen.add(name.lower())
+        out.append(name)
+    return out
+
+
 def _quoted(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
 def register(con: duckdb.DuckDBPyConnection, name: str, rows: Rows) -> None:
-    """Make ``rows`` DuckDB's table ``name``, each column under its own name."""
+    """Make ``rows`` DuckDB's table ``name``, each column under its own name.
+
+    DynamoDB's names are case-sensitive and DuckDB's are not: of two attributes whose names differ
+    only in case the first (in column order) answers to both spellings, and DuckDB calls the
+    later ones ``<name>_1``, ``<name>_2``; a warning names them (their values are in ``_ddb_item``).
+    """
+    names = [rows.renamed.get(stored, stored) for stored in rows.source.schema.names]
+    first: dict[str, str] = {}
+    for column in names:
+        if column.lower() in first:
+            log.warning(
+                "table %s: columns %r and %r differ only in case, which DuckDB does not tell apart: "
+                "both spellings read %r, and %r is read as %r (or from _ddb_item)",
+                name,
+                first[column.lower()],
+                column,
+                first[column.lower()],
+                column,
+                unique_names(names)[names.index(column)],
+            )
+        else:
+            first[column.lower()] = column
     if not rows.renamed:
         con.register(name, rows.source)
         return
