@@ -1,12 +1,30 @@
-"""SIGINT and SIGTERM as a stop request, shared by the long-running services (capture, load)."""
+"""Signal handlers for the length of a block; SIGINT and SIGTERM as a stop request, shared by the
+long-running services (capture, load)."""
 
 from __future__ import annotations
 
 import contextlib
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import FrameType
+
+Handler = Callable[[int, FrameType | None], None]
+
+
+@contextlib.contextmanager
+def handlers(handler: Handler, *signals: signal.Signals) -> Iterator[None]:
+    """``handler`` for ``signals`` during the block, the previous ones back after it. Only the main
+    thread can install handlers (and only it receives signals): elsewhere the block runs as is."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, handler) for sig in signals}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 @contextlib.contextmanager
@@ -19,9 +37,6 @@ def stop_on_signals(stop: threading.Event) -> Iterator[list[str]]:
     is what such callers use anyway.
     """
     received: list[str] = []
-    if threading.current_thread() is not threading.main_thread():
-        yield received
-        return
 
     def handler(signum: int, frame: FrameType | None) -> None:
         del frame
@@ -30,9 +45,5 @@ def stop_on_signals(stop: threading.Event) -> Iterator[list[str]]:
         received.append(signal.Signals(signum).name)
         stop.set()
 
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
+    with handlers(handler, signal.SIGINT, signal.SIGTERM):
         yield received
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)

@@ -503,3 +503,39 @@ def test_settings_come_from_argument_then_environment_then_table_then_default(
     monkeypatch.setenv("DDBLAKE_KEEP_HOURS", "soon")
     with pytest.raises(ConfigError, match="DDBLAKE_KEEP_HOURS"):
         ApplyConfig.build(table=TABLE, lake=lake.config)
+    for bad in ("nan", "inf", "-1"):  # nan and inf passed, then failed every maintenance pass
+        monkeypatch.setenv("DDBLAKE_KEEP_HOURS", bad)
+        with pytest.raises(ConfigError, match=f"DDBLAKE_KEEP_HOURS must be zero .*, got {bad}"):
+            ApplyConfig.build(table=TABLE, lake=lake.config)
+    monkeypatch.setenv("DDBLAKE_KEEP_HOURS", "1e-9")  # a limit, however short: not 0 (off)
+    assert maintain.Policy.for_table(hist, ApplyConfig.build(table=TABLE, lake=lake.config)).keep_ms == 1
+
+
+def test_the_sweep_of_one_namespace_leaves_another_namespaces_records_alone(lake: Lake) -> None:
+    """The same DynamoDB table applied under two namespaces of one lake: each keeps its own
+    applied-file records, which the other's daily sweep must not take (its apply would stop)."""
+    from ddblake.lake.catalog import LakeConfig
+
+    other = LakeConfig.build(lake=str(lake.root), namespace="ns2")
+
+    def apply_other() -> Any:
+        return Applier(ApplyConfig.build(table=TABLE, lake=other, once=True), storage=lake.storage).run_once()
+
+    for i in range(3):
+        lake.write([event("INSERT", f"k{i}", i, image={"v": _s(str(i))})])
+        lake.apply()
+        apply_other()
+    old = time.time() - 4 * DAY  # everything old enough to sweep, and the sweep due
+    for p in lake.root.rglob("*"):
+        if p.is_file():
+            os.utime(p, (old, old))
+    for ident in (CUR, HIST):
+        table = lake.catalog().load_table(ident)
+        with table.transaction() as tx:
+            tx.set_properties({maintain.SWEPT_PROPERTY: str(int((time.time() - 2 * DAY) * 1000))})
+    report = maintain.maintain(_applier(lake), batch=1)  # the sweep is due: every file is old
+    assert report.failures == []
+    lake.write([event("MODIFY", "k1", 9, image={"v": _s("y")})])
+    assert apply_other().files == 1
+    rows = run_sql(lake.catalog(), "ns2", "select pk, v from orders_table order by pk")[1]
+    assert rows == [("k0", "0"), ("k1", "y"), ("k2", "2")]

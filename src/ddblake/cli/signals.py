@@ -12,6 +12,8 @@ import signal
 from collections.abc import Iterator
 from types import FrameType
 
+from ddblake.signals import handlers
+
 
 class Terminated(SystemExit):
     """Raised by the SIGTERM handler; its code is ``128 + signal number`` (143)."""
@@ -25,12 +27,5 @@ def sigterm_unwinds() -> Iterator[None]:
         del frame
         raise Terminated(128 + signum)
 
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread
+    with handlers(handler, signal.SIGTERM):
         yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)

@@ -29,6 +29,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import re
 import uuid
 import zlib
 from collections.abc import Callable, Iterable, Mapping
@@ -240,6 +241,19 @@ def checked_log(storage: Storage, table: str, pointer: str | None, listing: list
     return load_log(storage, pointer).checked(listing, stored_names(storage, table))
 
 
+def records_prefix(table: str, namespace: str | None) -> str:
+    """Where the applied-file records of ``table``'s lake tables in ``namespace`` go.
+
+    One folder per catalog namespace, so that the sweep of dead records (:mod:`ddblake.lake.cleanup`)
+    of one namespace never takes the live record of the same DynamoDB table applied in another.
+    Records written before it (``state/apply/<table>/<which>-*``) are still read where a table's
+    property names them, and never swept.
+    """
+    if namespace is None:
+        return f"state/apply/{table}/"
+    return f"state/apply/{table}/ns/{re.sub(r'[^A-Za-z0-9_.-]', '_', namespace)}/"
+
+
 def save_log(
     storage: Storage,
     table: str,
@@ -247,6 +261,8 @@ def save_log(
     log: AppliedLog,
     listing: list[str] | None = None,
     previous: AppliedLog | None = None,
+    *,
+    namespace: str | None = None,
 ) -> str:
     """Write a log to a new uniquely named file and return its path (for the table property).
 
@@ -261,7 +277,7 @@ def save_log(
             if old.get(day) != digest and day in names and names_digest(names[day]) == digest:
                 body = "\n".join(names[day]).encode()
                 storage.write_atomic(day_names_path(table, day, digest), gzip.compress(body, mtime=0))
-    path = f"state/apply/{table}/{which}-{uuid.uuid4().hex}.json.gz"
+    path = f"{records_prefix(table, namespace)}{which}-{uuid.uuid4().hex}.json.gz"
     payload = json.dumps(log.to_json(), separators=(",", ":")).encode()
     storage.write_atomic(path, gzip.compress(payload, mtime=0))
     return path

@@ -313,7 +313,15 @@ class Applier:
                 result.duplicates += len(changes) - len(kept)
                 changes, sources = [c for c, _ in kept], [s for _, s in kept]
         new_log = hist_log.with_files(set(files)).folded(listing, fold_before)
-        pointer = save_log(self.storage, self.config.table, "history", new_log, listing, hist_log)
+        pointer = save_log(
+            self.storage,
+            self.config.table,
+            "history",
+            new_log,
+            listing,
+            hist_log,
+            namespace=self.config.lake.namespace,
+        )
         props = {
             PROPERTY: pointer,
             QUARANTINE_PROPERTY: str(int(hist.properties.get(QUARANTINE_PROPERTY, "0")) + result.quarantined),
@@ -412,7 +420,15 @@ class Applier:
         result.stale += stale
         del newer
         new_log = cur_log.with_files(set(files)).folded(listing, fold_before)
-        pointer = save_log(self.storage, self.config.table, "current", new_log, listing, cur_log)
+        pointer = save_log(
+            self.storage,
+            self.config.table,
+            "current",
+            new_log,
+            listing,
+            cur_log,
+            namespace=self.config.lake.namespace,
+        )
         props = {PROPERTY: pointer, **NO_CATALOG_RETRY}
         cur = partitioned(cur) if cur is not None else None  # one an older apply left without a spec
         if not upserts and not deletes:

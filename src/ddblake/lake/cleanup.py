@@ -19,7 +19,7 @@ from pyiceberg.table import Table
 from pyiceberg.table.snapshots import Snapshot
 
 from ddblake.errors import DdblakeError
-from ddblake.lake.applied import PROPERTY, day_names_path, load_log
+from ddblake.lake.applied import PROPERTY, day_names_path, load_log, records_prefix
 from ddblake.lake.storage import Storage
 
 log = logging.getLogger(__name__)
@@ -166,22 +166,25 @@ def sweep_pointers(
     source_table: str,
     which: str,
     *,
+    namespace: str,
     now_ms: int,
     min_age_ms: int = POINTER_AGE_MS,
 ) -> Cleanup:
-    """Delete the applied-file records (``state/apply/<table>/<which>-*``) nothing points at any more.
+    """Delete the applied-file records (:func:`records_prefix` ``<which>-*``) nothing points at any more.
 
     Apply writes a new record for every commit and points the table's property (and the commit's
     snapshot summary) at it; the one before is then dead. Kept: the property's record, the records
     kept snapshots name, and any younger than ``min_age_ms`` — a record an apply has written but
-    not yet committed.
+    not yet committed. Only this namespace's folder is swept: the same DynamoDB table applied in
+    another namespace of the lake keeps its records there.
     """
     keep = named_records(table)
     cutoff = (now_ms - min_age_ms) / 1000
+    prefix = records_prefix(source_table, namespace)
     doomed = {
         rel: 0
-        for rel, mtime in storage.list_with_times(f"state/apply/{source_table}/")
-        if rel.rsplit("/", 1)[-1].startswith(f"{which}-") and rel not in keep and mtime < cutoff
+        for rel, mtime in storage.list_with_times(prefix)
+        if rel.startswith(f"{prefix}{which}-") and rel not in keep and mtime < cutoff
     }
     return delete_all(storage.delete, doomed)
 

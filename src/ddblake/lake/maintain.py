@@ -94,8 +94,8 @@ class Policy:
         """
 
         def pick(given: float | None, name: str, default: int, scale: int = 1) -> int:
-            if given is not None:
-                return int(given * scale)
+            if given is not None:  # a positive age below a millisecond stays a limit, not 0 (off)
+                return max(1, int(given * scale)) if given > 0 else 0
             try:
                 return max(0, int(table.properties.get(name, default)))
             except ValueError:
@@ -234,8 +234,12 @@ def maintain(applier: Applier, *, now_ms: int | None = None, batch: int | None =
         except NoSuchTableError:
             continue
         except Exception as e:  # noqa: BLE001 - maintenance must never fail an apply
+            first = (str(e).splitlines() or [""])[0]  # pyiceberg may list every snapshot in it
             log.warning(
-                "table %s: maintenance skipped, tried again later: %s: %s", ident, type(e).__name__, e
+                "table %s: maintenance skipped, tried again later: %s: %s",
+                ident,
+                type(e).__name__,
+                first if len(first) <= 300 else first[:300] + "…",
             )
             report.failures.append(f"{ident}: {type(e).__name__}")
     return report
@@ -253,7 +257,16 @@ def _sweep_when_due(applier: Applier, table: Table, ident: str, now_ms: int | No
         return Cleanup()
     which = "history" if ident == applier.history_id else "current"
     swept = sweep_orphans(table, applier.storage, now_ms=now)
-    swept.add(sweep_pointers(applier.storage, table, applier.config.table, which, now_ms=now))
+    swept.add(
+        sweep_pointers(
+            applier.storage,
+            table,
+            applier.config.table,
+            which,
+            namespace=applier.config.lake.namespace,
+            now_ms=now,
+        )
+    )
     if which == "current":  # the names files are shared: swept with both tables' records in hand
         history = applier.catalog.load_table(applier.history_id)
         swept.add(sweep_day_names(applier.storage, applier.config.table, [history, table], now_ms=now))

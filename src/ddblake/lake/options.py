@@ -7,6 +7,7 @@ applier and its dependencies.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,8 +83,10 @@ class ApplyConfig:
             "keep_min_snapshots": settings.optional("keep_min_snapshots", None, keep_min_snapshots, int),
             "compact_files": settings.optional("compact_files", None, compact_files, int),
         }
-        if any(v is not None and v < 0 for v in maintenance.values()):
-            raise ConfigError("DDBLAKE_KEEP_* and DDBLAKE_COMPACT_FILES must be zero or more")
+        for name, number in maintenance.items():
+            if number is not None and not (math.isfinite(number) and number >= 0):
+                where = settings.env_name(name)
+                raise ConfigError(f"{where} must be zero (no limit) or a finite number above, got {number}")
         table = settings.required("table", "--table", table)
         poll = settings.value("poll_seconds", "--poll-seconds", poll_seconds, float, cls.poll_seconds)
         nb = settings.value("buckets", "--buckets", buckets, int, cls.buckets)

