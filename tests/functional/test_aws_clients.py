@@ -115,3 +115,66 @@ def test_access_denied_across_accounts_says_to_assume_the_owners_role() -> None:
         translate_error(client_error("AccessDeniedException", message), action="DescribeStream", table="t1")
     )
     assert "account 111111111111" in text and "account 222222222222" in text and "assume" in text
+
+
+@pytest.mark.usefixtures("no_aws_env")
+def test_an_aws_endpoint_gets_no_stand_in_credentials_or_region() -> None:
+    """A VPC endpoint is AWS: made-up credentials would be refused and the error name a made-up region."""
+    with pytest.raises(ConfigError, match="no AWS region configured"):
+        build_dynamodb_clients("https://vpce-0abc-xyz.dynamodb.eu-west-1.vpce.amazonaws.com")
+
+
+@pytest.mark.parametrize(
+    "code", ["ExpiredTokenException", "UnrecognizedClientException", "InvalidSignatureException"]
+)
+def test_refused_credentials_say_to_refresh_them_not_to_grant_a_permission(code: str) -> None:
+    error = translate_error(
+        client_error(code, "The security token included in the request is expired"), action="Scan", table="t1"
+    )
+    text = str(error)
+    assert type(error) is TerminalError and "'t1'" in text and code in text
+    assert "refresh them" in text and "grant" not in text
+
+
+def test_a_denied_kms_key_says_kms_decrypt() -> None:
+    message = (
+        "KMS key access denied error: com.amazonaws.services.kms.model.AWSKMSException: The ciphertext "
+        "refers to a customer master key that does not exist, does not exist in this region, or you are "
+        "not allowed to access."
+    )
+    text = str(translate_error(client_error("AccessDeniedException", message), action="Scan", table="t1"))
+    assert "kms:Decrypt" in text and "'t1'" in text and "AWS: KMS key access denied" in text
+
+
+def test_an_assume_role_that_fails_names_the_role_and_expired_credentials_say_refresh() -> None:
+    import boto3
+
+    from ddblake.aws.roles import _sts_failure
+
+    role = "arn:aws:iam::111111111111:role/read"
+    base = boto3.session.Session(region_name="eu-west-1")  # not called: the errors name their role
+    expired = str(_sts_failure(client_error("ExpiredToken", "The security token is expired"), role, base))
+    assert role in expired and "refresh them" in expired and "trust policy" not in expired
+    too_long = "The requested DurationSeconds exceeds the MaxSessionDuration set for this role."
+    other = str(_sts_failure(client_error("ValidationError", too_long), role, base))
+    assert role in other and "MaxSessionDuration" in other
+
+
+def test_a_denied_kms_key_through_a_role_names_the_role_and_kms_decrypt() -> None:
+    from ddblake.aws.roles import Identity, explain_access_error
+
+    clients = build_dynamodb_clients("http://127.0.0.1:8000")
+    role = "arn:aws:iam::111111111111:role/read"
+    message = (
+        "User: arn:aws:sts::111111111111:assumed-role/read/ddblake-load is not authorized to perform: "
+        "kms:Decrypt on resource: arn:aws:kms:eu-west-1:111111111111:key/1234"
+    )
+    error = explain_access_error(
+        client_error("AccessDeniedException", message),
+        action="Scan",
+        table="t1",
+        client=clients.dynamodb,
+        identity=lambda: Identity("111111111111", "arn:aws:sts::111111111111:assumed-role/read/x", role),
+    )
+    text = str(error)
+    assert "'t1'" in text and role in text and "grant the role kms:Decrypt" in text

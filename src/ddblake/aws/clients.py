@@ -82,6 +82,16 @@ ACCESS_DENIED_CODES: Final[frozenset[str]] = frozenset(
         "KMSAccessDeniedException",
     }
 )
+CREDENTIAL_CODES: Final[frozenset[str]] = frozenset(
+    {
+        "ExpiredTokenException",
+        "ExpiredToken",
+        "UnrecognizedClientException",
+        "InvalidClientTokenId",
+        "InvalidSignatureException",
+    }
+)
+"""Refused credentials (expired, unknown, a wrong secret): no permission grant fixes these."""
 NOT_FOUND_CODES: Final[frozenset[str]] = frozenset({"ResourceNotFoundException", "NoSuchBucket", "NoSuchKey"})
 
 _ARN = re.compile(r"arn:aws[\w-]*:([\w-]*):([\w-]*):(\d{12})?:([^\s,;\"']+)")
@@ -139,10 +149,13 @@ def client_config(*, local: bool = False) -> Config:
 
 
 def _client_kwargs(session: boto3.session.Session, endpoint_url: str | None) -> dict[str, Any]:
-    kwargs: dict[str, Any] = {"config": client_config(local=is_local_endpoint(endpoint_url))}
+    local = is_local_endpoint(endpoint_url)
+    kwargs: dict[str, Any] = {"config": client_config(local=local)}
     if endpoint_url:
         kwargs["endpoint_url"] = endpoint_url
-        if session.get_credentials() is None:
+        # Stand-in credentials and region for DynamoDB Local only: an AWS endpoint (a VPC
+        # endpoint, say) given them would refuse the key, and the error would name a made-up region.
+        if local and session.get_credentials() is None:
             kwargs["aws_access_key_id"] = DUMMY_ACCESS_KEY
             kwargs["aws_secret_access_key"] = DUMMY_SECRET_KEY
     if session.region_name is None:
@@ -151,7 +164,7 @@ def _client_kwargs(session: boto3.session.Session, endpoint_url: str | None) -> 
         env_region = _env("AWS_REGION")
         if env_region:
             kwargs["region_name"] = env_region
-        elif not endpoint_url:
+        elif not local:
             raise ConfigError(
                 "no AWS region configured: set AWS_REGION or AWS_DEFAULT_REGION, or a region in your "
                 "AWS profile, or pass --endpoint-url for DynamoDB Local"
@@ -234,6 +247,27 @@ def arns_in(
     return principal, resource
 
 
+def credentials_refused(e: ClientError, *, action: str, subject: str, where: str) -> TerminalError:
+    """The credentials themselves were refused (:data:`CREDENTIAL_CODES`): say to refresh them."""
+    message = str(e.response.get("Error", {}).get("Message", ""))[:300]
+    return TerminalError(
+        f"the AWS credentials were refused calling {action} for {subject} at {where} "
+        f"({error_code(e)}: {message}): they have expired or are not valid; refresh them (a new "
+        "session, 'aws sso login') or use a profile whose credentials refresh themselves, and run again"
+    )
+
+
+def kms_hint(message: str, who: str) -> str | None:
+    """The fix for an access error DynamoDB raised on the table's KMS key, else None."""
+    if "kms" not in message.lower():
+        return None
+    return (
+        f"the table is encrypted with a customer-managed KMS key that {who} may not use: grant {who} "
+        "kms:Decrypt and kms:DescribeKey on that key (in the key policy, or in its own policy where the "
+        "key policy delegates to IAM)"
+    )
+
+
 def _access_denied(e: ClientError, *, action: str, table: str | None, where: str) -> TerminalError:
     message = str(e.response.get("Error", {}).get("Message", ""))
     principal, resource = arns_in(message)
@@ -255,7 +289,11 @@ def _access_denied(e: ClientError, *, action: str, table: str | None, where: str
             f"; the request went to account {resource[2]} with a principal of account {principal[1]}: "
             "if the table lives in another account, assume that account's read role"
         )
-    return TerminalError(" ".join(parts) + hint)
+    kms = kms_hint(message, "the principal")
+    if kms:
+        hint = f"; {kms}"
+    said = f" (AWS: {message[:300]})" if message else ""
+    return TerminalError(" ".join(parts) + hint + said)
 
 
 def translate_error(
@@ -289,6 +327,8 @@ def translate_error(
                 f"{subject} not found at {where} ({action}: {code}); check the name and the "
                 "endpoint/region/account your AWS settings point to"
             )
+        if code in CREDENTIAL_CODES:
+            return credentials_refused(e, action=action, subject=subject, where=where)
         if code in ACCESS_DENIED_CODES or "not authorized" in message.lower():
             return _access_denied(e, action=action, table=table, where=where)
         return TerminalError(f"{action} for {subject} at {where} failed: {code} {message}")

@@ -31,6 +31,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from ddblake.aws.clients import (
     ACCESS_DENIED_CODES,
+    CREDENTIAL_CODES,
     DynamoClients,
     arns_in,
     build_dynamodb_clients,
@@ -38,6 +39,7 @@ from ddblake.aws.clients import (
     dynamodb_endpoint,
     error_code,
     is_local_endpoint,
+    kms_hint,
     translate_error,
 )
 from ddblake.errors import ConfigError, DdblakeError, NotFoundError, TerminalError
@@ -132,7 +134,14 @@ def _sts_failure(e: Exception, role_arn: str, base: boto3.session.Session) -> Dd
             "principal, and the principal needs sts:AssumeRole on the role (and --external-id if the trust "
             "requires one); fix the trust policy or pass the right --assume-role"
         )
-    return translate_error(e, action="sts:AssumeRole", client=None)
+    if code in CREDENTIAL_CODES:
+        return TerminalError(
+            f"cannot assume role {role_arn} (account {account_of_arn(role_arn) or '?'}): the credentials "
+            f"it is assumed with were refused ({code}: {message[:300]}); they have expired or are not "
+            "valid: refresh them (a new session, 'aws sso login') or use a profile whose credentials "
+            "refresh themselves, and run again"
+        )
+    return translate_error(e, action=f"sts:AssumeRole of role {role_arn}", client=None)
 
 
 def assume_role_session(
@@ -227,6 +236,8 @@ def explain_access_error(
     code = error_code(e)
     message = str(e.response.get("Error", {}).get("Message", "")) if isinstance(e, ClientError) else ""
     where = describe_client(client)
+    if code in CREDENTIAL_CODES:  # no STS call: it would be refused too, and no grant helps
+        return translate_error(e, action=action, table=table, client=client)
     denied = code in ACCESS_DENIED_CODES or "not authorized" in message.lower()
     if not denied and code != "ResourceNotFoundException":
         return translate_error(e, action=action, table=table, client=client)
@@ -290,7 +301,11 @@ def explain_access_error(
                 f"grant the role dynamodb:{action} (and dynamodb:DescribeTable, dynamodb:Scan, and "
                 "kms:Decrypt on the table's key if it has a customer-managed key) on the table in its policy"
             )
-    return TerminalError(f"access denied calling {action} on table {table!r}: {went}, using {role}; {fix}")
+    fix = kms_hint(message, "the role" if me.role_arn else "the principal") or fix
+    said = f" (AWS: {message[:300]})" if message else ""
+    return TerminalError(
+        f"access denied calling {action} on table {table!r}: {went}, using {role}; {fix}{said}"
+    )
 
 
 def _identity_of(session: boto3.session.Session, role_arn: str | None, local: bool) -> Callable[[], Identity]:
