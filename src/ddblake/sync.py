@@ -48,6 +48,7 @@ from ddblake.load.state import (
     EXPORT_REQUEST,
     STREAM_LABEL_SKEW_US,
     STREAM_SAFE_AGE_US,
+    check_first_capture,
     first_load_started,
     mark_first_load,
     settle_first_load,
@@ -207,11 +208,19 @@ class _CaptureThread:
         """Stop (capture flushes and checkpoints), wait, and raise what capture raised."""
         self.stop.set()
         self.thread.join()
-        if self.failure:
-            err = self.failure[0]
-            if isinstance(err, DdblakeError):
-                raise err
-            raise DdblakeError(f"capture failed: {err}") from err
+        error = self.error()
+        if error is None:
+            return
+        if error is self.failure[0]:
+            raise error
+        raise error from self.failure[0]
+
+    def error(self) -> BaseException | None:
+        """What capture raised, as a ddblake error; None while it runs or when it ended cleanly."""
+        if not self.failure:
+            return None
+        err = self.failure[0]
+        return err if isinstance(err, DdblakeError) else DdblakeError(f"capture failed: {err}")
 
 
 def run_sync(
@@ -254,6 +263,9 @@ def run_sync(
         reach = t0  # the stream is (or will be) read from 24 hours before this
         first = load_checkpoint(storage, table) is None  # capture will start at the trim horizon now
         if first:
+            # An unfinished load the stream no longer reaches back to: capture's first run would
+            # refuse it at once, after which hours of Scan would be thrown away.
+            check_first_capture(storage, table, t0)
             check_export_source(config.load, t0, storage)
         elif began is not None:  # capture has read the stream since an earlier attempt began
             reach = began
@@ -271,14 +283,21 @@ def run_sync(
             config.load.external_id,
         ) != (config.capture.assume_role, config.capture.external_id)
         try:
+            # capture.stop: a capture that fails (or is stopped) stops the Scan too.
             result = run_load_beside(
-                config.load, clients, storage, t0, identity=None if own_role else identity
+                config.load, clients, storage, t0, identity=None if own_role else identity, stop=capture.stop
             )
             log.info("sync %s: %s", table, result.summary())
-            settle_first_load(storage, table, reach)
-        except BaseException:
+            if first or began is not None:
+                settle_first_load(storage, table, reach)
+            # else capture's checkpoint came first: its first run checked the stream reaches the
+            # load (check_first_capture), and it has read the stream since.
+        except BaseException as e:
             capture.stop.set()
             capture.thread.join()
+            failed = capture.error()
+            if failed is not None and isinstance(e, Exception):
+                raise failed  # noqa: B904 - the cause (its own kept), not the load's "stopped" after it
             raise
     if config.once:
         if capture is not None:

@@ -288,3 +288,88 @@ def test_sync_refuses_a_disabled_stream_and_an_export_older_than_the_stream(
     with pytest.raises(TerminalError, match="its stream is disabled"):
         run_sync(_sync_config(table, lake), clients=clients)
     assert not list_loads(storage, table) and not storage.list_files("raw/")
+
+
+def _age_load(storage: Storage, table: str, hours: float, *, unfinish_from: int | None = None) -> None:
+    """The table's Scan load as if started ``hours`` ago (and killed after its first parts)."""
+    from ddblake.load.rows import version_time_from_us
+
+    path = Path(storage.root) / "state" / "load" / table / "scan.json"
+    doc = json.loads(path.read_text())
+    doc["started_us"] = now() - int(hours * HOUR_US)
+    doc["version_time_us"] = version_time_from_us(doc["started_us"])
+    doc["finished_us"] = None
+    for part, progress in doc["parts"].items():
+        if unfinish_from is not None and int(part) >= unfinish_from:
+            progress.update(done=False, items=0, pages=0, last_key=None)
+    path.write_text(json.dumps(doc))
+
+
+def _put(clients: Any, table: str, count: int, prefix: str) -> None:
+    for i in range(count):
+        clients.dynamodb.put_item(TableName=table, Item={"pk": {"S": f"{prefix}{i}"}, "v": {"N": str(i)}})
+
+
+def test_sync_finishes_an_old_load_that_capture_has_followed_since(
+    make_table: Callable[..., str],
+    clients: Any,
+    capture: Callable[..., Any],
+    table_name: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`ddblake load` killed, `ddblake capture` running since (a checkpoint, no sync marker); 25 h
+    later sync resumes the load: the stream has been read since before it began, so no gap."""
+    from ddblake import sync
+    from ddblake.lake.catalog import LakeConfig, open_catalog
+    from ddblake.lake.report import dump_items
+    from ddblake.load import run_load
+    from ddblake.load import state as load_state
+    from ddblake.progress import NoProgress
+
+    for module in (sync, load_state):  # an AWS stream enabled long ago (DynamoDB Local's is new)
+        monkeypatch.setattr(module, "stream_created_us", lambda arn: None)
+    table, lake = make_table(table_name, sort_key=False), str(tmp_path / "lake")
+    storage = Storage.from_uri(lake)
+    _put(clients, table, 40, "a")
+    config = LoadConfig.build(table=table, lake=lake, keys="pk", segments=4, page_items=5)
+    run_load(config, clients=clients, progress=NoProgress("load"))
+    _age_load(storage, table, 0.1, unfinish_from=1)  # killed after its first segment
+    capture(table, lake)  # started right after it: its reach check passes, and it checkpoints
+    _put(clients, table, 5, "b")
+    capture(table, lake)
+    _age_load(storage, table, 25)  # a day has gone by; capture has kept up all along
+
+    sync.run_sync(_sync_config(table, lake, segments=4, page_items=5), clients=clients)
+    catalog = open_catalog(LakeConfig.build(lake=lake), storage)
+    assert sorted(
+        item["Item"]["pk"]["S"] for item in map(json.loads, dump_items(catalog, "ddb", table))
+    ) == sorted([f"a{i}" for i in range(40)] + [f"b{i}" for i in range(5)])
+
+
+def test_sync_refuses_an_old_unfinished_load_before_it_scans(
+    make_table: Callable[..., str],
+    clients: Any,
+    table_name: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No checkpoint and a load begun 72 h ago: capture would refuse it, so sync does, before any Scan."""
+    from ddblake import sync
+    from ddblake.load import run_load
+    from ddblake.progress import NoProgress
+
+    monkeypatch.setattr(sync, "stream_created_us", lambda arn: None)
+    table, lake = make_table(table_name, sort_key=False), str(tmp_path / "lake")
+    storage = Storage.from_uri(lake)
+    _put(clients, table, 40, "a")
+    run_load(LoadConfig.build(table=table, lake=lake, keys="pk", segments=4, page_items=5), clients=clients,
+             progress=NoProgress("load"))  # fmt: skip
+    _age_load(storage, table, 72, unfinish_from=1)
+    raw_before = storage.list_files("raw/")
+    scans: list[str] = []
+    clients.dynamodb.meta.events.register("before-call.dynamodb.Scan", lambda **_: scans.append("scan"))
+    with pytest.raises(TerminalError, match="more than 23 hours ago"):
+        sync.run_sync(_sync_config(table, lake, segments=4, page_items=5), clients=clients)
+    assert scans == [] and storage.list_files("raw/") == raw_before
+    assert load_checkpoint(storage, table) is None

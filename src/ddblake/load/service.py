@@ -213,6 +213,7 @@ def run_load_beside(
     started_at_us: int,
     *,
     identity: Callable[[], Identity] | None = None,
+    stop: threading.Event | None = None,
 ) -> LoadResult:
     """:func:`run_load` for a caller holding clients of its own (``sync``, a re-bootstrap).
 
@@ -224,11 +225,21 @@ def run_load_beside(
     """
     if clients is not None and identity is not None:
         return run_load(
-            config, clients=clients, identity=identity, storage=storage, started_at_us=started_at_us
+            config,
+            clients=clients,
+            identity=identity,
+            storage=storage,
+            started_at_us=started_at_us,
+            stop=stop,
         )
     if config.assume_role:
         load_clients, identity = build_load_clients(config)
         return run_load(
-            config, clients=load_clients, identity=identity, storage=storage, started_at_us=started_at_us
+            config,
+            clients=load_clients,
+            identity=identity,
+            storage=storage,
+            started_at_us=started_at_us,
+            stop=stop,
         )
-    return run_load(config, clients=clients, storage=storage, started_at_us=started_at_us)
+    return run_load(config, clients=clients, storage=storage, started_at_us=started_at_us, stop=stop)
