@@ -49,13 +49,15 @@ TEXT_WITH_PAIRS: Final = (
     rf'|u[dD][89abAB][0-9a-fA-F]{{2}}\\u[dD][c-fC-F][0-9a-fA-F]{{2}}){_CHARS})*+"'
 )
 _ANY_TEXT = rf'"{_CHARS}(?:\\(?:["\\/bfnrt]|u[0-9a-fA-F]{{4}}){_CHARS})*+"'
-# Numbers as DynamoDB writes them (plain notation) that are surely within its range: an integer of
-# at most 38 significant digits and 126 in all; at most 38 digits with a point; a fraction below 1
-# of at most 38 significant digits after at most 129 zeros. Anything else (exponents, more digits)
-# is left to the reference parser, which checks the range.
+# Numbers surely within DynamoDB's range: in plain notation (as DynamoDB writes them) an integer of
+# at most 38 significant digits and 126 in all, at most 38 digits with a point, or a fraction below
+# 1 of at most 38 significant digits after at most 129 zeros; in scientific notation a mantissa of
+# 1 to 9.99... (38 digits at most) and an exponent from -130 to 125. Anything else (more digits,
+# other exponents) is left to the reference parser, which checks the range.
 _NUMBER_TEXT = (
     r'"-?(?:[1-9][0-9]{0,37}+0{0,88}+|0|(?=(?:[0-9]\.?){1,38}")[0-9]++\.[0-9]*+'
-    r'|0?\.0{0,129}+[1-9][0-9]{0,37}+)"'
+    r"|0?\.0{0,129}+[1-9][0-9]{0,37}+"
+    r'|[1-9](?:\.[0-9]{0,37}+)?[eE](?:\+?(?:1[01][0-9]|12[0-5]|[0-9]{1,2})|-(?:1[0-2][0-9]|130|[0-9]{1,2})))"'
 )
 # An attribute or map key name: DynamoDB refuses empty ones.
 _NAMED = '(?!"")'
