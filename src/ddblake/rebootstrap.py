@@ -11,7 +11,9 @@ rerun can bring them back. A re-bootstrap makes the lake equal to the table agai
    load rows sit a little below their start (``ddblake.load.rows``), so this can mean waiting a
    minute or two for the clock (:func:`wait_until_loads_rank_above`).
 2. **Full load** (``ddblake.load.run_load``) started at ``t0``: its rows rank below every change
-   made after ``t0``, and every such change is in the stream after the pinned positions.
+   made after ``t0``, and every such change is in the stream after the pinned positions. Capture
+   reads on from those positions in a thread while the load runs (as ``sync``'s first load does),
+   so a load longer than the stream's 24 hours leaves no gap behind it.
 3. **Apply**, so the load's rows are in the current-state table.
 4. **Deletes the gap hid.** A key still in the current state with a version older than the load's
    (``floor(t0) - 1 µs``, see ``ddblake.load.rows``) was not seen by the Scan and no change after
@@ -21,8 +23,10 @@ rerun can bring them back. A re-bootstrap makes the lake equal to the table agai
 
 Crash safety: a marker ``state/rebootstrap/<table>.json`` is written first and removed last;
 ``ddblake sync`` refuses to run while it exists (a half-done re-bootstrap could leave items the gap
-deleted), and running ``--rebootstrap`` again starts over, which is always safe — every step either
-writes deterministic event IDs or rewrites state atomically.
+deleted), and running ``--rebootstrap`` again continues it (its load resumed), which is always
+safe — every step either writes deterministic event IDs or rewrites state atomically. A rerun whose
+pinned positions were trimmed meanwhile (the first run died more than a day before) starts over
+with new positions and a new load.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,10 +43,10 @@ from typing import TYPE_CHECKING, Any, Final
 
 from ddblake.capture.checkpoint import checkpoint_path
 from ddblake.capture.config import CaptureConfig
-from ddblake.capture.service import run_capture
+from ddblake.capture.service import CaptureThread, run_capture
 from ddblake.changes.model import ChangeEvent
 from ddblake.changes.resolve import key_string
-from ddblake.errors import TerminalError
+from ddblake.errors import StreamGapError, TerminalError
 from ddblake.lake.apply import ApplyConfig
 from ddblake.lake.catalog import LakeConfig, open_catalog
 from ddblake.lake.options import NEWEST_EVENT_PROPERTY
@@ -265,6 +270,32 @@ def _fresh_positions(
     return t0
 
 
+def _load_following(
+    table: str,
+    load: LoadConfig,
+    storage: Storage,
+    clients: DynamoClients | None,
+    load_start: int,
+    result: RebootstrapResult,
+    capture: CaptureConfig,
+) -> int:
+    """Step 2 with capture reading the stream on from the pinned positions all the while, as
+    ``sync``'s first load does: a load longer than the stream's 24 hours leaves no gap behind it.
+    A capture that fails (a gap) stops the load, and its error is the one raised."""
+    follower = CaptureThread(dataclasses.replace(capture, check_reach=False), clients, storage)
+    try:
+        version_time = _load(table, load, storage, clients, load_start, result, stop=follower.stop)
+    except BaseException as e:
+        follower.stop.set()
+        follower.thread.join()
+        failed = follower.error()
+        if failed is not None and isinstance(e, Exception):
+            raise failed  # noqa: B904 - the cause (its own kept), not the load's "stopped" after it
+        raise
+    follower.finish()
+    return version_time
+
+
 def _load(
     table: str,
     load: LoadConfig,
@@ -272,6 +303,8 @@ def _load(
     clients: DynamoClients | None,
     load_start: int,
     result: RebootstrapResult,
+    *,
+    stop: threading.Event | None = None,
 ) -> int:
     """Step 2: the full load started at ``load_start`` (continued or reused if an earlier run began
     it); returns its rows' version time."""
@@ -285,7 +318,7 @@ def _load(
         return state.version_time_us
     if state is not None and state.finished_us is None and state.started_us != load_start:
         result.abandoned_load = _set_aside_unfinished_load(storage, table)  # not this re-bootstrap's
-    loaded = run_load_beside(load, clients, storage, load_start)
+    loaded = run_load_beside(load, clients, storage, load_start, stop=stop)
     result.load_id, result.loaded = loaded.load_id, loaded.items
     return loaded.version_time_us
 
@@ -350,23 +383,29 @@ def rebootstrap(
     marker = _read_marker(storage, table) or {}
     started = marker.get("started_us") if isinstance(marker.get("started_us"), int) else _now_us()
     load_start = marker.get("load_start_us")
+    capture = CaptureConfig.build(
+        table=table,
+        lake=lake_config.lake,
+        endpoint_url=endpoint_url,
+        once=True,
+        assume_role=assume_role,
+        external_id=external_id,
+    )
+    version_time: int | None = None
     if isinstance(load_start, int):
         log.info("re-bootstrap %s: continuing the one started at %d µs", table, started)
-    else:
+        try:
+            version_time = _load_following(table, load, storage, clients, load_start, result, capture)
+        except StreamGapError as e:
+            # Its pinned positions were trimmed before this rerun (the first run died a day ago):
+            # this load's start is no longer followed by the stream. Start over, new positions first.
+            log.warning("re-bootstrap %s: %s; starting over with new stream positions", table, e)
+    if version_time is None:
         _write_marker(storage, table, started_us=started)
         log.info("re-bootstrap %s: new stream positions, then a full load", table)
-        capture = CaptureConfig.build(
-            table=table,
-            lake=lake_config.lake,
-            endpoint_url=endpoint_url,
-            once=True,
-            assume_role=assume_role,
-            external_id=external_id,
-        )
         load_start = _fresh_positions(table, lake_config, storage, capture, clients, apply, result)
         _write_marker(storage, table, started_us=started, load_start_us=load_start)
-
-    version_time = _load(table, load, storage, clients, load_start, result)
+        version_time = _load_following(table, load, storage, clients, load_start, result, capture)
     run_apply(apply)
     stale = _stale_keys(lake_config, storage, table, result.load_id, version_time)
     if stale:

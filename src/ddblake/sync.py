@@ -37,9 +37,9 @@ from ddblake.aws.roles import Identity
 from ddblake.capture.checkpoint import load_checkpoint
 from ddblake.capture.config import CaptureConfig
 from ddblake.capture.consumer import ENABLE_STREAM, check_stream
-from ddblake.capture.service import build_capture_clients, run_capture
+from ddblake.capture.service import CaptureThread, build_capture_clients, run_capture
 from ddblake.capture.streams import StreamsAdapter
-from ddblake.errors import DdblakeError, TerminalError
+from ddblake.errors import TerminalError
 from ddblake.lake.apply import Applier, ApplyConfig, ApplyResult
 from ddblake.lake.service import apply_progress, run_apply
 from ddblake.lake.storage import Storage
@@ -171,58 +171,6 @@ def needs_load(storage: Storage, table: str) -> bool:
     return load_checkpoint(storage, table) is None
 
 
-class _CaptureThread:
-    """Continuous capture in a thread; its failure is handed to the caller."""
-
-    def __init__(
-        self,
-        config: CaptureConfig,
-        clients: DynamoClients,
-        storage: Storage,
-        identity: Callable[[], Identity] | None = None,
-    ) -> None:
-        self.stop = threading.Event()
-        self.wake = threading.Event()  # set when a raw file is written (and when capture ends)
-        self.failure: list[BaseException] = []
-
-        def loop() -> None:
-            try:
-                run_capture(
-                    replace(config, once=False),
-                    clients=clients,
-                    storage=storage,
-                    stop=self.stop,
-                    on_file=lambda _path: self.wake.set(),
-                    identity=identity,
-                )
-            except BaseException as e:  # handed to the main thread, which re-raises it
-                self.failure.append(e)
-                self.stop.set()
-            finally:
-                self.wake.set()
-
-        self.thread = threading.Thread(target=loop, name=f"capture-{config.table}", daemon=True)
-        self.thread.start()
-
-    def finish(self) -> None:
-        """Stop (capture flushes and checkpoints), wait, and raise what capture raised."""
-        self.stop.set()
-        self.thread.join()
-        error = self.error()
-        if error is None:
-            return
-        if error is self.failure[0]:
-            raise error
-        raise error from self.failure[0]
-
-    def error(self) -> BaseException | None:
-        """What capture raised, as a ddblake error; None while it runs or when it ended cleanly."""
-        if not self.failure:
-            return None
-        err = self.failure[0]
-        return err if isinstance(err, DdblakeError) else DdblakeError(f"capture failed: {err}")
-
-
 def run_sync(
     config: SyncConfig, *, clients: DynamoClients | None = None, stop: threading.Event | None = None
 ) -> ApplyResult:
@@ -243,7 +191,7 @@ def run_sync(
     if clients is None:
         clients, identity = build_capture_clients(config.capture)
     stop = stop or threading.Event()
-    capture: _CaptureThread | None = None
+    capture: CaptureThread | None = None
     table = config.capture.table
     began = first_load_started(storage, table)
     if began is not None and has_finished_load(storage, table):
@@ -275,7 +223,7 @@ def run_sync(
             # Before capture's first checkpoint: a load failing before it writes a state of its
             # own must not leave a lake that looks loaded.
             mark_first_load(storage, table, t0)
-        capture = _CaptureThread(config.capture, clients, storage, identity)
+        capture = CaptureThread(config.capture, clients, storage, identity)
         # The load reads with sync's clients (and says who they act as) unless it names a role
         # of its own that they were not built with.
         own_role = config.load.assume_role is not None and (
@@ -305,7 +253,7 @@ def run_sync(
         run_capture(replace(config.capture, once=True), clients=clients, storage=storage, identity=identity)
         return run_apply(config.apply, progress=apply_progress(config.apply.table))
 
-    capture = capture or _CaptureThread(config.capture, clients, storage, identity)
+    capture = capture or CaptureThread(config.capture, clients, storage, identity)
     applier = Applier(config.apply, storage=storage)
     total = ApplyResult()
 

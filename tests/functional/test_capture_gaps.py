@@ -156,3 +156,35 @@ def test_a_stream_enabled_after_the_lakes_load_is_refused(
     assert stream_created_us(arn) is not None  # DynamoDB Local labels its streams with their creation time
     with pytest.raises(TerminalError, match=r"was enabled at .*after the lake's load scan-1.*--rebootstrap"):
         capture(table, lake)
+
+
+def test_a_rebootstrap_rerun_after_its_positions_were_trimmed_starts_over(
+    clients: DynamoClients,
+    make_table: Callable[..., str],
+    capture: Callable[..., CaptureStats],
+    table_name: str,
+    tmp_path: Path,
+    dynamodb_local_endpoint: str,
+) -> None:
+    """A re-bootstrap that pinned its positions and died a day ago: they are trimmed now, so its
+    load would be followed by no stream. The rerun takes new positions and a new load instead of
+    failing with the gap it was meant to mend, run after run."""
+    from ddblake.lake.catalog import LakeConfig
+    from ddblake.rebootstrap import marker_path, rebootstrap
+
+    table = make_table(table_name)
+    lake = str(tmp_path / "lake")
+    capture(table, lake)  # before any write: no event in the lake for the re-bootstrap to outrank
+    put_many(clients, table, 5)
+    storage = Storage.from_uri(lake)
+    doc = json.loads(storage.read(checkpoint_path(table)) or b"")
+    doc["shards"][GONE] = {"parent": None, "seq": "000000000000000000007", "closed": False}  # trimmed
+    storage.write_atomic(checkpoint_path(table), json.dumps(doc).encode())
+    storage.write_atomic(  # as the interrupted re-bootstrap left it
+        marker_path(table), json.dumps({"v": 1, "table": table, "started_us": 1, "load_start_us": 2}).encode()
+    )
+
+    done = rebootstrap(table, LakeConfig.build(lake=lake), dynamodb_local_endpoint, clients=clients)
+    assert done.loaded == 5 and storage.read(marker_path(table)) is None
+    put_many(clients, table, 2, prefix="after")
+    assert capture(table, lake).records == 2  # the new positions are followed

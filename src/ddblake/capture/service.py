@@ -9,16 +9,18 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 
 from ddblake.aws.clients import DynamoClients
 from ddblake.aws.roles import Identity, build_role_clients
 from ddblake.capture.config import CaptureConfig
 from ddblake.capture.consumer import CaptureStats, StreamCapture
 from ddblake.capture.streams import StreamsAdapter
+from ddblake.errors import DdblakeError
 from ddblake.lake.storage import Storage
 from ddblake.signals import stop_on_signals
 
-__all__ = ["CaptureConfig", "CaptureStats", "run_capture"]
+__all__ = ["CaptureConfig", "CaptureStats", "CaptureThread", "run_capture"]
 
 log = logging.getLogger(__name__)
 
@@ -82,3 +84,56 @@ def run_capture(
     if received:
         log.info("capture %s: stopped by %s after flushing and checkpointing", config.table, received[0])
     return stats
+
+
+class CaptureThread:
+    """Continuous capture in a thread beside a load (``sync``'s first load, a re-bootstrap's) or an
+    apply loop; its failure is handed to the caller (:meth:`finish`, :meth:`error`)."""
+
+    def __init__(
+        self,
+        config: CaptureConfig,
+        clients: DynamoClients | None,
+        storage: Storage,
+        identity: Callable[[], Identity] | None = None,
+    ) -> None:
+        self.stop = threading.Event()
+        self.wake = threading.Event()  # set when a raw file is written (and when capture ends)
+        self.failure: list[BaseException] = []
+
+        def loop() -> None:
+            try:
+                run_capture(
+                    replace(config, once=False),
+                    clients=clients,
+                    storage=storage,
+                    stop=self.stop,
+                    on_file=lambda _path: self.wake.set(),
+                    identity=identity,
+                )
+            except BaseException as e:  # handed to the main thread, which re-raises it
+                self.failure.append(e)
+                self.stop.set()
+            finally:
+                self.wake.set()
+
+        self.thread = threading.Thread(target=loop, name=f"capture-{config.table}", daemon=True)
+        self.thread.start()
+
+    def finish(self) -> None:
+        """Stop (capture flushes and checkpoints), wait, and raise what capture raised."""
+        self.stop.set()
+        self.thread.join()
+        error = self.error()
+        if error is None:
+            return
+        if error is self.failure[0]:
+            raise error
+        raise error from self.failure[0]
+
+    def error(self) -> BaseException | None:
+        """What capture raised, as a ddblake error; None while it runs or when it ended cleanly."""
+        if not self.failure:
+            return None
+        err = self.failure[0]
+        return err if isinstance(err, DdblakeError) else DdblakeError(f"capture failed: {err}")
