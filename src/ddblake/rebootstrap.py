@@ -286,11 +286,7 @@ def _load_following(
     try:
         version_time = _load(table, load, storage, clients, load_start, result, stop=follower.stop)
     except BaseException as e:
-        follower.stop.set()
-        follower.thread.join()
-        failed = follower.error()
-        if failed is not None and isinstance(e, Exception):
-            raise failed  # noqa: B904 - the cause (its own kept), not the load's "stopped" after it
+        follower.fail_with(e)
         raise
     follower.finish()
     return version_time

@@ -241,11 +241,7 @@ def run_sync(
             # else capture's checkpoint came first: its first run checked the stream reaches the
             # load (check_first_capture), and it has read the stream since.
         except BaseException as e:
-            capture.stop.set()
-            capture.thread.join()
-            failed = capture.error()
-            if failed is not None and isinstance(e, Exception):
-                raise failed  # noqa: B904 - the cause (its own kept), not the load's "stopped" after it
+            capture.fail_with(e)
             raise
     if config.once:
         if capture is not None:

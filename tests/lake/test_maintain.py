@@ -69,6 +69,18 @@ def _status(lake: Lake) -> tuple[Any, ...]:
     return (s.rows, s.history_rows, s.applied_files, s.applied_before_hour, s.newest_event, s.quarantined)
 
 
+def _age_files_and_make_the_sweep_due(lake: Lake) -> None:
+    """Every file of the lake four days old, and both tables' daily sweep due."""
+    old = time.time() - 4 * DAY
+    for p in lake.root.rglob("*"):
+        if p.is_file():
+            os.utime(p, (old, old))
+    for ident in (CUR, HIST):
+        table = lake.catalog().load_table(ident)
+        with table.transaction() as tx:
+            tx.set_properties({maintain.SWEPT_PROPERTY: str(int((time.time() - 2 * DAY) * 1000))})
+
+
 def _newest_first(table: Table) -> list[int]:
     snaps = sorted(table.snapshots(), key=lambda s: (s.timestamp_ms, s.sequence_number), reverse=True)
     return [s.snapshot_id for s in snaps]
@@ -329,14 +341,7 @@ def test_the_daily_sweep_deletes_what_a_crashed_apply_left_and_nothing_reference
     report = maintain.maintain(_applier(lake, keep_snapshots=0, keep_hours=0), batch=1)
     assert report.swept.files == 0 and all(p.exists() for p in left_by_crash)
     # ... and a day later, once they are old enough, they are.
-    old = time.time() - 4 * DAY
-    for p in lake.root.rglob("*"):
-        if p.is_file():
-            os.utime(p, (old, old))
-    for ident in (CUR, HIST):
-        table = lake.catalog().load_table(ident)
-        with table.transaction() as tx:
-            tx.set_properties({maintain.SWEPT_PROPERTY: str(int((time.time() - 2 * DAY) * 1000))})
+    _age_files_and_make_the_sweep_due(lake)
     report = maintain.maintain(_applier(lake, keep_snapshots=0, keep_hours=0), batch=1)
     assert report.failures == []
     assert report.swept.files >= len(left_by_crash) and not any(p.exists() for p in left_by_crash)
@@ -525,14 +530,7 @@ def test_the_sweep_of_one_namespace_leaves_another_namespaces_records_alone(lake
         lake.write([event("INSERT", f"k{i}", i, image={"v": _s(str(i))})])
         lake.apply()
         apply_other()
-    old = time.time() - 4 * DAY  # everything old enough to sweep, and the sweep due
-    for p in lake.root.rglob("*"):
-        if p.is_file():
-            os.utime(p, (old, old))
-    for ident in (CUR, HIST):
-        table = lake.catalog().load_table(ident)
-        with table.transaction() as tx:
-            tx.set_properties({maintain.SWEPT_PROPERTY: str(int((time.time() - 2 * DAY) * 1000))})
+    _age_files_and_make_the_sweep_due(lake)
     report = maintain.maintain(_applier(lake), batch=1)  # the sweep is due: every file is old
     assert report.failures == []
     lake.write([event("MODIFY", "k1", 9, image={"v": _s("y")})])

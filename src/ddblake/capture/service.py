@@ -131,6 +131,16 @@ class CaptureThread:
             raise error
         raise error from self.failure[0]
 
+    def fail_with(self, e: BaseException) -> None:
+        """Stop after the caller's work beside capture failed with ``e``: raise capture's own failure
+        instead where it had one (the caller's "stopped" followed from it); else return, for the
+        caller to re-raise ``e``."""
+        self.stop.set()
+        self.thread.join()
+        failed = self.error()
+        if failed is not None and isinstance(e, Exception):
+            raise failed  # its own cause kept; e is its context
+
     def error(self) -> BaseException | None:
         """What capture raised, as a ddblake error; None while it runs or when it ended cleanly."""
         if not self.failure:
