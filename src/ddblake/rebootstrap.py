@@ -35,7 +35,6 @@ import dataclasses
 import hashlib
 import json
 import logging
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -279,44 +278,35 @@ def _load_following(
     result: RebootstrapResult,
     capture: CaptureConfig,
 ) -> int:
-    """Step 2 with capture reading the stream on from the pinned positions all the while, as
-    ``sync``'s first load does: a load longer than the stream's 24 hours leaves no gap behind it.
-    A capture that fails (a gap) stops the load, and its error is the one raised."""
+    """Step 2: the full load started at ``load_start`` (continued or reused if an earlier run began
+    it); returns its rows' version time.
+
+    Capture reads the stream on from the pinned positions all the while, as ``sync``'s first load
+    does: a load longer than the stream's 24 hours leaves no gap behind it. A capture that fails (a
+    gap: positions trimmed since an earlier run, even one whose load had finished) stops the load,
+    and its error is the one raised.
+    """
+    from ddblake.load import run_load_beside
+    from ddblake.load.state import SCAN_STATE, read_state
+
     follower = CaptureThread(dataclasses.replace(capture, check_reach=False), clients, storage)
     try:
-        version_time = _load(table, load, storage, clients, load_start, result, stop=follower.stop)
+        state = read_state(storage, table, SCAN_STATE) if load.kind == "scan" else None
+        if state is not None and state.started_us == load_start and state.finished_us is not None:
+            log.info("re-bootstrap %s: load %s already finished", table, state.load_id)
+            result.load_id, result.loaded = state.load_id, state.items
+            version_time = state.version_time_us
+        else:
+            if state is not None and state.finished_us is None and state.started_us != load_start:
+                result.abandoned_load = _set_aside_unfinished_load(storage, table)  # not this one's
+            loaded = run_load_beside(load, clients, storage, load_start, stop=follower.stop)
+            result.load_id, result.loaded = loaded.load_id, loaded.items
+            version_time = loaded.version_time_us
     except BaseException as e:
         follower.fail_with(e)
         raise
     follower.finish()
     return version_time
-
-
-def _load(
-    table: str,
-    load: LoadConfig,
-    storage: Storage,
-    clients: DynamoClients | None,
-    load_start: int,
-    result: RebootstrapResult,
-    *,
-    stop: threading.Event | None = None,
-) -> int:
-    """Step 2: the full load started at ``load_start`` (continued or reused if an earlier run began
-    it); returns its rows' version time."""
-    from ddblake.load import run_load_beside
-    from ddblake.load.state import SCAN_STATE, read_state
-
-    state = read_state(storage, table, SCAN_STATE) if load.kind == "scan" else None
-    if state is not None and state.started_us == load_start and state.finished_us is not None:
-        log.info("re-bootstrap %s: load %s already finished", table, state.load_id)
-        result.load_id, result.loaded = state.load_id, state.items
-        return state.version_time_us
-    if state is not None and state.finished_us is None and state.started_us != load_start:
-        result.abandoned_load = _set_aside_unfinished_load(storage, table)  # not this re-bootstrap's
-    loaded = run_load_beside(load, clients, storage, load_start, stop=stop)
-    result.load_id, result.loaded = loaded.load_id, loaded.items
-    return loaded.version_time_us
 
 
 def rebootstrap(

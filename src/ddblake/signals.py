@@ -1,5 +1,5 @@
-"""Signal handlers for the length of a block; SIGINT and SIGTERM as a stop request, shared by the
-long-running services (capture, load)."""
+"""Signal handlers for the length of a block: SIGINT and SIGTERM held while a child process is
+started (DynamoDB Local), or taken as a stop request by the long-running services (capture, load)."""
 
 from __future__ import annotations
 
@@ -25,6 +25,28 @@ def handlers(handler: Handler, *signals: signal.Signals) -> Iterator[None]:
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
+
+
+@contextlib.contextmanager
+def interrupts_held() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM for the block, then act on the first that came as it would have.
+
+    Around starting a child that must be registered for cleanup: a Ctrl-C arriving after the exec
+    but before ``Popen`` returns would raise inside ``Popen`` and lose the only handle on a process
+    that is already running. In the main thread only (elsewhere signals are not delivered anyway).
+    """
+    held: list[int] = []
+
+    def hold(signum: int, frame: FrameType | None) -> None:
+        del frame
+        held.append(signum)
+
+    try:
+        with handlers(hold, signal.SIGINT, signal.SIGTERM):
+            yield
+    finally:
+        if held:  # now handled as it would have been (KeyboardInterrupt, Terminated, ...)
+            signal.raise_signal(held[0])
 
 
 @contextlib.contextmanager

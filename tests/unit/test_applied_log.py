@@ -115,7 +115,7 @@ def test_names_files_are_written_for_new_digests_only_and_checked_on_read(
 ) -> None:
     storage = Storage.from_uri(str(tmp_path))
     log = AppliedLog().with_files({A, B, C}).folded([A, B, C], "2025/11/30/00")
-    save_log(storage, "t", "history", log, [A, B, C], AppliedLog())
+    save_log(storage, "t", "history", log, [A, B, C], AppliedLog(), namespace="ddb")
     kept = storage.list_files("state/apply/t/days/")
     assert kept == sorted(day_names_path("t", d, digest) for d, digest in log.days.items())
     names_of = stored_names(storage, "t")
@@ -128,7 +128,9 @@ def test_names_files_are_written_for_new_digests_only_and_checked_on_read(
         write(self, rel, data)
 
     monkeypatch.setattr(Storage, "write_atomic", counted)  # Storage is frozen: patched on the class
-    save_log(storage, "t", "current", log, [A, B, C], log)  # same digests: nothing new to write
+    save_log(
+        storage, "t", "current", log, [A, B, C], log, namespace="ddb"
+    )  # same digests: nothing new to write
     assert [w for w in written if "/days/" in w] == []
     assert len(written) == 1  # the record itself
     # A damaged names file is not trusted: the day is read whole instead.

@@ -247,13 +247,18 @@ def arns_in(
     return principal, resource
 
 
-def credentials_refused(e: ClientError, *, action: str, subject: str, where: str) -> TerminalError:
-    """The credentials themselves were refused (:data:`CREDENTIAL_CODES`): say to refresh them."""
+REFRESH_CREDENTIALS: Final = (
+    "they have expired or are not valid: refresh them (a new session, 'aws sso login') or use a "
+    "profile whose credentials refresh themselves, and run again"
+)
+
+
+def credentials_refused(e: ClientError, *, what: str) -> TerminalError:
+    """The credentials themselves were refused (:data:`CREDENTIAL_CODES`): say to refresh them.
+    ``what``: the credentials' use, ``calling Scan for table 't' at region r``."""
     message = str(e.response.get("Error", {}).get("Message", ""))[:300]
     return TerminalError(
-        f"the AWS credentials were refused calling {action} for {subject} at {where} "
-        f"({error_code(e)}: {message}): they have expired or are not valid; refresh them (a new "
-        "session, 'aws sso login') or use a profile whose credentials refresh themselves, and run again"
+        f"{what}: the AWS credentials were refused ({error_code(e)}: {message}); {REFRESH_CREDENTIALS}"
     )
 
 
@@ -328,7 +333,7 @@ def translate_error(
                 "endpoint/region/account your AWS settings point to"
             )
         if code in CREDENTIAL_CODES:
-            return credentials_refused(e, action=action, subject=subject, where=where)
+            return credentials_refused(e, what=f"calling {action} for {subject} at {where}")
         if code in ACCESS_DENIED_CODES or "not authorized" in message.lower():
             return _access_denied(e, action=action, table=table, where=where)
         return TerminalError(f"{action} for {subject} at {where} failed: {code} {message}")

@@ -35,6 +35,7 @@ from ddblake.aws.clients import (
     DynamoClients,
     arns_in,
     build_dynamodb_clients,
+    credentials_refused,
     describe_client,
     dynamodb_endpoint,
     error_code,
@@ -134,13 +135,9 @@ def _sts_failure(e: Exception, role_arn: str, base: boto3.session.Session) -> Dd
             "principal, and the principal needs sts:AssumeRole on the role (and --external-id if the trust "
             "requires one); fix the trust policy or pass the right --assume-role"
         )
-    if code in CREDENTIAL_CODES:
-        return TerminalError(
-            f"cannot assume role {role_arn} (account {account_of_arn(role_arn) or '?'}): the credentials "
-            f"it is assumed with were refused ({code}: {message[:300]}); they have expired or are not "
-            "valid: refresh them (a new session, 'aws sso login') or use a profile whose credentials "
-            "refresh themselves, and run again"
-        )
+    if code in CREDENTIAL_CODES and isinstance(e, ClientError):
+        account = account_of_arn(role_arn) or "?"
+        return credentials_refused(e, what=f"cannot assume role {role_arn} (account {account})")
     return translate_error(e, action=f"sts:AssumeRole of role {role_arn}", client=None)
 
 

@@ -87,8 +87,8 @@ def _existing_lake(args: argparse.Namespace) -> LakeConfig:
         raise UsageError(
             f"no lake at {path}: check --lake (or DDBLAKE_LAKE); capture, load, apply and sync create one"
         )
-    own_catalog = path is not None and config.catalog == "sql" and not config.catalog_uri
-    if own_catalog and path is not None and not (path / CATALOG_FILE).exists():
+    own_catalog = config.catalog == "sql" and not config.catalog_uri
+    if path is not None and own_catalog and not (path / CATALOG_FILE).exists():
         # No table applied yet (or a wrong --lake): an empty catalog in memory answers the same,
         # where opening the lake's would leave an empty catalog.db in the directory.
         config = dataclasses.replace(config, catalog_uri="sqlite:///:memory:")

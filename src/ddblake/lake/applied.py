@@ -241,7 +241,7 @@ def checked_log(storage: Storage, table: str, pointer: str | None, listing: list
     return load_log(storage, pointer).checked(listing, stored_names(storage, table))
 
 
-def records_prefix(table: str, namespace: str | None) -> str:
+def records_prefix(table: str, namespace: str) -> str:
     """Where the applied-file records of ``table``'s lake tables in ``namespace`` go.
 
     One folder per catalog namespace, so that the sweep of dead records (:mod:`ddblake.lake.cleanup`)
@@ -249,8 +249,6 @@ def records_prefix(table: str, namespace: str | None) -> str:
     Records written before it (``state/apply/<table>/<which>-*``) are still read where a table's
     property names them, and never swept.
     """
-    if namespace is None:
-        return f"state/apply/{table}/"
     return f"state/apply/{table}/ns/{re.sub(r'[^A-Za-z0-9_.-]', '_', namespace)}/"
 
 
@@ -262,7 +260,7 @@ def save_log(
     listing: list[str] | None = None,
     previous: AppliedLog | None = None,
     *,
-    namespace: str | None = None,
+    namespace: str,
 ) -> str:
     """Write a log to a new uniquely named file and return its path (for the table property).
 

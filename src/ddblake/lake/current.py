@@ -14,7 +14,7 @@ were batched are in :mod:`ddblake.lake.columns`).
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -202,6 +202,11 @@ def evolve(tx: Any, table: Table, wanted: pa.Schema) -> Target:
     return Target(wanted, full)
 
 
+def changed_columns(have: Mapping[str, pa.Field], wanted: pa.Schema) -> list[pa.Field]:
+    """The columns of ``wanted`` that ``have`` holds in another shape (type or text marker)."""
+    return [f for f in wanted if f.name in have and not columns.same_shape(have[f.name], f)]
+
+
 def _plan(
     table: Table, wanted: pa.Schema
 ) -> tuple[list[str], list[pa.Field], list[pa.Field], set[str], bool]:
@@ -210,7 +215,7 @@ def _plan(
     have = table.schema().as_arrow()
     stale = [f.name for f in have if f.name not in META_COLUMNS and columns.is_stale(f)]
     kept = {f.name: f for f in have if f.name not in stale}
-    changed = [f for f in wanted if f.name in kept and not columns.same_shape(kept[f.name], f)]
+    changed = changed_columns(kept, wanted)
     added = [f for f in wanted if f.name not in kept]
     seen = _untyped_seen(table)
     full = bool(stale or changed or any(f.name in seen for f in added))
@@ -252,14 +257,7 @@ def retype(
     """
     keep = with_hashes(keep)  # rows of files written before _ddb_hash existed
     items = [json.loads(s) for s in keep.column("_ddb_item").to_pylist()]
-    have = keep.schema
-    changed = {
-        f.name
-        for f in schema
-        if f.name in have.names
-        and f.name not in META_COLUMNS
-        and not columns.same_shape(have.field(f.name), f)
-    }
+    changed = {f.name for f in changed_columns({f.name: f for f in keep.schema}, schema)} - set(META_COLUMNS)
     if changed:
         # ``schema``'s type for a changed column joined the table's type with the batch's, and a
         # table's int64 counts as 19 digits whatever its values (int64 then 0.5 would give

@@ -221,20 +221,19 @@ def register(con: duckdb.DuckDBPyConnection, name: str, rows: Rows) -> None:
     """
     names = [rows.renamed.get(stored, stored) for stored in rows.source.schema.names]
     first: dict[str, str] = {}
-    for column in names:
-        if column.lower() in first:
+    for column, alias in zip(names, unique_names(names), strict=True):
+        earlier = first.setdefault(column.lower(), column)
+        if earlier != column:
             log.warning(
                 "table %s: columns %r and %r differ only in case, which DuckDB does not tell apart: "
                 "both spellings read %r, and %r is read as %r (or from _ddb_item)",
                 name,
-                first[column.lower()],
+                earlier,
                 column,
-                first[column.lower()],
+                earlier,
                 column,
-                unique_names(names)[names.index(column)],
+                alias,
             )
-        else:
-            first[column.lower()] = column
     if not rows.renamed:
         con.register(name, rows.source)
         return

@@ -223,23 +223,8 @@ def run_load_beside(
     ``DDBLAKE_ASSUME_ROLE``) makes its calls with the role's own clients, as ``ddblake load`` does,
     and its errors name the role.
     """
-    if clients is not None and identity is not None:
-        return run_load(
-            config,
-            clients=clients,
-            identity=identity,
-            storage=storage,
-            started_at_us=started_at_us,
-            stop=stop,
-        )
-    if config.assume_role:
-        load_clients, identity = build_load_clients(config)
-        return run_load(
-            config,
-            clients=load_clients,
-            identity=identity,
-            storage=storage,
-            started_at_us=started_at_us,
-            stop=stop,
-        )
-    return run_load(config, clients=clients, storage=storage, started_at_us=started_at_us, stop=stop)
+    if clients is None or identity is None:
+        clients, identity = build_load_clients(config) if config.assume_role else (clients, None)
+    return run_load(
+        config, clients=clients, identity=identity, storage=storage, started_at_us=started_at_us, stop=stop
+    )

@@ -41,7 +41,6 @@ from ddblake.local.runtime import (
     find_jar,
     find_java,
     free_port,
-    interrupts_held,
     is_dynamodb_local,
     listens_on,
     log_tail,
@@ -50,6 +49,7 @@ from ddblake.local.runtime import (
     port_in_use,
     terminate_group,
 )
+from ddblake.signals import interrupts_held
 
 PROC_NET = Path("/proc/self/net/tcp").exists()  # listens_on can tell who owns a socket
 

