@@ -25,7 +25,7 @@ from ddblake.changes.model import ChangeEvent
 from ddblake.errors import ConfigError, TerminalError, TransientError
 from ddblake.lake.storage import Storage
 from ddblake.load import LoadConfig, glue_job, run_load
-from ddblake.load.export_start import ExportFailedError
+from ddblake.load.export_start import MAX_DESCRIBE_FAILURES, ExportFailedError
 from ddblake.load.rows import export_event_id, parse_export_time, scan_event_id, to_call_item, to_wire_item
 from ddblake.load.state import EXPORT_REQUEST, state_path
 from ddblake.load.table import TableReader
@@ -412,3 +412,41 @@ def test_source_variables_apply_without_arguments_and_still_exclude_each_other(
         LoadConfig.build(table="t", lake="/tmp/l")
     with pytest.raises(ConfigError, match="exclude each other"):
         LoadConfig.build(table="t", lake="/tmp/l", from_export="/x", export_to="s3://b/p")
+
+
+def _expect_throttled(stub: Stubber, arn: str, times: int) -> None:
+    for _ in range(times):
+        stub.add_client_error(
+            "describe_export",
+            "ThrottlingException",
+            "Rate of requests exceeds the allowed throughput.",
+            http_status_code=400,
+            expected_params={"ExportArn": arn},
+        )
+
+
+def test_a_transient_describe_export_error_does_not_end_the_wait(tmp_path: Path) -> None:
+    # An export runs for hours: a throttled poll, after botocore's own retries, must not end the
+    # wait (and the command) while the export goes on.
+    config = LoadConfig.build(
+        table="orders", lake=str(tmp_path), export_to="s3://exports/ddb", export_poll_seconds=0.001
+    )
+    clients = _clients()
+    with Stubber(clients.dynamodb) as stub:
+        _expect_start(stub, _export_arn(1))
+        _expect_throttled(stub, _export_arn(1), MAX_DESCRIBE_FAILURES)
+        _expect_status(stub, _export_arn(1), "IN_PROGRESS")
+        _expect_throttled(stub, _export_arn(1), MAX_DESCRIBE_FAILURES)  # counted afresh after a success
+        _expect_status(stub, _export_arn(1), "FAILED")
+        with pytest.raises(ExportFailedError):
+            run_load(config, clients=clients, progress=NoProgress("t"))
+        stub.assert_no_pending_responses()
+
+    # One failure too many in a row ends the wait; the request is kept for the rerun.
+    with Stubber(clients.dynamodb) as stub:
+        _expect_start(stub, _export_arn(2))
+        _expect_throttled(stub, _export_arn(2), MAX_DESCRIBE_FAILURES + 1)
+        with pytest.raises(TransientError, match="DescribeExport"):
+            run_load(config, clients=clients, progress=NoProgress("t"))
+        stub.assert_no_pending_responses()
+    assert _recorded(tmp_path) == _export_arn(2)

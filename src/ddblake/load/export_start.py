@@ -33,6 +33,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+MAX_DESCRIBE_FAILURES = 5
+"""Transient DescribeExport failures in a row that ``wait_export`` rides through before giving up."""
+
+
 class ExportFailedError(TerminalError):
     """DynamoDB reports the export FAILED: it will never complete, so its request must be forgotten."""
 
@@ -199,19 +203,40 @@ def wait_export(
         ExportFailedError: the export failed (its failure code and message); the caller forgets the
             request, so that the next run starts a new export.
         TerminalError: access is denied.
-        TransientError: stopped while waiting (rerun picks the same export up again).
+        TransientError: stopped while waiting, or DescribeExport failed transiently more than
+            ``MAX_DESCRIBE_FAILURES`` times in a row (rerun picks the same export up again).
     """
     stop = stop or threading.Event()
     began = clock()
+    failures = 0
     while True:
         try:
             description: dict[str, Any] = dict(
                 client.describe_export(ExportArn=request.export_arn)["ExportDescription"]
             )
         except (ClientError, BotoCoreError) as e:
-            raise explain_access_error(
+            error = explain_access_error(
                 e, action="DescribeExport", table=table, client=client, identity=identity
-            ) from e
+            )
+            failures += 1
+            if not isinstance(error, TransientError) or failures > MAX_DESCRIBE_FAILURES:
+                raise error from e
+            # An export runs for minutes to hours: one network blip or throttled poll (after
+            # botocore's own retries) must not end the wait; the export goes on regardless.
+            log.warning(
+                "table %s: DescribeExport failed (%s), %d of %d in a row; polling again in %.0f s",
+                table,
+                error_code(e) or type(e).__name__,
+                failures,
+                MAX_DESCRIBE_FAILURES,
+                poll_seconds,
+            )
+            if stop.wait(poll_seconds):
+                raise TransientError(
+                    f"stopped while export {request.export_arn} runs; the same command picks it up again"
+                ) from e
+            continue
+        failures = 0
         status = str(description.get("ExportStatus") or "")
         if status == "COMPLETED":
             progress.status(f"export {request.export_id} completed after {format_eta(clock() - began)}")
