@@ -49,7 +49,7 @@ from ddblake.lake.commits import (
 )
 from ddblake.lake.files import FileRange
 from ddblake.lake.filters import is_in
-from ddblake.lake.layout import create_current, partitioned, retype_table
+from ddblake.lake.layout import create_current, partitioned, refuse_occupied, retype_table
 from ddblake.lake.options import (
     FOLD_GRACE_HOURS,
     HISTORY_MANIFEST_MERGE,
@@ -123,10 +123,19 @@ class Applier:
             return None
         return self.storage.uri("warehouse/" + identifier.replace(".", ".db/", 1))
 
+    def _refuse_occupied(self, identifier: str) -> None:
+        """Refuse a new table whose folder holds another catalog's table (layout.refuse_occupied)."""
+        lake = self.config.lake
+        glue = lake.catalog == "glue"  # Glue's folders: _location; the SQL catalog's: <ns>/<table>
+        folder = "warehouse/" + identifier.replace(".", ".db/" if glue else "/", 1)
+        name = lake.catalog_uri or ("the Glue Data Catalog" if glue else "the lake's catalog.db")
+        refuse_occupied(self.storage, folder, identifier, name)
+
     def _history(self) -> Table:
         try:
             return self._owned(self.catalog.load_table(self.history_id))
         except NoSuchTableError:
+            self._refuse_occupied(self.history_id)
             schema = history.iceberg_schema()
             return self.catalog.create_table_if_not_exists(
                 self.history_id,
@@ -154,6 +163,7 @@ class Applier:
 
     def _create_current(self, arrow_schema: pa.Schema) -> Table:
         props = {**self._owner_properties(), current.BUCKETS_PROPERTY: str(self.config.buckets)}
+        self._refuse_occupied(self.current_id)
         return create_current(
             self.catalog, self.current_id, arrow_schema, props, self._location(self.current_id)
         )

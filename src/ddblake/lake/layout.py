@@ -10,6 +10,7 @@ table left without a spec its spec and its rows their bucket files, in one commi
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -22,15 +23,50 @@ from pyiceberg.table import Table
 from pyiceberg.transforms import IdentityTransform
 
 from ddblake.changes.resolve import Keyed
+from ddblake.errors import TerminalError
 from ddblake.lake import current
 from ddblake.lake.commits import CachedTransaction, replace_table
 from ddblake.lake.compact import replace_operation
+from ddblake.lake.storage import Storage
 
 log = logging.getLogger(__name__)
 
 BUCKET_COLUMN = "_ddb_bucket"
 # The summary of :func:`partitioned`'s snapshot: no applied-file record, since no data changes.
 REPAIR_PROPERTIES = {"ddblake.maintenance": "partition"}
+
+
+def refuse_occupied(storage: Storage, folder: str, identifier: str, catalog: str) -> None:
+    """Refuse to create a table where a table of the same name that ``catalog`` lacks has data.
+
+    Two catalogs on one lake and namespace (``DDBLAKE_CATALOG_URI`` changed, or ``catalog.db``
+    lost) would put both tables in one folder, and each one's orphan sweep would delete the
+    other's files. A metadata file without a snapshot is a create that crashed before its catalog
+    commit: that folder is reused. A table dropped from the catalog without its files is refused
+    too: its folder must go before a new table can take it.
+
+    Args:
+        storage: the lake.
+        folder: the table's folder, relative to the lake.
+        identifier: the table's catalog identifier, for the message.
+        catalog: the catalog in use, for the message.
+    """
+    folder = folder.rstrip("/") + "/metadata/"
+    for rel in reversed(storage.list_files(folder)):
+        if not rel.endswith(".metadata.json"):
+            continue
+        try:
+            snapshot = json.loads(storage.read(rel) or b"{}").get("current-snapshot-id")
+        except (ValueError, AttributeError):
+            snapshot = None
+        if snapshot is not None and snapshot != -1:
+            raise TerminalError(
+                f"table {identifier} is not in the catalog this command uses ({catalog}), yet its "
+                f"folder {storage.uri(folder.removesuffix('metadata/'))} holds a table with data "
+                f"({rel.rsplit('/', 1)[-1]}): use the catalog that holds it (the lake's catalog.db, or "
+                "DDBLAKE_CATALOG_URI) or another --namespace; if the table was dropped on purpose, "
+                "delete that folder too and run again (creating it there would mix two tables' files)"
+            )
 
 
 def create_current(
