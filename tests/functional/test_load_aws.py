@@ -145,6 +145,43 @@ def test_export_to_starts_waits_checks_and_loads(
     assert again.parts_skipped == 1 and again.items == 0, "the same export is not loaded twice"
 
 
+def test_a_corrupt_export_started_by_export_to_is_forgotten_so_the_rerun_starts_a_new_one(
+    moto_aws: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = _ddb(moto_aws.endpoint)
+    items = _table(client, "cut-short", 3, pitr=True)
+    table_arn = client.describe_table(TableName="cut-short")["Table"]["TableArn"]
+    s3 = boto3.client("s3", endpoint_url=moto_aws.endpoint, region_name=REGION)
+    real_wait = service.wait_export
+    corrupt = [True]
+
+    def wait_then_publish(client: Any, request: ExportRequest, **kw: Any) -> dict[str, Any]:
+        description = real_wait(client, request, **kw)
+        _write_export(s3, request, table_arn, items)
+        if corrupt[0]:  # a data file cut short after its manifest was written
+            bucket, _, prefix = request.folder[5:].partition("/")
+            (key,) = [
+                o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=f"{prefix}/data/")["Contents"]
+            ]
+            body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+            s3.put_object(Bucket=bucket, Key=key, Body=body[: len(body) // 2])
+        return description
+
+    monkeypatch.setattr(service, "wait_export", wait_then_publish)
+    lake = str(tmp_path / "lake")
+    config = LoadConfig.build(
+        table="cut-short", lake=lake, export_to=f"s3://{moto_aws.bucket}/exports", export_poll_seconds=0.05
+    )
+    with pytest.raises(TerminalError, match="export the table again"):
+        run_load(config, progress=NoProgress("tbl"))
+    assert Storage.from_uri(lake).read(state_path("cut-short", EXPORT_REQUEST)) is None, "request forgotten"
+
+    corrupt[0] = False  # the advice followed: the same command starts a second export and loads it
+    result = run_load(config, progress=NoProgress("tbl"))
+    assert len(client.list_exports(TableArn=table_arn)["ExportSummaries"]) == 2
+    assert result.items == 3
+
+
 def test_from_export_on_s3_refuses_a_corrupt_file(moto_aws: Any, tmp_path: Path) -> None:
     s3 = boto3.client("s3", endpoint_url=moto_aws.endpoint, region_name=REGION)
     request = ExportRequest(

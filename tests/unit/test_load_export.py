@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from ddblake.changes.model import ChangeEvent
+from ddblake.changes.resolve import version_of
 from ddblake.errors import ConfigError, NotFoundError, TerminalError, TransientError
 from ddblake.lake.rawlog import iter_raw_files
 from ddblake.lake.storage import Storage
@@ -550,3 +551,53 @@ def test_the_manifest_summary_file_given_instead_of_its_folder_is_taken_as_its_f
     folder = make_export(tmp_path / "exp", [[{"Item": _item(1)}]])
     _load(folder / "manifest-summary.json", tmp_path / "lake")
     assert len(_events(tmp_path / "lake")) == 1
+
+
+def test_an_incremental_write_wins_over_a_full_export_of_the_same_minute_only_if_made_after_it(
+    tmp_path: Path,
+) -> None:
+    # A full export at 08:00:30 and an incremental export whose writes fall at 08:00:05 (before the
+    # snapshot, so the full export holds newer state) and 08:00:45 (after it). Both rules round to
+    # the same minute, so the sequence decides: the export's own time for the full export's rows.
+    full = make_export(tmp_path / "full", [[{"Item": {"id": {"S": "a"}, "v": {"S": "full"}}}]])
+    summary = json.loads((full / "manifest-summary.json").read_text())
+    summary["exportTime"] = "2026-11-28T08:00:30.000Z"
+    (full / "manifest-summary.json").write_text(json.dumps(summary))
+    _load(full, tmp_path / "lake-full")
+    (full_row,) = _events(tmp_path / "lake-full")
+
+    minute = 1_795_852_800_000_000  # 08:00:00
+    lines = [
+        {
+            "Metadata": {"WriteTimestampMicros": {"N": str(minute + s * 1_000_000)}},
+            "Keys": {"id": {"S": "a"}},
+            "NewImage": {"id": {"S": "a"}, "v": {"S": f"at {s} s"}},
+        }
+        for s in (5, 45)
+    ]
+    _load(make_export(tmp_path / "incr", [lines], incremental=True), tmp_path / "lake-incr")
+    before, after = _events(tmp_path / "lake-incr")
+    assert before.event_time_us == after.event_time_us == full_row.event_time_us
+    assert version_of(before) < version_of(full_row) < version_of(after)
+
+
+def test_an_incremental_export_alone_is_not_a_load_of_the_table(tmp_path: Path) -> None:
+    # It holds only the items written in its window: sync must still load the whole table first.
+    from ddblake.load import has_finished_load
+    from ddblake.sync import needs_load
+
+    lines = [
+        {
+            "Metadata": {"WriteTimestampMicros": {"N": "1795849200000001"}},
+            "Keys": {"id": {"S": "a"}},
+            "NewImage": {"id": {"S": "a"}},
+        }
+    ]
+    _load(make_export(tmp_path / "incr", [lines], incremental=True), tmp_path / "lake")
+    storage = Storage.from_uri(str(tmp_path / "lake"))
+    assert [s.finished_us is not None for s in list_loads(storage, "example-ddb-table")] == [True]
+    assert not has_finished_load(storage, "example-ddb-table")
+    assert needs_load(storage, "example-ddb-table")
+
+    _load(make_export(tmp_path / "full", [[{"Item": {"id": {"S": "b"}}}]]), tmp_path / "lake2")
+    assert has_finished_load(Storage.from_uri(str(tmp_path / "lake2")), "example-ddb-table")

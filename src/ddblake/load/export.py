@@ -407,6 +407,9 @@ class RowMaker:
         self.table = table
         self.key_names = key_names
         self.version = version_time_from_us(manifest.export_time_us or 0)
+        # A full export's rows carry its time as their sequence: an incremental export's row of the
+        # same minute (its write time as sequence) then wins only if written after the snapshot.
+        self.sequence = incremental_sequence(manifest.export_time_us) if manifest.export_time_us else None
         self.export_id = manifest.export_id
 
     def line_for(self, text: str, ingested_us: int) -> bytes:
@@ -479,7 +482,7 @@ class RowMaker:
                 old_image=None,
                 event_id=export_event_id(self.export_id, item_keys),
                 event_time_us=self.version,
-                sequence=None,
+                sequence=self.sequence,
                 source="export",
                 ttl=False,
                 ingested_us=ingested_us,

@@ -18,6 +18,7 @@ from ddblake.aws.roles import Identity, build_role_clients
 from ddblake.errors import DdblakeError
 from ddblake.lake.storage import Storage
 from ddblake.load.config import LoadConfig
+from ddblake.load.export import CorruptExportError
 from ddblake.load.export_load import ExportLoad
 from ddblake.load.export_start import (
     ExportFailedError,
@@ -131,6 +132,7 @@ def _export(
     identity: Callable[[], Identity],
 ) -> LoadResult:
     keys: dict[str, tuple[str, ...]] = {}
+    started: str | None = None  # the export --export-to started (or an earlier run did)
 
     def key_names() -> tuple[str, ...]:
         if config.keys:
@@ -171,6 +173,7 @@ def _export(
             _forget_failed(storage, config.table, request.export_id)
             raise
         folder = request.folder
+        started = request.export_id
     else:
         folder = config.from_export or ""
     loader = ExportLoad(
@@ -183,7 +186,12 @@ def _export(
         stop=stop,
         workers=config.workers,
     )
-    result = loader.run()
+    try:
+        result = loader.run()
+    except CorruptExportError:
+        if started is not None:  # it will never load: the next run must start a new export
+            _forget_failed(storage, config.table, started)
+        raise
     if config.export_to:
         forget_request(storage, config.table)
     return result

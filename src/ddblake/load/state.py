@@ -290,8 +290,12 @@ def list_loads(storage: Storage, table: str) -> list[LoadState]:
 
 
 def has_finished_load(storage: Storage, table: str) -> bool:
-    """Whether any load of the table ran to its end (``sync`` loads a table only when not)."""
-    return any(s.finished_us is not None for s in list_loads(storage, table))
+    """Whether any load of the whole table ran to its end (``sync`` loads a table only when not).
+
+    An incremental export holds only the items written in its window, so it does not count.
+    """
+    loads = list_loads(storage, table)
+    return any(s.finished_us is not None and not s.options.get("incremental") for s in loads)
 
 
 STREAM_RETENTION_US: Final = 24 * 3_600_000_000
