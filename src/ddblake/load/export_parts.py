@@ -135,7 +135,9 @@ def write_part(job: PartJob, report: Callable[[Flushed], None], stopped: Callabl
                 ) from e
             raise TerminalError(
                 f"export {manifest.uri}: {job.folder.where(entry.rel)} line {number} is not an export "
-                f"line ({e}); rows before it are loaded, rerun resumes after the last raw file"
+                f"line ({e}): the export is damaged although its checksums match, and a rerun stops "
+                "here again; export the table again and load that export (rows written before this "
+                "line stay in the raw log, at this export's time)"
             ) from e
         writer.add(line)
         pending += 1
