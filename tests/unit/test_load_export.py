@@ -411,7 +411,9 @@ def test_a_bad_line_in_a_worker_names_its_file_and_line_and_what_was_written_is_
     good = [json.dumps({"Item": _item(i)}) + "\n" for i in range(10)]
     bad = good[:3] + ['{"Item": {"id": {"S": "x"}\n'] + good[4:]
     folder = make_export(tmp_path / "exp", [good, bad], raw_lines=True)
-    with pytest.raises(TerminalError, match=r"file01\.json\.gz line 4 is not an export line.*export the table again"):
+    with pytest.raises(
+        TerminalError, match=r"file01\.json\.gz line 4 is not an export line.*export the table again"
+    ):
         _load(folder, tmp_path / "lake", workers=2)
     (state,) = list_loads(Storage.from_uri(str(tmp_path / "lake")), "example-ddb-table")
     assert state.finished_us is None
