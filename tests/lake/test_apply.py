@@ -391,3 +391,14 @@ def test_arrow_memory_freed_by_each_batch_goes_back_to_the_system(
     from ddblake.lake.batch import release_arrow_memory
 
     release_arrow_memory()  # the real one runs (pyarrow's pool has release_unused)
+
+
+def test_key_attributes_named_like_a_fixed_column_and_its_prefixed_form_get_a_column_each(lake: Lake) -> None:
+    # Keys "op" (a fixed history column, so "key_op") and "key_op" used to share one column, and
+    # every apply of the table failed on its length.
+    keys = {"op": {"S": "o1"}, "key_op": {"S": "k1"}}
+    ev = dataclasses.replace(event("INSERT", "x", 1), keys=keys, new_image={**keys, "v": {"N": "1"}})
+    lake.write([ev])
+    lake.apply()
+    (row,) = lake.history()
+    assert (row["op"], row["key_op"], row["key_key_op"]) == ("INSERT", "o1", "k1")

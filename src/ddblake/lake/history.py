@@ -59,8 +59,13 @@ def partition_spec(schema: Schema) -> PartitionSpec:
 
 
 def key_column(attr: str) -> str:
-    """History column name of a key attribute (prefixed when it collides with a fixed column)."""
-    return f"key_{attr}" if attr in FIXED_NAMES else attr
+    """History column name of a key attribute (prefixed when it collides with a fixed column).
+
+    One-to-one: a name that is already the prefixed form of a fixed column (``key_op``) is prefixed
+    too, so that keys ``op`` and ``key_op`` get two columns (``key_op``, ``key_key_op``).
+    """
+    prefixed = attr in FIXED_NAMES or (attr.startswith("key_") and key_column(attr[4:]) != attr[4:])
+    return f"key_{attr}" if prefixed else attr
 
 
 def _dumps(value: object) -> str | None:
