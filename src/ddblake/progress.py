@@ -135,11 +135,26 @@ class Progress:
         self.stream.flush()
         self._drawn = True
 
-    def finish(self) -> None:
-        """Draw the final state and end the line."""
+    def completed_line(self, now: float | None = None) -> str:
+        """The text for work that is over: the count, time taken, rate and parts; no estimate.
+
+        The total is an estimate (a load's ItemCount is hours old): once the work is done it says
+        nothing, and a percentage or an ETA against it would only mislead.
+        """
+        elapsed = max(1e-9, (now if now is not None else self.clock()) - self._start)
+        rate = (self.done - self.base) / elapsed
+        text = (
+            f"{self.label}: done, {_count(self.done)} {self.unit} in {format_eta(elapsed)}, "
+            f"{_rate(rate)} {self.unit}/s"
+        )
+        return f"{text}, parts {self.parts_done}/{self.parts_total}" if self.parts_total else text
+
+    def finish(self, *, complete: bool = False) -> None:
+        """Draw the final state and end the line; ``complete``: the work is all done (see
+        :meth:`completed_line`)."""
         with self._lock:
             now = self.clock()
-            text = self.line(now)
+            text = self.completed_line(now) if complete else self.line(now)
             if self.tty:
                 self.stream.write("\r\x1b[K" + text + "\n")
             else:
@@ -153,6 +168,6 @@ class NoProgress(Progress):
     def _draw(self, now: float) -> None:
         return
 
-    def finish(self) -> None:
+    def finish(self, *, complete: bool = False) -> None:
         """Nothing to end."""
         return

@@ -83,7 +83,8 @@ def _manifest(incremental: bool) -> ExportManifest:
 
 def test_export_lines_become_the_rows_ddblake_load_writes() -> None:
     full = {"Item": {"pk": {"S": "a"}, "sk": {"N": "1"}, "b": {"B": "AAEC"}, "tbl": {"S": "é"}}}
-    rules = job.Rules("tbl", "E1", ("pk", "sk"), job.version_time_from_us(1_795_852_800_000_000))
+    at = 1_795_852_800_000_000  # the manifest's exportTime
+    rules = job.Rules("tbl", "E1", ("pk", "sk"), job.version_time_from_us(at), seq=str(at))
     ours = ChangeEvent.from_line(job.export_line(json.dumps(full), rules, 5))
     theirs = RowMaker(_manifest(False), "tbl", ("pk", "sk")).item_to_event(full, 5)
     assert ours == theirs and ours.to_line() == job.export_line(json.dumps(full), rules, 5)

@@ -155,10 +155,10 @@ def test_state_is_written_at_most_once_an_interval_and_always_at_the_end(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     real = scan_module.write_state
-    written: list[tuple[int, bool]] = []
+    written: list[tuple[int, int, bool]] = []
 
     def counting(storage: Storage, state: Any) -> None:
-        written.append((state.items, state.finished_us is not None))
+        written.append((state.items, state.done_count, state.finished_us is not None))
         real(storage, state)
 
     monkeypatch.setattr(scan_module, "write_state", counting)
@@ -167,7 +167,13 @@ def test_state_is_written_at_most_once_an_interval_and_always_at_the_end(
         FakeReader(200, page=5), tmp_path, segments=4, workers=2, buffer_bytes=10, state_seconds=3600
     )
     assert result.files == 40 and result.items == 200
-    assert written == [(0, False), (200, True)], "the first record, then the finished load only"
+    assert written[0] == (0, 0, False) and written[-1] == (200, 4, True), (
+        "the first record, the finished load"
+    )
+    between = [done for _, done, _ in written[1:-1]]
+    assert between == sorted(set(between)) and 1 <= len(between) <= 4, (
+        "in between, a write only when a (multi-page) segment finishes, never per raw file"
+    )
 
 
 def test_a_stopped_load_records_everything_it_wrote(tmp_path: Path) -> None:

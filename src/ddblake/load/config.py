@@ -7,6 +7,7 @@ value is a :class:`ConfigError` naming the setting and every place that was look
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
@@ -27,6 +28,7 @@ into a wall; ``--read-percent`` applies to it like to provisioned capacity."""
 MAX_SEGMENTS: Final = 1_000_000
 """DynamoDB's limit on Scan ``TotalSegments``."""
 DEFAULT_MAX_WORKERS: Final = 16
+MAX_WORKERS: Final = 256
 LOCAL_PAGE_ITEMS: Final = 1000
 """Scan ``Limit`` against DynamoDB Local: its CPU per item grows with the page (a full 1 MB page
 costs it about twice per item what 1,000-item pages do), and it shares the machine with the load."""
@@ -41,6 +43,33 @@ def _key_names(raw: str) -> tuple[str, ...]:
     if not 1 <= len(names) <= 2:
         raise ValueError("expected <hash key>[,<range key>]")
     return names
+
+
+def _int_in(low: int, high: int | None = None) -> Callable[[str], int]:
+    """A converter of an environment value to an int within ``low..high`` (ValueError if not), so
+    that an out-of-range ``DDBLAKE_*`` value is reported under the variable's name."""
+
+    def convert(raw: str) -> int:
+        number = int(raw)
+        if number < low or (high is not None and number > high):
+            raise ValueError(f"must be {low}..{high}" if high is not None else f"must be at least {low}")
+        return number
+
+    return convert
+
+
+def _positive(raw: str) -> float:
+    number = float(raw)
+    if not number > 0:
+        raise ValueError("must be positive")
+    return number
+
+
+def _percent(raw: str) -> float:
+    number = float(raw)
+    if not 0 < number <= 150:
+        raise ValueError("must be in (0, 150]")
+    return number
 
 
 def _keys_argument(keys: str | tuple[str, ...] | None) -> tuple[str, ...] | None:
@@ -124,8 +153,8 @@ class LoadConfig:
     def __post_init__(self) -> None:
         if self.segments is not None and not 1 <= self.segments <= MAX_SEGMENTS:
             raise ConfigError(f"segments must be 1..{MAX_SEGMENTS}, got {self.segments}")
-        if self.workers is not None and not 1 <= self.workers <= 256:
-            raise ConfigError(f"workers must be 1..256, got {self.workers}")
+        if self.workers is not None and not 1 <= self.workers <= MAX_WORKERS:
+            raise ConfigError(f"workers must be 1..{MAX_WORKERS}, got {self.workers}")
         if not 0 < self.read_percent <= 150:
             raise ConfigError(f"read_percent must be in (0, 150], got {self.read_percent}")
         for name, value in (
@@ -209,19 +238,21 @@ class LoadConfig:
             table=_required("table", "--table", table),
             lake=_required("lake", "--lake", lake),
             endpoint_url=_optional("endpoint_url", "--endpoint-url", endpoint_url or None, str),
-            segments=_optional("segments", "--segments", segments, int),
-            workers=_optional("workers", "--workers", workers, int),
-            read_percent=_value("read_percent", "--read-percent", read_percent, float, DEFAULT_READ_PERCENT),
+            segments=_optional("segments", "--segments", segments, _int_in(1, MAX_SEGMENTS)),
+            workers=_optional("workers", "--workers", workers, _int_in(1, MAX_WORKERS)),
+            read_percent=_value(
+                "read_percent", "--read-percent", read_percent, _percent, DEFAULT_READ_PERCENT
+            ),
             consistent=_value("consistent", "--consistent", consistent or None, _bool, False),
             **_source(from_export, export_to),
             assume_role=_optional("assume_role", "--assume-role", assume_role or None, str),
             external_id=_optional("external_id", "--external-id", external_id or None, str),
-            on_demand_rcu=_value("on_demand_rcu", None, on_demand_rcu, float, ON_DEMAND_ASSUMED_RCU),
-            buffer_bytes=_value("load_buffer_bytes", None, buffer_bytes, int, DEFAULT_BUFFER_BYTES),
+            on_demand_rcu=_value("on_demand_rcu", None, on_demand_rcu, _positive, ON_DEMAND_ASSUMED_RCU),
+            buffer_bytes=_value("load_buffer_bytes", None, buffer_bytes, _int_in(1), DEFAULT_BUFFER_BYTES),
             export_poll_seconds=_value(
-                "export_poll_seconds", None, export_poll_seconds, float, DEFAULT_EXPORT_POLL_SECONDS
+                "export_poll_seconds", None, export_poll_seconds, _positive, DEFAULT_EXPORT_POLL_SECONDS
             ),
             keys=_optional("keys", "--keys", _keys_argument(keys), _key_names),
             export_bucket_owner=_optional("export_bucket_owner", None, export_bucket_owner or None, str),
-            page_items=_optional("page_items", None, page_items, int),
+            page_items=_optional("page_items", None, page_items, _int_in(1)),
         )

@@ -208,7 +208,7 @@ class ExportLoad:
         state.finished_us = state.updated_us = now_us()
         write_state(self.storage, state)
         result.seconds = time.monotonic() - clock
-        self.progress.finish()
+        self.progress.finish(complete=True)
         return result
 
     def _write_parts(self, jobs: list[PartJob], record: Callable[[Flushed], None], export_id: str) -> None:

@@ -257,6 +257,7 @@ class Rules:
     export: bool = True
     incremental: bool = False
     view: str | None = None
+    seq: str | None = None  # a full export's rows: its time in µs (ddblake.load.export.RowMaker)
 
 
 def row_line(item: Mapping[str, Any], rules: Rules, ingested_us: int) -> bytes:
@@ -272,6 +273,7 @@ def row_line(item: Mapping[str, Any], rules: Rules, ingested_us: int) -> bytes:
         event_time_us=rules.version_us,
         source="export" if rules.export else "scan",
         ingested_us=ingested_us,
+        seq=rules.seq,
     )
 
 
@@ -372,6 +374,29 @@ def check_data_file(data: bytes, entry: ManifestEntry) -> str | None:
     if count != entry.item_count:
         return f"{entry.key} holds {count} item(s), the manifest says {entry.item_count}"
     return None
+
+
+def check_export_summary(summary: Mapping[str, Any], table: str, export_path: str) -> None:
+    """Refuse an export the job cannot load into ``table``, before any data file is read.
+
+    Raises:
+        SystemExit: the export is of another table (by its ``tableArn``), or not DYNAMODB_JSON
+            (an ION export would fail in every Spark task); names the folder and both tables.
+    """
+    arn = str(summary.get("tableArn") or "")
+    exported = arn.rsplit("/", 1)[-1] if "/" in arn else ""
+    if exported and exported != table:
+        raise SystemExit(
+            f"export {export_path} refused, nothing loaded: it is of table {exported!r} ({arn}), not "
+            f"--TABLE {table!r}; pass --TABLE {exported} or the --EXPORT_PATH of an export of {table}"
+        )
+    fmt = str(summary.get("outputFormat") or "DYNAMODB_JSON")
+    if fmt != "DYNAMODB_JSON":
+        raise SystemExit(
+            f"export {export_path} (table {exported or '?'!r}, --TABLE {table!r}) refused, nothing loaded: "
+            f"it is in format {fmt}; the Glue job reads DYNAMODB_JSON exports only (export again with "
+            "--export-format DYNAMODB_JSON, or load this one with `ddblake load --from-export`)"
+        )
 
 
 def split_s3(uri: str) -> tuple[str, str]:
@@ -504,6 +529,7 @@ def main(argv: Sequence[str] | None = None) -> None:  # pragma: no cover - needs
         summary = json.loads(
             s3.get_object(Bucket=bucket, Key=f"{folder}/manifest-summary.json")["Body"].read()
         )
+        check_export_summary(summary, table, args["EXPORT_PATH"])
         files_key = f"{folder}/manifest-files.json"
         entries = parse_manifest_files(s3.get_object(Bucket=bucket, Key=files_key)["Body"].read().decode())
         if sum(e.item_count for e in entries) != int(summary["itemCount"]):
@@ -517,6 +543,7 @@ def main(argv: Sequence[str] | None = None) -> None:  # pragma: no cover - needs
             version_us=0 if incremental else version_time_from_us(parse_time_us(summary["exportTime"])),
             incremental=incremental,
             view=summary.get("outputView"),
+            seq=None if incremental else str(parse_time_us(summary["exportTime"])),
         )
         if not incremental and not key_names:
             raise SystemExit(

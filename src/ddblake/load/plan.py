@@ -51,14 +51,38 @@ def plan_workers(segments: int, requested: int | None = None) -> int:
     return max(1, min(segments, requested or DEFAULT_MAX_WORKERS))
 
 
-def read_budget(provisioned_rcu: float, read_percent: float, on_demand_rcu: float) -> float:
-    """Read capacity units per second the load may consume.
+def read_capacity(
+    provisioned_rcu: float, on_demand_rcu: float, max_read_units: float = 0.0
+) -> tuple[float, str]:
+    """The read capacity ``--read-percent`` applies to, and where the figure comes from (for the log).
 
-    ``provisioned_rcu`` 0 means on-demand (DescribeTable reports 0), for which ``on_demand_rcu`` is
-    assumed. Never below 1 unit/s, so a load always progresses.
+    Provisioned capacity when the table has it (DescribeTable reports 0 for on-demand). For an
+    on-demand table, ``on_demand_rcu`` is assumed, unless the table's own maximum
+    (``OnDemandThroughput.MaxReadRequestUnits``; 0 or -1: none) is smaller: then the maximum.
     """
-    capacity = provisioned_rcu if provisioned_rcu > 0 else on_demand_rcu
-    return max(1.0, capacity * read_percent / 100.0)
+    if provisioned_rcu > 0:
+        return provisioned_rcu, "provisioned"
+    if 0 < max_read_units < on_demand_rcu:
+        return max_read_units, "the table's on-demand maximum, MaxReadRequestUnits"
+    return on_demand_rcu, "assumed for on-demand"
+
+
+def scan_budget(capacity: float, read_percent: float) -> float:
+    """Read capacity units per second a load may consume: ``read_percent`` of ``capacity``.
+
+    Fractions stay fractions (10 % of a 5-RCU table is 0.5 unit/s): the token bucket and the page
+    ``Limit`` (at least one item a page) carry them, and the load still progresses.
+    """
+    return capacity * read_percent / 100.0
+
+
+def read_budget(
+    provisioned_rcu: float, read_percent: float, on_demand_rcu: float, max_read_units: float = 0.0
+) -> float:
+    """:func:`scan_budget` of :func:`read_capacity`, never below 1 unit/s (kept for callers of
+    the old rule; the Scan load uses :func:`scan_budget`, which keeps fractions)."""
+    capacity, _ = read_capacity(provisioned_rcu, on_demand_rcu, max_read_units)
+    return max(1.0, scan_budget(capacity, read_percent))
 
 
 def page_cost(consistent: bool) -> float:

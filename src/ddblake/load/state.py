@@ -8,21 +8,27 @@ One JSON document per load source::
 
 A load document lists the load's *parts* — Scan segments (``"0"`` .. ``"N-1"``) or export data
 files — with, for each, whether it is done, how many items it wrote, and (Scan) the
-``LastEvaluatedKey`` after which reading resumes. It is rewritten whole with
-:meth:`Storage.write_atomic` only *after* the raw files it covers are written, so the lake never
-holds state ahead of its data, and at most once a second while the load runs
-(:class:`StateSaver`): a crash costs at most the rows written since the last state write, which a
-rerun writes again with the same event IDs (``apply`` drops the repeats).
+``LastEvaluatedKey`` after which reading resumes. A Scan segment has an entry only once it has
+started (none: not started), and a finished one leaves ``parts`` for ``done_segments``, ranges of
+segment numbers with their total items and pages, so the document grows with the segments in
+progress, not with ``--segments``. Documents that list every segment (older ddblake) still load:
+their unstarted entries are dropped and their finished ones compacted as they are read. It is
+rewritten whole with :meth:`Storage.write_atomic` only *after* the raw files it covers are written,
+so the lake never holds state ahead of its data, at most once a second while the load runs
+(:class:`StateSaver`) and as soon as a Scan segment finishes: a crash costs at most the rows
+written since the last state write, which a rerun writes again with the same event IDs (``apply``
+drops the repeats), and never a finished segment.
 """
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import datetime as dt
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -75,6 +81,84 @@ class PartState:
         return {"done": self.done, "items": self.items, "pages": self.pages, "last_key": self.last_key}
 
 
+def _range_text(ranges: list[list[int]]) -> str:
+    return ",".join(f"{a}" if a == b else f"{a}-{b}" for a, b in ranges)
+
+
+def _parse_ranges(text: str) -> list[list[int]]:
+    ranges: list[list[int]] = []
+    for piece in filter(None, (t.strip() for t in text.split(","))):
+        low, _, high = piece.partition("-")
+        a, b = int(low), int(high or low)
+        if a < 0 or b < a or (ranges and a <= ranges[-1][1]):
+            raise ValueError(f"done_segments range {piece!r} is out of order")
+        ranges.append([a, b])
+    return ranges
+
+
+class Parts(dict[str, PartState]):
+    """Parts by name, plus the finished Scan segments kept compact as number ranges.
+
+    A compacted segment is not an entry; ``parts[name]`` still answers for it with a done
+    :class:`PartState` (its own counts are in :attr:`done_items` and :attr:`done_pages` only).
+    """
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.done_ranges: list[list[int]] = []
+        self.done_items = 0
+        self.done_pages = 0
+
+    def __missing__(self, name: str) -> PartState:
+        if self.is_compacted(name):
+            return PartState(done=True)
+        raise KeyError(name)
+
+    def is_compacted(self, name: str) -> bool:
+        """Whether ``name`` is a finished segment kept in the ranges."""
+        if not name.isdigit() or not self.done_ranges:
+            return False
+        n = int(name)
+        i = bisect.bisect_right(self.done_ranges, [n, 1 << 62]) - 1
+        return i >= 0 and self.done_ranges[i][0] <= n <= self.done_ranges[i][1]
+
+    def compact(self, name: str) -> None:
+        """Move a finished segment (numeric name) out of the entries into the ranges."""
+        part = self.pop(name, None)
+        if part is not None:
+            self.done_items += part.items
+            self.done_pages += part.pages
+        if self.is_compacted(name):
+            return
+        n, ranges = int(name), self.done_ranges
+        i = bisect.bisect_left(ranges, [n, n])
+        if i > 0 and ranges[i - 1][1] == n - 1:
+            ranges[i - 1][1] = n
+            if i < len(ranges) and ranges[i][0] == n + 1:
+                ranges[i - 1][1] = ranges.pop(i)[1]
+        elif i < len(ranges) and ranges[i][0] == n + 1:
+            ranges[i][0] = n
+        else:
+            ranges.insert(i, [n, n])
+
+    @property
+    def compacted_count(self) -> int:
+        """How many segments the ranges hold."""
+        return sum(b - a + 1 for a, b in self.done_ranges)
+
+    def compacted_names(self) -> Iterator[str]:
+        """The names of the compacted segments."""
+        for a, b in self.done_ranges:
+            yield from (str(n) for n in range(a, b + 1))
+
+    def snapshot(self) -> Parts:
+        """A copy whose entries and ranges later changes do not reach (cost: entries + ranges)."""
+        copy = Parts({k: dataclasses.replace(p) for k, p in self.items()})
+        copy.done_ranges = [list(r) for r in self.done_ranges]
+        copy.done_items, copy.done_pages = self.done_items, self.done_pages
+        return copy
+
+
 @dataclass
 class LoadState:
     """The state of one load.
@@ -87,7 +171,8 @@ class LoadState:
         started_us: when the load started (Scan) or the export's time (full export), µs.
         version_time_us: the event time of the load's rows (see ``ddblake.load.rows``).
         total_parts: Scan TotalSegments, or the export's data file count.
-        parts: progress per part, by part name.
+        parts: progress per part, by part name (Scan: started segments; finished ones compacted,
+            see :class:`Parts`).
         finished_us: when the last part was done; None while running.
         source: where the rows come from (the table's endpoint/region, or the export's URI).
         options: settings the rows depend on (consistent reads, export format and type).
@@ -100,25 +185,56 @@ class LoadState:
     started_us: int
     version_time_us: int
     total_parts: int
-    parts: dict[str, PartState] = field(default_factory=dict)
+    parts: Parts = field(default_factory=Parts)
     finished_us: int | None = None
     source: str = ""
     options: dict[str, Any] = field(default_factory=dict)
     updated_us: int = 0
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.parts, Parts):
+            self.parts = Parts(self.parts)
+
     @property
     def items(self) -> int:
         """Rows written so far, over all parts."""
-        return sum(p.items for p in self.parts.values())
+        return self.parts.done_items + sum(p.items for p in self.parts.values())
 
     @property
     def done_parts(self) -> set[str]:
-        """Names of the parts that are done."""
-        return {k for k, p in self.parts.items() if p.done}
+        """Names of the parts that are done (a big Scan's can be many: prefer :attr:`done_count`)."""
+        return {k for k, p in self.parts.items() if p.done} | set(self.parts.compacted_names())
+
+    @property
+    def done_count(self) -> int:
+        """How many parts are done."""
+        return sum(1 for p in self.parts.values() if p.done) + self.parts.compacted_count
+
+    def is_done(self, name: str) -> bool:
+        """Whether the part is done (without creating an entry for it)."""
+        part = self.parts.get(name)
+        return part.done if part is not None else self.parts.is_compacted(name)
 
     def part(self, name: str) -> PartState:
-        """The part's state, created on first use."""
+        """The part's state, created on first use (a compacted segment's is a done placeholder)."""
+        if self.parts.is_compacted(name):
+            return self.parts[name]
         return self.parts.setdefault(name, PartState())
+
+    def finish_segment(self, name: str) -> None:
+        """Mark a Scan segment done and keep it compact (its counts join ``done_segments``)."""
+        part = self.part(name)
+        part.done, part.last_key = True, None
+        self.parts.compact(name)
+
+    def pending_segments(self) -> list[int]:
+        """The Scan segments not done, in order (without an entry per segment)."""
+        out: list[int] = []
+        start = 0
+        for a, b in [*self.parts.done_ranges, [self.total_parts, self.total_parts]]:
+            out.extend(n for n in range(start, min(a, self.total_parts)) if not self.is_done(str(n)))
+            start = b + 1
+        return out
 
     def to_json(self) -> bytes:
         """The document; parts sorted so that rewrites of one state are byte-identical."""
@@ -138,6 +254,12 @@ class LoadState:
             "items": self.items,
             "parts": {k: self.parts[k].to_dict() for k in sorted(self.parts, key=_part_order)},
         }
+        if self.parts.done_ranges:
+            doc["done_segments"] = {
+                "ranges": _range_text(self.parts.done_ranges),
+                "items": self.parts.done_items,
+                "pages": self.parts.done_pages,
+            }
         return (json.dumps(doc, indent=1, sort_keys=False) + "\n").encode()
 
     @classmethod
@@ -154,7 +276,12 @@ class LoadState:
                 raise ValueError(f"not a version {STATE_VERSION} load state")
             if doc.get("table") != table:
                 raise ValueError(f"it belongs to table {doc.get('table')!r}, not {table!r}")
-            parts = {}
+            parts = Parts()
+            compact = doc.get("done_segments")
+            if compact is not None:
+                parts.done_ranges = _parse_ranges(str(compact["ranges"]))
+                parts.done_items = int(compact.get("items") or 0)
+                parts.done_pages = int(compact.get("pages") or 0)
             for name, p in dict(doc.get("parts") or {}).items():
                 last = p.get("last_key")
                 if last is not None and not isinstance(last, dict):
@@ -165,6 +292,13 @@ class LoadState:
                     pages=int(p.get("pages") or 0),
                     last_key=last,
                 )
+            if doc.get("kind") == "scan":  # older documents list every segment: compact them
+                for name in [k for k, p in parts.items() if k.isdigit()]:
+                    p = parts[name]
+                    if p.done:
+                        parts.compact(name)
+                    elif not (p.items or p.pages or p.last_key):
+                        del parts[name]  # never started
             finished = doc.get("finished_us")
             return cls(
                 table=table,
@@ -251,17 +385,25 @@ class StateSaver:
         self._saved_at = clock()
         self._stored = stored
 
-    def changed(self) -> None:
-        """Note a change to the state (call while holding ``lock``)."""
+    def changed(self) -> int:
+        """Note a change to the state (call while holding ``lock``); returns its generation."""
         self._generation += 1
+        return self._generation
 
-    def save(self, *, force: bool = False) -> None:
+    def save(self, *, force: bool = False, covering: int | None = None) -> None:
         """Write the state if it changed and the interval has passed (or ``force``).
+
+        ``covering``: write now unless a write since made already holds that generation (a finished
+        segment: callers finishing at once share one write).
 
         Raises:
             TransientError: the lake could not be written.
         """
         with self._save_lock:
+            if covering is not None:
+                if self._saved_generation >= covering:
+                    return
+                force = True
             force = force or not self._stored
             if self._saved_generation == self._generation and not force:
                 return
@@ -269,9 +411,7 @@ class StateSaver:
                 return
             with self.lock:
                 generation = self._generation
-                copy = dataclasses.replace(
-                    self.state, parts={k: dataclasses.replace(p) for k, p in self.state.parts.items()}
-                )
+                copy = dataclasses.replace(self.state, parts=self.state.parts.snapshot())
             self.write(self.storage, copy)
             self._saved_generation, self._saved_at, self._stored = generation, self.clock(), True
 

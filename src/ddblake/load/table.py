@@ -56,6 +56,8 @@ class TableInfo:
         size_bytes: TableSizeBytes (same caveat).
         provisioned_rcu: provisioned read capacity; 0 for on-demand tables.
         on_demand: billing mode PAY_PER_REQUEST.
+        max_read_units: an on-demand table's ``OnDemandThroughput.MaxReadRequestUnits``; 0 when
+            it has none (DescribeTable leaves it out, or says -1).
     """
 
     name: str
@@ -65,6 +67,7 @@ class TableInfo:
     size_bytes: int
     provisioned_rcu: float
     on_demand: bool
+    max_read_units: float = 0.0
 
     @property
     def avg_item_bytes(self) -> float:
@@ -134,6 +137,7 @@ class TableReader:
             raise TerminalError(f"table {self.table!r} at {self.where}: DescribeTable shows no key schema")
         billing = (table.get("BillingModeSummary") or {}).get("BillingMode", "")
         rcu = float((table.get("ProvisionedThroughput") or {}).get("ReadCapacityUnits") or 0)
+        max_read = float((table.get("OnDemandThroughput") or {}).get("MaxReadRequestUnits") or 0)
         return TableInfo(
             name=self.table,
             arn=str(table.get("TableArn", "")),
@@ -142,6 +146,7 @@ class TableReader:
             size_bytes=int(table.get("TableSizeBytes") or 0),
             provisioned_rcu=0.0 if billing == "PAY_PER_REQUEST" else rcu,
             on_demand=billing == "PAY_PER_REQUEST" or rcu == 0,
+            max_read_units=max(0.0, max_read),  # -1: no maximum
         )
 
     def scan_page(
