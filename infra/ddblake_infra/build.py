@@ -30,6 +30,18 @@ FEATURE_FLAGS: Final[dict[str, object]] = {
 }
 
 
+ALLOW_PLACEHOLDER_KEY: Final = "allow_placeholder_key"
+"""Context flag (``-c allow_placeholder_key=true``) that lets the all-zero example lake key synthesize."""
+
+
+def context_flag(app: App, name: str, default: bool) -> bool:
+    """A true/false context value: ``-c name=true`` gives the string, cdk.json may give a boolean."""
+    value = app.node.try_get_context(name)
+    if value is None or value == "":
+        return default
+    return str(value).strip().lower() == "true"
+
+
 def make_app(outdir: str | None = None) -> App:
     """An App with ddblake's feature flags, no analytics resource and no construct stack traces."""
     return App(outdir=outdir, context=dict(FEATURE_FLAGS), analytics_reporting=False, stack_traces=False)
@@ -41,16 +53,33 @@ def stack_names(cfg: DeployConfig) -> list[str]:
     return [f"{prefix}-consumer", f"{prefix}-producer"] if cfg.cross_account else [prefix]
 
 
-def add_stacks(app: App, cfg: DeployConfig, *, nag: bool = True) -> list[Stack]:
+def add_stacks(
+    app: App, cfg: DeployConfig, *, nag: bool = True, allow_placeholder_key: bool = False
+) -> list[Stack]:
     """Add the configuration's stacks to ``app`` (and cdk-nag's AwsSolutions checks when ``nag``).
 
+    Args:
+        allow_placeholder_key: synthesize a producer whose ``lake.key_arn`` is the all-zero
+            placeholder (the cross-account example; ``-c allow_placeholder_key=true``). Without it
+            such a configuration is an error: every Firehose put would fail against a key that
+            does not exist.
+
     Raises:
-        InfraConfigError: an asset cannot be staged (e.g. the Glue script is missing).
+        InfraConfigError: the lake key is the placeholder (and not allowed), or an asset cannot
+            be staged (e.g. the Glue script is missing).
     """
     source = f"(config {cfg.path})"
     stacks: list[Stack]
     if cfg.cross_account:
         consumer_name, producer_name = stack_names(cfg)
+        if cfg.lake_key_is_placeholder and not allow_placeholder_key:
+            raise InfraConfigError(
+                f"{cfg.path}: lake.key_arn: is the all-zero placeholder, not a real key: the producer "
+                "stack's Firehose would fail on every put. For the first step remove lake.key_arn "
+                f"(then only {consumer_name} is synthesized) and deploy it; then put its LakeKeyArn "
+                f"output in lake.key_arn and deploy {producer_name}. To synthesize the example anyway "
+                f"(never to deploy), pass -c {ALLOW_PLACEHOLDER_KEY}=true"
+            )
         consumer = ConsumerStack(
             app,
             consumer_name,
@@ -79,8 +108,9 @@ def add_stacks(app: App, cfg: DeployConfig, *, nag: bool = True) -> list[Stack]:
         if cfg.lake_key_is_placeholder:
             Annotations.of(producer).add_warning_v2(
                 "ddblake:placeholder-lake-key",
-                f"lake.key_arn in {cfg.path} is the all-zero placeholder: deploy {consumer_name} first "
-                "and put its LakeKeyArn output there before deploying this stack",
+                f"lake.key_arn in {cfg.path} is the all-zero placeholder, synthesized only because "
+                f"{ALLOW_PLACEHOLDER_KEY}=true: deploy {consumer_name} first and put its LakeKeyArn "
+                "output there before deploying this stack",
             )
         stacks = [consumer, producer]
     else:
@@ -116,7 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     nag = str(app.node.try_get_context("nag") or "true").lower() != "false"
     try:
         cfg = load_config(resolve_config_path(chosen, base=Path.cwd()))
-        add_stacks(app, cfg, nag=nag)
+        add_stacks(app, cfg, nag=nag, allow_placeholder_key=context_flag(app, ALLOW_PLACEHOLDER_KEY, False))
     except InfraConfigError as e:
         print(f"ddblake infra: error: {e}", file=sys.stderr)
         return 2

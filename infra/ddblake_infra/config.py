@@ -109,7 +109,9 @@ def parse_config(raw: Any, *, file: str = "<config>", path: Path | None = None) 
     transform = read_section(top.section("transform"), transform_settings)
     lake = read_section(
         top.section("lake"),
-        lambda s: lake_settings(s, deployment=deployment, region=region, consumer=consumer),
+        lambda s: lake_settings(
+            s, deployment=deployment, region=region, consumer=consumer, partition=partition
+        ),
     )
     load = read_section(top.section("load"), lambda s: load_settings(s, REPO_ROOT))
     apply = read_section(top.section("apply"), apply_settings)

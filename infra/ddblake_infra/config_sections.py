@@ -34,7 +34,21 @@ _TABLE = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
 _ATTRIBUTE = re.compile(r"^.{1,255}$", re.DOTALL)
 _KEY_ID = re.compile(r"^(mrk-[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$")
 _NAMESPACE = re.compile(r"^[a-z0-9_]{1,255}$")
-_SCHEDULE = re.compile(r"^(rate\(\d+ (minute|minutes|hour|hours|day|days)\)|cron\(.+\))$")
+# EventBridge schedules: rate(1 minute) but rate(N minutes) for N >= 2 (same for hour and day), and
+# cron with exactly six fields (minutes hours day-of-month month day-of-week year).
+_RATE = re.compile(r"^rate\((1 (minute|hour|day)|([2-9]|[1-9]\d+) (minutes|hours|days))\)$")
+_CRON = re.compile(r"^cron\((\S+( \S+){5})\)$")
+
+TRANSFORM_MAX_SECONDS: Final = 300
+"""Firehose invokes a data-transformation Lambda for at most 5 minutes."""
+
+# The raw-log layouts the IAM, bucket and key grants (``raw/<table>/*``) and apply's hour folders
+# (``raw/<table>/YYYY/MM/DD/HH/``, ``ddblake.lake.applied.hour_of``) both accept, and nothing else.
+_TIMESTAMP_HOUR: Final = "!{timestamp:yyyy/MM/dd/HH}/"
+_LAMBDA_TABLE: Final = "!{partitionKeyFromLambda:table}"
+_LAMBDA_HOUR: Final = "".join(
+    f"!{{partitionKeyFromLambda:{key}}}/" for key in ("year", "month", "day", "hour")
+)  # the keys ddblake.aws.firehose_transform emits (ddblake.changes.transform.partition_keys)
 
 # Per resource kind: (pattern, max length, what the service allows) for names after substitution.
 _NAME_RULES: Final[dict[str, tuple[re.Pattern[str], int, str]]] = {
@@ -142,26 +156,48 @@ def _check_prefix(s: Section, key: str, value: str, must_start: str, must_contai
         raise s.error(key, f"{value!r} must end with '/'")
 
 
+def raw_prefixes(table: str, *, dynamic: bool) -> tuple[str, ...]:
+    """The Firehose prefixes that write ``raw/<table>/YYYY/MM/DD/HH/``, the first being the default.
+
+    Without dynamic partitioning: Firehose's own arrival hour. With it: the transform's partition keys
+    (the change's event hour), under the table's name written out or taken from the transform's
+    ``table`` key (the same name: only this table streams into the stream).
+    """
+    if dynamic:
+        return (f"raw/{_LAMBDA_TABLE}/{_LAMBDA_HOUR}", f"raw/{table}/{_LAMBDA_HOUR}")
+    return (f"raw/{table}/{_TIMESTAMP_HOUR}",)
+
+
+def _check_raw_prefix(s: Section, prefix: str, table: str, *, dynamic: bool) -> None:
+    allowed = raw_prefixes(table, dynamic=dynamic)
+    if prefix in allowed:
+        return
+    if not dynamic and "partitionKeyFromLambda" in prefix:
+        raise s.error("prefix", f"{prefix!r} uses partitionKeyFromLambda but dynamic_partitioning is false")
+    if dynamic and "partitionKeyFromLambda" not in prefix:
+        raise s.error(
+            "prefix",
+            f"{prefix!r} uses no partitionKeyFromLambda key but dynamic_partitioning is true; "
+            "remove prefix for the default or set dynamic_partitioning to false",
+        )
+    choices = " or ".join(repr(a) for a in allowed)
+    raise s.error(
+        "prefix",
+        f"{prefix!r} is not a raw-log layout the Firehose role, the bucket and key policies "
+        f"(raw/{table}/*) and apply's hour folders (raw/{table}/YYYY/MM/DD/HH/) accept; "
+        f"use {choices} (or remove prefix for the default)",
+    )
+
+
 def firehose_settings(s: Section, table: str, deployment: str) -> FirehoseSettings:
     """``firehose``: prefixes must keep the lake layout (``raw/<table>/``, ``errors/<table>/``) that the
     IAM policies and apply rely on, and agree with ``dynamic_partitioning``."""
     dynamic = s.flag("dynamic_partitioning", False)
-    default_prefix = (
-        "raw/!{partitionKeyFromLambda:table}/!{partitionKeyFromLambda:year}/!{partitionKeyFromLambda:month}/"
-        "!{partitionKeyFromLambda:day}/!{partitionKeyFromLambda:hour}/"
-        if dynamic
-        else "raw/{table}/!{timestamp:yyyy/MM/dd/HH}/"
-    )
-    prefix = s.text("prefix", default_prefix).replace("{table}", table)
+    prefix = s.text("prefix", raw_prefixes(table, dynamic=dynamic)[0]).replace("{table}", table)
     error_prefix = s.text(
         "error_prefix", "errors/{table}/!{firehose:error-output-type}/!{timestamp:yyyy/MM/dd/HH}/"
     ).replace("{table}", table)
-    if dynamic:
-        _check_prefix(s, "prefix", prefix, "raw/", ("!{partitionKeyFromLambda:",))
-    else:
-        _check_prefix(s, "prefix", prefix, f"raw/{table}/", ("!{timestamp:",))
-        if "partitionKeyFromLambda" in prefix:
-            raise s.error("prefix", "uses partitionKeyFromLambda but dynamic_partitioning is false")
+    _check_raw_prefix(s, prefix, table, dynamic=dynamic)
     _check_prefix(s, "error_prefix", error_prefix, f"errors/{table}/", ("!{firehose:error-output-type}",))
     buffer_mb = s.integer("buffer_mb", 64 if dynamic else 16, 1, 128)
     if dynamic and buffer_mb < 64:
@@ -181,8 +217,15 @@ def firehose_settings(s: Section, table: str, deployment: str) -> FirehoseSettin
         raise s.error(
             "producer_copy", "applies to cross-account deployments only (a second, producer-side lake)"
         )
+    buffer_seconds = s.integer("buffer_seconds", 60, 0, 900)
+    if dynamic and buffer_seconds == 0:
+        raise s.error(
+            "buffer_seconds",
+            "cannot be 0 with dynamic_partitioning (Firehose's zero buffering is not available with "
+            "dynamic partitioning); set it above 0 (the default is 60)",
+        )
     return FirehoseSettings(
-        buffer_seconds=s.integer("buffer_seconds", 60, 0, 900),
+        buffer_seconds=buffer_seconds,
         buffer_mb=buffer_mb,
         prefix=prefix,
         error_prefix=error_prefix,
@@ -226,6 +269,17 @@ def _retention(s: Section, key: str, default: int) -> int:
     return value
 
 
+def _transform_timeout(s: Section) -> int:
+    value = s.data.get("timeout_seconds")
+    if isinstance(value, int) and not isinstance(value, bool) and value > TRANSFORM_MAX_SECONDS:
+        raise s.error(
+            "timeout_seconds",
+            f"must be at most {TRANSFORM_MAX_SECONDS} (got {value}): Firehose invokes a transform "
+            "Lambda for at most 5 minutes",
+        )
+    return s.integer("timeout_seconds", 120, 1, TRANSFORM_MAX_SECONDS)
+
+
 def transform_settings(s: Section) -> TransformSettings:
     """``transform``: the Firehose transform Lambda."""
     arch = s.choice("architecture", "arm64", ("arm64", "x86_64"))
@@ -234,33 +288,41 @@ def transform_settings(s: Section) -> TransformSettings:
         architecture="x86_64" if arch == "x86_64" else "arm64",
         runtime=s.choice("runtime", "python3.13", ("python3.11", "python3.12", "python3.13", "python3.14")),
         memory_mb=s.integer("memory_mb", 512, 128, 10240),
-        timeout_seconds=s.integer("timeout_seconds", 120, 1, 900),
+        timeout_seconds=_transform_timeout(s),
         powertools="bundle" if powertools == "bundle" else "layer",
         powertools_layer_version=s.integer("powertools_layer_version", 27, 1, 100000),
         log_retention_days=_retention(s, "log_retention_days", 90),
     )
 
 
-def lake_settings(s: Section, *, deployment: str, region: str, consumer: str) -> LakeSettings:
-    """``lake``: the key ARN must be the consumer's key in the bucket's region (cross-account only;
-    until it is set, only the consumer stack is synthesized: ``ddblake_infra.build.add_stacks``)."""
+def lake_settings(s: Section, *, deployment: str, region: str, consumer: str, partition: str) -> LakeSettings:
+    """``lake``: the key ARN must be the consumer's key in the bucket's partition and region
+    (cross-account only; until it is set, only the consumer stack is synthesized:
+    ``ddblake_infra.build.add_stacks``)."""
     key_arn = s.optional_text("key_arn")
     if key_arn is not None:
-        m = re.match(r"^arn:aws[a-z-]*:kms:([a-z0-9-]+):(\d{12}):key/(.+)$", key_arn)
-        if not m or not _KEY_ID.match(m.group(3)):
+        m = re.match(r"^arn:(aws[a-z-]*):kms:([a-z0-9-]+):(\d{12}):key/(.+)$", key_arn)
+        if not m or not _KEY_ID.match(m.group(4)):
             raise s.error(
                 "key_arn", f"{key_arn!r} is not a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>)"
             )
-        if m.group(1) != region:
+        key_partition, key_region, key_account = m.group(1), m.group(2), m.group(3)
+        if key_partition != partition:
             raise s.error(
                 "key_arn",
-                f"is in region {m.group(1)} but region is {region}: the lake key must be "
+                f"is in partition {key_partition} but region {region} is in partition {partition}: "
+                f"the lake key ARN must start with arn:{partition}:kms:{region}:",
+            )
+        if key_region != region:
+            raise s.error(
+                "key_arn",
+                f"is in region {key_region} but region is {region}: the lake key must be "
                 "in the bucket's region",
             )
-        if m.group(2) != consumer:
+        if key_account != consumer:
             raise s.error(
                 "key_arn",
-                f"is in account {m.group(2)} but consumer_account is {consumer}: use the "
+                f"is in account {key_account} but consumer_account is {consumer}: use the "
                 "LakeKeyArn output of the consumer stack",
             )
         if deployment == "single-account":
@@ -335,16 +397,35 @@ def load_settings(s: Section, root: Path) -> LoadSettings:
     )
 
 
+def _schedule(s: Section) -> str:
+    """``apply.schedule``: an expression EventBridge accepts (its rules, checked here rather than
+    at deploy time)."""
+    value = s.text("schedule", "rate(5 minutes)")
+    if _RATE.match(value):
+        return value
+    cron = _CRON.match(value)
+    if cron:
+        fields = cron.group(1).split(" ")
+        if (fields[2] == "?") != (fields[4] == "?"):  # day-of-month, day-of-week: exactly one is '?'
+            return value
+        raise s.error(
+            "schedule",
+            f"{value!r}: EventBridge needs '?' in exactly one of day-of-month (3rd field) and "
+            "day-of-week (5th field), e.g. cron(0 * * * ? *)",
+        )
+    raise s.error(
+        "schedule",
+        f"{value!r} is not an EventBridge schedule expression: rate(1 minute), rate(N minutes) with "
+        "N >= 2 (likewise hour/hours, day/days), or cron(...) with six fields "
+        "(minutes hours day-of-month month day-of-week year), e.g. cron(0/5 * * * ? *)",
+    )
+
+
 def apply_settings(s: Section) -> ApplySettings:
     """``apply``: the scheduled ``ddblake apply --once``."""
     arch = s.choice("architecture", "arm64", ("arm64", "x86_64"))
     return ApplySettings(
-        schedule=s.text(
-            "schedule",
-            "rate(5 minutes)",
-            pattern=_SCHEDULE,
-            what="an EventBridge schedule expression, rate(5 minutes) or cron(...)",
-        ),
+        schedule=_schedule(s),
         memory_mb=s.integer("memory_mb", 3008, 512, 10240),
         timeout_seconds=s.integer("timeout_seconds", 900, 60, 900),
         ephemeral_storage_mb=s.integer("ephemeral_storage_mb", 2048, 512, 10240),

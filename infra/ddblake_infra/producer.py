@@ -35,6 +35,16 @@ from ddblake_infra.security import make_key
 from ddblake_infra.settings import DeployConfig
 from ddblake_infra.transform import transform_function
 
+ITERATOR_AGE_ALARM_FRACTION: Final = 0.5
+"""The stream-age alarm fires when the oldest unread record is this share of the stream's retention
+old: Firehose falling behind is seen while the rest of the retention is left to fix it."""
+
+
+def iterator_age_threshold_ms(retention_hours: int) -> int:
+    """Threshold of the ``GetRecords.IteratorAgeMilliseconds`` alarm for a stream's retention."""
+    return int(retention_hours * 3600 * 1000 * ITERATOR_AGE_ALARM_FRACTION)
+
+
 _KEY_TYPES: Final = {
     "S": dynamodb.AttributeType.STRING,
     "N": dynamodb.AttributeType.NUMBER,
@@ -138,7 +148,8 @@ class Capture(Construct):
             read_role(self, cfg, table=self.table, table_key=self.table_key) if cfg.cross_account else None
         )
 
-        # Alarms: transform failures (records sent to the error prefix), throttled stream writes.
+        # Alarms: transform failures (records sent to the error prefix), throttled stream writes,
+        # changes DynamoDB could not stream, a stream read too far behind.
         ops.alarm(
             "TransformRecordsFailed",
             metric=ddblake_metric(TRANSFORM_FAILED_METRIC, {"service": TRANSFORM_SERVICE}, "Sum"),
@@ -167,6 +178,37 @@ class Capture(Construct):
             threshold=0,
             description=f"ddblake {t.name}: DynamoDB's writes to Kinesis stream {cfg.name('stream')} are "
             "throttled; add shards (stream.shards) or use mode ON_DEMAND",
+        )
+        # Silent loss: changes DynamoDB skipped, and records about to expire before Firehose reads them.
+        ops.alarm(
+            "StreamRecordsNotReplicated",
+            metric=cw.Metric(
+                namespace="AWS/DynamoDB",
+                metric_name="FailedToReplicateRecordCount",
+                dimensions_map={"TableName": t.name, "DelegatedOperation": "PutRecords"},
+                statistic="Sum",
+                period=Duration.minutes(5),
+            ),
+            threshold=0,
+            periods=1,
+            description=f"ddblake {t.name}: DynamoDB could not put change records into Kinesis stream "
+            f"{cfg.name('stream')} and skipped them (e.g. a change record over Kinesis' 1 MB limit): those "
+            "changes are not in the raw log; run the load job to bring the tables back in line",
+        )
+        ops.alarm(
+            "StreamReadBehind",
+            metric=cw.Metric(
+                namespace="AWS/Kinesis",
+                metric_name="GetRecords.IteratorAgeMilliseconds",
+                dimensions_map={"StreamName": cfg.name("stream")},
+                statistic="Maximum",
+                period=Duration.minutes(5),
+            ),
+            threshold=iterator_age_threshold_ms(s.retention_hours),
+            description=f"ddblake {t.name}: Firehose reads Kinesis stream {cfg.name('stream')} more than "
+            f"{ITERATOR_AGE_ALARM_FRACTION:.0%} of its {s.retention_hours} h retention behind; records "
+            "older than the retention expire unread (check the delivery streams' logs and the transform; "
+            "raise stream.retention_hours to gain time)",
         )
 
     # ---- Firehose ----------------------------------------------------------------------------------

@@ -3,8 +3,9 @@
 Synthesizing a CDK app goes through jsii (a Node.js process) and takes tens of seconds, so the two
 example configurations are synthesized once per test run, by whichever pytest-xdist worker gets
 there first, with the pinned CDK CLI exactly as ``make synth`` runs it: offline-style environment,
-no AWS credentials, no ~/.aws. The other worker waits on a file lock and reads the same cloud
-assemblies. Everything else reads the JSON files.
+no AWS credentials, no ~/.aws, ``-c allow_placeholder_key=true`` for the cross-account example's
+all-zero lake key. The other worker waits on a file lock and reads the same cloud assemblies.
+Everything else reads the JSON files.
 """
 
 from __future__ import annotations
@@ -69,13 +70,14 @@ def _synth_one(name: str, out: Path, home: Path) -> dict[str, Any]:
     config = f"infra/config/{name}.json"
     target = out / name
     if CDK_CLI.exists():
-        cmd = [str(CDK_CLI), "synth", "--quiet", "--no-notices", "-c", f"config={config}", "-o", str(target)]
+        cmd = [str(CDK_CLI), "synth", "--quiet", "--no-notices", "-c", f"config={config}"]
+        cmd += ["-c", "allow_placeholder_key=true", "-o", str(target)]  # as make synth
         env = offline_env(home)
     else:  # no npm install: run the app the way the CLI does
         cmd = [sys.executable, "infra/app.py"]
         env = offline_env(home) | {
             "CDK_OUTDIR": str(target),
-            "CDK_CONTEXT_JSON": json.dumps({"config": config}),
+            "CDK_CONTEXT_JSON": json.dumps({"config": config, "allow_placeholder_key": "true"}),
         }
     start = time.monotonic()
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=SYNTH_TIMEOUT)

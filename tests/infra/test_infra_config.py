@@ -108,7 +108,7 @@ def test_partition_follows_region() -> None:
         ),
         (
             config(firehose__prefix="raw/{table}/"),
-            "firehose.prefix: 'raw/orders.v2/' must contain !{timestamp:",
+            "x.json: firehose.prefix: 'raw/orders.v2/' is not a raw-log layout",
         ),
         (
             config(firehose__error_prefix="errors/{table}/"),
@@ -264,3 +264,177 @@ def test_the_environment_chooses_the_config_when_no_context_does(monkeypatch: py
     assert chosen_config(App(context={**cdk_context, "config": "mine.json"})) == "mine.json"
     monkeypatch.delenv(CONFIG_ENV)
     assert chosen_config(App(context=cdk_context)) is None  # then the single-account example
+
+
+# ---- the raw-log prefix: only the layouts the grants and apply's hour folders accept ---------------
+
+LAMBDA_HOUR = "".join(f"!{{partitionKeyFromLambda:{k}}}/" for k in ("year", "month", "day", "hour"))
+
+
+@pytest.mark.parametrize(
+    "prefix",
+    [
+        "raw/other/!{partitionKeyFromLambda:hour}/",  # another table's folder: outside every grant
+        "raw/!{partitionKeyFromLambda:year}/",  # no table folder at all
+        "raw/other/" + LAMBDA_HOUR,
+        "raw/{table}/!{partitionKeyFromLambda:year}/!{partitionKeyFromLambda:month}/"
+        "!{partitionKeyFromLambda:day}/",  # no hour folder
+        "raw/{table}/" + LAMBDA_HOUR + "firehose/",  # a folder below the hour
+        "raw/{table}/!{partitionKeyFromLambda:hour}/!{partitionKeyFromLambda:day}/"
+        "!{partitionKeyFromLambda:month}/!{partitionKeyFromLambda:year}/",  # reversed
+        "raw/!{partitionKeyFromLambda:table}/" + LAMBDA_HOUR.replace("month", "table"),
+        "raw/{table}/!{timestamp:yyyy/MM/dd/HH}/",  # Firehose's hour, not the transform's keys
+    ],
+)
+def test_dynamic_prefix_must_be_the_table_then_the_hour_keys(prefix: str) -> None:
+    message = error_of(config(firehose__dynamic_partitioning=True, firehose__prefix=prefix))
+    assert message.startswith("x.json: firehose.prefix: "), message
+
+
+@pytest.mark.parametrize(
+    "prefix",
+    [
+        "raw/{table}/!{timestamp:yyyy/MM/dd/HH}/firehose/",
+        "raw/{table}/!{timestamp:yyyy/MM/dd}/",
+        "raw/{table}/!{timestamp:yyyy-MM-dd-HH}/",
+        "raw/{table}/!{timestamp:yyyy/MM/dd/HH}/!{timestamp:mm}/",
+        "raw/{table}/x/!{timestamp:yyyy/MM/dd/HH}/",
+        "raw/{table}/" + LAMBDA_HOUR,  # needs dynamic_partitioning
+    ],
+)
+def test_static_prefix_must_be_the_table_then_the_timestamp_hour(prefix: str) -> None:
+    message = error_of(config(firehose__prefix=prefix))
+    assert message.startswith("x.json: firehose.prefix: "), message
+
+
+@pytest.mark.parametrize(
+    ("dynamic", "prefix"),
+    [
+        (False, None),
+        (False, "raw/{table}/!{timestamp:yyyy/MM/dd/HH}/"),
+        (True, None),
+        (True, "raw/!{partitionKeyFromLambda:table}/" + LAMBDA_HOUR),
+        (True, "raw/{table}/" + LAMBDA_HOUR),
+    ],
+)
+def test_accepted_prefixes_write_the_hour_folders_apply_reads(dynamic: bool, prefix: str | None) -> None:
+    """Every accepted prefix, filled in as Firehose fills it (the transform's partition keys, or
+    Firehose's own timestamp), puts a file under ``raw/<table>/`` (the grants) in the hour folder
+    apply reads (``ddblake.lake.applied.hour_of``)."""
+    from ddblake.changes.transform import partition_keys
+    from ddblake.lake.applied import hour_of
+
+    changes: dict[str, Any] = {"firehose__dynamic_partitioning": dynamic}
+    if prefix is not None:
+        changes["firehose__prefix"] = prefix
+    cfg = parse_config(config(**changes), file="x.json")
+    event_us = 1_736_390_096_000_000  # 2025-01-09 02:34:56 UTC
+    keys = partition_keys("orders.v2", event_us)
+    filled = cfg.firehose.prefix.replace("!{timestamp:yyyy/MM/dd/HH}", "2025/01/09/02")
+    for key, value in keys.items():
+        filled = filled.replace(f"!{{partitionKeyFromLambda:{key}}}", value)
+    path = filled + "ddblake-1-2025-01-09-02-34-56-abc.gz"
+    assert "!{" not in path
+    assert path.startswith("raw/orders.v2/")
+    assert hour_of(path) == "2025/01/09/02"
+    assert path == "raw/orders.v2/2025/01/09/02/ddblake-1-2025-01-09-02-34-56-abc.gz"
+
+
+# ---- other limits of the services ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (
+            config(transform__timeout_seconds=301),
+            "x.json: transform.timeout_seconds: must be at most 300 (got 301): Firehose invokes",
+        ),
+        (config(transform__timeout_seconds=900), "x.json: transform.timeout_seconds: must be at most 300"),
+        (
+            config(firehose__dynamic_partitioning=True, firehose__buffer_seconds=0),
+            "x.json: firehose.buffer_seconds: cannot be 0 with dynamic_partitioning",
+        ),
+        (
+            config(
+                deployment="cross-account",
+                consumer_account="222222222222",
+                region="ap-northeast-1",
+                lake__key_arn="arn:aws-cn:kms:ap-northeast-1:222222222222:key/0a3c2f1e-1111-2222-3333-444455556666",
+            ),
+            "x.json: lake.key_arn: is in partition aws-cn but region ap-northeast-1 is in partition aws",
+        ),
+        (
+            config(
+                deployment="cross-account",
+                consumer_account="222222222222",
+                region="cn-north-1",
+                lake__key_arn="arn:aws:kms:cn-north-1:222222222222:key/0a3c2f1e-1111-2222-3333-444455556666",
+            ),
+            "x.json: lake.key_arn: is in partition aws but region cn-north-1 is in partition aws-cn",
+        ),
+    ],
+)
+def test_service_limits_name_file_and_key(raw: Any, expected: str) -> None:
+    assert expected in error_of(raw)
+
+
+def test_service_limits_accept_what_the_services_take() -> None:
+    assert (
+        parse_config(config(transform__timeout_seconds=300), file="x.json").transform.timeout_seconds == 300
+    )
+    assert parse_config(config(firehose__buffer_seconds=0), file="x.json").firehose.buffer_seconds == 0
+    cn = parse_config(
+        config(
+            deployment="cross-account",
+            consumer_account="222222222222",
+            region="cn-north-1",
+            lake__key_arn="arn:aws-cn:kms:cn-north-1:222222222222:key/0a3c2f1e-1111-2222-3333-444455556666",
+        ),
+        file="x.json",
+    )
+    assert cn.partition == "aws-cn" and cn.lake.key_arn is not None
+
+
+@pytest.mark.parametrize(
+    "schedule",
+    [
+        "rate(1 minutes)",
+        "rate(0 minutes)",
+        "rate(0 minute)",
+        "rate(2 minute)",
+        "rate(05 minutes)",
+        "rate(1 hours)",
+        "rate(1 days)",
+        "rate(5 weeks)",
+        "rate(5  minutes)",
+        "cron(0/5 * * * *)",  # five fields (Unix cron)
+        "cron(0 12 * * ? * *)",  # seven fields
+        "cron(0 12 * * * *)",  # no '?'
+        "cron(0 12 ? * ? *)",  # '?' twice
+        "cron()",
+        "every 5 minutes",
+    ],
+)
+def test_schedule_must_be_one_eventbridge_accepts(schedule: str) -> None:
+    message = error_of(config(apply__schedule=schedule))
+    assert message.startswith(f"x.json: apply.schedule: {schedule!r}"), message
+
+
+@pytest.mark.parametrize(
+    "schedule",
+    [
+        "rate(1 minute)",
+        "rate(2 minutes)",
+        "rate(15 minutes)",
+        "rate(1 hour)",
+        "rate(12 hours)",
+        "rate(1 day)",
+        "rate(7 days)",
+        "cron(0/5 * * * ? *)",
+        "cron(0 12 1 * ? *)",
+        "cron(15 10 ? * MON-FRI *)",
+    ],
+)
+def test_schedule_accepts_eventbridge_forms(schedule: str) -> None:
+    assert parse_config(config(apply__schedule=schedule), file="x.json").apply.schedule == schedule

@@ -18,6 +18,7 @@ TABLE = "example-ddb-table"
 SINGLE_BUCKET = f"ddblake-{TABLE}-{ACCOUNT_P}-{REGION}"
 CROSS_BUCKET = f"ddblake-{TABLE}-{ACCOUNT_C}-{REGION}"
 PLACEHOLDER_KEY = f"arn:aws:kms:{REGION}:{ACCOUNT_C}:key/00000000-0000-0000-0000-000000000000"
+REPO = Path(__file__).resolve().parents[2]
 
 CAPTURE = ("single", "producer")
 LAKE = ("single", "consumer")
@@ -384,6 +385,59 @@ def test_alarms(stack_templates: dict[str, Template], name: str) -> None:
     )
 
 
+def _alarms(template: dict[str, Any], metric: str) -> list[dict[str, Any]]:
+    return [
+        r["Properties"]
+        for r in template["Resources"].values()
+        if r["Type"] == "AWS::CloudWatch::Alarm" and r["Properties"].get("MetricName") == metric
+    ]
+
+
+CAPTURE_TEMPLATES = {
+    "single": "single-account/ddblake-example-ddb-table",
+    "producer": "cross-account/ddblake-example-ddb-table-producer",
+}
+
+
+@pytest.mark.parametrize("name", CAPTURE)
+def test_silent_loss_alarms(templates: dict[str, Any], name: str) -> None:
+    """Changes DynamoDB could not put into the stream, and a stream read so far behind that its
+    records would expire unread, both notify the topic."""
+    template = templates[CAPTURE_TEMPLATES[name]]
+    (skipped,) = _alarms(template, "FailedToReplicateRecordCount")
+    assert skipped["Namespace"] == "AWS/DynamoDB" and skipped["Statistic"] == "Sum"
+    assert {d["Name"]: d["Value"] for d in skipped["Dimensions"]} == {
+        "TableName": TABLE,
+        "DelegatedOperation": "PutRecords",
+    }
+    assert skipped["Threshold"] == 0 and skipped["ComparisonOperator"] == "GreaterThanThreshold"
+    assert skipped["EvaluationPeriods"] == 1
+
+    (behind,) = _alarms(template, "GetRecords.IteratorAgeMilliseconds")
+    assert behind["Namespace"] == "AWS/Kinesis" and behind["Statistic"] == "Maximum"
+    assert behind["Dimensions"] == [{"Name": "StreamName", "Value": f"ddblake-{TABLE}"}]
+    retention_ms = 24 * 3600 * 1000  # stream.retention_hours of the examples
+    assert behind["Threshold"] == retention_ms // 2
+    assert behind["ComparisonOperator"] == "GreaterThanThreshold"
+    for alarm in (skipped, behind):
+        assert alarm["AlarmActions"] == alarm["OKActions"] == [{"Ref": _topic(template)}]
+        assert alarm["TreatMissingData"] == "notBreaching"
+
+
+def _topic(template: dict[str, Any]) -> str:
+    (topic,) = [k for k, r in template["Resources"].items() if r["Type"] == "AWS::SNS::Topic"]
+    return topic
+
+
+def test_stream_age_alarm_follows_the_retention() -> None:
+    from ddblake_infra.producer import iterator_age_threshold_ms
+
+    for hours in (24, 48, 168, 8760):
+        threshold = iterator_age_threshold_ms(hours)
+        assert 0 < threshold < hours * 3600 * 1000
+    assert iterator_age_threshold_ms(48) == 2 * iterator_age_threshold_ms(24)
+
+
 def test_athena_workgroup_encrypts_results(stack_templates: dict[str, Template]) -> None:
     t(stack_templates, "consumer").has_resource_properties(
         "AWS::Athena::WorkGroup",
@@ -440,7 +494,51 @@ def test_synth_is_offline_and_deterministic(assemblies: dict[str, Path], templat
 
 def test_placeholder_key_is_flagged(assemblies: dict[str, Path]) -> None:
     metadata = (assemblies["cross-account"] / "ddblake-example-ddb-table-producer.metadata.json").read_text()
-    assert "placeholder" in metadata and "LakeKeyArn" in metadata
+    assert "placeholder" in metadata and "LakeKeyArn" in metadata and "allow_placeholder_key" in metadata
+
+
+def test_placeholder_key_is_an_error_unless_allowed() -> None:
+    """The all-zero lake key would let ``cdk deploy`` create a producer whose every Firehose put
+    fails: without ``-c allow_placeholder_key=true`` it stops the synth, naming file and key."""
+    from ddblake_infra.build import add_stacks, make_app
+    from ddblake_infra.config import load_config
+    from ddblake_infra.config_reader import InfraConfigError
+
+    cfg = load_config(REPO / "infra/config/cross-account.json")
+    with pytest.raises(InfraConfigError) as e:
+        add_stacks(make_app(), cfg, nag=False)
+    message = str(e.value)
+    assert message.startswith("infra/config/cross-account.json: lake.key_arn: is the all-zero placeholder")
+    assert "-c allow_placeholder_key=true" in message and "LakeKeyArn" in message
+
+
+def test_app_refuses_the_placeholder_key_without_the_flag(tmp_path: Path) -> None:
+    """What ``cdk synth``/``cdk deploy`` run (infra/app.py): exit code 2 and one line, unless the
+    context flag is given (as make synth and the fixtures give it)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env |= {
+        "CDK_OUTDIR": str(tmp_path / "out"),
+        "CDK_CONTEXT_JSON": json.dumps({"config": "infra/config/cross-account.json", "nag": "false"}),
+    }
+    proc = subprocess.run(
+        [sys.executable, "infra/app.py"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert (
+        "ddblake infra: error: infra/config/cross-account.json: lake.key_arn: is the all-zero placeholder"
+        in proc.stderr
+    )
+
+
+def test_make_synth_allows_the_example_placeholder_key() -> None:
+    """``make synth`` synthesizes the cross-account example, whose key is the placeholder."""
+    makefile = (REPO / "Makefile").read_text()
+    recipe = makefile.split("\nsynth:", 1)[1].split("\n\n", 1)[0]
+    assert "cdk synth" in recipe and "-c allow_placeholder_key=true" in recipe
 
 
 def test_a_cross_account_config_without_a_lake_key_builds_the_consumer_alone(tmp_path: Path) -> None:
@@ -449,7 +547,7 @@ def test_a_cross_account_config_without_a_lake_key_builds_the_consumer_alone(tmp
     from ddblake_infra.build import add_stacks, make_app
     from ddblake_infra.config import load_config
 
-    raw = json.loads((Path(__file__).resolve().parents[2] / "infra/config/cross-account.json").read_text())
+    raw = json.loads((REPO / "infra/config/cross-account.json").read_text())
     del raw["lake"]["key_arn"]
     path = tmp_path / "first-step.json"
     path.write_text(json.dumps(raw))

@@ -1,0 +1,54 @@
+"""docs/deploy.md says what the templates and the code do: trust-policy conditions, the apply's listing."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from infra_templates import statements
+
+REPO = Path(__file__).resolve().parents[2]
+DEPLOY = REPO / "docs" / "deploy.md"
+CONDITION_KEYS = ("aws:SourceAccount", "aws:SourceArn", "sts:ExternalId", "aws:PrincipalArn")
+
+
+def _sentences(text: str) -> list[str]:
+    flat = re.sub(r"\s+", " ", text)
+    return [s.strip() for s in re.split(r"(?<=[.;])\s", flat)]
+
+
+def _claimed_keys(text: str, role: str) -> set[str]:
+    """Condition keys docs/deploy.md says the ``role`` trust policies carry: the clauses
+    (sentences split at ';') naming the role and a trust policy, each key quoted in them."""
+    found: set[str] = set()
+    for clause in _sentences(text):
+        if role in clause and "trust polic" in clause:
+            found |= {key for key in CONDITION_KEYS if f"`{key}`" in clause.split("(")[0]}
+    return found
+
+
+def _template_keys(templates: dict[str, Any], role: re.Pattern[str]) -> set[str]:
+    keys: set[str] = set()
+    for name, template in templates.items():
+        for s in statements(name, template):
+            if s.kind == "trust" and role.fullmatch(s.owner):
+                keys |= {k for block in s.conditions.values() for k in block}
+    return keys
+
+
+def test_trust_policy_conditions_match_the_templates(templates: dict[str, Any]) -> None:
+    text = DEPLOY.read_text()
+    firehose = _template_keys(templates, re.compile(r"ddblake-.+-firehose(-local)?"))
+    glue = _template_keys(templates, re.compile(r"ddblake-.+-load"))
+    assert firehose == {"sts:ExternalId"}
+    assert _claimed_keys(text, "Firehose roles") == firehose
+    assert glue and _claimed_keys(text, "Glue") == glue
+
+
+def test_the_apply_listing_is_described_as_one_listing() -> None:
+    """apply_handler passes apply's own listing to its metrics: one listing of raw/<table>/ a run."""
+    text = re.sub(r"\s+", " ", DEPLOY.read_text())
+    (sentence,) = [s for s in _sentences(text) if s.startswith("Each apply run lists")]
+    assert "lists all of `raw/<table>/` once" in sentence
+    assert "twice" not in sentence and "once for its metrics" not in sentence
