@@ -603,3 +603,14 @@ def test_an_incremental_export_alone_is_not_a_load_of_the_table(tmp_path: Path) 
 
     _load(make_export(tmp_path / "full", [[{"Item": {"id": {"S": "b"}}}]]), tmp_path / "lake2")
     assert has_finished_load(Storage.from_uri(str(tmp_path / "lake2")), "example-ddb-table")
+
+
+@pytest.mark.parametrize("fmt", ["DYNAMODB_JSON", "ION"])
+def test_a_line_nested_past_any_recursion_limit_is_refused_naming_its_line(tmp_path: Path, fmt: str) -> None:
+    if fmt == "ION":
+        deep = '$ion_1_0 {Item:{id:{S:"a"},m:' + "{M:{x:" * 5000 + '{S:"z"}' + "}}" * 5000 + "}}\n"
+    else:
+        deep = '{"Item":{"id":{"S":"a"},"m":' + '{"M":{"x":' * 5000 + '{"S":"z"}' + "}}" * 5000 + "}}\n"
+    folder = make_export(tmp_path / "exp", [[deep]], raw_lines=True, fmt=fmt)
+    with pytest.raises(TerminalError, match=r"file00\.json\.gz line 1 nests too deep"):
+        _load(folder, tmp_path / "lake")

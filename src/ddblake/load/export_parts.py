@@ -126,6 +126,12 @@ def write_part(job: PartJob, report: Callable[[Flushed], None], stopped: Callabl
                 line = maker.item_to_event(ion_line_to_json(raw), ingested).to_line()
             else:
                 line = maker.line_for(raw.decode("utf-8"), ingested)
+        except RecursionError:  # no table nests this deep: DynamoDB stops at 32 levels
+            raise TerminalError(
+                f"export {manifest.uri}: {job.folder.where(entry.rel)} line {number} nests too deep to "
+                "be a DynamoDB item (DynamoDB allows 32 levels): the export is damaged; export the "
+                "table again"
+            ) from None
         except (ValueError, BadRecordError) as e:
             if "has no key attribute" in str(e) and maker.key_names:
                 raise TerminalError(
