@@ -150,6 +150,16 @@ class Capture(Construct):
 
         # Alarms: transform failures (records sent to the error prefix), throttled stream writes,
         # changes DynamoDB could not stream, a stream read too far behind.
+        def stream_writes(metric_name: str) -> cw.Metric:
+            """A 5-minute sum of DynamoDB's writes of this table's changes into the Kinesis stream."""
+            return cw.Metric(
+                namespace="AWS/DynamoDB",
+                metric_name=metric_name,
+                dimensions_map={"TableName": t.name, "DelegatedOperation": "PutRecords"},
+                statistic="Sum",
+                period=Duration.minutes(5),
+            )
+
         ops.alarm(
             "TransformRecordsFailed",
             metric=ddblake_metric(TRANSFORM_FAILED_METRIC, {"service": TRANSFORM_SERVICE}, "Sum"),
@@ -168,13 +178,7 @@ class Capture(Construct):
         )
         ops.alarm(
             "StreamWritesThrottled",
-            metric=cw.Metric(
-                namespace="AWS/DynamoDB",
-                metric_name="ThrottledPutRecordCount",
-                dimensions_map={"TableName": t.name, "DelegatedOperation": "PutRecords"},
-                statistic="Sum",
-                period=Duration.minutes(5),
-            ),
+            metric=stream_writes("ThrottledPutRecordCount"),
             threshold=0,
             description=f"ddblake {t.name}: DynamoDB's writes to Kinesis stream {cfg.name('stream')} are "
             "throttled; add shards (stream.shards) or use mode ON_DEMAND",
@@ -182,13 +186,7 @@ class Capture(Construct):
         # Silent loss: changes DynamoDB skipped, and records about to expire before Firehose reads them.
         ops.alarm(
             "StreamRecordsNotReplicated",
-            metric=cw.Metric(
-                namespace="AWS/DynamoDB",
-                metric_name="FailedToReplicateRecordCount",
-                dimensions_map={"TableName": t.name, "DelegatedOperation": "PutRecords"},
-                statistic="Sum",
-                period=Duration.minutes(5),
-            ),
+            metric=stream_writes("FailedToReplicateRecordCount"),
             threshold=0,
             periods=1,
             description=f"ddblake {t.name}: DynamoDB could not put change records into Kinesis stream "
