@@ -614,3 +614,12 @@ def test_a_line_nested_past_any_recursion_limit_is_refused_naming_its_line(tmp_p
     folder = make_export(tmp_path / "exp", [[deep]], raw_lines=True, fmt=fmt)
     with pytest.raises(TerminalError, match=r"file00\.json\.gz line 1 nests too deep"):
         _load(folder, tmp_path / "lake")
+
+
+def test_an_export_load_failing_before_its_first_raw_file_leaves_no_state(tmp_path: Path) -> None:
+    # A state would tell capture and sync that the lake holds the table as of this export.
+    folder = make_export(tmp_path / "exp", [[{"Item": {"other": {"S": "a"}}}]])
+    with pytest.raises(TerminalError, match="line 1"):
+        _load(folder, tmp_path / "lake", workers=1)
+    assert list_loads(Storage.from_uri(str(tmp_path / "lake")), "example-ddb-table") == []
+    assert _untouched(tmp_path / "lake")

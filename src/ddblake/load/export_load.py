@@ -200,7 +200,8 @@ class ExportLoad:
         try:
             self._write_parts(jobs, record, manifest.export_id)
         except Exception:
-            saver.save(force=True)  # what was written, so that a rerun does not write it again
+            if resumed or result.files:  # what was written, so that a rerun does not write it again
+                saver.save(force=True)  # (nothing written: no state, as for a refused export)
             raise
         if not all(state.part(job.entry.rel).done for job in jobs):  # stopped before the end
             saver.save(force=True)
