@@ -76,15 +76,6 @@ def scan_budget(capacity: float, read_percent: float) -> float:
     return capacity * read_percent / 100.0
 
 
-def read_budget(
-    provisioned_rcu: float, read_percent: float, on_demand_rcu: float, max_read_units: float = 0.0
-) -> float:
-    """:func:`scan_budget` of :func:`read_capacity`, never below 1 unit/s (kept for callers of
-    the old rule; the Scan load uses :func:`scan_budget`, which keeps fractions)."""
-    capacity, _ = read_capacity(provisioned_rcu, on_demand_rcu, max_read_units)
-    return max(1.0, scan_budget(capacity, read_percent))
-
-
 def page_cost(consistent: bool) -> float:
     """Capacity units of a full 1 MB page: 4 KB per unit, halved for eventually consistent reads."""
     units = PAGE_BYTES / 4096
