@@ -248,5 +248,5 @@ def test_serializing_refuses_what_dynamodb_cannot_store(value: Any, words: str) 
 
 
 def test_serializing_nested_float_names_the_path() -> None:
-    with pytest.raises(BadValueError, match=r"attribute m\.x\[1\]: float"):
+    with pytest.raises(BadValueError, match=r"attribute m\.<key 1>\[1\]: float"):
         serialize_item({"m": {"x": [Decimal(1), 2.5]}})

@@ -8,24 +8,29 @@ stack's job (reserved concurrency 1); a lost commit race is retried inside ``run
 Metrics (CloudWatch embedded metric format, namespace ``ddblake``, dimension ``Table``) feed the
 stack's alarms: ``LagSeconds`` (:func:`alarm_lag`), ``QuarantinedRecords``, ``AppliedFiles``,
 ``AppliedEvents``, ``PendingFiles`` (raw files left: a backlog longer than one run's time budget
-goes on next run). No item data is logged.
+goes on next run). No item data is logged: an error that is not one of ddblake's own (whose
+messages never quote values) is logged by type and place and raised again with the values its
+message may quote masked (``ddblake.redact``), since the Lambda runtime writes an unhandled
+error's message to CloudWatch Logs.
 """
 
 from __future__ import annotations
 
 import os
 import time
+import traceback
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from ddblake.errors import ConfigError
+from ddblake.errors import ConfigError, DdblakeError, TerminalError
 from ddblake.lake.apply import Applier, ApplyConfig
 from ddblake.lake.catalog import LakeConfig
 from ddblake.lake.report import table_status
 from ddblake.lake.service import run_apply
+from ddblake.redact import first_line
 
 RESERVE_SECONDS = 30  # for the status, metrics and log line after apply
 logger = Logger(service="ddblake-apply")
@@ -49,6 +54,20 @@ def handler(event: dict[str, Any] | None, context: LambdaContext) -> dict[str, A
     table = (event or {}).get("table") or os.environ.get("DDBLAKE_TABLE")
     if not table:
         raise ConfigError('no table: set DDBLAKE_TABLE on the function or send {"table": ...}')
+    try:
+        return _apply(str(table), context)
+    except DdblakeError:
+        raise  # ddblake's own messages name tables, files and problems, never values
+    except Exception as e:
+        # A library's message may quote item data (pyarrow: "Could not convert 'alice@example.com'
+        # with type str"), and the runtime logs an unhandled error's message: log the type and
+        # the frames, raise one line with the values masked.
+        frames = [f"{f.filename}:{f.lineno} {f.name}" for f in traceback.extract_tb(e.__traceback__)]
+        logger.error("apply failed", extra={"table": table, "error": type(e).__name__, "frames": frames})
+        raise TerminalError(f"apply of table {table} failed: {type(e).__name__}: {first_line(e)}") from None
+
+
+def _apply(table: str, context: LambdaContext) -> dict[str, Any]:
     lake = LakeConfig.build(lake=None)
     # No batch starts that might not finish before the function's timeout: the next run goes on.
     deadline = time.monotonic() + context.get_remaining_time_in_millis() / 1000 - RESERVE_SECONDS

@@ -457,13 +457,17 @@ def _library_error(e: Exception) -> str | None:
     pyiceberg calls Glue (and SQLite) itself, so its commits and table loads can raise these.
     """
     from ddblake.lake.catalog import catalog_error
+    from ddblake.redact import first_line
 
     explained = catalog_error(e)
     if explained is not None:
         return str(explained)
     root = type(e).__module__.split(".")[0]
     if root in ("pyarrow", "pyiceberg"):  # a damaged or missing table file, or table metadata
-        first = (str(e).splitlines() or [""])[0][:300]
+        # Their messages may quote item data (pyarrow: "Could not convert 'alice@example.com' ...",
+        # pyiceberg: a filter's key literals), and this line lands in logs when ddblake runs as a
+        # job (ECS, cron, CI): values are masked, file paths kept.
+        first = first_line(e)
         return (
             f"cannot read the lake's tables: {first} ({type(e).__name__}); if a table's data or metadata "
             "file is damaged or missing: restore it (a backup, S3 versioning); the raw change log "

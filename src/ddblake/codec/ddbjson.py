@@ -21,7 +21,10 @@ BS      ``set[bytes]``                  written back sorted
 
 Why not boto3's ``TypeDeserializer``: it rounds through a 38-digit context and so raises on numbers
 DynamoDB stores happily (``1E+100`` comes back as 101 digits of text), wants bytes rather than
-base64 text, and loses the number's text. Errors here never quote a value, only where it is.
+base64 text, and loses the number's text. Errors here never quote a value, only where it is: a
+top-level attribute by its name (schema), a key inside an ``M`` value by its position
+(:func:`map_key_path`), since map keys are item data (maps keyed by user IDs or emails) and these
+messages reach logs and one-line command errors.
 """
 
 from __future__ import annotations
@@ -44,8 +47,21 @@ Item = dict[str, AttributeValue]
 """An item in DynamoDB JSON: attribute name -> attribute value."""
 
 
-def _path(parent: str, name: str) -> str:
-    return name if not parent else f"{parent}.{name}"
+def map_key_path(parent: str, position: int) -> str:
+    """Where a member of an ``M`` value is, for error messages: ``profile.<key 2>`` for the second
+    key of attribute ``profile``'s map (``<key 1>.<key 3>`` deeper down, ``items[0].<key 1>`` inside
+    lists).
+
+    Map keys are item data (maps keyed by user IDs, emails), so a message never names them; only
+    top-level attribute names, which are the table's schema, appear as they are.
+
+    Args:
+        parent: the map's own path (``""`` for a value with no known place: shown as ``?``).
+        position: 1-based position of the key in the map as written (in a batch of maps read
+            column by column, ``ddblake.codec.parsed``: among the keys of all of them, in order of
+            first appearance).
+    """
+    return f"{parent or '?'}.<key {position}>"
 
 
 def decode_base64(text: Any, where: str) -> bytes:
@@ -110,7 +126,7 @@ def deserialize_value(av: Any, where: str = "") -> Any:
     if tag == "M":
         if type(value) is not dict:
             raise BadValueError(f"attribute {where}: M value is not an object")
-        return {k: deserialize_value(v, _path(where, k)) for k, v in value.items()}
+        return {k: deserialize_value(v, map_key_path(where, i)) for i, (k, v) in enumerate(value.items(), 1)}
     if tag == "L":
         if type(value) is not list:
             raise BadValueError(f"attribute {where}: L value is not a list")
@@ -212,10 +228,10 @@ def serialize_value(value: Any, where: str = "") -> AttributeValue:
         return {"B": encode_base64(value)}
     if isinstance(value, Mapping):
         out: dict[str, AttributeValue] = {}
-        for k, v in value.items():
+        for i, (k, v) in enumerate(value.items(), 1):
             if not isinstance(k, str):
                 raise BadValueError(f"attribute {where or '?'}: map key is {type(k).__name__}, not a string")
-            out[k] = serialize_value(v, _path(where, k))
+            out[k] = serialize_value(v, map_key_path(where, i))
         return {"M": out}
     if isinstance(value, list | tuple):
         return {"L": [serialize_value(v, f"{where}[{i}]") for i, v in enumerate(value)]}

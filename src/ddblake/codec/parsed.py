@@ -21,17 +21,13 @@ from typing import Any, Final
 import pyarrow as pa
 import pyarrow.json as pajson
 
-from ddblake.codec.ddbjson import TAGS, encode_base64
+from ddblake.codec.ddbjson import TAGS, encode_base64, map_key_path
 from ddblake.codec.errors import BadValueError
 
 _SAMPLE_BYTES: Final = 1 << 20
 _STRING_TAGS: Final = frozenset({"S", "N", "B"})
 _BOOL_TAGS: Final = frozenset({"BOOL", "NULL"})
 _SET_TAGS: Final = frozenset({"SS", "NS", "BS"})
-
-
-def _path(parent: str, name: str) -> str:
-    return name if not parent else f"{parent}.{name}"
 
 
 def _mask(values: list[Any]) -> pa.Array | None:
@@ -146,7 +142,8 @@ def parse_maps(maps: list[Any], where: str) -> pa.Array:
     fields = _columns(maps, where)
     if not fields:
         return pa.array([None if m is None else {} for m in maps], pa.struct([]))
-    arrays = [parse_values(column, _path(where, name)) for name, column in fields.items()]
+    # A field's place as its position among the maps' keys, never its name: map keys are item data.
+    arrays = [parse_values(column, map_key_path(where, i)) for i, column in enumerate(fields.values(), 1)]
     return pa.StructArray.from_arrays(arrays, names=list(fields), mask=_mask(maps))
 
 

@@ -143,7 +143,15 @@ def open_sql(
 
 def _failed(e: Exception, names: Sequence[str]) -> TerminalError:
     """DuckDB's error as ddblake's; raises KeyboardInterrupt for a Ctrl-C DuckDB caught (it turns
-    SIGINT during a statement into an error of its own)."""
+    SIGINT during a statement into an error of its own).
+
+    DuckDB's text may quote values of the data ("Could not convert string 'alice@x' to INT32"), and
+    it is kept as it is, on purpose: it is the answer of ``ddblake query`` to the person who ran
+    the statement over their own lake, on their terminal, exactly as the rows it prints would be,
+    and without it a failing cast cannot be told from another. It is not logging: the error goes
+    only to the command's stderr (``ddblake.cli.main``), never to a logger, and nothing here logs
+    the statement, its rows or this text (tests/lake/test_logs_without_item_data.py holds that).
+    """
     first = (str(e).splitlines() or [""])[0]
     if isinstance(e, getattr(duckdb, "InterruptException", ())) or "interrupted" in first.lower():
         raise KeyboardInterrupt from e
