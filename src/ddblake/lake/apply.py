@@ -349,6 +349,7 @@ class Applier:
                     sources,
                     new_images=[texts(c.event) for c in changes],
                     old_images=[texts.old(c.event) for c in changes],
+                    schema=hist.schema().as_arrow(),
                 )
                 self._add_key_columns(tx, rows, hist)
                 datafiles.append(tx, hist.io, rows, {PROPERTY: pointer, "ddblake.files": str(len(files))})
@@ -453,7 +454,7 @@ class Applier:
             raise BadRecordError(f"table {self.config.table}: a change to apply has no new image")
         images = cast(list[str], item_texts)
         schema = cur.schema().as_arrow() if cur is not None else None
-        typed = current.typed_rows(upserts, buckets, schema, images)
+        typed = current.typed_rows(upserts, buckets, schema, images, current.untyped_shapes(cur))
         cur = self._create_current(typed.schema) if cur is None else cur
         changed = {u.key for u in upserts} | deletes
         upserted = len(upserts)

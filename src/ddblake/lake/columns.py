@@ -13,7 +13,9 @@ with do not depend on how its changes were batched:
   such a schema — a refusal that would stop every later batch of the table.
 * **Untyped values.** Iceberg (before v3) and Parquet store no column of only nulls, empty lists or
   empty maps, so those are left out (:func:`typed_only`); the attributes that held such a value
-  without a column are named, so that the column added for them later is filled for every row.
+  without a column are named with the shape of what they held (:func:`shape_json`), so that the
+  column added for them later is filled for every row, and so that two such shapes that conflict
+  (``[]`` in one batch, ``{}`` in another) give the column they give in one batch.
 * **Shapes.** Two columns are the same when their Arrow types and their text encodings (the
   codec's ``ddblake:`` doc marker) are, at every level (:func:`same_shape`).
 """
@@ -22,17 +24,32 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 
 import pyarrow as pa
 
-from ddblake.codec.schema import NULL_T, arrow_field, from_field, prune, same_column
+from ddblake.codec.schema import (
+    NULL_T,
+    ListT,
+    NullT,
+    StructT,
+    T,
+    arrow_field,
+    from_field,
+    join,
+    prune,
+    same_column,
+)
 
 _PREFIXED = re.compile(r"^(attr)*_ddb_")  # names that take one more "attr" as columns
 _STRIP = re.compile(r"^(attr)+_ddb_")  # columns that lose one "attr" as names
 _ESCAPES = re.compile(r"%(25|2E)")
 UNTYPED_KEY = b"ddblake.untyped"
-"""Schema metadata of typed rows (:func:`with_untyped`): JSON list of columns left out with values."""
+"""Schema metadata of typed rows (:func:`with_untyped`): the columns left out with values, as
+:func:`dump_untyped` writes them."""
+Shapes = dict[str, T | None]
+"""Untyped columns by column name: the type of what they held (only nulls, lists, maps), or None
+when unknown (a table property written by an older ddblake, which kept names alone)."""
 
 
 def field_name(name: str) -> str:
@@ -114,42 +131,124 @@ def to_attributes(field: pa.Field) -> pa.Field:
     return field.with_name(attribute_name(field.name)).with_type(renamed(field.type, key_name))
 
 
-def typed_only(typed: pa.Table) -> tuple[pa.Table, list[str]]:
+def typed_only(typed: pa.Table) -> tuple[pa.Table, dict[str, T]]:
     """A codec table without what holds no typed value yet, and the columns left out with values.
 
     Columns and map fields of only nulls, empty lists and empty maps cannot be stored. A column
     left out although some item held a value for it (``[]``, ``{}``, ``[NULL]``) is named (by its
-    column name): when a typed value arrives later, the rows written before must be retyped, or
-    they would read null where the same items applied together read ``[]`` or ``{...: null}``.
+    column name) with its type, the shape of those values: when a typed value arrives later, the
+    rows written before must be retyped, or they would read null where the same items applied
+    together read ``[]`` or ``{...: null}``; and a shape that conflicts with a later one (``[]``
+    then ``{}``) must make the column the two make in one batch.
     """
-    untyped, dropped = [], []
+    untyped: dict[str, T] = {}
+    dropped = []
     for i, field in enumerate(typed.schema):
         t = from_field(field)
         kept = None if t is None else prune(t)
         if t is not None and kept is None:
             dropped.append(i)
             if t != NULL_T:
-                untyped.append(column_name(field.name))
+                untyped[column_name(field.name)] = t
         elif kept is not None and kept != t:
             pruned = arrow_field(field.name, kept)
             # The cast drops the struct fields the pruned type lacks, by name.
             typed = typed.set_column(i, pruned, typed.column(i).cast(pruned.type))
     if dropped:
         typed = typed.select([i for i in range(typed.num_columns) if i not in set(dropped)])
-    return typed, sorted(untyped)
+    return typed, dict(sorted(untyped.items()))
 
 
-def with_untyped(rows: pa.Table, untyped: list[str]) -> pa.Table:
+def shape_json(t: T | None) -> object:
+    """A shape (the type of an untyped column) as JSON: ``null`` for NULL, ``[elem]`` for a list,
+    ``{field: shape}`` for a map (fields under their map keys). An unknown shape (None) is ``null``
+    too: no untyped column is NULL alone, so at the top ``null`` means unknown.
+    """
+    if isinstance(t, ListT):
+        return [shape_json(t.elem)]
+    if isinstance(t, StructT):
+        return {name: shape_json(f) for name, f in t.fields}
+    if t is None or isinstance(t, NullT):
+        return None
+    raise ValueError(f"not the type of an untyped value: {t}")
+
+
+def _shape_type(value: object) -> T:
+    if value is None:
+        return NULL_T
+    if isinstance(value, list) and len(value) == 1:
+        return ListT(_shape_type(value[0]))
+    if isinstance(value, dict):
+        return StructT(tuple((str(name), _shape_type(v)) for name, v in value.items()))
+    raise ValueError(f"not a shape: {value!r}")
+
+
+def load_untyped(raw: str | bytes | None) -> Shapes:
+    """Untyped columns as :func:`dump_untyped` wrote them, or as a JSON list of names (an older
+    ddblake's format: their shapes are unknown, None). Anything unreadable counts as unknown."""
+    if not raw:
+        return {}
+    value = json.loads(raw)
+    if isinstance(value, list):
+        return {str(name): None for name in value}
+    if not isinstance(value, dict):
+        return {}
+    shapes: Shapes = {}
+    for name, shape in value.items():
+        try:
+            shapes[name] = None if shape is None else _shape_type(shape)
+        except ValueError:
+            shapes[name] = None
+    return shapes
+
+
+def dump_untyped(shapes: Mapping[str, T | None]) -> str:
+    """Untyped columns as JSON: an object of shapes by column name, sorted. An older ddblake, which
+    wrote and read a list of names (``set(json.loads(...))``), reads the names from it alike."""
+    return json.dumps({name: shape_json(shapes[name]) for name in sorted(shapes)}, separators=(",", ":"))
+
+
+def join_untyped(a: Mapping[str, T | None], b: Mapping[str, T | None]) -> Shapes:
+    """Both sets of untyped columns; a column in both has the join of its shapes (unknown when
+    either is: an older table's rows may hold anything untyped for it).
+
+    Two shapes that join into a typed column (``[]`` and ``{}``) were typed together before they
+    got here (:func:`untyped_fields`); were they not, the column counts as unknown, which retypes
+    every row the next time a batch holds an untyped value for it.
+    """
+    joined: Shapes = dict(a)
+    for name, shape in b.items():
+        if name not in joined:
+            joined[name] = shape
+        else:
+            old = joined[name]
+            both = None if old is None or shape is None else join(old, shape)
+            joined[name] = both if both is not None and prune(both) is None else None
+    return joined
+
+
+def untyped_fields(shapes: Mapping[str, T | None], present: Collection[str]) -> list[pa.Field]:
+    """Codec fields (attribute names) of the known shapes of columns not ``present``: given to the
+    codec with a table's schema, they join the batch's values of those attributes as if the rows
+    that held them were in the batch (``[]`` and ``{}`` then make DynamoDB JSON text)."""
+    return [
+        arrow_field(attribute_name(name), shape)
+        for name, shape in shapes.items()
+        if shape is not None and name not in present
+    ]
+
+
+def with_untyped(rows: pa.Table, untyped: Mapping[str, T | None]) -> pa.Table:
     """``rows`` whose schema names the columns :func:`typed_only` left out with values."""
     metadata = dict(rows.schema.metadata or {})
-    metadata[UNTYPED_KEY] = json.dumps(untyped).encode()
+    metadata[UNTYPED_KEY] = dump_untyped(untyped).encode()
     return rows.replace_schema_metadata(metadata)
 
 
-def untyped_columns(schema: pa.Schema) -> set[str]:
-    """The columns :func:`with_untyped` named in ``schema`` (none for any other schema)."""
-    raw = (schema.metadata or {}).get(UNTYPED_KEY)
-    return set(json.loads(raw)) if raw else set()
+def untyped_columns(schema: pa.Schema) -> Shapes:
+    """The columns :func:`with_untyped` named in ``schema``, with their shapes (none for any other
+    schema)."""
+    return load_untyped((schema.metadata or {}).get(UNTYPED_KEY))
 
 
 def _plain(t: pa.DataType) -> pa.DataType:

@@ -23,6 +23,7 @@ from pyiceberg.table import Table
 
 from ddblake.changes.model import compact_json
 from ddblake.changes.resolve import Keyed, key_hash
+from ddblake.codec.schema import T
 from ddblake.lake import columns
 from ddblake.lake.files import with_hashes
 
@@ -37,7 +38,9 @@ META_COLUMNS: dict[str, pa.DataType] = {
 DEFAULT_BUCKETS = 16
 BUCKETS_PROPERTY = "ddblake.buckets"
 UNTYPED_PROPERTY = "ddblake.untyped-columns"
-"""JSON list of the columns not in the table that some row written holds an untyped value for."""
+"""The columns not in the table that some row written held an untyped value for, with the shape
+of those values: a JSON object (:func:`ddblake.lake.columns.dump_untyped`); an older ddblake wrote
+a JSON list of names."""
 
 
 def item_text(upsert: Keyed) -> str:
@@ -63,16 +66,25 @@ def meta_table(upserts: Sequence[Keyed], buckets: int, item_texts: Sequence[str]
     )
 
 
-def attribute_schema(table_schema: pa.Schema | None) -> pa.Schema | None:
-    """The attribute part of a current-state schema, with attribute names (for the codec)."""
+def attribute_schema(
+    table_schema: pa.Schema | None, untyped: columns.Shapes | None = None
+) -> pa.Schema | None:
+    """The attribute part of a current-state schema, with attribute names (for the codec).
+
+    ``untyped``: the table's untyped columns (:func:`untyped_shapes`); those of known shape are
+    added as fields of their shape, so that the codec joins a batch's values with what rows written
+    before held (``[]`` then ``{}`` make DynamoDB JSON text, as in one batch).
+    """
     if table_schema is None:
         return None
-    return pa.schema([columns.to_attributes(f) for f in table_schema if f.name not in META_COLUMNS])
+    fields = [columns.to_attributes(f) for f in table_schema if f.name not in META_COLUMNS]
+    return pa.schema(fields + columns.untyped_fields(untyped or {}, set(table_schema.names)))
 
 
-def _lake_columns(typed: pa.Table) -> tuple[pa.Table, list[str]]:
+def _lake_columns(typed: pa.Table) -> tuple[pa.Table, dict[str, T]]:
     """The codec's columns as the lake stores them (untyped parts left out, lake names), and the
-    columns left out although an item held a value for them (:func:`ddblake.lake.columns.typed_only`).
+    columns left out although an item held a value for them, with their shapes
+    (:func:`ddblake.lake.columns.typed_only`).
 
     The codec keeps untyped columns (``drop_untyped=False``) so that those columns are known.
     """
@@ -82,7 +94,7 @@ def _lake_columns(typed: pa.Table) -> tuple[pa.Table, list[str]]:
 
 def _typed_dicts(
     images: Sequence[object], attr_schema: pa.Schema | None, *, evolve: bool = True
-) -> tuple[pa.Table, list[str]]:
+) -> tuple[pa.Table, dict[str, T]]:
     """:func:`_lake_columns` of items given as DynamoDB JSON dicts (the codec's Python path)."""
     from ddblake.codec import items_to_table
 
@@ -101,7 +113,7 @@ def typed_items(images: Sequence[object], attr_schema: pa.Schema | None, *, evol
     return _typed_dicts(images, attr_schema, evolve=evolve)[0]
 
 
-def _typed_texts(texts: Sequence[str], attr_schema: pa.Schema | None) -> tuple[pa.Table, list[str]] | None:
+def _typed_texts(texts: Sequence[str], attr_schema: pa.Schema | None) -> tuple[pa.Table, dict[str, T]] | None:
     """:func:`_typed_dicts` of items given as their JSON text, by the codec's C++ JSON Lines path.
 
     None when the texts cannot be UTF-8 (a lone surrogate): the caller takes the dict path.
@@ -120,6 +132,7 @@ def typed_rows(
     buckets: int,
     table_schema: pa.Schema | None,
     item_texts: Sequence[str] | None = None,
+    untyped: columns.Shapes | None = None,
 ) -> pa.Table:
     """The rows ``upserts`` produce: typed attribute columns (schema evolved) and metadata.
 
@@ -129,17 +142,18 @@ def typed_rows(
 
     The schema's metadata names the columns left out although an item held an untyped value for
     them (:func:`ddblake.lake.columns.untyped_columns`): :func:`evolve` records them in the table.
+    ``untyped``: the table's untyped columns (:func:`untyped_shapes`), joined with the batch's.
     """
-    attr_schema = attribute_schema(table_schema)
+    attr_schema = attribute_schema(table_schema, untyped)
     typed = _typed_texts(item_texts, attr_schema) if item_texts else None
     if typed is None:
         images = [json.loads(t) for t in item_texts] if item_texts else [u.event.new_image for u in upserts]
         typed = _typed_dicts(images, attr_schema)
-    rows, untyped = typed
+    rows, left_out = typed
     meta = meta_table(upserts, buckets, item_texts)
     for name in meta.column_names:
         rows = rows.append_column(meta.schema.field(name), meta.column(name))
-    return columns.with_untyped(rows, untyped)
+    return columns.with_untyped(rows, left_out)
 
 
 def empty_schema() -> pa.Schema:
@@ -163,12 +177,12 @@ class Target:
     full_rewrite: bool
 
 
-def _untyped_seen(table: Table) -> set[str]:
-    raw = table.properties.get(UNTYPED_PROPERTY)
-    return set(json.loads(raw)) if raw else set()
+def untyped_shapes(table: Table | None) -> columns.Shapes:
+    """The table's untyped columns and their shapes (None: unknown, an older ddblake's record)."""
+    return {} if table is None else columns.load_untyped(table.properties.get(UNTYPED_PROPERTY))
 
 
-def evolve(tx: Any, table: Table, wanted: pa.Schema) -> Target:
+def evolve(tx: Any, table: Table, wanted: pa.Schema, *, retyped: bool = False) -> Target:
     """Bring the table's schema to ``wanted`` (:func:`typed_rows`' schema) inside ``tx``.
 
     New columns are added (Iceberg schema evolution, no rewrite). A column whose type or text
@@ -183,6 +197,13 @@ def evolve(tx: Any, table: Table, wanted: pa.Schema) -> Target:
       listed in the table property ``ddblake.untyped-columns``): those rows must read ``[]`` or
       ``{...: null}`` as they would had they been applied together with the typed value, not null.
       Any other new column is null in every row written before, and costs no rewrite.
+    * a batch holds an untyped value for a column recorded without its shape (an older ddblake's
+      list of names): the rows written before may hold a shape that conflicts with it (``[]``
+      against ``{}``), and retyping every row finds out, and records the shape.
+
+    The untyped columns recorded are joined with ``wanted``'s. ``retyped``: ``wanted`` is the
+    schema of every row (:func:`retype`), so a column of unknown shape that no row holds any more
+    leaves the record.
     """
     stale, changed, added, seen, full = _plan(table, wanted)
     if stale or changed:
@@ -193,12 +214,15 @@ def evolve(tx: Any, table: Table, wanted: pa.Schema) -> Target:
         with tx.update_schema() as upd:
             upd.union_by_name(pa.schema(changed + added))
     # Once a column exists its rows are typed: only attributes still without one stay listed.
-    untyped = (seen | columns.untyped_columns(wanted)) - set(wanted.names)
-    if untyped != seen:
-        if untyped:
-            tx.set_properties({UNTYPED_PROPERTY: json.dumps(sorted(untyped))})
-        else:
-            tx.remove_properties(UNTYPED_PROPERTY)
+    if retyped:
+        seen = {name: shape for name, shape in seen.items() if shape is not None}
+    joined = columns.join_untyped(seen, columns.untyped_columns(wanted))
+    untyped = {name: shape for name, shape in joined.items() if name not in wanted.names}
+    raw = table.properties.get(UNTYPED_PROPERTY)
+    if untyped and columns.dump_untyped(untyped) != raw:
+        tx.set_properties({UNTYPED_PROPERTY: columns.dump_untyped(untyped)})
+    elif not untyped and raw is not None:
+        tx.remove_properties(UNTYPED_PROPERTY)
     return Target(wanted, full)
 
 
@@ -209,7 +233,7 @@ def changed_columns(have: Mapping[str, pa.Field], wanted: pa.Schema) -> list[pa.
 
 def _plan(
     table: Table, wanted: pa.Schema
-) -> tuple[list[str], list[pa.Field], list[pa.Field], set[str], bool]:
+) -> tuple[list[str], list[pa.Field], list[pa.Field], columns.Shapes, bool]:
     """What :func:`evolve` changes: stale and changed columns, added ones, the untyped columns
     recorded, and whether every row must be retyped."""
     have = table.schema().as_arrow()
@@ -217,8 +241,14 @@ def _plan(
     kept = {f.name: f for f in have if f.name not in stale}
     changed = changed_columns(kept, wanted)
     added = [f for f in wanted if f.name not in kept]
-    seen = _untyped_seen(table)
-    full = bool(stale or changed or any(f.name in seen for f in added))
+    seen = untyped_shapes(table)
+    unknown = {name for name, shape in seen.items() if shape is None}
+    full = bool(
+        stale
+        or changed
+        or any(f.name in seen for f in added)
+        or unknown & set(columns.untyped_columns(wanted))
+    )
     return stale, changed, added, seen, full
 
 
@@ -246,29 +276,30 @@ def retype(
     buckets: int,
     schema: pa.Schema,
     item_texts: Sequence[str] | None = None,
+    untyped: columns.Shapes | None = None,
 ) -> pa.Table:
     """Every row of the table again, typed for ``schema`` widened as the kept rows need.
 
-    Kept rows are typed from their ``_ddb_item``, widening ``schema`` where a value does not fit it:
-    one that held no typed column so far (``[]``) under a column the batch typed (a string) makes it
-    DynamoDB JSON text, as the same items applied in one batch would. The rows' schema is the one
-    to :func:`evolve` the table to (its metadata names the columns still untyped).
-    ``item_texts``: as for :func:`typed_rows`.
+    Kept rows are typed from their ``_ddb_item`` together with the batch's items, widening
+    ``schema`` where a value does not fit it: one that held no typed column so far (``[]``) under a
+    column the batch typed (a string) makes it DynamoDB JSON text, as the same items applied in one
+    batch would, and so does a ``[]`` of a row against a ``{}`` of the batch. The rows' schema is
+    the one to :func:`evolve` the table to (its metadata names the columns still untyped).
+    ``item_texts``: as for :func:`typed_rows`; ``untyped``: the table's untyped columns.
     """
     keep = with_hashes(keep)  # rows of files written before _ddb_hash existed
     items = [json.loads(s) for s in keep.column("_ddb_item").to_pylist()]
     changed = {f.name for f in changed_columns({f.name: f for f in keep.schema}, schema)} - set(META_COLUMNS)
-    if changed:
-        # ``schema``'s type for a changed column joined the table's type with the batch's, and a
-        # table's int64 counts as 19 digits whatever its values (int64 then 0.5 would give
-        # decimal(20,1), not decimal(2,1)): those columns are typed again from the values of every
-        # item, kept and upserted together, as one batch of the same items would type them.
-        news = [json.loads(t) for t in item_texts] if item_texts else [u.event.new_image for u in upserts]
-        base = attribute_schema(pa.schema([f for f in schema if f.name not in changed]))
-        joint, old_untyped = _typed_dicts([*items, *news], base, evolve=True)
-        old = joint.slice(0, len(items))
-    else:
-        old, old_untyped = _typed_dicts(items, attribute_schema(schema), evolve=True)
+    # ``schema``'s type for a changed column joined the table's type with the batch's, and a
+    # table's int64 counts as 19 digits whatever its values (int64 then 0.5 would give
+    # decimal(20,1), not decimal(2,1)): those columns are typed again from the values of every
+    # item, kept and upserted together, as one batch of the same items would type them. So is
+    # every other column: an untyped value of a kept row meets the batch's values of its attribute.
+    news = [json.loads(t) for t in item_texts] if item_texts else [u.event.new_image for u in upserts]
+    base = attribute_schema(pa.schema([f for f in schema if f.name not in changed]), untyped)
+    joint, old_untyped = _typed_dicts([*items, *news], base, evolve=True)
+    old = joint.slice(0, len(items))
+    del news, joint
     for name in META_COLUMNS:
         old = old.append_column(name, keep.column(name).cast(META_COLUMNS[name]))
     new = typed_rows(upserts, buckets, old.schema, item_texts)
@@ -277,7 +308,7 @@ def retype(
         old = typed_items(items, attribute_schema(final), evolve=False)
         for name in META_COLUMNS:
             old = old.append_column(name, keep.column(name).cast(META_COLUMNS[name]))
-    untyped = (set(old_untyped) | columns.untyped_columns(new.schema)) - set(final.names)
+    joined = columns.join_untyped(old_untyped, columns.untyped_columns(new.schema))
     rows = pa.concat_tables([conform(old, final), conform(new, final)])
     rows = pa.Table.from_arrays(rows.columns, schema=final.remove_metadata())  # fields' text markers
-    return columns.with_untyped(rows, sorted(untyped))
+    return columns.with_untyped(rows, {n: s for n, s in joined.items() if n not in final.names})

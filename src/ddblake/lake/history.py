@@ -3,6 +3,11 @@
 Images stay DynamoDB JSON text (lossless; DuckDB, Athena and Spark read them with their JSON
 functions); the key is there three ways — typed key columns for people, ``keys`` as DynamoDB
 JSON, and the canonical ``_ddb_key`` that apply joins on.
+
+A key attribute's column holds one kind of value: text (``S`` and ``N``, as received) or binary
+(``B``), whichever its first value was. A DynamoDB table deleted and created again with that key
+of the other kind (``B`` where it was ``S``) puts its values in a second column of their own
+(:func:`other_kind_column`), so the history is never rewritten and no value is changed to fit.
 """
 
 from __future__ import annotations
@@ -35,6 +40,9 @@ _FIXED: list[tuple[str, pa.DataType]] = [
     ("_ddb_raw_file", pa.string()),
 ]
 FIXED_NAMES = frozenset(name for name, _ in _FIXED)
+TEXT, BINARY = "text", "binary"
+"""The two kinds of key column: ``S`` and ``N`` values as their text, ``B`` values as bytes."""
+_OTHER_KIND = tuple(f"_ddb_{kind}_" for kind in (BINARY, TEXT))  # other_kind_column's prefixes
 
 
 def iceberg_schema() -> Schema:
@@ -62,10 +70,39 @@ def key_column(attr: str) -> str:
     """History column name of a key attribute (prefixed when it collides with a fixed column).
 
     One-to-one: a name that is already the prefixed form of a fixed column (``key_op``) is prefixed
-    too, so that keys ``op`` and ``key_op`` get two columns (``key_op``, ``key_key_op``).
+    too, so that keys ``op`` and ``key_op`` get two columns (``key_op``, ``key_key_op``). Names
+    that :func:`other_kind_column` gives (``_ddb_binary_…``, ``_ddb_text_…``) are prefixed as well,
+    so no key attribute's column is ever another one's second column.
     """
-    prefixed = attr in FIXED_NAMES or (attr.startswith("key_") and key_column(attr[4:]) != attr[4:])
+    prefixed = (
+        attr in FIXED_NAMES
+        or attr.startswith(_OTHER_KIND)
+        or (attr.startswith("key_") and key_column(attr[4:]) != attr[4:])
+    )
     return f"key_{attr}" if prefixed else attr
+
+
+def other_kind_column(attr: str, kind: str) -> str:
+    """The second column of a key attribute, for its values of ``kind`` (:data:`TEXT` or
+    :data:`BINARY`) when its :func:`key_column` holds the other kind: ``_ddb_binary_<attr>`` or
+    ``_ddb_text_<attr>``. No :func:`key_column` and no fixed column has such a name."""
+    return f"_ddb_{kind}_{attr}"
+
+
+def _kind_of(value: dict[str, object]) -> str:
+    return BINARY if "B" in value else TEXT
+
+
+def _column_kind(type_: pa.DataType) -> str:
+    binary = pa.types.is_binary(type_) or pa.types.is_large_binary(type_) or pa.types.is_binary_view(type_)
+    return BINARY if binary else TEXT
+
+
+def key_kinds(schema: pa.Schema | None) -> dict[str, str]:
+    """The kind of each key column of a history table's schema (its other columns left out)."""
+    if schema is None:
+        return {}
+    return {f.name: _column_kind(f.type) for f in schema if f.name not in FIXED_NAMES}
 
 
 def _dumps(value: object) -> str | None:
@@ -102,12 +139,17 @@ def rows(
     *,
     new_images: Sequence[str | None] | None = None,
     old_images: Sequence[str | None] | None = None,
+    schema: pa.Schema | None = None,
 ) -> pa.Table:
     """Arrow rows for the history table, one per change (``raw_files[i]`` is change i's file).
 
     ``new_images[i]`` and ``old_images[i]``, when given, are change i's images already rendered as
     compact JSON text (apply renders each image once, keeps only the text, and uses it here and in
     the current state); otherwise they are rendered from the event.
+
+    ``schema``: the history table's schema, whose key columns keep their kind. A key value goes to
+    its attribute's :func:`key_column` when that column holds its kind (or is new: the first value
+    in the batch decides), else to the attribute's :func:`other_kind_column`.
     """
     events = [ch.event for ch in changes]
     cols: dict[str, list[Any]] = {
@@ -126,18 +168,21 @@ def rows(
         "_ddb_raw_file": list(raw_files),
     }
     key_values: dict[str, list[object]] = {}
-    key_types: dict[str, pa.DataType] = {}
+    kinds = key_kinds(schema)
     for i, ev in enumerate(events):
         for attr, value in ev.keys.items():
+            kind = _kind_of(value)
             col = key_column(attr)
+            if kinds.setdefault(col, kind) != kind:
+                col = other_kind_column(attr, kind)
+                kinds[col] = kind
             if col not in key_values:
                 key_values[col] = [None] * i
-                key_types[col] = pa.binary() if "B" in value else pa.string()
             key_values[col].append(_key_text(value))
         for values in key_values.values():
             if len(values) < i + 1:
                 values.append(None)
     arrays = {name: pa.array(cols[name], type=typ) for name, typ in _FIXED}
     for col, values in key_values.items():
-        arrays[col] = pa.array(values, type=key_types[col])
+        arrays[col] = pa.array(values, type=pa.binary() if kinds[col] == BINARY else pa.string())
     return pa.table(arrays)

@@ -141,6 +141,8 @@ def retype_table(
     """
     everything = cur.scan().to_arrow()
     drop = pc.is_in(everything.column("_ddb_key"), value_set=pa.array(list(changed), pa.string()))
-    rows = current.retype(everything.filter(pc.invert(drop)), upserts, buckets, wanted, item_texts)
-    target = current.evolve(tx, cur, rows.schema)
+    untyped = current.untyped_shapes(cur)
+    keep = everything.filter(pc.invert(drop))
+    rows = current.retype(keep, upserts, buckets, wanted, item_texts, untyped)
+    target = current.evolve(tx, cur, rows.schema, retyped=True)
     return replace_table(tx, cur, current.conform(rows, target.schema), snapshot_properties)

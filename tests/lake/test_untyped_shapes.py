@@ -1,0 +1,146 @@
+"""Untyped values (``[]``, ``{}``) of one attribute split across batches (docs/types.md).
+
+An attribute holding only untyped values gets no column, yet two of them can conflict: ``[]`` and
+``{}`` in one batch make a DynamoDB JSON text column. The table records the shape of what its
+untyped columns held (property ``ddblake.untyped-columns``), so the same values in two batches give
+that column too, and ``query`` never depends on how the changes were batched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from lake_helpers import Lake, event
+
+from ddblake.changes.model import ChangeEvent
+from ddblake.lake.current import UNTYPED_PROPERTY
+from ddblake.lake.query import run_sql
+
+Batches = Sequence[Sequence[ChangeEvent]]
+MakeLake = Callable[[], Lake]
+CURRENT = "ddb.orders_table"
+
+
+@pytest.fixture
+def new_lake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> MakeLake:
+    for name in list(os.environ):
+        if name.startswith("DDBLAKE_"):
+            monkeypatch.delenv(name)
+    made: list[Lake] = []
+
+    def make() -> Lake:
+        made.append(Lake(tmp_path / f"lake{len(made)}"))
+        return made[-1]
+
+    return make
+
+
+def _insert(pk: str, t: int, image: dict[str, Any]) -> ChangeEvent:
+    return event("INSERT", pk, t, image=image)
+
+
+def _applied(lake: Lake, batches: Batches) -> Lake:
+    for batch in batches:
+        lake.write(batch)
+        lake.apply()
+    return lake
+
+
+def _rows(lake: Lake) -> list[dict[str, Any]]:
+    cols, rows = run_sql(lake.catalog(), "ddb", "select * from orders_table order by _ddb_key")
+    return [dict(zip(cols, row, strict=True)) for row in rows]
+
+
+def _fields(lake: Lake) -> dict[str, Any]:
+    return {f.name: f for f in lake.catalog().load_table(CURRENT).schema().fields}
+
+
+def _same_whatever_the_batching(new_lake: MakeLake, *splits: Batches) -> Lake:
+    lakes = [_applied(new_lake(), split) for split in splits]
+    expected_rows, expected_dump = _rows(lakes[0]), lakes[0].dump()
+    for other in lakes[1:]:
+        assert _rows(other) == expected_rows
+        assert other.dump() == expected_dump
+    return lakes[0]
+
+
+@pytest.mark.parametrize(
+    ("one", "two"),
+    [
+        ({"L": []}, {"M": {}}),
+        ({"M": {}}, {"L": []}),
+        ({"M": {"k": {"L": []}}}, {"M": {"k": {"M": {}}}}),
+        ({"L": [{"L": []}]}, {"L": [{"M": {}}]}),
+        ({"L": [{"NULL": True}]}, {"M": {"x": {"NULL": True}}}),
+    ],
+)
+def test_untyped_values_that_conflict_across_batches_make_the_column_of_one_batch(
+    new_lake: MakeLake, one: dict[str, Any], two: dict[str, Any]
+) -> None:
+    first = [_insert("a", 1, {"v": one, "w": {"S": "x"}})]
+    second = [_insert("b", 2, {"v": two})]
+    lake = _same_whatever_the_batching(new_lake, [[*first, *second]], [first, second], [second, first])
+    assert "v" in _fields(lake)  # the conflict is a DynamoDB JSON text column, at some level
+    rows = {r["pk"]: r for r in _rows(lake)}
+    assert rows["a"]["v"] is not None and rows["b"]["v"] is not None
+
+
+def test_the_conflict_is_found_after_other_batches_and_deletes(new_lake: MakeLake) -> None:
+    first = [_insert("a", 1, {"v": {"L": []}})]
+    other = [_insert("c", 2, {"w": {"N": "1"}, "u": {"M": {}}})]
+    second = [_insert("b", 3, {"v": {"M": {}}})]
+    lake = _same_whatever_the_batching(
+        new_lake, [[*first, *other, *second]], [first, other, second], [first, [*other, *second]]
+    )
+    rows = {r["pk"]: r for r in _rows(lake)}
+    assert json.loads(rows["a"]["v"]) == {"L": []} and json.loads(rows["b"]["v"]) == {"M": {}}
+    assert rows["c"]["v"] is None
+    assert "u" not in _fields(lake)  # still untyped: no column
+
+
+def test_the_property_still_reads_as_a_list_of_names(new_lake: MakeLake) -> None:
+    # An older ddblake reads the property with ``set(json.loads(...))``: the column names.
+    lake = _applied(new_lake(), [[_insert("a", 1, {"v": {"L": []}, "m": {"M": {"k": {"NULL": True}}}})]])
+    recorded = json.loads(lake.catalog().load_table(CURRENT).properties[UNTYPED_PROPERTY])
+    assert set(recorded) == {"v", "m"}
+
+
+def _old_format(lake: Lake) -> None:
+    """The property as an older ddblake wrote it: a JSON list of names, without shapes."""
+    table = lake.catalog().load_table(CURRENT)
+    names = sorted(json.loads(table.properties[UNTYPED_PROPERTY]))
+    with table.transaction() as tx:
+        tx.set_properties({UNTYPED_PROPERTY: json.dumps(names)})
+
+
+def test_a_table_with_the_old_list_of_names_finds_the_conflict_in_its_rows(new_lake: MakeLake) -> None:
+    first = [_insert("a", 1, {"v": {"L": []}, "u": {"M": {}}})]
+    second = [_insert("b", 2, {"v": {"M": {}}, "u": {"M": {}}})]
+    third = [_insert("c", 3, {"v": {"L": []}, "u": {"L": [{"NULL": True}]}})]
+    old = _applied(new_lake(), [first])
+    _old_format(old)
+    _applied(old, [second])
+    fresh = _applied(new_lake(), [[*first, *second]])
+    assert _rows(old) == _rows(fresh) and old.dump() == fresh.dump()
+    assert "v" in _fields(old)
+    _applied(old, [third])  # the old names are known by their shapes now
+    _applied(fresh, [third])
+    assert _rows(old) == _rows(fresh) and old.dump() == fresh.dump()
+    assert "u" in _fields(old)
+
+
+def test_an_old_name_no_row_holds_any_more_costs_one_rewrite_at_most(new_lake: MakeLake) -> None:
+    lake = _applied(new_lake(), [[_insert("a", 1, {"v": {"L": []}})]])
+    lake.write([event("REMOVE", "a", 2)])
+    lake.apply()
+    _old_format(lake)
+    lake.write([_insert("b", 3, {"v": {"M": {}}})])
+    lake.apply()
+    assert "v" not in _fields(lake)  # no row held [] any more: {} alone has no column
+    lake.write([_insert("c", 4, {"v": {"M": {}}})])
+    assert lake.apply().buckets_rewritten == 1

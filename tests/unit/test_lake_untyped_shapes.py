@@ -1,0 +1,61 @@
+"""The record of untyped columns and their shapes (``ddblake.untyped-columns``, docs/types.md)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ddblake.codec.schema import JSON_T, NULL_T, STR_T, ListT, StructT
+from ddblake.lake import columns
+
+EMPTY_LIST = ListT(NULL_T)
+EMPTY_MAP = StructT(())
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [
+        EMPTY_LIST,
+        EMPTY_MAP,
+        ListT(ListT(NULL_T)),
+        StructT((("k", NULL_T), ("a.b", EMPTY_LIST))),
+        ListT(EMPTY_MAP),
+    ],
+)
+def test_shapes_round_trip(shape: object) -> None:
+    shapes: columns.Shapes = {"v": shape, "attr_ddb_x": EMPTY_MAP}  # type: ignore[dict-item]
+    assert columns.load_untyped(columns.dump_untyped(shapes)) == shapes
+
+
+def test_an_older_ddblake_reads_the_names_and_its_list_reads_as_unknown_shapes() -> None:
+    text = columns.dump_untyped({"b": EMPTY_LIST, "a": EMPTY_MAP})
+    assert set(json.loads(text)) == {"a", "b"}  # what an older ddblake did with the property
+    assert columns.load_untyped('["a", "b"]') == {"a": None, "b": None}
+    assert columns.load_untyped(None) == {} and columns.load_untyped("") == {}
+    assert columns.load_untyped('{"a": 5}') == {"a": None}  # unreadable: unknown, never an error
+
+
+def test_a_typed_value_is_no_shape() -> None:
+    with pytest.raises(ValueError):
+        columns.shape_json(STR_T)
+
+
+def test_joining_shapes() -> None:
+    joined = columns.join_untyped(
+        {"a": StructT((("k", NULL_T),)), "b": EMPTY_LIST, "c": None},
+        {"a": StructT((("j", EMPTY_LIST),)), "b": EMPTY_MAP, "c": EMPTY_LIST, "d": EMPTY_MAP},
+    )
+    assert joined == {
+        "a": StructT((("k", NULL_T), ("j", EMPTY_LIST))),
+        "b": None,  # [] with {} is a typed column (JSON text): never a shape
+        "c": None,  # unknown stays unknown
+        "d": EMPTY_MAP,
+    }
+    assert JSON_T not in joined.values()
+
+
+def test_known_shapes_become_codec_fields_of_columns_not_in_the_table() -> None:
+    shapes: columns.Shapes = {"v": EMPTY_LIST, "attr_ddb_x": EMPTY_MAP, "w": None, "t": EMPTY_LIST}
+    fields = columns.untyped_fields(shapes, {"t"})
+    assert [f.name for f in fields] == ["v", "_ddb_x"]  # attribute names; unknown and present left out
