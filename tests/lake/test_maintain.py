@@ -427,7 +427,10 @@ def test_run_apply_maintains_at_the_end_of_once_and_survives_failures(
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise CommitFailedException("someone else committed")
 
-    monkeypatch.setattr(maintain, "compact_small_files", broken)
+    def quoting(*args: Any, **kwargs: Any) -> Any:  # pyarrow quotes the value it failed on
+        raise pa.ArrowInvalid("Could not convert 'alice@example.com' with type str")
+
+    monkeypatch.setattr(maintain, "compact_small_files", quoting)
     monkeypatch.setattr(maintain, "expire_snapshots", broken)
     lake.write([event("INSERT", "z", 9, image={"v": _s("z")})])
     with caplog.at_level(logging.WARNING, logger="ddblake.lake.maintain"):
@@ -435,6 +438,7 @@ def test_run_apply_maintains_at_the_end_of_once_and_survives_failures(
     assert result.files == 1 and "z" in lake.dump()
     assert f"table {HIST}: maintenance skipped" in caplog.text
     assert f"table {CUR}: maintenance skipped" in caplog.text
+    assert "ArrowInvalid: Could not convert '…'" in caplog.text and "alice" not in caplog.text
 
 
 def test_the_polling_loop_maintains_every_so_many_commits_or_seconds(

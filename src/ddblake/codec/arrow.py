@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ddblake.codec import numbers
-from ddblake.codec.ddbjson import TAGS, decode_base64, dumps
+from ddblake.codec.ddbjson import TAGS, decode_base64, dumps, map_key_path
 from ddblake.codec.errors import BadValueError, SchemaMismatchError
 from ddblake.codec.parsed import load_lines, parse_items, read_jsonl
 from ddblake.codec.schema import (
@@ -188,14 +188,15 @@ class _Converter:
         fields: list[tuple[str, T]] = []
         arrays = []
         if target is None:
-            for name in sorted(slots):
-                t, array = self.slot(slots[name], None, f"{where}.{name}")
+            # Map keys are item data: an error names a key by its position (ddbjson.map_key_path).
+            for position, name in enumerate(sorted(slots), 1):
+                t, array = self.slot(slots[name], None, map_key_path(where, position))
                 fields.append((name, t))
                 arrays.append(array)
         else:
-            for name, field_t in target.fields:
+            for position, (name, field_t) in enumerate(target.fields, 1):
                 if name in slots:
-                    arrays.append(self.slot(slots[name], field_t, f"{where}.{name}")[1])
+                    arrays.append(self.slot(slots[name], field_t, map_key_path(where, position))[1])
                 else:
                     arrays.append(pa.nulls(len(maps), arrow_type(field_t)))
                 fields.append((name, field_t))

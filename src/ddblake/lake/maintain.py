@@ -53,6 +53,7 @@ from ddblake.lake.compact import SMALL_FILE_BYTES, Compaction, compact_small_fil
 from ddblake.lake.files import open_file_bytes
 from ddblake.lake.query import EXPIRED_PROPERTY  # newest expired commit time: --as-of stops there
 from ddblake.lake.storage import Storage
+from ddblake.redact import first_line
 
 log = logging.getLogger(__name__)
 
@@ -234,12 +235,13 @@ def maintain(applier: Applier, *, now_ms: int | None = None, batch: int | None =
         except NoSuchTableError:
             continue
         except Exception as e:  # noqa: BLE001 - maintenance must never fail an apply
-            first = (str(e).splitlines() or [""])[0]  # pyiceberg may list every snapshot in it
+            # The first line only (pyiceberg may list every snapshot in it), quoted values masked (a
+            # compaction's pyarrow conversion error quotes the value it failed on).
             log.warning(
                 "table %s: maintenance skipped, tried again later: %s: %s",
                 ident,
                 type(e).__name__,
-                first if len(first) <= 300 else first[:300] + "…",
+                first_line(e),
             )
             report.failures.append(f"{ident}: {type(e).__name__}")
     return report
