@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import time
+from typing import Any
 
 from lake_helpers import TABLE, Lake, event
 from lake_helpers import lake as lake  # noqa: F401  (fixture)
 
 from ddblake.changes.model import ChangeEvent
 from ddblake.lake import maintain
+from ddblake.lake.applied import records_prefix
 from ddblake.lake.apply import Applier, ApplyConfig
 from ddblake.lake.catalog import open_catalog
 from ddblake.lake.rawlog import RawLogWriter
@@ -39,6 +41,11 @@ def hour_start_hours_ago(hours: int) -> float:
 
 def status(lake: Lake) -> TableStatus:
     return table_status(open_catalog(lake.config, lake.storage), "ddb", lake.storage, TABLE)
+
+
+def days_folder(lake: Lake) -> str:
+    """Where apply keeps the folded days' names files of the lake's namespace."""
+    return f"{records_prefix(TABLE, lake.config.namespace)}days/"
 
 
 def test_a_late_file_in_a_folded_hour_is_applied_once(lake: Lake) -> None:
@@ -92,7 +99,7 @@ def test_a_day_whose_names_were_not_kept_is_read_again_without_duplicates(lake: 
     ten_hours_ago = hour_start_hours_ago(10)
     write_at(lake, [event("INSERT", "a", 1, image={"v": {"N": "1"}})], ten_hours_ago)
     lake.apply()
-    kept = lake.storage.list_files(f"state/apply/{TABLE}/days/")
+    kept = lake.storage.list_files(days_folder(lake))
     assert kept, "the folded day's names are kept"
     for path in kept:
         lake.storage.delete(path)
@@ -107,10 +114,10 @@ def test_the_daily_sweep_deletes_dead_names_files_and_keeps_the_live_ones(lake: 
     ten_hours_ago = hour_start_hours_ago(10)
     write_at(lake, [event("INSERT", "a", 1, image={"v": {"N": "1"}})], ten_hours_ago)
     lake.apply()
-    (first,) = lake.storage.list_files(f"state/apply/{TABLE}/days/")
+    (first,) = lake.storage.list_files(days_folder(lake))
     write_at(lake, [event("INSERT", "b", 2, image={"v": {"N": "2"}})], ten_hours_ago + 60)
     lake.apply()  # the day is folded again under a new digest: the first names file is dead
-    names = lake.storage.list_files(f"state/apply/{TABLE}/days/")
+    names = lake.storage.list_files(days_folder(lake))
     assert first in names and len(names) == 2
 
     def sweep() -> None:
@@ -122,12 +129,12 @@ def test_the_daily_sweep_deletes_dead_names_files_and_keeps_the_live_ones(lake: 
         assert maintain.maintain(applier).failures == []
 
     sweep()
-    assert lake.storage.list_files(f"state/apply/{TABLE}/days/") == names  # younger than 6 hours: kept
+    assert lake.storage.list_files(days_folder(lake)) == names  # younger than 6 hours: kept
     old = time.time() - 7 * 3600
     for path in names:
         os.utime(lake.root / path, (old, old))
     sweep()
-    assert lake.storage.list_files(f"state/apply/{TABLE}/days/") == [p for p in names if p != first]
+    assert lake.storage.list_files(days_folder(lake)) == [p for p in names if p != first]
     write_at(lake, [event("INSERT", "c", 3, image={"v": {"N": "3"}})], ten_hours_ago + 120)
     assert lake.apply().files == 1  # the live names file still spares the day's other files
     assert sorted(lake.dump()) == ["a", "b", "c"]
@@ -147,3 +154,34 @@ def test_a_backlog_into_a_day_folded_empty_is_applied_over_several_batches(lake:
     assert sorted(lake.dump()) == ["a", "b", "c", "d"]
     assert status(lake).pending_files == 0 and lake.apply().files == 0
     assert len(lake.history()) == 4
+
+
+def test_the_sweep_of_one_namespace_keeps_the_names_files_another_namespace_needs(lake: Lake) -> None:
+    """The same DynamoDB table applied in two namespaces of one lake: a day folded under a digest
+    only the other namespace still holds keeps its names file through this namespace's sweep."""
+    from ddblake.lake.catalog import LakeConfig
+
+    other = LakeConfig.build(lake=str(lake.root), namespace="ns2")
+
+    def apply_other() -> Any:
+        return Applier(ApplyConfig.build(table=TABLE, lake=other, once=True), storage=lake.storage).run_once()
+
+    ten_hours_ago = hour_start_hours_ago(10)
+    write_at(lake, [event("INSERT", "a", 1, image={"v": {"N": "1"}})], ten_hours_ago)
+    lake.apply()
+    assert apply_other().files == 1
+    write_at(lake, [event("INSERT", "b", 2, image={"v": {"N": "2"}})], ten_hours_ago + 60)
+    lake.apply()  # this namespace folds the day again; ns2 still holds it under the first digest
+    old = time.time() - 7 * 3600
+    for path in lake.storage.list_files("state/"):
+        os.utime(lake.root / path, (old, old))
+    applier = Applier(ApplyConfig.build(table=TABLE, lake=lake.config, once=True), storage=lake.storage)
+    for ident in (applier.history_id, applier.current_id):
+        with applier.catalog.load_table(ident).transaction() as tx:  # the last sweep two days ago
+            tx.set_properties({maintain.SWEPT_PROPERTY: str(int((time.time() - 2 * 86_400) * 1000))})
+    assert maintain.maintain(applier).failures == []
+    assert len(lake.storage.list_files(days_folder(lake))) == 1  # this namespace's dead one is gone
+    (kept,) = lake.storage.list_files(f"{records_prefix(TABLE, 'ns2')}days/")
+    write_at(lake, [event("INSERT", "c", 3, image={"v": {"N": "3"}})], ten_hours_ago + 120)
+    assert apply_other().files == 2  # b and c only: the day's names spare a
+    assert kept in lake.storage.list_files("state/")

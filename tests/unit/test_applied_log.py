@@ -116,9 +116,10 @@ def test_names_files_are_written_for_new_digests_only_and_checked_on_read(
     storage = Storage.from_uri(str(tmp_path))
     log = AppliedLog().with_files({A, B, C}).folded([A, B, C], "2025/11/30/00")
     save_log(storage, "t", "history", log, [A, B, C], AppliedLog(), namespace="ddb")
-    kept = storage.list_files("state/apply/t/days/")
-    assert kept == sorted(day_names_path("t", d, digest) for d, digest in log.days.items())
-    names_of = stored_names(storage, "t")
+    kept = storage.list_files("state/apply/t/ns/ddb/days/")
+    assert kept == sorted(day_names_path("t", d, digest, "ddb") for d, digest in log.days.items())
+    assert storage.list_files("state/apply/t/days/") == []  # the folder older versions shared
+    names_of = stored_names(storage, "t", "ddb")
     assert names_of("2025/11/28", log.days["2025/11/28"]) == {A, B}
     written: list[str] = []
     write = Storage.write_atomic
@@ -134,16 +135,27 @@ def test_names_files_are_written_for_new_digests_only_and_checked_on_read(
     assert [w for w in written if "/days/" in w] == []
     assert len(written) == 1  # the record itself
     # A damaged names file is not trusted: the day is read whole instead.
-    storage.write_atomic(day_names_path("t", "2025/11/29", log.days["2025/11/29"]), b"not gzip")
+    storage.write_atomic(day_names_path("t", "2025/11/29", log.days["2025/11/29"], "ddb"), b"not gzip")
     assert names_of("2025/11/29", log.days["2025/11/29"]) is None
     body = bytearray(gzip.compress("\n".join(sorted([A, B])).encode(), mtime=0))
     body[10] ^= 0xFF  # the first byte of the deflate stream: zlib.error, not BadGzipFile
-    storage.write_atomic(day_names_path("t", "2025/11/28", log.days["2025/11/28"]), bytes(body))
+    storage.write_atomic(day_names_path("t", "2025/11/28", log.days["2025/11/28"], "ddb"), bytes(body))
     assert names_of("2025/11/28", log.days["2025/11/28"]) is None
     storage.write_atomic(
-        day_names_path("t", "2025/11/28", log.days["2025/11/28"]), gzip.compress(f"{A}\n".encode())
+        day_names_path("t", "2025/11/28", log.days["2025/11/28"], "ddb"), gzip.compress(f"{A}\n".encode())
     )
     assert names_of("2025/11/28", log.days["2025/11/28"]) is None  # names that do not match the digest
+
+
+def test_names_files_of_older_versions_are_still_read(tmp_path: Path) -> None:
+    storage = Storage.from_uri(str(tmp_path))
+    log = AppliedLog().with_files({A, B, C}).folded([A, B, C], "2025/11/30/00")
+    digest = log.days["2025/11/28"]
+    body = gzip.compress("\n".join(sorted([A, B])).encode(), mtime=0)
+    storage.write_atomic(day_names_path("t", "2025/11/28", digest), body)  # the shared folder
+    assert day_names_path("t", "2025/11/28", digest) == f"state/apply/t/days/2025-11-28-{digest}.txt.gz"
+    assert stored_names(storage, "t", "ddb")("2025/11/28", digest) == {A, B}
+    assert stored_names(storage, "t", "other")("2025/11/28", digest) == {A, B}
 
 
 @pytest.mark.parametrize(

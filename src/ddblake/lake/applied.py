@@ -68,9 +68,18 @@ def day_digests(paths: Iterable[str], before_hour: str) -> dict[str, str]:
     return {day: names_digest(names) for day, names in day_names(paths, before_hour).items()}
 
 
-def day_names_path(table: str, day: str, digest: str) -> str:
-    """Where the names a folded day held are kept: one immutable file per day and digest."""
-    return f"state/apply/{table}/days/{day.replace('/', '-')}-{digest}.txt.gz"
+def day_names_path(table: str, day: str, digest: str, namespace: str | None = None) -> str:
+    """Where the names a folded day held are kept: one immutable file per day and digest.
+
+    In the namespace's folder beside its records (:func:`records_prefix`), so that the sweep of one
+    namespace (:func:`ddblake.lake.cleanup.sweep_day_names`) never deletes a file only another
+    namespace's records name. ``namespace=None``: the folder shared by every namespace that apply
+    wrote before, still read (:func:`stored_names`) but no longer written or swept.
+    """
+    name = f"{day.replace('/', '-')}-{digest}.txt.gz"
+    if namespace is None:
+        return f"state/apply/{table}/days/{name}"
+    return f"{records_prefix(table, namespace)}days/{name}"
 
 
 NamesOf = Callable[[str, str], frozenset[str] | None]
@@ -220,11 +229,14 @@ def load_log(storage: Storage, pointer: str | None) -> AppliedLog:
     return AppliedLog.from_json(raw, storage.uri(pointer))
 
 
-def stored_names(storage: Storage, table: str) -> NamesOf:
-    """:data:`NamesOf` reading the names files :func:`save_log` keeps; None for one missing or damaged."""
+def stored_names(storage: Storage, table: str, namespace: str) -> NamesOf:
+    """:data:`NamesOf` reading the names files :func:`save_log` keeps (the namespace's, else the
+    shared folder of older versions); None for one missing or damaged."""
 
     def names_of(day: str, digest: str) -> frozenset[str] | None:
-        data = storage.read(day_names_path(table, day, digest))
+        data = storage.read(day_names_path(table, day, digest, namespace))
+        if data is None:
+            data = storage.read(day_names_path(table, day, digest))
         if data is None:
             return None
         try:
@@ -236,9 +248,11 @@ def stored_names(storage: Storage, table: str) -> NamesOf:
     return names_of
 
 
-def checked_log(storage: Storage, table: str, pointer: str | None, listing: list[str]) -> AppliedLog:
+def checked_log(
+    storage: Storage, table: str, pointer: str | None, listing: list[str], *, namespace: str
+) -> AppliedLog:
     """:func:`load_log`, checked against ``listing`` with the kept names of reopened days."""
-    return load_log(storage, pointer).checked(listing, stored_names(storage, table))
+    return load_log(storage, pointer).checked(listing, stored_names(storage, table, namespace))
 
 
 def records_prefix(table: str, namespace: str) -> str:
@@ -274,7 +288,9 @@ def save_log(
         for day, digest in log.days.items():
             if old.get(day) != digest and day in names and names_digest(names[day]) == digest:
                 body = "\n".join(names[day]).encode()
-                storage.write_atomic(day_names_path(table, day, digest), gzip.compress(body, mtime=0))
+                storage.write_atomic(
+                    day_names_path(table, day, digest, namespace), gzip.compress(body, mtime=0)
+                )
     path = f"{records_prefix(table, namespace)}{which}-{uuid.uuid4().hex}.json.gz"
     payload = json.dumps(log.to_json(), separators=(",", ":")).encode()
     storage.write_atomic(path, gzip.compress(payload, mtime=0))

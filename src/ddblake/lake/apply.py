@@ -241,9 +241,12 @@ class Applier:
         hist = self._history()
         cur = self._current()
         table = self.config.table
-        hist_log = checked_log(self.storage, table, hist.properties.get(PROPERTY), listing)
+        ns = self.config.lake.namespace
+        hist_log = checked_log(self.storage, table, hist.properties.get(PROPERTY), listing, namespace=ns)
         cur_log = (
-            checked_log(self.storage, table, cur.properties.get(PROPERTY), listing) if cur else AppliedLog()
+            checked_log(self.storage, table, cur.properties.get(PROPERTY), listing, namespace=ns)
+            if cur
+            else AppliedLog()
         )
         pending = [p for p in listing if not (hist_log.contains(p) and cur_log.contains(p))]
         if not pending:

@@ -194,25 +194,31 @@ def sweep_day_names(
     source_table: str,
     tables: Iterable[Table],
     *,
+    namespace: str,
     now_ms: int,
     min_age_ms: int = POINTER_AGE_MS,
 ) -> Cleanup:
-    """Delete the folded days' names files (``state/apply/<table>/days/``) no live record names.
+    """Delete the folded days' names files of ``namespace`` (:func:`day_names_path`) no live record names.
 
     Each fold that changes a day's digest writes a names file (:func:`ddblake.lake.applied.save_log`);
     the day's last hours fold one by one, so most are soon dead. Kept: those of the (day, digest)
     pairs the records the ``tables``' properties point at hold (the history's and the current
     state's: they share the files), and any younger than ``min_age_ms``, which an apply may be about
-    to commit. A names file deleted too eagerly costs a re-read of its day, never a loss.
+    to commit. Only the namespace's folder is swept: another namespace applying the same DynamoDB
+    table keeps its own. The folder older versions shared (``state/apply/<table>/days/``) is left
+    as it is, since any namespace's record may name a file there; it no longer grows. A names file
+    deleted too eagerly costs a re-read of its day, never a loss.
     """
     live: set[str] = set()
     for table in tables:
         applied = load_log(storage, table.properties.get(PROPERTY))
-        live.update(day_names_path(source_table, day, digest) for day, digest in applied.days.items())
+        live.update(
+            day_names_path(source_table, day, digest, namespace) for day, digest in applied.days.items()
+        )
     cutoff = (now_ms - min_age_ms) / 1000
     doomed = {
         rel: 0
-        for rel, mtime in storage.list_with_times(f"state/apply/{source_table}/days/")
+        for rel, mtime in storage.list_with_times(f"{records_prefix(source_table, namespace)}days/")
         if rel not in live and mtime < cutoff
     }
     return delete_all(storage.delete, doomed)

@@ -271,7 +271,15 @@ def _sweep_when_due(applier: Applier, table: Table, ident: str, now_ms: int | No
     )
     if which == "current":  # the names files are shared: swept with both tables' records in hand
         history = applier.catalog.load_table(applier.history_id)
-        swept.add(sweep_day_names(applier.storage, applier.config.table, [history, table], now_ms=now))
+        swept.add(
+            sweep_day_names(
+                applier.storage,
+                applier.config.table,
+                [history, table],
+                namespace=applier.config.lake.namespace,
+                now_ms=now,
+            )
+        )
     with CachedTransaction(table) as tx:
         tx.set_properties({SWEPT_PROPERTY: str(now)})
     if swept.files or swept.failed:

@@ -97,8 +97,12 @@ def table_status(
     props = hist.properties if hist is not None else {}
     if listing is None:
         listing = list_raw_files(storage, table)
-    log = checked_log(storage, table, props.get(PROPERTY), listing)
-    cur_log = checked_log(storage, table, cur.properties.get(PROPERTY), listing) if cur is not None else None
+    log = checked_log(storage, table, props.get(PROPERTY), listing, namespace=namespace)
+    cur_log = (
+        checked_log(storage, table, cur.properties.get(PROPERTY), listing, namespace=namespace)
+        if cur is not None
+        else None
+    )
     pending = [p for p in listing if not (log.contains(p) and cur_log is not None and cur_log.contains(p))]
     newest = int(props[NEWEST_EVENT_PROPERTY]) if NEWEST_EVENT_PROPERTY in props else None
     return TableStatus(
