@@ -3,14 +3,17 @@
 **Hand-off from load to stream** (the invariant; docs/load.md proves it in words, a test in
 tests/functional/test_sync_handoff.py with writes during the load):
 
-1. ``t0`` is taken before anything else; the load's rows get the version
-   ``floor(t0, 1 min) - 1 min - 1 µs`` (ddblake.load.rows.version_time_us).
+1. ``t0`` is taken before anything else; a Scan load's rows get the version
+   ``floor(t0, 1 min) - 1 min - 1 µs`` (ddblake.load.rows.version_time_us); an export's rows get
+   ``floor(t, 1 s) - 1 µs`` of the export's own (AWS) time t (ddblake.load.rows.export_version_from_us),
+   which the stream must reach back to: checked (at most 23 hours old, not before the stream's creation).
 2. Capture starts *before* the load's first Scan and keeps reading the stream while the load runs,
    from each shard's trim horizon — so every change made after ``t0`` reaches the raw log, even when
    the load outlasts the stream's 24-hour retention.
 3. DynamoDB Streams round change times down to the second, so every change made after ``t0`` has a
-   version above every load row, even with a minute of clock skew: a load row never overwrites a
-   newer change, and a change the load already saw simply wins with the same content.
+   version above every Scan load row, even with a minute of clock skew, and every change made after
+   an export's time above every row of that export (both times are AWS's): a load row never
+   overwrites a newer change, and a change the load already saw simply wins with the same content.
 
 A table is loaded when the lake has never seen it (no capture checkpoint, no load), when a load
 was started and not finished (it resumes), or when an earlier sync's first load failed before it
@@ -44,18 +47,18 @@ from ddblake.lake.apply import Applier, ApplyConfig, ApplyResult
 from ddblake.lake.service import apply_progress, run_apply
 from ddblake.lake.storage import Storage
 from ddblake.load import LoadConfig, has_finished_load, list_loads, now_us, run_load_beside
-from ddblake.load.state import (
-    EXPORT_REQUEST,
-    STREAM_LABEL_SKEW_US,
+from ddblake.load.handoff import (
+    EXPORT_LABEL_SKEW_US,
     STREAM_SAFE_AGE_US,
     check_first_capture,
     first_load_started,
+    label_skew_us,
     mark_first_load,
     settle_first_load,
-    state_path,
     stream_created_us,
     utc_text,
 )
+from ddblake.load.state import EXPORT_REQUEST, state_path
 from ddblake.rebootstrap import unfinished_rebootstrap
 
 log = logging.getLogger(__name__)
@@ -136,23 +139,28 @@ def check_stream_older_than_load(load: LoadConfig, storage: Storage, stream_arn:
     created = stream_created_us(stream_arn)
     if created is None:
         return
-    times: list[tuple[int, str]] = [
-        (s.started_us, f"load {s.load_id}") for s in list_loads(storage, load.table) if s.finished_us is None
+    # (time, how much later the stream's label may look, what): an export's time is AWS's, as the
+    # label is; a Scan's start is this machine's.
+    times: list[tuple[int, int, str]] = [
+        (s.started_us, label_skew_us(s.kind), f"load {s.load_id}")
+        for s in list_loads(storage, load.table)
+        if s.finished_us is None
     ]
     if load.from_export:
         from ddblake.load.export import ExportFolder, read_manifest
 
         manifest = read_manifest(ExportFolder(load.from_export))
         if manifest.export_time_us:
-            times.append((manifest.export_time_us, f"export {manifest.uri}"))
+            times.append((manifest.export_time_us, EXPORT_LABEL_SKEW_US, f"export {manifest.uri}"))
     if load.export_to:
         from ddblake.load.export_start import pending_request
 
         pending = pending_request(storage, load.table, load.export_to)
-        if pending is not None:
-            times.append((pending.started_us, f"export {pending.export_arn}"))
-    if times and created > min(times)[0] + STREAM_LABEL_SKEW_US:
-        when, what = min(times)
+        if pending is not None:  # its request time is this machine's: the export's own is later
+            times.append((pending.started_us, label_skew_us("scan"), f"export {pending.export_arn}"))
+    before = [(when, what) for when, skew, what in times if created > when + skew]
+    if before:
+        when, what = min(before)
         raise TerminalError(
             f"table {load.table!r}: {what} holds the table as of {utc_text(when)}, before its stream "
             f"{stream_arn} was enabled ({utc_text(created)}), so changes made in between would be in "

@@ -129,7 +129,8 @@ def test_a_stream_enabled_after_the_lakes_load_is_refused(
     import time
 
     from ddblake.lake.storage import Storage
-    from ddblake.load.state import LoadState, stream_created_us, write_state
+    from ddblake.load.handoff import stream_created_us
+    from ddblake.load.state import LoadState, write_state
 
     table = make_table(table_name, stream=False)
     lake = str(tmp_path / "lake")

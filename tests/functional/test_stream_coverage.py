@@ -23,7 +23,8 @@ from ddblake.capture.checkpoint import load_checkpoint
 from ddblake.errors import TerminalError
 from ddblake.lake.storage import Storage
 from ddblake.load import LoadConfig
-from ddblake.load.state import LoadState, check_first_capture, list_loads, stream_needed_from, write_state
+from ddblake.load.handoff import check_first_capture, stream_needed_from
+from ddblake.load.state import LoadState, list_loads, write_state
 from ddblake.sync import check_export_source
 
 pytestmark = pytest.mark.functional
@@ -197,7 +198,7 @@ def test_a_first_load_marker_without_a_checkpoint_does_not_extend_the_streams_re
 ) -> None:
     # An earlier sync began 5 hours ago and died before capture checkpointed: the stream will be
     # read from its trim horizon now, so an export 22 hours old is too old, though it was not then.
-    from ddblake.load.state import first_load_started, mark_first_load
+    from ddblake.load.handoff import first_load_started, mark_first_load
     from ddblake.sync import run_sync
 
     table, lake = make_table(table_name, sort_key=False), str(tmp_path / "lake")
@@ -213,7 +214,7 @@ def test_a_first_load_marker_without_a_checkpoint_does_not_extend_the_streams_re
 
 def test_a_load_finished_since_the_marker_must_be_reached_by_the_stream(tmp_path: Path) -> None:
     from ddblake.capture.checkpoint import Checkpoint, ShardPosition, save_checkpoint
-    from ddblake.load.state import first_load_started, mark_first_load, settle_first_load
+    from ddblake.load.handoff import first_load_started, mark_first_load, settle_first_load
 
     table, lake = "example-ddb-table", str(tmp_path / "lake")
     storage = Storage.from_uri(lake)
@@ -259,7 +260,7 @@ def test_an_old_pending_export_request_is_refused_as_the_first_load(tmp_path: Pa
 def test_a_first_capture_moves_a_first_load_marker_forward(
     make_table: Callable[..., str], capture: Callable[..., Any], table_name: str, tmp_path: Path
 ) -> None:
-    from ddblake.load.state import first_load_started, mark_first_load
+    from ddblake.load.handoff import first_load_started, mark_first_load
 
     table = make_table(table_name, sort_key=False)
     lake = str(tmp_path / "lake")
@@ -323,11 +324,10 @@ def test_sync_finishes_an_old_load_that_capture_has_followed_since(
     from ddblake import sync
     from ddblake.lake.catalog import LakeConfig, open_catalog
     from ddblake.lake.report import dump_items
-    from ddblake.load import run_load
-    from ddblake.load import state as load_state
+    from ddblake.load import handoff, run_load
     from ddblake.progress import NoProgress
 
-    for module in (sync, load_state):  # an AWS stream enabled long ago (DynamoDB Local's is new)
+    for module in (sync, handoff):  # an AWS stream enabled long ago (DynamoDB Local's is new)
         monkeypatch.setattr(module, "stream_created_us", lambda arn: None)
     table, lake = make_table(table_name, sort_key=False), str(tmp_path / "lake")
     storage = Storage.from_uri(lake)

@@ -92,7 +92,7 @@ def test_a_first_load_failing_before_its_first_state_is_run_again_by_the_next_sy
 
     from ddblake.capture.checkpoint import load_checkpoint
     from ddblake.errors import DdblakeError
-    from ddblake.load.state import first_load_path
+    from ddblake.load.handoff import first_load_path
 
     table = make_table(table_name)
     lake = str(tmp_path / "lake")

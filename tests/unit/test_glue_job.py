@@ -16,8 +16,15 @@ from ddblake.changes.model import ChangeEvent
 from ddblake.changes.resolve import key_string
 from ddblake.lake.rawlog import raw_file_path
 from ddblake.load import glue_job as job
-from ddblake.load.export import ExportManifest, RowMaker
-from ddblake.load.rows import export_event_id, parse_export_time, scan_event_id, version_time_from_us
+from ddblake.load.export import ExportManifest
+from ddblake.load.export_rows import RowMaker
+from ddblake.load.rows import (
+    export_event_id,
+    export_version_from_us,
+    parse_export_time,
+    scan_event_id,
+    version_time_from_us,
+)
 
 GLUE_FILE = Path(job.__file__)
 KEYS = [
@@ -56,6 +63,7 @@ def test_key_and_id_rules_equal_ddblakes(keys: dict[str, dict[str, str]]) -> Non
 def test_time_and_path_rules_equal_ddblakes() -> None:
     for us in (0, 1_795_852_800_000_000, 1_795_852_800_999_999, 1_795_852_801_000_001):
         assert job.version_time_from_us(us) == version_time_from_us(us)
+        assert job.export_version_from_us(us) == export_version_from_us(us)
     assert job.parse_time_us("2026-11-28T08:00:00.250Z") == parse_export_time("2026-11-28T08:00:00.250Z")
     assert job.raw_file_key("", "tbl", 1_795_852_800_123_456, "u") == raw_file_path(
         "tbl", 1_795_852_800_123_456, "u"
@@ -84,7 +92,7 @@ def _manifest(incremental: bool) -> ExportManifest:
 def test_export_lines_become_the_rows_ddblake_load_writes() -> None:
     full = {"Item": {"pk": {"S": "a"}, "sk": {"N": "1"}, "b": {"B": "AAEC"}, "tbl": {"S": "é"}}}
     at = 1_795_852_800_000_000  # the manifest's exportTime
-    rules = job.Rules("tbl", "E1", ("pk", "sk"), job.version_time_from_us(at), seq=str(at))
+    rules = job.Rules("tbl", "E1", ("pk", "sk"), job.export_version_from_us(at), seq=str(at))
     ours = ChangeEvent.from_line(job.export_line(json.dumps(full), rules, 5))
     theirs = RowMaker(_manifest(False), "tbl", ("pk", "sk")).item_to_event(full, 5)
     assert ours == theirs and ours.to_line() == job.export_line(json.dumps(full), rules, 5)

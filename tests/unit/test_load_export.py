@@ -24,7 +24,7 @@ from ddblake.load import service as load_service
 from ddblake.load.export import CorruptExportError, DataFile, ExportFolder, read_manifest, verify_export
 from ddblake.load.export_load import ExportLoad
 from ddblake.load.export_parts import DEFAULT_MAX_WORKERS, PARALLEL_MIN_ITEMS, plan_workers
-from ddblake.load.rows import export_event_id, version_time_from_us
+from ddblake.load.rows import export_event_id, export_version_from_us
 from ddblake.load.state import PartState, list_loads
 from ddblake.progress import NoProgress
 
@@ -150,7 +150,7 @@ def test_full_export_rows_are_load_rows_at_the_export_time(tmp_path: Path) -> No
     result = _load(folder, tmp_path / "lake")
     events = _events(tmp_path / "lake")
     assert [e.new_image for e in events] == items
-    version = version_time_from_us(1_795_852_800_000_000)
+    version = export_version_from_us(1_795_852_800_000_000)  # 08:00:00 less 1 µs
     assert {e.event_time_us for e in events} == {version} == {result.version_time_us}
     assert {(e.op, e.source) for e in events} == {("LOAD", "export")}
     assert events[0].event_id == export_event_id(EXPORT_ID, {"id": {"S": "id-0"}})
@@ -191,7 +191,7 @@ def test_incremental_export_keeps_write_times_and_deletes(tmp_path: Path) -> Non
         progress=NoProgress("tbl"),
     ).run()
     events = _events(tmp_path / "lake")
-    version = version_time_from_us(1795849200000001)  # write times rounded like stream times
+    version = export_version_from_us(1795849200000001)  # write times rounded like stream times
     assert [(e.op, e.event_time_us, e.sequence) for e in events] == [
         ("INSERT", version, "1795849200000001"),
         ("MODIFY", version, "1795849200000002"),
@@ -555,15 +555,16 @@ def test_the_manifest_summary_file_given_instead_of_its_folder_is_taken_as_its_f
     assert len(_events(tmp_path / "lake")) == 1
 
 
-def test_an_incremental_write_wins_over_a_full_export_of_the_same_minute_only_if_made_after_it(
+def test_an_incremental_write_wins_over_a_full_export_of_the_same_second_only_if_made_after_it(
     tmp_path: Path,
 ) -> None:
-    # A full export at 08:00:30 and an incremental export whose writes fall at 08:00:05 (before the
-    # snapshot, so the full export holds newer state) and 08:00:45 (after it). Both rules round to
-    # the same minute, so the sequence decides: the export's own time for the full export's rows.
+    # A full export at 08:00:30.500 and an incremental export whose writes fall at 08:00:30.200
+    # (before the snapshot, so the full export holds newer state) and 08:00:30.800 (after it). Both
+    # rules round to the same second, so the sequence decides: the export's own time for the full
+    # export's rows. Writes of other seconds are ordered by their time alone.
     full = make_export(tmp_path / "full", [[{"Item": {"id": {"S": "a"}, "v": {"S": "full"}}}]])
     summary = json.loads((full / "manifest-summary.json").read_text())
-    summary["exportTime"] = "2026-11-28T08:00:30.000Z"
+    summary["exportTime"] = "2026-11-28T08:00:30.500Z"
     (full / "manifest-summary.json").write_text(json.dumps(summary))
     _load(full, tmp_path / "lake-full")
     (full_row,) = _events(tmp_path / "lake-full")
@@ -571,16 +572,17 @@ def test_an_incremental_write_wins_over_a_full_export_of_the_same_minute_only_if
     minute = 1_795_852_800_000_000  # 08:00:00
     lines = [
         {
-            "Metadata": {"WriteTimestampMicros": {"N": str(minute + s * 1_000_000)}},
+            "Metadata": {"WriteTimestampMicros": {"N": str(minute + ms * 1_000)}},
             "Keys": {"id": {"S": "a"}},
-            "NewImage": {"id": {"S": "a"}, "v": {"S": f"at {s} s"}},
+            "NewImage": {"id": {"S": "a"}, "v": {"S": f"at {ms} ms"}},
         }
-        for s in (5, 45)
+        for ms in (29_900, 30_200, 30_800, 31_000)
     ]
     _load(make_export(tmp_path / "incr", [lines], incremental=True), tmp_path / "lake-incr")
-    before, after = _events(tmp_path / "lake-incr")
-    assert before.event_time_us == after.event_time_us == full_row.event_time_us
-    assert version_of(before) < version_of(full_row) < version_of(after)
+    earlier, before, after, later = _events(tmp_path / "lake-incr")
+    assert before.event_time_us == after.event_time_us == full_row.event_time_us == minute + 30_000_000 - 1
+    assert version_of(earlier) < version_of(before) < version_of(full_row) < version_of(after)
+    assert version_of(after) < version_of(later)
 
 
 def test_an_incremental_export_alone_is_not_a_load_of_the_table(tmp_path: Path) -> None:

@@ -26,7 +26,14 @@ from ddblake.errors import ConfigError, TerminalError, TransientError
 from ddblake.lake.storage import Storage
 from ddblake.load import LoadConfig, glue_job, run_load
 from ddblake.load.export_start import MAX_DESCRIBE_FAILURES, ExportFailedError
-from ddblake.load.rows import export_event_id, parse_export_time, scan_event_id, to_call_item, to_wire_item
+from ddblake.load.rows import (
+    export_event_id,
+    export_version_from_us,
+    parse_export_time,
+    scan_event_id,
+    to_call_item,
+    to_wire_item,
+)
 from ddblake.load.state import EXPORT_REQUEST, state_path
 from ddblake.load.table import TableReader
 from ddblake.progress import NoProgress
@@ -289,6 +296,7 @@ out = {
     "times": [job.parse_time_us(t) for t in cases["times"]],
     "paths": [job.raw_file_key("p", "t", us, "u") for us in cases["us"]],
     "versions": [job.version_time_from_us(us) for us in cases["us"]],
+    "export_versions": [job.export_version_from_us(us) for us in cases["us"]],
     "ids": [job.event_id("L", k) for k in cases["keys"]]
     + [job.event_id("E", k, export=True) for k in cases["keys"]],
     "line": job.export_line(json.dumps({"Item": cases["item"]}), rules, 9).decode(),
@@ -373,6 +381,7 @@ def test_the_glue_script_runs_under_python_310_as_glue_4_does() -> None:
     assert got["times"] == [parse_export_time(t) for t in cases["times"]]
     assert got["paths"] == [glue_job.raw_file_key("p", "t", us, "u") for us in cases["us"]]
     assert got["versions"] == [glue_job.version_time_from_us(us) for us in cases["us"]]
+    assert got["export_versions"] == [export_version_from_us(us) for us in cases["us"]]
     assert got["ids"] == [scan_event_id("L", k) for k in cases["keys"]] + [
         export_event_id("E", k) for k in cases["keys"]
     ]

@@ -16,8 +16,9 @@ from ddblake.lake.rawlog import iter_raw_files
 from ddblake.lake.storage import Storage
 from ddblake.load import scan as scan_module
 from ddblake.load.config import LoadConfig
+from ddblake.load.handoff import has_finished_load
 from ddblake.load.scan import LoadResult, ScanLoad
-from ddblake.load.state import SCAN_STATE, LoadState, StateSaver, has_finished_load, list_loads, read_state
+from ddblake.load.state import SCAN_STATE, LoadState, StateSaver, list_loads, read_state
 from ddblake.load.table import Page, TableInfo
 from ddblake.progress import NoProgress, Progress, format_eta
 

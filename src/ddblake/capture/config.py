@@ -41,7 +41,7 @@ class CaptureConfig:
             ``ddblake load`` takes with ``--assume-role``).
         external_id: the ExternalId the role's trust policy requires, if any.
         check_reach: on a first capture (no checkpoint), refuse when the stream no longer reaches
-            back to the lake's load (:func:`ddblake.load.state.check_first_capture`); a
+            back to the lake's load (:func:`ddblake.load.handoff.check_first_capture`); a
             re-bootstrap, whose own load follows, turns it off.
     """
 

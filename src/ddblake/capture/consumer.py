@@ -45,7 +45,7 @@ from ddblake.changes.transform import line_for_stream_record
 from ddblake.errors import BadRecordError, NotFoundError, StreamGapError, TerminalError, TransientError
 from ddblake.lake.rawlog import RawLogWriter
 from ddblake.lake.storage import Storage
-from ddblake.load.state import check_first_capture, check_stream_follows_load, restamp_first_load
+from ddblake.load.handoff import check_first_capture, check_stream_follows_load, restamp_first_load
 
 log = logging.getLogger(__name__)
 
@@ -497,7 +497,15 @@ class StreamCapture:
             line = record_to_line(record, table=self.table, ingested_us=ingested_us)
         except BadRecordError as e:
             self.stats.quarantined += 1
-            log.warning("capture %s: quarantined a record of shard %s: %s", self.table, shard_id, e)
+            # The reason names the field and the kind of problem, never a value (ddblake.changes.parse);
+            # the record itself goes to the lake's errors/ prefix only.
+            log.warning(
+                "capture %s: quarantined a record of shard %s (sequence number %s): %s",
+                self.table,
+                shard_id,
+                _seq_of(record) or "?",
+                e,
+            )
             quarantined = {
                 "reason": str(e),
                 "source": "streams",

@@ -9,9 +9,10 @@ never overwrites a newer change and a rerun repeats, rather than duplicates, wha
 from __future__ import annotations
 
 from ddblake.load.config import LoadConfig
+from ddblake.load.handoff import has_finished_load
 from ddblake.load.scan import LoadResult
 from ddblake.load.service import build_load_clients, now_us, run_load, run_load_beside
-from ddblake.load.state import has_finished_load, list_loads
+from ddblake.load.state import list_loads
 
 __all__ = [
     "LoadConfig",

@@ -1,4 +1,5 @@
-"""DynamoDB exports (ExportTableToPointInTime) read, checked and turned into load rows.
+"""DynamoDB exports (ExportTableToPointInTime) read and checked (``ddblake.load.export_rows`` turns
+their lines into load rows).
 
 An export folder (``.../AWSDynamoDB/<export id>/``) holds ``manifest-summary.json`` (one JSON
 object: export ARN and time, table ARN, output format, export type, total ``itemCount``),
@@ -9,8 +10,9 @@ object: export ARN and time, table ARN, output format, export type, total ``item
 lines (no NewImage for a delete).
 
 Nothing is written before the whole export is checked: every listed file present, its MD5 (and
-single-part ETag) equal to the manifest's, its line count equal to its ``itemCount``, and the
-files' counts adding up to the summary's. A corrupt or incomplete export is refused with an error
+single-part ETag) equal to the manifest's, its line count equal to its ``itemCount``, its first
+line in the format the summary declares (``ddblake.load.export_format``), and the files' counts
+adding up to the summary's. A corrupt or incomplete export is refused with an error
 naming the file, and the lake is left as it was.
 """
 
@@ -25,29 +27,19 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Final
+from typing import IO, Final
 from urllib.parse import urlparse
 
 import pyarrow.fs as pafs
 
-from ddblake.changes.model import ChangeEvent
-from ddblake.errors import BadRecordError, ConfigError, NotFoundError, TerminalError, TransientError
+from ddblake.errors import ConfigError, NotFoundError, TerminalError, TransientError
 from ddblake.lake.storage import Storage
-from ddblake.load.jsontext import members_with_text
-from ddblake.load.rows import (
-    export_event_id,
-    incremental_op,
-    incremental_sequence,
-    key_of,
-    parse_export_time,
-    spliced_line,
-    version_time_from_us,
-)
+from ddblake.load.export_format import FirstLine, format_problem
+from ddblake.load.rows import parse_export_time
 
 SUMMARY: Final = "manifest-summary.json"
 FILES: Final = "manifest-files.json"
 CHUNK: Final = 1 << 20
-_ITEM_PREFIX: Final = '{"Item":'
 SUPPORTED_FORMATS: Final = frozenset({"DYNAMODB_JSON", "ION"})
 
 
@@ -283,7 +275,9 @@ def read_manifest(folder: ExportFolder) -> ExportManifest:
     )
 
 
-def _check_file(folder: ExportFolder, entry: DataFile, stop: threading.Event | None = None) -> None:
+def _check_file(
+    folder: ExportFolder, entry: DataFile, stop: threading.Event | None = None, declared: str | None = None
+) -> None:
     stream = folder.open(entry.rel)
     if stream is None:
         raise _refuse(folder, f"data file {folder.where(entry.rel)} listed in {FILES} is missing")
@@ -293,6 +287,7 @@ def _check_file(folder: ExportFolder, entry: DataFile, stop: threading.Event | N
     last = b"\n"
     gzip_error: str | None = None
     in_member = False  # a gzip member begun and not ended: at the end of the file, a cut-short file
+    first = FirstLine()  # the format the data is really in (ddblake.load.export_format)
     with stream:
         while chunk := stream.read(CHUNK):
             if stop is not None and stop.is_set():  # Ctrl-C: a big file takes minutes to read
@@ -306,6 +301,8 @@ def _check_file(folder: ExportFolder, entry: DataFile, stop: threading.Event | N
                     gzip_error = str(e)
                     break
                 in_member = True
+                if not first.done:
+                    first.feed(out)
                 lines += out.count(b"\n")
                 last = out[-1:] or last
                 if inflate.eof:  # a multi-member gzip: start the next member
@@ -337,6 +334,9 @@ def _check_file(folder: ExportFolder, entry: DataFile, stop: threading.Event | N
         raise _refuse(
             folder, f"{folder.where(entry.rel)} holds {lines} item(s) but {FILES} says {entry.item_count}"
         )
+    first.finish()
+    if declared is not None and (mismatch := format_problem(folder.where(entry.rel), declared, first)):
+        raise _refuse(folder, mismatch)
 
 
 def verify_export(
@@ -350,7 +350,8 @@ def verify_export(
 
     Raises:
         CorruptExportError: a data file is missing, its checksum or item count differs from the
-            manifest, or the counts do not add up (names the file).
+            manifest, its first line is in another format than the manifest's, or the counts do
+            not add up (names the file).
         ConfigError: the export is of another table than ``table``, or in an unsupported format.
         TransientError: ``stop`` was set (nothing was loaded; the same command starts again).
     """
@@ -376,7 +377,7 @@ def verify_export(
         if entry.rel in seen:
             raise _refuse(folder, f"{FILES} lists {entry.key} twice")
         seen.add(entry.rel)
-        _check_file(folder, entry, stop)
+        _check_file(folder, entry, stop, manifest.output_format)
 
 
 def iter_lines(folder: ExportFolder, entry: DataFile) -> Iterator[bytes]:
@@ -390,126 +391,3 @@ def iter_lines(folder: ExportFolder, entry: DataFile) -> Iterator[bytes]:
         raise _refuse(folder, f"data file {folder.where(entry.rel)} disappeared while loading")
     with stream, gzip.GzipFile(fileobj=stream, mode="rb") as lines:
         yield from lines
-
-
-class RowMaker:
-    """Turns export lines into raw-log lines by the version and event-ID rules of ``ddblake.load.rows``.
-
-    Args:
-        manifest: the export.
-        table: the table name written in the rows.
-        key_names: the table's key attributes (from DescribeTable or the first item's ``Keys``).
-    """
-
-    def __init__(self, manifest: ExportManifest, table: str, key_names: tuple[str, ...] | None) -> None:
-        """Fix the rules for one export."""
-        self.manifest = manifest
-        self.table = table
-        self.key_names = key_names
-        self.version = version_time_from_us(manifest.export_time_us or 0)
-        # A full export's rows carry its time as their sequence: an incremental export's row of the
-        # same minute (its write time as sequence) then wins only if written after the snapshot.
-        self.sequence = incremental_sequence(manifest.export_time_us) if manifest.export_time_us else None
-        self.export_id = manifest.export_id
-
-    def line_for(self, text: str, ingested_us: int) -> bytes:
-        """One DYNAMODB_JSON export line as a raw-log line, its images copied as text.
-
-        Raises:
-            BadRecordError: the line is not an export line of this export's kind.
-        """
-        stripped = text.strip()
-        if not self.manifest.incremental and stripped.startswith(_ITEM_PREFIX) and stripped.endswith("}"):
-            # The common full-export line: one C parse for the values; then, as "Item" is the only
-            # member and written literally, its text is everything between that colon and the last brace.
-            try:
-                whole = json.loads(stripped)
-            except ValueError as e:
-                raise BadRecordError(f"export line is not JSON ({e})") from e
-            if isinstance(whole, dict) and len(whole) == 1:
-                event = self.item_to_event(whole, ingested_us)
-                return spliced_line(
-                    op=event.op,
-                    table=event.table,
-                    keys=event.keys,
-                    new_text=stripped[len(_ITEM_PREFIX) : -1].strip(),
-                    event_id=event.event_id,
-                    event_time_us=event.event_time_us,
-                    source=event.source,
-                    ingested_us=ingested_us,
-                    sequence=event.sequence,
-                )
-        try:
-            members = members_with_text(text)
-        except ValueError as e:
-            raise BadRecordError(f"export line is not a JSON object ({e})") from e
-        obj = {name: value for name, (value, _) in members.items()}
-        event = self.item_to_event(obj, ingested_us)  # checks the shape, computes keys and ID
-        new_name = "NewImage" if self.manifest.incremental else "Item"
-        return spliced_line(
-            op=event.op,
-            table=event.table,
-            keys=event.keys,
-            new_text=members[new_name][1] if event.new_image is not None else None,
-            old_text=members["OldImage"][1] if event.old_image is not None else None,
-            event_id=event.event_id,
-            event_time_us=event.event_time_us,
-            source=event.source,
-            ingested_us=ingested_us,
-            sequence=event.sequence,
-        )
-
-    def item_to_event(self, obj: Any, ingested_us: int) -> ChangeEvent:
-        """One parsed export line as a ChangeEvent.
-
-        Raises:
-            BadRecordError: the line is not an export line of this export's kind.
-        """
-        if not isinstance(obj, dict):
-            raise BadRecordError("export line is not a JSON object")
-        if not self.manifest.incremental:
-            item = obj.get("Item")
-            if not isinstance(item, dict) or not item:
-                raise BadRecordError("full export line has no Item")
-            if self.key_names is None:
-                raise BadRecordError("the table's key attributes are unknown")
-            item_keys = key_of(item, self.key_names)
-            return ChangeEvent(
-                op="LOAD",
-                table=self.table,
-                keys=item_keys,
-                new_image=item,
-                old_image=None,
-                event_id=export_event_id(self.export_id, item_keys),
-                event_time_us=self.version,
-                sequence=self.sequence,
-                source="export",
-                ttl=False,
-                ingested_us=ingested_us,
-            )
-        keys: Any = obj.get("Keys")
-        new: Any = obj.get("NewImage")
-        old: Any = obj.get("OldImage")
-        try:
-            write_us = int(obj["Metadata"]["WriteTimestampMicros"]["N"])
-        except (KeyError, TypeError, ValueError) as e:
-            raise BadRecordError("incremental export line has no Metadata.WriteTimestampMicros") from e
-        if not isinstance(keys, dict) or not keys:
-            raise BadRecordError("incremental export line has no Keys")
-        if new is not None and not isinstance(new, dict):
-            raise BadRecordError("incremental export line's NewImage is not an object")
-        if old is not None and not isinstance(old, dict):
-            raise BadRecordError("incremental export line's OldImage is not an object")
-        return ChangeEvent(
-            op=incremental_op(new, old, self.manifest.output_view),
-            table=self.table,
-            keys=keys,
-            new_image=new,
-            old_image=old,
-            event_id=export_event_id(self.export_id, keys, write_us),
-            event_time_us=version_time_from_us(write_us),
-            sequence=incremental_sequence(write_us),
-            source="export",
-            ttl=False,
-            ingested_us=ingested_us,
-        )

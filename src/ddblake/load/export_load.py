@@ -24,7 +24,7 @@ from ddblake.load.export_parts import (
     run_parallel,
     write_part,
 )
-from ddblake.load.rows import now_us, version_time_from_us
+from ddblake.load.rows import EXPORT_VERSIONS, export_version_from_us, now_us
 from ddblake.load.scan import LoadResult
 from ddblake.load.state import (
     STATE_WRITE_SECONDS,
@@ -53,6 +53,10 @@ class ExportLoad:
         stop: set to stop after the current raw file.
         workers: processes turning data files into raw files; None: one per CPU for an export of
             :data:`~ddblake.load.export_parts.PARALLEL_MIN_ITEMS` items or more, else this process.
+        versions: how the rows are versioned (``ddblake.load.rows.export_version_from_us``):
+            ``second``, or ``minute`` when the lake captures DynamoDB Local's minute-stamped stream.
+            Recorded in the state: a resumed load keeps the rule it began with (a state without one
+            was written by an older ddblake, which versioned every export row to the minute).
     """
 
     def __init__(
@@ -67,6 +71,7 @@ class ExportLoad:
         stop: threading.Event | None = None,
         workers: int | None = None,
         state_seconds: float = STATE_WRITE_SECONDS,
+        versions: str = "second",
     ) -> None:
         """Open the folder; nothing is read until :meth:`run`.
 
@@ -81,6 +86,9 @@ class ExportLoad:
         self.stop = stop or threading.Event()
         self.workers = workers
         self.state_seconds = state_seconds
+        if versions not in EXPORT_VERSIONS:
+            raise ValueError(f"export versions {versions!r}: expected one of {', '.join(EXPORT_VERSIONS)}")
+        self.versions = versions
 
     def check(self) -> ExportManifest:
         """Read and verify the manifests and every data file (writes nothing).
@@ -122,7 +130,7 @@ class ExportLoad:
                 kind="export",
                 load_id=manifest.export_id,
                 started_us=manifest.export_time_us or now_us(),
-                version_time_us=version_time_from_us(manifest.export_time_us or 0)
+                version_time_us=export_version_from_us(manifest.export_time_us or 0, self.versions)
                 if not manifest.incremental
                 else 0,
                 total_parts=len(manifest.files),
@@ -131,10 +139,13 @@ class ExportLoad:
                     "export_arn": manifest.export_arn,
                     "incremental": manifest.incremental,
                     "format": manifest.output_format,
+                    "versions": self.versions,
                     **({"covers_until_us": manifest.export_to_time_us} if manifest.export_to_time_us else {}),
                 },
                 updated_us=now_us(),
             )
+        # The rule the load began with; an older ddblake recorded none and versioned to the minute.
+        versions = str(state.options.get("versions", "minute"))
         pending = [f for f in manifest.files if not state.part(f.rel).done]
         result = LoadResult(
             kind="export",
@@ -193,6 +204,7 @@ class ExportLoad:
                 entry=entry,
                 skip=state.part(entry.rel).items,
                 buffer_bytes=self.buffer_bytes,
+                versions=versions,
             )
             for entry in pending
         ]

@@ -33,7 +33,8 @@ from typing import Any
 from ddblake.errors import BadRecordError, TerminalError, TransientError
 from ddblake.lake.rawlog import RawLogWriter
 from ddblake.lake.storage import Storage
-from ddblake.load.export import DataFile, ExportFolder, ExportManifest, RowMaker, iter_lines
+from ddblake.load.export import DataFile, ExportFolder, ExportManifest, iter_lines
+from ddblake.load.export_rows import RowMaker
 from ddblake.load.ion import ion_line_to_json
 from ddblake.load.rows import now_us
 
@@ -66,6 +67,7 @@ class PartJob:
     entry: DataFile
     skip: int  # non-blank lines of the file already in raw files (a resumed load)
     buffer_bytes: int
+    versions: str = "second"  # the rows' version rule (ddblake.load.rows.export_version_from_us)
 
 
 @dataclass(frozen=True)
@@ -102,7 +104,7 @@ def write_part(job: PartJob, report: Callable[[Flushed], None], stopped: Callabl
         TransientError: the lake or the export could not be read or written.
     """
     manifest, entry = job.manifest, job.entry
-    maker = RowMaker(manifest, job.table, job.key_names)
+    maker = RowMaker(manifest, job.table, job.key_names, job.versions)
     writer = RawLogWriter(job.storage, job.table, job.buffer_bytes, 3600.0)
     ion = manifest.output_format == "ION"
     pending = 0

@@ -102,6 +102,13 @@ def version_time_from_us(start_us: int) -> int:
     return (start_us // minute) * minute - minute - 1
 
 
+def export_version_from_us(t_us: int) -> int:
+    """``floor(t, 1 s) - 1 µs`` (``ddblake.load.rows.export_version_from_us``): an export's times come
+    from AWS's clock, as the stream's second-rounded ones do, so a change made at or after ``t``
+    still outranks the row."""
+    return (t_us // SECOND_US) * SECOND_US - 1
+
+
 _FRACTION = re.compile(r"(\.\d+)(?=[+-]\d\d:\d\d$|$)")
 
 
@@ -244,7 +251,8 @@ class Rules:
         table: the DynamoDB table name.
         load_id: the export ID (export files) or the load ID (connector).
         key_names: the table's key attributes, hash first (not needed for incremental exports).
-        version_us: the event time of full-load rows.
+        version_us: the event time of full-load rows (export files: :func:`export_version_from_us`
+            of the export's time; connector: :func:`version_time_from_us` of the run's start).
         export: rows come from export files (source ``export``) rather than the connector (``scan``).
         incremental: an incremental export.
         view: the incremental export's ``outputView``.
@@ -257,7 +265,7 @@ class Rules:
     export: bool = True
     incremental: bool = False
     view: str | None = None
-    seq: str | None = None  # a full export's rows: its time in µs (ddblake.load.export.RowMaker)
+    seq: str | None = None  # a full export's rows: its time in µs (ddblake.load.export_rows.RowMaker)
 
 
 def row_line(item: Mapping[str, Any], rules: Rules, ingested_us: int) -> bytes:
@@ -300,7 +308,7 @@ def export_line(line: bytes | str, rules: Rules, ingested_us: int) -> bytes:
         new=new,
         old=old,
         eid=event_id(rules.load_id, keys, export=True, write_us=write_us),
-        event_time_us=version_time_from_us(write_us),
+        event_time_us=export_version_from_us(write_us),
         seq=str(write_us),
         source="export",
         ingested_us=ingested_us,
@@ -373,7 +381,32 @@ def check_data_file(data: bytes, entry: ManifestEntry) -> str | None:
     count = payload.count(b"\n") + (1 if payload and not payload.endswith(b"\n") else 0)
     if count != entry.item_count:
         return f"{entry.key} holds {count} item(s), the manifest says {entry.item_count}"
+    start, end = 0, payload.find(b"\n")
+    while end >= 0 and not payload[start:end].strip():  # the first non-empty line tells the format
+        start, end = end + 1, payload.find(b"\n", end + 1)
+    first = payload[start:] if end < 0 else payload[start:end]
+    if _ion_like(first):
+        return (
+            f"{entry.key} holds ION (its first line reads as ION), but manifest-summary.json declares "
+            "outputFormat DYNAMODB_JSON: load it with ddblake load --from-export (which reads ION)"
+        )
     return None
+
+
+_ION_STRUCT = re.compile(rb"\s*(\$ion_1_0|\{\s*[A-Za-z_$])")
+
+
+def _ion_like(line: bytes) -> bool:
+    """Whether a line is Ion text rather than DynamoDB JSON (``ddblake.load.export_format``): the
+    version marker, a struct with unquoted field names, or JSON without ``{"<type>": ...}`` values."""
+    try:
+        obj = json.loads(line)
+    except (ValueError, RecursionError):
+        return _ION_STRUCT.match(line) is not None
+    return isinstance(obj, dict) and not all(
+        isinstance(image, dict) and all(isinstance(v, dict) and len(v) == 1 for v in image.values())
+        for image in obj.values()
+    )
 
 
 def check_export_summary(summary: Mapping[str, Any], table: str, export_path: str) -> None:
@@ -540,7 +573,7 @@ def main(argv: Sequence[str] | None = None) -> None:  # pragma: no cover - needs
             table=table,
             load_id=export_arn.rsplit("/", 1)[-1],
             key_names=key_names,
-            version_us=0 if incremental else version_time_from_us(parse_time_us(summary["exportTime"])),
+            version_us=0 if incremental else export_version_from_us(parse_time_us(summary["exportTime"])),
             incremental=incremental,
             view=summary.get("outputView"),
             seq=None if incremental else str(parse_time_us(summary["exportTime"])),

@@ -9,10 +9,16 @@ the very same rows, so ``apply`` drops the repeats:
   made after the load started carries a stream time of at least ``floor(S, 1 min)`` (a minute of
   clock skew allowed), so it ranks above every load row, whatever the row read. Letting a change
   made shortly *before* S win as well is safe: every later change of that item is in the stream
-  too, so the newest version is still the item's true state. A full export uses its
-  ``exportTime`` the same way; an incremental export row uses its ``WriteTimestampMicros`` the same
-  way and carries that exact time as its sequence number, which orders rows of one item across
-  incremental exports (a stream change, whose sequence numbers are longer, still wins a tie).
+  too, so the newest version is still the item's true state. An export's times come from AWS's
+  clock, like the stream's, so its rows are versioned to the second (:func:`export_version_from_us`):
+  ``floor(t, 1 s) - 1 µs``, t being a full export's ``exportTime`` or an incremental export row's
+  ``WriteTimestampMicros``; a change made at or after t is stamped at least ``floor(t, 1 s)`` and
+  still outranks the row, while a stream change of an earlier second no longer outranks an
+  incremental row written after it (with the minute rule, one up to two minutes older did).
+  Against DynamoDB Local, whose stream stamps to the minute, export rows keep the Scan rule
+  (``versions="minute"``). A full export's rows carry ``exportTime`` in µs as their sequence number,
+  an incremental export row its exact write µs, which orders rows of one item across exports of the
+  same second.
 * **Event ID.** ``load-<load id>-<sha1 of the canonical key>`` for a Scan load, ``export-<export
   id>-<sha1>`` for a full export and ``export-<export id>-<write µs>-<sha1>`` for an incremental
   export row: deterministic per (load, key), so a rerun repeats IDs instead of inventing new ones.
@@ -49,6 +55,28 @@ def version_time_us(start_seconds: float) -> int:
 def version_time_from_us(start_us: int) -> int:
     """:func:`version_time_us` of a start time given in microseconds (exact integer arithmetic)."""
     return (start_us // MINUTE_US) * MINUTE_US - CLOCK_SKEW_US - 1
+
+
+EXPORT_VERSIONS: Final = ("second", "minute")
+"""How export rows are versioned: to the second (the stream is AWS's), or to the minute with a
+minute's allowance like a Scan load (the stream is DynamoDB Local's, stamped to the minute)."""
+
+
+def export_version_from_us(t_us: int, versions: str = "second") -> int:
+    """The event time of an export row whose time (``exportTime``, or an incremental row's write
+    time) is ``t_us``: ``floor(t, 1 s) - 1 µs``, or :func:`version_time_from_us` for ``"minute"``.
+
+    Any stream change made at or after ``t`` is stamped (rounded down to the second, by the same AWS
+    clock) at least ``floor(t, 1 s)``, so it still outranks the row.
+
+    Raises:
+        ValueError: ``versions`` is not one of :data:`EXPORT_VERSIONS`.
+    """
+    if versions == "second":
+        return (t_us // SECOND_US) * SECOND_US - 1
+    if versions == "minute":
+        return version_time_from_us(t_us)
+    raise ValueError(f"export versions {versions!r}: expected one of {', '.join(EXPORT_VERSIONS)}")
 
 
 def incremental_sequence(write_us: int) -> str:

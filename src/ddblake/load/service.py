@@ -13,7 +13,7 @@ import logging
 import threading
 from collections.abc import Callable
 
-from ddblake.aws.clients import DynamoClients
+from ddblake.aws.clients import DynamoClients, dynamodb_endpoint, is_local_endpoint
 from ddblake.aws.roles import Identity, build_role_clients
 from ddblake.errors import DdblakeError
 from ddblake.lake.storage import Storage
@@ -111,6 +111,7 @@ def run_load(
     def identity_now() -> Identity:
         return identity() if identity is not None else fallback_identity()
 
+    versions = export_versions(config, clients)
     stop = stop or threading.Event()
     with stop_on_signals(stop):
         if config.kind == "scan":
@@ -118,9 +119,24 @@ def run_load(
                 config, reader(), storage, progress=progress, started_at_us=started_at_us, stop=stop
             ).run()
         else:
-            result = _export(config, reader, storage, progress, stop, identity_now)
+            result = _export(config, reader, storage, progress, stop, identity_now, versions)
     log.debug("%s", result.summary())
     return result
+
+
+def export_versions(config: LoadConfig, clients: DynamoClients | None) -> str:
+    """How an export's rows are versioned (``ddblake.load.rows.export_version_from_us``).
+
+    ``second`` for AWS, whose stream stamps changes to the second; ``minute`` when the DynamoDB
+    endpoint in effect (the given clients', else ``--endpoint-url`` or the standard variables) is on
+    this machine: DynamoDB Local stamps its stream to the minute, and rows versioned to the second
+    would outrank the changes of the export's own minute made after it.
+    """
+    endpoint = dynamodb_endpoint(config.endpoint_url)
+    if clients is not None:
+        meta = getattr(clients.dynamodb, "meta", None)
+        endpoint = str(getattr(meta, "endpoint_url", "") or "") or endpoint
+    return "minute" if is_local_endpoint(endpoint) else "second"
 
 
 def _export(
@@ -130,6 +146,7 @@ def _export(
     progress: Progress,
     stop: threading.Event,
     identity: Callable[[], Identity],
+    versions: str,
 ) -> LoadResult:
     keys: dict[str, tuple[str, ...]] = {}
     started: str | None = None  # the export --export-to started (or an earlier run did)
@@ -185,6 +202,7 @@ def _export(
         progress=progress,
         stop=stop,
         workers=config.workers,
+        versions=versions,
     )
     try:
         result = loader.run()

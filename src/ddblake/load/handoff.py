@@ -1,0 +1,210 @@
+"""The hand-off between a table's load and its stream: checks that nothing falls between them.
+
+The lake holds a table as of its newest finished load; every later change has to come from the
+stream, which DynamoDB keeps 24 hours and which holds only changes made after it was enabled. These
+checks refuse a first capture, or a ``sync``, that would leave changes in neither (a load too old for
+the stream's reach, a stream enabled after the load), and keep ``sync``'s first-load marker
+(``state/sync/<table>/first-load.json``: how far back the stream has been read while a first load
+is not finished). docs/load.md, *Hand-off to capture*, describes the whole.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Final
+
+from ddblake.errors import TerminalError
+from ddblake.lake.storage import Storage
+from ddblake.load.state import LoadState, list_loads
+
+
+def has_finished_load(storage: Storage, table: str) -> bool:
+    """Whether any load of the whole table ran to its end (``sync`` loads a table only when not).
+
+    An incremental export holds only the items written in its window, so it does not count.
+    """
+    loads = list_loads(storage, table)
+    return any(s.finished_us is not None and not s.options.get("incremental") for s in loads)
+
+
+STREAM_RETENTION_US: Final = 24 * 3_600_000_000
+"""How long DynamoDB Streams keeps a record: older ones may be trimmed at any moment."""
+STREAM_SAFE_AGE_US: Final = STREAM_RETENTION_US - 3_600_000_000
+"""The oldest time a first capture can still count on reading from: an hour inside the retention,
+for clock skew and for the time a first read of every shard takes."""
+
+
+def covered_until_us(state: LoadState) -> int | None:
+    """The time up to which a finished load holds the table (None: not known)."""
+    if state.options.get("incremental"):
+        until = state.options.get("covers_until_us")
+        return int(until) if isinstance(until, int) else None
+    return state.started_us
+
+
+def stream_needed_from(states: list[LoadState]) -> tuple[LoadState, int] | None:
+    """The load whose time the stream must still reach back to, and that time (None: no load).
+
+    The lake holds the table as of its newest finished load; changes after that can only come from
+    the stream. With no finished load, an unfinished one resumes, and the changes after its start
+    must come from the stream too.
+    """
+    finished = [
+        (s, t) for s in states if s.finished_us is not None and (t := covered_until_us(s)) is not None
+    ]
+    if finished:
+        return max(finished, key=lambda st: st[1])
+    unfinished = [(s, s.started_us) for s in states if s.finished_us is None]
+    return min(unfinished, key=lambda st: st[1]) if unfinished else None
+
+
+def utc_text(us: int) -> str:
+    """A µs epoch time as ``2026-12-05 08:00:00 UTC`` for messages."""
+    return dt.datetime.fromtimestamp(us / 1e6, tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def check_first_capture(storage: Storage, table: str, now_us: int) -> None:
+    """Refuse a table's first capture when the stream no longer reaches back to its load.
+
+    Capture with no checkpoint starts at each shard's trim horizon, 24 hours back at most. A load
+    older than that (a ``ddblake load`` run days before the first ``sync``) leaves the changes made
+    between it and the trim horizon in neither the load nor the stream: silently, if nothing
+    checked. (``sync``'s own load is safe: capture starts before it.)
+
+    Raises:
+        TerminalError: the load is too old; the message says what to run instead.
+    """
+    needed = stream_needed_from(list_loads(storage, table))
+    if needed is None or needed[1] >= now_us - STREAM_SAFE_AGE_US:
+        return
+    state, since = needed
+    raise TerminalError(
+        f"table {table!r}: the lake holds the table as of its load {state.load_id} ({utc_text(since)}), more "
+        f"than {STREAM_SAFE_AGE_US // 3_600_000_000} hours ago, and has no capture checkpoint; DynamoDB "
+        "Streams keeps 24 hours, so changes made in between would be in neither. Run `ddblake sync "
+        f"--table {table} --lake L --rebootstrap` (a new load, then the stream), or load an incremental "
+        "export from that time to now with `ddblake load --from-export`, then capture"
+    )
+
+
+# --- sync's first load ----------------------------------------------------------------------------
+
+
+def first_load_path(table: str) -> str:
+    """``state/sync/<table>/first-load.json``: sync's first load of the table has begun, not finished.
+
+    It holds ``started_us``: since then capture has been reading the stream (or will, from its trim
+    horizon, on its first start), so the stream reaches back to 24 hours before it. Without it, a
+    first load that failed before writing a state of its own would leave a capture checkpoint and
+    no load, and the next ``sync`` would take the table for loaded.
+    """
+    return f"state/sync/{table}/first-load.json"
+
+
+def first_load_started(storage: Storage, table: str) -> int | None:
+    """When (epoch µs) the stream reading of an unfinished first load by sync began, or None.
+
+    Raises:
+        TerminalError: the marker is damaged (names it and what to do).
+    """
+    data = storage.read(first_load_path(table))
+    if data is None:
+        return None
+    try:
+        started = json.loads(data)["started_us"]
+    except (ValueError, TypeError, KeyError):
+        started = None
+    if not isinstance(started, int) or isinstance(started, bool):
+        raise TerminalError(
+            f"table {table!r}: {storage.uri(first_load_path(table))} is damaged; delete it and run "
+            f"'ddblake sync --table {table} --lake {storage.uri()} --rebootstrap' (a new load, then the "
+            "stream)"
+        )
+    return started
+
+
+def mark_first_load(storage: Storage, table: str, started_us: int) -> None:
+    """Write (or move forward) the first-load marker: the stream is read from ``started_us`` on."""
+    storage.write_atomic(first_load_path(table), json.dumps({"started_us": started_us}).encode())
+
+
+def restamp_first_load(storage: Storage, table: str, now_us: int) -> None:
+    """A first capture (no checkpoint) starts reading at the trim horizon *now*: a marker left by an
+    earlier sync that never checkpointed moves forward to now, so no export is checked against a
+    reach the stream no longer has."""
+    if storage.read(first_load_path(table)) is not None:
+        mark_first_load(storage, table, now_us)
+
+
+def settle_first_load(storage: Storage, table: str, began_us: int) -> None:
+    """A load finished since sync's first load began (that one, or a ``ddblake load`` run by hand):
+    check that the stream, read since ``began_us``, follows on from it, then drop the marker.
+
+    Raises:
+        TerminalError: the finished load holds the table as of a time the stream no longer
+            reaches; the changes in between would be in neither.
+    """
+    needed = stream_needed_from(list_loads(storage, table))
+    if needed is not None and needed[1] < began_us - STREAM_SAFE_AGE_US:
+        state, since = needed
+        raise TerminalError(
+            f"table {table!r}: load {state.load_id} holds the table as of {utc_text(since)}, but the "
+            f"stream has been read only since {utc_text(began_us)} and keeps 24 hours, so changes in "
+            f"between would be in neither; run 'ddblake sync --table {table} --lake {storage.uri()} "
+            "--rebootstrap' (a new load, then the stream)"
+        )
+    storage.delete(first_load_path(table))
+
+
+STREAM_LABEL_SKEW_US: Final = 60_000_000
+"""How much later than a Scan load's time a stream's creation may look and still be taken as older:
+the two times come from different clocks (this machine's, AWS's); Scan load versions allow a minute
+too."""
+EXPORT_LABEL_SKEW_US: Final = 1_000_000
+"""The same allowance for an export's time: it and the stream's label both come from AWS's clock, and
+export rows are versioned to the second (``ddblake.load.rows.export_version_from_us``), so a minute
+would let through a stream enabled up to a minute after the export, whose changes in between are in
+neither."""
+
+
+def label_skew_us(kind: str) -> int:
+    """:data:`EXPORT_LABEL_SKEW_US` for a load of kind ``export``, else :data:`STREAM_LABEL_SKEW_US`."""
+    return EXPORT_LABEL_SKEW_US if kind == "export" else STREAM_LABEL_SKEW_US
+
+
+def stream_created_us(stream_arn: str) -> int | None:
+    """A stream's creation time, from its label (``.../stream/2026-12-05T08:00:00.123``); None if the
+    ARN carries no parsable label."""
+    label = stream_arn.rsplit("/stream/", 1)[-1] if "/stream/" in stream_arn else ""
+    try:
+        when = dt.datetime.fromisoformat(label.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return int(when.timestamp() * 1_000_000)
+
+
+def check_stream_follows_load(storage: Storage, table: str, stream_arn: str) -> None:
+    """Refuse a first capture from a stream created after the lake's load.
+
+    A stream holds only the changes made after it was enabled: a load taken before that (a table
+    whose stream was enabled after ``ddblake load``, or after a ``sync`` that failed on a table
+    without one) leaves the changes in between in neither.
+
+    Raises:
+        TerminalError: the stream is younger than the load; names both and what to run.
+    """
+    needed = stream_needed_from(list_loads(storage, table))
+    created = stream_created_us(stream_arn)
+    if needed is None or created is None or created <= needed[1] + label_skew_us(needed[0].kind):
+        return
+    state, since = needed
+    raise TerminalError(
+        f"table {table!r}: its stream {stream_arn} was enabled at {utc_text(created)}, after the lake's load "
+        f"{state.load_id} ({utc_text(since)}), so changes made in between are in neither; run 'ddblake sync "
+        f"--table {table} --lake {storage.uri()} --rebootstrap' (new stream positions, then a new load), "
+        "or load an incremental export from the load's time to now with `ddblake load --from-export`, "
+        "then capture"
+    )
