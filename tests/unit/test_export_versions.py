@@ -182,8 +182,45 @@ def test_export_rows_keep_the_minute_rule_against_dynamodb_local(monkeypatch: py
     )
     assert export_versions(config, _clients("http://127.0.0.1:8000")) == "minute"
     assert export_versions(config, _clients("https://dynamodb.eu-west-1.amazonaws.com")) == "second"
+    # Any endpoint not AWS's takes the minute: DynamoDB Local in a container, LocalStack, moto.
+    for other in ("http://dynamodb-local:8000", "http://172.17.0.2:8000", "http://localstack:4566"):
+        assert export_versions(config, _clients(other)) == "minute"
+        assert export_versions(LoadConfig(table="t", lake="/l", endpoint_url=other), None) == "minute"
     monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", "http://localhost:8000")
     assert export_versions(config, None) == "minute"
+
+
+def test_a_profiles_endpoint_url_counts_as_the_endpoint(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for name in ("AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    profile = tmp_path / "config"
+    profile.write_text("[default]\nregion = eu-west-1\nendpoint_url = http://localhost:8000\n")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(profile))
+    config = LoadConfig(table="t", lake="/l", from_export="/e")
+    assert export_versions(config, None) == "minute"  # boto3 would call DynamoDB Local
+    profile.write_text("[default]\nregion = eu-west-1\n")
+    assert export_versions(config, None) == "second"
+
+
+def test_a_lake_with_an_export_load_to_the_minute_keeps_the_minute(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Rows of the two rules do not order: an older incremental write (to the second) would win
+    # over a newer full export's rows (to the minute, by an older ddblake).
+    for name in ("AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(name, raising=False)
+    storage = Storage.from_uri(str(tmp_path / "lake"))
+    config = LoadConfig(table="t", lake=str(tmp_path / "lake"), from_export="/e")
+    aws = _clients("https://dynamodb.eu-west-1.amazonaws.com")
+    assert export_versions(config, aws, storage) == "second"
+    state = _export_state(EIGHT)
+    write_state(storage, state)  # no versions option: an older ddblake's, to the minute
+    assert export_versions(config, aws, storage) == "minute"
+    state.options["versions"] = "second"
+    write_state(storage, state)
+    assert export_versions(config, aws, storage) == "second"
 
 
 def test_the_load_records_its_rule_and_a_resumed_load_keeps_it(tmp_path: Path) -> None:
@@ -233,8 +270,13 @@ def test_a_stream_enabled_half_a_minute_after_an_export_is_refused(tmp_path: Pat
     arn = "arn:aws:dynamodb:us-east-1:1:table/t/stream/2026-11-28T08:00:30.000"
     with pytest.raises(TerminalError, match=r"enabled at 2026-11-28 08:00:30 UTC, after the lake's load E1"):
         check_stream_follows_load(storage, "t", arn)
+    # Any later label is a gap: both times are AWS's, to the millisecond.
+    with pytest.raises(TerminalError, match=r"after the lake's load E1"):
+        check_stream_follows_load(
+            storage, "t", "arn:aws:dynamodb:us-east-1:1:table/t/stream/2026-11-28T08:00:00.300"
+        )
     check_stream_follows_load(
-        storage, "t", "arn:aws:dynamodb:us-east-1:1:table/t/stream/2026-11-28T08:00:00.900"
+        storage, "t", "arn:aws:dynamodb:us-east-1:1:table/t/stream/2026-11-28T08:00:00.000"
     )
     scan = LoadState(
         table="t", name="scan", kind="scan", load_id="L", started_us=EIGHT, version_time_us=0, total_parts=1
@@ -256,4 +298,20 @@ def test_sync_refuses_an_export_taken_half_a_minute_before_the_stream(tmp_path: 
         TerminalError, match=r"holds the table as of 2026-11-28 08:00:00 UTC, before its stream"
     ):
         check_stream_older_than_load(load, storage, stream + "2026-11-28T08:00:30.000")
-    check_stream_older_than_load(load, storage, stream + "2026-11-28T08:00:00.500")
+    with pytest.raises(TerminalError, match=r"before its stream"):
+        check_stream_older_than_load(load, storage, stream + "2026-11-28T08:00:00.300")
+    check_stream_older_than_load(load, storage, stream + "2026-11-28T08:00:00.000")
+
+
+def test_a_damaged_versions_option_is_refused_naming_the_state(tmp_path: Path) -> None:
+    folder = make_export(tmp_path / "exp", [[{"Item": {"id": {"S": "a"}}}]])
+    _load(folder, tmp_path / "a")
+    lake = Storage.from_uri(str(tmp_path / "a"))
+    (state,) = list_loads(lake, "example-ddb-table")
+    state.options["versions"] = "Second"
+    state.finished_us = None
+    write_state(lake, state)
+    with pytest.raises(
+        TerminalError, match=r"load state .*export-.*\.json of table 'example-ddb-table' is damaged"
+    ):
+        _load(folder, tmp_path / "a")

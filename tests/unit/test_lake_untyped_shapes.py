@@ -19,7 +19,7 @@ EMPTY_MAP = StructT(())
         EMPTY_LIST,
         EMPTY_MAP,
         ListT(ListT(NULL_T)),
-        StructT((("k", NULL_T), ("a.b", EMPTY_LIST))),
+        StructT((("a.b", EMPTY_LIST),)),  # a NULL field is not recorded (it never conflicts)
         ListT(EMPTY_MAP),
     ],
 )
@@ -47,7 +47,7 @@ def test_joining_shapes() -> None:
         {"a": StructT((("j", EMPTY_LIST),)), "b": EMPTY_MAP, "c": EMPTY_LIST, "d": EMPTY_MAP},
     )
     assert joined == {
-        "a": StructT((("k", NULL_T), ("j", EMPTY_LIST))),
+        "a": StructT((("j", EMPTY_LIST),)),  # the NULL field k is left out
         "b": None,  # [] with {} is a typed column (JSON text): never a shape
         "c": None,  # unknown stays unknown
         "d": EMPTY_MAP,
@@ -59,3 +59,25 @@ def test_known_shapes_become_codec_fields_of_columns_not_in_the_table() -> None:
     shapes: columns.Shapes = {"v": EMPTY_LIST, "attr_ddb_x": EMPTY_MAP, "w": None, "t": EMPTY_LIST}
     fields = columns.untyped_fields(shapes, {"t"})
     assert [f.name for f in fields] == ["v", "_ddb_x"]  # attribute names; unknown and present left out
+
+
+def test_a_recorded_shape_leaves_out_null_fields_and_stays_bounded() -> None:
+    from ddblake.codec.schema import NULL_T, ListT, StructT
+    from ddblake.lake.columns import SHAPE_NODES_MAX, compact_shape, shape_json
+
+    def nodes(t: object) -> int:
+        if isinstance(t, ListT):
+            return 1 + nodes(t.elem)
+        if isinstance(t, StructT):
+            return 1 + sum(nodes(f) for _, f in t.fields)
+        return 0
+
+    assert shape_json(compact_shape(StructT((("a", NULL_T), ("b", ListT(NULL_T)))))) == {"b": [None]}
+    wide = StructT(tuple((f"user-{i}", ListT(StructT((("x", NULL_T),)))) for i in range(1_000)))
+    kept = compact_shape(wide)
+    assert isinstance(kept, StructT) and 0 < len(kept.fields) < 1_000
+    assert nodes(kept) <= SHAPE_NODES_MAX
+    deep = ListT(NULL_T)
+    for _ in range(200):
+        deep = ListT(deep)
+    assert nodes(compact_shape(deep)) <= SHAPE_NODES_MAX

@@ -112,6 +112,35 @@ def is_local_endpoint(endpoint_url: str | None) -> bool:
     )
 
 
+_AWS_HOSTS: Final = (".amazonaws.com", ".amazonaws.com.cn", ".api.aws")
+
+
+def is_aws_endpoint(endpoint_url: str | None) -> bool:
+    """Whether an endpoint is AWS's own (no override, or a host under an AWS domain).
+
+    Anything else (DynamoDB Local on this machine or in a container, LocalStack, moto) may stamp its
+    stream differently from AWS: callers that rely on AWS's stamping take the cautious path for it.
+    """
+    if not endpoint_url:
+        return True
+    host = (urlparse(endpoint_url).hostname or "").lower()
+    return host.endswith(_AWS_HOSTS)
+
+
+def resolved_dynamodb_endpoint(explicit: str | None = None) -> str | None:
+    """The endpoint a DynamoDB client built now would call: the override (:func:`dynamodb_endpoint`),
+    else what boto3 resolves, a profile's ``endpoint_url`` included; None if it cannot tell."""
+    override = dynamodb_endpoint(explicit)
+    if override:
+        return override
+    try:
+        session = boto3.session.Session()
+        client = session.client("dynamodb", region_name=session.region_name or "us-east-1")
+        return str(client.meta.endpoint_url)
+    except Exception:  # noqa: BLE001 - a profile boto3 cannot read: the clients will say so, not this
+        return None
+
+
 def dynamodb_endpoint(explicit: str | None = None) -> str | None:
     """The DynamoDB endpoint override in effect: the argument, else the standard variables."""
     return explicit or _env("AWS_ENDPOINT_URL_DYNAMODB") or _env("AWS_ENDPOINT_URL")

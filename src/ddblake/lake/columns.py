@@ -149,7 +149,7 @@ def typed_only(typed: pa.Table) -> tuple[pa.Table, dict[str, T]]:
         if t is not None and kept is None:
             dropped.append(i)
             if t != NULL_T:
-                untyped[column_name(field.name)] = t
+                untyped[column_name(field.name)] = compact_shape(t)
         elif kept is not None and kept != t:
             pruned = arrow_field(field.name, kept)
             # The cast drops the struct fields the pruned type lacks, by name.
@@ -157,6 +157,42 @@ def typed_only(typed: pa.Table) -> tuple[pa.Table, dict[str, T]]:
     if dropped:
         typed = typed.select([i for i in range(typed.num_columns) if i not in set(dropped)])
     return typed, dict(sorted(untyped.items()))
+
+
+SHAPE_NODES_MAX = 64
+"""The most list and map nodes a recorded shape keeps (:func:`compact_shape`): the record is a
+table property, rewritten by every commit that changes it and copied into Glue's table parameters
+(512,000 characters at most), so it must not grow with the distinct map keys of a map keyed by
+user IDs."""
+
+
+def compact_shape(t: T, budget: int = SHAPE_NODES_MAX) -> T:
+    """The part of an untyped column's shape that can conflict with a later value, bounded.
+
+    What a shape is kept for is a list meeting a map at the same place (``[]`` then ``{}``), which
+    makes DynamoDB JSON text there. A NULL field of a map never conflicts (and a retype reads every
+    row's item again anyway), so such fields are left out; and past ``budget`` list and map nodes
+    the remaining fields are left out too: a conflict under one of them is then typed as the batches
+    met it, as a conflict inside an existing struct column is (docs/types.md).
+    """
+    left = [budget]
+
+    def walk(t: T) -> T:
+        left[0] -= 1
+        if isinstance(t, ListT):
+            return ListT(walk(t.elem)) if left[0] > 0 and not isinstance(t.elem, NullT) else ListT(NULL_T)
+        if isinstance(t, StructT):
+            fields = []
+            for name, f in t.fields:
+                if isinstance(f, NullT):
+                    continue
+                if left[0] <= 0:
+                    break
+                fields.append((name, walk(f)))
+            return StructT(tuple(fields))
+        return t
+
+    return walk(t)
 
 
 def shape_json(t: T | None) -> object:
@@ -196,7 +232,7 @@ def load_untyped(raw: str | bytes | None) -> Shapes:
     shapes: Shapes = {}
     for name, shape in value.items():
         try:
-            shapes[name] = None if shape is None else _shape_type(shape)
+            shapes[name] = None if shape is None else compact_shape(_shape_type(shape))
         except ValueError:
             shapes[name] = None
     return shapes
@@ -223,7 +259,7 @@ def join_untyped(a: Mapping[str, T | None], b: Mapping[str, T | None]) -> Shapes
         else:
             old = joined[name]
             both = None if old is None or shape is None else join(old, shape)
-            joined[name] = both if both is not None and prune(both) is None else None
+            joined[name] = compact_shape(both) if both is not None and prune(both) is None else None
     return joined
 
 

@@ -32,6 +32,7 @@ from ddblake.load.state import (
     StateSaver,
     export_state_name,
     read_state,
+    state_path,
     write_state,
 )
 from ddblake.progress import Progress
@@ -145,7 +146,13 @@ class ExportLoad:
                 updated_us=now_us(),
             )
         # The rule the load began with; an older ddblake recorded none and versioned to the minute.
-        versions = str(state.options.get("versions", "minute"))
+        versions = state.options.get("versions", "minute")
+        if versions not in EXPORT_VERSIONS:
+            raise TerminalError(
+                f"load state {self.storage.uri(state_path(self.table, name))} of table {self.table!r} is "
+                f"damaged: its versions option is {versions!r}, not one of {', '.join(EXPORT_VERSIONS)}; "
+                "restore the file, or delete it to load the export again from the start"
+            )
         pending = [f for f in manifest.files if not state.part(f.rel).done]
         result = LoadResult(
             kind="export",

@@ -161,11 +161,10 @@ STREAM_LABEL_SKEW_US: Final = 60_000_000
 """How much later than a Scan load's time a stream's creation may look and still be taken as older:
 the two times come from different clocks (this machine's, AWS's); Scan load versions allow a minute
 too."""
-EXPORT_LABEL_SKEW_US: Final = 1_000_000
-"""The same allowance for an export's time: it and the stream's label both come from AWS's clock, and
-export rows are versioned to the second (``ddblake.load.rows.export_version_from_us``), so a minute
-would let through a stream enabled up to a minute after the export, whose changes in between are in
-neither."""
+EXPORT_LABEL_SKEW_US: Final = 0
+"""The same allowance for an export's time: none. It and the stream's label both come from AWS's
+clock, to the millisecond, so a stream whose label is later than the export's time by any amount
+was enabled after it, and the changes made in between are in neither the export nor the stream."""
 
 
 def label_skew_us(kind: str) -> int:

@@ -13,7 +13,7 @@ import logging
 import threading
 from collections.abc import Callable
 
-from ddblake.aws.clients import DynamoClients, dynamodb_endpoint, is_local_endpoint
+from ddblake.aws.clients import DynamoClients, dynamodb_endpoint, is_aws_endpoint, resolved_dynamodb_endpoint
 from ddblake.aws.roles import Identity, build_role_clients
 from ddblake.errors import DdblakeError
 from ddblake.lake.storage import Storage
@@ -29,7 +29,7 @@ from ddblake.load.export_start import (
 )
 from ddblake.load.rows import now_us
 from ddblake.load.scan import LoadResult, ScanLoad
-from ddblake.load.state import EXPORT_REQUEST, state_path
+from ddblake.load.state import EXPORT_REQUEST, list_loads, state_path
 from ddblake.load.table import TableReader
 from ddblake.progress import NoProgress, Progress
 from ddblake.signals import stop_on_signals
@@ -111,7 +111,6 @@ def run_load(
     def identity_now() -> Identity:
         return identity() if identity is not None else fallback_identity()
 
-    versions = export_versions(config, clients)
     stop = stop or threading.Event()
     with stop_on_signals(stop):
         if config.kind == "scan":
@@ -119,24 +118,36 @@ def run_load(
                 config, reader(), storage, progress=progress, started_at_us=started_at_us, stop=stop
             ).run()
         else:
+            versions = export_versions(config, clients, storage)
             result = _export(config, reader, storage, progress, stop, identity_now, versions)
     log.debug("%s", result.summary())
     return result
 
 
-def export_versions(config: LoadConfig, clients: DynamoClients | None) -> str:
+def export_versions(config: LoadConfig, clients: DynamoClients | None, storage: Storage | None = None) -> str:
     """How an export's rows are versioned (``ddblake.load.rows.export_version_from_us``).
 
-    ``second`` for AWS, whose stream stamps changes to the second; ``minute`` when the DynamoDB
-    endpoint in effect (the given clients', else ``--endpoint-url`` or the standard variables) is on
-    this machine: DynamoDB Local stamps its stream to the minute, and rows versioned to the second
-    would outrank the changes of the export's own minute made after it.
+    ``second`` when the DynamoDB endpoint in effect is AWS's (the given clients', else the one boto3
+    resolves: ``--endpoint-url``, the standard variables, a profile's ``endpoint_url``), whose stream
+    stamps changes to the second. ``minute`` for any other endpoint (DynamoDB Local stamps its
+    stream to the minute, and rows versioned to the second would outrank the changes of the
+    export's own minute made after it; the minute is always safe, only coarser), and for a lake
+    that already holds an export load of this table versioned to the minute (by an older ddblake,
+    or against such an endpoint): rows of the two rules do not order against each other, so an
+    older incremental write could win over a newer full export's row.
     """
-    endpoint = dynamodb_endpoint(config.endpoint_url)
     if clients is not None:
         meta = getattr(clients.dynamodb, "meta", None)
-        endpoint = str(getattr(meta, "endpoint_url", "") or "") or endpoint
-    return "minute" if is_local_endpoint(endpoint) else "second"
+        endpoint = str(getattr(meta, "endpoint_url", "") or "") or dynamodb_endpoint(config.endpoint_url)
+    else:
+        endpoint = resolved_dynamodb_endpoint(config.endpoint_url)
+    if not is_aws_endpoint(endpoint):
+        return "minute"
+    if storage is not None:
+        for state in list_loads(storage, config.table):
+            if state.kind == "export" and state.options.get("versions", "minute") != "second":
+                return "minute"
+    return "second"
 
 
 def _export(
