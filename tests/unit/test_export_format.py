@@ -178,3 +178,15 @@ def test_the_glue_job_refuses_ion_data_under_a_dynamodb_json_manifest() -> None:
         assert "declares outputFormat DYNAMODB_JSON" in problem
     good = gzip.compress(b'{"Item": {"id": {"S": "1"}}}\n{"Item": {"id": {"S": "2"}}}\n')
     assert job.check_data_file(good, entry(good, 2)) is None
+
+
+def test_a_null_old_image_reads_as_dynamodb_json_here_and_in_the_glue_job() -> None:
+    from ddblake.load import glue_job
+    from ddblake.load.export_format import sniff_format
+
+    line = (
+        b'{"Metadata":{"WriteTimestampMicros":{"N":"1"}},"Keys":{"id":{"S":"a"}},'
+        b'"NewImage":{"id":{"S":"a"}},"OldImage":null}'
+    )
+    assert sniff_format(line) == "DYNAMODB_JSON"
+    assert not glue_job._ion_like(line)

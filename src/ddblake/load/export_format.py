@@ -80,7 +80,11 @@ def sniff_format(line: bytes) -> str | None:
         if not isinstance(obj, dict) or not obj:
             return None
         images = list(obj.values())
-        if all(isinstance(image, dict) and all(_tagged(v) for v in image.values()) for image in images):
+        # A null image ("OldImage": null) is read as absent by the load, as by the Glue job.
+        if any(image is not None for image in images) and all(
+            image is None or (isinstance(image, dict) and all(_tagged(v) for v in image.values()))
+            for image in images
+        ):
             return "DYNAMODB_JSON"
     try:
         ion_line_to_json(text)

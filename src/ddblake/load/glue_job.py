@@ -404,7 +404,8 @@ def _ion_like(line: bytes) -> bool:
     except (ValueError, RecursionError):
         return _ION_STRUCT.match(line) is not None
     return isinstance(obj, dict) and not all(
-        isinstance(image, dict) and all(isinstance(v, dict) and len(v) == 1 for v in image.values())
+        image is None  # "OldImage": null reads as absent, as in ddblake load
+        or (isinstance(image, dict) and all(isinstance(v, dict) and len(v) == 1 for v in image.values()))
         for image in obj.values()
     )
 
