@@ -254,7 +254,14 @@ def run_sync(
     if config.once:
         if capture is not None:
             capture.finish()
-        run_capture(replace(config.capture, once=True), clients=clients, storage=storage, identity=identity)
+        stats = run_capture(
+            replace(config.capture, once=True), clients=clients, storage=storage, identity=identity
+        )
+        if (
+            stats.stopped_by is not None
+        ):  # told to stop: what capture read is saved, apply waits for the next run
+            log.info("sync %s: stopped by %s before applying", table, stats.stopped_by)
+            return ApplyResult()
         return run_apply(config.apply, progress=apply_progress(config.apply.table))
 
     capture = capture or CaptureThread(config.capture, clients, storage, identity)

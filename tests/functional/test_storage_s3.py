@@ -30,3 +30,44 @@ def test_s3_round_trip_bytes_unchanged_and_listing(moto_s3: Any) -> None:
     assert storage.list_files("raw/t") == ["raw/t/2024/01/01/00/a.gz", "raw/t/2024/01/01/00/b.gz"]
     storage.delete("raw/t/2024/01/01/00/a.gz")
     assert storage.list_files("raw/t") == ["raw/t/2024/01/01/00/b.gz"]
+
+
+def test_a_signal_during_an_s3_write_waits_for_it(moto_s3: Any) -> None:
+    """An S3 object is replaced in place, and pyarrow completes an upload when its stream closes,
+    on an exception too: a Ctrl-C between the open and the write would leave an empty checkpoint.
+    The signal (delivered here, synchronously, just before the bytes go out) waits for the write."""
+    import signal
+
+    storage = Storage.from_uri(f"s3://{moto_s3.bucket}/sig")
+    storage.write_atomic("state/capture/t/checkpoint.json", b'{"old": true}')
+    opened = storage.fs.open_output_stream
+
+    class Interrupted:
+        def __init__(self, stream: Any) -> None:
+            self.stream = stream
+
+        def __enter__(self) -> Interrupted:
+            self.stream.__enter__()
+            return self
+
+        def __exit__(self, *exc: Any) -> None:
+            self.stream.__exit__(*exc)
+
+        def write(self, data: bytes) -> int:
+            signal.raise_signal(signal.SIGINT)  # Python runs the handler before the next line
+            return int(self.stream.write(data))
+
+    class Fs:
+        def __getattr__(self, name: str) -> Any:
+            if name == "open_output_stream":
+                return lambda *a, **k: Interrupted(opened(*a, **k))
+            return getattr(storage.fs, name)
+
+    interrupted = Storage(root=storage.root, fs=Fs(), is_local=False, uri_root=storage.uri_root)  # type: ignore[arg-type]
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            interrupted.write_atomic("state/capture/t/checkpoint.json", b'{"new": true}')
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert storage.read("state/capture/t/checkpoint.json") == b'{"new": true}'  # whole, then the interrupt

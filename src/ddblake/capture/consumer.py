@@ -136,6 +136,7 @@ class CaptureStats:
     quarantined: int = 0
     shards_finished: int = 0
     checkpoints: int = 0
+    stopped_by: str | None = None  # the signal that stopped the run (set by run_capture)
 
 
 ENABLE_STREAM = (
@@ -276,6 +277,12 @@ class StreamCapture:
                         break
                     progressed = self._poll_shard(shard) > 0 or progressed
                 if self.writer.due() or self.errors.due():
+                    self._commit()
+                elif self.dirty and not self.writer.buffered_records and not self.errors.buffered_records:
+                    # A shard closed, found or pruned with nothing buffered: the positions in memory
+                    # cover only what is written, so record them now. Else a kill after a quiet day
+                    # would leave a closed, fully read shard recorded as open, and once the stream
+                    # drops it (24 h) the rerun would report a gap that is not one.
                     self._commit()
                 backoff = 0.0
             except TransientError as e:

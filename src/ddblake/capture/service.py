@@ -83,6 +83,7 @@ def run_capture(
         stats = StreamCapture(config, adapter, storage, stop=stop, on_file=on_file).run()
     if received:
         log.info("capture %s: stopped by %s after flushing and checkpointing", config.table, received[0])
+        stats.stopped_by = received[0]
     return stats
 
 

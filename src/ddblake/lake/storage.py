@@ -28,6 +28,7 @@ import pyarrow.fs as pafs
 
 from ddblake.errors import ConfigError, DdblakeError, TerminalError, TransientError
 from ddblake.settings import aws_region
+from ddblake.signals import interrupts_held
 
 log = logging.getLogger(__name__)
 
@@ -211,7 +212,11 @@ class Storage:
                 # this one.
                 _fsync_dirs(parent, existing)
             else:
-                with self.fs.open_output_stream(full, compression=None) as out:
+                # An S3 object is replaced in place, and pyarrow's stream completes the upload when
+                # it is closed, an exception or not: a KeyboardInterrupt (a second Ctrl-C) between
+                # the open and the write would leave an empty object where a checkpoint was.
+                # Signals wait for the write instead (the main thread's only: others get none).
+                with interrupts_held(), self.fs.open_output_stream(full, compression=None) as out:
                     out.write(data)
         except OSError as e:
             raise storage_error("write", self.uri(rel), e) from e
