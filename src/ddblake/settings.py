@@ -49,13 +49,39 @@ def value(name: str, flag: str | None, given: T | None, convert: Callable[[str],
 def required(name: str, flag: str, given: str | None) -> str:
     """A setting without a default (an empty one counts as missing).
 
+    The setting ``table`` (every command's ``--table``: capture, load, apply, sync, dump, and the
+    apply Lambda's) must also be a DynamoDB table name (:func:`table_name`).
+
     Raises:
-        ConfigError: missing; names the flag and the environment variable looked at.
+        ConfigError: missing; names the flag and the environment variable looked at. Or, for
+            ``table``, not a DynamoDB table name.
     """
     found = optional(name, flag, given or None, str)
     if not found:
         raise ConfigError(f"missing {name}: pass {flag} or set {env_name(name)} (looked at both)")
+    if name == "table":
+        table_name(found, flag if given else env_name(name))
     return found
+
+
+def table_name(name: str, where: str = "--table") -> str:
+    """``name`` if it can be a DynamoDB table name: 3 to 255 of ``A-Z a-z 0-9 _ . -``, the rule
+    the Firehose transform applies to every record (``ddblake.changes.parse.check_table_name``).
+    Anything else would have every raw line quarantined as another table's, and empty tables made.
+
+    Raises:
+        ConfigError: not a DynamoDB table name; names ``where`` it came from.
+    """
+    from ddblake.changes.parse import check_table_name
+    from ddblake.errors import BadRecordError
+
+    try:
+        return check_table_name(name)
+    except BadRecordError:
+        raise ConfigError(
+            f"table {name!r} (from {where}) is not a DynamoDB table name: give the table's name as "
+            "DynamoDB has it, 3 to 255 characters of A-Z a-z 0-9 _ . -"
+        ) from None
 
 
 def boolean(raw: str) -> bool:

@@ -12,8 +12,8 @@ from ddblake.lake.rawlog import DEFAULT_BUFFER_BYTES, DEFAULT_BUFFER_SECONDS
 
 
 def test_defaults_apply_when_nothing_is_given() -> None:
-    config = CaptureConfig.build(table="t1", lake="/lake")
-    assert config == CaptureConfig(table="t1", lake="/lake")
+    config = CaptureConfig.build(table="tb1", lake="/lake")
+    assert config == CaptureConfig(table="tb1", lake="/lake")
     assert (config.buffer_bytes, config.buffer_seconds) == (DEFAULT_BUFFER_BYTES, DEFAULT_BUFFER_SECONDS)
     assert config.poll_seconds == DEFAULT_POLL_SECONDS and not config.once and config.endpoint_url is None
     with pytest.raises(dataclasses.FrozenInstanceError):
@@ -54,16 +54,16 @@ def test_missing_value_names_the_key_and_where_it_looked() -> None:
     with pytest.raises(ConfigError, match=r"missing table: pass --table or set DDBLAKE_TABLE"):
         CaptureConfig.build(lake="/lake")
     with pytest.raises(ConfigError, match=r"missing lake: pass --lake or set DDBLAKE_LAKE"):
-        CaptureConfig.build(table="t1")
+        CaptureConfig.build(table="tb1")
 
 
 def test_malformed_values_are_config_errors(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DDBLAKE_BUFFER_BYTES", "lots")
     with pytest.raises(ConfigError, match="DDBLAKE_BUFFER_BYTES='lots'"):
-        CaptureConfig.build(table="t1", lake="/lake")
+        CaptureConfig.build(table="tb1", lake="/lake")
     monkeypatch.delenv("DDBLAKE_BUFFER_BYTES")
-    with pytest.raises(ConfigError, match="buffer_seconds must be positive"):
-        CaptureConfig.build(table="t1", lake="/lake", buffer_seconds=0)
+    with pytest.raises(ConfigError, match=r"--buffer-seconds \(or DDBLAKE_BUFFER_SECONDS\) must be positive"):
+        CaptureConfig.build(table="tb1", lake="/lake", buffer_seconds=0)
 
 
 ROLE = "arn:aws:iam::111111111111:role/read"
@@ -72,14 +72,14 @@ ROLE = "arn:aws:iam::111111111111:role/read"
 def test_the_role_comes_from_the_argument_then_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DDBLAKE_ASSUME_ROLE", ROLE)
     monkeypatch.setenv("DDBLAKE_EXTERNAL_ID", "ext-env")
-    from_env = CaptureConfig.build(table="t", lake="/lake")
+    from_env = CaptureConfig.build(table="tbl", lake="/lake")
     assert (from_env.assume_role, from_env.external_id) == (ROLE, "ext-env")
     other = "arn:aws:iam::222222222222:role/other"
-    given = CaptureConfig.build(table="t", lake="/lake", assume_role=other, external_id="ext")
+    given = CaptureConfig.build(table="tbl", lake="/lake", assume_role=other, external_id="ext")
     assert (given.assume_role, given.external_id) == (other, "ext")
 
 
 def test_a_malformed_role_is_refused_before_any_call(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DDBLAKE_ASSUME_ROLE", "read-role")
     with pytest.raises(ConfigError, match=r"--assume-role 'read-role' is not an IAM role ARN"):
-        CaptureConfig.build(table="t", lake="/lake")
+        CaptureConfig.build(table="tbl", lake="/lake")

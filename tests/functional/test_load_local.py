@@ -221,5 +221,5 @@ def test_load_cli_errors_are_one_line(table_name: str, tmp_path: Path, dynamodb_
     assert missing.returncode == 1
     (line,) = [ln for ln in missing.stderr.splitlines() if ln.startswith("ddblake: error")]
     assert f"table {table_name!r} not found" in line and dynamodb_local_endpoint in line
-    bad = run("--table", "t", "--lake", str(tmp_path), "--from-export", "/x", "--export-to", "s3://b/p")
+    bad = run("--table", "tbl", "--lake", str(tmp_path), "--from-export", "/x", "--export-to", "s3://b/p")
     assert bad.returncode == 2

@@ -74,7 +74,7 @@ def test_in_memory_with_a_data_dir_is_a_usage_error(
 def test_load_numbers_name_the_option_and_the_rule(
     option: str, value: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, err = _run(capsys, "load", "--table", "t", "--lake", "/nowhere", option, value)
+    code, err = _run(capsys, "load", "--table", "tbl", "--lake", "/nowhere", option, value)
     assert code == 2
     line = _one_line(err)
     assert option in line and value in line
@@ -129,13 +129,13 @@ def test_lake_that_is_a_file_is_one_line(tmp_path: Path, capsys: pytest.CaptureF
         code, err = _run(capsys, "status", "--lake", str(lake))
         assert code == 2
         assert str(lake) in _one_line(err)
-        code, err = _run(capsys, "apply", "--table", "t", "--once", "--lake", str(lake))
+        code, err = _run(capsys, "apply", "--table", "tbl", "--once", "--lake", str(lake))
         assert code == 2
         assert f"{afile} is a file, not a directory" in _one_line(err)  # names the file in the way
 
 
 def test_other_os_errors_are_one_line_naming_the_file(capsys: pytest.CaptureFixture[str]) -> None:
-    code, err = _run(capsys, "apply", "--table", "t", "--lake", "/proc/nope", "--once")
+    code, err = _run(capsys, "apply", "--table", "tbl", "--lake", "/proc/nope", "--once")
     assert code == 1
     line = _one_line(err)
     assert "/proc/nope" in line
@@ -173,7 +173,7 @@ def sync_configs(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
 
 
 def _sync(capsys: pytest.CaptureFixture[str], tmp_path: Path, *extra: str) -> tuple[int, str]:
-    return _run(capsys, "sync", "--table", "t", "--lake", str(tmp_path / "lake"), "--no-load", *extra)
+    return _run(capsys, "sync", "--table", "tbl", "--lake", str(tmp_path / "lake"), "--no-load", *extra)
 
 
 def test_sync_poll_and_buffer_precedence(
@@ -216,7 +216,7 @@ def test_sync_first_load_takes_the_load_source_and_scan_options(
 ) -> None:
     lake = str(tmp_path / "lake")
     folder = str(tmp_path / "export")
-    argv = ("sync", "--table", "t", "--lake", lake, "--once")
+    argv = ("sync", "--table", "tbl", "--lake", lake, "--once")
     assert _run(capsys, *argv, "--from-export", folder)[0] == 0
     load = sync_configs.pop().load
     assert (load.kind, load.from_export) == ("export", folder)
@@ -227,7 +227,7 @@ def test_sync_first_load_takes_the_load_source_and_scan_options(
     load = sync_configs.pop().load
     assert (load.kind, load.segments, load.read_percent) == ("scan", 4, 20.0)
     code, err = _run(capsys, *argv, "--export-to", "s3://b/p", "--segments", "4")
-    assert code == 2 and "--segments set the Scan of table 't'" in _one_line(err) and not sync_configs
+    assert code == 2 and "--segments set the Scan of table 'tbl'" in _one_line(err) and not sync_configs
 
     code, err = _run(capsys, *argv, "--from-export", folder, "--export-to", "s3://b/p")
     assert code == 2 and "not allowed with" in err and not sync_configs
@@ -252,10 +252,10 @@ def test_a_rebootstrap_refuses_an_export_named_as_its_load(tmp_path: Path) -> No
     from ddblake.rebootstrap import marker_path, rebootstrap
 
     lake = str(tmp_path / "lake")
-    load = LoadConfig.build(table="t", lake=lake, from_export=str(tmp_path / "export"))
-    with pytest.raises(TerminalError, match=r"'t' reloads it with a Scan.*DDBLAKE_FROM_EXPORT"):
-        rebootstrap("t", LakeConfig.build(lake=lake), load_config=load)
-    assert not (tmp_path / "lake" / marker_path("t")).exists()  # refused before it began
+    load = LoadConfig.build(table="tbl", lake=lake, from_export=str(tmp_path / "export"))
+    with pytest.raises(TerminalError, match=r"'tbl' reloads it with a Scan.*DDBLAKE_FROM_EXPORT"):
+        rebootstrap("tbl", LakeConfig.build(lake=lake), load_config=load)
+    assert not (tmp_path / "lake" / marker_path("tbl")).exists()  # refused before it began
 
 
 def test_sync_poll_seconds_zero_is_refused_not_replaced(
@@ -263,7 +263,7 @@ def test_sync_poll_seconds_zero_is_refused_not_replaced(
 ) -> None:
     code, err = _sync(capsys, tmp_path, "--poll-seconds", "0")
     assert code == 2 and not sync_configs
-    assert "poll_seconds" in _one_line(err)
+    assert "--poll-seconds" in _one_line(err) and "DDBLAKE_POLL_SECONDS" in _one_line(err)
 
 
 def test_sync_bad_environment_value_is_a_usage_error(
@@ -310,7 +310,7 @@ def test_apply_takes_once_from_the_environment(
         return _Result()
 
     monkeypatch.setattr(ddblake.lake.service, "run_apply", fake)
-    argv = ("apply", "--table", "t", "--lake", str(tmp_path / "lake"))
+    argv = ("apply", "--table", "tbl", "--lake", str(tmp_path / "lake"))
     assert _run(capsys, *argv)[0] == 0
     assert seen.pop().once is False  # default: keep polling
     monkeypatch.setenv("DDBLAKE_ONCE", "1")
@@ -390,7 +390,7 @@ def test_reading_commands_refuse_a_lake_that_is_not_there(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     typo = tmp_path / "typo-lake"
-    for argv in (("status",), ("dump", "--table", "t"), ("query", "select 1")):
+    for argv in (("status",), ("dump", "--table", "tbl"), ("query", "select 1")):
         code, err = _run(capsys, argv[0], "--lake", str(typo), *argv[1:])
         assert code == 2 and f"no lake at {typo}" in _one_line(err)
     assert not typo.exists()  # nothing created
@@ -419,7 +419,7 @@ def test_a_query_on_a_missing_table_says_how_tables_are_named(
 def test_an_unknown_argument_points_at_the_commands_help_and_v_goes_anywhere(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, err = _run(capsys, "load", "--table", "t", "--lake", str(tmp_path / "l"), "--once")
+    code, err = _run(capsys, "load", "--table", "tbl", "--lake", str(tmp_path / "l"), "--once")
     assert code == 2 and _one_line(err) == (
         "ddblake: error: unrecognized arguments: --once (see 'ddblake load --help')"
     )

@@ -406,7 +406,7 @@ def test_a_source_argument_ignores_both_source_variables(
     monkeypatch: pytest.MonkeyPatch, env: str, argument: dict[str, str], kind: str
 ) -> None:
     monkeypatch.setenv(env, "s3://old/AWSDynamoDB/01" if env == "DDBLAKE_FROM_EXPORT" else "s3://old")
-    config = LoadConfig.build(table="t", lake="/tmp/l", **argument)
+    config = LoadConfig.build(table="tbl", lake="/tmp/l", **argument)
     assert config.kind == kind
     assert (config.from_export, config.export_to) == (argument.get("from_export"), argument.get("export_to"))
 
@@ -415,12 +415,12 @@ def test_source_variables_apply_without_arguments_and_still_exclude_each_other(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("DDBLAKE_FROM_EXPORT", "/exports/AWSDynamoDB/01")
-    assert LoadConfig.build(table="t", lake="/tmp/l").from_export == "/exports/AWSDynamoDB/01"
+    assert LoadConfig.build(table="tbl", lake="/tmp/l").from_export == "/exports/AWSDynamoDB/01"
     monkeypatch.setenv("DDBLAKE_EXPORT_TO", "s3://b/p")
     with pytest.raises(ConfigError, match="exclude each other"):
-        LoadConfig.build(table="t", lake="/tmp/l")
+        LoadConfig.build(table="tbl", lake="/tmp/l")
     with pytest.raises(ConfigError, match="exclude each other"):
-        LoadConfig.build(table="t", lake="/tmp/l", from_export="/x", export_to="s3://b/p")
+        LoadConfig.build(table="tbl", lake="/tmp/l", from_export="/x", export_to="s3://b/p")
 
 
 def _expect_throttled(stub: Stubber, arn: str, times: int) -> None:

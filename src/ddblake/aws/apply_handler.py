@@ -49,9 +49,14 @@ def alarm_lag(lag_seconds: float | None, pending_files: int) -> float | None:
 
 @metrics.log_metrics
 @logger.inject_lambda_context
-def handler(event: dict[str, Any] | None, context: LambdaContext) -> dict[str, Any]:
-    """Apply what is new for the table, then report counts and lag."""
-    table = (event or {}).get("table") or os.environ.get("DDBLAKE_TABLE")
+def handler(event: object, context: LambdaContext) -> dict[str, Any]:
+    """Apply what is new for the table, then report counts and lag.
+
+    ``event``: the table is its ``table`` when it is an object (a dict) naming one; any other event
+    (the scheduler's, a test invocation's ``"x"`` or ``[]``) leaves it to ``DDBLAKE_TABLE``.
+    """
+    named = event.get("table") if isinstance(event, dict) else None
+    table = named or os.environ.get("DDBLAKE_TABLE")
     if not table:
         raise ConfigError('no table: set DDBLAKE_TABLE on the function or send {"table": ...}')
     try:

@@ -7,6 +7,7 @@ value is a :class:`ConfigError` that names the setting and every place that was 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Final
 
@@ -21,6 +22,13 @@ from ddblake.settings import value as _value
 DEFAULT_POLL_SECONDS: Final = 0.5
 DEFAULT_REFRESH_SECONDS: Final = 10.0
 MAX_RECORDS_PER_CALL: Final = 1000
+# Where each checked setting comes from, for its error (as ddblake.lake.options names its own):
+# capture has no --poll-seconds, sync's sets both its capture's poll and its apply's.
+_WHERE: Final = {
+    "buffer_bytes": "--buffer-bytes (or DDBLAKE_BUFFER_BYTES)",
+    "buffer_seconds": "--buffer-seconds (or DDBLAKE_BUFFER_SECONDS)",
+    "poll_seconds": "DDBLAKE_POLL_SECONDS (or sync's --poll-seconds)",
+}
 
 
 @dataclass(frozen=True)
@@ -65,8 +73,11 @@ class CaptureConfig:
             ("poll_seconds", self.poll_seconds),
             ("refresh_seconds", self.refresh_seconds),
         ):
+            where = _WHERE.get(name, name)
+            if not math.isfinite(value):  # nan passes `<= 0` (a busy loop), inf breaks sleep()
+                raise ConfigError(f"{where} must be a finite positive number, got {value}")
             if value <= 0:
-                raise ConfigError(f"{name} must be positive, got {value}")
+                raise ConfigError(f"{where} must be positive, got {value}")
         if not 1 <= self.max_records <= MAX_RECORDS_PER_CALL:
             raise ConfigError(f"max_records must be 1..{MAX_RECORDS_PER_CALL}, got {self.max_records}")
         check_role_arn(self.assume_role)

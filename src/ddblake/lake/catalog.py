@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -68,7 +69,7 @@ class LakeConfig:
         return cls(
             lake=lake,
             catalog="glue" if kind == "glue" else "sql",
-            namespace=namespace or os.environ.get("DDBLAKE_NAMESPACE") or DEFAULT_NAMESPACE,
+            namespace=_namespace(namespace),
             catalog_uri=uri,
             s3_endpoint_url=s3_endpoint_from_env(),
         )
@@ -76,6 +77,32 @@ class LakeConfig:
     def storage(self) -> Storage:
         """The lake's storage root."""
         return Storage.from_uri(self.lake, s3_endpoint_url=self.s3_endpoint_url)
+
+
+NAMESPACE_PATTERN = re.compile(r"[a-z0-9_]{1,255}")
+"""What a namespace may be: a Glue database name that Glue keeps as it is (Glue lower-cases
+database names, so ``MyNs`` would come back from it as ``myns``; Athena wants them lower-case
+too), which the SQL catalog takes as well (a ``.`` would split it into a nested namespace). The
+CDK app's ``namespace`` setting has the same rule (infra/ddblake_infra/config_sections.py)."""
+
+
+def _namespace(given: str | None) -> str:
+    """``--namespace``, then ``DDBLAKE_NAMESPACE``, then ``ddb``.
+
+    Raises:
+        ConfigError: not lower-case letters, digits and ``_`` (1 to 255); names where it came from.
+    """
+    env = os.environ.get("DDBLAKE_NAMESPACE")
+    namespace = given or env or DEFAULT_NAMESPACE
+    if not NAMESPACE_PATTERN.fullmatch(namespace):
+        where = "--namespace" if given else "DDBLAKE_NAMESPACE"
+        hint = f" (e.g. {namespace.lower()!r})" if NAMESPACE_PATTERN.fullmatch(namespace.lower()) else ""
+        raise ConfigError(
+            f"namespace {namespace!r} (from {where}) must be 1 to 255 lower-case letters, digits and "
+            f"'_', as a Glue database name and the SQL catalog both take it{hint}; the default is "
+            f"{DEFAULT_NAMESPACE!r}"
+        )
+    return namespace
 
 
 def _s3_properties(config: LakeConfig) -> dict[str, Any]:

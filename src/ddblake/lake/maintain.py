@@ -51,7 +51,11 @@ from ddblake.lake.cleanup import (
 from ddblake.lake.commits import CachedTransaction, missing_properties
 from ddblake.lake.compact import SMALL_FILE_BYTES, Compaction, compact_small_files
 from ddblake.lake.files import open_file_bytes
-from ddblake.lake.query import EXPIRED_PROPERTY  # newest expired commit time: --as-of stops there
+from ddblake.lake.query import (  # newest expired commit time: --as-of stops there; first commit
+    EXPIRED_PROPERTY,
+    FIRST_COMMIT_PROPERTY,
+    first_commit_ms,
+)
 from ddblake.lake.storage import Storage
 from ddblake.redact import first_line
 
@@ -156,12 +160,18 @@ def expire_snapshots(
     if len(gone) < max(1, batch) or current is None:
         return []
     through = max(int(table.properties.get(EXPIRED_PROPERTY, "0")), *(s.timestamp_ms for s in gone))
+    props = {EXPIRED_PROPERTY: str(through), **missing_properties(table, METADATA_PROPERTIES)}
+    # The first snapshot's time, while the table still has it: --as-of before it is an empty table,
+    # not an expired one. Kept by every later expiry (set once, never changed).
+    first = None if FIRST_COMMIT_PROPERTY in table.properties else first_commit_ms(table)
+    if first is not None:
+        props[FIRST_COMMIT_PROPERTY] = str(first)
     with CachedTransaction(table) as tx:
         tx._apply(
             (), (AssertRefSnapshotId.model_validate({"ref": "main", "snapshot-id": current.snapshot_id}),)
         )
         ExpireSnapshots(tx).by_ids([s.snapshot_id for s in gone]).commit()
-        tx.set_properties({EXPIRED_PROPERTY: str(through), **missing_properties(table, METADATA_PROPERTIES)})
+        tx.set_properties(props)
     # The commit refreshed ``table``: its snapshots are the kept ones. Files a later commit adds are
     # new or carried over from the current snapshot, which is kept, so none of them is deleted here.
     done = delete_unreachable(table.io, gone, table.snapshots())

@@ -100,6 +100,8 @@ class ApplyConfig:
             ("DDBLAKE_APPLY_MAX_EVENTS", me),
             ("DDBLAKE_APPLY_MAX_BYTES", mb),
         ):
+            if not math.isfinite(number):  # nan passes `<= 0` (a busy loop), inf breaks sleep()
+                raise ConfigError(f"{where} must be a finite positive number, got {number:g}")
             if number <= 0:
                 raise ConfigError(f"{where} must be positive, got {number:g}")
         return cls(

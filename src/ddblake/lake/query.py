@@ -26,11 +26,16 @@ from pyiceberg.table import Table
 
 from ddblake.errors import ConfigError, NotFoundError, TerminalError, UsageError
 from ddblake.lake.catalog import table_names
+from ddblake.lake.options import SOURCE_PROPERTY
 from ddblake.lake.reading import register, row_source, unique_names
 
 Format = Literal["table", "json", "csv"]
 # Set by snapshot expiry (ddblake.lake.maintain): commit time (ms) of the newest snapshot expired.
 EXPIRED_PROPERTY = "ddblake.expired-through-ms"
+# Set by the first snapshot expiry (ddblake.lake.maintain) when the table still holds its first
+# snapshot then: that snapshot's commit time (ms), so that --as-of before it reads an empty table
+# rather than an expired one.
+FIRST_COMMIT_PROPERTY = "ddblake.first-commit-ms"
 
 
 def parse_time(text: str) -> dt.datetime:
@@ -63,8 +68,13 @@ def _snapshot_at(table: Table, when: dt.datetime) -> int | None:
         UsageError: ``when`` is older than the snapshots the table keeps (docs/lake.md, Maintenance):
             the snapshot current then was expired, so no answer would be right.
     """
-    snap = table.snapshot_as_of_timestamp(int(when.timestamp() * 1000))
+    at_ms = int(when.timestamp() * 1000)
+    snap = table.snapshot_as_of_timestamp(at_ms)
     expired_through = int(table.properties.get(EXPIRED_PROPERTY, "0") or 0)
+    if snap is None and expired_through:
+        first = table.properties.get(FIRST_COMMIT_PROPERTY) or first_commit_ms(table)
+        if first is not None and at_ms < int(first):
+            return None  # before the table's first commit: it held nothing then
     if expired_through and (snap is None or snap.timestamp_ms <= expired_through):
         kept = min((s.timestamp_ms for s in table.snapshots()), default=None)
         oldest = "none" if kept is None else dt.datetime.fromtimestamp(kept / 1000, tz=dt.UTC).isoformat()
@@ -74,6 +84,15 @@ def _snapshot_at(table: Table, when: dt.datetime) -> int | None:
             "in docs/lake.md (DDBLAKE_KEEP_HOURS, DDBLAKE_KEEP_SNAPSHOTS)"
         )
     return None if snap is None else snap.snapshot_id
+
+
+def first_commit_ms(table: Table) -> int | None:
+    """Commit time of the table's first snapshot when the table still holds it: the snapshot of
+    sequence number 1 (Iceberg v2 numbers a table's commits from 1; pyiceberg's expiry clears the
+    parent of the oldest kept snapshot, so a missing parent proves nothing). None when that one is
+    gone, the table has no snapshot, or it is a v1 table (no sequence numbers): a table whose
+    first snapshot was expired before :data:`FIRST_COMMIT_PROPERTY` was recorded cannot tell."""
+    return next((s.timestamp_ms for s in table.snapshots() if s.sequence_number == 1), None)
 
 
 def snapshot_for(table: Table, as_of: dt.datetime | None = None) -> int | None:
@@ -304,9 +323,31 @@ def require_table(catalog: Catalog, namespace: str, name: str, table: str) -> Ta
     from pyiceberg.exceptions import NoSuchTableError
 
     try:
-        return catalog.load_table(f"{namespace}.{name}")
+        tbl = catalog.load_table(f"{namespace}.{name}")
     except NoSuchTableError as e:
         raise NotFoundError(
             f"the lake has no table {namespace}.{name} for DynamoDB table {table!r}; run "
             f"'ddblake apply --table {table} --lake ...' (or sync) first"
         ) from e
+    owner = other_owner(tbl, table)
+    if owner is not None:
+        raise NotFoundError(collision(f"{namespace}.{name}", owner, table))
+    return tbl
+
+
+def other_owner(tbl: Table, table: str) -> str | None:
+    """The DynamoDB table that wrote ``tbl`` when it is not ``table``: two DynamoDB names that
+    share one identifier (``ab-c`` and ``ab.c`` are both ``ab_c``), told apart by the table property
+    ``ddblake.source-table``. None when ``table`` owns it, or when the property is absent (a table
+    an older ddblake created counts as the table's own, as apply takes it)."""
+    source = tbl.properties.get(SOURCE_PROPERTY)
+    return source if source and source != table else None
+
+
+def collision(identifier: str, owner: str, table: str) -> str:
+    """What to say of lake table ``identifier`` that DynamoDB table ``owner`` holds, asked for ``table``."""
+    return (
+        f"lake table {identifier} holds DynamoDB table {owner!r}, not {table!r} (both names give the "
+        f"identifier {identifier.split('.', 1)[-1]}); apply {table!r} into another --namespace "
+        "(or DDBLAKE_NAMESPACE) and read it from there"
+    )

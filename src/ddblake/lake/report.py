@@ -15,8 +15,8 @@ from pyiceberg.table import Table
 
 from ddblake.lake.applied import PROPERTY, checked_log
 from ddblake.lake.catalog import table_names
-from ddblake.lake.options import NEWEST_EVENT_PROPERTY, QUARANTINE_PROPERTY
-from ddblake.lake.query import require_table
+from ddblake.lake.options import LAKE_PROPERTY, NEWEST_EVENT_PROPERTY, QUARANTINE_PROPERTY, SOURCE_PROPERTY
+from ddblake.lake.query import collision, other_owner, require_table
 from ddblake.lake.rawlog import RAW_PREFIX, list_raw_files
 from ddblake.lake.reading import register, row_source
 from ddblake.lake.storage import Storage
@@ -62,6 +62,9 @@ class TableStatus:
     newest_event: str | None
     lag_seconds: float | None
     quarantined: int
+    # Why the table shows no lake tables though the identifiers exist: they hold another DynamoDB
+    # table whose name gives the same identifier (ab-c and ab.c), or another lake's table.
+    note: str | None = None
 
 
 def _iso_ms(ms: int | None) -> str | None:
@@ -85,11 +88,22 @@ def table_status(
     """
     from pyiceberg.exceptions import NoSuchTableError
 
+    notes: list[str] = []
+
     def load(name: str) -> Table | None:
+        """The lake table, when it is this DynamoDB table's (as apply's ``Applier._owned`` decides)."""
         try:
-            return catalog.load_table(f"{namespace}.{name}")
+            tbl = catalog.load_table(f"{namespace}.{name}")
         except NoSuchTableError:
             return None
+        owner, lake = other_owner(tbl, table), tbl.properties.get(LAKE_PROPERTY)
+        if owner is not None:  # ab-c's tables, asked for ab.c: shown as none, and why
+            notes.append(collision(f"{namespace}.{name}", owner, table))
+            return None
+        if lake and not storage.names(lake):  # another lake's, in a shared Glue database
+            notes.append(f"lake table {namespace}.{name} belongs to lake {lake}, not to this one")
+            return None
+        return tbl
 
     cur, hist = load(table_identifier(table)), load(changes_identifier(table))
     snaps = [t.current_snapshot() for t in (cur, hist) if t is not None]
@@ -118,6 +132,7 @@ def table_status(
         newest_event=_iso_ms(newest // 1000) if newest is not None else None,
         lag_seconds=round(time.time() - newest / 1e6, 3) if newest is not None else None,
         quarantined=int(props.get(QUARANTINE_PROPERTY, "0")),
+        note=notes[0] if notes else None,
     )
 
 
@@ -130,8 +145,8 @@ def lake_status(catalog: Catalog, namespace: str, storage: Storage) -> list[Tabl
     sources.update(storage.list_dirs("state/capture"), storage.list_dirs("state/load"))
     for ident in table_names(catalog, namespace):
         tbl = catalog.load_table(ident)
-        source = tbl.properties.get("ddblake.source-table")
-        lake = tbl.properties.get("ddblake.lake")
+        source = tbl.properties.get(SOURCE_PROPERTY)
+        lake = tbl.properties.get(LAKE_PROPERTY)
         if source and not (lake and not storage.names(lake)):  # not another lake's (a shared Glue database)
             sources.add(source)
     return [table_status(catalog, namespace, storage, s) for s in sorted(sources)]
@@ -150,5 +165,5 @@ def status_text(statuses: list[TableStatus]) -> str:
     for s in statuses:
         d: dict[str, Any] = asdict(s)
         out.append(f"{s.table}:")
-        out.extend(f"  {k:<20} {v}" for k, v in d.items() if k != "table")
+        out.extend(f"  {k:<20} {v}" for k, v in d.items() if k != "table" and (k != "note" or v))
     return "\n".join(out) + "\n"
