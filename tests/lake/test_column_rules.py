@@ -15,12 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lake_helpers import Lake, event
+from lake_helpers import TABLE, Lake, event
 
 from ddblake.changes.model import ChangeEvent
 from ddblake.lake import columns
 from ddblake.lake.current import UNTYPED_PROPERTY
 from ddblake.lake.query import run_sql
+from ddblake.lake.report import dump_items
 
 Batches = Sequence[Sequence[ChangeEvent]]
 MakeLake = Callable[[], Lake]
@@ -61,6 +62,10 @@ def _columns(lake: Lake) -> dict[str, Any]:
     return {f.name: f for f in lake.catalog().load_table("ddb.orders_table").schema().fields}
 
 
+def _dump_lines(lake: Lake) -> list[str]:
+    return list(dump_items(lake.catalog(), "ddb", TABLE))
+
+
 def _same_whatever_the_batching(new_lake: MakeLake, *splits: Batches) -> Lake:
     """Apply every split of the same events to its own lake; all must agree with the first."""
     lakes = [_applied(new_lake(), split) for split in splits]
@@ -96,12 +101,16 @@ def _same_whatever_the_batching(new_lake: MakeLake, *splits: Batches) -> Lake:
         "a%2Eb.c",
         "attr_ddb_.x",
         "ü.ß",
+        "_DDB_ITEM",
+        "_Ddb_Key",
+        "ATTR_ddb_x",
+        "attrATTR_DDB_x",
     ],
 )
 def test_column_names_are_reversible_and_never_metadata_or_dotted(name: str) -> None:
     col = columns.column_name(name)
     assert columns.attribute_name(col) == name
-    assert not col.startswith("_ddb_") and "." not in col
+    assert not col.lower().startswith("_ddb_") and "." not in col  # DuckDB ignores case
     assert columns.key_name(columns.field_name(name)) == name and "." not in columns.field_name(name)
 
 
@@ -121,6 +130,21 @@ def test_an_attribute_named_like_an_escaped_one_gets_its_own_column(new_lake: Ma
     assert rows["b"]["attrattr_ddb_x"] == "two"
     assert rows["c"]["attrattrattr_ddb_x"] == 4 and rows["c"]["attr_ddb_key"] == "five"
     assert rows["c"]["_ddb_key"] == '{"pk":{"S":"c"}}'
+
+
+def test_an_attribute_named_like_a_metadata_column_in_another_case_dumps_and_sorts_right(
+    new_lake: MakeLake,
+) -> None:
+    """DuckDB matches names without regard to case: a column ``_DDB_ITEM`` beside ``_ddb_item``
+    made ``dump`` read the attribute as the item, and ``_Ddb_Key`` made it sort by the attribute."""
+    a = _insert("a", 1, {"_DDB_ITEM": {"S": "x"}, "_Ddb_Key": {"S": "z"}})
+    b = _insert("b", 2, {"n": {"N": "1"}, "_Ddb_Key": {"S": "a"}})
+    c = _insert("c", 3, {"n": {"N": "2"}})
+    lake = _same_whatever_the_batching(new_lake, [[a, b, c]], [[a], [b, c]])
+    assert [json.loads(line)["Item"]["pk"]["S"] for line in _dump_lines(lake)] == ["a", "b", "c"]
+    assert json.loads(_dump_lines(lake)[0])["Item"] == a.new_image
+    rows = {r["pk"]: r for r in _rows(lake)}
+    assert rows["a"]["attr_DDB_ITEM"] == "x" and rows["b"]["attr_Ddb_Key"] == "a"
 
 
 # -- B. names holding dots --------------------------------------------------------------------------

@@ -41,8 +41,11 @@ from ddblake.codec.schema import (
     same_column,
 )
 
-_PREFIXED = re.compile(r"^(attr)*_ddb_")  # names that take one more "attr" as columns
-_STRIP = re.compile(r"^(attr)+_ddb_")  # columns that lose one "attr" as names
+# Names that take one more "attr" as columns, and columns that lose one "attr" as names. "_ddb_"
+# (and any "attr" before it) in any case: DuckDB matches column names without regard to case, so
+# an attribute "_DDB_ITEM" must not sit beside the metadata column "_ddb_item" either.
+_PREFIXED = re.compile(r"^(?i:attr)*(?i:_ddb_)")
+_STRIP = re.compile(r"^attr(?i:attr)*(?i:_ddb_)")
 _ESCAPES = re.compile(r"%(25|2E)")
 UNTYPED_KEY = b"ddblake.untyped"
 """Schema metadata of typed rows (:func:`with_untyped`): the columns left out with values, as
@@ -78,7 +81,8 @@ def key_name(field: str) -> str:
 
 def column_name(attr: str) -> str:
     """The column of a top-level attribute: :func:`field_name`, ``attr``-prefixed where it matches
-    ``^(attr)*_ddb_`` so that no attribute shadows a metadata column or another attribute's column.
+    ``^(attr)*_ddb_`` in any case, so that no attribute shadows a metadata column (for DuckDB,
+    ``_DDB_ITEM`` is ``_ddb_item``) or another attribute's column.
     """
     col = field_name(attr)
     return f"attr{col}" if _PREFIXED.match(col) else col
