@@ -113,7 +113,11 @@ def export_taken_at(
     if incremental:
         summary.update(exportType="INCREMENTAL_EXPORT", exportFromTime="2026-11-27T08:00:00Z")
     else:
-        summary["exportTime"] = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime((taken_us or 0) / 1e6))
+        # To the millisecond, as AWS writes it (and as the stream's label is): an export of the
+        # stream's own second is refused when it is earlier than the label, however little.
+        millis = (taken_us or 0) // 1000
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(millis // 1000))
+        summary["exportTime"] = f"{stamp}.{millis % 1000:03d}Z"
     (folder / "manifest-summary.json").write_text(json.dumps(summary))
     return str(folder)
 
