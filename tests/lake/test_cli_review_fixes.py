@@ -3,7 +3,9 @@ and out-of-range settings, namespaces, ``--as-of`` before a table's first commit
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,7 +13,7 @@ from lake_helpers import BASE_US, Lake
 
 from ddblake.changes.model import ChangeEvent
 from ddblake.cli.main import main
-from ddblake.errors import TerminalError
+from ddblake.errors import TerminalError, UsageError
 from ddblake.lake.apply import Applier, ApplyConfig
 from ddblake.lake.rawlog import RawLogWriter
 from ddblake.lake.report import dump_items, lake_status
@@ -196,7 +198,12 @@ def test_as_of_before_the_first_commit_is_empty_after_expiry_and_expired_times_s
     for name in ("ddb.orders_table", "ddb.orders_table_changes"):
         firsts[name] = min(s.timestamp_ms for s in catalog.load_table(name).snapshots())
     config = ApplyConfig.build(
-        table="orders-table", lake=lake.config, once=True, keep_snapshots=2, keep_min_snapshots=0
+        table="orders-table",
+        lake=lake.config,
+        once=True,
+        keep_snapshots=2,
+        keep_min_snapshots=0,
+        keep_replaced_minutes=0,
     )
     maintain.maintain(Applier(config, storage=lake.storage), batch=1)
     catalog = lake.catalog()
@@ -233,7 +240,12 @@ def test_as_of_on_a_table_expired_before_the_first_commit_was_recorded_stays_ref
         _land(lake, "orders-table", f"k{i}")
         _apply(lake, "orders-table")
     config = ApplyConfig.build(
-        table="orders-table", lake=lake.config, once=True, keep_snapshots=2, keep_min_snapshots=0
+        table="orders-table",
+        lake=lake.config,
+        once=True,
+        keep_snapshots=2,
+        keep_min_snapshots=0,
+        keep_replaced_minutes=0,
     )
     maintain.maintain(Applier(config, storage=lake.storage), batch=1)
     with lake.catalog().load_table("ddb.orders_table").transaction() as tx:
@@ -270,3 +282,24 @@ def test_a_bad_table_name_from_the_environment_names_the_variable(
         ApplyConfig.build(table=None, lake=lake.config)
     for good in ("ab.c", "A_b-9", "abc", "x" * 255):
         assert ApplyConfig.build(table=good, lake=lake.config).table == good
+
+
+def test_as_of_is_refused_after_snapshots_were_expired_by_another_engine(tmp_path: Path) -> None:
+    """pyiceberg's (or Spark's) own expiry records nothing of ddblake's: a time whose snapshot is
+    gone must be refused, not read as the empty table before the first commit."""
+    from lake_helpers import event
+
+    from ddblake.lake.query import _snapshot_at
+
+    lake = Lake(tmp_path / "lake")
+    for i in range(3):
+        lake.write([event("INSERT", f"k{i}", i, image={"v": {"S": "x"}})])
+        lake.apply()
+    table = lake.catalog().load_table("ddb.orders_table")
+    snaps = sorted(table.snapshots(), key=lambda s: s.timestamp_ms)
+    between = dt.datetime.fromtimestamp((snaps[1].timestamp_ms + 0.5) / 1000, tz=dt.UTC)
+    assert _snapshot_at(table, between) == snaps[1].snapshot_id
+    table.maintenance.expire_snapshots().by_ids([s.snapshot_id for s in snaps[:-1]]).commit()
+    table = lake.catalog().load_table("ddb.orders_table")
+    with pytest.raises(UsageError, match="older than what table ddb.orders_table keeps"):
+        _snapshot_at(table, between)

@@ -36,6 +36,7 @@ def _s(v: str) -> dict[str, Any]:
 
 
 def _applier(lake: Lake, **knobs: Any) -> Applier:
+    knobs.setdefault("keep_replaced_minutes", 0)  # these tests commit in a burst: expire at once
     config = ApplyConfig.build(table=TABLE, lake=lake.config, once=True, **knobs)
     return Applier(config, storage=lake.storage)
 
@@ -96,18 +97,20 @@ def test_expiry_keeps_the_newest_the_young_and_every_referenced_snapshot(lake: L
         return [i for i in order if i not in {s.snapshot_id for s in gone}]
 
     # All young: the count cap decides; all old: only the minimum stays.
-    young = maintain.Policy(keep_ms=3_600_000, keep_snapshots=6, keep_min=2)
+    young = maintain.Policy(keep_replaced_ms=0, keep_ms=3_600_000, keep_snapshots=6, keep_min=2)
     assert kept(maintain.expirable(table, young, now)) == order[:6]
-    old = maintain.Policy(keep_ms=1, keep_snapshots=6, keep_min=2)
+    old = maintain.Policy(keep_replaced_ms=0, keep_ms=1, keep_snapshots=6, keep_min=2)
     assert kept(maintain.expirable(table, old, now + 10_000)) == order[:2]
     # Under the cap the age decides: the four youngest stay (commits are milliseconds apart).
-    mixed = maintain.Policy(keep_ms=now + 2 - stamps[order[3]], keep_snapshots=6, keep_min=1)
+    mixed = maintain.Policy(
+        keep_replaced_ms=0, keep_ms=now + 2 - stamps[order[3]], keep_snapshots=6, keep_min=1
+    )
     assert kept(maintain.expirable(table, mixed, now + 1)) == order[:4]
 
     # A tag and a branch protect their snapshots; the current one is never expired.
     table.manage_snapshots().create_tag(order[7], "audit").create_branch(order[8], "side").commit()
     table = lake.catalog().load_table("ddb.plain")
-    nothing_else = maintain.Policy(keep_ms=1, keep_snapshots=0, keep_min=0)
+    nothing_else = maintain.Policy(keep_replaced_ms=0, keep_ms=1, keep_snapshots=0, keep_min=0)
     gone = maintain.expire_snapshots(table, nothing_else, now_ms=now + 10_000, batch=1)
     assert {s.snapshot_id for s in gone} == set(order) - {order[0], order[7], order[8]}
     table = lake.catalog().load_table("ddb.plain")
@@ -121,11 +124,16 @@ def test_expiry_keeps_the_newest_the_young_and_every_referenced_snapshot(lake: L
 def test_expiry_waits_for_a_batch_and_both_limits_off_keep_everything(lake: Lake) -> None:
     table = _plain_table(lake, 6)
     now = max(s.timestamp_ms for s in table.snapshots()) + 10_000
-    policy = maintain.Policy(keep_ms=1, keep_snapshots=3, keep_min=1)
+    policy = maintain.Policy(keep_replaced_ms=0, keep_ms=1, keep_snapshots=3, keep_min=1)
     assert len(maintain.expirable(table, policy, now)) == 5
     assert maintain.expire_snapshots(table, policy, now_ms=now, batch=6) == []
     assert len(lake.catalog().load_table("ddb.plain").snapshots()) == 6
-    assert maintain.expirable(table, maintain.Policy(keep_ms=0, keep_snapshots=0, keep_min=0), now) == []
+    assert (
+        maintain.expirable(
+            table, maintain.Policy(keep_replaced_ms=0, keep_ms=0, keep_snapshots=0, keep_min=0), now
+        )
+        == []
+    )
 
 
 def test_compaction_rewrites_small_files_into_one_per_day_with_the_same_rows(lake: Lake) -> None:
@@ -415,7 +423,13 @@ def test_run_apply_maintains_at_the_end_of_once_and_survives_failures(
 ) -> None:
     monkeypatch.setattr(maintain, "EXPIRE_BATCH", 1)
     config = ApplyConfig.build(
-        table=TABLE, lake=lake.config, once=True, keep_snapshots=3, keep_min_snapshots=1, compact_files=4
+        table=TABLE,
+        lake=lake.config,
+        once=True,
+        keep_snapshots=3,
+        keep_min_snapshots=1,
+        compact_files=4,
+        keep_replaced_minutes=0,
     )
     for i in range(6):
         lake.write([event("INSERT", f"k{i}", i, image={"v": _s("x")})])
@@ -541,3 +555,26 @@ def test_the_sweep_of_one_namespace_leaves_another_namespaces_records_alone(lake
     assert apply_other().files == 1
     rows = run_sql(lake.catalog(), "ns2", "select pk, v from orders_table order by pk")[1]
     assert rows == [("k0", "0"), ("k1", "y"), ("k2", "2")]
+
+
+def test_a_snapshot_replaced_minutes_ago_keeps_its_files_for_readers_that_planned_them(lake: Lake) -> None:
+    """Expiry goes by count, and a busy sync makes 100 commits in under a minute: a reader (query,
+    an outside engine, a concurrent apply) that planned the files of the snapshot current when it
+    started must still find them, so a snapshot replaced less than the grace ago is kept."""
+    _cycles(lake, 6)
+    table = lake.catalog().load_table(HIST)
+    reader = [
+        task.file.file_path for task in table.scan(snapshot_id=table.snapshots()[1].snapshot_id).plan_files()
+    ]
+    now = int(time.time() * 1000)
+    burst = maintain.Policy(keep_ms=1, keep_snapshots=1, keep_min=1)  # the default grace: 5 minutes
+    assert maintain.expirable(table, burst, now) == []
+    assert (
+        maintain.maintain(
+            _applier(lake, keep_snapshots=1, keep_min_snapshots=0, keep_replaced_minutes=5), batch=1
+        ).failures
+        == []
+    )
+    assert all(Path(path.removeprefix("file://")).exists() for path in reader)
+    later = now + 6 * 60_000  # once the grace has passed, the count rules alone decide
+    assert len(maintain.expirable(table, burst, later)) == len(table.snapshots()) - 1

@@ -65,11 +65,15 @@ DEFAULT_KEEP_HOURS = 24
 DEFAULT_KEEP_SNAPSHOTS = 100  # ≈0.45 ms of CPU per kept snapshot per one-row cycle (docs/benchmarks.md)
 DEFAULT_KEEP_MIN_SNAPSHOTS = 10
 DEFAULT_COMPACT_FILES = 32
+# A snapshot replaced less than this long ago stays, with its files: a reader (query, Athena, Spark,
+# a concurrent apply) that planned its files while it was current must still find them.
+DEFAULT_KEEP_REPLACED_MINUTES = 5
 # Iceberg's own property names where it has one (Spark's expire_snapshots procedure reads them).
 AGE_PROPERTY = "history.expire.max-snapshot-age-ms"
 MIN_PROPERTY = "history.expire.min-snapshots-to-keep"
 MAX_PROPERTY = "ddblake.expire.max-snapshots"
 COMPACT_PROPERTY = "ddblake.compact.min-files"
+REPLACED_PROPERTY = "ddblake.expire.keep-replaced-ms"
 # Each metadata file copies every kept snapshot: keep the 20 newest files, delete older ones.
 METADATA_PROPERTIES = {
     "write.metadata.delete-after-commit.enabled": "true",
@@ -90,6 +94,7 @@ class Policy:
     keep_snapshots: int = DEFAULT_KEEP_SNAPSHOTS
     keep_min: int = DEFAULT_KEEP_MIN_SNAPSHOTS
     compact_files: int = DEFAULT_COMPACT_FILES
+    keep_replaced_ms: int = DEFAULT_KEEP_REPLACED_MINUTES * 60_000
 
     @classmethod
     def for_table(cls, table: Table, config: ApplyConfig) -> Policy:
@@ -112,6 +117,7 @@ class Policy:
             pick(config.keep_snapshots, MAX_PROPERTY, cls.keep_snapshots),
             pick(config.keep_min_snapshots, MIN_PROPERTY, cls.keep_min),
             pick(config.compact_files, COMPACT_PROPERTY, cls.compact_files),
+            pick(config.keep_replaced_minutes, REPLACED_PROPERTY, cls.keep_replaced_ms, 60_000),
         )
 
 
@@ -121,7 +127,11 @@ def expirable(table: Table, policy: Policy, now_ms: int) -> list[Snapshot]:
     Ranked newest first by commit time, a snapshot stays when it is among the ``keep_min`` newest,
     or when it is both younger than ``keep_ms`` and among the ``keep_snapshots`` newest. Both rules
     keep a run of the newest snapshots, so ``--as-of`` is exact from the oldest kept one onwards.
-    Snapshots a branch or a tag points at (the current one is main's) always stay.
+    Snapshots a branch or a tag points at (the current one is main's) always stay, and so does one
+    replaced (by the next newer) less than ``keep_replaced_ms`` ago: expiry deletes the files only
+    expired snapshots reach, and a reader that planned its files from it while it was current
+    (a query, an outside engine, a concurrent apply) must still find them. Expiry goes by count, and
+    a busy sync makes 100 commits in well under a minute.
     """
     if policy.keep_ms <= 0 and policy.keep_snapshots <= 0:
         return []
@@ -131,7 +141,9 @@ def expirable(table: Table, policy: Policy, now_ms: int) -> list[Snapshot]:
     for rank, snap in enumerate(newest_first):
         young = policy.keep_ms <= 0 or now_ms - snap.timestamp_ms < policy.keep_ms
         few = policy.keep_snapshots <= 0 or rank < policy.keep_snapshots
-        if not (rank < policy.keep_min or (young and few) or snap.snapshot_id in protected):
+        replaced_ms = newest_first[rank - 1].timestamp_ms if rank else now_ms
+        recent = now_ms - replaced_ms < policy.keep_replaced_ms
+        if not (rank < policy.keep_min or (young and few) or recent or snap.snapshot_id in protected):
             out.append(snap)
     return out[::-1]
 

@@ -50,6 +50,7 @@ class ApplyConfig:
     keep_snapshots: int | None = None
     keep_min_snapshots: int | None = None
     compact_files: int | None = None
+    keep_replaced_minutes: float | None = None
 
     @classmethod
     def build(
@@ -67,6 +68,7 @@ class ApplyConfig:
         keep_snapshots: int | None = None,
         keep_min_snapshots: int | None = None,
         compact_files: int | None = None,
+        keep_replaced_minutes: float | None = None,
     ) -> ApplyConfig:
         """Argument, then ``DDBLAKE_*`` environment, then default.
 
@@ -82,6 +84,9 @@ class ApplyConfig:
             "keep_snapshots": settings.optional("keep_snapshots", None, keep_snapshots, int),
             "keep_min_snapshots": settings.optional("keep_min_snapshots", None, keep_min_snapshots, int),
             "compact_files": settings.optional("compact_files", None, compact_files, int),
+            "keep_replaced_minutes": settings.optional(
+                "keep_replaced_minutes", None, keep_replaced_minutes, float
+            ),
         }
         for name, number in maintenance.items():
             if number is not None and not (math.isfinite(number) and number >= 0):

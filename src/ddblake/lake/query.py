@@ -71,11 +71,14 @@ def _snapshot_at(table: Table, when: dt.datetime) -> int | None:
     at_ms = int(when.timestamp() * 1000)
     snap = table.snapshot_as_of_timestamp(at_ms)
     expired_through = int(table.properties.get(EXPIRED_PROPERTY, "0") or 0)
-    if snap is None and expired_through:
-        first = table.properties.get(FIRST_COMMIT_PROPERTY) or first_commit_ms(table)
+    first = table.properties.get(FIRST_COMMIT_PROPERTY) or first_commit_ms(table)
+    if snap is None and (expired_through or table.snapshots()):
         if first is not None and at_ms < int(first):
             return None  # before the table's first commit: it held nothing then
-    if expired_through and (snap is None or snap.timestamp_ms <= expired_through):
+    # A table whose first snapshot is gone without ddblake's record (expired by pyiceberg, Spark)
+    # cannot tell "before its first commit" from "expired": refused, never read as empty.
+    foreign = snap is None and first is None and bool(table.snapshots())
+    if foreign or (expired_through and (snap is None or snap.timestamp_ms <= expired_through)):
         kept = min((s.timestamp_ms for s in table.snapshots()), default=None)
         oldest = "none" if kept is None else dt.datetime.fromtimestamp(kept / 1000, tz=dt.UTC).isoformat()
         raise UsageError(
