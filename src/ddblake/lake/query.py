@@ -72,9 +72,8 @@ def _snapshot_at(table: Table, when: dt.datetime) -> int | None:
     snap = table.snapshot_as_of_timestamp(at_ms)
     expired_through = int(table.properties.get(EXPIRED_PROPERTY, "0") or 0)
     first = table.properties.get(FIRST_COMMIT_PROPERTY) or first_commit_ms(table)
-    if snap is None and (expired_through or table.snapshots()):
-        if first is not None and at_ms < int(first):
-            return None  # before the table's first commit: it held nothing then
+    if snap is None and first is not None and at_ms < int(first):
+        return None  # before the table's first commit: it held nothing then
     # A table whose first snapshot is gone without ddblake's record (expired by pyiceberg, Spark)
     # cannot tell "before its first commit" from "expired": refused, never read as empty.
     foreign = snap is None and first is None and bool(table.snapshots())
