@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ import pytest
 from ddblake.changes.model import ChangeEvent
 from ddblake.lake.apply import Applier, ApplyConfig, ApplyResult
 from ddblake.lake.catalog import LakeConfig, open_catalog
+from ddblake.lake.query import run_sql
 from ddblake.lake.rawlog import RawLogWriter
 from ddblake.lake.report import dump_items
 from ddblake.lake.storage import Storage
@@ -102,3 +103,51 @@ def lake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Lake:
 @pytest.fixture
 def make_event() -> Callable[..., ChangeEvent]:
     return event
+
+
+Batches = Sequence[Sequence[ChangeEvent]]
+MakeLake = Callable[[], Lake]
+
+
+@pytest.fixture
+def new_lake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> MakeLake:
+    """Fresh lakes on demand (one per batching of the same changes), no DDBLAKE_* settings."""
+    for name in list(os.environ):
+        if name.startswith("DDBLAKE_"):
+            monkeypatch.delenv(name)
+    made: list[Lake] = []
+
+    def make() -> Lake:
+        made.append(Lake(tmp_path / f"lake{len(made)}"))
+        return made[-1]
+
+    return make
+
+
+def insert(pk: str, t: int, image: dict[str, Any]) -> ChangeEvent:
+    """An INSERT of ``pk`` at ``t`` with ``image``'s attributes."""
+    return event("INSERT", pk, t, image=image)
+
+
+def applied(lake: Lake, batches: Batches) -> Lake:
+    """``lake`` with each batch written as one raw file and applied."""
+    for batch in batches:
+        lake.write(batch)
+        lake.apply()
+    return lake
+
+
+def current_rows(lake: Lake) -> list[dict[str, Any]]:
+    """Every row of the current state as {column: value}: column order does not matter."""
+    cols, rows = run_sql(lake.catalog(), "ddb", "select * from orders_table order by _ddb_key")
+    return [dict(zip(cols, row, strict=True)) for row in rows]
+
+
+def same_whatever_the_batching(new_lake: MakeLake, *splits: Batches) -> Lake:
+    """Apply every split of the same events to its own lake; all must agree with the first."""
+    lakes = [applied(new_lake(), split) for split in splits]
+    expected_rows, expected_dump = current_rows(lakes[0]), lakes[0].dump()
+    for other in lakes[1:]:
+        assert current_rows(other) == expected_rows
+        assert other.dump() == expected_dump
+    return lakes[0]

@@ -9,53 +9,20 @@ as a type change, and attributes first seen with only untyped values (``[]``, ``
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import pytest
-from lake_helpers import TABLE, Lake, event
+from lake_helpers import TABLE, Lake, MakeLake
+from lake_helpers import applied as _applied
+from lake_helpers import current_rows as _rows
+from lake_helpers import insert as _insert
+from lake_helpers import new_lake as new_lake  # noqa: F401  (fixture)
+from lake_helpers import same_whatever_the_batching as _same_whatever_the_batching
 
 from ddblake.changes.model import ChangeEvent
 from ddblake.lake import columns
 from ddblake.lake.current import UNTYPED_PROPERTY
-from ddblake.lake.query import run_sql
 from ddblake.lake.report import dump_items
-
-Batches = Sequence[Sequence[ChangeEvent]]
-MakeLake = Callable[[], Lake]
-
-
-@pytest.fixture
-def new_lake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> MakeLake:
-    for name in list(os.environ):
-        if name.startswith("DDBLAKE_"):
-            monkeypatch.delenv(name)
-    made: list[Lake] = []
-
-    def make() -> Lake:
-        made.append(Lake(tmp_path / f"lake{len(made)}"))
-        return made[-1]
-
-    return make
-
-
-def _insert(pk: str, t: int, image: dict[str, Any]) -> ChangeEvent:
-    return event("INSERT", pk, t, image=image)
-
-
-def _applied(lake: Lake, batches: Batches) -> Lake:
-    for batch in batches:
-        lake.write(batch)
-        lake.apply()
-    return lake
-
-
-def _rows(lake: Lake) -> list[dict[str, Any]]:
-    """Every row of the current state as {column: value}: column order does not matter."""
-    cols, rows = run_sql(lake.catalog(), "ddb", "select * from orders_table order by _ddb_key")
-    return [dict(zip(cols, row, strict=True)) for row in rows]
 
 
 def _columns(lake: Lake) -> dict[str, Any]:
@@ -64,16 +31,6 @@ def _columns(lake: Lake) -> dict[str, Any]:
 
 def _dump_lines(lake: Lake) -> list[str]:
     return list(dump_items(lake.catalog(), "ddb", TABLE))
-
-
-def _same_whatever_the_batching(new_lake: MakeLake, *splits: Batches) -> Lake:
-    """Apply every split of the same events to its own lake; all must agree with the first."""
-    lakes = [_applied(new_lake(), split) for split in splits]
-    expected_rows, expected_dump = _rows(lakes[0]), lakes[0].dump()
-    for other in lakes[1:]:
-        assert _rows(other) == expected_rows
-        assert other.dump() == expected_dump
-    return lakes[0]
 
 
 # -- A. column names that could shadow a metadata column ----------------------------------------
