@@ -49,19 +49,24 @@ def value(name: str, flag: str | None, given: T | None, convert: Callable[[str],
 def required(name: str, flag: str, given: str | None) -> str:
     """A setting without a default (an empty one counts as missing).
 
-    The setting ``table`` (every command's ``--table``: capture, load, apply, sync, dump, and the
-    apply Lambda's) must also be a DynamoDB table name (:func:`table_name`).
-
     Raises:
-        ConfigError: missing; names the flag and the environment variable looked at. Or, for
-            ``table``, not a DynamoDB table name.
+        ConfigError: missing; names the flag and the environment variable looked at.
     """
     found = optional(name, flag, given or None, str)
     if not found:
         raise ConfigError(f"missing {name}: pass {flag} or set {env_name(name)} (looked at both)")
-    if name == "table":
-        table_name(found, flag if given else env_name(name))
     return found
+
+
+def required_table(given: str | None) -> str:
+    """``--table`` (or ``DDBLAKE_TABLE``), required, and a DynamoDB table name (:func:`table_name`):
+    every command's (capture, load, apply, sync, dump) and the apply Lambda's.
+
+    Raises:
+        ConfigError: missing, or not a DynamoDB table name; names where it came from.
+    """
+    found = required("table", "--table", given)
+    return table_name(found, "--table" if given else env_name("table"))
 
 
 def table_name(name: str, where: str = "--table") -> str:

@@ -17,6 +17,7 @@ from ddblake.lake.rawlog import DEFAULT_BUFFER_BYTES, DEFAULT_BUFFER_SECONDS
 from ddblake.settings import boolean as _bool
 from ddblake.settings import optional as _optional
 from ddblake.settings import required as _required
+from ddblake.settings import required_table
 from ddblake.settings import value as _value
 
 DEFAULT_POLL_SECONDS: Final = 0.5
@@ -105,7 +106,7 @@ class CaptureConfig:
             ConfigError: a required setting is missing or a value is malformed.
         """
         return cls(
-            table=_required("table", "--table", table),
+            table=required_table(table),
             lake=_required("lake", "--lake", lake),
             endpoint_url=_optional("endpoint_url", "--endpoint-url", endpoint_url or None, str),
             once=_value("once", "--once", once or None, _bool, False),

@@ -234,7 +234,7 @@ def _cmd_dump(args: argparse.Namespace) -> int:
     from ddblake.lake.catalog import open_catalog
     from ddblake.lake.report import dump_items
 
-    table = settings.required("table", "--table", args.table)
+    table = settings.required_table(args.table)
     config = _existing_lake(args)
     catalog = open_catalog(config, config.storage(), create=False)
     out = sys.stdout

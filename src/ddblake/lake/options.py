@@ -92,7 +92,7 @@ class ApplyConfig:
             if number is not None and not (math.isfinite(number) and number >= 0):
                 where = settings.env_name(name)
                 raise ConfigError(f"{where} must be zero (no limit) or a finite number above, got {number}")
-        table = settings.required("table", "--table", table)
+        table = settings.required_table(table)
         poll = settings.value("poll_seconds", "--poll-seconds", poll_seconds, float, cls.poll_seconds)
         nb = settings.value("buckets", "--buckets", buckets, int, cls.buckets)
         mf = settings.value("apply_max_files", None, max_files, int, cls.max_files)

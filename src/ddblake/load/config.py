@@ -17,6 +17,7 @@ from ddblake.lake.rawlog import DEFAULT_BUFFER_BYTES
 from ddblake.settings import boolean as _bool
 from ddblake.settings import optional as _optional
 from ddblake.settings import required as _required
+from ddblake.settings import required_table
 from ddblake.settings import value as _value
 
 DEFAULT_READ_PERCENT: Final = 50.0
@@ -235,7 +236,7 @@ class LoadConfig:
             ConfigError: a required setting is missing or a value is malformed.
         """
         return cls(
-            table=_required("table", "--table", table),
+            table=required_table(table),
             lake=_required("lake", "--lake", lake),
             endpoint_url=_optional("endpoint_url", "--endpoint-url", endpoint_url or None, str),
             segments=_optional("segments", "--segments", segments, _int_in(1, MAX_SEGMENTS)),
