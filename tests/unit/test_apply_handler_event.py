@@ -5,19 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from test_no_item_data_in_logs import _Context  # the same fake Lambda context
 
 from ddblake.aws import apply_handler
 from ddblake.errors import ConfigError
-
-
-class _Context:
-    function_name = "ddblake-apply"
-    memory_limit_in_mb = 1024
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:ddblake-apply"
-    aws_request_id = "req-1"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 900_000
 
 
 @pytest.fixture
