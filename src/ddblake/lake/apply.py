@@ -58,6 +58,7 @@ from ddblake.lake.options import (
     NO_CATALOG_RETRY,
     QUARANTINE_PROPERTY,
     SOURCE_PROPERTY,
+    other_owner,
 )
 from ddblake.lake.options import ApplyConfig as ApplyConfig  # the public names stay importable here
 from ddblake.lake.options import ApplyResult as ApplyResult
@@ -103,7 +104,7 @@ class Applier:
         """Refuse a catalog table that another lake or DynamoDB table wrote (a shared Glue database)."""
         lake = table.properties.get(LAKE_PROPERTY)
         source = table.properties.get(SOURCE_PROPERTY)
-        if (lake and not self.storage.names(lake)) or (source and source != self.config.table):
+        if (lake and not self.storage.names(lake)) or other_owner(table, self.config.table):
             raise TerminalError(
                 f"catalog table {'.'.join(table.name())} belongs to DynamoDB table {source!r} "
                 f"in lake {lake}, "

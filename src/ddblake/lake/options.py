@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ddblake import settings
 from ddblake.errors import ConfigError
 from ddblake.lake import current
 from ddblake.lake.catalog import LakeConfig
+
+if TYPE_CHECKING:
+    from pyiceberg.table import Table
 
 QUARANTINE_PROPERTY = "ddblake.quarantined-total"
 SOURCE_PROPERTY = "ddblake.source-table"
@@ -28,6 +31,15 @@ HISTORY_MANIFEST_MERGE = {"commit.manifest-merge.enabled": "true", "commit.manif
 # A lost commit race is retried by run_apply from the top (applied-file records re-read, events
 # deduplicated again); pyiceberg's own retry would re-commit the same append on top of the winner's.
 NO_CATALOG_RETRY = {"commit.retry.num-retries": "0"}
+
+
+def other_owner(tbl: Table, table: str) -> str | None:
+    """The DynamoDB table that wrote ``tbl`` when it is not ``table``: two DynamoDB names that
+    share one identifier (``ab-c`` and ``ab.c`` are both ``ab_c``), told apart by the table property
+    ``ddblake.source-table``. None when ``table`` owns it, or when the property is absent (a table
+    an older ddblake created counts as the table's own, as apply takes it)."""
+    source = tbl.properties.get(SOURCE_PROPERTY)
+    return source if source and source != table else None
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from pyiceberg.table import Table
 
 from ddblake.errors import ConfigError, NotFoundError, TerminalError, UsageError
 from ddblake.lake.catalog import table_names
-from ddblake.lake.options import SOURCE_PROPERTY
+from ddblake.lake.options import other_owner
 from ddblake.lake.reading import register, row_source, unique_names
 
 Format = Literal["table", "json", "csv"]
@@ -335,15 +335,6 @@ def require_table(catalog: Catalog, namespace: str, name: str, table: str) -> Ta
     if owner is not None:
         raise NotFoundError(collision(f"{namespace}.{name}", owner, table))
     return tbl
-
-
-def other_owner(tbl: Table, table: str) -> str | None:
-    """The DynamoDB table that wrote ``tbl`` when it is not ``table``: two DynamoDB names that
-    share one identifier (``ab-c`` and ``ab.c`` are both ``ab_c``), told apart by the table property
-    ``ddblake.source-table``. None when ``table`` owns it, or when the property is absent (a table
-    an older ddblake created counts as the table's own, as apply takes it)."""
-    source = tbl.properties.get(SOURCE_PROPERTY)
-    return source if source and source != table else None
 
 
 def collision(identifier: str, owner: str, table: str) -> str:

@@ -15,8 +15,14 @@ from pyiceberg.table import Table
 
 from ddblake.lake.applied import PROPERTY, checked_log
 from ddblake.lake.catalog import table_names
-from ddblake.lake.options import LAKE_PROPERTY, NEWEST_EVENT_PROPERTY, QUARANTINE_PROPERTY, SOURCE_PROPERTY
-from ddblake.lake.query import collision, other_owner, require_table
+from ddblake.lake.options import (
+    LAKE_PROPERTY,
+    NEWEST_EVENT_PROPERTY,
+    QUARANTINE_PROPERTY,
+    SOURCE_PROPERTY,
+    other_owner,
+)
+from ddblake.lake.query import collision, require_table
 from ddblake.lake.rawlog import RAW_PREFIX, list_raw_files
 from ddblake.lake.reading import register, row_source
 from ddblake.lake.storage import Storage
