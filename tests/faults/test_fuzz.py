@@ -6,7 +6,7 @@ must be the next part's "can handle":
 
 * the transform Lambda's ``handler`` on whole Firehose events: it never raises, answers every
   ``recordId`` once and in order, and every ``Ok`` line is one the raw-log reader accepts;
-* capture's ``record_to_line`` on boto3-shaped records holding any Python value: only
+* capture's ``record_to_line`` (capture/records.py) on boto3-shaped records holding any Python value: only
   ``BadRecordError``, and its lines are readable too;
 * the raw-log reader (``decode_gzip``, ``read_raw_file``, ``ChangeEvent.from_line``) on arbitrary and
   damaged bytes: errors come back as values or as ``BadRecordError``, and a line it accepts can be
@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
 from test_changes_fuzz import images, json_values, keys, kinesis_records, serialize, values  # noqa: E402
 
 from ddblake.aws.firehose_transform import handler  # noqa: E402
-from ddblake.capture.consumer import record_to_line  # noqa: E402
+from ddblake.capture.records import record_to_line  # noqa: E402
 from ddblake.changes import rawline  # noqa: E402
 from ddblake.changes.model import ChangeEvent  # noqa: E402
 from ddblake.changes.parse import check_image  # noqa: E402

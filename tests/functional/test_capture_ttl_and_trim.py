@@ -24,7 +24,8 @@ from capture_helpers import put_many, read_events, stream_event_ids
 from ddblake.aws.clients import DynamoClients
 from ddblake.capture.checkpoint import Checkpoint, ShardPosition, load_checkpoint, save_checkpoint
 from ddblake.capture.config import CaptureConfig
-from ddblake.capture.consumer import CaptureStats, StreamCapture, record_to_line
+from ddblake.capture.consumer import CaptureStats, StreamCapture
+from ddblake.capture.records import record_to_line
 from ddblake.capture.service import run_capture
 from ddblake.capture.shards import Shard
 from ddblake.capture.streams import DataTrimmed, IteratorExpired, RecordBatch, TableStream

@@ -20,8 +20,6 @@ Gaps are the one thing a rerun cannot repair, so they stop capture with :class:`
 
 from __future__ import annotations
 
-import base64
-import datetime as dt
 import json
 import logging
 import random
@@ -39,9 +37,9 @@ from ddblake.capture.checkpoint import (
     save_checkpoint,
 )
 from ddblake.capture.config import CaptureConfig
+from ddblake.capture.records import json_safe, record_to_line, seq_of
 from ddblake.capture.shards import Shard, readable_shards
 from ddblake.capture.streams import DataTrimmed, IteratorExpired, StreamsAdapter, TableStream
-from ddblake.changes.transform import line_for_stream_record
 from ddblake.errors import BadRecordError, NotFoundError, StreamGapError, TerminalError, TransientError
 from ddblake.lake.rawlog import RawLogWriter
 from ddblake.lake.storage import Storage
@@ -68,59 +66,6 @@ def backoff_with_jitter(ceiling: float, rng: random.Random | None = None) -> flo
     spread out instead of together, and none retries sooner than half the backoff.
     """
     return ceiling / 2 + (rng or _JITTER).uniform(0.0, ceiling / 2)
-
-
-def record_to_line(record: Any, *, table: str, ingested_us: int) -> bytes:
-    """One boto3 Streams record as a raw-log line, by the transform Firehose's Lambda also uses."""
-    return line_for_stream_record(repair_empty_maps(record), table, ingested_us)
-
-
-def _repair_value(value: Any) -> Any:
-    if isinstance(value, dict):
-        if not value:
-            return {"M": {}}
-        if len(value) == 1 and isinstance(value.get("M"), dict):
-            return {"M": {k: _repair_value(v) for k, v in value["M"].items()}}
-        if len(value) == 1 and isinstance(value.get("L"), list):
-            return {"L": [_repair_value(v) for v in value["L"]]}
-    return value
-
-
-def repair_empty_maps(record: Any) -> Any:
-    """Restore empty maps that DynamoDB Local's stream writes as ``{}`` instead of ``{"M": {}}``.
-
-    DynamoDB Local (3.x) drops the type tag of an empty map in stream records (GetItem returns it
-    intact). ``{}`` is not DynamoDB JSON and AWS never sends it, so reading it as the empty map it
-    stands for changes nothing for AWS streams and keeps such items out of quarantine locally.
-    """
-    if not isinstance(record, dict) or not isinstance(record.get("dynamodb"), dict):
-        return record
-    ddb = dict(record["dynamodb"])
-    for name in ("NewImage", "OldImage"):
-        image = ddb.get(name)
-        if isinstance(image, dict):
-            ddb[name] = {k: _repair_value(v) for k, v in image.items()}
-    return {**record, "dynamodb": ddb}
-
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, bytes | bytearray):
-        return base64.b64encode(value).decode("ascii")
-    if isinstance(value, dt.datetime):
-        return value.timestamp()
-    if value is None or isinstance(value, str | int | float | bool):
-        return value
-    return str(value)
-
-
-def _seq_of(record: Any) -> str | None:
-    ddb = record.get("dynamodb") if isinstance(record, dict) else None
-    seq = ddb.get("SequenceNumber") if isinstance(ddb, dict) else None
-    return seq if isinstance(seq, str) and seq.isdigit() else None
 
 
 def _now_us() -> int:
@@ -453,7 +398,7 @@ class StreamCapture:
         try:
             for record in batch.records:
                 self._add(record, sid, ingested)
-                seq = _seq_of(record)
+                seq = seq_of(record)
                 if seq is not None:
                     pos.seq = seq
                 if self.writer.buffered_bytes >= self.config.buffer_bytes:
@@ -510,7 +455,7 @@ class StreamCapture:
                 "capture %s: quarantined a record of shard %s (sequence number %s): %s",
                 self.table,
                 shard_id,
-                _seq_of(record) or "?",
+                seq_of(record) or "?",
                 e,
             )
             quarantined = {
@@ -518,9 +463,9 @@ class StreamCapture:
                 "source": "streams",
                 "table": self.table,
                 "shard_id": shard_id,
-                "seq": _seq_of(record),
+                "seq": seq_of(record),
                 "ingested_us": ingested_us,
-                "record": _json_safe(record),
+                "record": json_safe(record),
             }
             self.errors.add(json.dumps(quarantined, separators=(",", ":")).encode() + b"\n")
             return
