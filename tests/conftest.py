@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,8 +19,31 @@ import pytest
 from ddblake.local.dynamodb_local import DynamoDBLocal
 from ddblake.local.runtime import free_port
 
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    # A shell without job control starts background jobs with SIGINT ignored, and the ignore is
+    # inherited by every process started from them: the tests that interrupt ddblake (and the CLI
+    # runs they start) would see no Ctrl-C at all. Restore Python's own handler; children get the
+    # default action back on exec, and install their KeyboardInterrupt handler.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
 TEST_REGION = "us-east-1"
 TEST_CREDS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The tests marked ``long(seconds)`` first, longest first.
+
+    Started last, one of them kept a worker busy minutes after the other had run out of tests
+    (pytest-xdist hands tests out in collection order).
+    """
+    del config
+
+    def seconds(item: pytest.Item) -> float:
+        mark = item.get_closest_marker("long")
+        return float(mark.args[0]) if mark is not None else 0.0
+
+    items.sort(key=seconds, reverse=True)
 
 
 @pytest.fixture(scope="session")

@@ -71,6 +71,7 @@ def raw_event_ids(lake: str, table: str) -> list[str]:
     ]
 
 
+@pytest.mark.long(35)
 def test_throttling_and_5xx_are_retried_with_backoff_and_jitter(
     clients: DynamoClients,
     make_table: Callable[..., str],
@@ -107,6 +108,7 @@ def test_throttling_and_5xx_are_retried_with_backoff_and_jitter(
     assert verdict.ok, str(verdict)
 
 
+@pytest.mark.long(15)
 def test_capture_rides_out_an_outage_longer_than_botocores_retries(
     clients: DynamoClients,
     make_table: Callable[..., str],

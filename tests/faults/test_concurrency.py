@@ -104,6 +104,7 @@ def verdict(lake: str, events: list[ChangeEvent]) -> Verdict:
     return merge(v, compare_history(ids, {ev.event_id for ev in events}))
 
 
+@pytest.mark.long(40)
 @pytest.mark.parametrize("trial", range(TRIALS))
 def test_two_apply_processes_at_once(trial: int, tmp_path: Path) -> None:
     seed = trial_seed("race-processes", trial)

@@ -95,6 +95,7 @@ def make_gap(clients: DynamoClients, table: str, work: Workload, rng: random.Ran
     )
 
 
+@pytest.mark.long(90)
 @pytest.mark.parametrize("trial", range(TRIALS))
 def test_gap_stops_sync_with_one_line_and_rebootstrap_ends_equal_to_the_source(
     trial: int,

@@ -44,8 +44,9 @@ def test_load_then_apply_gives_a_dump_equal_to_a_scan(
     assert dump == scan, "every item exactly as DynamoDB returns it: numbers, binary, sets, empty maps"
 
 
+@pytest.mark.long(240)
 @pytest.mark.skipif(
-    os.environ.get("LOAD_200K") == "0", reason="200,000 items take two or three minutes; LOAD_200K=0 skips"
+    os.environ.get("LOAD_200K") == "0", reason="200,000 items take about three minutes; LOAD_200K=0 skips"
 )
 def test_200k_items_killed_rerun_apply_dump_equals_scan(
     clients: DynamoClients, table_name: str, tmp_path: Path, dynamodb_local_endpoint: str

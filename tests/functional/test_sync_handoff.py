@@ -29,6 +29,7 @@ def _sync_once(table: str, lake: str, endpoint: str) -> None:
     run_sync(SyncConfig(capture=capture, apply=apply, load=load))
 
 
+@pytest.mark.long(25)
 def test_writes_during_the_first_load_end_in_dump_equal_to_scan(
     clients: DynamoClients,
     make_table: Callable[..., str],
