@@ -305,6 +305,10 @@ def build_parser() -> argparse.ArgumentParser:
     apply.add_argument("--buckets", type=int, default=None, help="key buckets of a new table (default 16)")
     apply.set_defaults(func=_cmd_apply)
 
+    from ddblake.cli.redrive_cmd import register as register_redrive
+
+    register_redrive(sub)
+
     sync = sub.add_parser(
         "sync",
         help="capture and apply in one process, after a first full load of a table the lake has never seen",

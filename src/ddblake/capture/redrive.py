@@ -1,0 +1,202 @@
+"""Firehose's ``processing-failed`` records back into the raw change log (``ddblake redrive``).
+
+When the transform Lambda cannot answer a batch at all (throttled by the account's concurrency,
+timed out, failing at import after a bad deploy), Firehose retries the invocation and then writes
+every record of the batch under ``errors/<table>/processing-failed/``: valid changes, which
+``apply`` never reads, next to the few records the transform itself refused. Redrive runs each of
+those records through the very same transform again:
+
+* a record it accepts becomes the raw-log line Firehose would have delivered (the same bytes when
+  the record carries Kinesis' arrival time, as Firehose's error records do), in a raw file beside
+  Firehose's; ``apply`` drops any change it already holds by event ID, so redriving a record that
+  also arrived the normal way (a retried batch that finally went through) changes nothing;
+* a record it refuses again (not a DynamoDB change, another table's) stays where it is, counted;
+  Firehose's error object keeps it with the reason.
+
+Each error object gives at most one raw file, at a path derived from the object's key, so a rerun
+(after a crash, or on the next alarm) finds the files it wrote and writes nothing twice. The hour
+folder is that of the object's oldest record's arrival, like Firehose's own ``!{timestamp}``; an
+old folder is fine for ``apply`` (docs/raw-log.md: late files reopen their day).
+"""
+
+from __future__ import annotations
+
+import binascii
+import gzip
+import hashlib
+import json
+import logging
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from ddblake.changes.transform import kinesis_line
+from ddblake.errors import BadRecordError
+from ddblake.lake.rawlog import GZIP_LEVEL, raw_file_path, table_prefix
+from ddblake.lake.storage import Storage
+
+log = logging.getLogger(__name__)
+
+ERRORS_ROOT: Final = "errors"
+PROCESSING_FAILED: Final = "processing-failed"
+"""Firehose's ``!{firehose:error-output-type}`` for records the transform did not return ``Ok``."""
+MAX_REASONS: Final = 5
+"""Distinct refusal reasons kept for the summary (counts are always exact)."""
+
+
+def failed_prefix(table: str) -> str:
+    """``errors/<table>/processing-failed``: where the delivery stream's error prefix puts them."""
+    return f"{table_prefix(table, ERRORS_ROOT)}/{PROCESSING_FAILED}"
+
+
+@dataclass
+class RedriveStats:
+    """What one redrive did (logged and printed; counts and reasons only, never item data)."""
+
+    objects: int = 0
+    files: int = 0
+    records: int = 0
+    redriven: int = 0
+    already: int = 0
+    refused: int = 0
+    unreadable: list[str] = field(default_factory=list)
+    reasons: dict[str, int] = field(default_factory=dict)
+
+    def refuse(self, reason: str) -> None:
+        self.refused += 1
+        if reason in self.reasons or len(self.reasons) < MAX_REASONS:
+            self.reasons[reason] = self.reasons.get(reason, 0) + 1
+
+    def summary(self, table: str) -> str:
+        """One line for the operator."""
+        text = (
+            f"redrive {table}: {self.records} record(s) in {self.objects} error object(s): "
+            f"{self.redriven} back in the raw log ({self.files} new file(s))"
+        )
+        if self.already:
+            text += f", {self.already} redriven before"
+        if self.refused:
+            why = "; ".join(f"{reason} ({n})" for reason, n in self.reasons.items())
+            text += f"; {self.refused} refused again, left under errors/ ({why})"
+        if self.unreadable:
+            text += f"; {len(self.unreadable)} object(s) not Firehose error records, left as they are"
+        if self.redriven:
+            text += "; run apply to take them in"
+        return text
+
+
+def error_records(data: bytes) -> Iterator[dict[str, Any]]:
+    """The JSON objects of one Firehose error object (gzip or not; one per line, or concatenated).
+
+    Raises:
+        BadRecordError: not gzip-compressed JSON objects.
+    """
+    if data[:2] == b"\x1f\x8b":
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError, zlib.error) as e:
+            raise BadRecordError(f"damaged gzip ({e})") from e
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise BadRecordError("not UTF-8 text") from e
+    decoder = json.JSONDecoder()
+    at, end = 0, len(text)
+    while True:
+        while at < end and text[at] in " \t\r\n":
+            at += 1
+        if at == end:
+            return
+        try:
+            value, at = decoder.raw_decode(text, at)
+        except json.JSONDecodeError as e:
+            raise BadRecordError(f"not JSON at character {e.pos}") from e
+        if not isinstance(value, dict):
+            raise BadRecordError("a record is not a JSON object")
+        yield value
+
+
+def redrive_record(record: dict[str, Any], table: str) -> tuple[bytes, int]:
+    """One Firehose error record as ``(raw-log line, ingested µs)``, by the Lambda's own transform.
+
+    Raises:
+        BadRecordError: the transform refuses it again, or it is not a Firehose error record.
+    """
+    raw_data = record.get("rawData")
+    if not isinstance(raw_data, str):
+        raise BadRecordError("no rawData")
+    try:
+        raw = binascii.a2b_base64(raw_data, strict_mode=True)
+    except (ValueError, TypeError) as e:
+        raise BadRecordError("rawData is not base64") from e
+    arrival = record.get("arrivalTimestamp")
+    if type(arrival) is not int or arrival < 0:
+        raise BadRecordError("no arrivalTimestamp")
+    ingested_us = arrival * 1000
+    line, of_table, _ = kinesis_line(raw, ingested_us)
+    if of_table != table:
+        raise BadRecordError(f"record is for table {of_table}, not {table}")
+    return line, ingested_us
+
+
+def redrive_object(data: bytes, table: str, stats: RedriveStats) -> tuple[list[bytes], int | None]:
+    """The lines one error object gives back, and its oldest record's arrival (µs), if any."""
+    lines: list[bytes] = []
+    oldest: int | None = None
+    for record in error_records(data):
+        stats.records += 1
+        try:
+            line, ingested_us = redrive_record(record, table)
+        except BadRecordError as e:
+            stats.refuse(str(e))
+            continue
+        lines.append(line)
+        oldest = ingested_us if oldest is None else min(oldest, ingested_us)
+    return lines, oldest
+
+
+def target_path(table: str, source: str, oldest_us: int) -> str:
+    """The raw file one error object becomes: fixed by its key, so a rerun finds it."""
+    unique = "redrive-" + hashlib.sha256(source.encode()).hexdigest()[:32]
+    return raw_file_path(table, oldest_us, unique=unique)
+
+
+def redrive(
+    storage: Storage, table: str, *, on_object: Callable[[RedriveStats], None] | None = None
+) -> RedriveStats:
+    """Every ``processing-failed`` record of ``table`` the transform accepts, into the raw log.
+
+    Args:
+        storage: the lake.
+        table: the DynamoDB table name (the delivery stream's).
+        on_object: called after each error object (progress).
+
+    Raises:
+        TransientError: the lake could not be listed, read or written; rerun.
+    """
+    stats = RedriveStats()
+    for source in storage.list_files(failed_prefix(table)):
+        stats.objects += 1
+        data = storage.read(source)
+        if data is None:  # deleted since the listing (its lifecycle rule)
+            continue
+        try:
+            lines, oldest = redrive_object(data, table, stats)
+        except BadRecordError as e:
+            stats.unreadable.append(source)
+            log.warning("redrive %s: %s is not Firehose error records (%s); left as it is", table, source, e)
+            continue
+        if oldest is None:
+            continue
+        path = target_path(table, source, oldest)
+        if storage.read(path) is not None:  # written by an earlier run
+            stats.already += len(lines)
+            continue
+        storage.write_atomic(path, gzip.compress(b"".join(lines), compresslevel=GZIP_LEVEL, mtime=0))
+        stats.files += 1
+        stats.redriven += len(lines)
+        log.info("redrive %s: %d record(s) of %s into %s", table, len(lines), source, path)
+        if on_object is not None:
+            on_object(stats)
+    return stats

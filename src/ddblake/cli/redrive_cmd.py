@@ -1,0 +1,35 @@
+"""``ddblake redrive``: Firehose's processing-failed records back into the raw change log."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+
+def register(subparsers: Any) -> argparse.ArgumentParser:
+    """Add ``redrive`` to the ``ddblake`` subcommands; returns its parser."""
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "redrive",
+        help="records Firehose wrote under errors/<table>/processing-failed/ back into the raw log",
+        description="Run the records Firehose wrote under errors/<table>/processing-failed/ (its "
+        "transform Lambda failed, timed out or was throttled) through the transform again, and write "
+        "those it accepts into the raw change log for apply. Safe to rerun: nothing is written twice.",
+    )
+    p.add_argument("--table", default=None, help="DynamoDB table name (or DDBLAKE_TABLE)")
+    p.add_argument("--lake", default=None, help="lake directory or s3://bucket/prefix (or DDBLAKE_LAKE)")
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    """Redrive, then print one summary line on stderr."""
+    from ddblake import settings
+    from ddblake.capture.redrive import redrive
+    from ddblake.lake.storage import Storage
+
+    table = settings.required_table(args.table)
+    lake = settings.required("lake", "--lake", args.lake)
+    stats = redrive(Storage.from_uri(lake), table)
+    print(stats.summary(table), file=sys.stderr)
+    return 0
