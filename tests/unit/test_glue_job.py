@@ -181,3 +181,72 @@ def test_files_chunking_gzip_and_manifest_checks() -> None:
         "LAKE": "s3://b/l",
         "KEYS": "pk,sk",
     }
+
+
+def test_an_empty_map_whose_tag_spark_dropped_comes_back_as_an_empty_map() -> None:
+    """Spark keeps no empty structs: {"M": {}} loses its tag, leaving a struct with every tag null."""
+    row = {"Item": {"pk": {"S": "a"}, "x": {"S": None}, "l": {"L": [{"S": None}, {"S": "b"}]}}}
+    assert job.item_from_row(row) == {"pk": {"S": "a"}, "x": {"M": {}}, "l": {"L": [{"M": {}}, {"S": "b"}]}}
+    deep = {
+        "pk": {"S": "a", "M": None},
+        # a map member holding an empty map (its struct non-null, tags null); a member absent (null)
+        "m": {"S": None, "M": {"inner": {"S": None, "N": None}, "gone": None, "n": {"N": "1", "S": None}}},
+        # an empty map whose M struct survived (other items' maps have members): all members null
+        "e": {"S": None, "M": {"a": None, "b": None}},
+        "ll": {"L": [{"L": [{"N": None}]}, {"M": {"k": {"BOOL": None, "L": [{"S": None}]}}}]},
+    }
+    assert job.item_from_row(deep) == {
+        "pk": {"S": "a"},
+        "m": {"M": {"inner": {"M": {}}, "n": {"N": "1"}}},
+        "e": {"M": {}},
+        "ll": {"L": [{"L": [{"M": {}}]}, {"M": {"k": {"L": [{"M": {}}]}}}]},
+    }
+    # Values that are empty but not null keep their own type: only an empty map loses its tag.
+    kept = {
+        "s": {"S": "", "M": None},
+        "l": {"L": [], "S": None},
+        "b": {"B": b"", "S": None},
+        "f": {"BOOL": False, "S": None},
+        "n": {"NULL": True, "S": None},
+        "ss": {"SS": ["x"], "S": None},
+        "bs": {"BS": [b"\x00"], "S": None},
+    }
+    assert job.item_from_row(kept) == {
+        "s": {"S": ""},
+        "l": {"L": []},
+        "b": {"B": ""},
+        "f": {"BOOL": False},
+        "n": {"NULL": True},
+        "ss": {"SS": ["x"]},
+        "bs": {"BS": ["AA=="]},
+    }
+    from boto3.dynamodb.types import TypeDeserializer  # refuses {} (not DynamoDB JSON)
+
+    for item in (job.item_from_row(row), job.item_from_row(deep)):
+        TypeDeserializer().deserialize({"M": item})
+
+
+@pytest.mark.parametrize(
+    ("manifest_key", "listed", "folder"),
+    [
+        # a full export read where it was written, and copied to another bucket or prefix
+        ("p/AWSDynamoDB/E1/manifest-files.json", "p/AWSDynamoDB/E1/data/a.json.gz", "p/AWSDynamoDB/E1"),
+        ("p/AWSDynamoDB/E1/manifest-files.json", "p/AWSDynamoDB/E1/data/a.json.gz", "backup/E1"),
+        ("AWSDynamoDB/E1/manifest-files.json", "AWSDynamoDB/E1/data/a.json.gz", "x/y/z"),
+        # an incremental export's files in the shared AWSDynamoDB/data/ folder beside its own
+        ("AWSDynamoDB/E2/manifest-files.json", "AWSDynamoDB/data/b.json.gz", "copy/AWSDynamoDB/E2"),
+        ("p/AWSDynamoDB/E2/manifest-files.json", "p/AWSDynamoDB/data/b.json.gz", "E2"),
+        # no manifestFilesS3Key in the summary; a key under neither folder
+        ("manifest-files.json", "elsewhere/AWSDynamoDB/E1/data/c.json.gz", "copy/E1"),
+        ("p/AWSDynamoDB/E1/manifest-files.json", "odd/d.json.gz", "copy/E1"),
+    ],
+)
+def test_data_files_are_found_relative_to_the_export_folder_as_ddblake_load_finds_them(
+    manifest_key: str, listed: str, folder: str
+) -> None:
+    from ddblake.load.export import _join, _relative
+
+    theirs = _join(f"s3://bkt/{folder}", _relative(listed, manifest_key))
+    assert f"s3://bkt/{job.data_file_key(folder, listed, manifest_key)}" == theirs
+    if folder != "p/AWSDynamoDB/E1":  # moved: not the key the export was written to
+        assert job.data_file_key(folder, listed, manifest_key) != listed
