@@ -1,8 +1,10 @@
 """The Firehose transform Lambda: Kinesis records of the table to raw-log lines.
 
 The handler is ``ddblake.aws.firehose_transform.handler``, staged by ``ddblake_infra.assets``; it
-writes only its own log group. Powertools comes from the AWS-managed layer (a plain ARN, no lookup)
-or is bundled, as ``transform.powertools`` says.
+writes only its own log group. ``DDBLAKE_TABLE`` names the table, so records that another table's
+Kinesis destination sends to this stream go to the error prefix instead of ``raw/<other table>/``.
+Powertools comes from the AWS-managed layer (a plain ARN, no lookup) or is bundled, as
+``transform.powertools`` says.
 """
 
 from __future__ import annotations
@@ -93,6 +95,9 @@ def transform_function(scope: Construct, cfg: DeployConfig) -> lambda_.Function:
         log_group=log_group,
         logging_format=lambda_.LoggingFormat.JSON,
         environment={
+            # The transform refuses records of any other table: another table's Kinesis destination
+            # may point at this stream, and its records must not be partitioned under their own name.
+            "DDBLAKE_TABLE": cfg.table.name,
             "POWERTOOLS_SERVICE_NAME": TRANSFORM_SERVICE,
             "POWERTOOLS_METRICS_NAMESPACE": "ddblake",
             "POWERTOOLS_LOG_LEVEL": "INFO",

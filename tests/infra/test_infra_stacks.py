@@ -98,7 +98,13 @@ def test_transform_lambda(stack_templates: dict[str, Template], name: str) -> No
             "Layers": [
                 f"arn:aws:lambda:{REGION}:017000801446:layer:AWSLambdaPowertoolsPythonV3-python313-arm64:27"
             ],
-            "Environment": {"Variables": Match.object_like({"POWERTOOLS_METRICS_NAMESPACE": "ddblake"})},
+            # DDBLAKE_TABLE: the transform fails records of any other table (another table's
+            # Kinesis destination may point at this stream) instead of partitioning them by name
+            "Environment": {
+                "Variables": Match.object_like(
+                    {"DDBLAKE_TABLE": TABLE, "POWERTOOLS_METRICS_NAMESPACE": "ddblake"}
+                )
+            },
             "LoggingConfig": Match.object_like({"LogFormat": "JSON"}),
         },
     )

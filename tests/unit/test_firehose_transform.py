@@ -14,6 +14,7 @@ import datetime as dt
 import io
 import json
 import logging
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -75,6 +76,12 @@ def logs() -> Iterator[io.StringIO]:
         yield stream
     finally:
         log_handler.setStream(previous)
+
+
+@pytest.fixture(autouse=True)
+def _no_expected_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The handler reads DDBLAKE_TABLE; one left in a developer's shell must not decide these tests."""
+    monkeypatch.delenv(firehose_transform.TABLE_ENV, raising=False)
 
 
 def decoded(record: dict[str, Any]) -> bytes:
@@ -268,6 +275,59 @@ def test_an_unexpected_error_fails_the_record_not_the_batch(
     assert results == ["ProcessingFailed", "Ok", "Ok", "Ok", "ProcessingFailed", "ProcessingFailed", "Ok"]
     assert "internal error RuntimeError" in logs.getvalue()
     assert PLANTED not in logs.getvalue()
+
+
+# --- records of another table ------------------------------------------------------------------
+
+OTHER = "other-table"
+
+
+def for_table(record: dict[str, Any], table: str) -> dict[str, Any]:
+    """``record`` with the change's ``tableName`` rewritten, leaving its layout (and path) alone."""
+    data = re.sub(rb'("tableName":\s*)"[^"]*"', rb'\1"' + table.encode() + b'"', decoded(record))
+    return {**record, "data": base64.b64encode(data).decode("ascii")}
+
+
+def test_with_its_table_set_the_batch_is_unchanged(monkeypatch: pytest.MonkeyPatch) -> None:
+    event = load("firehose-kinesis-event.json")
+    unset = handler(copy.deepcopy(event), FakeContext())
+    monkeypatch.setenv("DDBLAKE_TABLE", TABLE)
+    assert handler(copy.deepcopy(event), FakeContext()) == unset
+    assert {r["result"] for r in unset["records"]} == {"Ok"}
+
+
+def test_a_record_of_another_table_fails_naming_both_tables(
+    monkeypatch: pytest.MonkeyPatch, logs: io.StringIO
+) -> None:
+    records = load("firehose-kinesis-event.json")["records"]
+    assert core.fast_line(decoded(records[0]), 0) and not core.fast_line(decoded(records[6]), 0)
+    stray = [for_table(records[0], OTHER), for_table(records[6], OTHER)]  # fast path; reference path
+    event = {**load("firehose-kinesis-event.json"), "records": [records[1], *stray, records[2]]}
+    monkeypatch.setenv("DDBLAKE_TABLE", TABLE)
+    out = handler(event, FakeContext())["records"]
+    assert [r["result"] for r in out] == ["Ok", "ProcessingFailed", "ProcessingFailed", "Ok"]
+    assert out[1:3] == [
+        {"recordId": r["recordId"], "result": "ProcessingFailed", "data": r["data"]} for r in stray
+    ]
+    assert {r["metadata"]["partitionKeys"]["table"] for r in (out[0], out[3])} == {TABLE}
+    reason = f"record is for table {OTHER}, this stream delivers table {TABLE}"
+    assert transform_batch(stray, TABLE).failures == [(r["recordId"], reason) for r in stray]
+    warning = json.loads(logs.getvalue().splitlines()[-1])
+    assert [f["reason"] for f in warning["failures"]] == [reason, reason]
+
+
+@pytest.mark.parametrize("setting", [None, ""])
+def test_without_its_table_any_table_passes_as_before(
+    monkeypatch: pytest.MonkeyPatch, setting: str | None
+) -> None:
+    if setting is not None:
+        monkeypatch.setenv("DDBLAKE_TABLE", setting)
+    records = load("firehose-kinesis-event.json")["records"]
+    stray = [for_table(records[0], OTHER), for_table(records[6], OTHER)]
+    out = handler({**load("firehose-kinesis-event.json"), "records": stray}, FakeContext())["records"]
+    assert [r["result"] for r in out] == ["Ok", "Ok"]
+    assert [r["metadata"]["partitionKeys"]["table"] for r in out] == [OTHER, OTHER]
+    assert [ChangeEvent.from_line(decoded(r)).table for r in out] == [OTHER, OTHER]
 
 
 # --- arrival time ------------------------------------------------------------------------------

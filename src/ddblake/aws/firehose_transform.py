@@ -7,9 +7,17 @@ record is answered exactly once, under its own ``recordId`` and in order:
   ``metadata.partitionKeys`` holds ``table``, ``year``, ``month``, ``day``, ``hour`` (the event
   time's UTC hour, zero-padded) for dynamic partitioning into ``raw/<table>/YYYY/MM/DD/HH/``.
 * ``ProcessingFailed``: the record is not a DynamoDB change (bad base64, not JSON, wrong shape,
-  unknown eventName...). Its ``data`` goes back unchanged, so Firehose writes the original bytes
-  under the error prefix; the reason is logged with the record ID. One bad record never fails the
-  batch.
+  unknown eventName...), or it is a change of another table than the one named by ``DDBLAKE_TABLE``.
+  Its ``data`` goes back unchanged, so Firehose writes the original bytes under the error prefix;
+  the reason is logged with the record ID. One bad record never fails the batch.
+
+The partition keys come from the record's own ``tableName``, and AWS lets a second table's Kinesis
+destination point at this stream. Answering such records ``Ok`` would send them to
+``raw/<other table>/`` (which the Firehose role may not write, so they wait out the S3 retries) or,
+with a fixed prefix, into this table's folder (where apply quarantines them, copying the other table's
+items into this lake's ``errors/``). So the stack sets ``DDBLAKE_TABLE`` and a record of any other
+table fails at once, naming both tables (names are not item data). Unset (older deploys, local use),
+every table's records pass as before.
 
 ``ingested_us`` is Kinesis' approximate arrival time, not this Lambda's clock, so when Firehose
 retries a batch the lines come out byte-identical.
@@ -44,6 +52,8 @@ from ddblake.changes.transform import fast_line, partition_keys, prepare, refere
 from ddblake.errors import BadRecordError
 
 SERVICE: Final = "ddblake-firehose-transform"
+TABLE_ENV: Final = "DDBLAKE_TABLE"
+"""The variable naming the table this stream delivers (set by the stack); unset or empty: any."""
 MAX_LOGGED_FAILURES: Final = 50
 """Failed records named in one log line; the count is always exact."""
 
@@ -69,12 +79,14 @@ class BatchResult:
     failures: list[tuple[str, str]] = field(default_factory=list)
 
 
-def transform_batch(records: Iterable[Mapping[str, Any]]) -> BatchResult:
+def transform_batch(records: Iterable[Mapping[str, Any]], table: str | None = None) -> BatchResult:
     """Transform a batch of Firehose records (the event's ``records``), one answer per record.
 
     Args:
         records: Firehose records: ``recordId``, ``data`` (base64), ``approximateArrivalTimestamp``
             and, for a Kinesis source, ``kinesisRecordMetadata``.
+        table: the table this stream delivers; a change of any other table is answered
+            ``ProcessingFailed`` rather than partitioned under its own name. None accepts any table.
 
     Returns:
         The response records with counts and reasons for the log.
@@ -117,6 +129,11 @@ def transform_batch(records: Iterable[Mapping[str, Any]]) -> BatchResult:
         except Exception as e:  # a bug here must not lose the batch; the error prefix keeps the record
             _fail(result, record_id, data, f"internal error {type(e).__name__}")
             continue
+        if table is not None and done[1] != table:  # the name partition_keys would use
+            _fail(
+                result, record_id, data, f"record is for table {done[1]}, this stream delivers table {table}"
+            )
+            continue
         append(
             {
                 "recordId": record_id,
@@ -136,9 +153,18 @@ def _fail(result: BatchResult, record_id: str, data: Any, reason: str) -> None:
         result.failures.append((record_id, reason))
 
 
-def transform_records(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def transform_records(records: Iterable[Mapping[str, Any]], table: str | None = None) -> list[dict[str, Any]]:
     """The Firehose response records for ``records``; see :func:`transform_batch`."""
-    return transform_batch(records).records
+    return transform_batch(records, table).records
+
+
+def expected_table() -> str | None:
+    """The table named by ``DDBLAKE_TABLE``, or None when it is unset or empty.
+
+    Read per invocation, not at import, so the function follows its configuration (and a test's)
+    without a cold start; one environment lookup per batch costs nothing next to the records.
+    """
+    return os.environ.get(TABLE_ENV) or None
 
 
 @metrics.log_metrics
@@ -152,7 +178,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     firehose = KinesisFirehoseEvent(event)
     records = firehose["records"]
     metrics.add_metric(name="RecordsReceived", unit=MetricUnit.Count, value=len(records))
-    result = transform_batch(records)
+    result = transform_batch(records, expected_table())
     logger.append_keys(
         invocation_id=firehose.get("invocationId"),
         delivery_stream=firehose.get("deliveryStreamArn"),
