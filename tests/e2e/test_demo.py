@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import subprocess
 from pathlib import Path
 
@@ -32,8 +33,14 @@ def _dynamodb_local_on(port: str) -> list[int]:
 
 
 def test_demo_prints_the_reference_changes_and_leaves_no_process(tmp_path: Path) -> None:
-    lake = tmp_path / "lake"
-    env = {**os.environ, "DDBLAKE_STATE_DIR": str(tmp_path / "state")}
+    lake = tmp_path / "demo lake"  # the closing `try:` line quotes it
+    # A shell set up for a deployed lake: the demo keeps its own catalog in the lake all the same.
+    env = {
+        **os.environ,
+        "DDBLAKE_STATE_DIR": str(tmp_path / "state"),
+        "DDBLAKE_CATALOG": "glue",
+        "DDBLAKE_NAMESPACE": "not_the_demos",
+    }
     result = subprocess.run(
         [str(DDBLAKE), "demo", "--lake", str(lake)],
         capture_output=True,
@@ -58,7 +65,10 @@ def test_demo_prints_the_reference_changes_and_leaves_no_process(tmp_path: Path)
     ]
     eve = [line.split()[2] for line in out.splitlines() if "id=531337, name=Eve" in line]
     assert eve == ["INSERT", "REMOVE"]
-    assert f"lake: {lake.resolve().as_uri()}" in out
+    assert f"lake: file://{lake.resolve()}" in out
+    assert f"Iceberg catalog: file://{lake.resolve()}/catalog.db (namespace ddb)" in out
+    assert (lake / "catalog.db").exists()
+    assert f"try: .venv/bin/ddblake query --lake {shlex.quote(str(lake))} 'SELECT" in out
     assert any((lake / "raw" / "example-ddb-table").rglob("*.gz"))
 
     assert _dynamodb_local_on(port.group(1)) == [], "the demo must stop its DynamoDB Local"

@@ -18,6 +18,7 @@ def test_status_lists_a_table_whose_raw_files_wait_for_apply(lake: Lake) -> None
     lake.write([event("INSERT", "k2", 2, image={"v": {"N": "2"}})])
     (status,) = lake_status(lake.catalog(), "ddb", lake.storage)
     assert (status.table, status.pending_files, status.rows, status.last_commit) == (TABLE, 2, 0, None)
+    assert (status.current_table, status.history_table) == (None, None)  # no such tables yet
     lake.apply()
     (status,) = lake_status(lake.catalog(), "ddb", lake.storage)
     assert (status.pending_files, status.rows, status.history_rows) == (0, 2, 2)
@@ -48,7 +49,7 @@ def test_csv_and_table_cells_spell_booleans_as_sql_does() -> None:
     )
 
 
-def test_apply_of_a_captured_table_without_changes_creates_its_history(lake: Lake) -> None:
+def test_apply_of_a_captured_table_without_changes_creates_both_tables(lake: Lake) -> None:
     # Capture has run (its checkpoint is there) but the table has had no change yet: not a typo.
     from ddblake.capture.checkpoint import checkpoint_path
     from ddblake.lake.apply import Applier, ApplyConfig
@@ -56,9 +57,11 @@ def test_apply_of_a_captured_table_without_changes_creates_its_history(lake: Lak
     lake.storage.write_atomic(checkpoint_path("quiet-table"), b'{"v": 1}')
     config = ApplyConfig.build(table="quiet-table", lake=lake.config, once=True)
     Applier(config, storage=lake.storage).run_once()
-    assert [ident[-1] for ident in lake.catalog().list_tables("ddb")] == ["quiet_table_changes"]
+    tables = sorted(ident[-1] for ident in lake.catalog().list_tables("ddb"))
+    assert tables == ["quiet_table", "quiet_table_changes"]  # dump, query and status read both
     (status,) = lake_status(lake.catalog(), "ddb", lake.storage)
     assert (status.table, status.pending_files) == ("quiet-table", 0)
+    assert status.current_table == "ddb.quiet_table"
 
 
 def test_status_leaves_out_another_lakes_tables_in_a_shared_catalog(

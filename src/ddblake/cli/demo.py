@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shlex
 import sys
 import tempfile
 from pathlib import Path
@@ -28,6 +29,8 @@ from ddblake.local.dynamodb_local import DynamoDBLocal
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+
+    from ddblake.lake.catalog import LakeConfig
 
 TABLE: Final = "example-ddb-table"
 DESIGNATIONS: Final = ("Architect", "Sr. Architect", "Developer Advocate")
@@ -121,13 +124,18 @@ def run_demo(lake: str | None) -> int:
 
 def _check_fresh_lake(lake: str) -> None:
     """The demo's DynamoDB Local is new and in memory each run, so its stream cannot continue a lake
-    an earlier run wrote (capture would report a stream gap). Refuse such a lake up front.
+    an earlier run wrote (capture would report a stream gap). Refuse such a lake up front, and a
+    lake that is not a local directory: the demo's catalog is the lake's own SQLite file
+    (:func:`demo_lake_config`), which an S3 lake cannot hold.
 
     Raises:
-        UsageError: ``lake`` is a file, or a directory that is not empty.
+        UsageError: ``lake`` is not a local directory, is a file, or is a directory that is not empty.
     """
     if "://" in lake and not lake.startswith("file://"):
-        return
+        raise UsageError(
+            f"demo lake {lake} is not a local directory: the demo keeps its whole lake, catalog "
+            "included, on this machine; pass a new or empty directory as --lake, or omit --lake"
+        )
     path = Path(lake.removeprefix("file://")).expanduser()
     if path.exists() and (not path.is_dir() or any(path.iterdir())):
         what = "is not a directory" if not path.is_dir() else "is not empty (an earlier demo?)"
@@ -160,19 +168,40 @@ def _run(lake: str) -> int:
     storage = Storage.from_uri(lake)
     print(f"\nlake: {storage.uri()}", file=out)
     print(f"  raw change log: {storage.uri(table_prefix(TABLE))}/", file=out)
-    print(f"  Iceberg catalog: {storage.uri('catalog.db')} (namespace ddb)", file=out)
-    print(f'  try: .venv/bin/ddblake query --lake {lake} "SELECT * FROM example_ddb_table"', file=out)  # noqa: S608
+    namespace = demo_lake_config(lake).namespace
+    print(f"  Iceberg catalog: {storage.uri('catalog.db')} (namespace {namespace})", file=out)
+    print(f"  try: .venv/bin/ddblake query --lake {shlex.quote(lake)} {shlex.quote(TRY_SQL)}", file=out)
     return 0
+
+
+def demo_lake_config(lake: str) -> LakeConfig:
+    """The demo's own catalog: SQLite at ``<lake>/catalog.db``, namespace ``ddb``, whatever
+    ``DDBLAKE_CATALOG``, ``DDBLAKE_CATALOG_URI`` or ``DDBLAKE_NAMESPACE`` say.
+
+    The demo prints that catalog, and a shell set up for a deployed lake (``DDBLAKE_CATALOG=glue``)
+    must not have it create tables in the real Glue Data Catalog.
+    """
+    from ddblake.lake.catalog import LakeConfig
+    from ddblake.lake.storage import s3_endpoint_from_env
+    from ddblake.names import DEFAULT_NAMESPACE
+
+    return LakeConfig(
+        lake=lake,
+        catalog="sql",
+        namespace=DEFAULT_NAMESPACE,
+        catalog_uri=None,
+        s3_endpoint_url=s3_endpoint_from_env(),
+    )
 
 
 def _show_tables(lake: str, out: TextIO) -> None:
     """Apply the change log to the Iceberg tables and show both through ``query``."""
     from ddblake.lake.apply import ApplyConfig
-    from ddblake.lake.catalog import LakeConfig, open_catalog
+    from ddblake.lake.catalog import open_catalog
     from ddblake.lake.query import format_rows, run_sql
     from ddblake.lake.service import run_apply
 
-    config = LakeConfig.build(lake=lake)
+    config = demo_lake_config(lake)
     result = run_apply(ApplyConfig.build(table=TABLE, lake=config, once=True))
     print(result.summary() + "\n", file=out)
     catalog = open_catalog(config, config.storage())
@@ -185,6 +214,7 @@ def _show_tables(lake: str, out: TextIO) -> None:
         print(format_rows(columns, rows, "table"), file=out)
 
 
+TRY_SQL = "SELECT * FROM example_ddb_table"
 CURRENT_SQL = "SELECT id, name, Designation FROM example_ddb_table ORDER BY id, name"
 HISTORY_SQL = (
     "SELECT event_time, op, id, name, new_image->>'$.Designation.S' AS designation "

@@ -251,6 +251,8 @@ class Applier:
         )
         pending = [p for p in listing if not (hist_log.contains(p) and cur_log.contains(p))]
         if not pending:
+            if cur is None:  # a table with no change yet: both tables exist once apply has run
+                self._create_current(current.empty_schema())
             return result, False
         self._pending_files = len(pending)
         more = len(pending) > self.config.max_files

@@ -38,14 +38,29 @@ EXPIRED_PROPERTY = "ddblake.expired-through-ms"
 FIRST_COMMIT_PROPERTY = "ddblake.first-commit-ms"
 
 
+EPOCH_MIN_DIGITS: Final = 9
+"""Digits (before any fraction) a bare number needs to be taken for epoch seconds or milliseconds:
+``100000000`` is 1973-03-03 in seconds. A shorter one is refused, since it is most likely a date
+written without dashes (``20261207`` as epoch seconds is 1970-08-23, and would answer quietly)."""
+
+
 def parse_time(text: str) -> dt.datetime:
     """An ``--as-of`` time: ISO 8601 (UTC when no offset) or epoch seconds/milliseconds.
 
+    A bare number is epoch seconds, or milliseconds above 10^11, when it has at least
+    :data:`EPOCH_MIN_DIGITS` digits before any fraction; shorter ones are refused.
+
     Raises:
-        UsageError: the text is not a time.
+        UsageError: the text is not a time, or is a number too short to be an epoch time.
     """
     value = text.strip()
     if re.fullmatch(r"\d+(\.\d+)?", value):
+        if len(value.split(".")[0].lstrip("0")) < EPOCH_MIN_DIGITS:
+            raise UsageError(
+                f"--as-of {text!r} is too short for epoch seconds or milliseconds (they have "
+                f"{EPOCH_MIN_DIGITS} digits or more); write a date as YYYY-MM-DD "
+                "(2026-12-07) or a time as ISO 8601 (2026-12-07T10:00:00Z)"
+            )
         number = float(value)
         seconds = number / 1000 if number > 1e11 else number
         try:
@@ -113,6 +128,9 @@ def lake_tables(catalog: Catalog, namespace: str) -> list[str]:
 
 FETCH_ROWS = 10_000
 """Rows fetched from DuckDB at a time: a result is printed as it comes, never held whole (json, csv)."""
+TABLE_CELL_WIDTH: Final = 60
+"""Widest column of ``--format table``; a longer cell is cut and ends in :data:`CUT_MARK`."""
+CUT_MARK: Final = "…"
 
 
 @contextmanager
@@ -137,6 +155,7 @@ def open_sql(
             if re.search(rf"(?<![a-z0-9_]){re.escape(name)}(?![a-z0-9_])", lowered):
                 table = catalog.load_table(f"{namespace}.{name}")
                 register(con, name, row_source(table, snapshot_for(table, as_of)))
+                qualified(con, namespace, name)
         try:
             if len(con.extract_statements(sql)) > 1:  # DuckDB would run them all and show the last
                 raise UsageError("give one SQL statement: this text holds several (separated by ';')")
@@ -160,6 +179,26 @@ def open_sql(
         yield columns, chunks()
     finally:
         con.close()
+
+
+def qualified(con: duckdb.DuckDBPyConnection, namespace: str, name: str) -> None:
+    """Make lake table ``name`` answer to ``<namespace>.<name>`` too, as ``status`` and Athena
+    name it (``ddb.example_ddb_table``): a view in a DuckDB schema named after the namespace.
+
+    A namespace that is also a name of DuckDB's own (``temp``, ``system``, ``pg_catalog``) gets
+    no view: DuckDB refuses it, and the table still answers to its bare name.
+    """
+    schema = _ident(namespace)
+    try:
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+        con.execute(f"CREATE VIEW {schema}.{_ident(name)} AS SELECT * FROM temp.main.{_ident(name)}")  # noqa: S608
+    except duckdb.Error:
+        return
+
+
+def _ident(name: str) -> str:
+    """``name`` as a quoted DuckDB identifier."""
+    return '"' + name.replace('"', '""') + '"'
 
 
 def _failed(e: Exception, names: Sequence[str]) -> TerminalError:
@@ -253,11 +292,25 @@ def format_rows(columns: Sequence[str], rows: Sequence[tuple[Any, ...]], fmt: Fo
         raise ConfigError(f"--format {fmt!r} must be table, json or csv")
     cells = [[_cell(v) for v in r] for r in rows]
     widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
-    widths = [min(w, 60) for w in widths]
+    widths = [min(w, TABLE_CELL_WIDTH) for w in widths]
+    cut = False
+
+    def fit(text: str, width: int) -> str:
+        """The cell padded to its column, or cut with a visible mark: 1E-130 must not read as 0."""
+        nonlocal cut
+        if len(text) <= width:
+            return text.ljust(width)
+        cut = True
+        return text[: width - 1] + CUT_MARK
+
     line = "-+-".join("-" * w for w in widths)
-    out_lines = [" | ".join(c.ljust(w)[:w] for c, w in zip(columns, widths, strict=True)), line]
-    out_lines += [" | ".join(c.ljust(w)[:w] for c, w in zip(row, widths, strict=True)) for row in cells]
-    out_lines.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
+    out_lines = [" | ".join(fit(c, w) for c, w in zip(columns, widths, strict=True)), line]
+    out_lines += [" | ".join(fit(c, w) for c, w in zip(row, widths, strict=True)) for row in cells]
+    count = f"{len(rows)} row{'s' if len(rows) != 1 else ''}"
+    if cut:
+        count += f"; cells ending in {CUT_MARK} are cut at {TABLE_CELL_WIDTH} characters"
+        count += ": --format json shows them whole"
+    out_lines.append(f"({count})")
     return "\n".join(out_lines) + "\n"
 
 

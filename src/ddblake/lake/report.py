@@ -23,7 +23,7 @@ from ddblake.lake.options import (
     other_owner,
 )
 from ddblake.lake.query import collision, require_table
-from ddblake.lake.rawlog import RAW_PREFIX, list_raw_files
+from ddblake.lake.rawlog import RAW_PREFIX, list_raw_files, table_prefix
 from ddblake.lake.reading import register, row_source
 from ddblake.lake.storage import Storage
 from ddblake.names import changes_identifier, table_identifier
@@ -32,7 +32,10 @@ DUMP_BATCH_ROWS = 10_000
 
 
 def dump_items(catalog: Catalog, namespace: str, table: str) -> Iterator[str]:
-    """Every current item as a line ``{"Item": {...}}`` in DynamoDB JSON, ordered by key.
+    """Every current item as a line ``{"Item": {...}}`` in DynamoDB JSON, ordered by ``_ddb_key``.
+
+    ``_ddb_key`` is the key as JSON text, so the order is stable from run to run but is not
+    DynamoDB's key order (number keys sort as text: ``10`` before ``9``).
 
     Items come from ``_ddb_item``, the DynamoDB JSON stored with each row, so the output is exactly
     what the stream delivered — numbers, bytes and sets included.
@@ -57,8 +60,8 @@ class TableStatus:
     """One DynamoDB table's state in the lake (no item data)."""
 
     table: str
-    current_table: str
-    history_table: str
+    current_table: str | None  # None when the lake has no such table (yet), or it is not this table's
+    history_table: str | None
     last_commit: str | None
     rows: int
     history_rows: int
@@ -66,8 +69,11 @@ class TableStatus:
     applied_before_hour: str | None  # the applied-file record's folded-hours watermark
     pending_files: int  # raw files not yet applied to both tables: apply's backlog
     newest_event: str | None
-    lag_seconds: float | None
-    quarantined: int
+    lag_seconds: float | None  # see :func:`lag`
+    quarantined: int  # records apply set aside (errors/<table>/apply/), from the history's property
+    # Files (not records) under errors/<table>/ other than apply's: capture's quarantine and
+    # Firehose's error output (processing-failed/, which ``ddblake redrive`` takes back).
+    capture_error_files: int = 0
     # Why the table shows no lake tables though the identifiers exist: they hold another DynamoDB
     # table whose name gives the same identifier (ab-c and ab.c), or another lake's table.
     note: str | None = None
@@ -82,6 +88,34 @@ def _rows(tbl: Table | None) -> int:
     if snap is None or snap.summary is None:
         return 0
     return int(snap.summary.additional_properties.get("total-records", 0))
+
+
+def lag(storage: Storage, pending: list[str], newest_us: int | None, now: float) -> float | None:
+    """How far the tables trail the raw log, in seconds: the rule of the deployed alarm's
+    ``LagSeconds`` (:func:`ddblake.aws.apply_handler.alarm_lag`), so that both tell one story.
+
+    0 when no raw file waits: a table nobody writes to is not late, however old its newest event.
+    With files waiting, the age of the newest event applied, which grows while the backlog lasts;
+    before anything was applied (a load landed, apply not run), the age of the oldest waiting
+    file, by its write time on storage. None only when that file is gone meanwhile.
+    """
+    if not pending:
+        return 0.0
+    if newest_us is not None:
+        return round(now - newest_us / 1e6, 3)
+    oldest = pending[0]  # the listing is in write order (hour folder, then name)
+    times = dict(storage.list_with_times(oldest.rsplit("/", 1)[0]))  # one hour folder, not the log
+    return round(max(0.0, now - times[oldest]), 3) if oldest in times else None
+
+
+def capture_error_files(storage: Storage, table: str) -> int:
+    """Files under ``errors/<table>/`` outside ``apply/``: records capture or Firehose set aside.
+
+    A listing of those folders only (apply's own quarantine, which may hold a file per raw file,
+    is not listed): files, not records, since counting records would read every file.
+    """
+    root = table_prefix(table, "errors")
+    return sum(len(storage.list_files(f"{root}/{d}")) for d in storage.list_dirs(root) if d != "apply")
 
 
 def table_status(
@@ -127,8 +161,8 @@ def table_status(
     newest = int(props[NEWEST_EVENT_PROPERTY]) if NEWEST_EVENT_PROPERTY in props else None
     return TableStatus(
         table=table,
-        current_table=f"{namespace}.{table_identifier(table)}",
-        history_table=f"{namespace}.{changes_identifier(table)}",
+        current_table=f"{namespace}.{table_identifier(table)}" if cur is not None else None,
+        history_table=f"{namespace}.{changes_identifier(table)}" if hist is not None else None,
         last_commit=_iso_ms(max(commits)) if commits else None,
         rows=_rows(cur),
         history_rows=_rows(hist),
@@ -136,8 +170,9 @@ def table_status(
         applied_before_hour=log.before_hour or None,
         pending_files=len(pending),
         newest_event=_iso_ms(newest // 1000) if newest is not None else None,
-        lag_seconds=round(time.time() - newest / 1e6, 3) if newest is not None else None,
+        lag_seconds=lag(storage, pending, newest, time.time()),
         quarantined=int(props.get(QUARANTINE_PROPERTY, "0")),
+        capture_error_files=capture_error_files(storage, table),
         note=notes[0] if notes else None,
     )
 
