@@ -160,6 +160,10 @@ class Capture(Construct):
                 period=Duration.minutes(5),
             )
 
+        redrive = (
+            f"Those are valid changes: once the Lambda runs again, run 'ddblake redrive --table {t.name} "
+            f"--lake s3://{cfg.lake_bucket_name}' to bring them back into the raw log (docs/raw-log.md)"
+        )
         ops.alarm(
             "TransformRecordsFailed",
             metric=ddblake_metric(TRANSFORM_FAILED_METRIC, {"service": TRANSFORM_SERVICE}, "Sum"),
@@ -174,7 +178,16 @@ class Capture(Construct):
             threshold=0,
             periods=1,
             description=f"ddblake {t.name}: the Firehose transform Lambda failed; Firehose retries, then "
-            "writes the batch under the error prefix",
+            f"writes the whole batch under the error prefix. {redrive}",
+        )
+        ops.alarm(
+            "TransformThrottled",
+            metric=self.transform.metric_throttles(period=Duration.minutes(5), statistic="Sum"),
+            threshold=0,
+            periods=1,
+            description=f"ddblake {t.name}: the Firehose transform Lambda was throttled (account or "
+            f"reserved concurrency); Firehose retries, then writes the whole batch under the error "
+            f"prefix. {redrive}",
         )
         ops.alarm(
             "StreamWritesThrottled",
