@@ -198,7 +198,10 @@ def firehose_settings(s: Section, table: str, deployment: str) -> FirehoseSettin
         "error_prefix", "errors/{table}/!{firehose:error-output-type}/!{timestamp:yyyy/MM/dd/HH}/"
     ).replace("{table}", table)
     _check_raw_prefix(s, prefix, table, dynamic=dynamic)
-    _check_prefix(s, "error_prefix", error_prefix, f"errors/{table}/", ("!{firehose:error-output-type}",))
+    # ``ddblake redrive`` reads errors/<table>/processing-failed/: the type comes right after the table.
+    _check_prefix(
+        s, "error_prefix", error_prefix, f"errors/{table}/!{{firehose:error-output-type}}/", ("!{timestamp",)
+    )
     buffer_mb = s.integer("buffer_mb", 64 if dynamic else 16, 1, 128)
     if dynamic and buffer_mb < 64:
         raise s.error(

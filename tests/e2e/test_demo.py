@@ -68,7 +68,8 @@ def test_demo_prints_the_reference_changes_and_leaves_no_process(tmp_path: Path)
     assert f"lake: file://{lake.resolve()}" in out
     assert f"Iceberg catalog: file://{lake.resolve()}/catalog.db (namespace ddb)" in out
     assert (lake / "catalog.db").exists()
-    assert f"try: .venv/bin/ddblake query --lake {shlex.quote(str(lake))} 'SELECT" in out
+    try_line = f"try: .venv/bin/ddblake query --lake {shlex.quote(str(lake))} --catalog sql --namespace ddb"
+    assert f"{try_line} 'SELECT" in out
     assert any((lake / "raw" / "example-ddb-table").rglob("*.gz"))
 
     assert _dynamodb_local_on(port.group(1)) == [], "the demo must stop its DynamoDB Local"

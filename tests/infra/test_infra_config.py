@@ -112,7 +112,15 @@ def test_partition_follows_region() -> None:
         ),
         (
             config(firehose__error_prefix="errors/{table}/"),
-            "firehose.error_prefix: 'errors/orders.v2/' must contain",
+            "firehose.error_prefix: 'errors/orders.v2/' must start with "
+            "'errors/orders.v2/!{firehose:error-output-type}/'",
+        ),
+        (  # ddblake redrive reads errors/<table>/processing-failed/: nothing may come between
+            config(
+                firehose__error_prefix="errors/{table}/fh/!{firehose:error-output-type}/!{timestamp:yyyy}/"
+            ),
+            "firehose.error_prefix: 'errors/orders.v2/fh/!{firehose:error-output-type}/!{timestamp:yyyy}/' "
+            "must start with 'errors/orders.v2/!{firehose:error-output-type}/'",
         ),
         (
             config(firehose__dynamic_partitioning=True, firehose__buffer_mb=16),

@@ -11,18 +11,22 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 from lake_helpers import BASE_US, TABLE, Lake
 
 from ddblake.aws.firehose_transform import transform_batch
-from ddblake.capture.redrive import failed_prefix, redrive
+from ddblake.capture import redrive as redrive_module
+from ddblake.capture.redrive import failed_prefix, redrive, redrive_record
 from ddblake.cli.main import main
+from ddblake.errors import BadRecordError
 
 pytestmark = pytest.mark.e2e
 
 ARRIVAL_MS = BASE_US // 1000 + 5_000
+EVENTS = Path(__file__).parents[1] / "events"
 
 
 def kinesis_record(name: str, pk: str, t: int, image: dict[str, Any] | None, table: str = TABLE) -> bytes:
@@ -91,7 +95,7 @@ def test_failed_batches_reach_the_tables_once_and_bad_records_stay(lake: Lake) -
     stats = redrive(lake.storage, TABLE)
 
     assert (stats.objects, stats.records, stats.redriven, stats.files, stats.refused) == (1, 6, 3, 1, 3)
-    assert "record is for table someone-elses-table, not orders-table" in stats.reasons
+    assert "record is for table someone-elses-table, this stream delivers table orders-table" in stats.reasons
     assert "rawData is not base64" in stats.reasons
     assert lake.storage.read(source) == before, "the error object is left as it is"
     assert lake.apply().events == 3
@@ -108,7 +112,7 @@ def test_failed_batches_reach_the_tables_once_and_bad_records_stay(lake: Lake) -
     assert len(lake.history()) == history and lake.dump() == dump
 
 
-def test_a_redriven_record_is_the_line_the_lambda_writes_so_apply_keeps_it_once(lake: Lake) -> None:
+def test_a_redriven_record_is_the_change_the_lambda_delivers_so_apply_keeps_it_once(lake: Lake) -> None:
     raw = valid_changes()[0]
     answered = transform_batch(
         [{"recordId": "1", "data": base64.b64encode(raw).decode(), "approximateArrivalTimestamp": ARRIVAL_MS}]
@@ -120,9 +124,53 @@ def test_a_redriven_record_is_the_line_the_lambda_writes_so_apply_keeps_it_once(
     assert redrive(lake.storage, TABLE).redriven == 1
     redriven = [p for p in lake.storage.list_files(f"raw/{TABLE}") if p != normal]
     assert len(redriven) == 1 and redriven[0].startswith(f"raw/{TABLE}/2025/11/28/08/")
-    assert gzip.decompress(lake.storage.read(redriven[0]) or b"") == delivered
+    assert "-redrive-" in redriven[0]
     lake.apply()
     assert len(lake.history()) == 1
+
+
+def test_the_lambdas_own_event_redriven_gives_the_same_changes() -> None:
+    """Firehose's error record keeps its own arrival time, not Kinesis' (which the Lambda prefers):
+    only the ingestion time may differ, never the change."""
+    event = json.loads((EVENTS / "firehose-kinesis-event.json").read_text())
+    answered = transform_batch(event["records"]).records
+    for record, answer in zip(event["records"], answered, strict=True):
+        error = error_record(base64.b64decode(record["data"]), record["approximateArrivalTimestamp"])
+        try:
+            line, _ = redrive_record(error, "example-ddb-table")
+        except BadRecordError:
+            assert answer["result"] == "ProcessingFailed"
+            continue
+        assert answer["result"] == "Ok"
+        lambda_line = json.loads(base64.b64decode(answer["data"]))
+        redriven = json.loads(line)
+        assert redriven["ingested_us"] == record["approximateArrivalTimestamp"] * 1000
+        for fields in (lambda_line, redriven):
+            del fields["ingested_us"]
+        assert redriven == lambda_line
+
+
+def test_a_record_accepted_only_on_a_rerun_reaches_the_tables(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An upgrade that accepts a record the first run refused: the rerun's file differs, not skipped."""
+    first, second = valid_changes()[:2]
+    put_error_object(lake, "mixed", [error_record(first), error_record(second, ARRIVAL_MS + 1)])
+    real = redrive_module.redrive_record
+
+    def older_transform(record: dict[str, Any], table: str) -> tuple[bytes, int]:
+        if record["rawData"] == base64.b64encode(second).decode():
+            raise BadRecordError("unknown to this version")
+        return real(record, table)
+
+    monkeypatch.setattr(redrive_module, "redrive_record", older_transform)
+    assert redrive(lake.storage, TABLE).redriven == 1
+    monkeypatch.setattr(redrive_module, "redrive_record", real)
+    again = redrive(lake.storage, TABLE)
+    assert (again.files, again.redriven) == (1, 2)
+    lake.apply()
+    assert sorted(lake.dump()) == ["a", "b"]
+    assert len(lake.history()) == 2
 
 
 def test_an_object_that_is_not_error_records_is_named_and_left(

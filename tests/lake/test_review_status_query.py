@@ -70,6 +70,14 @@ def test_a_first_batch_after_an_empty_apply_gives_what_applying_it_directly_give
     assert (result.files, result.upserts, result.history_rows) == (1, 2, 5)
     assert quiet.dump() == direct.dump()
     assert current_rows(quiet) == current_rows(direct)
+    columns = [
+        t.schema().column_names
+        for t in (
+            quiet.catalog().load_table("ddb.orders_table"),
+            direct.catalog().load_table("ddb.orders_table"),
+        )
+    ]
+    assert columns[0] == columns[1], "one column order, whether the table was created empty or not"
     assert len(quiet.history()) == len(direct.history()) == 5
     again = quiet.apply()  # exactly once: the commits recorded the file
     assert (again.files, len(quiet.history())) == (0, 5)

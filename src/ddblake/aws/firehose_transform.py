@@ -48,7 +48,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import KinesisFirehoseEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from ddblake.changes.transform import fast_line, partition_keys, prepare, reference_line
+from ddblake.changes.transform import fast_line, other_table, partition_keys, prepare, reference_line
 from ddblake.errors import BadRecordError
 
 SERVICE: Final = "ddblake-firehose-transform"
@@ -130,9 +130,7 @@ def transform_batch(records: Iterable[Mapping[str, Any]], table: str | None = No
             _fail(result, record_id, data, f"internal error {type(e).__name__}")
             continue
         if table is not None and done[1] != table:  # the name partition_keys would use
-            _fail(
-                result, record_id, data, f"record is for table {done[1]}, this stream delivers table {table}"
-            )
+            _fail(result, record_id, data, other_table(done[1], table))
             continue
         append(
             {

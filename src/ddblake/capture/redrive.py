@@ -6,15 +6,17 @@ every record of the batch under ``errors/<table>/processing-failed/``: valid cha
 ``apply`` never reads, next to the few records the transform itself refused. Redrive runs each of
 those records through the very same transform again:
 
-* a record it accepts becomes the raw-log line Firehose would have delivered (the same bytes when
-  the record carries Kinesis' arrival time, as Firehose's error records do), in a raw file beside
-  Firehose's; ``apply`` drops any change it already holds by event ID, so redriving a record that
-  also arrived the normal way (a retried batch that finally went through) changes nothing;
+* a record it accepts becomes the raw-log line of the same change (event ID, version, images) in a
+  raw file beside Firehose's; only ``ingested_us`` may differ, as the error record keeps Firehose's
+  arrival time where the Lambda reads Kinesis'. ``apply`` drops any change it already holds by
+  event ID, so redriving a record that also arrived the normal way (a retried batch that finally
+  went through) changes nothing;
 * a record it refuses again (not a DynamoDB change, another table's) stays where it is, counted;
   Firehose's error object keeps it with the reason.
 
-Each error object gives at most one raw file, at a path derived from the object's key, so a rerun
-(after a crash, or on the next alarm) finds the files it wrote and writes nothing twice. The hour
+Each error object gives at most one raw file, at a path derived from the object's key and the lines
+it gives, so a rerun (after a crash, or on the next alarm) finds the files it wrote and writes
+nothing twice. The hour
 folder is that of the object's oldest record's arrival, like Firehose's own ``!{timestamp}``; an
 old folder is fine for ``apply`` (docs/raw-log.md: late files reopen their day).
 """
@@ -31,7 +33,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from ddblake.changes.transform import kinesis_line
+from ddblake.changes.transform import kinesis_line, other_table
 from ddblake.errors import BadRecordError
 from ddblake.lake.rawlog import GZIP_LEVEL, raw_file_path, table_prefix
 from ddblake.lake.storage import Storage
@@ -136,7 +138,7 @@ def redrive_record(record: dict[str, Any], table: str) -> tuple[bytes, int]:
     ingested_us = arrival * 1000
     line, of_table, _ = kinesis_line(raw, ingested_us)
     if of_table != table:
-        raise BadRecordError(f"record is for table {of_table}, not {table}")
+        raise BadRecordError(other_table(of_table, table))
     return line, ingested_us
 
 
@@ -151,15 +153,22 @@ def redrive_object(data: bytes, table: str, stats: RedriveStats) -> tuple[list[b
         except BadRecordError as e:
             stats.refuse(str(e))
             continue
+        except Exception as e:  # as the Lambda does: a bug costs this record, not the other objects
+            stats.refuse(f"internal error {type(e).__name__}")
+            continue
         lines.append(line)
         oldest = ingested_us if oldest is None else min(oldest, ingested_us)
     return lines, oldest
 
 
-def target_path(table: str, source: str, oldest_us: int) -> str:
-    """The raw file one error object becomes: fixed by its key, so a rerun finds it."""
-    unique = "redrive-" + hashlib.sha256(source.encode()).hexdigest()[:32]
-    return raw_file_path(table, oldest_us, unique=unique)
+def target_path(table: str, source: str, lines: list[bytes], oldest_us: int) -> str:
+    """The raw file one error object becomes, fixed by its key and the lines it gives.
+
+    A rerun finds the file it wrote; a rerun whose transform accepts more of the object's records
+    (an upgrade) writes a new file, whose repeated changes apply drops by event ID.
+    """
+    digest = hashlib.sha256(source.encode() + b"\0" + b"".join(lines)).hexdigest()[:32]
+    return raw_file_path(table, oldest_us, unique=f"redrive-{digest}")
 
 
 def redrive(
@@ -176,6 +185,7 @@ def redrive(
         TransientError: the lake could not be listed, read or written; rerun.
     """
     stats = RedriveStats()
+    folders: dict[str, set[str]] = {}  # hour folder -> the files in it (one listing each)
     for source in storage.list_files(failed_prefix(table)):
         stats.objects += 1
         data = storage.read(source)
@@ -189,11 +199,15 @@ def redrive(
             continue
         if oldest is None:
             continue
-        path = target_path(table, source, oldest)
-        if storage.read(path) is not None:  # written by an earlier run
+        path = target_path(table, source, lines, oldest)
+        folder = path.rsplit("/", 1)[0]
+        if folder not in folders:
+            folders[folder] = set(storage.list_files(folder))
+        if path in folders[folder]:  # written by an earlier run
             stats.already += len(lines)
             continue
         storage.write_atomic(path, gzip.compress(b"".join(lines), compresslevel=GZIP_LEVEL, mtime=0))
+        folders[folder].add(path)
         stats.files += 1
         stats.redriven += len(lines)
         log.info("redrive %s: %d record(s) of %s into %s", table, len(lines), source, path)

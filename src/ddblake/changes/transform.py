@@ -347,6 +347,12 @@ def line_for_stream_record(record: Mapping[str, Any], table: str, ingested_us: i
 _partitions: dict[tuple[str, int], dict[str, str]] = {}
 
 
+def other_table(of_table: str, table: str) -> str:
+    """Why a change of ``of_table`` is refused where only ``table``'s are delivered (the Firehose
+    transform and ``ddblake redrive`` give the same reason; table names are not item data)."""
+    return f"record is for table {of_table}, this stream delivers table {table}"
+
+
 def partition_keys(table: str, event_time_us: int) -> dict[str, str]:
     """Firehose dynamic-partitioning keys for a change: the table and its event time's UTC hour.
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import shlex
 import sys
 import tempfile
@@ -170,7 +171,14 @@ def _run(lake: str) -> int:
     print(f"  raw change log: {storage.uri(table_prefix(TABLE))}/", file=out)
     namespace = demo_lake_config(lake).namespace
     print(f"  Iceberg catalog: {storage.uri('catalog.db')} (namespace {namespace})", file=out)
-    print(f"  try: .venv/bin/ddblake query --lake {shlex.quote(lake)} {shlex.quote(TRY_SQL)}", file=out)
+    # The catalog options spelled out: the line must read the demo's catalog whatever DDBLAKE_CATALOG,
+    # DDBLAKE_CATALOG_URI or DDBLAKE_NAMESPACE the shell it is pasted into holds.
+    unset = "env -u DDBLAKE_CATALOG_URI " if os.environ.get("DDBLAKE_CATALOG_URI") else ""
+    print(
+        f"  try: {unset}.venv/bin/ddblake query --lake {shlex.quote(lake)} "
+        f"--catalog sql --namespace {namespace} {shlex.quote(TRY_SQL)}",
+        file=out,
+    )
     return 0
 
 

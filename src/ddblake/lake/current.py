@@ -182,6 +182,24 @@ def untyped_shapes(table: Table | None) -> columns.Shapes:
     return {} if table is None else columns.load_untyped(table.properties.get(UNTYPED_PROPERTY))
 
 
+def _attributes_first(tx: Any, table: Table, added: list[str]) -> None:
+    """Put the first attributes of a table created empty ahead of its metadata columns.
+
+    A table whose first batch has rows is created with its attributes first (``SELECT *`` shows the
+    item, then ``_ddb_*``); one created before any change (apply of a table with no change yet) has
+    only ``_ddb_*``, and Iceberg adds columns at the end. While no row is written, moving them
+    costs nothing and gives every table the same layout however its first changes came.
+    """
+    first = next(iter(META_COLUMNS))
+    names = table.schema().column_names
+    attributes = [n for n in added if n not in META_COLUMNS]
+    if table.current_snapshot() is not None or not attributes or not names or names[0] != first:
+        return
+    with tx.update_schema() as upd:
+        for name in attributes:
+            upd.move_before(name, first)
+
+
 def evolve(tx: Any, table: Table, wanted: pa.Schema, *, retyped: bool = False) -> Target:
     """Bring the table's schema to ``wanted`` (:func:`typed_rows`' schema) inside ``tx``.
 
@@ -213,6 +231,7 @@ def evolve(tx: Any, table: Table, wanted: pa.Schema, *, retyped: bool = False) -
     if changed or added:
         with tx.update_schema() as upd:
             upd.union_by_name(pa.schema(changed + added))
+        _attributes_first(tx, table, [f.name for f in added])
     # Once a column exists its rows are typed: only attributes still without one stay listed.
     if retyped:
         seen = {name: shape for name, shape in seen.items() if shape is not None}
