@@ -22,6 +22,7 @@ from ddblake.errors import DdblakeError, UsageError
 
 if TYPE_CHECKING:
     from ddblake.lake.catalog import LakeConfig
+    from ddblake.lake.storage import Storage
 
 Command = Callable[[argparse.Namespace], int]
 LOG_LEVEL_ENV = "DDBLAKE_LOG_LEVEL"
@@ -93,6 +94,11 @@ def _existing_lake(args: argparse.Namespace) -> LakeConfig:
         # where opening the lake's would leave an empty catalog.db in the directory.
         config = dataclasses.replace(config, catalog_uri="sqlite:///:memory:")
     return config
+
+
+def _own(config: LakeConfig) -> Storage | None:
+    """The lake, when its catalog is its own ``catalog.db`` (every table there must be its own)."""
+    return config.storage() if config.catalog == "sql" and not config.catalog_uri else None
 
 
 def _cmd_apply(args: argparse.Namespace) -> int:
@@ -223,7 +229,8 @@ def _cmd_query(args: argparse.Namespace) -> int:
         raise UsageError("--as-of is empty: give a time (ISO 8601, or epoch seconds or milliseconds)")
     as_of = parse_time(args.as_of) if args.as_of else None
     catalog = open_catalog(config, config.storage(), create=False)
-    with open_sql(catalog, config.namespace, args.sql, as_of=as_of) as (columns, chunks):
+    own = _own(config)
+    with open_sql(catalog, config.namespace, args.sql, as_of=as_of, own_lake=own) as (columns, chunks):
         for text in format_chunks(columns, chunks, args.format):
             sys.stdout.write(text)
     return 0
@@ -238,7 +245,7 @@ def _cmd_dump(args: argparse.Namespace) -> int:
     config = _existing_lake(args)
     catalog = open_catalog(config, config.storage(), create=False)
     out = sys.stdout
-    for line in dump_items(catalog, config.namespace, table):
+    for line in dump_items(catalog, config.namespace, table, own_lake=_own(config)):
         out.write(line + "\n")
     return 0
 

@@ -26,8 +26,9 @@ from pyiceberg.table import Table
 
 from ddblake.errors import ConfigError, NotFoundError, TerminalError, UsageError
 from ddblake.lake.catalog import table_names
-from ddblake.lake.options import other_owner
+from ddblake.lake.options import LAKE_PROPERTY, other_owner
 from ddblake.lake.reading import register, row_source, unique_names
+from ddblake.lake.storage import Storage
 
 Format = Literal["table", "json", "csv"]
 # Set by snapshot expiry (ddblake.lake.maintain): commit time (ms) of the newest snapshot expired.
@@ -135,10 +136,18 @@ CUT_MARK: Final = "…"
 
 @contextmanager
 def open_sql(
-    catalog: Catalog, namespace: str, sql: str, *, as_of: dt.datetime | None = None
+    catalog: Catalog,
+    namespace: str,
+    sql: str,
+    *,
+    as_of: dt.datetime | None = None,
+    own_lake: Storage | None = None,
 ) -> Iterator[tuple[list[str], Iterator[list[tuple[Any, ...]]]]]:
     """Run one SQL statement; gives its column names and its rows in chunks (Python values,
     numbers exact), read as they are consumed, while the context is open.
+
+    ``own_lake``: the lake whose own catalog (``<lake>/catalog.db``) this is; each table read is
+    checked to be that lake's (:func:`check_own_lake`).
 
     Raises:
         UsageError: no statement.
@@ -154,6 +163,7 @@ def open_sql(
         for name in names:
             if re.search(rf"(?<![a-z0-9_]){re.escape(name)}(?![a-z0-9_])", lowered):
                 table = catalog.load_table(f"{namespace}.{name}")
+                check_own_lake(table, f"{namespace}.{name}", own_lake)
                 register(con, name, row_source(table, snapshot_for(table, as_of)))
                 qualified(con, namespace, name)
         try:
@@ -367,6 +377,26 @@ def _cell(value: Any) -> str:
     if isinstance(value, dt.datetime):
         return value.isoformat()
     return str(value)
+
+
+def check_own_lake(tbl: Table, identifier: str, own_lake: Storage | None) -> None:
+    """Refuse a table of another lake listed by this lake's own catalog: a copied or moved lake.
+
+    Iceberg metadata holds absolute paths, so a copy of a lake directory still reads the original's
+    files: its answers would silently come from there (or fail once the original is gone).
+
+    Raises:
+        TerminalError: the table's ``ddblake.lake`` property names another lake.
+    """
+    lake = tbl.properties.get(LAKE_PROPERTY)
+    if own_lake is None or not lake or own_lake.names(lake):
+        return
+    raise TerminalError(
+        f"lake table {identifier} belongs to the lake at {lake}, yet the catalog of the lake at "
+        f"{own_lake.uri()} lists it: this lake directory was copied or moved, and Iceberg's metadata "
+        f"still points at the files under {lake}. Query that lake; to make a lake of this copy, "
+        f"copy only its raw/ folder into a new directory and run 'ddblake apply --once' there"
+    )
 
 
 def require_table(catalog: Catalog, namespace: str, name: str, table: str) -> Table:

@@ -22,7 +22,7 @@ from ddblake.lake.options import (
     SOURCE_PROPERTY,
     other_owner,
 )
-from ddblake.lake.query import collision, require_table
+from ddblake.lake.query import check_own_lake, collision, require_table
 from ddblake.lake.rawlog import RAW_PREFIX, list_raw_files, table_prefix
 from ddblake.lake.reading import register, row_source
 from ddblake.lake.storage import Storage
@@ -31,16 +31,20 @@ from ddblake.names import changes_identifier, table_identifier
 DUMP_BATCH_ROWS = 10_000
 
 
-def dump_items(catalog: Catalog, namespace: str, table: str) -> Iterator[str]:
+def dump_items(
+    catalog: Catalog, namespace: str, table: str, *, own_lake: Storage | None = None
+) -> Iterator[str]:
     """Every current item as a line ``{"Item": {...}}`` in DynamoDB JSON, ordered by ``_ddb_key``.
 
     ``_ddb_key`` is the key as JSON text, so the order is stable from run to run but is not
     DynamoDB's key order (number keys sort as text: ``10`` before ``9``).
 
     Items come from ``_ddb_item``, the DynamoDB JSON stored with each row, so the output is exactly
-    what the stream delivered — numbers, bytes and sets included.
+    what the stream delivered — numbers, bytes and sets included. ``own_lake``: as for
+    :func:`ddblake.lake.query.open_sql`.
     """
     tbl = require_table(catalog, namespace, table_identifier(table), table)
+    check_own_lake(tbl, f"{namespace}.{table_identifier(table)}", own_lake)
     snap = tbl.current_snapshot()
     if snap is None:
         return
