@@ -6,7 +6,10 @@
 * The apply image's build context: pyproject.toml, README.md, constraints.txt, ``src/ddblake`` and
   ``infra/apply_image/Dockerfile`` (handler ``ddblake.aws.apply_handler.handler``). Synth only stages
   it; ``cdk deploy`` builds it.
-* The Glue job: the script at ``load.script`` (a standalone script: standard library at module level).
+* The Glue job: the script at ``load.script``, and beside it (its ``--extra-py-files`` zip) the
+  package it imports, ``ddblake.gluejob`` with ``ddblake/__init__.py``
+  (``ddblake.gluejob.library_files``): standard library at module level; boto3, awsglue and
+  pyspark inside functions, which Glue has.
 
 CDK hashes asset contents (not paths or times), so staging into temporary directories keeps
 templates byte-identical from one synth to the next.
@@ -33,6 +36,9 @@ APPLY_IMAGE: Final = REPO_ROOT / "infra" / "apply_image"
 TRANSFORM_MODULE: Final = "ddblake.aws.firehose_transform"
 TRANSFORM_HANDLER: Final = f"{TRANSFORM_MODULE}.handler"
 ALLOWED_THIRD_PARTY: Final = frozenset({"aws_lambda_powertools"})
+GLUE_MODULE: Final = "ddblake.gluejob.job"
+GLUE_THIRD_PARTY: Final = frozenset({"boto3", "awsglue", "pyspark"})
+"""What a Glue 4.0/5.0 job has beside the standard library (imported only inside functions)."""
 POWERTOOLS_RUNTIME_DEPS: Final = ("aws_lambda_powertools", "jmespath", "typing_extensions")
 _IGNORE: Final = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo", ".mypy_cache", ".pytest_cache")
 
@@ -171,6 +177,35 @@ def stage_apply_image() -> Path:
         shutil.copyfile(REPO_ROOT / name, out / name)
     shutil.copytree(PACKAGE, out / "src" / "ddblake", ignore=_IGNORE)
     shutil.copyfile(APPLY_IMAGE / "Dockerfile", out / "Dockerfile")
+    return out
+
+
+def stage_glue_library() -> Path:
+    """A directory holding the Glue job's package, zipped by CDK as its ``--extra-py-files``.
+
+    Raises:
+        InfraConfigError: the job's imports reach a ddblake module outside the shipped files (Glue
+            would fail with ModuleNotFoundError), or a third-party module Glue does not have.
+    """
+    from ddblake.gluejob import library_files  # the runtime package: standard library only
+
+    shipped = library_files()
+    files, external = import_closure(GLUE_MODULE)
+    outside = sorted(
+        p.relative_to(SRC).as_posix() for p in files if p.relative_to(SRC).as_posix() not in shipped
+    )
+    allowed = GLUE_THIRD_PARTY | sys.stdlib_module_names
+    third_party = sorted(m for m in external if m not in allowed)
+    if outside or third_party:
+        raise InfraConfigError(
+            f"{GLUE_MODULE} imports {', '.join(outside + third_party)}, which the Glue job does not have: "
+            "ddblake.gluejob may import only the standard library, its own modules and (inside "
+            f"functions) {', '.join(sorted(GLUE_THIRD_PARTY))}"
+        )
+    out = _fresh_dir("glue-library")
+    for name, path in shipped.items():
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, out / name)
     return out
 
 

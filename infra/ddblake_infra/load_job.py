@@ -14,7 +14,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct
 
-from ddblake_infra.assets import glue_script
+from ddblake_infra.assets import glue_script, stage_glue_library
 from ddblake_infra.lake import EXPORT_OBJECT_ACTIONS, LAKE_READ_WRITE, LakeStorage, lake_key_statement
 from ddblake_infra.monitoring import Operations
 from ddblake_infra.nag import literal, literal_suffix, suppress, suppress_object_prefixes
@@ -44,6 +44,7 @@ def load_job(
     t = cfg.table.name
     job_name = cfg.name("load_job")
     script = s3_assets.Asset(scope, "LoadScript", path=str(glue_script(cfg.load.script)))
+    library = s3_assets.Asset(scope, "LoadLibrary", path=str(stage_glue_library()))  # zipped by CDK
     same_account = table is not None and table_key is not None
     statements = [
         iam.PolicyStatement(
@@ -59,7 +60,10 @@ def load_job(
         iam.PolicyStatement(
             sid="ReadJobAssets",
             actions=["s3:GetObject"],
-            resources=[script.bucket.arn_for_objects(script.s3_object_key)],
+            resources=[
+                script.bucket.arn_for_objects(script.s3_object_key),
+                library.bucket.arn_for_objects(library.s3_object_key),
+            ],
         ),
         iam.PolicyStatement(
             sid="LakeBucket",
@@ -127,10 +131,11 @@ def load_job(
     )
     load = cfg.load
     keys = [cfg.table.partition_key.name] + ([cfg.table.sort_key.name] if cfg.table.sort_key else [])
-    # The job's parameters as src/ddblake/load/glue_job.py reads them (docs/deploy.md); a run
+    # The job's parameters as ddblake.gluejob.job reads them (docs/deploy.md); a run
     # can override any of them, e.g. --SOURCE export-files --EXPORT_PATH s3://.../AWSDynamoDB/<id>/.
     arguments = {
         "--job-language": "python",
+        "--extra-py-files": library.s3_object_url,  # ddblake.gluejob, which the script imports
         "--TempDir": f"s3://{lake.bucket_name}/glue-temp/{t}/",
         "--enable-continuous-cloudwatch-log": "true",
         "--TABLE": t,

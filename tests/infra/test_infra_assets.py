@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from infra_templates import resources_of_type
 
+from ddblake.gluejob import library_files
 from ddblake_infra.assets import (
     ALLOWED_THIRD_PARTY,
     SRC,
@@ -103,6 +104,20 @@ def test_transform_bundle_refuses_heavy_imports(monkeypatch: pytest.MonkeyPatch)
         assets.stage_transform(bundle_powertools=False)
 
 
+def test_glue_library_refuses_an_import_glue_lacks(monkeypatch: pytest.MonkeyPatch) -> None:
+    import ddblake_infra.assets as assets
+
+    real = assets.import_closure
+
+    def reaching_out(root: str = assets.GLUE_MODULE) -> tuple[list[Path], set[str]]:
+        files, external = real(root)
+        return [*files, SRC / "ddblake" / "load" / "rows.py"], external | {"pyarrow"}
+
+    monkeypatch.setattr(assets, "import_closure", reaching_out)
+    with pytest.raises(InfraConfigError, match=r"imports ddblake/load/rows\.py, pyarrow, which the Glue job"):
+        assets.stage_glue_library()
+
+
 def test_apply_image_context() -> None:
     ctx = stage_apply_image()
     files = _files(ctx)
@@ -135,6 +150,12 @@ def test_synthesized_assets(assemblies: dict[str, Path], templates: dict[str, An
     script_key = jobs[0]["Properties"]["Command"]["ScriptLocation"].rsplit("/", 1)[1]
     staged = assembly / f"asset.{script_key}"
     assert staged.read_bytes() == (SRC / "ddblake/load/glue_job.py").read_bytes()
+    library = jobs[0]["Properties"]["DefaultArguments"]["--extra-py-files"]
+    assert isinstance(library, str) and library.endswith(".zip"), "Glue takes a .zip of packages"
+    library_dir = _asset_dir(assembly, library.rsplit("/", 1)[1])
+    assert _files(library_dir) == set(library_files()), "the zip holds the package the script imports"
+    for name, path in library_files().items():
+        assert (library_dir / name).read_bytes() == path.read_bytes()
 
     images = [f for f in functions if f["Properties"].get("PackageType") == "Image"]
     assert len(images) == 1

@@ -63,7 +63,7 @@ ROLES: dict[str, Allow] = {
             "logs:AssociateKmsKey logs:CreateLogGroup logs:CreateLogStream logs:PutLogEvents",
             rf"{LOGS}/aws-glue/\*",
         ),
-        allow("s3:GetObject", rf"arn:aws:s3:::cdk-hnb659fds-assets-{ACCT}-{REGION}/[0-9a-f]{{64}}\.py"),
+        allow("s3:GetObject", rf"arn:aws:s3:::cdk-hnb659fds-assets-{ACCT}-{REGION}/[0-9a-f]{{64}}\.(py|zip)"),
         allow("s3:GetBucketLocation s3:ListBucket", BUCKET),
         allow(
             "s3:DeleteObject s3:GetObject s3:PutObject",

@@ -12,7 +12,8 @@ from typing import Any
 from lake_helpers import TABLE, Lake
 from lake_helpers import lake as lake  # noqa: F401  (fixture)
 
-from ddblake.load import glue_job as job
+from ddblake.gluejob import job
+from ddblake.gluejob import rules as glue_rules
 from ddblake.load.state import GLUE_CONNECTOR, list_loads, state_path
 
 HOUR_US = 3_600_000_000
@@ -23,12 +24,14 @@ def _item(i: int) -> dict[str, Any]:
 
 
 def _run(lake: Lake, record: dict[str, Any], items: range, written_us: int) -> None:
-    rules = job.Rules(
-        TABLE, record["load_id"], ("pk",), job.version_time_from_us(record["started_us"]), export=False
+    rules = glue_rules.Rules(
+        TABLE, record["load_id"], ("pk",), glue_rules.version_time_from_us(record["started_us"]), export=False
     )
-    lines = [job.row_line(_item(i), rules, written_us) for i in items]
-    for n, batch in enumerate(job.chunks(lines, max_bytes=2_000)):
-        lake.storage.write_atomic(job.raw_file_key("", TABLE, written_us + n), job.gzip_lines(batch))
+    lines = [glue_rules.row_line(_item(i), rules, written_us) for i in items]
+    for n, batch in enumerate(glue_rules.chunks(lines, max_bytes=2_000)):
+        lake.storage.write_atomic(
+            glue_rules.raw_file_key("", TABLE, written_us + n), glue_rules.gzip_lines(batch)
+        )
 
 
 def test_a_rerun_goes_on_with_the_failed_runs_load_and_nothing_is_twice(lake: Lake) -> None:

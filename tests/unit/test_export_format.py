@@ -163,25 +163,25 @@ def test_the_first_line_is_found_across_pieces() -> None:
 
 
 def test_the_glue_job_refuses_ion_data_under_a_dynamodb_json_manifest() -> None:
-    from ddblake.load import glue_job as job
+    from ddblake.gluejob import manifest
 
-    def entry(data: bytes, count: int) -> job.ManifestEntry:
+    def entry(data: bytes, count: int) -> manifest.ManifestEntry:
         digest = hashlib.md5(data, usedforsecurity=False).digest()
-        return job.ManifestEntry(
+        return manifest.ManifestEntry(
             "AWSDynamoDB/E/data/a.json.gz", count, base64.b64encode(digest).decode(), None
         )
 
     for ion in (b"\n" + ION_LINES[0], b'{Item:{id:"1"}}\n', b'{"Item": {"id": "1"}}\n'):
         data = gzip.compress(ion)
-        problem = job.check_data_file(data, entry(data, ion.count(b"\n")))
+        problem = manifest.check_data_file(data, entry(data, ion.count(b"\n")))
         assert problem is not None and "AWSDynamoDB/E/data/a.json.gz holds ION" in problem
         assert "declares outputFormat DYNAMODB_JSON" in problem
     good = gzip.compress(b'{"Item": {"id": {"S": "1"}}}\n{"Item": {"id": {"S": "2"}}}\n')
-    assert job.check_data_file(good, entry(good, 2)) is None
+    assert manifest.check_data_file(good, entry(good, 2)) is None
 
 
 def test_a_null_old_image_reads_as_dynamodb_json_here_and_in_the_glue_job() -> None:
-    from ddblake.load import glue_job
+    from ddblake.gluejob import manifest
     from ddblake.load.export_format import sniff_format
 
     line = (
@@ -189,4 +189,4 @@ def test_a_null_old_image_reads_as_dynamodb_json_here_and_in_the_glue_job() -> N
         b'"NewImage":{"id":{"S":"a"}},"OldImage":null}'
     )
     assert sniff_format(line) == "DYNAMODB_JSON"
-    assert not glue_job._ion_like(line)
+    assert not manifest.ion_like(line)

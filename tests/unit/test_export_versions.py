@@ -22,8 +22,8 @@ from test_load_export import _events, _load, make_export
 from ddblake.changes.model import ChangeEvent
 from ddblake.changes.resolve import keyed, version_of, winners
 from ddblake.errors import TerminalError
+from ddblake.gluejob import rules as glue_rules
 from ddblake.lake.storage import Storage
-from ddblake.load import glue_job as job
 from ddblake.load.config import LoadConfig
 from ddblake.load.export import ExportManifest
 from ddblake.load.export_rows import RowMaker
@@ -151,20 +151,22 @@ def test_a_stream_change_of_the_same_second_before_the_row_may_still_win() -> No
 
 def test_the_glue_job_versions_export_rows_as_ddblake_load_does() -> None:
     for t in (0, EIGHT, EIGHT + 5_400_000, EIGHT + 59_999_999):
-        assert job.export_version_from_us(t) == export_version_from_us(t)
+        assert glue_rules.export_version_from_us(t) == export_version_from_us(t)
     full = {"Item": {**KEYS, "v": {"S": "exported"}}}
-    rules = job.Rules(
-        "tbl", "E1", ("id",), job.export_version_from_us(EIGHT + 5_400_000), seq=str(EIGHT + 5_400_000)
+    rules = glue_rules.Rules(
+        "tbl", "E1", ("id",), glue_rules.export_version_from_us(EIGHT + 5_400_000), seq=str(EIGHT + 5_400_000)
     )
-    assert ChangeEvent.from_line(job.export_line(json.dumps(full), rules, 0)) == _full_row(EIGHT + 5_400_000)
+    assert ChangeEvent.from_line(glue_rules.export_line(json.dumps(full), rules, 0)) == _full_row(
+        EIGHT + 5_400_000
+    )
     line = {
         "Metadata": {"WriteTimestampMicros": {"N": str(EIGHT + 5_400_000)}},
         "Keys": KEYS,
         "NewImage": KEYS,
     }
-    inc = job.Rules("tbl", "E1", (), 0, incremental=True, view="NEW_AND_OLD_IMAGES")
+    inc = glue_rules.Rules("tbl", "E1", (), 0, incremental=True, view="NEW_AND_OLD_IMAGES")
     theirs = RowMaker(_manifest(True), "tbl", None).item_to_event(line, 0)
-    assert ChangeEvent.from_line(job.export_line(json.dumps(line), inc, 0)) == theirs
+    assert ChangeEvent.from_line(glue_rules.export_line(json.dumps(line), inc, 0)) == theirs
 
 
 def _clients(endpoint: str | None) -> Any:

@@ -6,6 +6,7 @@ import base64
 import gzip
 import hashlib
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,8 +15,9 @@ import pytest
 
 from ddblake.changes.model import ChangeEvent
 from ddblake.changes.resolve import key_string
+from ddblake.gluejob import SCRIPT, errors, job, library_files, manifest
+from ddblake.gluejob import rules as glue_rules
 from ddblake.lake.rawlog import raw_file_path
-from ddblake.load import glue_job as job
 from ddblake.load.export import ExportManifest
 from ddblake.load.export_rows import RowMaker
 from ddblake.load.rows import (
@@ -26,7 +28,6 @@ from ddblake.load.rows import (
     version_time_from_us,
 )
 
-GLUE_FILE = Path(job.__file__)
 KEYS = [
     {"pk": {"S": "a"}},
     {"pk": {"S": "Zoë"}, "sk": {"N": "1.50"}},
@@ -38,37 +39,51 @@ KEYS = [
 ]
 
 
-def test_the_script_imports_only_the_standard_library() -> None:
+def test_the_script_runs_from_its_zip_alone_and_imports_only_the_standard_library(tmp_path: Path) -> None:
+    for name, path in library_files().items():  # the --extra-py-files zip, unpacked
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, tmp_path / name)
     code = (
-        "import importlib.util, sys\n"
-        f"spec = importlib.util.spec_from_file_location('glue_script', {str(GLUE_FILE)!r})\n"
-        "mod = importlib.util.module_from_spec(spec); sys.modules['glue_script'] = mod\n"
-        "spec.loader.exec_module(mod)\n"
-        "deps = {'ddblake', 'boto3', 'botocore', 'pyspark', 'awsglue'}\n"
-        "bad = [m for m in sys.modules if m.split('.')[0] in deps]\n"
-        "print(bad)\n"
+        "import json, runpy, sys\n"
+        f"sys.path.insert(0, {str(tmp_path)!r})\n"
+        f"script = runpy.run_path({str(SCRIPT)!r})\n"
+        "try:\n"
+        "    script['main'](['--TABLE', 't', '--LAKE', 's3://l', '--SOURCE', 'connector'])\n"
+        "except SystemExit as e:\n"
+        "    refused = str(e)\n"
+        "print(json.dumps({'refused': refused, 'modules': sorted(sys.modules),\n"
+        "    'origin': sys.modules['ddblake'].__file__}))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    # -S: no site-packages, so neither the installed ddblake nor boto3 can be imported
+    out = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, check=True)
+    got = json.loads(out.stdout)
+    assert "--SOURCE connector needs --KEYS" in got["refused"]
+    assert got["origin"] == str(tmp_path / "ddblake" / "__init__.py")
+    ours = [m for m in got["modules"] if m.split(".")[0] == "ddblake"]
+    assert ours and all(m == "ddblake" or m.startswith("ddblake.gluejob") for m in ours), ours
+    third_party = {"boto3", "botocore", "pyspark", "awsglue", "pyarrow", "pyiceberg", "duckdb"}
+    assert [m for m in got["modules"] if m.split(".")[0] in third_party] == []
 
 
 @pytest.mark.parametrize("keys", KEYS)
 def test_key_and_id_rules_equal_ddblakes(keys: dict[str, dict[str, str]]) -> None:
-    assert job.key_string(keys) == key_string(keys)
-    assert job.event_id("L", keys) == scan_event_id("L", keys)
-    assert job.event_id("E", keys, export=True) == export_event_id("E", keys)
-    assert job.event_id("E", keys, export=True, write_us=7) == export_event_id("E", keys, 7)
+    assert glue_rules.key_string(keys) == key_string(keys)
+    assert glue_rules.event_id("L", keys) == scan_event_id("L", keys)
+    assert glue_rules.event_id("E", keys, export=True) == export_event_id("E", keys)
+    assert glue_rules.event_id("E", keys, export=True, write_us=7) == export_event_id("E", keys, 7)
 
 
 def test_time_and_path_rules_equal_ddblakes() -> None:
     for us in (0, 1_795_852_800_000_000, 1_795_852_800_999_999, 1_795_852_801_000_001):
-        assert job.version_time_from_us(us) == version_time_from_us(us)
-        assert job.export_version_from_us(us) == export_version_from_us(us)
-    assert job.parse_time_us("2026-11-28T08:00:00.250Z") == parse_export_time("2026-11-28T08:00:00.250Z")
-    assert job.raw_file_key("", "tbl", 1_795_852_800_123_456, "u") == raw_file_path(
+        assert glue_rules.version_time_from_us(us) == version_time_from_us(us)
+        assert glue_rules.export_version_from_us(us) == export_version_from_us(us)
+    assert glue_rules.parse_time_us("2026-11-28T08:00:00.250Z") == parse_export_time(
+        "2026-11-28T08:00:00.250Z"
+    )
+    assert glue_rules.raw_file_key("", "tbl", 1_795_852_800_123_456, "u") == raw_file_path(
         "tbl", 1_795_852_800_123_456, "u"
     )
-    assert job.raw_file_key("lake/x/", "tbl", 1_795_852_800_123_456, "u") == "lake/x/" + raw_file_path(
+    assert glue_rules.raw_file_key("lake/x/", "tbl", 1_795_852_800_123_456, "u") == "lake/x/" + raw_file_path(
         "tbl", 1_795_852_800_123_456, "u"
     )
 
@@ -92,10 +107,10 @@ def _manifest(incremental: bool) -> ExportManifest:
 def test_export_lines_become_the_rows_ddblake_load_writes() -> None:
     full = {"Item": {"pk": {"S": "a"}, "sk": {"N": "1"}, "b": {"B": "AAEC"}, "tbl": {"S": "é"}}}
     at = 1_795_852_800_000_000  # the manifest's exportTime
-    rules = job.Rules("tbl", "E1", ("pk", "sk"), job.export_version_from_us(at), seq=str(at))
-    ours = ChangeEvent.from_line(job.export_line(json.dumps(full), rules, 5))
+    rules = glue_rules.Rules("tbl", "E1", ("pk", "sk"), glue_rules.export_version_from_us(at), seq=str(at))
+    ours = ChangeEvent.from_line(glue_rules.export_line(json.dumps(full), rules, 5))
     theirs = RowMaker(_manifest(False), "tbl", ("pk", "sk")).item_to_event(full, 5)
-    assert ours == theirs and ours.to_line() == job.export_line(json.dumps(full), rules, 5)
+    assert ours == theirs and ours.to_line() == glue_rules.export_line(json.dumps(full), rules, 5)
     for obj in (
         {
             "Metadata": {"WriteTimestampMicros": {"N": "1795852800000009"}},
@@ -114,12 +129,12 @@ def test_export_lines_become_the_rows_ddblake_load_writes() -> None:
             "OldImage": {"pk": {"S": "b"}},
         },
     ):
-        inc = job.Rules("tbl", "E1", (), 0, incremental=True, view="NEW_AND_OLD_IMAGES")
-        assert ChangeEvent.from_line(job.export_line(json.dumps(obj), inc, 5)) == RowMaker(
+        inc = glue_rules.Rules("tbl", "E1", (), 0, incremental=True, view="NEW_AND_OLD_IMAGES")
+        assert ChangeEvent.from_line(glue_rules.export_line(json.dumps(obj), inc, 5)) == RowMaker(
             _manifest(True), "tbl", None
         ).item_to_event(obj, 5)
     with pytest.raises(ValueError, match="no Item"):
-        job.export_line(b'{"Keys": {}}', rules, 5)
+        glue_rules.export_line(b'{"Keys": {}}', rules, 5)
 
 
 def test_connector_rows_lose_their_null_type_tags() -> None:
@@ -133,7 +148,7 @@ def test_connector_rows_lose_their_null_type_tags() -> None:
             "gone": None,
         }
     }
-    item = job.item_from_row(row)
+    item = glue_rules.item_from_row(row)
     assert item == {
         "pk": {"S": "a"},
         "n": {"N": "1.50"},
@@ -141,41 +156,45 @@ def test_connector_rows_lose_their_null_type_tags() -> None:
         "l": {"L": [{"S": "x"}, {"N": "2"}]},
         "b": {"B": "AAE="},
     }
-    rules = job.Rules("tbl", "run-1", ("pk",), 99, export=False)
-    event = ChangeEvent.from_line(job.row_line(item, rules, 5))
+    rules = glue_rules.Rules("tbl", "run-1", ("pk",), 99, export=False)
+    event = ChangeEvent.from_line(glue_rules.row_line(item, rules, 5))
     assert (event.op, event.source, event.event_id, event.event_time_us) == (
         "LOAD",
         "scan",
         scan_event_id("run-1", {"pk": {"S": "a"}}),
         99,
     )
-    assert job.item_from_row({"pk": {"S": "x"}}) == {"pk": {"S": "x"}}
+    assert glue_rules.item_from_row({"pk": {"S": "x"}}) == {"pk": {"S": "x"}}
     with pytest.raises(ValueError, match="'pk'"):
-        job.keys_of({"x": {"S": "1"}}, ("pk",))
+        glue_rules.keys_of({"x": {"S": "1"}}, ("pk",))
 
 
 def test_files_chunking_gzip_and_manifest_checks() -> None:
     lines = [b"x" * 10 + b"\n"] * 7
-    assert [len(c) for c in job.chunks(lines, max_bytes=33)] == [3, 3, 1]
-    assert list(job.chunks([], 10)) == []
-    data = job.gzip_lines(lines)
-    assert gzip.decompress(data) == b"".join(lines) and job.gzip_lines(lines) == data
+    assert [len(c) for c in glue_rules.chunks(lines, max_bytes=33)] == [3, 3, 1]
+    assert list(glue_rules.chunks([], 10)) == []
+    data = glue_rules.gzip_lines(lines)
+    assert gzip.decompress(data) == b"".join(lines) and glue_rules.gzip_lines(lines) == data
     digest = hashlib.md5(data, usedforsecurity=False).digest()
-    entry = job.ManifestEntry("k", 7, base64.b64encode(digest).decode(), digest.hex())
-    assert job.check_data_file(data, entry) is None
-    assert "checksum mismatch" in (job.check_data_file(data[:-1] + bytes([data[-1] ^ 1]), entry) or "")
-    assert "holds 7 item(s)" in (job.check_data_file(data, job.ManifestEntry("k", 8, None, None)) or "")
-    not_gzip = job.check_data_file(b"nope", job.ManifestEntry("k", 0, None, None))
+    entry = manifest.ManifestEntry("k", 7, base64.b64encode(digest).decode(), digest.hex())
+    assert manifest.check_data_file(data, entry) is None
+    assert "checksum mismatch" in (manifest.check_data_file(data[:-1] + bytes([data[-1] ^ 1]), entry) or "")
+    assert "holds 7 item(s)" in (
+        manifest.check_data_file(data, manifest.ManifestEntry("k", 8, None, None)) or ""
+    )
+    not_gzip = manifest.check_data_file(b"nope", manifest.ManifestEntry("k", 0, None, None))
     assert "not valid gzip" in (not_gzip or "")
     key = "AWSDynamoDB/E/data/a.json.gz"
     entry_doc = {"itemCount": 2, "md5Checksum": "x", "etag": "y", "dataFileS3Key": key}
     text = json.dumps(entry_doc) + "\n\n"
-    assert job.parse_manifest_files(text) == [job.ManifestEntry("AWSDynamoDB/E/data/a.json.gz", 2, "x", "y")]
+    assert manifest.parse_manifest_files(text) == [
+        manifest.ManifestEntry("AWSDynamoDB/E/data/a.json.gz", 2, "x", "y")
+    ]
     with pytest.raises(ValueError, match=r"lists data file AWSDynamoDB/E/data/a\.json\.gz twice"):
-        job.parse_manifest_files(text + text)
-    assert job.split_s3("s3://b/p/q/") == ("b", "p/q")
+        manifest.parse_manifest_files(text + text)
+    assert errors.split_s3("s3://b/p/q/") == ("b", "p/q")
     with pytest.raises(ValueError):
-        job.split_s3("/local")
+        errors.split_s3("/local")
     assert job.resolve_args(["--TABLE", "tbl", "--LAKE", "s3://b/l", "x", "--KEYS", "pk,sk"]) == {
         "TABLE": "tbl",
         "LAKE": "s3://b/l",
@@ -186,7 +205,11 @@ def test_files_chunking_gzip_and_manifest_checks() -> None:
 def test_an_empty_map_whose_tag_spark_dropped_comes_back_as_an_empty_map() -> None:
     """Spark keeps no empty structs: {"M": {}} loses its tag, leaving a struct with every tag null."""
     row = {"Item": {"pk": {"S": "a"}, "x": {"S": None}, "l": {"L": [{"S": None}, {"S": "b"}]}}}
-    assert job.item_from_row(row) == {"pk": {"S": "a"}, "x": {"M": {}}, "l": {"L": [{"M": {}}, {"S": "b"}]}}
+    assert glue_rules.item_from_row(row) == {
+        "pk": {"S": "a"},
+        "x": {"M": {}},
+        "l": {"L": [{"M": {}}, {"S": "b"}]},
+    }
     deep = {
         "pk": {"S": "a", "M": None},
         # a map member holding an empty map (its struct non-null, tags null); a member absent (null)
@@ -195,7 +218,7 @@ def test_an_empty_map_whose_tag_spark_dropped_comes_back_as_an_empty_map() -> No
         "e": {"S": None, "M": {"a": None, "b": None}},
         "ll": {"L": [{"L": [{"N": None}]}, {"M": {"k": {"BOOL": None, "L": [{"S": None}]}}}]},
     }
-    assert job.item_from_row(deep) == {
+    assert glue_rules.item_from_row(deep) == {
         "pk": {"S": "a"},
         "m": {"M": {"inner": {"M": {}}, "n": {"N": "1"}}},
         "e": {"M": {}},
@@ -211,7 +234,7 @@ def test_an_empty_map_whose_tag_spark_dropped_comes_back_as_an_empty_map() -> No
         "ss": {"SS": ["x"], "S": None},
         "bs": {"BS": [b"\x00"], "S": None},
     }
-    assert job.item_from_row(kept) == {
+    assert glue_rules.item_from_row(kept) == {
         "s": {"S": ""},
         "l": {"L": []},
         "b": {"B": ""},
@@ -222,7 +245,7 @@ def test_an_empty_map_whose_tag_spark_dropped_comes_back_as_an_empty_map() -> No
     }
     from boto3.dynamodb.types import TypeDeserializer  # refuses {} (not DynamoDB JSON)
 
-    for item in (job.item_from_row(row), job.item_from_row(deep)):
+    for item in (glue_rules.item_from_row(row), glue_rules.item_from_row(deep)):
         TypeDeserializer().deserialize({"M": item})
 
 
@@ -247,6 +270,6 @@ def test_data_files_are_found_relative_to_the_export_folder_as_ddblake_load_find
     from ddblake.load.export import _join, _relative
 
     theirs = _join(f"s3://bkt/{folder}", _relative(listed, manifest_key))
-    assert f"s3://bkt/{job.data_file_key(folder, listed, manifest_key)}" == theirs
+    assert f"s3://bkt/{manifest.data_file_key(folder, listed, manifest_key)}" == theirs
     if folder != "p/AWSDynamoDB/E1":  # moved: not the key the export was written to
-        assert job.data_file_key(folder, listed, manifest_key) != listed
+        assert manifest.data_file_key(folder, listed, manifest_key) != listed

@@ -23,7 +23,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from ddblake.changes.model import ChangeEvent
-from ddblake.load import glue_job as job
+from ddblake.gluejob import errors, job
 
 TABLE = "orders"
 ARN = f"arn:aws:dynamodb:eu-west-1:111111111111:table/{TABLE}"
@@ -330,7 +330,7 @@ def test_a_raw_file_write_denied_names_the_lake_key_and_role(monkeypatch: pytest
     s3 = Denying()
     _put_export(s3, {"a.json.gz": [_item(1)]})
     _install(monkeypatch, s3)
-    with pytest.raises(job.DataFileError) as caught:
+    with pytest.raises(errors.DataFileError) as caught:
         _run("--EXPORT_PATH", "s3://exports/AWSDynamoDB/E1", "--KEYS", "pk,sk")
     text = str(caught.value)
     assert (

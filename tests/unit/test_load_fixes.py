@@ -23,8 +23,10 @@ from botocore.stub import ANY, Stubber
 from ddblake.aws.clients import DynamoClients
 from ddblake.changes.model import ChangeEvent
 from ddblake.errors import ConfigError, TerminalError, TransientError
+from ddblake.gluejob import SCRIPT, job, library_files
+from ddblake.gluejob import rules as glue_rules
 from ddblake.lake.storage import Storage
-from ddblake.load import LoadConfig, glue_job, run_load
+from ddblake.load import LoadConfig, run_load
 from ddblake.load.export_start import MAX_DESCRIBE_FAILURES, ExportFailedError
 from ddblake.load.rows import (
     export_event_id,
@@ -238,36 +240,44 @@ def test_given_clients_are_not_reported_as_using_the_configured_role(
 
 def test_the_connector_needs_keys_and_keys_of_refuses_none() -> None:
     with pytest.raises(ValueError, match="--SOURCE connector needs --KEYS"):
-        glue_job.key_names_arg({"TABLE": "t"}, "connector")
-    assert glue_job.key_names_arg({"KEYS": " pk , sk "}, "connector") == ("pk", "sk")
-    assert glue_job.key_names_arg({}, "export-files") == (), "an incremental export carries its keys"
+        glue_rules.key_names_arg({"TABLE": "t"}, "connector")
+    assert glue_rules.key_names_arg({"KEYS": " pk , sk "}, "connector") == ("pk", "sk")
+    assert glue_rules.key_names_arg({}, "export-files") == (), "an incremental export carries its keys"
     with pytest.raises(ValueError, match="hash\\[,range\\]"):
-        glue_job.key_names_arg({"KEYS": "a,b,c"}, "export-files")
+        glue_rules.key_names_arg({"KEYS": "a,b,c"}, "export-files")
     with pytest.raises(ValueError, match="--SOURCE 'scan'"):
-        glue_job.key_names_arg({"KEYS": "pk"}, "scan")
+        glue_rules.key_names_arg({"KEYS": "pk"}, "scan")
     with pytest.raises(ValueError, match="no key attribute names"):
-        glue_job.keys_of({"pk": {"S": "a"}}, ())
-    rules = glue_job.Rules(table="t", load_id="jr", key_names=(), version_us=0, export=False)
+        glue_rules.keys_of({"pk": {"S": "a"}}, ())
+    rules = glue_rules.Rules(table="t", load_id="jr", key_names=(), version_us=0, export=False)
     with pytest.raises(ValueError, match="--KEYS"):
-        glue_job.row_line({"pk": {"S": "a"}}, rules, 0)
+        glue_rules.row_line({"pk": {"S": "a"}}, rules, 0)
 
 
 def test_the_job_refuses_the_connector_without_keys_before_starting_spark() -> None:
     """main() fails on its arguments before it imports awsglue or pyspark (absent here)."""
     with pytest.raises(SystemExit, match="ddblake glue load of orders: --SOURCE connector needs --KEYS"):
-        glue_job.main(
+        job.main(
             ["--TABLE", "orders", "--LAKE", "s3://lake", "--SOURCE", "connector", "--TABLE_ARN", TABLE_ARN]
         )
 
 
 def test_connector_rows_with_keys_are_rows_apply_reads() -> None:
-    keys = glue_job.key_names_arg({"KEYS": "pk"}, "connector")
-    rules = glue_job.Rules(table="tbl", load_id="jr", key_names=keys, version_us=7, export=False)
+    keys = glue_rules.key_names_arg({"KEYS": "pk"}, "connector")
+    rules = glue_rules.Rules(table="tbl", load_id="jr", key_names=keys, version_us=7, export=False)
     events = [
-        ChangeEvent.from_line(glue_job.row_line({"pk": {"S": k}, "v": {"N": "1"}}, rules, 0)) for k in "ab"
+        ChangeEvent.from_line(glue_rules.row_line({"pk": {"S": k}, "v": {"N": "1"}}, rules, 0)) for k in "ab"
     ]
     assert [e.keys for e in events] == [{"pk": {"S": "a"}}, {"pk": {"S": "b"}}]
     assert len({e.event_id for e in events}) == 2
+
+
+def _library(root: Path) -> Path:
+    """The job's --extra-py-files zip content, unpacked under ``root``."""
+    for name, path in library_files().items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, root / name)
+    return root
 
 
 def _python310() -> str | None:
@@ -287,20 +297,21 @@ def _python310() -> str | None:
 
 
 _ON_310 = """
-import importlib.util, json, sys
-spec = importlib.util.spec_from_file_location("glue_script", sys.argv[1])
-job = importlib.util.module_from_spec(spec); sys.modules["glue_script"] = job; spec.loader.exec_module(job)
+import json, sys
+sys.path.insert(0, sys.argv[3])  # the --extra-py-files zip's content, as Glue puts it on the path
+from ddblake.gluejob import job
+from ddblake.gluejob import rules as r
 cases = json.loads(sys.argv[2])
-rules = job.Rules(table="tbl", load_id="L", key_names=("pk", "sk"), version_us=5, export=True)
+rules = r.Rules(table="tbl", load_id="L", key_names=("pk", "sk"), version_us=5, export=True)
 out = {
-    "times": [job.parse_time_us(t) for t in cases["times"]],
-    "paths": [job.raw_file_key("p", "t", us, "u") for us in cases["us"]],
-    "versions": [job.version_time_from_us(us) for us in cases["us"]],
-    "export_versions": [job.export_version_from_us(us) for us in cases["us"]],
-    "ids": [job.event_id("L", k) for k in cases["keys"]]
-    + [job.event_id("E", k, export=True) for k in cases["keys"]],
-    "line": job.export_line(json.dumps({"Item": cases["item"]}), rules, 9).decode(),
-    "nulls": job.strip_nulls({"a": {"S": "x", "N": None}, "b": [{"B": None, "S": "y"}]}),
+    "times": [r.parse_time_us(t) for t in cases["times"]],
+    "paths": [r.raw_file_key("p", "t", us, "u") for us in cases["us"]],
+    "versions": [r.version_time_from_us(us) for us in cases["us"]],
+    "export_versions": [r.export_version_from_us(us) for us in cases["us"]],
+    "ids": [r.event_id("L", k) for k in cases["keys"]]
+    + [r.event_id("E", k, export=True) for k in cases["keys"]],
+    "line": r.export_line(json.dumps({"Item": cases["item"]}), rules, 9).decode(),
+    "nulls": r.strip_nulls({"a": {"S": "x", "N": None}, "b": [{"B": None, "S": "y"}]}),
 }
 try:
     job.main(["--TABLE", "t", "--LAKE", "s3://l", "--SOURCE", "connector"])
@@ -331,7 +342,16 @@ _BUILTINS_NEWER_THAN_310 = {"ExceptionGroup", "BaseExceptionGroup"}
 
 
 def test_the_glue_script_is_python_310_syntax_and_names_even_without_a_310() -> None:
-    source = Path(glue_job.__file__).read_text(encoding="utf-8")
+    found = [
+        f"{name} {problem}"
+        for name, path in {"glue_job.py": SCRIPT, **library_files()}.items()
+        for problem in _newer_than_310(path)
+    ]
+    assert found == [], "Glue 4.0 runs Python 3.10"
+
+
+def _newer_than_310(path: Path) -> list[str]:
+    source = path.read_text(encoding="utf-8")
     tree = ast.parse(source, feature_version=(3, 10))  # except*, PEP 695, ... are SyntaxErrors
     found = []
     for node in ast.walk(tree):
@@ -352,10 +372,10 @@ def test_the_glue_script_is_python_310_syntax_and_names_even_without_a_310() -> 
             ]
         elif isinstance(node, ast.Name) and node.id in _BUILTINS_NEWER_THAN_310:
             found.append(f"line {node.lineno}: {node.id}")
-    assert found == [], "Glue 4.0 runs Python 3.10"
+    return found
 
 
-def test_the_glue_script_runs_under_python_310_as_glue_4_does() -> None:
+def test_the_glue_script_runs_under_python_310_as_glue_4_does(tmp_path: Path) -> None:
     python = _python310()
     if python is None:
         pytest.skip("no Python 3.10 interpreter on this machine")
@@ -371,7 +391,7 @@ def test_the_glue_script_runs_under_python_310_as_glue_4_does() -> None:
         "item": {"pk": {"S": "a"}, "sk": {"N": "2"}, "b": {"B": "AAE="}},
     }
     run = subprocess.run(
-        [python, "-I", "-c", _ON_310, str(glue_job.__file__), json.dumps(cases)],
+        [python, "-I", "-c", _ON_310, str(SCRIPT), json.dumps(cases), str(_library(tmp_path))],
         capture_output=True,
         text=True,
         timeout=60,
@@ -379,8 +399,8 @@ def test_the_glue_script_runs_under_python_310_as_glue_4_does() -> None:
     assert run.returncode == 0, run.stderr
     got = json.loads(run.stdout)
     assert got["times"] == [parse_export_time(t) for t in cases["times"]]
-    assert got["paths"] == [glue_job.raw_file_key("p", "t", us, "u") for us in cases["us"]]
-    assert got["versions"] == [glue_job.version_time_from_us(us) for us in cases["us"]]
+    assert got["paths"] == [glue_rules.raw_file_key("p", "t", us, "u") for us in cases["us"]]
+    assert got["versions"] == [glue_rules.version_time_from_us(us) for us in cases["us"]]
     assert got["export_versions"] == [export_version_from_us(us) for us in cases["us"]]
     assert got["ids"] == [scan_event_id("L", k) for k in cases["keys"]] + [
         export_event_id("E", k) for k in cases["keys"]

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from ddblake.errors import ConfigError, TransientError
+from ddblake.gluejob import job
 from ddblake.lake.storage import Storage
-from ddblake.load import glue_job as job  # noqa
 from ddblake.load import scan as scan_module
 from ddblake.load.config import LoadConfig
 from ddblake.load.plan import read_capacity, scan_budget

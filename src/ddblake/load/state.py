@@ -40,7 +40,7 @@ STATE_WRITE_SECONDS: Final = 1.0
 SCAN_STATE: Final = "scan"
 EXPORT_REQUEST: Final = "export-request"
 GLUE_CONNECTOR: Final = "glue-connector"
-"""The Glue job's connector run record (``ddblake.load.glue_job.connector_run``): not a load state."""
+"""The Glue job's connector run record (``ddblake.gluejob.job.connector_run``): not a load state."""
 
 
 def state_prefix(table: str) -> str:
