@@ -97,26 +97,50 @@ class DataFrame:
 
     def __init__(self, items: list[dict[str, Any]]) -> None:
         self.items = items
+        self.storage: str | None = None
+        self.source_reads = 0  # actions that read the export (none once the frame is cached)
         fields = sorted({name for item in items for name, value in item.items() if value is not None})
         self.columns = ["Item"]
         self.schema = {
             "Item": types.SimpleNamespace(dataType=types.SimpleNamespace(fieldNames=lambda: fields))
         }
 
+    def persist(self, level: str) -> DataFrame:
+        self.storage = level
+        return self
+
+    def unpersist(self) -> DataFrame:
+        self.storage = "unpersisted"
+        return self
+
+    def _read(self) -> None:
+        if self.storage != "MEMORY_AND_DISK" or not self.source_reads:
+            self.source_reads += 1
+
     def where(self, condition: str) -> Any:
         names = re.findall(r"Item\.`([^`]*)` IS NULL", condition)
         n = sum(1 for item in self.items if any(item.get(name) is None for name in names))
-        return types.SimpleNamespace(count=lambda: n)
+
+        def count() -> int:
+            self._read()
+            return n
+
+        return types.SimpleNamespace(count=count)
 
     @property
     def rdd(self) -> RDD:
+        self._read()
         return RDD(Row({"Item": item}) for item in self.items)
 
 
 def _install(
-    monkeypatch: pytest.MonkeyPatch, s3: S3, connector_items: list[dict[str, Any]] | None = None
+    monkeypatch: pytest.MonkeyPatch,
+    s3: S3,
+    connector_items: list[dict[str, Any]] | None = None,
+    frames: list[DataFrame] | None = None,
 ) -> None:
     fake = types.SimpleNamespace
+    frames = [] if frames is None else frames
 
     class SparkContext:
         @staticmethod
@@ -124,7 +148,9 @@ def _install(
             return fake(parallelize=lambda items, n: RDD(items))
 
     def from_options(connection_type: str, connection_options: dict[str, Any]) -> Any:
-        return fake(toDF=lambda: DataFrame(connector_items or []))
+        frame = DataFrame(connector_items or [])
+        frames.append(frame)
+        return fake(toDF=lambda: frame)
 
     glue = fake(
         GlueContext=lambda sc: fake(create_dynamic_frame=fake(from_options=from_options)),
@@ -136,6 +162,8 @@ def _install(
     monkeypatch.setitem(sys.modules, "awsglue.job", glue)  # type: ignore[arg-type]
     monkeypatch.setitem(sys.modules, "pyspark", types.ModuleType("pyspark"))
     monkeypatch.setitem(sys.modules, "pyspark.context", fake(SparkContext=SparkContext))  # type: ignore[arg-type]
+    storage = fake(StorageLevel=fake(MEMORY_AND_DISK="MEMORY_AND_DISK"))
+    monkeypatch.setitem(sys.modules, "pyspark.storagelevel", storage)  # type: ignore[arg-type]
     boto3 = fake(client=lambda name: sts if name == "sts" else s3)
     monkeypatch.setitem(sys.modules, "boto3", boto3)  # type: ignore[arg-type]
 
@@ -361,7 +389,8 @@ def test_connector_rows_load_with_their_empty_maps(monkeypatch: pytest.MonkeyPat
         {"pk": {"S": "a"}, "x": {"S": None}, "l": {"L": [{"S": None}, {"S": "b"}]}},
         {"pk": {"S": "b"}, "x": {"S": "t"}, "l": None},
     ]
-    _install(monkeypatch, s3, items)
+    frames: list[DataFrame] = []
+    _install(monkeypatch, s3, items, frames)
     _run(
         "--SOURCE",
         "connector",
@@ -379,6 +408,8 @@ def test_connector_rows_load_with_their_empty_maps(monkeypatch: pytest.MonkeyPat
     assert events["b"].new_image == {"pk": {"S": "b"}, "x": {"S": "t"}}
     record = json.loads(s3.objects[("lake", f"lk/state/load/{TABLE}/glue-connector.json")])
     assert record["load_id"] == "jr_1" and record["finished_us"]
+    # the key check and the conversion both pass over the rows: the export is read once, cached
+    assert [(f.source_reads, f.storage) for f in frames] == [(1, "unpersisted")]
 
 
 # --- 4. --LOAD_ID ----------------------------------------------------------------------------------

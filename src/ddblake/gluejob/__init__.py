@@ -17,7 +17,8 @@ It writes the *same* raw change log ``ddblake load`` writes — gzip JSON Lines 
   them and rebuilds an empty map whose tag Spark dropped (Spark keeps no empty structs) as
   ``{"M": {}}``. An attribute that holds an empty map in *every* item is dropped from the schema
   altogether and comes back absent: use ``export-files`` where that matters. Before any row is
-  written, the rows are counted for a missing ``--KEYS`` attribute (one more pass over the frame).
+  written, the rows are counted for a missing ``--KEYS`` attribute (a pass over the frame, cached so
+  the conversion does not read the export again).
 
 The job is two pieces: the script Glue runs (``src/ddblake/load/glue_job.py``, two lines that
 call :func:`ddblake.gluejob.job.main`) and this package, which the stack ships beside it as a zip

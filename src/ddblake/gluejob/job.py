@@ -274,7 +274,12 @@ def main(argv: Sequence[str] | None = None) -> None:  # pragma: no cover - needs
         if args.get("EXPORT_BUCKET_OWNER"):
             options["dynamodb.s3.bucketOwner"] = args["EXPORT_BUCKET_OWNER"]
         frame = glue.create_dynamic_frame.from_options(connection_type="dynamodb", connection_options=options)
-        df = frame.toDF()
+        # Read once: the key check below counts over every row and the conversion reads them
+        # again; cached (spilling to the workers' disks), the second pass does not read and
+        # parse the whole export from S3 a second time.
+        from pyspark.storagelevel import StorageLevel  # type: ignore[import-not-found]
+
+        df = frame.toDF().persist(StorageLevel.MEMORY_AND_DISK)
         item_type: Any = df.schema["Item"].dataType if "Item" in df.columns else None
         item_fields = list(item_type.fieldNames()) if hasattr(item_type, "fieldNames") else None
         try:  # before any raw file: rows written with wrong keys would stay in the lake for good
@@ -301,6 +306,7 @@ def main(argv: Sequence[str] | None = None) -> None:  # pragma: no cover - needs
             return _put_files(lines(), lake, table)
 
         written = df.rdd.mapPartitions(convert).sum()
+        df.unpersist()
     else:
         export_path = args["EXPORT_PATH"]
         if args.get("LOAD_ID"):
