@@ -46,6 +46,30 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     items.sort(key=seconds, reverse=True)
 
 
+# The variables that say where DynamoDB Local's engine is and how its JVM starts describe this
+# machine, not a test's configuration, and ``DDBLAKE_VERIFY_*`` sets the fault suite's strength:
+# they stay.
+_MACHINE_SETTINGS = frozenset({"DDBLAKE_DYNAMODB_LOCAL_JAR", "DDBLAKE_DYNAMODB_LOCAL_JAVA_OPTS"})
+
+
+@pytest.fixture(autouse=True)
+def _no_ddblake_settings_from_the_shell(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test starts without the developer's ``DDBLAKE_*`` settings.
+
+    Configuration reads the environment before its defaults, so a ``DDBLAKE_TABLE`` or
+    ``DDBLAKE_LAKE`` left in a shell changed what tests (and the CLI processes they start) did:
+    the Firehose transform refused the other tests' records as another table's. A test that
+    wants a setting sets it with ``monkeypatch``.
+    """
+    for name in list(os.environ):
+        if (
+            name.startswith("DDBLAKE_")
+            and name not in _MACHINE_SETTINGS
+            and not name.startswith("DDBLAKE_VERIFY_")
+        ):
+            monkeypatch.delenv(name)
+
+
 @pytest.fixture(scope="session")
 def dynamodb_local_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """One in-memory DynamoDB Local for this test session (this xdist worker); always stopped."""
