@@ -19,9 +19,11 @@ from lake_helpers import BASE_US, TABLE, Lake
 
 from ddblake.aws.firehose_transform import transform_batch
 from ddblake.capture import redrive as redrive_module
-from ddblake.capture.redrive import failed_prefix, redrive, redrive_record
+from ddblake.capture.redrive import failed_prefix, redrive, redrive_record, redriven_path
 from ddblake.cli.main import main
-from ddblake.errors import BadRecordError
+from ddblake.errors import BadRecordError, TransientError
+from ddblake.lake.report import capture_error_files
+from ddblake.lake.storage import Storage
 
 pytestmark = pytest.mark.e2e
 
@@ -98,6 +100,7 @@ def test_failed_batches_reach_the_tables_once_and_bad_records_stay(lake: Lake) -
     assert "record is for table someone-elses-table, this stream delivers table orders-table" in stats.reasons
     assert "rawData is not base64" in stats.reasons
     assert lake.storage.read(source) == before, "the error object is left as it is"
+    assert stats.moved == 0 and capture_error_files(lake.storage, TABLE) == 1
     assert lake.apply().events == 3
     dump = lake.dump()
     assert dump == {
@@ -193,7 +196,84 @@ def test_the_command_prints_one_summary_line(lake: Lake, capsys: pytest.CaptureF
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1] == (
         "redrive orders-table: 3 record(s) in 1 error object(s): 3 back in the raw log (1 new file(s)); "
-        "run apply to take them in"
+        "1 object(s) done, moved to errors/orders-table/redriven/; run apply to take them in"
     )
     assert main(["redrive", "--table", TABLE]) == 2
     assert "--lake" in capsys.readouterr().err
+
+
+def test_an_object_wholly_redriven_moves_out_of_processing_failed(lake: Lake) -> None:
+    """Like a dead-letter queue's redrive: what stays under processing-failed/ still needs a person,
+    and status counts only that; the object itself is kept, byte for byte, under redriven/."""
+    done = put_error_object(lake, "all-good", [error_record(raw) for raw in valid_changes()])
+    kept = put_error_object(lake, "one-bad", [error_record(valid_changes()[1]), error_record(b"{}")])
+    body = lake.storage.read(done)
+    assert capture_error_files(lake.storage, TABLE) == 2
+
+    stats = redrive(lake.storage, TABLE)
+
+    assert (stats.objects, stats.redriven, stats.refused, stats.moved) == (2, 4, 1, 1)
+    assert lake.storage.list_files(failed_prefix(TABLE)) == [kept]
+    moved = redriven_path(TABLE, done)
+    assert moved == f"errors/{TABLE}/redriven/2025/11/28/08/all-good"
+    assert lake.storage.read(moved) == body
+    assert capture_error_files(lake.storage, TABLE) == 1, "only the object with a refused record counts"
+    applied = lake.apply()
+    assert (applied.events, applied.duplicates, applied.history_rows) == (4, 1, 3)
+
+    again = redrive(lake.storage, TABLE)
+    assert (again.objects, again.files, again.already, again.moved) == (1, 0, 1, 0)
+    assert lake.apply().events == 0
+
+
+@pytest.mark.parametrize("step", ["copy", "delete"])
+def test_a_crash_during_the_move_is_finished_by_the_rerun(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch, step: str
+) -> None:
+    """The raw file is written before the copy, the copy before the delete: a stop between any two
+    leaves the object somewhere, and the rerun completes the move without a change twice."""
+    source = put_error_object(lake, "all-good", [error_record(raw) for raw in valid_changes()])
+    body = lake.storage.read(source)
+    real_write, real_delete = Storage.write_atomic, Storage.delete
+
+    def failing_write(self: Storage, rel: str, data: bytes) -> None:
+        if "/redriven/" in rel:
+            raise TransientError("the lake stopped answering")
+        real_write(self, rel, data)
+
+    def failing_delete(self: Storage, rel: str) -> None:
+        raise TransientError("the lake stopped answering")
+
+    if step == "copy":
+        monkeypatch.setattr(Storage, "write_atomic", failing_write)
+    else:
+        monkeypatch.setattr(Storage, "delete", failing_delete)
+    with pytest.raises(TransientError):
+        redrive(lake.storage, TABLE)
+    monkeypatch.setattr(Storage, "write_atomic", real_write)
+    monkeypatch.setattr(Storage, "delete", real_delete)
+    assert lake.storage.read(source) == body, "the object is still where Firehose put it"
+
+    again = redrive(lake.storage, TABLE)
+
+    assert (again.files, again.already, again.moved) == (0, 3, 1)
+    assert lake.storage.list_files(failed_prefix(TABLE)) == []
+    assert lake.storage.read(redriven_path(TABLE, source)) == body
+    assert lake.apply().events == 3
+    assert len(lake.history()) == 3
+
+
+def test_the_move_on_an_s3_lake(moto_s3: Any) -> None:
+    """One code path for file:// and s3://: on S3 the object is copied, then deleted, the same way."""
+    storage = Storage.from_uri(f"s3://{moto_s3.bucket}/lake")
+    source = f"{failed_prefix(TABLE)}/2025/11/28/08/on-s3"
+    body = gzip.compress(b"".join(json.dumps(error_record(raw)).encode() + b"\n" for raw in valid_changes()))
+    storage.write_atomic(source, body)
+
+    stats = redrive(storage, TABLE)
+
+    assert (stats.redriven, stats.files, stats.moved) == (3, 1, 1)
+    assert storage.list_files(failed_prefix(TABLE)) == []
+    assert storage.read(redriven_path(TABLE, source)) == body
+    assert capture_error_files(storage, TABLE) == 0
+    assert len(storage.list_files(f"raw/{TABLE}")) == 1

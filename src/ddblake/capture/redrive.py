@@ -19,6 +19,13 @@ it gives, so a rerun (after a crash, or on the next alarm) finds the files it wr
 nothing twice. The hour
 folder is that of the object's oldest record's arrival, like Firehose's own ``!{timestamp}``; an
 old folder is fine for ``apply`` (docs/raw-log.md: late files reopen their day).
+
+An object whose every record is back in the raw log then moves to ``errors/<table>/redriven/``
+(same subpath), as a dead-letter queue's redrive takes its messages out: what stays under
+``processing-failed/`` is what still needs a person, and ``status`` counts only that. The copy is
+written before the original is deleted, and the raw file before either, so a crash between any two
+steps leaves the object in one place or both, and the rerun finishes the move writing no change
+twice. An object with a refused record stays whole, its accepted records redriven.
 """
 
 from __future__ import annotations
@@ -35,7 +42,7 @@ from typing import Any, Final
 
 from ddblake.changes.transform import kinesis_line, other_table
 from ddblake.errors import BadRecordError
-from ddblake.lake.rawlog import GZIP_LEVEL, raw_file_path, table_prefix
+from ddblake.lake.rawlog import GZIP_LEVEL, REDRIVEN, raw_file_path, table_prefix
 from ddblake.lake.storage import Storage
 
 log = logging.getLogger(__name__)
@@ -52,6 +59,11 @@ def failed_prefix(table: str) -> str:
     return f"{table_prefix(table, ERRORS_ROOT)}/{PROCESSING_FAILED}"
 
 
+def redriven_path(table: str, source: str) -> str:
+    """Where the error object ``source`` (under :func:`failed_prefix`) goes once redriven."""
+    return f"{table_prefix(table, ERRORS_ROOT)}/{REDRIVEN}/{source.removeprefix(failed_prefix(table) + '/')}"
+
+
 @dataclass
 class RedriveStats:
     """What one redrive did (logged and printed; counts and reasons only, never item data)."""
@@ -62,6 +74,7 @@ class RedriveStats:
     redriven: int = 0
     already: int = 0
     refused: int = 0
+    moved: int = 0
     unreadable: list[str] = field(default_factory=list)
     reasons: dict[str, int] = field(default_factory=dict)
 
@@ -78,6 +91,8 @@ class RedriveStats:
         )
         if self.already:
             text += f", {self.already} redriven before"
+        if self.moved:
+            text += f"; {self.moved} object(s) done, moved to errors/{table}/{REDRIVEN}/"
         if self.refused:
             why = "; ".join(f"{reason} ({n})" for reason, n in self.reasons.items())
             text += f"; {self.refused} refused again, left under errors/ ({why})"
@@ -189,28 +204,32 @@ def redrive(
     for source in storage.list_files(failed_prefix(table)):
         stats.objects += 1
         data = storage.read(source)
-        if data is None:  # deleted since the listing (its lifecycle rule)
+        if data is None:  # deleted since the listing (its lifecycle rule, or a redrive beside this one)
             continue
+        refused = stats.refused
         try:
             lines, oldest = redrive_object(data, table, stats)
         except BadRecordError as e:
             stats.unreadable.append(source)
             log.warning("redrive %s: %s is not Firehose error records (%s); left as it is", table, source, e)
             continue
-        if oldest is None:
-            continue
-        path = target_path(table, source, lines, oldest)
-        folder = path.rsplit("/", 1)[0]
-        if folder not in folders:
-            folders[folder] = set(storage.list_files(folder))
-        if path in folders[folder]:  # written by an earlier run
-            stats.already += len(lines)
-            continue
-        storage.write_atomic(path, gzip.compress(b"".join(lines), compresslevel=GZIP_LEVEL, mtime=0))
-        folders[folder].add(path)
-        stats.files += 1
-        stats.redriven += len(lines)
-        log.info("redrive %s: %d record(s) of %s into %s", table, len(lines), source, path)
+        if oldest is not None:
+            path = target_path(table, source, lines, oldest)
+            folder = path.rsplit("/", 1)[0]
+            if folder not in folders:
+                folders[folder] = set(storage.list_files(folder))
+            if path in folders[folder]:  # written by an earlier run
+                stats.already += len(lines)
+            else:
+                storage.write_atomic(path, gzip.compress(b"".join(lines), compresslevel=GZIP_LEVEL, mtime=0))
+                folders[folder].add(path)
+                stats.files += 1
+                stats.redriven += len(lines)
+                log.info("redrive %s: %d record(s) of %s into %s", table, len(lines), source, path)
+        if stats.refused == refused:  # every record is in the raw log: nothing left to look at
+            storage.write_atomic(redriven_path(table, source), data)
+            storage.delete(source)
+            stats.moved += 1
         if on_object is not None:
             on_object(stats)
     return stats

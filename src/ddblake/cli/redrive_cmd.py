@@ -14,7 +14,8 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         help="records Firehose wrote under errors/<table>/processing-failed/ back into the raw log",
         description="Run the records Firehose wrote under errors/<table>/processing-failed/ (its "
         "transform Lambda failed, timed out or was throttled) through the transform again, and write "
-        "those it accepts into the raw change log for apply. Safe to rerun: nothing is written twice.",
+        "those it accepts into the raw change log for apply; an object whose every record is back moves "
+        "to errors/<table>/redriven/. Safe to rerun: nothing is written twice.",
     )
     p.add_argument("--table", default=None, help="DynamoDB table name (or DDBLAKE_TABLE)")
     p.add_argument("--lake", default=None, help="lake directory or s3://bucket/prefix (or DDBLAKE_LAKE)")

@@ -31,6 +31,8 @@ from ddblake.errors import ConfigError
 from ddblake.lake.storage import Storage
 
 RAW_PREFIX: Final = "raw"
+REDRIVEN: Final = "redriven"
+"""``errors/<table>/redriven/``: Firehose error objects ``ddblake redrive`` is done with."""
 DEFAULT_BUFFER_BYTES: Final = 5 * 1024 * 1024
 DEFAULT_BUFFER_SECONDS: Final = 1.0
 GZIP_LEVEL: Final = 3

@@ -23,7 +23,7 @@ from ddblake.lake.options import (
     other_owner,
 )
 from ddblake.lake.query import check_own_lake, collision, require_table
-from ddblake.lake.rawlog import RAW_PREFIX, list_raw_files, table_prefix
+from ddblake.lake.rawlog import RAW_PREFIX, REDRIVEN, list_raw_files, table_prefix
 from ddblake.lake.reading import register, row_source
 from ddblake.lake.storage import Storage
 from ddblake.names import changes_identifier, table_identifier
@@ -76,7 +76,8 @@ class TableStatus:
     lag_seconds: float | None  # see :func:`lag`
     quarantined: int  # records apply set aside (errors/<table>/apply/), from the history's property
     # Files (not records) under errors/<table>/ other than apply's: capture's quarantine and
-    # Firehose's error output (processing-failed/, which ``ddblake redrive`` takes back).
+    # Firehose's error output (processing-failed/, which ``ddblake redrive`` takes back; the
+    # objects it is done with, under redriven/, do not count).
     capture_error_files: int = 0
     # Why the table shows no lake tables though the identifiers exist: they hold another DynamoDB
     # table whose name gives the same identifier (ab-c and ab.c), or another lake's table.
@@ -113,13 +114,15 @@ def lag(storage: Storage, pending: list[str], newest_us: int | None, now: float)
 
 
 def capture_error_files(storage: Storage, table: str) -> int:
-    """Files under ``errors/<table>/`` outside ``apply/``: records capture or Firehose set aside.
+    """Files under ``errors/<table>/`` that still want a look: records capture or Firehose set aside.
 
     A listing of those folders only (apply's own quarantine, which may hold a file per raw file,
-    is not listed): files, not records, since counting records would read every file.
+    and the error objects ``ddblake redrive`` is done with are not listed): files, not records,
+    since counting records would read every file.
     """
     root = table_prefix(table, "errors")
-    return sum(len(storage.list_files(f"{root}/{d}")) for d in storage.list_dirs(root) if d != "apply")
+    skipped = {"apply", REDRIVEN}
+    return sum(len(storage.list_files(f"{root}/{d}")) for d in storage.list_dirs(root) if d not in skipped)
 
 
 def table_status(
