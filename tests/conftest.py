@@ -53,21 +53,30 @@ _MACHINE_SETTINGS = frozenset({"DDBLAKE_DYNAMODB_LOCAL_JAR", "DDBLAKE_DYNAMODB_L
 
 
 @pytest.fixture(autouse=True)
-def _no_ddblake_settings_from_the_shell(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every test starts without the developer's ``DDBLAKE_*`` settings.
+def _no_settings_from_the_shell(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Every test starts without the developer's ``DDBLAKE_*`` and AWS settings.
 
     Configuration reads the environment before its defaults, so a ``DDBLAKE_TABLE`` or
     ``DDBLAKE_LAKE`` left in a shell changed what tests (and the CLI processes they start) did:
-    the Firehose transform refused the other tests' records as another table's. A test that
-    wants a setting sets it with ``monkeypatch``.
+    the Firehose transform refused the other tests' records as another table's. Likewise boto3
+    reads ``AWS_PROFILE``, ``AWS_ENDPOINT_URL`` and ``~/.aws``: a profile the shell names but this
+    machine lacks failed every DynamoDB Local client, and an SSO profile would have run its login.
+    Tests see no AWS configuration file and no instance metadata; a test that wants a setting
+    (``moto_s3`` does) sets it with ``monkeypatch``.
     """
     for name in list(os.environ):
-        if (
+        if name.startswith("AWS_") or (
             name.startswith("DDBLAKE_")
             and name not in _MACHINE_SETTINGS
             and not name.startswith("DDBLAKE_VERIFY_")
         ):
             monkeypatch.delenv(name)
+    nowhere = tmp_path_factory.getbasetemp() / "no-aws-configuration"
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(nowhere / "config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(nowhere / "credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
 
 
 @pytest.fixture(scope="session")
