@@ -163,6 +163,7 @@ def test_two_apply_threads_at_once(trial: int, tmp_path: Path) -> None:
         t.start()
     for t in threads:
         t.join(timeout=600)
+    assert not any(t.is_alive() for t in threads), "an apply still running after 10 minutes"
     unexpected = [e for e in errors if not isinstance(e, DdblakeError)]
     assert not unexpected, f"{type(unexpected[0]).__name__}: {unexpected[0]}"
     run_apply(config)

@@ -107,9 +107,23 @@ def cycles(rng: random.Random, kills: Kills) -> Iterator[int]:
         cycle += 1
 
 
+def load_rows_verdict(ids: list[str], items: int) -> Verdict:
+    """One load row per item in the history, none twice: fewer distinct rows than items is a loss,
+    more (a second load's rows, or rows of items the table does not hold) a duplication."""
+    history = compare_history(ids, set(ids))
+    distinct = len(set(ids))
+    if distinct != items:
+        history.lost += max(0, items - distinct)
+        history.duplicated += max(0, distinct - items)
+        history.details.append(f"{distinct} load rows in the history for {items} items")
+    return history
+
+
 def verdict_or_fail(test: str, kills: int, verdict: Verdict, **extra: object) -> None:
     record(test, trials=1, faults=kills, verdict=verdict, **extra)
     assert verdict.ok, str(verdict)
+    # A trial whose process always finished before its kill tested no crash at all.
+    assert kills > 0, f"{test}: no kill landed while the process ran ({extra}); not a crash trial"
 
 
 @pytest.mark.parametrize("trial", range(TRIALS))
@@ -247,9 +261,6 @@ def test_load_killed_at_random_instants(
     source = scan_items(clients, table)
     ids = [r["event_id"] for r in history_rows(lake, table)]
     # one load row per item (its ID is deterministic per load and key), none twice
-    history = compare_history(ids, set(ids))
-    if len(set(ids)) != len(source):
-        history.lost += max(0, len(source) - len(set(ids)))
-        history.details.append(f"{len(set(ids))} load rows in the history for {len(source)} items")
+    history = load_rows_verdict(ids, len(source))
     items = compare_items(source, dump_lake(lake, table))
     verdict_or_fail("crash/load", kills.count, merge(items, history), seed=seed)

@@ -21,7 +21,6 @@ from typing import Any
 import pytest
 from faultlib import (
     DDBLAKE,
-    compare_history,
     compare_items,
     dump_lake,
     history_rows,
@@ -32,7 +31,7 @@ from faultlib import (
     start,
     wait_for,
 )
-from test_crash import TRIALS, Kills, Trial, cycles, files, finish, verdict_or_fail
+from test_crash import TRIALS, Kills, Trial, cycles, files, finish, load_rows_verdict, verdict_or_fail
 from workload import scan_items
 
 from ddblake.aws.clients import DynamoClients
@@ -124,9 +123,6 @@ def test_export_load_in_worker_processes_killed_at_random_instants(
     assert finished.returncode == 0, finished.stderr[-3000:]
     finish([str(DDBLAKE), "apply", "--table", table, "--lake", lake, "--once"], "apply --once")
     ids = [r["event_id"] for r in history_rows(lake, table)]
-    history = compare_history(ids, set(ids))
-    if len(set(ids)) != len(source):
-        history.lost += max(0, len(source) - len(set(ids)))
-        history.details.append(f"{len(set(ids))} load rows in the history for {len(source)} items")
+    history = load_rows_verdict(ids, len(source))
     verdict = merge(compare_items(source, dump_lake(lake, table)), history)
     verdict_or_fail("crash/export-load", kills.count, verdict, seed=t.seed)

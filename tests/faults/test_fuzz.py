@@ -28,6 +28,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -393,8 +394,9 @@ def test_what_the_image_check_accepts_the_codec_types(batch: list[dict[str, Any]
 
 @pytest.mark.parametrize("number", ["0E+55", "-.0e86"])
 def test_codec_types_zero_with_a_large_exponent(number: str) -> None:
-    with contextlib.suppress(DdblakeError):
-        items_to_table([{"n": {"N": number}}, {"n": {"N": "1.5"}}], evolve=True, drop_untyped=True)
+    """A zero written with a huge exponent is still zero, in a column typed for its neighbours."""
+    table = items_to_table([{"n": {"N": number}}, {"n": {"N": "1.5"}}], evolve=True, drop_untyped=True)
+    assert table.column("n").to_pylist() == [Decimal(0), Decimal("1.5")]
 
 
 def test_codec_refuses_a_null_first_line_without_crashing() -> None:
@@ -408,7 +410,14 @@ def test_codec_refuses_a_null_first_line_without_crashing() -> None:
 
 def test_base64_strictness_matches_between_reader_and_codec() -> None:
     """The parser's base64 check and the codec's decoder agree on padding (a regression guard)."""
-    for text in ("", "AA==", "AAA=", "AAAA"):
-        binascii.a2b_base64(text, strict_mode=True)
+    for text in ("", "AA==", "AAA=", "AAAA", "AAB=", "AB=="):
+        decoded = binascii.a2b_base64(text, strict_mode=True)
         check_image({"b": {"B": text}}, "NewImage")
-        deserialize_item({"b": {"B": text}})
+        assert deserialize_item({"b": {"B": text}}) == {"b": decoded}
+    for text in ("A", "AA=", "A===", "=AAA", "AA==AA==", "AA AA", "****"):
+        with pytest.raises(binascii.Error):
+            binascii.a2b_base64(text, strict_mode=True)
+        with pytest.raises(BadRecordError):
+            check_image({"b": {"B": text}}, "NewImage")
+        with pytest.raises(DdblakeError):
+            deserialize_item({"b": {"B": text}})

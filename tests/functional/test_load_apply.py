@@ -18,7 +18,9 @@ from test_load_local import create_table, put_items, raw_scan
 from ddblake.aws.clients import DynamoClients
 from ddblake.cli.load_cmd import main as load_main
 from ddblake.lake.storage import Storage
+from ddblake.load import LoadConfig, run_load
 from ddblake.load.state import SCAN_STATE, read_state
+from ddblake.progress import NoProgress
 
 pytestmark = pytest.mark.functional
 
@@ -85,14 +87,22 @@ def test_200k_items_killed_rerun_apply_dump_equals_scan(
             time.sleep(0.05)  # polling a condition, bounded by the deadline
     finally:
         proc.send_signal(signal.SIGKILL)
-        proc.communicate(timeout=60)
+        _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, f"killed mid-run, not finished on its own: {stderr[-2000:]}"
     before = read_state(storage, table, SCAN_STATE)
     assert before is not None and before.finished_us is None
-    assert load_main(["--table", table, "--lake", lake, "--endpoint-url", dynamodb_local_endpoint]) == 0
+    done = before.done_parts
+    assert 8 <= len(done) < 32
+    config = LoadConfig.build(table=table, lake=lake, endpoint_url=dynamodb_local_endpoint)
+    rerun = run_load(config, clients=clients, progress=NoProgress("t"))
+    assert rerun.resumed and rerun.load_id == before.load_id
+    assert rerun.parts_skipped == len(done) and not done & set(rerun.parts_read), (
+        "finished segments not re-read"
+    )
     after = read_state(storage, table, SCAN_STATE)
     assert after is not None and after.finished_us is not None
-    for seg in before.done_parts:
-        assert after.parts[seg] == before.parts[seg], "finished segments not re-read"
+    for seg in done:
+        assert after.parts[seg] == before.parts[seg], "finished segments untouched"
     assert ddblake("apply", "--table", table, "--lake", lake, "--once", timeout=1200).returncode == 0
     dumped = ddblake("dump", "--table", table, "--lake", lake, timeout=600)
     dump = sorted((json.loads(line)["Item"] for line in dumped.stdout.splitlines()), key=_key)

@@ -88,5 +88,6 @@ def test_sync_killed_at_random_instants_loses_and_duplicates_nothing(
         err = proc.stderr.read().decode()
         proc.stderr.close()
         assert "Traceback" not in err, err
+        assert proc.returncode == -signal.SIGKILL, f"sync ended before its kill: {err[-2000:]}"
     _sync_once(table, lake, dynamodb_local_endpoint)
     _check(clients, table, lake)

@@ -15,7 +15,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from test_load_export import SAMPLE_CANDIDATES, _load, _untouched, make_export
+from test_load_export import SAMPLE_EXPORT, _load, _untouched, make_export
 
 from ddblake.lake.storage import Storage
 from ddblake.load import LoadConfig, list_loads, run_load
@@ -33,13 +33,8 @@ ION_LINES = [
 @pytest.fixture
 def sample(tmp_path: Path) -> Path:
     """A copy of the shared sample export (DYNAMODB_JSON, two items in one data file)."""
-    here = next(
-        (p / "formats" / "export" for p in SAMPLE_CANDIDATES if (p / "formats" / "export").is_dir()), None
-    )
-    if here is None:
-        pytest.skip("shared/formats/export not present")
     copy = tmp_path / "export"
-    shutil.copytree(here, copy)
+    shutil.copytree(SAMPLE_EXPORT, copy)
     return copy / "AWSDynamoDB" / SAMPLE_ID
 
 

@@ -29,7 +29,8 @@ from ddblake.load.state import PartState, list_loads
 from ddblake.progress import NoProgress
 
 REPO = Path(__file__).resolve().parents[2]
-SAMPLE_CANDIDATES = [REPO.parent / "shared", Path("/work/shared")]
+SAMPLE_EXPORT = REPO / "tests" / "events" / "export"
+"""A copy of shared/formats/export/ (AWS's sample export: DYNAMODB_JSON, two items in one file)."""
 EXPORT_ID = "01764316800000-a1b2c3d4"
 EXPORT_TIME = "2026-11-28T08:00:00.000Z"
 
@@ -128,10 +129,7 @@ def _untouched(lake: Path) -> bool:
 
 
 def test_the_shared_sample_checks_out_and_loads(tmp_path: Path) -> None:
-    shared = next((p for p in SAMPLE_CANDIDATES if (p / "formats" / "export").is_dir()), None)
-    if shared is None:
-        pytest.skip("shared/formats/export not present beside the repository")
-    folder = shared / "formats" / "export" / "AWSDynamoDB" / EXPORT_ID
+    folder = SAMPLE_EXPORT / "AWSDynamoDB" / EXPORT_ID
     manifest = read_manifest(ExportFolder(str(folder)))
     verify_export(ExportFolder(str(folder)), manifest, table="example-ddb-table")  # the sample's MD5 matches
     assert manifest.item_count == 2 and manifest.export_id == EXPORT_ID and not manifest.incremental
