@@ -46,7 +46,8 @@ ALSO = [  # the earlier crash, gap, apply and fuzz tests the suite extends: they
     "tests/unit/test_changes_fuzz.py",
     "tests/unit/test_rawlog.py",
 ]
-CRASH_STAGES = 4
+# capture, load, apply, sync (tests/faults/test_crash.py) and export-load (test_export_crash.py)
+CRASH_STAGES = 5
 MIN_CRASH_TRIALS = 50
 MIN_WORKLOADS = 20
 FIGURES = ("trials", "faults", "mismatches", "lost", "duplicated")
