@@ -189,3 +189,27 @@ def test_a_rebootstrap_rerun_after_its_positions_were_trimmed_starts_over(
     assert done.loaded == 5 and storage.read(marker_path(table)) is None
     put_many(clients, table, 2, prefix="after")
     assert capture(table, lake).records == 2  # the new positions are followed
+
+
+def test_sync_rebootstrap_takes_once_from_the_environment(
+    clients: DynamoClients,
+    make_table: Callable[..., str],
+    capture: Callable[..., CaptureStats],
+    table_name: str,
+    tmp_path: Path,
+    dynamodb_local_endpoint: str,
+) -> None:
+    """``DDBLAKE_ONCE=1`` stops ``sync --rebootstrap`` after the re-bootstrap, as ``--once`` does;
+    it went on into a continuous sync that never returned."""
+    table = make_table(table_name)
+    lake = str(tmp_path / "lake")
+    capture(table, lake)
+    put_many(clients, table, 4)
+    argv = ["sync", "--table", table, "--lake", lake, "--endpoint-url", dynamodb_local_endpoint]
+    argv.append("--rebootstrap")
+
+    done = ddblake(*argv, env={"DDBLAKE_ONCE": "1"}, timeout=180)
+
+    assert done.returncode == 0, done.stderr[-2000:]
+    dumped = ddblake("dump", "--table", table, "--lake", lake)
+    assert len(dumped.stdout.splitlines()) == 4

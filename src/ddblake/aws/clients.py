@@ -30,14 +30,23 @@ from botocore.exceptions import (
     BotoCoreError,
     ClientError,
     HTTPClientError,
+    InvalidRegionError,
     NoCredentialsError,
     NoRegionError,
     ParamValidationError,
+    ProfileNotFound,
 )
 from botocore.exceptions import (
     ConnectionError as BotoConnectionError,
 )
+from botocore.utils import is_valid_endpoint_url, is_valid_ipv6_endpoint_url
 
+from ddblake.aws.setup_errors import (
+    endpoint_url_error,
+    endpoint_variable,
+    refused_parameters,
+    setup_error,
+)
 from ddblake.errors import (
     ConfigError,
     DdblakeError,
@@ -231,23 +240,72 @@ def build_dynamodb_clients(
     """Build the DynamoDB and Streams clients for one command.
 
     Raises:
-        ConfigError: no region is configured and no endpoint override is in effect.
+        ConfigError: no region is configured and no endpoint override is in effect; the AWS profile
+            does not exist or cannot be read; an endpoint URL is not a URL (names which and the fix).
     """
-    session = session or boto3.session.Session()
+    session = session or new_session()
     ddb_ep, streams_ep = dynamodb_endpoint(endpoint_url), streams_endpoint(endpoint_url)
-    dynamodb: DynamoDBClient = session.client("dynamodb", **_client_kwargs(session, ddb_ep))
-    streams: DynamoDBStreamsClient = session.client("dynamodbstreams", **_client_kwargs(session, streams_ep))
+    dynamodb: DynamoDBClient = _new_client(
+        session, "dynamodb", ddb_ep, _endpoint_source(endpoint_url, _DYNAMODB_ENDPOINT_VARS)
+    )
+    streams: DynamoDBStreamsClient = _new_client(
+        session, "dynamodbstreams", streams_ep, _endpoint_source(endpoint_url, _STREAMS_ENDPOINT_VARS)
+    )
     return DynamoClients(dynamodb=dynamodb, streams=streams)
 
 
 def build_s3_client(
     endpoint_url: str | None = None, *, session: boto3.session.Session | None = None
 ) -> S3Client:
-    """An S3 client honoring ``AWS_ENDPOINT_URL_S3`` (moto, MinIO) like the lake's Storage does."""
-    session = session or boto3.session.Session()
+    """An S3 client honoring ``AWS_ENDPOINT_URL_S3`` (moto, MinIO) like the lake's Storage does.
+
+    Raises:
+        ConfigError: as :func:`build_dynamodb_clients`.
+    """
+    session = session or new_session()
     endpoint = endpoint_url or _env("AWS_ENDPOINT_URL_S3") or _env("AWS_ENDPOINT_URL")
-    client: S3Client = session.client("s3", **_client_kwargs(session, endpoint))
+    source = "the S3 endpoint argument" if endpoint_url else _endpoint_source(None, _S3_ENDPOINT_VARS)
+    client: S3Client = _new_client(session, "s3", endpoint, source)
     return client
+
+
+_DYNAMODB_ENDPOINT_VARS: Final = ("AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL")
+_STREAMS_ENDPOINT_VARS: Final = ("AWS_ENDPOINT_URL_DYNAMODB_STREAMS", *_DYNAMODB_ENDPOINT_VARS)
+_S3_ENDPOINT_VARS: Final = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
+_SERVICE_NAMES: Final = {"dynamodb": "DynamoDB", "dynamodbstreams": "DynamoDB Streams", "s3": "S3"}
+
+
+def _endpoint_source(explicit: str | None, names: tuple[str, ...]) -> str:
+    """Where an endpoint override came from, for messages."""
+    if explicit:
+        return "--endpoint-url or DDBLAKE_ENDPOINT_URL"
+    return endpoint_variable(names) or "the AWS settings"
+
+
+def new_session() -> boto3.session.Session:
+    """``boto3.session.Session()``, its errors (a profile that does not exist) as ConfigError.
+
+    Raises:
+        ConfigError: names the profile and the fix.
+    """
+    try:
+        return boto3.session.Session()
+    except (BotoCoreError, ValueError) as e:
+        raise setup_error(e, what="the AWS session") from e
+
+
+def _new_client(session: boto3.session.Session, service: str, endpoint: str | None, source: str) -> Any:
+    """``session.client(service)`` with :func:`_client_kwargs`, its set-up errors as ConfigError."""
+    if endpoint and not (is_valid_endpoint_url(endpoint) or is_valid_ipv6_endpoint_url(endpoint)):
+        # before the region check: a schemeless URL is not recognised as local, and "no region"
+        # would send the user the wrong way
+        raise endpoint_url_error(endpoint, source)
+    try:
+        make: Any = session.client  # typed per service name; the callers say which client they get
+        return make(service, **_client_kwargs(session, endpoint))
+    except (BotoCoreError, ValueError) as e:
+        what = f"the {_SERVICE_NAMES.get(service, service)} client"
+        raise setup_error(e, what=what, source=source if endpoint else None) from e
 
 
 def error_code(e: BaseException) -> str:
@@ -383,7 +441,13 @@ def translate_error(
         )
         return TransientError(f"cannot reach {where} for {action} on {subject}{hint}: {e}")
     if isinstance(e, ParamValidationError):
-        return TerminalError(f"{action} for {subject}: invalid request: {e}")
+        return TerminalError(
+            f"{action} for {subject}: invalid request, refused by botocore before sending "
+            f"({refused_parameters(e)}); ddblake built a request DynamoDB would not accept: if it "
+            "came from a state file in the lake, that file is damaged, else report it as a bug"
+        )
+    if isinstance(e, ProfileNotFound | InvalidRegionError):
+        return setup_error(e, what=f"the AWS client for {action}")
     if isinstance(e, BotoCoreError):
         return TerminalError(f"{action} for {subject} at {where} failed: {e}")
     return TerminalError(f"{action} for {subject} at {where} failed: {e.__class__.__name__}: {e}")

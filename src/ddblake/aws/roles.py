@@ -41,8 +41,10 @@ from ddblake.aws.clients import (
     error_code,
     is_local_endpoint,
     kms_hint,
+    new_session,
     translate_error,
 )
+from ddblake.aws.setup_errors import endpoint_variable, setup_error
 from ddblake.errors import ConfigError, DdblakeError, NotFoundError, TerminalError
 from ddblake.settings import aws_region
 
@@ -167,14 +169,23 @@ def assume_role_session(
         TerminalError: the role cannot be assumed (names role, principal and accounts, says what to fix).
         ConfigError: no credentials or region for the STS call.
     """
-    base = base or boto3.session.Session()
-    region = base.region_name or aws_region()  # botocore ignores AWS_REGION; ddblake does not
+    base = base or new_session()
+    try:
+        region = base.region_name or aws_region()  # botocore ignores AWS_REGION; ddblake does not
+    except (BotoCoreError, ValueError) as e:  # a profile that does not exist, or cannot be read
+        raise setup_error(e, what=f"the STS client to assume role {role_arn}") from e
     if region is None:
         raise ConfigError(
             "--assume-role needs an AWS region: set AWS_DEFAULT_REGION (or AWS_REGION) or a region in "
             "your AWS profile"
         )
-    sts = sts or base.client("sts", region_name=region)
+    if sts is None:
+        try:
+            sts = base.client("sts", region_name=region)
+        except (BotoCoreError, ValueError) as e:  # a bad region, or a bad AWS_ENDPOINT_URL_STS
+            what = f"the STS client to assume role {role_arn}"
+            source = endpoint_variable(("AWS_ENDPOINT_URL_STS", "AWS_ENDPOINT_URL"))
+            raise setup_error(e, what=what, source=source) from e
     kwargs: dict[str, Any] = {
         "RoleArn": role_arn,
         "RoleSessionName": session_name,
@@ -348,7 +359,7 @@ def build_role_clients(
         TerminalError: the role cannot be assumed (names principal, role and accounts).
         ConfigError: no region or credentials.
     """
-    session = base or boto3.session.Session()
+    session = base or new_session()
     if role_arn:
         session = assume_role_session(
             role_arn, base=session, external_id=external_id, session_name=session_name, sts=sts

@@ -39,7 +39,7 @@ from ddblake.capture.checkpoint import (
 from ddblake.capture.config import CaptureConfig
 from ddblake.capture.records import json_safe, record_to_line, seq_of
 from ddblake.capture.shards import Shard, readable_shards
-from ddblake.capture.streams import DataTrimmed, IteratorExpired, StreamsAdapter, TableStream
+from ddblake.capture.streams import DataTrimmed, IteratorExpired, ShardGone, StreamsAdapter, TableStream
 from ddblake.errors import BadRecordError, NotFoundError, StreamGapError, TerminalError, TransientError
 from ddblake.lake.rawlog import RawLogWriter
 from ddblake.lake.storage import Storage
@@ -390,6 +390,14 @@ class StreamCapture:
                 raise self._gap(
                     f"records of shard {sid} after sequence number {pos.seq or 'its start'} are past the "
                     "stream's 24-hour retention (TrimmedDataAccessException)"
+                ) from e
+            except ShardGone as e:  # as _open does for a shard GetShardIterator no longer finds
+                self.iterators.pop(sid, None)
+                pos = self.state.shards[sid]
+                raise self._gap(
+                    f"shard {sid} of stream {self.state.stream_arn} is gone (GetRecords: "
+                    "ResourceNotFoundException: trimmed, or the stream deleted with its table) before it "
+                    f"was read to its end (read up to {pos.seq or 'nothing'})"
                 ) from e
         else:
             raise TransientError(f"shard {sid} of table {self.table!r}: iterators keep expiring")

@@ -18,6 +18,7 @@ from ddblake.capture.consumer import CaptureStats, StreamCapture
 from ddblake.capture.streams import StreamsAdapter
 from ddblake.errors import DdblakeError
 from ddblake.lake.storage import Storage
+from ddblake.redact import first_line
 from ddblake.signals import stop_on_signals
 
 __all__ = ["CaptureConfig", "CaptureStats", "CaptureThread", "run_capture"]
@@ -101,6 +102,7 @@ class CaptureThread:
         self.stop = threading.Event()
         self.wake = threading.Event()  # set when a raw file is written (and when capture ends)
         self.failure: list[BaseException] = []
+        self.table = config.table
 
         def loop() -> None:
             try:
@@ -147,4 +149,9 @@ class CaptureThread:
         if not self.failure:
             return None
         err = self.failure[0]
-        return err if isinstance(err, DdblakeError) else DdblakeError(f"capture failed: {err}")
+        if isinstance(err, DdblakeError):
+            return err
+        # not one of ours: name the table and the kind, and only the first line of the library's
+        # text, values masked (it may quote item data)
+        what = f"{type(err).__name__}: {first_line(err)}"
+        return DdblakeError(f"capture of table {self.table!r} failed: {what}")

@@ -42,6 +42,12 @@ class DataTrimmed(DdblakeError):
     """The records asked for are past the stream's 24-hour retention (TrimmedDataAccessException)."""
 
 
+class ShardGone(NotFoundError):
+    """GetRecords says the shard an iterator reads, or its whole stream, no longer exists
+    (ResourceNotFoundException): trimmed, or the stream deleted with its table. The caller, which
+    knows the shard and stream, says which (:meth:`ddblake.capture.consumer.StreamCapture._poll_shard`)."""
+
+
 @dataclass(frozen=True)
 class TableStream:
     """The stream DescribeTable reports for a table.
@@ -196,6 +202,7 @@ class StreamsAdapter:
         Raises:
             IteratorExpired: the iterator is too old.
             DataTrimmed: the iterator points at trimmed records.
+            ShardGone: the iterator's shard, or its stream, no longer exists.
         """
         try:
             answer = self.streams.get_records(ShardIterator=iterator, Limit=limit)
@@ -205,5 +212,11 @@ class StreamsAdapter:
                 raise IteratorExpired("shard iterator expired") from e
             if code == "TrimmedDataAccessException":
                 raise DataTrimmed("records were trimmed") from e
+            if code == "ResourceNotFoundException":  # not the table: GetRecords names no table
+                raise ShardGone(
+                    f"the shard this iterator of table {self.table!r} reads, or its stream, no longer "
+                    f"exists at {describe_client(self.streams)} (GetRecords: ResourceNotFoundException): "
+                    "trimmed after 24 hours, or the stream deleted with its table"
+                ) from e
             raise self._fail(e, "GetRecords") from e
         return RecordBatch(records=answer.get("Records", []), next_iterator=answer.get("NextShardIterator"))

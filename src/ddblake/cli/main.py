@@ -176,7 +176,8 @@ def _cmd_sync(args: argparse.Namespace) -> int:
             external_id=args.external_id,
         )
         print(done.summary(), file=sys.stderr)
-        if args.once:
+        # a switch cannot say no, so an absent --once defers to DDBLAKE_ONCE, as sync's run does
+        if settings.value("once", "--once", args.once or None, settings.boolean, False):
             return 0
     # argument, then DDBLAKE_<NAME>, then sync's own default (an explicit 0 stays 0 and is refused)
     poll = settings.optional("poll_seconds", "--poll-seconds", args.poll_seconds, float)
@@ -436,10 +437,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         func: Command = args.func
         return func(args)
     except UsageError as e:
-        print(f"ddblake: error: {e}", file=sys.stderr)
+        _error_line(e)
         return 2
     except DdblakeError as e:
-        print(f"ddblake: error: {e}", file=sys.stderr)
+        _error_line(e)
         return 1
     except KeyboardInterrupt:
         print("ddblake: interrupted", file=sys.stderr)
@@ -452,14 +453,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
         return 0
     except OSError as e:  # backstop: a file or directory ddblake could not use, named in one line
-        print(f"ddblake: error: {_os_error_line(e)}", file=sys.stderr)
+        _error_line(_os_error_line(e))
         return 1
     except Exception as e:  # backstop: an AWS or catalog error that passed through pyiceberg
         explained = _library_error(e)
         if explained is None:
             raise
-        print(f"ddblake: error: {explained}", file=sys.stderr)
+        _error_line(explained)
         return 1
+
+
+def _error_line(error: BaseException | str) -> None:
+    """Print ``ddblake: error: <message>`` on stderr as one line, whatever line breaks the message
+    holds (one a library's text brought in, say): the one-line contract is the wrapper's to keep."""
+    text = " ".join(str(error).splitlines())
+    print(f"ddblake: error: {text}", file=sys.stderr)
 
 
 def _library_error(e: Exception) -> str | None:

@@ -39,7 +39,7 @@ from ddblake.lake.batch import (
     read_raw,
     release_arrow_memory,
 )
-from ddblake.lake.catalog import open_catalog
+from ddblake.lake.catalog import open_catalog, shown_catalog_uri
 from ddblake.lake.commits import (
     CachedTransaction,
     locate,
@@ -129,7 +129,8 @@ class Applier:
         lake = self.config.lake
         glue = lake.catalog == "glue"  # Glue's folders: _location; the SQL catalog's: <ns>/<table>
         folder = "warehouse/" + identifier.replace(".", ".db/" if glue else "/", 1)
-        name = lake.catalog_uri or ("the Glue Data Catalog" if glue else "the lake's catalog.db")
+        shown = shown_catalog_uri(lake.catalog_uri) if lake.catalog_uri else None  # no password shown
+        name = shown or ("the Glue Data Catalog" if glue else "the lake's catalog.db")
         refuse_occupied(self.storage, folder, identifier, name)
 
     def _history(self) -> Table:

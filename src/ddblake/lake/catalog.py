@@ -12,7 +12,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from pyiceberg.catalog import Catalog
 from pyiceberg.exceptions import NamespaceAlreadyExistsError, NoSuchNamespaceError
@@ -143,21 +143,116 @@ def open_catalog(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+_SECRET_QUERY: Final = re.compile(r"(?i)([?&][^=&]*(?:password|passwd|pwd|secret|token)[^=&]*=)[^&]*")
+
+
+def shown_catalog_uri(uri: str) -> str:
+    """A catalog URI as messages and logs may show it: a SQL URL's password masked.
+
+    ``DDBLAKE_CATALOG_URI`` may be a SQLAlchemy URL with credentials
+    (``postgresql://user:pw@host/db``); it is shown as SQLAlchemy renders it with the password
+    hidden (``user:***@``), and a password given as a query parameter is masked too. Only a URI
+    without ``@`` (a SQLite path, say) is shown as it is; one SQLAlchemy cannot parse keeps only its
+    scheme and what follows the last ``@``.
+    """
+    if "@" in uri:
+        from sqlalchemy.engine import make_url
+
+        try:
+            uri = make_url(uri).render_as_string(hide_password=True)
+        except Exception:  # noqa: BLE001 - not a URL SQLAlchemy parses: hide all before the host
+            scheme, sep, _ = uri.partition("://")
+            uri = f"{scheme}://***@{uri.rsplit('@', 1)[1]}" if sep else "***@" + uri.rsplit("@", 1)[1]
+    return _SECRET_QUERY.sub(r"\1***", uri)
+
+
+GLUE_GRANTS: Final = "glue:GetDatabase, glue:GetTable, glue:GetTables, glue:CreateTable and glue:UpdateTable"
+"""What ddblake calls on a Glue database (glue:CreateDatabase too where it creates the database)."""
+
+
+def _glue_error(
+    e: BaseException, operation: str, lake: str, database: str | None, identifier: str | None
+) -> DdblakeError:
+    """A Glue call's botocore error naming the table or database; access denied says what to grant
+    on which Glue resources (not the DynamoDB advice of :func:`ddblake.aws.clients.translate_error`)."""
+    from botocore.exceptions import ClientError
+
+    from ddblake.aws.clients import (
+        ACCESS_DENIED_CODES,
+        CREDENTIAL_CODES,
+        arns_in,
+        error_code,
+        translate_error,
+    )
+
+    code = error_code(e)
+    message = str(e.response.get("Error", {}).get("Message", "")) if isinstance(e, ClientError) else ""
+    principal, resource = arns_in(message)
+    glue_arn = resource if resource and resource[0].split(":")[2:3] == ["glue"] else None
+    if identifier is None and glue_arn and glue_arn[3].startswith("table/"):
+        identifier = glue_arn[3].removeprefix("table/").replace("/", ".", 1)
+    if database is None and glue_arn and glue_arn[3].startswith(("table/", "database/")):
+        database = glue_arn[3].split("/")[1]
+    subject = f" on table {identifier}" if identifier else ""
+    if not lake and database:
+        lake = f" (database {database!r})"
+    action = f"Glue {operation}{subject}{lake}"
+    denied = code in ACCESS_DENIED_CODES or "not authorized" in message.lower()
+    if code in CREDENTIAL_CODES or not denied:
+        return translate_error(e, action=action)
+    partition = glue_arn[0].split(":")[1] if glue_arn else "aws"
+    try:
+        here = aws_region()
+    except ConfigError:  # a profile that does not exist: the error being explained matters more
+        here = None
+    region = (glue_arn[1] if glue_arn else None) or here or "<region>"
+    account = (glue_arn[2] if glue_arn else None) or (principal[1] if principal else None) or "<account>"
+    db = database or "<database>"
+    base = f"arn:{partition}:glue:{region}:{account}"
+    who = (
+        f"{principal[0]} (the principal that made the call)"
+        if principal
+        else "the role or user this process runs as"
+    )
+    said = f" (AWS: {message[:300]})" if message else ""
+    return TerminalError(
+        f"access denied calling {action}: grant {who} {GLUE_GRANTS} (and glue:CreateDatabase if ddblake "
+        f"is to create the database) on {base}:catalog, {base}:database/{db} and {base}:table/{db}/*; "
+        "when the Data Catalog is another account's, its catalog resource policy (or Lake Formation) "
+        f"must grant them too{said}"
+    )
+
+
 def catalog_error(
-    e: BaseException, config: LakeConfig | None = None, storage: Storage | None = None
+    e: BaseException,
+    config: LakeConfig | None = None,
+    storage: Storage | None = None,
+    *,
+    identifier: str | None = None,
 ) -> DdblakeError | None:
     """A catalog's library error (botocore from Glue, SQLAlchemy from SQLite) as a ddblake error
-    saying what to do, naming the lake and catalog when given; None for any other exception."""
+    saying what to do, naming the lake and catalog when given; None for any other exception.
+
+    ``identifier``: the Iceberg table (``namespace.table``) the call was about, if known; a Glue
+    error names it, else the table its AWS message names, and always the Glue database.
+    """
     root = type(e).__module__.split(".")[0]
     lake = f" (catalog of lake {storage.uri()}, database {config.namespace!r})" if config and storage else ""
     if root == "botocore":
+        from botocore.exceptions import ClientError
+
         from ddblake.aws.clients import translate_error
 
         operation = getattr(e, "operation_name", None)
+        message = str(e.response.get("Error", {}).get("Message", "")) if isinstance(e, ClientError) else ""
+        if (config is not None and config.catalog == "glue") or "glue:" in message:
+            database = config.namespace if config else None
+            return _glue_error(e, operation or "call", lake, database, identifier)
         action = f"Glue {operation or 'call'}{lake}" if lake else (operation or "an AWS call")
         return translate_error(e, action=action)
     if root == "sqlalchemy":
-        where = (config.catalog_uri if config else None) or (f"{storage.uri()}/catalog.db" if storage else "")
+        given = shown_catalog_uri(config.catalog_uri) if config and config.catalog_uri else None
+        where = given or (f"{storage.uri()}/catalog.db" if storage else "")
         catalog = f"the lake's SQL catalog {where}".rstrip()
         first = (str(e).splitlines() or [""])[0][:200]
         if "database is locked" in first or "database is busy" in first:

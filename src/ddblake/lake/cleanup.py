@@ -21,6 +21,7 @@ from pyiceberg.table.snapshots import Snapshot
 from ddblake.errors import DdblakeError
 from ddblake.lake.applied import PROPERTY, day_names_path, load_log, records_prefix
 from ddblake.lake.storage import Storage
+from ddblake.redact import first_line
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +92,13 @@ def delete_all(delete: Callable[[str], None], doomed: dict[str, int]) -> Cleanup
         except FileNotFoundError:
             pass
         except (OSError, DdblakeError) as e:  # transient or refused (access denied, Object Lock)
-            log.warning("could not delete %s (left for an orphan-file sweep): %s", path, type(e).__name__)
+            # The first line only, values masked (ddblake.redact): the error names the file and cause.
+            log.warning(
+                "could not delete %s (left for an orphan-file sweep): %s: %s",
+                path,
+                type(e).__name__,
+                first_line(e),
+            )
             return False
         return True
 

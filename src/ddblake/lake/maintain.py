@@ -350,5 +350,11 @@ class Maintainer:
         try:
             return maintain(self.applier)
         except Exception as e:  # noqa: BLE001 - e.g. an unreachable catalog: apply goes on
-            log.warning("table %s: maintenance skipped: %s", self.applier.config.table, type(e).__name__)
+            # The first line only, values masked, as for one table's failure in maintain().
+            log.warning(
+                "table %s: maintenance skipped, tried again later: %s: %s",
+                self.applier.config.table,
+                type(e).__name__,
+                first_line(e),
+            )
             return None

@@ -15,9 +15,9 @@ from ddblake.aws.roles import check_role_arn
 from ddblake.errors import ConfigError
 from ddblake.lake.rawlog import DEFAULT_BUFFER_BYTES
 from ddblake.settings import boolean as _bool
+from ddblake.settings import env_name, required_table
 from ddblake.settings import optional as _optional
 from ddblake.settings import required as _required
-from ddblake.settings import required_table
 from ddblake.settings import value as _value
 
 DEFAULT_READ_PERCENT: Final = 50.0
@@ -37,6 +37,25 @@ LOCAL_WORKERS_PER_CPU: Final = 2
 """Scan threads per CPU against a local endpoint: DynamoDB Local runs on the same cores, and past two
 threads a core the load only adds contention (measured: 4 threads beat 16 on 2 cores, bench/load.py)."""
 DEFAULT_EXPORT_POLL_SECONDS: Final = 10.0
+
+
+_SOURCES: Final = {
+    "segments": ("--segments", "segments"),
+    "workers": ("--workers", "workers"),
+    "read_percent": ("--read-percent", "read_percent"),
+    "on_demand_rcu": (None, "on_demand_rcu"),
+    "buffer_bytes": (None, "load_buffer_bytes"),
+    "export_poll_seconds": (None, "export_poll_seconds"),
+    "page_items": (None, "page_items"),
+}
+"""Each numeric setting's flag (None: it has none) and the setting name of its environment variable."""
+
+
+def _from(field: str) -> str:
+    """`` (from --segments or DDBLAKE_SEGMENTS)``: where a setting's value can come from, for messages."""
+    flag, setting = _SOURCES[field]
+    env = env_name(setting)
+    return f" (from {flag} or {env})" if flag else f" (from {env})"
 
 
 def _key_names(raw: str) -> tuple[str, ...]:
@@ -152,19 +171,23 @@ class LoadConfig:
     page_items: int | None = None
 
     def __post_init__(self) -> None:
+        # build() has checked every environment value already, under its variable's name: a value
+        # out of range here is an argument (the flag) or a LoadConfig made in code; both are named.
         if self.segments is not None and not 1 <= self.segments <= MAX_SEGMENTS:
-            raise ConfigError(f"segments must be 1..{MAX_SEGMENTS}, got {self.segments}")
+            raise ConfigError(f"segments must be 1..{MAX_SEGMENTS}, got {self.segments}{_from('segments')}")
         if self.workers is not None and not 1 <= self.workers <= MAX_WORKERS:
-            raise ConfigError(f"workers must be 1..{MAX_WORKERS}, got {self.workers}")
+            raise ConfigError(f"workers must be 1..{MAX_WORKERS}, got {self.workers}{_from('workers')}")
         if not 0 < self.read_percent <= 150:
-            raise ConfigError(f"read_percent must be in (0, 150], got {self.read_percent}")
+            raise ConfigError(
+                f"read_percent must be in (0, 150], got {self.read_percent}{_from('read_percent')}"
+            )
         for name, value in (
             ("on_demand_rcu", self.on_demand_rcu),
             ("buffer_bytes", self.buffer_bytes),
             ("export_poll_seconds", self.export_poll_seconds),
         ):
             if value <= 0:
-                raise ConfigError(f"{name} must be positive, got {value}")
+                raise ConfigError(f"{name} must be positive, got {value}{_from(name)}")
         if self.from_export and self.export_to:
             raise ConfigError(
                 "--from-export and --export-to exclude each other: load an existing export, or start one"
@@ -191,7 +214,7 @@ class LoadConfig:
                 f"--export-to {self.export_to!r}: DynamoDB exports go to S3; use s3://bucket/prefix"
             )
         if self.page_items is not None and self.page_items < 1:
-            raise ConfigError(f"page_items must be positive, got {self.page_items}")
+            raise ConfigError(f"page_items must be positive, got {self.page_items}{_from('page_items')}")
         if self.keys is not None and not 1 <= len(self.keys) <= 2:
             raise ConfigError(f"keys must name the hash key and maybe the range key, got {self.keys}")
         check_role_arn(self.assume_role)

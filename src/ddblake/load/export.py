@@ -33,7 +33,7 @@ from urllib.parse import urlparse
 import pyarrow.fs as pafs
 
 from ddblake.errors import ConfigError, NotFoundError, TerminalError, TransientError
-from ddblake.lake.storage import Storage
+from ddblake.lake.storage import Storage, storage_error
 from ddblake.load.export_format import FirstLine, format_problem
 from ddblake.load.rows import parse_export_time
 
@@ -134,7 +134,9 @@ class ExportFolder:
         """A binary stream of a file, or None when it does not exist.
 
         Raises:
-            TransientError: the file exists but could not be opened.
+            TerminalError: the file could not be opened and no retry helps (access denied, say):
+                names the file and what to check (:func:`ddblake.lake.storage.storage_error`).
+            TransientError: the file could not be opened this time (a network error, throttling).
         """
         try:
             stream: IO[bytes] = self.fs.open_input_stream(_join(self.root, rel), compression=None)
@@ -144,15 +146,22 @@ class ExportFolder:
         except OSError as e:
             if "not found" in str(e).lower() or "no such file" in str(e).lower():
                 return None
-            raise TransientError(f"cannot read {self.where(rel)}: {e}") from e
+            raise storage_error("read", self.where(rel), e) from e
 
     def read(self, rel: str) -> bytes | None:
-        """A whole (small) file, or None."""
+        """A whole (small) file, or None.
+
+        Raises:
+            TerminalError, TransientError: as :meth:`open`, for opening or reading it.
+        """
         stream = self.open(rel)
         if stream is None:
             return None
         with stream:
-            return stream.read()
+            try:
+                return stream.read()
+            except OSError as e:
+                raise storage_error("read", self.where(rel), e) from e
 
 
 UP = "../"
@@ -208,6 +217,7 @@ def read_manifest(folder: ExportFolder) -> ExportManifest:
     Raises:
         NotFoundError: the folder has no ``manifest-summary.json``.
         CorruptExportError: a manifest is missing or not what DynamoDB writes.
+        TerminalError, TransientError: a manifest could not be read (names it and what to check).
     """
     try:
         summary = json.loads(_json_doc(folder, SUMMARY))
@@ -275,6 +285,14 @@ def read_manifest(folder: ExportFolder) -> ExportManifest:
     )
 
 
+def _read_chunk(folder: ExportFolder, entry: DataFile, stream: IO[bytes]) -> bytes:
+    """The next chunk of a data file; a read error is a ddblake error naming the file."""
+    try:
+        return stream.read(CHUNK)
+    except OSError as e:
+        raise storage_error("read", folder.where(entry.rel), e) from e
+
+
 def _check_file(
     folder: ExportFolder, entry: DataFile, stop: threading.Event | None = None, declared: str | None = None
 ) -> None:
@@ -289,7 +307,7 @@ def _check_file(
     in_member = False  # a gzip member begun and not ended: at the end of the file, a cut-short file
     first = FirstLine()  # the format the data is really in (ddblake.load.export_format)
     with stream:
-        while chunk := stream.read(CHUNK):
+        while chunk := _read_chunk(folder, entry, stream):
             if stop is not None and stop.is_set():  # Ctrl-C: a big file takes minutes to read
                 raise TransientError(f"stopped while checking export {folder.uri}; nothing was loaded")
             md5.update(chunk)
@@ -354,6 +372,7 @@ def verify_export(
             not add up (names the file).
         ConfigError: the export is of another table than ``table``, or in an unsupported format.
         TransientError: ``stop`` was set (nothing was loaded; the same command starts again).
+        TerminalError, TransientError: a data file could not be read (names it and what to check).
     """
     if manifest.output_format not in SUPPORTED_FORMATS:
         raise ConfigError(
@@ -384,10 +403,19 @@ def iter_lines(folder: ExportFolder, entry: DataFile) -> Iterator[bytes]:
     """The lines of one data file (decompressed, newline kept).
 
     Raises:
-        CorruptExportError: the file vanished since it was checked.
+        CorruptExportError: the file vanished, or is no longer valid gzip, since it was checked.
+        TerminalError, TransientError: it could not be read (names it; see :meth:`ExportFolder.open`).
     """
     stream = folder.open(entry.rel)
     if stream is None:
         raise _refuse(folder, f"data file {folder.where(entry.rel)} disappeared while loading")
     with stream, gzip.GzipFile(fileobj=stream, mode="rb") as lines:
-        yield from lines
+        try:
+            yield from lines
+        except (gzip.BadGzipFile, EOFError, zlib.error) as e:  # BadGzipFile is an OSError: first
+            raise _refuse(
+                folder,
+                f"data file {folder.where(entry.rel)} changed since it was checked: not valid gzip ({e})",
+            ) from e
+        except OSError as e:
+            raise storage_error("read", folder.where(entry.rel), e) from e

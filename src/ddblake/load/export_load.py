@@ -107,8 +107,10 @@ class ExportLoad:
 
         Raises:
             CorruptExportError: the export is incomplete or damaged (nothing is written).
-            TerminalError: a line is not an export line (names file and line).
-            TransientError: the lake or the export could not be read or written; rerun to resume.
+            TerminalError: a line is not an export line (names file and line), or DescribeTable
+                failed for good when the key attributes were needed.
+            TransientError: the lake or the export could not be read or written, or DescribeTable
+                failed transiently (throttled, unreachable); rerun to resume.
         """
         clock = time.monotonic()
         manifest = self.check()
@@ -117,9 +119,13 @@ class ExportLoad:
             try:
                 key_names = self.key_names()
             except DdblakeError as e:
-                raise TerminalError(
+                # The kind is kept: a throttled or unreachable DescribeTable is worth a retry (continuous
+                # sync retries transient errors), a denied or missing table is not.
+                kind = TransientError if e.transient else TerminalError
+                retry = "run again, or " if e.transient else ""
+                raise kind(
                     f"cannot load full export {manifest.uri}: the key attributes of table {self.table!r} are "
-                    f"needed and DescribeTable failed ({e}); pass --keys <hash key>[,<range key>]"
+                    f"needed and DescribeTable failed ({e}); {retry}pass --keys <hash key>[,<range key>]"
                 ) from e
         name = export_state_name(manifest.export_id)
         state = read_state(self.storage, self.table, name)

@@ -2,8 +2,8 @@
 
 The request is remembered in the lake (``state/load/<table>/export-request.json``) before waiting,
 so a load interrupted while the export runs picks the same export up again instead of paying for a
-second one. An export DynamoDB reports FAILED is forgotten (it never completes), so the next run
-starts a new one.
+second one. An export DynamoDB reports FAILED, or no longer knows in the region and account it was
+started in, is forgotten (it never completes), so the next run starts a new one.
 """
 
 from __future__ import annotations
@@ -39,6 +39,11 @@ MAX_DESCRIBE_FAILURES = 5
 
 class ExportFailedError(TerminalError):
     """DynamoDB reports the export FAILED: it will never complete, so its request must be forgotten."""
+
+
+class ExportNotFoundError(ExportFailedError):
+    """DescribeExport does not know the recorded export (ExportNotFoundException) in the account and
+    region it was started in: it will never complete either, so its request is forgotten too."""
 
 
 @dataclass(frozen=True)
@@ -186,6 +191,41 @@ def start_export(
     return request
 
 
+def _unknown_export(
+    request: ExportRequest, *, table: str, client: DynamoDBClient, identity: Callable[[], Identity]
+) -> TerminalError:
+    """The error for a recorded export DescribeExport does not know (ExportNotFoundException).
+
+    Asked in another region or account than the export's (the ARN says which), the export may well
+    be there: the record is kept and the error says how to reach it, or to delete the record. Asked
+    where the export was started, it is unknown there for good: :class:`ExportNotFoundError`, whose
+    request the caller forgets, so that the next run starts a new export.
+    """
+    arn = request.export_arn
+    parts = arn.split(":")
+    arn_region = parts[3] if len(parts) > 5 and parts[3] else None
+    arn_account = account_of_arn(arn)
+    asked_region = str(getattr(client.meta, "region_name", "") or "") or None
+    me = identity()
+    record = state_path(table, EXPORT_REQUEST)
+    asked = describe_client(client) + (f", account {me.account}" if me.account else "")
+    exported = f"region {arn_region or '?'}, account {arn_account or '?'}"
+    if (arn_region and asked_region and arn_region != asked_region) or (
+        arn_account and me.account and arn_account != me.account
+    ):
+        return TerminalError(
+            f"export {arn} of table {table!r}, recorded by an earlier run in the lake's {record}, was "
+            f"started in {exported}, but DescribeExport asked {asked}, which does not know it "
+            "(ExportNotFoundException): run with the AWS settings of that region and account (AWS_REGION, "
+            f"profile, --assume-role) to pick it up, or delete {record} from the lake to start a new export"
+        )
+    return ExportNotFoundError(
+        f"export {arn} of table {table!r} is unknown to DynamoDB in {exported} (DescribeExport at "
+        f"{asked}: ExportNotFoundException): it no longer exists there; its request record {record} "
+        "is dropped from the lake, so the next run starts a new export"
+    )
+
+
 def wait_export(
     client: DynamoDBClient,
     request: ExportRequest,
@@ -200,9 +240,11 @@ def wait_export(
     """Poll DescribeExport until the export completes; returns its description.
 
     Raises:
-        ExportFailedError: the export failed (its failure code and message); the caller forgets the
+        ExportFailedError: the export failed (its failure code and message), or is unknown to
+            DynamoDB where it was started (:class:`ExportNotFoundError`); the caller forgets the
             request, so that the next run starts a new export.
-        TerminalError: access is denied.
+        TerminalError: access is denied, or the export is unknown to the region or account asked,
+            which are not the export's (the record is kept; names both, and the record to delete).
         TransientError: stopped while waiting, or DescribeExport failed transiently more than
             ``MAX_DESCRIBE_FAILURES`` times in a row (rerun picks the same export up again).
     """
@@ -215,6 +257,8 @@ def wait_export(
                 client.describe_export(ExportArn=request.export_arn)["ExportDescription"]
             )
         except (ClientError, BotoCoreError) as e:
+            if error_code(e) == "ExportNotFoundException":
+                raise _unknown_export(request, table=table, client=client, identity=identity) from e
             error = explain_access_error(
                 e, action="DescribeExport", table=table, client=client, identity=identity
             )

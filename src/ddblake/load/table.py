@@ -17,13 +17,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
 from ddblake.aws.clients import describe_client
 from ddblake.aws.roles import Identity, explain_access_error
+from ddblake.aws.setup_errors import refused_parameters
 from ddblake.errors import DdblakeError, TerminalError
 from ddblake.load.jsontext import members_with_text
 from ddblake.load.rows import to_call_item, to_wire_item
+from ddblake.load.state import SCAN_STATE, state_path
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -162,7 +164,8 @@ class TableReader:
 
         Raises:
             TransientError: throttled or unreachable after botocore's retries (back off, retry).
-            NotFoundError, TerminalError: see :meth:`fail`.
+            NotFoundError, TerminalError: see :meth:`fail`; also a ``start_key`` DynamoDB would refuse
+                (the scan load's state file is damaged: the message names it, not the key).
         """
         kwargs: dict[str, Any] = {
             "TableName": self.table,
@@ -185,6 +188,15 @@ class TableReader:
         _raw_mode.on = True
         try:
             answer: dict[str, Any] = dict(self.client.scan(**kwargs))
+        except ParamValidationError as e:
+            if start_key:  # the one part of the request that comes from the lake, not from ddblake
+                raise TerminalError(
+                    f"Scan of table {self.table!r}: the saved resume key of segment {segment} is not a "
+                    f"valid DynamoDB key ({refused_parameters(e)}); the scan load's state file "
+                    f"{state_path(self.table, SCAN_STATE)} in the lake is damaged: restore it, or delete "
+                    "it to start the Scan load over"
+                ) from e
+            raise self.fail(e, "Scan") from e
         except (ClientError, BotoCoreError) as e:
             raise self.fail(e, "Scan") from e
         finally:
