@@ -72,6 +72,7 @@ def delivery_stream(
         f"{construct_id}Logs",
         log_group_name=f"/aws/kinesisfirehose/{delivery_name}",
         retention=log_retention(f.log_retention_days),
+        encryption_key=ops.key,  # its key policy admits CloudWatch Logs for this account's log groups
         removal_policy=RemovalPolicy.RETAIN if cfg.retain_data else RemovalPolicy.DESTROY,
     )
     logs.LogStream(

@@ -17,6 +17,9 @@ from constructs import Construct
 from ddblake_infra.security import access_log_bucket, make_key
 from ddblake_infra.settings import DeployConfig
 
+# s3:ListBucket has no s3:prefix condition: S3 authorises HeadBucket as ListBucket without a
+# prefix, and neither Firehose nor DynamoDB's export documents which bucket calls it makes. A
+# listing shows key names, never an object.
 FIREHOSE_BUCKET_ACTIONS = ("s3:GetBucketLocation", "s3:ListBucket", "s3:ListBucketMultipartUploads")
 FIREHOSE_OBJECT_ACTIONS = ("s3:AbortMultipartUpload", "s3:GetObject", "s3:PutObject")
 FIREHOSE_KEY_ACTIONS = ("kms:Decrypt", "kms:GenerateDataKey")

@@ -1,8 +1,9 @@
 """The Glue full-load job: the table's current items into the lake's raw log, once, before apply.
 
-In one account the job's role reads the table (Scan, or an export into ``exports/<table>/``) itself;
-across accounts it assumes the producer's read role (``ddblake_infra.read_role``). Job runs are
-encrypted by a Glue security configuration and a failed run notifies the alarm topic.
+In one account the job's role exports the table into ``exports/<table>/`` itself (both sources
+read an export, so the role has no Scan); across accounts it assumes the producer's read role
+(``ddblake_infra.read_role``). Job runs are encrypted by a Glue security configuration and a failed
+run notifies the alarm topic.
 """
 
 from __future__ import annotations
@@ -71,13 +72,22 @@ def load_job(
             resources=[lake.bucket.bucket_arn],
         ),
         iam.PolicyStatement(
-            sid="LakeLoadObjects",
+            # ddblake.gluejob.job puts raw files and never reads or deletes them
+            sid="LakeLoadRows",
+            actions=["s3:PutObject"],
+            resources=[lake.bucket.arn_for_objects(f"raw/{t}/*")],
+        ),
+        iam.PolicyStatement(
+            # the connector's run record, state/load/<table>/glue-connector.json: read, then written
+            sid="LakeLoadState",
+            actions=["s3:GetObject", "s3:PutObject"],
+            resources=[lake.bucket.arn_for_objects(f"state/load/{t}/*")],
+        ),
+        iam.PolicyStatement(
+            # --TempDir: Glue and Spark write, read back and clean up their temporary files there
+            sid="GlueTempDir",
             actions=list(LAKE_READ_WRITE),
-            resources=[
-                lake.bucket.arn_for_objects(f"raw/{t}/*"),
-                lake.bucket.arn_for_objects(f"state/load/{t}/*"),
-                lake.bucket.arn_for_objects(f"glue-temp/{t}/*"),
-            ],
+            resources=[lake.bucket.arn_for_objects(f"glue-temp/{t}/*")],
         ),
         iam.PolicyStatement(
             sid="LakeExports",
@@ -94,7 +104,7 @@ def load_job(
         ),
     ]
     if table is not None and table_key is not None:
-        statements += table_read_statements(table, table_key, region)
+        statements += table_read_statements(table, table_key, region, scan=False)
     else:
         statements.append(
             iam.PolicyStatement(

@@ -2,7 +2,8 @@
 
 Metrics ddblake publishes (namespace ``ddblake``; documented in docs/deploy.md):
 
-* transform Lambda (Powertools EMF, dimension ``service=ddblake-firehose-transform``):
+* transform Lambda (Powertools EMF, dimensions ``service=ddblake-firehose-transform`` and
+  ``Table=<DynamoDB table name>``, the function's ``DDBLAKE_TABLE``): ``RecordsReceived``,
   ``RecordsOk``, ``RecordsFailed``;
 * apply (``ddblake.aws.apply_handler``; dimensions ``service=ddblake-apply`` and
   ``Table=<DynamoDB table name>``): ``LagSeconds`` (age of the newest change applied, Maximum),
@@ -143,12 +144,14 @@ class Operations(Construct):
         return alarm
 
 
-def ddblake_metric(name: str, dimensions: dict[str, str], statistic: str) -> cw.Metric:
-    """A metric of ddblake's own namespace over 5-minute periods."""
+def ddblake_metric(
+    name: str, dimensions: dict[str, str], statistic: str, period: Duration | None = None
+) -> cw.Metric:
+    """A metric of ddblake's own namespace, over 5-minute periods unless ``period`` says otherwise."""
     return cw.Metric(
         namespace=NAMESPACE,
         metric_name=name,
         dimensions_map=dimensions,
         statistic=statistic,
-        period=Duration.minutes(5),
+        period=period or Duration.minutes(5),
     )

@@ -24,6 +24,7 @@ from constructs import Construct
 from ddblake_infra.delivery import LakeTarget, delivery_stream
 from ddblake_infra.lake import LakeStorage
 from ddblake_infra.monitoring import (
+    TABLE_DIMENSION,
     TRANSFORM_FAILED_METRIC,
     TRANSFORM_SERVICE,
     Operations,
@@ -143,7 +144,7 @@ class Capture(Construct):
             removal_policy=removal,
         )
 
-        self.transform = transform_function(self, cfg)
+        self.transform = transform_function(self, cfg, log_key=ops.key)
         self.read_role = (
             read_role(self, cfg, table=self.table, table_key=self.table_key) if cfg.cross_account else None
         )
@@ -166,7 +167,11 @@ class Capture(Construct):
         )
         ops.alarm(
             "TransformRecordsFailed",
-            metric=ddblake_metric(TRANSFORM_FAILED_METRIC, {"service": TRANSFORM_SERVICE}, "Sum"),
+            # Table: the transform's own DDBLAKE_TABLE, so another ddblake stack's rejects (one
+            # account may hold several) do not fire this alarm
+            metric=ddblake_metric(
+                TRANSFORM_FAILED_METRIC, {"service": TRANSFORM_SERVICE, TABLE_DIMENSION: t.name}, "Sum"
+            ),
             threshold=0,
             periods=1,
             description=f"ddblake {t.name}: the Firehose transform sent records to "

@@ -23,26 +23,28 @@ from ddblake_infra.lake import (
 from ddblake_infra.nag import literal_suffix, suppress, suppress_object_prefixes
 from ddblake_infra.settings import DeployConfig
 
-READ_ROLE_TABLE_ACTIONS: Final = (
+EXPORT_TABLE_ACTIONS: Final = (
     "dynamodb:DescribeContinuousBackups",
     "dynamodb:DescribeTable",
     "dynamodb:ExportTableToPointInTime",
-    "dynamodb:Scan",
 )
+"""What an export of the table needs (both Glue job sources read an export)."""
+READ_ROLE_TABLE_ACTIONS: Final = (*EXPORT_TABLE_ACTIONS, "dynamodb:Scan")
+"""The read role's: an export, or a Scan by ``ddblake load --assume-role``."""
 
 
 def table_read_statements(
-    table: dynamodb.ITable, table_key: kms.IKey, region: str
+    table: dynamodb.ITable, table_key: kms.IKey, region: str, *, scan: bool
 ) -> list[iam.PolicyStatement]:
-    """Reading the table, its exports' status, and decrypting it through DynamoDB only.
+    """Exporting the table, its exports' status, and decrypting it through DynamoDB only.
 
-    What a load needs of the table: the read role grants it across accounts, the load job's own
-    role in one account.
+    What a load needs of the table: the read role grants it across accounts (with ``scan``:
+    ``ddblake load --assume-role`` may scan), the load job's own role in one account (without:
+    the Glue job's sources, the export connector and export files, never scan).
     """
+    actions = READ_ROLE_TABLE_ACTIONS if scan else EXPORT_TABLE_ACTIONS
     return [
-        iam.PolicyStatement(
-            sid="ReadTable", actions=list(READ_ROLE_TABLE_ACTIONS), resources=[table.table_arn]
-        ),
+        iam.PolicyStatement(sid="ReadTable", actions=list(actions), resources=[table.table_arn]),
         iam.PolicyStatement(
             sid="DescribeExports",
             actions=["dynamodb:DescribeExport"],
@@ -78,7 +80,7 @@ def read_role(
         inline_policies={
             "read-table": iam.PolicyDocument(
                 statements=[
-                    *table_read_statements(table, table_key, cfg.region),
+                    *table_read_statements(table, table_key, cfg.region, scan=True),
                     iam.PolicyStatement(
                         sid="LakeExportBucket",
                         actions=list(EXPORT_BUCKET_ACTIONS),

@@ -7,6 +7,8 @@ is built by ``cdk deploy`` from the context ``ddblake_infra.assets`` stages.
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Sequence
 from typing import Final
 
@@ -35,6 +37,67 @@ from ddblake_infra.settings import DeployConfig
 
 GLUE_CATALOG_READ: Final = ("glue:GetDatabase", "glue:GetTable")
 GLUE_CATALOG_WRITE: Final = ("glue:CreateDatabase", "glue:CreateTable", "glue:UpdateTable")
+
+MAX_ALARM_PERIOD_SECONDS: Final = 7 * 86400
+"""CloudWatch: period x evaluation periods of an alarm is at most seven days."""
+_RATE_UNITS: Final = {"minute": 60, "hour": 3600, "day": 86400}
+_CRON_FIELD: Final = re.compile(r"^(\*|\d+(?:-\d+)?)(?:/(\d+))?$")
+
+
+def _cron_values(field: str, top: int) -> set[int] | None:
+    """The values ``0..top`` a cron minutes or hours field takes (``*``, ``a``, ``a-b``, each with an
+    optional ``/step``, comma-separated); None for anything else."""
+    values: set[int] = set()
+    for part in field.split(","):
+        m = _CRON_FIELD.match(part)
+        if not m:
+            return None
+        base, step = m.group(1), int(m.group(2) or 1)
+        if base == "*":
+            start, end = 0, top
+        elif "-" in base:
+            start, end = (int(v) for v in base.split("-"))
+        else:  # "a" alone, or "a/step": from a to the top
+            start = int(base)
+            end = top if m.group(2) else start
+        if not 0 <= start <= end <= top or step < 1:
+            return None
+        values.update(range(start, end + 1, step))
+    return values
+
+
+def schedule_interval_seconds(expression: str) -> int:
+    """The longest time between two firings of an EventBridge schedule (``apply.schedule``).
+
+    ``rate(N unit)``: N units. ``cron(...)`` firing every day (day-of-month, month, day-of-week and
+    year all ``*`` or ``?``): the longest gap between its times of day. Any other cron (some days
+    only): :data:`MAX_ALARM_PERIOD_SECONDS`, the longest an alarm can look back.
+    """
+    rate = re.fullmatch(r"rate\((\d+) (minute|hour|day)s?\)", expression)
+    if rate:
+        return int(rate.group(1)) * _RATE_UNITS[rate.group(2)]
+    cron = re.fullmatch(r"cron\((\S+) (\S+) (\S+) (\S+) (\S+) (\S+)\)", expression)
+    if cron and all(f in ("*", "?") for f in cron.group(3, 4, 5, 6)):
+        minutes, hours = _cron_values(cron.group(1), 59), _cron_values(cron.group(2), 23)
+        if minutes and hours:
+            times = sorted(h * 60 + m for h in hours for m in minutes)
+            gaps = [b - a for a, b in zip(times, times[1:], strict=False)] + [times[0] + 1440 - times[-1]]
+            return max(gaps) * 60
+    return MAX_ALARM_PERIOD_SECONDS
+
+
+def lag_alarm_period_seconds(schedule: str, timeout_seconds: int) -> int:
+    """The period of the apply lag alarm: long enough that every period holds a ``LagSeconds``.
+
+    Each run emits ``LagSeconds`` once, when it ends. A run ends at most ``timeout_seconds`` after
+    it starts, and the next starts at the next schedule tick (ticks during a run are dropped:
+    reserved concurrency 1), so two datapoints are at most one schedule interval plus one timeout
+    apart. A period at least that long (rounded up to whole minutes, as CloudWatch takes them) holds
+    one whenever apply runs, so one period (one datapoint) decides; 5-minute periods would be
+    empty two times in three during a backlog, and three breaching ones in a row would never come.
+    """
+    gap = schedule_interval_seconds(schedule) + timeout_seconds
+    return min(math.ceil(gap / 60) * 60, MAX_ALARM_PERIOD_SECONDS)
 
 
 def apply_function(
@@ -94,10 +157,16 @@ def apply_function(
                         ],
                     ),
                     iam.PolicyStatement(
-                        sid="QuarantineAndTables",
+                        # apply only writes its quarantine (ddblake.lake.batch.quarantine); status
+                        # lists errors/<table>/ (the bucket statement) without reading it
+                        sid="Quarantine",
+                        actions=["s3:PutObject"],
+                        resources=[lake.bucket.arn_for_objects(f"errors/{t}/apply/*")],
+                    ),
+                    iam.PolicyStatement(
+                        sid="AppliedFilesAndTables",
                         actions=list(LAKE_READ_WRITE),
                         resources=[
-                            lake.bucket.arn_for_objects(f"errors/{t}/apply/*"),
                             lake.bucket.arn_for_objects(f"state/apply/{t}/*"),
                             *(lake.bucket.arn_for_objects(p) for p in warehouse),
                         ],
@@ -170,11 +239,15 @@ def apply_function(
         targets=[targets.LambdaFunction(fn, retry_attempts=0, max_event_age=Duration.seconds(60))],
     )
     dims = {"service": APPLY_SERVICE, TABLE_DIMENSION: t}
+    lag_period = lag_alarm_period_seconds(a.schedule, a.timeout_seconds)
     ops.alarm(
         "ApplyLag",
-        metric=ddblake_metric(LAG_METRIC, dims, "Maximum"),
+        metric=ddblake_metric(LAG_METRIC, dims, "Maximum", Duration.seconds(lag_period)),
         threshold=cfg.alarms.lag_seconds,
-        description=f"ddblake {t}: the lake tables lag the table by more than {cfg.alarms.lag_seconds} s",
+        periods=1,
+        description=f"ddblake {t}: the lake tables lag the table by more than {cfg.alarms.lag_seconds} s "
+        f"(the largest LagSeconds of an apply run in {lag_period} s: one schedule interval plus the "
+        "apply timeout, so every period holds a run's figure)",
     )
     ops.alarm(
         "ApplyQuarantined",

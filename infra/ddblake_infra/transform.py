@@ -13,6 +13,7 @@ from typing import Final
 
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
@@ -43,8 +44,13 @@ def powertools_layer_arn(cfg: DeployConfig) -> str:
     )
 
 
-def transform_function(scope: Construct, cfg: DeployConfig) -> lambda_.Function:
-    """The transform function, its role (write its own log only) and its log group, in ``scope``."""
+def transform_function(scope: Construct, cfg: DeployConfig, *, log_key: kms.IKey) -> lambda_.Function:
+    """The transform function, its role (write its own log only) and its log group, in ``scope``.
+
+    Args:
+        log_key: the stack's ops key, which encrypts the log group (its key policy admits
+            CloudWatch Logs for this account's log groups).
+    """
     t = cfg.transform
     name = cfg.name("transform_function")
     log_group = logs.LogGroup(
@@ -52,6 +58,7 @@ def transform_function(scope: Construct, cfg: DeployConfig) -> lambda_.Function:
         "TransformLogs",
         log_group_name=f"/aws/lambda/{name}",
         retention=log_retention(t.log_retention_days),
+        encryption_key=log_key,
         removal_policy=RemovalPolicy.RETAIN if cfg.retain_data else RemovalPolicy.DESTROY,
     )
     role = iam.Role(

@@ -52,3 +52,23 @@ def test_the_apply_listing_is_described_as_one_listing() -> None:
     (sentence,) = [s for s in _sentences(text) if s.startswith("Each apply run lists")]
     assert "lists all of `raw/<table>/` once" in sentence
     assert "twice" not in sentence and "once for its metrics" not in sentence
+
+
+def test_every_stack_output_is_named(templates: dict[str, Any]) -> None:
+    """The outputs rows of the inventory name every output of every example template (the
+    producer-side copy's bucket and key included)."""
+    named = set(re.findall(r"`([A-Za-z]+)`", DEPLOY.read_text()))
+    outputs = {o for template in templates.values() for o in template.get("Outputs", {})}
+    assert {"LocalCopyBucketArn", "LocalCopyKeyArn"} <= outputs
+    assert sorted(outputs - named) == []
+
+
+def test_the_key_alias_names_keys_are_named() -> None:
+    """docs/deploy.md names each key alias by its ``names.<key>`` and default."""
+    from ddblake_infra.config_sections import _DEFAULT_NAMES
+
+    text = re.sub(r"\s+", " ", DEPLOY.read_text())
+    aliases = {k: v for k, (v, kind) in _DEFAULT_NAMES.items() if kind == "alias"}
+    assert len(aliases) == 5
+    for key, default in aliases.items():
+        assert f"`{key}` `{default}`" in text, key

@@ -31,10 +31,10 @@ TABLE = r"<AWS::DynamoDB::Table\.Arn>"
 LOGS = rf"arn:aws:logs:{REGION}:{ACCT}:log-group:"
 
 Allow = list[tuple[frozenset[str], str]]
-READ_TABLE = " ".join(
-    f"dynamodb:{a}"
-    for a in ("DescribeContinuousBackups", "DescribeTable", "ExportTableToPointInTime", "Scan")
+EXPORT_TABLE = " ".join(
+    f"dynamodb:{a}" for a in ("DescribeContinuousBackups", "DescribeTable", "ExportTableToPointInTime")
 )
+READ_TABLE = f"{EXPORT_TABLE} dynamodb:Scan"  # the read role: `ddblake load --assume-role` may scan
 
 
 def allow(actions: str, resource: str) -> tuple[frozenset[str], str]:
@@ -65,15 +65,15 @@ ROLES: dict[str, Allow] = {
         ),
         allow("s3:GetObject", rf"arn:aws:s3:::cdk-hnb659fds-assets-{ACCT}-{REGION}/[0-9a-f]{{64}}\.(py|zip)"),
         allow("s3:GetBucketLocation s3:ListBucket", BUCKET),
-        allow(
-            "s3:DeleteObject s3:GetObject s3:PutObject",
-            rf"{BUCKET}/(raw/{T}|state/load/{T}|glue-temp/{T})/\*",
-        ),
+        # the job puts raw files, reads and rewrites its run record; Glue/Spark clean their TempDir
+        allow("s3:PutObject", rf"{BUCKET}/raw/{T}/\*"),
+        allow("s3:GetObject s3:PutObject", rf"{BUCKET}/state/load/{T}/\*"),
+        allow("s3:DeleteObject s3:GetObject s3:PutObject", rf"{BUCKET}/glue-temp/{T}/\*"),
         allow(
             "s3:AbortMultipartUpload s3:GetObject s3:PutObject s3:PutObjectAcl", rf"{BUCKET}/exports/{T}/\*"
         ),
         allow("kms:Decrypt kms:Encrypt kms:GenerateDataKey kms:DescribeKey", KEY),
-        allow(READ_TABLE, TABLE),
+        allow(EXPORT_TABLE, TABLE),  # both Glue sources read an export: no Scan
         allow("dynamodb:DescribeExport", rf"{TABLE}/export/\*"),
         allow("sts:AssumeRole", rf"arn:aws:iam::{ACCT}:role/ddblake-{T}-load-read"),
     ],
@@ -91,9 +91,10 @@ ROLES: dict[str, Allow] = {
         allow("s3:GetBucketLocation s3:ListBucket", BUCKET),
         # state/capture: apply asks whether capture has started before any raw file has landed
         allow("s3:GetObject", rf"{BUCKET}/((raw/{T}|state/load/{T})/\*|state/capture/{T}/checkpoint\.json)"),
+        allow("s3:PutObject", rf"{BUCKET}/errors/{T}/apply/\*"),  # the quarantine: written only
         allow(
             "s3:DeleteObject s3:GetObject s3:PutObject",
-            rf"{BUCKET}/(errors/{T}/apply|state/apply/{T}|warehouse/ddb\.db/example_ddb_table(_changes)?)/\*",
+            rf"{BUCKET}/(state/apply/{T}|warehouse/ddb\.db/example_ddb_table(_changes)?)/\*",
         ),
         allow("kms:Decrypt kms:GenerateDataKey", KEY),
         allow(

@@ -391,6 +391,102 @@ def test_alarms(stack_templates: dict[str, Template], name: str) -> None:
     )
 
 
+@pytest.mark.parametrize("name", LAKE)
+def test_apply_lag_alarm_sees_a_datapoint_in_every_period(templates: dict[str, Any], name: str) -> None:
+    """LagSeconds comes once per run, at its end; with 5-minute ticks and 900 s runs (a backlog)
+    3 consecutive breaching 5-minute periods never happen. One period of interval + timeout does."""
+    template = templates[LAKE_TEMPLATES[name]]
+    (lag,) = _alarms(template, "LagSeconds")
+    assert lag["Period"] == 300 + 900  # rate(5 minutes) + apply.timeout_seconds of the examples
+    assert lag["EvaluationPeriods"] == lag["DatapointsToAlarm"] == 1
+    assert lag["Statistic"] == "Maximum" and lag["Threshold"] == 900
+    assert lag["AlarmActions"] == lag["OKActions"] == [{"Ref": _topic(template)}]
+
+
+def _datapoint_times(interval: int, run_seconds: int, horizon: int) -> list[int]:
+    """When LagSeconds is emitted: runs start on schedule ticks free of a run (reserved
+    concurrency 1 drops the others) and emit when they end."""
+    times, free_at, tick = [], 0, 0
+    while tick < horizon:
+        if tick >= free_at:
+            free_at = tick + run_seconds
+            times.append(free_at)
+        tick += interval
+    return times
+
+
+@pytest.mark.parametrize(
+    ("schedule", "interval"),
+    [("rate(5 minutes)", 300), ("rate(1 minute)", 60), ("rate(1 hour)", 3600), ("cron(0/10 * * * ? *)", 600)],
+)
+@pytest.mark.parametrize("timeout", [60, 301, 900])
+def test_lag_alarm_period_holds_a_run_end_in_every_period(schedule: str, interval: int, timeout: int) -> None:
+    from ddblake_infra.scheduled_apply import lag_alarm_period_seconds, schedule_interval_seconds
+
+    assert schedule_interval_seconds(schedule) == interval
+    period = lag_alarm_period_seconds(schedule, timeout)
+    assert period % 60 == 0 and period >= interval + timeout
+    for run in (1, timeout // 2, timeout - 1, timeout):  # quiet runs to runs cut by the timeout
+        ends = _datapoint_times(interval, run, 40 * (interval + timeout))
+        windows = range(period, ends[-1] - period, period)  # CloudWatch periods, clock-aligned
+        empty = [w for w in windows if not any(w <= e < w + period for e in ends)]
+        assert not empty, (schedule, timeout, run, empty[:3])
+    # what the alarm had: 5-minute periods, most of them empty during a backlog of 900 s runs
+    if (interval, timeout) == (300, 900):
+        ends = _datapoint_times(300, 900, 40 * 1200)
+        assert (
+            sum(1 for w in range(0, ends[-1], 300) if any(w <= e < w + 300 for e in ends))
+            < len(range(0, ends[-1], 300)) / 2
+        )
+
+
+def test_lag_alarm_period_of_schedules_that_skip_days_is_cloudwatch_s_longest() -> None:
+    from ddblake_infra.scheduled_apply import lag_alarm_period_seconds, schedule_interval_seconds
+
+    assert schedule_interval_seconds("cron(30 2,14 * * ? *)") == 12 * 3600
+    assert schedule_interval_seconds("cron(0 9-17 * * ? *)") == 16 * 3600  # 17:00 to 09:00
+    assert lag_alarm_period_seconds("cron(0 9 ? * MON-FRI *)", 900) == 7 * 86400
+    assert lag_alarm_period_seconds("rate(30 days)", 900) == 7 * 86400
+
+
+@pytest.mark.parametrize("config", ["single-account", "cross-account"])
+def test_every_log_group_is_encrypted_with_the_ops_key(templates: dict[str, Any], config: str) -> None:
+    """docs/deploy.md: the ops key covers the logs - the transform's and Firehose's too."""
+    checked = 0
+    for name, template in templates.items():
+        if not name.startswith(f"{config}/"):
+            continue
+        resources = template["Resources"]
+        groups = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::Logs::LogGroup"]
+        for group in groups:
+            key = group.get("KmsKeyId")
+            assert key and key["Fn::GetAtt"][1] == "Arn", f"{name}: {group['LogGroupName']} has no KMS key"
+            assert key["Fn::GetAtt"][0].startswith("OpsKey"), f"{name}: {group['LogGroupName']}: {key}"
+            policy = resources[key["Fn::GetAtt"][0]]["Properties"]["KeyPolicy"]["Statement"]
+            (logs,) = [s for s in policy if s.get("Principal") == {"Service": f"logs.{REGION}.amazonaws.com"}]
+            context = logs["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"]
+            assert context == f"arn:aws:logs:{REGION}:{_account(name)}:log-group:*"
+            assert {"kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey"} <= set(logs["Action"])
+            checked += 1
+    names = {g for t in templates.values() for g in _log_group_names(t)}
+    assert (
+        f"/aws/lambda/ddblake-{TABLE}-transform" in names and f"/aws/kinesisfirehose/ddblake-{TABLE}" in names
+    )
+    assert checked >= 3
+
+
+def _account(template_name: str) -> str:
+    return ACCOUNT_C if template_name.endswith("-consumer") else ACCOUNT_P
+
+
+def _log_group_names(template: dict[str, Any]) -> set[str]:
+    return {
+        r["Properties"]["LogGroupName"]
+        for r in template["Resources"].values()
+        if r["Type"] == "AWS::Logs::LogGroup"
+    }
+
+
 def _alarms(template: dict[str, Any], metric: str) -> list[dict[str, Any]]:
     return [
         r["Properties"]
@@ -402,6 +498,10 @@ def _alarms(template: dict[str, Any], metric: str) -> list[dict[str, Any]]:
 CAPTURE_TEMPLATES = {
     "single": "single-account/ddblake-example-ddb-table",
     "producer": "cross-account/ddblake-example-ddb-table-producer",
+}
+LAKE_TEMPLATES = {
+    "single": "single-account/ddblake-example-ddb-table",
+    "consumer": "cross-account/ddblake-example-ddb-table-consumer",
 }
 
 

@@ -136,9 +136,9 @@ def test_lake_that_is_a_file_is_one_line(tmp_path: Path, capsys: pytest.CaptureF
 
 def test_other_os_errors_are_one_line_naming_the_file(capsys: pytest.CaptureFixture[str]) -> None:
     code, err = _run(capsys, "apply", "--table", "tbl", "--lake", "/proc/nope", "--once")
-    assert code == 1
+    assert code == 2  # apply creates no lake: refused before anything tries to write there
     line = _one_line(err)
-    assert "/proc/nope" in line
+    assert "no lake at /proc/nope" in line
 
 
 def test_demo_refuses_a_lake_an_earlier_demo_wrote(
@@ -153,6 +153,8 @@ def test_demo_refuses_a_lake_an_earlier_demo_wrote(
 
 
 class _Result:
+    quarantined = 0
+
     def summary(self) -> str:
         return "done"
 
@@ -310,6 +312,7 @@ def test_apply_takes_once_from_the_environment(
         return _Result()
 
     monkeypatch.setattr(ddblake.lake.service, "run_apply", fake)
+    (tmp_path / "lake").mkdir()
     argv = ("apply", "--table", "tbl", "--lake", str(tmp_path / "lake"))
     assert _run(capsys, *argv)[0] == 0
     assert seen.pop().once is False  # default: keep polling

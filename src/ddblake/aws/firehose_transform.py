@@ -25,6 +25,10 @@ retries a batch the lines come out byte-identical.
 Logs carry counts, record IDs and reasons only - never item data: the event is not logged, errors
 from parsing never quote values, and an unexpected exception is logged by type alone.
 
+Metrics (CloudWatch embedded metric format, namespace ``ddblake``): ``RecordsReceived``,
+``RecordsOk``, ``RecordsFailed`` per invocation, with the dimension ``Table`` = ``DDBLAKE_TABLE``
+when it is set (besides Powertools' ``service``), so each stack's alarm counts its own table only.
+
 Powertools provides the logger, the metrics and the event wrapper (``KinesisFirehoseEvent``). The
 per-record loop reads the records as plain dicts and answers with plain dicts of exactly the shape
 ``KinesisFirehoseDataTransformationRecord(...).asdict()`` gives (a test holds the two equal):
@@ -54,6 +58,9 @@ from ddblake.errors import BadRecordError
 SERVICE: Final = "ddblake-firehose-transform"
 TABLE_ENV: Final = "DDBLAKE_TABLE"
 """The variable naming the table this stream delivers (set by the stack); unset or empty: any."""
+TABLE_DIMENSION: Final = "Table"
+"""The metrics' dimension naming that table: one account may hold several ddblake stacks, and each
+stack's alarms must count its own table's records only."""
 MAX_LOGGED_FAILURES: Final = 50
 """Failed records named in one log line; the count is always exact."""
 
@@ -175,8 +182,12 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """
     firehose = KinesisFirehoseEvent(event)
     records = firehose["records"]
+    table = expected_table()
+    if table is not None:
+        # Every invocation: Powertools drops the dimensions with the metrics it flushes.
+        metrics.add_dimension(name=TABLE_DIMENSION, value=table)
     metrics.add_metric(name="RecordsReceived", unit=MetricUnit.Count, value=len(records))
-    result = transform_batch(records, expected_table())
+    result = transform_batch(records, table)
     logger.append_keys(
         invocation_id=firehose.get("invocationId"),
         delivery_stream=firehose.get("deliveryStreamArn"),

@@ -7,11 +7,12 @@ argparse reports a ``type=`` function's :class:`argparse.ArgumentTypeError` as
 from __future__ import annotations
 
 import argparse
+import difflib
 import logging
 from collections.abc import Callable
 from typing import TypeVar
 
-from ddblake.errors import ConfigError
+from ddblake.errors import ConfigError, UsageError
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 N = TypeVar("N", int, float)
@@ -69,3 +70,37 @@ def add_role_args(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="ExternalId the role's trust policy requires (or DDBLAKE_EXTERNAL_ID)",
     )
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse's parser, its errors as :class:`UsageError` (one line, exit 2)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def did_you_mean(words: list[str], parser: argparse.ArgumentParser, command: list[str | None]) -> str:
+    """``; did you mean --format?`` for the first unrecognised ``--word`` close to an option of
+    ``command`` (the subcommand names chosen, ``["local", "start"]``).
+
+    argparse takes a mistyped option's value (``--fromat json``) for the next positional (the SQL)
+    and reports the SQL as unrecognised: naming the option it may have meant says what happened.
+    """
+    for name in command:
+        sub = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+        if sub is None or name not in sub.choices:
+            break
+        parser = sub.choices[name]
+    known = sorted(_long_options(parser))
+    for word in words:
+        if word.startswith("--"):
+            given = word.split("=", 1)[0]
+            close = difflib.get_close_matches(given, known, n=1, cutoff=0.6)
+            if close and close[0] != given:
+                return f"; did you mean {close[0]}?"
+    return ""
+
+
+def _long_options(parser: argparse.ArgumentParser) -> set[str]:
+    """Every ``--option`` of ``parser``."""
+    return {o for action in parser._actions for o in action.option_strings if o.startswith("--")}

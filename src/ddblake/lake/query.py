@@ -410,8 +410,10 @@ def require_table(catalog: Catalog, namespace: str, name: str, table: str) -> Ta
     try:
         tbl = catalog.load_table(f"{namespace}.{name}")
     except NoSuchTableError as e:
+        there = ", ".join(lake_tables(catalog, namespace))
         raise NotFoundError(
-            f"the lake has no table {namespace}.{name} for DynamoDB table {table!r}; run "
+            f"the lake has no table {namespace}.{name} for DynamoDB table {table!r} "
+            f"(its tables: {there or 'none yet'}); check --table, or run "
             f"'ddblake apply --table {table} --lake ...' (or sync) first"
         ) from e
     owner = other_owner(tbl, table)

@@ -1,0 +1,64 @@
+"""The lake a command works on, from its arguments: one rule for every command.
+
+``capture``, ``load`` and ``sync`` create a local lake; ``apply`` and the reading commands take one
+that is there, since a path that is not is a typo (``./lak``), and a new empty ``catalog.db`` in it
+would hide that from the next command too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from typing import TYPE_CHECKING, Final
+
+from ddblake.errors import UsageError
+
+if TYPE_CHECKING:
+    from ddblake.lake.catalog import LakeConfig
+    from ddblake.lake.storage import Storage
+
+CATALOG_FILE: Final = "catalog.db"
+
+
+def lake_config(args: argparse.Namespace) -> LakeConfig:
+    """The lake of ``--lake``, ``--catalog`` and ``--namespace`` (or their variables)."""
+    from ddblake.lake.catalog import LakeConfig
+
+    return LakeConfig.build(lake=args.lake, catalog=args.catalog, namespace=args.namespace)
+
+
+def present_lake(args: argparse.Namespace) -> LakeConfig:
+    """:func:`lake_config` for a command that creates no lake: a local path that does not exist
+    is a mistake (a typo), not a new lake to create."""
+    from ddblake.lake.storage import local_lake_path
+
+    config = lake_config(args)
+    path = local_lake_path(config.lake)  # as Storage.from_uri reads it
+    if path is not None and not path.exists():
+        blocker = next((p for p in path.parents if p.exists()), None)
+        why = (
+            f": {blocker} is a file, not a directory" if blocker is not None and not blocker.is_dir() else ""
+        )
+        raise UsageError(
+            f"no lake at {path}{why}: check --lake (or DDBLAKE_LAKE); capture, load and sync create one"
+        )
+    return config
+
+
+def existing_lake(args: argparse.Namespace) -> LakeConfig:
+    """:func:`present_lake` for the commands that only read a lake, which leave nothing behind."""
+    from ddblake.lake.storage import local_lake_path
+
+    config = present_lake(args)
+    path = local_lake_path(config.lake)
+    own_catalog = config.catalog == "sql" and not config.catalog_uri
+    if path is not None and own_catalog and not (path / CATALOG_FILE).exists():
+        # No table applied yet (or a wrong --lake): an empty catalog in memory answers the same,
+        # where opening the lake's would leave an empty catalog.db in the directory.
+        config = dataclasses.replace(config, catalog_uri="sqlite:///:memory:")
+    return config
+
+
+def own(config: LakeConfig) -> Storage | None:
+    """The lake, when its catalog is its own ``catalog.db`` (every table there must be its own)."""
+    return config.storage() if config.catalog == "sql" and not config.catalog_uri else None

@@ -1,0 +1,74 @@
+"""What a new user's first mistakes get from the command line: each a line that says what to do.
+
+Found by walking README's "Try it by hand": a mistyped option, a mistyped lake path given to
+``apply``, a mistyped table given to ``dump``, a quarantine that did not say where the records went.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from lake_helpers import TABLE, Lake, event
+
+from ddblake.cli.main import main
+
+pytestmark = pytest.mark.e2e
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
+    code = main(list(argv))
+    return code, capsys.readouterr().err.strip()
+
+
+def test_a_mistyped_option_is_named_with_the_one_it_may_mean(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, err = _run(capsys, "query", "--lake", str(tmp_path), "--fromat", "json", "select 1")
+    assert code == 2
+    assert err == (
+        "ddblake: error: unrecognized arguments: --fromat select 1; did you mean --format? "
+        "(see 'ddblake query --help')"
+    )
+    code, err = _run(capsys, "status", "--lake", str(tmp_path), "--zzz")
+    assert code == 2 and "did you mean" not in err, "no guess when nothing is close"
+
+
+def test_an_unknown_local_command_names_the_choices(capsys: pytest.CaptureFixture[str]) -> None:
+    code, err = _run(capsys, "local", "strt")
+    assert code == 2
+    assert "argument {start,stop}: invalid choice: 'strt'" in err and "local_command" not in err
+
+
+def test_apply_on_a_lake_path_that_is_not_there_refuses_and_creates_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    typo = tmp_path / "lak"
+    code, err = _run(capsys, "apply", "--table", TABLE, "--lake", str(typo), "--once")
+    assert code == 2
+    assert err == (
+        f"ddblake: error: no lake at {typo}: check --lake (or DDBLAKE_LAKE); capture, load and sync "
+        "create one"
+    )
+    assert not typo.exists(), "no catalog.db left behind to hide the typo from the next command"
+
+
+def test_dump_of_a_mistyped_table_lists_the_lakes_tables(
+    lake: Lake, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lake.write([event("INSERT", "a", 1)])
+    lake.apply()
+    code, err = _run(capsys, "dump", "--table", "orders-tabel", "--lake", str(lake.root))
+    assert code == 1
+    assert "no table ddb.orders_tabel for DynamoDB table 'orders-tabel'" in err
+    assert "(its tables: orders_table, orders_table_changes); check --table" in err
+
+
+def test_apply_says_where_quarantined_records_went(lake: Lake, capsys: pytest.CaptureFixture[str]) -> None:
+    lake.write([event("INSERT", "a", 1)], lines=[b'{"not": "a change"}'])
+    code, err = _run(capsys, "apply", "--table", TABLE, "--lake", str(lake.root), "--once")
+    assert code == 0
+    assert err.splitlines()[-1].endswith(
+        f"1 quarantined (under errors/{TABLE}/apply/ in the lake, with reasons)"
+    )
+    assert lake.storage.list_files(f"errors/{TABLE}/apply"), "and they are there"
