@@ -68,7 +68,8 @@ def test_demo_prints_the_reference_changes_and_leaves_no_process(tmp_path: Path)
     assert f"lake: file://{lake.resolve()}" in out
     assert f"Iceberg catalog: file://{lake.resolve()}/catalog.db (namespace ddb)" in out
     assert (lake / "catalog.db").exists()
-    try_line = f"try: .venv/bin/ddblake query --lake {shlex.quote(str(lake))} --catalog sql --namespace ddb"
+    script = shlex.quote(str(DDBLAKE.absolute()))  # the venv's script: pastes from any folder
+    try_line = f"try: {script} query --lake {shlex.quote(str(lake))} --catalog sql --namespace ddb"
     assert f"{try_line} 'SELECT" in out
     assert any((lake / "raw" / "example-ddb-table").rglob("*.gz"))
 

@@ -175,11 +175,18 @@ def _run(lake: str) -> int:
     # DDBLAKE_CATALOG_URI or DDBLAKE_NAMESPACE the shell it is pasted into holds.
     unset = "env -u DDBLAKE_CATALOG_URI " if os.environ.get("DDBLAKE_CATALOG_URI") else ""
     print(
-        f"  try: {unset}.venv/bin/ddblake query --lake {shlex.quote(lake)} "
+        f"  try: {unset}{shlex.quote(ddblake_command())} query --lake {shlex.quote(lake)} "
         f"--catalog sql --namespace {namespace} {shlex.quote(TRY_SQL)}",
         file=out,
     )
     return 0
+
+
+def ddblake_command() -> str:
+    """The ``ddblake`` of this interpreter's environment, by absolute path, so that the ``try:``
+    line works from any folder; plain ``ddblake`` when it has none (run as ``python -m``)."""
+    script = Path(sys.executable).parent / "ddblake"
+    return str(script.absolute()) if script.is_file() else "ddblake"
 
 
 def demo_lake_config(lake: str) -> LakeConfig:
