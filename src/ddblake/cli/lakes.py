@@ -30,9 +30,17 @@ def lake_config(args: argparse.Namespace) -> LakeConfig:
 def present_lake(args: argparse.Namespace) -> LakeConfig:
     """:func:`lake_config` for a command that creates no lake: a local path that does not exist
     is a mistake (a typo), not a new lake to create."""
+    return check_present(lake_config(args))
+
+
+def check_present(config: LakeConfig) -> LakeConfig:
+    """``config``, if its lake is in S3 or a local folder that is there; else a usage error.
+
+    Raises:
+        UsageError: names the path (and a file in its way) and which commands create a lake.
+    """
     from ddblake.lake.storage import local_lake_path
 
-    config = lake_config(args)
     path = local_lake_path(config.lake)  # as Storage.from_uri reads it
     if path is not None and not path.exists():
         blocker = next((p for p in path.parents if p.exists()), None)

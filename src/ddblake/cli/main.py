@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from ddblake import __version__
 from ddblake.cli import sync_cmd
 from ddblake.cli.args import Parser, add_role_args, did_you_mean, log_level, percent, port_number
-from ddblake.cli.lakes import existing_lake, own, present_lake
+from ddblake.cli.lakes import check_present, existing_lake, lake_config, own
 from ddblake.cli.signals import Terminated
 from ddblake.errors import DdblakeError, UsageError
 
@@ -70,12 +70,13 @@ def _cmd_apply(args: argparse.Namespace) -> int:
 
     config = ApplyConfig.build(
         table=args.table,
-        lake=present_lake(args),
+        lake=lake_config(args),
         # a switch cannot say no, so an absent --once defers to DDBLAKE_ONCE, as capture and sync do
         once=settings.value("once", "--once", args.once or None, settings.boolean, False),
         poll_seconds=args.poll_seconds,
         buckets=args.buckets,
     )
+    check_present(config.lake)  # after the options' own checks, which a typo does not hide
     result = run_apply(config, progress=apply_progress(config.table))
     where = f" (under errors/{config.table}/apply/ in the lake, with reasons)" if result.quarantined else ""
     print(result.summary() + where, file=sys.stderr)
