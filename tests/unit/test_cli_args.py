@@ -22,13 +22,9 @@ from ddblake.errors import ConfigError, TerminalError
 
 
 @pytest.fixture(autouse=True)
-def _hermetic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith(("DDBLAKE_", "AWS_")):
-            monkeypatch.delenv(name)
+def _own_state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """DynamoDB Local's state of this test alone (tests/conftest.py clears DDBLAKE_* and AWS_*)."""
     monkeypatch.setenv("DDBLAKE_STATE_DIR", str(tmp_path / "state"))
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
 
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:

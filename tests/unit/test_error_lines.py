@@ -9,7 +9,6 @@ before any request leaves the machine (botocore validates, and refuses endpoints
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -29,14 +28,9 @@ CARD = "4111111111111111"
 
 
 @pytest.fixture(autouse=True)
-def _hermetic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith(("DDBLAKE_", "AWS_")):
-            monkeypatch.delenv(name)
+def _own_state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """DynamoDB Local's state of this test alone (tests/conftest.py clears DDBLAKE_* and AWS_*)."""
     monkeypatch.setenv("DDBLAKE_STATE_DIR", str(tmp_path / "state"))
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
 
 
 def _client(service: str = "dynamodb") -> Any:
