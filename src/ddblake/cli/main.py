@@ -134,7 +134,12 @@ def build_parser() -> argparse.ArgumentParser:
     """The whole command line; kept in one place so docs and tests can read it."""
     parser = Parser(prog="ddblake", description="DynamoDB tables into an S3 data lake, kept current.")
     parser.add_argument("--version", action="version", version=f"ddblake {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details to stderr")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="DEBUG logging of ddblake's own loggers (the AWS SDK's stay at WARNING)",
+    )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     demo = sub.add_parser("demo", help="the whole pipeline on DynamoDB Local, no AWS needed")
@@ -252,7 +257,11 @@ def _everywhere(sub: argparse._SubParsersAction[Any]) -> None:
     that an unknown argument points at that command's help."""
     for parser in sub.choices.values():
         parser.add_argument(
-            "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log progress details"
+            "-v",
+            "--verbose",
+            action="store_true",
+            default=argparse.SUPPRESS,
+            help="DEBUG logging of ddblake's own loggers",
         )
         parser.set_defaults(_prog=parser.prog)
         for action in parser._actions:
