@@ -94,9 +94,16 @@ def run_apply(
     maintainer = maintain.Maintainer(applier)
     total = ApplyResult()
     previous: dict[signal.Signals, Any] = {}
+    received: list[str] = []  # the signals that stopped it, logged on the way out (not in the handler)
+
+    def on_signal(signum: int, frame: Any) -> None:
+        del frame
+        received.append(signal.Signals(signum).name)
+        _stop_now(stop, wake)
+
     if not config.once and threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM):
-            previous[sig] = signal.signal(sig, lambda *_: _stop_now(stop, wake))
+            previous[sig] = signal.signal(sig, on_signal)
     failures = 0
     try:
         while True:
@@ -142,3 +149,5 @@ def run_apply(
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        if received:  # as capture says it: the user sees why it ended, and that nothing is half done
+            log.info("apply %s: stopped by %s (every batch it began is committed)", config.table, received[0])
