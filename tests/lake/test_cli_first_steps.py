@@ -72,3 +72,19 @@ def test_apply_says_where_quarantined_records_went(lake: Lake, capsys: pytest.Ca
         f"1 quarantined (under errors/{TABLE}/apply/ in the lake, with reasons)"
     )
     assert lake.storage.list_files(f"errors/{TABLE}/apply"), "and they are there"
+
+
+@pytest.mark.parametrize(
+    "argv", [["status"], ["dump", "--table", TABLE], ["apply", "--table", TABLE, "--once"]]
+)
+def test_a_missing_lake_is_worded_as_every_missing_setting(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One wording for a setting given neither as an argument nor in the environment, whichever
+    command reads it (capture and sync said it one way, the lake commands another)."""
+    code, err = _run(capsys, *argv)
+    assert code == 2
+    assert err == (
+        "ddblake: error: missing lake: pass --lake DIR|s3://bucket/prefix or set DDBLAKE_LAKE "
+        "(looked at both)"
+    )

@@ -56,7 +56,10 @@ class LakeConfig:
         """
         lake = lake or os.environ.get("DDBLAKE_LAKE")
         if not lake:
-            raise ConfigError("no lake given: pass --lake DIR|s3://bucket/prefix or set DDBLAKE_LAKE")
+            # worded as every other missing setting (ddblake.settings.required)
+            raise ConfigError(
+                "missing lake: pass --lake DIR|s3://bucket/prefix or set DDBLAKE_LAKE (looked at both)"
+            )
         kind = (catalog or os.environ.get("DDBLAKE_CATALOG") or "sql").lower()
         if kind not in ("sql", "glue"):
             raise ConfigError(f"catalog {kind!r} (from --catalog or DDBLAKE_CATALOG) must be 'sql' or 'glue'")
