@@ -55,3 +55,38 @@ def test_a_signal_stops_continuous_apply_cleanly_and_says_so(lake: Lake, sig: si
     assert f"apply {TABLE}: stopped by {sig.name} (every batch it began is committed)" in err
     assert "Traceback" not in err
     assert sorted(lake.dump()) == ["a", "b"]
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_the_stop_line_is_said_only_when_apply_ends_cleanly(
+    lake: Lake, caplog: pytest.LogCaptureFixture, fails: bool
+) -> None:
+    """A signal during a batch that then fails: the error is the story, not "every batch committed"."""
+    import logging
+    import os
+
+    from ddblake.errors import TerminalError
+    from ddblake.lake.apply import Applier, ApplyConfig
+    from ddblake.lake.options import ApplyResult
+    from ddblake.lake.service import run_apply
+
+    lake.write([event("INSERT", "a", 1)])
+    config = ApplyConfig.build(table=TABLE, lake=lake.config, once=False)
+
+    class SignalledInBatch(Applier):
+        def run_batch(self) -> tuple[ApplyResult, bool]:
+            os.kill(os.getpid(), signal.SIGTERM)  # the handler run_apply installed takes it
+            if fails:
+                raise TerminalError("the batch failed")
+            return super().run_batch()
+
+    with caplog.at_level(logging.INFO, logger="ddblake"):
+        if fails:
+            with pytest.raises(TerminalError, match="the batch failed"):
+                run_apply(config, applier=SignalledInBatch(config, storage=lake.storage))
+        else:
+            run_apply(config, applier=SignalledInBatch(config, storage=lake.storage))
+    said = [r.getMessage() for r in caplog.records if "stopped by" in r.getMessage()]
+    assert said == (
+        [] if fails else [f"apply {TABLE}: stopped by SIGTERM (every batch it began is committed)"]
+    )

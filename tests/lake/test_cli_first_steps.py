@@ -32,6 +32,8 @@ def test_a_mistyped_option_is_named_with_the_one_it_may_mean(
     )
     code, err = _run(capsys, "status", "--lake", str(tmp_path), "--zzz")
     assert code == 2 and "did you mean" not in err, "no guess when nothing is close"
+    code, err = _run(capsys, "status", "--lake", str(tmp_path), "--table", "t")
+    assert code == 2 and "did you mean" not in err, "--table is no typo of --catalog"
 
 
 def test_an_unknown_local_command_names_the_choices(capsys: pytest.CaptureFixture[str]) -> None:

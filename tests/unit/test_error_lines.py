@@ -189,3 +189,45 @@ def test_a_foreign_capture_failure_names_the_table_and_the_kind(tmp_path: Path) 
     message = str(caught.value)
     assert isinstance(caught.value.__cause__, RuntimeError)
     assert message == "capture of table 'orders' failed: RuntimeError: handler failed"
+
+
+def test_an_unknown_name_botocore_quotes_is_not_repeated() -> None:
+    """An unknown member (a damaged key's type tag) is quoted by botocore: it may be item data."""
+    e = _refused(ExclusiveStartKey={"pk": {"alice@example.com": "x"}})
+    assert "alice@example.com" in str(e)
+
+    message = str(translate_error(e, action="Scan", table="orders"))
+
+    assert "alice" not in message
+    assert "Unknown parameter in ExclusiveStartKey.pk: a name it does not know" in message
+
+
+def test_an_endpoint_url_with_credentials_is_named_without_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    with pytest.raises(ConfigError) as caught:
+        build_dynamodb_clients("operator:s3cret@minio:9000")
+    assert "s3cret" not in str(caught.value) and "operator" not in str(caught.value)
+    assert "endpoint URL 'minio:9000'" in str(caught.value) and "http://minio:9000" in str(caught.value)
+
+
+def test_a_credential_source_that_does_not_answer_is_transient(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not a configuration mistake (exit 2) but an outage: a rerun may well succeed."""
+    from ddblake.errors import TransientError
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://127.0.0.1:9/credentials")
+    with pytest.raises(TransientError) as caught:
+        build_dynamodb_clients(None)
+    assert not isinstance(caught.value, ConfigError)
+    assert "CredentialRetrievalError" in str(caught.value) and "run again" in str(caught.value)
+
+
+def test_set_up_errors_are_classed_by_whose_they_are() -> None:
+    from botocore.exceptions import BotoCoreError, PartialCredentialsError
+
+    from ddblake.aws.setup_errors import setup_error
+
+    partial = setup_error(PartialCredentialsError(provider="env", cred_var="AWS_SECRET_ACCESS_KEY"), what="x")
+    assert isinstance(partial, ConfigError)
+    other = setup_error(BotoCoreError(), what="x")
+    assert isinstance(other, TerminalError) and not isinstance(other, ConfigError)

@@ -242,6 +242,8 @@ def build_dynamodb_clients(
     Raises:
         ConfigError: no region is configured and no endpoint override is in effect; the AWS profile
             does not exist or cannot be read; an endpoint URL is not a URL (names which and the fix).
+        TransientError: a credential source (container or instance endpoint, ``credential_process``)
+            did not answer.
     """
     session = session or new_session()
     ddb_ep, streams_ep = dynamodb_endpoint(endpoint_url), streams_endpoint(endpoint_url)

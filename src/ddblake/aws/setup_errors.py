@@ -12,9 +12,22 @@ import os
 import re
 from typing import Final
 
-from botocore.exceptions import BotoCoreError, InvalidRegionError, ParamValidationError, ProfileNotFound
+from botocore.exceptions import (
+    BotoCoreError,
+    ConfigNotFound,
+    ConfigParseError,
+    CredentialRetrievalError,
+    HTTPClientError,
+    InvalidConfigError,
+    InvalidRegionError,
+    MetadataRetrievalError,
+    ParamValidationError,
+    PartialCredentialsError,
+    ProfileNotFound,
+)
+from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from ddblake.errors import ConfigError
+from ddblake.errors import ConfigError, DdblakeError, TerminalError, TransientError
 from ddblake.redact import first_line
 
 
@@ -42,20 +55,45 @@ def _aws_config_file() -> str:
     return _env("AWS_CONFIG_FILE") or "~/.aws/config"
 
 
+def _without_userinfo(endpoint: str) -> str:
+    """``endpoint`` without a ``user:password@`` part, which must never reach a message."""
+    scheme, sep, rest = endpoint.rpartition("://")
+    host = rest.rpartition("@")[2] if "@" in rest else rest
+    return f"{scheme}{sep}{host}"
+
+
 def endpoint_url_error(endpoint: str, source: str) -> ConfigError:
     """The endpoint URL is not one botocore accepts (``localhost:8000``): say how to write it."""
+    endpoint = _without_userinfo(endpoint)
     example = f"http://{endpoint}" if "://" not in endpoint and endpoint.strip() else "http://localhost:8000"
     return ConfigError(
         f"endpoint URL {endpoint!r} (from {source}) is not a URL: give scheme and host, e.g. {example}"
     )
 
 
-def setup_error(e: BaseException, *, what: str, source: str | None = None) -> ConfigError:
-    """The ConfigError for an error boto3 raised while building a session or client.
+_CONFIG_ERRORS: Final = (PartialCredentialsError, InvalidConfigError, ConfigParseError, ConfigNotFound)
+"""Set-up errors that are the configuration's: a usage error (exit 2) saying what to fix."""
+_PASSING_ERRORS: Final = (
+    CredentialRetrievalError,
+    MetadataRetrievalError,
+    BotoConnectionError,
+    HTTPClientError,
+)
+"""Set-up errors of a credential source that did not answer (a container or instance endpoint, a
+``credential_process`` failing): worth a retry, not a configuration mistake."""
+
+
+def setup_error(e: BaseException, *, what: str, source: str | None = None) -> DdblakeError:
+    """The error for an error boto3 raised while building a session or client.
 
     Names the AWS profile (and the variable that chose it), the region or the endpoint URL involved,
     and the fix. ``what``: what was being built (``the DynamoDB client``); ``source``: where the
     endpoint override in effect came from (``--endpoint-url``), None when there is none.
+
+    Returns:
+        ConfigError for the configuration's mistakes (a profile, region, endpoint URL or config
+        file that is wrong); TransientError when a credential source did not answer; TerminalError
+        for anything else.
     """
     profile, variable = aws_profile()
     if isinstance(e, ProfileNotFound):
@@ -77,10 +115,13 @@ def setup_error(e: BaseException, *, what: str, source: str | None = None) -> Co
             return endpoint_url_error(
                 bad, source or f"the endpoint_url of profile {profile!r} in {_aws_config_file()}"
             )
-    return ConfigError(
+    text = (
         f"cannot build {what}: {first_line(e)} ({type(e).__name__}); check the AWS profile {profile!r} "
         f"({variable}) in {_aws_config_file()} and the AWS_* environment variables"
     )
+    if isinstance(e, _PASSING_ERRORS):
+        return TransientError(f"{text}, or run again if the credential source was only unreachable")
+    return ConfigError(text) if isinstance(e, _CONFIG_ERRORS) else TerminalError(text)
 
 
 _PARAM_LINE: Final = re.compile(
@@ -93,9 +134,9 @@ _TYPE_TAIL: Final = re.compile(
 _MIN_TAIL: Final = re.compile(r", valid min (?P<kind>value|length): (?P<min>-?\d+)$")
 _CLASS: Final = re.compile(r"<class '([\w.]+)'>")
 _JSON_LINE: Final = re.compile(r"^Invalid parameter (?P<name>.+?) must be json serializable: ")
+_UNKNOWN: Final = "Unknown parameter in "
 _VALUE_FREE: Final = (
     "Missing required parameter in ",
-    "Unknown parameter in ",
     "Invalid number of parameters set ",
     "Must set one of the following keys ",
 )
@@ -127,6 +168,8 @@ def refused_parameters(e: ParamValidationError) -> str:
             problems.append(text)
         elif json_line := _JSON_LINE.match(line):
             problems.append(f"Invalid parameter {json_line['name'][:200]}: not JSON serializable")
+        elif line.startswith(_UNKNOWN):  # the unknown name botocore quotes may be a value
+            problems.append(f"{line.partition(':')[0][:300]}: a name it does not know")
         elif line.startswith(_VALUE_FREE):
             problems.append(line[:300])
     if not problems:

@@ -95,7 +95,7 @@ def did_you_mean(words: list[str], parser: argparse.ArgumentParser, command: lis
     for word in words:
         if word.startswith("--"):
             given = word.split("=", 1)[0]
-            close = difflib.get_close_matches(given, known, n=1, cutoff=0.6)
+            close = difflib.get_close_matches(given, known, n=1, cutoff=0.8)  # a typo, not another option
             if close and close[0] != given:
                 return f"; did you mean {close[0]}?"
     return ""

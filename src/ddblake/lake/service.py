@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import random
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -149,5 +150,7 @@ def run_apply(
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        if received:  # as capture says it: the user sees why it ended, and that nothing is half done
+        # As capture says it: the user sees why it ended, and that nothing is half done; not when
+        # an error ends it (that error is what the user sees).
+        if received and sys.exc_info()[1] is None:
             log.info("apply %s: stopped by %s (every batch it began is committed)", config.table, received[0])
