@@ -18,7 +18,6 @@ what to change.
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
@@ -44,6 +43,7 @@ from botocore.utils import is_valid_endpoint_url, is_valid_ipv6_endpoint_url
 from ddblake.aws.setup_errors import (
     endpoint_url_error,
     endpoint_variable,
+    env_value,
     refused_parameters,
     setup_error,
 )
@@ -106,11 +106,6 @@ NOT_FOUND_CODES: Final[frozenset[str]] = frozenset({"ResourceNotFoundException",
 _ARN = re.compile(r"arn:aws[\w-]*:([\w-]*):([\w-]*):(\d{12})?:([^\s,;\"']+)")
 
 
-def _env(name: str) -> str | None:
-    value = os.environ.get(name, "").strip()
-    return value or None
-
-
 def is_local_endpoint(endpoint_url: str | None) -> bool:
     """Whether an endpoint is on this machine (DynamoDB Local, moto, MinIO), not AWS."""
     if not endpoint_url:
@@ -152,16 +147,16 @@ def resolved_dynamodb_endpoint(explicit: str | None = None) -> str | None:
 
 def dynamodb_endpoint(explicit: str | None = None) -> str | None:
     """The DynamoDB endpoint override in effect: the argument, else the standard variables."""
-    return explicit or _env("AWS_ENDPOINT_URL_DYNAMODB") or _env("AWS_ENDPOINT_URL")
+    return explicit or env_value("AWS_ENDPOINT_URL_DYNAMODB") or env_value("AWS_ENDPOINT_URL")
 
 
 def streams_endpoint(explicit: str | None = None) -> str | None:
     """The DynamoDB Streams endpoint override: DynamoDB Local serves Streams on the DynamoDB port."""
     return (
         explicit
-        or _env("AWS_ENDPOINT_URL_DYNAMODB_STREAMS")
-        or _env("AWS_ENDPOINT_URL_DYNAMODB")
-        or _env("AWS_ENDPOINT_URL")
+        or env_value("AWS_ENDPOINT_URL_DYNAMODB_STREAMS")
+        or env_value("AWS_ENDPOINT_URL_DYNAMODB")
+        or env_value("AWS_ENDPOINT_URL")
     )
 
 
@@ -199,7 +194,7 @@ def _client_kwargs(session: boto3.session.Session, endpoint_url: str | None) -> 
     if session.region_name is None:
         # botocore reads AWS_DEFAULT_REGION only; the lake side (Storage, the catalog) also reads
         # AWS_REGION, so the clients do too and both sides agree on the region.
-        env_region = _env("AWS_REGION")
+        env_region = env_value("AWS_REGION")
         if env_region:
             kwargs["region_name"] = env_region
         elif not local:
@@ -265,7 +260,7 @@ def build_s3_client(
         ConfigError: as :func:`build_dynamodb_clients`.
     """
     session = session or new_session()
-    endpoint = endpoint_url or _env("AWS_ENDPOINT_URL_S3") or _env("AWS_ENDPOINT_URL")
+    endpoint = endpoint_url or env_value("AWS_ENDPOINT_URL_S3") or env_value("AWS_ENDPOINT_URL")
     source = "the S3 endpoint argument" if endpoint_url else _endpoint_source(None, _S3_ENDPOINT_VARS)
     client: S3Client = _new_client(session, "s3", endpoint, source)
     return client

@@ -31,28 +31,29 @@ from ddblake.errors import ConfigError, DdblakeError, TerminalError, TransientEr
 from ddblake.redact import first_line
 
 
-def _env(name: str) -> str | None:
+def env_value(name: str) -> str | None:
+    """The variable's value, stripped; None when unset or blank (as botocore takes it)."""
     value = os.environ.get(name, "").strip()
     return value or None
 
 
 def endpoint_variable(names: tuple[str, ...]) -> str | None:
     """The first of ``names`` (``AWS_ENDPOINT_URL_<SERVICE>``, ...) that is set, if any."""
-    return next((name for name in names if _env(name)), None)
+    return next((name for name in names if env_value(name)), None)
 
 
 def aws_profile() -> tuple[str, str]:
     """The AWS profile boto3 uses and the variable that names it (``('default', 'AWS_PROFILE')``
     when none does)."""
     for name in ("AWS_DEFAULT_PROFILE", "AWS_PROFILE"):  # botocore's order
-        profile = _env(name)
+        profile = env_value(name)
         if profile:
             return profile, name
     return "default", "AWS_PROFILE"
 
 
 def _aws_config_file() -> str:
-    return _env("AWS_CONFIG_FILE") or "~/.aws/config"
+    return env_value("AWS_CONFIG_FILE") or "~/.aws/config"
 
 
 def _without_userinfo(endpoint: str) -> str:

@@ -41,13 +41,12 @@ from ddblake.capture.records import json_safe, record_to_line, seq_of
 from ddblake.capture.shards import Shard, readable_shards
 from ddblake.capture.streams import DataTrimmed, IteratorExpired, ShardGone, StreamsAdapter, TableStream
 from ddblake.errors import BadRecordError, NotFoundError, StreamGapError, TerminalError, TransientError
-from ddblake.lake.rawlog import RawLogWriter
+from ddblake.lake.rawlog import ERRORS_ROOT, RawLogWriter
 from ddblake.lake.storage import Storage
 from ddblake.load.handoff import check_first_capture, check_stream_follows_load, restamp_first_load
 
 log = logging.getLogger(__name__)
 
-ERRORS_ROOT = "errors"
 _MAX_BACKOFF_S = 30.0
 ONCE_OPEN_EMPTY_PAGES = 3
 """``--once``: empty pages in a row after which an open shard counts as read up to now. GetRecords

@@ -42,12 +42,11 @@ from typing import Any, Final
 
 from ddblake.changes.transform import kinesis_line, other_table
 from ddblake.errors import BadRecordError
-from ddblake.lake.rawlog import GZIP_LEVEL, REDRIVEN, raw_file_path, table_prefix
+from ddblake.lake.rawlog import ERRORS_ROOT, GZIP_LEVEL, REDRIVEN, raw_file_path, table_prefix
 from ddblake.lake.storage import Storage
 
 log = logging.getLogger(__name__)
 
-ERRORS_ROOT: Final = "errors"
 PROCESSING_FAILED: Final = "processing-failed"
 """Firehose's ``!{firehose:error-output-type}`` for records the transform did not return ``Ok``."""
 MAX_REASONS: Final = 5

@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING
 
 from ddblake.errors import UsageError
 
 if TYPE_CHECKING:
     from ddblake.lake.catalog import LakeConfig
     from ddblake.lake.storage import Storage
-
-CATALOG_FILE: Final = "catalog.db"
 
 
 def lake_config(args: argparse.Namespace) -> LakeConfig:
@@ -27,14 +25,9 @@ def lake_config(args: argparse.Namespace) -> LakeConfig:
     return LakeConfig.build(lake=args.lake, catalog=args.catalog, namespace=args.namespace)
 
 
-def present_lake(args: argparse.Namespace) -> LakeConfig:
-    """:func:`lake_config` for a command that creates no lake: a local path that does not exist
-    is a mistake (a typo), not a new lake to create."""
-    return check_present(lake_config(args))
-
-
 def check_present(config: LakeConfig) -> LakeConfig:
-    """``config``, if its lake is in S3 or a local folder that is there; else a usage error.
+    """``config``, if its lake is in S3 or a local folder that is there; else a usage error: for a
+    command that creates no lake, a local path that does not exist is a typo, not a new lake.
 
     Raises:
         UsageError: names the path (and a file in its way) and which commands create a lake.
@@ -54,10 +47,11 @@ def check_present(config: LakeConfig) -> LakeConfig:
 
 
 def existing_lake(args: argparse.Namespace) -> LakeConfig:
-    """:func:`present_lake` for the commands that only read a lake, which leave nothing behind."""
+    """:func:`check_present` for the commands that only read a lake, which leave nothing behind."""
+    from ddblake.lake.catalog import CATALOG_FILE
     from ddblake.lake.storage import local_lake_path
 
-    config = present_lake(args)
+    config = check_present(lake_config(args))
     path = local_lake_path(config.lake)
     own_catalog = config.catalog == "sql" and not config.catalog_uri
     if path is not None and own_catalog and not (path / CATALOG_FILE).exists():

@@ -89,6 +89,10 @@ too), which the SQL catalog takes as well (a ``.`` would split it into a nested 
 CDK app's ``namespace`` setting has the same rule (infra/ddblake_infra/config_sections.py)."""
 
 
+CATALOG_FILE: Final = "catalog.db"
+"""A local lake's own SQLite catalog, at the lake's root."""
+
+
 def _namespace(given: str | None) -> str:
     """``--namespace``, then ``DDBLAKE_NAMESPACE``, then ``ddb``.
 
@@ -281,7 +285,7 @@ def _sqlite_uri(storage: Storage) -> str:
     """
     from sqlalchemy.engine import URL, make_url
 
-    path = f"{storage.root}/catalog.db"
+    path = f"{storage.root}/{CATALOG_FILE}"
     unquoted = make_url(f"sqlite:///{path}").database  # what ddblake used to give SQLAlchemy
     if unquoted and unquoted != path and Path(unquoted).exists() and not Path(path).exists():
         raise ConfigError(

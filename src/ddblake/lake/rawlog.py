@@ -31,6 +31,8 @@ from ddblake.errors import ConfigError
 from ddblake.lake.storage import Storage
 
 RAW_PREFIX: Final = "raw"
+ERRORS_ROOT: Final = "errors"
+"""``errors/<table>/``: what capture, Firehose and apply set aside."""
 REDRIVEN: Final = "redriven"
 """``errors/<table>/redriven/``: Firehose error objects ``ddblake redrive`` is done with."""
 DEFAULT_BUFFER_BYTES: Final = 5 * 1024 * 1024
