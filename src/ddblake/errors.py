@@ -21,6 +21,14 @@ class TransientError(DdblakeError):
     transient = True
 
 
+class StoppedError(TransientError):
+    """The user asked a command to stop (Ctrl-C, SIGTERM) before its work was done.
+
+    Transient, since the same command goes on where it stopped; but not a failure, so the CLI says
+    ``stopped`` rather than ``error`` (still exit 1: the work is not complete).
+    """
+
+
 class TerminalError(DdblakeError):
     """Retrying will not help: bad configuration, access denied, a missing table, lost data."""
 

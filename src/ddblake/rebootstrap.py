@@ -45,7 +45,7 @@ from ddblake.capture.config import CaptureConfig
 from ddblake.capture.service import CaptureThread, run_capture
 from ddblake.changes.model import ChangeEvent
 from ddblake.changes.resolve import key_string
-from ddblake.errors import StreamGapError, TerminalError, TransientError
+from ddblake.errors import StoppedError, StreamGapError, TerminalError
 from ddblake.lake.apply import ApplyConfig
 from ddblake.lake.catalog import LakeConfig, open_catalog
 from ddblake.lake.options import NEWEST_EVENT_PROPERTY
@@ -269,7 +269,7 @@ def _fresh_positions(
     if stats.stopped_by is not None:
         # Stopped is not caught up: the positions may not be pinned in every shard, so no load may
         # start from them. The marker stays without a load start: a rerun begins this step again.
-        raise TransientError(
+        raise StoppedError(
             f"re-bootstrap of table {table!r} stopped by {stats.stopped_by} before its load (what capture "
             f"read is saved); run 'ddblake sync --table {table} --lake {storage.uri()} --rebootstrap' again "
             "to go on"

@@ -221,6 +221,43 @@ def test_a_killed_load_resumes_without_rereading_finished_segments(
     assert {_key(e.new_image): e.new_image for e in events if e.new_image} == expected
 
 
+def test_ctrl_c_stops_a_load_with_a_stopped_line_not_an_error(
+    clients: DynamoClients, table_name: str, tmp_path: Path, dynamodb_local_endpoint: str
+) -> None:
+    """The user asked it to stop: one ``stopped`` line saying how to resume, exit 1 (not complete)."""
+    table = create_table(clients, table_name)
+    put_items(clients, table, 2000)
+    lake = str(tmp_path / "lake")
+    storage = Storage.from_uri(lake)
+    proc = _load_process(table, lake, dynamodb_local_endpoint, "--segments", "12", "--workers", "2")
+    deadline = time.monotonic() + 60
+    try:
+        while True:
+            state = read_state(storage, table, SCAN_STATE)
+            if state is not None and len(state.done_parts) >= 1 or proc.poll() is not None:
+                break
+            assert time.monotonic() < deadline, "timed out waiting for a finished segment"
+            time.sleep(0.02)  # polling a condition, bounded by the deadline
+        assert proc.poll() is None, "the load ended before it could be interrupted"
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert proc.returncode == 1, stderr
+    assert "Traceback" not in stderr and "ddblake: error" not in stderr, stderr
+    assert lines[-1].startswith(f"ddblake: stopped: load {table}: stopped with "), stderr
+    assert lines[-1].endswith("segment(s) unfinished; run the same command again to resume"), stderr
+    state = read_state(storage, table, SCAN_STATE)
+    assert state is not None and state.finished_us is None and 1 <= len(state.done_parts) < 12
+
+    config = LoadConfig.build(table=table, lake=lake, endpoint_url=dynamodb_local_endpoint)
+    rerun = run_load(config, clients=clients, progress=NoProgress("t"))
+    assert rerun.resumed and rerun.parts_skipped == len(state.done_parts)
+
+
 def test_load_cli_errors_are_one_line(table_name: str, tmp_path: Path, dynamodb_local_endpoint: str) -> None:
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("DDBLAKE_")}

@@ -19,7 +19,7 @@ from ddblake.cli import sync_cmd
 from ddblake.cli.args import Parser, add_role_args, did_you_mean, log_level, percent, port_number
 from ddblake.cli.lakes import check_present, existing_lake, lake_config, own
 from ddblake.cli.signals import Terminated
-from ddblake.errors import DdblakeError, UsageError
+from ddblake.errors import DdblakeError, StoppedError, UsageError
 
 if TYPE_CHECKING:
     pass
@@ -313,6 +313,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as e:
         _error_line(e)
         return 2
+    except StoppedError as e:  # asked to stop (Ctrl-C, SIGTERM): not a failure, but not done either
+        _error_line(e, kind="stopped")
+        return 1
     except DdblakeError as e:
         _error_line(e)
         return 1
@@ -337,11 +340,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
-def _error_line(error: BaseException | str) -> None:
-    """Print ``ddblake: error: <message>`` on stderr as one line, whatever line breaks the message
+def _error_line(error: BaseException | str, kind: str = "error") -> None:
+    """Print ``ddblake: <kind>: <message>`` on stderr as one line, whatever line breaks the message
     holds (one a library's text brought in, say): the one-line contract is the wrapper's to keep."""
     text = " ".join(str(error).splitlines())
-    print(f"ddblake: error: {text}", file=sys.stderr)
+    print(f"ddblake: {kind}: {text}", file=sys.stderr)
 
 
 def _library_error(e: Exception) -> str | None:

@@ -32,7 +32,7 @@ from urllib.parse import urlparse
 
 import pyarrow.fs as pafs
 
-from ddblake.errors import ConfigError, NotFoundError, TerminalError, TransientError
+from ddblake.errors import ConfigError, NotFoundError, StoppedError, TerminalError
 from ddblake.lake.storage import Storage, storage_error
 from ddblake.load.export_format import FirstLine, format_problem
 from ddblake.load.rows import parse_export_time
@@ -309,7 +309,7 @@ def _check_file(
     with stream:
         while chunk := _read_chunk(folder, entry, stream):
             if stop is not None and stop.is_set():  # Ctrl-C: a big file takes minutes to read
-                raise TransientError(f"stopped while checking export {folder.uri}; nothing was loaded")
+                raise StoppedError(f"stopped while checking export {folder.uri}; nothing was loaded")
             md5.update(chunk)
             data = chunk if gzip_error is None else b""
             while data:  # the checksum covers the whole file even past a gzip error: it is reported first
@@ -371,7 +371,7 @@ def verify_export(
             manifest, its first line is in another format than the manifest's, or the counts do
             not add up (names the file).
         ConfigError: the export is of another table than ``table``, or in an unsupported format.
-        TransientError: ``stop`` was set (nothing was loaded; the same command starts again).
+        StoppedError: ``stop`` was set (nothing was loaded; the same command starts again).
         TerminalError, TransientError: a data file could not be read (names it and what to check).
     """
     if manifest.output_format not in SUPPORTED_FORMATS:

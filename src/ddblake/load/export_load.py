@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from ddblake.errors import DdblakeError, TerminalError, TransientError
+from ddblake.errors import DdblakeError, StoppedError, TerminalError, TransientError
 from ddblake.lake.storage import Storage
 from ddblake.load.export import ExportFolder, ExportManifest, read_manifest, verify_export
 from ddblake.load.export_parts import (
@@ -230,7 +230,7 @@ class ExportLoad:
             raise
         if not all(state.part(job.entry.rel).done for job in jobs):  # stopped before the end
             saver.save(force=True)
-            raise TransientError(f"load {self.table}: stopped; run the same command again to resume")
+            raise StoppedError(f"load {self.table}: stopped; run the same command again to resume")
         state.finished_us = state.updated_us = now_us()
         write_state(self.storage, state)
         result.seconds = time.monotonic() - clock

@@ -22,7 +22,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from ddblake.aws.clients import describe_client, error_code
 from ddblake.aws.roles import Identity, account_of_arn, explain_access_error
-from ddblake.errors import ConfigError, TerminalError, TransientError
+from ddblake.errors import ConfigError, StoppedError, TerminalError, TransientError
 from ddblake.lake.storage import Storage
 from ddblake.load.state import EXPORT_REQUEST, state_path
 from ddblake.progress import Progress, format_eta
@@ -245,7 +245,8 @@ def wait_export(
             request, so that the next run starts a new export.
         TerminalError: access is denied, or the export is unknown to the region or account asked,
             which are not the export's (the record is kept; names both, and the record to delete).
-        TransientError: stopped while waiting, or DescribeExport failed transiently more than
+        StoppedError: stopped while waiting.
+        TransientError: DescribeExport failed transiently more than
             ``MAX_DESCRIBE_FAILURES`` times in a row (rerun picks the same export up again).
     """
     stop = stop or threading.Event()
@@ -276,7 +277,7 @@ def wait_export(
                 poll_seconds,
             )
             if stop.wait(poll_seconds):
-                raise TransientError(
+                raise StoppedError(
                     f"stopped while export {request.export_arn} runs; the same command picks it up again"
                 ) from e
             continue
@@ -296,6 +297,6 @@ def wait_export(
             f"export {request.export_id} {status or 'IN_PROGRESS'} for {format_eta(clock() - began)}"
         )
         if stop.wait(poll_seconds):
-            raise TransientError(
+            raise StoppedError(
                 f"stopped while export {request.export_arn} runs; the same command picks it up again"
             )

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ddblake.aws.clients import is_local_endpoint
-from ddblake.errors import TerminalError, TransientError
+from ddblake.errors import StoppedError, TerminalError, TransientError
 from ddblake.lake.rawlog import RawLogWriter
 from ddblake.lake.storage import Storage
 from ddblake.load.config import LOCAL_PAGE_ITEMS, LOCAL_WORKERS_PER_CPU, LoadConfig
@@ -304,7 +304,7 @@ class ScanLoad:
         if self._errors:
             raise self._errors[0]
         if self.stop.is_set() and state.done_count < total:
-            raise TransientError(
+            raise StoppedError(
                 f"load {self.table}: stopped with {total - state.done_count} segment(s) unfinished; "
                 "run the same command again to resume"
             )
