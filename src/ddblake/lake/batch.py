@@ -23,7 +23,7 @@ from ddblake.changes import rawline
 from ddblake.changes.model import ChangeEvent
 from ddblake.changes.resolve import Keyed, key_string
 from ddblake.errors import BadRecordError
-from ddblake.lake.rawlog import read_raw_file
+from ddblake.lake.rawlog import APPLY_QUARANTINE, ERRORS_ROOT, RAW_PREFIX, read_raw_file, table_prefix
 from ddblake.lake.storage import Storage
 
 _paused = 0
@@ -176,6 +176,7 @@ def quarantine(storage: Storage, table: str, bad: list[dict[str, Any]]) -> None:
     for rec in bad:
         by_file.setdefault(rec["file"], []).append(rec)
     for path, records in by_file.items():
-        tail = path.split(f"raw/{table}/", 1)[-1]
+        tail = path.split(f"{table_prefix(table, RAW_PREFIX)}/", 1)[-1]
         body = "".join(json.dumps({"table": table, **r}, ensure_ascii=False) + "\n" for r in records)
-        storage.write_atomic(f"errors/{table}/apply/{tail}.jsonl.gz", gzip.compress(body.encode(), mtime=0))
+        where = f"{table_prefix(table, ERRORS_ROOT)}/{APPLY_QUARANTINE}/{tail}.jsonl.gz"
+        storage.write_atomic(where, gzip.compress(body.encode(), mtime=0))

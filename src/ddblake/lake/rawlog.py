@@ -33,6 +33,8 @@ from ddblake.lake.storage import Storage
 RAW_PREFIX: Final = "raw"
 ERRORS_ROOT: Final = "errors"
 """``errors/<table>/``: what capture, Firehose and apply set aside."""
+APPLY_QUARANTINE: Final = "apply"
+"""``errors/<table>/apply/``: raw-log lines apply set aside, one file per raw file, with reasons."""
 REDRIVEN: Final = "redriven"
 """``errors/<table>/redriven/``: Firehose error objects ``ddblake redrive`` is done with."""
 DEFAULT_BUFFER_BYTES: Final = 5 * 1024 * 1024

@@ -23,7 +23,14 @@ from ddblake.lake.options import (
     other_owner,
 )
 from ddblake.lake.query import check_own_lake, collision, require_table
-from ddblake.lake.rawlog import ERRORS_ROOT, RAW_PREFIX, REDRIVEN, list_raw_files, table_prefix
+from ddblake.lake.rawlog import (
+    APPLY_QUARANTINE,
+    ERRORS_ROOT,
+    RAW_PREFIX,
+    REDRIVEN,
+    list_raw_files,
+    table_prefix,
+)
 from ddblake.lake.reading import register, row_source
 from ddblake.lake.storage import Storage
 from ddblake.names import changes_identifier, table_identifier
@@ -121,7 +128,7 @@ def capture_error_files(storage: Storage, table: str) -> int:
     since counting records would read every file.
     """
     root = table_prefix(table, ERRORS_ROOT)
-    skipped = {"apply", REDRIVEN}
+    skipped = {APPLY_QUARANTINE, REDRIVEN}
     return sum(len(storage.list_files(f"{root}/{d}")) for d in storage.list_dirs(root) if d not in skipped)
 
 
