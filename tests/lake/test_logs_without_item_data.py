@@ -40,6 +40,18 @@ def test_apply_quarantines_bad_lines_and_logs_no_item_data(
     logged = caplog.text + printed.err + printed.out
     assert "4 quarantined" in printed.err
     assert PLANTED not in logged and PLANTED_KEY not in logged
+    debug = [r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG]
+    # -v says what each step of the batch did and took: counts and times, still no item data
+    assert any(
+        m.startswith(f"table {TABLE}: batch of 1 raw file(s) (1 pending): 1 event(s), 4 bad line(s)")
+        for m in debug
+    ), debug
+    assert any(
+        m.startswith(f"table {TABLE}: history: 1 new row(s), 0 duplicate(s), committed in") for m in debug
+    ), debug
+    assert any(
+        m.startswith(f"table {TABLE}: current state: 1 upsert(s), 0 delete(s), 0 stale;") for m in debug
+    ), debug
     assert set(lake.dump()) == {"good"}
 
     (error_file,) = [p for p in (lake.root / "errors").rglob("*") if p.is_file()]

@@ -9,6 +9,7 @@ before any request leaves the machine (botocore validates, and refuses endpoints
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -208,6 +209,18 @@ def test_an_endpoint_url_with_credentials_is_named_without_them(monkeypatch: pyt
         build_dynamodb_clients("operator:s3cret@minio:9000")
     assert "s3cret" not in str(caught.value) and "operator" not in str(caught.value)
     assert "endpoint URL 'minio:9000'" in str(caught.value) and "http://minio:9000" in str(caught.value)
+
+
+def test_a_valid_endpoint_url_with_credentials_never_reaches_a_message_or_the_log(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``where`` goes into every DynamoDB error line; ``-v`` logs each client's endpoint."""
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    with caplog.at_level(logging.DEBUG, logger="ddblake"):
+        clients = build_dynamodb_clients("http://operator:s3cret@localhost:8000")
+    assert clients.where == "endpoint http://localhost:8000"
+    assert "DynamoDB client: endpoint http://localhost:8000 (from --endpoint-url" in caplog.text
+    assert "s3cret" not in caplog.text and "operator" not in caplog.text
 
 
 def test_a_credential_source_that_does_not_answer_is_transient(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -18,6 +18,7 @@ what to change.
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
@@ -46,6 +47,7 @@ from ddblake.aws.setup_errors import (
     env_value,
     refused_parameters,
     setup_error,
+    without_userinfo,
 )
 from ddblake.errors import (
     ConfigError,
@@ -59,6 +61,8 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_dynamodbstreams import DynamoDBStreamsClient
     from mypy_boto3_s3 import S3Client
+
+log = logging.getLogger(__name__)
 
 DUMMY_REGION: Final = "us-east-1"
 # DynamoDB Local accepts any credentials whose access key is letters and digits only.
@@ -225,7 +229,7 @@ def describe_client(client: Any) -> str:
     endpoint = str(getattr(client.meta, "endpoint_url", "") or "")
     region = str(getattr(client.meta, "region_name", "") or "?")
     if endpoint and not endpoint.endswith(".amazonaws.com") and ".amazonaws.com." not in endpoint:
-        return f"endpoint {endpoint}"
+        return f"endpoint {without_userinfo(endpoint)}"
     return f"region {region}"
 
 
@@ -299,10 +303,17 @@ def _new_client(session: boto3.session.Session, service: str, endpoint: str | No
         raise endpoint_url_error(endpoint, source)
     try:
         make: Any = session.client  # typed per service name; the callers say which client they get
-        return make(service, **_client_kwargs(session, endpoint))
+        client = make(service, **_client_kwargs(session, endpoint))
     except (BotoCoreError, ValueError) as e:
         what = f"the {_SERVICE_NAMES.get(service, service)} client"
         raise setup_error(e, what=what, source=source if endpoint else None) from e
+    log.debug(
+        "%s client: %s%s",
+        _SERVICE_NAMES.get(service, service),
+        describe_client(client),
+        f" (from {source})" if endpoint else "",
+    )
+    return client
 
 
 def error_code(e: BaseException) -> str:

@@ -17,6 +17,7 @@ that made it, the role ddblake assumed (or that none was), the table, and the on
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import re
 from collections.abc import Callable
@@ -47,6 +48,8 @@ from ddblake.aws.clients import (
 from ddblake.aws.setup_errors import endpoint_variable, setup_error
 from ddblake.errors import ConfigError, DdblakeError, NotFoundError, TerminalError
 from ddblake.settings import aws_region
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from mypy_boto3_sts import STSClient
@@ -199,6 +202,9 @@ def assume_role_session(
             creds = sts.assume_role(**kwargs)["Credentials"]
         except (ClientError, BotoCoreError) as e:
             raise _sts_failure(e, role_arn, base) from e
+        log.debug(
+            "assumed role %s as session %s: credentials until %s", role_arn, session_name, creds["Expiration"]
+        )
         return {
             "access_key": creds["AccessKeyId"],
             "secret_key": creds["SecretAccessKey"],

@@ -56,7 +56,7 @@ def _aws_config_file() -> str:
     return env_value("AWS_CONFIG_FILE") or "~/.aws/config"
 
 
-def _without_userinfo(endpoint: str) -> str:
+def without_userinfo(endpoint: str) -> str:
     """``endpoint`` without a ``user:password@`` part, which must never reach a message."""
     scheme, sep, rest = endpoint.rpartition("://")
     host = rest.rpartition("@")[2] if "@" in rest else rest
@@ -65,7 +65,7 @@ def _without_userinfo(endpoint: str) -> str:
 
 def endpoint_url_error(endpoint: str, source: str) -> ConfigError:
     """The endpoint URL is not one botocore accepts (``localhost:8000``): say how to write it."""
-    endpoint = _without_userinfo(endpoint)
+    endpoint = without_userinfo(endpoint)
     example = f"http://{endpoint}" if "://" not in endpoint and endpoint.strip() else "http://localhost:8000"
     return ConfigError(
         f"endpoint URL {endpoint!r} (from {source}) is not a URL: give scheme and host, e.g. {example}"

@@ -368,6 +368,8 @@ class StreamCapture:
                 f"its end (read up to {pos.seq or 'nothing'})"
             ) from e
         self.fresh.discard(sid)  # a reopen (expired iterator) must not skip what was trimmed meanwhile
+        how = f"after {pos.seq}" if pos.seq else f"at {at}" if at else "from TRIM_HORIZON"
+        log.debug("capture %s: shard %s opened %s", self.table, sid, how)
         return iterator
 
     def _poll_shard(self, shard: Shard) -> int:
@@ -414,6 +416,10 @@ class StreamCapture:
             self.iterators.pop(sid, None)  # reopen after the last record buffered: no loss, no repeat
             raise
         self.stats.records += len(batch.records)
+        if batch.records:
+            log.debug(
+                "capture %s: shard %s: %d record(s), up to %s", self.table, sid, len(batch.records), pos.seq
+            )
         if batch.next_iterator is None and shard.end_seq is None:
             # The shard list says open: closed only once DescribeStream says so too (a reply can lack
             # its next iterator without the shard having ended). Reopen after the last record read.

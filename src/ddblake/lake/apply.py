@@ -261,6 +261,7 @@ class Applier:
         batch = FileBatch()
         texts = ImageTexts()
         line_bytes = 0
+        clock = time.monotonic()
         for count, path in enumerate(pending, start=1):
             line_bytes += read_raw(self.storage, path, self.config.table, batch, texts)
             if count < len(pending) and (
@@ -272,6 +273,17 @@ class Applier:
         cur_files = [p for p in pending if not cur_log.contains(p)]
         result.files = len(pending)
         result.events = len(batch.events)
+        log.debug(
+            "table %s: batch of %d raw file(s) (%d pending): %d event(s), %d bad line(s), %.1f MB read "
+            "in %.2f s",
+            table,
+            len(pending),
+            self._pending_files,
+            len(batch.events),
+            len(batch.bad),
+            line_bytes / 1e6,
+            time.monotonic() - clock,
+        )
         fold_before = time.strftime("%Y/%m/%d/%H", time.gmtime(time.time() - FOLD_GRACE_HOURS * 3600))
 
         # Keys and versions once per event, for both tables.
@@ -294,7 +306,15 @@ class Applier:
             screen = seen.screen(
                 hist_log, cur_log, cur_files, evs_c, best.keys(), lookup.present, lookup.removes, listing
             )
+            clock = time.monotonic()
             self._commit_history(hist, hist_log, hist_files, evs, listing, fold_before, result, texts, screen)
+            log.debug(
+                "table %s: history: %d new row(s), %d duplicate(s), committed in %.2f s",
+                table,
+                result.history_rows,
+                result.duplicates,
+                time.monotonic() - clock,
+            )
             del evs
         # Only the winners and their texts are needed from here: the rest of the batch goes, and so
         # does what the history's rows left in Arrow's pool (a 200,000-row load peaked 340 MB higher).
@@ -303,8 +323,20 @@ class Applier:
         release_arrow_memory()
 
         if cur_files:
+            clock = time.monotonic()
             self._commit_current(
                 cur, cur_log, cur_files, best, buckets, lookup, listing, fold_before, result, texts
+            )
+            log.debug(
+                "table %s: current state: %d upsert(s), %d delete(s), %d stale; %d file(s) of %d bucket(s) "
+                "rewritten, committed in %.2f s",
+                table,
+                result.upserts,
+                result.deletes,
+                result.stale,
+                result.files_rewritten,
+                result.buckets_rewritten,
+                time.monotonic() - clock,
             )
         return result, more
 

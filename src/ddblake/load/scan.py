@@ -342,6 +342,13 @@ class ScanLoad:
             urgent = done.done and part.pages >= FORCE_SAVE_PAGES
             if done.done:
                 self.state.finish_segment(str(seg))
+                log.debug(
+                    "load %s: segment %d finished: %d item(s), %d page(s)",
+                    self.table,
+                    seg,
+                    part.items,
+                    part.pages,
+                )
             self.state.updated_us = now_us()
             generation = self.saver.changed()
             if written is not None:
@@ -358,6 +365,12 @@ class ScanLoad:
             started = self.state.parts.get(str(seg))
             start_key = started.last_key if started is not None else None
             self.result.parts_read.append(str(seg))
+        log.debug(
+            "load %s: segment %d %s",
+            self.table,
+            seg,
+            "resumed after its saved key" if start_key else "started",
+        )
         pending = PartState(last_key=start_key)
         estimate = page_cost(self.consistent)
         if self.limit:
