@@ -19,6 +19,9 @@ import pytest
 from capture_helpers import REPO, read_events
 
 from ddblake.aws.clients import DynamoClients
+from ddblake.lake.catalog import LakeConfig as LakeSettings
+from ddblake.lake.catalog import open_catalog
+from ddblake.lake.report import lake_status
 from ddblake.lake.storage import Storage
 from ddblake.load import LoadConfig, run_load
 from ddblake.load.rows import version_time_from_us
@@ -253,9 +256,20 @@ def test_ctrl_c_stops_a_load_with_a_stopped_line_not_an_error(
     state = read_state(storage, table, SCAN_STATE)
     assert state is not None and state.finished_us is None and 1 <= len(state.done_parts) < 12
 
+    (shown,) = lake_status(open_catalog(LakeSettings.build(lake=lake), storage), "ddb", storage)
+    assert shown.load_finished is False and shown.last_load is not None
+    assert (
+        f"scan {state.load_id} unfinished: {len(state.done_parts)} of 12 segment(s) done" in shown.last_load
+    )
+
     config = LoadConfig.build(table=table, lake=lake, endpoint_url=dynamodb_local_endpoint)
     rerun = run_load(config, clients=clients, progress=NoProgress("t"))
     assert rerun.resumed and rerun.parts_skipped == len(state.done_parts)
+    (shown,) = lake_status(open_catalog(LakeSettings.build(lake=lake), storage), "ddb", storage)
+    assert shown.load_finished is True and shown.last_load is not None
+    assert shown.last_load.startswith(f"scan {state.load_id} finished ") and shown.last_load.endswith(
+        ": 2,000 item(s)"
+    )
 
 
 def test_load_cli_errors_are_one_line(table_name: str, tmp_path: Path, dynamodb_local_endpoint: str) -> None:

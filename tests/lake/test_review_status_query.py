@@ -289,3 +289,34 @@ def test_the_demo_refuses_a_lake_that_is_not_a_local_directory() -> None:
 
     with pytest.raises(UsageError, match="not a local directory"):
         run_demo("s3://bucket/prefix")
+
+
+def test_status_shows_capture_positions_and_the_newest_load_without_failing_on_a_damaged_one(
+    lake: Lake, capsys: Any
+) -> None:
+    from ddblake.capture.checkpoint import Checkpoint, checkpoint_path, save_checkpoint
+    from ddblake.load.state import LoadState, state_path, write_state
+
+    lake.write([insert("a", 1, {"v": {"S": "1"}})])
+    lake.apply()
+    (before,) = lake_status(lake.catalog(), "ddb", lake.storage)
+    assert (before.last_load, before.load_finished, before.capture_checkpoint) == (None, None, None)
+
+    save_checkpoint(lake.storage, Checkpoint(table=TABLE, updated_us=1_764_979_200_000_000))
+    write_state(
+        lake.storage,
+        LoadState(TABLE, "scan", "scan", "L1", 1_764_979_200_000_000, 1_764_979_200_000_000, 4),
+    )
+    (running,) = lake_status(lake.catalog(), "ddb", lake.storage)
+    assert running.capture_checkpoint == "2025-12-06T00:00:00+00:00"
+    assert running.load_finished is False and running.last_load is not None
+    assert running.last_load.startswith("scan L1 unfinished: 0 of 4 segment(s) done, 0 item(s) so far")
+    assert main(["status", "--lake", str(lake.root)]) == 0
+    assert "load_finished        False" in capsys.readouterr().out
+
+    lake.storage.write_atomic(checkpoint_path(TABLE), b"{damaged")
+    lake.storage.write_atomic(state_path(TABLE, "scan"), b"{damaged")
+    (damaged,) = lake_status(lake.catalog(), "ddb", lake.storage)
+    assert damaged.rows == 1, "the rest of the status is still there"
+    assert damaged.capture_checkpoint is not None and damaged.capture_checkpoint.startswith("unreadable: ")
+    assert damaged.last_load is not None and damaged.last_load.startswith("unreadable: ")

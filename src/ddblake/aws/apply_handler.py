@@ -82,7 +82,7 @@ def _apply(table: str, context: LambdaContext) -> dict[str, Any]:
     result = run_apply(config, applier=applier, deadline=deadline)
     # The catalog, storage and raw-file listing apply just used: no second S3 listing per run.
     status = table_status(
-        applier.catalog, lake.namespace, applier.storage, table, listing=applier.last_listing
+        applier.catalog, lake.namespace, applier.storage, table, listing=applier.last_listing, stages=False
     )
     metrics.add_dimension(name="Table", value=table)
     metrics.add_metric(name="AppliedFiles", unit=MetricUnit.Count, value=result.files)

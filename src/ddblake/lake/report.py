@@ -13,6 +13,7 @@ import duckdb
 from pyiceberg.catalog import Catalog
 from pyiceberg.table import Table
 
+from ddblake.errors import DdblakeError
 from ddblake.lake.applied import PROPERTY, checked_log
 from ddblake.lake.catalog import table_names
 from ddblake.lake.options import (
@@ -86,6 +87,13 @@ class TableStatus:
     # Firehose's error output (processing-failed/, which ``ddblake redrive`` takes back; the
     # objects it is done with, under redriven/, do not count).
     capture_error_files: int = 0
+    # The table's newest load (Scan or export): finished or not, how far, and since when; a load
+    # left unfinished (a kill, Ctrl-C) shows here until it is rerun.
+    last_load: str | None = None
+    load_finished: bool | None = None
+    # When capture last recorded its stream positions (it writes them with each raw file, and when
+    # a shard closes): the stream is read up to there.
+    capture_checkpoint: str | None = None
     # Why the table shows no lake tables though the identifiers exist: they hold another DynamoDB
     # table whose name gives the same identifier (ab-c and ab.c), or another lake's table.
     note: str | None = None
@@ -132,13 +140,60 @@ def capture_error_files(storage: Storage, table: str) -> int:
     return sum(len(storage.list_files(f"{root}/{d}")) for d in storage.list_dirs(root) if d not in skipped)
 
 
+def _us_iso(us: int | None) -> str | None:
+    return (
+        None if not us else dt.datetime.fromtimestamp(us / 1_000_000, tz=dt.UTC).isoformat(timespec="seconds")
+    )
+
+
+def load_summary(storage: Storage, table: str) -> tuple[str | None, bool | None]:
+    """The newest load of ``table`` in one line (no item data), and whether it finished."""
+    from ddblake.load.state import list_loads
+
+    try:
+        loads = list_loads(storage, table)
+    except DdblakeError as e:  # a damaged state file: status still reports the rest
+        return f"unreadable: {e}", None
+    if not loads:
+        return None, None
+    s = loads[-1]
+    parts = "segment(s)" if s.kind == "scan" else "file(s)"
+    if s.finished_us is not None:
+        return f"{s.kind} {s.load_id} finished {_us_iso(s.finished_us)}: {s.items:,} item(s)", True
+    return (
+        f"{s.kind} {s.load_id} unfinished: {s.done_count} of {s.total_parts} {parts} done, {s.items:,} "
+        f"item(s) so far, last progress {_us_iso(s.updated_us or s.started_us)}; run the same load (or "
+        "sync) again to finish it",
+        False,
+    )
+
+
+def capture_summary(storage: Storage, table: str) -> str | None:
+    """When capture last recorded its stream positions for ``table`` (ISO time), None before any."""
+    from ddblake.capture.checkpoint import load_checkpoint
+
+    try:
+        checkpoint = load_checkpoint(storage, table)
+    except DdblakeError as e:
+        return f"unreadable: {e}"
+    return None if checkpoint is None else _us_iso(checkpoint.updated_us) or "recorded (no time)"
+
+
 def table_status(
-    catalog: Catalog, namespace: str, storage: Storage, table: str, *, listing: list[str] | None = None
+    catalog: Catalog,
+    namespace: str,
+    storage: Storage,
+    table: str,
+    *,
+    listing: list[str] | None = None,
+    stages: bool = True,
 ) -> TableStatus:
     """Status of one DynamoDB table from its lake tables' metadata.
 
     ``listing``: the table's raw files, when the caller has just listed them (the apply Lambda,
     after its run: one S3 listing per run instead of two); files landed since count from the next.
+    ``stages=False`` leaves out the newest load and capture's checkpoint (their reads): the apply
+    Lambda's metrics do not use them.
     """
     from pyiceberg.exceptions import NoSuchTableError
 
@@ -173,6 +228,7 @@ def table_status(
     )
     pending = [p for p in listing if not (log.contains(p) and cur_log is not None and cur_log.contains(p))]
     newest = int(props[NEWEST_EVENT_PROPERTY]) if NEWEST_EVENT_PROPERTY in props else None
+    last_load, load_finished = load_summary(storage, table) if stages else (None, None)
     return TableStatus(
         table=table,
         current_table=f"{namespace}.{table_identifier(table)}" if cur is not None else None,
@@ -188,6 +244,9 @@ def table_status(
         quarantined=int(props.get(QUARANTINE_PROPERTY, "0")),
         capture_error_files=capture_error_files(storage, table),
         note=notes[0] if notes else None,
+        last_load=last_load,
+        load_finished=load_finished,
+        capture_checkpoint=capture_summary(storage, table) if stages else None,
     )
 
 
