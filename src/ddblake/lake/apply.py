@@ -31,12 +31,11 @@ from ddblake.errors import BadRecordError, TerminalError
 from ddblake.lake import current, datafiles, history, seen
 from ddblake.lake.applied import PROPERTY, AppliedLog, checked_log, save_log
 from ddblake.lake.batch import (
-    FileBatch,
     ImageTexts,
     collector_paused,
     distinct,
     quarantine,
-    read_raw,
+    read_batch,
     release_arrow_memory,
 )
 from ddblake.lake.catalog import open_catalog, shown_catalog_uri
@@ -258,32 +257,13 @@ class Applier:
         self._pending_files = len(pending)
         more = len(pending) > self.config.max_files
         pending = pending[: self.config.max_files]
-        batch = FileBatch()
-        texts = ImageTexts()
-        line_bytes = 0
-        clock = time.monotonic()
-        for count, path in enumerate(pending, start=1):
-            line_bytes += read_raw(self.storage, path, self.config.table, batch, texts)
-            if count < len(pending) and (
-                len(batch.events) >= self.config.max_events or line_bytes >= self.config.max_bytes
-            ):
-                more, pending = True, pending[:count]  # the rest in the next batch
-                break
+        count = len(pending)
+        batch, texts, pending = read_batch(self.storage, table, pending, self.config, self._pending_files)
+        more = more or len(pending) < count  # the rest in the next batch
         hist_files = [p for p in pending if not hist_log.contains(p)]
         cur_files = [p for p in pending if not cur_log.contains(p)]
         result.files = len(pending)
         result.events = len(batch.events)
-        log.debug(
-            "table %s: batch of %d raw file(s) (%d pending): %d event(s), %d bad line(s), %.1f MB read "
-            "in %.2f s",
-            table,
-            len(pending),
-            self._pending_files,
-            len(batch.events),
-            len(batch.bad),
-            line_bytes / 1e6,
-            time.monotonic() - clock,
-        )
         fold_before = time.strftime("%Y/%m/%d/%H", time.gmtime(time.time() - FOLD_GRACE_HOURS * 3600))
 
         # Keys and versions once per event, for both tables.
@@ -309,11 +289,7 @@ class Applier:
             clock = time.monotonic()
             self._commit_history(hist, hist_log, hist_files, evs, listing, fold_before, result, texts, screen)
             log.debug(
-                "table %s: history: %d new row(s), %d duplicate(s), committed in %.2f s",
-                table,
-                result.history_rows,
-                result.duplicates,
-                time.monotonic() - clock,
+                "table %s: %s, committed in %.2f s", table, result.step("history"), time.monotonic() - clock
             )
             del evs
         # Only the winners and their texts are needed from here: the rest of the batch goes, and so
@@ -328,15 +304,7 @@ class Applier:
                 cur, cur_log, cur_files, best, buckets, lookup, listing, fold_before, result, texts
             )
             log.debug(
-                "table %s: current state: %d upsert(s), %d delete(s), %d stale; %d file(s) of %d bucket(s) "
-                "rewritten, committed in %.2f s",
-                table,
-                result.upserts,
-                result.deletes,
-                result.stale,
-                result.files_rewritten,
-                result.buckets_rewritten,
-                time.monotonic() - clock,
+                "table %s: %s, committed in %.2f s", table, result.step("current"), time.monotonic() - clock
             )
         return result, more
 

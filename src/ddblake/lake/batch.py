@@ -12,10 +12,12 @@ import contextlib
 import gc
 import gzip
 import json
+import logging
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import pyarrow as pa
 
@@ -25,6 +27,8 @@ from ddblake.changes.resolve import Keyed, key_string
 from ddblake.errors import BadRecordError
 from ddblake.lake.rawlog import APPLY_QUARANTINE, ERRORS_ROOT, RAW_PREFIX, read_raw_file, table_prefix
 from ddblake.lake.storage import Storage
+
+log = logging.getLogger(__name__)
 
 _paused = 0
 _paused_lock = threading.Lock()
@@ -168,6 +172,46 @@ def read_raw(
     if content.error is not None:
         batch.bad.append({"file": path, "line": None, "reason": f"raw file {content.error}", "raw": None})
     return sum(map(len, content.lines))
+
+
+class BatchLimits(Protocol):
+    """How big a batch may grow (:class:`ddblake.lake.apply.ApplyConfig` has both)."""
+
+    @property
+    def max_events(self) -> int:
+        """Events a batch stops at, once at least one file is read."""
+        ...
+
+    @property
+    def max_bytes(self) -> int:
+        """Bytes of raw lines a batch stops at."""
+        ...
+
+
+def read_batch(
+    storage: Storage, table: str, paths: list[str], limits: BatchLimits, pending: int
+) -> tuple[FileBatch, ImageTexts, list[str]]:
+    """Read raw files in order until the batch holds ``limits.max_events`` events or
+    ``limits.max_bytes`` of lines (at least one file); returns the batch, its image texts and the
+    files read. The rest wait for the next batch. ``pending``: the backlog, for the DEBUG line."""
+    batch, texts = FileBatch(), ImageTexts()
+    line_bytes, clock = 0, time.monotonic()
+    for count, path in enumerate(paths, start=1):
+        line_bytes += read_raw(storage, path, table, batch, texts)
+        if count < len(paths) and (len(batch.events) >= limits.max_events or line_bytes >= limits.max_bytes):
+            paths = paths[:count]
+            break
+    log.debug(
+        "table %s: batch of %d raw file(s) (%d pending): %d event(s), %d bad line(s), %.1f MB read in %.2f s",
+        table,
+        len(paths),
+        pending,
+        len(batch.events),
+        len(batch.bad),
+        line_bytes / 1e6,
+        time.monotonic() - clock,
+    )
+    return batch, texts, paths
 
 
 def quarantine(storage: Storage, table: str, bad: list[dict[str, Any]]) -> None:

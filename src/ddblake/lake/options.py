@@ -157,6 +157,15 @@ class ApplyResult:
             f"{self.stale} stale, {self.quarantined} quarantined"
         )
 
+    def step(self, name: str) -> str:
+        """The counts of one step of a batch (``history`` or ``current``), for apply's DEBUG log."""
+        if name == "history":
+            return f"history: {self.history_rows} new row(s), {self.duplicates} duplicate(s)"
+        return (
+            f"current state: {self.upserts} upsert(s), {self.deletes} delete(s), {self.stale} stale; "
+            f"{self.files_rewritten} file(s) of {self.buckets_rewritten} bucket(s) rewritten"
+        )
+
     def add(self, other: ApplyResult) -> None:
         """Accumulate another run's counts."""
         for name in self.__dataclass_fields__:
