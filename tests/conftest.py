@@ -6,6 +6,7 @@ context managers stop them at the end of the session (and at interpreter exit if
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import signal
@@ -77,6 +78,15 @@ def _no_settings_from_the_shell(
     monkeypatch.setenv("AWS_CONFIG_FILE", str(nowhere / "config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(nowhere / "credentials"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
+@pytest.fixture(autouse=True)
+def _ddblake_log_level_unset() -> Iterator[None]:
+    """The CLI sets ddblake's log level when a test calls it in-process; every test starts unset
+    (progress and summary lines are left out above INFO: :func:`ddblake.progress.quiet`)."""
+    logging.getLogger("ddblake").setLevel(logging.NOTSET)
+    yield
+    logging.getLogger("ddblake").setLevel(logging.NOTSET)
 
 
 @pytest.fixture(scope="session")

@@ -2,10 +2,13 @@
 
 On a terminal the line is redrawn in place (carriage return) at most a few times a second;
 elsewhere (CI logs, files) a full line is printed every ``interval`` seconds, so logs stay short.
+Nothing is drawn when ddblake's log level is set above INFO (``DDBLAKE_LOG_LEVEL=WARNING``: cron
+and systemd runs stay quiet unless something is wrong).
 """
 
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 import time
@@ -19,6 +22,16 @@ def _count(n: float) -> str:
 
 def _rate(r: float) -> str:
     return f"{r:.1f}" if r < 10 else _count(r)
+
+
+def quiet() -> bool:
+    """Whether progress and summary lines are left out: ddblake's logger set above INFO.
+
+    Only a level set on purpose counts (the CLI sets it from ``-v``/``DDBLAKE_LOG_LEVEL``); library
+    use, which sets none, draws as asked.
+    """
+    level = logging.getLogger("ddblake").level
+    return level != logging.NOTSET and level > logging.INFO
 
 
 def format_eta(seconds: float | None) -> str:
@@ -127,6 +140,8 @@ class Progress:
         return " ".join(parts)
 
     def _draw(self, now: float) -> None:
+        if quiet():
+            return
         text = self.line(now)
         if self.tty:
             self.stream.write("\r\x1b[K" + text)
@@ -152,6 +167,8 @@ class Progress:
     def finish(self, *, complete: bool = False) -> None:
         """Draw the final state and end the line; ``complete``: the work is all done (see
         :meth:`completed_line`)."""
+        if quiet():
+            return
         with self._lock:
             now = self.clock()
             text = self.completed_line(now) if complete else self.line(now)

@@ -8,8 +8,25 @@ import signal
 import threading
 from collections.abc import Callable, Iterator
 from types import FrameType
+from typing import NoReturn
 
 Handler = Callable[[int, FrameType | None], None]
+
+
+class Terminated(SystemExit):
+    """Raised by a SIGTERM handler; its code is ``128 + signal number`` (143)."""
+
+
+def insist(signum: int) -> NoReturn:
+    """A second stop signal: the user insists, so stop at once (every stage is crash-safe).
+
+    Raises:
+        KeyboardInterrupt: for SIGINT (the CLI exits 130).
+        Terminated: for SIGTERM (the CLI exits 143).
+    """
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
+    raise Terminated(128 + signum)
 
 
 @contextlib.contextmanager
@@ -63,7 +80,7 @@ def stop_on_signals(stop: threading.Event) -> Iterator[list[str]]:
     def handler(signum: int, frame: FrameType | None) -> None:
         del frame
         if stop.is_set():
-            raise KeyboardInterrupt
+            insist(signum)
         received.append(signal.Signals(signum).name)
         stop.set()
 

@@ -90,3 +90,66 @@ def test_the_stop_line_is_said_only_when_apply_ends_cleanly(
     assert said == (
         [] if fails else [f"apply {TABLE}: stopped by SIGTERM (every batch it began is committed)"]
     )
+
+
+def test_the_first_signal_is_said_at_once_and_a_second_stops_mid_batch(
+    lake: Lake, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A load's batch can take minutes: the operator hears the stop at once, and can insist."""
+    import logging
+    import os
+
+    from ddblake.lake.apply import Applier, ApplyConfig
+    from ddblake.lake.options import ApplyResult
+    from ddblake.lake.service import run_apply
+    from ddblake.signals import Terminated
+
+    lake.write([event("INSERT", "a", 1)])
+    config = ApplyConfig.build(table=TABLE, lake=lake.config, once=False)
+    said_before_second: list[str] = []
+
+    class SignalledTwice(Applier):
+        def run_batch(self) -> tuple[ApplyResult, bool]:
+            os.kill(os.getpid(), signal.SIGTERM)  # first: stop after this batch, said now
+            said_before_second.extend(r.getMessage() for r in caplog.records)
+            os.kill(os.getpid(), signal.SIGTERM)  # second: the user insists
+            raise AssertionError("the second signal did not stop the batch")
+
+    before = signal.getsignal(signal.SIGTERM)
+    with caplog.at_level(logging.INFO, logger="ddblake"), pytest.raises(Terminated) as stopped:
+        run_apply(config, applier=SignalledTwice(config, storage=lake.storage))
+    assert stopped.value.code == 128 + signal.SIGTERM
+    first = f"apply {TABLE}: SIGTERM received; stopping after the batch in progress"
+    assert f"{first} (a second signal stops at once)" in said_before_second
+    assert signal.getsignal(signal.SIGTERM) is before, "the handler is put back"
+    assert lake.apply().events == 1, "nothing was half applied: a rerun applies the batch"
+
+
+def test_continuous_apply_warns_of_quarantined_records_when_it_sets_them_aside(
+    lake: Lake, caplog: pytest.LogCaptureFixture
+) -> None:
+    """At WARNING (an unattended run's level) a bad record is heard of when it happens."""
+    import logging
+    import threading
+
+    from ddblake.lake.apply import Applier, ApplyConfig
+    from ddblake.lake.options import ApplyResult
+    from ddblake.lake.service import run_apply
+
+    lake.write([event("INSERT", "a", 1)], lines=[b"not a raw line\n"])
+    config = ApplyConfig.build(table=TABLE, lake=lake.config, once=False)
+    stop = threading.Event()
+
+    class OneBatch(Applier):
+        def run_batch(self) -> tuple[ApplyResult, bool]:
+            stop.set()  # continuous apply, ended after this batch
+            return super().run_batch()
+
+    with caplog.at_level(logging.WARNING, logger="ddblake"):
+        total = run_apply(config, applier=OneBatch(config, storage=lake.storage), stop=stop)
+    assert total.quarantined == 1
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warned == [
+        f"table {TABLE}: 1 record(s) quarantined under {lake.storage.uri(f'errors/{TABLE}/apply/')}, "
+        "with reasons"
+    ]

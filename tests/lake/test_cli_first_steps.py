@@ -6,6 +6,7 @@ Found by walking README's "Try it by hand": a mistyped option, a mistyped lake p
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -90,3 +91,29 @@ def test_a_missing_lake_is_worded_as_every_missing_setting(
         "ddblake: error: missing lake: pass --lake DIR|s3://bucket/prefix or set DDBLAKE_LAKE "
         "(looked at both)"
     )
+
+
+def test_a_run_at_warning_level_says_nothing_when_all_is_well_and_the_summary_names_the_table(
+    lake: Lake,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """cron mails any output: DDBLAKE_LOG_LEVEL=WARNING keeps a good run silent, not a bad one."""
+    lake.write([event("INSERT", "a", 1)])
+    monkeypatch.setenv("DDBLAKE_LOG_LEVEL", "WARNING")
+    code, err = _run(capsys, "apply", "--table", TABLE, "--lake", str(lake.root), "--once")
+    assert (code, err) == (0, "")
+    lake.write([event("INSERT", "b", 2)], lines=[b"not a raw line\n"])
+    code, err = _run(capsys, "apply", "--table", TABLE, "--lake", str(lake.root), "--once")
+    assert (code, err) == (0, ""), "the summary is INFO"
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warned) == 1 and warned[0].startswith(f"table {TABLE}: 1 record(s) quarantined under ")
+    code, err = _run(capsys, "apply", "--table", TABLE, "--lake", str(lake.root / "nope"), "--once")
+    assert code == 2 and err.startswith("ddblake: error: no lake at "), "errors are never quiet"
+
+    monkeypatch.delenv("DDBLAKE_LOG_LEVEL")
+    lake.write([event("INSERT", "c", 3)])
+    code, err = _run(capsys, "apply", "--table", TABLE, "--lake", str(lake.root), "--once")
+    assert code == 0 and err.startswith(f"table {TABLE}: applied 1 file(s): 1 event(s)"), err
+    assert sorted(lake.dump()) == ["a", "b", "c"]

@@ -9,10 +9,12 @@ from __future__ import annotations
 import argparse
 import difflib
 import logging
+import sys
 from collections.abc import Callable
 from typing import TypeVar
 
 from ddblake.errors import ConfigError, UsageError
+from ddblake.progress import quiet
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 N = TypeVar("N", int, float)
@@ -104,3 +106,10 @@ def did_you_mean(words: list[str], parser: argparse.ArgumentParser, command: lis
 def _long_options(parser: argparse.ArgumentParser) -> set[str]:
     """Every ``--option`` of ``parser``."""
     return {o for action in parser._actions for o in action.option_strings if o.startswith("--")}
+
+
+def say(summary: str) -> None:
+    """A command's closing summary on stderr, unless ddblake's log level is above INFO: with
+    ``DDBLAKE_LOG_LEVEL=WARNING`` a successful unattended run (cron mails any output) stays quiet."""
+    if not quiet():
+        print(summary, file=sys.stderr)

@@ -10,7 +10,7 @@ import argparse
 import sys
 from typing import Any
 
-from ddblake.cli.args import add_role_args, percent, positive_int
+from ddblake.cli.args import add_role_args, percent, positive_int, say
 
 
 def _cmd_load(args: argparse.Namespace) -> int:
@@ -31,7 +31,7 @@ def _cmd_load(args: argparse.Namespace) -> int:
         keys=args.keys,
     )
     result = run_load(config)
-    print(result.summary(), file=sys.stderr)
+    say(result.summary())
     return 0
 
 

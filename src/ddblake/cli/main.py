@@ -11,12 +11,13 @@ import contextlib
 import logging
 import os
 import sys
+import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ddblake import __version__
 from ddblake.cli import sync_cmd
-from ddblake.cli.args import Parser, add_role_args, did_you_mean, log_level, percent, port_number
+from ddblake.cli.args import Parser, add_role_args, did_you_mean, log_level, percent, port_number, say
 from ddblake.cli.lakes import check_present, existing_lake, lake_config, own
 from ddblake.cli.signals import Terminated
 from ddblake.errors import DdblakeError, StoppedError, UsageError
@@ -79,7 +80,7 @@ def _cmd_apply(args: argparse.Namespace) -> int:
     check_present(config.lake)  # after the options' own checks, which a typo does not hide
     result = run_apply(config, progress=apply_progress(config.table))
     where = f" (under errors/{config.table}/apply/ in the lake, with reasons)" if result.quarantined else ""
-    print(result.summary() + where, file=sys.stderr)
+    say(f"table {config.table}: {result.summary()}{where}")
     return 0
 
 
@@ -302,11 +303,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The level applies to ddblake's own loggers only: botocore, urllib3 and pyiceberg stay at
         # WARNING, since their DEBUG output holds request and response bodies (item data) and
         # request headers and AssumeRole responses (credentials).
-        logging.basicConfig(
-            level=max(level, logging.WARNING),
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-            stream=sys.stderr,
+        # In UTC, as raw file names, hour folders and status are: a log line matches its files.
+        formatter = logging.Formatter(
+            "%(asctime)s.%(msecs)03dZ %(levelname)s %(name)s: %(message)s", datefmt="%Y-%m-%dT%H:%M:%S"
         )
+        formatter.converter = time.gmtime
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(formatter)
+        logging.basicConfig(level=max(level, logging.WARNING), handlers=[handler])
         logging.getLogger("ddblake").setLevel(level)
         func: Command = args.func
         return func(args)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
+
+from ddblake.cli.args import say
 
 
 def register(subparsers: Any) -> argparse.ArgumentParser:
@@ -32,5 +33,5 @@ def run(args: argparse.Namespace) -> int:
     table = settings.required_table(args.table)
     lake = settings.required("lake", "--lake", args.lake)
     stats = redrive(Storage.from_uri(lake), table)
-    print(stats.summary(table), file=sys.stderr)
+    say(stats.summary(table))
     return 0

@@ -12,11 +12,9 @@ import signal
 from collections.abc import Iterator
 from types import FrameType
 
-from ddblake.signals import handlers
+from ddblake.signals import Terminated, handlers
 
-
-class Terminated(SystemExit):
-    """Raised by the SIGTERM handler; its code is ``128 + signal number`` (143)."""
+__all__ = ["Terminated", "sigterm_unwinds"]
 
 
 @contextlib.contextmanager

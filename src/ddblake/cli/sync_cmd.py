@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 
+from ddblake.cli.args import say
 from ddblake.cli.lakes import lake_config
 from ddblake.errors import UsageError
 
@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
             assume_role=args.assume_role,
             external_id=args.external_id,
         )
-        print(done.summary(), file=sys.stderr)
+        say(done.summary())
         # a switch cannot say no, so an absent --once defers to DDBLAKE_ONCE, as sync's run does
         if settings.value("once", "--once", args.once or None, settings.boolean, False):
             return 0
@@ -109,5 +109,5 @@ def run(args: argparse.Namespace) -> int:
             external_id=capture.external_id,
         )
     result = run_sync(SyncConfig(capture=capture, apply=apply, load=load))
-    print(result.summary(), file=sys.stderr)
+    say(f"table {capture.table}: {result.summary()}")
     return 0

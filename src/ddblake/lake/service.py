@@ -24,8 +24,10 @@ from ddblake.lake import maintain
 from ddblake.lake.apply import Applier
 from ddblake.lake.catalog import catalog_error
 from ddblake.lake.options import ApplyConfig, ApplyResult
+from ddblake.lake.rawlog import APPLY_QUARANTINE, ERRORS_ROOT, table_prefix
 from ddblake.lake.storage import storage_error
 from ddblake.progress import Progress
+from ddblake.signals import insist
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +101,15 @@ def run_apply(
 
     def on_signal(signum: int, frame: Any) -> None:
         del frame
+        if received:  # the second: stop at once, mid-batch (a crash anywhere loses nothing)
+            insist(signum)
         received.append(signal.Signals(signum).name)
+        # Said now, not at the end: a load's batch can take minutes, and a silent wait looks hung.
+        log.info(
+            "apply %s: %s received; stopping after the batch in progress (a second signal stops at once)",
+            config.table,
+            received[0],
+        )
         _stop_now(stop, wake)
 
     if not config.once and threading.current_thread() is threading.main_thread():
@@ -125,10 +135,19 @@ def run_apply(
                 continue
             failures = 0
             total.add(result)
+            if result.quarantined:  # a person should look: at WARNING, as capture says its own
+                where = f"{table_prefix(config.table, ERRORS_ROOT)}/{APPLY_QUARANTINE}/"
+                log.warning(
+                    "table %s: %d record(s) quarantined under %s, with reasons",
+                    config.table,
+                    result.quarantined,
+                    applier.storage.uri(where),
+                )
             if stop.is_set():
                 return total
             if result.files and not config.once:
                 log.info("table %s: %s", config.table, result.summary())
+
             # Snapshot expiry and history compaction: every so many commits, and at the end of
             # --once; each pass checks its thresholds and never raises.
             if config.once:
