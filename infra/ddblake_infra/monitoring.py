@@ -6,8 +6,8 @@ Metrics ddblake publishes (namespace ``ddblake``; documented in docs/deploy.md):
   ``Table=<DynamoDB table name>``, the function's ``DDBLAKE_TABLE``): ``RecordsReceived``,
   ``RecordsOk``, ``RecordsFailed``;
 * apply (``ddblake.aws.apply_handler``; dimensions ``service=ddblake-apply`` and
-  ``Table=<DynamoDB table name>``): ``LagSeconds`` (age of the newest change applied, Maximum),
-  ``QuarantinedRecords`` (Sum), ``AppliedFiles``, ``AppliedEvents``.
+  ``Table=<DynamoDB table name>``): ``LagSeconds`` (age of the oldest raw file left to apply, 0
+  when none; Maximum), ``QuarantinedRecords`` (Sum), ``AppliedFiles``, ``AppliedEvents``.
 
 Both emit CloudWatch embedded metric format log lines, so no role needs ``cloudwatch:PutMetricData``
 (an action that only takes ``Resource: *``).

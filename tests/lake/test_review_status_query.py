@@ -206,11 +206,17 @@ def test_status_lag_is_zero_when_caught_up_and_the_oldest_file_age_before_any_ap
     lake.apply()
     (status,) = lake_status(lake.catalog(), "ddb", lake.storage)  # caught up: not late
     assert (status.pending_files, status.lag_seconds) == (0, 0.0)
-    lake.write([insert("c", 3, {"v": {"S": "1"}})])
-    (status,) = lake_status(lake.catalog(), "ddb", lake.storage)  # a backlog: the newest event's age
+    third = lake.write([insert("c", 3, {"v": {"S": "1"}})])
+    (status,) = lake_status(lake.catalog(), "ddb", lake.storage)  # the first change in a long while
     assert status.pending_files == 1 and status.lag_seconds is not None
-    newest = dt_seconds(status.newest_event)
-    assert abs(status.lag_seconds - (time.time() - newest)) < 60
+    assert time.time() - dt_seconds(status.newest_event) > 86_400, "the newest applied event is old"
+    assert status.lag_seconds < 60, "but the change waiting was written seconds ago"
+    lake.write([insert("d", 4, {"v": {"S": "1"}})])
+    ten_minutes_ago = time.time() - 600
+    os.utime(lake.root / third, (ten_minutes_ago, ten_minutes_ago))
+    (status,) = lake_status(lake.catalog(), "ddb", lake.storage)  # a backlog: its oldest file's age
+    assert status.pending_files == 2 and status.lag_seconds is not None
+    assert 590 < status.lag_seconds < 700
 
 
 def dt_seconds(iso: str | None) -> float:

@@ -41,9 +41,8 @@ def alarm_lag(lag_seconds: float | None, pending_files: int) -> float | None:
     """The ``LagSeconds`` metric: how far the tables trail what has landed in the raw log.
 
     0 when no raw file is left to apply: a table nobody writes to is not late (``status`` reports
-    the same). Otherwise ``status``'s lag: the age of the newest applied event, which grows while a
-    backlog lasts, or before anything was applied the age of the oldest pending raw file; None (no
-    metric) only when status has no figure at all.
+    the same). Otherwise ``status``'s lag: the age of the oldest pending raw file, which grows while
+    a backlog lasts; None (no metric) only when status has no figure at all.
     """
     return 0.0 if pending_files == 0 else lag_seconds
 

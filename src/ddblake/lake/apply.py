@@ -49,6 +49,7 @@ from ddblake.lake.commits import (
 from ddblake.lake.files import FileRange
 from ddblake.lake.filters import is_in
 from ddblake.lake.layout import create_current, partitioned, refuse_occupied, retype_table
+from ddblake.lake.listing import RawListing
 from ddblake.lake.options import (
     FOLD_GRACE_HOURS,
     HISTORY_MANIFEST_MERGE,
@@ -61,7 +62,6 @@ from ddblake.lake.options import (
 )
 from ddblake.lake.options import ApplyConfig as ApplyConfig  # the public names stay importable here
 from ddblake.lake.options import ApplyResult as ApplyResult
-from ddblake.lake.rawlog import list_raw_files
 from ddblake.lake.storage import Storage, warn_encoded
 from ddblake.names import changes_identifier, table_identifier
 from ddblake.progress import Progress
@@ -93,6 +93,8 @@ class Applier:
         self.current_id = f"{ns}.{table_identifier(config.table)}"
         self._pending_files = 0  # raw files still to apply when the last batch started
         self.last_listing: list[str] | None = None  # the raw files the last batch listed
+        self.listing = RawListing(self.storage, config.table)
+        self._idle: tuple[list[str], tuple[str | None, str | None]] | None = None  # listing, records
         self._said_empty = False  # warned once that the table has no raw files at all
 
     # -- tables -------------------------------------------------------------------------------
@@ -223,7 +225,7 @@ class Applier:
         return result, more
 
     def _list_raw(self) -> list[str]:
-        return list_raw_files(self.storage, self.config.table)
+        return self.listing.files()
 
     def _run_batch(self) -> tuple[ApplyResult, bool]:
         result = ApplyResult()
@@ -243,6 +245,9 @@ class Applier:
         cur = self._current()
         table = self.config.table
         ns = self.config.lake.namespace
+        records = (hist.properties.get(PROPERTY), cur.properties.get(PROPERTY) if cur else None)
+        if self._idle is not None and self._idle[1] == records and self._idle[0] == listing:
+            return result, False  # nothing new since the last poll found nothing: skip the O(log) checks
         hist_log = checked_log(self.storage, table, hist.properties.get(PROPERTY), listing, namespace=ns)
         cur_log = (
             checked_log(self.storage, table, cur.properties.get(PROPERTY), listing, namespace=ns)
@@ -253,6 +258,8 @@ class Applier:
         if not pending:
             if cur is None:  # a table with no change yet: both tables exist once apply has run
                 self._create_current(current.empty_schema())
+            else:
+                self._idle = (listing, records)
             return result, False
         self._pending_files = len(pending)
         more = len(pending) > self.config.max_files

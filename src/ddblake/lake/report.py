@@ -110,19 +110,18 @@ def _rows(tbl: Table | None) -> int:
     return int(snap.summary.additional_properties.get("total-records", 0))
 
 
-def lag(storage: Storage, pending: list[str], newest_us: int | None, now: float) -> float | None:
+def lag(storage: Storage, pending: list[str], now: float) -> float | None:
     """How far the tables trail the raw log, in seconds: the rule of the deployed alarm's
     ``LagSeconds`` (:func:`ddblake.aws.apply_handler.alarm_lag`), so that both tell one story.
 
     0 when no raw file waits: a table nobody writes to is not late, however old its newest event.
-    With files waiting, the age of the newest event applied, which grows while the backlog lasts;
-    before anything was applied (a load landed, apply not run), the age of the oldest waiting
-    file, by its write time on storage. None only when that file is gone meanwhile.
+    With files waiting, the age of the oldest waiting file, by its write time on storage: every
+    file landed before it is applied, so the tables hold all that landed until then. It grows while
+    a backlog (or a stopped apply) lasts, and the first change after a quiet week is seconds late,
+    not a week (the newest applied event's age said a week). None only when that file is gone.
     """
     if not pending:
         return 0.0
-    if newest_us is not None:
-        return round(now - newest_us / 1e6, 3)
     oldest = pending[0]  # the listing is in write order (hour folder, then name)
     times = dict(storage.list_with_times(oldest.rsplit("/", 1)[0]))  # one hour folder, not the log
     return round(max(0.0, now - times[oldest]), 3) if oldest in times else None
@@ -240,7 +239,7 @@ def table_status(
         applied_before_hour=log.before_hour or None,
         pending_files=len(pending),
         newest_event=_iso_ms(newest // 1000) if newest is not None else None,
-        lag_seconds=lag(storage, pending, newest, time.time()),
+        lag_seconds=lag(storage, pending, time.time()),
         quarantined=int(props.get(QUARANTINE_PROPERTY, "0")),
         capture_error_files=capture_error_files(storage, table),
         note=notes[0] if notes else None,
