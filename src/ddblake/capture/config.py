@@ -22,6 +22,8 @@ from ddblake.settings import value as _value
 
 DEFAULT_POLL_SECONDS: Final = 0.5
 DEFAULT_REFRESH_SECONDS: Final = 10.0
+DEFAULT_HEARTBEAT_SECONDS: Final = 300.0
+"""An idle continuous capture rewrites its checkpoint this often: ``status`` tells it from a dead one."""
 MAX_RECORDS_PER_CALL: Final = 1000
 # Where each checked setting comes from, for its error (as ddblake.lake.options names its own):
 # capture has no --poll-seconds, sync's sets both its capture's poll and its apply's.
@@ -45,6 +47,9 @@ class CaptureConfig:
         buffer_seconds: cut a raw file when its oldest line is this old.
         poll_seconds: pause between polls when every shard is caught up.
         refresh_seconds: how often the shard list is re-read while running.
+        heartbeat_seconds: while running and reading the stream, the checkpoint is written at least
+            this often, even with nothing new (its ``updated_us`` is ``status``'s
+            ``capture_checkpoint``: an old one means capture is down or cannot read the stream).
         max_records: GetRecords ``Limit`` (1..1000).
         assume_role: an IAM role ARN to read the table's stream in another account (the same role
             ``ddblake load`` takes with ``--assume-role``).
@@ -62,6 +67,7 @@ class CaptureConfig:
     buffer_seconds: float = DEFAULT_BUFFER_SECONDS
     poll_seconds: float = DEFAULT_POLL_SECONDS
     refresh_seconds: float = DEFAULT_REFRESH_SECONDS
+    heartbeat_seconds: float = DEFAULT_HEARTBEAT_SECONDS
     max_records: int = MAX_RECORDS_PER_CALL
     assume_role: str | None = None
     external_id: str | None = None
@@ -73,6 +79,7 @@ class CaptureConfig:
             ("buffer_seconds", self.buffer_seconds),
             ("poll_seconds", self.poll_seconds),
             ("refresh_seconds", self.refresh_seconds),
+            ("heartbeat_seconds", self.heartbeat_seconds),
         ):
             where = _WHERE.get(name, name)
             if not math.isfinite(value):  # nan passes `<= 0` (a busy loop), inf breaks sleep()

@@ -147,6 +147,7 @@ class StreamCapture:
         self.stream_enabled = True
         self.dirty = False
         self.need_refresh = True
+        self._saved_at = time.monotonic()  # the last checkpoint write (see heartbeat_seconds)
         self._warned: set[str] = set()
 
     # --- public ---------------------------------------------------------------------------------------
@@ -227,6 +228,9 @@ class StreamCapture:
                     # cover only what is written, so record them now. Else a kill after a quiet day
                     # would leave a closed, fully read shard recorded as open, and once the stream
                     # drops it (24 h) the rerun would report a gap that is not one.
+                    self._commit()
+                elif not self.config.once and self._heartbeat_due():
+                    self.dirty = True  # idle and reading fine: the checkpoint's time says so
                     self._commit()
                 backoff = 0.0
             except TransientError as e:
@@ -501,6 +505,11 @@ class StreamCapture:
             save_checkpoint(self.storage, self.state)
             self.stats.checkpoints += 1
             self.dirty = False
+            self._saved_at = time.monotonic()
+
+    def _heartbeat_due(self) -> bool:
+        idle = not self.writer.buffered_records and not self.errors.buffered_records
+        return idle and time.monotonic() - self._saved_at >= self.config.heartbeat_seconds
 
     def _warn_once(self, key: str, message: str) -> None:
         if key not in self._warned:

@@ -1,0 +1,72 @@
+"""An idle continuous capture rewrites its checkpoint now and then, so ``status`` can tell a live
+capture of a quiet table (a recent ``capture_checkpoint``) from a dead one (an old one)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from capture_helpers import put_many, read_events
+
+from ddblake.aws.clients import DynamoClients
+from ddblake.capture.checkpoint import load_checkpoint
+from ddblake.capture.config import CaptureConfig
+from ddblake.capture.service import run_capture
+from ddblake.lake.rawlog import list_raw_files
+from ddblake.lake.storage import Storage
+
+pytestmark = pytest.mark.functional
+
+
+def _updated_us(storage: Storage, table: str) -> int:
+    checkpoint = load_checkpoint(storage, table)
+    return 0 if checkpoint is None else checkpoint.updated_us
+
+
+def _wait_for(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)  # polling a condition, bounded by the deadline
+
+
+def test_an_idle_capture_rewrites_its_checkpoint_and_nothing_else(
+    clients: DynamoClients, make_table: Callable[..., str], table_name: str, tmp_path: Path
+) -> None:
+    table = make_table(table_name)
+    put_many(clients, table, 3)
+    lake = str(tmp_path / "lake")
+    storage = Storage.from_uri(lake)
+    config = CaptureConfig(
+        table=table, lake=lake, buffer_seconds=0.2, poll_seconds=0.1, heartbeat_seconds=0.5
+    )
+    stop = threading.Event()
+    failures: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            run_capture(config, clients=clients, storage=storage, stop=stop)
+        except BaseException as e:  # noqa: BLE001 - reported by the test below
+            failures.append(e)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    try:
+        _wait_for(lambda: len(read_events(lake, table)) == 3, "the three changes")
+        _wait_for(lambda: _updated_us(storage, table) > 0, "the first checkpoint")
+        first = load_checkpoint(storage, table)
+        assert first is not None
+        files = list_raw_files(storage, table)
+        _wait_for(lambda: _updated_us(storage, table) > first.updated_us, "a heartbeat")
+        second = _updated_us(storage, table)
+        _wait_for(lambda: _updated_us(storage, table) > second, "another heartbeat")
+    finally:
+        stop.set()
+        worker.join(timeout=60)
+    assert not failures and not worker.is_alive()
+    assert list_raw_files(storage, table) == files, "no raw file for an idle stream"
+    last = load_checkpoint(storage, table)
+    assert last is not None and last.shards == first.shards, "the same positions, a newer time"
