@@ -42,7 +42,7 @@ from ddblake.capture.config import CaptureConfig
 from ddblake.capture.consumer import ENABLE_STREAM, check_stream
 from ddblake.capture.service import CaptureThread, build_capture_clients, run_capture
 from ddblake.capture.streams import StreamsAdapter
-from ddblake.errors import TerminalError
+from ddblake.errors import StoppedError, TerminalError
 from ddblake.lake.apply import Applier, ApplyConfig, ApplyResult
 from ddblake.lake.service import apply_progress, run_apply
 from ddblake.lake.storage import Storage
@@ -257,11 +257,11 @@ def run_sync(
         stats = run_capture(
             replace(config.capture, once=True), clients=clients, storage=storage, identity=identity
         )
-        if (
-            stats.stopped_by is not None
-        ):  # told to stop: what capture read is saved, apply waits for the next run
-            log.info("sync %s: stopped by %s before applying", table, stats.stopped_by)
-            return ApplyResult()
+        if stats.stopped_by is not None:  # what capture read is saved; apply waits for the next run
+            raise StoppedError(
+                f"sync {table}: stopped by {stats.stopped_by} before applying (what capture read is "
+                "saved); run the same command again to apply it"
+            )
         return run_apply(config.apply, progress=apply_progress(config.apply.table))
 
     capture = capture or CaptureThread(config.capture, clients, storage, identity)

@@ -15,7 +15,7 @@ import pytest
 
 from ddblake import rebootstrap, sync
 from ddblake.capture.consumer import CaptureStats
-from ddblake.errors import TransientError
+from ddblake.errors import StoppedError, TransientError
 from ddblake.lake.catalog import LakeConfig
 from ddblake.lake.storage import Storage
 
@@ -57,5 +57,30 @@ def test_sync_once_stopped_during_capture_does_not_apply(
     lake = LakeConfig.build(lake=str(tmp_path / "lake"))
     capture = CaptureConfig.build(table=TABLE, lake=lake.lake, endpoint_url="http://127.0.0.1:9", once=True)
     config = sync.SyncConfig(capture=capture, apply=ApplyConfig.build(table=TABLE, lake=lake, once=True))
-    result = sync.run_sync(config, clients=object())  # type: ignore[arg-type]
-    assert applied == [] and result.files == 0
+    with pytest.raises(
+        StoppedError, match=rf"sync {TABLE}: stopped by SIGTERM before applying .* run the same"
+    ):
+        sync.run_sync(config, clients=object())  # type: ignore[arg-type]
+    assert applied == []
+
+
+@pytest.mark.parametrize("once", [True, False])
+def test_capture_once_stopped_before_catching_up_is_not_a_success(
+    once: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A --once job killed on its deadline must not look done; a continuous capture's stop is its end."""
+    from ddblake.capture import service
+    from ddblake.cli.main import main
+
+    monkeypatch.setattr(service, "run_capture", _stopped)
+    argv = ["capture", "--table", TABLE, "--lake", str(tmp_path), "--endpoint-url", "http://127.0.0.1:9"]
+    code = main(argv + (["--once"] if once else []))
+    err = capsys.readouterr().err.strip()
+    if once:
+        assert code == 1
+        assert err == (
+            f"ddblake: stopped: capture {TABLE}: stopped by SIGTERM before catching up (what it read is "
+            "written and checkpointed); run the same command again to go on"
+        )
+    else:
+        assert (code, err) == (0, "")

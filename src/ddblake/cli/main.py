@@ -60,7 +60,12 @@ def _cmd_capture(args: argparse.Namespace) -> int:
         assume_role=args.assume_role,
         external_id=args.external_id,
     )
-    run_capture(config)
+    stats = run_capture(config)
+    if config.once and stats.stopped_by is not None:  # a job that did not catch up: not a success
+        raise StoppedError(
+            f"capture {config.table}: stopped by {stats.stopped_by} before catching up (what it read is "
+            "written and checkpointed); run the same command again to go on"
+        )
     return 0
 
 
