@@ -44,7 +44,7 @@ from ddblake.capture.service import CaptureThread, build_capture_clients, run_ca
 from ddblake.capture.streams import StreamsAdapter
 from ddblake.errors import StoppedError, TerminalError
 from ddblake.lake.apply import Applier, ApplyConfig, ApplyResult
-from ddblake.lake.service import apply_progress, run_apply
+from ddblake.lake.service import apply_progress, run_apply, warn_quarantined
 from ddblake.lake.storage import Storage
 from ddblake.load import LoadConfig, has_finished_load, list_loads, now_us, run_load_beside
 from ddblake.load.handoff import (
@@ -286,5 +286,7 @@ def run_sync(
         capture.finish()
     # One last pass: capture flushed its buffer on the way out; apply what it wrote (one batch
     # only when a backlog remains: the rest waits in the raw log for the next run).
-    total.add(applier.run_once(stop=stop))
+    last = applier.run_once(stop=stop)
+    warn_quarantined(applier, last)
+    total.add(last)
     return total

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -277,3 +278,21 @@ def test_the_move_on_an_s3_lake(moto_s3: Any) -> None:
     assert storage.read(redriven_path(TABLE, source)) == body
     assert capture_error_files(storage, TABLE) == 0
     assert len(storage.list_files(f"raw/{TABLE}")) == 1
+
+
+def test_records_refused_again_are_a_warning_heard_at_warning_level(
+    lake: Lake,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """cron at DDBLAKE_LOG_LEVEL=WARNING stays quiet when all went back, not when some did not."""
+    put_error_object(
+        lake, "mixed", [error_record(valid_changes()[1]), error_record(b'{"eventName":"UPDATE"}')]
+    )
+    monkeypatch.setenv("DDBLAKE_LOG_LEVEL", "WARNING")
+    with caplog.at_level(logging.WARNING, logger="ddblake"):
+        assert main(["redrive", "--table", TABLE, "--lake", str(lake.root)]) == 0
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("1 refused again, left under errors/" in m for m in warned), warned
+    assert capsys.readouterr().err == ""  # in the log (stderr from the CLI), not a second line

@@ -18,6 +18,7 @@ from lake_helpers import lake as lake  # noqa: F401  (fixture)
 from ddblake.cli.main import main
 from ddblake.errors import UsageError
 from ddblake.lake.query import format_rows, parse_time, run_sql
+from ddblake.lake.rawlog import RawLogWriter
 from ddblake.lake.report import lake_status, status_json, status_text
 
 __all__ = ["new_lake"]  # the fixture
@@ -217,6 +218,17 @@ def test_status_lag_is_zero_when_caught_up_and_the_oldest_file_age_before_any_ap
     (status,) = lake_status(lake.catalog(), "ddb", lake.storage)  # a backlog: its oldest file's age
     assert status.pending_files == 2 and status.lag_seconds is not None
     assert 590 < status.lag_seconds < 700
+    # A file that lands now in yesterday's hour folder (a redrive) comes first in the listing, but
+    # the backlog is still ten minutes old.
+    writer = RawLogWriter(
+        lake.storage, TABLE, buffer_bytes=1 << 30, buffer_seconds=3600, clock=lambda: time.time() - 86_400
+    )
+    writer.add(insert("e", 5, {"v": {"S": "1"}}).to_line())
+    late = writer.flush()
+    assert late is not None
+    (status,) = lake_status(lake.catalog(), "ddb", lake.storage)
+    assert status.pending_files == 3 and status.lag_seconds is not None
+    assert 590 < status.lag_seconds < 700, "the late file is first in path order, not the oldest"
 
 
 def dt_seconds(iso: str | None) -> float:
@@ -319,6 +331,19 @@ def test_status_shows_capture_positions_and_the_newest_load_without_failing_on_a
     assert running.last_load.startswith("scan L1 unfinished: 0 of 4 segment(s) done, 0 item(s) so far")
     assert main(["status", "--lake", str(lake.root)]) == 0
     assert "load_finished        False" in capsys.readouterr().out
+
+    # what a re-bootstrap stopped before its own load leaves: the unfinished Scan, set aside
+    lake.storage.delete(state_path(TABLE, "scan"))
+    write_state(
+        lake.storage,
+        LoadState(TABLE, "scan-L1", "scan", "L1", 1_764_979_200_000_000, 1_764_979_200_000_000, 4),
+    )
+    (aside,) = lake_status(lake.catalog(), "ddb", lake.storage)
+    assert aside.load_finished is False and aside.last_load is not None
+    assert aside.last_load.startswith("scan L1 set aside unfinished by a re-bootstrap")
+    assert aside.last_load.endswith(
+        f"'ddblake sync --table {TABLE} --lake {lake.storage.uri()} --rebootstrap' to finish the re-bootstrap"
+    )
 
     lake.storage.write_atomic(checkpoint_path(TABLE), b"{damaged")
     lake.storage.write_atomic(state_path(TABLE, "scan"), b"{damaged")

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from typing import Any
 
 from ddblake.cli.args import say
+
+log = logging.getLogger(__name__)
 
 
 def register(subparsers: Any) -> argparse.ArgumentParser:
@@ -33,5 +36,8 @@ def run(args: argparse.Namespace) -> int:
     table = settings.required_table(args.table)
     lake = settings.required("lake", "--lake", args.lake)
     stats = redrive(Storage.from_uri(lake), table)
-    say(stats.summary(table))
+    if stats.refused or stats.unreadable:  # what still wants a person: a warning, heard at WARNING
+        log.warning("%s", stats.summary(table))
+    else:
+        say(stats.summary(table))
     return 0

@@ -115,16 +115,19 @@ def lag(storage: Storage, pending: list[str], now: float) -> float | None:
     ``LagSeconds`` (:func:`ddblake.aws.apply_handler.alarm_lag`), so that both tell one story.
 
     0 when no raw file waits: a table nobody writes to is not late, however old its newest event.
-    With files waiting, the age of the oldest waiting file, by its write time on storage: every
-    file landed before it is applied, so the tables hold all that landed until then. It grows while
-    a backlog (or a stopped apply) lasts, and the first change after a quiet week is seconds late,
-    not a week (the newest applied event's age said a week). None only when that file is gone.
+    With files waiting, the age of the one that landed first, by its write time on storage: what
+    has waited longest. It grows while a backlog (or a stopped apply) lasts, and the first change
+    after a quiet week is seconds late, not a week (the newest applied event's age said a week).
+    Every waiting file's folder is listed (a late file, a redrive's, sits in an older hour folder
+    than files that landed before it), usually one or two. None only when they are all gone.
     """
     if not pending:
         return 0.0
-    oldest = pending[0]  # the listing is in write order (hour folder, then name)
-    times = dict(storage.list_with_times(oldest.rsplit("/", 1)[0]))  # one hour folder, not the log
-    return round(max(0.0, now - times[oldest]), 3) if oldest in times else None
+    times: dict[str, float] = {}
+    for folder in sorted({p.rsplit("/", 1)[0] for p in pending}):
+        times.update(storage.list_with_times(folder))
+    landed = [times[p] for p in pending if p in times]
+    return round(max(0.0, now - min(landed)), 3) if landed else None
 
 
 def capture_error_files(storage: Storage, table: str) -> int:
@@ -159,6 +162,13 @@ def load_summary(storage: Storage, table: str) -> tuple[str | None, bool | None]
     parts = "segment(s)" if s.kind == "scan" else "file(s)"
     if s.finished_us is not None:
         return f"{s.kind} {s.load_id} finished {_us_iso(s.finished_us)}: {s.items:,} item(s)", True
+    if s.kind == "scan" and s.name != "scan":  # only a re-bootstrap renames an unfinished Scan
+        return (
+            f"scan {s.load_id} set aside unfinished by a re-bootstrap ({s.items:,} item(s) read); run "
+            f"'ddblake sync --table {table} --lake {storage.uri()} --rebootstrap' to finish the "
+            "re-bootstrap",
+            False,
+        )
     return (
         f"{s.kind} {s.load_id} unfinished: {s.done_count} of {s.total_parts} {parts} done, {s.items:,} "
         f"item(s) so far, last progress {_us_iso(s.updated_us or s.started_us)}; run the same load (or "

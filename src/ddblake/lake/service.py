@@ -71,6 +71,18 @@ def _run_once_racing(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+def warn_quarantined(applier: Applier, result: ApplyResult) -> None:
+    """Records apply set aside want a person: said at WARNING, as capture says its own."""
+    if result.quarantined:
+        where = f"{table_prefix(applier.config.table, ERRORS_ROOT)}/{APPLY_QUARANTINE}/"
+        log.warning(
+            "table %s: %d record(s) quarantined under %s, with reasons",
+            applier.config.table,
+            result.quarantined,
+            applier.storage.uri(where),
+        )
+
+
 def run_apply(
     config: ApplyConfig,
     *,
@@ -135,14 +147,7 @@ def run_apply(
                 continue
             failures = 0
             total.add(result)
-            if result.quarantined:  # a person should look: at WARNING, as capture says its own
-                where = f"{table_prefix(config.table, ERRORS_ROOT)}/{APPLY_QUARANTINE}/"
-                log.warning(
-                    "table %s: %d record(s) quarantined under %s, with reasons",
-                    config.table,
-                    result.quarantined,
-                    applier.storage.uri(where),
-                )
+            warn_quarantined(applier, result)
             if stop.is_set():
                 return total
             if result.files and not config.once:
