@@ -9,12 +9,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from capture_helpers import put_many, read_events
+from capture_helpers import put_many, read_events, stream_event_ids
 
 from ddblake.aws.clients import DynamoClients
 from ddblake.capture.checkpoint import load_checkpoint
 from ddblake.capture.config import CaptureConfig
 from ddblake.capture.service import run_capture
+from ddblake.errors import TerminalError
 from ddblake.lake.rawlog import list_raw_files
 from ddblake.lake.storage import Storage
 
@@ -70,3 +71,44 @@ def test_an_idle_capture_rewrites_its_checkpoint_and_nothing_else(
     assert list_raw_files(storage, table) == files, "no raw file for an idle stream"
     last = load_checkpoint(storage, table)
     assert last is not None and last.shards == first.shards, "the same positions, a newer time"
+
+
+def test_a_second_capture_of_the_table_stops_the_first_with_a_reason(
+    clients: DynamoClients, make_table: Callable[..., str], table_name: str, tmp_path: Path
+) -> None:
+    """Overlapping runs (a cron `sync --once` still going, a second `sync`) must not both go on."""
+    table = make_table(table_name)
+    put_many(clients, table, 2)
+    lake = str(tmp_path / "lake")
+    storage = Storage.from_uri(lake)
+    config = CaptureConfig(
+        table=table, lake=lake, buffer_seconds=0.2, poll_seconds=0.1, heartbeat_seconds=0.3
+    )
+    stop = threading.Event()
+    failures: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            run_capture(config, clients=clients, storage=storage, stop=stop)
+        except BaseException as e:  # noqa: BLE001 - reported by the test below
+            failures.append(e)
+
+    first = threading.Thread(target=run, daemon=True)
+    first.start()
+    try:
+        _wait_for(lambda: _updated_us(storage, table) > 0, "the first capture's checkpoint")
+        put_many(clients, table, 2, prefix="later")
+        second = run_capture(
+            CaptureConfig(table=table, lake=lake, once=True), clients=clients, storage=storage
+        )
+        assert second.checkpoints >= 1
+        first.join(timeout=60)  # its next checkpoint (a file or a heartbeat) finds the other's
+    finally:
+        stop.set()
+        first.join(timeout=60)
+    assert not first.is_alive()
+    assert len(failures) == 1 and isinstance(failures[0], TerminalError), failures
+    assert f"capture {table}: its checkpoint" in str(failures[0])
+    assert "run one capture or sync per table and lake" in str(failures[0])
+    # nothing lost: every change is in the raw log, each at least once (apply keeps one)
+    assert {e.event_id for e in read_events(lake, table)} == set(stream_event_ids(clients, table))

@@ -150,3 +150,27 @@ def save_checkpoint(storage: Storage, checkpoint: Checkpoint) -> None:
         TransientError: the lake could not be written.
     """
     storage.write_atomic(checkpoint_path(checkpoint.table), checkpoint.to_json())
+
+
+def check_own_checkpoint(storage: Storage, table: str, previous_us: int | None) -> None:
+    """Before a capture saves its checkpoint: the stored one must still be the one it read or last
+    wrote (``previous_us``: its ``updated_us``; None when there was none).
+
+    Two captures of one table on one lake (overlapping cron runs, a second ``sync``, a re-bootstrap
+    beside a running capture) would each write every change, and overwrite each other's positions:
+    the one that finds the checkpoint changed under it stops, and says why.
+
+    Raises:
+        TerminalError: the checkpoint changed (names it, the table and what to do).
+        TransientError: the lake could not be read or written.
+    """
+    found = load_checkpoint(storage, table)
+    found_us = None if found is None else found.updated_us
+    if found_us != previous_us:
+        where = storage.uri(checkpoint_path(table))
+        raise TerminalError(
+            f"capture {table}: its checkpoint {where} changed under this capture (another capture or "
+            f"sync of table {table!r} on this lake wrote it, or a re-bootstrap moved it); this one "
+            "stopped (what it wrote is kept, and apply drops repeated changes): run one capture or sync "
+            "per table and lake"
+        )

@@ -32,6 +32,7 @@ from typing import Any
 from ddblake.capture.checkpoint import (
     Checkpoint,
     ShardPosition,
+    check_own_checkpoint,
     checkpoint_path,
     load_checkpoint,
     save_checkpoint,
@@ -148,6 +149,7 @@ class StreamCapture:
         self.dirty = False
         self.need_refresh = True
         self._saved_at = time.monotonic()  # the last checkpoint write (see heartbeat_seconds)
+        self._saved_us: int | None = None  # the stored checkpoint's updated_us, as this capture left it
         self._warned: set[str] = set()
 
     # --- public ---------------------------------------------------------------------------------------
@@ -162,6 +164,7 @@ class StreamCapture:
             TransientError: (with ``once``) AWS or the lake kept failing after retries.
         """
         loaded = load_checkpoint(self.storage, self.table)
+        self._saved_us = None if loaded is None else loaded.updated_us  # what must still be stored
         if loaded is not None:
             self.state = loaded
         else:
@@ -502,7 +505,9 @@ class StreamCapture:
             self.dirty = True
         if self.dirty:
             self.state.updated_us = _now_us()
+            check_own_checkpoint(self.storage, self.table, self._saved_us)
             save_checkpoint(self.storage, self.state)
+            self._saved_us = self.state.updated_us
             self.stats.checkpoints += 1
             self.dirty = False
             self._saved_at = time.monotonic()
