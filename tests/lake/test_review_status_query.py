@@ -351,3 +351,37 @@ def test_status_shows_capture_positions_and_the_newest_load_without_failing_on_a
     assert damaged.rows == 1, "the rest of the status is still there"
     assert damaged.capture_checkpoint is not None and damaged.capture_checkpoint.startswith("unreadable: ")
     assert damaged.last_load is not None and damaged.last_load.startswith("unreadable: ")
+
+
+def test_lag_of_a_long_backlog_lists_a_few_hour_folders_not_all(lake: Lake) -> None:
+    """A stuck apply with two days of files waiting: the earliest one is found in the first folders."""
+    from ddblake.lake.report import lag
+
+    start = (time.time() // 3600 - 48) * 3600
+    pending = []
+    for hour in range(48):
+        writer = RawLogWriter(
+            lake.storage,
+            TABLE,
+            buffer_bytes=1 << 30,
+            buffer_seconds=3600,
+            clock=lambda h=hour: start + h * 3600,
+        )
+        writer.add(insert(f"k{hour}", hour, {"v": {"S": "1"}}).to_line())
+        written = writer.flush()
+        assert written is not None
+        landed = start + hour * 3600 + 600  # each landed ten minutes into its hour
+        os.utime(lake.root / written.path, (landed, landed))
+        pending.append(written.path)
+
+    listed: list[str] = []
+
+    class Counting(type(lake.storage)):  # type: ignore[misc]
+        def list_with_times(self, prefix: str) -> list[tuple[str, float]]:
+            listed.append(prefix)
+            return super().list_with_times(prefix)
+
+    counting = Counting.from_uri(str(lake.root))
+    now = time.time()
+    assert lag(counting, pending, now) == round(now - (start + 600), 3)
+    assert 1 <= len(listed) <= 3, listed

@@ -118,16 +118,36 @@ def lag(storage: Storage, pending: list[str], now: float) -> float | None:
     With files waiting, the age of the one that landed first, by its write time on storage: what
     has waited longest. It grows while a backlog (or a stopped apply) lasts, and the first change
     after a quiet week is seconds late, not a week (the newest applied event's age said a week).
-    Every waiting file's folder is listed (a late file, a redrive's, sits in an older hour folder
-    than files that landed before it), usually one or two. None only when they are all gone.
+    The hour folders holding waiting files are listed in order (a late file, a redrive's, sits in
+    an older folder than files that landed before it), until one starts after the earliest write
+    time found, less an hour of clock skew: writers land files in the hour folder of their write
+    time, so no later folder holds an earlier one (a stuck week costs a few listings, not 168).
+    None only when the waiting files are all gone.
     """
     if not pending:
         return 0.0
-    times: dict[str, float] = {}
-    for folder in sorted({p.rsplit("/", 1)[0] for p in pending}):
-        times.update(storage.list_with_times(folder))
-    landed = [times[p] for p in pending if p in times]
-    return round(max(0.0, now - min(landed)), 3) if landed else None
+    by_folder: dict[str, list[str]] = {}
+    for path in pending:
+        by_folder.setdefault(path.rsplit("/", 1)[0], []).append(path)
+    earliest: float | None = None
+    for folder in sorted(by_folder):
+        start = _hour_start(folder)
+        if earliest is not None and start is not None and start - 3600 > earliest:
+            break
+        times = dict(storage.list_with_times(folder))
+        landed = [times[p] for p in by_folder[folder] if p in times]
+        if landed:
+            earliest = min(landed) if earliest is None else min(earliest, *landed)
+    return None if earliest is None else round(max(0.0, now - earliest), 3)
+
+
+def _hour_start(folder: str) -> float | None:
+    """Epoch seconds of a raw hour folder ``raw/<table>/YYYY/MM/DD/HH``; None for another layout."""
+    try:
+        when = dt.datetime.strptime("/".join(folder.split("/")[-4:]), "%Y/%m/%d/%H")
+    except ValueError:
+        return None
+    return when.replace(tzinfo=dt.UTC).timestamp()
 
 
 def capture_error_files(storage: Storage, table: str) -> int:
