@@ -91,8 +91,8 @@ class TableStatus:
     # left unfinished (a kill, Ctrl-C) shows here until it is rerun.
     last_load: str | None = None
     load_finished: bool | None = None
-    # When capture last recorded its stream positions (it writes them with each raw file, and when
-    # a shard closes): the stream is read up to there.
+    # When capture last recorded its stream positions: with each raw file, when a shard closes, and
+    # every 5 minutes while a continuous capture reads an idle stream (a heartbeat).
     capture_checkpoint: str | None = None
     # Why the table shows no lake tables though the identifiers exist: they hold another DynamoDB
     # table whose name gives the same identifier (ab-c and ab.c), or another lake's table.
