@@ -49,6 +49,11 @@ class NotFoundError(TerminalError):
     """A table, stream, file or process that should exist does not."""
 
 
+class UnknownTableError(NotFoundError):
+    """``apply --once`` of a table the lake knows nothing of (no raw file, state or lake table):
+    a mistyped name, most likely; a scheduled job must fail, not report nothing applied."""
+
+
 class StreamGapError(TerminalError):
     """The stream trimmed records that were never read: the lake would miss changes."""
 

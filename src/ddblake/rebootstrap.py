@@ -31,6 +31,7 @@ with new positions and a new load.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -45,7 +46,7 @@ from ddblake.capture.config import CaptureConfig
 from ddblake.capture.service import CaptureThread, run_capture
 from ddblake.changes.model import ChangeEvent
 from ddblake.changes.resolve import key_string
-from ddblake.errors import StoppedError, StreamGapError, TerminalError
+from ddblake.errors import StoppedError, StreamGapError, TerminalError, UnknownTableError
 from ddblake.lake.apply import ApplyConfig
 from ddblake.lake.catalog import LakeConfig, open_catalog
 from ddblake.lake.options import NEWEST_EVENT_PROPERTY
@@ -259,7 +260,8 @@ def _fresh_positions(
         )
     from ddblake.load.rows import version_time_from_us
 
-    run_apply(apply)  # what was captured before the gap, so that its newest change is known
+    with contextlib.suppress(UnknownTableError):  # nothing was captured before the gap
+        run_apply(apply)  # what was captured before the gap, so that its newest change is known
     t0 = wait_until_loads_rank_above(_newest_event_us(lake_config, storage, table), version_time_from_us)
     # t0 comes before the positions: every later change is in the stream after them
     capture = dataclasses.replace(

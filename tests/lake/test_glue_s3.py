@@ -105,8 +105,14 @@ def test_scheduled_apply_lambda_applies_and_emits_metrics(
     assert emf[-1]["QuarantinedRecords"] in (1, [1], [1.0])
     assert emf[-1]["LagSeconds"] in (0, [0], [0.0])  # nothing left to apply: not late, however old
 
-    # A backlog left for the next run: the newest applied event's age; before any apply, none.
+    # A backlog left for the next run: the oldest pending file's age; none when it is gone.
     assert (alarm_lag(7200.5, 3), alarm_lag(None, 3), alarm_lag(7200.5, 0)) == (7200.5, None, 0.0)
+
+    # A table deployed and not delivered to yet (a quiet table): the scheduled run is no failure.
+    quiet = handler({"table": "quiet-table"}, LambdaContext())
+    assert (quiet["files"], quiet["events"], quiet["pending_files"]) == (0, 0, 0)
+    emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    assert emf and emf[-1]["Table"] == "quiet-table" and emf[-1]["LagSeconds"] in (0, [0], [0.0])
 
 
 def test_a_catalog_table_of_another_lake_is_refused(moto_s3, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]

@@ -25,19 +25,31 @@ def test_status_lists_a_table_whose_raw_files_wait_for_apply(lake: Lake) -> None
 
 
 def test_apply_of_a_table_never_captured_creates_no_tables(
-    lake: Lake, caplog: pytest.LogCaptureFixture
+    lake: Lake, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """--once (a scheduled job, a mistyped name) fails; continuous apply warns once and waits."""
+    import threading
+
+    from ddblake.cli.main import main
+    from ddblake.errors import UnknownTableError
     from ddblake.lake.apply import Applier, ApplyConfig
 
     config = ApplyConfig.build(table="never-captured", lake=lake.config, once=True)
-    with caplog.at_level(logging.WARNING, logger="ddblake"):
-        result = Applier(config, storage=lake.storage).run_once()
+    with pytest.raises(UnknownTableError, match="table never-captured: no raw files under .* table name"):
         Applier(config, storage=lake.storage).run_once()
-    assert result.files == 0
+    assert main(["apply", "--table", "never-captured", "--lake", str(lake.root), "--once"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("ddblake: error: table never-captured: no raw files under ") and "\n" not in err
+
+    continuous = ApplyConfig.build(table="never-captured", lake=lake.config, once=False)
+    applier = Applier(continuous, storage=lake.storage)
+    with caplog.at_level(logging.WARNING, logger="ddblake"):
+        assert applier.run_once(stop=threading.Event()).files == 0
+        assert applier.run_once(stop=threading.Event()).files == 0
+    warned = [r.getMessage() for r in caplog.records if "never-captured" in r.getMessage()]
+    assert len(warned) == 1 and "no raw files under" in warned[0] and "table name" in warned[0]
     assert lake.catalog().list_tables("ddb") == []
     assert lake_status(lake.catalog(), "ddb", lake.storage) == []
-    warned = [r.getMessage() for r in caplog.records if "never-captured" in r.getMessage()]
-    assert len(warned) == 2 and "no raw files under" in warned[0] and "table name" in warned[0]
 
 
 def test_csv_and_table_cells_spell_booleans_as_sql_does() -> None:

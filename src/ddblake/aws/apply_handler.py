@@ -25,8 +25,8 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from ddblake.errors import ConfigError, DdblakeError, TerminalError
-from ddblake.lake.apply import Applier, ApplyConfig
+from ddblake.errors import ConfigError, DdblakeError, TerminalError, UnknownTableError
+from ddblake.lake.apply import Applier, ApplyConfig, ApplyResult
 from ddblake.lake.catalog import LakeConfig
 from ddblake.lake.report import table_status
 from ddblake.lake.service import run_apply
@@ -78,7 +78,11 @@ def _apply(table: str, context: LambdaContext) -> dict[str, Any]:
     deadline = time.monotonic() + context.get_remaining_time_in_millis() / 1000 - RESERVE_SECONDS
     config = ApplyConfig.build(table=table, lake=lake, once=True)
     applier = Applier(config)
-    result = run_apply(config, applier=applier, deadline=deadline)
+    try:
+        result = run_apply(config, applier=applier, deadline=deadline)
+    except UnknownTableError:  # deployed, and no delivery yet (a quiet table): nothing late either
+        logger.info("nothing landed yet", extra={"table": table})
+        result = ApplyResult()
     # The catalog, storage and raw-file listing apply just used: no second S3 listing per run.
     status = table_status(
         applier.catalog, lake.namespace, applier.storage, table, listing=applier.last_listing, stages=False

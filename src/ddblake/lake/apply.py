@@ -27,7 +27,7 @@ from pyiceberg.exceptions import NoSuchTableError
 from pyiceberg.table import Table
 
 from ddblake.changes.resolve import Keyed, bucket_of, decide, version_of, winners
-from ddblake.errors import BadRecordError, TerminalError
+from ddblake.errors import BadRecordError, TerminalError, UnknownTableError
 from ddblake.lake import current, datafiles, history, seen
 from ddblake.lake.applied import PROPERTY, AppliedLog, checked_log, save_log
 from ddblake.lake.batch import (
@@ -232,14 +232,16 @@ class Applier:
         listing = self.last_listing = self._list_raw()
         if not listing and not self.catalog.table_exists(self.history_id) and not self._known():
             # Never captured nor loaded (a mistyped name, most likely): create no empty tables.
-            if not self._said_empty:
+            raw = self.storage.uri(f"raw/{self.config.table}/")
+            said = (
+                f"table {self.config.table}: no raw files under {raw} and no capture or load state: "
+                "nothing to apply (is the table name right? capture, load and sync write them)"
+            )
+            if self.config.once:
+                raise UnknownTableError(said)
+            if not self._said_empty:  # continuous: it may come (a capture about to start); said once
                 self._said_empty = True
-                log.warning(
-                    "table %s: no raw files under %s and no capture or load state: nothing to apply "
-                    "(is the table name right? capture, load and sync write them)",
-                    self.config.table,
-                    self.storage.uri(f"raw/{self.config.table}/"),
-                )
+                log.warning("%s", said)
             return result, False
         hist = self._history()
         cur = self._current()
