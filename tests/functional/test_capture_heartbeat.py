@@ -34,6 +34,23 @@ def _wait_for(condition: Callable[[], bool], what: str, timeout: float = 60.0) -
         time.sleep(0.05)  # polling a condition, bounded by the deadline
 
 
+def _capture_thread(
+    config: CaptureConfig, clients: DynamoClients, storage: Storage, stop: threading.Event
+) -> tuple[threading.Thread, list[BaseException]]:
+    """Continuous capture in a started thread, and the list its failure lands in."""
+    failures: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            run_capture(config, clients=clients, storage=storage, stop=stop)
+        except BaseException as e:  # noqa: BLE001 - reported by the test
+            failures.append(e)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    return worker, failures
+
+
 def test_an_idle_capture_rewrites_its_checkpoint_and_nothing_else(
     clients: DynamoClients, make_table: Callable[..., str], table_name: str, tmp_path: Path
 ) -> None:
@@ -45,16 +62,7 @@ def test_an_idle_capture_rewrites_its_checkpoint_and_nothing_else(
         table=table, lake=lake, buffer_seconds=0.2, poll_seconds=0.1, heartbeat_seconds=0.5
     )
     stop = threading.Event()
-    failures: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            run_capture(config, clients=clients, storage=storage, stop=stop)
-        except BaseException as e:  # noqa: BLE001 - reported by the test below
-            failures.append(e)
-
-    worker = threading.Thread(target=run, daemon=True)
-    worker.start()
+    worker, failures = _capture_thread(config, clients, storage, stop)
     try:
         _wait_for(lambda: len(read_events(lake, table)) == 3, "the three changes")
         _wait_for(lambda: _updated_us(storage, table) > 0, "the first checkpoint")
@@ -85,16 +93,7 @@ def test_a_second_capture_of_the_table_stops_the_first_with_a_reason(
         table=table, lake=lake, buffer_seconds=0.2, poll_seconds=0.1, heartbeat_seconds=0.3
     )
     stop = threading.Event()
-    failures: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            run_capture(config, clients=clients, storage=storage, stop=stop)
-        except BaseException as e:  # noqa: BLE001 - reported by the test below
-            failures.append(e)
-
-    first = threading.Thread(target=run, daemon=True)
-    first.start()
+    first, failures = _capture_thread(config, clients, storage, stop)
     try:
         _wait_for(lambda: _updated_us(storage, table) > 0, "the first capture's checkpoint")
         put_many(clients, table, 2, prefix="later")

@@ -177,6 +177,17 @@ def _load_process(table: str, lake: str, endpoint: str, *extra: str) -> subproce
     )
 
 
+def _wait_for_done_segments(storage: Storage, table: str, proc: subprocess.Popen[str], count: int) -> None:
+    """Until the load's state records ``count`` finished segments (or the load ended by itself)."""
+    deadline = time.monotonic() + 60
+    while True:
+        state = read_state(storage, table, SCAN_STATE)
+        if state is not None and len(state.done_parts) >= count or proc.poll() is not None:
+            return
+        assert time.monotonic() < deadline, "timed out waiting for finished segments"
+        time.sleep(0.02)  # polling a condition, bounded by the deadline
+
+
 def test_a_killed_load_resumes_without_rereading_finished_segments(
     clients: DynamoClients, table_name: str, tmp_path: Path, dynamodb_local_endpoint: str
 ) -> None:
@@ -186,14 +197,8 @@ def test_a_killed_load_resumes_without_rereading_finished_segments(
     storage = Storage.from_uri(lake)
     # 20 RCU/s: the load takes seconds, so it can be killed with some segments done and some not
     proc = _load_process(table, lake, dynamodb_local_endpoint, "--segments", "12", "--workers", "2")
-    deadline = time.monotonic() + 60
     try:
-        while True:
-            state = read_state(storage, table, SCAN_STATE)
-            if state is not None and len(state.done_parts) >= 3 or proc.poll() is not None:
-                break
-            assert time.monotonic() < deadline, "timed out waiting for finished segments"
-            time.sleep(0.02)  # polling a condition, bounded by the deadline
+        _wait_for_done_segments(storage, table, proc, 3)
     finally:
         proc.send_signal(signal.SIGKILL)
         _, stderr = proc.communicate(timeout=30)
@@ -233,14 +238,8 @@ def test_ctrl_c_stops_a_load_with_a_stopped_line_not_an_error(
     lake = str(tmp_path / "lake")
     storage = Storage.from_uri(lake)
     proc = _load_process(table, lake, dynamodb_local_endpoint, "--segments", "12", "--workers", "2")
-    deadline = time.monotonic() + 60
     try:
-        while True:
-            state = read_state(storage, table, SCAN_STATE)
-            if state is not None and len(state.done_parts) >= 1 or proc.poll() is not None:
-                break
-            assert time.monotonic() < deadline, "timed out waiting for a finished segment"
-            time.sleep(0.02)  # polling a condition, bounded by the deadline
+        _wait_for_done_segments(storage, table, proc, 1)
         assert proc.poll() is None, "the load ended before it could be interrupted"
         proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=60)
