@@ -72,6 +72,7 @@ def _cmd_capture(args: argparse.Namespace) -> int:
 def _cmd_apply(args: argparse.Namespace) -> int:
     from ddblake import settings
     from ddblake.lake.apply import ApplyConfig
+    from ddblake.lake.rawlog import quarantine_prefix
     from ddblake.lake.service import apply_progress, run_apply
 
     config = ApplyConfig.build(
@@ -84,7 +85,9 @@ def _cmd_apply(args: argparse.Namespace) -> int:
     )
     check_present(config.lake)  # after the options' own checks, which a typo does not hide
     result = run_apply(config, progress=apply_progress(config.table))
-    where = f" (under errors/{config.table}/apply/ in the lake, with reasons)" if result.quarantined else ""
+    where = (
+        f" (under {quarantine_prefix(config.table)}/ in the lake, with reasons)" if result.quarantined else ""
+    )
     say(f"table {config.table}: {result.summary()}{where}")
     return 0
 

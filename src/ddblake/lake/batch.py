@@ -25,7 +25,7 @@ from ddblake.changes import rawline
 from ddblake.changes.model import ChangeEvent
 from ddblake.changes.resolve import Keyed, key_string
 from ddblake.errors import BadRecordError
-from ddblake.lake.rawlog import APPLY_QUARANTINE, ERRORS_ROOT, RAW_PREFIX, read_raw_file, table_prefix
+from ddblake.lake.rawlog import RAW_PREFIX, quarantine_prefix, read_raw_file, table_prefix
 from ddblake.lake.storage import Storage
 
 log = logging.getLogger(__name__)
@@ -222,5 +222,5 @@ def quarantine(storage: Storage, table: str, bad: list[dict[str, Any]]) -> None:
     for path, records in by_file.items():
         tail = path.split(f"{table_prefix(table, RAW_PREFIX)}/", 1)[-1]
         body = "".join(json.dumps({"table": table, **r}, ensure_ascii=False) + "\n" for r in records)
-        where = f"{table_prefix(table, ERRORS_ROOT)}/{APPLY_QUARANTINE}/{tail}.jsonl.gz"
+        where = f"{quarantine_prefix(table)}/{tail}.jsonl.gz"
         storage.write_atomic(where, gzip.compress(body.encode(), mtime=0))

@@ -51,6 +51,11 @@ def table_prefix(table: str, root: str = RAW_PREFIX) -> str:
     return f"{root}/{table}"
 
 
+def quarantine_prefix(table: str) -> str:
+    """``errors/<table>/apply``: where apply sets bad raw-log lines aside (writer, log and CLI)."""
+    return f"{table_prefix(table, ERRORS_ROOT)}/{APPLY_QUARANTINE}"
+
+
 def raw_file_path(table: str, written_us: int, unique: str | None = None, root: str = RAW_PREFIX) -> str:
     """The path of a raw file written at ``written_us`` (epoch microseconds, UTC)."""
     when = dt.datetime.fromtimestamp(written_us / 1_000_000, tz=dt.UTC)

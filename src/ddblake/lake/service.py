@@ -24,7 +24,7 @@ from ddblake.lake import maintain
 from ddblake.lake.apply import Applier
 from ddblake.lake.catalog import catalog_error
 from ddblake.lake.options import ApplyConfig, ApplyResult
-from ddblake.lake.rawlog import APPLY_QUARANTINE, ERRORS_ROOT, table_prefix
+from ddblake.lake.rawlog import quarantine_prefix
 from ddblake.lake.storage import storage_error
 from ddblake.progress import Progress
 from ddblake.signals import insist
@@ -74,7 +74,7 @@ def _run_once_racing(
 def warn_quarantined(applier: Applier, result: ApplyResult) -> None:
     """Records apply set aside want a person: said at WARNING, as capture says its own."""
     if result.quarantined:
-        where = f"{table_prefix(applier.config.table, ERRORS_ROOT)}/{APPLY_QUARANTINE}/"
+        where = f"{quarantine_prefix(applier.config.table)}/"
         log.warning(
             "table %s: %d record(s) quarantined under %s, with reasons",
             applier.config.table,
