@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import gc
 import gzip
 import io
 import json
 import random
+import time
 from typing import Any
 
 import pytest
@@ -259,7 +261,11 @@ def test_status_reports_rows_files_and_lag(lake: Lake) -> None:
     assert status.table == TABLE
     assert (status.rows, status.history_rows) == (2, 2)
     assert status.applied_files == 2
-    assert status.lag_seconds == 0.0  # nothing pending: not late (the LagSeconds alarm's rule)
+    assert status.apply_lag_seconds == 0.0  # nothing pending: not late (the LagSeconds alarm's rule)
+    # lag: now minus the newest applied event's time (the tables' staleness)
+    assert status.newest_event is not None and status.lag_seconds is not None
+    newest = dt.datetime.fromisoformat(status.newest_event).timestamp()
+    assert abs(status.lag_seconds - (time.time() - newest)) < 60
     assert status.quarantined == 0
     assert status.pending_files == 0
     lake.write([event("INSERT", "c", 3, image={"v": _s("1")})])
@@ -269,7 +275,8 @@ def test_status_reports_rows_files_and_lag(lake: Lake) -> None:
     assert status.applied_files == 2
     # the oldest pending file's age: seconds, though the events are days old (a quiet table's first
     # change is not days late)
-    assert status.lag_seconds is not None and 0 <= status.lag_seconds < 60
+    assert status.apply_lag_seconds is not None and 0 <= status.apply_lag_seconds < 60
+    assert status.lag_seconds is not None and status.lag_seconds > 86_400, "the tables are still stale"
 
 
 def test_apply_settings_come_from_argument_then_environment_then_default_and_bad_ones_are_named(

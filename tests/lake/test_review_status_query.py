@@ -48,7 +48,8 @@ def test_apply_of_a_table_without_changes_creates_both_tables_and_every_reader_w
     assert capsys.readouterr().out == '{"n":0}\n'
     (status,) = lake_status(lake.catalog(), "ddb", lake.storage)
     assert (status.current_table, status.history_table) == ("ddb.orders_table", "ddb.orders_table_changes")
-    assert (status.pending_files, status.rows, status.lag_seconds) == (0, 0, 0.0)
+    assert (status.pending_files, status.rows, status.apply_lag_seconds) == (0, 0, 0.0)
+    assert status.lag_seconds is None, "no event applied: no staleness to give"
 
 
 def test_a_first_batch_after_an_empty_apply_gives_what_applying_it_directly_gives(
@@ -196,28 +197,29 @@ def test_status_counts_capture_and_firehose_error_files_apart_from_apply_quarant
     assert shown[TABLE]["capture_error_files"] == 3
 
 
-def test_status_lag_is_zero_when_caught_up_and_the_oldest_file_age_before_any_apply(lake: Lake) -> None:
+def test_status_apply_lag_is_zero_when_caught_up_and_the_oldest_file_age_before_any_apply(lake: Lake) -> None:
     first = lake.write([insert("a", 1, {"v": {"S": "1"}})])
     lake.write([insert("b", 2, {"v": {"S": "1"}})])
     an_hour_ago = time.time() - 3600
     os.utime(lake.root / first, (an_hour_ago, an_hour_ago))
     (status,) = lake_status(lake.catalog(), "ddb", lake.storage)  # loaded, never applied
-    assert status.pending_files == 2 and status.lag_seconds is not None
-    assert 3590 < status.lag_seconds < 3700
+    assert status.pending_files == 2 and status.apply_lag_seconds is not None
+    assert 3590 < status.apply_lag_seconds < 3700
     lake.apply()
     (status,) = lake_status(lake.catalog(), "ddb", lake.storage)  # caught up: not late
-    assert (status.pending_files, status.lag_seconds) == (0, 0.0)
+    assert (status.pending_files, status.apply_lag_seconds) == (0, 0.0)
     third = lake.write([insert("c", 3, {"v": {"S": "1"}})])
     (status,) = lake_status(lake.catalog(), "ddb", lake.storage)  # the first change in a long while
-    assert status.pending_files == 1 and status.lag_seconds is not None
+    assert status.pending_files == 1 and status.apply_lag_seconds is not None
     assert time.time() - dt_seconds(status.newest_event) > 86_400, "the newest applied event is old"
-    assert status.lag_seconds < 60, "but the change waiting was written seconds ago"
+    assert status.lag_seconds is not None and status.lag_seconds > 86_400, "so the tables are stale"
+    assert status.apply_lag_seconds < 60, "but the change waiting was written seconds ago"
     lake.write([insert("d", 4, {"v": {"S": "1"}})])
     ten_minutes_ago = time.time() - 600
     os.utime(lake.root / third, (ten_minutes_ago, ten_minutes_ago))
     (status,) = lake_status(lake.catalog(), "ddb", lake.storage)  # a backlog: its oldest file's age
-    assert status.pending_files == 2 and status.lag_seconds is not None
-    assert 590 < status.lag_seconds < 700
+    assert status.pending_files == 2 and status.apply_lag_seconds is not None
+    assert 590 < status.apply_lag_seconds < 700
     # A file that lands now in yesterday's hour folder (a redrive) comes first in the listing, but
     # the backlog is still ten minutes old.
     writer = RawLogWriter(
@@ -227,8 +229,8 @@ def test_status_lag_is_zero_when_caught_up_and_the_oldest_file_age_before_any_ap
     late = writer.flush()
     assert late is not None
     (status,) = lake_status(lake.catalog(), "ddb", lake.storage)
-    assert status.pending_files == 3 and status.lag_seconds is not None
-    assert 590 < status.lag_seconds < 700, "the late file is first in path order, not the oldest"
+    assert status.pending_files == 3 and status.apply_lag_seconds is not None
+    assert 590 < status.apply_lag_seconds < 700, "the late file is first in path order, not the oldest"
 
 
 def dt_seconds(iso: str | None) -> float:
@@ -355,7 +357,7 @@ def test_status_shows_capture_positions_and_the_newest_load_without_failing_on_a
 
 def test_lag_of_a_long_backlog_lists_a_few_hour_folders_not_all(lake: Lake) -> None:
     """A stuck apply with two days of files waiting: the earliest one is found in the first folders."""
-    from ddblake.lake.report import lag
+    from ddblake.lake.report import apply_lag
 
     start = (time.time() // 3600 - 48) * 3600
     pending = []
@@ -383,5 +385,5 @@ def test_lag_of_a_long_backlog_lists_a_few_hour_folders_not_all(lake: Lake) -> N
 
     counting = Counting.from_uri(str(lake.root))
     now = time.time()
-    assert lag(counting, pending, now) == round(now - (start + 600), 3)
+    assert apply_lag(counting, pending, now) == round(now - (start + 600), 3)
     assert 1 <= len(listed) <= 3, listed

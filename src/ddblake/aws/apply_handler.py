@@ -37,14 +37,15 @@ logger = Logger(service="ddblake-apply")
 metrics = Metrics(namespace="ddblake", service="ddblake-apply")
 
 
-def alarm_lag(lag_seconds: float | None, pending_files: int) -> float | None:
+def alarm_lag(apply_lag_seconds: float | None, pending_files: int) -> float | None:
     """The ``LagSeconds`` metric: how far the tables trail what has landed in the raw log.
 
     0 when no raw file is left to apply: a table nobody writes to is not late (``status`` reports
-    the same). Otherwise ``status``'s lag: the age of the oldest pending raw file, which grows while
-    a backlog lasts; None (no metric) only when status has no figure at all.
+    the same). Otherwise ``status``'s ``apply_lag_seconds``: the age of the oldest pending raw file,
+    which grows while a backlog lasts; None (no metric) only when status has no figure at all.
+    Not ``lag_seconds`` (the newest applied event's age), which grows while the source is quiet.
     """
-    return 0.0 if pending_files == 0 else lag_seconds
+    return 0.0 if pending_files == 0 else apply_lag_seconds
 
 
 @metrics.log_metrics
@@ -92,7 +93,7 @@ def _apply(table: str, context: LambdaContext) -> dict[str, Any]:
     metrics.add_metric(name="AppliedEvents", unit=MetricUnit.Count, value=result.events)
     metrics.add_metric(name="QuarantinedRecords", unit=MetricUnit.Count, value=result.quarantined)
     metrics.add_metric(name="PendingFiles", unit=MetricUnit.Count, value=status.pending_files)
-    lag = alarm_lag(status.lag_seconds, status.pending_files)
+    lag = alarm_lag(status.apply_lag_seconds, status.pending_files)
     if lag is not None:
         metrics.add_metric(name="LagSeconds", unit=MetricUnit.Seconds, value=lag)
     logger.info(
@@ -103,6 +104,7 @@ def _apply(table: str, context: LambdaContext) -> dict[str, Any]:
             "events": result.events,
             "quarantined": result.quarantined,
             "lag_seconds": status.lag_seconds,
+            "apply_lag_seconds": status.apply_lag_seconds,
             "pending_files": status.pending_files,
         },
     )
@@ -112,5 +114,6 @@ def _apply(table: str, context: LambdaContext) -> dict[str, Any]:
         "events": result.events,
         "quarantined": result.quarantined,
         "lag_seconds": status.lag_seconds,
+        "apply_lag_seconds": status.apply_lag_seconds,
         "pending_files": status.pending_files,
     }

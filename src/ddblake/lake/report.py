@@ -81,7 +81,10 @@ class TableStatus:
     applied_before_hour: str | None  # the applied-file record's folded-hours watermark
     pending_files: int  # raw files not yet applied to both tables: apply's backlog
     newest_event: str | None
-    lag_seconds: float | None  # see :func:`lag`
+    # The tables' staleness: now minus the newest applied event's time (None before any apply).
+    lag_seconds: float | None
+    # How long apply has left a landed raw file waiting (see :func:`apply_lag`): 0 when caught up.
+    apply_lag_seconds: float | None
     quarantined: int  # records apply set aside (errors/<table>/apply/), from the history's property
     # Files (not records) under errors/<table>/ other than apply's: capture's quarantine and
     # Firehose's error output (processing-failed/, which ``ddblake redrive`` takes back; the
@@ -110,14 +113,23 @@ def _rows(tbl: Table | None) -> int:
     return int(snap.summary.additional_properties.get("total-records", 0))
 
 
-def lag(storage: Storage, pending: list[str], now: float) -> float | None:
+def event_lag(newest_us: int | None, now: float) -> float | None:
+    """Now minus the newest applied event's time, in seconds: how old the freshest data in the
+    tables is. It grows while the source is quiet, so it measures staleness, not apply's health
+    (:func:`apply_lag` does). None before any event is applied; never below 0 (a writer's clock
+    ahead of this one's).
+    """
+    return None if newest_us is None else round(max(0.0, now - newest_us / 1_000_000), 3)
+
+
+def apply_lag(storage: Storage, pending: list[str], now: float) -> float | None:
     """How far the tables trail the raw log, in seconds: the rule of the deployed alarm's
     ``LagSeconds`` (:func:`ddblake.aws.apply_handler.alarm_lag`), so that both tell one story.
 
     0 when no raw file waits: a table nobody writes to is not late, however old its newest event.
     With files waiting, the age of the one that landed first, by its write time on storage: what
     has waited longest. It grows while a backlog (or a stopped apply) lasts, and the first change
-    after a quiet week is seconds late, not a week (the newest applied event's age said a week).
+    after a quiet week is seconds late, not a week (as :func:`event_lag`, the staleness, says).
     The hour folders holding waiting files are listed in order (a late file, a redrive's, sits in
     an older folder than files that landed before it), until one starts after the earliest write
     time found, less an hour of clock skew: writers land files in the hour folder of their write
@@ -257,6 +269,7 @@ def table_status(
     )
     pending = [p for p in listing if not (log.contains(p) and cur_log is not None and cur_log.contains(p))]
     newest = int(props[NEWEST_EVENT_PROPERTY]) if NEWEST_EVENT_PROPERTY in props else None
+    now = time.time()
     last_load, load_finished = load_summary(storage, table) if stages else (None, None)
     return TableStatus(
         table=table,
@@ -269,7 +282,8 @@ def table_status(
         applied_before_hour=log.before_hour or None,
         pending_files=len(pending),
         newest_event=_iso_ms(newest // 1000) if newest is not None else None,
-        lag_seconds=lag(storage, pending, time.time()),
+        lag_seconds=event_lag(newest, now),
+        apply_lag_seconds=apply_lag(storage, pending, now),
         quarantined=int(props.get(QUARANTINE_PROPERTY, "0")),
         capture_error_files=capture_error_files(storage, table),
         note=notes[0] if notes else None,
