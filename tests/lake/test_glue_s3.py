@@ -70,9 +70,52 @@ def test_apply_query_dump_on_s3_with_glue(moto_s3, monkeypatch: pytest.MonkeyPat
     assert status.rows == 1
 
 
-def test_s3_lake_with_sqlite_catalog_is_refused_with_advice() -> None:
+def test_an_s3_lake_takes_glue_by_default_and_sqlite_only_with_a_catalog_uri(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("DDBLAKE_CATALOG", raising=False)
+    monkeypatch.delenv("DDBLAKE_CATALOG_URI", raising=False)
+    assert LakeConfig.build(lake="s3://bucket/lake").catalog == "glue"  # the contract's bare command line
     with pytest.raises(ConfigError, match="--catalog glue"):
+        LakeConfig.build(lake="s3://bucket/lake", catalog="sql")  # asked for, and impossible: said why
+    monkeypatch.setenv("DDBLAKE_CATALOG_URI", "sqlite:////tmp/x/catalog.db")
+    assert LakeConfig.build(lake="s3://bucket/lake").catalog == "sql"
+    monkeypatch.delenv("DDBLAKE_CATALOG_URI")
+    monkeypatch.setenv("DDBLAKE_CATALOG", "sql")
+    with pytest.raises(ConfigError, match="DDBLAKE_CATALOG=glue"):
         LakeConfig.build(lake="s3://bucket/lake")
+
+
+def test_the_contract_command_lines_work_on_an_s3_lake_without_a_catalog_option(
+    moto_s3,  # type: ignore[no-untyped-def]
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """ARCHITECTURE.md: L is a local directory or s3://bucket/prefix, with no catalog flag."""
+    from ddblake.cli.main import main
+
+    monkeypatch.delenv("DDBLAKE_CATALOG", raising=False)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_GLUE", moto_s3.endpoint)
+    monkeypatch.setenv("DDBLAKE_NAMESPACE", "bare_ns")  # moto's Glue is shared by this module's tests
+    lake = f"s3://{moto_s3.bucket}/bare"
+    writer = RawLogWriter(
+        LakeConfig.build(lake=lake).storage(), TABLE, buffer_bytes=1 << 30, buffer_seconds=3600
+    )
+    writer.add(event("INSERT", "a", 1, image={"n": {"N": "7"}}).to_line())
+    writer.flush()
+    assert main(["apply", "--table", TABLE, "--lake", lake, "--once"]) == 0
+    assert main(["dump", "--table", TABLE, "--lake", lake]) == 0
+    assert main(["query", "--lake", lake, "--format", "json", "select n from orders_table"]) == 0
+    assert main(["status", "--lake", lake, "--format", "json"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == '{"Item":{"pk":{"S":"a"},"n":{"N":"7"}}}'
+    assert out[1] == '{"n":7}'
+    assert json.loads("\n".join(out[2:]))["tables"][0]["rows"] == 1
+    glue = boto3.client("glue", endpoint_url=moto_s3.endpoint)
+    assert {t["Name"] for t in glue.get_tables(DatabaseName="bare_ns")["TableList"]} == {
+        "orders_table",
+        "orders_table_changes",
+    }
 
 
 def test_scheduled_apply_lambda_applies_and_emits_metrics(

@@ -280,7 +280,12 @@ def _everywhere(sub: argparse._SubParsersAction[Any]) -> None:
 
 def _lake_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lake", default=None, help="lake directory or s3://bucket/prefix (or DDBLAKE_LAKE)")
-    p.add_argument("--catalog", choices=("sql", "glue"), default=None, help="Iceberg catalog (default sql)")
+    p.add_argument(
+        "--catalog",
+        choices=("sql", "glue"),
+        default=None,
+        help="Iceberg catalog (default: glue for an s3:// lake, else sql, a SQLite file in the lake)",
+    )
     p.add_argument("--namespace", default=None, help="catalog namespace (default ddb)")
 
 

@@ -60,10 +60,10 @@ class LakeConfig:
             raise ConfigError(
                 "missing lake: pass --lake DIR|s3://bucket/prefix or set DDBLAKE_LAKE (looked at both)"
             )
-        kind = (catalog or os.environ.get("DDBLAKE_CATALOG") or "sql").lower()
+        uri = catalog_uri or os.environ.get("DDBLAKE_CATALOG_URI")
+        kind = (catalog or os.environ.get("DDBLAKE_CATALOG") or default_catalog(lake, uri)).lower()
         if kind not in ("sql", "glue"):
             raise ConfigError(f"catalog {kind!r} (from --catalog or DDBLAKE_CATALOG) must be 'sql' or 'glue'")
-        uri = catalog_uri or os.environ.get("DDBLAKE_CATALOG_URI")
         if kind == "sql" and lake.startswith("s3://") and not uri:
             raise ConfigError(
                 f"lake {lake} is on S3 but the catalog is SQLite: use --catalog glue "
@@ -80,6 +80,14 @@ class LakeConfig:
     def storage(self) -> Storage:
         """The lake's storage root."""
         return Storage.from_uri(self.lake, s3_endpoint_url=self.s3_endpoint_url)
+
+
+def default_catalog(lake: str, catalog_uri: str | None) -> CatalogKind:
+    """The catalog when neither ``--catalog`` nor ``DDBLAKE_CATALOG`` names one: the AWS Glue Data
+    Catalog for an ``s3://`` lake (a SQLite file cannot live on S3, and Glue is what Athena reads),
+    unless ``DDBLAKE_CATALOG_URI`` gives a SQL catalog; SQLite at ``<lake>/catalog.db`` otherwise.
+    """
+    return "glue" if lake.startswith("s3://") and not catalog_uri else "sql"
 
 
 NAMESPACE_PATTERN = re.compile(r"[a-z0-9_]{1,255}")
