@@ -19,7 +19,7 @@ from ddblake import __version__
 from ddblake.cli import sync_cmd
 from ddblake.cli.args import Parser, add_role_args, did_you_mean, log_level, percent, port_number, say
 from ddblake.cli.lakes import check_present, existing_lake, lake_config, own
-from ddblake.cli.signals import Terminated
+from ddblake.cli.signals import Terminated, forget_terminations, sigterm_unwinds, terminated_by
 from ddblake.errors import DdblakeError, StoppedError, UsageError
 
 if TYPE_CHECKING:
@@ -30,7 +30,6 @@ LOG_LEVEL_ENV = "DDBLAKE_LOG_LEVEL"
 
 
 def _cmd_local_start(args: argparse.Namespace) -> int:
-    from ddblake.cli.signals import sigterm_unwinds
     from ddblake.local.dynamodb_local import start
 
     with sigterm_unwinds():  # SIGTERM while waiting for the JVM stops it, like Ctrl-C does
@@ -326,7 +325,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.basicConfig(level=max(level, logging.WARNING), handlers=[handler])
         logging.getLogger("ddblake").setLevel(level)
         func: Command = args.func
-        return func(args)
+        forget_terminations()
+        # SIGTERM unwinds every command (one line, exit 143, cleanup runs) unless the command
+        # installs its own stop handling (capture, load, apply and sync stop between steps).
+        with sigterm_unwinds():
+            return func(args)
     except UsageError as e:
         _error_line(e)
         return 2
@@ -337,8 +340,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         _error_line(e)
         return 1
     except KeyboardInterrupt:
-        print("ddblake: interrupted", file=sys.stderr)
-        return 130
+        code = terminated_by()  # DuckDB reports a SIGTERM during a statement as an interrupt
+        print("ddblake: interrupted" if code is None else "ddblake: terminated (SIGTERM)", file=sys.stderr)
+        return 130 if code is None else code
     except Terminated as e:
         print("ddblake: terminated (SIGTERM)", file=sys.stderr)
         return e.code if isinstance(e.code, int) else 143

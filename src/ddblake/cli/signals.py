@@ -14,7 +14,24 @@ from types import FrameType
 
 from ddblake.signals import Terminated, handlers
 
-__all__ = ["Terminated", "sigterm_unwinds"]
+__all__ = ["Terminated", "forget_terminations", "sigterm_unwinds", "terminated_by"]
+
+_received: list[int] = []  # SIGTERMs seen by sigterm_unwinds' handler, in this process
+
+
+def terminated_by() -> int | None:
+    """The exit code of a SIGTERM that :func:`sigterm_unwinds` turned into an exception, if one came.
+
+    A library may catch the exception and raise its own: DuckDB, whose query loop runs Python's
+    signal handlers, reports any of them as "Query interrupted" (which the query module turns into a
+    KeyboardInterrupt). The CLI asks this to tell a SIGTERM's stop (143) from a Ctrl-C's (130).
+    """
+    return 128 + _received[-1] if _received else None
+
+
+def forget_terminations() -> None:
+    """Start a command with no SIGTERM on record (the CLI's tests run many commands in one process)."""
+    _received.clear()
 
 
 @contextlib.contextmanager
@@ -23,6 +40,7 @@ def sigterm_unwinds() -> Iterator[None]:
 
     def handler(signum: int, frame: FrameType | None) -> None:
         del frame
+        _received.append(signum)
         raise Terminated(128 + signum)
 
     with handlers(handler, signal.SIGTERM):
