@@ -38,7 +38,7 @@ TRANSFORM_HANDLER: Final = f"{TRANSFORM_MODULE}.handler"
 ALLOWED_THIRD_PARTY: Final = frozenset({"aws_lambda_powertools"})
 GLUE_MODULE: Final = "ddblake.gluejob.job"
 GLUE_THIRD_PARTY: Final = frozenset({"boto3", "awsglue", "pyspark"})
-"""What a Glue 4.0/5.0 job has beside the standard library (imported only inside functions)."""
+"""What a Glue 4.0/5.0/5.1 job has beside the standard library (imported only inside functions)."""
 POWERTOOLS_RUNTIME_DEPS: Final = ("aws_lambda_powertools", "jmespath", "typing_extensions")
 _IGNORE: Final = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo", ".mypy_cache", ".pytest_cache")
 

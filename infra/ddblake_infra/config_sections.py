@@ -29,6 +29,11 @@ from ddblake_infra.settings import (
 )
 
 DEFAULT_GLUE_SCRIPT: Final = "src/ddblake/load/glue_job.py"
+GLUE_VERSIONS: Final = ("4.0", "5.0", "5.1")
+"""Glue versions the job script runs on: Python 3.10 (4.0) or 3.11 (5.0, 5.1) and Spark 3.3-3.5; 5.1
+(Spark 3.5.6, Python 3.11, S3A instead of EMRFS for Spark's own S3 reads) is the default, as it is
+Glue's own for a job that names none. 6.0 (Spark 4, Python 3.13) is not taken: untried (docs/deploy.md)."""
+DEFAULT_GLUE_VERSION: Final = "5.1"
 
 _TABLE = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
 _ATTRIBUTE = re.compile(r"^.{1,255}$", re.DOTALL)
@@ -386,7 +391,7 @@ def load_settings(s: Section, root: Path) -> LoadSettings:
     return LoadSettings(
         script=path,
         source="export-files" if source == "export-files" else "connector",
-        glue_version=s.choice("glue_version", "5.0", ("4.0", "5.0")),
+        glue_version=s.choice("glue_version", DEFAULT_GLUE_VERSION, GLUE_VERSIONS),
         worker_type=worker,
         workers=s.integer("workers", 2, 2, 1000),
         timeout_minutes=s.integer("timeout_minutes", 480, 1, 10080),
@@ -440,8 +445,16 @@ def apply_settings(s: Section) -> ApplySettings:
 
 def alarm_settings(s: Section) -> AlarmSettings:
     """``alarms``: thresholds and the optional e-mail subscription."""
+    if "lag_seconds" in s.data:  # the apply lag threshold's former name, which read as staleness
+        raise s.error(
+            "lag_seconds",
+            "is no longer a key: rename it to alarms.apply_lag_seconds, the apply lag alarm's threshold "
+            "(the age of the oldest raw file waiting for apply); to alarm on the tables' staleness "
+            "(status's lag_seconds) set alarms.stale_seconds",
+        )
     return AlarmSettings(
-        lag_seconds=s.integer("lag_seconds", 900, 60, 7 * 86400),
+        apply_lag_seconds=s.integer("apply_lag_seconds", 900, 60, 7 * 86400),
+        stale_seconds=s.optional_integer("stale_seconds", 60, 366 * 86400),
         evaluation_periods=s.integer("evaluation_periods", 3, 1, 100),
         email=s.optional_text(
             "email", pattern=re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$"), what="an e-mail address"

@@ -6,8 +6,11 @@ Metrics ddblake publishes (namespace ``ddblake``; documented in docs/deploy.md):
   ``Table=<DynamoDB table name>``, the function's ``DDBLAKE_TABLE``): ``RecordsReceived``,
   ``RecordsOk``, ``RecordsFailed``;
 * apply (``ddblake.aws.apply_handler``; dimensions ``service=ddblake-apply`` and
-  ``Table=<DynamoDB table name>``): ``LagSeconds`` (age of the oldest raw file left to apply, 0
-  when none; Maximum), ``QuarantinedRecords`` (Sum), ``AppliedFiles``, ``AppliedEvents``.
+  ``Table=<DynamoDB table name>``): ``ApplyLagSeconds`` (age of the oldest raw file waiting for
+  apply in the lake, 0 when none; Maximum; Firehose's buffering before a file lands is not in it),
+  ``LagSeconds`` (the tables' staleness: now minus the newest applied event's time, status's
+  ``lag_seconds``; alarmed only when ``alarms.stale_seconds`` is set), ``QuarantinedRecords`` (Sum),
+  ``AppliedFiles``, ``AppliedEvents``, ``PendingFiles``.
 
 Both emit CloudWatch embedded metric format log lines, so no role needs ``cloudwatch:PutMetricData``
 (an action that only takes ``Resource: *``).
@@ -34,7 +37,8 @@ NAMESPACE: Final = "ddblake"
 TRANSFORM_SERVICE: Final = "ddblake-firehose-transform"
 APPLY_SERVICE: Final = "ddblake-apply"
 TABLE_DIMENSION: Final = "Table"
-LAG_METRIC: Final = "LagSeconds"
+APPLY_LAG_METRIC: Final = "ApplyLagSeconds"
+STALENESS_METRIC: Final = "LagSeconds"
 QUARANTINE_METRIC: Final = "QuarantinedRecords"
 TRANSFORM_FAILED_METRIC: Final = "RecordsFailed"
 

@@ -1,8 +1,9 @@
 """The scheduled apply: ``ddblake apply --once`` as a Lambda container image on an EventBridge schedule.
 
 One run at a time (reserved concurrency 1, no retries): apply reads the raw log and writes the two
-Iceberg tables of the Glue catalog; its lag, quarantined records and failures raise alarms. The image
-is built by ``cdk deploy`` from the context ``ddblake_infra.assets`` stages.
+Iceberg tables of the Glue catalog; its apply lag (the oldest raw file waiting for it), quarantined
+records and failures raise alarms, and so does the tables' staleness if ``alarms.stale_seconds`` is
+set. The image is built by ``cdk deploy`` from the context ``ddblake_infra.assets`` stages.
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ from constructs import Construct
 from ddblake_infra.assets import stage_apply_image
 from ddblake_infra.lake import LAKE_READ_WRITE, LakeStorage, lake_key_statement
 from ddblake_infra.monitoring import (
+    APPLY_LAG_METRIC,
     APPLY_SERVICE,
-    LAG_METRIC,
     QUARANTINE_METRIC,
+    STALENESS_METRIC,
     TABLE_DIMENSION,
     Operations,
     ddblake_metric,
@@ -87,14 +89,15 @@ def schedule_interval_seconds(expression: str) -> int:
 
 
 def lag_alarm_period_seconds(schedule: str, timeout_seconds: int) -> int:
-    """The period of the apply lag alarm: long enough that every period holds a ``LagSeconds``.
+    """The period of the apply lag alarm: long enough that every period holds an ``ApplyLagSeconds``.
 
-    Each run emits ``LagSeconds`` once, when it ends. A run ends at most ``timeout_seconds`` after
-    it starts, and the next starts at the next schedule tick (ticks during a run are dropped:
-    reserved concurrency 1), so two datapoints are at most one schedule interval plus one timeout
-    apart. A period at least that long (rounded up to whole minutes, as CloudWatch takes them) holds
-    one whenever apply runs, so one period (one datapoint) decides; 5-minute periods would be
-    empty two times in three during a backlog, and three breaching ones in a row would never come.
+    Each run emits ``ApplyLagSeconds`` (and ``LagSeconds``) once, when it ends. A run ends at most
+    ``timeout_seconds`` after it starts, and the next starts at the next schedule tick (ticks during
+    a run are dropped: reserved concurrency 1), so two datapoints are at most one schedule interval
+    plus one timeout apart. A period at least that long (rounded up to whole minutes, as CloudWatch
+    takes them) holds one whenever apply runs, so one period (one datapoint) decides; 5-minute
+    periods would be empty two times in three during a backlog, and three breaching ones in a row
+    would never come.
     """
     gap = schedule_interval_seconds(schedule) + timeout_seconds
     return min(math.ceil(gap / 60) * 60, MAX_ALARM_PERIOD_SECONDS)
@@ -242,13 +245,24 @@ def apply_function(
     lag_period = lag_alarm_period_seconds(a.schedule, a.timeout_seconds)
     ops.alarm(
         "ApplyLag",
-        metric=ddblake_metric(LAG_METRIC, dims, "Maximum", Duration.seconds(lag_period)),
-        threshold=cfg.alarms.lag_seconds,
+        metric=ddblake_metric(APPLY_LAG_METRIC, dims, "Maximum", Duration.seconds(lag_period)),
+        threshold=cfg.alarms.apply_lag_seconds,
         periods=1,
-        description=f"ddblake {t}: the lake tables lag the table by more than {cfg.alarms.lag_seconds} s "
-        f"(the largest LagSeconds of an apply run in {lag_period} s: one schedule interval plus the "
-        "apply timeout, so every period holds a run's figure)",
+        description=f"ddblake {t}: the oldest raw file waiting for apply in the lake is more than "
+        f"{cfg.alarms.apply_lag_seconds} s old (the largest ApplyLagSeconds of an apply run in "
+        f"{lag_period} s: one schedule interval plus the apply timeout, so every period holds a run's "
+        "figure; Firehose's buffering before a file lands is not included)",
     )
+    if cfg.alarms.stale_seconds is not None:
+        ops.alarm(
+            "TablesStale",
+            metric=ddblake_metric(STALENESS_METRIC, dims, "Maximum", Duration.seconds(lag_period)),
+            threshold=cfg.alarms.stale_seconds,
+            periods=1,
+            description=f"ddblake {t}: the newest change applied to the lake tables is more than "
+            f"{cfg.alarms.stale_seconds} s old (the largest LagSeconds of an apply run in {lag_period} s; "
+            "it also grows while nobody writes to the table)",
+        )
     ops.alarm(
         "ApplyQuarantined",
         metric=ddblake_metric(QUARANTINE_METRIC, dims, "Sum"),

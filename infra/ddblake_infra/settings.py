@@ -135,7 +135,8 @@ class ApplySettings:
 class AlarmSettings:
     """CloudWatch alarms and where they notify."""
 
-    lag_seconds: int
+    apply_lag_seconds: int
+    stale_seconds: int | None
     evaluation_periods: int
     email: str | None
     delivery_freshness_seconds: int

@@ -60,9 +60,10 @@ def test_minimal_config_has_working_defaults() -> None:
     )
     assert (cfg.firehose.buffer_seconds, cfg.firehose.buffer_mb) == (60, 16)
     assert (
-        cfg.load.glue_version == "5.0" and cfg.load.worker_type == "G.1X" and cfg.load.source == "connector"
+        cfg.load.glue_version == "5.1" and cfg.load.worker_type == "G.1X" and cfg.load.source == "connector"
     )
     assert cfg.load.script == REPO_ROOT / "src/ddblake/load/glue_job.py"
+    assert (cfg.alarms.apply_lag_seconds, cfg.alarms.stale_seconds) == (900, None)  # no staleness alarm
     # names: the table's dots are not allowed everywhere, so names use the slug
     assert cfg.slug == "orders-v2"
     assert cfg.name("transform_function") == "ddblake-orders-v2-transform"
@@ -186,6 +187,15 @@ def test_partition_follows_region() -> None:
             "names.lake_bucket: 'Lake_Bucket' is not a valid bucket name",
         ),
         (config(alarms__email="ops"), "alarms.email: 'ops' is not an e-mail address"),
+        (  # the apply lag threshold's former name: refused, naming the new one
+            config(alarms__lag_seconds=900),
+            "x.json: alarms.lag_seconds: is no longer a key: rename it to alarms.apply_lag_seconds",
+        ),
+        (config(alarms__stale_seconds=30), "alarms.stale_seconds: must be an integer from 60 to"),
+        (
+            config(load__glue_version="6.0"),
+            "load.glue_version: must be one of '4.0', '5.0', '5.1' (got '6.0')",
+        ),
         (config(removal_policy="keep"), "removal_policy: must be one of 'retain', 'destroy'"),
     ],
 )

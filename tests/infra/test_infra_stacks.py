@@ -301,7 +301,7 @@ def test_glue_database_and_load_job(stack_templates: dict[str, Template], name: 
     jobs = tpl.find_resources("AWS::Glue::Job")
     assert len(jobs) == 1
     job = next(iter(jobs.values()))["Properties"]
-    assert job["GlueVersion"] == "5.0" and job["WorkerType"] == "G.1X" and job["NumberOfWorkers"] == 2
+    assert job["GlueVersion"] == "5.1" and job["WorkerType"] == "G.1X" and job["NumberOfWorkers"] == 2
     assert job["Command"]["Name"] == "glueetl" and job["Command"]["ScriptLocation"].endswith(".py")
     assert job["ExecutionProperty"] == {"MaxConcurrentRuns": 1}
     assert "Ref" in job["SecurityConfiguration"]
@@ -372,7 +372,7 @@ def test_scheduled_apply_one_run_at_a_time(stack_templates: dict[str, Template],
 def test_alarms(stack_templates: dict[str, Template], name: str) -> None:
     tpl = t(stack_templates, name)
     dims = [{"Name": "Table", "Value": TABLE}, {"Name": "service", "Value": "ddblake-apply"}]
-    for metric, statistic in (("LagSeconds", "Maximum"), ("QuarantinedRecords", "Sum")):
+    for metric, statistic in (("ApplyLagSeconds", "Maximum"), ("QuarantinedRecords", "Sum")):
         tpl.has_resource_properties(
             "AWS::CloudWatch::Alarm",
             {
@@ -393,14 +393,44 @@ def test_alarms(stack_templates: dict[str, Template], name: str) -> None:
 
 @pytest.mark.parametrize("name", LAKE)
 def test_apply_lag_alarm_sees_a_datapoint_in_every_period(templates: dict[str, Any], name: str) -> None:
-    """LagSeconds comes once per run, at its end; with 5-minute ticks and 900 s runs (a backlog)
+    """ApplyLagSeconds comes once per run, at its end; with 5-minute ticks and 900 s runs (a backlog)
     3 consecutive breaching 5-minute periods never happen. One period of interval + timeout does."""
     template = templates[LAKE_TEMPLATES[name]]
-    (lag,) = _alarms(template, "LagSeconds")
+    (lag,) = _alarms(template, "ApplyLagSeconds")
     assert lag["Period"] == 300 + 900  # rate(5 minutes) + apply.timeout_seconds of the examples
     assert lag["EvaluationPeriods"] == lag["DatapointsToAlarm"] == 1
     assert lag["Statistic"] == "Maximum" and lag["Threshold"] == 900
     assert lag["AlarmActions"] == lag["OKActions"] == [{"Ref": _topic(template)}]
+    # It says what it measures: the raw file waiting longest, not the tables' staleness.
+    assert "oldest raw file waiting for apply" in lag["AlarmDescription"]
+    assert (
+        "Firehose's buffering" in lag["AlarmDescription"] and "lag the table" not in lag["AlarmDescription"]
+    )
+    # LagSeconds (staleness) is emitted, but alarmed only when alarms.stale_seconds is set.
+    assert _alarms(template, "LagSeconds") == []
+
+
+def test_stale_seconds_adds_a_staleness_alarm(tmp_path: Path) -> None:
+    """``alarms.stale_seconds``: an alarm on LagSeconds (status's lag_seconds), with the apply lag
+    alarm's period (both come once per run)."""
+    from ddblake_infra.build import add_stacks, make_app
+    from ddblake_infra.config import load_config
+
+    raw = json.loads((REPO / "infra/config/cross-account.json").read_text())
+    del raw["lake"]["key_arn"]  # the consumer stack alone: the alarms are there
+    raw["alarms"]["stale_seconds"] = 3600
+    path = tmp_path / "stale.json"
+    path.write_text(json.dumps(raw))
+    app = make_app(outdir=str(tmp_path / "out"))
+    (consumer,) = add_stacks(app, load_config(path), nag=False)
+    template = Template.from_stack(consumer).to_json()
+    (stale,) = _alarms(template, "LagSeconds")
+    (lag,) = _alarms(template, "ApplyLagSeconds")
+    assert stale["Threshold"] == 3600 and stale["Statistic"] == "Maximum" and stale["Namespace"] == "ddblake"
+    assert stale["Period"] == lag["Period"] == 300 + 900
+    assert stale["EvaluationPeriods"] == stale["DatapointsToAlarm"] == 1
+    assert stale["Dimensions"] == lag["Dimensions"]
+    assert "newest change applied" in stale["AlarmDescription"]
 
 
 def _datapoint_times(interval: int, run_seconds: int, horizon: int) -> list[int]:

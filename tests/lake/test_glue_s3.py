@@ -143,10 +143,21 @@ def test_scheduled_apply_lambda_applies_and_emits_metrics(
     emf = [json.loads(line) for line in printed.splitlines() if '"_aws"' in line]
     assert emf, printed
     metrics = {m["Name"] for d in emf[-1]["_aws"]["CloudWatchMetrics"] for m in d["Metrics"]}
-    assert {"AppliedFiles", "AppliedEvents", "QuarantinedRecords", "LagSeconds", "PendingFiles"} <= metrics
+    assert {
+        "AppliedFiles",
+        "AppliedEvents",
+        "QuarantinedRecords",
+        "ApplyLagSeconds",
+        "LagSeconds",
+        "PendingFiles",
+    } <= metrics
     assert emf[-1]["Table"] == TABLE
     assert emf[-1]["QuarantinedRecords"] in (1, [1], [1.0])
-    assert emf[-1]["LagSeconds"] in (0, [0], [0.0])  # nothing left to apply: not late, however old
+    assert emf[-1]["ApplyLagSeconds"] in (0, [0], [0.0])  # nothing left to apply: not late, however old
+    # LagSeconds is status's lag_seconds, the tables' staleness: the applied event is from 2025-11-28.
+    (stale,) = emf[-1]["LagSeconds"] if isinstance(emf[-1]["LagSeconds"], list) else [emf[-1]["LagSeconds"]]
+    assert out["lag_seconds"] is not None and stale > 86_400 and abs(stale - out["lag_seconds"]) < 60
+    assert out["apply_lag_seconds"] == 0.0
 
     # A backlog left for the next run: the oldest pending file's age; none when it is gone.
     assert (alarm_lag(7200.5, 3), alarm_lag(None, 3), alarm_lag(7200.5, 0)) == (7200.5, None, 0.0)
@@ -155,7 +166,8 @@ def test_scheduled_apply_lambda_applies_and_emits_metrics(
     quiet = handler({"table": "quiet-table"}, LambdaContext())
     assert (quiet["files"], quiet["events"], quiet["pending_files"]) == (0, 0, 0)
     emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
-    assert emf and emf[-1]["Table"] == "quiet-table" and emf[-1]["LagSeconds"] in (0, [0], [0.0])
+    assert emf and emf[-1]["Table"] == "quiet-table" and emf[-1]["ApplyLagSeconds"] in (0, [0], [0.0])
+    assert "LagSeconds" not in emf[-1] and quiet["lag_seconds"] is None  # no event applied: no staleness
 
 
 def test_a_catalog_table_of_another_lake_is_refused(moto_s3, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]

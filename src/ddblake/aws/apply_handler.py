@@ -6,7 +6,9 @@ table (``{"table": "..."}``) when one function serves several. One run at a time
 stack's job (reserved concurrency 1); a lost commit race is retried inside ``run_apply`` anyway.
 
 Metrics (CloudWatch embedded metric format, namespace ``ddblake``, dimension ``Table``) feed the
-stack's alarms: ``LagSeconds`` (:func:`alarm_lag`), ``QuarantinedRecords``, ``AppliedFiles``,
+stack's alarms: ``ApplyLagSeconds`` (:func:`alarm_lag`: the oldest raw file waiting for apply),
+``LagSeconds`` (``status``'s ``lag_seconds``: the tables' staleness, when an event was applied; no
+alarm unless ``alarms.stale_seconds`` is set), ``QuarantinedRecords``, ``AppliedFiles``,
 ``AppliedEvents``, ``PendingFiles`` (raw files left: a backlog longer than one run's time budget
 goes on next run). No item data is logged: an error that is not one of ddblake's own (whose
 messages never quote values) is logged by type and place and raised again with the values its
@@ -38,12 +40,13 @@ metrics = Metrics(namespace="ddblake", service="ddblake-apply")
 
 
 def alarm_lag(apply_lag_seconds: float | None, pending_files: int) -> float | None:
-    """The ``LagSeconds`` metric: how far the tables trail what has landed in the raw log.
+    """The ``ApplyLagSeconds`` metric: how far apply trails what has landed in the raw log.
 
     0 when no raw file is left to apply: a table nobody writes to is not late (``status`` reports
-    the same). Otherwise ``status``'s ``apply_lag_seconds``: the age of the oldest pending raw file,
-    which grows while a backlog lasts; None (no metric) only when status has no figure at all.
-    Not ``lag_seconds`` (the newest applied event's age), which grows while the source is quiet.
+    the same). Otherwise ``status``'s ``apply_lag_seconds``: the age of the oldest raw file waiting
+    for apply, which grows while a backlog lasts; None (no metric) only when status has no figure
+    at all. Firehose's buffering comes before a file lands and is not in it. Not ``lag_seconds``
+    (the newest applied event's age, the ``LagSeconds`` metric), which grows while the source is quiet.
     """
     return 0.0 if pending_files == 0 else apply_lag_seconds
 
@@ -93,9 +96,11 @@ def _apply(table: str, context: LambdaContext) -> dict[str, Any]:
     metrics.add_metric(name="AppliedEvents", unit=MetricUnit.Count, value=result.events)
     metrics.add_metric(name="QuarantinedRecords", unit=MetricUnit.Count, value=result.quarantined)
     metrics.add_metric(name="PendingFiles", unit=MetricUnit.Count, value=status.pending_files)
-    lag = alarm_lag(status.apply_lag_seconds, status.pending_files)
-    if lag is not None:
-        metrics.add_metric(name="LagSeconds", unit=MetricUnit.Seconds, value=lag)
+    apply_lag = alarm_lag(status.apply_lag_seconds, status.pending_files)
+    if apply_lag is not None:
+        metrics.add_metric(name="ApplyLagSeconds", unit=MetricUnit.Seconds, value=apply_lag)
+    if status.lag_seconds is not None:  # None: no event applied yet, no staleness to give
+        metrics.add_metric(name="LagSeconds", unit=MetricUnit.Seconds, value=status.lag_seconds)
     logger.info(
         "applied",
         extra={
