@@ -421,3 +421,42 @@ def test_loads_strict_reads_bytes_and_text() -> None:
 def test_ingested_us_must_be_an_int() -> None:
     with pytest.raises(TypeError):
         parse_record(_valid(), ingested_us=1.5)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("name", ["firehose-kinesis-event.json", "firehose-mixed-event.json"])
+def test_a_firehose_record_parses_to_the_event_the_transform_writes(name: str) -> None:
+    """The parser's Firehose shape and the Lambda's answer agree record by record: an Ok record is
+    the raw line the Lambda wrote (as JSON: the Lambda keeps images' bytes), and the parser refuses
+    a ProcessingFailed one too."""
+    from ddblake.aws.firehose_transform import transform_records
+    from ddblake.changes.parse import parse_firehose_record
+
+    records = load(name)["records"]
+    answers = transform_records(records)
+    assert [a["recordId"] for a in answers] == [r["recordId"] for r in records]
+    ok = failed = 0
+    for record, answer in zip(records, answers, strict=True):
+        if answer["result"] == "Ok":
+            written = json.loads(base64.b64decode(answer["data"]))
+            assert json.loads(parse_firehose_record(record).to_line()) == written
+            ok += 1
+        else:
+            with pytest.raises(BadRecordError):
+                parse_firehose_record(record, now_us=1)
+            failed += 1
+    assert ok > 0
+    assert failed > 0 or name == "firehose-kinesis-event.json"
+
+
+def test_a_firehose_record_without_an_arrival_time_takes_the_clock_given() -> None:
+    from ddblake.changes.parse import firehose_arrival_us, parse_firehose_record
+
+    (record, *_) = load("firehose-kinesis-event.json")["records"]
+    record = copy.deepcopy(record)
+    assert firehose_arrival_us(record) is not None
+    record.pop("approximateArrivalTimestamp", None)
+    record.pop("kinesisRecordMetadata", None)
+    assert firehose_arrival_us(record) is None
+    assert parse_firehose_record(record, now_us=1_700_000_000_000_000).ingested_us == 1_700_000_000_000_000
+    with pytest.raises(BadRecordError, match="not base64"):
+        parse_firehose_record({**record, "data": "not base64!"})

@@ -9,6 +9,8 @@ Shapes (samples in shared/formats/ and tests/events/):
   holds DynamoDB JSON exactly as the wire carried it.
 * Kinesis Data Streams for DynamoDB: ``tableName`` present, no ``SequenceNumber``, time in epoch
   milliseconds or microseconds (the table's ``ApproximateCreationDateTimePrecision``).
+* Firehose transformation events, whose records wrap a Kinesis record's data in base64 beside
+  Firehose's ``recordId`` and the Kinesis arrival time (:func:`parse_firehose_record`).
 
 Times are normalised to microseconds from their magnitude: any real change time in seconds is below
 1e11, in milliseconds below 1e14, in microseconds above.
@@ -23,10 +25,12 @@ Firehose Lambda that must accept nothing this module rejects (tests check the tw
 from __future__ import annotations
 
 import base64
+import binascii
 import datetime as dt
 import json
 import math
 import re
+import time
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final, NoReturn, cast
@@ -373,3 +377,39 @@ def parse_json_record(data: bytes | str, *, ingested_us: int, table: str | None 
         BadRecordError: not UTF-8 JSON, or not a change record.
     """
     return parse_record(loads_strict(data), ingested_us=ingested_us, table=table)
+
+
+def firehose_arrival_us(record: Mapping[str, Any]) -> int | None:
+    """When the record reached Kinesis, in µs: ``kinesisRecordMetadata.approximateArrivalTimestamp``
+    (ms), else the record's own ``approximateArrivalTimestamp``; None when neither is a time.
+
+    The ingestion time of a change delivered through Firehose (its ``ingested_us``): the same for
+    every retry of the record, so a redelivery gives the same raw line. The transform Lambda's hot
+    loop applies this rule inline (``ddblake.aws.firehose_transform.transform_batch``).
+    """
+    meta = record.get("kinesisRecordMetadata")
+    arrival = meta.get("approximateArrivalTimestamp") if isinstance(meta, dict) else None
+    if type(arrival) is not int:
+        arrival = record.get("approximateArrivalTimestamp")
+    return arrival * 1000 if type(arrival) is int and arrival >= 0 else None
+
+
+def parse_firehose_record(
+    record: Mapping[str, Any], *, table: str | None = None, now_us: int | None = None
+) -> ChangeEvent:
+    """Parse one record of a Firehose transformation event (an element of its ``records``).
+
+    ``now_us``: the ingestion time when the record carries no arrival time (this process's clock
+    by default).
+
+    Raises:
+        BadRecordError: no base64 ``data``, or what it holds is not a change record.
+    """
+    try:
+        raw = binascii.a2b_base64(record.get("data"), strict_mode=True)  # type: ignore[arg-type]
+    except (ValueError, TypeError) as e:  # binascii.Error is a ValueError; TypeError: not a string
+        raise BadRecordError("a Firehose record's data is not base64") from e
+    ingested_us = firehose_arrival_us(record)
+    if ingested_us is None:
+        ingested_us = now_us if now_us is not None else time.time_ns() // 1000
+    return parse_json_record(raw, ingested_us=ingested_us, table=table)
