@@ -54,6 +54,7 @@ def child_ddblake(work: Path, max_files: int) -> dict[str, Any]:
 def _time_phases() -> dict[str, float]:
     """Wrap apply's three stages with timers (reading raw files, history commit, current lookup + commit)."""
     from ddblake.lake import apply as mod
+    from ddblake.lake import batch
 
     phases = {"read_parse": 0.0, "history": 0.0, "current": 0.0}
 
@@ -67,7 +68,7 @@ def _time_phases() -> dict[str, float]:
 
         return wrapper
 
-    mod.read_raw = timed("read_parse", mod.read_raw)  # type: ignore[attr-defined]
+    batch.read_raw = timed("read_parse", batch.read_raw)
     mod.Applier._commit_history = timed("history", mod.Applier._commit_history)  # type: ignore[method-assign]
     mod.Applier._commit_current = timed("current", mod.Applier._commit_current)  # type: ignore[method-assign]
     mod.Applier._lookup = timed("current", mod.Applier._lookup)  # type: ignore[method-assign]
