@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import logging
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from lake_helpers import Lake, event
 from lake_helpers import lake as lake  # noqa: F401  (fixture)
 
 from ddblake.errors import TerminalError, TransientError
+from ddblake.lake import service
 from ddblake.lake.apply import Applier, ApplyConfig
 from ddblake.lake.service import run_apply
 from ddblake.lake.storage import Storage, storage_error
@@ -78,13 +80,49 @@ def test_continuous_apply_stops_at_once_on_an_error_no_retry_fixes(
     assert calls[0] == 1  # not retried
 
 
-def test_a_transient_error_still_ends_a_once_run(lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_once_run_tries_a_transient_error_a_few_times_then_fails(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
     lake.write([event("INSERT", "k1", 1, image={"v": {"N": "1"}})])
     config = ApplyConfig.build(table="orders-table", lake=lake.config, once=True)
+    waits: list[float] = []
+    monkeypatch.setattr(service, "retry_wait", lambda failures: waits.append(failures) or 0.0)
     calls = _failing_listing(monkeypatch, OSError("AWS Error SLOW_DOWN during ListObjectsV2"), times=100)
     with pytest.raises(TransientError, match="SLOW_DOWN"):
         run_apply(config, applier=Applier(config, storage=lake.storage))
-    assert calls[0] == 1
+    assert calls[0] == service.ONCE_ATTEMPTS  # every attempt listed, then the scheduler sees exit 1
+    assert waits == list(range(1, service.ONCE_ATTEMPTS + 1))
+
+
+def test_a_once_run_rides_out_throttling_that_passes(
+    lake: Lake, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lake.write([event("INSERT", "k1", 1, image={"v": {"N": "1"}})])
+    config = ApplyConfig.build(table="orders-table", lake=lake.config, once=True)
+    monkeypatch.setattr(service, "retry_wait", lambda failures: 0.0)
+    _failing_listing(monkeypatch, OSError("AWS Error SLOW_DOWN during ListObjectsV2"), times=2)
+    with caplog.at_level(logging.WARNING, logger="ddblake"):
+        total = run_apply(config, applier=Applier(config, storage=lake.storage))
+    assert total.files == 1 and sorted(lake.dump()) == ["k1"]
+    tries = [r.getMessage() for r in caplog.records if "trying again" in r.getMessage()]
+    assert len(tries) == 2 and tries[0].endswith(f"(attempt 2 of {service.ONCE_ATTEMPTS})")
+
+
+def test_a_once_run_does_not_wait_past_its_deadline(lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
+    lake.write([event("INSERT", "k1", 1, image={"v": {"N": "1"}})])
+    config = ApplyConfig.build(table="orders-table", lake=lake.config, once=True)
+    monkeypatch.setattr(service, "retry_wait", lambda failures: 60.0)
+    calls = _failing_listing(monkeypatch, OSError("AWS Error SLOW_DOWN during ListObjectsV2"), times=100)
+    with pytest.raises(TransientError, match="SLOW_DOWN"):
+        run_apply(config, applier=Applier(config, storage=lake.storage), deadline=time.monotonic() + 30)
+    assert calls[0] == 1  # a minute's wait would end past the deadline (the Lambda's timeout)
+
+
+def test_retry_waits_grow_with_jitter_and_a_ceiling() -> None:
+    for failures, ceiling in ((1, 1.0), (2, 2.0), (3, 4.0), (6, 30.0), (50, 30.0)):
+        waits = {service.retry_wait(failures) for _ in range(50)}
+        assert all(ceiling / 2 <= w <= ceiling for w in waits)
+        assert len(waits) > 1, "jittered"
 
 
 def test_pyiceberg_io_and_catalog_errors_are_classified_and_retried(

@@ -83,6 +83,20 @@ def warn_quarantined(applier: Applier, result: ApplyResult) -> None:
         )
 
 
+ONCE_ATTEMPTS = 4
+"""A ``--once`` apply makes this many attempts in all when each fails transiently (waits of up to
+1, 2 and 4 s between them, see :func:`retry_wait`), then raises the last error: exit 1, and the
+scheduler's next run goes on."""
+
+
+def retry_wait(failures: int) -> float:
+    """Seconds before the next attempt after ``failures`` transient failures in a row: 1 s doubling
+    to 30 s at most, with half of it random ("equal jitter"), so applies that failed together (S3
+    throttling a busy prefix) do not all try again at the same instant."""
+    ceiling = min(30.0, 0.5 * 2.0 ** min(failures, 6))
+    return ceiling / 2 + random.uniform(0.0, ceiling / 2)  # noqa: S311 - jitter, not a secret
+
+
 def run_apply(
     config: ApplyConfig,
     *,
@@ -134,14 +148,17 @@ def run_apply(
             try:
                 result = _run_once_racing(applier, config.table, progress, deadline, stop)
             except TransientError as e:
-                if config.once:
-                    raise
-                # Continuous apply outlives a storage or catalog hiccup (S3 SlowDown, a network
-                # blip): each batch reloads the tables and the applied-file record, so trying again
-                # is the same as a restart.
+                # Apply outlives a storage or catalog hiccup (S3 SlowDown, a 5xx, a network blip):
+                # each batch reloads the tables and the applied-file record, so trying again is the
+                # same as a restart. A --once run (a cron job, the scheduled Lambda) tries a few
+                # times within its deadline, then fails for its scheduler to see.
                 failures += 1
-                wait = min(30.0, 0.5 * 2.0 ** min(failures, 6))  # 1 s, doubling, 30 s at most
-                log.warning("table %s: %s; trying again in %.0f s", config.table, e, wait)
+                wait = retry_wait(failures)
+                late = deadline is not None and time.monotonic() + wait >= deadline
+                if config.once and (failures >= ONCE_ATTEMPTS or late):
+                    raise
+                tries = f" (attempt {failures + 1} of {ONCE_ATTEMPTS})" if config.once else ""
+                log.warning("table %s: %s; trying again in %.1f s%s", config.table, e, wait, tries)
                 if stop.wait(wait):
                     return total
                 continue
