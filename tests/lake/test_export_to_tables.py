@@ -284,6 +284,9 @@ def dump(capsys: pytest.CaptureFixture[str], lake: Path) -> dict[tuple[str, str]
     for text in out.splitlines():
         line = json.loads(text)
         assert set(line) == {"Item"}, text
+        # the export files are written with spaces (json.dumps' default, as DynamoDB does): the
+        # dump is compact all the same, one form whatever loaded the item
+        assert text == json.dumps(line, separators=(",", ":"), ensure_ascii=False), text
         key = key_of(line["Item"])
         assert key not in items, f"{key} dumped twice"
         items[key] = _sets_sorted(line["Item"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -13,6 +14,7 @@ import duckdb
 from pyiceberg.catalog import Catalog
 from pyiceberg.table import Table
 
+from ddblake.changes.model import compact_json
 from ddblake.errors import DdblakeError
 from ddblake.lake.applied import PROPERTY, checked_log
 from ddblake.lake.catalog import table_names
@@ -39,6 +41,21 @@ from ddblake.names import changes_identifier, table_identifier
 DUMP_BATCH_ROWS = 10_000
 
 
+_SPACED = re.compile(r'": |, "')
+
+
+def compact_item(text: str) -> str:
+    """An item's DynamoDB JSON text, compact: as kept when it is (a stream's, a Scan load's), and
+    re-encoded when it has spaces between members (a DynamoDB export's lines are written
+    ``{"id": {"S": "1"}, ...}`` and apply keeps their text as read), so one dump has one form.
+
+    Only JSON layout changes: DynamoDB JSON holds numbers as strings, so nothing is re-read as a
+    number. A compact item whose string value holds ``": `` is re-encoded too, to the same text
+    but for escapes (``\u00e9`` becomes ``é``): the same value.
+    """
+    return compact_json(json.loads(text)) if _SPACED.search(text) else text
+
+
 def dump_items(
     catalog: Catalog, namespace: str, table: str, *, own_lake: Storage | None = None
 ) -> Iterator[str]:
@@ -48,7 +65,8 @@ def dump_items(
     DynamoDB's key order (number keys sort as text: ``10`` before ``9``).
 
     Items come from ``_ddb_item``, the DynamoDB JSON stored with each row, so the output is exactly
-    what the stream delivered — numbers, bytes and sets included. ``own_lake``: as for
+    what the stream delivered — numbers, bytes and sets included — in compact JSON
+    (:func:`compact_item`). ``own_lake``: as for
     :func:`ddblake.lake.query.open_sql`.
     """
     tbl = require_table(catalog, namespace, table_identifier(table), table)
@@ -62,7 +80,7 @@ def dump_items(
         result = con.sql("SELECT _ddb_item FROM current_rows ORDER BY _ddb_key")
         for batch in result.to_arrow_reader(DUMP_BATCH_ROWS) or ():
             for item in batch.column(0).to_pylist():
-                yield '{"Item":' + item + "}"
+                yield '{"Item":' + compact_item(item) + "}"
     finally:
         con.close()
 
