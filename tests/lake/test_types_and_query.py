@@ -95,7 +95,9 @@ def test_a_column_widens_and_keeps_every_old_value(lake: Lake) -> None:
 
 def test_a_column_widened_from_int64_is_typed_by_its_values_as_in_one_batch(lake: Lake) -> None:
     """An int64 column is 19 digits wide by its type alone; the same items in one batch give a
-    decimal as narrow as their values (21 digits here, which 19 + 20 would have made number text)."""
+    decimal of the scale their values need (20 here, where 19 + 20 digits would have made number
+    text), 38 digits wide like every decimal column of the lake (its scale rounded up to 2, 4, 9 or
+    18 as far as its values leave room: 20 stays 20, 1 becomes 2)."""
     tiny = "0.00000000000000000001"
     lake.write([event("INSERT", "int", 1, image={"n": {"N": "5"}, "h": {"N": "7"}})])
     lake.apply()
@@ -103,7 +105,7 @@ def test_a_column_widened_from_int64_is_typed_by_its_values_as_in_one_batch(lake
     lake.write([event("INSERT", "tiny", 2, image={"n": {"N": tiny}, "h": {"N": "0.5"}})])
     lake.apply()
     types = _column_types(lake)
-    assert (types["n"], types["h"]) == ("decimal(21, 20)", "decimal(2, 1)")
+    assert (types["n"], types["h"]) == ("decimal(38, 20)", "decimal(38, 2)")
     values = {r["pk"]: (r["n"], r["h"]) for r in _query(lake, "select pk, n, h from orders_table")}
     assert values == {"int": (Decimal(5), Decimal(7)), "tiny": (Decimal(tiny), Decimal("0.5"))}
 

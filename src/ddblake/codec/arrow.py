@@ -51,6 +51,7 @@ from ddblake.codec.schema import (
     prune,
     same_column,
     unify_field,
+    widen,
 )
 
 _STRING_TAGS = ("S", "N", "B")
@@ -310,6 +311,32 @@ def _fit(array: pa.Array, type_: pa.DataType) -> pa.Array:
     return array if array.type.equals(type_) else array.cast(type_)
 
 
+def _castable(value: T, goal: T) -> bool:
+    """Whether a column of ``value`` becomes one of ``goal`` (which holds it) by an Arrow cast alone:
+    the two differ only in decimals, which widen exactly. (Arrow casts int64 only to a decimal of
+    19 digits before the point: integers are converted again.)"""
+    if value == goal:
+        return True
+    if isinstance(value, NumT) and isinstance(goal, NumT):
+        return value.kind == goal.kind == "dec"
+    if isinstance(value, ListT) and isinstance(goal, ListT):
+        return _castable(value.elem, goal.elem)
+    if isinstance(value, StructT) and isinstance(goal, StructT):
+        return [n for n, _ in value.fields] == [n for n, _ in goal.fields] and all(
+            _castable(v, g) for (_, v), (_, g) in zip(value.fields, goal.fields, strict=True)
+        )
+    return False
+
+
+def _retarget(
+    convert: _Converter, slot: pa.Array, array: pa.Array, value: T, goal: T, where: str
+) -> pa.Array:
+    """``array`` (the slot's values typed ``value``) as a column of ``goal``, which holds them."""
+    if _castable(value, goal):
+        return array.cast(arrow_type(goal))
+    return convert.slot(slot, goal, where)[1]
+
+
 def _table(
     columns: Mapping[str, pa.Array],
     count: int,
@@ -317,6 +344,7 @@ def _table(
     evolve: bool,
     drop_untyped: bool,
     max_precision: int,
+    wide_decimals: bool = False,
 ) -> pa.Table:
     convert = _Converter(max_precision)
     fields: list[pa.Field] = []
@@ -331,9 +359,13 @@ def _table(
             continue
         if evolve:
             inferred, array = convert.slot(slot, None, field.name)
-            field, goal = unify_field(field, inferred, max_precision)
+            unified, goal = unify_field(field, inferred, max_precision)
+            if wide_decimals and unified is not field:  # a column that changes type anyway
+                goal = widen(goal, max_precision)
+                unified = arrow_field(field.name, goal)
+            field = unified
             if not same_column(inferred, goal):
-                array = convert.slot(slot, goal, field.name)[1]
+                array = _retarget(convert, slot, array, inferred, goal, field.name)
         else:
             goal_t = from_field(field)
             if goal_t is None:
@@ -346,6 +378,11 @@ def _table(
     if schema is None or evolve:
         for name in sorted(todo):
             t, array = convert.slot(columns[name], None, name)
+            if wide_decimals:
+                goal = widen(t, max_precision)
+                if not same_column(t, goal):
+                    array = _retarget(convert, columns[name], array, t, goal, name)
+                t = goal
             fields.append(arrow_field(name, t))
             arrays.append(array)
     if drop_untyped:
@@ -383,6 +420,7 @@ def items_to_table(
     evolve: bool = False,
     drop_untyped: bool = False,
     max_decimal_precision: int = DEFAULT_MAX_PRECISION,
+    wide_decimals: bool = False,
 ) -> pa.Table:
     """Items in DynamoDB JSON to an Arrow table with one typed column per attribute.
 
@@ -397,13 +435,20 @@ def items_to_table(
             v3 has no null type, Parquet no empty struct).
         max_decimal_precision: widest decimal before number text; 76 (decimal256), or 38 to keep
             to decimal128 as Iceberg requires.
+        wide_decimals: a decimal column the batch adds or widens takes ``max_decimal_precision``
+            digits and a scale rounded up to 2, 4, 9 or 18 (:func:`~ddblake.codec.schema.widen`),
+            rather than as few as its values need, so that values with more digits fit it later
+            (the lake: Iceberg cannot change a decimal's scale, and a new precision would rewrite
+            every file). An existing column the values fit stays as it is.
 
     Raises:
         BadValueError: an item is not DynamoDB JSON.
         SchemaMismatchError: a value does not fit ``schema`` (and ``evolve`` is False).
     """
     rows = items if isinstance(items, list) else list(items)
-    return _table(parse_items(rows), len(rows), schema, evolve, drop_untyped, max_decimal_precision)
+    return _table(
+        parse_items(rows), len(rows), schema, evolve, drop_untyped, max_decimal_precision, wide_decimals
+    )
 
 
 def parsed_to_table(
@@ -413,6 +458,7 @@ def parsed_to_table(
     evolve: bool = False,
     drop_untyped: bool = False,
     max_decimal_precision: int = DEFAULT_MAX_PRECISION,
+    wide_decimals: bool = False,
 ) -> pa.Table:
     """Like :func:`items_to_table`, from DynamoDB JSON that ``read_jsonl`` parsed into Arrow.
 
@@ -432,7 +478,7 @@ def parsed_to_table(
         count = len(items)
         names = [items.type.field(i).name for i in range(items.type.num_fields)]
         columns = dict(zip(names, items.flatten(), strict=True))
-    return _table(columns, count, schema, evolve, drop_untyped, max_decimal_precision)
+    return _table(columns, count, schema, evolve, drop_untyped, max_decimal_precision, wide_decimals)
 
 
 def _whole(column: pa.Array | pa.ChunkedArray) -> pa.Array:
@@ -451,13 +497,15 @@ def jsonl_to_table(
     evolve: bool = False,
     drop_untyped: bool = False,
     max_decimal_precision: int = DEFAULT_MAX_PRECISION,
+    wide_decimals: bool = False,
 ) -> pa.Table:
     """JSON Lines bytes of DynamoDB JSON items to a typed Arrow table (the fast path).
 
     Args:
         data: one JSON object per line: an item, or with ``image_field`` an object holding one
             (``"Item"`` for DynamoDB export lines, ``"new"`` for raw change-log lines).
-        schema, evolve, drop_untyped, max_decimal_precision: as :func:`items_to_table`.
+        schema, evolve, drop_untyped, max_decimal_precision, wide_decimals: as
+            :func:`items_to_table`.
 
     The result equals ``items_to_table`` of the same items. Input the C++ reader refuses (or reads
     differently from Python's ``json``) goes the exact Python way, which names the bad line.
@@ -487,9 +535,15 @@ def jsonl_to_table(
             evolve=evolve,
             drop_untyped=drop_untyped,
             max_decimal_precision=max_decimal_precision,
+            wide_decimals=wide_decimals,
         )
     return parsed_to_table(
-        items, schema, evolve=evolve, drop_untyped=drop_untyped, max_decimal_precision=max_decimal_precision
+        items,
+        schema,
+        evolve=evolve,
+        drop_untyped=drop_untyped,
+        max_decimal_precision=max_decimal_precision,
+        wide_decimals=wide_decimals,
     )
 
 

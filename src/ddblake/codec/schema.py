@@ -125,6 +125,38 @@ def _decimal_or_text(int_digits: int, scale: int, max_precision: int) -> NumT:
     return NumT("dec", int_digits, scale)
 
 
+SCALE_STEPS: Final = (2, 4, 9, 18)
+"""Scales a wide decimal column takes (:func:`widen`): a scale needed is rounded up to the next of
+these (as far as the digits before the point leave room), so a column's scale, which Iceberg cannot
+change in place, changes at most a few times however its values' digits grow."""
+
+
+def wide_scale(int_digits: int, scale: int, max_precision: int) -> int:
+    """The scale of a wide decimal for values of ``int_digits`` and ``scale``: ``scale`` rounded up
+    to the next of :data:`SCALE_STEPS` (``scale`` itself past the last), but never leaving fewer
+    than ``int_digits`` digits before the point (nor less than ``scale``)."""
+    step = next((s for s in SCALE_STEPS if s >= scale), scale) if scale else 0
+    return max(scale, min(step, max_precision - int_digits))
+
+
+def widen(t: T, max_precision: int) -> T:
+    """``t`` with every decimal, at any depth, as wide as ``max_precision`` allows.
+
+    A measured decimal (digits before the point + scale) becomes ``decimal(max_precision, S)``,
+    ``S`` by :func:`wide_scale`, so that later values with more digits before the point still fit
+    the column: its precision never has to change, and its scale rarely. Every value that fits the
+    measured type fits the wide one exactly. Other types are unchanged.
+    """
+    if isinstance(t, NumT) and t.kind == "dec":
+        scale = wide_scale(t.int_digits, t.scale, max_precision)
+        return NumT("dec", max_precision - scale, scale)
+    if isinstance(t, ListT):
+        return ListT(widen(t.elem, max_precision))
+    if isinstance(t, StructT):
+        return StructT(tuple((name, widen(f, max_precision)) for name, f in t.fields))
+    return t
+
+
 def join(a: T, b: T, max_precision: int = DEFAULT_MAX_PRECISION) -> T:
     """The narrowest type that holds every value of both types exactly."""
     if a == b or isinstance(b, NullT):

@@ -476,7 +476,10 @@ class Applier:
         upserted = len(upserts)
         rewrite = sorted({bucket_of(k, buckets) for k in changed})
         with CachedTransaction(cur) as tx:
-            if current.rewrites_all(cur, typed.schema):  # a type Iceberg cannot promote: every row
+            # A column the rows written cannot hold as typed (int64 → decimal, a decimal's scale
+            # step, a type conflict, a map gaining a field; docs/types.md, Retyping): every row.
+            # Numbers gaining digits within a decimal(38, S) column do not come here.
+            if current.rewrites_all(cur, typed.schema):
                 props = {PROPERTY: pointer}
                 result.files_rewritten += retype_table(
                     tx, cur, changed, upserts, buckets, typed.schema, images, props

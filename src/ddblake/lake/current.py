@@ -8,7 +8,9 @@ Every row carries the item's DynamoDB JSON (``_ddb_item``): typed columns are fo
 ``dump`` rebuilds items from ``_ddb_item`` exactly. When a column's type must change in a way
 Iceberg cannot promote (say int64 to decimal), the typed columns are recomputed from ``_ddb_item``
 (:func:`evolve`; column names and the other rules that keep the table independent of how changes
-were batched are in :mod:`ddblake.lake.columns`).
+were batched are in :mod:`ddblake.lake.columns`). Decimal columns are ``decimal(38, S)`` from the
+start (:data:`DECIMAL_PRECISION`, the codec's ``wide_decimals``), so that numbers gaining digits
+cost only the rows they touch: only a scale step changes such a column (docs/types.md).
 """
 
 from __future__ import annotations
@@ -35,6 +37,9 @@ META_COLUMNS: dict[str, pa.DataType] = {
     "_ddb_event_time": pa.timestamp("us", tz="UTC"),
     "_ddb_item": pa.string(),
 }
+DECIMAL_PRECISION = 38
+"""Digits of every decimal column apply adds or changes: Iceberg's widest, so that a value with more
+digits before the point never changes the column (the codec's ``wide_decimals``; docs/types.md)."""
 DEFAULT_BUCKETS = 16
 BUCKETS_PROPERTY = "ddblake.buckets"
 UNTYPED_PROPERTY = "ddblake.untyped-columns"
@@ -103,7 +108,8 @@ def _typed_dicts(
             list(images),  # type: ignore[arg-type]
             attr_schema,
             evolve=evolve or attr_schema is None,
-            max_decimal_precision=38,
+            max_decimal_precision=DECIMAL_PRECISION,
+            wide_decimals=True,
         )
     )
 
@@ -124,7 +130,11 @@ def _typed_texts(texts: Sequence[str], attr_schema: pa.Schema | None) -> tuple[p
         data = "\n".join(texts).encode("utf-8")
     except UnicodeEncodeError:
         return None
-    return _lake_columns(jsonl_to_table(data, attr_schema, evolve=True, max_decimal_precision=38))
+    return _lake_columns(
+        jsonl_to_table(
+            data, attr_schema, evolve=True, max_decimal_precision=DECIMAL_PRECISION, wide_decimals=True
+        )
+    )
 
 
 def typed_rows(
@@ -203,10 +213,12 @@ def _attributes_first(tx: Any, table: Table, added: list[str]) -> None:
 def evolve(tx: Any, table: Table, wanted: pa.Schema, *, retyped: bool = False) -> Target:
     """Bring the table's schema to ``wanted`` (:func:`typed_rows`' schema) inside ``tx``.
 
-    New columns are added (Iceberg schema evolution, no rewrite). A column whose type or text
-    marker changed (:func:`ddblake.lake.columns.same_shape`: Iceberg cannot promote a string of S
-    values to one of DynamoDB JSON text, nor int64 to decimal) is dropped and added again with its
-    new type, and the caller then rewrites every row, recomputing typed values from ``_ddb_item``.
+    New columns are added (Iceberg schema evolution, no rewrite); numbers gaining digits within a
+    ``decimal(38, S)`` column change nothing. A column whose type or text marker changed
+    (:func:`ddblake.lake.columns.same_shape`: Iceberg cannot promote a string of S values to one of
+    DynamoDB JSON text, nor int64 to decimal, nor change a decimal's scale) is dropped and added
+    again with its new type, and the caller then rewrites every row, recomputing typed values from
+    ``_ddb_item``.
     The same full rewrite is asked for when:
 
     * a column is named as before today's rules (``x.y``: it is dropped and its attribute's column
@@ -310,10 +322,11 @@ def retype(
     items = [json.loads(s) for s in keep.column("_ddb_item").to_pylist()]
     changed = {f.name for f in changed_columns({f.name: f for f in keep.schema}, schema)} - set(META_COLUMNS)
     # ``schema``'s type for a changed column joined the table's type with the batch's, and a
-    # table's int64 counts as 19 digits whatever its values (int64 then 0.5 would give
-    # decimal(20,1), not decimal(2,1)): those columns are typed again from the values of every
-    # item, kept and upserted together, as one batch of the same items would type them. So is
-    # every other column: an untyped value of a kept row meets the batch's values of its attribute.
+    # table's int64 counts as 19 digits whatever its values, a decimal(38, S) as 38 - S (int64 then
+    # 1E-20 would give number text, not decimal(38,20); decimal(38,2) then 1.125 number text, not
+    # decimal(38,4)): those columns are typed again from the values of every item, kept and
+    # upserted together, as one batch of the same items would type them. So is every other
+    # column: an untyped value of a kept row meets the batch's values of its attribute.
     news = [json.loads(t) for t in item_texts] if item_texts else [u.event.new_image for u in upserts]
     base = attribute_schema(pa.schema([f for f in schema if f.name not in changed]), untyped)
     joint, old_untyped = _typed_dicts([*items, *news], base, evolve=True)
