@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import shutil
 import statistics
 import sys
@@ -220,6 +221,11 @@ def _rate(n: int, seconds: float) -> float:
     return n / seconds if seconds > 0 else float("inf")
 
 
+def _finite(ratio: float) -> float | None:
+    """A ratio for the JSON summary: rounded, or None when the baseline finished nothing."""
+    return round(ratio, 2) if math.isfinite(ratio) else None
+
+
 def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         return run_as_child(sys.argv[2:])
@@ -359,11 +365,12 @@ def run(b: Bench, repeats: int) -> int:
         "changes": spread.changes,
         "duplicate_lines": spread.duplicates,
         "repeats": repeats,
-        "ratio": round(ratio_py, 2),
-        "ratio_vs_pyiceberg": round(ratio_py, 2),
+        # None (JSON null, not the non-standard Infinity) when pyiceberg survived no batch at all
+        "ratio": _finite(ratio_py),
+        "ratio_vs_pyiceberg": _finite(ratio_py),
         "ratio_vs_deltalake": round(ratio_delta, 3),
         "ratio_vs_pyiceberg_same_batch": None if same_key is None else round(same_key, 2),
-        "ratio_vs_pyiceberg_single_key": round(ratio_canon, 2),
+        "ratio_vs_pyiceberg_single_key": _finite(ratio_canon),
         "ratio_vs_pyiceberg_single_key_same_batch": None if same_canon is None else round(same_canon, 2),
         "ratio_vs_deltalake_merge_only": round(ratio_merge, 3),
         "ddblake_phases_s": {k: round(v, 3) for k, v in phases.items()},

@@ -3,9 +3,10 @@ through ``query`` while ``ddblake sync`` runs continuously against DynamoDB Loca
 
 Setup: DynamoDB Local in memory (``ddblake.local.dynamodb_local.DynamoDBLocal``), a table with a
 stream (NEW_AND_OLD_IMAGES, key ``pk`` + ``sk``), and ``.venv/bin/ddblake sync --table T --lake L
---endpoint-url U`` as a subprocess, with its defaults (raw files cut every 0.2 s, apply polling
-every 0.2 s). A warm-up item is put and awaited first, so the measurement starts with sync past
-its first load of the (empty) table.
+--endpoint-url U`` as a subprocess, with its defaults (raw files cut every 0.2 s; apply woken by
+each raw file capture writes, and polling every 1 s for files other writers add:
+``ddblake.sync.SYNC_APPLY_POLL_SECONDS``). A warm-up item is put and awaited first, so the
+measurement starts with sync past its first load of the (empty) table.
 
 Then a writer thread makes ``--puts`` PutItems (50 full, 20 with ``--quick``), one every
 ``--interval`` seconds (0.5; a steady stream of changes, each item of mixed types, a counter
