@@ -5,32 +5,37 @@ deletes) and handed to DuckDB as lazy Arrow datasets under their ARCHITECTURE.md
 (:mod:`ddblake.lake.reading`), so DuckDB needs no extension — nothing is downloaded at run time,
 ``file://`` and ``s3://`` lakes work alike, and DuckDB reads only the columns and row groups a
 statement needs. Only the tables a statement names are opened.
+
+JSON and number text (docs/types.md) are strings to Iceberg; the views give them DuckDB's ``JSON``
+type (:func:`ddblake.lake.reading.json_casts`), which DuckDB carries through a statement's
+expressions, and every value of that type in a result, whatever made it (``_ddb_item->'$.a'``
+too), comes out as a :class:`JsonText`: ``--format json`` embeds it as JSON, the table and CSV
+formats show its text as before.
 """
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
-import json
-import math
 import re
-import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from decimal import Decimal
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 import duckdb
+from duckdb.sqltypes import DuckDBPyType
 from pyiceberg.catalog import Catalog
+from pyiceberg.schema import Schema
 from pyiceberg.table import Table
 
-from ddblake.errors import ConfigError, NotFoundError, TerminalError, UsageError
+from ddblake.errors import NotFoundError, TerminalError, UsageError
 from ddblake.lake.catalog import table_names
-from ddblake.lake.options import LAKE_PROPERTY, other_owner
-from ddblake.lake.reading import register, row_source, unique_names
+from ddblake.lake.options import LAKE_PROPERTY, SOURCE_PROPERTY, other_owner
+from ddblake.lake.output import Format, JsonText, format_chunks, format_rows
+from ddblake.lake.reading import json_casts, register, row_source
 from ddblake.lake.storage import Storage
 
-Format = Literal["table", "json", "csv"]
+__all__ = ["Format", "JsonText", "format_chunks", "format_rows", "open_sql", "parse_time", "run_sql"]
+
 # Set by snapshot expiry (ddblake.lake.maintain): commit time (ms) of the newest snapshot expired.
 EXPIRED_PROPERTY = "ddblake.expired-through-ms"
 # Set by the first snapshot expiry (ddblake.lake.maintain) when the table still holds its first
@@ -72,7 +77,9 @@ def parse_time(text: str) -> dt.datetime:
         parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError as e:
         raise UsageError(
-            f"--as-of {text!r} is not a time; use ISO 8601 (2026-11-28T10:00:00Z) or epoch ms"
+            f"--as-of {text!r} is not a time; use ISO 8601 (2026-11-28, 2026-11-28T10:00:00Z; UTC "
+            f"unless an offset is given) or epoch seconds or milliseconds ({EPOCH_MIN_DIGITS} digits "
+            "or more: 1764324000 or 1764324000000)"
         ) from e
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
@@ -129,9 +136,6 @@ def lake_tables(catalog: Catalog, namespace: str) -> list[str]:
 
 FETCH_ROWS = 10_000
 """Rows fetched from DuckDB at a time: a result is printed as it comes, never held whole (json, csv)."""
-TABLE_CELL_WIDTH: Final = 60
-"""Widest column of ``--format table``; a longer cell is cut and ends in :data:`CUT_MARK`."""
-CUT_MARK: Final = "…"
 
 
 @contextmanager
@@ -164,7 +168,12 @@ def open_sql(
             if re.search(rf"(?<![a-z0-9_]){re.escape(name)}(?![a-z0-9_])", lowered):
                 table = catalog.load_table(f"{namespace}.{name}")
                 check_own_lake(table, f"{namespace}.{name}", own_lake)
-                register(con, name, row_source(table, snapshot_for(table, as_of)))
+                snapshot = snapshot_for(table, as_of)
+                schema = (
+                    table.scan(snapshot_id=snapshot).projection() if snapshot is not None else table.schema()
+                )
+                casts = json_casts(schema, json_text_columns(table, schema))
+                register(con, name, row_source(table, snapshot), casts)
                 qualified(con, namespace, name)
         try:
             if len(con.extract_statements(sql)) > 1:  # DuckDB would run them all and show the last
@@ -175,6 +184,9 @@ def open_sql(
         if cursor is None:  # only comments
             raise UsageError("the SQL holds no statement (only comments or blanks)")
         columns = [d[0] for d in cursor.description or []]
+        marks = [
+            (i, m) for i, d in enumerate(cursor.description or []) if (m := _json_marks(d[1])) is not None
+        ]
 
         def chunks() -> Iterator[list[tuple[Any, ...]]]:
             while True:
@@ -184,11 +196,69 @@ def open_sql(
                     raise _failed(e, names) from e
                 if not rows:
                     return
-                yield rows
+                yield [_marked(r, marks) for r in rows] if marks else rows
 
         yield columns, chunks()
     finally:
         con.close()
+
+
+HISTORY_MARK: Final = "_ddb_raw_file"
+"""A column of every change-history table (ddblake.lake.history) that no current-state table has:
+an attribute named so has the column ``attr_ddb_raw_file`` (ddblake.lake.columns)."""
+
+
+def json_text_columns(table: Table, schema: Schema) -> tuple[str, ...]:
+    """The string columns of a ddblake table (one with the ``ddblake.source-table`` property) that
+    hold JSON text by their names: the history's ``keys`` and images, the current state's
+    ``_ddb_item``. ``_ddb_key`` (the canonical key apply joins on) stays text. None of another
+    writer's table: its names mean what that writer says."""
+    if SOURCE_PROPERTY not in table.properties:
+        return ()
+    if any(f.name == HISTORY_MARK for f in schema.fields):
+        return ("keys", "new_image", "old_image")
+    return ("_ddb_item",)
+
+
+Mark = Callable[[Any], Any]
+
+
+def _json(value: Any) -> Any:
+    return JsonText(value) if isinstance(value, str) else value
+
+
+def _json_marks(t: DuckDBPyType) -> Mark | None:
+    """What makes the JSON values of a result column of type ``t`` (at any depth) :class:`JsonText`:
+    None when it holds none. A UNION is left as it is (a Python value does not say its member)."""
+    if t.id == "varchar":
+        return _json if str(t) == "JSON" else None
+    children = t.children if t.id in ("list", "array", "struct", "map") else []
+    if t.id in ("list", "array"):
+        child = children[0][1]
+        inner = _json_marks(child) if isinstance(child, DuckDBPyType) else None
+        if inner is None:
+            return None
+        return lambda v: v if v is None else [inner(x) for x in v]
+    fields: dict[str, Mark] = {}
+    for name, child in children:
+        mark = _json_marks(child) if isinstance(child, DuckDBPyType) else None
+        if mark is not None:
+            fields[name] = mark
+    if t.id == "struct" and fields:
+        return lambda v: (
+            v if not isinstance(v, dict) else {k: fields[k](x) if k in fields else x for k, x in v.items()}
+        )
+    if t.id == "map" and "value" in fields:
+        value = fields["value"]
+        return lambda v: v if not isinstance(v, dict) else {k: value(x) for k, x in v.items()}
+    return None
+
+
+def _marked(row: tuple[Any, ...], marks: Sequence[tuple[int, Mark]]) -> tuple[Any, ...]:
+    values = list(row)
+    for i, mark in marks:
+        values[i] = mark(values[i])
+    return tuple(values)
 
 
 def qualified(con: duckdb.DuckDBPyConnection, namespace: str, name: str) -> None:
@@ -247,136 +317,6 @@ def run_sql(
     """
     with open_sql(catalog, namespace, sql, as_of=as_of) as (columns, chunks):
         return columns, [row for chunk in chunks for row in chunk]
-
-
-def _json_value(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _json_value(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [_json_value(v) for v in value]
-    if isinstance(value, bytes | bytearray | memoryview):
-        return base64.b64encode(bytes(value)).decode("ascii")
-    if isinstance(value, dt.datetime | dt.date | dt.time):
-        return value.isoformat()
-    if isinstance(value, dt.timedelta):  # an INTERVAL (now() - _ddb_event_time): in seconds
-        seconds = Decimal(value.days * 86_400 + value.seconds) + Decimal(value.microseconds).scaleb(-6)
-        return seconds.normalize() if seconds else Decimal(0)
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)  # JSON has no NaN or Infinity: as text, like a non-finite decimal
-    return value
-
-
-def _encode(value: Any) -> Iterable[str]:
-    if isinstance(value, Decimal):
-        yield format(value, "f") if value.is_finite() else json.dumps(str(value))
-    elif isinstance(value, dict):
-        yield "{"
-        for i, (k, v) in enumerate(value.items()):
-            if i:
-                yield ","
-            yield json.dumps(str(k), ensure_ascii=False)
-            yield ":"
-            yield from _encode(v)
-        yield "}"
-    elif isinstance(value, list):
-        yield "["
-        for i, v in enumerate(value):
-            if i:
-                yield ","
-            yield from _encode(v)
-        yield "]"
-    else:
-        yield json.dumps(value, ensure_ascii=False)
-
-
-def format_rows(columns: Sequence[str], rows: Sequence[tuple[Any, ...]], fmt: Format) -> str:
-    """Render a result for people (table), programs (JSON Lines) or spreadsheets (CSV)."""
-    if fmt == "json":
-        keys = unique_names(columns)  # a join's two pk columns are two members, not one
-        return "".join("".join(_encode(_json_value(dict(zip(keys, r, strict=True))))) + "\n" for r in rows)
-    if fmt == "csv":
-        return _csv(rows, header=columns)
-    if fmt != "table":
-        raise ConfigError(f"--format {fmt!r} must be table, json or csv")
-    cells = [[_cell(v) for v in r] for r in rows]
-    widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
-    widths = [min(w, TABLE_CELL_WIDTH) for w in widths]
-    cut = False
-
-    def fit(text: str, width: int) -> str:
-        """The cell padded to its column, or cut with a visible mark: 1E-130 must not read as 0."""
-        nonlocal cut
-        if len(text) <= width:
-            return text.ljust(width)
-        cut = True
-        return text[: width - 1] + CUT_MARK
-
-    line = "-+-".join("-" * w for w in widths)
-    out_lines = [" | ".join(fit(c, w) for c, w in zip(columns, widths, strict=True)), line]
-    out_lines += [" | ".join(fit(c, w) for c, w in zip(row, widths, strict=True)) for row in cells]
-    count = f"{len(rows)} row{'s' if len(rows) != 1 else ''}"
-    if cut:
-        count += f"; cells ending in {CUT_MARK} are cut at {TABLE_CELL_WIDTH} characters"
-        count += ": --format json shows them whole"
-    out_lines.append(f"({count})")
-    return "\n".join(out_lines) + "\n"
-
-
-_CSV_SPECIAL: Final = re.compile(r'[",\r\n]')
-
-
-def _csv_field(value: Any) -> str:
-    """RFC 4180, with NULL as an empty field and an empty string as ``""`` (as DuckDB's COPY
-    writes them), so that the two stay apart."""
-    if value is None:
-        return ""
-    text = _cell(value)
-    if text == "" or _CSV_SPECIAL.search(text):
-        return '"' + text.replace('"', '""') + '"'
-    return text
-
-
-def _csv(rows: Iterable[Sequence[Any]], *, header: Sequence[str] | None = None) -> str:
-    lines = [] if header is None else [",".join(_csv_field(c) for c in header)]
-    lines += [",".join(_csv_field(v) for v in r) for r in rows]
-    return "".join(line + "\n" for line in lines)
-
-
-def format_chunks(
-    columns: Sequence[str], chunks: Iterable[Sequence[tuple[Any, ...]]], fmt: Format
-) -> Iterator[str]:
-    """:func:`format_rows` for a result given in chunks: JSON Lines and CSV text as each chunk comes
-    (the CSV header once); a table needs every row for its widths, so it comes at the end."""
-    if fmt == "table":
-        yield format_rows(columns, [row for chunk in chunks for row in chunk], fmt)
-        return
-    if fmt == "csv":
-        yield _csv([], header=columns)  # the header, even for no rows
-        for chunk in chunks:
-            yield _csv(chunk)
-        return
-    for chunk in chunks:
-        yield format_rows(columns, chunk, fmt)
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):  # as SQL and JSON spell them, not Python's True/False
-        return "true" if value else "false"
-    if isinstance(value, Decimal):
-        return format(value, "f")
-    if isinstance(value, bytes | bytearray | memoryview):  # base64, as JSON has it, without quotes
-        return str(_json_value(value))
-    if isinstance(value, dict | list | tuple):
-        return "".join(_encode(_json_value(value)))
-    if isinstance(value, dt.datetime):
-        return value.isoformat()
-    return str(value)
 
 
 def check_own_lake(tbl: Table, identifier: str, own_lake: Storage | None) -> None:

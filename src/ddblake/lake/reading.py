@@ -22,14 +22,25 @@ sanitised form (``created_x2Dat``). The dataset reads the stored names and :func
 top-level columns their own names back through a DuckDB view, by position (DuckDB's names are
 case-insensitive, DynamoDB's are not); a table with such a name nested in a struct, or with two
 names that sanitise alike, is read through pyiceberg.
+
+Kinds: a column of JSON text (a ``ddblake:ddb-json`` field, ``_ddb_item``, the history's images)
+or of number text (``ddblake:number-text``) is a string to Iceberg and Parquet. :func:`json_casts`
+gives such columns DuckDB's ``JSON`` type in the view :func:`register` makes, at any depth (struct
+fields, list elements), so that the kind survives a statement's expressions (``SELECT m AS x``,
+``coalesce(m, ...)``, ``l[1]``) and ``query --format json`` can embed the values as JSON
+(docs/lake.md, query). A number text that is no JSON number (``007``, ``+1``, ``.5``, ``5.``, which
+DynamoDB never returns but an export written by hand may hold) is written as one of the same value
+(``7``, ``1``, ``0.5``, ``5``); a value DuckDB cannot read as JSON at all becomes a JSON string of its
+text, never an error nor a null.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import duckdb
@@ -41,6 +52,9 @@ from pyiceberg.partitioning import PartitionSpec
 from pyiceberg.schema import Schema, sanitize_column_names
 from pyiceberg.table import Table
 from pyiceberg.transforms import IdentityTransform
+from pyiceberg.types import IcebergType, ListType, StringType, StructType
+
+from ddblake.codec.schema import DDB_JSON, NUMBER_TEXT
 
 log = logging.getLogger(__name__)
 
@@ -212,14 +226,106 @@ def _quoted(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def register(con: duckdb.DuckDBPyConnection, name: str, rows: Rows) -> None:
-    """Make ``rows`` DuckDB's table ``name``, each column under its own name.
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+Cast = Callable[[str], str]
+"""The SQL of a column's value in the view, given the SQL of its stored value."""
+_MARK = "ddblake:"
+_JSON_NUMBER = r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?"
+"""JSON's grammar of a number (RFC 8259), for RE2."""
+_LAMBDA = "__ddblake_e"
+
+
+def _marker(doc: str | None) -> str | None:
+    """The text encoding a field's doc names (``ddb-json``, ``[]number-text``), if any."""
+    if not doc or not doc.startswith(_MARK):
+        return None
+    words = doc[len(_MARK) :].split()
+    return words[0] if words else None
+
+
+def _json_text(ref: str, text: str | None = None) -> str:
+    """JSON text as DuckDB's JSON, the text unchanged (``text``: the SQL of the text, when it is
+    not ``ref`` itself); a value DuckDB cannot read as JSON as a JSON string of ``ref``."""
+    return f"COALESCE(TRY_CAST({text or ref} AS JSON), to_json({ref}))"
+
+
+def _number_text(ref: str) -> str:
+    """Number text as DuckDB's JSON: a JSON number, its text unchanged when JSON's grammar allows
+    it, else the same value in that grammar (sign ``+`` dropped, leading zeros dropped, ``.5`` as
+    ``0.5``, ``5.`` as ``5``), never through a float."""
+    fixed = ref
+    for pattern, replacement in (
+        (r"^\+", ""),
+        (r"^(-?)0*([0-9])", r"\1\2"),
+        (r"^(-?)\.", r"\10."),
+        (r"\.($|[eE])", r"\1"),
+    ):
+        fixed = f"regexp_replace({fixed}, {_literal(pattern)}, {_literal(replacement)})"
+    return _json_text(
+        ref, f"CASE WHEN regexp_full_match({ref}, {_literal(_JSON_NUMBER)}) THEN {ref} ELSE {fixed} END"
+    )
+
+
+def _cast(t: IcebergType, marker: str | None, ref: str, depth: int) -> str | None:
+    """The SQL giving the value at ``ref`` (of type ``t``, marked ``marker``) its JSON parts as
+    DuckDB's JSON, or None when nothing in it is marked."""
+    if isinstance(t, ListType):
+        inner = marker[2:] if marker and marker.startswith("[]") else None
+        var = f"{_LAMBDA}{depth}"
+        body = _cast(t.element_type, inner, var, depth + 1)
+        return None if body is None else f"list_transform({ref}, lambda {var}: {body})"
+    if isinstance(t, StructType):
+        if len({f.name.lower() for f in t.fields}) < len(t.fields):
+            return None  # fields DuckDB would not tell apart: left as they are
+        parts, marked = [], False
+        for f in t.fields:
+            field = f"struct_extract({ref}, {_literal(f.name)})"
+            body = _cast(f.field_type, _marker(f.doc), field, depth)
+            marked = marked or body is not None
+            parts.append(f"{_quoted(f.name)} := {body or field}")
+        if not marked:
+            return None
+        return f"CASE WHEN {ref} IS NULL THEN NULL ELSE struct_pack({', '.join(parts)}) END"
+    if isinstance(t, StringType):
+        if marker == DDB_JSON:
+            return _json_text(ref)
+        if marker == NUMBER_TEXT:
+            return _number_text(ref)
+    return None
+
+
+def json_casts(schema: Schema, json_text: Iterable[str] = ()) -> dict[str, Cast]:
+    """The columns of ``schema`` holding JSON or number text (by the codec's doc marks, at any
+    depth; and the string columns named in ``json_text``, JSON text by the caller's knowledge),
+    with the SQL that gives their view column DuckDB's JSON type there."""
+    plain = set(json_text)
+    casts: dict[str, Cast] = {}
+    for f in schema.fields:
+        marker = DDB_JSON if f.name in plain and isinstance(f.field_type, StringType) else _marker(f.doc)
+        if _cast(f.field_type, marker, "c", 0) is not None:
+            casts[f.name] = partial(_column_cast, f.field_type, marker)
+    return casts
+
+
+def _column_cast(t: IcebergType, marker: str | None, ref: str) -> str:
+    return _cast(t, marker, ref, 0) or ref
+
+
+def register(
+    con: duckdb.DuckDBPyConnection, name: str, rows: Rows, casts: Mapping[str, Cast] | None = None
+) -> None:
+    """Make ``rows`` DuckDB's table ``name``, each column under its own name, and the columns in
+    ``casts`` (by name) typed by them (:func:`json_casts`).
 
     DynamoDB's names are case-sensitive and DuckDB's are not: of two attributes whose names differ
     only in case the first (in column order) answers to both spellings, and DuckDB calls the
     later ones ``<name>_1``, ``<name>_2``; a warning names them (their values are in ``_ddb_item``).
     """
-    names = [rows.renamed.get(stored, stored) for stored in rows.source.schema.names]
+    stored = rows.source.schema.names
+    names = [rows.renamed.get(s, s) for s in stored]
     first: dict[str, str] = {}
     for column, alias in zip(names, unique_names(names), strict=True):
         earlier = first.setdefault(column.lower(), column)
@@ -234,11 +340,15 @@ def register(con: duckdb.DuckDBPyConnection, name: str, rows: Rows) -> None:
                 column,
                 alias,
             )
-    if not rows.renamed:
+    casts = casts or {}
+    if not rows.renamed and not any(n in casts for n in names):
         con.register(name, rows.source)
         return
     files = f"{name}__ddblake_files"
     con.register(files, rows.source)
-    # Named by position: DuckDB matches names case-insensitively, and "A-b" and "a-b" both exist.
-    columns = ", ".join(_quoted(rows.renamed.get(stored, stored)) for stored in rows.source.schema.names)
-    con.execute(f"CREATE TEMP VIEW {_quoted(name)} ({columns}) AS SELECT * FROM {_quoted(files)}")  # noqa: S608
+    # Named by position: DuckDB matches names case-insensitively, and "A-b" and "a-b" both exist;
+    # a stored column is referred to as DuckDB names it (a repeated name with _1, _2).
+    refs = [_quoted(u) for u in unique_names(stored)]
+    values = ", ".join(casts[n](r) if n in casts else r for n, r in zip(names, refs, strict=True))
+    columns = ", ".join(_quoted(n) for n in names)
+    con.execute(f"CREATE TEMP VIEW {_quoted(name)} ({columns}) AS SELECT {values} FROM {_quoted(files)}")  # noqa: S608
