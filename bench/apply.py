@@ -45,7 +45,10 @@ Usage: ``python bench/apply.py [--quick] [--rows N] [--changes N] [--repeats R] 
 The last line printed is one JSON object: ``"bench": "apply"``, ``ratio`` (= ``ratio_vs_pyiceberg``:
 changes per second, ddblake on the spread batch over pyiceberg upsert on (pk, sk) on the largest
 batch it survived), ``ratio_vs_deltalake`` (changes per second on the spread batch, ddblake's whole
-apply over delta-rs's MERGE alone), ``peak_rss_mb`` (ddblake's apply process), and the details.
+apply over delta-rs's MERGE alone), ``peak_rss_mb`` (ddblake's apply process on the change
+batches, MiB), ``load_peak_rss_mb`` (its apply of the table's first load, MiB), and the details.
+The memory goal ("peak RSS under 2 GB", read as 2 GiB) holds for both: ``goals_met`` checks the
+larger.
 
 The batches, net changes and table copies come from bench/_apply_data.py; the child bodies (one
 timed call each) from bench/_apply_children.py.
@@ -396,7 +399,7 @@ def run(b: Bench, repeats: int) -> int:
         "deltalake_local_s": round(xl["seconds"], 3),
         "load_s": round(load["seconds"], 1),
         "load_peak_rss_mb": round(load["peak_rss_mb"]),
-        "goals_met": ratio_py >= 50 and ratio_delta >= 1 and peak < 2048,
+        "goals_met": ratio_py >= 50 and ratio_delta >= 1 and max(peak, load["peak_rss_mb"]) < 2048,
     }
     print(json.dumps(summary))
     return 0
