@@ -1,9 +1,13 @@
-"""A reading command stopped by SIGTERM or Ctrl-C in the middle of a statement: one line, 143 or 130.
+"""A reading command stopped by SIGTERM or Ctrl-C in the middle of a statement: one line, 143 or
+130, at once.
 
 Python's default SIGTERM ends the process with no word (a shell shows exit -15): a scheduler's
-timeout on a long ``query`` left nothing in its log. The statement reads a FIFO, so the test knows
-DuckDB is inside it (our open for writing returns once DuckDB opened it for reading) and keeps it
-busy with rows until the process ends: no sleeps.
+timeout on a long ``query`` left nothing in its log. And a Python handler alone runs only when
+DuckDB checks for signals, which a hash join and its aggregate do not: such a statement ran on for
+minutes after the signal, past any scheduler's grace period. The statement here reads a FIFO first,
+so the test knows DuckDB is inside it (our open for writing returns once DuckDB opened it for
+reading), then joins what it read into billions of rows: no sleeps, and without the fix the
+process would outlive the test's timeout.
 """
 
 from __future__ import annotations
@@ -13,12 +17,28 @@ import os
 import signal
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads CPU times from /proc")
 DDBLAKE = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "ddblake"
-ROWS = b"1\n" * 10_000
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def _wait_for_cpu(pid: int, seconds: float) -> None:
+    """Until process ``pid`` has spent ``seconds`` more CPU time: a statement that read three rows
+    and then works that long is in its join (a condition polled, not a guess at a duration)."""
+    start, deadline = _cpu_seconds(pid), time.monotonic() + 60
+    while _cpu_seconds(pid) - start < seconds:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"process {pid} did not work {seconds} s of CPU in 60 s")
+        time.sleep(0.01)
 
 
 @pytest.mark.parametrize(
@@ -31,7 +51,11 @@ def test_a_query_stopped_mid_statement_says_so_in_one_line(
     fifo, lake = tmp_path / "rows.csv", tmp_path / "lake"
     os.mkfifo(fifo)
     lake.mkdir()  # an empty directory: query runs the statement (no tables needed)
-    sql = f"select count(*) from read_csv('{fifo}', columns={{'a': 'BIGINT'}}, header=false)"  # noqa: S608 - a test path
+    rows = f"read_csv('{fifo}', columns={{'a': 'BIGINT'}}, header=false)"
+    sql = (
+        f"select a.a % 3 k, count(*) from (select a + range as a from {rows}, range(30000)) a, "  # noqa: S608
+        "range(30000) b, range(20) r where a.a % 3 = b.range % 3 group by 1"
+    )
     proc = subprocess.Popen(  # noqa: S603 - our own console script, fixed arguments
         [str(DDBLAKE), "query", "--lake", str(lake), sql],
         stdout=subprocess.PIPE,
@@ -49,17 +73,12 @@ def test_a_query_stopped_mid_statement_says_so_in_one_line(
     try:
         fd = os.open(fifo, os.O_WRONLY)  # returns once DuckDB has the FIFO open: inside the statement
         try:
-            os.write(fd, ROWS * 10)
-            proc.send_signal(sig)
-            for _ in range(100_000):  # bounded: about 2 GB of rows, far more than a stop takes
-                if proc.poll() is not None:
-                    break
-                os.write(fd, ROWS)
-        except BrokenPipeError:
-            pass  # the reader went away: the process is ending
+            os.write(fd, b"1\n2\n3\n")
         finally:
-            os.close(fd)
-        out, err = proc.communicate(timeout=60)
+            os.close(fd)  # DuckDB reads to the end and goes on to the join
+        _wait_for_cpu(proc.pid, 1.0)  # then it is in the join, which checks for no signal
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=30)  # the join alone takes minutes
     finally:
         if proc.poll() is None:
             proc.kill()

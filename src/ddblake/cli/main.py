@@ -19,7 +19,13 @@ from ddblake import __version__
 from ddblake.cli import sync_cmd
 from ddblake.cli.args import Parser, add_role_args, did_you_mean, log_level, percent, port_number, say
 from ddblake.cli.lakes import check_present, existing_lake, lake_config, own
-from ddblake.cli.signals import Terminated, forget_terminations, sigterm_unwinds, terminated_by
+from ddblake.cli.signals import (
+    Terminated,
+    exit_at_once_on_stop,
+    forget_terminations,
+    sigterm_unwinds,
+    terminated_by,
+)
 from ddblake.errors import DdblakeError, StoppedError, UsageError
 
 if TYPE_CHECKING:
@@ -101,7 +107,10 @@ def _cmd_query(args: argparse.Namespace) -> int:
     as_of = parse_time(args.as_of) if args.as_of else None
     catalog = open_catalog(config, config.storage(), create=False)
     own_lake = own(config)
-    with open_sql(catalog, config.namespace, args.sql, as_of=as_of, own_lake=own_lake) as (columns, chunks):
+    with (
+        exit_at_once_on_stop(),
+        open_sql(catalog, config.namespace, args.sql, as_of=as_of, own_lake=own_lake) as (columns, chunks),
+    ):
         for text in format_chunks(columns, chunks, args.format):
             sys.stdout.write(text)
     return 0
@@ -116,8 +125,9 @@ def _cmd_dump(args: argparse.Namespace) -> int:
     config = existing_lake(args)
     catalog = open_catalog(config, config.storage(), create=False)
     out = sys.stdout
-    for line in dump_items(catalog, config.namespace, table, own_lake=own(config)):
-        out.write(line + "\n")
+    with exit_at_once_on_stop():  # DuckDB sorts the items: a stop must not wait for it
+        for line in dump_items(catalog, config.namespace, table, own_lake=own(config)):
+            out.write(line + "\n")
     return 0
 
 

@@ -8,13 +8,16 @@ waits for the JVM) run inside :func:`sigterm_unwinds`, which raises :class:`Term
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
+import socket
+import threading
 from collections.abc import Iterator
 from types import FrameType
 
 from ddblake.signals import Terminated, handlers
 
-__all__ = ["Terminated", "forget_terminations", "sigterm_unwinds", "terminated_by"]
+__all__ = ["Terminated", "exit_at_once_on_stop", "forget_terminations", "sigterm_unwinds", "terminated_by"]
 
 _received: list[int] = []  # SIGTERMs seen by sigterm_unwinds' handler, in this process
 
@@ -45,3 +48,52 @@ def sigterm_unwinds() -> Iterator[None]:
 
     with handlers(handler, signal.SIGTERM):
         yield
+
+
+STOP_LINES: dict[int, bytes] = {
+    signal.SIGINT: b"ddblake: interrupted\n",
+    signal.SIGTERM: b"ddblake: terminated (SIGTERM)\n",
+}
+
+
+@contextlib.contextmanager
+def exit_at_once_on_stop() -> Iterator[None]:
+    """For commands that only read (query, dump): Ctrl-C or SIGTERM ends the process at once, with
+    its one line and 130 or 143, even while DuckDB runs a statement.
+
+    Python runs its signal handlers in the main thread between bytecodes, and DuckDB checks for them
+    only in some operators: a hash join or an aggregate ran on for a minute after SIGTERM, and a
+    scheduler's grace period (30 s on ECS or Kubernetes) would then SIGKILL it with no word. The C
+    handler writes the signal to a wake-up socket at once, whatever the main thread does; a thread
+    waiting on it ends the process. Nothing is left half done: these commands write nothing but
+    their output. Main thread only (elsewhere the block runs as is).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    reader, writer = socket.socketpair()
+    writer.setblocking(False)
+
+    def watch() -> None:
+        while True:
+            try:
+                data = reader.recv(64)
+            except OSError:
+                return
+            if not data:  # the block ended: the writer is closed
+                return
+            for signum in data:
+                if signum in STOP_LINES:
+                    os.write(2, STOP_LINES[signum])  # not sys.stderr: the main thread may hold its lock
+                    os._exit(128 + signum)
+
+    watcher = threading.Thread(target=watch, name="ddblake-stop", daemon=True)
+    previous = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+    watcher.start()
+    try:
+        yield
+    finally:
+        signal.set_wakeup_fd(previous)
+        writer.close()
+        watcher.join()
+        reader.close()
