@@ -107,9 +107,12 @@ def _cmd_query(args: argparse.Namespace) -> int:
     as_of = parse_time(args.as_of) if args.as_of else None
     catalog = open_catalog(config, config.storage(), create=False)
     own_lake = own(config)
+    json_values = args.format == "json"  # JSON and number text embedded as JSON (lake.query)
     with (
         exit_at_once_on_stop(),
-        open_sql(catalog, config.namespace, args.sql, as_of=as_of, own_lake=own_lake) as (columns, chunks),
+        open_sql(
+            catalog, config.namespace, args.sql, as_of=as_of, own_lake=own_lake, json_values=json_values
+        ) as (columns, chunks),
     ):
         for text in format_chunks(columns, chunks, args.format):
             sys.stdout.write(text)

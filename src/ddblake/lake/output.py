@@ -41,13 +41,20 @@ _STRICT: Final = json.JSONDecoder(parse_int=str, parse_float=str, parse_constant
 """RFC 8259's JSON: no NaN or Infinity, no control characters in strings; numbers never parsed."""
 
 
+_LOOSE_NUMBER: Final = re.compile(r"-?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+"""Number text DynamoDB's parser takes that JSON does not (``007.50``, ``.5``, ``5.``)."""
+
+
 def _embedded(text: str) -> str:
     """A JSON value's text for a JSON Lines row: itself when it is JSON as RFC 8259 has it, with any
-    line break (only ever whitespace between tokens then) as a space; else a JSON string of it
+    line break (only ever whitespace between tokens then) as a space; a number JSON does not spell
+    so (``007.50``) as the same number written as JSON (``7.50``); else a JSON string of it
     (DuckDB's JSON also reads ``NaN``, ``Infinity`` and trailing commas: ``'[1,]'::JSON``)."""
     try:
         _STRICT.decode(text)
     except (ValueError, RecursionError):
+        if _LOOSE_NUMBER.fullmatch(text):
+            return format(Decimal(text), "f" if "e" not in text.lower() else "")
         return json.dumps(text, ensure_ascii=False)
     if "\n" in text or "\r" in text:
         return text.replace("\n", " ").replace("\r", " ")

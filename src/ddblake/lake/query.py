@@ -6,11 +6,11 @@ deletes) and handed to DuckDB as lazy Arrow datasets under their ARCHITECTURE.md
 ``file://`` and ``s3://`` lakes work alike, and DuckDB reads only the columns and row groups a
 statement needs. Only the tables a statement names are opened.
 
-JSON and number text (docs/types.md) are strings to Iceberg; the views give them DuckDB's ``JSON``
-type (:func:`ddblake.lake.reading.json_casts`), which DuckDB carries through a statement's
-expressions, and every value of that type in a result, whatever made it (``_ddb_item->'$.a'``
-too), comes out as a :class:`JsonText`: ``--format json`` embeds it as JSON, the table and CSV
-formats show its text as before.
+JSON and number text (docs/types.md) are strings to Iceberg, and to SQL. For ``--format json``
+(``open_sql(json_values=True)``) the statement is also bound, not run, on views that give them
+DuckDB's ``JSON`` type (:func:`ddblake.lake.reading.json_casts`), which DuckDB carries through a
+statement's expressions; the result's values at the places that bind types ``JSON``, whatever made
+them (``_ddb_item->'$.a'`` too), come out as :class:`JsonText`, which the JSON format embeds.
 """
 
 from __future__ import annotations
@@ -146,12 +146,20 @@ def open_sql(
     *,
     as_of: dt.datetime | None = None,
     own_lake: Storage | None = None,
+    json_values: bool = False,
 ) -> Iterator[tuple[list[str], Iterator[list[tuple[Any, ...]]]]]:
     """Run one SQL statement; gives its column names and its rows in chunks (Python values,
     numbers exact), read as they are consumed, while the context is open.
 
     ``own_lake``: the lake whose own catalog (``<lake>/catalog.db``) this is; each table read is
     checked to be that lake's (:func:`check_own_lake`).
+
+    ``json_values`` (``--format json``): the values a result holds of JSON or number text come
+    as :class:`JsonText`. The statement runs on the tables as they are (those columns are text, as
+    SQL has always seen them: ``mix = 'x'`` is false, not an error); a second connection binds it,
+    without running it, on views that type those columns as DuckDB ``JSON``, and the result
+    columns it types so (through aliases and expressions) are the ones marked. A statement that is
+    not a query, or does not bind so, marks nothing.
 
     Raises:
         UsageError: no statement.
@@ -160,8 +168,11 @@ def open_sql(
     if not sql.strip():
         raise UsageError('no SQL statement given: pass one, e.g. "SELECT count(*) FROM example_ddb_table"')
     con = duckdb.connect()
+    typed = duckdb.connect() if json_values else None
     try:
-        con.execute("SET TimeZone = 'UTC'")
+        for c in (con, typed):
+            if c is not None:
+                c.execute("SET TimeZone = 'UTC'")
         lowered = sql.lower()
         names = lake_tables(catalog, namespace)
         for name in names:
@@ -169,14 +180,20 @@ def open_sql(
                 table = catalog.load_table(f"{namespace}.{name}")
                 check_own_lake(table, f"{namespace}.{name}", own_lake)
                 snapshot = snapshot_for(table, as_of)
-                schema = (
-                    table.scan(snapshot_id=snapshot).projection() if snapshot is not None else table.schema()
-                )
-                casts = json_casts(schema, json_text_columns(table, schema))
-                register(con, name, row_source(table, snapshot), casts)
+                rows = row_source(table, snapshot)
+                register(con, name, rows)
                 qualified(con, namespace, name)
+                if typed is not None:
+                    schema = (
+                        table.scan(snapshot_id=snapshot).projection()
+                        if snapshot is not None
+                        else table.schema()
+                    )
+                    register(typed, name, rows, json_casts(schema, json_text_columns(table, schema)))
+                    qualified(typed, namespace, name)
         try:
-            if len(con.extract_statements(sql)) > 1:  # DuckDB would run them all and show the last
+            statements = con.extract_statements(sql)
+            if len(statements) > 1:  # DuckDB would run them all and show the last
                 raise UsageError("give one SQL statement: this text holds several (separated by ';')")
             cursor = con.execute(sql)
         except (duckdb.Error, RuntimeError) as e:
@@ -184,9 +201,8 @@ def open_sql(
         if cursor is None:  # only comments
             raise UsageError("the SQL holds no statement (only comments or blanks)")
         columns = [d[0] for d in cursor.description or []]
-        marks = [
-            (i, m) for i, d in enumerate(cursor.description or []) if (m := _json_marks(d[1])) is not None
-        ]
+        types = _typed_result(typed, statements[0], len(columns)) if typed is not None else []
+        marks = [(i, m) for i, t in enumerate(types) if (m := _json_marks(t)) is not None]
 
         def chunks() -> Iterator[list[tuple[Any, ...]]]:
             while True:
@@ -201,6 +217,20 @@ def open_sql(
         yield columns, chunks()
     finally:
         con.close()
+        if typed is not None:
+            typed.close()
+
+
+def _typed_result(typed: duckdb.DuckDBPyConnection, statement: Any, width: int) -> list[DuckDBPyType]:
+    """The result types of a query bound (not run: a relation is lazy) on the JSON-typed views;
+    none for another kind of statement (``COPY`` would run again) or one that does not bind so."""
+    if statement.type != duckdb.StatementType.SELECT:
+        return []
+    try:
+        types = list(typed.sql(statement.query).types)
+    except (duckdb.Error, RuntimeError):
+        return []
+    return types if len(types) == width else []
 
 
 HISTORY_MARK: Final = "_ddb_raw_file"
