@@ -270,3 +270,25 @@ def test_a_stream_denied_to_the_role_names_the_role_the_account_and_the_permissi
     assert "account 111111111111" in text and f"using role {role}" in text
     assert "grant the role dynamodb:DescribeStream in its policy" in text
     assert "DescribeStream, GetShardIterator and GetRecords on its stream" in text
+
+
+def test_once_on_a_busy_shard_ends_at_changes_made_after_it_began(script: Script, tmp_path: Path) -> None:
+    """A table written to without pause never gives an empty page: ``--once`` stops at the first
+    page whose last change was stamped after the run began, instead of chasing the writers for
+    ever (the rest is the next run's, from the checkpoint)."""
+    later = record(3)
+    later["dynamodb"]["ApproximateCreationDateTime"] = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=5)
+    script.topology()
+    script.iterator(SHARD, "it-1")
+    script.records("it-1", [record(1), record(2)], "it-2")  # older than the run: read on
+    script.records("it-2", [later], "it-3")  # made after it began: caught up, no empty page needed
+    script.topology()  # the once-mode confirmation that no new shard appeared
+
+    stats = run(script, tmp_path)  # the script holds no page after it-3: asking for one fails
+    assert stats.records == 3
+    checkpoint = load_checkpoint(Storage.from_uri(str(tmp_path)), TABLE)
+    assert (
+        checkpoint is not None
+        and checkpoint.shards[SHARD].seq == seq(3)
+        and not checkpoint.shards[SHARD].closed
+    )

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+from collections.abc import Sequence
 from typing import Any
 
+from ddblake.changes.parse import to_micros
 from ddblake.changes.transform import line_for_stream_record
+from ddblake.errors import BadRecordError
 
 
 def record_to_line(record: Any, *, table: str, ingested_us: int) -> bytes:
@@ -64,3 +67,18 @@ def seq_of(record: Any) -> str | None:
     ddb = record.get("dynamodb") if isinstance(record, dict) else None
     seq = ddb.get("SequenceNumber") if isinstance(ddb, dict) else None
     return seq if isinstance(seq, str) and seq.isdigit() else None
+
+
+def written_after(records: Sequence[Any], since_us: int) -> bool:
+    """Whether the last of ``records`` (a GetRecords page, oldest first) was stamped after
+    ``since_us``: its ``ApproximateCreationDateTime`` (rounded down by the stream: to the second on
+    AWS, to the minute by DynamoDB Local) is later, so the change was certainly made after then.
+    """
+    if not records or not isinstance(records[-1], dict):
+        return False
+    ddb = records[-1].get("dynamodb")
+    stamp = ddb.get("ApproximateCreationDateTime") if isinstance(ddb, dict) else None
+    try:
+        return stamp is not None and to_micros(stamp) > since_us
+    except BadRecordError:
+        return False
