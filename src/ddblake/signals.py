@@ -12,6 +12,10 @@ from typing import NoReturn
 
 Handler = Callable[[int, FrameType | None], None]
 
+SCRATCH_DIRS: set[str] = set()
+"""Folders of this process's own scratch data (DuckDB's spill files) to delete even when a stop ends
+the process at once (``ddblake.cli.signals.exit_at_once_on_stop``), which runs no ``finally``."""
+
 
 class Terminated(SystemExit):
     """Raised by a SIGTERM handler; its code is ``128 + signal number`` (143)."""

@@ -56,11 +56,14 @@ def test_a_query_stopped_mid_statement_says_so_in_one_line(
         f"select a.a % 3 k, count(*) from (select a + range as a from {rows}, range(30000)) a, "  # noqa: S608
         "range(30000) b, range(20) r where a.a % 3 = b.range % 3 group by 1"
     )
+    scratch = tmp_path / "tmp"  # where DuckDB's spill folder goes (TMPDIR): gone after the stop
+    scratch.mkdir()
     proc = subprocess.Popen(  # noqa: S603 - our own console script, fixed arguments
         [str(DDBLAKE), "query", "--lake", str(lake), sql],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        env={**os.environ, "TMPDIR": str(scratch)},
     )
 
     def release_if_it_ends() -> None:
@@ -86,3 +89,4 @@ def test_a_query_stopped_mid_statement_says_so_in_one_line(
     assert proc.returncode == code, err
     assert err.strip().splitlines() == [line]
     assert out == ""
+    assert list(scratch.iterdir()) == [], "DuckDB's scratch folder is deleted"

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import threading
 from collections.abc import Iterator
 from types import FrameType
 
-from ddblake.signals import Terminated, handlers
+from ddblake.signals import SCRATCH_DIRS, Terminated, handlers
 
 __all__ = ["Terminated", "exit_at_once_on_stop", "forget_terminations", "sigterm_unwinds", "terminated_by"]
 
@@ -84,16 +85,20 @@ def exit_at_once_on_stop() -> Iterator[None]:
                 return
             for signum in data:
                 if signum in STOP_LINES:
+                    for scratch in list(SCRATCH_DIRS):  # DuckDB's spill files: no finally runs
+                        shutil.rmtree(scratch, ignore_errors=True)
                     os.write(2, STOP_LINES[signum])  # not sys.stderr: the main thread may hold its lock
                     os._exit(128 + signum)
 
     watcher = threading.Thread(target=watch, name="ddblake-stop", daemon=True)
-    previous = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
     watcher.start()
+    previous: int | None = None
     try:
+        previous = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
         yield
     finally:
-        signal.set_wakeup_fd(previous)
+        if previous is not None:
+            signal.set_wakeup_fd(previous)
         writer.close()
         watcher.join()
         reader.close()

@@ -7,6 +7,7 @@ spreadsheets. Pure functions of the rows: :mod:`ddblake.lake.query` runs the sta
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import json
 import math
@@ -54,7 +55,8 @@ def _embedded(text: str) -> str:
         _STRICT.decode(text)
     except (ValueError, RecursionError):
         if _LOOSE_NUMBER.fullmatch(text):
-            return format(Decimal(text), "f" if "e" not in text.lower() else "")
+            with contextlib.suppress(ArithmeticError):  # an exponent past Decimal's: as text
+                return format(Decimal(text), "f" if "e" not in text.lower() else "")
         return json.dumps(text, ensure_ascii=False)
     if "\n" in text or "\r" in text:
         return text.replace("\n", " ").replace("\r", " ")

@@ -15,6 +15,7 @@ them (``_ddb_item->'$.a'`` too), come out as :class:`JsonText`, which the JSON f
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import re
 from collections.abc import Callable, Iterator, Sequence
@@ -31,7 +32,7 @@ from ddblake.errors import NotFoundError, TerminalError, UsageError
 from ddblake.lake.catalog import table_names
 from ddblake.lake.options import LAKE_PROPERTY, SOURCE_PROPERTY, other_owner
 from ddblake.lake.output import Format, JsonText, format_chunks, format_rows
-from ddblake.lake.reading import json_casts, register, row_source
+from ddblake.lake.reading import duck, json_casts, register, row_source
 from ddblake.lake.storage import Storage
 
 __all__ = ["Format", "JsonText", "format_chunks", "format_rows", "open_sql", "parse_time", "run_sql"]
@@ -167,58 +168,63 @@ def open_sql(
     """
     if not sql.strip():
         raise UsageError('no SQL statement given: pass one, e.g. "SELECT count(*) FROM example_ddb_table"')
-    con = duckdb.connect()
-    typed = duckdb.connect() if json_values else None
+    with contextlib.ExitStack() as stack:
+        con = stack.enter_context(duck())
+        typed = stack.enter_context(duck()) if json_values else None
+        yield from _run(catalog, namespace, sql, con, typed, as_of, own_lake)
+
+
+def _run(
+    catalog: Catalog,
+    namespace: str,
+    sql: str,
+    con: duckdb.DuckDBPyConnection,
+    typed: duckdb.DuckDBPyConnection | None,
+    as_of: dt.datetime | None,
+    own_lake: Storage | None,
+) -> Iterator[tuple[list[str], Iterator[list[tuple[Any, ...]]]]]:
+    """:func:`open_sql`'s body, on its connections (``typed``: for the JSON marks)."""
+    lowered = sql.lower()
+    names = lake_tables(catalog, namespace)
+    for name in names:
+        if re.search(rf"(?<![a-z0-9_]){re.escape(name)}(?![a-z0-9_])", lowered):
+            table = catalog.load_table(f"{namespace}.{name}")
+            check_own_lake(table, f"{namespace}.{name}", own_lake)
+            snapshot = snapshot_for(table, as_of)
+            rows = row_source(table, snapshot)
+            register(con, name, rows)
+            qualified(con, namespace, name)
+            if typed is not None:
+                schema = (
+                    table.scan(snapshot_id=snapshot).projection() if snapshot is not None else table.schema()
+                )
+                casts = json_casts(schema, json_text_columns(table, schema))
+                register(typed, name, rows, casts, warn=False)  # the plain view warned
+                qualified(typed, namespace, name)
     try:
-        for c in (con, typed):
-            if c is not None:
-                c.execute("SET TimeZone = 'UTC'")
-        lowered = sql.lower()
-        names = lake_tables(catalog, namespace)
-        for name in names:
-            if re.search(rf"(?<![a-z0-9_]){re.escape(name)}(?![a-z0-9_])", lowered):
-                table = catalog.load_table(f"{namespace}.{name}")
-                check_own_lake(table, f"{namespace}.{name}", own_lake)
-                snapshot = snapshot_for(table, as_of)
-                rows = row_source(table, snapshot)
-                register(con, name, rows)
-                qualified(con, namespace, name)
-                if typed is not None:
-                    schema = (
-                        table.scan(snapshot_id=snapshot).projection()
-                        if snapshot is not None
-                        else table.schema()
-                    )
-                    register(typed, name, rows, json_casts(schema, json_text_columns(table, schema)))
-                    qualified(typed, namespace, name)
-        try:
-            statements = con.extract_statements(sql)
-            if len(statements) > 1:  # DuckDB would run them all and show the last
-                raise UsageError("give one SQL statement: this text holds several (separated by ';')")
-            cursor = con.execute(sql)
-        except (duckdb.Error, RuntimeError) as e:
-            raise _failed(e, names) from e
-        if cursor is None:  # only comments
-            raise UsageError("the SQL holds no statement (only comments or blanks)")
-        columns = [d[0] for d in cursor.description or []]
-        types = _typed_result(typed, statements[0], len(columns)) if typed is not None else []
-        marks = [(i, m) for i, t in enumerate(types) if (m := _json_marks(t)) is not None]
+        statements = con.extract_statements(sql)
+        if len(statements) > 1:  # DuckDB would run them all and show the last
+            raise UsageError("give one SQL statement: this text holds several (separated by ';')")
+        cursor = con.execute(sql)
+    except (duckdb.Error, RuntimeError) as e:
+        raise _failed(e, names) from e
+    if cursor is None:  # only comments
+        raise UsageError("the SQL holds no statement (only comments or blanks)")
+    columns = [d[0] for d in cursor.description or []]
+    types = _typed_result(typed, statements[0], len(columns)) if typed is not None else []
+    marks = [(i, m) for i, t in enumerate(types) if (m := _json_marks(t)) is not None]
 
-        def chunks() -> Iterator[list[tuple[Any, ...]]]:
-            while True:
-                try:
-                    rows = cursor.fetchmany(FETCH_ROWS)
-                except (duckdb.Error, RuntimeError) as e:  # a failing cast fails only when reached
-                    raise _failed(e, names) from e
-                if not rows:
-                    return
-                yield [_marked(r, marks) for r in rows] if marks else rows
+    def chunks() -> Iterator[list[tuple[Any, ...]]]:
+        while True:
+            try:
+                rows = cursor.fetchmany(FETCH_ROWS)
+            except (duckdb.Error, RuntimeError) as e:  # a failing cast fails only when reached
+                raise _failed(e, names) from e
+            if not rows:
+                return
+            yield [_marked(r, marks) for r in rows] if marks else rows
 
-        yield columns, chunks()
-    finally:
-        con.close()
-        if typed is not None:
-            typed.close()
+    yield columns, chunks()
 
 
 def _typed_result(typed: duckdb.DuckDBPyConnection, statement: Any, width: int) -> list[DuckDBPyType]:

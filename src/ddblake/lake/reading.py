@@ -36,7 +36,10 @@ text, never an error nor a null.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import shutil
+import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -55,6 +58,7 @@ from pyiceberg.transforms import IdentityTransform
 from pyiceberg.types import IcebergType, ListType, StringType, StructType
 
 from ddblake.codec.schema import DDB_JSON, NUMBER_TEXT
+from ddblake.signals import SCRATCH_DIRS
 
 log = logging.getLogger(__name__)
 
@@ -315,7 +319,12 @@ def _column_cast(t: IcebergType, marker: str | None, ref: str) -> str:
 
 
 def register(
-    con: duckdb.DuckDBPyConnection, name: str, rows: Rows, casts: Mapping[str, Cast] | None = None
+    con: duckdb.DuckDBPyConnection,
+    name: str,
+    rows: Rows,
+    casts: Mapping[str, Cast] | None = None,
+    *,
+    warn: bool = True,
 ) -> None:
     """Make ``rows`` DuckDB's table ``name``, each column under its own name, and the columns in
     ``casts`` (by name) typed by them (:func:`json_casts`).
@@ -329,7 +338,7 @@ def register(
     first: dict[str, str] = {}
     for column, alias in zip(names, unique_names(names), strict=True):
         earlier = first.setdefault(column.lower(), column)
-        if earlier != column:
+        if warn and earlier != column:
             log.warning(
                 "table %s: columns %r and %r differ only in case, which DuckDB does not tell apart: "
                 "both spellings read %r, and %r is read as %r (or from _ddb_item)",
@@ -352,3 +361,21 @@ def register(
     values = ", ".join(casts[n](r) if n in casts else r for n, r in zip(names, refs, strict=True))
     columns = ", ".join(_quoted(n) for n in names)
     con.execute(f"CREATE TEMP VIEW {_quoted(name)} ({columns}) AS SELECT {values} FROM {_quoted(files)}")  # noqa: S608
+
+
+@contextlib.contextmanager
+def duck() -> Iterator[duckdb.DuckDBPyConnection]:
+    """An in-memory DuckDB connection in UTC whose spill files (a sort or join larger than memory)
+    go to a folder of its own, deleted when it closes, or by a stop that ends the process at once
+    (:data:`ddblake.signals.SCRATCH_DIRS`): DuckDB's default, ``./.tmp``, outlived a killed query."""
+    scratch = tempfile.mkdtemp(prefix="ddblake-duckdb-")
+    SCRATCH_DIRS.add(scratch)
+    con = duckdb.connect()
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        con.execute(f"SET temp_directory = {_literal(scratch)}")
+        yield con
+    finally:
+        con.close()
+        shutil.rmtree(scratch, ignore_errors=True)
+        SCRATCH_DIRS.discard(scratch)

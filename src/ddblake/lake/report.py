@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import duckdb
 from pyiceberg.catalog import Catalog
 from pyiceberg.table import Table
 
@@ -34,7 +33,7 @@ from ddblake.lake.rawlog import (
     list_raw_files,
     table_prefix,
 )
-from ddblake.lake.reading import register, row_source
+from ddblake.lake.reading import duck, register, row_source
 from ddblake.lake.storage import Storage
 from ddblake.names import changes_identifier, table_identifier
 
@@ -74,15 +73,12 @@ def dump_items(
     snap = tbl.current_snapshot()
     if snap is None:
         return
-    con = duckdb.connect()  # sorts out of core where the items outgrow memory
-    try:
+    with duck() as con:  # sorts out of core where the items outgrow memory
         register(con, "current_rows", row_source(tbl, snap.snapshot_id))
         result = con.sql("SELECT _ddb_item FROM current_rows ORDER BY _ddb_key")
         for batch in result.to_arrow_reader(DUMP_BATCH_ROWS) or ():
             for item in batch.column(0).to_pylist():
                 yield '{"Item":' + compact_item(item) + "}"
-    finally:
-        con.close()
 
 
 @dataclass
