@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ddblake.backoff import backoff_with_jitter
 from ddblake.capture.checkpoint import (
     Checkpoint,
     ShardPosition,
@@ -56,16 +56,6 @@ shard that contains stream records"), so one empty page is not the end."""
 ONCE_CLOSED_EMPTY_PAGES = 1000
 """``--once``: a closed shard is read until GetRecords returns no next iterator (its end: then its
 children are read); only this many empty pages in a row stop a run short of it, with a warning."""
-_JITTER = random.Random()  # noqa: S311 - spreading retries, not secrecy
-
-
-def backoff_with_jitter(ceiling: float, rng: random.Random | None = None) -> float:
-    """A wait of half ``ceiling`` plus a random share of the other half ("equal jitter").
-
-    Many captures (or a capture and a load) throttled by one table at the same instant then retry
-    spread out instead of together, and none retries sooner than half the backoff.
-    """
-    return ceiling / 2 + (rng or _JITTER).uniform(0.0, ceiling / 2)
 
 
 def _now_us() -> int:
@@ -143,7 +133,7 @@ class StreamCapture:
         self.topology: list[Shard] = []
         self.iterators: dict[str, str] = {}
         self.caught_up: set[str] = set()
-        self.started_us = time.time_ns() // 1000  # a --once run reads what was written before it
+        self.started_us = 0  # when run() began, µs: a --once run reads what was written before it
         self.empty_pages: dict[str, int] = {}  # empty pages in a row, per shard
         self.fresh: set[str] = set()  # shards first seen by this run and not opened yet: TRIM_HORIZON
         self.stream_enabled = True

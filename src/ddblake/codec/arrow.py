@@ -528,23 +528,15 @@ def jsonl_to_table(
         items = parsed.column(image_field)
     else:
         items = [None] * parsed.num_rows
+    options: dict[str, Any] = {
+        "evolve": evolve,
+        "drop_untyped": drop_untyped,
+        "max_decimal_precision": max_decimal_precision,
+        "wide_decimals": wide_decimals,
+    }
     if isinstance(items, list):
-        return items_to_table(
-            items,
-            schema,
-            evolve=evolve,
-            drop_untyped=drop_untyped,
-            max_decimal_precision=max_decimal_precision,
-            wide_decimals=wide_decimals,
-        )
-    return parsed_to_table(
-        items,
-        schema,
-        evolve=evolve,
-        drop_untyped=drop_untyped,
-        max_decimal_precision=max_decimal_precision,
-        wide_decimals=wide_decimals,
-    )
+        return items_to_table(items, schema, **options)
+    return parsed_to_table(items, schema, **options)
 
 
 def infer_schema(

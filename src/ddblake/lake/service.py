@@ -19,6 +19,7 @@ from typing import Any
 
 from pyiceberg.exceptions import CommitFailedException, ValidationException
 
+from ddblake.backoff import backoff_with_jitter
 from ddblake.errors import DdblakeError, TransientError
 from ddblake.lake import maintain
 from ddblake.lake.apply import Applier
@@ -91,10 +92,9 @@ scheduler's next run goes on."""
 
 def retry_wait(failures: int) -> float:
     """Seconds before the next attempt after ``failures`` transient failures in a row: 1 s doubling
-    to 30 s at most, with half of it random ("equal jitter"), so applies that failed together (S3
-    throttling a busy prefix) do not all try again at the same instant."""
-    ceiling = min(30.0, 0.5 * 2.0 ** min(failures, 6))
-    return ceiling / 2 + random.uniform(0.0, ceiling / 2)  # noqa: S311 - jitter, not a secret
+    to 30 s at most, with half of it random (:func:`ddblake.backoff.backoff_with_jitter`), so
+    applies that failed together (S3 throttling a busy prefix) do not all try again at once."""
+    return backoff_with_jitter(min(30.0, 0.5 * 2.0 ** min(failures, 6)))
 
 
 def run_apply(
