@@ -39,9 +39,8 @@ from ddblake.aws.clients import DynamoClients
 from ddblake.aws.roles import Identity
 from ddblake.capture.checkpoint import load_checkpoint
 from ddblake.capture.config import CaptureConfig
-from ddblake.capture.consumer import ENABLE_STREAM, check_stream
 from ddblake.capture.service import CaptureThread, build_capture_clients, run_capture
-from ddblake.capture.streams import StreamsAdapter
+from ddblake.capture.streams import ENABLE_STREAM, StreamsAdapter, check_stream
 from ddblake.errors import StoppedError, TerminalError
 from ddblake.lake.apply import Applier, ApplyConfig, ApplyResult
 from ddblake.lake.service import apply_progress, run_apply, warn_quarantined

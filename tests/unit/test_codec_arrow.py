@@ -25,8 +25,8 @@ from ddblake.codec import (
     table_to_items,
     unify_schemas,
 )
-from ddblake.codec.arrow import _json_texts
 from ddblake.codec.schema import JsonT, ListT, NullT, NumT, StructT, T, from_field
+from ddblake.codec.texts import json_texts
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 HEAVY = settings(SETTINGS, max_examples=20)
@@ -417,9 +417,9 @@ def test_json_texts_of_strings_equal_the_python_rendering(tag: str, type_: pa.Da
     # tags the values never had still render exactly: N and B are checked before, but not here
     values = [v for text in TRICKY_TEXTS for v in (text, None)]
     for chunk in (values, values[1:], TRICKY_TEXTS[:2], [None, None], []):
-        assert _json_texts(tag, pa.array(chunk, type_)).to_pylist() == python_texts(tag, chunk)
+        assert json_texts(tag, pa.array(chunk, type_)).to_pylist() == python_texts(tag, chunk)
     sliced = pa.array([None, *TRICKY_TEXTS], type_).slice(3, 9)  # an offset into the buffers
-    assert _json_texts(tag, sliced).to_pylist() == python_texts(tag, sliced.to_pylist())
+    assert json_texts(tag, sliced).to_pylist() == python_texts(tag, sliced.to_pylist())
 
 
 @SETTINGS
@@ -428,17 +428,17 @@ def test_json_texts_of_strings_equal_the_python_rendering(tag: str, type_: pa.Da
     st.lists(st.none() | texts | st.sampled_from(TRICKY_TEXTS) | st.text(st.characters(max_codepoint=0x7F))),
 )
 def test_json_texts_of_any_strings_equal_the_python_rendering(tag: str, values: list[str | None]) -> None:
-    assert _json_texts(tag, pa.array(values, pa.string())).to_pylist() == python_texts(tag, values)
+    assert json_texts(tag, pa.array(values, pa.string())).to_pylist() == python_texts(tag, values)
 
 
 def test_json_texts_of_booleans_nulls_and_nested_values() -> None:
     flags = [True, None, False, False, None]
-    assert _json_texts("BOOL", pa.array(flags)).to_pylist() == python_texts("BOOL", flags)
-    assert _json_texts("BOOL", pa.array(flags)).type == pa.string()
-    assert _json_texts("NULL", pa.array([True, None])).to_pylist() == [None, None]
-    assert _json_texts("S", pa.nulls(2)).to_pylist() == [None, None]
+    assert json_texts("BOOL", pa.array(flags)).to_pylist() == python_texts("BOOL", flags)
+    assert json_texts("BOOL", pa.array(flags)).type == pa.string()
+    assert json_texts("NULL", pa.array([True, None])).to_pylist() == [None, None]
+    assert json_texts("S", pa.nulls(2)).to_pylist() == [None, None]
     sets = [["b", 'q"'], None, ["\n"]]
-    assert _json_texts("SS", pa.array(sets)).to_pylist() == python_texts("SS", sets)
+    assert json_texts("SS", pa.array(sets)).to_pylist() == python_texts("SS", sets)
 
 
 def test_mixed_lists_and_attributes_on_the_bytes_path_are_exact() -> None:

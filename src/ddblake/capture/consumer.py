@@ -40,7 +40,7 @@ from ddblake.capture.checkpoint import (
 from ddblake.capture.config import CaptureConfig
 from ddblake.capture.records import json_safe, record_to_line, seq_of, written_after
 from ddblake.capture.shards import Shard, readable_shards
-from ddblake.capture.streams import DataTrimmed, IteratorExpired, ShardGone, StreamsAdapter, TableStream
+from ddblake.capture.streams import DataTrimmed, IteratorExpired, ShardGone, StreamsAdapter, check_stream
 from ddblake.errors import BadRecordError, NotFoundError, StreamGapError, TerminalError, TransientError
 from ddblake.lake.rawlog import ERRORS_ROOT, RawLogWriter
 from ddblake.lake.storage import Storage
@@ -72,33 +72,6 @@ class CaptureStats:
     shards_finished: int = 0
     checkpoints: int = 0
     stopped_by: str | None = None  # the signal that stopped the run (set by run_capture)
-
-
-ENABLE_STREAM = (
-    "aws dynamodb update-table --table-name {table} --stream-specification "
-    "StreamEnabled=true,StreamViewType=NEW_AND_OLD_IMAGES"
-)
-
-
-def check_stream(stream: TableStream, table: str, where: str) -> None:
-    """Refuse a table whose stream cannot feed the lake, before anything is read or loaded.
-
-    A stream of KEYS_ONLY or OLD_IMAGE records carries no new image, so every insert and update
-    would end in errors/ and the lake would never hold the table.
-
-    Raises:
-        TerminalError: no stream, or one of the wrong view type (says how to enable the right one).
-    """
-    if stream.arn is None:
-        raise TerminalError(
-            f"table {table!r} at {where} has no stream; enable one with: {ENABLE_STREAM.format(table=table)}"
-        )
-    if stream.enabled and stream.view_type not in ("NEW_AND_OLD_IMAGES", "NEW_IMAGE"):
-        raise TerminalError(
-            f"table {table!r} at {where} streams {stream.view_type} records, which carry no new image; "
-            "the lake needs NEW_IMAGE or NEW_AND_OLD_IMAGES. A stream's view type cannot be changed: "
-            f"disable the stream, then enable one with: {ENABLE_STREAM.format(table=table)}"
-        )
 
 
 class StreamCapture:

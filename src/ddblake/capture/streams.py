@@ -23,7 +23,7 @@ from ddblake.aws.clients import (
 )
 from ddblake.aws.roles import Identity, explain_access_error
 from ddblake.capture.shards import Shard
-from ddblake.errors import DdblakeError, NotFoundError, TransientError
+from ddblake.errors import DdblakeError, NotFoundError, TerminalError, TransientError
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -69,6 +69,33 @@ class RecordBatch:
 
     records: Sequence[Any]
     next_iterator: str | None
+
+
+ENABLE_STREAM = (
+    "aws dynamodb update-table --table-name {table} --stream-specification "
+    "StreamEnabled=true,StreamViewType=NEW_AND_OLD_IMAGES"
+)
+
+
+def check_stream(stream: TableStream, table: str, where: str) -> None:
+    """Refuse a table whose stream cannot feed the lake, before anything is read or loaded.
+
+    A stream of KEYS_ONLY or OLD_IMAGE records carries no new image, so every insert and update
+    would end in errors/ and the lake would never hold the table.
+
+    Raises:
+        TerminalError: no stream, or one of the wrong view type (says how to enable the right one).
+    """
+    if stream.arn is None:
+        raise TerminalError(
+            f"table {table!r} at {where} has no stream; enable one with: {ENABLE_STREAM.format(table=table)}"
+        )
+    if stream.enabled and stream.view_type not in ("NEW_AND_OLD_IMAGES", "NEW_IMAGE"):
+        raise TerminalError(
+            f"table {table!r} at {where} streams {stream.view_type} records, which carry no new image; "
+            "the lake needs NEW_IMAGE or NEW_AND_OLD_IMAGES. A stream's view type cannot be changed: "
+            f"disable the stream, then enable one with: {ENABLE_STREAM.format(table=table)}"
+        )
 
 
 class StreamsAdapter:

@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ddblake.codec import numbers
-from ddblake.codec.ddbjson import TAGS, decode_base64, dumps, map_key_path
+from ddblake.codec.ddbjson import TAGS, decode_base64, map_key_path
 from ddblake.codec.errors import BadValueError, SchemaMismatchError
 from ddblake.codec.parsed import load_lines, parse_items, read_jsonl
 from ddblake.codec.schema import (
@@ -53,8 +53,8 @@ from ddblake.codec.schema import (
     unify_field,
     widen,
 )
+from ddblake.codec.texts import STRING_TAGS, json_texts
 
-_STRING_TAGS = ("S", "N", "B")
 _ELEMENT_TAG = {"SS": "S", "NS": "N", "BS": "B"}
 
 
@@ -100,7 +100,7 @@ class _Converter:
         joined = reduce(lambda a, b: join(a, b, self.max_precision), (t for t, _ in inferred))
         goal = _goal(joined, target, where)
         if isinstance(goal, JsonT):
-            arrays = [_json_texts(tag, children[tag]) for tag in tags]
+            arrays = [json_texts(tag, children[tag]) for tag in tags]
         else:
             arrays = [
                 array if same_column(t, goal) else self.tag(tag, children[tag], goal, where)[1]
@@ -133,7 +133,7 @@ class _Converter:
         """The values of one type tag (null elsewhere) to a column of ``target`` (or inferred)."""
         if isinstance(target, JsonT):
             self.tag(tag, child, None, where)  # check the values even though they stay text
-            return JSON_T, _json_texts(tag, child)
+            return JSON_T, json_texts(tag, child)
         if tag == "S":
             return _goal(STR_T, target, where), child
         if tag == "N":
@@ -206,7 +206,7 @@ class _Converter:
 
 
 def _check_shape(tag: str, type_: pa.DataType, where: str) -> None:
-    if tag in _STRING_TAGS:
+    if tag in STRING_TAGS:
         ok = pa.types.is_string(type_) or pa.types.is_large_string(type_)
     elif tag in ("BOOL", "NULL"):
         ok = pa.types.is_boolean(type_)
@@ -248,59 +248,6 @@ def _combine(arrays: list[pa.Array], valid: list[pa.Array]) -> pa.Array:
     for k, is_valid in enumerate(valid):
         index = pc.if_else(is_valid, pc.add(positions, k * count), index)
     return pc.take(pa.concat_arrays(arrays), index)
-
-
-def _plain(tag: str, value: Any) -> Any:
-    if tag == "M":
-        return {k: _av(v) for k, v in value.items() if v is not None}
-    if tag == "L":
-        return [_av(v) for v in value]
-    return value
-
-
-def _av(slot: dict[str, Any]) -> dict[str, Any]:
-    for tag, value in slot.items():
-        if value is not None:
-            return {tag: _plain(tag, value)}
-    return {}
-
-
-def _json_texts(tag: str, child: pa.Array) -> pa.Array:
-    """DynamoDB JSON text of each value of one tag, as received (map keys sorted); NULL stays null.
-
-    The text is :func:`~ddblake.codec.ddbjson.dumps` of each value, byte for byte. Conflicting
-    attributes (a list of numbers and strings) are common enough that rendering each value in
-    Python dominated the fast path, so the scalar tags are rendered with Arrow kernels; sets, maps
-    and lists are nested and rare, and keep the Python way.
-    """
-    if tag == "NULL" or pa.types.is_null(child.type):
-        return pa.nulls(len(child), pa.string())
-    if tag == "BOOL":
-        return pc.if_else(child, pa.scalar('{"BOOL":true}'), pa.scalar('{"BOOL":false}'))
-    if tag in _STRING_TAGS:
-        return _wrapped_texts(tag, child.cast(pa.string()))
-    return pa.array(
-        [None if v is None else dumps({tag: _plain(tag, v)}) for v in child.to_pylist()], pa.string()
-    )
-
-
-_JSON_ESCAPED = r'["\\\x00-\x1f]'
-"""Characters ``json.dumps(..., ensure_ascii=False)`` escapes: quote, backslash, controls (RE2)."""
-
-
-def _wrapped_texts(tag: str, texts: pa.Array) -> pa.Array:
-    """``{"<tag>":"<text>"}`` of each string value, escaped exactly as ``json.dumps`` does.
-
-    Text that needs no escaping (nearly all of it) is wrapped by a kernel; the rest goes through
-    ``dumps`` itself rather than a second escaper that would have to agree with it on every
-    character (``\\u00XX`` spellings, which characters stay as they are).
-    """
-    wrapped = pc.binary_join_element_wise(f'{{"{tag}":"', texts, '"}', "")
-    escape = pc.fill_null(pc.match_substring_regex(texts, _JSON_ESCAPED), False)
-    if not pc.any(escape).as_py():
-        return wrapped
-    rendered = [dumps({tag: v}) for v in pc.filter(texts, escape).to_pylist()]
-    return pc.replace_with_mask(wrapped, escape, pa.array(rendered, pa.string()))
 
 
 # --- tables ---------------------------------------------------------------------------------------

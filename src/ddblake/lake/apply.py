@@ -23,11 +23,10 @@ from typing import Any, cast
 import pyarrow as pa
 import pyarrow.compute as pc
 from pyiceberg.catalog import Catalog
-from pyiceberg.exceptions import NoSuchTableError
 from pyiceberg.table import Table
 
 from ddblake.changes.resolve import Keyed, bucket_of, decide, version_of, winners
-from ddblake.errors import BadRecordError, TerminalError, UnknownTableError
+from ddblake.errors import BadRecordError, UnknownTableError
 from ddblake.lake import current, datafiles, history, seen
 from ddblake.lake.applied import PROPERTY, AppliedLog, checked_log, save_log
 from ddblake.lake.batch import (
@@ -38,7 +37,7 @@ from ddblake.lake.batch import (
     read_batch,
     release_arrow_memory,
 )
-from ddblake.lake.catalog import open_catalog, shown_catalog_uri
+from ddblake.lake.catalog import open_catalog
 from ddblake.lake.commits import (
     CachedTransaction,
     locate,
@@ -48,21 +47,19 @@ from ddblake.lake.commits import (
 )
 from ddblake.lake.files import FileRange
 from ddblake.lake.filters import is_in
-from ddblake.lake.layout import create_current, partitioned, refuse_occupied, retype_table
+from ddblake.lake.layout import partitioned, retype_table
 from ddblake.lake.listing import RawListing
 from ddblake.lake.options import (
     FOLD_GRACE_HOURS,
     HISTORY_MANIFEST_MERGE,
-    LAKE_PROPERTY,
     NEWEST_EVENT_PROPERTY,
     NO_CATALOG_RETRY,
     QUARANTINE_PROPERTY,
-    SOURCE_PROPERTY,
-    other_owner,
 )
 from ddblake.lake.options import ApplyConfig as ApplyConfig  # the public names stay importable here
 from ddblake.lake.options import ApplyResult as ApplyResult
-from ddblake.lake.storage import Storage, warn_encoded
+from ddblake.lake.storage import Storage
+from ddblake.lake.tables import TableOwnership
 from ddblake.names import changes_identifier, table_identifier
 from ddblake.progress import Progress
 
@@ -79,7 +76,7 @@ class Lookup:
     removes: dict[str, str] = field(default_factory=dict)  # the history's newest REMOVE of keys absent
 
 
-class Applier:
+class Applier(TableOwnership):
     """Applies one table's raw change log; holds the catalog and tables between runs."""
 
     def __init__(
@@ -96,80 +93,6 @@ class Applier:
         self.listing = RawListing(self.storage, config.table)
         self._idle: tuple[list[str], tuple[str | None, str | None]] | None = None  # listing, records
         self._said_empty = False  # warned once that the table has no raw files at all
-
-    # -- tables -------------------------------------------------------------------------------
-    def _owner_properties(self) -> dict[str, str]:
-        return {SOURCE_PROPERTY: self.config.table, LAKE_PROPERTY: self.storage.uri(), **NO_CATALOG_RETRY}
-
-    def _owned(self, table: Table) -> Table:
-        """Refuse a catalog table that another lake or DynamoDB table wrote (a shared Glue database)."""
-        lake = table.properties.get(LAKE_PROPERTY)
-        source = table.properties.get(SOURCE_PROPERTY)
-        if (lake and not self.storage.names(lake)) or other_owner(table, self.config.table):
-            raise TerminalError(
-                f"catalog table {'.'.join(table.name())} belongs to DynamoDB table {source!r} "
-                f"in lake {lake}, "
-                f"not to {self.config.table!r} in {self.storage.uri()}; use another --namespace "
-                "(or DDBLAKE_NAMESPACE) for this lake"
-            )
-        if lake and lake != self.storage.uri():  # percent-encoded by an older ddblake (storage.local_uri)
-            warn_encoded(".".join(table.name()), table.location())
-        return table
-
-    def _location(self, identifier: str) -> str | None:
-        """Where a new table's files go in a Glue catalog: this lake's warehouse, where Glue's
-        default would put them (``<ns>.db/<table>``), said explicitly because a shared database's
-        own location (another lake's bucket, set by the stack that created it) would win over the
-        default. The SQLite catalog's default (``<ns>/<table>``) is this lake's already."""
-        if self.config.lake.catalog != "glue":
-            return None
-        return self.storage.uri("warehouse/" + identifier.replace(".", ".db/", 1))
-
-    def _refuse_occupied(self, identifier: str) -> None:
-        """Refuse a new table whose folder holds another catalog's table (layout.refuse_occupied)."""
-        lake = self.config.lake
-        glue = lake.catalog == "glue"  # Glue's folders: _location; the SQL catalog's: <ns>/<table>
-        folder = "warehouse/" + identifier.replace(".", ".db/" if glue else "/", 1)
-        shown = shown_catalog_uri(lake.catalog_uri) if lake.catalog_uri else None  # no password shown
-        name = shown or ("the Glue Data Catalog" if glue else "the lake's catalog.db")
-        refuse_occupied(self.storage, folder, identifier, name)
-
-    def _history(self) -> Table:
-        try:
-            return self._owned(self.catalog.load_table(self.history_id))
-        except NoSuchTableError:
-            self._refuse_occupied(self.history_id)
-            schema = history.iceberg_schema()
-            return self.catalog.create_table_if_not_exists(
-                self.history_id,
-                schema=schema,
-                partition_spec=history.partition_spec(schema),
-                properties=self._owner_properties(),
-                location=self._location(self.history_id),
-            )
-
-    def _known(self) -> bool:
-        """Whether capture or a load has started on the table (its state files), raw files or not."""
-        from ddblake.capture.checkpoint import checkpoint_path
-        from ddblake.load.state import state_prefix
-
-        table = self.config.table
-        return self.storage.read(checkpoint_path(table)) is not None or bool(
-            self.storage.list_files(state_prefix(table))
-        )
-
-    def _current(self) -> Table | None:
-        try:
-            return self._owned(self.catalog.load_table(self.current_id))
-        except NoSuchTableError:
-            return None
-
-    def _create_current(self, arrow_schema: pa.Schema) -> Table:
-        props = {**self._owner_properties(), current.BUCKETS_PROPERTY: str(self.config.buckets)}
-        self._refuse_occupied(self.current_id)
-        return create_current(
-            self.catalog, self.current_id, arrow_schema, props, self._location(self.current_id)
-        )
 
     # -- one run ------------------------------------------------------------------------------
     def run_once(
