@@ -227,14 +227,8 @@ def quiet_env(**extra: str) -> dict[str, str]:
 
 
 def load_argv() -> list[str]:
-    """How to run ``load``: ``ddblake load`` once the CLI has it, else its own module entry point."""
-    from ddblake.cli.main import build_parser
-
-    parser = build_parser()
-    choices = getattr(parser._subparsers._group_actions[0], "choices", {})  # type: ignore[union-attr]
-    if "load" in choices:
-        return [str(DDBLAKE), "load"]
-    return [str(PYTHON), "-m", "ddblake.cli.load_cmd"]
+    """How to run ``load``: ``ddblake load``, as a person runs it."""
+    return [str(DDBLAKE), "load"]
 
 
 def start(argv: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:

@@ -16,7 +16,6 @@ import pytest
 from capture_helpers import stream_event_ids
 from faultlib import (
     DDBLAKE,
-    PYTHON,
     check_lake,
     kill_at_random_instant,
     no_traceback,
@@ -49,41 +48,20 @@ def sync_once(table: str, lake: str, endpoint: str) -> None:
     run_sync(SyncConfig(capture=capture, apply=apply))
 
 
-def cli_has_rebootstrap() -> bool:
-    from ddblake.cli.main import build_parser
-
-    try:
-        build_parser().parse_args(["sync", "--table", "t", "--lake", "l", "--rebootstrap"])
-    except Exception:  # noqa: BLE001 - the flag is not wired yet
-        return False
-    return True
-
-
-REBOOTSTRAP_SCRIPT = """
-import logging, sys
-from ddblake.lake.catalog import LakeConfig
-from ddblake.rebootstrap import rebootstrap
-logging.basicConfig(level=logging.WARNING)
-rebootstrap(sys.argv[1], LakeConfig.build(lake=sys.argv[2]), sys.argv[3])
-"""
-
-
 def rebootstrap_argv(table: str, lake: str, endpoint: str) -> list[str]:
-    """``ddblake sync --rebootstrap --once``; the same call in-process where the CLI lacks the flag."""
-    if cli_has_rebootstrap():
-        return [
-            str(DDBLAKE),
-            "sync",
-            "--rebootstrap",
-            "--once",
-            "--table",
-            table,
-            "--lake",
-            lake,
-            "--endpoint-url",
-            endpoint,
-        ]
-    return [str(PYTHON), "-c", REBOOTSTRAP_SCRIPT, table, lake, endpoint]
+    """``ddblake sync --rebootstrap --once``, as a person runs it."""
+    return [
+        str(DDBLAKE),
+        "sync",
+        "--rebootstrap",
+        "--once",
+        "--table",
+        table,
+        "--lake",
+        lake,
+        "--endpoint-url",
+        endpoint,
+    ]
 
 
 def make_gap(clients: DynamoClients, table: str, work: Workload, rng: random.Random) -> None:

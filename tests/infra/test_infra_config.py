@@ -270,7 +270,6 @@ def test_app_reports_a_bad_config_in_one_line(tmp_path: Path) -> None:
 def test_the_environment_chooses_the_config_when_no_context_does(monkeypatch: pytest.MonkeyPatch) -> None:
     """cdk.json's context reaches the app like ``-c`` values: it must not name a config, or
     $DDBLAKE_INFRA_CONFIG would be ignored under the CDK CLI."""
-    pytest.importorskip("aws_cdk")
     from aws_cdk import App
 
     from ddblake_infra.build import chosen_config

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
+from pathlib import Path
 
 import boto3
 import pyarrow.dataset as ds
@@ -17,6 +18,8 @@ from ddblake.lake.query import run_sql
 from ddblake.lake.rawlog import RawLogWriter
 from ddblake.lake.reading import lazy_rows
 from ddblake.lake.report import dump_items, lake_status
+
+EVENTS = Path(__file__).resolve().parents[1] / "events"
 
 
 class LambdaContext:
@@ -136,7 +139,10 @@ def test_scheduled_apply_lambda_applies_and_emits_metrics(
     writer.add(b"garbage\n")
     writer.flush()
 
-    out = handler({"table": TABLE}, LambdaContext())
+    # As deployed: the table in DDBLAKE_TABLE, the event EventBridge's schedule sends (no table).
+    monkeypatch.setenv("DDBLAKE_TABLE", TABLE)
+    scheduled = json.loads((EVENTS / "eventbridge-scheduled-event.json").read_text())
+    out = handler(scheduled, LambdaContext())
     assert (out["files"], out["events"], out["quarantined"], out["pending_files"]) == (1, 1, 1, 0)
     printed = capsys.readouterr().out
     assert "do-not-log" not in printed
@@ -260,11 +266,24 @@ def test_the_apply_lambda_leaves_what_its_time_cannot_cover_to_the_next_run(
     monkeypatch.setattr(
         report, "list_raw_files", lambda *a, **k: status_listings.append("x") or real_list(*a, **k)
     )
+    from ddblake.aws import apply_handler
+
+    built: list[str] = []  # appliers built: a warm invocation keeps the cold start's catalog and storage
+    real_applier = apply_handler.Applier
+    monkeypatch.setattr(apply_handler, "Applier", lambda c: built.append(c.table) or real_applier(c))
     short = handler({"table": TABLE}, LambdaContext(31_000))  # 1 s after the 30 s reserve: one batch only
     assert (short["files"], short["pending_files"]) == (1, 2)
     rest = handler({"table": TABLE}, LambdaContext(900_000))
     assert (rest["files"], rest["pending_files"]) == (2, 0)
     assert status_listings == []
+    assert built == [TABLE]
+    # A third file landing between warm runs is found by the kept applier's listing.
+    writer = RawLogWriter(storage, TABLE, buffer_bytes=1 << 30, buffer_seconds=3600)
+    writer.add(event("INSERT", "k9", 9, image={"v": {"N": "9"}}).to_line())
+    writer.flush()
+    again = handler({"table": TABLE}, LambdaContext(900_000))
+    assert (again["files"], again["events"], again["pending_files"]) == (1, 1, 0)
+    assert built == [TABLE]
 
 
 def test_a_second_lake_in_a_shared_glue_database_keeps_its_files_in_its_own_bucket(

@@ -203,6 +203,16 @@ def test_the_command_prints_one_summary_line(lake: Lake, capsys: pytest.CaptureF
     assert "--lake" in capsys.readouterr().err
 
 
+def test_a_mistyped_local_lake_is_refused_and_not_created(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    typo = tmp_path / "lak"
+
+    assert main(["redrive", "--table", TABLE, "--lake", str(typo)]) == 2
+    assert f"no lake at {typo}" in capsys.readouterr().err
+    assert not typo.exists()
+
+
 def test_an_object_wholly_redriven_moves_out_of_processing_failed(lake: Lake) -> None:
     """Like a dead-letter queue's redrive: what stays under processing-failed/ still needs a person,
     and status counts only that; the object itself is kept, byte for byte, under redriven/."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,7 +27,15 @@ def applied(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return tables
 
 
-@pytest.mark.parametrize("event", ["x", ["orders-table"], 42, None, {}, {"table": None}, {"other": 1}])
+SCHEDULED = json.loads(
+    (Path(__file__).resolve().parents[1] / "events" / "eventbridge-scheduled-event.json").read_text()
+)
+"""What the stack's EventBridge schedule sends (infra/ddblake_infra/scheduled_apply.py): no table."""
+
+
+@pytest.mark.parametrize(
+    "event", [SCHEDULED, "x", ["orders-table"], 42, None, {}, {"table": None}, {"other": 1}]
+)
 def test_an_event_that_names_no_table_takes_the_functions_table(
     applied: list[str], monkeypatch: pytest.MonkeyPatch, event: Any
 ) -> None:

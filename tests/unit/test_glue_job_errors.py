@@ -9,6 +9,7 @@ goes through the same code as a job run on Glue, minus the cluster.
 from __future__ import annotations
 
 import base64
+import functools
 import gzip
 import hashlib
 import json
@@ -37,6 +38,7 @@ class S3:
 
     objects: dict[tuple[str, str], bytes] = field(default_factory=dict)
     denied: set[tuple[str, str]] = field(default_factory=set)
+    clients_built: int = 0  # boto3.client("s3") calls: the job builds one per process
 
     def _check(self, bucket: str, key: str, op: str) -> None:
         if (bucket, key) in self.denied:
@@ -164,8 +166,13 @@ def _install(
     monkeypatch.setitem(sys.modules, "pyspark.context", fake(SparkContext=SparkContext))  # type: ignore[arg-type]
     storage = fake(StorageLevel=fake(MEMORY_AND_DISK="MEMORY_AND_DISK"))
     monkeypatch.setitem(sys.modules, "pyspark.storagelevel", storage)  # type: ignore[arg-type]
-    boto3 = fake(client=lambda name: sts if name == "sts" else s3)
-    monkeypatch.setitem(sys.modules, "boto3", boto3)  # type: ignore[arg-type]
+
+    def client(name: str) -> Any:
+        s3.clients_built += name == "s3"
+        return sts if name == "sts" else s3
+
+    monkeypatch.setitem(sys.modules, "boto3", fake(client=client))  # type: ignore[arg-type]
+    monkeypatch.setattr(job, "_s3", functools.cache(job._s3.__wrapped__))  # this test's boto3, one client
 
 
 def _put_export(
@@ -230,6 +237,7 @@ def test_an_export_copied_to_another_bucket_and_prefix_loads(monkeypatch: pytest
     _run("--EXPORT_PATH", "s3://copies/old/exports/E1/", "--KEYS", "pk,sk")
     events = s3.raw_events()
     assert sorted(e.keys["sk"]["N"] for e in events) == ["1", "2", "3"]
+    assert s3.clients_built == 1  # one client for the manifests, both files' checks and reads, the raw log
     assert {e.source for e in events} == {"export"} and all(
         e.event_id.startswith("export-E1-") for e in events
     )

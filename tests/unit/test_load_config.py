@@ -93,6 +93,12 @@ def test_missing_and_malformed_values_name_the_setting(monkeypatch: pytest.Monke
     with pytest.raises(ConfigError, match="DDBLAKE_SEGMENTS='many'"):
         LoadConfig.build(table="tbl", lake="/l")
     monkeypatch.delenv("DDBLAKE_SEGMENTS")
+    for name in ("EXPORT_POLL_SECONDS", "ON_DEMAND_RCU"):
+        for raw in ("inf", "nan", "0"):  # inf would reach a wait after the export has started
+            monkeypatch.setenv(f"DDBLAKE_{name}", raw)
+            with pytest.raises(ConfigError, match=f"DDBLAKE_{name}={raw!r} is not valid"):
+                LoadConfig.build(table="tbl", lake="/l")
+        monkeypatch.delenv(f"DDBLAKE_{name}")
     for bad, match in (
         ({"segments": 0}, "segments must be"),
         ({"read_percent": 0}, "read_percent"),

@@ -4,6 +4,7 @@ after throttling, the Glue job's export checks, and environment values named in 
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import logging
@@ -288,6 +289,7 @@ def _glue_main(monkeypatch: pytest.MonkeyPatch, summary: dict[str, Any]) -> None
     monkeypatch.setitem(sys.modules, "pyspark", types.ModuleType("pyspark"))
     monkeypatch.setitem(sys.modules, "pyspark.context", fake(SparkContext=Spark))  # type: ignore[arg-type]
     monkeypatch.setitem(sys.modules, "boto3", fake(client=lambda name: S3()))  # type: ignore[arg-type]
+    monkeypatch.setattr(job, "_s3", functools.cache(job._s3.__wrapped__))  # this test's boto3, one client
     job.main(
         [
             "--TABLE",

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 from pathlib import Path
 
 import pytest
 
-from ddblake.errors import ConfigError, TransientError
+from ddblake.errors import ConfigError, TerminalError, TransientError
 from ddblake.lake.storage import Storage
 
 
@@ -70,3 +71,27 @@ def test_write_failure_is_transient(tmp_path: Path) -> None:
     (tmp_path / "lake" / "blocked").write_text("a file, not a folder")
     with pytest.raises(TransientError, match="cannot write"):
         storage.write_atomic("blocked/x", b"data")
+
+
+class _FullDisk:
+    """The lake's file system, but the rename fails as on a full disk (ENOSPC)."""
+
+    def __init__(self, fs: object) -> None:
+        self._fs = fs
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._fs, name)
+
+    def move(self, src: str, dest: str) -> None:
+        raise OSError(28, "No space left on device")
+
+
+def test_a_failed_write_leaves_no_temp_file_behind(storage: Storage) -> None:
+    storage.write_atomic("state/checkpoint.json", b'{"v":1}')
+    failing = dataclasses.replace(storage, fs=_FullDisk(storage.fs))  # type: ignore[arg-type]
+
+    with pytest.raises(TerminalError, match="No space left"):
+        failing.write_atomic("state/checkpoint.json", b'{"v":2}')
+
+    assert storage.read("state/checkpoint.json") == b'{"v":1}'  # the old content, whole
+    assert [p.name for p in Path(storage.root).rglob("*") if p.is_file()] == ["checkpoint.json"]

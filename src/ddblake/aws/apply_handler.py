@@ -18,6 +18,7 @@ error's message to CloudWatch Logs.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 import traceback
@@ -76,12 +77,25 @@ def handler(event: object, context: LambdaContext) -> dict[str, Any]:
         raise TerminalError(f"apply of table {table} failed: {type(e).__name__}: {first_line(e)}") from None
 
 
+@functools.cache
+def _applier(config: ApplyConfig) -> Applier:
+    """The applier of one configuration, built at a cold start and kept by the warm invocations.
+
+    Its catalog (a Glue client), lake storage (an S3 file system) and their AWS sessions are made
+    once per execution environment, as the Firehose Lambda's clients are at module scope; each run
+    reloads the tables and the applied-file record anyway (:meth:`Applier.run_once`), so a run
+    after another writer's commit starts from that commit. The configuration (from the event and
+    the environment, checked on every run) is the key; a failed build is not kept.
+    """
+    return Applier(config)
+
+
 def _apply(table: str, context: LambdaContext) -> dict[str, Any]:
     lake = LakeConfig.build(lake=None)
     # No batch starts that might not finish before the function's timeout: the next run goes on.
     deadline = time.monotonic() + context.get_remaining_time_in_millis() / 1000 - RESERVE_SECONDS
     config = ApplyConfig.build(table=table, lake=lake, once=True)
-    applier = Applier(config)
+    applier = _applier(config)
     try:
         result = run_apply(config, applier=applier, deadline=deadline)
     except UnknownTableError:  # deployed, and no delivery yet (a quiet table): nothing late either

@@ -38,7 +38,7 @@ class IteratorExpired(TransientError):
     """A shard iterator is older than 15 minutes; open a new one from the last position."""
 
 
-class DataTrimmed(DdblakeError):
+class DataTrimmed(TerminalError):
     """The records asked for are past the stream's 24-hour retention (TrimmedDataAccessException)."""
 
 

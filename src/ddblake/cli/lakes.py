@@ -1,8 +1,8 @@
 """The lake a command works on, from its arguments: one rule for every command.
 
-``capture``, ``load`` and ``sync`` create a local lake; ``apply`` and the reading commands take one
-that is there, since a path that is not is a typo (``./lak``), and a new empty ``catalog.db`` in it
-would hide that from the next command too.
+``capture``, ``load`` and ``sync`` create a local lake; ``apply``, ``redrive`` and the reading
+commands take one that is there, since a path that is not is a typo (``./lak``), and a new empty
+``catalog.db`` in it would hide that from the next command too.
 """
 
 from __future__ import annotations
@@ -26,15 +26,25 @@ def lake_config(args: argparse.Namespace) -> LakeConfig:
 
 
 def check_present(config: LakeConfig) -> LakeConfig:
-    """``config``, if its lake is in S3 or a local folder that is there; else a usage error: for a
-    command that creates no lake, a local path that does not exist is a typo, not a new lake.
+    """``config``, if its lake is in S3 or a local folder that is there (:func:`present_lake`).
+
+    Raises:
+        UsageError: names the path (and a file in its way) and which commands create a lake.
+    """
+    present_lake(config.lake)
+    return config
+
+
+def present_lake(lake: str) -> str:
+    """``lake``, if it is in S3 or a local folder that is there; else a usage error: for a command
+    that creates no lake, a local path that does not exist is a typo, not a new lake.
 
     Raises:
         UsageError: names the path (and a file in its way) and which commands create a lake.
     """
     from ddblake.lake.storage import local_lake_path
 
-    path = local_lake_path(config.lake)  # as Storage.from_uri reads it
+    path = local_lake_path(lake)  # as Storage.from_uri reads it
     if path is not None and not path.exists():
         blocker = next((p for p in path.parents if p.exists()), None)
         why = (
@@ -43,7 +53,7 @@ def check_present(config: LakeConfig) -> LakeConfig:
         raise UsageError(
             f"no lake at {path}{why}: check --lake (or DDBLAKE_LAKE); capture, load and sync create one"
         )
-    return config
+    return lake
 
 
 def existing_lake(args: argparse.Namespace) -> LakeConfig:

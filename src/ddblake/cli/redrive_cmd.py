@@ -31,10 +31,13 @@ def run(args: argparse.Namespace) -> int:
     """Redrive, then print one summary line on stderr."""
     from ddblake import settings
     from ddblake.capture.redrive import redrive
+    from ddblake.cli.lakes import present_lake
     from ddblake.lake.storage import Storage
 
     table = settings.required_table(args.table)
-    lake = settings.required("lake", "--lake", args.lake)
+    # Redrive writes into a lake that Firehose's errors/ are in: a local path that is not there is
+    # a typo, not a new lake (cli.lakes).
+    lake = present_lake(settings.required("lake", "--lake", args.lake))
     stats = redrive(Storage.from_uri(lake), table)
     if stats.refused or stats.unreadable:  # what still wants a person: a warning, heard at WARNING
         log.warning("%s", stats.summary(table))

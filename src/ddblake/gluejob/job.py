@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 import time
@@ -155,10 +156,18 @@ def connector_run(
 # --- Glue entry point (runs only inside a Glue job) -----------------------------------------------
 
 
-def _put_files(lines: Iterable[bytes], lake: str, table: str) -> Iterator[int]:
-    import boto3  # a Glue executor has boto3
+@functools.cache
+def _s3() -> Any:
+    """One S3 client per Glue process (the driver, each executor): a client is costly to build
+    (credentials, endpoint rules) and safe to share between threads, and a job calls S3 for every
+    data file twice (its check, its conversion) and for every raw file."""
+    import boto3  # a Glue driver and executor have boto3
 
-    s3 = boto3.client("s3")
+    return boto3.client("s3")
+
+
+def _put_files(lines: Iterable[bytes], lake: str, table: str) -> Iterator[int]:
+    s3 = _s3()
     bucket, prefix = split_s3(lake)
     for batch in chunks(lines):
         key = raw_file_key(prefix, table, time.time_ns() // 1000)
@@ -181,9 +190,7 @@ def _put_files(lines: Iterable[bytes], lake: str, table: str) -> Iterator[int]:
 
 
 def _get_object(bucket: str, key: str) -> bytes:
-    import boto3  # a Glue executor has boto3
-
-    return bytes(boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
+    return bytes(_s3().get_object(Bucket=bucket, Key=key)["Body"].read())
 
 
 def _lake_object(table: str, action: str, call: Callable[[], Any], bucket: str, key: str) -> Any:
@@ -209,7 +216,6 @@ def main(argv: Sequence[str] | None = None) -> None:  # pragma: no cover - needs
         raise LoadRefused(f"ddblake glue load of {table or '(no --TABLE)'}: {e}") from e
     lake = args["LAKE"].rstrip("/")
 
-    import boto3
     from awsglue.context import GlueContext  # type: ignore[import-not-found]
     from awsglue.job import Job  # type: ignore[import-not-found]
     from pyspark.context import SparkContext  # type: ignore[import-not-found]
@@ -218,7 +224,7 @@ def main(argv: Sequence[str] | None = None) -> None:  # pragma: no cover - needs
     glue = GlueContext(sc)
     job = Job(glue)
     job.init(args.get("JOB_NAME", "ddblake-load"), args)
-    state_s3 = boto3.client("s3")
+    state_s3 = _s3()
     lake_bucket, lake_prefix = split_s3(lake)
     state_key = connector_state_key(lake_prefix, table)
     run: dict[str, Any] = {}
@@ -311,10 +317,7 @@ def main(argv: Sequence[str] | None = None) -> None:  # pragma: no cover - needs
         export_path = args["EXPORT_PATH"]
         if args.get("LOAD_ID"):
             print(f"ddblake glue load of {table}: --LOAD_ID ignored: export rows take the export's ID")
-        s3 = boto3.client("s3")
-        plan = read_export(
-            lambda b, k: bytes(s3.get_object(Bucket=b, Key=k)["Body"].read()), table, export_path, key_names
-        )
+        plan = read_export(_get_object, table, export_path, key_names)
         bucket, rules = plan.bucket, plan.rules
         rdd = sc.parallelize(list(plan.entries), max(1, len(plan.entries)))
         problems = rdd.map(lambda e: check_entry(_get_object, bucket, e, rules)).filter(lambda p: p).collect()

@@ -9,7 +9,6 @@ or a new raw file says so. Snapshot expiry and compaction ride along (:mod:`ddbl
 from __future__ import annotations
 
 import logging
-import random
 import signal
 import sys
 import threading
@@ -59,7 +58,11 @@ def _run_once_racing(
             if attempt == 4:
                 raise TransientError(f"table {table}: another writer keeps committing; retry later") from e
             log.info("commit race on table %s, retrying", table)
-            time.sleep(random.uniform(0.05, 0.25) * (attempt + 1))  # noqa: S311 - jitter parts the racers
+            wait = backoff_with_jitter(0.25 * (attempt + 1))  # the jitter parts the racers
+            if stop is not None:
+                stop.wait(wait)  # a stop asked for meanwhile is seen by run_once at once
+            else:
+                time.sleep(wait)
         except DdblakeError:
             raise
         except OSError as e:  # pyiceberg's own file I/O (Parquet, manifests, metadata)

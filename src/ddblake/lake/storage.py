@@ -14,6 +14,7 @@ Iceberg warehouse in a sibling folder literally named ``my%20lake``.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import logging
@@ -199,14 +200,21 @@ class Storage:
                 existing = _deepest_existing(parent)
                 self.fs.create_dir(parent, recursive=True)
                 tmp = f"{parent}/.tmp-{uuid.uuid4().hex}"
-                with self.fs.open_output_stream(tmp, compression=None) as out:
-                    out.write(data)
-                fd = os.open(tmp, os.O_RDONLY)
                 try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
-                self.fs.move(tmp, full)
+                    with self.fs.open_output_stream(tmp, compression=None) as out:
+                        out.write(data)
+                    fd = os.open(tmp, os.O_RDONLY)
+                    try:
+                        os.fsync(fd)
+                    finally:
+                        os.close(fd)
+                    self.fs.move(tmp, full)
+                except BaseException:
+                    # A full disk or an I/O error: the part written would stay (listings skip
+                    # temp files, so nothing else would ever remove it) and keep the disk full.
+                    with contextlib.suppress(OSError):
+                        self.fs.delete_file(tmp)
+                    raise
                 # The rename (and any folder just created) is durable only once its directory is
                 # synced; without this a power cut could keep a later write (a checkpoint) and lose
                 # this one.

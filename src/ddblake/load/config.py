@@ -7,6 +7,7 @@ value is a :class:`ConfigError` naming the setting and every place that was look
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
@@ -80,8 +81,8 @@ def _int_in(low: int, high: int | None = None) -> Callable[[str], int]:
 
 def _positive(raw: str) -> float:
     number = float(raw)
-    if not number > 0:
-        raise ValueError("must be positive")
+    if not (number > 0 and math.isfinite(number)):  # inf passes `> 0` and breaks a wait
+        raise ValueError("must be a positive number of finite size")
     return number
 
 
