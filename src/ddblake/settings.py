@@ -1,19 +1,70 @@
-"""Settings from arguments and ``DDBLAKE_*`` environment variables, for every component's config.
+"""Settings from arguments, ``DDBLAKE_*`` environment variables and a settings file, for every
+component's config.
 
-Precedence is argument, then environment variable, then default, so the CLI, ``sync``, a
-container's environment and tests configure a component the same way. A missing or malformed value
-is a :class:`~ddblake.errors.ConfigError` naming the setting and every place that was looked at.
+Precedence is argument, then environment variable, then the settings file (its table's section,
+then its top level: :mod:`ddblake.configfile`), then default, so the CLI, ``sync``, a container's
+environment and tests configure a component the same way. A missing or malformed value is a
+:class:`~ddblake.errors.ConfigError` naming the setting and every place that was looked at.
+
+The file is the command's (``--config``, ``DDBLAKE_CONFIG``): the CLI reads it once and puts it in
+use around the command with :func:`using_file`; library callers and the Lambdas use none unless
+they do the same.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TypeVar
 
+from ddblake.configfile import SettingsFile
 from ddblake.errors import ConfigError
 
 T = TypeVar("T")
+
+_file: SettingsFile | None = None
+_file_table: str | None = None  # whose [tables."<name>"] section applies
+
+
+@contextlib.contextmanager
+def using_file(file: SettingsFile | None, table: str | None = None) -> Iterator[None]:
+    """Read settings from ``file`` (``table``'s section first) inside the block, then as before."""
+    global _file, _file_table
+    saved = _file, _file_table
+    _file, _file_table = file, table
+    try:
+        yield
+    finally:
+        _file, _file_table = saved
+
+
+def settings_file() -> SettingsFile | None:
+    """The settings file in use, if any."""
+    return _file
+
+
+def places(name: str, flag: str | None) -> str:
+    """Where a setting can be given, for messages: ``--segments or DDBLAKE_SEGMENTS`` (and ``or
+    segments in ./ddblake.toml`` when a settings file is in use)."""
+    return f"{flag} or {elsewhere(name)}" if flag else elsewhere(name)
+
+
+def elsewhere(name: str) -> str:
+    """Where a setting can be given other than its flag: ``DDBLAKE_SEGMENTS`` (``or segments in
+    ./ddblake.toml`` when a settings file is in use)."""
+    return f"{env_name(name)} or {name} in {_file.path}" if _file is not None else env_name(name)
+
+
+def lookup(name: str) -> tuple[str, str] | None:
+    """``(text, where)`` of a setting from the environment, else the settings file; None if neither."""
+    env = env_name(name)
+    raw = os.environ.get(env, "").strip()
+    if raw:
+        return raw, env
+    if _file is None:
+        return None
+    return _file.get(name, _file_table)
 
 
 def env_name(name: str) -> str:
@@ -22,22 +73,41 @@ def env_name(name: str) -> str:
 
 
 def optional(name: str, flag: str | None, value: T | None, convert: Callable[[str], T]) -> T | None:
-    """The argument, else the environment variable converted, else None.
+    """The argument, else the environment variable converted, else the settings file's value
+    converted, else None.
 
     Raises:
-        ConfigError: the environment variable does not convert; names it and the flag.
+        ConfigError: the value found does not convert; names where it came from and the flag.
+    """
+    found, _ = sourced(name, flag, value, convert)
+    return found
+
+
+def sourced(
+    name: str, flag: str | None, value: T | None, convert: Callable[[str], T]
+) -> tuple[T | None, str | None]:
+    """:func:`optional`, and where the value came from (the flag, the variable, the file's key).
+
+    Raises:
+        ConfigError: the value found does not convert; names where it came from and the flag.
     """
     if value is not None:
-        return value
-    env = env_name(name)
-    raw = os.environ.get(env, "").strip()
-    if not raw:
-        return None
+        return value, flag
+    found = lookup(name)
+    if found is None:
+        return None, None
+    raw, where = found
     try:
-        return convert(raw)
+        return convert(raw), where
     except ValueError as e:
-        where = f"{flag} or " if flag else ""
-        raise ConfigError(f"{name}: {env}={raw!r} is not valid ({e}); set {where}{env} correctly") from e
+        env = env_name(name)
+        if where == env:
+            fix = f"set {flag} or {env} correctly" if flag else f"set {env} correctly"
+            raise ConfigError(f"{name}: {env}={raw!r} is not valid ({e}); {fix}") from e
+        other = f"pass {flag} or set {env}" if flag else f"set {env}"
+        raise ConfigError(
+            f"{name}: {raw!r} ({where}) is not valid ({e}); correct it there, or {other}"
+        ) from e
 
 
 def value(name: str, flag: str | None, given: T | None, convert: Callable[[str], T], default: T) -> T:
@@ -54,7 +124,12 @@ def required(name: str, flag: str, given: str | None) -> str:
     """
     found = optional(name, flag, given or None, str)
     if not found:
-        raise ConfigError(f"missing {name}: pass {flag} or set {env_name(name)} (looked at both)")
+        if _file is None:
+            raise ConfigError(f"missing {name}: pass {flag} or set {env_name(name)} (looked at both)")
+        raise ConfigError(
+            f"missing {name}: pass {flag}, set {env_name(name)} or add {name} to {_file.path} "
+            "(looked at all three)"
+        )
     return found
 
 
@@ -66,7 +141,8 @@ def required_table(given: str | None) -> str:
         ConfigError: missing, or not a DynamoDB table name; names where it came from.
     """
     found = required("table", "--table", given)
-    return table_name(found, "--table" if given else env_name("table"))
+    _, where = sourced("table", "--table", given or None, str)
+    return table_name(found, where or "--table")
 
 
 def table_name(name: str, where: str = "--table") -> str:

@@ -46,17 +46,19 @@ def percent(text: str) -> float:
     return _checked(text, float, lambda v: 0 < v <= 150, "a number in (0, 150]")
 
 
-def log_level(raw: str | None, env: str = "DDBLAKE_LOG_LEVEL") -> int:
-    """The logging level named by ``DDBLAKE_LOG_LEVEL`` (any case); INFO when unset or empty.
+def log_level(raw: str | None, where: str = "DDBLAKE_LOG_LEVEL") -> int:
+    """The logging level named by ``DDBLAKE_LOG_LEVEL`` or the settings file's ``log_level`` (any
+    case); INFO when unset or empty.
 
     Raises:
-        ConfigError: not a level name; names the variable, the value and the choices.
+        ConfigError: not a level name; names where it came from, the value and the choices.
     """
     name = (raw or "").strip().upper()
     if not name:
         return logging.INFO
     if name not in LOG_LEVELS:
-        raise ConfigError(f"{env}={raw!r} is not a log level; set it to one of {', '.join(LOG_LEVELS)}")
+        said = f"{where}={raw!r}" if where.startswith("DDBLAKE_") else f"{raw!r} ({where})"
+        raise ConfigError(f"{said} is not a log level; set it to one of {', '.join(LOG_LEVELS)}")
     return int(getattr(logging, name))
 
 

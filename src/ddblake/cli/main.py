@@ -29,10 +29,14 @@ from ddblake.cli.signals import (
 from ddblake.errors import DdblakeError, StoppedError, UsageError
 
 if TYPE_CHECKING:
-    pass
+    from ddblake.configfile import SettingsFile
 
 Command = Callable[[argparse.Namespace], int]
 LOG_LEVEL_ENV = "DDBLAKE_LOG_LEVEL"
+CONFIG_HELP = (
+    "settings file (TOML; or DDBLAKE_CONFIG): keys are the DDBLAKE_* settings in lower case, "
+    '[tables."<name>"] sections per table; arguments and variables win over it (docs/settings.md)'
+)
 
 
 def _cmd_local_start(args: argparse.Namespace) -> int:
@@ -161,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="DEBUG logging of ddblake's own loggers (the AWS SDK's stay at WARNING)",
     )
+    parser.add_argument("--config", default=None, metavar="FILE", help=CONFIG_HELP)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     demo = sub.add_parser("demo", help="the whole pipeline on DynamoDB Local, no AWS needed")
@@ -274,9 +279,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _everywhere(sub: argparse._SubParsersAction[Any]) -> None:
-    """Every command (and ``local``'s) takes ``-v`` after its name too, and knows its own name, so
-    that an unknown argument points at that command's help."""
+    """Every command (and ``local``'s) takes ``-v`` and ``--config`` after its name too, and knows
+    its own name, so that an unknown argument points at that command's help."""
     for parser in sub.choices.values():
+        parser.add_argument("--config", default=argparse.SUPPRESS, metavar="FILE", help=CONFIG_HELP)
         parser.add_argument(
             "-v",
             "--verbose",
@@ -324,7 +330,50 @@ def main(argv: Sequence[str] | None = None) -> int:
             where = getattr(args, "_prog", "ddblake")
             hint = did_you_mean(extra, parser, [args.command, getattr(args, "local_command", None)])
             raise UsageError(f"unrecognized arguments: {' '.join(extra)}{hint} (see '{where} --help')")
-        level = logging.DEBUG if args.verbose else log_level(os.environ.get(LOG_LEVEL_ENV))
+        file = _settings_file(args)
+        from ddblake import settings
+
+        with settings.using_file(file, _file_table(args, file)):
+            return _run(args)
+    except UsageError as e:
+        _error_line(e)
+        return 2
+    except DdblakeError as e:
+        _error_line(e)
+        return 1
+
+
+def _settings_file(args: argparse.Namespace) -> SettingsFile | None:
+    """The settings file of ``--config`` or ``DDBLAKE_CONFIG``, read and checked; None without one.
+
+    Raises:
+        ConfigError: the file is missing, not TOML, or holds an unknown key (names file and key).
+    """
+    from ddblake.configfile import CONFIG_ENV, read_settings_file
+
+    path = getattr(args, "config", None) or os.environ.get(CONFIG_ENV, "").strip()
+    return read_settings_file(path) if path else None
+
+
+def _file_table(args: argparse.Namespace, file: SettingsFile | None) -> str | None:
+    """The table whose ``[tables."<name>"]`` section applies: the command's, as it will resolve it
+    (argument, environment, the file's top level)."""
+    if file is None:
+        return None
+    given = getattr(args, "table", None) or os.environ.get("DDBLAKE_TABLE", "").strip()
+    if given:
+        return str(given)
+    top = file.get("table", None)
+    return top[0] if top is not None else None
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Set up logging, then run the command; every error becomes one line and an exit code."""
+    try:
+        from ddblake import settings
+
+        level_name, level_from = settings.sourced("log_level", None, None, str)
+        level = logging.DEBUG if args.verbose else log_level(level_name, level_from or LOG_LEVEL_ENV)
         # The level applies to ddblake's own loggers only: botocore, urllib3 and pyiceberg stay at
         # WARNING, since their DEBUG output holds request and response bodies (item data) and
         # request headers and AssumeRole responses (credentials).

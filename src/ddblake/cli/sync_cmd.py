@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 
 from ddblake.cli.args import say
 from ddblake.cli.lakes import lake_config
@@ -42,9 +41,7 @@ def run(args: argparse.Namespace) -> int:
         from ddblake.rebootstrap import rebootstrap
 
         lake = lake_config(args)
-        table = args.table or os.environ.get("DDBLAKE_TABLE")
-        if not table:
-            raise UsageError("sync --rebootstrap needs --table (or DDBLAKE_TABLE)")
+        table = settings.required_table(args.table)
         if args.from_export or args.export_to:
             raise UsageError(
                 "sync --rebootstrap reloads the table with a Scan; drop --from-export/--export-to"

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 from pyiceberg.catalog import Catalog
 from pyiceberg.exceptions import NamespaceAlreadyExistsError, NoSuchNamespaceError
 
+from ddblake import settings
 from ddblake.errors import ConfigError, DdblakeError, TerminalError, TransientError
 from ddblake.lake.storage import Storage, s3_endpoint_from_env
 from ddblake.names import DEFAULT_NAMESPACE
@@ -54,16 +54,19 @@ class LakeConfig:
         Raises:
             ConfigError: a value is missing or not one of the allowed ones.
         """
-        lake = lake or os.environ.get("DDBLAKE_LAKE")
+        lake, _ = settings.sourced("lake", "--lake", lake or None, str)
         if not lake:
             # worded as every other missing setting (ddblake.settings.required)
+            look = "looked at all three" if settings.settings_file() else "looked at both"
             raise ConfigError(
-                "missing lake: pass --lake DIR|s3://bucket/prefix or set DDBLAKE_LAKE (looked at both)"
+                f"missing lake: pass --lake DIR|s3://bucket/prefix or set "
+                f"{settings.places('lake', None)} ({look})"
             )
-        uri = catalog_uri or os.environ.get("DDBLAKE_CATALOG_URI")
-        kind = (catalog or os.environ.get("DDBLAKE_CATALOG") or default_catalog(lake, uri)).lower()
+        uri, _ = settings.sourced("catalog_uri", None, catalog_uri or None, str)
+        chosen, source = settings.sourced("catalog", "--catalog", catalog or None, str)
+        kind = (chosen or default_catalog(lake, uri)).lower()
         if kind not in ("sql", "glue"):
-            raise ConfigError(f"catalog {kind!r} (from --catalog or DDBLAKE_CATALOG) must be 'sql' or 'glue'")
+            raise ConfigError(f"catalog {kind!r} (from {source}) must be 'sql' or 'glue'")
         if kind == "sql" and lake.startswith("s3://") and not uri:
             raise ConfigError(
                 f"lake {lake} is on S3 but the catalog is SQLite: use --catalog glue "
@@ -107,10 +110,9 @@ def _namespace(given: str | None) -> str:
     Raises:
         ConfigError: not lower-case letters, digits and ``_`` (1 to 255); names where it came from.
     """
-    env = os.environ.get("DDBLAKE_NAMESPACE")
-    namespace = given or env or DEFAULT_NAMESPACE
+    found, where = settings.sourced("namespace", "--namespace", given or None, str)
+    namespace = found or DEFAULT_NAMESPACE
     if not NAMESPACE_PATTERN.fullmatch(namespace):
-        where = "--namespace" if given else "DDBLAKE_NAMESPACE"
         hint = f" (e.g. {namespace.lower()!r})" if NAMESPACE_PATTERN.fullmatch(namespace.lower()) else ""
         raise ConfigError(
             f"namespace {namespace!r} (from {where}) must be 1 to 255 lower-case letters, digits and "

@@ -102,7 +102,7 @@ class ApplyConfig:
         }
         for name, number in maintenance.items():
             if number is not None and not (math.isfinite(number) and number >= 0):
-                where = settings.env_name(name)
+                where = settings.elsewhere(name)
                 raise ConfigError(f"{where} must be zero (no limit) or a finite number above, got {number}")
         table = settings.required_table(table)
         poll = settings.value("poll_seconds", "--poll-seconds", poll_seconds, float, cls.poll_seconds)
@@ -111,11 +111,11 @@ class ApplyConfig:
         me = settings.value("apply_max_events", None, max_events, int, cls.max_events)
         mb = settings.value("apply_max_bytes", None, max_bytes, int, cls.max_bytes)
         for where, number in (
-            ("--poll-seconds (or DDBLAKE_POLL_SECONDS)", poll),
-            ("--buckets (or DDBLAKE_BUCKETS)", nb),
-            ("DDBLAKE_APPLY_MAX_FILES", mf),
-            ("DDBLAKE_APPLY_MAX_EVENTS", me),
-            ("DDBLAKE_APPLY_MAX_BYTES", mb),
+            (f"--poll-seconds (or {settings.elsewhere('poll_seconds')})", poll),
+            (f"--buckets (or {settings.elsewhere('buckets')})", nb),
+            (settings.elsewhere("apply_max_files"), mf),
+            (settings.elsewhere("apply_max_events"), me),
+            (settings.elsewhere("apply_max_bytes"), mb),
         ):
             if not math.isfinite(number):  # nan passes `<= 0` (a busy loop), inf breaks sleep()
                 raise ConfigError(f"{where} must be a finite positive number, got {number:g}")

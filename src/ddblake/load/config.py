@@ -16,8 +16,8 @@ from ddblake.aws.roles import check_role_arn
 from ddblake.errors import ConfigError
 from ddblake.lake.rawlog import DEFAULT_BUFFER_BYTES
 from ddblake.settings import boolean as _bool
-from ddblake.settings import env_name, required_table
 from ddblake.settings import optional as _optional
+from ddblake.settings import places, required_table
 from ddblake.settings import required as _required
 from ddblake.settings import value as _value
 
@@ -55,8 +55,7 @@ _SOURCES: Final = {
 def _from(field: str) -> str:
     """`` (from --segments or DDBLAKE_SEGMENTS)``: where a setting's value can come from, for messages."""
     flag, setting = _SOURCES[field]
-    env = env_name(setting)
-    return f" (from {flag} or {env})" if flag else f" (from {env})"
+    return f" (from {places(setting, flag)})"
 
 
 def _key_names(raw: str) -> tuple[str, ...]:

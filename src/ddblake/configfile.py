@@ -1,0 +1,172 @@
+"""The settings file: the ``DDBLAKE_*`` settings written down once, for one lake and its tables.
+
+A TOML file, given by ``--config FILE`` or ``DDBLAKE_CONFIG``. Its keys are the settings' names,
+the environment variables' without ``DDBLAKE_`` and in lower case (``lake``, ``assume_role``,
+``poll_seconds``); a ``[tables."<name>"]`` section holds one DynamoDB table's own values, which win
+over the file's top level for that table::
+
+    lake = "s3://analytics-lake/ddb"
+    namespace = "ddb"
+
+    [tables."orders-table"]
+    assume_role = "arn:aws:iam::111111111111:role/ddblake-read"
+    segments = 16
+
+Precedence (:mod:`ddblake.settings`): argument, environment variable, the table's section, the
+file's top level, default. A key the file may not hold is refused with the file's name and the
+nearest known key, since a misspelt key that is silently ignored is a setting that is not applied.
+"""
+
+from __future__ import annotations
+
+import difflib
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+from ddblake.errors import ConfigError
+
+CONFIG_ENV: Final = "DDBLAKE_CONFIG"
+"""The environment variable naming the settings file (``--config`` wins over it)."""
+
+SECTION: Final = "tables"
+"""The table of per-table sections: ``[tables."<DynamoDB table name>"]``."""
+
+KEYS: Final = frozenset(
+    {
+        # the lake and its catalog
+        "lake",
+        "catalog",
+        "catalog_uri",
+        "namespace",
+        # the source table and how to reach it
+        "table",
+        "endpoint_url",
+        "assume_role",
+        "external_id",
+        # capture and sync
+        "once",
+        "poll_seconds",
+        "buffer_bytes",
+        "buffer_seconds",
+        # load
+        "segments",
+        "workers",
+        "read_percent",
+        "consistent",
+        "keys",
+        "from_export",
+        "export_to",
+        "export_bucket_owner",
+        "on_demand_rcu",
+        "load_buffer_bytes",
+        "export_poll_seconds",
+        "page_items",
+        # apply and table maintenance
+        "buckets",
+        "apply_max_files",
+        "apply_max_events",
+        "apply_max_bytes",
+        "keep_hours",
+        "keep_snapshots",
+        "keep_min_snapshots",
+        "compact_files",
+        "keep_replaced_minutes",
+        # the command line
+        "log_level",
+    }
+)
+"""Every setting a file may hold: those with a ``DDBLAKE_*`` variable (tests/unit/test_configfile.py
+holds the two lists together). DynamoDB Local's own variables (its jar, Java options, state
+folder) stay environment-only: they set up a process, not a lake."""
+
+SHARED_KEYS: Final = frozenset({"table", "lake", "catalog", "catalog_uri", "namespace", "log_level"})
+"""Keys a table's section may not hold: which table it is, and what every table of the lake shares
+(a command reading several tables, ``query`` and ``status``, has no one table to take them from)."""
+
+
+@dataclass(frozen=True)
+class SettingsFile:
+    """A read and checked settings file: every value as the text an environment variable would hold."""
+
+    path: Path
+    top: Mapping[str, str] = field(default_factory=dict)
+    tables: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+
+    def get(self, name: str, table: str | None) -> tuple[str, str] | None:
+        """``(value, where)`` of a setting, the table's section first; None when the file lacks it.
+
+        ``where`` names the key and the file for messages: ``segments in [tables."orders"] of ./x.toml``.
+        """
+        section = self.tables.get(table) if table is not None else None
+        if section is not None and name in section:
+            return section[name], f'{name} in [{SECTION}."{table}"] of {self.path}'
+        if name in self.top:
+            return self.top[name], f"{name} in {self.path}"
+        return None
+
+
+def read_settings_file(path: str | Path) -> SettingsFile:
+    """Read and check a settings file.
+
+    Raises:
+        ConfigError: the file cannot be read, is not TOML, or holds a key or value it may not;
+            names the file, the key and what to write instead.
+    """
+    where = Path(path)
+    try:
+        data = tomllib.loads(where.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"settings file {where} does not exist; check --config (or {CONFIG_ENV})") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"settings file {where} cannot be read: {e}") from e
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"settings file {where} is not valid TOML: {e}") from e
+    top = {k: v for k, v in data.items() if k != SECTION}
+    tables = data.get(SECTION, {})
+    if not isinstance(tables, dict):
+        raise ConfigError(
+            f'settings file {where}: {SECTION} must be sections [{SECTION}."<table>"], one per DynamoDB table'
+        )
+    sections: dict[str, Mapping[str, str]] = {}
+    for name, section in tables.items():
+        if not isinstance(section, dict):
+            raise ConfigError(
+                f'settings file {where}: {SECTION}.{name} must be a section [{SECTION}."{name}"] of settings'
+            )
+        sections[name] = _values(section, where, f'[{SECTION}."{name}"] ', SHARED_KEYS)
+    return SettingsFile(where, _values(top, where, "", frozenset()), sections)
+
+
+def _values(raw: Mapping[str, object], path: Path, section: str, excluded: frozenset[str]) -> dict[str, str]:
+    """The section's values as environment-variable text, every key checked."""
+    values: dict[str, str] = {}
+    for key, value in raw.items():
+        if key in excluded:
+            raise ConfigError(
+                f"settings file {path}: {section}{key}: a table's section cannot set {key}; "
+                "put it at the file's top level"
+            )
+        if key not in KEYS:
+            near = difflib.get_close_matches(key, sorted(KEYS), n=1)
+            hint = f" (did you mean {near[0]!r}?)" if near else ""
+            raise ConfigError(
+                f"settings file {path}: {section}unknown setting {key!r}{hint}; the settings are the "
+                "DDBLAKE_* variables' names in lower case, without DDBLAKE_ (docs/settings.md)"
+            )
+        values[key] = _text(value, path, section, key)
+    return values
+
+
+def _text(value: object, path: Path, section: str, key: str) -> str:
+    """A TOML value as the text its environment variable would hold."""
+    if isinstance(value, bool):  # before int: a bool is an int to Python
+        return "true" if value else "false"
+    if isinstance(value, str | int | float):
+        return str(value)
+    raise ConfigError(
+        f"settings file {path}: {section}{key} must be a string, a number or true/false, "
+        f"not a {type(value).__name__}"
+    )
