@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlparse
 
 import boto3
+from botocore.client import BaseClient
 from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
@@ -224,7 +225,7 @@ class DynamoClients:
         return describe_client(self.dynamodb)
 
 
-def describe_client(client: Any) -> str:
+def describe_client(client: BaseClient) -> str:
     """``endpoint http://...`` for a local/overridden endpoint, ``region xx-yyy-n`` for AWS."""
     endpoint = str(getattr(client.meta, "endpoint_url", "") or "")
     region = str(getattr(client.meta, "region_name", "") or "?")
@@ -397,7 +398,7 @@ def _access_denied(e: ClientError, *, action: str, table: str | None, where: str
 
 
 def translate_error(
-    e: BaseException, *, action: str, table: str | None = None, client: Any = None
+    e: BaseException, *, action: str, table: str | None = None, client: BaseClient | None = None
 ) -> DdblakeError:
     """Turn a botocore error into the ddblake error kind; the caller raises it ``from e``.
 

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import boto3
 import botocore.session
+from botocore.client import BaseClient
 from botocore.config import Config
 from botocore.credentials import RefreshableCredentials
 from botocore.exceptions import BotoCoreError, ClientError
@@ -231,7 +232,7 @@ def explain_access_error(
     *,
     action: str,
     table: str,
-    client: Any,
+    client: BaseClient,
     identity: Callable[[], Identity],
 ) -> DdblakeError:
     """Translate an error of a DynamoDB call of a load or capture, spelling out accounts and roles.
