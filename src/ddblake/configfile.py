@@ -20,6 +20,7 @@ nearest known key, since a misspelt key that is silently ignored is a setting th
 from __future__ import annotations
 
 import difflib
+import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -85,6 +86,11 @@ folder) stay environment-only: they set up a process, not a lake."""
 SHARED_KEYS: Final = frozenset({"table", "lake", "catalog", "catalog_uri", "namespace", "log_level"})
 """Keys a table's section may not hold: which table it is, and what every table of the lake shares
 (a command reading several tables, ``query`` and ``status``, has no one table to take them from)."""
+
+
+PATH_KEYS: Final = frozenset({"lake", "from_export"})
+"""Keys that hold a local path or a URI: a relative path is the file's folder's, not the folder a
+command happens to run in (as ``lake = "./lake"`` beside the file is meant)."""
 
 
 @dataclass(frozen=True)
@@ -156,8 +162,17 @@ def _values(raw: Mapping[str, object], path: Path, section: str, excluded: froze
                 f"settings file {path}: {section}unknown setting {key!r}{hint}; the settings are the "
                 "DDBLAKE_* variables' names in lower case, without DDBLAKE_ (docs/settings.md)"
             )
-        values[key] = _text(value, path, section, key)
+        text = _text(value, path, section, key)
+        values[key] = _beside(text, path) if key in PATH_KEYS else text
     return values
+
+
+def _beside(value: str, path: Path) -> str:
+    """A relative local path taken from the settings file's folder; URIs, absolute and ``~`` paths
+    as they are."""
+    if "://" in value or not value or value.startswith("~") or Path(value).is_absolute():
+        return value
+    return os.path.normpath(path.parent / value)
 
 
 def _text(value: object, path: Path, section: str, key: str) -> str:

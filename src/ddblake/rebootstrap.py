@@ -151,11 +151,29 @@ def wait_until_loads_rank_above(
     t0 = now()
     if newest_us is None or version_of_start(t0) > newest_us:
         return t0
-    log.info("re-bootstrap: waiting for the clock, so that the load ranks above every change the lake holds")
+    ready = _first_start_above(t0, newest_us, version_of_start)
+    until = time.strftime("%H:%M:%S", time.gmtime(ready / 1e6))
+    log.info(
+        "re-bootstrap: waiting about %.0f s (until %s UTC) for the clock, so that the load ranks above "
+        "every change the lake holds",
+        (ready - t0) / 1e6,
+        until,
+    )
     while version_of_start(t0) <= newest_us:
         sleep((1_000_000 - t0 % 1_000_000) / 1e6 + 0.001)  # to the next second, then look again
         t0 = now()
     return t0
+
+
+def _first_start_above(t0: int, newest_us: int, version_of_start: Callable[[int], int]) -> int:
+    """The first whole second from ``t0`` on whose load rows would outrank ``newest_us`` (at most
+    an hour ahead: beyond that, the hour), for saying how long the wait will be."""
+    t = t0 - t0 % 1_000_000 + 1_000_000
+    for _ in range(3600):
+        if version_of_start(t) > newest_us:
+            return t
+        t += 1_000_000
+    return t
 
 
 def _newest_event_us(lake: LakeConfig, storage: Storage, table: str) -> int | None:

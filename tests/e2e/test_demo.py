@@ -42,7 +42,7 @@ def test_demo_prints_the_reference_changes_and_leaves_no_process(tmp_path: Path)
         "DDBLAKE_NAMESPACE": "not_the_demos",
     }
     result = subprocess.run(
-        [str(DDBLAKE), "demo", "--lake", str(lake)],
+        [str(DDBLAKE), "demo", "--lake", lake.name],  # relative: the try line must work anywhere
         capture_output=True,
         text=True,
         timeout=60,
@@ -69,7 +69,7 @@ def test_demo_prints_the_reference_changes_and_leaves_no_process(tmp_path: Path)
     assert f"Iceberg catalog: file://{lake.resolve()}/catalog.db (namespace ddb)" in out
     assert (lake / "catalog.db").exists()
     script = shlex.quote(str(DDBLAKE.absolute()))  # the venv's script: pastes from any folder
-    try_line = f"try: {script} query --lake {shlex.quote(str(lake))} --catalog sql --namespace ddb"
+    try_line = f"try: {script} query --lake {shlex.quote(str(lake.resolve()))} --catalog sql --namespace ddb"
     assert f"{try_line} 'SELECT" in out
     assert any((lake / "raw" / "example-ddb-table").rglob("*.gz"))
 

@@ -8,7 +8,10 @@ the gap must all come out right after the re-bootstrap.
 
 from __future__ import annotations
 
+import logging
 import random
+import re
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -142,7 +145,9 @@ def test_gap_stops_sync_with_one_line_and_rebootstrap_ends_equal_to_the_source(
     assert verdict.ok, str(verdict)
 
 
-def test_the_load_starts_late_enough_to_outrank_everything_the_lake_holds() -> None:
+def test_the_load_starts_late_enough_to_outrank_everything_the_lake_holds(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     from ddblake.load.rows import version_time_from_us
     from ddblake.rebootstrap import wait_until_loads_rank_above
 
@@ -154,7 +159,12 @@ def test_the_load_starts_late_enough_to_outrank_everything_the_lake_holds() -> N
         now[0] += int(seconds * 1e6)
 
     newest = 120_000_000  # a change stamped 0:02:00 is in the lake
+    caplog.set_level(logging.INFO, logger="ddblake.rebootstrap")
     t0 = wait_until_loads_rank_above(newest, version_time_from_us, clock=lambda: now[0], sleep=sleep)
+    said = re.search(r"waiting about (\d+) s \(until (\S+) UTC\)", caplog.text)
+    assert said, caplog.text  # a pause of a minute or more says how long it will be
+    assert abs(int(said.group(1)) - (t0 - 125_000_000) / 1e6) <= 1
+    assert said.group(2) == time.strftime("%H:%M:%S", time.gmtime(t0 / 1e6))
     assert version_time_from_us(t0) > newest >= version_time_from_us(t0 - 1_000_000), (
         "waited no longer than needed"
     )

@@ -349,12 +349,26 @@ REFRESH_CREDENTIALS: Final = (
 )
 
 
-def credentials_refused(e: ClientError, *, what: str) -> TerminalError:
-    """The credentials themselves were refused (:data:`CREDENTIAL_CODES`): say to refresh them.
-    ``what``: the credentials' use, ``calling Scan for table 't' at region r``."""
+LOCAL_CREDENTIALS: Final = (
+    "DynamoDB Local takes any credentials, but only an access key ID of letters and digits: set "
+    "AWS_ACCESS_KEY_ID to one (any will do, e.g. local) and AWS_SECRET_ACCESS_KEY to anything"
+)
+
+
+def credentials_refused(e: ClientError, *, what: str, local: bool = False) -> TerminalError:
+    """The credentials themselves were refused (:data:`CREDENTIAL_CODES`): say to refresh them, or,
+    at a local endpoint (DynamoDB Local), what it takes. ``what``: the credentials' use,
+    ``calling Scan for table 't' at region r``."""
     message = str(e.response.get("Error", {}).get("Message", ""))[:300]
-    return TerminalError(
-        f"{what}: the AWS credentials were refused ({error_code(e)}: {message}); {REFRESH_CREDENTIALS}"
+    fix = LOCAL_CREDENTIALS if local else REFRESH_CREDENTIALS
+    return TerminalError(f"{what}: the AWS credentials were refused ({error_code(e)}: {message}); {fix}")
+
+
+def is_local(where: str) -> bool:
+    """Whether :func:`describe_client`'s ``where`` is an endpoint on this machine (DynamoDB Local)."""
+    return where.startswith("endpoint ") and any(
+        host in where
+        for host in ("127.0.0.1", "localhost", "[::1]", "0.0.0.0")  # noqa: S104 - compared
     )
 
 
@@ -429,26 +443,27 @@ def translate_error(
                 "endpoint/region/account your AWS settings point to"
             )
         if code in CREDENTIAL_CODES:
-            return credentials_refused(e, what=f"calling {action} for {subject} at {where}")
+            return credentials_refused(
+                e, what=f"calling {action} for {subject} at {where}", local=is_local(where)
+            )
         if code in ACCESS_DENIED_CODES or "not authorized" in message.lower():
             return _access_denied(e, action=action, table=table, where=where)
         return TerminalError(f"{action} for {subject} at {where} failed: {code} {message}")
     if isinstance(e, NoCredentialsError):
+        dynamodb = client is not None and client.meta.service_model.service_name.startswith("dynamodb")
+        local = " or pass --endpoint-url for DynamoDB Local" if dynamodb else ""
         return ConfigError(
-            f"no AWS credentials found for {action} at {where}: configure a profile (AWS_PROFILE), "
-            "environment credentials, or pass --endpoint-url for DynamoDB Local"
+            f"no AWS credentials found for {action} at {where}: configure a profile (AWS_PROFILE) or "
+            f"environment credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY){local}"
         )
     if isinstance(e, NoRegionError):
         return ConfigError(
             f"no AWS region configured for {action}: set AWS_DEFAULT_REGION or a region in your AWS profile"
         )
     if isinstance(e, BotoConnectionError | HTTPClientError):
-        hint = (
-            " (is DynamoDB Local running? 'ddblake local start')"
-            if "127.0.0.1" in where or ("localhost" in where)
-            else ""
-        )
-        return TransientError(f"cannot reach {where} for {action} on {subject}{hint}: {e}")
+        hint = " (is DynamoDB Local running? 'ddblake local start')" if is_local(where) else ""
+        on = f" on {subject}" if table else ""
+        return TransientError(f"cannot reach {where} for {action}{on}{hint}: {e}")
     if isinstance(e, ParamValidationError):
         return TerminalError(
             f"{action} for {subject}: invalid request, refused by botocore before sending "

@@ -172,10 +172,11 @@ def _run(lake: str) -> int:
     namespace = demo_lake_config(lake).namespace
     print(f"  Iceberg catalog: {storage.uri('catalog.db')} (namespace {namespace})", file=out)
     # The catalog options spelled out: the line must read the demo's catalog whatever DDBLAKE_CATALOG,
-    # DDBLAKE_CATALOG_URI or DDBLAKE_NAMESPACE the shell it is pasted into holds.
+    # DDBLAKE_CATALOG_URI or DDBLAKE_NAMESPACE the shell it is pasted into holds; the lake by its
+    # absolute path (storage.root: the demo's lake is local), so that it works from any folder.
     unset = "env -u DDBLAKE_CATALOG_URI " if os.environ.get("DDBLAKE_CATALOG_URI") else ""
     print(
-        f"  try: {unset}{shlex.quote(ddblake_command())} query --lake {shlex.quote(lake)} "
+        f"  try: {unset}{shlex.quote(ddblake_command())} query --lake {shlex.quote(storage.root)} "
         f"--catalog sql --namespace {namespace} {shlex.quote(TRY_SQL)}",
         file=out,
     )

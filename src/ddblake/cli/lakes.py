@@ -10,8 +10,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 from typing import TYPE_CHECKING
+from urllib.parse import urlparse
 
-from ddblake.errors import UsageError
+from ddblake.errors import DdblakeError, UsageError
 
 if TYPE_CHECKING:
     from ddblake.lake.catalog import LakeConfig
@@ -42,18 +43,39 @@ def present_lake(lake: str) -> str:
     Raises:
         UsageError: names the path (and a file in its way) and which commands create a lake.
     """
+    from ddblake import settings
     from ddblake.lake.storage import local_lake_path
 
     path = local_lake_path(lake)  # as Storage.from_uri reads it
+    check = f"check --lake (or {settings.elsewhere('lake')})"
     if path is not None and not path.exists():
         blocker = next((p for p in path.parents if p.exists()), None)
         why = (
             f": {blocker} is a file, not a directory" if blocker is not None and not blocker.is_dir() else ""
         )
+        raise UsageError(f"no lake at {path}{why}: {check}; capture, load and sync create one")
+    if path is None and _no_bucket(lake):
+        bucket = urlparse(lake).netloc
         raise UsageError(
-            f"no lake at {path}{why}: check --lake (or DDBLAKE_LAKE); capture, load and sync create one"
+            f"no lake at {lake}: S3 has no bucket {bucket!r} (in this account and endpoint); {check}"
         )
     return lake
+
+
+def _no_bucket(lake: str) -> bool:
+    """Whether S3 says an ``s3://`` lake's bucket does not exist: a typo that would otherwise read
+    as a lake with no tables yet. Anything else (allowed, refused, unreachable) is left to the
+    command, whose own calls say what is wrong with more to go on."""
+    import pyarrow.fs as pafs
+
+    from ddblake.lake.storage import Storage
+
+    try:
+        storage = Storage.from_uri(lake)
+        info = storage.fs.get_file_info(storage.root.split("/", 1)[0])
+    except (OSError, DdblakeError):
+        return False
+    return bool(info.type == pafs.FileType.NotFound)
 
 
 def existing_lake(args: argparse.Namespace) -> LakeConfig:

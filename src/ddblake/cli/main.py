@@ -30,7 +30,9 @@ from ddblake.errors import DdblakeError, StoppedError, UsageError
 
 if TYPE_CHECKING:
     from ddblake.configfile import SettingsFile
+    from ddblake.lake.options import ApplyConfig
 
+log = logging.getLogger(__name__)
 Command = Callable[[argparse.Namespace], int]
 LOG_LEVEL_ENV = "DDBLAKE_LOG_LEVEL"
 CONFIG_HELP = (
@@ -93,12 +95,27 @@ def _cmd_apply(args: argparse.Namespace) -> int:
         buckets=args.buckets,
     )
     check_present(config.lake)  # after the options' own checks, which a typo does not hide
+    _warn_unfinished_load(config)
     result = run_apply(config, progress=apply_progress(config.table))
     where = (
         f" (under {quarantine_prefix(config.table)}/ in the lake, with reasons)" if result.quarantined else ""
     )
     say(f"table {config.table}: {result.summary()}{where}")
     return 0
+
+
+def _warn_unfinished_load(config: ApplyConfig) -> None:
+    """Say so when the table's newest load stopped part way: apply publishes what it read, which
+    looks like the whole table to whoever queries it until the load is run again."""
+    from ddblake.lake.report import load_summary
+
+    summary, finished = load_summary(config.lake.storage(), config.table)
+    if finished is False:
+        log.warning(
+            "table %s: load %s; until then the tables hold only the part of the table it read",
+            config.table,
+            summary,
+        )
 
 
 def _cmd_query(args: argparse.Namespace) -> int:
@@ -415,6 +432,13 @@ def _run(args: argparse.Namespace) -> int:
     except OSError as e:  # backstop: a file or directory ddblake could not use, named in one line
         _error_line(_os_error_line(e))
         return 1
+    except RuntimeError as e:
+        if "home directory" not in str(e):
+            raise
+        # pathlib's expanduser of ~name (no such user) or ~ (no HOME): a path given to an option
+        why = str(e).rstrip(".")
+        _error_line(f"a path given starts with a ~ that cannot be expanded here ({why}); give its full path")
+        return 2
     except Exception as e:  # backstop: an AWS or catalog error that passed through pyiceberg
         explained = _library_error(e)
         if explained is None:

@@ -105,7 +105,13 @@ def local_lake_path(uri: str) -> Path | None:
     parsed = urlparse(uri)
     if parsed.scheme not in ("", "file"):
         return None
-    return Path(parsed.path if parsed.scheme == "file" else uri).expanduser()
+    path = Path(parsed.path if parsed.scheme == "file" else uri)
+    try:
+        return path.expanduser()
+    except RuntimeError as e:  # ~someone who is not a user here, or no home directory to expand ~ to
+        raise ConfigError(
+            f"lake {uri!r}: cannot expand {path.parts[0]!r} ({e}); give the directory's full path"
+        ) from e
 
 
 def _deepest_existing(path: str) -> str:
