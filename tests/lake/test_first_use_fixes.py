@@ -136,3 +136,10 @@ def test_no_credentials_for_glue_does_not_point_at_dynamodb_local() -> None:
     dynamodb = boto3.client("dynamodb", region_name="us-east-1")
     scan = str(translate_error(NoCredentialsError(), action="Scan", table="t", client=dynamodb))
     assert "--endpoint-url for DynamoDB Local" in scan
+
+
+def test_an_s3_scheme_in_capitals_is_an_s3_lake() -> None:
+    from ddblake.lake.catalog import LakeConfig
+
+    config = LakeConfig.build(lake="S3://analytics-lake/ddb")
+    assert (config.lake, config.catalog) == ("s3://analytics-lake/ddb", "glue")

@@ -62,6 +62,8 @@ class LakeConfig:
                 f"missing lake: pass --lake DIR|s3://bucket/prefix or set "
                 f"{settings.places('lake', None)} ({look})"
             )
+        if lake[:5].lower() == "s3://":  # S3://bucket: a scheme is any case, ddblake's checks are s3://
+            lake = "s3://" + lake[5:]
         uri, _ = settings.sourced("catalog_uri", None, catalog_uri or None, str)
         chosen, source = settings.sourced("catalog", "--catalog", catalog or None, str)
         kind = (chosen or default_catalog(lake, uri)).lower()
