@@ -332,7 +332,7 @@ def test_status_shows_capture_positions_and_the_newest_load_without_failing_on_a
     assert running.load_finished is False and running.last_load is not None
     assert running.last_load.startswith("scan L1 unfinished: 0 of 4 segment(s) done, 0 item(s) so far")
     assert main(["status", "--lake", str(lake.root)]) == 0
-    assert "load_finished        False" in capsys.readouterr().out
+    assert "load_finished        no" in capsys.readouterr().out
 
     # what a re-bootstrap stopped before its own load leaves: the unfinished Scan, set aside
     lake.storage.delete(state_path(TABLE, "scan"))

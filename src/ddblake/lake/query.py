@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import logging
 import re
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Final
@@ -28,14 +30,18 @@ from pyiceberg.catalog import Catalog
 from pyiceberg.schema import Schema
 from pyiceberg.table import Table
 
+from ddblake import settings
 from ddblake.errors import NotFoundError, TerminalError, UsageError
 from ddblake.lake.catalog import table_names
 from ddblake.lake.options import LAKE_PROPERTY, SOURCE_PROPERTY, other_owner
 from ddblake.lake.output import Format, JsonText, format_chunks, format_rows
 from ddblake.lake.reading import duck, json_casts, register, row_source
 from ddblake.lake.storage import Storage
+from ddblake.names import DEFAULT_NAMESPACE
 
 __all__ = ["Format", "JsonText", "format_chunks", "format_rows", "open_sql", "parse_time", "run_sql"]
+
+log = logging.getLogger(__name__)
 
 # Set by snapshot expiry (ddblake.lake.maintain): commit time (ms) of the newest snapshot expired.
 EXPIRED_PROPERTY = "ddblake.expired-through-ms"
@@ -97,19 +103,33 @@ def _snapshot_at(table: Table, when: dt.datetime) -> int | None:
     expired_through = int(table.properties.get(EXPIRED_PROPERTY, "0") or 0)
     first = table.properties.get(FIRST_COMMIT_PROPERTY) or first_commit_ms(table)
     if snap is None and first is not None and at_ms < int(first):
-        return None  # before the table's first commit: it held nothing then
+        # It held nothing then, which is the right answer, yet reads as "the table is empty": said
+        # on stderr (the CLI prints warnings there), naming the time the table starts at.
+        log.warning(
+            "table %s: --as-of %s is before its first commit (%s), so it reads as empty; "
+            "give a time at or after that one to see its rows",
+            ".".join(table.name()),
+            when.isoformat(),
+            _iso(int(first)),
+        )
+        return None
     # A table whose first snapshot is gone without ddblake's record (expired by pyiceberg, Spark)
     # cannot tell "before its first commit" from "expired": refused, never read as empty.
     foreign = snap is None and first is None and bool(table.snapshots())
     if foreign or (expired_through and (snap is None or snap.timestamp_ms <= expired_through)):
         kept = min((s.timestamp_ms for s in table.snapshots()), default=None)
-        oldest = "none" if kept is None else dt.datetime.fromtimestamp(kept / 1000, tz=dt.UTC).isoformat()
+        oldest = "none" if kept is None else _iso(kept)
         raise UsageError(
             f"--as-of {when.isoformat()} is older than what table {'.'.join(table.name())} keeps "
             f"(its oldest snapshot is from {oldest}); older snapshots were expired, see Maintenance "
             "in docs/lake.md (DDBLAKE_KEEP_HOURS, DDBLAKE_KEEP_SNAPSHOTS)"
         )
     return None if snap is None else snap.snapshot_id
+
+
+def _iso(ms: int) -> str:
+    """Epoch milliseconds as an ISO 8601 UTC time, as messages show commit times."""
+    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC).isoformat()
 
 
 def first_commit_ms(table: Table) -> int | None:
@@ -133,6 +153,60 @@ def snapshot_for(table: Table, as_of: dt.datetime | None = None) -> int | None:
 def lake_tables(catalog: Catalog, namespace: str) -> list[str]:
     """Table names (without namespace) in the lake's namespace."""
     return sorted(ident[-1] for ident in table_names(catalog, namespace))
+
+
+ELSEWHERE_NAMESPACES: Final = 20
+"""Other namespaces :func:`namespaces_elsewhere` looks into at most (a Glue catalog may hold many)."""
+ELSEWHERE_PROBES: Final = 3
+"""Tables of one other namespace :func:`namespaces_elsewhere` loads at most to find a ddblake one."""
+
+
+def namespaces_elsewhere(catalog: Catalog, namespace: str, own_lake: Storage | None = None) -> list[str]:
+    """The catalog's other namespaces holding ddblake tables (``ddblake.source-table``), of the lake
+    ``own_lake`` when given: where a lake's tables are when ``namespace`` holds none, so that a
+    wrong ``--namespace`` is not taken for an empty lake (and told to run apply again).
+
+    Only a hint for a message: a catalog that cannot be listed (no ``glue:GetDatabases`` grant)
+    gives none, and a large Glue catalog is looked into only so far (:data:`ELSEWHERE_NAMESPACES`,
+    :data:`ELSEWHERE_PROBES`).
+    """
+    try:
+        spaces = sorted({".".join(ns) for ns in catalog.list_namespaces()} - {namespace})
+    except Exception as e:  # noqa: BLE001 - a hint only: any catalog error leaves it out
+        log.debug("cannot list the catalog's namespaces (%s): no hint given", type(e).__name__)
+        return []
+    found: list[str] = []
+    for other in spaces[:ELSEWHERE_NAMESPACES]:
+        try:
+            probes = [catalog.load_table(ident) for ident in table_names(catalog, other)[:ELSEWHERE_PROBES]]
+        except Exception as e:  # noqa: BLE001 - as above
+            log.debug("cannot look into namespace %s (%s)", other, type(e).__name__)
+            continue
+        if any(_ddblake_table(t, own_lake) for t in probes):
+            found.append(other)
+    return found
+
+
+def _ddblake_table(table: Table, own_lake: Storage | None) -> bool:
+    """Whether ddblake wrote ``table`` (into ``own_lake``, when given)."""
+    lake = table.properties.get(LAKE_PROPERTY)
+    return SOURCE_PROPERTY in table.properties and (own_lake is None or not lake or own_lake.names(lake))
+
+
+def elsewhere_hint(namespace: str, others: Sequence[str]) -> str:
+    """What to say when ``namespace`` holds no tables but ``others`` (non-empty) hold the lake's:
+    which namespaces, and how to choose one (the flag, or the setting that chose this one)."""
+    first = others[0]
+    advice = f"pass --namespace {first}"
+    chosen = settings.lookup("namespace")  # the variable or settings file that chose the namespace
+    if chosen is not None:
+        advice += (
+            f" or unset {chosen[1]}" if first == DEFAULT_NAMESPACE else f" or set {chosen[1]} to {first}"
+        )
+    return (
+        f"namespace {namespace!r} holds no tables; this lake's catalog has tables in: "
+        f"{', '.join(others)} ({advice})"
+    )
 
 
 FETCH_ROWS = 10_000
@@ -168,6 +242,8 @@ def open_sql(
     """
     if not sql.strip():
         raise UsageError('no SQL statement given: pass one, e.g. "SELECT count(*) FROM example_ddb_table"')
+    if as_of is not None and as_of.timestamp() > time.time():  # reads as the current state: said
+        log.warning("--as-of %s is later than now: the tables are read as they are now", as_of.isoformat())
     with contextlib.ExitStack() as stack:
         con = stack.enter_context(duck())
         typed = stack.enter_context(duck()) if json_values else None
@@ -207,7 +283,7 @@ def _run(
             raise UsageError("give one SQL statement: this text holds several (separated by ';')")
         cursor = con.execute(sql)
     except (duckdb.Error, RuntimeError) as e:
-        raise _failed(e, names) from e
+        raise _failed(e, names, lambda: _hint(catalog, namespace, own_lake)) from e
     if cursor is None:  # only comments
         raise UsageError("the SQL holds no statement (only comments or blanks)")
     columns = [d[0] for d in cursor.description or []]
@@ -219,7 +295,7 @@ def _run(
             try:
                 rows = cursor.fetchmany(FETCH_ROWS)
             except (duckdb.Error, RuntimeError) as e:  # a failing cast fails only when reached
-                raise _failed(e, names) from e
+                raise _failed(e, names, lambda: _hint(catalog, namespace, own_lake)) from e
             if not rows:
                 return
             yield [_marked(r, marks) for r in rows] if marks else rows
@@ -317,7 +393,15 @@ def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _failed(e: Exception, names: Sequence[str]) -> TerminalError:
+def _hint(catalog: Catalog, namespace: str, own_lake: Storage | None) -> str | None:
+    """:func:`elsewhere_hint` when the lake's tables are in other namespaces, else None."""
+    others = namespaces_elsewhere(catalog, namespace, own_lake)
+    return elsewhere_hint(namespace, others) if others else None
+
+
+def _failed(
+    e: Exception, names: Sequence[str], elsewhere: Callable[[], str | None] = lambda: None
+) -> TerminalError:
     """DuckDB's error as ddblake's; raises KeyboardInterrupt for a Ctrl-C DuckDB caught (it turns
     SIGINT during a statement into an error of its own).
 
@@ -327,6 +411,10 @@ def _failed(e: Exception, names: Sequence[str]) -> TerminalError:
     and without it a failing cast cannot be told from another. It is not logging: the error goes
     only to the command's stderr (``ddblake.cli.main``), never to a logger, and nothing here logs
     the statement, its rows or this text (tests/lake/test_logs_without_item_data.py holds that).
+
+    ``elsewhere``: asked, for a missing table when the namespace holds none, what to say of the
+    lake's tables in other namespaces (:func:`elsewhere_hint`): a wrong ``--namespace`` is no
+    empty lake, and running apply again would not help.
     """
     first = (str(e).splitlines() or [""])[0]
     if isinstance(e, getattr(duckdb, "InterruptException", ())) or "interrupted" in first.lower():
@@ -335,8 +423,9 @@ def _failed(e: Exception, names: Sequence[str]) -> TerminalError:
         raise e
     if "Table with name" in first and "does not exist" in first:  # name the tables there are
         there = ", ".join(names) or "none yet (run ddblake apply or sync)"
+        hint = (None if names else elsewhere()) or f"this lake's tables: {there}"
         first += (
-            f" (this lake's tables: {there}; a DynamoDB table's name lower-cased, with '_' for "
+            f" ({hint}; a DynamoDB table's name lower-cased, with '_' for "
             "every character outside a-z, 0-9 and '_'; its history has the suffix _changes)"
         )
     return TerminalError(f"query failed: {first}")
@@ -367,10 +456,18 @@ def check_own_lake(tbl: Table, identifier: str, own_lake: Storage | None) -> Non
     lake = tbl.properties.get(LAKE_PROPERTY)
     if own_lake is None or not lake or own_lake.names(lake):
         return
-    raise TerminalError(
+    raise TerminalError(copied_lake(identifier, lake, own_lake.uri()))
+
+
+def copied_lake(identifier: str, lake: str, here: str) -> str:
+    """What to say of lake table ``identifier`` of the lake at ``lake`` that the lake at ``here``
+    lists in its own ``catalog.db``: the lake directory was copied or moved. One wording for every
+    command that meets it (query and dump here, apply in :mod:`ddblake.lake.tables`), since the
+    fix is the same whatever the command: not another namespace, but a new lake of the raw files."""
+    return (
         f"lake table {identifier} belongs to the lake at {lake}, yet the catalog of the lake at "
-        f"{own_lake.uri()} lists it: this lake directory was copied or moved, and Iceberg's metadata "
-        f"still points at the files under {lake}. Query that lake; to make a lake of this copy, "
+        f"{here} lists it: this lake directory was copied or moved, and Iceberg's metadata "
+        f"still points at the files under {lake}. Use that lake; to make a lake of this copy, "
         f"copy only its raw/ folder into a new directory and run 'ddblake apply --once' there"
     )
 
@@ -387,6 +484,11 @@ def require_table(catalog: Catalog, namespace: str, name: str, table: str) -> Ta
         tbl = catalog.load_table(f"{namespace}.{name}")
     except NoSuchTableError as e:
         there = ", ".join(lake_tables(catalog, namespace))
+        hint = None if there else _hint(catalog, namespace, None)
+        if hint is not None:  # a wrong --namespace, not a table to apply
+            raise NotFoundError(
+                f"the lake has no table {namespace}.{name} for DynamoDB table {table!r}: {hint}"
+            ) from e
         raise NotFoundError(
             f"the lake has no table {namespace}.{name} for DynamoDB table {table!r} "
             f"(its tables: {there or 'none yet'}); check --table, or run "

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
+import logging
 import re
 import time
 from collections.abc import Iterator
@@ -24,7 +26,7 @@ from ddblake.lake.options import (
     SOURCE_PROPERTY,
     other_owner,
 )
-from ddblake.lake.query import check_own_lake, collision, require_table
+from ddblake.lake.query import check_own_lake, collision, elsewhere_hint, namespaces_elsewhere, require_table
 from ddblake.lake.rawlog import (
     APPLY_QUARANTINE,
     ERRORS_ROOT,
@@ -36,6 +38,8 @@ from ddblake.lake.rawlog import (
 from ddblake.lake.reading import duck, register, row_source
 from ddblake.lake.storage import Storage
 from ddblake.names import changes_identifier, table_identifier
+
+log = logging.getLogger(__name__)
 
 DUMP_BATCH_ROWS = 10_000
 
@@ -314,18 +318,37 @@ def lake_status(catalog: Catalog, namespace: str, storage: Storage) -> list[Tabl
     backlog)."""
     sources: set[str] = set(storage.list_dirs(RAW_PREFIX))
     sources.update(storage.list_dirs("state/capture"), storage.list_dirs("state/load"))
-    for ident in table_names(catalog, namespace):
+    idents = table_names(catalog, namespace)
+    for ident in idents:
         tbl = catalog.load_table(ident)
         source = tbl.properties.get(SOURCE_PROPERTY)
         lake = tbl.properties.get(LAKE_PROPERTY)
         if source and not (lake and not storage.names(lake)):  # not another lake's (a shared Glue database)
             sources.add(source)
-    return [table_status(catalog, namespace, storage, s) for s in sorted(sources)]
+    statuses = [table_status(catalog, namespace, storage, s) for s in sorted(sources)]
+    others = [] if idents else namespaces_elsewhere(catalog, namespace, storage)
+    if not others:
+        return statuses
+    # A wrong --namespace: every raw file shows as pending and the apply lag grows, as if nothing
+    # had been applied; the note says where the tables are instead.
+    hint = elsewhere_hint(namespace, others)
+    log.warning("%s", hint)  # on stderr whatever the --format, and when no table shows at all
+    return [dataclasses.replace(s, note=s.note or hint) for s in statuses]
 
 
 def status_json(statuses: list[TableStatus]) -> str:
     """Machine-readable status."""
     return json.dumps({"tables": [asdict(s) for s in statuses]}, indent=2)
+
+
+def _shown(value: Any) -> str:
+    """A status value as people read it: ``-`` for none, ``yes``/``no`` for a truth value (Python's
+    ``None`` and ``True`` are no words of the docs; ``--format json`` keeps JSON's own)."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
 
 
 def status_text(statuses: list[TableStatus]) -> str:
@@ -336,5 +359,5 @@ def status_text(statuses: list[TableStatus]) -> str:
     for s in statuses:
         d: dict[str, Any] = asdict(s)
         out.append(f"{s.table}:")
-        out.extend(f"  {k:<20} {v}" for k, v in d.items() if k != "table" and (k != "note" or v))
+        out.extend(f"  {k:<20} {_shown(v)}" for k, v in d.items() if k != "table" and (k != "note" or v))
     return "\n".join(out) + "\n"

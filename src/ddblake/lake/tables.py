@@ -38,10 +38,18 @@ class TableOwnership:
         return {SOURCE_PROPERTY: self.config.table, LAKE_PROPERTY: self.storage.uri(), **NO_CATALOG_RETRY}
 
     def _owned(self, table: Table) -> Table:
-        """Refuse a catalog table that another lake or DynamoDB table wrote (a shared Glue database)."""
+        """Refuse a catalog table that another lake or DynamoDB table wrote (a shared Glue database),
+        or that the lake's own ``catalog.db`` lists for another lake: a copied or moved lake
+        directory, which another namespace would not mend (said as ``query`` says it)."""
         lake = table.properties.get(LAKE_PROPERTY)
         source = table.properties.get(SOURCE_PROPERTY)
-        if (lake and not self.storage.names(lake)) or other_owner(table, self.config.table):
+        other_lake = lake if lake and not self.storage.names(lake) else None
+        owner = other_owner(table, self.config.table)
+        if other_lake and owner is None and self._own_catalog():
+            from ddblake.lake.query import copied_lake  # only here: it imports DuckDB
+
+            raise TerminalError(copied_lake(".".join(table.name()), other_lake, self.storage.uri()))
+        if other_lake or owner:
             raise TerminalError(
                 f"catalog table {'.'.join(table.name())} belongs to DynamoDB table {source!r} "
                 f"in lake {lake}, "
@@ -51,6 +59,10 @@ class TableOwnership:
         if lake and lake != self.storage.uri():  # percent-encoded by an older ddblake (storage.local_uri)
             warn_encoded(".".join(table.name()), table.location())
         return table
+
+    def _own_catalog(self) -> bool:
+        """Whether the catalog is the lake's own ``<lake>/catalog.db`` (no other lake shares it)."""
+        return self.config.lake.catalog == "sql" and not self.config.lake.catalog_uri
 
     def _location(self, identifier: str) -> str | None:
         """Where a new table's files go in a Glue catalog: this lake's warehouse, where Glue's
