@@ -1,7 +1,9 @@
 """A plain-text progress line on stderr: counts, rate and ETA, never item data.
 
 On a terminal the line is redrawn in place (carriage return) at most a few times a second;
-elsewhere (CI logs, files) a full line is printed every ``interval`` seconds, so logs stay short.
+elsewhere (CI logs, files) a full line is printed every ``interval`` seconds, so logs stay short,
+and before this run has counted anything a status line holds only its text: a line of ``0 items,
+0.0 items/s, ETA ?`` says nothing and stays in the log for good.
 Nothing is drawn when ddblake's log level is set above INFO (``DDBLAKE_LOG_LEVEL=WARNING``: cron
 and systemd runs stay quiet unless something is wrong).
 """
@@ -85,6 +87,7 @@ class Progress:
         self._last_draw = self._start
         self._lock = threading.Lock()
         self._drawn = False
+        self._last_text = ""
 
     def resume_from(self, done: int, parts_done: int = 0) -> None:
         """Count work a previous run did (it counts toward done, not toward the rate)."""
@@ -142,10 +145,16 @@ class Progress:
     def _draw(self, now: float) -> None:
         if quiet():
             return
-        text = self.line(now)
         if self.tty:
-            self.stream.write("\r\x1b[K" + text)
+            self.stream.write("\r\x1b[K" + self.line(now))
         else:
+            # Printed lines stay: until this run counts something, only a status's own text is news
+            # (no zero counts, no rate or ETA yet), and the same text once.
+            started = self.done != self.base
+            text = self.line(now) if started else (f"{self.label}: {self.note}" if self.note else "")
+            if not text or (not started and text == self._last_text):
+                return
+            self._last_text = text
             self.stream.write(text + "\n")
         self.stream.flush()
         self._drawn = True

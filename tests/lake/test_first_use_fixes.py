@@ -143,3 +143,13 @@ def test_an_s3_scheme_in_capitals_is_an_s3_lake() -> None:
 
     config = LakeConfig.build(lake="S3://analytics-lake/ddb")
     assert (config.lake, config.catalog) == ("s3://analytics-lake/ddb", "glue")
+
+
+def test_apply_with_nothing_to_apply_leaves_no_catalog_behind(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "an existing folder"
+    folder.mkdir()
+    code, err = _run(capsys, "apply", "--table", "mistyped-table", "--lake", str(folder), "--once")
+    assert code == 1 and "nothing to apply (is the table name right?" in err
+    assert list(folder.iterdir()) == [], "no catalog.db to make the folder look like a lake"

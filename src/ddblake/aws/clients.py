@@ -364,14 +364,6 @@ def credentials_refused(e: ClientError, *, what: str, local: bool = False) -> Te
     return TerminalError(f"{what}: the AWS credentials were refused ({error_code(e)}: {message}); {fix}")
 
 
-def is_local(where: str) -> bool:
-    """Whether :func:`describe_client`'s ``where`` is an endpoint on this machine (DynamoDB Local)."""
-    return where.startswith("endpoint ") and any(
-        host in where
-        for host in ("127.0.0.1", "localhost", "[::1]", "0.0.0.0")  # noqa: S104 - compared
-    )
-
-
 def kms_hint(message: str, who: str) -> str | None:
     """The fix for an access error DynamoDB raised on the table's KMS key, else None."""
     if "kms" not in message.lower():
@@ -429,6 +421,7 @@ def translate_error(
         for missing credentials or region; TerminalError otherwise.
     """
     where = describe_client(client) if client is not None else "the configured endpoint"
+    local = client is not None and is_local_endpoint(client.meta.endpoint_url)
     subject = f"table {table!r}" if table else "the request"
     if isinstance(e, DdblakeError):
         return e
@@ -443,25 +436,23 @@ def translate_error(
                 "endpoint/region/account your AWS settings point to"
             )
         if code in CREDENTIAL_CODES:
-            return credentials_refused(
-                e, what=f"calling {action} for {subject} at {where}", local=is_local(where)
-            )
+            return credentials_refused(e, what=f"calling {action} for {subject} at {where}", local=local)
         if code in ACCESS_DENIED_CODES or "not authorized" in message.lower():
             return _access_denied(e, action=action, table=table, where=where)
         return TerminalError(f"{action} for {subject} at {where} failed: {code} {message}")
     if isinstance(e, NoCredentialsError):
         dynamodb = client is not None and client.meta.service_model.service_name.startswith("dynamodb")
-        local = " or pass --endpoint-url for DynamoDB Local" if dynamodb else ""
+        or_local = " or pass --endpoint-url for DynamoDB Local" if dynamodb else ""
         return ConfigError(
             f"no AWS credentials found for {action} at {where}: configure a profile (AWS_PROFILE) or "
-            f"environment credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY){local}"
+            f"environment credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY){or_local}"
         )
     if isinstance(e, NoRegionError):
         return ConfigError(
             f"no AWS region configured for {action}: set AWS_DEFAULT_REGION or a region in your AWS profile"
         )
     if isinstance(e, BotoConnectionError | HTTPClientError):
-        hint = " (is DynamoDB Local running? 'ddblake local start')" if is_local(where) else ""
+        hint = " (is DynamoDB Local running? 'ddblake local start')" if local else ""
         on = f" on {subject}" if table else ""
         return TransientError(f"cannot reach {where} for {action}{on}{hint}: {e}")
     if isinstance(e, ParamValidationError):

@@ -48,7 +48,7 @@ from ddblake.aws.clients import (
 )
 from ddblake.aws.setup_errors import endpoint_variable, setup_error
 from ddblake.errors import ConfigError, DdblakeError, NotFoundError, TerminalError
-from ddblake.settings import aws_region
+from ddblake.settings import aws_region, places
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,24 @@ def check_role_arn(role_arn: str | None, *, option: str = "--assume-role") -> No
         raise ConfigError(
             f"{option} {role_arn!r} is not an IAM role ARN "
             "(expected arn:aws:iam::<12-digit account>:role/<name>)"
+        )
+
+
+def check_external_id(role_arn: str | None, external_id: str | None) -> None:
+    """Refuse an ExternalId without a role to assume: it is only ever sent with sts:AssumeRole.
+
+    Without the check it was dropped in silence, and a user who meant to read another account's
+    table learned of the missing role only from an access error naming their own account.
+
+    Raises:
+        ConfigError: ``external_id`` is set and ``role_arn`` is not; names both settings.
+    """
+    if external_id and not role_arn:
+        raise ConfigError(
+            f"an external ID is set ({places('external_id', '--external-id')}) but no role to assume "
+            f"({places('assume_role', '--assume-role')}): the external ID is only sent when assuming a "
+            "role; pass --assume-role arn:aws:iam::<owner account>:role/<role> with it, or drop the "
+            "external ID"
         )
 
 
@@ -283,7 +301,8 @@ def explain_access_error(
             fix = (
                 f"if {table!r} lives in another account, pass --assume-role "
                 "arn:aws:iam::<owner account>:role/<read role> (or DDBLAKE_ASSUME_ROLE); else check the "
-                "name and region (AWS_REGION, --endpoint-url)"
+                "name and the region (AWS_DEFAULT_REGION, else the AWS profile's region, else AWS_REGION) "
+                "or --endpoint-url"
             )
         return NotFoundError(f"table {table!r} not found ({action}): {went}, using {role}; {fix}")
     if me.role_arn is None and me.unapplied_role:

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 from typing import Final
 
-from ddblake.aws.roles import check_role_arn
+from ddblake.aws.roles import check_external_id, check_role_arn
 from ddblake.errors import ConfigError
 from ddblake.lake.rawlog import DEFAULT_BUFFER_BYTES, DEFAULT_BUFFER_SECONDS
 from ddblake.settings import boolean as _bool
@@ -89,6 +89,7 @@ class CaptureConfig:
         if not 1 <= self.max_records <= MAX_RECORDS_PER_CALL:
             raise ConfigError(f"max_records must be 1..{MAX_RECORDS_PER_CALL}, got {self.max_records}")
         check_role_arn(self.assume_role)
+        check_external_id(self.assume_role, self.external_id)
 
     @classmethod
     def build(

@@ -41,7 +41,9 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         "load",
         help="full load of a table into the raw change log (parallel Scan, or a DynamoDB export)",
         description="Full load: a parallel segmented Scan (default), an existing export (--from-export), "
-        "or a new export (--export-to). Resumable: run the same command again after a crash.",
+        "or a new export (--export-to). Resumable: the same command run again continues an "
+        "unfinished load (after a crash or Ctrl-C); after a finished one it starts a new full load, "
+        "whose rows all go into the change history again.",
     )
     p.add_argument("--table", default=None, help="DynamoDB table name (or DDBLAKE_TABLE)")
     p.add_argument("--lake", default=None, help="lake directory or s3://bucket/prefix (or DDBLAKE_LAKE)")

@@ -18,6 +18,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, cast
 
 import pyarrow as pa
@@ -37,7 +38,7 @@ from ddblake.lake.batch import (
     read_batch,
     release_arrow_memory,
 )
-from ddblake.lake.catalog import open_catalog
+from ddblake.lake.catalog import CATALOG_FILE, open_catalog
 from ddblake.lake.commits import (
     CachedTransaction,
     locate,
@@ -84,7 +85,7 @@ class Applier(TableOwnership):
     ):
         self.config = config
         self.storage = storage or config.lake.storage()
-        self.catalog = catalog or open_catalog(config.lake, self.storage)
+        self._catalog = catalog  # opened on first use: see catalog
         ns = config.lake.namespace
         self.history_id = f"{ns}.{changes_identifier(config.table)}"
         self.current_id = f"{ns}.{table_identifier(config.table)}"
@@ -93,6 +94,26 @@ class Applier(TableOwnership):
         self.listing = RawListing(self.storage, config.table)
         self._idle: tuple[list[str], tuple[str | None, str | None]] | None = None  # listing, records
         self._said_empty = False  # warned once that the table has no raw files at all
+
+    @property
+    def catalog(self) -> Catalog:
+        """The lake's catalog, opened on first use: a local lake's SQLite catalog is a file made
+        when opened, and an apply that finds nothing to apply (a mistyped table) leaves none."""
+        if self._catalog is None:
+            self._catalog = open_catalog(self.config.lake, self.storage)
+        return self._catalog
+
+    @catalog.setter
+    def catalog(self, catalog: Catalog) -> None:
+        self._catalog = catalog
+
+    def _catalog_may_hold(self, identifier: str) -> bool:
+        """Whether the catalog may hold ``identifier``, without creating a local ``catalog.db``."""
+        lake = self.config.lake
+        own = lake.catalog == "sql" and not lake.catalog_uri and self.storage.is_local
+        if own and not Path(self.storage.root, CATALOG_FILE).exists():
+            return False
+        return bool(self.catalog.table_exists(identifier))
 
     # -- one run ------------------------------------------------------------------------------
     def run_once(
@@ -153,7 +174,7 @@ class Applier(TableOwnership):
     def _run_batch(self) -> tuple[ApplyResult, bool]:
         result = ApplyResult()
         listing = self.last_listing = self._list_raw()
-        if not listing and not self.catalog.table_exists(self.history_id) and not self._known():
+        if not listing and not self._known() and not self._catalog_may_hold(self.history_id):
             # Never captured nor loaded (a mistyped name, most likely): create no empty tables.
             raw = self.storage.uri(f"raw/{self.config.table}/")
             said = (

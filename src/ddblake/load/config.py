@@ -12,13 +12,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
-from ddblake.aws.roles import check_role_arn
+from ddblake.aws.roles import check_external_id, check_role_arn
 from ddblake.errors import ConfigError
 from ddblake.lake.rawlog import DEFAULT_BUFFER_BYTES
 from ddblake.settings import boolean as _bool
 from ddblake.settings import optional as _optional
 from ddblake.settings import places, required_table
 from ddblake.settings import required as _required
+from ddblake.settings import sourced as _sourced
 from ddblake.settings import value as _value
 
 DEFAULT_READ_PERCENT: Final = 50.0
@@ -117,10 +118,17 @@ def _source(from_export: str | None, export_to: str | None) -> dict[str, str | N
             )
     if from_export or export_to:
         return {"from_export": from_export or None, "export_to": export_to or None}
-    return {
-        "from_export": _optional("from_export", "--from-export", None, str),
-        "export_to": _optional("export_to", "--export-to", None, str),
-    }
+    found_from, where_from = _sourced("from_export", "--from-export", None, str)
+    found_to, where_to = _sourced("export_to", "--export-to", None, str)
+    if found_from and found_to:
+        # Name the places actually set (a variable left in the environment, a settings-file key):
+        # "--from-export and --export-to" would send the user hunting for flags they never passed.
+        raise ConfigError(
+            f"{where_from} and {where_to} are both set and exclude each other: load an existing export "
+            f"(from_export) or start one (export_to); unset one of them, or pass --from-export or "
+            "--export-to, which overrides both"
+        )
+    return {"from_export": found_from, "export_to": found_to}
 
 
 @dataclass(frozen=True)
@@ -218,6 +226,7 @@ class LoadConfig:
         if self.keys is not None and not 1 <= len(self.keys) <= 2:
             raise ConfigError(f"keys must name the hash key and maybe the range key, got {self.keys}")
         check_role_arn(self.assume_role)
+        check_external_id(self.assume_role, self.external_id)
 
     @property
     def kind(self) -> str:

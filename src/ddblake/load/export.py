@@ -107,7 +107,7 @@ class ExportFolder:
 
         Raises:
             NotFoundError: a local folder that does not exist.
-            ConfigError: an unsupported scheme.
+            ConfigError: an unsupported scheme, or a local path that is a file (not the manifest).
         """
         uri = uri.rstrip("/")
         if uri.endswith(f"/{SUMMARY}") or uri == SUMMARY:  # the manifest itself: its folder is meant
@@ -116,6 +116,11 @@ class ExportFolder:
         self.uri = uri
         if parsed.scheme in ("", "file"):
             path = Path(parsed.path if parsed.scheme == "file" else uri).expanduser().resolve()
+            if path.is_file():  # not "does not exist": the user can see it does
+                raise ConfigError(
+                    f"export folder {uri} is a file, not a folder: pass the export's folder, the one "
+                    f"holding {SUMMARY} (.../AWSDynamoDB/<export id>)"
+                )
             if not path.is_dir():
                 raise NotFoundError(f"export folder {uri} does not exist (give the folder holding {SUMMARY})")
             self.fs: pafs.FileSystem = pafs.LocalFileSystem()

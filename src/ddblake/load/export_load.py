@@ -8,12 +8,13 @@ whatever run writes them.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
 import time
 from collections.abc import Callable
 
-from ddblake.errors import DdblakeError, StoppedError, TerminalError, TransientError
+from ddblake.errors import ConfigError, DdblakeError, StoppedError, TerminalError, TransientError
 from ddblake.lake.storage import Storage
 from ddblake.load.export import ExportFolder, ExportManifest, read_manifest, verify_export
 from ddblake.load.export_parts import (
@@ -25,7 +26,7 @@ from ddblake.load.export_parts import (
     write_part,
 )
 from ddblake.load.rows import EXPORT_VERSIONS, export_version_from_us, now_us
-from ddblake.load.scan import LoadResult
+from ddblake.load.scan import LoadResult, note_new_full_load
 from ddblake.load.state import (
     STATE_WRITE_SECONDS,
     LoadState,
@@ -73,10 +74,16 @@ class ExportLoad:
         workers: int | None = None,
         state_seconds: float = STATE_WRITE_SECONDS,
         versions: str = "second",
+        keys: tuple[str, ...] | None = None,
+        reload_level: int | None = logging.WARNING,
     ) -> None:
         """Open the folder; nothing is read until :meth:`run`.
 
         ``state_seconds`` is the least time between two state writes (0: after every raw file).
+        ``keys``: the key attributes the user gave (``--keys``), if any; checked against the ones a
+        load of this export recorded, even one that finished (nothing is loaded then), so different
+        keys are refused rather than ignored. ``reload_level``: the log level of the line saying a
+        new full load starts although another finished (None: the caller said it already).
         """
         self.table = table
         self.folder = ExportFolder(folder_uri)
@@ -90,6 +97,8 @@ class ExportLoad:
         if versions not in EXPORT_VERSIONS:
             raise ValueError(f"export versions {versions!r}: expected one of {', '.join(EXPORT_VERSIONS)}")
         self.versions = versions
+        self.keys = keys
+        self.reload_level = reload_level
 
     def check(self) -> ExportManifest:
         """Read and verify the manifests and every data file (writes nothing).
@@ -98,9 +107,68 @@ class ExportLoad:
             CorruptExportError, NotFoundError, ConfigError: see :func:`verify_export`.
         """
         manifest = read_manifest(self.folder)
+        self._verify(manifest)
+        return manifest
+
+    def _verify(self, manifest: ExportManifest) -> None:
         self.progress.status(f"checking {len(manifest.files)} data file(s) of export {manifest.export_id}")
         verify_export(self.folder, manifest, table=self.table, stop=self.stop)
-        return manifest
+
+    def _check_keys(
+        self, state: LoadState, manifest: ExportManifest, keys: tuple[str, ...] | None, source: str
+    ) -> None:
+        """Refuse keys other than the ones the load of this export recorded.
+
+        A full export's rows take their keys (and so their event IDs) from the key attributes: an
+        unfinished load continued with others would write half its rows under each, and a finished
+        one would quietly keep its own. A state written before keys were recorded is not checked.
+
+        Raises:
+            ConfigError: the keys differ; names both, where each came from, and how to start over.
+        """
+        recorded = state.options.get("keys")
+        if manifest.incremental or keys is None or not isinstance(recorded, list):
+            return
+        if tuple(str(k) for k in recorded) == keys:
+            return
+        where = self.storage.uri(state_path(self.table, state.name))
+        was, now = ",".join(str(k) for k in recorded), ",".join(keys)
+        done = state.finished_us is not None
+        loaded, fix = (
+            ("loaded", "it is already loaded; ")
+            if done
+            else ("partly loaded", f"pass --keys {was} to continue it, or ")
+        )
+        raise ConfigError(
+            f"export {manifest.export_id} of table {self.table!r} was {loaded} with keys {was} (recorded "
+            f"in {where}), but this run's keys are {now} ({source}): {fix}"
+            f"to load it again with keys {now}, delete {where} and rerun (the rows written with keys "
+            f"{was} stay in the raw log under their own event IDs, so apply keeps both)"
+        )
+
+    def _already_loaded(self, manifest: ExportManifest, state: LoadState, began: float) -> LoadResult:
+        """The result of loading an export whose load finished: nothing is read or written."""
+        self._check_keys(state, manifest, self.keys, f"--keys {','.join(self.keys or ())}")
+        finished = dt.datetime.fromtimestamp((state.finished_us or 0) / 1e6, tz=dt.UTC)
+        log.info(
+            "load %s: export %s was already loaded (finished %s, %d item(s)): nothing to do",
+            self.table,
+            manifest.export_id,
+            finished.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            state.items,
+        )
+        return LoadResult(
+            kind="export",
+            table=self.table,
+            load_id=state.load_id,
+            started_us=state.started_us,
+            version_time_us=state.version_time_us,
+            parts_total=state.total_parts,
+            parts_skipped=state.total_parts,
+            already_loaded=True,
+            seconds=time.monotonic() - began,
+            export_arn=manifest.export_arn or None,
+        )
 
     def run(self) -> LoadResult:
         """Check the export, then load every data file not yet loaded.
@@ -113,7 +181,12 @@ class ExportLoad:
                 failed transiently (throttled, unreachable); rerun to resume.
         """
         clock = time.monotonic()
-        manifest = self.check()
+        manifest = read_manifest(self.folder)
+        name = export_state_name(manifest.export_id)
+        state = read_state(self.storage, self.table, name)
+        if state is not None and state.finished_us is not None:  # no need to check what is not read
+            return self._already_loaded(manifest, state, clock)
+        self._verify(manifest)
         key_names: tuple[str, ...] | None = None
         if not manifest.incremental:
             try:
@@ -127,10 +200,13 @@ class ExportLoad:
                     f"cannot load full export {manifest.uri}: the key attributes of table {self.table!r} are "
                     f"needed and DescribeTable failed ({e}); {retry}pass --keys <hash key>[,<range key>]"
                 ) from e
-        name = export_state_name(manifest.export_id)
-        state = read_state(self.storage, self.table, name)
         resumed = state is not None
-        if state is None:
+        if state is not None:
+            given = f"--keys {','.join(self.keys)}" if self.keys else "DescribeTable's key schema"
+            self._check_keys(state, manifest, key_names, given)
+        else:
+            if not manifest.incremental and self.reload_level is not None:
+                note_new_full_load(self.storage, self.table, level=self.reload_level)
             state = LoadState(
                 table=self.table,
                 name=name,
@@ -147,6 +223,7 @@ class ExportLoad:
                     "incremental": manifest.incremental,
                     "format": manifest.output_format,
                     "versions": self.versions,
+                    **({"keys": list(key_names)} if key_names else {}),
                     **({"covers_until_us": manifest.export_to_time_us} if manifest.export_to_time_us else {}),
                 },
                 updated_us=now_us(),

@@ -15,14 +15,14 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlparse
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ddblake.aws.clients import describe_client, error_code
+from ddblake.aws.clients import THROTTLING_CODES, describe_client, error_code, is_local_endpoint
 from ddblake.aws.roles import Identity, account_of_arn, explain_access_error
-from ddblake.errors import ConfigError, StoppedError, TerminalError, TransientError
+from ddblake.errors import ConfigError, DdblakeError, StoppedError, TerminalError, TransientError
 from ddblake.lake.storage import Storage
 from ddblake.load.state import EXPORT_REQUEST, state_path
 from ddblake.progress import Progress, format_eta
@@ -100,12 +100,15 @@ TOKEN_WINDOW_US = 7 * 3_600_000_000
 """How long a recorded client token is reused: DynamoDB honours one for 8 hours."""
 
 
-def _client_token(storage: Storage, table: str, destination: str, now: int) -> str:
+def _client_token(storage: Storage, table: str, destination: str, now: int) -> tuple[str, bool]:
     """The client token of the export to start: the one recorded by a run that did not see its answer.
 
     The token is recorded *before* ExportTableToPointInTime is called, so a run killed between the
     call and recording its answer calls again with the same token, and DynamoDB returns the export
     it already started instead of starting (and billing) a second one.
+
+    Returns:
+        The token, and whether this call made (and recorded) it rather than reusing an earlier run's.
     """
     path = state_path(table, EXPORT_REQUEST)
     data = storage.read(path)
@@ -117,13 +120,44 @@ def _client_token(storage: Storage, table: str, destination: str, now: int) -> s
                 and str(doc["destination"]).rstrip("/") == destination.rstrip("/")
                 and now - int(doc["started_us"]) < TOKEN_WINDOW_US
             ):
-                return str(doc["client_token"])
+                return str(doc["client_token"]), False
         except (ValueError, KeyError, TypeError):
             pass
     token = uuid.uuid4().hex
     doc = {"client_token": token, "destination": destination, "started_us": now}
     storage.write_atomic(path, (json.dumps(doc, indent=1) + "\n").encode())
-    return token
+    return token, True
+
+
+_MAY_HAVE_STARTED: Final = frozenset(
+    {"ExportConflictException", "IdempotentParameterMismatchException", *THROTTLING_CODES}
+)
+"""Error answers that do not prove the export was never started: a throttled or failed attempt may
+follow one botocore retried after it was accepted, and a conflict may name an export of this token."""
+
+
+def _refused(e: BaseException) -> bool:
+    """Whether DynamoDB answered the call with a refusal (a 4xx, not throttling): no export started.
+
+    A network error or a 5xx may come after the request was accepted, so those keep the token.
+    """
+    if not isinstance(e, ClientError):
+        return False
+    status = int(e.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+    return 400 <= status < 500 and error_code(e) not in _MAY_HAVE_STARTED
+
+
+def _forget_token(storage: Storage, table: str) -> None:
+    """Drop a token record whose call DynamoDB refused; a failure to do so only leaves it behind."""
+    try:
+        forget_request(storage, table)
+    except DdblakeError as e:  # the refusal is the error to report
+        log.warning(
+            "load %s: could not remove %s (%s); it holds no export and can be deleted",
+            table,
+            storage.uri(state_path(table, EXPORT_REQUEST)),
+            e,
+        )
 
 
 def forget_request(storage: Storage, table: str) -> None:
@@ -143,7 +177,12 @@ def start_export(
 ) -> ExportRequest:
     """Start a full DYNAMODB_JSON export of the table as of now, and record it in the lake.
 
+    A call DynamoDB refuses (a 4xx answer other than throttling or a conflict) leaves no request
+    record behind when this run made the record: no export was started, so there is nothing for a
+    rerun to pick up. A record an earlier run made is kept (its call may have been accepted).
+
     Raises:
+        ConfigError: the endpoint has no export API (DynamoDB Local); says to load with a Scan.
         TerminalError: point-in-time recovery is off (says how to enable it), or access is denied
             (names account, principal and role).
     """
@@ -152,8 +191,8 @@ def start_export(
         "TableArn": table_arn,
         "S3Bucket": bucket,
         "ExportFormat": "DYNAMODB_JSON",
-        "ClientToken": _client_token(storage, table, destination, time.time_ns() // 1000),
     }
+    kwargs["ClientToken"], fresh = _client_token(storage, table, destination, time.time_ns() // 1000)
     if prefix:
         kwargs["S3Prefix"] = prefix
     if bucket_owner:
@@ -161,6 +200,18 @@ def start_export(
     try:
         answer = client.export_table_to_point_in_time(**kwargs)
     except (ClientError, BotoCoreError) as e:
+        # A refused call started no export: its token record would only be litter in the lake. One
+        # this run did not make may stand for a call an earlier run got no answer to (maybe
+        # accepted), so it stays for the next run to ask again with.
+        if fresh and _refused(e):
+            _forget_token(storage, table)
+        if error_code(e) == "UnknownOperationException":
+            raise ConfigError(
+                f"cannot export table {table!r}: {describe_client(client)}"
+                f"{' (DynamoDB Local)' if is_local_endpoint(client.meta.endpoint_url) else ''} has no export "
+                "API (ExportTableToPointInTime: UnknownOperationException); leave out --export-to to load "
+                "the table with a Scan, or leave out --endpoint-url to export it on AWS"
+            ) from e
         if error_code(e) == "PointInTimeRecoveryUnavailableException":
             raise TerminalError(
                 f"cannot export table {table!r} ({table_arn}, {describe_client(client)}): point-in-time "

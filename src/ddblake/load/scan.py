@@ -57,6 +57,7 @@ from ddblake.load.state import (
     LoadState,
     PartState,
     StateSaver,
+    last_finished_full_load,
     read_state,
     write_state,
 )
@@ -105,6 +106,8 @@ class LoadResult:
         parts_skipped: parts finished by an earlier run, not read again.
         parts_read: the parts this run read (names).
         resumed: this run continued an unfinished load.
+        already_loaded: the load had finished before this run, which had nothing to do (an export
+            loaded again).
         consumed_rcu: read capacity consumed (Scan).
         seconds: wall time of this run.
         export_arn: the export loaded, when from an export.
@@ -122,18 +125,49 @@ class LoadResult:
     parts_skipped: int = 0
     parts_read: list[str] = field(default_factory=list)
     resumed: bool = False
+    already_loaded: bool = False
     consumed_rcu: float = 0.0
     seconds: float = 0.0
     export_arn: str | None = None
 
     def summary(self) -> str:
         """One line for stderr."""
+        if self.already_loaded:
+            return (
+                f"load {self.table}: {self.kind} load {self.load_id}: already loaded, nothing to do "
+                f"({self.parts_total} part(s) done before this run)"
+            )
         rate = self.items / self.seconds if self.seconds > 0 else 0.0
         resumed = f", resumed ({self.parts_skipped} part(s) already done)" if self.resumed else ""
         return (
             f"load {self.table}: {self.kind} load {self.load_id}: {self.items:,} rows in {self.files} raw "
             f"file(s), {self.parts_total} part(s){resumed}, {self.seconds:.1f} s ({rate:,.0f} rows/s)"
         )
+
+
+def note_new_full_load(storage: Storage, table: str, *, level: int = logging.WARNING) -> None:
+    """Say so when a new full load starts although one already finished in the lake.
+
+    Rerunning ``ddblake load`` resumes an *unfinished* load; after a finished one the same command
+    starts a whole new load, and every one of its rows joins the change history beside the first
+    load's (other event IDs, so ``apply`` keeps both). That is legitimate (a deliberate reload), but
+    it must not happen unnoticed: the line names the finished load, when it finished, and what
+    starting another means.
+    """
+    finished = last_finished_full_load(storage, table)
+    if finished is None or finished.finished_us is None:
+        return
+    when = dt.datetime.fromtimestamp(finished.finished_us / 1e6, tz=dt.UTC)
+    log.log(
+        level,
+        "load %s: the lake already holds a finished load of this table (%s load %s, finished %s); this "
+        "starts a NEW full load, whose rows all go into the change history again (rerunning load "
+        "resumes only an unfinished load)",
+        table,
+        finished.kind,
+        finished.load_id,
+        when.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    )
 
 
 class ScanLoad:
@@ -196,6 +230,10 @@ class ScanLoad:
                     "strongly consistent" if recorded else "eventually consistent",
                 )
             return state, True
+        # A caller passing the start (sync, a re-bootstrap) decided on the load: for it, this is news,
+        # not a warning. The CLI's rerun of a finished load is what the warning is for.
+        level = logging.INFO if self.started_at_us is not None else logging.WARNING
+        note_new_full_load(self.storage, self.table, level=level)
         if state is not None:  # keep the finished load's record under its own name
             write_state(self.storage, dataclasses.replace(state, name=f"scan-{state.load_id}"))
         started = self.started_at_us if self.started_at_us is not None else now_us()

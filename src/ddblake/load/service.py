@@ -28,7 +28,7 @@ from ddblake.load.export_start import (
     wait_export,
 )
 from ddblake.load.rows import now_us
-from ddblake.load.scan import LoadResult, ScanLoad
+from ddblake.load.scan import LoadResult, ScanLoad, note_new_full_load
 from ddblake.load.state import EXPORT_REQUEST, list_loads, state_path
 from ddblake.load.table import TableReader
 from ddblake.progress import NoProgress, Progress
@@ -119,7 +119,9 @@ def run_load(
             ).run()
         else:
             versions = export_versions(config, clients, storage)
-            result = _export(config, reader, storage, progress, stop, identity_now, versions)
+            # A caller passing the start (sync, a re-bootstrap) chose to load: a reload is news to it.
+            level = logging.INFO if started_at_us is not None else logging.WARNING
+            result = _export(config, reader, storage, progress, stop, identity_now, versions, level)
     log.debug("%s", result.summary())
     return result
 
@@ -158,6 +160,7 @@ def _export(
     stop: threading.Event,
     identity: Callable[[], Identity],
     versions: str,
+    reload_level: int,
 ) -> LoadResult:
     keys: dict[str, tuple[str, ...]] = {}
     started: str | None = None  # the export --export-to started (or an earlier run did)
@@ -172,6 +175,7 @@ def _export(
     if config.export_to:
         request = pending_request(storage, config.table, config.export_to)
         if request is None:
+            note_new_full_load(storage, config.table, level=reload_level)  # before paying for an export
             info = reader().describe()
             keys["k"] = info.key_names
             request = start_export(
@@ -214,6 +218,8 @@ def _export(
         stop=stop,
         workers=config.workers,
         versions=versions,
+        keys=config.keys,
+        reload_level=None if config.export_to else reload_level,  # --export-to said so before starting
     )
     try:
         result = loader.run()

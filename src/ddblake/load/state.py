@@ -426,3 +426,29 @@ def list_loads(storage: Storage, table: str) -> list[LoadState]:
         if state is not None:
             states.append(state)
     return sorted(states, key=lambda s: (s.started_us, s.name))
+
+
+def last_finished_full_load(storage: Storage, table: str) -> LoadState | None:
+    """The latest finished full load of a table (a Scan, a full export), or None.
+
+    An incremental export is left out: it adds changes to a load, it is not one. A document that
+    cannot be read is skipped: this only informs (see ``ddblake.load.scan.note_new_full_load``),
+    and the command that owns the document reports it.
+
+    Raises:
+        TransientError: the lake could not be read.
+    """
+    latest: LoadState | None = None
+    for path in storage.list_files(state_prefix(table)):
+        name = path.rsplit("/", 1)[-1].removesuffix(".json")
+        if name in (EXPORT_REQUEST, GLUE_CONNECTOR) or not path.endswith(".json"):
+            continue
+        try:
+            state = read_state(storage, table, name)
+        except TerminalError:
+            continue
+        if state is None or state.finished_us is None or state.options.get("incremental"):
+            continue
+        if latest is None or state.finished_us > (latest.finished_us or 0):
+            latest = state
+    return latest
