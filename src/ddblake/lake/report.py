@@ -17,6 +17,7 @@ from pyiceberg.table import Table
 
 from ddblake.changes.model import compact_json
 from ddblake.errors import DdblakeError
+from ddblake.lake.advice import elsewhere_hint, namespaces_elsewhere
 from ddblake.lake.applied import PROPERTY, checked_log
 from ddblake.lake.catalog import table_names
 from ddblake.lake.options import (
@@ -26,7 +27,7 @@ from ddblake.lake.options import (
     SOURCE_PROPERTY,
     other_owner,
 )
-from ddblake.lake.query import check_own_lake, collision, elsewhere_hint, namespaces_elsewhere, require_table
+from ddblake.lake.query import check_own_lake, collision, require_table
 from ddblake.lake.rawlog import (
     APPLY_QUARANTINE,
     ERRORS_ROOT,

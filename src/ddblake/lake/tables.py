@@ -15,6 +15,7 @@ from pyiceberg.table import Table
 
 from ddblake.errors import TerminalError
 from ddblake.lake import current, history
+from ddblake.lake.advice import copied_lake
 from ddblake.lake.catalog import shown_catalog_uri
 from ddblake.lake.layout import create_current, refuse_occupied
 from ddblake.lake.options import LAKE_PROPERTY, NO_CATALOG_RETRY, SOURCE_PROPERTY, ApplyConfig, other_owner
@@ -46,8 +47,6 @@ class TableOwnership:
         other_lake = lake if lake and not self.storage.names(lake) else None
         owner = other_owner(table, self.config.table)
         if other_lake and owner is None and self._own_catalog():
-            from ddblake.lake.query import copied_lake  # only here: it imports DuckDB
-
             raise TerminalError(copied_lake(".".join(table.name()), other_lake, self.storage.uri()))
         if other_lake or owner:
             raise TerminalError(

@@ -26,12 +26,13 @@ from ddblake.load.export_parts import (
     write_part,
 )
 from ddblake.load.rows import EXPORT_VERSIONS, export_version_from_us, now_us
-from ddblake.load.scan import LoadResult, note_new_full_load
+from ddblake.load.scan import LoadResult
 from ddblake.load.state import (
     STATE_WRITE_SECONDS,
     LoadState,
     StateSaver,
     export_state_name,
+    note_new_full_load,
     read_state,
     state_path,
     write_state,

@@ -57,7 +57,7 @@ from ddblake.load.state import (
     LoadState,
     PartState,
     StateSaver,
-    last_finished_full_load,
+    note_new_full_load,
     read_state,
     write_state,
 )
@@ -143,31 +143,6 @@ class LoadResult:
             f"load {self.table}: {self.kind} load {self.load_id}: {self.items:,} rows in {self.files} raw "
             f"file(s), {self.parts_total} part(s){resumed}, {self.seconds:.1f} s ({rate:,.0f} rows/s)"
         )
-
-
-def note_new_full_load(storage: Storage, table: str, *, level: int = logging.WARNING) -> None:
-    """Say so when a new full load starts although one already finished in the lake.
-
-    Rerunning ``ddblake load`` resumes an *unfinished* load; after a finished one the same command
-    starts a whole new load, and every one of its rows joins the change history beside the first
-    load's (other event IDs, so ``apply`` keeps both). That is legitimate (a deliberate reload), but
-    it must not happen unnoticed: the line names the finished load, when it finished, and what
-    starting another means.
-    """
-    finished = last_finished_full_load(storage, table)
-    if finished is None or finished.finished_us is None:
-        return
-    when = dt.datetime.fromtimestamp(finished.finished_us / 1e6, tz=dt.UTC)
-    log.log(
-        level,
-        "load %s: the lake already holds a finished load of this table (%s load %s, finished %s); this "
-        "starts a NEW full load, whose rows all go into the change history again (rerunning load "
-        "resumes only an unfinished load)",
-        table,
-        finished.kind,
-        finished.load_id,
-        when.strftime("%Y-%m-%dT%H:%M:%SZ"),
-    )
 
 
 class ScanLoad:

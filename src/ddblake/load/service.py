@@ -28,8 +28,8 @@ from ddblake.load.export_start import (
     wait_export,
 )
 from ddblake.load.rows import now_us
-from ddblake.load.scan import LoadResult, ScanLoad, note_new_full_load
-from ddblake.load.state import EXPORT_REQUEST, list_loads, state_path
+from ddblake.load.scan import LoadResult, ScanLoad
+from ddblake.load.state import EXPORT_REQUEST, list_loads, note_new_full_load, state_path
 from ddblake.load.table import TableReader
 from ddblake.progress import NoProgress, Progress
 from ddblake.signals import stop_on_signals

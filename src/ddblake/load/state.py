@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+import datetime as dt
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -33,6 +35,8 @@ from typing import Any, Final
 
 from ddblake.errors import TerminalError
 from ddblake.lake.storage import Storage
+
+log = logging.getLogger(__name__)
 
 STATE_VERSION: Final = 1
 STATE_WRITE_SECONDS: Final = 1.0
@@ -432,7 +436,7 @@ def last_finished_full_load(storage: Storage, table: str) -> LoadState | None:
     """The latest finished full load of a table (a Scan, a full export), or None.
 
     An incremental export is left out: it adds changes to a load, it is not one. A document that
-    cannot be read is skipped: this only informs (see ``ddblake.load.scan.note_new_full_load``),
+    cannot be read is skipped: this only informs (see :func:`note_new_full_load`),
     and the command that owns the document reports it.
 
     Raises:
@@ -452,3 +456,28 @@ def last_finished_full_load(storage: Storage, table: str) -> LoadState | None:
         if latest is None or state.finished_us > (latest.finished_us or 0):
             latest = state
     return latest
+
+
+def note_new_full_load(storage: Storage, table: str, *, level: int = logging.WARNING) -> None:
+    """Say so when a new full load starts although one already finished in the lake.
+
+    Rerunning ``ddblake load`` resumes an *unfinished* load; after a finished one the same command
+    starts a whole new load, and every one of its rows joins the change history beside the first
+    load's (other event IDs, so ``apply`` keeps both). That is legitimate (a deliberate reload), but
+    it must not happen unnoticed: the line names the finished load, when it finished, and what
+    starting another means.
+    """
+    finished = last_finished_full_load(storage, table)
+    if finished is None or finished.finished_us is None:
+        return
+    when = dt.datetime.fromtimestamp(finished.finished_us / 1e6, tz=dt.UTC)
+    log.log(
+        level,
+        "load %s: the lake already holds a finished load of this table (%s load %s, finished %s); this "
+        "starts a NEW full load, whose rows all go into the change history again (rerunning load "
+        "resumes only an unfinished load)",
+        table,
+        finished.kind,
+        finished.load_id,
+        when.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    )
