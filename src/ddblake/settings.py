@@ -99,15 +99,26 @@ def sourced(
     raw, where = found
     try:
         return convert(raw), where
-    except ValueError as e:
+    except ValueError as error:
+        e = _plain(error)
         env = env_name(name)
         if where == env:
             fix = f"set {flag} or {env} correctly" if flag else f"set {env} correctly"
-            raise ConfigError(f"{name}: {env}={raw!r} is not valid ({e}); {fix}") from e
+            raise ConfigError(f"{name}: {env}={raw!r} is not valid ({e}); {fix}") from error
         other = f"pass {flag} or set {env}" if flag else f"set {env}"
         raise ConfigError(
             f"{name}: {raw!r} ({where}) is not valid ({e}); correct it there, or {other}"
-        ) from e
+        ) from error
+
+
+def _plain(e: ValueError) -> str:
+    """A conversion error in words, without Python's own (``invalid literal for int() with base 10``)."""
+    text = str(e)
+    if text.startswith("invalid literal for int()"):
+        return "not a whole number"
+    if text.startswith("could not convert string to float"):
+        return "not a number"
+    return text
 
 
 def value(name: str, flag: str | None, given: T | None, convert: Callable[[str], T], default: T) -> T:

@@ -153,3 +153,23 @@ def test_apply_with_nothing_to_apply_leaves_no_catalog_behind(
     code, err = _run(capsys, "apply", "--table", "mistyped-table", "--lake", str(folder), "--once")
     assert code == 1 and "nothing to apply (is the table name right?" in err
     assert list(folder.iterdir()) == [], "no catalog.db to make the folder look like a lake"
+
+
+def test_a_continuous_apply_says_once_that_it_runs_and_where_it_looks(
+    lake: Lake, caplog: pytest.LogCaptureFixture
+) -> None:
+    import threading
+
+    from ddblake.lake.options import ApplyConfig
+    from ddblake.lake.service import run_apply
+
+    lake.write([event("INSERT", "a", 1, image={"n": {"N": "1"}})])
+    stop = threading.Event()
+    stop.set()  # stopped before its first poll: only what it says on the way in
+    caplog.set_level(logging.INFO, logger="ddblake")
+    run_apply(ApplyConfig.build(table=TABLE, lake=lake.config, once=False, poll_seconds=2.5), stop=stop)
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith(f"apply {TABLE}: applying")]
+    assert said == [
+        f"apply {TABLE}: applying new raw files under {lake.storage.uri(f'raw/{TABLE}/')} every 2.5 s "
+        "until stopped (Ctrl-C or SIGTERM)"
+    ]

@@ -105,7 +105,7 @@ def test_a_value_that_does_not_convert_and_a_missing_one_name_the_file(tmp_path:
             LoadConfig.build(table=TABLE)
         assert str(raised.value) == (
             f"segments: 'many' (segments in [tables.\"{TABLE}\"] of {path}) is not valid "
-            "(invalid literal for int() with base 10: 'many'); correct it there, or pass --segments "
+            "(not a whole number); correct it there, or pass --segments "
             "or set DDBLAKE_SEGMENTS"
         )
         with pytest.raises(ConfigError) as missing:

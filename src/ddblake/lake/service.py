@@ -144,6 +144,13 @@ def run_apply(
     if not config.once and threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM):
             previous[sig] = signal.signal(sig, on_signal)
+    if not config.once and wake is None:  # said once: a continuous apply with nothing new says nothing
+        log.info(
+            "apply %s: applying new raw files under %s every %g s until stopped (Ctrl-C or SIGTERM)",
+            config.table,
+            applier.storage.uri(f"raw/{config.table}/"),
+            config.poll_seconds,
+        )
     failures = 0
     try:
         while True:
