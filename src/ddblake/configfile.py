@@ -79,9 +79,10 @@ KEYS: Final = frozenset(
         "log_level",
     }
 )
-"""Every setting a file may hold: those with a ``DDBLAKE_*`` variable (tests/unit/test_configfile.py
-holds the two lists together). DynamoDB Local's own variables (its jar, Java options, state
-folder) stay environment-only: they set up a process, not a lake."""
+"""Every setting a file may hold: those with a ``DDBLAKE_*`` variable (tests/lake/test_settings_file.py
+holds this list, the settings the code reads and docs/settings.md's table together). DynamoDB
+Local's own variables (its jar, Java options, state folder) stay environment-only: they set up a
+process, not a lake."""
 
 SHARED_KEYS: Final = frozenset({"table", "lake", "catalog", "catalog_uri", "namespace", "log_level"})
 """Keys a table's section may not hold: which table it is, and what every table of the lake shares
@@ -121,7 +122,7 @@ def read_settings_file(path: str | Path) -> SettingsFile:
         ConfigError: the file cannot be read, is not TOML, or holds a key or value it may not;
             names the file, the key and what to write instead.
     """
-    where = Path(path)
+    where = Path(path).expanduser()  # "~/lake.toml" quoted in DDBLAKE_CONFIG, which no shell expanded
     try:
         data = tomllib.loads(where.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -137,7 +138,13 @@ def read_settings_file(path: str | Path) -> SettingsFile:
             f'settings file {where}: {SECTION} must be sections [{SECTION}."<table>"], one per DynamoDB table'
         )
     sections: dict[str, Mapping[str, str]] = {}
+    from ddblake.settings import table_name  # settings reads this module's files: imported here
+
     for name, section in tables.items():
+        try:
+            table_name(name, f'[{SECTION}."{name}"] of {where}')
+        except ConfigError as e:  # a section no table can have would never apply
+            raise ConfigError(f"settings file {where}: {e}") from None
         if not isinstance(section, dict):
             raise ConfigError(
                 f'settings file {where}: {SECTION}.{name} must be a section [{SECTION}."{name}"] of settings'

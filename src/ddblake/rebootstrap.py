@@ -384,6 +384,7 @@ def rebootstrap(
         endpoint_url=endpoint_url,
         assume_role=assume_role,
         external_id=external_id,
+        scan=True,
     )
     if load.table != table:
         raise TerminalError(f"re-bootstrap of table {table!r} was given a load of table {load.table!r}")

@@ -57,11 +57,15 @@ def elsewhere(name: str) -> str:
 
 
 def lookup(name: str) -> tuple[str, str] | None:
-    """``(text, where)`` of a setting from the environment, else the settings file; None if neither."""
+    """``(text, where)`` of a setting from the environment, else the settings file; None if neither.
+
+    A variable set but empty (``DDBLAKE_ASSUME_ROLE=``) says "none" and hides the file's value: how
+    one run turns off a role, an export or a catalog URI that the settings file gives.
+    """
     env = env_name(name)
-    raw = os.environ.get(env, "").strip()
-    if raw:
-        return raw, env
+    raw = os.environ.get(env)
+    if raw is not None:
+        return (raw.strip(), env) if raw.strip() else None
     if _file is None:
         return None
     return _file.get(name, _file_table)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -284,6 +285,22 @@ def test_the_apply_lambda_leaves_what_its_time_cannot_cover_to_the_next_run(
     again = handler({"table": TABLE}, LambdaContext(900_000))
     assert (again["files"], again["events"], again["pending_files"]) == (1, 1, 0)
     assert built == [TABLE]
+    # A kept applier whose listing had gone incremental (a big log: only recent hour folders between
+    # full listings) still finds a file that landed late in an old hour folder: each run relists.
+    from ddblake.lake.listing import RawListing
+
+    kept = apply_handler._applier(ApplyConfig.build(table=TABLE, lake=LakeConfig.build(lake=None), once=True))
+    assert built == [TABLE], "the kept applier, not a new one"
+    kept.listing = RawListing(storage, TABLE, incremental_from=1)
+    kept.listing.files()  # its full listing now; the next ones only the last hours' folders
+    ten_hours_ago = float((int(time.time()) // 3600 - 10) * 3600)
+    late = RawLogWriter(
+        storage, TABLE, buffer_bytes=1 << 30, buffer_seconds=3600, clock=lambda: ten_hours_ago
+    )
+    late.add(event("INSERT", "late", 10, image={"v": {"N": "10"}}).to_line())
+    late.flush()
+    last = handler({"table": TABLE}, LambdaContext(900_000))
+    assert (last["files"], last["events"]) == (1, 1)
 
 
 def test_a_second_lake_in_a_shared_glue_database_keeps_its_files_in_its_own_bucket(

@@ -4,6 +4,7 @@ section, the file's top level, default; every mistake in it named with the file 
 from __future__ import annotations
 
 import ast
+import logging
 import os
 import re
 from pathlib import Path
@@ -147,7 +148,7 @@ def test_the_command_line_reads_the_file_from_config_or_the_environment(
 def _setting_names_in_code() -> set[str]:
     """Every setting name the code looks up: settings.optional/value/required/sourced/... calls."""
     readers = {"optional", "value", "required", "sourced", "places", "elsewhere", "_optional", "_value"}
-    readers |= {"_required"}
+    readers |= {"_required", "_sourced"}
     names: set[str] = set()
     for path in SRC.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
@@ -163,13 +164,67 @@ def _setting_names_in_code() -> set[str]:
 
 def test_the_file_takes_every_setting_the_code_reads_and_no_other() -> None:
     in_code = _setting_names_in_code()
-    assert in_code <= KEYS, f"settings the file cannot give: {sorted(in_code - KEYS)}"
+    assert in_code == KEYS, (
+        f"not in the file: {sorted(in_code - KEYS)}; read by nothing: {sorted(KEYS - in_code)}"
+    )
     variables = {
         m.lower().removeprefix("ddblake_")
         for path in SRC.rglob("*.py")
         for m in re.findall(r"DDBLAKE_[A-Z_]+", path.read_text())
     }
     environment_only = {"config", "dynamodb_local_jar", "dynamodb_local_java_opts", "state_dir"}
-    assert variables - environment_only <= KEYS
-    assert in_code | variables >= KEYS, f"keys nothing reads: {sorted(KEYS - in_code - variables)}"
+    assert variables - environment_only <= KEYS, "a variable the file cannot give"
     assert SHARED_KEYS <= KEYS
+
+
+def test_the_docs_list_every_setting_the_file_takes() -> None:
+    doc = (SRC.parents[1] / "docs" / "settings.md").read_text()
+    listed = set(re.findall(r"^\| `([a-z_]+)` \|", doc, flags=re.MULTILINE))
+    assert listed == KEYS
+
+
+def test_an_empty_variable_turns_off_what_the_file_gives(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _file(
+        tmp_path,
+        f'lake = "{tmp_path}"\n[tables."{TABLE}"]\nassume_role = "{ROLE_A}"\nfrom_export = "./exp"\n',
+    )
+    with settings.using_file(read_settings_file(path), TABLE):
+        assert LoadConfig.build(table=TABLE).assume_role == ROLE_A
+        assert LoadConfig.build(table=TABLE).kind == "export"
+        # a re-bootstrap reloads with a Scan whatever export the file names for a first load
+        assert LoadConfig.build(table=TABLE, scan=True).kind == "scan"
+        monkeypatch.setenv("DDBLAKE_ASSUME_ROLE", "")
+        assert LoadConfig.build(table=TABLE).assume_role is None
+
+
+def test_a_section_no_table_can_have_is_refused_and_a_near_miss_is_said(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    bad = _file(tmp_path, '[tables."orders table"]\nsegments = 2\n', "bad.toml")
+    with pytest.raises(
+        ConfigError,
+        match=r"table 'orders table' \(from \[tables\.\"orders table\"\] of .*is not a DynamoDB table name",
+    ):
+        read_settings_file(bad)
+    near = _file(tmp_path, f'lake = "{tmp_path}"\n[tables."ordres-table"]\nsegments = 2\n', "near.toml")
+    assert main(["--config", str(near), "dump", "--table", TABLE]) == 1  # nothing applied: no table
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any('but there is [tables."ordres-table"]' in w for w in warned), warned
+
+
+def test_demo_and_local_read_no_settings_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ddblake.cli.main import build_parser
+    from ddblake.cli.settingsfile import settings_file
+
+    path = _file(tmp_path, f'table = "{TABLE}"\nassume_role = "{ROLE_A}"\n')
+    monkeypatch.setenv("DDBLAKE_CONFIG", str(path))
+    parser = build_parser()
+    assert settings_file(parser.parse_args(["demo"])) is None
+    assert settings_file(parser.parse_args(["local", "stop"])) is None
+    assert settings_file(parser.parse_args(["status", "--lake", str(tmp_path)])) is not None
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("DDBLAKE_CONFIG", "~/ddblake.toml")  # quoted: no shell expanded it
+    found = settings_file(parser.parse_args(["status"]))
+    assert found is not None and found.path == path

@@ -231,6 +231,37 @@ def test_a_throttled_export_call_keeps_the_token_this_run_recorded(tmp_path: Pat
     assert Storage.from_uri(str(tmp_path)).read(state_path("orders", EXPORT_REQUEST)) is not None
 
 
+def test_a_refusal_after_retries_keeps_the_token_this_run_recorded(tmp_path: Path) -> None:
+    # The first attempt may have been accepted with its answer lost (a read timeout), and botocore's
+    # retry then refused (credentials expired meanwhile, say): the export may be running, so the
+    # record stays, or the next run would start (and bill) a second one.
+    config = LoadConfig.build(table="orders", lake=str(tmp_path), export_to="s3://exports/ddb")
+    clients = _clients()
+    with Stubber(clients.dynamodb) as stub:
+        _expect_describe(stub)
+        stub.add_client_error(
+            "export_table_to_point_in_time",
+            "ValidationException",
+            "bad",
+            http_status_code=400,
+            response_meta={"RetryAttempts": 2},
+        )
+        with pytest.raises(TerminalError, match="ValidationException"):
+            run_load(config, clients=clients, progress=NoProgress("t"))
+    assert Storage.from_uri(str(tmp_path)).read(state_path("orders", EXPORT_REQUEST)) is not None
+    # The same refusal at the first attempt: nothing started, no record left.
+    fresh = tmp_path / "fresh"
+    config = LoadConfig.build(table="orders", lake=str(fresh), export_to="s3://exports/ddb")
+    with Stubber(clients.dynamodb) as stub:
+        _expect_describe(stub)
+        stub.add_client_error(
+            "export_table_to_point_in_time", "ValidationException", "bad", http_status_code=400
+        )
+        with pytest.raises(TerminalError, match="ValidationException"):
+            run_load(config, clients=clients, progress=NoProgress("t"))
+    assert Storage.from_uri(str(fresh)).read(state_path("orders", EXPORT_REQUEST)) is None
+
+
 # --- 3. --external-id needs --assume-role -----------------------------------------------------------
 
 

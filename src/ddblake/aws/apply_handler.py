@@ -84,7 +84,8 @@ def _applier(config: ApplyConfig) -> Applier:
     Its catalog (a Glue client), lake storage (an S3 file system) and their AWS sessions are made
     once per execution environment, as the Firehose Lambda's clients are at module scope; each run
     reloads the tables and the applied-file record anyway (:meth:`Applier.run_once`), so a run
-    after another writer's commit starts from that commit. The configuration (from the event and
+    after another writer's commit starts from that commit, and lists the whole raw log
+    (:meth:`Applier.relist`). The configuration (from the event and
     the environment, checked on every run) is the key; a failed build is not kept.
     """
     return Applier(config)
@@ -96,6 +97,7 @@ def _apply(table: str, context: LambdaContext) -> dict[str, Any]:
     deadline = time.monotonic() + context.get_remaining_time_in_millis() / 1000 - RESERVE_SECONDS
     config = ApplyConfig.build(table=table, lake=lake, once=True)
     applier = _applier(config)
+    applier.relist()  # every run lists the whole raw log, as a cold start does
     try:
         result = run_apply(config, applier=applier, deadline=deadline)
     except UnknownTableError:  # deployed, and no delivery yet (a quiet table): nothing late either

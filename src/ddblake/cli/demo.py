@@ -174,7 +174,8 @@ def _run(lake: str) -> int:
     # The catalog options spelled out: the line must read the demo's catalog whatever DDBLAKE_CATALOG,
     # DDBLAKE_CATALOG_URI or DDBLAKE_NAMESPACE the shell it is pasted into holds; the lake by its
     # absolute path (storage.root: the demo's lake is local), so that it works from any folder.
-    unset = "env -u DDBLAKE_CATALOG_URI " if os.environ.get("DDBLAKE_CATALOG_URI") else ""
+    kept = [name for name in ("DDBLAKE_CATALOG_URI", "DDBLAKE_CONFIG") if name in os.environ]
+    unset = f"env {' '.join(f'-u {name}' for name in kept)} " if kept else ""  # a settings file: catalog_uri
     print(
         f"  try: {unset}{shlex.quote(ddblake_command())} query --lake {shlex.quote(storage.root)} "
         f"--catalog sql --namespace {namespace} {shlex.quote(TRY_SQL)}",

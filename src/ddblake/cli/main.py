@@ -29,7 +29,6 @@ from ddblake.cli.signals import (
 from ddblake.errors import DdblakeError, StoppedError, UsageError
 
 if TYPE_CHECKING:
-    from ddblake.configfile import SettingsFile
     from ddblake.lake.options import ApplyConfig
 
 log = logging.getLogger(__name__)
@@ -347,11 +346,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             where = getattr(args, "_prog", "ddblake")
             hint = did_you_mean(extra, parser, [args.command, getattr(args, "local_command", None)])
             raise UsageError(f"unrecognized arguments: {' '.join(extra)}{hint} (see '{where} --help')")
-        file = _settings_file(args)
         from ddblake import settings
+        from ddblake.cli.settingsfile import file_table, section_note, settings_file
 
-        with settings.using_file(file, _file_table(args, file)):
-            return _run(args)
+        file = settings_file(args)
+        table = file_table(args, file)
+        with settings.using_file(file, table):
+            return _run(args, section_note(file, table))
     except UsageError as e:
         _error_line(e)
         return 2
@@ -360,31 +361,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
-def _settings_file(args: argparse.Namespace) -> SettingsFile | None:
-    """The settings file of ``--config`` or ``DDBLAKE_CONFIG``, read and checked; None without one.
-
-    Raises:
-        ConfigError: the file is missing, not TOML, or holds an unknown key (names file and key).
-    """
-    from ddblake.configfile import CONFIG_ENV, read_settings_file
-
-    path = getattr(args, "config", None) or os.environ.get(CONFIG_ENV, "").strip()
-    return read_settings_file(path) if path else None
-
-
-def _file_table(args: argparse.Namespace, file: SettingsFile | None) -> str | None:
-    """The table whose ``[tables."<name>"]`` section applies: the command's, as it will resolve it
-    (argument, environment, the file's top level)."""
-    if file is None:
-        return None
-    given = getattr(args, "table", None) or os.environ.get("DDBLAKE_TABLE", "").strip()
-    if given:
-        return str(given)
-    top = file.get("table", None)
-    return top[0] if top is not None else None
-
-
-def _run(args: argparse.Namespace) -> int:
+def _run(args: argparse.Namespace, note: str | None = None) -> int:
     """Set up logging, then run the command; every error becomes one line and an exit code."""
     try:
         from ddblake import settings
@@ -403,6 +380,8 @@ def _run(args: argparse.Namespace) -> int:
         handler.setFormatter(formatter)
         logging.basicConfig(level=max(level, logging.WARNING), handlers=[handler])
         logging.getLogger("ddblake").setLevel(level)
+        if note is not None:
+            log.warning("%s", note)
         func: Command = args.func
         forget_terminations()
         # SIGTERM unwinds every command (one line, exit 143, cleanup runs) unless the command

@@ -47,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
                 "sync --rebootstrap reloads the table with a Scan; drop --from-export/--export-to"
             )
         reload = LoadConfig.build(
+            scan=True,  # whatever export DDBLAKE_FROM_EXPORT or the settings file name for a first load
             table=table,
             lake=lake.lake,
             endpoint_url=args.endpoint_url,

@@ -67,7 +67,7 @@ def elsewhere_hint(namespace: str, others: Sequence[str]) -> str:
     first = others[0]
     advice = f"pass --namespace {first}"
     chosen = settings.lookup("namespace")  # the variable or settings file that chose the namespace
-    if chosen is not None:
+    if chosen is not None and chosen[0] == namespace:  # not when --namespace overrode it
         advice += (
             f" or unset {chosen[1]}" if first == DEFAULT_NAMESPACE else f" or set {chosen[1]} to {first}"
         )

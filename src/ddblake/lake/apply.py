@@ -95,6 +95,13 @@ class Applier(TableOwnership):
         self._idle: tuple[list[str], tuple[str | None, str | None]] | None = None  # listing, records
         self._said_empty = False  # warned once that the table has no raw files at all
 
+    def relist(self) -> None:
+        """List the whole raw log at the next batch, as a fresh applier would: a scheduled run (the
+        Lambda, kept warm) may have slept for any time since the last, and a file landing late in
+        an older hour folder must not wait for a continuous poll's periodic full listing."""
+        self.listing = RawListing(self.storage, self.config.table)
+        self._idle = None
+
     @property
     def catalog(self) -> Catalog:
         """The lake's catalog, opened on first use: a local lake's SQLite catalog is a file made

@@ -256,8 +256,13 @@ class LoadConfig:
         keys: str | tuple[str, ...] | None = None,
         export_bucket_owner: str | None = None,
         page_items: int | None = None,
+        scan: bool = False,
     ) -> LoadConfig:
-        """Resolve each setting: argument, then ``DDBLAKE_<NAME>``, then the default.
+        """Resolve each setting: argument, then ``DDBLAKE_<NAME>``, then the settings file, then the
+        default.
+
+        ``scan=True``: a Scan load whatever export the environment or settings file names (a
+        re-bootstrap reloads the table as it is now; an export is the table as it was).
 
         ``consistent=False`` counts as "not given" (a switch cannot say no), so
         ``DDBLAKE_CONSISTENT=1`` can still turn it on. The source (``from_export`` / ``export_to``)
@@ -277,7 +282,7 @@ class LoadConfig:
                 "read_percent", "--read-percent", read_percent, _percent, DEFAULT_READ_PERCENT
             ),
             consistent=_value("consistent", "--consistent", consistent or None, _bool, False),
-            **_source(from_export, export_to),
+            **({"from_export": None, "export_to": None} if scan else _source(from_export, export_to)),
             assume_role=_optional("assume_role", "--assume-role", assume_role or None, str),
             external_id=_optional("external_id", "--external-id", external_id or None, str),
             on_demand_rcu=_value("on_demand_rcu", None, on_demand_rcu, _positive, ON_DEMAND_ASSUMED_RCU),

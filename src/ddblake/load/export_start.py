@@ -137,14 +137,19 @@ follow one botocore retried after it was accepted, and a conflict may name an ex
 
 
 def _refused(e: BaseException) -> bool:
-    """Whether DynamoDB answered the call with a refusal (a 4xx, not throttling): no export started.
+    """Whether DynamoDB answered the call's first and only attempt with a refusal (a 4xx, not
+    throttling): no export started.
 
-    A network error or a 5xx may come after the request was accepted, so those keep the token.
+    A network error or a 5xx may come after the request was accepted, so those keep the token; so
+    does a refusal after botocore retried, since an earlier attempt may have been accepted with its
+    answer lost (a timeout), and the record is what keeps the next run from starting a second export.
     """
     if not isinstance(e, ClientError):
         return False
-    status = int(e.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-    return 400 <= status < 500 and error_code(e) not in _MAY_HAVE_STARTED
+    meta = e.response.get("ResponseMetadata", {})
+    status = int(meta.get("HTTPStatusCode", 0) or 0)
+    retried = int(meta.get("RetryAttempts", 0) or 0) > 0
+    return 400 <= status < 500 and not retried and error_code(e) not in _MAY_HAVE_STARTED
 
 
 def _forget_token(storage: Storage, table: str) -> None:

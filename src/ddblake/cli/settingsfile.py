@@ -1,0 +1,48 @@
+"""The settings file of a command line: which file (``--config``, ``DDBLAKE_CONFIG``) and which of
+its table sections applies (:mod:`ddblake.configfile`, docs/settings.md)."""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import os
+
+from ddblake.configfile import CONFIG_ENV, SettingsFile, read_settings_file
+
+
+def settings_file(args: argparse.Namespace) -> SettingsFile | None:
+    """The settings file of ``--config`` or ``DDBLAKE_CONFIG``, read and checked; None without one.
+
+    Raises:
+        ConfigError: the file is missing, not TOML, or holds an unknown key (names file and key).
+    """
+    if args.command in ("demo", "local"):  # their own table and DynamoDB Local: no lake's settings
+        return None
+    path = getattr(args, "config", None) or os.environ.get(CONFIG_ENV, "").strip()
+    return read_settings_file(path) if path else None
+
+
+def file_table(args: argparse.Namespace, file: SettingsFile | None) -> str | None:
+    """The table whose ``[tables."<name>"]`` section applies: the command's, as it will resolve it
+    (argument, environment, the file's top level)."""
+    if file is None:
+        return None
+    given = getattr(args, "table", None) or os.environ.get("DDBLAKE_TABLE", "").strip()
+    if given:
+        return str(given)
+    top = file.get("table", None)
+    return top[0] if top is not None else None
+
+
+def section_note(file: SettingsFile | None, table: str | None) -> str | None:
+    """A warning when the table has no section of its own in the settings file but one is named
+    almost like it (``[tables."ordres"]``): a misspelt section is never applied, silently."""
+    if file is None or table is None or not file.tables or table in file.tables:
+        return None
+    near = difflib.get_close_matches(table, list(file.tables), n=1, cutoff=0.8)
+    if not near:
+        return None
+    return (
+        f'settings file {file.path}: no section [tables."{table}"] for table {table!r}, but there is '
+        f'[tables."{near[0]}"]: if it is meant for this table, correct its name (its settings are not used)'
+    )
