@@ -37,6 +37,17 @@ def test_a_mistyped_option_is_named_with_the_one_it_may_mean(
     assert code == 2 and "did you mean" not in err, "--table is no typo of --catalog"
 
 
+def test_sql_not_in_quotes_is_told_to_be_one_argument(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, err = _run(capsys, "query", "--lake", str(tmp_path), "SELECT", "count(*)", "FROM", "t")
+    assert code == 2
+    assert err == (
+        "ddblake: error: unrecognized arguments: count(*) FROM t; the SQL is one argument: put it in "
+        "quotes, \"SELECT ...\" (see 'ddblake query --help')"
+    )
+
+
 def test_an_unknown_local_command_names_the_choices(capsys: pytest.CaptureFixture[str]) -> None:
     code, err = _run(capsys, "local", "strt")
     assert code == 2

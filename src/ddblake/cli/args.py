@@ -102,6 +102,9 @@ def did_you_mean(words: list[str], parser: argparse.ArgumentParser, command: lis
             close = difflib.get_close_matches(given, known, n=1, cutoff=0.8)  # a typo, not another option
             if close and close[0] != given:
                 return f"; did you mean {close[0]}?"
+    if command[:1] == ["query"] and not any(w.startswith("-") for w in words):
+        # SELECT count(*) FROM t without quotes: the shell made several arguments of one statement
+        return '; the SQL is one argument: put it in quotes, "SELECT ..."'
     return ""
 
 
