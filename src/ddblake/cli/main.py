@@ -272,7 +272,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     query = sub.add_parser("query", help="SQL over the lake's tables (DuckDB)")
     _lake_args(query)
-    query.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    query.add_argument(
+        "--format",
+        choices=("table", "json", "csv"),
+        default="table",
+        help="table (the default, for people), json (one object a row: numbers and JSON as JSON) or csv",
+    )
     query.add_argument(
         "--as-of",
         default=None,
@@ -288,7 +293,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = sub.add_parser("status", help="per table: last commit, rows, files, lag, quarantined")
     _lake_args(status)
-    status.add_argument("--format", choices=("text", "json"), default="text")
+    status.add_argument(
+        "--format",
+        choices=("text", "table", "json"),
+        default="text",
+        help="text (the default; table is the same, as query calls its own) or json",
+    )
     status.set_defaults(func=_cmd_status)
     _everywhere(sub)
     return parser
