@@ -209,19 +209,26 @@ def stage_glue_library() -> Path:
     return out
 
 
-def glue_script(path: Path) -> Path:
-    """The Glue job script, checked to exist.
+def glue_script(path: Path, config_file: Path | str) -> Path:
+    """The Glue job script, checked to exist (``load_settings`` checks it too; this catches a script
+    removed between reading the configuration and staging the asset).
 
     Raises:
-        InfraConfigError: the script is missing.
+        InfraConfigError: the script is missing; the message names the configuration file and key.
     """
     if not path.is_file():
-        try:
-            shown = path.relative_to(REPO_ROOT)
-        except ValueError:
-            shown = path
-        raise InfraConfigError(
-            f"load.script: {shown} does not exist; the Glue full-load job runs this script (the load work "
-            "writes it at src/ddblake/load/glue_job.py) - create it, or set load.script in the config file"
-        )
+        raise InfraConfigError(missing_script_message(config_file, path))
     return path
+
+
+def missing_script_message(config_file: Path | str, path: Path) -> str:
+    """One line for a ``load.script`` that does not exist: file, key, and what to write instead."""
+    try:
+        shown = path.relative_to(REPO_ROOT)
+    except ValueError:
+        shown = path
+    return (
+        f"{config_file}: load.script: {shown} does not exist; the Glue full-load job runs this script: "
+        "set load.script to an existing Python file (relative to the repository root, or absolute), "
+        "or remove the key to use ddblake's own, src/ddblake/load/glue_job.py"
+    )

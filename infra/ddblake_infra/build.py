@@ -15,7 +15,7 @@ from ddblake_infra.config_reader import InfraConfigError
 from ddblake_infra.consumer import ConsumerStack
 from ddblake_infra.nag import check_nag
 from ddblake_infra.producer import ProducerStack
-from ddblake_infra.settings import DeployConfig
+from ddblake_infra.settings import DeployConfig, region_warning
 from ddblake_infra.single import SingleAccountStack
 
 FEATURE_FLAGS: Final[dict[str, object]] = {
@@ -69,6 +69,18 @@ def add_stacks(
             be staged (e.g. the Glue script is missing).
     """
     source = f"(config {cfg.path})"
+    stacks = _build_stacks(app, cfg, source=source, nag=nag, allow_placeholder_key=allow_placeholder_key)
+    warning = region_warning(cfg.region)
+    if warning is not None:
+        for stack in stacks:
+            Annotations.of(stack).add_warning_v2("ddblake:unknown-region", f"{cfg.path}: {warning}")
+    return stacks
+
+
+def _build_stacks(
+    app: App, cfg: DeployConfig, *, source: str, nag: bool, allow_placeholder_key: bool
+) -> list[Stack]:
+    """The stacks of :func:`add_stacks` (which documents the arguments)."""
     stacks: list[Stack]
     if cfg.cross_account:
         consumer_name, producer_name = stack_names(cfg)

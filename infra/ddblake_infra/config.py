@@ -29,19 +29,38 @@ from ddblake_infra.config_sections import (
     firehose_settings,
     lake_settings,
     load_settings,
-    resource_names,
     stream_settings,
     table_settings,
     transform_settings,
 )
+from ddblake_infra.resource_names import names_in_use, resource_names
 from ddblake_infra.settings import DeployConfig, partition_of, slugify
 
 REPO_ROOT: Final = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG: Final = REPO_ROOT / "infra" / "config" / "single-account.json"
 CONFIG_ENV: Final = "DDBLAKE_INFRA_CONFIG"
 
+TOP_LEVEL_KEYS: Final = (
+    "deployment",
+    "region",
+    "producer_account",
+    "consumer_account",
+    "removal_policy",
+    "table",
+    "stream",
+    "firehose",
+    "transform",
+    "lake",
+    "load",
+    "apply",
+    "alarms",
+    "names",
+)
+"""The keys of the file's top level (each section checks its own keys as it reads them)."""
+
 _ACCOUNT = re.compile(r"^\d{12}$")
-_REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")
+_REGION = re.compile(r"^[a-z]{2}(-gov|-iso|-isob|-isoe|-isof)?-[a-z]+-\d$")
+"""Region names of the partitions ``partition_of`` knows; an unknown name of this form only warns."""
 
 
 def resolve_config_path(explicit: str | None, *, base: Path | None = None) -> Path:
@@ -84,6 +103,7 @@ def load_config(path: str | Path) -> DeployConfig:
 def parse_config(raw: Any, *, file: str = "<config>", path: Path | None = None) -> DeployConfig:
     """Validate an already-parsed configuration (``load_config`` without the file)."""
     top = Section(file, "", raw)
+    top.reject_unknown(TOP_LEVEL_KEYS)
     deployment = top.choice("deployment", "single-account", ("single-account", "cross-account"))
     region = top.text("region", required=True, pattern=_REGION, what="an AWS region such as eu-west-1")
     producer = top.text("producer_account", required=True, pattern=_ACCOUNT, what="a 12-digit account ID")
@@ -103,7 +123,7 @@ def parse_config(raw: Any, *, file: str = "<config>", path: Path | None = None) 
     partition = partition_of(region)
     retain = top.choice("removal_policy", "retain", ("retain", "destroy")) == "retain"
 
-    table = read_section(top.section("table"), table_settings)
+    table = read_section(top.section("table"), lambda s: table_settings(s, retain=retain))
     stream = read_section(top.section("stream"), stream_settings)
     firehose = read_section(top.section("firehose"), lambda s: firehose_settings(s, table.name, deployment))
     transform = read_section(top.section("transform"), transform_settings)
@@ -113,7 +133,7 @@ def parse_config(raw: Any, *, file: str = "<config>", path: Path | None = None) 
             s, deployment=deployment, region=region, consumer=consumer, partition=partition
         ),
     )
-    load = read_section(top.section("load"), lambda s: load_settings(s, REPO_ROOT))
+    load = read_section(top.section("load"), lambda s: load_settings(s, REPO_ROOT, deployment))
     apply = read_section(top.section("apply"), apply_settings)
     alarms = read_section(top.section("alarms"), alarm_settings)
     names = read_section(
@@ -128,6 +148,12 @@ def parse_config(raw: Any, *, file: str = "<config>", path: Path | None = None) 
                 "consumer_account": consumer,
                 "namespace": lake.namespace,
             },
+            names_in_use(
+                deployment=deployment,
+                producer_copy=firehose.producer_copy,
+                access_logs=lake.access_logs,
+                athena_workgroup=lake.athena_workgroup,
+            ),
         ),
     )
     top.finish()

@@ -7,7 +7,7 @@ a typo never silently falls back to a default. Errors name the file and the dott
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -39,9 +39,28 @@ class Section:
         self.seen.add(name)
         if name not in self.data or self.data[name] is None:
             if required:
+                # {"Region": ...}: the typo, not the key it hides, is what to fix
+                for other in self.data:
+                    if other.lower() == name.lower() and other != name:
+                        raise self.error(other, self._unknown(other, [name]))
                 raise self.error(name, "is required")
             return default
         return self.data[name]
+
+    @staticmethod
+    def _unknown(name: str, known: Iterable[str]) -> str:
+        """The problem of an unknown key, pointing at a known one that differs only in case."""
+        same = [k for k in known if k.lower() == name.lower() and k != name]
+        if same:
+            return f"unknown key; keys are case-sensitive: write {same[0]!r}"
+        return "unknown key (see docs/deploy.md for the keys this section takes)"
+
+    def reject_unknown(self, known: Iterable[str]) -> None:
+        """Fail on the first key not in ``known``, before any value is checked: a misspelt key is
+        reported as itself, not as the required key it leaves missing."""
+        unknown = sorted(set(self.data) - set(known) - {"$comment"})
+        if unknown:
+            raise self.error(unknown[0], self._unknown(unknown[0], known))
 
     def text(
         self,
@@ -53,6 +72,11 @@ class Section:
         what: str = "",
     ) -> str:
         value = self._get(name, default, required)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            # "producer_account": 111111111111 - JSON numbers lose leading zeros; IDs are strings
+            raise self.error(
+                name, f'must be a string: write it in quotes, "{value}" (got the number {value})'
+            )
         if not isinstance(value, str):
             raise self.error(name, f"must be a string (got {value!r})")
         if pattern is not None and not pattern.match(value):
@@ -110,7 +134,7 @@ class Section:
     def finish(self) -> None:
         unknown = sorted(set(self.data) - self.seen)
         if unknown:
-            raise self.error(unknown[0], "unknown key (see docs/deploy.md for the keys this section takes)")
+            raise self.error(unknown[0], self._unknown(unknown[0], self.seen))
 
 
 def read_section(section: Section, read: Callable[[Section], T]) -> T:

@@ -9,12 +9,12 @@ against what each AWS service allows).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
 
 from ddblake.names import DEFAULT_NAMESPACE
 from ddblake_infra.config_reader import Section
+from ddblake_infra.cron import cron_problem
 from ddblake_infra.settings import (
     AlarmSettings,
     ApplySettings,
@@ -34,6 +34,8 @@ GLUE_VERSIONS: Final = ("4.0", "5.0", "5.1")
 (Spark 3.5.6, Python 3.11, S3A instead of EMRFS for Spark's own S3 reads) is the default, as it is
 Glue's own for a job that names none. 6.0 (Spark 4, Python 3.13) is not taken: untried (docs/deploy.md)."""
 DEFAULT_GLUE_VERSION: Final = "5.1"
+LOAD_WORKER_TYPES: Final = ("G.1X", "G.2X", "G.4X", "G.8X")
+"""Worker types of a Glue Spark ETL (glueetl) job on Glue 4.0-5.1; G.025X is for streaming jobs only."""
 
 _TABLE = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
 _ATTRIBUTE = re.compile(r"^.{1,255}$", re.DOTALL)
@@ -55,53 +57,6 @@ _LAMBDA_HOUR: Final = "".join(
     f"!{{partitionKeyFromLambda:{key}}}/" for key in ("year", "month", "day", "hour")
 )  # the keys ddblake.aws.firehose_transform emits (ddblake.changes.transform.partition_keys)
 
-# Per resource kind: (pattern, max length, what the service allows) for names after substitution.
-_NAME_RULES: Final[dict[str, tuple[re.Pattern[str], int, str]]] = {
-    "stack": (re.compile(r"^[A-Za-z][A-Za-z0-9-]*$"), 128, "letters, digits and '-', starting with a letter"),
-    "stream": (re.compile(r"^[A-Za-z0-9_.-]+$"), 128, "letters, digits, '_', '.' and '-'"),
-    "firehose": (re.compile(r"^[A-Za-z0-9_.-]+$"), 64, "letters, digits, '_', '.' and '-'"),
-    "lambda": (re.compile(r"^[A-Za-z0-9_-]+$"), 64, "letters, digits, '_' and '-'"),
-    "role": (re.compile(r"^[\w+=,.@-]+$"), 64, "letters, digits and +=,.@_-"),
-    "glue": (re.compile(r"^[\w.-]+$"), 255, "letters, digits, '_', '.' and '-'"),
-    "bucket": (
-        re.compile(r"^[a-z0-9][a-z0-9.-]*[a-z0-9]$"),
-        63,
-        "lower-case letters, digits, '.' and '-', starting and ending with a letter or digit",
-    ),
-    "alias": (re.compile(r"^alias/[A-Za-z0-9/_-]+$"), 256, "'alias/' then letters, digits, '/', '_' and '-'"),
-    "topic": (re.compile(r"^[A-Za-z0-9_-]+$"), 256, "letters, digits, '_' and '-'"),
-    "workgroup": (re.compile(r"^[A-Za-z0-9._-]+$"), 128, "letters, digits, '.', '_' and '-'"),
-}
-
-_DEFAULT_NAMES: Final[dict[str, tuple[str, str]]] = {
-    # key: (default template, kind)
-    "stack_prefix": ("ddblake-{slug}", "stack"),
-    "stream": ("ddblake-{slug}", "stream"),
-    "delivery_stream": ("ddblake-{slug}", "firehose"),
-    "producer_copy_delivery_stream": ("ddblake-{slug}-local", "firehose"),
-    "transform_function": ("ddblake-{slug}-transform", "lambda"),
-    "firehose_role": ("ddblake-{slug}-firehose", "role"),
-    "producer_copy_firehose_role": ("ddblake-{slug}-firehose-local", "role"),
-    "transform_role": ("ddblake-{slug}-transform", "role"),
-    "read_role": ("ddblake-{slug}-load-read", "role"),
-    "load_role": ("ddblake-{slug}-load", "role"),
-    "load_job": ("ddblake-{slug}-load", "glue"),
-    "load_security_configuration": ("ddblake-{slug}-load", "glue"),
-    "apply_function": ("ddblake-{slug}-apply", "lambda"),
-    "apply_role": ("ddblake-{slug}-apply", "role"),
-    "alarm_topic": ("ddblake-{slug}-alarms", "topic"),
-    "athena_workgroup": ("ddblake-{slug}", "workgroup"),
-    "lake_bucket": ("ddblake-{slug}-{consumer_account}-{region}", "bucket"),
-    "access_log_bucket": ("ddblake-{slug}-logs-{consumer_account}-{region}", "bucket"),
-    "producer_copy_bucket": ("ddblake-{slug}-raw-{producer_account}-{region}", "bucket"),
-    "producer_copy_access_log_bucket": ("ddblake-{slug}-logs-{producer_account}-{region}", "bucket"),
-    "table_key_alias": ("alias/ddblake/{slug}/table", "alias"),
-    "stream_key_alias": ("alias/ddblake/{slug}/stream", "alias"),
-    "lake_key_alias": ("alias/ddblake/{slug}/lake", "alias"),
-    "ops_key_alias": ("alias/ddblake/{slug}/ops", "alias"),
-    "producer_copy_key_alias": ("alias/ddblake/{slug}/raw", "alias"),
-}
-
 
 def _key_attribute(s: Section, name: str) -> KeyAttribute | None:
     if s.data.get(name) is None:
@@ -114,8 +69,13 @@ def _key_attribute(s: Section, name: str) -> KeyAttribute | None:
     return KeyAttribute(attr, "N" if kind == "N" else "B" if kind == "B" else "S")
 
 
-def table_settings(s: Section) -> TableSettings:
-    """``table``: the table the producer stack creates; a partition key is required."""
+def table_settings(s: Section, *, retain: bool = True) -> TableSettings:
+    """``table``: the table the producer stack creates; a partition key is required.
+
+    Args:
+        retain: ``removal_policy`` is ``retain``. Deletion protection defaults to it: a table the
+            stack would delete on ``cdk destroy`` (``destroy``) must not refuse that deletion.
+    """
     name = s.text(
         "name", required=True, pattern=_TABLE, what="a DynamoDB table name (3-255 of A-Z a-z 0-9 _ . -)"
     )
@@ -124,6 +84,14 @@ def table_settings(s: Section) -> TableSettings:
         raise s.error("partition_key", 'is required, e.g. {"name": "id", "type": "S"}')
     sk = _key_attribute(s, "sort_key")
     billing = s.choice("billing_mode", "PAY_PER_REQUEST", ("PAY_PER_REQUEST", "PROVISIONED"))
+    if billing == "PAY_PER_REQUEST":  # a capacity DynamoDB would never get must not look configured
+        for key in ("read_capacity", "write_capacity"):
+            if s.data.get(key) is not None:
+                raise s.error(
+                    key,
+                    "applies to billing_mode PROVISIONED only: a PAY_PER_REQUEST table has no "
+                    "provisioned capacity; remove it or set billing_mode to PROVISIONED",
+                )
     read = s.integer("read_capacity", 5, 1, 40000)
     write = s.integer("write_capacity", 5, 1, 40000)
     return TableSettings(
@@ -134,7 +102,7 @@ def table_settings(s: Section) -> TableSettings:
         read_capacity=read,
         write_capacity=write,
         ttl_attribute=s.optional_text("ttl_attribute", pattern=_ATTRIBUTE, what="an attribute name"),
-        deletion_protection=s.flag("deletion_protection", True),
+        deletion_protection=s.flag("deletion_protection", retain),
     )
 
 
@@ -308,6 +276,12 @@ def lake_settings(s: Section, *, deployment: str, region: str, consumer: str, pa
     (cross-account only; until it is set, only the consumer stack is synthesized:
     ``ddblake_infra.build.add_stacks``)."""
     key_arn = s.optional_text("key_arn")
+    if key_arn is not None and deployment == "single-account":  # before any advice on its value
+        raise s.error(
+            "key_arn",
+            "applies to cross-account deployments only (the single-account stack "
+            "creates the lake key itself); remove it",
+        )
     if key_arn is not None:
         m = re.match(r"^arn:(aws[a-z-]*):kms:([a-z0-9-]+):(\d{12}):key/(.+)$", key_arn)
         if not m or not _KEY_ID.match(m.group(4)):
@@ -332,12 +306,6 @@ def lake_settings(s: Section, *, deployment: str, region: str, consumer: str, pa
                 "key_arn",
                 f"is in account {key_account} but consumer_account is {consumer}: use the "
                 "LakeKeyArn output of the consumer stack",
-            )
-        if deployment == "single-account":
-            raise s.error(
-                "key_arn",
-                "applies to cross-account deployments only (the single-account stack "
-                "creates the lake key itself); remove it",
             )
     expiration = s.optional_integer("raw_expiration_days", 1, 36500)
     ia_days = s.integer("raw_infrequent_access_days", 30, 30, 36500)
@@ -365,12 +333,13 @@ def lake_settings(s: Section, *, deployment: str, region: str, consumer: str, pa
     )
 
 
-def load_settings(s: Section, root: Path) -> LoadSettings:
+def load_settings(s: Section, root: Path, deployment: str = "single-account") -> LoadSettings:
     """``load``: the Glue job; a relative ``script`` is resolved against ``root`` (the repository).
 
     Args:
         s: the ``load`` section.
         root: the repository root, passed in so this module needs no path of its own.
+        deployment: ``external_id`` is the cross-account read role's; refused without one.
     """
     if "read_percent" in s.data:  # taken before session 12, never used
         raise s.error(
@@ -380,8 +349,27 @@ def load_settings(s: Section, root: Path) -> LoadSettings:
         )
     script = s.text("script", DEFAULT_GLUE_SCRIPT)
     path = Path(script) if Path(script).is_absolute() else root / script
-    worker = s.choice("worker_type", "G.1X", ("G.025X", "G.1X", "G.2X", "G.4X", "G.8X"))
+    if not path.is_file():  # before any CDK work: the synth would fail staging it anyway
+        raise s.error(
+            "script",
+            f"{script} does not exist; the Glue full-load job runs this script: set load.script to an "
+            "existing Python file (relative to the repository root, or absolute), or remove the key "
+            f"to use ddblake's own, {DEFAULT_GLUE_SCRIPT}",
+        )
+    if s.data.get("worker_type") == "G.025X":
+        raise s.error(
+            "worker_type",
+            "'G.025X' is for Glue streaming jobs only; the load job is a Spark ETL job (glueetl): "
+            f"use one of {', '.join(repr(w) for w in LOAD_WORKER_TYPES)}",
+        )
+    worker = s.choice("worker_type", "G.1X", LOAD_WORKER_TYPES)
     source = s.choice("source", "connector", ("connector", "export-files"))
+    if deployment == "single-account" and s.data.get("external_id") is not None:
+        raise s.error(
+            "external_id",
+            "applies to cross-account deployments only: it is the ExternalId the producer's read role "
+            "requires, and a single-account load job reads the table with its own role; remove it",
+        )
     if source == "connector" and s.data.get("external_id") is not None:
         raise s.error(
             "external_id",
@@ -413,14 +401,10 @@ def _schedule(s: Section) -> str:
         return value
     cron = _CRON.match(value)
     if cron:
-        fields = cron.group(1).split(" ")
-        if (fields[2] == "?") != (fields[4] == "?"):  # day-of-month, day-of-week: exactly one is '?'
+        problem = cron_problem(cron.group(1).split(" "))
+        if problem is None:
             return value
-        raise s.error(
-            "schedule",
-            f"{value!r}: EventBridge needs '?' in exactly one of day-of-month (3rd field) and "
-            "day-of-week (5th field), e.g. cron(0 * * * ? *)",
-        )
+        raise s.error("schedule", f"{value!r}: {problem}")
     raise s.error(
         "schedule",
         f"{value!r} is not an EventBridge schedule expression: rate(1 minute), rate(N minutes) with "
@@ -460,29 +444,5 @@ def alarm_settings(s: Section) -> AlarmSettings:
             "email", pattern=re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$"), what="an e-mail address"
         ),
         delivery_freshness_seconds=s.integer("delivery_freshness_seconds", 900, 60, 86400),
+        apply_not_running=s.flag("apply_not_running", True),
     )
-
-
-def resource_names(s: Section, values: Mapping[str, str]) -> dict[str, str]:
-    """``names``: each name's template filled from ``values`` and checked against what its service
-    allows, so a too-long or invalid name fails here rather than in CloudFormation."""
-    names: dict[str, str] = {}
-    for key, (template, kind) in _DEFAULT_NAMES.items():
-        raw = s.text(key, template)
-        try:
-            value = raw.format_map(values)
-        except (KeyError, ValueError, IndexError) as e:
-            raise s.error(
-                key,
-                f"{raw!r}: unknown or malformed placeholder {e}; use {{table}}, {{slug}}, "
-                "{region}, {producer_account}, {consumer_account} or {namespace}",
-            ) from None
-        pattern, max_len, allowed = _NAME_RULES[kind]
-        if not pattern.match(value) or len(value) > max_len:
-            raise s.error(
-                key,
-                f"{value!r} is not a valid {kind} name: at most {max_len} characters, {allowed}; "
-                f"set names.{key} to a shorter or simpler name",
-            )
-        names[key] = value
-    return names

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import CfnOutput, Stack
+from aws_cdk import CfnOutput, RemovalPolicy, Stack
 from aws_cdk import aws_athena as athena
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_glue as glue
@@ -59,7 +59,7 @@ class LakeSide(Construct):
             for ident in (cfg.table_identifier, cfg.changes_identifier)
         ]
         if cfg.lake.create_database:
-            glue.CfnDatabase(
+            database = glue.CfnDatabase(
                 self,
                 "Database",
                 catalog_id=account,
@@ -69,6 +69,9 @@ class LakeSide(Construct):
                     location_uri=f"s3://{lake.bucket_name}/warehouse/{ns}.db",
                 ),
             )
+            # Deleting a Glue database deletes every table in it: the lake's Iceberg tables and, with
+            # several stacks sharing the namespace, theirs too. Retained like the bucket by default.
+            database.apply_removal_policy(RemovalPolicy.RETAIN if cfg.retain_data else RemovalPolicy.DESTROY)
         self.load_role, self.load_job_name = load_job(
             self, cfg=cfg, lake=lake, ops=ops, table=table, table_key=table_key
         )

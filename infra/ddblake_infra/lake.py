@@ -14,7 +14,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from ddblake_infra.security import access_log_bucket, make_key
+from ddblake_infra.security import access_log_bucket, make_key, retain_bucket_policy
 from ddblake_infra.settings import DeployConfig
 
 # s3:ListBucket has no s3:prefix condition: S3 authorises HeadBucket as ListBucket without a
@@ -131,6 +131,7 @@ class LakeStorage(Construct):
             lifecycle_rules=rules,
             removal_policy=RemovalPolicy.RETAIN if cfg.retain_data else RemovalPolicy.DESTROY,
         )
+        retain_bucket_policy(self.bucket, retain=cfg.retain_data)
 
     @property
     def bucket_arn(self) -> str:

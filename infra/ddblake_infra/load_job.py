@@ -44,7 +44,7 @@ def load_job(
     account, region, partition = cfg.consumer_account, cfg.region, cfg.partition
     t = cfg.table.name
     job_name = cfg.name("load_job")
-    script = s3_assets.Asset(scope, "LoadScript", path=str(glue_script(cfg.load.script)))
+    script = s3_assets.Asset(scope, "LoadScript", path=str(glue_script(cfg.load.script, cfg.path)))
     library = s3_assets.Asset(scope, "LoadLibrary", path=str(stage_glue_library()))  # zipped by CDK
     same_account = table is not None and table_key is not None
     statements = [

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Final
 
 from aws_cdk import Duration, RemovalPolicy, Size
+from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
@@ -23,6 +24,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from ddblake_infra.assets import stage_apply_image
+from ddblake_infra.cron import cron_values
 from ddblake_infra.lake import LAKE_READ_WRITE, LakeStorage, lake_key_statement
 from ddblake_infra.monitoring import (
     APPLY_LAG_METRIC,
@@ -43,29 +45,6 @@ GLUE_CATALOG_WRITE: Final = ("glue:CreateDatabase", "glue:CreateTable", "glue:Up
 MAX_ALARM_PERIOD_SECONDS: Final = 7 * 86400
 """CloudWatch: period x evaluation periods of an alarm is at most seven days."""
 _RATE_UNITS: Final = {"minute": 60, "hour": 3600, "day": 86400}
-_CRON_FIELD: Final = re.compile(r"^(\*|\d+(?:-\d+)?)(?:/(\d+))?$")
-
-
-def _cron_values(field: str, top: int) -> set[int] | None:
-    """The values ``0..top`` a cron minutes or hours field takes (``*``, ``a``, ``a-b``, each with an
-    optional ``/step``, comma-separated); None for anything else."""
-    values: set[int] = set()
-    for part in field.split(","):
-        m = _CRON_FIELD.match(part)
-        if not m:
-            return None
-        base, step = m.group(1), int(m.group(2) or 1)
-        if base == "*":
-            start, end = 0, top
-        elif "-" in base:
-            start, end = (int(v) for v in base.split("-"))
-        else:  # "a" alone, or "a/step": from a to the top
-            start = int(base)
-            end = top if m.group(2) else start
-        if not 0 <= start <= end <= top or step < 1:
-            return None
-        values.update(range(start, end + 1, step))
-    return values
 
 
 def schedule_interval_seconds(expression: str) -> int:
@@ -80,7 +59,7 @@ def schedule_interval_seconds(expression: str) -> int:
         return int(rate.group(1)) * _RATE_UNITS[rate.group(2)]
     cron = re.fullmatch(r"cron\((\S+) (\S+) (\S+) (\S+) (\S+) (\S+)\)", expression)
     if cron and all(f in ("*", "?") for f in cron.group(3, 4, 5, 6)):
-        minutes, hours = _cron_values(cron.group(1), 59), _cron_values(cron.group(2), 23)
+        minutes, hours = cron_values(cron.group(1), 59), cron_values(cron.group(2), 23)
         if minutes and hours:
             times = sorted(h * 60 + m for h in hours for m in minutes)
             gaps = [b - a for a, b in zip(times, times[1:], strict=False)] + [times[0] + 1440 - times[-1]]
@@ -262,6 +241,22 @@ def apply_function(
             description=f"ddblake {t}: the newest change applied to the lake tables is more than "
             f"{cfg.alarms.stale_seconds} s old (the largest LagSeconds of an apply run in {lag_period} s; "
             "it also grows while nobody writes to the table)",
+        )
+    if cfg.alarms.apply_not_running:
+        # The lag and staleness alarms take missing data as fine (a period without a run's figure
+        # is normal during a backlog), so a schedule that stops firing would raise nothing. Every
+        # period of lag_period holds an invocation's start while the schedule works (two starts are at
+        # most one interval plus one timeout apart), so an empty one means apply is not running.
+        ops.alarm(
+            "ApplyNotRunning",
+            metric=fn.metric_invocations(period=Duration.seconds(lag_period), statistic="Sum"),
+            threshold=1,
+            periods=1,
+            comparison=cw.ComparisonOperator.LESS_THAN_THRESHOLD,
+            missing=cw.TreatMissingData.BREACHING,
+            description=f"ddblake {t}: apply was not invoked in {lag_period} s (one schedule interval "
+            "plus the apply timeout): its EventBridge schedule is disabled or cannot invoke the "
+            f"function {name}; nothing is being applied and the lag alarm cannot see it",
         )
     ops.alarm(
         "ApplyQuarantined",

@@ -170,10 +170,22 @@ def notification_services_statements(partition: str, region: str, account: str) 
     ]
 
 
+def retain_bucket_policy(bucket: s3.Bucket, *, retain: bool) -> None:
+    """Give a bucket's policy the bucket's own removal policy.
+
+    CDK leaves an ``AWS::S3::BucketPolicy`` at CloudFormation's default (Delete) even when its bucket
+    is retained, so ``cdk destroy`` would keep the data but strip its TLS-only deny (and the log
+    delivery grant). Call after the bucket exists: ``enforce_ssl`` creates the policy with it, and
+    statements added later go into the same resource.
+    """
+    if retain and bucket.policy is not None:
+        bucket.policy.apply_removal_policy(RemovalPolicy.RETAIN)
+
+
 def access_log_bucket(scope: Construct, construct_id: str, *, bucket_name: str, retain: bool) -> s3.Bucket:
     """The target of S3 server access logs: SSE-S3 (the only encryption log delivery supports), TLS only,
     no public access, objects owned by the bucket owner, logs kept one year."""
-    return s3.Bucket(
+    bucket = s3.Bucket(
         scope,
         construct_id,
         bucket_name=bucket_name,
@@ -193,6 +205,8 @@ def access_log_bucket(scope: Construct, construct_id: str, *, bucket_name: str, 
         ],
         removal_policy=RemovalPolicy.RETAIN if retain else RemovalPolicy.DESTROY,
     )
+    retain_bucket_policy(bucket, retain=retain)
+    return bucket
 
 
 _RETENTION: Final = {

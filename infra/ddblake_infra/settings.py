@@ -140,6 +140,7 @@ class AlarmSettings:
     evaluation_periods: int
     email: str | None
     delivery_freshness_seconds: int
+    apply_not_running: bool = True
 
 
 @dataclass(frozen=True)
@@ -241,10 +242,50 @@ def slugify(table_name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", table_name.lower()).strip("-") or "table"
 
 
+KNOWN_REGIONS: Final = frozenset(
+    {
+        # aws
+        *("us-east-1", "us-east-2", "us-west-1", "us-west-2", "af-south-1", "ap-east-1", "ap-east-2"),
+        *("ap-south-1", "ap-south-2", "ap-southeast-1", "ap-southeast-2", "ap-southeast-3"),
+        *("ap-southeast-4", "ap-southeast-5", "ap-southeast-6", "ap-southeast-7", "ap-northeast-1"),
+        *("ap-northeast-2", "ap-northeast-3", "ca-central-1", "ca-west-1", "eu-central-1"),
+        *("eu-central-2", "eu-west-1", "eu-west-2", "eu-west-3", "eu-south-1", "eu-south-2"),
+        *("eu-north-1", "il-central-1", "me-south-1", "me-central-1", "mx-central-1", "sa-east-1"),
+        # aws-cn, aws-us-gov, aws-iso, aws-iso-b, aws-iso-e, aws-iso-f
+        *("cn-north-1", "cn-northwest-1", "us-gov-west-1", "us-gov-east-1", "us-iso-east-1"),
+        *("us-iso-west-1", "us-isob-east-1", "eu-isoe-west-1", "us-isof-south-1", "us-isof-east-1"),
+    }
+)
+"""Regions known when this was written. Another name of the right form is accepted (regions keep
+opening) with a synth warning, since a typo (us-esat-1) would otherwise only fail at deploy."""
+
+_PARTITIONS: Final = (
+    ("cn-", "aws-cn"),
+    ("us-gov-", "aws-us-gov"),
+    ("us-iso-", "aws-iso"),
+    ("us-isob-", "aws-iso-b"),
+    ("eu-isoe-", "aws-iso-e"),
+    ("us-isof-", "aws-iso-f"),
+)
+
+
 def partition_of(region: str) -> str:
-    """The AWS partition of a region (``aws``, ``aws-cn``, ``aws-us-gov``)."""
-    if region.startswith("cn-"):
-        return "aws-cn"
-    if region.startswith("us-gov-"):
-        return "aws-us-gov"
+    """The AWS partition of a region: every ARN the stacks build starts ``arn:<partition>:``.
+
+    Covers each form the configuration's region pattern accepts (``ddblake_infra.config``), so no
+    region gets ``aws`` ARNs in another partition.
+    """
+    for prefix, partition in _PARTITIONS:
+        if region.startswith(prefix):
+            return partition
     return "aws"
+
+
+def region_warning(region: str) -> str | None:
+    """A warning for a region name not in :data:`KNOWN_REGIONS`, else None."""
+    if region in KNOWN_REGIONS:
+        return None
+    return (
+        f"region {region} is not one of the regions ddblake knows (partition {partition_of(region)}): "
+        "check it for a typo; a region newer than this list is fine"
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -72,9 +73,54 @@ def test_minimal_config_has_working_defaults() -> None:
     assert cfg.firehose_role_arn == "arn:aws:iam::111111111111:role/ddblake-orders-v2-firehose"
 
 
-def test_partition_follows_region() -> None:
-    assert parse_config(config(region="cn-north-1"), file="x.json").partition == "aws-cn"
-    assert parse_config(config(region="us-gov-west-1"), file="x.json").partition == "aws-us-gov"
+@pytest.mark.parametrize(
+    ("region", "partition"),
+    [
+        ("eu-west-1", "aws"),
+        ("cn-north-1", "aws-cn"),
+        ("cn-northwest-1", "aws-cn"),
+        ("us-gov-west-1", "aws-us-gov"),
+        ("us-iso-east-1", "aws-iso"),
+        ("us-isob-east-1", "aws-iso-b"),
+        ("eu-isoe-west-1", "aws-iso-e"),
+        ("us-isof-south-1", "aws-iso-f"),
+    ],
+)
+def test_partition_follows_region(region: str, partition: str) -> None:
+    cfg = parse_config(config(region=region), file="x.json")
+    assert cfg.partition == partition
+    assert cfg.lake_bucket_arn.startswith(f"arn:{partition}:s3:::")
+
+
+@pytest.mark.parametrize("region", ["us-isox-east-1", "us-iso-b-east-1", "Europe", "eu-west"])
+def test_region_forms_of_unknown_partitions_are_refused(region: str) -> None:
+    assert error_of(config(region=region)).startswith(f"x.json: region: {region!r} is not an AWS region")
+
+
+def test_an_unknown_region_name_warns() -> None:
+    """A typo (us-esat-1) or an invented region is accepted, as a region newer than the list would
+    be, but the synth warns."""
+    from ddblake_infra.settings import KNOWN_REGIONS, region_warning
+
+    for region in ("ap-northeast-9", "us-esat-1"):
+        warning = region_warning(region)
+        assert warning is not None and f"region {region} is not one of the regions ddblake knows" in warning
+    assert all(region_warning(r) is None for r in KNOWN_REGIONS)
+    assert {"eu-west-1", "ap-northeast-1", "cn-north-1", "us-gov-west-1"} <= KNOWN_REGIONS
+
+
+def test_the_unknown_region_warning_reaches_every_stack(tmp_path: Path) -> None:
+    from ddblake_infra.build import add_stacks, make_app
+
+    def warnings(region: str) -> list[str]:
+        raw = config(region=region)
+        app = make_app(outdir=str(tmp_path / region))
+        (stack,) = add_stacks(app, parse_config(raw, file="x.json"), nag=False)
+        return [str(m.data) for m in stack.node.metadata if m.type == "aws:cdk:warning"]
+
+    (found,) = [w for w in warnings("us-esat-1") if "ddblake:unknown-region" in w]
+    assert "x.json: region us-esat-1 is not one of the regions ddblake knows" in found
+    assert not [w for w in warnings("us-east-1") if "unknown-region" in w]
 
 
 @pytest.mark.parametrize(
@@ -167,12 +213,23 @@ def test_partition_follows_region() -> None:
             ),
             "lake.key_arn: is in region us-east-1 but region is eu-west-1",
         ),
-        (config(lake__key_arn="alias/lake"), "lake.key_arn: 'alias/lake' is not a KMS key ARN"),
+        (
+            config(deployment="cross-account", consumer_account="222222222222", lake__key_arn="alias/lake"),
+            "lake.key_arn: 'alias/lake' is not a KMS key ARN",
+        ),
         (config(lake__raw_expiration_days=0), "lake.raw_expiration_days: must be an integer from 1"),
         (config(lake__raw_expiration_days=30), "lake.raw_expiration_days: (30) must be later than"),
         (config(load__worker_type="Standard"), "load.worker_type: must be one of"),
+        (
+            config(load__worker_type="G.025X"),
+            "x.json: load.worker_type: 'G.025X' is for Glue streaming jobs only; the load job is a Spark "
+            "ETL job (glueetl): use one of 'G.1X', 'G.2X', 'G.4X', 'G.8X'",
+        ),
         (config(load__workers=1), "load.workers: must be an integer from 2 to 1000"),
-        (config(load__external_id="abc123"), "load.external_id: cannot be used with source 'connector'"),
+        (
+            config(deployment="cross-account", consumer_account="222222222222", load__external_id="abc123"),
+            "load.external_id: cannot be used with source 'connector'",
+        ),
         (
             config(apply__schedule="every 5 minutes"),
             "apply.schedule: 'every 5 minutes' is not an EventBridge",
@@ -203,10 +260,194 @@ def test_invalid_configuration_names_file_and_key(raw: Any, expected: str) -> No
     assert expected in error_of(raw)
 
 
-def test_long_table_name_asks_for_a_shorter_resource_name() -> None:
-    message = error_of(config(table__name="a" * 60))
-    assert "names.stack_prefix" in message or "is not a valid" in message
-    assert "set names." in message
+KEY_ARN_999 = "arn:aws:kms:eu-west-1:999999999999:key/0a3c2f1e-1111-2222-3333-444455556666"
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (  # the misspelt key, not the required one it leaves missing
+            {"Region": "eu-west-1", "producer_account": "111111111111", "table": MINIMAL["table"]},
+            "x.json: Region: unknown key; keys are case-sensitive: write 'region'",
+        ),
+        (
+            {**MINIMAL, "Removal_Policy": "destroy"},
+            "x.json: Removal_Policy: unknown key; keys are case-sensitive: write 'removal_policy'",
+        ),
+        (  # unknown top-level keys come before any value check
+            {**MINIMAL, "stream": {"shards": 0}, "colour": "blue"},
+            "x.json: colour: unknown key (see docs/deploy.md",
+        ),
+        (
+            {**MINIMAL, "table": {"Name": "orders", "partition_key": {"name": "pk"}}},
+            "x.json: table.Name: unknown key; keys are case-sensitive: write 'name'",
+        ),
+        (
+            config(stream__Shards=4),
+            "x.json: stream.Shards: unknown key; keys are case-sensitive: write 'shards'",
+        ),
+        (
+            config(producer_account=111111111111),
+            'x.json: producer_account: must be a string: write it in quotes, "111111111111"',
+        ),
+        (
+            config(consumer_account=111111111111),
+            'x.json: consumer_account: must be a string: write it in quotes, "111111111111"',
+        ),
+        (  # single-account: the key is wrong whatever account it is in
+            config(lake__key_arn=KEY_ARN_999),
+            "x.json: lake.key_arn: applies to cross-account deployments only (the single-account stack "
+            "creates the lake key itself); remove it",
+        ),
+        (
+            config(lake__key_arn=KEY_ARN_999.replace("eu-west-1", "us-east-1")),
+            "x.json: lake.key_arn: applies to cross-account deployments only",
+        ),
+    ],
+)
+def test_errors_point_at_what_to_change(raw: Any, expected: str) -> None:
+    message = error_of(raw)
+    assert message.startswith(expected), message
+    assert "\n" not in message and "LakeKeyArn" not in message
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (
+            config(table__read_capacity=10),
+            "x.json: table.read_capacity: applies to billing_mode PROVISIONED only: a PAY_PER_REQUEST "
+            "table has no provisioned capacity",
+        ),
+        (
+            config(table__billing_mode="PAY_PER_REQUEST", table__write_capacity=10),
+            "x.json: table.write_capacity: applies to billing_mode PROVISIONED only",
+        ),
+        (
+            config(load__external_id="abc123", load__source="export-files"),
+            "x.json: load.external_id: applies to cross-account deployments only: it is the ExternalId "
+            "the producer's read role requires",
+        ),
+        (config(load__external_id="abc123"), "x.json: load.external_id: applies to cross-account"),
+    ],
+)
+def test_keys_that_would_be_ignored_are_refused(raw: Any, expected: str) -> None:
+    assert error_of(raw).startswith(expected)
+
+
+def test_keys_are_taken_where_they_apply() -> None:
+    provisioned = parse_config(
+        config(table__billing_mode="PROVISIONED", table__read_capacity=10, table__write_capacity=20),
+        file="x.json",
+    )
+    assert (provisioned.table.read_capacity, provisioned.table.write_capacity) == (10, 20)
+    cross = parse_config(
+        config(
+            deployment="cross-account",
+            consumer_account="222222222222",
+            load__source="export-files",
+            load__external_id="abc123",
+        ),
+        file="x.json",
+    )
+    assert cross.load.external_id == "abc123"
+
+
+def test_a_missing_load_script_names_file_and_key(tmp_path: Path) -> None:
+    """Refused while reading the file (exit 2 from the app), worded for the user: what to set."""
+    path = tmp_path / "mine.json"
+    path.write_text(json.dumps(config(load__script="src/nope.py")))
+    with pytest.raises(InfraConfigError) as e:
+        load_config(path)
+    message = str(e.value)
+    assert message.startswith(f"{path}: load.script: src/nope.py does not exist; "), message
+    assert "set load.script to an existing Python file" in message and "load work" not in message
+
+
+def test_staging_a_missing_load_script_names_file_and_key(tmp_path: Path) -> None:
+    """The same, should the script vanish between reading the file and staging the asset."""
+    from ddblake_infra.assets import glue_script
+
+    with pytest.raises(InfraConfigError) as e:
+        glue_script(tmp_path / "gone.py", "infra/config/mine.json")
+    message = str(e.value)
+    assert message.startswith("infra/config/mine.json: load.script: "), message
+    assert "gone.py does not exist" in message and "load work" not in message
+
+
+def test_long_table_names_get_default_names_that_fit() -> None:
+    """A default name too long for its service (S3's 63 characters first, at a table name of about
+    22) keeps the slug's start and adds 8 hex digits of the full name's SHA-256: stable from one synth
+    to the next, and different for two long names that share a start."""
+    from ddblake_infra.resource_names import _DEFAULT_NAMES, _NAME_RULES
+
+    long = parse_config(
+        config(table__name="customer-orders-history-v2", region="ap-southeast-2"), file="x.json"
+    )
+    assert (
+        long.name("lake_bucket") == "ddblake-customer-orders-history-v2-111111111111-ap-southeast-2"
+    )  # fits
+    logs = long.name("access_log_bucket")
+    assert len(logs) == 63 and re.fullmatch(
+        r"ddblake-customer-orde-[0-9a-f]{8}-logs-111111111111-ap-southeast-2", logs
+    )
+    assert long.name("transform_function") == "ddblake-customer-orders-history-v2-transform"  # fits
+    for name in ("a" * 200, "a" * 199 + "b", "Orders.By.Customer.And.Region.2024"):
+        cfg = parse_config(config(table__name=name, region="ap-southeast-2"), file="x.json")
+        for key, (_, kind) in _DEFAULT_NAMES.items():
+            pattern, max_len, _ = _NAME_RULES[kind]
+            assert pattern.match(cfg.name(key)) and len(cfg.name(key)) <= max_len, (name, key)
+    first = parse_config(config(table__name="a" * 200), file="x.json").name("lake_bucket")
+    second = parse_config(config(table__name="a" * 199 + "b"), file="x.json").name("lake_bucket")
+    assert first != second and first == parse_config(config(table__name="a" * 200), file="x.json").name(
+        "lake_bucket"
+    )
+
+
+def test_a_default_name_that_fits_exactly_is_unchanged() -> None:
+    """Existing deployments keep their buckets: only names over the limit are shortened."""
+    slug = "t" * (63 - len("ddblake--111111111111-eu-west-1"))
+    cfg = parse_config(config(table__name=slug, lake__access_logs=False), file="x.json")
+    assert cfg.name("lake_bucket") == f"ddblake-{slug}-111111111111-eu-west-1"
+    assert len(cfg.name("lake_bucket")) == 63
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"names__producer_copy_bucket": "Not_A_Bucket"},  # single-account: no producer-side copy
+        {"names__producer_copy_firehose_role": "x" * 65, "names__read_role": "x" * 65},
+        {"lake__access_logs": False, "names__access_log_bucket": "Not_A_Bucket"},
+        {"lake__athena_workgroup": False, "names__athena_workgroup": "no spaces allowed"},
+        {  # cross-account without a producer-side copy
+            "deployment": "cross-account",
+            "consumer_account": "222222222222",
+            "names__producer_copy_bucket": "Not_A_Bucket",
+        },
+    ],
+)
+def test_names_of_resources_not_created_are_not_checked(changes: dict[str, Any]) -> None:
+    parse_config(config(**changes), file="x.json")
+
+
+def test_every_bad_name_is_reported_at_once() -> None:
+    message = error_of(
+        config(
+            names__lake_bucket="Lake_Bucket",
+            names__transform_function="ddblake.{table}",
+            names__stream="s" * 129,
+        )
+    )
+    assert message.startswith('x.json: names: 3 names are not valid, set each in "names" to a shorter'), (
+        message
+    )
+    for key in (
+        "names.lake_bucket: 'Lake_Bucket'",
+        "names.transform_function: 'ddblake.orders.v2'",
+        "names.stream",
+    ):
+        assert key in message
+    assert "\n" not in message
 
 
 def test_file_errors(tmp_path: Path) -> None:
@@ -265,6 +506,25 @@ def test_app_reports_a_bad_config_in_one_line(tmp_path: Path) -> None:
         f"ddblake infra: error: {bad}: stream.shards: must be an integer from 1 to 10000 (got 0)"
         in proc.stderr
     )
+
+
+def test_app_without_the_cdk_says_how_to_install_it(tmp_path: Path) -> None:
+    """``npx cdk synth`` in an environment without the infra extra: one line saying what to install,
+    exit code 2, no traceback (``-S``: no site-packages, so no aws_cdk; ddblake comes from src/)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env |= {"PYTHONPATH": str(REPO_ROOT / "src"), "CDK_OUTDIR": str(tmp_path / "out")}
+    proc = subprocess.run(
+        [sys.executable, "-S", "infra/app.py"], cwd=REPO_ROOT, env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith("ddblake infra: error: Python module 'aws_cdk' is not installed")
+    assert "make synth" in line and "pip install -c constraints.txt -e '.[infra]'" in line
 
 
 def test_the_environment_chooses_the_config_when_no_context_does(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -429,6 +689,21 @@ def test_service_limits_accept_what_the_services_take() -> None:
         "cron(0 12 * * ? * *)",  # seven fields
         "cron(0 12 * * * *)",  # no '?'
         "cron(0 12 ? * ? *)",  # '?' twice
+        "cron(61 * * * ? *)",  # minute out of range
+        "cron(a b c d ? f)",
+        "cron(0 24 * * ? *)",
+        "cron(0 12 32 * ? *)",
+        "cron(0 12 0 * ? *)",
+        "cron(0 12 * 13 ? *)",
+        "cron(0 12 * FOO ? *)",
+        "cron(0 12 ? * 8 *)",
+        "cron(0 12 ? * MON#6 *)",
+        "cron(0 12 * * ? 1969)",
+        "cron(0 12 * * ? 2200)",
+        "cron(0/0 * * * ? *)",  # step 0
+        "cron(? 12 * * ? *)",  # '?' outside the day fields
+        "cron(0 12 L * L *)",
+        "cron(0 12 * * ? *,)",
         "cron()",
         "every 5 minutes",
     ],
@@ -436,6 +711,23 @@ def test_service_limits_accept_what_the_services_take() -> None:
 def test_schedule_must_be_one_eventbridge_accepts(schedule: str) -> None:
     message = error_of(config(apply__schedule=schedule))
     assert message.startswith(f"x.json: apply.schedule: {schedule!r}"), message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("schedule", "expected"),
+    [
+        ("cron(61 * * * ? *)", "minutes field '61' is not valid: it takes 0-59"),
+        ("cron(a b c d ? f)", "minutes field 'a' is not valid"),
+        ("cron(0 12 * 13 ? *)", "month field '13' is not valid: it takes 1-12 or JAN-DEC"),
+        ("cron(0 12 ? * 8 *)", "day-of-week field '8' is not valid: it takes 1-7 or SUN-SAT"),
+        ("cron(0 12 * * ? 2200)", "year field '2200' is not valid: it takes 1970-2199"),
+        ("cron(0 12 * * * *)", "EventBridge needs '?' in exactly one of day-of-month"),
+    ],
+)
+def test_schedule_errors_name_the_field(schedule: str, expected: str) -> None:
+    message = error_of(config(apply__schedule=schedule))
+    assert message.startswith(f"x.json: apply.schedule: {schedule!r}: {expected}"), message
 
 
 @pytest.mark.parametrize(
@@ -451,6 +743,15 @@ def test_schedule_must_be_one_eventbridge_accepts(schedule: str) -> None:
         "cron(0/5 * * * ? *)",
         "cron(0 12 1 * ? *)",
         "cron(15 10 ? * MON-FRI *)",
+        "cron(0,30 8-18/2 ? * 2-6 2025-2199)",
+        "cron(0 0 L * ? *)",
+        "cron(0 0 LW * ? *)",
+        "cron(0 0 15W * ? *)",
+        "cron(0 0 ? JAN,JUL 6L *)",
+        "cron(0 0 ? * 2#1 *)",
+        "cron(0 0 ? * SUN#5 *)",
+        "cron(*/15 * * DEC ? 1970)",
+        "cron(59 23 31 12 ? 2199)",
     ],
 )
 def test_schedule_accepts_eventbridge_forms(schedule: str) -> None:

@@ -65,7 +65,7 @@ def test_every_stack_output_is_named(templates: dict[str, Any]) -> None:
 
 def test_the_key_alias_names_keys_are_named() -> None:
     """docs/deploy.md names each key alias by its ``names.<key>`` and default."""
-    from ddblake_infra.config_sections import _DEFAULT_NAMES
+    from ddblake_infra.resource_names import _DEFAULT_NAMES
 
     text = re.sub(r"\s+", " ", DEPLOY.read_text())
     aliases = {k: v for k, (v, kind) in _DEFAULT_NAMES.items() if kind == "alias"}

@@ -410,6 +410,45 @@ def test_apply_lag_alarm_sees_a_datapoint_in_every_period(templates: dict[str, A
     assert _alarms(template, "LagSeconds") == []
 
 
+@pytest.mark.parametrize("name", LAKE)
+def test_an_apply_that_never_runs_raises_an_alarm(templates: dict[str, Any], name: str) -> None:
+    """The lag alarm treats missing data as fine, so a schedule that stops firing would go unseen:
+    a second alarm wants an invocation in every period of the lag alarm's length, and takes a period
+    without one (missing data) as breaching."""
+    template = templates[LAKE_TEMPLATES[name]]
+    (runs,) = _alarms(template, "Invocations")
+    assert runs["Namespace"] == "AWS/Lambda" and runs["Statistic"] == "Sum"
+    (function,) = [
+        k
+        for k, r in template["Resources"].items()
+        if r["Type"] == "AWS::Lambda::Function" and r["Properties"].get("PackageType") == "Image"
+    ]
+    assert runs["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": function}}]
+    assert runs["ComparisonOperator"] == "LessThanThreshold" and runs["Threshold"] == 1
+    assert runs["TreatMissingData"] == "breaching"
+    (lag,) = _alarms(template, "ApplyLagSeconds")
+    assert runs["Period"] == lag["Period"] == 300 + 900
+    assert runs["EvaluationPeriods"] == runs["DatapointsToAlarm"] == 1
+    assert runs["AlarmActions"] == runs["OKActions"] == [{"Ref": _topic(template)}]
+    assert lag["TreatMissingData"] == "notBreaching"
+
+
+def test_the_apply_not_running_alarm_can_be_turned_off(tmp_path: Path) -> None:
+    from ddblake_infra.build import add_stacks, make_app
+    from ddblake_infra.config import load_config
+
+    raw = json.loads((REPO / "infra/config/cross-account.json").read_text())
+    del raw["lake"]["key_arn"]  # the consumer stack alone: the apply is there
+    raw["alarms"]["apply_not_running"] = False
+    path = tmp_path / "quiet.json"
+    path.write_text(json.dumps(raw))
+    app = make_app(outdir=str(tmp_path / "out"))
+    (consumer,) = add_stacks(app, load_config(path), nag=False)
+    template = Template.from_stack(consumer).to_json()
+    assert _alarms(template, "Invocations") == []
+    assert len(_alarms(template, "ApplyLagSeconds")) == 1
+
+
 def test_stale_seconds_adds_a_staleness_alarm(tmp_path: Path) -> None:
     """``alarms.stale_seconds``: an alarm on LagSeconds (status's lag_seconds), with the apply lag
     alarm's period (both come once per run)."""
