@@ -33,7 +33,7 @@ from ddblake_infra.config_sections import (
     table_settings,
     transform_settings,
 )
-from ddblake_infra.resource_names import names_in_use, resource_names
+from ddblake_infra.resource_names import CROSS_ACCOUNT_STACK_SUFFIX, names_in_use, resource_names
 from ddblake_infra.settings import DeployConfig, partition_of, slugify
 
 REPO_ROOT: Final = Path(__file__).resolve().parents[2]
@@ -154,6 +154,7 @@ def parse_config(raw: Any, *, file: str = "<config>", path: Path | None = None) 
                 access_logs=lake.access_logs,
                 athena_workgroup=lake.athena_workgroup,
             ),
+            stack_suffix=CROSS_ACCOUNT_STACK_SUFFIX if deployment == "cross-account" else 0,
         ),
     )
     top.finish()

@@ -50,15 +50,25 @@ def _value_ok(token: str, spec: CronField) -> bool:
     return token.isdigit() and spec.lo <= int(token) <= spec.hi
 
 
+def _number(token: str, spec: CronField) -> int:
+    """A checked value as a number (a month or day name by its place, from 1)."""
+    upper = token.upper()
+    return spec.names.index(upper) + 1 if upper in spec.names else int(token)
+
+
 def _element_ok(part: str, spec: CronField) -> bool:
-    """``*``, ``v`` or ``v-w``, each with an optional ``/step`` (a positive integer)."""
+    """``*``, ``v`` or ``v-w``, each with an optional ``/step`` no larger than the field. In a field
+    of numbers ``v`` <= ``w`` (a wrap-around ``50-10`` would leave :func:`cron_values`, and so the
+    lag alarm's period, without an answer); month and day ranges may wrap (``FRI-MON``)."""
     base, slash, step = part.partition("/")
-    if slash and not (step.isdigit() and int(step) >= 1):
+    if slash and not (step.isdigit() and 1 <= int(step) <= spec.hi - spec.lo + 1):
         return False
     if base == "*":
         return True
     first, dash, last = base.partition("-")
-    return _value_ok(first, spec) and (not dash or _value_ok(last, spec))
+    if not (_value_ok(first, spec) and (not dash or _value_ok(last, spec))):
+        return False
+    return not dash or bool(spec.names) or _number(first, spec) <= _number(last, spec)
 
 
 def field_problem(index: int, field: str) -> str | None:
@@ -73,7 +83,7 @@ def field_problem(index: int, field: str) -> str | None:
         return None
     return (
         f"{spec.name} field {field!r} is not valid: it takes {spec.allowed}, as values, lists (a,b), "
-        "ranges (a-b), '*' and steps (a/n, */n)"
+        "ranges (a-b, a no more than b), '*' and steps (a/n, */n, n no more than the field's span)"
     )
 
 

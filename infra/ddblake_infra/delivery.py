@@ -31,7 +31,7 @@ from ddblake_infra.lake import (
 from ddblake_infra.monitoring import Operations
 from ddblake_infra.nag import suppress, suppress_object_prefixes
 from ddblake_infra.security import log_retention
-from ddblake_infra.settings import DeployConfig
+from ddblake_infra.settings import DeployConfig, service_host
 
 DELIVERY_LOG_STREAM: Final = "S3Delivery"
 
@@ -101,7 +101,7 @@ def delivery_stream(
             resources=[stream_key.key_arn],
             conditions={
                 "StringEquals": {
-                    "kms:ViaService": f"kinesis.{region}.amazonaws.com",
+                    "kms:ViaService": service_host("kinesis", region),
                     "kms:EncryptionContext:aws:kinesis:arn": stream.stream_arn,
                 }
             },
@@ -124,7 +124,7 @@ def delivery_stream(
             actions=list(FIREHOSE_KEY_ACTIONS),
             resources=[target.key_arn],
             conditions={
-                "StringEquals": {"kms:ViaService": f"s3.{region}.amazonaws.com"},
+                "StringEquals": {"kms:ViaService": service_host("s3", region)},
                 "StringLike": {
                     "kms:EncryptionContext:aws:s3:arn": s3_encryption_contexts(bucket_arn_literal, table)
                 },

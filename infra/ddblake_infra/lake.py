@@ -15,7 +15,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from ddblake_infra.security import access_log_bucket, make_key, retain_bucket_policy
-from ddblake_infra.settings import DeployConfig
+from ddblake_infra.settings import DeployConfig, service_host
 
 # s3:ListBucket has no s3:prefix condition: S3 authorises HeadBucket as ListBucket without a
 # prefix, and neither Firehose nor DynamoDB's export documents which bucket calls it makes. A
@@ -45,7 +45,7 @@ def lake_key_statement(key: kms.IKey, region: str) -> iam.PolicyStatement:
         sid="LakeKey",
         actions=["kms:Decrypt", "kms:GenerateDataKey"],
         resources=[key.key_arn],
-        conditions={"StringEquals": {"kms:ViaService": f"s3.{region}.amazonaws.com"}},
+        conditions={"StringEquals": {"kms:ViaService": service_host("s3", region)}},
     )
 
 
@@ -181,7 +181,7 @@ class LakeStorage(Construct):
                     resources=["*"],
                     conditions={
                         **only_roles,
-                        "StringEquals": {"kms:ViaService": f"s3.{self.cfg.region}.amazonaws.com"},
+                        "StringEquals": {"kms:ViaService": service_host("s3", self.cfg.region)},
                         "StringLike": {
                             "kms:EncryptionContext:aws:s3:arn": s3_encryption_contexts(
                                 f"arn:{self.cfg.partition}:s3:::{self.bucket_name}", table
@@ -223,7 +223,7 @@ class LakeStorage(Construct):
                 resources=["*"],
                 conditions={
                     **only_role,
-                    "StringEquals": {"kms:ViaService": f"s3.{self.cfg.region}.amazonaws.com"},
+                    "StringEquals": {"kms:ViaService": service_host("s3", self.cfg.region)},
                     "StringLike": {
                         "kms:EncryptionContext:aws:s3:arn": s3_encryption_contexts(
                             f"arn:{self.cfg.partition}:s3:::{self.bucket_name}", table, ("exports",)

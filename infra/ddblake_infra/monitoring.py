@@ -31,7 +31,7 @@ from aws_cdk import aws_sns_subscriptions as subs
 from constructs import Construct
 
 from ddblake_infra.security import logs_service_statement, make_key, notification_services_statements
-from ddblake_infra.settings import DeployConfig
+from ddblake_infra.settings import SNS_DISPLAY_NAME_MAX, DeployConfig, clipped
 
 NAMESPACE: Final = "ddblake"
 TRANSFORM_SERVICE: Final = "ddblake-firehose-transform"
@@ -67,7 +67,7 @@ class Operations(Construct):
             self,
             "AlarmTopic",
             topic_name=topic_name,
-            display_name=f"ddblake alarms for {cfg.table.name}",
+            display_name=clipped(f"ddblake alarms for {cfg.table.name}", SNS_DISPLAY_NAME_MAX),
             master_key=self.key,
             enforce_ssl=True,
         )

@@ -21,7 +21,7 @@ from ddblake_infra.lake import (
     s3_encryption_contexts,
 )
 from ddblake_infra.nag import literal_suffix, suppress, suppress_object_prefixes
-from ddblake_infra.settings import DeployConfig
+from ddblake_infra.settings import DeployConfig, service_host
 
 EXPORT_TABLE_ACTIONS: Final = (
     "dynamodb:DescribeContinuousBackups",
@@ -54,7 +54,7 @@ def table_read_statements(
             sid="DecryptTable",
             actions=["kms:Decrypt", "kms:DescribeKey"],
             resources=[table_key.key_arn],
-            conditions={"StringEquals": {"kms:ViaService": f"dynamodb.{region}.amazonaws.com"}},
+            conditions={"StringEquals": {"kms:ViaService": service_host("dynamodb", region)}},
         ),
     ]
 
@@ -96,7 +96,7 @@ def read_role(
                         actions=list(FIREHOSE_KEY_ACTIONS),
                         resources=[key_arn],
                         conditions={
-                            "StringEquals": {"kms:ViaService": f"s3.{cfg.region}.amazonaws.com"},
+                            "StringEquals": {"kms:ViaService": service_host("s3", cfg.region)},
                             "StringLike": {
                                 "kms:EncryptionContext:aws:s3:arn": s3_encryption_contexts(
                                     cfg.lake_bucket_arn, t, ("exports",)

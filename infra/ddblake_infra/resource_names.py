@@ -93,8 +93,17 @@ def _fitted_default(template: str, values: Mapping[str, str], max_len: int) -> s
     return template.format_map({**values, "slug": f"{start}-{digest}" if start else digest})
 
 
+CROSS_ACCOUNT_STACK_SUFFIX: Final = len("-consumer")
+"""A cross-account deployment names its stacks ``<stack_prefix>-consumer`` and ``-producer``: the
+prefix has that much less room in CloudFormation's 128 characters."""
+
+
 def resource_names(
-    s: Section, values: Mapping[str, str], in_use: Collection[str] | None = None
+    s: Section,
+    values: Mapping[str, str],
+    in_use: Collection[str] | None = None,
+    *,
+    stack_suffix: int = 0,
 ) -> dict[str, str]:
     """``names``: each name's template filled from ``values`` and checked against what its service
     allows, so a too-long or invalid name fails here rather than in CloudFormation.
@@ -107,6 +116,8 @@ def resource_names(
     bad: list[tuple[str, str]] = []
     for key, (template, kind) in _DEFAULT_NAMES.items():
         pattern, max_len, allowed = _NAME_RULES[kind]
+        if kind == "stack":  # the stacks' own names append to the prefix (CROSS_ACCOUNT_STACK_SUFFIX)
+            max_len -= stack_suffix
         explicit = s.data.get(key) is not None
         raw = s.text(key, template)
         try:

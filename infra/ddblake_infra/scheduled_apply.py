@@ -13,7 +13,7 @@ import re
 from collections.abc import Sequence
 from typing import Final
 
-from aws_cdk import Duration, RemovalPolicy, Size
+from aws_cdk import Annotations, Duration, RemovalPolicy, Size
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_events as events
@@ -37,7 +37,7 @@ from ddblake_infra.monitoring import (
 )
 from ddblake_infra.nag import suppress_object_prefixes
 from ddblake_infra.security import log_retention
-from ddblake_infra.settings import DeployConfig
+from ddblake_infra.settings import LAMBDA_DESCRIPTION_MAX, DeployConfig, clipped
 
 GLUE_CATALOG_READ: Final = ("glue:GetDatabase", "glue:GetTable")
 GLUE_CATALOG_WRITE: Final = ("glue:CreateDatabase", "glue:CreateTable", "glue:UpdateTable")
@@ -65,6 +65,26 @@ def schedule_interval_seconds(expression: str) -> int:
             gaps = [b - a for a, b in zip(times, times[1:], strict=False)] + [times[0] + 1440 - times[-1]]
             return max(gaps) * 60
     return MAX_ALARM_PERIOD_SECONDS
+
+
+NOT_RUNNING_SLACK_SECONDS: Final = 300
+"""Room in the ApplyNotRunning period beyond one interval plus one timeout: EventBridge's delivery,
+a cold start, and Lambda publishing a run's invocation when the run ends."""
+
+
+def not_running_period_seconds(schedule: str, timeout_seconds: int) -> int | None:
+    """The ApplyNotRunning alarm's period, or None when it cannot have one.
+
+    Every period must hold an invocation while the schedule works: one interval plus one timeout,
+    plus :data:`NOT_RUNNING_SLACK_SECONDS`. A schedule of some days only (a cron with days,
+    :func:`schedule_interval_seconds` can only guess its interval) or an interval that leaves no
+    such period within CloudWatch's seven days gets no alarm, rather than one that would sit in
+    ALARM between two healthy runs.
+    """
+    interval = schedule_interval_seconds(schedule)
+    exact = re.fullmatch(r"rate\(.*\)", schedule) is not None or interval < MAX_ALARM_PERIOD_SECONDS
+    period = math.ceil((interval + timeout_seconds + NOT_RUNNING_SLACK_SECONDS) / 60) * 60
+    return period if exact and period <= MAX_ALARM_PERIOD_SECONDS else None
 
 
 def lag_alarm_period_seconds(schedule: str, timeout_seconds: int) -> int:
@@ -184,7 +204,10 @@ def apply_function(
         scope,
         "Apply",
         function_name=name,
-        description=f"ddblake apply --once for {t}: raw change log -> Iceberg tables (one run at a time)",
+        description=clipped(
+            f"ddblake apply --once for {t}: raw change log -> Iceberg tables (one run at a time)",
+            LAMBDA_DESCRIPTION_MAX,
+        ),
         code=lambda_.DockerImageCode.from_image_asset(
             str(stage_apply_image()),
             platform=(
@@ -242,21 +265,30 @@ def apply_function(
             f"{cfg.alarms.stale_seconds} s old (the largest LagSeconds of an apply run in {lag_period} s; "
             "it also grows while nobody writes to the table)",
         )
-    if cfg.alarms.apply_not_running:
+    not_running = not_running_period_seconds(a.schedule, a.timeout_seconds)
+    if cfg.alarms.apply_not_running and not_running is not None:
         # The lag and staleness alarms take missing data as fine (a period without a run's figure
         # is normal during a backlog), so a schedule that stops firing would raise nothing. Every
-        # period of lag_period holds an invocation's start while the schedule works (two starts are at
-        # most one interval plus one timeout apart), so an empty one means apply is not running.
+        # period holds an invocation while the schedule works (not_running_period_seconds), so an
+        # empty one means apply is not running. A new deployment may notify once before its first
+        # scheduled run (docs/deploy.md).
         ops.alarm(
             "ApplyNotRunning",
-            metric=fn.metric_invocations(period=Duration.seconds(lag_period), statistic="Sum"),
+            metric=fn.metric_invocations(period=Duration.seconds(not_running), statistic="Sum"),
             threshold=1,
             periods=1,
             comparison=cw.ComparisonOperator.LESS_THAN_THRESHOLD,
             missing=cw.TreatMissingData.BREACHING,
-            description=f"ddblake {t}: apply was not invoked in {lag_period} s (one schedule interval "
-            "plus the apply timeout): its EventBridge schedule is disabled or cannot invoke the "
+            description=f"ddblake {t}: apply was not invoked in {not_running} s (one schedule interval, "
+            "the apply timeout and 5 minutes): its EventBridge schedule is disabled or cannot invoke the "
             f"function {name}; nothing is being applied and the lag alarm cannot see it",
+        )
+    elif cfg.alarms.apply_not_running:
+        Annotations.of(scope).add_warning_v2(
+            "ddblake:no-apply-not-running-alarm",
+            f"{cfg.path}: apply.schedule {a.schedule} runs apply less often than CloudWatch can watch "
+            "for a missing run (one interval, the timeout and 5 minutes within 7 days), or on some "
+            "days only: no ApplyNotRunning alarm; set alarms.apply_not_running to false to say so",
         )
     ops.alarm(
         "ApplyQuarantined",

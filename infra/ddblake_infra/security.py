@@ -22,6 +22,8 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from ddblake_infra.settings import service_host
+
 KEY_ADMIN_ACTIONS: Final = (
     "kms:CancelKeyDeletion",
     "kms:CreateAlias",
@@ -123,7 +125,7 @@ def logs_service_statement(partition: str, region: str, account: str) -> iam.Pol
     """Let CloudWatch Logs encrypt this account's log groups in ``region`` with the key."""
     return iam.PolicyStatement(
         sid="CloudWatchLogsEncryption",
-        principals=[iam.ServicePrincipal(f"logs.{region}.amazonaws.com")],
+        principals=[iam.ServicePrincipal(service_host("logs", region))],
         actions=[
             "kms:Decrypt",
             "kms:DescribeKey",

@@ -281,6 +281,34 @@ def partition_of(region: str) -> str:
     return "aws"
 
 
+_DNS_SUFFIXES: Final = {
+    "aws": "amazonaws.com",
+    "aws-cn": "amazonaws.com.cn",
+    "aws-us-gov": "amazonaws.com",
+    "aws-iso": "c2s.ic.gov",
+    "aws-iso-b": "sc2s.sgov.gov",
+    "aws-iso-e": "cloud.adc-e.uk",
+    "aws-iso-f": "csp.hci.ic.gov",
+}
+"""Each partition's DNS suffix (botocore's data/partitions.json): the ``kms:ViaService`` values and
+regional service principals of the key policies are ``<service>.<region>.<suffix>``."""
+
+
+def service_host(service: str, region: str) -> str:
+    """``<service>.<region>.<the partition's DNS suffix>``: ``s3.cn-north-1.amazonaws.com.cn``."""
+    return f"{service}.{region}.{_DNS_SUFFIXES[partition_of(region)]}"
+
+
+SNS_DISPLAY_NAME_MAX: Final = 100
+LAMBDA_DESCRIPTION_MAX: Final = 256
+
+
+def clipped(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters (ending in ``...``) for a description or display name
+    that holds the table's name, which may be 255 characters where the field takes fewer."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def region_warning(region: str) -> str | None:
     """A warning for a region name not in :data:`KNOWN_REGIONS`, else None."""
     if region in KNOWN_REGIONS:

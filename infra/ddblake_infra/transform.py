@@ -22,7 +22,7 @@ from ddblake_infra.assets import TRANSFORM_HANDLER, stage_transform
 from ddblake_infra.monitoring import TRANSFORM_SERVICE
 from ddblake_infra.nag import suppress
 from ddblake_infra.security import log_retention
-from ddblake_infra.settings import DeployConfig
+from ddblake_infra.settings import LAMBDA_DESCRIPTION_MAX, DeployConfig, clipped
 
 POWERTOOLS_LAYER_ACCOUNT: Final = "017000801446"
 _RUNTIMES: Final = {
@@ -88,7 +88,10 @@ def transform_function(scope: Construct, cfg: DeployConfig, *, log_key: kms.IKey
         scope,
         "Transform",
         function_name=name,
-        description=f"ddblake: Kinesis records of {cfg.table.name} to raw-log lines (Firehose transform)",
+        description=clipped(
+            f"ddblake: Kinesis records of {cfg.table.name} to raw-log lines (Firehose transform)",
+            LAMBDA_DESCRIPTION_MAX,
+        ),
         runtime=_RUNTIMES[t.runtime],
         architecture=lambda_.Architecture.ARM_64
         if t.architecture == "arm64"

@@ -413,7 +413,8 @@ def test_apply_lag_alarm_sees_a_datapoint_in_every_period(templates: dict[str, A
 @pytest.mark.parametrize("name", LAKE)
 def test_an_apply_that_never_runs_raises_an_alarm(templates: dict[str, Any], name: str) -> None:
     """The lag alarm treats missing data as fine, so a schedule that stops firing would go unseen:
-    a second alarm wants an invocation in every period of the lag alarm's length, and takes a period
+    a second alarm wants an invocation in every period of one interval, the timeout and 5 minutes'
+    slack (delivery, cold start, the invocation published at the run's end), and takes a period
     without one (missing data) as breaching."""
     template = templates[LAKE_TEMPLATES[name]]
     (runs,) = _alarms(template, "Invocations")
@@ -427,7 +428,7 @@ def test_an_apply_that_never_runs_raises_an_alarm(templates: dict[str, Any], nam
     assert runs["ComparisonOperator"] == "LessThanThreshold" and runs["Threshold"] == 1
     assert runs["TreatMissingData"] == "breaching"
     (lag,) = _alarms(template, "ApplyLagSeconds")
-    assert runs["Period"] == lag["Period"] == 300 + 900
+    assert lag["Period"] == 300 + 900 and runs["Period"] == 300 + 900 + 300
     assert runs["EvaluationPeriods"] == runs["DatapointsToAlarm"] == 1
     assert runs["AlarmActions"] == runs["OKActions"] == [{"Ref": _topic(template)}]
     assert lag["TreatMissingData"] == "notBreaching"
