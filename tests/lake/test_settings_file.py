@@ -224,6 +224,7 @@ def test_demo_and_local_read_no_settings_file(tmp_path: Path, monkeypatch: pytes
     assert settings_file(parser.parse_args(["demo"])) is None
     assert settings_file(parser.parse_args(["local", "stop"])) is None
     assert settings_file(parser.parse_args(["status", "--lake", str(tmp_path)])) is not None
+    assert main(["demo", "--config", str(path)]) == 2  # not offered where it would be ignored
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.setenv("DDBLAKE_CONFIG", "~/ddblake.toml")  # quoted: no shell expanded it
     found = settings_file(parser.parse_args(["status"]))

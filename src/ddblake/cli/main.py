@@ -304,11 +304,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _everywhere(sub: argparse._SubParsersAction[Any]) -> None:
-    """Every command (and ``local``'s) takes ``-v`` and ``--config`` after its name too, and knows
-    its own name, so that an unknown argument points at that command's help."""
-    for parser in sub.choices.values():
-        parser.add_argument("--config", default=argparse.SUPPRESS, metavar="FILE", help=CONFIG_HELP)
+def _everywhere(sub: argparse._SubParsersAction[Any], *, config: bool = True) -> None:
+    """Every command (and ``local``'s) takes ``-v`` after its name too, and knows its own name, so
+    that an unknown argument points at that command's help; those that read a settings file take
+    ``--config`` there too (not ``demo`` and ``local``: their own table on DynamoDB Local)."""
+    for name, parser in sub.choices.items():
+        reads_file = config and name not in ("demo", "local")
+        if reads_file:
+            parser.add_argument("--config", default=argparse.SUPPRESS, metavar="FILE", help=CONFIG_HELP)
         parser.add_argument(
             "-v",
             "--verbose",
@@ -319,7 +322,7 @@ def _everywhere(sub: argparse._SubParsersAction[Any]) -> None:
         parser.set_defaults(_prog=parser.prog)
         for action in parser._actions:
             if isinstance(action, argparse._SubParsersAction):
-                _everywhere(action)
+                _everywhere(action, config=reads_file)
 
 
 def _lake_args(p: argparse.ArgumentParser) -> None:
