@@ -29,6 +29,7 @@ from typing import Final
 
 from ddblake_infra.config import REPO_ROOT
 from ddblake_infra.config_reader import InfraConfigError
+from ddblake_infra.config_sections import missing_script_problem
 
 SRC: Final = REPO_ROOT / "src"
 PACKAGE: Final = SRC / "ddblake"
@@ -227,8 +228,4 @@ def missing_script_message(config_file: Path | str, path: Path) -> str:
         shown = path.relative_to(REPO_ROOT)
     except ValueError:
         shown = path
-    return (
-        f"{config_file}: load.script: {shown} does not exist; the Glue full-load job runs this script: "
-        "set load.script to an existing Python file (relative to the repository root, or absolute), "
-        "or remove the key to use ddblake's own, src/ddblake/load/glue_job.py"
-    )
+    return f"{config_file}: load.script: {missing_script_problem(shown)}"

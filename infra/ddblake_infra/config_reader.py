@@ -40,9 +40,9 @@ class Section:
         if name not in self.data or self.data[name] is None:
             if required:
                 # {"Region": ...}: the typo, not the key it hides, is what to fix
-                for other in self.data:
-                    if other.lower() == name.lower() and other != name:
-                        raise self.error(other, self._unknown(other, [name]))
+                typo = next((k for k in self.data if k.lower() == name.lower() and k != name), None)
+                if typo is not None:
+                    raise self.error(typo, self._unknown(typo, [name]))
                 raise self.error(name, "is required")
             return default
         return self.data[name]

@@ -333,6 +333,15 @@ def lake_settings(s: Section, *, deployment: str, region: str, consumer: str, pa
     )
 
 
+def missing_script_problem(shown: Path | str) -> str:
+    """What is wrong with a ``load.script`` that does not exist, and what to write instead."""
+    return (
+        f"{shown} does not exist; the Glue full-load job runs this script: set load.script to an "
+        "existing Python file (relative to the repository root, or absolute), or remove the key "
+        f"to use ddblake's own, {DEFAULT_GLUE_SCRIPT}"
+    )
+
+
 def load_settings(s: Section, root: Path, deployment: str = "single-account") -> LoadSettings:
     """``load``: the Glue job; a relative ``script`` is resolved against ``root`` (the repository).
 
@@ -350,12 +359,7 @@ def load_settings(s: Section, root: Path, deployment: str = "single-account") ->
     script = s.text("script", DEFAULT_GLUE_SCRIPT)
     path = Path(script) if Path(script).is_absolute() else root / script
     if not path.is_file():  # before any CDK work: the synth would fail staging it anyway
-        raise s.error(
-            "script",
-            f"{script} does not exist; the Glue full-load job runs this script: set load.script to an "
-            "existing Python file (relative to the repository root, or absolute), or remove the key "
-            f"to use ddblake's own, {DEFAULT_GLUE_SCRIPT}",
-        )
+        raise s.error("script", missing_script_problem(script))
     if s.data.get("worker_type") == "G.025X":
         raise s.error(
             "worker_type",

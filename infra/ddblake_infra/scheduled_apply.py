@@ -83,7 +83,7 @@ def not_running_period_seconds(schedule: str, timeout_seconds: int) -> int | Non
     """
     interval = schedule_interval_seconds(schedule)
     exact = re.fullmatch(r"rate\(.*\)", schedule) is not None or interval < MAX_ALARM_PERIOD_SECONDS
-    period = math.ceil((interval + timeout_seconds + NOT_RUNNING_SLACK_SECONDS) / 60) * 60
+    period = _whole_minutes(interval + timeout_seconds + NOT_RUNNING_SLACK_SECONDS)
     return period if exact and period <= MAX_ALARM_PERIOD_SECONDS else None
 
 
@@ -99,7 +99,12 @@ def lag_alarm_period_seconds(schedule: str, timeout_seconds: int) -> int:
     would never come.
     """
     gap = schedule_interval_seconds(schedule) + timeout_seconds
-    return min(math.ceil(gap / 60) * 60, MAX_ALARM_PERIOD_SECONDS)
+    return min(_whole_minutes(gap), MAX_ALARM_PERIOD_SECONDS)
+
+
+def _whole_minutes(seconds: int) -> int:
+    """``seconds`` rounded up to whole minutes, as CloudWatch takes alarm periods."""
+    return math.ceil(seconds / 60) * 60
 
 
 def apply_function(

@@ -137,15 +137,24 @@ def required(name: str, flag: str, given: str | None) -> str:
     Raises:
         ConfigError: missing; names the flag and the environment variable looked at.
     """
-    found = optional(name, flag, given or None, str)
-    if not found:
+    return required_sourced(name, flag, given)[0]
+
+
+def required_sourced(name: str, flag: str, given: str | None) -> tuple[str, str]:
+    """:func:`required`, and where the value came from (the flag, the variable, the file's key).
+
+    Raises:
+        ConfigError: missing; names the flag, the environment variable and the file looked at.
+    """
+    found, where = sourced(name, flag, given or None, str)
+    if not found or where is None:
         if _file is None:
             raise ConfigError(f"missing {name}: pass {flag} or set {env_name(name)} (looked at both)")
         raise ConfigError(
             f"missing {name}: pass {flag}, set {env_name(name)} or add {name} to {_file.path} "
             "(looked at all three)"
         )
-    return found
+    return found, where
 
 
 def required_table(given: str | None) -> str:
@@ -155,9 +164,8 @@ def required_table(given: str | None) -> str:
     Raises:
         ConfigError: missing, or not a DynamoDB table name; names where it came from.
     """
-    found = required("table", "--table", given)
-    _, where = sourced("table", "--table", given or None, str)
-    return table_name(found, where or "--table")
+    found, where = required_sourced("table", "--table", given)
+    return table_name(found, where)
 
 
 def table_name(name: str, where: str = "--table") -> str:

@@ -85,8 +85,7 @@ def existing_lake(args: argparse.Namespace) -> LakeConfig:
 
     config = check_present(lake_config(args))
     path = local_lake_path(config.lake)
-    own_catalog = config.catalog == "sql" and not config.catalog_uri
-    if path is not None and own_catalog and not (path / CATALOG_FILE).exists():
+    if path is not None and config.own_catalog and not (path / CATALOG_FILE).exists():
         # No table applied yet (or a wrong --lake): an empty catalog in memory answers the same,
         # where opening the lake's would leave an empty catalog.db in the directory.
         config = dataclasses.replace(config, catalog_uri="sqlite:///:memory:")
@@ -95,4 +94,4 @@ def existing_lake(args: argparse.Namespace) -> LakeConfig:
 
 def own(config: LakeConfig) -> Storage | None:
     """The lake, when its catalog is its own ``catalog.db`` (every table there must be its own)."""
-    return config.storage() if config.catalog == "sql" and not config.catalog_uri else None
+    return config.storage() if config.own_catalog else None

@@ -19,6 +19,7 @@ from ddblake import __version__
 from ddblake.cli import sync_cmd
 from ddblake.cli.args import Parser, add_role_args, did_you_mean, log_level, percent, port_number, say
 from ddblake.cli.lakes import check_present, existing_lake, lake_config, own
+from ddblake.cli.settingsfile import WITHOUT_SETTINGS, file_table, section_note, settings_file
 from ddblake.cli.signals import (
     Terminated,
     exit_at_once_on_stop,
@@ -309,7 +310,7 @@ def _everywhere(sub: argparse._SubParsersAction[Any], *, config: bool = True) ->
     that an unknown argument points at that command's help; those that read a settings file take
     ``--config`` there too (not ``demo`` and ``local``: their own table on DynamoDB Local)."""
     for name, parser in sub.choices.items():
-        reads_file = config and name not in ("demo", "local")
+        reads_file = config and name not in WITHOUT_SETTINGS
         if reads_file:
             parser.add_argument("--config", default=argparse.SUPPRESS, metavar="FILE", help=CONFIG_HELP)
         parser.add_argument(
@@ -360,7 +361,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             hint = did_you_mean(extra, parser, [args.command, getattr(args, "local_command", None)])
             raise UsageError(f"unrecognized arguments: {' '.join(extra)}{hint} (see '{where} --help')")
         from ddblake import settings
-        from ddblake.cli.settingsfile import file_table, section_note, settings_file
 
         file = settings_file(args)
         table = file_table(args, file)

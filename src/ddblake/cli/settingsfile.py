@@ -6,8 +6,12 @@ from __future__ import annotations
 import argparse
 import difflib
 import os
+from typing import Final
 
 from ddblake.configfile import CONFIG_ENV, SettingsFile, read_settings_file
+
+WITHOUT_SETTINGS: Final = ("demo", "local")
+"""Commands that read no settings file (nor offer ``--config``): their own table on DynamoDB Local."""
 
 
 def settings_file(args: argparse.Namespace) -> SettingsFile | None:
@@ -16,7 +20,7 @@ def settings_file(args: argparse.Namespace) -> SettingsFile | None:
     Raises:
         ConfigError: the file is missing, not TOML, or holds an unknown key (names file and key).
     """
-    if args.command in ("demo", "local"):  # their own table and DynamoDB Local: no lake's settings
+    if args.command in WITHOUT_SETTINGS:
         return None
     path = getattr(args, "config", None) or os.environ.get(CONFIG_ENV, "").strip()
     return read_settings_file(path) if path else None

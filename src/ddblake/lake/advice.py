@@ -77,6 +77,13 @@ def elsewhere_hint(namespace: str, others: Sequence[str]) -> str:
     )
 
 
+def tables_elsewhere(catalog: Catalog, namespace: str, own_lake: Storage | None) -> str | None:
+    """:func:`elsewhere_hint` when ``namespace`` holds none of the lake's tables but other namespaces
+    do (:func:`namespaces_elsewhere`), else None."""
+    others = namespaces_elsewhere(catalog, namespace, own_lake)
+    return elsewhere_hint(namespace, others) if others else None
+
+
 def copied_lake(identifier: str, lake: str, here: str) -> str:
     """What to say of lake table ``identifier`` of the lake at ``lake`` that the lake at ``here``
     lists in its own ``catalog.db``: the lake directory was copied or moved. One wording for every

@@ -110,14 +110,9 @@ class Applier(TableOwnership):
             self._catalog = open_catalog(self.config.lake, self.storage)
         return self._catalog
 
-    @catalog.setter
-    def catalog(self, catalog: Catalog) -> None:
-        self._catalog = catalog
-
     def _catalog_may_hold(self, identifier: str) -> bool:
         """Whether the catalog may hold ``identifier``, without creating a local ``catalog.db``."""
-        lake = self.config.lake
-        own = lake.catalog == "sql" and not lake.catalog_uri and self.storage.is_local
+        own = self.config.lake.own_catalog and self.storage.is_local
         if own and not Path(self.storage.root, CATALOG_FILE).exists():
             return False
         return bool(self.catalog.table_exists(identifier))

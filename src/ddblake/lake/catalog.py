@@ -54,17 +54,10 @@ class LakeConfig:
         Raises:
             ConfigError: a value is missing or not one of the allowed ones.
         """
-        lake, _ = settings.sourced("lake", "--lake", lake or None, str)
-        if not lake:
-            # worded as every other missing setting (ddblake.settings.required)
-            look = "looked at all three" if settings.settings_file() else "looked at both"
-            raise ConfigError(
-                f"missing lake: pass --lake DIR|s3://bucket/prefix or set "
-                f"{settings.places('lake', None)} ({look})"
-            )
+        lake = settings.required("lake", "--lake DIR|s3://bucket/prefix", lake)
         if lake[:5].lower() == "s3://":  # S3://bucket: a scheme is any case, ddblake's checks are s3://
             lake = "s3://" + lake[5:]
-        uri, _ = settings.sourced("catalog_uri", None, catalog_uri or None, str)
+        uri = settings.optional("catalog_uri", None, catalog_uri or None, str)
         chosen, source = settings.sourced("catalog", "--catalog", catalog or None, str)
         kind = (chosen or default_catalog(lake, uri)).lower()
         if kind not in ("sql", "glue"):
@@ -81,6 +74,11 @@ class LakeConfig:
             catalog_uri=uri,
             s3_endpoint_url=s3_endpoint_from_env(),
         )
+
+    @property
+    def own_catalog(self) -> bool:
+        """Whether the catalog is the lake's own SQLite ``<lake>/catalog.db`` (no other lake shares it)."""
+        return self.catalog == "sql" and not self.catalog_uri
 
     def storage(self) -> Storage:
         """The lake's storage root."""

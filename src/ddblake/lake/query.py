@@ -31,7 +31,7 @@ from pyiceberg.schema import Schema
 from pyiceberg.table import Table
 
 from ddblake.errors import NotFoundError, TerminalError, UsageError
-from ddblake.lake.advice import copied_lake, elsewhere_hint, namespaces_elsewhere
+from ddblake.lake.advice import copied_lake, tables_elsewhere
 from ddblake.lake.catalog import table_names
 from ddblake.lake.options import LAKE_PROPERTY, SOURCE_PROPERTY, other_owner
 from ddblake.lake.output import Format, JsonText, format_chunks, format_rows
@@ -228,7 +228,7 @@ def _run(
             raise UsageError("give one SQL statement: this text holds several (separated by ';')")
         cursor = con.execute(sql)
     except (duckdb.Error, RuntimeError) as e:
-        raise _failed(e, names, lambda: _hint(catalog, namespace, own_lake)) from e
+        raise _failed(e, names, lambda: tables_elsewhere(catalog, namespace, own_lake)) from e
     if cursor is None:  # only comments
         raise UsageError("the SQL holds no statement (only comments or blanks)")
     columns = [d[0] for d in cursor.description or []]
@@ -240,7 +240,7 @@ def _run(
             try:
                 rows = cursor.fetchmany(FETCH_ROWS)
             except (duckdb.Error, RuntimeError) as e:  # a failing cast fails only when reached
-                raise _failed(e, names, lambda: _hint(catalog, namespace, own_lake)) from e
+                raise _failed(e, names, lambda: tables_elsewhere(catalog, namespace, own_lake)) from e
             if not rows:
                 return
             yield [_marked(r, marks) for r in rows] if marks else rows
@@ -338,12 +338,6 @@ def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _hint(catalog: Catalog, namespace: str, own_lake: Storage | None) -> str | None:
-    """:func:`elsewhere_hint` when the lake's tables are in other namespaces, else None."""
-    others = namespaces_elsewhere(catalog, namespace, own_lake)
-    return elsewhere_hint(namespace, others) if others else None
-
-
 def _failed(
     e: Exception, names: Sequence[str], elsewhere: Callable[[], str | None] = lambda: None
 ) -> TerminalError:
@@ -416,7 +410,7 @@ def require_table(catalog: Catalog, namespace: str, name: str, table: str) -> Ta
         tbl = catalog.load_table(f"{namespace}.{name}")
     except NoSuchTableError as e:
         there = ", ".join(lake_tables(catalog, namespace))
-        hint = None if there else _hint(catalog, namespace, None)
+        hint = None if there else tables_elsewhere(catalog, namespace, None)
         if hint is not None:  # a wrong --namespace, not a table to apply
             raise NotFoundError(
                 f"the lake has no table {namespace}.{name} for DynamoDB table {table!r}: {hint}"

@@ -17,7 +17,7 @@ from pyiceberg.table import Table
 
 from ddblake.changes.model import compact_json
 from ddblake.errors import DdblakeError
-from ddblake.lake.advice import elsewhere_hint, namespaces_elsewhere
+from ddblake.lake.advice import tables_elsewhere
 from ddblake.lake.applied import PROPERTY, checked_log
 from ddblake.lake.catalog import table_names
 from ddblake.lake.options import (
@@ -327,12 +327,11 @@ def lake_status(catalog: Catalog, namespace: str, storage: Storage) -> list[Tabl
         if source and not (lake and not storage.names(lake)):  # not another lake's (a shared Glue database)
             sources.add(source)
     statuses = [table_status(catalog, namespace, storage, s) for s in sorted(sources)]
-    others = [] if idents else namespaces_elsewhere(catalog, namespace, storage)
-    if not others:
+    hint = None if idents else tables_elsewhere(catalog, namespace, storage)
+    if hint is None:
         return statuses
     # A wrong --namespace: every raw file shows as pending and the apply lag grows, as if nothing
     # had been applied; the note says where the tables are instead.
-    hint = elsewhere_hint(namespace, others)
     log.warning("%s", hint)  # on stderr whatever the --format, and when no table shows at all
     return [dataclasses.replace(s, note=s.note or hint) for s in statuses]
 

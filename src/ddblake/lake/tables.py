@@ -30,9 +30,13 @@ class TableOwnership:
 
     config: ApplyConfig
     storage: Storage
-    catalog: Catalog
     history_id: str
     current_id: str
+
+    @property
+    def catalog(self) -> Catalog:
+        """The lake's catalog (the class using the mixin provides it)."""
+        raise NotImplementedError
 
     # -- tables -------------------------------------------------------------------------------
     def _owner_properties(self) -> dict[str, str]:
@@ -46,7 +50,7 @@ class TableOwnership:
         source = table.properties.get(SOURCE_PROPERTY)
         other_lake = lake if lake and not self.storage.names(lake) else None
         owner = other_owner(table, self.config.table)
-        if other_lake and owner is None and self._own_catalog():
+        if other_lake and owner is None and self.config.lake.own_catalog:
             raise TerminalError(copied_lake(".".join(table.name()), other_lake, self.storage.uri()))
         if other_lake or owner:
             raise TerminalError(
@@ -58,10 +62,6 @@ class TableOwnership:
         if lake and lake != self.storage.uri():  # percent-encoded by an older ddblake (storage.local_uri)
             warn_encoded(".".join(table.name()), table.location())
         return table
-
-    def _own_catalog(self) -> bool:
-        """Whether the catalog is the lake's own ``<lake>/catalog.db`` (no other lake shares it)."""
-        return self.config.lake.catalog == "sql" and not self.config.lake.catalog_uri
 
     def _location(self, identifier: str) -> str | None:
         """Where a new table's files go in a Glue catalog: this lake's warehouse, where Glue's

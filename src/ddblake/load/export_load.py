@@ -8,7 +8,6 @@ whatever run writes them.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import threading
 import time
@@ -35,6 +34,7 @@ from ddblake.load.state import (
     note_new_full_load,
     read_state,
     state_path,
+    utc_text,
     write_state,
 )
 from ddblake.progress import Progress
@@ -150,12 +150,11 @@ class ExportLoad:
     def _already_loaded(self, manifest: ExportManifest, state: LoadState, began: float) -> LoadResult:
         """The result of loading an export whose load finished: nothing is read or written."""
         self._check_keys(state, manifest, self.keys, f"--keys {','.join(self.keys or ())}")
-        finished = dt.datetime.fromtimestamp((state.finished_us or 0) / 1e6, tz=dt.UTC)
         log.info(
             "load %s: export %s was already loaded (finished %s, %d item(s)): nothing to do",
             self.table,
             manifest.export_id,
-            finished.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            utc_text(state.finished_us or 0),
             state.items,
         )
         return LoadResult(

@@ -16,7 +16,7 @@ from typing import Final
 
 from ddblake.errors import TerminalError
 from ddblake.lake.storage import Storage
-from ddblake.load.state import LoadState, list_loads
+from ddblake.load.state import LoadState, is_finished_full_load, list_loads
 
 
 def has_finished_load(storage: Storage, table: str) -> bool:
@@ -24,8 +24,7 @@ def has_finished_load(storage: Storage, table: str) -> bool:
 
     An incremental export holds only the items written in its window, so it does not count.
     """
-    loads = list_loads(storage, table)
-    return any(s.finished_us is not None and not s.options.get("incremental") for s in loads)
+    return any(is_finished_full_load(s) for s in list_loads(storage, table))
 
 
 STREAM_RETENTION_US: Final = 24 * 3_600_000_000

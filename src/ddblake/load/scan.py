@@ -59,6 +59,7 @@ from ddblake.load.state import (
     StateSaver,
     note_new_full_load,
     read_state,
+    reload_level,
     write_state,
 )
 from ddblake.load.table import Page, TableInfo, TableReader
@@ -205,10 +206,7 @@ class ScanLoad:
                     "strongly consistent" if recorded else "eventually consistent",
                 )
             return state, True
-        # A caller passing the start (sync, a re-bootstrap) decided on the load: for it, this is news,
-        # not a warning. The CLI's rerun of a finished load is what the warning is for.
-        level = logging.INFO if self.started_at_us is not None else logging.WARNING
-        note_new_full_load(self.storage, self.table, level=level)
+        note_new_full_load(self.storage, self.table, level=reload_level(self.started_at_us))
         if state is not None:  # keep the finished load's record under its own name
             write_state(self.storage, dataclasses.replace(state, name=f"scan-{state.load_id}"))
         started = self.started_at_us if self.started_at_us is not None else now_us()

@@ -29,7 +29,7 @@ from ddblake.load.export_start import (
 )
 from ddblake.load.rows import now_us
 from ddblake.load.scan import LoadResult, ScanLoad
-from ddblake.load.state import EXPORT_REQUEST, list_loads, note_new_full_load, state_path
+from ddblake.load.state import EXPORT_REQUEST, list_loads, note_new_full_load, reload_level, state_path
 from ddblake.load.table import TableReader
 from ddblake.progress import NoProgress, Progress
 from ddblake.signals import stop_on_signals
@@ -119,8 +119,7 @@ def run_load(
             ).run()
         else:
             versions = export_versions(config, clients, storage)
-            # A caller passing the start (sync, a re-bootstrap) chose to load: a reload is news to it.
-            level = logging.INFO if started_at_us is not None else logging.WARNING
+            level = reload_level(started_at_us)
             result = _export(config, reader, storage, progress, stop, identity_now, versions, level)
     log.debug("%s", result.summary())
     return result

@@ -419,30 +419,13 @@ class StateSaver:
             self._saved_generation, self._saved_at, self._stored = generation, self.clock(), True
 
 
-def list_loads(storage: Storage, table: str) -> list[LoadState]:
-    """Every load state of a table (finished or not), oldest start first."""
-    states = []
-    for path in storage.list_files(state_prefix(table)):
-        name = path.rsplit("/", 1)[-1].removesuffix(".json")
-        if name in (EXPORT_REQUEST, GLUE_CONNECTOR) or not path.endswith(".json"):
-            continue
-        state = read_state(storage, table, name)
-        if state is not None:
-            states.append(state)
-    return sorted(states, key=lambda s: (s.started_us, s.name))
+def list_loads(storage: Storage, table: str, *, skip_unreadable: bool = False) -> list[LoadState]:
+    """Every load state of a table (finished or not), oldest start first.
 
-
-def last_finished_full_load(storage: Storage, table: str) -> LoadState | None:
-    """The latest finished full load of a table (a Scan, a full export), or None.
-
-    An incremental export is left out: it adds changes to a load, it is not one. A document that
-    cannot be read is skipped: this only informs (see :func:`note_new_full_load`),
-    and the command that owns the document reports it.
-
-    Raises:
-        TransientError: the lake could not be read.
+    ``skip_unreadable``: leave out a document that cannot be read instead of raising, for callers
+    that only inform (:func:`note_new_full_load`); the command that owns the document reports it.
     """
-    latest: LoadState | None = None
+    states = []
     for path in storage.list_files(state_prefix(table)):
         name = path.rsplit("/", 1)[-1].removesuffix(".json")
         if name in (EXPORT_REQUEST, GLUE_CONNECTOR) or not path.endswith(".json"):
@@ -450,12 +433,40 @@ def last_finished_full_load(storage: Storage, table: str) -> LoadState | None:
         try:
             state = read_state(storage, table, name)
         except TerminalError:
+            if not skip_unreadable:
+                raise
             continue
-        if state is None or state.finished_us is None or state.options.get("incremental"):
-            continue
-        if latest is None or state.finished_us > (latest.finished_us or 0):
-            latest = state
-    return latest
+        if state is not None:
+            states.append(state)
+    return sorted(states, key=lambda s: (s.started_us, s.name))
+
+
+def is_finished_full_load(state: LoadState) -> bool:
+    """Whether a load covered the whole table and ran to its end: a Scan or a full export (an
+    incremental export holds only the items written in its window)."""
+    return state.finished_us is not None and not state.options.get("incremental")
+
+
+def last_finished_full_load(storage: Storage, table: str) -> LoadState | None:
+    """The latest finished full load of a table (:func:`is_finished_full_load`), or None; a document
+    that cannot be read is skipped (this only informs).
+
+    Raises:
+        TransientError: the lake could not be read.
+    """
+    finished = [s for s in list_loads(storage, table, skip_unreadable=True) if is_finished_full_load(s)]
+    return max(finished, key=lambda s: s.finished_us or 0, default=None)
+
+
+def utc_text(us: int) -> str:
+    """Epoch microseconds as ``2026-12-07T01:02:03Z``, as load messages show times."""
+    return dt.datetime.fromtimestamp(us / 1e6, tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def reload_level(started_at_us: int | None) -> int:
+    """The level of :func:`note_new_full_load`'s line: WARNING for a load a person started, INFO for
+    one ``sync`` or a re-bootstrap started on purpose (``started_at_us`` given)."""
+    return logging.INFO if started_at_us is not None else logging.WARNING
 
 
 def note_new_full_load(storage: Storage, table: str, *, level: int = logging.WARNING) -> None:
@@ -468,9 +479,8 @@ def note_new_full_load(storage: Storage, table: str, *, level: int = logging.WAR
     starting another means.
     """
     finished = last_finished_full_load(storage, table)
-    if finished is None or finished.finished_us is None:
+    if finished is None:
         return
-    when = dt.datetime.fromtimestamp(finished.finished_us / 1e6, tz=dt.UTC)
     log.log(
         level,
         "load %s: the lake already holds a finished load of this table (%s load %s, finished %s); this "
@@ -479,5 +489,5 @@ def note_new_full_load(storage: Storage, table: str, *, level: int = logging.WAR
         table,
         finished.kind,
         finished.load_id,
-        when.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        utc_text(finished.finished_us or 0),
     )
