@@ -23,8 +23,8 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 from test_load_export import EXPORT_ID, _item, make_export
+from test_load_fixes import CREDS, REGION, ROLE, TABLE_ARN, _clients  # the same stubbed account
 
-from ddblake.aws.clients import DynamoClients
 from ddblake.aws.roles import Identity, explain_access_error
 from ddblake.capture.config import CaptureConfig
 from ddblake.configfile import read_settings_file
@@ -40,10 +40,6 @@ from ddblake.load.table import Page, TableInfo
 from ddblake.progress import NoProgress, Progress
 from ddblake.settings import using_file
 
-REGION = "eu-west-1"
-CREDS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
-TABLE_ARN = "arn:aws:dynamodb:eu-west-1:111111111111:table/orders"
-ROLE = "arn:aws:iam::111111111111:role/reader"
 EARLIER_RUN = "earlier-run"  # the client token an earlier run recorded (idempotency, not a secret)
 EXPORT_TABLE = "example-ddb-table"  # the table test_load_export's exports are of
 
@@ -53,13 +49,6 @@ def _no_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("DDBLAKE_"):
             monkeypatch.delenv(name)
-
-
-def _clients() -> DynamoClients:
-    return DynamoClients(
-        boto3.client("dynamodb", region_name=REGION, **CREDS),
-        boto3.client("dynamodbstreams", region_name=REGION, **CREDS),
-    )
 
 
 class Reader:
@@ -168,21 +157,29 @@ def _expect_describe(stub: Stubber) -> None:
     )
 
 
-def test_an_endpoint_without_exports_is_one_clear_line_and_leaves_no_request_record(tmp_path: Path) -> None:
-    config = LoadConfig.build(table="orders", lake=str(tmp_path), export_to="s3://exports/ddb")
+def _refused_export(lake: Path, error: str, raises: type[Exception], **stubbed: Any) -> Exception:
+    """``load --export-to`` into ``lake`` with DescribeTable answered and the export call refused
+    with ``error`` (``stubbed``: the rest of Stubber.add_client_error's arguments); the error raised."""
+    config = LoadConfig.build(table="orders", lake=str(lake), export_to="s3://exports/ddb")
     clients = _clients()
     with Stubber(clients.dynamodb) as stub:
         _expect_describe(stub)
-        stub.add_client_error(
-            "export_table_to_point_in_time",
-            "UnknownOperationException",
-            "An unknown operation was requested.",
-            http_status_code=400,
-        )
-        with pytest.raises(ConfigError) as caught:
+        stub.add_client_error("export_table_to_point_in_time", error, **stubbed)
+        with pytest.raises(raises) as caught:
             run_load(config, clients=clients, progress=NoProgress("t"))
         stub.assert_no_pending_responses()
-    text = str(caught.value)
+    return caught.value
+
+
+def test_an_endpoint_without_exports_is_one_clear_line_and_leaves_no_request_record(tmp_path: Path) -> None:
+    refused = _refused_export(
+        tmp_path,
+        "UnknownOperationException",
+        ConfigError,
+        service_message="An unknown operation was requested.",
+        http_status_code=400,
+    )
+    text = str(refused)
     assert "\n" not in text and text.startswith("cannot export table 'orders'")
     assert "has no export API" in text and "leave out --export-to" in text and "Scan" in text
     assert Storage.from_uri(str(tmp_path)).read(state_path("orders", EXPORT_REQUEST)) is None
@@ -195,25 +192,21 @@ def test_a_refused_export_keeps_a_token_an_earlier_run_recorded(tmp_path: Path) 
     now = time.time_ns() // 1000
     doc = {"client_token": EARLIER_RUN, "destination": "s3://exports/ddb", "started_us": now}
     storage.write_atomic(state_path("orders", EXPORT_REQUEST), json.dumps(doc).encode())
-    config = LoadConfig.build(table="orders", lake=str(tmp_path), export_to="s3://exports/ddb")
-    clients = _clients()
-    with Stubber(clients.dynamodb) as stub:
-        _expect_describe(stub)
-        stub.add_client_error(
-            "export_table_to_point_in_time",
-            "ValidationException",
-            "bad",
-            http_status_code=400,
-            expected_params={
-                "TableArn": TABLE_ARN,
-                "S3Bucket": "exports",
-                "S3Prefix": "ddb",
-                "ExportFormat": "DYNAMODB_JSON",
-                "ClientToken": EARLIER_RUN,
-            },
-        )
-        with pytest.raises(TerminalError, match="ValidationException"):
-            run_load(config, clients=clients, progress=NoProgress("t"))
+    refused = _refused_export(
+        tmp_path,
+        "ValidationException",
+        TerminalError,
+        service_message="bad",
+        http_status_code=400,
+        expected_params={
+            "TableArn": TABLE_ARN,
+            "S3Bucket": "exports",
+            "S3Prefix": "ddb",
+            "ExportFormat": "DYNAMODB_JSON",
+            "ClientToken": EARLIER_RUN,
+        },
+    )
+    assert "ValidationException" in str(refused)
     recorded = storage.read(state_path("orders", EXPORT_REQUEST))
     assert recorded is not None and json.loads(recorded)["client_token"] == EARLIER_RUN
 
@@ -221,13 +214,8 @@ def test_a_refused_export_keeps_a_token_an_earlier_run_recorded(tmp_path: Path) 
 def test_a_throttled_export_call_keeps_the_token_this_run_recorded(tmp_path: Path) -> None:
     # botocore retries a throttled call: an earlier attempt may have been accepted, so the token
     # stays for the next run (a 5xx likewise: tests/unit/test_load_fixes.py).
-    config = LoadConfig.build(table="orders", lake=str(tmp_path), export_to="s3://exports/ddb")
-    clients = _clients()
-    with Stubber(clients.dynamodb) as stub:
-        _expect_describe(stub)
-        stub.add_client_error("export_table_to_point_in_time", "LimitExceededException", http_status_code=400)
-        with pytest.raises(TransientError, match="LimitExceeded"):
-            run_load(config, clients=clients, progress=NoProgress("t"))
+    refused = _refused_export(tmp_path, "LimitExceededException", TransientError, http_status_code=400)
+    assert "LimitExceeded" in str(refused)
     assert Storage.from_uri(str(tmp_path)).read(state_path("orders", EXPORT_REQUEST)) is not None
 
 
@@ -235,30 +223,22 @@ def test_a_refusal_after_retries_keeps_the_token_this_run_recorded(tmp_path: Pat
     # The first attempt may have been accepted with its answer lost (a read timeout), and botocore's
     # retry then refused (credentials expired meanwhile, say): the export may be running, so the
     # record stays, or the next run would start (and bill) a second one.
-    config = LoadConfig.build(table="orders", lake=str(tmp_path), export_to="s3://exports/ddb")
-    clients = _clients()
-    with Stubber(clients.dynamodb) as stub:
-        _expect_describe(stub)
-        stub.add_client_error(
-            "export_table_to_point_in_time",
-            "ValidationException",
-            "bad",
-            http_status_code=400,
-            response_meta={"RetryAttempts": 2},
-        )
-        with pytest.raises(TerminalError, match="ValidationException"):
-            run_load(config, clients=clients, progress=NoProgress("t"))
+    refused = _refused_export(
+        tmp_path,
+        "ValidationException",
+        TerminalError,
+        service_message="bad",
+        http_status_code=400,
+        response_meta={"RetryAttempts": 2},
+    )
+    assert "ValidationException" in str(refused)
     assert Storage.from_uri(str(tmp_path)).read(state_path("orders", EXPORT_REQUEST)) is not None
     # The same refusal at the first attempt: nothing started, no record left.
     fresh = tmp_path / "fresh"
-    config = LoadConfig.build(table="orders", lake=str(fresh), export_to="s3://exports/ddb")
-    with Stubber(clients.dynamodb) as stub:
-        _expect_describe(stub)
-        stub.add_client_error(
-            "export_table_to_point_in_time", "ValidationException", "bad", http_status_code=400
-        )
-        with pytest.raises(TerminalError, match="ValidationException"):
-            run_load(config, clients=clients, progress=NoProgress("t"))
+    refused = _refused_export(
+        fresh, "ValidationException", TerminalError, service_message="bad", http_status_code=400
+    )
+    assert "ValidationException" in str(refused)
     assert Storage.from_uri(str(fresh)).read(state_path("orders", EXPORT_REQUEST)) is None
 
 
