@@ -59,7 +59,7 @@ TOP_LEVEL_KEYS: Final = (
 """The keys of the file's top level (each section checks its own keys as it reads them)."""
 
 _ACCOUNT = re.compile(r"^\d{12}$")
-_REGION = re.compile(r"^[a-z]{2}(-gov|-iso|-isob|-isoe|-isof)?-[a-z]+-\d$")
+_REGION = re.compile(r"^([a-z]{2}(-gov|-iso|-isob|-isoe|-isof)?|eusc-[a-z]{2})-[a-z]+-\d$")
 """Region names of the partitions ``partition_of`` knows; an unknown name of this form only warns."""
 
 

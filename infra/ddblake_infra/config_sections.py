@@ -34,8 +34,22 @@ GLUE_VERSIONS: Final = ("4.0", "5.0", "5.1")
 (Spark 3.5.6, Python 3.11, S3A instead of EMRFS for Spark's own S3 reads) is the default, as it is
 Glue's own for a job that names none. 6.0 (Spark 4, Python 3.13) is not taken: untried (docs/deploy.md)."""
 DEFAULT_GLUE_VERSION: Final = "5.1"
-LOAD_WORKER_TYPES: Final = ("G.1X", "G.2X", "G.4X", "G.8X")
-"""Worker types of a Glue Spark ETL (glueetl) job on Glue 4.0-5.1; G.025X is for streaming jobs only."""
+LOAD_WORKER_TYPES: Final = (
+    *("G.1X", "G.2X", "G.4X", "G.8X", "G.12X", "G.16X"),
+    *("R.1X", "R.2X", "R.4X", "R.8X"),
+)
+"""Worker types of a Glue Spark ETL (glueetl) job on every version of :data:`GLUE_VERSIONS`.
+
+Glue's API (CreateJob ``WorkerType``) takes G.1X-G.16X and R.1X-R.8X for Spark jobs: G.4X and G.8X
+on Glue 3.0 or later, G.12X, G.16X (12 and 16 DPU) and the memory-optimized R types (1-8 M-DPU, twice
+a DPU's memory) on Glue 4.0 or later, all of which :data:`GLUE_VERSIONS` are. G.4X and up are offered
+in some regions only (AWS Glue developer guide, "Configuring job properties for Spark jobs"): a region
+without one fails at deploy, which is not refused here since the list changes. The other two values
+the API takes are refused by :data:`_OTHER_JOB_WORKER_TYPES`."""
+_OTHER_JOB_WORKER_TYPES: Final = {
+    "G.025X": "is for Glue streaming jobs only (gluestreaming)",
+    "Z.2X": "is for Glue Ray jobs only (glueray)",
+}
 
 _TABLE = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
 _ATTRIBUTE = re.compile(r"^.{1,255}$", re.DOTALL)
@@ -360,11 +374,12 @@ def load_settings(s: Section, root: Path, deployment: str = "single-account") ->
     path = Path(script) if Path(script).is_absolute() else root / script
     if not path.is_file():  # before any CDK work: the synth would fail staging it anyway
         raise s.error("script", missing_script_problem(script))
-    if s.data.get("worker_type") == "G.025X":
+    other_job = s.data.get("worker_type")
+    if isinstance(other_job, str) and other_job in _OTHER_JOB_WORKER_TYPES:
         raise s.error(
             "worker_type",
-            "'G.025X' is for Glue streaming jobs only; the load job is a Spark ETL job (glueetl): "
-            f"use one of {', '.join(repr(w) for w in LOAD_WORKER_TYPES)}",
+            f"{other_job!r} {_OTHER_JOB_WORKER_TYPES[other_job]}; the load job is a Spark ETL job "
+            f"(glueetl): use one of {', '.join(repr(w) for w in LOAD_WORKER_TYPES)}",
         )
     worker = s.choice("worker_type", "G.1X", LOAD_WORKER_TYPES)
     source = s.choice("source", "connector", ("connector", "export-files"))

@@ -272,22 +272,7 @@ def apply_function(
         )
     not_running = not_running_period_seconds(a.schedule, a.timeout_seconds)
     if cfg.alarms.apply_not_running and not_running is not None:
-        # The lag and staleness alarms take missing data as fine (a period without a run's figure
-        # is normal during a backlog), so a schedule that stops firing would raise nothing. Every
-        # period holds an invocation while the schedule works (not_running_period_seconds), so an
-        # empty one means apply is not running. A new deployment may notify once before its first
-        # scheduled run (docs/deploy.md).
-        ops.alarm(
-            "ApplyNotRunning",
-            metric=fn.metric_invocations(period=Duration.seconds(not_running), statistic="Sum"),
-            threshold=1,
-            periods=1,
-            comparison=cw.ComparisonOperator.LESS_THAN_THRESHOLD,
-            missing=cw.TreatMissingData.BREACHING,
-            description=f"ddblake {t}: apply was not invoked in {not_running} s (one schedule interval, "
-            "the apply timeout and 5 minutes): its EventBridge schedule is disabled or cannot invoke the "
-            f"function {name}; nothing is being applied and the lag alarm cannot see it",
-        )
+        not_running_alarm(ops, fn, table=t, function_name=name, period_seconds=not_running)
     elif cfg.alarms.apply_not_running:
         Annotations.of(scope).add_warning_v2(
             "ddblake:no-apply-not-running-alarm",
@@ -310,3 +295,61 @@ def apply_function(
         description=f"ddblake {t}: apply --once failed; its log group /aws/lambda/{name} has the reason",
     )
     return fn
+
+
+NEW_DEPLOYMENT_NOTE: Final = (
+    "On a new deployment it fires once, minutes after it is created and before apply's first "
+    "scheduled run, and returns to OK once that run is counted; no OK within one period of the "
+    "deployment means the schedule has never invoked apply"
+)
+"""What the ApplyNotRunning alarm's description says about a new deployment: the notification
+itself says that its first ALARM is expected (:func:`not_running_alarm`)."""
+
+
+def not_running_alarm(
+    ops: Operations, fn: lambda_.IFunction, *, table: str, function_name: str, period_seconds: int
+) -> cw.Alarm:
+    """ApplyNotRunning: fewer than one invocation of apply in a period, missing data breaching.
+
+    The lag and staleness alarms take missing data as fine (a period without a run's figure is normal
+    during a backlog), so a schedule that stops firing would raise nothing there. Every period holds
+    an invocation while the schedule works (:func:`not_running_period_seconds`), so one without any
+    means apply is not running.
+
+    Why a new deployment notifies once (ALARM, then OK after the first run) and no setting avoids it:
+    a function created minutes ago and a schedule that stopped firing look the same to CloudWatch:
+    the function's ``Invocations`` has no data point at all, and so has every EventBridge metric of
+    the rule (``AWS/Events`` ``TriggeredRules``/``Invocations`` by ``RuleName`` are only emitted when
+    it fires). An alarm has no notion of its own age, and PutMetricAlarm sets a new alarm to
+    INSUFFICIENT_DATA and evaluates it at once. So every choice either alarms on the new deployment
+    or misses a schedule that never fires after it: ``notBreaching`` turns a schedule that stops
+    into OK; ``ignore`` (or ``missing``) leaves a new alarm in INSUFFICIENT_DATA, with no
+    notification, until the first invocation, so a deployment whose schedule never fires (a rule
+    disabled or unable to invoke the function from the start) would never alarm; ``FILL(m, 0)``
+    fills the gaps of a series that has data in the range read, so a new function still has none
+    to fill (or, if it yielded zeros, they breach just the same), and any datapoints-to-alarm /
+    evaluation-periods choice breaches when every point of the range is missing or filled. The
+    notification is therefore kept, and the alarm's description says it is expected
+    (:data:`NEW_DEPLOYMENT_NOTE`). A stack update keeps the alarm's state (PutMetricAlarm leaves an
+    existing alarm's state unchanged): it does not notify again.
+
+    CloudWatch reads a few periods back (its evaluation range) and, while any of them holds a data
+    point, judges its one evaluation period by the newest one it has: a schedule that stops is
+    reported once its last invocation has left that range, one period after it at the earliest.
+    ``FILL(m, 0)`` would report it after one period, but Lambda documents only that it sends a run's
+    metrics when the run finishes, not the minute they are stamped with: stamped with its start, a
+    period whose only run is still going (apply runs up to its timeout) would read 0 and alarm
+    between two healthy runs, where the plain metric falls back on the run before.
+    """
+    return ops.alarm(
+        "ApplyNotRunning",
+        metric=fn.metric_invocations(period=Duration.seconds(period_seconds), statistic="Sum"),
+        threshold=1,
+        periods=1,
+        comparison=cw.ComparisonOperator.LESS_THAN_THRESHOLD,
+        missing=cw.TreatMissingData.BREACHING,
+        description=f"ddblake {table}: apply was not invoked in {period_seconds} s (one schedule "
+        "interval, the apply timeout and 5 minutes): its EventBridge schedule is disabled or cannot "
+        f"invoke the function {function_name}; nothing is being applied and the lag alarm cannot see "
+        f"it. {NEW_DEPLOYMENT_NOTE}",
+    )

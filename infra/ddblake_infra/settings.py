@@ -251,9 +251,10 @@ KNOWN_REGIONS: Final = frozenset(
         *("ap-northeast-2", "ap-northeast-3", "ca-central-1", "ca-west-1", "eu-central-1"),
         *("eu-central-2", "eu-west-1", "eu-west-2", "eu-west-3", "eu-south-1", "eu-south-2"),
         *("eu-north-1", "il-central-1", "me-south-1", "me-central-1", "mx-central-1", "sa-east-1"),
-        # aws-cn, aws-us-gov, aws-iso, aws-iso-b, aws-iso-e, aws-iso-f
+        # aws-cn, aws-us-gov, aws-iso, aws-iso-b, aws-iso-e, aws-iso-f, aws-eusc
         *("cn-north-1", "cn-northwest-1", "us-gov-west-1", "us-gov-east-1", "us-iso-east-1"),
         *("us-iso-west-1", "us-isob-east-1", "eu-isoe-west-1", "us-isof-south-1", "us-isof-east-1"),
+        "eusc-de-east-1",
     }
 )
 """Regions known when this was written. Another name of the right form is accepted (regions keep
@@ -266,7 +267,12 @@ _PARTITIONS: Final = (
     ("us-isob-", "aws-iso-b"),
     ("eu-isoe-", "aws-iso-e"),
     ("us-isof-", "aws-iso-f"),
+    ("eusc-", "aws-eusc"),
 )
+"""Region-name prefixes of the partitions other than ``aws``, as botocore's data/partitions.json
+matches them (``regionRegex``). ``aws-eusc`` is the AWS European Sovereign Cloud (first region
+``eusc-de-east-1``, Brandenburg), a partition of its own: its own IAM, so its ARNs start
+``arn:aws-eusc:`` and no role or key of another partition can be named in its policies."""
 
 
 def partition_of(region: str) -> str:
@@ -289,9 +295,11 @@ _DNS_SUFFIXES: Final = {
     "aws-iso-b": "sc2s.sgov.gov",
     "aws-iso-e": "cloud.adc-e.uk",
     "aws-iso-f": "csp.hci.ic.gov",
+    "aws-eusc": "amazonaws.eu",
 }
-"""Each partition's DNS suffix (botocore's data/partitions.json): the ``kms:ViaService`` values and
-regional service principals of the key policies are ``<service>.<region>.<suffix>``."""
+"""Each partition's DNS suffix (botocore's data/partitions.json ``dnsSuffix``, the same as aws-cdk-lib's
+region facts ``DOMAIN_SUFFIX``): the ``kms:ViaService`` values and regional service principals of the
+key policies are ``<service>.<region>.<suffix>``: ``s3.eusc-de-east-1.amazonaws.eu``."""
 
 
 def service_host(service: str, region: str) -> str:

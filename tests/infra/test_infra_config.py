@@ -84,6 +84,7 @@ def test_minimal_config_has_working_defaults() -> None:
         ("us-isob-east-1", "aws-iso-b"),
         ("eu-isoe-west-1", "aws-iso-e"),
         ("us-isof-south-1", "aws-iso-f"),
+        ("eusc-de-east-1", "aws-eusc"),
     ],
 )
 def test_partition_follows_region(region: str, partition: str) -> None:
@@ -92,7 +93,21 @@ def test_partition_follows_region(region: str, partition: str) -> None:
     assert cfg.lake_bucket_arn.startswith(f"arn:{partition}:s3:::")
 
 
-@pytest.mark.parametrize("region", ["us-isox-east-1", "us-iso-b-east-1", "Europe", "eu-west"])
+@pytest.mark.parametrize(
+    "worker_type", ["G.1X", "G.2X", "G.4X", "G.8X", "G.12X", "G.16X", "R.1X", "R.2X", "R.4X", "R.8X"]
+)
+@pytest.mark.parametrize("glue_version", ["4.0", "5.0", "5.1"])
+def test_every_spark_etl_worker_type_of_glue_4_and_later_is_taken(
+    worker_type: str, glue_version: str
+) -> None:
+    """Glue's CreateJob takes G.1X-G.16X and R.1X-R.8X for Spark jobs from Glue 4.0 on (G.12X, G.16X
+    and the R types need 4.0): every version ddblake takes. Some are offered in some regions only,
+    which the deploy reports, so none is refused here."""
+    cfg = parse_config(config(load__worker_type=worker_type, load__glue_version=glue_version), file="x.json")
+    assert (cfg.load.worker_type, cfg.load.glue_version) == (worker_type, glue_version)
+
+
+@pytest.mark.parametrize("region", ["us-isox-east-1", "us-iso-b-east-1", "Europe", "eu-west", "eusc-east-1"])
 def test_region_forms_of_unknown_partitions_are_refused(region: str) -> None:
     assert error_of(config(region=region)).startswith(f"x.json: region: {region!r} is not an AWS region")
 
@@ -106,7 +121,7 @@ def test_an_unknown_region_name_warns() -> None:
         warning = region_warning(region)
         assert warning is not None and f"region {region} is not one of the regions ddblake knows" in warning
     assert all(region_warning(r) is None for r in KNOWN_REGIONS)
-    assert {"eu-west-1", "ap-northeast-1", "cn-north-1", "us-gov-west-1"} <= KNOWN_REGIONS
+    assert {"eu-west-1", "ap-northeast-1", "cn-north-1", "us-gov-west-1", "eusc-de-east-1"} <= KNOWN_REGIONS
 
 
 def test_the_unknown_region_warning_reaches_every_stack(tmp_path: Path) -> None:
@@ -222,8 +237,14 @@ def test_the_unknown_region_warning_reaches_every_stack(tmp_path: Path) -> None:
         (config(load__worker_type="Standard"), "load.worker_type: must be one of"),
         (
             config(load__worker_type="G.025X"),
-            "x.json: load.worker_type: 'G.025X' is for Glue streaming jobs only; the load job is a Spark "
-            "ETL job (glueetl): use one of 'G.1X', 'G.2X', 'G.4X', 'G.8X'",
+            "x.json: load.worker_type: 'G.025X' is for Glue streaming jobs only (gluestreaming); the load "
+            "job is a Spark ETL job (glueetl): use one of 'G.1X', 'G.2X', 'G.4X', 'G.8X', 'G.12X', 'G.16X', "
+            "'R.1X', 'R.2X', 'R.4X', 'R.8X'",
+        ),
+        (
+            config(load__worker_type="Z.2X"),
+            "x.json: load.worker_type: 'Z.2X' is for Glue Ray jobs only (glueray); the load job is a Spark "
+            "ETL job (glueetl): use one of 'G.1X'",
         ),
         (config(load__workers=1), "load.workers: must be an integer from 2 to 1000"),
         (

@@ -72,3 +72,25 @@ def test_the_key_alias_names_keys_are_named() -> None:
     assert len(aliases) == 5
     for key, default in aliases.items():
         assert f"`{key}` `{default}`" in text, key
+
+
+def test_the_apply_not_running_row_says_what_a_new_deployment_does() -> None:
+    """The alarm table states the exact behaviour on a new deployment (one ALARM, then OK after the
+    first run; none again on an update), why no setting avoids it, and when a stopped schedule is
+    reported (CloudWatch's evaluation range), instead of "may notify once"."""
+    text = re.sub(r"\s+", " ", DEPLOY.read_text())
+    _, row, *others = text.split("| apply not running (")
+    assert not others  # one row
+    row = row.split(" | consumer |")[0]
+    assert "may notify once" not in row
+    for claim in (
+        "**On a new deployment** the alarm notifies once",
+        "within minutes of `cdk deploy` the topic gets ALARM",
+        "it gets OK minutes after apply's first scheduled run ends",
+        "If no OK comes within one period, the schedule has never invoked apply",
+        "a CloudWatch alarm does not know its own age",
+        "`ignore` or `missing` would leave a new alarm silent in INSUFFICIENT_DATA",
+        "A later `cdk deploy` of the stack does not notify again",
+        "evaluation range",
+    ):
+        assert claim in row, claim

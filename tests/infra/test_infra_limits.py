@@ -42,6 +42,8 @@ def test_a_table_name_of_255_characters_synthesizes(name: str, tmp_path: Path) -
                 assert len(props["DisplayName"]) <= 100
             if resource["Type"] == "AWS::Lambda::Function":
                 assert len(props.get("Description", "")) <= 256
+            if resource["Type"] == "AWS::CloudWatch::Alarm":
+                assert len(props["AlarmDescription"]) <= 1024  # CloudWatch's limit
 
 
 def test_the_not_running_alarm_needs_a_schedule_it_can_watch() -> None:
@@ -92,6 +94,7 @@ def test_cron_day_and_month_ranges_may_wrap() -> None:
         ("us-iso-east-1", "s3.us-iso-east-1.c2s.ic.gov"),
         ("us-isob-east-1", "s3.us-isob-east-1.sc2s.sgov.gov"),
         ("us-isof-south-1", "s3.us-isof-south-1.csp.hci.ic.gov"),
+        ("eusc-de-east-1", "s3.eusc-de-east-1.amazonaws.eu"),
     ],
 )
 def test_key_policies_name_services_by_their_partitions_host(region: str, host: str) -> None:
@@ -102,3 +105,19 @@ def test_a_cn_region_key_policy_uses_the_cn_host(tmp_path: Path) -> None:
     raw = _example("single-account") | {"region": "cn-north-1"}
     text = json.dumps([t for _, t in _synth(raw, tmp_path).values()])
     assert "s3.cn-north-1.amazonaws.com.cn" in text and 's3.cn-north-1.amazonaws.com"' not in text
+
+
+def test_a_european_sovereign_cloud_region_synthesizes_in_its_own_partition(tmp_path: Path) -> None:
+    """The AWS European Sovereign Cloud is partition aws-eusc with DNS suffix amazonaws.eu (botocore's
+    partitions.json, aws-cdk-lib's region facts): every ARN the stacks write starts arn:aws-eusc:, and
+    the key policies name S3 and CloudWatch Logs by their amazonaws.eu hosts."""
+    raw = _example("cross-account") | {"region": "eusc-de-east-1"}
+    raw["lake"] = {k: v for k, v in raw["lake"].items() if k != "key_arn"}  # the consumer stack alone
+    single = _example("single-account") | {"region": "eusc-de-east-1"}
+    text = json.dumps(
+        [t for _, t in _synth(single, tmp_path / "single").values()]
+        + [t for _, t in _synth(raw, tmp_path / "cross").values()]
+    )
+    assert "arn:aws-eusc:" in text and "arn:aws:" not in text
+    assert '"s3.eusc-de-east-1.amazonaws.eu"' in text and '"logs.eusc-de-east-1.amazonaws.eu"' in text
+    assert "eusc-de-east-1.amazonaws.com" not in text

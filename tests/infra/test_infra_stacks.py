@@ -434,6 +434,23 @@ def test_an_apply_that_never_runs_raises_an_alarm(templates: dict[str, Any], nam
     assert lag["TreatMissingData"] == "notBreaching"
 
 
+@pytest.mark.parametrize("name", LAKE)
+def test_the_not_running_alarm_says_a_new_deployment_notifies_once(
+    templates: dict[str, Any], name: str
+) -> None:
+    """A new function has no invocation yet, exactly like a schedule that stopped, so the alarm fires
+    once on a new deployment (no CloudWatch setting tells the two apart without losing a schedule
+    that never fires). The notification says that this first ALARM is expected, and what it means
+    when no OK follows."""
+    from ddblake_infra.scheduled_apply import NEW_DEPLOYMENT_NOTE
+
+    (runs,) = _alarms(templates[LAKE_TEMPLATES[name]], "Invocations")
+    assert runs["TreatMissingData"] == "breaching"  # kept: the schedule that never fires still alarms
+    assert runs["AlarmDescription"].endswith(NEW_DEPLOYMENT_NOTE)
+    assert "On a new deployment it fires once" in NEW_DEPLOYMENT_NOTE
+    assert "no OK within one period of the deployment" in NEW_DEPLOYMENT_NOTE
+
+
 def test_the_apply_not_running_alarm_can_be_turned_off(tmp_path: Path) -> None:
     from ddblake_infra.build import add_stacks, make_app
     from ddblake_infra.config import load_config
