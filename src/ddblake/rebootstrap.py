@@ -36,6 +36,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import shlex
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -79,10 +80,11 @@ def unfinished_rebootstrap(storage: Storage, table: str) -> str | None:
     except (ValueError, TypeError, AttributeError):
         started = 0
     when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started / 1e6)) if started else "an unknown time"
+    lake = shlex.quote(storage.shown())
     return (
         f"a re-bootstrap of table {table!r} started at {when} did not finish, so the lake may still hold "
-        f"items the stream gap deleted; run 'ddblake sync --table {table} --lake {storage.uri()} "
-        f"--rebootstrap' again (marker {storage.uri(marker_path(table))})"
+        f"items the stream gap deleted; run 'ddblake sync --table {table} --lake {lake} "
+        f"--rebootstrap' again (marker {storage.shown(marker_path(table))})"
     )
 
 
@@ -289,9 +291,10 @@ def _fresh_positions(
     if stats.stopped_by is not None:
         # Stopped is not caught up: the positions may not be pinned in every shard, so no load may
         # start from them. The marker stays without a load start: a rerun begins this step again.
+        lake = shlex.quote(storage.shown())
         raise StoppedError(
             f"re-bootstrap of table {table!r} stopped by {stats.stopped_by} before its load (what capture "
-            f"read is saved); run 'ddblake sync --table {table} --lake {storage.uri()} --rebootstrap' again "
+            f"read is saved); run 'ddblake sync --table {table} --lake {lake} --rebootstrap' again "
             "to go on"
         )
     result.captured = stats.records

@@ -103,7 +103,7 @@ def check_export_source(load: LoadConfig, now: int, storage: Storage | None = No
                 f"table {load.table!r}: the export {pending.export_arn} an earlier run started to "
                 f"{pending.destination} is more than {STREAM_SAFE_AGE_US // 3_600_000_000} hours older than "
                 "the stream reaches, so changes made since would be in neither; delete "
-                f"{storage.uri(state_path(load.table, EXPORT_REQUEST))} and run sync again (a new export)"
+                f"{storage.shown(state_path(load.table, EXPORT_REQUEST))} and run sync again (a new export)"
             )
     if not load.from_export:
         return

@@ -150,6 +150,6 @@ def test_continuous_apply_warns_of_quarantined_records_when_it_sets_them_aside(
     assert total.quarantined == 1
     warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert warned == [
-        f"table {TABLE}: 1 record(s) quarantined under {lake.storage.uri(f'errors/{TABLE}/apply/')}, "
+        f"table {TABLE}: 1 record(s) quarantined under {lake.storage.root}/errors/{TABLE}/apply/, "
         "with reasons"
     ]

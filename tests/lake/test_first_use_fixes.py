@@ -170,6 +170,6 @@ def test_a_continuous_apply_says_once_that_it_runs_and_where_it_looks(
     run_apply(ApplyConfig.build(table=TABLE, lake=lake.config, once=False, poll_seconds=2.5), stop=stop)
     said = [r.getMessage() for r in caplog.records if r.getMessage().startswith(f"apply {TABLE}: applying")]
     assert said == [
-        f"apply {TABLE}: applying new raw files under {lake.storage.uri(f'raw/{TABLE}/')} every 2.5 s "
+        f"apply {TABLE}: applying new raw files under {lake.storage.root}/raw/{TABLE}/ every 2.5 s "
         "until stopped (Ctrl-C or SIGTERM)"
     ]

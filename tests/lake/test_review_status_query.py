@@ -344,7 +344,7 @@ def test_status_shows_capture_positions_and_the_newest_load_without_failing_on_a
     assert aside.load_finished is False and aside.last_load is not None
     assert aside.last_load.startswith("scan L1 set aside unfinished by a re-bootstrap")
     assert aside.last_load.endswith(
-        f"'ddblake sync --table {TABLE} --lake {lake.storage.uri()} --rebootstrap' to finish the re-bootstrap"
+        f"'ddblake sync --table {TABLE} --lake {lake.storage.root} --rebootstrap' to finish the re-bootstrap"
     )
 
     lake.storage.write_atomic(checkpoint_path(TABLE), b"{damaged")

@@ -34,6 +34,7 @@ def test_apply_of_a_table_never_captured_creates_no_tables(
     from ddblake.errors import UnknownTableError
     from ddblake.lake.apply import Applier, ApplyConfig
 
+    lake.root.mkdir()  # a lake that is there (storage makes its folder at the first write only)
     config = ApplyConfig.build(table="never-captured", lake=lake.config, once=True)
     with pytest.raises(UnknownTableError, match="table never-captured: no raw files under .* table name"):
         Applier(config, storage=lake.storage).run_once()

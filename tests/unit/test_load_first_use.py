@@ -340,7 +340,7 @@ def test_a_finished_export_load_again_is_already_loaded_and_other_keys_are_refus
         _load(folder, lake, keys="pk,sk")
     text = str(caught.value)
     assert "with keys id" in text and "keys are pk,sk (--keys pk,sk)" in text and "already loaded" in text
-    assert f"delete {storage.uri(state_path(EXPORT_TABLE, export_state_name(EXPORT_ID)))}" in text
+    assert f"delete {storage.root}/{state_path(EXPORT_TABLE, export_state_name(EXPORT_ID))}" in text
 
 
 def test_an_unfinished_export_load_continued_with_other_keys_is_refused(

@@ -112,6 +112,7 @@ def test_names_unique_and_sorted_even_when_the_clock_steps_back(storage: Storage
 def test_failed_write_keeps_the_buffer(tmp_path: Path, clocks: Clocks) -> None:
     blocker = tmp_path / "lake"
     storage = Storage.from_uri(str(blocker))
+    blocker.mkdir()
     (blocker / "raw").write_text("a file where a folder must go")
     w = writer(storage, clocks)
     w.add(b"keep me")

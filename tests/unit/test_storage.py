@@ -68,6 +68,7 @@ def test_uris(tmp_path: Path) -> None:
 
 def test_write_failure_is_transient(tmp_path: Path) -> None:
     storage = Storage.from_uri(str(tmp_path / "lake"))
+    (tmp_path / "lake").mkdir()
     (tmp_path / "lake" / "blocked").write_text("a file, not a folder")
     with pytest.raises(TransientError, match="cannot write"):
         storage.write_atomic("blocked/x", b"data")

@@ -140,7 +140,7 @@ def load_checkpoint(storage: Storage, table: str) -> Checkpoint | None:
     data = storage.read(path)
     if data is None:
         return None
-    return Checkpoint.from_json(data, table=table, where=storage.uri(path))
+    return Checkpoint.from_json(data, table=table, where=storage.shown(path))
 
 
 def save_checkpoint(storage: Storage, checkpoint: Checkpoint) -> None:
@@ -167,7 +167,7 @@ def check_own_checkpoint(storage: Storage, table: str, previous_us: int | None) 
     found = load_checkpoint(storage, table)
     found_us = None if found is None else found.updated_us
     if found_us != previous_us:
-        where = storage.uri(checkpoint_path(table))
+        where = storage.shown(checkpoint_path(table))
         raise TerminalError(
             f"capture {table}: its checkpoint {where} changed under this capture (another capture or "
             f"sync of table {table!r} on this lake wrote it, or a re-bootstrap moved it); this one "

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shlex
 import threading
 import time
 from collections.abc import Callable
@@ -141,7 +142,7 @@ class StreamCapture:
             "capture %s: %s, lake %s",
             self.table,
             f"resuming {len(self.state.shards)} shard(s) from checkpoint" if loaded else "first run",
-            self.storage.uri(),
+            self.storage.shown(),
         )
         try:
             self._loop()
@@ -159,7 +160,7 @@ class StreamCapture:
             self.stats.files,
             self.stats.quarantined,
             self.stats.shards_finished,
-            self.storage.uri(checkpoint_path(self.table)),
+            self.storage.shown(checkpoint_path(self.table)),
         )
         return self.stats
 
@@ -240,10 +241,11 @@ class StreamCapture:
     # --- topology and gaps ------------------------------------------------------------------------------
 
     def _gap(self, what: str) -> StreamGapError:
-        where = self.storage.uri(checkpoint_path(self.table))
+        where = self.storage.shown(checkpoint_path(self.table))
+        lake = shlex.quote(self.storage.shown())
         return StreamGapError(
             f"stream gap for table {self.table!r}: {what}; the lake would miss those changes. Re-bootstrap "
-            f"the table from a full load: ddblake sync --table {self.table} --lake {self.storage.uri()} "
+            f"the table from a full load: ddblake sync --table {self.table} --lake {lake} "
             "--rebootstrap; to accept the gap and capture from the stream's oldest record instead, "
             f"delete {where}"
         )

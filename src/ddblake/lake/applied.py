@@ -215,18 +215,18 @@ def load_log(storage: Storage, pointer: str | None) -> AppliedLog:
     data = storage.read(pointer)
     if data is None:
         raise TerminalError(
-            f"applied-file log {storage.uri(pointer)} named by the table's {PROPERTY} property is missing; "
+            f"applied-file log {storage.shown(pointer)} named by the table's {PROPERTY} property is missing; "
             "the lake's state/ folder was changed by hand — restore it, or drop the tables and re-apply"
         )
     try:
         raw = json.loads(gzip.decompress(data))
     except (OSError, EOFError, zlib.error, ValueError) as e:  # truncated, not gzip, not JSON
         raise TerminalError(
-            f"applied-file log {storage.uri(pointer)} named by the table's {PROPERTY} property is "
+            f"applied-file log {storage.shown(pointer)} named by the table's {PROPERTY} property is "
             f"damaged ({type(e).__name__}); restore the lake's state/ folder from a backup, or drop the "
             "tables and re-apply"
         ) from e
-    return AppliedLog.from_json(raw, storage.uri(pointer))
+    return AppliedLog.from_json(raw, storage.shown(pointer))
 
 
 def stored_names(storage: Storage, table: str, namespace: str) -> NamesOf:

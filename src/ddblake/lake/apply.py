@@ -178,7 +178,7 @@ class Applier(TableOwnership):
         listing = self.last_listing = self._list_raw()
         if not listing and not self._known() and not self._catalog_may_hold(self.history_id):
             # Never captured nor loaded (a mistyped name, most likely): create no empty tables.
-            raw = self.storage.uri(f"raw/{self.config.table}/")
+            raw = self.storage.shown(f"raw/{self.config.table}/")
             said = (
                 f"table {self.config.table}: no raw files under {raw} and no capture or load state: "
                 "nothing to apply (is the table name right? capture, load and sync write them)"

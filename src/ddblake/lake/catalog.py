@@ -254,7 +254,9 @@ def catalog_error(
     error names it, else the table its AWS message names, and always the Glue database.
     """
     root = type(e).__module__.split(".")[0]
-    lake = f" (catalog of lake {storage.uri()}, database {config.namespace!r})" if config and storage else ""
+    lake = (
+        f" (catalog of lake {storage.shown()}, database {config.namespace!r})" if config and storage else ""
+    )
     if root == "botocore":
         from botocore.exceptions import ClientError
 
@@ -269,13 +271,13 @@ def catalog_error(
         return translate_error(e, action=action)
     if root == "sqlalchemy":
         given = shown_catalog_uri(config.catalog_uri) if config and config.catalog_uri else None
-        where = given or (f"{storage.uri()}/catalog.db" if storage else "")
+        where = given or (storage.shown(CATALOG_FILE) if storage else "")
         catalog = f"the lake's SQL catalog {where}".rstrip()
         first = (str(e).splitlines() or [""])[0][:200]
         if "database is locked" in first or "database is busy" in first:
             return TransientError(f"{catalog} is busy: {first}")
         metadata = (
-            f" (the tables' Iceberg metadata under {storage.uri('warehouse')} is untouched)"
+            f" (the tables' Iceberg metadata under {storage.shown('warehouse')} is untouched)"
             if storage
             else ""
         )
@@ -312,6 +314,10 @@ def _open(config: LakeConfig, storage: Storage, glue_client: GlueClient | None, 
         from pyiceberg.catalog.sql import SqlCatalog
 
         uri = config.catalog_uri or _sqlite_uri(storage)
+        if not config.catalog_uri and create:
+            # SQLite makes catalog.db but not its folder: a new lake's root, which Storage leaves
+            # to the first write (a read-only open of a lake that is not there must not make it).
+            storage.ensure_root()
         catalog = SqlCatalog("ddblake", uri=uri, warehouse=warehouse, **_s3_properties(config))
     else:
         from pyiceberg.catalog.glue import GlueCatalog

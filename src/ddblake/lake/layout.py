@@ -62,7 +62,7 @@ def refuse_occupied(storage: Storage, folder: str, identifier: str, catalog: str
         if snapshot is not None and snapshot != -1:
             raise TerminalError(
                 f"table {identifier} is not in the catalog this command uses ({catalog}), yet its "
-                f"folder {storage.uri(folder.removesuffix('metadata/'))} holds a table with data "
+                f"folder {storage.shown(folder.removesuffix('metadata/'))} holds a table with data "
                 f"({rel.rsplit('/', 1)[-1]}): use the catalog that holds it (the lake's catalog.db, or "
                 "DDBLAKE_CATALOG_URI) or another --namespace; if the table was dropped on purpose, "
                 "delete that folder too and run again (creating it there would mix two tables' files)"

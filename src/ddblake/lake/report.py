@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import logging
 import re
+import shlex
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -214,9 +215,10 @@ def load_summary(storage: Storage, table: str) -> tuple[str | None, bool | None]
     if s.finished_us is not None:
         return f"{s.kind} {s.load_id} finished {_us_iso(s.finished_us)}: {s.items:,} item(s)", True
     if s.kind == "scan" and s.name != "scan":  # only a re-bootstrap renames an unfinished Scan
+        lake = shlex.quote(storage.shown())
         return (
             f"scan {s.load_id} set aside unfinished by a re-bootstrap ({s.items:,} item(s) read); run "
-            f"'ddblake sync --table {table} --lake {storage.uri()} --rebootstrap' to finish the "
+            f"'ddblake sync --table {table} --lake {lake} --rebootstrap' to finish the "
             "re-bootstrap",
             False,
         )

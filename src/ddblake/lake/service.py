@@ -66,7 +66,7 @@ def _run_once_racing(
         except DdblakeError:
             raise
         except OSError as e:  # pyiceberg's own file I/O (Parquet, manifests, metadata)
-            raise storage_error("use", f"the tables of {applier.storage.uri()}", e) from e
+            raise storage_error("use", f"the tables of {applier.storage.shown()}", e) from e
         except Exception as e:  # Glue or SQLite through pyiceberg's catalog
             explained = catalog_error(e, applier.config.lake, applier.storage)
             if explained is None:
@@ -83,7 +83,7 @@ def warn_quarantined(applier: Applier, result: ApplyResult) -> None:
             "table %s: %d record(s) quarantined under %s, with reasons",
             applier.config.table,
             result.quarantined,
-            applier.storage.uri(where),
+            applier.storage.shown(where),
         )
 
 
@@ -148,7 +148,7 @@ def run_apply(
         log.info(
             "apply %s: applying new raw files under %s every %g s until stopped (Ctrl-C or SIGTERM)",
             config.table,
-            applier.storage.uri(f"raw/{config.table}/"),
+            applier.storage.shown(f"raw/{config.table}/"),
             config.poll_seconds,
         )
     failures = 0

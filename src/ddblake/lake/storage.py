@@ -10,6 +10,10 @@ silently (de)compress ``*.gz`` files, so every stream is opened with ``compressi
 A local lake's URI (:func:`local_uri`) is ``file://`` and its path as it is, not percent-encoded:
 pyiceberg takes the path of a ``file://`` location without decoding it, so an encoded space put the
 Iceberg warehouse in a sibling folder literally named ``my%20lake``.
+
+A local lake's folder is made by the first write into it, not when it is opened: a command that
+fails before it writes (an endpoint nothing answers on) must leave no empty folder that ``status``
+would take for a lake with no tables. Messages name a local lake's files by path (:meth:`Storage.shown`).
 """
 
 from __future__ import annotations
@@ -122,6 +126,11 @@ def _deepest_existing(path: str) -> str:
     return p.as_posix()
 
 
+def _blocked(lake: str, blocker: str) -> str:
+    """What to say when ``blocker``, a file, is where the lake's folder (or a parent) should be."""
+    return f"lake {lake!r}: {blocker} is a file, not a directory; pass a directory"
+
+
 def _fsync_dirs(path: str, upto: str) -> None:
     """fsync ``path`` and its ancestors up to ``upto`` (the folders whose entries changed)."""
     p, stop = Path(path), Path(upto)
@@ -155,21 +164,22 @@ class Storage:
 
     @classmethod
     def from_uri(cls, uri: str, *, s3_endpoint_url: str | None = None) -> Storage:
-        """Open a lake from ``/path``, ``file:///path`` or ``s3://bucket/prefix``.
+        """Open a lake from ``/path``, ``file:///path`` or ``s3://bucket/prefix``; creates nothing.
 
         Raises:
-            ConfigError: the scheme is not supported.
+            ConfigError: the scheme is not supported, or a file is where a local lake's folder
+                (or one of its parents) should be.
         """
         parsed = urlparse(uri)
         local = local_lake_path(uri)
         if local is not None:
+            # Nothing is created here: the root appears with the first write (:meth:`ensure_root`),
+            # so a command that fails before it writes leaves no empty folder that a later
+            # ``status`` would take for a lake. A file in the way is refused now, though.
             path = local.resolve()
-            try:
-                path.mkdir(parents=True, exist_ok=True)
-            except (FileExistsError, NotADirectoryError) as e:
-                blocker = _deepest_existing(path.as_posix())  # the file where a folder should be
-                msg = f"lake {uri!r}: {blocker} is a file, not a directory; pass a directory"
-                raise ConfigError(msg) from e
+            blocker = _deepest_existing(path.as_posix())
+            if not Path(blocker).is_dir():
+                raise ConfigError(_blocked(uri, blocker))
             return cls(pafs.LocalFileSystem(), path.as_posix(), local_uri(path.as_posix()), True)
         if parsed.scheme == "s3":
             if not parsed.netloc:
@@ -191,6 +201,32 @@ class Storage:
     def uri(self, rel: str = "") -> str:
         """The URI of a path under the root (what pyiceberg and DuckDB are given)."""
         return f"{self.uri_root}/{rel.lstrip('/')}" if rel else self.uri_root
+
+    def shown(self, rel: str = "") -> str:
+        """A path under the root as people read it: a plain path for a local lake, the ``s3://`` URI
+        otherwise. What a message tells the user to delete, or to pass as ``--lake``, must work
+        as typed in a shell; a ``file://`` URI is neither a path ``rm`` takes nor one people know.
+        Quote it (:func:`shlex.quote`) where it goes into a suggested command."""
+        return self._full(rel) if self.is_local else self.uri(rel)
+
+    def ensure_root(self) -> None:
+        """Create a local lake's root folder and its parents, if not there; nothing for S3 (where a
+        prefix needs no creating). Writers that do not go through :meth:`write_atomic` (the SQLite
+        catalog, which cannot create its own folder) call it before their first write.
+
+        Raises:
+            ConfigError: a file is where the root or one of its parents should be.
+            TerminalError: a failure no retry fixes (no permission, a read-only file system).
+            TransientError: any other failure.
+        """
+        if not self.is_local:
+            return
+        try:
+            Path(self.root).mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError) as e:
+            raise ConfigError(_blocked(self.shown(), _deepest_existing(self.root))) from e
+        except OSError as e:
+            raise storage_error("create", self.shown(), e) from e
 
     def names(self, uri: str) -> bool:
         """Whether ``uri`` names this lake's root: :meth:`uri`, or for a local lake the

@@ -56,7 +56,7 @@ class TableOwnership:
             raise TerminalError(
                 f"catalog table {'.'.join(table.name())} belongs to DynamoDB table {source!r} "
                 f"in lake {lake}, "
-                f"not to {self.config.table!r} in {self.storage.uri()}; use another --namespace "
+                f"not to {self.config.table!r} in {self.storage.shown()}; use another --namespace "
                 "(or DDBLAKE_NAMESPACE) for this lake"
             )
         if lake and lake != self.storage.uri():  # percent-encoded by an older ddblake (storage.local_uri)

@@ -132,7 +132,7 @@ class ExportLoad:
             return
         if tuple(str(k) for k in recorded) == keys:
             return
-        where = self.storage.uri(state_path(self.table, state.name))
+        where = self.storage.shown(state_path(self.table, state.name))
         was, now = ",".join(str(k) for k in recorded), ",".join(keys)
         done = state.finished_us is not None
         loaded, fix = (
@@ -232,7 +232,7 @@ class ExportLoad:
         versions = state.options.get("versions", "minute")
         if versions not in EXPORT_VERSIONS:
             raise TerminalError(
-                f"load state {self.storage.uri(state_path(self.table, name))} of table {self.table!r} is "
+                f"load state {self.storage.shown(state_path(self.table, name))} of table {self.table!r} is "
                 f"damaged: its versions option is {versions!r}, not one of {', '.join(EXPORT_VERSIONS)}; "
                 "restore the file, or delete it to load the export again from the start"
             )

@@ -160,7 +160,7 @@ def _forget_token(storage: Storage, table: str) -> None:
         log.warning(
             "load %s: could not remove %s (%s); it holds no export and can be deleted",
             table,
-            storage.uri(state_path(table, EXPORT_REQUEST)),
+            storage.shown(state_path(table, EXPORT_REQUEST)),
             e,
         )
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shlex
 from typing import Final
 
 from ddblake.errors import TerminalError
@@ -115,10 +116,10 @@ def first_load_started(storage: Storage, table: str) -> int | None:
     except (ValueError, TypeError, KeyError):
         started = None
     if not isinstance(started, int) or isinstance(started, bool):
+        lake = shlex.quote(storage.shown())
         raise TerminalError(
-            f"table {table!r}: {storage.uri(first_load_path(table))} is damaged; delete it and run "
-            f"'ddblake sync --table {table} --lake {storage.uri()} --rebootstrap' (a new load, then the "
-            "stream)"
+            f"table {table!r}: {storage.shown(first_load_path(table))} is damaged; delete it and run "
+            f"'ddblake sync --table {table} --lake {lake} --rebootstrap' (a new load, then the stream)"
         )
     return started
 
@@ -147,10 +148,11 @@ def settle_first_load(storage: Storage, table: str, began_us: int) -> None:
     needed = stream_needed_from(list_loads(storage, table))
     if needed is not None and needed[1] < began_us - STREAM_SAFE_AGE_US:
         state, since = needed
+        lake = shlex.quote(storage.shown())
         raise TerminalError(
             f"table {table!r}: load {state.load_id} holds the table as of {utc_text(since)}, but the "
             f"stream has been read only since {utc_text(began_us)} and keeps 24 hours, so changes in "
-            f"between would be in neither; run 'ddblake sync --table {table} --lake {storage.uri()} "
+            f"between would be in neither; run 'ddblake sync --table {table} --lake {lake} "
             "--rebootstrap' (a new load, then the stream)"
         )
     storage.delete(first_load_path(table))
@@ -199,10 +201,11 @@ def check_stream_follows_load(storage: Storage, table: str, stream_arn: str) -> 
     if needed is None or created is None or created <= needed[1] + label_skew_us(needed[0].kind):
         return
     state, since = needed
+    lake = shlex.quote(storage.shown())
     raise TerminalError(
         f"table {table!r}: its stream {stream_arn} was enabled at {utc_text(created)}, after the lake's load "
         f"{state.load_id} ({utc_text(since)}), so changes made in between are in neither; run 'ddblake sync "
-        f"--table {table} --lake {storage.uri()} --rebootstrap' (new stream positions, then a new load), "
+        f"--table {table} --lake {lake} --rebootstrap' (new stream positions, then a new load), "
         "or load an incremental export from the load's time to now with `ddblake load --from-export`, "
         "then capture"
     )

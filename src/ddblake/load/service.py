@@ -241,7 +241,7 @@ def _forget_failed(storage: Storage, table: str, export_id: str) -> None:
             table,
             export_id,
             e,
-            storage.uri(state_path(table, EXPORT_REQUEST)),
+            storage.shown(state_path(table, EXPORT_REQUEST)),
         )
 
 

@@ -336,7 +336,7 @@ def read_state(storage: Storage, table: str, name: str) -> LoadState | None:
     data = storage.read(path)
     if data is None:
         return None
-    return LoadState.from_json(data, table=table, where=storage.uri(path))
+    return LoadState.from_json(data, table=table, where=storage.shown(path))
 
 
 def write_state(storage: Storage, state: LoadState) -> None:
