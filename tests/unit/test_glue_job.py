@@ -86,6 +86,11 @@ def test_time_and_path_rules_equal_ddblakes() -> None:
     assert glue_rules.raw_file_key("lake/x/", "tbl", 1_795_852_800_123_456, "u") == "lake/x/" + raw_file_path(
         "tbl", 1_795_852_800_123_456, "u"
     )
+    for long in ("t" * 120, "t" * 121, "a.b-c_" * 42 + "xyz"):  # 120 whole; 121 and 255 cut, hashed
+        assert (
+            glue_rules.raw_file_key("", long, 1_795_852_800_123_456).rsplit("-", 1)[0]
+            == raw_file_path(long, 1_795_852_800_123_456).rsplit("-", 1)[0]
+        )
 
 
 def _manifest(incremental: bool) -> ExportManifest:

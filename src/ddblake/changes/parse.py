@@ -51,7 +51,7 @@ MAX_SEQUENCE_DIGITS: Final = 40
 KEY_TYPES: Final[frozenset[str]] = frozenset({"S", "N", "B"})
 _TYPES: Final[frozenset[str]] = frozenset({"S", "N", "B", "BOOL", "NULL", "M", "L", "SS", "NS", "BS"})
 # DynamoDB's number syntax (what it returns; Decimal reads all of it). [0-9], not \d: \d is Unicode.
-_NUMBER: Final = re.compile(r"-?(?:[0-9]++(?:\.[0-9]*+)?|\.[0-9]++)(?:[eE][+-]?[0-9]++)?")
+_NUMBER: Final = re.compile(r"[+-]?(?:[0-9]++(?:\.[0-9]*+)?|\.[0-9]++)(?:[eE][+-]?[0-9]++)?")
 _BASE64: Final = re.compile(r"(?:[A-Za-z0-9+/]{4})*+(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
 _DIGITS: Final = re.compile(r"[0-9]+")
 _TABLE_NAME: Final = re.compile(r"[A-Za-z0-9_.-]{3,255}")

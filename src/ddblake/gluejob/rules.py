@@ -100,11 +100,22 @@ def parse_time_us(text: str) -> int:
     return (delta.days * 86_400 + delta.seconds) * SECOND_US + delta.microseconds
 
 
+_NAME_TABLE_CHARS = 120
+
+
+def _name_label(table: str) -> str:
+    """``ddblake.lake.rawlog.name_label``: a long table name cut, with a hash, in a file's name."""
+    if len(table) <= _NAME_TABLE_CHARS:
+        return table
+    digest = hashlib.sha256(table.encode()).hexdigest()[:16]
+    return f"{table[: _NAME_TABLE_CHARS - len(digest) - 1]}-{digest}"
+
+
 def raw_file_key(lake_prefix: str, table: str, written_us: int, unique: str | None = None) -> str:
     """The raw file path under the lake (``ddblake.lake.rawlog.raw_file_path``'s layout)."""
     when = dt.datetime.fromtimestamp(written_us / SECOND_US, tz=_UTC)
     stamp = f"{when.strftime('%Y-%m-%d-%H-%M-%S')}-{written_us % SECOND_US:06d}"
-    name = f"{table}-{stamp}-{unique or uuid.uuid4().hex}.gz"
+    name = f"{_name_label(table)}-{stamp}-{unique or uuid.uuid4().hex}.gz"
     path = f"raw/{table}/{when.strftime('%Y/%m/%d/%H')}/{name}"
     return f"{lake_prefix.strip('/')}/{path}" if lake_prefix.strip("/") else path
 

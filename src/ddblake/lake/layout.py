@@ -10,10 +10,11 @@ table left without a spec its spec and its rows their bucket files, in one commi
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Final
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -34,6 +35,20 @@ log = logging.getLogger(__name__)
 BUCKET_COLUMN = "_ddb_bucket"
 # The summary of :func:`partitioned`'s snapshot: no applied-file record, since no data changes.
 REPAIR_PROPERTIES = {"ddblake.maintenance": "partition"}
+
+
+FOLDER_NAME_BYTES: Final = 255
+"""A local disk's longest file name: a table folder's name must fit it."""
+
+
+def folder_name(name: str) -> str:
+    """A table's folder name: ``name``, or for a name longer than :data:`FOLDER_NAME_BYTES` its
+    first 200 characters and a hash of the whole. Identifiers are ``[a-z0-9_]`` from DynamoDB names
+    of up to 255 characters, so only a history table (``…_changes``) of the longest names needs it;
+    the hash keeps two such tables sharing a start apart."""
+    if len(name.encode()) <= FOLDER_NAME_BYTES:
+        return name
+    return f"{name[:200]}-{hashlib.sha256(name.encode()).hexdigest()[:16]}"
 
 
 def refuse_occupied(storage: Storage, folder: str, identifier: str, catalog: str) -> None:

@@ -42,8 +42,8 @@ _STRICT: Final = json.JSONDecoder(parse_int=str, parse_float=str, parse_constant
 """RFC 8259's JSON: no NaN or Infinity, no control characters in strings; numbers never parsed."""
 
 
-_LOOSE_NUMBER: Final = re.compile(r"-?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
-"""Number text DynamoDB's parser takes that JSON does not (``007.50``, ``.5``, ``5.``)."""
+_LOOSE_NUMBER: Final = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+"""Number text DynamoDB's parser takes that JSON does not (``007.50``, ``.5``, ``5.``, ``+1``)."""
 
 
 def _embedded(text: str) -> str:

@@ -8,7 +8,8 @@ The hour folder is the *write* time (Firehose's ``!{timestamp}``), not the event
 ever land in the current hour, and ``apply`` orders changes by their own versions, never by folder.
 File names are ``<table>-<yyyy-MM-dd-HH-mm-ss>-<microseconds>-<uuid>.gz``: Firehose's shape with
 microseconds added, so names are unique and sort in write order within a folder (the writer also
-never reuses or goes back in time, even if the clock does).
+never reuses or goes back in time, even if the clock does). A table name longer than
+:data:`NAME_TABLE_CHARS` is cut and given a hash in the name (:func:`name_label`), the folder keeps it.
 
 Each file is written whole through :meth:`Storage.write_atomic`: a reader (or a crash) sees a complete
 file or none. The reader still reports a truncated or corrupt gzip (a file copied in by hand, a
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
+import hashlib
 import io
 import time
 import uuid
@@ -56,12 +58,30 @@ def quarantine_prefix(table: str) -> str:
     return f"{table_prefix(table, ERRORS_ROOT)}/{APPLY_QUARANTINE}"
 
 
+NAME_TABLE_CHARS: Final = 120
+"""The most of a table's name a raw file's name holds. DynamoDB names run to 255 characters and a
+file name on a local disk to 255 bytes: with the time stamp, the unique part (a redriven file's is 40
+characters) and apply's quarantine file named after it (``.jsonl.gz`` added), a whole long name
+would not fit. 120 leaves those 200 bytes at most."""
+
+
+def name_label(table: str) -> str:
+    """The table's part of its raw files' names: the name itself, or for a name longer than
+    :data:`NAME_TABLE_CHARS` its start and a hash of the whole, so that two long names sharing a
+    start still name their files apart (the folder ``raw/<table>/`` already keeps them apart; the
+    name is what a file copied out of it still says)."""
+    if len(table) <= NAME_TABLE_CHARS:
+        return table
+    digest = hashlib.sha256(table.encode()).hexdigest()[:16]
+    return f"{table[: NAME_TABLE_CHARS - len(digest) - 1]}-{digest}"
+
+
 def raw_file_path(table: str, written_us: int, unique: str | None = None, root: str = RAW_PREFIX) -> str:
     """The path of a raw file written at ``written_us`` (epoch microseconds, UTC)."""
     when = dt.datetime.fromtimestamp(written_us / 1_000_000, tz=dt.UTC)
     folder = when.strftime("%Y/%m/%d/%H")
     stamp = f"{when.strftime('%Y-%m-%d-%H-%M-%S')}-{written_us % 1_000_000:06d}"
-    name = f"{table}-{stamp}-{unique or uuid.uuid4().hex}"
+    name = f"{name_label(table)}-{stamp}-{unique or uuid.uuid4().hex}"
     return f"{table_prefix(table, root)}/{folder}/{name}.gz"
 
 

@@ -269,7 +269,7 @@ class Storage:
                 with interrupts_held(), self.fs.open_output_stream(full, compression=None) as out:
                     out.write(data)
         except OSError as e:
-            raise storage_error("write", self.uri(rel), e) from e
+            raise storage_error("write", self.shown(rel), e) from e
 
     def read(self, rel: str) -> bytes | None:
         """The file's bytes, or None when it does not exist."""
@@ -283,7 +283,7 @@ class Storage:
         except OSError as e:
             if "not found" in str(e).lower() or "no such file" in str(e).lower():
                 return None
-            raise storage_error("read", self.uri(rel), e) from e
+            raise storage_error("read", self.shown(rel), e) from e
 
     def list_files(self, prefix: str) -> list[str]:
         """Every file under ``prefix`` (recursive), relative to the root, sorted; temp files skipped."""
@@ -300,7 +300,7 @@ class Storage:
                 # and its listing disagree. The folder is there now; listing again settles it.
                 infos = self.fs.get_file_info(selector)
         except OSError as e:
-            raise storage_error("list", self.uri(prefix), e) from e
+            raise storage_error("list", self.shown(prefix), e) from e
         start = len(self.root) + 1
         return sorted(
             (i.path[start:], (i.mtime_ns or 0) / 1e9)
@@ -314,7 +314,7 @@ class Storage:
         try:
             infos = self.fs.get_file_info(selector)
         except OSError as e:
-            raise storage_error("list", self.uri(prefix), e) from e
+            raise storage_error("list", self.shown(prefix), e) from e
         return sorted(i.base_name for i in infos if i.type == pafs.FileType.Directory)
 
     def delete(self, rel: str) -> None:
@@ -324,4 +324,4 @@ class Storage:
         except FileNotFoundError:
             return
         except OSError as e:
-            raise storage_error("delete", self.uri(rel), e) from e
+            raise storage_error("delete", self.shown(rel), e) from e

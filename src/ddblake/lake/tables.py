@@ -17,7 +17,7 @@ from ddblake.errors import TerminalError
 from ddblake.lake import current, history
 from ddblake.lake.advice import copied_lake
 from ddblake.lake.catalog import shown_catalog_uri
-from ddblake.lake.layout import create_current, refuse_occupied
+from ddblake.lake.layout import create_current, folder_name, refuse_occupied
 from ddblake.lake.options import LAKE_PROPERTY, NO_CATALOG_RETRY, SOURCE_PROPERTY, ApplyConfig, other_owner
 from ddblake.lake.storage import Storage, warn_encoded
 
@@ -63,23 +63,32 @@ class TableOwnership:
             warn_encoded(".".join(table.name()), table.location())
         return table
 
+    def _folder(self, identifier: str) -> str:
+        """A table's folder under the lake: Glue's default shape ``warehouse/<ns>.db/<table>``, the
+        SQLite catalog's ``warehouse/<ns>/<table>``; a table part longer than a local disk's 255-byte
+        file names (a 255-character DynamoDB name's history table, ``…_changes``) is cut, with a hash
+        of the whole (:func:`folder_name`)."""
+        namespace, name = identifier.split(".", 1)
+        glue = self.config.lake.catalog == "glue"
+        return f"warehouse/{namespace}{'.db' if glue else ''}/{folder_name(name)}"
+
     def _location(self, identifier: str) -> str | None:
-        """Where a new table's files go in a Glue catalog: this lake's warehouse, where Glue's
-        default would put them (``<ns>.db/<table>``), said explicitly because a shared database's
-        own location (another lake's bucket, set by the stack that created it) would win over the
-        default. The SQLite catalog's default (``<ns>/<table>``) is this lake's already."""
-        if self.config.lake.catalog != "glue":
+        """Where a new table's files go: this lake's :meth:`_folder`. Said explicitly in a Glue
+        catalog, because a shared database's own location (another lake's bucket, set by the stack
+        that created it) would win over the default; the SQLite catalog's default is this lake's
+        already, and is said only for a name its folder cannot hold whole."""
+        folder = self._folder(identifier)
+        if self.config.lake.catalog != "glue" and folder.rsplit("/", 1)[-1] == identifier.split(".", 1)[1]:
             return None
-        return self.storage.uri("warehouse/" + identifier.replace(".", ".db/", 1))
+        return self.storage.uri(folder)
 
     def _refuse_occupied(self, identifier: str) -> None:
         """Refuse a new table whose folder holds another catalog's table (layout.refuse_occupied)."""
         lake = self.config.lake
-        glue = lake.catalog == "glue"  # Glue's folders: _location; the SQL catalog's: <ns>/<table>
-        folder = "warehouse/" + identifier.replace(".", ".db/" if glue else "/", 1)
+        glue = lake.catalog == "glue"
         shown = shown_catalog_uri(lake.catalog_uri) if lake.catalog_uri else None  # no password shown
         name = shown or ("the Glue Data Catalog" if glue else "the lake's catalog.db")
-        refuse_occupied(self.storage, folder, identifier, name)
+        refuse_occupied(self.storage, self._folder(identifier), identifier, name)
 
     def _history(self) -> Table:
         try:
