@@ -168,7 +168,15 @@ class ChangeEvent:
         if not isinstance(obj, dict):
             raise BadRecordError(f"raw-log line is {type(obj).__name__}, not a JSON object")
         if not _is_int(obj.get("v")) or obj["v"] != LINE_FORMAT_VERSION:
-            raise BadRecordError(f"raw-log line has format version {_shown(obj.get('v'))}, expected 1")
+            newer = _is_int(obj.get("v")) and obj["v"] > LINE_FORMAT_VERSION
+            raise BadRecordError(
+                f"raw-log line has format version {_shown(obj.get('v'))}, expected 1"
+                + (
+                    "; a newer ddblake wrote it: upgrade the ddblake that applies (docs/upgrades.md)"
+                    if newer
+                    else ""
+                )
+            )
         op, source = obj.get("op"), obj.get("source")
         if not isinstance(op, str) or op not in OPERATIONS:
             raise BadRecordError(f"raw-log line has unknown op {_shown(op)}")

@@ -188,8 +188,15 @@ class AppliedLog:
         """Parse the stored form (a record written before digests were kept has no ``days``).
 
         Raises:
-            TerminalError: the file is not an applied-log (someone edited or truncated it).
+            TerminalError: the file is not an applied-log (someone edited or truncated it), or a
+                newer ddblake wrote it (a later record version: upgrade, docs/upgrades.md).
         """
+        if isinstance(obj, dict) and isinstance(obj.get("version"), int) and obj["version"] > 1:
+            raise TerminalError(
+                f"{where} is an applied-file log of version {obj['version']}, written by a newer ddblake "
+                "than this one (which reads version 1); upgrade ddblake here too: a lake is not read by "
+                "an older ddblake than the newest that wrote it (docs/upgrades.md)"
+            )
         if (
             not isinstance(obj, dict)
             or obj.get("version") != 1
