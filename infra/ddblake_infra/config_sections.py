@@ -340,6 +340,7 @@ def lake_settings(s: Section, *, deployment: str, region: str, consumer: str, pa
         raw_expiration_days=expiration,
         errors_expiration_days=s.integer("errors_expiration_days", 90, 1, 36500),
         noncurrent_expiration_days=s.integer("noncurrent_expiration_days", 30, 1, 36500),
+        warehouse_noncurrent_expiration_days=s.integer("warehouse_noncurrent_expiration_days", 7, 1, 36500),
         exports_expiration_days=s.integer("exports_expiration_days", 30, 1, 36500),
         access_logs=s.flag("access_logs", True),
         athena_workgroup=s.flag("athena_workgroup", True),

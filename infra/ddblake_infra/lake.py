@@ -107,6 +107,16 @@ class LakeStorage(Construct):
             ),
             s3.LifecycleRule(id="glue-temp", prefix="glue-temp/", expiration=Duration.days(7)),
             s3.LifecycleRule(id="athena-results", prefix="athena-results/", expiration=Duration.days(30)),
+            # Apply rewrites the current-state files holding changed keys (copy on write) and
+            # maintenance deletes them once no kept snapshot needs them: on a table whose batches
+            # touch most files, every run leaves about a table's worth of noncurrent versions here
+            # (docs/deploy.md, "What apply rewrites"). S3 honours the shorter of two overlapping
+            # expirations, so this rule wins over the bucket-wide one below where it is shorter.
+            s3.LifecycleRule(
+                id="warehouse-versions",
+                prefix="warehouse/",
+                noncurrent_version_expiration=Duration.days(lake.warehouse_noncurrent_expiration_days),
+            ),
             s3.LifecycleRule(
                 id="versions-and-uploads",
                 noncurrent_version_expiration=Duration.days(lake.noncurrent_expiration_days),

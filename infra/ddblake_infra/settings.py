@@ -97,6 +97,7 @@ class LakeSettings:
     raw_expiration_days: int | None
     errors_expiration_days: int
     noncurrent_expiration_days: int
+    warehouse_noncurrent_expiration_days: int
     exports_expiration_days: int
     access_logs: bool
     athena_workgroup: bool

@@ -244,6 +244,12 @@ def test_lake_bucket(stack_templates: dict[str, Template], name: str) -> None:
         "Status": "Enabled",
     }
     assert rules["versions-and-uploads"]["NoncurrentVersionExpiration"] == {"NoncurrentDays": 30}
+    assert rules["warehouse-versions"] == {
+        "Id": "warehouse-versions",
+        "Prefix": "warehouse/",
+        "NoncurrentVersionExpiration": {"NoncurrentDays": 7},
+        "Status": "Enabled",
+    }
     assert rules["versions-and-uploads"]["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 7}
 
 

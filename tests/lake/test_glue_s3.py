@@ -157,6 +157,7 @@ def test_scheduled_apply_lambda_applies_and_emits_metrics(
         "ApplyLagSeconds",
         "LagSeconds",
         "PendingFiles",
+        "FilesRewritten",
     } <= metrics
     assert emf[-1]["Table"] == TABLE
     assert emf[-1]["QuarantinedRecords"] in (1, [1], [1.0])
@@ -165,6 +166,14 @@ def test_scheduled_apply_lambda_applies_and_emits_metrics(
     (stale,) = emf[-1]["LagSeconds"] if isinstance(emf[-1]["LagSeconds"], list) else [emf[-1]["LagSeconds"]]
     assert out["lag_seconds"] is not None and stale > 86_400 and abs(stale - out["lag_seconds"]) < 60
     assert out["apply_lag_seconds"] == 0.0
+    assert out["files_rewritten"] == 0 and emf[-1]["FilesRewritten"] in (0, [0], [0.0])  # a new table
+
+    # An update rewrites the file that holds its key, and the run says so.
+    writer.add(event("MODIFY", "a", 2, image={"secret": {"S": "do-not-log-either"}}).to_line())
+    writer.flush()
+    again = handler(scheduled, LambdaContext())
+    emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    assert again["files_rewritten"] == 1 and emf[-1]["FilesRewritten"] in (1, [1], [1.0])
 
     # A backlog left for the next run: the oldest pending file's age; none when it is gone.
     assert (alarm_lag(7200.5, 3), alarm_lag(None, 3), alarm_lag(7200.5, 0)) == (7200.5, None, 0.0)

@@ -112,6 +112,8 @@ def _apply(table: str, context: LambdaContext) -> dict[str, Any]:
     metrics.add_metric(name="AppliedEvents", unit=MetricUnit.Count, value=result.events)
     metrics.add_metric(name="QuarantinedRecords", unit=MetricUnit.Count, value=result.quarantined)
     metrics.add_metric(name="PendingFiles", unit=MetricUnit.Count, value=status.pending_files)
+    # Copy on write: what a run rewrites is what it costs (docs/deploy.md, "What apply rewrites").
+    metrics.add_metric(name="FilesRewritten", unit=MetricUnit.Count, value=result.files_rewritten)
     apply_lag = alarm_lag(status.apply_lag_seconds, status.pending_files)
     if apply_lag is not None:
         metrics.add_metric(name="ApplyLagSeconds", unit=MetricUnit.Seconds, value=apply_lag)
@@ -127,6 +129,7 @@ def _apply(table: str, context: LambdaContext) -> dict[str, Any]:
             "lag_seconds": status.lag_seconds,
             "apply_lag_seconds": status.apply_lag_seconds,
             "pending_files": status.pending_files,
+            "files_rewritten": result.files_rewritten,
         },
     )
     return {
@@ -137,4 +140,5 @@ def _apply(table: str, context: LambdaContext) -> dict[str, Any]:
         "lag_seconds": status.lag_seconds,
         "apply_lag_seconds": status.apply_lag_seconds,
         "pending_files": status.pending_files,
+        "files_rewritten": result.files_rewritten,
     }
