@@ -209,7 +209,9 @@ class Capture(Construct):
             periods=1,
             description=f"ddblake {t.name}: DynamoDB could not put change records into Kinesis stream "
             f"{cfg.name('stream')} and skipped them (e.g. a change record over Kinesis' 1 MB limit): those "
-            "changes are not in the raw log; run the load job to bring the tables back in line",
+            "changes are not in the raw log. Run the load job, let apply take its rows in, then 'ddblake "
+            f"reconcile' of this table (--lake s3://{cfg.lake_bucket_name} --namespace {cfg.lake.namespace}) "
+            "to remove the items deleted meanwhile (docs/deploy.md, After a gap in the stream)",
         )
         ops.alarm(
             "StreamReadBehind",

@@ -20,6 +20,8 @@ rerun can bring them back. A re-bootstrap makes the lake equal to the table agai
    ``t0`` touched it: it did not exist when the Scan passed. For each, a ``REMOVE`` line (``source``
    ``scan``, event ID ``rebootstrap-<load id>-<sha1 of key>``, event time = the load's version time)
    goes into the raw log, and apply runs again. A change after ``t0`` still wins over that REMOVE.
+   The rule and the REMOVE are ``ddblake.reconcile``'s (:func:`~ddblake.reconcile.stale_keys`,
+   :func:`~ddblake.reconcile.removal_event`), which ``ddblake reconcile`` applies after any full load.
 
 Crash safety: a marker ``state/rebootstrap/<table>.json`` is written first and removed last;
 ``ddblake sync`` refuses to run while it exists (a half-done re-bootstrap could leave items the gap
@@ -33,7 +35,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import json
 import logging
 import shlex
@@ -45,8 +46,6 @@ from typing import TYPE_CHECKING, Any, Final
 from ddblake.capture.checkpoint import checkpoint_path
 from ddblake.capture.config import CaptureConfig
 from ddblake.capture.service import CaptureThread, run_capture
-from ddblake.changes.model import ChangeEvent
-from ddblake.changes.resolve import key_string
 from ddblake.errors import StoppedError, StreamGapError, TerminalError, UnknownTableError
 from ddblake.lake.apply import ApplyConfig
 from ddblake.lake.catalog import LakeConfig, open_catalog
@@ -54,7 +53,8 @@ from ddblake.lake.options import NEWEST_EVENT_PROPERTY
 from ddblake.lake.rawlog import RawLogWriter
 from ddblake.lake.service import run_apply
 from ddblake.lake.storage import Storage
-from ddblake.names import changes_identifier, table_identifier
+from ddblake.names import changes_identifier
+from ddblake.reconcile import removal_event, stale_keys
 
 if TYPE_CHECKING:
     from ddblake.aws.clients import DynamoClients
@@ -188,62 +188,6 @@ def _newest_event_us(lake: LakeConfig, storage: Storage, table: str) -> int | No
         return None
     newest = history.properties.get(NEWEST_EVENT_PROPERTY)
     return int(newest) if newest else None
-
-
-def removal_event(table: str, keys: dict[str, Any], load_id: str, version_time_us: int) -> ChangeEvent:
-    """The REMOVE that a re-bootstrap writes for a key its full load did not find."""
-    digest = hashlib.sha1(key_string(keys).encode(), usedforsecurity=False).hexdigest()
-    now = _now_us()
-    return ChangeEvent(
-        op="REMOVE",
-        table=table,
-        keys=keys,
-        new_image=None,
-        old_image=None,
-        event_id=f"rebootstrap-{load_id}-{digest}",
-        event_time_us=version_time_us,
-        sequence=None,
-        source="scan",
-        ttl=False,
-        ingested_us=now,
-    )
-
-
-def _stale_keys(
-    lake: LakeConfig, storage: Storage, table: str, load_id: str, version_time_us: int
-) -> list[str]:
-    """Canonical keys of current rows the load did not see (older than it, and not among its rows)."""
-    from pyiceberg.exceptions import NoSuchTableError
-
-    from ddblake.load.rows import export_event_id, scan_event_id
-
-    catalog = open_catalog(lake, storage)
-    try:
-        current = catalog.load_table(f"{lake.namespace}.{table_identifier(table)}")
-    except NoSuchTableError:
-        return []
-    if current.current_snapshot() is None:
-        return []
-    rows = current.scan(selected_fields=("_ddb_key", "_ddb_version")).to_arrow()
-    mine = (f"load-{load_id}-", f"export-{load_id}-")
-    ours: set[str] | None = None
-    stale = []
-    for key, version in zip(
-        rows.column("_ddb_key").to_pylist(), rows.column("_ddb_version").to_pylist(), strict=True
-    ):
-        event_time = int(version[:20])
-        if event_time > version_time_us or version.split(":", 2)[2].startswith(mine):
-            continue
-        if event_time == version_time_us:  # another load of the same instant won here: was ours there too?
-            if ours is None:
-                history = catalog.load_table(f"{lake.namespace}.{changes_identifier(table)}")
-                ids = history.scan(selected_fields=("event_id",)).to_arrow().column("event_id").to_pylist()
-                ours = {i for i in ids if i.startswith(mine)}
-            keys = json.loads(key)
-            if scan_event_id(load_id, keys) in ours or export_event_id(load_id, keys) in ours:
-                continue
-        stale.append(key)
-    return stale
 
 
 def _read_marker(storage: Storage, table: str) -> dict[str, Any] | None:
@@ -426,7 +370,7 @@ def rebootstrap(
         _write_marker(storage, table, started_us=started, load_start_us=load_start)
         version_time = _load_following(table, load, storage, clients, load_start, result, capture)
     run_apply(apply)
-    stale = _stale_keys(lake_config, storage, table, result.load_id, version_time)
+    stale = stale_keys(lake_config, storage, table, result.load_id, version_time)
     if stale:
         writer = RawLogWriter(storage, table, buffer_bytes=1 << 62, buffer_seconds=1e9)
         for key in stale:

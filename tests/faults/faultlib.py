@@ -186,14 +186,14 @@ def check_lake(
     *,
     stream_ids: Iterable[str] | None = None,
     also_ids: Iterable[str] = (),
-    other_prefixes: tuple[str, ...] = ("load-", "rebootstrap-", "export-"),
+    other_prefixes: tuple[str, ...] = ("load-", "rebootstrap-", "reconcile-", "export-"),
 ) -> Verdict:
     """The whole oracle: dump equals a Scan, and the history holds each stream event exactly once.
 
     Args:
         stream_ids: the events the history must hold; by default everything the stream holds now.
         also_ids: further events that must be there (injected ones).
-        other_prefixes: event IDs of loads and re-bootstraps, which are not stream events; they may
+        other_prefixes: event IDs of loads, re-bootstraps and reconciles, not stream events; they may
             appear in the history but must not appear twice.
     """
     from capture_helpers import stream_event_ids

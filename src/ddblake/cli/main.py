@@ -163,6 +163,13 @@ def _cmd_status(args: argparse.Namespace) -> int:
     storage = config.storage()
     statuses = lake_status(open_catalog(config, storage, create=False), config.namespace, storage)
     sys.stdout.write(status_json(statuses) + "\n" if args.format == "json" else status_text(statuses))
+    # A table that cannot be read is shown with the reason (its ``error``), the others as ever; the
+    # exit code says so to a script or monitor that reads no further.
+    failed = [s.table for s in statuses if s.error]
+    if failed:
+        sys.stdout.flush()
+        _error_line(f"a lake table of {', '.join(failed)} cannot be read; see its 'error' above")
+        return 1
     return 0
 
 
@@ -228,6 +235,9 @@ def build_parser() -> argparse.ArgumentParser:
     from ddblake.cli.redrive_cmd import register as register_redrive
 
     register_redrive(sub)
+    from ddblake.cli.reconcile_cmd import register as register_reconcile
+
+    register_reconcile(sub, _table_lake)
 
     sync = sub.add_parser(
         "sync",
@@ -422,7 +432,9 @@ def _run(args: argparse.Namespace, note: str | None = None) -> int:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
         return 0
     except OSError as e:  # backstop: a file or directory ddblake could not use, named in one line
-        _error_line(_os_error_line(e))
+        from ddblake.lake.recovery import missing_metadata
+
+        _error_line(missing_metadata(e) or _os_error_line(e))  # a lake restored from an older backup
         return 1
     except RuntimeError as e:
         if "home directory" not in str(e):
