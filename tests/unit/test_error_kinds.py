@@ -312,7 +312,8 @@ def test_a_file_that_cannot_be_deleted_is_logged_with_why(
     (record,) = [r for r in caplog.records if "could not delete" in r.getMessage()]
     message = record.getMessage()
     assert (
-        "warehouse/b.parquet" in message and f"cannot delete {storage.uri('warehouse/b.parquet')}" in message
+        "warehouse/b.parquet" in message
+        and f"cannot delete {storage.shown('warehouse/b.parquet')}" in message
     )
 
 

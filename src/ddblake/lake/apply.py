@@ -17,9 +17,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -27,10 +28,11 @@ from pyiceberg.catalog import Catalog
 from pyiceberg.table import Table
 
 from ddblake.changes.resolve import Keyed, bucket_of, decide, version_of, winners
-from ddblake.errors import BadRecordError, UnknownTableError
+from ddblake.errors import BadRecordError, TerminalError, UnknownTableError
 from ddblake.lake import current, datafiles, history, seen
 from ddblake.lake.applied import PROPERTY, AppliedLog, checked_log, save_log
 from ddblake.lake.batch import (
+    FileBatch,
     ImageTexts,
     collector_paused,
     distinct,
@@ -59,12 +61,14 @@ from ddblake.lake.options import (
 )
 from ddblake.lake.options import ApplyConfig as ApplyConfig  # the public names stay importable here
 from ddblake.lake.options import ApplyResult as ApplyResult
+from ddblake.lake.recovery import unreadable_raw
 from ddblake.lake.storage import Storage
 from ddblake.lake.tables import TableOwnership
 from ddblake.names import changes_identifier, table_identifier
 from ddblake.progress import Progress
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -170,6 +174,29 @@ class Applier(TableOwnership):
         release_arrow_memory()
         return result, more
 
+    @staticmethod
+    def _loaded(identifier: str, load: Callable[[], _T]) -> _T:
+        """``load()`` of a lake table, a missing metadata file said with the table and what to do."""
+        try:
+            return load()
+        except FileNotFoundError as e:
+            from ddblake.lake.recovery import missing_metadata
+
+            said = missing_metadata(e, identifier)
+            if said is None:
+                raise
+            raise TerminalError(said) from e
+
+    def _read_batch(self, pending: list[str]) -> tuple[FileBatch, ImageTexts, list[str]]:
+        """:func:`read_batch` of ``pending``; a raw file no retry can read is named, with the way on."""
+        try:
+            return read_batch(self.storage, self.config.table, pending, self.config, self._pending_files)
+        except (TerminalError, OSError) as e:
+            said = unreadable_raw(self.storage, self.config.table, pending, e)
+            if said is e:
+                raise
+            raise said from e
+
     def _list_raw(self) -> list[str]:
         return self.listing.files()
 
@@ -189,8 +216,8 @@ class Applier(TableOwnership):
                 self._said_empty = True
                 log.warning("%s", said)
             return result, False
-        hist = self._history()
-        cur = self._current()
+        hist = self._loaded(self.history_id, self._history)
+        cur = self._loaded(self.current_id, self._current)
         table = self.config.table
         ns = self.config.lake.namespace
         records = (hist.properties.get(PROPERTY), cur.properties.get(PROPERTY) if cur else None)
@@ -213,7 +240,7 @@ class Applier(TableOwnership):
         more = len(pending) > self.config.max_files
         pending = pending[: self.config.max_files]
         count = len(pending)
-        batch, texts, pending = read_batch(self.storage, table, pending, self.config, self._pending_files)
+        batch, texts, pending = self._read_batch(pending)
         more = more or len(pending) < count  # the rest in the next batch
         hist_files = [p for p in pending if not hist_log.contains(p)]
         cur_files = [p for p in pending if not cur_log.contains(p)]

@@ -2,7 +2,8 @@
 
 The rules are in docs/types.md (Typed columns in the lake). Each is a function of one name or one
 type alone, never of which other attributes a batch happens to hold, so the columns a table ends up
-with do not depend on how its changes were batched:
+with do not depend on how its changes were batched (but for which of two names stored alike keeps
+its own, below):
 
 * **Names.** An attribute's column is named by :func:`column_name`, which is reversible
   (:func:`attribute_name`): a name that would shadow a metadata column (``_ddb_…``) gets an
@@ -11,6 +12,13 @@ with do not depend on how its changes were batched:
   and struct field names alike (:func:`field_name`): Iceberg joins nested names with dots, so a
   top-level ``x.y`` and the field ``y`` of a map ``x`` would both be ``x.y`` to it, and it refuses
   such a schema — a refusal that would stop every later batch of the table.
+* **Names stored alike.** Iceberg writers store each name as an Avro name (:func:`stored_name`:
+  ``1st`` as ``_1st``, ``a-b`` as ``a_x2Db``), and a schema with two names stored alike at one level
+  (``1st`` beside ``_1st``) cannot be written at all. So the one name that depends on what a table
+  holds: a new column or struct field whose name is stored like one its level has (or one the batch
+  named before it, in the codec's order) takes the first free of ``<name>%~2``, ``<name>%~3``, …
+  (:func:`other_name`; :class:`Level`), which reads back as the same attribute; once named, a column
+  keeps its name.
 * **Untyped values.** Iceberg (before v3) and Parquet store no column of only nulls, empty lists or
   empty maps, so those are left out (:func:`typed_only`); the attributes that held such a value
   without a column are named with the shape of what they held (:func:`shape_json`), so that the
@@ -22,11 +30,13 @@ with do not depend on how its changes were batched:
 
 from __future__ import annotations
 
+import functools
 import json
 import re
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 
 import pyarrow as pa
+from pyiceberg.schema import make_compatible_name
 
 from ddblake.codec.schema import (
     NULL_T,
@@ -47,6 +57,8 @@ from ddblake.codec.schema import (
 _PREFIXED = re.compile(r"^(?i:attr)*(?i:_ddb_)")
 _STRIP = re.compile(r"^attr(?i:attr)*(?i:_ddb_)")
 _ESCAPES = re.compile(r"%(25|2E)")
+_OTHER = re.compile(r"%~[1-9][0-9]*$")  # the suffix of an other name (other_name)
+_OTHER_LIKE = re.compile(r"%~[0-9]+$")  # names field_name encodes, so that none reads as an other name
 UNTYPED_KEY = b"ddblake.untyped"
 """Schema metadata of typed rows (:func:`with_untyped`): the columns left out with values, as
 :func:`dump_untyped` writes them."""
@@ -55,28 +67,67 @@ Shapes = dict[str, T | None]
 when unknown (a table property written by an older ddblake, which kept names alone)."""
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def field_name(name: str) -> str:
     """The Iceberg name of an attribute or map key: without dots, reversibly.
 
-    Names with a dot, or with a ``%25`` or ``%2E`` that decoding would misread, have ``%`` written
-    ``%25`` and ``.`` written ``%2E``; every other name is its own (so existing columns keep theirs).
+    Names with a dot, with a ``%25`` or ``%2E`` that decoding would misread, or ending like an
+    :func:`other_name` (``%~2``) have ``%`` written ``%25`` and ``.`` written ``%2E``; every other
+    name is its own (so existing columns keep theirs).
     """
-    if "." in name or _ESCAPES.search(name):
+    if "." in name or _ESCAPES.search(name) or _OTHER_LIKE.search(name):
         return name.replace("%", "%25").replace(".", "%2E")
     return name
 
 
-def key_name(field: str) -> str:
-    """The attribute or map key a :func:`field_name` stands for.
+def other_name(name: str, n: int) -> str:
+    """The ``n``-th name (``n`` ≥ 2) of a column or struct field whose own name ``name`` (a
+    :func:`field_name` or :func:`column_name`) is stored like a name its level already has
+    (:func:`stored_name`): ``name%~n``. It reads back as ``name`` does (:func:`key_name`)."""
+    return f"{name}%~{n}"
 
-    A name that is not one :func:`field_name` gives (``x.y``, a column from before dots were
-    encoded) stands for itself: the caller sees that it is not the key's name and retypes it.
+
+def own_name(name: str) -> str:
+    """``name`` without the suffix of an :func:`other_name` (``_1st%~2`` → ``_1st``)."""
+    m = _OTHER.search(name)
+    return name[: m.start()] if m else name
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def stored_name(name: str) -> str:
+    """The name Iceberg writers give ``name`` in a data file (Avro's rules, pyiceberg's
+    ``make_compatible_name``; Iceberg's Java library has the same): a name that is not an Avro name
+    has a leading digit ``d`` written ``_d`` and each other character outside ``[A-Za-z0-9_]``
+    written ``_x`` and its code point in hex (``1st`` → ``_1st``, ``a-b`` → ``a_x2Db``)."""
+    return make_compatible_name(name) if name else name
+
+
+def _decoded(field: str) -> str | None:
+    """The attribute or map key whose :func:`field_name` is ``field``, if any."""
+    name = _ESCAPES.sub(lambda m: "%" if m[1] == "25" else ".", field) if _ESCAPES.search(field) else field
+    return name if field_name(name) == field else None
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def key_name(field: str) -> str:
+    """The attribute or map key a :func:`field_name`, or an :func:`other_name` of one, stands for.
+
+    A name that is not one these give (``x.y``, a column from before dots were encoded) stands for
+    itself: the caller sees that it is not the key's name and retypes it.
     """
-    if _ESCAPES.search(field):
-        name = _ESCAPES.sub(lambda m: "%" if m[1] == "25" else ".", field)
-        if field_name(name) == field:
+    own = own_name(field)
+    if own != field:
+        name = _decoded(own)
+        if name is not None:
             return name
-    return field
+    name = _decoded(field)
+    return field if name is None else name
+
+
+def is_field_name(field: str) -> bool:
+    """Whether ``field`` is a name today's rules give its map key (:func:`field_name` or an
+    :func:`other_name` of it)."""
+    return field_name(key_name(field)) == own_name(field)
 
 
 def column_name(attr: str) -> str:
@@ -89,8 +140,15 @@ def column_name(attr: str) -> str:
 
 
 def attribute_name(col: str) -> str:
-    """The attribute a :func:`column_name` stands for (the inverse: one ``attr`` prefix removed)."""
+    """The attribute a :func:`column_name`, or an :func:`other_name` of one, stands for (the
+    inverse: one ``attr`` prefix and the ``%~n`` suffix removed)."""
     return key_name(col[len("attr") :] if _STRIP.match(col) else col)
+
+
+def is_column_name(col: str) -> bool:
+    """Whether ``col`` is a name today's rules give its attribute (:func:`column_name` or an
+    :func:`other_name` of it)."""
+    return column_name(attribute_name(col)) == own_name(col)
 
 
 def is_stale(field: pa.Field) -> bool:
@@ -99,7 +157,85 @@ def is_stale(field: pa.Field) -> bool:
     Such a column is retyped under its attribute's current name. A column of a type ddblake never
     writes (one added by hand) is left alone, whatever its name.
     """
-    return from_field(field) is not None and column_name(attribute_name(field.name)) != field.name
+    return not is_column_name(field.name) and from_field(field) is not None
+
+
+class Level:
+    """The names at one level of a table — its columns, or the fields of one struct — and the
+    names a batch gives what it adds there (:meth:`name`).
+
+    Iceberg writers store every name as an Avro name (:func:`stored_name`) and refuse to write a
+    schema in which two names of one level are stored alike (``1st`` and ``_1st``, ``a-b`` and
+    ``a_x2Db``, ``2fa`` and ``_2fa``): every later write of the table would fail. So a name is
+    free only while its stored form is. Of names already there that are stored alike (a table an
+    older ddblake created, whose first write then failed), the first keeps its place and the later
+    ones are left out, to be dropped and named again.
+
+    Args:
+        names: The names the level keeps, in order.
+        key: The attribute or map key a name stands for, or None when it stands for none (a
+            metadata column).
+    """
+
+    def __init__(self, names: Iterable[str], key: Callable[[str], str | None]) -> None:
+        self.names: dict[str, str] = {}
+        self.stored: set[str] = set()
+        self.left_out: list[str] = []
+        for name in names:
+            stored = stored_name(name)
+            if stored in self.stored:
+                self.left_out.append(name)
+                continue
+            self.stored.add(stored)
+            k = key(name)
+            if k is not None:
+                self.names.setdefault(k, name)
+
+    def name(self, key: str, own: str) -> str:
+        """The name of ``key`` (whose own name is ``own``) at this level: the one it has, else
+        ``own`` when no name of the level is stored alike, else the first such free
+        :func:`other_name` (``own%~2``, ``own%~3``, …)."""
+        if key in self.names:
+            return self.names[key]
+        name, n = own, 1
+        while stored_name(name) in self.stored:
+            n += 1
+            name = other_name(own, n)
+        self.stored.add(stored_name(name))
+        self.names[key] = name
+        return name
+
+
+def _column_key(name: str) -> str | None:
+    return attribute_name(name) if is_column_name(name) else None
+
+
+def columns_level(names: Iterable[str]) -> Level:
+    """The :class:`Level` of a table's top-level columns ``names`` (metadata columns first)."""
+    return Level(names, _column_key)
+
+
+def _named(t: pa.DataType, have: pa.DataType | None) -> pa.DataType:
+    """``t`` (map keys as field names) with its struct fields named as the table's type ``have``
+    names them where it has them, and as :class:`Level` names new ones."""
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        inner = t.value_field
+        have_inner = None
+        if have is not None and (pa.types.is_list(have) or pa.types.is_large_list(have)):
+            have_inner = have.value_type
+        elem = inner.with_type(_named(inner.type, have_inner))
+        return pa.large_list(elem) if pa.types.is_large_list(t) else pa.list_(elem)
+    if pa.types.is_struct(t):
+        fields = {f.name: f.type for f in have} if have is not None and pa.types.is_struct(have) else {}
+        keys = {n: k for n in fields if field_name(k := key_name(n)) == own_name(n)}  # is_field_name
+        level = Level(keys, keys.get)
+        named = []
+        for f in t:
+            name = level.name(f.name, field_name(f.name))
+            ft = _named(f.type, fields.get(name))
+            named.append(f if name == f.name and ft is f.type else f.with_name(name).with_type(ft))
+        return pa.struct(named)
+    return t
 
 
 def renamed(t: pa.DataType, rename: Callable[[str], str]) -> pa.DataType:
@@ -118,11 +254,19 @@ def _view(column: pa.ChunkedArray, t: pa.DataType) -> pa.ChunkedArray:
     return pa.chunked_array([chunk.view(t) for chunk in column.chunks], t)
 
 
-def to_columns(typed: pa.Table) -> pa.Table:
-    """A codec table (attribute names, map keys as field names) with the lake's column names."""
+def to_columns(typed: pa.Table, have: pa.Schema | None = None, reserved: Iterable[str] = ()) -> pa.Table:
+    """A codec table (attribute names, map keys as field names) with the lake's column names.
+
+    ``have``: the table's schema (lake names), whose columns and struct fields keep their names;
+    what is new is named so that no two names of one level are stored alike (:class:`Level`).
+    ``reserved``: the metadata columns, which no attribute's column is stored like.
+    """
+    meta = list(reserved)
+    fields = {f.name: f.type for f in have or [] if f.name not in meta and not is_stale(f)}
+    level = columns_level([*meta, *fields])
     for i, field in enumerate(typed.schema):
-        t = renamed(field.type, field_name)
-        name = column_name(field.name)
+        name = level.name(field.name, column_name(field.name))
+        t = _named(field.type, fields.get(name))
         if name != field.name or not t.equals(field.type):
             column = typed.column(i)
             view = column if t.equals(field.type) else _view(column, t)
@@ -268,14 +412,24 @@ def join_untyped(a: Mapping[str, T | None], b: Mapping[str, T | None]) -> Shapes
 
 
 def untyped_fields(shapes: Mapping[str, T | None], present: Collection[str]) -> list[pa.Field]:
-    """Codec fields (attribute names) of the known shapes of columns not ``present``: given to the
-    codec with a table's schema, they join the batch's values of those attributes as if the rows
-    that held them were in the batch (``[]`` and ``{}`` then make DynamoDB JSON text)."""
+    """Codec fields (attribute names) of the known shapes of columns whose attribute has none of
+    the attribute columns ``present`` (by name, metadata columns left out): given to the codec with
+    a table's schema, they join the batch's values of those attributes as if the rows that held
+    them were in the batch (``[]`` and ``{}`` then make DynamoDB JSON text)."""
+    attributes = {attribute_name(name) for name in present}
     return [
         arrow_field(attribute_name(name), shape)
         for name, shape in shapes.items()
-        if shape is not None and name not in present
+        if shape is not None and attribute_name(name) not in attributes
     ]
+
+
+def without_columns(shapes: Mapping[str, T | None], present: Collection[str]) -> Shapes:
+    """``shapes`` (untyped columns, by :func:`column_name`) without those whose attribute has one
+    of the attribute columns ``present`` (metadata columns left out): such a column may be an
+    :func:`other_name` (``_1st%~2``) where the untyped record says ``_1st``."""
+    attributes = {attribute_name(name) for name in present}
+    return {name: shape for name, shape in shapes.items() if attribute_name(name) not in attributes}
 
 
 def with_untyped(rows: pa.Table, untyped: Mapping[str, T | None]) -> pa.Table:

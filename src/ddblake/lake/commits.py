@@ -210,6 +210,8 @@ def small_field(field: pa.Field) -> pa.Field:
         t = pa.list_(small_field(t.value_field))
     elif pa.types.is_struct(t):
         t = pa.struct([small_field(f) for f in t])
+    elif pa.types.is_map(t):
+        t = pa.map_(small_field(t.key_field), small_field(t.item_field), t.keys_sorted)
     return pa.field(field.name, t, field.nullable)
 
 
@@ -222,6 +224,11 @@ def read_files(
     several times slower than reading the files; it is needed only where a file predates a schema
     change. None when any file differs, or when there is no file (the caller then reads through
     pyiceberg).
+
+    Files keep the Arrow types they were written from, 64-bit offsets (``large_string``) or 32-bit
+    ones (``string``): the same data, and one table holds both (rows an older ddblake typed against
+    pyiceberg's Arrow schema were written with 64-bit ones). Every file's columns are given 32-bit
+    offsets (:func:`small_field`) before the files are put together, which needs one schema.
     """
     parts = []
     for task in tasks:
@@ -230,15 +237,11 @@ def read_files(
                 part = pq.read_table(f, columns=columns)
             except (pa.ArrowInvalid, KeyError):  # a column this file does not hold
                 return None
-        # Files keep the Arrow schema they were written from (large or small offsets): same data.
-        fits = (
-            pa.schema([small_field(f) for f in part.schema]).equals(expected)
-            if expected is not None
-            else part.column_names == columns
-        )
+        small = pa.schema([small_field(f) for f in part.schema])
+        fits = small.equals(expected) if expected is not None else part.column_names == columns
         if not fits or part.num_rows != task.file.record_count:
             return None
-        parts.append(part)
+        parts.append(part if part.schema.equals(small) else part.cast(small))
     return pa.concat_tables(parts) if parts else None
 
 

@@ -71,10 +71,38 @@ def meta_table(upserts: Sequence[Keyed], buckets: int, item_texts: Sequence[str]
     )
 
 
+def small_type(t: pa.DataType) -> pa.DataType:
+    """``t`` with 32-bit offsets at every depth (``string``, ``binary``, ``list``), fields' names and
+    metadata (text markers) kept.
+
+    pyiceberg gives a table's schema in Arrow with 64-bit offsets (``large_string``), and the codec
+    types a batch with the types it is given: rows typed against that schema would be written with
+    them, files of one table then differing in their Arrow types (a table's first batch, typed
+    without a schema, has 32-bit ones), which a reader putting files together must reconcile. So the
+    codec is given 32-bit kinds, as it uses on its own, and every file apply writes has those.
+    """
+    if pa.types.is_large_string(t):
+        return pa.string()
+    if pa.types.is_large_binary(t):
+        return pa.binary()
+    if pa.types.is_large_list(t) or pa.types.is_list(t):
+        inner = t.value_field
+        return pa.list_(inner.with_type(small_type(inner.type)))
+    if pa.types.is_struct(t):
+        return pa.struct([f.with_type(small_type(f.type)) for f in t])
+    if pa.types.is_map(t):
+        key, item = t.key_field, t.item_field
+        return pa.map_(
+            key.with_type(small_type(key.type)), item.with_type(small_type(item.type)), t.keys_sorted
+        )
+    return t
+
+
 def attribute_schema(
     table_schema: pa.Schema | None, untyped: columns.Shapes | None = None
 ) -> pa.Schema | None:
-    """The attribute part of a current-state schema, with attribute names (for the codec).
+    """The attribute part of a current-state schema, with attribute names and 32-bit offsets
+    (:func:`small_type`), for the codec.
 
     ``untyped``: the table's untyped columns (:func:`untyped_shapes`); those of known shape are
     added as fields of their shape, so that the codec joins a batch's values with what rows written
@@ -82,23 +110,34 @@ def attribute_schema(
     """
     if table_schema is None:
         return None
-    fields = [columns.to_attributes(f) for f in table_schema if f.name not in META_COLUMNS]
-    return pa.schema(fields + columns.untyped_fields(untyped or {}, set(table_schema.names)))
+    fields = [
+        columns.to_attributes(f.with_type(small_type(f.type)))
+        for f in table_schema
+        if f.name not in META_COLUMNS
+    ]
+    present = {name for name in table_schema.names if name not in META_COLUMNS}
+    return pa.schema(fields + columns.untyped_fields(untyped or {}, present))
 
 
-def _lake_columns(typed: pa.Table) -> tuple[pa.Table, dict[str, T]]:
+def _lake_columns(typed: pa.Table, have: pa.Schema | None) -> tuple[pa.Table, dict[str, T]]:
     """The codec's columns as the lake stores them (untyped parts left out, lake names), and the
     columns left out although an item held a value for them, with their shapes
     (:func:`ddblake.lake.columns.typed_only`).
 
     The codec keeps untyped columns (``drop_untyped=False``) so that those columns are known.
+    ``have``: the table's schema (lake names), whose names are kept; a new name stored like one
+    there is another (:func:`ddblake.lake.columns.to_columns`).
     """
     kept, untyped = columns.typed_only(typed)
-    return columns.to_columns(kept), untyped
+    return columns.to_columns(kept, have, META_COLUMNS), untyped
 
 
 def _typed_dicts(
-    images: Sequence[object], attr_schema: pa.Schema | None, *, evolve: bool = True
+    images: Sequence[object],
+    attr_schema: pa.Schema | None,
+    *,
+    evolve: bool = True,
+    have: pa.Schema | None = None,
 ) -> tuple[pa.Table, dict[str, T]]:
     """:func:`_lake_columns` of items given as DynamoDB JSON dicts (the codec's Python path)."""
     from ddblake.codec import items_to_table
@@ -110,16 +149,26 @@ def _typed_dicts(
             evolve=evolve or attr_schema is None,
             max_decimal_precision=DECIMAL_PRECISION,
             wide_decimals=True,
-        )
+        ),
+        have,
     )
 
 
-def typed_items(images: Sequence[object], attr_schema: pa.Schema | None, *, evolve: bool = True) -> pa.Table:
-    """Typed attribute columns for items, widened from ``attr_schema`` as the codec's rules say."""
-    return _typed_dicts(images, attr_schema, evolve=evolve)[0]
+def typed_items(
+    images: Sequence[object],
+    attr_schema: pa.Schema | None,
+    *,
+    evolve: bool = True,
+    have: pa.Schema | None = None,
+) -> pa.Table:
+    """Typed attribute columns for items, widened from ``attr_schema`` as the codec's rules say
+    (``have``: the table's schema, whose column names are kept)."""
+    return _typed_dicts(images, attr_schema, evolve=evolve, have=have)[0]
 
 
-def _typed_texts(texts: Sequence[str], attr_schema: pa.Schema | None) -> tuple[pa.Table, dict[str, T]] | None:
+def _typed_texts(
+    texts: Sequence[str], attr_schema: pa.Schema | None, have: pa.Schema | None
+) -> tuple[pa.Table, dict[str, T]] | None:
     """:func:`_typed_dicts` of items given as their JSON text, by the codec's C++ JSON Lines path.
 
     None when the texts cannot be UTF-8 (a lone surrogate): the caller takes the dict path.
@@ -133,7 +182,8 @@ def _typed_texts(texts: Sequence[str], attr_schema: pa.Schema | None) -> tuple[p
     return _lake_columns(
         jsonl_to_table(
             data, attr_schema, evolve=True, max_decimal_precision=DECIMAL_PRECISION, wide_decimals=True
-        )
+        ),
+        have,
     )
 
 
@@ -155,10 +205,10 @@ def typed_rows(
     ``untyped``: the table's untyped columns (:func:`untyped_shapes`), joined with the batch's.
     """
     attr_schema = attribute_schema(table_schema, untyped)
-    typed = _typed_texts(item_texts, attr_schema) if item_texts else None
+    typed = _typed_texts(item_texts, attr_schema, table_schema) if item_texts else None
     if typed is None:
         images = [json.loads(t) for t in item_texts] if item_texts else [u.event.new_image for u in upserts]
-        typed = _typed_dicts(images, attr_schema)
+        typed = _typed_dicts(images, attr_schema, have=table_schema)
     rows, left_out = typed
     meta = meta_table(upserts, buckets, item_texts)
     for name in meta.column_names:
@@ -222,7 +272,9 @@ def evolve(tx: Any, table: Table, wanted: pa.Schema, *, retyped: bool = False) -
     The same full rewrite is asked for when:
 
     * a column is named as before today's rules (``x.y``: it is dropped and its attribute's column
-      ``x%2Ey`` added; struct fields renamed change their column's type), and
+      ``x%2Ey`` added; struct fields renamed change their column's type), or is stored like an
+      earlier column (``_1st`` after ``1st``, in a table an older ddblake created but could not
+      write: it is dropped and its attribute's column ``_1st%~2`` added), and
     * a column is added that rows already written may hold untyped values for (the attributes
       listed in the table property ``ddblake.untyped-columns``): those rows must read ``[]`` or
       ``{...: null}`` as they would had they been applied together with the typed value, not null.
@@ -248,13 +300,18 @@ def evolve(tx: Any, table: Table, wanted: pa.Schema, *, retyped: bool = False) -
     if retyped:
         seen = {name: shape for name, shape in seen.items() if shape is not None}
     joined = columns.join_untyped(seen, columns.untyped_columns(wanted))
-    untyped = {name: shape for name, shape in joined.items() if name not in wanted.names}
+    untyped = columns.without_columns(joined, _attribute_columns(wanted))
     raw = table.properties.get(UNTYPED_PROPERTY)
     if untyped and columns.dump_untyped(untyped) != raw:
         tx.set_properties({UNTYPED_PROPERTY: columns.dump_untyped(untyped)})
     elif not untyped and raw is not None:
         tx.remove_properties(UNTYPED_PROPERTY)
     return Target(wanted, full)
+
+
+def _attribute_columns(schema: pa.Schema | Sequence[pa.Field]) -> list[str]:
+    """The names of the attribute columns (metadata columns left out) of a schema or fields."""
+    return [f.name for f in schema if f.name not in META_COLUMNS]
 
 
 def changed_columns(have: Mapping[str, pa.Field], wanted: pa.Schema) -> list[pa.Field]:
@@ -269,6 +326,11 @@ def _plan(
     recorded, and whether every row must be retyped."""
     have = table.schema().as_arrow()
     stale = [f.name for f in have if f.name not in META_COLUMNS and columns.is_stale(f)]
+    # Columns stored like an earlier one (``_1st`` after ``1st``: a table whose first write failed
+    # on them) are dropped too; their attributes have other names (columns.to_columns).
+    stale += columns.columns_level(
+        [*META_COLUMNS, *(n for n in _attribute_columns(have) if n not in stale)]
+    ).left_out
     kept = {f.name: f for f in have if f.name not in stale}
     changed = changed_columns(kept, wanted)
     added = [f for f in wanted if f.name not in kept]
@@ -277,7 +339,7 @@ def _plan(
     full = bool(
         stale
         or changed
-        or any(f.name in seen for f in added)
+        or columns.without_columns(seen, _attribute_columns(added)) != seen
         or unknown & set(columns.untyped_columns(wanted))
     )
     return stale, changed, added, seen, full
@@ -329,7 +391,7 @@ def retype(
     # column: an untyped value of a kept row meets the batch's values of its attribute.
     news = [json.loads(t) for t in item_texts] if item_texts else [u.event.new_image for u in upserts]
     base = attribute_schema(pa.schema([f for f in schema if f.name not in changed]), untyped)
-    joint, old_untyped = _typed_dicts([*items, *news], base, evolve=True)
+    joint, old_untyped = _typed_dicts([*items, *news], base, evolve=True, have=schema)
     old = joint.slice(0, len(items))
     del news, joint
     for name in META_COLUMNS:
@@ -337,10 +399,10 @@ def retype(
     new = typed_rows(upserts, buckets, old.schema, item_texts)
     final = new.schema
     if not final.remove_metadata().equals(old.schema.remove_metadata()):  # the batch widened it more
-        old = typed_items(items, attribute_schema(final), evolve=False)
+        old = typed_items(items, attribute_schema(final), evolve=False, have=final)
         for name in META_COLUMNS:
             old = old.append_column(name, keep.column(name).cast(META_COLUMNS[name]))
     joined = columns.join_untyped(old_untyped, columns.untyped_columns(new.schema))
     rows = pa.concat_tables([conform(old, final), conform(new, final)])
     rows = pa.Table.from_arrays(rows.columns, schema=final.remove_metadata())  # fields' text markers
-    return columns.with_untyped(rows, {n: s for n, s in joined.items() if n not in final.names})
+    return columns.with_untyped(rows, columns.without_columns(joined, _attribute_columns(final)))

@@ -8,6 +8,11 @@ A key attribute's column holds one kind of value: text (``S`` and ``N``, as rece
 (``B``), whichever its first value was. A DynamoDB table deleted and created again with that key
 of the other kind (``B`` where it was ``S``) puts its values in a second column of their own
 (:func:`other_kind_column`), so the history is never rewritten and no value is changed to fit.
+
+Key column names are compared as DuckDB and Athena compare them, without regard to case (a key
+``OP`` is ``key_OP``, never beside ``op``), and a new one stored like a column the table has
+(``_1st`` beside ``1st``: Iceberg writers store both as ``_1st``) is another name,
+``<name>%~2`` (:class:`ddblake.lake.columns.Level`, :class:`KeyColumns`).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from pyiceberg.types import BooleanType, NestedField, StringType, TimestamptzTyp
 
 from ddblake.changes.model import compact_json
 from ddblake.changes.resolve import Keyed
+from ddblake.lake import columns
 
 _FIXED: list[tuple[str, pa.DataType]] = [
     ("op", pa.string()),
@@ -69,15 +75,31 @@ def partition_spec(schema: Schema) -> PartitionSpec:
 def key_column(attr: str) -> str:
     """History column name of a key attribute (prefixed when it collides with a fixed column).
 
-    One-to-one: a name that is already the prefixed form of a fixed column (``key_op``) is prefixed
-    too, so that keys ``op`` and ``key_op`` get two columns (``key_op``, ``key_key_op``). Names
-    that :func:`other_kind_column` gives (``_ddb_binary_…``, ``_ddb_text_…``) are prefixed as well,
-    so no key attribute's column is ever another one's second column.
+    Names are compared without regard to case, as DuckDB and Athena compare columns: a key ``OP``
+    or ``_DDB_KEY`` is ``key_OP``, ``key__DDB_KEY``. One-to-one: a name that is already the
+    prefixed form of a fixed column (``key_op``) is prefixed too, so that keys ``op`` and ``key_op``
+    get two columns (``key_op``, ``key_key_op``). Names that :func:`other_kind_column` gives
+    (``_ddb_binary_…``, ``_ddb_text_…``), and names ending like an other name
+    (:func:`ddblake.lake.columns.other_name`: ``x%~2``), are prefixed as well, so no key
+    attribute's column is ever another one's second or other name.
     """
+    low = attr.lower()
+    prefixed = (
+        low in FIXED_NAMES
+        or low.startswith(_OTHER_KIND)
+        or columns.own_name(attr) != attr
+        or (low.startswith("key_") and key_column(attr[4:]) != attr[4:])
+    )
+    return f"key_{attr}" if prefixed else attr
+
+
+def _case_sensitive_key_column(attr: str) -> str:
+    """:func:`key_column` as ddblake named key columns before it compared names without regard to
+    case (``OP`` was ``OP``): the name such a key has in a table written then."""
     prefixed = (
         attr in FIXED_NAMES
         or attr.startswith(_OTHER_KIND)
-        or (attr.startswith("key_") and key_column(attr[4:]) != attr[4:])
+        or (attr.startswith("key_") and _case_sensitive_key_column(attr[4:]) != attr[4:])
     )
     return f"key_{attr}" if prefixed else attr
 
@@ -85,8 +107,40 @@ def key_column(attr: str) -> str:
 def other_kind_column(attr: str, kind: str) -> str:
     """The second column of a key attribute, for its values of ``kind`` (:data:`TEXT` or
     :data:`BINARY`) when its :func:`key_column` holds the other kind: ``_ddb_binary_<attr>`` or
-    ``_ddb_text_<attr>``. No :func:`key_column` and no fixed column has such a name."""
-    return f"_ddb_{kind}_{attr}"
+    ``_ddb_text_<attr>`` (``_ddb_binary_key_<attr>`` for a name ending like an other name, ``x%~2``).
+    No :func:`key_column` and no fixed column has such a name."""
+    return f"_ddb_{kind}_{attr}" if columns.own_name(attr) == attr else f"_ddb_{kind}_key_{attr}"
+
+
+class KeyColumns:
+    """The names of a history table's key columns, as a batch writes them.
+
+    A key's :func:`key_column` (or :func:`other_kind_column`) is its name unless Iceberg writers
+    would store it like a column the table has or the batch added before it (``_1st`` beside
+    ``1st``, both stored as ``_1st``; :class:`ddblake.lake.columns.Level`): it is then the first free
+    ``<name>%~2``, ``<name>%~3``, …, and keeps that name. A key the table already has in a column
+    named before names were compared without regard to case (``OP``) keeps that column.
+
+    Args:
+        schema: The history table's schema (None: a table without key columns yet).
+    """
+
+    def __init__(self, schema: pa.Schema | None) -> None:
+        names = [n for n, _ in _FIXED] if schema is None else schema.names
+        self.existing = set(names)
+        self.level = columns.Level(names, columns.own_name)
+
+    def key(self, attr: str) -> str:
+        """The column of key attribute ``attr``."""
+        own, before = key_column(attr), _case_sensitive_key_column(attr)
+        if before != own and before in self.existing:
+            return before
+        return self.level.name(own, own)
+
+    def other_kind(self, attr: str, kind: str) -> str:
+        """The column of key attribute ``attr``'s values of ``kind`` (:func:`other_kind_column`)."""
+        own = other_kind_column(attr, kind)
+        return self.level.name(own, own)
 
 
 def _kind_of(value: dict[str, object]) -> str:
@@ -149,7 +203,8 @@ def rows(
 
     ``schema``: the history table's schema, whose key columns keep their kind. A key value goes to
     its attribute's :func:`key_column` when that column holds its kind (or is new: the first value
-    in the batch decides), else to the attribute's :func:`other_kind_column`.
+    in the batch decides), else to the attribute's :func:`other_kind_column` (named as
+    :class:`KeyColumns` says).
     """
     events = [ch.event for ch in changes]
     cols: dict[str, list[Any]] = {
@@ -169,12 +224,13 @@ def rows(
     }
     key_values: dict[str, list[object]] = {}
     kinds = key_kinds(schema)
+    names = KeyColumns(schema)
     for i, ev in enumerate(events):
         for attr, value in ev.keys.items():
             kind = _kind_of(value)
-            col = key_column(attr)
+            col = names.key(attr)
             if kinds.setdefault(col, kind) != kind:
-                col = other_kind_column(attr, kind)
+                col = names.other_kind(attr, kind)
                 kinds[col] = kind
             if col not in key_values:
                 key_values[col] = [None] * i

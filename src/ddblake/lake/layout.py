@@ -79,8 +79,11 @@ def refuse_occupied(storage: Storage, folder: str, identifier: str, catalog: str
                 f"table {identifier} is not in the catalog this command uses ({catalog}), yet its "
                 f"folder {storage.shown(folder.removesuffix('metadata/'))} holds a table with data "
                 f"({rel.rsplit('/', 1)[-1]}): use the catalog that holds it (the lake's catalog.db, or "
-                "DDBLAKE_CATALOG_URI) or another --namespace; if the table was dropped on purpose, "
-                "delete that folder too and run again (creating it there would mix two tables' files)"
+                "DDBLAKE_CATALOG_URI) or another --namespace. If it was dropped from the catalog by "
+                "hand, registering its newest metadata file again is the cheap way back: "
+                f"catalog.register_table('{identifier}', '{storage.uri(rel)}') (docs/lake.md, "
+                "Recovering); if it was dropped on purpose, delete that folder too and run again, and "
+                "apply rebuilds it from raw/ (creating it there would mix two tables' files)"
             )
 
 

@@ -226,6 +226,42 @@ def unique_names(columns: Sequence[str]) -> list[str]:
     return out
 
 
+def duck_name(name: str) -> str:
+    """A name as DuckDB keeps it: C strings end at the first NUL, so ``a\0b`` is ``a`` there (and a
+    second such name ``a_1``, as :func:`unique_names` says)."""
+    return name.split("\0", 1)[0]
+
+
+def _nul_names(field_type: pa.DataType, path: str) -> Iterator[str]:
+    """The paths of struct fields (map keys) under ``field_type`` whose names hold a NUL."""
+    if pa.types.is_struct(field_type):
+        for child in field_type:
+            where = f"{path}.{child.name}"
+            if "\0" in child.name:
+                yield where
+            yield from _nul_names(child.type, where)
+    elif pa.types.is_list(field_type) or pa.types.is_large_list(field_type):
+        yield from _nul_names(field_type.value_type, f"{path}[]")
+
+
+def _warn_nul(table: str, schema: pa.Schema) -> None:
+    """Say which names DuckDB cuts at a NUL (DynamoDB takes NUL in names): a top-level one is read
+    under its cut name (``a``, ``a_1``), and of two map keys cut alike DuckDB keeps one value. Every
+    value is still in ``_ddb_item``, and ``dump`` is not affected. Names only: no item data."""
+    cut = [f.name for f in schema if "\0" in f.name]
+    nested = [p for f in schema for p in _nul_names(f.type, f.name)]
+    if cut or nested:
+        log.warning(
+            "table %s: %d column name(s) and %d map key(s) hold a NUL character, where DuckDB ends a "
+            "name (%s): such columns are read under the name before the NUL (with _1, _2 when repeated) "
+            "and map keys cut alike read as one; read their values from _ddb_item",
+            table,
+            len(cut),
+            len(nested),
+            ", ".join(repr(n) for n in [*cut, *nested][:3]),
+        )
+
+
 def _quoted(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
@@ -333,8 +369,10 @@ def register(
     only in case the first (in column order) answers to both spellings, and DuckDB calls the
     later ones ``<name>_1``, ``<name>_2``; a warning names them (their values are in ``_ddb_item``).
     """
-    stored = rows.source.schema.names
-    names = [rows.renamed.get(s, s) for s in stored]
+    stored = [duck_name(s) for s in rows.source.schema.names]
+    names = [duck_name(rows.renamed.get(s, s)) for s in rows.source.schema.names]
+    if warn:
+        _warn_nul(name, rows.source.schema)
     first: dict[str, str] = {}
     for column, alias in zip(names, unique_names(names), strict=True):
         earlier = first.setdefault(column.lower(), column)

@@ -19,7 +19,7 @@ from pyiceberg.table import Table
 from ddblake.changes.model import compact_json
 from ddblake.errors import DdblakeError
 from ddblake.lake.advice import tables_elsewhere
-from ddblake.lake.applied import PROPERTY, checked_log
+from ddblake.lake.applied import PROPERTY, AppliedLog, checked_log
 from ddblake.lake.catalog import table_names
 from ddblake.lake.options import (
     LAKE_PROPERTY,
@@ -38,6 +38,7 @@ from ddblake.lake.rawlog import (
     table_prefix,
 )
 from ddblake.lake.reading import duck, register, row_source
+from ddblake.lake.recovery import unreadable_table
 from ddblake.lake.storage import Storage
 from ddblake.names import changes_identifier, table_identifier
 
@@ -120,6 +121,9 @@ class TableStatus:
     # Why the table shows no lake tables though the identifiers exist: they hold another DynamoDB
     # table whose name gives the same identifier (ab-c and ab.c), or another lake's table.
     note: str | None = None
+    # Why a lake table of it cannot be read (its metadata file missing: a lake restored from an
+    # older backup), and what to do; its figures are then left out (see :func:`table_status`).
+    error: str | None = None
 
 
 def _iso_ms(ms: int | None) -> str | None:
@@ -256,16 +260,26 @@ def table_status(
     after its run: one S3 listing per run instead of two); files landed since count from the next.
     ``stages=False`` leaves out the newest load and capture's checkpoint (their reads): the apply
     Lambda's metrics do not use them.
+
+    A lake table that cannot be read (its metadata file missing: :func:`missing_metadata`) is
+    reported in ``error``, shown as absent, and its applied-file record left out: the applied and
+    pending files count by the records of the tables that can be read.
     """
     from pyiceberg.exceptions import NoSuchTableError
 
     notes: list[str] = []
+    errors: list[str] = []
+    unreadable: set[str] = set()
 
     def load(name: str) -> Table | None:
         """The lake table, when it is this DynamoDB table's (as apply's ``Applier._owned`` decides)."""
         try:
             tbl = catalog.load_table(f"{namespace}.{name}")
         except NoSuchTableError:
+            return None
+        except (OSError, ValueError) as e:  # a metadata file missing or damaged: the others still show
+            errors.append(unreadable_table(e, f"{namespace}.{name}"))
+            unreadable.add(name)
             return None
         owner, lake = other_owner(tbl, table), tbl.properties.get(LAKE_PROPERTY)
         if owner is not None:  # ab-c's tables, asked for ab.c: shown as none, and why
@@ -286,9 +300,14 @@ def table_status(
     cur_log = (
         checked_log(storage, table, cur.properties.get(PROPERTY), listing, namespace=namespace)
         if cur is not None
-        else None
+        else AppliedLog()  # no current state: nothing applied to it
     )
-    pending = [p for p in listing if not (log.contains(p) and cur_log is not None and cur_log.contains(p))]
+    records = [
+        record
+        for record, name in ((log, changes_identifier(table)), (cur_log, table_identifier(table)))
+        if name not in unreadable
+    ]
+    pending = [p for p in listing if not records or not all(r.contains(p) for r in records)]
     newest = int(props[NEWEST_EVENT_PROPERTY]) if NEWEST_EVENT_PROPERTY in props else None
     now = time.time()
     last_load, load_finished = load_summary(storage, table) if stages else (None, None)
@@ -308,6 +327,7 @@ def table_status(
         quarantined=int(props.get(QUARANTINE_PROPERTY, "0")),
         capture_error_files=capture_error_files(storage, table),
         note=notes[0] if notes else None,
+        error="; ".join(errors) or None,
         last_load=last_load,
         load_finished=load_finished,
         capture_checkpoint=capture_summary(storage, table) if stages else None,
@@ -322,13 +342,24 @@ def lake_status(catalog: Catalog, namespace: str, storage: Storage) -> list[Tabl
     sources: set[str] = set(storage.list_dirs(RAW_PREFIX))
     sources.update(storage.list_dirs("state/capture"), storage.list_dirs("state/load"))
     idents = table_names(catalog, namespace)
+    unreadable: dict[str, str] = {}  # identifier -> why, for tables that cannot be read
     for ident in idents:
-        tbl = catalog.load_table(ident)
+        name = ".".join(ident)
+        try:
+            tbl = catalog.load_table(ident)
+        except (OSError, ValueError) as e:  # its metadata file missing or damaged: the others still show
+            unreadable[name] = unreadable_table(e, name)
+            continue
         source = tbl.properties.get(SOURCE_PROPERTY)
         lake = tbl.properties.get(LAKE_PROPERTY)
         if source and not (lake and not storage.names(lake)):  # not another lake's (a shared Glue database)
             sources.add(source)
     statuses = [table_status(catalog, namespace, storage, s) for s in sorted(sources)]
+    # An unreadable table no DynamoDB table's folders name (its raw/ expired): shown on its own.
+    named = {f"{namespace}.{n(s)}" for s in sources for n in (table_identifier, changes_identifier)}
+    statuses += [
+        _unreadable_status(name, why) for name, why in sorted(unreadable.items()) if name not in named
+    ]
     hint = None if idents else tables_elsewhere(catalog, namespace, storage)
     if hint is None:
         return statuses
@@ -336,6 +367,26 @@ def lake_status(catalog: Catalog, namespace: str, storage: Storage) -> list[Tabl
     # had been applied; the note says where the tables are instead.
     log.warning("%s", hint)  # on stderr whatever the --format, and when no table shows at all
     return [dataclasses.replace(s, note=s.note or hint) for s in statuses]
+
+
+def _unreadable_status(identifier: str, why: str) -> TableStatus:
+    """The status of a lake table that cannot be read and that no DynamoDB table's folder names."""
+    return TableStatus(
+        table=identifier,
+        current_table=None,
+        history_table=None,
+        last_commit=None,
+        rows=0,
+        history_rows=0,
+        applied_files=0,
+        applied_before_hour=None,
+        pending_files=0,
+        newest_event=None,
+        lag_seconds=None,
+        apply_lag_seconds=None,
+        quarantined=0,
+        error=why,
+    )
 
 
 def status_json(statuses: list[TableStatus]) -> str:
@@ -361,5 +412,9 @@ def status_text(statuses: list[TableStatus]) -> str:
     for s in statuses:
         d: dict[str, Any] = asdict(s)
         out.append(f"{s.table}:")
-        out.extend(f"  {k:<20} {_shown(v)}" for k, v in d.items() if k != "table" and (k != "note" or v))
+        out.extend(
+            f"  {k:<20} {_shown(v)}"
+            for k, v in d.items()
+            if k != "table" and (k not in ("note", "error") or v)
+        )
     return "\n".join(out) + "\n"

@@ -19,7 +19,7 @@ from typing import Any
 from pyiceberg.exceptions import CommitFailedException, ValidationException
 
 from ddblake.backoff import backoff_with_jitter
-from ddblake.errors import DdblakeError, TransientError
+from ddblake.errors import DdblakeError, TerminalError, TransientError
 from ddblake.lake import maintain
 from ddblake.lake.apply import Applier
 from ddblake.lake.catalog import catalog_error
@@ -66,6 +66,11 @@ def _run_once_racing(
         except DdblakeError:
             raise
         except OSError as e:  # pyiceberg's own file I/O (Parquet, manifests, metadata)
+            from ddblake.lake.recovery import missing_metadata
+
+            missing = missing_metadata(e)  # a lake restored from a backup older than its catalog
+            if missing is not None:
+                raise TerminalError(missing) from e
             raise storage_error("use", f"the tables of {applier.storage.shown()}", e) from e
         except Exception as e:  # Glue or SQLite through pyiceberg's catalog
             explained = catalog_error(e, applier.config.lake, applier.storage)
