@@ -111,6 +111,12 @@ class TableStatus:
     # Firehose's error output (processing-failed/, which ``ddblake redrive`` takes back; the
     # objects it is done with, under redriven/, do not count).
     capture_error_files: int = 0
+    # Snapshots kept by the two lake tables (current state, history): maintenance keeps them to its
+    # limits (docs/lake.md, Maintenance); a count that only grows means maintenance is not running.
+    snapshots: int = 0
+    # ``query --as-of`` is exact at or after this time (the later of the two tables' oldest kept
+    # snapshots); None before the first commit.
+    oldest_snapshot: str | None = None
     # The table's newest load (Scan or export): finished or not, how far, and since when; a load
     # left unfinished (a kill, Ctrl-C) shows here until it is rerun.
     last_load: str | None = None
@@ -292,6 +298,8 @@ def table_status(
 
     cur, hist = load(table_identifier(table)), load(changes_identifier(table))
     snaps = [t.current_snapshot() for t in (cur, hist) if t is not None]
+    kept = [t.metadata.snapshots for t in (cur, hist) if t is not None]
+    oldest = [min(s.timestamp_ms for s in k) for k in kept if k]
     commits = [s.timestamp_ms for s in snaps if s is not None]
     props = hist.properties if hist is not None else {}
     if listing is None:
@@ -326,6 +334,8 @@ def table_status(
         apply_lag_seconds=apply_lag(storage, pending, now),
         quarantined=int(props.get(QUARANTINE_PROPERTY, "0")),
         capture_error_files=capture_error_files(storage, table),
+        snapshots=sum(len(k) for k in kept),
+        oldest_snapshot=_iso_ms(max(oldest)) if oldest else None,
         note=notes[0] if notes else None,
         error="; ".join(errors) or None,
         last_load=last_load,
