@@ -19,12 +19,16 @@ them, on either capture path (DynamoDB Streams, or Kinesis + Firehose on AWS):
    whose version is older than the load's version time (``ddblake.load.rows``) and that this load
    did not write. The load did not see them and no change since its version time touched them.
 3. **REMOVE lines**, one per stale key (:func:`removal_event`): event ID
-   ``reconcile-<load id>-<sha1 of the key>``, event time = the load's version time, source the
+   ``absent-<load id>-<sha1 of the key>``, event time = the load's version time, source the
    load's (``scan`` or ``export``), in raw files named ``…-reconcile-<uuid>.gz``; then apply runs
    once (``--no-apply``: left to the scheduled apply). The event ID is deterministic per (load,
    key), so a rerun after a crash writes the very same events and apply drops the repeats: the
    history holds each REMOVE once; and its own prefix tells these deletes apart in the history
-   from a re-bootstrap's (``rebootstrap-…``) and from stream deletes.
+   from a re-bootstrap's (``rebootstrap-…``) and from stream deletes. ``absent`` sorts below
+   ``export`` and ``load``: at the load's version time a row of the load itself wins the tie, so an
+   item whose load row reaches the tables late comes back. Keys whose row of the load is in apply's
+   quarantine are left alone, and a raw file of the load's time moved aside unread is refused
+   (:func:`~ddblake.reconcile_loads.held_keys`): their items exist though they look unseen.
 
 **The invariant that makes it right:** the stream must have reached the raw log without a gap from
 before the load's version time (a minute or two before the load started, ``ddblake.load.rows``)
@@ -60,7 +64,7 @@ from ddblake.names import changes_identifier, table_identifier
 from ddblake.reconcile_loads import FILE_TAG as FILE_TAG
 from ddblake.reconcile_loads import SKEW_US as SKEW_US
 from ddblake.reconcile_loads import LakeLoad as LakeLoad
-from ddblake.reconcile_loads import head_of
+from ddblake.reconcile_loads import head_of, held_keys, load_row_id
 from ddblake.reconcile_loads import lake_loads as lake_loads
 from ddblake.reconcile_loads import may_hold_load_rows as may_hold_load_rows
 from ddblake.reconcile_loads import pick_load as pick_load
@@ -73,8 +77,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-REMOVE_PREFIX: Final = "reconcile"
-"""The first part of a reconcile REMOVE's event ID (``reconcile-<load id>-<sha1 of key>``)."""
+REMOVE_PREFIX: Final = "absent"
+"""The first part of a reconcile REMOVE's event ID (``absent-<load id>-<sha1 of key>``). It sorts
+below ``export`` and ``load``, so at the load's version time (where the REMOVE sits) a row of the
+load itself wins the tie: a key whose load row reaches the tables late (a quarantined line fixed and
+replayed, a raw file moved aside and back) comes back instead of staying removed."""
+FILE_UNIQUE: Final = "reconcile"
+"""What reconcile's raw files hold after their time stamp (``…-<µs>-reconcile-<uuid>.gz``)."""
 LINES_PER_FILE: Final = 100_000
 
 
@@ -91,7 +100,7 @@ def removal_event(
 
     Event ID ``<prefix>-<load id>-<sha1 of the canonical key>``: deterministic, so writing it again
     (a rerun) repeats the event and apply keeps it once. ``prefix``: ``rebootstrap`` (``sync
-    --rebootstrap``) or ``reconcile``.
+    --rebootstrap``) or :data:`REMOVE_PREFIX` (``ddblake reconcile``).
     """
     digest = hashlib.sha1(key_string(keys).encode(), usedforsecurity=False).hexdigest()
     return ChangeEvent(
@@ -122,8 +131,11 @@ def stale_keys(
 
     A row at exactly the load's version time may be another load's of the same instant that won
     the tie: it counts as seen when the history holds this load's row for the key. Only rows at or
-    below the version are read (a filter on ``_ddb_version``, whose text order is version order).
+    below the version are read (a filter on ``_ddb_version``, whose text order is version order),
+    a record batch at a time, so a table far larger than memory holds only its stale keys there.
     """
+    import pyarrow as pa
+    import pyarrow.compute as pc
     from pyiceberg import expressions as ex
     from pyiceberg.exceptions import NoSuchTableError
 
@@ -138,25 +150,36 @@ def stale_keys(
         return []
     # "<20-digit time>:" sorts below "<20-digit time>;": every version at or below the load's
     below = cast(ex.BooleanExpression, cast(Any, ex.LessThan)("_ddb_version", f"{version_time_us:020d};"))
-    rows = current.scan(row_filter=below, selected_fields=("_ddb_key", "_ddb_version")).to_arrow()
-    mine = (f"load-{load_id}-", f"export-{load_id}-")
+    scan = current.scan(row_filter=below, selected_fields=("_ddb_key", "_ddb_version"))
+    mine = load_row_id(load_id)
+    tie = f"{version_time_us:020d}:"
     ours: set[str] | None = None
-    stale = []
-    for key, version in zip(
-        rows.column("_ddb_key").to_pylist(), rows.column("_ddb_version").to_pylist(), strict=True
-    ):
-        event_time = int(version[:20])
-        if event_time > version_time_us or version.split(":", 2)[2].startswith(mine):
+    stale: list[str] = []
+    for batch in scan.to_arrow_batch_reader():
+        versions = batch.column("_ddb_version")
+        # Rows strictly older than the load's version time: never this load's (its rows are at it).
+        older = pc.less(versions, pa.scalar(tie, type=versions.type))
+        stale.extend(batch.column("_ddb_key").filter(older).to_pylist())
+        at_tie = pc.starts_with(versions, tie)
+        if not pc.any(at_tie).as_py():
             continue
-        if event_time == version_time_us:  # another load of the same instant won here: was ours there too?
+        for key, version in zip(
+            batch.column("_ddb_key").filter(at_tie).to_pylist(),
+            versions.filter(at_tie).to_pylist(),
+            strict=True,
+        ):
+            if mine.fullmatch(version.split(":", 2)[2]):
+                continue
+            # Another load of the same instant won here: was this load's row there too?
             if ours is None:
                 history = catalog.load_table(f"{lake.namespace}.{changes_identifier(table)}")
-                ids = history.scan(selected_fields=("event_id",)).to_arrow().column("event_id").to_pylist()
-                ours = {i for i in ids if i.startswith(mine)}
+                at = cast(ex.BooleanExpression, cast(Any, ex.EqualTo)("event_time", version_time_us))  # µs
+                found = history.scan(row_filter=at, selected_fields=("event_id",)).to_arrow()
+                ours = {i for i in found.column("event_id").to_pylist() if mine.fullmatch(i)}
             keys = json.loads(key)
             if scan_event_id(load_id, keys) in ours or export_event_id(load_id, keys) in ours:
                 continue
-        stale.append(key)
+            stale.append(key)
     return stale
 
 
@@ -170,6 +193,7 @@ class ReconcileResult:
     table: str
     load: LakeLoad
     stale: int = 0
+    held: int = 0  # unseen keys left alone: their load row is in apply's quarantine (held_keys)
     written_files: list[str] = dataclasses.field(default_factory=list)
     applied: str | None = None
     dry_run: bool = False
@@ -177,20 +201,26 @@ class ReconcileResult:
 
     def summary(self) -> str:
         """One line for stderr (no item data)."""
+        kept = (
+            f"; {self.held:,} more left alone: their rows of the load are in apply's quarantine "
+            "(errors/<table>/apply/)"
+            if self.held
+            else ""
+        )
         if self.dry_run:
             return (
                 f"table {self.table}: dry run against the {self.load.describe()}: {self.stale:,} item(s) the "
-                "load did not see would be removed; nothing written"
+                f"load did not see would be removed{kept}; nothing written"
             )
         head = f"table {self.table}: reconciled against the {self.load.describe()}"
         if not self.stale:
-            return f"{head}: every current item was seen by the load or changed since; nothing removed"
-        done = f"{self.stale:,} item(s) the load did not see removed"
+            return f"{head}: every current item was seen by the load or changed since; nothing removed{kept}"
+        done = f"{self.stale:,} item(s) the load did not see removed{kept}"
         if self.applied is None:
             return (
                 f"{head}: {self.stale:,} REMOVE line(s) for items the load did not see written to the raw "
                 f"log in {len(self.written_files)} file(s), not applied (--no-apply): the scheduled apply, "
-                "or 'ddblake apply --once', applies them"
+                f"or 'ddblake apply --once', applies them{kept}"
             )
         return f"{head}: {done} ({self.applied})"
 
@@ -211,7 +241,7 @@ def write_removals(
         if not batch:
             return
         last = max(time.time_ns() // 1000, last + 1)
-        path = raw_file_path(table, last, unique=f"{REMOVE_PREFIX}-{uuid.uuid4().hex}")
+        path = raw_file_path(table, last, unique=f"{FILE_UNIQUE}-{uuid.uuid4().hex}")
         storage.write_atomic(path, gzip.compress(b"".join(batch), compresslevel=GZIP_LEVEL, mtime=0))
         written.append(path)
         batch.clear()
@@ -282,8 +312,12 @@ def reconcile(
             f"{head}: lake table {lake_config.namespace}.{table_identifier(table)} holds table {owner!r}, "
             "not this one (their names share an identifier); nothing to reconcile here"
         )
-    keys = stale_keys(lake_config, storage, table, load.load_id, load.version_time_us, catalog=catalog)
-    result = ReconcileResult(table=table, load=load, stale=len(keys), dry_run=dry_run)
+    held = held_keys(storage, table, load)
+    unseen = stale_keys(lake_config, storage, table, load.load_id, load.version_time_us, catalog=catalog)
+    keys = [k for k in unseen if k not in held]
+    result = ReconcileResult(
+        table=table, load=load, stale=len(keys), held=len(unseen) - len(keys), dry_run=dry_run
+    )
     if dry_run:
         result.keys = keys
         return result

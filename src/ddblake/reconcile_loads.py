@@ -9,6 +9,7 @@ hold the load's rows is applied: a key whose load row still waits would look uns
 
 from __future__ import annotations
 
+import gzip
 import json
 import logging
 import re
@@ -16,7 +17,7 @@ import shlex
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-from ddblake.errors import TerminalError
+from ddblake.errors import DdblakeError, TerminalError
 from ddblake.lake.catalog import LakeConfig, open_catalog
 from ddblake.lake.storage import Storage
 from ddblake.names import changes_identifier, table_identifier
@@ -32,7 +33,11 @@ SKEW_US: Final = 60_000_000
 its end (a Glue job's executors and driver): a file named up to this much after the end may be
 the load's."""
 FILE_TAG: Final = "-reconcile-"
-"""In the name of every raw file reconcile writes: they hold REMOVEs only, never load rows."""
+"""In the name of every raw file reconcile writes, after its time stamp (:data:`_OWN_FILE`): they
+hold REMOVEs only, never load rows."""
+_OWN_FILE: Final = re.compile(r"-[0-9]{6}-reconcile-[0-9a-f]{32}\.gz$")
+"""Reconcile's own raw files, by the end of their names: the table's name starts every raw file's
+name, so a table named ``orders-reconcile-v2`` must not make its load's files look like these."""
 
 
 @dataclass(frozen=True)
@@ -235,7 +240,7 @@ def may_hold_load_rows(path: str, finished_us: int) -> bool:
     """Whether a raw file may hold rows of a load that finished at ``finished_us``: written (by its
     name, else by the start of its hour folder) no later than that, give or take :data:`SKEW_US`.
     Reconcile's own files hold REMOVEs only."""
-    if FILE_TAG in path.rsplit("/", 1)[-1]:
+    if _OWN_FILE.search(path.rsplit("/", 1)[-1]):
         return False
     written = _written_us(path)
     if written is None:
@@ -274,3 +279,70 @@ def unapplied_load_files(lake: LakeConfig, storage: Storage, table: str, load: L
 
 
 # --- the run -----------------------------------------------------------------------------------------
+
+
+def load_row_id(load_id: str) -> re.Pattern[str]:
+    """The event IDs of the rows of load ``load_id`` (``load-<id>-<sha1>``, ``export-<id>-<sha1>``),
+    matched whole: a prefix test would take ``reload-2``'s rows for ``reload``'s."""
+    return re.compile(rf"(?:load|export)-{re.escape(load_id)}-[0-9a-f]{{40}}")
+
+
+def _in_window(raw_path: str, load: LakeLoad) -> bool:
+    """Whether a raw file was written while ``load`` ran (by its name, else its hour folder), give
+    or take :data:`SKEW_US`: only such a file can hold the load's rows."""
+    written = _written_us(raw_path)
+    if written is None:
+        written = _hour_start_us(raw_path)
+    finished = load.finished_us or 0
+    return written is None or load.started_us - SKEW_US <= written <= finished + SKEW_US
+
+
+def held_keys(storage: Storage, table: str, load: LakeLoad) -> set[str]:
+    """Canonical keys whose row of ``load`` apply set aside (its quarantine, ``errors/<table>/apply/``):
+    such a key is in the lake without the load's row, so it would look unseen, yet it exists.
+    Reconcile leaves these keys alone (a delete may be missed, an item is never removed wrongly).
+
+    Raises:
+        TerminalError: a raw file that may hold the load's rows was moved aside unread
+            (``errors/<table>/unreadable/``), or a record set aside in the load's time cannot be told
+            apart from one of its rows (not a raw-log line, or a whole file's content): which keys
+            it held cannot be known.
+    """
+    from ddblake.changes.resolve import key_string
+    from ddblake.lake.rawlog import ERRORS_ROOT, RAW_PREFIX, quarantine_prefix, table_prefix
+    from ddblake.lake.recovery import UNREADABLE
+
+    head = head_of(table, storage)
+    raw = table_prefix(table, RAW_PREFIX)
+    aside = f"{table_prefix(table, ERRORS_ROOT)}/{UNREADABLE}"
+    moved = [p for p in storage.list_files(aside) if _in_window(f"{raw}/{p[len(aside) + 1 :]}", load)]
+    if moved:
+        raise TerminalError(
+            f"{head}: raw file {storage.shown(moved[0])} (and {len(moved) - 1} more) was moved aside "
+            f"unread while load {load.load_id} ran; it may hold rows of the load, whose items would look "
+            "deleted. Move it back under raw/ and apply it, then reconcile"
+        )
+    mine = load_row_id(load.load_id)
+    held: set[str] = set()
+    where = quarantine_prefix(table)
+    for path in storage.list_files(where):
+        if not _in_window(f"{raw}/{path[len(where) + 1 :].removesuffix('.jsonl.gz')}", load):
+            continue
+        for text in gzip.decompress(storage.read(path) or b"").decode().splitlines():
+            record = json.loads(text) if text.strip() else {}
+            try:
+                line = json.loads(record["raw"])
+                event_id = line["event_id"]
+                if not isinstance(event_id, str):
+                    raise TypeError(event_id)
+                if mine.fullmatch(event_id):
+                    held.add(key_string(line["keys"]))
+            except (KeyError, TypeError, ValueError, DdblakeError) as e:
+                raise TerminalError(
+                    f"{head}: {storage.shown(path)} holds a record apply set aside while load "
+                    f"{load.load_id} ran that may be one of its rows, with no key to read "
+                    f"({type(e).__name__}); its item would look deleted. Reload (a new full load, "
+                    "applied), or delete that quarantine file once you know it holds no row of the "
+                    "load (docs/lake.md, Recovering), then reconcile"
+                ) from e
+    return held

@@ -186,7 +186,7 @@ def check_lake(
     *,
     stream_ids: Iterable[str] | None = None,
     also_ids: Iterable[str] = (),
-    other_prefixes: tuple[str, ...] = ("load-", "rebootstrap-", "reconcile-", "export-"),
+    other_prefixes: tuple[str, ...] = ("load-", "rebootstrap-", "absent-", "export-"),
 ) -> Verdict:
     """The whole oracle: dump equals a Scan, and the history holds each stream event exactly once.
 

@@ -141,7 +141,7 @@ def test_after_a_gap_load_apply_and_reconcile_give_dump_equal_to_scan(
     assert not any(f'"{sk}"' in err for _, sk in gone), "a key in the log"
     assert dump_to_items(_ok(capsys, "dump", *tl)[0].splitlines()) == truth
     ids, _ = _history(lake, table)
-    removes = [i for i in ids if i.startswith(f"reconcile-{reload.load_id}-")]
+    removes = [i for i in ids if i.startswith(f"absent-{reload.load_id}-")]
     assert len(removes) == 5 and len(ids) == len(set(ids)) == len(ids_before) + 5
 
     # A rerun finds nothing more and adds nothing to the history or the raw log.
@@ -193,7 +193,7 @@ def test_a_crash_after_the_removes_were_written_adds_nothing_twice(
     _ok(capsys, "apply", *tl, "--once")
     assert dump_to_items(_ok(capsys, "dump", *tl)[0].splitlines()) == scan_items(clients, table)
     ids, _ = _history(lake, table)
-    assert len([i for i in ids if i.startswith("reconcile-")]) == 2 and len(ids) == len(set(ids))
+    assert len([i for i in ids if i.startswith("absent-")]) == 2 and len(ids) == len(set(ids))
     _, err = _ok(capsys, "reconcile", *tl)
     assert "nothing removed" in err
 

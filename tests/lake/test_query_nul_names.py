@@ -37,3 +37,4 @@ def test_nul_in_names_is_read_and_warned_not_a_crash(
         assert "x" in out and "y" in out
     warned = " ".join(r.getMessage() for r in caplog.records)
     assert "NUL" in warned and "'a\\x00b'" in warned and "_ddb_item" in warned
+    assert "k\\x00" not in warned and "'m'" in warned  # map keys are item data: only their column

@@ -84,7 +84,7 @@ def test_after_a_glue_connector_reload_reconcile_removes_what_the_gap_deleted(
     items = lake.dump()
     assert sorted(items) == [f"k{i:03d}" for i in (0, 1, 2, 3, 4, 5, 6, 8, 10)]
     assert items["k001"]["n"] == {"N": "100"} and items["k008"]["n"] == {"N": "808"}
-    removes = [r for r in lake.history() if r["event_id"].startswith("reconcile-")]
+    removes = [r for r in lake.history() if r["event_id"].startswith("absent-")]
     assert sorted(r["event_id"].split("-")[1] for r in removes) == ["jr_reload", "jr_reload"]
     assert all(r["op"] == "REMOVE" and r["source"] == "scan" for r in removes)
 

@@ -16,7 +16,7 @@ from ddblake.lake.rawlog import raw_file_path
 from ddblake.lake.storage import Storage
 from ddblake.load.rows import version_time_from_us
 from ddblake.load.state import LoadState, write_state
-from ddblake.reconcile import SKEW_US, may_hold_load_rows, pick_load, removal_event
+from ddblake.reconcile import REMOVE_PREFIX, SKEW_US, may_hold_load_rows, pick_load, removal_event
 
 T0 = 1_764_316_800_000_000  # 2025-11-28T08:00:00Z
 KEYS = {"pk": {"S": "a"}, "sk": {"N": "1.0"}}
@@ -31,11 +31,11 @@ def test_removal_event_ids_are_deterministic_per_load_and_key() -> None:
         "REMOVE",
     )
     mine = removal_event(
-        "t", {"sk": {"N": "1"}, "pk": {"S": "a"}}, "L1", 123, prefix="reconcile", source="export"
+        "t", {"sk": {"N": "1"}, "pk": {"S": "a"}}, "L1", 123, prefix=REMOVE_PREFIX, source="export"
     )
-    assert mine.event_id == f"reconcile-L1-{digest}"  # 1 and 1.0 are one key
+    assert mine.event_id == f"absent-L1-{digest}"  # 1 and 1.0 are one key
     assert (mine.event_time_us, mine.source, mine.new_image, mine.sequence) == (123, "export", None, None)
-    again = removal_event("t", KEYS, "L1", 123, prefix="reconcile")
+    again = removal_event("t", KEYS, "L1", 123, prefix=REMOVE_PREFIX)
     assert again.event_id == mine.event_id and again.to_line() != b""
 
 

@@ -247,18 +247,18 @@ def _nul_names(field_type: pa.DataType, path: str) -> Iterator[str]:
 def _warn_nul(table: str, schema: pa.Schema) -> None:
     """Say which names DuckDB cuts at a NUL (DynamoDB takes NUL in names): a top-level one is read
     under its cut name (``a``, ``a_1``), and of two map keys cut alike DuckDB keeps one value. Every
-    value is still in ``_ddb_item``, and ``dump`` is not affected. Names only: no item data."""
+    value is still in ``_ddb_item``, and ``dump`` is not affected. Column names are named; map keys
+    are item data (docs/types.md), so only the columns holding them are."""
     cut = [f.name for f in schema if "\0" in f.name]
-    nested = [p for f in schema for p in _nul_names(f.type, f.name)]
-    if cut or nested:
+    holders = [f.name for f in schema if any(True for _ in _nul_names(f.type, f.name))]
+    if cut or holders:
         log.warning(
-            "table %s: %d column name(s) and %d map key(s) hold a NUL character, where DuckDB ends a "
-            "name (%s): such columns are read under the name before the NUL (with _1, _2 when repeated) "
-            "and map keys cut alike read as one; read their values from _ddb_item",
+            "table %s: column name(s) %s hold a NUL character, where DuckDB ends a name: read under the "
+            "name before the NUL (with _1, _2 when repeated); map keys holding one, in column(s) %s, "
+            "read as one when cut alike; read their values from _ddb_item",
             table,
-            len(cut),
-            len(nested),
-            ", ".join(repr(n) for n in [*cut, *nested][:3]),
+            ", ".join(repr(n) for n in cut[:3]) or "(none)",
+            ", ".join(repr(n) for n in holders[:3]) or "(none)",
         )
 
 
