@@ -55,6 +55,7 @@ from ddblake.lake.service import run_apply
 from ddblake.lake.storage import Storage
 from ddblake.names import changes_identifier
 from ddblake.reconcile import removal_event, stale_keys
+from ddblake.reconcile_loads import LakeLoad, held_keys
 
 if TYPE_CHECKING:
     from ddblake.aws.clients import DynamoClients
@@ -370,7 +371,15 @@ def rebootstrap(
         _write_marker(storage, table, started_us=started, load_start_us=load_start)
         version_time = _load_following(table, load, storage, clients, load_start, result, capture)
     run_apply(apply)
-    stale = stale_keys(lake_config, storage, table, result.load_id, version_time)
+    # A key whose load row apply set aside is in the lake without it, yet exists: left alone, as
+    # reconcile leaves it (a record of the load's time that cannot be read stops here, marker kept).
+    done = LakeLoad(
+        result.load_id, "scan", int(load_start or 0), version_time, _now_us(), False, marker_path(table)
+    )
+    held = held_keys(storage, table, done)
+    stale = [
+        k for k in stale_keys(lake_config, storage, table, result.load_id, version_time) if k not in held
+    ]
     if stale:
         writer = RawLogWriter(storage, table, buffer_bytes=1 << 62, buffer_seconds=1e9)
         for key in stale:

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from ddblake.codec.schema import JSON_T, NULL_T, STR_T, ListT, StructT
-from ddblake.lake import columns
+from ddblake.lake import columns, untypedcols
 
 EMPTY_LIST = ListT(NULL_T)
 EMPTY_MAP = StructT(())
@@ -25,24 +25,24 @@ EMPTY_MAP = StructT(())
 )
 def test_shapes_round_trip(shape: object) -> None:
     shapes: columns.Shapes = {"v": shape, "attr_ddb_x": EMPTY_MAP}  # type: ignore[dict-item]
-    assert columns.load_untyped(columns.dump_untyped(shapes)) == shapes
+    assert untypedcols.load_untyped(untypedcols.dump_untyped(shapes)) == shapes
 
 
 def test_an_older_ddblake_reads_the_names_and_its_list_reads_as_unknown_shapes() -> None:
-    text = columns.dump_untyped({"b": EMPTY_LIST, "a": EMPTY_MAP})
+    text = untypedcols.dump_untyped({"b": EMPTY_LIST, "a": EMPTY_MAP})
     assert set(json.loads(text)) == {"a", "b"}  # what an older ddblake did with the property
-    assert columns.load_untyped('["a", "b"]') == {"a": None, "b": None}
-    assert columns.load_untyped(None) == {} and columns.load_untyped("") == {}
-    assert columns.load_untyped('{"a": 5}') == {"a": None}  # unreadable: unknown, never an error
+    assert untypedcols.load_untyped('["a", "b"]') == {"a": None, "b": None}
+    assert untypedcols.load_untyped(None) == {} and untypedcols.load_untyped("") == {}
+    assert untypedcols.load_untyped('{"a": 5}') == {"a": None}  # unreadable: unknown, never an error
 
 
 def test_a_typed_value_is_no_shape() -> None:
     with pytest.raises(ValueError):
-        columns.shape_json(STR_T)
+        untypedcols.shape_json(STR_T)
 
 
 def test_joining_shapes() -> None:
-    joined = columns.join_untyped(
+    joined = untypedcols.join_untyped(
         {"a": StructT((("k", NULL_T),)), "b": EMPTY_LIST, "c": None},
         {"a": StructT((("j", EMPTY_LIST),)), "b": EMPTY_MAP, "c": EMPTY_LIST, "d": EMPTY_MAP},
     )
@@ -57,13 +57,13 @@ def test_joining_shapes() -> None:
 
 def test_known_shapes_become_codec_fields_of_columns_not_in_the_table() -> None:
     shapes: columns.Shapes = {"v": EMPTY_LIST, "attr_ddb_x": EMPTY_MAP, "w": None, "t": EMPTY_LIST}
-    fields = columns.untyped_fields(shapes, {"t"})
+    fields = untypedcols.untyped_fields(shapes, {"t"})
     assert [f.name for f in fields] == ["v", "_ddb_x"]  # attribute names; unknown and present left out
 
 
 def test_a_recorded_shape_leaves_out_null_fields_and_stays_bounded() -> None:
     from ddblake.codec.schema import NULL_T, ListT, StructT
-    from ddblake.lake.columns import SHAPE_NODES_MAX, compact_shape, shape_json
+    from ddblake.lake.untypedcols import SHAPE_NODES_MAX, compact_shape, shape_json
 
     def nodes(t: object) -> int:
         if isinstance(t, ListT):

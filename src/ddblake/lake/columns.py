@@ -18,9 +18,10 @@ its own, below):
   holds: a new column or struct field whose name is stored like one its level has (or one the batch
   named before it, in the codec's order) takes the first free of ``<name>%~2``, ``<name>%~3``, …
   (:func:`other_name`; :class:`Level`), which reads back as the same attribute; once named, a column
-  keeps its name.
+  keeps its name. Whether a name ``X%~n`` is such a name depends on its level (:func:`other_names`):
+  an older ddblake named an attribute ``a%~2`` so, which today's rules name ``a%25~2``.
 * **Untyped values.** Iceberg (before v3) and Parquet store no column of only nulls, empty lists or
-  empty maps, so those are left out (:func:`typed_only`); the attributes that held such a value
+  empty maps, so those are left out (:func:`ddblake.lake.untypedcols.typed_only`); the attributes that held such a value
   without a column are named with the shape of what they held (:func:`shape_json`), so that the
   column added for them later is filled for every row, and so that two such shapes that conflict
   (``[]`` in one batch, ``{}`` in another) give the column they give in one batch.
@@ -31,24 +32,15 @@ its own, below):
 from __future__ import annotations
 
 import functools
-import json
 import re
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Iterable
 
 import pyarrow as pa
 from pyiceberg.schema import make_compatible_name
 
 from ddblake.codec.schema import (
-    NULL_T,
-    ListT,
-    NullT,
-    StructT,
     T,
-    arrow_field,
     from_field,
-    join,
-    prune,
-    same_column,
 )
 
 # Names that take one more "attr" as columns, and columns that lose one "attr" as names. "_ddb_"
@@ -57,11 +49,12 @@ from ddblake.codec.schema import (
 _PREFIXED = re.compile(r"^(?i:attr)*(?i:_ddb_)")
 _STRIP = re.compile(r"^attr(?i:attr)*(?i:_ddb_)")
 _ESCAPES = re.compile(r"%(25|2E)")
-_OTHER = re.compile(r"%~[1-9][0-9]*$")  # the suffix of an other name (other_name)
+_OTHER = re.compile(r"%~([2-9]|[1-9][0-9]+)$")  # the suffix of an other name (other_name: n >= 2)
+_SUFFIXED = re.compile(r"%~[1-9][0-9]*$")  # key attributes the history prefixes (ends_like_other_name)
 _OTHER_LIKE = re.compile(r"%~[0-9]+$")  # names field_name encodes, so that none reads as an other name
 UNTYPED_KEY = b"ddblake.untyped"
-"""Schema metadata of typed rows (:func:`with_untyped`): the columns left out with values, as
-:func:`dump_untyped` writes them."""
+"""Schema metadata of typed rows (:func:`ddblake.lake.untypedcols.with_untyped`): the columns left out with values, as
+:func:`ddblake.lake.untypedcols.dump_untyped` writes them."""
 Shapes = dict[str, T | None]
 """Untyped columns by column name: the type of what they held (only nulls, lists, maps), or None
 when unknown (a table property written by an older ddblake, which kept names alone)."""
@@ -83,14 +76,22 @@ def field_name(name: str) -> str:
 def other_name(name: str, n: int) -> str:
     """The ``n``-th name (``n`` ≥ 2) of a column or struct field whose own name ``name`` (a
     :func:`field_name` or :func:`column_name`) is stored like a name its level already has
-    (:func:`stored_name`): ``name%~n``. It reads back as ``name`` does (:func:`key_name`)."""
+    (:func:`stored_name`): ``name%~n``. It reads back as ``name`` does where :func:`other_names`
+    says it is one (:func:`key_name`)."""
     return f"{name}%~{n}"
 
 
 def own_name(name: str) -> str:
-    """``name`` without the suffix of an :func:`other_name` (``_1st%~2`` → ``_1st``)."""
+    """``name`` without the suffix of an :func:`other_name` (``_1st%~2`` → ``_1st``). Whether
+    ``name`` *is* an other name depends on its level (:func:`other_names`)."""
     m = _OTHER.search(name)
     return name[: m.start()] if m else name
+
+
+def ends_like_other_name(name: str) -> bool:
+    """Whether ``name`` ends in ``%~`` and digits not starting with 0 (``x%~2``, ``x%~1``): the key
+    attributes the history prefixes (:func:`ddblake.lake.history.key_column`)."""
+    return _SUFFIXED.search(name) is not None
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -102,6 +103,52 @@ def stored_name(name: str) -> str:
     return make_compatible_name(name) if name else name
 
 
+def other_names(
+    names: Iterable[str],
+    own: Callable[[str], bool],
+    counts: Callable[[str], bool],
+    *,
+    ordered: bool = False,
+) -> set[str]:
+    """The names of one level (a table's columns, or the fields of one struct) that are other names
+    (:func:`other_name`), each its own name's (docs/types.md, Names stored alike).
+
+    A name ``X%~n`` (``n`` ≥ 2) is ``X``'s other name only if ``X`` is a name today's rules give
+    (``own``), no name of the level is ``X`` itself, and another name of the level that counts
+    (``counts``: a name apply keeps, not one named by an older rule, which it drops; nor an
+    ``X%~n`` read as its own) is stored like ``X`` (:func:`stored_name`): only then could ddblake
+    have given it, for ``X`` was taken. Every other ``X%~n`` is the attribute or map key of that
+    very name, as an older ddblake named it (today's is ``X%25~n``: :func:`field_name`).
+
+    ``ordered``: the names are in the order they were added, none ever dropped or moved (the
+    history's key columns), and the name stored like ``X`` must come before ``X%~n``.
+    """
+    names = list(names)
+    present = set(names)
+    candidates = {
+        name: stored_name(x)
+        for name in names
+        if (x := own_name(name)) != name and x not in present and own(x)
+    }
+    if not candidates:
+        return set()
+    position = {name: i for i, name in enumerate(names)}
+    others = set(candidates)
+    while True:  # a suffixed name read as its own does not count: drop such ones until none is left
+        first: dict[str, int] = {}
+        for name in names:
+            if name in others or (name not in candidates and counts(name)):
+                first.setdefault(stored_name(name), position[name])
+        found = {
+            name
+            for name, stored in candidates.items()
+            if name in others and (i := first.get(stored)) is not None and (not ordered or i < position[name])
+        }
+        if found == others:
+            return found
+        others = found
+
+
 def _decoded(field: str) -> str | None:
     """The attribute or map key whose :func:`field_name` is ``field``, if any."""
     name = _ESCAPES.sub(lambda m: "%" if m[1] == "25" else ".", field) if _ESCAPES.search(field) else field
@@ -109,25 +156,38 @@ def _decoded(field: str) -> str | None:
 
 
 @functools.lru_cache(maxsize=1 << 16)
-def key_name(field: str) -> str:
+def key_name(field: str, other: bool = True) -> str:
     """The attribute or map key a :func:`field_name`, or an :func:`other_name` of one, stands for.
 
-    A name that is not one these give (``x.y``, a column from before dots were encoded) stands for
-    itself: the caller sees that it is not the key's name and retypes it.
+    ``other``: whether ``field`` is an other name when it ends like one (:func:`other_names` says,
+    for a name of a level; True for a name ddblake has just given); else such a suffix is part of
+    the key (``a%~2`` of an older ddblake). A name that is not one these give (``x.y``, a column
+    from before dots were encoded) stands for itself: the caller sees that it is not the key's name
+    and retypes it.
     """
-    own = own_name(field)
-    if own != field:
-        name = _decoded(own)
-        if name is not None:
-            return name
+    if other:
+        own = own_name(field)
+        if own != field:
+            name = _decoded(own)
+            if name is not None:
+                return name
     name = _decoded(field)
     return field if name is None else name
 
 
-def is_field_name(field: str) -> bool:
-    """Whether ``field`` is a name today's rules give its map key (:func:`field_name` or an
-    :func:`other_name` of it)."""
-    return field_name(key_name(field)) == own_name(field)
+def is_field_name(field: str, other: bool = True) -> bool:
+    """Whether ``field`` is a name today's rules give its map key (:func:`field_name`, or an
+    :func:`other_name` of it when ``other``)."""
+    return field_name(key_name(field, other)) == (own_name(field) if other else field)
+
+
+def _is_own_field(field: str) -> bool:
+    return is_field_name(field, False)
+
+
+def field_others(names: Iterable[str]) -> set[str]:
+    """The :func:`other_names` of the fields of one struct."""
+    return other_names(names, _is_own_field, _is_own_field)
 
 
 def column_name(attr: str) -> str:
@@ -139,25 +199,61 @@ def column_name(attr: str) -> str:
     return f"attr{col}" if _PREFIXED.match(col) else col
 
 
-def attribute_name(col: str) -> str:
+def attribute_name(col: str, other: bool = True) -> str:
     """The attribute a :func:`column_name`, or an :func:`other_name` of one, stands for (the
-    inverse: one ``attr`` prefix and the ``%~n`` suffix removed)."""
-    return key_name(col[len("attr") :] if _STRIP.match(col) else col)
+    inverse: one ``attr`` prefix and, when ``other`` (as for :func:`key_name`), the ``%~n`` suffix
+    removed). A column of a table is read with :func:`column_attributes`, which knows its level."""
+    return key_name(col[len("attr") :] if _STRIP.match(col) else col, other)
 
 
-def is_column_name(col: str) -> bool:
-    """Whether ``col`` is a name today's rules give its attribute (:func:`column_name` or an
-    :func:`other_name` of it)."""
-    return column_name(attribute_name(col)) == own_name(col)
+def is_column_name(col: str, other: bool = True) -> bool:
+    """Whether ``col`` is a name today's rules give its attribute (:func:`column_name`, or an
+    :func:`other_name` of it when ``other``)."""
+    return column_name(attribute_name(col, other)) == (own_name(col) if other else col)
 
 
-def is_stale(field: pa.Field) -> bool:
-    """Whether an attribute column ddblake wrote is named by an older rule (``x.y``, not ``x%2Ey``).
+def _is_own_column(col: str) -> bool:
+    return is_column_name(col, False)
+
+
+def name_of(col: str | pa.Field) -> str:
+    """A column's name, given the name or the field (levels are read from either)."""
+    return col if isinstance(col, str) else col.name
+
+
+def column_others(cols: Iterable[str | pa.Field]) -> set[str]:
+    """The :func:`other_names` of a table's columns ``cols`` (names, or fields: a column of a type
+    ddblake never writes, added by hand, is kept whatever its name, so it counts)."""
+    items = list(cols)
+    names = [name_of(c) for c in items]
+    foreign = {c.name for c in items if not isinstance(c, str) and from_field(c) is None}
+    return other_names(names, _is_own_column, lambda n: n in foreign or _is_own_column(n))
+
+
+def column_attributes(cols: Iterable[str | pa.Field]) -> dict[str, str]:
+    """The attribute each of a table's columns ``cols`` (all those of its level) stands for."""
+    items = list(cols)
+    others = column_others(items)
+    names = [name_of(c) for c in items]
+    return {n: attribute_name(n, n in others) for n in names}
+
+
+def is_stale(field: pa.Field, other: bool = True) -> bool:
+    """Whether an attribute column ddblake wrote is named by an older rule (``x.y``, not ``x%2Ey``;
+    ``a%~2`` that is not an other name, not ``a%25~2``). ``other``: as for :func:`attribute_name`.
 
     Such a column is retyped under its attribute's current name. A column of a type ddblake never
     writes (one added by hand) is left alone, whatever its name.
     """
-    return not is_column_name(field.name) and from_field(field) is not None
+    return not is_column_name(field.name, other) and from_field(field) is not None
+
+
+def stale_columns(fields: Iterable[pa.Field]) -> list[str]:
+    """The attribute columns (``fields``: all those of a table) named by an older rule
+    (:func:`is_stale`, each read in its level)."""
+    items = list(fields)
+    others = column_others(items)
+    return [f.name for f in items if is_stale(f, f.name in others)]
 
 
 class Level:
@@ -170,6 +266,10 @@ class Level:
     free only while its stored form is. Of names already there that are stored alike (a table an
     older ddblake created, whose first write then failed), the first keeps its place and the later
     ones are left out, to be dropped and named again.
+
+    A name :meth:`name` gives reads back as its key (:func:`other_names`): its own name when that is
+    stored like no other; else ``own%~n``, which the level's name stored like ``own`` makes an other
+    name, and no name ``own`` is there (``own`` of another key would be that key's column).
 
     Args:
         names: The names the level keeps, in order.
@@ -206,13 +306,20 @@ class Level:
         return name
 
 
-def _column_key(name: str) -> str | None:
-    return attribute_name(name) if is_column_name(name) else None
+def column_keys(cols: Iterable[str | pa.Field]) -> dict[str, str | None]:
+    """The attribute each of a table's columns stands for, None for a column named by no rule of
+    today (a metadata column, ``x.y``, an older ``a%~2``)."""
+    items = list(cols)
+    others = column_others(items)
+    names = [name_of(c) for c in items]
+    return {n: attribute_name(n, True) if n in others or _is_own_column(n) else None for n in names}
 
 
-def columns_level(names: Iterable[str]) -> Level:
-    """The :class:`Level` of a table's top-level columns ``names`` (metadata columns first)."""
-    return Level(names, _column_key)
+def columns_level(cols: Iterable[str | pa.Field], kept: Callable[[str], bool] = lambda _: True) -> Level:
+    """The :class:`Level` of a table's top-level columns ``cols`` (metadata columns first; names
+    read in their level, :func:`column_keys`), of those ``kept``."""
+    keys = column_keys(cols)
+    return Level([n for n in keys if kept(n)], keys.get)
 
 
 def _named(t: pa.DataType, have: pa.DataType | None) -> pa.DataType:
@@ -227,7 +334,8 @@ def _named(t: pa.DataType, have: pa.DataType | None) -> pa.DataType:
         return pa.large_list(elem) if pa.types.is_large_list(t) else pa.list_(elem)
     if pa.types.is_struct(t):
         fields = {f.name: f.type for f in have} if have is not None and pa.types.is_struct(have) else {}
-        keys = {n: k for n in fields if field_name(k := key_name(n)) == own_name(n)}  # is_field_name
+        others = field_others(fields)
+        keys = {n: key_name(n, True) for n in fields if n in others or _is_own_field(n)}
         level = Level(keys, keys.get)
         named = []
         for f in t:
@@ -238,14 +346,18 @@ def _named(t: pa.DataType, have: pa.DataType | None) -> pa.DataType:
     return t
 
 
-def renamed(t: pa.DataType, rename: Callable[[str], str]) -> pa.DataType:
-    """``t`` with every struct field, at any depth, renamed by ``rename`` (docs and ids kept)."""
+def _keys(t: pa.DataType) -> pa.DataType:
+    """``t`` (a column's type) with every struct field, at any depth, named by the map key it stands
+    for in its struct (:func:`field_others`; docs and ids kept)."""
     if pa.types.is_list(t) or pa.types.is_large_list(t):
         inner = t.value_field
-        elem = inner.with_type(renamed(inner.type, rename))
+        elem = inner.with_type(_keys(inner.type))
         return pa.large_list(elem) if pa.types.is_large_list(t) else pa.list_(elem)
     if pa.types.is_struct(t):
-        return pa.struct([f.with_name(rename(f.name)).with_type(renamed(f.type, rename)) for f in t])
+        others = field_others(f.name for f in t)
+        return pa.struct(
+            [f.with_name(key_name(f.name, f.name in others)).with_type(_keys(f.type)) for f in t]
+        )
     return t
 
 
@@ -257,13 +369,16 @@ def _view(column: pa.ChunkedArray, t: pa.DataType) -> pa.ChunkedArray:
 def to_columns(typed: pa.Table, have: pa.Schema | None = None, reserved: Iterable[str] = ()) -> pa.Table:
     """A codec table (attribute names, map keys as field names) with the lake's column names.
 
-    ``have``: the table's schema (lake names), whose columns and struct fields keep their names;
+    ``have``: the table's schema (lake names, each read in its level: :func:`column_keys`), whose
+    columns and struct fields keep their names but those named by an older rule (:func:`is_stale`);
     what is new is named so that no two names of one level are stored alike (:class:`Level`).
     ``reserved``: the metadata columns, which no attribute's column is stored like.
     """
     meta = list(reserved)
-    fields = {f.name: f.type for f in have or [] if f.name not in meta and not is_stale(f)}
-    level = columns_level([*meta, *fields])
+    attributes = [f for f in have or [] if f.name not in meta]
+    stale = set(stale_columns(attributes))
+    fields = {f.name: f.type for f in attributes if f.name not in stale}
+    level = columns_level([*meta, *attributes], lambda n: n not in stale)
     for i, field in enumerate(typed.schema):
         name = level.name(field.name, column_name(field.name))
         t = _named(field.type, fields.get(name))
@@ -274,197 +389,9 @@ def to_columns(typed: pa.Table, have: pa.Schema | None = None, reserved: Iterabl
     return typed
 
 
-def to_attributes(field: pa.Field) -> pa.Field:
-    """An attribute column's field as the codec sees it: attribute name and map keys."""
-    return field.with_name(attribute_name(field.name)).with_type(renamed(field.type, key_name))
-
-
-def typed_only(typed: pa.Table) -> tuple[pa.Table, dict[str, T]]:
-    """A codec table without what holds no typed value yet, and the columns left out with values.
-
-    Columns and map fields of only nulls, empty lists and empty maps cannot be stored. A column
-    left out although some item held a value for it (``[]``, ``{}``, ``[NULL]``) is named (by its
-    column name) with its type, the shape of those values: when a typed value arrives later, the
-    rows written before must be retyped, or they would read null where the same items applied
-    together read ``[]`` or ``{...: null}``; and a shape that conflicts with a later one (``[]``
-    then ``{}``) must make the column the two make in one batch.
-    """
-    untyped: dict[str, T] = {}
-    dropped = []
-    for i, field in enumerate(typed.schema):
-        t = from_field(field)
-        kept = None if t is None else prune(t)
-        if t is not None and kept is None:
-            dropped.append(i)
-            if t != NULL_T:
-                untyped[column_name(field.name)] = compact_shape(t)
-        elif kept is not None and kept != t:
-            pruned = arrow_field(field.name, kept)
-            # The cast drops the struct fields the pruned type lacks, by name.
-            typed = typed.set_column(i, pruned, typed.column(i).cast(pruned.type))
-    if dropped:
-        typed = typed.select([i for i in range(typed.num_columns) if i not in set(dropped)])
-    return typed, dict(sorted(untyped.items()))
-
-
-SHAPE_NODES_MAX = 64
-"""The most list and map nodes a recorded shape keeps (:func:`compact_shape`): the record is a
-table property, rewritten by every commit that changes it and copied into Glue's table parameters
-(512,000 characters at most), so it must not grow with the distinct map keys of a map keyed by
-user IDs."""
-
-
-def compact_shape(t: T, budget: int = SHAPE_NODES_MAX) -> T:
-    """The part of an untyped column's shape that can conflict with a later value, bounded.
-
-    What a shape is kept for is a list meeting a map at the same place (``[]`` then ``{}``), which
-    makes DynamoDB JSON text there. A NULL field of a map never conflicts (and a retype reads every
-    row's item again anyway), so such fields are left out; and past ``budget`` list and map nodes
-    the remaining fields are left out too: a conflict under one of them is then typed as the batches
-    met it, as a conflict inside an existing struct column is (docs/types.md).
-    """
-    left = [budget]
-
-    def walk(t: T) -> T:
-        left[0] -= 1
-        if isinstance(t, ListT):
-            return ListT(walk(t.elem)) if left[0] > 0 and not isinstance(t.elem, NullT) else ListT(NULL_T)
-        if isinstance(t, StructT):
-            fields = []
-            for name, f in t.fields:
-                if isinstance(f, NullT):
-                    continue
-                if left[0] <= 0:
-                    break
-                fields.append((name, walk(f)))
-            return StructT(tuple(fields))
-        return t
-
-    return walk(t)
-
-
-def shape_json(t: T | None) -> object:
-    """A shape (the type of an untyped column) as JSON: ``null`` for NULL, ``[elem]`` for a list,
-    ``{field: shape}`` for a map (fields under their map keys). An unknown shape (None) is ``null``
-    too: no untyped column is NULL alone, so at the top ``null`` means unknown.
-    """
-    if isinstance(t, ListT):
-        return [shape_json(t.elem)]
-    if isinstance(t, StructT):
-        return {name: shape_json(f) for name, f in t.fields}
-    if t is None or isinstance(t, NullT):
-        return None
-    raise ValueError(f"not the type of an untyped value: {t}")
-
-
-def _shape_type(value: object) -> T:
-    if value is None:
-        return NULL_T
-    if isinstance(value, list) and len(value) == 1:
-        return ListT(_shape_type(value[0]))
-    if isinstance(value, dict):
-        return StructT(tuple((str(name), _shape_type(v)) for name, v in value.items()))
-    raise ValueError(f"not a shape: {value!r}")
-
-
-def load_untyped(raw: str | bytes | None) -> Shapes:
-    """Untyped columns as :func:`dump_untyped` wrote them, or as a JSON list of names (an older
-    ddblake's format: their shapes are unknown, None). Anything unreadable counts as unknown."""
-    if not raw:
-        return {}
-    value = json.loads(raw)
-    if isinstance(value, list):
-        return {str(name): None for name in value}
-    if not isinstance(value, dict):
-        return {}
-    shapes: Shapes = {}
-    for name, shape in value.items():
-        try:
-            shapes[name] = None if shape is None else compact_shape(_shape_type(shape))
-        except ValueError:
-            shapes[name] = None
-    return shapes
-
-
-def dump_untyped(shapes: Mapping[str, T | None]) -> str:
-    """Untyped columns as JSON: an object of shapes by column name, sorted. An older ddblake, which
-    wrote and read a list of names (``set(json.loads(...))``), reads the names from it alike."""
-    return json.dumps({name: shape_json(shapes[name]) for name in sorted(shapes)}, separators=(",", ":"))
-
-
-def join_untyped(a: Mapping[str, T | None], b: Mapping[str, T | None]) -> Shapes:
-    """Both sets of untyped columns; a column in both has the join of its shapes (unknown when
-    either is: an older table's rows may hold anything untyped for it).
-
-    Two shapes that join into a typed column (``[]`` and ``{}``) were typed together before they
-    got here (:func:`untyped_fields`); were they not, the column counts as unknown, which retypes
-    every row the next time a batch holds an untyped value for it.
-    """
-    joined: Shapes = dict(a)
-    for name, shape in b.items():
-        if name not in joined:
-            joined[name] = shape
-        else:
-            old = joined[name]
-            both = None if old is None or shape is None else join(old, shape)
-            joined[name] = compact_shape(both) if both is not None and prune(both) is None else None
-    return joined
-
-
-def untyped_fields(shapes: Mapping[str, T | None], present: Collection[str]) -> list[pa.Field]:
-    """Codec fields (attribute names) of the known shapes of columns whose attribute has none of
-    the attribute columns ``present`` (by name, metadata columns left out): given to the codec with
-    a table's schema, they join the batch's values of those attributes as if the rows that held
-    them were in the batch (``[]`` and ``{}`` then make DynamoDB JSON text)."""
-    attributes = {attribute_name(name) for name in present}
-    return [
-        arrow_field(attribute_name(name), shape)
-        for name, shape in shapes.items()
-        if shape is not None and attribute_name(name) not in attributes
-    ]
-
-
-def without_columns(shapes: Mapping[str, T | None], present: Collection[str]) -> Shapes:
-    """``shapes`` (untyped columns, by :func:`column_name`) without those whose attribute has one
-    of the attribute columns ``present`` (metadata columns left out): such a column may be an
-    :func:`other_name` (``_1st%~2``) where the untyped record says ``_1st``."""
-    attributes = {attribute_name(name) for name in present}
-    return {name: shape for name, shape in shapes.items() if attribute_name(name) not in attributes}
-
-
-def with_untyped(rows: pa.Table, untyped: Mapping[str, T | None]) -> pa.Table:
-    """``rows`` whose schema names the columns :func:`typed_only` left out with values."""
-    metadata = dict(rows.schema.metadata or {})
-    metadata[UNTYPED_KEY] = dump_untyped(untyped).encode()
-    return rows.replace_schema_metadata(metadata)
-
-
-def untyped_columns(schema: pa.Schema) -> Shapes:
-    """The columns :func:`with_untyped` named in ``schema``, with their shapes (none for any other
-    schema)."""
-    return load_untyped((schema.metadata or {}).get(UNTYPED_KEY))
-
-
-def _plain(t: pa.DataType) -> pa.DataType:
-    if pa.types.is_large_string(t):
-        return pa.string()
-    if pa.types.is_large_binary(t):
-        return pa.binary()
-    if pa.types.is_large_list(t) or pa.types.is_list(t):
-        return pa.list_(_plain(t.value_type))
-    if pa.types.is_struct(t):
-        return pa.struct([pa.field(f.name, _plain(f.type)) for f in t])
-    return t
-
-
-def same_shape(a: pa.Field, b: pa.Field) -> bool:
-    """Whether rows typed for ``a`` read the same typed for ``b``: type and text marker alike.
-
-    The marker matters as much as the type: a ``string`` of S values and a ``string`` of DynamoDB
-    JSON text (or of number text) hold different things for the same item. Fields ddblake does not
-    write (a metadata timestamp) compare by type.
-    """
-    ta, tb = from_field(a), from_field(b)
-    if ta is None or tb is None:
-        return bool(_plain(a.type) == _plain(b.type))
-    return same_column(ta, tb)
+def to_attributes(fields: Iterable[pa.Field]) -> list[pa.Field]:
+    """A table's attribute columns ``fields`` (all of them: each is read in its level) as the codec
+    sees them: attribute names and map keys."""
+    items = list(fields)
+    others = column_others(items)
+    return [f.with_name(attribute_name(f.name, f.name in others)).with_type(_keys(f.type)) for f in items]

@@ -16,7 +16,7 @@ cost only the rows they touch: only a scale step changes such a column (docs/typ
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +26,7 @@ from pyiceberg.table import Table
 from ddblake.changes.model import compact_json
 from ddblake.changes.resolve import Keyed, key_hash
 from ddblake.codec.schema import T
-from ddblake.lake import columns
+from ddblake.lake import columns, untypedcols
 from ddblake.lake.files import with_hashes
 
 META_COLUMNS: dict[str, pa.DataType] = {
@@ -44,7 +44,7 @@ DEFAULT_BUCKETS = 16
 BUCKETS_PROPERTY = "ddblake.buckets"
 UNTYPED_PROPERTY = "ddblake.untyped-columns"
 """The columns not in the table that some row written held an untyped value for, with the shape
-of those values: a JSON object (:func:`ddblake.lake.columns.dump_untyped`); an older ddblake wrote
+of those values: a JSON object (:func:`ddblake.lake.untypedcols.dump_untyped`); an older ddblake wrote
 a JSON list of names."""
 
 
@@ -110,25 +110,21 @@ def attribute_schema(
     """
     if table_schema is None:
         return None
-    fields = [
-        columns.to_attributes(f.with_type(small_type(f.type)))
-        for f in table_schema
-        if f.name not in META_COLUMNS
-    ]
-    present = {name for name in table_schema.names if name not in META_COLUMNS}
-    return pa.schema(fields + columns.untyped_fields(untyped or {}, present))
+    present = [f for f in table_schema if f.name not in META_COLUMNS]
+    fields = columns.to_attributes(f.with_type(small_type(f.type)) for f in present)
+    return pa.schema(fields + untypedcols.untyped_fields(untyped or {}, present))
 
 
 def _lake_columns(typed: pa.Table, have: pa.Schema | None) -> tuple[pa.Table, dict[str, T]]:
     """The codec's columns as the lake stores them (untyped parts left out, lake names), and the
     columns left out although an item held a value for them, with their shapes
-    (:func:`ddblake.lake.columns.typed_only`).
+    (:func:`ddblake.lake.untypedcols.typed_only`).
 
     The codec keeps untyped columns (``drop_untyped=False``) so that those columns are known.
     ``have``: the table's schema (lake names), whose names are kept; a new name stored like one
     there is another (:func:`ddblake.lake.columns.to_columns`).
     """
-    kept, untyped = columns.typed_only(typed)
+    kept, untyped = untypedcols.typed_only(typed)
     return columns.to_columns(kept, have, META_COLUMNS), untyped
 
 
@@ -201,7 +197,7 @@ def typed_rows(
     columns are then read from that text in C++ (the same result as from the images, faster).
 
     The schema's metadata names the columns left out although an item held an untyped value for
-    them (:func:`ddblake.lake.columns.untyped_columns`): :func:`evolve` records them in the table.
+    them (:func:`ddblake.lake.untypedcols.untyped_columns`): :func:`evolve` records them in the table.
     ``untyped``: the table's untyped columns (:func:`untyped_shapes`), joined with the batch's.
     """
     attr_schema = attribute_schema(table_schema, untyped)
@@ -213,7 +209,7 @@ def typed_rows(
     meta = meta_table(upserts, buckets, item_texts)
     for name in meta.column_names:
         rows = rows.append_column(meta.schema.field(name), meta.column(name))
-    return columns.with_untyped(rows, left_out)
+    return untypedcols.with_untyped(rows, left_out)
 
 
 def empty_schema() -> pa.Schema:
@@ -239,7 +235,7 @@ class Target:
 
 def untyped_shapes(table: Table | None) -> columns.Shapes:
     """The table's untyped columns and their shapes (None: unknown, an older ddblake's record)."""
-    return {} if table is None else columns.load_untyped(table.properties.get(UNTYPED_PROPERTY))
+    return {} if table is None else untypedcols.load_untyped(table.properties.get(UNTYPED_PROPERTY))
 
 
 def _attributes_first(tx: Any, table: Table, added: list[str]) -> None:
@@ -265,7 +261,7 @@ def evolve(tx: Any, table: Table, wanted: pa.Schema, *, retyped: bool = False) -
 
     New columns are added (Iceberg schema evolution, no rewrite); numbers gaining digits within a
     ``decimal(38, S)`` column change nothing. A column whose type or text marker changed
-    (:func:`ddblake.lake.columns.same_shape`: Iceberg cannot promote a string of S values to one of
+    (:func:`ddblake.lake.untypedcols.same_shape`: Iceberg cannot promote a string of S values to one of
     DynamoDB JSON text, nor int64 to decimal, nor change a decimal's scale) is dropped and added
     again with its new type, and the caller then rewrites every row, recomputing typed values from
     ``_ddb_item``.
@@ -299,11 +295,12 @@ def evolve(tx: Any, table: Table, wanted: pa.Schema, *, retyped: bool = False) -
     # Once a column exists its rows are typed: only attributes still without one stay listed.
     if retyped:
         seen = {name: shape for name, shape in seen.items() if shape is not None}
-    joined = columns.join_untyped(seen, columns.untyped_columns(wanted))
-    untyped = columns.without_columns(joined, _attribute_columns(wanted))
+    joined = untypedcols.join_untyped(seen, untypedcols.untyped_columns(wanted))
+    kept = (f for f in table.schema().as_arrow() if f.name not in stale)
+    untyped = untypedcols.without_columns(joined, _attribute_columns(wanted), _level(kept, wanted))
     raw = table.properties.get(UNTYPED_PROPERTY)
-    if untyped and columns.dump_untyped(untyped) != raw:
-        tx.set_properties({UNTYPED_PROPERTY: columns.dump_untyped(untyped)})
+    if untyped and untypedcols.dump_untyped(untyped) != raw:
+        tx.set_properties({UNTYPED_PROPERTY: untypedcols.dump_untyped(untyped)})
     elif not untyped and raw is not None:
         tx.remove_properties(UNTYPED_PROPERTY)
     return Target(wanted, full)
@@ -314,9 +311,20 @@ def _attribute_columns(schema: pa.Schema | Sequence[pa.Field]) -> list[str]:
     return [f.name for f in schema if f.name not in META_COLUMNS]
 
 
+def _level(kept: Iterable[pa.Field], wanted: pa.Schema) -> list[pa.Field]:
+    """The attribute columns the table has once :func:`evolve` brought it to ``wanted`` (``kept``:
+    its columns not dropped): the level each column's name is read in
+    (:func:`ddblake.lake.columns.column_attributes`)."""
+    names = set(wanted.names)
+    return [
+        *(f for f in kept if f.name not in names and f.name not in META_COLUMNS),
+        *(f for f in wanted if f.name not in META_COLUMNS),
+    ]
+
+
 def changed_columns(have: Mapping[str, pa.Field], wanted: pa.Schema) -> list[pa.Field]:
     """The columns of ``wanted`` that ``have`` holds in another shape (type or text marker)."""
-    return [f for f in wanted if f.name in have and not columns.same_shape(have[f.name], f)]
+    return [f for f in wanted if f.name in have and not untypedcols.same_shape(have[f.name], f)]
 
 
 def _plan(
@@ -325,12 +333,11 @@ def _plan(
     """What :func:`evolve` changes: stale and changed columns, added ones, the untyped columns
     recorded, and whether every row must be retyped."""
     have = table.schema().as_arrow()
-    stale = [f.name for f in have if f.name not in META_COLUMNS and columns.is_stale(f)]
+    attributes = [f for f in have if f.name not in META_COLUMNS]
+    stale = columns.stale_columns(attributes)  # each name read in its level (``a%~2``: docs/types.md)
     # Columns stored like an earlier one (``_1st`` after ``1st``: a table whose first write failed
     # on them) are dropped too; their attributes have other names (columns.to_columns).
-    stale += columns.columns_level(
-        [*META_COLUMNS, *(n for n in _attribute_columns(have) if n not in stale)]
-    ).left_out
+    stale += columns.columns_level([*META_COLUMNS, *attributes], lambda n: n not in stale).left_out
     kept = {f.name: f for f in have if f.name not in stale}
     changed = changed_columns(kept, wanted)
     added = [f for f in wanted if f.name not in kept]
@@ -339,8 +346,8 @@ def _plan(
     full = bool(
         stale
         or changed
-        or columns.without_columns(seen, _attribute_columns(added)) != seen
-        or unknown & set(columns.untyped_columns(wanted))
+        or untypedcols.without_columns(seen, _attribute_columns(added), _level(kept.values(), wanted)) != seen
+        or unknown & set(untypedcols.untyped_columns(wanted))
     )
     return stale, changed, added, seen, full
 
@@ -402,7 +409,7 @@ def retype(
         old = typed_items(items, attribute_schema(final), evolve=False, have=final)
         for name in META_COLUMNS:
             old = old.append_column(name, keep.column(name).cast(META_COLUMNS[name]))
-    joined = columns.join_untyped(old_untyped, columns.untyped_columns(new.schema))
+    joined = untypedcols.join_untyped(old_untyped, untypedcols.untyped_columns(new.schema))
     rows = pa.concat_tables([conform(old, final), conform(new, final)])
     rows = pa.Table.from_arrays(rows.columns, schema=final.remove_metadata())  # fields' text markers
-    return columns.with_untyped(rows, columns.without_columns(joined, _attribute_columns(final)))
+    return untypedcols.with_untyped(rows, untypedcols.without_columns(joined, _attribute_columns(final)))

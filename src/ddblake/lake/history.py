@@ -87,7 +87,7 @@ def key_column(attr: str) -> str:
     prefixed = (
         low in FIXED_NAMES
         or low.startswith(_OTHER_KIND)
-        or columns.own_name(attr) != attr
+        or columns.ends_like_other_name(attr)
         or (low.startswith("key_") and key_column(attr[4:]) != attr[4:])
     )
     return f"key_{attr}" if prefixed else attr
@@ -109,7 +109,11 @@ def other_kind_column(attr: str, kind: str) -> str:
     :data:`BINARY`) when its :func:`key_column` holds the other kind: ``_ddb_binary_<attr>`` or
     ``_ddb_text_<attr>`` (``_ddb_binary_key_<attr>`` for a name ending like an other name, ``x%~2``).
     No :func:`key_column` and no fixed column has such a name."""
-    return f"_ddb_{kind}_{attr}" if columns.own_name(attr) == attr else f"_ddb_{kind}_key_{attr}"
+    return f"_ddb_{kind}_key_{attr}" if columns.ends_like_other_name(attr) else f"_ddb_{kind}_{attr}"
+
+
+def _any(_: str) -> bool:
+    return True
 
 
 class KeyColumns:
@@ -128,7 +132,11 @@ class KeyColumns:
     def __init__(self, schema: pa.Schema | None) -> None:
         names = [n for n, _ in _FIXED] if schema is None else schema.names
         self.existing = set(names)
-        self.level = columns.Level(names, columns.own_name)
+        # Key columns are only ever added, at the end: what is stored like ``X`` must come before
+        # ``X%~n`` for it to be X's other name, so that a column an older ddblake named for a key
+        # ``1st%~2`` stays that key's whatever keys come later (``_1st``, then ``1st``: ``1st%~3``).
+        others = columns.other_names(names, _any, _any, ordered=True)
+        self.level = columns.Level(names, lambda n: columns.own_name(n) if n in others else n)
 
     def key(self, attr: str) -> str:
         """The column of key attribute ``attr``."""
