@@ -21,12 +21,12 @@ its own, below):
   keeps its name. Whether a name ``X%~n`` is such a name depends on its level (:func:`other_names`):
   an older ddblake named an attribute ``a%~2`` so, which today's rules name ``a%25~2``.
 * **Untyped values.** Iceberg (before v3) and Parquet store no column of only nulls, empty lists or
-  empty maps, so those are left out (:func:`ddblake.lake.untypedcols.typed_only`); the attributes that held such a value
-  without a column are named with the shape of what they held (:func:`shape_json`), so that the
-  column added for them later is filled for every row, and so that two such shapes that conflict
-  (``[]`` in one batch, ``{}`` in another) give the column they give in one batch.
+  empty maps, so those are left out; the attributes that held such a value without a column are
+  named with the shape of what they held, so that the column added for them later is filled for
+  every row, and so that two such shapes that conflict (``[]`` in one batch, ``{}`` in another)
+  give the column they give in one batch (:mod:`ddblake.lake.untypedcols`).
 * **Shapes.** Two columns are the same when their Arrow types and their text encodings (the
-  codec's ``ddblake:`` doc marker) are, at every level (:func:`same_shape`).
+  codec's ``ddblake:`` doc marker) are, at every level (:func:`ddblake.lake.untypedcols.same_shape`).
 """
 
 from __future__ import annotations
@@ -53,8 +53,8 @@ _OTHER = re.compile(r"%~([2-9]|[1-9][0-9]+)$")  # the suffix of an other name (o
 _SUFFIXED = re.compile(r"%~[1-9][0-9]*$")  # key attributes the history prefixes (ends_like_other_name)
 _OTHER_LIKE = re.compile(r"%~[0-9]+$")  # names field_name encodes, so that none reads as an other name
 UNTYPED_KEY = b"ddblake.untyped"
-"""Schema metadata of typed rows (:func:`ddblake.lake.untypedcols.with_untyped`): the columns left out with values, as
-:func:`ddblake.lake.untypedcols.dump_untyped` writes them."""
+"""Schema metadata of typed rows (:func:`ddblake.lake.untypedcols.with_untyped`): the columns left
+out with values, as :func:`ddblake.lake.untypedcols.dump_untyped` writes them."""
 Shapes = dict[str, T | None]
 """Untyped columns by column name: the type of what they held (only nulls, lists, maps), or None
 when unknown (a table property written by an older ddblake, which kept names alone)."""
