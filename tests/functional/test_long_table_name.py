@@ -11,19 +11,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from workload import dump_to_items, scan_items
+from workload import cli, dump_to_items, scan_items
 
 from ddblake.aws.clients import DynamoClients
-from ddblake.cli.main import main
 from ddblake.names import changes_identifier
-
-
-def _ddblake(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
-    capsys.readouterr()
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    assert code == 0, f"ddblake {argv[0]} exited {code}: {err[-3000:]}"
-    return out
 
 
 @pytest.mark.parametrize("length", [193, 255])
@@ -41,19 +32,19 @@ def test_longest_table_names_sync_and_dump_equal_to_scan(
     lake = str(tmp_path / "lake")
     sync = ["sync", "--table", table, "--lake", lake, "--endpoint-url", dynamodb_local_endpoint, "--once"]
     clients.dynamodb.put_item(TableName=table, Item={"pk": {"S": "a"}, "sk": {"S": "1"}, "n": {"N": "1"}})
-    _ddblake(capsys, *sync)  # the first load
+    cli(capsys, *sync)  # the first load
     clients.dynamodb.put_item(TableName=table, Item={"pk": {"S": "b"}, "sk": {"S": "1"}, "n": {"N": "2"}})
     clients.dynamodb.delete_item(TableName=table, Key={"pk": {"S": "a"}, "sk": {"S": "1"}})
-    _ddblake(capsys, *sync)  # the stream
-    dumped = _ddblake(capsys, "dump", "--table", table, "--lake", lake)
+    cli(capsys, *sync)  # the stream
+    dumped = cli(capsys, "dump", "--table", table, "--lake", lake)
     assert dump_to_items(dumped.splitlines()) == scan_items(clients, table)
     assert len(scan_items(clients, table)) == 1
-    status = json.loads(_ddblake(capsys, "status", "--lake", lake, "--format", "json"))
+    status = json.loads(cli(capsys, "status", "--lake", lake, "--format", "json"))
     assert [t["table"] for t in status["tables"]] == [table]
     sql = f'SELECT op, count(*) AS n FROM "{changes_identifier(table)}" GROUP BY op ORDER BY op'  # noqa: S608
     history = [
         json.loads(line)
-        for line in _ddblake(capsys, "query", "--lake", lake, "--format", "json", sql).splitlines()
+        for line in cli(capsys, "query", "--lake", lake, "--format", "json", sql).splitlines()
     ]
     assert [(r["op"], r["n"]) for r in history] == [
         ("INSERT", 2),

@@ -16,19 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from workload import cli
 
 from ddblake.aws.clients import DynamoClients
-from ddblake.cli.main import main
 from ddblake.names import changes_identifier, table_identifier
-
-
-def _ddblake(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
-    """Run the CLI in-process; returns its stdout (fails with its stderr on a non-zero exit)."""
-    capsys.readouterr()
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    assert code == 0, f"ddblake {argv[0]} exited {code}: {err[-3000:]}"
-    return out
 
 
 def _wire(value: Any) -> Any:
@@ -54,14 +45,14 @@ def _scan(clients: DynamoClients, table: str) -> list[dict[str, Any]]:
 
 
 def _dump(capsys: pytest.CaptureFixture[str], table: str, lake: str) -> list[dict[str, Any]]:
-    lines = _ddblake(capsys, "dump", "--table", table, "--lake", lake).splitlines()
+    lines = cli(capsys, "dump", "--table", table, "--lake", lake).splitlines()
     return sorted(
         (_wire(json.loads(line)["Item"]) for line in lines), key=lambda i: json.dumps(i, sort_keys=True)
     )
 
 
 def _query(capsys: pytest.CaptureFixture[str], lake: str, sql: str) -> list[dict[str, Any]]:
-    out = _ddblake(capsys, "query", "--lake", lake, "--format", "json", sql)
+    out = cli(capsys, "query", "--lake", lake, "--format", "json", sql)
     return [json.loads(line) for line in out.splitlines()]
 
 
@@ -78,13 +69,13 @@ def test_attributes_and_map_keys_stored_alike_sync_and_later_changes_apply(
     sync = ["sync", "--once", "--table", table, "--lake", lake, "--endpoint-url", dynamodb_local_endpoint]
     put = clients.dynamodb.put_item
     put(TableName=table, Item={"pk": {"S": "1"}, "1st": {"N": "1"}, "_1st": {"N": "2"}})
-    _ddblake(capsys, *sync)
+    cli(capsys, *sync)
     put(TableName=table, Item={"pk": {"S": "2"}, "2fa": {"S": "x"}, "m": {"M": {"in-side": {"S": "a"}}}})
     put(TableName=table, Item={"pk": {"S": "3"}, "_2fa": {"S": "y"}, "a_x2Db": {"N": "3"}, "a-b": {"N": "4"}})
     put(TableName=table, Item={"pk": {"S": "4"}, "m": {"M": {"in_x2Dside": {"S": "b"}}}})
-    _ddblake(capsys, *sync)
+    cli(capsys, *sync)
     put(TableName=table, Item={"pk": {"S": "5"}, "plain": {"S": "later"}})
-    _ddblake(capsys, *sync)
+    cli(capsys, *sync)
 
     assert _dump(capsys, table, lake) == _scan(clients, table)
     name = table_identifier(table)
@@ -132,9 +123,9 @@ def test_key_attributes_stored_alike_sync(
     ]
     put = clients.dynamodb.put_item
     put(TableName=table_name, Item={"1st": {"S": "a"}, "_1st": {"N": "1"}, "v": {"S": "x"}})
-    _ddblake(capsys, *sync)
+    cli(capsys, *sync)
     put(TableName=table_name, Item={"1st": {"S": "b"}, "_1st": {"N": "2"}, "OP": {"S": "y"}})
-    _ddblake(capsys, *sync)
+    cli(capsys, *sync)
 
     assert _dump(capsys, table_name, lake) == _scan(clients, table_name)
     current = table_identifier(table_name)

@@ -12,19 +12,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from workload import dump_to_items, scan_items
+from workload import cli, dump_to_items, scan_items
 
 from ddblake.aws.clients import DynamoClients
-from ddblake.cli.main import main
 from ddblake.names import table_identifier
-
-
-def _ddblake(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
-    capsys.readouterr()
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    assert code == 0, f"ddblake {argv[0]} exited {code}: {err[-3000:]}"
-    return out
 
 
 def test_plus_signed_numbers_are_kept_not_quarantined(
@@ -40,18 +31,16 @@ def test_plus_signed_numbers_are_kept_not_quarantined(
     sync = ["sync", "--table", table, "--lake", lake, "--endpoint-url", dynamodb_local_endpoint, "--once"]
     first = {"pk": {"S": "a"}, "sk": {"S": "1"}, "l": {"L": [{"N": "+1"}, {"N": "+.5"}]}}
     clients.dynamodb.put_item(TableName=table, Item=first)
-    _ddblake(capsys, *sync)  # the first load (a Scan)
+    cli(capsys, *sync)  # the first load (a Scan)
     later = {"pk": {"S": "b"}, "sk": {"S": "1"}, "m": {"M": {"x": {"N": "+2E+3"}}}, "n": {"N": "+7"}}
     clients.dynamodb.put_item(TableName=table, Item=later)
-    out = _ddblake(capsys, *sync)  # the stream
+    out = cli(capsys, *sync)  # the stream
     assert "quarantined" not in out or " 0 quarantined" in out
     assert not list((Path(lake) / "errors").rglob("*.gz")), "nothing set aside"
     scanned = scan_items(clients, table)
-    assert dump_to_items(_ddblake(capsys, "dump", "--table", table, "--lake", lake).splitlines()) == scanned
+    assert dump_to_items(cli(capsys, "dump", "--table", table, "--lake", lake).splitlines()) == scanned
     assert len(scanned) == 2
     sql = f'SELECT pk, n, l, m FROM "{table_identifier(table)}" ORDER BY pk'  # noqa: S608
-    rows = [
-        json.loads(r) for r in _ddblake(capsys, "query", "--lake", lake, "--format", "json", sql).splitlines()
-    ]
+    rows = [json.loads(r) for r in cli(capsys, "query", "--lake", lake, "--format", "json", sql).splitlines()]
     assert [r["pk"] for r in rows] == ["a", "b"]
     assert rows[0]["l"] == [1, 0.5] and rows[1]["n"] == 7 and rows[1]["m"] == {"x": 2000}

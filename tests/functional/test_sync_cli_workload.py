@@ -14,23 +14,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from workload import Workload, dump_to_items, scan_items
+from workload import Workload, cli, dump_to_items, scan_items
 
 from ddblake.aws.clients import DynamoClients, build_dynamodb_clients
-from ddblake.cli.main import main
 from ddblake.lake.catalog import LakeConfig, open_catalog
 from ddblake.load import has_finished_load, list_loads
 from ddblake.names import changes_identifier
 from ddblake.sync import needs_load
-
-
-def _ddblake(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
-    """Run the CLI in-process; returns its stdout (fails with its stderr on a non-zero exit)."""
-    capsys.readouterr()
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    assert code == 0, f"ddblake {argv[0]} exited {code}: {err[-3000:]}"
-    return out
 
 
 @pytest.mark.long(30)
@@ -83,7 +73,7 @@ def test_random_workload_then_cli_sync_once_with_its_first_load_gives_dump_equal
     thread = threading.Thread(target=writer, daemon=True)
     thread.start()
     try:
-        _ddblake(capsys, *sync)
+        cli(capsys, *sync)
     finally:
         stop.set()
         thread.join(timeout=30)
@@ -94,9 +84,9 @@ def test_random_workload_then_cli_sync_once_with_its_first_load_gives_dump_equal
 
     after = Workload(clients, table, seed + 100).run(80)
     assert {"put", "update", "delete"} <= set(after)
-    _ddblake(capsys, *sync)
+    cli(capsys, *sync)
 
-    dumped = _ddblake(capsys, "dump", "--table", table, "--lake", lake).splitlines()
+    dumped = cli(capsys, "dump", "--table", table, "--lake", lake).splitlines()
     assert all(set(json.loads(line)) == {"Item"} for line in dumped)
     items = dump_to_items(dumped)
     assert len(items) == len(dumped), "an item dumped twice"

@@ -304,3 +304,15 @@ def dump_to_items(lines: list[str]) -> dict[str, dict[str, Any]]:
         item = json.loads(line)["Item"]
         items[f"{item['pk']['S']}/{item['sk']['S']}"] = _sets_sorted(item)
     return items
+
+
+def cli(capsys: Any, *argv: str) -> str:
+    """Run ``ddblake`` in-process; returns its stdout (fails the test with its stderr on a non-zero
+    exit). ``capsys``: the test's ``pytest.CaptureFixture[str]``."""
+    from ddblake.cli.main import main
+
+    capsys.readouterr()
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    assert code == 0, f"ddblake {argv[0]} exited {code}: {err[-3000:]}"
+    return str(out)
