@@ -376,7 +376,7 @@ def rebootstrap(
     done = LakeLoad(
         result.load_id, "scan", int(load_start or 0), version_time, _now_us(), False, marker_path(table)
     )
-    held = held_keys(storage, table, done)
+    held = held_keys(storage, table, done, command="sync --rebootstrap")
     stale = [
         k for k in stale_keys(lake_config, storage, table, result.load_id, version_time) if k not in held
     ]

@@ -60,7 +60,7 @@ from ddblake.changes.resolve import key_string
 from ddblake.errors import TerminalError
 from ddblake.lake.catalog import LakeConfig, open_catalog
 from ddblake.lake.storage import Storage
-from ddblake.names import changes_identifier, table_identifier
+from ddblake.names import table_identifier
 from ddblake.reconcile_loads import FILE_TAG as FILE_TAG
 from ddblake.reconcile_loads import SKEW_US as SKEW_US
 from ddblake.reconcile_loads import LakeLoad as LakeLoad
@@ -127,19 +127,19 @@ def stale_keys(
     *,
     catalog: Catalog | None = None,
 ) -> list[str]:
-    """Canonical keys of current rows the load did not see (older than it, and not among its rows).
+    """Canonical keys of current rows the load did not see: older than its version time, and not
+    its own rows (matched whole, :func:`~ddblake.reconcile_loads.load_row_id`, whatever their time).
 
-    A row at exactly the load's version time may be another load's of the same instant that won
-    the tie: it counts as seen when the history holds this load's row for the key. Only rows at or
-    below the version are read (a filter on ``_ddb_version``, whose text order is version order),
-    a record batch at a time, so a table far larger than memory holds only its stale keys there.
+    A row at exactly the load's version time is left alone: it is the load's own, or another
+    load's of the same instant (which saw the item, and whose row a REMOVE at that time could not
+    outrank anyway: :data:`REMOVE_PREFIX` sorts below ``export`` and ``load``). Only rows below the
+    version time are read (a filter on ``_ddb_version``, whose text order is version order), a
+    record batch at a time, so a table far larger than memory holds only its stale keys there.
     """
     import pyarrow as pa
     import pyarrow.compute as pc
     from pyiceberg import expressions as ex
     from pyiceberg.exceptions import NoSuchTableError
-
-    from ddblake.load.rows import export_event_id, scan_event_id
 
     catalog = catalog or open_catalog(lake, storage)
     try:
@@ -148,38 +148,16 @@ def stale_keys(
         return []
     if current.current_snapshot() is None:
         return []
-    # "<20-digit time>:" sorts below "<20-digit time>;": every version at or below the load's
-    below = cast(ex.BooleanExpression, cast(Any, ex.LessThan)("_ddb_version", f"{version_time_us:020d};"))
+    tie = f"{version_time_us:020d}:"  # every version below the load's sorts below this
+    below = cast(ex.BooleanExpression, cast(Any, ex.LessThan)("_ddb_version", tie))
     scan = current.scan(row_filter=below, selected_fields=("_ddb_key", "_ddb_version"))
-    mine = load_row_id(load_id)
-    tie = f"{version_time_us:020d}:"
-    ours: set[str] | None = None
+    own = f":{load_row_id(load_id).pattern}$"  # the event ID ends the version
     stale: list[str] = []
     for batch in scan.to_arrow_batch_reader():
         versions = batch.column("_ddb_version")
-        # Rows strictly older than the load's version time: never this load's (its rows are at it).
         older = pc.less(versions, pa.scalar(tie, type=versions.type))
-        stale.extend(batch.column("_ddb_key").filter(older).to_pylist())
-        at_tie = pc.starts_with(versions, tie)
-        if not pc.any(at_tie).as_py():
-            continue
-        for key, version in zip(
-            batch.column("_ddb_key").filter(at_tie).to_pylist(),
-            versions.filter(at_tie).to_pylist(),
-            strict=True,
-        ):
-            if mine.fullmatch(version.split(":", 2)[2]):
-                continue
-            # Another load of the same instant won here: was this load's row there too?
-            if ours is None:
-                history = catalog.load_table(f"{lake.namespace}.{changes_identifier(table)}")
-                at = cast(ex.BooleanExpression, cast(Any, ex.EqualTo)("event_time", version_time_us))  # µs
-                found = history.scan(row_filter=at, selected_fields=("event_id",)).to_arrow()
-                ours = {i for i in found.column("event_id").to_pylist() if mine.fullmatch(i)}
-            keys = json.loads(key)
-            if scan_event_id(load_id, keys) in ours or export_event_id(load_id, keys) in ours:
-                continue
-            stale.append(key)
+        unseen = pc.and_(older, pc.invert(pc.match_substring_regex(versions, own)))
+        stale.extend(batch.column("_ddb_key").filter(unseen).to_pylist())
     return stale
 
 

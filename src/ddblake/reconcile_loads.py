@@ -14,6 +14,7 @@ import json
 import logging
 import re
 import shlex
+import zlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
@@ -297,7 +298,7 @@ def _in_window(raw_path: str, load: LakeLoad) -> bool:
     return written is None or load.started_us - SKEW_US <= written <= finished + SKEW_US
 
 
-def held_keys(storage: Storage, table: str, load: LakeLoad) -> set[str]:
+def held_keys(storage: Storage, table: str, load: LakeLoad, *, command: str = "reconcile") -> set[str]:
     """Canonical keys whose row of ``load`` apply set aside (its quarantine, ``errors/<table>/apply/``):
     such a key is in the lake without the load's row, so it would look unseen, yet it exists.
     Reconcile leaves these keys alone (a delete may be missed, an item is never removed wrongly).
@@ -306,13 +307,14 @@ def held_keys(storage: Storage, table: str, load: LakeLoad) -> set[str]:
         TerminalError: a raw file that may hold the load's rows was moved aside unread
             (``errors/<table>/unreadable/``), or a record set aside in the load's time cannot be told
             apart from one of its rows (not a raw-log line, or a whole file's content): which keys
-            it held cannot be known.
+            it held cannot be known; or such a quarantine file is damaged. ``command`` names
+            what to run again in the message (``reconcile``, or ``sync --rebootstrap``).
     """
     from ddblake.changes.resolve import key_string
     from ddblake.lake.rawlog import ERRORS_ROOT, RAW_PREFIX, quarantine_prefix, table_prefix
     from ddblake.lake.recovery import UNREADABLE
 
-    head = head_of(table, storage)
+    head = head_of(table, storage) if command == "reconcile" else f"{command} of table {table!r}"
     raw = table_prefix(table, RAW_PREFIX)
     aside = f"{table_prefix(table, ERRORS_ROOT)}/{UNREADABLE}"
     moved = [p for p in storage.list_files(aside) if _in_window(f"{raw}/{p[len(aside) + 1 :]}", load)]
@@ -320,7 +322,7 @@ def held_keys(storage: Storage, table: str, load: LakeLoad) -> set[str]:
         raise TerminalError(
             f"{head}: raw file {storage.shown(moved[0])} (and {len(moved) - 1} more) was moved aside "
             f"unread while load {load.load_id} ran; it may hold rows of the load, whose items would look "
-            "deleted. Move it back under raw/ and apply it, then reconcile"
+            f"deleted. Move it back under raw/ and apply it, then run {command} again"
         )
     mine = load_row_id(load.load_id)
     held: set[str] = set()
@@ -328,9 +330,19 @@ def held_keys(storage: Storage, table: str, load: LakeLoad) -> set[str]:
     for path in storage.list_files(where):
         if not _in_window(f"{raw}/{path[len(where) + 1 :].removesuffix('.jsonl.gz')}", load):
             continue
-        for text in gzip.decompress(storage.read(path) or b"").decode().splitlines():
-            record = json.loads(text) if text.strip() else {}
+        try:
+            texts = gzip.decompress(storage.read(path) or b"").decode().splitlines()
+        except (OSError, EOFError, ValueError, zlib.error) as e:  # cut or damaged by hand
+            raise TerminalError(
+                f"{head}: quarantine file {storage.shown(path)}, of the time load {load.load_id} ran, "
+                f"cannot be read ({type(e).__name__}): which items it set aside cannot be known. Restore "
+                f"or delete it, then run {command} again"
+            ) from e
+        for text in texts:
+            if not text.strip():
+                continue
             try:
+                record = json.loads(text)
                 line = json.loads(record["raw"])
                 event_id = line["event_id"]
                 if not isinstance(event_id, str):
@@ -343,6 +355,6 @@ def held_keys(storage: Storage, table: str, load: LakeLoad) -> set[str]:
                     f"{load.load_id} ran that may be one of its rows, with no key to read "
                     f"({type(e).__name__}); its item would look deleted. Reload (a new full load, "
                     "applied), or delete that quarantine file once you know it holds no row of the "
-                    "load (docs/lake.md, Recovering), then reconcile"
+                    f"load (docs/lake.md, Recovering), then run {command} again"
                 ) from e
     return held

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
 from typing import Any
@@ -126,3 +127,40 @@ def test_the_loads_own_row_wins_the_tie_with_the_remove() -> None:
     )
     assert version_of(row) > version_of(remove)
     assert remove.event_id.startswith("absent-jr_reload-")
+
+
+def test_stale_keys_skip_the_loads_own_rows_at_any_time_and_every_row_at_its_instant(lake: Lake) -> None:
+    from ddblake.reconcile import stale_keys
+
+    version_time = glue_rules.version_time_from_us(LOAD_START)
+
+    def row(pk: str, offset_us: int, event_id: str) -> ChangeEvent:
+        ev = event("INSERT", pk, 0, image={"n": {"N": "1"}}, event_id=event_id)
+        return dataclasses.replace(ev, event_time_us=version_time + offset_us)
+
+    lake.write(
+        [
+            row("own-older", -60_000_000, scan_event_id("jr_reload", {"pk": {"S": "own-older"}})),
+            row("other-older", -60_000_000, "stream-1"),
+            row(
+                "other-load-same-instant",
+                0,
+                scan_event_id("jr_other", {"pk": {"S": "other-load-same-instant"}}),
+            ),
+            row("newer", 1_000_000, "stream-2"),
+            row("prefix-alike", -60_000_000, scan_event_id("jr_reload-2", {"pk": {"S": "prefix-alike"}})),
+        ]
+    )
+    lake.apply()
+    stale = stale_keys(lake.config, lake.storage, TABLE, "jr_reload", version_time)
+    assert sorted(json.loads(k)["pk"]["S"] for k in stale) == ["other-older", "prefix-alike"]
+
+
+def test_a_damaged_quarantine_file_of_the_loads_time_is_one_clear_refusal(lake: Lake) -> None:
+    _loaded(lake, TABLE, _rows())
+    lake.apply()
+    name = glue_rules.raw_file_key("", TABLE, WRITTEN).split(f"raw/{TABLE}/", 1)[1]
+    whole = gzip.compress(b'{"raw": "{}"}\n' * 50)
+    lake.storage.write_atomic(f"{quarantine_prefix(TABLE)}/{name}.jsonl.gz", whole[: len(whole) // 2])
+    with pytest.raises(TerminalError, match="cannot be read .*run reconcile again"):
+        reconcile(TABLE, lake.config)
