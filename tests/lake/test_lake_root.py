@@ -9,7 +9,6 @@ that neither ``rm`` nor ddblake's own ``--lake`` reads as the path it names.
 from __future__ import annotations
 
 import json
-import os
 import shlex
 from pathlib import Path
 
@@ -25,13 +24,6 @@ from ddblake.load.handoff import first_load_path, first_load_started
 from ddblake.local.runtime import free_port
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(autouse=True)
-def _no_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("DDBLAKE_"):
-            monkeypatch.delenv(name)
 
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
