@@ -158,7 +158,14 @@ def test_scheduled_apply_lambda_applies_and_emits_metrics(
         "LagSeconds",
         "PendingFiles",
         "FilesRewritten",
+        "MaintenanceFailures",
+        "MaintenanceSkipped",
     } <= metrics
+    assert emf[-1]["MaintenanceFailures"] in (0, [0], [0.0]) and emf[-1]["MaintenanceSkipped"] in (
+        0,
+        [0],
+        [0.0],
+    )
     assert emf[-1]["Table"] == TABLE
     assert emf[-1]["QuarantinedRecords"] in (1, [1], [1.0])
     assert emf[-1]["ApplyLagSeconds"] in (0, [0], [0.0])  # nothing left to apply: not late, however old

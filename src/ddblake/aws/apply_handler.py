@@ -114,6 +114,10 @@ def _apply(table: str, context: LambdaContext) -> dict[str, Any]:
     metrics.add_metric(name="PendingFiles", unit=MetricUnit.Count, value=status.pending_files)
     # Copy on write: what a run rewrites is what it costs (docs/deploy.md, "What apply rewrites").
     metrics.add_metric(name="FilesRewritten", unit=MetricUnit.Count, value=result.files_rewritten)
+    # Maintenance keeps snapshots and small files in check; a run logs its failures at WARNING, and
+    # these say so to CloudWatch (a backlog that leaves no time for it shows as skipped).
+    metrics.add_metric(name="MaintenanceFailures", unit=MetricUnit.Count, value=result.maintenance_failures)
+    metrics.add_metric(name="MaintenanceSkipped", unit=MetricUnit.Count, value=result.maintenance_skipped)
     apply_lag = alarm_lag(status.apply_lag_seconds, status.pending_files)
     if apply_lag is not None:
         metrics.add_metric(name="ApplyLagSeconds", unit=MetricUnit.Seconds, value=apply_lag)
@@ -130,6 +134,8 @@ def _apply(table: str, context: LambdaContext) -> dict[str, Any]:
             "apply_lag_seconds": status.apply_lag_seconds,
             "pending_files": status.pending_files,
             "files_rewritten": result.files_rewritten,
+            "maintenance_failures": result.maintenance_failures,
+            "maintenance_skipped": result.maintenance_skipped,
         },
     )
     return {
@@ -141,4 +147,6 @@ def _apply(table: str, context: LambdaContext) -> dict[str, Any]:
         "apply_lag_seconds": status.apply_lag_seconds,
         "pending_files": status.pending_files,
         "files_rewritten": result.files_rewritten,
+        "maintenance_failures": result.maintenance_failures,
+        "maintenance_skipped": result.maintenance_skipped,
     }

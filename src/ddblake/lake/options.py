@@ -148,6 +148,10 @@ class ApplyResult:
     stale: int = 0
     buckets_rewritten: int = 0
     files_rewritten: int = 0
+    # Maintenance at the end of a --once run: tables whose pass failed (the whole pass counts one per
+    # table), and runs that left it out for lack of time before their deadline (the apply Lambda).
+    maintenance_failures: int = 0
+    maintenance_skipped: int = 0
 
     def summary(self) -> str:
         """One line of counts for people."""

@@ -189,7 +189,10 @@ def run_apply(
             # --once; each pass checks its thresholds and never raises.
             if config.once:
                 if total.files and (deadline is None or time.monotonic() + 60 < deadline):
-                    maintainer.run()
+                    report = maintainer.run()
+                    total.maintenance_failures = 2 if report is None else len(report.failures)
+                elif total.files:
+                    total.maintenance_skipped = 1
                 return total
             maintainer.after_cycle(bool(result.files))
             # The poll interval is the period between polls, not a pause after each: when a batch
