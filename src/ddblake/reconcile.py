@@ -9,8 +9,8 @@ them, on either capture path (DynamoDB Streams, or Kinesis + Firehose on AWS):
 1. **The load.** ``--load ID``, else the newest finished full load of the table that the lake has
    a record of: a Scan or full export run by ``ddblake load`` (``state/load/<table>/*.json``), or a
    Glue ``--SOURCE connector`` load (its run record ``state/load/<table>/glue-connector.json``;
-   rows ``load-<id>-<sha1>``, versioned by the Scan rule on the job's start). A Glue
-   ``--SOURCE export-files`` load leaves no record in the lake, so it cannot be named here. Refused:
+   rows ``load-<id>-<sha1>``, versioned by the Scan rule on the job's start), or a Glue
+   ``--SOURCE export-files`` load (its record ``glue-export-<export id>.json``). Refused:
    no such load, an unfinished one (or, without ``--load``, an unfinished load started after the
    newest finished one: the reload still running or crashed), an incremental export (it holds only
    the items changed in its window, so every other item would look deleted), and a load whose raw

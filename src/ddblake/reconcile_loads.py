@@ -1,8 +1,9 @@
 """The full loads ``ddblake reconcile`` can start from, and whether their rows are all applied.
 
 A load is one the lake has a record of: a Scan or full export run by ``ddblake load``
-(``state/load/<table>/*.json``), or a Glue ``--SOURCE connector`` load (its run record
-``state/load/<table>/glue-connector.json``). Reconcile is right only once every raw file that may
+(``state/load/<table>/*.json``), or a Glue job's load: its connector run record
+(``state/load/<table>/glue-connector.json``) or its export-files record (``glue-export-<id>.json``).
+Reconcile is right only once every raw file that may
 hold the load's rows is applied: a key whose load row still waits would look unseen
 (``ddblake.reconcile``).
 """
@@ -47,7 +48,8 @@ class LakeLoad:
 
     Attributes:
         load_id: the ID in its rows' event IDs (``load-<id>-…``, ``export-<id>-…``).
-        kind: ``scan``, ``export`` (``ddblake load``) or ``glue-connector`` (the Glue job).
+        kind: ``scan``, ``export`` (``ddblake load``), ``glue-connector`` or ``glue-export`` (the
+            Glue job's two sources).
         started_us: its start (Scan, connector) or the export's time.
         version_time_us: its rows' event time.
         finished_us: when it ended; None while unfinished.
@@ -66,13 +68,15 @@ class LakeLoad:
     @property
     def source(self) -> str:
         """The raw-log source of its rows: ``export`` or ``scan``."""
-        return "export" if self.kind == "export" else "scan"
+        return "export" if self.kind in ("export", "glue-export") else "scan"
 
     def describe(self) -> str:
         """``scan load 2026…-ab12 (finished 2026-12-07T01:02:03Z)``."""
         from ddblake.load.state import utc_text
 
-        kind = "Glue connector" if self.kind == "glue-connector" else self.kind
+        kind = {"glue-connector": "Glue connector", "glue-export": "Glue export-files"}.get(
+            self.kind, self.kind
+        )
         when = (
             f"finished {utc_text(self.finished_us)}"
             if self.finished_us is not None
@@ -128,6 +132,40 @@ def _connector_record(storage: Storage, table: str) -> LakeLoad | None:
     )
 
 
+def _glue_export_records(storage: Storage, table: str) -> list[LakeLoad]:
+    """The Glue job's records of its export-files loads (``ddblake.gluejob.job.export_record``);
+    one that cannot be read is left out, with a warning."""
+    from ddblake.load.state import GLUE_EXPORT, state_prefix
+
+    loads = []
+    for path in storage.list_files(state_prefix(table)):
+        if not path.rsplit("/", 1)[-1].startswith(GLUE_EXPORT) or not path.endswith(".json"):
+            continue
+        try:
+            doc = json.loads(storage.read(path) or b"")
+            fields = (doc["load_id"], doc["version_us"], doc["started_us"], doc["finished_us"])
+            if not isinstance(fields[0], str) or not all(isinstance(x, int) for x in fields[1:]):
+                raise ValueError("a field of the wrong type")
+            incremental = doc.get("incremental") is True
+        except (ValueError, TypeError, KeyError) as e:
+            log.warning(
+                "reconcile %s: Glue export record %s is unreadable (%s)", table, storage.shown(path), e
+            )
+            continue
+        loads.append(
+            LakeLoad(
+                load_id=fields[0],
+                kind="glue-export",
+                started_us=fields[2],
+                version_time_us=fields[1],
+                finished_us=fields[3],
+                incremental=incremental,
+                record=storage.shown(path),
+            )
+        )
+    return loads
+
+
 def lake_loads(storage: Storage, table: str) -> list[LakeLoad]:
     """Every load of ``table`` the lake has a record of (``ddblake load``'s and the Glue connector's),
     oldest start first; an unreadable record is left out (with a warning for the connector's)."""
@@ -137,6 +175,7 @@ def lake_loads(storage: Storage, table: str) -> list[LakeLoad]:
     connector = _connector_record(storage, table)
     if connector is not None:
         loads.append(connector)
+    loads.extend(_glue_export_records(storage, table))
     return sorted(loads, key=lambda x: (x.started_us, x.load_id))
 
 
@@ -162,8 +201,8 @@ def pick_load(storage: Storage, table: str, load_id: str | None = None) -> LakeL
             known = ", ".join(x.load_id for x in loads[-5:]) or "none"
             raise TerminalError(
                 f"{head}: no load {load_id!r} in the lake's load records (state/load/{table}/; the newest: "
-                f"{known}); a Glue --SOURCE export-files load leaves no record: reload with 'ddblake load' "
-                "or the Glue connector, apply, then reconcile"
+                f"{known}); a Glue job run by an older ddblake left no record of an export-files load: "
+                "reload with 'ddblake load' or the Glue job, apply, then reconcile"
             )
         chosen = named[-1]
         _check_whole(head, chosen, table, lake)

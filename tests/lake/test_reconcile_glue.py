@@ -120,3 +120,35 @@ def test_an_unfinished_glue_connector_load_is_refused(lake: Lake) -> None:
         reconcile(TABLE, lake.config)
     with pytest.raises(TerminalError, match=r"jr_reload .*has not finished.*glue-connector.json"):
         reconcile(TABLE, lake.config, load_id="jr_reload")
+
+
+def test_after_a_glue_export_files_reload_reconcile_names_it_by_its_record(
+    lake: Lake, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ddblake.load.state import list_loads
+
+    _stream(lake, *(event("INSERT", f"k{i:03d}", i, image={"n": {"N": str(i)}}) for i in range(5)))
+    lake.apply()
+    # The gap deleted k003 and k004; an export taken after it holds k000..k002, and the Glue job
+    # (--SOURCE export-files) writes its rows, then its record, as job.main does.
+    export_id = "01733500000000-abcdef12"
+    exported_us = LOAD_START
+    seq = f"{exported_us:040d}"
+    rules = glue_rules.Rules(
+        TABLE, export_id, ("pk",), glue_rules.export_version_from_us(exported_us), seq=seq
+    )
+    written = LOAD_START + 60_000_000
+    lines = [glue_rules.export_line(json.dumps({"Item": _item(i)}), rules, written) for i in range(3)]
+    lake.storage.write_atomic(glue_rules.raw_file_key("", TABLE, written), glue_rules.gzip_lines(lines))
+    record = job.export_record(rules, LOAD_START + 30_000_000, written + 60_000_000)
+    lake.storage.write_atomic(job.export_state_key("", TABLE, export_id), json.dumps(record).encode())
+    assert list_loads(lake.storage, TABLE) == []  # the job's record is not a ddblake load state
+    lake.apply()
+
+    done = reconcile(TABLE, lake.config)
+    assert (done.load.kind, done.load.load_id, done.stale) == ("glue-export", export_id, 2)
+    assert sorted(lake.dump()) == ["k000", "k001", "k002"]
+    removes = [r for r in lake.history() if r["event_id"].startswith(f"absent-{export_id}-")]
+    assert len(removes) == 2 and {r["source"] for r in removes} == {"export"}
+    capsys.readouterr()
+    assert main(["status", "--lake", str(lake.root), "--format", "json"]) == 0  # the record reads as no load

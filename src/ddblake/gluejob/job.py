@@ -109,6 +109,25 @@ def connector_state_key(lake_prefix: str, table: str) -> str:
     return "/".join(p for p in (lake_prefix.strip("/"), "state", "load", table, "glue-connector.json") if p)
 
 
+def export_state_key(lake_prefix: str, table: str, export_id: str) -> str:
+    """The S3 key of an export-files load's record: ``<lake>/state/load/<table>/glue-export-<id>.json``
+    (``ddblake.load.state.GLUE_EXPORT``), which ``ddblake reconcile`` reads to name the load."""
+    name = f"glue-export-{export_id}.json"
+    return "/".join(p for p in (lake_prefix.strip("/"), "state", "load", table, name) if p)
+
+
+def export_record(rules: Rules, started_us: int, finished_us: int) -> dict[str, Any]:
+    """What an export-files run records once every data file is in the raw log: the export's ID (in
+    its rows' event IDs), their version time, whether it was incremental, and when the job ran."""
+    return {
+        "load_id": rules.load_id,
+        "version_us": rules.version_us,
+        "incremental": rules.incremental,
+        "started_us": started_us,
+        "finished_us": finished_us,
+    }
+
+
 def connector_run(
     previous: Mapping[str, Any] | None, load_id: str | None, run_id: str | None, now_us: int
 ) -> dict[str, Any]:
@@ -215,6 +234,7 @@ def main(argv: Sequence[str] | None = None) -> None:  # pragma: no cover - needs
     except ValueError as e:  # before Spark starts: nothing read, nothing written
         raise LoadRefused(f"ddblake glue load of {table or '(no --TABLE)'}: {e}") from e
     lake = args["LAKE"].rstrip("/")
+    job_started = time.time_ns() // 1000
 
     from awsglue.context import GlueContext  # type: ignore[import-not-found]
     from awsglue.job import Job  # type: ignore[import-not-found]
@@ -344,6 +364,16 @@ def main(argv: Sequence[str] | None = None) -> None:  # pragma: no cover - needs
             return sum(_put_files(file_rows(data, where, rules, time.time_ns() // 1000), lake, table))
 
         written = rdd.map(convert_file).sum()
+        # The load is whole: its record lets ddblake reconcile name it (docs/load.md, Reconcile).
+        key = export_state_key(lake_prefix, table, rules.load_id)
+        body = json.dumps(export_record(rules, job_started, time.time_ns() // 1000)).encode()
+        _lake_object(
+            table,
+            "s3:PutObject",
+            lambda: state_s3.put_object(Bucket=lake_bucket, Key=key, Body=body),
+            lake_bucket,
+            key,
+        )
     if run:  # the connector's load is whole: a later job starts a new one
         run["finished_us"] = time.time_ns() // 1000
         body = json.dumps(run).encode()

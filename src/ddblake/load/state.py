@@ -44,6 +44,8 @@ STATE_WRITE_SECONDS: Final = 1.0
 SCAN_STATE: Final = "scan"
 EXPORT_REQUEST: Final = "export-request"
 GLUE_CONNECTOR: Final = "glue-connector"
+GLUE_EXPORT: Final = "glue-export-"
+"""The Glue job's record of an export-files load: ``state/load/<table>/glue-export-<export id>.json``."""
 """The Glue job's connector run record (``ddblake.gluejob.job.connector_run``): not a load state."""
 
 
@@ -428,7 +430,11 @@ def list_loads(storage: Storage, table: str, *, skip_unreadable: bool = False) -
     states = []
     for path in storage.list_files(state_prefix(table)):
         name = path.rsplit("/", 1)[-1].removesuffix(".json")
-        if name in (EXPORT_REQUEST, GLUE_CONNECTOR) or not path.endswith(".json"):
+        if (
+            name in (EXPORT_REQUEST, GLUE_CONNECTOR)
+            or name.startswith(GLUE_EXPORT)
+            or not path.endswith(".json")
+        ):
             continue
         try:
             state = read_state(storage, table, name)
