@@ -216,8 +216,11 @@ class Applier(TableOwnership):
                 self._said_empty = True
                 log.warning("%s", said)
             return result, False
-        hist = self._loaded(self.history_id, self._history)
+        # The current state first: it is only loaded, and refused if another table's (ab_changes'
+        # current state is ab's history); the history is created when missing, which must not
+        # happen for a table apply then refuses.
         cur = self._loaded(self.current_id, self._current)
+        hist = self._loaded(self.history_id, self._history)
         table = self.config.table
         ns = self.config.lake.namespace
         records = (hist.properties.get(PROPERTY), cur.properties.get(PROPERTY) if cur else None)
