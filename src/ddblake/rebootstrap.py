@@ -50,11 +50,10 @@ from ddblake.errors import StoppedError, StreamGapError, TerminalError, UnknownT
 from ddblake.lake.apply import ApplyConfig
 from ddblake.lake.catalog import LakeConfig, open_catalog
 from ddblake.lake.options import NEWEST_EVENT_PROPERTY
-from ddblake.lake.rawlog import RawLogWriter
 from ddblake.lake.service import run_apply
 from ddblake.lake.storage import Storage
 from ddblake.names import changes_identifier
-from ddblake.reconcile import removal_event, stale_keys
+from ddblake.reconcile import stale_keys, write_removals
 from ddblake.reconcile_loads import LakeLoad, held_keys
 
 if TYPE_CHECKING:
@@ -381,10 +380,7 @@ def rebootstrap(
         k for k in stale_keys(lake_config, storage, table, result.load_id, version_time) if k not in held
     ]
     if stale:
-        writer = RawLogWriter(storage, table, buffer_bytes=1 << 62, buffer_seconds=1e9)
-        for key in stale:
-            writer.add(removal_event(table, json.loads(key), result.load_id, version_time).to_line())
-        writer.flush()
+        write_removals(storage, table, stale, done, prefix="rebootstrap")
         run_apply(apply)
     result.removed = len(stale)
     storage.delete(marker_path(table))

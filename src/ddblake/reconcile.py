@@ -44,13 +44,11 @@ load saw or that changed after it.
 from __future__ import annotations
 
 import dataclasses
-import gzip
 import hashlib
 import json
 import logging
 import shlex
 import time
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, cast
@@ -82,8 +80,6 @@ REMOVE_PREFIX: Final = "absent"
 below ``export`` and ``load``, so at the load's version time (where the REMOVE sits) a row of the
 load itself wins the tie: a key whose load row reaches the tables late (a quarantined line fixed and
 replayed, a raw file moved aside and back) comes back instead of staying removed."""
-FILE_UNIQUE: Final = "reconcile"
-"""What reconcile's raw files hold after their time stamp (``…-<µs>-reconcile-<uuid>.gz``)."""
 LINES_PER_FILE: Final = 100_000
 
 
@@ -204,40 +200,30 @@ class ReconcileResult:
 
 
 def write_removals(
-    storage: Storage, table: str, keys: Iterable[str], load: LakeLoad, *, lines_per_file: int = LINES_PER_FILE
+    storage: Storage,
+    table: str,
+    keys: Iterable[str],
+    load: LakeLoad,
+    *,
+    prefix: str = REMOVE_PREFIX,
+    lines_per_file: int = LINES_PER_FILE,
 ) -> list[str]:
-    """One REMOVE line per canonical key into the raw log (files ``…-reconcile-<uuid>.gz``); returns
-    the files written."""
-    from ddblake.lake.rawlog import GZIP_LEVEL, raw_file_path
+    """One REMOVE line per canonical key into the raw log, at the load's version time (files
+    ``…-reconcile-<uuid>.gz``, :data:`FILE_TAG`); returns the files written. ``prefix``: the event
+    IDs' (:func:`removal_event`; ``rebootstrap`` for ``sync --rebootstrap``)."""
+    from ddblake.lake.rawlog import RawLogWriter
 
+    writer = RawLogWriter(storage, table, buffer_bytes=1 << 62, buffer_seconds=1e9, tag=FILE_TAG)
     written: list[str] = []
-    batch: list[bytes] = []
-    last = 0
-
-    def flush() -> None:
-        nonlocal last
-        if not batch:
-            return
-        last = max(time.time_ns() // 1000, last + 1)
-        path = raw_file_path(table, last, unique=f"{FILE_UNIQUE}-{uuid.uuid4().hex}")
-        storage.write_atomic(path, gzip.compress(b"".join(batch), compresslevel=GZIP_LEVEL, mtime=0))
-        written.append(path)
-        batch.clear()
-
     for key in keys:
         event = removal_event(
-            table,
-            json.loads(key),
-            load.load_id,
-            load.version_time_us,
-            prefix=REMOVE_PREFIX,
-            source=load.source,
+            table, json.loads(key), load.load_id, load.version_time_us, prefix=prefix, source=load.source
         )
-        line = event.to_line()
-        batch.append(line if line.endswith(b"\n") else line + b"\n")
-        if len(batch) >= lines_per_file:
-            flush()
-    flush()
+        writer.add(event.to_line())
+        if writer.buffered_records >= lines_per_file and (done := writer.flush()) is not None:
+            written.append(done.path)
+    if (done := writer.flush()) is not None:
+        written.append(done.path)
     return written
 
 

@@ -34,10 +34,11 @@ SKEW_US: Final = 60_000_000
 """Clock allowance between the machines that wrote a load's raw files and the one that recorded
 its end (a Glue job's executors and driver): a file named up to this much after the end may be
 the load's."""
-FILE_TAG: Final = "-reconcile-"
-"""In the name of every raw file reconcile writes, after its time stamp (:data:`_OWN_FILE`): they
+FILE_TAG: Final = "reconcile"
+"""In the name of every raw file of REMOVEs reconcile (or a re-bootstrap) writes, after its time
+stamp (``…-<µs>-reconcile-<uuid>.gz``, :class:`~ddblake.lake.rawlog.RawLogWriter`'s ``tag``): they
 hold REMOVEs only, never load rows."""
-_OWN_FILE: Final = re.compile(r"-[0-9]{6}-reconcile-[0-9a-f]{32}\.gz$")
+_OWN_FILE: Final = re.compile(rf"-[0-9]{{6}}-{FILE_TAG}-[0-9a-f]{{32}}\.gz$")
 """Reconcile's own raw files, by the end of their names: the table's name starts every raw file's
 name, so a table named ``orders-reconcile-v2`` must not make its load's files look like these."""
 
@@ -276,15 +277,20 @@ def _hour_start_us(path: str) -> int | None:
         return None
 
 
+def _written_at(path: str) -> int | None:
+    """When a raw file was written: by its name, else the start of its hour folder (None: neither
+    can be read, so the file may be of any time)."""
+    written = _written_us(path)
+    return _hour_start_us(path) if written is None else written
+
+
 def may_hold_load_rows(path: str, finished_us: int) -> bool:
     """Whether a raw file may hold rows of a load that finished at ``finished_us``: written (by its
     name, else by the start of its hour folder) no later than that, give or take :data:`SKEW_US`.
     Reconcile's own files hold REMOVEs only."""
     if _OWN_FILE.search(path.rsplit("/", 1)[-1]):
         return False
-    written = _written_us(path)
-    if written is None:
-        written = _hour_start_us(path)
+    written = _written_at(path)
     return written is None or written <= finished_us + SKEW_US
 
 
@@ -330,9 +336,7 @@ def load_row_id(load_id: str) -> re.Pattern[str]:
 def _in_window(raw_path: str, load: LakeLoad) -> bool:
     """Whether a raw file was written while ``load`` ran (by its name, else its hour folder), give
     or take :data:`SKEW_US`: only such a file can hold the load's rows."""
-    written = _written_us(raw_path)
-    if written is None:
-        written = _hour_start_us(raw_path)
+    written = _written_at(raw_path)
     finished = load.finished_us or 0
     return written is None or load.started_us - SKEW_US <= written <= finished + SKEW_US
 

@@ -10,7 +10,6 @@ table left without a spec its spec and its rows their bucket files, in one commi
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections.abc import Sequence
@@ -29,6 +28,7 @@ from ddblake.lake import current
 from ddblake.lake.commits import CachedTransaction, replace_table
 from ddblake.lake.compact import replace_operation
 from ddblake.lake.storage import Storage
+from ddblake.names import cut_with_hash
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ def folder_name(name: str) -> str:
     the hash keeps two such tables sharing a start apart."""
     if len(name.encode()) <= FOLDER_NAME_BYTES:
         return name
-    return f"{name[:200]}-{hashlib.sha256(name.encode()).hexdigest()[:16]}"
+    return cut_with_hash(name, 200)
 
 
 def refuse_occupied(storage: Storage, folder: str, identifier: str, catalog: str) -> None:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
-import hashlib
 import io
 import time
 import uuid
@@ -31,6 +30,7 @@ from typing import Final
 
 from ddblake.errors import ConfigError
 from ddblake.lake.storage import Storage
+from ddblake.names import cut_with_hash
 
 RAW_PREFIX: Final = "raw"
 ERRORS_ROOT: Final = "errors"
@@ -70,10 +70,7 @@ def name_label(table: str) -> str:
     :data:`NAME_TABLE_CHARS` its start and a hash of the whole, so that two long names sharing a
     start still name their files apart (the folder ``raw/<table>/`` already keeps them apart; the
     name is what a file copied out of it still says)."""
-    if len(table) <= NAME_TABLE_CHARS:
-        return table
-    digest = hashlib.sha256(table.encode()).hexdigest()[:16]
-    return f"{table[: NAME_TABLE_CHARS - len(digest) - 1]}-{digest}"
+    return table if len(table) <= NAME_TABLE_CHARS else cut_with_hash(table, NAME_TABLE_CHARS - 17)
 
 
 def raw_file_path(table: str, written_us: int, unique: str | None = None, root: str = RAW_PREFIX) -> str:
@@ -108,6 +105,8 @@ class RawLogWriter:
         buffer_bytes: cut a file when this many uncompressed bytes are buffered.
         buffer_seconds: cut a file when the oldest buffered line is this old.
         root: ``raw`` for the change log; ``errors`` for quarantined records.
+        tag: a word in the files' names after their time stamp (``…-<µs>-<tag>-<uuid>.gz``), for
+            files a reader must tell apart by name (reconcile's, holding REMOVEs only).
         clock: wall clock in seconds (file names and folders); injectable for tests.
         monotonic: monotonic clock in seconds (buffer age); injectable for tests.
     """
@@ -117,6 +116,7 @@ class RawLogWriter:
     buffer_bytes: int = DEFAULT_BUFFER_BYTES
     buffer_seconds: float = DEFAULT_BUFFER_SECONDS
     root: str = RAW_PREFIX
+    tag: str | None = None
     clock: Callable[[], float] = time.time
     monotonic: Callable[[], float] = time.monotonic
     _lines: list[bytes] = field(default_factory=list, init=False, repr=False)
@@ -179,7 +179,8 @@ class RawLogWriter:
         if not self._lines:
             return None
         written_us = self._next_written_us()
-        path = raw_file_path(self.table, written_us, root=self.root)
+        unique = f"{self.tag}-{uuid.uuid4().hex}" if self.tag else None
+        path = raw_file_path(self.table, written_us, unique, root=self.root)
         payload = b"".join(self._lines)
         data = gzip.compress(payload, compresslevel=GZIP_LEVEL, mtime=0)
         self.storage.write_atomic(path, data)
