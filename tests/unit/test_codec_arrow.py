@@ -465,7 +465,7 @@ def test_jsonl_falls_back_to_the_exact_path_when_the_arrow_reader_cannot_convert
     items = [{"a": {"S": "2020-01-01"}}, {"a": {"N": "1"}}]
     data = b"".join(json.dumps(i).encode() + b"\n" for i in items)
 
-    def refuse(_: bytes) -> pa.Table:
+    def refuse(_: bytes, **__: object) -> pa.Table:
         raise pa.ArrowNotImplementedError("JSON conversion to struct<N: timestamp[s]> is not supported")
 
     monkeypatch.setattr(arrow_module, "read_jsonl", refuse)

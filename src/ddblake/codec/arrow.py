@@ -16,8 +16,6 @@ Without a schema the batch's own types are inferred; with one the values are con
 
 from __future__ import annotations
 
-import binascii
-from binascii import a2b_base64
 from collections.abc import Callable, Iterable, Mapping
 from functools import reduce
 from typing import Any
@@ -26,9 +24,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ddblake.codec import numbers
-from ddblake.codec.ddbjson import TAGS, decode_base64, map_key_path
+from ddblake.codec import schema as lattice
+from ddblake.codec.arrays import check_shape, combine, decode_binary, slot_texts, struct_array
+from ddblake.codec.ddbjson import TAGS, map_key_path
 from ddblake.codec.errors import BadValueError, SchemaMismatchError
-from ddblake.codec.parsed import load_lines, parse_items, read_jsonl
+from ddblake.codec.parsed import is_wide, load_lines, parse_items, read_jsonl
 from ddblake.codec.schema import (
     BIN_T,
     BOOL_T,
@@ -53,7 +53,7 @@ from ddblake.codec.schema import (
     unify_field,
     widen,
 )
-from ddblake.codec.texts import STRING_TAGS, json_texts
+from ddblake.codec.texts import json_texts
 
 _ELEMENT_TAG = {"SS": "S", "NS": "N", "BS": "B"}
 
@@ -100,20 +100,20 @@ class _Converter:
         joined = reduce(lambda a, b: join(a, b, self.max_precision), (t for t, _ in inferred))
         goal = _goal(joined, target, where)
         if isinstance(goal, JsonT):
-            arrays = [json_texts(tag, children[tag]) for tag in tags]
+            arrays = [slot_texts(tag, children[tag]) for tag in tags]
         else:
             arrays = [
                 array if same_column(t, goal) else self.tag(tag, children[tag], goal, where)[1]
                 for tag, (t, array) in zip(tags, inferred, strict=True)
             ]
-        return goal, _combine(arrays, [children[tag].is_valid() for tag in tags])
+        return goal, combine(arrays, [children[tag].is_valid() for tag in tags])
 
     @staticmethod
     def _check_tags(slot: pa.Array, children: dict[str, pa.Array], where: str) -> None:
         for tag, child in children.items():
             if tag not in TAGS:
                 raise BadValueError(f"attribute {where}: unknown type tag (expected one of {sorted(TAGS)})")
-            _check_shape(tag, child.type, where)
+            check_shape(tag, child.type, where)
         # Flattened children are null wherever the slot is, so one tag per present value means:
         if len(children) == 1:
             (only,) = children.values()
@@ -131,6 +131,8 @@ class _Converter:
 
     def tag(self, tag: str, child: pa.Array, target: T | None, where: str) -> tuple[T, pa.Array]:
         """The values of one type tag (null elsewhere) to a column of ``target`` (or inferred)."""
+        if tag == "M" and is_wide(child.type):
+            return self._wide(child, target, where)
         if isinstance(target, JsonT):
             self.tag(tag, child, None, where)  # check the values even though they stay text
             return JSON_T, json_texts(tag, child)
@@ -139,7 +141,7 @@ class _Converter:
         if tag == "N":
             return self._numbers(child, target, where)
         if tag == "B":
-            return _goal(BIN_T, target, where), _decode(child, where)
+            return _goal(BIN_T, target, where), decode_binary(child, where)
         if tag == "BOOL":
             return _goal(BOOL_T, target, where), child
         if tag == "M":
@@ -181,11 +183,21 @@ class _Converter:
         rebuilt = pa.ListArray.from_arrays(lists.offsets, values, mask=lists.is_null())
         return ListT(elem), rebuilt
 
+    def _wide(self, maps: pa.Array, target: T | None, where: str) -> tuple[T, pa.Array]:
+        """Wide maps (``codec.parsed.wide_maps``): their values checked, their texts the column."""
+        texts, lists = maps.flatten()
+        self.slot(lists.values, None, f"{where or '?'}.<a key>")
+        return _goal(JSON_T, target, where), texts
+
     def _map(self, maps: pa.Array, target: T | None, where: str) -> tuple[T, pa.Array]:
         if target is not None and not isinstance(target, StructT):
             raise _mismatch(where, StructT(()), target)
         names = [maps.type.field(i).name for i in range(maps.type.num_fields)]
         slots = dict(zip(names, maps.flatten(), strict=True))
+        if target is None and len(names) > lattice.MAX_MAP_FIELDS:  # a caller's read let wide maps in
+            for position, name in enumerate(sorted(slots), 1):
+                self.slot(slots[name], None, map_key_path(where, position))
+            return _goal(JSON_T, target, where), json_texts("M", maps)
         fields: list[tuple[str, T]] = []
         arrays = []
         if target is None:
@@ -202,52 +214,7 @@ class _Converter:
                     arrays.append(pa.nulls(len(maps), arrow_type(field_t)))
                 fields.append((name, field_t))
         struct = StructT(tuple(fields))
-        return struct, _struct(arrays, struct, maps.is_null())
-
-
-def _check_shape(tag: str, type_: pa.DataType, where: str) -> None:
-    if tag in STRING_TAGS:
-        ok = pa.types.is_string(type_) or pa.types.is_large_string(type_)
-    elif tag in ("BOOL", "NULL"):
-        ok = pa.types.is_boolean(type_)
-    elif tag == "M":
-        ok = pa.types.is_struct(type_)
-    elif tag == "L":
-        ok = pa.types.is_list(type_) and (
-            pa.types.is_struct(type_.value_type) or pa.types.is_null(type_.value_type)
-        )
-    else:
-        ok = pa.types.is_list(type_) and (
-            pa.types.is_string(type_.value_type) or pa.types.is_null(type_.value_type)
-        )
-    if not ok and not pa.types.is_null(type_):
-        raise BadValueError(f"attribute {where}: {tag} value has the wrong JSON type")
-
-
-def _decode(texts: pa.Array, where: str) -> pa.Array:
-    values = texts.to_pylist()
-    try:
-        decoded = [None if t is None else a2b_base64(t, strict_mode=True) for t in values]
-    except (binascii.Error, ValueError):
-        decoded = [None if t is None else decode_base64(t, where) for t in values]  # raises, with where
-    return pa.array(decoded, pa.binary())
-
-
-def _struct(arrays: list[pa.Array], struct: StructT, mask: pa.Array) -> pa.Array:
-    if not struct.fields:
-        return pa.array([None if m else {} for m in mask.to_pylist()], pa.struct([]))
-    fields = [arrow_field(name, t) for name, t in struct.fields]
-    return pa.StructArray.from_arrays(arrays, fields=fields, mask=mask)
-
-
-def _combine(arrays: list[pa.Array], valid: list[pa.Array]) -> pa.Array:
-    """One array taking each row from the array whose tag the row has (null where none has)."""
-    count = len(valid[0])
-    positions = pa.array(range(count), pa.int64())
-    index = pa.nulls(count, pa.int64())
-    for k, is_valid in enumerate(valid):
-        index = pc.if_else(is_valid, pc.add(positions, k * count), index)
-    return pc.take(pa.concat_arrays(arrays), index)
+        return struct, struct_array(arrays, struct, maps.is_null())
 
 
 # --- tables ---------------------------------------------------------------------------------------
@@ -464,7 +431,9 @@ def jsonl_to_table(
     try:
         # pyarrow's reader crashes the process on a first line that is not an object (b"null"):
         # such input goes the exact Python way, which names the bad line.
-        parsed = read_jsonl(data) if data.lstrip()[:1] in (b"{", b"") else None
+        # Wide maps are read the Python way, which never spreads them into a field per key.
+        levels = 1 if image_field is None else 2
+        parsed = read_jsonl(data, refuse_wide=levels) if data.lstrip()[:1] in (b"{", b"") else None
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, UnicodeDecodeError):
         parsed = None
     if parsed is None:

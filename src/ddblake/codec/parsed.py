@@ -7,6 +7,14 @@ slots, ``L`` a list of them, sets lists of text. That is precisely what ``pyarro
 DynamoDB JSON Lines in C++ on all cores, which is why the bytes path is fast; Python dicts are
 turned into the same shape column by column.
 
+A map slot with more distinct keys than :data:`~ddblake.codec.schema.MAX_MAP_FIELDS` (a map keyed by
+user IDs) is typed as DynamoDB JSON text, so it is never spread into a struct child per key here:
+that costs a full-length array per key, memory and time that grow with keys times rows.
+:func:`parse_maps` gives such a slot one *wide map* child instead (:data:`WIDE_MAP`): each map's
+DynamoDB JSON text, and all its values in one slot array, which the converter checks as it checks
+any value. ``pyarrow.json`` cannot do that, so :func:`read_jsonl` refuses input whose maps are
+wide (:class:`WideMapsError`) and the Python way reads it.
+
 One trap: ``pyarrow.json`` turns strings that look like dates into timestamps, which would lose
 their text. :func:`read_jsonl` therefore reads a sample first and re-reads with every timestamp
 typed as a string (and again in the rare case a later attribute brings new ones).
@@ -21,13 +29,23 @@ from typing import Any, Final
 import pyarrow as pa
 import pyarrow.json as pajson
 
-from ddblake.codec.ddbjson import TAGS, encode_base64, map_key_path
+from ddblake.codec import schema
+from ddblake.codec.ddbjson import TAGS, dumps, encode_base64, map_key_path
 from ddblake.codec.errors import BadValueError
 
 _SAMPLE_BYTES: Final = 1 << 20
+_PROBE_BYTES: Final = 1 << 16
 _STRING_TAGS: Final = frozenset({"S", "N", "B"})
 _BOOL_TAGS: Final = frozenset({"BOOL", "NULL"})
 _SET_TAGS: Final = frozenset({"SS", "NS", "BS"})
+WIDE_MAP: Final = b"ddblake:wide-map"
+"""Field metadata key marking the ``text`` field of an ``M`` child that holds wide maps
+(``struct<text, values>``, :func:`is_wide`): metadata, since ``pyarrow.json`` never writes it, so no
+input can pass for one."""
+
+
+class WideMapsError(pa.ArrowInvalid):  # type: ignore[misc]
+    """JSON Lines whose maps are too wide for ``pyarrow.json`` to spread into struct fields."""
 
 
 def _mask(values: list[Any]) -> pa.Array | None:
@@ -118,6 +136,17 @@ def parse_values(values: list[Any], where: str) -> pa.Array:
     return pa.StructArray.from_arrays(arrays, names=list(by_tag), mask=_mask(values))
 
 
+def is_wide(type_: pa.DataType) -> bool:
+    """Whether an ``M`` child's type is :func:`wide_maps`' form, which only that function makes: its
+    ``text`` field carries :data:`WIDE_MAP` metadata, which no JSON reader writes."""
+    return (
+        pa.types.is_struct(type_)
+        and type_.num_fields == 2
+        and type_.field(0).name == "text"
+        and WIDE_MAP in (type_.field(0).metadata or {})
+    )
+
+
 def _columns(maps: list[Any], where: str) -> dict[str, list[Any]]:
     count = len(maps)
     fields: dict[str, list[Any]] = {}
@@ -138,13 +167,62 @@ def _columns(maps: list[Any], where: str) -> dict[str, list[Any]]:
 
 
 def parse_maps(maps: list[Any], where: str) -> pa.Array:
-    """M values (dicts of attribute values, None where missing) to a struct of slots."""
+    """M values (dicts of attribute values, None where missing) to a struct of slots; maps with more
+    distinct keys than :data:`~ddblake.codec.schema.MAX_MAP_FIELDS` to :func:`wide_maps`."""
+    keys: set[str] = set()
+    for m in maps:
+        if type(m) is dict:
+            keys.update(m)
+            if len(keys) > schema.MAX_MAP_FIELDS:
+                return wide_maps(maps, where)
     fields = _columns(maps, where)
     if not fields:
         return pa.array([None if m is None else {} for m in maps], pa.struct([]))
     # A field's place as its position among the maps' keys, never its name: map keys are item data.
     arrays = [parse_values(column, map_key_path(where, i)) for i, column in enumerate(fields.values(), 1)]
     return pa.StructArray.from_arrays(arrays, names=list(fields), mask=_mask(maps))
+
+
+def _plain(av: Any) -> Any:
+    """An attribute value as the log holds it: binary as base64 text (boto3 hands over bytes)."""
+    if type(av) is not dict or len(av) != 1:
+        return av
+    ((tag, value),) = av.items()
+    if tag == "B":
+        return {tag: _binary_text(value)}
+    if tag == "BS" and type(value) is list:
+        return {tag: [_binary_text(m) for m in value]}
+    if tag == "M" and type(value) is dict:
+        return {tag: {k: _plain(v) for k, v in value.items()}}
+    if tag == "L" and type(value) is list:
+        return {tag: [_plain(v) for v in value]}
+    return av
+
+
+def wide_maps(maps: list[Any], where: str) -> pa.Array:
+    """Wide M values as ``struct<text, values>``: each map's DynamoDB JSON text (``{"M": {...}}``,
+    keys sorted, what a conflict's text would be) and its values, all maps' in one list of slots
+    for the converter to check (named ``<a key>``: map keys are item data)."""
+    texts: list[str | None] = []
+    offsets = [0]
+    values: list[Any] = []
+    for i, m in enumerate(maps):
+        if m is None:
+            texts.append(None)
+        elif type(m) is not dict:
+            raise BadValueError(f"M value {where or i} is {type(m).__name__}, not an object")
+        else:
+            if not all(isinstance(name, str) for name in m):
+                raise BadValueError(f"attribute names in {where or 'an item'} must be strings")
+            texts.append(dumps({"M": {k: _plain(v) for k, v in m.items()}}))
+            values.extend(m.values())
+        offsets.append(len(values))
+    if any(v is None for v in values):
+        raise BadValueError(f"attribute {where or '?'}.<a key>: not an attribute value (one type tag)")
+    slots = parse_values(values, f"{where or '?'}.<a key>")
+    lists = pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), slots)
+    fields = [pa.field("text", pa.string(), metadata={WIDE_MAP: b"1"}), pa.field("values", lists.type)]
+    return pa.StructArray.from_arrays([pa.array(texts, pa.string()), lists], fields=fields, mask=_mask(maps))
 
 
 def parse_items(items: list[Any]) -> dict[str, pa.Array]:
@@ -197,25 +275,71 @@ def _read(data: bytes, schema: pa.Schema | None) -> pa.Table:
     return pajson.read_json(io.BytesIO(data), parse_options=parse)
 
 
-def read_jsonl(data: bytes) -> pa.Table:
+def _widest(type_: pa.DataType) -> int:
+    """The most fields of a struct nested in ``type_`` (``type_``'s own fields not counted)."""
+    if pa.types.is_list(type_) or pa.types.is_large_list(type_):
+        inner = [type_.value_type]
+    elif pa.types.is_struct(type_):
+        inner = [type_.field(i).type for i in range(type_.num_fields)]
+    else:
+        return 0
+    return max((max(t.num_fields if pa.types.is_struct(t) else 0, _widest(t)) for t in inner), default=0)
+
+
+def _check_width(table: pa.Table, levels: int) -> None:
+    """Refuse a read whose maps are wide (:class:`WideMapsError`). ``levels``: 1 when the columns
+    are attributes, 2 when each column holds items (whose fields are attributes)."""
+    attributes = list(table.schema)
+    if levels == 2:
+        attributes = [
+            f.type.field(i)
+            for f in attributes
+            if pa.types.is_struct(f.type)
+            for i in range(f.type.num_fields)
+        ]
+    widest = max((_widest(f.type) for f in attributes), default=0)
+    if widest > schema.MAX_MAP_FIELDS:
+        raise WideMapsError(f"a map with {widest} keys, over {schema.MAX_MAP_FIELDS}: read the Python way")
+
+
+def _head(data: bytes, size: int) -> bytes:
+    """The whole lines in the first ``size`` bytes (at least one line); ``data`` itself if shorter."""
+    if len(data) <= size:
+        return data
+    cut = data.rfind(b"\n", 0, size)
+    return data[: cut + 1] if cut > 0 else data
+
+
+def read_jsonl(data: bytes, *, refuse_wide: int = 0) -> pa.Table:
     """JSON Lines to an Arrow table whose strings are exactly the JSON strings (no timestamps).
 
     Each line's keys become struct fields; for DynamoDB JSON items that is the struct-of-type-tags
     shape this package converts. The lake can read raw change-log lines with it too and take the
     image columns.
 
+    Args:
+        data: the JSON Lines.
+        refuse_wide: 1 for lines that are items, 2 for lines holding an item: raise
+            :class:`WideMapsError` as soon as a map is seen with more keys than
+            :data:`~ddblake.codec.schema.MAX_MAP_FIELDS` (in the sample read first, else in the
+            whole), so that the caller reads such input the Python way. 0 reads whatever it holds.
+
     Raises:
         pyarrow.ArrowInvalid: the text is not JSON Lines of objects, or is not UTF-8.
+        WideMapsError: wide maps, with ``refuse_wide``.
     """
     if not data or data.isspace():
         return pa.table({})
-    sample = data
-    if len(data) > _SAMPLE_BYTES:
-        cut = data.rfind(b"\n", 0, _SAMPLE_BYTES)
-        sample = data[: cut + 1] if cut > 0 else data
+    if refuse_wide and len(data) > _PROBE_BYTES:  # a map keyed by IDs shows in a few hundred lines
+        _check_width(_read(_head(data, _PROBE_BYTES), None), refuse_wide)
+    sample = _head(data, _SAMPLE_BYTES)
     table = _read(sample, None)
+    if refuse_wide:
+        _check_width(table, refuse_wide)
     if sample is not data:
         table = _read(data, table.schema)
+        if refuse_wide:
+            _check_width(table, refuse_wide)
     for _ in range(3):
         if not _has_time(pa.struct(list(table.schema))):
             table.validate(full=True)  # the reader does not check UTF-8

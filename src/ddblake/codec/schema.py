@@ -3,7 +3,8 @@
 Every *slot* (a top-level attribute, a map field, the elements of a list or set) gets one type. The
 types form a lattice: ``null`` (nothing seen yet) is below everything; numbers widen
 int64 -> decimal -> number text; lists widen by their elements, structs by the union of their
-fields; and where two types cannot share one column the slot becomes DynamoDB JSON text, the top.
+fields (up to :data:`MAX_MAP_FIELDS`); and where two types cannot share one column the slot becomes
+DynamoDB JSON text, the top.
 Inferring a batch joins the types of its values; evolving a table joins the table's types with the
 batch's. The same join does both, so the rules cannot drift apart.
 
@@ -29,6 +30,12 @@ DEFAULT_MAX_PRECISION: Final = 76
 DOC_KEY: Final = b"doc"
 DDB_JSON: Final = "ddb-json"
 NUMBER_TEXT: Final = "number-text"
+MAX_MAP_FIELDS: Final = 200
+"""Most fields a map slot is typed with: a slot whose maps hold more distinct keys than this, over
+every value it has held, is DynamoDB JSON text. Maps keyed by data (user IDs, dates, emails) would
+otherwise grow a struct field per key: a schema, a Parquet column and a Glue type string that grow
+with the table, and an apply whose every batch slows down. It bounds the fields of one map, not the
+columns of a table (top-level attributes keep a column each)."""
 _DOCS: Final = {
     DDB_JSON: "each value is its DynamoDB JSON text; this attribute's type differs between items",
     NUMBER_TEXT: "each value is the exact DynamoDB number text; too many digits for a decimal",
@@ -175,7 +182,7 @@ def join(a: T, b: T, max_precision: int = DEFAULT_MAX_PRECISION) -> T:
         fields = [(name, join(t, _or_null(b.get(name)), max_precision)) for name, t in a.fields]
         known = {name for name, _ in a.fields}
         fields += [(name, t) for name, t in b.fields if name not in known]
-        return StructT(tuple(fields))
+        return StructT(tuple(fields)) if len(fields) <= MAX_MAP_FIELDS else JSON_T
     return JSON_T
 
 
