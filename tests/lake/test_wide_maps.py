@@ -115,3 +115,27 @@ def test_a_struct_wider_than_the_limit_becomes_json_text_at_the_next_batch_that_
     assert texts["other"] is None
     assert json.loads(texts["p59"]) == _scores(59, keys=5)["scores"]
     assert lake.dump()["p59"]["scores"] == _scores(59, keys=5)["scores"]
+
+
+@pytest.mark.parametrize("untyped", [{"NULL": True}, {"M": {}}, {"L": []}])
+def test_keys_of_only_null_or_empty_values_give_the_same_lake_whatever_the_batching(
+    new_lake: MakeLake, monkeypatch: pytest.MonkeyPatch, untyped: dict[str, Any]
+) -> None:
+    monkeypatch.setattr(lattice, "MAX_MAP_FIELDS", 4)
+    events = [insert(f"p{i}", i, {"m": {"M": {f"u{i}-{j}": untyped for j in range(2)}}}) for i in range(4)]
+    events.append(insert("t", 10, {"m": {"M": {"k1": {"N": "1"}, "k2": {"S": "two"}}}}))
+    lake = same_whatever_the_batching(new_lake, [events], [[e] for e in events], [events[4:], events[:4]])
+    m = _current_schema(lake).field("m").type
+    assert [m.field(i).name for i in range(m.num_fields)] == ["k1", "k2"]  # 8 untyped keys not counted
+
+
+def test_an_attribute_that_is_a_string_here_and_holds_a_wide_map_there_applies(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A type conflict over a map holding a wide map: both values as their DynamoDB JSON text."""
+    monkeypatch.setattr(lattice, "MAX_MAP_FIELDS", 3)
+    wide = {"M": {f"user-{i}": {"N": str(i)} for i in range(5)}}
+    applied(lake, [[insert("a", 1, {"x": {"S": "s"}})], [insert("b", 2, {"x": {"M": {"inner": wide}}})]])
+    rows = dict(_query(lake, "select pk, x from orders_table")[1])
+    assert rows == {"a": dumps({"S": "s"}), "b": dumps({"M": {"inner": wide}})}
+    assert lake.dump()["b"]["x"] == {"M": {"inner": wide}}

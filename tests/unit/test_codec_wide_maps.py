@@ -185,3 +185,79 @@ def test_split_batches_end_with_the_type_one_batch_gives(monkeypatch: pytest.Mon
     evolved = items_to_table(items[4:], first.schema, evolve=True)
     assert evolved.schema.field("m").equals(whole.schema.field("m"))
     assert evolved.column("m").to_pylist() == whole.column("m").to_pylist()[4:]
+
+
+def test_a_wide_map_inside_a_conflict_is_rendered_as_its_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An attribute S in one item and a map holding a wide map in another: the JSON text of both
+    (the wide form inside a struct or list is rendered from its text, not taken for a map)."""
+    monkeypatch.setattr(lattice, "MAX_MAP_FIELDS", 3)
+    wide = {"M": {f"user-{i}": {"N": str(i)} for i in range(5)}}
+    items = [
+        {"pk": {"S": "1"}, "a": {"S": "x"}, "l": {"L": [{"S": "x"}, {"M": {"inner": wide}}]}},
+        {"pk": {"S": "2"}, "a": {"M": {"inner": wide, "n": {"N": "1"}}}, "l": {"L": [wide, {"N": "2"}]}},
+    ]
+    expected = items_to_table(items)
+    assert expected.column("a").to_pylist() == [dumps(items[0]["a"]), dumps(items[1]["a"])]
+    assert expected.column("l").to_pylist() == [[dumps(v) for v in item["l"]["L"]] for item in items]
+    assert jsonl_to_table(_lines(items)).equals(expected)
+
+
+@pytest.mark.parametrize("untyped", [{"NULL": True}, {"M": {}}, {"L": []}, {"L": [{"NULL": True}]}])
+def test_keys_holding_only_null_or_empty_values_do_not_count(
+    monkeypatch: pytest.MonkeyPatch, untyped: dict[str, Any]
+) -> None:
+    """They leave no field (pruned, and not remembered between batches), so counting them would
+    make the column depend on how the items were batched."""
+    monkeypatch.setattr(lattice, "MAX_MAP_FIELDS", 4)
+    items = [{"pk": {"S": f"p{i}"}, "m": {"M": {f"k{i}{j}": untyped for j in range(3)}}} for i in range(4)]
+    items[0]["m"]["M"].update({"t1": {"S": "a"}, "t2": {"N": "1"}})
+    for table in (items_to_table(items, drop_untyped=True), jsonl_to_table(_lines(items), drop_untyped=True)):
+        m = table.schema.field("m").type
+        assert [m.field(i).name for i in range(m.num_fields)] == ["t1", "t2"]  # 12 untyped keys, 2 typed
+    items[1]["m"]["M"].update({"t3": {"S": "b"}, "t4": {"BOOL": True}, "t5": {"SS": ["z"]}})
+    assert _is_ddb_json(items_to_table(items).schema.field("m"))  # 5 typed keys
+    assert jsonl_to_table(_lines(items)).equals(items_to_table(items))
+
+
+def test_wrong_python_values_in_a_wide_map_are_bad_values_and_none_is_missing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(lattice, "MAX_MAP_FIELDS", 2)
+    base = {f"k{i}": {"S": "v"} for i in range(4)}
+    for bad in ({"N": Decimal("1")}, {"SS": {"a"}}, {"S": b"x"}):
+        with pytest.raises(BadValueError, match=r"m\.<a key>"):
+            items_to_table([{"pk": {"S": "a"}, "m": {"M": {**base, "x": bad}}}])
+    with_none = items_to_table([{"pk": {"S": "a"}, "m": {"M": {**base, "x": None}}}])
+    assert with_none.column("m").to_pylist() == [dumps({"M": base})]
+
+
+def test_the_probe_takes_a_first_line_longer_than_itself_alone() -> None:
+    from ddblake.codec.parsed import _head
+
+    data = b'{"a": "' + b"x" * 100_000 + b'"}\n{"b": 1}\n' + b'{"c": 2}\n' * 10_000
+    assert _head(data, 1 << 16) == data[: data.index(b"\n") + 1]
+    assert _head(data, 1 << 16, len(data) - 9) == b'{"c": 2}\n'
+
+
+def test_wide_maps_after_the_sample_are_refused_before_the_whole_input_is_spread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import ddblake.codec.parsed as parsed
+
+    filler = [{"pk": {"S": f"f{i:06d}"}, "pad": {"S": "x" * 80}} for i in range(13_000)]  # 1.6 MB
+    items = filler + _keyed(2_000, 3)
+    data = _lines(items)
+    reads: list[int] = []
+    real_read = parsed._read
+
+    def spy(chunk: bytes, schema: Any, **kwargs: Any) -> pa.Table:
+        reads.append(len(chunk))
+        return real_read(chunk, schema, **kwargs)
+
+    monkeypatch.setattr(parsed, "_read", spy)
+    with pytest.raises(WideMapsError):
+        read_jsonl(data, refuse_wide=1)
+    assert max(reads) <= 1 << 20 < len(data)  # found by a probe: no read past the sample
+    reads.clear()
+    assert jsonl_to_table(data).equals(items_to_table(items))
+    assert max(reads) <= 1 << 20

@@ -194,10 +194,6 @@ class _Converter:
             raise _mismatch(where, StructT(()), target)
         names = [maps.type.field(i).name for i in range(maps.type.num_fields)]
         slots = dict(zip(names, maps.flatten(), strict=True))
-        if target is None and len(names) > lattice.MAX_MAP_FIELDS:  # a caller's read let wide maps in
-            for position, name in enumerate(sorted(slots), 1):
-                self.slot(slots[name], None, map_key_path(where, position))
-            return _goal(JSON_T, target, where), json_texts("M", maps)
         fields: list[tuple[str, T]] = []
         arrays = []
         if target is None:
@@ -214,6 +210,8 @@ class _Converter:
                     arrays.append(pa.nulls(len(maps), arrow_type(field_t)))
                 fields.append((name, field_t))
         struct = StructT(tuple(fields))
+        if target is None and lattice.typed_fields(fields) > lattice.MAX_MAP_FIELDS:
+            return JSON_T, json_texts("M", maps)  # wide maps a caller's reader spread into fields
         return struct, struct_array(arrays, struct, maps.is_null())
 
 

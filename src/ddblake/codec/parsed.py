@@ -35,6 +35,7 @@ from ddblake.codec.errors import BadValueError
 
 _SAMPLE_BYTES: Final = 1 << 20
 _PROBE_BYTES: Final = 1 << 16
+_PROBE_EVERY: Final = 1 << 20
 _STRING_TAGS: Final = frozenset({"S", "N", "B"})
 _BOOL_TAGS: Final = frozenset({"BOOL", "NULL"})
 _SET_TAGS: Final = frozenset({"SS", "NS", "BS"})
@@ -168,13 +169,14 @@ def _columns(maps: list[Any], where: str) -> dict[str, list[Any]]:
 
 def parse_maps(maps: list[Any], where: str) -> pa.Array:
     """M values (dicts of attribute values, None where missing) to a struct of slots; maps with more
-    distinct keys than :data:`~ddblake.codec.schema.MAX_MAP_FIELDS` to :func:`wide_maps`."""
+    distinct keys holding a typed value than :data:`~ddblake.codec.schema.MAX_MAP_FIELDS` to
+    :func:`wide_maps`."""
     keys: set[str] = set()
     for m in maps:
         if type(m) is dict:
             keys.update(m)
-            if len(keys) > schema.MAX_MAP_FIELDS:
-                return wide_maps(maps, where)
+    if len(keys) > schema.MAX_MAP_FIELDS and len(_typed_keys(maps)) > schema.MAX_MAP_FIELDS:
+        return wide_maps(maps, where)
     fields = _columns(maps, where)
     if not fields:
         return pa.array([None if m is None else {} for m in maps], pa.struct([]))
@@ -183,18 +185,43 @@ def parse_maps(maps: list[Any], where: str) -> pa.Array:
     return pa.StructArray.from_arrays(arrays, names=list(fields), mask=_mask(maps))
 
 
+def _untyped(av: Any) -> bool:
+    """Whether a value holds nothing a column can type (NULL, ``{}``, ``[]``, lists and maps of only
+    such values): the values :func:`ddblake.codec.schema.prune` leaves out. Malformed values count
+    as typed, so that they are checked."""
+    if av is None:
+        return True
+    if type(av) is not dict or len(av) != 1:
+        return False
+    ((tag, value),) = av.items()
+    if tag == "NULL":
+        return True
+    if tag == "M":
+        return type(value) is dict and all(_untyped(v) for v in value.values())
+    if tag == "L":
+        return type(value) is list and all(_untyped(v) for v in value)
+    return False
+
+
+def _typed_keys(maps: list[Any]) -> set[str]:
+    """The keys that hold a typed value in at least one of the maps (what the limit counts)."""
+    typed: set[str] = set()
+    for m in maps:
+        if type(m) is dict:
+            typed.update(k for k, v in m.items() if k not in typed and not _untyped(v))
+    return typed
+
+
 def _plain(av: Any) -> Any:
     """An attribute value as the log holds it: binary as base64 text (boto3 hands over bytes)."""
-    if type(av) is not dict or len(av) != 1:
-        return av
     ((tag, value),) = av.items()
     if tag == "B":
         return {tag: _binary_text(value)}
-    if tag == "BS" and type(value) is list:
+    if tag == "BS":
         return {tag: [_binary_text(m) for m in value]}
-    if tag == "M" and type(value) is dict:
-        return {tag: {k: _plain(v) for k, v in value.items()}}
-    if tag == "L" and type(value) is list:
+    if tag == "M":
+        return {tag: {k: _plain(v) for k, v in value.items() if v is not None}}
+    if tag == "L":
         return {tag: [_plain(v) for v in value]}
     return av
 
@@ -202,24 +229,23 @@ def _plain(av: Any) -> Any:
 def wide_maps(maps: list[Any], where: str) -> pa.Array:
     """Wide M values as ``struct<text, values>``: each map's DynamoDB JSON text (``{"M": {...}}``,
     keys sorted, what a conflict's text would be) and its values, all maps' in one list of slots
-    for the converter to check (named ``<a key>``: map keys are item data)."""
-    texts: list[str | None] = []
+    for the converter to check (named ``<a key>``: map keys are item data). A None value is a
+    missing key, as in a struct."""
     offsets = [0]
     values: list[Any] = []
     for i, m in enumerate(maps):
-        if m is None:
-            texts.append(None)
-        elif type(m) is not dict:
+        if m is not None and type(m) is not dict:
             raise BadValueError(f"M value {where or i} is {type(m).__name__}, not an object")
-        else:
+        if m is not None:
             if not all(isinstance(name, str) for name in m):
                 raise BadValueError(f"attribute names in {where or 'an item'} must be strings")
-            texts.append(dumps({"M": {k: _plain(v) for k, v in m.items()}}))
-            values.extend(m.values())
+            values.extend(v for v in m.values() if v is not None)
         offsets.append(len(values))
-    if any(v is None for v in values):
-        raise BadValueError(f"attribute {where or '?'}.<a key>: not an attribute value (one type tag)")
-    slots = parse_values(values, f"{where or '?'}.<a key>")
+    slots = parse_values(values, f"{where or '?'}.<a key>")  # checked before any text is written
+    texts = [
+        None if m is None else dumps({"M": {k: _plain(v) for k, v in m.items() if v is not None}})
+        for m in maps
+    ]
     lists = pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), slots)
     fields = [pa.field("text", pa.string(), metadata={WIDE_MAP: b"1"}), pa.field("values", lists.type)]
     return pa.StructArray.from_arrays([pa.array(texts, pa.string()), lists], fields=fields, mask=_mask(maps))
@@ -267,23 +293,49 @@ def _has_time(type_: pa.DataType) -> bool:
     return False
 
 
-def _read(data: bytes, schema: pa.Schema | None) -> pa.Table:
+def _read(data: bytes, schema: pa.Schema | None, *, threads: bool = True) -> pa.Table:
     parse = None
     if schema is not None:
         fields = [pa.field(f.name, t) for f in schema if (t := _explicit(f.type)) is not None]
         parse = pajson.ParseOptions(explicit_schema=pa.schema(fields), unexpected_field_behavior="infer")
-    return pajson.read_json(io.BytesIO(data), parse_options=parse)
+    read = pajson.ReadOptions(use_threads=threads)
+    return pajson.read_json(io.BytesIO(data), read_options=read, parse_options=parse)
+
+
+def _typed_slot(type_: pa.DataType) -> bool:
+    """Whether a slot's struct-of-tags type holds a typed value (see :func:`_untyped`)."""
+    if not pa.types.is_struct(type_):
+        return False
+    for i in range(type_.num_fields):
+        tag = type_.field(i)
+        if tag.name == "NULL" or pa.types.is_null(tag.type):
+            continue
+        if tag.name == "M" and pa.types.is_struct(tag.type):
+            if any(_typed_slot(tag.type.field(j).type) for j in range(tag.type.num_fields)):
+                return True
+        elif tag.name == "L" and pa.types.is_list(tag.type):
+            if _typed_slot(tag.type.value_type):
+                return True
+        else:
+            return True
+    return False
 
 
 def _widest(type_: pa.DataType) -> int:
-    """The most fields of a struct nested in ``type_`` (``type_``'s own fields not counted)."""
+    """The most typed fields of a map nested in a slot's type (``type_``'s own fields not counted)."""
     if pa.types.is_list(type_) or pa.types.is_large_list(type_):
-        inner = [type_.value_type]
-    elif pa.types.is_struct(type_):
-        inner = [type_.field(i).type for i in range(type_.num_fields)]
-    else:
+        return _widest(type_.value_type)
+    if not pa.types.is_struct(type_):
         return 0
-    return max((max(t.num_fields if pa.types.is_struct(t) else 0, _widest(t)) for t in inner), default=0)
+    widest = 0
+    for i in range(type_.num_fields):
+        child = type_.field(i)
+        if child.name == "M" and pa.types.is_struct(child.type):
+            fields = [child.type.field(j).type for j in range(child.type.num_fields)]
+            widest = max(widest, sum(map(_typed_slot, fields)), *map(_widest, fields))
+        else:
+            widest = max(widest, _widest(child.type))
+    return widest
 
 
 def _check_width(table: pa.Table, levels: int) -> None:
@@ -299,15 +351,36 @@ def _check_width(table: pa.Table, levels: int) -> None:
         ]
     widest = max((_widest(f.type) for f in attributes), default=0)
     if widest > schema.MAX_MAP_FIELDS:
-        raise WideMapsError(f"a map with {widest} keys, over {schema.MAX_MAP_FIELDS}: read the Python way")
+        raise WideMapsError(
+            f"a map with {widest} typed keys, over {schema.MAX_MAP_FIELDS}: read the Python way"
+        )
 
 
-def _head(data: bytes, size: int) -> bytes:
-    """The whole lines in the first ``size`` bytes (at least one line); ``data`` itself if shorter."""
-    if len(data) <= size:
-        return data
-    cut = data.rfind(b"\n", 0, size)
-    return data[: cut + 1] if cut > 0 else data
+def _head(data: bytes, size: int, start: int = 0) -> bytes:
+    """The whole lines of ``data`` from ``start`` in about ``size`` bytes: those ending in the first
+    ``size`` bytes, else the first line alone (an item can be 400 KB)."""
+    if len(data) - start <= size:
+        return data[start:]
+    cut = data.rfind(b"\n", start, start + size)
+    if cut < 0:
+        cut = data.find(b"\n", start)
+        if cut < 0:
+            return data[start:]
+    return data[start : cut + 1]
+
+
+def _probes(data: bytes, levels: int, after: int) -> None:
+    """Probe windows across ``data`` past ``after`` (every :data:`_PROBE_EVERY` bytes, and its last
+    lines), each read on its own and checked for wide maps, so that a map keyed by IDs that first
+    shows after the sample is found before the whole input is read into a column per key."""
+    for start in [
+        *range(after, len(data) - _PROBE_BYTES, _PROBE_EVERY),
+        max(after, len(data) - _PROBE_BYTES),
+    ]:
+        line = data.rfind(b"\n", 0, start) + 1  # the start of the line holding ``start``
+        window = _head(data, _PROBE_BYTES, line)
+        if window.strip():
+            _check_width(_read(window, None, threads=False), levels)  # small: no pool
 
 
 def read_jsonl(data: bytes, *, refuse_wide: int = 0) -> pa.Table:
@@ -331,12 +404,14 @@ def read_jsonl(data: bytes, *, refuse_wide: int = 0) -> pa.Table:
     if not data or data.isspace():
         return pa.table({})
     if refuse_wide and len(data) > _PROBE_BYTES:  # a map keyed by IDs shows in a few hundred lines
-        _check_width(_read(_head(data, _PROBE_BYTES), None), refuse_wide)
+        _check_width(_read(_head(data, _PROBE_BYTES), None, threads=False), refuse_wide)
     sample = _head(data, _SAMPLE_BYTES)
     table = _read(sample, None)
     if refuse_wide:
         _check_width(table, refuse_wide)
-    if sample is not data:
+        if len(sample) < len(data):
+            _probes(data, refuse_wide, len(sample))
+    if len(sample) < len(data):
         table = _read(data, table.schema)
         if refuse_wide:
             _check_width(table, refuse_wide)

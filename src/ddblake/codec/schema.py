@@ -17,6 +17,7 @@ Iceberg keeps no doc on list elements.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final, Literal
 
@@ -31,11 +32,12 @@ DOC_KEY: Final = b"doc"
 DDB_JSON: Final = "ddb-json"
 NUMBER_TEXT: Final = "number-text"
 MAX_MAP_FIELDS: Final = 200
-"""Most fields a map slot is typed with: a slot whose maps hold more distinct keys than this, over
-every value it has held, is DynamoDB JSON text. Maps keyed by data (user IDs, dates, emails) would
-otherwise grow a struct field per key: a schema, a Parquet column and a Glue type string that grow
-with the table, and an apply whose every batch slows down. It bounds the fields of one map, not the
-columns of a table (top-level attributes keep a column each)."""
+"""Most fields a map slot is typed with: a slot whose maps hold more distinct keys than this with a
+typed value (not only NULLs or empty values), over every value it has held, is DynamoDB JSON text.
+Maps keyed by data (user IDs, dates, emails) would otherwise grow a struct field per key: a schema,
+a Parquet column and a Glue type string that grow with the table, and an apply whose every batch
+slows down. It bounds the fields of one map, not the columns of a table (top-level attributes keep
+a column each)."""
 _DOCS: Final = {
     DDB_JSON: "each value is its DynamoDB JSON text; this attribute's type differs between items",
     NUMBER_TEXT: "each value is the exact DynamoDB number text; too many digits for a decimal",
@@ -182,8 +184,15 @@ def join(a: T, b: T, max_precision: int = DEFAULT_MAX_PRECISION) -> T:
         fields = [(name, join(t, _or_null(b.get(name)), max_precision)) for name, t in a.fields]
         known = {name for name, _ in a.fields}
         fields += [(name, t) for name, t in b.fields if name not in known]
-        return StructT(tuple(fields)) if len(fields) <= MAX_MAP_FIELDS else JSON_T
+        return StructT(tuple(fields)) if typed_fields(fields) <= MAX_MAP_FIELDS else JSON_T
     return JSON_T
+
+
+def typed_fields(fields: Iterable[tuple[str, T]]) -> int:
+    """How many of a struct's fields hold a typed value (:func:`prune` keeps them): what
+    :data:`MAX_MAP_FIELDS` counts, since fields of only NULLs or empty values leave no column and
+    are not remembered between batches."""
+    return sum(prune(t) is not None for _, t in fields)
 
 
 def _or_null(t: T | None) -> T:

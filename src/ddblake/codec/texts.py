@@ -8,12 +8,14 @@ path, so scalar tags are rendered here with Arrow kernels, byte for byte what
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from ddblake.codec.ddbjson import dumps
+from ddblake.codec.parsed import is_wide
 
 STRING_TAGS = ("S", "N", "B")
 """Tags whose value is a JSON string."""
@@ -49,8 +51,41 @@ def json_texts(tag: str, child: pa.Array) -> pa.Array:
     if tag in STRING_TAGS:
         return _wrapped_texts(tag, child.cast(pa.string()))
     return pa.array(
-        [None if v is None else dumps({tag: _plain(tag, v)}) for v in child.to_pylist()], pa.string()
+        [None if v is None else dumps({tag: _plain(tag, v)}) for v in _pylist(child)], pa.string()
     )
+
+
+def _has_wide(type_: pa.DataType) -> bool:
+    if is_wide(type_):
+        return True
+    if pa.types.is_struct(type_):
+        return any(_has_wide(type_.field(i).type) for i in range(type_.num_fields))
+    if pa.types.is_list(type_) or pa.types.is_large_list(type_):
+        return _has_wide(type_.value_type)
+    return False
+
+
+def _pylist(array: pa.Array) -> list[Any]:
+    """``array.to_pylist()``, but a wide map (``codec.parsed.wide_maps``) at any depth as the plain
+    map of attribute values its text holds, which :func:`_plain` renders like any map."""
+    type_ = array.type
+    if not _has_wide(type_):
+        return list(array.to_pylist())
+    valid = array.is_valid().to_pylist()
+    if is_wide(type_):
+        texts = array.flatten()[0].to_pylist()
+        return [
+            json.loads(t)["M"] if ok and t is not None else None for ok, t in zip(valid, texts, strict=True)
+        ]
+    if pa.types.is_struct(type_):
+        names = [type_.field(i).name for i in range(type_.num_fields)]
+        columns = [_pylist(c) for c in array.flatten()]
+        return [
+            dict(zip(names, row, strict=True)) if ok else None
+            for ok, row in zip(valid, zip(*columns, strict=True), strict=True)
+        ]
+    values, offsets = _pylist(array.values), array.offsets.to_pylist()  # offsets index all of .values
+    return [values[offsets[i] : offsets[i + 1]] if ok else None for i, ok in enumerate(valid)]
 
 
 _JSON_ESCAPED = r'["\\\x00-\x1f]'
