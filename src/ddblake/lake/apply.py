@@ -29,7 +29,7 @@ from pyiceberg.table import Table
 
 from ddblake.changes.resolve import Keyed, bucket_of, decide, version_of, winners
 from ddblake.errors import BadRecordError, TerminalError, UnknownTableError
-from ddblake.lake import current, datafiles, history, seen
+from ddblake.lake import applied, current, datafiles, history, seen
 from ddblake.lake.applied import PROPERTY, AppliedLog, checked_log, save_log
 from ddblake.lake.batch import (
     FileBatch,
@@ -232,7 +232,7 @@ class Applier(TableOwnership):
             if cur
             else AppliedLog()
         )
-        pending = [p for p in listing if not (hist_log.contains(p) and cur_log.contains(p))]
+        pending = applied.pending(listing, hist_log, cur_log)
         if not pending:
             if cur is None:  # a table with no change yet: both tables exist once apply has run
                 self._create_current(current.empty_schema())
