@@ -8,6 +8,7 @@ batches of 200 such items took 47 s for the last one, with 3.4 MB of metadata.
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -139,3 +140,22 @@ def test_an_attribute_that_is_a_string_here_and_holds_a_wide_map_there_applies(
     rows = dict(_query(lake, "select pk, x from orders_table")[1])
     assert rows == {"a": dumps({"S": "s"}), "b": dumps({"M": {"inner": wide}})}
     assert lake.dump()["b"]["x"] == {"M": {"inner": wide}}
+
+
+def test_a_batch_adding_columns_to_a_table_with_very_many_is_warned_about_without_names(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Attribute names that are data get a column each (not capped, unlike map keys): say so."""
+    from ddblake.lake import current
+
+    monkeypatch.setattr(current, "MANY_COLUMNS", 5)
+    caplog.set_level(logging.WARNING, logger="ddblake.lake.current")
+    applied(lake, [[insert("a", 1, {f"day-secret-{d}": {"N": "1"} for d in range(4)})]])
+    assert not caplog.records  # 5 columns with the key: not more than 5
+    applied(lake, [[insert("b", 2, {f"day-secret-{d}": {"N": "1"} for d in range(4, 7)})]])
+    (record,) = caplog.records
+    assert "orders_table has 8 attribute columns, 3 of them added by this batch" in record.getMessage()
+    assert "secret" not in record.getMessage()
+    caplog.clear()
+    applied(lake, [[insert("c", 3, {"day-secret-1": {"N": "2"}})]])
+    assert not caplog.records  # no column added

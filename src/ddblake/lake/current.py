@@ -16,6 +16,7 @@ cost only the rows they touch: only a scale step changes such a column (docs/typ
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,11 @@ from ddblake.changes.resolve import Keyed, key_hash
 from ddblake.codec.schema import T
 from ddblake.lake import columns, untypedcols
 from ddblake.lake.files import with_hashes
+
+log = logging.getLogger(__name__)
+
+MANY_COLUMNS = 1000
+"""Attribute columns past which each batch that adds more is warned about (:func:`evolve`)."""
 
 META_COLUMNS: dict[str, pa.DataType] = {
     "_ddb_key": pa.string(),
@@ -284,6 +290,7 @@ def evolve(tx: Any, table: Table, wanted: pa.Schema, *, retyped: bool = False) -
     leaves the record.
     """
     stale, changed, added, seen, full = _plan(table, wanted)
+    _warn_many_columns(table, wanted, len(added))
     if stale or changed:
         with tx.update_schema() as upd:
             for name in stale + [f.name for f in changed]:
@@ -304,6 +311,26 @@ def evolve(tx: Any, table: Table, wanted: pa.Schema, *, retyped: bool = False) -
     elif not untyped and raw is not None:
         tx.remove_properties(UNTYPED_PROPERTY)
     return Target(wanted, full)
+
+
+def _warn_many_columns(table: Table, wanted: pa.Schema, added: int) -> None:
+    """Warn when a batch adds columns to a table that has more than :data:`MANY_COLUMNS` already.
+
+    Attribute names that are data (one per day, per user) give a column each: every batch that
+    adds some evolves the schema (Iceberg keeps each schema in every metadata file) and writes
+    wider files, so apply slows with each one. Counts only: such names are item data.
+    """
+    count = len(_attribute_columns(wanted))
+    if added and count > MANY_COLUMNS:
+        log.warning(
+            "current-state table %s has %d attribute columns, %d of them added by this batch: attribute "
+            "names that are data (one per day or per user) give a column each and slow every batch; "
+            "keep such values in a map, which past 200 keys is one JSON text column (docs/types.md, "
+            '"Wide maps")',
+            ".".join(table.name()),
+            count,
+            added,
+        )
 
 
 def _attribute_columns(schema: pa.Schema | Sequence[pa.Field]) -> list[str]:
