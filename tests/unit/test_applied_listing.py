@@ -105,3 +105,18 @@ def test_a_new_list_with_other_files_is_not_answered_from_the_last_one() -> None
     second = [*first, "raw/t/2026/12/02/06/c.gz"]
     assert day_names(second, "2026/12/03/00")["2026/12/02"] == second[1:]
     assert applied._listing(second) is applied._listing(second)
+
+
+def test_a_listing_changed_in_place_or_given_as_an_iterator_is_read_as_it_is() -> None:
+    """Neither may answer from an earlier look: a late file would pass for applied (review)."""
+    a, b = "raw/t/2026/12/01/05/a.gz", "raw/t/2026/12/02/05/b.gz"
+    late = "raw/t/2026/12/01/06/late.gz"
+    log = AppliedLog().with_files({a, b}).folded([a, b], "2026/12/03/00")
+    listing = [a, b]
+    assert log.checked(listing).reopened == frozenset()
+    listing[1] = late  # same length, another day's file
+    assert log.checked(listing).reopened == {"2026/12/01"}
+    assert not log.checked(listing).contains(late)
+    assert day_digests(iter([b, a]), "2026/12/03/00") == _slow_digests([a, b], "2026/12/03/00")
+    checked = log.checked(iter([late, a, b]))  # type: ignore[arg-type]
+    assert checked.reopened == {"2026/12/01"} and not checked.contains(late)
