@@ -120,7 +120,10 @@ def _listing(paths: Iterable[str]) -> _Listing:
 
 def day_names(paths: Iterable[str], before_hour: str) -> dict[str, list[str]]:
     """``YYYY/MM/DD`` -> the sorted names of that day's files in hours before ``before_hour``."""
-    listing = _listing(paths)
+    return _day_names(_listing(paths), before_hour)
+
+
+def _day_names(listing: _Listing, before_hour: str) -> dict[str, list[str]]:
     if listing.ordered:
         until = listing.before(before_hour)
         return {day: listing.paths[a:b] for day, a, b in listing.day_slices(until)}
@@ -142,7 +145,7 @@ def day_digests(paths: Iterable[str], before_hour: str) -> dict[str, str]:
     if listing.ordered:
         until = listing.before(before_hour)
         return {day: listing.digest(day, a, b) for day, a, b in listing.day_slices(until)}
-    return {day: names_digest(names) for day, names in day_names(listing.paths, before_hour).items()}
+    return {day: names_digest(names) for day, names in _day_names(listing, before_hour).items()}
 
 
 def pending(listing: list[str], *logs: AppliedLog) -> list[str]:
