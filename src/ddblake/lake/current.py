@@ -297,7 +297,7 @@ def evolve(tx: Any, table: Table, wanted: pa.Schema, *, retyped: bool = False) -
                 upd.delete_column(name)
     if changed or added:
         with tx.update_schema() as upd:
-            upd.union_by_name(pa.schema(changed + added))
+            _add_columns(upd, pa.schema(changed + added))
         _attributes_first(tx, table, [f.name for f in added])
     # Once a column exists its rows are typed: only attributes still without one stay listed.
     if retyped:
@@ -311,6 +311,21 @@ def evolve(tx: Any, table: Table, wanted: pa.Schema, *, retyped: bool = False) -
     elif not untyped and raw is not None:
         tx.remove_properties(UNTYPED_PROPERTY)
     return Target(wanted, full)
+
+
+def _add_columns(upd: Any, new: pa.Schema) -> None:
+    """Add ``new``'s columns, none of which the table has, as ``upd.union_by_name(new)`` would.
+
+    ``union_by_name`` looks each new column up in a struct of all the table's columns that it
+    builds again per column: a batch adding 1,000 columns to a table of 3,000 spent 3 s there.
+    Every column here is new (``_plan`` keeps only those, and dropped ones are dropped by then),
+    so each is added at the top level, with the type, doc and nullability it would give.
+    """
+    from pyiceberg.catalog import Catalog
+
+    converted = Catalog._convert_schema_if_needed(new, format_version=2)
+    for f in converted.fields:
+        upd.add_column(path=(f.name,), field_type=f.field_type, required=f.required, doc=f.doc)
 
 
 def _warn_many_columns(table: Table, wanted: pa.Schema, added: int) -> None:
@@ -388,9 +403,10 @@ def rewrites_all(table: Table, wanted: pa.Schema) -> bool:
 def conform(rows: pa.Table, schema: pa.Schema) -> pa.Table:
     """``rows`` with exactly ``schema``'s columns: missing ones null, types cast where they differ."""
     arrays = []
+    have = {name: i for i, name in enumerate(rows.column_names)}  # once: a table may have thousands
     for field in schema:
-        if field.name in rows.column_names:
-            col = rows.column(field.name)
+        if (index := have.get(field.name)) is not None:
+            col = rows.column(index)
             arrays.append(col if col.type == field.type else col.cast(field.type))
         else:
             arrays.append(pa.nulls(rows.num_rows, field.type))

@@ -83,12 +83,8 @@ def data_files(
         return
     default = TableProperties.WRITE_TARGET_FILE_SIZE_BYTES_DEFAULT
     target = property_as_int(metadata.properties, TableProperties.WRITE_TARGET_FILE_SIZE_BYTES, default)
-    task_schema = pyarrow_to_schema(
-        rows.schema,
-        name_mapping=metadata.schema().name_mapping,
-        downcast_ns_timestamp_to_us=Config().get_bool(DOWNCAST_NS_TIMESTAMP_TO_US_ON_WRITE) or False,
-        format_version=metadata.format_version,
-    )
+    downcast = Config().get_bool(DOWNCAST_NS_TIMESTAMP_TO_US_ON_WRITE) or False
+    task_schema = _task_schema(metadata, rows.schema, downcast, pyarrow_to_schema)
     yield from write_file(
         io=io,
         table_metadata=metadata,
@@ -105,6 +101,33 @@ def data_files(
             )
         ),
     )
+
+
+_TASK_SCHEMAS: list[tuple[TableMetadata, bool, bytes, Any]] = []
+"""The last few :func:`_task_schema` answers, each with the metadata object it was for."""
+
+
+def _task_schema(metadata: TableMetadata, rows: pa.Schema, downcast: bool, convert: Any) -> Any:
+    """``pyarrow_to_schema`` of ``rows`` by ``metadata``'s name mapping, once per metadata and schema.
+
+    A batch writes many files of one schema against one metadata object (a rewrite, bucket by
+    bucket), and pyiceberg matches each column to the mapping by a search over every column: on a
+    table of 3,000 columns, 0.44 s a file. The answer is kept for the same metadata *object* (held
+    here, so its identity cannot pass to another) and an equal schema, field metadata included.
+    """
+    serialized = rows.serialize().to_pybytes()
+    for held, held_downcast, held_schema, answer in _TASK_SCHEMAS:
+        if held is metadata and held_downcast == downcast and held_schema == serialized:
+            return answer
+    answer = convert(
+        rows,
+        name_mapping=metadata.schema().name_mapping,
+        downcast_ns_timestamp_to_us=downcast,
+        format_version=metadata.format_version,
+    )
+    _TASK_SCHEMAS.insert(0, (metadata, downcast, serialized, answer))
+    del _TASK_SCHEMAS[4:]
+    return answer
 
 
 def append(tx: Any, io: FileIO, rows: pa.Table, snapshot_properties: dict[str, str]) -> None:
