@@ -322,6 +322,9 @@ def _open(config: LakeConfig, storage: Storage, glue_client: GlueClient | None, 
     else:
         from pyiceberg.catalog.glue import GlueCatalog
 
+        from ddblake.lake import gluecolumns
+
+        gluecolumns.install()  # names and types Glue refuses, given to it in a form it takes
         props = _s3_properties(config)
         if glue_client is None and props.get("s3.region"):
             props["glue.region"] = props["s3.region"]  # botocore alone ignores AWS_REGION

@@ -1,0 +1,123 @@
+"""The Glue Data Catalog's copy of a table's columns, in a form the Glue API takes.
+
+With each CreateTable and UpdateTable, pyiceberg's Glue catalog sends a Glue column for every
+column of every schema the table has had (a dropped one with ``iceberg.field.current`` false).
+The Glue API refuses a column name longer than 255 characters or holding a control character
+(tab aside), and a type longer than 131,072 characters or holding one, which a map key inside a
+struct type may. DynamoDB allows all of those in attribute names and map keys, and one such
+column in a table made every later commit of it fail: apply stopped for good on Glue, where the
+same items applied to a local lake.
+
+So Glue is given a copy made to fit (:func:`glue_columns`), while the Iceberg metadata, which
+engines read a table's schema from, keeps every name exactly:
+
+* **a name**: each character Glue refuses is written ``%XX`` (its code point in hex); a name then
+  longer than 255 UTF-16 code units (Glue counts Java characters) is cut and ended with ``~`` and
+  16 hex digits of the SHA-1 of the whole name, and so is a name that would equal one given before;
+* **a type**: characters Glue refuses are written as in names; a type longer than 131,072
+  characters is given as ``string``, with a comment that says so;
+* **a comment** (an Iceberg field doc): cut to 255.
+
+Engines that read the schema from the Iceberg metadata (DuckDB, Spark, pyiceberg) see the exact
+names. Athena lists a table's columns from Glue, so a column shown under another name there is
+read through ``_ddb_item`` instead (docs/deploy.md, "Names Glue cannot hold").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable
+from typing import Any, Final
+
+NAME_MAX: Final = 255
+TYPE_MAX: Final = 131_072
+COMMENT_MAX: Final = 255
+_REFUSED: Final = re.compile(r"[^\t\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+"""A character outside the Glue API's pattern for names, types and comments."""
+_HASH_UNITS: Final = 17  # "~" and 16 hex digits
+TYPE_NOT_SHOWN: Final = "the Iceberg type is longer than Glue holds; read it from the Iceberg metadata"
+
+
+def _units(text: str) -> int:
+    """Length as Glue counts it: UTF-16 code units (an emoji is two)."""
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
+
+
+def _escaped(text: str) -> str:
+    return _REFUSED.sub(lambda m: f"%{ord(m.group()):02X}", text)
+
+
+def _cut(text: str, units: int) -> str:
+    """The longest start of ``text`` of at most ``units`` UTF-16 code units."""
+    if _units(text) <= units:
+        return text
+    out, used = [], 0
+    for char in text:
+        used += 2 if ord(char) > 0xFFFF else 1
+        if used > units:
+            break
+        out.append(char)
+    return "".join(out)
+
+
+def glue_name(name: str, taken: set[str]) -> str:
+    """The name Glue is given for column ``name``, none of ``taken`` (which it joins)."""
+    shown = _escaped(name)
+    if _units(shown) > NAME_MAX or shown in taken:
+        digest = hashlib.sha1(name.encode("utf-8", "surrogatepass"), usedforsecurity=False).hexdigest()[:16]
+        shown = f"{_cut(shown, NAME_MAX - _HASH_UNITS)}~{digest}"
+    taken.add(shown)
+    return shown
+
+
+def glue_type(type_: str) -> str:
+    """The type Glue is given for a column of Glue type ``type_`` (pyiceberg's rendering)."""
+    shown = _escaped(type_)
+    return shown if _units(shown) <= TYPE_MAX else "string"
+
+
+def glue_comment(comment: str) -> str:
+    """The comment Glue is given for a column's Iceberg doc."""
+    shown = _escaped(comment)
+    return shown if _units(shown) <= COMMENT_MAX else _cut(shown, COMMENT_MAX - 1) + "…"
+
+
+def glue_columns(columns: list[Any]) -> list[Any]:
+    """pyiceberg's Glue columns (dicts with ``Name``, ``Type``, ``Comment``, ``Parameters``), made
+    to fit; a column Glue takes as it is stays as it is, and keeps its name before any other."""
+    fits = [c["Name"] == glue_name(c["Name"], set()) for c in columns]
+    taken = {c["Name"] for c, ok in zip(columns, fits, strict=True) if ok}
+    out = []
+    for column, ok in zip(columns, fits, strict=True):
+        column = dict(column)
+        if not ok:
+            column["Name"] = glue_name(column["Name"], taken)
+        if "Type" in column:
+            shown = glue_type(column["Type"])
+            if shown != column["Type"] and shown == "string" and column["Type"] != "string":
+                column["Comment"] = TYPE_NOT_SHOWN
+            column["Type"] = shown
+        if "Comment" in column:
+            column["Comment"] = glue_comment(column["Comment"])
+        out.append(column)
+    return out
+
+
+def install() -> None:
+    """Make pyiceberg's Glue catalog send :func:`glue_columns` of the columns it would send.
+
+    pyiceberg builds each table input with the module function ``_to_columns``; it is wrapped once
+    per process. A pyiceberg without it is left as it is.
+    """
+    from pyiceberg.catalog import glue
+
+    original: Callable[..., list[Any]] | None = getattr(glue, "_to_columns", None)
+    if original is None or getattr(original, "_ddblake", False):
+        return
+
+    def fitted(metadata: Any) -> list[Any]:
+        return glue_columns(original(metadata))
+
+    fitted._ddblake = True  # type: ignore[attr-defined]
+    glue._to_columns = fitted

@@ -1,0 +1,123 @@
+"""The Glue Data Catalog's copy of a table's columns holds only what Glue accepts.
+
+pyiceberg sends every column of every schema a table has had with each CreateTable and
+UpdateTable, and the Glue API refuses a column name over 255 characters or one holding a control
+character, and a type over 131,072 characters or holding one (a map key in a struct's type). Any
+of those, once in a table, made every later commit of the table fail: apply stopped for good on
+Glue, where the same items applied to a local lake. moto's Glue does not check these, so the test's
+Glue client checks them as the API documents (docs.aws.amazon.com/glue/latest/webapi/API_Column.html)
+and refuses as Glue does.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from lake_helpers import TABLE, event
+
+from ddblake.lake import gluecolumns
+from ddblake.lake.apply import Applier, ApplyConfig
+from ddblake.lake.catalog import LakeConfig, open_catalog
+from ddblake.lake.query import run_sql
+from ddblake.lake.rawlog import RawLogWriter
+from ddblake.lake.report import dump_items
+
+_GLUE_TEXT = re.compile(r"[\t\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]*")
+
+
+def _units(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _glue_checks(params: dict[str, Any], **_: Any) -> None:
+    """What the Glue API checks of a table input's columns (moto checks none of it)."""
+    columns = params["TableInput"].get("StorageDescriptor", {}).get("Columns", [])
+    for column in columns:
+        problems = []
+        if not 1 <= _units(column["Name"]) <= 255 or not _GLUE_TEXT.fullmatch(column["Name"]):
+            problems.append("Name")
+        if _units(column.get("Type", "")) > 131_072 or not _GLUE_TEXT.fullmatch(column.get("Type", "")):
+            problems.append("Type")
+        if _units(column.get("Comment", "")) > 255 or not _GLUE_TEXT.fullmatch(column.get("Comment", "")):
+            problems.append("Comment")
+        if problems:
+            error = {"Code": "ValidationException", "Message": f"1 validation error: {problems}"}
+            raise ClientError({"Error": error}, "UpdateTable")
+
+
+LONG = "views_" + "x" * 300
+IMAGE = {
+    LONG: {"N": "1"},
+    "line\nbreak": {"S": "two lines"},
+    "notes": {"M": {"k\u0001ey": {"S": "v"}, "ok": {"S": "w"}}},
+    "🎉" * 130: {"S": "260 UTF-16 units"},
+    "plain": {"S": "p"},
+}
+
+
+@pytest.fixture
+def glue_lake(moto_s3, monkeypatch: pytest.MonkeyPatch) -> tuple[LakeConfig, Any]:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("AWS_ENDPOINT_URL_GLUE", moto_s3.endpoint)
+    monkeypatch.setenv("DDBLAKE_NAMESPACE", "glue_columns")  # moto's Glue is shared by the module's tests
+    config = LakeConfig.build(lake=f"s3://{moto_s3.bucket}/glue-columns", catalog="glue")
+    client = boto3.client("glue", endpoint_url=moto_s3.endpoint)
+    for operation in ("CreateTable", "UpdateTable"):
+        client.meta.events.register(f"provide-client-params.glue.{operation}", _glue_checks)
+    return config, client
+
+
+def _apply(config: LakeConfig, client: Any, *events: Any) -> None:
+    storage = config.storage()
+    writer = RawLogWriter(storage, TABLE, buffer_bytes=1 << 30, buffer_seconds=3600)
+    for ev in events:
+        writer.add(ev.to_line())
+    writer.flush()
+    catalog = open_catalog(config, storage, glue_client=client)
+    apply_config = ApplyConfig.build(table=TABLE, lake=config, once=True)
+    Applier(apply_config, storage=storage, catalog=catalog).run_once()
+
+
+def test_names_and_types_glue_refuses_are_shown_to_it_in_a_form_it_takes(
+    glue_lake: tuple[LakeConfig, Any],
+) -> None:
+    config, client = glue_lake
+    _apply(config, client, event("INSERT", "a", 1, image=IMAGE))
+    _apply(config, client, event("MODIFY", "a", 2, image={**IMAGE, "plain": {"S": "q"}}))  # an UpdateTable
+    catalog = open_catalog(config, config.storage(), glue_client=client)
+    # The lake keeps every name exactly: in the Iceberg schema, in dump, in query.
+    names = catalog.load_table("glue_columns.orders_table").schema().column_names
+    assert LONG in names and "line\nbreak" in names
+    (line,) = dump_items(catalog, "glue_columns", TABLE)
+    assert json.loads(line)["Item"] == {"pk": {"S": "a"}, **IMAGE, "plain": {"S": "q"}}
+    assert run_sql(catalog, "glue_columns", "select plain from orders_table")[1] == [("q",)]
+    # Glue's copy: every column, each in a form Glue takes, the others as they are.
+    table = client.get_table(DatabaseName="glue_columns", Name="orders_table")["Table"]
+    columns = {c["Parameters"]["iceberg.field.id"]: c for c in table["StorageDescriptor"]["Columns"]}
+    schema = catalog.load_table("glue_columns.orders_table").schema()
+    assert len(columns) == len(schema.fields)
+    shown = {f.name: columns[str(f.field_id)] for f in schema.fields}
+    assert shown["plain"]["Name"] == "plain" and shown["plain"]["Type"] == "string"
+    assert shown["line\nbreak"]["Name"] == "line%0Abreak"
+    assert shown["notes"]["Type"] == "struct<k%01ey:string,ok:string>"
+    long = shown[LONG]["Name"]
+    assert _units(long) == 255 and long.startswith("views_xxx") and re.search(r"~[0-9a-f]{16}$", long)
+    party = shown["🎉" * 130]["Name"]
+    assert _units(party) <= 255 and party.startswith("🎉")
+    assert len({c["Name"] for c in columns.values()}) == len(columns)  # no two alike
+
+
+def test_what_glue_is_shown_is_unique_and_within_its_limits() -> None:
+    taken: set[str] = set()
+    names = ["a\nb", "a%0Ab", "x" * 300, "x" * 300 + "y", "ok"]
+    shown = [gluecolumns.glue_name(n, taken) for n in names]
+    assert shown[0] == "a%0Ab" and shown[1] != "a%0Ab"  # the second one alike gets a hash
+    assert shown[2] != shown[3] and all(_units(s) <= 255 for s in shown)
+    assert shown[4] == "ok"
+    assert all(_GLUE_TEXT.fullmatch(s) for s in shown)
+    assert gluecolumns.glue_type("struct<a:" + "x" * 131_072 + ">") == "string"
+    assert gluecolumns.glue_comment("d" * 300) == "d" * 254 + "…"
