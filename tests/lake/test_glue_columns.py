@@ -35,7 +35,7 @@ def _units(text: str) -> int:
 
 
 def _glue_checks(params: dict[str, Any], **_: Any) -> None:
-    """What the Glue API checks of a table input's columns (moto checks none of it)."""
+    """What the Glue API checks of a table input's columns and parameters (moto checks none of it)."""
     columns = params["TableInput"].get("StorageDescriptor", {}).get("Columns", [])
     for column in columns:
         problems = []
@@ -47,6 +47,10 @@ def _glue_checks(params: dict[str, Any], **_: Any) -> None:
             problems.append("Comment")
         if problems:
             error = {"Code": "ValidationException", "Message": f"1 validation error: {problems}"}
+            raise ClientError({"Error": error}, "UpdateTable")
+    for key, value in params["TableInput"].get("Parameters", {}).items():
+        if not 1 <= _units(key) <= 255 or _units(value) > 512_000 or not _GLUE_TEXT.fullmatch(key + value):
+            error = {"Code": "ValidationException", "Message": f"1 validation error: Parameters {key[:40]!r}"}
             raise ClientError({"Error": error}, "UpdateTable")
 
 
@@ -121,3 +125,19 @@ def test_what_glue_is_shown_is_unique_and_within_its_limits() -> None:
     assert all(_GLUE_TEXT.fullmatch(s) for s in shown)
     assert gluecolumns.glue_type("struct<a:" + "x" * 131_072 + ">") == "string"
     assert gluecolumns.glue_comment("d" * 300) == "d" * 254 + "…"
+
+
+def test_table_parameters_glue_refuses_are_left_out_of_its_copy() -> None:
+    given = {
+        "table_type": "ICEBERG",
+        "metadata_location": "s3://b/l/metadata/00001.metadata.json",
+        "ddblake.untyped-columns": "{" + "x" * 512_001 + "}",
+        "k" * 256: "v",
+        "bad\x00key": "v",
+        "ddblake.buckets": "16",
+    }
+    assert gluecolumns.glue_parameters(given) == {
+        "table_type": "ICEBERG",
+        "metadata_location": "s3://b/l/metadata/00001.metadata.json",
+        "ddblake.buckets": "16",
+    }

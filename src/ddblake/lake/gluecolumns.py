@@ -16,7 +16,9 @@ engines read a table's schema from, keeps every name exactly:
   16 hex digits of the SHA-1 of the whole name, and so is a name that would equal one given before;
 * **a type**: characters Glue refuses are written as in names; a type longer than 131,072
   characters is given as ``string``, with a comment that says so;
-* **a comment** (an Iceberg field doc): cut to 255.
+* **a comment** (an Iceberg field doc): cut to 255;
+* **a table parameter** (pyiceberg copies each Iceberg table property into one) that Glue refuses
+  is left out of Glue's copy (:func:`glue_parameters`).
 
 Engines that read the schema from the Iceberg metadata (DuckDB, Spark, pyiceberg) see the exact
 names. Athena lists a table's columns from Glue, so a column shown under another name there is
@@ -33,6 +35,7 @@ from typing import Any, Final
 NAME_MAX: Final = 255
 TYPE_MAX: Final = 131_072
 COMMENT_MAX: Final = 255
+PARAMETER_MAX: Final = 512_000
 _REFUSED: Final = re.compile(r"[^\t\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 """A character outside the Glue API's pattern for names, types and comments."""
 _HASH_UNITS: Final = 17  # "~" and 16 hex digits
@@ -104,20 +107,48 @@ def glue_columns(columns: list[Any]) -> list[Any]:
     return out
 
 
-def install() -> None:
-    """Make pyiceberg's Glue catalog send :func:`glue_columns` of the columns it would send.
+def glue_parameters(parameters: dict[str, str]) -> dict[str, str]:
+    """A table's Glue parameters without those Glue refuses (a key over 255 characters, a value
+    over 512,000, a character outside its pattern).
 
-    pyiceberg builds each table input with the module function ``_to_columns``; it is wrapped once
-    per process. A pyiceberg without it is left as it is.
+    pyiceberg copies every Iceberg table property into them, and reads none back (a table's
+    properties are read from its metadata file), so a property Glue cannot hold is left out of
+    Glue's copy: ``ddblake.untyped-columns`` of a table with many thousand attributes that never
+    held a typed value could pass 512,000 characters.
+    """
+    return {
+        key: value
+        for key, value in parameters.items()
+        if 1 <= _units(key) <= NAME_MAX
+        and _units(value) <= PARAMETER_MAX
+        and not _REFUSED.search(key)
+        and not _REFUSED.search(value)
+    }
+
+
+def install() -> None:
+    """Make pyiceberg's Glue catalog send :func:`glue_columns` of the columns it would send, and
+    :func:`glue_parameters` of its table parameters.
+
+    pyiceberg builds each table input with the module functions ``_to_columns`` and
+    ``_construct_parameters``; each is wrapped once per process. A pyiceberg without them is left
+    as it is.
     """
     from pyiceberg.catalog import glue
 
-    original: Callable[..., list[Any]] | None = getattr(glue, "_to_columns", None)
-    if original is None or getattr(original, "_ddblake", False):
-        return
+    columns: Callable[..., list[Any]] | None = getattr(glue, "_to_columns", None)
+    if columns is not None and not getattr(columns, "_ddblake", False):
 
-    def fitted(metadata: Any) -> list[Any]:
-        return glue_columns(original(metadata))
+        def fitted_columns(metadata: Any) -> list[Any]:
+            return glue_columns(columns(metadata))
 
-    fitted._ddblake = True  # type: ignore[attr-defined]
-    glue._to_columns = fitted
+        fitted_columns._ddblake = True  # type: ignore[attr-defined]
+        glue._to_columns = fitted_columns
+    parameters: Callable[..., dict[str, str]] | None = getattr(glue, "_construct_parameters", None)
+    if parameters is not None and not getattr(parameters, "_ddblake", False):
+
+        def fitted_parameters(*args: Any, **kwargs: Any) -> dict[str, str]:
+            return glue_parameters(parameters(*args, **kwargs))
+
+        fitted_parameters._ddblake = True  # type: ignore[attr-defined]
+        glue._construct_parameters = fitted_parameters
