@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from typing import Any
 
 import boto3
@@ -67,7 +68,8 @@ IMAGE = {
 @pytest.fixture
 def glue_lake(moto_s3, monkeypatch: pytest.MonkeyPatch) -> tuple[LakeConfig, Any]:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("AWS_ENDPOINT_URL_GLUE", moto_s3.endpoint)
-    monkeypatch.setenv("DDBLAKE_NAMESPACE", "glue_columns")  # moto's Glue is shared by the module's tests
+    # moto's Glue is shared by the session's tests: a database of this test's own
+    monkeypatch.setenv("DDBLAKE_NAMESPACE", f"glue_columns_{uuid.uuid4().hex[:8]}")
     config = LakeConfig.build(lake=f"s3://{moto_s3.bucket}/glue-columns", catalog="glue")
     client = boto3.client("glue", endpoint_url=moto_s3.endpoint)
     for operation in ("CreateTable", "UpdateTable"):
@@ -90,19 +92,20 @@ def test_names_and_types_glue_refuses_are_shown_to_it_in_a_form_it_takes(
     glue_lake: tuple[LakeConfig, Any],
 ) -> None:
     config, client = glue_lake
+    ns = config.namespace
     _apply(config, client, event("INSERT", "a", 1, image=IMAGE))
     _apply(config, client, event("MODIFY", "a", 2, image={**IMAGE, "plain": {"S": "q"}}))  # an UpdateTable
     catalog = open_catalog(config, config.storage(), glue_client=client)
     # The lake keeps every name exactly: in the Iceberg schema, in dump, in query.
-    names = catalog.load_table("glue_columns.orders_table").schema().column_names
+    names = catalog.load_table(f"{ns}.orders_table").schema().column_names
     assert LONG in names and "line\nbreak" in names
-    (line,) = dump_items(catalog, "glue_columns", TABLE)
+    (line,) = dump_items(catalog, ns, TABLE)
     assert json.loads(line)["Item"] == {"pk": {"S": "a"}, **IMAGE, "plain": {"S": "q"}}
-    assert run_sql(catalog, "glue_columns", "select plain from orders_table")[1] == [("q",)]
+    assert run_sql(catalog, ns, "select plain from orders_table")[1] == [("q",)]
     # Glue's copy: every column, each in a form Glue takes, the others as they are.
-    table = client.get_table(DatabaseName="glue_columns", Name="orders_table")["Table"]
+    table = client.get_table(DatabaseName=ns, Name="orders_table")["Table"]
     columns = {c["Parameters"]["iceberg.field.id"]: c for c in table["StorageDescriptor"]["Columns"]}
-    schema = catalog.load_table("glue_columns.orders_table").schema()
+    schema = catalog.load_table(f"{ns}.orders_table").schema()
     assert len(columns) == len(schema.fields)
     shown = {f.name: columns[str(f.field_id)] for f in schema.fields}
     assert shown["plain"]["Name"] == "plain" and shown["plain"]["Type"] == "string"
@@ -141,3 +144,28 @@ def test_table_parameters_glue_refuses_are_left_out_of_its_copy() -> None:
         "metadata_location": "s3://b/l/metadata/00001.metadata.json",
         "ddblake.buckets": "16",
     }
+
+
+def test_expiry_on_glue_removes_unused_schemas_and_commits(glue_lake: tuple[LakeConfig, Any]) -> None:
+    from ddblake.lake import maintain
+
+    config, client = glue_lake
+    ns = config.namespace
+    for i in range(4):  # a schema per batch
+        _apply(config, client, event("INSERT", f"k{i}", i, image={f"attr_{i}": {"S": str(i)}}))
+    catalog = open_catalog(config, config.storage(), glue_client=client)
+    before = len(catalog.load_table(f"{ns}.orders_table").metadata.schemas)
+    apply_config = ApplyConfig.build(
+        table=TABLE, lake=config, once=True, keep_snapshots=1, keep_min_snapshots=0, keep_replaced_minutes=0
+    )
+    maintain.maintain(Applier(apply_config, storage=config.storage(), catalog=catalog), batch=1)
+    after = catalog.load_table(f"{ns}.orders_table")
+    assert len(after.metadata.schemas) == 1 < before
+    table = client.get_table(DatabaseName=ns, Name="orders_table")["Table"]
+    assert table["Parameters"]["metadata_location"] == after.metadata_location
+    assert sorted(json.loads(x)["Item"]["pk"]["S"] for x in dump_items(catalog, ns, TABLE)) == [
+        "k0",
+        "k1",
+        "k2",
+        "k3",
+    ]

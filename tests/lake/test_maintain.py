@@ -578,3 +578,52 @@ def test_a_snapshot_replaced_minutes_ago_keeps_its_files_for_readers_that_planne
     assert all(Path(path.removeprefix("file://")).exists() for path in reader)
     later = now + 6 * 60_000  # once the grace has passed, the count rules alone decide
     assert len(maintain.expirable(table, burst, later)) == len(table.snapshots()) - 1
+
+
+def test_expiry_removes_the_schemas_only_expired_snapshots_read_with(lake: Lake) -> None:
+    """A table whose batches add columns gains a schema per batch, kept in every metadata file;
+    once the snapshots that read with one expire, it goes too, and the kept ones still read."""
+    for i in range(6):  # each batch a new attribute: a schema each
+        lake.write([event("INSERT", f"k{i}", i, image={f"attr_{i}": _s(str(i))})])
+        lake.apply()
+    cur = lake.catalog().load_table(CUR)
+    assert len(cur.metadata.schemas) >= 6
+    snaps = sorted(cur.snapshots(), key=lambda s: s.timestamp_ms)
+    at = dt.datetime.fromtimestamp(snaps[-2].timestamp_ms / 1000, tz=dt.UTC)
+    sql = "SELECT * FROM orders_table ORDER BY pk"
+    expected_then, expected_now = (run_sql(lake.catalog(), "ddb", sql, as_of=t) for t in (at, None))
+    maintain.maintain(_applier(lake, keep_snapshots=2, keep_min_snapshots=0), batch=1)
+    cur = lake.catalog().load_table(CUR)
+    kept = {s.schema_id for s in cur.snapshots()} | {cur.metadata.current_schema_id}
+    assert {s.schema_id for s in cur.metadata.schemas} == kept
+    assert len(cur.metadata.schemas) <= 2
+    assert run_sql(lake.catalog(), "ddb", sql, as_of=at) == expected_then  # a kept snapshot, its own schema
+    assert run_sql(lake.catalog(), "ddb", sql) == expected_now
+    # Apply goes on: a new column gets a schema ID no snapshot used, and every item is there.
+    lake.write([event("INSERT", "k9", 9, image={"attr_9": _s("9")})])
+    lake.apply()
+    cur = lake.catalog().load_table(CUR)
+    assert "attr_9" in cur.schema().column_names
+    assert sorted(lake.dump()) == ["k0", "k1", "k2", "k3", "k4", "k5", "k9"]
+    assert lake.dump()["k3"] == {"pk": {"S": "k3"}, "attr_3": _s("3")}
+
+
+def test_no_schema_goes_while_a_kept_snapshot_does_not_say_which_it_reads_with(lake: Lake) -> None:
+    for i in range(3):
+        lake.write([event("INSERT", f"k{i}", i, image={f"attr_{i}": _s(str(i))})])
+        lake.apply()
+    cur = lake.catalog().load_table(CUR)
+    newest = cur.current_snapshot()
+    assert newest is not None
+    assert maintain.unused_schemas(cur, {s.snapshot_id for s in cur.snapshots()} - {newest.snapshot_id})
+    blind = newest.model_copy(update={"schema_id": None})
+    metadata = cur.metadata.model_copy(
+        update={
+            "snapshots": [blind if s.snapshot_id == newest.snapshot_id else s for s in cur.metadata.snapshots]
+        }
+    )
+    unknown = Table(cur.name(), metadata, cur.metadata_location, cur.io, cur.catalog)
+    assert (
+        maintain.unused_schemas(unknown, {s.snapshot_id for s in cur.snapshots()} - {newest.snapshot_id})
+        == []
+    )

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pyiceberg.exceptions import NoSuchTableError
 from pyiceberg.table import Table
 from pyiceberg.table.snapshots import Snapshot
-from pyiceberg.table.update import AssertRefSnapshotId
+from pyiceberg.table.update import AssertRefSnapshotId, RemoveSchemasUpdate
 from pyiceberg.table.update.snapshot import ExpireSnapshots
 
 from ddblake.lake.applied import PROPERTY
@@ -178,11 +178,14 @@ def expire_snapshots(
     first = None if FIRST_COMMIT_PROPERTY in table.properties else first_commit_ms(table)
     if first is not None:
         props[FIRST_COMMIT_PROPERTY] = str(first)
+    unused = unused_schemas(table, {s.snapshot_id for s in gone})
     with CachedTransaction(table) as tx:
         tx._apply(
             (), (AssertRefSnapshotId.model_validate({"ref": "main", "snapshot-id": current.snapshot_id}),)
         )
         ExpireSnapshots(tx).by_ids([s.snapshot_id for s in gone]).commit()
+        if unused:
+            tx._apply((RemoveSchemasUpdate.model_validate({"schema-ids": unused}),), ())
         tx.set_properties(props)
     # The commit refreshed ``table``: its snapshots are the kept ones. Files a later commit adds are
     # new or carried over from the current snapshot, which is kept, so none of them is deleted here.
@@ -193,6 +196,22 @@ def expire_snapshots(
     if cleanup is not None:
         cleanup.add(done)
     return gone
+
+
+def unused_schemas(table: Table, gone: set[int]) -> list[int]:
+    """The schemas no snapshot but those in ``gone`` reads with, the current one aside.
+
+    Iceberg keeps every schema a table has had, in every metadata file: a table whose batches add
+    columns (attribute names that are data) or retype one gains a schema each time, and every
+    commit then reads and writes them all (and pyiceberg's Glue catalog lists every column of each
+    in Glue). Once the snapshots that read with a schema have expired, it goes with them. None goes
+    while a kept snapshot does not say which schema it reads with (an older writer's).
+    """
+    kept = [s for s in table.snapshots() if s.snapshot_id not in gone]
+    if any(s.schema_id is None for s in kept):
+        return []
+    used = {table.metadata.current_schema_id, *(s.schema_id for s in kept)}
+    return [schema.schema_id for schema in table.metadata.schemas if schema.schema_id not in used]
 
 
 @dataclass
