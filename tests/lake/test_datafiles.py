@@ -15,6 +15,7 @@ from pyiceberg.io.pyarrow import _dataframe_to_data_files
 from pyiceberg.partitioning import PartitionField, PartitionSpec
 from pyiceberg.schema import Schema
 from pyiceberg.table import Table
+from pyiceberg.table.metadata import TableMetadataCommonFields
 from pyiceberg.transforms import DayTransform, IdentityTransform
 from pyiceberg.types import IntegerType, LongType, NestedField, StringType, TimestamptzType
 
@@ -167,6 +168,9 @@ def test_the_task_schema_is_worked_out_once_per_metadata_and_never_lent_to_anoth
         assert len(calls) == 1  # three writes, one mapping
         twin_files = list(datafiles.data_files(twin.metadata, twin.io, rows, uuid.uuid4(), itertools.count()))
         assert len(calls) == 2  # the same names in another table: worked out again
+        # What is kept is the schema, never a whole metadata copy (100 MB for a wide table).
+        held = [x for entry in datafiles._TASK_SCHEMAS for x in entry]
+        assert not any(isinstance(x, TableMetadataCommonFields) for x in held)
     finally:
         datafiles._task_schema = real  # type: ignore[assignment]
     # Each file's statistics are keyed by its own table's field IDs: n is 3 in one, 4 in the other.

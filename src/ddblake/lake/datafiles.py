@@ -103,29 +103,39 @@ def data_files(
     )
 
 
-_TASK_SCHEMAS: list[tuple[TableMetadata, bool, bytes, Any]] = []
-"""The last few :func:`_task_schema` answers, each with the metadata object it was for."""
+_TASK_SCHEMAS: list[tuple[Any, int, bool, bytes, Any]] = []
+"""The last few :func:`_task_schema` answers, each with the Iceberg schema object it was for."""
 
 
 def _task_schema(metadata: TableMetadata, rows: pa.Schema, downcast: bool, convert: Any) -> Any:
-    """``pyarrow_to_schema`` of ``rows`` by ``metadata``'s name mapping, once per metadata and schema.
+    """``pyarrow_to_schema`` of ``rows`` by ``metadata``'s name mapping, once per schema.
 
     A batch writes many files of one schema against one metadata object (a rewrite, bucket by
     bucket), and pyiceberg matches each column to the mapping by a search over every column: on a
-    table of 3,000 columns, 0.44 s a file. The answer is kept for the same metadata *object* (held
-    here, so its identity cannot pass to another) and an equal schema, field metadata included.
+    table of 3,000 columns, 0.44 s a file. The mapping is a function of the table's current schema
+    alone, so the answer is kept for the same Iceberg schema *object* (held here, so that its
+    identity cannot pass to another; a schema, not the whole metadata, which for a wide table with
+    many schemas is 100 MB a copy), the format version, and an equal Arrow schema, field metadata
+    included.
     """
+    schema = metadata.schema()
+    version = metadata.format_version
     serialized = rows.serialize().to_pybytes()
-    for held, held_downcast, held_schema, answer in _TASK_SCHEMAS:
-        if held is metadata and held_downcast == downcast and held_schema == serialized:
+    for held, held_version, held_downcast, held_rows, answer in _TASK_SCHEMAS:
+        if (
+            held is schema
+            and held_version == version
+            and held_downcast == downcast
+            and held_rows == serialized
+        ):
             return answer
     answer = convert(
         rows,
-        name_mapping=metadata.schema().name_mapping,
+        name_mapping=schema.name_mapping,
         downcast_ns_timestamp_to_us=downcast,
-        format_version=metadata.format_version,
+        format_version=version,
     )
-    _TASK_SCHEMAS.insert(0, (metadata, downcast, serialized, answer))
+    _TASK_SCHEMAS.insert(0, (schema, version, downcast, serialized, answer))
     del _TASK_SCHEMAS[4:]
     return answer
 

@@ -11,9 +11,10 @@ same items applied to a local lake.
 So Glue is given a copy made to fit (:func:`glue_columns`), while the Iceberg metadata, which
 engines read a table's schema from, keeps every name exactly:
 
-* **a name**: each character Glue refuses is written ``%XX`` (its code point in hex); a name then
-  longer than 255 UTF-16 code units (Glue counts Java characters) is cut and ended with ``~`` and
-  16 hex digits of the SHA-1 of the whole name, and so is a name that would equal one given before;
+* **a name**: each character Glue refuses is written ``%XX`` (its code point in hex, four digits
+  past ``FF``); a name then longer than 255 (UTF-16 code units or UTF-8 bytes, whichever is more:
+  Glue's documentation says either) is cut and ended with ``~`` and 16 hex digits of the SHA-1 of
+  the whole name, and so is a name that would equal one given before;
 * **a type**: characters Glue refuses are written as in names; a type longer than 131,072
   characters is given as ``string``, with a comment that says so;
 * **a comment** (an Iceberg field doc): cut to 255;
@@ -43,8 +44,11 @@ TYPE_NOT_SHOWN: Final = "the Iceberg type is longer than Glue holds; read it fro
 
 
 def _units(text: str) -> int:
-    """Length as Glue counts it: UTF-16 code units (an emoji is two)."""
-    return len(text.encode("utf-16-le", "surrogatepass")) // 2
+    """Length as Glue may count it: UTF-16 code units (Java's length: an emoji is two) or UTF-8
+    bytes (what some of its documentation says), whichever is more."""
+    return max(
+        len(text.encode("utf-16-le", "surrogatepass")) // 2, len(text.encode("utf-8", "surrogatepass"))
+    )
 
 
 def _escaped(text: str) -> str:
@@ -52,12 +56,12 @@ def _escaped(text: str) -> str:
 
 
 def _cut(text: str, units: int) -> str:
-    """The longest start of ``text`` of at most ``units`` UTF-16 code units."""
+    """The longest start of ``text`` of at most ``units`` (as :func:`_units` counts)."""
     if _units(text) <= units:
         return text
     out, used = [], 0
     for char in text:
-        used += 2 if ord(char) > 0xFFFF else 1
+        used += _units(char)
         if used > units:
             break
         out.append(char)
@@ -67,9 +71,13 @@ def _cut(text: str, units: int) -> str:
 def glue_name(name: str, taken: set[str]) -> str:
     """The name Glue is given for column ``name``, none of ``taken`` (which it joins)."""
     shown = _escaped(name)
-    if _units(shown) > NAME_MAX or shown in taken:
-        digest = hashlib.sha1(name.encode("utf-8", "surrogatepass"), usedforsecurity=False).hexdigest()[:16]
-        shown = f"{_cut(shown, NAME_MAX - _HASH_UNITS)}~{digest}"
+    salt = 0
+    while _units(shown) > NAME_MAX or shown in taken:
+        # A hashed name may itself be taken (an attribute may be named like one): hash again.
+        seed = name if salt == 0 else f"{name}\x00{salt}"
+        digest = hashlib.sha1(seed.encode("utf-8", "surrogatepass"), usedforsecurity=False).hexdigest()[:16]
+        shown = f"{_cut(_escaped(name), NAME_MAX - _HASH_UNITS)}~{digest}"
+        salt += 1
     taken.add(shown)
     return shown
 
@@ -108,8 +116,8 @@ def glue_columns(columns: list[Any]) -> list[Any]:
 
 
 def glue_parameters(parameters: dict[str, str]) -> dict[str, str]:
-    """A table's Glue parameters without those Glue refuses (a key over 255 characters, a value
-    over 512,000, a character outside its pattern).
+    """A table's Glue parameters without those Glue refuses (a key over 255 characters or with a
+    character outside its pattern, a value over 512,000 characters).
 
     pyiceberg copies every Iceberg table property into them, and reads none back (a table's
     properties are read from its metadata file), so a property Glue cannot hold is left out of
@@ -119,10 +127,7 @@ def glue_parameters(parameters: dict[str, str]) -> dict[str, str]:
     return {
         key: value
         for key, value in parameters.items()
-        if 1 <= _units(key) <= NAME_MAX
-        and _units(value) <= PARAMETER_MAX
-        and not _REFUSED.search(key)
-        and not _REFUSED.search(value)
+        if 1 <= _units(key) <= NAME_MAX and _units(value) <= PARAMETER_MAX and not _REFUSED.search(key)
     }
 
 
