@@ -139,7 +139,8 @@ def test_what_glue_is_shown_is_unique_and_within_its_limits() -> None:
     crafted = [c["Name"] for c in gluecolumns.glue_columns([{"Name": n} for n in ("a\nb", "a%0Ab", first)])]
     assert len(set(crafted)) == 3 and "a%0Ab" in crafted and first in crafted
     assert gluecolumns.glue_name("\ud800\ufffe", set()) == "%D800%FFFE"
-    assert gluecolumns.glue_comment("d" * 300) == "d" * 254 + "…"
+    assert gluecolumns.glue_comment("d" * 300) == "d" * 252 + "…"  # 255 UTF-8 bytes
+    assert _units(gluecolumns.glue_comment("é" * 300)) <= 255
 
 
 def test_table_parameters_glue_refuses_are_left_out_of_its_copy() -> None:

@@ -91,7 +91,7 @@ def glue_type(type_: str) -> str:
 def glue_comment(comment: str) -> str:
     """The comment Glue is given for a column's Iceberg doc."""
     shown = _escaped(comment)
-    return shown if _units(shown) <= COMMENT_MAX else _cut(shown, COMMENT_MAX - 1) + "…"
+    return shown if _units(shown) <= COMMENT_MAX else _cut(shown, COMMENT_MAX - _units("…")) + "…"
 
 
 def glue_columns(columns: list[Any]) -> list[Any]:
