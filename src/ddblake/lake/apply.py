@@ -50,7 +50,7 @@ from ddblake.lake.commits import (
 )
 from ddblake.lake.files import FileRange
 from ddblake.lake.filters import is_in
-from ddblake.lake.layout import partitioned, retype_table
+from ddblake.lake.layout import partitioned
 from ddblake.lake.listing import RawListing
 from ddblake.lake.options import (
     FOLD_GRACE_HOURS,
@@ -62,6 +62,7 @@ from ddblake.lake.options import (
 from ddblake.lake.options import ApplyConfig as ApplyConfig  # the public names stay importable here
 from ddblake.lake.options import ApplyResult as ApplyResult
 from ddblake.lake.recovery import unreadable_raw
+from ddblake.lake.retyping import retype_table
 from ddblake.lake.storage import Storage
 from ddblake.lake.tables import TableOwnership
 from ddblake.names import changes_identifier, table_identifier

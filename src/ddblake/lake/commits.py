@@ -127,15 +127,23 @@ def _replace_class() -> type | None:
     return _ReplaceFiles
 
 
-def bucket_files(metadata: TableMetadata, io: Any, rows: pa.Table, write_uuid: uuid.UUID) -> list[Any]:
+def bucket_files(
+    metadata: TableMetadata,
+    io: Any,
+    rows: pa.Table,
+    write_uuid: uuid.UUID,
+    counter: itertools.count[int] | None = None,
+) -> list[Any]:
     """``rows`` written as data files of the table ``metadata`` describes, bucket by bucket, each
     bucket's rows sorted by hash and cut by :func:`ddblake.lake.files.split_sorted` (the layout
-    :func:`rewrite_buckets` keeps)."""
+    :func:`rewrite_buckets` keeps). Files are named by ``write_uuid`` and ``counter``'s numbers:
+    calls that share a ``write_uuid`` must share a counter, or a later file would overwrite an
+    earlier one of the same name."""
     if rows.num_rows == 0:
         return []
     hashed = HASH_COLUMN in rows.column_names
     rows = rows.sort_by([("_ddb_bucket", "ascending")] + ([(HASH_COLUMN, "ascending")] if hashed else []))
-    counter = itertools.count(0)
+    counter = itertools.count(0) if counter is None else counter
     out: list[Any] = []
     start = 0
     for count in pc.value_counts(rows.column("_ddb_bucket")).field("counts").to_pylist():  # sorted runs

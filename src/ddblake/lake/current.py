@@ -28,7 +28,6 @@ from ddblake.changes.model import compact_json
 from ddblake.changes.resolve import Keyed, key_hash
 from ddblake.codec.schema import T
 from ddblake.lake import columns, untypedcols
-from ddblake.lake.files import with_hashes
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +120,7 @@ def attribute_schema(
     return pa.schema(fields + untypedcols.untyped_fields(untyped or {}, present))
 
 
-def _lake_columns(typed: pa.Table, have: pa.Schema | None) -> tuple[pa.Table, dict[str, T]]:
+def lake_columns(typed: pa.Table, have: pa.Schema | None) -> tuple[pa.Table, dict[str, T]]:
     """The codec's columns as the lake stores them (untyped parts left out, lake names), and the
     columns left out although an item held a value for them, with their shapes
     (:func:`ddblake.lake.untypedcols.typed_only`).
@@ -134,17 +133,17 @@ def _lake_columns(typed: pa.Table, have: pa.Schema | None) -> tuple[pa.Table, di
     return columns.to_columns(kept, have, META_COLUMNS), untyped
 
 
-def _typed_dicts(
+def typed_dicts(
     images: Sequence[object],
     attr_schema: pa.Schema | None,
     *,
     evolve: bool = True,
     have: pa.Schema | None = None,
 ) -> tuple[pa.Table, dict[str, T]]:
-    """:func:`_lake_columns` of items given as DynamoDB JSON dicts (the codec's Python path)."""
+    """:func:`lake_columns` of items given as DynamoDB JSON dicts (the codec's Python path)."""
     from ddblake.codec import items_to_table
 
-    return _lake_columns(
+    return lake_columns(
         items_to_table(
             list(images),  # type: ignore[arg-type]
             attr_schema,
@@ -165,13 +164,13 @@ def typed_items(
 ) -> pa.Table:
     """Typed attribute columns for items, widened from ``attr_schema`` as the codec's rules say
     (``have``: the table's schema, whose column names are kept)."""
-    return _typed_dicts(images, attr_schema, evolve=evolve, have=have)[0]
+    return typed_dicts(images, attr_schema, evolve=evolve, have=have)[0]
 
 
 def _typed_texts(
     texts: Sequence[str], attr_schema: pa.Schema | None, have: pa.Schema | None
 ) -> tuple[pa.Table, dict[str, T]] | None:
-    """:func:`_typed_dicts` of items given as their JSON text, by the codec's C++ JSON Lines path.
+    """:func:`typed_dicts` of items given as their JSON text, by the codec's C++ JSON Lines path.
 
     None when the texts cannot be UTF-8 (a lone surrogate): the caller takes the dict path.
     """
@@ -181,7 +180,7 @@ def _typed_texts(
         data = "\n".join(texts).encode("utf-8")
     except UnicodeEncodeError:
         return None
-    return _lake_columns(
+    return lake_columns(
         jsonl_to_table(
             data, attr_schema, evolve=True, max_decimal_precision=DECIMAL_PRECISION, wide_decimals=True
         ),
@@ -210,7 +209,7 @@ def typed_rows(
     typed = _typed_texts(item_texts, attr_schema, table_schema) if item_texts else None
     if typed is None:
         images = [json.loads(t) for t in item_texts] if item_texts else [u.event.new_image for u in upserts]
-        typed = _typed_dicts(images, attr_schema, have=table_schema)
+        typed = typed_dicts(images, attr_schema, have=table_schema)
     rows, left_out = typed
     meta = meta_table(upserts, buckets, item_texts)
     for name in meta.column_names:
@@ -286,8 +285,8 @@ def evolve(tx: Any, table: Table, wanted: pa.Schema, *, retyped: bool = False) -
       against ``{}``), and retyping every row finds out, and records the shape.
 
     The untyped columns recorded are joined with ``wanted``'s. ``retyped``: ``wanted`` is the
-    schema of every row (:func:`retype`), so a column of unknown shape that no row holds any more
-    leaves the record.
+    schema of every row (:func:`ddblake.lake.retyping.retype_table`), so a column of unknown shape
+    that no row holds any more leaves the record.
     """
     stale, changed, added, seen, full = _plan(table, wanted)
     _warn_many_columns(table, wanted, len(added))
@@ -304,7 +303,7 @@ def evolve(tx: Any, table: Table, wanted: pa.Schema, *, retyped: bool = False) -
         seen = {name: shape for name, shape in seen.items() if shape is not None}
     joined = untypedcols.join_untyped(seen, untypedcols.untyped_columns(wanted))
     kept = (f for f in table.schema().as_arrow() if f.name not in stale)
-    untyped = untypedcols.without_columns(joined, _attribute_columns(wanted), _level(kept, wanted))
+    untyped = untypedcols.without_columns(joined, attribute_columns(wanted), _level(kept, wanted))
     raw = table.properties.get(UNTYPED_PROPERTY)
     if untyped and untypedcols.dump_untyped(untyped) != raw:
         tx.set_properties({UNTYPED_PROPERTY: untypedcols.dump_untyped(untyped)})
@@ -335,7 +334,7 @@ def _warn_many_columns(table: Table, wanted: pa.Schema, added: int) -> None:
     adds some evolves the schema (Iceberg keeps each schema in every metadata file) and writes
     wider files, so apply slows with each one. Counts only: such names are item data.
     """
-    count = len(_attribute_columns(wanted))
+    count = len(attribute_columns(wanted))
     if added and count > MANY_COLUMNS:
         log.warning(
             "current-state table %s has %d attribute columns, %d of them added by this batch: attribute "
@@ -348,7 +347,7 @@ def _warn_many_columns(table: Table, wanted: pa.Schema, added: int) -> None:
         )
 
 
-def _attribute_columns(schema: pa.Schema | Sequence[pa.Field]) -> list[str]:
+def attribute_columns(schema: pa.Schema | Sequence[pa.Field]) -> list[str]:
     """The names of the attribute columns (metadata columns left out) of a schema or fields."""
     return [f.name for f in schema if f.name not in META_COLUMNS]
 
@@ -388,7 +387,7 @@ def _plan(
     full = bool(
         stale
         or changed
-        or untypedcols.without_columns(seen, _attribute_columns(added), _level(kept.values(), wanted)) != seen
+        or untypedcols.without_columns(seen, attribute_columns(added), _level(kept.values(), wanted)) != seen
         or unknown & set(untypedcols.untyped_columns(wanted))
     )
     return stale, changed, added, seen, full
@@ -396,7 +395,7 @@ def _plan(
 
 def rewrites_all(table: Table, wanted: pa.Schema) -> bool:
     """Whether :func:`evolve` to ``wanted`` would retype every row (decided before it changes anything,
-    since the rows' final schema is then :func:`retype`'s)."""
+    since the rows' final schema is then :func:`ddblake.lake.retyping.retype_table`'s)."""
     return _plan(table, wanted)[4]
 
 
@@ -411,48 +410,3 @@ def conform(rows: pa.Table, schema: pa.Schema) -> pa.Table:
         else:
             arrays.append(pa.nulls(rows.num_rows, field.type))
     return pa.table(arrays, schema=pa.schema([pa.field(f.name, f.type) for f in schema]))
-
-
-def retype(
-    keep: pa.Table,
-    upserts: Sequence[Keyed],
-    buckets: int,
-    schema: pa.Schema,
-    item_texts: Sequence[str] | None = None,
-    untyped: columns.Shapes | None = None,
-) -> pa.Table:
-    """Every row of the table again, typed for ``schema`` widened as the kept rows need.
-
-    Kept rows are typed from their ``_ddb_item`` together with the batch's items, widening
-    ``schema`` where a value does not fit it: one that held no typed column so far (``[]``) under a
-    column the batch typed (a string) makes it DynamoDB JSON text, as the same items applied in one
-    batch would, and so does a ``[]`` of a row against a ``{}`` of the batch. The rows' schema is
-    the one to :func:`evolve` the table to (its metadata names the columns still untyped).
-    ``item_texts``: as for :func:`typed_rows`; ``untyped``: the table's untyped columns.
-    """
-    keep = with_hashes(keep)  # rows of files written before _ddb_hash existed
-    items = [json.loads(s) for s in keep.column("_ddb_item").to_pylist()]
-    changed = {f.name for f in changed_columns({f.name: f for f in keep.schema}, schema)} - set(META_COLUMNS)
-    # ``schema``'s type for a changed column joined the table's type with the batch's, and a
-    # table's int64 counts as 19 digits whatever its values, a decimal(38, S) as 38 - S (int64 then
-    # 1E-20 would give number text, not decimal(38,20); decimal(38,2) then 1.125 number text, not
-    # decimal(38,4)): those columns are typed again from the values of every item, kept and
-    # upserted together, as one batch of the same items would type them. So is every other
-    # column: an untyped value of a kept row meets the batch's values of its attribute.
-    news = [json.loads(t) for t in item_texts] if item_texts else [u.event.new_image for u in upserts]
-    base = attribute_schema(pa.schema([f for f in schema if f.name not in changed]), untyped)
-    joint, old_untyped = _typed_dicts([*items, *news], base, evolve=True, have=schema)
-    old = joint.slice(0, len(items))
-    del news, joint
-    for name in META_COLUMNS:
-        old = old.append_column(name, keep.column(name).cast(META_COLUMNS[name]))
-    new = typed_rows(upserts, buckets, old.schema, item_texts)
-    final = new.schema
-    if not final.remove_metadata().equals(old.schema.remove_metadata()):  # the batch widened it more
-        old = typed_items(items, attribute_schema(final), evolve=False, have=final)
-        for name in META_COLUMNS:
-            old = old.append_column(name, keep.column(name).cast(META_COLUMNS[name]))
-    joined = untypedcols.join_untyped(old_untyped, untypedcols.untyped_columns(new.schema))
-    rows = pa.concat_tables([conform(old, final), conform(new, final)])
-    rows = pa.Table.from_arrays(rows.columns, schema=final.remove_metadata())  # fields' text markers
-    return untypedcols.with_untyped(rows, untypedcols.without_columns(joined, _attribute_columns(final)))

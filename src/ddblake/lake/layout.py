@@ -12,17 +12,14 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
-from typing import Any, Final
+from typing import Final
 
 import pyarrow as pa
-import pyarrow.compute as pc
 from pyiceberg.catalog import Catalog
 from pyiceberg.exceptions import CommitFailedException, NoSuchTableError, TableAlreadyExistsError
 from pyiceberg.table import Table
 from pyiceberg.transforms import IdentityTransform
 
-from ddblake.changes.resolve import Keyed
 from ddblake.errors import TerminalError
 from ddblake.lake import current
 from ddblake.lake.commits import CachedTransaction, replace_table
@@ -138,29 +135,3 @@ def partitioned(table: Table) -> Table:
         if table.current_snapshot() is not None:
             replace_table(tx, table, table.scan().to_arrow(), REPAIR_PROPERTIES, relabel=replace_operation)
     return table  # the commit updated its metadata
-
-
-def retype_table(
-    tx: Any,
-    cur: Table,
-    changed: set[str],
-    upserts: Sequence[Keyed],
-    buckets: int,
-    wanted: pa.Schema,
-    item_texts: Sequence[str],
-    snapshot_properties: dict[str, str],
-) -> int:
-    """Every row of ``cur`` again, with the batch's: one snapshot; returns the data files written.
-
-    For a column whose type changed beyond what Iceberg can promote (:func:`current.rewrites_all`):
-    the rows of keys not ``changed`` are retyped from their items under the schema all rows need
-    (:func:`current.retype`), the table evolves to it, and one ``replace_table`` commit holds them
-    with the batch's ``upserts`` (``wanted``: their typed rows' schema).
-    """
-    everything = cur.scan().to_arrow()
-    drop = pc.is_in(everything.column("_ddb_key"), value_set=pa.array(list(changed), pa.string()))
-    untyped = current.untyped_shapes(cur)
-    keep = everything.filter(pc.invert(drop))
-    rows = current.retype(keep, upserts, buckets, wanted, item_texts, untyped)
-    target = current.evolve(tx, cur, rows.schema, retyped=True)
-    return replace_table(tx, cur, current.conform(rows, target.schema), snapshot_properties)

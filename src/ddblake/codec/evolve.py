@@ -1,0 +1,81 @@
+"""The schema a set of items evolves a schema to, from their types alone, item set by item set.
+
+:func:`~ddblake.codec.arrow.items_to_table` with ``evolve=True`` widens a schema by the batch's
+*values*: a column's type joins the types the values have (an integer of three digits, a decimal
+with a scale of 3), not the Arrow type an earlier batch left (``int64`` counts as 19 digits
+whatever its values). Typing a large set of items part by part through Arrow schemas would widen
+more than typing them at once does. So :func:`infer_types` keeps each part's value types in the
+lattice (:mod:`ddblake.codec.schema`), whose join is associative, and :func:`evolved_schema` gives,
+from the join over every part, the schema ``items_to_table(all the items, schema, evolve=True)``
+gives, without holding all the items at once (a whole-table retype:
+:mod:`ddblake.lake.retyping`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pyarrow as pa
+
+from ddblake.codec.arrow import _Converter
+from ddblake.codec.parsed import parse_items
+from ddblake.codec.schema import (
+    DEFAULT_MAX_PRECISION,
+    NULL_T,
+    T,
+    arrow_field,
+    join,
+    unify_field,
+    widen,
+)
+
+
+def infer_types(
+    items: Sequence[dict[str, Any] | None], *, max_decimal_precision: int = DEFAULT_MAX_PRECISION
+) -> dict[str, T]:
+    """Each attribute's type over these items' values (lattice types, by attribute name)."""
+    convert = _Converter(max_decimal_precision)
+    return {name: convert.slot(slot, None, name)[0] for name, slot in parse_items(list(items)).items()}
+
+
+def join_types(
+    a: Mapping[str, T], b: Mapping[str, T], *, max_decimal_precision: int = DEFAULT_MAX_PRECISION
+) -> dict[str, T]:
+    """The types of two sets of items together (:func:`infer_types` of both at once)."""
+    out = dict(a)
+    for name, t in b.items():
+        out[name] = join(out.get(name, NULL_T), t, max_decimal_precision)
+    return out
+
+
+def evolved_schema(
+    types: Mapping[str, T],
+    schema: pa.Schema | None,
+    *,
+    max_decimal_precision: int = DEFAULT_MAX_PRECISION,
+    wide_decimals: bool = False,
+) -> pa.Schema:
+    """The schema ``items_to_table(items, schema, evolve=True, ...)`` has, for items of ``types``.
+
+    Mirrors :func:`ddblake.codec.arrow._table` with ``evolve=True`` and ``drop_untyped=False``:
+    ``schema``'s columns in its order, each unified with its attribute's type (widened to a wide
+    decimal when it changes, with ``wide_decimals``), then the attributes it lacks, sorted by name.
+    A test holds the two to the same answers.
+    """
+    fields: list[pa.Field] = []
+    todo = set(types)
+    for field in schema if schema is not None else ():
+        todo.discard(field.name)
+        inferred = types.get(field.name)
+        if inferred is None:
+            fields.append(field)
+            continue
+        unified, goal = unify_field(field, inferred, max_decimal_precision)
+        if wide_decimals and unified is not field:
+            unified = arrow_field(field.name, widen(goal, max_decimal_precision))
+        fields.append(unified)
+    for name in sorted(todo):
+        t = types[name]
+        fields.append(arrow_field(name, widen(t, max_decimal_precision) if wide_decimals else t))
+    return pa.schema(fields, metadata=schema.metadata if schema is not None else None)
