@@ -6,8 +6,8 @@ ddblake does it one data file at a time (``ddblake.lake.retyping``: two passes, 
 file). Before session 25 it read the whole table into memory and parsed every item at once, which
 this bench restores in its child as the baseline (the code as it was, below).
 
-Side by side in one run, each side in a fresh child process (its own peak RSS), on copies of the
-same lake: a current-state table of ``--rows`` items (a map ``m`` of two keys, a number, a string),
+Side by side in one run, each side in a fresh child process (its own peak RSS), each on its own
+lake built alike: a current-state table of ``--rows`` items (a map ``m`` of two keys, a number, a string),
 then one batch of one item whose map has a third key, which retypes every row.
 
 Usage: ``python bench/retype.py [--quick] [--rows N]``. The last line printed is one JSON object:
@@ -172,11 +172,10 @@ def main() -> None:
     rows = args.rows or (200_000 if args.quick else 1_000_000)
     work = Path(tempfile.mkdtemp(prefix="ddblake-retype-"))
     try:
-        built = run_child([__file__, "--child", "build", str(work / "base"), str(rows)], timeout=3600)
-        print(f"built: {json.dumps(built)}", flush=True)
         sides = {}
-        for name in ("ddblake", "whole_table"):
-            shutil.copytree(work / "base", work / name)
+        for name in ("ddblake", "whole_table"):  # each its own lake (a copied lake is refused)
+            built = run_child([__file__, "--child", "build", str(work / name), str(rows)], timeout=3600)
+            print(f"built for {name}: {json.dumps(built)}", flush=True)
             argv = [__file__, "--child", "retype", str(work / name), name]
             sides[name] = run_child(argv, timeout=3600)
             sides[name]["wall_s"] = round(sides[name]["wall_s"], 1)

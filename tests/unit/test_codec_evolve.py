@@ -85,3 +85,16 @@ def test_a_decimal_column_read_back_does_not_widen_what_the_values_do_not() -> N
     through_arrow = items_to_table(parts[0], None, evolve=True, wide_decimals=True, **kw).schema
     again = items_to_table(parts[1], through_arrow, evolve=True, wide_decimals=True, **kw).schema
     assert again.field("n").type == pa.string()  # number text: the way a retype must not go
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_types_read_from_json_lines_are_those_of_the_items(seed: int) -> None:
+    import json
+
+    from ddblake.codec.evolve import infer_text_types
+
+    rng = random.Random(1000 + seed)
+    items = _items(rng, rng.randint(1, 40))
+    data = "\n".join(json.dumps(i, separators=(",", ":"), ensure_ascii=False) for i in items).encode()
+    kw = {"max_decimal_precision": PRECISION}
+    assert infer_text_types(data, **kw) == infer_types(items, **kw)

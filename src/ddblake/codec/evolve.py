@@ -18,8 +18,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from ddblake.codec.arrow import _Converter
-from ddblake.codec.parsed import parse_items
+from ddblake.codec.arrow import _Converter, _whole
+from ddblake.codec.parsed import load_lines, parse_items, read_jsonl
 from ddblake.codec.schema import (
     DEFAULT_MAX_PRECISION,
     NULL_T,
@@ -37,6 +37,20 @@ def infer_types(
     """Each attribute's type over these items' values (lattice types, by attribute name)."""
     convert = _Converter(max_decimal_precision)
     return {name: convert.slot(slot, None, name)[0] for name, slot in parse_items(list(items)).items()}
+
+
+def infer_text_types(data: bytes, *, max_decimal_precision: int = DEFAULT_MAX_PRECISION) -> dict[str, T]:
+    """:func:`infer_types` of items given as JSON Lines (one DynamoDB JSON item a line), read in
+    C++ as :func:`~ddblake.codec.arrow.jsonl_to_table` reads them, or the exact Python way where
+    it does."""
+    try:
+        parsed = read_jsonl(data, refuse_wide=1) if data.lstrip()[:1] in (b"{", b"") else None
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, UnicodeDecodeError):
+        parsed = None
+    if parsed is None:
+        return infer_types(load_lines(data), max_decimal_precision=max_decimal_precision)
+    convert = _Converter(max_decimal_precision)
+    return {name: convert.slot(_whole(parsed.column(name)), None, name)[0] for name in parsed.column_names}
 
 
 def join_types(

@@ -167,8 +167,8 @@ def typed_items(
     return typed_dicts(images, attr_schema, evolve=evolve, have=have)[0]
 
 
-def _typed_texts(
-    texts: Sequence[str], attr_schema: pa.Schema | None, have: pa.Schema | None
+def typed_texts(
+    texts: Sequence[str], attr_schema: pa.Schema | None, have: pa.Schema | None, *, evolve: bool = True
 ) -> tuple[pa.Table, dict[str, T]] | None:
     """:func:`typed_dicts` of items given as their JSON text, by the codec's C++ JSON Lines path.
 
@@ -182,7 +182,11 @@ def _typed_texts(
         return None
     return lake_columns(
         jsonl_to_table(
-            data, attr_schema, evolve=True, max_decimal_precision=DECIMAL_PRECISION, wide_decimals=True
+            data,
+            attr_schema,
+            evolve=evolve or attr_schema is None,
+            max_decimal_precision=DECIMAL_PRECISION,
+            wide_decimals=True,
         ),
         have,
     )
@@ -206,7 +210,7 @@ def typed_rows(
     ``untyped``: the table's untyped columns (:func:`untyped_shapes`), joined with the batch's.
     """
     attr_schema = attribute_schema(table_schema, untyped)
-    typed = _typed_texts(item_texts, attr_schema, table_schema) if item_texts else None
+    typed = typed_texts(item_texts, attr_schema, table_schema) if item_texts else None
     if typed is None:
         images = [json.loads(t) for t in item_texts] if item_texts else [u.event.new_image for u in upserts]
         typed = typed_dicts(images, attr_schema, have=table_schema)

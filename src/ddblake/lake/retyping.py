@@ -29,8 +29,9 @@ import pyarrow.compute as pc
 from pyiceberg.expressions import AlwaysTrue
 from pyiceberg.table import Table
 
+from ddblake.changes.model import compact_json
 from ddblake.changes.resolve import Keyed
-from ddblake.codec.evolve import evolved_schema, infer_types, join_types
+from ddblake.codec.evolve import evolved_schema, infer_text_types, infer_types, join_types
 from ddblake.lake import current, untypedcols
 from ddblake.lake.commits import bucket_files, commit_replace
 from ddblake.lake.current import META_COLUMNS
@@ -60,13 +61,23 @@ def retype_table(
     tasks = list(cur.scan().plan_files()) if cur.current_snapshot() is not None else []
     drop = pa.array(sorted(changed), pa.string())
 
+    precision = current.DECIMAL_PRECISION
+
     def kept(task: Any, names: Sequence[str] | None = None) -> pa.Table:
         schema = cur.schema() if names is None else cur.schema().select(*names)
         rows = ArrowScan(cur.metadata, cur.io, schema, AlwaysTrue()).to_table([task])
         return rows.filter(pc.invert(pc.is_in(rows.column("_ddb_key"), value_set=drop)))
 
-    def items_of(rows: pa.Table) -> list[Any]:
-        return [json.loads(s) for s in rows.column("_ddb_item").to_pylist()]
+    def texts_of(rows: pa.Table) -> list[str]:
+        return [str(t) for t in rows.column("_ddb_item").to_pylist()]
+
+    def types_of(texts: Sequence[str]) -> dict[str, Any]:
+        """The texts' value types, read in C++ (the exact Python way for texts UTF-8 cannot hold)."""
+        try:
+            data = "\n".join(texts).encode("utf-8")
+        except UnicodeEncodeError:
+            return infer_types([json.loads(t) for t in texts], max_decimal_precision=precision)
+        return infer_text_types(data, max_decimal_precision=precision)
 
     # Pass 1: the schema every row needs. Each file's items are typed by their values, and those
     # types joined (as typing them all at once does: an int64 column read back from a file counts
@@ -76,14 +87,12 @@ def retype_table(
     base = current.attribute_schema(
         pa.schema([f for f in wanted if f.name not in retyped]), current.untyped_shapes(cur)
     )
-    precision = current.DECIMAL_PRECISION
-    news = [json.loads(t) for t in item_texts] if item_texts else [u.event.new_image for u in upserts]
-    parts: Iterator[list[Any]] = (items_of(kept(t, ["_ddb_key", "_ddb_item"])) for t in tasks)
+    news = list(item_texts) if item_texts else [compact_json(u.event.new_image) for u in upserts]
+    parts: Iterator[list[str]] = (texts_of(kept(t, ["_ddb_key", "_ddb_item"])) for t in tasks)
     types: dict[str, Any] = {}
-    for items in itertools.chain(parts, [news]):  # one file's items at a time
-        types = join_types(
-            types, infer_types(items, max_decimal_precision=precision), max_decimal_precision=precision
-        )
+    for texts in itertools.chain(parts, [news]):  # one file's items at a time
+        if texts:
+            types = join_types(types, types_of(texts), max_decimal_precision=precision)
     joint = evolved_schema(types, base, max_decimal_precision=precision, wide_decimals=True)
     so_far, left_out = current.lake_columns(joint.empty_table(), wanted)
     old_schema = pa.schema([*so_far.schema, *(pa.field(n, t) for n, t in META_COLUMNS.items())])
@@ -110,7 +119,14 @@ def retype_table(
         rows = with_hashes(kept(task))
         if rows.num_rows == 0:
             continue
-        typed = current.typed_items(items_of(rows), attributes, evolve=False, have=final)
+        texts = texts_of(rows)
+        done = current.typed_texts(texts, attributes, final, evolve=False)
+        typed = (
+            done[0]
+            if done is not None
+            else current.typed_items([json.loads(t) for t in texts], attributes, evolve=False, have=final)
+        )
+        del texts, done
         for name in META_COLUMNS:
             typed = typed.append_column(name, rows.column(name).cast(META_COLUMNS[name]))
         del rows
