@@ -144,6 +144,7 @@ def child_retype(lake: Path, whole_table: bool) -> None:
     started = time.perf_counter()
     _apply(lake)
     seconds = time.perf_counter() - started
+    peak = peak_rss_mb()  # before the check below reads the whole table
     storage = Storage.from_uri(str(lake))
     table = open_catalog(LakeConfig.build(lake=str(lake)), storage).load_table("ddb.retype_table")
     rows = table.scan(selected_fields=("_ddb_key", "_ddb_item")).to_arrow().sort_by("_ddb_key")
@@ -152,7 +153,7 @@ def child_retype(lake: Path, whole_table: bool) -> None:
     for key, item in zip(rows.column(0).to_pylist(), rows.column(1).to_pylist(), strict=True):
         digest.update(f"{key}\t{item}\n".encode())
     m_type = str(table.schema().find_field("m").field_type)
-    out = {"seconds": round(seconds, 2), "peak_rss_mb": round(peak_rss_mb()), "rows": rows.num_rows}
+    out = {"seconds": round(seconds, 2), "peak_rss_mb": round(peak), "rows": rows.num_rows}
     print(json.dumps({**out, "files": files, "digest": digest.hexdigest(), "m_type": m_type}))
 
 
