@@ -98,3 +98,22 @@ def test_types_read_from_json_lines_are_those_of_the_items(seed: int) -> None:
     data = "\n".join(json.dumps(i, separators=(",", ":"), ensure_ascii=False) for i in items).encode()
     kw = {"max_decimal_precision": PRECISION}
     assert infer_text_types(data, **kw) == infer_types(items, **kw)
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_map_fields_come_sorted_whatever_order_the_parts_come_in(seed: int) -> None:
+    """Typing items at once sorts a map's fields by name; parts joined must give the same order."""
+    rng = random.Random(2000 + seed)
+    keys = [f"k{c}" for c in "zyxabc"]
+
+    def item() -> dict[str, Any]:
+        inner = {k: {"N": "1"} for k in rng.sample(keys, rng.randint(1, 3))}
+        return {"pk": {"S": "x"}, "m": {"M": inner}, "l": {"L": [{"M": inner}]}}
+
+    items = [item() for _ in range(rng.randint(2, 12))]
+    kw = {"max_decimal_precision": PRECISION}
+    at_once = items_to_table(items, None, evolve=True, wide_decimals=True, **kw).schema
+    types: dict[str, Any] = {}
+    for one in items:  # a part per item: the worst order
+        types = join_types(types, infer_types([one], **kw), **kw)
+    assert evolved_schema(types, None, wide_decimals=True, **kw).equals(at_once, check_metadata=True)

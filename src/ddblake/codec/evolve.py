@@ -23,6 +23,8 @@ from ddblake.codec.parsed import load_lines, parse_items, read_jsonl
 from ddblake.codec.schema import (
     DEFAULT_MAX_PRECISION,
     NULL_T,
+    ListT,
+    StructT,
     T,
     arrow_field,
     join,
@@ -56,11 +58,24 @@ def infer_text_types(data: bytes, *, max_decimal_precision: int = DEFAULT_MAX_PR
 def join_types(
     a: Mapping[str, T], b: Mapping[str, T], *, max_decimal_precision: int = DEFAULT_MAX_PRECISION
 ) -> dict[str, T]:
-    """The types of two sets of items together (:func:`infer_types` of both at once)."""
+    """The types of two sets of items together (:func:`infer_types` of both at once).
+
+    Typing items at once sorts a map's fields by name; a join keeps the first type's fields first
+    and adds the other's after them. So the joined types have their fields sorted again, at every
+    depth: otherwise a column's fields would come in the order its files happened to be read.
+    """
     out = dict(a)
     for name, t in b.items():
-        out[name] = join(out.get(name, NULL_T), t, max_decimal_precision)
+        out[name] = _by_name(join(out.get(name, NULL_T), t, max_decimal_precision))
     return out
+
+
+def _by_name(t: T) -> T:
+    if isinstance(t, StructT):
+        return StructT(tuple(sorted(((name, _by_name(f)) for name, f in t.fields), key=lambda nf: nf[0])))
+    if isinstance(t, ListT):
+        return ListT(_by_name(t.elem))
+    return t
 
 
 def evolved_schema(
