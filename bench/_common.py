@@ -211,3 +211,51 @@ def percentile(values: Sequence[float], q: float) -> float:
     lo = int(pos)
     hi = min(lo + 1, len(ordered) - 1)
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+T0_US = 1_764_316_800_000_000  # 2025-11-28T08:00:00Z: the event times of the per-batch benches
+
+
+def write_changes(
+    lake: Path,
+    table: str,
+    images: Sequence[dict[str, Any]],
+    *,
+    batch: int,
+    first_us: int,
+    step_us: int = 1000,
+    op: str = "INSERT",
+    per_file: int = 100_000,
+) -> None:
+    """``images`` as one batch's change events in the raw log (IDs ``e<batch>-<i>``, keyed by
+    ``pk``, event times from ``first_us`` by ``step_us``), ``per_file`` events to a raw file."""
+    from ddblake.changes.model import ChangeEvent
+    from ddblake.lake.rawlog import RawLogWriter
+
+    storage = Storage.from_uri(str(lake))
+    for start in range(0, len(images), per_file):
+        writer = RawLogWriter(storage, table, buffer_bytes=1 << 30, buffer_seconds=3600)
+        for i, image in enumerate(images[start : start + per_file], start):
+            event = ChangeEvent(
+                op=op,  # type: ignore[arg-type]
+                table=table,
+                keys={"pk": image["pk"]},
+                new_image=image,
+                old_image=None,
+                event_id=f"e{batch}-{i}",
+                event_time_us=first_us + i * step_us,
+                sequence=None,
+                source="streams",
+                ttl=False,
+                ingested_us=T0_US,
+            )
+            writer.add(event.to_line())
+        writer.flush()
+
+
+def run_side(name: str, argv: Sequence[str], timeout: float = 3600) -> dict[str, Any]:
+    """One side of a bench in a fresh process (:func:`run_child`), printed as it ends."""
+    side = run_child(argv, timeout=timeout)
+    side["wall_s"] = round(side["wall_s"], 1)
+    print(f"{name}: {json.dumps(side)}", flush=True)
+    return side

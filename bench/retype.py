@@ -28,36 +28,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import peak_rss_mb, run_child
+from _common import T0_US, peak_rss_mb, run_child, run_side, write_changes
 
 TABLE = "retype-table"
-T0_US = 1_764_316_800_000_000
 
 
 def _write(lake: Path, batch: int, images: list[dict[str, Any]]) -> None:
-    from ddblake.changes.model import ChangeEvent
-    from ddblake.lake.rawlog import RawLogWriter
-    from ddblake.lake.storage import Storage
-
-    storage = Storage.from_uri(str(lake))
-    for start in range(0, len(images), 100_000):
-        writer = RawLogWriter(storage, TABLE, buffer_bytes=1 << 30, buffer_seconds=3600)
-        for i, image in enumerate(images[start : start + 100_000]):
-            event = ChangeEvent(
-                op="MODIFY",
-                table=TABLE,
-                keys={"pk": image["pk"]},
-                new_image=image,
-                old_image=None,
-                event_id=f"e{batch}-{start + i}",
-                event_time_us=T0_US + batch * 10**9 + start + i,
-                sequence=None,
-                source="streams",
-                ttl=False,
-                ingested_us=T0_US,
-            )
-            writer.add(event.to_line())
-        writer.flush()
+    write_changes(lake, TABLE, images, batch=batch, first_us=T0_US + batch * 10**9, step_us=1, op="MODIFY")
 
 
 def _apply(lake: Path) -> None:
@@ -178,9 +155,7 @@ def main() -> None:
             built = run_child([__file__, "--child", "build", str(work / name), str(rows)], timeout=3600)
             print(f"built for {name}: {json.dumps(built)}", flush=True)
             argv = [__file__, "--child", "retype", str(work / name), name]
-            sides[name] = run_child(argv, timeout=3600)
-            sides[name]["wall_s"] = round(sides[name]["wall_s"], 1)
-            print(f"{name}: {json.dumps(sides[name])}", flush=True)
+            sides[name] = run_side(name, argv)
         ours, theirs = sides["ddblake"], sides["whole_table"]
         ok = bool(ours.get("ok") and theirs.get("ok"))
         summary = {

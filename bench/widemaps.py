@@ -30,7 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import peak_rss_mb, run_child
+from _common import T0_US, peak_rss_mb, run_side, write_changes
 
 TABLE = "scores-table"
 LIMIT_LIFTED = 10**9
@@ -51,11 +51,9 @@ def _items(batch: int, count: int) -> list[str]:
 
 def child(lake: Path, batches: int, items: int, limit: int | None) -> None:
     """One side: write the raw log, apply it batch by batch, print a JSON line."""
-    from ddblake.changes.model import ChangeEvent
     from ddblake.codec import schema as lattice
     from ddblake.lake.apply import Applier, ApplyConfig
     from ddblake.lake.catalog import LakeConfig
-    from ddblake.lake.rawlog import RawLogWriter
     from ddblake.lake.storage import Storage
 
     if limit is not None:
@@ -63,26 +61,9 @@ def child(lake: Path, batches: int, items: int, limit: int | None) -> None:
     storage = Storage.from_uri(str(lake))
     config = ApplyConfig.build(table=TABLE, lake=LakeConfig.build(lake=str(lake)), once=True)
     seconds = []
-    t0_us = 1_764_316_800_000_000
     for b in range(batches):
-        writer = RawLogWriter(storage, TABLE, buffer_bytes=1 << 30, buffer_seconds=3600)
-        for i, text in enumerate(_items(b, items)):
-            image = json.loads(text)
-            event = ChangeEvent(
-                op="INSERT",
-                table=TABLE,
-                keys={"pk": image["pk"]},
-                new_image=image,
-                old_image=None,
-                event_id=f"e{b}-{i}",
-                event_time_us=t0_us + (b * items + i) * 1000,
-                sequence=None,
-                source="streams",
-                ttl=False,
-                ingested_us=t0_us,
-            )
-            writer.add(event.to_line())
-        writer.flush()
+        images = [json.loads(text) for text in _items(b, items)]
+        write_changes(lake, TABLE, images, batch=b, first_us=T0_US + b * items * 1000)
         started = time.perf_counter()
         Applier(config, storage=storage).run_once()
         seconds.append(time.perf_counter() - started)
@@ -122,9 +103,7 @@ def main() -> None:
         for name, limit in (("ddblake", "default"), ("field_per_key", str(LIMIT_LIFTED))):
             lake = work / name
             argv = [__file__, "--child", str(lake), str(batches), str(items), limit]
-            sides[name] = run_child(argv, timeout=3600)
-            sides[name]["wall_s"] = round(sides[name]["wall_s"], 1)
-            print(f"{name}: {json.dumps(sides[name])}", flush=True)
+            sides[name] = run_side(name, argv)
         ours, theirs = sides["ddblake"], sides["field_per_key"]
         ok = ours.get("ok") and theirs.get("ok")
         summary = {

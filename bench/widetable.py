@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import peak_rss_mb, run_child
+from _common import T0_US, peak_rss_mb, run_side, write_changes
 
 TABLE = "stats-table"
 
@@ -74,10 +74,8 @@ def child(lake: Path, batches: int, items: int, quadratic: bool) -> None:
     """One side: write the raw log, apply it batch by batch, print a JSON line."""
     import logging
 
-    from ddblake.changes.model import ChangeEvent
     from ddblake.lake.apply import Applier, ApplyConfig
     from ddblake.lake.catalog import LakeConfig, open_catalog
-    from ddblake.lake.rawlog import RawLogWriter
     from ddblake.lake.storage import Storage
 
     logging.disable(logging.WARNING)  # the many-columns warning, once a batch
@@ -87,32 +85,17 @@ def child(lake: Path, batches: int, items: int, quadratic: bool) -> None:
     lake_config = LakeConfig.build(lake=str(lake))
     config = ApplyConfig.build(table=TABLE, lake=lake_config, once=True)
     seconds = []
-    t0_us = 1_764_316_800_000_000
     for b in range(batches):
-        writer = RawLogWriter(storage, TABLE, buffer_bytes=1 << 30, buffer_seconds=3600)
-        for i in range(items):
-            n = b * items + i
-            image = {
+        images = [
+            {
                 "pk": {"S": f"page#{n:07d}"},
                 "title": {"S": f"page {n}"},
                 f"views_{n}": {"N": str(n % 1000)},
                 f"source_{n}": {"S": "web"},
             }
-            event = ChangeEvent(
-                op="INSERT",
-                table=TABLE,
-                keys={"pk": image["pk"]},
-                new_image=image,
-                old_image=None,
-                event_id=f"e{b}-{i}",
-                event_time_us=t0_us + n * 1000,
-                sequence=None,
-                source="streams",
-                ttl=False,
-                ingested_us=t0_us,
-            )
-            writer.add(event.to_line())
-        writer.flush()
+            for n in range(b * items, (b + 1) * items)
+        ]
+        write_changes(lake, TABLE, images, batch=b, first_us=T0_US + b * items * 1000)
         started = time.perf_counter()
         Applier(config, storage=storage).run_once()
         seconds.append(time.perf_counter() - started)
@@ -149,9 +132,7 @@ def main() -> None:
         sides = {}
         for name in ("ddblake", "quadratic"):
             argv = [__file__, "--child", str(work / name), str(batches), str(items), name]
-            sides[name] = run_child(argv, timeout=3600)
-            sides[name]["wall_s"] = round(sides[name]["wall_s"], 1)
-            print(f"{name}: {json.dumps(sides[name])}", flush=True)
+            sides[name] = run_side(name, argv)
         ours, theirs = sides["ddblake"], sides["quadratic"]
         ok = ours.get("ok") and theirs.get("ok")
         same = bool(ok and (ours["columns"], ours["rows"]) == (theirs["columns"], theirs["rows"]))
