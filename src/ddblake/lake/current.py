@@ -169,17 +169,15 @@ def typed_items(
 
 def typed_texts(
     texts: Sequence[str], attr_schema: pa.Schema | None, have: pa.Schema | None, *, evolve: bool = True
-) -> tuple[pa.Table, dict[str, T]] | None:
-    """:func:`typed_dicts` of items given as their JSON text, by the codec's C++ JSON Lines path.
-
-    None when the texts cannot be UTF-8 (a lone surrogate): the caller takes the dict path.
-    """
+) -> tuple[pa.Table, dict[str, T]]:
+    """:func:`typed_dicts` of items given as their JSON text, by the codec's C++ JSON Lines path
+    (texts UTF-8 cannot hold, with a lone surrogate, the dict way)."""
     from ddblake.codec import jsonl_to_table
 
     try:
         data = "\n".join(texts).encode("utf-8")
     except UnicodeEncodeError:
-        return None
+        return typed_dicts([json.loads(t) for t in texts], attr_schema, evolve=evolve, have=have)
     return lake_columns(
         jsonl_to_table(
             data,
@@ -210,11 +208,10 @@ def typed_rows(
     ``untyped``: the table's untyped columns (:func:`untyped_shapes`), joined with the batch's.
     """
     attr_schema = attribute_schema(table_schema, untyped)
-    typed = typed_texts(item_texts, attr_schema, table_schema) if item_texts else None
-    if typed is None:
-        images = [json.loads(t) for t in item_texts] if item_texts else [u.event.new_image for u in upserts]
-        typed = typed_dicts(images, attr_schema, have=table_schema)
-    rows, left_out = typed
+    if item_texts:
+        rows, left_out = typed_texts(item_texts, attr_schema, table_schema)
+    else:
+        rows, left_out = typed_dicts([u.event.new_image for u in upserts], attr_schema, have=table_schema)
     meta = meta_table(upserts, buckets, item_texts)
     for name in meta.column_names:
         rows = rows.append_column(meta.schema.field(name), meta.column(name))

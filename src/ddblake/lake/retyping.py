@@ -19,7 +19,6 @@ The rows of the batch's changed keys are left out of both passes (the batch's ro
 from __future__ import annotations
 
 import itertools
-import json
 import uuid
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -31,7 +30,7 @@ from pyiceberg.table import Table
 
 from ddblake.changes.model import compact_json
 from ddblake.changes.resolve import Keyed
-from ddblake.codec.evolve import evolved_schema, infer_text_types, infer_types, join_types
+from ddblake.codec.evolve import evolved_schema, infer_text_types, join_types
 from ddblake.lake import current, untypedcols
 from ddblake.lake.commits import bucket_files, commit_replace
 from ddblake.lake.current import META_COLUMNS
@@ -60,7 +59,6 @@ def retype_table(
 
     tasks = list(cur.scan().plan_files()) if cur.current_snapshot() is not None else []
     drop = pa.array(sorted(changed), pa.string())
-
     precision = current.DECIMAL_PRECISION
 
     def kept(task: Any, names: Sequence[str] | None = None) -> pa.Table:
@@ -72,12 +70,8 @@ def retype_table(
         return [str(t) for t in rows.column("_ddb_item").to_pylist()]
 
     def types_of(texts: Sequence[str]) -> dict[str, Any]:
-        """The texts' value types, read in C++ (the exact Python way for texts UTF-8 cannot hold)."""
-        try:
-            data = "\n".join(texts).encode("utf-8")
-        except UnicodeEncodeError:
-            return infer_types([json.loads(t) for t in texts], max_decimal_precision=precision)
-        return infer_text_types(data, max_decimal_precision=precision)
+        """The texts' value types, read in C++ (``_ddb_item`` read from Parquet is always UTF-8)."""
+        return infer_text_types("\n".join(texts).encode("utf-8"), max_decimal_precision=precision)
 
     # Pass 1: the schema every row needs. Each file's items are typed by their values, and those
     # types joined (as typing them all at once does: an int64 column read back from a file counts
@@ -119,20 +113,13 @@ def retype_table(
         rows = with_hashes(kept(task))
         if rows.num_rows == 0:
             continue
-        texts = texts_of(rows)
-        done = current.typed_texts(texts, attributes, final, evolve=False)
-        typed = (
-            done[0]
-            if done is not None
-            else current.typed_items([json.loads(t) for t in texts], attributes, evolve=False, have=final)
-        )
-        del texts, done
+        typed = current.typed_texts(texts_of(rows), attributes, final, evolve=False)[0]
         for name in META_COLUMNS:
             typed = typed.append_column(name, rows.column(name).cast(META_COLUMNS[name]))
         del rows
-        part = pa.Table.from_arrays(current.conform(typed, final).columns, schema=plain)
-        added += bucket_files(metadata, cur.io, current.conform(part, target.schema), write_uuid, counter)
-    part = pa.Table.from_arrays(current.conform(new, final).columns, schema=plain)
-    added += bucket_files(metadata, cur.io, current.conform(part, target.schema), write_uuid, counter)
+        part = current.conform(current.conform(typed, final), target.schema)
+        added += bucket_files(metadata, cur.io, part, write_uuid, counter)
+    part = current.conform(current.conform(new, final), target.schema)
+    added += bucket_files(metadata, cur.io, part, write_uuid, counter)
     commit_replace(tx, cur, write_uuid, snapshot_properties, AlwaysTrue(), [t.file for t in tasks], added)
     return len(tasks)
