@@ -259,3 +259,10 @@ def run_side(name: str, argv: Sequence[str], timeout: float = 3600) -> dict[str,
     side["wall_s"] = round(side["wall_s"], 1)
     print(f"{name}: {json.dumps(side)}", flush=True)
     return side
+
+
+def side_ratio(ours: dict[str, Any], theirs: dict[str, Any], key: str) -> float | None:
+    """``theirs[key] / ours[key]`` to two places (above 1: ddblake is ahead); None when a side failed."""
+    if not (ours.get("ok") and theirs.get("ok")):
+        return None
+    return round(theirs[key] / ours[key], 2)

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import T0_US, peak_rss_mb, run_child, run_side, write_changes
+from _common import T0_US, peak_rss_mb, run_child, run_side, side_ratio, write_changes
 
 TABLE = "retype-table"
 
@@ -161,8 +161,8 @@ def main() -> None:
         summary = {
             "bench": "retype",
             "rows": rows,
-            "rss_ratio": round(theirs["peak_rss_mb"] / ours["peak_rss_mb"], 2) if ok else None,
-            "time_ratio": round(theirs["seconds"] / ours["seconds"], 2) if ok else None,
+            "rss_ratio": side_ratio(ours, theirs, "peak_rss_mb"),
+            "time_ratio": side_ratio(ours, theirs, "seconds"),
             "same_rows": ok and (ours["rows"], ours["digest"]) == (theirs["rows"], theirs["digest"]),
             "ddblake": ours,
             "whole_table": theirs,

@@ -30,7 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import T0_US, peak_rss_mb, run_side, write_changes
+from _common import T0_US, peak_rss_mb, run_side, side_ratio, write_changes
 
 TABLE = "scores-table"
 LIMIT_LIFTED = 10**9
@@ -105,14 +105,13 @@ def main() -> None:
             argv = [__file__, "--child", str(lake), str(batches), str(items), limit]
             sides[name] = run_side(name, argv)
         ours, theirs = sides["ddblake"], sides["field_per_key"]
-        ok = ours.get("ok") and theirs.get("ok")
         summary = {
             "bench": "widemaps",
             "batches": batches,
             "items_per_batch": items,
             "fresh_keys_per_item": 3,
-            "ratio": round(theirs["seconds"] / ours["seconds"], 2) if ok else None,
-            "last_batch_ratio": round(theirs["last_batch_s"] / ours["last_batch_s"], 2) if ok else None,
+            "ratio": side_ratio(ours, theirs, "seconds"),
+            "last_batch_ratio": side_ratio(ours, theirs, "last_batch_s"),
             "ddblake": ours,
             "field_per_key": theirs,
         }

@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import T0_US, peak_rss_mb, run_side, write_changes
+from _common import T0_US, peak_rss_mb, run_side, side_ratio, write_changes
 
 TABLE = "stats-table"
 
@@ -141,8 +141,8 @@ def main() -> None:
             "batches": batches,
             "items_per_batch": items,
             "new_attribute_names_per_item": 2,
-            "ratio": round(theirs["seconds"] / ours["seconds"], 2) if ok else None,
-            "last_batch_ratio": round(theirs["last_batch_s"] / ours["last_batch_s"], 2) if ok else None,
+            "ratio": side_ratio(ours, theirs, "seconds"),
+            "last_batch_ratio": side_ratio(ours, theirs, "last_batch_s"),
             "same_tables": same,
             "ddblake": ours,
             "quadratic": theirs,
