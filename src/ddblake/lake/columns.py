@@ -361,6 +361,12 @@ def _keys(t: pa.DataType) -> pa.DataType:
     return t
 
 
+def key_type(t: pa.DataType) -> pa.DataType:
+    """A column's type with every struct field, at any depth, named by its map key (field
+    positions kept)."""
+    return _keys(t)
+
+
 def _view(column: pa.ChunkedArray, t: pa.DataType) -> pa.ChunkedArray:
     """The same data under a type that differs only in field names (no copy)."""
     return pa.chunked_array([chunk.view(t) for chunk in column.chunks], t)

@@ -26,8 +26,8 @@ from pyiceberg.table import Table
 
 from ddblake.changes.model import compact_json
 from ddblake.changes.resolve import Keyed, key_hash
-from ddblake.codec.schema import T
-from ddblake.lake import columns, untypedcols
+from ddblake.codec.schema import T, arrow_field, from_field
+from ddblake.lake import columns, fieldadds, untypedcols
 
 log = logging.getLogger(__name__)
 
@@ -111,13 +111,26 @@ def attribute_schema(
 
     ``untyped``: the table's untyped columns (:func:`untyped_shapes`); those of known shape are
     added as fields of their shape, so that the codec joins a batch's values with what rows written
-    before held (``[]`` then ``{}`` make DynamoDB JSON text, as in one batch).
+    before held (``[]`` then ``{}`` make DynamoDB JSON text, as in one batch). The residues of the
+    columns it has are joined into their types alike.
     """
     if table_schema is None:
         return None
     present = [f for f in table_schema if f.name not in META_COLUMNS]
     fields = columns.to_attributes(f.with_type(small_type(f.type)) for f in present)
-    return pa.schema(fields + untypedcols.untyped_fields(untyped or {}, present))
+    shapes = untyped or {}
+    fields = [_with_residue(f, shapes.get(columns.column_name(f.name))) for f in fields]
+    return pa.schema(fields + untypedcols.untyped_fields(shapes, present))
+
+
+def _with_residue(field: pa.Field, left: T | None) -> pa.Field:
+    """A column's codec field joined with its residue (:func:`ddblake.lake.untypedcols.residue`),
+    so that the codec types a batch's values with the untyped ones rows written before held."""
+    t = None if left is None else from_field(field)
+    if t is None or left is None:
+        return field
+    grafted = untypedcols.graft(t, left)
+    return field if grafted == t else arrow_field(field.name, grafted)
 
 
 def lake_columns(typed: pa.Table, have: pa.Schema | None) -> tuple[pa.Table, dict[str, T]]:
@@ -289,22 +302,36 @@ def evolve(tx: Any, table: Table, wanted: pa.Schema, *, retyped: bool = False) -
     schema of every row (:func:`ddblake.lake.retyping.retype_table`), so a column of unknown shape
     that no row holds any more leaves the record.
     """
-    stale, changed, added, seen, full = _plan(table, wanted)
+    plan = _plan(table, wanted)
+    stale, changed, added, seen, full = plan.stale, plan.changed, plan.added, plan.seen, plan.full
     _warn_many_columns(table, wanted, len(added))
     if stale or changed:
         with tx.update_schema() as upd:
             for name in stale + [f.name for f in changed]:
                 upd.delete_column(name)
-    if changed or added:
+    if changed or added or plan.grown:
         with tx.update_schema() as upd:
             _add_columns(upd, pa.schema(changed + added))
+            for adds in plan.grown.values():
+                fieldadds.add_fields(upd, adds)
         _attributes_first(tx, table, [f.name for f in added])
     # Once a column exists its rows are typed: only attributes still without one stay listed.
     if retyped:
         seen = {name: shape for name, shape in seen.items() if shape is not None}
-    joined = untypedcols.join_untyped(seen, untypedcols.untyped_columns(wanted))
-    kept = (f for f in table.schema().as_arrow() if f.name not in stale)
-    untyped = untypedcols.without_columns(joined, attribute_columns(wanted), _level(kept, wanted))
+    batch = untypedcols.untyped_columns(wanted)
+    joined = untypedcols.join_untyped(seen, batch)
+    kept = [f for f in table.schema().as_arrow() if f.name not in stale]
+    level = _level(kept, wanted)
+    present = attribute_columns(wanted)
+    untyped = untypedcols.without_columns(joined, present, level)
+    # Residues: the batch's are joined with the table's (the codec typed its values with them).
+    # They hold for every row only where the table's did, or where no row was written before.
+    trusted = retyped or not _has_rows(table)
+    carried = {*untypedcols.only_columns(seen, present, level)}
+    carried |= {*untypedcols.only_columns(batch, [f.name for f in added], level)}
+    for name, left in untypedcols.only_columns(batch, present, level).items():
+        if trusted or name in carried:
+            untyped[name] = left
     raw = table.properties.get(UNTYPED_PROPERTY)
     if untyped and untypedcols.dump_untyped(untyped) != raw:
         tx.set_properties({UNTYPED_PROPERTY: untypedcols.dump_untyped(untyped)})
@@ -369,11 +396,29 @@ def changed_columns(have: Mapping[str, pa.Field], wanted: pa.Schema) -> list[pa.
     return [f for f in wanted if f.name in have and not untypedcols.same_shape(have[f.name], f)]
 
 
-def _plan(
-    table: Table, wanted: pa.Schema
-) -> tuple[list[str], list[pa.Field], list[pa.Field], columns.Shapes, bool]:
-    """What :func:`evolve` changes: stale and changed columns, added ones, the untyped columns
-    recorded, and whether every row must be retyped."""
+@dataclass(frozen=True)
+class _Plan:
+    """What :func:`evolve` changes: stale and changed columns (dropped; changed ones added again),
+    added ones, struct columns gaining map fields in place, the untyped columns recorded, and
+    whether every row must be retyped."""
+
+    stale: list[str]
+    changed: list[pa.Field]
+    added: list[pa.Field]
+    grown: dict[str, list[fieldadds.Added]]
+    seen: columns.Shapes
+    full: bool
+
+
+def _has_rows(table: Table) -> bool:
+    snap = table.current_snapshot()
+    if snap is None or snap.summary is None:
+        return False
+    return int(snap.summary.additional_properties.get("total-records", "1")) > 0
+
+
+def _plan(table: Table, wanted: pa.Schema) -> _Plan:
+    """What :func:`evolve` changes (:class:`_Plan`)."""
     have = table.schema().as_arrow()
     attributes = [f for f in have if f.name not in META_COLUMNS]
     stale = columns.stale_columns(attributes)  # each name read in its level (``a%~2``: docs/types.md)
@@ -384,6 +429,14 @@ def _plan(
     changed = changed_columns(kept, wanted)
     added = [f for f in wanted if f.name not in kept]
     seen = untyped_shapes(table)
+    grown: dict[str, list[fieldadds.Added]] = {}
+    if changed:
+        attrs = columns.column_attributes([f for f in kept.values() if f.name not in META_COLUMNS])
+        for f in changed:
+            left = seen.get(columns.column_name(attrs[f.name])) if f.name in attrs else None
+            if (adds := fieldadds.in_place(kept[f.name], f, left)) is not None:
+                grown[f.name] = adds
+        changed = [f for f in changed if f.name not in grown]
     unknown = {name for name, shape in seen.items() if shape is None}
     full = bool(
         stale
@@ -391,13 +444,13 @@ def _plan(
         or untypedcols.without_columns(seen, attribute_columns(added), _level(kept.values(), wanted)) != seen
         or unknown & set(untypedcols.untyped_columns(wanted))
     )
-    return stale, changed, added, seen, full
+    return _Plan(stale, changed, added, grown, seen, full)
 
 
 def rewrites_all(table: Table, wanted: pa.Schema) -> bool:
     """Whether :func:`evolve` to ``wanted`` would retype every row (decided before it changes anything,
     since the rows' final schema is then :func:`ddblake.lake.retyping.retype_table`'s)."""
-    return _plan(table, wanted)[4]
+    return _plan(table, wanted).full
 
 
 def conform(rows: pa.Table, schema: pa.Schema) -> pa.Table:

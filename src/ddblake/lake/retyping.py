@@ -93,7 +93,9 @@ def retype_table(
     new = current.typed_rows(upserts, buckets, old_schema, item_texts)
     final = new.schema
     joined = untypedcols.join_untyped(left_out, untypedcols.untyped_columns(final))
-    untyped_left = untypedcols.without_columns(joined, current.attribute_columns(final))
+    present = current.attribute_columns(final)
+    untyped_left = untypedcols.without_columns(joined, present)
+    untyped_left.update(untypedcols.only_columns(left_out, present))  # residues, over every row
     plain = final.remove_metadata()  # the fields' text markers stay; the untyped record is set below
     target = current.evolve(
         tx, cur, untypedcols.with_untyped(plain.empty_table(), untyped_left).schema, retyped=True

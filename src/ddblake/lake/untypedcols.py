@@ -37,7 +37,8 @@ from ddblake.lake.columns import (
 
 
 def typed_only(typed: pa.Table) -> tuple[pa.Table, dict[str, T]]:
-    """A codec table without what holds no typed value yet, and the columns left out with values.
+    """A codec table without what holds no typed value yet, the columns left out with values, and
+    the :func:`residue` of each column kept that holds maps.
 
     Columns and map fields of only nulls, empty lists and empty maps cannot be stored. A column
     left out although some item held a value for it (``[]``, ``{}``, ``[NULL]``) is named (by its
@@ -55,13 +56,91 @@ def typed_only(typed: pa.Table) -> tuple[pa.Table, dict[str, T]]:
             dropped.append(i)
             if t != NULL_T:
                 untyped[column_name(field.name)] = compact_shape(t)
-        elif kept is not None and kept != t:
+            continue
+        if t is not None and (left := residue(t)) is not None:
+            untyped[column_name(field.name)] = left
+        if kept is not None and kept != t:
             pruned = arrow_field(field.name, kept)
             # The cast drops the struct fields the pruned type lacks, by name.
             typed = typed.set_column(i, pruned, typed.column(i).cast(pruned.type))
     if dropped:
         typed = typed.select([i for i in range(typed.num_columns) if i not in set(dropped)])
     return typed, dict(sorted(untyped.items()))
+
+
+def _has_map(t: T) -> bool:
+    while isinstance(t, ListT):
+        t = t.elem
+    return isinstance(t, StructT)
+
+
+def residue(t: T) -> T | None:
+    """The shape of the untyped values a typed column's maps held at fields its type lacks: what a
+    field added to the column in place (:mod:`ddblake.lake.fieldadds`) would leave null in rows
+    written before, where typing them with it gives ``[]`` or ``{...}`` (docs/types.md).
+
+    ``t``: the column's codec type before :func:`prune`. The residue mirrors ``t``'s maps (a struct
+    for a map, ``[...]`` for a list of maps), each holding the shapes of its untyped fields and the
+    residues of its typed ones that are not empty; NULL fields are left out (a NULL reads null
+    either way). None for a column holding no map, or when the residue would exceed
+    :data:`SHAPE_NODES_MAX` nodes: the column's residue is then not known, and a field added to it
+    retypes every row, as a changed column does.
+    """
+    if not _has_map(t):
+        return None
+
+    def walk(t: T) -> T:
+        if isinstance(t, ListT):
+            return ListT(walk(t.elem))
+        if not isinstance(t, StructT):
+            return t
+        fields: list[tuple[str, T]] = []
+        for name, f in t.fields:
+            if prune(f) is None:
+                if not isinstance(f, NullT):
+                    fields.append((name, compact_shape(f, budget=1 << 30)))
+            elif _has_map(f) and not _empty(r := walk(f)):
+                fields.append((name, r))
+        return StructT(tuple(fields))
+
+    left = walk(t)
+    return left if compact_shape(left) == left else None
+
+
+def graft(t: T, left: T) -> T:
+    """A column's type ``t`` with its residue ``left``'s shapes as fields where ``t`` lacks them.
+
+    Not :func:`ddblake.codec.schema.join`: that also turns a struct of more than 200 typed fields
+    into DynamoDB JSON text, which a batch that does not hold the column must not do (the column
+    changes when a batch's values of it do)."""
+    if isinstance(t, ListT) and isinstance(left, ListT):
+        return ListT(graft(t.elem, left.elem))
+    if isinstance(t, StructT) and isinstance(left, StructT):
+        fields = [(name, f if (r := left.get(name)) is None else graft(f, r)) for name, f in t.fields]
+        fields += [(name, r) for name, r in left.fields if t.get(name) is None]
+        return StructT(tuple(fields))
+    return t
+
+
+def _empty(t: T) -> bool:
+    while isinstance(t, ListT):
+        t = t.elem
+    return isinstance(t, StructT) and not t.fields
+
+
+def holds(left: T | None, path: tuple[str, ...]) -> bool:
+    """Whether a :func:`residue` has a shape at ``path`` (map keys; ``None`` steps into a list's
+    elements are not named: lists are passed through), or at a prefix of it."""
+    t = left
+    for key in path:
+        while isinstance(t, ListT):
+            t = t.elem
+        if not isinstance(t, StructT):
+            return True  # an untyped value above the path: a list of [] or a map of {} there
+        t = t.get(key)
+        if t is None:
+            return False
+    return True
 
 
 SHAPE_NODES_MAX = 64
@@ -182,6 +261,17 @@ def untyped_fields(shapes: Mapping[str, T | None], present: Iterable[str | pa.Fi
         if shape is not None and attr not in attributes and attr not in fields:
             fields[attr] = arrow_field(attr, shape)
     return list(fields.values())
+
+
+def only_columns(
+    shapes: Mapping[str, T | None],
+    present: Iterable[str | pa.Field],
+    level: Iterable[str | pa.Field] | None = None,
+) -> Shapes:
+    """The entries of ``shapes`` that :func:`without_columns` leaves out: the :func:`residue` of
+    columns the table has."""
+    rest = without_columns(shapes, present, level)
+    return {name: shape for name, shape in shapes.items() if name not in rest}
 
 
 def without_columns(

@@ -1,0 +1,133 @@
+"""A map gaining a key adds a field to its struct column in place (ddblake.lake.fieldadds).
+
+Before, every new map key retyped every row of the table (a whole-table rewrite, once per key, up
+to the 200 keys of a wide map). Iceberg adds a struct field as it adds a column: rows written
+before read null there, which is what they held. Where they held an untyped value there instead
+(``[]``, ``{}``), which the table records (the column's residue), every row is still retyped, so
+that the table is the one applying all the changes in one batch gives.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from lake_helpers import Lake, MakeLake, applied, current_rows, insert, same_whatever_the_batching
+from lake_helpers import lake as lake  # noqa: F401 (fixture)
+from lake_helpers import new_lake as new_lake  # noqa: F401 (fixture)
+
+from ddblake.lake.current import UNTYPED_PROPERTY
+
+CURRENT = "ddb.orders_table"
+BUCKETS = 16
+
+
+def _m(**fields: Any) -> dict[str, Any]:
+    return {"M": fields}
+
+
+def _files(lake: Lake) -> set[str]:
+    cur = lake.catalog().load_table(CURRENT)
+    return {t.file.file_path for t in cur.scan().plan_files()}
+
+
+def _record(lake: Lake) -> dict[str, Any]:
+    raw = lake.catalog().load_table(CURRENT).properties.get(UNTYPED_PROPERTY)
+    return {} if raw is None else dict(json.loads(raw))
+
+
+def _base(n: int = 64) -> list[Any]:
+    return [insert(f"k{i:03d}", i, {"m": _m(a={"S": f"a{i}"})}) for i in range(n)]
+
+
+def test_a_new_map_key_adds_a_field_and_rewrites_only_the_touched_bucket(lake: Lake) -> None:
+    applied(lake, [_base()])
+    before = _files(lake)
+    lake.write([insert("k001", 100, {"m": _m(a={"S": "new"}, b={"N": "5"})})])
+    result = lake.apply()
+    assert result.buckets_rewritten == 1  # a retype rewrites all 16
+    after = _files(lake)
+    assert len(before - after) == 1  # one file replaced, every other one kept as it was
+    cur = lake.catalog().load_table(CURRENT)
+    m = cur.schema().find_field("m")
+    assert [f.name for f in m.field_type.fields] == ["a", "b"]
+    rows = {r["_ddb_key"]: r["m"] for r in current_rows(lake)}
+    assert rows['{"pk":{"S":"k001"}}'] == {"a": "new", "b": 5}
+    assert rows['{"pk":{"S":"k002"}}'] == {"a": "a2", "b": None}
+    assert lake.dump()["k001"]["m"] == _m(a={"S": "new"}, b={"N": "5"})
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        # a list of maps whose maps gain a key
+        ({"l": {"L": [_m(a={"S": "x"})]}}, {"l": {"L": [_m(a={"S": "y"}, c={"BOOL": True})]}}),
+        # a map inside a map
+        ({"m": _m(n=_m(x={"S": "x"}))}, {"m": _m(n=_m(x={"S": "y"}, y={"B": "AAE="}))}),
+        # a new key whose values conflict in the batch: a field of DynamoDB JSON text
+        ({"m": _m(a={"S": "x"})}, {"m": _m(a={"S": "y"}, z={"SS": ["p", "q"]})}),
+        # a new key holding a map of its own
+        ({"m": _m(a={"S": "x"})}, {"m": _m(a={"S": "y"}, z=_m(q={"N": "1.25"}, r={"NULL": True}))}),
+    ],
+)
+def test_nested_keys_are_added_in_place_and_give_the_table_one_batch_gives(
+    new_lake: MakeLake, old: dict[str, Any], new: dict[str, Any]
+) -> None:
+    first = [insert(f"k{i:03d}", i, old) for i in range(40)]
+    second = [insert("k001", 100, new), insert("k900", 101, new)]
+    if "z" in json.dumps(new) and "SS" in json.dumps(new):
+        second.append(insert("k901", 102, {"m": _m(z={"S": "text"})}))
+    split = applied(new_lake(), [first])
+    split.write(second)
+    assert split.apply().buckets_rewritten < BUCKETS
+    together = applied(new_lake(), [first + second])
+    assert current_rows(split) == current_rows(together)
+    assert split.dump() == together.dump()
+
+
+def test_a_key_rows_held_an_empty_list_at_retypes_every_row(new_lake: MakeLake) -> None:
+    first = [insert(f"k{i:03d}", i, {"m": _m(a={"S": "x"}, k={"L": []})}) for i in range(40)]
+    second = [insert("k001", 100, {"m": _m(a={"S": "y"}, k={"L": [{"S": "s"}]})})]
+    split = applied(new_lake(), [first])
+    assert _record(split) == {"m": {"k": [None]}}  # the residue: m's rows held [] at k
+    split.write(second)
+    assert split.apply().buckets_rewritten == BUCKETS
+    rows = {r["_ddb_key"]: r["m"] for r in current_rows(split)}
+    assert rows['{"pk":{"S":"k002"}}'] == {"a": "x", "k": []}  # not null: as typed together
+    together = applied(new_lake(), [first + second])
+    assert current_rows(split) == current_rows(together)
+    assert _record(split) == {"m": {}} == _record(together)
+
+
+def test_an_empty_map_then_a_list_at_one_key_make_text_whatever_the_batching(new_lake: MakeLake) -> None:
+    a = [insert(f"k{i:03d}", i, {"m": _m(a={"S": "x"}, k=_m())}) for i in range(20)]
+    b = [insert("k100", 100, {"m": _m(a={"S": "y"}, k={"L": [{"S": "s"}]})})]
+    lake = same_whatever_the_batching(new_lake, [a + b], [a, b])
+    field = lake.catalog().load_table(CURRENT).schema().find_field("m.k")
+    assert str(field.field_type) == "string" and (field.doc or "").startswith("ddblake:ddb-json")
+
+
+def test_a_table_without_a_residue_record_retypes_once_and_then_adds_in_place(lake: Lake) -> None:
+    applied(lake, [_base()])
+    cur = lake.catalog().load_table(CURRENT)
+    assert _record(lake) == {"m": {}}
+    with cur.transaction() as tx:  # as an older ddblake leaves it: no record of m's untyped values
+        tx.remove_properties(UNTYPED_PROPERTY)
+    lake.write([insert("k001", 100, {"m": _m(a={"S": "y"}, b={"N": "1"})})])
+    assert lake.apply().buckets_rewritten == BUCKETS
+    assert _record(lake) == {"m": {}}  # the retype read every row: known again
+    lake.write([insert("k002", 101, {"m": _m(a={"S": "z"}, c={"N": "2"})})])
+    assert lake.apply().buckets_rewritten == 1
+
+
+def test_a_residue_past_its_bound_is_not_kept_and_a_new_key_then_retypes(new_lake: MakeLake) -> None:
+    empties = {f"e{i:02d}": {"L": []} for i in range(80)}  # more shapes than a record keeps
+    first = [insert(f"k{i:03d}", i, {"m": _m(a={"S": "x"}, **empties)}) for i in range(20)]
+    second = [insert("k001", 100, {"m": _m(a={"S": "y"}, e79={"L": [{"N": "1"}]})})]
+    split = applied(new_lake(), [first])
+    assert "m" not in _record(split)
+    split.write(second)
+    assert split.apply().buckets_rewritten == BUCKETS
+    together = applied(new_lake(), [first + second])
+    assert current_rows(split) == current_rows(together)
