@@ -308,6 +308,9 @@ def _sqlite_uri(storage: Storage) -> str:
 
 
 def _open(config: LakeConfig, storage: Storage, glue_client: GlueClient | None, create: bool) -> Catalog:
+    from ddblake.lake import nulllists
+
+    nulllists.install()  # null lists of maps written and read as null, not [] (pyiceberg #3833)
     warehouse = storage.uri("warehouse")
     catalog: Catalog
     if config.catalog == "sql":

@@ -1,0 +1,63 @@
+"""A null list of maps stays null in the typed columns (ddblake.lake.nulllists; pyiceberg #3833).
+
+pyiceberg 0.12 wrote and read a null ``list<struct>`` as ``[]``: an item without a list-of-maps
+attribute read ``[]`` in the current state, where its item holds nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyarrow as pa
+from lake_helpers import Lake, MakeLake, applied, current_rows, insert, same_whatever_the_batching
+from lake_helpers import lake as lake  # noqa: F401 (fixture)
+from lake_helpers import new_lake as new_lake  # noqa: F401 (fixture)
+
+from ddblake.lake.nulllists import with_nulls
+
+LIST_OF_MAPS = {"L": [{"M": {"a": {"S": "x"}}}]}
+
+
+def _rows(lake: Lake) -> dict[str, dict[str, Any]]:
+    return {r["pk"]: r for r in current_rows(lake)}
+
+
+def test_an_item_without_a_list_of_maps_reads_null_not_an_empty_list(lake: Lake) -> None:
+    applied(
+        lake,
+        [
+            [
+                insert("with", 1, {"l": LIST_OF_MAPS, "m": {"M": {"d": LIST_OF_MAPS}}}),
+                insert("without", 2, {"m": {"M": {"e": {"S": "y"}}}}),
+                insert("empty", 3, {"l": {"L": []}, "m": {"M": {"d": {"L": []}}}}),
+            ]
+        ],
+    )
+    rows = _rows(lake)
+    assert rows["with"]["l"] == [{"a": "x"}] and rows["with"]["m"]["d"] == [{"a": "x"}]
+    assert rows["without"]["l"] is None and rows["without"]["m"]["d"] is None
+    assert rows["empty"]["l"] == [] and rows["empty"]["m"]["d"] == []  # an empty list stays one
+    # rewritten through pyiceberg's read of the file (a later batch in the same bucket)
+    lake.write([insert("without", 4, {"m": {"M": {"e": {"S": "z"}}}, "n": {"N": "1"}})])
+    lake.apply()
+    assert _rows(lake)["without"]["l"] is None
+
+
+def test_rows_written_before_and_after_a_list_of_maps_existed_read_alike(new_lake: MakeLake) -> None:
+    a = insert("a", 1, {"n": {"N": "1"}})
+    b = insert("b", 2, {"l": LIST_OF_MAPS})
+    c = insert("c", 3, {"n": {"N": "2"}})
+    lake = same_whatever_the_batching(new_lake, [[a, b, c]], [[a], [b], [c]], [[c, b], [a]])
+    assert _rows(lake)["a"]["l"] is None and _rows(lake)["c"]["l"] is None
+
+
+def test_with_nulls_restores_the_validity_a_rebuilt_list_lost() -> None:
+    values = pa.array([{"a": 1}, {"a": 2}, {"a": 3}])
+    source = pa.ListArray.from_arrays(pa.array([0, 1, 1, 3]), values, mask=pa.array([False, True, False]))
+    source = pa.concat_arrays([source, source]).slice(2, 3)  # a slice, as record batches are
+    rebuilt = pa.LargeListArray.from_arrays(source.offsets, source.values)  # what pyiceberg does
+    assert rebuilt.to_pylist() == [[{"a": 2}, {"a": 3}], [{"a": 1}], []]
+    fixed = with_nulls(rebuilt, source)
+    assert fixed is not None and fixed.type == rebuilt.type
+    assert fixed.to_pylist() == source.to_pylist() == [[{"a": 2}, {"a": 3}], [{"a": 1}], None]
+    assert with_nulls(source, source) is source  # nothing lost: left as it is
