@@ -1,14 +1,16 @@
-"""Benchmark: a whole-table retype (a map gaining a field), file by file or the whole table at once.
+"""Benchmark: a whole-table retype (a map's number gaining a fraction), file by file or at once.
 
 When a batch changes a column in a way the rows already written cannot follow (int64 to decimal, a
-map gaining a field: docs/types.md, Retyping), every row is typed again from its ``_ddb_item``.
+type conflict: docs/types.md, Retyping), every row is typed again from its ``_ddb_item``.
 ddblake does it one data file at a time (``ddblake.lake.retyping``: two passes, memory for one
 file). Before session 25 it read the whole table into memory and parsed every item at once, which
 this bench restores in its child as the baseline (the code as it was, below).
 
 Side by side in one run, each side in a fresh child process (its own peak RSS), each on its own
 lake built alike: a current-state table of ``--rows`` items (a map ``m`` of two keys, a number, a string),
-then one batch of one item whose map has a third key, which retypes every row.
+then one batch of one item whose map's number has a fraction (``m.b`` int64 to decimal), which
+retypes every row. (Until session 26 the batch gave the map a third key, which now adds a field in
+place: bench/mapkeys.py.)
 
 Usage: ``python bench/retype.py [--quick] [--rows N]``. The last line printed is one JSON object:
 ``"bench": "retype"``, ``rss_ratio`` (the whole-table side's peak RSS over ddblake's; above 1 means
@@ -117,7 +119,7 @@ def child_retype(lake: Path, whole_table: bool) -> None:
 
     if whole_table:
         _restore_whole_table_retype()
-    _write(lake, 1, [{"pk": {"S": "k00000002"}, "m": {"M": {"a": {"S": "x"}, "c": {"S": "new key"}}}}])
+    _write(lake, 1, [{"pk": {"S": "k00000002"}, "m": {"M": {"a": {"S": "x"}, "b": {"N": "2.5"}}}}])
     started = time.perf_counter()
     _apply(lake)
     seconds = time.perf_counter() - started

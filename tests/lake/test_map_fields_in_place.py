@@ -131,3 +131,14 @@ def test_a_residue_past_its_bound_is_not_kept_and_a_new_key_then_retypes(new_lak
     assert split.apply().buckets_rewritten == BUCKETS
     together = applied(new_lake(), [first + second])
     assert current_rows(split) == current_rows(together)
+
+
+def test_untyped_values_at_one_key_of_an_existing_map_conflict_as_in_one_batch(new_lake: MakeLake) -> None:
+    # Before residues, m.k was left out of the split lake (each batch held only an untyped value
+    # there), where one batch makes it DynamoDB JSON text.
+    a = insert("a", 1, {"m": _m(a={"S": "x"}, k={"L": []})})
+    b = insert("b", 2, {"m": _m(a={"S": "y"}, k=_m())})
+    lake = same_whatever_the_batching(new_lake, [[a, b]], [[a], [b]], [[b], [a]])
+    field = lake.catalog().load_table(CURRENT).schema().find_field("m.k")
+    assert (field.doc or "").startswith("ddblake:ddb-json")
+    assert {r["pk"]: r["m"]["k"] for r in current_rows(lake)} == {"a": '{"L":[]}', "b": '{"M":{}}'}

@@ -454,7 +454,8 @@ class Applier(TableOwnership):
         rewrite = sorted({bucket_of(k, buckets) for k in changed})
         with CachedTransaction(cur) as tx:
             # A column the rows written cannot hold as typed (int64 → decimal, a decimal's scale
-            # step, a type conflict, a map gaining a field; docs/types.md, Retyping): every row.
+            # step, a type conflict, a map gaining a key rows held an untyped value at;
+            # docs/types.md, Retyping): every row. Other new map keys are added in place.
             # Numbers gaining digits within a decimal(38, S) column do not come here.
             if current.rewrites_all(cur, typed.schema):
                 props = {PROPERTY: pointer}

@@ -1,7 +1,8 @@
 """Retyping a whole current-state table, one data file at a time (docs/types.md, Retyping).
 
 When a batch changes a column in a way the rows already written cannot follow (int64 to decimal,
-a decimal's scale step, a type conflict, a map gaining a field), every row's typed columns are
+a decimal's scale step, a type conflict, a map gaining a key where rows held an untyped value:
+:mod:`ddblake.lake.fieldadds`), every row's typed columns are
 computed again from its ``_ddb_item`` and the table is replaced in one snapshot. That used to read
 the whole table into memory and parse every item at once: 2.7 GB at the peak for a million small
 items, so a table of a few million would stop apply for good with out-of-memory, each retry
