@@ -142,3 +142,21 @@ def test_untyped_values_at_one_key_of_an_existing_map_conflict_as_in_one_batch(n
     field = lake.catalog().load_table(CURRENT).schema().find_field("m.k")
     assert (field.doc or "").startswith("ddblake:ddb-json")
     assert {r["pk"]: r["m"]["k"] for r in current_rows(lake)} == {"a": '{"L":[]}', "b": '{"M":{}}'}
+
+
+def test_a_new_key_beside_a_column_that_retypes_every_row(new_lake: MakeLake) -> None:
+    # m gains a key (in place on its own) in the batch whose n goes int64 -> decimal (every row).
+    first = [
+        insert(f"k{i:03d}", i, {"m": _m(b={"S": "x"}, a={"N": "1"}), "n": {"N": str(i)}}) for i in range(30)
+    ]
+    second = [
+        insert("k001", 100, {"m": _m(b={"S": "y"}, a={"N": "2"}, c=_m(z={"BOOL": False})), "n": {"N": "0.5"}})
+    ]
+    split = applied(new_lake(), [first])
+    split.write(second)
+    assert split.apply().buckets_rewritten == BUCKETS
+    together = applied(new_lake(), [first + second])
+    assert current_rows(split) == current_rows(together)
+    assert _record(split) == {"m": {}}
+    split.write([insert("k002", 200, {"m": _m(d={"S": "later"})})])
+    assert split.apply().buckets_rewritten == 1  # the residue survived the retype
