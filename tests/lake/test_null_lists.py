@@ -61,3 +61,18 @@ def test_with_nulls_restores_the_validity_a_rebuilt_list_lost() -> None:
     assert fixed is not None and fixed.type == rebuilt.type
     assert fixed.to_pylist() == source.to_pylist() == [[{"a": 2}, {"a": 3}], [{"a": 1}], None]
     assert with_nulls(source, source) is source  # nothing lost: left as it is
+
+
+def test_with_nulls_takes_a_slice_of_64_bit_lists_whose_offsets_do_not_start_at_0() -> None:
+    # pyiceberg hands out batches cut from a row group; for a large_list it reuses the sliced
+    # offsets, and Arrow refuses a null mask with offsets that do not start at 0.
+    values = pa.array([{"a": i} for i in range(6)])
+    whole = pa.LargeListArray.from_arrays(
+        pa.array([0, 2, 2, 3, 6, 6], pa.int64()), values, mask=pa.array([False, True, False, False, True])
+    )
+    source = whole.slice(2, 3)
+    rebuilt = pa.LargeListArray.from_arrays(source.offsets, source.values)  # offsets from 2
+    assert rebuilt.offsets[0].as_py() == 2 and rebuilt.to_pylist()[2] == []
+    fixed = with_nulls(rebuilt, source)
+    assert fixed is not None and fixed.type == rebuilt.type
+    assert fixed.to_pylist() == source.to_pylist() == [[{"a": 2}], [{"a": 3}, {"a": 4}, {"a": 5}], None]

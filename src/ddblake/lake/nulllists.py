@@ -7,8 +7,10 @@ state's typed columns, where its item holds nothing, and whether a row read ``[]
 depended on how it was written. The file written held ``[]``, so no reader could tell.
 
 :func:`install` wraps that projection so that the rebuilt list keeps the validity of the list it
-came from (the fix upstream proposes, pull request #3834). Files written before it hold ``[]``
-until apply rewrites them; ``dump`` and ``_ddb_item`` were always exact.
+came from (the fix upstream proposes, pull request #3834). Rows written before it hold ``[]`` in
+their files, and a bucket rewrite copies them as read; a retype of the table (a change that
+retypes every row, from ``_ddb_item``) writes them null. ``dump`` and ``_ddb_item`` were always
+exact.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 
 def with_nulls(result: pa.Array | None, source: pa.Array | None) -> pa.Array | None:
@@ -25,7 +28,12 @@ def with_nulls(result: pa.Array | None, source: pa.Array | None) -> pa.Array | N
         return result
     if not isinstance(result, pa.ListArray | pa.LargeListArray) or len(result) != len(source):
         return result
-    return type(result).from_arrays(result.offsets, result.values, type=result.type, mask=source.is_null())
+    offsets, values = result.offsets, result.values
+    first = offsets[0].as_py()
+    if first:  # a slice (a batch of a row group): Arrow takes a null mask only with offsets from 0
+        values = values.slice(first, offsets[-1].as_py() - first)
+        offsets = pc.subtract(offsets, pa.scalar(first, offsets.type))
+    return type(result).from_arrays(offsets, values, type=result.type, mask=source.is_null())
 
 
 def install() -> None:
