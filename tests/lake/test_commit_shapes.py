@@ -191,6 +191,66 @@ def test_an_unpartitioned_table_with_rows_is_repaired_in_one_replace_snapshot(
     assert _operations(_table(lake))[-1] == "overwrite"
 
 
+def test_the_repair_reads_the_table_one_data_file_at_a_time(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # It read the whole table into memory (scan().to_arrow()): a table grown for months through
+    # the whole-file fallback might not fit.
+    from pyiceberg.io.pyarrow import ArrowScan
+
+    from ddblake.lake import layout
+
+    _unpartitioned_lake(lake, monkeypatch)
+    table = _table(lake)
+    rows = table.scan().to_arrow()
+    table.overwrite(rows.slice(0, 3))  # the same rows in three data files
+    table.append(rows.slice(3, 3))
+    table.append(rows.slice(6))
+    assert len(list(_table(lake).scan().plan_files())) == 3
+    before = lake.dump()
+    reads: list[int] = []
+    repairing = [False]
+    real_read, real_rebucket = ArrowScan.to_table, layout.rebucket_table
+
+    def counted(self: ArrowScan, tasks: Any) -> Any:
+        tasks = list(tasks)
+        if repairing[0]:
+            reads.append(len(tasks))
+        return real_read(self, tasks)
+
+    def watched(*args: Any, **kwargs: Any) -> int:
+        repairing[0] = True
+        try:
+            return real_rebucket(*args, **kwargs)
+        finally:
+            repairing[0] = False
+
+    monkeypatch.setattr(ArrowScan, "to_table", counted)
+    monkeypatch.setattr(layout, "rebucket_table", watched)
+    monkeypatch.setattr(Table, "scan", _no_whole_reads(Table.scan, repairing))
+    lake.write([event("MODIFY", "b", 3, image={"v": {"N": "20"}})])
+    lake.apply()
+    assert reads == [1, 1, 1]
+    _assert_bucket_files(_table(lake))
+    assert lake.dump() == {**before, "b": {"pk": {"S": "b"}, "v": {"N": "20"}}}
+
+
+def _no_whole_reads(scan: Any, now: list[bool]) -> Any:
+    """``Table.scan`` whose scans refuse ``to_arrow`` (reading the whole table) while ``now[0]``."""
+
+    def wrapped(self: Table, *args: Any, **kwargs: Any) -> Any:
+        made = scan(self, *args, **kwargs)
+        if now[0]:
+
+            def refuse() -> Any:
+                raise AssertionError("the whole table was read")
+
+            made.to_arrow = refuse
+        return made
+
+    return wrapped
+
+
 def test_a_crash_during_the_repair_leaves_the_table_as_it_was_and_the_rerun_repairs_it(
     lake: Lake, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -7,6 +7,7 @@
 * :func:`rewrite_buckets`: the current state's touched files rewritten file by file, read
   straight from their files where they hold the table's schema, in one snapshot.
 * :func:`replace_table`: every data file replaced by new rows, in one snapshot.
+* :func:`rebucket_table`: every data file rewritten into bucket files, one at a time, in one snapshot.
 
 pyiceberg's ``overwrite`` commits a DELETE snapshot and then an APPEND snapshot, and the first is a
 state no reader ever saw (``query --as-of`` a time between the two would read an empty table), so
@@ -205,6 +206,38 @@ def replace_table(
     added = bucket_files(metadata, cur.io, rows, write_uuid)
     commit_replace(tx, cur, write_uuid, snapshot_properties, AlwaysTrue(), old, added, relabel)
     return len(old)
+
+
+def rebucket_table(
+    tx: Any,
+    cur: Table,
+    snapshot_properties: dict[str, str],
+    *,
+    relabel: Callable[[type], type] | None = None,
+) -> int:
+    """Every data file of ``cur`` read and written again as bucket files (:func:`bucket_files`),
+    one file at a time, and all replaced in one snapshot; returns the files replaced.
+
+    For a table whose rows stay the same but whose files must follow the partition spec ``tx``
+    stages (:func:`ddblake.lake.layout.partitioned`). Memory holds one data file, not the table:
+    reading the table whole (:func:`replace_table` of ``scan().to_arrow()``) needed its whole size.
+    Each bucket gets a file per file read; apply's merges fold them as the bucket is rewritten.
+    """
+    from pyiceberg.io.pyarrow import ArrowScan
+
+    if cur.current_snapshot() is None:
+        return 0
+    tasks = list(cur.scan().plan_files())
+    metadata = tx.table_metadata
+    reader = ArrowScan(cur.metadata, cur.io, cur.schema(), AlwaysTrue())
+    write_uuid, counter = uuid.uuid4(), itertools.count(0)  # one counter: file names never repeat
+    added: list[Any] = []
+    for task in tasks:
+        added += bucket_files(metadata, cur.io, reader.to_table([task]), write_uuid, counter)
+    commit_replace(
+        tx, cur, write_uuid, snapshot_properties, AlwaysTrue(), [t.file for t in tasks], added, relabel
+    )
+    return len(tasks)
 
 
 def small_field(field: pa.Field) -> pa.Field:

@@ -22,7 +22,7 @@ from pyiceberg.transforms import IdentityTransform
 
 from ddblake.errors import TerminalError
 from ddblake.lake import current
-from ddblake.lake.commits import CachedTransaction, replace_table
+from ddblake.lake.commits import CachedTransaction, rebucket_table
 from ddblake.lake.compact import replace_operation
 from ddblake.lake.storage import Storage
 from ddblake.names import cut_with_hash
@@ -132,6 +132,5 @@ def partitioned(table: Table) -> Table:
     with CachedTransaction(table) as tx:
         with tx.update_spec() as spec:
             spec.add_field(BUCKET_COLUMN, IdentityTransform(), BUCKET_COLUMN)
-        if table.current_snapshot() is not None:
-            replace_table(tx, table, table.scan().to_arrow(), REPAIR_PROPERTIES, relabel=replace_operation)
+        rebucket_table(tx, table, REPAIR_PROPERTIES, relabel=replace_operation)  # file by file
     return table  # the commit updated its metadata
