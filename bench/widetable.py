@@ -3,18 +3,20 @@
 Attribute names such as ``stat_<day>`` give the current-state table a column each (docs/types.md,
 "Attribute names that are data are not capped"), so every batch that brings new names makes the
 table wider, and every file a batch rewrites carries every column. That cost follows the width.
-Three steps of a batch cost the width *squared*: filling rows out to the table's columns
+Four steps of a batch cost the width *squared*: filling rows out to the table's columns
 (``current.conform``, a search of the row's column list per column), adding the new columns
-(pyiceberg's ``union_by_name``, which builds a struct of every column once per new column) and
-mapping each written file's columns to field IDs (pyiceberg's name mapping, a search per column,
-per file). ddblake now does each once per column (``current.conform``, ``current._add_columns``)
-or once per batch (``datafiles._task_schema``).
+(pyiceberg's ``union_by_name``, which builds a struct of every column once per new column),
+mapping each written file's columns to field IDs (pyiceberg's name mapping, per file) and
+pyiceberg's lookup in that mapping, a search of every mapped field per column, in each schema
+it converts. ddblake now does each once per column (``current.conform``,
+``current._add_columns``, ``ddblake.lake.namelookup``, session 26) or once per batch
+(``datafiles._task_schema``).
 
 Side by side in one run, each side in a fresh child process, the same raw log of ``--batches``
 files of ``--items`` items, each item with two attribute names of its own, applied batch by batch:
 
 * ``ddblake``: apply as it ships;
-* ``quadratic``: the same apply with those three steps done the earlier way (restored in the child).
+* ``quadratic``: the same apply with those four steps done the earlier way (restored in the child).
 
 Usage: ``python bench/widetable.py [--quick] [--batches B] [--items N]``. The last line printed is
 one JSON object: ``"bench": "widetable"``, ``ratio`` (the quadratic side's seconds over ddblake's;
@@ -39,10 +41,10 @@ TABLE = "stats-table"
 
 
 def _restore_quadratic_steps() -> None:
-    """The three steps as ddblake did them before (same results, width-squared cost)."""
+    """The four steps as ddblake did them before (same results, width-squared cost)."""
     import pyarrow as pa
 
-    from ddblake.lake import current, datafiles
+    from ddblake.lake import current, datafiles, namelookup
 
     def conform(rows: pa.Table, schema: pa.Schema) -> pa.Table:
         arrays = []
@@ -68,6 +70,7 @@ def _restore_quadratic_steps() -> None:
     current.conform = conform  # type: ignore[assignment]
     current._add_columns = add_columns  # type: ignore[assignment]
     datafiles._task_schema = task_schema  # type: ignore[assignment]
+    namelookup.install = lambda: None  # pyiceberg's own search of the mapping, per column
 
 
 def child(lake: Path, batches: int, items: int, quadratic: bool) -> None:

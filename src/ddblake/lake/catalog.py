@@ -308,9 +308,10 @@ def _sqlite_uri(storage: Storage) -> str:
 
 
 def _open(config: LakeConfig, storage: Storage, glue_client: GlueClient | None, create: bool) -> Catalog:
-    from ddblake.lake import nulllists
+    from ddblake.lake import namelookup, nulllists
 
     nulllists.install()  # null lists of maps written and read as null, not [] (pyiceberg #3833)
+    namelookup.install()  # columns matched to the name mapping by an index, not a search each
     warehouse = storage.uri("warehouse")
     catalog: Catalog
     if config.catalog == "sql":
