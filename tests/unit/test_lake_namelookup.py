@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import pyarrow as pa
 from pyiceberg.io.pyarrow import pyarrow_to_schema
 from pyiceberg.schema import Schema
@@ -43,8 +45,15 @@ def test_a_wide_arrow_schema_converts_to_the_same_iceberg_schema() -> None:
     assert converted == schema
 
 
-def test_a_list_that_changed_is_indexed_again() -> None:
-    fields = [MappedField(field_id=i, names=[f"n{i}"]) for i in range(40)]
-    assert namelookup.index_of(fields)["n1"].field_id == 1
-    fields.append(MappedField(field_id=99, names=["late"]))
-    assert namelookup.index_of(fields)["late"].field_id == 99
+def test_an_index_follows_its_owner_and_goes_with_it() -> None:
+    owner = MappedField(
+        field_id=0, names=["top"], fields=[MappedField(field_id=i, names=[f"n{i}"]) for i in range(40)]
+    )
+    assert namelookup.index_of(owner, owner.fields)["n1"].field_id == 1
+    owner.fields.append(MappedField(field_id=99, names=["late"]))  # a changed list is indexed again
+    assert namelookup.index_of(owner, owner.fields)["late"].field_id == 99
+    key = id(owner)
+    assert key in namelookup._INDEXES
+    del owner  # the mapping goes: so does its index (no mapping is kept alive by the cache)
+    gc.collect()
+    assert key not in namelookup._INDEXES
