@@ -79,3 +79,18 @@ def test_random_nested_items_give_the_same_table_in_one_batch_or_many(
     split = applied(new_lake(), batches)
     assert current_rows(split) == current_rows(together)
     assert split.dump() == together.dump()
+    # Struct fields in the same order too (map keys in key order); top-level columns may differ.
+    assert _struct_orders(split) == _struct_orders(together)
+
+
+def _struct_orders(lake: Any) -> dict[str, Any]:
+    schema = lake.catalog().load_table("ddb.orders_table").schema()
+    return {f.name: _names(f.field_type) for f in schema.fields if not f.field_type.is_primitive}
+
+
+def _names(t: Any) -> Any:
+    if hasattr(t, "element_field"):
+        return [_names(t.element_field.field_type)]
+    if hasattr(t, "fields"):
+        return [(f.name, _names(f.field_type)) for f in t.fields]
+    return None

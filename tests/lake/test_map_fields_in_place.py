@@ -12,11 +12,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pyarrow as pa
 import pytest
 from lake_helpers import Lake, MakeLake, applied, current_rows, insert, same_whatever_the_batching
 from lake_helpers import lake as lake  # noqa: F401 (fixture)
 from lake_helpers import new_lake as new_lake  # noqa: F401 (fixture)
 
+from ddblake.lake import commits
 from ddblake.lake.current import UNTYPED_PROPERTY
 
 CURRENT = "ddb.orders_table"
@@ -160,3 +162,33 @@ def test_a_new_key_beside_a_column_that_retypes_every_row(new_lake: MakeLake) ->
     assert _record(split) == {"m": {}}
     split.write([insert("k002", 200, {"m": _m(d={"S": "later"})})])
     assert split.apply().buckets_rewritten == 1  # the residue survived the retype
+
+
+def _names(t: Any) -> Any:
+    """A type's field names at every depth, in order (Iceberg types)."""
+    if hasattr(t, "fields"):
+        return [(f.name, _names(f.field_type)) for f in t.fields]
+    if hasattr(t, "element_field"):
+        return ["element", _names(t.element_field.field_type)]
+    return None
+
+
+def test_keys_added_in_place_take_their_place_in_key_order_as_one_batch_gives(new_lake: MakeLake) -> None:
+    old = {"m": _m(a={"S": "x"}, c={"S": "y"}), "l": {"L": [_m(b={"N": "1"}, d={"N": "2"})]}}
+    new = {"m": _m(a={"S": "x"}, c={"S": "y"}, b={"N": "3"}, A={"S": "z"}, z={"BOOL": True})}
+    new["l"] = {"L": [_m(b={"N": "1"}, d={"N": "2"}, a={"S": "e"}, c={"S": "f"})]}
+    first = [insert(f"k{i:03d}", i, old) for i in range(30)]
+    split = applied(new_lake(), [first])
+    before = _files(split)
+    split.write([insert("k900", 100, new)])
+    assert split.apply().buckets_rewritten == 1
+    together = applied(new_lake(), [[*first, insert("k900", 100, new)]])
+    schemas = [lake.catalog().load_table(CURRENT).schema() for lake in (split, together)]
+    m, l_ = ([_names(s.find_field(c).field_type) for s in schemas] for c in ("m", "l"))
+    assert m[0] == m[1] == [("A", None), ("a", None), ("b", None), ("c", None), ("z", None)]
+    assert l_[0] == l_[1]
+    # The batch's files hold the table's schema, so the next batch reads them straight.
+    cur = split.catalog().load_table(CURRENT)
+    expected = pa.schema([commits.small_field(f) for f in cur.schema().as_arrow()])
+    written = [t for t in cur.scan().plan_files() if t.file.file_path not in before]
+    assert written and all(commits.read_files(cur, [t], expected=expected) is not None for t in written)

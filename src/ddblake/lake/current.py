@@ -302,7 +302,7 @@ def evolve(tx: Any, table: Table, wanted: pa.Schema, *, retyped: bool = False) -
     schema of every row (:func:`ddblake.lake.retyping.retype_table`), so a column of unknown shape
     that no row holds any more leaves the record.
     """
-    plan = _plan(table, wanted)
+    plan = _plan(table, wanted, in_place=not retyped)
     stale, changed, added, seen, full = plan.stale, plan.changed, plan.added, plan.seen, plan.full
     _warn_many_columns(table, wanted, len(added))
     if stale or changed:
@@ -337,6 +337,10 @@ def evolve(tx: Any, table: Table, wanted: pa.Schema, *, retyped: bool = False) -
         tx.set_properties({UNTYPED_PROPERTY: untypedcols.dump_untyped(untyped)})
     elif not untyped and raw is not None:
         tx.remove_properties(UNTYPED_PROPERTY)
+    if plan.grown:  # rows written with the struct fields in the table's order (files read straight)
+        staged = {f.name: f.type for f in tx.table_metadata.schema().as_arrow()}
+        grown = [fieldadds.ordered_like(f, staged[f.name]) if f.name in plan.grown else f for f in wanted]
+        return Target(pa.schema(grown, metadata=wanted.metadata), full)
     return Target(wanted, full)
 
 
@@ -417,8 +421,10 @@ def _has_rows(table: Table) -> bool:
     return int(snap.summary.additional_properties.get("total-records", "1")) > 0
 
 
-def _plan(table: Table, wanted: pa.Schema) -> _Plan:
-    """What :func:`evolve` changes (:class:`_Plan`)."""
+def _plan(table: Table, wanted: pa.Schema, *, in_place: bool = True) -> _Plan:
+    """What :func:`evolve` changes (:class:`_Plan`). ``in_place``: struct columns gaining fields
+    may gain them in place; a retype of every row (``False``) types them again with the rest, which
+    orders their fields as one batch does."""
     have = table.schema().as_arrow()
     attributes = [f for f in have if f.name not in META_COLUMNS]
     stale = columns.stale_columns(attributes)  # each name read in its level (``a%~2``: docs/types.md)
@@ -430,7 +436,7 @@ def _plan(table: Table, wanted: pa.Schema) -> _Plan:
     added = [f for f in wanted if f.name not in kept]
     seen = untyped_shapes(table)
     grown: dict[str, list[fieldadds.Added]] = {}
-    if changed:
+    if changed and in_place:
         attrs = columns.column_attributes([f for f in kept.values() if f.name not in META_COLUMNS])
         for f in changed:
             left = seen.get(columns.column_name(attrs[f.name])) if f.name in attrs else None

@@ -41,6 +41,10 @@ class Added:
     parent: tuple[str, ...]
     field: pa.Field
     keys: tuple[str, ...]
+    before: str | None = None
+    """The existing field of its struct it goes before (the first whose map key sorts after its
+    own), so that the struct's fields stay in key order, as one batch or a retype orders them; None:
+    it goes last."""
 
 
 def _is_list(t: pa.DataType) -> bool:
@@ -67,9 +71,15 @@ def additions(have: pa.Field, want: pa.Field) -> list[Added] | None:
                 key = b_keys.field(i).name
                 if not walk(child, b.type.field(i), b_keys.field(i).type, (*path, child.name), (*keys, key)):
                     return False
-            found.extend(
-                Added(path, b.type.field(i), (*keys, b_keys.field(i).name)) for i in sorted(index.values())
-            )
+            old = [
+                (b_keys.field(i).name, b.type.field(i).name)
+                for i, f in enumerate(b.type)
+                if f.name not in index
+            ]
+            for i in sorted(index.values()):
+                key = b_keys.field(i).name
+                before = next((name for k, name in old if k > key), None)
+                found.append(Added(path, b.type.field(i), (*keys, key), before))
             return True
         if _is_list(a.type) and _is_list(b.type) and pa.types.is_struct(_innermost(b.type)):
             return walk(a.type.value_field, b.type.value_field, b_keys.value_type, (*path, ELEMENT), keys)
@@ -107,3 +117,25 @@ def add_fields(upd: Any, adds: Sequence[Added]) -> None:
             required=False,
             doc=converted.doc,
         )
+        if add.before is not None:  # lake names hold no dots (columns.field_name)
+            upd.move_before(".".join((*add.parent, add.field.name)), ".".join((*add.parent, add.before)))
+
+
+def ordered_like(want: pa.Field, table: pa.DataType) -> pa.Field:
+    """``want`` (a batch's type of a column, text markers and all) with the fields of each struct in
+    the order the table's type ``table`` gives them after :func:`add_fields` (by name), so that the
+    files a batch writes hold the table's own schema and are read back straight."""
+
+    def order(t: pa.DataType, like: pa.DataType | None) -> pa.DataType:
+        if pa.types.is_struct(t):
+            theirs = {f.name: f.type for f in like} if like is not None and pa.types.is_struct(like) else {}
+            rank = {name: i for i, name in enumerate(theirs)}
+            children = sorted(t, key=lambda f: rank.get(f.name, len(rank)))
+            return pa.struct([f.with_type(order(f.type, theirs.get(f.name))) for f in children])
+        if _is_list(t):
+            inner = like.value_type if like is not None and _is_list(like) else None
+            elem = t.value_field.with_type(order(t.value_type, inner))
+            return pa.large_list(elem) if pa.types.is_large_list(t) else pa.list_(elem)
+        return t
+
+    return want.with_type(order(want.type, table))

@@ -79,9 +79,11 @@ def retype_table(
     # 19 digits, whatever its values), then the batch's items.
     stored = cur.schema().as_arrow()
     retyped = {f.name for f in current.changed_columns({f.name: f for f in stored}, wanted)}
-    base = current.attribute_schema(
-        pa.schema([f for f in wanted if f.name not in retyped]), current.untyped_shapes(cur)
-    )
+    kept_columns = pa.schema([f for f in wanted if f.name not in retyped])
+    # The untyped columns' shapes, not the residues: every row is typed again here, which gives
+    # each column's residue anew (and grafted residue fields would come first in the joint order).
+    absent = untypedcols.without_columns(current.untyped_shapes(cur), current.attribute_columns(stored))
+    base = current.attribute_schema(kept_columns, absent)
     news = list(item_texts) if item_texts else [compact_json(u.event.new_image) for u in upserts]
     parts: Iterator[list[str]] = (texts_of(kept(t, ["_ddb_key", "_ddb_item"])) for t in tasks)
     types: dict[str, Any] = {}
