@@ -440,7 +440,9 @@ def _plan(table: Table, wanted: pa.Schema, *, in_place: bool = True) -> _Plan:
         attrs = columns.column_attributes([f for f in kept.values() if f.name not in META_COLUMNS])
         for f in changed:
             left = seen.get(columns.column_name(attrs[f.name])) if f.name in attrs else None
-            if (adds := fieldadds.in_place(kept[f.name], f, left)) is not None:
+            if (adds := fieldadds.in_place(kept[f.name], f, left)) is not None and fieldadds.feasible(
+                table, adds
+            ):
                 grown[f.name] = adds
         changed = [f for f in changed if f.name not in grown]
     unknown = {name for name, shape in seen.items() if shape is None}

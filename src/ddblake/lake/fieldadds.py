@@ -121,6 +121,35 @@ def add_fields(upd: Any, adds: Sequence[Added]) -> None:
             upd.move_before(".".join((*add.parent, add.field.name)), ".".join((*add.parent, add.before)))
 
 
+def feasible(table: Any, adds: Sequence[Added]) -> bool:
+    """Whether pyiceberg takes :func:`add_fields` of ``adds`` on ``table``'s schema (a dry run,
+    never committed). It refuses a path it already knows under a short name: a list of maps whose
+    maps hold a key ``element`` with a map of its own under it makes ``l.element.y`` name that
+    map's ``y``, so a key ``y`` cannot be added beside ``element``. Such a column is retyped."""
+    try:
+        upd = table.update_schema()
+        add_fields(upd, adds)
+        upd._apply()
+    except (ValueError, KeyError, TypeError):
+        return False
+    return True
+
+
+def by_key(field: pa.Field) -> pa.Field:
+    """``field`` (a codec field: names are map keys) with each struct's fields in key order, at
+    every depth, as typing the items in one batch orders them."""
+
+    def order(t: pa.DataType) -> pa.DataType:
+        if pa.types.is_struct(t):
+            return pa.struct([f.with_type(order(f.type)) for f in sorted(t, key=lambda f: f.name)])
+        if _is_list(t):
+            elem = t.value_field.with_type(order(t.value_type))
+            return pa.large_list(elem) if pa.types.is_large_list(t) else pa.list_(elem)
+        return t
+
+    return field.with_type(order(field.type))
+
+
 def ordered_like(want: pa.Field, table: pa.DataType) -> pa.Field:
     """``want`` (a batch's type of a column, text markers and all) with the fields of each struct in
     the order the table's type ``table`` gives them after :func:`add_fields` (by name), so that the

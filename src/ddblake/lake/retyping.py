@@ -32,7 +32,7 @@ from pyiceberg.table import Table
 from ddblake.changes.model import compact_json
 from ddblake.changes.resolve import Keyed
 from ddblake.codec.evolve import evolved_schema, infer_text_types, join_types
-from ddblake.lake import current, untypedcols
+from ddblake.lake import current, fieldadds, untypedcols
 from ddblake.lake.commits import bucket_files, commit_replace
 from ddblake.lake.current import META_COLUMNS
 from ddblake.lake.files import with_hashes
@@ -91,6 +91,14 @@ def retype_table(
         if texts:
             types = join_types(types, types_of(texts), max_decimal_precision=precision)
     joint = evolved_schema(types, base, max_decimal_precision=precision, wide_decimals=True)
+    # Columns typed anew here get their struct fields in key order, as one batch gives (a column
+    # known before only by its untyped shape would have that shape's keys first).
+    # The table's columns kept as they are, by attribute name; every other column is typed anew.
+    existing = pa.schema([f for f in kept_columns if f.name in stored.names])
+    kept_names = set((current.attribute_schema(existing) or pa.schema([])).names)
+    joint = pa.schema(
+        [f if f.name in kept_names else fieldadds.by_key(f) for f in joint], metadata=joint.metadata
+    )
     so_far, left_out = current.lake_columns(joint.empty_table(), wanted)
     old_schema = pa.schema([*so_far.schema, *(pa.field(n, t) for n, t in META_COLUMNS.items())])
     new = current.typed_rows(upserts, buckets, old_schema, item_texts)
