@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from random import Random
 from typing import Any
@@ -266,3 +266,22 @@ def side_ratio(ours: dict[str, Any], theirs: dict[str, Any], key: str) -> float 
     if not (ours.get("ok") and theirs.get("ok")):
         return None
     return round(theirs[key] / ours[key], 2)
+
+
+def built_sides(
+    names: Sequence[str], build: Callable[[str], list[str]], run: Callable[[str], list[str]]
+) -> dict[str, dict[str, Any]]:
+    """Each side's lake built by ``build(name)``'s child, then measured by ``run(name)``'s (argv
+    after the interpreter): each side its own lake, since a copied lake is refused."""
+    sides = {}
+    for name in names:
+        built = run_child(build(name), timeout=3600)
+        print(f"built for {name}: {json.dumps(built)}", flush=True)
+        sides[name] = run_side(name, run(name))
+    return sides
+
+
+def same_digest(ours: dict[str, Any], theirs: dict[str, Any]) -> bool:
+    """Whether both sides ended with the same rows (their count and SHA-256 digest)."""
+    ok = bool(ours.get("ok") and theirs.get("ok"))
+    return ok and (ours["rows"], ours["digest"]) == (theirs["rows"], theirs["digest"])

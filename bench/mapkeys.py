@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import T0_US, peak_rss_mb, run_child, run_side, side_ratio, write_changes
+from _common import T0_US, built_sides, peak_rss_mb, same_digest, side_ratio, write_changes
 
 TABLE = "mapkeys-table"
 
@@ -103,21 +103,19 @@ def main() -> None:
     keys = args.keys or (3 if args.quick else 5)
     work = Path(tempfile.mkdtemp(prefix="ddblake-mapkeys-"))
     try:
-        sides = {}
-        for name in ("ddblake", "retype_every_row"):  # each its own lake (a copied lake is refused)
-            built = run_child([__file__, "--child", "build", str(work / name), str(rows), name], timeout=3600)
-            print(f"built for {name}: {json.dumps(built)}", flush=True)
-            argv = [__file__, "--child", "keys", str(work / name), str(keys), name]
-            sides[name] = run_side(name, argv)
+        sides = built_sides(
+            ("ddblake", "retype_every_row"),
+            lambda name: [__file__, "--child", "build", str(work / name), str(rows), name],
+            lambda name: [__file__, "--child", "keys", str(work / name), str(keys), name],
+        )
         ours, theirs = sides["ddblake"], sides["retype_every_row"]
-        ok = bool(ours.get("ok") and theirs.get("ok"))
         summary = {
             "bench": "mapkeys",
             "rows": rows,
             "keys": keys,
             "ratio": side_ratio(ours, theirs, "seconds"),
             "rss_ratio": side_ratio(ours, theirs, "peak_rss_mb"),
-            "same_rows": ok and (ours["rows"], ours["digest"]) == (theirs["rows"], theirs["digest"]),
+            "same_rows": same_digest(ours, theirs),
             "ddblake": ours,
             "retype_every_row": theirs,
         }

@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import T0_US, peak_rss_mb, run_child, run_side, side_ratio, write_changes
+from _common import T0_US, built_sides, peak_rss_mb, same_digest, side_ratio, write_changes
 
 TABLE = "retype-table"
 
@@ -152,20 +152,18 @@ def main() -> None:
     rows = args.rows or (200_000 if args.quick else 1_000_000)
     work = Path(tempfile.mkdtemp(prefix="ddblake-retype-"))
     try:
-        sides = {}
-        for name in ("ddblake", "whole_table"):  # each its own lake (a copied lake is refused)
-            built = run_child([__file__, "--child", "build", str(work / name), str(rows)], timeout=3600)
-            print(f"built for {name}: {json.dumps(built)}", flush=True)
-            argv = [__file__, "--child", "retype", str(work / name), name]
-            sides[name] = run_side(name, argv)
+        sides = built_sides(
+            ("ddblake", "whole_table"),
+            lambda name: [__file__, "--child", "build", str(work / name), str(rows)],
+            lambda name: [__file__, "--child", "retype", str(work / name), name],
+        )
         ours, theirs = sides["ddblake"], sides["whole_table"]
-        ok = bool(ours.get("ok") and theirs.get("ok"))
         summary = {
             "bench": "retype",
             "rows": rows,
             "rss_ratio": side_ratio(ours, theirs, "peak_rss_mb"),
             "time_ratio": side_ratio(ours, theirs, "seconds"),
-            "same_rows": ok and (ours["rows"], ours["digest"]) == (theirs["rows"], theirs["digest"]),
+            "same_rows": same_digest(ours, theirs),
             "ddblake": ours,
             "whole_table": theirs,
         }
