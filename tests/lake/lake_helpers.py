@@ -151,3 +151,30 @@ def same_whatever_the_batching(new_lake: MakeLake, *splits: Batches) -> Lake:
         assert current_rows(other) == expected_rows
         assert other.dump() == expected_dump
     return lakes[0]
+
+
+def reads_during(monkeypatch: pytest.MonkeyPatch, owner: Any, name: str) -> tuple[list[int], list[bool]]:
+    """The task count of each pyiceberg ``ArrowScan.to_table`` call made while ``owner.name`` runs
+    (the attribute wrapped for the test), and a flag that is ``[True]`` while it runs."""
+    from pyiceberg.io.pyarrow import ArrowScan
+
+    reads: list[int] = []
+    running = [False]
+    real_read, real = ArrowScan.to_table, getattr(owner, name)
+
+    def counted(self: ArrowScan, tasks: Any) -> Any:
+        tasks = list(tasks)
+        if running[0]:
+            reads.append(len(tasks))
+        return real_read(self, tasks)
+
+    def watched(*args: Any, **kwargs: Any) -> Any:
+        running[0] = True
+        try:
+            return real(*args, **kwargs)
+        finally:
+            running[0] = False
+
+    monkeypatch.setattr(ArrowScan, "to_table", counted)
+    monkeypatch.setattr(owner, name, watched)
+    return reads, running

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lake_helpers import TABLE, Lake, event
+from lake_helpers import TABLE, Lake, event, reads_during
 from pyiceberg.conversions import from_bytes
 from pyiceberg.serializers import FromInputFile
 from pyiceberg.table import Table
@@ -196,7 +196,6 @@ def test_the_repair_reads_the_table_one_data_file_at_a_time(
 ) -> None:
     # It read the whole table into memory (scan().to_arrow()): a table grown for months through
     # the whole-file fallback might not fit.
-    from pyiceberg.io.pyarrow import ArrowScan
 
     from ddblake.lake import layout
 
@@ -208,25 +207,7 @@ def test_the_repair_reads_the_table_one_data_file_at_a_time(
     table.append(rows.slice(6))
     assert len(list(_table(lake).scan().plan_files())) == 3
     before = lake.dump()
-    reads: list[int] = []
-    repairing = [False]
-    real_read, real_rebucket = ArrowScan.to_table, layout.rebucket_table
-
-    def counted(self: ArrowScan, tasks: Any) -> Any:
-        tasks = list(tasks)
-        if repairing[0]:
-            reads.append(len(tasks))
-        return real_read(self, tasks)
-
-    def watched(*args: Any, **kwargs: Any) -> int:
-        repairing[0] = True
-        try:
-            return real_rebucket(*args, **kwargs)
-        finally:
-            repairing[0] = False
-
-    monkeypatch.setattr(ArrowScan, "to_table", counted)
-    monkeypatch.setattr(layout, "rebucket_table", watched)
+    reads, repairing = reads_during(monkeypatch, layout, "rebucket_table")
     monkeypatch.setattr(Table, "scan", _no_whole_reads(Table.scan, repairing))
     lake.write([event("MODIFY", "b", 3, image={"v": {"N": "20"}})])
     lake.apply()

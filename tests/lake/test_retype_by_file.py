@@ -10,13 +10,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from lake_helpers import Lake, applied, insert
+from lake_helpers import Lake, applied, insert, reads_during
 from lake_helpers import event as change
 from lake_helpers import lake as lake  # noqa: F401 (fixture)
-from pyiceberg.io.pyarrow import ArrowScan
 
 from ddblake.lake import apply as apply_module
-from ddblake.lake import files, retyping
+from ddblake.lake import files
 from ddblake.lake.query import run_sql
 
 
@@ -34,25 +33,7 @@ def test_a_retype_over_many_files_per_bucket_keeps_every_row(
     cur = lake.catalog().load_table("ddb.orders_table")
     before = len(list(cur.scan().plan_files()))
     assert before >= 48  # 16 buckets, three or more files each
-    reads: list[int] = []
-    retyping_now = [False]
-    real_read = ArrowScan.to_table
-
-    def counted_read(self: ArrowScan, tasks: Any) -> Any:
-        tasks = list(tasks)
-        if retyping_now[0]:
-            reads.append(len(tasks))
-        return real_read(self, tasks)
-
-    def watched(*args: Any, **kwargs: Any) -> int:
-        retyping_now[0] = True
-        try:
-            return retyping.retype_table(*args, **kwargs)
-        finally:
-            retyping_now[0] = False
-
-    monkeypatch.setattr(ArrowScan, "to_table", counted_read)
-    monkeypatch.setattr(apply_module, "retype_table", watched)
+    reads, _ = reads_during(monkeypatch, apply_module, "retype_table")
     # int64 -> decimal (n), a map gaining a field (m.b), an update, a delete and an insert in many buckets.
     batch = [
         insert("k0001", 1000, _item(1, "1.5")),

@@ -339,7 +339,7 @@ def evolve(tx: Any, table: Table, wanted: pa.Schema, *, retyped: bool = False) -
         tx.remove_properties(UNTYPED_PROPERTY)
     if plan.grown:  # rows written with the struct fields in the table's order (files read straight)
         staged = {f.name: f.type for f in tx.table_metadata.schema().as_arrow()}
-        grown = [fieldadds.ordered_like(f, staged[f.name]) if f.name in plan.grown else f for f in wanted]
+        grown = [fieldadds.in_order(f, staged[f.name]) if f.name in plan.grown else f for f in wanted]
         return Target(pa.schema(grown, metadata=wanted.metadata), full)
     return Target(wanted, full)
 

@@ -135,31 +135,18 @@ def feasible(table: Any, adds: Sequence[Added]) -> bool:
     return True
 
 
-def by_key(field: pa.Field) -> pa.Field:
-    """``field`` (a codec field: names are map keys) with each struct's fields in key order, at
-    every depth, as typing the items in one batch orders them."""
-
-    def order(t: pa.DataType) -> pa.DataType:
-        if pa.types.is_struct(t):
-            return pa.struct([f.with_type(order(f.type)) for f in sorted(t, key=lambda f: f.name)])
-        if _is_list(t):
-            elem = t.value_field.with_type(order(t.value_type))
-            return pa.large_list(elem) if pa.types.is_large_list(t) else pa.list_(elem)
-        return t
-
-    return field.with_type(order(field.type))
-
-
-def ordered_like(want: pa.Field, table: pa.DataType) -> pa.Field:
-    """``want`` (a batch's type of a column, text markers and all) with the fields of each struct in
-    the order the table's type ``table`` gives them after :func:`add_fields` (by name), so that the
-    files a batch writes hold the table's own schema and are read back straight."""
+def in_order(field: pa.Field, like: pa.DataType | None = None) -> pa.Field:
+    """``field`` with the fields of each struct, at every depth, in the order ``like`` (the table's
+    type of the column, after :func:`add_fields`) gives them, by name, so that the files a batch
+    writes hold the table's own schema and are read back straight; where ``like`` has no struct
+    (None: a column typed anew), in key order, as typing the items in one batch orders them (a
+    codec field's names are its map keys)."""
 
     def order(t: pa.DataType, like: pa.DataType | None) -> pa.DataType:
         if pa.types.is_struct(t):
             theirs = {f.name: f.type for f in like} if like is not None and pa.types.is_struct(like) else {}
             rank = {name: i for i, name in enumerate(theirs)}
-            children = sorted(t, key=lambda f: rank.get(f.name, len(rank)))
+            children = sorted(t, key=lambda f: (rank.get(f.name, len(rank)), f.name if not rank else ""))
             return pa.struct([f.with_type(order(f.type, theirs.get(f.name))) for f in children])
         if _is_list(t):
             inner = like.value_type if like is not None and _is_list(like) else None
@@ -167,4 +154,4 @@ def ordered_like(want: pa.Field, table: pa.DataType) -> pa.Field:
             return pa.large_list(elem) if pa.types.is_large_list(t) else pa.list_(elem)
         return t
 
-    return want.with_type(order(want.type, table))
+    return field.with_type(order(field.type, like))

@@ -97,7 +97,7 @@ def retype_table(
     existing = pa.schema([f for f in kept_columns if f.name in stored.names])
     kept_names = set((current.attribute_schema(existing) or pa.schema([])).names)
     joint = pa.schema(
-        [f if f.name in kept_names else fieldadds.by_key(f) for f in joint], metadata=joint.metadata
+        [f if f.name in kept_names else fieldadds.in_order(f) for f in joint], metadata=joint.metadata
     )
     so_far, left_out = current.lake_columns(joint.empty_table(), wanted)
     old_schema = pa.schema([*so_far.schema, *(pa.field(n, t) for n, t in META_COLUMNS.items())])
