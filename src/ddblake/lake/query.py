@@ -219,7 +219,7 @@ def _run(
                 schema = (
                     table.scan(snapshot_id=snapshot).projection() if snapshot is not None else table.schema()
                 )
-                casts = json_casts(schema, json_text_columns(table, schema))
+                casts = json_casts(schema, json_text_columns(table, schema), rows.stored)
                 register(typed, name, rows, casts, warn=False)  # the plain view warned
                 qualified(typed, namespace, name)
     try:

@@ -19,9 +19,11 @@ changes type) always pass.
 
 Names: Iceberg writers store names that are not Avro names (``created-at``, ``x%2Ey``) under a
 sanitised form (``created_x2Dat``). The dataset reads the stored names and :func:`register` gives
-top-level columns their own names back through a DuckDB view, by position (DuckDB's names are
-case-insensitive, DynamoDB's are not); a table with such a name nested in a struct, or with two
-names that sanitise alike, is read through pyiceberg.
+them back through a DuckDB view: top-level columns by position (DuckDB's names are
+case-insensitive, DynamoDB's are not), struct fields (map keys such as ``in-side``, at any depth)
+by rebuilding the struct under its own names (:func:`_cast`). A table with two names that sanitise
+alike, or with a renamed field DuckDB could not rebuild (:func:`_renamable`), is read through
+pyiceberg.
 
 Kinds: a column of JSON text (a ``ddblake:ddb-json`` field, ``_ddb_item``, the history's images)
 or of number text (``ddblake:number-text``) is a string to Iceberg and Parquet. :func:`json_casts`
@@ -55,7 +57,7 @@ from pyiceberg.partitioning import PartitionSpec
 from pyiceberg.schema import Schema, sanitize_column_names
 from pyiceberg.table import Table
 from pyiceberg.transforms import IdentityTransform
-from pyiceberg.types import IcebergType, ListType, StringType, StructType
+from pyiceberg.types import IcebergType, ListType, MapType, StringType, StructType
 
 from ddblake.codec.schema import DDB_JSON, NUMBER_TEXT
 from ddblake.signals import SCRATCH_DIRS
@@ -64,6 +66,8 @@ log = logging.getLogger(__name__)
 
 FOOTER_THREADS = 8
 Path = tuple[str, ...]
+Cast = Callable[[str], str]
+"""The SQL of a column's value in the view, given the SQL of its stored value."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,11 @@ class Rows:
 
     source: pa.Table | ds.Dataset
     renamed: dict[str, str] = field(default_factory=dict)
+    stored: Schema | None = None
+    """The Iceberg schema under the names the files store, when a nested one differs from its
+    own (a map key ``in-side`` stored as ``in_x2Dside``): the view rebuilds those columns."""
+    nested: dict[str, Cast] = field(default_factory=dict)
+    """The SQL rebuilding those columns (by their names in DuckDB), where no other cast is given."""
 
 
 def _walk(fields: Any, prefix: Path = ()) -> Iterator[tuple[Path, int | None, str]]:
@@ -141,9 +150,10 @@ class _Expected:
         )
 
 
-def _stored_names(schema: Schema) -> tuple[Schema, dict[str, str]] | None:
-    """The schema under the names writers store (Avro-sanitised) and the top-level renames; None
-    when a nested field's stored name differs (no view can rename it)."""
+def _stored_names(schema: Schema) -> tuple[Schema, dict[str, str], bool] | None:
+    """The schema under the names writers store (Avro-sanitised), the top-level renames, and
+    whether a nested name differs too; None when a view could not give every name back (two names
+    that sanitise alike, or a nested rename :func:`_renamable` refuses)."""
     try:
         stored = sanitize_column_names(schema)
     except ValueError:  # two names that sanitise alike ("a-b" and "a_x2Db"): no stored schema
@@ -151,9 +161,47 @@ def _stored_names(schema: Schema) -> tuple[Schema, dict[str, str]] | None:
     renamed = {s.name: f.name for s, f in zip(stored.fields, schema.fields, strict=True) if s.name != f.name}
     own = [p for p, _, _ in _walk(schema_to_pyarrow(schema))]
     kept = [p for p, _, _ in _walk(schema_to_pyarrow(stored))]
-    if any(a[1:] != b[1:] for a, b in zip(own, kept, strict=True)):
+    nested = any(a[1:] != b[1:] for a, b in zip(own, kept, strict=True))
+    if nested and not all(
+        _renamable(f.field_type, s.field_type) for f, s in zip(schema.fields, stored.fields, strict=True)
+    ):
         return None
-    return stored, renamed
+    return stored, renamed, nested
+
+
+def _renames_below(own: IcebergType, stored: IcebergType) -> bool:
+    """Whether a field name under ``own`` is stored under another name."""
+    if isinstance(own, StructType) and isinstance(stored, StructType):
+        return any(
+            f.name != s.name or _renames_below(f.field_type, s.field_type)
+            for f, s in zip(own.fields, stored.fields, strict=True)
+        )
+    if isinstance(own, ListType) and isinstance(stored, ListType):
+        return _renames_below(own.element_type, stored.element_type)
+    if isinstance(own, MapType) and isinstance(stored, MapType):
+        return _renames_below(own.key_type, stored.key_type) or _renames_below(
+            own.value_type, stored.value_type
+        )
+    return False
+
+
+def _renamable(own: IcebergType, stored: IcebergType) -> bool:
+    """Whether :func:`_cast` can rebuild ``own``'s names from ``stored``'s: not inside an Iceberg
+    map (ddblake writes none; :func:`_cast` does not rebuild one), not in a struct whose fields
+    differ only in case (DuckDB's ``struct_extract`` would not tell them apart), and not for a name
+    holding a NUL (SQL text ends there in DuckDB)."""
+    if not _renames_below(own, stored):
+        return True
+    if isinstance(own, StructType) and isinstance(stored, StructType):
+        if len({f.name.lower() for f in own.fields}) < len(own.fields):
+            return False
+        return all(
+            "\0" not in f.name and _renamable(f.field_type, s.field_type)
+            for f, s in zip(own.fields, stored.fields, strict=True)
+        )
+    if isinstance(own, ListType) and isinstance(stored, ListType):
+        return _renamable(own.element_type, stored.element_type)
+    return False
 
 
 def lazy_rows(table: Table, snapshot_id: int) -> Rows | None:
@@ -166,7 +214,7 @@ def lazy_rows(table: Table, snapshot_id: int) -> Rows | None:
     names = _stored_names(schema)
     if names is None:
         return None
-    stored, renamed = names
+    stored, renamed, nested = names
     expected_schema = schema_to_pyarrow(stored, include_field_ids=True)
     paths: list[str] = []
     spec_ids: list[int] = []
@@ -182,8 +230,10 @@ def lazy_rows(table: Table, snapshot_id: int) -> Rows | None:
         paths.append(path)
         spec_ids.append(data.spec_id)
     arrow_schema = schema_to_pyarrow(stored, include_field_ids=False)
+    kept = stored if nested else None
+    rebuilt = _rename_casts(schema, stored) if nested else {}
     if place is None:
-        return Rows(ds.dataset(arrow_schema.empty_table()), renamed)
+        return Rows(ds.dataset(arrow_schema.empty_table()), renamed, kept, rebuilt)
     filesystem = table.io.fs_by_scheme(*place)
     parquet = ds.ParquetFileFormat()
     fragments = [parquet.make_fragment(p, filesystem=filesystem) for p in paths]
@@ -193,7 +243,7 @@ def lazy_rows(table: Table, snapshot_id: int) -> Rows | None:
     if not all(expected.agrees(f.physical_schema, sid) for f, sid in zip(fragments, spec_ids, strict=True)):
         return None
     dataset = ds.FileSystemDataset(fragments, arrow_schema, parquet, filesystem)
-    return Rows(dataset, renamed)
+    return Rows(dataset, renamed, kept, rebuilt)
 
 
 def row_source(table: Table, snapshot_id: int | None) -> Rows:
@@ -270,8 +320,6 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-Cast = Callable[[str], str]
-"""The SQL of a column's value in the view, given the SQL of its stored value."""
 _MARK = "ddblake:"
 _JSON_NUMBER = r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?"
 """JSON's grammar of a number (RFC 8259), for RE2."""
@@ -309,27 +357,39 @@ def _number_text(ref: str) -> str:
     )
 
 
-def _cast(t: IcebergType, marker: str | None, ref: str, depth: int) -> str | None:
+def _cast(
+    t: IcebergType,
+    marker: str | None,
+    ref: str,
+    depth: int,
+    stored: IcebergType | None = None,
+    *,
+    marks: bool = True,
+) -> str | None:
     """The SQL giving the value at ``ref`` (of type ``t``, marked ``marker``) its JSON parts as
-    DuckDB's JSON, or None when nothing in it is marked."""
-    if isinstance(t, ListType):
+    DuckDB's JSON, and its struct fields their own names where the file stores ``stored``'s
+    (Avro-sanitised: :func:`_renamable` said it can); None when nothing in it changes. ``marks``:
+    False gives the names back and leaves the text as text (the plain view)."""
+    stored = stored or t
+    if isinstance(t, ListType) and isinstance(stored, ListType):
         inner = marker[2:] if marker and marker.startswith("[]") else None
         var = f"{_LAMBDA}{depth}"
-        body = _cast(t.element_type, inner, var, depth + 1)
+        body = _cast(t.element_type, inner, var, depth + 1, stored.element_type, marks=marks)
         return None if body is None else f"list_transform({ref}, lambda {var}: {body})"
-    if isinstance(t, StructType):
+    if isinstance(t, StructType) and isinstance(stored, StructType):
         if len({f.name.lower() for f in t.fields}) < len(t.fields):
             return None  # fields DuckDB would not tell apart: left as they are
-        parts, marked = [], False
-        for f in t.fields:
-            field = f"struct_extract({ref}, {_literal(f.name)})"
-            body = _cast(f.field_type, _marker(f.doc), field, depth)
-            marked = marked or body is not None
+        parts, changed = [], False
+        for f, s in zip(t.fields, stored.fields, strict=True):
+            field = f"struct_extract({ref}, {_literal(s.name)})"
+            mark = _marker(f.doc) if marks else None
+            body = _cast(f.field_type, mark, field, depth, s.field_type, marks=marks)
+            changed = changed or body is not None or f.name != s.name
             parts.append(f"{_quoted(f.name)} := {body or field}")
-        if not marked:
+        if not changed:
             return None
         return f"CASE WHEN {ref} IS NULL THEN NULL ELSE struct_pack({', '.join(parts)}) END"
-    if isinstance(t, StringType):
+    if isinstance(t, StringType) and marks:
         if marker == DDB_JSON:
             return _json_text(ref)
         if marker == NUMBER_TEXT:
@@ -337,21 +397,37 @@ def _cast(t: IcebergType, marker: str | None, ref: str, depth: int) -> str | Non
     return None
 
 
-def json_casts(schema: Schema, json_text: Iterable[str] = ()) -> dict[str, Cast]:
+def json_casts(
+    schema: Schema, json_text: Iterable[str] = (), stored: Schema | None = None
+) -> dict[str, Cast]:
     """The columns of ``schema`` holding JSON or number text (by the codec's doc marks, at any
     depth; and the string columns named in ``json_text``, JSON text by the caller's knowledge),
-    with the SQL that gives their view column DuckDB's JSON type there."""
+    with the SQL that gives their view column DuckDB's JSON type there; ``stored``: the rows'
+    :attr:`Rows.stored`, whose nested names the SQL gives back too."""
     plain = set(json_text)
     casts: dict[str, Cast] = {}
-    for f in schema.fields:
+    for i, f in enumerate(schema.fields):
         marker = DDB_JSON if f.name in plain and isinstance(f.field_type, StringType) else _marker(f.doc)
-        if _cast(f.field_type, marker, "c", 0) is not None:
-            casts[f.name] = partial(_column_cast, f.field_type, marker)
+        kept = stored.fields[i].field_type if stored is not None else None
+        if _cast(f.field_type, marker, "c", 0, kept) is not None:
+            casts[f.name] = partial(_column_cast, f.field_type, marker, kept, True)
     return casts
 
 
-def _column_cast(t: IcebergType, marker: str | None, ref: str) -> str:
-    return _cast(t, marker, ref, 0) or ref
+def _rename_casts(schema: Schema, stored: Schema) -> dict[str, Cast]:
+    """The SQL giving the columns whose nested names ``stored`` holds otherwise their own names
+    back (by the column's name in DuckDB), for the plain view: text stays text there."""
+    casts: dict[str, Cast] = {}
+    for f, s in zip(schema.fields, stored.fields, strict=True):
+        if _cast(f.field_type, None, "c", 0, s.field_type, marks=False) is not None:
+            casts[duck_name(f.name)] = partial(_column_cast, f.field_type, None, s.field_type, False)
+    return casts
+
+
+def _column_cast(
+    t: IcebergType, marker: str | None, stored: IcebergType | None, marks: bool, ref: str
+) -> str:
+    return _cast(t, marker, ref, 0, stored, marks=marks) or ref
 
 
 def register(
@@ -387,7 +463,7 @@ def register(
                 column,
                 alias,
             )
-    casts = casts or {}
+    casts = {**rows.nested, **(casts or {})}  # a caller's casts were built on rows.stored
     if not rows.renamed and not any(n in casts for n in names):
         con.register(name, rows.source)
         return
