@@ -53,7 +53,8 @@ def state(table: str, name: str, started: int, *, finished: bool = True, **optio
 def test_the_stream_must_reach_back_to_the_newest_finished_load() -> None:
     t = now()
     old_full = state("t", "export-a", t - 48 * HOUR_US)
-    gap_filled = state("t", "export-b", t - 47 * HOUR_US, incremental=True, covers_until_us=t - HOUR_US)
+    window = {"incremental": True, "covers_from_us": t - 48 * HOUR_US}
+    gap_filled = state("t", "export-b", t - 47 * HOUR_US, **window, covers_until_us=t - HOUR_US)
     unknown_end = state("t", "export-c", t - 47 * HOUR_US, incremental=True)
     assert stream_needed_from([old_full]) == (old_full, t - 48 * HOUR_US)
     assert stream_needed_from([old_full, gap_filled]) == (gap_filled, t - HOUR_US)
@@ -61,6 +62,27 @@ def test_the_stream_must_reach_back_to_the_newest_finished_load() -> None:
     resumed = state("t", "scan", t - 2 * HOUR_US, finished=False)
     assert stream_needed_from([resumed]) == (resumed, t - 2 * HOUR_US)
     assert stream_needed_from([]) is None
+
+
+def test_an_incremental_export_counts_only_where_its_window_joins_on() -> None:
+    """An export whose window starts after the time the lake holds leaves the changes in between in
+    neither: it does not carry the time on (nor one that recorded no start, from an older ddblake)."""
+    t = now()
+    full = state("t", "export-a", t - 48 * HOUR_US)
+    late = state("t", "export-b", t - 40 * HOUR_US, incremental=True, covers_from_us=t - 43 * HOUR_US,
+                 covers_until_us=t - HOUR_US)  # fmt: skip
+    no_start = state("t", "export-c", t - 40 * HOUR_US, incremental=True, covers_until_us=t - HOUR_US)
+    assert stream_needed_from([full, late]) == (full, t - 48 * HOUR_US)
+    assert stream_needed_from([full, no_start]) == (full, t - 48 * HOUR_US)
+    # Two windows that chain (given in any order), and one that ended before the full load.
+    first = state("t", "export-d", t - 30 * HOUR_US, incremental=True, covers_from_us=t - 49 * HOUR_US,
+                  covers_until_us=t - 30 * HOUR_US)  # fmt: skip
+    second = state("t", "export-e", t - 2 * HOUR_US, incremental=True, covers_from_us=t - 30 * HOUR_US,
+                   covers_until_us=t - 2 * HOUR_US)  # fmt: skip
+    before = state("t", "export-f", t - 50 * HOUR_US, incremental=True, covers_from_us=t - 60 * HOUR_US,
+                   covers_until_us=t - 50 * HOUR_US)  # fmt: skip
+    assert stream_needed_from([second, before, full, first]) == (second, t - 2 * HOUR_US)
+    assert stream_needed_from([full, second]) == (full, t - 48 * HOUR_US)  # the first is missing
 
 
 def test_a_first_capture_after_an_old_load_is_refused(

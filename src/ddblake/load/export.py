@@ -27,7 +27,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Final
+from typing import IO, Any, Final
 from urllib.parse import urlparse
 
 import pyarrow.fs as pafs
@@ -35,6 +35,7 @@ import pyarrow.fs as pafs
 from ddblake.errors import ConfigError, NotFoundError, StoppedError, TerminalError
 from ddblake.lake.storage import Storage, storage_error
 from ddblake.load.export_format import FirstLine, format_problem
+from ddblake.load.export_keys import KeyCheck
 from ddblake.load.rows import parse_export_time
 
 SUMMARY: Final = "manifest-summary.json"
@@ -83,6 +84,7 @@ class ExportManifest:
         item_count: the summary's ``itemCount``.
         files: the data files.
         export_to_time_us: ``exportToTime`` (incremental exports: the end of the window they hold).
+        export_from_time_us: ``exportFromTime`` (incremental exports: the start of that window).
     """
 
     uri: str
@@ -97,6 +99,7 @@ class ExportManifest:
     item_count: int
     files: tuple[DataFile, ...]
     export_to_time_us: int | None = None
+    export_from_time_us: int | None = None
 
 
 class ExportFolder:
@@ -260,11 +263,10 @@ def read_manifest(folder: ExportFolder) -> ExportManifest:
     incremental = summary.get("exportType") == "INCREMENTAL_EXPORT" or "exportFromTime" in summary
     export_time: int | None = None
     export_to_time: int | None = None
-    if incremental and summary.get("exportToTime"):
-        try:
-            export_to_time = parse_export_time(str(summary["exportToTime"]))
-        except ValueError:
-            export_to_time = None  # only the stream check uses it: unknown is handled there
+    export_from_time: int | None = None
+    if incremental:  # only the stream checks use the window: unknown is handled there
+        export_to_time = _window_time(summary, "exportToTime")
+        export_from_time = _window_time(summary, "exportFromTime")
     if not incremental:
         try:
             export_time = parse_export_time(str(summary["exportTime"]))
@@ -287,7 +289,18 @@ def read_manifest(folder: ExportFolder) -> ExportManifest:
         item_count=item_count,
         files=tuple(files),
         export_to_time_us=export_to_time,
+        export_from_time_us=export_from_time,
     )
+
+
+def _window_time(summary: dict[str, Any], name: str) -> int | None:
+    """An incremental export's window bound from its summary (None: missing or not a time)."""
+    if not summary.get(name):
+        return None
+    try:
+        return parse_export_time(str(summary[name]))
+    except ValueError:
+        return None
 
 
 def _read_chunk(folder: ExportFolder, entry: DataFile, stream: IO[bytes]) -> bytes:
@@ -299,8 +312,13 @@ def _read_chunk(folder: ExportFolder, entry: DataFile, stream: IO[bytes]) -> byt
 
 
 def _check_file(
-    folder: ExportFolder, entry: DataFile, stop: threading.Event | None = None, declared: str | None = None
+    folder: ExportFolder,
+    entry: DataFile,
+    stop: threading.Event | None = None,
+    declared: str | None = None,
+    keys: KeyCheck | None = None,
 ) -> None:
+    lines_of = _KeyedLines(folder, entry, keys) if keys is not None else None
     stream = folder.open(entry.rel)
     if stream is None:
         raise _refuse(folder, f"data file {folder.where(entry.rel)} listed in {FILES} is missing")
@@ -326,6 +344,8 @@ def _check_file(
                 in_member = True
                 if not first.done:
                     first.feed(out)
+                if lines_of is not None:
+                    lines_of.feed(out)
                 lines += out.count(b"\n")
                 last = out[-1:] or last
                 if inflate.eof:  # a multi-member gzip: start the next member
@@ -360,6 +380,49 @@ def _check_file(
     first.finish()
     if declared is not None and (mismatch := format_problem(folder.where(entry.rel), declared, first)):
         raise _refuse(folder, mismatch)
+    if lines_of is not None:
+        lines_of.finish()
+
+
+class _KeyedLines:
+    """The lines of one data file, as they are decompressed, put to a :class:`KeyCheck`. The first
+    problem is kept and raised by :meth:`finish`, after the file's checksum, gzip, count and format
+    checks passed: a damaged file is said to be damaged, not to lack a key."""
+
+    def __init__(self, folder: ExportFolder, entry: DataFile, check: KeyCheck) -> None:
+        self.folder, self.entry, self.check = folder, entry, check
+        self.tail = b""
+        self.number = 0
+        self.problem: tuple[int, str, bool] | None = None
+
+    def feed(self, data: bytes) -> None:
+        if self.problem is not None:
+            return
+        *whole, self.tail = (self.tail + data).split(b"\n")
+        for line in whole:
+            self._line(line)
+
+    def _line(self, line: bytes) -> None:
+        self.number += 1
+        if self.problem is None and line.strip() and (found := self.check(line)) is not None:
+            self.problem = (self.number, *found)
+
+    def finish(self) -> None:
+        """Raise the first problem found (CorruptExportError or ConfigError, naming file and line)."""
+        if self.problem is None and self.tail:
+            self._line(self.tail)
+        if self.problem is None:
+            return
+        number, problem, of_keys = self.problem
+        where = f"{self.folder.where(self.entry.rel)} line {number}"
+        if not of_keys:
+            raise _refuse(self.folder, f"{where}: {problem}")
+        keys = ",".join(self.check.keys)
+        raise ConfigError(
+            f"export {self.folder.uri} refused, nothing loaded: {where}: {problem}, but --keys {keys} "
+            "names the table's key attributes, which every item holds as S, N or B; pass the table's "
+            "own key attributes (--keys hash[,range]), or leave --keys out to let DescribeTable find them"
+        )
 
 
 def verify_export(
@@ -368,14 +431,20 @@ def verify_export(
     *,
     table: str | None = None,
     stop: threading.Event | None = None,
+    keys: tuple[str, ...] | None = None,
 ) -> None:
     """Check the whole export before anything is loaded from it (``stop`` set: stop at once).
+
+    ``keys``: the key attributes a user named for a full export (``--keys``): every line is then
+    read and checked to hold them (:mod:`ddblake.load.export_keys`), since a load finding one
+    without them would have written the rows before it under the wrong keys.
 
     Raises:
         CorruptExportError: a data file is missing, its checksum or item count differs from the
             manifest, its first line is in another format than the manifest's, or the counts do
-            not add up (names the file).
-        ConfigError: the export is of another table than ``table``, or in an unsupported format.
+            not add up (names the file); with ``keys``, a line is not a full export line.
+        ConfigError: the export is of another table than ``table``, or in an unsupported format;
+            an item lacks one of ``keys`` or holds it with a type no key has (names file and line).
         StoppedError: ``stop`` was set (nothing was loaded; the same command starts again).
         TerminalError, TransientError: a data file could not be read (names it and what to check).
     """
@@ -401,7 +470,8 @@ def verify_export(
         if entry.rel in seen:
             raise _refuse(folder, f"{FILES} lists {entry.key} twice")
         seen.add(entry.rel)
-        _check_file(folder, entry, stop, manifest.output_format)
+        check = KeyCheck(keys, manifest.output_format) if keys and not manifest.incremental else None
+        _check_file(folder, entry, stop, manifest.output_format, check)
 
 
 def iter_lines(folder: ExportFolder, entry: DataFile) -> Iterator[bytes]:

@@ -113,7 +113,7 @@ class ExportLoad:
 
     def _verify(self, manifest: ExportManifest) -> None:
         self.progress.status(f"checking {len(manifest.files)} data file(s) of export {manifest.export_id}")
-        verify_export(self.folder, manifest, table=self.table, stop=self.stop)
+        verify_export(self.folder, manifest, table=self.table, stop=self.stop, keys=self.keys)
 
     def _check_keys(
         self, state: LoadState, manifest: ExportManifest, keys: tuple[str, ...] | None, source: str
@@ -225,6 +225,11 @@ class ExportLoad:
                     "versions": self.versions,
                     **({"keys": list(key_names)} if key_names else {}),
                     **({"covers_until_us": manifest.export_to_time_us} if manifest.export_to_time_us else {}),
+                    **(
+                        {"covers_from_us": manifest.export_from_time_us}
+                        if manifest.export_from_time_us
+                        else {}
+                    ),
                 },
                 updated_us=now_us(),
             )

@@ -38,25 +38,76 @@ for clock skew and for the time a first read of every shard takes."""
 def covered_until_us(state: LoadState) -> int | None:
     """The time up to which a finished load holds the table (None: not known)."""
     if state.options.get("incremental"):
-        until = state.options.get("covers_until_us")
-        return int(until) if isinstance(until, int) else None
+        return _option_us(state, "covers_until_us")
     return state.started_us
+
+
+def covered_from_us(state: LoadState) -> int | None:
+    """Where an incremental export's window starts (None: not known, or not an incremental export)."""
+    return _option_us(state, "covers_from_us") if state.options.get("incremental") else None
+
+
+def _option_us(state: LoadState, name: str) -> int | None:
+    value = state.options.get(name)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def stream_needed_from(states: list[LoadState]) -> tuple[LoadState, int] | None:
     """The load whose time the stream must still reach back to, and that time (None: no load).
 
-    The lake holds the table as of its newest finished load; changes after that can only come from
-    the stream. With no finished load, an unfinished one resumes, and the changes after its start
-    must come from the stream too.
+    The lake holds the table as of its newest finished full load; an incremental export carries it
+    on to its window's end only when its window starts at or before the time reached so far (its
+    ``exportFromTime``; one starting later leaves the changes in between in neither, and one that
+    recorded no start, loaded by an older ddblake, is not counted). Changes after the time reached
+    can only come from the stream. With no finished full load, the newest finished incremental
+    export's end counts, as before; with none finished at all, an unfinished load resumes, and the
+    changes after its start must come from the stream too.
     """
-    finished = [
-        (s, t) for s in states if s.finished_us is not None and (t := covered_until_us(s)) is not None
-    ]
-    if finished:
-        return max(finished, key=lambda st: st[1])
+    finished = [s for s in states if s.finished_us is not None]
+    full = [(s, s.started_us) for s in finished if not s.options.get("incremental")]
+    if full:
+        reached = max(full, key=lambda st: st[1])
+        windows = sorted(
+            (start, end, s)
+            for s in finished
+            if (start := covered_from_us(s)) is not None and (end := covered_until_us(s)) is not None
+        )
+        for start, end, s in windows:  # by start: each one that joins on carries the time forward
+            if start <= reached[1] < end:
+                reached = (s, end)
+        return reached
+    ends = [(s, t) for s in finished if (t := covered_until_us(s)) is not None]
+    if ends:
+        return max(ends, key=lambda st: st[1])
     unfinished = [(s, s.started_us) for s in states if s.finished_us is None]
     return min(unfinished, key=lambda st: st[1]) if unfinished else None
+
+
+def unjoined_exports(states: list[LoadState], reached_us: int) -> list[LoadState]:
+    """Finished incremental exports that do not join on at ``reached_us`` (their window starts after
+    it, or its start is not known): the refusals name them, as loading them did not close the gap."""
+    return [
+        s
+        for s in states
+        if s.finished_us is not None
+        and s.options.get("incremental")
+        and (covered_until_us(s) or 0) > reached_us
+        and ((start := covered_from_us(s)) is None or start > reached_us)
+    ]
+
+
+def _unjoined_note(states: list[LoadState], reached_us: int) -> str:
+    """The sentence naming the first export :func:`unjoined_exports` finds, or nothing."""
+    left = unjoined_exports(states, reached_us)
+    if not left:
+        return ""
+    first = min(left, key=lambda s: covered_from_us(s) or 0)
+    start = covered_from_us(first)
+    when = f"starts at {utc_text(start)}" if start is not None else "has no recorded start"
+    return (
+        f" (incremental export {first.load_id} was loaded but its window {when}, so it does not "
+        "join on to the load: the changes in between are in neither)"
+    )
 
 
 def utc_text(us: int) -> str:
@@ -75,14 +126,16 @@ def check_first_capture(storage: Storage, table: str, now_us: int) -> None:
     Raises:
         TerminalError: the load is too old; the message says what to run instead.
     """
-    needed = stream_needed_from(list_loads(storage, table))
+    states = list_loads(storage, table)
+    needed = stream_needed_from(states)
     if needed is None or needed[1] >= now_us - STREAM_SAFE_AGE_US:
         return
     state, since = needed
+    note = _unjoined_note(states, since)
     raise TerminalError(
         f"table {table!r}: the lake holds the table as of its load {state.load_id} ({utc_text(since)}), more "
         f"than {STREAM_SAFE_AGE_US // 3_600_000_000} hours ago, and has no capture checkpoint; DynamoDB "
-        "Streams keeps 24 hours, so changes made in between would be in neither. Run `ddblake sync "
+        f"Streams keeps 24 hours, so changes made in between would be in neither{note}. Run `ddblake sync "
         f"--table {table} --lake L --rebootstrap` (a new load, then the stream), or load an incremental "
         "export from that time to now with `ddblake load --from-export`, then capture"
     )
@@ -145,15 +198,16 @@ def settle_first_load(storage: Storage, table: str, began_us: int) -> None:
         TerminalError: the finished load holds the table as of a time the stream no longer
             reaches; the changes in between would be in neither.
     """
-    needed = stream_needed_from(list_loads(storage, table))
+    states = list_loads(storage, table)
+    needed = stream_needed_from(states)
     if needed is not None and needed[1] < began_us - STREAM_SAFE_AGE_US:
         state, since = needed
         lake = shlex.quote(storage.shown())
         raise TerminalError(
             f"table {table!r}: load {state.load_id} holds the table as of {utc_text(since)}, but the "
             f"stream has been read only since {utc_text(began_us)} and keeps 24 hours, so changes in "
-            f"between would be in neither; run 'ddblake sync --table {table} --lake {lake} "
-            "--rebootstrap' (a new load, then the stream)"
+            f"between would be in neither{_unjoined_note(states, since)}; run 'ddblake sync --table "
+            f"{table} --lake {lake} --rebootstrap' (a new load, then the stream)"
         )
     storage.delete(first_load_path(table))
 
@@ -196,16 +250,18 @@ def check_stream_follows_load(storage: Storage, table: str, stream_arn: str) -> 
     Raises:
         TerminalError: the stream is younger than the load; names both and what to run.
     """
-    needed = stream_needed_from(list_loads(storage, table))
+    states = list_loads(storage, table)
+    needed = stream_needed_from(states)
     created = stream_created_us(stream_arn)
     if needed is None or created is None or created <= needed[1] + label_skew_us(needed[0].kind):
         return
     state, since = needed
     lake = shlex.quote(storage.shown())
+    note = _unjoined_note(states, since)
     raise TerminalError(
         f"table {table!r}: its stream {stream_arn} was enabled at {utc_text(created)}, after the lake's load "
-        f"{state.load_id} ({utc_text(since)}), so changes made in between are in neither; run 'ddblake sync "
-        f"--table {table} --lake {lake} --rebootstrap' (new stream positions, then a new load), "
-        "or load an incremental export from the load's time to now with `ddblake load --from-export`, "
+        f"{state.load_id} ({utc_text(since)}), so changes made in between are in neither{note}; run "
+        f"'ddblake sync --table {table} --lake {lake} --rebootstrap' (new stream positions, then a new "
+        "load), or load an incremental export from the load's time to now with `ddblake load --from-export`, "
         "then capture"
     )
