@@ -47,7 +47,7 @@ def test_list_is_recursive_sorted_relative_and_skips_temp_files(storage: Storage
         "other/x",
     ):
         storage.write_atomic(rel, b"x")
-    (Path(storage.root) / "raw/t/2024/01/02/00/.tmp-deadbeef").write_bytes(b"partial")
+    (Path(storage.root) / f"raw/t/2024/01/02/00/.tmp-{'ab' * 16}").write_bytes(b"partial")
     assert storage.list_files("raw/t") == [
         "raw/t/2024/01/01/23/z.gz",
         "raw/t/2024/01/02/00/a.gz",
@@ -55,6 +55,18 @@ def test_list_is_recursive_sorted_relative_and_skips_temp_files(storage: Storage
     ]
     storage.delete("raw/t/2024/01/02/00/a.gz")
     assert "raw/t/2024/01/02/00/a.gz" not in storage.list_files("")
+
+
+def test_list_skips_only_write_atomics_temp_names_not_a_table_named_like_one(storage: Storage) -> None:
+    # A DynamoDB table may be named ".tmp-orders"; its raw files start with its name.
+    raw = ".tmp-orders/2024/01/02/00/.tmp-orders-2024-01-02-00-00-00-000000-" + "c" * 32 + ".gz"
+    storage.write_atomic(f"raw/{raw}", b"x")
+    storage.write_atomic("raw/.tmp-orders/2024/01/02/00/.tmp-" + "d" * 31, b"x")  # not a temp name either
+    (Path(storage.root) / "raw/.tmp-orders/2024/01/02/00" / (".tmp-" + "e" * 32)).write_bytes(b"partial")
+    assert storage.list_files("raw/.tmp-orders") == [
+        "raw/.tmp-orders/2024/01/02/00/.tmp-" + "d" * 31,
+        f"raw/{raw}",
+    ]
 
 
 def test_uris(tmp_path: Path) -> None:

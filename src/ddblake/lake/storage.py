@@ -23,6 +23,7 @@ import errno
 import functools
 import logging
 import os
+import re
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +58,17 @@ _TERMINAL_S3_ERRORS: Final = (
     "HTTP status 301",
     "HTTP status 403",
 )
+
+
+_TEMP_NAME: Final = re.compile(r"\.tmp-[0-9a-f]{32}")
+"""The name :meth:`Storage.write_atomic` gives a local file while writing it (:func:`_temp_name`).
+Listings skip exactly these names, not every name starting ``.tmp-``: a DynamoDB table may be named
+``.tmp-orders``, and its raw files (``.tmp-orders-<stamp>-<id>.gz``) must still be listed and applied."""
+
+
+def _temp_name() -> str:
+    """A fresh name for :meth:`Storage.write_atomic`'s temp file; :data:`_TEMP_NAME` matches it."""
+    return f".tmp-{uuid.uuid4().hex}"
 
 
 def storage_error(verb: str, uri: str, e: OSError) -> DdblakeError:
@@ -241,7 +253,7 @@ class Storage:
                 parent = full.rsplit("/", 1)[0]
                 existing = _deepest_existing(parent)
                 self.fs.create_dir(parent, recursive=True)
-                tmp = f"{parent}/.tmp-{uuid.uuid4().hex}"
+                tmp = f"{parent}/{_temp_name()}"
                 try:
                     with self.fs.open_output_stream(tmp, compression=None) as out:
                         out.write(data)
@@ -305,7 +317,7 @@ class Storage:
         return sorted(
             (i.path[start:], (i.mtime_ns or 0) / 1e9)
             for i in infos
-            if i.type == pafs.FileType.File and not i.base_name.startswith(".tmp-")
+            if i.type == pafs.FileType.File and not _TEMP_NAME.fullmatch(i.base_name)
         )
 
     def list_dirs(self, prefix: str) -> list[str]:
