@@ -27,6 +27,7 @@ from ddblake.cli.signals import (
     sigterm_unwinds,
     terminated_by,
 )
+from ddblake.cli.stdout import stdout_for
 from ddblake.errors import DdblakeError, StoppedError, UsageError
 
 if TYPE_CHECKING:
@@ -135,8 +136,9 @@ def _cmd_query(args: argparse.Namespace) -> int:
             catalog, config.namespace, args.sql, as_of=as_of, own_lake=own_lake, json_values=json_values
         ) as (columns, chunks),
     ):
+        out = stdout_for(data=args.format != "table")
         for text in format_chunks(columns, chunks, args.format):
-            sys.stdout.write(text)
+            out.write(text)
     return 0
 
 
@@ -148,7 +150,7 @@ def _cmd_dump(args: argparse.Namespace) -> int:
     table = settings.required_table(args.table)
     config = existing_lake(args)
     catalog = open_catalog(config, config.storage(), create=False)
-    out = sys.stdout
+    out = stdout_for(data=True)
     with exit_at_once_on_stop():  # DuckDB sorts the items: a stop must not wait for it
         for line in dump_items(catalog, config.namespace, table, own_lake=own(config)):
             out.write(line + "\n")

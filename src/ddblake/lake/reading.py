@@ -278,7 +278,8 @@ def unique_names(columns: Sequence[str]) -> list[str]:
 
 def duck_name(name: str) -> str:
     """A name as DuckDB keeps it: C strings end at the first NUL, so ``a\0b`` is ``a`` there (and a
-    second such name ``a_1``, as :func:`unique_names` says)."""
+    second such name ``a_1``, as :func:`unique_names` says; ``\0a`` is empty, which
+    :func:`register` names ``_``)."""
     return name.split("\0", 1)[0]
 
 
@@ -442,15 +443,17 @@ def register(
     ``casts`` (by name) typed by them (:func:`json_casts`).
 
     DynamoDB's names are case-sensitive and DuckDB's are not: of two attributes whose names differ
-    only in case the first (in column order) answers to both spellings, and DuckDB calls the
-    later ones ``<name>_1``, ``<name>_2``; a warning names them (their values are in ``_ddb_item``).
+    only in case the first (in column order) answers to both spellings, and the later ones are named
+    ``<name>_1``, ``<name>_2`` (the first such name no column has: with attributes ``A``, ``a`` and
+    ``a_1``, ``a`` is ``a_2``, never another attribute's name); a warning names them (their values
+    are in ``_ddb_item``). A name DuckDB would cut to nothing (one starting with NUL) is ``_``.
     """
-    stored = [duck_name(s) for s in rows.source.schema.names]
-    names = [duck_name(rows.renamed.get(s, s)) for s in rows.source.schema.names]
+    names = [duck_name(rows.renamed.get(s, s)) or "_" for s in rows.source.schema.names]
+    aliases = unique_names(names)
     if warn:
         _warn_nul(name, rows.source.schema)
     first: dict[str, str] = {}
-    for column, alias in zip(names, unique_names(names), strict=True):
+    for column, alias in zip(names, aliases, strict=True):
         earlier = first.setdefault(column.lower(), column)
         if warn and earlier != column:
             log.warning(
@@ -464,16 +467,18 @@ def register(
                 alias,
             )
     casts = {**rows.nested, **(casts or {})}  # a caller's casts were built on rows.stored
-    if not rows.renamed and not any(n in casts for n in names):
-        con.register(name, rows.source)
-        return
     files = f"{name}__ddblake_files"
     con.register(files, rows.source)
-    # Named by position: DuckDB matches names case-insensitively, and "A-b" and "a-b" both exist;
-    # a stored column is referred to as DuckDB names it (a repeated name with _1, _2).
-    refs = [_quoted(u) for u in unique_names(stored)]
+    # The stored columns as DuckDB named them: it makes repeated names unique its own way (of A, a
+    # and a_1: A, a_1, a_1_1) and names an empty one itself; referred to by position from here on.
+    stored = [d[0] for d in con.execute(f"SELECT * FROM {_quoted(files)} LIMIT 0").description or []]  # noqa: S608
+    if stored == aliases and not any(n in casts for n in names):
+        con.unregister(files)
+        con.register(name, rows.source)
+        return
+    refs = [_quoted(u) for u in stored]
     values = ", ".join(casts[n](r) if n in casts else r for n, r in zip(names, refs, strict=True))
-    columns = ", ".join(_quoted(n) for n in names)
+    columns = ", ".join(_quoted(a) for a in aliases)
     con.execute(f"CREATE TEMP VIEW {_quoted(name)} ({columns}) AS SELECT {values} FROM {_quoted(files)}")  # noqa: S608
 
 

@@ -13,11 +13,14 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import duckdb
+import pyarrow as pa
+import pyarrow.dataset as ds
 from pyiceberg.catalog import Catalog
 from pyiceberg.table import Table
 
 from ddblake.changes.model import compact_json
-from ddblake.errors import DdblakeError
+from ddblake.errors import DdblakeError, TerminalError
 from ddblake.lake.advice import tables_elsewhere
 from ddblake.lake.applied import PROPERTY, AppliedLog, checked_log
 from ddblake.lake.catalog import table_names
@@ -37,7 +40,7 @@ from ddblake.lake.rawlog import (
     list_raw_files,
     table_prefix,
 )
-from ddblake.lake.reading import duck, register, row_source
+from ddblake.lake.reading import Rows, duck, register, row_source
 from ddblake.lake.recovery import unreadable_table
 from ddblake.lake.storage import Storage
 from ddblake.names import changes_identifier, table_identifier
@@ -80,12 +83,26 @@ def dump_items(
     snap = tbl.current_snapshot()
     if snap is None:
         return
+    rows = row_source(tbl, snap.snapshot_id).source
+    # Only the two columns it reads: no attribute's name (a NUL, names DuckDB would not tell apart)
+    # can then stand in dump's way.
+    only = pa.schema([rows.schema.field(n) for n in ("_ddb_key", "_ddb_item")])
+    source = rows.replace_schema(only) if isinstance(rows, ds.Dataset) else rows.select(only.names)
     with duck() as con:  # sorts out of core where the items outgrow memory
-        register(con, "current_rows", row_source(tbl, snap.snapshot_id))
-        result = con.sql("SELECT _ddb_item FROM current_rows ORDER BY _ddb_key")
-        for batch in result.to_arrow_reader(DUMP_BATCH_ROWS) or ():
-            for item in batch.column(0).to_pylist():
-                yield '{"Item":' + compact_item(item) + "}"
+        register(con, "current_rows", Rows(source), warn=False)
+        try:
+            result = con.sql("SELECT _ddb_item FROM current_rows ORDER BY _ddb_key")
+            for batch in result.to_arrow_reader(DUMP_BATCH_ROWS) or ():
+                for item in batch.column(0).to_pylist():
+                    yield '{"Item":' + compact_item(item) + "}"
+        except duckdb.Error as e:
+            first = (str(e).splitlines() or [""])[0]
+            raise TerminalError(
+                f"dump of table {table!r} failed: {first}; if that names a data file of its current "
+                "state, the file is damaged: restore it (on AWS, from the bucket's earlier versions; "
+                "docs/lake.md, Recovering), or load the table again with 'ddblake sync --table "
+                f"{table} --lake L --rebootstrap'"
+            ) from e
 
 
 @dataclass
