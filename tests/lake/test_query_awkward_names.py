@@ -105,3 +105,23 @@ def test_data_goes_out_in_utf8_on_a_console_that_cannot_hold_it(
     raw = _latin1(monkeypatch)  # a table is for a person: the console's encoding, escapes where it cannot
     assert main(["query", "--lake", str(lake.root), "SELECT n FROM orders_table"]) == 0
     assert "\\u65e5\\u672c" in raw.getvalue().decode("latin-1")
+
+
+def test_a_duckdb_error_no_command_expected_is_one_line(lake: Lake, capsys: Any, monkeypatch: Any) -> None:
+    """The last net: DuckDB's errors outside the statement (making a table's view) are one line too."""
+    import duckdb
+
+    from ddblake.lake import query
+
+    lake.write([insert("p", 1, {"n": {"S": "secret@example.com"}})])
+    lake.apply()
+
+    def broken(*_: Any, **__: Any) -> None:
+        raise duckdb.BinderException("Referenced column 'secret@example.com' not found")
+
+    monkeypatch.setattr(query, "register", broken)
+    code, _, err = run(capsys, "query", "--lake", str(lake.root), "SELECT * FROM orders_table")
+    assert code == 1 and len(err.splitlines()) == 1
+    assert (
+        err.startswith("ddblake: error: cannot read the lake's tables:") and "secret@example.com" not in err
+    )

@@ -472,7 +472,7 @@ def _library_error(e: Exception) -> str | None:
     if explained is not None:
         return str(explained)
     root = type(e).__module__.split(".")[0]
-    if root in ("pyarrow", "pyiceberg"):  # a damaged or missing table file, or table metadata
+    if root in ("pyarrow", "pyiceberg", "duckdb", "_duckdb"):  # a damaged or missing table file, or metadata
         # Their messages may quote item data (pyarrow: "Could not convert 'alice@example.com' ...",
         # pyiceberg: a filter's key literals), and this line lands in logs when ddblake runs as a
         # job (ECS, cron, CI): values are masked, file paths kept.
