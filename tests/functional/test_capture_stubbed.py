@@ -90,12 +90,14 @@ class Script:
             {"StreamArn": ARN},
         )
 
-    def iterator(self, shard_id: str, name: str, after: str | None = None) -> None:
+    def iterator(self, shard_id: str, name: str, after: str | None = None, *, at: str | None = None) -> None:
         params: dict[str, Any] = {"StreamArn": ARN, "ShardId": shard_id}
-        if after is None:
-            params["ShardIteratorType"] = "TRIM_HORIZON"
-        else:
+        if after is not None:
             params.update(ShardIteratorType="AFTER_SEQUENCE_NUMBER", SequenceNumber=after)
+        elif at is not None:
+            params.update(ShardIteratorType="AT_SEQUENCE_NUMBER", SequenceNumber=at)
+        else:
+            params["ShardIteratorType"] = "TRIM_HORIZON"
         self.streams.add_response("get_shard_iterator", {"ShardIterator": name}, params)
 
     def records(self, iterator: str, records: list[dict[str, Any]], next_iterator: str | None) -> None:
@@ -224,7 +226,7 @@ def test_finished_shards_are_pruned_once_no_child_needs_them(script: Script, tmp
     save_checkpoint(storage, Checkpoint(TABLE, ARN, positions))
     # 'old' and 'mid' were trimmed; 'new' still names 'mid' as parent, nothing names 'old'.
     script.topology(shard(new, mid, 10))
-    script.iterator(new, "n-1")
+    script.iterator(new, "n-1", at=seq(10))  # first seen, but its parent is known: from its start
     script.records("n-1", [], "n-2")
     script.records("n-2", [], "n-3")
     script.records("n-3", [], "n-4")

@@ -11,7 +11,8 @@ Gaps are the one thing a rerun cannot repair, so they stop capture with :class:`
 
 1. a shard in the checkpoint, not read to its end, is gone from the stream (trimmed after 24 h);
 2. the stream refuses a position as trimmed (``TrimmedDataAccessException``) — the position after a
-   shard's last record read, or, for a shard the checkpoint knows but never read, the shard's start;
+   shard's last record read, or, for a shard the checkpoint knows but never read or a new child of
+   a known shard, the shard's start (cases 1 and 3 are :func:`ddblake.capture.gaps.find_gap`'s);
 3. a new shard's parent is neither in the stream nor in the checkpoint, on a stream ddblake has
    read before (a whole generation of shards came and went unread);
 4. the table's stream ARN differs from the checkpoint's (stream disabled and re-enabled, or the
@@ -22,7 +23,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shlex
 import threading
 import time
 from collections.abc import Callable
@@ -39,8 +39,9 @@ from ddblake.capture.checkpoint import (
     save_checkpoint,
 )
 from ddblake.capture.config import CaptureConfig
+from ddblake.capture.gaps import find_gap, gap_error
 from ddblake.capture.records import json_safe, record_to_line, seq_of, written_after
-from ddblake.capture.shards import Shard, readable_shards
+from ddblake.capture.shards import Shard, order_parents_first, readable_shards
 from ddblake.capture.streams import DataTrimmed, IteratorExpired, ShardGone, StreamsAdapter, check_stream
 from ddblake.errors import BadRecordError, NotFoundError, StreamGapError, TerminalError, TransientError
 from ddblake.lake.rawlog import ERRORS_ROOT, RawLogWriter
@@ -109,7 +110,7 @@ class StreamCapture:
         self.caught_up: set[str] = set()
         self.started_us = 0  # when run() began, µs: a --once run reads what was written before it
         self.empty_pages: dict[str, int] = {}  # empty pages in a row, per shard
-        self.fresh: set[str] = set()  # shards first seen by this run and not opened yet: TRIM_HORIZON
+        self.fresh: set[str] = set()  # first seen by this run, parent unknown or fresh, not opened yet
         self.stream_enabled = True
         self.dirty = False
         self.need_refresh = True
@@ -241,14 +242,7 @@ class StreamCapture:
     # --- topology and gaps ------------------------------------------------------------------------------
 
     def _gap(self, what: str) -> StreamGapError:
-        where = self.storage.shown(checkpoint_path(self.table))
-        lake = shlex.quote(self.storage.shown())
-        return StreamGapError(
-            f"stream gap for table {self.table!r}: {what}; the lake would miss those changes. Re-bootstrap "
-            f"the table from a full load: ddblake sync --table {self.table} --lake {lake} "
-            "--rebootstrap; to accept the gap and capture from the stream's oldest record instead, "
-            f"delete {where}"
-        )
+        return gap_error(self.storage, self.table, what)
 
     def _refresh(self) -> None:
         self.need_refresh = False
@@ -268,11 +262,17 @@ class StreamCapture:
         if not stream.enabled:
             self._warn_once("disabled", "stream is disabled; reading what it still holds")
         shards = self.adapter.shards(stream.arn)
-        self._check_gaps(shards, stream.arn)
-        for shard in shards:
+        lost = find_gap(shards, stream.arn, self.state.shards)
+        if lost is not None:
+            raise self._gap(lost)
+        for shard in order_parents_first(shards):  # a parent's first sight decides its children's
             if shard.shard_id not in self.state.shards:
-                self.state.shards[shard.shard_id] = ShardPosition(parent=shard.parent_id)
-                self.fresh.add(shard.shard_id)
+                parent = shard.parent_id
+                if parent is None or parent not in self.state.shards or parent in self.fresh:
+                    # No record of its line was ever the lake's: what the stream trimmed of it
+                    # before now was never owed. A child of a known parent is read from its start.
+                    self.fresh.add(shard.shard_id)
+                self.state.shards[shard.shard_id] = ShardPosition(parent=parent)
                 self.dirty = True
         in_stream = {s.shard_id for s in shards}
         parents = {s.parent_id for s in shards if s.parent_id}
@@ -291,38 +291,16 @@ class StreamCapture:
             )
         self.topology = shards
 
-    def _check_gaps(self, shards: list[Shard], arn: str) -> None:
-        in_stream = {s.shard_id for s in shards}
-        for sid, pos in sorted(self.state.shards.items()):
-            if not pos.closed and sid not in in_stream:
-                read = f"read up to sequence number {pos.seq}" if pos.seq else "never read"
-                raise self._gap(
-                    f"shard {sid} of stream {arn} ({read}) is no longer in the stream (trimmed after 24 h); "
-                    f"its records after {pos.seq or 'its start'} are lost"
-                )
-        if not self.state.shards:
-            return  # first sight of this stream: shards whose parents were trimmed are simply roots
-        for shard in shards:
-            parent = shard.parent_id
-            if (
-                shard.shard_id not in self.state.shards
-                and parent
-                and parent not in in_stream
-                and parent not in self.state.shards
-            ):
-                raise self._gap(
-                    f"shard {parent} of stream {arn}, parent of shard {shard.shard_id}, was trimmed before "
-                    "ddblake read it; all of its records are lost"
-                )
-
     # --- reading --------------------------------------------------------------------------------------
 
     def _open(self, shard: Shard) -> str:
         sid, pos = shard.shard_id, self.state.shards[shard.shard_id]
         arn = self.state.stream_arn or ""  # set by the first _refresh, before any shard is read
-        # Known but never read (seq null): from its start, not TRIM_HORIZON, which would silently skip
-        # what was trimmed since the checkpoint listed it. Only a shard seen for the first time starts
-        # at whatever the stream still holds.
+        # Known but never read (seq null), or a child of a known shard: from its start, not
+        # TRIM_HORIZON, which would silently skip what was trimmed since (a rerun a day later meets
+        # children its last run never listed). Only a shard first seen with its line unknown (no
+        # parent, or one trimmed before the lake knew it, or itself such a shard) starts at whatever
+        # the stream still holds.
         at = None
         if pos.seq is None and sid not in self.fresh:
             at = shard.start_seq  # DescribeStream always gives it; without it, TRIM_HORIZON is all there is
