@@ -184,9 +184,9 @@ def test_children_wait_for_their_closed_parent(script: Script, tmp_path: Path) -
     script.iterator(parent, "p-1")
     script.records("p-1", [record(1), record(2)], None)  # closed: no next iterator
     script.topology(shard(left, parent, 10), shard(right, parent, 20), shard(parent, None, 1, 5))
-    script.iterator(left, "l-1")
+    script.iterator(left, "l-1", at=seq(10))  # the parent was read: children from their start
     script.records("l-1", [record(10)], "l-2")
-    script.iterator(right, "r-1")
+    script.iterator(right, "r-1", at=seq(20))
     script.records("r-1", [record(20)], "r-2")
     for n in (2, 3, 4):  # three empty pages each: caught up
         script.records(f"l-{n}", [], f"l-{n + 1}")

@@ -14,7 +14,9 @@ Layout: one JSON document per table at ``<lake>/state/capture/<table>/checkpoint
     }
 
 ``seq`` is the sequence number of the last record of that shard that is in a raw file already
-written; ``closed`` means the shard is closed *and* every record in it is in a raw file. Every shard
+written; ``"horizon": true`` (written only when set) marks a shard with ``seq`` null that is read from
+``TRIM_HORIZON``, as no record of its line was ever the lake's (a first capture); ``closed`` means
+the shard is closed *and* every record in it is in a raw file. Every shard
 ddblake has seen is listed (``seq`` null until a record is read), which is what lets gap detection
 tell "trimmed before we read it" from "never existed". Shards read to their end are pruned once they
 leave the stream and no listed shard names them as parent.
@@ -49,15 +51,23 @@ class ShardPosition:
         parent: the parent shard ID (kept so ordering and pruning work after the parent is trimmed).
         seq: the last sequence number written to a raw file; None before the first record.
         closed: the shard is closed and read to its end.
+        horizon: no record of the shard, nor of a parent of it, was read (a first capture's): it is
+            (re)opened at ``TRIM_HORIZON``, since what the stream trimmed of it was never the lake's,
+            where a shard known from its start is opened there and a trim is a gap. Cleared by the
+            first record read.
     """
 
     parent: str | None = None
     seq: str | None = None
     closed: bool = False
+    horizon: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON form."""
-        return {"parent": self.parent, "seq": self.seq, "closed": self.closed}
+        """The JSON form (``horizon`` only when set: older checkpoints read the same)."""
+        doc: dict[str, Any] = {"parent": self.parent, "seq": self.seq, "closed": self.closed}
+        if self.horizon:
+            doc["horizon"] = True
+        return doc
 
 
 @dataclass
@@ -75,7 +85,7 @@ class Checkpoint:
         return Checkpoint(
             table=self.table,
             stream_arn=self.stream_arn,
-            shards={k: ShardPosition(v.parent, v.seq, v.closed) for k, v in self.shards.items()},
+            shards={k: ShardPosition(v.parent, v.seq, v.closed, v.horizon) for k, v in self.shards.items()},
             last_file=self.last_file,
             updated_us=self.updated_us,
         )
@@ -116,7 +126,10 @@ class Checkpoint:
                     raise ValueError(f"shard {shard_id} has parent {parent!r}")
                 if not isinstance(closed, bool):  # "false" would read as closed and skip the shard
                     raise ValueError(f"shard {shard_id} has closed {closed!r}, not true or false")
-                shards[str(shard_id)] = ShardPosition(parent=parent, seq=seq, closed=closed)
+                horizon = pos.get("horizon", False)
+                if not isinstance(horizon, bool) or (horizon and seq is not None):
+                    raise ValueError(f"shard {shard_id} has horizon {horizon!r} with seq {seq!r}")
+                shards[str(shard_id)] = ShardPosition(parent, seq, closed, horizon)
             arn = doc.get("stream_arn")
             return cls(
                 table=table,

@@ -21,7 +21,6 @@ Gaps are the one thing a rerun cannot repair, so they stop capture with :class:`
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -40,9 +39,16 @@ from ddblake.capture.checkpoint import (
 )
 from ddblake.capture.config import CaptureConfig
 from ddblake.capture.gaps import find_gap, gap_error
-from ddblake.capture.records import json_safe, record_to_line, seq_of, written_after
+from ddblake.capture.records import quarantine_line, record_to_line, seq_of, written_after
 from ddblake.capture.shards import Shard, order_parents_first, readable_shards
-from ddblake.capture.streams import DataTrimmed, IteratorExpired, ShardGone, StreamsAdapter, check_stream
+from ddblake.capture.streams import (
+    DataTrimmed,
+    IteratorExpired,
+    RecordBatch,
+    ShardGone,
+    StreamsAdapter,
+    check_stream,
+)
 from ddblake.errors import BadRecordError, NotFoundError, StreamGapError, TerminalError, TransientError
 from ddblake.lake.rawlog import ERRORS_ROOT, RawLogWriter
 from ddblake.lake.storage import Storage
@@ -55,6 +61,9 @@ ONCE_OPEN_EMPTY_PAGES = 3
 """``--once``: empty pages in a row after which an open shard counts as read up to now. GetRecords
 may return an empty page before records ("it might take multiple calls to get to a portion of the
 shard that contains stream records"), so one empty page is not the end."""
+HORIZON_REOPENS = 5
+"""How many times in a row a shard opened at TRIM_HORIZON may answer TrimmedDataAccessException (its
+oldest record trimmed between GetShardIterator and GetRecords) before the run retries later."""
 ONCE_CLOSED_EMPTY_PAGES = 1000
 """``--once``: a closed shard is read until GetRecords returns no next iterator (its end: then its
 children are read); only this many empty pages in a row stop a run short of it, with a warning."""
@@ -110,7 +119,6 @@ class StreamCapture:
         self.caught_up: set[str] = set()
         self.started_us = 0  # when run() began, µs: a --once run reads what was written before it
         self.empty_pages: dict[str, int] = {}  # empty pages in a row, per shard
-        self.fresh: set[str] = set()  # first seen by this run, parent unknown or fresh, not opened yet
         self.stream_enabled = True
         self.dirty = False
         self.need_refresh = True
@@ -267,12 +275,12 @@ class StreamCapture:
             raise self._gap(lost)
         for shard in order_parents_first(shards):  # a parent's first sight decides its children's
             if shard.shard_id not in self.state.shards:
-                parent = shard.parent_id
-                if parent is None or parent not in self.state.shards or parent in self.fresh:
-                    # No record of its line was ever the lake's: what the stream trimmed of it
-                    # before now was never owed. A child of a known parent is read from its start.
-                    self.fresh.add(shard.shard_id)
-                self.state.shards[shard.shard_id] = ShardPosition(parent=parent)
+                parent = self.state.shards.get(shard.parent_id or "")
+                # No record of its line was ever the lake's (no parent, one trimmed before the lake
+                # knew it, or one itself so): what the stream trimmed of it was never owed. A child
+                # of a known parent is read from its start.
+                horizon = parent is None or parent.horizon
+                self.state.shards[shard.shard_id] = ShardPosition(shard.parent_id, horizon=horizon)
                 self.dirty = True
         in_stream = {s.shard_id for s in shards}
         parents = {s.parent_id for s in shards if s.parent_id}
@@ -298,52 +306,73 @@ class StreamCapture:
         arn = self.state.stream_arn or ""  # set by the first _refresh, before any shard is read
         # Known but never read (seq null), or a child of a known shard: from its start, not
         # TRIM_HORIZON, which would silently skip what was trimmed since (a rerun a day later meets
-        # children its last run never listed). Only a shard first seen with its line unknown (no
-        # parent, or one trimmed before the lake knew it, or itself such a shard) starts at whatever
-        # the stream still holds.
+        # children its last run never listed). Only a shard whose line no record was read of yet
+        # (ShardPosition.horizon) starts at whatever the stream still holds.
         at = None
-        if pos.seq is None and sid not in self.fresh:
+        if pos.seq is None and not self._at_horizon(pos):
             at = shard.start_seq  # DescribeStream always gives it; without it, TRIM_HORIZON is all there is
             if at is None:
                 self._warn_once(sid, f"shard {sid} lists no starting sequence number; from TRIM_HORIZON")
         try:
             iterator = self.adapter.shard_iterator(arn, sid, pos.seq, at_seq=at)
         except DataTrimmed as e:
-            where = f"after sequence number {pos.seq}" if pos.seq else f"from its start ({at})"
-            raise self._gap(
-                f"records of shard {sid} {where} are past the stream's 24-hour retention "
-                "(TrimmedDataAccessException)"
-            ) from e
+            if pos.seq is None and at is None:
+                raise  # at TRIM_HORIZON: _fetch opens it again
+            raise self._trimmed(shard) from e
         except NotFoundError as e:
             raise self._gap(
                 f"shard {sid} of stream {self.state.stream_arn} vanished before it was read to "
                 f"its end (read up to {pos.seq or 'nothing'})"
             ) from e
-        self.fresh.discard(sid)  # a reopen (expired iterator) must not skip what was trimmed meanwhile
         how = f"after {pos.seq}" if pos.seq else f"at {at}" if at else "from TRIM_HORIZON"
         log.debug("capture %s: shard %s opened %s", self.table, sid, how)
         return iterator
 
-    def _poll_shard(self, shard: Shard) -> int:
-        """One GetRecords on a shard; returns how many records it gave."""
-        sid = shard.shard_id
-        for _ in range(3):
-            iterator = self.iterators.get(sid) or self._open(shard)
+    def _at_horizon(self, pos: ShardPosition) -> bool:
+        """Whether a shard with no record read opens at TRIM_HORIZON: none of its line was read.
+        A parent read since its first sight makes it a known parent's child, read from its start."""
+        parent = self.state.shards.get(pos.parent or "")
+        if pos.horizon and parent is not None and not parent.horizon:
+            pos.horizon, self.dirty = False, True
+        return pos.horizon
+
+    def _trimmed(self, shard: Shard) -> StreamGapError:
+        pos = self.state.shards[shard.shard_id]
+        where = f"after sequence number {pos.seq}" if pos.seq else f"from its start ({shard.start_seq})"
+        return self._gap(
+            f"records of shard {shard.shard_id} {where} are past the stream's 24-hour retention "
+            "(TrimmedDataAccessException)"
+        )
+
+    def _fetch(self, shard: Shard) -> RecordBatch:
+        """One GetRecords on a shard, (re)opening it as needed; trims and ends raise gaps."""
+        sid, expired, trimmed = shard.shard_id, 0, 0
+        while True:
             try:
-                batch = self.adapter.get_records(iterator, self.config.max_records)
-                break
-            except IteratorExpired:
+                iterator = self.iterators.get(sid) or self._open(shard)
+                return self.adapter.get_records(iterator, self.config.max_records)
+            except IteratorExpired as e:
+                self.iterators.pop(sid, None)
+                expired += 1
+                if expired >= 3:
+                    raise TransientError(f"shard {sid} of {self.table!r}: iterators keep expiring") from e
                 log.info(
                     "capture %s: iterator of shard %s expired; reopening from the checkpoint", self.table, sid
                 )
-                self.iterators.pop(sid, None)
             except DataTrimmed as e:
                 self.iterators.pop(sid, None)
                 pos = self.state.shards[sid]
-                raise self._gap(
-                    f"records of shard {sid} after sequence number {pos.seq or 'its start'} are past the "
-                    "stream's 24-hour retention (TrimmedDataAccessException)"
-                ) from e
+                if pos.seq is not None or not pos.horizon:
+                    raise self._trimmed(shard) from e
+                # Opened at TRIM_HORIZON, the oldest record trimmed before it was read: the horizon
+                # moved on, and nothing of this line was the lake's. Open at the new horizon.
+                trimmed += 1
+                if trimmed >= HORIZON_REOPENS:
+                    raise TransientError(
+                        f"shard {sid} of table {self.table!r}: its oldest records were trimmed each time "
+                        f"it was opened at TRIM_HORIZON ({trimmed} times)"
+                    ) from e
+                log.info("capture %s: shard %s trimmed at TRIM_HORIZON; opening it again", self.table, sid)
             except ShardGone as e:  # as _open does for a shard GetShardIterator no longer finds
                 self.iterators.pop(sid, None)
                 pos = self.state.shards[sid]
@@ -352,8 +381,11 @@ class StreamCapture:
                     "ResourceNotFoundException: trimmed, or the stream deleted with its table) before it "
                     f"was read to its end (read up to {pos.seq or 'nothing'})"
                 ) from e
-        else:
-            raise TransientError(f"shard {sid} of table {self.table!r}: iterators keep expiring")
+
+    def _poll_shard(self, shard: Shard) -> int:
+        """One GetRecords on a shard; returns how many records it gave."""
+        sid = shard.shard_id
+        batch = self._fetch(shard)
         ingested = _now_us()
         pos = self.state.shards[sid]
         try:
@@ -361,7 +393,7 @@ class StreamCapture:
                 self._add(record, sid, ingested)
                 seq = seq_of(record)
                 if seq is not None:
-                    pos.seq = seq
+                    pos.seq, pos.horizon = seq, False  # its line is the lake's from here on
                 if self.writer.buffered_bytes >= self.config.buffer_bytes:
                     self._commit()
         except BaseException:
@@ -427,16 +459,7 @@ class StreamCapture:
                 seq_of(record) or "?",
                 e,
             )
-            quarantined = {
-                "reason": str(e),
-                "source": "streams",
-                "table": self.table,
-                "shard_id": shard_id,
-                "seq": seq_of(record),
-                "ingested_us": ingested_us,
-                "record": json_safe(record),
-            }
-            self.errors.add(json.dumps(quarantined, separators=(",", ":")).encode() + b"\n")
+            self.errors.add(quarantine_line(record, str(e), self.table, shard_id, ingested_us))
             return
         self.writer.add(line)
 

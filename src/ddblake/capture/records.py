@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -61,6 +62,21 @@ def json_safe(value: Any) -> Any:
     if value is None or isinstance(value, str | int | float | bool):
         return value
     return str(value)
+
+
+def quarantine_line(record: Any, reason: str, table: str, shard_id: str, ingested_us: int) -> bytes:
+    """The errors/ line of a record the transform rejected: why, where from, and the record itself
+    (JSON-safe), so it can be redriven; the reason names fields, never values."""
+    quarantined = {
+        "reason": reason,
+        "source": "streams",
+        "table": table,
+        "shard_id": shard_id,
+        "seq": seq_of(record),
+        "ingested_us": ingested_us,
+        "record": json_safe(record),
+    }
+    return json.dumps(quarantined, separators=(",", ":")).encode() + b"\n"
 
 
 def seq_of(record: Any) -> str | None:
