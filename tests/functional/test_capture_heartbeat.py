@@ -15,7 +15,7 @@ from ddblake.aws.clients import DynamoClients
 from ddblake.capture.checkpoint import load_checkpoint
 from ddblake.capture.config import CaptureConfig
 from ddblake.capture.service import run_capture
-from ddblake.errors import TerminalError
+from ddblake.errors import TerminalError, TransientError
 from ddblake.lake.rawlog import list_raw_files
 from ddblake.lake.storage import Storage
 
@@ -110,4 +110,48 @@ def test_a_second_capture_of_the_table_stops_the_first_with_a_reason(
     assert f"capture {table}: its checkpoint" in str(failures[0])
     assert "run one capture or sync per table and lake" in str(failures[0])
     # nothing lost: every change is in the raw log, each at least once (apply keeps one)
+    assert {e.event_id for e in read_events(lake, table)} == set(stream_event_ids(clients, table))
+
+
+class _AnswerLost(Storage):
+    """A lake whose checkpoint writes report failure although they may have landed: the first lands
+    and fails (an S3 PUT whose answer is lost), the second fails before it lands."""
+
+    outcomes: list[str]
+
+    def write_atomic(self, rel: str, data: bytes) -> None:
+        outcome = self.outcomes.pop(0) if rel.endswith("checkpoint.json") and self.outcomes else None
+        if outcome != "lost":
+            super().write_atomic(rel, data)
+        if outcome is not None:
+            raise TransientError(f"write {rel}: connection reset ({outcome})")
+
+
+def test_a_checkpoint_write_that_landed_but_reported_failure_is_not_taken_for_another_capture(
+    clients: DynamoClients, make_table: Callable[..., str], table_name: str, tmp_path: Path
+) -> None:
+    table = make_table(table_name)
+    put_many(clients, table, 2)
+    lake = str(tmp_path / "lake")
+    plain = Storage.from_uri(lake)
+    storage = _AnswerLost(plain.fs, plain.root, plain.uri_root, plain.is_local)
+    storage.outcomes = ["landed", "lost"]
+    config = CaptureConfig(table=table, lake=lake, buffer_seconds=0.2, poll_seconds=0.1)
+    stop = threading.Event()
+    worker, failures = _capture_thread(config, clients, storage, stop)
+    try:
+        _wait_for(lambda: not storage.outcomes or bool(failures), "both failed checkpoint writes")
+        assert not failures, failures  # before the fix: "changed under this capture (another capture"
+        put_many(clients, table, 2, prefix="later")
+        _wait_for(lambda: len(read_events(lake, table)) >= 4, "the later changes")
+        _wait_for(
+            lambda: (
+                (cp := load_checkpoint(plain, table)) is not None and all(p.seq for p in cp.shards.values())
+            ),
+            "a checkpoint past them",
+        )
+    finally:
+        stop.set()
+        worker.join(timeout=60)
+    assert not failures, failures
     assert {e.event_id for e in read_events(lake, table)} == set(stream_event_ids(clients, table))

@@ -29,6 +29,7 @@ never holds a checkpoint ahead of its data.
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -165,9 +166,14 @@ def save_checkpoint(storage: Storage, checkpoint: Checkpoint) -> None:
     storage.write_atomic(checkpoint_path(checkpoint.table), checkpoint.to_json())
 
 
-def check_own_checkpoint(storage: Storage, table: str, previous_us: int | None) -> None:
+def check_own_checkpoint(
+    storage: Storage, table: str, previous_us: int | None, attempted: Collection[int] = ()
+) -> None:
     """Before a capture saves its checkpoint: the stored one must still be the one it read or last
-    wrote (``previous_us``: its ``updated_us``; None when there was none).
+    wrote (``previous_us``: its ``updated_us``; None when there was none), or one of the writes it
+    attempted since (``attempted``: their ``updated_us``). A write can land and still report failure
+    (an S3 PUT whose answer is lost, a folder fsync failing after the rename): the retry then finds
+    its own document, not another capture's.
 
     Two captures of one table on one lake (overlapping cron runs, a second ``sync``, a re-bootstrap
     beside a running capture) would each write every change, and overwrite each other's positions:
@@ -179,7 +185,7 @@ def check_own_checkpoint(storage: Storage, table: str, previous_us: int | None) 
     """
     found = load_checkpoint(storage, table)
     found_us = None if found is None else found.updated_us
-    if found_us != previous_us:
+    if found_us != previous_us and found_us not in attempted:
         where = storage.shown(checkpoint_path(table))
         raise TerminalError(
             f"capture {table}: its checkpoint {where} changed under this capture (another capture or "

@@ -124,6 +124,7 @@ class StreamCapture:
         self.need_refresh = True
         self._saved_at = time.monotonic()  # the last checkpoint write (see heartbeat_seconds)
         self._saved_us: int | None = None  # the stored checkpoint's updated_us, as this capture left it
+        self._attempted_us: list[int] = []  # updated_us of writes since then that reported failure
         self._warned: set[str] = set()
 
     # --- public ---------------------------------------------------------------------------------------
@@ -477,9 +478,10 @@ class StreamCapture:
             self.dirty = True
         if self.dirty:
             self.state.updated_us = _now_us()
-            check_own_checkpoint(self.storage, self.table, self._saved_us)
+            check_own_checkpoint(self.storage, self.table, self._saved_us, self._attempted_us)
+            self._attempted_us.append(self.state.updated_us)  # it may land yet report failure
             save_checkpoint(self.storage, self.state)
-            self._saved_us = self.state.updated_us
+            self._saved_us, self._attempted_us = self.state.updated_us, []
             self.stats.checkpoints += 1
             self.dirty = False
             self._saved_at = time.monotonic()
