@@ -279,7 +279,8 @@ def test_once_on_a_busy_shard_ends_at_changes_made_after_it_began(script: Script
     page whose last change was stamped after the run began, instead of chasing the writers for
     ever (the rest is the next run's, from the checkpoint)."""
     later = record(3)
-    later["dynamodb"]["ApproximateCreationDateTime"] = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=5)
+    # past the minute allowed for this machine's clock being behind AWS's (ONCE_CLOCK_SKEW_US)
+    later["dynamodb"]["ApproximateCreationDateTime"] = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=65)
     script.topology()
     script.iterator(SHARD, "it-1")
     script.records("it-1", [record(1), record(2)], "it-2")  # older than the run: read on

@@ -39,7 +39,7 @@ from ddblake.capture.checkpoint import (
 )
 from ddblake.capture.config import CaptureConfig
 from ddblake.capture.gaps import find_gap, gap_error
-from ddblake.capture.records import quarantine_line, record_to_line, seq_of, written_after
+from ddblake.capture.records import made_after_start, quarantine_line, record_to_line, seq_of
 from ddblake.capture.shards import Shard, order_parents_first, readable_shards
 from ddblake.capture.streams import (
     DataTrimmed,
@@ -440,7 +440,7 @@ class StreamCapture:
                             sid,
                             empty,
                         )
-        if self.config.once and shard.end_seq is None and written_after(batch.records, self.started_us):
+        if self.config.once and shard.end_seq is None and made_after_start(batch.records, self.started_us):
             # A busy table may never give an empty page: an open shard read up to changes made
             # after the run began is caught up with "now"; the rest is the next run's.
             self.caught_up.add(sid)

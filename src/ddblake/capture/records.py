@@ -10,7 +10,7 @@ import base64
 import datetime as dt
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Final
 
 from ddblake.changes.parse import to_micros
 from ddblake.changes.transform import line_for_stream_record
@@ -85,6 +85,15 @@ def seq_of(record: Any) -> str | None:
     return seq if isinstance(seq, str) and seq.isdigit() else None
 
 
+ONCE_CLOCK_SKEW_US: Final = 60_000_000
+"""How much later than a ``--once`` run's start (this machine's clock) a change's stamp must be to
+count as made after the run began: ``ApproximateCreationDateTime`` is AWS's clock, and a machine
+behind it would otherwise stop the run at changes made before it started, leaving them to the next.
+A minute, the allowance the project gives the same two clocks elsewhere
+(:data:`ddblake.load.handoff.STREAM_LABEL_SKEW_US`); a machine further behind than that still stops
+early (nothing is lost: the next run reads on from the checkpoint)."""
+
+
 def written_after(records: Sequence[Any], since_us: int) -> bool:
     """Whether the last of ``records`` (a GetRecords page, oldest first) was stamped after
     ``since_us``: its ``ApproximateCreationDateTime`` (rounded down by the stream: to the second on
@@ -98,3 +107,9 @@ def written_after(records: Sequence[Any], since_us: int) -> bool:
         return stamp is not None and to_micros(stamp) > since_us
     except BadRecordError:
         return False
+
+
+def made_after_start(records: Sequence[Any], started_us: int) -> bool:
+    """Whether the last of ``records`` was certainly made after a run that began at ``started_us``
+    (this machine's clock): stamped later than that plus :data:`ONCE_CLOCK_SKEW_US`."""
+    return written_after(records, started_us + ONCE_CLOCK_SKEW_US)
