@@ -306,3 +306,41 @@ def test_records_refused_again_are_a_warning_heard_at_warning_level(
     warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert any("1 refused again, left under errors/" in m for m in warned), warned
     assert capsys.readouterr().err == ""  # in the log (stderr from the CLI), not a second line
+
+
+def test_an_arrival_past_year_9999_is_refused_and_the_other_objects_are_redriven(lake: Lake) -> None:
+    """Bad metadata in one record (year 10000 has no hour folder) costs that record, not the run."""
+    put_error_object(lake, "good", [error_record(raw) for raw in valid_changes()])
+    bad = put_error_object(
+        lake, "a-far-future", [error_record(valid_changes()[0], arrival_ms=253_402_300_800_000)]
+    )
+
+    stats = redrive(lake.storage, TABLE)
+
+    assert (stats.objects, stats.redriven, stats.refused, stats.moved) == (2, 3, 1, 1)
+    assert stats.reasons == {"arrivalTimestamp past year 9999": 1}
+    assert lake.storage.list_files(failed_prefix(TABLE)) == [bad]
+    with pytest.raises(BadRecordError, match="past year 9999"):
+        redrive_record(error_record(valid_changes()[0], arrival_ms=253_402_300_800_000), TABLE)
+    assert redrive_record(error_record(valid_changes()[0], arrival_ms=253_402_300_799_999), TABLE)
+
+
+def test_an_object_with_no_raw_file_path_is_named_and_the_loop_goes_on(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A time the path cannot hold (a ValueError/OverflowError from the calendar) leaves that object."""
+    odd = put_error_object(lake, "a-odd", [error_record(valid_changes()[0])])
+    put_error_object(lake, "b-good", [error_record(valid_changes()[1])])
+    real = redrive_module.target_path
+
+    def failing_path(table: str, source: str, lines: list[bytes], oldest_us: int) -> str:
+        if source == odd:
+            raise OverflowError("timestamp out of range for platform time_t")
+        return real(table, source, lines, oldest_us)
+
+    monkeypatch.setattr(redrive_module, "target_path", failing_path)
+    stats = redrive(lake.storage, TABLE)
+
+    assert stats.unreadable == [odd] and (stats.redriven, stats.moved) == (1, 1)
+    assert lake.storage.list_files(failed_prefix(TABLE)) == [odd]
+    assert odd in caplog.text and "left as it is" in caplog.text

@@ -11,8 +11,11 @@ those records through the very same transform again:
   arrival time where the Lambda reads Kinesis'. ``apply`` drops any change it already holds by
   event ID, so redriving a record that also arrived the normal way (a retried batch that finally
   went through) changes nothing;
-* a record it refuses again (not a DynamoDB change, another table's) stays where it is, counted;
-  Firehose's error object keeps it with the reason.
+* a record it refuses again (not a DynamoDB change, another table's, or an ``arrivalTimestamp`` at
+  or past year 10000, which has no hour folder) stays where it is, counted; Firehose's error object
+  keeps it with the reason. One bad record costs that record, never the other objects: an object
+  that still gives no raw file path is named in a warning and left, like one that is not error
+  records.
 
 Each error object gives at most one raw file, at a path derived from the object's key and the lines
 it gives, so a rerun (after a crash, or on the next alarm) finds the files it wrote and writes
@@ -40,6 +43,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from ddblake.changes.parse import MAX_EVENT_TIME_US
 from ddblake.changes.transform import kinesis_line, other_table
 from ddblake.errors import BadRecordError
 from ddblake.lake.rawlog import ERRORS_ROOT, GZIP_LEVEL, REDRIVEN, raw_file_path, table_prefix
@@ -150,6 +154,8 @@ def redrive_record(record: dict[str, Any], table: str) -> tuple[bytes, int]:
     if type(arrival) is not int or arrival < 0:
         raise BadRecordError("no arrivalTimestamp")
     ingested_us = arrival * 1000
+    if ingested_us >= MAX_EVENT_TIME_US:  # the object's hour folder is this time: it must be a real one
+        raise BadRecordError("arrivalTimestamp past year 9999")
     line, of_table, _ = kinesis_line(raw, ingested_us)
     if of_table != table:
         raise BadRecordError(other_table(of_table, table))
@@ -213,7 +219,17 @@ def redrive(
             log.warning("redrive %s: %s is not Firehose error records (%s); left as it is", table, source, e)
             continue
         if oldest is not None:
-            path = target_path(table, source, lines, oldest)
+            try:
+                path = target_path(table, source, lines, oldest)
+            except (ValueError, OverflowError) as e:  # no hour folder for it: costs this object only
+                stats.unreadable.append(source)
+                log.warning(
+                    "redrive %s: %s gives no raw file path (%s); left as it is",
+                    table,
+                    source,
+                    type(e).__name__,
+                )
+                continue
             folder = path.rsplit("/", 1)[0]
             if folder not in folders:
                 folders[folder] = set(storage.list_files(folder))
