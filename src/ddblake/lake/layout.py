@@ -95,7 +95,9 @@ def create_current(
 
     ``schema``: the Arrow schema of the first rows. One catalog commit creates the table with its
     spec (a create transaction), so no crash leaves it without one. A table created meanwhile (by
-    a racing apply, or an older ddblake) is loaded instead, and given its spec if it lacks one.
+    a racing apply, or an older ddblake) is loaded instead, and given its spec if it lacks one;
+    one that already holds data raises CommitFailedException: the caller's batch was decided
+    against no table (no versions to compare, no rows to keep), so it starts again from the top.
     """
     tx = catalog.create_table_transaction(
         identifier, schema=current.iceberg_compatible(schema), properties=properties, location=location
@@ -106,9 +108,14 @@ def create_current(
         tx.commit_transaction()
     except (TableAlreadyExistsError, CommitFailedException) as e:
         try:
-            return partitioned(catalog.load_table(identifier))
+            there = catalog.load_table(identifier)
         except NoSuchTableError:
             raise e from None  # not a race: run_apply retries the commit from the top
+        if there.current_snapshot() is not None:
+            raise CommitFailedException(
+                f"table {identifier} was created, with data, by another writer"
+            ) from e
+        return partitioned(there)
     return catalog.load_table(identifier)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 from pyiceberg.catalog import Catalog
-from pyiceberg.exceptions import NoSuchTableError
+from pyiceberg.exceptions import CommitFailedException, NoSuchTableError
 from pyiceberg.table import Table
 
 from ddblake.errors import TerminalError
@@ -83,12 +83,26 @@ class TableOwnership:
         return self.storage.uri(folder)
 
     def _refuse_occupied(self, identifier: str) -> None:
-        """Refuse a new table whose folder holds another catalog's table (layout.refuse_occupied)."""
+        """Refuse a new table whose folder holds another catalog's table (layout.refuse_occupied).
+
+        Raises:
+            TerminalError: the folder holds a table with data that the catalog does not name.
+            CommitFailedException: the catalog names it now: another apply created it (and may
+                have committed data) since this batch found no table, so the batch starts again
+                from the top (:func:`ddblake.lake.service.run_apply` retries), deciding with it.
+        """
         lake = self.config.lake
         glue = lake.catalog == "glue"
         shown = shown_catalog_uri(lake.catalog_uri) if lake.catalog_uri else None  # no password shown
         name = shown or ("the Glue Data Catalog" if glue else "the lake's catalog.db")
-        refuse_occupied(self.storage, self._folder(identifier), identifier, name)
+        try:
+            refuse_occupied(self.storage, self._folder(identifier), identifier, name)
+        except TerminalError:
+            if self.catalog.table_exists(identifier):
+                raise CommitFailedException(
+                    f"table {identifier} was created by another writer meanwhile"
+                ) from None
+            raise
 
     def _history(self) -> Table:
         try:

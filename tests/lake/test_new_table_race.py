@@ -1,0 +1,68 @@
+"""Two applies on a table whose current state does not exist yet: the one whose batch began before
+the other created it (and committed a newer change) starts its batch again, deciding against that
+table, instead of stopping with a message that says to delete the live table's folder, or
+committing over it as if it were empty."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from lake_helpers import TABLE, Lake, event
+from lake_helpers import lake as lake  # noqa: F401  (fixture)
+
+from ddblake.lake import layout, service, tables
+from ddblake.lake.apply import Applier, ApplyConfig
+
+
+def _other_apply(lake: Lake, config: ApplyConfig) -> None:
+    """A second apply, mid-batch of the first: a newer change of the same item, table created."""
+    lake.write([event("MODIFY", "a", 9, image={"v": {"N": "9"}})])
+    Applier(config, storage=lake.storage).run_once()
+    assert lake.dump()["a"]["v"] == {"N": "9"}
+
+
+def test_an_apply_whose_table_another_created_meanwhile_starts_its_batch_again(lake: Lake) -> None:
+    lake.write([event("INSERT", "a", 1, image={"v": {"N": "1"}})])
+    config = ApplyConfig.build(table=TABLE, lake=lake.config, once=True)
+    first = Applier(config, storage=lake.storage)
+    real = first._commit_current
+    raced = []
+
+    def racing(*args: Any, **kwargs: Any) -> Any:
+        if not raced:
+            raced.append(True)
+            _other_apply(lake, config)
+        return real(*args, **kwargs)
+
+    first._commit_current = racing  # type: ignore[method-assign]
+    result = service._run_once_racing(first, TABLE, None, None)
+    assert raced and result is not None
+    assert lake.dump()["a"]["v"] == {"N": "9"}  # the newer change stands
+    ids = [h["event_id"] for h in lake.history()]
+    assert len(ids) == 2 and len(set(ids)) == 2  # each change once in the history
+
+
+def test_a_table_created_with_data_between_the_check_and_the_create_is_not_written_as_empty(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The narrower window: the folder check passed, then the other apply created the table and
+    committed; the create finds it there with data and the batch starts again (it used to load it
+    and commit onto it with decisions made for an empty table: a@1 over a@9)."""
+    lake.write([event("INSERT", "a", 1, image={"v": {"N": "1"}})])
+    config = ApplyConfig.build(table=TABLE, lake=lake.config, once=True)
+    real = layout.create_current
+    raced = []
+
+    def racing(*args: Any, **kwargs: Any) -> Any:
+        if not raced:
+            raced.append(True)
+            monkeypatch.setattr(tables, "create_current", real)  # the other apply creates as usual
+            _other_apply(lake, config)
+            monkeypatch.setattr(tables, "create_current", racing)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tables, "create_current", racing)
+    service._run_once_racing(Applier(config, storage=lake.storage), TABLE, None, None)
+    assert raced
+    assert lake.dump()["a"]["v"] == {"N": "9"}
