@@ -147,22 +147,29 @@ def caller_identity(session: boto3.session.Session, *, role_arn: str | None = No
         return Identity(account_of_arn(role_arn), None, role_arn)
 
 
-def _sts_failure(e: Exception, role_arn: str, base: boto3.session.Session) -> DdblakeError:
+def _sts_failure(
+    e: Exception, role_arn: str, base: boto3.session.Session, table: str | None = None
+) -> DdblakeError:
+    """The error for a failed ``sts:AssumeRole``, naming the role, its account, the caller and the
+    table the role was for: one operator running several tables' captures must see which one to fix."""
     code = error_code(e)
     message = str(e.response.get("Error", {}).get("Message", "")) if isinstance(e, ClientError) else ""
+    account = account_of_arn(role_arn) or "?"
+    purpose = f" to read table {table!r}" if table else ""
     if code in ACCESS_DENIED_CODES or "not authorized" in message.lower():
         named, _ = _arns(message)
         me = Identity(named[1], named[0]) if named else caller_identity(base)
         return TerminalError(
-            f"cannot assume role {role_arn} (account {account_of_arn(role_arn) or '?'}) as principal "
+            f"cannot assume role {role_arn} (account {account}){purpose} as principal "
             f"{me.principal or '?'} (account {me.account or '?'}): the role's trust policy must allow that "
             "principal, and the principal needs sts:AssumeRole on the role (and --external-id if the trust "
             "requires one); fix the trust policy or pass the right --assume-role"
         )
     if code in CREDENTIAL_CODES and isinstance(e, ClientError):
-        account = account_of_arn(role_arn) or "?"
-        return credentials_refused(e, what=f"cannot assume role {role_arn} (account {account})")
-    return translate_error(e, action=f"sts:AssumeRole of role {role_arn}", client=None)
+        return credentials_refused(e, what=f"cannot assume role {role_arn} (account {account}){purpose}")
+    # the table goes in the action, not ``table=``: a role that is not found is no missing table
+    action = f"sts:AssumeRole of role {role_arn}" + (f" for table {table!r}" if table else "")
+    return translate_error(e, action=action, client=None)
 
 
 def assume_role_session(
@@ -173,6 +180,7 @@ def assume_role_session(
     session_name: str = SESSION_NAME,
     duration_seconds: int = 3600,
     sts: STSClient | None = None,
+    table: str | None = None,
 ) -> boto3.session.Session:
     """A boto3 session whose credentials come from ``sts:AssumeRole`` and refresh before they expire.
 
@@ -186,9 +194,11 @@ def assume_role_session(
         session_name: the role session name (shows in CloudTrail).
         duration_seconds: lifetime of each set of credentials.
         sts: the STS client to use (tests pass a stubbed one); built from ``base`` when None.
+        table: the DynamoDB table the role is assumed for, named when it cannot be (None: not named).
 
     Raises:
-        TerminalError: the role cannot be assumed (names role, principal and accounts, says what to fix).
+        TerminalError: the role cannot be assumed (names role, table, principal and accounts, says
+            what to fix).
         ConfigError: no credentials or region for the STS call.
     """
     base = base or new_session()
@@ -220,7 +230,7 @@ def assume_role_session(
         try:
             creds = sts.assume_role(**kwargs)["Credentials"]
         except (ClientError, BotoCoreError) as e:
-            raise _sts_failure(e, role_arn, base) from e
+            raise _sts_failure(e, role_arn, base, table) from e
         log.debug(
             "assumed role %s as session %s: credentials until %s", role_arn, session_name, creds["Expiration"]
         )
@@ -367,6 +377,7 @@ def build_role_clients(
     session_name: str = SESSION_NAME,
     base: boto3.session.Session | None = None,
     sts: STSClient | None = None,
+    table: str | None = None,
 ) -> tuple[DynamoClients, Callable[[], Identity]]:
     """DynamoDB and Streams clients acting as ``role_arn`` (when given), and who they act as.
 
@@ -380,15 +391,16 @@ def build_role_clients(
         session_name: the role session name (shows in CloudTrail: ``ddblake-load``, ``ddblake-capture``).
         base: the session whose credentials assume the role (default: boto3's chain).
         sts: the STS client for AssumeRole (tests pass a stubbed one).
+        table: the table the clients are for, named if the role cannot be assumed.
 
     Raises:
-        TerminalError: the role cannot be assumed (names principal, role and accounts).
+        TerminalError: the role cannot be assumed (names principal, role, accounts and table).
         ConfigError: no region or credentials.
     """
     session = base or new_session()
     if role_arn:
         session = assume_role_session(
-            role_arn, base=session, external_id=external_id, session_name=session_name, sts=sts
+            role_arn, base=session, external_id=external_id, session_name=session_name, sts=sts, table=table
         )
     clients = build_dynamodb_clients(endpoint_url, session=session)
     # DynamoDB Local has no STS beside it; moto (or LocalStack) does when an STS endpoint is set.

@@ -40,6 +40,7 @@ def build_capture_clients(config: CaptureConfig) -> tuple[DynamoClients, Callabl
         config.assume_role,
         external_id=config.external_id,
         session_name=CAPTURE_SESSION_NAME,
+        table=config.table,
     )
 
 

@@ -46,7 +46,9 @@ def build_load_clients(config: LoadConfig) -> tuple[DynamoClients, Callable[[], 
         TerminalError: the role cannot be assumed (names principal, role and accounts).
         ConfigError: no region or credentials.
     """
-    return build_role_clients(config.endpoint_url, config.assume_role, external_id=config.external_id)
+    return build_role_clients(
+        config.endpoint_url, config.assume_role, external_id=config.external_id, table=config.table
+    )
 
 
 def run_load(
