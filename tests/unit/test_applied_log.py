@@ -71,6 +71,20 @@ def test_a_record_without_digests_takes_the_listing_as_it_is() -> None:
     assert saved.checked([A, B, raw("2025/11/28/09", "late")]).reopened == {"2025/11/28"}
 
 
+def test_a_late_file_in_a_legacy_day_that_held_none_is_read_after_the_first_fold() -> None:
+    """A record from before digests takes its days as listed only until its first fold records
+    them; a day without files then gets no digest, so a file landing there later (a redrive into
+    an hour whose records all failed) is read, not taken as applied for ever."""
+    legacy = AppliedLog.from_json({"version": 1, "before_hour": "2025/11/30/00", "files": []}, "x")
+    listing = [A, raw("2025/11/29/10", "c")]  # nothing on the 27th
+    stored = AppliedLog.from_json(legacy.checked(listing).folded(listing, "2025/11/30/00").to_json(), "x")
+    assert stored.legacy_until == ""
+    late = raw("2025/11/27/07", "redriven")
+    checked = stored.checked(sorted([*listing, late]))
+    assert not checked.contains(late) and checked.contains(A)
+    assert checked.reopened == {"2025/11/27"}
+
+
 def test_the_stored_form_round_trips() -> None:
     log = AppliedLog().with_files({A, B, C}).folded([A, B, C], "2025/11/29/00")
     back = AppliedLog.from_json(log.to_json(), "x")

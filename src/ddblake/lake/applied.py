@@ -282,7 +282,10 @@ class AppliedLog:
         }
         files = frozenset(p for p in self.files if hour_of(p) >= limit or hour_of(p)[:10] in still_open)
         known = {d: names for d, names in self.known.items() if d in still_open}
-        return AppliedLog(limit, files, days, still_open, self.legacy_until, known)
+        # Every listed day before ``limit`` now has its digest (a legacy day is never reopened, so
+        # none is still open), so a day without one held no files: the legacy mark ends here. Kept,
+        # it took a file landing later in such a day (a redrive) as applied, forever.
+        return AppliedLog(limit, files, days, still_open, "", known)
 
     def to_json(self) -> dict[str, Any]:
         """Serializable form, with the files sorted for stable output."""
