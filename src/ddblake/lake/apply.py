@@ -98,6 +98,7 @@ class Applier(TableOwnership):
         self.last_listing: list[str] | None = None  # the raw files the last batch listed
         self.listing = RawListing(self.storage, config.table)
         self._idle: tuple[list[str], tuple[str | None, str | None]] | None = None  # listing, records
+        self._quarantine_landed = 0  # see run_batch
         self._said_empty = False  # warned once that the table has no raw files at all
 
     def relist(self) -> None:
@@ -170,8 +171,17 @@ class Applier(TableOwnership):
         The batch runs with the cyclic collector paused, and Arrow's freed memory goes back to the
         system after it (:mod:`ddblake.lake.batch`).
         """
-        with collector_paused():
-            result, more = self._run_batch()
+        # Records set aside by a batch whose history commit landed and current-state commit did
+        # not (a lost race): the batch that completes the files counts them (its history has none).
+        carried, self._quarantine_landed = self._quarantine_landed, 0
+        try:
+            with collector_paused():
+                result, more = self._run_batch()
+        except BaseException:
+            self._quarantine_landed += carried
+            raise
+        self._quarantine_landed = 0
+        result.quarantined += carried
         release_arrow_memory()
         return result, more
 
@@ -274,6 +284,7 @@ class Applier(TableOwnership):
             )
             clock = time.monotonic()
             self._commit_history(hist, hist_log, hist_files, evs, listing, fold_before, result, texts, screen)
+            self._quarantine_landed = result.quarantined
             log.debug(
                 "table %s: %s, committed in %.2f s", table, result.step("history"), time.monotonic() - clock
             )
