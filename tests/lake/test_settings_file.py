@@ -148,7 +148,7 @@ def test_the_command_line_reads_the_file_from_config_or_the_environment(
 def _setting_names_in_code() -> set[str]:
     """Every setting name the code looks up: settings.optional/value/required/sourced/... calls."""
     readers = {"optional", "value", "required", "sourced", "places", "elsewhere", "_optional", "_value"}
-    readers |= {"_required", "_sourced", "required_sourced"}
+    readers |= {"_required", "_sourced", "required_sourced", "_checked_value"}
     names: set[str] = set()
     for path in SRC.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):

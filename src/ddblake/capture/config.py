@@ -1,16 +1,20 @@
-"""Capture settings: one typed, frozen value built from arguments, environment and defaults.
+"""Capture settings: one typed, frozen value built from arguments, environment, settings file and
+defaults.
 
-Precedence is argument, then ``DDBLAKE_*`` environment variable, then default, so the CLI, a
-container's environment and tests all configure the same thing the same way. A missing or malformed
-value is a :class:`ConfigError` that names the setting and every place that was looked at.
+Precedence is argument, then ``DDBLAKE_*`` environment variable, then the settings file, then
+default, so the CLI, a container's environment and tests all configure the same thing the same way.
+A missing or malformed value is a :class:`ConfigError` that names the setting and where it came
+from (a value out of range in the settings file names that file and key).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, TypeVar
 
+from ddblake import settings
 from ddblake.aws.roles import check_external_id, check_role_arn
 from ddblake.errors import ConfigError
 from ddblake.lake.rawlog import DEFAULT_BUFFER_BYTES, DEFAULT_BUFFER_SECONDS
@@ -20,18 +24,57 @@ from ddblake.settings import required as _required
 from ddblake.settings import required_table
 from ddblake.settings import value as _value
 
+T = TypeVar("T", int, float)
+
 DEFAULT_POLL_SECONDS: Final = 0.5
 DEFAULT_REFRESH_SECONDS: Final = 10.0
 DEFAULT_HEARTBEAT_SECONDS: Final = 300.0
 """An idle continuous capture rewrites its checkpoint this often: ``status`` tells it from a dead one."""
 MAX_RECORDS_PER_CALL: Final = 1000
-# Where each checked setting comes from, for its error (as ddblake.lake.options names its own):
-# capture has no --poll-seconds, sync's sets both its capture's poll and its apply's.
-_WHERE: Final = {
-    "buffer_bytes": "--buffer-bytes (or DDBLAKE_BUFFER_BYTES)",
-    "buffer_seconds": "--buffer-seconds (or DDBLAKE_BUFFER_SECONDS)",
-    "poll_seconds": "DDBLAKE_POLL_SECONDS (or sync's --poll-seconds)",
+
+
+def _where(name: str) -> str:
+    """Where a checked setting can come from, for its error (as ddblake.lake.options names its own;
+    the settings file too when one is in use): capture has no --poll-seconds, sync's sets both its
+    capture's poll and its apply's. Sync resolves its values before building this config, so this
+    is all its errors can say."""
+    if name == "poll_seconds":
+        return f"{settings.elsewhere(name)} (or sync's --poll-seconds)"
+    flag = {"buffer_bytes": "--buffer-bytes", "buffer_seconds": "--buffer-seconds"}.get(name)
+    return f"{flag} (or {settings.elsewhere(name)})" if flag else name
+
+
+# What else sets a checked setting, for the error of a value the settings file gave.
+_OTHERS: Final = {
+    "buffer_bytes": "pass --buffer-bytes or set DDBLAKE_BUFFER_BYTES",
+    "buffer_seconds": "pass --buffer-seconds or set DDBLAKE_BUFFER_SECONDS",
+    "poll_seconds": "set DDBLAKE_POLL_SECONDS (or sync's --poll-seconds)",
 }
+
+
+def _problem(value: float) -> str | None:
+    """What is wrong with an interval or size that must be a finite positive number, if anything."""
+    if not math.isfinite(value):  # nan passes `<= 0` (a busy loop), inf breaks sleep()
+        return f"must be a finite positive number, got {value}"
+    if value <= 0:
+        return f"must be positive, got {value}"
+    return None
+
+
+def _checked_value(
+    name: str, flag: str | None, given: T | None, convert: Callable[[str], T], default: T
+) -> T:
+    """:func:`ddblake.settings.value`, refusing here a value out of range that the settings file
+    gave, so that the error names the file and key to correct rather than a flag and variable the
+    operator did not set (the checks in ``__post_init__`` can no longer tell where it came from)."""
+    found, where = settings.sourced(name, flag, given, convert)
+    if found is None:
+        return default
+    if where is not None and where not in (flag, settings.env_name(name)):
+        problem = _problem(found)
+        if problem:
+            raise ConfigError(f"{where} {problem}; correct it there, or {_OTHERS[name]}")
+    return found
 
 
 @dataclass(frozen=True)
@@ -81,11 +124,9 @@ class CaptureConfig:
             ("refresh_seconds", self.refresh_seconds),
             ("heartbeat_seconds", self.heartbeat_seconds),
         ):
-            where = _WHERE.get(name, name)
-            if not math.isfinite(value):  # nan passes `<= 0` (a busy loop), inf breaks sleep()
-                raise ConfigError(f"{where} must be a finite positive number, got {value}")
-            if value <= 0:
-                raise ConfigError(f"{where} must be positive, got {value}")
+            problem = _problem(value)
+            if problem:
+                raise ConfigError(f"{_where(name)} {problem}")
         if not 1 <= self.max_records <= MAX_RECORDS_PER_CALL:
             raise ConfigError(f"max_records must be 1..{MAX_RECORDS_PER_CALL}, got {self.max_records}")
         check_role_arn(self.assume_role)
@@ -118,11 +159,13 @@ class CaptureConfig:
             lake=_required("lake", "--lake", lake),
             endpoint_url=_optional("endpoint_url", "--endpoint-url", endpoint_url or None, str),
             once=_value("once", "--once", once or None, _bool, False),
-            buffer_bytes=_value("buffer_bytes", "--buffer-bytes", buffer_bytes, int, DEFAULT_BUFFER_BYTES),
-            buffer_seconds=_value(
+            buffer_bytes=_checked_value(
+                "buffer_bytes", "--buffer-bytes", buffer_bytes, int, DEFAULT_BUFFER_BYTES
+            ),
+            buffer_seconds=_checked_value(
                 "buffer_seconds", "--buffer-seconds", buffer_seconds, float, DEFAULT_BUFFER_SECONDS
             ),
-            poll_seconds=_value("poll_seconds", None, poll_seconds, float, DEFAULT_POLL_SECONDS),
+            poll_seconds=_checked_value("poll_seconds", None, poll_seconds, float, DEFAULT_POLL_SECONDS),
             assume_role=_optional("assume_role", "--assume-role", assume_role or None, str),
             external_id=_optional("external_id", "--external-id", external_id or None, str),
         )
