@@ -144,10 +144,19 @@ def required_sourced(name: str, flag: str, given: str | None) -> tuple[str, str]
     """:func:`required`, and where the value came from (the flag, the variable, the file's key).
 
     Raises:
-        ConfigError: missing; names the flag, the environment variable and the file looked at.
+        ConfigError: missing; names the flag, the environment variable and the file looked at, or
+            the variable set but empty that hides the file's value (the file has it: saying "add
+            it to the file" would send the operator to the wrong place).
     """
     found, where = sourced(name, flag, given or None, str)
     if not found or where is None:
+        env = env_name(name)
+        hidden = _file.get(name, _file_table) if _file is not None else None
+        if hidden is not None and os.environ.get(env) is not None:  # set but empty (lookup's "none")
+            raise ConfigError(
+                f"missing {name}: {env} is set but empty, which hides {hidden[1]}; unset it or give "
+                f"a value (or pass {flag})"
+            )
         if _file is None:
             raise ConfigError(f"missing {name}: pass {flag} or set {env_name(name)} (looked at both)")
         raise ConfigError(

@@ -28,12 +28,20 @@ def settings_file(args: argparse.Namespace) -> SettingsFile | None:
 
 def file_table(args: argparse.Namespace, file: SettingsFile | None) -> str | None:
     """The table whose ``[tables."<name>"]`` section applies: the command's, as it will resolve it
-    (argument, environment, the file's top level)."""
+    (argument, environment, the file's top level).
+
+    The rule is :func:`ddblake.settings.lookup`'s: ``DDBLAKE_TABLE`` set but empty means no table
+    and hides the file's ``table``, so no section applies (the command then names that variable),
+    rather than applying the section of a table the command itself will not take.
+    """
     if file is None:
         return None
-    given = getattr(args, "table", None) or os.environ.get("DDBLAKE_TABLE", "").strip()
+    given = getattr(args, "table", None)  # an empty --table counts as not given, as in settings
     if given:
         return str(given)
+    raw = os.environ.get("DDBLAKE_TABLE")
+    if raw is not None:
+        return raw.strip() or None
     top = file.get("table", None)
     return top[0] if top is not None else None
 
