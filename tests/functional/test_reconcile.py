@@ -102,6 +102,7 @@ def test_after_a_gap_load_apply_and_reconcile_give_dump_equal_to_scan(
 
     real_now = scan_module.now_us
     monkeypatch.setattr(scan_module, "now_us", lambda: real_now() + MINUTES_LATER_US)
+    monkeypatch.setattr(scan_module, "clock_ahead_us", lambda *_: 0)  # later, not a clock ahead of AWS's
     _ok(capsys, "load", *tl, *endpoint)
     monkeypatch.setattr(scan_module, "now_us", real_now)
     storage = Storage.from_uri(lake)
@@ -179,6 +180,7 @@ def test_a_crash_after_the_removes_were_written_adds_nothing_twice(
 
     real_now = scan_module.now_us
     monkeypatch.setattr(scan_module, "now_us", lambda: real_now() + MINUTES_LATER_US)
+    monkeypatch.setattr(scan_module, "clock_ahead_us", lambda *_: 0)  # later, not a clock ahead of AWS's
     _ok(capsys, "load", *tl, "--endpoint-url", dynamodb_local_endpoint)
     monkeypatch.setattr(scan_module, "now_us", real_now)
     _ok(capsys, "apply", *tl, "--once")

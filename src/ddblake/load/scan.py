@@ -62,7 +62,7 @@ from ddblake.load.state import (
     reload_level,
     write_state,
 )
-from ddblake.load.table import Page, TableInfo, TableReader
+from ddblake.load.table import Page, TableInfo, TableReader, clock_ahead_us
 from ddblake.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -178,7 +178,7 @@ class ScanLoad:
         self.state_seconds = state_seconds
         self.consistent = config.consistent  # the running load's, once known (see run)
 
-    def _begin(self, info: TableInfo) -> tuple[LoadState, bool]:
+    def _begin(self, info: TableInfo, answered_us: int | None = None) -> tuple[LoadState, bool]:
         state = read_state(self.storage, self.table, SCAN_STATE)
         if state is not None and state.finished_us is None:
             if self.started_at_us is not None and self.started_at_us != state.started_us:
@@ -210,6 +210,16 @@ class ScanLoad:
         if state is not None:  # keep the finished load's record under its own name
             write_state(self.storage, dataclasses.replace(state, name=f"scan-{state.load_id}"))
         started = self.started_at_us if self.started_at_us is not None else now_us()
+        ahead = clock_ahead_us(info.server_time_us, answered_us)
+        if ahead:
+            log.warning(
+                "load %s: this machine's clock is %.0f s ahead of AWS's (DescribeTable's Date header): the "
+                "load's start is taken that much earlier, so no change made after it ranks below its rows; "
+                "set the clock right (NTP)",
+                self.table,
+                ahead / 1e6,
+            )
+            started -= ahead
         state = LoadState(
             table=self.table,
             name=SCAN_STATE,
@@ -234,7 +244,8 @@ class ScanLoad:
         """
         clock = time.monotonic()
         info = self.reader.describe()
-        state, resumed = self._begin(info)
+        answered_us = now_us()
+        state, resumed = self._begin(info, answered_us)
         self.state = state
         self.saver = StateSaver(
             self.storage,

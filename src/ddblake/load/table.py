@@ -12,6 +12,7 @@ botocore), the parsed response is converted back to DynamoDB JSON instead — sa
 
 from __future__ import annotations
 
+import email.utils
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -60,6 +61,9 @@ class TableInfo:
         on_demand: billing mode PAY_PER_REQUEST.
         max_read_units: an on-demand table's ``OnDemandThroughput.MaxReadRequestUnits``; 0 when
             it has none (DescribeTable leaves it out, or says -1).
+        server_time_us: AWS's time when it answered, from the response's ``Date`` header (to the
+            second, rounded down); None without one. A Scan load's start is checked against it
+            (:func:`clock_ahead_us`): stream times are AWS's clock.
     """
 
     name: str
@@ -70,6 +74,7 @@ class TableInfo:
     provisioned_rcu: float
     on_demand: bool
     max_read_units: float = 0.0
+    server_time_us: int | None = None
 
     @property
     def avg_item_bytes(self) -> float:
@@ -93,6 +98,44 @@ class Page:
     last_key: dict[str, Any] | None
     consumed: float
     texts: list[str] | None = None
+
+
+CLOCK_AHEAD_ALLOWED_US = 30_000_000
+"""How far this machine's clock may run ahead of AWS's before a Scan load's start is corrected: the
+version rule (:func:`ddblake.load.rows.version_time_from_us`) already puts the rows at least a
+minute before the start, so up to half of that is left as it is."""
+
+
+def clock_ahead_us(server_us: int | None, local_us: int | None) -> int:
+    """How far this machine's clock (``local_us``, read when AWS's answer arrived) is ahead of AWS's
+    (``server_us``, that answer's Date), when that is more than :data:`CLOCK_AHEAD_ALLOWED_US`;
+    else 0.
+
+    A Scan load's start is this machine's time, but the stream's times, which its rows must rank
+    below, are AWS's: a clock minutes ahead put the rows above changes made after the load (which
+    they then overwrote), and reconcile removed items created after the Scan passed their key. The
+    Date is rounded down to the second and was made before the answer arrived, so the figure is
+    never less than the real lead: the start moves back by at least as much as needed.
+    """
+    if server_us is None or local_us is None:
+        return 0
+    ahead = local_us - server_us
+    return ahead if ahead > CLOCK_AHEAD_ALLOWED_US else 0
+
+
+def _server_time_us(response: Any) -> int | None:
+    """The ``Date`` header of a response as epoch µs (None: absent or not an HTTP date)."""
+    headers = (response.get("ResponseMetadata") or {}).get("HTTPHeaders") or {}
+    text = headers.get("date")
+    if not isinstance(text, str):
+        return None
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return int(when.timestamp()) * 1_000_000
 
 
 class TableReader:
@@ -131,9 +174,10 @@ class TableReader:
             NotFoundError, TerminalError, TransientError: see :meth:`fail`.
         """
         try:
-            table = self.client.describe_table(TableName=self.table)["Table"]
+            response = self.client.describe_table(TableName=self.table)
         except (ClientError, BotoCoreError) as e:
             raise self.fail(e, "DescribeTable") from e
+        table = response["Table"]
         keys = sorted(table.get("KeySchema", []), key=lambda k: k["KeyType"] != "HASH")
         if not keys:
             raise TerminalError(f"table {self.table!r} at {self.where}: DescribeTable shows no key schema")
@@ -149,6 +193,7 @@ class TableReader:
             provisioned_rcu=0.0 if billing == "PAY_PER_REQUEST" else rcu,
             on_demand=billing == "PAY_PER_REQUEST" or rcu == 0,
             max_read_units=max(0.0, max_read),  # -1: no maximum
+            server_time_us=_server_time_us(response),
         )
 
     def scan_page(
