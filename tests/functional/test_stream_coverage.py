@@ -402,3 +402,15 @@ def test_sync_refuses_an_old_unfinished_load_before_it_scans(
         sync.run_sync(_sync_config(table, lake, segments=4, page_items=5), clients=clients)
     assert scans == [] and storage.list_files("raw/") == raw_before
     assert load_checkpoint(storage, table) is None
+
+
+def test_one_window_exported_twice_counts_once() -> None:
+    t = now()
+    full = state("t", "export-a", t - 48 * HOUR_US)
+    window = {"incremental": True, "covers_from_us": t - 48 * HOUR_US, "covers_until_us": t - HOUR_US}
+    first, again = (
+        state("t", "export-b", t - 2 * HOUR_US, **window),
+        state("t", "export-c", t - HOUR_US, **window),
+    )
+    needed = stream_needed_from([full, first, again])  # the sort compared the two states: a TypeError
+    assert needed is not None and needed[1] == t - HOUR_US

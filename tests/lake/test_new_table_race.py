@@ -95,3 +95,25 @@ def test_records_set_aside_by_a_batch_that_lost_its_race_are_counted_and_said_on
     assert (
         lake.catalog().load_table("ddb.orders_table_changes").properties["ddblake.quarantined-total"] == "2"
     )
+
+
+def test_counts_of_earlier_batches_of_a_run_whose_later_batch_lost_a_race_are_kept(lake: Lake) -> None:
+    """Batch one sets two records aside and commits; batch two loses its race, and run_apply runs
+    again: the counts of batch one belong to the run that completes."""
+    lake.write([event("INSERT", "a", 1, image={"v": {"N": "1"}})], lines=[b"not json\n", b"{}\n"])
+    lake.write([event("INSERT", "b", 2, image={"v": {"N": "2"}})])
+    config = ApplyConfig.build(table=TABLE, lake=lake.config, once=True, max_files=1)
+    applier = Applier(config, storage=lake.storage)
+    real = applier._commit_current
+    calls: list[int] = []
+
+    def losing(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 2:
+            raise CommitFailedException("another writer committed first")
+        return real(*args, **kwargs)
+
+    applier._commit_current = losing  # type: ignore[method-assign]
+    result = service._run_once_racing(applier, TABLE, None, None)
+    assert (result.quarantined, result.files, result.events) == (2, 2, 2)
+    assert sorted(lake.dump()) == ["a", "b"]

@@ -369,3 +369,47 @@ def test_names_that_sanitise_alike_are_read_through_pyiceberg(tmp_path: Path) ->
     assert snapshot is not None
     assert lazy_rows(table, snapshot.snapshot_id) is None  # no error: the other reader
     assert _both(table, "select * from t") == ([("dash", "literal")],) * 2
+
+
+def test_a_renamed_key_whose_stored_name_is_another_keys_in_other_case_is_read_through_pyiceberg(
+    lake: Lake,
+) -> None:
+    """``a-b`` is stored ``a_x2Db`` beside a key ``A_X2DB``: DuckDB reads one value for both
+    (its struct field names fold ASCII case), so the view would answer 'upper' twice."""
+    lake.write(
+        [event("INSERT", "a", 1, image={"m": {"M": {"a-b": {"S": "dash"}, "A_X2DB": {"S": "upper"}}}})]
+    )
+    lake.apply()
+    catalog = lake.catalog()
+    table = catalog.load_table("ddb.orders_table")
+    snapshot = table.current_snapshot()
+    assert snapshot is not None
+    assert lazy_rows(table, snapshot.snapshot_id) is None
+    assert run_sql(catalog, "ddb", 'select m."a-b", m."A_X2DB" from orders_table')[1] == [("dash", "upper")]
+
+
+def test_names_other_than_ascii_that_differ_in_case_are_two_names(lake: Lake) -> None:
+    """DuckDB folds only ASCII letters: ``Имя`` and ``имя`` keep their own names."""
+    lake.write(
+        [
+            event(
+                "INSERT",
+                "a",
+                1,
+                image={"Имя": {"S": "upper"}, "имя": {"S": "lower"}, "É": {"N": "1"}, "é": {"N": "2"}},
+            )
+        ]
+    )
+    lake.apply()
+    sql = 'select "имя", "Имя", "é", "É" from orders_table'
+    assert run_sql(lake.catalog(), "ddb", sql)[1] == [("lower", "upper", 2, 1)]
+
+
+def test_two_columns_cut_alike_at_a_nul_each_with_renamed_keys(lake: Lake) -> None:
+    """``a\\0b`` and ``a\\0c`` are ``a`` and ``a_1`` to DuckDB; each rebuilds its own struct."""
+    image = {"a\0b": {"M": {"in-side": {"S": "x"}}}, "a\0c": {"M": {"x-y": {"S": "y"}}}}
+    lake.write([event("INSERT", "a", 1, image=image)])
+    lake.apply()
+    table = lake.catalog().load_table("ddb.orders_table")
+    got, want = _both(table, "select pk, a, a_1 from t")
+    assert got == want == [("a", {"in-side": "x"}, {"x-y": "y"})]

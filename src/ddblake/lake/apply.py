@@ -17,10 +17,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -61,7 +60,7 @@ from ddblake.lake.options import (
 )
 from ddblake.lake.options import ApplyConfig as ApplyConfig  # the public names stay importable here
 from ddblake.lake.options import ApplyResult as ApplyResult
-from ddblake.lake.recovery import unreadable_raw
+from ddblake.lake.recovery import loaded, unreadable_raw
 from ddblake.lake.retyping import retype_table
 from ddblake.lake.storage import Storage
 from ddblake.lake.tables import TableOwnership
@@ -69,7 +68,6 @@ from ddblake.names import changes_identifier, table_identifier
 from ddblake.progress import Progress
 
 log = logging.getLogger(__name__)
-_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -99,6 +97,7 @@ class Applier(TableOwnership):
         self.listing = RawListing(self.storage, config.table)
         self._idle: tuple[list[str], tuple[str | None, str | None]] | None = None  # listing, records
         self._quarantine_landed = 0  # see run_batch
+        self._carried = ApplyResult()  # see run_once
         self._said_empty = False  # warned once that the table has no raw files at all
 
     def relist(self) -> None:
@@ -139,11 +138,17 @@ class Applier(TableOwnership):
         With ``stop`` set (SIGINT/SIGTERM) no further batch starts: a load's backlog of thousands of
         raw files would otherwise hold a stopping ``apply`` for hours.
         """
-        total = ApplyResult()
+        # The counts of batches that landed in a run that then raised (a lost race: run_apply
+        # runs it again) belong to the run that completes them.
+        total, self._carried = self._carried, ApplyResult()
         longest = 0.0
         while True:
             started = time.monotonic()
-            result, more = self.run_batch()
+            try:
+                result, more = self.run_batch()
+            except BaseException:
+                self._carried = total
+                raise
             total.add(result)
             longest = max(longest, time.monotonic() - started)
             if more and deadline is not None and time.monotonic() + 2 * longest + 30 > deadline:
@@ -185,19 +190,6 @@ class Applier(TableOwnership):
         release_arrow_memory()
         return result, more
 
-    @staticmethod
-    def _loaded(identifier: str, load: Callable[[], _T]) -> _T:
-        """``load()`` of a lake table, a missing metadata file said with the table and what to do."""
-        try:
-            return load()
-        except FileNotFoundError as e:
-            from ddblake.lake.recovery import missing_metadata
-
-            said = missing_metadata(e, identifier)
-            if said is None:
-                raise
-            raise TerminalError(said) from e
-
     def _read_batch(self, pending: list[str]) -> tuple[FileBatch, ImageTexts, list[str]]:
         """:func:`read_batch` of ``pending``; a raw file no retry can read is named, with the way on."""
         try:
@@ -230,8 +222,8 @@ class Applier(TableOwnership):
         # The current state first: it is only loaded, and refused if another table's (ab_changes'
         # current state is ab's history); the history is created when missing, which must not
         # happen for a table apply then refuses.
-        cur = self._loaded(self.current_id, self._current)
-        hist = self._loaded(self.history_id, self._history)
+        cur = loaded(self.current_id, self._current)
+        hist = loaded(self.history_id, self._history)
         table = self.config.table
         ns = self.config.lake.namespace
         records = (hist.properties.get(PROPERTY), cur.properties.get(PROPERTY) if cur else None)

@@ -18,7 +18,7 @@ from decimal import Decimal
 from typing import Any, Final, Literal
 
 from ddblake.errors import ConfigError
-from ddblake.lake.reading import unique_names
+from ddblake.lake.viewsql import unique_names
 
 Format = Literal["table", "json", "csv"]
 

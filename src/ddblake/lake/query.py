@@ -8,7 +8,7 @@ statement needs. Only the tables a statement names are opened.
 
 JSON and number text (docs/types.md) are strings to Iceberg, and to SQL. For ``--format json``
 (``open_sql(json_values=True)``) the statement is also bound, not run, on views that give them
-DuckDB's ``JSON`` type (:func:`ddblake.lake.reading.json_casts`), which DuckDB carries through a
+DuckDB's ``JSON`` type (:func:`ddblake.lake.viewsql.json_casts`), which DuckDB carries through a
 statement's expressions; the result's values at the places that bind types ``JSON``, whatever made
 them (``_ddb_item->'$.a'`` too), come out as :class:`JsonText`, which the JSON format embeds.
 """
@@ -35,8 +35,9 @@ from ddblake.lake.advice import copied_lake, tables_elsewhere
 from ddblake.lake.catalog import table_names
 from ddblake.lake.options import LAKE_PROPERTY, SOURCE_PROPERTY, other_owner
 from ddblake.lake.output import Format, JsonText, format_chunks, format_rows
-from ddblake.lake.reading import duck, json_casts, register, row_source
+from ddblake.lake.reading import duck, register, row_source
 from ddblake.lake.storage import Storage
+from ddblake.lake.viewsql import json_casts
 
 __all__ = ["Format", "JsonText", "format_chunks", "format_rows", "open_sql", "parse_time", "run_sql"]
 

@@ -21,19 +21,19 @@ Names: Iceberg writers store names that are not Avro names (``created-at``, ``x%
 sanitised form (``created_x2Dat``). The dataset reads the stored names and :func:`register` gives
 them back through a DuckDB view: top-level columns by position (DuckDB's names are
 case-insensitive, DynamoDB's are not), struct fields (map keys such as ``in-side``, at any depth)
-by rebuilding the struct under its own names (:func:`_cast`). A table with two names that sanitise
-alike, or with a renamed field DuckDB could not rebuild (:func:`_renamable`), is read through
-pyiceberg.
+by rebuilding the struct under its own names (:func:`ddblake.lake.viewsql.value_sql`). A table
+with two names that sanitise alike, or with a renamed field DuckDB could not rebuild
+(:func:`ddblake.lake.viewsql.renamable`), is read through pyiceberg.
 
-Kinds: a column of JSON text (a ``ddblake:ddb-json`` field, ``_ddb_item``, the history's images)
-or of number text (``ddblake:number-text``) is a string to Iceberg and Parquet. :func:`json_casts`
-gives such columns DuckDB's ``JSON`` type in the view :func:`register` makes, at any depth (struct
-fields, list elements), so that the kind survives a statement's expressions (``SELECT m AS x``,
-``coalesce(m, ...)``, ``l[1]``) and ``query --format json`` can embed the values as JSON
-(docs/lake.md, query). A number text that is no JSON number (``007``, ``+1``, ``.5``, ``5.``, which
-DynamoDB never returns but an export written by hand may hold) is written as one of the same value
-(``7``, ``1``, ``0.5``, ``5``); a value DuckDB cannot read as JSON at all becomes a JSON string of its
-text, never an error nor a null.
+Kinds: a column of JSON text (a ``ddblake:ddb-json`` field, ``_ddb_item``, the history's images) or
+of number text (``ddblake:number-text``) is a string to Iceberg and Parquet.
+:func:`ddblake.lake.viewsql.json_casts` gives such columns DuckDB's ``JSON`` type in the view
+:func:`register` makes, at any depth (struct fields, list elements), so that the kind survives a
+statement's expressions (``SELECT m AS x``, ``coalesce(m, ...)``, ``l[1]``) and ``query --format
+json`` can embed the values as JSON (docs/lake.md, query). A number text that is no JSON number
+(``007``, ``+1``, ``.5``, ``5.``, which DynamoDB never returns but an export written by hand may
+hold) is written as one of the same value (``7``, ``1``, ``0.5``, ``5``); a value DuckDB cannot read
+as JSON at all becomes a JSON string of its text, never an error nor a null.
 """
 
 from __future__ import annotations
@@ -42,10 +42,9 @@ import contextlib
 import logging
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any
 
 import duckdb
@@ -57,17 +56,23 @@ from pyiceberg.partitioning import PartitionSpec
 from pyiceberg.schema import Schema, sanitize_column_names
 from pyiceberg.table import Table
 from pyiceberg.transforms import IdentityTransform
-from pyiceberg.types import IcebergType, ListType, MapType, StringType, StructType
 
-from ddblake.codec.schema import DDB_JSON, NUMBER_TEXT
+from ddblake.lake.viewsql import (
+    Cast,
+    duck_name,
+    folded,
+    literal,
+    quoted,
+    renamable,
+    rename_casts,
+    unique_names,
+)
 from ddblake.signals import SCRATCH_DIRS
 
 log = logging.getLogger(__name__)
 
 FOOTER_THREADS = 8
 Path = tuple[str, ...]
-Cast = Callable[[str], str]
-"""The SQL of a column's value in the view, given the SQL of its stored value."""
 
 
 @dataclass(frozen=True)
@@ -81,7 +86,7 @@ class Rows:
     """The Iceberg schema under the names the files store, when a nested one differs from its
     own (a map key ``in-side`` stored as ``in_x2Dside``): the view rebuilds those columns."""
     nested: dict[str, Cast] = field(default_factory=dict)
-    """The SQL rebuilding those columns (by their names in DuckDB), where no other cast is given."""
+    """The SQL rebuilding those columns (by their own names), where no other cast is given."""
 
 
 def _walk(fields: Any, prefix: Path = ()) -> Iterator[tuple[Path, int | None, str]]:
@@ -153,7 +158,7 @@ class _Expected:
 def _stored_names(schema: Schema) -> tuple[Schema, dict[str, str], bool] | None:
     """The schema under the names writers store (Avro-sanitised), the top-level renames, and
     whether a nested name differs too; None when a view could not give every name back (two names
-    that sanitise alike, or a nested rename :func:`_renamable` refuses)."""
+    that sanitise alike, or a nested rename :func:`renamable` refuses)."""
     try:
         stored = sanitize_column_names(schema)
     except ValueError:  # two names that sanitise alike ("a-b" and "a_x2Db"): no stored schema
@@ -163,45 +168,10 @@ def _stored_names(schema: Schema) -> tuple[Schema, dict[str, str], bool] | None:
     kept = [p for p, _, _ in _walk(schema_to_pyarrow(stored))]
     nested = any(a[1:] != b[1:] for a, b in zip(own, kept, strict=True))
     if nested and not all(
-        _renamable(f.field_type, s.field_type) for f, s in zip(schema.fields, stored.fields, strict=True)
+        renamable(f.field_type, s.field_type) for f, s in zip(schema.fields, stored.fields, strict=True)
     ):
         return None
     return stored, renamed, nested
-
-
-def _renames_below(own: IcebergType, stored: IcebergType) -> bool:
-    """Whether a field name under ``own`` is stored under another name."""
-    if isinstance(own, StructType) and isinstance(stored, StructType):
-        return any(
-            f.name != s.name or _renames_below(f.field_type, s.field_type)
-            for f, s in zip(own.fields, stored.fields, strict=True)
-        )
-    if isinstance(own, ListType) and isinstance(stored, ListType):
-        return _renames_below(own.element_type, stored.element_type)
-    if isinstance(own, MapType) and isinstance(stored, MapType):
-        return _renames_below(own.key_type, stored.key_type) or _renames_below(
-            own.value_type, stored.value_type
-        )
-    return False
-
-
-def _renamable(own: IcebergType, stored: IcebergType) -> bool:
-    """Whether :func:`_cast` can rebuild ``own``'s names from ``stored``'s: not inside an Iceberg
-    map (ddblake writes none; :func:`_cast` does not rebuild one), not in a struct whose fields
-    differ only in case (DuckDB's ``struct_extract`` would not tell them apart), and not for a name
-    holding a NUL (SQL text ends there in DuckDB)."""
-    if not _renames_below(own, stored):
-        return True
-    if isinstance(own, StructType) and isinstance(stored, StructType):
-        if len({f.name.lower() for f in own.fields}) < len(own.fields):
-            return False
-        return all(
-            "\0" not in f.name and _renamable(f.field_type, s.field_type)
-            for f, s in zip(own.fields, stored.fields, strict=True)
-        )
-    if isinstance(own, ListType) and isinstance(stored, ListType):
-        return _renamable(own.element_type, stored.element_type)
-    return False
 
 
 def lazy_rows(table: Table, snapshot_id: int) -> Rows | None:
@@ -231,7 +201,7 @@ def lazy_rows(table: Table, snapshot_id: int) -> Rows | None:
         spec_ids.append(data.spec_id)
     arrow_schema = schema_to_pyarrow(stored, include_field_ids=False)
     kept = stored if nested else None
-    rebuilt = _rename_casts(schema, stored) if nested else {}
+    rebuilt = rename_casts(schema, stored) if nested else {}
     if place is None:
         return Rows(ds.dataset(arrow_schema.empty_table()), renamed, kept, rebuilt)
     filesystem = table.io.fs_by_scheme(*place)
@@ -256,31 +226,6 @@ def row_source(table: Table, snapshot_id: int | None) -> Rows:
         return rows
     log.info("table %s: read whole through pyiceberg (its files need Iceberg's own reader)", table.name())
     return Rows(table.scan(snapshot_id=snapshot_id).to_arrow())
-
-
-def unique_names(columns: Sequence[str]) -> list[str]:
-    """Result column names made unique as DuckDB makes a view's: a repeated name gets ``_1``,
-    ``_2``, ... (names compared as DuckDB does, without regard to case)."""
-    taken = {c.lower() for c in columns}
-    seen: set[str] = set()
-    out = []
-    for name in columns:
-        if name.lower() in seen:
-            n = 1
-            while f"{name}_{n}".lower() in taken:
-                n += 1
-            name = f"{name}_{n}"
-            taken.add(name.lower())
-        seen.add(name.lower())
-        out.append(name)
-    return out
-
-
-def duck_name(name: str) -> str:
-    """A name as DuckDB keeps it: C strings end at the first NUL, so ``a\0b`` is ``a`` there (and a
-    second such name ``a_1``, as :func:`unique_names` says; ``\0a`` is empty, which
-    :func:`register` names ``_``)."""
-    return name.split("\0", 1)[0]
 
 
 def _nul_names(field_type: pa.DataType, path: str) -> Iterator[str]:
@@ -313,124 +258,6 @@ def _warn_nul(table: str, schema: pa.Schema) -> None:
         )
 
 
-def _quoted(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-_MARK = "ddblake:"
-_JSON_NUMBER = r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?"
-"""JSON's grammar of a number (RFC 8259), for RE2."""
-_LAMBDA = "__ddblake_e"
-
-
-def _marker(doc: str | None) -> str | None:
-    """The text encoding a field's doc names (``ddb-json``, ``[]number-text``), if any."""
-    if not doc or not doc.startswith(_MARK):
-        return None
-    words = doc[len(_MARK) :].split()
-    return words[0] if words else None
-
-
-def _json_text(ref: str, text: str | None = None) -> str:
-    """JSON text as DuckDB's JSON, the text unchanged (``text``: the SQL of the text, when it is
-    not ``ref`` itself); a value DuckDB cannot read as JSON as a JSON string of ``ref``."""
-    return f"COALESCE(TRY_CAST({text or ref} AS JSON), to_json({ref}))"
-
-
-def _number_text(ref: str) -> str:
-    """Number text as DuckDB's JSON: a JSON number, its text unchanged when JSON's grammar allows
-    it, else the same value in that grammar (sign ``+`` dropped, leading zeros dropped, ``.5`` as
-    ``0.5``, ``5.`` as ``5``), never through a float."""
-    fixed = ref
-    for pattern, replacement in (
-        (r"^\+", ""),
-        (r"^(-?)0*([0-9])", r"\1\2"),
-        (r"^(-?)\.", r"\10."),
-        (r"\.($|[eE])", r"\1"),
-    ):
-        fixed = f"regexp_replace({fixed}, {_literal(pattern)}, {_literal(replacement)})"
-    return _json_text(
-        ref, f"CASE WHEN regexp_full_match({ref}, {_literal(_JSON_NUMBER)}) THEN {ref} ELSE {fixed} END"
-    )
-
-
-def _cast(
-    t: IcebergType,
-    marker: str | None,
-    ref: str,
-    depth: int,
-    stored: IcebergType | None = None,
-    *,
-    marks: bool = True,
-) -> str | None:
-    """The SQL giving the value at ``ref`` (of type ``t``, marked ``marker``) its JSON parts as
-    DuckDB's JSON, and its struct fields their own names where the file stores ``stored``'s
-    (Avro-sanitised: :func:`_renamable` said it can); None when nothing in it changes. ``marks``:
-    False gives the names back and leaves the text as text (the plain view)."""
-    stored = stored or t
-    if isinstance(t, ListType) and isinstance(stored, ListType):
-        inner = marker[2:] if marker and marker.startswith("[]") else None
-        var = f"{_LAMBDA}{depth}"
-        body = _cast(t.element_type, inner, var, depth + 1, stored.element_type, marks=marks)
-        return None if body is None else f"list_transform({ref}, lambda {var}: {body})"
-    if isinstance(t, StructType) and isinstance(stored, StructType):
-        if len({f.name.lower() for f in t.fields}) < len(t.fields):
-            return None  # fields DuckDB would not tell apart: left as they are
-        parts, changed = [], False
-        for f, s in zip(t.fields, stored.fields, strict=True):
-            field = f"struct_extract({ref}, {_literal(s.name)})"
-            mark = _marker(f.doc) if marks else None
-            body = _cast(f.field_type, mark, field, depth, s.field_type, marks=marks)
-            changed = changed or body is not None or f.name != s.name
-            parts.append(f"{_quoted(f.name)} := {body or field}")
-        if not changed:
-            return None
-        return f"CASE WHEN {ref} IS NULL THEN NULL ELSE struct_pack({', '.join(parts)}) END"
-    if isinstance(t, StringType) and marks:
-        if marker == DDB_JSON:
-            return _json_text(ref)
-        if marker == NUMBER_TEXT:
-            return _number_text(ref)
-    return None
-
-
-def json_casts(
-    schema: Schema, json_text: Iterable[str] = (), stored: Schema | None = None
-) -> dict[str, Cast]:
-    """The columns of ``schema`` holding JSON or number text (by the codec's doc marks, at any
-    depth; and the string columns named in ``json_text``, JSON text by the caller's knowledge),
-    with the SQL that gives their view column DuckDB's JSON type there; ``stored``: the rows'
-    :attr:`Rows.stored`, whose nested names the SQL gives back too."""
-    plain = set(json_text)
-    casts: dict[str, Cast] = {}
-    for i, f in enumerate(schema.fields):
-        marker = DDB_JSON if f.name in plain and isinstance(f.field_type, StringType) else _marker(f.doc)
-        kept = stored.fields[i].field_type if stored is not None else None
-        if _cast(f.field_type, marker, "c", 0, kept) is not None:
-            casts[f.name] = partial(_column_cast, f.field_type, marker, kept, True)
-    return casts
-
-
-def _rename_casts(schema: Schema, stored: Schema) -> dict[str, Cast]:
-    """The SQL giving the columns whose nested names ``stored`` holds otherwise their own names
-    back (by the column's name in DuckDB), for the plain view: text stays text there."""
-    casts: dict[str, Cast] = {}
-    for f, s in zip(schema.fields, stored.fields, strict=True):
-        if _cast(f.field_type, None, "c", 0, s.field_type, marks=False) is not None:
-            casts[duck_name(f.name)] = partial(_column_cast, f.field_type, None, s.field_type, False)
-    return casts
-
-
-def _column_cast(
-    t: IcebergType, marker: str | None, stored: IcebergType | None, marks: bool, ref: str
-) -> str:
-    return _cast(t, marker, ref, 0, stored, marks=marks) or ref
-
-
 def register(
     con: duckdb.DuckDBPyConnection,
     name: str,
@@ -448,13 +275,14 @@ def register(
     ``a_1``, ``a`` is ``a_2``, never another attribute's name); a warning names them (their values
     are in ``_ddb_item``). A name DuckDB would cut to nothing (one starting with NUL) is ``_``.
     """
-    names = [duck_name(rows.renamed.get(s, s)) or "_" for s in rows.source.schema.names]
+    own = [rows.renamed.get(s, s) for s in rows.source.schema.names]
+    names = [duck_name(o) or "_" for o in own]
     aliases = unique_names(names)
     if warn:
         _warn_nul(name, rows.source.schema)
     first: dict[str, str] = {}
     for column, alias in zip(names, aliases, strict=True):
-        earlier = first.setdefault(column.lower(), column)
+        earlier = first.setdefault(folded(column), column)
         if warn and earlier != column:
             log.warning(
                 "table %s: columns %r and %r differ only in case, which DuckDB does not tell apart: "
@@ -466,20 +294,20 @@ def register(
                 column,
                 alias,
             )
-    casts = {**rows.nested, **(casts or {})}  # a caller's casts were built on rows.stored
+    casts = {**rows.nested, **(casts or {})}  # by own name; a caller's were built on rows.stored
     files = f"{name}__ddblake_files"
     con.register(files, rows.source)
     # The stored columns as DuckDB named them: it makes repeated names unique its own way (of A, a
     # and a_1: A, a_1, a_1_1) and names an empty one itself; referred to by position from here on.
-    stored = [d[0] for d in con.execute(f"SELECT * FROM {_quoted(files)} LIMIT 0").description or []]  # noqa: S608
-    if stored == aliases and not any(n in casts for n in names):
+    stored = [d[0] for d in con.execute(f"SELECT * FROM {quoted(files)} LIMIT 0").description or []]  # noqa: S608
+    if stored == aliases and not any(o in casts for o in own):
         con.unregister(files)
         con.register(name, rows.source)
         return
-    refs = [_quoted(u) for u in stored]
-    values = ", ".join(casts[n](r) if n in casts else r for n, r in zip(names, refs, strict=True))
-    columns = ", ".join(_quoted(a) for a in aliases)
-    con.execute(f"CREATE TEMP VIEW {_quoted(name)} ({columns}) AS SELECT {values} FROM {_quoted(files)}")  # noqa: S608
+    refs = [quoted(u) for u in stored]
+    values = ", ".join(casts[o](r) if o in casts else r for o, r in zip(own, refs, strict=True))
+    columns = ", ".join(quoted(a) for a in aliases)
+    con.execute(f"CREATE TEMP VIEW {quoted(name)} ({columns}) AS SELECT {values} FROM {quoted(files)}")  # noqa: S608
 
 
 @contextlib.contextmanager
@@ -492,7 +320,7 @@ def duck() -> Iterator[duckdb.DuckDBPyConnection]:
     con = duckdb.connect()
     try:
         con.execute("SET TimeZone = 'UTC'")
-        con.execute(f"SET temp_directory = {_literal(scratch)}")
+        con.execute(f"SET temp_directory = {literal(scratch)}")
         yield con
     finally:
         con.close()

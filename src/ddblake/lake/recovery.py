@@ -9,11 +9,15 @@ CLI and ``status`` share one wording.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from typing import TypeVar
 
 from ddblake.errors import BadRecordError, DdblakeError, TerminalError, TransientError
 from ddblake.lake.rawlog import ERRORS_ROOT, RAW_PREFIX, table_prefix
 from ddblake.lake.storage import Storage, local_uri, storage_error
 from ddblake.redact import first_line
+
+_T = TypeVar("_T")
 
 RECOVERING = "docs/lake.md, Recovering"
 _METADATA_FILE = re.compile(r"[^\s'\"]+\.metadata\.json")
@@ -41,6 +45,17 @@ def newest_metadata(folder: str) -> str | None:
         return None
     path = f"{folder.rstrip('/')}/{max(found)[2]}"
     return path if "://" in path else local_uri(path)
+
+
+def loaded(identifier: str, load: Callable[[], _T]) -> _T:
+    """``load()`` of a lake table, a missing metadata file said with the table and what to do."""
+    try:
+        return load()
+    except FileNotFoundError as e:
+        said = missing_metadata(e, identifier)
+        if said is None:
+            raise
+        raise TerminalError(said) from e
 
 
 def missing_metadata(e: BaseException, identifier: str | None = None) -> str | None:

@@ -68,9 +68,12 @@ def stream_needed_from(states: list[LoadState]) -> tuple[LoadState, int] | None:
     if full:
         reached = max(full, key=lambda st: st[1])
         windows = sorted(
-            (start, end, s)
-            for s in finished
-            if (start := covered_from_us(s)) is not None and (end := covered_until_us(s)) is not None
+            (
+                (start, end, s)
+                for s in finished
+                if (start := covered_from_us(s)) is not None and (end := covered_until_us(s)) is not None
+            ),
+            key=lambda w: (w[0], w[1]),  # never the states: one window exported twice ties
         )
         for start, end, s in windows:  # by start: each one that joins on carries the time forward
             if start <= reached[1] < end:
