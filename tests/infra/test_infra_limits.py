@@ -11,6 +11,7 @@ import pytest
 from aws_cdk.assertions import Template
 
 from ddblake_infra.config import REPO_ROOT, parse_config
+from ddblake_infra.config_reader import InfraConfigError
 from ddblake_infra.cron import cron_problem
 from ddblake_infra.scheduled_apply import not_running_period_seconds
 from ddblake_infra.settings import service_host
@@ -31,9 +32,9 @@ def _synth(raw: dict[str, Any], out: Path) -> dict[str, tuple[str, dict[str, Any
 
 
 @pytest.mark.parametrize("name", ["single-account", "cross-account"])
-def test_a_table_name_of_255_characters_synthesizes(name: str, tmp_path: Path) -> None:
+def test_the_longest_table_name_the_lake_takes_synthesizes(name: str, tmp_path: Path) -> None:
     raw = _example(name)
-    raw["table"]["name"] = "orders." + "x" * 241 + "-v2025"  # 255, DynamoDB's longest
+    raw["table"]["name"] = "orders." + "x" * 233 + "-v2025"  # 247: its history is a 255-character Glue name
     for construct_id, (stack_name, template) in _synth(raw, tmp_path).items():
         assert stack_name == construct_id and len(stack_name) <= 128  # no hashed fallback ID
         for resource in template["Resources"].values():
@@ -121,3 +122,14 @@ def test_a_european_sovereign_cloud_region_synthesizes_in_its_own_partition(tmp_
     assert "arn:aws-eusc:" in text and "arn:aws:" not in text
     assert '"s3.eusc-de-east-1.amazonaws.eu"' in text and '"logs.eusc-de-east-1.amazonaws.eu"' in text
     assert "eusc-de-east-1.amazonaws.com" not in text
+
+
+def test_a_table_name_whose_history_glue_cannot_name_is_refused(tmp_path: Path) -> None:
+    """DynamoDB takes 255 characters, Glue's table names stop at 255, and the change history is
+    ``<identifier>_changes``: a 248-character name synthesized, and apply's first commit failed."""
+    raw = _example("single-account")
+    raw["table"]["name"] = "orders." + "x" * 235 + "-v2025"  # 248
+    with pytest.raises(InfraConfigError, match=r"table\.name: is 248 characters: its change history's Glue "
+                       r"table \(orders_xxxxxxxxxxxxx…\) would be 256, over Glue's 255; the lake takes table "
+                       r"names of at most 247 characters"):  # fmt: skip
+        _synth(raw, tmp_path)
