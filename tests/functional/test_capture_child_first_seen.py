@@ -3,8 +3,8 @@
 A rerun a day after the last meets children that run never listed. Opened at ``TRIM_HORIZON`` such
 a child would skip, in silence, what the stream trimmed of it meanwhile: changes the lake owed,
 since it had read their parent. Opened ``AT_SEQUENCE_NUMBER`` of its ``StartingSequenceNumber``, a
-trim shows as ``TrimmedDataAccessException``: a gap. Only a shard whose line the lake never knew
-(a first capture) starts at the trim horizon. DynamoDB Local neither splits shards nor trims them,
+trim shows as ``TrimmedDataAccessException``: a gap. Only within a first capture's window (its first
+55 minutes) does a shard start at the trim horizon. DynamoDB Local neither splits shards nor trims them,
 so the stream is scripted (``scripted_stream``).
 """
 

@@ -4,7 +4,8 @@ On an old stream, GetRecords on a fresh TRIM_HORIZON iterator may answer Trimmed
 the oldest record was trimmed between GetShardIterator and GetRecords. No record of that shard was
 ever the lake's, so nothing owed is lost: capture opens it at the new horizon again (a bounded number
 of times), and a shard with no record read yet is kept "from TRIM_HORIZON" in the checkpoint
-(``"horizon": true``), not as known from its start, which every rerun would report as a gap. The race
+(``"horizon": true``), not as known from its start, which a rerun would report as a gap: within the
+first capture's window only (``test_capture_horizon_window.py`` shows it ending). The race
 cannot be made on DynamoDB Local (it never trims), so the stream is scripted.
 """
 

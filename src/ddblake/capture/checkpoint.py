@@ -7,6 +7,7 @@ Layout: one JSON document per table at ``<lake>/state/capture/<table>/checkpoint
       "table": "example-ddb-table",
       "stream_arn": "arn:aws:dynamodb:...:table/example-ddb-table/stream/2024-...",
       "updated_us": 1732780800000000,
+      "horizon_until_us": 1732784100000000,
       "last_file": "raw/example-ddb-table/2024/11/28/08/example-ddb-table-....gz",
       "shards": {
         "shardId-...": {"parent": null, "seq": "000000000000000000042", "closed": false}
@@ -14,9 +15,11 @@ Layout: one JSON document per table at ``<lake>/state/capture/<table>/checkpoint
     }
 
 ``seq`` is the sequence number of the last record of that shard that is in a raw file already
-written; ``"horizon": true`` (written only when set) marks a shard with ``seq`` null that is read from
-``TRIM_HORIZON``, as no record of its line was ever the lake's (a first capture); ``closed`` means
-the shard is closed *and* every record in it is in a raw file. Every shard
+written; ``horizon_until_us`` (written only while it lasts) ends the first capture's window
+(:mod:`ddblake.capture.horizon`), within which ``"horizon": true`` (written only when set) marks a
+shard with ``seq`` null that is read from ``TRIM_HORIZON``, as what the stream trimmed of it was
+never the lake's; ``closed`` means the shard is closed *and* every record in it is in a raw file.
+A ddblake from before these keys ignores them (the parser reads only keys it knows). Every shard
 ddblake has seen is listed (``seq`` null until a record is read), which is what lets gap detection
 tell "trimmed before we read it" from "never existed". Shards read to their end are pruned once they
 leave the stream and no listed shard names them as parent.
@@ -52,10 +55,10 @@ class ShardPosition:
         parent: the parent shard ID (kept so ordering and pruning work after the parent is trimmed).
         seq: the last sequence number written to a raw file; None before the first record.
         closed: the shard is closed and read to its end.
-        horizon: no record of the shard, nor of a parent of it, was read (a first capture's): it is
-            (re)opened at ``TRIM_HORIZON``, since what the stream trimmed of it was never the lake's,
-            where a shard known from its start is opened there and a trim is a gap. Cleared by the
-            first record read.
+        horizon: within the first capture's window (``Checkpoint.horizon_until_us``), the shard,
+            with no record read yet, is (re)opened at ``TRIM_HORIZON``, since what the stream trimmed
+            of it was never the lake's, where a shard known from its start is opened there and a trim
+            is a gap. Cleared by the first record read, by its end, and when the window ends.
     """
 
     parent: str | None = None
@@ -80,6 +83,9 @@ class Checkpoint:
     shards: dict[str, ShardPosition] = field(default_factory=dict)
     last_file: str | None = None
     updated_us: int = 0
+    horizon_until_us: int | None = None
+    """The end (this machine's clock, µs) of the first capture's window, or None once it passed or
+    for a checkpoint from before it existed (:mod:`ddblake.capture.horizon`)."""
 
     def copy(self) -> Checkpoint:
         """A deep copy (the consumer keeps the in-memory state and the persisted one apart)."""
@@ -89,18 +95,21 @@ class Checkpoint:
             shards={k: ShardPosition(v.parent, v.seq, v.closed, v.horizon) for k, v in self.shards.items()},
             last_file=self.last_file,
             updated_us=self.updated_us,
+            horizon_until_us=self.horizon_until_us,
         )
 
     def to_json(self) -> bytes:
         """The document, shards sorted so that rewrites of the same state are byte-identical."""
-        doc = {
+        doc: dict[str, Any] = {
             "v": CHECKPOINT_VERSION,
             "table": self.table,
             "stream_arn": self.stream_arn,
             "updated_us": self.updated_us,
-            "last_file": self.last_file,
-            "shards": {k: self.shards[k].to_dict() for k in sorted(self.shards)},
         }
+        if self.horizon_until_us is not None:  # only while it lasts: afterwards it reads as before
+            doc["horizon_until_us"] = self.horizon_until_us
+        doc["last_file"] = self.last_file
+        doc["shards"] = {k: self.shards[k].to_dict() for k in sorted(self.shards)}
         return (json.dumps(doc, indent=1) + "\n").encode()
 
     @classmethod
@@ -131,13 +140,16 @@ class Checkpoint:
                 if not isinstance(horizon, bool) or (horizon and seq is not None):
                     raise ValueError(f"shard {shard_id} has horizon {horizon!r} with seq {seq!r}")
                 shards[str(shard_id)] = ShardPosition(parent, seq, closed, horizon)
-            arn = doc.get("stream_arn")
+            arn, until = doc.get("stream_arn"), doc.get("horizon_until_us")
+            if until is not None and (isinstance(until, bool) or not isinstance(until, int)):
+                raise ValueError(f"it has horizon_until_us {until!r}, not a time in microseconds")
             return cls(
                 table=table,
                 stream_arn=arn if isinstance(arn, str) else None,
                 shards=shards,
                 last_file=doc.get("last_file"),
                 updated_us=int(doc.get("updated_us") or 0),
+                horizon_until_us=until,
             )
         except (ValueError, TypeError, AttributeError) as e:
             raise TerminalError(f"capture checkpoint {where} is unreadable: {e}{fix}") from e

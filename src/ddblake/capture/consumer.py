@@ -11,8 +11,9 @@ Gaps are the one thing a rerun cannot repair, so they stop capture with :class:`
 
 1. a shard in the checkpoint, not read to its end, is gone from the stream (trimmed after 24 h);
 2. the stream refuses a position as trimmed (``TrimmedDataAccessException``) — the position after a
-   shard's last record read, or, for a shard the checkpoint knows but never read or a new child of
-   a known shard, the shard's start (cases 1 and 3 are :func:`ddblake.capture.gaps.find_gap`'s);
+   shard's last record read, or, for a shard with no record read yet, its start, unless that comes
+   within the first capture's window (:mod:`ddblake.capture.horizon`: reopened at ``TRIM_HORIZON``)
+   (cases 1 and 3 are :func:`ddblake.capture.gaps.find_gap`'s);
 3. a new shard's parent is neither in the stream nor in the checkpoint, on a stream ddblake has
    read before (a whole generation of shards came and went unread);
 4. the table's stream ARN differs from the checkpoint's (stream disabled and re-enabled, or the
@@ -39,6 +40,12 @@ from ddblake.capture.checkpoint import (
 )
 from ddblake.capture.config import CaptureConfig
 from ddblake.capture.gaps import find_gap, gap_error
+from ddblake.capture.horizon import (
+    end_horizon_window,
+    horizon_window_end,
+    in_horizon_window,
+    starts_at_horizon,
+)
 from ddblake.capture.records import made_after_start, quarantine_line, record_to_line, seq_of
 from ddblake.capture.shards import Shard, order_parents_first, readable_shards
 from ddblake.capture.streams import (
@@ -62,8 +69,8 @@ ONCE_OPEN_EMPTY_PAGES = 3
 may return an empty page before records ("it might take multiple calls to get to a portion of the
 shard that contains stream records"), so one empty page is not the end."""
 HORIZON_REOPENS = 5
-"""How many times in a row a shard opened at TRIM_HORIZON may answer TrimmedDataAccessException (its
-oldest record trimmed between GetShardIterator and GetRecords) before the run retries later."""
+"""How many times in a row a shard with no record read may answer TrimmedDataAccessException within
+the first capture's window (its oldest record trimmed before it was read) before the run retries."""
 ONCE_CLOSED_EMPTY_PAGES = 1000
 """``--once``: a closed shard is read until GetRecords returns no next iterator (its end: then its
 children are read); only this many empty pages in a row stop a run short of it, with a warning."""
@@ -138,16 +145,16 @@ class StreamCapture:
             TerminalError: the table has no stream, or another error retrying will not fix.
             TransientError: (with ``once``) AWS or the lake kept failing after retries.
         """
-        self.started_us = time.time_ns() // 1000
+        self.started_us = now = _now_us()  # one clock for this, the load check and the window
         loaded = load_checkpoint(self.storage, self.table)
         self._saved_us = None if loaded is None else loaded.updated_us  # what must still be stored
         if loaded is not None:
             self.state = loaded
         else:
-            now = time.time_ns() // 1000
             if self.config.check_reach:  # from the trim horizon: it must reach back to the lake's load
                 check_first_capture(self.storage, self.table, now)
             restamp_first_load(self.storage, self.table, now)  # the stream is read from now on
+            self.state.horizon_until_us = horizon_window_end(now)  # trims skipped until then only
         log.info(
             "capture %s: %s, lake %s",
             self.table,
@@ -274,13 +281,13 @@ class StreamCapture:
         lost = find_gap(shards, stream.arn, self.state.shards)
         if lost is not None:
             raise self._gap(lost)
-        for shard in order_parents_first(shards):  # a parent's first sight decides its children's
+        now = _now_us()
+        self.dirty = end_horizon_window(self.state, now) or self.dirty  # from now on, trims may be owed
+        for shard in order_parents_first(shards):  # parents first: a listed parent is a known one
             if shard.shard_id not in self.state.shards:
-                parent = self.state.shards.get(shard.parent_id or "")
-                # No record of its line was ever the lake's (no parent, one trimmed before the lake
-                # knew it, or one itself so): what the stream trimmed of it was never owed. A child
-                # of a known parent is read from its start.
-                horizon = parent is None or parent.horizon
+                # Its parent unknown, within the first capture's window: what the stream trimmed of
+                # it was never owed (capture/horizon.py). Else it is known from its start.
+                horizon = starts_at_horizon(self.state, shard.parent_id, now)
                 self.state.shards[shard.shard_id] = ShardPosition(shard.parent_id, horizon=horizon)
                 self.dirty = True
         in_stream = {s.shard_id for s in shards}
@@ -307,19 +314,16 @@ class StreamCapture:
         arn = self.state.stream_arn or ""  # set by the first _refresh, before any shard is read
         # Known but never read (seq null), or a child of a known shard: from its start, not
         # TRIM_HORIZON, which would silently skip what was trimmed since (a rerun a day later meets
-        # children its last run never listed). Only a shard whose line no record was read of yet
-        # (ShardPosition.horizon) starts at whatever the stream still holds.
+        # children its last run never listed). Only a shard marked so within the first capture's
+        # window (ShardPosition.horizon) starts at whatever the stream still holds. DataTrimmed
+        # goes to _fetch, which tells a gap from the window's trims.
         at = None
-        if pos.seq is None and not self._at_horizon(pos):
+        if pos.seq is None and not (pos.horizon and in_horizon_window(self.state, _now_us())):
             at = shard.start_seq  # DescribeStream always gives it; without it, TRIM_HORIZON is all there is
             if at is None:
                 self._warn_once(sid, f"shard {sid} lists no starting sequence number; from TRIM_HORIZON")
         try:
             iterator = self.adapter.shard_iterator(arn, sid, pos.seq, at_seq=at)
-        except DataTrimmed as e:
-            if pos.seq is None and at is None:
-                raise  # at TRIM_HORIZON: _fetch opens it again
-            raise self._trimmed(shard) from e
         except NotFoundError as e:
             raise self._gap(
                 f"shard {sid} of stream {self.state.stream_arn} vanished before it was read to "
@@ -328,14 +332,6 @@ class StreamCapture:
         how = f"after {pos.seq}" if pos.seq else f"at {at}" if at else "from TRIM_HORIZON"
         log.debug("capture %s: shard %s opened %s", self.table, sid, how)
         return iterator
-
-    def _at_horizon(self, pos: ShardPosition) -> bool:
-        """Whether a shard with no record read opens at TRIM_HORIZON: none of its line was read.
-        A parent read since its first sight makes it a known parent's child, read from its start."""
-        parent = self.state.shards.get(pos.parent or "")
-        if pos.horizon and parent is not None and not parent.horizon:
-            pos.horizon, self.dirty = False, True
-        return pos.horizon
 
     def _trimmed(self, shard: Shard) -> StreamGapError:
         pos = self.state.shards[shard.shard_id]
@@ -360,20 +356,22 @@ class StreamCapture:
                 log.info(
                     "capture %s: iterator of shard %s expired; reopening from the checkpoint", self.table, sid
                 )
-            except DataTrimmed as e:
+            except DataTrimmed as e:  # from GetShardIterator or GetRecords
                 self.iterators.pop(sid, None)
                 pos = self.state.shards[sid]
-                if pos.seq is not None or not pos.horizon:
+                if pos.seq is not None or not in_horizon_window(self.state, _now_us()):
                     raise self._trimmed(shard) from e
-                # Opened at TRIM_HORIZON, the oldest record trimmed before it was read: the horizon
-                # moved on, and nothing of this line was the lake's. Open at the new horizon.
+                # No record of it read, within the first capture's window: what was trimmed (at its
+                # start, or at the horizon moving on under GetRecords) predates the lake's load.
                 trimmed += 1
                 if trimmed >= HORIZON_REOPENS:
                     raise TransientError(
                         f"shard {sid} of table {self.table!r}: its oldest records were trimmed each time "
-                        f"it was opened at TRIM_HORIZON ({trimmed} times)"
+                        f"it was opened at its start or TRIM_HORIZON ({trimmed} times)"
                     ) from e
-                log.info("capture %s: shard %s trimmed at TRIM_HORIZON; opening it again", self.table, sid)
+                if not pos.horizon:
+                    pos.horizon, self.dirty = True, True
+                log.info("capture %s: shard %s trimmed at its start; from TRIM_HORIZON", self.table, sid)
             except ShardGone as e:  # as _open does for a shard GetShardIterator no longer finds
                 self.iterators.pop(sid, None)
                 pos = self.state.shards[sid]
@@ -416,7 +414,7 @@ class StreamCapture:
                     self.caught_up.add(sid)
             log.info("capture %s: shard %s gave no next iterator; checking the shard list", self.table, sid)
         elif batch.next_iterator is None:
-            pos.closed, self.dirty, self.need_refresh = True, True, True
+            pos.closed, pos.horizon, self.dirty, self.need_refresh = True, False, True, True
             self.iterators.pop(sid, None)
             self.caught_up.discard(sid)
             self.stats.shards_finished += 1
