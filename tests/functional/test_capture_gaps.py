@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 from capture_helpers import ddblake, put_many, read_events, stream_event_ids
 
 from ddblake.aws.clients import DynamoClients
-from ddblake.capture.checkpoint import checkpoint_path
+from ddblake.capture.checkpoint import checkpoint_path, first_capture_us
 from ddblake.capture.consumer import CaptureStats
 from ddblake.errors import NotFoundError, StreamGapError, TerminalError
 from ddblake.lake.storage import Storage
@@ -35,6 +36,7 @@ def test_checkpointed_shard_missing_from_stream_is_a_gap(
     storage = Storage.from_uri(lake)
     doc = json.loads(storage.read(checkpoint_path(table)) or b"")
     doc["shards"][GONE] = {"parent": None, "seq": "000000000000000000007", "closed": False}
+    del doc["horizon_until_us"]  # past the first capture's window (within it, GONE would be dropped)
     storage.write_atomic(checkpoint_path(table), json.dumps(doc).encode())
 
     with pytest.raises(StreamGapError) as caught:
@@ -180,13 +182,19 @@ def test_a_rebootstrap_rerun_after_its_positions_were_trimmed_starts_over(
     storage = Storage.from_uri(lake)
     doc = json.loads(storage.read(checkpoint_path(table)) or b"")
     doc["shards"][GONE] = {"parent": None, "seq": "000000000000000000007", "closed": False}  # trimmed
+    del doc["horizon_until_us"]  # a day ago: the first capture's window has passed
+    doc["first_capture_us"] = 1  # the old checkpoint's first capture
     storage.write_atomic(checkpoint_path(table), json.dumps(doc).encode())
     storage.write_atomic(  # as the interrupted re-bootstrap left it
         marker_path(table), json.dumps({"v": 1, "table": table, "started_us": 1, "load_start_us": 2}).encode()
     )
 
+    before = time.time_ns() // 1000
     done = rebootstrap(table, LakeConfig.build(lake=lake), dynamodb_local_endpoint, clients=clients)
     assert done.loaded == 5 and storage.read(marker_path(table)) is None
+    # The new checkpoint is a first capture's: its own start, not the set-aside one's.
+    started = first_capture_us(storage, table)
+    assert started is not None and started >= before
     put_many(clients, table, 2, prefix="after")
     assert capture(table, lake).records == 2  # the new positions are followed
 

@@ -22,13 +22,20 @@ from ddblake.capture.checkpoint import (
     Checkpoint,
     ShardPosition,
     checkpoint_path,
+    first_capture_us,
     load_checkpoint,
     save_checkpoint,
 )
 from ddblake.capture.config import CaptureConfig
-from ddblake.capture.consumer import CaptureStats, StreamCapture
-from ddblake.capture.streams import RecordBatch
-from ddblake.errors import StreamGapError, TerminalError
+from ddblake.capture.consumer import HORIZON_REOPENS, CaptureStats, StreamCapture
+from ddblake.capture.horizon import (
+    HORIZON_CLOCK_STEP_US,
+    HORIZON_WINDOW_US,
+    end_horizon_window,
+    in_horizon_window,
+)
+from ddblake.capture.streams import DataTrimmed, RecordBatch, ShardGone
+from ddblake.errors import NotFoundError, StreamGapError, TerminalError, TransientError
 from ddblake.lake.storage import Storage
 
 pytestmark = pytest.mark.functional
@@ -36,6 +43,8 @@ pytestmark = pytest.mark.functional
 A, B = "shardId-00001", "shardId-00002"
 DAY_NS = 25 * 3_600_000_000_000  # more than the stream's 24 hours
 HOUR_US = 3_600_000_000  # more than the window (55 minutes)
+MIN_NS = 60 * 1_000_000_000
+MIN_US = 60_000_000
 
 
 def capture(stream: ScriptedStream, lake: Path) -> CaptureStats:
@@ -184,3 +193,203 @@ def test_the_window_field_is_checked_and_ignored_by_the_keys_an_older_parser_rea
     storage.write_atomic(checkpoint_path(TABLE), json.dumps(doc).encode())
     with pytest.raises(TerminalError, match="horizon_until_us"):
         load_checkpoint(storage, TABLE)
+
+
+# --- review r11: false gaps within the window, and the first capture's start kept -----------------
+
+
+class TrimUnderReader(ScriptedStream):
+    """GetRecords on an iterator whose next record is trimmed answers TrimmedDataAccessException;
+    after A's first page the horizon overtakes the reader (a busy table's oldest shard)."""
+
+    def get_records(self, iterator: str, limit: int) -> RecordBatch:
+        sid, at = iterator.split("|")
+        numbers = self._numbers(sid)
+        if int(at) < len(numbers) and numbers[int(at)] < self.trimmed_below:
+            raise DataTrimmed("records were trimmed")
+        batch = super().get_records(iterator, limit)
+        if sid == A and int(at) == sum(1 for n in numbers if n < 3):  # the first page from TRIM_HORIZON
+            self.trimmed_below = 8  # 6 and 7 (older than 24 h) trimmed before the next GetRecords
+            self.after_first_page()
+        return batch
+
+    def after_first_page(self) -> None:
+        pass
+
+
+def overtaken_stream() -> TrimUnderReader:
+    stream = TrimUnderReader(trimmed_below=3)
+    stream.page = 3
+    stream.shard_defs[A] = (None, 1, None, [record(n) for n in range(1, 12)])
+    return stream
+
+
+def test_first_capture_overtaken_by_the_trim_within_the_window_is_no_gap(tmp_path: Path) -> None:
+    # Within the window, what is trimmed predates the load, whether or not a record of the shard was
+    # read already: after seq 5, the shard is reopened at TRIM_HORIZON (past 5), not a gap.
+    stream = overtaken_stream()
+    capture(stream, tmp_path)
+    assert [e.sequence for e in read_events(str(tmp_path), TABLE)] == [
+        seq(n) for n in (3, 4, 5, 8, 9, 10, 11)
+    ]
+    assert stream.opened == [(A, None, None), (A, None, None)]
+    assert stored(tmp_path).shards[A].seq == seq(11)
+
+
+def test_the_same_overtaking_after_the_window_is_a_gap(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stream = overtaken_stream()
+    real = time.time_ns
+    stream.after_first_page = lambda: monkeypatch.setattr(  # type: ignore[method-assign]
+        time, "time_ns", lambda: real() + HOUR_US * 1000
+    )
+    with pytest.raises(StreamGapError, match=f"records of shard {A} after sequence number {seq(5)}"):
+        capture(stream, tmp_path)
+    assert [e.sequence for e in read_events(str(tmp_path), TABLE)] == [seq(n) for n in (3, 4, 5)]
+
+
+class RacyThenGone(ScriptedStream):
+    """A's horizon moves under every GetRecords (HORIZON_REOPENS times): the first capture retries later."""
+
+    def __init__(self) -> None:
+        super().__init__(trimmed_below=2)
+        self.races = HORIZON_REOPENS
+
+    def get_records(self, iterator: str, limit: int) -> RecordBatch:
+        if iterator.startswith(A) and self.races:
+            self.races -= 1
+            self.trimmed_below += 1
+            raise DataTrimmed("records were trimmed")
+        return super().get_records(iterator, limit)
+
+
+def test_a_transient_horizon_race_is_no_gap_on_a_rerun_minutes_later(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stream = RacyThenGone()
+    stream.shard_defs[A] = (None, 1, 8, [record(n) for n in range(1, 9)])  # closed, at the 24 h edge
+    stream.shard_defs[B] = (A, 9, None, [record(n) for n in range(9, 12)])
+    with pytest.raises(TransientError):  # "a transient error, not a gap" (docs/capture.md)
+        capture(stream, tmp_path)
+    # Two minutes later (well within the window) A's last records are trimmed and A leaves the stream.
+    later(monkeypatch, 2 * MIN_NS)
+    del stream.shard_defs[A]
+    stream.trimmed_below = 9
+    capture(stream, tmp_path)
+    assert [e.sequence for e in read_events(str(tmp_path), TABLE)] == [seq(n) for n in (9, 10, 11)]
+    checkpoint = stored(tmp_path)  # A kept, as finished, while its child names it
+    assert checkpoint.shards[A].closed and checkpoint.shards[A].seq is None
+    assert stream.opened[-1] == (B, None, seq(9))  # the child of a known, finished parent: its start
+
+
+class GoneWhileRead(ScriptedStream):
+    """Still listed, A answers ResourceNotFoundException to GetShardIterator or GetRecords."""
+
+    def __init__(self, where: str) -> None:
+        super().__init__()
+        self.where = where
+
+    def shard_iterator(
+        self, arn: str, shard_id: str, after_seq: str | None, *, at_seq: str | None = None
+    ) -> str:
+        if shard_id == A and self.where == "iterator":
+            raise NotFoundError(f"shard {shard_id} not found")
+        return super().shard_iterator(arn, shard_id, after_seq, at_seq=at_seq)
+
+    def get_records(self, iterator: str, limit: int) -> RecordBatch:
+        if iterator.startswith(A) and self.where == "records":
+            raise ShardGone("GetRecords: ResourceNotFoundException")
+        return super().get_records(iterator, limit)
+
+
+@pytest.mark.parametrize("where", ["iterator", "records"])
+def test_a_shard_gone_while_read_within_the_window_is_dropped(tmp_path: Path, where: str) -> None:
+    stream = GoneWhileRead(where)
+    stream.shard_defs[A] = (None, 1, 3, [record(n) for n in range(1, 4)])
+    stream.shard_defs[B] = (A, 4, None, [record(n) for n in range(4, 7)])
+    capture(stream, tmp_path)
+    assert [e.sequence for e in read_events(str(tmp_path), TABLE)] == [seq(n) for n in (4, 5, 6)]
+    assert stored(tmp_path).shards[A].closed
+
+
+@pytest.mark.parametrize("where", ["iterator", "records"])
+def test_a_shard_gone_while_read_after_the_window_is_a_gap(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    stream = GoneWhileRead("none")
+    stream.shard_defs[A] = (None, 1, None, [])
+    capture(stream, tmp_path)  # first capture, quiet
+    later(monkeypatch, DAY_NS)
+    stream.where = where
+    with pytest.raises(StreamGapError, match=f"shard {A} of stream .* is gone"):
+        capture(stream, tmp_path)
+
+
+def test_a_clock_read_1ms_earlier_than_the_runs_start_does_not_end_the_window(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = time.time_ns
+    calls = {"n": 0}
+
+    def stepped_back() -> int:  # NTP steps the clock back 1 ms just after the run began
+        calls["n"] += 1
+        return real() if calls["n"] == 1 else real() - 1_000_000
+
+    monkeypatch.setattr(time, "time_ns", stepped_back)
+    stream = ScriptedStream(trimmed_below=3)  # an old stream: its oldest records are trimmed
+    stream.shard_defs[A] = (None, 1, None, [record(n) for n in range(1, 6)])
+    capture(stream, tmp_path)
+    assert [e.sequence for e in read_events(str(tmp_path), TABLE)] == [seq(n) for n in (3, 4, 5)]
+    assert stored(tmp_path).horizon_until_us is not None  # kept for the runs that follow
+
+
+def test_a_window_too_far_ahead_is_not_honoured_nor_dropped_until_reached() -> None:
+    now = 10 * HOUR_US
+    within = Checkpoint(TABLE, horizon_until_us=now + HORIZON_WINDOW_US + HORIZON_CLOCK_STEP_US)
+    assert in_horizon_window(within, now)  # a clock up to 5 minutes behind the first capture's start
+    ahead = Checkpoint(
+        TABLE,
+        shards={A: ShardPosition(None, None, horizon=True)},
+        horizon_until_us=now + HORIZON_WINDOW_US + HORIZON_CLOCK_STEP_US + 1,
+    )
+    assert not in_horizon_window(ahead, now)
+    assert not end_horizon_window(ahead, now) and ahead.horizon_until_us is not None
+    assert ahead.shards[A].horizon
+    until = ahead.horizon_until_us
+    assert not in_horizon_window(ahead, until) and end_horizon_window(ahead, until)  # reached: ended
+    assert ahead.horizon_until_us is None and not ahead.shards[A].horizon
+
+
+def test_the_first_captures_start_is_kept_for_good(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    storage = Storage.from_uri(str(tmp_path))
+    assert first_capture_us(storage, TABLE) is None  # no checkpoint
+    stream = ScriptedStream()
+    stream.shard_defs[A] = (None, 1, None, [record(1)])
+    before = time.time_ns() // 1000
+    capture(stream, tmp_path)
+    started = first_capture_us(storage, TABLE)
+    assert started is not None and before <= started <= time.time_ns() // 1000
+    assert stored(tmp_path).horizon_until_us == started + HORIZON_WINDOW_US
+    later(monkeypatch, DAY_NS)  # the window ends and is dropped; the start stays
+    stream.shard_defs[A] = (None, 1, None, [record(1), record(2)])
+    capture(stream, tmp_path)
+    data = storage.read(checkpoint_path(TABLE))
+    assert first_capture_us(storage, TABLE) == started and stored(tmp_path).horizon_until_us is None
+    assert storage.read(checkpoint_path(TABLE)) == data  # read only
+
+
+def test_a_checkpoint_without_the_first_captures_start_reads_and_keeps_none(tmp_path: Path) -> None:
+    storage = Storage.from_uri(str(tmp_path))
+    doc = json.loads(Checkpoint(TABLE, ARN, {A: ShardPosition(None, seq(1))}, updated_us=1).to_json())
+    assert "first_capture_us" not in doc  # as an older ddblake wrote it
+    storage.write_atomic(checkpoint_path(TABLE), json.dumps(doc).encode())
+    assert first_capture_us(storage, TABLE) is None
+    stream = ScriptedStream()
+    stream.shard_defs[A] = (None, 1, None, [record(1), record(2)])
+    capture(stream, tmp_path)  # not a first capture: no start is made up for it
+    assert first_capture_us(storage, TABLE) is None
+    doc["first_capture_us"] = "1"
+    storage.write_atomic(checkpoint_path(TABLE), json.dumps(doc).encode())
+    with pytest.raises(TerminalError, match="first_capture_us"):
+        first_capture_us(storage, TABLE)

@@ -7,6 +7,7 @@ Layout: one JSON document per table at ``<lake>/state/capture/<table>/checkpoint
       "table": "example-ddb-table",
       "stream_arn": "arn:aws:dynamodb:...:table/example-ddb-table/stream/2024-...",
       "updated_us": 1732780800000000,
+      "first_capture_us": 1732780800000000,
       "horizon_until_us": 1732784100000000,
       "last_file": "raw/example-ddb-table/2024/11/28/08/example-ddb-table-....gz",
       "shards": {
@@ -15,7 +16,9 @@ Layout: one JSON document per table at ``<lake>/state/capture/<table>/checkpoint
     }
 
 ``seq`` is the sequence number of the last record of that shard that is in a raw file already
-written; ``horizon_until_us`` (written only while it lasts) ends the first capture's window
+written; ``first_capture_us`` is when the first capture on this checkpoint began (set once by it,
+kept by every later write; absent from a checkpoint older than it, and read by
+:func:`first_capture_us`); ``horizon_until_us`` (written only while it lasts) ends the first capture's window
 (:mod:`ddblake.capture.horizon`), within which ``"horizon": true`` (written only when set) marks a
 shard with ``seq`` null that is read from ``TRIM_HORIZON``, as what the stream trimmed of it was
 never the lake's; ``closed`` means the shard is closed *and* every record in it is in a raw file.
@@ -86,6 +89,10 @@ class Checkpoint:
     horizon_until_us: int | None = None
     """The end (this machine's clock, µs) of the first capture's window, or None once it passed or
     for a checkpoint from before it existed (:mod:`ddblake.capture.horizon`)."""
+    first_capture_us: int | None = None
+    """When the first capture on this checkpoint began (this machine's clock, µs), kept for good: what
+    the stream trimmed before it is not in the lake, so a load is good only if recent enough for it
+    (:func:`first_capture_us`). None for a checkpoint written before this field existed."""
 
     def copy(self) -> Checkpoint:
         """A deep copy (the consumer keeps the in-memory state and the persisted one apart)."""
@@ -96,6 +103,7 @@ class Checkpoint:
             last_file=self.last_file,
             updated_us=self.updated_us,
             horizon_until_us=self.horizon_until_us,
+            first_capture_us=self.first_capture_us,
         )
 
     def to_json(self) -> bytes:
@@ -106,6 +114,8 @@ class Checkpoint:
             "stream_arn": self.stream_arn,
             "updated_us": self.updated_us,
         }
+        if self.first_capture_us is not None:  # for good, once a first capture set it
+            doc["first_capture_us"] = self.first_capture_us
         if self.horizon_until_us is not None:  # only while it lasts: afterwards it reads as before
             doc["horizon_until_us"] = self.horizon_until_us
         doc["last_file"] = self.last_file
@@ -141,8 +151,10 @@ class Checkpoint:
                     raise ValueError(f"shard {shard_id} has horizon {horizon!r} with seq {seq!r}")
                 shards[str(shard_id)] = ShardPosition(parent, seq, closed, horizon)
             arn, until = doc.get("stream_arn"), doc.get("horizon_until_us")
-            if until is not None and (isinstance(until, bool) or not isinstance(until, int)):
-                raise ValueError(f"it has horizon_until_us {until!r}, not a time in microseconds")
+            first = doc.get("first_capture_us")
+            for key, value in (("horizon_until_us", until), ("first_capture_us", first)):
+                if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                    raise ValueError(f"it has {key} {value!r}, not a time in microseconds")
             return cls(
                 table=table,
                 stream_arn=arn if isinstance(arn, str) else None,
@@ -150,6 +162,7 @@ class Checkpoint:
                 last_file=doc.get("last_file"),
                 updated_us=int(doc.get("updated_us") or 0),
                 horizon_until_us=until,
+                first_capture_us=first,
             )
         except (ValueError, TypeError, AttributeError) as e:
             raise TerminalError(f"capture checkpoint {where} is unreadable: {e}{fix}") from e
@@ -167,6 +180,22 @@ def load_checkpoint(storage: Storage, table: str) -> Checkpoint | None:
     if data is None:
         return None
     return Checkpoint.from_json(data, table=table, where=storage.shown(path))
+
+
+def first_capture_us(storage: Storage, table: str) -> int | None:
+    """When the first capture of ``table``'s current checkpoint began (µs, the capturing machine's
+    clock), or None: no checkpoint, or one written before ddblake recorded it.
+
+    Read only: nothing is written or moved. The stream the lake follows reaches back to about that
+    start minus 24 hours, never further, so a load older than that start minus 23 hours (the load
+    check's bound) could miss changes the lake never captured; the load side refuses one.
+
+    Raises:
+        TerminalError: the checkpoint exists but cannot be understood.
+        TransientError: the lake could not be read.
+    """
+    checkpoint = load_checkpoint(storage, table)
+    return None if checkpoint is None else checkpoint.first_capture_us
 
 
 def save_checkpoint(storage: Storage, checkpoint: Checkpoint) -> None:

@@ -9,10 +9,11 @@ again on rerun. ``apply`` drops them by event ID.
 
 Gaps are the one thing a rerun cannot repair, so they stop capture with :class:`StreamGapError`:
 
-1. a shard in the checkpoint, not read to its end, is gone from the stream (trimmed after 24 h);
+1. a shard in the checkpoint, not read to its end, is gone from the stream (trimmed after 24 h),
+   unless within the first capture's window (:mod:`ddblake.capture.horizon`: then it is dropped);
 2. the stream refuses a position as trimmed (``TrimmedDataAccessException``) — the position after a
-   shard's last record read, or, for a shard with no record read yet, its start, unless that comes
-   within the first capture's window (:mod:`ddblake.capture.horizon`: reopened at ``TRIM_HORIZON``)
+   shard's last record read, or, for a shard with no record read yet, its start — unless that comes
+   within the first capture's window (reopened at ``TRIM_HORIZON``)
    (cases 1 and 3 are :func:`ddblake.capture.gaps.find_gap`'s);
 3. a new shard's parent is neither in the stream nor in the checkpoint, on a stream ddblake has
    read before (a whole generation of shards came and went unread);
@@ -39,11 +40,19 @@ from ddblake.capture.checkpoint import (
     save_checkpoint,
 )
 from ddblake.capture.config import CaptureConfig
-from ddblake.capture.gaps import find_gap, gap_error
+from ddblake.capture.gaps import (
+    drop_vanished,
+    drop_vanished_shards,
+    find_gap,
+    gap_error,
+    gone_gap,
+    trimmed_gap,
+)
 from ddblake.capture.horizon import (
     end_horizon_window,
-    horizon_window_end,
     in_horizon_window,
+    open_horizon_window,
+    opens_at_horizon,
     starts_at_horizon,
 )
 from ddblake.capture.records import made_after_start, quarantine_line, record_to_line, seq_of
@@ -69,8 +78,8 @@ ONCE_OPEN_EMPTY_PAGES = 3
 may return an empty page before records ("it might take multiple calls to get to a portion of the
 shard that contains stream records"), so one empty page is not the end."""
 HORIZON_REOPENS = 5
-"""How many times in a row a shard with no record read may answer TrimmedDataAccessException within
-the first capture's window (its oldest record trimmed before it was read) before the run retries."""
+"""How many times in a row a shard may answer TrimmedDataAccessException within the first capture's
+window (the records it was opened at trimmed before they were read) before the run retries."""
 ONCE_CLOSED_EMPTY_PAGES = 1000
 """``--once``: a closed shard is read until GetRecords returns no next iterator (its end: then its
 children are read); only this many empty pages in a row stop a run short of it, with a warning."""
@@ -133,6 +142,7 @@ class StreamCapture:
         self._saved_us: int | None = None  # the stored checkpoint's updated_us, as this capture left it
         self._attempted_us: list[int] = []  # updated_us of writes since then that reported failure
         self._warned: set[str] = set()
+        self.overtaken: dict[str, str] = {}  # shard -> its seq the stream answered trimmed past (window)
 
     # --- public ---------------------------------------------------------------------------------------
 
@@ -154,7 +164,7 @@ class StreamCapture:
             if self.config.check_reach:  # from the trim horizon: it must reach back to the lake's load
                 check_first_capture(self.storage, self.table, now)
             restamp_first_load(self.storage, self.table, now)  # the stream is read from now on
-            self.state.horizon_until_us = horizon_window_end(now)  # trims skipped until then only
+            open_horizon_window(self.state, now)  # trims skipped until its end only; start kept for good
         log.info(
             "capture %s: %s, lake %s",
             self.table,
@@ -278,10 +288,11 @@ class StreamCapture:
         if not stream.enabled:
             self._warn_once("disabled", "stream is disabled; reading what it still holds")
         shards = self.adapter.shards(stream.arn)
+        now = _now_us()
+        self.dirty = drop_vanished_shards(self.state, shards, now) or self.dirty  # within the window
         lost = find_gap(shards, stream.arn, self.state.shards)
         if lost is not None:
             raise self._gap(lost)
-        now = _now_us()
         self.dirty = end_horizon_window(self.state, now) or self.dirty  # from now on, trims may be owed
         for shard in order_parents_first(shards):  # parents first: a listed parent is a known one
             if shard.shard_id not in self.state.shards:
@@ -315,34 +326,23 @@ class StreamCapture:
         # Known but never read (seq null), or a child of a known shard: from its start, not
         # TRIM_HORIZON, which would silently skip what was trimmed since (a rerun a day later meets
         # children its last run never listed). Only a shard marked so within the first capture's
-        # window (ShardPosition.horizon) starts at whatever the stream still holds. DataTrimmed
-        # goes to _fetch, which tells a gap from the window's trims.
-        at = None
-        if pos.seq is None and not (pos.horizon and in_horizon_window(self.state, _now_us())):
-            at = shard.start_seq  # DescribeStream always gives it; without it, TRIM_HORIZON is all there is
-            if at is None:
-                self._warn_once(sid, f"shard {sid} lists no starting sequence number; from TRIM_HORIZON")
+        # window (ShardPosition.horizon), or trimmed past its seq within it (self.overtaken), starts at
+        # what the stream still holds. DataTrimmed goes to _fetch, which tells a gap from the window's.
+        horizon = opens_at_horizon(self.state, pos, self.overtaken.get(sid), _now_us())
+        after, at = (None, None) if horizon else (pos.seq, None if pos.seq else shard.start_seq)
+        if not horizon and after is None and at is None:  # DescribeStream always gives a start
+            self._warn_once(sid, f"shard {sid} lists no starting sequence number; from TRIM_HORIZON")
         try:
-            iterator = self.adapter.shard_iterator(arn, sid, pos.seq, at_seq=at)
-        except NotFoundError as e:
-            raise self._gap(
-                f"shard {sid} of stream {self.state.stream_arn} vanished before it was read to "
-                f"its end (read up to {pos.seq or 'nothing'})"
-            ) from e
-        how = f"after {pos.seq}" if pos.seq else f"at {at}" if at else "from TRIM_HORIZON"
+            iterator = self.adapter.shard_iterator(arn, sid, after, at_seq=at)
+        except NotFoundError as e:  # as GetRecords' ShardGone: _fetch drops it or reports the gap
+            raise ShardGone(str(e)) from e
+        how = f"after {after}" if after else f"at {at}" if at else "from TRIM_HORIZON"
         log.debug("capture %s: shard %s opened %s", self.table, sid, how)
         return iterator
 
-    def _trimmed(self, shard: Shard) -> StreamGapError:
-        pos = self.state.shards[shard.shard_id]
-        where = f"after sequence number {pos.seq}" if pos.seq else f"from its start ({shard.start_seq})"
-        return self._gap(
-            f"records of shard {shard.shard_id} {where} are past the stream's 24-hour retention "
-            "(TrimmedDataAccessException)"
-        )
-
-    def _fetch(self, shard: Shard) -> RecordBatch:
-        """One GetRecords on a shard, (re)opening it as needed; trims and ends raise gaps."""
+    def _fetch(self, shard: Shard) -> RecordBatch | None:
+        """One GetRecords on a shard, (re)opening it as needed; trims and ends raise gaps (None: gone
+        within the first capture's window, and dropped)."""
         sid, expired, trimmed = shard.shard_id, 0, 0
         while True:
             try:
@@ -359,32 +359,35 @@ class StreamCapture:
             except DataTrimmed as e:  # from GetShardIterator or GetRecords
                 self.iterators.pop(sid, None)
                 pos = self.state.shards[sid]
-                if pos.seq is not None or not in_horizon_window(self.state, _now_us()):
-                    raise self._trimmed(shard) from e
-                # No record of it read, within the first capture's window: what was trimmed (at its
-                # start, or at the horizon moving on under GetRecords) predates the lake's load.
+                if not in_horizon_window(self.state, _now_us()):
+                    raise self._gap(trimmed_gap(shard, pos)) from e
+                # Within the first capture's window what was trimmed (at its start, after its seq, or
+                # at the horizon moving on under GetRecords) predates the lake's load.
                 trimmed += 1
                 if trimmed >= HORIZON_REOPENS:
                     raise TransientError(
                         f"shard {sid} of table {self.table!r}: its oldest records were trimmed each time "
                         f"it was opened at its start or TRIM_HORIZON ({trimmed} times)"
                     ) from e
-                if not pos.horizon:
+                if pos.seq is not None:
+                    self.overtaken[sid] = pos.seq  # for this run only: see opens_at_horizon
+                elif not pos.horizon:
                     pos.horizon, self.dirty = True, True
-                log.info("capture %s: shard %s trimmed at its start; from TRIM_HORIZON", self.table, sid)
-            except ShardGone as e:  # as _open does for a shard GetShardIterator no longer finds
+                where = f"after {pos.seq}" if pos.seq else "at its start"
+                log.info("capture %s: shard %s trimmed %s; from TRIM_HORIZON", self.table, sid, where)
+            except ShardGone as e:  # from GetRecords, or GetShardIterator (_open)
                 self.iterators.pop(sid, None)
-                pos = self.state.shards[sid]
-                raise self._gap(
-                    f"shard {sid} of stream {self.state.stream_arn} is gone (GetRecords: "
-                    "ResourceNotFoundException: trimmed, or the stream deleted with its table) before it "
-                    f"was read to its end (read up to {pos.seq or 'nothing'})"
-                ) from e
+                if drop_vanished(self.state, [sid], _now_us()):
+                    self.dirty = self.need_refresh = True
+                    return None
+                raise self._gap(gone_gap(sid, self.state)) from e
 
     def _poll_shard(self, shard: Shard) -> int:
         """One GetRecords on a shard; returns how many records it gave."""
         sid = shard.shard_id
         batch = self._fetch(shard)
+        if batch is None:  # gone within the window: dropped
+            return 0
         ingested = _now_us()
         pos = self.state.shards[sid]
         try:

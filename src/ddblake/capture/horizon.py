@@ -17,8 +17,12 @@ check measures the load's age by; AWS trims by its own. Five minutes of the hour
 clock running ahead of this one: a machine *s* more than that behind could skip changes made up to
 *s* − 5 minutes after the load. A clock stepped forward ends the window early (a gap reported that
 was none: the safe side); a rerun on a clock *d* behind the first capture's sees it end *d* later.
-A clock reading earlier than the first capture's start (the window ending more than its own length
-after "now") counts as past it.
+A reading up to ``HORIZON_CLOCK_STEP_US`` earlier than the first capture's start (an NTP step back
+just after it began) is still within the window: were it not, the first capture of a stream older
+than 24 hours would report its own trimmed start as a gap. A reading earlier still (the window ending
+implausibly far after "now": a clock far off, or an edited file) is outside the window for that
+reading only; the window is dropped only once a reading reaches its end, so one bad reading does not
+end it for good.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from __future__ import annotations
 import logging
 from typing import Final
 
-from ddblake.capture.checkpoint import Checkpoint
+from ddblake.capture.checkpoint import Checkpoint, ShardPosition
 from ddblake.load.handoff import STREAM_RETENTION_US, STREAM_SAFE_AGE_US
 
 log = logging.getLogger(__name__)
@@ -35,6 +39,10 @@ HORIZON_CLOCK_ALLOWANCE_US: Final = 5 * 60_000_000
 """The part of the load check's hour kept for AWS's clock running ahead of this machine's."""
 HORIZON_WINDOW_US: Final = STREAM_RETENTION_US - STREAM_SAFE_AGE_US - HORIZON_CLOCK_ALLOWANCE_US
 """How long after a first capture's start a trimmed shard start is skipped, not a gap (55 minutes)."""
+HORIZON_CLOCK_STEP_US: Final = 5 * 60_000_000
+"""How far a clock reading may fall behind the first capture's start and still count as within its
+window (a clock stepped back a little). It lengthens the window by at most as much, as any step back
+does: the load check's hour covers it only because AWS's clock rarely runs that far ahead too."""
 
 
 def horizon_window_end(first_capture_us: int) -> int:
@@ -42,14 +50,42 @@ def horizon_window_end(first_capture_us: int) -> int:
     return first_capture_us + HORIZON_WINDOW_US
 
 
+def open_horizon_window(checkpoint: Checkpoint, now_us: int) -> None:
+    """Start a first capture's window at ``now_us``, and record that start for good.
+
+    ``first_capture_us`` outlives the window: what the stream trimmed before the first capture read it
+    is older than this start minus 24 hours, so a load older than the start minus 23 hours (the load
+    check's bound) could leave changes in neither; the load side needs the start to tell, long after.
+    """
+    checkpoint.first_capture_us = now_us
+    checkpoint.horizon_until_us = horizon_window_end(now_us)
+
+
 def in_horizon_window(checkpoint: Checkpoint, now_us: int) -> bool:
     """Whether a trimmed start of a shard with no record read is, at ``now_us``, not owed.
 
     False without ``horizon_until_us`` (a checkpoint from before the window, or one whose window
-    ended): every shard the checkpoint lists is then known from its start.
+    ended): every shard the checkpoint lists is then known from its start. False too when the window
+    ends implausibly far after ``now_us`` (more than its length plus ``HORIZON_CLOCK_STEP_US``):
+    this clock reading cannot be placed in it, and skipping a trim on a doubt could lose changes.
     """
     until = checkpoint.horizon_until_us
-    return until is not None and now_us < until <= now_us + HORIZON_WINDOW_US
+    return until is not None and now_us < until <= now_us + HORIZON_WINDOW_US + HORIZON_CLOCK_STEP_US
+
+
+def opens_at_horizon(checkpoint: Checkpoint, pos: ShardPosition, overtaken: str | None, now_us: int) -> bool:
+    """Whether a shard is (re)opened at ``TRIM_HORIZON`` rather than at its start or after ``seq``.
+
+    Only within the window: a shard with no record read yet if marked ``horizon``; one read up to
+    ``seq`` if the stream answered that its records after ``seq`` are trimmed (``overtaken``, the
+    ``seq`` it answered so for, kept by the consumer for the run only: the first record read moves
+    ``seq`` past it). Anything trimmed within the window predates the lake's load, whether or not a
+    record of the shard was read before it (a first capture stopped and rerun minutes later, or the
+    trim overtaking it on a busy table), and ``TRIM_HORIZON`` then lies past ``seq``.
+    """
+    if not in_horizon_window(checkpoint, now_us):
+        return False
+    return pos.horizon if pos.seq is None else overtaken == pos.seq
 
 
 def starts_at_horizon(checkpoint: Checkpoint, parent_id: str | None, now_us: int) -> bool:
@@ -66,12 +102,18 @@ def starts_at_horizon(checkpoint: Checkpoint, parent_id: str | None, now_us: int
 def end_horizon_window(checkpoint: Checkpoint, now_us: int) -> bool:
     """Once the window has passed, drop it and every shard's ``horizon`` mark; True if changed.
 
+    Passed means a clock reading at or after its end: a window this reading cannot place (ending
+    implausibly far ahead, see :func:`in_horizon_window`) is kept, though not honoured now, since a
+    clock stepped back would otherwise end it for good and make the first capture of a stream older
+    than 24 hours, and every run after it, report its trimmed start as a gap.
+
     The checkpoint then reads as one from before the window existed, by this version and by an older
     ddblake alike (one that honours the marks would otherwise open those shards at ``TRIM_HORIZON``
     for ever). Marks without a window (written by a version that had no window) are dropped too: when
     they were set is unknown, so the shards are taken as known from their start.
     """
-    if in_horizon_window(checkpoint, now_us):
+    until = checkpoint.horizon_until_us
+    if until is not None and now_us < until:
         return False
     marked = [pos for pos in checkpoint.shards.values() if pos.horizon]
     if checkpoint.horizon_until_us is None and not marked:
