@@ -414,3 +414,35 @@ def test_one_window_exported_twice_counts_once() -> None:
     )
     needed = stream_needed_from([full, first, again])  # the sort compared the two states: a TypeError
     assert needed is not None and needed[1] == t - HOUR_US
+
+
+def test_a_load_of_an_export_older_than_the_lakes_capture_can_follow_is_refused(
+    make_table: Callable[..., str], clients: Any, dynamodb_local_endpoint: str, tmp_path: Path, capsys: Any
+) -> None:
+    """``ddblake capture`` first, then ``ddblake load --from-export`` of an export taken more than
+    23 hours before that capture began: the changes in between were in neither, and its rows could
+    bring back items deleted since. A recent export loads."""
+    from ddblake.capture.checkpoint import first_capture_us
+    from ddblake.cli.main import main
+
+    table = make_table("example-ddb-table")
+    lake = str(tmp_path / "lake")
+    assert (
+        main(
+            ["capture", "--table", table, "--lake", lake, "--endpoint-url", dynamodb_local_endpoint, "--once"]
+        )
+        == 0
+    )
+    began = first_capture_us(Storage.from_uri(lake), table)
+    assert began is not None and abs(began - now()) < HOUR_US
+    old = export_taken_at(tmp_path / "old", began - 24 * HOUR_US, table=table)
+    capsys.readouterr()
+    assert main(["load", "--table", table, "--lake", lake, "--from-export", old, "--keys", "pk"]) == 1
+    err = capsys.readouterr().err
+    assert (
+        "more than 23 hours before this lake began capturing the table's stream" in err
+        and "--rebootstrap" in err
+    )
+    assert list_loads(Storage.from_uri(lake), table) == []  # nothing loaded
+    fresh = export_taken_at(tmp_path / "fresh", began - 22 * HOUR_US, table=table)
+    assert main(["load", "--table", table, "--lake", lake, "--from-export", fresh, "--keys", "pk"]) == 0

@@ -24,6 +24,7 @@ from ddblake.load.export_parts import (
     run_parallel,
     write_part,
 )
+from ddblake.load.handoff import check_export_follows_capture
 from ddblake.load.rows import EXPORT_VERSIONS, export_version_from_us, now_us
 from ddblake.load.scan import LoadResult
 from ddblake.load.state import (
@@ -186,6 +187,10 @@ class ExportLoad:
         state = read_state(self.storage, self.table, name)
         if state is not None and state.finished_us is not None:  # no need to check what is not read
             return self._already_loaded(manifest, state, clock)
+        if not manifest.incremental and manifest.export_time_us is not None:
+            check_export_follows_capture(
+                self.storage, self.table, manifest.export_id, manifest.export_time_us
+            )
         self._verify(manifest)
         key_names: tuple[str, ...] | None = None
         if not manifest.incremental:

@@ -144,6 +144,42 @@ def check_first_capture(storage: Storage, table: str, now_us: int) -> None:
     )
 
 
+EXPORT_AFTER_CAPTURE_SLACK_US: Final = 5 * 60_000_000
+"""How much older than :data:`STREAM_SAFE_AGE_US` before a first capture's start an export may be:
+the first capture's window (:mod:`ddblake.capture.horizon`) reopens at the trim horizon only what is
+older than that, and ``sync`` checks its export against a time taken just before its capture began."""
+
+
+def check_export_follows_capture(storage: Storage, table: str, export_id: str, export_time_us: int) -> None:
+    """Refuse a full export older than the lake's capture of the table can follow on from.
+
+    A capture began (its checkpoint records when): the stream was read from its trim horizon then,
+    24 hours back at most. A full export taken more than 23 hours before that (``ddblake capture``
+    first, then ``ddblake load --from-export`` of an old export) leaves the changes made between it
+    and the stream's reach in neither, and its rows would bring back items deleted meanwhile. sync
+    checks its own export against the time its capture starts (:func:`ddblake.sync.check_export_source`);
+    this covers a load run by hand. A checkpoint that does not record its start (written by an older
+    ddblake) is not checked.
+
+    Raises:
+        TerminalError: the export is too old; names both times and what to do.
+    """
+    from ddblake.capture.checkpoint import first_capture_us
+
+    began = first_capture_us(storage, table)
+    if began is None or export_time_us >= began - STREAM_SAFE_AGE_US - EXPORT_AFTER_CAPTURE_SLACK_US:
+        return
+    lake = shlex.quote(storage.shown())
+    raise TerminalError(
+        f"table {table!r}: export {export_id} was taken at {utc_text(export_time_us)}, more than "
+        f"{STREAM_SAFE_AGE_US // 3_600_000_000} hours before this lake began capturing the table's stream "
+        f"({utc_text(began)}), so changes made in between would be in neither and its rows could bring "
+        "back items deleted since; load a full export taken after "
+        f"{utc_text(began - STREAM_SAFE_AGE_US)}, or run 'ddblake sync --table {table} --lake {lake} "
+        "--rebootstrap' (new stream positions, then a new load)"
+    )
+
+
 # --- sync's first load ----------------------------------------------------------------------------
 
 
