@@ -8,22 +8,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from workload import dump_to_items, scan_items
+from workload import cli, dump_to_items, scan_items
 
 from ddblake.aws.clients import DynamoClients
-from ddblake.cli.main import main
 
 pytestmark = pytest.mark.functional
 
 SKEW_US = 3 * 60_000_000  # this machine's clock 3 minutes ahead of AWS's (SigV4 accepts up to 5+)
-
-
-def _ok(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
-    capsys.readouterr()
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    assert code == 0, err[-2000:]
-    return out
 
 
 def test_a_load_on_a_clock_ahead_of_aws_neither_overwrites_later_changes_nor_reconciles_them_away(
@@ -42,20 +33,20 @@ def test_a_load_on_a_clock_ahead_of_aws_neither_overwrites_later_changes_nor_rec
     ddb.put_item(TableName=table, Item={"pk": {"S": "a"}, "sk": {"S": "1"}, "n": {"N": "1"}})
     ep = ["--endpoint-url", dynamodb_local_endpoint]
     tl = ["--table", table, "--lake", lake]
-    _ok(capsys, "sync", *tl, *ep, "--once")
+    cli(capsys, "sync", *tl, *ep, "--once")
 
     import ddblake.load.scan as scan_module
 
     real = scan_module.now_us
     monkeypatch.setattr(scan_module, "now_us", lambda: real() + SKEW_US)  # the skewed machine
-    _ok(capsys, "load", *tl, *ep)
+    cli(capsys, "load", *tl, *ep)
     monkeypatch.setattr(scan_module, "now_us", real)
     assert "clock is 18" in caplog.text and "s ahead of AWS's" in caplog.text  # about 180 s
     # After the load: a new item and a change, both through the healthy stream.
     ddb.put_item(TableName=table, Item={"pk": {"S": "b"}, "sk": {"S": "2"}, "n": {"N": "2"}})
     ddb.put_item(TableName=table, Item={"pk": {"S": "a"}, "sk": {"S": "1"}, "n": {"N": "99"}})
-    _ok(capsys, "sync", *tl, *ep, "--once")
-    _ok(capsys, "reconcile", *tl)
-    dumped = dump_to_items(_ok(capsys, "dump", *tl).splitlines())
+    cli(capsys, "sync", *tl, *ep, "--once")
+    cli(capsys, "reconcile", *tl)
+    dumped = dump_to_items(cli(capsys, "dump", *tl).splitlines())
     truth = scan_items(clients, table)
     assert dumped == truth, f"lake {dumped} != table {truth}"

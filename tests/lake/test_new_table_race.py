@@ -69,6 +69,22 @@ def test_a_table_created_with_data_between_the_check_and_the_create_is_not_writt
     assert lake.dump()["a"]["v"] == {"N": "9"}
 
 
+def _losing(applier: Applier, call: int) -> list[int]:
+    """Make the ``call``-th current-state commit of ``applier`` lose a race (another writer's
+    commit landed first); returns the list of calls made so far."""
+    real = applier._commit_current
+    calls: list[int] = []
+
+    def losing(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == call:
+            raise CommitFailedException("another writer committed first")
+        return real(*args, **kwargs)
+
+    applier._commit_current = losing  # type: ignore[method-assign]
+    return calls
+
+
 def test_records_set_aside_by_a_batch_that_lost_its_race_are_counted_and_said_once(
     lake: Lake, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -78,18 +94,9 @@ def test_records_set_aside_by_a_batch_that_lost_its_race_are_counted_and_said_on
     lake.write([event("INSERT", "a", 1, image={"v": {"N": "1"}})], lines=[b"not json\n", b"{}\n"])
     config = ApplyConfig.build(table=TABLE, lake=lake.config, once=True)
     applier = Applier(config, storage=lake.storage)
-    real = applier._commit_current
-    lost = []
-
-    def losing(*args: Any, **kwargs: Any) -> Any:
-        if not lost:
-            lost.append(True)
-            raise CommitFailedException("another writer committed first")
-        return real(*args, **kwargs)
-
-    applier._commit_current = losing  # type: ignore[method-assign]
+    calls = _losing(applier, 1)
     result = service._run_once_racing(applier, TABLE, None, None)
-    assert lost and result.quarantined == 2
+    assert len(calls) == 2 and result.quarantined == 2
     service.warn_quarantined(applier, result)
     assert "2 record(s) quarantined" in caplog.text
     assert (
@@ -104,16 +111,7 @@ def test_counts_of_earlier_batches_of_a_run_whose_later_batch_lost_a_race_are_ke
     lake.write([event("INSERT", "b", 2, image={"v": {"N": "2"}})])
     config = ApplyConfig.build(table=TABLE, lake=lake.config, once=True, max_files=1)
     applier = Applier(config, storage=lake.storage)
-    real = applier._commit_current
-    calls: list[int] = []
-
-    def losing(*args: Any, **kwargs: Any) -> Any:
-        calls.append(1)
-        if len(calls) == 2:
-            raise CommitFailedException("another writer committed first")
-        return real(*args, **kwargs)
-
-    applier._commit_current = losing  # type: ignore[method-assign]
+    calls = _losing(applier, 2)
     result = service._run_once_racing(applier, TABLE, None, None)
-    assert (result.quarantined, result.files, result.events) == (2, 2, 2)
+    assert len(calls) == 3 and (result.quarantined, result.files, result.events) == (2, 2, 2)
     assert sorted(lake.dump()) == ["a", "b"]
