@@ -303,14 +303,49 @@ class GoneWhileRead(ScriptedStream):
         return super().get_records(iterator, limit)
 
 
+class GoneAndUnlisted(GoneWhileRead):
+    """A answers ResourceNotFoundException, and the shard list no longer names it: it left the stream."""
+
+    def shard_iterator(
+        self, arn: str, shard_id: str, after_seq: str | None, *, at_seq: str | None = None
+    ) -> str:
+        try:
+            return super().shard_iterator(arn, shard_id, after_seq, at_seq=at_seq)
+        except NotFoundError:
+            self.shard_defs.pop(A, None)
+            raise
+
+    def get_records(self, iterator: str, limit: int) -> RecordBatch:
+        try:
+            return super().get_records(iterator, limit)
+        except ShardGone:
+            self.shard_defs.pop(A, None)
+            raise
+
+
 @pytest.mark.parametrize("where", ["iterator", "records"])
-def test_a_shard_gone_while_read_within_the_window_is_dropped(tmp_path: Path, where: str) -> None:
-    stream = GoneWhileRead(where)
+def test_a_shard_gone_while_read_within_the_window_is_dropped_once_the_list_lacks_it(
+    tmp_path: Path, where: str
+) -> None:
+    stream = GoneAndUnlisted(where)
     stream.shard_defs[A] = (None, 1, 3, [record(n) for n in range(1, 4)])
     stream.shard_defs[B] = (A, 4, None, [record(n) for n in range(4, 7)])
     capture(stream, tmp_path)
     assert [e.sequence for e in read_events(str(tmp_path), TABLE)] == [seq(n) for n in (4, 5, 6)]
     assert stored(tmp_path).shards[A].closed
+
+
+@pytest.mark.parametrize("where", ["iterator", "records"])
+def test_a_shard_still_listed_that_answers_not_found_is_a_gap_even_within_the_window(
+    tmp_path: Path, where: str
+) -> None:
+    """Taken for finished, its records left unread would be lost: only the shard list says a shard
+    left the stream (the refresh asked for after its first such answer)."""
+    stream = GoneWhileRead(where)
+    stream.shard_defs[A] = (None, 1, 3, [record(n) for n in range(1, 4)])
+    stream.shard_defs[B] = (A, 4, None, [record(n) for n in range(4, 7)])
+    with pytest.raises(StreamGapError, match=f"shard {A} of stream .* is gone"):
+        capture(stream, tmp_path)
 
 
 @pytest.mark.parametrize("where", ["iterator", "records"])
@@ -344,21 +379,42 @@ def test_a_clock_read_1ms_earlier_than_the_runs_start_does_not_end_the_window(
     assert stored(tmp_path).horizon_until_us is not None  # kept for the runs that follow
 
 
-def test_a_window_too_far_ahead_is_not_honoured_nor_dropped_until_reached() -> None:
+def test_a_window_the_clock_cannot_place_is_ended_for_good() -> None:
+    """A reading more than the allowance before the window's start (the clock stepped back): kept,
+    the window came back when the clock reached it again, a day later, and skipped the trims of
+    changes made after the load (tests below)."""
     now = 10 * HOUR_US
     within = Checkpoint(TABLE, horizon_until_us=now + HORIZON_WINDOW_US + HORIZON_CLOCK_STEP_US)
     assert in_horizon_window(within, now)  # a clock up to 5 minutes behind the first capture's start
+    assert not end_horizon_window(within, now) and within.horizon_until_us is not None
     ahead = Checkpoint(
         TABLE,
         shards={A: ShardPosition(None, None, horizon=True)},
         horizon_until_us=now + HORIZON_WINDOW_US + HORIZON_CLOCK_STEP_US + 1,
     )
     assert not in_horizon_window(ahead, now)
-    assert not end_horizon_window(ahead, now) and ahead.horizon_until_us is not None
-    assert ahead.shards[A].horizon
-    until = ahead.horizon_until_us
-    assert not in_horizon_window(ahead, until) and end_horizon_window(ahead, until)  # reached: ended
-    assert ahead.horizon_until_us is None and not ahead.shards[A].horizon
+    assert end_horizon_window(ahead, now) and ahead.horizon_until_us is None
+    assert not ahead.shards[A].horizon
+
+
+def test_a_clock_stepped_back_hours_does_not_bring_the_window_back_later(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first capture on a clock 25 h fast reads 1..5; NTP steps it back; a day later 6..8, made
+    after the load, are trimmed while the clock reads inside the old window again: a gap, not a skip."""
+    t0 = time.time_ns()
+    monkeypatch.setattr(time, "time_ns", lambda: t0)
+    stream = ScriptedStream()
+    stream.shard_defs[A] = (None, 1, None, [record(n) for n in range(1, 6)])
+    capture(stream, tmp_path)
+    monkeypatch.setattr(time, "time_ns", lambda: t0 - 25 * HOUR_US * 1000 + 2 * 60_000_000_000)
+    capture(stream, tmp_path)  # the clock stepped back: the window cannot be placed, and ends
+    assert stored(tmp_path).horizon_until_us is None
+    stream.shard_defs[A] = (None, 1, None, [record(n) for n in range(1, 12)])
+    stream.trimmed_below = 9
+    monkeypatch.setattr(time, "time_ns", lambda: t0 + 10 * 60_000_000_000)
+    with pytest.raises(StreamGapError):
+        capture(stream, tmp_path)
 
 
 def test_the_first_captures_start_is_kept_for_good(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -41,7 +41,6 @@ from ddblake.capture.checkpoint import (
 )
 from ddblake.capture.config import CaptureConfig
 from ddblake.capture.gaps import (
-    drop_vanished,
     drop_vanished_shards,
     find_gap,
     gap_error,
@@ -143,6 +142,7 @@ class StreamCapture:
         self._attempted_us: list[int] = []  # updated_us of writes since then that reported failure
         self._warned: set[str] = set()
         self.overtaken: dict[str, str] = {}  # shard -> its seq the stream answered trimmed past (window)
+        self.gone: set[str] = set()  # shards that answered not found within the window (this run)
 
     # --- public ---------------------------------------------------------------------------------------
 
@@ -377,8 +377,11 @@ class StreamCapture:
                 log.info("capture %s: shard %s trimmed %s; from TRIM_HORIZON", self.table, sid, where)
             except ShardGone as e:  # from GetRecords, or GetShardIterator (_open)
                 self.iterators.pop(sid, None)
-                if drop_vanished(self.state, [sid], _now_us()):
-                    self.dirty = self.need_refresh = True
+                # Within the window, once: the refresh drops it if it left the shard list
+                # (drop_vanished_shards); one still listed that answers so again is a gap.
+                if in_horizon_window(self.state, _now_us()) and sid not in self.gone:
+                    self.gone.add(sid)
+                    self.need_refresh = True
                     return None
                 raise self._gap(gone_gap(sid, self.state)) from e
 

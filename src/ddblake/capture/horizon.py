@@ -20,9 +20,9 @@ was none: the safe side); a rerun on a clock *d* behind the first capture's sees
 A reading up to ``HORIZON_CLOCK_STEP_US`` earlier than the first capture's start (an NTP step back
 just after it began) is still within the window: were it not, the first capture of a stream older
 than 24 hours would report its own trimmed start as a gap. A reading earlier still (the window ending
-implausibly far after "now": a clock far off, or an edited file) is outside the window for that
-reading only; the window is dropped only once a reading reaches its end, so one bad reading does not
-end it for good.
+implausibly far after "now": a clock stepped back further, or an edited file) ends the window for
+good, as a reading past its end does: kept, it came back when the clock reached it again, hours or
+days later, and skipped the trims of changes made long after the load.
 """
 
 from __future__ import annotations
@@ -100,12 +100,13 @@ def starts_at_horizon(checkpoint: Checkpoint, parent_id: str | None, now_us: int
 
 
 def end_horizon_window(checkpoint: Checkpoint, now_us: int) -> bool:
-    """Once the window has passed, drop it and every shard's ``horizon`` mark; True if changed.
+    """Once the window is not honoured, drop it and every shard's ``horizon`` mark; True if changed.
 
-    Passed means a clock reading at or after its end: a window this reading cannot place (ending
-    implausibly far ahead, see :func:`in_horizon_window`) is kept, though not honoured now, since a
-    clock stepped back would otherwise end it for good and make the first capture of a stream older
-    than 24 hours, and every run after it, report its trimmed start as a gap.
+    That is a clock reading at or after its end, or one it cannot place (the window ending
+    implausibly far ahead, see :func:`in_horizon_window`: the clock stepped back by more than
+    :data:`HORIZON_CLOCK_STEP_US`). Kept in that case, the window came back when the clock reached it
+    again, hours or days later, and skipped trims of changes made long after the load. Ending it is
+    the safe side: at worst a trimmed start then met is reported as a gap.
 
     The checkpoint then reads as one from before the window existed, by this version and by an older
     ddblake alike (one that honours the marks would otherwise open those shards at ``TRIM_HORIZON``
@@ -113,7 +114,7 @@ def end_horizon_window(checkpoint: Checkpoint, now_us: int) -> bool:
     they were set is unknown, so the shards are taken as known from their start.
     """
     until = checkpoint.horizon_until_us
-    if until is not None and now_us < until:
+    if until is not None and in_horizon_window(checkpoint, now_us):
         return False
     marked = [pos for pos in checkpoint.shards.values() if pos.horizon]
     if checkpoint.horizon_until_us is None and not marked:
