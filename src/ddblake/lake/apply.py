@@ -96,7 +96,7 @@ class Applier(TableOwnership):
         self.last_listing: list[str] | None = None  # the raw files the last batch listed
         self.listing = RawListing(self.storage, config.table)
         self._idle: tuple[list[str], tuple[str | None, str | None]] | None = None  # listing, records
-        self._quarantine_landed = 0  # see run_batch
+        self._quarantine_landed = 0  # see run_once
         self._carried = ApplyResult()  # see run_once
         self._said_empty = False  # warned once that the table has no raw files at all
 
@@ -147,6 +147,9 @@ class Applier(TableOwnership):
             try:
                 result, more = self.run_batch()
             except BaseException:
+                # Records set aside by this batch's history commit, landed before its current-state
+                # commit lost: the batch that completes the files counts them (its history has none).
+                total.quarantined += self._quarantine_landed
                 self._carried = total
                 raise
             total.add(result)
@@ -176,17 +179,9 @@ class Applier(TableOwnership):
         The batch runs with the cyclic collector paused, and Arrow's freed memory goes back to the
         system after it (:mod:`ddblake.lake.batch`).
         """
-        # Records set aside by a batch whose history commit landed and current-state commit did
-        # not (a lost race): the batch that completes the files counts them (its history has none).
-        carried, self._quarantine_landed = self._quarantine_landed, 0
-        try:
-            with collector_paused():
-                result, more = self._run_batch()
-        except BaseException:
-            self._quarantine_landed += carried
-            raise
-        self._quarantine_landed = 0
-        result.quarantined += carried
+        self._quarantine_landed = 0  # set once its history commit lands (see run_once)
+        with collector_paused():
+            result, more = self._run_batch()
         release_arrow_memory()
         return result, more
 
