@@ -295,15 +295,14 @@ def register(
                 alias,
             )
     casts = {**rows.nested, **(casts or {})}  # by own name; a caller's were built on rows.stored
+    if not rows.renamed and aliases == own and not any(o in casts for o in own):
+        con.register(name, rows.source)  # the stored names are the own ones, each one to DuckDB
+        return
     files = f"{name}__ddblake_files"
     con.register(files, rows.source)
     # The stored columns as DuckDB named them: it makes repeated names unique its own way (of A, a
     # and a_1: A, a_1, a_1_1) and names an empty one itself; referred to by position from here on.
     stored = [d[0] for d in con.execute(f"SELECT * FROM {quoted(files)} LIMIT 0").description or []]  # noqa: S608
-    if stored == aliases and not any(o in casts for o in own):
-        con.unregister(files)
-        con.register(name, rows.source)
-        return
     refs = [quoted(u) for u in stored]
     values = ", ".join(casts[o](r) if o in casts else r for o, r in zip(own, refs, strict=True))
     columns = ", ".join(quoted(a) for a in aliases)
