@@ -37,6 +37,13 @@ IMAGE: dict[str, Any] = {
 }
 
 
+def _lazy(table: Table) -> Rows | None:
+    """:func:`lazy_rows` of the table's current snapshot."""
+    snapshot = table.current_snapshot()
+    assert snapshot is not None
+    return lazy_rows(table, snapshot.snapshot_id)
+
+
 def _sorted(rows: pa.Table, key: str) -> pa.Table:
     return rows.sort_by(key).combine_chunks()
 
@@ -134,9 +141,7 @@ def test_names_writers_store_sanitised_read_lazily_under_their_own_names(lake: L
     lake.apply()
     catalog = lake.catalog()
     table = catalog.load_table("ddb.orders_table")
-    snapshot = table.current_snapshot()
-    assert snapshot is not None
-    lazy = lazy_rows(table, snapshot.snapshot_id)
+    lazy = _lazy(table)
     assert lazy is not None and isinstance(lazy.source, ds.Dataset)
     assert lazy.renamed == {"created_x2Dat": "created-at", "_2nd": "2nd", "a_x252Eb": "a%2Eb"}
     sql = 'select pk, "created-at", "2nd", "a%2Eb" from orders_table where "created-at" = \'2026-12-05\''
@@ -151,9 +156,7 @@ def test_a_sanitised_name_inside_a_map_is_read_lazily_under_its_own_name(lake: L
     lake.apply()
     catalog = lake.catalog()
     table = catalog.load_table("ddb.orders_table")
-    snapshot = table.current_snapshot()
-    assert snapshot is not None
-    lazy = lazy_rows(table, snapshot.snapshot_id)
+    lazy = _lazy(table)
     assert lazy is not None and isinstance(lazy.source, ds.Dataset)
     assert run_sql(catalog, "ddb", 'select m."in-side" from orders_table') == (["in-side"], [("v",)])
     assert _both(table, "select m from t") == ([({"in-side": "v"},)], [({"in-side": "v"},)])
@@ -336,9 +339,7 @@ def test_a_column_added_with_a_default_is_read_through_pyiceberg(tmp_path: Path)
     with table.update_schema() as upd:
         upd.add_column("c", LongType(), default_value=42)  # files written before read 42, not null
     table.append(pa.Table.from_pylist([{"k": "new", "c": 1}], schema=table.schema().as_arrow()))
-    snapshot = table.current_snapshot()
-    assert snapshot is not None
-    assert lazy_rows(table, snapshot.snapshot_id) is None
+    assert _lazy(table) is None
     assert _both(table, "select k, c from t order by k") == ([("new", 1), ("old", 42)],) * 2
 
 
@@ -352,9 +353,7 @@ def test_a_partition_column_a_file_does_not_store_is_read_through_pyiceberg(tmp_
     # another engine's file: its partition value only in the manifest
     rows = pa.table({"k": ["b", "c"]})
     _add_foreign_file(table, tmp_path / "w" / "other.parquet", rows, {"k": 1}, Record("us"))
-    snapshot = table.current_snapshot()
-    assert snapshot is not None
-    assert lazy_rows(table, snapshot.snapshot_id) is None
+    assert _lazy(table) is None
     assert (
         _both(table, "select k, region from t order by k") == ([("a", "eu"), ("b", "us"), ("c", "us")],) * 2
     )
@@ -382,9 +381,7 @@ def test_a_renamed_key_whose_stored_name_is_another_keys_in_other_case_is_read_t
     lake.apply()
     catalog = lake.catalog()
     table = catalog.load_table("ddb.orders_table")
-    snapshot = table.current_snapshot()
-    assert snapshot is not None
-    assert lazy_rows(table, snapshot.snapshot_id) is None
+    assert _lazy(table) is None
     assert run_sql(catalog, "ddb", 'select m."a-b", m."A_X2DB" from orders_table')[1] == [("dash", "upper")]
 
 
