@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Final
 
-from ddblake.names import DEFAULT_NAMESPACE, changes_identifier
+from ddblake.names import DEFAULT_NAMESPACE, glue_name_problem
 from ddblake_infra.config_reader import Section
 from ddblake_infra.cron import cron_problem
 from ddblake_infra.settings import (
@@ -52,8 +52,6 @@ _OTHER_JOB_WORKER_TYPES: Final = {
 }
 
 _TABLE = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
-GLUE_TABLE_NAME_CHARS = 255
-"""Glue's longest table name (``TableInput.Name``)."""
 _ATTRIBUTE = re.compile(r"^.{1,255}$", re.DOTALL)
 _KEY_ID = re.compile(r"^(mrk-[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$")
 _NAMESPACE = re.compile(r"^[a-z0-9_]{1,255}$")
@@ -95,15 +93,10 @@ def table_settings(s: Section, *, retain: bool = True) -> TableSettings:
     name = s.text(
         "name", required=True, pattern=_TABLE, what="a DynamoDB table name (3-255 of A-Z a-z 0-9 _ . -)"
     )
-    if len(history := changes_identifier(name)) > GLUE_TABLE_NAME_CHARS:
+    if (problem := glue_name_problem(name)) is not None:
         # The change history's table (<identifier>_changes) is a Glue table, and Glue refuses names
         # over 255 characters: apply's first commit would fail, every time.
-        raise s.error(
-            "name",
-            f"is {len(name)} characters: its change history's Glue table ({history[:20]}…) would be "
-            f"{len(history)}, over Glue's {GLUE_TABLE_NAME_CHARS}; the lake takes table names of at most "
-            f"{GLUE_TABLE_NAME_CHARS - len('_changes')} characters",
-        )
+        raise s.error("name", problem)
     pk = _key_attribute(s, "partition_key")
     if pk is None:
         raise s.error("partition_key", 'is required, e.g. {"name": "id", "type": "S"}')

@@ -15,6 +15,7 @@ from ddblake import settings
 from ddblake.errors import ConfigError
 from ddblake.lake import current
 from ddblake.lake.catalog import LakeConfig
+from ddblake.names import glue_name_problem
 
 if TYPE_CHECKING:
     from pyiceberg.table import Table
@@ -105,6 +106,8 @@ class ApplyConfig:
                 where = settings.elsewhere(name)
                 raise ConfigError(f"{where} must be zero (no limit) or a finite number above, got {number}")
         table = settings.required_table(table)
+        if lake.catalog == "glue" and (problem := glue_name_problem(table)) is not None:
+            raise ConfigError(f"DynamoDB table {table!r} {problem} (--catalog glue)")
         poll = settings.value("poll_seconds", "--poll-seconds", poll_seconds, float, cls.poll_seconds)
         nb = settings.value("buckets", "--buckets", buckets, int, cls.buckets)
         mf = settings.value("apply_max_files", None, max_files, int, cls.max_files)
