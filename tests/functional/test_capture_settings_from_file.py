@@ -76,3 +76,24 @@ def test_the_commands_name_the_file(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert f"buffer_seconds in {path}" in err, err
+
+
+@pytest.mark.parametrize(
+    ("line", "said"),
+    [
+        ("buffer_seconds = 0", "buffer_seconds in {file} must be positive, got 0.0; correct it there"),
+        ('poll_seconds = "inf"', "poll_seconds in {file} must be a finite positive number, got inf"),
+    ],
+)
+def test_sync_says_the_value_came_from_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], line: str, said: str
+) -> None:
+    """sync resolves its buffer and poll before building capture's settings: the error still says
+    the file gave the value, not that the flag or the variable might have."""
+    (tmp_path / "lake").mkdir()
+    path = tmp_path / "ddblake.toml"
+    path.write_text(f'lake = "./lake"\ntable = "orders"\n{line}\n')
+    argv = ["--config", str(path), "sync", "--once", "--no-load", "--endpoint-url", "http://127.0.0.1:1"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert said.format(file=path) in err, err

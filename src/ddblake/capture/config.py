@@ -36,8 +36,8 @@ MAX_RECORDS_PER_CALL: Final = 1000
 def _where(name: str) -> str:
     """Where a checked setting can come from, for its error (as ddblake.lake.options names its own;
     the settings file too when one is in use): capture has no --poll-seconds, sync's sets both its
-    capture's poll and its apply's. Sync resolves its values before building this config, so this
-    is all its errors can say."""
+    capture's poll and its apply's. A value from the settings file is refused earlier, by
+    :func:`checked_setting`, which can still name the file's key."""
     if name == "poll_seconds":
         return f"{settings.elsewhere(name)} (or sync's --poll-seconds)"
     flag = {"buffer_bytes": "--buffer-bytes", "buffer_seconds": "--buffer-seconds"}.get(name)
@@ -61,20 +61,24 @@ def _problem(value: float) -> str | None:
     return None
 
 
-def _checked_value(
-    name: str, flag: str | None, given: T | None, convert: Callable[[str], T], default: T
-) -> T:
-    """:func:`ddblake.settings.value`, refusing here a value out of range that the settings file
+def checked_setting(name: str, flag: str | None, given: T | None, convert: Callable[[str], T]) -> T | None:
+    """:func:`ddblake.settings.optional`, refusing here a value out of range that the settings file
     gave, so that the error names the file and key to correct rather than a flag and variable the
-    operator did not set (the checks in ``__post_init__`` can no longer tell where it came from)."""
+    operator did not set (the checks in ``__post_init__`` can no longer tell where it came from).
+    Sync resolves its buffer and poll settings with this before passing them on as arguments."""
     found, where = settings.sourced(name, flag, given, convert)
-    if found is None:
-        return default
-    if where is not None and where not in (flag, settings.env_name(name)):
+    if found is not None and where is not None and where not in (flag, settings.env_name(name)):
         problem = _problem(found)
         if problem:
             raise ConfigError(f"{where} {problem}; correct it there, or {_OTHERS[name]}")
     return found
+
+
+def _checked_value(
+    name: str, flag: str | None, given: T | None, convert: Callable[[str], T], default: T
+) -> T:
+    found = checked_setting(name, flag, given, convert)
+    return default if found is None else found
 
 
 @dataclass(frozen=True)

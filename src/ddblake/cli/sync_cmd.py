@@ -12,7 +12,7 @@ from ddblake.errors import UsageError
 def run(args: argparse.Namespace) -> int:
     """Sync, or with ``--rebootstrap`` re-bootstrap first; prints one summary line on stderr."""
     from ddblake import settings
-    from ddblake.capture.config import CaptureConfig
+    from ddblake.capture.config import CaptureConfig, checked_setting
     from ddblake.lake.apply import ApplyConfig
     from ddblake.sync import (
         SYNC_APPLY_POLL_SECONDS,
@@ -70,10 +70,9 @@ def run(args: argparse.Namespace) -> int:
         if settings.value("once", "--once", args.once or None, settings.boolean, False):
             return 0
     # argument, then DDBLAKE_<NAME>, then sync's own default (an explicit 0 stays 0 and is refused)
-    poll = settings.optional("poll_seconds", "--poll-seconds", args.poll_seconds, float)
-    buffer = settings.value(
-        "buffer_seconds", "--buffer-seconds", args.buffer_seconds, float, SYNC_BUFFER_SECONDS
-    )
+    poll = checked_setting("poll_seconds", "--poll-seconds", args.poll_seconds, float)
+    buffer = checked_setting("buffer_seconds", "--buffer-seconds", args.buffer_seconds, float)
+    buffer = SYNC_BUFFER_SECONDS if buffer is None else buffer
     capture = CaptureConfig.build(
         table=args.table,
         lake=args.lake,
