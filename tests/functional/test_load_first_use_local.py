@@ -89,5 +89,6 @@ def test_export_to_at_dynamodb_local_is_one_line_saying_to_scan_and_leaves_no_re
         f"ddblake: error: cannot export table {table!r}: endpoint {dynamodb_local_endpoint}"
     )
     assert "(DynamoDB Local) has no export API" in line and "leave out --export-to" in line
+    assert "no --endpoint-url, AWS_ENDPOINT_URL_DYNAMODB or AWS_ENDPOINT_URL" in line
     assert "failed: UnknownOperationException" not in line
     assert Storage.from_uri(str(lake)).read(state_path(table, EXPORT_REQUEST)) is None, "no export started"

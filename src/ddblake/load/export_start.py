@@ -215,7 +215,8 @@ def start_export(
                 f"cannot export table {table!r}: {describe_client(client)}"
                 f"{' (DynamoDB Local)' if is_local_endpoint(client.meta.endpoint_url) else ''} has no export "
                 "API (ExportTableToPointInTime: UnknownOperationException); leave out --export-to to load "
-                "the table with a Scan, or leave out --endpoint-url to export it on AWS"
+                "the table with a Scan, or point ddblake at AWS to export it there (no --endpoint-url, "
+                "AWS_ENDPOINT_URL_DYNAMODB or AWS_ENDPOINT_URL)"
             ) from e
         if error_code(e) == "PointInTimeRecoveryUnavailableException":
             raise TerminalError(
