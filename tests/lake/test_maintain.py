@@ -627,3 +627,25 @@ def test_no_schema_goes_while_a_kept_snapshot_does_not_say_which_it_reads_with(l
         maintain.unused_schemas(unknown, {s.snapshot_id for s in cur.snapshots()} - {newest.snapshot_id})
         == []
     )
+
+
+def test_a_compaction_that_fails_every_pass_leaves_expiry_running(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Compaction picks the same files each pass, so a failure of its own (a file pyarrow cannot
+    convert) comes back every time; it stopped expiry and the daily sweep with it, for good, and
+    every later commit slowed as the snapshots piled up."""
+    _cycles(lake, 12)
+
+    def failing(*args: Any, **kwargs: Any) -> Any:
+        raise pa.ArrowInvalid("Could not convert 'alice@example.com' with type str")
+
+    monkeypatch.setattr(maintain, "compact_small_files", failing)
+    with caplog.at_level(logging.WARNING, logger="ddblake.lake.maintain"):
+        report = maintain.maintain(_applier(lake, keep_snapshots=3, keep_min_snapshots=1), batch=1)
+    assert report.failures == [f"{HIST}: ArrowInvalid", f"{CUR}: ArrowInvalid"]
+    assert f"table {HIST}: compaction skipped, tried again later: ArrowInvalid" in caplog.text
+    assert "alice" not in caplog.text
+    assert report.expired[HIST] > 0 and report.expired[CUR] > 0
+    assert len(lake.catalog().load_table(HIST).snapshots()) == 3
+    assert len(lake.catalog().load_table(CUR).snapshots()) == 3

@@ -230,7 +230,8 @@ def maintain(applier: Applier, *, now_ms: int | None = None, batch: int | None =
     """Compact the history, then expire both tables' snapshots, each only where thresholds are exceeded.
 
     Each chore commits on its own. A failure (a lost commit race, a transient storage error) ends
-    that table's pass: it is logged at warning and recorded, and the next pass tries again.
+    that table's pass: it is logged at warning and recorded, and the next pass tries again. A
+    compaction's failure ends only the compaction: expiry and the sweep still run.
     """
     report = Report()
     for ident in (applier.history_id, applier.current_id):
@@ -238,18 +239,16 @@ def maintain(applier: Applier, *, now_ms: int | None = None, batch: int | None =
             table = applier.catalog.load_table(ident)
             policy = Policy.for_table(table, applier.config)
             if policy.compact_files:
-                history = ident == applier.history_id
-                small = SMALL_FILE_BYTES if history else open_file_bytes()
-                c = compact_small_files(table, policy.compact_files, small_bytes=small)
-                if history:
-                    report.compaction = c
-                else:
-                    report.compaction_current = c
-                if c is not None:  # the commit refreshed ``table``: expiry sees the new snapshot
-                    log.info(
-                        "table %s: compacted %d small file(s) of %d partition(s) into %d (%d rows)",
-                        ident, c.files_removed, c.partitions, c.files_added, c.rows,
-                    )  # fmt: skip
+                try:
+                    _compact(applier, table, ident, policy, report)
+                except NoSuchTableError:
+                    raise
+                except Exception as e:  # noqa: BLE001 - expiry and the sweep must still run
+                    # Compaction picks the same files every pass: one that fails for good (a file
+                    # pyarrow cannot convert) must not also stop expiry and the sweep for good,
+                    # which would slow every later commit.
+                    _failed(report, ident, "compaction", e)
+                    table = applier.catalog.load_table(ident)
             cleanup = Cleanup()
             gone = expire_snapshots(
                 table,
@@ -276,16 +275,33 @@ def maintain(applier: Applier, *, now_ms: int | None = None, batch: int | None =
         except NoSuchTableError:
             continue
         except Exception as e:  # noqa: BLE001 - maintenance must never fail an apply
-            # The first line only (pyiceberg may list every snapshot in it), quoted values masked (a
-            # compaction's pyarrow conversion error quotes the value it failed on).
-            log.warning(
-                "table %s: maintenance skipped, tried again later: %s: %s",
-                ident,
-                type(e).__name__,
-                first_line(e),
-            )
-            report.failures.append(f"{ident}: {type(e).__name__}")
+            _failed(report, ident, "maintenance", e)
     return report
+
+
+def _compact(applier: Applier, table: Table, ident: str, policy: Policy, report: Report) -> None:
+    """One table's compaction; its commit refreshes ``table``, so expiry sees the new snapshot."""
+    history = ident == applier.history_id
+    small = SMALL_FILE_BYTES if history else open_file_bytes()
+    c = compact_small_files(table, policy.compact_files, small_bytes=small)
+    if history:
+        report.compaction = c
+    else:
+        report.compaction_current = c
+    if c is not None:
+        log.info(
+            "table %s: compacted %d small file(s) of %d partition(s) into %d (%d rows)",
+            ident, c.files_removed, c.partitions, c.files_added, c.rows,
+        )  # fmt: skip
+
+
+def _failed(report: Report, ident: str, what: str, e: Exception) -> None:
+    # The first line only (pyiceberg may list every snapshot in it), quoted values masked (a
+    # compaction's pyarrow conversion error quotes the value it failed on).
+    log.warning(
+        "table %s: %s skipped, tried again later: %s: %s", ident, what, type(e).__name__, first_line(e)
+    )
+    report.failures.append(f"{ident}: {type(e).__name__}")
 
 
 def _sweep_when_due(applier: Applier, table: Table, ident: str, now_ms: int | None) -> Cleanup:
