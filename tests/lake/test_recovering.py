@@ -194,3 +194,39 @@ def test_a_raw_file_apply_cannot_read_is_named_with_the_way_on_and_never_skipped
     assert lake.apply().files == 1
     assert lake.dump() == _reference(tmp_path, lake).dump()
     assert len(lake.history()) == 6
+
+
+def _drop_history(lake: Lake) -> None:
+    """docs/lake.md, Recovering: a table dropped on purpose is rebuilt from raw/ by deleting it."""
+    lake.catalog().drop_table(HIST)
+    shutil.rmtree(lake.root / "warehouse" / "ddb" / "orders_table_changes")
+
+
+def test_a_late_change_meeting_a_history_being_rebuilt_never_brings_a_deleted_item_back(lake: Lake) -> None:
+    """The current state held the REMOVE; the rebuilt history did not yet, and the late change's
+    tombstone check reads the history: the item came back, for good."""
+    lake.write([event("INSERT", "k", 1, image={"a": _s("v1")})])
+    lake.write([event("REMOVE", "k", 3)])
+    lake.apply()
+    _drop_history(lake)
+    lake.write([event("MODIFY", "k", 2, image={"a": _s("late")})])
+    lake.apply()
+    assert lake.dump() == {}
+    assert sorted(h["op"] for h in lake.history()) == ["INSERT", "MODIFY", "REMOVE"]
+
+
+def test_a_redelivered_event_meeting_a_history_half_rebuilt_is_kept_once(lake: Lake) -> None:
+    """The rebuild stopped after one batch (a deadline, a stop signal, the file limit); the event
+    it had rebuilt arrived again, beside the REMOVE still to rebuild: history held it twice and
+    the current state brought the item back."""
+    insert = event("INSERT", "k", 1, image={"a": _s("v1")}, event_id="A-insert")
+    lake.write([insert])
+    lake.write([event("REMOVE", "k", 3, event_id="B-remove")])
+    lake.apply()
+    _drop_history(lake)
+    lake.write([insert])  # Kinesis and Firehose deliver at least once
+    one = ApplyConfig.build(table=TABLE, lake=lake.config, once=True, max_files=1)
+    Applier(one, storage=lake.storage).run_batch()  # the rebuild's first batch, then a stop
+    lake.apply(max_files=2)  # the REMOVE still to rebuild and the new file in one batch
+    assert sorted(h["event_id"] for h in lake.history()) == ["A-insert", "B-remove"]
+    assert lake.dump() == {}

@@ -238,7 +238,15 @@ class Applier(TableOwnership):
                 self._idle = (listing, records)
             return result, False
         self._pending_files = len(pending)
-        more = len(pending) > self.config.max_files
+        # The current state ahead of the history (the history dropped and rebuilt from raw/, or
+        # restored older): the history catches up alone first. Its duplicate check and the
+        # tombstones a late change meets read the history, which must hold every change the
+        # current state holds before anything new is applied (a late change brought back an item
+        # whose REMOVE was still to rebuild).
+        behind = [p for p in pending if cur_log.contains(p) and not hist_log.contains(p)]
+        more = len(behind) < len(pending) if behind else False
+        pending = behind or pending
+        more = more or len(pending) > self.config.max_files
         pending = pending[: self.config.max_files]
         count = len(pending)
         batch, texts, pending = self._read_batch(pending)
