@@ -122,7 +122,13 @@ def read_settings_file(path: str | Path) -> SettingsFile:
         ConfigError: the file cannot be read, is not TOML, or holds a key or value it may not;
             names the file, the key and what to write instead.
     """
-    where = Path(path).expanduser()  # "~/lake.toml" quoted in DDBLAKE_CONFIG, which no shell expanded
+    try:
+        where = Path(path).expanduser()  # "~/lake.toml" quoted in DDBLAKE_CONFIG, which no shell expanded
+    except RuntimeError as e:  # ~someone who is not a user here, or no home directory to expand ~ to
+        raise ConfigError(
+            f"settings file {str(path)!r}: cannot expand {Path(path).parts[0]!r} ({e}); give the file's "
+            f"full path in --config (or {CONFIG_ENV})"
+        ) from e
     try:
         data = tomllib.loads(where.read_text(encoding="utf-8"))
     except FileNotFoundError:

@@ -296,9 +296,17 @@ def new_session() -> boto3.session.Session:
         raise setup_error(e, what="the AWS session") from e
 
 
+def _valid_endpoint(endpoint: str) -> bool:
+    """Whether botocore takes ``endpoint`` as an endpoint URL."""
+    try:
+        return bool(is_valid_endpoint_url(endpoint) or is_valid_ipv6_endpoint_url(endpoint))
+    except ValueError:  # what the URL parser refuses outright: 'http://[::1' ("Invalid IPv6 URL")
+        return False
+
+
 def _new_client(session: boto3.session.Session, service: str, endpoint: str | None, source: str) -> Any:
     """``session.client(service)`` with :func:`_client_kwargs`, its set-up errors as ConfigError."""
-    if endpoint and not (is_valid_endpoint_url(endpoint) or is_valid_ipv6_endpoint_url(endpoint)):
+    if endpoint and not _valid_endpoint(endpoint):
         # before the region check: a schemeless URL is not recognised as local, and "no region"
         # would send the user the wrong way
         raise endpoint_url_error(endpoint, source)

@@ -7,9 +7,7 @@ One wrapper turns every error into one line on stderr and an exit code: 0 succes
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
-import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -27,7 +25,7 @@ from ddblake.cli.signals import (
     sigterm_unwinds,
     terminated_by,
 )
-from ddblake.cli.stdout import stdout_for
+from ddblake.cli.stdout import discard_stdout, stdout_for, stdout_lost
 from ddblake.errors import DdblakeError, StoppedError, UsageError
 
 if TYPE_CHECKING:
@@ -164,12 +162,13 @@ def _cmd_status(args: argparse.Namespace) -> int:
     config = existing_lake(args)
     storage = config.storage()
     statuses = lake_status(open_catalog(config, storage, create=False), config.namespace, storage)
-    sys.stdout.write(status_json(statuses) + "\n" if args.format == "json" else status_text(statuses))
+    out = stdout_for(data=args.format == "json")  # a Latin-1 console cannot hold every path a note names
+    out.write(status_json(statuses) + "\n" if args.format == "json" else status_text(statuses))
     # A table that cannot be read is shown with the reason (its ``error``), the others as ever; the
     # exit code says so to a script or monitor that reads no further.
     failed = [s.table for s in statuses if s.error]
     if failed:
-        sys.stdout.flush()
+        out.flush()
         _error_line(f"a lake table of {', '.join(failed)} cannot be read; see its 'error' above")
         return 1
     return 0
@@ -412,7 +411,9 @@ def _run(args: argparse.Namespace, note: str | None = None) -> int:
         # SIGTERM unwinds every command (one line, exit 143, cleanup runs) unless the command
         # installs its own stop handling (capture, load, apply and sync stop between steps).
         with sigterm_unwinds():
-            return func(args)
+            done = func(args)
+        sys.stdout.flush()  # here, where a closed pipe or a full disk meets the handlers below
+        return done
     except UsageError as e:
         _error_line(e)
         return 2
@@ -430,12 +431,14 @@ def _run(args: argparse.Namespace, note: str | None = None) -> int:
         print("ddblake: terminated (SIGTERM)", file=sys.stderr)
         return e.code if isinstance(e.code, int) else 143
     except BrokenPipeError:  # the reader went away (| head): not an error of ours
-        with contextlib.suppress(OSError):
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        discard_stdout()  # no second error at exit
         return 0
     except OSError as e:  # backstop: a file or directory ddblake could not use, named in one line
         from ddblake.lake.recovery import missing_metadata
 
+        if stdout_lost():  # the output's own failure (a full disk): said once, not again at exit
+            _error_line(f"cannot write the output: {e.strerror or e}; check where it goes (free space)")
+            return 1
         _error_line(missing_metadata(e) or _os_error_line(e))  # a lake restored from an older backup
         return 1
     except RuntimeError as e:

@@ -1,8 +1,11 @@
-"""Standard output for the commands that print lake data (``query``, ``dump``)."""
+"""Standard output for the commands that print lake data (``query``, ``dump``, ``status``), and
+what to do when it cannot be written."""
 
 from __future__ import annotations
 
+import contextlib
 import io
+import os
 import sys
 from typing import TextIO
 
@@ -24,3 +27,20 @@ def stdout_for(*, data: bool) -> TextIO:
         else:
             out.reconfigure(errors="backslashreplace")
     return out
+
+
+def discard_stdout() -> None:
+    """Point standard output at the null device: what it still holds cannot be written (a closed
+    pipe, a full disk), and Python's own flush at exit would fail again ("Exception ignored", 120)."""
+    with contextlib.suppress(OSError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def stdout_lost() -> bool:
+    """Whether standard output cannot take what it holds (:func:`discard_stdout` then done)."""
+    try:
+        sys.stdout.flush()
+    except (OSError, ValueError):  # ValueError: closed
+        discard_stdout()
+        return True
+    return False

@@ -141,15 +141,31 @@ def open_catalog(
 
     The reading commands (query, dump, status) pass ``create=False``: they must work for a role
     that may read the Glue Data Catalog but not create databases in it, and a namespace that does
-    not exist holds no tables (:func:`table_names`).
+    not exist holds no tables (:func:`table_names`), nor do they create a SQLite catalog file
+    that ``DDBLAKE_CATALOG_URI`` names and that is not there (a typo).
 
     Two processes opening a new lake's SQLite catalog at the same instant race on creating its
     tables and the namespace row; the loser sees the database error, retries, and finds what the
     winner created.
+
+    Raises:
+        ConfigError: a SQLite catalog file to read that is not there, or a URI whose database
+            driver is not installed; names the setting, never the URI's password.
     """
+    if not create and config.catalog_uri:
+        _refuse_missing_sqlite(config.catalog_uri)
     for attempt in range(5):
         try:
             return _open(config, storage, glue_client, create)
+        except ImportError as e:  # the URI's DB driver (psycopg, MySQLdb) is not installed
+            if not config.catalog_uri:
+                raise
+            scheme = config.catalog_uri.split(":", 1)[0]  # not the rest: it may hold a password
+            raise ConfigError(
+                f"catalog URI {scheme}:... of {settings.elsewhere('catalog_uri')} needs the "
+                f"Python module {e.name or str(e)!r}, which is not installed: install it into ddblake's "
+                "environment, or give a URI of an installed driver (sqlite:////path/catalog.db)"
+            ) from None
         except Exception as e:  # sqlalchemy's OperationalError/IntegrityError: no public base here
             explained = catalog_error(e, config, storage)
             if explained is None:
@@ -158,6 +174,30 @@ def open_catalog(
                 raise explained from e
             log.debug("catalog of %s busy (%s), retrying", storage.uri(), type(e).__name__)
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _refuse_missing_sqlite(uri: str) -> None:
+    """Refuse, for a command that only reads, a SQLite catalog URI whose file is not there (a typo):
+    SQLite would create it, empty, and the lake's tables would read as never applied.
+
+    Raises:
+        ConfigError: names the setting and the missing file.
+    """
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        url = make_url(uri)
+    except ArgumentError:
+        return  # not a URL: opening it says what is wrong
+    path = url.database or ""
+    if url.get_backend_name() != "sqlite" or path in ("", ":memory:") or path.startswith("file:"):
+        return
+    if not Path(path).exists():
+        raise ConfigError(
+            f"the SQLite catalog {path} of {settings.elsewhere('catalog_uri')} does not exist; check the "
+            "URI (sqlite:////absolute/path/catalog.db), or run apply or sync first, which create it"
+        )
 
 
 _SECRET_QUERY: Final = re.compile(r"(?i)([?&][^=&]*(?:password|passwd|pwd|secret|token)[^=&]*=)[^&]*")
@@ -348,3 +388,46 @@ def table_names(catalog: Catalog, namespace: str) -> list[tuple[str, ...]]:
         return list(catalog.list_tables(namespace))
     except NoSuchNamespaceError:
         return []
+
+
+def metadata_location(catalog: Catalog, identifier: tuple[str, ...]) -> str | None:
+    """Where the catalog says a table's metadata file is, found without reading that file (which may
+    be what cannot be read); None when the catalog cannot tell."""
+    from pyiceberg.catalog.sql import IcebergTables, SqlCatalog
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    namespace, name = ".".join(identifier[:-1]), identifier[-1]
+    try:
+        if isinstance(catalog, SqlCatalog):
+            with Session(catalog.engine) as session:
+                found = session.scalar(
+                    select(IcebergTables.metadata_location).where(
+                        IcebergTables.catalog_name == catalog.name,
+                        IcebergTables.table_namespace == namespace,
+                        IcebergTables.table_name == name,
+                    )
+                )
+            return str(found) if found else None
+        glue = getattr(catalog, "glue", None)  # a GlueCatalog's client
+        if glue is not None:
+            table = glue.get_table(DatabaseName=namespace, Name=name)["Table"]
+            return str(table.get("Parameters", {}).get("metadata_location") or "") or None
+    except Exception:  # noqa: BLE001 - not known: the caller takes the table as possibly its own
+        return None
+    return None
+
+
+def catalog_shown(catalog: Catalog, storage: Storage) -> str:
+    """The catalog as messages name it: the lake's catalog.db, a ``DDBLAKE_CATALOG_URI`` without its
+    password, or the Glue Data Catalog."""
+    from pyiceberg.catalog.sql import SqlCatalog
+    from sqlalchemy.engine import make_url
+
+    if not isinstance(catalog, SqlCatalog):
+        return "the Glue Data Catalog"
+    uri = str(catalog.properties.get("uri", ""))
+    with contextlib.suppress(Exception):
+        if make_url(uri).database in (":memory:", f"{storage.root}/{CATALOG_FILE}"):
+            return "the lake's catalog.db"  # an in-memory one: the lake has no catalog.db (yet)
+    return shown_catalog_uri(uri)

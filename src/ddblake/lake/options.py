@@ -33,6 +33,9 @@ HISTORY_MANIFEST_MERGE = {"commit.manifest-merge.enabled": "true", "commit.manif
 # deduplicated again); pyiceberg's own retry would re-commit the same append on top of the winner's.
 NO_CATALOG_RETRY = {"commit.retry.num-retries": "0"}
 
+MAINTENANCE_MOST = {"keep_hours": 1e6, "keep_replaced_minutes": 1e7}
+"""The largest maintenance settings taken (some 114 and 19 years); the counts' is 1e9."""
+
 
 def other_owner(tbl: Table, table: str) -> str | None:
     """The DynamoDB table that wrote ``tbl`` when it is not ``table``: two DynamoDB names that
@@ -102,9 +105,14 @@ class ApplyConfig:
             ),
         }
         for name, number in maintenance.items():
-            if number is not None and not (math.isfinite(number) and number >= 0):
-                where = settings.elsewhere(name)
+            if number is None:
+                continue
+            where, shown = settings.elsewhere(name), str(number) if len(str(number)) < 24 else "more"
+            if not ((isinstance(number, int) or math.isfinite(number)) and number >= 0):
                 raise ConfigError(f"{where} must be zero (no limit) or a finite number above, got {number}")
+            if number > (most := MAINTENANCE_MOST.get(name, 1e9)):
+                # a larger one overflows maintenance's milliseconds, and every pass would fail
+                raise ConfigError(f"{where} must be at most {most:g} (or 0: no limit), got {shown}")
         table = settings.required_table(table)
         if lake.catalog == "glue" and (problem := glue_name_problem(table)) is not None:
             raise ConfigError(f"DynamoDB table {table!r} {problem} (--catalog glue)")

@@ -23,7 +23,8 @@ from ddblake.changes.model import compact_json
 from ddblake.errors import DdblakeError, TerminalError
 from ddblake.lake.advice import tables_elsewhere
 from ddblake.lake.applied import PROPERTY, AppliedLog, checked_log
-from ddblake.lake.catalog import table_names
+from ddblake.lake.catalog import catalog_shown, metadata_location, table_names
+from ddblake.lake.layout import folder_name, refuse_occupied
 from ddblake.lake.options import (
     LAKE_PROPERTY,
     NEWEST_EVENT_PROPERTY,
@@ -48,6 +49,7 @@ from ddblake.names import changes_identifier, table_identifier
 log = logging.getLogger(__name__)
 
 DUMP_BATCH_ROWS = 10_000
+GLUE = "the Glue Data Catalog"  # as :func:`catalog_shown` names it
 
 
 _SPACED = re.compile(r'": |, "')
@@ -286,7 +288,8 @@ def table_status(
 
     A lake table that cannot be read (its metadata file missing: :func:`missing_metadata`) is
     reported in ``error``, shown as absent, and its applied-file record left out: the applied and
-    pending files count by the records of the tables that can be read.
+    pending files count by the records of the tables that can be read. So is a table whose record
+    cannot be read, and one the catalog lacks while its folder holds it (apply's advice then).
     """
     from pyiceberg.exceptions import NoSuchTableError
 
@@ -298,7 +301,12 @@ def table_status(
         """The lake table, when it is this DynamoDB table's (as apply's ``Applier._owned`` decides)."""
         try:
             tbl = catalog.load_table(f"{namespace}.{name}")
-        except NoSuchTableError:
+        except NoSuchTableError:  # its folder may still hold it (catalog.db lost): apply's advice
+            try:
+                folder = f"warehouse/{namespace}{'.db' if where == GLUE else ''}/{folder_name(name)}"
+                refuse_occupied(storage, folder, f"{namespace}.{name}", where)
+            except TerminalError as e:
+                errors.append(str(e))
             return None
         except (OSError, ValueError) as e:  # a metadata file missing or damaged: the others still show
             errors.append(unreadable_table(e, f"{namespace}.{name}"))
@@ -313,6 +321,7 @@ def table_status(
             return None
         return tbl
 
+    where = catalog_shown(catalog, storage)
     cur, hist = load(table_identifier(table)), load(changes_identifier(table))
     snaps = [t.current_snapshot() for t in (cur, hist) if t is not None]
     kept = [t.metadata.snapshots for t in (cur, hist) if t is not None]
@@ -321,9 +330,19 @@ def table_status(
     props = hist.properties if hist is not None else {}
     if listing is None:
         listing = list_raw_files(storage, table)
-    log = checked_log(storage, table, props.get(PROPERTY), listing, namespace=namespace)
+
+    def applied(pointer: str | None, name: str) -> AppliedLog:
+        """A table's applied-file record; missing or damaged, it is said in ``error`` as above."""
+        try:
+            return checked_log(storage, table, pointer, listing, namespace=namespace)
+        except DdblakeError as e:
+            errors.append(str(e))
+            unreadable.add(name)
+            return AppliedLog()
+
+    log = applied(props.get(PROPERTY), changes_identifier(table))
     cur_log = (
-        checked_log(storage, table, cur.properties.get(PROPERTY), listing, namespace=namespace)
+        applied(cur.properties.get(PROPERTY), table_identifier(table))
         if cur is not None
         else AppliedLog()  # no current state: nothing applied to it
     )
@@ -363,9 +382,9 @@ def table_status(
 
 def lake_status(catalog: Catalog, namespace: str, storage: Storage) -> list[TableStatus]:
     """Status of every DynamoDB table the lake holds: found by the tables' ``ddblake.source-table``
-    (tables another lake wrote into a shared catalog database are left out), and by the raw log's
-    and capture's and load's folders (a table captured or loaded but not applied yet shows its
-    backlog)."""
+    (tables another lake wrote into a shared catalog database are left out, unreadable ones too),
+    and by the raw log's and capture's and load's folders (a table captured or loaded but not
+    applied yet shows its backlog)."""
     sources: set[str] = set(storage.list_dirs(RAW_PREFIX))
     sources.update(storage.list_dirs("state/capture"), storage.list_dirs("state/load"))
     idents = table_names(catalog, namespace)
@@ -375,7 +394,9 @@ def lake_status(catalog: Catalog, namespace: str, storage: Storage) -> list[Tabl
         try:
             tbl = catalog.load_table(ident)
         except (OSError, ValueError) as e:  # its metadata file missing or damaged: the others still show
-            unreadable[name] = unreadable_table(e, name)
+            location = metadata_location(catalog, ident)
+            if location is None or storage.holds(location):  # not another lake's (a shared database)
+                unreadable[name] = unreadable_table(e, name)
             continue
         source = tbl.properties.get(SOURCE_PROPERTY)
         lake = tbl.properties.get(LAKE_PROPERTY)

@@ -117,10 +117,21 @@ def warn_encoded(table: str, location: str) -> None:
 def local_lake_path(uri: str) -> Path | None:
     """The directory a local lake URI (``/path``, ``~/path``, ``file:///path``) names, not resolved;
     None for a remote one. A ``file://`` path is taken as it is, not percent-decoded (ddblake's own
-    ``local_uri`` keeps such characters as they are)."""
+    ``local_uri`` keeps such characters as they are).
+
+    Raises:
+        ConfigError: a ``file://`` URI with a host other than ``localhost`` (``file://mylake``).
+    """
     parsed = urlparse(uri)
     if parsed.scheme not in ("", "file"):
         return None
+    if parsed.scheme == "file" and parsed.netloc not in ("", "localhost"):
+        # file://mylake or file://./mylake: the URI's host would be dropped, and the lake land in
+        # the current folder or at the filesystem root
+        raise ConfigError(
+            f"lake {uri!r}: {parsed.netloc!r} stands where a file:// URI's host goes, which a local "
+            "lake cannot have; write file:///absolute/path (three slashes) or a plain path"
+        )
     path = Path(parsed.path if parsed.scheme == "file" else uri)
     try:
         return path.expanduser()
@@ -244,6 +255,12 @@ class Storage:
         """Whether ``uri`` names this lake's root: :meth:`uri`, or for a local lake the
         percent-encoded ``file://`` URI ddblake used before (:func:`local_uri`)."""
         return uri == self.uri_root or (self.is_local and uri == Path(self.root).as_uri())
+
+    def holds(self, uri: str) -> bool:
+        """Whether ``uri`` (a table's metadata file, say) lies under this lake's root, in any of the
+        spellings :meth:`names` takes (a local lake's plain path too)."""
+        roots = [self.uri_root, *([self.root, Path(self.root).as_uri()] if self.is_local else [])]
+        return any(uri.startswith(root.rstrip("/") + "/") for root in roots)
 
     def write_atomic(self, rel: str, data: bytes) -> None:
         """Write a whole file so that readers see the old content or the new one, never a part."""
