@@ -176,7 +176,7 @@ def load_checkpoint(storage: Storage, table: str) -> Checkpoint | None:
         TransientError: the lake could not be read.
     """
     path = checkpoint_path(table)
-    data = storage.read(path)
+    data = storage.read_rewritten(path)
     if data is None:
         return None
     return Checkpoint.from_json(data, table=table, where=storage.shown(path))

@@ -66,6 +66,10 @@ Listings skip exactly these names, not every name starting ``.tmp-``: a DynamoDB
 ``.tmp-orders``, and its raw files (``.tmp-orders-<stamp>-<id>.gz``) must still be listed and applied."""
 
 
+REWRITTEN_READS: Final = 5
+"""Reads of a file replaced in place before giving up (:meth:`Storage.read_rewritten`)."""
+
+
 def _temp_name() -> str:
     """A fresh name for :meth:`Storage.write_atomic`'s temp file; :data:`_TEMP_NAME` matches it."""
     return f".tmp-{uuid.uuid4().hex}"
@@ -313,6 +317,46 @@ class Storage:
             if "not found" in str(e).lower() or "no such file" in str(e).lower():
                 return None
             raise storage_error("read", self.shown(rel), e) from e
+
+    def read_rewritten(self, rel: str) -> bytes | None:
+        """:meth:`read` of a file that :meth:`write_atomic` replaces in place (a checkpoint, a load's
+        state), never a part of one version.
+
+        A local file is replaced by a rename, so one read sees one version. pyarrow reads an S3
+        object with two requests (its size, then that many bytes), and a replacement landing in
+        between gave the new version cut at the old size, which the reader called damaged (and
+        told the user to delete). The object's size and time are read again after the bytes, and
+        the read is repeated while they changed.
+
+        Raises:
+            TransientError: the file kept being replaced during every read.
+        """
+        if self.is_local:
+            return self.read(rel)
+        for _ in range(REWRITTEN_READS):
+            before = self._info(rel)
+            data = self.read(rel)
+            after = self._info(rel)
+            if data is None and after is None:
+                return None
+            if (
+                data is not None
+                and before is not None
+                and after is not None
+                and before.size == after.size == len(data)
+                and before.mtime == after.mtime
+            ):
+                return data
+        raise TransientError(
+            f"cannot read {self.shown(rel)}: it was replaced during each of {REWRITTEN_READS} reads"
+        )
+
+    def _info(self, rel: str) -> pafs.FileInfo | None:
+        try:
+            info = self.fs.get_file_info(self._full(rel))
+        except OSError as e:
+            raise storage_error("read", self.shown(rel), e) from e
+        return info if info.type == pafs.FileType.File else None
 
     def list_files(self, prefix: str) -> list[str]:
         """Every file under ``prefix`` (recursive), relative to the root, sorted; temp files skipped."""

@@ -85,7 +85,7 @@ def split_s3(uri: str) -> tuple[str, str]:
 
 def pending_request(storage: Storage, table: str, destination: str) -> ExportRequest | None:
     """The export a previous run started to the same destination and did not load yet."""
-    data = storage.read(state_path(table, EXPORT_REQUEST))
+    data = storage.read_rewritten(state_path(table, EXPORT_REQUEST))
     if data is None:
         return None
     try:
@@ -111,7 +111,7 @@ def _client_token(storage: Storage, table: str, destination: str, now: int) -> t
         The token, and whether this call made (and recorded) it rather than reusing an earlier run's.
     """
     path = state_path(table, EXPORT_REQUEST)
-    data = storage.read(path)
+    data = storage.read_rewritten(path)
     if data is not None:
         try:
             doc = json.loads(data)

@@ -335,7 +335,7 @@ def read_state(storage: Storage, table: str, name: str) -> LoadState | None:
         TransientError: the lake could not be read.
     """
     path = state_path(table, name)
-    data = storage.read(path)
+    data = storage.read_rewritten(path)
     if data is None:
         return None
     return LoadState.from_json(data, table=table, where=storage.shown(path))
