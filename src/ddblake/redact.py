@@ -14,8 +14,15 @@ from __future__ import annotations
 import re
 from typing import Final
 
-# A quote that opens a quotation (not the apostrophe of "Couldn't"), to its closing quote or the end.
-_QUOTED: Final = re.compile(r"(?<!\w)(['\"])(?:(?!\1).)*(?:\1|$)")
+# A quote that opens a quotation (not the apostrophe of "Couldn't", but the quote of a bytes repr,
+# b'...'), to its closing quote (skipping backslash escapes: 'it\'s') or the end.
+_QUOTED: Final = re.compile(r"(?:(?<!\w)|(?<=(?<!\w)[bBrRuU]))(['\"])(?:\\.|(?!\1).)*(?:\1|$)")
+# What a type or a repr holds: Arrow's nested types name their fields (a map of few keys is a
+# struct column named by its keys: struct<alice@example.com: int64>), reprs list values.
+_NESTED_OPEN: Final = re.compile(r"\b(?:struct|map|list|large_list|dictionary)<|\{|\[(?!Errno )")
+_CLOSES: Final = {"<": ">", "{": "}", "[": "]"}
+# DuckDB's JSON errors echo the input after "Input:".
+_ECHO: Final = re.compile(r"\bInput:\s.*$")
 _PATH: Final = re.compile(r"(?:[A-Za-z][A-Za-z0-9+.-]*://|/|~/|[A-Za-z]:[\\/])\S*$")
 _NUMBER_VALUE: Final = re.compile(r"\b([Vv]alue)\s+[-+]?[0-9][^\s,;:]*")
 MASK: Final = "…"
@@ -30,13 +37,43 @@ def _mask(match: re.Match[str]) -> str:
     return f"{quote}{MASK}{quote}"
 
 
+def _nested(text: str) -> str:
+    """``text`` with the inside of every nested type and bracketed repr masked: ``struct<…>``, ``{…}``."""
+    out: list[str] = []
+    at = 0
+    while (found := _NESTED_OPEN.search(text, at)) is not None:
+        opener = found.group(0)[-1]
+        depth, end = 0, len(text)
+        for i in range(found.end() - 1, len(text)):
+            if text[i] in "<{[":
+                depth += 1
+            elif text[i] in ">}]":
+                depth -= 1
+                if depth == 0:
+                    end = i + 1
+                    break
+        out.append(f"{text[at : found.end()]}{MASK}{_CLOSES[opener]}")
+        at = end
+    out.append(text[at:])
+    return "".join(out)
+
+
 def without_values(text: str) -> str:
-    """``text`` with what may be item data masked: quoted text other than a path or URI, and the
-    number after "value" (``Could not convert '…' with type str``, ``Integer value … not in range``).
+    """``text`` with what may be item data masked: quoted text other than a path or URI, the
+    number after "value" (``Could not convert '…' with type str``, ``Integer value … not in range``),
+    the inside of nested types and bracketed reprs (``struct<…>``, ``{…}``), and an echoed input.
 
     A best effort for messages ddblake did not write; its own never quote values.
     """
-    return _NUMBER_VALUE.sub(rf"\1 {MASK}", _QUOTED.sub(_mask, text))
+    text = _ECHO.sub(f"Input: {MASK}", text)
+    return _NUMBER_VALUE.sub(rf"\1 {MASK}", _nested(_QUOTED.sub(_mask, text)))
+
+
+def shown_type(t: object) -> str:
+    """An Arrow type for a message: as it is when flat (``int64``), only its kind when nested
+    (``struct<…>``), whose field names may be map keys, which are item data."""
+    text = str(t)
+    return text if "<" not in text else text.split("<", 1)[0] + f"<{MASK}>"
 
 
 def first_line(e: BaseException, limit: int = 300) -> str:

@@ -173,6 +173,8 @@ def test_an_export_of_another_region_than_the_one_asked_is_kept_and_both_are_nam
         ),
         ("not a url:s3cret@db.example", "***@db.example"),
         ("sqlite:////var/lake/catalog.db", "sqlite:////var/lake/catalog.db"),
+        # an unescaped @ in the password: SQLAlchemy ends the password at the first @
+        ("postgresql://u:s3@cret@db.example/iceberg", "postgresql://***@db.example/iceberg"),
     ],
 )
 def test_a_catalog_uri_is_shown_without_its_password(uri: str, shown: str) -> None:

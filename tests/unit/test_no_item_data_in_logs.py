@@ -28,6 +28,7 @@ from ddblake.capture.config import CaptureConfig
 from ddblake.capture.consumer import StreamCapture
 from ddblake.cli.main import main
 from ddblake.codec import BadValueError, items_to_table, jsonl_to_table, serialize_item, validate_item
+from ddblake.codec.errors import SchemaMismatchError
 from ddblake.errors import BadRecordError, TerminalError
 from ddblake.lake.storage import Storage
 from ddblake.redact import first_line, without_values
@@ -113,10 +114,47 @@ def test_typed_batches_name_map_keys_by_position() -> None:
         ),
         ('read "s3://bucket/lake/a.parquet" failed', 'read "s3://bucket/lake/a.parquet" failed'),
         ("Couldn't deserialize thrift: bad data", "Couldn't deserialize thrift: bad data"),
+        # a bytes repr, an escaped quote, a struct type named by map keys, reprs, DuckDB's echo
+        ("Could not convert b'alice@x' with type bytes", "Could not convert b'…' with type bytes"),
+        ("got 'it\\'s \"alice\"' here", "got '…' here"),
+        (
+            "Field m has incompatible types: struct<alice@x: int64> vs struct<b: list<string>>",
+            "Field m has incompatible types: struct<…> vs struct<…>",
+        ),
+        ("bad row {'alice@x': 12345} at [1, 2]", "bad row {…} at […]"),
+        ('Malformed JSON at line 1. Input: "{"a": alice@x"', "Malformed JSON at line 1. Input: …"),
+        ("[Errno 28] No space left on device", "[Errno 28] No space left on device"),
     ],
 )
 def test_library_messages_lose_their_values(text: str, shown: str) -> None:
     assert without_values(text) == shown
+
+
+def test_an_arrow_not_implemented_error_is_one_masked_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """pyarrow's ArrowNotImplementedError is a RuntimeError: it passed the wrapper as a traceback,
+    its message (a struct type named by map keys) unmasked."""
+    from ddblake.lake import service
+
+    def failing(*args: Any, **kwargs: Any) -> Any:
+        pa.array([{PLANTED: 1}]).cast(pa.string())
+
+    monkeypatch.setattr(service, "run_apply", failing)
+    assert main(["apply", "--table", TABLE, "--lake", str(tmp_path), "--once"]) == 1
+    err = capsys.readouterr().err
+    assert PLANTED not in err and "ArrowNotImplementedError" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_a_foreign_nested_column_type_is_named_without_its_fields() -> None:
+    """Another engine added a field to a struct column whose fields are map keys."""
+    from ddblake.codec.schema import StrT, unify_field
+
+    foreign = pa.field("profile", pa.struct([(PLANTED_KEY, pa.int64()), ("score", pa.float32())]))
+    with pytest.raises(SchemaMismatchError) as caught:
+        unify_field(foreign, StrT())
+    assert "'profile' has type struct<…>" in str(caught.value) and PLANTED_KEY not in str(caught.value)
 
 
 def test_first_line_masks_before_cutting() -> None:

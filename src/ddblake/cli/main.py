@@ -443,7 +443,12 @@ def _run(args: argparse.Namespace, note: str | None = None) -> int:
         return 1
     except RuntimeError as e:
         if "home directory" not in str(e):
-            raise
+            # pyarrow's ArrowNotImplementedError is a RuntimeError too: masked like the others
+            explained = _library_error(e)
+            if explained is None:
+                raise
+            _error_line(explained)
+            return 1
         # pathlib's expanduser of ~name (no such user) or ~ (no HOME): a path given to an option
         why = str(e).rstrip(".")
         _error_line(f"a path given starts with a ~ that cannot be expanded here ({why}); give its full path")

@@ -54,6 +54,7 @@ from ddblake.codec.schema import (
     widen,
 )
 from ddblake.codec.texts import json_texts
+from ddblake.redact import shown_type
 
 _ELEMENT_TAG = {"SS": "S", "NS": "N", "BS": "B"}
 
@@ -282,7 +283,7 @@ def _table(
             goal_t = from_field(field)
             if goal_t is None:
                 raise SchemaMismatchError(
-                    f"column {field.name!r} has type {field.type}, which ddblake does not write"
+                    f"column {field.name!r} has type {shown_type(field.type)}, which ddblake does not write"
                 )
             array = convert.slot(slot, goal_t, field.name)[1]
         fields.append(field)

@@ -20,6 +20,7 @@ from ddblake.codec.ddbjson import AttributeValue, Item, encode_base64
 from ddblake.codec.errors import SchemaMismatchError
 from ddblake.codec.numbers import canonical_number
 from ddblake.codec.schema import BinT, BoolT, JsonT, ListT, NullT, NumT, StrT, T, from_field
+from ddblake.redact import shown_type
 
 
 def value_to_av(t: T, value: Any) -> AttributeValue | None:
@@ -55,7 +56,7 @@ def _types(schema: pa.Schema) -> list[tuple[str, T]]:
         t = from_field(field)
         if t is None:
             raise SchemaMismatchError(
-                f"column {field.name!r} has type {field.type}, which ddblake does not write; "
+                f"column {field.name!r} has type {shown_type(field.type)}, which ddblake does not write; "
                 "select the attribute columns first"
             )
         types.append((field.name, t))

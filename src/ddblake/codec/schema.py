@@ -25,6 +25,7 @@ import pyarrow as pa
 
 from ddblake.codec.errors import SchemaMismatchError
 from ddblake.codec.numbers import INT64_DIGITS, NumStats
+from ddblake.redact import shown_type
 
 DEFAULT_MAX_PRECISION: Final = 76
 """Widest decimal (decimal256); pass 38 for Iceberg, whose decimals stop at 38 digits."""
@@ -334,7 +335,7 @@ def unify_field(old: pa.Field, new: T, max_precision: int = DEFAULT_MAX_PRECISIO
     old_t = from_field(old)
     if old_t is None:
         raise SchemaMismatchError(
-            f"column {old.name!r} has type {old.type}, which ddblake does not write; "
+            f"column {old.name!r} has type {shown_type(old.type)}, which ddblake does not write; "
             "its attribute values cannot be added to it"
         )
     joined = join(old_t, new, max_precision)
@@ -370,7 +371,9 @@ def unify_schemas(
             continue
         other_t = from_field(other)
         if other_t is None:
-            raise SchemaMismatchError(f"column {other.name!r} of the new schema has type {other.type}")
+            raise SchemaMismatchError(
+                f"column {other.name!r} of the new schema has type {shown_type(other.type)}"
+            )
         fields.append(unify_field(field, other_t, max_decimal_precision)[0])
     fields.extend(new_by_name.values())
     return pa.schema(fields, metadata=old.metadata)

@@ -209,10 +209,15 @@ def shown_catalog_uri(uri: str) -> str:
     ``DDBLAKE_CATALOG_URI`` may be a SQLAlchemy URL with credentials
     (``postgresql://user:pw@host/db``); it is shown as SQLAlchemy renders it with the password
     hidden (``user:***@``), and a password given as a query parameter is masked too. Only a URI
-    without ``@`` (a SQLite path, say) is shown as it is; one SQLAlchemy cannot parse keeps only its
-    scheme and what follows the last ``@``.
+    without ``@`` (a SQLite path, say) is shown as it is; one SQLAlchemy cannot parse, or whose
+    host part holds more than one ``@`` (an unescaped ``@`` in the password), keeps only its scheme
+    and what follows the last ``@``.
     """
-    if "@" in uri:
+    scheme, sep, rest = uri.partition("://")
+    authority = rest.split("/", 1)[0] if sep else ""
+    if authority.count("@") > 1:  # a password holding an unescaped @: SQLAlchemy ends it at the first
+        uri = f"{scheme}://***@{authority.rsplit('@', 1)[1]}{rest[len(authority) :]}"
+    elif "@" in uri:
         from sqlalchemy.engine import make_url
 
         try:
