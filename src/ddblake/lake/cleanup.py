@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from pyiceberg.io import FileIO
 from pyiceberg.table import Table
@@ -229,3 +229,24 @@ def sweep_day_names(
         if rel not in live and mtime < cutoff
     }
     return delete_all(storage.delete, doomed)
+
+
+TEMP_FILE_DAYS: Final = 1
+"""A temp file of a local lake this old is a killed write's (a live one is renamed within seconds)."""
+
+
+def sweep_temp_files(
+    storage: Storage, table: str, *, older_than_s: float = TEMP_FILE_DAYS * 86_400
+) -> Cleanup:
+    """Delete the temp files killed writes left in a local lake's folders of ``table``: its raw log
+    and its capture, load and apply state (:meth:`Storage.stale_temp_files`)."""
+    done = Cleanup()
+    for kind in ("raw", "state/capture", "state/load", "state/apply"):
+        prefix = f"{kind}/{table}/"
+        for rel in storage.stale_temp_files(prefix, older_than_s):
+            try:
+                storage.delete(rel)
+                done.files += 1
+            except DdblakeError:
+                done.failed += 1
+    return done

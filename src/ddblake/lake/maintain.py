@@ -47,6 +47,7 @@ from ddblake.lake.cleanup import (
     sweep_day_names,
     sweep_orphans,
     sweep_pointers,
+    sweep_temp_files,
 )
 from ddblake.lake.commits import CachedTransaction, missing_properties
 from ddblake.lake.compact import SMALL_FILE_BYTES, Compaction, compact_small_files
@@ -326,6 +327,8 @@ def _sweep_when_due(applier: Applier, table: Table, ident: str, now_ms: int | No
             now_ms=now,
         )
     )
+    if which == "history":  # once a day per DynamoDB table: its raw log's and state's temp files
+        swept.add(sweep_temp_files(applier.storage, applier.config.table))
     if which == "current":  # the names files are shared: swept with both tables' records in hand
         history = applier.catalog.load_table(applier.history_id)
         swept.add(

@@ -24,6 +24,7 @@ import functools
 import logging
 import os
 import re
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -380,6 +381,25 @@ class Storage:
             for i in infos
             if i.type == pafs.FileType.File and not _TEMP_NAME.fullmatch(i.base_name)
         )
+
+    def stale_temp_files(self, prefix: str, older_than_s: float) -> list[str]:
+        """:meth:`write_atomic`'s temp files under ``prefix`` last written over ``older_than_s`` ago.
+
+        A process killed between writing one and renaming it leaves it (SIGKILL, a power cut):
+        listings skip it, so nothing else would ever remove it. Only a local lake has them.
+        """
+        if not self.is_local:
+            return []
+        root, found = Path(self._full(prefix)), []
+        limit = time.time() - older_than_s
+        for folder, _, names in os.walk(root):
+            for name in names:
+                if _TEMP_NAME.fullmatch(name):
+                    path = Path(folder, name)
+                    with contextlib.suppress(OSError):  # gone meanwhile: renamed or deleted
+                        if path.stat().st_mtime < limit:
+                            found.append(path.relative_to(self.root).as_posix())
+        return sorted(found)
 
     def list_dirs(self, prefix: str) -> list[str]:
         """The names of the folders directly under ``prefix``, sorted (none when it is not there)."""
