@@ -18,11 +18,16 @@ from typing import Final
 # b'...'), to its closing quote (skipping backslash escapes: 'it\'s') or the end.
 _QUOTED: Final = re.compile(r"(?:(?<!\w)|(?<=(?<!\w)[bBrRuU]))(['\"])(?:\\.|(?!\1).)*(?:\1|$)")
 # What a type or a repr holds: Arrow's nested types name their fields (a map of few keys is a
-# struct column named by its keys: struct<alice@example.com: int64>), reprs list values.
-_NESTED_OPEN: Final = re.compile(r"\b(?:struct|map|list|large_list|dictionary)<|\{|\[(?!Errno )")
-_CLOSES: Final = {"<": ">", "{": "}", "[": "]"}
+# struct column named by its keys: struct<alice@example.com: int64>; DuckDB's STRUCT(alice INTEGER)),
+# reprs list values.
+_NESTED_OPEN: Final = re.compile(
+    r"\b(?:struct|map|list|large_list|dictionary)<|\b(?:STRUCT|MAP|UNION)\(|\{|\[(?![Ee]rrno )"
+)
+_CLOSES: Final = {"<": ">", "{": "}", "[": "]", "(": ")"}
 # DuckDB's JSON errors echo the input after "Input:".
 _ECHO: Final = re.compile(r"\bInput:\s.*$")
+# pyarrow's and pyiceberg's conversion errors name the value unquoted when it is not a string.
+_CONVERTED: Final = re.compile(r"\b(Could not convert)\s+(?!['\"]|b['\"])\S+")
 _PATH: Final = re.compile(r"(?:[A-Za-z][A-Za-z0-9+.-]*://|/|~/|[A-Za-z]:[\\/])\S*$")
 _NUMBER_VALUE: Final = re.compile(r"\b([Vv]alue)\s+[-+]?[0-9][^\s,;:]*")
 MASK: Final = "…"
@@ -38,18 +43,20 @@ def _mask(match: re.Match[str]) -> str:
 
 
 def _nested(text: str) -> str:
-    """``text`` with the inside of every nested type and bracketed repr masked: ``struct<…>``, ``{…}``."""
+    """``text`` with the inside of every nested type and bracketed repr masked: ``struct<…>``,
+    ``{…}``; brackets are matched by kind, and one left open masks the rest."""
     out: list[str] = []
     at = 0
     while (found := _NESTED_OPEN.search(text, at)) is not None:
         opener = found.group(0)[-1]
-        depth, end = 0, len(text)
-        for i in range(found.end() - 1, len(text)):
-            if text[i] in "<{[":
-                depth += 1
-            elif text[i] in ">}]":
-                depth -= 1
-                if depth == 0:
+        expected, end = [_CLOSES[opener]], len(text)
+        for i in range(found.end(), len(text)):
+            char = text[i]
+            if char in _CLOSES:
+                expected.append(_CLOSES[char])
+            elif char == expected[-1]:
+                expected.pop()
+                if not expected:
                     end = i + 1
                     break
         out.append(f"{text[at : found.end()]}{MASK}{_CLOSES[opener]}")
@@ -62,11 +69,23 @@ def without_values(text: str) -> str:
     """``text`` with what may be item data masked: quoted text other than a path or URI, the
     number after "value" (``Could not convert '…' with type str``, ``Integer value … not in range``),
     the inside of nested types and bracketed reprs (``struct<…>``, ``{…}``), and an echoed input.
+    A quoted path or URI is kept whole, brackets and all.
 
     A best effort for messages ddblake did not write; its own never quote values.
     """
-    text = _ECHO.sub(f"Input: {MASK}", text)
-    return _NUMBER_VALUE.sub(rf"\1 {MASK}", _nested(_QUOTED.sub(_mask, text)))
+    text = _CONVERTED.sub(rf"\1 {MASK}", _ECHO.sub(f"Input: {MASK}", text).replace("\0", ""))
+    kept: list[str] = []  # quoted paths, set aside while brackets are masked (a lake[prod] folder)
+
+    def quoted(match: re.Match[str]) -> str:
+        shown = _mask(match)
+        if shown == match.group(0):
+            kept.append(shown)
+            return f"\0{len(kept) - 1}\0"
+        return shown
+
+    masked = _nested(_QUOTED.sub(quoted, text))
+    masked = re.sub(r"\0(\d+)\0", lambda m: kept[int(m.group(1))], masked)
+    return _NUMBER_VALUE.sub(rf"\1 {MASK}", masked)
 
 
 def shown_type(t: object) -> str:

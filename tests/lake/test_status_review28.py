@@ -164,3 +164,26 @@ def test_status_on_a_latin1_console_names_any_path(
     shown = console.buffer.getvalue()
     assert b"belongs to lake" in shown
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_status_meeting_a_table_an_apply_creates_meanwhile_reports_no_error(lake: Lake) -> None:
+    """status asked for the table just before an apply created it, then found the folder holding
+    the apply's first commit: a healthy table reported as dropped from the catalog."""
+    from pyiceberg.exceptions import NoSuchTableError
+
+    from ddblake.lake.report import table_status
+
+    lake.write([event("INSERT", "k", 1, image={"a": {"S": "v"}})])
+    lake.apply()
+    catalog = lake.catalog()
+    real, asked = catalog.load_table, []
+
+    def load_table(ident: Any) -> Any:
+        asked.append(ident)
+        if len(asked) == 1:  # the instant before the apply's create landed
+            raise NoSuchTableError(ident)
+        return real(ident)
+
+    catalog.load_table = load_table
+    status = table_status(catalog, "ddb", lake.storage, TABLE)
+    assert status.error is None and status.rows == 1

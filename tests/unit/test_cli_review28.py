@@ -5,6 +5,7 @@ too large for maintenance's milliseconds. Each ends as one line and an exit code
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -121,7 +122,7 @@ def test_output_onto_a_full_disk_is_one_line_without_pythonunbuffered(tmp_path: 
 # -- 5b. a reading command and a SQLite catalog file that is not there ------------------------------
 
 
-@pytest.mark.parametrize("argv", [["status"], ["query", "select 1"], ["dump", "--table", "orders"]])
+@pytest.mark.parametrize("argv", [["query", "select 1"], ["dump", "--table", "orders"]])
 def test_a_reading_command_does_not_create_a_missing_sqlite_catalog(
     argv: list[str],
     tmp_path: Path,
@@ -135,6 +136,21 @@ def test_a_reading_command_does_not_create_a_missing_sqlite_catalog(
     line = _one_line(capsys)
     assert "DDBLAKE_CATALOG_URI" in line and str(typo) in line
     assert not typo.exists()
+
+
+def test_status_reads_a_catalog_apply_has_not_created_yet_as_empty(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A lake captured but never applied shows its backlog, whichever catalog it is set up with."""
+    raw = tmp_path / "lake" / "raw" / "orders" / "2024" / "01" / "01" / "00"
+    raw.mkdir(parents=True)
+    (raw / "orders-20240101T000000Z-a.gz").write_bytes(b"")
+    catalog = tmp_path / "catalog.db"
+    monkeypatch.setenv("DDBLAKE_CATALOG_URI", f"sqlite:///{catalog}")
+    assert main(["status", "--lake", str(tmp_path / "lake"), "--format", "json"]) == 0
+    (shown,) = json.loads(capsys.readouterr().out)["tables"]
+    assert shown["table"] == "orders" and shown["pending_files"] == 1
+    assert not catalog.exists()
 
 
 # -- 6. a catalog URI whose database driver is not installed ----------------------------------------

@@ -124,6 +124,12 @@ def test_typed_batches_name_map_keys_by_position() -> None:
         ("bad row {'alice@x': 12345} at [1, 2]", "bad row {…} at […]"),
         ('Malformed JSON at line 1. Input: "{"a": alice@x"', "Malformed JSON at line 1. Input: …"),
         ("[Errno 28] No space left on device", "[Errno 28] No space left on device"),
+        ("Detail: [errno 2] No such file", "Detail: [errno 2] No such file"),
+        # a kept path keeps its brackets; DuckDB's struct types; unquoted converted values; mixed brackets
+        ("cannot open '/data/lake[prod]/m.json'", "cannot open '/data/lake[prod]/m.json'"),
+        ("Cannot cast STRUCT(alice_x INTEGER) to VARCHAR", "Cannot cast STRUCT(…) to VARCHAR"),
+        ("Could not convert 123456789 with type int", "Could not convert … with type int"),
+        ("tried {x>alice-x} here", "tried {…} here"),
     ],
 )
 def test_library_messages_lose_their_values(text: str, shown: str) -> None:

@@ -78,9 +78,14 @@ def _no_bucket(lake: str) -> bool:
     return bool(info.type == pafs.FileType.NotFound)
 
 
-def existing_lake(args: argparse.Namespace) -> LakeConfig:
-    """:func:`check_present` for the commands that only read a lake, which leave nothing behind."""
-    from ddblake.lake.catalog import CATALOG_FILE
+def existing_lake(args: argparse.Namespace, *, catalog_missing_ok: bool = False) -> LakeConfig:
+    """:func:`check_present` for the commands that only read a lake, which leave nothing behind.
+
+    Args:
+        catalog_missing_ok: a SQLite catalog that ``DDBLAKE_CATALOG_URI`` names and apply has not
+            created yet is read as empty (``status``: the backlog still shows), not refused.
+    """
+    from ddblake.lake.catalog import CATALOG_FILE, missing_sqlite_file
     from ddblake.lake.storage import local_lake_path
 
     config = check_present(lake_config(args))
@@ -88,6 +93,8 @@ def existing_lake(args: argparse.Namespace) -> LakeConfig:
     if path is not None and config.own_catalog and not (path / CATALOG_FILE).exists():
         # No table applied yet (or a wrong --lake): an empty catalog in memory answers the same,
         # where opening the lake's would leave an empty catalog.db in the directory.
+        config = dataclasses.replace(config, catalog_uri="sqlite:///:memory:")
+    elif catalog_missing_ok and config.catalog_uri and missing_sqlite_file(config.catalog_uri):
         config = dataclasses.replace(config, catalog_uri="sqlite:///:memory:")
     return config
 

@@ -159,7 +159,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
     from ddblake.lake.catalog import open_catalog
     from ddblake.lake.report import lake_status, status_json, status_text
 
-    config = existing_lake(args)
+    config = existing_lake(args, catalog_missing_ok=True)
     storage = config.storage()
     statuses = lake_status(open_catalog(config, storage, create=False), config.namespace, storage)
     out = stdout_for(data=args.format == "json")  # a Latin-1 console cannot hold every path a note names

@@ -176,6 +176,21 @@ def open_catalog(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+def missing_sqlite_file(uri: str) -> str | None:
+    """The file a SQLite catalog URI names when it is not there (SQLite would create it); else None."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        url = make_url(uri)
+    except ArgumentError:
+        return None  # not a URL: opening it says what is wrong
+    path = url.database or ""
+    if url.get_backend_name() != "sqlite" or path in ("", ":memory:") or path.startswith("file:"):
+        return None
+    return None if Path(path).exists() else path
+
+
 def _refuse_missing_sqlite(uri: str) -> None:
     """Refuse, for a command that only reads, a SQLite catalog URI whose file is not there (a typo):
     SQLite would create it, empty, and the lake's tables would read as never applied.
@@ -183,17 +198,7 @@ def _refuse_missing_sqlite(uri: str) -> None:
     Raises:
         ConfigError: names the setting and the missing file.
     """
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
-    try:
-        url = make_url(uri)
-    except ArgumentError:
-        return  # not a URL: opening it says what is wrong
-    path = url.database or ""
-    if url.get_backend_name() != "sqlite" or path in ("", ":memory:") or path.startswith("file:"):
-        return
-    if not Path(path).exists():
+    if (path := missing_sqlite_file(uri)) is not None:
         raise ConfigError(
             f"the SQLite catalog {path} of {settings.elsewhere('catalog_uri')} does not exist; check the "
             "URI (sqlite:////absolute/path/catalog.db), or run apply or sync first, which create it"

@@ -297,7 +297,7 @@ def table_status(
     errors: list[str] = []
     unreadable: set[str] = set()
 
-    def load(name: str) -> Table | None:
+    def load(name: str, again: bool = True) -> Table | None:
         """The lake table, when it is this DynamoDB table's (as apply's ``Applier._owned`` decides)."""
         try:
             tbl = catalog.load_table(f"{namespace}.{name}")
@@ -306,6 +306,8 @@ def table_status(
                 folder = f"warehouse/{namespace}{'.db' if where == GLUE else ''}/{folder_name(name)}"
                 refuse_occupied(storage, folder, f"{namespace}.{name}", where)
             except TerminalError as e:
+                if again and catalog.table_exists(f"{namespace}.{name}"):
+                    return load(name, again=False)  # an apply created it meanwhile
                 errors.append(str(e))
             return None
         except (OSError, ValueError) as e:  # a metadata file missing or damaged: the others still show
