@@ -50,7 +50,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 # The variables that say where DynamoDB Local's engine is and how its JVM starts describe this
 # machine, not a test's configuration, and ``DDBLAKE_VERIFY_*`` sets the fault suite's strength:
 # they stay.
-_MACHINE_SETTINGS = frozenset({"DDBLAKE_DYNAMODB_LOCAL_JAR", "DDBLAKE_DYNAMODB_LOCAL_JAVA_OPTS"})
+_MACHINE_SETTINGS = frozenset(
+    {"DDBLAKE_DYNAMODB_LOCAL_JAR", "DDBLAKE_DYNAMODB_LOCAL_JAVA_OPTS", "DDBLAKE_LOCAL_STARTUP_SECONDS"}
+)
 
 
 @pytest.fixture(autouse=True)

@@ -130,7 +130,8 @@ def _check_fresh_lake(lake: str) -> None:
     (:func:`demo_lake_config`), which an S3 lake cannot hold.
 
     Raises:
-        UsageError: ``lake`` is not a local directory, is a file, or is a directory that is not empty.
+        UsageError: ``lake`` is not a local directory, is a file, is a directory that is not empty,
+            or cannot be written (checked before DynamoDB Local starts).
     """
     if "://" in lake and not lake.startswith("file://"):
         raise UsageError(
@@ -143,6 +144,16 @@ def _check_fresh_lake(lake: str) -> None:
         raise UsageError(
             f"demo lake {lake} {what}: the demo starts a new table each run; pass a new or empty "
             "directory as --lake, or omit --lake for a temporary one"
+        )
+    nearest = path.absolute()  # the lake, or the folder it would be created in
+    while not nearest.exists() and nearest != nearest.parent:
+        nearest = nearest.parent
+    if not nearest.is_dir() or not os.access(nearest, os.W_OK | os.X_OK):
+        problem = "is not a directory" if not nearest.is_dir() else "is not writable by this user"
+        subject = "" if nearest == path.absolute() else f" cannot be created: {nearest}"
+        raise UsageError(
+            f"demo lake {lake}{subject} {problem}; pass a writable directory as --lake, or omit --lake "
+            "for a temporary one"
         )
 
 

