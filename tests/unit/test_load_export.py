@@ -625,3 +625,33 @@ def test_an_export_load_failing_before_its_first_raw_file_leaves_no_state(tmp_pa
         _load(folder, tmp_path / "lake", workers=1)
     assert list_loads(Storage.from_uri(str(tmp_path / "lake")), "example-ddb-table") == []
     assert _untouched(tmp_path / "lake")
+
+
+@pytest.mark.parametrize(
+    "damaged",
+    [
+        {"Keys": {"id": {"S": "b"}}, "NewImage": {"id": {"S": "b"}}},  # no Metadata
+        {"Metadata": {"WriteTimestampMicros": {"N": "1795849200000002"}}, "NewImage": {"id": {"S": "b"}}},
+        "not json",
+    ],
+)
+def test_an_incremental_export_with_a_damaged_line_is_refused_before_anything_is_written(
+    tmp_path: Path, damaged: Any
+) -> None:
+    """Its checksums match (a hand-made or re-manifested export): the load wrote the rows before the
+    damaged line, and each rerun stopped there, where the docs promise nothing is loaded."""
+    good = [
+        {
+            "Metadata": {"WriteTimestampMicros": {"N": f"179584920000000{i}"}},
+            "Keys": {"id": {"S": f"k{i}"}},
+            "NewImage": {"id": {"S": f"k{i}"}},
+        }
+        for i in range(3)
+    ]
+    lines = [json.dumps(obj) + "\n" for obj in good]
+    lines.insert(2, (damaged if isinstance(damaged, str) else json.dumps(damaged)) + "\n")
+    folder = make_export(tmp_path / "exp", [lines], incremental=True, raw_lines=True)
+    with pytest.raises(CorruptExportError, match=r"file00\.json\.gz line 3: it is not"):
+        _load(folder, tmp_path / "lake", buffer_bytes=1)
+    lake = tmp_path / "lake"
+    assert not lake.exists() or not [p for p in lake.rglob("*") if p.is_file()]

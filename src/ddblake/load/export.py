@@ -35,7 +35,7 @@ import pyarrow.fs as pafs
 from ddblake.errors import ConfigError, NotFoundError, StoppedError, TerminalError
 from ddblake.lake.storage import Storage, storage_error
 from ddblake.load.export_format import FirstLine, format_problem
-from ddblake.load.export_keys import KeyCheck
+from ddblake.load.export_keys import IncrementalCheck, KeyCheck, line_check
 from ddblake.load.rows import parse_export_time
 
 SUMMARY: Final = "manifest-summary.json"
@@ -316,7 +316,7 @@ def _check_file(
     entry: DataFile,
     stop: threading.Event | None = None,
     declared: str | None = None,
-    keys: KeyCheck | None = None,
+    keys: KeyCheck | IncrementalCheck | None = None,
 ) -> None:
     lines_of = _KeyedLines(folder, entry, keys) if keys is not None else None
     stream = folder.open(entry.rel)
@@ -389,7 +389,7 @@ class _KeyedLines:
     problem is kept and raised by :meth:`finish`, after the file's checksum, gzip, count and format
     checks passed: a damaged file is said to be damaged, not to lack a key."""
 
-    def __init__(self, folder: ExportFolder, entry: DataFile, check: KeyCheck) -> None:
+    def __init__(self, folder: ExportFolder, entry: DataFile, check: KeyCheck | IncrementalCheck) -> None:
         self.folder, self.entry, self.check = folder, entry, check
         self.tail = b""
         self.number = 0
@@ -437,7 +437,8 @@ def verify_export(
 
     ``keys``: the key attributes a user named for a full export (``--keys``): every line is then
     read and checked to hold them (:mod:`ddblake.load.export_keys`), since a load finding one
-    without them would have written the rows before it under the wrong keys.
+    without them would have written the rows before it under the wrong keys. An incremental
+    export's lines are always read and checked.
 
     Raises:
         CorruptExportError: a data file is missing, its checksum or item count differs from the
@@ -470,7 +471,7 @@ def verify_export(
         if entry.rel in seen:
             raise _refuse(folder, f"{FILES} lists {entry.key} twice")
         seen.add(entry.rel)
-        check = KeyCheck(keys, manifest.output_format) if keys and not manifest.incremental else None
+        check = line_check(manifest.incremental, keys, manifest.output_format)
         _check_file(folder, entry, stop, manifest.output_format, check)
 
 

@@ -9,6 +9,9 @@ load's own state refused the rerun with the right keys. So before anything is wr
 check reads every line (:func:`ddblake.load.export.verify_export`) and this module says what is
 wrong with a line: the same rule the Glue job's check pass applies (:mod:`ddblake.gluejob.rules`).
 A key DescribeTable gives needs no such pass: DynamoDB writes every item with its key attributes.
+
+An incremental export's lines are all checked the same way (:class:`IncrementalCheck`): they are
+usually few, and a line the load cannot read stopped it after it had written the rows before it.
 """
 
 from __future__ import annotations
@@ -54,3 +57,46 @@ class KeyCheck:
                     True,
                 )
         return None
+
+
+class IncrementalCheck:
+    """What is wrong with one line of an incremental export (never the keys': ``keys`` is empty).
+
+    The rule the load applies to it (:mod:`ddblake.load.export_rows`) and the Glue job's check pass
+    too (:func:`ddblake.gluejob.rules.export_fields`): a JSON (or Ion) object with
+    ``Metadata.WriteTimestampMicros`` and a ``Keys`` object, its images objects when present.
+    """
+
+    keys: tuple[str, ...] = ()
+
+    def __init__(self, output_format: str) -> None:
+        self.ion = output_format == "ION"
+
+    def __call__(self, line: bytes) -> tuple[str, bool] | None:
+        """The problem with ``line``, and False (the line is damaged); None when it is whole."""
+        try:
+            obj: Any = ion_line_to_json(line) if self.ion else json.loads(line)
+        except (ValueError, RecursionError) as e:
+            return f"it is not an export line ({str(e)[:200]})", False
+        if not isinstance(obj, dict):
+            return "it is not an export line (not an object)", False
+        try:
+            int(obj["Metadata"]["WriteTimestampMicros"]["N"])
+        except (KeyError, TypeError, ValueError):
+            return "it is not an incremental export line (no Metadata.WriteTimestampMicros)", False
+        if not isinstance(obj.get("Keys"), dict) or not obj["Keys"]:
+            return "it is not an incremental export line (no Keys)", False
+        if not all(
+            obj.get(image) is None or isinstance(obj[image], dict) for image in ("NewImage", "OldImage")
+        ):
+            return "its NewImage or OldImage is not an object", False
+        return None
+
+
+def line_check(
+    incremental: bool, keys: Sequence[str] | None, output_format: str
+) -> KeyCheck | IncrementalCheck | None:
+    """The check of every line an export gets before it is loaded, if any."""
+    if incremental:
+        return IncrementalCheck(output_format)
+    return KeyCheck(keys, output_format) if keys else None
