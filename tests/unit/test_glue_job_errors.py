@@ -57,6 +57,15 @@ class S3:
         self.objects[(Bucket, Key)] = Body
         return {}
 
+    def get_paginator(self, name: str) -> Any:
+        assert name == "list_objects_v2"
+
+        def paginate(Bucket: str, Prefix: str) -> list[dict[str, Any]]:  # noqa: N803
+            keys = sorted(k for b, k in self.objects if b == Bucket and k.startswith(Prefix))
+            return [{"Contents": [{"Key": k} for k in keys]}] if keys else [{}]
+
+        return types.SimpleNamespace(paginate=paginate)
+
     def raw_events(self, bucket: str = "lake") -> list[ChangeEvent]:
         return [
             ChangeEvent.from_line(line)
@@ -449,3 +458,21 @@ def test_export_files_say_that_they_ignore_a_load_id(
     _run("--EXPORT_PATH", "s3://exports/AWSDynamoDB/E1", "--KEYS", "pk,sk", "--LOAD_ID", "mine")
     assert "--LOAD_ID ignored: export rows take the export's ID" in capsys.readouterr().out
     assert all(e.event_id.startswith("export-E1-") for e in s3.raw_events())
+
+
+def test_an_export_is_refused_when_the_lake_holds_export_loads_versioned_to_the_minute(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The job versions rows to the second; with a minute-versioned load of ``ddblake load`` in
+    the lake, a stale row could win (docs/load.md, the Glue job)."""
+    s3 = S3()
+    _put_export(s3, {"a.json.gz": [_item(1)]})
+    state = {"v": 1, "table": TABLE, "kind": "export", "options": {"versions": "minute"}}
+    s3.objects[("lake", f"lk/state/load/{TABLE}/export-01764316800000-old.json")] = json.dumps(state).encode()
+    text = _refusal(monkeypatch, s3, "--EXPORT_PATH", "s3://exports/AWSDynamoDB/E1", "--KEYS", "pk,sk")
+    assert f"ddblake glue load of {TABLE}: the lake holds export load(s) export-01764316800000-old" in text
+    assert "ddblake load --from-export" in text and "nothing written" in text
+    state["options"] = {"versions": "second"}
+    s3.objects[("lake", f"lk/state/load/{TABLE}/export-01764316800000-old.json")] = json.dumps(state).encode()
+    _run("--EXPORT_PATH", "s3://exports/AWSDynamoDB/E1", "--KEYS", "pk,sk")
+    assert len(s3.raw_events()) == 1

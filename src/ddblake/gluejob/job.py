@@ -116,6 +116,37 @@ def export_state_key(lake_prefix: str, table: str, export_id: str) -> str:
     return "/".join(p for p in (lake_prefix.strip("/"), "state", "load", table, name) if p)
 
 
+def minute_versioned_loads(lake_prefix: str, table: str, objects: Iterable[tuple[str, bytes]]) -> list[str]:
+    """The export loads of ``ddblake load --from-export`` in the lake whose rows are versioned to the
+    minute (an older ddblake's, or one against a non-AWS endpoint), by name, from ``objects``
+    (key, body) under ``state/load/<table>/``.
+
+    The job versions export rows to the second; rows of the two rules do not order against each
+    other (``ddblake.load.service.export_versions``), so a stale row could win.
+    """
+    prefix = "/".join(p for p in (lake_prefix.strip("/"), "state", "load", table, "export-") if p)
+    found = []
+    for key, body in objects:
+        name = key.rsplit("/", 1)[-1]
+        if not key.startswith(prefix) or not name.endswith(".json") or name == "export-request.json":
+            continue
+        try:
+            doc = json.loads(body)
+        except ValueError:
+            continue  # a damaged state: ddblake load names it; it holds no rule to compare
+        options = doc.get("options") if isinstance(doc, dict) else None
+        if doc.get("kind") == "export" and (options or {}).get("versions", "minute") != "second":
+            found.append(name.removesuffix(".json"))
+    return sorted(found)
+
+
+def _lake_loads(bucket: str, lake_prefix: str, table: str) -> Iterator[tuple[str, bytes]]:
+    prefix = "/".join(p for p in (lake_prefix.strip("/"), "state", "load", table, "export-") if p)
+    for page in _s3().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for obj in page.get("Contents", []):
+            yield obj["Key"], _get_object(bucket, obj["Key"])
+
+
 def export_record(rules: Rules, started_us: int, finished_us: int) -> dict[str, Any]:
     """What an export-files run records once every data file is in the raw log: the export's ID (in
     its rows' event IDs), their version time, whether it was incremental, and when the job ran."""
@@ -337,6 +368,19 @@ def main(argv: Sequence[str] | None = None) -> None:  # pragma: no cover - needs
         export_path = args["EXPORT_PATH"]
         if args.get("LOAD_ID"):
             print(f"ddblake glue load of {table}: --LOAD_ID ignored: export rows take the export's ID")
+        minute = _lake_object(
+            table,
+            "s3:ListBucket and s3:GetObject",
+            lambda: minute_versioned_loads(lake_prefix, table, _lake_loads(lake_bucket, lake_prefix, table)),
+            lake_bucket,
+            f"{lake_prefix}/state/load/{table}/",
+        )
+        if minute:
+            raise LoadRefused(
+                f"ddblake glue load of {table}: the lake holds export load(s) {', '.join(minute)} versioned "
+                "to the minute, with which this job's rows (versioned to the second) do not order; load "
+                "this export with ddblake load --from-export, which follows the lake's rule; nothing written"
+            )
         plan = read_export(_get_object, table, export_path, key_names)
         bucket, rules = plan.bucket, plan.rules
         rdd = sc.parallelize(list(plan.entries), max(1, len(plan.entries)))
