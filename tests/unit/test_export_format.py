@@ -185,3 +185,22 @@ def test_a_null_old_image_reads_as_dynamodb_json_here_and_in_the_glue_job() -> N
     )
     assert sniff_format(line) == "DYNAMODB_JSON"
     assert not manifest.ion_like(line)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b'{"Item": {"id": {"S": "1"}}}',
+        b'{"Item": {"m": {"Q": "b"}}}',  # a tag no DynamoDB type has: Ion's JSON-compatible struct
+        b'{"Item": {"id": "1"}}',
+        b'{"Item": {"id": {"S": "1", "N": "2"}}}',
+        b'{"Metadata":{"WriteTimestampMicros":{"N":"1"}},"Keys":{"id":{"S":"a"}},"OldImage":null}',
+        b'{"Item": {"b": {"BOOL": true}, "n": {"NULL": true}, "s": {"SS": ["a"]}}}',
+    ],
+)
+def test_the_glue_job_and_the_load_agree_on_what_is_dynamodb_json(line: bytes) -> None:
+    """The Glue job took any one-key object as a typed value: a first line whose tag no DynamoDB
+    type has was refused by ddblake load and loaded by the job."""
+    from ddblake.gluejob import manifest
+
+    assert (sniff_format(line) == "DYNAMODB_JSON") == (not manifest.ion_like(line))

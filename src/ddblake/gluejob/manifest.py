@@ -168,6 +168,14 @@ def check_data_file(data: bytes, entry: ManifestEntry, rules: Rules | None = Non
 _ION_STRUCT = re.compile(rb"\s*(\$ion_1_0|\{\s*[A-Za-z_$])")
 
 
+_TAGS = frozenset({"S", "N", "B", "BOOL", "NULL", "M", "L", "SS", "NS", "BS"})
+
+
+def _typed(value: Any) -> bool:
+    """Whether a value is DynamoDB JSON's ``{"<type>": ...}`` (as ``ddblake.load.export_format``)."""
+    return isinstance(value, dict) and len(value) == 1 and next(iter(value)) in _TAGS
+
+
 def ion_like(line: bytes) -> bool:
     """Whether a line is Ion text rather than DynamoDB JSON (``ddblake.load.export_format``): the
     version marker, a struct with unquoted field names, or JSON without ``{"<type>": ...}`` values."""
@@ -177,7 +185,7 @@ def ion_like(line: bytes) -> bool:
         return _ION_STRUCT.match(line) is not None
     return isinstance(obj, dict) and not all(
         image is None  # "OldImage": null reads as absent, as in ddblake load
-        or (isinstance(image, dict) and all(isinstance(v, dict) and len(v) == 1 for v in image.values()))
+        or (isinstance(image, dict) and all(_typed(v) for v in image.values()))
         for image in obj.values()
     )
 
@@ -193,13 +201,15 @@ def check_export_summary(summary: Mapping[str, Any], table: str, export_path: st
     exported = arn.rsplit("/", 1)[-1] if "/" in arn else ""
     if exported and exported != table:
         raise SystemExit(
-            f"export {export_path} refused, nothing loaded: it is of table {exported!r} ({arn}), not "
+            f"ddblake glue load of {table}: export {export_path} refused, nothing loaded: it is of table "
+            f"{exported!r} ({arn}), not "
             f"--TABLE {table!r}; pass --TABLE {exported} or the --EXPORT_PATH of an export of {table}"
         )
     fmt = str(summary.get("outputFormat") or "DYNAMODB_JSON")
     if fmt != "DYNAMODB_JSON":
         raise SystemExit(
-            f"export {export_path} (table {exported or '?'!r}, --TABLE {table!r}) refused, nothing loaded: "
+            f"ddblake glue load of {table}: export {export_path} (table {exported or '?'!r}) refused, "
+            "nothing loaded: "
             f"it is in format {fmt}; the Glue job reads DYNAMODB_JSON exports only (export again with "
             "--export-format DYNAMODB_JSON, or load this one with `ddblake load --from-export`)"
         )
