@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import pyarrow as pa
+import pytest
 from lake_helpers import Lake, MakeLake, applied, current_rows, insert, same_whatever_the_batching
 from lake_helpers import lake as lake  # noqa: F401 (fixture)
 from lake_helpers import new_lake as new_lake  # noqa: F401 (fixture)
@@ -76,3 +77,62 @@ def test_with_nulls_takes_a_slice_of_64_bit_lists_whose_offsets_do_not_start_at_
     fixed = with_nulls(rebuilt, source)
     assert fixed is not None and fixed.type == rebuilt.type
     assert fixed.to_pylist() == source.to_pylist() == [[{"a": 2}], [{"a": 3}, {"a": 4}, {"a": 5}], None]
+
+
+def _nested(key: str, value: str) -> dict[str, Any]:
+    return {"L": [{"L": [{"M": {key: {"S": value}}}]}, {"NULL": True}]}
+
+
+def test_a_list_of_lists_of_maps_keeps_the_values_of_keys_stored_renamed(lake: Lake) -> None:
+    """pyiceberg cast a list of lists whole, and Arrow casts struct fields by name: a key Iceberg
+    stores renamed (``k-1`` as ``k_x2D1``, ``1k`` as ``_1k``) came out null, in the file written
+    and on read, where ``_ddb_item`` held the value."""
+    applied(
+        lake,
+        [
+            [
+                insert("a", 1, {"v": _nested("k-1", "x"), "w": {"L": [{"L": [{"M": {"1k": {"S": "y"}}}]}]}}),
+                insert("b", 2, {"v": {"L": [{"L": []}, {"L": [{"M": {"k-1": {"S": "z"}}}]}]}}),
+                insert("c", 3, {"n": {"N": "1"}}),
+            ]
+        ],
+    )
+    rows = _rows(lake)
+    assert rows["a"]["v"] == [[{"k-1": "x"}], None] and rows["a"]["w"] == [[{"1k": "y"}]]
+    assert rows["b"]["v"] == [[], [{"k-1": "z"}]]
+    assert rows["c"]["v"] is None and rows["c"]["w"] is None
+    lake.write([insert("c", 4, {"n": {"N": "2"}})])  # the bucket rewritten through pyiceberg's read
+    lake.apply()
+    assert _rows(lake)["a"]["v"] == [[{"k-1": "x"}], None]
+
+
+def test_a_table_an_older_ddblake_wrote_is_mended_once_by_the_next_batch(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its files hold null where the items have a value: the next batch retypes every row from
+    ``_ddb_item`` once, and says so in the table's properties."""
+    from ddblake.lake import nulllists
+
+    with monkeypatch.context() as old:  # as an older ddblake wrote it: no rebuild, no property
+        old.setattr(nulllists, "of_projected", lambda list_array, value_array: list_array)
+        applied(lake, [[insert("a", 1, {"v": _nested("k-1", "x")})]])
+        cur = lake.catalog().load_table("ddb.orders_table")
+        with cur.transaction() as tx:
+            tx.remove_properties(nulllists.MENDED_PROPERTY)
+        assert _rows(lake)["a"]["v"] == [[{"k-1": None}], None]
+    assert nulllists.mend_needed(lake.catalog().load_table("ddb.orders_table"))
+    lake.write([insert("b", 2, {"n": {"N": "1"}})])
+    lake.apply()
+    assert _rows(lake)["a"]["v"] == [[{"k-1": "x"}], None]
+    assert not nulllists.mend_needed(lake.catalog().load_table("ddb.orders_table"))
+
+
+def test_only_a_renamed_key_inside_a_list_of_lists_needs_mending(lake: Lake) -> None:
+    from ddblake.lake import nulllists
+
+    applied(lake, [[insert("a", 1, {"v": {"L": [{"M": {"k-1": {"S": "x"}}}]}})]])  # one list deep
+    cur = lake.catalog().load_table("ddb.orders_table")
+    assert cur.properties[nulllists.MENDED_PROPERTY] == "true"  # a new table is written mended
+    with cur.transaction() as tx:
+        tx.remove_properties(nulllists.MENDED_PROPERTY)
+    assert not nulllists.mend_needed(lake.catalog().load_table("ddb.orders_table"))

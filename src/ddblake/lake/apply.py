@@ -28,7 +28,7 @@ from pyiceberg.table import Table
 
 from ddblake.changes.resolve import Keyed, bucket_of, decide, version_of, winners
 from ddblake.errors import BadRecordError, TerminalError, UnknownTableError
-from ddblake.lake import applied, current, datafiles, history, seen
+from ddblake.lake import applied, current, datafiles, history, nulllists, seen
 from ddblake.lake.applied import PROPERTY, AppliedLog, checked_log, save_log
 from ddblake.lake.batch import (
     FileBatch,
@@ -463,8 +463,11 @@ class Applier(TableOwnership):
             # step, a type conflict, a map gaining a key rows held an untyped value at;
             # docs/types.md, Retyping): every row. Other new map keys are added in place.
             # Numbers gaining digits within a decimal(38, S) column do not come here.
-            if current.rewrites_all(cur, typed.schema):
+            mend = nulllists.mend_needed(cur)
+            if mend or current.rewrites_all(cur, typed.schema):
                 props = {PROPERTY: pointer}
+                if mend:  # what an older ddblake wrote as null in lists of lists: once
+                    tx.set_properties({nulllists.MENDED_PROPERTY: "true"})
                 result.files_rewritten += retype_table(
                     tx, cur, changed, upserts, buckets, typed.schema, images, props
                 )

@@ -18,6 +18,7 @@ from ddblake.lake import current, history
 from ddblake.lake.advice import copied_lake
 from ddblake.lake.catalog import shown_catalog_uri
 from ddblake.lake.layout import create_current, folder_name, refuse_occupied
+from ddblake.lake.nulllists import MENDED_PROPERTY
 from ddblake.lake.options import LAKE_PROPERTY, NO_CATALOG_RETRY, SOURCE_PROPERTY, ApplyConfig, other_owner
 from ddblake.lake.storage import Storage, warn_encoded
 
@@ -135,7 +136,11 @@ class TableOwnership:
             return None
 
     def _create_current(self, arrow_schema: pa.Schema) -> Table:
-        props = {**self._owner_properties(), current.BUCKETS_PROPERTY: str(self.config.buckets)}
+        props = {
+            **self._owner_properties(),
+            current.BUCKETS_PROPERTY: str(self.config.buckets),
+            MENDED_PROPERTY: "true",  # written by this ddblake: no list of lists to mend
+        }
         self._refuse_occupied(self.current_id)
         return create_current(
             self.catalog, self.current_id, arrow_schema, props, self._location(self.current_id)
