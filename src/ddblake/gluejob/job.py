@@ -368,6 +368,12 @@ def main(argv: Sequence[str] | None = None) -> None:  # pragma: no cover - needs
         export_path = args["EXPORT_PATH"]
         if args.get("LOAD_ID"):
             print(f"ddblake glue load of {table}: --LOAD_ID ignored: export rows take the export's ID")
+        plan = read_export(_get_object, table, export_path, key_names)
+        bucket, rules = plan.bucket, plan.rules
+        rdd = sc.parallelize(list(plan.entries), max(1, len(plan.entries)))
+        problems = rdd.map(lambda e: check_entry(_get_object, bucket, e, rules)).filter(lambda p: p).collect()
+        if problems:  # nothing written yet: refuse the whole export
+            raise LoadRefused(refusal(table, export_path, problems))
         minute = _lake_object(
             table,
             "s3:ListBucket and s3:GetObject",
@@ -381,12 +387,6 @@ def main(argv: Sequence[str] | None = None) -> None:  # pragma: no cover - needs
                 "to the minute, with which this job's rows (versioned to the second) do not order; load "
                 "this export with ddblake load --from-export, which follows the lake's rule; nothing written"
             )
-        plan = read_export(_get_object, table, export_path, key_names)
-        bucket, rules = plan.bucket, plan.rules
-        rdd = sc.parallelize(list(plan.entries), max(1, len(plan.entries)))
-        problems = rdd.map(lambda e: check_entry(_get_object, bucket, e, rules)).filter(lambda p: p).collect()
-        if problems:  # nothing written yet: refuse the whole export
-            raise LoadRefused(refusal(table, export_path, problems))
 
         def convert_file(entry: ManifestEntry) -> int:
             where = f"s3://{bucket}/{entry.key}"

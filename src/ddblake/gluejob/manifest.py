@@ -208,7 +208,8 @@ def check_export_summary(summary: Mapping[str, Any], table: str, export_path: st
     fmt = str(summary.get("outputFormat") or "DYNAMODB_JSON")
     if fmt != "DYNAMODB_JSON":
         raise SystemExit(
-            f"ddblake glue load of {table}: export {export_path} (table {exported or '?'!r}) refused, "
+            f"ddblake glue load of {table}: export {export_path} (table {exported or '?'!r}, --TABLE "
+            f"{table!r}) refused, "
             "nothing loaded: "
             f"it is in format {fmt}; the Glue job reads DYNAMODB_JSON exports only (export again with "
             "--export-format DYNAMODB_JSON, or load this one with `ddblake load --from-export`)"
