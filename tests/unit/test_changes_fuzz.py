@@ -69,9 +69,10 @@ scalars = st.one_of(
     key_values,
     st.builds(lambda b: {"BOOL": b}, st.booleans()),
     st.just({"NULL": True}),
-    st.builds(lambda v: {"SS": v}, st.lists(texts, min_size=1, max_size=3)),  # sets: 1+ elements
-    st.builds(lambda v: {"NS": v}, st.lists(number_texts, min_size=1, max_size=3)),  # sets: 1+ elements
-    st.builds(lambda v: {"BS": v}, st.lists(base64s, min_size=1, max_size=3)),  # sets: 1+ elements
+    # sets: 1+ members, each once as DynamoDB compares them (NS by value, BS by bytes)
+    st.builds(lambda v: {"SS": v}, st.lists(texts, min_size=1, max_size=3, unique=True)),
+    st.builds(lambda v: {"NS": v}, st.lists(number_texts, min_size=1, max_size=3, unique_by=Decimal)),
+    st.builds(lambda v: {"BS": v}, st.lists(base64s, min_size=1, max_size=3, unique_by=base64.b64decode)),
 )
 values = st.recursive(
     scalars,
@@ -180,13 +181,13 @@ def assert_fast_agrees(data: bytes) -> None:
     kind, ref = outcome(reference_line, data, ingested)
     if fast is not None:
         assert kind == "ok", f"fast path accepted what the reference rejects: {ref}"
-        assert ChangeEvent.from_line(fast[0]) == ChangeEvent.from_line(ref[0])
+        assert json.loads(fast[0]) == json.loads(ref[0])  # from_line refuses a set holding a member twice
         assert fast[1:] == ref[1:]
         assert fast[0].endswith(b"\n") and fast[0].count(b"\n") == 1
     kind2, both = outcome(kinesis_line, data, ingested)
     assert kind2 == kind
     if kind == "ok":
-        assert ChangeEvent.from_line(both[0]) == ChangeEvent.from_line(ref[0])
+        assert json.loads(both[0]) == json.loads(ref[0])
 
 
 # --- valid input -----------------------------------------------------------------------------

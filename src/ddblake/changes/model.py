@@ -87,6 +87,8 @@ def _check_line_values(
     parse.check_keys(keys)
     parse.check_image(images[0], "new")
     parse.check_image(images[1], "old")  # as the fast reader's grammar does (ddblake.changes.rawline)
+    parse.check_sets(images[0], "new")  # a set holding a member twice is no change either
+    parse.check_sets(images[1], "old")
 
 
 def _shown(value: Any) -> str:

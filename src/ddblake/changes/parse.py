@@ -36,6 +36,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Final, NoReturn, cast
 
 from ddblake.changes.model import ChangeEvent, DynamoJson, Operation, Source
+from ddblake.changes.sets import repeats_a_member
 from ddblake.errors import BadRecordError
 from ddblake.limits import range_problem
 
@@ -50,6 +51,7 @@ MAX_SEQUENCE_DIGITS: Final = 40
 """DynamoDB Streams sequence numbers have 21 to 40 digits; versions pad them to 40 (changes.resolve)."""
 KEY_TYPES: Final[frozenset[str]] = frozenset({"S", "N", "B"})
 _TYPES: Final[frozenset[str]] = frozenset({"S", "N", "B", "BOOL", "NULL", "M", "L", "SS", "NS", "BS"})
+_SET_TAGS: Final[frozenset[str]] = frozenset({"SS", "NS", "BS"})
 # DynamoDB's number syntax (what it returns; Decimal reads all of it). [0-9], not \d: \d is Unicode.
 _NUMBER: Final = re.compile(r"[+-]?(?:[0-9]++(?:\.[0-9]*+)?|\.[0-9]++)(?:[eE][+-]?[0-9]++)?")
 _BASE64: Final = re.compile(r"(?:[A-Za-z0-9+/]{4})*+(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
@@ -127,6 +129,36 @@ def _check_number(text: Any, what: str, tag: str) -> None:
         problem = "is out of DynamoDB's range"
     if problem is not None:  # DynamoDB refuses it on write, so it cannot have come from a table
         _bad(what, f"{tag} number {problem}")
+
+
+def _sets_once(value: Any, what: str) -> None:
+    ((tag, inner),) = value.items()
+    if tag == "M":
+        for member in inner.values():
+            _sets_once(member, what)
+    elif tag == "L":
+        for member in inner:
+            _sets_once(member, what)
+    elif tag in _SET_TAGS and repeats_a_member(tag, inner):
+        _bad(what, f"{tag} value holds a member more than once (no DynamoDB set does)")
+
+
+def check_sets(image: DynamoJson | None, what: str) -> None:
+    """Check that no set in an image :func:`check_image` accepted holds a member twice.
+
+    DynamoDB keeps each member of a set once, so such an image cannot have come from a table. The
+    raw-log reader holds lines to this (``ChangeEvent.from_line``, and its fast path through
+    :func:`ddblake.changes.sets.text_repeats_a_member`), so that apply quarantines such a change
+    instead of typing the set into the tables. The transform and capture leave it to apply: finding
+    it in the Kinesis record's text would cost the Firehose transform a good part of its time on
+    records with many sets.
+
+    Raises:
+        BadRecordError: which image holds such a set (never the value).
+    """
+    if image is not None:
+        for value in image.values():
+            _sets_once(value, what)
 
 
 def _check_value(value: Any, what: str, depth: int) -> None:

@@ -14,6 +14,10 @@ a bad value) goes to the reference reader, :meth:`ChangeEvent.from_line`, which 
 what is wrong. The fast path accepts nothing the reference reader rejects and reads every line it
 accepts to the same event and to images of the same value (tests hold the two together).
 
+A set holding a member twice (NS compared by value, BS by bytes, SS after escapes) is no change
+DynamoDB could have written, and ``from_line`` refuses it: the fast path leaves such a line to it
+(:func:`ddblake.changes.sets.text_repeats_a_member`).
+
 The text kept is the line's own: for lines ddblake wrote it is compact JSON, as the reference path
 renders it. A line whose image repeats an attribute name (DynamoDB never writes one) keeps it
 verbatim; every reader of the text takes the last occurrence, as the reference path does.
@@ -28,6 +32,7 @@ from typing import Any, cast
 from ddblake.changes import transform
 from ddblake.changes.model import MAX_LINE_BYTES, ChangeEvent, Operation, Source, compact_json
 from ddblake.changes.parse import MAX_EVENT_TIME_US
+from ddblake.changes.sets import text_repeats_a_member
 
 _fast: re.Pattern[bytes] | None = None
 
@@ -113,6 +118,8 @@ def fast_read(line: bytes) -> tuple[ChangeEvent, str | None, str | None] | None:
         )
     except UnicodeDecodeError:
         return None
+    if text_repeats_a_member(line):  # after the UTF-8 check: the members are compared as text
+        return None  # a set holding a member twice: the reference reader names it
     return event, new_text, old_text
 
 

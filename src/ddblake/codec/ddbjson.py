@@ -83,6 +83,20 @@ def encode_base64(data: bytes | bytearray | memoryview) -> str:
     return binascii.b2a_base64(data, newline=False).decode("ascii")
 
 
+def is_text(value: Any) -> bool:
+    """Whether ``value`` is a ``str`` UTF-8 can carry: JSON escapes can spell a lone surrogate
+    (``"\\ud800"``), which DynamoDB, UTF-8 and Arrow cannot hold."""
+    if type(value) is not str:
+        return False
+    if value.isascii():
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _binary(value: Any, where: str) -> bytes:
     # boto3's low-level client hands binary over already decoded; accept both shapes.
     if isinstance(value, bytes | bytearray):
@@ -118,14 +132,16 @@ def deserialize_value(av: Any, where: str = "") -> Any:
         raise BadValueError(f"attribute {where or '?'}: not an attribute value (one type tag)")
     ((tag, value),) = av.items()
     if tag == "S":
-        if type(value) is not str:
-            raise BadValueError(f"attribute {where}: S value is not a string")
+        if not is_text(value):
+            raise BadValueError(f"attribute {where}: S value is not a UTF-8 string")
         return value
     if tag == "N":
         return parse_number(value, where)
     if tag == "M":
         if type(value) is not dict:
             raise BadValueError(f"attribute {where}: M value is not an object")
+        if not all(map(is_text, value)):
+            raise BadValueError(f"attribute {where}: M value has a key that is not a UTF-8 string")
         return {k: deserialize_value(v, map_key_path(where, i)) for i, (k, v) in enumerate(value.items(), 1)}
     if tag == "L":
         if type(value) is not list:
@@ -143,8 +159,8 @@ def deserialize_value(av: Any, where: str = "") -> Any:
         return _binary(value, where)
     if tag == "SS":
         members = _members(value, tag, where)
-        if any(type(m) is not str for m in members):
-            raise BadValueError(f"attribute {where}: SS element is not a string")
+        if not all(map(is_text, members)):
+            raise BadValueError(f"attribute {where}: SS element is not a UTF-8 string")
         return _unique(set(members), len(members), tag, where)
     if tag == "NS":
         members = _members(value, tag, where)
@@ -163,6 +179,8 @@ def deserialize_item(item: Any) -> dict[str, Any]:
     """
     if type(item) is not dict:
         raise BadValueError(f"item is {type(item).__name__}, not an object of attributes")
+    if not all(map(is_text, item)):
+        raise BadValueError("item has an attribute name that is not a UTF-8 string")
     return {name: deserialize_value(av, name) for name, av in item.items()}
 
 

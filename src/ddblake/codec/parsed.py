@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.json as pajson
 
 from ddblake.codec import schema
-from ddblake.codec.ddbjson import TAGS, dumps, encode_base64, map_key_path
+from ddblake.codec.ddbjson import TAGS, dumps, encode_base64, is_text, map_key_path
 from ddblake.codec.errors import BadValueError
 
 _SAMPLE_BYTES: Final = 1 << 20
@@ -65,7 +65,16 @@ def _strings(column: list[Any], tag: str, where: str) -> pa.Array:
         column = [_binary_text(v) for v in column]
     if not all(type(v) is str for v in column if v is not None):
         raise BadValueError(f"attribute {where}: {tag} value is not a string")
-    return pa.array(column, pa.string())
+    return _utf8_array(column, pa.string(), f"attribute {where}: {tag} value is not a UTF-8 string")
+
+
+def _utf8_array(column: list[Any], type_: pa.DataType, problem: str) -> pa.Array:
+    """``pa.array``, a string holding a lone surrogate (which JSON escapes can spell, and Arrow,
+    UTF-8 and DynamoDB cannot hold) refused as a bad value named by ``problem``."""
+    try:
+        return pa.array(column, type_)
+    except UnicodeEncodeError:
+        raise BadValueError(problem) from None  # the error's text holds the character
 
 
 def _string_lists(column: list[Any], tag: str, where: str) -> pa.Array:
@@ -78,7 +87,8 @@ def _string_lists(column: list[Any], tag: str, where: str) -> pa.Array:
             raise BadValueError(f"attribute {where}: {tag} value is not a list")
         if not all(type(m) is str for m in value):
             raise BadValueError(f"attribute {where}: {tag} element is not a string")
-    return pa.array(column, pa.list_(pa.string()))
+    problem = f"attribute {where}: {tag} element is not a UTF-8 string"
+    return _utf8_array(column, pa.list_(pa.string()), problem)
 
 
 def _lists(column: list[Any], where: str) -> pa.Array:
@@ -162,8 +172,8 @@ def _columns(maps: list[Any], where: str) -> dict[str, list[Any]]:
             if column is None:
                 column = fields[name] = [None] * count
             column[i] = av
-    if not all(isinstance(name, str) for name in fields):
-        raise BadValueError(f"attribute names in {where or 'an item'} must be strings")
+    if not all(map(is_text, fields)):
+        raise BadValueError(f"attribute names in {where or 'an item'} must be UTF-8 strings")
     return fields
 
 
@@ -248,7 +258,8 @@ def wide_maps(maps: list[Any], where: str) -> pa.Array:
     ]
     lists = pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), slots)
     fields = [pa.field("text", pa.string(), metadata={WIDE_MAP: b"1"}), pa.field("values", lists.type)]
-    return pa.StructArray.from_arrays([pa.array(texts, pa.string()), lists], fields=fields, mask=_mask(maps))
+    text = _utf8_array(texts, pa.string(), f"attribute names in {where or 'an item'} must be UTF-8 strings")
+    return pa.StructArray.from_arrays([text, lists], fields=fields, mask=_mask(maps))
 
 
 def parse_items(items: list[Any]) -> dict[str, pa.Array]:
