@@ -26,6 +26,14 @@ KEY_TYPES: Final = ("S", "N", "B")
 """The types a DynamoDB key attribute can have."""
 
 
+def _parsed(line: bytes, ion: bool) -> tuple[Any, tuple[str, bool] | None]:
+    """A line's object, or why it is none (the line is damaged)."""
+    try:
+        return (ion_line_to_json(line) if ion else json.loads(line)), None
+    except (ValueError, RecursionError) as e:
+        return None, (f"it is not an export line ({str(e)[:200]})", False)
+
+
 class KeyCheck:
     """What is wrong with one line of a full export, for the key attributes ``keys`` (None: nothing).
 
@@ -38,10 +46,9 @@ class KeyCheck:
 
     def __call__(self, line: bytes) -> tuple[str, bool] | None:
         """The problem with ``line`` and whether it is the keys' (False: the line is damaged)."""
-        try:
-            obj: Any = ion_line_to_json(line) if self.ion else json.loads(line)
-        except (ValueError, RecursionError) as e:
-            return f"it is not an export line ({str(e)[:200]})", False
+        obj, damaged = _parsed(line, self.ion)
+        if damaged is not None:
+            return damaged
         item = obj.get("Item") if isinstance(obj, dict) else None
         if not isinstance(item, dict) or not item:
             return "it is not a full export line (no Item)", False
@@ -74,10 +81,9 @@ class IncrementalCheck:
 
     def __call__(self, line: bytes) -> tuple[str, bool] | None:
         """The problem with ``line``, and False (the line is damaged); None when it is whole."""
-        try:
-            obj: Any = ion_line_to_json(line) if self.ion else json.loads(line)
-        except (ValueError, RecursionError) as e:
-            return f"it is not an export line ({str(e)[:200]})", False
+        obj, damaged = _parsed(line, self.ion)
+        if damaged is not None:
+            return damaged
         if not isinstance(obj, dict):
             return "it is not an export line (not an object)", False
         try:
