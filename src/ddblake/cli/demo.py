@@ -25,7 +25,7 @@ from ddblake.changes.model import ChangeEvent
 from ddblake.cli.signals import sigterm_unwinds
 from ddblake.errors import UsageError
 from ddblake.lake.rawlog import iter_raw_lines, table_prefix
-from ddblake.lake.storage import Storage
+from ddblake.lake.storage import Storage, deepest_existing
 from ddblake.local.dynamodb_local import DynamoDBLocal
 
 if TYPE_CHECKING:
@@ -145,9 +145,7 @@ def _check_fresh_lake(lake: str) -> None:
             f"demo lake {lake} {what}: the demo starts a new table each run; pass a new or empty "
             "directory as --lake, or omit --lake for a temporary one"
         )
-    nearest = path.absolute()  # the lake, or the folder it would be created in
-    while not nearest.exists() and nearest != nearest.parent:
-        nearest = nearest.parent
+    nearest = Path(deepest_existing(str(path.absolute())))  # the lake, or the folder it would go in
     if not nearest.is_dir() or not os.access(nearest, os.W_OK | os.X_OK):
         problem = "is not a directory" if not nearest.is_dir() else "is not writable by this user"
         subject = "" if nearest == path.absolute() else f" cannot be created: {nearest}"

@@ -104,16 +104,21 @@ def job_settings(args: Mapping[str, str]) -> tuple[str, tuple[str, ...]]:
     return source, key_names
 
 
+def load_state_key(lake_prefix: str, table: str, name: str) -> str:
+    """The S3 key of ``name`` among a table's load states: ``<lake>/state/load/<table>/<name>``."""
+    return "/".join(p for p in (lake_prefix.strip("/"), "state", "load", table, name) if p)
+
+
 def connector_state_key(lake_prefix: str, table: str) -> str:
     """The S3 key of the connector source's run record: ``<lake>/state/load/<table>/glue-connector.json``."""
-    return "/".join(p for p in (lake_prefix.strip("/"), "state", "load", table, "glue-connector.json") if p)
+    return load_state_key(lake_prefix, table, "glue-connector.json")
 
 
 def export_state_key(lake_prefix: str, table: str, export_id: str) -> str:
     """The S3 key of an export-files load's record: ``<lake>/state/load/<table>/glue-export-<id>.json``
     (``ddblake.load.state.GLUE_EXPORT``), which ``ddblake reconcile`` reads to name the load."""
     name = f"glue-export-{export_id}.json"
-    return "/".join(p for p in (lake_prefix.strip("/"), "state", "load", table, name) if p)
+    return load_state_key(lake_prefix, table, name)
 
 
 def minute_versioned_loads(lake_prefix: str, table: str, objects: Iterable[tuple[str, bytes]]) -> list[str]:
@@ -124,7 +129,7 @@ def minute_versioned_loads(lake_prefix: str, table: str, objects: Iterable[tuple
     The job versions export rows to the second; rows of the two rules do not order against each
     other (``ddblake.load.service.export_versions``), so a stale row could win.
     """
-    prefix = "/".join(p for p in (lake_prefix.strip("/"), "state", "load", table, "export-") if p)
+    prefix = load_state_key(lake_prefix, table, "export-")
     found = []
     for key, body in objects:
         name = key.rsplit("/", 1)[-1]
@@ -141,7 +146,7 @@ def minute_versioned_loads(lake_prefix: str, table: str, objects: Iterable[tuple
 
 
 def _lake_loads(bucket: str, lake_prefix: str, table: str) -> Iterator[tuple[str, bytes]]:
-    prefix = "/".join(p for p in (lake_prefix.strip("/"), "state", "load", table, "export-") if p)
+    prefix = load_state_key(lake_prefix, table, "export-")
     for page in _s3().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         for obj in page.get("Contents", []):
             yield obj["Key"], _get_object(bucket, obj["Key"])

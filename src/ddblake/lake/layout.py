@@ -48,6 +48,13 @@ def folder_name(name: str) -> str:
     return cut_with_hash(name, 200)
 
 
+def table_folder(identifier: str, glue: bool) -> str:
+    """A table's folder under the lake: Glue's default shape ``warehouse/<ns>.db/<table>``, the
+    SQLite catalog's ``warehouse/<ns>/<table>`` (:func:`folder_name` of the table part)."""
+    namespace, name = identifier.split(".", 1)
+    return f"warehouse/{namespace}{'.db' if glue else ''}/{folder_name(name)}"
+
+
 def refuse_occupied(storage: Storage, folder: str, identifier: str, catalog: str) -> None:
     """Refuse to create a table where a table of the same name that ``catalog`` lacks has data.
 

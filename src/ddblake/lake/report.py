@@ -24,7 +24,7 @@ from ddblake.errors import DdblakeError, TerminalError
 from ddblake.lake.advice import tables_elsewhere
 from ddblake.lake.applied import PROPERTY, AppliedLog, checked_log
 from ddblake.lake.catalog import catalog_shown, metadata_location, table_names
-from ddblake.lake.layout import folder_name, refuse_occupied
+from ddblake.lake.layout import refuse_occupied, table_folder
 from ddblake.lake.options import (
     LAKE_PROPERTY,
     NEWEST_EVENT_PROPERTY,
@@ -49,7 +49,6 @@ from ddblake.names import changes_identifier, table_identifier
 log = logging.getLogger(__name__)
 
 DUMP_BATCH_ROWS = 10_000
-GLUE = "the Glue Data Catalog"  # as :func:`catalog_shown` names it
 
 
 _SPACED = re.compile(r'": |, "')
@@ -291,6 +290,7 @@ def table_status(
     pending files count by the records of the tables that can be read. So is a table whose record
     cannot be read, and one the catalog lacks while its folder holds it (apply's advice then).
     """
+    from pyiceberg.catalog.sql import SqlCatalog
     from pyiceberg.exceptions import NoSuchTableError
 
     notes: list[str] = []
@@ -303,8 +303,8 @@ def table_status(
             tbl = catalog.load_table(f"{namespace}.{name}")
         except NoSuchTableError:  # its folder may still hold it (catalog.db lost): apply's advice
             try:
-                folder = f"warehouse/{namespace}{'.db' if where == GLUE else ''}/{folder_name(name)}"
-                refuse_occupied(storage, folder, f"{namespace}.{name}", where)
+                ident = f"{namespace}.{name}"
+                refuse_occupied(storage, table_folder(ident, glue), ident, where)
             except TerminalError as e:
                 if again and catalog.table_exists(f"{namespace}.{name}"):
                     return load(name, again=False)  # an apply created it meanwhile
@@ -324,6 +324,7 @@ def table_status(
         return tbl
 
     where = catalog_shown(catalog, storage)
+    glue = not isinstance(catalog, SqlCatalog)
     cur, hist = load(table_identifier(table)), load(changes_identifier(table))
     snaps = [t.current_snapshot() for t in (cur, hist) if t is not None]
     kept = [t.metadata.snapshots for t in (cur, hist) if t is not None]

@@ -146,7 +146,7 @@ def local_lake_path(uri: str) -> Path | None:
         ) from e
 
 
-def _deepest_existing(path: str) -> str:
+def deepest_existing(path: str) -> str:
     """The deepest ancestor-or-self of a local path that exists now."""
     p = Path(path)
     while not p.exists() and p != p.parent:
@@ -205,7 +205,7 @@ class Storage:
             # so a command that fails before it writes leaves no empty folder that a later
             # ``status`` would take for a lake. A file in the way is refused now, though.
             path = local.resolve()
-            blocker = _deepest_existing(path.as_posix())
+            blocker = deepest_existing(path.as_posix())
             if not Path(blocker).is_dir():
                 raise ConfigError(_blocked(uri, blocker))
             return cls(pafs.LocalFileSystem(), path.as_posix(), local_uri(path.as_posix()), True)
@@ -252,7 +252,7 @@ class Storage:
         try:
             Path(self.root).mkdir(parents=True, exist_ok=True)
         except (FileExistsError, NotADirectoryError) as e:
-            raise ConfigError(_blocked(self.shown(), _deepest_existing(self.root))) from e
+            raise ConfigError(_blocked(self.shown(), deepest_existing(self.root))) from e
         except OSError as e:
             raise storage_error("create", self.shown(), e) from e
 
@@ -273,7 +273,7 @@ class Storage:
         try:
             if self.is_local:
                 parent = full.rsplit("/", 1)[0]
-                existing = _deepest_existing(parent)
+                existing = deepest_existing(parent)
                 self.fs.create_dir(parent, recursive=True)
                 tmp = f"{parent}/{_temp_name()}"
                 try:

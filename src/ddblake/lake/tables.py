@@ -17,7 +17,7 @@ from ddblake.errors import TerminalError
 from ddblake.lake import current, history
 from ddblake.lake.advice import copied_lake
 from ddblake.lake.catalog import shown_catalog_uri
-from ddblake.lake.layout import create_current, folder_name, refuse_occupied
+from ddblake.lake.layout import create_current, refuse_occupied, table_folder
 from ddblake.lake.nulllists import MENDED_PROPERTY
 from ddblake.lake.options import LAKE_PROPERTY, NO_CATALOG_RETRY, SOURCE_PROPERTY, ApplyConfig, other_owner
 from ddblake.lake.storage import Storage, warn_encoded
@@ -69,9 +69,7 @@ class TableOwnership:
         SQLite catalog's ``warehouse/<ns>/<table>``; a table part longer than a local disk's 255-byte
         file names (a 255-character DynamoDB name's history table, ``…_changes``) is cut, with a hash
         of the whole (:func:`folder_name`)."""
-        namespace, name = identifier.split(".", 1)
-        glue = self.config.lake.catalog == "glue"
-        return f"warehouse/{namespace}{'.db' if glue else ''}/{folder_name(name)}"
+        return table_folder(identifier, self.config.lake.catalog == "glue")
 
     def _location(self, identifier: str) -> str | None:
         """Where a new table's files go: this lake's :meth:`_folder`. Said explicitly in a Glue
