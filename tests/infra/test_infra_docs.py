@@ -8,6 +8,8 @@ from typing import Any
 
 from infra_templates import statements
 
+from ddblake_infra.assets import SRC, import_closure
+
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "docs" / "deploy.md"
 CONDITION_KEYS = ("aws:SourceAccount", "aws:SourceArn", "sts:ExternalId", "aws:PrincipalArn")
@@ -94,3 +96,30 @@ def test_the_apply_not_running_row_says_what_a_new_deployment_does() -> None:
         "evaluation range",
     ):
         assert claim in row, claim
+
+
+_NUMBER_WORDS = dict(
+    zip(("eight", "nine", "ten", "eleven", "twelve", "thirteen", "fourteen"), range(8, 15), strict=True)
+)
+
+
+def _expanded(pattern: str) -> set[str]:
+    """``dir/{a,b}.py`` as ``{"dir/a.py", "dir/b.py"}`` (one brace group at most)."""
+    match = re.fullmatch(r"(.*)\{(.*)\}(.*)", pattern)
+    if match is None:
+        return {pattern}
+    head, names, tail = match.groups()
+    return {f"{head}{name}{tail}" for name in names.split(",")}
+
+
+def test_the_transform_bundle_listing_matches_its_import_closure() -> None:
+    """An operator who builds the transform's layer from deploy.md's list gets a Lambda that
+    imports: the list, and its count, are the files the synth bundles."""
+    flat = re.sub(r"\s+", " ", DEPLOY.read_text(encoding="utf-8"))
+    claim = re.search(r"today (\w+) files of `src/ddblake`: (.*?)\), found by reading", flat)
+    assert claim is not None, "docs/deploy.md no longer lists the transform bundle's files"
+    listed = {f for item in re.findall(r"`([^`]+)`", claim.group(2)) for f in _expanded(item)}
+    files, _ = import_closure()
+    bundled = {p.relative_to(SRC / "ddblake").as_posix() for p in files}
+    assert listed == bundled
+    assert _NUMBER_WORDS.get(claim.group(1)) == len(bundled)
