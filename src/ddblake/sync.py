@@ -31,6 +31,7 @@ and starting it again loses and duplicates nothing.
 from __future__ import annotations
 
 import logging
+import shlex
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -139,11 +140,13 @@ def check_stream_older_than_load(load: LoadConfig, storage: Storage, stream_arn:
     if created is None:
         return
     # (time, how much later the stream's label may look, what): an export's time is AWS's, as the
-    # label is; a Scan's start is this machine's.
+    # label is; a Scan's start is this machine's. Only the load this run resumes counts: an
+    # unfinished Scan when it Scans (an export's own state is its export's time, below).
+    scanning = not (load.from_export or load.export_to)
     times: list[tuple[int, int, str]] = [
         (s.started_us, label_skew_us(s.kind), f"load {s.load_id}")
         for s in list_loads(storage, load.table)
-        if s.finished_us is None
+        if s.finished_us is None and s.kind == "scan" and scanning
     ]
     if load.from_export:
         from ddblake.load.export import ExportFolder, read_manifest
@@ -160,11 +163,21 @@ def check_stream_older_than_load(load: LoadConfig, storage: Storage, stream_arn:
     before = [(when, what) for when, skew, what in times if created > when + skew]
     if before:
         when, what = min(before)
+        if what.startswith("load "):  # the unfinished Scan every plain sync would resume
+            way_out = (
+                "set it aside and load anew: run 'ddblake sync --table "
+                f"{load.table} --lake {shlex.quote(storage.shown())} --rebootstrap', or load from an export "
+                "taken after the stream was enabled (--export-to starts one)"
+            )
+        else:
+            way_out = (
+                "use a load made after the stream was enabled (a Scan: run sync without --from-export or "
+                "--export-to; or a new export: --export-to with a new folder)"
+            )
         raise TerminalError(
             f"table {load.table!r}: {what} holds the table as of {utc_text(when)}, before its stream "
             f"{stream_arn} was enabled ({utc_text(created)}), so changes made in between would be in "
-            "neither; use a load made after the stream was enabled (a Scan: run sync without "
-            "--from-export; or a new export: --export-to)"
+            f"neither; {way_out}"
         )
 
 
@@ -220,7 +233,7 @@ def run_sync(
         if first:
             # An unfinished load the stream no longer reaches back to: capture's first run would
             # refuse it at once, after which hours of Scan would be thrown away.
-            check_first_capture(storage, table, t0)
+            check_first_capture(storage, table, t0, full_load_follows=True)
             check_export_source(config.load, t0, storage)
         elif began is not None:  # capture has read the stream since an earlier attempt began
             reach = began
@@ -230,7 +243,9 @@ def run_sync(
             # Before capture's first checkpoint: a load failing before it writes a state of its
             # own must not leave a lake that looks loaded.
             mark_first_load(storage, table, t0)
-        capture = CaptureThread(config.capture, clients, storage, identity)
+        # A first capture's own reach checks are the ones above, made knowing a full load follows
+        # (a lake holding only an old incremental export must not refuse the load that covers it).
+        capture = CaptureThread(replace(config.capture, check_reach=not first), clients, storage, identity)
         # The load reads with sync's clients (and says who they act as) unless it names a role
         # of its own that they were not built with.
         own_role = config.load.assume_role is not None and (

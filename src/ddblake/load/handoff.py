@@ -52,7 +52,9 @@ def _option_us(state: LoadState, name: str) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def stream_needed_from(states: list[LoadState]) -> tuple[LoadState, int] | None:
+def stream_needed_from(
+    states: list[LoadState], *, full_load_follows: bool = False
+) -> tuple[LoadState, int] | None:
     """The load whose time the stream must still reach back to, and that time (None: no load).
 
     The lake holds the table as of its newest finished full load; an incremental export carries it
@@ -62,6 +64,10 @@ def stream_needed_from(states: list[LoadState]) -> tuple[LoadState, int] | None:
     can only come from the stream. With no finished full load, the newest finished incremental
     export's end counts, as before; with none finished at all, an unfinished load resumes, and the
     changes after its start must come from the stream too.
+
+    ``full_load_follows``: a full load (sync's first) is about to run, so with no full load
+    finished, incremental exports do not count: an incremental export alone does not hold the
+    table, and the load about to run (or the unfinished one it resumes) is what the stream follows.
     """
     finished = [s for s in states if s.finished_us is not None]
     full = [(s, s.started_us) for s in finished if not s.options.get("incremental")]
@@ -80,9 +86,13 @@ def stream_needed_from(states: list[LoadState]) -> tuple[LoadState, int] | None:
                 reached = (s, end)
         return reached
     ends = [(s, t) for s in finished if (t := covered_until_us(s)) is not None]
-    if ends:
+    if ends and not full_load_follows:
         return max(ends, key=lambda st: st[1])
-    unfinished = [(s, s.started_us) for s in states if s.finished_us is None]
+    unfinished = [
+        (s, s.started_us)
+        for s in states
+        if s.finished_us is None and not (full_load_follows and s.options.get("incremental"))
+    ]
     return min(unfinished, key=lambda st: st[1]) if unfinished else None
 
 
@@ -118,19 +128,22 @@ def utc_text(us: int) -> str:
     return dt.datetime.fromtimestamp(us / 1e6, tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def check_first_capture(storage: Storage, table: str, now_us: int) -> None:
+def check_first_capture(
+    storage: Storage, table: str, now_us: int, *, full_load_follows: bool = False
+) -> None:
     """Refuse a table's first capture when the stream no longer reaches back to its load.
 
     Capture with no checkpoint starts at each shard's trim horizon, 24 hours back at most. A load
     older than that (a ``ddblake load`` run days before the first ``sync``) leaves the changes made
     between it and the trim horizon in neither the load nor the stream: silently, if nothing
-    checked. (``sync``'s own load is safe: capture starts before it.)
+    checked. (``sync``'s own load is safe: capture starts before it; ``full_load_follows`` says one
+    is about to run, see :func:`stream_needed_from`.)
 
     Raises:
         TerminalError: the load is too old; the message says what to run instead.
     """
     states = list_loads(storage, table)
-    needed = stream_needed_from(states)
+    needed = stream_needed_from(states, full_load_follows=full_load_follows)
     if needed is None or needed[1] >= now_us - STREAM_SAFE_AGE_US:
         return
     state, since = needed
