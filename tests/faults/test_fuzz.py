@@ -47,7 +47,7 @@ from ddblake.changes import rawline  # noqa: E402
 from ddblake.changes.model import ChangeEvent  # noqa: E402
 from ddblake.changes.parse import check_image  # noqa: E402
 from ddblake.changes.resolve import Keyed, bucket_of, key_string, version_of  # noqa: E402
-from ddblake.codec import deserialize_item, items_to_table, jsonl_to_table, validate_item  # noqa: E402
+from ddblake.codec import BadValueError, deserialize_item, items_to_table, jsonl_to_table, validate_item  # noqa: E402
 from ddblake.errors import BadRecordError, DdblakeError  # noqa: E402
 from ddblake.lake import current  # noqa: E402
 from ddblake.lake.rawlog import decode_gzip, read_raw_file, split_lines  # noqa: E402
@@ -402,10 +402,13 @@ def test_codec_types_zero_with_a_large_exponent(number: str) -> None:
 def test_codec_refuses_a_null_first_line_without_crashing() -> None:
     script = (
         "from ddblake.codec import jsonl_to_table\n"
-        "try:\n    jsonl_to_table(b'null')\nexcept Exception:\n    pass\n"
+        "try:\n    jsonl_to_table(b'null')\nexcept Exception as e:\n    print(type(e).__name__, e)\n"
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=120, check=False)
     assert done.returncode == 0, f"the process died with {done.returncode}"
+    assert done.stdout.decode().strip() == "BadValueError line 1 is not a JSON object"
+    with pytest.raises(BadValueError, match="line 2 is not a JSON object"):  # never dropped silently
+        jsonl_to_table(b'{"a": {"S": "x"}}\nnull')
 
 
 def test_base64_strictness_matches_between_reader_and_codec() -> None:

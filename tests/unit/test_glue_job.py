@@ -184,6 +184,12 @@ def test_files_chunking_gzip_and_manifest_checks() -> None:
     entry = manifest.ManifestEntry("k", 7, base64.b64encode(digest).decode(), digest.hex())
     assert manifest.check_data_file(data, entry) is None
     assert "checksum mismatch" in (manifest.check_data_file(data[:-1] + bytes([data[-1] ^ 1]), entry) or "")
+    # Without an MD5 a single-part ETag is the MD5 and is compared; a multipart one is not an MD5.
+    other = glue_rules.gzip_lines([b"y" * 10 + b"\n"] * 7)
+    by_etag = manifest.ManifestEntry("k", 7, None, digest.hex())
+    assert manifest.check_data_file(data, by_etag) is None
+    assert "ETag mismatch in k" in (manifest.check_data_file(other, by_etag) or "")
+    assert manifest.check_data_file(other, manifest.ManifestEntry("k", 7, None, digest.hex() + "-2")) is None
     assert "holds 7 item(s)" in (
         manifest.check_data_file(data, manifest.ManifestEntry("k", 8, None, None)) or ""
     )

@@ -224,7 +224,8 @@ def test_ion_export_gives_the_rows_the_json_export_gives(tmp_path: Path) -> None
         ("delete", r"data file .*file01\.json\.gz listed in manifest-files\.json is missing"),
         ("count", r"file00\.json\.gz holds 10 item\(s\) but manifest-files\.json says 9"),
         ("summary", r"manifest-summary\.json says 21 item\(s\) but manifest-files\.json lists 20"),
-        ("truncate", r"file01\.json\.gz"),
+        ("truncate", r"data file .*file01\.json\.gz is not valid gzip \(the gzip stream is cut short\)"),
+        ("etag", r"checksum mismatch in .*file01\.json\.gz: its MD5 is [0-9a-f]{32}, ETag [0-9a-f]{32}"),
         ("no-files-manifest", r"manifest-files\.json is missing"),
         ("twice", r"manifest-files\.json lists data file \S*file01\.json\.gz twice \(lines 2 and 3\)"),
     ],
@@ -253,8 +254,13 @@ def test_a_corrupt_or_incomplete_export_is_refused_and_changes_nothing(
         summary = json.loads((folder / "manifest-summary.json").read_text())
         summary["itemCount"] = 21
         (folder / "manifest-summary.json").write_text(json.dumps(summary))
-    elif damage == "truncate":
-        data.write_bytes(data.read_bytes()[:-20])
+    elif damage == "truncate":  # no MD5, a multipart ETag: only the gzip stream tells
+        data.write_bytes(data.read_bytes()[:-8])
+        _set_checksums(manifest, 1, md5=None, etag="0123456789abcdef0123456789abcdef-2")
+    elif damage == "etag":  # no MD5: a single-part ETag is the only check, and other valid data fails it
+        data.write_bytes(gzip.compress(b"".join(json.dumps({"Item": _item(i + 100)}).encode() + b"\n"
+                                                for i in range(10))))  # fmt: skip
+        _set_checksums(manifest, 1, md5=None)
     elif damage == "twice":  # counts made to add up, so only the repeat gives it away
         entries = [json.loads(line) for line in manifest.read_text().splitlines()]
         entries[0]["itemCount"] = 0
@@ -266,6 +272,29 @@ def test_a_corrupt_or_incomplete_export_is_refused_and_changes_nothing(
         _load(folder, lake)
     assert "nothing loaded" in str(caught.value)
     assert _untouched(lake), "no raw file, no state"
+
+
+def _set_checksums(manifest: Path, line: int, *, md5: str | None, etag: str | None = None) -> None:
+    """Line ``line`` of manifest-files.json without its MD5 (``md5=None``), and with ``etag`` if given."""
+    entries = [json.loads(text) for text in manifest.read_text().splitlines()]
+    if md5 is None:
+        del entries[line]["md5Checksum"]
+    if etag is not None:
+        entries[line]["etag"] = etag
+    manifest.write_text("".join(json.dumps(e) + "\n" for e in entries))
+
+
+def test_an_export_without_md5_is_checked_by_a_single_part_etag_and_not_a_multipart_one(
+    tmp_path: Path,
+) -> None:
+    """A single-part ETag is the file's MD5 and is compared; a multipart one (``-N``) is not an MD5."""
+    for n, etag in enumerate((None, "0123456789abcdef0123456789abcdef-2")):
+        folder = make_export(tmp_path / f"exp{n}", [[{"Item": _item(i)} for i in range(3)]])
+        _set_checksums(folder / "manifest-files.json", 0, md5=None, etag=etag)
+        _load(folder, tmp_path / f"lake{n}")
+        assert sorted(e.keys["id"]["S"] for e in _events(tmp_path / f"lake{n}")) == sorted(
+            _item(i)["id"]["S"] for i in range(3)
+        )
 
 
 def test_wrong_table_missing_folder_and_unknown_keys(tmp_path: Path) -> None:
