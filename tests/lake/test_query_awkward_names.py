@@ -82,7 +82,7 @@ def test_dump_of_a_damaged_data_file_is_one_line(lake: Lake, capsys: Any) -> Non
     assert (
         err.startswith("ddblake: error: dump of table 'orders-table' failed:") and len(err.splitlines()) == 1
     )
-    assert "--rebootstrap" in err and "hello" not in err
+    assert "drop_table" in err and "hello" not in err  # a re-bootstrap reads the damaged file too
 
 
 def _latin1(monkeypatch: pytest.MonkeyPatch) -> io.BytesIO:

@@ -109,6 +109,19 @@ def _encode(value: Any, *, embed: bool = True) -> Iterable[str]:
         yield json.dumps(value, ensure_ascii=False)
 
 
+_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_NAMED_CONTROL: Final = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
+
+
+def shown(text: str) -> str:
+    """``text`` with every control character (C0, DEL, C1) written as an escape, ``\\n``, ``\\t``,
+    ``\\r``, else ``\\x`` and two hex digits (``\\x1b``, ``\\x7f``, ``\\x9b``): text for a terminal,
+    where a line break in a value would read as another row, a tab or carriage return would break
+    the columns, and an escape sequence would act on the terminal. Only the table format (and
+    ``query``'s error line) shows text so: JSON escapes them its own way, CSV keeps values as they are."""
+    return _CONTROL.sub(lambda m: _NAMED_CONTROL.get(m.group(0)) or f"\\x{ord(m.group(0)):02x}", text)
+
+
 def format_rows(columns: Sequence[str], rows: Sequence[tuple[Any, ...]], fmt: Format) -> str:
     """Render a result for people (table), programs (JSON Lines) or spreadsheets (CSV)."""
     if fmt == "json":
@@ -118,8 +131,9 @@ def format_rows(columns: Sequence[str], rows: Sequence[tuple[Any, ...]], fmt: Fo
         return _csv(rows, header=columns)
     if fmt != "table":
         raise ConfigError(f"--format {fmt!r} must be table, json or csv")
-    cells = [[_cell(v) for v in r] for r in rows]
-    widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
+    heads = [shown(c) for c in columns]
+    cells = [[shown(_cell(v)) for v in r] for r in rows]
+    widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(heads)]
     widths = [min(w, TABLE_CELL_WIDTH) for w in widths]
     cut = False
 
@@ -132,7 +146,7 @@ def format_rows(columns: Sequence[str], rows: Sequence[tuple[Any, ...]], fmt: Fo
         return text[: width - 1] + CUT_MARK
 
     line = "-+-".join("-" * w for w in widths)
-    out_lines = [" | ".join(fit(c, w) for c, w in zip(columns, widths, strict=True)), line]
+    out_lines = [" | ".join(fit(c, w) for c, w in zip(heads, widths, strict=True)), line]
     out_lines += [" | ".join(fit(c, w) for c, w in zip(row, widths, strict=True)) for row in cells]
     count = f"{len(rows)} row{'s' if len(rows) != 1 else ''}"
     if cut:

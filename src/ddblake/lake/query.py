@@ -34,8 +34,8 @@ from ddblake.errors import NotFoundError, TerminalError, UsageError
 from ddblake.lake.advice import copied_lake, tables_elsewhere
 from ddblake.lake.catalog import table_names
 from ddblake.lake.options import LAKE_PROPERTY, SOURCE_PROPERTY, other_owner
-from ddblake.lake.output import Format, JsonText, format_chunks, format_rows
-from ddblake.lake.reading import duck, register, row_source
+from ddblake.lake.output import Format, JsonText, format_chunks, format_rows, shown
+from ddblake.lake.reading import duck, missing_file, register, row_source
 from ddblake.lake.storage import Storage
 from ddblake.lake.viewsql import json_casts
 
@@ -208,9 +208,11 @@ def _run(
     """:func:`open_sql`'s body, on its connections (``typed``: for the JSON marks)."""
     lowered = sql.lower()
     names = lake_tables(catalog, namespace)
+    opened: list[Table] = []
     for name in names:
         if re.search(rf"(?<![a-z0-9_]){re.escape(name)}(?![a-z0-9_])", lowered):
             table = catalog.load_table(f"{namespace}.{name}")
+            opened.append(table)
             check_own_lake(table, f"{namespace}.{name}", own_lake)
             snapshot = snapshot_for(table, as_of)
             rows = row_source(table, snapshot)
@@ -229,7 +231,9 @@ def _run(
             raise UsageError("give one SQL statement: this text holds several (separated by ';')")
         cursor = con.execute(sql)
     except (duckdb.Error, RuntimeError) as e:
-        raise _failed(e, names, lambda: tables_elsewhere(catalog, namespace, own_lake)) from e
+        raise missing_file(e, opened) or _failed(
+            e, names, lambda: tables_elsewhere(catalog, namespace, own_lake)
+        ) from e
     if cursor is None:  # only comments
         raise UsageError("the SQL holds no statement (only comments or blanks)")
     columns = [d[0] for d in cursor.description or []]
@@ -241,7 +245,8 @@ def _run(
             try:
                 rows = cursor.fetchmany(FETCH_ROWS)
             except (duckdb.Error, RuntimeError) as e:  # a failing cast fails only when reached
-                raise _failed(e, names, lambda: tables_elsewhere(catalog, namespace, own_lake)) from e
+                gone = missing_file(e, opened)  # deleted while the statement ran
+                raise gone or _failed(e, names, lambda: tables_elsewhere(catalog, namespace, own_lake)) from e
             if not rows:
                 return
             yield [_marked(r, marks) for r in rows] if marks else rows
@@ -346,18 +351,22 @@ def _failed(
     SIGINT during a statement into an error of its own).
 
     DuckDB's text may quote values of the data ("Could not convert string 'alice@x' to INT32"), and
-    it is kept as it is, on purpose: it is the answer of ``ddblake query`` to the person who ran
-    the statement over their own lake, on their terminal, exactly as the rows it prints would be,
-    and without it a failing cast cannot be told from another. It is not logging: the error goes
-    only to the command's stderr (``ddblake.cli.main``), never to a logger, and nothing here logs
-    the statement, its rows or this text (tests/lake/test_logs_without_item_data.py holds that).
+    it is kept (on one line: :func:`duck_reason`), on purpose: it is the answer of ``ddblake query``
+    to the person who ran the statement over their own lake, on their terminal, exactly as the rows
+    it prints would be, and without it a failing cast cannot be told from another. It is not
+    logging: the error goes only to the command's stderr (``ddblake.cli.main``), never to a logger,
+    and nothing here logs the statement, its rows or this text
+    (tests/lake/test_logs_without_item_data.py holds that).
 
     ``elsewhere``: asked, for a missing table when the namespace holds none, what to say of the
     lake's tables in other namespaces (:func:`elsewhere_hint`): a wrong ``--namespace`` is no
     empty lake, and running apply again would not help.
     """
-    first = (str(e).splitlines() or [""])[0]
-    if isinstance(e, getattr(duckdb, "InterruptException", ())) or "interrupted" in first.lower():
+    first = duck_reason(e)
+    # DuckDB's own words only: a value quoted in another error ('was interrupted'::INT) is no Ctrl-C.
+    if isinstance(e, duckdb.InterruptException) or (
+        first.startswith("INTERRUPT Error") if isinstance(e, duckdb.Error) else "interrupted" in first.lower()
+    ):
         raise KeyboardInterrupt from e
     if not isinstance(e, duckdb.Error):
         raise e
@@ -369,6 +378,17 @@ def _failed(
             "every character outside a-z, 0-9 and '_'; its history has the suffix _changes)"
         )
     return TerminalError(f"query failed: {first}")
+
+
+def duck_reason(e: BaseException) -> str:
+    """DuckDB's error text as one line: without the context it adds from ``LINE n:`` on (the
+    statement quoted, with a caret under the place), and with any other line break, one inside a
+    quoted value (``Could not convert string 'a\\nb' to INT32``), and every other control
+    character written as an escape (``\\n``, ``\\r``, ``\\x1b``: :func:`~ddblake.lake.output.shown`),
+    so that what follows the value (the reason: the type, the column) is kept, and nothing in a value
+    acts on the terminal. A value quoted so stays within its quotes, for
+    :func:`ddblake.redact.without_values` to mask whole where the text is masked."""
+    return shown(str(e).split("\n\nLINE ", 1)[0])
 
 
 def run_sql(

@@ -40,12 +40,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 import duckdb
 import pyarrow as pa
@@ -57,6 +58,7 @@ from pyiceberg.schema import Schema, sanitize_column_names
 from pyiceberg.table import Table
 from pyiceberg.transforms import IdentityTransform
 
+from ddblake.errors import TerminalError
 from ddblake.lake.viewsql import (
     Cast,
     duck_name,
@@ -218,14 +220,76 @@ def lazy_rows(table: Table, snapshot_id: int) -> Rows | None:
 
 def row_source(table: Table, snapshot_id: int | None) -> Rows:
     """The rows of ``table`` at ``snapshot_id`` for DuckDB: lazily where :func:`lazy_rows` can, else
-    read whole by pyiceberg (empty before the table's first snapshot)."""
+    read whole by pyiceberg (empty before the table's first snapshot).
+
+    Raises:
+        TerminalError: a file of the snapshot is not there (:func:`missing_file`).
+    """
     if snapshot_id is None:
         return Rows(schema_to_pyarrow(table.schema(), include_field_ids=False).empty_table())
-    rows = lazy_rows(table, snapshot_id)
-    if rows is not None:
-        return rows
-    log.info("table %s: read whole through pyiceberg (its files need Iceberg's own reader)", table.name())
-    return Rows(table.scan(snapshot_id=snapshot_id).to_arrow())
+    try:
+        rows = lazy_rows(table, snapshot_id)
+        if rows is not None:
+            return rows
+        log.info(
+            "table %s: read whole through pyiceberg (its files need Iceberg's own reader)",
+            ".".join(table.name()),
+        )
+        return Rows(table.scan(snapshot_id=snapshot_id).to_arrow())
+    except FileNotFoundError as e:
+        gone = missing_file(e, [table])
+        if gone is None:
+            raise
+        raise gone from e
+
+
+# pyarrow's words for a file that is not there (local, S3), quoting its path; DuckDB passes them on
+# when a file goes missing while it reads ("reading the stream registered as ... failed: IOError: ...").
+_MISSING: Final = re.compile(r"(?:Failed to open local file|Path does not exist) '([^']+)'")
+
+
+def _place(uri: str) -> str:
+    """A path or URI without its scheme, as pyarrow names the files it opens."""
+    return uri.split("://", 1)[-1]
+
+
+def _shown_location(uri: str) -> str:
+    return uri.removeprefix("file://") if uri.startswith("file:///") else uri
+
+
+def restore_or_rebuild(table: Table) -> str:
+    """What to do about a lake table one of whose files is missing or damaged: restore the file, or
+    rebuild the table from ``raw/`` (docs/lake.md, Recovering). Apply cannot go on either: it reads
+    the table's files too, so neither a rerun nor ``sync --rebootstrap`` gets past such a file."""
+    ident = ".".join(table.name())
+    return (
+        "restore it (a backup; on AWS, the bucket's earlier version of it: docs/lake.md, Recovering), "
+        f"or rebuild the table from raw/: catalog.drop_table('{ident}') (the catalog's entry only: no "
+        f"file is deleted), delete its folder {_shown_location(table.location())}, then run apply, "
+        "which rebuilds it from the raw change log"
+    )
+
+
+def missing_file(e: BaseException, tables: Iterable[Table]) -> TerminalError | None:
+    """A file of one of ``tables`` that is not there (deleted, or the lake restored from an older
+    backup), as one line naming the table, the file and what to do (:func:`restore_or_rebuild`);
+    None for another error, or a file of none of them."""
+    found = _MISSING.search(str(e))
+    if found is None or not (isinstance(e, FileNotFoundError) or "[errno 2]" in str(e).lower()):
+        return None
+    path = found.group(1)
+    for table in tables:
+        location = table.location().rstrip("/")
+        if not _place(path).startswith(_place(location) + "/"):
+            continue
+        scheme = location.split("://", 1)[0] if "://" in location else "file"
+        shown = path if "://" in path or scheme == "file" else f"{scheme}://{path}"  # s3: bucket/key
+        kind = "data file" if path.endswith(".parquet") else "file"
+        return TerminalError(
+            f"table {'.'.join(table.name())} cannot be read: its {kind} {shown} is not there (deleted, "
+            f"or the lake restored from an older backup); {restore_or_rebuild(table)}"
+        )
+    return None
 
 
 def _nul_names(field_type: pa.DataType, path: str) -> Iterator[str]:
@@ -240,13 +304,19 @@ def _nul_names(field_type: pa.DataType, path: str) -> Iterator[str]:
         yield from _nul_names(field_type.value_type, f"{path}[]")
 
 
-def _warn_nul(table: str, schema: pa.Schema) -> None:
+def _warn_nul(table: str, schema: pa.Schema, own: list[str]) -> None:
     """Say which names DuckDB cuts at a NUL (DynamoDB takes NUL in names): a top-level one is read
     under its cut name (``a``, ``a_1``), and of two map keys cut alike DuckDB keeps one value. Every
     value is still in ``_ddb_item``, and ``dump`` is not affected. Column names are named; map keys
-    are item data (docs/types.md), so only the columns holding them are."""
-    cut = [f.name for f in schema if "\0" in f.name]
-    holders = [f.name for f in schema if any(True for _ in _nul_names(f.type, f.name))]
+    are item data (docs/types.md), so only the columns holding them are.
+
+    ``own``: the columns' own names, by position; ``schema``'s are the names the files store, where
+    a NUL is written ``_x0`` (a lazy read: :func:`_stored_names`). A map key holding a NUL makes the
+    table read whole through pyiceberg (:func:`lazy_rows`), under its own names."""
+    cut = [name for name in own if "\0" in name]
+    holders = [
+        name for f, name in zip(schema, own, strict=True) if any(True for _ in _nul_names(f.type, name))
+    ]
     if cut or holders:
         log.warning(
             "table %s: column name(s) %s hold a NUL character, where DuckDB ends a name: read under the "
@@ -279,7 +349,7 @@ def register(
     names = [duck_name(o) or "_" for o in own]
     aliases = unique_names(names)
     if warn:
-        _warn_nul(name, rows.source.schema)
+        _warn_nul(name, rows.source.schema, own)
     first: dict[str, str] = {}
     for column, alias in zip(names, aliases, strict=True):
         earlier = first.setdefault(folded(column), column)

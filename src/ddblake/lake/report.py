@@ -32,7 +32,7 @@ from ddblake.lake.options import (
     SOURCE_PROPERTY,
     other_owner,
 )
-from ddblake.lake.query import check_own_lake, collision, require_table
+from ddblake.lake.query import check_own_lake, collision, duck_reason, require_table
 from ddblake.lake.rawlog import (
     APPLY_QUARANTINE,
     ERRORS_ROOT,
@@ -41,7 +41,7 @@ from ddblake.lake.rawlog import (
     list_raw_files,
     table_prefix,
 )
-from ddblake.lake.reading import Rows, duck, register, row_source
+from ddblake.lake.reading import Rows, duck, missing_file, register, restore_or_rebuild, row_source
 from ddblake.lake.recovery import unreadable_table
 from ddblake.lake.storage import Storage
 from ddblake.names import changes_identifier, table_identifier
@@ -97,12 +97,12 @@ def dump_items(
                 for item in batch.column(0).to_pylist():
                     yield '{"Item":' + compact_item(item) + "}"
         except duckdb.Error as e:
-            first = (str(e).splitlines() or [""])[0]
+            gone = missing_file(e, [tbl])  # deleted while dump read
+            if gone is not None:
+                raise gone from e
             raise TerminalError(
-                f"dump of table {table!r} failed: {first}; if that names a data file of its current "
-                "state, the file is damaged: restore it (on AWS, from the bucket's earlier versions; "
-                "docs/lake.md, Recovering), or load the table again with 'ddblake sync --table "
-                f"{table} --lake L --rebootstrap'"
+                f"dump of table {table!r} failed: {duck_reason(e)}; if that names a data file of its "
+                f"current state, the file is damaged: {restore_or_rebuild(tbl)}"
             ) from e
 
 
