@@ -8,6 +8,7 @@ or a new raw file says so. Snapshot expiry and compaction ride along (:mod:`ddbl
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import sys
@@ -71,6 +72,9 @@ def _run_once_racing(
             missing = missing_metadata(e)  # a lake restored from a backup older than its catalog
             if missing is not None:
                 raise TerminalError(missing) from e
+            gone = _missing_table_file(applier, e)  # a data file deleted: no rerun gets past it
+            if gone is not None:
+                raise gone from e
             raise storage_error("use", f"the tables of {applier.storage.shown()}", e) from e
         except Exception as e:  # Glue or SQLite through pyiceberg's catalog
             explained = catalog_error(e, applier.config.lake, applier.storage)
@@ -78,6 +82,19 @@ def _run_once_racing(
                 raise
             raise explained from e
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _missing_table_file(applier: Applier, e: OSError) -> TerminalError | None:
+    """:func:`ddblake.lake.reading.missing_file` for apply's two tables (None: not a file of them)."""
+    from ddblake.lake.reading import missing_file
+
+    if not isinstance(e, FileNotFoundError) and "[errno 2]" not in str(e).lower():
+        return None
+    tables = []
+    for identifier in (applier.current_id, applier.history_id):
+        with contextlib.suppress(Exception):  # a table that cannot be loaded names no file
+            tables.append(applier.catalog.load_table(identifier))
+    return missing_file(e, tables)
 
 
 def warn_quarantined(applier: Applier, result: ApplyResult) -> None:
