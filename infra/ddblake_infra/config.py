@@ -133,7 +133,10 @@ def parse_config(raw: Any, *, file: str = "<config>", path: Path | None = None) 
             s, deployment=deployment, region=region, consumer=consumer, partition=partition
         ),
     )
-    load = read_section(top.section("load"), lambda s: load_settings(s, REPO_ROOT, deployment))
+    load = read_section(
+        top.section("load"),
+        lambda s: load_settings(s, REPO_ROOT, deployment, consumer=consumer, partition=partition),
+    )
     apply = read_section(top.section("apply"), apply_settings)
     alarms = read_section(top.section("alarms"), alarm_settings)
     names = read_section(

@@ -15,6 +15,7 @@ from typing import Final
 from ddblake.names import DEFAULT_NAMESPACE, glue_name_problem
 from ddblake_infra.config_reader import Section
 from ddblake_infra.cron import cron_problem
+from ddblake_infra.operators import external_id, operator_arns
 from ddblake_infra.settings import (
     AlarmSettings,
     ApplySettings,
@@ -361,13 +362,22 @@ def missing_script_problem(shown: Path | str) -> str:
     )
 
 
-def load_settings(s: Section, root: Path, deployment: str = "single-account") -> LoadSettings:
+def load_settings(
+    s: Section,
+    root: Path,
+    deployment: str = "single-account",
+    *,
+    consumer: str = "",
+    partition: str = "aws",
+) -> LoadSettings:
     """``load``: the Glue job; a relative ``script`` is resolved against ``root`` (the repository).
 
     Args:
         s: the ``load`` section.
         root: the repository root, passed in so this module needs no path of its own.
-        deployment: ``external_id`` is the cross-account read role's; refused without one.
+        deployment, consumer, partition: ``operator_arns`` and ``external_id`` are the cross-account
+            read role's (``ddblake_infra.operators``): refused without one, and the operators must be
+            roles of the consumer account in the region's partition.
     """
     if "read_percent" in s.data:  # taken before session 12, never used
         raise s.error(
@@ -388,18 +398,7 @@ def load_settings(s: Section, root: Path, deployment: str = "single-account") ->
         )
     worker = s.choice("worker_type", "G.1X", LOAD_WORKER_TYPES)
     source = s.choice("source", "connector", ("connector", "export-files"))
-    if deployment == "single-account" and s.data.get("external_id") is not None:
-        raise s.error(
-            "external_id",
-            "applies to cross-account deployments only: it is the ExternalId the producer's read role "
-            "requires, and a single-account load job reads the table with its own role; remove it",
-        )
-    if source == "connector" and s.data.get("external_id") is not None:
-        raise s.error(
-            "external_id",
-            "cannot be used with source 'connector': Glue's DynamoDB connector assumes the read role "
-            "without an ExternalId; use source 'export-files' (or ddblake load --assume-role) or remove it",
-        )
+    operators = operator_arns(s, deployment=deployment, consumer=consumer, partition=partition)
     return LoadSettings(
         script=path,
         source="export-files" if source == "export-files" else "connector",
@@ -407,11 +406,8 @@ def load_settings(s: Section, root: Path, deployment: str = "single-account") ->
         worker_type=worker,
         workers=s.integer("workers", 2, 2, 1000),
         timeout_minutes=s.integer("timeout_minutes", 480, 1, 10080),
-        external_id=s.optional_text(
-            "external_id",
-            pattern=re.compile(r"^[\w+=,.@:/-]{2,1224}$"),
-            what="an sts:ExternalId (2-1224 chars)",
-        ),
+        external_id=external_id(s, deployment=deployment, operators=operators),
+        operator_arns=operators,
         max_session_hours=s.integer("max_session_hours", 1, 1, 12),
         additional_python_modules=s.strings("additional_python_modules"),
     )

@@ -165,3 +165,10 @@ class ConsumerStack(Stack):
         )
         self.side = LakeSide(self, "LakeSide", cfg=cfg, lake=self.lake, ops=self.ops)
         self.side.outputs(self)
+        CfnOutput(
+            self,
+            "ProducerReadRoleArn",
+            value=cfg.read_role_arn,
+            description="The producer's read role: the Glue job's --ROLE_ARN, and the --assume-role of "
+            "ddblake load for the roles of load.operator_arns",
+        )

@@ -203,8 +203,10 @@ class LakeStorage(Construct):
 
     def admit_export_writer(self, *, producer_account: str, role_arn: str, table: str) -> None:
         """Let the producer's read role write (and read back) DynamoDB exports of the table under
-        ``exports/<table>/`` - the Glue load's export connector runs ExportTableToPointInTime with that
-        role into this bucket. Only cross-account: in one account identity policies suffice."""
+        ``exports/<table>/`` - the Glue load's export connector, and the operators of
+        ``load.operator_arns`` (``ddblake load --export-to ... --assume-role``), run
+        ExportTableToPointInTime with that role into this bucket. Only cross-account: in one account
+        identity policies suffice."""
         principal = iam.AccountPrincipal(producer_account)
         only_role = {"ArnEquals": {"aws:PrincipalArn": role_arn}}
         self.bucket.add_to_resource_policy(

@@ -267,7 +267,12 @@ class Capture(Construct):
             out(f"{prefix}FirehoseRoleArn", role.role_arn, f"IAM role of Firehose {name}")
             out(f"{prefix}FirehoseRoleId", role.role_id, f"Role ID of Firehose {name}'s role")
         if self.read_role is not None:
-            out("ReadRoleArn", self.read_role.role_arn, "Cross-account read role for the consumer's load")
+            out(
+                "ReadRoleArn",
+                self.read_role.role_arn,
+                "Cross-account read role for the consumer's load (the Glue job, and ddblake load "
+                "--assume-role of load.operator_arns)",
+            )
 
 
 def _outputs(stack: Stack) -> Any:

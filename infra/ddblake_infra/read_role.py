@@ -1,7 +1,9 @@
 """The producer's cross-account read role for the consumer's full load, and the table actions a load needs.
 
-The consumer's Glue job assumes this role to scan the table or export it into the lake's
-``exports/<table>/``; a single-account load role gets the same table actions directly.
+The consumer's Glue job assumes this role to export the table into the lake's ``exports/<table>/``
+(Glue's DynamoDB export connector); so may the consumer roles of ``load.operator_arns``, for
+``ddblake load --assume-role`` (a Scan, or ``--export-to`` into ``exports/<table>/``). A
+single-account load role gets the export actions directly.
 """
 
 from __future__ import annotations
@@ -21,16 +23,21 @@ from ddblake_infra.lake import (
     s3_encryption_contexts,
 )
 from ddblake_infra.nag import literal_suffix, suppress, suppress_object_prefixes
-from ddblake_infra.settings import DeployConfig, service_host
+from ddblake_infra.settings import DeployConfig, clipped, service_host
 
 EXPORT_TABLE_ACTIONS: Final = (
     "dynamodb:DescribeContinuousBackups",
     "dynamodb:DescribeTable",
     "dynamodb:ExportTableToPointInTime",
 )
-"""What an export of the table needs (both Glue job sources read an export)."""
+"""What an export of the table needs: ``ddblake load --export-to`` calls DescribeTable,
+ExportTableToPointInTime and DescribeExport (``ddblake.load.export_start``); Glue's export connector
+also DescribeContinuousBackups."""
 READ_ROLE_TABLE_ACTIONS: Final = (*EXPORT_TABLE_ACTIONS, "dynamodb:Scan")
-"""The read role's: an export, or a Scan by ``ddblake load --assume-role``."""
+"""The read role's with ``load.operator_arns``: an export, or the Scan of an operator's
+``ddblake load --assume-role`` (DescribeTable, then Scan)."""
+OPERATORS_SID: Final = "ConsumerOperators"
+"""The trust statement of ``load.operator_arns`` (the only one that may carry ``sts:ExternalId``)."""
 
 
 def table_read_statements(
@@ -38,9 +45,10 @@ def table_read_statements(
 ) -> list[iam.PolicyStatement]:
     """Exporting the table, its exports' status, and decrypting it through DynamoDB only.
 
-    What a load needs of the table: the read role grants it across accounts (with ``scan``:
-    ``ddblake load --assume-role`` may scan), the load job's own role in one account (without:
-    the Glue job's sources, the export connector and export files, never scan).
+    What a load needs of the table: the read role grants it across accounts (with ``scan`` when
+    ``load.operator_arns`` lists operators: their ``ddblake load --assume-role`` may scan), the load
+    job's own role in one account (without: the Glue job's sources, the export connector and export
+    files, never scan).
     """
     actions = READ_ROLE_TABLE_ACTIONS if scan else EXPORT_TABLE_ACTIONS
     return [
@@ -62,25 +70,32 @@ def table_read_statements(
 def read_role(
     scope: Construct, cfg: DeployConfig, *, table: dynamodb.ITable, table_key: kms.IKey
 ) -> iam.Role:
-    """The role the consumer's load assumes: read the table (Scan, or an export into the lake's
-    ``exports/<table>/``), decrypt it, nothing else. Trusted only by the consumer's load role."""
+    """The role the consumer's load assumes: read the table (an export into the lake's
+    ``exports/<table>/``, or with operators a Scan), decrypt it, nothing else.
+
+    Trusted by the consumer's load role and, in a statement of their own (``ConsumerOperators``), by
+    the roles of ``load.operator_arns``: only theirs requires ``load.external_id``, which Glue's
+    connector could not send. Each statement names its principals by ``aws:PrincipalArn`` in the
+    consumer account, so the roles need not exist when the producer deploys.
+    """
     t = cfg.table.name
     key_arn = cfg.lake.key_arn or ""
-    conditions: dict[str, Any] = {"ArnEquals": {"aws:PrincipalArn": cfg.load_role_arn}}
-    if cfg.load.external_id:
-        conditions["StringEquals"] = {"sts:ExternalId": cfg.load.external_id}
+    operators = cfg.load.operator_arns
+    glue = {"ArnEquals": {"aws:PrincipalArn": cfg.load_role_arn}}
+    who = f"the consumer's load ({cfg.load_role_arn})"
+    if operators:
+        who += f" and {len(operators)} operator role(s) of load.operator_arns"
     role = iam.Role(
         scope,
         "ReadRole",
         role_name=cfg.name("read_role"),
-        description=f"ddblake {cfg.table.name}: read-only access to the table for the consumer's load "
-        f"({cfg.load_role_arn})",
-        assumed_by=iam.AccountPrincipal(cfg.consumer_account).with_conditions(conditions),
+        description=clipped(f"ddblake {cfg.table.name}: read-only access to the table for {who}", 1000),
+        assumed_by=iam.AccountPrincipal(cfg.consumer_account).with_conditions(glue),
         max_session_duration=Duration.hours(cfg.load.max_session_hours),
         inline_policies={
             "read-table": iam.PolicyDocument(
                 statements=[
-                    *table_read_statements(table, table_key, cfg.region, scan=True),
+                    *table_read_statements(table, table_key, cfg.region, scan=bool(operators)),
                     iam.PolicyStatement(
                         sid="LakeExportBucket",
                         actions=list(EXPORT_BUCKET_ACTIONS),
@@ -108,7 +123,25 @@ def read_role(
             )
         },
     )
-    suppress_object_prefixes(role, [f"exports/{t}/"], "DynamoDB exports the table there for the Glue load")
+    if operators:
+        conditions: dict[str, Any] = {"ArnEquals": {"aws:PrincipalArn": list(operators)}}
+        if cfg.load.external_id:
+            conditions["StringEquals"] = {"sts:ExternalId": cfg.load.external_id}
+        assert role.assume_role_policy is not None  # noqa: S101 - assumed_by always makes one
+        role.assume_role_policy.add_statements(
+            iam.PolicyStatement(
+                sid=OPERATORS_SID,
+                actions=["sts:AssumeRole"],
+                principals=[iam.AccountPrincipal(cfg.consumer_account)],
+                conditions=conditions,
+            )
+        )
+    suppress_object_prefixes(
+        role,
+        [f"exports/{t}/"],
+        "DynamoDB exports the table there for the load (Glue's export connector, or an operator's "
+        "ddblake load --export-to)",
+    )
     suppress(
         role,
         "AwsSolutions-IAM5",

@@ -115,8 +115,11 @@ class LoadSettings:
     workers: int
     timeout_minutes: int
     external_id: str | None
+    """The ``sts:ExternalId`` the read role requires of ``operator_arns`` (not of the load role)."""
     max_session_hours: int
     additional_python_modules: tuple[str, ...]
+    operator_arns: tuple[str, ...] = ()
+    """Consumer roles the read role trusts besides the load role (``ddblake load --assume-role``)."""
 
 
 @dataclass(frozen=True)

@@ -249,7 +249,7 @@ def test_the_unknown_region_warning_reaches_every_stack(tmp_path: Path) -> None:
         (config(load__workers=1), "load.workers: must be an integer from 2 to 1000"),
         (
             config(deployment="cross-account", consumer_account="222222222222", load__external_id="abc123"),
-            "load.external_id: cannot be used with source 'connector'",
+            "load.external_id: applies to the roles of load.operator_arns only",
         ),
         (
             config(apply__schedule="every 5 minutes"),
@@ -368,10 +368,12 @@ def test_keys_are_taken_where_they_apply() -> None:
             consumer_account="222222222222",
             load__source="export-files",
             load__external_id="abc123",
+            load__operator_arns=["arn:aws:iam::222222222222:role/ops"],
         ),
         file="x.json",
     )
     assert cross.load.external_id == "abc123"
+    assert cross.load.operator_arns == ("arn:aws:iam::222222222222:role/ops",)
 
 
 def test_a_missing_load_script_names_file_and_key(tmp_path: Path) -> None:

@@ -2,10 +2,10 @@
 
 Identity policies: each (action, resource) pair must match an entry of its role's allow-list, and no
 resource is ``*``. Trust policies: only the expected services (with ``aws:SourceAccount``) and, for
-the read role, only the consumer's load role. Bucket, key and topic policies: only the expected
-principals, each with its own action set; the only denies are the TLS ones. Nowhere ``*``,
-``kms:*`` or ``<service>:*`` in an Allow, and every action is a real IAM action (cfn-lint's IAM data:
-``s3:ListObjects``, say, is not one).
+the read role, only the consumer's load role and (``load.operator_arns``) named consumer roles.
+Bucket, key and topic policies: only the expected principals, each with its own action set; the only
+denies are the TLS ones. Nowhere ``*``, ``kms:*`` or ``<service>:*`` in an Allow, and every action is
+a real IAM action (cfn-lint's IAM data: ``s3:ListObjects``, say, is not one).
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ from typing import Any
 import pytest
 from cfnlint.data import AdditionalSpecs
 from cfnlint.helpers import load_resource
-from infra_templates import Statement, statements
+from infra_templates import Statement, as_list, statements
 
+from ddblake_infra.read_role import OPERATORS_SID
 from ddblake_infra.security import KEY_ADMIN_ACTIONS, KEY_USE_ACTIONS
 
 T = "example-ddb-table"
@@ -34,7 +35,7 @@ Allow = list[tuple[frozenset[str], str]]
 EXPORT_TABLE = " ".join(
     f"dynamodb:{a}" for a in ("DescribeContinuousBackups", "DescribeTable", "ExportTableToPointInTime")
 )
-READ_TABLE = f"{EXPORT_TABLE} dynamodb:Scan"  # the read role: `ddblake load --assume-role` may scan
+READ_TABLE = f"{EXPORT_TABLE} dynamodb:Scan"  # the read role: operators' `ddblake load --assume-role` scan
 
 
 def allow(actions: str, resource: str) -> tuple[frozenset[str], str]:
@@ -195,7 +196,16 @@ def test_trust_policies(templates: dict[str, Any]) -> None:
             continue
         key = role_key(s.owner)
         assert s.effect == "Allow" and s.actions == ("sts:AssumeRole",)
-        if key == "load-read":
+        if key == "load-read" and s.raw.get("Sid") == OPERATORS_SID:
+            # load.operator_arns: consumer roles by exact ARN; the only statement with an ExternalId
+            (root,) = s.principals["AWS"]
+            consumer = account_of(root)
+            operators = as_list(s.conditions["ArnEquals"]["aws:PrincipalArn"])
+            assert operators, s.where
+            assert all(re.fullmatch(rf"arn:aws:iam::{consumer}:role/[^*?]+", a) for a in operators), s.where
+            assert set(s.conditions) <= {"ArnEquals", "StringEquals"}, s.where
+            assert set(s.conditions.get("StringEquals", {})) <= {"sts:ExternalId"}, s.where
+        elif key == "load-read":
             (root,) = s.principals["AWS"]
             consumer = account_of(root)
             assert s.conditions == {
