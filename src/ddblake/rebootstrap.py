@@ -58,6 +58,7 @@ from ddblake.reconcile_loads import LakeLoad, held_keys
 
 if TYPE_CHECKING:
     from ddblake.aws.clients import DynamoClients
+    from ddblake.aws.roles import Identity
     from ddblake.load import LoadConfig
 
 log = logging.getLogger(__name__)
@@ -214,6 +215,7 @@ def _fresh_positions(
     clients: DynamoClients | None,
     apply: ApplyConfig,
     result: RebootstrapResult,
+    identity: Callable[[], Identity] | None = None,
 ) -> int:
     """Steps 1: set the old positions aside, pin new ones; returns the load's start (µs)."""
     result.replaced_checkpoint = _set_aside_checkpoint(storage, table)
@@ -231,7 +233,7 @@ def _fresh_positions(
     capture = dataclasses.replace(
         capture, once=True, check_reach=False
     )  # this re-bootstrap's own load follows
-    stats = run_capture(capture, clients=clients, storage=storage)
+    stats = run_capture(capture, clients=clients, storage=storage, identity=identity)
     if stats.stopped_by is not None:
         # Stopped is not caught up: the positions may not be pinned in every shard, so no load may
         # start from them. The marker stays without a load start: a rerun begins this step again.
@@ -253,6 +255,7 @@ def _load_following(
     load_start: int,
     result: RebootstrapResult,
     capture: CaptureConfig,
+    identity: Callable[[], Identity] | None = None,
 ) -> int:
     """Step 2: the full load started at ``load_start`` (continued or reused if an earlier run began
     it); returns its rows' version time.
@@ -261,11 +264,18 @@ def _load_following(
     does: a load longer than the stream's 24 hours leaves no gap behind it. A capture that fails (a
     gap: positions trimmed since an earlier run, even one whose load had finished) stops the load,
     and its error is the one raised.
+
+    ``identity``: who ``clients`` act as, when they were built with the capture's role: the load
+    reads with them too, unless it names a role of its own (as ``sync``'s first load does).
     """
     from ddblake.load import run_load_beside
     from ddblake.load.state import SCAN_STATE, read_state
 
-    follower = CaptureThread(dataclasses.replace(capture, check_reach=False), clients, storage)
+    follower = CaptureThread(dataclasses.replace(capture, check_reach=False), clients, storage, identity)
+    own_role = load.assume_role is not None and (load.assume_role, load.external_id) != (
+        capture.assume_role,
+        capture.external_id,
+    )
     try:
         state = read_state(storage, table, SCAN_STATE) if load.kind == "scan" else None
         if state is not None and state.started_us == load_start and state.finished_us is not None:
@@ -275,7 +285,14 @@ def _load_following(
         else:
             if state is not None and state.finished_us is None and state.started_us != load_start:
                 result.abandoned_load = _set_aside_unfinished_load(storage, table)  # not this one's
-            loaded = run_load_beside(load, clients, storage, load_start, stop=follower.stop)
+            loaded = run_load_beside(
+                load,
+                clients,
+                storage,
+                load_start,
+                identity=None if own_role else identity,
+                stop=follower.stop,
+            )
             result.load_id, result.loaded = loaded.load_id, loaded.items
             version_time = loaded.version_time_us
     except BaseException as e:
@@ -305,7 +322,9 @@ def rebootstrap(
         table: the DynamoDB table name.
         lake_config: the lake and its catalog.
         endpoint_url: DynamoDB endpoint override (DynamoDB Local); None follows boto3's chain.
-        clients: DynamoDB and Streams clients for capture and the load (built when None).
+        clients: DynamoDB and Streams clients for capture and the load; when None they are built
+            once, with the capture's role (one AssumeRole, session ``ddblake-capture``), and the
+            load reads with them unless ``load_config`` names a role of its own.
         load_config: the load's settings (segments, role, ...); by default a Scan load of ``table``.
         apply_config: apply's settings; by default ``ApplyConfig.build(table, lake_config)``.
         assume_role: the role to read the table and its stream as (another account's table); else
@@ -354,11 +373,20 @@ def rebootstrap(
         assume_role=assume_role,
         external_id=external_id,
     )
+    identity: Callable[[], Identity] | None = None
+    if clients is None:
+        # One set of clients (one AssumeRole, session ddblake-capture) for every step, as sync's
+        # first load: the stream positions, the capture beside the load, and the load itself.
+        from ddblake.capture.service import build_capture_clients
+
+        clients, identity = build_capture_clients(capture)
     version_time: int | None = None
     if isinstance(load_start, int):
         log.info("re-bootstrap %s: continuing the one started at %d µs", table, started)
         try:
-            version_time = _load_following(table, load, storage, clients, load_start, result, capture)
+            version_time = _load_following(
+                table, load, storage, clients, load_start, result, capture, identity
+            )
         except StreamGapError as e:
             # Its pinned positions were trimmed before this rerun (the first run died a day ago):
             # this load's start is no longer followed by the stream. Start over, new positions first.
@@ -366,9 +394,9 @@ def rebootstrap(
     if version_time is None:
         _write_marker(storage, table, started_us=started)
         log.info("re-bootstrap %s: new stream positions, then a full load", table)
-        load_start = _fresh_positions(table, lake_config, storage, capture, clients, apply, result)
+        load_start = _fresh_positions(table, lake_config, storage, capture, clients, apply, result, identity)
         _write_marker(storage, table, started_us=started, load_start_us=load_start)
-        version_time = _load_following(table, load, storage, clients, load_start, result, capture)
+        version_time = _load_following(table, load, storage, clients, load_start, result, capture, identity)
     run_apply(apply)
     # A key whose load row apply set aside is in the lake without it, yet exists: left alone, as
     # reconcile leaves it (a record of the load's time that cannot be read stops here, marker kept).

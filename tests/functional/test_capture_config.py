@@ -81,5 +81,6 @@ def test_the_role_comes_from_the_argument_then_the_environment(monkeypatch: pyte
 
 def test_a_malformed_role_is_refused_before_any_call(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DDBLAKE_ASSUME_ROLE", "read-role")
-    with pytest.raises(ConfigError, match=r"--assume-role 'read-role' is not an IAM role ARN"):
+    # named where it came from (review 29): the variable, not the flag nobody passed
+    with pytest.raises(ConfigError, match=r"^DDBLAKE_ASSUME_ROLE 'read-role' is not an IAM role ARN"):
         CaptureConfig.build(table="tbl", lake="/lake")

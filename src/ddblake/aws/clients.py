@@ -7,9 +7,10 @@ adapters as parameters, so tests can give an adapter a client pointed at DynamoD
 Endpoints follow boto3's standard chain (``AWS_ENDPOINT_URL_<SERVICE>``, ``AWS_ENDPOINT_URL``,
 profiles); ``--endpoint-url`` is only a shortcut. DynamoDB Local serves DynamoDB *and* DynamoDB
 Streams on one port, so a DynamoDB endpoint override also applies to Streams unless
-``AWS_ENDPOINT_URL_DYNAMODB_STREAMS`` says otherwise. When an endpoint override is in effect and no
-credentials or region are configured, dummy ones are used: DynamoDB Local accepts any, and asking a
-newcomer to invent credentials for a local database would be a needless hurdle.
+``AWS_ENDPOINT_URL_DYNAMODB_STREAMS`` says otherwise. When an endpoint override that is not AWS's is
+in effect (DynamoDB Local on this machine or in a container) and no credentials or region are
+configured, dummy ones are used: DynamoDB Local accepts any, and asking a newcomer to invent
+credentials for a local database would be a needless hurdle.
 
 Errors are translated at the adapters (``raise translate_error(...) from e``) so that callers decide
 from the *kind* of error, and the CLI's one line names the table, endpoint or region, account and
@@ -42,6 +43,7 @@ from botocore.exceptions import (
 )
 from botocore.utils import is_valid_endpoint_url, is_valid_ipv6_endpoint_url
 
+from ddblake.aws.kms import kms_hint
 from ddblake.aws.setup_errors import (
     endpoint_url_error,
     endpoint_variable,
@@ -187,13 +189,14 @@ def client_config(*, local: bool = False) -> Config:
 
 
 def _client_kwargs(session: boto3.session.Session, endpoint_url: str | None) -> dict[str, Any]:
-    local = is_local_endpoint(endpoint_url)
-    kwargs: dict[str, Any] = {"config": client_config(local=local)}
+    kwargs: dict[str, Any] = {"config": client_config(local=is_local_endpoint(endpoint_url))}
+    # Stand-in credentials and region for an endpoint that is not AWS's (DynamoDB Local on this
+    # machine, or a docker-compose service's http://dynamodb-local:8000), not for an AWS endpoint
+    # (a VPC endpoint, say): it would refuse the key, and the error would name a made-up region.
+    stand_in = bool(endpoint_url) and not is_aws_endpoint(endpoint_url)
     if endpoint_url:
         kwargs["endpoint_url"] = endpoint_url
-        # Stand-in credentials and region for DynamoDB Local only: an AWS endpoint (a VPC
-        # endpoint, say) given them would refuse the key, and the error would name a made-up region.
-        if local and session.get_credentials() is None:
+        if stand_in and session.get_credentials() is None:
             kwargs["aws_access_key_id"] = DUMMY_ACCESS_KEY
             kwargs["aws_secret_access_key"] = DUMMY_SECRET_KEY
     if session.region_name is None:
@@ -202,10 +205,11 @@ def _client_kwargs(session: boto3.session.Session, endpoint_url: str | None) -> 
         env_region = env_value("AWS_REGION")
         if env_region:
             kwargs["region_name"] = env_region
-        elif not local:
+        elif not stand_in:
+            or_local = "" if endpoint_url else ", or pass --endpoint-url for DynamoDB Local"
             raise ConfigError(
                 "no AWS region configured: set AWS_REGION or AWS_DEFAULT_REGION, or a region in your "
-                "AWS profile, or pass --endpoint-url for DynamoDB Local"
+                f"AWS profile{or_local}"
             )
         else:
             kwargs["region_name"] = DUMMY_REGION
@@ -340,13 +344,16 @@ def arns_in(
     message: str,
 ) -> tuple[tuple[str, str | None] | None, tuple[str, str, str | None, str] | None]:
     """The first principal ARN (``(arn, account)``) and the first resource ARN (``(arn, region,
-    account, rest)``) an AWS error message names, if any."""
+    account, rest)``) an AWS error message names, if any.
+
+    A KMS key's ARN is no resource of the call: the key may live in a central key account, while
+    the call went to the table's (:func:`ddblake.aws.kms.kms_key_in` finds the key)."""
     principal = resource = None
     for match in _ARN.finditer(message):
         service, region, account, rest = match.groups()
         if service in {"sts", "iam"} and principal is None:
             principal = (match.group(0), account)
-        elif service not in {"sts", "iam"} and resource is None:
+        elif service not in {"sts", "iam", "kms"} and resource is None:
             resource = (match.group(0), region, account, rest)
     return principal, resource
 
@@ -372,17 +379,6 @@ def credentials_refused(e: ClientError, *, what: str, local: bool = False) -> Te
     return TerminalError(f"{what}: the AWS credentials were refused ({error_code(e)}: {message}); {fix}")
 
 
-def kms_hint(message: str, who: str) -> str | None:
-    """The fix for an access error DynamoDB raised on the table's KMS key, else None."""
-    if "kms" not in message.lower():
-        return None
-    return (
-        f"the table is encrypted with a customer-managed KMS key that {who} may not use: grant {who} "
-        "kms:Decrypt and kms:DescribeKey on that key (in the key policy, or in its own policy where the "
-        "key policy delegates to IAM)"
-    )
-
-
 def _access_denied(e: ClientError, *, action: str, table: str | None, where: str) -> TerminalError:
     message = str(e.response.get("Error", {}).get("Message", ""))
     principal, resource = arns_in(message)
@@ -404,11 +400,24 @@ def _access_denied(e: ClientError, *, action: str, table: str | None, where: str
             f"; the request went to account {resource[2]} with a principal of account {principal[1]}: "
             "if the table lives in another account, assume that account's read role"
         )
-    kms = kms_hint(message, "the principal")
+    kms = kms_hint(
+        message, "the principal", code=error_code(e), caller_account=principal[1] if principal else None
+    )
     if kms:
         hint = f"; {kms}"
     said = f" (AWS: {message[:300]})" if message else ""
     return TerminalError(" ".join(parts) + hint + said)
+
+
+_DEFAULT_DYNAMODB_HOST: Final = re.compile(r"(?:streams\.)?dynamodb\.[a-z0-9-]+\.amazonaws\.com(?:\.cn)?")
+
+
+def _overridden(client: BaseClient | None) -> bool:
+    """Whether the client calls an endpoint override (a VPC endpoint, DynamoDB Local), not the
+    regional DynamoDB endpoint botocore picks by itself."""
+    endpoint = str(getattr(getattr(client, "meta", None), "endpoint_url", "") or "")
+    host = (urlparse(endpoint).hostname or "").lower()
+    return bool(dynamodb_endpoint()) or not _DEFAULT_DYNAMODB_HOST.fullmatch(host)
 
 
 def translate_error(
@@ -430,6 +439,7 @@ def translate_error(
     """
     where = describe_client(client) if client is not None else "the configured endpoint"
     local = client is not None and is_local_endpoint(client.meta.endpoint_url)
+    foreign = client is not None and not is_aws_endpoint(client.meta.endpoint_url)  # DynamoDB Local anywhere
     subject = f"table {table!r}" if table else "the request"
     if isinstance(e, DdblakeError):
         return e
@@ -444,13 +454,15 @@ def translate_error(
                 "endpoint/region/account your AWS settings point to"
             )
         if code in CREDENTIAL_CODES:
-            return credentials_refused(e, what=f"calling {action} for {subject} at {where}", local=local)
+            return credentials_refused(e, what=f"calling {action} for {subject} at {where}", local=foreign)
         if code in ACCESS_DENIED_CODES or "not authorized" in message.lower():
             return _access_denied(e, action=action, table=table, where=where)
         return TerminalError(f"{action} for {subject} at {where} failed: {code} {message}")
     if isinstance(e, NoCredentialsError):
         dynamodb = client is not None and client.meta.service_model.service_name.startswith("dynamodb")
-        or_local = " or pass --endpoint-url for DynamoDB Local" if dynamodb else ""
+        or_local = (
+            " or pass --endpoint-url for DynamoDB Local" if dynamodb and not _overridden(client) else ""
+        )
         return ConfigError(
             f"no AWS credentials found for {action} at {where}: configure a profile (AWS_PROFILE) or "
             f"environment credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY){or_local}"

@@ -41,14 +41,14 @@ from ddblake.aws.clients import (
     describe_client,
     dynamodb_endpoint,
     error_code,
-    is_local_endpoint,
-    kms_hint,
+    is_aws_endpoint,
     new_session,
     translate_error,
 )
+from ddblake.aws.kms import kms_hint
 from ddblake.aws.setup_errors import endpoint_variable, setup_error
 from ddblake.errors import ConfigError, DdblakeError, NotFoundError, TerminalError
-from ddblake.settings import aws_region, places
+from ddblake.settings import aws_region, elsewhere
 
 log = logging.getLogger(__name__)
 
@@ -58,38 +58,6 @@ if TYPE_CHECKING:
 SESSION_NAME: Final = "ddblake-load"
 _ARN = re.compile(r"arn:aws[\w-]*:([\w-]+):([\w-]*):(\d{12})?:([^\s,;\"']+)")
 STREAM_ACTIONS: Final = frozenset({"DescribeStream", "GetShardIterator", "GetRecords", "ListStreams"})
-_ROLE_ARN = re.compile(r"^arn:aws[\w-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
-
-
-def check_role_arn(role_arn: str | None, *, option: str = "--assume-role") -> None:
-    """Refuse a malformed role ARN before any call, rather than as a puzzling STS error later.
-
-    Raises:
-        ConfigError: ``role_arn`` is set and is not an IAM role ARN; the message names the option.
-    """
-    if role_arn and not _ROLE_ARN.match(role_arn):
-        raise ConfigError(
-            f"{option} {role_arn!r} is not an IAM role ARN "
-            "(expected arn:aws:iam::<12-digit account>:role/<name>)"
-        )
-
-
-def check_external_id(role_arn: str | None, external_id: str | None) -> None:
-    """Refuse an ExternalId without a role to assume: it is only ever sent with sts:AssumeRole.
-
-    Without the check it was dropped in silence, and a user who meant to read another account's
-    table learned of the missing role only from an access error naming their own account.
-
-    Raises:
-        ConfigError: ``external_id`` is set and ``role_arn`` is not; names both settings.
-    """
-    if external_id and not role_arn:
-        raise ConfigError(
-            f"an external ID is set ({places('external_id', '--external-id')}) but no role to assume "
-            f"({places('assume_role', '--assume-role')}): the external ID is only sent when assuming a "
-            "role; pass --assume-role arn:aws:iam::<owner account>:role/<role> with it, or drop the "
-            "external ID"
-        )
 
 
 def account_of_arn(arn: str | None) -> str | None:
@@ -172,6 +140,45 @@ def _sts_failure(
     return translate_error(e, action=action, client=None)
 
 
+class RefreshFailureLine(logging.Filter):
+    """botocore's warning that refreshing credentials failed, as one line (no traceback) when the
+    refresh was an assumed role's: the error raised names the role and its table.
+
+    botocore logs the failure with ``exc_info`` - some 25 lines for a brief STS outage during the
+    advisory refresh window, in which the current credentials go on working and the refresh is
+    simply tried again. Other credential providers' warnings pass unchanged.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite the record in place; never drops one."""
+        failure = record.exc_info[1] if record.exc_info else None
+        if isinstance(failure, DdblakeError) and str(record.msg).startswith(
+            "Refreshing temporary credentials"
+        ):
+            said = (str(failure).splitlines() or [""])[0][:600]
+            if "advisory" in record.getMessage():
+                text = (
+                    "could not refresh the assumed role's credentials, which expire within 15 minutes (the "
+                    "current ones stay in use and the refresh is tried again on a later call): %s"
+                )
+            else:
+                text = "could not refresh the assumed role's credentials, which are about to expire: %s"
+            record.msg, record.args = text, (said,)
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+_REFRESH_LINE: Final = RefreshFailureLine()
+
+
+def quiet_refresh_warnings() -> None:
+    """Install :class:`RefreshFailureLine` on botocore's credentials logger (once), wherever the
+    log goes: the CLI's handler, a Lambda's, a library caller's."""
+    logger = logging.getLogger("botocore.credentials")
+    if _REFRESH_LINE not in logger.filters:
+        logger.addFilter(_REFRESH_LINE)
+
+
 def assume_role_session(
     role_arn: str,
     *,
@@ -241,6 +248,7 @@ def assume_role_session(
             "expiry_time": creds["Expiration"].isoformat(),
         }
 
+    quiet_refresh_warnings()
     credentials = RefreshableCredentials.create_from_metadata(
         metadata=fetch(), refresh_using=fetch, method="sts-assume-role"
     )
@@ -285,7 +293,7 @@ def explain_access_error(
     if not denied and code != "ResourceNotFoundException":
         return translate_error(e, action=action, table=table, client=client)
     me = identity()
-    named_principal, resource = _arns(message)
+    named_principal, resource = _arns(message)  # a KMS key's ARN is no resource of the call
     principal = named_principal[0] if named_principal else me.principal
     account = (resource[2] if resource else None) or me.account
     region = (resource[1] if resource else None) or getattr(client.meta, "region_name", None)
@@ -307,12 +315,17 @@ def explain_access_error(
             fix = f"check the table name and region; the role must belong to the account that owns {table!r}"
         elif me.unapplied_role:
             fix = f"{apply_role}; else check the name and region"
+        elif not (account or principal) and not is_aws_endpoint(
+            str(getattr(client.meta, "endpoint_url", ""))
+        ):
+            # DynamoDB Local: no accounts (no STS to ask), so no role makes a table appear there
+            fix = f"check the table name or create {table!r} at that endpoint (it has only tables made there)"
         else:
             fix = (
                 f"if {table!r} lives in another account, pass --assume-role "
-                "arn:aws:iam::<owner account>:role/<read role> (or DDBLAKE_ASSUME_ROLE); else check the "
-                "name and the region (AWS_DEFAULT_REGION, else the AWS profile's region, else AWS_REGION) "
-                "or --endpoint-url"
+                f"arn:aws:iam::<owner account>:role/<read role> (or set {elsewhere('assume_role')}); else "
+                "check the name and the region (AWS_DEFAULT_REGION, else the AWS profile's region, else "
+                "AWS_REGION) or --endpoint-url"
             )
         return NotFoundError(f"table {table!r} not found ({action}): {went}, using {role}; {fix}")
     if me.role_arn is None and me.unapplied_role:
@@ -320,9 +333,9 @@ def explain_access_error(
     elif me.role_arn is None:
         fix = (
             f"if {table!r} is owned by another account, pass --assume-role "
-            "arn:aws:iam::<owner account>:role/<read role> (or DDBLAKE_ASSUME_ROLE) and check that the role "
-            f"trusts this principal; if it is owned by account {account or '?'}, grant the principal "
-            f"dynamodb:{action} on the table"
+            f"arn:aws:iam::<owner account>:role/<read role> (or set {elsewhere('assume_role')}) and check "
+            f"that the role trusts this principal; if it is owned by account {account or '?'}, grant the "
+            f"principal dynamodb:{action} on the table"
         )
     elif account and account_of_arn(me.role_arn) and account != account_of_arn(me.role_arn):
         fix = (
@@ -345,7 +358,9 @@ def explain_access_error(
                 f"grant the role dynamodb:{action} (and dynamodb:DescribeTable, dynamodb:Scan, and "
                 "kms:Decrypt on the table's key if it has a customer-managed key) on the table in its policy"
             )
-    fix = kms_hint(message, "the role" if me.role_arn else "the principal") or fix
+    caller = (named_principal[1] if named_principal else None) or me.account
+    who = "the role" if me.role_arn else "the principal"
+    fix = kms_hint(message, who, code=code, caller_account=caller) or fix
     said = f" (AWS: {message[:300]})" if message else ""
     return TerminalError(
         f"access denied calling {action} on table {table!r}: {went}, using {role}; {fix}{said}"
@@ -404,7 +419,7 @@ def build_role_clients(
         )
     clients = build_dynamodb_clients(endpoint_url, session=session)
     # DynamoDB Local has no STS beside it; moto (or LocalStack) does when an STS endpoint is set.
-    no_sts = is_local_endpoint(dynamodb_endpoint(endpoint_url)) and not (
+    no_sts = not is_aws_endpoint(dynamodb_endpoint(endpoint_url)) and not (
         os.environ.get("AWS_ENDPOINT_URL_STS") or os.environ.get("AWS_ENDPOINT_URL")
     )
     return clients, _identity_of(session, role_arn, no_sts)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Final, TypeVar
 
 from ddblake import settings
-from ddblake.aws.roles import check_external_id, check_role_arn
+from ddblake.aws.role_checks import check_external_id, check_role_arn, role_settings
 from ddblake.errors import ConfigError
 from ddblake.lake.rawlog import DEFAULT_BUFFER_BYTES, DEFAULT_BUFFER_SECONDS
 from ddblake.settings import boolean as _bool
@@ -170,6 +170,7 @@ class CaptureConfig:
                 "buffer_seconds", "--buffer-seconds", buffer_seconds, float, DEFAULT_BUFFER_SECONDS
             ),
             poll_seconds=_checked_value("poll_seconds", None, poll_seconds, float, DEFAULT_POLL_SECONDS),
-            assume_role=_optional("assume_role", "--assume-role", assume_role or None, str),
-            external_id=_optional("external_id", "--external-id", external_id or None, str),
+            # both at once, each checked under the name of where it came from
+            assume_role=(role := role_settings(assume_role, external_id))[0],
+            external_id=role[1],
         )

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
-from ddblake.aws.roles import check_external_id, check_role_arn
+from ddblake.aws.role_checks import check_external_id, check_role_arn, role_settings
 from ddblake.errors import ConfigError
 from ddblake.lake.rawlog import DEFAULT_BUFFER_BYTES
 from ddblake.settings import boolean as _bool
@@ -283,8 +283,9 @@ class LoadConfig:
             ),
             consistent=_value("consistent", "--consistent", consistent or None, _bool, False),
             **({"from_export": None, "export_to": None} if scan else _source(from_export, export_to)),
-            assume_role=_optional("assume_role", "--assume-role", assume_role or None, str),
-            external_id=_optional("external_id", "--external-id", external_id or None, str),
+            # both at once, each checked under the name of where it came from
+            assume_role=(role := role_settings(assume_role, external_id))[0],
+            external_id=role[1],
             on_demand_rcu=_value("on_demand_rcu", None, on_demand_rcu, _positive, ON_DEMAND_ASSUMED_RCU),
             buffer_bytes=_value("load_buffer_bytes", None, buffer_bytes, _int_in(1), DEFAULT_BUFFER_BYTES),
             export_poll_seconds=_value(

@@ -26,6 +26,7 @@ from ddblake.errors import ConfigError, DdblakeError, StoppedError, TerminalErro
 from ddblake.lake.storage import Storage
 from ddblake.load.state import EXPORT_REQUEST, state_path
 from ddblake.progress import Progress, format_eta
+from ddblake.settings import places
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -283,6 +284,32 @@ def _unknown_export(
     )
 
 
+def _export_failure(
+    request: ExportRequest, description: dict[str, Any], *, table: str, identity: Callable[[], Identity]
+) -> str:
+    """Why a FAILED export failed, and who must be allowed what on which bucket.
+
+    DynamoDB writes an export with the permissions of the principal that asked for it: that one
+    (with its role and account), the bucket and the bucket's owner are named.
+    """
+    failure = f"{description.get('FailureCode') or ''} {description.get('FailureMessage') or ''}".strip()
+    bucket = str(description.get("S3Bucket") or "") or split_s3(request.destination)[0]
+    owner = str(description.get("S3BucketOwner") or "")
+    owned = (
+        f"owned by account {owner}"
+        if owner
+        else f"owned by the caller's account: no other owner is set in {places('export_bucket_owner', None)}"
+    )
+    me = identity()
+    return (
+        f"export {request.export_arn} of table {table!r} failed: {failure or 'no reason given'}; DynamoDB "
+        f"writes the export as the caller that started it, {me.describe()}: check that it may write to "
+        f"bucket {bucket!r} ({owned}) under {request.destination} (s3:PutObject, s3:AbortMultipartUpload, "
+        "s3:PutObjectAcl) and use the bucket's KMS key if it has one (kms:GenerateDataKey, kms:Decrypt), "
+        "then run again: the next run starts a new export"
+    )
+
+
 def wait_export(
     client: DynamoDBClient,
     request: ExportRequest,
@@ -344,12 +371,7 @@ def wait_export(
             progress.status(f"export {request.export_id} completed after {format_eta(clock() - began)}")
             return description
         if status == "FAILED":
-            raise ExportFailedError(
-                f"export {request.export_arn} of table {table!r} failed: {description.get('FailureCode')} "
-                f"{description.get('FailureMessage') or ''}".rstrip()
-                + "; check that the export's role can write to the bucket (and its KMS key), then run "
-                "again: the next run starts a new export"
-            )
+            raise ExportFailedError(_export_failure(request, description, table=table, identity=identity))
         progress.status(
             f"export {request.export_id} {status or 'IN_PROGRESS'} for {format_eta(clock() - began)}"
         )
