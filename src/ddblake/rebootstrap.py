@@ -60,6 +60,7 @@ if TYPE_CHECKING:
     from ddblake.aws.clients import DynamoClients
     from ddblake.aws.roles import Identity
     from ddblake.load import LoadConfig
+    from ddblake.load.state import LoadState
 
 log = logging.getLogger(__name__)
 
@@ -228,7 +229,12 @@ def _fresh_positions(
 
     with contextlib.suppress(UnknownTableError):  # nothing was captured before the gap
         run_apply(apply)  # what was captured before the gap, so that its newest change is known
-    t0 = wait_until_loads_rank_above(_newest_event_us(lake_config, storage, table), version_time_from_us)
+    # On a clock ahead of AWS's the Scan takes its start back by the lead (ddblake.load.scan): the
+    # wait counts that in, so the rows it gives still outrank the lake's newest change.
+    shift = _load_start_shift_us(_clock_lead_us(table, clients, identity))
+    t0 = wait_until_loads_rank_above(
+        _newest_event_us(lake_config, storage, table), lambda start: version_time_from_us(start - shift)
+    )
     # t0 comes before the positions: every later change is in the stream after them
     capture = dataclasses.replace(
         capture, once=True, check_reach=False
@@ -245,6 +251,38 @@ def _fresh_positions(
         )
     result.captured = stats.records
     return t0
+
+
+LEAD_MARGIN_US = 5_000_000
+"""How much more than this run measured the load may find the clock's lead to be: both read
+DescribeTable's ``Date``, rounded down to the second, at different times."""
+
+
+def _clock_lead_us(table: str, clients: DynamoClients | None, identity: Callable[[], Identity] | None) -> int:
+    """How far this machine's clock is ahead of AWS's (DescribeTable's ``Date``); 0 when behind or
+    not known."""
+    if clients is None:
+        return 0
+    from ddblake.load.table import TableReader
+
+    info = TableReader(table, clients.dynamodb, identity).describe()
+    answered = _now_us()
+    return max(0, answered - info.server_time_us) if info.server_time_us is not None else 0
+
+
+def _load_start_shift_us(lead_us: int) -> int:
+    """The most a Scan started now may take off its start for a clock ``lead_us`` ahead (it takes
+    off its own measure of the lead, when that passes ``CLOCK_AHEAD_ALLOWED_US``)."""
+    from ddblake.load.table import CLOCK_AHEAD_ALLOWED_US
+
+    most = lead_us + LEAD_MARGIN_US
+    return most if most > CLOCK_AHEAD_ALLOWED_US else 0
+
+
+def _is_load_from(state: LoadState, load_start: int) -> bool:
+    """Whether ``state`` is the load this re-bootstrap started at ``load_start`` (its own start, or
+    the one asked for, which a clock ahead of AWS's moved back)."""
+    return state.started_us == load_start or state.options.get("asked_start_us") == load_start
 
 
 def _load_following(
@@ -278,12 +316,12 @@ def _load_following(
     )
     try:
         state = read_state(storage, table, SCAN_STATE) if load.kind == "scan" else None
-        if state is not None and state.started_us == load_start and state.finished_us is not None:
+        if state is not None and _is_load_from(state, load_start) and state.finished_us is not None:
             log.info("re-bootstrap %s: load %s already finished", table, state.load_id)
             result.load_id, result.loaded = state.load_id, state.items
             version_time = state.version_time_us
         else:
-            if state is not None and state.finished_us is None and state.started_us != load_start:
+            if state is not None and state.finished_us is None and not _is_load_from(state, load_start):
                 result.abandoned_load = _set_aside_unfinished_load(storage, table)  # not this one's
             loaded = run_load_beside(
                 load,

@@ -34,6 +34,7 @@ def test_a_rebootstrap_stopped_while_pinning_positions_starts_no_load(
     monkeypatch.setattr(rebootstrap, "run_apply", lambda *a, **k: None)
     monkeypatch.setattr(rebootstrap, "wait_until_loads_rank_above", lambda *a, **k: 1_000_000)
     monkeypatch.setattr(rebootstrap, "_newest_event_us", lambda *a, **k: None)
+    monkeypatch.setattr(rebootstrap, "_clock_lead_us", lambda *a, **k: 0)
     monkeypatch.setattr(rebootstrap, "_load_following", lambda *a, **k: loads.append(a) or 0)
     lake = LakeConfig.build(lake=str(tmp_path / "lake"))
     with pytest.raises(

@@ -229,7 +229,9 @@ class ScanLoad:
             version_time_us=version_time_from_us(started),
             total_parts=plan_segments(info.item_count, info.size_bytes, self.config.segments),
             source=f"{info.arn or self.table} at {self.reader.where}",
-            options={"consistent": self.config.consistent},
+            # The start asked for, when the clock moved it: a re-bootstrap finds its load by it.
+            options={"consistent": self.config.consistent}
+            | ({"asked_start_us": self.started_at_us} if ahead and self.started_at_us is not None else {}),
             updated_us=now_us(),
         )
         write_state(self.storage, state)  # lists no finished part yet, so it is never ahead of data
