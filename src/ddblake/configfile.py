@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -93,6 +94,11 @@ PATH_KEYS: Final = frozenset({"lake", "from_export"})
 """Keys that hold a local path or a URI: a relative path is the file's folder's, not the folder a
 command happens to run in (as ``lake = "./lake"`` beside the file is meant)."""
 
+_SCHEME: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+:")
+"""A URI scheme and its colon (``s3:``, ``file:``, ``gs:``): a value starting with one is a URI,
+even a malformed one (``s3:/bucket``), and is left for the lake's own checks to refuse rather than
+made a folder beside the file. Two letters at least: ``c:`` is no scheme ddblake knows."""
+
 
 @dataclass(frozen=True)
 class SettingsFile:
@@ -147,6 +153,7 @@ def read_settings_file(path: str | Path) -> SettingsFile:
     from ddblake.settings import table_name  # settings reads this module's files: imported here
 
     for name, section in tables.items():
+        _dotted_name(name, section, where)
         try:
             table_name(name, f'[{SECTION}."{name}"] of {where}')
         except ConfigError as e:  # a section no table can have would never apply
@@ -159,10 +166,57 @@ def read_settings_file(path: str | Path) -> SettingsFile:
     return SettingsFile(where, _values(top, where, "", frozenset()), sections)
 
 
+def _dotted_name(name: str, section: object, path: Path) -> None:
+    """Refuse ``[tables.orders.v2]``: TOML reads a bare dotted name as nested sections, a section
+    ``orders`` holding a section ``v2``, where a table named ``orders.v2`` was meant.
+
+    Raises:
+        ConfigError: a table's section holds a section; names the table name it was meant as.
+    """
+    if not isinstance(section, dict):
+        return
+    parts = [name]
+    inner: Mapping[str, object] = section
+    # a known key given a TOML table (segments = {...}) is refused as a value, by _text
+    while nested := next(((k, v) for k, v in inner.items() if isinstance(v, dict) and k not in KEYS), None):
+        parts.append(nested[0])
+        inner = nested[1]
+    if len(parts) > 1:
+        dotted = ".".join(parts)
+        raise ConfigError(
+            f'settings file {path}: [{SECTION}.{dotted}] is read as sections inside [{SECTION}."{name}"]; '
+            f'a table name with a dot goes in quotes: [{SECTION}."{dotted}"]'
+        )
+
+
+def _misplaced_section(key: str, value: object, path: Path) -> None:
+    """Refuse a top-level section whose name is close to ``tables`` (``[Tables."orders"]``,
+    ``[tabels."orders"]``, ``[table."orders"]``): a table's settings that would never apply.
+
+    Raises:
+        ConfigError: names the section and the ``[tables."<name>"]`` header meant.
+    """
+    if not isinstance(value, dict) or key == SECTION:
+        return
+    if not difflib.get_close_matches(key.lower(), [SECTION], n=1, cutoff=0.7):
+        return
+    inner = next(iter(value), None)
+    if inner is not None and isinstance(value[inner], dict):
+        given, meant = f'[{key}."{inner}"]', f'[{SECTION}."{inner}"]'
+    else:
+        given, meant = f"[{key}]", f'[{SECTION}."<table>"]'
+    raise ConfigError(
+        f"settings file {path}: {given} is not a section ddblake reads (did you mean {meant}?); a "
+        f'table\'s own settings go in a section [{SECTION}."<DynamoDB table name>"]'
+    )
+
+
 def _values(raw: Mapping[str, object], path: Path, section: str, excluded: frozenset[str]) -> dict[str, str]:
     """The section's values as environment-variable text, every key checked."""
     values: dict[str, str] = {}
     for key, value in raw.items():
+        if not section:
+            _misplaced_section(key, value, path)
         if key in excluded:
             raise ConfigError(
                 f"settings file {path}: {section}{key}: a table's section cannot set {key}; "
@@ -181,18 +235,22 @@ def _values(raw: Mapping[str, object], path: Path, section: str, excluded: froze
 
 
 def _beside(value: str, path: Path) -> str:
-    """A relative local path taken from the settings file's folder; URIs, absolute and ``~`` paths
-    as they are."""
-    if "://" in value or not value or value.startswith("~") or Path(value).is_absolute():
+    """A relative local path taken from the settings file's folder; URIs (anything starting with a
+    scheme, ``s3:``), absolute and ``~`` paths as they are."""
+    if _SCHEME.match(value) or not value or value.startswith("~") or Path(value).is_absolute():
         return value
     return os.path.normpath(path.parent / value)
 
 
 def _text(value: object, path: Path, section: str, key: str) -> str:
-    """A TOML value as the text its environment variable would hold."""
+    """A TOML value as the text its environment variable would hold: a string stripped of the
+    spaces around it, as :func:`ddblake.settings.lookup` strips a variable's (``lake = "./lake "``
+    is ``./lake``, not a second lake in the folder ``lake ``)."""
     if isinstance(value, bool):  # before int: a bool is an int to Python
         return "true" if value else "false"
-    if isinstance(value, str | int | float):
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, int | float):
         return str(value)
     raise ConfigError(
         f"settings file {path}: {section}{key} must be a string, a number or true/false, "

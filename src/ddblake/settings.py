@@ -16,12 +16,18 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable, Iterator
-from typing import TypeVar
+from typing import Final, TypeVar
 
 from ddblake.configfile import SettingsFile
 from ddblake.errors import ConfigError
 
 T = TypeVar("T")
+
+MAX_WAIT_SECONDS: Final = 86_400.0
+"""The longest wait a setting may ask for, a day (``poll_seconds``, ``buffer_seconds``,
+``export_poll_seconds``): refused above it when the command starts, rather than at its first idle
+wait, where a wait past ``threading.TIMEOUT_MAX`` (some 292 years, less on some platforms) raises
+OverflowError; no poll or buffer is useful that long."""
 
 _file: SettingsFile | None = None
 _file_table: str | None = None  # whose [tables."<name>"] section applies

@@ -52,12 +52,15 @@ _OTHERS: Final = {
 }
 
 
-def _problem(value: float) -> str | None:
-    """What is wrong with an interval or size that must be a finite positive number, if anything."""
+def _problem(name: str, value: float) -> str | None:
+    """What is wrong with an interval or size that must be a finite positive number, if anything;
+    an interval (``*_seconds``) also at most a day (:data:`~ddblake.settings.MAX_WAIT_SECONDS`)."""
     if not math.isfinite(value):  # nan passes `<= 0` (a busy loop), inf breaks sleep()
         return f"must be a finite positive number, got {value}"
     if value <= 0:
         return f"must be positive, got {value}"
+    if name.endswith("_seconds") and value > settings.MAX_WAIT_SECONDS:  # a wait past it overflows
+        return f"must be at most {settings.MAX_WAIT_SECONDS:g} seconds (a day), got {value:g}"
     return None
 
 
@@ -68,7 +71,7 @@ def checked_setting(name: str, flag: str | None, given: T | None, convert: Calla
     Sync resolves its buffer and poll settings with this before passing them on as arguments."""
     found, where = settings.sourced(name, flag, given, convert)
     if found is not None and where is not None and where not in (flag, settings.env_name(name)):
-        problem = _problem(found)
+        problem = _problem(name, found)
         if problem:
             raise ConfigError(f"{where} {problem}; correct it there, or {_OTHERS[name]}")
     return found
@@ -128,7 +131,7 @@ class CaptureConfig:
             ("refresh_seconds", self.refresh_seconds),
             ("heartbeat_seconds", self.heartbeat_seconds),
         ):
-            problem = _problem(value)
+            problem = _problem(name, value)
             if problem:
                 raise ConfigError(f"{_where(name)} {problem}")
         if not 1 <= self.max_records <= MAX_RECORDS_PER_CALL:

@@ -33,6 +33,12 @@ HISTORY_MANIFEST_MERGE = {"commit.manifest-merge.enabled": "true", "commit.manif
 # deduplicated again); pyiceberg's own retry would re-commit the same append on top of the winner's.
 NO_CATALOG_RETRY = {"commit.retry.num-retries": "0"}
 
+MAX_BUCKETS = 65_536
+"""The most key buckets a new current-state table may have (``--buckets``). Each bucket is a
+partition of its own, with a data file of its own at least, which a whole-table rewrite writes one
+by one: past some tens of thousands, a table's files are tiny and its every scan plan long. (The
+``_ddb_bucket`` column is an int32, which a count past 2**31 would overflow.)"""
+
 MAINTENANCE_MOST = {"keep_hours": 1e6, "keep_replaced_minutes": 1e7}
 """The largest maintenance settings taken (some 114 and 19 years); the counts' is 1e9."""
 
@@ -121,17 +127,22 @@ class ApplyConfig:
         mf = settings.value("apply_max_files", None, max_files, int, cls.max_files)
         me = settings.value("apply_max_events", None, max_events, int, cls.max_events)
         mb = settings.value("apply_max_bytes", None, max_bytes, int, cls.max_bytes)
-        for where, number in (
-            (f"--poll-seconds (or {settings.elsewhere('poll_seconds')})", poll),
-            (f"--buckets (or {settings.elsewhere('buckets')})", nb),
-            (settings.elsewhere("apply_max_files"), mf),
-            (settings.elsewhere("apply_max_events"), me),
-            (settings.elsewhere("apply_max_bytes"), mb),
-        ):
+        checks: tuple[tuple[str, float, float | None], ...] = (
+            (f"--poll-seconds (or {settings.elsewhere('poll_seconds')})", poll, settings.MAX_WAIT_SECONDS),
+            (f"--buckets (or {settings.elsewhere('buckets')})", nb, MAX_BUCKETS),
+            (settings.elsewhere("apply_max_files"), mf, None),
+            (settings.elsewhere("apply_max_events"), me, None),
+            (settings.elsewhere("apply_max_bytes"), mb, None),
+        )
+        for where, number, limit in checks:
             if not math.isfinite(number):  # nan passes `<= 0` (a busy loop), inf breaks sleep()
                 raise ConfigError(f"{where} must be a finite positive number, got {number:g}")
             if number <= 0:
                 raise ConfigError(f"{where} must be positive, got {number:g}")
+            if limit is not None and number > limit:  # a longer wait overflows; see MAX_BUCKETS
+                unit = " seconds (a day)" if limit == settings.MAX_WAIT_SECONDS else ""
+                shown = f"{number:g}" if isinstance(number, float) else str(number)
+                raise ConfigError(f"{where} must be at most {limit:g}{unit}, got {shown}")
         return cls(
             table=table,
             lake=lake,

@@ -15,9 +15,9 @@ from typing import Final
 from ddblake.aws.role_checks import check_external_id, check_role_arn, role_settings
 from ddblake.errors import ConfigError
 from ddblake.lake.rawlog import DEFAULT_BUFFER_BYTES
+from ddblake.settings import MAX_WAIT_SECONDS, env_name, places, required_table
 from ddblake.settings import boolean as _bool
 from ddblake.settings import optional as _optional
-from ddblake.settings import places, required_table
 from ddblake.settings import required as _required
 from ddblake.settings import sourced as _sourced
 from ddblake.settings import value as _value
@@ -86,6 +86,14 @@ def _positive(raw: str) -> float:
     return number
 
 
+def _wait(raw: str) -> float:
+    """A wait in seconds: positive, finite and at most :data:`~ddblake.settings.MAX_WAIT_SECONDS`."""
+    number = _positive(raw)
+    if number > MAX_WAIT_SECONDS:
+        raise ValueError(f"must be at most {MAX_WAIT_SECONDS:g} seconds (a day)")
+    return number
+
+
 def _percent(raw: str) -> float:
     number = float(raw)
     if not 0 < number <= 150:
@@ -104,8 +112,9 @@ def _keys_argument(keys: str | tuple[str, ...] | None) -> tuple[str, ...] | None
         raise ConfigError(f"keys: --keys {keys!r} is not valid ({e})") from e
 
 
-def _source(from_export: str | None, export_to: str | None) -> dict[str, str | None]:
-    """``from_export`` and ``export_to``: the arguments if either is given, else the environment.
+def _source(from_export: str | None, export_to: str | None) -> tuple[dict[str, str | None], str | None]:
+    """``from_export`` and ``export_to``: the arguments if either is given, else the environment;
+    and where the one set came from (the flag, the variable, the file's key), None for a Scan.
 
     Raises:
         ConfigError: an argument given empty (an unset shell variable, say), which would otherwise
@@ -117,7 +126,8 @@ def _source(from_export: str | None, export_to: str | None) -> dict[str, str | N
                 f"{flag} was given an empty value: pass the export's folder or S3 URI, or leave it out"
             )
     if from_export or export_to:
-        return {"from_export": from_export or None, "export_to": export_to or None}
+        given = "--export-to" if export_to else "--from-export"
+        return {"from_export": from_export or None, "export_to": export_to or None}, given
     found_from, where_from = _sourced("from_export", "--from-export", None, str)
     found_to, where_to = _sourced("export_to", "--export-to", None, str)
     if found_from and found_to:
@@ -128,7 +138,34 @@ def _source(from_export: str | None, export_to: str | None) -> dict[str, str | N
             f"(from_export) or start one (export_to); unset one of them, or pass --from-export or "
             "--export-to, which overrides both"
         )
-    return {"from_export": found_from, "export_to": found_to}
+    where = where_to if found_to else where_from if found_from else None
+    return {"from_export": found_from, "export_to": found_to}, where
+
+
+def _refuse_scan_settings(table: str, export: str, found: list[tuple[str, str, object, str | None]]) -> None:
+    """Refuse the Scan settings an export load (``export`` names where it came from) was given by
+    argument or environment variable: ``(name, flag, value, where)`` each, as resolved.
+
+    Those of the settings file are not refused, and the caller drops them: a file's
+    ``[tables."<name>"]`` section may set ``segments`` for the table's Scan loads while
+    ``--from-export`` loads it from an export now and then; a flag or variable set for this run is a
+    mistake worth saying. An export reads no table capacity.
+
+    Raises:
+        ConfigError: names each flag or variable that set one, and what to do.
+    """
+    given = [
+        (where, f"drop {where}" if where == flag else f"unset {where}")
+        for name, flag, value, where in found
+        if where in (flag, env_name(name))
+        and value not in (None, False)
+        and not (name == "read_percent" and value == DEFAULT_READ_PERCENT)  # as __post_init__ takes it
+    ]
+    if given:
+        raise ConfigError(
+            f"{', '.join(w for w, _ in given)} set the Scan of table {table!r}, but {export} loads it "
+            f"from an export, which reads no table capacity: {' and '.join(fix for _, fix in given)}"
+        )
 
 
 @dataclass(frozen=True)
@@ -196,6 +233,11 @@ class LoadConfig:
         ):
             if value <= 0:
                 raise ConfigError(f"{name} must be positive, got {value}{_from(name)}")
+        if self.export_poll_seconds > MAX_WAIT_SECONDS:  # past threading's limit, a wait fails
+            raise ConfigError(
+                f"export_poll_seconds must be at most {MAX_WAIT_SECONDS:g} seconds (a day), got "
+                f"{self.export_poll_seconds:g}{_from('export_poll_seconds')}"
+            )
         if self.from_export and self.export_to:
             raise ConfigError(
                 "--from-export and --export-to exclude each other: load an existing export, or start one"
@@ -272,24 +314,41 @@ class LoadConfig:
         Raises:
             ConfigError: a required setting is missing or a value is malformed.
         """
+        table = required_table(table)
+        lake = _required("lake", "--lake", lake)
+        no_export: dict[str, str | None] = {"from_export": None, "export_to": None}
+        source, export = (no_export, None) if scan else _source(from_export, export_to)
+        seg, seg_from = _sourced("segments", "--segments", segments, _int_in(1, MAX_SEGMENTS))
+        pct, pct_from = _sourced("read_percent", "--read-percent", read_percent, _percent)
+        switch: bool | None = consistent or None  # a switch cannot say no: False is "not given"
+        con, con_from = _sourced("consistent", "--consistent", switch, _bool)
+        if export is not None:
+            _refuse_scan_settings(
+                table,
+                export,
+                [
+                    ("segments", "--segments", seg, seg_from),
+                    ("read_percent", "--read-percent", pct, pct_from),
+                    ("consistent", "--consistent", con, con_from),
+                ],
+            )
+            seg, pct, con = None, None, None  # what is left is the settings file's: not for an export
         return cls(
-            table=required_table(table),
-            lake=_required("lake", "--lake", lake),
+            table=table,
+            lake=lake,
             endpoint_url=_optional("endpoint_url", "--endpoint-url", endpoint_url or None, str),
-            segments=_optional("segments", "--segments", segments, _int_in(1, MAX_SEGMENTS)),
+            segments=seg,
             workers=_optional("workers", "--workers", workers, _int_in(1, MAX_WORKERS)),
-            read_percent=_value(
-                "read_percent", "--read-percent", read_percent, _percent, DEFAULT_READ_PERCENT
-            ),
-            consistent=_value("consistent", "--consistent", consistent or None, _bool, False),
-            **({"from_export": None, "export_to": None} if scan else _source(from_export, export_to)),
+            read_percent=DEFAULT_READ_PERCENT if pct is None else pct,
+            consistent=bool(con),
+            **source,
             # both at once, each checked under the name of where it came from
             assume_role=(role := role_settings(assume_role, external_id))[0],
             external_id=role[1],
             on_demand_rcu=_value("on_demand_rcu", None, on_demand_rcu, _positive, ON_DEMAND_ASSUMED_RCU),
             buffer_bytes=_value("load_buffer_bytes", None, buffer_bytes, _int_in(1), DEFAULT_BUFFER_BYTES),
             export_poll_seconds=_value(
-                "export_poll_seconds", None, export_poll_seconds, _positive, DEFAULT_EXPORT_POLL_SECONDS
+                "export_poll_seconds", None, export_poll_seconds, _wait, DEFAULT_EXPORT_POLL_SECONDS
             ),
             keys=_optional("keys", "--keys", _keys_argument(keys), _key_names),
             export_bucket_owner=_optional("export_bucket_owner", None, export_bucket_owner or None, str),
