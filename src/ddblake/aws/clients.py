@@ -88,6 +88,16 @@ THROTTLING_CODES: Final[frozenset[str]] = frozenset(
         "RequestTimeoutException",
     }
 )
+GLUE_TRANSIENT_CODES: Final[frozenset[str]] = frozenset(
+    {
+        "OperationTimeoutException",
+        "ConcurrentModificationException",  # another CreateTable/CreateDatabase on the same name
+        "ResourceNotReadyException",
+        "FederationSourceRetryableException",
+        "InternalServiceException",
+    }
+)
+"""Glue errors that a later call may not meet (Glue's own codes, beside :data:`THROTTLING_CODES`)."""
 ACCESS_DENIED_CODES: Final[frozenset[str]] = frozenset(
     {
         "AccessDeniedException",

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
@@ -99,6 +101,21 @@ def existing_lake(args: argparse.Namespace, *, catalog_missing_ok: bool = False)
     return config
 
 
-def own(config: LakeConfig) -> Storage | None:
-    """The lake, when its catalog is its own ``catalog.db`` (every table there must be its own)."""
-    return config.storage() if config.own_catalog else None
+@contextmanager
+def catalog_errors(config: LakeConfig, storage: Storage) -> Iterator[None]:
+    """A catalog library's error (Glue's botocore, SQLAlchemy) raised inside, as pyiceberg lets it
+    through a table's load, explained as apply explains it: naming the lake, the catalog and its
+    database, with Glue's advice for a Glue lake (not DynamoDB's), and retryable when it is.
+
+    Raises:
+        DdblakeError: the error explained (:func:`ddblake.lake.catalog.catalog_error`).
+    """
+    from ddblake.lake.catalog import catalog_error
+
+    try:
+        yield
+    except Exception as e:
+        explained = catalog_error(e, config, storage)
+        if explained is None:
+            raise
+        raise explained from e

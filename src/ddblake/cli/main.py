@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 from ddblake import __version__
 from ddblake.cli import sync_cmd
 from ddblake.cli.args import Parser, add_role_args, did_you_mean, log_level, percent, port_number, say
-from ddblake.cli.lakes import check_present, existing_lake, lake_config, own
+from ddblake.cli.failures import library_error, os_error_line
+from ddblake.cli.lakes import catalog_errors, check_present, existing_lake, lake_config
 from ddblake.cli.settingsfile import WITHOUT_SETTINGS, file_table, section_note, settings_file
 from ddblake.cli.signals import (
     Terminated,
@@ -125,13 +126,14 @@ def _cmd_query(args: argparse.Namespace) -> int:
     if args.as_of is not None and not args.as_of.strip():
         raise UsageError("--as-of is empty: give a time (ISO 8601, or epoch seconds or milliseconds)")
     as_of = parse_time(args.as_of) if args.as_of else None
-    catalog = open_catalog(config, config.storage(), create=False)
-    own_lake = own(config)
+    storage = config.storage()
+    catalog = open_catalog(config, storage, create=False)
     json_values = args.format == "json"  # JSON and number text embedded as JSON (lake.query)
     with (
+        catalog_errors(config, storage),  # those pyiceberg lets through, named as apply names them
         exit_at_once_on_stop(),
         open_sql(
-            catalog, config.namespace, args.sql, as_of=as_of, own_lake=own_lake, json_values=json_values
+            catalog, config.namespace, args.sql, as_of=as_of, own_lake=storage, json_values=json_values
         ) as (columns, chunks),
     ):
         out = stdout_for(data=args.format != "table")
@@ -147,10 +149,11 @@ def _cmd_dump(args: argparse.Namespace) -> int:
 
     table = settings.required_table(args.table)
     config = existing_lake(args)
-    catalog = open_catalog(config, config.storage(), create=False)
+    storage = config.storage()
+    catalog = open_catalog(config, storage, create=False)
     out = stdout_for(data=True)
-    with exit_at_once_on_stop():  # DuckDB sorts the items: a stop must not wait for it
-        for line in dump_items(catalog, config.namespace, table, own_lake=own(config)):
+    with catalog_errors(config, storage), exit_at_once_on_stop():  # DuckDB sorts: a stop must not wait
+        for line in dump_items(catalog, config.namespace, table, own_lake=storage):
             out.write(line + "\n")
     return 0
 
@@ -161,7 +164,8 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
     config = existing_lake(args, catalog_missing_ok=True)
     storage = config.storage()
-    statuses = lake_status(open_catalog(config, storage, create=False), config.namespace, storage)
+    with catalog_errors(config, storage):
+        statuses = lake_status(open_catalog(config, storage, create=False), config.namespace, storage)
     out = stdout_for(data=args.format == "json")  # a Latin-1 console cannot hold every path a note names
     out.write(status_json(statuses) + "\n" if args.format == "json" else status_text(statuses))
     # A table that cannot be read is shown with the reason (its ``error``), the others as ever; the
@@ -353,15 +357,6 @@ def _table_lake(p: argparse.ArgumentParser) -> None:
     _lake_args(p)
 
 
-def _os_error_line(e: OSError) -> str:
-    """``cannot use PATH: reason; check that it exists and is accessible`` (or the error itself)."""
-    reason = e.strerror or str(e) or e.__class__.__name__
-    if e.filename is None:
-        return f"{reason} ({e.__class__.__name__})"
-    target = f"{e.filename} -> {e.filename2}" if e.filename2 is not None else str(e.filename)
-    return f"cannot use {target}: {reason}; check the path exists and is accessible"
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``ddblake`` command; returns the exit code."""
     try:
@@ -439,12 +434,12 @@ def _run(args: argparse.Namespace, note: str | None = None) -> int:
         if stdout_lost():  # the output's own failure (a full disk): said once, not again at exit
             _error_line(f"cannot write the output: {e.strerror or e}; check where it goes (free space)")
             return 1
-        _error_line(missing_metadata(e) or _os_error_line(e))  # a lake restored from an older backup
+        _error_line(missing_metadata(e) or os_error_line(e))  # a lake restored from an older backup
         return 1
     except RuntimeError as e:
         if "home directory" not in str(e):
             # pyarrow's ArrowNotImplementedError is a RuntimeError too: masked like the others
-            explained = _library_error(e)
+            explained = library_error(e)
             if explained is None:
                 raise
             _error_line(explained)
@@ -454,7 +449,7 @@ def _run(args: argparse.Namespace, note: str | None = None) -> int:
         _error_line(f"a path given starts with a ~ that cannot be expanded here ({why}); give its full path")
         return 2
     except Exception as e:  # backstop: an AWS or catalog error that passed through pyiceberg
-        explained = _library_error(e)
+        explained = library_error(e)
         if explained is None:
             raise
         _error_line(explained)
@@ -466,31 +461,6 @@ def _error_line(error: BaseException | str, kind: str = "error") -> None:
     holds (one a library's text brought in, say): the one-line contract is the wrapper's to keep."""
     text = " ".join(str(error).splitlines())
     print(f"ddblake: {kind}: {text}", file=sys.stderr)
-
-
-def _library_error(e: Exception) -> str | None:
-    """One line for a botocore or SQLAlchemy error that no adapter translated; None for others.
-
-    pyiceberg calls Glue (and SQLite) itself, so its commits and table loads can raise these.
-    """
-    from ddblake.lake.catalog import catalog_error
-    from ddblake.redact import first_line
-
-    explained = catalog_error(e)
-    if explained is not None:
-        return str(explained)
-    root = type(e).__module__.split(".")[0]
-    if root in ("pyarrow", "pyiceberg", "duckdb", "_duckdb"):  # a damaged or missing table file, or metadata
-        # Their messages may quote item data (pyarrow: "Could not convert 'alice@example.com' ...",
-        # pyiceberg: a filter's key literals), and this line lands in logs when ddblake runs as a
-        # job (ECS, cron, CI): values are masked, file paths kept.
-        first = first_line(e)
-        return (
-            f"cannot read the lake's tables: {first} ({type(e).__name__}); if a table's data or metadata "
-            "file is damaged or missing: restore it (a backup, S3 versioning); the raw change log "
-            "under raw/ still holds every change"
-        )
-    return None
 
 
 if __name__ == "__main__":

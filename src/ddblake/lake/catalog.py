@@ -24,6 +24,7 @@ from ddblake.settings import aws_region
 
 if TYPE_CHECKING:
     from mypy_boto3_glue import GlueClient
+    from sqlalchemy.engine import URL
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +61,11 @@ class LakeConfig:
         uri = settings.optional("catalog_uri", None, catalog_uri or None, str)
         chosen, source = settings.sourced("catalog", "--catalog", catalog or None, str)
         kind = (chosen or default_catalog(lake, uri)).lower()
-        if kind not in ("sql", "glue"):
-            raise ConfigError(f"catalog {kind!r} (from {source}) must be 'sql' or 'glue'")
+        if kind not in ("sql", "glue"):  # a URI given here by mistake: shown without its password
+            raise ConfigError(
+                f"catalog {shown_catalog_uri(chosen or kind)!r} (from {source}) must be 'sql' or 'glue'; "
+                "a URI goes in catalog_uri (DDBLAKE_CATALOG_URI)"
+            )
         if kind == "sql" and lake.startswith("s3://") and not uri:
             raise ConfigError(
                 f"lake {lake} is on S3 but the catalog is SQLite: use --catalog glue "
@@ -149,11 +153,13 @@ def open_catalog(
     winner created.
 
     Raises:
-        ConfigError: a SQLite catalog file to read that is not there, or a URI whose database
-            driver is not installed; names the setting, never the URI's password.
+        ConfigError: a SQLite catalog file to read that is not there, a URI that is no URL, or one
+            whose database driver is not installed; names the setting, never the URI's password.
     """
-    if not create and config.catalog_uri:
-        _refuse_missing_sqlite(config.catalog_uri)
+    if config.catalog_uri:
+        parsed_uri(config.catalog_uri)  # a typo in it (a port of letters) said in one line
+        if not create:
+            _refuse_missing_sqlite(config.catalog_uri)
     for attempt in range(5):
         try:
             return _open(config, storage, glue_client, create)
@@ -176,15 +182,34 @@ def open_catalog(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def missing_sqlite_file(uri: str) -> str | None:
-    """The file a SQLite catalog URI names when it is not there (SQLite would create it); else None."""
+def parsed_uri(uri: str) -> URL:
+    """A catalog URI as SQLAlchemy reads it.
+
+    Raises:
+        ConfigError: not a URL SQLAlchemy takes (a port that is not a number, say); names the
+            setting and shows the URI without its password.
+    """
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
     try:
-        url = make_url(uri)
-    except ArgumentError:
-        return None  # not a URL: opening it says what is wrong
+        return make_url(uri)
+    except (ArgumentError, ValueError) as e:  # SQLAlchemy's words are not shown: they may quote it
+        port = " (its port is not a number)" if "int()" in str(e) else ""
+        raise ConfigError(
+            f"catalog_uri {shown_catalog_uri(uri)!r} ({settings.elsewhere('catalog_uri')}) is not a "
+            f"database URL{port}: give one like sqlite:////path/catalog.db or "
+            "postgresql://user:password@host:5432/database"
+        ) from None
+
+
+def missing_sqlite_file(uri: str) -> str | None:
+    """The file a SQLite catalog URI names when it is not there (SQLite would create it); else None.
+
+    Raises:
+        ConfigError: the URI is not a URL (:func:`parsed_uri`).
+    """
+    url = parsed_uri(uri)
     path = url.database or ""
     if url.get_backend_name() != "sqlite" or path in ("", ":memory:") or path.startswith("file:"):
         return None
@@ -247,6 +272,7 @@ def _glue_error(
     from ddblake.aws.clients import (
         ACCESS_DENIED_CODES,
         CREDENTIAL_CODES,
+        GLUE_TRANSIENT_CODES,
         arns_in,
         error_code,
         translate_error,
@@ -264,6 +290,8 @@ def _glue_error(
     if not lake and database:
         lake = f" (database {database!r})"
     action = f"Glue {operation}{subject}{lake}"
+    if code in GLUE_TRANSIENT_CODES:  # a time-out, a concurrent change: the next attempt may pass
+        return TransientError(f"{action} failed: {code} {message[:300]}".rstrip())
     denied = code in ACCESS_DENIED_CODES or "not authorized" in message.lower()
     if code in CREDENTIAL_CODES or not denied:
         return translate_error(e, action=action)
@@ -384,12 +412,33 @@ def _open(config: LakeConfig, storage: Storage, glue_client: GlueClient | None, 
             props["glue.region"] = props["s3.region"]  # botocore alone ignores AWS_REGION
         catalog = GlueCatalog("ddblake", client=glue_client, warehouse=warehouse, **props)
     if create:
-        with contextlib.suppress(NamespaceAlreadyExistsError):
-            catalog.create_namespace(config.namespace)
+        _ensure_namespace(catalog, config.namespace)
     else:  # one read now, so that missing credentials or access are told here, naming the catalog
         with contextlib.suppress(NoSuchNamespaceError):
             catalog.load_namespace_properties(config.namespace)
     return catalog
+
+
+def _ensure_namespace(catalog: Catalog, namespace: str) -> None:
+    """Create the namespace (Glue database) when it is not there, and only then: a role granted
+    what ddblake's advice names, without glue:CreateDatabase (the stack made the database), must not
+    be refused for a database that exists (Glue checks the grant before the name)."""
+    from ddblake.aws.clients import ACCESS_DENIED_CODES, error_code
+
+    with contextlib.suppress(NoSuchNamespaceError):
+        catalog.load_namespace_properties(namespace)
+        return
+    try:
+        catalog.create_namespace(namespace)
+    except NamespaceAlreadyExistsError:
+        pass  # another process made it meanwhile
+    except Exception as e:
+        if error_code(e) not in ACCESS_DENIED_CODES and "not authorized" not in str(e).lower():
+            raise
+        try:  # made meanwhile by another process or an administrator: no grant needed then
+            catalog.load_namespace_properties(namespace)
+        except NoSuchNamespaceError:
+            raise e from None
 
 
 def table_names(catalog: Catalog, namespace: str) -> list[tuple[str, ...]]:
@@ -432,12 +481,20 @@ def catalog_shown(catalog: Catalog, storage: Storage) -> str:
     """The catalog as messages name it: the lake's catalog.db, a ``DDBLAKE_CATALOG_URI`` without its
     password, or the Glue Data Catalog."""
     from pyiceberg.catalog.sql import SqlCatalog
-    from sqlalchemy.engine import make_url
 
     if not isinstance(catalog, SqlCatalog):
         return "the Glue Data Catalog"
-    uri = str(catalog.properties.get("uri", ""))
-    with contextlib.suppress(Exception):
-        if make_url(uri).database in (":memory:", f"{storage.root}/{CATALOG_FILE}"):
-            return "the lake's catalog.db"  # an in-memory one: the lake has no catalog.db (yet)
-    return shown_catalog_uri(uri)
+    if own_catalog_db(catalog, storage, memory=True):  # an in-memory one: no catalog.db (yet)
+        return "the lake's catalog.db"
+    return shown_catalog_uri(str(catalog.properties.get("uri", "")))
+
+
+def own_catalog_db(catalog: Catalog, storage: Storage, *, memory: bool = False) -> bool:
+    """Whether ``catalog`` is the lake's own ``<lake>/catalog.db`` (or, ``memory``, an in-memory one)."""
+    from pyiceberg.catalog.sql import SqlCatalog
+    from sqlalchemy.engine import make_url
+
+    ours = (f"{storage.root}/{CATALOG_FILE}", *([":memory:"] if memory else []))
+    with contextlib.suppress(Exception):  # not a URL: not the lake's own
+        return isinstance(catalog, SqlCatalog) and make_url(str(catalog.properties["uri"])).database in ours
+    return False

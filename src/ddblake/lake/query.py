@@ -172,8 +172,8 @@ def open_sql(
     """Run one SQL statement; gives its column names and its rows in chunks (Python values,
     numbers exact), read as they are consumed, while the context is open.
 
-    ``own_lake``: the lake whose own catalog (``<lake>/catalog.db``) this is; each table read is
-    checked to be that lake's (:func:`check_own_lake`).
+    ``own_lake``: the lake being read (its own ``catalog.db``, or a catalog it shares); each table
+    read is checked to be that lake's (:func:`check_own_lake`).
 
     ``json_values`` (``--format json``): the values a result holds of JSON or number text come
     as :class:`JsonText`. The statement runs on the tables as they are (those columns are text, as
@@ -405,18 +405,30 @@ def run_sql(
 
 
 def check_own_lake(tbl: Table, identifier: str, own_lake: Storage | None) -> None:
-    """Refuse a table of another lake listed by this lake's own catalog: a copied or moved lake.
+    """Refuse a table of another lake: listed by this lake's own catalog, a copied or moved lake;
+    listed by a catalog lakes share (a Glue database, a ``DDBLAKE_CATALOG_URI``), another lake's
+    table of the same name, which apply and status of this lake do not take for its own either.
 
     Iceberg metadata holds absolute paths, so a copy of a lake directory still reads the original's
-    files: its answers would silently come from there (or fail once the original is gone).
+    files: its answers would silently come from there (or fail once the original is gone). A table
+    without the ``ddblake.lake`` property (an older lake's) is taken as this lake's.
 
     Raises:
         TerminalError: the table's ``ddblake.lake`` property names another lake.
     """
+    from ddblake.lake.catalog import own_catalog_db
+
     lake = tbl.properties.get(LAKE_PROPERTY)
     if own_lake is None or not lake or own_lake.names(lake):
         return
-    raise TerminalError(copied_lake(identifier, lake, own_lake.uri()))
+    if own_catalog_db(tbl.catalog, own_lake):
+        raise TerminalError(copied_lake(identifier, lake, own_lake.uri()))
+    namespace = identifier.rsplit(".", 1)[0]
+    raise TerminalError(
+        f"lake table {identifier} belongs to lake {lake}, not to this one ({own_lake.shown()}), in the "
+        f"namespace {namespace!r} of a catalog both use: pass --lake {lake} to read it, or apply this "
+        "lake's tables into another --namespace (or DDBLAKE_NAMESPACE) and read them there"
+    )
 
 
 def require_table(catalog: Catalog, namespace: str, name: str, table: str) -> Table:
