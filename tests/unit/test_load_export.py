@@ -684,3 +684,11 @@ def test_an_incremental_export_with_a_damaged_line_is_refused_before_anything_is
         _load(folder, tmp_path / "lake", buffer_bytes=1)
     lake = tmp_path / "lake"
     assert not lake.exists() or not [p for p in lake.rglob("*") if p.is_file()]
+
+
+@pytest.mark.parametrize("uri", ["s3:/bucket/exports", "s3:///exports"])
+def test_an_export_folder_uri_naming_no_bucket_is_said_as_the_export_folder(uri: str) -> None:
+    with pytest.raises(
+        ConfigError, match=rf"^export folder '{uri}' names no bucket; use s3://bucket/prefix$"
+    ):
+        ExportFolder(uri)

@@ -129,6 +129,8 @@ class ExportFolder:
             self.fs: pafs.FileSystem = pafs.LocalFileSystem()
             self.root = path.as_posix()
         elif parsed.scheme == "s3":
+            if not parsed.netloc:
+                raise ConfigError(f"export folder {uri!r} names no bucket; use s3://bucket/prefix")
             storage = Storage.from_uri(uri)
             self.fs, self.root = storage.fs, storage.root
         else:
