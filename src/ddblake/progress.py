@@ -6,16 +6,27 @@ and before this run has counted anything a status line holds only its text: a li
 0.0 items/s, ETA ?`` says nothing and stays in the log for good.
 Nothing is drawn when ddblake's log level is set above INFO (``DDBLAKE_LOG_LEVEL=WARNING``: cron
 and systemd runs stay quiet unless something is wrong).
+
+A terminal's line has no newline while it is drawn, so anything else written to stderr would be
+glued onto it: :class:`LineSafeHandler` (the CLI's log handler) clears it before each log record and
+draws it again below, and :func:`end_line` ends it before a final line (an error, "stopped").
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TextIO
+
+CLEAR: str = "\r\x1b[K"
+"""Back to the line's start, and erase it."""
+
+_screen = threading.RLock()  # held while anything writes to a terminal a progress line may be on
+_on_screen: Progress | None = None  # the progress whose line is drawn, unended, on its terminal
 
 
 def _count(n: float) -> str:
@@ -143,10 +154,15 @@ class Progress:
         return " ".join(parts)
 
     def _draw(self, now: float) -> None:
+        global _on_screen
         if quiet():
             return
         if self.tty:
-            self.stream.write("\r\x1b[K" + self.line(now))
+            with _screen:  # a log record being written waits, and this line goes below it
+                self._last_text = self.line(now)
+                self.stream.write(CLEAR + self._last_text)
+                self.stream.flush()
+                _on_screen = self
         else:
             # Printed lines stay: until this run counts something, only a status's own text is news
             # (no zero counts, no rate or ETA yet), and the same text once.
@@ -156,7 +172,7 @@ class Progress:
                 return
             self._last_text = text
             self.stream.write(text + "\n")
-        self.stream.flush()
+            self.stream.flush()
         self._drawn = True
 
     def completed_line(self, now: float | None = None) -> str:
@@ -181,11 +197,62 @@ class Progress:
         with self._lock:
             now = self.clock()
             text = self.completed_line(now) if complete else self.line(now)
-            if self.tty:
-                self.stream.write("\r\x1b[K" + text + "\n")
-            else:
-                self.stream.write(text + "\n")
-            self.stream.flush()
+            with _screen:
+                self._forget()
+                self.stream.write((CLEAR if self.tty else "") + text + "\n")
+                self.stream.flush()
+
+    def end_line(self) -> None:
+        """End this progress's line if it is still drawn without a newline (a load stopped or
+        failed): it stays as it was, and what is written next starts on a line of its own."""
+        with _screen:
+            if _on_screen is self:
+                end_line()
+
+    def _forget(self) -> None:
+        global _on_screen
+        if _on_screen is self:
+            _on_screen = None
+
+
+def end_line() -> None:
+    """End the progress line on the terminal, if one is drawn there (it stays, as last drawn), so
+    that a final line (``ddblake: error: …``) starts a line of its own."""
+    global _on_screen
+    with _screen:
+        shown, _on_screen = _on_screen, None
+        if shown is not None:
+            shown.stream.write("\n")
+            shown.stream.flush()
+
+
+@contextlib.contextmanager
+def line_cleared() -> Iterator[None]:
+    """Clear the progress line on the terminal (if one is drawn) for the block, which writes whole
+    lines to the same terminal (a log record), then draw it again below them."""
+    global _on_screen
+    with _screen:
+        shown, _on_screen = _on_screen, None
+        if shown is not None:
+            shown.stream.write(CLEAR)
+            shown.stream.flush()
+        try:
+            yield
+        finally:
+            if shown is not None and _on_screen is None:
+                shown.stream.write(CLEAR + shown._last_text)
+                shown.stream.flush()
+                _on_screen = shown
+
+
+class LineSafeHandler(logging.StreamHandler[TextIO]):
+    """A stream handler whose records never land on the end of a progress line: the line is cleared
+    first and drawn again after the record."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Write the record on a line of its own."""
+        with line_cleared():
+            super().emit(record)
 
 
 class NoProgress(Progress):

@@ -48,7 +48,7 @@ def test_an_unfinished_scan_older_than_the_stream_is_refused_with_rebootstrap_as
     table, lake = make_table(table_name, sort_key=False, stream=False), str(tmp_path / "lake")
     storage = Storage.from_uri(lake)
     _put(clients, table, 40, "a")
-    run_load(LoadConfig.build(table=table, lake=lake, keys="pk", segments=4, page_items=5), clients=clients,
+    run_load(LoadConfig.build(table=table, lake=lake, segments=4, page_items=5), clients=clients,
              progress=NoProgress("load"))  # fmt: skip
     _age_load(storage, table, 0.05, unfinish_from=1)  # `ddblake load` killed 3 minutes ago
     arn = _enable_stream(clients, table)
@@ -60,7 +60,7 @@ def test_an_unfinished_scan_older_than_the_stream_is_refused_with_rebootstrap_as
     # A run loading from a new export does not resume that Scan: the Scan's age is not held against it.
     export = LoadConfig.build(table=table, lake=lake, keys="pk", export_to="s3://bucket/exports")
     check_stream_older_than_load(export, storage, arn)
-    scan = LoadConfig.build(table=table, lake=lake, keys="pk", segments=4, page_items=5)
+    scan = LoadConfig.build(table=table, lake=lake, segments=4, page_items=5)
     with pytest.raises(TerminalError, match="--rebootstrap"):
         check_stream_older_than_load(scan, storage, arn)
 

@@ -218,7 +218,10 @@ def _sync_config(table: str, lake: str, **load: Any) -> Any:
     return SyncConfig(
         capture=CaptureConfig.build(table=table, lake=lake, endpoint_url="http://127.0.0.1:9", once=True),
         apply=ApplyConfig.build(table=table, lake=LakeConfig.build(lake=lake), once=True),
-        load=LoadConfig.build(table=table, lake=lake, keys="pk", **load),
+        # the key names only for an export: a Scan load takes them from DescribeTable (--keys refused)
+        load=LoadConfig.build(
+            table=table, lake=lake, keys="pk" if {"from_export", "export_to"} & set(load) else None, **load
+        ),
     )
 
 
@@ -361,7 +364,7 @@ def test_sync_finishes_an_old_load_that_capture_has_followed_since(
     table, lake = make_table(table_name, sort_key=False), str(tmp_path / "lake")
     storage = Storage.from_uri(lake)
     _put(clients, table, 40, "a")
-    config = LoadConfig.build(table=table, lake=lake, keys="pk", segments=4, page_items=5)
+    config = LoadConfig.build(table=table, lake=lake, segments=4, page_items=5)
     run_load(config, clients=clients, progress=NoProgress("load"))
     _age_load(storage, table, 0.1, unfinish_from=1)  # killed after its first segment
     capture(table, lake)  # started right after it: its reach check passes, and it checkpoints
@@ -392,7 +395,7 @@ def test_sync_refuses_an_old_unfinished_load_before_it_scans(
     table, lake = make_table(table_name, sort_key=False), str(tmp_path / "lake")
     storage = Storage.from_uri(lake)
     _put(clients, table, 40, "a")
-    run_load(LoadConfig.build(table=table, lake=lake, keys="pk", segments=4, page_items=5), clients=clients,
+    run_load(LoadConfig.build(table=table, lake=lake, segments=4, page_items=5), clients=clients,
              progress=NoProgress("load"))  # fmt: skip
     _age_load(storage, table, 72, unfinish_from=1)
     raw_before = storage.list_files("raw/")

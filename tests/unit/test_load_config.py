@@ -46,7 +46,6 @@ def test_environment_fills_in_and_arguments_win(monkeypatch: pytest.MonkeyPatch)
         "CONSISTENT": "yes",
         "ASSUME_ROLE": ROLE,
         "ON_DEMAND_RCU": "500",
-        "KEYS": "id,name",
     }.items():
         monkeypatch.setenv(f"DDBLAKE_{name}", value)
     config = LoadConfig.build()
@@ -58,14 +57,16 @@ def test_environment_fills_in_and_arguments_win(monkeypatch: pytest.MonkeyPatch)
         True,
     )
     assert config.assume_role == ROLE and config.kind == "scan" and config.on_demand_rcu == 500
-    assert config.keys == ("id", "name")
-    given = LoadConfig.build(table="arg", segments=3, read_percent=80, keys="pk")
-    assert (given.table, given.segments, given.read_percent, given.keys) == ("arg", 3, 80, ("pk",))
+    given = LoadConfig.build(table="arg", segments=3, read_percent=80)
+    assert (given.table, given.segments, given.read_percent) == ("arg", 3, 80)
     for name in ("SEGMENTS", "READ_PERCENT", "CONSISTENT"):
         monkeypatch.delenv(f"DDBLAKE_{name}")
     monkeypatch.setenv("DDBLAKE_FROM_EXPORT", "s3://b/AWSDynamoDB/x")
+    monkeypatch.setenv("DDBLAKE_KEYS", "id,name")  # key names are for an export loaded without DescribeTable
     export = LoadConfig.build()
     assert export.kind == "export" and export.from_export == "s3://b/AWSDynamoDB/x"
+    assert export.keys == ("id", "name")
+    assert LoadConfig.build(keys="pk").keys == ("pk",), "the argument wins"
 
 
 @pytest.mark.parametrize(

@@ -74,7 +74,10 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     )
     add_role_args(p)
     p.add_argument(
-        "--keys", default=None, help="key attributes hash[,range] (full exports without DescribeTable)"
+        "--keys",
+        default=None,
+        help="key attributes hash[,range] of a full export loaded without DescribeTable "
+        "(--from-export, --export-to; refused for a Scan, whose keys DescribeTable names)",
     )
     p.set_defaults(func=_cmd_load)
     return p

@@ -28,6 +28,7 @@ from ddblake.cli.signals import (
 )
 from ddblake.cli.stdout import discard_stdout, stdout_for, stdout_lost
 from ddblake.errors import DdblakeError, StoppedError, UsageError
+from ddblake.progress import LineSafeHandler, end_line
 
 if TYPE_CHECKING:
     from ddblake.lake.options import ApplyConfig
@@ -395,7 +396,7 @@ def _run(args: argparse.Namespace, note: str | None = None) -> int:
             "%(asctime)s.%(msecs)03dZ %(levelname)s %(name)s: %(message)s", datefmt="%Y-%m-%dT%H:%M:%S"
         )
         formatter.converter = time.gmtime
-        handler = logging.StreamHandler(sys.stderr)
+        handler = LineSafeHandler(sys.stderr)  # a record never lands on the end of a progress line
         handler.setFormatter(formatter)
         logging.basicConfig(level=max(level, logging.WARNING), handlers=[handler])
         logging.getLogger("ddblake").setLevel(level)
@@ -420,9 +421,11 @@ def _run(args: argparse.Namespace, note: str | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         code = terminated_by()  # DuckDB reports a SIGTERM during a statement as an interrupt
+        end_line()
         print("ddblake: interrupted" if code is None else "ddblake: terminated (SIGTERM)", file=sys.stderr)
         return 130 if code is None else code
     except Terminated as e:
+        end_line()
         print("ddblake: terminated (SIGTERM)", file=sys.stderr)
         return e.code if isinstance(e.code, int) else 143
     except BrokenPipeError:  # the reader went away (| head): not an error of ours
@@ -460,6 +463,7 @@ def _error_line(error: BaseException | str, kind: str = "error") -> None:
     """Print ``ddblake: <kind>: <message>`` on stderr as one line, whatever line breaks the message
     holds (one a library's text brought in, say): the one-line contract is the wrapper's to keep."""
     text = " ".join(str(error).splitlines())
+    end_line()  # a progress line still drawn on the terminal ends first: this line is one of its own
     print(f"ddblake: {kind}: {text}", file=sys.stderr)
 
 

@@ -168,6 +168,26 @@ def _refuse_scan_settings(table: str, export: str, found: list[tuple[str, str, o
         )
 
 
+def _refuse_scan_keys(table: str, where: str | None, *, env: bool) -> None:
+    """Refuse key names given to a Scan load (``where`` they came from), which takes its keys from
+    DescribeTable: ``--keys``, and ``DDBLAKE_KEYS`` when ``env``, were set for this run, and
+    ignoring them would hide the mistake. The settings file's ``keys`` serves the table's export
+    loads and is not refused (the caller drops it), as an export load drops the file's Scan
+    settings; a re-bootstrap (not ``env``) ignores the environment's too, with its export.
+
+    Raises:
+        ConfigError: names the flag or variable, and what to do.
+    """
+    if where != "--keys" and not (env and where == env_name("keys")):
+        return
+    fix = "drop --keys" if where == "--keys" else f"unset {where}"
+    raise ConfigError(
+        f"{where} named the key attributes of table {table!r}, but this is a Scan load, which takes "
+        "them from DescribeTable (--keys is for a full export loaded without it: --from-export or "
+        f"--export-to): {fix}"
+    )
+
+
 @dataclass(frozen=True)
 class LoadConfig:
     """Everything ``ddblake load`` (and ``sync``'s first load) needs.
@@ -190,7 +210,8 @@ class LoadConfig:
         buffer_bytes: cut a raw file at this many uncompressed bytes (also the checkpoint interval).
         export_poll_seconds: wait between DescribeExport calls while an export runs.
         keys: the table's key attribute names (hash first), for loading a full export without
-            DescribeTable; None asks DescribeTable.
+            DescribeTable; None asks DescribeTable. A Scan load takes none (refused: DescribeTable
+            names the keys it reads).
         export_bucket_owner: the account owning the ``--export-to`` bucket, when it is not the
             table's account (ExportTableToPointInTime ``S3BucketOwner``).
         page_items: Scan ``Limit``; None means none on AWS (1 MB pages) and
@@ -267,6 +288,11 @@ class LoadConfig:
             raise ConfigError(f"page_items must be positive, got {self.page_items}{_from('page_items')}")
         if self.keys is not None and not 1 <= len(self.keys) <= 2:
             raise ConfigError(f"keys must name the hash key and maybe the range key, got {self.keys}")
+        if self.keys is not None and self.kind == "scan":
+            raise ConfigError(
+                f"keys {','.join(self.keys)} given for a Scan load of table {self.table!r}, which takes "
+                "the key attributes from DescribeTable: keys are for a full export (from_export or export_to)"
+            )
         check_role_arn(self.assume_role)
         check_external_id(self.assume_role, self.external_id)
 
@@ -333,6 +359,10 @@ class LoadConfig:
                 ],
             )
             seg, pct, con = None, None, None  # what is left is the settings file's: not for an export
+        names, names_from = _sourced("keys", "--keys", _keys_argument(keys), _key_names)
+        if export is None:  # a Scan: DescribeTable names the keys; the file's are for its exports
+            _refuse_scan_keys(table, names_from, env=not scan)
+            names = None
         return cls(
             table=table,
             lake=lake,
@@ -350,7 +380,7 @@ class LoadConfig:
             export_poll_seconds=_value(
                 "export_poll_seconds", None, export_poll_seconds, _wait, DEFAULT_EXPORT_POLL_SECONDS
             ),
-            keys=_optional("keys", "--keys", _keys_argument(keys), _key_names),
+            keys=names,
             export_bucket_owner=_optional("export_bucket_owner", None, export_bucket_owner or None, str),
             page_items=_optional("page_items", None, page_items, _int_in(1)),
         )

@@ -94,6 +94,64 @@ def page_limit(budget: float, avg_item_bytes: float, consistent: bool) -> int | 
     return max(1, int(budget * per_unit / avg_item_bytes))
 
 
+class PageSizer:
+    """The Scan ``Limit`` of a load, learned from what its pages cost (thread-safe, shared by workers).
+
+    The first limit comes from DescribeTable's average item size (:func:`page_limit`), which is up
+    to 6 h stale: a table filled since shows 0 bytes and is taken at 1 KB an item. When the budget
+    is below a full page a second, every page with items corrects it: its ``ConsumedCapacity`` per
+    item (smoothed over pages, the first one replacing the guess) gives the items a second of budget
+    buys. A limit falls at once and at most doubles a page, so one page of small items does not
+    open the way to a burst of large ones. ``cap`` (``DDBLAKE_PAGE_ITEMS``; 1,000 against DynamoDB
+    Local) bounds it always.
+
+    Attributes:
+        limit: the ``Limit`` for the next page; None: none (a full 1 MB page is within budget).
+        unit_cost: capacity units an item is expected to cost.
+    """
+
+    SMOOTHING: Final = 0.5
+    """Weight of a page's own cost per item against the pages before it."""
+
+    def __init__(
+        self, budget: float, avg_item_bytes: float, consistent: bool, cap: int | None = None
+    ) -> None:
+        """Start from the table's average item size (DescribeTable)."""
+        self.budget = budget
+        self.consistent = consistent
+        self.cap = cap
+        self.learns = budget < page_cost(consistent)
+        self.unit_cost = max(avg_item_bytes, 1.0) / (4096 if consistent else 8192)
+        self.learned = False
+        first = page_limit(budget, avg_item_bytes, consistent)
+        self.limit = cap if first is None else min(first, cap) if cap is not None else first
+        self._lock = threading.Lock()
+
+    def observe(self, items: int, consumed: float) -> int | None:
+        """Learn from a page of ``items`` that consumed ``consumed`` units; returns the new limit."""
+        if not self.learns or items <= 0 or consumed <= 0:
+            return self.limit
+        with self._lock:
+            cost = consumed / items
+            self.unit_cost = (
+                self.SMOOTHING * cost + (1 - self.SMOOTHING) * self.unit_cost if self.learned else cost
+            )
+            self.learned = True
+            limit = max(1, int(self.budget / self.unit_cost))
+            if self.limit is not None:
+                limit = min(limit, 2 * self.limit)
+            self.limit = min(limit, self.cap) if self.cap is not None else limit
+            return self.limit
+
+    def estimate(self, last: float = 0.0) -> float:
+        """Capacity units the next page is expected to cost, reserved before the call: a limited
+        page's items at the expected cost each, else the ``last`` page's cost, else a full page's."""
+        limit = self.limit
+        if limit is not None and (self.learned or last <= 0):
+            return max(0.5, limit * self.unit_cost)
+        return last if last > 0 else page_cost(self.consistent)
+
+
 def backoff_delay(
     attempt: int, *, base: float = 0.1, cap: float = 20.0, rng: random.Random | None = None
 ) -> float:

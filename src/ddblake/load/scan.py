@@ -9,7 +9,8 @@ event IDs, and ``apply`` drops the repeats.
 
 Capacity: every worker shares one token bucket of ``read_percent`` of the table's read capacity
 (provisioned RCU; for on-demand tables an assumed figure, or the table's ``MaxReadRequestUnits``
-when smaller), fractions kept, and settles it with the ``ConsumedCapacity`` each page reports.
+when smaller), fractions kept, and settles it with the ``ConsumedCapacity`` each page reports,
+which also sizes the pages (:class:`~ddblake.load.plan.PageSizer`).
 Throttling that outlasts botocore's own retries is retried here with full-jitter exponential
 backoff.
 """
@@ -34,10 +35,9 @@ from ddblake.lake.rawlog import RawLogWriter
 from ddblake.lake.storage import Storage
 from ddblake.load.config import LOCAL_PAGE_ITEMS, LOCAL_WORKERS_PER_CPU, LoadConfig
 from ddblake.load.plan import (
+    PageSizer,
     RateLimiter,
     backoff_delay,
-    page_cost,
-    page_limit,
     plan_segments,
     plan_workers,
     read_capacity,
@@ -263,14 +263,13 @@ class ScanLoad:
             info.provisioned_rcu, self.config.on_demand_rcu, info.max_read_units
         )
         budget = scan_budget(capacity, self.config.read_percent)
-        self.limit = page_limit(budget, info.avg_item_bytes, self.consistent)
         cap = self.config.page_items
         meta = getattr(getattr(self.reader, "client", None), "meta", None)
         local = is_local_endpoint(str(getattr(meta, "endpoint_url", "") or ""))
         if cap is None and local:
             cap = LOCAL_PAGE_ITEMS
-        if cap is not None:
-            self.limit = min(self.limit, cap) if self.limit else cap
+        # The page Limit: a second of budget, from DescribeTable's item size, then from the pages' cost
+        self.pages = PageSizer(budget, info.avg_item_bytes, self.consistent, cap)
         self.limiter = RateLimiter(budget, clock=time.monotonic, sleep=self.stop.wait)
         self.info = info
         self.result = LoadResult(
@@ -303,7 +302,7 @@ class ScanLoad:
             self.config.read_percent,
             _units(capacity),
             capacity_source,
-            f", page limit {self.limit}" if self.limit else "",
+            f", page limit {self.pages.limit}" if self.pages.limit else "",
         )
         todo: queue.SimpleQueue[int] = queue.SimpleQueue()
         for seg in pending:
@@ -396,9 +395,7 @@ class ScanLoad:
             "resumed after its saved key" if start_key else "started",
         )
         pending = PartState(last_key=start_key)
-        estimate = page_cost(self.consistent)
-        if self.limit:
-            estimate = max(0.5, self.limit * self.info.avg_item_bytes / (4096 if self.consistent else 8192))
+        estimate, last = self.pages.estimate(), 0.0
         key_names = self.info.key_names
         version = self.state.version_time_us
         load_id = self.state.load_id
@@ -411,7 +408,12 @@ class ScanLoad:
             if page is None:  # stopping: keep what is read
                 self._checkpoint(seg, writer, pending)
                 return
-            estimate = page.consumed or estimate
+            before = self.pages.limit
+            if self.pages.observe(len(page.items), page.consumed) != before:
+                log.debug("load %s: page limit %s (%.3g RCU an item)", self.table, self.pages.limit,
+                          self.pages.unit_cost)  # fmt: skip
+            last = page.consumed or last
+            estimate = self.pages.estimate(last)
             ingested = now_us()
             if page.texts is not None:  # DynamoDB's own text of each item goes into the line unchanged
                 for item, text in zip(page.items, page.texts, strict=True):
@@ -465,7 +467,7 @@ class ScanLoad:
                     total_segments=self.state.total_parts,
                     start_key=start_key,
                     consistent=self.consistent,
-                    limit=self.limit,
+                    limit=self.pages.limit,
                 )
             except TransientError as e:
                 self.limiter.settle(estimate, 0.0)

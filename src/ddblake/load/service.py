@@ -115,14 +115,17 @@ def run_load(
 
     stop = stop or threading.Event()
     with stop_on_signals(stop):
-        if config.kind == "scan":
-            result = ScanLoad(
-                config, reader(), storage, progress=progress, started_at_us=started_at_us, stop=stop
-            ).run()
-        else:
-            versions = export_versions(config, clients, storage)
-            level = reload_level(started_at_us)
-            result = _export(config, reader, storage, progress, stop, identity_now, versions, level)
+        try:
+            if config.kind == "scan":
+                result = ScanLoad(
+                    config, reader(), storage, progress=progress, started_at_us=started_at_us, stop=stop
+                ).run()
+            else:
+                versions = export_versions(config, clients, storage)
+                level = reload_level(started_at_us)
+                result = _export(config, reader, storage, progress, stop, identity_now, versions, level)
+        finally:  # stopped or failed: its progress line ends, so the error or log line after is whole
+            progress.end_line()
     log.debug("%s", result.summary())
     return result
 
