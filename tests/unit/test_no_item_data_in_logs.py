@@ -315,7 +315,8 @@ def test_capture_logs_a_quarantined_record_without_its_data(
         capture._add(record, "shardId-1", 1_700_000_000_000_000)
         capture._commit()
     logged = caplog.text
-    assert "quarantined a record of shard shardId-1 (sequence number 000000000000000000042)" in logged
+    assert "quarantined 1 record(s) of shard shardId-1 into errors/" in logged  # one line per shard and file
+    assert "the first (sequence number 000000000000000000042)" in logged
     assert "NewImage: N value is not a number string" in logged
     assert PLANTED not in logged and PLANTED_KEY not in logged
     (error_file,) = [p for p in tmp_path.rglob("*") if p.is_file() and "errors" in p.parts]

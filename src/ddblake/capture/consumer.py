@@ -40,45 +40,25 @@ from ddblake.capture.checkpoint import (
     save_checkpoint,
 )
 from ddblake.capture.config import CaptureConfig
-from ddblake.capture.gaps import (
-    drop_vanished_shards,
-    find_gap,
-    gap_error,
-    gone_gap,
-    trimmed_gap,
-)
-from ddblake.capture.horizon import (
-    end_horizon_window,
-    in_horizon_window,
-    open_horizon_window,
-    opens_at_horizon,
-    starts_at_horizon,
-)
+from ddblake.capture.gaps import drop_vanished_shards, find_gap, gap_error
+from ddblake.capture.horizon import end_horizon_window, open_horizon_window, starts_at_horizon
+from ddblake.capture.reading import HORIZON_REOPENS, ShardReader, next_backoff
 from ddblake.capture.records import made_after_start, quarantine_line, record_to_line, seq_of
 from ddblake.capture.shards import Shard, order_parents_first, readable_shards
-from ddblake.capture.streams import (
-    DataTrimmed,
-    IteratorExpired,
-    RecordBatch,
-    ShardGone,
-    StreamsAdapter,
-    check_stream,
-)
-from ddblake.errors import BadRecordError, NotFoundError, StreamGapError, TerminalError, TransientError
+from ddblake.capture.streams import StreamsAdapter, check_stream, drained_message, table_or_kept_stream
+from ddblake.errors import BadRecordError, StreamGapError, TerminalError, TransientError
 from ddblake.lake.rawlog import ERRORS_ROOT, RawLogWriter
 from ddblake.lake.storage import Storage
 from ddblake.load.handoff import check_first_capture, check_stream_follows_load, restamp_first_load
 
+__all__ = ["HORIZON_REOPENS", "CaptureStats", "StreamCapture"]
+
 log = logging.getLogger(__name__)
 
-_MAX_BACKOFF_S = 30.0
 ONCE_OPEN_EMPTY_PAGES = 3
 """``--once``: empty pages in a row after which an open shard counts as read up to now. GetRecords
 may return an empty page before records ("it might take multiple calls to get to a portion of the
 shard that contains stream records"), so one empty page is not the end."""
-HORIZON_REOPENS = 5
-"""How many times in a row a shard may answer TrimmedDataAccessException within the first capture's
-window (the records it was opened at trimmed before they were read) before the run retries."""
 ONCE_CLOSED_EMPTY_PAGES = 1000
 """``--once``: a closed shard is read until GetRecords returns no next iterator (its end: then its
 children are read); only this many empty pages in a row stop a run short of it, with a warning."""
@@ -111,11 +91,13 @@ class StreamCapture:
         *,
         stop: threading.Event | None = None,
         on_file: Callable[[str], None] | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         """Prepare a run; nothing is read until :meth:`run`.
 
         ``on_file`` is called with each raw file's path once the file and the checkpoint covering
-        it are written (``sync`` wakes its apply loop with it).
+        it are written (``sync`` wakes its apply loop with it). ``monotonic`` is the clock of buffer
+        ages, back-offs, refreshes and heartbeats (injectable for tests; waits go through ``stop``).
         """
         self.on_file = on_file
         self.config = config
@@ -123,26 +105,42 @@ class StreamCapture:
         self.adapter = adapter
         self.storage = storage
         self.stop = stop or threading.Event()
-        self.writer = RawLogWriter(storage, config.table, config.buffer_bytes, config.buffer_seconds)
+        self.monotonic = monotonic
+        self.writer = RawLogWriter(
+            storage, config.table, config.buffer_bytes, config.buffer_seconds, monotonic=monotonic
+        )
         self.errors = RawLogWriter(
-            storage, config.table, config.buffer_bytes, config.buffer_seconds, root=ERRORS_ROOT
+            storage,
+            config.table,
+            config.buffer_bytes,
+            config.buffer_seconds,
+            root=ERRORS_ROOT,
+            monotonic=monotonic,
+        )
+        self.reader = ShardReader(
+            adapter,
+            storage,
+            config.table,
+            max_records=config.max_records,
+            once=config.once,
+            monotonic=monotonic,
+            now_us=_now_us,
         )
         self.state = Checkpoint(table=config.table)
         self.stats = CaptureStats()
         self.topology: list[Shard] = []
-        self.iterators: dict[str, str] = {}
         self.caught_up: set[str] = set()
         self.started_us = 0  # when run() began, µs: a --once run reads what was written before it
         self.empty_pages: dict[str, int] = {}  # empty pages in a row, per shard
         self.stream_enabled = True
+        self.table_deleted = False  # DescribeTable: not found, while the checkpoint's stream still is
         self.dirty = False
         self.need_refresh = True
-        self._saved_at = time.monotonic()  # the last checkpoint write (see heartbeat_seconds)
+        self._saved_at = monotonic()  # the last checkpoint write (see heartbeat_seconds)
         self._saved_us: int | None = None  # the stored checkpoint's updated_us, as this capture left it
         self._attempted_us: list[int] = []  # updated_us of writes since then that reported failure
         self._warned: set[str] = set()
-        self.overtaken: dict[str, str] = {}  # shard -> its seq the stream answered trimmed past (window)
-        self.gone: set[str] = set()  # shards that answered not found within the window (this run)
+        self._quarantined: dict[str, tuple[int, str, str]] = {}  # shard -> (count, first seq, reason)
 
     # --- public ---------------------------------------------------------------------------------------
 
@@ -151,9 +149,12 @@ class StreamCapture:
 
         Raises:
             StreamGapError: the stream lost records ddblake never read.
-            NotFoundError: the table or stream does not exist.
-            TerminalError: the table has no stream, or another error retrying will not fix.
-            TransientError: (with ``once``) AWS or the lake kept failing after retries.
+            NotFoundError: the table does not exist (nor, for a table deleted since the checkpoint
+                named its stream, that stream: :func:`ddblake.capture.streams.table_or_kept_stream`).
+            TerminalError: the table has no stream, or another error retrying will not fix (with
+                ``once`` off: a disabled stream or a deleted table's, read to its end).
+            TransientError: (with ``once``) AWS or the lake kept failing after retries: the shard
+                list or the lake at once, a shard after the others are read (it was set aside).
         """
         self.started_us = now = _now_us()  # one clock for this, the load check and the window
         loaded = load_checkpoint(self.storage, self.table)
@@ -196,55 +197,78 @@ class StreamCapture:
     def _loop(self) -> None:
         next_refresh = 0.0
         confirming = False  # once: every shard looked caught up; one more topology check before exit
-        backoff = 0.0
+        backoff = 0.0  # the whole capture's, while the shard list or the lake fails (a shard has its own)
         while not self.stop.is_set():
+            idle: float | None = None
             try:
-                if self.need_refresh or time.monotonic() >= next_refresh:
+                if self.need_refresh or self.monotonic() >= next_refresh:
                     self._refresh()
-                    next_refresh = time.monotonic() + self.config.refresh_seconds
+                    next_refresh = self.monotonic() + self.config.refresh_seconds
                 ready = readable_shards(self.topology, self._closed(), self.state.shards.keys())
                 if not ready and self._drained_disabled_stream():
                     return
-                pending = [s for s in ready if not (self.config.once and s.shard_id in self.caught_up)]
+                pending = [s for s in ready if not self._done_for_now(s.shard_id)]
                 if self.config.once and not pending:
                     if confirming or not ready:
+                        self.reader.raise_set_aside()  # the rest is read; run() flushes first
                         return
                     confirming, self.need_refresh = True, True
                     continue
                 confirming = False
-                progressed = False
-                for shard in pending:
-                    if self.stop.is_set():
-                        break
-                    progressed = self._poll_shard(shard) > 0 or progressed
-                if self.writer.due() or self.errors.due():
-                    self._commit()
-                elif self.dirty and not self.writer.buffered_records and not self.errors.buffered_records:
-                    # A shard closed, found or pruned with nothing buffered: the positions in memory
-                    # cover only what is written, so record them now. Else a kill after a quiet day
-                    # would leave a closed, fully read shard recorded as open, and once the stream
-                    # drops it (24 h) the rerun would report a gap that is not one.
-                    self._commit()
-                elif not self.config.once and self._heartbeat_due():
-                    self.dirty = True  # idle and reading fine: the checkpoint's time says so
-                    self._commit()
+                progressed = self._read_pass(pending)
+                self._flush_step(pending)  # after every pass, whatever a shard answered
                 backoff = 0.0
+                if not progressed and not self.config.once:
+                    idle = self._idle_wait(pending)
             except TransientError as e:
                 if self.config.once:
                     raise
-                backoff = min(_MAX_BACKOFF_S, max(1.0, backoff * 2))
+                backoff = next_backoff(backoff)
                 delay = backoff_with_jitter(backoff)
                 log.warning("capture %s: %s; retrying in %.1f s", self.table, e, delay)
                 self.stop.wait(delay)
                 continue
-            if not progressed and not self.config.once:
-                until_due = self.writer.seconds_until_due()
-                wait = (
-                    self.config.poll_seconds
-                    if until_due is None
-                    else min(self.config.poll_seconds, until_due)
-                )
-                self.stop.wait(wait)
+            if idle is not None:
+                self.stop.wait(idle)
+
+    def _done_for_now(self, shard_id: str) -> bool:
+        """Once: caught up, or set aside after failing (:mod:`ddblake.capture.reading`)."""
+        return self.config.once and (shard_id in self.caught_up or shard_id in self.reader.set_aside)
+
+    def _read_pass(self, pending: list[Shard]) -> bool:
+        """One GetRecords on each pending shard not backing off; whether any gave records."""
+        progressed = False
+        for shard in pending:
+            if self.stop.is_set():
+                break
+            if not self.reader.waiting(shard.shard_id):
+                progressed = self._poll_shard(shard) > 0 or progressed
+        return progressed
+
+    def _flush_step(self, pending: list[Shard]) -> None:
+        """After a pass: a file when a buffer is due, else the checkpoint when it changed or a
+        heartbeat is due."""
+        if self.writer.due() or self.errors.due():
+            self._commit()
+        elif self.dirty and not self.writer.buffered_records and not self.errors.buffered_records:
+            # A shard closed, found or pruned with nothing buffered: the positions in memory
+            # cover only what is written, so record them now. Else a kill after a quiet day
+            # would leave a closed, fully read shard recorded as open, and once the stream
+            # drops it (24 h) the rerun would report a gap that is not one.
+            self._commit()
+        elif not self.config.once and self._heartbeat_due(pending):
+            self.dirty = True  # idle and reading fine: the checkpoint's time says so
+            self._commit()
+
+    def _idle_wait(self, pending: list[Shard]) -> float:
+        """How long a pass that read nothing waits: the poll interval, or less until a buffer is
+        due or a shard backing off may be read again."""
+        untils = (
+            self.writer.seconds_until_due(),
+            self.errors.seconds_until_due(),
+            self.reader.seconds_until_retry({s.shard_id for s in pending}),
+        )
+        return min([self.config.poll_seconds, *(u for u in untils if u is not None)])
 
     def _closed(self) -> set[str]:
         return {sid for sid, pos in self.state.shards.items() if pos.closed}
@@ -253,13 +277,7 @@ class StreamCapture:
         """True (once) when a disabled stream is read to its end; raises when running on."""
         if self.stream_enabled or any(not self.state.shards[s.shard_id].closed for s in self.topology):
             return False
-        message = (
-            f"the stream of table {self.table!r} is disabled and every change it held is captured; "
-            "changes made from now on are not captured: enable the stream again "
-            "(aws dynamodb update-table --table-name "
-            f"{self.table} --stream-specification StreamEnabled=true,StreamViewType=NEW_AND_OLD_IMAGES) "
-            "and re-bootstrap the table from a full load"
-        )
+        message = drained_message(self.table, self.adapter.where, self.state.stream_arn, self.table_deleted)
         if self.config.once:
             log.warning("capture %s: %s", self.table, message)
             return True
@@ -272,7 +290,7 @@ class StreamCapture:
 
     def _refresh(self) -> None:
         self.need_refresh = False
-        stream = self.adapter.table_stream()
+        stream, self.table_deleted = table_or_kept_stream(self.adapter, self.state.stream_arn)
         check_stream(stream, self.table, self.adapter.where)
         assert stream.arn is not None  # noqa: S101 - check_stream refuses a table without one
         if self.state.stream_arn is None:
@@ -285,7 +303,9 @@ class StreamCapture:
                 "re-enabled, or table re-created); changes made between the two streams are in neither"
             )
         self.stream_enabled = stream.enabled
-        if not stream.enabled:
+        if self.table_deleted:
+            self._warn_once("deleted", f"table not found (deleted?), its stream {stream.arn} is: draining it")
+        elif not stream.enabled:
             self._warn_once("disabled", "stream is disabled; reading what it still holds")
         shards = self.adapter.shards(stream.arn)
         now = _now_us()
@@ -307,6 +327,7 @@ class StreamCapture:
             if pos.closed and sid not in in_stream and sid not in parents:
                 del self.state.shards[sid]  # trimmed after we read it all, and no child needs it
                 self.caught_up.discard(sid)
+                self.reader.forget(sid)
                 self.dirty = True
         if not self.topology:
             log.info(
@@ -320,76 +341,13 @@ class StreamCapture:
 
     # --- reading --------------------------------------------------------------------------------------
 
-    def _open(self, shard: Shard) -> str:
-        sid, pos = shard.shard_id, self.state.shards[shard.shard_id]
-        arn = self.state.stream_arn or ""  # set by the first _refresh, before any shard is read
-        # Known but never read (seq null), or a child of a known shard: from its start, not
-        # TRIM_HORIZON, which would silently skip what was trimmed since (a rerun a day later meets
-        # children its last run never listed). Only a shard marked so within the first capture's
-        # window (ShardPosition.horizon), or trimmed past its seq within it (self.overtaken), starts at
-        # what the stream still holds. DataTrimmed goes to _fetch, which tells a gap from the window's.
-        horizon = opens_at_horizon(self.state, pos, self.overtaken.get(sid), _now_us())
-        after, at = (None, None) if horizon else (pos.seq, None if pos.seq else shard.start_seq)
-        if not horizon and after is None and at is None:  # DescribeStream always gives a start
-            self._warn_once(sid, f"shard {sid} lists no starting sequence number; from TRIM_HORIZON")
-        try:
-            iterator = self.adapter.shard_iterator(arn, sid, after, at_seq=at)
-        except NotFoundError as e:  # as GetRecords' ShardGone: _fetch drops it or reports the gap
-            raise ShardGone(str(e)) from e
-        how = f"after {after}" if after else f"at {at}" if at else "from TRIM_HORIZON"
-        log.debug("capture %s: shard %s opened %s", self.table, sid, how)
-        return iterator
-
-    def _fetch(self, shard: Shard) -> RecordBatch | None:
-        """One GetRecords on a shard, (re)opening it as needed; trims and ends raise gaps (None: gone
-        within the first capture's window, and dropped)."""
-        sid, expired, trimmed = shard.shard_id, 0, 0
-        while True:
-            try:
-                iterator = self.iterators.get(sid) or self._open(shard)
-                return self.adapter.get_records(iterator, self.config.max_records)
-            except IteratorExpired as e:
-                self.iterators.pop(sid, None)
-                expired += 1
-                if expired >= 3:
-                    raise TransientError(f"shard {sid} of {self.table!r}: iterators keep expiring") from e
-                log.info(
-                    "capture %s: iterator of shard %s expired; reopening from the checkpoint", self.table, sid
-                )
-            except DataTrimmed as e:  # from GetShardIterator or GetRecords
-                self.iterators.pop(sid, None)
-                pos = self.state.shards[sid]
-                if not in_horizon_window(self.state, _now_us()):
-                    raise self._gap(trimmed_gap(shard, pos)) from e
-                # Within the first capture's window what was trimmed (at its start, after its seq, or
-                # at the horizon moving on under GetRecords) predates the lake's load.
-                trimmed += 1
-                if trimmed >= HORIZON_REOPENS:
-                    raise TransientError(
-                        f"shard {sid} of table {self.table!r}: its oldest records were trimmed each time "
-                        f"it was opened at its start or TRIM_HORIZON ({trimmed} times)"
-                    ) from e
-                if pos.seq is not None:
-                    self.overtaken[sid] = pos.seq  # for this run only: see opens_at_horizon
-                elif not pos.horizon:
-                    pos.horizon, self.dirty = True, True
-                where = f"after {pos.seq}" if pos.seq else "at its start"
-                log.info("capture %s: shard %s trimmed %s; from TRIM_HORIZON", self.table, sid, where)
-            except ShardGone as e:  # from GetRecords, or GetShardIterator (_open)
-                self.iterators.pop(sid, None)
-                # Within the window, once: the refresh drops it if it left the shard list
-                # (drop_vanished_shards); one still listed that answers so again is a gap.
-                if in_horizon_window(self.state, _now_us()) and sid not in self.gone:
-                    self.gone.add(sid)
-                    self.need_refresh = True
-                    return None
-                raise self._gap(gone_gap(sid, self.state)) from e
-
     def _poll_shard(self, shard: Shard) -> int:
         """One GetRecords on a shard; returns how many records it gave."""
-        sid = shard.shard_id
-        batch = self._fetch(shard)
-        if batch is None:  # gone within the window: dropped
+        sid, reader = shard.shard_id, self.reader
+        batch = reader.read(shard, self.state)
+        self.dirty, self.need_refresh = self.dirty or reader.marked, self.need_refresh or reader.refresh
+        reader.marked = reader.refresh = False
+        if batch is None:  # failed (it backs off), or gone within the window (the shard list decides)
             return 0
         ingested = _now_us()
         pos = self.state.shards[sid]
@@ -399,10 +357,10 @@ class StreamCapture:
                 seq = seq_of(record)
                 if seq is not None:
                     pos.seq, pos.horizon = seq, False  # its line is the lake's from here on
-                if self.writer.buffered_bytes >= self.config.buffer_bytes:
-                    self._commit()
+                if max(self.writer.buffered_bytes, self.errors.buffered_bytes) >= self.config.buffer_bytes:
+                    self._commit()  # either buffer: quarantined records are held to the limit too
         except BaseException:
-            self.iterators.pop(sid, None)  # reopen after the last record buffered: no loss, no repeat
+            reader.iterators.pop(sid, None)  # reopen after the last record buffered: no loss, no repeat
             raise
         self.stats.records += len(batch.records)
         if batch.records:
@@ -412,7 +370,7 @@ class StreamCapture:
         if batch.next_iterator is None and shard.end_seq is None:
             # The shard list says open: closed only once DescribeStream says so too (a reply can lack
             # its next iterator without the shard having ended). Reopen after the last record read.
-            self.iterators.pop(sid, None)
+            reader.iterators.pop(sid, None)
             self.need_refresh = True
             if not batch.records:
                 self.empty_pages[sid] = self.empty_pages.get(sid, 0) + 1
@@ -421,12 +379,12 @@ class StreamCapture:
             log.info("capture %s: shard %s gave no next iterator; checking the shard list", self.table, sid)
         elif batch.next_iterator is None:
             pos.closed, pos.horizon, self.dirty, self.need_refresh = True, False, True, True
-            self.iterators.pop(sid, None)
+            reader.iterators.pop(sid, None)
             self.caught_up.discard(sid)
             self.stats.shards_finished += 1
             log.info("capture %s: shard %s read to its end", self.table, sid)
         else:
-            self.iterators[sid] = batch.next_iterator
+            reader.iterators[sid] = batch.next_iterator
             if batch.records:
                 self.caught_up.discard(sid)
                 self.empty_pages.pop(sid, None)
@@ -456,14 +414,10 @@ class StreamCapture:
         except BadRecordError as e:
             self.stats.quarantined += 1
             # The reason names the field and the kind of problem, never a value (ddblake.changes.parse);
-            # the record itself goes to the lake's errors/ prefix only.
-            log.warning(
-                "capture %s: quarantined a record of shard %s (sequence number %s): %s",
-                self.table,
-                shard_id,
-                seq_of(record) or "?",
-                e,
-            )
+            # the record itself goes to the lake's errors/ prefix only, the log one line per shard and
+            # file (_commit): a shard of bad records must not give a line each.
+            count, first, reason = self._quarantined.get(shard_id, (0, seq_of(record) or "?", str(e)))
+            self._quarantined[shard_id] = (count + 1, first, reason)
             self.errors.add(quarantine_line(record, str(e), self.table, shard_id, ingested_us))
             return
         self.writer.add(line)
@@ -478,8 +432,21 @@ class StreamCapture:
             log.info("capture %s: wrote %s (%d records)", self.table, written.path, written.records)
             if self.on_file is not None:  # now: a failing write below must not leave apply unwoken
                 self.on_file(written.path)
-        if self.errors.flush() is not None:
+        quarantined = self.errors.flush()
+        if quarantined is not None:
             self.dirty = True
+            for shard_id, (count, first, reason) in self._quarantined.items():
+                log.warning(
+                    "capture %s: quarantined %d record(s) of shard %s into %s; the first (sequence "
+                    "number %s): %s",
+                    self.table,
+                    count,
+                    shard_id,
+                    quarantined.path,
+                    first,
+                    reason,
+                )
+            self._quarantined.clear()
         if self.dirty:
             self.state.updated_us = _now_us()
             check_own_checkpoint(self.storage, self.table, self._saved_us, self._attempted_us)
@@ -488,11 +455,13 @@ class StreamCapture:
             self._saved_us, self._attempted_us = self.state.updated_us, []
             self.stats.checkpoints += 1
             self.dirty = False
-            self._saved_at = time.monotonic()
+            self._saved_at = self.monotonic()
 
-    def _heartbeat_due(self) -> bool:
+    def _heartbeat_due(self, pending: list[Shard]) -> bool:
+        """Idle, and every shard reading fine (a shard backing off is not: ``status`` shows the age)."""
         idle = not self.writer.buffered_records and not self.errors.buffered_records
-        return idle and time.monotonic() - self._saved_at >= self.config.heartbeat_seconds
+        reading = self.reader.seconds_until_retry({s.shard_id for s in pending}) is None
+        return idle and reading and self.monotonic() - self._saved_at >= self.config.heartbeat_seconds
 
     def _warn_once(self, key: str, message: str) -> None:
         if key not in self._warned:

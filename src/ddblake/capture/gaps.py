@@ -48,7 +48,7 @@ def gone_gap(sid: str, checkpoint: Checkpoint) -> str:
     """What a shard found gone while read (``ResourceNotFoundException``) lost, for :func:`gap_error`."""
     return (
         f"shard {sid} of stream {checkpoint.stream_arn} is gone (ResourceNotFoundException: trimmed, or "
-        "the stream deleted with its table) before it was read to its end (read up to "
+        "the stream removed 24 hours after its table was deleted) before it was read to its end (read up to "
         f"{checkpoint.shards[sid].seq or 'nothing'})"
     )
 

@@ -1,4 +1,8 @@
-"""Firehose's ``processing-failed`` records back into the raw change log (``ddblake redrive``).
+"""Firehose's ``processing-failed`` records, and capture's quarantine, back into the raw change log.
+
+``ddblake redrive`` reads two kinds of error files: Firehose's (below), and the records ``ddblake
+capture`` quarantined (:mod:`ddblake.capture.redrive_quarantine`); both go through the same steps
+(one raw file each, written once; moved to ``redriven/`` when every record is back).
 
 When the transform Lambda cannot answer a batch at all (throttled by the account's concurrency,
 timed out, failing at import after a bad deploy), Firehose retries the invocation and then writes
@@ -41,8 +45,9 @@ import logging
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
+from ddblake.capture.redrive_quarantine import quarantine_files, quarantine_redriven_path, redrive_quarantined
 from ddblake.changes.parse import MAX_EVENT_TIME_US
 from ddblake.changes.transform import kinesis_line, other_table
 from ddblake.errors import BadRecordError
@@ -100,7 +105,7 @@ class RedriveStats:
             why = "; ".join(f"{reason} ({n})" for reason, n in self.reasons.items())
             text += f"; {self.refused} refused again, left under errors/ ({why})"
         if self.unreadable:
-            text += f"; {len(self.unreadable)} object(s) not Firehose error records, left as they are"
+            text += f"; {len(self.unreadable)} object(s) not error records, left as they are"
         if self.redriven:
             text += "; run apply to take them in"
         return text
@@ -162,14 +167,23 @@ def redrive_record(record: dict[str, Any], table: str) -> tuple[bytes, int]:
     return line, ingested_us
 
 
-def redrive_object(data: bytes, table: str, stats: RedriveStats) -> tuple[list[bytes], int | None]:
-    """The lines one error object gives back, and its oldest record's arrival (µs), if any."""
+Convert = Callable[[dict[str, Any], str], tuple[bytes, int]]
+"""One error record of a kind as ``(raw-log line, ingested µs)``; raises BadRecordError to refuse it."""
+
+
+def redrive_object(
+    data: bytes, table: str, stats: RedriveStats, convert: Convert | None = None
+) -> tuple[list[bytes], int | None]:
+    """The lines one error object gives back, and its oldest record's ingestion (µs), if any.
+
+    ``convert`` is the kind's (:func:`redrive_record`, Firehose's, by default).
+    """
     lines: list[bytes] = []
     oldest: int | None = None
     for record in error_records(data):
         stats.records += 1
         try:
-            line, ingested_us = redrive_record(record, table)
+            line, ingested_us = (convert or redrive_record)(record, table)
         except BadRecordError as e:
             stats.refuse(str(e))
             continue
@@ -191,10 +205,29 @@ def target_path(table: str, source: str, lines: list[bytes], oldest_us: int) -> 
     return raw_file_path(table, oldest_us, unique=f"redrive-{digest}")
 
 
+class _Source(NamedTuple):
+    """One error file to redrive: its kind (for messages), how its records convert, where it goes."""
+
+    path: str
+    kind: str
+    convert: Convert
+    redriven: str
+
+
+def _sources(storage: Storage, table: str) -> Iterator[_Source]:
+    for path in storage.list_files(failed_prefix(table)):
+        yield _Source(path, "Firehose error records", redrive_record, redriven_path(table, path))
+    for path in quarantine_files(storage, table):
+        yield _Source(
+            path, "capture's quarantine", redrive_quarantined, quarantine_redriven_path(table, path)
+        )
+
+
 def redrive(
     storage: Storage, table: str, *, on_object: Callable[[RedriveStats], None] | None = None
 ) -> RedriveStats:
-    """Every ``processing-failed`` record of ``table`` the transform accepts, into the raw log.
+    """Every record of ``table``'s error files the transform accepts now, into the raw log:
+    Firehose's ``processing-failed`` objects, then capture's quarantine files.
 
     Args:
         storage: the lake.
@@ -206,17 +239,17 @@ def redrive(
     """
     stats = RedriveStats()
     folders: dict[str, set[str]] = {}  # hour folder -> the files in it (one listing each)
-    for source in storage.list_files(failed_prefix(table)):
+    for source, kind, convert, moved_to in _sources(storage, table):
         stats.objects += 1
         data = storage.read(source)
         if data is None:  # deleted since the listing (its lifecycle rule, or a redrive beside this one)
             continue
         refused = stats.refused
         try:
-            lines, oldest = redrive_object(data, table, stats)
+            lines, oldest = redrive_object(data, table, stats, convert)
         except BadRecordError as e:
             stats.unreadable.append(source)
-            log.warning("redrive %s: %s is not Firehose error records (%s); left as it is", table, source, e)
+            log.warning("redrive %s: %s is not %s (%s); left as it is", table, source, kind, e)
             continue
         if oldest is not None:
             try:
@@ -242,7 +275,7 @@ def redrive(
                 stats.redriven += len(lines)
                 log.info("redrive %s: %d record(s) of %s into %s", table, len(lines), source, path)
         if stats.refused == refused:  # every record is in the raw log: nothing left to look at
-            storage.write_atomic(redriven_path(table, source), data)
+            storage.write_atomic(moved_to, data)
             storage.delete(source)
             stats.moved += 1
         if on_object is not None:

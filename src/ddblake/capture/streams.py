@@ -44,8 +44,8 @@ class DataTrimmed(TerminalError):
 
 class ShardGone(NotFoundError):
     """GetRecords says the shard an iterator reads, or its whole stream, no longer exists
-    (ResourceNotFoundException): trimmed, or the stream deleted with its table. The caller, which
-    knows the shard and stream, says which (:meth:`ddblake.capture.consumer.StreamCapture._poll_shard`)."""
+    (ResourceNotFoundException): trimmed, or the stream removed (24 hours after DeleteTable). The
+    caller, which knows the shard and stream, says which (:mod:`ddblake.capture.reading`)."""
 
 
 @dataclass(frozen=True)
@@ -96,6 +96,52 @@ def check_stream(stream: TableStream, table: str, where: str) -> None:
             "the lake needs NEW_IMAGE or NEW_AND_OLD_IMAGES. A stream's view type cannot be changed: "
             f"disable the stream, then enable one with: {ENABLE_STREAM.format(table=table)}"
         )
+
+
+def table_or_kept_stream(adapter: StreamsAdapter, known_arn: str | None) -> tuple[TableStream, bool]:
+    """The table's stream (DescribeTable), and whether the table is deleted.
+
+    DeleteTable leaves the table's stream readable, DISABLED, for 24 hours (and DynamoDB Local keeps
+    it too): when DescribeTable answers not found and the checkpoint names a stream (``known_arn``)
+    that DescribeStream still finds, that stream is returned as a disabled one, so that capture
+    drains the deleted table's last changes as it drains any disabled stream.
+
+    Raises:
+        NotFoundError: the table is not found, and neither is its stream (or none is known); the
+            table's own error, which names the account, role and endpoint.
+        TransientError: DescribeStream failed for now.
+    """
+    try:
+        return adapter.table_stream(), False
+    except NotFoundError:
+        if known_arn is None:
+            raise
+        try:
+            adapter.shards(known_arn)  # DescribeStream: still there?
+            kept = True
+        except TransientError:
+            raise
+        except DdblakeError:  # gone too, or not ours to read: the table's own error says why
+            kept = False
+        if not kept:
+            raise
+    return TableStream(known_arn, enabled=False, view_type=None), True
+
+
+def drained_message(table: str, where: str, arn: str | None, deleted: bool) -> str:
+    """What capture says once a disabled stream, or a deleted table's, is read to its end."""
+    if deleted:
+        return (
+            f"table {table!r} is deleted (not found at {where}): table deleted, stream drained: every "
+            f"change its stream {arn} held is captured, and no more will come; should the table be "
+            "created again, its new stream starts after a gap: re-bootstrap it then "
+            f"(ddblake sync --table {table} --rebootstrap)"
+        )
+    return (
+        f"the stream of table {table!r} is disabled and every change it held is captured; changes made "
+        f"from now on are not captured: enable the stream again ({ENABLE_STREAM.format(table=table)}) "
+        "and re-bootstrap the table from a full load"
+    )
 
 
 class StreamsAdapter:
@@ -243,7 +289,7 @@ class StreamsAdapter:
                 raise ShardGone(
                     f"the shard this iterator of table {self.table!r} reads, or its stream, no longer "
                     f"exists at {describe_client(self.streams)} (GetRecords: ResourceNotFoundException): "
-                    "trimmed after 24 hours, or the stream deleted with its table"
+                    "trimmed after 24 hours, or the stream removed 24 hours after its table was deleted"
                 ) from e
             raise self._fail(e, "GetRecords") from e
         return RecordBatch(records=answer.get("Records", []), next_iterator=answer.get("NextShardIterator"))

@@ -1,4 +1,5 @@
-"""``ddblake redrive``: Firehose's processing-failed records back into the raw change log."""
+"""``ddblake redrive``: Firehose's processing-failed records, and the records capture quarantined,
+back into the raw change log."""
 
 from __future__ import annotations
 
@@ -15,11 +16,12 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``redrive`` to the ``ddblake`` subcommands; returns its parser."""
     p: argparse.ArgumentParser = subparsers.add_parser(
         "redrive",
-        help="records Firehose wrote under errors/<table>/processing-failed/ back into the raw log",
+        help="records Firehose or capture set aside under errors/<table>/ back into the raw log",
         description="Run the records Firehose wrote under errors/<table>/processing-failed/ (its "
-        "transform Lambda failed, timed out or was throttled) through the transform again, and write "
-        "those it accepts into the raw change log for apply; an object whose every record is back moves "
-        "to errors/<table>/redriven/. Safe to rerun: nothing is written twice.",
+        "transform Lambda failed, timed out or was throttled) through the transform again, and the "
+        "records capture quarantined under errors/<table>/<year>/... through capture's own check "
+        "again, and write those accepted into the raw change log for apply; a file whose every record "
+        "is back moves to errors/<table>/redriven/. Safe to rerun: nothing is written twice.",
     )
     p.add_argument("--table", default=None, help="DynamoDB table name (or DDBLAKE_TABLE)")
     p.add_argument("--lake", default=None, help="lake directory or s3://bucket/prefix (or DDBLAKE_LAKE)")
