@@ -233,7 +233,7 @@ def run_sync(
         if first:
             # An unfinished load the stream no longer reaches back to: capture's first run would
             # refuse it at once, after which hours of Scan would be thrown away.
-            check_first_capture(storage, table, t0, full_load_follows=True)
+            check_first_capture(storage, table, t0, full_load_follows=config.load.kind)
             check_export_source(config.load, t0, storage)
         elif began is not None:  # capture has read the stream since an earlier attempt began
             reach = began

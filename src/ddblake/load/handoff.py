@@ -53,7 +53,7 @@ def _option_us(state: LoadState, name: str) -> int | None:
 
 
 def stream_needed_from(
-    states: list[LoadState], *, full_load_follows: bool = False
+    states: list[LoadState], *, full_load_follows: str | None = None
 ) -> tuple[LoadState, int] | None:
     """The load whose time the stream must still reach back to, and that time (None: no load).
 
@@ -65,9 +65,11 @@ def stream_needed_from(
     export's end counts, as before; with none finished at all, an unfinished load resumes, and the
     changes after its start must come from the stream too.
 
-    ``full_load_follows``: a full load (sync's first) is about to run, so with no full load
-    finished, incremental exports do not count: an incremental export alone does not hold the
-    table, and the load about to run (or the unfinished one it resumes) is what the stream follows.
+    ``full_load_follows``: the kind of full load (``LoadConfig.kind``: sync's first) about to
+    run. With no full load finished, incremental exports do not count then (one alone does not hold
+    the table), nor do unfinished loads the run does not resume: a Scan resumes the unfinished
+    Scan; an export run resumes only its own export, whose time sync checks itself
+    (``ddblake.sync.check_export_source``).
     """
     finished = [s for s in states if s.finished_us is not None]
     full = [(s, s.started_us) for s in finished if not s.options.get("incremental")]
@@ -91,7 +93,7 @@ def stream_needed_from(
     unfinished = [
         (s, s.started_us)
         for s in states
-        if s.finished_us is None and not (full_load_follows and s.options.get("incremental"))
+        if s.finished_us is None and (full_load_follows is None or (full_load_follows == "scan" == s.kind))
     ]
     return min(unfinished, key=lambda st: st[1]) if unfinished else None
 
@@ -129,7 +131,7 @@ def utc_text(us: int) -> str:
 
 
 def check_first_capture(
-    storage: Storage, table: str, now_us: int, *, full_load_follows: bool = False
+    storage: Storage, table: str, now_us: int, *, full_load_follows: str | None = None
 ) -> None:
     """Refuse a table's first capture when the stream no longer reaches back to its load.
 
