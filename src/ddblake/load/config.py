@@ -168,23 +168,22 @@ def _refuse_scan_settings(table: str, export: str, found: list[tuple[str, str, o
         )
 
 
-def _refuse_scan_keys(table: str, where: str | None, *, env: bool) -> None:
-    """Refuse key names given to a Scan load (``where`` they came from), which takes its keys from
-    DescribeTable: ``--keys``, and ``DDBLAKE_KEYS`` when ``env``, were set for this run, and
-    ignoring them would hide the mistake. The settings file's ``keys`` serves the table's export
-    loads and is not refused (the caller drops it), as an export load drops the file's Scan
-    settings; a re-bootstrap (not ``env``) ignores the environment's too, with its export.
+def _refuse_scan_keys(table: str, where: str | None) -> None:
+    """Refuse ``--keys`` given to a Scan load, which takes its keys from DescribeTable: the flag was
+    set for this run, and ignoring it would hide the mistake. ``DDBLAKE_KEYS`` and the settings
+    file's ``keys`` serve the table's export loads (a shell or container set up for them, a ``sync``
+    whose load never runs) and are dropped by the caller, as an export load drops the file's Scan
+    settings.
 
     Raises:
-        ConfigError: names the flag or variable, and what to do.
+        ConfigError: names the flag, and what to do.
     """
-    if where != "--keys" and not (env and where == env_name("keys")):
+    if where != "--keys":
         return
-    fix = "drop --keys" if where == "--keys" else f"unset {where}"
     raise ConfigError(
-        f"{where} named the key attributes of table {table!r}, but this is a Scan load, which takes "
+        f"--keys named the key attributes of table {table!r}, but this is a Scan load, which takes "
         "them from DescribeTable (--keys is for a full export loaded without it: --from-export or "
-        f"--export-to): {fix}"
+        "--export-to): drop --keys"
     )
 
 
@@ -361,7 +360,7 @@ class LoadConfig:
             seg, pct, con = None, None, None  # what is left is the settings file's: not for an export
         names, names_from = _sourced("keys", "--keys", _keys_argument(keys), _key_names)
         if export is None:  # a Scan: DescribeTable names the keys; the file's are for its exports
-            _refuse_scan_keys(table, names_from, env=not scan)
+            _refuse_scan_keys(table, names_from)
             names = None
         return cls(
             table=table,
