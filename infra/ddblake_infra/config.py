@@ -33,6 +33,7 @@ from ddblake_infra.config_sections import (
     table_settings,
     transform_settings,
 )
+from ddblake_infra.operators import trust_policy_problem
 from ddblake_infra.resource_names import CROSS_ACCOUNT_STACK_SUFFIX, names_in_use, resource_names
 from ddblake_infra.settings import DeployConfig, partition_of, slugify
 
@@ -161,7 +162,7 @@ def parse_config(raw: Any, *, file: str = "<config>", path: Path | None = None) 
         ),
     )
     top.finish()
-    return DeployConfig(
+    cfg = DeployConfig(
         path=path or Path(file),
         deployment="cross-account" if deployment == "cross-account" else "single-account",
         region=region,
@@ -179,3 +180,14 @@ def parse_config(raw: Any, *, file: str = "<config>", path: Path | None = None) 
         names=names,
         retain_data=retain,
     )
+    if cfg.cross_account:
+        problem = trust_policy_problem(
+            partition=partition,
+            consumer=consumer,
+            load_role_arn=cfg.load_role_arn,
+            operators=load.operator_arns,
+            external_id=load.external_id,
+        )
+        if problem is not None:
+            raise InfraConfigError(f"{file}: load.operator_arns: {problem}")
+    return cfg

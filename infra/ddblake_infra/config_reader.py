@@ -79,7 +79,8 @@ class Section:
             )
         if not isinstance(value, str):
             raise self.error(name, f"must be a string (got {value!r})")
-        if pattern is not None and not pattern.match(value):
+        # fullmatch: a pattern's `$` would also match before a trailing newline
+        if pattern is not None and not pattern.fullmatch(value):
             raise self.error(name, f"{value!r} is not {what or 'valid'}")
         return value
 

@@ -302,8 +302,8 @@ def lake_settings(s: Section, *, deployment: str, region: str, consumer: str, pa
             "creates the lake key itself); remove it",
         )
     if key_arn is not None:
-        m = re.match(r"^arn:(aws[a-z-]*):kms:([a-z0-9-]+):(\d{12}):key/(.+)$", key_arn)
-        if not m or not _KEY_ID.match(m.group(4)):
+        m = re.fullmatch(r"arn:(aws[a-z-]*):kms:([a-z0-9-]+):(\d{12}):key/(.+)", key_arn)
+        if not m or not _KEY_ID.fullmatch(m.group(4)):
             raise s.error(
                 "key_arn", f"{key_arn!r} is not a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>)"
             )
@@ -417,9 +417,9 @@ def _schedule(s: Section) -> str:
     """``apply.schedule``: an expression EventBridge accepts (its rules, checked here rather than
     at deploy time)."""
     value = s.text("schedule", "rate(5 minutes)")
-    if _RATE.match(value):
+    if _RATE.fullmatch(value):
         return value
-    cron = _CRON.match(value)
+    cron = _CRON.fullmatch(value)
     if cron:
         problem = cron_problem(cron.group(1).split(" "))
         if problem is None:

@@ -31,9 +31,13 @@ from ddblake_infra.lake import (
 from ddblake_infra.monitoring import Operations
 from ddblake_infra.nag import suppress, suppress_object_prefixes
 from ddblake_infra.security import log_retention
-from ddblake_infra.settings import DeployConfig, service_host
+from ddblake_infra.settings import DeployConfig, clipped, service_host
 
 DELIVERY_LOG_STREAM: Final = "S3Delivery"
+PARTITION_COUNT_EXCEEDED_METRIC: Final = "PartitionCountExceeded"
+"""``AWS/Firehose``, with dynamic partitioning: 1 while the stream is past its active-partition quota
+(records then go to ``errors/<table>/activePartitionExceeded/``), else 0."""
+ALARM_DESCRIPTION_MAX: Final = 1024
 
 
 @dataclass(frozen=True)
@@ -249,4 +253,28 @@ def delivery_stream(
         description=f"ddblake {table}: Firehose {delivery_name} failed to put objects into "
         f"s3://{target.bucket_name} (see log group /aws/kinesisfirehose/{delivery_name})",
     )
+    if f.dynamic_partitioning:
+        # Past the active-partition quota Firehose writes records under the error prefix instead of
+        # raw/, which redrive does not read and the errors/ lifecycle deletes: nothing else would say so.
+        ops.alarm(
+            f"{construct_id}PartitionsExceeded",
+            metric=cw.Metric(
+                namespace="AWS/Firehose",
+                metric_name=PARTITION_COUNT_EXCEEDED_METRIC,
+                dimensions_map={"DeliveryStreamName": delivery_name},
+                statistic="Maximum",
+                period=Duration.minutes(5),
+            ),
+            threshold=1,
+            periods=1,
+            comparison=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            description=clipped(
+                f"ddblake {table}: Firehose {delivery_name} went past its active-partition quota (dynamic "
+                f"partitioning: event hours in one buffer) and wrote records to "
+                f"errors/{table}/activePartitionExceeded/ of s3://{target.bucket_name}, not to raw/: ddblake "
+                f"redrive does not read them and the errors/ lifecycle deletes them after "
+                f"{cfg.lake.errors_expiration_days} days; see docs/raw-log.md (active partitions)",
+                ALARM_DESCRIPTION_MAX,
+            ),
+        )
     return delivery, role

@@ -23,6 +23,7 @@ from ddblake_infra.lake import (
     s3_encryption_contexts,
 )
 from ddblake_infra.nag import literal_suffix, suppress, suppress_object_prefixes
+from ddblake_infra.operators import OPERATORS_SID
 from ddblake_infra.settings import DeployConfig, clipped, service_host
 
 EXPORT_TABLE_ACTIONS: Final = (
@@ -36,8 +37,6 @@ also DescribeContinuousBackups."""
 READ_ROLE_TABLE_ACTIONS: Final = (*EXPORT_TABLE_ACTIONS, "dynamodb:Scan")
 """The read role's with ``load.operator_arns``: an export, or the Scan of an operator's
 ``ddblake load --assume-role`` (DescribeTable, then Scan)."""
-OPERATORS_SID: Final = "ConsumerOperators"
-"""The trust statement of ``load.operator_arns`` (the only one that may carry ``sts:ExternalId``)."""
 
 
 def table_read_statements(

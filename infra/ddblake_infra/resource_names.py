@@ -17,8 +17,8 @@ _NAME_RULES: Final[dict[str, tuple[re.Pattern[str], int, str]]] = {
     "stream": (re.compile(r"^[A-Za-z0-9_.-]+$"), 128, "letters, digits, '_', '.' and '-'"),
     "firehose": (re.compile(r"^[A-Za-z0-9_.-]+$"), 64, "letters, digits, '_', '.' and '-'"),
     "lambda": (re.compile(r"^[A-Za-z0-9_-]+$"), 64, "letters, digits, '_' and '-'"),
-    "role": (re.compile(r"^[\w+=,.@-]+$"), 64, "letters, digits and +=,.@_-"),
-    "glue": (re.compile(r"^[\w.-]+$"), 255, "letters, digits, '_', '.' and '-'"),
+    "role": (re.compile(r"^[\w+=,.@-]+$", re.ASCII), 64, "letters, digits and +=,.@_-"),
+    "glue": (re.compile(r"^[\w.-]+$", re.ASCII), 255, "letters, digits, '_', '.' and '-'"),
     "bucket": (
         re.compile(r"^[a-z0-9][a-z0-9.-]*[a-z0-9]$"),
         63,
@@ -128,7 +128,7 @@ def resource_names(
                 f"{raw!r}: unknown or malformed placeholder {e}; use {{table}}, {{slug}}, "
                 "{region}, {producer_account}, {consumer_account} or {namespace}",
             ) from None
-        if (in_use is None or key in in_use) and (not pattern.match(value) or len(value) > max_len):
+        if (in_use is None or key in in_use) and (not pattern.fullmatch(value) or len(value) > max_len):
             bad.append(
                 (key, f"{value!r} is not a valid {kind} name: at most {max_len} characters, {allowed}")
             )
