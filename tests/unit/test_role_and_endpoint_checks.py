@@ -370,3 +370,21 @@ def test_a_failed_export_names_the_principal_role_account_bucket_and_owner(owner
     else:
         assert "owned by the caller's account: no other owner is set in DDBLAKE_EXPORT_BUCKET_OWNER" in text
     assert "the next run starts a new export" in text
+
+
+@pytest.mark.parametrize(
+    "arn",
+    [
+        "arn:aws:iam::111111111111:role/reader\n",
+        " arn:aws:iam::111111111111:role/reader",
+        "arn:aws:iam::111111111111:role/lé",
+    ],
+)
+def test_a_role_arn_iam_would_not_match_is_refused(arn: str) -> None:
+    from ddblake.aws.role_checks import check_role_arn
+
+    with pytest.raises(ConfigError, match="is not an IAM role ARN"):
+        check_role_arn(arn)
+    check_role_arn(
+        "arn:aws:iam::111111111111:role/aws-reserved/sso.amazonaws.com/eu-west-1/AWSReservedSSO_Read_0a1b"
+    )

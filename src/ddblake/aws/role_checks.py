@@ -13,7 +13,7 @@ from typing import Final
 from ddblake.errors import ConfigError
 from ddblake.settings import places, sourced
 
-_ROLE_ARN: Final = re.compile(r"^arn:aws[\w-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
+_ROLE_ARN: Final = re.compile(r"arn:aws[\w-]*:iam::\d{12}:role/[\w+=,.@/-]+", re.ASCII)  # the whole value
 _EXTERNAL_ID: Final = re.compile(r"[\w+=,.@:/-]{2,1224}", re.ASCII)  # STS's rule for ExternalId
 _EXTERNAL_ID_CHARACTERS: Final = re.compile(r"[\w+=,.@:/-]*", re.ASCII)
 
@@ -27,7 +27,7 @@ def check_role_arn(role_arn: str | None, *, option: str = "--assume-role") -> No
     Raises:
         ConfigError: ``role_arn`` is set and is not an IAM role ARN; the message names its source.
     """
-    if role_arn and not _ROLE_ARN.match(role_arn):
+    if role_arn and not _ROLE_ARN.fullmatch(role_arn):
         given = f"{option} {role_arn!r}" if " " not in option else f"{role_arn!r} ({option})"
         raise ConfigError(
             f"{given} is not an IAM role ARN (expected arn:aws:iam::<12-digit account>:role/<name>); "
