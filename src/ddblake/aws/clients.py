@@ -7,10 +7,10 @@ adapters as parameters, so tests can give an adapter a client pointed at DynamoD
 Endpoints follow boto3's standard chain (``AWS_ENDPOINT_URL_<SERVICE>``, ``AWS_ENDPOINT_URL``,
 profiles); ``--endpoint-url`` is only a shortcut. DynamoDB Local serves DynamoDB *and* DynamoDB
 Streams on one port, so a DynamoDB endpoint override also applies to Streams unless
-``AWS_ENDPOINT_URL_DYNAMODB_STREAMS`` says otherwise. When an endpoint override that is not AWS's is
-in effect (DynamoDB Local on this machine or in a container) and no credentials or region are
-configured, dummy ones are used: DynamoDB Local accepts any, and asking a newcomer to invent
-credentials for a local database would be a needless hurdle.
+``AWS_ENDPOINT_URL_DYNAMODB_STREAMS`` says otherwise. When an endpoint override that looks local is
+in effect (DynamoDB Local on this machine or in a container: :func:`ddblake.aws.endpoints.looks_local`)
+and no credentials or region are configured, dummy ones are used: DynamoDB Local accepts any, and
+asking a newcomer to invent credentials for a local database would be a needless hurdle.
 
 Errors are translated at the adapters (``raise translate_error(...) from e``) so that callers decide
 from the *kind* of error, and the CLI's one line names the table, endpoint or region, account and
@@ -43,6 +43,24 @@ from botocore.exceptions import (
 )
 from botocore.utils import is_valid_endpoint_url, is_valid_ipv6_endpoint_url
 
+from ddblake.aws.endpoints import (
+    dynamodb_endpoint as dynamodb_endpoint,
+)
+from ddblake.aws.endpoints import (
+    is_aws_endpoint as is_aws_endpoint,
+)
+from ddblake.aws.endpoints import (
+    is_local_endpoint as is_local_endpoint,
+)
+from ddblake.aws.endpoints import (
+    looks_local as looks_local,
+)
+from ddblake.aws.endpoints import (
+    resolved_dynamodb_endpoint as resolved_dynamodb_endpoint,
+)
+from ddblake.aws.endpoints import (
+    streams_endpoint as streams_endpoint,
+)
 from ddblake.aws.kms import kms_hint
 from ddblake.aws.setup_errors import (
     endpoint_url_error,
@@ -123,60 +141,6 @@ NOT_FOUND_CODES: Final[frozenset[str]] = frozenset({"ResourceNotFoundException",
 _ARN = re.compile(r"arn:aws[\w-]*:([\w-]*):([\w-]*):(\d{12})?:([^\s,;\"']+)")
 
 
-def is_local_endpoint(endpoint_url: str | None) -> bool:
-    """Whether an endpoint is on this machine (DynamoDB Local, moto, MinIO), not AWS."""
-    if not endpoint_url:
-        return False
-    host = (urlparse(endpoint_url).hostname or "").lower()
-    return host in {"localhost", "127.0.0.1", "::1", "0.0.0.0", "host.docker.internal"} or host.endswith(  # noqa: S104
-        ".localhost"
-    )
-
-
-_AWS_HOSTS: Final = (".amazonaws.com", ".amazonaws.com.cn", ".api.aws")
-
-
-def is_aws_endpoint(endpoint_url: str | None) -> bool:
-    """Whether an endpoint is AWS's own (no override, or a host under an AWS domain).
-
-    Anything else (DynamoDB Local on this machine or in a container, LocalStack, moto) may stamp its
-    stream differently from AWS: callers that rely on AWS's stamping take the cautious path for it.
-    """
-    if not endpoint_url:
-        return True
-    host = (urlparse(endpoint_url).hostname or "").lower()
-    return host.endswith(_AWS_HOSTS)
-
-
-def resolved_dynamodb_endpoint(explicit: str | None = None) -> str | None:
-    """The endpoint a DynamoDB client built now would call: the override (:func:`dynamodb_endpoint`),
-    else what boto3 resolves, a profile's ``endpoint_url`` included; None if it cannot tell."""
-    override = dynamodb_endpoint(explicit)
-    if override:
-        return override
-    try:
-        session = boto3.session.Session()
-        client = session.client("dynamodb", region_name=session.region_name or "us-east-1")
-        return str(client.meta.endpoint_url)
-    except Exception:  # noqa: BLE001 - a profile boto3 cannot read: the clients will say so, not this
-        return None
-
-
-def dynamodb_endpoint(explicit: str | None = None) -> str | None:
-    """The DynamoDB endpoint override in effect: the argument, else the standard variables."""
-    return explicit or env_value("AWS_ENDPOINT_URL_DYNAMODB") or env_value("AWS_ENDPOINT_URL")
-
-
-def streams_endpoint(explicit: str | None = None) -> str | None:
-    """The DynamoDB Streams endpoint override: DynamoDB Local serves Streams on the DynamoDB port."""
-    return (
-        explicit
-        or env_value("AWS_ENDPOINT_URL_DYNAMODB_STREAMS")
-        or env_value("AWS_ENDPOINT_URL_DYNAMODB")
-        or env_value("AWS_ENDPOINT_URL")
-    )
-
-
 POOL_CONNECTIONS = 256
 """Connections a client keeps open: the most load workers (``ddblake.load.config``) there can be."""
 
@@ -200,10 +164,11 @@ def client_config(*, local: bool = False) -> Config:
 
 def _client_kwargs(session: boto3.session.Session, endpoint_url: str | None) -> dict[str, Any]:
     kwargs: dict[str, Any] = {"config": client_config(local=is_local_endpoint(endpoint_url))}
-    # Stand-in credentials and region for an endpoint that is not AWS's (DynamoDB Local on this
-    # machine, or a docker-compose service's http://dynamodb-local:8000), not for an AWS endpoint
-    # (a VPC endpoint, say): it would refuse the key, and the error would name a made-up region.
-    stand_in = bool(endpoint_url) and not is_aws_endpoint(endpoint_url)
+    # Stand-in credentials and region for an endpoint that looks local (DynamoDB Local on this
+    # machine, or a docker-compose service's http://dynamodb-local:8000), not for AWS under any
+    # name (a VPC endpoint, a proxy): it would refuse the key, and the error would name a made-up
+    # region (:func:`looks_local`).
+    stand_in = looks_local(endpoint_url)
     if endpoint_url:
         kwargs["endpoint_url"] = endpoint_url
         if stand_in and session.get_credentials() is None:
@@ -449,7 +414,7 @@ def translate_error(
     """
     where = describe_client(client) if client is not None else "the configured endpoint"
     local = client is not None and is_local_endpoint(client.meta.endpoint_url)
-    foreign = client is not None and not is_aws_endpoint(client.meta.endpoint_url)  # DynamoDB Local anywhere
+    foreign = client is not None and looks_local(client.meta.endpoint_url)  # DynamoDB Local anywhere
     subject = f"table {table!r}" if table else "the request"
     if isinstance(e, DdblakeError):
         return e

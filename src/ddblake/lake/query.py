@@ -31,15 +31,25 @@ from pyiceberg.schema import Schema
 from pyiceberg.table import Table
 
 from ddblake.errors import NotFoundError, TerminalError, UsageError
-from ddblake.lake.advice import copied_lake, tables_elsewhere
+from ddblake.lake.advice import tables_elsewhere
 from ddblake.lake.catalog import table_names
-from ddblake.lake.options import LAKE_PROPERTY, SOURCE_PROPERTY, other_owner
+from ddblake.lake.options import SOURCE_PROPERTY, other_owner
 from ddblake.lake.output import Format, JsonText, format_chunks, format_rows, shown
+from ddblake.lake.ownership import check_own_lake
 from ddblake.lake.reading import duck, missing_file, register, row_source
 from ddblake.lake.storage import Storage
 from ddblake.lake.viewsql import json_casts
 
-__all__ = ["Format", "JsonText", "format_chunks", "format_rows", "open_sql", "parse_time", "run_sql"]
+__all__ = [
+    "Format",
+    "JsonText",
+    "check_own_lake",
+    "format_chunks",
+    "format_rows",
+    "open_sql",
+    "parse_time",
+    "run_sql",
+]
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +183,8 @@ def open_sql(
     numbers exact), read as they are consumed, while the context is open.
 
     ``own_lake``: the lake being read (its own ``catalog.db``, or a catalog it shares); each table
-    read is checked to be that lake's (:func:`check_own_lake`).
+    read is checked to be that lake's, or in a shared catalog another lake's that no table of this
+    lake clashes with (:func:`ddblake.lake.ownership.check_own_lake`).
 
     ``json_values`` (``--format json``): the values a result holds of JSON or number text come
     as :class:`JsonText`. The statement runs on the tables as they are (those columns are text, as
@@ -213,7 +224,7 @@ def _run(
         if re.search(rf"(?<![a-z0-9_]){re.escape(name)}(?![a-z0-9_])", lowered):
             table = catalog.load_table(f"{namespace}.{name}")
             opened.append(table)
-            check_own_lake(table, f"{namespace}.{name}", own_lake)
+            check_own_lake(table, f"{namespace}.{name}", own_lake, shared_reads=True)
             snapshot = snapshot_for(table, as_of)
             rows = row_source(table, snapshot)
             register(con, name, rows)
@@ -402,33 +413,6 @@ def run_sql(
     """
     with open_sql(catalog, namespace, sql, as_of=as_of) as (columns, chunks):
         return columns, [row for chunk in chunks for row in chunk]
-
-
-def check_own_lake(tbl: Table, identifier: str, own_lake: Storage | None) -> None:
-    """Refuse a table of another lake: listed by this lake's own catalog, a copied or moved lake;
-    listed by a catalog lakes share (a Glue database, a ``DDBLAKE_CATALOG_URI``), another lake's
-    table of the same name, which apply and status of this lake do not take for its own either.
-
-    Iceberg metadata holds absolute paths, so a copy of a lake directory still reads the original's
-    files: its answers would silently come from there (or fail once the original is gone). A table
-    without the ``ddblake.lake`` property (an older lake's) is taken as this lake's.
-
-    Raises:
-        TerminalError: the table's ``ddblake.lake`` property names another lake.
-    """
-    from ddblake.lake.catalog import own_catalog_db
-
-    lake = tbl.properties.get(LAKE_PROPERTY)
-    if own_lake is None or not lake or own_lake.names(lake):
-        return
-    if own_catalog_db(tbl.catalog, own_lake):
-        raise TerminalError(copied_lake(identifier, lake, own_lake.uri()))
-    namespace = identifier.rsplit(".", 1)[0]
-    raise TerminalError(
-        f"lake table {identifier} belongs to lake {lake}, not to this one ({own_lake.shown()}), in the "
-        f"namespace {namespace!r} of a catalog both use: pass --lake {lake} to read it, or apply this "
-        "lake's tables into another --namespace (or DDBLAKE_NAMESPACE) and read them there"
-    )
 
 
 def require_table(catalog: Catalog, namespace: str, name: str, table: str) -> Table:

@@ -245,7 +245,9 @@ def row_source(table: Table, snapshot_id: int | None) -> Rows:
 
 # pyarrow's words for a file that is not there (local, S3), quoting its path; DuckDB passes them on
 # when a file goes missing while it reads ("reading the stream registered as ... failed: IOError: ...").
-_MISSING: Final = re.compile(r"(?:Failed to open local file|Path does not exist) '([^']+)'")
+# The path is not parsed out of the quotes (a lake's path may hold an apostrophe, /home/bob's lake):
+# each table's own location is looked for in the text (:func:`_file_under`).
+_MISSING: Final = re.compile(r"(?:Failed to open local file|Path does not exist) '")
 
 
 def _place(uri: str) -> str:
@@ -274,13 +276,13 @@ def missing_file(e: BaseException, tables: Iterable[Table]) -> TerminalError | N
     """A file of one of ``tables`` that is not there (deleted, or the lake restored from an older
     backup), as one line naming the table, the file and what to do (:func:`restore_or_rebuild`);
     None for another error, or a file of none of them."""
-    found = _MISSING.search(str(e))
-    if found is None or not (isinstance(e, FileNotFoundError) or "[errno 2]" in str(e).lower()):
+    text = str(e)
+    if _MISSING.search(text) is None or not (isinstance(e, FileNotFoundError) or "[errno 2]" in text.lower()):
         return None
-    path = found.group(1)
     for table in tables:
         location = table.location().rstrip("/")
-        if not _place(path).startswith(_place(location) + "/"):
+        path = _file_under(text, location)
+        if path is None:
             continue
         scheme = location.split("://", 1)[0] if "://" in location else "file"
         shown = path if "://" in path or scheme == "file" else f"{scheme}://{path}"  # s3: bucket/key
@@ -290,6 +292,15 @@ def missing_file(e: BaseException, tables: Iterable[Table]) -> TerminalError | N
             f"or the lake restored from an older backup); {restore_or_rebuild(table)}"
         )
     return None
+
+
+def _file_under(text: str, location: str) -> str | None:
+    """The file under ``location`` (a table's) that pyarrow's message ``text`` quotes, as it quotes it
+    (``/path`` for a local lake, ``bucket/key`` for S3); None when it quotes none there. The
+    location is matched as it is, whatever it holds (an apostrophe too); the rest, the path Iceberg
+    made under it (``data/<partition>/<uuid>.parquet``, ``metadata/...``), runs to the closing quote."""
+    found = re.search("'(" + re.escape(_place(location)) + "/[^']+)'", text)
+    return None if found is None else found.group(1)
 
 
 def _nul_names(field_type: pa.DataType, path: str) -> Iterator[str]:

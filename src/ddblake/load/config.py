@@ -347,6 +347,7 @@ class LoadConfig:
         pct, pct_from = _sourced("read_percent", "--read-percent", read_percent, _percent)
         switch: bool | None = consistent or None  # a switch cannot say no: False is "not given"
         con, con_from = _sourced("consistent", "--consistent", switch, _bool)
+        work, work_from = _sourced("workers", "--workers", workers, _int_in(1, MAX_WORKERS))
         if export is not None:
             _refuse_scan_settings(
                 table,
@@ -358,6 +359,8 @@ class LoadConfig:
                 ],
             )
             seg, pct, con = None, None, None  # what is left is the settings file's: not for an export
+            if work_from not in ("--workers", env_name("workers")):  # the file's: Scan threads, while
+                work = None  # an export's workers are processes (~80 MB each), capped at 8 by default
         names, names_from = _sourced("keys", "--keys", _keys_argument(keys), _key_names)
         if export is None:  # a Scan: DescribeTable names the keys; the file's are for its exports
             _refuse_scan_keys(table, names_from)
@@ -367,7 +370,7 @@ class LoadConfig:
             lake=lake,
             endpoint_url=_optional("endpoint_url", "--endpoint-url", endpoint_url or None, str),
             segments=seg,
-            workers=_optional("workers", "--workers", workers, _int_in(1, MAX_WORKERS)),
+            workers=work,
             read_percent=DEFAULT_READ_PERCENT if pct is None else pct,
             consistent=bool(con),
             **source,
