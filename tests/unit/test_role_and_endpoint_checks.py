@@ -276,6 +276,25 @@ def test_a_table_missing_at_a_local_endpoint_says_create_it_there_not_assume_a_r
     assert "--assume-role arn:" not in text and "another account" not in text
 
 
+def test_a_table_missing_behind_an_https_proxy_to_aws_gets_the_cross_account_advice(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An https name in front of AWS is AWS: no "create it at that endpoint" (DynamoDB Local's)."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAEXAMPLEEXAMPLE00")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    proxy = build_dynamodb_clients("https://dynamodb.proxy.example.com").dynamodb
+    error = explain_access_error(
+        _error("ResourceNotFoundException", "Cannot do operations on a non-existent table", "DescribeTable"),
+        action="DescribeTable",
+        table="orders",
+        client=proxy,
+        identity=lambda: Identity(),
+    )
+    assert "create 'orders' at that endpoint" not in str(error)
+    assert "another account" in str(error)
+
+
 # --- 6. a failed advisory refresh is one line -------------------------------------------------------
 
 

@@ -41,10 +41,10 @@ from ddblake.aws.clients import (
     describe_client,
     dynamodb_endpoint,
     error_code,
-    is_aws_endpoint,
     new_session,
     translate_error,
 )
+from ddblake.aws.endpoints import looks_local
 from ddblake.aws.kms import kms_hint
 from ddblake.aws.setup_errors import endpoint_variable, setup_error
 from ddblake.errors import ConfigError, DdblakeError, NotFoundError, TerminalError
@@ -315,9 +315,7 @@ def explain_access_error(
             fix = f"check the table name and region; the role must belong to the account that owns {table!r}"
         elif me.unapplied_role:
             fix = f"{apply_role}; else check the name and region"
-        elif not (account or principal) and not is_aws_endpoint(
-            str(getattr(client.meta, "endpoint_url", ""))
-        ):
+        elif not (account or principal) and looks_local(str(getattr(client.meta, "endpoint_url", ""))):
             # DynamoDB Local: no accounts (no STS to ask), so no role makes a table appear there
             fix = f"check the table name or create {table!r} at that endpoint (it has only tables made there)"
         else:
@@ -419,7 +417,7 @@ def build_role_clients(
         )
     clients = build_dynamodb_clients(endpoint_url, session=session)
     # DynamoDB Local has no STS beside it; moto (or LocalStack) does when an STS endpoint is set.
-    no_sts = not is_aws_endpoint(dynamodb_endpoint(endpoint_url)) and not (
+    no_sts = looks_local(dynamodb_endpoint(endpoint_url)) and not (
         os.environ.get("AWS_ENDPOINT_URL_STS") or os.environ.get("AWS_ENDPOINT_URL")
     )
     return clients, _identity_of(session, role_arn, no_sts)
