@@ -9,10 +9,13 @@ sleeping, so the buffer ages and back-offs play out in no real time.
 
 from __future__ import annotations
 
+import datetime as dt
 import gzip
+import json
 import logging
 import re
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -24,7 +27,9 @@ from ddblake.capture.checkpoint import Checkpoint, load_checkpoint
 from ddblake.capture.config import CaptureConfig
 from ddblake.capture.consumer import StreamCapture
 from ddblake.capture.streams import RecordBatch
-from ddblake.errors import TransientError
+from ddblake.cli.main import main
+from ddblake.errors import TerminalError, TransientError
+from ddblake.lake.report import capture_summary
 from ddblake.lake.storage import Storage
 
 pytestmark = pytest.mark.functional
@@ -185,6 +190,7 @@ def test_once_reads_flushes_and_checkpoints_the_other_shards_then_ends_with_the_
     assert [e.sequence for e in read_events(str(tmp_path), TABLE)] == [seq(n) for n in range(10, 15)]
     checkpoint = load_checkpoint(storage, TABLE)
     assert checkpoint is not None and checkpoint.shards[A].seq == seq(14) and checkpoint.shards[B].seq is None
+    assert checkpoint.shards[B].failing_since_us is None, "the run's exit code says it: no mark"
 
     stream.failures_left = 0  # B answers again: the rerun reads it from where it was
     StreamCapture(_config(tmp_path, once=True), stream, storage, monotonic=clock).run()  # type: ignore[arg-type]
@@ -276,3 +282,113 @@ def test_quarantined_records_are_held_to_buffer_bytes_and_logged_once_per_shard_
     assert len(counts) <= len(files) + shards, "one line per shard and file, not one per record"
     assert "unknown eventName BOGUS" in caplog.text, "with the first reason"
     assert "secret-" not in caplog.text, "no item data in the log"
+
+
+WALL_US = 1_796_083_200_000_000  # 2026-12-01T00:00:00Z: the reader's wall clock at the clock's start
+
+
+class Ticking(Throttled):
+    """Each GetRecords takes a second of the clock, so a busy shard moves time on without waits."""
+
+    def get_records(self, iterator: str, limit: int) -> RecordBatch:
+        self.clock.now += 1.0
+        return super().get_records(iterator, limit)
+
+
+def _wall(clock: Clock) -> Callable[[], int]:
+    start = clock.now
+    return lambda: WALL_US + int((clock.now - start) * 1_000_000)
+
+
+def _errors(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_a_shard_failing_for_hours_beside_a_busy_one_is_an_error_each_hour_and_shown_by_status(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A kept the checkpoint fresh while B failed: nothing said B was unread until its records were
+    trimmed, a day later, as a gap."""
+    clock = Clock()
+    stop = ClockedStop(clock)
+    stream = Ticking(clock, B)
+    stream.shard_defs[A] = (None, 1, None, [record(n) for n in range(1, 12_000)])
+    stream.shard_defs[B] = (None, 100_000, None, [record(100_000)])
+    stream.page = 1  # one record a GetRecords: A is busy all along
+    began = clock.now
+    stream.on_failure = lambda: stop.set() if clock.now - began > 2.5 * 3600 else None
+    storage = Storage.from_uri(str(tmp_path))
+    capture = StreamCapture(
+        _config(tmp_path, buffer_seconds=60.0), stream, storage, stop=stop, monotonic=clock
+    )  # type: ignore[arg-type]
+    capture.reader.now_us = _wall(clock)
+
+    with caplog.at_level(logging.INFO, logger="ddblake"):
+        capture.run()
+
+    errors = _errors(caplog)
+    assert len(errors) == 2, "after an hour of failing, then once an hour"
+    first_failure = next(at for sid, at in stream.calls if sid == B)
+    since = WALL_US + int((first_failure - began) * 1_000_000)  # (recorded after its second passed)
+    for message in errors:
+        assert f"shard {B} has failed to read for" in message
+        assert (
+            f"since {dt.datetime.fromtimestamp(since / 1e6, tz=dt.UTC).isoformat(timespec='seconds')}"
+            in message
+        )
+        assert "its first error: GetRecords of table 'scripted-table': LimitExceededException" in message
+        assert "k100000" not in message and "NewImage" not in message, "no item data"
+    assert "failed to read for 1.0 hour(s)" in errors[0] and "failed to read for 2.0 hour(s)" in errors[1]
+    checkpoint = load_checkpoint(storage, TABLE)
+    assert checkpoint is not None and checkpoint.shards[B].failing_since_us == since
+    assert checkpoint.shards[A].failing_since_us is None and checkpoint.shards[A].seq is not None
+    checkpointed, failing = capture_summary(storage, TABLE)
+    assert checkpointed is not None
+    when = dt.datetime.fromtimestamp(since / 1e6, tz=dt.UTC).isoformat(timespec="seconds")
+    assert failing == f"1 shard(s) failing since {when} (the oldest): {B}"
+    assert main(["status", "--lake", str(tmp_path), "--format", "json"]) == 0
+    (shown,) = json.loads(capsys.readouterr().out)["tables"]
+    assert shown["table"] == TABLE and shown["failing_shards"] == failing
+
+    # A restart keeps the time it began to fail: the first failure of the new run is past the hour.
+    caplog.clear()
+    stop2 = ClockedStop(clock)
+    stream.on_failure = stop2.set
+    again = StreamCapture(_config(tmp_path), stream, storage, stop=stop2, monotonic=clock)  # type: ignore[arg-type]
+    again.reader.now_us = lambda: since + int(3 * 3600 * 1e6)
+    with caplog.at_level(logging.ERROR, logger="ddblake"):
+        again.run()
+    (restarted,) = _errors(caplog)
+    assert (
+        f"shard {B} has failed to read for 3.0 hour(s)" in restarted
+        and "its first error this run:" in restarted
+    )
+
+    # Once B answers, the mark goes with the next checkpoint, and status shows no failing shard.
+    stream.failures_left, stream.page = 0, 1000
+    StreamCapture(_config(tmp_path, once=True), stream, storage, monotonic=clock).run()  # type: ignore[arg-type]
+    checkpoint = load_checkpoint(storage, TABLE)
+    assert checkpoint is not None and checkpoint.shards[B].seq == seq(100_000)
+    assert checkpoint.shards[B].failing_since_us is None
+    assert capture_summary(storage, TABLE)[1] is None
+
+
+def test_failing_since_is_kept_in_the_checkpoint_and_an_older_checkpoint_reads_without_it() -> None:
+    old = (
+        b'{"v": 1, "table": "t", "stream_arn": "s", "updated_us": 5, '
+        b'"shards": {"x": {"parent": null, "seq": null, "closed": false}}}'
+    )
+    checkpoint = Checkpoint.from_json(old, table="t", where="here")
+    assert checkpoint.shards["x"].failing_since_us is None
+    assert b"failing_since_us" not in checkpoint.to_json(), (
+        "written only when set: older ddblakes read the same"
+    )
+    checkpoint.shards["x"].failing_since_us = 7
+    again = Checkpoint.from_json(checkpoint.copy().to_json(), table="t", where="here")
+    assert again.shards["x"].failing_since_us == 7
+    with pytest.raises(TerminalError, match="failing_since_us 'soon'"):
+        Checkpoint.from_json(
+            old.replace(b'"closed": false', b'"closed": false, "failing_since_us": "soon"'),
+            table="t",
+            where="here",
+        )

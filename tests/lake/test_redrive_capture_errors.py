@@ -28,6 +28,7 @@ from ddblake.cli.main import main
 from ddblake.errors import BadRecordError
 from ddblake.lake.rawlog import ERRORS_ROOT, RawLogWriter
 from ddblake.lake.report import capture_error_files
+from ddblake.lake.storage import Storage
 
 pytestmark = pytest.mark.e2e
 
@@ -177,3 +178,73 @@ def test_what_an_older_capture_quarantined_reaches_the_tables_through_the_comman
     assert lake.apply().events == 1
     assert sorted(lake.dump()) == ["a", "b"]
     assert lake.dump()["b"]["bin"] == {"B": "AAH/"}
+
+
+class Crash(BaseException):
+    """A kill at one instant (not an error redrive could catch)."""
+
+
+@pytest.mark.parametrize("at", ["copy", "delete"])
+def test_a_crash_between_the_raw_write_and_the_move_then_a_rerun_writes_nothing_twice_and_moves_the_file(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch, at: str
+) -> None:
+    records = [change(1, "a", EXACT), change(2, "b", {"n": {"N": "2"}})]
+    source = quarantine_file(lake, records)
+    moved_to = f"errors/{TABLE}/redriven/{source.split('/', 2)[2]}"
+    storage = lake.storage
+    real_write, real_delete = Storage.write_atomic, Storage.delete
+
+    def write_atomic(self: Storage, rel: str, data: bytes) -> None:
+        if at == "copy" and rel == moved_to:
+            raise Crash
+        real_write(self, rel, data)
+
+    def delete(self: Storage, rel: str) -> None:
+        if at == "delete" and rel == source:
+            raise Crash
+        real_delete(self, rel)
+
+    monkeypatch.setattr(Storage, "write_atomic", write_atomic)  # a frozen dataclass: on the class
+    monkeypatch.setattr(Storage, "delete", delete)
+    with pytest.raises(Crash):
+        redrive(storage, TABLE)
+    monkeypatch.undo()
+    (raw,) = storage.list_files(f"raw/{TABLE}")  # the raw file was written before the crash
+    assert source in storage.list_files(f"errors/{TABLE}"), "not moved yet"
+
+    again = redrive(storage, TABLE)
+
+    assert (again.files, again.redriven, again.already, again.refused, again.moved) == (0, 0, 2, 0, 1)
+    assert storage.list_files(f"raw/{TABLE}") == [raw], "nothing written twice"
+    assert storage.list_files(f"errors/{TABLE}") == [moved_to]
+    assert capture_error_files(storage, TABLE) == 0
+    assert lake.apply().events == 2
+    assert sorted(lake.dump()) == ["a", "b"]
+    assert redrive(storage, TABLE).records == 0, "a third run finds nothing left"
+
+
+def test_the_capture_path_leaves_apply_unreadable_firehose_and_redriven_files_as_they_are(lake: Lake) -> None:
+    """Each holds lines capture's quarantine path would take back if it read them; only the file
+    under a year folder is capture's."""
+    line = quarantine_line(change(5, "elsewhere", {}), "r", TABLE, SHARD, INGESTED_US)
+    others = {
+        f"errors/{TABLE}/apply/2025/11/28/08/apply.gz": gzip.compress(line),
+        f"errors/{TABLE}/unreadable/2025/11/28/08/unreadable.gz": gzip.compress(line),
+        f"errors/{TABLE}/processing-failed/2025/11/28/08/firehose.gz": gzip.compress(line),
+        f"errors/{TABLE}/redriven/2025/11/28/08/done.gz": gzip.compress(line),
+    }
+    for path, data in others.items():
+        lake.storage.write_atomic(path, data)
+    source = quarantine_file(lake, [change(1, "a", {})])
+
+    stats = redrive(lake.storage, TABLE)
+
+    assert (stats.redriven, stats.moved) == (1, 1), "capture's own file is taken back and moved"
+    assert stats.refused == 1, "Firehose's path reads its file: the line is no error record of it"
+    for path, data in others.items():
+        assert lake.storage.read(path) == data, f"{path} left as it was"
+    assert sorted(lake.storage.list_files(f"errors/{TABLE}")) == sorted(
+        [*others, f"errors/{TABLE}/redriven/{source.split('/', 2)[2]}"]
+    )
+    assert lake.apply().events == 1
+    assert sorted(lake.dump()) == ["a"], "no record of the other files reached the tables"

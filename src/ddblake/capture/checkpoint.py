@@ -21,7 +21,9 @@ kept by every later write; absent from a checkpoint older than it, and read by
 :func:`first_capture_us`); ``horizon_until_us`` (written only while it lasts) ends the first capture's window
 (:mod:`ddblake.capture.horizon`), within which ``"horizon": true`` (written only when set) marks a
 shard with ``seq`` null that is read from ``TRIM_HORIZON``, as what the stream trimmed of it was
-never the lake's; ``closed`` means the shard is closed *and* every record in it is in a raw file.
+never the lake's; ``"failing_since_us"`` (written only when set) is when reads of a shard began to
+fail, if they fail still (``status`` shows it); ``closed`` means the shard is closed *and* every
+record in it is in a raw file.
 A ddblake from before these keys ignores them (the parser reads only keys it knows). Every shard
 ddblake has seen is listed (``seq`` null until a record is read), which is what lets gap detection
 tell "trimmed before we read it" from "never existed". Shards read to their end are pruned once they
@@ -58,6 +60,9 @@ class ShardPosition:
         parent: the parent shard ID (kept so ordering and pruning work after the parent is trimmed).
         seq: the last sequence number written to a raw file; None before the first record.
         closed: the shard is closed and read to its end.
+        failing_since_us: when reads of the shard began to fail (this machine's clock, µs) and have
+            failed since; None while it reads. Set by a continuous capture at a transient failure,
+            cleared by the next read that answers (:mod:`ddblake.capture.reading`), shown by ``status``.
         horizon: within the first capture's window (``Checkpoint.horizon_until_us``), the shard,
             with no record read yet, is (re)opened at ``TRIM_HORIZON``, since what the stream trimmed
             of it was never the lake's, where a shard known from its start is opened there and a trim
@@ -68,12 +73,16 @@ class ShardPosition:
     seq: str | None = None
     closed: bool = False
     horizon: bool = False
+    failing_since_us: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON form (``horizon`` only when set: older checkpoints read the same)."""
+        """The JSON form (``horizon`` and ``failing_since_us`` only when set: older checkpoints read
+        the same)."""
         doc: dict[str, Any] = {"parent": self.parent, "seq": self.seq, "closed": self.closed}
         if self.horizon:
             doc["horizon"] = True
+        if self.failing_since_us is not None:
+            doc["failing_since_us"] = self.failing_since_us
         return doc
 
 
@@ -99,7 +108,10 @@ class Checkpoint:
         return Checkpoint(
             table=self.table,
             stream_arn=self.stream_arn,
-            shards={k: ShardPosition(v.parent, v.seq, v.closed, v.horizon) for k, v in self.shards.items()},
+            shards={
+                k: ShardPosition(v.parent, v.seq, v.closed, v.horizon, v.failing_since_us)
+                for k, v in self.shards.items()
+            },
             last_file=self.last_file,
             updated_us=self.updated_us,
             horizon_until_us=self.horizon_until_us,
@@ -149,7 +161,10 @@ class Checkpoint:
                 horizon = pos.get("horizon", False)
                 if not isinstance(horizon, bool) or (horizon and seq is not None):
                     raise ValueError(f"shard {shard_id} has horizon {horizon!r} with seq {seq!r}")
-                shards[str(shard_id)] = ShardPosition(parent, seq, closed, horizon)
+                failing = pos.get("failing_since_us")
+                if failing is not None and (isinstance(failing, bool) or not isinstance(failing, int)):
+                    raise ValueError(f"shard {shard_id} has failing_since_us {failing!r}, not microseconds")
+                shards[str(shard_id)] = ShardPosition(parent, seq, closed, horizon, failing)
             arn, until = doc.get("stream_arn"), doc.get("horizon_until_us")
             first = doc.get("first_capture_us")
             for key, value in (("horizon_until_us", until), ("first_capture_us", first)):

@@ -277,7 +277,9 @@ class StreamCapture:
         """True (once) when a disabled stream is read to its end; raises when running on."""
         if self.stream_enabled or any(not self.state.shards[s.shard_id].closed for s in self.topology):
             return False
-        message = drained_message(self.table, self.adapter.where, self.state.stream_arn, self.table_deleted)
+        message = drained_message(
+            self.table, self.adapter.where, self.state.stream_arn, self.table_deleted, self.storage.shown()
+        )
         if self.config.once:
             log.warning("capture %s: %s", self.table, message)
             return True
@@ -290,7 +292,8 @@ class StreamCapture:
 
     def _refresh(self) -> None:
         self.need_refresh = False
-        stream, self.table_deleted = table_or_kept_stream(self.adapter, self.state.stream_arn)
+        found = table_or_kept_stream(self.adapter, self.table, self.state.stream_arn)
+        stream, self.table_deleted = found.stream, found.deleted
         check_stream(stream, self.table, self.adapter.where)
         assert stream.arn is not None  # noqa: S101 - check_stream refuses a table without one
         if self.state.stream_arn is None:
@@ -301,13 +304,14 @@ class StreamCapture:
             raise self._gap(
                 f"its stream changed from {self.state.stream_arn} to {stream.arn} (stream disabled and "
                 "re-enabled, or table re-created); changes made between the two streams are in neither"
+                + ("; the table is deleted now" if self.table_deleted else "")
             )
         self.stream_enabled = stream.enabled
         if self.table_deleted:
             self._warn_once("deleted", f"table not found (deleted?), its stream {stream.arn} is: draining it")
         elif not stream.enabled:
             self._warn_once("disabled", "stream is disabled; reading what it still holds")
-        shards = self.adapter.shards(stream.arn)
+        shards = found.shards if found.shards is not None else self.adapter.shards(stream.arn)
         now = _now_us()
         self.dirty = drop_vanished_shards(self.state, shards, now) or self.dirty  # within the window
         lost = find_gap(shards, stream.arn, self.state.shards)

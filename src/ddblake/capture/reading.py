@@ -18,6 +18,7 @@ a gone shard (or a failure while its records are buffered) opens the shard again
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
@@ -41,6 +42,12 @@ HORIZON_REOPENS: Final = 5
 window (the records it was opened at trimmed before they were read) before the run retries."""
 EXPIRED_REOPENS: Final = 3
 """How many expired iterators in a row one read of a shard rides out before it counts as failing."""
+FAILING_ALARM_US: Final = 3600 * 1_000_000
+"""How long (µs) a shard fails before an ERROR line says so, and again each time as long passes."""
+
+
+def _iso(us: int) -> str:
+    return dt.datetime.fromtimestamp(us / 1_000_000, tz=dt.UTC).isoformat(timespec="seconds")
 
 
 def next_backoff(previous: float) -> float:
@@ -82,6 +89,8 @@ class ShardReader:
         self.gone: set[str] = set()  # shards that answered not found within the window (this run)
         self.failing: dict[str, _Failing] = {}  # continuous: shards backing off
         self.set_aside: dict[str, TransientError] = {}  # once: shards that failed, not read again
+        self.first_error: dict[str, str] = {}  # shard -> its first error since it began to fail (this run)
+        self.alarmed: dict[str, int] = {}  # shard -> when its last ERROR line was logged (µs)
         self.marked = False  # a shard's horizon mark was set: the checkpoint must be written
         self.refresh = False  # a shard answered not found within the window: read the shard list
         self._warned: set[str] = set()
@@ -104,6 +113,8 @@ class ShardReader:
         """The shard left the checkpoint (pruned): drop what is kept for it."""
         self.iterators.pop(shard_id, None)
         self.failing.pop(shard_id, None)
+        self.first_error.pop(shard_id, None)
+        self.alarmed.pop(shard_id, None)
 
     def raise_set_aside(self) -> None:
         """Once: end the run with the first set-aside shard's error, if any (the caller has read,
@@ -141,11 +152,48 @@ class ShardReader:
         try:
             batch = self._fetch(shard, state)
         except TransientError as e:
+            self._failing_since(sid, e, state)
             self._failed(sid, e)
             return None
-        if self.failing.pop(sid, None) is not None:
-            log.info("capture %s: shard %s reads again", self.table, sid)
+        pos = state.shards.get(sid)
+        since = None if pos is None else pos.failing_since_us
+        if self.failing.pop(sid, None) is not None or since is not None:
+            again = f" (it had failed since {_iso(since)})" if since is not None else ""
+            log.info("capture %s: shard %s reads again%s", self.table, sid, again)
+        if pos is not None:
+            pos.failing_since_us = None  # recorded with the next checkpoint write
+        self.first_error.pop(sid, None)
+        self.alarmed.pop(sid, None)
         return batch
+
+    def _failing_since(self, sid: str, e: TransientError, state: Checkpoint) -> None:
+        """Record when the shard began to fail (kept in the checkpoint, across runs: ``status``
+        shows it); once that is more than :data:`FAILING_ALARM_US` ago, an ERROR line, once per as
+        long: other shards read on and keep the checkpoint fresh, so nothing else says that this
+        one is not read, and its records stay in the stream 24 hours only. Not with ``once``: the run
+        ends with the shard's error (exit 1), the signal of a scheduled run."""
+        pos, now = state.shards.get(sid), self.now_us()
+        if pos is None or self.once:
+            return
+        if sid not in self.first_error:  # "this run": it may have begun to fail in an earlier one
+            began_here = pos.failing_since_us is None
+            self.first_error[sid] = f"its first error{'' if began_here else ' this run'}: {e}"
+        if pos.failing_since_us is None:
+            pos.failing_since_us = now  # recorded with the next checkpoint write
+        since, last = pos.failing_since_us, self.alarmed.get(sid)
+        if now - since <= FAILING_ALARM_US or (last is not None and now - last < FAILING_ALARM_US):
+            return
+        self.alarmed[sid] = now
+        log.error(
+            "capture %s: shard %s has failed to read for %.1f hour(s), since %s, while the others read "
+            "on; %s; its unread records stay in the stream 24 hours only, then the lake has a gap: fix "
+            "the cause before that",
+            self.table,
+            sid,
+            (now - since) / 3_600_000_000,
+            _iso(since),
+            self.first_error[sid],
+        )
 
     def _failed(self, sid: str, e: TransientError) -> None:
         if self.once:

@@ -8,6 +8,7 @@ errors it can act on — :class:`IteratorExpired` (re-open from the checkpoint),
 from __future__ import annotations
 
 import logging
+import shlex
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -98,49 +99,81 @@ def check_stream(stream: TableStream, table: str, where: str) -> None:
         )
 
 
-def table_or_kept_stream(adapter: StreamsAdapter, known_arn: str | None) -> tuple[TableStream, bool]:
-    """The table's stream (DescribeTable), and whether the table is deleted.
+@dataclass(frozen=True)
+class FoundStream:
+    """What :func:`table_or_kept_stream` found.
+
+    Attributes:
+        stream: the table's stream, or (``deleted``) the newest stream ListStreams names for it.
+        deleted: DescribeTable answers not found.
+        shards: the kept stream's shards (DescribeStream's answer, already asked for), when it is
+            the one to drain; None otherwise.
+    """
+
+    stream: TableStream
+    deleted: bool = False
+    shards: list[Shard] | None = None
+
+
+def table_or_kept_stream(adapter: StreamsAdapter, table: str, known_arn: str | None) -> FoundStream:
+    """The table's stream (DescribeTable), or a deleted table's stream still to drain.
 
     DeleteTable leaves the table's stream readable, DISABLED, for 24 hours (and DynamoDB Local keeps
     it too): when DescribeTable answers not found and the checkpoint names a stream (``known_arn``)
-    that DescribeStream still finds, that stream is returned as a disabled one, so that capture
-    drains the deleted table's last changes as it drains any disabled stream.
+    that DescribeStream still finds, that stream is returned as a disabled one with its shards, so
+    that capture drains the deleted table's last changes as it drains any disabled stream — but only
+    if it is the newest stream ListStreams names for the table. A newer one (the stream disabled and
+    enabled again, or the table created again, before this delete) is returned instead, disabled:
+    the caller finds the ARN changed and reports the gap, as for a live table.
 
     Raises:
         NotFoundError: the table is not found, and neither is its stream (or none is known); the
             table's own error, which names the account, role and endpoint.
-        TransientError: DescribeStream failed for now.
+        TransientError: DescribeStream or ListStreams failed for now, or ListStreams names no stream
+            of the table (whether it had a newer one cannot be told yet).
     """
     try:
-        return adapter.table_stream(), False
+        return FoundStream(adapter.table_stream())
     except NotFoundError:
         if known_arn is None:
             raise
         try:
-            adapter.shards(known_arn)  # DescribeStream: still there?
-            kept = True
+            shards: list[Shard] | None = adapter.shards(known_arn)  # DescribeStream: still there?
         except TransientError:
             raise
         except DdblakeError:  # gone too, or not ours to read: the table's own error says why
-            kept = False
-        if not kept:
+            shards = None
+        if shards is None:
             raise
-    return TableStream(known_arn, enabled=False, view_type=None), True
+    try:
+        newest = adapter.newest_stream()
+    except NotFoundError:  # as naming none: the table is gone
+        newest = None
+    if newest is None:
+        raise TransientError(
+            f"table {table!r} is not found at {adapter.where} and ListStreams names no stream "
+            f"of it, while its stream {known_arn} is still there: whether the table had a newer stream "
+            "cannot be told, so that stream is not drained yet"
+        )
+    if newest != known_arn:
+        return FoundStream(TableStream(newest, enabled=False, view_type=None), deleted=True)
+    return FoundStream(TableStream(known_arn, enabled=False, view_type=None), deleted=True, shards=shards)
 
 
-def drained_message(table: str, where: str, arn: str | None, deleted: bool) -> str:
-    """What capture says once a disabled stream, or a deleted table's, is read to its end."""
+def drained_message(table: str, where: str, arn: str | None, deleted: bool, lake: str) -> str:
+    """What capture says once a disabled stream, or a deleted table's, is read to its end (``lake``:
+    the lake as shown, quoted here for the command)."""
+    rebootstrap = f"ddblake sync --table {table} --lake {shlex.quote(lake)} --rebootstrap"
     if deleted:
         return (
             f"table {table!r} is deleted (not found at {where}): table deleted, stream drained: every "
             f"change its stream {arn} held is captured, and no more will come; should the table be "
-            "created again, its new stream starts after a gap: re-bootstrap it then "
-            f"(ddblake sync --table {table} --rebootstrap)"
+            f"created again, its new stream starts after a gap: re-bootstrap it then ({rebootstrap})"
         )
     return (
         f"the stream of table {table!r} is disabled and every change it held is captured; changes made "
         f"from now on are not captured: enable the stream again ({ENABLE_STREAM.format(table=table)}) "
-        "and re-bootstrap the table from a full load"
+        f"and re-bootstrap the table from a full load ({rebootstrap})"
     )
 
 
@@ -231,6 +264,35 @@ class StreamsAdapter:
             start = description.get("LastEvaluatedShardId")
             if not start:
                 return shards
+
+    def newest_stream(self) -> str | None:
+        """The newest stream ListStreams names for the table (all pages; by ``StreamLabel``, its
+        creation time), or None when it names none.
+
+        Raises:
+            TransientError: ListStreams failed for now.
+            TerminalError: ListStreams is denied (the message names the permission to grant).
+        """
+        newest: tuple[str, str] | None = None  # (label, ARN)
+        start: str | None = None
+        while True:
+            try:
+                if start is None:
+                    page = self.streams.list_streams(TableName=self.table)
+                else:
+                    page = self.streams.list_streams(TableName=self.table, ExclusiveStartStreamArn=start)
+            except (ClientError, BotoCoreError) as e:
+                raise self._fail(e, "ListStreams") from e
+            for listed in page.get("Streams", []):
+                arn = listed.get("StreamArn")
+                if not arn or listed.get("TableName", self.table) != self.table:
+                    continue
+                label = listed.get("StreamLabel") or arn.rsplit("/", 1)[-1]
+                if newest is None or label > newest[0]:
+                    newest = (label, arn)
+            start = page.get("LastEvaluatedStreamArn")
+            if not start:
+                return None if newest is None else newest[1]
 
     def shard_iterator(
         self, stream_arn: str, shard_id: str, after_seq: str | None, *, at_seq: str | None = None

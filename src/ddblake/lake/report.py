@@ -142,6 +142,8 @@ class TableStatus:
     # When capture last recorded its stream positions: with each raw file, when a shard closes, and
     # every 5 minutes while a continuous capture reads an idle stream (a heartbeat).
     capture_checkpoint: str | None = None
+    # Shards capture has failed to read since the time given (the oldest of them), while it ran on.
+    failing_shards: str | None = None
     # Why the table shows no lake tables though the identifiers exist: they hold another DynamoDB
     # table whose name gives the same identifier (ab-c and ab.c), or another lake's table.
     note: str | None = None
@@ -258,15 +260,25 @@ def load_summary(storage: Storage, table: str) -> tuple[str | None, bool | None]
     )
 
 
-def capture_summary(storage: Storage, table: str) -> str | None:
-    """When capture last recorded its stream positions for ``table`` (ISO time), None before any."""
+def capture_summary(storage: Storage, table: str) -> tuple[str | None, str | None]:
+    """When capture last recorded its stream positions for ``table`` (ISO time; None before any),
+    and the shards it has failed to read since, as of then (None when every shard reads)."""
     from ddblake.capture.checkpoint import load_checkpoint
 
     try:
         checkpoint = load_checkpoint(storage, table)
     except DdblakeError as e:
-        return f"unreadable: {e}"
-    return None if checkpoint is None else _us_iso(checkpoint.updated_us) or "recorded (no time)"
+        return f"unreadable: {e}", None
+    if checkpoint is None:
+        return None, None
+    failing = sorted((p.failing_since_us, s) for s, p in checkpoint.shards.items() if p.failing_since_us)
+    shards = ", ".join(s for _, s in failing[:3]) + (", …" if len(failing) > 3 else "")
+    stuck = (
+        f"{len(failing)} shard(s) failing since {_us_iso(failing[0][0])} (the oldest): {shards}"
+        if failing
+        else None
+    )
+    return _us_iso(checkpoint.updated_us) or "recorded (no time)", stuck
 
 
 def table_status(
@@ -358,6 +370,7 @@ def table_status(
     newest = int(props[NEWEST_EVENT_PROPERTY]) if NEWEST_EVENT_PROPERTY in props else None
     now = time.time()
     last_load, load_finished = load_summary(storage, table) if stages else (None, None)
+    checkpointed, failing = capture_summary(storage, table) if stages else (None, None)
     return TableStatus(
         table=table,
         current_table=f"{namespace}.{table_identifier(table)}" if cur is not None else None,
@@ -379,7 +392,8 @@ def table_status(
         error="; ".join(errors) or None,
         last_load=last_load,
         load_finished=load_finished,
-        capture_checkpoint=capture_summary(storage, table) if stages else None,
+        capture_checkpoint=checkpointed,
+        failing_shards=failing,
     )
 
 
