@@ -9,20 +9,19 @@ synthesized and deployed only to fail every ``ddblake load --assume-role``.
 from __future__ import annotations
 
 import ast
-import copy
 import json
 import re
 from pathlib import Path
 from typing import Any
 
 import pytest
+from test_infra_operators import cross, error_of
 
 from ddblake.aws import role_checks
 from ddblake.errors import ConfigError
 from ddblake.gluejob import library_files
 from ddblake_infra import operators as ops_module
 from ddblake_infra.config import REPO_ROOT, parse_config
-from ddblake_infra.config_reader import InfraConfigError
 from ddblake_infra.operators import (
     TRUST_POLICY_LIMIT,
     policy_length,
@@ -32,7 +31,6 @@ from ddblake_infra.operators import (
 T = "example-ddb-table"
 CONSUMER = "222222222222"
 LOAD_ROLE = f"arn:aws:iam::{CONSUMER}:role/ddblake-{T}-load"
-EXAMPLE: dict[str, Any] = json.loads((REPO_ROOT / "infra/config/cross-account.json").read_text())
 
 
 def sso(i: int) -> str:
@@ -41,20 +39,6 @@ def sso(i: int) -> str:
         f"arn:aws:iam::{CONSUMER}:role/aws-reserved/sso.amazonaws.com/ap-northeast-1/"
         f"AWSReservedSSO_Operator{i}_0123456789abcdef"
     )
-
-
-def cross(**load: Any) -> dict[str, Any]:
-    raw = copy.deepcopy(EXAMPLE)
-    raw["load"].update(load)
-    return raw
-
-
-def error_of(raw: dict[str, Any]) -> str:
-    with pytest.raises(InfraConfigError) as e:
-        parse_config(raw, file="x.json")
-    message = str(e.value)
-    assert "\n" not in message
-    return message
 
 
 def size(arns: list[str], external_id: str | None = None) -> int:
