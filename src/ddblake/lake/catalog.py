@@ -423,8 +423,6 @@ def _ensure_namespace(catalog: Catalog, namespace: str) -> None:
     """Create the namespace (Glue database) when it is not there, and only then: a role granted
     what ddblake's advice names, without glue:CreateDatabase (the stack made the database), must not
     be refused for a database that exists (Glue checks the grant before the name)."""
-    from ddblake.aws.clients import ACCESS_DENIED_CODES, error_code
-
     with contextlib.suppress(NoSuchNamespaceError):
         catalog.load_namespace_properties(namespace)
         return
@@ -433,6 +431,8 @@ def _ensure_namespace(catalog: Catalog, namespace: str) -> None:
     except NamespaceAlreadyExistsError:
         pass  # another process made it meanwhile
     except Exception as e:
+        from ddblake.aws.clients import ACCESS_DENIED_CODES, error_code  # boto3: only on this path
+
         if error_code(e) not in ACCESS_DENIED_CODES and "not authorized" not in str(e).lower():
             raise
         try:  # made meanwhile by another process or an administrator: no grant needed then
