@@ -39,6 +39,21 @@ READ_ROLE = f"arn:aws:iam::{OWNER}:role/dynamodb-cross-account-read-role"
 TABLE = "shared-orders"  # with a suffix per test: the moto server outlives a test
 
 
+def as_role(endpoint: str, role_arn: str) -> Any:
+    """A DynamoDB client of the role's account, with credentials from AssumeRole on moto."""
+    creds = boto3.client("sts", endpoint_url=endpoint, region_name=REGION).assume_role(
+        RoleArn=role_arn, RoleSessionName="setup"
+    )["Credentials"]
+    return boto3.client(
+        "dynamodb",
+        endpoint_url=endpoint,
+        region_name=REGION,
+        aws_access_key_id=creds["AccessKeyId"],
+        aws_secret_access_key=creds["SecretAccessKey"],
+        aws_session_token=creds["SessionToken"],
+    )
+
+
 @dataclass(frozen=True)
 class TwoTables:
     name: str
@@ -56,7 +71,8 @@ def moto_aws(moto_s3: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     return moto_s3
 
 
-def _create(client: Any, table: str) -> None:
+def create_streamed(client: Any, table: str) -> None:
+    """A table keyed by ``id`` (S), on demand, with a NEW_AND_OLD_IMAGES stream."""
     client.create_table(
         TableName=table,
         KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
@@ -72,19 +88,9 @@ def two_tables(moto_aws: Any) -> TwoTables:
     table = f"{TABLE}-{uuid.uuid4().hex[:8]}"
     endpoint = moto_aws.endpoint
     own = boto3.client("dynamodb", endpoint_url=endpoint, region_name=REGION)
-    creds = boto3.client("sts", endpoint_url=endpoint, region_name=REGION).assume_role(
-        RoleArn=READ_ROLE, RoleSessionName="setup"
-    )["Credentials"]
-    owner = boto3.client(
-        "dynamodb",
-        endpoint_url=endpoint,
-        region_name=REGION,
-        aws_access_key_id=creds["AccessKeyId"],
-        aws_secret_access_key=creds["SecretAccessKey"],
-        aws_session_token=creds["SessionToken"],
-    )
-    _create(own, table)
-    _create(owner, table)
+    owner = as_role(endpoint, READ_ROLE)
+    create_streamed(own, table)
+    create_streamed(owner, table)
     own.put_item(TableName=table, Item={"id": {"S": "own0"}})
     for n in range(4):
         owner.put_item(TableName=table, Item={"id": {"S": f"i{n}"}, "n": {"N": str(n)}})
@@ -150,7 +156,9 @@ def test_a_table_missing_in_the_roles_account_names_the_role_and_the_account(
     moto_aws: Any, tmp_path: Path
 ) -> None:
     table = f"{TABLE}-{uuid.uuid4().hex[:8]}"
-    _create(boto3.client("dynamodb", endpoint_url=moto_aws.endpoint, region_name=REGION), table)  # caller's
+    create_streamed(
+        boto3.client("dynamodb", endpoint_url=moto_aws.endpoint, region_name=REGION), table
+    )  # caller's
     config = CaptureConfig.build(table=table, lake=str(tmp_path / "lake"), once=True, assume_role=READ_ROLE)
     with pytest.raises(NotFoundError) as missing:
         run_capture(config)
@@ -185,7 +193,7 @@ def test_a_first_load_without_a_role_of_its_own_reads_as_the_captures_role(
     assert_loaded_through_the_role(lake, table)
     # A table the role's account lacks: the load's error names the role its calls were made as.
     missing = f"{TABLE}-{uuid.uuid4().hex[:8]}"
-    _create(boto3.client("dynamodb", endpoint_url=moto_aws.endpoint, region_name=REGION), missing)
+    create_streamed(boto3.client("dynamodb", endpoint_url=moto_aws.endpoint, region_name=REGION), missing)
     lake2 = str(tmp_path / "lake2")
     with pytest.raises(NotFoundError) as caught:
         run_sync(

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-import boto3
 import pytest
+from test_cross_account_role import as_role, create_streamed
 
 from ddblake.aws import roles
 from ddblake.cli.main import main
@@ -72,24 +72,8 @@ def owners_table(moto_s3: Any, monkeypatch: pytest.MonkeyPatch) -> str:
     for name in ("AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_DYNAMODB_STREAMS", "AWS_ENDPOINT_URL_STS"):
         monkeypatch.setenv(name, endpoint)
     table = f"review29-{uuid.uuid4().hex[:8]}"
-    creds = boto3.client("sts", endpoint_url=endpoint, region_name=REGION).assume_role(
-        RoleArn=READ_ROLE, RoleSessionName="setup"
-    )["Credentials"]
-    owner = boto3.client(
-        "dynamodb",
-        endpoint_url=endpoint,
-        region_name=REGION,
-        aws_access_key_id=creds["AccessKeyId"],
-        aws_secret_access_key=creds["SecretAccessKey"],
-        aws_session_token=creds["SessionToken"],
-    )
-    owner.create_table(
-        TableName=table,
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
-    )
+    owner = as_role(endpoint, READ_ROLE)
+    create_streamed(owner, table)
     for n in range(2):
         owner.put_item(TableName=table, Item={"id": {"S": f"i{n}"}})
     return table

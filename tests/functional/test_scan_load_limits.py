@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_load_local import create_table
 
 from ddblake.aws.clients import DynamoClients
 from ddblake.cli.main import main
@@ -24,20 +25,6 @@ from ddblake.load.table import Page, TableInfo, TableReader
 from ddblake.progress import NoProgress
 
 pytestmark = pytest.mark.functional
-
-
-def _table(clients: DynamoClients, name: str) -> str:
-    """``pk`` (S) hash and ``sk`` (N) range, on-demand."""
-    clients.dynamodb.create_table(
-        TableName=name,
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "N"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    return name
 
 
 def _put(clients: DynamoClients, table: str, count: int, pad: int = 10) -> None:
@@ -68,7 +55,7 @@ def test_keys_given_to_a_scan_load_are_refused_naming_where_they_came_from(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    table = _table(clients, table_name)
+    table = create_table(clients, table_name)
     _put(clients, table, 10)
     lake = tmp_path / "lake"
     args = ["load", "--table", table, "--lake", str(lake), "--endpoint-url", dynamodb_local_endpoint]
@@ -146,7 +133,7 @@ class _StaleReader(TableReader):
 def test_a_stale_item_size_is_corrected_after_the_first_page(
     clients: DynamoClients, table_name: str, tmp_path: Path
 ) -> None:
-    table = _table(clients, table_name)
+    table = create_table(clients, table_name)
     _put(clients, table, 70, pad=40_000)  # 40 KB items: 5 units each, eventually consistent
     reader = _StaleReader(table, clients.dynamodb)
     reader.pages = []
